@@ -1,0 +1,63 @@
+"""The ISA as Python sees it: read through cffi from overlay/include/ctrain_isa.h
+(compiled into ctrain._host), never retyped here."""
+import enum
+
+import numpy as np
+
+from ._host import ffi, lib
+
+INSN_BYTES = lib.CTRAIN_INSN_BYTES
+STATS_BYTES = lib.CTRAIN_STATS_BYTES
+ALIGN = lib.CTRAIN_ALIGN
+
+_NUMPY_OF_C = {
+    "uint8_t": "u1", "int8_t": "i1", "uint16_t": "<u2", "int16_t": "<i2",
+    "uint32_t": "<u4", "int32_t": "<i4", "uint64_t": "<u8", "int64_t": "<i8",
+}
+
+
+def _dtype_of(ctype_name):
+    """A numpy structured dtype with the exact offsets cffi computed for the struct."""
+    ctype = ffi.typeof(ctype_name)
+    names, formats, offsets = [], [], []
+    for name, field in ctype.fields:
+        t = field.type
+        if t.kind == "array":
+            fmt = (_NUMPY_OF_C[t.item.cname], t.length)
+        else:
+            fmt = _NUMPY_OF_C[t.cname]
+        names.append(name)
+        formats.append(fmt)
+        offsets.append(field.offset)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                     "itemsize": ffi.sizeof(ctype)})
+
+
+def _enum(name, ctype_name):
+    return enum.IntEnum(name, dict(ffi.typeof(ctype_name).relements))
+
+
+INSN_DTYPE = _dtype_of("ctrain_insn_t")
+STATS_DTYPE = _dtype_of("ctrain_stats_t")
+assert INSN_DTYPE.itemsize == INSN_BYTES and STATS_DTYPE.itemsize == STATS_BYTES
+
+Op = _enum("Op", "enum ctrain_opcode")
+Flag = _enum("Flag", "enum ctrain_flag")
+Fault = _enum("Fault", "enum ctrain_fault")
+
+#: Register offsets, by name without the REG_ prefix.
+REG = {n[4:]: getattr(lib, n) for n in dir(lib) if n.startswith("REG_")}
+CTRL_AP_START = lib.CTRL_AP_START
+CTRL_AP_DONE = lib.CTRL_AP_DONE
+CTRL_AP_IDLE = lib.CTRL_AP_IDLE
+CTRL_AP_READY = lib.CTRL_AP_READY
+
+#: PE-array limits, by name without the CTRAIN_MAX_ prefix (KERNEL, STRIDE, ...).
+LIMITS = {n[11:]: getattr(lib, n) for n in dir(lib) if n.startswith("CTRAIN_MAX_")}
+
+PAR = {n[11:]: getattr(lib, n) for n in dir(lib) if n.startswith("CTRAIN_PAR_")}
+
+
+def new_program(n):
+    """A zeroed instruction array (opcode 0 is OP_INVALID, so unset entries fault)."""
+    return np.zeros(n, dtype=INSN_DTYPE)

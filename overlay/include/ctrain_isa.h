@@ -1,0 +1,148 @@
+/*
+ * CTrain ISA: the one definition of the instruction layout, opcodes, flags,
+ * statistics record, fault codes and AXI-lite register map.
+ *
+ * Included by the HLS top (overlay/hls), by host_lib, and read by Python
+ * through cffi: everything between the cdef markers below must stay plain
+ * declarations that cffi's ffi.cdef() accepts (no #include, no #if, no
+ * expressions in #define).  docs/isa.md gives the meaning of every field per
+ * opcode; docs/numeric.md the arithmetic.
+ */
+#ifndef CTRAIN_ISA_H
+#define CTRAIN_ISA_H
+
+#include <stdint.h>
+
+/* @cdef-begin */
+
+#define CTRAIN_ISA_VERSION 1
+#define CTRAIN_INSN_BYTES 128
+#define CTRAIN_STATS_BYTES 32
+#define CTRAIN_ALIGN 64
+
+/* Limits of the PE array and its on-chip buffers: the compiler rejects
+ * models beyond them, the engines fault on instructions beyond them. */
+#define CTRAIN_MAX_KERNEL 11
+#define CTRAIN_MAX_STRIDE 4
+#define CTRAIN_MAX_PAD 5
+#define CTRAIN_MAX_DIM 512
+#define CTRAIN_MAX_CH 2048
+#define CTRAIN_MAX_BATCH 1024
+#define CTRAIN_MAX_COUNT 16777216
+#define CTRAIN_MAX_TABLE 4096
+
+/* Hyper-parameter block of OP_UPDATE: six consecutive table entries from
+ * slot e_par. */
+#define CTRAIN_PAR_LR_M 0
+#define CTRAIN_PAR_LR_S 1
+#define CTRAIN_PAR_MU_M 2
+#define CTRAIN_PAR_MU_S 3
+#define CTRAIN_PAR_WD_M 4
+#define CTRAIN_PAR_WD_S 5
+#define CTRAIN_PAR_COUNT 6
+
+enum ctrain_opcode {
+    OP_INVALID = 0, /* zeroed memory never executes silently */
+    OP_HALT = 1,
+    OP_CONV_FP = 2,
+    OP_CONV_EB = 3,
+    OP_CONV_WG = 4,
+    OP_UPDATE = 5,
+    OP_RELU_FP = 6,
+    OP_RELU_BP = 7,
+    OP_POOL_FP = 8,
+    OP_POOL_BP = 9,
+    OP_COUNT = 10
+};
+
+enum ctrain_flag {
+    FLAG_RELU = 1,      /* CONV_FP: ReLU on the output stream, before stats */
+    FLAG_BIAS = 2,      /* CONV_FP adds bias; CONV_WG writes the bias gradient */
+    FLAG_RELU_MASK = 4  /* CONV_EB, POOL_BP: zero errors where aux activation == 0 */
+};
+
+enum ctrain_fault {
+    FAULT_NONE = 0,
+    FAULT_OPCODE = 1,   /* unknown opcode or flag bits */
+    FAULT_SHAPE = 2,    /* shape beyond the PE array's limits or inconsistent */
+    FAULT_BOUNDS = 3,   /* operand outside the DDR window */
+    FAULT_ALIGN = 4,    /* operand address not aligned to its element size */
+    FAULT_SLOT = 5,     /* parameter-table slot beyond the table */
+    FAULT_PROGRAM = 6   /* instruction stream itself outside the DDR window */
+};
+
+/* Control register bits (Vitis HLS ap_ctrl_hs) */
+#define CTRL_AP_START 1
+#define CTRL_AP_DONE 2
+#define CTRL_AP_IDLE 4
+#define CTRL_AP_READY 8
+
+/* AXI-lite register map of ctrain_top, in the offsets Vitis HLS assigns to
+ * its arguments (ddr is a 64-bit m_axi offset; scalars are 32-bit; outputs
+ * are ap_vld with their control word 4 bytes above the data).  On a board
+ * the driver reads the offsets from the .hwh and checks them against these. */
+#define REG_CTRL 0
+#define REG_GIE 4
+#define REG_IER 8
+#define REG_ISR 12
+#define REG_DDR_LO 16
+#define REG_DDR_HI 20
+#define REG_PROG 28
+#define REG_N_INSN 36
+#define REG_TABLE 44
+#define REG_TABLE_LEN 52
+#define REG_DDR_SIZE 60
+#define REG_STATUS 68
+#define REG_STATUS_CTRL 72
+#define REG_PC 76
+#define REG_PC_CTRL 80
+#define REG_FAULT_ADDR 84
+#define REG_FAULT_ADDR_CTRL 88
+#define REG_MAP_BYTES 96
+
+/* One instruction: 32 little-endian 32-bit words.  Addresses are byte
+ * offsets from the DDR base register; e_* are parameter-table slots. */
+typedef struct {
+    uint32_t op;
+    uint32_t flags;
+    uint32_t n;
+    uint32_t c_in;
+    uint32_t h_in;
+    uint32_t w_in;
+    uint32_t c_out;
+    uint32_t h_out;
+    uint32_t w_out;
+    uint32_t k_h;
+    uint32_t k_w;
+    uint32_t stride;
+    uint32_t pad;
+    uint32_t count;
+    uint32_t count_w;
+    uint32_t src;
+    uint32_t src2;
+    uint32_t src3;
+    uint32_t aux;
+    uint32_t dst;
+    uint32_t dst2;
+    uint32_t stats;
+    uint32_t e_src;
+    uint32_t e_src2;
+    uint32_t e_src3;
+    uint32_t e_dst;
+    uint32_t e_par;
+    uint32_t reserved[5];
+} ctrain_insn_t;
+
+/* What every instruction reports about its output (docs/numeric.md). */
+typedef struct {
+    int64_t max_abs;    /* largest |output| before the final shift/saturation, unit 2^exp */
+    int32_t exp;        /* exponent of max_abs's unit */
+    uint32_t sat;       /* outputs clamped at the store */
+    uint32_t nnz;       /* nonzero outputs stored */
+    uint32_t count;     /* outputs stored */
+    uint32_t reserved[2];
+} ctrain_stats_t;
+
+/* @cdef-end */
+
+#endif /* CTRAIN_ISA_H */

@@ -1,0 +1,31 @@
+"""Installs the `ctrain` package from driver/ and builds host_lib through cffi.
+
+The overlay sources (ISA header, HLS C++) are copied into the package so the
+C-sim engine can be compiled after a plain (non-editable) install.
+"""
+import os
+import shutil
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+class BuildPyWithOverlay(build_py):
+    def run(self):
+        super().run()
+        dst = os.path.join(self.build_lib, "ctrain", "overlay_src")
+        for sub in ("include", "hls"):
+            src = os.path.join(ROOT, "overlay", sub)
+            if os.path.isdir(src):
+                shutil.copytree(src, os.path.join(dst, sub), dirs_exist_ok=True)
+
+
+setup(
+    package_dir={"": "driver"},
+    packages=find_packages("driver"),
+    cffi_modules=["host_lib/build_host.py:ffibuilder"],
+    cmdclass={"build_py": BuildPyWithOverlay},
+    zip_safe=False,
+)

@@ -1,0 +1,85 @@
+"""`ctrain` command line: train, verify."""
+import argparse
+import sys
+
+from .errors import CTrainError
+
+
+def _train_parser(sub):
+    p = sub.add_parser("train", help="train a CNN on the (emulated) accelerator")
+    p.add_argument("--model", default=None, help="lenet5, digits-cnn or mlp (default: per dataset)")
+    p.add_argument("--dataset", default="digits", choices=["digits", "mnist"],
+                   help="digits: scikit-learn's 8x8 digits (built in); mnist: IDX files in --data-dir")
+    p.add_argument("--data-dir", default=None, help="directory of MNIST IDX files (gzip or raw)")
+    p.add_argument("--train-count", type=int, default=None, help="mnist t10k split: images for training (8000)")
+    p.add_argument("--test-count", type=int, default=None, help="mnist t10k split: images for testing (2000)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
+    p.add_argument("--warmup", type=float, default=1.0, help="epochs of float training before fixed point")
+    p.add_argument("--float", dest="fixed_point", action="store_false",
+                   help="fixed point off: the whole run in float32 (the fp32 baseline)")
+    p.add_argument("--window", type=int, default=2, help="exponents from the last 2^N iterations")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--engine", default="numpy", choices=["numpy", "csim"])
+    p.add_argument("--device", default="emulated", choices=["emulated", "board"])
+    p.add_argument("--checkpoint", default=None, help="checkpoint file, written atomically every epoch")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="also every N iterations")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _cmd_train(args):
+    from .train import TrainConfig, train
+    cfg = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, model=args.model, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+                      weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup,
+                      fixed_point=args.fixed_point, window_log2=args.window, seed=args.seed,
+                      engine=args.engine, device=args.device, train_count=args.train_count,
+                      test_count=args.test_count, checkpoint=args.checkpoint,
+                      checkpoint_every=args.checkpoint_every)
+    trainer, acc = train(cfg, progress=not args.no_progress, resume=args.resume)
+    mode = "8-bit fixed point" if cfg.fixed_point else "float32"
+    print(f"test accuracy: {100 * acc:.2f}% ({mode}, {cfg.model_name()} on {cfg.dataset}, "
+          f"{len(trainer.ds.test_y)} held-out images)")
+    return 0
+
+
+def _verify_parser(sub):
+    p = sub.add_parser("verify", help="compare an engine with the numpy engine on random instructions")
+    p.add_argument("--engine", default="csim", choices=["numpy", "csim"])
+    p.add_argument("--cases", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _cmd_verify(args):
+    from .verify import format_report, verify
+    report = verify(args.engine, args.cases, args.seed, progress=not args.no_progress)
+    print(format_report(report))
+    return 0 if report["mismatches"] == 0 else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="ctrain", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _verify_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return {"train": _cmd_train, "verify": _cmd_verify}[args.command](args)
+    except CTrainError as exc:
+        print(f"ctrain: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ctrain: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

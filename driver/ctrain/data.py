@@ -1,0 +1,280 @@
+"""Datasets for CTrain as in-memory (images, labels) splits.
+
+Images are float32 [N, 1, H, W] in [0, 1] and labels int64 [N], so the
+training loop never has to care where the data came from.  Two sources:
+
+* ``digits``: the UCI 8x8 digits bundled with scikit-learn (no download), the
+  default because it is small enough for the emulator.
+* ``mnist``: MNIST-format IDX files in a local directory (no download either;
+  the caller points us at the files).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+
+from .errors import DatasetError
+
+__all__ = [
+    "Dataset",
+    "load_digits",
+    "read_idx",
+    "load_mnist_dir",
+    "get_dataset",
+    "batches",
+]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A named train/test split; arrays follow the module's layout contract."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    name: str
+
+    @property
+    def num_classes(self) -> int:
+        """Highest label + 1 over both splits (10 for digits and MNIST)."""
+        return int(max(self.train_y.max(initial=-1), self.test_y.max(initial=-1))) + 1
+
+    @property
+    def input_shape(self) -> Tuple[int, ...]:
+        """Per-sample shape (C, H, W), what the model's first layer must accept."""
+        return tuple(self.train_x.shape[1:])
+
+
+# --------------------------------------------------------------------------
+# scikit-learn digits
+# --------------------------------------------------------------------------
+
+def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """UCI 8x8 digits, split stratified by class so small test sets stay balanced."""
+    if not 0.0 < test_fraction < 1.0:
+        raise DatasetError(f"digits: test_fraction must be in (0, 1), got {test_fraction!r}")
+    from sklearn.datasets import load_digits as _sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = _sk_load_digits()
+    x = (bunch.images.astype(np.float32) / np.float32(16.0))[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    train_x, test_x, train_y, test_y = train_test_split(
+        x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    return Dataset(np.ascontiguousarray(train_x), train_y,
+                   np.ascontiguousarray(test_x), test_y, "digits")
+
+
+# --------------------------------------------------------------------------
+# IDX files
+# --------------------------------------------------------------------------
+
+# IDX type code -> big-endian numpy dtype (as specified by the MNIST format).
+_IDX_DTYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_bytes(path: str) -> bytes:
+    """Whole file, gunzipped when it starts with the gzip magic (names can lie)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read IDX file: {e.strerror or e}") from e
+    if not raw.startswith(_GZIP_MAGIC):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DatasetError(f"{path}: corrupt gzip stream: {e}") from e
+
+
+def _parse_idx_header(path: str, data: bytes) -> Tuple[np.dtype, Tuple[int, ...], int]:
+    """Validate the magic and return (dtype, shape, header length)."""
+    if len(data) < 4:
+        raise DatasetError(
+            f"{path}: truncated IDX file: expected at least 4 header bytes, found {len(data)}")
+    zero0, zero1, code, ndim = data[0], data[1], data[2], data[3]
+    if zero0 or zero1 or code not in _IDX_DTYPES or ndim == 0:
+        raise DatasetError(
+            f"{path}: not an IDX file: bad magic number 0x{data[:4].hex()} "
+            f"(expected 00 00 <type 08/09/0B/0C/0D/0E> <ndim >= 1>)")
+    header_len = 4 + 4 * ndim
+    if len(data) < header_len:
+        raise DatasetError(
+            f"{path}: truncated IDX header: {ndim} dims need {header_len} bytes, "
+            f"found {len(data)}")
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    return _IDX_DTYPES[code], shape, header_len
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an MNIST-format IDX file (raw or gzip) strictly into a native-endian array.
+
+    Strict because a silently short or padded file would otherwise surface
+    later as a baffling reshape error or as wrong labels.
+    """
+    path = os.fspath(path)
+    data = _read_bytes(path)
+    dtype, shape, header_len = _parse_idx_header(path, data)
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    found = len(data) - header_len
+    if found < expected:
+        raise DatasetError(
+            f"{path}: truncated IDX data: shape {shape} needs {expected} bytes, found {found}")
+    if found > expected:
+        raise DatasetError(
+            f"{path}: {found - expected} trailing bytes after the IDX data "
+            f"(shape {shape} needs {expected} bytes)")
+    arr = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header_len)
+    return arr.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+
+
+# --------------------------------------------------------------------------
+# MNIST directory
+# --------------------------------------------------------------------------
+
+# e.g. t10k-images-idx3-ubyte.gz, train-labels.idx1-ubyte
+_MNIST_NAME = re.compile(
+    r"^(?P<split>train|t10k)-(?P<kind>images|labels)[-.]idx(?P<nd>[13])-ubyte(?:\.gz)?$")
+_MNIST_LOOKED_FOR = ("t10k-images-idx3-ubyte[.gz] + t10k-labels-idx1-ubyte[.gz] and/or "
+                     "train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz] "
+                     "(also spelled *-images.idx3-ubyte / *-labels.idx1-ubyte)")
+_MNIST_DEFAULT_TRAIN, _MNIST_DEFAULT_TEST = 8000, 2000
+
+
+def _find_mnist_files(directory: str) -> dict:
+    """Map (split, kind) -> path; raw files win over .gz for determinism."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as e:
+        raise DatasetError(
+            f"{directory}: cannot list MNIST directory: {e.strerror or e}") from e
+    found = {}
+    for name in names:
+        m = _MNIST_NAME.match(name)
+        if not m or (m["kind"] == "images") != (m["nd"] == "3"):
+            continue
+        found.setdefault((m["split"], m["kind"]), os.path.join(directory, name))
+    return found
+
+
+def _load_mnist_pair(images_path: str, labels_path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Images [N,1,28,28] float32 in [0,1] and labels int64, cross-checked."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DatasetError(
+            f"{images_path}: expected uint8 images of shape [N, 28, 28], "
+            f"got {images.dtype} {list(images.shape)}")
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DatasetError(
+            f"{labels_path}: expected a 1-D uint8 label vector, got {labels.dtype} "
+            f"{list(labels.shape)}")
+    if len(images) != len(labels):
+        raise DatasetError(
+            f"{images_path} has {len(images)} images but {labels_path} has "
+            f"{len(labels)} labels")
+    if labels.size and labels.max() > 9:
+        raise DatasetError(f"{labels_path}: label {int(labels.max())} outside 0..9")
+    x = (images.astype(np.float32) / np.float32(255.0))[:, None, :, :]
+    return x, labels.astype(np.int64)
+
+
+def _split_single_set(directory, x, y, train_count, test_count):
+    """First train_count samples train, last test_count test (no overlap)."""
+    n_train = _MNIST_DEFAULT_TRAIN if train_count is None else int(train_count)
+    n_test = _MNIST_DEFAULT_TEST if test_count is None else int(test_count)
+    if n_train < 0 or n_test < 0 or n_train + n_test > len(x):
+        raise DatasetError(
+            f"{directory}: cannot split {len(x)} samples into {n_train} train + "
+            f"{n_test} test; pass smaller train_count/test_count")
+    return x[:n_train], y[:n_train], x[len(x) - n_test:], y[len(y) - n_test:]
+
+
+def _cap(x, y, count):
+    """First `count` samples (all when None)."""
+    return (x, y) if count is None else (x[:int(count)], y[:int(count)])
+
+
+def load_mnist_dir(directory, train_count: Optional[int] = None,
+                   test_count: Optional[int] = None) -> Dataset:
+    """MNIST from IDX files in `directory`.
+
+    With both train and t10k sets the files define the split (counts, when
+    given, keep the first N of each).  With only one set (e.g. just the
+    10,000-image test set) it is split: first `train_count` (default 8000)
+    for training, last `test_count` (default 2000) held out.
+    """
+    directory = os.fspath(directory)
+    files = _find_mnist_files(directory)
+    complete = [s for s in ("train", "t10k")
+                if (s, "images") in files and (s, "labels") in files]
+    if not complete:
+        have = ", ".join(sorted(os.path.basename(p) for p in files.values())) or "none"
+        raise DatasetError(
+            f"{directory}: no complete MNIST images+labels pair; looked for "
+            f"{_MNIST_LOOKED_FOR}; found: {have}")
+    pairs = {s: _load_mnist_pair(files[(s, "images")], files[(s, "labels")])
+             for s in complete}
+    if len(pairs) == 2:
+        train_x, train_y = _cap(*pairs["train"], train_count)
+        test_x, test_y = _cap(*pairs["t10k"], test_count)
+    else:
+        train_x, train_y, test_x, test_y = _split_single_set(
+            directory, *pairs[complete[0]], train_count, test_count)
+    return Dataset(train_x, train_y, test_x, test_y, "mnist")
+
+
+# --------------------------------------------------------------------------
+# Front door and batching
+# --------------------------------------------------------------------------
+
+def get_dataset(name: str = "digits", data_dir=None, **kw) -> Dataset:
+    """Dataset by name, so the CLI/config can choose with a string."""
+    key = (name or "digits").lower()
+    if key == "digits":
+        return load_digits(**kw)
+    if key == "mnist":
+        if data_dir is None:
+            raise DatasetError("mnist: data_dir is required (a directory with MNIST IDX files)")
+        return load_mnist_dir(data_dir, **kw)
+    raise DatasetError(f"unknown dataset {name!r}; choose 'digits' or 'mnist'")
+
+
+def batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng=None,
+            shuffle: bool = True, drop_last: bool = True) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """Yield (x, y) minibatches; one epoch per call.
+
+    `rng` is a numpy Generator (or a seed) so shuffling is reproducible.
+    Unshuffled batches are views (cheap); shuffled ones are gathered copies.
+    drop_last keeps every batch the same size, which the fixed-shape
+    accelerator program needs.
+    """
+    n = len(x)
+    if len(y) != n:
+        raise ValueError(f"batches: x has {n} samples but y has {len(y)}")
+    if batch_size <= 0:
+        raise ValueError(f"batches: batch_size must be positive, got {batch_size}")
+    stop = n - n % batch_size if drop_last else n
+    if not shuffle:
+        for s in range(0, stop, batch_size):
+            yield x[s:s + batch_size], y[s:s + batch_size]
+        return
+    order = np.random.default_rng(rng).permutation(n)
+    for s in range(0, stop, batch_size):
+        idx = order[s:s + batch_size]
+        yield x[idx], y[idx]

@@ -1,0 +1,69 @@
+"""The accelerator's driver: arguments into registers, ap_start, wait for
+ap_done with a timeout, decode faults. Board and emulation share it (cf.
+pynq.lib.dma: a small class over an IP's registers)."""
+import time
+
+from .. import isa
+from ..errors import DeviceFault, DeviceTimeout
+
+R = isa.REG
+
+
+class Accelerator:
+    def __init__(self, ip, timeout=60.0):
+        self.ip = ip
+        self.timeout = float(timeout)
+
+    def configure(self, ddr_base, ddr_size, table, table_len):
+        self.ip.write(R["DDR_LO"], ddr_base & 0xFFFFFFFF)
+        self.ip.write(R["DDR_HI"], ddr_base >> 32)
+        self.ip.write(R["DDR_SIZE"], ddr_size)
+        self.ip.write(R["TABLE"], table)
+        self.ip.write(R["TABLE_LEN"], table_len)
+        self._ddr_base = ddr_base
+
+    def run(self, prog, n_insn, program=None, first=0):
+        """Run n_insn instructions from offset `prog`; `program` (the host's
+        copy of the instruction array) and `first` (its index of the first
+        instruction) only make error messages name the instruction."""
+        self.ip.write(R["PROG"], prog)
+        self.ip.write(R["N_INSN"], n_insn)
+        self.ip.write(R["CTRL"], isa.CTRL_AP_START)
+        self.wait(n_insn, program, first)
+        status = self.ip.read(R["STATUS"])
+        pc = self.ip.read(R["PC"])
+        if status != isa.Fault.FAULT_NONE:
+            addr = self.ip.read(R["FAULT_ADDR"])
+            raise self._fault(status, pc, addr, program, first)
+        return pc
+
+    def wait(self, n_insn, program=None, first=0):
+        deadline = time.monotonic() + self.timeout
+        delay = 0.0
+        while not self.ip.read(R["CTRL"]) & isa.CTRL_AP_DONE:
+            if time.monotonic() > deadline:
+                pc = self.ip.read(R["PC"])
+                raise DeviceTimeout(f"accelerator did not finish {n_insn} instructions in {self.timeout:g} s; "
+                                    f"it reached {self._describe(pc, program, first)}")
+            time.sleep(delay)
+            delay = min(delay * 2 or 2e-5, 1e-3)
+
+    @staticmethod
+    def _describe(pc, program, first):
+        text = f"instruction {first + pc}"
+        if program is not None and 0 <= first + pc < len(program):
+            op = int(program[first + pc]["op"])
+            name = isa.Op(op).name if op in isa.Op._value2member_map_ else f"opcode {op}"
+            text += f" ({name})"
+        return text
+
+    def _fault(self, status, pc, addr, program, first):
+        code = isa.Fault(status) if status in isa.Fault._value2member_map_ else status
+        name = code.name if hasattr(code, "name") else f"fault {status}"
+        what = "slot" if code == isa.Fault.FAULT_SLOT else "address"
+        shown = f"{addr}" if what == "slot" else f"0x{addr:x} (window offset)"
+        op = None
+        if program is not None and 0 <= first + pc < len(program):
+            op = int(program[first + pc]["op"])
+        return DeviceFault(f"accelerator fault {name} at {self._describe(pc, program, first)}, {what} {shown}",
+                           code=status, pc=first + pc, opcode=op, address=addr)

@@ -1,0 +1,117 @@
+"""The emulated board: a bounds-checked DDR, an allocator handing out
+DeviceBuffers, and the accelerator's AXI-lite register file driving an
+engine. The driver talks to it exactly as to the board: through registers
+and physical addresses."""
+import threading
+
+import numpy as np
+
+from .. import isa
+from ..engine import get_engine
+from ..errors import MemoryFault
+from .buffer import Allocator, DeviceBuffer
+
+R = isa.REG
+
+
+class EmulatedIP:
+    """The register map of ctrain_top (ap_ctrl_hs). Writing ap_start runs the
+    engine on a worker thread, as the hardware runs beside the CPU."""
+
+    def __init__(self, device, engine):
+        self.device = device
+        self.engine = engine
+        self.regs = np.zeros(isa.REG["MAP_BYTES"] // 4, np.uint32)
+        self._idle = True
+        self._done = False
+        self._thread = None
+        self._error = None
+
+    def _check(self, offset):
+        if offset % 4 or not 0 <= offset < isa.REG["MAP_BYTES"]:
+            raise MemoryFault(f"register offset 0x{offset:x} is not in the accelerator's map "
+                              f"(0x0..0x{isa.REG['MAP_BYTES'] - 4:x}, word aligned)")
+
+    def read(self, offset):
+        self._check(offset)
+        if offset == R["CTRL"]:
+            if self._error is not None:
+                err, self._error = self._error, None
+                raise err
+            value = (isa.CTRL_AP_DONE if self._done else 0) | (isa.CTRL_AP_IDLE if self._idle else 0)
+            self._done = False  # ap_done clears on read
+            return value
+        return int(self.regs[offset // 4])
+
+    def write(self, offset, value):
+        self._check(offset)
+        if offset == R["CTRL"]:
+            if value & isa.CTRL_AP_START and self._idle:
+                self._start()
+            return
+        self.regs[offset // 4] = int(value) & 0xFFFFFFFF
+
+    def _reg(self, name):
+        return int(self.regs[R[name] // 4])
+
+    def _start(self):
+        self._idle, self._done = False, False
+        base = self._reg("DDR_LO") | (self._reg("DDR_HI") << 32)
+        window = self.device.window(base, self._reg("DDR_SIZE"))
+        args = (window, self._reg("PROG"), self._reg("N_INSN"), self._reg("TABLE"), self._reg("TABLE_LEN"))
+        self._thread = threading.Thread(target=self._run, args=args, daemon=True)
+        self._thread.start()
+
+    def _run(self, *args):
+        try:
+            res = self.engine.run(*args)
+            self.regs[R["STATUS"] // 4] = int(res.status)
+            self.regs[R["PC"] // 4] = int(res.pc)
+            self.regs[R["FAULT_ADDR"] // 4] = int(res.fault_addr) & 0xFFFFFFFF
+        except BaseException as exc:  # an engine bug, not a program fault: surface it
+            self._error = exc
+        self._done, self._idle = True, True
+
+
+class EmulatedDevice:
+    """A board in software. `ddr_bytes` of zeroed DDR at a physical base;
+    `engine` executes instructions (numpy or csim)."""
+
+    name = "emulated"
+    PHYS_BASE = 0x1000_0000
+
+    def __init__(self, ddr_bytes=256 << 20, engine="numpy", **engine_options):
+        self.ddr = np.zeros(int(ddr_bytes), np.uint8)
+        self.allocator = Allocator(self.PHYS_BASE, self.ddr.size)
+        self.engine = get_engine(engine, **engine_options) if isinstance(engine, str) else engine
+        self.ip = EmulatedIP(self, self.engine)
+
+    def allocate(self, shape, dtype=np.uint8):
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        addr = self.allocator.allocate(nbytes)
+        return DeviceBuffer(self, addr, shape, dtype)
+
+    def free(self, addr):
+        self.allocator.free(addr)
+
+    def _offset(self, addr, nbytes, what):
+        off = int(addr) - self.PHYS_BASE
+        if off < 0 or off + int(nbytes) > self.ddr.size:
+            raise MemoryFault(f"{what} [0x{int(addr):x}, +{int(nbytes)}) is outside DDR "
+                              f"[0x{self.PHYS_BASE:x}, 0x{self.PHYS_BASE + self.ddr.size:x})")
+        if self.allocator.owner(addr, nbytes) is None:
+            raise MemoryFault(f"{what} [0x{int(addr):x}, +{int(nbytes)}) is not inside one allocated buffer")
+        return off
+
+    def write_ddr(self, addr, data):
+        off = self._offset(addr, data.size, "host write")
+        self.ddr[off:off + data.size] = data
+
+    def read_ddr(self, addr, nbytes):
+        off = self._offset(addr, nbytes, "host read")
+        return self.ddr[off:off + nbytes]
+
+    def window(self, base, size):
+        """What the accelerator's m_axi port reaches from `base`: it must be memory this device allocated."""
+        off = self._offset(base, size, "accelerator DDR window")
+        return self.ddr[off:off + int(size)]

@@ -1,0 +1,137 @@
+"""Float32 numpy training of a Sequential: the warm-up before fixed point and
+the fp32 baseline. It runs the same stages as the accelerator and records the
+magnitude of every tensor, which seeds the fixed-point exponents."""
+import numpy as np
+
+from . import conv_ops
+from .model import Linear, geometry
+
+
+def top_of(x):
+    """Smallest t with max|x| < 2^t (None for an all-zero tensor)."""
+    m = float(np.max(np.abs(x))) if x.size else 0.0
+    if not np.isfinite(m):
+        raise FloatingPointError("non-finite value")
+    if m == 0.0:
+        return None
+    return int(np.floor(np.log2(m))) + 1
+
+
+def softmax_xent(logits, labels):
+    """Mean softmax cross-entropy and its gradient w.r.t. the logits (float64)."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    ez = np.exp(z)
+    p = ez / ez.sum(axis=1, keepdims=True)
+    n = z.shape[0]
+    loss = -np.log(np.maximum(p[np.arange(n), labels], 1e-300)).mean()
+    g = p
+    g[np.arange(n), labels] -= 1.0
+    return float(loss), g / n
+
+
+class FloatNet:
+    """Forward/backward/SGD over the model's stages in float32.
+
+    The optimizer is the one the fixed-point UPDATE implements:
+    v = mu*v + lr*(g + wd*w); w = w - v."""
+
+    def __init__(self, model, params):
+        self.model = model
+        self.params = params
+        self.velocity = [{k: (None if v is None else np.zeros_like(v)) for k, v in p.items()} for p in params]
+
+    # -- forward / backward --------------------------------------------------
+    def forward(self, x, keep=False):
+        acts = [x]
+        for st in self.model.stages:
+            a = acts[-1]
+            if st.kind == "param":
+                p = self.params[st.param_index]
+                k, s, pad = geometry(st)
+                if isinstance(st.layer, Linear):
+                    a2 = a.reshape(a.shape[0], -1)
+                    y = (a2 @ p["w"].reshape(p["w"].shape[0], -1).T)[:, :, None, None]
+                else:
+                    y = conv_ops.conv2d(a, p["w"], s, pad)
+                if p["b"] is not None:
+                    y = y + p["b"][None, :, None, None]
+                if st.relu:
+                    y = np.maximum(y, 0)
+            elif st.kind == "pool":
+                k, s, _ = geometry(st)
+                y = conv_ops.maxpool2d(a, k, s)
+            else:
+                y = np.maximum(a, 0)
+            acts.append(y.astype(np.float32, copy=False))
+        if keep:
+            self._acts = acts
+        return acts[-1].reshape(x.shape[0], -1)
+
+    def backward(self, dlogits):
+        """Gradients per param stage, and the error tensor at every stage output."""
+        acts = self._acts
+        stages = self.model.stages
+        err = dlogits.astype(np.float32).reshape(acts[-1].shape)
+        if stages[-1].relu:
+            err = err * (acts[-1] > 0)
+        grads = [None] * len(self.params)
+        errs = [None] * len(acts)
+        errs[-1] = err
+        for st in reversed(stages):
+            i = st.index
+            x, y = acts[i], acts[i + 1]
+            if st.kind == "param":
+                p = self.params[st.param_index]
+                k, s, pad = geometry(st)
+                n = x.shape[0]
+                if isinstance(st.layer, Linear):
+                    x2, e2 = x.reshape(n, -1), err.reshape(n, -1)
+                    gw = (e2.T @ x2).reshape(p["w"].shape)
+                    dx = (e2 @ p["w"].reshape(p["w"].shape[0], -1)).reshape(x.shape) if i > 0 else None
+                else:
+                    gw = conv_ops.conv2d_grad_weight(err, x, p["w"].shape[2:], s, pad)
+                    dx = conv_ops.conv2d_grad_input(err, p["w"], x.shape[2:], s, pad) if i > 0 else None
+                gb = err.sum(axis=(0, 2, 3)) if p["b"] is not None else None
+                grads[st.param_index] = {"w": gw.astype(np.float32), "b": None if gb is None else gb.astype(np.float32)}
+            elif st.kind == "pool":
+                k, s, _ = geometry(st)
+                dx = conv_ops.maxpool2d_grad(err, x, k, s)
+            else:
+                dx = err * (y > 0)
+            if dx is None:
+                break
+            if i > 0 and stages[i - 1].kind == "param" and stages[i - 1].relu:
+                dx = dx * (x > 0)
+            err = dx.astype(np.float32, copy=False)
+            errs[i] = err
+        self._errs = errs
+        return grads
+
+    def step(self, grads, lr, momentum, weight_decay):
+        for p, v, g in zip(self.params, self.velocity, grads):
+            for key in ("w", "b"):
+                if p[key] is None:
+                    continue
+                v[key] *= np.float32(momentum)
+                v[key] += np.float32(lr) * (g[key] + np.float32(weight_decay) * p[key])
+                p[key] -= v[key]
+
+    def train_batch(self, x, y, lr, momentum, weight_decay):
+        logits = self.forward(x, keep=True)
+        loss, g = softmax_xent(logits, y)
+        if not np.isfinite(loss):
+            raise FloatingPointError("loss is not finite")
+        grads = self.backward(g)
+        self.step(grads, lr, momentum, weight_decay)
+        return loss, logits
+
+    def tensor_tops(self):
+        """Magnitudes (tops) of the last batch's activations and errors per stage output."""
+        return ([top_of(a) for a in self._acts], [None if e is None else top_of(e) for e in self._errs])
+
+    def predict(self, x, batch_size=256):
+        out = []
+        for i in range(0, len(x), batch_size):
+            out.append(self.forward(x[i:i + batch_size]))
+        return np.concatenate(out)

@@ -1,0 +1,250 @@
+"""Model definition: a Sequential of the layers the accelerator maps, and the
+named networks the CLI offers. Parameters live in float32 numpy arrays; the
+compiler lowers the layer list to stages (conv/linear with fused ReLU, pool,
+ReLU) and the fixed-point runtime owns the int copies."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import MappingError
+from . import isa
+
+
+@dataclass
+class Conv2d:
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    bias: bool = True
+
+
+@dataclass
+class Linear:
+    in_features: int
+    out_features: int
+    bias: bool = True
+
+
+@dataclass
+class ReLU:
+    pass
+
+
+@dataclass
+class MaxPool2d:
+    kernel_size: int = 2
+    stride: int = None
+
+    def __post_init__(self):
+        if self.stride is None:
+            self.stride = self.kernel_size
+
+
+@dataclass
+class Flatten:
+    pass
+
+
+@dataclass
+class Stage:
+    """One unit of work on the accelerator after lowering.
+
+    kind is "param" (Conv2d/Linear, ReLU fused when `relu`), "pool" or "relu";
+    in_shape/out_shape are per-sample (C, H, W)."""
+    kind: str
+    layer: object
+    relu: bool
+    in_shape: tuple
+    out_shape: tuple
+    index: int = 0          # position among stages
+    param_index: int = -1   # position among param stages
+    names: list = field(default_factory=list)  # source layer indices, for messages
+
+
+class Sequential:
+    """A feed-forward CNN; `input_shape` is (C, H, W)."""
+
+    def __init__(self, *layers, input_shape):
+        self.layers = list(layers)
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.stages = lower(self.layers, self.input_shape)
+
+    @property
+    def param_stages(self):
+        return [s for s in self.stages if s.kind == "param"]
+
+    @property
+    def num_classes(self):
+        return int(np.prod(self.stages[-1].out_shape))
+
+    def init_params(self, rng):
+        """He-uniform weights, zero biases (what PyTorch's default approximates)."""
+        params = []
+        for st in self.param_stages:
+            shape = weight_shape(st)
+            fan_in = int(np.prod(shape[1:]))
+            bound = np.sqrt(6.0 / fan_in)
+            w = rng.uniform(-bound, bound, size=shape).astype(np.float32)
+            b = np.zeros(shape[0], np.float32) if has_bias(st) else None
+            params.append({"w": w, "b": b})
+        return params
+
+    def describe(self):
+        rows = []
+        for st in self.stages:
+            name = type(st.layer).__name__ if st.layer is not None else st.kind
+            if st.kind == "param" and st.relu:
+                name += "+ReLU"
+            rows.append(f"{st.index:2d} {name:<14} {str(st.in_shape):>14} -> {st.out_shape}")
+        return "\n".join(rows)
+
+
+def has_bias(stage):
+    return bool(stage.layer.bias)
+
+
+def weight_shape(stage):
+    """[c_out, c_in, k_h, k_w]; a Linear layer is a 1x1 convolution on a 1x1 map."""
+    layer = stage.layer
+    if isinstance(layer, Conv2d):
+        k = layer.kernel_size
+        return (layer.out_channels, layer.in_channels, k, k)
+    return (layer.out_features, layer.in_features, 1, 1)
+
+
+def geometry(stage):
+    """(k, stride, pad) of a param or pool stage."""
+    layer = stage.layer
+    if isinstance(layer, Conv2d):
+        return layer.kernel_size, layer.stride, layer.padding
+    if isinstance(layer, MaxPool2d):
+        return layer.kernel_size, layer.stride, 0
+    return 1, 1, 0
+
+
+def _normalise(layers):
+    """Conv/Linear -> MaxPool -> ReLU becomes Conv/Linear -> ReLU -> MaxPool
+    (max-pool and ReLU commute) so the ReLU fuses into the PE array's output."""
+    out = list(layers)
+    i = 0
+    while i + 2 < len(out):
+        a, b, c = out[i:i + 3]
+        if isinstance(a, (Conv2d, Linear)) and isinstance(b, MaxPool2d) and isinstance(c, ReLU):
+            out[i + 1], out[i + 2] = c, b
+        i += 1
+    return out
+
+
+def lower(layers, input_shape):
+    """Check every layer against its input shape and the PE array's limits,
+    and produce the stage list. Errors name the layer and the problem."""
+    lim = isa.LIMITS
+    shape = tuple(input_shape)
+    stages = []
+    layers = _normalise(layers)
+    if len(shape) != 3 or min(shape) < 1:
+        raise MappingError(f"input shape {shape} must be (channels, height, width), all >= 1")
+    for i, layer in enumerate(layers):
+        where = f"layer {i} ({type(layer).__name__})"
+        c, h, w = shape
+        if isinstance(layer, Conv2d):
+            k, s, p = layer.kernel_size, layer.stride, layer.padding
+            if layer.in_channels != c:
+                raise MappingError(f"{where}: expects {layer.in_channels} input channels, gets {c}")
+            if not 1 <= k <= lim["KERNEL"]:
+                raise MappingError(f"{where}: kernel {k} is beyond the PE array's 1..{lim['KERNEL']}")
+            if not 1 <= s <= lim["STRIDE"]:
+                raise MappingError(f"{where}: stride {s} is beyond the PE array's 1..{lim['STRIDE']}")
+            if not 0 <= p <= lim["PAD"] or p >= k:
+                raise MappingError(f"{where}: padding {p} must be below the kernel size {k} and at most {lim['PAD']}")
+            if h + 2 * p < k or w + 2 * p < k:
+                raise MappingError(f"{where}: kernel {k}x{k} is larger than its padded input {h + 2 * p}x{w + 2 * p}")
+            if not 1 <= layer.out_channels <= lim["CH"]:
+                raise MappingError(f"{where}: {layer.out_channels} output channels beyond the limit {lim['CH']}")
+            out = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+            stages.append(Stage("param", layer, False, shape, out, names=[i]))
+        elif isinstance(layer, Linear):
+            if layer.in_features != c * h * w:
+                raise MappingError(f"{where}: expects {layer.in_features} input features, gets {c}x{h}x{w} = {c * h * w}")
+            if not 1 <= layer.out_features <= lim["CH"] or layer.in_features > lim["CH"] * lim["KERNEL"] ** 2:
+                raise MappingError(f"{where}: {layer.in_features}x{layer.out_features} is beyond the PE array's limits")
+            stages.append(Stage("param", layer, False, (c * h * w, 1, 1), (layer.out_features, 1, 1), names=[i]))
+            out = (layer.out_features, 1, 1)
+        elif isinstance(layer, ReLU):
+            prev = stages[-1] if stages else None
+            if prev is not None and prev.kind == "param" and not prev.relu:
+                prev.relu = True
+                prev.names.append(i)
+            else:
+                stages.append(Stage("relu", layer, False, shape, shape, names=[i]))
+            out = shape
+        elif isinstance(layer, MaxPool2d):
+            k, s = layer.kernel_size, layer.stride
+            if not 1 <= k <= lim["KERNEL"] or not 1 <= s <= lim["STRIDE"]:
+                raise MappingError(f"{where}: pool {k}x{k} stride {s} is beyond the stream processor's limits")
+            if h < k or w < k:
+                raise MappingError(f"{where}: pool window {k}x{k} is larger than its input {h}x{w}")
+            out = (c, (h - k) // s + 1, (w - k) // s + 1)
+            stages.append(Stage("pool", layer, False, shape, out, names=[i]))
+        elif isinstance(layer, Flatten):
+            out = (c * h * w, 1, 1)
+        else:
+            raise MappingError(f"{where}: the accelerator has no mapping for {type(layer).__name__}")
+        if max(out[1:]) > lim["DIM"] or (out[0] > lim["CH"] and not isinstance(layer, Flatten)):
+            raise MappingError(f"{where}: output {out} is beyond the accelerator's limits")
+        shape = out
+    if not stages or stages[-1].kind != "param":
+        raise MappingError("the model must end with a Conv2d or Linear layer producing the logits")
+    for j, st in enumerate(stages):
+        st.index = j
+    for j, st in enumerate(s for s in stages if s.kind == "param"):
+        st.param_index = j
+    return stages
+
+
+# --- named networks -------------------------------------------------------
+
+def lenet5(input_shape=(1, 28, 28), num_classes=10):
+    """LeNet-5 (LeCun et al. 1998) with ReLU and max-pooling, padded first conv."""
+    c, h, w = input_shape
+    pad = 2 if h == 28 else 0
+    hh = ((h + 2 * pad - 4) // 2 - 4) // 2
+    return Sequential(
+        Conv2d(c, 6, 5, padding=pad), ReLU(), MaxPool2d(2),
+        Conv2d(6, 16, 5), ReLU(), MaxPool2d(2),
+        Flatten(),
+        Linear(16 * hh * hh, 120), ReLU(),
+        Linear(120, 84), ReLU(),
+        Linear(84, num_classes),
+        input_shape=input_shape)
+
+
+def digits_cnn(input_shape=(1, 8, 8), num_classes=10):
+    """A small CNN for the 8x8 digits: two 3x3 conv blocks and a classifier."""
+    c, h, w = input_shape
+    return Sequential(
+        Conv2d(c, 16, 3, padding=1), ReLU(), MaxPool2d(2),
+        Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2),
+        Flatten(),
+        Linear(32 * (h // 4) * (w // 4), 64), ReLU(),
+        Linear(64, num_classes),
+        input_shape=input_shape)
+
+
+def mlp(input_shape, num_classes=10, hidden=128):
+    c, h, w = input_shape
+    return Sequential(Flatten(), Linear(c * h * w, hidden), ReLU(), Linear(hidden, num_classes),
+                      input_shape=input_shape)
+
+
+MODELS = {"lenet5": lenet5, "digits-cnn": digits_cnn, "mlp": mlp}
+
+
+def build_model(name, input_shape, num_classes=10):
+    try:
+        factory = MODELS[name]
+    except KeyError:
+        raise MappingError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+    return factory(input_shape=input_shape, num_classes=num_classes)

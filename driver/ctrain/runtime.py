@@ -1,0 +1,222 @@
+"""Runs a compiled Program on a device: one arena for everything the
+accelerator touches, streams written once, then per iteration: batch in,
+FP, loss on the host, its quantized gradient back, EB/WG/UPDATE, statistics
+out into the exponent manager."""
+import numpy as np
+
+from . import hostlib, isa
+from .device.accelerator import Accelerator
+from .exponents import ExponentManager, quantize_scalar, top
+from .fixedpoint import rshift_round, sat8
+from .floatnet import softmax_xent, top_of
+
+MASTER_FRAC_BITS = 16  # fractional bits of the master copy below the int8 copy's LSB
+LR_BITS = 15
+
+
+class Runtime:
+    def __init__(self, program, device, window_log2=2, timeout=60.0):
+        self.program = program
+        self.device = device
+        plan = program.plan
+        self.arena = device.allocate((plan.size,), np.uint8)
+        self.views = {name: self.arena[r.offset:r.offset + r.nbytes].view(r.dtype).reshape(r.shape)
+                      for name, r in plan.regions.items()}
+        prog_bytes = self.views["program"]
+        prog_bytes[...] = program.insns.view(np.uint8).reshape(-1)
+        prog_bytes.sync_to_device()
+        self.table = self.views["table"]
+        self.stats = self.views["stats"]
+        self.accel = Accelerator(device.ip, timeout=timeout)
+        self.accel.configure(self.arena.physical_address, plan.size,
+                             plan["table"].offset, program.table_len)
+        self.exps = ExponentManager(window_log2)
+        n_stages = len(program.model.stages)
+        self.logits_name = f"act{n_stages}"
+        self.err_last = f"err{n_stages}"
+        self.sat_totals = np.zeros(len(program.insns), np.int64)
+        self.count_totals = np.zeros(len(program.insns), np.int64)
+        self.iteration = 0
+
+    # -- state in and out ---------------------------------------------------
+    def load_float(self, params, act_tops=(), err_tops=()):
+        """Switch to fixed point: master copies from float weights, exponent
+        windows seeded from the float phase's tensor magnitudes."""
+        p = self.program
+        for L, prm in zip(p.layers, params):
+            w = prm["w"].reshape(-1)
+            t = top_of(w)
+            e_w8 = (t - 7) if t is not None else -7
+            e_m = e_w8 - MASTER_FRAC_BITS
+            master = self.views[L.region("master")]
+            master[:L.n_w] = hostlib.to_master(w, e_m)[0]
+            if L.n_b:
+                master[L.n_w:] = hostlib.to_master(prm["b"], e_m)[0]
+            self.views[L.region("mom")][...] = 0
+            self.views[L.region("grad")][...] = 0
+            self.views[L.region("mask")][...] = 1
+            self.table[L.slot_m] = e_m
+            self.table[L.slot_w8] = self.table[L.slot_w8_next] = e_w8
+            self._derive_w8(L)
+            self.exps.observe(L.slot_w8_next, e_w8 + 7)
+        for tops_per_iter in act_tops:
+            for i, t in enumerate(tops_per_iter):
+                if p.act_slots[i] not in p.const_slots:
+                    self.exps.observe(p.act_slots[i], t)
+        for tops_per_iter in err_tops:
+            for i, t in enumerate(tops_per_iter):
+                if t is not None and p.err_slots[i] is not None:
+                    self.exps.observe(p.err_slots[i], t)
+        for slot, value in p.const_slots.items():
+            self.table[slot] = value
+        for i, slot in enumerate(p.act_slots):
+            if slot not in p.const_slots:
+                self.table[slot] = self.exps.exponent(slot, -7)
+        for slot in p.err_slots:
+            if slot is not None:
+                self.table[slot] = self.exps.exponent(slot, -14)
+        self._sync_layers("to")
+
+    def _derive_w8(self, L):
+        """The int8 copy exactly as UPDATE derives it from the master copy."""
+        m = self.views[L.region("master")][:L.n_w].astype(np.int64)
+        shift = int(self.table[L.slot_w8]) - int(self.table[L.slot_m])
+        q = sat8(rshift_round(m, shift))[0]
+        q[self.views[L.region("mask")] == 0] = 0
+        self.views[L.region("w")].reshape(-1)[...] = q
+
+    def _sync_layers(self, direction):
+        names = ["table"] + [L.region(k) for L in self.program.layers for k in ("w", "master", "mom", "mask")]
+        for name in names:
+            v = self.views[name]
+            v.sync_to_device() if direction == "to" else v.sync_from_device()
+
+    def set_hyper(self, lr, momentum=0.9, weight_decay=0.0):
+        lr_m, lr_s = quantize_scalar(lr, LR_BITS)
+        mu_m, mu_s = quantize_scalar(momentum, LR_BITS)
+        wd_m, wd_s = quantize_scalar(weight_decay, LR_BITS)
+        ps = self.program.par_slot
+        self.table[ps:ps + isa.PAR["COUNT"]] = [lr_m, lr_s, mu_m, mu_s, wd_m, wd_s]
+        for L in self.program.layers:
+            # the gradient's resolution is exactly what the update can use (docs/numeric.md)
+            self.table[L.slot_g] = int(self.table[L.slot_m]) + lr_s - LR_BITS
+        self.table.sync_to_device()
+
+    def layer_arrays(self):
+        """The DDR-resident training state of every layer (synced from the device)."""
+        self._sync_layers("from")
+        out = {"table": np.array(self.table)}
+        for L in self.program.layers:
+            for k in ("w", "master", "mom", "mask"):
+                out[L.region(k)] = np.array(self.views[L.region(k)])
+        return out
+
+    def load_layer_arrays(self, arrays):
+        for name, value in arrays.items():
+            view = self.views[name]
+            if view.shape != value.shape or view.dtype != value.dtype:
+                raise ValueError(f"{name}: expected {view.shape} {view.dtype}, got {value.shape} {value.dtype}")
+            view[...] = value
+        self._sync_layers("to")
+
+    def float_params(self):
+        """Dequantized master weights, as float arrays per layer."""
+        self._sync_layers("from")
+        out = []
+        for L in self.program.layers:
+            m = self.views[L.region("master")]
+            x = hostlib.from_master(m, int(self.table[L.slot_m]))
+            out.append({"w": x[:L.n_w].reshape(L.w_shape), "b": x[L.n_w:] if L.n_b else None})
+        return out
+
+    # -- iterations -----------------------------------------------------------
+    def _run(self, segment):
+        start, count = self.program.segments[segment]
+        off = self.program.plan["program"].offset + start * isa.INSN_BYTES
+        self.accel.run(off, count, self.program.insns, start)
+
+    def _prepare_table(self):
+        p = self.program
+        for slot in set(p.act_slots) | {s for s in p.err_slots[:-1] if s is not None}:
+            if slot not in p.const_slots:
+                self.table[slot] = self.exps.exponent(slot, int(self.table[slot]))
+        for L in p.layers:
+            self.table[L.slot_w8_next] = self.exps.exponent(L.slot_w8_next, int(self.table[L.slot_w8]))
+
+    def _load_batch(self, xq):
+        x = self.views["act0"]
+        n = xq.shape[0]
+        x[:n] = xq
+        if n < x.shape[0]:
+            x[n:] = 0
+        x.sync_to_device()
+
+    def _logits(self):
+        z = self.views[self.logits_name]
+        z.sync_from_device()
+        e = int(self.table[self.program.act_slots[-1]])
+        return z.reshape(z.shape[0], -1).astype(np.float64) * 2.0 ** e
+
+    def train_step(self, xq, labels):
+        """One iteration on a full batch of int8 images (exponent -7)."""
+        p = self.program
+        if xq.shape[0] != p.batch:
+            raise ValueError(f"train_step needs a full batch of {p.batch}, got {xq.shape[0]}")
+        self._load_batch(xq)
+        self._prepare_table()
+        self.table.sync_to_device()
+        self._run("fp")
+        logits = self._logits()
+        loss, g = softmax_xent(logits, labels)
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss} at iteration {self.iteration}")
+        if p.model.stages[-1].relu:
+            g *= logits > 0
+        t = top_of(g)
+        e_err = (t - 7) if t is not None else -14
+        err = self.views[self.err_last]
+        hostlib.quantize(g.reshape(err.shape), e_err, out=err)
+        err.sync_to_device()
+        self.table[p.err_slots[-1]] = e_err
+        self.table.sync_to_device()
+        self._run("bp")
+        self._observe()
+        for L in p.layers:
+            self.table[L.slot_w8] = self.table[L.slot_w8_next]
+        self.iteration += 1
+        return loss, logits
+
+    def _observe(self):
+        s = self.stats
+        s.sync_from_device()
+        max_abs, exp = s["max_abs"], s["exp"]
+        for k, slot in enumerate(self.program.observe):
+            if slot >= 0:
+                self.exps.observe(slot, top(max_abs[k], exp[k]))
+        self.sat_totals += s["sat"]
+        self.count_totals += s["count"]
+
+    def predict_logits(self, xq):
+        """Logits of any number of int8 images, FP only (no statistics kept)."""
+        b = self.program.batch
+        out = []
+        for i in range(0, xq.shape[0], b):
+            chunk = xq[i:i + b]
+            self._load_batch(chunk)
+            self._run("fp")
+            out.append(self._logits()[:chunk.shape[0]])
+        return np.concatenate(out) if out else np.zeros((0, self.program.model.num_classes))
+
+    def saturation_report(self):
+        """Per instruction kind and layer: fraction of stores that saturated since the last reset."""
+        rows = []
+        for k, insn in enumerate(self.program.insns):
+            if self.count_totals[k]:
+                rows.append((self.program.insn_stage[k], isa.Op(int(insn["op"])).name,
+                             self.sat_totals[k] / self.count_totals[k]))
+        self.sat_totals[...] = 0
+        self.count_totals[...] = 0
+        return rows
+
+    def close(self):
+        self.arena.freebuffer()

@@ -1,0 +1,213 @@
+"""The training loop: float warm-up on the host, then fixed-point training on
+the (emulated or real) accelerator, evaluation, checkpoints and resume."""
+import math
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import checkpoint, data, hostlib
+from .compiler import INPUT_EXP, compile_model
+from .errors import CheckpointError, TrainingDiverged
+from .floatnet import FloatNet, softmax_xent
+from .model import build_model
+from .runtime import Runtime
+
+DEFAULT_MODEL = {"digits": "digits-cnn", "mnist": "lenet5"}
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "digits"
+    data_dir: str = None
+    model: str = None
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"       # or "constant"
+    warmup_epochs: float = 1.0     # float training before the switch to fixed point
+    fixed_point: bool = True
+    window_log2: int = 2
+    seed: int = 0
+    engine: str = "numpy"
+    device: str = "emulated"
+    train_count: int = None
+    test_count: int = None
+    checkpoint: str = None
+    checkpoint_every: int = 0      # iterations; 0 = at the end of every epoch only
+
+    def model_name(self):
+        return self.model or DEFAULT_MODEL.get(self.dataset, "lenet5")
+
+
+def learning_rate(cfg, it, total):
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "cosine":
+        return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * it / max(total, 1)))
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; choose cosine or constant")
+
+
+def make_device(cfg):
+    if cfg.device == "emulated":
+        from .device.emulated import EmulatedDevice
+        return EmulatedDevice(engine=cfg.engine)
+    if cfg.device == "board":
+        from .device.board import BoardDevice
+        return BoardDevice()
+    raise ValueError(f"unknown device {cfg.device!r}; choose emulated or board")
+
+
+def accuracy(logits, labels):
+    return float(np.mean(np.argmax(logits, axis=1) == labels)) if len(labels) else 0.0
+
+
+class Trainer:
+    """Holds one training run's state so it can be checkpointed and resumed."""
+
+    def __init__(self, cfg, dataset=None, device=None):
+        self.cfg = cfg
+        self.ds = dataset or data.get_dataset(cfg.dataset, cfg.data_dir, train_count=cfg.train_count,
+                                              test_count=cfg.test_count)
+        self.model = build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.net = FloatNet(self.model, self.model.init_params(self.rng))
+        self.iters_per_epoch = len(self.ds.train_y) // cfg.batch_size
+        if self.iters_per_epoch < 1:
+            raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(self.ds.train_y)} training images")
+        self.total = cfg.epochs * self.iters_per_epoch
+        self.warm = round(cfg.warmup_epochs * self.iters_per_epoch) if cfg.fixed_point else self.total
+        self.xq_train = hostlib.quantize(self.ds.train_x, INPUT_EXP)[0]
+        self.xq_test = hostlib.quantize(self.ds.test_x, INPUT_EXP)[0]
+        self._device = device
+        self.runtime = None
+        self.it = 0
+        self.history = []
+        self._tops = []
+        self._order = None
+
+    # -- phases ---------------------------------------------------------------
+    @property
+    def fixed(self):
+        return self.runtime is not None
+
+    def _switch(self):
+        program = compile_model(self.model, self.cfg.batch_size)
+        device = self._device or make_device(self.cfg)
+        self.runtime = rt = Runtime(program, device, window_log2=self.cfg.window_log2)
+        if not self._tops:  # no warm-up: calibrate ranges on one batch without a step
+            idx = np.arange(self.cfg.batch_size)
+            self.net.backward(softmax_xent(self.net.forward(self.ds.train_x[idx], keep=True),
+                                           self.ds.train_y[idx])[1])
+            self._tops.append(self.net.tensor_tops())
+        rt.load_float(self.net.params, [t[0] for t in self._tops], [t[1] for t in self._tops])
+
+    def step(self, idx):
+        cfg = self.cfg
+        lr = learning_rate(cfg, self.it, self.total)
+        y = self.ds.train_y[idx]
+        if self.it < self.warm:
+            loss, logits = self.net.train_batch(self.ds.train_x[idx], y, lr, cfg.momentum, cfg.weight_decay)
+            self._tops.append(self.net.tensor_tops())
+            del self._tops[:-(1 << cfg.window_log2)]
+        else:
+            if not self.fixed:
+                self._switch()
+            self.runtime.set_hyper(lr, cfg.momentum, cfg.weight_decay)
+            loss, logits = self.runtime.train_step(self.xq_train[idx], y)
+        if not np.isfinite(loss) or loss > 1e3:
+            raise TrainingDiverged(f"loss {loss:.4g} at iteration {self.it}: training diverged "
+                                   f"(try a smaller learning rate than {cfg.lr})")
+        self.it += 1
+        return loss, accuracy(logits, y)
+
+    def evaluate(self, split="test"):
+        x, xq, y = ((self.ds.test_x, self.xq_test, self.ds.test_y) if split == "test"
+                    else (self.ds.train_x, self.xq_train, self.ds.train_y))
+        logits = self.runtime.predict_logits(xq) if self.fixed else self.net.predict(x)
+        return accuracy(logits, y)
+
+    def run(self, progress=True, log=print):
+        cfg = self.cfg
+        bar = tqdm(total=self.total, initial=self.it, disable=not progress, unit="it",
+                   desc=f"{cfg.model_name()} on {cfg.dataset}")
+        try:
+            while self.it < self.total:
+                epoch, pos = divmod(self.it, self.iters_per_epoch)
+                if pos == 0 or self._order is None:
+                    self._order = np.random.default_rng([cfg.seed, epoch]).permutation(len(self.ds.train_y))
+                b = cfg.batch_size
+                loss, acc = self.step(self._order[pos * b:(pos + 1) * b])
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", phase="fixed" if self.fixed else "float")
+                self.history.append({"it": self.it, "loss": loss, "acc": acc, "fixed": self.fixed})
+                if self.it % self.iters_per_epoch == 0:
+                    test_acc = self.evaluate("test")
+                    self.history[-1]["test_acc"] = test_acc
+                    bar.write(f"epoch {self.it // self.iters_per_epoch}/{cfg.epochs}: loss {loss:.4f} "
+                              f"test accuracy {100 * test_acc:.2f}% ({'fixed point' if self.fixed else 'float'})")
+                    if cfg.checkpoint:
+                        self.save(cfg.checkpoint)
+                elif cfg.checkpoint and cfg.checkpoint_every and self.it % cfg.checkpoint_every == 0:
+                    self.save(cfg.checkpoint)
+        finally:
+            bar.close()
+        return self.evaluate("test")
+
+    # -- checkpoints -----------------------------------------------------------
+    def save(self, path):
+        arrays = {}
+        for j, (p, v) in enumerate(zip(self.net.params, self.net.velocity)):
+            for k in ("w", "b"):
+                if p[k] is not None:
+                    arrays[f"float_{k}{j}"] = p[k]
+                    arrays[f"float_v{k}{j}"] = v[k]
+        meta = {"config": asdict(self.cfg), "it": self.it, "fixed": self.fixed,
+                "tops": self._tops, "history": self.history}
+        if self.fixed:
+            arrays.update({f"ddr_{k}": v for k, v in self.runtime.layer_arrays().items()})
+            meta["exponents"] = {str(k): v for k, v in self.runtime.exps.state().items()}
+            meta["runtime_it"] = self.runtime.iteration
+        checkpoint.save(path, arrays, meta)
+
+    def load(self, path):
+        arrays, meta = checkpoint.load(path)
+        saved = meta.get("config", {})
+        for key in ("dataset", "batch_size", "seed", "epochs"):
+            if saved.get(key) != getattr(self.cfg, key):
+                raise CheckpointError(f"{path}: checkpoint was made with {key}={saved.get(key)!r}, "
+                                      f"this run has {getattr(self.cfg, key)!r}")
+        if saved.get("model") != self.cfg.model and (saved.get("model") or self.cfg.model):
+            raise CheckpointError(f"{path}: checkpoint is of model {saved.get('model')!r}, not {self.cfg.model!r}")
+        try:
+            for j, (p, v) in enumerate(zip(self.net.params, self.net.velocity)):
+                for k in ("w", "b"):
+                    if p[k] is not None:
+                        p[k][...] = arrays[f"float_{k}{j}"]
+                        v[k][...] = arrays[f"float_v{k}{j}"]
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"{path}: float weights do not match the model: {exc}") from None
+        self.it = int(meta["it"])
+        self._tops = [tuple(t) for t in meta.get("tops", [])]
+        self.history = meta.get("history", [])
+        if meta.get("fixed"):
+            self._switch()
+            try:
+                self.runtime.load_layer_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("ddr_")})
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(f"{path}: device state does not match the model: {exc}") from None
+            self.runtime.exps.load_state({int(k): v for k, v in meta["exponents"].items()})
+            self.runtime.iteration = int(meta.get("runtime_it", 0))
+
+
+def train(cfg, progress=True, resume=False, log=print):
+    trainer = Trainer(cfg)
+    if resume:
+        if not cfg.checkpoint or not os.path.exists(cfg.checkpoint):
+            raise CheckpointError(f"--resume needs an existing checkpoint, {cfg.checkpoint!r} not found")
+        trainer.load(cfg.checkpoint)
+    acc = trainer.run(progress=progress, log=log)
+    return trainer, acc

@@ -66,6 +66,14 @@ def test_digits_deterministic_per_seed(digits):
     assert not np.array_equal(other.test_y, digits.test_y)
 
 
+def test_digits_counts_cap_the_split(digits):
+    small = get_dataset("digits", None, train_count=100, test_count=None)
+    np.testing.assert_array_equal(small.train_x, digits.train_x[:100])
+    assert len(small.test_y) == len(digits.test_y)
+    with pytest.raises(DatasetError, match="only 360 available"):
+        load_digits(test_count=361)
+
+
 def test_digits_rejects_bad_fraction():
     with pytest.raises(DatasetError, match="test_fraction"):
         load_digits(test_fraction=1.0)
@@ -198,6 +206,8 @@ def test_mnist_dir_train_and_test_files(tmp_path):
     np.testing.assert_allclose(ds.test_x[:, 0] * 255.0, te_x, atol=1e-3)
     capped = load_mnist_dir(tmp_path, train_count=5, test_count=3)
     assert len(capped.train_x) == 5 and len(capped.test_y) == 3
+    with pytest.raises(DatasetError, match="only 12 available"):
+        load_mnist_dir(tmp_path, train_count=13)
 
 
 def test_mnist_dir_missing_files_names_directory(tmp_path):

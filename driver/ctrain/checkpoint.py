@@ -63,8 +63,8 @@ def _check_arrays(path: str, arrays: Mapping[str, np.ndarray]) -> Dict[str, np.n
     out = {}
     for name, value in arrays.items():
         if not isinstance(name, str) or not name or name.startswith(_PREFIX):
-            raise CheckpointError(
-                f"{path}: invalid array name {name!r} (non-empty str, not starting with {_PREFIX!r})")
+            raise CheckpointError(f"{path}: invalid array name {name!r} "
+                                  f"(need a non-empty str not starting with {_PREFIX!r})")
         a = np.asarray(value)
         if a.dtype.hasobject:
             raise CheckpointError(

@@ -174,16 +174,16 @@ def compile_model(model, batch):
         src, dst = R[f"act{i}"].offset, R[f"act{i + 1}"].offset
         if st.kind == "param":
             L = layers[st.param_index]
-            flags = (Flag.FLAG_RELU if st.relu else 0) | (Flag.FLAG_BIAS if L.n_b else 0)
-            emit(i, act_slots[i + 1], op=Op.OP_CONV_FP, flags=flags, **shape_fields(st),
+            flags = (Flag.RELU if st.relu else 0) | (Flag.BIAS if L.n_b else 0)
+            emit(i, act_slots[i + 1], op=Op.CONV_FP, flags=flags, **shape_fields(st),
                  src=src, src2=R[L.region("w")].offset,
                  src3=(R[L.region("master")].offset + 4 * L.n_w) if L.n_b else 0,
                  dst=dst, e_src=act_slots[i], e_src2=L.slot_w8, e_src3=L.slot_m if L.n_b else 0,
                  e_dst=act_slots[i + 1])
         elif st.kind == "pool":
-            emit(i, op=Op.OP_POOL_FP, **shape_fields(st), src=src, dst=dst, e_src=act_slots[i])
+            emit(i, op=Op.POOL_FP, **shape_fields(st), src=src, dst=dst, e_src=act_slots[i])
         else:
-            emit(i, op=Op.OP_RELU_FP, count=batch * int(np.prod(st.in_shape)), src=src, dst=dst,
+            emit(i, op=Op.RELU_FP, count=batch * int(np.prod(st.in_shape)), src=src, dst=dst,
                  e_src=act_slots[i])
     segments["fp"] = (0, len(insns))
 
@@ -199,25 +199,25 @@ def compile_model(model, batch):
         if st.kind == "param":
             L = layers[st.param_index]
             if i > first_param:
-                emit(i, err_slots[i], op=Op.OP_CONV_EB, flags=Flag.FLAG_RELU_MASK if mask_prev else 0,
+                emit(i, err_slots[i], op=Op.CONV_EB, flags=Flag.RELU_MASK if mask_prev else 0,
                      **shape_fields(st), src=err_out, src2=R[L.region("w")].offset,
                      aux=R[f"act{i}"].offset if mask_prev else 0, dst=R[f"err{i}"].offset,
                      e_src=err_slots[i + 1], e_src2=L.slot_w8, e_dst=err_slots[i])
-            emit(i, op=Op.OP_CONV_WG, flags=Flag.FLAG_BIAS if L.n_b else 0, **shape_fields(st),
+            emit(i, op=Op.CONV_WG, flags=Flag.BIAS if L.n_b else 0, **shape_fields(st),
                  src=err_out, src2=R[f"act{i}"].offset, dst=R[L.region("grad")].offset,
                  dst2=(R[L.region("grad")].offset + 4 * L.n_w) if L.n_b else 0,
                  e_src=err_slots[i + 1], e_src2=act_slots[i], e_dst=L.slot_g)
-            emit(i, L.slot_w8_next, op=Op.OP_UPDATE, count=L.n_w + L.n_b, count_w=L.n_w,
+            emit(i, L.slot_w8_next, op=Op.UPDATE, count=L.n_w + L.n_b, count_w=L.n_w,
                  src=R[L.region("grad")].offset, src2=R[L.region("master")].offset,
                  src3=R[L.region("mom")].offset, aux=R[L.region("mask")].offset,
                  dst=R[L.region("w")].offset, e_src=L.slot_g, e_src2=L.slot_m,
                  e_dst=L.slot_w8_next, e_par=par_slot)
         elif i > first_param:
             if st.kind == "pool":
-                emit(i, op=Op.OP_POOL_BP, flags=Flag.FLAG_RELU_MASK if mask_prev else 0, **shape_fields(st),
+                emit(i, op=Op.POOL_BP, flags=Flag.RELU_MASK if mask_prev else 0, **shape_fields(st),
                      src=err_out, aux=R[f"act{i}"].offset, dst=R[f"err{i}"].offset, e_src=err_slots[i + 1])
             else:
-                emit(i, op=Op.OP_RELU_BP, count=batch * int(np.prod(st.in_shape)), src=err_out,
+                emit(i, op=Op.RELU_BP, count=batch * int(np.prod(st.in_shape)), src=err_out,
                      aux=R[f"act{i + 1}"].offset, dst=R[f"err{i}"].offset, e_src=err_slots[i + 1])
     segments["bp"] = (bp_start, len(insns) - bp_start)
 
@@ -242,9 +242,9 @@ def compile_model(model, batch):
 def _validate(prog):
     for k, insn in enumerate(prog.insns):
         fault, addr = validate.check(insn, prog.plan.size, prog.table_len)
-        if fault != isa.Fault.FAULT_NONE:
+        if fault != isa.Fault.NONE:
             st = prog.model.stages[prog.insn_stage[k]]
             raise MappingError(
                 f"stage {st.index} ({type(st.layer).__name__}, layers {st.names}) cannot be mapped: "
-                f"instruction {k} ({Op(int(insn['op'])).name}) fails {isa.Fault(fault).name}"
+                f"instruction {k} ({isa.op_name(int(insn['op']))}) fails {isa.fault_name(fault)}"
                 f" at 0x{int(addr):x}")

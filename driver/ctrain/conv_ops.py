@@ -2,13 +2,16 @@
 
 Shared by the numpy engine (on float32/float64 copies of integer data, where
 docs/numeric.md "Exactness" makes every sum exact) and by the host float model.
-Everything is dtype-generic: results have the dtype of the data argument, and
-are C-contiguous so callers can view them as raw bytes.
+Everything is dtype-generic: results have the dtype of the data argument.
+Results may be transposed views (callers that need raw bytes make them
+contiguous), which saves a full copy where the caller converts anyway.
 
-Convolutions go through one im2col matrix laid out [C*kh*kw, N*Ho*Wo]: built by
-a copy per kernel offset (fast contiguous runs along W), multiplied by the
-weights in a single GEMM. The input gradient is the transpose: one GEMM, then a
-strided add per kernel offset (col2im). No Python loop ever runs over pixels.
+Internally images are laid out [C, H, W, N]: with the batch innermost, every
+kernel offset's slice has long contiguous runs, so the per-offset copies
+(im2col) and adds (col2im) are few large numpy operations. Convolutions are one
+GEMM against the im2col matrix [C*kh*kw, Ho*Wo*N]; the input gradient is the
+transposed GEMM followed by one strided add per kernel offset. No Python loop
+ever runs over pixels.
 """
 import numpy as np
 
@@ -28,31 +31,34 @@ def _span(start, count, stride):
     return slice(start, start + stride * (count - 1) + 1, stride)
 
 
-def _padded(x, pad):
-    """x zero-padded by `pad` on both spatial sides (x itself when pad == 0)."""
-    if pad == 0:
-        return x
+def _batch_last(x, pad=0):
+    """[N, C, H, W] -> zero-padded [C, H+2p, W+2p, N] (a copy)."""
     n, c, h, w = x.shape
-    xp = np.zeros((n, c, h + 2 * pad, w + 2 * pad), x.dtype)
-    xp[:, :, pad:pad + h, pad:pad + w] = x
-    return xp
+    xt = np.zeros((c, h + 2 * pad, w + 2 * pad, n), x.dtype)
+    xt[:, pad:pad + h, pad:pad + w] = x.transpose(1, 2, 3, 0)
+    return xt
+
+
+def _from_batch_last(y):
+    """[C, H, W, N] -> [N, C, H, W] view."""
+    return y.transpose(3, 0, 1, 2)
 
 
 def _im2col(x, kh, kw, stride, pad, ho, wo):
-    """Columns [C*kh*kw, N*ho*wo]: entry (c,ky,kx),(n,oy,ox) is the padded input at
-    (n, c, oy*stride+ky, ox*stride+kx)."""
-    xt = _padded(x, pad).transpose(1, 0, 2, 3)
-    n, c = x.shape[:2]
-    cols = np.empty((c, kh, kw, n, ho, wo), x.dtype)
+    """Columns [C*kh*kw, ho*wo*N]: entry (c,ky,kx),(oy,ox,n) is the zero-padded
+    input at (n, c, oy*stride+ky, ox*stride+kx)."""
+    xt = _batch_last(x, pad)
+    c, n = x.shape[1], x.shape[0]
+    cols = np.empty((c, kh, kw, ho, wo, n), x.dtype)
     for ky in range(kh):
         for kx in range(kw):
-            cols[:, ky, kx] = xt[:, :, _span(ky, ho, stride), _span(kx, wo, stride)]
-    return cols.reshape(c * kh * kw, n * ho * wo)
+            cols[:, ky, kx] = xt[:, _span(ky, ho, stride), _span(kx, wo, stride)]
+    return cols.reshape(c * kh * kw, ho * wo * n)
 
 
-def _channels_first(y):
-    """[N, C, H, W] -> [C, N*H*W] (a copy), the layout the GEMMs consume."""
-    return y.transpose(1, 0, 2, 3).reshape(y.shape[1], -1)
+def _rows(dy):
+    """Output gradient [N, Co, Ho, Wo] as the GEMM operand [Co, Ho*Wo*N] (a copy)."""
+    return dy.transpose(1, 2, 3, 0).reshape(dy.shape[1], -1)
 
 
 def conv2d(x, w, stride, pad):
@@ -63,7 +69,7 @@ def conv2d(x, w, stride, pad):
     ho, wo = out_size(h, kh, stride, pad), out_size(wd, kw, stride, pad)
     cols = _im2col(x, kh, kw, stride, pad, ho, wo)
     y = w.reshape(co, -1).astype(x.dtype, copy=False) @ cols
-    return np.ascontiguousarray(y.reshape(co, n, ho, wo).transpose(1, 0, 2, 3))
+    return _from_batch_last(y.reshape(co, ho, wo, n))
 
 
 def conv2d_grad_input(dy, w, in_hw, stride, pad):
@@ -73,14 +79,13 @@ def conv2d_grad_input(dy, w, in_hw, stride, pad):
     n, co, ho, wo = dy.shape
     _, ci, kh, kw = w.shape
     h, wd = in_hw
-    w2 = w.reshape(co, -1).astype(dy.dtype, copy=False)
-    cols = (w2.T @ _channels_first(dy)).reshape(ci, kh, kw, n, ho, wo)
-    dxp = np.zeros((ci, n, h + 2 * pad, wd + 2 * pad), dy.dtype)
+    wt = w.transpose(2, 3, 1, 0).reshape(kh * kw * ci, co).astype(dy.dtype, copy=False)
+    cols = (wt @ _rows(dy)).reshape(kh, kw, ci, ho, wo, n)
+    dxt = np.zeros((ci, h + 2 * pad, wd + 2 * pad, n), dy.dtype)
     for ky in range(kh):
         for kx in range(kw):
-            dxp[:, :, _span(ky, ho, stride), _span(kx, wo, stride)] += cols[:, ky, kx]
-    dx = dxp[:, :, pad:pad + h, pad:pad + wd].transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(dx)
+            dxt[:, _span(ky, ho, stride), _span(kx, wo, stride)] += cols[ky, kx]
+    return _from_batch_last(dxt[:, pad:pad + h, pad:pad + wd])
 
 
 def conv2d_grad_weight(dy, x, k_hw, stride, pad):
@@ -88,7 +93,7 @@ def conv2d_grad_weight(dy, x, k_hw, stride, pad):
     co, (kh, kw) = dy.shape[1], _pair(k_hw)
     ho, wo = dy.shape[2:]
     cols = _im2col(x, kh, kw, stride, pad, ho, wo)
-    dw = _channels_first(dy).astype(x.dtype, copy=False) @ cols.T
+    dw = _rows(dy).astype(x.dtype, copy=False) @ cols.T
     return dw.reshape(co, x.shape[1], kh, kw)
 
 

@@ -56,8 +56,13 @@ class Dataset:
 # scikit-learn digits
 # --------------------------------------------------------------------------
 
-def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
-    """UCI 8x8 digits, split stratified by class so small test sets stay balanced."""
+def load_digits(test_fraction: float = 0.2, seed: int = 0,
+                train_count: Optional[int] = None, test_count: Optional[int] = None) -> Dataset:
+    """UCI 8x8 digits, split stratified by class so small test sets stay balanced.
+
+    train_count/test_count (optional) keep only the first N of each shuffled
+    split, for quick runs; the same keywords work for every dataset.
+    """
     if not 0.0 < test_fraction < 1.0:
         raise DatasetError(f"digits: test_fraction must be in (0, 1), got {test_fraction!r}")
     from sklearn.datasets import load_digits as _sk_load_digits
@@ -68,6 +73,8 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     y = bunch.target.astype(np.int64)
     train_x, test_x, train_y, test_y = train_test_split(
         x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    train_x, train_y = _cap("digits", train_x, train_y, train_count)
+    test_x, test_y = _cap("digits", test_x, test_y, test_count)
     return Dataset(np.ascontiguousarray(train_x), train_y,
                    np.ascontiguousarray(test_x), test_y, "digits")
 
@@ -205,9 +212,13 @@ def _split_single_set(directory, x, y, train_count, test_count):
     return x[:n_train], y[:n_train], x[len(x) - n_test:], y[len(y) - n_test:]
 
 
-def _cap(x, y, count):
-    """First `count` samples (all when None)."""
-    return (x, y) if count is None else (x[:int(count)], y[:int(count)])
+def _cap(source, x, y, count):
+    """First `count` samples (all when None); asking for more than exist is an error."""
+    if count is None:
+        return x, y
+    if not 0 <= int(count) <= len(x):
+        raise DatasetError(f"{source}: asked for {count} samples, only {len(x)} available")
+    return x[:int(count)], y[:int(count)]
 
 
 def load_mnist_dir(directory, train_count: Optional[int] = None,
@@ -231,8 +242,8 @@ def load_mnist_dir(directory, train_count: Optional[int] = None,
     pairs = {s: _load_mnist_pair(files[(s, "images")], files[(s, "labels")])
              for s in complete}
     if len(pairs) == 2:
-        train_x, train_y = _cap(*pairs["train"], train_count)
-        test_x, test_y = _cap(*pairs["t10k"], test_count)
+        train_x, train_y = _cap(files[("train", "images")], *pairs["train"], train_count)
+        test_x, test_y = _cap(files[("t10k", "images")], *pairs["t10k"], test_count)
     else:
         train_x, train_y, test_x, test_y = _split_single_set(
             directory, *pairs[complete[0]], train_count, test_count)
@@ -255,8 +266,8 @@ def get_dataset(name: str = "digits", data_dir=None, **kw) -> Dataset:
     raise DatasetError(f"unknown dataset {name!r}; choose 'digits' or 'mnist'")
 
 
-def batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng=None,
-            shuffle: bool = True, drop_last: bool = True) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+def batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng=None, shuffle: bool = True,
+            drop_last: bool = True) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
     """Yield (x, y) minibatches; one epoch per call.
 
     `rng` is a numpy Generator (or a seed) so shuffling is reproducible.

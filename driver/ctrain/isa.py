@@ -33,17 +33,28 @@ def _dtype_of(ctype_name):
                      "itemsize": ffi.sizeof(ctype)})
 
 
-def _enum(name, ctype_name):
-    return enum.IntEnum(name, dict(ffi.typeof(ctype_name).relements))
+def _enum(name, ctype_name, prefix):
+    """The C enum with its prefix dropped: Op.CONV_FP is OP_CONV_FP."""
+    items = ffi.typeof(ctype_name).relements
+    return enum.IntEnum(name, {k[len(prefix):]: v for k, v in items.items()})
 
 
 INSN_DTYPE = _dtype_of("ctrain_insn_t")
 STATS_DTYPE = _dtype_of("ctrain_stats_t")
 assert INSN_DTYPE.itemsize == INSN_BYTES and STATS_DTYPE.itemsize == STATS_BYTES
 
-Op = _enum("Op", "enum ctrain_opcode")
-Flag = _enum("Flag", "enum ctrain_flag")
-Fault = _enum("Fault", "enum ctrain_fault")
+Op = _enum("Op", "enum ctrain_opcode", "OP_")
+Flag = _enum("Flag", "enum ctrain_flag", "FLAG_")
+Fault = _enum("Fault", "enum ctrain_fault", "FAULT_")
+
+
+def op_name(op):
+    """The C name of an opcode, or 'opcode N' for one the ISA does not define."""
+    return f"OP_{Op(op).name}" if op in Op._value2member_map_ else f"opcode {op}"
+
+
+def fault_name(code):
+    return f"FAULT_{Fault(code).name}" if code in Fault._value2member_map_ else f"fault {code}"
 
 #: Register offsets, by name without the REG_ prefix.
 REG = {n[4:]: getattr(lib, n) for n in dir(lib) if n.startswith("REG_")}

@@ -212,7 +212,7 @@ class Runtime:
         rows = []
         for k, insn in enumerate(self.program.insns):
             if self.count_totals[k]:
-                rows.append((self.program.insn_stage[k], isa.Op(int(insn["op"])).name,
+                rows.append((self.program.insn_stage[k], isa.op_name(int(insn["op"])),
                              self.sat_totals[k] / self.count_totals[k]))
         self.sat_totals[...] = 0
         self.count_totals[...] = 0

@@ -32,7 +32,7 @@ class Accelerator:
         self.wait(n_insn, program, first)
         status = self.ip.read(R["STATUS"])
         pc = self.ip.read(R["PC"])
-        if status != isa.Fault.FAULT_NONE:
+        if status != isa.Fault.NONE:
             addr = self.ip.read(R["FAULT_ADDR"])
             raise self._fault(status, pc, addr, program, first)
         return pc
@@ -52,15 +52,12 @@ class Accelerator:
     def _describe(pc, program, first):
         text = f"instruction {first + pc}"
         if program is not None and 0 <= first + pc < len(program):
-            op = int(program[first + pc]["op"])
-            name = isa.Op(op).name if op in isa.Op._value2member_map_ else f"opcode {op}"
-            text += f" ({name})"
+            text += f" ({isa.op_name(int(program[first + pc]['op']))})"
         return text
 
     def _fault(self, status, pc, addr, program, first):
-        code = isa.Fault(status) if status in isa.Fault._value2member_map_ else status
-        name = code.name if hasattr(code, "name") else f"fault {status}"
-        what = "slot" if code == isa.Fault.FAULT_SLOT else "address"
+        name = isa.fault_name(status)
+        what = "slot" if status == isa.Fault.SLOT else "address"
         shown = f"{addr}" if what == "slot" else f"0x{addr:x} (window offset)"
         op = None
         if program is not None and 0 <= first + pc < len(program):

@@ -1,0 +1,308 @@
+"""Random valid single-instruction test cases for every opcode.
+
+Drives the engine tests and `ctrain verify` (numpy vs csim on identical DDR
+images). Shapes, flags and exponents are drawn so that every opcode/flag
+combination and the awkward corners come up: 1x1 fully connected layers,
+kernels exactly covering the padded input, strides that skip input rows,
+overlapping pool windows with tied maxima, shifts of zero, negative shifts,
+shifts beyond the +-62 clamp, and saturating stores.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .isa import ALIGN, INSN_BYTES, INSN_DTYPE, PAR, Flag, Op
+
+#: Opcodes random_case draws from when none is given.
+OPS = (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG, Op.UPDATE, Op.RELU_FP, Op.RELU_BP,
+       Op.POOL_FP, Op.POOL_BP, Op.HALT)
+
+_FLAG_CHOICES = {
+    Op.CONV_FP: (0, Flag.RELU, Flag.BIAS, Flag.RELU | Flag.BIAS),
+    Op.CONV_EB: (0, Flag.RELU_MASK),
+    Op.CONV_WG: (0, Flag.BIAS),
+    Op.POOL_BP: (0, Flag.RELU_MASK),
+}
+
+
+@dataclass
+class Case:
+    """A DDR image holding a program, its parameter table and its operands."""
+    ddr: np.ndarray
+    prog: int
+    n_insn: int
+    table: int
+    table_len: int
+    op: Op
+    offsets: dict = field(default_factory=dict)
+
+    def run_args(self):
+        """(prog, n_insn, table, table_len), the engine's arguments after ddr."""
+        return self.prog, self.n_insn, self.table, self.table_len
+
+
+def _round_up(x, align):
+    return -(-x // align) * align
+
+
+def build_ddr(arrays, align=ALIGN, tail=0):
+    """Lay out named arrays at `align`-aligned offsets in a fresh uint8 window.
+
+    `arrays` is an iterable of (name, ndarray); the window ends `tail` bytes after
+    the last array's padded end. Returns (ddr, {name: offset})."""
+    arrays = list(arrays)
+    offsets, end = {}, 0
+    for name, arr in arrays:
+        offsets[name] = end
+        end = _round_up(end + arr.nbytes, align)
+    ddr = np.zeros(end + tail, np.uint8)
+    for name, arr in arrays:
+        raw = np.ascontiguousarray(arr).view(np.uint8).reshape(-1)
+        ddr[offsets[name]:offsets[name] + raw.size] = raw
+    return ddr, offsets
+
+
+# ---------------------------------------------------------------- random data
+
+def _i8(rng, shape, nonneg=False):
+    """int8 data in [-127, 127] with a random share of zeros; sometimes a narrow
+    range (ties for max pooling) or the full range including -128."""
+    style = rng.integers(6)
+    lo, hi = (-128, 127) if style == 0 else (-3, 3) if style == 1 else (-127, 127)
+    x = rng.integers(lo, hi + 1, shape)
+    if nonneg:
+        x = np.maximum(x, 0)
+    x[rng.random(shape) < rng.uniform(0, 0.5)] = 0
+    return x.astype(np.int8)
+
+
+def _i32(rng, shape, bits):
+    """int32 data of magnitude below 2^bits; in some cases a few extreme values."""
+    x = rng.integers(-(1 << bits) + 1, 1 << bits, shape)
+    share = 0.03 if rng.random() < 0.3 else 0
+    x[rng.random(shape) < share] = 2**31 - 1
+    x[rng.random(shape) < share] = -(2**31 - 1)
+    return x.astype(np.int32)
+
+
+def _garbage(rng, nbytes):
+    """Random bytes for output regions: engines must overwrite all of them."""
+    return rng.integers(0, 256, nbytes, dtype=np.uint8)
+
+
+def _shift(rng, natural):
+    """A rescaling shift: mostly near `natural`, sometimes 0, sometimes wild
+    (negative, saturating, or beyond the +-62 clamp)."""
+    r = rng.random()
+    if r < 0.07:
+        return 0
+    if r < 0.2:
+        return int(rng.choice([-1, 1]) * rng.integers(20, 80))
+    return natural + int(rng.integers(-4, 5))
+
+
+def _bitlen(x):
+    return int(x).bit_length()
+
+
+# ---------------------------------------------------------------- shapes
+
+def _conv_shape(rng):
+    """n c_in h_in w_in c_out h_out w_out k_h k_w stride pad of a valid conv."""
+    n, ci, co = (int(v) for v in rng.integers(1, [5, 9, 9]))
+    style = rng.integers(5)
+    if style == 0:  # fully connected
+        return dict(n=n, c_in=int(rng.integers(1, 33)), h_in=1, w_in=1,
+                    c_out=int(rng.integers(1, 17)), h_out=1, w_out=1,
+                    k_h=1, k_w=1, stride=1, pad=0)
+    kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+    stride = int(rng.integers(1, 4))
+    pad = int(rng.integers(0, min(kh, kw)))
+    if style == 1:  # kernel exactly covers the padded input
+        h, w = max(1, kh - 2 * pad), max(1, kw - 2 * pad)
+    else:
+        h = int(rng.integers(max(1, kh - 2 * pad), 13))
+        w = int(rng.integers(max(1, kw - 2 * pad), 13))
+    return dict(n=n, c_in=ci, h_in=h, w_in=w, c_out=co,
+                h_out=(h + 2 * pad - kh) // stride + 1, w_out=(w + 2 * pad - kw) // stride + 1,
+                k_h=kh, k_w=kw, stride=stride, pad=pad)
+
+
+def _pool_shape(rng):
+    n, c = (int(v) for v in rng.integers(1, [4, 7]))
+    kh, kw = (int(v) for v in rng.integers(1, 5, 2))
+    stride = int(rng.integers(1, 4))
+    h, w = int(rng.integers(kh, 13)), int(rng.integers(kw, 13))
+    return dict(n=n, c_in=c, c_out=c, h_in=h, w_in=w, h_out=(h - kh) // stride + 1,
+                w_out=(w - kw) // stride + 1, k_h=kh, k_w=kw, stride=stride)
+
+
+def _act_in(s):
+    return (s["n"], s["c_in"], s["h_in"], s["w_in"])
+
+
+def _act_out(s):
+    return (s["n"], s["c_out"], s["h_out"], s["w_out"])
+
+
+def _weights(s):
+    return (s["c_out"], s["c_in"], s["k_h"], s["k_w"])
+
+
+# ---------------------------------------------------------------- opcodes
+# Each builder returns (shape and flag fields, {slot field: table value(s)},
+# [(operand field, initial array)]); an operand given as a str aliases another.
+
+def _conv_fp(rng, flags):
+    s = _conv_shape(rng)
+    terms = s["c_in"] * s["k_h"] * s["k_w"]
+    e_src, e_w = int(rng.integers(-10, -1)), int(rng.integers(-12, -3))
+    e_acc = e_src + e_w
+    slots = dict(e_src=e_src, e_src2=e_w, e_dst=e_acc + _shift(rng, 6 + _bitlen(terms) // 2))
+    ops = [("src", _i8(rng, _act_in(s), nonneg=rng.random() < 0.5)),
+           ("src2", _i8(rng, _weights(s)))]
+    if flags & Flag.BIAS:
+        slots["e_src3"] = e_acc - _shift(rng, 0)
+        ops.append(("src3", _i32(rng, s["c_out"], int(rng.integers(1, 24)))))
+    ops.append(("dst", _garbage(rng, int(np.prod(_act_out(s))))))
+    return s, slots, ops
+
+
+def _conv_eb(rng, flags):
+    s = _conv_shape(rng)
+    terms = s["c_out"] * s["k_h"] * s["k_w"]
+    e_src, e_w = int(rng.integers(-20, -5)), int(rng.integers(-12, -3))
+    slots = dict(e_src=e_src, e_src2=e_w,
+                 e_dst=e_src + e_w + _shift(rng, 6 + _bitlen(terms) // 2))
+    ops = [("src", _i8(rng, _act_out(s))), ("src2", _i8(rng, _weights(s)))]
+    if flags & Flag.RELU_MASK:
+        ops.append(("aux", _i8(rng, _act_in(s), nonneg=rng.random() < 0.7)))
+    ops.append(("dst", _garbage(rng, int(np.prod(_act_in(s))))))
+    return s, slots, ops
+
+
+def _conv_wg(rng, flags):
+    s = _conv_shape(rng)
+    e_src, e_act = int(rng.integers(-20, -5)), int(rng.integers(-10, -1))
+    slots = dict(e_src=e_src, e_src2=e_act, e_dst=e_src + e_act + _shift(rng, -8))
+    ops = [("src", _i8(rng, _act_out(s))), ("src2", _i8(rng, _act_in(s), nonneg=True)),
+           ("dst", _garbage(rng, 4 * int(np.prod(_weights(s)))))]
+    if flags & Flag.BIAS:
+        ops.append(("dst2", _garbage(rng, 4 * s["c_out"])))
+    return s, slots, ops
+
+
+def _hyper(rng):
+    """lr, mu, wd as (mantissa in [2^14, 2^15), shift); mu or wd sometimes 0,
+    and sometimes any int32 mantissa with a wild (possibly negative) shift."""
+    def one(lo_s, hi_s):
+        if rng.random() < 0.1:
+            return int(rng.integers(-2**31 + 1, 2**31)), int(rng.integers(-70, 70))
+        m = 0 if rng.random() < 0.1 else int(rng.integers(1 << 14, 1 << 15))
+        return m, int(rng.integers(lo_s, hi_s))
+    return one(14, 25) + one(15, 17) + one(20, 31)
+
+
+def _update(rng, flags):
+    count = int(rng.integers(1, 2000 if rng.random() < 0.1 else 200))
+    count_w = int(rng.choice([0, count, rng.integers(0, count + 1)], p=[0.1, 0.3, 0.6]))
+    lr_m, lr_s, mu_m, mu_s, wd_m, wd_s = _hyper(rng)
+    e_q = int(rng.integers(-10, -2))
+    e_m = e_q - 16 + int(rng.integers(-2, 3))
+    e_g = e_m + lr_s - 15 + _shift(rng, 0)
+    par = [0] * PAR["COUNT"]
+    for name, value in zip(("LR_M", "LR_S", "MU_M", "MU_S", "WD_M", "WD_S"),
+                           (lr_m, lr_s, mu_m, mu_s, wd_m, wd_s)):
+        par[PAR[name]] = value
+    mask = rng.choice(np.array([0, 1, 1, 1, 255], np.uint8), count_w)
+    ops = [("src", _i32(rng, count, int(rng.integers(4, 21)))),
+           ("src2", _i32(rng, count, int(rng.integers(12, 22)))),
+           ("src3", _i32(rng, count, int(rng.integers(1, 21)))),
+           ("aux", mask), ("dst", _garbage(rng, count_w))]
+    return dict(count=count, count_w=count_w), dict(e_src=e_g, e_src2=e_m, e_dst=e_q,
+                                                   e_par=par), ops
+
+
+def _relu(rng, op):
+    count = int(rng.integers(1, 300))
+    ops = [("src", _i8(rng, count))]
+    if op == Op.RELU_BP:
+        ops.append(("aux", _i8(rng, count, nonneg=rng.random() < 0.5)))
+    in_place = rng.random() < 0.3
+    ops.append(("dst", "src" if in_place else _garbage(rng, count)))
+    return dict(count=count), dict(e_src=int(rng.integers(-20, 6))), ops
+
+
+def _pool(rng, op):
+    s = _pool_shape(rng)
+    if op == Op.POOL_FP:
+        ops = [("src", _i8(rng, _act_in(s))), ("dst", _garbage(rng, int(np.prod(_act_out(s)))))]
+    else:
+        ops = [("src", _i8(rng, _act_out(s))), ("aux", _i8(rng, _act_in(s))),
+               ("dst", _garbage(rng, int(np.prod(_act_in(s)))))]
+    return s, dict(e_src=int(rng.integers(-20, 6))), ops
+
+
+def _builder(op):
+    conv = {Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg, Op.UPDATE: _update}
+    if op in conv:
+        return conv[op]
+    if op in (Op.RELU_FP, Op.RELU_BP):
+        return lambda rng, flags: _relu(rng, op)
+    return lambda rng, flags: _pool(rng, op)
+
+
+# ---------------------------------------------------------------- assembly
+
+def _table(rng, slots):
+    """Place slot values (ints, or lists for e_par's block) at random distinct
+    positions among filler entries; returns (table int32, {field: slot index})."""
+    items = list(slots.items())
+    rng.shuffle(items)
+    table, index = [], {}
+    for name, value in items:
+        table.extend(int(v) for v in rng.integers(-20, 6, rng.integers(0, 3)))
+        index[name] = len(table)
+        table.extend(value if isinstance(value, list) else [value])
+    if rng.random() < 0.5:
+        table.extend(int(v) for v in rng.integers(-20, 6, rng.integers(1, 4)))
+    return np.array(table, np.int32), index
+
+
+def _program(op, insn):
+    """The instruction stream: the instruction alone or followed by HALT; for HALT
+    itself, a HALT followed by an instruction that would fault if it ran."""
+    prog = np.zeros(2, INSN_DTYPE)
+    if op == Op.HALT:
+        prog[0]["op"] = Op.HALT
+        return prog
+    prog[0] = insn
+    prog[1]["op"] = Op.HALT
+    return prog
+
+
+def random_case(rng, op=None):
+    """A random valid Case for `op` (or a random opcode of OPS)."""
+    op = Op(op if op is not None else rng.choice(OPS))
+    flags = int(rng.choice(_FLAG_CHOICES.get(op, (0,))))
+    insn = np.zeros((), INSN_DTYPE)
+    shape, slots, operands = ({}, {}, []) if op == Op.HALT else _builder(op)(rng, flags)
+    table, slot_index = _table(rng, slots) if slots else (np.zeros(int(rng.integers(0, 3)),
+                                                                    np.int32), {})
+    n_insn = 2 if op == Op.HALT or rng.random() < 0.5 else 1
+    arrays = [(name, arr) for name, arr in operands if not isinstance(arr, str)]
+    if op != Op.HALT:
+        arrays.append(("stats", _garbage(rng, 32)))
+    arrays += [("prog", np.zeros(n_insn * INSN_BYTES, np.uint8)), ("table", table)]
+    rng.shuffle(arrays)
+    ddr, offsets = build_ddr(arrays, tail=int(rng.integers(0, 65)))
+    for name, arr in operands:
+        offsets[name] = offsets[arr] if isinstance(arr, str) else offsets[name]
+    insn["op"], insn["flags"] = op, flags
+    for name, value in list(shape.items()) + list(slot_index.items()):
+        insn[name] = value
+    for name in [name for name, _ in operands] + (["stats"] if op != Op.HALT else []):
+        insn[name] = offsets[name]
+    prog = offsets["prog"]
+    ddr[prog:prog + n_insn * INSN_BYTES] = _program(op, insn)[:n_insn].view(np.uint8)
+    return Case(ddr, prog, n_insn, offsets["table"], table.size, op, offsets)

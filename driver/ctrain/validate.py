@@ -1,0 +1,180 @@
+"""Instruction validation, exactly as docs/isa.md "Validation" orders it.
+
+The one Python implementation: the numpy engine runs it before executing each
+instruction, the compiler runs it before anything reaches a board, and the HLS
+sources mirror it in C. All arithmetic here is on Python ints, so address and
+size sums never wrap (C must use 64-bit sums for the same answers).
+"""
+from .isa import INSN_BYTES, LIMITS, PAR, STATS_BYTES, Fault, Flag, Op
+
+#: Flag bits each opcode accepts; any other bit is FAULT_OPCODE.
+ALLOWED_FLAGS = {
+    Op.HALT: 0,
+    Op.CONV_FP: Flag.RELU | Flag.BIAS,
+    Op.CONV_EB: Flag.RELU_MASK,
+    Op.CONV_WG: Flag.BIAS,
+    Op.UPDATE: 0,
+    Op.RELU_FP: 0,
+    Op.RELU_BP: 0,
+    Op.POOL_FP: 0,
+    Op.POOL_BP: Flag.RELU_MASK,
+}
+
+CONV_OPS = (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG)
+POOL_OPS = (Op.POOL_FP, Op.POOL_BP)
+
+#: Sums of int8 x int8 products must stay below this (48-bit accumulators).
+ACC_LIMIT = 1 << 47
+_PRODUCT_MAX = 127 * 127
+
+#: Operand fields in the order FAULT_ALIGN and FAULT_BOUNDS are checked.
+OPERAND_ORDER = ("src", "src2", "src3", "aux", "dst", "dst2", "stats")
+#: Slot fields in the order FAULT_SLOT is checked (header order).
+SLOT_ORDER = ("e_src", "e_src2", "e_src3", "e_dst", "e_par")
+
+_SCALARS = ("op", "flags", "n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out",
+            "k_h", "k_w", "stride", "pad", "count", "count_w") + OPERAND_ORDER + SLOT_ORDER
+
+
+def fields(insn):
+    """The instruction's scalar fields as a dict of Python ints. `insn` is an
+    INSN_DTYPE record or any mapping with those keys."""
+    return {name: int(insn[name]) for name in _SCALARS}
+
+
+def _has(f, flag):
+    return bool(f["flags"] & flag)
+
+
+def terms_per_output(f):
+    """Products summed into one accumulator of a conv op (an upper bound for EB)."""
+    op, kk = f["op"], f["k_h"] * f["k_w"]
+    if op == Op.CONV_FP:
+        return f["c_in"] * kk
+    if op == Op.CONV_EB:
+        return f["c_out"] * kk
+    return f["n"] * f["h_out"] * f["w_out"]
+
+
+def _in_range(v, hi):
+    return 1 <= v <= hi
+
+
+def _window_ok(f, pad):
+    """Kernel, stride, padding and the output-size formula, for both axes."""
+    k_ok = _in_range(f["k_h"], LIMITS["KERNEL"]) and _in_range(f["k_w"], LIMITS["KERNEL"])
+    if not (k_ok and _in_range(f["stride"], LIMITS["STRIDE"])):
+        return False
+    if pad > LIMITS["PAD"] or pad >= min(f["k_h"], f["k_w"]):
+        return False
+    for size, k, out in (("h_in", "k_h", "h_out"), ("w_in", "k_w", "w_out")):
+        span = f[size] + 2 * pad - f[k]
+        if span < 0 or f[out] != span // f["stride"] + 1:
+            return False
+    return True
+
+
+def _tensor_shape_ok(f, pool):
+    """Batch, channels and spatial sizes within the PE array's limits."""
+    dims_ok = all(_in_range(f[d], LIMITS["DIM"]) for d in ("h_in", "w_in", "h_out", "w_out"))
+    ch_ok = _in_range(f["c_in"], LIMITS["CH"]) and _in_range(f["c_out"], LIMITS["CH"])
+    return (dims_ok and ch_ok and _in_range(f["n"], LIMITS["BATCH"])
+            and (not pool or f["c_out"] == f["c_in"]))
+
+
+def shape_ok(f):
+    """FAULT_SHAPE's rule for the opcode (f from fields(); opcode already valid)."""
+    op = f["op"]
+    if op in CONV_OPS:
+        return (_tensor_shape_ok(f, False) and _window_ok(f, f["pad"])
+                and terms_per_output(f) * _PRODUCT_MAX < ACC_LIMIT)
+    if op in POOL_OPS:
+        return f["pad"] == 0 and _tensor_shape_ok(f, True) and _window_ok(f, 0)
+    if op in (Op.RELU_FP, Op.RELU_BP):
+        return _in_range(f["count"], LIMITS["COUNT"])
+    if op == Op.UPDATE:
+        return _in_range(f["count"], LIMITS["COUNT"]) and f["count_w"] <= f["count"]
+    return True
+
+
+def slots(f):
+    """(field, highest table slot it makes the opcode read), in SLOT_ORDER."""
+    op = f["op"]
+    if op == Op.HALT:
+        return []
+    if op in (Op.RELU_FP, Op.RELU_BP) or op in POOL_OPS:
+        names = ["e_src"]
+    elif op == Op.CONV_FP and _has(f, Flag.BIAS):
+        names = ["e_src", "e_src2", "e_src3", "e_dst"]
+    else:
+        names = ["e_src", "e_src2", "e_dst"]
+    used = [(name, f[name]) for name in names]
+    if op == Op.UPDATE:
+        used.append(("e_par", f["e_par"] + PAR["COUNT"] - 1))
+    return used
+
+
+def operands(insn):
+    """[(field, addr, nbytes, align)] of every operand the instruction touches, in
+    OPERAND_ORDER. Optional operands appear only with their flag."""
+    f = fields(insn)
+    op, n, ci, co = f["op"], f["n"], f["c_in"], f["c_out"]
+    act_in = n * ci * f["h_in"] * f["w_in"]
+    act_out = n * co * f["h_out"] * f["w_out"]
+    weights = co * ci * f["k_h"] * f["k_w"]
+    bias = _has(f, Flag.BIAS)
+    mask = _has(f, Flag.RELU_MASK)
+    sizes = {  # field -> (bytes, alignment); None = operand unused
+        Op.CONV_FP: dict(src=(act_in, 1), src2=(weights, 1),
+                         src3=(4 * co, 4) if bias else None, dst=(act_out, 1)),
+        Op.CONV_EB: dict(src=(act_out, 1), src2=(weights, 1),
+                         aux=(act_in, 1) if mask else None, dst=(act_in, 1)),
+        Op.CONV_WG: dict(src=(act_out, 1), src2=(act_in, 1), dst=(4 * weights, 4),
+                         dst2=(4 * co, 4) if bias else None),
+        Op.UPDATE: dict(src=(4 * f["count"], 4), src2=(4 * f["count"], 4),
+                        src3=(4 * f["count"], 4), aux=(f["count_w"], 1),
+                        dst=(f["count_w"], 1)),
+        Op.RELU_FP: dict(src=(f["count"], 1), dst=(f["count"], 1)),
+        Op.RELU_BP: dict(src=(f["count"], 1), aux=(f["count"], 1), dst=(f["count"], 1)),
+        Op.POOL_FP: dict(src=(act_in, 1), dst=(act_out, 1)),
+        Op.POOL_BP: dict(src=(act_out, 1), aux=(act_in, 1), dst=(act_in, 1)),
+    }.get(op)
+    if sizes is None:  # HALT
+        return []
+    sizes["stats"] = (STATS_BYTES, 8)
+    return [(name, f[name]) + sizes[name] for name in OPERAND_ORDER if sizes.get(name)]
+
+
+def check(insn, ddr_size, table_len):
+    """(Fault, fault_addr) for one instruction; (FAULT_NONE, 0) when it may run.
+    fault_addr is the operand address (ALIGN, BOUNDS), the slot field's value
+    (SLOT; e_par itself for UPDATE's block), or 0 (OPCODE, SHAPE)."""
+    f = fields(insn)
+    op = f["op"]
+    if op not in ALLOWED_FLAGS or f["flags"] & ~ALLOWED_FLAGS[op]:
+        return Fault.OPCODE, 0
+    if not shape_ok(f):
+        return Fault.SHAPE, 0
+    for name, top in slots(f):
+        if top >= table_len:
+            return Fault.SLOT, f[name]
+    ops = operands(f)
+    for _, addr, _, align in ops:
+        if addr % align:
+            return Fault.ALIGN, addr
+    for _, addr, nbytes, _ in ops:
+        if addr + nbytes > ddr_size:
+            return Fault.BOUNDS, addr
+    return Fault.NONE, 0
+
+
+def check_program(prog, n_insn, table, table_len, ddr_size):
+    """(FAULT_PROGRAM, offending offset) when the instruction stream or the table
+    is not a 4-byte aligned range inside the window, or the table is longer than
+    CTRAIN_MAX_TABLE; else (FAULT_NONE, 0)."""
+    prog, table = int(prog), int(table)
+    if prog % 4 or prog + INSN_BYTES * int(n_insn) > ddr_size:
+        return Fault.PROGRAM, prog
+    if table % 4 or table + 4 * int(table_len) > ddr_size or table_len > LIMITS["TABLE"]:
+        return Fault.PROGRAM, table
+    return Fault.NONE, 0

@@ -1,0 +1,20 @@
+/*
+ * Pynq-Z2 (xc7z020clg400-1): 220 DSP48E1, 140 BRAM36.  An 8x8 PE array uses 64
+ * MACs (int8 x int8 fits one DSP each, or LUTs) and leaves room for the
+ * line buffers; 100 MHz is the PS FCLK0 the block design provides.
+ */
+#ifndef CTRAIN_BOARD_CFG_H
+#define CTRAIN_BOARD_CFG_H
+
+#define CTRAIN_BOARD_NAME "pynq_z2"
+#define CTRAIN_PART "xc7z020clg400-1"
+#define CTRAIN_CLOCK_MHZ 100
+
+/* PE array: rows produce output channels, columns reduce input channels. */
+#define CTRAIN_PE_ROWS 8
+#define CTRAIN_PE_COLS 8
+
+/* Elements per burst of the element-wise units (RELU, UPDATE). */
+#define CTRAIN_CHUNK 256
+
+#endif

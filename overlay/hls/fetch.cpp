@@ -1,0 +1,249 @@
+/* Instruction fetch/decode and validation (see fetch.h). */
+#include "fetch.h"
+#include "agu.h"
+
+#define ACC_LIMIT ((uint64_t)1 << 47)
+#define PRODUCT_MAX (127ULL * 127ULL)
+
+void fetch_insn(const uint8_t *ddr, uint32_t prog, uint32_t index, ctrain_insn_t &insn) {
+    uint8_t raw[CTRAIN_INSN_BYTES];
+    agu_rd_bytes(ddr, prog + CTRAIN_INSN_BYTES * index, raw, CTRAIN_INSN_BYTES);
+    uint32_t w[CTRAIN_INSN_BYTES / 4];
+decode:
+    for (int i = 0; i < CTRAIN_INSN_BYTES / 4; i++) {
+#pragma HLS UNROLL
+        w[i] = (uint32_t)raw[4 * i] | ((uint32_t)raw[4 * i + 1] << 8) |
+               ((uint32_t)raw[4 * i + 2] << 16) | ((uint32_t)raw[4 * i + 3] << 24);
+    }
+    insn.op = w[0];      insn.flags = w[1];   insn.n = w[2];       insn.c_in = w[3];
+    insn.h_in = w[4];    insn.w_in = w[5];    insn.c_out = w[6];   insn.h_out = w[7];
+    insn.w_out = w[8];   insn.k_h = w[9];     insn.k_w = w[10];    insn.stride = w[11];
+    insn.pad = w[12];    insn.count = w[13];  insn.count_w = w[14];
+    insn.src = w[15];    insn.src2 = w[16];   insn.src3 = w[17];   insn.aux = w[18];
+    insn.dst = w[19];    insn.dst2 = w[20];   insn.stats = w[21];
+    insn.e_src = w[22];  insn.e_src2 = w[23]; insn.e_src3 = w[24]; insn.e_dst = w[25];
+    insn.e_par = w[26];
+    for (int i = 0; i < 5; i++) {
+#pragma HLS UNROLL
+        insn.reserved[i] = w[27 + i];
+    }
+}
+
+uint32_t check_program(uint32_t prog, uint32_t n_insn, uint32_t table, uint32_t table_len,
+                       uint32_t ddr_size, uint32_t &fault_addr) {
+    if (prog % 4 != 0 || (uint64_t)prog + (uint64_t)CTRAIN_INSN_BYTES * n_insn > ddr_size) {
+        fault_addr = prog;
+        return FAULT_PROGRAM;
+    }
+    if (table % 4 != 0 || (uint64_t)table + 4ULL * table_len > ddr_size ||
+        table_len > CTRAIN_MAX_TABLE) {
+        fault_addr = table;
+        return FAULT_PROGRAM;
+    }
+    fault_addr = 0;
+    return FAULT_NONE;
+}
+
+static uint32_t allowed_flags(uint32_t op) {
+    switch (op) {
+    case OP_CONV_FP: return FLAG_RELU | FLAG_BIAS;
+    case OP_CONV_EB: return FLAG_RELU_MASK;
+    case OP_CONV_WG: return FLAG_BIAS;
+    case OP_POOL_BP: return FLAG_RELU_MASK;
+    default: return 0;
+    }
+}
+
+static bool is_conv(uint32_t op) { return op == OP_CONV_FP || op == OP_CONV_EB || op == OP_CONV_WG; }
+static bool is_pool(uint32_t op) { return op == OP_POOL_FP || op == OP_POOL_BP; }
+static bool in_range(uint32_t v, uint32_t hi) { return v >= 1 && v <= hi; }
+
+/* Kernel, stride, padding and the output-size formula on both axes. */
+static bool window_ok(const ctrain_insn_t &f, uint32_t pad) {
+    if (!in_range(f.k_h, CTRAIN_MAX_KERNEL) || !in_range(f.k_w, CTRAIN_MAX_KERNEL) ||
+        !in_range(f.stride, CTRAIN_MAX_STRIDE))
+        return false;
+    uint32_t k_min = f.k_h < f.k_w ? f.k_h : f.k_w;
+    if (pad > CTRAIN_MAX_PAD || pad >= k_min)
+        return false;
+    int64_t span_h = (int64_t)f.h_in + 2 * (int64_t)pad - f.k_h;
+    int64_t span_w = (int64_t)f.w_in + 2 * (int64_t)pad - f.k_w;
+    if (span_h < 0 || (int64_t)f.h_out != span_h / f.stride + 1)
+        return false;
+    if (span_w < 0 || (int64_t)f.w_out != span_w / f.stride + 1)
+        return false;
+    return true;
+}
+
+/* Batch, channels and spatial sizes within the limits (pooling: c_out == c_in). */
+static bool tensor_ok(const ctrain_insn_t &f, bool pool) {
+    bool dims = in_range(f.h_in, CTRAIN_MAX_DIM) && in_range(f.w_in, CTRAIN_MAX_DIM) &&
+                in_range(f.h_out, CTRAIN_MAX_DIM) && in_range(f.w_out, CTRAIN_MAX_DIM);
+    bool ch = in_range(f.c_in, CTRAIN_MAX_CH) && in_range(f.c_out, CTRAIN_MAX_CH);
+    return dims && ch && in_range(f.n, CTRAIN_MAX_BATCH) && (!pool || f.c_out == f.c_in);
+}
+
+/* Products summed into one accumulator (an upper bound for EB). */
+static uint64_t terms_per_output(const ctrain_insn_t &f) {
+    uint64_t kk = (uint64_t)f.k_h * f.k_w;
+    if (f.op == OP_CONV_FP) return f.c_in * kk;
+    if (f.op == OP_CONV_EB) return f.c_out * kk;
+    return (uint64_t)f.n * f.h_out * f.w_out;
+}
+
+static bool shape_ok(const ctrain_insn_t &f) {
+    if (is_conv(f.op))
+        return tensor_ok(f, false) && window_ok(f, f.pad) &&
+               terms_per_output(f) * PRODUCT_MAX < ACC_LIMIT;
+    if (is_pool(f.op))
+        return f.pad == 0 && tensor_ok(f, true) && window_ok(f, 0);
+    if (f.op == OP_RELU_FP || f.op == OP_RELU_BP)
+        return in_range(f.count, CTRAIN_MAX_COUNT);
+    if (f.op == OP_UPDATE)
+        return in_range(f.count, CTRAIN_MAX_COUNT) && f.count_w <= f.count;
+    return true;   /* HALT */
+}
+
+uint32_t slots_used(const ctrain_insn_t &f) {
+    switch (f.op) {
+    case OP_HALT: return 0;
+    case OP_RELU_FP: case OP_RELU_BP: case OP_POOL_FP: case OP_POOL_BP: return SLOT_SRC;
+    case OP_CONV_FP:
+        return SLOT_SRC | SLOT_SRC2 | SLOT_DST | ((f.flags & FLAG_BIAS) ? SLOT_SRC3 : 0);
+    case OP_UPDATE: return SLOT_SRC | SLOT_SRC2 | SLOT_DST | SLOT_PAR;
+    default: return SLOT_SRC | SLOT_SRC2 | SLOT_DST;
+    }
+}
+
+/* Operand table in the order ALIGN and BOUNDS are checked. */
+enum { OPD_SRC, OPD_SRC2, OPD_SRC3, OPD_AUX, OPD_DST, OPD_DST2, OPD_STATS, OPD_COUNT };
+
+struct operand {
+    bool used;
+    uint32_t addr;
+    uint64_t bytes;
+    uint32_t align;
+};
+
+static void set_opd(operand o[OPD_COUNT], int i, uint32_t addr, uint64_t bytes, uint32_t align) {
+    o[i].used = true;
+    o[i].addr = addr;
+    o[i].bytes = bytes;
+    o[i].align = align;
+}
+
+static void operands(const ctrain_insn_t &f, operand o[OPD_COUNT]) {
+    for (int i = 0; i < OPD_COUNT; i++) {
+#pragma HLS UNROLL
+        o[i].used = false;
+        o[i].addr = 0;
+        o[i].bytes = 0;
+        o[i].align = 1;
+    }
+    uint64_t act_in = (uint64_t)f.n * f.c_in * f.h_in * f.w_in;
+    uint64_t act_out = (uint64_t)f.n * f.c_out * f.h_out * f.w_out;
+    uint64_t weights = (uint64_t)f.c_out * f.c_in * f.k_h * f.k_w;
+    bool bias = (f.flags & FLAG_BIAS) != 0;
+    bool mask = (f.flags & FLAG_RELU_MASK) != 0;
+    uint64_t cnt = f.count, cnt_w = f.count_w;
+    switch (f.op) {
+    case OP_CONV_FP:
+        set_opd(o, OPD_SRC, f.src, act_in, 1);
+        set_opd(o, OPD_SRC2, f.src2, weights, 1);
+        if (bias) set_opd(o, OPD_SRC3, f.src3, 4 * (uint64_t)f.c_out, 4);
+        set_opd(o, OPD_DST, f.dst, act_out, 1);
+        break;
+    case OP_CONV_EB:
+        set_opd(o, OPD_SRC, f.src, act_out, 1);
+        set_opd(o, OPD_SRC2, f.src2, weights, 1);
+        if (mask) set_opd(o, OPD_AUX, f.aux, act_in, 1);
+        set_opd(o, OPD_DST, f.dst, act_in, 1);
+        break;
+    case OP_CONV_WG:
+        set_opd(o, OPD_SRC, f.src, act_out, 1);
+        set_opd(o, OPD_SRC2, f.src2, act_in, 1);
+        set_opd(o, OPD_DST, f.dst, 4 * weights, 4);
+        if (bias) set_opd(o, OPD_DST2, f.dst2, 4 * (uint64_t)f.c_out, 4);
+        break;
+    case OP_UPDATE:
+        set_opd(o, OPD_SRC, f.src, 4 * cnt, 4);
+        set_opd(o, OPD_SRC2, f.src2, 4 * cnt, 4);
+        set_opd(o, OPD_SRC3, f.src3, 4 * cnt, 4);
+        set_opd(o, OPD_AUX, f.aux, cnt_w, 1);   /* checked even when count_w == 0 */
+        set_opd(o, OPD_DST, f.dst, cnt_w, 1);
+        break;
+    case OP_RELU_FP:
+        set_opd(o, OPD_SRC, f.src, cnt, 1);
+        set_opd(o, OPD_DST, f.dst, cnt, 1);
+        break;
+    case OP_RELU_BP:
+        set_opd(o, OPD_SRC, f.src, cnt, 1);
+        set_opd(o, OPD_AUX, f.aux, cnt, 1);
+        set_opd(o, OPD_DST, f.dst, cnt, 1);
+        break;
+    case OP_POOL_FP:
+        set_opd(o, OPD_SRC, f.src, act_in, 1);
+        set_opd(o, OPD_DST, f.dst, act_out, 1);
+        break;
+    case OP_POOL_BP:
+        set_opd(o, OPD_SRC, f.src, act_out, 1);
+        set_opd(o, OPD_AUX, f.aux, act_in, 1);
+        set_opd(o, OPD_DST, f.dst, act_in, 1);
+        break;
+    default:   /* HALT touches nothing, not even stats */
+        return;
+    }
+    set_opd(o, OPD_STATS, f.stats, CTRAIN_STATS_BYTES, 8);
+}
+
+uint32_t validate_insn(const ctrain_insn_t &f, uint32_t ddr_size, uint32_t table_len,
+                       uint32_t &fault_addr) {
+    fault_addr = 0;
+    /* 1. opcode and flags */
+    if (f.op == OP_INVALID || f.op >= OP_COUNT || (f.flags & ~allowed_flags(f.op)) != 0)
+        return FAULT_OPCODE;
+    /* 2. shape */
+    if (!shape_ok(f))
+        return FAULT_SHAPE;
+    /* 3. slots, in header order; UPDATE's block must fit from e_par to e_par + 5 */
+    uint32_t used = slots_used(f);
+    const uint32_t slot_val[5] = {f.e_src, f.e_src2, f.e_src3, f.e_dst, f.e_par};
+    const uint64_t slot_top[5] = {f.e_src, f.e_src2, f.e_src3, f.e_dst,
+                                  (uint64_t)f.e_par + CTRAIN_PAR_COUNT - 1};
+    for (int i = 0; i < 5; i++) {
+        if ((used & (1u << i)) && slot_top[i] >= table_len) {
+            fault_addr = slot_val[i];
+            return FAULT_SLOT;
+        }
+    }
+    /* 4. alignment, then 5. bounds, each over src, src2, src3, aux, dst, dst2, stats */
+    operand o[OPD_COUNT];
+    operands(f, o);
+    for (int i = 0; i < OPD_COUNT; i++) {
+        if (o[i].used && o[i].addr % o[i].align != 0) {
+            fault_addr = o[i].addr;
+            return FAULT_ALIGN;
+        }
+    }
+    for (int i = 0; i < OPD_COUNT; i++) {
+        if (o[i].used && (uint64_t)o[i].addr + o[i].bytes > ddr_size) {
+            fault_addr = o[i].addr;
+            return FAULT_BOUNDS;
+        }
+    }
+    return FAULT_NONE;
+}
+
+void load_exps(const uint8_t *ddr, uint32_t table, const ctrain_insn_t &f, insn_exps &e) {
+    uint32_t used = slots_used(f);
+    e.src = (used & SLOT_SRC) ? agu_rd_word(ddr, table + 4 * f.e_src) : 0;
+    e.src2 = (used & SLOT_SRC2) ? agu_rd_word(ddr, table + 4 * f.e_src2) : 0;
+    e.src3 = (used & SLOT_SRC3) ? agu_rd_word(ddr, table + 4 * f.e_src3) : 0;
+    e.dst = (used & SLOT_DST) ? agu_rd_word(ddr, table + 4 * f.e_dst) : 0;
+    for (int i = 0; i < CTRAIN_PAR_COUNT; i++) {
+#pragma HLS UNROLL
+        e.par[i] = 0;
+    }
+    if (used & SLOT_PAR)
+        agu_rd_i32<CTRAIN_PAR_COUNT>(ddr, table + 4 * f.e_par, e.par, CTRAIN_PAR_COUNT);
+}

@@ -1,0 +1,43 @@
+/*
+ * Instruction fetch/decode and validation (docs/isa.md "Validation"; mirrors
+ * driver/ctrain/validate.py check by check, in the same order, with the same
+ * fault codes and fault addresses).
+ */
+#ifndef CTRAIN_FETCH_H
+#define CTRAIN_FETCH_H
+
+#include "types.h"
+
+/* Table slots an opcode reads (bit per slot field). */
+enum {
+    SLOT_SRC = 1,
+    SLOT_SRC2 = 2,
+    SLOT_SRC3 = 4,
+    SLOT_DST = 8,
+    SLOT_PAR = 16
+};
+
+/* Exponents (table entries) an instruction runs with; unused ones are 0. */
+struct insn_exps {
+    int32_t src, src2, src3, dst;
+    int32_t par[CTRAIN_PAR_COUNT];
+};
+
+/* Fetches instruction `index` (128 bytes, one burst) and decodes its words. */
+void fetch_insn(const uint8_t *ddr, uint32_t prog, uint32_t index, ctrain_insn_t &insn);
+
+/* FAULT_PROGRAM check before the first instruction; sets fault_addr. */
+uint32_t check_program(uint32_t prog, uint32_t n_insn, uint32_t table, uint32_t table_len,
+                       uint32_t ddr_size, uint32_t &fault_addr);
+
+/* Validates one instruction completely; returns its fault (FAULT_NONE to run). */
+uint32_t validate_insn(const ctrain_insn_t &insn, uint32_t ddr_size, uint32_t table_len,
+                       uint32_t &fault_addr);
+
+/* SLOT_* bits of the slots a (valid) instruction reads. */
+uint32_t slots_used(const ctrain_insn_t &insn);
+
+/* Reads the used slots from the table. */
+void load_exps(const uint8_t *ddr, uint32_t table, const ctrain_insn_t &insn, insn_exps &e);
+
+#endif

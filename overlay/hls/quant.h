@@ -1,0 +1,94 @@
+/*
+ * Quantization unit: the primitive operations of docs/numeric.md on int64,
+ * and the statistics every instruction reports.  All inline: each unit
+ * instantiates them inside its own pipelined loop.
+ */
+#ifndef CTRAIN_QUANT_H
+#define CTRAIN_QUANT_H
+
+#include "types.h"
+
+#define Q_SHIFT_LIMIT 62
+#define Q8_MAX 127
+#define Q32_MAX 2147483647LL
+#define Q_TOP ((wide_t)1 << Q_SHIFT_LIMIT)
+
+/* Exponent difference -> shift amount: exact 64-bit sum of table values,
+ * then clamped to [-62, 62]. */
+static inline int q_shift(wide_t s) {
+#pragma HLS INLINE
+    if (s > Q_SHIFT_LIMIT) return Q_SHIFT_LIMIT;
+    if (s < -Q_SHIFT_LIMIT) return -Q_SHIFT_LIMIT;
+    return (int)s;
+}
+
+/* x * 2^-s rounded half towards +inf (s > 0); exact left shift saturating at
+ * +-2^62 (s < 0).  s is an already clamped q_shift().  >> on a negative int64
+ * is arithmetic (GCC, Clang and HLS all define it so). */
+static inline wide_t rshift_round(wide_t x, int s) {
+#pragma HLS INLINE
+    if (s > 0)
+        return (x + ((wide_t)1 << (s - 1))) >> s;
+    if (s == 0)
+        return x;
+    wide_t lim = Q_TOP >> -s;
+    if (x > lim) return Q_TOP;
+    if (x < -lim) return -Q_TOP;
+    return x * ((wide_t)1 << -s);   /* |result| <= 2^62: no overflow */
+}
+
+/* Symmetric saturation; `clamped` tells the statistics. */
+static inline q8_t sat8(wide_t x, bool &clamped) {
+#pragma HLS INLINE
+    clamped = x > Q8_MAX || x < -Q8_MAX;
+    return (q8_t)(x > Q8_MAX ? Q8_MAX : (x < -Q8_MAX ? -Q8_MAX : x));
+}
+
+static inline int32_t sat32(wide_t x, bool &clamped) {
+#pragma HLS INLINE
+    clamped = x > Q32_MAX || x < -Q32_MAX;
+    return (int32_t)(x > Q32_MAX ? Q32_MAX : (x < -Q32_MAX ? -Q32_MAX : x));
+}
+
+static inline int32_t sat32(wide_t x) {
+#pragma HLS INLINE
+    bool unused;
+    return sat32(x, unused);
+}
+
+static inline wide_t q_abs(wide_t x) {
+#pragma HLS INLINE
+    return x < 0 ? -x : x;   /* never INT64_MIN: values stay within +-2^63 - 2^62 */
+}
+
+/* Running statistics of one instruction (ctrain_stats_t without exp). */
+struct q_stats {
+    wide_t max_abs;
+    uint32_t sat;
+    uint32_t nnz;
+    uint32_t count;
+};
+
+static inline void q_stats_clear(q_stats &st) {
+#pragma HLS INLINE
+    st.max_abs = 0;
+    st.sat = 0;
+    st.nnz = 0;
+    st.count = 0;
+}
+
+/* One stored output: `pre` is the value whose magnitude max_abs tracks,
+ * `stored` the value written, `clamped` whether the store saturated. */
+static inline void q_stats_add(q_stats &st, wide_t pre, wide_t stored, bool clamped) {
+#pragma HLS INLINE
+    wide_t a = q_abs(pre);
+    if (a > st.max_abs) st.max_abs = a;
+    st.sat += clamped ? 1 : 0;
+    st.nnz += stored != 0 ? 1 : 0;
+    st.count += 1;
+}
+
+/* Writes the 32-byte ctrain_stats_t record (little-endian) at addr. */
+void q_stats_store(uint8_t *ddr, uint32_t addr, const q_stats &st, int32_t exp);
+
+#endif

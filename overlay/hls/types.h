@@ -1,0 +1,45 @@
+/*
+ * Shared types of the accelerator: arbitrary-precision integers where the
+ * width matters, and the C-sim-only iteration counters.
+ */
+#ifndef CTRAIN_TYPES_H
+#define CTRAIN_TYPES_H
+
+#include <stdint.h>
+
+/* The ap_types headers trip GCC's -Wuninitialized after inlining even when
+ * included with -isystem; silence that for them only, not for our code. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <ap_int.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#include "ctrain_isa.h"
+#include "board.h"
+
+#define PE_ROWS CTRAIN_PE_ROWS
+#define PE_COLS CTRAIN_PE_COLS
+#define MAX_KK (CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL)
+
+typedef int8_t q8_t;         /* tensor element */
+typedef ap_int<16> prod_t;   /* int8 x int8 product, |p| <= 127^2 < 2^14 */
+typedef ap_int<48> acc_t;    /* PE accumulator; validation keeps sums < 2^47 */
+typedef int64_t wide_t;      /* every rounding/saturation step (docs/numeric.md) */
+
+#include "csim_api.h"
+
+/* Iteration counting: hardware has no counters, the C-sim adds each pipelined
+ * loop's trip count at loop entry (docs/overlay.md lists the formulas). */
+#ifndef __SYNTHESIS__
+extern ctrain_iters_t ctrain_iters_now;
+#define CTRAIN_COUNT(field, n) (ctrain_iters_now.field += (uint64_t)(n))
+#else
+#define CTRAIN_COUNT(field, n) ((void)0)
+#endif
+
+#endif

@@ -1,0 +1,83 @@
+"""The emulated device: bounds-checked DDR, pynq-like buffers with explicit
+sync, the ap_ctrl_hs register protocol, and faults that name the instruction."""
+import numpy as np
+import pytest
+
+from ctrain import isa
+from ctrain.device.accelerator import Accelerator
+from ctrain.device.emulated import EmulatedDevice
+from ctrain.errors import DeviceFault, MemoryFault
+from ctrain.isa import Op
+
+
+@pytest.fixture
+def dev():
+    return EmulatedDevice(ddr_bytes=1 << 20)
+
+
+def test_buffers_are_not_coherent_until_synced(dev):
+    buf = dev.allocate((16,), np.int32)
+    buf[:] = np.arange(16)
+    assert not dev.read_ddr(buf.physical_address, 64).any()
+    buf.sync_to_device()
+    assert np.array_equal(dev.read_ddr(buf.physical_address, 64).view(np.int32), np.arange(16))
+    buf[:] = 0
+    buf[4:8].sync_from_device()  # a slice syncs only its own bytes
+    assert list(buf[:9]) == [0, 0, 0, 0, 4, 5, 6, 7, 0]
+    assert buf[4:8].physical_address == buf.physical_address + 16
+
+
+def test_allocation_bounds_and_free(dev):
+    a = dev.allocate((1000,), np.uint8)
+    b = dev.allocate((1000,), np.uint8)
+    assert b.physical_address - a.physical_address >= 1000
+    with pytest.raises(MemoryError, match="device memory exhausted"):
+        dev.allocate((2 << 20,), np.uint8)
+    addr = a.physical_address
+    a.freebuffer()
+    with pytest.raises(MemoryFault, match="not inside one allocated buffer"):
+        dev.read_ddr(addr, 4)
+    with pytest.raises(MemoryFault, match="outside DDR"):
+        dev.read_ddr(dev.PHYS_BASE + (1 << 20) - 2, 4)
+
+
+def test_register_map_checks_offsets(dev):
+    with pytest.raises(MemoryFault, match="register offset"):
+        dev.ip.write(0x1000, 1)
+    with pytest.raises(MemoryFault, match="register offset"):
+        dev.ip.read(3)
+    assert dev.ip.read(isa.REG["CTRL"]) & isa.CTRL_AP_IDLE
+
+
+def _program_with_bad_address(dev):
+    arena = dev.allocate((4096,), np.uint8)
+    prog = isa.new_program(2)
+    prog[0]["op"] = Op.RELU_FP
+    prog[0]["count"] = 64
+    prog[0]["src"], prog[0]["dst"], prog[0]["stats"] = 1024, 1024, 2048
+    prog[1] = prog[0]
+    prog[1]["dst"] = 4090  # 64 bytes from here run past the 4 KiB window
+    arena[:256] = prog.view(np.uint8)
+    arena.sync_to_device()
+    acc = Accelerator(dev.ip, timeout=5)
+    acc.configure(arena.physical_address, 4096, 3072, 1)
+    return arena, acc, prog
+
+
+def test_fault_names_instruction_opcode_and_address(dev):
+    arena, acc, prog = _program_with_bad_address(dev)
+    before = np.array(dev.read_ddr(arena.physical_address, 4096))
+    with pytest.raises(DeviceFault, match=r"FAULT_BOUNDS at instruction 1 \(OP_RELU_FP\), address 0xffa") as ei:
+        acc.run(0, 2, prog)
+    assert ei.value.pc == 1 and ei.value.address == 4090
+    after = dev.read_ddr(arena.physical_address, 4096)
+    # instruction 0 ran (its stats record changed), instruction 1 wrote nothing
+    changed = np.nonzero(before != after)[0]
+    assert changed.size and changed.min() >= 2048 and changed.max() < 2048 + isa.STATS_BYTES
+
+
+def test_window_must_be_owned_memory(dev):
+    acc = Accelerator(dev.ip)
+    acc.configure(dev.PHYS_BASE + (1 << 20), 4096, 0, 1)
+    with pytest.raises(MemoryFault, match="accelerator DDR window"):
+        acc.run(0, 1)

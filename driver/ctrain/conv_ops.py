@@ -122,7 +122,7 @@ def maxpool2d_grad(dy, x, k, stride, relu_mask=False):
     kh, kw = _pair(k)
     y = maxpool2d(x, (kh, kw), stride)
     ho, wo = y.shape[2:]
-    g = np.where(y > 0, dy, 0).astype(dy.dtype) if relu_mask else dy
+    g = np.where(y > 0, dy, 0) if relu_mask else dy
     pending = np.ones(y.shape, bool)
     dx = np.zeros(x.shape, dy.dtype)
     for ky, kx, v in _windows(x, kh, kw, stride):

@@ -3,7 +3,7 @@
 
 int32_t agu_rd_word(const uint8_t *ddr, uint32_t addr) {
 #pragma HLS INLINE
-    int32_t w[1];
+    int32_t w[1] = {0};
     agu_rd_i32<1>(ddr, addr, w, 1);
     return w[0];
 }

@@ -234,16 +234,14 @@ uint32_t validate_insn(const ctrain_insn_t &f, uint32_t ddr_size, uint32_t table
     return FAULT_NONE;
 }
 
-void load_exps(const uint8_t *ddr, uint32_t table, const ctrain_insn_t &f, insn_exps &e) {
+void load_exps(const int32_t tab[CTRAIN_MAX_TABLE], const ctrain_insn_t &f, insn_exps &e) {
     uint32_t used = slots_used(f);
-    e.src = (used & SLOT_SRC) ? agu_rd_word(ddr, table + 4 * f.e_src) : 0;
-    e.src2 = (used & SLOT_SRC2) ? agu_rd_word(ddr, table + 4 * f.e_src2) : 0;
-    e.src3 = (used & SLOT_SRC3) ? agu_rd_word(ddr, table + 4 * f.e_src3) : 0;
-    e.dst = (used & SLOT_DST) ? agu_rd_word(ddr, table + 4 * f.e_dst) : 0;
+    e.src = (used & SLOT_SRC) ? tab[f.e_src] : 0;
+    e.src2 = (used & SLOT_SRC2) ? tab[f.e_src2] : 0;
+    e.src3 = (used & SLOT_SRC3) ? tab[f.e_src3] : 0;
+    e.dst = (used & SLOT_DST) ? tab[f.e_dst] : 0;
+par:
     for (int i = 0; i < CTRAIN_PAR_COUNT; i++) {
-#pragma HLS UNROLL
-        e.par[i] = 0;
+        e.par[i] = (used & SLOT_PAR) ? tab[f.e_par + i] : 0;
     }
-    if (used & SLOT_PAR)
-        agu_rd_i32<CTRAIN_PAR_COUNT>(ddr, table + 4 * f.e_par, e.par, CTRAIN_PAR_COUNT);
 }

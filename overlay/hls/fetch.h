@@ -37,7 +37,8 @@ uint32_t validate_insn(const ctrain_insn_t &insn, uint32_t ddr_size, uint32_t ta
 /* SLOT_* bits of the slots a (valid) instruction reads. */
 uint32_t slots_used(const ctrain_insn_t &insn);
 
-/* Reads the used slots from the table. */
-void load_exps(const uint8_t *ddr, uint32_t table, const ctrain_insn_t &insn, insn_exps &e);
+/* The used slots' values from the on-chip copy of the table (read once per
+ * run, before the first instruction: later writes to it are not seen). */
+void load_exps(const int32_t tab[CTRAIN_MAX_TABLE], const ctrain_insn_t &insn, insn_exps &e);
 
 #endif

@@ -1,0 +1,95 @@
+"""The C-sim engine: the accelerator's own HLS sources (overlay/hls), compiled
+natively by host_lib/build_csim.py, run on the caller's DDR image in place.
+
+Besides RunResult it exposes the per-instruction iteration counters the HLS
+code keeps in C-sim builds (docs/overlay.md, "Iteration counters"), the input
+of the performance model.
+"""
+import importlib.util
+import os
+from collections import namedtuple
+
+import numpy as np
+
+from ..errors import CTrainError
+from ..isa import Fault
+from . import RunResult
+
+#: Pipelined-loop iterations of one instruction (ctrain_iters_t in csim_api.h).
+Iters = namedtuple("Iters", "pe ew rd wr bursts")
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class CsimUnavailable(CTrainError, RuntimeError):
+    """The C-sim engine cannot be built here (no C++ compiler or ap_types headers)."""
+
+
+def _build_module():
+    """host_lib/build_csim.py, from the repo checkout or as installed next to
+    the package's copy of the overlay sources."""
+    candidates = [os.path.join(os.path.dirname(os.path.dirname(_PKG)), "host_lib", "build_csim.py"),
+                  os.path.join(_PKG, "overlay_src", "build_csim.py")]
+    for path in candidates:
+        if os.path.isfile(path):
+            spec = importlib.util.spec_from_file_location("ctrain_build_csim", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise CsimUnavailable("build_csim.py not found (looked in: " + ", ".join(candidates) + ")")
+
+
+def load_csim(board="pynq_z2", verbose=False):
+    """The compiled C-sim module for `board` (built and cached on first use)."""
+    builder = _build_module()
+    try:
+        return builder.load(board, verbose=verbose)
+    except builder.CsimBuildError as exc:
+        raise CsimUnavailable(str(exc)) from exc
+
+
+class CsimEngine:
+    """Runs instruction streams through the HLS C++ of the accelerator."""
+
+    name = "csim"
+
+    def __init__(self, board="pynq_z2", verbose=False):
+        self.board = board
+        self._mod = load_csim(board, verbose)
+        self._ffi, self._lib = self._mod.ffi, self._mod.lib
+        cfg = self._ffi.new("uint32_t[3]")
+        self._lib.ctrain_csim_config(cfg)
+        self.pe_rows, self.pe_cols, self.chunk = cfg[0], cfg[1], cfg[2]
+        self._trace = None
+        self._last_iters = []
+
+    def run(self, ddr, prog, n_insn, table, table_len):
+        """Execute like NumpyEngine.run; `ddr` (a writable, C-contiguous 1-D
+        uint8 array) is modified in place, not copied."""
+        if not (isinstance(ddr, np.ndarray) and ddr.dtype == np.uint8 and ddr.ndim == 1
+                and ddr.flags.c_contiguous and ddr.flags.writeable):
+            raise TypeError("ddr must be a writable, contiguous 1-D numpy uint8 array")
+        if ddr.size >= 1 << 32:
+            raise ValueError("the DDR window is limited to 4 GiB (32-bit offsets)")
+        n_insn = int(n_insn)
+        cap = min(n_insn, 1 << 20)
+        if self._trace is None or len(self._trace) < cap:
+            self._trace = self._ffi.new("ctrain_iters_t[]", max(cap, 1))
+        self._lib.ctrain_csim_trace(self._trace, cap)
+        result = self._ffi.new("uint32_t[3]")
+        buf = self._ffi.from_buffer("uint8_t[]", ddr, require_writable=True)
+        self._lib.ctrain_csim_run(buf, int(prog), n_insn, int(table), int(table_len),
+                                  ddr.size, result)
+        status, pc, fault_addr = result[0], result[1], result[2]
+        if status == Fault.PROGRAM:
+            fetched = 0
+        else:  # up to and including the HALT or faulting instruction
+            fetched = pc + 1 if pc < n_insn else n_insn
+        self._last_iters = [Iters(*(getattr(self._trace[i], f) for f in Iters._fields))
+                            for i in range(min(fetched, cap))]
+        return RunResult(status, pc, fault_addr)
+
+    def last_iters(self):
+        """[Iters] of the last run, one per instruction fetched (the faulting or
+        HALT one included; instruction 0 also carries the table load)."""
+        return list(self._last_iters)

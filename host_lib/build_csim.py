@@ -1,0 +1,224 @@
+"""cffi build of the C-sim engine: the HLS sources (overlay/hls) compiled
+natively for one board configuration and loaded as a Python extension.
+
+Built once per distinct input and cached (like hls4ml's compile()): the cache
+key hashes every HLS source and header, the ISA header, the ap_types headers,
+the compile flags, the compiler version and the Python ABI. The cache lives in
+$CTRAIN_CACHE_DIR or ~/.cache/ctrain/csim.
+
+Works from a repo checkout (overlay/ next to host_lib/) and from an installed
+package (setup.py copies overlay/include and overlay/hls to ctrain/overlay_src).
+
+    python host_lib/build_csim.py [--board zcu104] [--verbose]
+"""
+import argparse
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BOARDS = ("pynq_z2", "zcu104")
+#: HLS idioms g++ would warn about: `#pragma HLS ...` and loop labels.
+HLS_FLAGS = ["-std=c++14", "-O2", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
+             "-Wno-unused-label"]
+#: Sources only the testbench compiles.
+_NOT_IN_LIB = ("ctrain_tb.cpp",)
+_CDEF = re.compile(r"/\*\s*@cdef-begin\s*\*/(.*?)/\*\s*@cdef-end\s*\*/", re.S)
+INSTALL_HINT = ("install hls4ml, which ships them (`pip install ctrain[csim]` or "
+                "`pip install hls4ml`), or point $XILINX_HLS at a Vitis HLS install")
+
+
+class CsimBuildError(RuntimeError):
+    """The C-sim engine cannot be built here; the message says what to install."""
+
+
+def overlay_dir():
+    """The directory holding include/ctrain_isa.h and hls/ctrain_top.cpp: the
+    repo's overlay/, this file's own directory (when installed next to the
+    sources) or the installed package's overlay_src/."""
+    candidates = [os.path.join(os.path.dirname(HERE), "overlay"), HERE]
+    spec = importlib.util.find_spec("ctrain")
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            candidates.append(os.path.join(loc, "overlay_src"))
+    for cand in candidates:
+        if (os.path.isfile(os.path.join(cand, "include", "ctrain_isa.h"))
+                and os.path.isfile(os.path.join(cand, "hls", "ctrain_top.cpp"))):
+            return cand
+    raise CsimBuildError("HLS sources not found (looked in: " + ", ".join(candidates) +
+                         "); reinstall ctrain so that ctrain/overlay_src is present")
+
+
+def ap_types_dir():
+    """Directory with ap_int.h: $XILINX_HLS/include, else hls4ml's bundled copy
+    (found without importing hls4ml, which is slow and pulls dependencies)."""
+    xilinx = os.environ.get("XILINX_HLS")
+    if xilinx:
+        inc = os.path.join(xilinx, "include")
+        if os.path.isfile(os.path.join(inc, "ap_int.h")):
+            return inc
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is not None and spec.origin:
+        inc = os.path.join(os.path.dirname(spec.origin), "templates", "vivado", "ap_types")
+        if os.path.isfile(os.path.join(inc, "ap_int.h")):
+            return inc
+    raise CsimBuildError("the Xilinx ap_types headers (ap_int.h) were not found; " + INSTALL_HINT)
+
+
+def cxx_compiler():
+    """The C++ compiler setuptools will run (CXX, else the interpreter's), checked on PATH."""
+    cxx = os.environ.get("CXX") or sysconfig.get_config_var("CXX") or "g++"
+    exe = cxx.split()[0]
+    if shutil.which(exe) is None:
+        raise CsimBuildError(f"C++ compiler {exe!r} not found: the C-sim engine compiles the "
+                             "HLS sources with g++ (Debian/Ubuntu: apt-get install g++)")
+    return cxx
+
+
+def _compiler_version(cxx):
+    try:
+        out = subprocess.run(cxx.split() + ["--version"], capture_output=True, text=True,
+                             timeout=30)
+        return out.stdout.splitlines()[0] if out.stdout else cxx
+    except (OSError, subprocess.SubprocessError):
+        return cxx
+
+
+def board_define(board):
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
+    return f"-DCTRAIN_BOARD_{board.upper()}"
+
+
+def lib_sources(hls):
+    """The synthesised sources plus the C-sim wrapper, sorted (the unity order)."""
+    return sorted(f for f in os.listdir(hls) if f.endswith(".cpp") and f not in _NOT_IN_LIB)
+
+
+def _hashed_files(root, ap_dir):
+    for sub in ("include", "hls", os.path.join("hls", "config")):
+        d = os.path.join(root, sub)
+        for name in sorted(os.listdir(d)):
+            path = os.path.join(d, name)
+            if os.path.isfile(path) and name.endswith((".h", ".cpp")):
+                yield os.path.join(sub, name), path
+    for dirpath, _, names in sorted(os.walk(ap_dir)):
+        for name in sorted(names):
+            if name.endswith(".h"):
+                path = os.path.join(dirpath, name)
+                yield os.path.relpath(path, ap_dir), path
+
+
+def cache_key(board, root, ap_dir, cxx):
+    h = hashlib.sha256()
+    for rel, path in _hashed_files(root, ap_dir):
+        h.update(rel.encode() + b"\0")
+        with open(path, "rb") as f:
+            h.update(f.read() + b"\0")
+    for part in HLS_FLAGS + [board_define(board), _compiler_version(cxx),
+                             sysconfig.get_config_var("EXT_SUFFIX") or "", sys.version]:
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def cache_root():
+    return os.environ.get("CTRAIN_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "ctrain", "csim")
+
+
+def module_name(board):
+    return f"_ctrain_csim_{board}"
+
+
+def make_ffibuilder(board, root, ap_dir):
+    """A cffi FFI in API mode: one translation unit that includes every HLS
+    source (ap_int.h is parsed once) behind the extern "C" csim_api.h."""
+    from cffi import FFI
+
+    hls = os.path.join(root, "hls")
+    with open(os.path.join(hls, "csim_api.h"), encoding="utf-8") as f:
+        cdef = "\n".join(_CDEF.findall(f.read()))
+    unity = "#include \"csim_api.h\"\n" + "".join(
+        f"#include \"{name}\"\n" for name in lib_sources(hls))
+    ffi = FFI()
+    ffi.cdef(cdef)
+    ffi.set_source(
+        module_name(board), unity,
+        source_extension=".cpp",
+        include_dirs=[hls, os.path.join(hls, "config"), os.path.join(root, "include")],
+        extra_compile_args=HLS_FLAGS + [board_define(board), "-isystem", ap_dir],
+        language="c++",
+    )
+    return ffi
+
+
+def _find_extension(directory, board):
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    path = os.path.join(directory, module_name(board) + suffix)
+    return path if os.path.isfile(path) else None
+
+
+def build(board="pynq_z2", cache_dir=None, verbose=False):
+    """Path of the compiled C-sim extension for `board`, building it on a cache miss."""
+    board_define(board)
+    root, ap_dir, cxx = overlay_dir(), ap_types_dir(), cxx_compiler()
+    base = cache_dir or cache_root()
+    target = os.path.join(base, f"{board}-{cache_key(board, root, ap_dir, cxx)}")
+    found = _find_extension(target, board)
+    if found:
+        return found
+    os.makedirs(base, exist_ok=True)
+    # Build in a private directory and move it into place, so concurrent
+    # builders never see a half-written extension.
+    tmp = tempfile.mkdtemp(prefix=f".{board}-", dir=base)
+    try:
+        ffi = make_ffibuilder(board, root, ap_dir)
+        try:
+            ffi.compile(tmpdir=tmp, verbose=verbose)
+        except Exception as exc:  # distutils' CompileError carries the compiler output
+            raise CsimBuildError(f"compiling the HLS sources in {root}/hls failed: {exc}") from exc
+        if os.path.isdir(target):  # a stale, incomplete entry
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not _find_extension(target, board):  # nobody else won the race
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _find_extension(target, board)
+
+
+def load(board="pynq_z2", cache_dir=None, verbose=False):
+    """The compiled module (with .ffi and .lib), built if needed."""
+    path = build(board, cache_dir, verbose)
+    name = module_name(board)
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--board", choices=BOARDS, default="pynq_z2")
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        print(build(args.board, args.cache_dir, args.verbose))
+    except CsimBuildError as exc:
+        sys.exit(f"build_csim: {exc}")
+
+
+if __name__ == "__main__":
+    main()

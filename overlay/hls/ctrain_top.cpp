@@ -1,0 +1,124 @@
+/*
+ * ctrain_top: loads the parameter table on chip, then fetches, validates and
+ * executes instructions until HALT, a fault or the end of the program.
+ */
+#include "ctrain_top.h"
+#include "agu.h"
+#include "conv.h"
+#include "fetch.h"
+#include "quant.h"
+#include "stream.h"
+#include "update.h"
+
+#ifndef __SYNTHESIS__
+/* C-sim only: counters of the running instruction, and where to record them. */
+ctrain_iters_t ctrain_iters_now;
+static ctrain_iters_t *trace_buf = 0;
+static uint32_t trace_cap = 0;
+
+void ctrain_csim_trace(ctrain_iters_t *buf, uint32_t cap) {
+    trace_buf = buf;
+    trace_cap = buf ? cap : 0;
+}
+
+static void trace_clear(void) {
+    const ctrain_iters_t zero = {0, 0, 0, 0, 0};
+    for (uint32_t i = 0; i < trace_cap; i++)
+        trace_buf[i] = zero;
+    ctrain_iters_now = zero;
+}
+
+static void trace_record(uint32_t index) {
+    const ctrain_iters_t zero = {0, 0, 0, 0, 0};
+    if (index < trace_cap)
+        trace_buf[index] = ctrain_iters_now;
+    ctrain_iters_now = zero;
+}
+#define TRACE_CLEAR() trace_clear()
+#define TRACE_RECORD(i) trace_record(i)
+#else
+#define TRACE_CLEAR() ((void)0)
+#define TRACE_RECORD(i) ((void)0)
+#endif
+
+/* Runs one validated instruction (not HALT) and writes its statistics. */
+static void execute(uint8_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrain_insn_t &f) {
+    insn_exps e;
+    load_exps(tab, f, e);
+    q_stats st;
+    q_stats_clear(st);
+    wide_t exp = e.src;   /* RELU_*, POOL_*: the input's exponent */
+    switch (f.op) {
+    case OP_CONV_FP:
+    case OP_CONV_EB:
+        conv_rows(ddr, f, e, st);
+        exp = (wide_t)e.src + e.src2;
+        break;
+    case OP_CONV_WG:
+        conv_wg(ddr, f, e, st);
+        exp = e.dst;
+        break;
+    case OP_UPDATE:
+        update_unit(ddr, f, e, st);
+        exp = e.src2;
+        break;
+    case OP_RELU_FP:
+    case OP_RELU_BP:
+        stream_relu(ddr, f, st);
+        break;
+    case OP_POOL_FP:
+        stream_pool_fp(ddr, f, st);
+        break;
+    default:   /* OP_POOL_BP: validation let nothing else through */
+        stream_pool_bp(ddr, f, st);
+        break;
+    }
+    q_stats_store(ddr, f.stats, st, (int32_t)(uint32_t)exp);   /* exp wraps to 32 bits */
+}
+
+void ctrain_top(uint8_t *ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
+                uint32_t table_len, uint32_t ddr_size, uint32_t *status, uint32_t *pc,
+                uint32_t *fault_addr) {
+#pragma HLS INTERFACE mode=m_axi port=ddr offset=slave bundle=gmem depth=65536 max_read_burst_length=256 max_write_burst_length=256 num_read_outstanding=4 num_write_outstanding=4
+#pragma HLS INTERFACE mode=s_axilite port=ddr bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=prog bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=n_insn bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=table bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=table_len bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=ddr_size bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=status bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=pc bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=fault_addr bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=return bundle=control
+    TRACE_CLEAR();
+    uint32_t addr = 0;
+    uint32_t code = check_program(prog, n_insn, table, table_len, ddr_size, addr);
+    if (code != FAULT_NONE) {
+        *status = code;
+        *pc = 0;
+        *fault_addr = addr;
+        return;
+    }
+    /* The on-chip copy of the table every instruction reads its exponents from. */
+    int32_t tab[CTRAIN_MAX_TABLE];
+    if (table_len > 0)
+        agu_rd_i32<CTRAIN_MAX_TABLE>(ddr, table, tab, table_len);
+
+    uint32_t i = 0;
+run:
+    for (; i < n_insn; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=1024
+        ctrain_insn_t f;
+        fetch_insn(ddr, prog, i, f);
+        code = validate_insn(f, ddr_size, table_len, addr);
+        if (code != FAULT_NONE || f.op == OP_HALT) {
+            TRACE_RECORD(i);
+            break;
+        }
+        execute(ddr, tab, f);
+        TRACE_RECORD(i);
+    }
+    *status = code;
+    *pc = i;
+    *fault_addr = code != FAULT_NONE ? addr : 0;
+}

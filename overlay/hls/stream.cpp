@@ -1,0 +1,186 @@
+/* Stream processor: ReLU and max pooling, forward and backward (see stream.h). */
+#include "stream.h"
+#include "agu.h"
+
+/* POOL_BP keeps the window selections of the last output rows in a ring: an
+ * input row is covered by at most ceil(k_h / stride) <= CTRAIN_MAX_KERNEL of
+ * them, so 16 rows (a power of two) always hold every live one. */
+#define POOL_RING 16
+
+void stream_relu(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st) {
+    const bool bp = f.op == OP_RELU_BP;
+    q8_t in[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
+chunk:
+    for (uint32_t i0 = 0; i0 < f.count; i0 += CTRAIN_CHUNK) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+        uint32_t len = f.count - i0 < CTRAIN_CHUNK ? f.count - i0 : CTRAIN_CHUNK;
+        /* Whole chunk in before any of it goes out: dst == src is allowed. */
+        agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
+        if (bp)
+            agu_rd_q8<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
+        CTRAIN_COUNT(ew, len);
+    relu:
+        for (uint32_t i = 0; i < len; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
+            q8_t v = in[i];
+            q8_t o = bp ? (gate[i] > 0 ? v : (q8_t)0) : (v > 0 ? v : (q8_t)0);
+            q_stats_add(st, o, o, false);
+            out[i] = o;
+        }
+        agu_wr_q8<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);
+    }
+}
+
+void stream_pool_fp(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st) {
+    const int s = f.stride, k_h = f.k_h, k_w = f.k_w, w_out = f.w_out;
+    q8_t line[CTRAIN_MAX_DIM];
+    q8_t best[CTRAIN_MAX_DIM];
+plane:
+    for (uint32_t nc = 0; nc < f.n * f.c_in; nc++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+    out_row:
+        for (uint32_t y = 0; y < f.h_out; y++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+        tap_y:
+            for (int ky = 0; ky < k_h; ky++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
+                uint32_t iy = y * s + ky;
+                agu_rd_q8<CTRAIN_MAX_DIM>(ddr, f.src + (nc * f.h_in + iy) * f.w_in, line, f.w_in);
+            tap_x:
+                for (int kx = 0; kx < k_w; kx++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
+#pragma HLS LOOP_FLATTEN off
+                    const bool first = ky == 0 && kx == 0;
+                    const bool last = ky == k_h - 1 && kx == k_w - 1;
+                    CTRAIN_COUNT(ew, w_out);
+                window:
+                    for (int x = 0; x < w_out; x++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+#pragma HLS DEPENDENCE variable=best type=inter false
+                        q8_t v = line[x * s + kx];
+                        q8_t m = (first || v > best[x]) ? v : best[x];
+                        best[x] = m;
+                        if (last)   /* the final tap also stores the row */
+                            q_stats_add(st, m, m, false);
+                    }
+                }
+            }
+            agu_wr_q8<CTRAIN_MAX_DIM>(ddr, f.dst + (nc * f.h_out + y) * w_out, best, w_out);
+        }
+    }
+}
+
+/* One window's first maximum: kernel position and the error it routes. */
+struct pool_sel {
+    ap_uint<4> ky;
+    ap_uint<4> kx;
+    q8_t g;   /* err, or 0 when RELU_MASK drops the window */
+};
+
+void stream_pool_bp(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st) {
+    const bool mask = (f.flags & FLAG_RELU_MASK) != 0;
+    const int s = f.stride, k_h = f.k_h, k_w = f.k_w;
+    const int h_in = f.h_in, w_in = f.w_in, h_out = f.h_out, w_out = f.w_out;
+    q8_t line[CTRAIN_MAX_DIM];           /* aux (the pool's input) row */
+    q8_t err[CTRAIN_MAX_DIM];
+    q8_t best[CTRAIN_MAX_DIM];
+    pool_sel sel[POOL_RING][CTRAIN_MAX_DIM];
+    ap_int<16> racc[CTRAIN_MAX_DIM];     /* <= 121 contributions of |err| <= 128 */
+    q8_t orow[CTRAIN_MAX_DIM];
+
+    /* racc is cleared once here, then by every row's store as it reads it. */
+    CTRAIN_COUNT(ew, w_in);
+clear:
+    for (int x = 0; x < w_in; x++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+        racc[x] = 0;
+    }
+plane:
+    for (uint32_t nc = 0; nc < f.n * f.c_in; nc++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+    in_row:
+        for (int iy = 0; iy < h_in; iy++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+            /* Output row oy's windows start at input row oy*s: select their
+             * first maxima once, when the sweep reaches that row. */
+            if (iy % s == 0 && iy / s < h_out) {
+                const int oy = iy / s;
+                const int slot = oy % POOL_RING;
+            select_ky:
+                for (int ky = 0; ky < k_h; ky++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
+                    agu_rd_q8<CTRAIN_MAX_DIM>(ddr, f.aux + (nc * h_in + iy + ky) * w_in, line, w_in);
+                select_kx:
+                    for (int kx = 0; kx < k_w; kx++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
+#pragma HLS LOOP_FLATTEN off
+                        const bool first = ky == 0 && kx == 0;
+                        CTRAIN_COUNT(ew, w_out);
+                    select:
+                        for (int x = 0; x < w_out; x++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+#pragma HLS DEPENDENCE variable=best type=inter false
+#pragma HLS DEPENDENCE variable=sel type=inter false
+                            q8_t v = line[x * s + kx];
+                            if (first || v > best[x]) {   /* strict: the first maximum wins */
+                                best[x] = v;
+                                sel[slot][x].ky = ky;
+                                sel[slot][x].kx = kx;
+                            }
+                        }
+                    }
+                }
+                agu_rd_q8<CTRAIN_MAX_DIM>(ddr, f.src + (nc * h_out + oy) * w_out, err, w_out);
+                CTRAIN_COUNT(ew, w_out);
+            route:
+                for (int x = 0; x < w_out; x++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                    sel[slot][x].g = (mask && best[x] <= 0) ? (q8_t)0 : err[x];
+                }
+            }
+            /* Scatter every window covering this row: oy*s <= iy < oy*s + k_h. */
+            const int oy_hi = (iy / s < h_out - 1) ? iy / s : h_out - 1;
+            const int oy_lo = iy < k_h ? 0 : (iy - k_h + s) / s;
+        cover:
+            for (int oy = oy_lo; oy <= oy_hi; oy++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
+                const int ky = iy - oy * s;
+                const int slot = oy % POOL_RING;
+            scatter_kx:
+                for (int kx = 0; kx < k_w; kx++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
+#pragma HLS LOOP_FLATTEN off
+                    CTRAIN_COUNT(ew, w_out);
+                scatter:
+                    for (int x = 0; x < w_out; x++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                        /* Within one kx the targets x*s + kx are distinct. */
+#pragma HLS DEPENDENCE variable=racc type=inter false
+                        pool_sel e = sel[slot][x];
+                        if (e.ky == ky && e.kx == kx)
+                            racc[x * s + kx] += e.g;
+                    }
+                }
+            }
+            CTRAIN_COUNT(ew, w_in);
+        store:
+            for (int x = 0; x < w_in; x++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                wide_t v = racc[x].to_int64();
+                racc[x] = 0;
+                bool clamped;
+                q8_t q = sat8(v, clamped);
+                q_stats_add(st, q, q, clamped);
+                orow[x] = q;
+            }
+            agu_wr_q8<CTRAIN_MAX_DIM>(ddr, f.dst + (nc * h_in + iy) * w_in, orow, w_in);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+/*
+ * Stream processor: the element-wise and window operations that need no PE
+ * array.  RELU runs over CTRAIN_CHUNK-element bursts; pooling works one
+ * channel row at a time from a line buffer.
+ */
+#ifndef CTRAIN_STREAM_H
+#define CTRAIN_STREAM_H
+
+#include "types.h"
+#include "fetch.h"
+#include "quant.h"
+
+void stream_relu(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st);
+void stream_pool_fp(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st);
+void stream_pool_bp(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st);
+
+#endif

@@ -96,3 +96,23 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05")
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--no-progress"]) == 2
     assert "ctrain: error:" in capsys.readouterr().err
+
+
+def test_resume_is_bit_exact(tmp_path, digits):
+    """Stopping at a checkpoint and resuming ends at the same bytes as one run."""
+    ck = str(tmp_path / "run.ckpt")
+    cfg = TrainConfig(epochs=2, batch_size=64, warmup_epochs=0.5, checkpoint=ck, checkpoint_every=5)
+    whole = Trainer(cfg, dataset=digits)
+    whole.run(progress=False)
+    # a run that stops after 15 iterations (its last checkpoint), then a new process resumes
+    part = Trainer(TrainConfig(**{**cfg.__dict__, "checkpoint": str(tmp_path / "part.ckpt")}), dataset=digits)
+    while part.it < 15:
+        part.step(part.batch_indices())
+    part.save(str(tmp_path / "part.ckpt"))
+    resumed = Trainer(TrainConfig(**{**cfg.__dict__, "checkpoint": str(tmp_path / "part.ckpt")}), dataset=digits)
+    resumed.load(str(tmp_path / "part.ckpt"))
+    resumed.run(progress=False)
+    a, b = whole.runtime.layer_arrays(), resumed.runtime.layer_arrays()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+

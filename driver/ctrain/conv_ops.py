@@ -122,11 +122,11 @@ def maxpool2d_grad(dy, x, k, stride, relu_mask=False):
     kh, kw = _pair(k)
     y = maxpool2d(x, (kh, kw), stride)
     ho, wo = y.shape[2:]
-    g = np.where(y > 0, dy, 0) if relu_mask else dy
+    g = dy * (y > 0) if relu_mask else dy  # products with masks: np.where is slow
     pending = np.ones(y.shape, bool)
     dx = np.zeros(x.shape, dy.dtype)
     for ky, kx, v in _windows(x, kh, kw, stride):
         hit = pending & (v == y)
         pending &= ~hit
-        dx[:, :, _span(ky, ho, stride), _span(kx, wo, stride)] += np.where(hit, g, 0)
+        dx[:, :, _span(ky, ho, stride), _span(kx, wo, stride)] += g * hit
     return dx

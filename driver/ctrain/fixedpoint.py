@@ -13,23 +13,30 @@ _TOP = 1 << SHIFT_LIMIT
 
 def rshift_round(x, s):
     """x * 2^-s rounded half towards +inf, s clamped to [-62, 62]; left shifts
-    (s < 0) saturate at +-2^62. Always returns a new int64 array."""
+    (s < 0) saturate at +-2^62. Returns a new int64 array (or numpy scalar),
+    never x itself, so callers may modify the result in place."""
     s = min(max(int(s), -SHIFT_LIMIT), SHIFT_LIMIT)
     x = np.asarray(x, np.int64)
     if s > 0:
-        return (x + (1 << (s - 1))) >> s
+        y = x + (1 << (s - 1))
+        y >>= s
+        return y
     if s == 0:
         return x.copy()
     # Clamping to +-(2^62 >> -s) first makes the shift exact and lands beyond-range
     # values on exactly +-2^62.
     lim = _TOP >> -s
-    return np.clip(x, -lim, lim) << -s
+    y = np.clip(x, -lim, lim)
+    y <<= -s
+    return y
 
 
 def _saturate(x, lim, dtype):
     x = np.asarray(x, np.int64)
-    y = np.clip(x, -lim, lim)
-    return y.astype(dtype), int(np.count_nonzero(y != x))
+    if x.size == 0 or (x.min() >= -lim and x.max() <= lim):  # the common case: no clamp
+        return x.astype(dtype), 0
+    n = np.count_nonzero(x > lim) + np.count_nonzero(x < -lim)
+    return np.clip(x, -lim, lim).astype(dtype), int(n)
 
 
 def sat8(x):

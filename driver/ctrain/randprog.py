@@ -153,7 +153,7 @@ def _weights(s):
 # Each builder returns (shape and flag fields, {slot field: table value(s)},
 # [(operand field, initial array)]); an operand given as a str aliases another.
 
-def _conv_fp(rng, flags):
+def _conv_fp(rng, op, flags):
     s = _conv_shape(rng)
     terms = s["c_in"] * s["k_h"] * s["k_w"]
     e_src, e_w = int(rng.integers(-10, -1)), int(rng.integers(-12, -3))
@@ -168,7 +168,7 @@ def _conv_fp(rng, flags):
     return s, slots, ops
 
 
-def _conv_eb(rng, flags):
+def _conv_eb(rng, op, flags):
     s = _conv_shape(rng)
     terms = s["c_out"] * s["k_h"] * s["k_w"]
     e_src, e_w = int(rng.integers(-20, -5)), int(rng.integers(-12, -3))
@@ -181,7 +181,7 @@ def _conv_eb(rng, flags):
     return s, slots, ops
 
 
-def _conv_wg(rng, flags):
+def _conv_wg(rng, op, flags):
     s = _conv_shape(rng)
     e_src, e_act = int(rng.integers(-20, -5)), int(rng.integers(-10, -1))
     slots = dict(e_src=e_src, e_src2=e_act, e_dst=e_src + e_act + _shift(rng, -8))
@@ -203,7 +203,7 @@ def _hyper(rng):
     return one(14, 25) + one(15, 17) + one(20, 31)
 
 
-def _update(rng, flags):
+def _update(rng, op, flags):
     count = int(rng.integers(1, 2000 if rng.random() < 0.1 else 200))
     count_w = int(rng.choice([0, count, rng.integers(0, count + 1)], p=[0.1, 0.3, 0.6]))
     lr_m, lr_s, mu_m, mu_s, wd_m, wd_s = _hyper(rng)
@@ -223,7 +223,7 @@ def _update(rng, flags):
                                                    e_par=par), ops
 
 
-def _relu(rng, op):
+def _relu(rng, op, flags):
     count = int(rng.integers(1, 300))
     ops = [("src", _i8(rng, count))]
     if op == Op.RELU_BP:
@@ -233,7 +233,7 @@ def _relu(rng, op):
     return dict(count=count), dict(e_src=int(rng.integers(-20, 6))), ops
 
 
-def _pool(rng, op):
+def _pool(rng, op, flags):
     s = _pool_shape(rng)
     if op == Op.POOL_FP:
         ops = [("src", _i8(rng, _act_in(s))), ("dst", _garbage(rng, int(np.prod(_act_out(s)))))]
@@ -243,13 +243,9 @@ def _pool(rng, op):
     return s, dict(e_src=int(rng.integers(-20, 6))), ops
 
 
-def _builder(op):
-    conv = {Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg, Op.UPDATE: _update}
-    if op in conv:
-        return conv[op]
-    if op in (Op.RELU_FP, Op.RELU_BP):
-        return lambda rng, flags: _relu(rng, op)
-    return lambda rng, flags: _pool(rng, op)
+_BUILDERS = {Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg,
+             Op.UPDATE: _update, Op.RELU_FP: _relu, Op.RELU_BP: _relu,
+             Op.POOL_FP: _pool, Op.POOL_BP: _pool}
 
 
 # ---------------------------------------------------------------- assembly
@@ -286,7 +282,7 @@ def random_case(rng, op=None):
     op = Op(op if op is not None else rng.choice(OPS))
     flags = int(rng.choice(_FLAG_CHOICES.get(op, (0,))))
     insn = np.zeros((), INSN_DTYPE)
-    shape, slots, operands = ({}, {}, []) if op == Op.HALT else _builder(op)(rng, flags)
+    shape, slots, operands = ({}, {}, []) if op == Op.HALT else _BUILDERS[op](rng, op, flags)
     table, slot_index = _table(rng, slots) if slots else (np.zeros(int(rng.integers(0, 3)),
                                                                     np.int32), {})
     n_insn = 2 if op == Op.HALT or rng.random() < 0.5 else 1

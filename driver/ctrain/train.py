@@ -15,6 +15,8 @@ from .model import build_model
 from .runtime import Runtime
 
 DEFAULT_MODEL = {"digits": "digits-cnn", "mnist": "lenet5"}
+#: epochs and batch size per dataset when the user gives none
+DEFAULTS = {"digits": {"epochs": 30, "batch_size": 16}, "mnist": {"epochs": 8, "batch_size": 64}}
 
 
 @dataclass
@@ -22,8 +24,8 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str = None
     model: str = None
-    epochs: int = 30
-    batch_size: int = 32
+    epochs: int = None
+    batch_size: int = None
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -38,6 +40,11 @@ class TrainConfig:
     test_count: int = None
     checkpoint: str = None
     checkpoint_every: int = 0      # iterations; 0 = at the end of every epoch only
+
+    def __post_init__(self):
+        for key, value in DEFAULTS.get(self.dataset, DEFAULTS["mnist"]).items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
 
     def model_name(self):
         return self.model or DEFAULT_MODEL.get(self.dataset, "lenet5")
@@ -124,6 +131,15 @@ class Trainer:
         self.it += 1
         return loss, accuracy(logits, y)
 
+    def batch_indices(self):
+        """The images of iteration `it`: a permutation per epoch seeded by (seed, epoch),
+        so a resumed run sees the same batches as an uninterrupted one."""
+        epoch, pos = divmod(self.it, self.iters_per_epoch)
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.ds.train_y)))
+        b = self.cfg.batch_size
+        return self._order[1][pos * b:(pos + 1) * b]
+
     def evaluate(self, split="test"):
         x, xq, y = ((self.ds.test_x, self.xq_test, self.ds.test_y) if split == "test"
                     else (self.ds.train_x, self.xq_train, self.ds.train_y))
@@ -136,11 +152,7 @@ class Trainer:
                    desc=f"{cfg.model_name()} on {cfg.dataset}")
         try:
             while self.it < self.total:
-                epoch, pos = divmod(self.it, self.iters_per_epoch)
-                if pos == 0 or self._order is None:
-                    self._order = np.random.default_rng([cfg.seed, epoch]).permutation(len(self.ds.train_y))
-                b = cfg.batch_size
-                loss, acc = self.step(self._order[pos * b:(pos + 1) * b])
+                loss, acc = self.step(self.batch_indices())
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", phase="fixed" if self.fixed else "float")
                 self.history.append({"it": self.it, "loss": loss, "acc": acc, "fixed": self.fixed})

@@ -36,7 +36,10 @@ def _build_module():
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module
-    raise CsimUnavailable("build_csim.py not found (looked in: " + ", ".join(candidates) + ")")
+    raise CsimUnavailable("this ctrain install lacks the C-sim build script build_csim.py "
+                          "(looked in: " + ", ".join(candidates) + "); install from a source "
+                          "tree whose setup.py copies host_lib/build_csim.py into "
+                          "ctrain/overlay_src, or use an editable install")
 
 
 def load_csim(board="pynq_z2", verbose=False):

@@ -7,6 +7,8 @@ instruction is validated (ctrain.validate) and computed completely before any
 of its results is written, so a fault leaves its outputs untouched and
 in-place RELU/UPDATE operands read their old values.
 """
+import math
+
 import numpy as np
 
 from .. import conv_ops
@@ -36,7 +38,7 @@ class _Insn:
 
     def i8(self, field, shape):
         addr = self.f[field]
-        return self.ddr[addr:addr + int(np.prod(shape))].view(np.int8).reshape(shape)
+        return self.ddr[addr:addr + math.prod(shape)].view(np.int8).reshape(shape)
 
     def i32(self, field, count):
         addr = self.f[field]
@@ -135,7 +137,7 @@ def _relu_fp(ins):
 
 def _relu_bp(ins):
     count = ins.f["count"]
-    out = np.where(ins.i8("aux", (count,)) > 0, ins.i8("src", (count,)), 0).astype(np.int8)
+    out = ins.i8("src", (count,)) * (ins.i8("aux", (count,)) > 0)
     return [("dst", out)], _stats(max_abs(out), ins.e("e_src"), 0, [out])
 
 
@@ -161,10 +163,11 @@ _EXECUTE = {
 }
 
 
-def stats_record(max_abs_, exp, sat, nnz, count):
-    """The 32-byte ctrain_stats_t; exp and the counters wrap to 32 bits as in C."""
+def stats_record(peak, exp, sat, nnz, count):
+    """The 32-byte ctrain_stats_t (max_abs = peak); exp and the counters wrap to
+    32 bits as C's casts would."""
     rec = np.zeros(1, STATS_DTYPE)
-    rec["max_abs"] = max_abs_
+    rec["max_abs"] = peak
     rec["exp"] = (exp + (1 << 31)) % _U32 - (1 << 31)
     rec["sat"], rec["nnz"], rec["count"] = sat % _U32, nnz % _U32, count % _U32
     return rec.view(np.uint8)
@@ -181,7 +184,8 @@ class NumpyEngine:
 
     def run(self, ddr, prog, n_insn, table, table_len):
         """Execute `n_insn` instructions at DDR offset `prog` with the int32
-        parameter table at `table`; returns RunResult(status, pc, fault_addr).
+        parameter table at `table`, in place on `ddr` (a writable 1-D uint8
+        array: the whole window); returns RunResult(status, pc, fault_addr).
 
         The table is read once before the first instruction (the accelerator's
         on-chip copy); each instruction is fetched when it runs."""

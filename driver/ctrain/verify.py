@@ -1,0 +1,277 @@
+"""Cross-checks an engine against the numpy engine on random programs.
+
+Every case runs on two copies of one DDR image; the whole window must come out
+byte for byte identical and the RunResults equal. Valid cases come from
+ctrain.randprog; fault cases mutate one of them (opcode, shape, slot,
+alignment, bounds, or the run's own program/table arguments) until
+ctrain.validate says it faults, so fault codes, pc and fault addresses are
+compared too, including a fault after a valid instruction has run.
+"""
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from . import validate
+from .engine import get_engine
+from .engine.numpy_engine import NumpyEngine
+from .isa import INSN_BYTES, INSN_DTYPE, LIMITS, Fault, Op, fault_name, op_name
+from .randprog import OPS, random_case
+
+#: Share of fault cases added to the valid ones when `faults` is not given.
+FAULT_SHARE = 0.2
+_MUTATIONS = ("opcode", "shape", "slot", "align", "bounds", "program")
+_SHAPE_FIELDS = {
+    "conv": ("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad"),
+    "pool": ("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad"),
+    "count": ("count",),
+    "update": ("count", "count_w"),
+}
+_LIMIT_OF = {"n": "BATCH", "c_in": "CH", "c_out": "CH", "h_in": "DIM", "w_in": "DIM",
+             "h_out": "DIM", "w_out": "DIM", "k_h": "KERNEL", "k_w": "KERNEL",
+             "stride": "STRIDE", "pad": "PAD", "count": "COUNT", "count_w": "COUNT"}
+
+
+def _op_list(ops):
+    if ops is None:
+        return list(OPS)
+    out = []
+    for op in ops:
+        if isinstance(op, str):
+            name = op.upper()
+            out.append(Op[name[3:] if name.startswith("OP_") else name])
+        else:
+            out.append(Op(int(op)))
+    return out
+
+
+def _shape_group(op):
+    if op in validate.CONV_OPS:
+        return "conv"
+    if op in validate.POOL_OPS:
+        return "pool"
+    if op == Op.UPDATE:
+        return "update"
+    if op in (Op.RELU_FP, Op.RELU_BP):
+        return "count"
+    return None
+
+
+# ---------------------------------------------------------------- fault cases
+
+def _mutate_insn(rng, f, ddr_size, table_len):
+    """(field -> new value, description) of one mutation of instruction fields f."""
+    op = f["op"]
+    kind = str(rng.choice(_MUTATIONS[:5]))
+    used, operands = validate.slots(f), validate.operands(f)
+    if ((kind == "shape" and _shape_group(op) is None) or (kind == "slot" and not used)
+            or (kind in ("align", "bounds") and not operands)):
+        kind = "opcode"
+    if kind == "opcode":
+        r = rng.random()
+        if r < 0.3:
+            return {"op": 0}, "opcode 0 (OP_INVALID)"
+        if r < 0.6:
+            bad = int(rng.choice([int(Op.POOL_BP) + 1, int(rng.integers(10, 1 << 32))]))
+            return {"op": bad}, f"opcode {bad}"
+        allowed = validate.ALLOWED_FLAGS.get(Op(op), 0)
+        bit = next(1 << int(b) for b in rng.permutation(32) if not (1 << int(b)) & allowed)
+        return {"flags": f["flags"] | bit}, f"flag bit {bit:#x}"
+    if kind == "shape":
+        name = str(rng.choice(_SHAPE_FIELDS[_shape_group(op)]))
+        lim = LIMITS[_LIMIT_OF[name]]
+        value = int(rng.choice([0, lim + 1, f[name] + 1, max(f[name] - 1, 0), 1 << 31]))
+        return {name: value}, f"{name} {f[name]} -> {value}"
+    if kind == "slot":
+        name = used[int(rng.integers(len(used)))][0]
+        reach = validate.PAR["COUNT"] - 1 if name == "e_par" else 0
+        value = max(table_len - reach, 0) + int(rng.integers(0, 4))
+        return {name: value}, f"{name} {f[name]} -> {value} (table_len {table_len})"
+    if kind == "align":
+        aligned = [o for o in operands if o[3] > 1]
+        if aligned:
+            name, addr, _, align = aligned[int(rng.integers(len(aligned)))]
+            value = addr + int(rng.integers(1, align))
+            return {name: value}, f"{name} {addr} -> {value} (align {align})"
+    name, addr, nbytes, _ = operands[int(rng.integers(len(operands)))]
+    r = rng.random()
+    if r < 0.6:  # straddles the end of the window, 8-byte aligned
+        value = max((ddr_size - nbytes) // 8 + int(rng.integers(1, 4)), 0) * 8
+    elif r < 0.8:
+        value = ddr_size + int(rng.integers(0, 4))
+    else:
+        value = (1 << 32) - 8
+    return {name: value}, f"{name} {addr} -> {value} (window {ddr_size})"
+
+
+def _mutate_program(rng, case):
+    """(prog, n_insn, table, table_len), description: run arguments that fault."""
+    prog, n_insn, table, table_len = case.run_args()
+    size = case.ddr.size
+    r = int(rng.integers(5))
+    if r == 0:
+        return (prog + int(rng.integers(1, 4)), n_insn, table, table_len), "prog misaligned"
+    if r == 1:
+        n = (size - prog) // INSN_BYTES + 1
+        return (prog, n, table, table_len), f"n_insn {n} runs past the window"
+    if r == 2:
+        return (prog, n_insn, table + int(rng.integers(1, 4)), table_len), "table misaligned"
+    if r == 3:
+        n = (size - table) // 4 + 1
+        return (prog, n_insn, table, n), f"table_len {n} runs past the window"
+    n = LIMITS["TABLE"] + 1
+    return (prog, n_insn, table, n), f"table_len {n} > CTRAIN_MAX_TABLE"
+
+
+def fault_case(rng, ops=None, tries=50):
+    """(case, run args, description): a random case made to fault. The mutated
+    instruction replaces the first one, or (when there is a second) the
+    trailing HALT, so a valid instruction runs before the fault."""
+    op_list = _op_list(ops)
+    for _ in range(tries):
+        case = random_case(rng, op=op_list[int(rng.integers(len(op_list)))])
+        args = case.run_args()
+        if rng.random() < 0.1:
+            args, what = _mutate_program(rng, case)
+            if validate.check_program(*args, case.ddr.size)[0] != Fault.NONE:
+                return case, args, "program: " + what
+            continue
+        second = case.n_insn == 2 and case.op != Op.HALT and rng.random() < 0.5
+        at = case.prog + (INSN_BYTES if second else 0)
+        first = case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0]
+        f = validate.fields(first)
+        changes, what = _mutate_insn(rng, f, case.ddr.size, case.table_len)
+        f.update(changes)
+        if validate.check(f, case.ddr.size, case.table_len)[0] == Fault.NONE:
+            continue  # the mutation happened to stay valid: never run it
+        rec = case.ddr[at:at + INSN_BYTES].view(INSN_DTYPE)
+        rec[0] = first
+        for name, value in changes.items():
+            rec[0][name] = value
+        where = "instruction 1 (after a valid one)" if at != case.prog else "instruction 0"
+        return case, args, f"{where}: {what}"
+    raise RuntimeError("no faulting mutation found")  # pragma: no cover
+
+
+# ---------------------------------------------------------------- comparison
+
+def _regions(case, args):
+    """[(name, start, nbytes, element size)] of everything the case laid out."""
+    prog, n_insn, table, table_len = (int(a) for a in args)
+    out = []
+    if n_insn and prog + INSN_BYTES <= case.ddr.size:
+        f = validate.fields(case.ddr[prog:prog + INSN_BYTES].view(INSN_DTYPE)[0])
+        for name, addr, nbytes, align in validate.operands(f):
+            out.append((name, addr, nbytes, align if name != "stats" else 1))
+    out.append(("prog", prog, INSN_BYTES * n_insn, INSN_BYTES))
+    out.append(("table", table, 4 * table_len, 4))
+    return out
+
+
+def _locate(offset, regions):
+    for name, start, nbytes, elem in regions:
+        if start <= offset < start + nbytes:
+            if name == "stats":
+                return {"operand": name, "byte": offset - start}
+            return {"operand": name, "element": (offset - start) // elem,
+                    "byte": offset - start}
+    return {"operand": None}
+
+
+def _shape_text(f):
+    group = _shape_group(f["op"])
+    names = _SHAPE_FIELDS.get(group, ())
+    return {name: f[name] for name in names} | ({"flags": f["flags"]} if f["flags"] else {})
+
+
+def _compare(engine, ref, case, args, kind):
+    """(reference RunResult, None when both engines agree else a dict
+    describing the first difference)."""
+    ddr_ref, ddr_eng = case.ddr.copy(), case.ddr.copy()
+    r_ref = ref.run(ddr_ref, *args)
+    r_eng = engine.run(ddr_eng, *args)
+    r_ref, r_eng = tuple(int(v) for v in r_ref), tuple(int(v) for v in r_eng)
+    diff = np.flatnonzero(ddr_ref != ddr_eng)
+    if r_ref == r_eng and diff.size == 0:
+        return r_ref, None
+    prog = int(args[0])
+    f = validate.fields(case.ddr[prog:prog + INSN_BYTES].view(INSN_DTYPE)[0]) \
+        if prog + INSN_BYTES <= case.ddr.size else {"op": case.op, "flags": 0}
+    info = {"kind": kind, "opcode": op_name(int(case.op)), "shape": _shape_text(f),
+            "numpy": r_ref, "engine": r_eng, "bytes_differing": int(diff.size)}
+    if diff.size:
+        off = int(diff[0])
+        info.update(offset=off, numpy_byte=int(ddr_ref[off]), engine_byte=int(ddr_eng[off]),
+                    **_locate(off, _regions(case, args)))
+    return r_ref, info
+
+
+def verify(engine_name, cases, seed, ops=None, progress=True, faults=None):
+    """Run `cases` random valid cases (and `faults` fault cases, by default
+    FAULT_SHARE of `cases`) on `engine_name` and on the numpy engine.
+
+    Returns a dict: engine, seed, cases, faults, per_op {opcode: {cases,
+    mismatches}}, per_fault {fault: {cases, mismatches}}, mismatches (total),
+    first_mismatch (None or details), seconds."""
+    engine = get_engine(engine_name)
+    ref = NumpyEngine()
+    op_list = _op_list(ops)
+    n_faults = int(round(FAULT_SHARE * cases)) if faults is None else int(faults)
+    rng = np.random.default_rng(seed)
+    report = {"engine": engine_name, "seed": seed, "cases": int(cases), "faults": n_faults,
+              "per_op": {}, "per_fault": {}, "mismatches": 0, "first_mismatch": None}
+    t0 = time.perf_counter()
+    with tqdm(total=cases + n_faults, desc=f"verify {engine_name}", disable=not progress,
+              unit="case") as bar:
+        for i in range(cases + n_faults):
+            if i < cases:
+                case = random_case(rng, op=op_list[int(rng.integers(len(op_list)))])
+                args, kind = case.run_args(), "valid"
+            else:
+                case, args, what = fault_case(rng, op_list)
+                kind = "fault case, " + what
+            result, bad = _compare(engine, ref, case, args, kind)
+            if i < cases:
+                key, name = "per_op", op_name(int(case.op))
+            else:
+                key, name = "per_fault", fault_name(result[0])
+            bucket = report[key].setdefault(name, {"cases": 0, "mismatches": 0})
+            bucket["cases"] += 1
+            if bad is not None:
+                bucket["mismatches"] += 1
+                report["mismatches"] += 1
+                if report["first_mismatch"] is None:
+                    report["first_mismatch"] = dict(bad, case_index=i)
+            bar.update()
+    report["seconds"] = time.perf_counter() - t0
+    return report
+
+
+def format_report(report):
+    """A human-readable summary of verify()'s report."""
+    lines = [f"verify {report['engine']} against numpy: {report['cases']} valid + "
+             f"{report['faults']} fault cases, seed {report['seed']}, "
+             f"{report.get('seconds', 0):.1f} s"]
+    for title, key in (("opcode", "per_op"), ("fault", "per_fault")):
+        rows = report[key]
+        if not rows:
+            continue
+        width = max(len(title), *(len(k) for k in rows))
+        lines.append(f"  {title:<{width}}  cases  mismatches")
+        for name in sorted(rows):
+            r = rows[name]
+            lines.append(f"  {name:<{width}}  {r['cases']:5d}  {r['mismatches']:10d}")
+    if report["mismatches"] == 0:
+        lines.append("OK: every case bit-exact (DDR window and status/pc/fault_addr)")
+        return "\n".join(lines)
+    m = report["first_mismatch"]
+    lines.append(f"MISMATCH in {report['mismatches']} case(s); first (case {m['case_index']}):")
+    lines.append(f"  {m['opcode']} ({m['kind']}), shape {m['shape']}")
+    lines.append(f"  RunResult numpy {m['numpy']}, {report['engine']} {m['engine']}")
+    if m.get("bytes_differing"):
+        where = m.get("operand") or "no operand"
+        detail = f", element {m['element']}" if "element" in m else ""
+        lines.append(f"  {m['bytes_differing']} byte(s) differ; first at offset {m['offset']} "
+                     f"({where}{detail}, byte {m.get('byte', '-')}): numpy {m['numpy_byte']:#04x}, "
+                     f"{report['engine']} {m['engine_byte']:#04x}")
+    return "\n".join(lines)

@@ -1,0 +1,285 @@
+"""The C-sim engine (the HLS sources compiled with g++) against the numpy
+engine, byte for byte: random cases of every opcode, fault cases, shapes that
+span several PE tiles on both board configurations, and the iteration counters
+docs/overlay.md promises the performance model."""
+import importlib.util
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from ctrain import validate
+from ctrain.engine import get_engine
+from ctrain.engine.numpy_engine import NumpyEngine
+from ctrain.isa import INSN_BYTES, INSN_DTYPE, STATS_BYTES, Flag, Op
+from ctrain.randprog import OPS, build_ddr, random_case
+from ctrain.verify import format_report, verify
+
+if shutil.which("g++") is None:
+    pytest.skip("g++ not found: the C-sim engine compiles the HLS sources with g++",
+                allow_module_level=True)
+
+from ctrain.engine import csim_engine  # noqa: E402
+
+SEED = 20240611
+
+
+@pytest.fixture(scope="module")
+def csim():
+    return get_engine("csim")
+
+
+@pytest.fixture(scope="module")
+def builder():
+    return csim_engine._build_module()
+
+
+# ---------------------------------------------------------------- bit-exactness
+
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
+def test_random_cases_match_numpy(csim, op):
+    report = verify("csim", 40, SEED + int(op), ops=[op], progress=False, faults=15)
+    assert report["mismatches"] == 0, format_report(report)
+    assert report["per_op"] == {f"OP_{op.name}": {"cases": 40, "mismatches": 0}}
+
+
+def test_fault_cases_cover_every_code(csim):
+    report = verify("csim", 0, SEED, progress=False, faults=300)
+    assert report["mismatches"] == 0, format_report(report)
+    assert set(report["per_fault"]) == {"FAULT_OPCODE", "FAULT_SHAPE", "FAULT_SLOT",
+                                        "FAULT_ALIGN", "FAULT_BOUNDS", "FAULT_PROGRAM"}
+
+
+def _conv_case(rng, op, flags, n, ci, h, w, co, k, s, p):
+    """One instruction (then HALT) on random data at the given shape."""
+    kh, kw = k
+    ho, wo = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
+    shape = dict(n=n, c_in=ci, h_in=h, w_in=w, c_out=co, h_out=ho, w_out=wo, k_h=kh, k_w=kw,
+                 stride=s, pad=p)
+    act = rng.integers(-128, 128, (n, ci, h, w)).astype(np.int8)
+    err = rng.integers(-128, 128, (n, co, ho, wo)).astype(np.int8)
+    wt = rng.integers(-127, 128, (co, ci, kh, kw)).astype(np.int8)
+    garbage = lambda nbytes: rng.integers(0, 256, nbytes).astype(np.uint8)  # noqa: E731
+    ops = {
+        Op.CONV_FP: dict(src=act, src2=wt, src3=rng.integers(-2**20, 2**20, co).astype(np.int32),
+                         dst=garbage(err.size)),
+        Op.CONV_EB: dict(src=err, src2=wt, aux=act, dst=garbage(act.size)),
+        Op.CONV_WG: dict(src=err, src2=act, dst=garbage(4 * wt.size), dst2=garbage(4 * co)),
+        Op.POOL_FP: dict(src=act, dst=garbage(err.size)),
+        Op.POOL_BP: dict(src=err, aux=act, dst=garbage(act.size)),
+    }[op]
+    table = np.array([-7, -8, -13, -3, 0], np.int32)
+    arrays = list(ops.items()) + [("stats", garbage(STATS_BYTES)),
+                                  ("prog", np.zeros(2 * INSN_BYTES, np.uint8)), ("table", table)]
+    ddr, off = build_ddr(arrays)
+    prog = np.zeros(2, INSN_DTYPE)
+    prog[0]["op"], prog[0]["flags"], prog[1]["op"] = op, flags, Op.HALT
+    for name, value in shape.items():
+        prog[0][name] = value
+    for name in list(ops) + ["stats"]:
+        prog[0][name] = off[name]
+    prog[0]["e_src"], prog[0]["e_src2"], prog[0]["e_src3"] = 0, 1, 4
+    prog[0]["e_dst"] = 3 if op == Op.CONV_WG else 2
+    ddr[off["prog"]:off["prog"] + 2 * INSN_BYTES] = prog.view(np.uint8)
+    return ddr, (off["prog"], 2, off["table"], len(table))
+
+
+# Several row/column tiles on both boards, rows wider than a chunk, maximal
+# kernel/stride/pad, overlapping and gapped pool windows.
+BIG_SHAPES = [
+    (Op.CONV_FP, Flag.BIAS | Flag.RELU, 2, 20, 9, 40, 19, (3, 3), 2, 1),
+    (Op.CONV_FP, Flag.BIAS, 1, 37, 5, 5, 33, (5, 3), 1, 2),
+    (Op.CONV_FP, 0, 1, 3, 40, 512, 2, (11, 11), 4, 5),
+    (Op.CONV_EB, Flag.RELU_MASK, 2, 20, 9, 40, 19, (3, 3), 2, 1),
+    (Op.CONV_EB, 0, 1, 17, 11, 13, 35, (4, 5), 3, 2),
+    (Op.CONV_WG, Flag.BIAS, 2, 20, 9, 40, 19, (3, 3), 2, 1),
+    (Op.CONV_WG, Flag.BIAS, 3, 33, 7, 6, 17, (2, 2), 1, 0),
+    (Op.POOL_FP, 0, 2, 5, 30, 511, 5, (3, 3), 2, 0),
+    (Op.POOL_BP, Flag.RELU_MASK, 2, 5, 30, 300, 5, (3, 4), 1, 0),
+    (Op.POOL_BP, 0, 1, 3, 20, 20, 3, (11, 2), 4, 0),
+]
+
+
+@pytest.mark.parametrize("board", ["pynq_z2", "zcu104"])
+def test_multi_tile_shapes_match_numpy(board):
+    engine, ref = get_engine("csim", board=board), NumpyEngine()
+    rng = np.random.default_rng(SEED)
+    for spec in BIG_SHAPES:
+        ddr, args = _conv_case(rng, *spec)
+        mine, theirs = ddr.copy(), ddr.copy()
+        assert engine.run(mine, *args) == ref.run(theirs, *args), spec
+        diff = np.flatnonzero(mine != theirs)
+        assert diff.size == 0, f"{spec}: {diff.size} bytes differ, first at {diff[0]}"
+
+
+def test_runs_in_place_without_copies(csim):
+    case = random_case(np.random.default_rng(SEED), op=Op.RELU_FP)
+    ddr = case.ddr.copy()
+    before = ddr.copy()
+    csim.run(ddr, *case.run_args())
+    assert not np.array_equal(ddr, before)  # the caller's array holds the result
+    with pytest.raises(TypeError):
+        csim.run(case.ddr[::2], *case.run_args())
+
+
+def test_verify_reports_the_first_difference(monkeypatch, csim):
+    class Corrupting:
+        """Runs csim, then flips one output byte of CONV_FP."""
+        def run(self, ddr, prog, n_insn, table, table_len):
+            result = csim.run(ddr, prog, n_insn, table, table_len)
+            f = validate.fields(ddr[prog:prog + INSN_BYTES].view(INSN_DTYPE)[0])
+            if f["op"] == Op.CONV_FP:
+                ddr[f["dst"] + 1 if f["n"] * f["c_out"] * f["h_out"] * f["w_out"] > 1
+                    else f["dst"]] ^= 1
+            return result
+
+    monkeypatch.setattr("ctrain.verify.get_engine", lambda name: Corrupting())
+    report = verify("csim", 30, SEED, ops=["CONV_FP"], progress=False, faults=0)
+    assert report["mismatches"] == 30
+    first = report["first_mismatch"]
+    assert first["opcode"] == "OP_CONV_FP" and first["operand"] == "dst"
+    assert "MISMATCH" in format_report(report)
+
+
+# ---------------------------------------------------------------- iteration counters
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+def _taps(f):
+    """Kernel-row pairs (output row, ky) whose input row lies inside the input."""
+    return sum(1 for y in range(f["h_out"]) for ky in range(f["k_h"])
+               if 0 <= y * f["stride"] + ky - f["pad"] < f["h_in"])
+
+
+def expected_iters(f, rows, cols, chunk):
+    """docs/overlay.md "Iteration counters" for one executed instruction, without
+    the fetch, table load and statistics store every instruction adds."""
+    op, n, ci, co = f["op"], f["n"], f["c_in"], f["c_out"]
+    hi, wi, ho, wo, kh, kw = (f[k] for k in ("h_in", "w_in", "h_out", "w_out", "k_h", "k_w"))
+    kk, bias, mask = kh * kw, f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
+    if op in (Op.CONV_FP, Op.CONV_EB):
+        eb = op == Op.CONV_EB
+        out_c, red_c = (ci, co) if eb else (co, ci)
+        oh, ow, iw = (hi, wi, wo) if eb else (ho, wo, wi)
+        rt, ct, taps = _cdiv(out_c, rows), _cdiv(red_c, cols), _taps(f)
+        pe = rt * ct * n * taps * kw * wo
+        ew = rt * n * oh * ow + n * out_c * oh * ow
+        rd = n * oh * co * ci * kk + rt * n * taps * red_c * iw
+        bursts = n * oh * co * ci + rt * n * taps * red_c
+        if bias:
+            rd, bursts = rd + 4 * co, bursts + rt
+        if mask:
+            rd, bursts = rd + n * ci * hi * wi, bursts + n * ci * hi
+        return dict(pe=pe, ew=ew, rd=rd, wr=n * out_c * oh * ow, bursts=bursts + n * out_c * oh)
+    if op == Op.CONV_WG:
+        rt, ct, taps = _cdiv(co, rows), _cdiv(ci, cols), _taps(f)
+        pe = rt * ct * n * taps * kw * wo
+        ew = rt * ct * kk + co * ci * kk + (co if bias else 0)
+        rd = ct * n * ho * co * wo + rt * n * taps * ci * wi
+        wr = 4 * co * ci * kk + (4 * co if bias else 0)
+        bursts = ct * n * ho * co + rt * n * taps * ci + co * ci + (rt if bias else 0)
+        return dict(pe=pe, ew=ew, rd=rd, wr=wr, bursts=bursts)
+    if op == Op.UPDATE:
+        cnt, cw = f["count"], f["count_w"]
+        k, kw_ = _cdiv(cnt, chunk), _cdiv(cw, chunk)
+        return dict(pe=0, ew=cnt, rd=12 * cnt + cw, wr=8 * cnt + cw, bursts=5 * k + 2 * kw_)
+    if op in (Op.RELU_FP, Op.RELU_BP):
+        cnt, k, reads = f["count"], _cdiv(f["count"], chunk), 2 if op == Op.RELU_BP else 1
+        return dict(pe=0, ew=cnt, rd=reads * cnt, wr=cnt, bursts=(reads + 1) * k)
+    planes = n * ci
+    if op == Op.POOL_FP:
+        return dict(pe=0, ew=planes * ho * kh * kw * wo, rd=planes * ho * kh * wi,
+                    wr=planes * ho * wo, bursts=planes * ho * (kh + 1))
+    return dict(pe=0, ew=wi + planes * (ho * (2 * kh * kw * wo + wo) + hi * wi),
+                rd=planes * ho * (kh * wi + wo), wr=planes * hi * wi,
+                bursts=planes * (ho * (kh + 1) + hi))
+
+
+def _check_counters(engine, case):
+    engine.run(case.ddr.copy(), *case.run_args())
+    iters = engine.last_iters()
+    f = validate.fields(case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0])
+    want = dict(pe=0, ew=0, rd=INSN_BYTES, wr=0, bursts=1)   # the fetch
+    if case.table_len:
+        want["rd"] += 4 * case.table_len
+        want["bursts"] += 1
+    if f["op"] != Op.HALT:
+        for key, value in expected_iters(f, engine.pe_rows, engine.pe_cols, engine.chunk).items():
+            want[key] += value
+        want["wr"] += STATS_BYTES
+        want["bursts"] += 1
+    assert iters[0]._asdict() == want, f"{Op(f['op']).name} {validate.fields(f)}"
+    if case.n_insn == 2 and f["op"] != Op.HALT:  # the trailing HALT: its fetch only
+        assert iters[1]._asdict() == dict(pe=0, ew=0, rd=INSN_BYTES, wr=0, bursts=1)
+
+
+@pytest.mark.parametrize("board", ["pynq_z2", "zcu104"])
+def test_iteration_counters_follow_the_documented_formulas(board):
+    engine = get_engine("csim", board=board)
+    rng = np.random.default_rng(SEED)
+    for i in range(200):
+        _check_counters(engine, random_case(rng, op=OPS[i % len(OPS)]))
+    for spec in BIG_SHAPES:
+        ddr, args = _conv_case(rng, *spec)
+        engine.run(ddr.copy(), *args)
+        f = validate.fields(ddr[args[0]:args[0] + INSN_BYTES].view(INSN_DTYPE)[0])
+        got = engine.last_iters()[0]._asdict()
+        want = expected_iters(f, engine.pe_rows, engine.pe_cols, engine.chunk)
+        want.update(rd=want["rd"] + INSN_BYTES + 4 * args[3], wr=want["wr"] + STATS_BYTES,
+                    bursts=want["bursts"] + 3)
+        assert got == want, spec
+
+
+def test_counters_stop_at_a_fault(csim):
+    report_case = random_case(np.random.default_rng(SEED), op=Op.RELU_FP)
+    ddr = report_case.ddr.copy()
+    ddr[report_case.prog:report_case.prog + INSN_BYTES].view(INSN_DTYPE)[0]["op"] = 0
+    result = csim.run(ddr, *report_case.run_args())
+    assert result.status != 0 and result.pc == 0
+    assert [it.pe + it.ew + it.wr for it in csim.last_iters()] == [0]
+
+
+# ---------------------------------------------------------------- the build
+
+def test_build_is_cached_and_keyed_on_sources(builder, tmp_path, monkeypatch):
+    first = builder.build("pynq_z2", cache_dir=str(tmp_path))
+    mtime = os.path.getmtime(first)
+    assert builder.build("pynq_z2", cache_dir=str(tmp_path)) == first
+    assert os.path.getmtime(first) == mtime
+    root, ap_dir, cxx = builder.overlay_dir(), builder.ap_types_dir(), builder.cxx_compiler()
+    monkeypatch.setattr(builder, "HLS_FLAGS", builder.HLS_FLAGS + ["-DCTRAIN_UNUSED=1"])
+    assert builder.cache_key("pynq_z2", root, ap_dir, cxx) not in first
+    assert builder.cache_key("zcu104", root, ap_dir, cxx) != builder.cache_key(
+        "pynq_z2", root, ap_dir, cxx)
+
+
+def test_build_from_installed_layout(builder, tmp_path):
+    """As after a non-editable install: sources in ctrain/overlay_src next to
+    build_csim.py, no repo around."""
+    src = tmp_path / "ctrain" / "overlay_src"
+    root = builder.overlay_dir()
+    for sub in ("include", "hls"):
+        shutil.copytree(os.path.join(root, sub), src / sub)
+    shutil.copy(builder.__file__, src / "build_csim.py")
+    spec = importlib.util.spec_from_file_location("installed_build_csim", src / "build_csim.py")
+    installed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installed)
+    assert installed.overlay_dir() == str(src)
+    path = installed.build("pynq_z2", cache_dir=str(tmp_path / "cache"))
+    assert os.path.isfile(path)
+
+
+def test_missing_tools_give_clear_errors(builder, monkeypatch):
+    monkeypatch.delenv("XILINX_HLS", raising=False)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(builder.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "hls4ml" else real_find_spec(name, *a))
+    with pytest.raises(builder.CsimBuildError, match="pip install ctrain\\[csim\\]"):
+        builder.ap_types_dir()
+    monkeypatch.setattr(builder.shutil, "which", lambda exe: None)
+    monkeypatch.setenv("CXX", "g++")
+    with pytest.raises(builder.CsimBuildError, match="g\\+\\+"):
+        builder.cxx_compiler()

@@ -39,9 +39,9 @@ def builder():
 
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
 def test_random_cases_match_numpy(csim, op):
-    report = verify("csim", 40, SEED + int(op), ops=[op], progress=False, faults=15)
+    report = verify("csim", 200, SEED + int(op), ops=[op], progress=False, faults=40)
     assert report["mismatches"] == 0, format_report(report)
-    assert report["per_op"] == {f"OP_{op.name}": {"cases": 40, "mismatches": 0}}
+    assert report["per_op"] == {f"OP_{op.name}": {"cases": 200, "mismatches": 0}}
 
 
 def test_fault_cases_cover_every_code(csim):

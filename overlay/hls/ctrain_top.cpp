@@ -51,12 +51,9 @@ static void execute(uint8_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctr
     switch (f.op) {
     case OP_CONV_FP:
     case OP_CONV_EB:
-        conv_rows(ddr, f, e, st);
-        exp = (wide_t)e.src + e.src2;
-        break;
-    case OP_CONV_WG:
-        conv_wg(ddr, f, e, st);
-        exp = e.dst;
+    case OP_CONV_WG:   /* one call site: one convolution unit, one PE array */
+        conv_unit(ddr, f, e, st);
+        exp = f.op == OP_CONV_WG ? (wide_t)e.dst : (wide_t)e.src + e.src2;
         break;
     case OP_UPDATE:
         update_unit(ddr, f, e, st);

@@ -58,7 +58,7 @@ enum ctrain_opcode {
 enum ctrain_flag {
     FLAG_RELU = 1,      /* CONV_FP: ReLU on the output stream, before stats */
     FLAG_BIAS = 2,      /* CONV_FP adds bias; CONV_WG writes the bias gradient */
-    FLAG_RELU_MASK = 4  /* CONV_EB, POOL_BP: zero errors where aux activation == 0 */
+    FLAG_RELU_MASK = 4  /* CONV_EB, POOL_BP: zero errors where the aux activation is <= 0 */
 };
 
 enum ctrain_fault {

@@ -181,15 +181,20 @@ def build(board="pynq_z2", cache_dir=None, verbose=False):
         ffi = make_ffibuilder(board, root, ap_dir)
         try:
             ffi.compile(tmpdir=tmp, verbose=verbose)
-        except Exception as exc:  # distutils' CompileError carries the compiler output
+        except Exception as exc:  # the compiler's own messages went to stderr
             raise CsimBuildError(f"compiling the HLS sources in {root}/hls failed: {exc}") from exc
-        if os.path.isdir(target):  # a stale, incomplete entry
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not _find_extension(target, board):  # nobody else won the race
-                raise
+        for name in os.listdir(tmp):  # keep the extension and its generated source
+            if name.endswith(".o"):
+                os.remove(os.path.join(tmp, name))
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide a shared cache from other users
+        if not _find_extension(target, board):  # else another process won the race
+            if os.path.isdir(target):  # a stale, incomplete entry
+                shutil.rmtree(target, ignore_errors=True)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not _find_extension(target, board):
+                    raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return _find_extension(target, board)

@@ -1,4 +1,4 @@
-"""`ctrain` command line: train, verify."""
+"""`ctrain` command line: train, verify, fuzz."""
 import argparse
 import sys
 
@@ -65,14 +65,32 @@ def _cmd_verify(args):
     return 0 if report["mismatches"] == 0 else 1
 
 
+def _fuzz_parser(sub):
+    p = sub.add_parser("fuzz", help="fuzz the instruction decoder with random and mutated streams")
+    p.add_argument("--engine", action="append", choices=["numpy", "csim"],
+                   help="engine to fuzz (repeat for both; with two, their results are compared)")
+    p.add_argument("--streams", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _cmd_fuzz(args):
+    from .fuzz import clean, format_report, fuzz
+    report = fuzz(tuple(args.engine or ["numpy"]), args.streams, args.seed, progress=not args.no_progress)
+    print(format_report(report))
+    return 0 if clean(report) else 1
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ctrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _verify_parser(sub)
+    _fuzz_parser(sub)
     args = parser.parse_args(argv)
     try:
-        return {"train": _cmd_train, "verify": _cmd_verify}[args.command](args)
+        return {"train": _cmd_train, "verify": _cmd_verify, "fuzz": _cmd_fuzz}[args.command](args)
     except CTrainError as exc:
         print(f"ctrain: error: {exc}", file=sys.stderr)
         return 2

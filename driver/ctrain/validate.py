@@ -165,7 +165,32 @@ def check(insn, ddr_size, table_len):
     for _, addr, nbytes, _ in ops:
         if addr + nbytes > ddr_size:
             return Fault.BOUNDS, addr
+    clash = overlap(op, ops)
+    if clash is not None:
+        return Fault.OVERLAP, clash
     return Fault.NONE, 0
+
+
+#: Operands each opcode writes (UPDATE's master and momentum are read and written).
+WRITTEN = {Op.UPDATE: ("src2", "src3", "dst", "stats")}
+_DEFAULT_WRITTEN = ("dst", "dst2", "stats")
+#: Pairs allowed to coincide exactly: in-place ReLU.
+IN_PLACE = {Op.RELU_FP: ("src", "dst"), Op.RELU_BP: ("src", "dst")}
+
+
+def overlap(op, ops):
+    """Address of the later operand of the first pair (in operand order) where a
+    written operand shares bytes with another, or None. Results would otherwise
+    depend on the order an engine streams its tiles."""
+    written = WRITTEN.get(op, _DEFAULT_WRITTEN)
+    spans = [(name, addr, nbytes) for name, addr, nbytes, _ in ops if nbytes]
+    for j, (nj, aj, bj) in enumerate(spans):
+        for ni, ai, bi in spans[:j]:
+            if (ni in written or nj in written) and ai < aj + bj and aj < ai + bi:
+                if IN_PLACE.get(op) == (ni, nj) and ai == aj and bi == bj:
+                    continue
+                return aj
+    return None
 
 
 def check_program(prog, n_insn, table, table_len, ddr_size):

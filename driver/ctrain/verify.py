@@ -20,13 +20,12 @@ from .randprog import OPS, random_case
 
 #: Share of fault cases added to the valid ones when `faults` is not given.
 FAULT_SHARE = 0.2
-_MUTATIONS = ("opcode", "shape", "slot", "align", "bounds", "program")
-_SHAPE_FIELDS = {
-    "conv": ("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad"),
-    "pool": ("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad"),
-    "count": ("count",),
-    "update": ("count", "count_w"),
-}
+#: Share of fault cases that break the run's arguments rather than an instruction.
+PROGRAM_FAULT_SHARE = 0.1
+_MUTATIONS = ("opcode", "shape", "slot", "align", "bounds")
+_WINDOW = ("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
+_SHAPE_FIELDS = {"conv": _WINDOW, "pool": _WINDOW, "count": ("count",),
+                 "update": ("count", "count_w")}
 _LIMIT_OF = {"n": "BATCH", "c_in": "CH", "c_out": "CH", "h_in": "DIM", "w_in": "DIM",
              "h_out": "DIM", "w_out": "DIM", "k_h": "KERNEL", "k_w": "KERNEL",
              "stride": "STRIDE", "pad": "PAD", "count": "COUNT", "count_w": "COUNT"}
@@ -62,7 +61,7 @@ def _shape_group(op):
 def _mutate_insn(rng, f, ddr_size, table_len):
     """(field -> new value, description) of one mutation of instruction fields f."""
     op = f["op"]
-    kind = str(rng.choice(_MUTATIONS[:5]))
+    kind = str(rng.choice(_MUTATIONS))
     used, operands = validate.slots(f), validate.operands(f)
     if ((kind == "shape" and _shape_group(op) is None) or (kind == "slot" and not used)
             or (kind in ("align", "bounds") and not operands)):
@@ -131,7 +130,7 @@ def fault_case(rng, ops=None, tries=50):
     for _ in range(tries):
         case = random_case(rng, op=op_list[int(rng.integers(len(op_list)))])
         args = case.run_args()
-        if rng.random() < 0.1:
+        if rng.random() < PROGRAM_FAULT_SHARE:
             args, what = _mutate_program(rng, case)
             if validate.check_program(*args, case.ddr.size)[0] != Fault.NONE:
                 return case, args, "program: " + what
@@ -156,12 +155,13 @@ def fault_case(rng, ops=None, tries=50):
 # ---------------------------------------------------------------- comparison
 
 def _regions(case, args):
-    """[(name, start, nbytes, element size)] of everything the case laid out."""
+    """[(name, start, nbytes, element size)] of everything the case laid out,
+    outputs first so an in-place operand is named by its output role."""
     prog, n_insn, table, table_len = (int(a) for a in args)
     out = []
     if n_insn and prog + INSN_BYTES <= case.ddr.size:
         f = validate.fields(case.ddr[prog:prog + INSN_BYTES].view(INSN_DTYPE)[0])
-        for name, addr, nbytes, align in validate.operands(f):
+        for name, addr, nbytes, align in reversed(validate.operands(f)):
             out.append((name, addr, nbytes, align if name != "stats" else 1))
     out.append(("prog", prog, INSN_BYTES * n_insn, INSN_BYTES))
     out.append(("table", table, 4 * table_len, 4))

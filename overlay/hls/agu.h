@@ -10,9 +10,6 @@
 
 #include "types.h"
 
-/* Longest row any unit bursts: a full activation row. */
-#define AGU_ROW_MAX CTRAIN_MAX_DIM
-
 /* ddr[addr .. addr+len) -> buf[0 .. len), int8 elements. */
 template <int N>
 void agu_rd_q8(const uint8_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {

@@ -68,7 +68,8 @@ enum ctrain_fault {
     FAULT_BOUNDS = 3,   /* operand outside the DDR window */
     FAULT_ALIGN = 4,    /* operand address not aligned to its element size */
     FAULT_SLOT = 5,     /* parameter-table slot beyond the table */
-    FAULT_PROGRAM = 6   /* instruction stream itself outside the DDR window */
+    FAULT_PROGRAM = 6,  /* instruction stream itself outside the DDR window */
+    FAULT_OVERLAP = 7   /* a written operand overlaps another operand */
 };
 
 /* Control register bits (Vitis HLS ap_ctrl_hs) */

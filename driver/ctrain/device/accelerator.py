@@ -34,7 +34,7 @@ class Accelerator:
         pc = self.ip.read(R["PC"])
         if status != isa.Fault.NONE:
             addr = self.ip.read(R["FAULT_ADDR"])
-            raise self._fault(status, pc, addr, program, first)
+            raise fault_error(status, pc, addr, program, first)
         return pc
 
     def wait(self, n_insn, program=None, first=0):
@@ -44,23 +44,26 @@ class Accelerator:
             if time.monotonic() > deadline:
                 pc = self.ip.read(R["PC"])
                 raise DeviceTimeout(f"accelerator did not finish {n_insn} instructions in {self.timeout:g} s; "
-                                    f"it reached {self._describe(pc, program, first)}")
+                                    f"it reached {describe_insn(pc, program, first)}")
             time.sleep(delay)
             delay = min(delay * 2 or 2e-5, 1e-3)
 
-    @staticmethod
-    def _describe(pc, program, first):
-        text = f"instruction {first + pc}"
-        if program is not None and 0 <= first + pc < len(program):
-            text += f" ({isa.op_name(int(program[first + pc]['op']))})"
-        return text
 
-    def _fault(self, status, pc, addr, program, first):
-        name = isa.fault_name(status)
-        what = "slot" if status == isa.Fault.SLOT else "address"
-        shown = f"{addr}" if what == "slot" else f"0x{addr:x} (window offset)"
-        op = None
-        if program is not None and 0 <= first + pc < len(program):
-            op = int(program[first + pc]["op"])
-        return DeviceFault(f"accelerator fault {name} at {self._describe(pc, program, first)}, {what} {shown}",
-                           code=status, pc=first + pc, opcode=op, address=addr)
+def describe_insn(pc, program=None, first=0):
+    """'instruction K (OP_NAME)' for the pc the accelerator reported."""
+    text = f"instruction {first + pc}"
+    if program is not None and 0 <= first + pc < len(program):
+        text += f" ({isa.op_name(int(program[first + pc]['op']))})"
+    return text
+
+
+def fault_error(status, pc, addr, program=None, first=0):
+    """The DeviceFault for STATUS/PC/FAULT_ADDR, naming the fault, the
+    instruction, its opcode and the offending address (or table slot)."""
+    what = "slot" if status == isa.Fault.SLOT else "address"
+    shown = f"{addr}" if what == "slot" else f"0x{addr:x} (window offset)"
+    op = None
+    if program is not None and 0 <= first + pc < len(program):
+        op = int(program[first + pc]["op"])
+    return DeviceFault(f"accelerator fault {isa.fault_name(status)} at {describe_insn(pc, program, first)}, "
+                       f"{what} {shown}", code=status, pc=first + pc, opcode=op, address=addr)

@@ -7,6 +7,7 @@ of the performance model.
 """
 import importlib.util
 import os
+import threading
 from collections import namedtuple
 
 import numpy as np
@@ -19,6 +20,9 @@ from . import RunResult
 Iters = namedtuple("Iters", "pe ew rd wr bursts")
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The C-sim keeps its counters in globals: one run at a time per process.
+_RUN_LOCK = threading.Lock()
+_LOADED = {}   # board -> compiled module, once per process
 
 
 class CsimUnavailable(CTrainError, RuntimeError):
@@ -44,11 +48,13 @@ def _build_module():
 
 def load_csim(board="pynq_z2", verbose=False):
     """The compiled C-sim module for `board` (built and cached on first use)."""
-    builder = _build_module()
-    try:
-        return builder.load(board, verbose=verbose)
-    except builder.CsimBuildError as exc:
-        raise CsimUnavailable(str(exc)) from exc
+    if board not in _LOADED:
+        builder = _build_module()
+        try:
+            _LOADED[board] = builder.load(board, verbose=verbose)
+        except builder.CsimBuildError as exc:
+            raise CsimUnavailable(str(exc)) from exc
+    return _LOADED[board]
 
 
 class CsimEngine:
@@ -78,11 +84,12 @@ class CsimEngine:
         cap = min(n_insn, 1 << 20)
         if self._trace is None or len(self._trace) < cap:
             self._trace = self._ffi.new("ctrain_iters_t[]", max(cap, 1))
-        self._lib.ctrain_csim_trace(self._trace, cap)
         result = self._ffi.new("uint32_t[3]")
         buf = self._ffi.from_buffer("uint8_t[]", ddr, require_writable=True)
-        self._lib.ctrain_csim_run(buf, int(prog), n_insn, int(table), int(table_len),
-                                  ddr.size, result)
+        with _RUN_LOCK:
+            self._lib.ctrain_csim_trace(self._trace, cap)
+            self._lib.ctrain_csim_run(buf, int(prog), n_insn, int(table), int(table_len),
+                                      ddr.size, result)
         status, pc, fault_addr = result[0], result[1], result[2]
         if status == Fault.PROGRAM:
             fetched = 0
@@ -90,7 +97,7 @@ class CsimEngine:
             fetched = pc + 1 if pc < n_insn else n_insn
         self._last_iters = [Iters(*(getattr(self._trace[i], f) for f in Iters._fields))
                             for i in range(min(fetched, cap))]
-        return RunResult(status, pc, fault_addr)
+        return RunResult(Fault(status), pc, fault_addr)
 
     def last_iters(self):
         """[Iters] of the last run, one per instruction fetched (the faulting or

@@ -12,7 +12,7 @@ import pytest
 from ctrain import validate
 from ctrain.engine import get_engine
 from ctrain.engine.numpy_engine import NumpyEngine
-from ctrain.isa import INSN_BYTES, INSN_DTYPE, STATS_BYTES, Flag, Op
+from ctrain.isa import INSN_BYTES, INSN_DTYPE, STATS_BYTES, Fault, Flag, Op
 from ctrain.randprog import OPS, build_ddr, random_case
 from ctrain.verify import format_report, verify
 
@@ -45,10 +45,9 @@ def test_random_cases_match_numpy(csim, op):
 
 
 def test_fault_cases_cover_every_code(csim):
-    report = verify("csim", 0, SEED, progress=False, faults=300)
+    report = verify("csim", 0, SEED, progress=False, faults=600)
     assert report["mismatches"] == 0, format_report(report)
-    assert set(report["per_fault"]) == {"FAULT_OPCODE", "FAULT_SHAPE", "FAULT_SLOT",
-                                        "FAULT_ALIGN", "FAULT_BOUNDS", "FAULT_PROGRAM"}
+    assert set(report["per_fault"]) == {f"FAULT_{f.name}" for f in Fault if f != Fault.NONE}
 
 
 def _conv_case(rng, op, flags, n, ci, h, w, co, k, s, p):

@@ -14,6 +14,9 @@ from .floatnet import FloatNet, softmax_xent
 from .model import build_model
 from .runtime import Runtime
 
+DIVERGE_WINDOW = 20
+DIVERGE_FACTOR = 4
+
 DEFAULT_MODEL = {"digits": "digits-cnn", "mnist": "lenet5"}
 #: epochs and batch size per dataset when the user gives none
 DEFAULTS = {"digits": {"epochs": 30, "batch_size": 16}, "mnist": {"epochs": 8, "batch_size": 64}}
@@ -68,6 +71,17 @@ def make_device(cfg):
     raise ValueError(f"unknown device {cfg.device!r}; choose emulated or board")
 
 
+_PHASES = ("FP", "EB", "WG", "UPDATE")
+
+
+def format_saturation(sat):
+    """'L0 FP 0.00% WG 0.00% UPDATE 0.00% | L1 ...' from saturation_by_layer()."""
+    layers = sorted({k.split()[0] for k in sat}, key=lambda n: int(n[1:]))
+    return " | ".join(
+        f"{L} " + " ".join(f"{ph} {100 * sat[f'{L} {ph}']:.2f}%" for ph in _PHASES if f"{L} {ph}" in sat)
+        for L in layers)
+
+
 def accuracy(logits, labels):
     return float(np.mean(np.argmax(logits, axis=1) == labels)) if len(labels) else 0.0
 
@@ -95,6 +109,7 @@ class Trainer:
         self.history = []
         self._tops = []
         self._order = None
+        self._recent = []
 
     # -- phases ---------------------------------------------------------------
     @property
@@ -117,7 +132,11 @@ class Trainer:
         lr = learning_rate(cfg, self.it, self.total)
         y = self.ds.train_y[idx]
         if self.it < self.warm:
-            loss, logits = self.net.train_batch(self.ds.train_x[idx], y, lr, cfg.momentum, cfg.weight_decay)
+            try:
+                loss, logits = self.net.train_batch(self.ds.train_x[idx], y, lr, cfg.momentum, cfg.weight_decay)
+            except FloatingPointError as exc:
+                raise TrainingDiverged(f"float phase, iteration {self.it}: {exc}; stopped instead of "
+                                       f"training on garbage (try a learning rate below {cfg.lr})") from None
             self._tops.append(self.net.tensor_tops())
             del self._tops[:-(1 << cfg.window_log2)]
         else:
@@ -125,11 +144,37 @@ class Trainer:
                 self._switch()
             self.runtime.set_hyper(lr, cfg.momentum, cfg.weight_decay)
             loss, logits = self.runtime.train_step(self.xq_train[idx], y)
-        if not np.isfinite(loss) or loss > 1e3:
-            raise TrainingDiverged(f"loss {loss:.4g} at iteration {self.it}: training diverged "
-                                   f"(try a smaller learning rate than {cfg.lr})")
+        self._check_divergence(loss)
         self.it += 1
         return loss, accuracy(logits, y)
+
+    def _check_divergence(self, loss):
+        """Stop on a non-finite loss, or when the last DIVERGE_WINDOW losses average
+        DIVERGE_FACTOR times what guessing uniformly would cost."""
+        phase = "fixed-point" if self.fixed else "float"
+        if not np.isfinite(loss):
+            raise TrainingDiverged(f"{phase} phase, iteration {self.it}: loss is {loss}; stopped instead of "
+                                   f"training on garbage (try a learning rate below {self.cfg.lr})")
+        self._recent.append(float(loss))
+        del self._recent[:-DIVERGE_WINDOW]
+        chance = math.log(self.ds.num_classes)
+        if len(self._recent) == DIVERGE_WINDOW and np.mean(self._recent) > DIVERGE_FACTOR * chance:
+            raise TrainingDiverged(
+                f"{phase} phase, iteration {self.it}: the loss averaged {np.mean(self._recent):.3g} over the last "
+                f"{DIVERGE_WINDOW} iterations, {DIVERGE_FACTOR}x worse than chance ({chance:.2f}): training "
+                f"diverged (try a learning rate below {self.cfg.lr})")
+
+    def saturation_by_layer(self):
+        """Fraction of int8/int32 stores that saturated since the last call,
+        per layer and phase, e.g. {'L0 FP': 0.001, 'L0 WG': 0.0, ...}."""
+        out = {}
+        for stage, op, rate in self.runtime.saturation_report():
+            st = self.model.stages[stage]
+            if st.kind != "param":
+                continue
+            key = f"L{st.param_index} {op[3:].replace('CONV_', '')}"
+            out[key] = max(out.get(key, 0.0), float(rate))
+        return out
 
     def batch_indices(self):
         """The images of iteration `it`: a permutation per epoch seeded by (seed, epoch),
@@ -161,6 +206,10 @@ class Trainer:
                     self.history[-1]["test_acc"] = test_acc
                     bar.write(f"epoch {self.it // self.iters_per_epoch}/{cfg.epochs}: loss {loss:.4f} "
                               f"test accuracy {100 * test_acc:.2f}% ({'fixed point' if self.fixed else 'float'})")
+                    if self.fixed:
+                        sat = self.saturation_by_layer()
+                        self.history[-1]["saturation"] = sat
+                        bar.write("  saturated stores: " + format_saturation(sat))
                     if cfg.checkpoint:
                         self.save(cfg.checkpoint)
                 elif cfg.checkpoint and cfg.checkpoint_every and self.it % cfg.checkpoint_every == 0:

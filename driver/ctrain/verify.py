@@ -3,7 +3,7 @@
 Every case runs on two copies of one DDR image; the whole window must come out
 byte for byte identical and the RunResults equal. Valid cases come from
 ctrain.randprog; fault cases mutate one of them (opcode, shape, slot,
-alignment, bounds, or the run's own program/table arguments) until
+alignment, bounds, overlap, or the run's own program/table arguments) until
 ctrain.validate says it faults, so fault codes, pc and fault addresses are
 compared too, including a fault after a valid instruction has run.
 """
@@ -22,7 +22,7 @@ from .randprog import OPS, random_case
 FAULT_SHARE = 0.2
 #: Share of fault cases that break the run's arguments rather than an instruction.
 PROGRAM_FAULT_SHARE = 0.1
-_MUTATIONS = ("opcode", "shape", "slot", "align", "bounds")
+_MUTATIONS = ("opcode", "shape", "slot", "align", "bounds", "overlap")
 _WINDOW = ("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
 _SHAPE_FIELDS = {"conv": _WINDOW, "pool": _WINDOW, "count": ("count",),
                  "update": ("count", "count_w")}
@@ -63,8 +63,10 @@ def _mutate_insn(rng, f, ddr_size, table_len):
     op = f["op"]
     kind = str(rng.choice(_MUTATIONS))
     used, operands = validate.slots(f), validate.operands(f)
+    nonempty = [o for o in operands if o[2] > 0]
     if ((kind == "shape" and _shape_group(op) is None) or (kind == "slot" and not used)
-            or (kind in ("align", "bounds") and not operands)):
+            or (kind in ("align", "bounds") and not operands)
+            or (kind == "overlap" and len(nonempty) < 2)):
         kind = "opcode"
     if kind == "opcode":
         r = rng.random()
@@ -86,6 +88,12 @@ def _mutate_insn(rng, f, ddr_size, table_len):
         reach = validate.PAR["COUNT"] - 1 if name == "e_par" else 0
         value = max(table_len - reach, 0) + int(rng.integers(0, 4))
         return {name: value}, f"{name} {f[name]} -> {value} (table_len {table_len})"
+    if kind == "overlap":  # move one operand onto another (check() keeps only real clashes)
+        i, j = (int(k) for k in rng.choice(len(nonempty), 2, replace=False))
+        name, addr, _, align = nonempty[i]
+        target = nonempty[j][1] + int(rng.integers(0, max(nonempty[j][2], 1)))
+        value = target - target % align
+        return {name: value}, f"{name} {addr} -> {value} (onto {nonempty[j][0]})"
     if kind == "align":
         aligned = [o for o in operands if o[3] > 1]
         if aligned:

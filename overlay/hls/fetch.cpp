@@ -196,6 +196,36 @@ static void operands(const ctrain_insn_t &f, operand o[OPD_COUNT]) {
     set_opd(o, OPD_STATS, f.stats, CTRAIN_STATS_BYTES, 8);
 }
 
+/* Operands the opcode writes (UPDATE reads and writes master and momentum). */
+static bool written(uint32_t op, int i) {
+    if (op == OP_UPDATE)
+        return i == OPD_SRC2 || i == OPD_SRC3 || i == OPD_DST || i == OPD_STATS;
+    return i == OPD_DST || i == OPD_DST2 || i == OPD_STATS;
+}
+
+/* FAULT_OVERLAP: the first pair (each operand against the ones before it)
+ * where a written operand shares bytes with another nonempty one, except
+ * in-place ReLU (dst == src, same size); returns the later operand, or -1.
+ * Without this rule the result would depend on the order tiles stream. */
+static int overlapping(uint32_t op, const operand o[OPD_COUNT]) {
+    const bool relu = op == OP_RELU_FP || op == OP_RELU_BP;
+    for (int j = 1; j < OPD_COUNT; j++) {
+        for (int i = 0; i < j; i++) {
+            if (!o[i].used || !o[j].used || o[i].bytes == 0 || o[j].bytes == 0)
+                continue;
+            if (!written(op, i) && !written(op, j))
+                continue;
+            const uint64_t ai = o[i].addr, aj = o[j].addr;
+            if (!(ai < aj + o[j].bytes && aj < ai + o[i].bytes))
+                continue;
+            if (relu && i == OPD_SRC && j == OPD_DST && ai == aj && o[i].bytes == o[j].bytes)
+                continue;
+            return j;
+        }
+    }
+    return -1;
+}
+
 uint32_t validate_insn(const ctrain_insn_t &f, uint32_t ddr_size, uint32_t table_len,
                        uint32_t &fault_addr) {
     fault_addr = 0;
@@ -230,6 +260,12 @@ uint32_t validate_insn(const ctrain_insn_t &f, uint32_t ddr_size, uint32_t table
             fault_addr = o[i].addr;
             return FAULT_BOUNDS;
         }
+    }
+    /* 6. overlap */
+    const int clash = overlapping(f.op, o);
+    if (clash >= 0) {
+        fault_addr = o[clash].addr;
+        return FAULT_OVERLAP;
     }
     return FAULT_NONE;
 }

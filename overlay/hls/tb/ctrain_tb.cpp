@@ -626,6 +626,25 @@ void test_faults() {
     }
     {
         Image m(4096);
+        ctrain_insn_t f = valid_relu(m);
+        f.dst = f.src + 1;
+        expect_fault("RELU dst one byte past src", m, {f}, {0}, FAULT_OVERLAP, 0, f.dst);
+        ctrain_insn_t g = valid_relu(m);
+        g.op = OP_RELU_BP;
+        g.aux = m.alloc(8);
+        g.dst = g.aux;   /* in place is only dst == src */
+        expect_fault("RELU_BP dst == aux", m, {g}, {0}, FAULT_OVERLAP, 0, g.dst);
+        ctrain_insn_t h = valid_relu(m);
+        h.stats = h.src & ~7u;   /* the statistics record on top of the input */
+        expect_fault("stats over src", m, {h}, {0}, FAULT_OVERLAP, 0, h.stats);
+        ctrain_insn_t u = insn(OP_UPDATE);
+        u.count = 4;
+        u.src = m.alloc(16); u.src2 = u.src + 8; u.src3 = m.alloc(16); u.stats = m.alloc(32);
+        expect_fault("gradient under master", m, {u}, std::vector<int32_t>(CTRAIN_PAR_COUNT, 0),
+                     FAULT_OVERLAP, 0, u.src2);
+    }
+    {
+        Image m(4096);
         Result r;
         ctrain_top(m.ddr.data(), 4096 - 64, 1, 0, 0, 4096, &r.status, &r.pc, &r.fault_addr);
         CHECK(r.status == FAULT_PROGRAM && r.pc == 0 && r.fault_addr == 4096 - 64,

@@ -63,7 +63,9 @@ def test_training_reaches_accuracy_and_checkpoint_resumes(tmp_path, digits):
     t = Trainer(cfg, dataset=digits)
     acc = t.run(progress=False)
     assert acc > 0.85
-    assert any(h["fixed"] for h in t.history) and not t.history[0]["fixed"]
+    assert any(t.history.fixed) and not t.history.fixed[0]
+    assert len(t.history) == t.it and len(t.history.epochs) == 4
+    assert "saturation" in t.history.epochs[-1] and "exponents" in t.history.epochs[-1]
     # loading the last checkpoint gives back the same device state
     t2 = Trainer(cfg, dataset=digits)
     t2.load(ck)

@@ -2,6 +2,7 @@
 the (emulated or real) accelerator, evaluation, checkpoints and resume."""
 import math
 import os
+from array import array
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -86,6 +87,37 @@ def accuracy(logits, labels):
     return float(np.mean(np.argmax(logits, axis=1) == labels)) if len(labels) else 0.0
 
 
+class History:
+    """Per-iteration loss, batch accuracy and phase in flat arrays (9 bytes an
+    iteration, so a 20,000-iteration run stays flat in memory), and one record
+    per epoch (test accuracy, saturation, exponent table)."""
+
+    def __init__(self):
+        self.loss, self.acc, self.fixed = array("f"), array("f"), bytearray()
+        self.epochs = []
+
+    def add(self, loss, acc, fixed):
+        self.loss.append(loss)
+        self.acc.append(acc)
+        self.fixed.append(bool(fixed))
+
+    def __len__(self):
+        return len(self.loss)
+
+    def state(self):
+        return {"loss": self.loss.tolist(), "acc": self.acc.tolist(), "fixed": list(self.fixed),
+                "epochs": self.epochs}
+
+    @classmethod
+    def from_state(cls, state):
+        h = cls()
+        h.loss.extend(state.get("loss", []))
+        h.acc.extend(state.get("acc", []))
+        h.fixed.extend(int(v) for v in state.get("fixed", []))
+        h.epochs = list(state.get("epochs", []))
+        return h
+
+
 class Trainer:
     """Holds one training run's state so it can be checkpointed and resumed."""
 
@@ -106,7 +138,7 @@ class Trainer:
         self._device = device
         self.runtime = None
         self.it = 0
-        self.history = []
+        self.history = History()
         self._tops = []
         self._order = None
         self._recent = []
@@ -191,7 +223,7 @@ class Trainer:
         logits = self.runtime.predict_logits(xq) if self.fixed else self.net.predict(x)
         return accuracy(logits, y)
 
-    def run(self, progress=True, log=print):
+    def run(self, progress=True):
         cfg = self.cfg
         bar = tqdm(total=self.total, initial=self.it, disable=not progress, unit="it",
                    desc=f"{cfg.model_name()} on {cfg.dataset}")
@@ -200,23 +232,28 @@ class Trainer:
                 loss, acc = self.step(self.batch_indices())
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", phase="fixed" if self.fixed else "float")
-                self.history.append({"it": self.it, "loss": loss, "acc": acc, "fixed": self.fixed})
+                self.history.add(loss, acc, self.fixed)
                 if self.it % self.iters_per_epoch == 0:
                     test_acc = self.evaluate("test")
-                    self.history[-1]["test_acc"] = test_acc
-                    bar.write(f"epoch {self.it // self.iters_per_epoch}/{cfg.epochs}: loss {loss:.4f} "
+                    record = {"epoch": self.it // self.iters_per_epoch, "it": self.it, "loss": loss,
+                              "test_acc": test_acc, "fixed": self.fixed}
+                    bar.write(f"epoch {record['epoch']}/{cfg.epochs}: loss {loss:.4f} "
                               f"test accuracy {100 * test_acc:.2f}% ({'fixed point' if self.fixed else 'float'})")
                     if self.fixed:
-                        sat = self.saturation_by_layer()
-                        self.history[-1]["saturation"] = sat
+                        record["saturation"] = sat = self.saturation_by_layer()
+                        record["exponents"] = {name: int(self.runtime.table[slot])
+                                               for name, slot in self.runtime.program.slot_names.items()
+                                               if not name.startswith("par")}
                         bar.write("  saturated stores: " + format_saturation(sat))
+                    self.history.epochs.append(record)
                     if cfg.checkpoint:
                         self.save(cfg.checkpoint)
                 elif cfg.checkpoint and cfg.checkpoint_every and self.it % cfg.checkpoint_every == 0:
                     self.save(cfg.checkpoint)
         finally:
             bar.close()
-        return self.evaluate("test")
+        last = self.history.epochs[-1] if self.history.epochs else None
+        return last["test_acc"] if last and last["it"] == self.it else self.evaluate("test")
 
     # -- checkpoints -----------------------------------------------------------
     def save(self, path):
@@ -227,7 +264,7 @@ class Trainer:
                     arrays[f"float_{k}{j}"] = p[k]
                     arrays[f"float_v{k}{j}"] = v[k]
         meta = {"config": asdict(self.cfg), "it": self.it, "fixed": self.fixed,
-                "tops": self._tops, "history": self.history}
+                "tops": self._tops, "history": self.history.state()}
         if self.fixed:
             arrays.update({f"ddr_{k}": v for k, v in self.runtime.layer_arrays().items()})
             meta["exponents"] = {str(k): v for k, v in self.runtime.exps.state().items()}
@@ -253,7 +290,7 @@ class Trainer:
             raise CheckpointError(f"{path}: float weights do not match the model: {exc}") from None
         self.it = int(meta["it"])
         self._tops = [tuple(t) for t in meta.get("tops", [])]
-        self.history = meta.get("history", [])
+        self.history = History.from_state(meta.get("history", {}))
         if meta.get("fixed"):
             self._switch()
             try:
@@ -264,11 +301,11 @@ class Trainer:
             self.runtime.iteration = int(meta.get("runtime_it", 0))
 
 
-def train(cfg, progress=True, resume=False, log=print):
+def train(cfg, progress=True, resume=False):
     trainer = Trainer(cfg)
     if resume:
         if not cfg.checkpoint or not os.path.exists(cfg.checkpoint):
             raise CheckpointError(f"--resume needs an existing checkpoint, {cfg.checkpoint!r} not found")
         trainer.load(cfg.checkpoint)
-    acc = trainer.run(progress=progress, log=log)
+    acc = trainer.run(progress=progress)
     return trainer, acc

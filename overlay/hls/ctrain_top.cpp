@@ -76,7 +76,7 @@ static void execute(uint8_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctr
 void ctrain_top(uint8_t *ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
                 uint32_t table_len, uint32_t ddr_size, uint32_t *status, uint32_t *pc,
                 uint32_t *fault_addr) {
-#pragma HLS INTERFACE mode=m_axi port=ddr offset=slave bundle=gmem depth=65536 max_read_burst_length=256 max_write_burst_length=256 num_read_outstanding=4 num_write_outstanding=4
+#pragma HLS INTERFACE mode=m_axi port=ddr offset=slave bundle=gmem depth=1048576 max_read_burst_length=256 max_write_burst_length=256 num_read_outstanding=4 num_write_outstanding=4
 #pragma HLS INTERFACE mode=s_axilite port=ddr bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=prog bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=n_insn bundle=control

@@ -30,6 +30,7 @@
 #define CTRAIN_MAX_BATCH 1024
 #define CTRAIN_MAX_COUNT 16777216
 #define CTRAIN_MAX_TABLE 4096
+#define CTRAIN_MAX_SPARSE_COLS 65536  /* c_in*k_h*k_w of a sparse layer (16-bit column index) */
 
 /* Hyper-parameter block of OP_UPDATE: six consecutive table entries from
  * slot e_par. */
@@ -52,7 +53,12 @@ enum ctrain_opcode {
     OP_RELU_BP = 7,
     OP_POOL_FP = 8,
     OP_POOL_BP = 9,
-    OP_COUNT = 10
+    OP_SCONV_FP = 10,   /* CONV_FP with weights as values + sparse index */
+    OP_SCONV_EB = 11,   /* CONV_EB through the transposed index */
+    OP_SCONV_WG = 12,   /* CONV_WG computing only the kept weights' gradients */
+    OP_BN_FP = 13,      /* frozen batch norm: per-channel x*A + B */
+    OP_BN_BP = 14,      /* its backward: err*A */
+    OP_COUNT = 15
 };
 
 enum ctrain_flag {
@@ -69,7 +75,8 @@ enum ctrain_fault {
     FAULT_ALIGN = 4,    /* operand address not aligned to its element size */
     FAULT_SLOT = 5,     /* parameter-table slot beyond the table */
     FAULT_PROGRAM = 6,  /* instruction stream itself outside the DDR window */
-    FAULT_OVERLAP = 7   /* a written operand overlaps another operand */
+    FAULT_OVERLAP = 7,  /* a written operand overlaps another operand */
+    FAULT_INDEX = 8     /* a sparse index entry out of range or out of order */
 };
 
 /* Control register bits (Vitis HLS ap_ctrl_hs) */

@@ -1,0 +1,174 @@
+"""The board device: the accelerator on a PYNQ board, driven through pynq.
+
+`BoardDevice` loads the overlay (`ctrain.bit` with `ctrain.hwh` beside it,
+found by ctrain.overlay_files' search order) as a `pynq.Overlay`; pynq binds
+`CTrainIP`, a `DefaultIP` subclass, to the accelerator's VLNV. The register
+offsets come from the register map pynq parsed out of the .hwh and are checked
+against `ctrain_isa.h` before anything is written. Buffers come from
+`pynq.allocate` (PynqBuffers in contiguous memory, non-cacheable by default);
+the runtime flushes or invalidates around every transfer, and
+`ctrain.device.accelerator.Accelerator` polls `ap_done` with a timeout. The
+same Runtime and Trainer run on it unchanged (`ctrain train --device board`).
+
+Without a board, the path runs for real over pynq's own Device abstraction
+with `ctrain.device.pynq_emulated.EmulatedPynqDevice` registered as the
+active device (docs/board.md says what still needs a board).
+
+This module imports without pynq (pynq is the `board` extra); `BoardDevice()`
+then raises a clear error.
+"""
+import functools
+
+import numpy as np
+
+from .. import isa
+from ..errors import CTrainError
+from ..overlay_files import OverlayError, find_overlay
+
+try:  # the board extra; absent on a laptop without `pip install ctrain[board]`
+    import pynq
+except ImportError:  # pragma: no cover - exercised in the no-pynq test
+    pynq = None
+
+#: the IP that scripts/hls.tcl exports and scripts/bd.tcl instantiates
+VLNV = "ctrain:hls:ctrain_top:1.0"
+
+#: ISA register name -> the names Vitis HLS may give it in the .hwh. The first
+#: is what Vitis HLS 2023.2 emits for ctrain_top: a 64-bit m_axi offset becomes
+#: <arg>_1/<arg>_2, arguments named like HDL keywords get an _r suffix
+#: (`table` is a Verilog keyword), an ap_vld output has a <arg>_ctrl word.
+HWH_NAMES = {
+    "CTRL": ("CTRL",),
+    "GIE": ("GIER", "GIE"),
+    "IER": ("IP_IER", "IER"),
+    "ISR": ("IP_ISR", "ISR"),
+    "DDR_LO": ("ddr_1", "ddr", "ddr_r_1", "ddr_offset_1"),
+    "DDR_HI": ("ddr_2", "ddr_r_2", "ddr_offset_2"),
+    "PROG": ("prog", "prog_r"),
+    "N_INSN": ("n_insn", "n_insn_r"),
+    "TABLE": ("table_r", "table"),
+    "TABLE_LEN": ("table_len", "table_len_r"),
+    "DDR_SIZE": ("ddr_size", "ddr_size_r"),
+    "STATUS": ("status", "status_r"),
+    "STATUS_CTRL": ("status_ctrl", "status_ap_vld"),
+    "PC": ("pc", "pc_r"),
+    "PC_CTRL": ("pc_ctrl", "pc_ap_vld"),
+    "FAULT_ADDR": ("fault_addr", "fault_addr_r"),
+    "FAULT_ADDR_CTRL": ("fault_addr_ctrl", "fault_addr_ap_vld"),
+}
+#: the registers the driver uses; the others are checked when the .hwh has them
+REQUIRED = ("CTRL", "DDR_LO", "DDR_HI", "PROG", "N_INSN", "TABLE", "TABLE_LEN", "DDR_SIZE",
+            "STATUS", "PC", "FAULT_ADDR")
+
+
+def register_offsets(registers, where="the .hwh"):
+    """ISA register name -> offset, from a pynq register description
+    (`ip_dict[name]["registers"]`: {name: {"address_offset": int, ...}}).
+
+    Every register the driver uses must be present and at the offset
+    ctrain_isa.h gives it; otherwise the bitstream was built from another ISA
+    header and OverlayError lists every difference."""
+    if not registers:
+        raise OverlayError(f"{where} has no register map for the accelerator ({VLNV}); "
+                           "PYNQ needs the .hwh that Vivado wrote with the bitstream")
+    by_name = {str(k).lower(): v for k, v in registers.items()}
+    offsets, missing, wrong = {}, [], []
+    for name, aliases in HWH_NAMES.items():
+        hit = next((a for a in aliases if a.lower() in by_name), None)
+        if hit is None:
+            if name in REQUIRED:
+                missing.append(f"{name} (as {' or '.join(aliases)})")
+            continue
+        offset = int(by_name[hit.lower()]["address_offset"])
+        offsets[name] = offset
+        if offset != isa.REG[name]:
+            wrong.append(f"{name} is {hit} at 0x{offset:x} in {where}, at 0x{isa.REG[name]:x} in ctrain_isa.h")
+    problems = [f"missing register {m}" for m in missing] + wrong
+    if problems:
+        raise OverlayError(f"the accelerator's register map in {where} does not match ctrain_isa.h "
+                           f"(rebuild the overlay from this ISA header, or use the driver it was built with):\n  "
+                           + "\n  ".join(problems))
+    return offsets
+
+
+def _require_pynq():
+    if pynq is None:
+        raise CTrainError("the board device needs pynq: on a PYNQ image it is preinstalled; elsewhere "
+                          "`pip install 'ctrain[board]'` (and register a pynq Device, see docs/board.md)")
+    return pynq
+
+
+@functools.lru_cache(maxsize=None)
+def ip_class():
+    """The DefaultIP subclass bound to VLNV; created (and so registered with
+    pynq's driver table) on first use, since this module imports without pynq."""
+    _require_pynq()
+
+    class CTrainIP(pynq.DefaultIP):
+        """The accelerator's AXI-lite registers (ap_ctrl_hs) through pynq's MMIO."""
+
+        bindto = [VLNV]
+
+        def __init__(self, description):
+            super().__init__(description)
+            self.fullpath = description.get("fullpath", "ctrain_top")
+            self.offsets = register_offsets(description.get("registers"),
+                                            f"the .hwh entry of {self.fullpath}")
+            span = int(description.get("addr_range", 0) or 0)
+            if span < isa.REG["MAP_BYTES"]:
+                raise OverlayError(f"{self.fullpath}: its address range 0x{span:x} is smaller than the "
+                                   f"register map (0x{isa.REG['MAP_BYTES']:x} bytes)")
+
+        def read(self, offset=0):
+            return int(self.mmio.read(offset))
+
+        def write(self, offset, value):
+            # pynq's MMIO takes a Python int or bytes, not numpy integers
+            self.mmio.write(offset, int(value) & 0xFFFFFFFF)
+
+    return CTrainIP
+
+
+class BoardDevice:
+    """The accelerator on a PYNQ board (or on a pynq Device that emulates one).
+
+    overlay: explicit overlay path (a .bit, or a directory with ctrain.bit),
+    else the search order of ctrain.overlay_files; board: overlay directory
+    name for the package-data lookup; device: the pynq.Device (default
+    pynq.Device.active_device); download: program the PL (False attaches to
+    an overlay that is already loaded); cacheable: allocate cacheable
+    buffers (see docs/board.md before turning it on)."""
+
+    name = "board"
+
+    def __init__(self, overlay=None, board=None, device=None, download=True, cacheable=False):
+        _require_pynq()
+        self.bitfile, self.hwhfile = find_overlay(overlay, board)
+        cls = ip_class()
+        self.pynq_device = device if device is not None else pynq.Device.active_device
+        self.overlay = pynq.Overlay(str(self.bitfile), device=self.pynq_device, download=download)
+        names = sorted(n for n, d in self.overlay.ip_dict.items() if d.get("type") == VLNV)
+        if not names:
+            found = ", ".join(f"{n} ({d.get('type')})" for n, d in self.overlay.ip_dict.items()) or "none"
+            raise OverlayError(f"{self.hwhfile}: no IP of type {VLNV}; the overlay has: {found}")
+        if len(names) > 1:
+            raise OverlayError(f"{self.hwhfile}: several accelerators ({', '.join(names)}); "
+                               "the driver runs one")
+        self.ip_name = names[0]
+        if download and not self.overlay.is_loaded():
+            raise OverlayError(f"{self.bitfile} did not load onto {self.pynq_device.name}")
+        self.ip = functools.reduce(getattr, self.ip_name.split("/"), self.overlay)
+        if not isinstance(self.ip, cls):
+            raise OverlayError(f"pynq bound {type(self.ip).__name__} to {self.ip_name}, not the CTrain driver "
+                               f"(is its VLNV {self.overlay.ip_dict[self.ip_name].get('type')} instead of {VLNV}?)")
+        self.cacheable = bool(cacheable)
+
+    def allocate(self, shape, dtype=np.uint8):
+        """A PynqBuffer in memory the accelerator reaches (pynq.allocate on this device)."""
+        kwargs = {"cacheable": True} if self.cacheable else {}
+        return pynq.allocate(shape, dtype, target=self.pynq_device, **kwargs)
+
+    def describe(self):
+        d = self.overlay.ip_dict[self.ip_name]
+        return (f"{self.ip_name} ({VLNV}) at 0x{int(d['phys_addr']):x}, {self.bitfile} on "
+                f"{getattr(self.pynq_device, 'name', self.pynq_device)}")

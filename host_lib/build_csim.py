@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -23,13 +22,14 @@ import sysconfig
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from cdef import cdef_block as _cdef_block  # noqa: E402  (shipped beside this file)
 BOARDS = ("pynq_z2", "zcu104")
 #: HLS idioms g++ would warn about: `#pragma HLS ...` and loop labels.
 HLS_FLAGS = ["-std=c++14", "-O2", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
              "-Wno-unused-label"]
 #: Sources only the testbench compiles.
 _NOT_IN_LIB = ("ctrain_tb.cpp",)
-_CDEF = re.compile(r"/\*\s*@cdef-begin\s*\*/(.*?)/\*\s*@cdef-end\s*\*/", re.S)
 INSTALL_HINT = ("install hls4ml, which ships them (`pip install ctrain[csim]` or "
                 "`pip install hls4ml`), or point $XILINX_HLS at a Vitis HLS install")
 
@@ -142,8 +142,7 @@ def make_ffibuilder(board, root, ap_dir):
     from cffi import FFI
 
     hls = os.path.join(root, "hls")
-    with open(os.path.join(hls, "csim_api.h"), encoding="utf-8") as f:
-        cdef = "\n".join(_CDEF.findall(f.read()))
+    cdef = _cdef_block(os.path.join(hls, "csim_api.h"))
     unity = "#include \"csim_api.h\"\n" + "".join(
         f"#include \"{name}\"\n" for name in lib_sources(hls))
     ffi = FFI()

@@ -50,12 +50,52 @@ void ctrain_from_master(const int32_t *m, float *x, int64_t n, int32_t e)
         x[i] = (float)((double)m[i] * scale);
 }
 
-int64_t ctrain_apply_mask(const uint8_t *mask, int32_t *m, int8_t *w8, int64_t n)
+int64_t ctrain_index_bytes(int64_t rows, int64_t cols, int64_t nnz)
 {
-    int64_t kept = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!mask[i]) { m[i] = 0; w8[i] = 0; }
-        else kept += (w8[i] != 0);
+    return 4 * (rows + 1) + 2 * nnz + 2 * (nnz & 1) + 4 * (cols + 1) + 4 * nnz + 2 * nnz;
+}
+
+int64_t ctrain_build_index(const uint8_t *mask, int64_t rows, int64_t cols, uint8_t *block)
+{
+    if (rows > 65536 || cols > 65536 || rows < 1 || cols < 1)
+        return -1;
+    int64_t nnz = 0;
+    for (int64_t i = 0; i < rows * cols; i++)
+        nnz += mask[i] != 0;
+    uint32_t *rowptr = (uint32_t *)block;
+    uint16_t *col = (uint16_t *)(rowptr + rows + 1);
+    uint32_t *tptr = (uint32_t *)(block + 4 * (rows + 1) + 2 * nnz + 2 * (nnz & 1));
+    uint32_t *tpos = tptr + cols + 1;
+    uint16_t *trow = (uint16_t *)(tpos + nnz);
+    if (nnz & 1)
+        col[nnz] = 0; /* padding */
+    /* CSR, and a column histogram for the transposed index */
+    for (int64_t c = 0; c <= cols; c++)
+        tptr[c] = 0;
+    int64_t p = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        rowptr[r] = (uint32_t)p;
+        for (int64_t c = 0; c < cols; c++) {
+            if (mask[r * cols + c]) {
+                col[p++] = (uint16_t)c;
+                tptr[c + 1]++;
+            }
+        }
     }
-    return kept;
+    rowptr[rows] = (uint32_t)p;
+    for (int64_t c = 0; c < cols; c++)
+        tptr[c + 1] += tptr[c];
+    /* transposed: walk the CSR in order, so each column lists rows ascending */
+    for (int64_t r = 0; r < rows; r++) {
+        for (uint32_t q = rowptr[r]; q < rowptr[r + 1]; q++) {
+            uint32_t c = col[q];
+            uint32_t slot = tptr[c]++;
+            tpos[slot] = q;
+            trow[slot] = (uint16_t)r;
+        }
+    }
+    for (int64_t c = cols; c > 0; c--) /* undo the running offsets */
+        tptr[c] = tptr[c - 1];
+    tptr[0] = 0;
+    return nnz;
 }

@@ -23,6 +23,16 @@ def _train_parser(sub):
     p.add_argument("--float", dest="fixed_point", action="store_false",
                    help="fixed point off: the whole run in float32 (the fp32 baseline)")
     p.add_argument("--window", type=int, default=2, help="exponents from the last 2^N iterations")
+    p.add_argument("--prune", type=float, default=0.5,
+                   help="fraction of weights (or filters) to prune, 0 for none (default 0.5)")
+    p.add_argument("--prune-at", type=float, default=0.5,
+                   help="when to prune, as a fraction of the run (default half-way)")
+    p.add_argument("--prune-mode", default="element", choices=["element", "filter"],
+                   help="element-wise, or structured (whole output filters), by L2 norm")
+    p.add_argument("--prune-scope", default="layer", choices=["layer", "global"],
+                   help="the target per layer, or one threshold for all layers")
+    p.add_argument("--dense-masked", dest="sparse_exec", action="store_false",
+                   help="run pruned layers dense with a mask instead of sparse (for comparison)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--engine", default="numpy", choices=["numpy", "csim"])
     p.add_argument("--device", default="emulated", choices=["emulated", "board"])
@@ -41,7 +51,8 @@ def _cmd_train(args):
                       fixed_point=args.fixed_point, window_log2=args.window, seed=args.seed,
                       engine=args.engine, device=args.device, train_count=args.train_count,
                       test_count=args.test_count, checkpoint=args.checkpoint,
-                      checkpoint_every=args.checkpoint_every)
+                      checkpoint_every=args.checkpoint_every, prune=args.prune, prune_at=args.prune_at,
+                      prune_mode=args.prune_mode, prune_scope=args.prune_scope, sparse_exec=args.sparse_exec)
     trainer, acc = train(cfg, progress=not args.no_progress, resume=args.resume)
     mode = "8-bit fixed point" if cfg.fixed_point else "float32"
     print(f"test accuracy: {100 * acc:.2f}% ({mode}, {cfg.model_name()} on {cfg.dataset}, "

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import isa, validate
+from . import hostlib, isa, validate
 from .errors import MappingError
 from .isa import Flag, Op
-from .model import geometry, has_bias, weight_shape
+from .model import fused_relu, geometry, has_bias, weight_shape
 
 INPUT_EXP = -7  # images in [0, 1] quantized as q * 2^-7
 
@@ -59,7 +59,10 @@ class MemoryPlan:
 
 @dataclass
 class ParamLayer:
-    """Where one Conv2d/Linear layer's state lives (regions) and its table slots."""
+    """Where one Conv2d/Linear layer's state lives (regions) and its table slots.
+
+    A sparse layer stores only its kept weights: `n_w` is their number, `mask`
+    the dense keep-mask and `index` the index block the accelerator reads."""
     stage: object
     n_w: int
     n_b: int
@@ -68,6 +71,28 @@ class ParamLayer:
     slot_w8_next: int
     slot_m: int
     slot_g: int
+    mask: np.ndarray = None
+    index: np.ndarray = None
+
+    @property
+    def sparse(self):
+        return self.mask is not None
+
+    @property
+    def n_dense(self):
+        return int(np.prod(self.w_shape))
+
+    def gather(self, dense_flat):
+        """The stored form of a dense per-weight array."""
+        return dense_flat[self.mask.reshape(-1)] if self.sparse else dense_flat
+
+    def scatter(self, stored, fill=0):
+        """The dense form of a stored per-weight array (pruned positions = fill)."""
+        if not self.sparse:
+            return stored
+        out = np.full(self.n_dense, fill, dtype=stored.dtype)
+        out[self.mask.reshape(-1)] = stored
+        return out
 
     @property
     def j(self):
@@ -92,6 +117,7 @@ class Program:
     observe: list          # per instruction: table slot its stats inform, or -1
     insn_stage: list       # per instruction: stage index
     par_slot: int
+    bn_slots: list         # per batch-norm stage: (slot of A, slot of B)
     const_slots: dict = field(default_factory=dict)
 
     def segment(self, name):
@@ -108,9 +134,11 @@ class _Slots:
         return self.names[name]
 
 
-def compile_model(model, batch):
+def compile_model(model, batch, masks=None):
     """Lower `model` at batch size `batch`; every instruction is validated
-    exactly as the engines will, so nothing unmappable reaches a device."""
+    exactly as the engines will, so nothing unmappable reaches a device.
+    `masks` (one bool keep-mask or None per param layer) makes the masked
+    layers sparse: compressed weights, an index block, SCONV opcodes."""
     lim = isa.LIMITS
     if not 1 <= batch <= lim["BATCH"]:
         raise MappingError(f"batch size {batch} is beyond the accelerator's 1..{lim['BATCH']}")
@@ -121,22 +149,37 @@ def compile_model(model, batch):
         slots.new(f"par+{len(slots.names)}")
 
     # activation and error slots; pool/ReLU keep their input's exponent
+    rescaling = ("param", "bn")  # stages whose output has an exponent of its own
     act_slots = [slots.new("act0")]
     for st in stages:
-        act_slots.append(slots.new(f"act{st.index + 1}") if st.kind == "param" else act_slots[-1])
+        act_slots.append(slots.new(f"act{st.index + 1}") if st.kind in rescaling else act_slots[-1])
     err_slots = [None] * (len(stages) + 1)
     err_slots[-1] = slots.new(f"err{len(stages)}")
     for st in reversed(stages):
-        err_slots[st.index] = slots.new(f"err{st.index}") if st.kind == "param" else err_slots[st.index + 1]
+        err_slots[st.index] = (slots.new(f"err{st.index}") if st.kind in rescaling
+                               else err_slots[st.index + 1])
+    bn_slots = [(slots.new(f"bnA{k}"), slots.new(f"bnB{k}")) for k in range(len(model.bn_stages))]
 
     plan = MemoryPlan()
     layers = []
-    for st in model.param_stages:
+    masks = masks or [None] * len(model.param_stages)
+    if len(masks) != len(model.param_stages):
+        raise MappingError(f"{len(masks)} masks for {len(model.param_stages)} Conv2d/Linear layers")
+    for st, mask in zip(model.param_stages, masks):
         ws = weight_shape(st)
         n_w, n_b = int(np.prod(ws)), (ws[0] if has_bias(st) else 0)
         j = st.param_index
+        index = None
+        if mask is not None:
+            mask = np.asarray(mask, bool).reshape(ws)
+            if not mask.any():
+                raise MappingError(f"layer {st.names[0]}: every weight is pruned")
+            if int(np.prod(ws[1:])) > isa.lib.CTRAIN_MAX_SPARSE_COLS:
+                raise MappingError(f"layer {st.names[0]}: {int(np.prod(ws[1:]))} inputs per filter is beyond "
+                                   f"the sparse index's {isa.lib.CTRAIN_MAX_SPARSE_COLS}")
+            index, n_w = hostlib.build_index(mask.reshape(ws[0], -1))
         layers.append(ParamLayer(st, n_w, n_b, ws, slots.new(f"w8_{j}"), slots.new(f"w8next_{j}"),
-                                 slots.new(f"m{j}"), slots.new(f"g{j}")))
+                                 slots.new(f"m{j}"), slots.new(f"g{j}"), mask, index))
 
     first_param = model.param_stages[0].index
     insns, observe, insn_stage, segments = [], [], [], {}
@@ -148,11 +191,16 @@ def compile_model(model, batch):
 
     # regions: program and table sizes are known only after emission; plan data first
     for L in layers:
-        plan.add(L.region("w"), L.w_shape, np.int8)
+        plan.add(L.region("w"), (L.n_w,) if L.sparse else L.w_shape, np.int8)
+        if L.sparse:
+            plan.add(L.region("idx"), L.index.shape, np.uint8)
         plan.add(L.region("master"), (L.n_w + L.n_b,), np.int32)
         plan.add(L.region("mom"), (L.n_w + L.n_b,), np.int32)
         plan.add(L.region("grad"), (L.n_w + L.n_b,), np.int32)
         plan.add(L.region("mask"), (L.n_w,), np.uint8)
+    for st in model.bn_stages:
+        plan.add(f"bnA{st.bn_index}", (st.in_shape[0],), np.int32)
+        plan.add(f"bnB{st.bn_index}", (st.in_shape[0],), np.int32)
     plan.add("act0", (batch,) + model.input_shape, np.int8)
     for st in stages:
         plan.add(f"act{st.index + 1}", (batch,) + st.out_shape, np.int8)
@@ -160,6 +208,10 @@ def compile_model(model, batch):
         if st.index + 1 >= first_param + 1:
             plan.add(f"err{st.index + 1}", (batch,) + st.out_shape, np.int8)
     R = plan.regions
+
+    def bn_fields(st):
+        c, h, w = st.in_shape
+        return dict(n=batch, c_in=c, h_in=h, w_in=w, c_out=c, h_out=h, w_out=w)
 
     def shape_fields(st):
         c_in, h_in, w_in = st.in_shape
@@ -175,13 +227,18 @@ def compile_model(model, batch):
         if st.kind == "param":
             L = layers[st.param_index]
             flags = (Flag.RELU if st.relu else 0) | (Flag.BIAS if L.n_b else 0)
-            emit(i, act_slots[i + 1], op=Op.CONV_FP, flags=flags, **shape_fields(st),
-                 src=src, src2=R[L.region("w")].offset,
+            emit(i, act_slots[i + 1], op=Op.SCONV_FP if L.sparse else Op.CONV_FP, flags=flags,
+                 **shape_fields(st), **_sparse_fields(L, R), src=src, src2=R[L.region("w")].offset,
                  src3=(R[L.region("master")].offset + 4 * L.n_w) if L.n_b else 0,
                  dst=dst, e_src=act_slots[i], e_src2=L.slot_w8, e_src3=L.slot_m if L.n_b else 0,
                  e_dst=act_slots[i + 1])
         elif st.kind == "pool":
             emit(i, op=Op.POOL_FP, **shape_fields(st), src=src, dst=dst, e_src=act_slots[i])
+        elif st.kind == "bn":
+            k = st.bn_index
+            emit(i, act_slots[i + 1], op=Op.BN_FP, flags=Flag.RELU if st.relu else 0, **bn_fields(st),
+                 src=src, src2=R[f"bnA{k}"].offset, src3=R[f"bnB{k}"].offset, dst=dst,
+                 e_src=act_slots[i], e_src2=bn_slots[k][0], e_src3=bn_slots[k][1], e_dst=act_slots[i + 1])
         else:
             emit(i, op=Op.RELU_FP, count=batch * int(np.prod(st.in_shape)), src=src, dst=dst,
                  e_src=act_slots[i])
@@ -194,16 +251,18 @@ def compile_model(model, batch):
         if i < first_param:
             break
         err_out = R[f"err{i + 1}"].offset
-        prev = stages[i - 1] if i > 0 else None
-        mask_prev = prev is not None and prev.kind == "param" and prev.relu
+        mask_prev = i > 0 and fused_relu(stages[i - 1])
         if st.kind == "param":
             L = layers[st.param_index]
             if i > first_param:
-                emit(i, err_slots[i], op=Op.CONV_EB, flags=Flag.RELU_MASK if mask_prev else 0,
-                     **shape_fields(st), src=err_out, src2=R[L.region("w")].offset,
-                     aux=R[f"act{i}"].offset if mask_prev else 0, dst=R[f"err{i}"].offset,
+                act_mask = R[f"act{i}"].offset if mask_prev else 0
+                emit(i, err_slots[i], op=Op.SCONV_EB if L.sparse else Op.CONV_EB,
+                     flags=Flag.RELU_MASK if mask_prev else 0, **shape_fields(st), **_sparse_fields(L, R),
+                     src=err_out, src2=R[L.region("w")].offset, dst=R[f"err{i}"].offset,
+                     **({"src3": act_mask} if L.sparse else {"aux": act_mask}),
                      e_src=err_slots[i + 1], e_src2=L.slot_w8, e_dst=err_slots[i])
-            emit(i, op=Op.CONV_WG, flags=Flag.BIAS if L.n_b else 0, **shape_fields(st),
+            emit(i, op=Op.SCONV_WG if L.sparse else Op.CONV_WG, flags=Flag.BIAS if L.n_b else 0,
+                 **shape_fields(st), **_sparse_fields(L, R),
                  src=err_out, src2=R[f"act{i}"].offset, dst=R[L.region("grad")].offset,
                  dst2=(R[L.region("grad")].offset + 4 * L.n_w) if L.n_b else 0,
                  e_src=err_slots[i + 1], e_src2=act_slots[i], e_dst=L.slot_g)
@@ -213,7 +272,12 @@ def compile_model(model, batch):
                  dst=R[L.region("w")].offset, e_src=L.slot_g, e_src2=L.slot_m,
                  e_dst=L.slot_w8_next, e_par=par_slot)
         elif i > first_param:
-            if st.kind == "pool":
+            if st.kind == "bn":
+                k = st.bn_index
+                emit(i, err_slots[i], op=Op.BN_BP, flags=Flag.RELU_MASK if mask_prev else 0, **bn_fields(st),
+                     src=err_out, src2=R[f"bnA{k}"].offset, aux=R[f"act{i}"].offset if mask_prev else 0,
+                     dst=R[f"err{i}"].offset, e_src=err_slots[i + 1], e_src2=bn_slots[k][0], e_dst=err_slots[i])
+            elif st.kind == "pool":
                 emit(i, op=Op.POOL_BP, flags=Flag.RELU_MASK if mask_prev else 0, **shape_fields(st),
                      src=err_out, aux=R[f"act{i}"].offset, dst=R[f"err{i}"].offset, e_src=err_slots[i + 1])
             else:
@@ -233,10 +297,15 @@ def compile_model(model, batch):
             arr[k][name] = int(value)
         arr[k]["stats"] = stats_r.offset + k * isa.STATS_BYTES
     prog = Program(model, batch, plan, arr, segments, table_len, dict(slots.names), act_slots,
-                   err_slots, layers, observe, insn_stage, par_slot,
+                   err_slots, layers, observe, insn_stage, par_slot, bn_slots,
                    const_slots={act_slots[0]: INPUT_EXP})
     _validate(prog)
     return prog
+
+
+def _sparse_fields(L, R):
+    """count (kept weights) and aux (index block) of a sparse layer's conv ops."""
+    return {"count": L.n_w, "aux": R[L.region("idx")].offset} if L.sparse else {}
 
 
 def _validate(prog):

@@ -4,7 +4,7 @@ magnitude of every tensor, which seeds the fixed-point exponents."""
 import numpy as np
 
 from . import conv_ops
-from .model import Linear, geometry
+from .model import Linear, fused_relu, geometry
 
 
 def top_of(x):
@@ -40,10 +40,65 @@ class FloatNet:
         self.model = model
         self.params = params
         self.velocity = [{k: (None if v is None else np.zeros_like(v)) for k, v in p.items()} for p in params]
+        self.masks = None  # keep-masks per layer once pruned
+        self.bn = [{"gamma": np.ones(st.layer.num_features, np.float32),
+                    "beta": np.zeros(st.layer.num_features, np.float32),
+                    "mean": np.zeros(st.layer.num_features, np.float32),
+                    "var": np.ones(st.layer.num_features, np.float32)} for st in model.bn_stages]
+        self.bn_velocity = [{"gamma": np.zeros_like(b["gamma"]), "beta": np.zeros_like(b["beta"])} for b in self.bn]
+        self.bn_frozen = False  # frozen when fixed point starts: statistics from the float phase
+
+    def bn_affine(self, k):
+        """(A, B) with BN(x) = x*A + B per channel, from the running statistics."""
+        st, b = self.model.bn_stages[k], self.bn[k]
+        a = b["gamma"] / np.sqrt(b["var"] + np.float32(st.layer.eps))
+        return a.astype(np.float32), (b["beta"] - b["mean"] * a).astype(np.float32)
+
+    def _bn_forward(self, st, x, train):
+        b = self.bn[st.bn_index]
+        if not train or self.bn_frozen:
+            a, c = self.bn_affine(st.bn_index)
+            return x * a[None, :, None, None] + c[None, :, None, None], None
+        mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
+        var = x.var(axis=(0, 2, 3), dtype=np.float64)
+        m = st.layer.momentum
+        n = x.size // x.shape[1]
+        b["mean"] = ((1 - m) * b["mean"] + m * mean).astype(np.float32)
+        b["var"] = ((1 - m) * b["var"] + m * var * n / max(n - 1, 1)).astype(np.float32)
+        inv = (1.0 / np.sqrt(var + st.layer.eps)).astype(np.float32)
+        xhat = (x - mean[None, :, None, None].astype(np.float32)) * inv[None, :, None, None]
+        return xhat * b["gamma"][None, :, None, None] + b["beta"][None, :, None, None], (xhat, inv)
+
+    def _bn_backward(self, st, err, cache):
+        k = st.bn_index
+        if cache is None:  # frozen: a fixed per-channel scale
+            return err * self.bn_affine(k)[0][None, :, None, None], None
+        xhat, inv = cache
+        g = self.bn[k]["gamma"]
+        m = err.size // err.shape[1]
+        dbeta = err.sum(axis=(0, 2, 3))
+        dgamma = (err * xhat).sum(axis=(0, 2, 3))
+        dx = (g * inv)[None, :, None, None] / m * (m * err - dbeta[None, :, None, None]
+                                                     - xhat * dgamma[None, :, None, None])
+        return dx, {"gamma": dgamma.astype(np.float32), "beta": dbeta.astype(np.float32)}
+
+    def prune(self, masks):
+        """Zero the pruned weights and their velocity; they stay zero after every step."""
+        self.masks = [np.asarray(m, bool) for m in masks]
+        self._apply_masks()
+
+    def _apply_masks(self):
+        if self.masks is not None:
+            for p, v, m in zip(self.params, self.velocity, self.masks):
+                p["w"] *= m
+                v["w"] *= m
 
     # -- forward / backward --------------------------------------------------
     def forward(self, x, keep=False):
+        """keep=True is a training forward: batch statistics for BN (until
+        frozen) and every activation kept for backward."""
         acts = [x]
+        self._bn_cache = [None] * len(self.bn)
         for st in self.model.stages:
             a = acts[-1]
             if st.kind == "param":
@@ -61,6 +116,10 @@ class FloatNet:
             elif st.kind == "pool":
                 k, s, _ = geometry(st)
                 y = conv_ops.maxpool2d(a, k, s)
+            elif st.kind == "bn":
+                y, self._bn_cache[st.bn_index] = self._bn_forward(st, a, keep)
+                if st.relu:
+                    y = np.maximum(y, 0)
             else:
                 y = np.maximum(a, 0)
             acts.append(y.astype(np.float32, copy=False))
@@ -76,6 +135,7 @@ class FloatNet:
         if stages[-1].relu:
             err = err * (acts[-1] > 0)
         grads = [None] * len(self.params)
+        self._bn_grads = [None] * len(self.bn)
         errs = [None] * len(acts)
         errs[-1] = err
         for st in reversed(stages):
@@ -97,11 +157,13 @@ class FloatNet:
             elif st.kind == "pool":
                 k, s, _ = geometry(st)
                 dx = conv_ops.maxpool2d_grad(err, x, k, s)
+            elif st.kind == "bn":
+                dx, self._bn_grads[st.bn_index] = self._bn_backward(st, err, self._bn_cache[st.bn_index])
             else:
                 dx = err * (y > 0)
             if dx is None:
                 break
-            if i > 0 and stages[i - 1].kind == "param" and stages[i - 1].relu:
+            if i > 0 and fused_relu(stages[i - 1]):
                 dx = dx * (x > 0)
             err = dx.astype(np.float32, copy=False)
             errs[i] = err
@@ -116,6 +178,13 @@ class FloatNet:
                 v[key] *= np.float32(momentum)
                 v[key] += np.float32(lr) * (g[key] + np.float32(weight_decay) * p[key])
                 p[key] -= v[key]
+        for b, v, g in zip(self.bn, self.bn_velocity, self._bn_grads):
+            if g is not None:  # gamma and beta train until BN is frozen
+                for key in ("gamma", "beta"):
+                    v[key] *= np.float32(momentum)
+                    v[key] += np.float32(lr) * g[key]
+                    b[key] -= v[key]
+        self._apply_masks()
 
     def train_batch(self, x, y, lr, momentum, weight_decay):
         logits = self.forward(x, keep=True)

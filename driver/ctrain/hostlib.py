@@ -42,3 +42,30 @@ def from_master(m, e):
     x = np.empty(m.shape, np.float32)
     lib.ctrain_from_master(_ptr("int32_t *", m), _ptr("float *", x), m.size, int(e))
     return x
+
+
+def index_bytes(rows, cols, nnz):
+    return int(lib.ctrain_index_bytes(rows, cols, nnz))
+
+
+def build_index(mask2d):
+    """The sparse index block (docs/isa.md) of a [rows, cols] mask, as uint8,
+    and its nnz. Built in C: it runs whenever a mask changes."""
+    mask2d = np.ascontiguousarray(mask2d, dtype=np.uint8)
+    rows, cols = mask2d.shape
+    nnz = int(np.count_nonzero(mask2d))
+    block = np.zeros(index_bytes(rows, cols, nnz), np.uint8)
+    got = lib.ctrain_build_index(_ptr("uint8_t *", mask2d), rows, cols, _ptr("uint8_t *", block))
+    if got < 0:
+        raise ValueError(f"a {rows}x{cols} layer is too large for 16-bit sparse indices")
+    return block, nnz
+
+
+def split_index(block, rows, cols, nnz):
+    """Views (rowptr, col, tptr, tpos, trow) into an index block."""
+    o1 = 4 * (rows + 1)
+    o2 = o1 + 2 * nnz + 2 * (nnz & 1)
+    o3 = o2 + 4 * (cols + 1)
+    o4 = o3 + 4 * nnz
+    return (block[:o1].view("<u4"), block[o1:o1 + 2 * nnz].view("<u2"), block[o2:o3].view("<u4"),
+            block[o3:o4].view("<u4"), block[o4:o4 + 2 * nnz].view("<u2"))

@@ -48,6 +48,15 @@ class Flatten:
 
 
 @dataclass
+class BatchNorm2d:
+    """Batch norm over channels. Trained with batch statistics in the float
+    warm-up, then frozen: the accelerator applies it as a per-channel affine."""
+    num_features: int
+    eps: float = 1e-5
+    momentum: float = 0.1
+
+
+@dataclass
 class Stage:
     """One unit of work on the accelerator after lowering.
 
@@ -60,6 +69,7 @@ class Stage:
     out_shape: tuple
     index: int = 0          # position among stages
     param_index: int = -1   # position among param stages
+    bn_index: int = -1      # position among batch-norm stages
     names: list = field(default_factory=list)  # source layer indices, for messages
 
 
@@ -74,6 +84,10 @@ class Sequential:
     @property
     def param_stages(self):
         return [s for s in self.stages if s.kind == "param"]
+
+    @property
+    def bn_stages(self):
+        return [s for s in self.stages if s.kind == "bn"]
 
     @property
     def num_classes(self):
@@ -95,7 +109,7 @@ class Sequential:
         rows = []
         for st in self.stages:
             name = type(st.layer).__name__ if st.layer is not None else st.kind
-            if st.kind == "param" and st.relu:
+            if st.relu:
                 name += "+ReLU"
             rows.append(f"{st.index:2d} {name:<14} {str(st.in_shape):>14} -> {st.out_shape}")
         return "\n".join(rows)
@@ -172,9 +186,14 @@ def lower(layers, input_shape):
                 raise MappingError(f"{where}: {layer.in_features}x{layer.out_features} is beyond the PE array's limits")
             stages.append(Stage("param", layer, False, (c * h * w, 1, 1), (layer.out_features, 1, 1), names=[i]))
             out = (layer.out_features, 1, 1)
+        elif isinstance(layer, BatchNorm2d):
+            if layer.num_features != c:
+                raise MappingError(f"{where}: normalises {layer.num_features} channels, gets {c}")
+            out = shape
+            stages.append(Stage("bn", layer, False, shape, shape, names=[i]))
         elif isinstance(layer, ReLU):
             prev = stages[-1] if stages else None
-            if prev is not None and prev.kind == "param" and not prev.relu:
+            if prev is not None and prev.kind in ("param", "bn") and not prev.relu:
                 prev.relu = True
                 prev.names.append(i)
             else:
@@ -201,7 +220,14 @@ def lower(layers, input_shape):
         st.index = j
     for j, st in enumerate(s for s in stages if s.kind == "param"):
         st.param_index = j
+    for j, st in enumerate(s for s in stages if s.kind == "bn"):
+        st.bn_index = j
     return stages
+
+
+def fused_relu(stage):
+    """Whether a stage's output went through a fused ReLU (its errors need the mask)."""
+    return stage is not None and stage.kind in ("param", "bn") and stage.relu
 
 
 # --- named networks -------------------------------------------------------
@@ -233,13 +259,28 @@ def digits_cnn(input_shape=(1, 8, 8), num_classes=10):
         input_shape=input_shape)
 
 
+def lenet5_bn(input_shape=(1, 28, 28), num_classes=10):
+    """LeNet-5 with batch norm after each convolution."""
+    c, h, w = input_shape
+    pad = 2 if h == 28 else 0
+    hh = ((h + 2 * pad - 4) // 2 - 4) // 2
+    return Sequential(
+        Conv2d(c, 6, 5, padding=pad, bias=False), BatchNorm2d(6), ReLU(), MaxPool2d(2),
+        Conv2d(6, 16, 5, bias=False), BatchNorm2d(16), ReLU(), MaxPool2d(2),
+        Flatten(),
+        Linear(16 * hh * hh, 120), ReLU(),
+        Linear(120, 84), ReLU(),
+        Linear(84, num_classes),
+        input_shape=input_shape)
+
+
 def mlp(input_shape, num_classes=10, hidden=128):
     c, h, w = input_shape
     return Sequential(Flatten(), Linear(c * h * w, hidden), ReLU(), Linear(hidden, num_classes),
                       input_shape=input_shape)
 
 
-MODELS = {"lenet5": lenet5, "digits-cnn": digits_cnn, "mlp": mlp}
+MODELS = {"lenet5": lenet5, "lenet5-bn": lenet5_bn, "digits-cnn": digits_cnn, "mlp": mlp}
 
 
 def build_model(name, input_shape, num_classes=10):

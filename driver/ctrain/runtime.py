@@ -11,6 +11,8 @@ from .fixedpoint import rshift_round, sat8
 from .floatnet import softmax_xent, top_of
 
 MASTER_FRAC_BITS = 16  # fractional bits of the master copy below the int8 copy's LSB
+BN_A_BITS = 15         # magnitude bits of a frozen batch norm's scale
+BN_B_BITS = 24         # and of its offset
 LR_BITS = 15
 
 
@@ -25,6 +27,11 @@ class Runtime:
         prog_bytes = self.views["program"]
         prog_bytes[...] = program.insns.view(np.uint8).reshape(-1)
         prog_bytes.sync_to_device()
+        for L in program.layers:
+            if L.sparse:  # built by host_lib when the mask changed, written once
+                idx = self.views[L.region("idx")]
+                idx[...] = L.index
+                idx.sync_to_device()
         self.table = self.views["table"]
         self.stats = self.views["stats"]
         self.accel = Accelerator(device.ip, timeout=timeout)
@@ -39,12 +46,23 @@ class Runtime:
         self.iteration = 0
 
     # -- state in and out ---------------------------------------------------
-    def load_float(self, params, act_tops=(), err_tops=()):
+    def _load_bn(self, k, a, b, slot_a, slot_b):
+        """Frozen batch norm as int32 A (16 significant bits) and B (24 bits)."""
+        for name, x, bits, slot in ((f"bnA{k}", a, BN_A_BITS, slot_a), (f"bnB{k}", b, BN_B_BITS, slot_b)):
+            t = top_of(x)
+            e = (t - bits) if t is not None else -bits
+            self.views[name][...] = hostlib.to_master(x, e)[0]
+            self.table[slot] = e
+
+    def load_float(self, params, act_tops=(), err_tops=(), masks=None, bn=()):
         """Switch to fixed point: master copies from float weights, exponent
-        windows seeded from the float phase's tensor magnitudes."""
+        windows seeded from the float phase's tensor magnitudes; `masks`
+        (dense keep-masks) prune a dense program's layers through their mask;
+        `bn` gives each batch norm's frozen per-channel (A, B)."""
         p = self.program
-        for L, prm in zip(p.layers, params):
-            w = prm["w"].reshape(-1)
+        masks = masks or [None] * len(p.layers)
+        for L, prm, mask in zip(p.layers, params, masks):
+            w = L.gather(prm["w"].reshape(-1))
             t = top_of(w)
             e_w8 = (t - 7) if t is not None else -7
             e_m = e_w8 - MASTER_FRAC_BITS
@@ -54,7 +72,9 @@ class Runtime:
                 master[L.n_w:] = hostlib.to_master(prm["b"], e_m)[0]
             self.views[L.region("mom")][...] = 0
             self.views[L.region("grad")][...] = 0
-            self.views[L.region("mask")][...] = 1
+            self.views[L.region("mask")][...] = 1 if mask is None else L.gather(
+                np.asarray(mask, np.uint8).reshape(-1))
+            master[:L.n_w] *= self.views[L.region("mask")]
             self.table[L.slot_m] = e_m
             self.table[L.slot_w8] = self.table[L.slot_w8_next] = e_w8
             self._derive_w8(L)
@@ -67,6 +87,8 @@ class Runtime:
             for i, t in enumerate(tops_per_iter):
                 if t is not None and p.err_slots[i] is not None:
                     self.exps.observe(p.err_slots[i], t)
+        for k, (slot_a, slot_b) in enumerate(p.bn_slots):
+            self._load_bn(k, *bn[k], slot_a, slot_b)
         for slot, value in p.const_slots.items():
             self.table[slot] = value
         for i, slot in enumerate(p.act_slots):
@@ -86,7 +108,8 @@ class Runtime:
         self.views[L.region("w")].reshape(-1)[...] = q
 
     def _sync_layers(self, direction):
-        names = ["table"] + [L.region(k) for L in self.program.layers for k in ("w", "master", "mom", "mask")]
+        names = (["table"] + [L.region(k) for L in self.program.layers for k in ("w", "master", "mom", "mask")]
+                 + [f"bn{ab}{k}" for k in range(len(self.program.bn_slots)) for ab in "AB"])
         for name in names:
             v = self.views[name]
             v.sync_to_device() if direction == "to" else v.sync_from_device()
@@ -109,6 +132,9 @@ class Runtime:
         for L in self.program.layers:
             for k in ("w", "master", "mom", "mask"):
                 out[L.region(k)] = np.array(self.views[L.region(k)])
+        for k in range(len(self.program.bn_slots)):
+            for ab in "AB":
+                out[f"bn{ab}{k}"] = np.array(self.views[f"bn{ab}{k}"])
         return out
 
     def load_layer_arrays(self, arrays):
@@ -126,8 +152,56 @@ class Runtime:
         for L in self.program.layers:
             m = self.views[L.region("master")]
             x = hostlib.from_master(m, int(self.table[L.slot_m]))
-            out.append({"w": x[:L.n_w].reshape(L.w_shape), "b": x[L.n_w:] if L.n_b else None})
+            out.append({"w": L.scatter(x[:L.n_w]).reshape(L.w_shape), "b": x[L.n_w:] if L.n_b else None})
         return out
+
+    def masks(self):
+        """Dense keep-masks of every layer (bool, weight-shaped)."""
+        self._sync_layers("from")
+        return [L.scatter(np.array(self.views[L.region("mask")])).reshape(L.w_shape).astype(bool)
+                for L in self.program.layers]
+
+    def adopt(self, old, masks=None):
+        """Take over the training state of `old`, a runtime of the same model
+        (dense or sparse), applying `masks` (None per layer keeps its mask):
+        pruned weights and their momentum become exactly zero, sparse layers
+        keep only their kept entries. Exponents and windows carry over."""
+        if old.program.table_len != self.program.table_len:
+            raise ValueError("adopt needs a program of the same model (same parameter table)")
+        arrays = old.layer_arrays()
+        masks = masks or [None] * len(self.program.layers)
+        for Lo, L, mask in zip(old.program.layers, self.program.layers, masks):
+            keep = Lo.scatter(arrays[Lo.region("mask")]).astype(bool)
+            if mask is not None:
+                keep &= np.asarray(mask, bool).reshape(-1)
+            for kind in ("master", "mom"):
+                src = arrays[Lo.region(kind)]
+                dense = Lo.scatter(src[:Lo.n_w]) * keep
+                dst = self.views[L.region(kind)]
+                dst[:L.n_w] = L.gather(dense)
+                dst[L.n_w:] = src[Lo.n_w:]
+            self.views[L.region("grad")][...] = 0
+            self.views[L.region("mask")][...] = L.gather(keep.astype(np.uint8))
+        self.table[...] = arrays["table"]
+        for k in range(len(self.program.bn_slots)):
+            for ab in "AB":
+                self.views[f"bn{ab}{k}"][...] = arrays[f"bn{ab}{k}"]
+        for L in self.program.layers:
+            self._derive_w8(L)
+        self.exps.load_state(old.exps.state())
+        self.iteration = old.iteration
+        self._sync_layers("to")
+
+    def memory_report(self):
+        """Bytes of DDR per layer for its training state (weights, master,
+        momentum, gradient, mask, index) and what the dense layout would take."""
+        rows = []
+        for L in self.program.layers:
+            used = sum(self.program.plan[L.region(k)].nbytes for k in ("w", "master", "mom", "grad", "mask")
+                       + (("idx",) if L.sparse else ()))
+            dense = L.n_dense * (1 + 4 + 4 + 4 + 1) + L.n_b * 12
+            rows.append((L.j, used, dense))
+        return rows
 
     # -- iterations -----------------------------------------------------------
     def _run(self, segment):

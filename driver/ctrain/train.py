@@ -13,6 +13,7 @@ from .compiler import INPUT_EXP, compile_model
 from .errors import CheckpointError, TrainingDiverged
 from .floatnet import FloatNet, softmax_xent
 from .model import build_model
+from .pruning import prune_masks, sparsity_of
 from .runtime import Runtime
 
 DIVERGE_WINDOW = 20
@@ -44,6 +45,11 @@ class TrainConfig:
     test_count: int = None
     checkpoint: str = None
     checkpoint_every: int = 0      # iterations; 0 = at the end of every epoch only
+    prune: float = 0.5             # fraction of weights (or filters) pruned; 0 = no pruning
+    prune_at: float = 0.5          # when, as a fraction of all iterations (the poster: half-way)
+    prune_mode: str = "element"    # or "filter" (structured: whole output filters)
+    prune_scope: str = "layer"     # or "global": one threshold across layers
+    sparse_exec: bool = True       # pruned layers run sparse (compressed in DDR); False: dense + mask
 
     def __post_init__(self):
         for key, value in DEFAULTS.get(self.dataset, DEFAULTS["mnist"]).items():
@@ -95,6 +101,7 @@ class History:
     def __init__(self):
         self.loss, self.acc, self.fixed = array("f"), array("f"), bytearray()
         self.epochs = []
+        self.pruning = []
 
     def add(self, loss, acc, fixed):
         self.loss.append(loss)
@@ -106,7 +113,7 @@ class History:
 
     def state(self):
         return {"loss": self.loss.tolist(), "acc": self.acc.tolist(), "fixed": list(self.fixed),
-                "epochs": self.epochs}
+                "epochs": self.epochs, "pruning": self.pruning}
 
     @classmethod
     def from_state(cls, state):
@@ -115,6 +122,7 @@ class History:
         h.acc.extend(state.get("acc", []))
         h.fixed.extend(int(v) for v in state.get("fixed", []))
         h.epochs = list(state.get("epochs", []))
+        h.pruning = list(state.get("pruning", []))
         return h
 
 
@@ -142,14 +150,21 @@ class Trainer:
         self._tops = []
         self._order = None
         self._recent = []
+        self.masks = None
+        self.prune_it = round(cfg.prune_at * self.total) if cfg.prune > 0 else None
+        # batch norm statistics freeze where fixed point starts (in a float run too, for comparison)
+        self.bn_freeze_it = round(cfg.warmup_epochs * self.iters_per_epoch)
 
     # -- phases ---------------------------------------------------------------
     @property
     def fixed(self):
         return self.runtime is not None
 
+    def _compile(self):
+        return compile_model(self.model, self.cfg.batch_size, self.masks if self.cfg.sparse_exec else None)
+
     def _switch(self):
-        program = compile_model(self.model, self.cfg.batch_size)
+        program = self._compile()
         device = self._device or make_device(self.cfg)
         self.runtime = rt = Runtime(program, device, window_log2=self.cfg.window_log2)
         if not self._tops:  # no warm-up: calibrate ranges on one batch without a step
@@ -157,13 +172,43 @@ class Trainer:
             self.net.backward(softmax_xent(self.net.forward(self.ds.train_x[idx], keep=True),
                                            self.ds.train_y[idx])[1])
             self._tops.append(self.net.tensor_tops())
-        rt.load_float(self.net.params, [t[0] for t in self._tops], [t[1] for t in self._tops])
+        self.net.bn_frozen = True
+        rt.load_float(self.net.params, [t[0] for t in self._tops], [t[1] for t in self._tops], self.masks,
+                      [self.net.bn_affine(k) for k in range(len(self.net.bn))])
+
+    def prune(self):
+        """Prune to cfg.prune by L2 norm; in fixed point the program is
+        recompiled with the pruned layers sparse and the state moves over."""
+        cfg = self.cfg
+        params = self.runtime.float_params() if self.fixed else self.net.params
+        old = self.runtime.masks() if self.fixed else self.masks
+        self.masks = prune_masks([p["w"] for p in params], cfg.prune, cfg.prune_mode, cfg.prune_scope, old)
+        self.net.prune(self.masks)
+        if self.fixed:
+            before = sum(u for _, u, _ in self.runtime.memory_report())
+            rt = Runtime(self._compile(), self.runtime.device, window_log2=cfg.window_log2)
+            rt.adopt(self.runtime, self.masks)
+            self.runtime.close()
+            self.runtime = rt
+            after = sum(u for _, u, _ in rt.memory_report())
+        per, total = sparsity_of(self.masks)
+        record = {"it": self.it, "sparsity": per, "total": total}
+        msg = (f"pruned {100 * total:.1f}% of weights ({cfg.prune_mode}, per {cfg.prune_scope}) at iteration "
+               f"{self.it}: layers " + " ".join(f"{100 * s:.0f}%" for s in per))
+        if self.fixed:
+            record["ddr_bytes"] = (before, after)
+            msg += f"; layer state in DDR {before / 1024:.1f} KiB -> {after / 1024:.1f} KiB"
+        self.history.pruning.append(record)
+        return msg
 
     def step(self, idx):
         cfg = self.cfg
+        if self.it == self.prune_it and not self.history.pruning:
+            tqdm.write(self.prune())
         lr = learning_rate(cfg, self.it, self.total)
         y = self.ds.train_y[idx]
         if self.it < self.warm:
+            self.net.bn_frozen = self.it >= self.bn_freeze_it
             try:
                 loss, logits = self.net.train_batch(self.ds.train_x[idx], y, lr, cfg.momentum, cfg.weight_decay)
             except FloatingPointError as exc:
@@ -263,6 +308,11 @@ class Trainer:
                 if p[k] is not None:
                     arrays[f"float_{k}{j}"] = p[k]
                     arrays[f"float_v{k}{j}"] = v[k]
+        for j, m in enumerate(self.masks or []):
+            arrays[f"mask{j}"] = m.astype(np.uint8)
+        for k, (b, v) in enumerate(zip(self.net.bn, self.net.bn_velocity)):
+            arrays.update({f"float_bn_{key}{k}": val for key, val in b.items()})
+            arrays.update({f"float_bn_v{key}{k}": val for key, val in v.items()})
         meta = {"config": asdict(self.cfg), "it": self.it, "fixed": self.fixed,
                 "tops": self._tops, "history": self.history.state()}
         if self.fixed:
@@ -274,7 +324,8 @@ class Trainer:
     def load(self, path):
         arrays, meta = checkpoint.load(path)
         saved = meta.get("config", {})
-        for key in ("dataset", "batch_size", "seed", "epochs"):
+        for key in ("dataset", "batch_size", "seed", "epochs", "prune", "prune_at", "prune_mode",
+                    "prune_scope", "sparse_exec", "fixed_point"):
             if saved.get(key) != getattr(self.cfg, key):
                 raise CheckpointError(f"{path}: checkpoint was made with {key}={saved.get(key)!r}, "
                                       f"this run has {getattr(self.cfg, key)!r}")
@@ -286,8 +337,20 @@ class Trainer:
                     if p[k] is not None:
                         p[k][...] = arrays[f"float_{k}{j}"]
                         v[k][...] = arrays[f"float_v{k}{j}"]
+            for k, (b, v) in enumerate(zip(self.net.bn, self.net.bn_velocity)):
+                for key in b:
+                    b[key][...] = arrays[f"float_bn_{key}{k}"]
+                for key in v:
+                    v[key][...] = arrays[f"float_bn_v{key}{k}"]
         except (KeyError, ValueError) as exc:
             raise CheckpointError(f"{path}: float weights do not match the model: {exc}") from None
+        if "mask0" in arrays:
+            try:
+                self.masks = [arrays[f"mask{j}"].astype(bool).reshape(p["w"].shape)
+                              for j, p in enumerate(self.net.params)]
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(f"{path}: pruning masks do not match the model: {exc}") from None
+            self.net.masks = self.masks
         self.it = int(meta["it"])
         self._tops = [tuple(t) for t in meta.get("tops", [])]
         self.history = History.from_state(meta.get("history", {}))

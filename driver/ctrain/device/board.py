@@ -91,6 +91,37 @@ def register_offsets(registers, where="the .hwh"):
     return offsets
 
 
+#: PS parameters holding the PL clock rate the design was timed at, per clock index
+_CLOCK_PARAMS = ("PCW_ACT_FPGA{i}_PERIPHERAL_FREQMHZ", "PCW_FPGA{i}_PERIPHERAL_FREQMHZ",
+                 "PSU__CRL_APB__PL{i}_REF_CTRL__ACT_FREQMHZ", "PSU__CRL_APB__PL{i}_REF_CTRL__FREQMHZ")
+
+
+def fill_clock_frequencies(overlay):
+    """pynq 4.0 programs each enabled PL clock from clock_dict's "frequency",
+    which pynqmetadata 0.2.0 leaves None for a Zynq-7000 PS (it looks only for
+    the UltraScale+ parameter name), so Overlay.download() fails with a
+    TypeError on a Pynq-Z2. Fill it from the PS's own parameters in the .hwh
+    (PCW_ACT_FPGA<i>_PERIPHERAL_FREQMHZ); returns the clocks it filled."""
+    filled = {}
+    params = {}
+    for d in overlay.ip_dict.values():
+        if str(d.get("type", "")).split(":")[2:3] in (["processing_system7"], ["zynq_ultra_ps_e"]):
+            params.update(d.get("parameters") or {})
+    for i, clk in overlay.clock_dict.items():
+        if not clk.get("enable") or clk.get("frequency") is not None:
+            continue
+        for name in _CLOCK_PARAMS:
+            value = params.get(name.format(i=i))
+            if value not in (None, ""):
+                clk["frequency"] = float(value)
+                filled[i] = clk["frequency"]
+                break
+        else:
+            raise OverlayError(f"PL clock {i} is enabled in the .hwh but its rate is in none of "
+                               f"{', '.join(n.format(i=i) for n in _CLOCK_PARAMS)}")
+    return filled
+
+
 def _require_pynq():
     if pynq is None:
         raise CTrainError("the board device needs pynq: on a PYNQ image it is preinstalled; elsewhere "
@@ -146,7 +177,10 @@ class BoardDevice:
         self.bitfile, self.hwhfile = find_overlay(overlay, board)
         cls = ip_class()
         self.pynq_device = device if device is not None else pynq.Device.active_device
-        self.overlay = pynq.Overlay(str(self.bitfile), device=self.pynq_device, download=download)
+        self.overlay = pynq.Overlay(str(self.bitfile), device=self.pynq_device, download=False)
+        if download:
+            fill_clock_frequencies(self.overlay)
+            self.overlay.download()
         names = sorted(n for n, d in self.overlay.ip_dict.items() if d.get("type") == VLNV)
         if not names:
             found = ", ".join(f"{n} ({d.get('type')})" for n, d in self.overlay.ip_dict.items()) or "none"

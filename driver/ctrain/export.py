@@ -107,6 +107,12 @@ def export_state(trainer):
             if p["b"] is not None:
                 arrays[f"float_b{j}"] = np.asarray(p["b"], np.float32)
             meta["layers"].append(_layer_meta(st))
+        for st in _bn_stages(model):
+            k = st.bn_index
+            scale, shift = trainer.net.bn_affine(k)
+            arrays[f"float_bn_scale{k}"] = np.asarray(scale, np.float32)
+            arrays[f"float_bn_shift{k}"] = np.asarray(shift, np.float32)
+            meta["bn"].append(_bn_meta(st))
         return arrays, meta
     rt = trainer.runtime
     prog = rt.program
@@ -131,7 +137,24 @@ def export_state(trainer):
         meta["layers"].append(dict(_layer_meta(st), e_w=e_w, e_m=e_m, e_in=act_exp[st.index],
                                    e_out=act_exp[st.index + 1],
                                    nonzero=float(np.count_nonzero(arrays[f"w{j}"]) / arrays[f"w{j}"].size)))
+    for st, (slot_a, slot_b) in zip(_bn_stages(model), getattr(prog, "bn_slots", [])):
+        k = st.bn_index
+        a = _sync_from(rt.views[f"bnA{k}"]).astype(np.int32)
+        b = _sync_from(rt.views[f"bnB{k}"]).astype(np.int32)
+        e_a, e_b = int(table[slot_a]), int(table[slot_b])
+        arrays[f"bnA{k}"], arrays[f"bnB{k}"] = a, b
+        arrays[f"float_bn_scale{k}"] = hostlib.from_master(a, e_a)
+        arrays[f"float_bn_shift{k}"] = hostlib.from_master(b, e_b)
+        meta["bn"].append(dict(_bn_meta(st), e_a=e_a, e_b=e_b, e_in=act_exp[st.index], e_out=act_exp[st.index + 1]))
     return arrays, meta
+
+
+def _bn_stages(model):
+    return [s for s in model.stages if s.kind == "bn"]
+
+
+def _bn_meta(st):
+    return {"index": st.bn_index, "stage": st.index, "channels": int(st.in_shape[0]), "relu": bool(st.relu)}
 
 
 def _layer_meta(st):
@@ -234,6 +257,7 @@ def to_onnx(source, path=None, style="exact", opset=13):
     if fixed:
         x = requant(x, meta["input_exp"], "input")
     layers = {d["index"]: d for d in meta["layers"]}
+    bn_meta = {d["index"]: d for d in meta.get("bn", [])}
     for st in model.stages:
         if st.kind == "pool":
             k, s, _ = geometry(st)
@@ -241,6 +265,34 @@ def to_onnx(source, path=None, style="exact", opset=13):
             continue
         if st.kind == "relu":
             x = node("Relu", [x], f"relu{st.index}")
+            continue
+        if st.kind == "bn":
+            d = bn_meta[st.bn_index]
+            k, c = d["index"], d["channels"]
+            if fixed:
+                e_acc = d["e_in"] + d["e_a"]
+                a_q = arrays[f"bnA{k}"].astype(np.int64)
+                b_q = rshift_round(arrays[f"bnB{k}"].astype(np.int64), e_acc - d["e_b"])
+                exact &= 127 * int(np.max(np.abs(a_q), initial=0)) + int(np.max(np.abs(b_q), initial=0)) \
+                    < EXACT_SUM_LIMIT
+                if style == "qdq":
+                    a = node("DequantizeLinear", [const(f"bnA{k}_int32", a_q.reshape(c, 1, 1), np.int32),
+                                                  const(f"bnA{k}_scale", 2.0 ** d["e_a"]),
+                                                  const(f"bnA{k}_zp", 0, np.int32)], f"bnA{k}")
+                    b = node("DequantizeLinear", [const(f"bnB{k}_int32", np.clip(b_q, -2**31 + 1, 2**31 - 1)
+                                                        .reshape(c, 1, 1), np.int32),
+                                                  const(f"bnB{k}_scale", 2.0 ** e_acc),
+                                                  const(f"bnB{k}_zp", 0, np.int32)], f"bnB{k}")
+                else:
+                    a = const(f"bnA{k}", (a_q * 2.0 ** d["e_a"]).reshape(c, 1, 1))
+                    b = const(f"bnB{k}", (b_q * 2.0 ** e_acc).reshape(c, 1, 1))
+            else:
+                a = const(f"bn_scale{k}", arrays[f"float_bn_scale{k}"].reshape(c, 1, 1))
+                b = const(f"bn_shift{k}", arrays[f"float_bn_shift{k}"].reshape(c, 1, 1))
+            y = node("Add", [node("Mul", [x, a], f"bn{k}_mul"), b], f"bn{k}")
+            if d["relu"]:
+                y = node("Relu", [y], f"relu{st.index}")
+            x = requant(y, d["e_out"], f"act{st.index + 1}") if fixed else y
             continue
         j = st.param_index
         d = layers[j]

@@ -1,0 +1,105 @@
+"""Compression: pruning criteria, pruned weights staying exactly zero, sparse
+execution bit-identical to dense execution with the mask, memory saved, and
+batch norm frozen into the fixed-point stream."""
+import numpy as np
+import pytest
+
+from ctrain import data, hostlib
+from ctrain.compiler import compile_model
+from ctrain.device.emulated import EmulatedDevice
+from ctrain.hostlib import quantize
+from ctrain.model import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, digits_cnn
+from ctrain.pruning import prune_masks, sparsity_of
+from ctrain.runtime import Runtime
+from ctrain.train import TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_digits()
+
+
+def test_prune_masks_hit_targets_and_only_shrink():
+    rng = np.random.default_rng(0)
+    ws = [rng.normal(size=(6, 1, 5, 5)), rng.normal(size=(16, 6, 5, 5)) * 0.1, rng.normal(size=(10, 84, 1, 1))]
+    m = prune_masks(ws, 0.8)
+    assert [round(s, 3) for s in sparsity_of(m)[0]] == [0.8, 0.8, 0.8]
+    kept = np.abs(ws[1][m[1]]).min()
+    assert kept >= np.abs(ws[1][~m[1]]).max()  # the smallest kept beats the largest pruned
+    f = prune_masks(ws, 0.5, mode="filter")
+    for w, mk in zip(ws, f):  # whole filters go
+        per = mk.reshape(w.shape[0], -1)
+        assert np.all(per.all(axis=1) | ~per.any(axis=1))
+    g = prune_masks(ws, 0.8, scope="global")
+    assert abs(sparsity_of(g)[1] - 0.8) < 1e-3 and all(mk.any() for mk in g)
+    again = prune_masks(ws, 0.9, masks=m)
+    assert all((a <= b).all() for a, b in zip(again, m))
+
+
+def test_index_block_is_consistent():
+    rng = np.random.default_rng(1)
+    mask = rng.random((7, 30)) < 0.3
+    mask[2] = False  # an empty row
+    mask[:, 5] = False  # an empty column
+    block, nnz = hostlib.build_index(mask)
+    rowptr, col, tptr, tpos, trow = hostlib.split_index(block, 7, 30, nnz)
+    rows = np.repeat(np.arange(7), np.diff(rowptr))
+    assert nnz == mask.sum() and mask[rows, col].all()
+    for c in range(30):
+        q = slice(tptr[c], tptr[c + 1])
+        assert np.array_equal(col[tpos[q]], np.full(tptr[c + 1] - tptr[c], c))
+        assert np.array_equal(rows[tpos[q]], trow[q])
+
+
+def _trainer(digits, sparse, **kw):
+    cfg = TrainConfig(epochs=2, batch_size=32, warmup_epochs=0.5, prune=0.8, prune_at=0.5,
+                      sparse_exec=sparse, **kw)
+    return Trainer(cfg, dataset=digits)
+
+
+@pytest.mark.parametrize("mode", ["element", "filter"])
+def test_sparse_execution_equals_dense_with_mask(digits, mode):
+    a, b = _trainer(digits, True, prune_mode=mode), _trainer(digits, False, prune_mode=mode)
+    a.run(progress=False)
+    b.run(progress=False)
+    sa, sb = a.runtime.layer_arrays(), b.runtime.layer_arrays()
+    for La, Lb in zip(a.runtime.program.layers, b.runtime.program.layers):
+        assert La.sparse and not Lb.sparse
+        keep = Lb.mask if Lb.sparse else sb[Lb.region("mask")].astype(bool).reshape(-1)
+        assert np.array_equal(La.mask.reshape(-1), keep)
+        for kind in ("master", "mom"):
+            dense = sb[Lb.region(kind)]
+            assert not dense[:Lb.n_w][~keep].any()  # pruned weights and momentum stay exactly zero
+            assert np.array_equal(sa[La.region(kind)][:La.n_w], dense[:Lb.n_w][keep])
+            assert np.array_equal(sa[La.region(kind)][La.n_w:], dense[Lb.n_w:])
+        assert np.array_equal(sa[La.region("w")], sb[Lb.region("w")].reshape(-1)[keep])
+    assert np.array_equal(sa["table"], sb["table"])
+
+
+def test_pruning_saves_memory(digits):
+    t = _trainer(digits, True)
+    t.run(progress=False)
+    rec = t.history.pruning[0]
+    before, after = rec["ddr_bytes"]
+    assert rec["it"] == round(0.5 * t.total) and abs(rec["total"] - 0.8) < 0.01
+    assert after < 0.5 * before
+
+
+def test_batchnorm_runs_frozen_in_fixed_point(digits):
+    model = Sequential(Conv2d(1, 8, 3, padding=1, bias=False), BatchNorm2d(8), ReLU(), MaxPool2d(2),
+                       Flatten(), Linear(8 * 4 * 4, 10), input_shape=(1, 8, 8))
+    cfg = TrainConfig(epochs=3, batch_size=32, warmup_epochs=1, prune=0)
+    t = Trainer(cfg, dataset=digits)
+    t.model = model
+    from ctrain.floatnet import FloatNet
+    t.net = FloatNet(model, model.init_params(np.random.default_rng(0)))
+    acc = t.run(progress=False)
+    assert t.fixed and acc > 0.85
+    ops = [int(i["op"]) for i in t.runtime.program.insns]
+    from ctrain.isa import Op
+    assert Op.BN_FP in ops and Op.BN_BP in ops
+    # frozen statistics: the float phase's running mean/var, unchanged by fixed-point training
+    a_float, b_float = t.net.bn_affine(0)
+    arrays = t.runtime.layer_arrays()
+    e_a = int(arrays["table"][t.runtime.program.bn_slots[0][0]])
+    assert np.allclose(arrays["bnA0"] * 2.0 ** e_a, a_float, rtol=1e-4)

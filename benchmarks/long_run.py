@@ -20,14 +20,15 @@ def main():
     p.add_argument("--iterations", type=int, default=20000)
     p.add_argument("--model", default="digits-cnn")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--prune", type=float, default=0.5, help="pruned half-way, as by default")
     args = p.parse_args()
     probe = Trainer(TrainConfig(model=args.model, batch_size=args.batch_size, epochs=1))
     epochs = math.ceil(args.iterations / probe.iters_per_epoch)
     t = Trainer(TrainConfig(model=args.model, batch_size=args.batch_size, epochs=epochs, warmup_epochs=1,
-                            lr=0.02), dataset=probe.ds)
+                            lr=0.02, prune=args.prune), dataset=probe.ds)
     t.total = args.iterations
     t0 = time.perf_counter()
-    acc = t.run(progress=False)
+    acc = t.run(progress=False, verbose=False)
     dt = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"iterations {t.it}  time {dt:.1f} s  test accuracy {100 * acc:.2f}%  "

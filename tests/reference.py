@@ -86,10 +86,11 @@ def _shape(i):
                                 "k_h", "k_w", "stride", "pad")]
 
 
-def conv_fp(m, i):
+def conv_fp(m, i, wt=None):
     n, ci, h, w, co, ho, wo, kh, kw, s, p = _shape(i)
     a = _padded(m.read(int(i["src"]), np.int8, (n, ci, h, w)), p)
-    wt = m.read(int(i["src2"]), np.int8, (co, ci, kh, kw))
+    if wt is None:
+        wt = m.read(int(i["src2"]), np.int8, (co, ci, kh, kw))
     acc = np.zeros((n, co, ho, wo), np.int64)
     for oy in range(ho):
         for ox in range(wo):
@@ -111,10 +112,11 @@ def conv_fp(m, i):
     return st
 
 
-def conv_eb(m, i):
+def conv_eb(m, i, wt=None, mask_field="aux"):
     n, ci, h, w, co, ho, wo, kh, kw, s, p = _shape(i)
     err = m.read(int(i["src"]), np.int8, (n, co, ho, wo))
-    wt = m.read(int(i["src2"]), np.int8, (co, ci, kh, kw))
+    if wt is None:
+        wt = m.read(int(i["src2"]), np.int8, (co, ci, kh, kw))
     accp = np.zeros((n, ci, h + 2 * p, w + 2 * p), np.int64)
     for oy in range(ho):
         for ox in range(wo):
@@ -122,7 +124,7 @@ def conv_eb(m, i):
                 "no,ochw->nchw", err[:, :, oy, ox], wt)
     acc = accp[:, :, p:p + h, p:p + w]
     masked = i["flags"] & Flag.RELU_MASK
-    act = m.read(int(i["aux"]), np.int8, (n, ci, h, w)) if masked else None
+    act = m.read(int(i[mask_field]), np.int8, (n, ci, h, w)) if masked else None
     e_acc = m.e(int(i["e_src"])) + m.e(int(i["e_src2"]))
     st = Stats(e_acc)
     out = []
@@ -134,7 +136,9 @@ def conv_eb(m, i):
     return st
 
 
-def conv_wg(m, i):
+def conv_wg(m, i, kept=None):
+    """CONV_WG; with `kept` (a list of (row, column) of the weight matrix
+    [c_out, c_in*kh*kw]) only those gradients are stored, in that order."""
     n, ci, h, w, co, ho, wo, kh, kw, s, p = _shape(i)
     err = m.read(int(i["src"]), np.int8, (n, co, ho, wo))
     a = _padded(m.read(int(i["src2"]), np.int8, (n, ci, h, w)), p)
@@ -146,7 +150,8 @@ def conv_wg(m, i):
     e_src, e_dst = m.e(int(i["e_src"])), m.e(int(i["e_dst"]))
     st = Stats(e_dst)
     out = []
-    for v in gw.reshape(-1):
+    flat = gw.reshape(co, -1)
+    for v in (flat.reshape(-1) if kept is None else [flat[r, c] for r, c in kept]):
         v = rshift_round(int(v), e_dst - (e_src + m.e(int(i["e_src2"]))))
         st.peak(v)
         out.append(st.store(v, Q32))
@@ -253,8 +258,92 @@ def pool_bp(m, i):
     return st
 
 
+def _u(m, addr, size, k):
+    """Little-endian unsigned entry k of size bytes at addr, as a Python int."""
+    at = addr + size * k
+    return int.from_bytes(bytes(m.ddr[at:at + size]), "little")
+
+
+def sparse_index(m, i):
+    """The index block at aux, read entry by entry from docs/isa.md's table:
+    (rowptr, col, tptr, tpos, trow) as lists of Python ints."""
+    rows = int(i["c_out"])
+    cols = int(i["c_in"]) * int(i["k_h"]) * int(i["k_w"])
+    z = int(i["count"])
+    at = int(i["aux"])
+    rowptr = [_u(m, at, 4, k) for k in range(rows + 1)]
+    at += 4 * (rows + 1)
+    col = [_u(m, at, 2, k) for k in range(z)]
+    at += 2 * z + (2 if z % 2 else 0)
+    tptr = [_u(m, at, 4, k) for k in range(cols + 1)]
+    at += 4 * (cols + 1)
+    tpos = [_u(m, at, 4, k) for k in range(z)]
+    at += 4 * z
+    trow = [_u(m, at, 2, k) for k in range(z)]
+    return rowptr, col, tptr, tpos, trow
+
+
+def _dense_weights(m, i, transposed):
+    """W[co, c] = sum of vals over the entries of (co, c): the CSR, or for EB the
+    transposed index (column c's entries q name vals[tpos[q]] of row trow[q])."""
+    rowptr, col, tptr, tpos, trow = sparse_index(m, i)
+    co, ci, kh, kw = (int(i[k]) for k in ("c_out", "c_in", "k_h", "k_w"))
+    vals = [int(v) for v in m.read(int(i["src2"]), np.int8, (int(i["count"]),))]
+    wd = np.zeros((co, ci * kh * kw), np.int64)
+    if transposed:
+        for c in range(ci * kh * kw):
+            for q in range(tptr[c], tptr[c + 1]):
+                wd[trow[q], c] += vals[tpos[q]]
+    else:
+        for r in range(co):
+            for p in range(rowptr[r], rowptr[r + 1]):
+                wd[r, col[p]] += vals[p]
+    return wd.reshape(co, ci, kh, kw)
+
+
+def sconv_fp(m, i):
+    return conv_fp(m, i, _dense_weights(m, i, transposed=False))
+
+
+def sconv_eb(m, i):
+    return conv_eb(m, i, _dense_weights(m, i, transposed=True), mask_field="src3")
+
+
+def sconv_wg(m, i):
+    rowptr, col, _, _, _ = sparse_index(m, i)
+    kept = [(r, col[p]) for r in range(int(i["c_out"])) for p in range(rowptr[r], rowptr[r + 1])]
+    return conv_wg(m, i, kept)
+
+
+def bn(m, i):
+    n, c, h, w = (int(i[k]) for k in ("n", "c_in", "h_in", "w_in"))
+    x = m.read(int(i["src"]), np.int8, (n, c, h, w))
+    a = m.read(int(i["src2"]), "<i4", (c,))
+    fp = i["op"] == Op.BN_FP
+    b = m.read(int(i["src3"]), "<i4", (c,)) if fp else None
+    masked = not fp and i["flags"] & Flag.RELU_MASK
+    act = m.read(int(i["aux"]), np.int8, (n, c, h, w)) if masked else None
+    e_acc = m.e(int(i["e_src"])) + m.e(int(i["e_src2"]))
+    st = Stats(e_acc)
+    out = []
+    for (nn, cc, y, xx), v in np.ndenumerate(x):
+        acc = int(v) * int(a[cc])
+        if fp:
+            acc += rshift_round(int(b[cc]), e_acc - m.e(int(i["e_src3"])))
+            if i["flags"] & Flag.RELU:
+                acc = max(acc, 0)
+        elif masked and act[nn, cc, y, xx] <= 0:
+            acc = 0
+        st.peak(acc)
+        out.append(st.store(rshift_round(acc, m.e(int(i["e_dst"])) - e_acc), Q8))
+    m.write(int(i["dst"]), out, np.int8)
+    return st
+
+
 OPS = {Op.CONV_FP: conv_fp, Op.CONV_EB: conv_eb, Op.CONV_WG: conv_wg, Op.UPDATE: update,
-       Op.RELU_FP: relu, Op.RELU_BP: relu, Op.POOL_FP: pool_fp, Op.POOL_BP: pool_bp}
+       Op.RELU_FP: relu, Op.RELU_BP: relu, Op.POOL_FP: pool_fp, Op.POOL_BP: pool_bp,
+       Op.SCONV_FP: sconv_fp, Op.SCONV_EB: sconv_eb, Op.SCONV_WG: sconv_wg,
+       Op.BN_FP: bn, Op.BN_BP: bn}
 
 
 def run(ddr, prog, n_insn, table, table_len):

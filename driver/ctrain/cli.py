@@ -1,4 +1,4 @@
-"""`ctrain` command line: train, verify, fuzz."""
+"""`ctrain` command line: train, verify, fuzz, export."""
 import argparse
 import sys
 
@@ -33,6 +33,9 @@ def _train_parser(sub):
                    help="the target per layer, or one threshold for all layers")
     p.add_argument("--dense-masked", dest="sparse_exec", action="store_false",
                    help="run pruned layers dense with a mask instead of sparse (for comparison)")
+    p.add_argument("--warm-start", default=None, metavar="FILE",
+                   help="start from these float weights: .npz (CTrain model file, checkpoint, or arrays) "
+                        "or a PyTorch state_dict (.pt/.pth)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--engine", default="numpy", choices=["numpy", "csim"])
     p.add_argument("--device", default="emulated", choices=["emulated", "board"])
@@ -52,7 +55,8 @@ def _cmd_train(args):
                       engine=args.engine, device=args.device, train_count=args.train_count,
                       test_count=args.test_count, checkpoint=args.checkpoint,
                       checkpoint_every=args.checkpoint_every, prune=args.prune, prune_at=args.prune_at,
-                      prune_mode=args.prune_mode, prune_scope=args.prune_scope, sparse_exec=args.sparse_exec)
+                      prune_mode=args.prune_mode, prune_scope=args.prune_scope, sparse_exec=args.sparse_exec,
+                      warm_start=args.warm_start)
     trainer, acc = train(cfg, progress=not args.no_progress, resume=args.resume)
     mode = "8-bit fixed point" if cfg.fixed_point else "float32"
     print(f"test accuracy: {100 * acc:.2f}% ({mode}, {cfg.model_name()} on {cfg.dataset}, "
@@ -93,15 +97,50 @@ def _cmd_fuzz(args):
     return 0 if clean(report) else 1
 
 
+def _export_parser(sub):
+    p = sub.add_parser("export", help="export a trained model (checkpoint) to a CTrain model file and ONNX")
+    p.add_argument("checkpoint", help="a checkpoint written by `ctrain train --checkpoint`")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.npz, docs/export.md)")
+    p.add_argument("--onnx", default=None, metavar="FILE", help="also write an ONNX model")
+    p.add_argument("--onnx-style", default="exact", choices=["exact", "qdq"],
+                   help="exact: dequantized weights + explicit requantization (bit-exact); "
+                        "qdq: QuantizeLinear/DequantizeLinear nodes")
+    return p
+
+
+def _cmd_export(args):
+    from .export import export_checkpoint
+    trainer = export_checkpoint(args.checkpoint, args.output, args.onnx, args.onnx_style)
+    print(f"wrote {args.output}" + (f" and {args.onnx}" if args.onnx else "")
+          + f" ({trainer.cfg.model_name()}, iteration {trainer.it}, "
+          + ("8-bit fixed point)" if trainer.fixed else "float32)"))
+    return 0
+
+
+def _bench_parser(sub):
+    from .bench import bench_parser
+    return bench_parser(sub.add_parser(
+        "bench", help="training speed: bit-exact emulation vs the host float model and PyTorch fp32"))
+
+
+def _cmd_bench(args):
+    from .bench import main_args
+    return main_args(args)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ctrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _verify_parser(sub)
     _fuzz_parser(sub)
+    _export_parser(sub)
+    _bench_parser(sub)
     args = parser.parse_args(argv)
     try:
-        return {"train": _cmd_train, "verify": _cmd_verify, "fuzz": _cmd_fuzz}[args.command](args)
+        commands = {"train": _cmd_train, "verify": _cmd_verify, "fuzz": _cmd_fuzz, "export": _cmd_export,
+                    "bench": _cmd_bench}
+        return commands[args.command](args)
     except CTrainError as exc:
         print(f"ctrain: error: {exc}", file=sys.stderr)
         return 2

@@ -6,12 +6,14 @@ Everything is dtype-generic: results have the dtype of the data argument.
 Results may be transposed views (callers that need raw bytes make them
 contiguous), which saves a full copy where the caller converts anyway.
 
-Internally images are laid out [C, H, W, N]: with the batch innermost, every
-kernel offset's slice has long contiguous runs, so the per-offset copies
-(im2col) and adds (col2im) are few large numpy operations. Convolutions are one
-GEMM against the im2col matrix [C*kh*kw, Ho*Wo*N]; the input gradient is the
-transposed GEMM followed by one strided add per kernel offset. No Python loop
-ever runs over pixels.
+Convolutions are one GEMM against an im2col matrix laid out
+[C, kh, kw] x [N, Ho, Wo]: the input is read channel-major ([C, N, H, W], a
+transposed view of NCHW), so each kernel offset is one strided copy of the
+in-range part of every image (im2col) or one strided add (col2im), and
+positions a window reaches only through the zero padding are never touched:
+a `ConvGeometry` precomputes those ranges once, and a caller that keeps its
+column buffer across calls (the numpy engine) zeroes it only once. No Python
+loop ever runs over pixels, channels or images.
 """
 import numpy as np
 
@@ -31,70 +33,136 @@ def _span(start, count, stride):
     return slice(start, start + stride * (count - 1) + 1, stride)
 
 
-def _batch_last(x, pad=0):
-    """[N, C, H, W] -> zero-padded [C, H+2p, W+2p, N] (a copy)."""
-    n, c, h, w = x.shape
-    xt = np.zeros((c, h + 2 * pad, w + 2 * pad, n), x.dtype)
-    xt[:, pad:pad + h, pad:pad + w] = x.transpose(1, 2, 3, 0)
-    return xt
+def _valid(k, pad, stride, n_in, n_out):
+    """For kernel offset k: (output slice, input slice) of the output positions
+    o whose input o*stride + k - pad lies inside [0, n_in); None if there are none."""
+    lo = max(0, -(-(pad - k) // stride))
+    hi = min(n_out, (n_in - 1 + pad - k) // stride + 1)
+    if hi <= lo:
+        return None
+    return slice(lo, hi), _span(lo * stride + k - pad, hi - lo, stride)
 
 
-def _from_batch_last(y):
-    """[C, H, W, N] -> [N, C, H, W] view."""
-    return y.transpose(3, 0, 1, 2)
+class ConvGeometry:
+    """Shapes and per-kernel-offset index ranges of one convolution, in one of
+    two internal layouts for images and column matrices:
+
+    - channel-major (default): images [C, N, H, W], columns
+      [C, kh, kw] x [N, Ho, Wo]; copies run along image rows (Wo long);
+    - batch-last (`batch_last=True`): images [C, H, W, N], columns
+      [C, kh, kw] x [Ho, Wo, N]; copies run along whole rows of the batch
+      (Wo * N long), better when rows are short, at the price of transposing
+      NCHW data in and out.
+
+    `offsets` lists (ky, kx, oy, ox, iy, ix): output rows/columns oy, ox read
+    input rows/columns iy, ix at kernel offset (ky, kx); only offsets and
+    positions that reach the (unpadded) input appear."""
+
+    def __init__(self, n, c, h, w, kh, kw, stride, pad, batch_last=False):
+        self.n, self.c, self.h, self.w = n, c, h, w
+        self.kh, self.kw, self.stride, self.pad = kh, kw, stride, pad
+        self.ho, self.wo = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
+        self.k = c * kh * kw
+        self.batch_last = bool(batch_last)
+        if self.batch_last:
+            self.cols_shape = (c, kh, kw, self.ho, self.wo, n)
+        else:
+            self.cols_shape = (c, kh, kw, n, self.ho, self.wo)
+        self.offsets = []
+        for ky in range(kh):
+            rows = _valid(ky, pad, stride, h, self.ho)
+            for kx in range(kw):
+                cols = _valid(kx, pad, stride, w, self.wo)
+                if rows is not None and cols is not None:
+                    self.offsets.append((ky, kx, rows[0], cols[0], rows[1], cols[1]))
+
+    @property
+    def key(self):
+        return (self.n, self.c, self.h, self.w, self.kh, self.kw, self.stride, self.pad, self.batch_last)
+
+    def image_shape(self, c, h, w):
+        """The layout's shape of a [N, c, h, w] tensor."""
+        return (c, h, w, self.n) if self.batch_last else (c, self.n, h, w)
+
+    def to_layout(self, x_nchw, out):
+        """Copy (and cast) an NCHW tensor into `out`, shaped image_shape(...)."""
+        np.copyto(out, x_nchw.transpose((1, 2, 3, 0) if self.batch_last else (1, 0, 2, 3)), casting="unsafe")
+        return out
+
+    def nchw(self, x):
+        """An NCHW view of a layout tensor."""
+        return x.transpose((3, 0, 1, 2) if self.batch_last else (1, 0, 2, 3))
+
+    def im2col(self, x, cols):
+        """Fill the in-range entries of `cols` (cols_shape) from the input `x` in
+        the layout (image_shape(c, h, w)); the other entries (padding) must
+        already be zero and are not written."""
+        if self.batch_last:
+            for ky, kx, oy, ox, iy, ix in self.offsets:
+                cols[:, ky, kx, oy, ox] = x[:, iy, ix]
+        else:
+            for ky, kx, oy, ox, iy, ix in self.offsets:
+                cols[:, ky, kx, :, oy, ox] = x[:, :, iy, ix]
+        return cols
+
+    def col2im(self, cols, dx):
+        """dx (image_shape(c, h, w)) = sum over kernel offsets of the columns
+        (cols_shape) at the input positions they came from (positions no window
+        reaches get 0)."""
+        dx[...] = 0
+        if self.batch_last:
+            for ky, kx, oy, ox, iy, ix in self.offsets:
+                dx[:, iy, ix] += cols[:, ky, kx, oy, ox]
+        else:
+            for ky, kx, oy, ox, iy, ix in self.offsets:
+                dx[:, :, iy, ix] += cols[:, ky, kx, :, oy, ox]
+        return dx
 
 
-def _im2col(x, kh, kw, stride, pad, ho, wo):
-    """Columns [C*kh*kw, ho*wo*N]: entry (c,ky,kx),(oy,ox,n) is the zero-padded
-    input at (n, c, oy*stride+ky, ox*stride+kx)."""
-    xt = _batch_last(x, pad)
-    c, n = x.shape[1], x.shape[0]
-    cols = np.empty((c, kh, kw, ho, wo, n), x.dtype)
-    for ky in range(kh):
-        for kx in range(kw):
-            cols[:, ky, kx] = xt[:, _span(ky, ho, stride), _span(kx, wo, stride)]
-    return cols.reshape(c * kh * kw, ho * wo * n)
+def _geometry(x_shape, k_hw, stride, pad):
+    n, c, h, w = x_shape
+    kh, kw = _pair(k_hw)
+    return ConvGeometry(n, c, h, w, kh, kw, stride, pad)
+
+
+def _columns(x, g):
+    cols = np.zeros(g.cols_shape, x.dtype)
+    return g.im2col(x.transpose(1, 0, 2, 3), cols).reshape(g.k, -1)
 
 
 def _rows(dy):
-    """Output gradient [N, Co, Ho, Wo] as the GEMM operand [Co, Ho*Wo*N] (a copy)."""
-    return dy.transpose(1, 2, 3, 0).reshape(dy.shape[1], -1)
+    """Output gradient [N, Co, Ho, Wo] as the GEMM operand [Co, N*Ho*Wo] (a copy)."""
+    return dy.transpose(1, 0, 2, 3).reshape(dy.shape[1], -1)
 
 
 def conv2d(x, w, stride, pad):
     """Cross-correlation with zero padding: y[n,co,oy,ox] =
     sum w[co,ci,ky,kx] * x[n,ci,oy*stride+ky-pad,ox*stride+kx-pad]."""
-    n, _, h, wd = x.shape
-    co, _, kh, kw = w.shape
-    ho, wo = out_size(h, kh, stride, pad), out_size(wd, kw, stride, pad)
-    cols = _im2col(x, kh, kw, stride, pad, ho, wo)
-    y = w.reshape(co, -1).astype(x.dtype, copy=False) @ cols
-    return _from_batch_last(y.reshape(co, ho, wo, n))
+    co = w.shape[0]
+    g = _geometry(x.shape, w.shape[2:], stride, pad)
+    y = w.reshape(co, -1).astype(x.dtype, copy=False) @ _columns(x, g)
+    return y.reshape(co, g.n, g.ho, g.wo).transpose(1, 0, 2, 3)
 
 
 def conv2d_grad_input(dy, w, in_hw, stride, pad):
     """Gradient of conv2d w.r.t. its input, shape [N, Ci, H, W] for in_hw = (H, W).
 
     Input positions no output window reaches (stride not dividing H+2p-k) get 0."""
-    n, co, ho, wo = dy.shape
+    n, co = dy.shape[:2]
     _, ci, kh, kw = w.shape
-    h, wd = in_hw
-    wt = w.transpose(2, 3, 1, 0).reshape(kh * kw * ci, co).astype(dy.dtype, copy=False)
-    cols = (wt @ _rows(dy)).reshape(kh, kw, ci, ho, wo, n)
-    dxt = np.zeros((ci, h + 2 * pad, wd + 2 * pad, n), dy.dtype)
-    for ky in range(kh):
-        for kx in range(kw):
-            dxt[:, _span(ky, ho, stride), _span(kx, wo, stride)] += cols[ky, kx]
-    return _from_batch_last(dxt[:, pad:pad + h, pad:pad + wd])
+    g = ConvGeometry(n, ci, in_hw[0], in_hw[1], kh, kw, stride, pad)
+    wt = w.reshape(co, -1).T.astype(dy.dtype, copy=False)
+    cols = (wt @ _rows(dy)).reshape(g.cols_shape)
+    dx = g.col2im(cols, np.empty((ci, n) + tuple(in_hw), dy.dtype))
+    return dx.transpose(1, 0, 2, 3)
 
 
 def conv2d_grad_weight(dy, x, k_hw, stride, pad):
     """Gradient of conv2d w.r.t. its weights, shape [Co, Ci, kh, kw]."""
-    co, (kh, kw) = dy.shape[1], _pair(k_hw)
-    ho, wo = dy.shape[2:]
-    cols = _im2col(x, kh, kw, stride, pad, ho, wo)
-    dw = _rows(dy).astype(x.dtype, copy=False) @ cols.T
-    return dw.reshape(co, x.shape[1], kh, kw)
+    co = dy.shape[1]
+    g = _geometry(x.shape, k_hw, stride, pad)
+    dw = _rows(dy).astype(x.dtype, copy=False) @ _columns(x, g).T
+    return dw.reshape(co, g.c, g.kh, g.kw)
 
 
 def _windows(x, kh, kw, stride):
@@ -105,11 +173,17 @@ def _windows(x, kh, kw, stride):
             yield ky, kx, x[:, :, _span(ky, ho, stride), _span(kx, wo, stride)]
 
 
-def maxpool2d(x, k, stride):
-    """Max over kh x kw windows `stride` apart, no padding, floor output size."""
+def maxpool2d(x, k, stride, out=None):
+    """Max over kh x kw windows `stride` apart, no padding, floor output size
+    (into `out` when given; it must not overlap x)."""
     kh, kw = _pair(k)
     views = _windows(x, kh, kw, stride)
-    y = next(views)[2].copy()
+    first = next(views)[2]
+    if out is None:
+        y = first.copy()
+    else:
+        y = out
+        y[...] = first
     for _, _, v in views:
         np.maximum(y, v, out=y)
     return y
@@ -123,10 +197,29 @@ def maxpool2d_grad(dy, x, k, stride, relu_mask=False):
     y = maxpool2d(x, (kh, kw), stride)
     ho, wo = y.shape[2:]
     g = dy * (y > 0) if relu_mask else dy  # products with masks: np.where is slow
+    if stride >= kh and stride >= kw:  # disjoint windows: every input gets at most one term
+        return maxpool2d_route(g, x, y, (kh, kw), stride, np.zeros(x.shape, dy.dtype))
     pending = np.ones(y.shape, bool)
     dx = np.zeros(x.shape, dy.dtype)
     for ky, kx, v in _windows(x, kh, kw, stride):
         hit = pending & (v == y)
         pending &= ~hit
         dx[:, :, _span(ky, ho, stride), _span(kx, wo, stride)] += g * hit
+    return dx
+
+
+def maxpool2d_route(g, x, y, k, stride, dx):
+    """Disjoint windows only (stride >= kh, kw): write g[n,c,oy,ox] at the first
+    maximum y of each window of x into dx, whose other entries must be zero."""
+    kh, kw = _pair(k)
+    ho, wo = y.shape[2:]
+    pending = None
+    for ky, kx, v in _windows(x, kh, kw, stride):
+        hit = v == y
+        if pending is None:
+            pending = ~hit
+        else:
+            hit &= pending
+            pending &= ~hit
+        np.multiply(g, hit, out=dx[:, :, _span(ky, ho, stride), _span(kx, wo, stride)])
     return dx

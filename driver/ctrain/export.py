@@ -100,6 +100,9 @@ def export_state(trainer):
             "fixed_point": bool(trainer.fixed), "iteration": int(trainer.it),
             "dataset": getattr(trainer.cfg, "dataset", None), "layers": [], "bn": []}
     arrays = {}
+    for k, b in enumerate(getattr(trainer.net, "bn", [])):  # float statistics: a warm start for another run
+        for name in ("gamma", "beta", "mean", "var"):
+            arrays[f"float_bn_{name}{k}"] = np.asarray(b[name], np.float32)
     if not trainer.fixed:
         for st, p in zip(model.param_stages, trainer.net.params):
             j = st.param_index
@@ -200,6 +203,29 @@ class ExportedModel:
 def load_model(path):
     arrays, meta = checkpoint.load(path)
     return ExportedModel(arrays, meta, os.fspath(path))
+
+
+def export_checkpoint(checkpoint_path, output, onnx_path=None, style="exact", dataset=None):
+    """`ctrain export`: rebuild the run of a training checkpoint (on the
+    emulated device, the checkpoint holds the whole state) and write the
+    model file, and the ONNX model when onnx_path is given."""
+    from .train import TrainConfig, Trainer
+    _, meta = checkpoint.load(checkpoint_path)
+    saved = meta.get("config")
+    if not isinstance(saved, dict):
+        raise ExportError(f"{checkpoint_path}: not a training checkpoint (no run configuration); "
+                          "a model file is already exported")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+    for key, value in (("device", "emulated"), ("checkpoint", None), ("warm_start", None)):
+        if key in fields:
+            setattr(cfg, key, value)
+    trainer = Trainer(cfg, dataset=dataset)
+    trainer.load(checkpoint_path)
+    save_model(trainer, output)
+    if onnx_path is not None:
+        to_onnx(load_model(output), onnx_path, style=style)
+    return trainer
 
 
 # -- ONNX -----------------------------------------------------------------------
@@ -373,17 +399,55 @@ def onnx_predict(onnx_model_or_path, images, batch_size=1024):
 
 # -- warm start -------------------------------------------------------------------
 
+def warm_start(net, source):
+    """Load float weights (and batch-norm statistics, when the model has
+    BatchNorm2d layers) from `source` into a FloatNet, in place; the
+    Trainer calls this for TrainConfig.warm_start / `ctrain train --warm-start`."""
+    params, bn = load_float_state(source, net.model)
+    for dst, src in zip(net.params, params):
+        for k in ("w", "b"):
+            if dst[k] is not None:
+                dst[k][...] = src[k]
+    for dst, src in zip(getattr(net, "bn", []), bn):
+        for k, v in src.items():
+            dst[k][...] = v
+    return params
+
+
 def load_float_params(source, model):
+    """The float weights of load_float_state (without batch-norm statistics)."""
+    return load_float_state(source, model)[0]
+
+
+def load_float_state(source, model):
     """Float weights for every Conv2d/Linear layer of `model`, as
     [{"w": float32 [c_out, c_in, k, k], "b": float32 [c_out] or None}].
 
     source: a path to an .npz (a CTrain model file or checkpoint, arrays named
     w0/b0..., or a PyTorch-style state_dict saved with numpy), a PyTorch
     state_dict file (.pt/.pth/.bin, read without torch), or a mapping of names
-    to arrays/tensors. Layers are matched in order; BatchNorm layers following
-    a Conv2d/Linear are folded into it. Errors name the layer and shapes."""
+    to arrays/tensors. Layers are matched in order. A PyTorch BatchNorm2d
+    becomes the model's BatchNorm2d when it has them (gamma, beta, running
+    mean and variance), else it is folded into the Conv2d/Linear before it.
+    Returns (params, bn) with bn a list of {"gamma", "beta", "mean", "var"}.
+    Errors name the layer and shapes."""
     arrays = _read_weights(source)
-    pairs = _weight_pairs(arrays, source)
+    bn_stages = _bn_stages(model)
+    pairs, bns = _weight_pairs(arrays, source, fold_bn=not bn_stages)
+    if bn_stages and len(bns) != len(bn_stages):
+        raise ExportError(f"{_label(source)}: {len(bns)} BatchNorm layers for a model with {len(bn_stages)}")
+    bn_out = []
+    for st, (prefix, leaves) in zip(bn_stages, bns):
+        c = st.in_shape[0]
+        entry = {"gamma": leaves.get("weight", np.ones(c)), "beta": leaves.get("bias", np.zeros(c)),
+                 "mean": leaves["running_mean"], "var": leaves["running_var"]}
+        for k, v in entry.items():
+            v = np.asarray(v, np.float32).reshape(-1)
+            if v.shape != (c,):
+                raise ExportError(f"{_label(source)}: BatchNorm {prefix} has {v.size} channels, "
+                                  f"layer {st.names[0]} has {c}")
+            entry[k] = v
+        bn_out.append(entry)
     stages = model.param_stages
     if len(pairs) != len(stages):
         raise ExportError(f"{_label(source)}: {len(pairs)} weight tensors ({', '.join(p[0] for p in pairs)}) "
@@ -408,7 +472,7 @@ def load_float_params(source, model):
         if not (np.all(np.isfinite(w)) and (b is None or np.all(np.isfinite(b)))):
             raise ExportError(f"{_label(source)}: {wname} holds non-finite values")
         params.append({"w": w, "b": b})
-    return params
+    return params, bn_out
 
 
 def _label(source):
@@ -448,8 +512,8 @@ def _natural(s):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 
 
-def _weight_pairs(arrays, source):
-    """[(weight name, weight, bias name, bias)] in layer order."""
+def _weight_pairs(arrays, source, fold_bn=True):
+    """([(weight name, weight, bias name, bias)] in layer order, [(BN prefix, BN leaves)])."""
     keys = list(arrays)
     for wfmt, bfmt in (("float_w{}", "float_b{}"), ("w{}", "b{}")):
         if wfmt.format(0) in arrays and all(np.issubdtype(arrays[k].dtype, np.floating)
@@ -459,18 +523,27 @@ def _weight_pairs(arrays, source):
                 bn = bfmt.format(j)
                 out.append((wfmt.format(j), arrays[wfmt.format(j)], bn, arrays.get(bn)))
                 j += 1
-            return out
+            bns, k = [], 0
+            while f"float_bn_mean{k}" in arrays:
+                bns.append((f"bn{k}", {leaf: arrays[f"float_bn_{name}{k}"] for leaf, name in
+                                        (("weight", "gamma"), ("bias", "beta"), ("running_mean", "mean"),
+                                         ("running_var", "var")) if f"float_bn_{name}{k}" in arrays}))
+                k += 1
+            return out, bns
     # PyTorch-style: group by module prefix in state_dict order
     modules = collections.OrderedDict()
     for k in keys:
         prefix, _, leaf = k.rpartition(".")
         modules.setdefault(prefix, {})[leaf] = arrays[k]
-    out = []
+    out, bns = [], []
     for prefix, leaves in modules.items():
-        if "running_mean" in leaves:  # BatchNorm: fold into the layer before it
-            if not out:
+        if "running_mean" in leaves:  # BatchNorm: the model's own, or folded into the layer before it
+            if not fold_bn:
+                bns.append((prefix, leaves))
+            elif not out:
                 raise ExportError(f"{_label(source)}: BatchNorm {prefix} comes before any Conv2d/Linear")
-            out[-1] = _fold_bn(out[-1], leaves, prefix, source)
+            else:
+                out[-1] = _fold_bn(out[-1], leaves, prefix, source)
             continue
         w = leaves.get("weight")
         if w is None or np.asarray(w).ndim not in (2, 4):
@@ -479,7 +552,7 @@ def _weight_pairs(arrays, source):
                                   "only Conv2d (4-D) and Linear (2-D) weights map onto the accelerator")
             continue
         out.append((f"{prefix}.weight", w, f"{prefix}.bias", leaves.get("bias")))
-    return out
+    return out, bns
 
 
 def _fold_bn(pair, bn, prefix, source, eps=1e-5):

@@ -2,6 +2,10 @@
 
 Shared by the numpy engine and the host code so both round and saturate the
 same way. Shifts are per tensor (a scalar); data are arrays or scalars.
+
+`requantize8` is the engine's fast form of the int8 store of an accumulator,
+`sat8(rshift_round(relu(acc + bias), s))`, on float-held exact integers; it
+computes exactly what the int64 form computes (see its docstring for why).
 """
 import numpy as np
 
@@ -11,11 +15,16 @@ Q32_MAX = 2**31 - 1
 _TOP = 1 << SHIFT_LIMIT
 
 
+def clamp_shift(s):
+    """The shift as rshift_round uses it: clamped to [-62, 62]."""
+    return min(max(int(s), -SHIFT_LIMIT), SHIFT_LIMIT)
+
+
 def rshift_round(x, s):
     """x * 2^-s rounded half towards +inf, s clamped to [-62, 62]; left shifts
     (s < 0) saturate at +-2^62. Returns a new int64 array (or numpy scalar),
     never x itself, so callers may modify the result in place."""
-    s = min(max(int(s), -SHIFT_LIMIT), SHIFT_LIMIT)
+    s = clamp_shift(s)
     x = np.asarray(x, np.int64)
     if s > 0:
         y = x + (1 << (s - 1))
@@ -29,6 +38,38 @@ def rshift_round(x, s):
     y = np.clip(x, -lim, lim)
     y <<= -s
     return y
+
+
+def rshift_round_int(x, s):
+    """rshift_round on one Python int (exact, for bounds and scalars)."""
+    s = clamp_shift(s)
+    if s > 0:
+        return (x + (1 << (s - 1))) >> s
+    if s == 0:
+        return x
+    lim = _TOP >> -s
+    return _TOP if x > lim else -_TOP if x < -lim else x << -s
+
+
+def rshift_round_inplace(x, s):
+    """x := rshift_round(x, s) for an int64 array x whose values stay within
+    +-2^62 (so adding the rounding half cannot overflow)."""
+    s = clamp_shift(s)
+    if s > 0:
+        x += 1 << (s - 1)
+        x >>= s
+    elif s < 0:
+        lim = _TOP >> -s
+        np.clip(x, -lim, lim, out=x)
+        x <<= -s
+    return x
+
+
+def product_bound(bound, m, s):
+    """Largest |rshift_round(m * x, s)| over integers |x| <= bound (rounding is
+    monotone, so the ends of the range give it)."""
+    top = abs(m) * bound
+    return max(abs(rshift_round_int(top, s)), abs(rshift_round_int(-top, s)))
 
 
 def _saturate(x, lim, dtype):
@@ -55,3 +96,112 @@ def max_abs(x):
     if np.size(x) == 0:
         return 0
     return max(int(np.max(x)), -int(np.min(x)))
+
+
+#: Largest magnitude requantize8's float work may reach: every integer up to
+#: 2^24 (float32) / 2^53 (float64) is exact; one bit of margin below that.
+_EXACT = {np.dtype(np.float32): 1 << 23, np.dtype(np.float64): 1 << 52}
+#: Below this many elements requantize8 uses the int64 form (fewer numpy calls).
+SMALL = 8192
+
+
+def requantize8(acc, shift, bias=None, relu=False, axis=0):
+    """The int8 store of docs/numeric.md on an accumulator held in floats:
+    q = sat8(rshift_round(v, shift)) with v = acc + bias[channel] (bias
+    optional, one int64 per index of `axis`, the channel axis of the 2-D
+    `acc`), v = max(v, 0) when `relu`.
+
+    `acc` is a 2-D float32/float64 array of exact integers (below 2^24 resp.
+    2^53 in magnitude, as the engine's exact BLAS sums are; at most 2^48 as
+    validation bounds every sum); it is used as scratch. Returns
+    (q, peak, sat): q of acc's shape holding the stored values (acc itself,
+    float, on the fast path; int8 otherwise), peak the largest |v| (a Python
+    int), sat the number of clamped stores.
+
+    Exactness of the fast path (taken only when the bounds below hold, else
+    the int64 form runs): with A = max|acc|,
+    - s > 0: rshift_round(v, s) = floor((v + 2^(s-1)) / 2^s). Writing
+      bias + 2^(s-1) = qb * 2^s + rb with 0 <= rb < 2^s (exact int64 work),
+      the result is qb + floor((acc + rb) * 2^-s). With A + 2^s <= 2^23 in
+      float32 (2^52 in float64) the sum is exact, the power-of-two scaling
+      and floor are exact, the floor is at most F = (A >> s) + 2 in
+      magnitude, and qb clamped to +-(F + 128) keeps every value within
+      2F + 128 (exact) while leaving which side of [-127, 127] it saturates
+      on unchanged.
+    - s <= 0: rshift_round(v, s) = v * 2^-s (its +-2^62 cap saturates on the
+      same side), bias clamped to +-(A + 128) keeps |v| <= 2A + 128 (exact
+      when that is within the bound above) and the saturation side; the
+      power-of-two scaling is exact.
+    - ReLU commutes with the shift (both monotone, 0 maps to 0), so it is
+      the lower clamp at 0. Peak and saturation come from each channel's
+      extremes in int64 (v is monotone in acc within a channel), so the
+      value pass runs only where something actually clamps."""
+    s = clamp_shift(shift)
+    bcast = (slice(None), None) if axis == 0 else (None, slice(None))
+    if acc.size <= SMALL:
+        v = acc.astype(np.int64)
+        if bias is not None:
+            v += np.asarray(bias, np.int64)[bcast]
+        if relu:
+            np.maximum(v, 0, out=v)
+        peak = max_abs(v)
+        q, sat = sat8(rshift_round_inplace(v, s))  # |v| <= 2^62 + 2^48: no overflow
+        return q, peak, sat
+    other = 1 - axis
+    mx = acc.max(axis=other).astype(np.int64)
+    mn = acc.min(axis=other).astype(np.int64)
+    if bias is None:
+        hi, lo = mx, mn
+    else:
+        b = np.asarray(bias, np.int64)
+        hi, lo = mx + b, mn + b  # |acc| < 2^48 and |bias| <= 2^62: no int64 overflow
+    needs_relu = relu and int(lo.min()) < 0
+    if relu:
+        hi, lo = np.maximum(hi, 0), np.maximum(lo, 0)
+    hi_max, lo_min = int(hi.max()), int(lo.min())
+    peak = max(hi_max, -lo_min)
+    sat_hi = rshift_round_int(hi_max, s) > Q8_MAX
+    sat_lo = rshift_round_int(lo_min, s) < -Q8_MAX
+    a = max(int(mx.max()), -int(mn.min()))
+    limit = _EXACT.get(acc.dtype, 0)
+    dt = acc.dtype.type
+    if s > 0 and a + (1 << s) <= limit:
+        if bias is None:  # qb = 0, rb = 2^(s-1)
+            acc += dt(1 << (s - 1))
+        else:
+            qb = b >> s
+            rb = (b & ((1 << s) - 1)) + (1 << (s - 1))
+            carry = rb >= (1 << s)
+            rb -= carry.astype(np.int64) << s
+            qb += carry
+            f = (a >> s) + 2
+            np.minimum(qb, f + 128, out=qb)
+            np.maximum(qb, -(f + 128), out=qb)
+            acc += rb.astype(acc.dtype)[bcast]
+        acc *= dt(2.0 ** -s)
+        np.floor(acc, out=acc)
+        if bias is not None:
+            acc += qb.astype(acc.dtype)[bcast]
+    elif s <= 0 and 2 * a + 128 <= limit:
+        if bias is not None:
+            acc += np.clip(b, -(a + 128), a + 128).astype(acc.dtype)[bcast]
+        if s < 0:
+            acc *= dt(2.0 ** -s)
+    else:  # beyond the float bounds: the int64 form
+        v = acc.astype(np.int64)
+        if bias is not None:
+            v += b[bcast]
+        if relu:
+            np.maximum(v, 0, out=v)
+        q, sat = sat8(rshift_round_inplace(v, s))
+        return q, peak, sat
+    sat = 0
+    if sat_hi:
+        sat += np.count_nonzero(acc > Q8_MAX)
+        np.minimum(acc, Q8_MAX, out=acc)
+    if sat_lo:
+        sat += np.count_nonzero(acc < -Q8_MAX)
+        np.maximum(acc, -Q8_MAX, out=acc)
+    if needs_relu:
+        np.maximum(acc, 0, out=acc)
+    return acc, peak, int(sat)

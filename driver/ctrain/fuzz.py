@@ -2,7 +2,8 @@
 
 Streams start as random valid programs (ctrain.randprog) and are mutated:
 bit flips, fields set to boundary values, garbage words, foreign opcodes,
-longer streams of mixed instructions, and bad run arguments. Each stream runs
+longer streams of mixed instructions, bad run arguments, and bit flips in a
+sparse instruction's index block. Each stream runs
 inside a DDR window fenced by guard bytes, so a write outside the window is
 caught; every rejection must come back as a fault code whose DeviceFault
 message names the instruction, opcode and address; with two engines, both
@@ -13,7 +14,7 @@ from collections import Counter
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import isa, randprog
+from . import isa, randprog, validate
 from .device.accelerator import fault_error
 from .engine import get_engine
 
@@ -52,9 +53,24 @@ def _mutate_words(rng, w, ddr_size):
         w[k, rng.integers(22, 27)] = int(rng.integers(0, 64))
 
 
+#: Share of sparse streams whose index block gets bit flips (FAULT_INDEX, or a
+#: different valid index both engines must agree on).
+INDEX_FLIP_SHARE = 0.3
+
+
+def _flip_index(rng, case):
+    """Bit flips in the index block of the case's (sparse) first instruction."""
+    f = validate.fields(case.ddr[case.prog:case.prog + isa.INSN_BYTES].view(isa.INSN_DTYPE)[0])
+    at, size = f["aux"], validate.index_bytes(f)
+    for _ in range(rng.integers(1, 4)):
+        case.ddr[at + int(rng.integers(size))] ^= np.uint8(1 << int(rng.integers(8)))
+
+
 def random_stream(rng):
     """(ddr, prog, n_insn, table, table_len) of one mutated stream."""
     case = randprog.random_case(rng)
+    if case.op in validate.SPARSE_OPS and rng.random() < INDEX_FLIP_SHARE:
+        _flip_index(rng, case)
     ddr, (prog, n, table, table_len) = case.ddr, case.run_args()
     if rng.random() < 0.4:  # repeat the instruction into a longer stream, placed after the data
         reps = int(rng.integers(2, 9))

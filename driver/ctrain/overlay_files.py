@@ -67,16 +67,16 @@ def board_name(board=None):
 
 
 def search_places(path=None, board=None, package_dir=None):
-    """The places the search order looks at, as (label, bit, hwh, fallback_allowed)."""
+    """The places the search order looks at, as (label, bit, hwh)."""
     places = []
     if path is not None:
         bit, hwh = _candidate(path)
-        places.append(("explicit path", bit, hwh, False))
+        places.append(("explicit path", bit, hwh))
         return places
     env = os.environ.get(ENV_OVERLAY)
     if env:
         bit, hwh = _candidate(env)
-        places.append((f"${ENV_OVERLAY}", bit, hwh, False))
+        places.append((f"${ENV_OVERLAY}", bit, hwh))
         return places
     pkg = Path(package_dir) if package_dir is not None else PACKAGE_DIR
     name = board_name(board)
@@ -86,9 +86,9 @@ def search_places(path=None, board=None, package_dir=None):
         boards = sorted(d.name for d in pkg.iterdir() if d.is_dir()) if pkg.is_dir() else []
     label = "package data" + ("" if name else " (no board given: set CTRAIN_BOARD or pass board=)")
     if not boards:
-        places.append((label, pkg / "<board>" / BIT_NAME, pkg / "<board>" / "ctrain.hwh", True))
+        places.append((label, pkg / "<board>" / BIT_NAME, pkg / "<board>" / "ctrain.hwh"))
     for b in boards:
-        places.append((label, pkg / b / BIT_NAME, pkg / b / "ctrain.hwh", True))
+        places.append((label, pkg / b / BIT_NAME, pkg / b / "ctrain.hwh"))
     return places
 
 
@@ -96,7 +96,7 @@ def find_overlay(path=None, board=None, package_dir=None):
     """(bit, hwh) paths of the overlay by the search order, or OverlayNotFound naming where it looked."""
     places = search_places(path, board, package_dir)
     hits, looked = [], []
-    for label, bit, hwh, _ in places:
+    for label, bit, hwh in places:
         problem = _problem(bit, hwh)
         if problem is None:
             hits.append((bit, hwh))
@@ -107,6 +107,8 @@ def find_overlay(path=None, board=None, package_dir=None):
     if len(hits) > 1:
         raise OverlayNotFound("several overlays in the package data, choose one with CTRAIN_BOARD or board=: "
                               + ", ".join(str(b) for b, _ in hits), [str(b) for b, _ in hits])
+    if path is None and not os.environ.get(ENV_OVERLAY):
+        looked = ["explicit path: none given", f"${ENV_OVERLAY}: not set"] + looked
     lines = "\n  ".join(looked)
     raise OverlayNotFound(
         f"no CTrain overlay ({BIT_NAME} with ctrain.hwh) found; looked at:\n  {lines}\n"

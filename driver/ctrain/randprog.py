@@ -5,7 +5,11 @@ images). Shapes, flags and exponents are drawn so that every opcode/flag
 combination and the awkward corners come up: 1x1 fully connected layers,
 kernels exactly covering the padded input, strides that skip input rows,
 overlapping pool windows with tied maxima, shifts of zero, negative shifts,
-shifts beyond the +-62 clamp, and saturating stores.
+shifts beyond the +-62 clamp, and saturating stores. Sparse convolutions get
+a CSR and transposed index built from a random mask (0..95% pruned, empty rows
+and columns, a single kept weight, odd and even counts), sometimes with
+unsorted or repeated columns or a transposed index that disagrees with the CSR
+(valid, and each opcode must read its own index).
 """
 from dataclasses import dataclass, field
 
@@ -15,13 +19,19 @@ from .isa import ALIGN, INSN_BYTES, INSN_DTYPE, PAR, Flag, Op
 
 #: Opcodes random_case draws from when none is given.
 OPS = (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG, Op.UPDATE, Op.RELU_FP, Op.RELU_BP,
-       Op.POOL_FP, Op.POOL_BP, Op.HALT)
+       Op.POOL_FP, Op.POOL_BP, Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG, Op.BN_FP, Op.BN_BP,
+       Op.HALT)
 
 _FLAG_CHOICES = {
     Op.CONV_FP: (0, Flag.RELU, Flag.BIAS, Flag.RELU | Flag.BIAS),
     Op.CONV_EB: (0, Flag.RELU_MASK),
     Op.CONV_WG: (0, Flag.BIAS),
     Op.POOL_BP: (0, Flag.RELU_MASK),
+    Op.SCONV_FP: (0, Flag.RELU, Flag.BIAS, Flag.RELU | Flag.BIAS),
+    Op.SCONV_EB: (0, Flag.RELU_MASK),
+    Op.SCONV_WG: (0, Flag.BIAS),
+    Op.BN_FP: (0, Flag.RELU),
+    Op.BN_BP: (0, Flag.RELU_MASK),
 }
 
 
@@ -243,9 +253,119 @@ def _pool(rng, op, flags):
     return s, dict(e_src=int(rng.integers(-20, 6))), ops
 
 
+# ---------------------------------------------------------------- sparse index
+
+def index_block(rowptr, col, tptr, tpos, trow, pad=0):
+    """The index block of docs/isa.md as uint8 from its five arrays; `pad` fills
+    the halfword after an odd number of columns (engines must ignore it)."""
+    z = len(col)
+    parts = [np.asarray(rowptr, "<u4").view(np.uint8), np.asarray(col, "<u2").view(np.uint8)]
+    if z % 2:
+        parts.append(np.array([pad], "<u2").view(np.uint8))
+    parts += [np.asarray(tptr, "<u4").view(np.uint8), np.asarray(tpos, "<u4").view(np.uint8),
+              np.asarray(trow, "<u2").view(np.uint8)]
+    return np.concatenate(parts)
+
+
+def csr_index(rows_of, cols_of, n_rows, n_cols):
+    """(rowptr, col, tptr, tpos, trow) of entries given in CSR order (row-major,
+    rows non-decreasing): the CSR, and the transposed index listing each
+    column's entries by ascending row."""
+    rows_of, cols_of = np.asarray(rows_of, np.int64), np.asarray(cols_of, np.int64)
+    rowptr = np.concatenate([[0], np.cumsum(np.bincount(rows_of, minlength=n_rows))])
+    order = np.lexsort((rows_of, cols_of))  # by column, then row
+    tptr = np.concatenate([[0], np.cumsum(np.bincount(cols_of, minlength=n_cols))])
+    return rowptr, cols_of, tptr, order, rows_of[order]
+
+
+def random_mask(rng, n_rows, n_cols):
+    """A keep-mask [n_rows, n_cols] with at least one kept entry: random sparsity
+    in [0, 0.95], sometimes whole rows/columns pruned, sometimes one entry."""
+    r = rng.random()
+    if r < 0.1:  # Z = 1
+        mask = np.zeros((n_rows, n_cols), bool)
+        mask[rng.integers(n_rows), rng.integers(n_cols)] = True
+        return mask
+    mask = rng.random((n_rows, n_cols)) >= rng.uniform(0, 0.95)
+    if r < 0.35:  # filter (row) and column pruning on top
+        mask[rng.random(n_rows) < 0.3] = False
+        mask[:, rng.random(n_cols) < 0.3] = False
+    if not mask.any():
+        mask[rng.integers(n_rows), rng.integers(n_cols)] = True
+    return mask
+
+
+def random_index(rng, n_rows, n_cols):
+    """(index block, Z) of a random valid index. Mostly the consistent index of a
+    random mask; sometimes unsorted or repeated columns within a row, or a
+    transposed index unrelated to the CSR (still valid: each sparse opcode
+    reads only its own index, docs/numeric.md)."""
+    rows_of, cols_of = np.nonzero(random_mask(rng, n_rows, n_cols))
+    z = rows_of.size
+    style = rng.random()
+    if style < 0.15 and z > 1:  # repeated and unsorted columns within rows
+        dup = rng.random(z) < 0.3
+        cols_of = cols_of.copy()
+        cols_of[dup] = rng.integers(0, n_cols, int(dup.sum()))
+        perm = np.lexsort((rng.random(z), rows_of))  # shuffle within each row
+        rows_of, cols_of = rows_of[perm], cols_of[perm]
+    rowptr, col, tptr, tpos, trow = csr_index(rows_of, cols_of, n_rows, n_cols)
+    if style > 0.9:  # a transposed index of its own
+        tptr = np.concatenate([[0], np.sort(rng.integers(0, z + 1, n_cols - 1)), [z]])
+        tpos = rng.integers(0, z, z)
+        trow = rng.integers(0, n_rows, z)
+    pad = int(rng.integers(0, 1 << 16))
+    return index_block(rowptr, col, tptr, tpos, trow, pad), z
+
+
+def _sparse(rng, op, flags):
+    """SCONV_*: the dense builder's operands with the weights (FP, EB) replaced by
+    the kept values and an index block at aux; WG writes Z gradients."""
+    dense = {Op.SCONV_FP: _conv_fp, Op.SCONV_EB: _conv_eb, Op.SCONV_WG: _conv_wg}[op]
+    s, slots, ops = dense(rng, op, flags)
+    block, z = random_index(rng, s["c_out"], s["c_in"] * s["k_h"] * s["k_w"])
+    s = dict(s, count=z)
+    out = []
+    for name, arr in ops:
+        if op != Op.SCONV_WG and name == "src2":
+            arr = _i8(rng, z)
+        elif op == Op.SCONV_EB and name == "aux":
+            name = "src3"  # the ReLU mask moves to src3: aux holds the index
+        elif op == Op.SCONV_WG and name == "dst":
+            arr = _garbage(rng, 4 * z)
+        out.append((name, arr))
+    out.append(("aux", block))
+    return s, slots, out
+
+
+def _bn_shape(rng):
+    n, c = (int(v) for v in rng.integers(1, [5, 9]))
+    h, w = (1, 1) if rng.random() < 0.25 else (int(v) for v in rng.integers(1, 13, 2))
+    return dict(n=n, c_in=c, h_in=h, w_in=w, c_out=c, h_out=h, w_out=w)
+
+
+def _bn(rng, op, flags):
+    s = _bn_shape(rng)
+    shape = (s["n"], s["c_in"], s["h_in"], s["w_in"])
+    e_x, a_bits = int(rng.integers(-20, -1)), int(rng.integers(1, 24))
+    e_a = int(rng.integers(-20, -4))
+    e_acc = e_x + e_a
+    slots = dict(e_src=e_x, e_src2=e_a, e_dst=e_acc + _shift(rng, a_bits))
+    ops = [("src", _i8(rng, shape, nonneg=op == Op.BN_FP and rng.random() < 0.5)),
+           ("src2", _i32(rng, s["c_in"], a_bits))]
+    if op == Op.BN_FP:
+        slots["e_src3"] = e_acc - _shift(rng, 0)
+        ops.append(("src3", _i32(rng, s["c_in"], int(rng.integers(1, 30)))))
+    elif flags & Flag.RELU_MASK:
+        ops.append(("aux", _i8(rng, shape, nonneg=rng.random() < 0.5)))
+    ops.append(("dst", _garbage(rng, int(np.prod(shape)))))
+    return s, slots, ops
+
+
 _BUILDERS = {Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg,
              Op.UPDATE: _update, Op.RELU_FP: _relu, Op.RELU_BP: _relu,
-             Op.POOL_FP: _pool, Op.POOL_BP: _pool}
+             Op.POOL_FP: _pool, Op.POOL_BP: _pool, Op.SCONV_FP: _sparse,
+             Op.SCONV_EB: _sparse, Op.SCONV_WG: _sparse, Op.BN_FP: _bn, Op.BN_BP: _bn}
 
 
 # ---------------------------------------------------------------- assembly

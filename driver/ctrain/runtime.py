@@ -108,8 +108,11 @@ class Runtime:
         self.views[L.region("w")].reshape(-1)[...] = q
 
     def _sync_layers(self, direction):
-        names = (["table"] + [L.region(k) for L in self.program.layers for k in ("w", "master", "mom", "mask")]
-                 + [f"bn{ab}{k}" for k in range(len(self.program.bn_slots)) for ab in "AB"])
+        """Move the layers' training state; the table goes only to the device,
+        since the host is its one writer (the accelerator only reads it)."""
+        names = ([L.region(k) for L in self.program.layers for k in ("w", "master", "mom", "mask")]
+                 + [f"bn{ab}{k}" for k in range(len(self.program.bn_slots)) for ab in "AB"]
+                 + (["table"] if direction == "to" else []))
         for name in names:
             v = self.views[name]
             v.sync_to_device() if direction == "to" else v.sync_from_device()
@@ -255,8 +258,9 @@ class Runtime:
         self.table.sync_to_device()
         self._run("bp")
         self._observe()
-        for L in p.layers:
+        for L in p.layers:  # the int8 copies in DDR now have these exponents
             self.table[L.slot_w8] = self.table[L.slot_w8_next]
+        self.table.sync_to_device()
         self.iteration += 1
         return loss, logits
 

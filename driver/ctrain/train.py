@@ -50,6 +50,7 @@ class TrainConfig:
     prune_mode: str = "element"    # or "filter" (structured: whole output filters)
     prune_scope: str = "layer"     # or "global": one threshold across layers
     sparse_exec: bool = True       # pruned layers run sparse (compressed in DDR); False: dense + mask
+    warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.export)
 
     def __post_init__(self):
         for key, value in DEFAULTS.get(self.dataset, DEFAULTS["mnist"]).items():
@@ -136,6 +137,9 @@ class Trainer:
         self.model = build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes)
         self.rng = np.random.default_rng(cfg.seed)
         self.net = FloatNet(self.model, self.model.init_params(self.rng))
+        if cfg.warm_start:  # load_float_params call site: the file's weights replace the initial ones
+            from .export import warm_start
+            warm_start(self.net, cfg.warm_start)
         self.iters_per_epoch = len(self.ds.train_y) // cfg.batch_size
         if self.iters_per_epoch < 1:
             raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(self.ds.train_y)} training images")
@@ -143,7 +147,8 @@ class Trainer:
         self.warm = round(cfg.warmup_epochs * self.iters_per_epoch) if cfg.fixed_point else self.total
         self.xq_train = hostlib.quantize(self.ds.train_x, INPUT_EXP)[0]
         self.xq_test = hostlib.quantize(self.ds.test_x, INPUT_EXP)[0]
-        self._device = device
+        # made now, so a missing board or overlay is reported before any training
+        self._device = device or (make_device(cfg) if cfg.fixed_point else None)
         self.runtime = None
         self.it = 0
         self.history = History()
@@ -151,6 +156,7 @@ class Trainer:
         self._order = None
         self._recent = []
         self.masks = None
+        self.messages = []  # notable events (pruning) for the log
         self.prune_it = round(cfg.prune_at * self.total) if cfg.prune > 0 else None
         # batch norm statistics freeze where fixed point starts (in a float run too, for comparison)
         self.bn_freeze_it = round(cfg.warmup_epochs * self.iters_per_epoch)
@@ -165,7 +171,7 @@ class Trainer:
 
     def _switch(self):
         program = self._compile()
-        device = self._device or make_device(self.cfg)
+        device = self._device
         self.runtime = rt = Runtime(program, device, window_log2=self.cfg.window_log2)
         if not self._tops:  # no warm-up: calibrate ranges on one batch without a step
             idx = np.arange(self.cfg.batch_size)
@@ -204,7 +210,7 @@ class Trainer:
     def step(self, idx):
         cfg = self.cfg
         if self.it == self.prune_it and not self.history.pruning:
-            tqdm.write(self.prune())
+            self.messages.append(self.prune())
         lr = learning_rate(cfg, self.it, self.total)
         y = self.ds.train_y[idx]
         if self.it < self.warm:
@@ -268,13 +274,17 @@ class Trainer:
         logits = self.runtime.predict_logits(xq) if self.fixed else self.net.predict(x)
         return accuracy(logits, y)
 
-    def run(self, progress=True):
+    def run(self, progress=True, verbose=True):
+        """Train to the end; `progress` shows the bar, `verbose` the per-epoch lines."""
         cfg = self.cfg
+        say = tqdm.write if verbose else (lambda *_: None)
         bar = tqdm(total=self.total, initial=self.it, disable=not progress, unit="it",
                    desc=f"{cfg.model_name()} on {cfg.dataset}")
         try:
             while self.it < self.total:
                 loss, acc = self.step(self.batch_indices())
+                while self.messages:
+                    say(self.messages.pop(0))
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", phase="fixed" if self.fixed else "float")
                 self.history.add(loss, acc, self.fixed)
@@ -282,14 +292,14 @@ class Trainer:
                     test_acc = self.evaluate("test")
                     record = {"epoch": self.it // self.iters_per_epoch, "it": self.it, "loss": loss,
                               "test_acc": test_acc, "fixed": self.fixed}
-                    bar.write(f"epoch {record['epoch']}/{cfg.epochs}: loss {loss:.4f} "
+                    say(f"epoch {record['epoch']}/{cfg.epochs}: loss {loss:.4f} "
                               f"test accuracy {100 * test_acc:.2f}% ({'fixed point' if self.fixed else 'float'})")
                     if self.fixed:
                         record["saturation"] = sat = self.saturation_by_layer()
                         record["exponents"] = {name: int(self.runtime.table[slot])
                                                for name, slot in self.runtime.program.slot_names.items()
                                                if not name.startswith("par")}
-                        bar.write("  saturated stores: " + format_saturation(sat))
+                        say("  saturated stores: " + format_saturation(sat))
                     self.history.epochs.append(record)
                     if cfg.checkpoint:
                         self.save(cfg.checkpoint)

@@ -5,6 +5,8 @@ instruction, the compiler runs it before anything reaches a board, and the HLS
 sources mirror it in C. All arithmetic here is on Python ints, so address and
 size sums never wrap (C must use 64-bit sums for the same answers).
 """
+import numpy as np
+
 from .isa import INSN_BYTES, LIMITS, PAR, STATS_BYTES, Fault, Flag, Op
 
 #: Flag bits each opcode accepts; any other bit is FAULT_OPCODE.
@@ -18,10 +20,21 @@ ALLOWED_FLAGS = {
     Op.RELU_BP: 0,
     Op.POOL_FP: 0,
     Op.POOL_BP: Flag.RELU_MASK,
+    Op.SCONV_FP: Flag.RELU | Flag.BIAS,
+    Op.SCONV_EB: Flag.RELU_MASK,
+    Op.SCONV_WG: Flag.BIAS,
+    Op.BN_FP: Flag.RELU,
+    Op.BN_BP: Flag.RELU_MASK,
 }
 
 CONV_OPS = (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG)
 POOL_OPS = (Op.POOL_FP, Op.POOL_BP)
+#: Sparse convolutions: the dense op's shape rules plus the index block at aux.
+SPARSE_OPS = (Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG)
+#: Frozen batch norm: per-channel affine (forward) or scale (backward).
+BN_OPS = (Op.BN_FP, Op.BN_BP)
+#: The dense opcode each sparse one computes like (docs/numeric.md).
+DENSE_OF = {Op.SCONV_FP: Op.CONV_FP, Op.SCONV_EB: Op.CONV_EB, Op.SCONV_WG: Op.CONV_WG}
 
 #: Sums of int8 x int8 products must stay below this (48-bit accumulators).
 ACC_LIMIT = 1 << 47
@@ -47,13 +60,34 @@ def _has(f, flag):
 
 
 def terms_per_output(f):
-    """Products summed into one accumulator of a conv op (an upper bound for EB)."""
-    op, kk = f["op"], f["k_h"] * f["k_w"]
+    """Products summed into one accumulator of a conv op (an upper bound for EB),
+    counted as for the dense op (SCONV_* take their dense op's bound)."""
+    op, kk = DENSE_OF.get(f["op"], f["op"]), f["k_h"] * f["k_w"]
     if op == Op.CONV_FP:
         return f["c_in"] * kk
     if op == Op.CONV_EB:
         return f["c_out"] * kk
     return f["n"] * f["h_out"] * f["w_out"]
+
+
+def sparse_cols(f):
+    """K = c_in*k_h*k_w: columns of a sparse layer's weight matrix."""
+    return f["c_in"] * f["k_h"] * f["k_w"]
+
+
+def index_layout(rows, cols, nnz):
+    """Byte offsets inside the index block (docs/isa.md "Sparse layers"):
+    dict rowptr, col, tptr, tpos, trow, size."""
+    col = 4 * (rows + 1)
+    tptr = col + 2 * nnz + 2 * (nnz & 1)
+    tpos = tptr + 4 * (cols + 1)
+    trow = tpos + 4 * nnz
+    return dict(rowptr=0, col=col, tptr=tptr, tpos=tpos, trow=trow, size=trow + 2 * nnz)
+
+
+def index_bytes(f):
+    """Size of a sparse instruction's index block."""
+    return index_layout(f["c_out"], sparse_cols(f), f["count"])["size"]
 
 
 def _in_range(v, hi):
@@ -85,9 +119,16 @@ def _tensor_shape_ok(f, pool):
 def shape_ok(f):
     """FAULT_SHAPE's rule for the opcode (f from fields(); opcode already valid)."""
     op = f["op"]
-    if op in CONV_OPS:
-        return (_tensor_shape_ok(f, False) and _window_ok(f, f["pad"])
-                and terms_per_output(f) * _PRODUCT_MAX < ACC_LIMIT)
+    if op in CONV_OPS or op in SPARSE_OPS:
+        dense_ok = (_tensor_shape_ok(f, False) and _window_ok(f, f["pad"])
+                    and terms_per_output(f) * _PRODUCT_MAX < ACC_LIMIT)
+        if op in CONV_OPS or not dense_ok:
+            return dense_ok
+        cols = sparse_cols(f)
+        return cols <= LIMITS["SPARSE_COLS"] and 1 <= f["count"] <= f["c_out"] * cols
+    if op in BN_OPS:
+        return (_tensor_shape_ok(f, True) and f["h_out"] == f["h_in"]
+                and f["w_out"] == f["w_in"])
     if op in POOL_OPS:
         return f["pad"] == 0 and _tensor_shape_ok(f, True) and _window_ok(f, 0)
     if op in (Op.RELU_FP, Op.RELU_BP):
@@ -104,7 +145,7 @@ def slots(f):
         return []
     if op in (Op.RELU_FP, Op.RELU_BP) or op in POOL_OPS:
         names = ["e_src"]
-    elif op == Op.CONV_FP and _has(f, Flag.BIAS):
+    elif (op in (Op.CONV_FP, Op.SCONV_FP) and _has(f, Flag.BIAS)) or op == Op.BN_FP:
         names = ["e_src", "e_src2", "e_src3", "e_dst"]
     else:
         names = ["e_src", "e_src2", "e_dst"]
@@ -138,17 +179,35 @@ def operands(insn):
         Op.RELU_BP: dict(src=(f["count"], 1), aux=(f["count"], 1), dst=(f["count"], 1)),
         Op.POOL_FP: dict(src=(act_in, 1), dst=(act_out, 1)),
         Op.POOL_BP: dict(src=(act_out, 1), aux=(act_in, 1), dst=(act_in, 1)),
+        Op.BN_FP: dict(src=(act_in, 1), src2=(4 * ci, 4), src3=(4 * ci, 4), dst=(act_in, 1)),
+        Op.BN_BP: dict(src=(act_in, 1), src2=(4 * ci, 4), aux=(act_in, 1) if mask else None,
+                       dst=(act_in, 1)),
     }.get(op)
+    if op in SPARSE_OPS:
+        z, index = f["count"], (index_bytes(f), 4)
+        sizes = {
+            Op.SCONV_FP: dict(src=(act_in, 1), src2=(z, 1), src3=(4 * co, 4) if bias else None,
+                              aux=index, dst=(act_out, 1)),
+            Op.SCONV_EB: dict(src=(act_out, 1), src2=(z, 1), src3=(act_in, 1) if mask else None,
+                              aux=index, dst=(act_in, 1)),
+            Op.SCONV_WG: dict(src=(act_out, 1), src2=(act_in, 1), aux=index, dst=(4 * z, 4),
+                              dst2=(4 * co, 4) if bias else None),
+        }[op]
     if sizes is None:  # HALT
         return []
     sizes["stats"] = (STATS_BYTES, 8)
     return [(name, f[name]) + sizes[name] for name in OPERAND_ORDER if sizes.get(name)]
 
 
-def check(insn, ddr_size, table_len):
+def check(insn, ddr_size, table_len, ddr=None):
     """(Fault, fault_addr) for one instruction; (FAULT_NONE, 0) when it may run.
     fault_addr is the operand address (ALIGN, BOUNDS), the slot field's value
-    (SLOT; e_par itself for UPDATE's block), or 0 (OPCODE, SHAPE)."""
+    (SLOT; e_par itself for UPDATE's block), the entry's address (INDEX) or 0
+    (OPCODE, SHAPE).
+
+    The index contents of a sparse instruction (FAULT_INDEX, the last check)
+    need the DDR image: without `ddr` (the compiler, before anything is in
+    memory) that check is skipped; engines pass their window."""
     f = fields(insn)
     op = f["op"]
     if op not in ALLOWED_FLAGS or f["flags"] & ~ALLOWED_FLAGS[op]:
@@ -168,6 +227,60 @@ def check(insn, ddr_size, table_len):
     clash = overlap(op, ops)
     if clash is not None:
         return Fault.OVERLAP, clash
+    if ddr is not None and op in SPARSE_OPS:
+        return check_index(ddr, f)
+    return Fault.NONE, 0
+
+
+def index_arrays(ddr, f):
+    """(rowptr, col, tptr, tpos, trow) as little-endian views into `ddr` for a
+    sparse instruction whose operands passed the bounds check."""
+    lay = index_layout(f["c_out"], sparse_cols(f), f["count"])
+    base, z, rows, cols = f["aux"], f["count"], f["c_out"], sparse_cols(f)
+
+    def part(name, dtype, count):
+        at = base + lay[name]
+        return ddr[at:at + np.dtype(dtype).itemsize * count].view(dtype)
+    return (part("rowptr", "<u4", rows + 1), part("col", "<u2", z), part("tptr", "<u4", cols + 1),
+            part("tpos", "<u4", z), part("trow", "<u2", z))
+
+
+def _first_bad_ptr(ptr, total):
+    """Index of the first offending entry of a pointer array: ptr[0] != 0, an
+    entry below its predecessor, or the last entry != total; else None."""
+    bad = np.zeros(ptr.size, bool)
+    bad[0] = ptr[0] != 0
+    bad[1:] = ptr[1:] < ptr[:-1]
+    bad[-1] |= ptr[-1] != total
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _first_at_least(values, limit):
+    hit = values >= limit
+    return int(np.argmax(hit)) if hit.any() else None
+
+
+def check_index(ddr, f):
+    """FAULT_INDEX check of a sparse instruction's index block (after every
+    other check passed): (Fault.INDEX, address of the first bad entry) or
+    (Fault.NONE, 0). Entries are checked part by part in the order rowptr,
+    col, tptr, tpos, trow, each from its first entry: rowptr[0] = 0,
+    non-decreasing, rowptr[R] = Z; col < K; the same for tptr with K and Z;
+    tpos < Z; trow < R. That order is also the block's memory order, so the
+    fault is the lowest-addressed bad entry."""
+    f = fields(f) if not isinstance(f, dict) else f
+    rows, cols, z = f["c_out"], sparse_cols(f), f["count"]
+    lay = index_layout(rows, cols, z)
+    rowptr, col, tptr, tpos, trow = index_arrays(ddr, f)
+    for name, arr, size, first_bad in (
+            ("rowptr", rowptr, 4, lambda a: _first_bad_ptr(a, z)),
+            ("col", col, 2, lambda a: _first_at_least(a, cols)),
+            ("tptr", tptr, 4, lambda a: _first_bad_ptr(a, z)),
+            ("tpos", tpos, 4, lambda a: _first_at_least(a, z)),
+            ("trow", trow, 2, lambda a: _first_at_least(a, rows))):
+        i = first_bad(arr)
+        if i is not None:
+            return Fault.INDEX, f["aux"] + lay[name] + size * i
     return Fault.NONE, 0
 
 

@@ -5,7 +5,8 @@ byte for byte identical and the RunResults equal. Valid cases come from
 ctrain.randprog; fault cases mutate one of them (opcode, shape, slot,
 alignment, bounds, overlap, or the run's own program/table arguments) until
 ctrain.validate says it faults, so fault codes, pc and fault addresses are
-compared too, including a fault after a valid instruction has run.
+compared too, including a fault after a valid instruction has run. Sparse
+instructions also get their index block corrupted (FAULT_INDEX).
 """
 import time
 
@@ -23,9 +24,12 @@ FAULT_SHARE = 0.2
 #: Share of fault cases that break the run's arguments rather than an instruction.
 PROGRAM_FAULT_SHARE = 0.1
 _MUTATIONS = ("opcode", "shape", "slot", "align", "bounds", "overlap")
+#: Share of fault cases of a sparse opcode that corrupt its index block instead.
+INDEX_FAULT_SHARE = 0.5
 _WINDOW = ("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
 _SHAPE_FIELDS = {"conv": _WINDOW, "pool": _WINDOW, "count": ("count",),
-                 "update": ("count", "count_w")}
+                 "update": ("count", "count_w"), "sparse": _WINDOW + ("count",),
+                 "bn": ("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out")}
 _LIMIT_OF = {"n": "BATCH", "c_in": "CH", "c_out": "CH", "h_in": "DIM", "w_in": "DIM",
              "h_out": "DIM", "w_out": "DIM", "k_h": "KERNEL", "k_w": "KERNEL",
              "stride": "STRIDE", "pad": "PAD", "count": "COUNT", "count_w": "COUNT"}
@@ -49,6 +53,10 @@ def _shape_group(op):
         return "conv"
     if op in validate.POOL_OPS:
         return "pool"
+    if op in validate.SPARSE_OPS:
+        return "sparse"
+    if op in validate.BN_OPS:
+        return "bn"
     if op == Op.UPDATE:
         return "update"
     if op in (Op.RELU_FP, Op.RELU_BP):
@@ -73,7 +81,7 @@ def _mutate_insn(rng, f, ddr_size, table_len):
         if r < 0.3:
             return {"op": 0}, "opcode 0 (OP_INVALID)"
         if r < 0.6:
-            bad = int(rng.choice([int(Op.POOL_BP) + 1, int(rng.integers(10, 1 << 32))]))
+            bad = int(rng.choice([int(Op.COUNT), int(rng.integers(int(Op.COUNT), 1 << 32))]))
             return {"op": bad}, f"opcode {bad}"
         allowed = validate.ALLOWED_FLAGS.get(Op(op), 0)
         bit = next(1 << int(b) for b in rng.permutation(32) if not (1 << int(b)) & allowed)
@@ -130,6 +138,26 @@ def _mutate_program(rng, case):
     return (prog, n_insn, table, n), f"table_len {n} > CTRAIN_MAX_TABLE"
 
 
+def _corrupt_index(rng, case, f):
+    """Description of one corruption of the case's index block (in place in
+    case.ddr): an entry set out of range or out of order."""
+    rowptr, col, tptr, tpos, trow = validate.index_arrays(case.ddr, f)
+    z, rows, cols = f["count"], f["c_out"], validate.sparse_cols(f)
+    parts = [("rowptr", rowptr, z), ("col", col, cols), ("tptr", tptr, z), ("tpos", tpos, z),
+             ("trow", trow, rows)]
+    name, arr, lim = parts[int(rng.integers(len(parts)))]
+    k = int(rng.integers(arr.size))
+    top = np.iinfo(arr.dtype).max
+    if name in ("rowptr", "tptr"):  # a pointer out of order, or a wrong first/last entry
+        value = int(rng.choice([int(arr[k]) + int(rng.integers(1, 4)), max(int(arr[k]) - 1, 0),
+                                z + 1, top]))
+    else:
+        value = int(rng.choice([lim, lim + int(rng.integers(0, 5)), top]))
+    before = int(arr[k])
+    arr[k] = min(value, top)
+    return f"index {name}[{k}] {before} -> {int(arr[k])}"
+
+
 def fault_case(rng, ops=None, tries=50):
     """(case, run args, description): a random case made to fault. The mutated
     instruction replaces the first one, or (when there is a second) the
@@ -147,9 +175,12 @@ def fault_case(rng, ops=None, tries=50):
         at = case.prog + (INSN_BYTES if second else 0)
         first = case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0]
         f = validate.fields(first)
-        changes, what = _mutate_insn(rng, f, case.ddr.size, case.table_len)
+        if case.op in validate.SPARSE_OPS and rng.random() < INDEX_FAULT_SHARE:
+            changes, what = {}, _corrupt_index(rng, case, f)
+        else:
+            changes, what = _mutate_insn(rng, f, case.ddr.size, case.table_len)
         f.update(changes)
-        if validate.check(f, case.ddr.size, case.table_len)[0] == Fault.NONE:
+        if validate.check(f, case.ddr.size, case.table_len, case.ddr)[0] == Fault.NONE:
             continue  # the mutation happened to stay valid: never run it
         rec = case.ddr[at:at + INSN_BYTES].view(INSN_DTYPE)
         rec[0] = first

@@ -7,6 +7,7 @@
 #include "conv.h"
 #include "fetch.h"
 #include "quant.h"
+#include "sconv.h"
 #include "stream.h"
 #include "update.h"
 
@@ -66,6 +67,17 @@ static void execute(uint8_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctr
     case OP_POOL_FP:
         stream_pool_fp(ddr, f, st);
         break;
+    case OP_SCONV_FP:
+    case OP_SCONV_EB:
+    case OP_SCONV_WG:
+        sconv_unit(ddr, f, e, st);
+        exp = f.op == OP_SCONV_WG ? (wide_t)e.dst : (wide_t)e.src + e.src2;
+        break;
+    case OP_BN_FP:
+    case OP_BN_BP:
+        stream_bn(ddr, f, e, st);
+        exp = (wide_t)e.src + e.src2;
+        break;
     default:   /* OP_POOL_BP: validation let nothing else through */
         stream_pool_bp(ddr, f, st);
         break;
@@ -107,7 +119,7 @@ run:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=1024
         ctrain_insn_t f;
         fetch_insn(ddr, prog, i, f);
-        code = validate_insn(f, ddr_size, table_len, addr);
+        code = validate_insn(ddr, f, ddr_size, table_len, addr);
         if (code != FAULT_NONE || f.op == OP_HALT) {
             TRACE_RECORD(i);
             break;

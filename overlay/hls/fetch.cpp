@@ -50,12 +50,18 @@ static uint32_t allowed_flags(uint32_t op) {
     case OP_CONV_EB: return FLAG_RELU_MASK;
     case OP_CONV_WG: return FLAG_BIAS;
     case OP_POOL_BP: return FLAG_RELU_MASK;
+    case OP_SCONV_FP: return FLAG_RELU | FLAG_BIAS;
+    case OP_SCONV_EB: return FLAG_RELU_MASK;
+    case OP_SCONV_WG: return FLAG_BIAS;
+    case OP_BN_FP: return FLAG_RELU;
+    case OP_BN_BP: return FLAG_RELU_MASK;
     default: return 0;
     }
 }
 
 static bool is_conv(uint32_t op) { return op == OP_CONV_FP || op == OP_CONV_EB || op == OP_CONV_WG; }
 static bool is_pool(uint32_t op) { return op == OP_POOL_FP || op == OP_POOL_BP; }
+static bool is_bn(uint32_t op) { return op == OP_BN_FP || op == OP_BN_BP; }
 static bool in_range(uint32_t v, uint32_t hi) { return v >= 1 && v <= hi; }
 
 /* Kernel, stride, padding and the output-size formula on both axes. */
@@ -83,18 +89,27 @@ static bool tensor_ok(const ctrain_insn_t &f, bool pool) {
     return dims && ch && in_range(f.n, CTRAIN_MAX_BATCH) && (!pool || f.c_out == f.c_in);
 }
 
-/* Products summed into one accumulator (an upper bound for EB). */
+/* Products summed into one accumulator (an upper bound for EB), as for the
+ * dense op (SCONV_* take their dense op's bound). */
 static uint64_t terms_per_output(const ctrain_insn_t &f) {
     uint64_t kk = (uint64_t)f.k_h * f.k_w;
-    if (f.op == OP_CONV_FP) return f.c_in * kk;
-    if (f.op == OP_CONV_EB) return f.c_out * kk;
+    if (f.op == OP_CONV_FP || f.op == OP_SCONV_FP) return f.c_in * kk;
+    if (f.op == OP_CONV_EB || f.op == OP_SCONV_EB) return f.c_out * kk;
     return (uint64_t)f.n * f.h_out * f.w_out;
 }
 
 static bool shape_ok(const ctrain_insn_t &f) {
-    if (is_conv(f.op))
-        return tensor_ok(f, false) && window_ok(f, f.pad) &&
-               terms_per_output(f) * PRODUCT_MAX < ACC_LIMIT;
+    if (is_conv(f.op) || is_sparse(f.op)) {
+        if (!(tensor_ok(f, false) && window_ok(f, f.pad) &&
+              terms_per_output(f) * PRODUCT_MAX < ACC_LIMIT))
+            return false;
+        if (is_conv(f.op))
+            return true;
+        const uint64_t cols = sparse_cols(f);
+        return cols <= CTRAIN_MAX_SPARSE_COLS && f.count >= 1 && f.count <= f.c_out * cols;
+    }
+    if (is_bn(f.op))
+        return tensor_ok(f, true) && f.h_out == f.h_in && f.w_out == f.w_in;
     if (is_pool(f.op))
         return f.pad == 0 && tensor_ok(f, true) && window_ok(f, 0);
     if (f.op == OP_RELU_FP || f.op == OP_RELU_BP)
@@ -109,7 +124,9 @@ uint32_t slots_used(const ctrain_insn_t &f) {
     case OP_HALT: return 0;
     case OP_RELU_FP: case OP_RELU_BP: case OP_POOL_FP: case OP_POOL_BP: return SLOT_SRC;
     case OP_CONV_FP:
+    case OP_SCONV_FP:
         return SLOT_SRC | SLOT_SRC2 | SLOT_DST | ((f.flags & FLAG_BIAS) ? SLOT_SRC3 : 0);
+    case OP_BN_FP: return SLOT_SRC | SLOT_SRC2 | SLOT_SRC3 | SLOT_DST;
     case OP_UPDATE: return SLOT_SRC | SLOT_SRC2 | SLOT_DST | SLOT_PAR;
     default: return SLOT_SRC | SLOT_SRC2 | SLOT_DST;
     }
@@ -190,6 +207,39 @@ static void operands(const ctrain_insn_t &f, operand o[OPD_COUNT]) {
         set_opd(o, OPD_AUX, f.aux, act_in, 1);
         set_opd(o, OPD_DST, f.dst, act_in, 1);
         break;
+    case OP_SCONV_FP:
+        set_opd(o, OPD_SRC, f.src, act_in, 1);
+        set_opd(o, OPD_SRC2, f.src2, cnt, 1);
+        if (bias) set_opd(o, OPD_SRC3, f.src3, 4 * (uint64_t)f.c_out, 4);
+        set_opd(o, OPD_AUX, f.aux, index_layout(f).size, 4);
+        set_opd(o, OPD_DST, f.dst, act_out, 1);
+        break;
+    case OP_SCONV_EB:
+        set_opd(o, OPD_SRC, f.src, act_out, 1);
+        set_opd(o, OPD_SRC2, f.src2, cnt, 1);
+        if (mask) set_opd(o, OPD_SRC3, f.src3, act_in, 1);
+        set_opd(o, OPD_AUX, f.aux, index_layout(f).size, 4);
+        set_opd(o, OPD_DST, f.dst, act_in, 1);
+        break;
+    case OP_SCONV_WG:
+        set_opd(o, OPD_SRC, f.src, act_out, 1);
+        set_opd(o, OPD_SRC2, f.src2, act_in, 1);
+        set_opd(o, OPD_AUX, f.aux, index_layout(f).size, 4);
+        set_opd(o, OPD_DST, f.dst, 4 * cnt, 4);
+        if (bias) set_opd(o, OPD_DST2, f.dst2, 4 * (uint64_t)f.c_out, 4);
+        break;
+    case OP_BN_FP:
+        set_opd(o, OPD_SRC, f.src, act_in, 1);
+        set_opd(o, OPD_SRC2, f.src2, 4 * (uint64_t)f.c_in, 4);
+        set_opd(o, OPD_SRC3, f.src3, 4 * (uint64_t)f.c_in, 4);
+        set_opd(o, OPD_DST, f.dst, act_in, 1);
+        break;
+    case OP_BN_BP:
+        set_opd(o, OPD_SRC, f.src, act_in, 1);
+        set_opd(o, OPD_SRC2, f.src2, 4 * (uint64_t)f.c_in, 4);
+        if (mask) set_opd(o, OPD_AUX, f.aux, act_in, 1);
+        set_opd(o, OPD_DST, f.dst, act_in, 1);
+        break;
     default:   /* HALT touches nothing, not even stats */
         return;
     }
@@ -226,8 +276,103 @@ static int overlapping(uint32_t op, const operand o[OPD_COUNT]) {
     return -1;
 }
 
-uint32_t validate_insn(const ctrain_insn_t &f, uint32_t ddr_size, uint32_t table_len,
-                       uint32_t &fault_addr) {
+/* FAULT_INDEX over one pointer array (rowptr or tptr, `count` entries at
+ * addr): entry 0 must be 0, each entry at least its predecessor, the last one
+ * `total`.  Streams CTRAIN_CHUNK entries per burst; returns the index of the
+ * first bad entry, or -1. */
+static int64_t first_bad_ptr(const uint8_t *ddr, uint32_t addr, uint32_t count, uint32_t total) {
+    uint32_t buf[CTRAIN_CHUNK];
+    uint32_t prev = 0;
+ptr_chunk:
+    for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+        const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+        agu_rd_u32<CTRAIN_CHUNK>(ddr, addr + 4 * i0, buf, len);
+        int64_t bad = -1;
+        CTRAIN_COUNT(ew, len);
+    ptr_check:
+        for (uint32_t i = 0; i < len; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
+            const uint32_t k = i0 + i, v = buf[i];
+            const bool wrong = (k == 0 && v != 0) || (k > 0 && v < prev) ||
+                               (k == count - 1 && v != total);
+            if (wrong && bad < 0)
+                bad = k;
+            prev = v;
+        }
+        if (bad >= 0)
+            return bad;
+    }
+    return -1;
+}
+
+/* FAULT_INDEX over `count` uint16 (wide = false) or uint32 entries at addr that
+ * must each be below `limit`; returns the first bad one's index, or -1. */
+static int64_t first_not_below(const uint8_t *ddr, uint32_t addr, uint32_t count, bool wide,
+                               uint32_t limit) {
+    uint32_t buf32[CTRAIN_CHUNK];
+    uint16_t buf16[CTRAIN_CHUNK];
+below_chunk:
+    for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+        const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+        if (wide)
+            agu_rd_u32<CTRAIN_CHUNK>(ddr, addr + 4 * i0, buf32, len);
+        else
+            agu_rd_u16<CTRAIN_CHUNK>(ddr, addr + 2 * i0, buf16, len);
+        int64_t bad = -1;
+        CTRAIN_COUNT(ew, len);
+    below_check:
+        for (uint32_t i = 0; i < len; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
+            const uint32_t v = wide ? buf32[i] : (uint32_t)buf16[i];
+            if (v >= limit && bad < 0)
+                bad = i0 + i;
+        }
+        if (bad >= 0)
+            return bad;
+    }
+    return -1;
+}
+
+/* FAULT_INDEX (docs/isa.md): every entry of the index block at aux, part by
+ * part in memory order (rowptr, col, tptr, tpos, trow), before anything is
+ * written; fault_addr is the first bad entry's address. */
+static uint32_t check_index(const uint8_t *ddr, const ctrain_insn_t &f, uint32_t &fault_addr) {
+    const sparse_index_t ix = index_layout(f);
+    const uint32_t rows = f.c_out, cols = sparse_cols(f), z = f.count;
+    int64_t bad = first_bad_ptr(ddr, f.aux + ix.rowptr, rows + 1, z);
+    if (bad >= 0) {
+        fault_addr = f.aux + ix.rowptr + 4 * (uint32_t)bad;
+        return FAULT_INDEX;
+    }
+    bad = first_not_below(ddr, f.aux + ix.col, z, false, cols);
+    if (bad >= 0) {
+        fault_addr = f.aux + ix.col + 2 * (uint32_t)bad;
+        return FAULT_INDEX;
+    }
+    bad = first_bad_ptr(ddr, f.aux + ix.tptr, cols + 1, z);
+    if (bad >= 0) {
+        fault_addr = f.aux + ix.tptr + 4 * (uint32_t)bad;
+        return FAULT_INDEX;
+    }
+    bad = first_not_below(ddr, f.aux + ix.tpos, z, true, z);
+    if (bad >= 0) {
+        fault_addr = f.aux + ix.tpos + 4 * (uint32_t)bad;
+        return FAULT_INDEX;
+    }
+    bad = first_not_below(ddr, f.aux + ix.trow, z, false, rows);
+    if (bad >= 0) {
+        fault_addr = f.aux + ix.trow + 2 * (uint32_t)bad;
+        return FAULT_INDEX;
+    }
+    return FAULT_NONE;
+}
+
+uint32_t validate_insn(const uint8_t *ddr, const ctrain_insn_t &f, uint32_t ddr_size,
+                       uint32_t table_len, uint32_t &fault_addr) {
     fault_addr = 0;
     /* 1. opcode and flags */
     if (f.op == OP_INVALID || f.op >= OP_COUNT || (f.flags & ~allowed_flags(f.op)) != 0)
@@ -267,6 +412,9 @@ uint32_t validate_insn(const ctrain_insn_t &f, uint32_t ddr_size, uint32_t table
         fault_addr = o[clash].addr;
         return FAULT_OVERLAP;
     }
+    /* 7. sparse index contents */
+    if (is_sparse(f.op))
+        return check_index(ddr, f, fault_addr);
     return FAULT_NONE;
 }
 

@@ -30,9 +30,35 @@ void fetch_insn(const uint8_t *ddr, uint32_t prog, uint32_t index, ctrain_insn_t
 uint32_t check_program(uint32_t prog, uint32_t n_insn, uint32_t table, uint32_t table_len,
                        uint32_t ddr_size, uint32_t &fault_addr);
 
-/* Validates one instruction completely; returns its fault (FAULT_NONE to run). */
-uint32_t validate_insn(const ctrain_insn_t &insn, uint32_t ddr_size, uint32_t table_len,
-                       uint32_t &fault_addr);
+/* Validates one instruction completely; returns its fault (FAULT_NONE to run).
+ * Reads DDR only for a sparse instruction's index block (FAULT_INDEX). */
+uint32_t validate_insn(const uint8_t *ddr, const ctrain_insn_t &insn, uint32_t ddr_size,
+                       uint32_t table_len, uint32_t &fault_addr);
+
+static inline bool is_sparse(uint32_t op) {
+    return op == OP_SCONV_FP || op == OP_SCONV_EB || op == OP_SCONV_WG;
+}
+
+/* K = c_in * k_h * k_w: columns of a sparse layer's weight matrix. */
+static inline uint32_t sparse_cols(const ctrain_insn_t &f) { return f.c_in * f.k_h * f.k_w; }
+
+/* Byte offsets of the parts of the index block at aux (docs/isa.md) and its
+ * size; 64-bit because a rejected instruction's fields may be anything. */
+struct sparse_index_t {
+    uint64_t rowptr, col, tptr, tpos, trow, size;
+};
+
+static inline sparse_index_t index_layout(const ctrain_insn_t &f) {
+    const uint64_t rows = f.c_out, cols = (uint64_t)f.c_in * f.k_h * f.k_w, z = f.count;
+    sparse_index_t ix;
+    ix.rowptr = 0;
+    ix.col = 4 * (rows + 1);
+    ix.tptr = ix.col + 2 * z + 2 * (z & 1);
+    ix.tpos = ix.tptr + 4 * (cols + 1);
+    ix.trow = ix.tpos + 4 * z;
+    ix.size = ix.trow + 2 * z;
+    return ix;
+}
 
 /* SLOT_* bits of the slots a (valid) instruction reads. */
 uint32_t slots_used(const ctrain_insn_t &insn);

@@ -1,4 +1,5 @@
-/* Stream processor: ReLU and max pooling, forward and backward (see stream.h). */
+/* Stream processor: ReLU, max pooling and frozen batch norm, forward and
+ * backward (see stream.h). */
 #include "stream.h"
 #include "agu.h"
 
@@ -182,5 +183,63 @@ plane:
             }
             agu_wr_q8<CTRAIN_MAX_DIM>(ddr, f.dst + (nc * h_in + iy) * w_in, orow, w_in);
         }
+    }
+}
+
+/* BN_FP: out = sat8(rshift_round(x*A[c] + rshift_round(B[c], e_acc - e_B), e_dst - e_acc)),
+ * ReLU before the statistics; BN_BP: err*A[c], zeroed where aux <= 0 with
+ * RELU_MASK.  A and B (<= CTRAIN_MAX_CH int32 each) are read once; the tensor
+ * streams in CTRAIN_CHUNK bursts while a (channel, position) counter pair
+ * tracks which channel each element belongs to. */
+void stream_bn(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+    const bool fp = f.op == OP_BN_FP;
+    const bool relu = fp && (f.flags & FLAG_RELU);
+    const bool mask = !fp && (f.flags & FLAG_RELU_MASK);
+    const uint32_t c = f.c_in, hw = f.h_in * f.w_in, total = f.n * c * hw;
+    const wide_t e_acc = (wide_t)e.src + e.src2;
+    const int sh_out = q_shift((wide_t)e.dst - e_acc);
+    const int sh_b = q_shift(e_acc - e.src3);
+    int32_t scale[CTRAIN_MAX_CH], braw[CTRAIN_MAX_CH];
+    wide_t shift[CTRAIN_MAX_CH];   /* FP: B[c] at e_acc */
+    agu_rd_i32<CTRAIN_MAX_CH>(ddr, f.src2, scale, c);
+    if (fp) {
+        agu_rd_i32<CTRAIN_MAX_CH>(ddr, f.src3, braw, c);
+        CTRAIN_COUNT(ew, c);
+    bn_offset:
+        for (uint32_t k = 0; k < c; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+            shift[k] = rshift_round(braw[k], sh_b);
+        }
+    }
+    q8_t in[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
+    uint32_t ch = 0, pos = 0;
+chunk:
+    for (uint32_t i0 = 0; i0 < total; i0 += CTRAIN_CHUNK) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+        const uint32_t len = total - i0 < CTRAIN_CHUNK ? total - i0 : CTRAIN_CHUNK;
+        agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
+        if (mask)
+            agu_rd_q8<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
+        CTRAIN_COUNT(ew, len);
+    bn:
+        for (uint32_t i = 0; i < len; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
+            wide_t acc = (wide_t)in[i] * scale[ch];   /* |x*A| < 2^38 */
+            if (fp)
+                acc += shift[ch];
+            if (relu && acc < 0) acc = 0;
+            if (mask && gate[i] <= 0) acc = 0;
+            bool clamped;
+            const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
+            q_stats_add(st, acc, o, clamped);
+            out[i] = o;
+            if (++pos == hw) {
+                pos = 0;
+                ch = ch + 1 == c ? 0 : ch + 1;
+            }
+        }
+        agu_wr_q8<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);
     }
 }

@@ -1,7 +1,7 @@
 /*
  * Stream processor: the element-wise and window operations that need no PE
- * array.  RELU runs over CTRAIN_CHUNK-element bursts; pooling works one
- * channel row at a time from a line buffer.
+ * array.  RELU and batch norm run over CTRAIN_CHUNK-element bursts; pooling
+ * works one channel row at a time from a line buffer.
  */
 #ifndef CTRAIN_STREAM_H
 #define CTRAIN_STREAM_H
@@ -13,5 +13,6 @@
 void stream_relu(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st);
 void stream_pool_fp(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st);
 void stream_pool_bp(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st);
+void stream_bn(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
 #endif

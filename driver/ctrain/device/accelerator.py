@@ -39,6 +39,9 @@ class Accelerator:
 
     def wait(self, n_insn, program=None, first=0):
         deadline = time.monotonic() + self.timeout
+        wait_done = getattr(self.ip, "wait_done", None)  # emulated IP: block instead of polling
+        if wait_done is not None:
+            wait_done(self.timeout)
         delay = 0.0
         while not self.ip.read(R["CTRL"]) & isa.CTRL_AP_DONE:
             if time.monotonic() > deadline:

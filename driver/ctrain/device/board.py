@@ -56,6 +56,17 @@ HWH_NAMES = {
     "FAULT_ADDR": ("fault_addr", "fault_addr_r"),
     "FAULT_ADDR_CTRL": ("fault_addr_ctrl", "fault_addr_ap_vld"),
 }
+def hwh_aliases(name):
+    """The .hwh names of ISA register `name` (a register the table does not know
+    yet is looked up by its lower-case name)."""
+    return HWH_NAMES.get(name, (name.lower(),))
+
+
+def isa_register_names():
+    """Every register of ctrain_isa.h's map, in offset order."""
+    return sorted((n for n in isa.REG if n != "MAP_BYTES"), key=lambda n: isa.REG[n])
+
+
 #: the registers the driver uses; the others are checked when the .hwh has them
 REQUIRED = ("CTRL", "DDR_LO", "DDR_HI", "PROG", "N_INSN", "TABLE", "TABLE_LEN", "DDR_SIZE",
             "STATUS", "PC", "FAULT_ADDR")
@@ -73,7 +84,8 @@ def register_offsets(registers, where="the .hwh"):
                            "PYNQ needs the .hwh that Vivado wrote with the bitstream")
     by_name = {str(k).lower(): v for k, v in registers.items()}
     offsets, missing, wrong = {}, [], []
-    for name, aliases in HWH_NAMES.items():
+    for name in isa_register_names():
+        aliases = hwh_aliases(name)
         hit = next((a for a in aliases if a.lower() in by_name), None)
         if hit is None:
             if name in REQUIRED:
@@ -176,7 +188,13 @@ class BoardDevice:
         _require_pynq()
         self.bitfile, self.hwhfile = find_overlay(overlay, board)
         cls = ip_class()
-        self.pynq_device = device if device is not None else pynq.Device.active_device
+        if device is None:
+            try:
+                device = pynq.Device.active_device
+            except RuntimeError as exc:  # pynq: "No Devices Found"
+                raise CTrainError(f"pynq found no device ({exc}): run on a PYNQ board image, or register one "
+                                  "as pynq.Device.active_device (docs/board.md: emulated board)") from exc
+        self.pynq_device = device
         self.overlay = pynq.Overlay(str(self.bitfile), device=self.pynq_device, download=False)
         if download:
             fill_clock_frequencies(self.overlay)

@@ -45,7 +45,7 @@ from pynq.buffer import PynqBuffer
 from .. import isa
 from ..errors import MemoryFault
 from ..overlay_files import OverlayError
-from .board import HWH_NAMES, VLNV
+from .board import VLNV, hwh_aliases, isa_register_names
 from .emulated import EmulatedDevice, EmulatedIP
 
 #: what the emulation knows per board: the PS, its address map, its part
@@ -114,7 +114,8 @@ def isa_registers():
     desc = {"CTRL": "Control signals", "GIE": "Global Interrupt Enable Register",
             "IER": "IP Interrupt Enable Register", "ISR": "IP Interrupt Status Register"}
     out = []
-    for name, aliases in HWH_NAMES.items():
+    for name in isa_register_names():
+        aliases = hwh_aliases(name)
         off = isa.REG[name]
         if name in ("STATUS", "PC", "FAULT_ADDR"):
             access, text = "read-only", f"Data signal of {aliases[0]}"
@@ -353,8 +354,9 @@ class EmulatedMemory:
         self._host[addr] = host
         buf = PynqBuffer(shape, dtype, buffer=host, device=self.device, device_address=addr, bo=addr,
                          coherent=False)
-        # pynq's freebuffer() hands (pointer, return_to) back, as for XRT's buffer cache
-        buf.memory, buf.pointer, buf.return_to = self, addr, self
+        # pynq's freebuffer() hands (pointer, return_to) back, as for XRT's buffer cache;
+        # `freed` keeps its other branch (munmap of an XRT mapping) from ever running
+        buf.memory, buf.pointer, buf.return_to, buf.freed = self, addr, self, True
         return buf
 
     def return_pointer(self, pointer):
@@ -514,7 +516,6 @@ def activate(device):
     """Make `device` pynq.Device.active_device for the block (what
     pynq.allocate, pynq.Overlay and MMIO use when given no device), then
     restore the previous one."""
-    meta = type(pynq.Device)
     had = "_active_device" in pynq.Device.__dict__
     previous = pynq.Device.__dict__.get("_active_device")
     pynq.Device.active_device = device
@@ -528,7 +529,6 @@ def activate(device):
                 delattr(pynq.Device, "_active_device")
             except AttributeError:
                 pass
-        del meta
 
 
 def overlay_dir_env(directory):

@@ -2,29 +2,61 @@
 as docs/numeric.md specifies, fast enough to train on.
 
 Convolution sums go through float BLAS only where they are provably exact
-(docs/numeric.md "Exactness"); everything after the sum is int64. Each
-instruction is validated (ctrain.validate) and computed completely before any
-of its results is written, so a fault leaves its outputs untouched and
-in-place RELU/UPDATE operands read their old values.
+(docs/numeric.md "Exactness"): float32 when at most 2^10 products are summed
+(each is at most 2^14 in magnitude, so every partial sum is an integer below
+2^24), float64 otherwise. Weight gradients, whose sums run over the whole
+batch, are split into float32 GEMMs of at most 2^10 terms each and the exact
+partial sums are added in float64. The int8 stores are done by
+`fixedpoint.requantize8`, bit-identical to the int64 form.
+
+Each instruction is validated (ctrain.validate) and computed completely before
+any of its results is written, so a fault leaves its outputs untouched;
+operands a result overlaps are rejected by validation (FAULT_OVERLAP) except
+the exact in-place cases, which are read element by element before they are
+written, so results go straight into the DDR image.
+
+Speed: an instruction's decoding, validation and geometry depend only on its
+128 bytes, the window size and the table length, so they are cached per
+(bytes, ddr size, table length) -- a changed word is a new entry, validated
+afresh. Scratch buffers live in those entries and are reused across runs. The
+im2col matrix CONV_FP builds is kept with a copy of the activation bytes it
+came from; CONV_WG of the same layer reuses it when those bytes are unchanged.
 """
 import math
+import struct
+import time
 
 import numpy as np
 
 from .. import conv_ops
-from ..fixedpoint import max_abs, rshift_round, sat8, sat32
+from ..fixedpoint import (Q32_MAX, max_abs, product_bound, requantize8, rshift_round,
+                          rshift_round_inplace, sat8, sat32)
 from ..isa import INSN_BYTES, INSN_DTYPE, PAR, STATS_DTYPE, Fault, Flag, Op
-from ..validate import check, check_program, fields, terms_per_output
-from . import RunResult
+from ..validate import SPARSE_OPS, check, check_index, check_program, fields, terms_per_output
+from . import RunResult, numpy_sparse
 
 _U32 = 1 << 32
+#: Most int8 x int8 products whose sum is exact in float32 in any order.
+F32_TERMS = 1 << 10
+#: Decoded instructions kept (a training program has tens; random tests many).
+PLAN_CACHE = 1024
+#: im2col matrices kept for reuse by CONV_WG.
+COLS_CACHE = 16
+#: Output rows shorter than this use the batch-last layout (conv_ops.ConvGeometry).
+BATCH_LAST_BELOW = 16
 
 
 def blas_dtype(terms):
-    """float32 when a sum of `terms` int8 products (each below 2^14 in magnitude)
+    """float32 when a sum of `terms` int8 products (each at most 2^14 in magnitude)
     is exact in float32 whatever the order, else float64."""
-    return np.float32 if terms * (1 << 14) < (1 << 24) else np.float64
+    return np.float32 if terms <= F32_TERMS else np.float64
 
+
+# --------------------------------------------------------------------------
+# The generic (reference-style) path: an instruction as typed views, results
+# returned as arrays and stored after the fact. Used for opcodes and cases
+# without a fast kernel; new opcodes can start here.
+# --------------------------------------------------------------------------
 
 class _Insn:
     """One decoded instruction with typed views of its operands in the DDR image."""
@@ -58,78 +90,6 @@ def _stats(peak, exp, sat, outputs):
     return peak, exp, sat, nnz, count
 
 
-def _conv_fp(ins):
-    n, ci, h, w, co, kh, kw, s, p = ins.dims("n", "c_in", "h_in", "w_in", "c_out",
-                                             "k_h", "k_w", "stride", "pad")
-    ft = blas_dtype(terms_per_output(ins.f))
-    act = ins.i8("src", (n, ci, h, w)).astype(ft)
-    wt = ins.i8("src2", (co, ci, kh, kw)).astype(ft)
-    acc = conv_ops.conv2d(act, wt, s, p).astype(np.int64)
-    e_acc = ins.e("e_src") + ins.e("e_src2")
-    if ins.has(Flag.BIAS):
-        bias = rshift_round(ins.i32("src3", co), e_acc - ins.e("e_src3"))
-        acc += bias.reshape(1, co, 1, 1)
-    if ins.has(Flag.RELU):
-        np.maximum(acc, 0, out=acc)
-    out, sat = sat8(rshift_round(acc, ins.e("e_dst") - e_acc))
-    return [("dst", out)], _stats(max_abs(acc), e_acc, sat, [out])
-
-
-def _conv_eb(ins):
-    n, ci, h, w, co, ho, wo, kh, kw, s, p = ins.dims(
-        "n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
-    ft = blas_dtype(terms_per_output(ins.f))
-    err = ins.i8("src", (n, co, ho, wo)).astype(ft)
-    wt = ins.i8("src2", (co, ci, kh, kw)).astype(ft)
-    acc = conv_ops.conv2d_grad_input(err, wt, (h, w), s, p).astype(np.int64)
-    if ins.has(Flag.RELU_MASK):
-        acc[ins.i8("aux", (n, ci, h, w)) <= 0] = 0
-    e_acc = ins.e("e_src") + ins.e("e_src2")
-    out, sat = sat8(rshift_round(acc, ins.e("e_dst") - e_acc))
-    return [("dst", out)], _stats(max_abs(acc), e_acc, sat, [out])
-
-
-def _conv_wg(ins):
-    n, ci, h, w, co, ho, wo, kh, kw, s, p = ins.dims(
-        "n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
-    ft = blas_dtype(terms_per_output(ins.f))
-    err8 = ins.i8("src", (n, co, ho, wo))
-    act = ins.i8("src2", (n, ci, h, w)).astype(ft)
-    gw = conv_ops.conv2d_grad_weight(err8.astype(ft), act, (kh, kw), s, p).astype(np.int64)
-    e_dst = ins.e("e_dst")
-    v_w = rshift_round(gw, e_dst - (ins.e("e_src") + ins.e("e_src2")))
-    dw, sat = sat32(v_w)
-    writes, peak = [("dst", dw)], max_abs(v_w)
-    if ins.has(Flag.BIAS):
-        v_b = rshift_round(err8.sum(axis=(0, 2, 3), dtype=np.int64), e_dst - ins.e("e_src"))
-        db, sat_b = sat32(v_b)
-        writes.append(("dst2", db))
-        peak, sat = max(peak, max_abs(v_b)), sat + sat_b
-    return writes, _stats(peak, e_dst, sat, [o for _, o in writes])
-
-
-def _update(ins):
-    count, count_w = ins.dims("count", "count_w")
-    lr_m, lr_s, mu_m, mu_s, wd_m, wd_s = (ins.e("e_par", PAR[k]) for k in
-                                          ("LR_M", "LR_S", "MU_M", "MU_S", "WD_M", "WD_S"))
-    e_g, e_m, e_q = ins.e("e_src"), ins.e("e_src2"), ins.e("e_dst")
-    g = ins.i32("src", count).astype(np.int64)
-    w = ins.i32("src2", count).astype(np.int64)
-    v = ins.i32("src3", count).astype(np.int64)
-    t_g = sat32(rshift_round(lr_m * g, lr_s + e_m - e_g))[0]
-    decay = sat32(rshift_round(wd_m * w, wd_s))[0].astype(np.int64)
-    t_wd = sat32(rshift_round(lr_m * decay, lr_s))[0]
-    t_mu = sat32(rshift_round(mu_m * v, mu_s))[0]
-    v_new = sat32(t_mu.astype(np.int64) + t_g + t_wd)[0]
-    w_new = sat32(w - v_new)[0]
-    pruned = np.flatnonzero(ins.i8("aux", (count_w,)) == 0)
-    w_new[pruned] = 0
-    v_new[pruned] = 0
-    q, sat = sat8(rshift_round(w_new[:count_w], e_q - e_m))
-    writes = [("src2", w_new), ("src3", v_new), ("dst", q)]
-    return writes, (max_abs(w_new[:count_w]), e_m, sat, int(np.count_nonzero(q)), count_w)
-
-
 def _relu_fp(ins):
     out = np.maximum(ins.i8("src", (ins.f["count"],)), 0)
     return [("dst", out)], _stats(max_abs(out), ins.e("e_src"), 0, [out])
@@ -138,12 +98,6 @@ def _relu_fp(ins):
 def _relu_bp(ins):
     count = ins.f["count"]
     out = ins.i8("src", (count,)) * (ins.i8("aux", (count,)) > 0)
-    return [("dst", out)], _stats(max_abs(out), ins.e("e_src"), 0, [out])
-
-
-def _pool_fp(ins):
-    n, c, h, w, kh, kw, s = ins.dims("n", "c_in", "h_in", "w_in", "k_h", "k_w", "stride")
-    out = conv_ops.maxpool2d(ins.i8("src", (n, c, h, w)), (kh, kw), s)
     return [("dst", out)], _stats(max_abs(out), ins.e("e_src"), 0, [out])
 
 
@@ -157,10 +111,8 @@ def _pool_bp(ins):
     return [("dst", out)], _stats(max_abs(out), ins.e("e_src"), sat, [out])
 
 
-_EXECUTE = {
-    Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg, Op.UPDATE: _update,
-    Op.RELU_FP: _relu_fp, Op.RELU_BP: _relu_bp, Op.POOL_FP: _pool_fp, Op.POOL_BP: _pool_bp,
-}
+_EXECUTE = {Op.RELU_FP: _relu_fp, Op.RELU_BP: _relu_bp, Op.POOL_BP: _pool_bp,
+            **numpy_sparse.EXECUTE}  # SCONV_*, BN_*
 
 
 def stats_record(peak, exp, sat, nnz, count):
@@ -177,10 +129,284 @@ def _store(ddr, addr, arr):
     ddr[addr:addr + arr.nbytes] = np.ascontiguousarray(arr).view(np.uint8).reshape(-1)
 
 
+_STATS = struct.Struct("<qiIII8x")
+assert _STATS.size == STATS_DTYPE.itemsize
+
+
+def _write_stats(ddr, addr, peak, exp, sat, nnz, count):
+    """stats_record, packed directly."""
+    raw = _STATS.pack(peak, (exp + (1 << 31)) % _U32 - (1 << 31), sat % _U32, nnz % _U32, count % _U32)
+    ddr[addr:addr + _STATS.size] = np.frombuffer(raw, np.uint8)
+
+
+# --------------------------------------------------------------------------
+# Fast kernels: kernel(engine, plan, ddr, tab) computes, writes its results
+# into ddr and returns (max_abs, exp, sat, nnz, count). `tab` is the table as
+# a list of Python ints.
+# --------------------------------------------------------------------------
+
+def _i8(ddr, addr, shape):
+    return ddr[addr:addr + math.prod(shape)].view(np.int8).reshape(shape)
+
+
+def _i32(ddr, addr, count):
+    return ddr[addr:addr + 4 * count].view("<i4")
+
+
+class _Plan:
+    """An instruction decoded once: fields, validation result, geometry, scratch."""
+
+    __slots__ = ("f", "fault", "addr", "op", "kernel", "legacy", "geom", "scratch")
+
+    def __init__(self, raw, ddr_size, table_len):
+        self.f = f = fields(np.frombuffer(raw, INSN_DTYPE)[0])
+        self.fault, self.addr = check(f, ddr_size, table_len)
+        self.op = f["op"]
+        self.kernel = _KERNELS.get(self.op)
+        self.legacy = _EXECUTE.get(self.op)
+        self.geom = None
+        self.scratch = {}
+        if self.fault == Fault.NONE and self.op in (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG):
+            self.geom = conv_ops.ConvGeometry(f["n"], f["c_in"], f["h_in"], f["w_in"],
+                                              f["k_h"], f["k_w"], f["stride"], f["pad"],
+                                              batch_last=f["w_out"] < BATCH_LAST_BELOW)
+
+    def buf(self, name, shape, dtype, zero=False):
+        """A scratch array kept across runs (zeroed once when `zero`)."""
+        a = self.scratch.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self.scratch[name] = (np.zeros if zero else np.empty)(shape, dtype)
+        return a
+
+
+class _Columns:
+    __slots__ = ("cols", "image", "snapshot", "valid")
+
+
+def _is_fc(g):
+    """A fully connected layer: 1x1 kernel on a 1x1 map."""
+    return g.h == g.w == g.kh == g.kw == 1
+
+
+def _weights(plan, ddr, dtype, transpose=False):
+    """The int8 weights [c_out, c_in*kh*kw] as `dtype` (transposed: [c_in*kh*kw, c_out])."""
+    f = plan.f
+    g = plan.geom
+    w8 = _i8(ddr, f["src2"], (f["c_out"], g.k))
+    if transpose:
+        w8 = w8.T
+    w = plan.buf("w", w8.shape, dtype)
+    np.copyto(w, w8)
+    return w
+
+
+def _err_rows(plan, ddr, dtype):
+    """The output error [N, Co, Ho, Wo] as the GEMM operand [Co, (N, Ho, Wo) in the
+    geometry's layout order] in `dtype`."""
+    f, g = plan.f, plan.geom
+    co = f["c_out"]
+    e = plan.buf("err", g.image_shape(co, g.ho, g.wo), dtype)
+    g.to_layout(_i8(ddr, f["src"], (g.n, co, g.ho, g.wo)), e)
+    return e.reshape(co, -1)
+
+
+def _store_i8(ddr, addr, q, g, chw):
+    """Store q ([C, rest] in the geometry's layout; float holding integers in
+    [-127, 127], or int8) as the int8 NCHW tensor [N, *chw] at addr; returns
+    its nonzero count."""
+    dst = _i8(ddr, addr, (g.n,) + chw)
+    np.copyto(dst, g.nchw(q.reshape(g.image_shape(*chw))), casting="unsafe")
+    return int(np.count_nonzero(dst))
+
+
+def _conv_fp(engine, plan, ddr, tab):
+    f, g = plan.f, plan.geom
+    co = f["c_out"]
+    dt = blas_dtype(g.k)
+    cols = engine.columns(ddr, f["src"], g, dt)
+    acc = plan.buf("acc", (co, cols.shape[1]), dt)
+    np.matmul(_weights(plan, ddr, dt), cols, out=acc)
+    e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+    bias = None
+    if f["flags"] & Flag.BIAS:
+        bias = rshift_round(_i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
+    q, peak, sat = requantize8(acc, tab[f["e_dst"]] - e_acc, bias, bool(f["flags"] & Flag.RELU))
+    nnz = _store_i8(ddr, f["dst"], q, g, (co, g.ho, g.wo))
+    return peak, e_acc, sat, nnz, q.size
+
+
+def _conv_eb(engine, plan, ddr, tab):
+    f, g = plan.f, plan.geom
+    dt = blas_dtype(terms_per_output(f))
+    err = _err_rows(plan, ddr, dt)
+    wt = _weights(plan, ddr, dt, transpose=True)
+    shape = g.image_shape(g.c, g.h, g.w)
+    if _is_fc(g):
+        acc = plan.buf("acc", shape, dt)
+        np.matmul(wt, err, out=acc.reshape(g.c, g.n))
+    else:
+        cols = plan.buf("cols", (g.k, err.shape[1]), dt)
+        np.matmul(wt, err, out=cols)
+        acc = g.col2im(cols.reshape(g.cols_shape), plan.buf("acc", shape, dt))
+    if f["flags"] & Flag.RELU_MASK:
+        aux = g.to_layout(_i8(ddr, f["aux"], (g.n, g.c, g.h, g.w)), plan.buf("aux", shape, np.int8))
+        np.copyto(acc, 0, where=aux <= 0)
+    e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+    q, peak, sat = requantize8(acc.reshape(g.c, -1), tab[f["e_dst"]] - e_acc)
+    nnz = _store_i8(ddr, f["dst"], q, g, (g.c, g.h, g.w))
+    return peak, e_acc, sat, nnz, q.size
+
+
+def _exact_gram(a, b, out64):
+    """out64 = a @ b.T exactly, for a [M, T], b [K, T] float32 holding int8
+    values: float32 GEMMs over chunks of at most F32_TERMS terms (each exact),
+    their partial sums added in float64 (exact below 2^53)."""
+    t = a.shape[1]
+    if t <= F32_TERMS:
+        out64[...] = a @ b.T
+        return out64
+    full = t // F32_TERMS
+    main = full * F32_TERMS
+    pa = a[:, :main].reshape(a.shape[0], full, F32_TERMS).transpose(1, 0, 2)
+    pb = b[:, :main].reshape(b.shape[0], full, F32_TERMS).transpose(1, 2, 0)
+    np.sum(np.matmul(pa, pb), axis=0, dtype=np.float64, out=out64)
+    if main < t:
+        out64 += a[:, main:] @ b[:, main:].T
+    return out64
+
+
+def _conv_wg(engine, plan, ddr, tab):
+    f, g = plan.f, plan.geom
+    co = f["c_out"]
+    dt = blas_dtype(g.k)  # the dtype CONV_FP's columns of this activation have
+    cols = engine.columns(ddr, f["src2"], g, dt)
+    err = _err_rows(plan, ddr, dt)
+    gw = plan.buf("gw", (co, g.k), np.float64)
+    if dt == np.float32:
+        _exact_gram(err, cols, gw)
+    else:  # float64 is exact for any valid sum (below 2^47)
+        np.matmul(err, cols.T, out=gw)
+    e_dst = tab[f["e_dst"]]
+    v_w = rshift_round(gw.astype(np.int64), e_dst - (tab[f["e_src"]] + tab[f["e_src2"]]))
+    dw, sat = sat32(v_w)
+    peak, nnz, count = max_abs(v_w), int(np.count_nonzero(dw)), dw.size
+    _i32(ddr, f["dst"], dw.size)[...] = dw.reshape(-1)
+    if f["flags"] & Flag.BIAS:
+        gb = err.sum(axis=1, dtype=np.float64).astype(np.int64)  # exact: below 2^53
+        v_b = rshift_round(gb, e_dst - tab[f["e_src"]])
+        db, sat_b = sat32(v_b)
+        _i32(ddr, f["dst2"], co)[...] = db
+        peak, sat = max(peak, max_abs(v_b)), sat + sat_b
+        nnz, count = nnz + int(np.count_nonzero(db)), count + co
+    return peak, e_dst, sat, nnz, count
+
+
+def _extent(a):
+    """max |a| of an int array as a Python int (0 when empty)."""
+    return max(int(a.max()), -int(a.min())) if a.size else 0
+
+
+def _clip32(x, needed):
+    """sat32 without the count (UPDATE counts only its int8 store), skipped when
+    bounds prove it cannot clamp."""
+    if needed:
+        np.clip(x, -Q32_MAX, Q32_MAX, out=x)
+    return x
+
+
+def _update(engine, plan, ddr, tab):
+    """docs/numeric.md UPDATE in int64, in place, one pass per step. Clamps that
+    bounds from the inputs' extremes prove to be no-ops are skipped."""
+    f = plan.f
+    count, count_w = f["count"], f["count_w"]
+    p = f["e_par"]
+    lr_m, lr_s, mu_m, mu_s, wd_m, wd_s = (tab[p + PAR[k]] for k in
+                                          ("LR_M", "LR_S", "MU_M", "MU_S", "WD_M", "WD_S"))
+    e_g, e_m, e_q = tab[f["e_src"]], tab[f["e_src2"]], tab[f["e_dst"]]
+    g32 = _i32(ddr, f["src"], count)
+    w32 = _i32(ddr, f["src2"], count)
+    v32 = _i32(ddr, f["src3"], count)
+    s_g = lr_s + e_m - e_g
+    b_g = product_bound(_extent(g32), lr_m, s_g)
+    vel = np.multiply(g32, lr_m, dtype=np.int64)  # products below 2^62: exact
+    _clip32(rshift_round_inplace(vel, s_g), b_g > Q32_MAX)  # t_g
+    w_ext = _extent(w32)
+    b_wd = 0
+    if wd_m:  # with wd_m = 0 the decay term is exactly 0
+        b_d = product_bound(w_ext, wd_m, wd_s)
+        d = np.multiply(w32, wd_m, dtype=np.int64)
+        _clip32(rshift_round_inplace(d, wd_s), b_d > Q32_MAX)
+        b_wd = product_bound(min(b_d, Q32_MAX), lr_m, lr_s)
+        d *= lr_m
+        vel += _clip32(rshift_round_inplace(d, lr_s), b_wd > Q32_MAX)  # t_wd
+    b_mu = product_bound(_extent(v32), mu_m, mu_s)
+    mom = np.multiply(v32, mu_m, dtype=np.int64)
+    vel += _clip32(rshift_round_inplace(mom, mu_s), b_mu > Q32_MAX)  # t_mu
+    b_v = sum(min(b, Q32_MAX) for b in (b_g, b_wd, b_mu))
+    _clip32(vel, b_v > Q32_MAX)  # v'
+    w_new = np.subtract(w32, vel, dtype=np.int64)
+    _clip32(w_new, w_ext + min(b_v, Q32_MAX) > Q32_MAX)  # w'
+    pruned = _i8(ddr, f["aux"], (count_w,)) == 0
+    if pruned.any():
+        w_new[:count_w][pruned] = 0
+        vel[:count_w][pruned] = 0
+    ww = w_new[:count_w]
+    peak = _extent(ww)
+    q, sat = sat8(rshift_round(ww, e_q - e_m))
+    w32[...] = w_new
+    v32[...] = vel
+    dst = _i8(ddr, f["dst"], (count_w,))
+    dst[...] = q
+    return peak, e_m, sat, int(np.count_nonzero(dst)), count_w
+
+
+def _pool_fp_fast(engine, plan, ddr, tab):
+    f = plan.f
+    n, c, h, w, ho, wo = (f[k] for k in ("n", "c_in", "h_in", "w_in", "h_out", "w_out"))
+    out = conv_ops.maxpool2d(_i8(ddr, f["src"], (n, c, h, w)), (f["k_h"], f["k_w"]), f["stride"],
+                             out=_i8(ddr, f["dst"], (n, c, ho, wo)))
+    return max_abs(out), tab[f["e_src"]], 0, int(np.count_nonzero(out)), out.size
+
+
+def _pool_bp_fast(engine, plan, ddr, tab):
+    """Disjoint windows (stride >= kernel): each input position receives at most
+    one error, so nothing sums; every window routes its error exactly once."""
+    f = plan.f
+    n, c, h, w, ho, wo, kh, kw, s = (f[k] for k in ("n", "c_in", "h_in", "w_in", "h_out", "w_out",
+                                                    "k_h", "k_w", "stride"))
+    err = _i8(ddr, f["src"], (n, c, ho, wo))
+    if s < kh or s < kw or int(err.min()) == -128:  # sums or a clamp of -128: the generic path
+        return None
+    x = _i8(ddr, f["aux"], (n, c, h, w))
+    y = conv_ops.maxpool2d(x, (kh, kw), s, out=plan.buf("y", (n, c, ho, wo), np.int8))
+    g = err * (y > 0) if f["flags"] & Flag.RELU_MASK else err
+    peak, nnz = max_abs(g), int(np.count_nonzero(g))  # every window's value lands once
+    dst = _i8(ddr, f["dst"], (n, c, h, w))
+    if ho * s < h or wo * s < w or s > kh or s > kw:
+        dst[...] = 0  # positions outside every window
+    conv_ops.maxpool2d_route(g, x, y, (kh, kw), s, dst)
+    return peak, tab[f["e_src"]], 0, nnz, dst.size
+
+
+_KERNELS = {
+    Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg, Op.UPDATE: _update,
+    Op.POOL_FP: _pool_fp_fast, Op.POOL_BP: _pool_bp_fast,
+}
+
+
 class NumpyEngine:
-    """Bit-exact emulation of the accelerator in numpy."""
+    """Bit-exact emulation of the accelerator in numpy.
+
+    `busy_seconds` and `runs` accumulate the time spent in run() and the
+    number of runs (benchmarks subtract it from wall time: the host's share)."""
 
     name = "numpy"
+
+    def __init__(self):
+        self._plans = {}
+        self._cols = {}
+        self.busy_seconds = 0.0
+        self.runs = 0
 
     def run(self, ddr, prog, n_insn, table, table_len):
         """Execute `n_insn` instructions at DDR offset `prog` with the int32
@@ -189,21 +415,68 @@ class NumpyEngine:
 
         The table is read once before the first instruction (the accelerator's
         on-chip copy); each instruction is fetched when it runs."""
-        prog, n_insn, table, table_len = int(prog), int(n_insn), int(table), int(table_len)
+        t0 = time.perf_counter()
+        try:
+            return self._run(ddr, int(prog), int(n_insn), int(table), int(table_len))
+        finally:
+            self.busy_seconds += time.perf_counter() - t0
+            self.runs += 1
+
+    def _run(self, ddr, prog, n_insn, table, table_len):
         fault, addr = check_program(prog, n_insn, table, table_len, ddr.size)
         if fault:
             return RunResult(fault, 0, addr)
-        tab = ddr[table:table + 4 * table_len].view("<i4").astype(np.int64)
+        tab = ddr[table:table + 4 * table_len].view("<i4").tolist()
         for pc in range(n_insn):
             at = prog + pc * INSN_BYTES
-            f = fields(ddr[at:at + INSN_BYTES].view(INSN_DTYPE)[0])
-            fault, addr = check(f, ddr.size, table_len)
-            if fault:
-                return RunResult(fault, pc, addr)
-            if f["op"] == Op.HALT:
+            plan = self._plan(ddr[at:at + INSN_BYTES].tobytes(), ddr.size, table_len)
+            if plan.fault:
+                return RunResult(plan.fault, pc, plan.addr)
+            if plan.op in SPARSE_OPS:  # index contents live in DDR: checked every run
+                fault, addr = check_index(ddr, plan.f)
+                if fault:
+                    return RunResult(fault, pc, addr)
+            if plan.op == Op.HALT:
                 return RunResult(Fault.NONE, pc, 0)
-            writes, stats = _EXECUTE[f["op"]](_Insn(ddr, f, tab))
-            for field, arr in writes:
-                _store(ddr, f[field], arr)
-            _store(ddr, f["stats"], stats_record(*stats))
+            stats = plan.kernel(self, plan, ddr, tab) if plan.kernel else None
+            if stats is None:  # no fast kernel for this case
+                writes, stats = plan.legacy(_Insn(ddr, plan.f, tab))
+                for field, arr in writes:
+                    _store(ddr, plan.f[field], arr)
+            _write_stats(ddr, plan.f["stats"], *stats)
         return RunResult(Fault.NONE, n_insn, 0)
+
+    def _plan(self, raw, ddr_size, table_len):
+        key = (raw, ddr_size, table_len)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= PLAN_CACHE:
+                del self._plans[next(iter(self._plans))]
+            plan = self._plans[key] = _Plan(raw, ddr_size, table_len)
+        return plan
+
+    def columns(self, ddr, addr, g, dtype):
+        """The im2col matrix [C*kh*kw, N*Ho*Wo] of the int8 activations at addr.
+
+        Kept with a copy of those bytes: a later call on unchanged bytes (CONV_WG
+        after CONV_FP of the same layer) returns it as is. Padding entries are
+        zeroed once and never written."""
+        key = (addr, g.key, np.dtype(dtype))
+        ent = self._cols.get(key)
+        nbytes = g.n * g.c * g.h * g.w
+        src = ddr[addr:addr + nbytes]
+        if ent is None:
+            if len(self._cols) >= COLS_CACHE:
+                del self._cols[next(iter(self._cols))]
+            ent = self._cols[key] = _Columns()
+            ent.cols = np.zeros(g.cols_shape, dtype)
+            ent.image = np.empty(g.image_shape(g.c, g.h, g.w), dtype)
+            ent.snapshot = np.empty(nbytes, np.uint8)
+            ent.valid = False
+        elif ent.valid and np.array_equal(ent.snapshot, src):
+            return ent.cols.reshape(g.k, -1)
+        ent.valid = False
+        g.im2col(g.to_layout(src.view(np.int8).reshape(g.n, g.c, g.h, g.w), ent.image), ent.cols)
+        ent.snapshot[...] = src
+        ent.valid = True
+        return ent.cols.reshape(g.k, -1)

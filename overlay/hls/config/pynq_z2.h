@@ -14,7 +14,13 @@
 #define CTRAIN_PE_ROWS 8
 #define CTRAIN_PE_COLS 8
 
-/* Elements per burst of the element-wise units (RELU, UPDATE). */
+/* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256
+
+/* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
+ * positions per batch lane, output positions per x tile. */
+#define CTRAIN_SPARSE_ENTRIES 1024
+#define CTRAIN_SPARSE_WIN 4096
+#define CTRAIN_SPARSE_XT 64
 
 #endif

@@ -1,0 +1,579 @@
+/*
+ * Sparse convolution unit (see sconv.h).
+ *
+ * Loop orders (R = PE_ROWS rows, C = PE_COLS batch lanes):
+ *
+ *   FP, EB (gather, output-stationary):
+ *     row tile > [lists of the tile] > batch tile > swept row y > x tile >
+ *     channel group > [window] > chunk > (x, t) steps
+ *   WG (weight-stationary over the kept weights):
+ *     row tile > chunk > [lists] > batch tile > error row > x tile >
+ *     [error rows] > channel group > [window] > (t, x) steps
+ *
+ * The swept rows and the window source:
+ *   FP  output rows (h_out x w_out),       window = activations (src), gather
+ *   EB  input-error rows (h_in x w_in),    window = output errors (src), the
+ *       tap (ky, kx) pairs input position y with error row oy = (y+p-ky)/s
+ *       when exact (likewise along x)
+ *   WG  output-error positions,            window = activations (src2)
+ *
+ * A list is the kept weights of one PE row: its CSR row (FP, WG) or, for EB,
+ * the entries of the transposed index in its input channel's k_h*k_w columns
+ * (one contiguous range of tpos/trow), each value gathered through tpos.
+ * Lists of up to SP_ENTRIES stay on chip for the whole row tile; longer ones
+ * are streamed in chunks of SP_ENTRIES.  The window holds, for every batch
+ * lane, the input rows (channel, ky) of the current swept row and x tile; when
+ * c_in*k_h*k_w exceeds SP_WIN the channels are split into groups and each
+ * group pass walks the lists again (entries of other groups multiply zero).
+ *
+ * The (x, t) loops are flattened by hand into one pipelined loop, so a short
+ * list (a fully connected layer's few kept inputs) pays no pipeline fill per
+ * output position.
+ */
+#include "sconv.h"
+#include "agu.h"
+#include "conv.h"
+
+/* One kept weight as a PE row uses it: value and tap.  For FP and WG `ch` is
+ * the input channel, for EB the output channel (trow). */
+struct sp_entry {
+    q8_t val;
+    uint16_t ch;
+    uint8_t ky;
+    uint8_t kx;
+};
+
+/* Tiling of one instruction. */
+struct sp_plan {
+    bool eb, wg;
+    int n, rows, red, kh, kw, s, p;
+    int oh, ow;      /* swept plane: FP/WG (h_out, w_out), EB (h_in, w_in) */
+    int wh, ww;      /* window source plane: FP/WG (h_in, w_in), EB (h_out, w_out) */
+    int xn;          /* positions per x tile */
+    int cg, groups;  /* channels per group, groups */
+    int seg;         /* window positions per (channel, ky) row: (xn - 1) * s + k_w */
+};
+
+static void sp_make_plan(const ctrain_insn_t &f, sp_plan &g) {
+    g.eb = f.op == OP_SCONV_EB;
+    g.wg = f.op == OP_SCONV_WG;
+    g.n = f.n;
+    g.kh = f.k_h;
+    g.kw = f.k_w;
+    g.s = f.stride;
+    g.p = f.pad;
+    g.rows = g.eb ? f.c_in : f.c_out;
+    g.red = g.eb ? f.c_out : f.c_in;
+    g.oh = g.eb ? f.h_in : f.h_out;
+    g.ow = g.eb ? f.w_in : f.w_out;
+    g.wh = g.eb ? f.h_out : f.h_in;
+    g.ww = g.eb ? f.w_out : f.w_in;
+    const int per_ch = g.kh * g.kw;   /* window positions of one channel at xn = 1 */
+    if ((int64_t)g.red * per_ch <= SP_WIN) {
+        /* Every channel fits: the widest x tile whose rows still fit. */
+        g.cg = g.red;
+        const int q = SP_WIN / (g.red * g.kh);   /* >= k_w */
+        int xn = (q - g.kw) / g.s + 1;
+        if (xn > SP_XT) xn = SP_XT;
+        if (xn > g.ow) xn = g.ow;
+        g.xn = xn;
+    } else {
+        g.cg = SP_WIN / per_ch;
+        g.xn = 1;
+    }
+    g.groups = (g.red + g.cg - 1) / g.cg;
+    g.seg = (g.xn - 1) * g.s + g.kw;
+}
+
+/* Window-source row (or column) paired with swept position v by tap k, or -1:
+ * gather v*s + k - p; EB (y + p - k) / s when exact. */
+static int sp_pair(bool eb, int v, int k, int s, int p, int lim) {
+#pragma HLS INLINE
+    if (!eb) {
+        const int u = v * s + k - p;
+        return (u >= 0 && u < lim) ? u : -1;
+    }
+    const int t = v + p - k;
+    if (t < 0 || t % s != 0 || t / s >= lim)
+        return -1;
+    return t / s;
+}
+
+/* ceil(a / s) for any sign of a, s > 0. */
+static int sp_ceil_div(int a, int s) {
+#pragma HLS INLINE
+    return a >= 0 ? (a + s - 1) / s : -((-a) / s);
+}
+
+/* First window-source column of x tile [x0, x0 + xc) (window column 0), and
+ * the clipped range [lo, hi) of columns its taps reach. */
+static void sp_columns(const sp_plan &g, int x0, int xc, int &base, int &lo, int &hi) {
+    if (!g.eb) {
+        base = x0 * g.s - g.p;
+        hi = (x0 + xc - 1) * g.s - g.p + g.kw;
+    } else {
+        base = sp_ceil_div(x0 + g.p - g.kw + 1, g.s);
+        hi = (x0 + xc - 1 + g.p) / g.s + 1;
+    }
+    lo = base > 0 ? base : 0;
+    if (hi > g.ww) hi = g.ww;
+}
+
+/* Loads the window for swept row y, x tile [x0, x0 + xc), channels [ch0,
+ * ch0 + chn) and lanes [0, nb): one burst per (lane, channel, paired ky). */
+static void sp_load_window(const uint8_t *ddr, const sp_plan &g, uint32_t src, int b0, int nb,
+                           int y, int x0, int xc, int ch0, int chn, q8_t win[SP_WIN][PE_COLS],
+                           bool rowok[CTRAIN_MAX_KERNEL], int &base) {
+    int crow[CTRAIN_MAX_KERNEL];
+pair_rows:
+    for (int ky = 0; ky < CTRAIN_MAX_KERNEL; ky++) {
+#pragma HLS UNROLL
+        crow[ky] = ky < g.kh ? sp_pair(g.eb, y, ky, g.s, g.p, g.wh) : -1;
+        rowok[ky] = crow[ky] >= 0;
+    }
+    int lo, hi;
+    sp_columns(g, x0, xc, base, lo, hi);
+    if (hi <= lo)
+        return;
+load_lane:
+    for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+    load_ch:
+        for (int ch = 0; ch < chn; ch++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+        load_ky:
+            for (int ky = 0; ky < g.kh; ky++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
+                if (!rowok[ky])
+                    continue;
+                const uint32_t at =
+                    (((uint32_t)(b0 + c) * g.red + ch0 + ch) * g.wh + crow[ky]) * g.ww + lo;
+                agu_rd_q8_lane<SP_WIN, PE_COLS>(ddr, src + at, win,
+                                                (ch * g.kh + ky) * g.seg + (lo - base), c,
+                                                hi - lo);
+            }
+        }
+    }
+}
+
+/* Loads chunk `off` (a multiple of SP_ENTRIES) of the tile's lists: clen[r]
+ * entries of row r from start[r] + off, decoded to (value, channel, ky, kx).
+ * FP, WG: values (FP only) and columns from the CSR; EB: rows and positions
+ * from the transposed index, each value gathered from vals[tpos], the tap
+ * found among the channel's column starts tp[r*kk .. r*kk + kk). */
+static void sp_load_entries(const uint8_t *ddr, const ctrain_insn_t &f, const sp_plan &g,
+                            const sparse_index_t &ix, const uint32_t *tp, const uint32_t start[PE_ROWS],
+                            const uint32_t len[PE_ROWS], int vr, uint32_t off,
+                            uint32_t clen[PE_ROWS], sp_entry ent[PE_ROWS][SP_ENTRIES]) {
+    const uint32_t kk = f.k_h * f.k_w;
+    q8_t vbuf[SP_ENTRIES];
+    uint16_t hbuf[SP_ENTRIES];
+    uint32_t wbuf[SP_ENTRIES];
+list_rows:
+    for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        const uint32_t rest = r < vr && len[r] > off ? len[r] - off : 0;
+        const uint32_t lr = rest < SP_ENTRIES ? rest : SP_ENTRIES;
+        clen[r] = lr;
+        if (lr == 0)
+            continue;
+        const uint32_t first = start[r] + off;
+        if (!g.eb) {
+            if (!g.wg)
+                agu_rd_q8<SP_ENTRIES>(ddr, f.src2 + first, vbuf, lr);
+            agu_rd_u16<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.col + 2 * first, hbuf, lr);
+            CTRAIN_COUNT(ew, lr);
+        decode_csr:
+            for (uint32_t t = 0; t < lr; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
+                const uint32_t col = hbuf[t];
+                const uint32_t ch = col / kk, tap = col - ch * kk;
+                const uint32_t ky = tap / f.k_w;
+                sp_entry e;
+                e.val = g.wg ? (q8_t)0 : vbuf[t];
+                e.ch = (uint16_t)ch;
+                e.ky = (uint8_t)ky;
+                e.kx = (uint8_t)(tap - ky * f.k_w);
+                ent[r][t] = e;
+            }
+        } else {
+            agu_rd_u16<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.trow + 2 * first, hbuf, lr);
+            agu_rd_u32<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.tpos + 4 * first, wbuf, lr);
+            CTRAIN_COUNT(ew, lr);
+        decode_csc:
+            for (uint32_t t = 0; t < lr; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
+                const uint32_t q = first + t;
+                uint32_t tap = 0;   /* columns of this channel that start at or before q */
+                for (uint32_t k = 1; k < MAX_KK; k++) {
+#pragma HLS UNROLL
+                    if (k < kk && tp[r * kk + k] <= q)
+                        tap++;
+                }
+                const uint32_t ky = tap / f.k_w;
+                sp_entry e;
+                e.val = agu_rd_byte(ddr, f.src2 + wbuf[t]);
+                e.ch = hbuf[t];
+                e.ky = (uint8_t)ky;
+                e.kx = (uint8_t)(tap - ky * f.k_w);
+                ent[r][t] = e;
+            }
+        }
+    }
+}
+
+/* Window position of entry e at position x0 + x of the tile, or -1 when the
+ * tap falls outside the channel group, the plane or the padding. */
+static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, int base, int ch0,
+                         int chn, const bool rowok[CTRAIN_MAX_KERNEL]) {
+#pragma HLS INLINE
+    const int col = sp_pair(g.eb, x0 + x, e.kx, g.s, g.p, g.ww);
+    if (col < 0 || !rowok[e.ky] || e.ch < ch0 || e.ch >= ch0 + chn)
+        return -1;
+    return ((e.ch - ch0) * g.kh + e.ky) * g.seg + (col - base);
+}
+
+/* FP, EB: xc * lenj steps; PE (r, c) accumulates list entry t of row r times
+ * lane c's input at the entry's tap; at the end of each position's list the
+ * sums go to racc (first pass: set, later chunks and groups: add). */
+static void sp_steps_gather(const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
+                            const uint32_t clen[PE_ROWS], uint32_t lenj, int x0, int xc, int base,
+                            int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
+                            const q8_t win[SP_WIN][PE_COLS], int nb, bool first,
+                            acc_t racc[PE_ROWS][PE_COLS][SP_XT]) {
+    const uint32_t steps = (uint32_t)xc * lenj;
+    CTRAIN_COUNT(pe, steps);
+    acc_t acc[PE_ROWS][PE_COLS];
+#pragma HLS ARRAY_PARTITION variable=acc type=complete dim=0
+    int x = 0;
+    uint32_t t = 0;
+gather_step:
+    for (uint32_t i = 0; i < steps; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+        for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+            const sp_entry e = ent[r][t];
+            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, base, ch0, chn, rowok) : -1;
+            for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                const q8_t a = (pos >= 0 && c < nb) ? win[pos][c] : (q8_t)0;
+                const prod_t m = (prod_t)e.val * (prod_t)a;
+                acc[r][c] = (t == 0 ? acc_t(0) : acc[r][c]) + m;
+            }
+        }
+        if (t == lenj - 1) {
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                    racc[r][c][x] = (first ? acc_t(0) : racc[r][c][x]) + acc[r][c];
+                }
+            }
+        }
+        if (++t == lenj) {
+            t = 0;
+            x++;
+        }
+    }
+}
+
+/* WG: lenj * xc steps; PE (r, c) multiplies lane c's error at position x of
+ * row r by its input at list entry t's tap; an adder tree sums the lanes into
+ * a register per row, added to the entry's accumulator at the end of the row. */
+static void sp_steps_outer(const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
+                           const uint32_t clen[PE_ROWS], uint32_t lenj, int x0, int xc, int base,
+                           int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
+                           const q8_t win[SP_WIN][PE_COLS], const q8_t errb[PE_ROWS][PE_COLS][SP_XT],
+                           int nb, acc_t tacc[PE_ROWS][SP_ENTRIES]) {
+    const uint32_t steps = lenj * (uint32_t)xc;
+    CTRAIN_COUNT(pe, steps);
+    acc_t part[PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=part type=complete
+    int x = 0;
+    uint32_t t = 0;
+outer_step:
+    for (uint32_t i = 0; i < steps; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+#pragma HLS DEPENDENCE variable=tacc type=inter false
+        for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+            const sp_entry e = ent[r][t];
+            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, base, ch0, chn, rowok) : -1;
+            acc_t sum = 0;
+            for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                const q8_t a = (pos >= 0 && c < nb) ? win[pos][c] : (q8_t)0;
+                const q8_t d = c < nb ? errb[r][c][x] : (q8_t)0;
+                sum += (prod_t)d * (prod_t)a;
+            }
+            part[r] = (x == 0 ? acc_t(0) : part[r]) + sum;
+            if (x == xc - 1)
+                tacc[r][t] += part[r];
+        }
+        if (++x == xc) {
+            x = 0;
+            t++;
+        }
+    }
+}
+
+void sconv_unit(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+    sp_plan g;
+    sp_make_plan(f, g);
+    const sparse_index_t ix = index_layout(f);
+    const uint32_t kk = f.k_h * f.k_w;
+    const bool bias = (f.flags & FLAG_BIAS) != 0;
+    const bool relu = f.op == OP_SCONV_FP && (f.flags & FLAG_RELU);
+    const bool mask = g.eb && (f.flags & FLAG_RELU_MASK);
+    const wide_t e_acc = (wide_t)e.src + e.src2;
+    const int sh_out = q_shift((wide_t)e.dst - e_acc);
+    const int sh_bias = q_shift(e_acc - e.src3);
+    const int sh_b = q_shift((wide_t)e.dst - e.src);
+    const uint32_t wsrc = g.wg ? f.src2 : f.src;   /* the window's tensor */
+
+    /* Large on-chip buffers (BRAM/URAM); static so the C-sim keeps them off the
+     * stack.  Every element is written before it is read. */
+    static sp_entry ent[PE_ROWS][SP_ENTRIES];
+#pragma HLS ARRAY_PARTITION variable=ent type=complete dim=1
+    static q8_t win[SP_WIN][PE_COLS];
+#pragma HLS ARRAY_PARTITION variable=win type=complete dim=2
+    static acc_t racc[PE_ROWS][PE_COLS][SP_XT];
+#pragma HLS ARRAY_PARTITION variable=racc type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=racc type=complete dim=2
+    static acc_t tacc[PE_ROWS][SP_ENTRIES];
+#pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
+    static q8_t lanes[PE_ROWS][PE_COLS][SP_XT];   /* WG: error rows; FP/EB: outputs */
+#pragma HLS ARRAY_PARTITION variable=lanes type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=lanes type=complete dim=2
+    static q8_t mbuf[PE_ROWS][PE_COLS][SP_XT];    /* EB: ReLU mask rows */
+#pragma HLS ARRAY_PARTITION variable=mbuf type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=mbuf type=complete dim=2
+    static uint32_t tp[PE_ROWS * MAX_KK + 1];      /* the tile's rowptr or tptr slice */
+    static int32_t obuf[SP_ENTRIES];
+    bool rowok[CTRAIN_MAX_KERNEL];
+    int32_t braw[PE_ROWS];
+    wide_t rbias[PE_ROWS];   /* FP: bias shifted to e_acc; WG: bias gradient */
+#pragma HLS ARRAY_PARTITION variable=rbias type=complete
+    uint32_t start[PE_ROWS], len[PE_ROWS], clen[PE_ROWS];
+
+tile_rows:
+    for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+        const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
+        /* The tile's lists: rows r0.. of the CSR, or the transposed index's
+         * columns of input channels r0.. (k_h*k_w each). */
+        if (g.eb)
+            agu_rd_u32<PE_ROWS * MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.tptr + 4 * r0 * kk, tp,
+                                             vr * kk + 1);
+        else
+            agu_rd_u32<PE_ROWS * MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * r0, tp, vr + 1);
+        uint32_t longest = 0;
+    list_bounds:
+        for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+            const uint32_t a = r < vr ? tp[g.eb ? r * kk : r] : 0;
+            const uint32_t b = r < vr ? tp[g.eb ? (r + 1) * kk : r + 1] : 0;
+            start[r] = a;
+            len[r] = b - a;
+            clen[r] = 0;
+            if (len[r] > longest)
+                longest = len[r];
+        }
+        const uint32_t chunks = longest == 0 ? 1 : (longest + SP_ENTRIES - 1) / SP_ENTRIES;
+        const uint32_t *tile_tp = tp;
+
+        if (!g.wg) {
+            /* ---------------- FP, EB: output-stationary gather */
+            if (bias) {
+                agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
+                for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+                    rbias[r] = rshift_round(braw[r], sh_bias);
+                }
+            }
+            if (chunks == 1)   /* resident for the whole tile */
+                sp_load_entries(ddr, f, g, ix, tile_tp, start, len, vr, 0, clen, ent);
+        batch_tile:
+            for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=128
+                const int nb = g.n - b0 < PE_COLS ? g.n - b0 : PE_COLS;
+            sweep_row:
+                for (int y = 0; y < g.oh; y++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                x_tile:
+                    for (int x0 = 0; x0 < g.ow; x0 += g.xn) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                        const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
+                    group:
+                        for (int grp = 0; grp < g.groups && longest > 0; grp++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+                            const int ch0 = grp * g.cg;
+                            const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
+                            int base;
+                            sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn, win, rowok,
+                                           base);
+                        chunk:
+                            for (uint32_t j = 0; j < chunks; j++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
+                                const uint32_t off = j * SP_ENTRIES;
+                                if (chunks > 1)
+                                    sp_load_entries(ddr, f, g, ix, tile_tp, start, len, vr, off,
+                                                    clen, ent);
+                                const uint32_t lenj = longest - off < SP_ENTRIES ? longest - off
+                                                                                 : SP_ENTRIES;
+                                sp_steps_gather(g, ent, clen, lenj, x0, xc, base, ch0, chn, rowok,
+                                                win, nb, grp == 0 && j == 0, racc);
+                            }
+                        }
+                        /* Epilogue: bias, ReLU or mask, quantize, store. */
+                        if (mask) {
+                        load_mask:
+                            for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+                                for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                                    const uint32_t at =
+                                        (((uint32_t)(b0 + c) * g.rows + r0 + r) * g.oh + y) * g.ow + x0;
+                                    agu_rd_q8<SP_XT>(ddr, f.src3 + at, mbuf[r][c], xc);
+                                }
+                            }
+                        }
+                    quantize_rows:
+                        for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+                            CTRAIN_COUNT(ew, xc);
+                        quantize:
+                            for (int x = 0; x < xc; x++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_XT
+                                for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                                    if (c >= nb)
+                                        continue;
+                                    wide_t v = longest == 0 ? 0 : racc[r][c][x].to_int64();
+                                    if (bias)
+                                        v += rbias[r];
+                                    if (relu && v < 0) v = 0;
+                                    if (mask && mbuf[r][c][x] <= 0) v = 0;
+                                    bool clamped;
+                                    const q8_t o = sat8(rshift_round(v, sh_out), clamped);
+                                    q_stats_add(st, v, o, clamped);
+                                    lanes[r][c][x] = o;
+                                }
+                            }
+                        }
+                    store_rows:
+                        for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+                            for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                                const uint32_t at =
+                                    (((uint32_t)(b0 + c) * g.rows + r0 + r) * g.oh + y) * g.ow + x0;
+                                agu_wr_q8<SP_XT>(ddr, f.dst + at, lanes[r][c], xc);
+                            }
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+
+        /* ---------------- WG: accumulators per kept weight, over the batch */
+    wg_chunk:
+        for (uint32_t j = 0; j < chunks; j++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=64
+            const uint32_t off = j * SP_ENTRIES;
+            const uint32_t lenj =
+                longest <= off ? 0 : (longest - off < SP_ENTRIES ? longest - off : SP_ENTRIES);
+            const bool sum_bias = bias && j == 0;
+            if (lenj == 0 && !sum_bias)
+                continue;
+            if (lenj > 0) {
+                sp_load_entries(ddr, f, g, ix, tile_tp, start, len, vr, off, clen, ent);
+                CTRAIN_COUNT(ew, lenj);
+            clear_taps:
+                for (uint32_t t = 0; t < lenj; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
+                    for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                        tacc[r][t] = 0;
+                    }
+                }
+            }
+            if (sum_bias) {
+                for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                    rbias[r] = 0;
+                }
+            }
+        wg_batch:
+            for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=128
+                const int nb = g.n - b0 < PE_COLS ? g.n - b0 : PE_COLS;
+            wg_row:
+                for (int y = 0; y < g.oh; y++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                wg_x_tile:
+                    for (int x0 = 0; x0 < g.ow; x0 += g.xn) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                        const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
+                        /* The PE rows' error rows; the bias gradient sums them on
+                         * the way in, during the first chunk only. */
+                    load_err:
+                        for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+                            for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                                const uint32_t at =
+                                    (((uint32_t)(b0 + c) * f.c_out + r0 + r) * f.h_out + y) * f.w_out + x0;
+                                const wide_t sum = agu_rd_q8_sum<SP_XT>(ddr, f.src + at, lanes[r][c], xc);
+                                if (sum_bias)
+                                    rbias[r] += sum;
+                            }
+                        }
+                    wg_group:
+                        for (int grp = 0; grp < g.groups && lenj > 0; grp++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+                            const int ch0 = grp * g.cg;
+                            const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
+                            int base;
+                            sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn, win, rowok,
+                                           base);
+                            sp_steps_outer(g, ent, clen, lenj, x0, xc, base, ch0, chn, rowok, win,
+                                           lanes, nb, tacc);
+                        }
+                    }
+                }
+            }
+            if (lenj > 0) {
+                /* The kept weights' gradients, in CSR order: dst[p]. */
+            store_grads:
+                for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+                    const uint32_t lr = clen[r];
+                    if (lr == 0)
+                        continue;
+                    CTRAIN_COUNT(ew, lr);
+                quantize_grads:
+                    for (uint32_t t = 0; t < lr; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
+                        const wide_t v = rshift_round(tacc[r][t].to_int64(), sh_out);
+                        bool clamped;
+                        const int32_t o = sat32(v, clamped);
+                        q_stats_add(st, v, o, clamped);
+                        obuf[t] = o;
+                    }
+                    agu_wr_i32<SP_ENTRIES>(ddr, f.dst + 4 * (start[r] + off), obuf, lr);
+                }
+            }
+        }
+        if (bias)
+            conv_store_bias(ddr, rbias, vr, r0, f.dst2, sh_b, st);
+    }
+}

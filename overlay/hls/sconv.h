@@ -1,0 +1,29 @@
+/*
+ * Sparse convolution unit: SCONV_FP, SCONV_EB and SCONV_WG on an R x C array
+ * whose pipelined loops iterate over kept weights only (docs/overlay.md,
+ * "Sparse unit").
+ *
+ *   PE rows    R channels the op produces (FP, WG: c_out; EB: c_in), each
+ *              walking its own list of kept weights: its CSR row (FP, WG) or
+ *              the transposed index's columns of its input channel (EB).
+ *   PE columns C batch lanes: the same kept weight applied to C images.
+ *
+ * Each step, PE row r takes kept weight t of its list (value, channel, ky,
+ * kx) and PE (r, c) multiplies it by its lane's input at that tap, read from
+ * an on-chip window of the input rows.  Trip counts scale with the longest
+ * list of a row tile, not with c_out * c_in * k_h * k_w.
+ */
+#ifndef CTRAIN_SCONV_H
+#define CTRAIN_SCONV_H
+
+#include "types.h"
+#include "fetch.h"
+#include "quant.h"
+
+#define SP_ENTRIES CTRAIN_SPARSE_ENTRIES  /* kept weights per PE row per chunk */
+#define SP_WIN CTRAIN_SPARSE_WIN          /* window positions per batch lane */
+#define SP_XT CTRAIN_SPARSE_XT            /* output positions per x tile */
+
+void sconv_unit(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
+
+#endif

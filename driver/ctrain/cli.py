@@ -29,8 +29,8 @@ def _train_parser(sub):
                    help="when to prune, as a fraction of the run (default half-way)")
     p.add_argument("--prune-mode", default="element", choices=["element", "filter"],
                    help="element-wise, or structured (whole output filters), by L2 norm")
-    p.add_argument("--prune-scope", default="layer", choices=["layer", "global"],
-                   help="the target per layer, or one threshold for all layers")
+    p.add_argument("--prune-scope", default="global", choices=["global", "layer"],
+                   help="one magnitude threshold for all layers (default), or the target in every layer")
     p.add_argument("--dense-masked", dest="sparse_exec", action="store_false",
                    help="run pruned layers dense with a mask instead of sparse (for comparison)")
     p.add_argument("--warm-start", default=None, metavar="FILE",

@@ -32,7 +32,7 @@ def _drop_lowest(scores, alive, n_drop):
     return keep
 
 
-def prune_masks(weights, sparsity, mode="element", scope="layer", masks=None):
+def prune_masks(weights, sparsity, mode="element", scope="global", masks=None):
     """Masks (bool, True = kept, shaped like each weight) pruning `sparsity` of
     the pruning units (weights or filters) of every layer, or of all layers
     together (`scope="global"`). Existing `masks` are respected and counted:
@@ -49,9 +49,7 @@ def prune_masks(weights, sparsity, mode="element", scope="layer", masks=None):
         for s, a in zip(scores, alive):
             target = int(round(sparsity * s.size))
             keeps.append(_drop_lowest(s, a, min(target - (s.size - a.sum()), a.sum() - 1)))
-    else:  # one threshold for all layers, on scores relative to each layer's RMS weight
-        scores = [s / max(float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))), 1e-30)
-                  for s, w in zip(scores, weights)]
+    else:  # one magnitude threshold for all layers: redundant (wide fan-in) layers lose most
         all_s = np.concatenate(scores)
         all_a = np.concatenate(alive)
         target = int(round(sparsity * all_s.size))

@@ -48,7 +48,7 @@ class TrainConfig:
     prune: float = 0.5             # fraction of weights (or filters) pruned; 0 = no pruning
     prune_at: float = 0.5          # when, as a fraction of all iterations (the poster: half-way)
     prune_mode: str = "element"    # or "filter" (structured: whole output filters)
-    prune_scope: str = "layer"     # or "global": one threshold across layers
+    prune_scope: str = "global"    # one magnitude threshold across layers, or "layer": the target per layer
     sparse_exec: bool = True       # pruned layers run sparse (compressed in DDR); False: dense + mask
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.export)
 

@@ -24,7 +24,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from cdef import cdef_block as _cdef_block  # noqa: E402  (shipped beside this file)
-BOARDS = ("pynq_z2", "zcu104")
+BOARDS = ("pynq_z2", "zcu104", "ultra96", "zcu102")
 #: HLS idioms g++ would warn about: `#pragma HLS ...` and loop labels.
 HLS_FLAGS = ["-std=c++14", "-O2", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
              "-Wno-unused-label"]

@@ -342,7 +342,7 @@ def test_pruned_sparse_model_export(digits, tmp_path):
     """Pruned layers stored sparse in DDR export dense, with their masks, and
     the ONNX graph still reproduces the emulator's logits exactly."""
     pytest.importorskip("onnxruntime")
-    cfg = TrainConfig(dataset="digits", epochs=2, batch_size=16, warmup_epochs=0.5, seed=0, prune=0.5,
+    cfg = TrainConfig(dataset="digits", epochs=2, batch_size=16, warmup_epochs=0.5, seed=0, prune=0.5, prune_scope="layer",
                       prune_at=0.5)
     tr = Trainer(cfg, dataset=digits, device=EmulatedDevice(ddr_bytes=32 << 20))
     tr.run(progress=False)

@@ -42,8 +42,33 @@ def _train_parser(sub):
     p.add_argument("--checkpoint", default=None, help="checkpoint file, written atomically every epoch")
     p.add_argument("--checkpoint-every", type=int, default=0, help="also every N iterations")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--report", action="store_true",
+                   help="after training, the performance model's cycles per layer and phase on --board")
+    p.add_argument("--board", default="pynq_z2", choices=["pynq_z2", "ultra96", "zcu104", "zcu102"],
+                   help="board configuration for --report (PE array, clock, DDR bandwidth)")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def _print_report(trainer, board):
+    """Modeled cycles of the final program, and of the same network dense."""
+    from .compiler import compile_model
+    from .perfmodel import format_report, report
+    if not trainer.fixed:
+        print("--report: no fixed-point program ran (float run), nothing to model")
+        return
+    program = trainer.runtime.program
+    rep = report(program, board)
+    print(format_report(rep))
+    if any(L.sparse for L in program.layers):
+        dense = report(compile_model(trainer.model, trainer.cfg.batch_size), board)
+
+        def total(r, phases, key):
+            return sum(row[key] for row in r["rows"] if row["phase"] in phases)
+        for name, phases in (("FP+EB", ("FP", "EB")), ("WG", ("WG",)), ("all", ("FP", "EB", "WG", "UPDATE"))):
+            for key, what in (("cycles", "cycles"), ("compute", "compute-only cycles")):
+                a, d = total(rep, phases, key), total(dense, phases, key)
+                print(f"modeled {name} {what}, sparse / dense: {a:,d} / {d:,d} = {a / max(d, 1):.3f}")
 
 
 def _cmd_train(args):
@@ -59,6 +84,8 @@ def _cmd_train(args):
                       warm_start=args.warm_start)
     trainer, acc = train(cfg, progress=not args.no_progress, resume=args.resume)
     mode = "8-bit fixed point" if cfg.fixed_point else "float32"
+    if args.report:
+        _print_report(trainer, args.board)
     print(f"test accuracy: {100 * acc:.2f}% ({mode}, {cfg.model_name()} on {cfg.dataset}, "
           f"{len(trainer.ds.test_y)} held-out images)")
     return 0

@@ -6,12 +6,11 @@ Everything is dtype-generic: results have the dtype of the data argument.
 Results may be transposed views (callers that need raw bytes make them
 contiguous), which saves a full copy where the caller converts anyway.
 
-Convolutions are one GEMM against an im2col matrix laid out
-[C, kh, kw] x [N, Ho, Wo]: the input is read channel-major ([C, N, H, W], a
-transposed view of NCHW), so each kernel offset is one strided copy of the
-in-range part of every image (im2col) or one strided add (col2im), and
-positions a window reaches only through the zero padding are never touched:
-a `ConvGeometry` precomputes those ranges once, and a caller that keeps its
+Convolutions are GEMMs against im2col matrices (`ConvGeometry`, in an
+NCHW-native or a batch-last layout): each kernel offset is one strided copy
+of the in-range part of every image (im2col) or one strided add (col2im), and
+positions a window reaches only through the zero padding are never touched;
+the geometry precomputes those ranges once, and a caller that keeps its
 column buffer across calls (the numpy engine) zeroes it only once. No Python
 loop ever runs over pixels, channels or images.
 """
@@ -45,29 +44,33 @@ def _valid(k, pad, stride, n_in, n_out):
 
 class ConvGeometry:
     """Shapes and per-kernel-offset index ranges of one convolution, in one of
-    two internal layouts for images and column matrices:
+    two internal layouts for images and column (im2col) matrices:
 
-    - channel-major (default): images [C, N, H, W], columns
-      [C, kh, kw] x [N, Ho, Wo]; copies run along image rows (Wo long);
+    - image-major (default): images are plain NCHW [N, C, H, W] and columns
+      [N] x [C, kh, kw] x [Ho, Wo], one GEMM operand per image: no layout
+      change in or out, copies run along image rows (Wo long);
     - batch-last (`batch_last=True`): images [C, H, W, N], columns
-      [C, kh, kw] x [Ho, Wo, N]; copies run along whole rows of the batch
-      (Wo * N long), better when rows are short, at the price of transposing
-      NCHW data in and out.
+      [C, kh, kw] x [Ho, Wo, N], one GEMM operand for the batch: copies run
+      along whole rows of the batch (Wo * N long), better when rows are
+      short, at the price of transposing NCHW data in and out.
 
     `offsets` lists (ky, kx, oy, ox, iy, ix): output rows/columns oy, ox read
     input rows/columns iy, ix at kernel offset (ky, kx); only offsets and
-    positions that reach the (unpadded) input appear."""
+    positions that reach the (unpadded) input appear, so positions a window
+    reaches only through the zero padding are never touched: a caller that
+    keeps its column buffer across calls zeroes it once."""
 
     def __init__(self, n, c, h, w, kh, kw, stride, pad, batch_last=False):
         self.n, self.c, self.h, self.w = n, c, h, w
         self.kh, self.kw, self.stride, self.pad = kh, kw, stride, pad
         self.ho, self.wo = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
         self.k = c * kh * kw
+        self.p = self.ho * self.wo
         self.batch_last = bool(batch_last)
         if self.batch_last:
             self.cols_shape = (c, kh, kw, self.ho, self.wo, n)
         else:
-            self.cols_shape = (c, kh, kw, n, self.ho, self.wo)
+            self.cols_shape = (n, c, kh, kw, self.ho, self.wo)
         self.offsets = []
         for ky in range(kh):
             rows = _valid(ky, pad, stride, h, self.ho)
@@ -80,18 +83,23 @@ class ConvGeometry:
     def key(self):
         return (self.n, self.c, self.h, self.w, self.kh, self.kw, self.stride, self.pad, self.batch_last)
 
+    @property
+    def gemm_shape(self):
+        """The columns as GEMM operand(s): [N, K, Ho*Wo] or [K, Ho*Wo*N]."""
+        return (self.k, self.p * self.n) if self.batch_last else (self.n, self.k, self.p)
+
     def image_shape(self, c, h, w):
         """The layout's shape of a [N, c, h, w] tensor."""
-        return (c, h, w, self.n) if self.batch_last else (c, self.n, h, w)
+        return (c, h, w, self.n) if self.batch_last else (self.n, c, h, w)
 
     def to_layout(self, x_nchw, out):
         """Copy (and cast) an NCHW tensor into `out`, shaped image_shape(...)."""
-        np.copyto(out, x_nchw.transpose((1, 2, 3, 0) if self.batch_last else (1, 0, 2, 3)), casting="unsafe")
+        np.copyto(out, x_nchw.transpose(1, 2, 3, 0) if self.batch_last else x_nchw, casting="unsafe")
         return out
 
     def nchw(self, x):
         """An NCHW view of a layout tensor."""
-        return x.transpose((3, 0, 1, 2) if self.batch_last else (1, 0, 2, 3))
+        return x.transpose(3, 0, 1, 2) if self.batch_last else x
 
     def im2col(self, x, cols):
         """Fill the in-range entries of `cols` (cols_shape) from the input `x` in
@@ -102,7 +110,7 @@ class ConvGeometry:
                 cols[:, ky, kx, oy, ox] = x[:, iy, ix]
         else:
             for ky, kx, oy, ox, iy, ix in self.offsets:
-                cols[:, ky, kx, :, oy, ox] = x[:, :, iy, ix]
+                cols[:, :, ky, kx, oy, ox] = x[:, :, iy, ix]
         return cols
 
     def col2im(self, cols, dx):
@@ -115,7 +123,7 @@ class ConvGeometry:
                 dx[:, iy, ix] += cols[:, ky, kx, oy, ox]
         else:
             for ky, kx, oy, ox, iy, ix in self.offsets:
-                dx[:, :, iy, ix] += cols[:, ky, kx, :, oy, ox]
+                dx[:, :, iy, ix] += cols[:, :, ky, kx, oy, ox]
         return dx
 
 
@@ -126,13 +134,8 @@ def _geometry(x_shape, k_hw, stride, pad):
 
 
 def _columns(x, g):
-    cols = np.zeros(g.cols_shape, x.dtype)
-    return g.im2col(x.transpose(1, 0, 2, 3), cols).reshape(g.k, -1)
-
-
-def _rows(dy):
-    """Output gradient [N, Co, Ho, Wo] as the GEMM operand [Co, N*Ho*Wo] (a copy)."""
-    return dy.transpose(1, 0, 2, 3).reshape(dy.shape[1], -1)
+    """Image-major columns [N, C*kh*kw, Ho*Wo] of an NCHW array."""
+    return g.im2col(x, np.zeros(g.cols_shape, x.dtype)).reshape(g.gemm_shape)
 
 
 def conv2d(x, w, stride, pad):
@@ -140,8 +143,8 @@ def conv2d(x, w, stride, pad):
     sum w[co,ci,ky,kx] * x[n,ci,oy*stride+ky-pad,ox*stride+kx-pad]."""
     co = w.shape[0]
     g = _geometry(x.shape, w.shape[2:], stride, pad)
-    y = w.reshape(co, -1).astype(x.dtype, copy=False) @ _columns(x, g)
-    return y.reshape(co, g.n, g.ho, g.wo).transpose(1, 0, 2, 3)
+    y = np.matmul(w.reshape(co, -1).astype(x.dtype, copy=False), _columns(x, g))
+    return y.reshape(g.n, co, g.ho, g.wo)
 
 
 def conv2d_grad_input(dy, w, in_hw, stride, pad):
@@ -152,16 +155,16 @@ def conv2d_grad_input(dy, w, in_hw, stride, pad):
     _, ci, kh, kw = w.shape
     g = ConvGeometry(n, ci, in_hw[0], in_hw[1], kh, kw, stride, pad)
     wt = w.reshape(co, -1).T.astype(dy.dtype, copy=False)
-    cols = (wt @ _rows(dy)).reshape(g.cols_shape)
-    dx = g.col2im(cols, np.empty((ci, n) + tuple(in_hw), dy.dtype))
-    return dx.transpose(1, 0, 2, 3)
+    cols = np.matmul(wt, dy.reshape(n, co, -1)).reshape(g.cols_shape)
+    return g.col2im(cols, np.empty((n, ci) + tuple(in_hw), dy.dtype))
 
 
 def conv2d_grad_weight(dy, x, k_hw, stride, pad):
     """Gradient of conv2d w.r.t. its weights, shape [Co, Ci, kh, kw]."""
     co = dy.shape[1]
     g = _geometry(x.shape, k_hw, stride, pad)
-    dw = _rows(dy).astype(x.dtype, copy=False) @ _columns(x, g).T
+    dw = np.tensordot(dy.reshape(g.n, co, -1).astype(x.dtype, copy=False), _columns(x, g),
+                      axes=([0, 2], [0, 2]))
     return dw.reshape(co, g.c, g.kh, g.kw)
 
 

@@ -98,9 +98,8 @@ def max_abs(x):
     return max(int(np.max(x)), -int(np.min(x)))
 
 
-#: Largest magnitude requantize8's float work may reach: every integer up to
-#: 2^24 (float32) / 2^53 (float64) is exact; one bit of margin below that.
-_EXACT = {np.dtype(np.float32): 1 << 23, np.dtype(np.float64): 1 << 52}
+#: Integers float32 / float64 hold exactly: all of magnitude below these.
+_EXACT = {np.dtype(np.float32): 1 << 24, np.dtype(np.float64): 1 << 53}
 #: Below this many elements requantize8 uses the int64 form (fewer numpy calls).
 SMALL = 8192
 
@@ -108,36 +107,41 @@ SMALL = 8192
 def requantize8(acc, shift, bias=None, relu=False, axis=0):
     """The int8 store of docs/numeric.md on an accumulator held in floats:
     q = sat8(rshift_round(v, shift)) with v = acc + bias[channel] (bias
-    optional, one int64 per index of `axis`, the channel axis of the 2-D
-    `acc`), v = max(v, 0) when `relu`.
+    optional, one int64 per index of `axis`, the channel axis of `acc`),
+    v = max(v, 0) when `relu`.
 
-    `acc` is a 2-D float32/float64 array of exact integers (below 2^24 resp.
-    2^53 in magnitude, as the engine's exact BLAS sums are; at most 2^48 as
-    validation bounds every sum); it is used as scratch. Returns
-    (q, peak, sat): q of acc's shape holding the stored values (acc itself,
-    float, on the fast path; int8 otherwise), peak the largest |v| (a Python
-    int), sat the number of clamped stores.
+    `acc` is a float32/float64 array (2-D or more) of exact integers (below
+    2^24 resp. 2^53 in magnitude, as the engine's exact BLAS sums are; at most
+    2^48 as validation bounds every sum); it is used as scratch. Returns
+    (q, peak, sat): q of acc's shape, whose values truncated towards zero
+    (a C cast, numpy's unsafe casting) are the stored int8 values -- acc
+    itself, float, on the fast path, an int8 array otherwise; peak the
+    largest |v| (a Python int); sat the number of clamped stores.
 
-    Exactness of the fast path (taken only when the bounds below hold, else
-    the int64 form runs): with A = max|acc|,
+    The fast path computes in units of 2^-s and is taken only where every
+    intermediate is an exact float (|value| * 2^s below 2^24 resp. 2^53);
+    elsewhere the int64 form runs. With A = max|acc|:
     - s > 0: rshift_round(v, s) = floor((v + 2^(s-1)) / 2^s). Writing
       bias + 2^(s-1) = qb * 2^s + rb with 0 <= rb < 2^s (exact int64 work),
-      the result is qb + floor((acc + rb) * 2^-s). With A + 2^s <= 2^23 in
-      float32 (2^52 in float64) the sum is exact, the power-of-two scaling
-      and floor are exact, the floor is at most F = (A >> s) + 2 in
-      magnitude, and qb clamped to +-(F + 128) keeps every value within
-      2F + 128 (exact) while leaving which side of [-127, 127] it saturates
-      on unchanged.
+      the result is floor(acc * 2^-s + c) with c = rb * 2^-s + qb (rb is
+      taken in [2^(s-1), 3 * 2^(s-1)), no carry needed). |floor((acc + rb) *
+      2^-s)| <= F = (A >> s) + 2, so clamping qb to +-(F + 128) changes no
+      stored value (a value beyond +-127 only moves further out on its side)
+      and keeps every value, in units of 2^-s, below A + 1.5 * 2^s +
+      (F + 128) * 2^s <= 2A + 131.5 * 2^s: the condition checked is
+      2A + 132 * 2^s below the exact range. The power-of-two scaling and the
+      sum are then exact.
     - s <= 0: rshift_round(v, s) = v * 2^-s (its +-2^62 cap saturates on the
-      same side), bias clamped to +-(A + 128) keeps |v| <= 2A + 128 (exact
-      when that is within the bound above) and the saturation side; the
-      power-of-two scaling is exact.
-    - ReLU commutes with the shift (both monotone, 0 maps to 0), so it is
-      the lower clamp at 0. Peak and saturation come from each channel's
-      extremes in int64 (v is monotone in acc within a channel), so the
-      value pass runs only where something actually clamps."""
+      same side); bias clamped to +-(A + 128) keeps |v| <= 2A + 128 (exact
+      within the bound) and the saturation side; the scaling is exact.
+    - ReLU commutes with the shift (both monotone, 0 maps to 0): it is the
+      lower clamp at 0. Once every value is >= 0 truncation is the floor, so
+      the floor pass runs only for negative values without ReLU.
+    - Peak and saturation come from each channel's extremes in int64 (v is
+      monotone in acc within a channel), so the value passes that clamp and
+      count run only where something actually clamps."""
     s = clamp_shift(shift)
-    bcast = (slice(None), None) if axis == 0 else (None, slice(None))
+    bcast = tuple(slice(None) if d == axis else None for d in range(acc.ndim))
     if acc.size <= SMALL:
         v = acc.astype(np.int64)
         if bias is not None:
@@ -147,7 +151,7 @@ def requantize8(acc, shift, bias=None, relu=False, axis=0):
         peak = max_abs(v)
         q, sat = sat8(rshift_round_inplace(v, s))  # |v| <= 2^62 + 2^48: no overflow
         return q, peak, sat
-    other = 1 - axis
+    other = tuple(d for d in range(acc.ndim) if d != axis)
     mx = acc.max(axis=other).astype(np.int64)
     mn = acc.min(axis=other).astype(np.int64)
     if bias is None:
@@ -155,7 +159,7 @@ def requantize8(acc, shift, bias=None, relu=False, axis=0):
     else:
         b = np.asarray(bias, np.int64)
         hi, lo = mx + b, mn + b  # |acc| < 2^48 and |bias| <= 2^62: no int64 overflow
-    needs_relu = relu and int(lo.min()) < 0
+    negative = int(lo.min()) < 0
     if relu:
         hi, lo = np.maximum(hi, 0), np.maximum(lo, 0)
     hi_max, lo_min = int(hi.max()), int(lo.min())
@@ -165,24 +169,20 @@ def requantize8(acc, shift, bias=None, relu=False, axis=0):
     a = max(int(mx.max()), -int(mn.min()))
     limit = _EXACT.get(acc.dtype, 0)
     dt = acc.dtype.type
-    if s > 0 and a + (1 << s) <= limit:
-        if bias is None:  # qb = 0, rb = 2^(s-1)
-            acc += dt(1 << (s - 1))
+    if s > 0 and 2 * a + 132 * (1 << s) < limit:
+        acc *= dt(2.0 ** -s)
+        if bias is None:  # c = 2^(s-1) * 2^-s
+            acc += dt(0.5)
         else:
             qb = b >> s
-            rb = (b & ((1 << s) - 1)) + (1 << (s - 1))
-            carry = rb >= (1 << s)
-            rb -= carry.astype(np.int64) << s
-            qb += carry
+            rb = (b & ((1 << s) - 1)) + (1 << (s - 1))  # in [2^(s-1), 3 * 2^(s-1))
             f = (a >> s) + 2
-            np.minimum(qb, f + 128, out=qb)
-            np.maximum(qb, -(f + 128), out=qb)
-            acc += rb.astype(acc.dtype)[bcast]
-        acc *= dt(2.0 ** -s)
-        np.floor(acc, out=acc)
-        if bias is not None:
-            acc += qb.astype(acc.dtype)[bcast]
-    elif s <= 0 and 2 * a + 128 <= limit:
+            qb = np.minimum(np.maximum(qb, -(f + 128)), f + 128)
+            c = (rb + (qb << s)).astype(np.float64) * 2.0 ** -s  # exact: below 2^53 units
+            acc += c.astype(acc.dtype)[bcast]
+        if negative and not relu:
+            np.floor(acc, out=acc)
+    elif s <= 0 and 2 * a + 128 < limit:
         if bias is not None:
             acc += np.clip(b, -(a + 128), a + 128).astype(acc.dtype)[bcast]
         if s < 0:
@@ -195,13 +195,13 @@ def requantize8(acc, shift, bias=None, relu=False, axis=0):
             np.maximum(v, 0, out=v)
         q, sat = sat8(rshift_round_inplace(v, s))
         return q, peak, sat
+    if relu and negative:
+        np.maximum(acc, 0, out=acc)
     sat = 0
     if sat_hi:
-        sat += np.count_nonzero(acc > Q8_MAX)
+        sat += np.count_nonzero(acc >= Q8_MAX + 1)
         np.minimum(acc, Q8_MAX, out=acc)
     if sat_lo:
         sat += np.count_nonzero(acc < -Q8_MAX)
         np.maximum(acc, -Q8_MAX, out=acc)
-    if needs_relu:
-        np.maximum(acc, 0, out=acc)
     return acc, peak, int(sat)

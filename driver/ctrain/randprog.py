@@ -397,6 +397,64 @@ def _program(op, insn):
     return prog
 
 
+def layer_case(rng, op, shape, flags=0, weights=None, mask=None, density=None, act=None,
+               err=None, table=(-7, -8, -9, -5)):
+    """A Case of one convolution (dense or sparse), then HALT, at a given shape
+    (n c_in h_in w_in c_out k_h k_w stride pad; the output size is computed).
+
+    Data not given is random. Sparse opcodes keep the weights where `mask`
+    ([c_out, c_in*k_h*k_w] bool; else random with keep-probability `density`)
+    is set, with a consistent index; dense ones use `weights` as they are.
+    Table: e_src, e_src2, e_src3 (bias), e_dst at slots 0..3."""
+    op = Op(op)
+    s = dict(shape)
+    s["h_out"] = (s["h_in"] + 2 * s["pad"] - s["k_h"]) // s["stride"] + 1
+    s["w_out"] = (s["w_in"] + 2 * s["pad"] - s["k_w"]) // s["stride"] + 1
+    co, k = s["c_out"], s["c_in"] * s["k_h"] * s["k_w"]
+    if weights is None:
+        weights = rng.integers(-127, 128, _weights(s)).astype(np.int8)
+    act = _i8(rng, _act_in(s)) if act is None else act
+    err = _i8(rng, _act_out(s)) if err is None else err
+    ops = {}
+    if op in (Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG):
+        if mask is None:
+            mask = rng.random((co, k)) < (0.2 if density is None else density)
+            if not mask.any():
+                mask[rng.integers(co), rng.integers(k)] = True
+        rows_of, cols_of = np.nonzero(mask.reshape(co, k))
+        ops["aux"] = index_block(*csr_index(rows_of, cols_of, co, k))
+        s["count"] = int(rows_of.size)
+        vals = weights.reshape(co, k)[rows_of, cols_of]
+    if op in (Op.CONV_FP, Op.SCONV_FP):
+        ops.update(src=act, src2=vals if op == Op.SCONV_FP else weights,
+                   dst=_garbage(rng, err.size))
+        if flags & Flag.BIAS:
+            ops["src3"] = rng.integers(-2**9, 2**9, co).astype(np.int32)
+    elif op in (Op.CONV_EB, Op.SCONV_EB):
+        ops.update(src=err, src2=vals if op == Op.SCONV_EB else weights,
+                   dst=_garbage(rng, act.size))
+        if flags & Flag.RELU_MASK:
+            ops["src3" if op == Op.SCONV_EB else "aux"] = _i8(rng, act.shape)
+    else:
+        out = 4 * (s["count"] if op == Op.SCONV_WG else weights.size)
+        ops.update(src=err, src2=act, dst=_garbage(rng, out))
+        if flags & Flag.BIAS:
+            ops["dst2"] = _garbage(rng, 4 * co)
+    tab = np.array(table, np.int32)
+    arrays = list(ops.items()) + [("stats", _garbage(rng, 32)),
+                                  ("prog", np.zeros(2 * INSN_BYTES, np.uint8)), ("table", tab)]
+    ddr, offsets = build_ddr(arrays)
+    prog = np.zeros(2, INSN_DTYPE)
+    prog[0]["op"], prog[0]["flags"], prog[1]["op"] = op, flags, Op.HALT
+    for name, value in s.items():
+        prog[0][name] = value
+    for name in list(ops) + ["stats"]:
+        prog[0][name] = offsets[name]
+    prog[0]["e_src"], prog[0]["e_src2"], prog[0]["e_src3"], prog[0]["e_dst"] = 0, 1, 2, 3
+    ddr[offsets["prog"]:offsets["prog"] + 2 * INSN_BYTES] = prog.view(np.uint8)
+    return Case(ddr, offsets["prog"], 2, offsets["table"], tab.size, op, offsets)
+
+
 def random_case(rng, op=None):
     """A random valid Case for `op` (or a random opcode of OPS)."""
     op = Op(op if op is not None else rng.choice(OPS))

@@ -1,33 +1,52 @@
 /* Address generation unit: the scalar and raw-byte bursts (see agu.h). */
 #include "agu.h"
 
-int32_t agu_rd_word(const uint8_t *ddr, uint32_t addr) {
+int32_t agu_rd_word(const ddr_t *ddr, uint32_t addr) {
 #pragma HLS INLINE
     int32_t w[1] = {0};
     agu_rd_i32<1>(ddr, addr, w, 1);
     return w[0];
 }
 
-void agu_rd_bytes(const uint8_t *ddr, uint32_t addr, uint8_t *buf, uint32_t len) {
+void agu_rd_bytes(const ddr_t *ddr, uint32_t addr, uint8_t *buf, uint32_t len) {
 #pragma HLS INLINE
     CTRAIN_COUNT(rd, len);
     CTRAIN_COUNT(bursts, 1);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
 rd_bytes:
-    for (uint32_t i = 0; i < len; i++) {
+    for (uint32_t b = 0; b < g.beats; b++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=32 max=128
-        buf[i] = ddr[addr + i];
+#pragma HLS LOOP_TRIPCOUNT min=2 max=129
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi)
+                buf[agu_index(g, b, l)] = beat_lane(w, l);
+        }
     }
 }
 
-void agu_wr_bytes(uint8_t *ddr, uint32_t addr, const uint8_t *buf, uint32_t len) {
+void agu_wr_bytes(ddr_t *ddr, uint32_t addr, const uint8_t *buf, uint32_t len) {
 #pragma HLS INLINE
     CTRAIN_COUNT(wr, len);
     CTRAIN_COUNT(bursts, 1);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
 wr_bytes:
-    for (uint32_t i = 0; i < len; i++) {
+    for (uint32_t b = 0; b < g.beats; b++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=32 max=32
-        ddr[addr + i] = buf[i];
+#pragma HLS LOOP_TRIPCOUNT min=2 max=33
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        beat_t w = beat_zero();
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi)
+                set_lane(w, l, buf[agu_index(g, b, l)]);
+        }
+        ddr_put(ddr, g.first + b, w, lo, hi);
     }
 }

@@ -1,157 +1,412 @@
 /*
  * Address generation unit: every DDR access of the accelerator is one burst
- * issued here.  The m_axi port is 8 bits wide because int8 operands may start
- * at any byte (docs/isa.md), so a burst of n bytes is n beats; the C-sim
- * counts beats and bursts in this one place.  Addresses are byte offsets the
- * validation unit has already checked against the window.
+ * issued here.  Addresses are byte offsets the validation unit has already
+ * checked against the window.
+ *
+ * The m_axi data port is CTRAIN_DDR_BEAT bytes wide (64 bits on the Pynq-Z2's
+ * S_AXI_HP, 128 on the Zynq UltraScale+ boards' S_AXI_HP*_FPD).  int8 operands
+ * may start at any byte (docs/isa.md), so a burst of n bytes from addr is
+ * ceil((addr % W + n) / W) beats; each beat moves its W byte lanes at once
+ * (the lane loops are unrolled) and the burst loop runs at II=1, one beat per
+ * cycle.  The first and last beat of a burst may be partial: reads ignore
+ * the lanes outside [addr, addr + n), writes leave them unchanged.
+ *
+ * Counters (C-sim): rd/wr count bytes, bursts one per call, whatever the
+ * alignment; docs/overlay.md turns them into beats and cycles.
+ *
+ * The port itself is reached through ddr_get/ddr_put only.  Synthesis (and
+ * the CTRAIN_WORD_PORT C-sim build that exercises the same code) sees an
+ * array of beats; a partial beat is written by reading it first and merging
+ * the lanes (the accelerator is the only master writing the window while it
+ * runs, docs/overlay.md).  The default C-sim build keeps the caller's byte
+ * buffer and touches exactly the bytes of each burst, so nothing outside the
+ * window is ever read or written.
  */
 #ifndef CTRAIN_AGU_H
 #define CTRAIN_AGU_H
 
 #include "types.h"
 
+#define DDR_BEAT CTRAIN_DDR_BEAT
+
+#ifdef CTRAIN_PORT_OF_BEATS
+static inline beat_t beat_zero() { return beat_t(0); }
+
+/* Lane l of beat w (shifts: the ap_types range() with a variable index trips
+ * GCC's loop analysis). */
+static inline uint8_t beat_lane(const beat_t &w, int l) {
+#pragma HLS INLINE
+    return (uint8_t)(w >> (8 * l)).to_uint();
+}
+
+static inline void set_lane(beat_t &w, int l, uint8_t v) {
+#pragma HLS INLINE
+    w = (w & ~(beat_t(0xFF) << (8 * l))) | (beat_t(v) << (8 * l));
+}
+#else
+static inline beat_t beat_zero() {
+    beat_t w;
+    for (int l = 0; l < DDR_BEAT; l++)
+        w.lane[l] = 0;
+    return w;
+}
+
+static inline uint8_t beat_lane(const beat_t &w, int l) { return w.lane[l]; }
+static inline void set_lane(beat_t &w, int l, uint8_t v) { w.lane[l] = v; }
+#endif
+
+/* Beat k of the port; lanes outside [lo, hi) are not needed. */
+static inline beat_t ddr_get(const ddr_t *ddr, uint32_t k, int lo, int hi) {
+#pragma HLS INLINE
+#ifdef CTRAIN_PORT_OF_BEATS
+    (void)lo;
+    (void)hi;
+    return ddr[k];
+#else
+    beat_t w = beat_zero();
+    for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+        if (l >= lo && l < hi)
+            set_lane(w, l, ddr[(uint64_t)k * DDR_BEAT + l]);
+    }
+    return w;
+#endif
+}
+
+/* Writes lanes [lo, hi) of beat k. */
+static inline void ddr_put(ddr_t *ddr, uint32_t k, const beat_t &data, int lo, int hi) {
+#pragma HLS INLINE
+#ifdef CTRAIN_PORT_OF_BEATS
+    if (lo == 0 && hi == DDR_BEAT) {
+        ddr[k] = data;
+        return;
+    }
+    beat_t w = ddr[k];   /* a partial beat: merge into what is there */
+    for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+        if (l >= lo && l < hi)
+            set_lane(w, l, beat_lane(data, l));
+    }
+    ddr[k] = w;
+#else
+    for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+        if (l >= lo && l < hi)
+            ddr[(uint64_t)k * DDR_BEAT + l] = beat_lane(data, l);
+    }
+#endif
+}
+
+/* Geometry of one burst of len > 0 bytes at addr: its beats, and the lanes
+ * beat b carries, [lo, hi); byte i of the burst is lane (addr + i) % W. */
+struct agu_burst {
+    uint32_t first, beats, off, last_hi;
+};
+
+static inline agu_burst agu_plan(uint32_t addr, uint32_t len) {
+#pragma HLS INLINE
+    agu_burst g;
+    g.first = addr / DDR_BEAT;
+    g.off = addr % DDR_BEAT;
+    g.beats = (uint32_t)(((uint64_t)g.off + len + DDR_BEAT - 1) / DDR_BEAT);
+    g.last_hi = (uint32_t)(((uint64_t)g.off + len - 1) % DDR_BEAT) + 1;
+    return g;
+}
+
+static inline int agu_lo(const agu_burst &g, uint32_t b) { return b == 0 ? (int)g.off : 0; }
+static inline int agu_hi(const agu_burst &g, uint32_t b) {
+    return b + 1 == g.beats ? (int)g.last_hi : DDR_BEAT;
+}
+
+/* Byte index within the burst of lane l of beat b (valid for lanes in range). */
+static inline uint32_t agu_index(const agu_burst &g, uint32_t b, int l) {
+#pragma HLS INLINE
+    return b * DDR_BEAT + (uint32_t)l - g.off;
+}
+
 /* ddr[addr .. addr+len) -> buf[0 .. len), int8 elements. */
 template <int N>
-void agu_rd_q8(const uint8_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
+void agu_rd_q8(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
 #pragma HLS INLINE
     CTRAIN_COUNT(rd, len);
     CTRAIN_COUNT(bursts, 1);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
 rd_q8:
-    for (uint32_t i = 0; i < len; i++) {
+    for (uint32_t b = 0; b < g.beats; b++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=N
-        buf[i] = (q8_t)ddr[addr + i];
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi)
+                buf[agu_index(g, b, l)] = (q8_t)beat_lane(w, l);
+        }
     }
 }
 
-/* As agu_rd_q8, also returning the sum of the elements (CONV_WG's bias
- * gradient taps the error stream on its way into the line buffer). */
+/* As agu_rd_q8, also returning the sum of the elements (the WG bias gradients
+ * tap the error stream on its way into the line buffer). */
 template <int N>
-wide_t agu_rd_q8_sum(const uint8_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
+wide_t agu_rd_q8_sum(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
 #pragma HLS INLINE
     CTRAIN_COUNT(rd, len);
     CTRAIN_COUNT(bursts, 1);
     wide_t sum = 0;
+    if (len == 0)
+        return sum;
+    const agu_burst g = agu_plan(addr, len);
 rd_q8_sum:
-    for (uint32_t i = 0; i < len; i++) {
+    for (uint32_t b = 0; b < g.beats; b++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=N
-        q8_t v = (q8_t)ddr[addr + i];
-        buf[i] = v;
-        sum += v;
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
+        wide_t part = 0;   /* adder tree over the beat's lanes */
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                const q8_t v = (q8_t)beat_lane(w, l);
+                buf[agu_index(g, b, l)] = v;
+                part += v;
+            }
+        }
+        sum += part;
     }
     return sum;
 }
 
-/* buf[0 .. len) -> ddr[addr .. addr+len). */
-template <int N>
-void agu_wr_q8(uint8_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len) {
-#pragma HLS INLINE
-    CTRAIN_COUNT(wr, len);
-    CTRAIN_COUNT(bursts, 1);
-wr_q8:
-    for (uint32_t i = 0; i < len; i++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=N
-        ddr[addr + i] = (uint8_t)buf[i];
-    }
-}
-
-/* count little-endian int32 words from ddr[addr..] -> buf, one byte per beat. */
-template <int N, int NB = 4 * N>
-void agu_rd_i32(const uint8_t *ddr, uint32_t addr, int32_t buf[N], uint32_t count) {
-#pragma HLS INLINE
-    CTRAIN_COUNT(rd, 4 * (uint64_t)count);
-    CTRAIN_COUNT(bursts, 1);
-    uint32_t word = 0;
-rd_i32:
-    for (uint32_t i = 0; i < 4 * count; i++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=4 max=NB
-        word = (word >> 8) | ((uint32_t)ddr[addr + i] << 24);
-        if ((i & 3) == 3)
-            buf[i >> 2] = (int32_t)word;
-    }
-}
-
-/* buf[0 .. count) -> little-endian int32 words at ddr[addr..]. */
-template <int N, int NB = 4 * N>
-void agu_wr_i32(uint8_t *ddr, uint32_t addr, const int32_t buf[N], uint32_t count) {
-#pragma HLS INLINE
-    CTRAIN_COUNT(wr, 4 * (uint64_t)count);
-    CTRAIN_COUNT(bursts, 1);
-wr_i32:
-    for (uint32_t i = 0; i < 4 * count; i++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=4 max=NB
-        ddr[addr + i] = (uint8_t)((uint32_t)buf[i >> 2] >> (8 * (i & 3)));
-    }
-}
-
-/* count little-endian uint32 words (index pointers and positions). */
-template <int N, int NB = 4 * N>
-void agu_rd_u32(const uint8_t *ddr, uint32_t addr, uint32_t buf[N], uint32_t count) {
-#pragma HLS INLINE
-    CTRAIN_COUNT(rd, 4 * (uint64_t)count);
-    CTRAIN_COUNT(bursts, 1);
-    uint32_t word = 0;
-rd_u32:
-    for (uint32_t i = 0; i < 4 * count; i++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=4 max=NB
-        word = (word >> 8) | ((uint32_t)ddr[addr + i] << 24);
-        if ((i & 3) == 3)
-            buf[i >> 2] = word;
-    }
-}
-
-/* count little-endian uint16 entries (sparse column and row numbers). */
-template <int N, int NB = 2 * N>
-void agu_rd_u16(const uint8_t *ddr, uint32_t addr, uint16_t buf[N], uint32_t count) {
-#pragma HLS INLINE
-    CTRAIN_COUNT(rd, 2 * (uint64_t)count);
-    CTRAIN_COUNT(bursts, 1);
-    uint16_t half = 0;
-rd_u16:
-    for (uint32_t i = 0; i < 2 * count; i++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=2 max=NB
-        half = (uint16_t)((half >> 8) | ((uint16_t)ddr[addr + i] << 8));
-        if ((i & 1) == 1)
-            buf[i >> 1] = half;
-    }
-}
-
-/* ddr[addr .. addr+len) -> win[at + i][lane]: one batch lane of a sparse-unit
- * window row (the window interleaves the lanes: one word per position). */
-template <int P, int L>
-void agu_rd_q8_lane(const uint8_t *ddr, uint32_t addr, q8_t win[P][L], uint32_t at, int lane,
+/* ddr[addr .. addr+len) -> win[k][at + i][lane] for every copy k: one batch
+ * lane of a sparse-unit window row (the window interleaves the lanes, one
+ * word per position, and is replicated for read ports). */
+template <int K, int P, int L>
+void agu_rd_q8_lane(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], uint32_t at, int lane,
                     uint32_t len) {
 #pragma HLS INLINE
     CTRAIN_COUNT(rd, len);
     CTRAIN_COUNT(bursts, 1);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
 rd_q8_lane:
-    for (uint32_t i = 0; i < len; i++) {
+    for (uint32_t b = 0; b < g.beats; b++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-        win[at + i][lane] = (q8_t)ddr[addr + i];
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                for (int k = 0; k < K; k++) {
+#pragma HLS UNROLL
+                    win[k][at + agu_index(g, b, l)][lane] = (q8_t)beat_lane(w, l);
+                }
+            }
+        }
+    }
+}
+
+/* As agu_rd_q8_lane for a run of 1x1 planes: element i goes to window
+ * position at + i * stride (a fully connected layer's inputs, one per channel). */
+template <int K, int P, int L>
+void agu_rd_q8_lane_strided(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], uint32_t at,
+                            uint32_t stride, int lane, uint32_t len) {
+#pragma HLS INLINE
+    CTRAIN_COUNT(rd, len);
+    CTRAIN_COUNT(bursts, 1);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+rd_q8_strided:
+    for (uint32_t b = 0; b < g.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                for (int k = 0; k < K; k++) {
+#pragma HLS UNROLL
+                    win[k][at + agu_index(g, b, l) * stride][lane] = (q8_t)beat_lane(w, l);
+                }
+            }
+        }
+    }
+}
+
+/* ddr[addr .. addr+len) -> buf[i][lane][0]: one lane's values of len PE rows
+ * (a 1x1 plane's consecutive channels); with `sums`, sums[i] += element i. */
+template <int X>
+void agu_rd_q8_rows(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][X], int lane,
+                    uint32_t len, wide_t *sums) {
+#pragma HLS INLINE
+    CTRAIN_COUNT(rd, len);
+    CTRAIN_COUNT(bursts, 1);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+rd_q8_rows:
+    for (uint32_t b = 0; b < g.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                const uint32_t i = agu_index(g, b, l);
+                const q8_t v = (q8_t)beat_lane(w, l);
+                buf[i][lane][0] = v;
+                if (sums)
+                    sums[i] += v;
+            }
+        }
+    }
+}
+
+/* buf[i][lane][0] for i < len -> ddr[addr .. addr+len). */
+template <int X>
+void agu_wr_q8_rows(ddr_t *ddr, uint32_t addr, const q8_t buf[PE_ROWS][PE_COLS][X], int lane,
+                    uint32_t len) {
+#pragma HLS INLINE
+    CTRAIN_COUNT(wr, len);
+    CTRAIN_COUNT(bursts, 1);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+wr_q8_rows:
+    for (uint32_t b = 0; b < g.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        beat_t w = beat_zero();
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi)
+                set_lane(w, l, (uint8_t)buf[agu_index(g, b, l)][lane][0]);
+        }
+        ddr_put(ddr, g.first + b, w, lo, hi);
+    }
+}
+
+/* Little-endian words of `size` bytes (2 or 4) from ddr[addr..] -> buf,
+ * assembled lane by lane (words may straddle beats). */
+template <typename T, int N, int SIZE>
+void agu_rd_words(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count) {
+#pragma HLS INLINE
+    CTRAIN_COUNT(rd, SIZE * (uint64_t)count);
+    CTRAIN_COUNT(bursts, 1);
+    if (count == 0)
+        return;
+    const agu_burst g = agu_plan(addr, SIZE * count);
+    uint32_t word = 0;
+rd_words:
+    for (uint32_t b = 0; b < g.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=N
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                const uint32_t i = agu_index(g, b, l);
+                word = (word >> 8) | ((uint32_t)beat_lane(w, l) << (8 * SIZE - 8));
+                if (i % SIZE == SIZE - 1)
+                    buf[i / SIZE] = (T)word;
+            }
+        }
+    }
+}
+
+/* count little-endian int32 words from ddr[addr..] -> buf. */
+template <int N>
+void agu_rd_i32(const ddr_t *ddr, uint32_t addr, int32_t buf[N], uint32_t count) {
+#pragma HLS INLINE
+    agu_rd_words<int32_t, N, 4>(ddr, addr, buf, count);
+}
+
+/* count little-endian uint32 words (index pointers and positions). */
+template <int N>
+void agu_rd_u32(const ddr_t *ddr, uint32_t addr, uint32_t buf[N], uint32_t count) {
+#pragma HLS INLINE
+    agu_rd_words<uint32_t, N, 4>(ddr, addr, buf, count);
+}
+
+/* count little-endian uint16 entries (sparse column and row numbers). */
+template <int N>
+void agu_rd_u16(const ddr_t *ddr, uint32_t addr, uint16_t buf[N], uint32_t count) {
+#pragma HLS INLINE
+    agu_rd_words<uint16_t, N, 2>(ddr, addr, buf, count);
+}
+
+/* buf[0 .. len) -> ddr[addr .. addr+len). */
+template <int N>
+void agu_wr_q8(ddr_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len) {
+#pragma HLS INLINE
+    CTRAIN_COUNT(wr, len);
+    CTRAIN_COUNT(bursts, 1);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+wr_q8:
+    for (uint32_t b = 0; b < g.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=N
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        beat_t w = beat_zero();
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi)
+                set_lane(w, l, (uint8_t)buf[agu_index(g, b, l)]);
+        }
+        ddr_put(ddr, g.first + b, w, lo, hi);
+    }
+}
+
+/* buf[0 .. count) -> little-endian int32 words at ddr[addr..]. */
+template <int N>
+void agu_wr_i32(ddr_t *ddr, uint32_t addr, const int32_t buf[N], uint32_t count) {
+#pragma HLS INLINE
+    CTRAIN_COUNT(wr, 4 * (uint64_t)count);
+    CTRAIN_COUNT(bursts, 1);
+    if (count == 0)
+        return;
+    const agu_burst g = agu_plan(addr, 4 * count);
+wr_i32:
+    for (uint32_t b = 0; b < g.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4*N
+        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
+        beat_t w = beat_zero();
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                const uint32_t i = agu_index(g, b, l);
+                set_lane(w, l, (uint8_t)((uint32_t)buf[i >> 2] >> (8 * (i & 3))));
+            }
+        }
+        ddr_put(ddr, g.first + b, w, lo, hi);
     }
 }
 
 /* One int8 at a data-dependent address (SCONV_EB gathers its values through
  * the transposed index): a single-beat burst. */
-static inline q8_t agu_rd_byte(const uint8_t *ddr, uint32_t addr) {
+static inline q8_t agu_rd_byte(const ddr_t *ddr, uint32_t addr) {
 #pragma HLS INLINE
     CTRAIN_COUNT(rd, 1);
     CTRAIN_COUNT(bursts, 1);
-    return (q8_t)ddr[addr];
+    const int l = (int)(addr % DDR_BEAT);
+    return (q8_t)beat_lane(ddr_get(ddr, addr / DDR_BEAT, l, l + 1), l);
 }
 
 /* One int32 (a table entry or a bias): a 4-byte burst. */
-int32_t agu_rd_word(const uint8_t *ddr, uint32_t addr);
+int32_t agu_rd_word(const ddr_t *ddr, uint32_t addr);
 
 /* Raw bytes (instruction fetch, statistics record). */
-void agu_rd_bytes(const uint8_t *ddr, uint32_t addr, uint8_t *buf, uint32_t len);
-void agu_wr_bytes(uint8_t *ddr, uint32_t addr, const uint8_t *buf, uint32_t len);
+void agu_rd_bytes(const ddr_t *ddr, uint32_t addr, uint8_t *buf, uint32_t len);
+void agu_wr_bytes(ddr_t *ddr, uint32_t addr, const uint8_t *buf, uint32_t len);
 
 #endif

@@ -30,7 +30,7 @@ static int paired_row(bool scatter, int y, int ky, int s, int p, int rows) {
     return t / s;
 }
 
-void conv_unit(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     const bool wg = f.op == OP_CONV_WG, eb = f.op == OP_CONV_EB;
     const int n = f.n, s = f.stride, p = f.pad, k_h = f.k_h;
     const int c_in = f.c_in, c_out = f.c_out;

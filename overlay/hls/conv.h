@@ -16,7 +16,7 @@
 #include "pe_array.h"
 #include "quant.h"
 
-void conv_unit(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
+void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
 /* Epilogues (conv_store.cpp). */
 
@@ -26,15 +26,15 @@ struct conv_row_q {
     bool bias, relu, mask;
     int sh_out;
 };
-void conv_store_row(uint8_t *ddr, const pe_rowacc_t acc, int r, wide_t bias, const conv_row_q &q,
+void conv_store_row(ddr_t *ddr, const pe_rowacc_t acc, int r, wide_t bias, const conv_row_q &q,
                     uint32_t mask_at, uint32_t dst_at, int ow, q_stats &st);
 
 /* Stores the vr x vc kernels of a WG tile as int32 at dst (row-major weights). */
-void conv_store_kernels(uint8_t *ddr, const pe_tapacc_t acc, int vr, int vc, int r0, int c0,
+void conv_store_kernels(ddr_t *ddr, const pe_tapacc_t acc, int vr, int vc, int r0, int c0,
                         const ctrain_insn_t &f, int sh_w, q_stats &st);
 
 /* Stores the WG bias gradients of vr output channels from r0 at dst2. */
-void conv_store_bias(uint8_t *ddr, const wide_t gb[PE_ROWS], int vr, int r0, uint32_t dst2,
+void conv_store_bias(ddr_t *ddr, const wide_t gb[PE_ROWS], int vr, int r0, uint32_t dst2,
                      int sh_b, q_stats &st);
 
 #endif

@@ -5,7 +5,7 @@
 #include "conv.h"
 #include "agu.h"
 
-void conv_store_row(uint8_t *ddr, const pe_rowacc_t acc, int r, wide_t bias, const conv_row_q &q,
+void conv_store_row(ddr_t *ddr, const pe_rowacc_t acc, int r, wide_t bias, const conv_row_q &q,
                     uint32_t mask_at, uint32_t dst_at, int ow, q_stats &st) {
     q8_t mrow[CTRAIN_MAX_DIM];   /* EB: the activations of the ReLU mask */
     q8_t orow[CTRAIN_MAX_DIM];
@@ -27,7 +27,7 @@ quantize_row:
     agu_wr_q8<CTRAIN_MAX_DIM>(ddr, dst_at, orow, ow);
 }
 
-void conv_store_kernels(uint8_t *ddr, const pe_tapacc_t acc, int vr, int vc, int r0, int c0,
+void conv_store_kernels(ddr_t *ddr, const pe_tapacc_t acc, int vr, int vc, int r0, int c0,
                         const ctrain_insn_t &f, int sh_w, q_stats &st) {
     const uint32_t kk = f.k_h * f.k_w;
     int32_t obuf[MAX_KK];
@@ -54,7 +54,7 @@ store_r:
     }
 }
 
-void conv_store_bias(uint8_t *ddr, const wide_t gb[PE_ROWS], int vr, int r0, uint32_t dst2,
+void conv_store_bias(ddr_t *ddr, const wide_t gb[PE_ROWS], int vr, int r0, uint32_t dst2,
                      int sh_b, q_stats &st) {
     int32_t bbuf[PE_ROWS];
     CTRAIN_COUNT(ew, vr);

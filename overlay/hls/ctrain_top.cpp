@@ -43,7 +43,7 @@ static void trace_record(uint32_t index) {
 #endif
 
 /* Runs one validated instruction (not HALT) and writes its statistics. */
-static void execute(uint8_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrain_insn_t &f) {
+static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrain_insn_t &f) {
     insn_exps e;
     load_exps(tab, f, e);
     q_stats st;
@@ -85,7 +85,7 @@ static void execute(uint8_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctr
     q_stats_store(ddr, f.stats, st, (int32_t)(uint32_t)exp);   /* exp wraps to 32 bits */
 }
 
-void ctrain_top(uint8_t *ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
+void ctrain_top(ddr_t *ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
                 uint32_t table_len, uint32_t ddr_size, uint32_t *status, uint32_t *pc,
                 uint32_t *fault_addr) {
 #pragma HLS INTERFACE mode=m_axi port=ddr offset=slave bundle=gmem depth=1048576 max_read_burst_length=256 max_write_burst_length=256 num_read_outstanding=4 num_write_outstanding=4

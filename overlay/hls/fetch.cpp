@@ -5,7 +5,7 @@
 #define ACC_LIMIT ((uint64_t)1 << 47)
 #define PRODUCT_MAX (127ULL * 127ULL)
 
-void fetch_insn(const uint8_t *ddr, uint32_t prog, uint32_t index, ctrain_insn_t &insn) {
+void fetch_insn(const ddr_t *ddr, uint32_t prog, uint32_t index, ctrain_insn_t &insn) {
     uint8_t raw[CTRAIN_INSN_BYTES];
     agu_rd_bytes(ddr, prog + CTRAIN_INSN_BYTES * index, raw, CTRAIN_INSN_BYTES);
     uint32_t w[CTRAIN_INSN_BYTES / 4];
@@ -280,7 +280,7 @@ static int overlapping(uint32_t op, const operand o[OPD_COUNT]) {
  * addr): entry 0 must be 0, each entry at least its predecessor, the last one
  * `total`.  Streams CTRAIN_CHUNK entries per burst; returns the index of the
  * first bad entry, or -1. */
-static int64_t first_bad_ptr(const uint8_t *ddr, uint32_t addr, uint32_t count, uint32_t total) {
+static int64_t first_bad_ptr(const ddr_t *ddr, uint32_t addr, uint32_t count, uint32_t total) {
     uint32_t buf[CTRAIN_CHUNK];
     uint32_t prev = 0;
 ptr_chunk:
@@ -309,7 +309,7 @@ ptr_chunk:
 
 /* FAULT_INDEX over `count` uint16 (wide = false) or uint32 entries at addr that
  * must each be below `limit`; returns the first bad one's index, or -1. */
-static int64_t first_not_below(const uint8_t *ddr, uint32_t addr, uint32_t count, bool wide,
+static int64_t first_not_below(const ddr_t *ddr, uint32_t addr, uint32_t count, bool wide,
                                uint32_t limit) {
     uint32_t buf32[CTRAIN_CHUNK];
     uint16_t buf16[CTRAIN_CHUNK];
@@ -340,7 +340,7 @@ below_chunk:
 /* FAULT_INDEX (docs/isa.md): every entry of the index block at aux, part by
  * part in memory order (rowptr, col, tptr, tpos, trow), before anything is
  * written; fault_addr is the first bad entry's address. */
-static uint32_t check_index(const uint8_t *ddr, const ctrain_insn_t &f, uint32_t &fault_addr) {
+static uint32_t check_index(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t &fault_addr) {
     const sparse_index_t ix = index_layout(f);
     const uint32_t rows = f.c_out, cols = sparse_cols(f), z = f.count;
     int64_t bad = first_bad_ptr(ddr, f.aux + ix.rowptr, rows + 1, z);
@@ -371,7 +371,7 @@ static uint32_t check_index(const uint8_t *ddr, const ctrain_insn_t &f, uint32_t
     return FAULT_NONE;
 }
 
-uint32_t validate_insn(const uint8_t *ddr, const ctrain_insn_t &f, uint32_t ddr_size,
+uint32_t validate_insn(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t ddr_size,
                        uint32_t table_len, uint32_t &fault_addr) {
     fault_addr = 0;
     /* 1. opcode and flags */

@@ -24,7 +24,7 @@ struct insn_exps {
 };
 
 /* Fetches instruction `index` (128 bytes, one burst) and decodes its words. */
-void fetch_insn(const uint8_t *ddr, uint32_t prog, uint32_t index, ctrain_insn_t &insn);
+void fetch_insn(const ddr_t *ddr, uint32_t prog, uint32_t index, ctrain_insn_t &insn);
 
 /* FAULT_PROGRAM check before the first instruction; sets fault_addr. */
 uint32_t check_program(uint32_t prog, uint32_t n_insn, uint32_t table, uint32_t table_len,
@@ -32,7 +32,7 @@ uint32_t check_program(uint32_t prog, uint32_t n_insn, uint32_t table, uint32_t 
 
 /* Validates one instruction completely; returns its fault (FAULT_NONE to run).
  * Reads DDR only for a sparse instruction's index block (FAULT_INDEX). */
-uint32_t validate_insn(const uint8_t *ddr, const ctrain_insn_t &insn, uint32_t ddr_size,
+uint32_t validate_insn(const ddr_t *ddr, const ctrain_insn_t &insn, uint32_t ddr_size,
                        uint32_t table_len, uint32_t &fault_addr);
 
 static inline bool is_sparse(uint32_t op) {

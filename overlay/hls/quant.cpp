@@ -10,7 +10,7 @@ static void put32(uint8_t *rec, int at, uint32_t v) {
     }
 }
 
-void q_stats_store(uint8_t *ddr, uint32_t addr, const q_stats &st, int32_t exp) {
+void q_stats_store(ddr_t *ddr, uint32_t addr, const q_stats &st, int32_t exp) {
     uint8_t rec[CTRAIN_STATS_BYTES];
 #pragma HLS ARRAY_PARTITION variable=rec type=complete
     uint64_t m = (uint64_t)st.max_abs;

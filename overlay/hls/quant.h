@@ -89,6 +89,6 @@ static inline void q_stats_add(q_stats &st, wide_t pre, wide_t stored, bool clam
 }
 
 /* Writes the 32-byte ctrain_stats_t record (little-endian) at addr. */
-void q_stats_store(uint8_t *ddr, uint32_t addr, const q_stats &st, int32_t exp);
+void q_stats_store(ddr_t *ddr, uint32_t addr, const q_stats &st, int32_t exp);
 
 #endif

@@ -119,22 +119,70 @@ static void sp_columns(const sp_plan &g, int x0, int xc, int &base, int &lo, int
     if (hi > g.ww) hi = g.ww;
 }
 
+/* Where a window row (channel, ky) starts: window column = source column -
+ * base, rows `stride` positions apart (stride <= seg). */
+struct sp_view {
+    int base;
+    int stride;
+};
+
 /* Loads the window for swept row y, x tile [x0, x0 + xc), channels [ch0,
- * ch0 + chn) and lanes [0, nb): one burst per (lane, channel, paired ky). */
-static void sp_load_window(const uint8_t *ddr, const sp_plan &g, uint32_t src, int b0, int nb,
-                           int y, int x0, int xc, int ch0, int chn, q8_t win[SP_WIN][PE_COLS],
-                           bool rowok[CTRAIN_MAX_KERNEL], int &base) {
+ * ch0 + chn) and lanes [0, nb), one burst per lane and
+ *   1x1 planes (fully connected): all its channels (contiguous in DDR);
+ *   rows loaded whole (FP/WG, or a one-row plane): channel (its paired rows
+ *   are consecutive in DDR);
+ *   otherwise: channel and paired ky. */
+static sp_view sp_load_window(const ddr_t *ddr, const sp_plan &g, uint32_t src, int b0, int nb,
+                              int y, int x0, int xc, int ch0, int chn,
+                              q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL]) {
     int crow[CTRAIN_MAX_KERNEL];
+    int ky_first = -1, ky_last = -1;
 pair_rows:
     for (int ky = 0; ky < CTRAIN_MAX_KERNEL; ky++) {
 #pragma HLS UNROLL
         crow[ky] = ky < g.kh ? sp_pair(g.eb, y, ky, g.s, g.p, g.wh) : -1;
         rowok[ky] = crow[ky] >= 0;
+        if (rowok[ky]) {
+            if (ky_first < 0) ky_first = ky;
+            ky_last = ky;
+        }
     }
+    sp_view v;
     int lo, hi;
-    sp_columns(g, x0, xc, base, lo, hi);
-    if (hi <= lo)
-        return;
+    sp_columns(g, x0, xc, v.base, lo, hi);
+    v.stride = g.seg;
+    if (hi <= lo || ky_first < 0)
+        return v;
+    if (lo == 0 && hi == g.ww && (!g.eb || g.wh == 1)) {
+        /* Whole rows (FP/WG, whose paired rows are consecutive and ascending;
+         * EB only on one-row planes): re-base the window on column 0, rows
+         * w apart, so consecutive source rows land consecutively. */
+        v.base = 0;
+        v.stride = g.ww;
+        if (g.wh == 1 && g.ww == 1) {   /* 1x1 planes: one row, channels contiguous */
+        load_lane_1x1:
+            for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                agu_rd_q8_lane_strided<SP_COPIES, SP_WIN, PE_COLS>(ddr, src + (uint32_t)(b0 + c) * g.red + ch0,
+                                                        win, ky_first, g.kh, c, chn);
+            }
+            return v;
+        }
+    load_lane_rows:
+        for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+        load_ch_rows:
+            for (int ch = 0; ch < chn; ch++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+                const uint32_t at =
+                    (((uint32_t)(b0 + c) * g.red + ch0 + ch) * g.wh + crow[ky_first]) * g.ww;
+                agu_rd_q8_lane<SP_COPIES, SP_WIN, PE_COLS>(ddr, src + at, win,
+                                                (ch * g.kh + ky_first) * g.ww, c,
+                                                (ky_last - ky_first + 1) * g.ww);
+            }
+        }
+        return v;
+    }
 load_lane:
     for (int c = 0; c < nb; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
@@ -148,12 +196,13 @@ load_lane:
                     continue;
                 const uint32_t at =
                     (((uint32_t)(b0 + c) * g.red + ch0 + ch) * g.wh + crow[ky]) * g.ww + lo;
-                agu_rd_q8_lane<SP_WIN, PE_COLS>(ddr, src + at, win,
-                                                (ch * g.kh + ky) * g.seg + (lo - base), c,
+                agu_rd_q8_lane<SP_COPIES, SP_WIN, PE_COLS>(ddr, src + at, win,
+                                                (ch * g.kh + ky) * g.seg + (lo - v.base), c,
                                                 hi - lo);
             }
         }
     }
+    return v;
 }
 
 /* Loads chunk `off` (a multiple of SP_ENTRIES) of the tile's lists: clen[r]
@@ -161,7 +210,7 @@ load_lane:
  * FP, WG: values (FP only) and columns from the CSR; EB: rows and positions
  * from the transposed index, each value gathered from vals[tpos], the tap
  * found among the channel's column starts tp[r*kk .. r*kk + kk). */
-static void sp_load_entries(const uint8_t *ddr, const ctrain_insn_t &f, const sp_plan &g,
+static void sp_load_entries(const ddr_t *ddr, const ctrain_insn_t &f, const sp_plan &g,
                             const sparse_index_t &ix, const uint32_t *tp, const uint32_t start[PE_ROWS],
                             const uint32_t len[PE_ROWS], int vr, uint32_t off,
                             uint32_t clen[PE_ROWS], sp_entry ent[PE_ROWS][SP_ENTRIES]) {
@@ -226,22 +275,22 @@ list_rows:
 
 /* Window position of entry e at position x0 + x of the tile, or -1 when the
  * tap falls outside the channel group, the plane or the padding. */
-static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, int base, int ch0,
-                         int chn, const bool rowok[CTRAIN_MAX_KERNEL]) {
+static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, const sp_view &v,
+                         int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL]) {
 #pragma HLS INLINE
     const int col = sp_pair(g.eb, x0 + x, e.kx, g.s, g.p, g.ww);
     if (col < 0 || !rowok[e.ky] || e.ch < ch0 || e.ch >= ch0 + chn)
         return -1;
-    return ((e.ch - ch0) * g.kh + e.ky) * g.seg + (col - base);
+    return ((e.ch - ch0) * g.kh + e.ky) * v.stride + (col - v.base);
 }
 
 /* FP, EB: xc * lenj steps; PE (r, c) accumulates list entry t of row r times
  * lane c's input at the entry's tap; at the end of each position's list the
  * sums go to racc (first pass: set, later chunks and groups: add). */
 static void sp_steps_gather(const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
-                            const uint32_t clen[PE_ROWS], uint32_t lenj, int x0, int xc, int base,
-                            int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
-                            const q8_t win[SP_WIN][PE_COLS], int nb, bool first,
+                            const uint32_t clen[PE_ROWS], uint32_t lenj, int x0, int xc,
+                            const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
+                            const q8_t win[SP_COPIES][SP_WIN][PE_COLS], int nb, bool first,
                             acc_t racc[PE_ROWS][PE_COLS][SP_XT]) {
     const uint32_t steps = (uint32_t)xc * lenj;
     CTRAIN_COUNT(pe, steps);
@@ -256,10 +305,10 @@ gather_step:
         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
             const sp_entry e = ent[r][t];
-            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, base, ch0, chn, rowok) : -1;
+            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, v, ch0, chn, rowok) : -1;
             for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                const q8_t a = (pos >= 0 && c < nb) ? win[pos][c] : (q8_t)0;
+                const q8_t a = (pos >= 0 && c < nb) ? win[r / 2][pos][c] : (q8_t)0;
                 const prod_t m = (prod_t)e.val * (prod_t)a;
                 acc[r][c] = (t == 0 ? acc_t(0) : acc[r][c]) + m;
             }
@@ -284,9 +333,9 @@ gather_step:
  * row r by its input at list entry t's tap; an adder tree sums the lanes into
  * a register per row, added to the entry's accumulator at the end of the row. */
 static void sp_steps_outer(const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
-                           const uint32_t clen[PE_ROWS], uint32_t lenj, int x0, int xc, int base,
-                           int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
-                           const q8_t win[SP_WIN][PE_COLS], const q8_t errb[PE_ROWS][PE_COLS][SP_XT],
+                           const uint32_t clen[PE_ROWS], uint32_t lenj, int x0, int xc,
+                           const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
+                           const q8_t win[SP_COPIES][SP_WIN][PE_COLS], const q8_t errb[PE_ROWS][PE_COLS][SP_XT],
                            int nb, acc_t tacc[PE_ROWS][SP_ENTRIES]) {
     const uint32_t steps = lenj * (uint32_t)xc;
     CTRAIN_COUNT(pe, steps);
@@ -302,11 +351,11 @@ outer_step:
         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
             const sp_entry e = ent[r][t];
-            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, base, ch0, chn, rowok) : -1;
+            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, v, ch0, chn, rowok) : -1;
             acc_t sum = 0;
             for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                const q8_t a = (pos >= 0 && c < nb) ? win[pos][c] : (q8_t)0;
+                const q8_t a = (pos >= 0 && c < nb) ? win[r / 2][pos][c] : (q8_t)0;
                 const q8_t d = c < nb ? errb[r][c][x] : (q8_t)0;
                 sum += (prod_t)d * (prod_t)a;
             }
@@ -321,7 +370,7 @@ outer_step:
     }
 }
 
-void sconv_unit(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     sp_plan g;
     sp_make_plan(f, g);
     const sparse_index_t ix = index_layout(f);
@@ -334,13 +383,18 @@ void sconv_unit(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stat
     const int sh_bias = q_shift(e_acc - e.src3);
     const int sh_b = q_shift((wide_t)e.dst - e.src);
     const uint32_t wsrc = g.wg ? f.src2 : f.src;   /* the window's tensor */
+    const bool point = g.oh == 1 && g.ow == 1;      /* 1x1 swept plane */
 
     /* Large on-chip buffers (BRAM/URAM); static so the C-sim keeps them off the
      * stack.  Every element is written before it is read. */
     static sp_entry ent[PE_ROWS][SP_ENTRIES];
 #pragma HLS ARRAY_PARTITION variable=ent type=complete dim=1
-    static q8_t win[SP_WIN][PE_COLS];
-#pragma HLS ARRAY_PARTITION variable=win type=complete dim=2
+    /* Each step reads one C-lane word per PE row at a data-dependent position:
+     * R reads per cycle, from SP_COPIES true-dual-port copies the loads write
+     * together (PE rows 2k and 2k+1 read copy k). */
+    static q8_t win[SP_COPIES][SP_WIN][PE_COLS];
+#pragma HLS ARRAY_PARTITION variable=win type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=win type=complete dim=3
     static acc_t racc[PE_ROWS][PE_COLS][SP_XT];
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=2
@@ -413,9 +467,8 @@ tile_rows:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=16
                             const int ch0 = grp * g.cg;
                             const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
-                            int base;
-                            sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn, win, rowok,
-                                           base);
+                            const sp_view v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0,
+                                                             chn, win, rowok);
                         chunk:
                             for (uint32_t j = 0; j < chunks; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
@@ -425,12 +478,19 @@ tile_rows:
                                                     clen, ent);
                                 const uint32_t lenj = longest - off < SP_ENTRIES ? longest - off
                                                                                  : SP_ENTRIES;
-                                sp_steps_gather(g, ent, clen, lenj, x0, xc, base, ch0, chn, rowok,
+                                sp_steps_gather(g, ent, clen, lenj, x0, xc, v, ch0, chn, rowok,
                                                 win, nb, grp == 0 && j == 0, racc);
                             }
                         }
                         /* Epilogue: bias, ReLU or mask, quantize, store. */
-                        if (mask) {
+                        if (mask && point) {   /* 1x1 plane: a lane's channels are contiguous */
+                        load_mask_1x1:
+                            for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                                agu_rd_q8_rows<SP_XT>(ddr, f.src3 + (uint32_t)(b0 + c) * g.rows + r0,
+                                                      mbuf, c, vr, (wide_t *)0);
+                            }
+                        } else if (mask) {
                         load_mask:
                             for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
@@ -465,6 +525,15 @@ tile_rows:
                                     lanes[r][c][x] = o;
                                 }
                             }
+                        }
+                        if (point) {
+                        store_1x1:
+                            for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                                agu_wr_q8_rows<SP_XT>(ddr, f.dst + (uint32_t)(b0 + c) * g.rows + r0,
+                                                      lanes, c, vr);
+                            }
+                            continue;
                         }
                     store_rows:
                         for (int r = 0; r < vr; r++) {
@@ -524,8 +593,16 @@ tile_rows:
                         const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
                         /* The PE rows' error rows; the bias gradient sums them on
                          * the way in, during the first chunk only. */
+                        if (point) {   /* 1x1 plane: a lane's errors are contiguous */
+                        load_err_1x1:
+                            for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                                agu_rd_q8_rows<SP_XT>(ddr, f.src + (uint32_t)(b0 + c) * f.c_out + r0,
+                                                      lanes, c, vr, sum_bias ? rbias : (wide_t *)0);
+                            }
+                        }
                     load_err:
-                        for (int r = 0; r < vr; r++) {
+                        for (int r = 0; r < vr && !point; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
                             for (int c = 0; c < nb; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
@@ -541,10 +618,9 @@ tile_rows:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=16
                             const int ch0 = grp * g.cg;
                             const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
-                            int base;
-                            sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn, win, rowok,
-                                           base);
-                            sp_steps_outer(g, ent, clen, lenj, x0, xc, base, ch0, chn, rowok, win,
+                            const sp_view v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0,
+                                                             chn, win, rowok);
+                            sp_steps_outer(g, ent, clen, lenj, x0, xc, v, ch0, chn, rowok, win,
                                            lanes, nb, tacc);
                         }
                     }

@@ -23,7 +23,8 @@
 #define SP_ENTRIES CTRAIN_SPARSE_ENTRIES  /* kept weights per PE row per chunk */
 #define SP_WIN CTRAIN_SPARSE_WIN          /* window positions per batch lane */
 #define SP_XT CTRAIN_SPARSE_XT            /* output positions per x tile */
+#define SP_COPIES ((PE_ROWS + 1) / 2)     /* window copies: two PE rows per copy */
 
-void sconv_unit(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
+void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
 #endif

@@ -8,7 +8,7 @@
  * them, so 16 rows (a power of two) always hold every live one. */
 #define POOL_RING 16
 
-void stream_relu(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st) {
+void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
     const bool bp = f.op == OP_RELU_BP;
     q8_t in[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
 chunk:
@@ -33,7 +33,7 @@ chunk:
     }
 }
 
-void stream_pool_fp(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st) {
+void stream_pool_fp(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
     const int s = f.stride, k_h = f.k_h, k_w = f.k_w, w_out = f.w_out;
     q8_t line[CTRAIN_MAX_DIM];
     q8_t best[CTRAIN_MAX_DIM];
@@ -80,7 +80,7 @@ struct pool_sel {
     q8_t g;   /* err, or 0 when RELU_MASK drops the window */
 };
 
-void stream_pool_bp(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st) {
+void stream_pool_bp(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
     const bool mask = (f.flags & FLAG_RELU_MASK) != 0;
     const int s = f.stride, k_h = f.k_h, k_w = f.k_w;
     const int h_in = f.h_in, w_in = f.w_in, h_out = f.h_out, w_out = f.w_out;
@@ -191,7 +191,7 @@ plane:
  * RELU_MASK.  A and B (<= CTRAIN_MAX_CH int32 each) are read once; the tensor
  * streams in CTRAIN_CHUNK bursts while a (channel, position) counter pair
  * tracks which channel each element belongs to. */
-void stream_bn(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     const bool fp = f.op == OP_BN_FP;
     const bool relu = fp && (f.flags & FLAG_RELU);
     const bool mask = !fp && (f.flags & FLAG_RELU_MASK);

@@ -10,9 +10,9 @@
 #include "fetch.h"
 #include "quant.h"
 
-void stream_relu(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st);
-void stream_pool_fp(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st);
-void stream_pool_bp(uint8_t *ddr, const ctrain_insn_t &f, q_stats &st);
-void stream_bn(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
+void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st);
+void stream_pool_fp(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st);
+void stream_pool_bp(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st);
+void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
 #endif

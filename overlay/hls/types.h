@@ -22,6 +22,21 @@
 #include "ctrain_isa.h"
 #include "board.h"
 
+/* The DDR port (agu.h): CTRAIN_DDR_BEAT bytes per beat.  Synthesis, and the
+ * CTRAIN_WORD_PORT C-sim build, address it as an array of beats; the default
+ * C-sim build as the caller's byte buffer. */
+#if defined(__SYNTHESIS__) || defined(CTRAIN_WORD_PORT)
+#define CTRAIN_PORT_OF_BEATS 1
+typedef ap_uint<8 * CTRAIN_DDR_BEAT> beat_t;
+typedef beat_t ddr_t;
+#else
+/* The same beats as plain bytes: no wide-integer arithmetic in the hot loops. */
+struct beat_t {
+    uint8_t lane[CTRAIN_DDR_BEAT];
+};
+typedef uint8_t ddr_t;
+#endif
+
 #define PE_ROWS CTRAIN_PE_ROWS
 #define PE_COLS CTRAIN_PE_COLS
 #define MAX_KK (CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL)

@@ -3,7 +3,7 @@
 #include "update.h"
 #include "agu.h"
 
-void update_unit(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     const wide_t lr_m = e.par[CTRAIN_PAR_LR_M], mu_m = e.par[CTRAIN_PAR_MU_M],
                  wd_m = e.par[CTRAIN_PAR_WD_M];
     const int sh_g = q_shift((wide_t)e.par[CTRAIN_PAR_LR_S] + e.src2 - e.src);

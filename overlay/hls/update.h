@@ -9,6 +9,6 @@
 #include "fetch.h"
 #include "quant.h"
 
-void update_unit(uint8_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
+void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
 #endif

@@ -6,16 +6,19 @@
 #            SmartConnect, control from M_AXI_GP0 through an AXI Interconnect,
 #            FCLK_CLK0 at CTRAIN_CLOCK_MHZ.  Needs the Pynq-Z2 board files
 #            (tul.com.tw:pynq-z2) installed in Vivado for the PS preset.
-#   ZCU104:  zynq_ultra_ps_e, m_axi -> S_AXI_HP0_FPD, control from
-#            M_AXI_HPM0_FPD, pl_clk0 at CTRAIN_CLOCK_MHZ (board files ship
-#            with Vivado).
+#   ZCU104, ZCU102, Ultra96-V2:
+#            zynq_ultra_ps_e, m_axi -> S_AXI_HP0_FPD (128 bit), control from
+#            M_AXI_HPM0_FPD, pl_clk0 at CTRAIN_CLOCK_MHZ (ZCU104/ZCU102 board
+#            files ship with Vivado; Ultra96-V2's come from Avnet's board store).
+#   The HP port widths equal CTRAIN_DDR_BEAT (hls/config/<board>.h).
 
 source [file join $::env(CTRAIN_ROOT) scripts board.tcl]
 set jobs [expr {[info exists ::env(CTRAIN_JOBS)] ? $::env(CTRAIN_JOBS) : 4}]
 set here [pwd]
 set ip_repo [file join $here hls_prj sol impl ip]
 
-array set board_parts {pynq_z2 tul.com.tw:pynq-z2:part0:1.0 zcu104 xilinx.com:zcu104:part0:1.1}
+array set board_parts {pynq_z2 tul.com.tw:pynq-z2:part0:1.0 zcu104 xilinx.com:zcu104:part0:1.1
+                       zcu102 xilinx.com:zcu102:part0:3.4 ultra96 avnet.com:ultra96v2:part0:1.2}
 
 create_project -force ctrain [file join $here vivado] -part $part
 set bp [lindex [lsort -decreasing [get_board_parts -quiet "[join [lrange [split $board_parts($board) :] 0 2] :]:*"]] 0]

@@ -20,7 +20,10 @@
 /* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
  * positions per batch lane, output positions per x tile. */
 #define CTRAIN_SPARSE_ENTRIES 1024
-#define CTRAIN_SPARSE_WIN 4096
+#define CTRAIN_SPARSE_WIN 2048
 #define CTRAIN_SPARSE_XT 64
+
+/* Bytes per beat of the m_axi data port (the PS port it connects to: 64-bit S_AXI_HP0). */
+#define CTRAIN_DDR_BEAT 8
 
 #endif

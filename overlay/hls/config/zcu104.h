@@ -15,7 +15,10 @@
 #define CTRAIN_CHUNK 512
 
 #define CTRAIN_SPARSE_ENTRIES 2048
-#define CTRAIN_SPARSE_WIN 8192
+#define CTRAIN_SPARSE_WIN 4096
 #define CTRAIN_SPARSE_XT 64
+
+/* Bytes per beat of the m_axi data port (the PS port it connects to: 128-bit S_AXI_HP0_FPD). */
+#define CTRAIN_DDR_BEAT 16
 
 #endif

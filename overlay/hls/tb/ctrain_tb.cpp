@@ -8,6 +8,9 @@
  * 3. Fault cases: every fault code with its pc and fault address, and no
  *    write by the faulting instruction.
  *
+ * Sparse convolutions are checked as docs/numeric.md defines them: the dense
+ * reference with the pruned weights zeroed (WG: at the kept positions).
+ *
  * Exit status 0 when everything matches, 1 otherwise.
  */
 #include <cstdint>
@@ -91,6 +94,19 @@ struct Result {
     uint32_t status, pc, fault_addr;
 };
 
+/* Runs the top through the C-sim wrapper (which, in the CTRAIN_WORD_PORT
+ * build, presents the image as an array of beats like the synthesised port). */
+Result top(std::vector<uint8_t> &ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
+           uint32_t table_len, uint32_t ddr_size) {
+    uint32_t res[3];
+    ctrain_csim_run(ddr.data(), prog, n_insn, table, table_len, ddr_size, res);
+    Result r;
+    r.status = res[0];
+    r.pc = res[1];
+    r.fault_addr = res[2];
+    return r;
+}
+
 /* Writes the program and table into the image and runs the top on it. */
 Result run(Image &m, const std::vector<ctrain_insn_t> &prog, const std::vector<int32_t> &table,
            uint32_t prog_at = UINT32_MAX, uint32_t table_at = UINT32_MAX) {
@@ -100,10 +116,8 @@ Result run(Image &m, const std::vector<ctrain_insn_t> &prog, const std::vector<i
         std::memcpy(&m.ddr[prog_at], prog.data(), CTRAIN_INSN_BYTES * prog.size());
     if (table_at == UINT32_MAX)
         table_at = m.put32(table);
-    Result r;
-    ctrain_top(m.ddr.data(), prog_at, (uint32_t)prog.size(), table_at, (uint32_t)table.size(),
-               (uint32_t)m.ddr.size(), &r.status, &r.pc, &r.fault_addr);
-    return r;
+    return top(m.ddr, prog_at, (uint32_t)prog.size(), table_at, (uint32_t)table.size(),
+               (uint32_t)m.ddr.size());
 }
 
 ctrain_insn_t insn(uint32_t op, uint32_t flags = 0) {
@@ -172,6 +186,63 @@ std::vector<int32_t> rnd32(size_t n, int bits) {
     for (auto &x : v) x = (int32_t)(rnd_in(-(1 << 15), (1 << 15) - 1) * (1 << (bits - 16)));
     return v;
 }
+
+/* The index block of docs/isa.md: CSR and transposed index of the kept
+ * weights, and their values in CSR order. */
+struct SparseIndex {
+    std::vector<uint32_t> rowptr, tptr, tpos;
+    std::vector<uint16_t> col, trow;
+    std::vector<int8_t> vals;
+};
+
+/* Index of the entries (rows[p], cols[p]) given in CSR order, with values. */
+SparseIndex make_index(int R, int K, const std::vector<int> &rows, const std::vector<int> &cols,
+                       const std::vector<int8_t> &vals) {
+    SparseIndex ix;
+    const size_t z = rows.size();
+    ix.rowptr.assign(R + 1, 0);
+    ix.tptr.assign(K + 1, 0);
+    for (size_t p = 0; p < z; p++) {
+        ix.rowptr[rows[p] + 1]++;
+        ix.tptr[cols[p] + 1]++;
+        ix.col.push_back((uint16_t)cols[p]);
+    }
+    for (int r = 0; r < R; r++) ix.rowptr[r + 1] += ix.rowptr[r];
+    for (int c = 0; c < K; c++) ix.tptr[c + 1] += ix.tptr[c];
+    ix.tpos.assign(z, 0);
+    ix.trow.assign(z, 0);
+    std::vector<uint32_t> fill(ix.tptr.begin(), ix.tptr.end() - 1);
+    for (size_t p = 0; p < z; p++) {   /* CSR order: each column lists rows ascending */
+        const uint32_t q = fill[cols[p]]++;
+        ix.tpos[q] = (uint32_t)p;
+        ix.trow[q] = (uint16_t)rows[p];
+    }
+    ix.vals = vals;
+    return ix;
+}
+
+/* Writes the block (odd Z: a garbage padding halfword); returns its address. */
+uint32_t put_index(Image &m, const SparseIndex &ix) {
+    const uint32_t z = (uint32_t)ix.col.size();
+    const uint32_t R = (uint32_t)ix.rowptr.size() - 1, K = (uint32_t)ix.tptr.size() - 1;
+    const uint32_t bytes = 4 * (R + 1) + 2 * z + 2 * (z & 1) + 4 * (K + 1) + 6 * z;
+    const uint32_t at = m.alloc(bytes);
+    uint32_t o = at;
+    auto w16 = [&](uint16_t v) { m.ddr[o] = (uint8_t)v; m.ddr[o + 1] = (uint8_t)(v >> 8); o += 2; };
+    auto w32 = [&](uint32_t v) { for (int b = 0; b < 4; b++) m.ddr[o + b] = (uint8_t)(v >> (8 * b)); o += 4; };
+    for (uint32_t v : ix.rowptr) w32(v);
+    for (uint16_t v : ix.col) w16(v);
+    if (z & 1) w16(0xBEEF);
+    for (uint32_t v : ix.tptr) w32(v);
+    for (uint32_t v : ix.tpos) w32(v);
+    for (uint16_t v : ix.trow) w16(v);
+    return at;
+}
+
+/* Byte offsets of the parts inside a block of R rows, K columns, z entries. */
+uint32_t col_off(uint32_t R) { return 4 * (R + 1); }
+uint32_t tptr_off(uint32_t R, uint32_t z) { return 4 * (R + 1) + 2 * z + 2 * (z & 1); }
+uint32_t trow_off(uint32_t R, uint32_t K, uint32_t z) { return tptr_off(R, z) + 4 * (K + 1) + 4 * z; }
 
 /* ---------------------------------------------------------------- 1. hand-computed */
 
@@ -273,6 +344,134 @@ void test_hand_update() {
     expect_stats(m, f.stats, s, -20, "update hand");
 }
 
+/* A 4-input, 2-output fully connected layer keeping three weights:
+ * W = [[0, 3, 0, -2], [5, 0, 0, 0]].  CSR: rowptr [0 2 3], col [1 3 0];
+ * transposed: tptr [0 1 2 2 3], tpos [2 0 1], trow [1 0 0]. */
+SparseIndex hand_index() {
+    return make_index(2, 4, {0, 0, 1}, {1, 3, 0}, {3, -2, 5});
+}
+
+ctrain_insn_t hand_sparse(uint32_t op, uint32_t flags) {
+    ctrain_insn_t f = insn(op, flags);
+    f.n = 1; f.c_in = 4; f.h_in = f.w_in = 1; f.c_out = 2; f.h_out = f.w_out = 1;
+    f.k_h = f.k_w = 1; f.stride = 1; f.count = 3;
+    f.e_src = 0; f.e_src2 = 1; f.e_dst = 2; f.e_src3 = 3;
+    return f;
+}
+
+void test_hand_sparse() {
+    /* FP: a = [10 -1 7 4], e_a = -2, e_w = -3, e_dst = -5 (no shift):
+     * row 0: 3*(-1) + (-2)*4 = -11, row 1: 5*10 = 50; ReLU: 0, 50. */
+    for (uint32_t flags : {0u, (uint32_t)FLAG_RELU}) {
+        Image m(4096);
+        ctrain_insn_t f = hand_sparse(OP_SCONV_FP, flags);
+        f.src = m.put8({10, -1, 7, 4});
+        SparseIndex ix = hand_index();
+        f.src2 = m.put8(ix.vals);
+        f.aux = put_index(m, ix);
+        f.dst = m.alloc(2);
+        f.stats = m.alloc(32);
+        Result r = run(m, {f}, {-2, -3, -5, 0});
+        const int8_t want0 = flags ? 0 : -11;
+        CHECK(r.status == FAULT_NONE && m.i8(f.dst) == want0 && m.i8(f.dst + 1) == 50,
+              "sconv_fp hand flags %u: %d %d (status %u)", flags, m.i8(f.dst), m.i8(f.dst + 1),
+              r.status);
+        RefStats want;
+        want.max_abs = 50; want.nnz = flags ? 1 : 2; want.count = 2;
+        expect_stats(m, f.stats, want, -5, "sconv_fp hand");
+    }
+    /* EB through the transposed index: err = [2 -3] ->
+     * x0 = 5*(-3) = -15, x1 = 3*2 = 6, x2 = 0, x3 = -2*2 = -4;
+     * mask activations [1 0 5 5] zero x1.  Shift 0 again. */
+    for (uint32_t flags : {0u, (uint32_t)FLAG_RELU_MASK}) {
+        Image m(4096);
+        ctrain_insn_t f = hand_sparse(OP_SCONV_EB, flags);
+        f.src = m.put8({2, -3});
+        SparseIndex ix = hand_index();
+        f.src2 = m.put8(ix.vals);
+        f.src3 = m.put8({1, 0, 5, 5});
+        f.aux = put_index(m, ix);
+        f.dst = m.alloc(4);
+        f.stats = m.alloc(32);
+        run(m, {f}, {-2, -3, -5, 0});
+        const int8_t want[4] = {-15, (int8_t)(flags ? 0 : 6), 0, -4};
+        for (int i = 0; i < 4; i++)
+            CHECK(m.i8(f.dst + i) == want[i], "sconv_eb hand [%d]: %d want %d", i, m.i8(f.dst + i),
+                  want[i]);
+        RefStats st;
+        st.max_abs = 15; st.nnz = flags ? 2 : 3; st.count = 4;
+        expect_stats(m, f.stats, st, -5, "sconv_eb hand");
+    }
+    /* WG: the kept gradients err[r]*a[c]: (0,1) 2*(-1) = -2, (0,3) 2*4 = 8,
+     * (1,0) -3*10 = -30 in CSR order; bias gradients [2 -3] shifted by
+     * e_dst - e_err = -3 (left): [16 -24]. */
+    {
+        Image m(4096);
+        ctrain_insn_t f = hand_sparse(OP_SCONV_WG, FLAG_BIAS);
+        f.src = m.put8({2, -3});
+        f.src2 = m.put8({10, -1, 7, 4});
+        f.aux = put_index(m, hand_index());
+        f.dst = m.alloc(12);
+        f.dst2 = m.alloc(8);
+        f.stats = m.alloc(32);
+        run(m, {f}, {-2, -3, -5, 0});
+        CHECK(m.i32(f.dst) == -2 && m.i32(f.dst + 4) == 8 && m.i32(f.dst + 8) == -30 &&
+                  m.i32(f.dst2) == 16 && m.i32(f.dst2 + 4) == -24,
+              "sconv_wg hand: %d %d %d | %d %d", m.i32(f.dst), m.i32(f.dst + 4), m.i32(f.dst + 8),
+              m.i32(f.dst2), m.i32(f.dst2 + 4));
+        RefStats st;
+        st.max_abs = 30; st.nnz = 5; st.count = 5;
+        expect_stats(m, f.stats, st, -5, "sconv_wg hand");
+    }
+}
+
+void test_hand_bn() {
+    /* BN_FP: x = [3 -4 | 5 1] (2 channels of 2), A = [2 -3], B = [8 100];
+     * e_x = -2, e_A = -1 -> e_acc = -3; e_B = -5: B >> 2 rounds to [2 25];
+     * acc = [8 -6 | 10 22]; e_dst = -2 shifts by 1: [4 -3 | 5 11]
+     * ((-6 + 1) >> 1 = -3); ReLU: -6 -> 0. */
+    for (uint32_t flags : {0u, (uint32_t)FLAG_RELU}) {
+        Image m(4096);
+        ctrain_insn_t f = insn(OP_BN_FP, flags);
+        f.n = 1; f.c_in = f.c_out = 2; f.h_in = f.h_out = 1; f.w_in = f.w_out = 2;
+        f.src = m.put8({3, -4, 5, 1});
+        f.src2 = m.put32({2, -3});
+        f.src3 = m.put32({8, 100});
+        f.dst = m.alloc(4);
+        f.stats = m.alloc(32);
+        f.e_src = 0; f.e_src2 = 1; f.e_src3 = 2; f.e_dst = 3;
+        run(m, {f}, {-2, -1, -5, -2});
+        const int8_t want[4] = {4, (int8_t)(flags ? 0 : -3), 5, 11};
+        for (int i = 0; i < 4; i++)
+            CHECK(m.i8(f.dst + i) == want[i], "bn_fp hand flags %u [%d]: %d want %d", flags, i,
+                  m.i8(f.dst + i), want[i]);
+        RefStats st;
+        st.max_abs = 22; st.nnz = flags ? 3 : 4; st.count = 4;
+        expect_stats(m, f.stats, st, -3, "bn_fp hand");
+    }
+    /* BN_BP: err*A = [6 -8 | -15 -3], mask activations [1 0 | 1 -1] ->
+     * [6 0 | -15 0]; e_dst - e_acc = 0. */
+    {
+        Image m(4096);
+        ctrain_insn_t f = insn(OP_BN_BP, FLAG_RELU_MASK);
+        f.n = 1; f.c_in = f.c_out = 2; f.h_in = f.h_out = 1; f.w_in = f.w_out = 2;
+        f.src = m.put8({3, -4, 5, 1});
+        f.src2 = m.put32({2, -3});
+        f.aux = m.put8({1, 0, 1, -1});
+        f.dst = m.alloc(4);
+        f.stats = m.alloc(32);
+        f.e_src = 0; f.e_src2 = 1; f.e_dst = 2;
+        run(m, {f}, {-2, -1, -3});
+        const int8_t want[4] = {6, 0, -15, 0};
+        for (int i = 0; i < 4; i++)
+            CHECK(m.i8(f.dst + i) == want[i], "bn_bp hand [%d]: %d want %d", i, m.i8(f.dst + i),
+                  want[i]);
+        RefStats st;
+        st.max_abs = 15; st.nnz = 2; st.count = 4;
+        expect_stats(m, f.stats, st, -3, "bn_bp hand");
+    }
+}
+
 /* ---------------------------------------------------------------- 2. reference cases */
 
 struct Conv {
@@ -302,23 +501,51 @@ size_t at4(int n, int ch, int y, int x, int C, int H, int W) {
     return (((size_t)n * C + ch) * H + y) * W + x;
 }
 
+/* Dense (op CONV_*) or sparse (SCONV_*: a random keep-mask, the dense
+ * reference with the pruned weights zeroed). */
 void test_ref_conv(uint32_t op, uint32_t flags, int max_ch) {
+    const bool sparse = op == OP_SCONV_FP || op == OP_SCONV_EB || op == OP_SCONV_WG;
+    if (sparse) op = op - OP_SCONV_FP + OP_CONV_FP;
     Conv c = rnd_conv(max_ch);
     Image m(1 << 20);
     std::vector<int8_t> act = rnd8((size_t)c.n * c.ci * c.h * c.w);
     std::vector<int8_t> err = rnd8((size_t)c.n * c.co * c.ho * c.wo);
     std::vector<int8_t> wt = rnd8((size_t)c.co * c.ci * c.kh * c.kw, -127, 127);
+    SparseIndex ix;
+    std::vector<size_t> kept;   /* flat weight positions in CSR order */
+    if (sparse) {
+        const int K = c.ci * c.kh * c.kw, keep = rnd_in(1, 100);
+        std::vector<int> rows, cols;
+        for (int r = 0; r < c.co; r++)
+            for (int k = 0; k < K; k++) {
+                const size_t i = (size_t)r * K + k;
+                if ((int)(rnd() % 100) < keep || (r == 0 && k == 0 && kept.empty())) {
+                    rows.push_back(r);
+                    cols.push_back(k);
+                    kept.push_back(i);
+                } else {
+                    wt[i] = 0;
+                }
+            }
+        std::vector<int8_t> vals;
+        for (size_t i : kept) vals.push_back(wt[i]);
+        ix = make_index(c.co, K, rows, cols, vals);
+    }
     std::vector<int32_t> bias = rnd32(c.co, 24);
     const int32_t e_a = -(int32_t)rnd_in(2, 9), e_b = -(int32_t)rnd_in(3, 12);
     const int32_t e_dst = e_a + e_b + rnd_in(-2, 12), e_bias = e_a + e_b - rnd_in(-3, 3);
-    ctrain_insn_t f = conv_insn(op, flags, c);
+    ctrain_insn_t f = conv_insn(sparse ? op - OP_CONV_FP + OP_SCONV_FP : op, flags, c);
     f.e_src = 0; f.e_src2 = 1; f.e_dst = 2; f.e_src3 = 3;
     f.stats = m.alloc(32);
+    if (sparse) {
+        f.count = (uint32_t)kept.size();
+        f.aux = put_index(m, ix);
+    }
     RefStats st;
     std::vector<int64_t> want;   /* int8 or int32 outputs */
     int32_t exp = e_a + e_b;
     if (op == OP_CONV_FP) {
-        f.src = m.put8(act); f.src2 = m.put8(wt); f.src3 = m.put32(bias);
+        f.src = m.put8(act); f.src2 = m.put8(sparse ? ix.vals : wt); f.src3 = m.put32(bias);
         f.dst = m.alloc((uint32_t)err.size());
         for (int n = 0; n < c.n; n++)
             for (int o = 0; o < c.co; o++)
@@ -341,7 +568,9 @@ void test_ref_conv(uint32_t op, uint32_t flags, int max_ch) {
                     }
     } else if (op == OP_CONV_EB) {
         std::vector<int8_t> aux = rnd8(act.size());
-        f.src = m.put8(err); f.src2 = m.put8(wt); f.aux = m.put8(aux);
+        f.src = m.put8(err); f.src2 = m.put8(sparse ? ix.vals : wt);
+        if (sparse) f.src3 = m.put8(aux);   /* aux holds the index */
+        else f.aux = m.put8(aux);
         f.dst = m.alloc((uint32_t)act.size());
         for (int n = 0; n < c.n; n++)
             for (int i = 0; i < c.ci; i++)
@@ -364,9 +593,10 @@ void test_ref_conv(uint32_t op, uint32_t flags, int max_ch) {
                     }
     } else {   /* CONV_WG */
         f.src = m.put8(err); f.src2 = m.put8(act);
-        f.dst = m.alloc(4 * (uint32_t)wt.size());
+        f.dst = m.alloc(4 * (uint32_t)(sparse ? kept.size() : wt.size()));
         f.dst2 = m.alloc(4 * (uint32_t)c.co);
         exp = e_dst;
+        std::vector<int64_t> dense;   /* every weight's gradient, then the kept ones */
         for (int o = 0; o < c.co; o++)
             for (int i = 0; i < c.ci; i++)
                 for (int ky = 0; ky < c.kh; ky++)
@@ -381,10 +611,18 @@ void test_ref_conv(uint32_t op, uint32_t flags, int max_ch) {
                                          act[at4(n, i, iy, ix, c.ci, c.h, c.w)];
                                 }
                         int64_t v = ref_shift(g, (int64_t)e_dst - (e_a + e_b));
-                        int64_t o32 = clampv(v, 2147483647LL);
-                        st.add(v, o32, o32 != v);
-                        want.push_back(o32);
+                        dense.push_back(v);
                     }
+        if (sparse) {
+            std::vector<int64_t> picked;
+            for (size_t i : kept) picked.push_back(dense[i]);
+            dense = picked;
+        }
+        for (int64_t v : dense) {
+            int64_t o32 = clampv(v, 2147483647LL);
+            st.add(v, o32, o32 != v);
+            want.push_back(o32);
+        }
         if (flags & FLAG_BIAS)
             for (int o = 0; o < c.co; o++) {
                 int64_t g = 0;
@@ -399,19 +637,20 @@ void test_ref_conv(uint32_t op, uint32_t flags, int max_ch) {
             }
     }
     Result r = run(m, {f, halt()}, {e_a, e_b, e_dst, e_bias});
-    CHECK(r.status == FAULT_NONE && r.pc == 1, "op %u: status %u pc %u", op, r.status, r.pc);
+    CHECK(r.status == FAULT_NONE && r.pc == 1, "op %u: status %u pc %u", f.op, r.status, r.pc);
+    const size_t n_w_out = sparse ? kept.size() : wt.size();
     size_t bad = 0, first = 0;
     for (size_t i = 0; i < want.size(); i++) {
         int64_t got;
         if (op == OP_CONV_WG)
-            got = i < wt.size() ? m.i32(f.dst + 4 * (uint32_t)i)
-                                : m.i32(f.dst2 + 4 * (uint32_t)(i - wt.size()));
+            got = i < n_w_out ? m.i32(f.dst + 4 * (uint32_t)i)
+                              : m.i32(f.dst2 + 4 * (uint32_t)(i - n_w_out));
         else
             got = m.i8(f.dst + (uint32_t)i);
         if (got != want[i] && bad++ == 0) first = i;
     }
     CHECK(bad == 0, "op %u flags %u (n%d ci%d %dx%d co%d k%dx%d s%d p%d): %zu wrong, first [%zu]",
-          op, flags, c.n, c.ci, c.h, c.w, c.co, c.kh, c.kw, c.s, c.p, bad, first);
+          f.op, flags, c.n, c.ci, c.h, c.w, c.co, c.kh, c.kw, c.s, c.p, bad, first);
     expect_stats(m, f.stats, st, exp, "conv reference");
 }
 
@@ -644,18 +883,61 @@ void test_faults() {
                      FAULT_OVERLAP, 0, u.src2);
     }
     {
+        /* FAULT_INDEX: the hand case's index with one bad entry; the address is
+         * the entry's, checked in memory order, nothing written. */
+        const uint32_t R = 2, K = 4, Z = 3;
+        struct Bad { const char *what; uint32_t at; uint8_t value; };
+        const Bad bads[] = {
+            {"rowptr[0] = 1", 0, 1},
+            {"rowptr[2] = 2 (!= Z)", 8, 2},
+            {"col[1] = 4 (>= K)", col_off(R) + 2, 4},
+            {"tptr[4] = 9 (!= Z)", tptr_off(R, Z) + 16, 9},
+            {"tptr[2] = 0 (decreasing)", tptr_off(R, Z) + 8, 0},
+            {"tpos[0] = 3 (>= Z)", tptr_off(R, Z) + 4 * (K + 1), 3},
+            {"trow[2] = 2 (>= R)", trow_off(R, K, Z) + 4, 2},
+        };
+        for (const Bad &b : bads) {
+            Image m(4096);
+            ctrain_insn_t f = hand_sparse(OP_SCONV_WG, 0);
+            f.src = m.put8({2, -3});
+            f.src2 = m.put8({10, -1, 7, 4});
+            f.aux = put_index(m, hand_index());
+            f.dst = m.alloc(12);
+            f.stats = m.alloc(32);
+            m.ddr[f.aux + b.at] = b.value;
+            expect_fault(b.what, m, {f}, {-2, -3, -5}, FAULT_INDEX, 0, f.aux + b.at);
+        }
+        /* Two bad entries: the lower address wins (col before trow). */
         Image m(4096);
-        Result r;
-        ctrain_top(m.ddr.data(), 4096 - 64, 1, 0, 0, 4096, &r.status, &r.pc, &r.fault_addr);
+        ctrain_insn_t f = hand_sparse(OP_SCONV_FP, 0);
+        f.src = m.put8({10, -1, 7, 4});
+        f.src2 = m.put8({3, -2, 5});
+        f.aux = put_index(m, hand_index());
+        f.dst = m.alloc(2);
+        f.stats = m.alloc(32);
+        m.ddr[f.aux + trow_off(R, K, Z)] = 7;
+        m.ddr[f.aux + col_off(R) + 4] = 9;
+        expect_fault("col and trow", m, {halt(), f}, {-2, -3, -5}, FAULT_NONE, 0, 0);
+        expect_fault("col and trow", m, {f}, {-2, -3, -5}, FAULT_INDEX, 0, f.aux + col_off(R) + 4);
+        /* A shape fault comes first: count 0. */
+        f.count = 0;
+        expect_fault("sparse count 0", m, {f}, {-2, -3, -5}, FAULT_SHAPE, 0, 0);
+        /* BN: c_out must equal c_in. */
+        ctrain_insn_t g = insn(OP_BN_BP);
+        g.n = 1; g.c_in = 2; g.c_out = 3; g.h_in = g.h_out = g.w_in = g.w_out = 1;
+        expect_fault("bn c_out != c_in", m, {g}, {0, 0, 0}, FAULT_SHAPE, 0, 0);
+    }
+    {
+        Image m(1 << 20);
+        Result r = top(m.ddr, 4096 - 64, 1, 0, 0, 4096);
         CHECK(r.status == FAULT_PROGRAM && r.pc == 0 && r.fault_addr == 4096 - 64,
               "program past window: %u %u %u", r.status, r.pc, r.fault_addr);
-        ctrain_top(m.ddr.data(), 0, 1, 130, 2, 4096, &r.status, &r.pc, &r.fault_addr);
+        r = top(m.ddr, 0, 1, 130, 2, 4096);
         CHECK(r.status == FAULT_PROGRAM && r.fault_addr == 130, "table misaligned: %u %u", r.status,
               r.fault_addr);
-        ctrain_top(m.ddr.data(), 0, 0, 0, CTRAIN_MAX_TABLE + 1, 1 << 20, &r.status, &r.pc,
-                   &r.fault_addr);
+        r = top(m.ddr, 0, 0, 0, CTRAIN_MAX_TABLE + 1, 1 << 20);
         CHECK(r.status == FAULT_PROGRAM, "table_len beyond CTRAIN_MAX_TABLE: %u", r.status);
-        ctrain_top(m.ddr.data(), 0, 0, 0, 0, 4096, &r.status, &r.pc, &r.fault_addr);
+        r = top(m.ddr, 0, 0, 0, 0, 4096);
         CHECK(r.status == FAULT_NONE && r.pc == 0, "empty program: %u %u", r.status, r.pc);
     }
 }
@@ -667,6 +949,8 @@ int main() {
     test_hand_rounding_and_saturation();
     test_hand_pool_bp_first_max();
     test_hand_update();
+    test_hand_sparse();
+    test_hand_bn();
     for (int i = 0; i < 12; i++) {
         const int max_ch = i % 3 == 0 ? 2 * (PE_ROWS > PE_COLS ? PE_ROWS : PE_COLS) + 3 : 6;
         test_ref_conv(OP_CONV_FP, (uint32_t)(i % 4) & (FLAG_RELU | FLAG_BIAS), max_ch);
@@ -677,6 +961,9 @@ int main() {
         test_ref_relu(OP_RELU_FP, i % 2);
         test_ref_relu(OP_RELU_BP, i % 3 == 0);
         test_ref_update();
+        test_ref_conv(OP_SCONV_FP, (uint32_t)(i % 4) & (FLAG_RELU | FLAG_BIAS), max_ch);
+        test_ref_conv(OP_SCONV_EB, i % 2 ? FLAG_RELU_MASK : 0, max_ch);
+        test_ref_conv(OP_SCONV_WG, i % 2 ? FLAG_BIAS : 0, max_ch);
     }
     test_faults();
     std::printf("ctrain_tb (%s, PE %dx%d): %d checks, %d failures\n", CTRAIN_BOARD_NAME, PE_ROWS,

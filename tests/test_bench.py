@@ -1,0 +1,52 @@
+"""Smoke test of `ctrain bench` on a few iterations of synthetic data: no
+MNIST files, no PyTorch needed (the torch path runs when it is installed)."""
+import json
+
+import numpy as np
+import pytest
+
+from ctrain import bench, cli
+
+SMALL = dict(iters=2, rounds=2, warmup=1, threads=1, synthetic=True, memory=False, log=None)
+
+
+def test_bench_times_ctrain_on_synthetic_data():
+    report = bench.run_bench(batch_sizes=(8, 16), use_torch=False, **SMALL)
+    assert report["frameworks"] == ["fixed", "float"] and report["dataset"] == "synthetic"
+    for b in (8, 16):
+        fixed = report["results"][b]["fixed"]
+        assert fixed["images_per_s"] > 0 and fixed["engine_ms"] > 0 and fixed["host_ms"] >= 0
+        assert fixed["engine_ms"] + fixed["host_ms"] == pytest.approx(fixed["ms_per_iter"])
+        assert len(fixed["rounds_images_per_s"]) == 2
+        assert report["results"][b]["float"]["engine_ms"] is None
+    text = bench.format_report(report)
+    assert "ctrain fixed-point (emulated)" in text and "host ms" in text and "no ratio" not in text
+
+
+def test_cli_bench_prints_the_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--synthetic", "--no-torch", "--no-float", "--no-memory", "--batch-sizes", "8",
+            "--iters", "2", "--rounds", "1", "--warmup", "1", "--threads", "1", "--quiet", "--json", str(out)]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "ctrain fixed-point" in text and "images/s" in text
+    saved = json.loads(out.read_text())
+    assert saved["frameworks"] == ["fixed"] and saved["env"]["threads"] == 1
+
+
+def test_memory_probe_reports_a_peak():
+    m = bench.memory_probe("fixed", 8, 1, None, True, 2)
+    assert m["peak_kib"] >= m["before_kib"] > 0
+
+
+def test_batches_are_shuffled_epochs():
+    order = bench.batch_order(20, 8, 5, seed=1)
+    assert len(order) == 5 and all(len(b) == 8 for b in order)
+    assert len(set(np.concatenate(order[:2]))) == 16  # one epoch: no image twice
+
+
+def test_ratio_against_torch_when_installed():
+    pytest.importorskip("torch")
+    report = bench.run_bench(batch_sizes=(8,), use_torch=True, use_float=False, **SMALL)
+    assert report["frameworks"] == ["fixed", "torch"]
+    assert "ratio ctrain fixed-point" in bench.format_report(report)

@@ -1,0 +1,225 @@
+"""The performance model (ctrain.perfmodel): its iteration counts equal the
+C-sim's counters exactly for every opcode on several boards, its board table
+matches the HLS configuration headers, and on a LeNet-5-shaped layer set at
+80% element-wise sparsity the sparse phases take a fraction of the dense
+cycles."""
+import shutil
+
+import numpy as np
+import pytest
+
+from ctrain import perfmodel, validate
+from ctrain.compiler import compile_model
+from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
+from ctrain.model import lenet5, weight_shape
+from ctrain.randprog import OPS, csr_index, layer_case, random_case
+
+SEED = 20240612
+MODEL_BOARDS = ["pynq_z2", "zcu104", "ultra96"]
+
+needs_csim = pytest.mark.skipif(shutil.which("g++") is None, reason="the C-sim engine needs g++")
+
+# Multi-tile, multi-chunk, channel-group, x-tile and fully connected cases the
+# small random ones do not reach (op, flags, shape, density of kept weights).
+_CONV = dict(n=10, c_in=6, h_in=14, w_in=14, c_out=19, k_h=5, k_w=5, stride=1, pad=0)
+_WIDE = dict(n=3, c_in=200, h_in=5, w_in=7, c_out=9, k_h=5, k_w=5, stride=2, pad=2)
+_LONG = dict(n=2, c_in=3, h_in=6, w_in=300, c_out=5, k_h=3, k_w=4, stride=3, pad=1)
+_FC = dict(n=20, c_in=400, h_in=1, w_in=1, c_out=37, k_h=1, k_w=1, stride=1, pad=0)
+_DENSE_ROWS = dict(n=2, c_in=60, h_in=3, w_in=3, c_out=3, k_h=5, k_w=5, stride=1, pad=2)
+BIG_SPARSE = [
+    (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _CONV, 0.2),
+    (Op.SCONV_EB, Flag.RELU_MASK, _CONV, 0.2),
+    (Op.SCONV_WG, Flag.BIAS, _CONV, 0.2),
+    (Op.SCONV_FP, Flag.BIAS, _WIDE, 0.3),
+    (Op.SCONV_EB, 0, dict(_WIDE, c_in=9, c_out=200), 0.3),
+    (Op.SCONV_WG, Flag.BIAS, _WIDE, 0.3),
+    (Op.SCONV_FP, 0, _LONG, 0.5),
+    (Op.SCONV_EB, Flag.RELU_MASK, _LONG, 0.5),
+    (Op.SCONV_WG, 0, _LONG, 0.5),
+    (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _FC, 0.2),
+    (Op.SCONV_EB, Flag.RELU_MASK, _FC, 0.2),
+    (Op.SCONV_WG, Flag.BIAS, _FC, 0.2),
+    (Op.SCONV_FP, 0, dict(_FC, n=3, c_in=30, c_out=7, k_h=3, k_w=3, pad=1), 0.4),
+    (Op.SCONV_FP, 0, _DENSE_ROWS, 0.95),
+    (Op.SCONV_EB, 0, dict(_DENSE_ROWS, c_in=3, c_out=60), 0.95),
+    (Op.SCONV_WG, Flag.BIAS, _DENSE_ROWS, 0.95),
+    (Op.CONV_FP, Flag.BIAS, _CONV, None),
+    (Op.CONV_EB, Flag.RELU_MASK, _CONV, None),
+    (Op.CONV_WG, Flag.BIAS, _FC, None),
+]
+
+
+def _insn(case, index=0):
+    at = case.prog + index * INSN_BYTES
+    return case.ddr[at:at + INSN_BYTES].view(INSN_DTYPE)[0]
+
+
+def _expect_counters(engine, board, case):
+    """Run the case on the C-sim and compare every instruction's counters with
+    the model's (instruction 0 carries the table load; a trailing HALT is a
+    fetch only)."""
+    result = engine.run(case.ddr.copy(), *case.run_args())
+    assert result.status == 0
+    got = engine.last_iters()
+    insn = _insn(case)
+    want = perfmodel.iterations(insn, board, ddr=case.ddr, table_len=case.table_len)
+    assert tuple(got[0]) == tuple(want), f"{Op(int(insn['op'])).name} {validate.fields(insn)}"
+    if case.n_insn == 2 and insn["op"] != Op.HALT:
+        assert tuple(got[1]) == tuple(perfmodel.iterations(_insn(case, 1), board))
+
+
+@needs_csim
+@pytest.mark.parametrize("board", MODEL_BOARDS)
+def test_model_equals_csim_counters_on_every_opcode(board):
+    from ctrain.engine import get_engine
+    engine = get_engine("csim", board=board)
+    rng = np.random.default_rng(SEED)
+    for i in range(30 * len(OPS)):
+        _expect_counters(engine, board, random_case(rng, op=OPS[i % len(OPS)]))
+
+
+@needs_csim
+@pytest.mark.parametrize("board", ["pynq_z2", "zcu104"])
+def test_model_equals_csim_counters_on_large_layers(board):
+    from ctrain.engine import get_engine
+    engine = get_engine("csim", board=board)
+    rng = np.random.default_rng(SEED)
+    for op, flags, shape, density in BIG_SPARSE:
+        _expect_counters(engine, board, layer_case(rng, op, shape, flags, density=density))
+
+
+def test_boards_come_from_the_config_headers():
+    for name in perfmodel.BOARDS:
+        b = perfmodel.board(name)
+        assert b.pe_rows * b.pe_cols == b.macs > 0 and b.ddr_beat in (8, 16)
+        assert 0 < b.bytes_per_cycle <= b.ddr_beat
+    z2 = perfmodel.board("pynq_z2")
+    assert (z2.pe_rows, z2.pe_cols, z2.clock_mhz, z2.chunk) == (8, 8, 100, 256)
+    with pytest.raises(ValueError):
+        perfmodel.board("kv260")
+
+
+@needs_csim
+@pytest.mark.parametrize("board", ["ultra96", "zcu102"])
+def test_csim_builds_for_the_new_boards(board):
+    from ctrain.engine import get_engine
+    engine = get_engine("csim", board=board)
+    b = perfmodel.board(board)
+    assert (engine.pe_rows, engine.pe_cols, engine.chunk) == (b.pe_rows, b.pe_cols, b.chunk)
+
+
+def test_sparse_model_estimates_without_the_index():
+    """Without index arrays the kept weights are taken as evenly spread: exact
+    for a perfectly balanced mask."""
+    rng = np.random.default_rng(3)
+    shape = dict(n=4, c_in=8, h_in=6, w_in=6, c_out=8, k_h=3, k_w=3, stride=1, pad=1)
+    mask = np.zeros((8, 72), bool)
+    for r in range(8):
+        mask[r, rng.choice(72, 9, replace=False)] = True
+    case = layer_case(rng, Op.SCONV_FP, shape, mask=mask)
+    insn = _insn(case)
+    assert perfmodel.iterations(insn, "pynq_z2") == perfmodel.iterations(insn, "pynq_z2", case.ddr)
+
+
+# ---------------------------------------------------------------- cycles and the LeNet check
+
+LENET_LAYERS = [  # c_in, h, w, c_out, k, pad: LeNet-5 on 28x28 MNIST
+    (1, 28, 28, 6, 5, 2), (6, 14, 14, 16, 5, 0), (400, 1, 1, 120, 1, 0), (120, 1, 1, 84, 1, 0),
+    (84, 1, 1, 10, 1, 0)]
+
+
+def _layer_insn(op, ci, h, w, co, k, p, n, flags, count=0):
+    i = np.zeros((), INSN_DTYPE)
+    ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
+    for name, v in dict(op=op, flags=flags, n=n, c_in=ci, h_in=h, w_in=w, c_out=co, h_out=ho,
+                        w_out=wo, k_h=k, k_w=k, stride=1, pad=p, count=count).items():
+        i[name] = v
+    return i
+
+
+def lenet_cycles(board, sparsity=0.8, batch=32, seed=0):
+    """{(phase group, dense|sparse): cycles} over the LeNet-5 layers; EB is not
+    run for the first layer (the compiler's choice too)."""
+    rng = np.random.default_rng(seed)
+    total = {}
+    for li, (ci, h, w, co, k, p) in enumerate(LENET_LAYERS):
+        kcols = ci * k * k
+        mask = rng.random((co, kcols)) >= sparsity
+        rows_of, cols_of = np.nonzero(mask)
+        index = csr_index(rows_of, cols_of, co, kcols)
+        for phase, dense, sparse, flags in (
+                ("FP+EB", Op.CONV_FP, Op.SCONV_FP, Flag.BIAS | Flag.RELU),
+                ("FP+EB", Op.CONV_EB, Op.SCONV_EB, Flag.RELU_MASK),
+                ("WG", Op.CONV_WG, Op.SCONV_WG, Flag.BIAS)):
+            if dense == Op.CONV_EB and li == 0:
+                continue
+            d = _layer_insn(dense, ci, h, w, co, k, p, batch, flags)
+            s = _layer_insn(sparse, ci, h, w, co, k, p, batch, flags, rows_of.size)
+            total[phase, "dense"] = total.get((phase, "dense"), 0) + perfmodel.cycles(d, board)
+            total[phase, "sparse"] = total.get((phase, "sparse"), 0) + perfmodel.cycles(
+                s, board, index=index)
+    return total
+
+
+@pytest.mark.parametrize("board", perfmodel.BOARDS)
+def test_lenet_at_80_percent_sparsity_saves_cycles(board):
+    t = lenet_cycles(board)
+    assert t["FP+EB", "sparse"] <= 0.4 * t["FP+EB", "dense"], t
+    assert t["WG", "sparse"] <= 0.5 * t["WG", "dense"], t
+
+
+def test_sparse_compute_scales_with_kept_weights():
+    """The pipelined work of a sparse layer follows Z: 4x fewer kept weights,
+    about 4x fewer PE steps (a row tile runs as long as its longest row, so a
+    sparser random mask loses a little to imbalance)."""
+    shape = (6, 14, 14, 16, 5, 0)
+    steps = []
+    for keep in (0.8, 0.2):
+        rng = np.random.default_rng(1)
+        mask = rng.random((16, 150)) < keep
+        r, c = np.nonzero(mask)
+        insn = _layer_insn(Op.SCONV_FP, *shape, 32, 0, r.size)
+        steps.append(perfmodel.iterations(insn, "pynq_z2", index=csr_index(r, c, 16, 150)).pe)
+    assert 2.8 < steps[0] / steps[1] <= 4.0
+
+
+def test_cycles_are_the_larger_of_compute_and_memory():
+    b = perfmodel.board("pynq_z2")
+    it = perfmodel.Iters(pe=1000, ew=0, rd=80, wr=0, bursts=1)
+    cyc, comp, mem = perfmodel.cycles_of(it, b)
+    assert (comp, mem) == (1000, 10 + b.burst_cycles) and cyc == 1000 + b.insn_cycles
+    it = perfmodel.Iters(pe=0, ew=10, rd=8000, wr=800, bursts=2)
+    cyc, comp, mem = perfmodel.cycles_of(it, b)
+    assert mem == 1100 + 2 * b.burst_cycles and cyc == mem + b.insn_cycles
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_report_per_layer_and_phase(sparse):
+    model = lenet5()
+    masks = None
+    if sparse:
+        rng = np.random.default_rng(0)
+        masks = []
+        for st in model.param_stages:
+            ws = weight_shape(st)
+            m = rng.random(ws) >= 0.8
+            m.reshape(ws[0], -1)[:, 0] = True
+            masks.append(m)
+    prog = compile_model(model, 16, masks=masks)
+    rep = perfmodel.report(prog, "zcu104")
+    phases = {(r["layer"], r["phase"]) for r in rep["rows"]}
+    first = model.param_stages[0].index
+    assert (first, "FP") in phases and (first, "WG") in phases and (first, "EB") not in phases
+    b = perfmodel.board("zcu104")
+    for r in rep["rows"]:
+        assert r["cycles"] > 0 and r["seconds"] == pytest.approx(r["cycles"] / (b.clock_mhz * 1e6))
+        assert r["equiv_gops"] >= r["gops"] - 1e-12
+        if r["phase"] in ("FP", "EB", "WG") and any("CONV" in o for o in r["ops"]):
+            # never beyond the array's peak: 2 ops per MAC per cycle
+            assert r["gops"] <= 2 * b.macs * b.clock_mhz / 1e3 + 1e-9
+            if sparse:
+                assert r["equiv_gops"] > r["gops"]
+            else:
+                assert r["equiv_gops"] == pytest.approx(r["gops"])
+    assert rep["total"]["cycles"] == sum(r["cycles"] for r in rep["rows"])
+    assert "total (zcu104)" in perfmodel.format_report(rep)

@@ -27,7 +27,8 @@ ENV_BOARD = "CTRAIN_BOARD"
 BIT_NAME = "ctrain.bit"
 PACKAGE_DIR = Path(__file__).resolve().parent / "overlays"
 #: PYNQ images set $BOARD; our directory names per board
-PYNQ_BOARD_NAMES = {"pynq-z2": "pynq_z2", "pynq_z2": "pynq_z2", "zcu104": "zcu104"}
+PYNQ_BOARD_NAMES = {"pynq-z2": "pynq_z2", "pynq_z2": "pynq_z2", "zcu104": "zcu104", "zcu102": "zcu102",
+                    "ultra96": "ultra96", "ultra96v2": "ultra96"}
 
 
 class OverlayError(CTrainError):

@@ -117,6 +117,7 @@ void ctrain_top(ddr_t *ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
 run:
     for (; i < n_insn; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=1024
+        *pc = i; /* progress: a driver timeout reports the instruction reached */
         ctrain_insn_t f;
         fetch_insn(ddr, prog, i, f);
         code = validate_insn(ddr, f, ddr_size, table_len, addr);

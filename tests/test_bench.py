@@ -50,3 +50,8 @@ def test_ratio_against_torch_when_installed():
     report = bench.run_bench(batch_sizes=(8,), use_torch=True, use_float=False, **SMALL)
     assert report["frameworks"] == ["fixed", "torch"]
     assert "ratio ctrain fixed-point" in bench.format_report(report)
+
+
+def test_memory_is_measured_in_a_fresh_process():
+    m = bench.measure_memory("fixed", 8, 1, None, True, 2)
+    assert m["peak_kib"] >= m["before_kib"] > 0

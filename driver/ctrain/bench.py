@@ -28,11 +28,10 @@ before the first iteration.
 """
 import dataclasses
 import json
-import multiprocessing
 import os
 import platform
 import resource
-import statistics
+import subprocess
 import sys
 import time
 
@@ -200,7 +199,7 @@ def peak_rss_kib():
     return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def memory_probe(framework, batch, threads, data_dir, synthetic, iters, queue=None):
+def memory_probe(framework, batch, threads, data_dir, synthetic, iters):
     """In this (fresh) process: load the data, build `framework`, train `iters`
     iterations; peak RSS (peak_rss_kib) and RSS just before the first iteration, KiB."""
     torch = import_torch(framework == "torch")
@@ -215,23 +214,21 @@ def memory_probe(framework, batch, threads, data_dir, synthetic, iters, queue=No
         result = {"peak_kib": peak_rss_kib(), "before_kib": before}
     finally:
         restore()
-    if queue is not None:
-        queue.put(result)
     return result
+
+
+_PROBE = ("import json, sys; from ctrain.bench import memory_probe; "
+          "print(json.dumps(memory_probe(*json.loads(sys.argv[1]))))")
 
 
 def measure_memory(framework, batch, threads, data_dir, synthetic, iters):
-    """memory_probe in a fresh interpreter (multiprocessing spawn), so one
-    framework's allocations do not hide another's."""
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=memory_probe, args=(framework, batch, threads, data_dir, synthetic, iters, q))
-    p.start()
-    try:
-        result = q.get(timeout=600)
-    finally:
-        p.join(timeout=60)
-    return result
+    """memory_probe in a fresh interpreter (python -c, so nothing of this
+    process -- pages or its main module -- is inherited)."""
+    args = json.dumps([framework, batch, threads, data_dir, synthetic, iters])
+    done = subprocess.run([sys.executable, "-c", _PROBE, args], capture_output=True, text=True, timeout=900)
+    if done.returncode:
+        raise RuntimeError(f"memory probe for {framework} batch {batch} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ------------------------------------------------------------------ timing

@@ -85,6 +85,8 @@ def test_pruning_saves_memory(digits):
     before, after = rec["ddr_bytes"]
     assert rec["it"] == round(0.5 * t.total) and abs(rec["total"] - 0.8) < 0.01
     assert after < 0.5 * before
+    sat = t.history.epochs[-1]["saturation"]  # sparse opcodes still report per phase
+    assert {"L0 FP", "L0 WG", "L0 UPDATE", "L1 EB"} <= set(sat)
 
 
 def test_batchnorm_runs_frozen_in_fixed_point(digits):

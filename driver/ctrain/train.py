@@ -255,7 +255,7 @@ class Trainer:
             st = self.model.stages[stage]
             if st.kind != "param":
                 continue
-            key = f"L{st.param_index} {op[3:].replace('CONV_', '')}"
+            key = f"L{st.param_index} {op[3:].split('CONV_')[-1]}"  # OP_SCONV_FP -> FP
             out[key] = max(out.get(key, 0.0), float(rate))
         return out
 

@@ -25,10 +25,8 @@ def _runtime(digits, batch=32, seed=0):
     model = digits_cnn(digits.input_shape)
     net = FloatNet(model, model.init_params(np.random.default_rng(seed)))
     rt = Runtime(compile_model(model, batch), EmulatedDevice(ddr_bytes=16 << 20))
-    net.forward(digits.train_x[:batch], keep=True)
-    from ctrain.floatnet import softmax_xent
-    net.backward(softmax_xent(net.forward(digits.train_x[:batch], keep=True), digits.train_y[:batch])[1])
-    rt.load_float(net.params, [net.tensor_tops()[0]], [net.tensor_tops()[1]])
+    acts, errs = net.calibrate(digits.train_x[:batch], digits.train_y[:batch])
+    rt.load_float(net.params, [acts], [errs])
     rt.set_hyper(0.05, 0.9, 5e-4)
     return rt
 

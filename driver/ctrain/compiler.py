@@ -49,13 +49,6 @@ class MemoryPlan:
     def __getitem__(self, name):
         return self.regions[name]
 
-    def summary(self):
-        groups = {}
-        for r in self.regions.values():
-            key = r.name.split("_")[0].rstrip("0123456789")
-            groups[key] = groups.get(key, 0) + r.nbytes
-        return groups
-
 
 @dataclass
 class ParamLayer:
@@ -119,10 +112,6 @@ class Program:
     par_slot: int
     bn_slots: list         # per batch-norm stage: (slot of A, slot of B)
     const_slots: dict = field(default_factory=dict)
-
-    def segment(self, name):
-        start, count = self.segments[name]
-        return start, count
 
 
 class _Slots:

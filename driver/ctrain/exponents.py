@@ -1,5 +1,6 @@
 """Dynamic fixed point on the host: each tensor's exponent is chosen from the
 hardware's statistics of the last 2^N iterations, so normalisation is a shift."""
+import math
 from collections import deque
 
 Q8_BITS = 7  # magnitude bits of int8
@@ -64,7 +65,6 @@ class ExponentManager:
 
 def quantize_scalar(x, bits=15):
     """(mantissa, shift) with x ~= m * 2^-s and 2^(bits-1) <= m < 2^bits; (0, 0) for 0."""
-    import math
     if x < 0:
         raise ValueError(f"hyper-parameter must be >= 0, got {x}")
     if x == 0:

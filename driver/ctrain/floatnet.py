@@ -195,6 +195,12 @@ class FloatNet:
         self.step(grads, lr, momentum, weight_decay)
         return loss, logits
 
+    def calibrate(self, x, y):
+        """Forward and backward on one batch without a step: the tensor
+        magnitudes (tops) that seed fixed point when there was no warm-up."""
+        self.backward(softmax_xent(self.forward(x, keep=True), y)[1])
+        return self.tensor_tops()
+
     def tensor_tops(self):
         """Magnitudes (tops) of the last batch's activations and errors per stage output."""
         return ([top_of(a) for a in self._acts], [None if e is None else top_of(e) for e in self._errs])

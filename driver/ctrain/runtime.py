@@ -107,13 +107,16 @@ class Runtime:
         q[self.views[L.region("mask")] == 0] = 0
         self.views[L.region("w")].reshape(-1)[...] = q
 
+    def _state_regions(self):
+        """Regions holding training state: every layer's weights, master copy,
+        momentum and mask, and the frozen batch norms."""
+        return ([L.region(k) for L in self.program.layers for k in ("w", "master", "mom", "mask")]
+                + [f"bn{ab}{k}" for k in range(len(self.program.bn_slots)) for ab in "AB"])
+
     def _sync_layers(self, direction):
-        """Move the layers' training state; the table goes only to the device,
-        since the host is its one writer (the accelerator only reads it)."""
-        names = ([L.region(k) for L in self.program.layers for k in ("w", "master", "mom", "mask")]
-                 + [f"bn{ab}{k}" for k in range(len(self.program.bn_slots)) for ab in "AB"]
-                 + (["table"] if direction == "to" else []))
-        for name in names:
+        """Move the training state; the table goes only to the device, since
+        the host is its one writer (the accelerator only reads it)."""
+        for name in self._state_regions() + (["table"] if direction == "to" else []):
             v = self.views[name]
             v.sync_to_device() if direction == "to" else v.sync_from_device()
 
@@ -131,13 +134,8 @@ class Runtime:
     def layer_arrays(self):
         """The DDR-resident training state of every layer (synced from the device)."""
         self._sync_layers("from")
-        out = {"table": np.array(self.table)}
-        for L in self.program.layers:
-            for k in ("w", "master", "mom", "mask"):
-                out[L.region(k)] = np.array(self.views[L.region(k)])
-        for k in range(len(self.program.bn_slots)):
-            for ab in "AB":
-                out[f"bn{ab}{k}"] = np.array(self.views[f"bn{ab}{k}"])
+        out = {name: np.array(self.views[name]) for name in self._state_regions()}
+        out["table"] = np.array(self.table)
         return out
 
     def load_layer_arrays(self, arrays):
@@ -186,9 +184,9 @@ class Runtime:
             self.views[L.region("grad")][...] = 0
             self.views[L.region("mask")][...] = L.gather(keep.astype(np.uint8))
         self.table[...] = arrays["table"]
-        for k in range(len(self.program.bn_slots)):
-            for ab in "AB":
-                self.views[f"bn{ab}{k}"][...] = arrays[f"bn{ab}{k}"]
+        for name in self._state_regions():
+            if name.startswith("bn"):  # layer regions were moved above
+                self.views[name][...] = arrays[name]
         for L in self.program.layers:
             self._derive_w8(L)
         self.exps.load_state(old.exps.state())

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from . import checkpoint, data, hostlib
 from .compiler import INPUT_EXP, compile_model
 from .errors import CheckpointError, TrainingDiverged
-from .floatnet import FloatNet, softmax_xent
+from .floatnet import FloatNet
 from .model import build_model
 from .pruning import prune_masks, sparsity_of
 from .runtime import Runtime
@@ -175,9 +175,7 @@ class Trainer:
         self.runtime = rt = Runtime(program, device, window_log2=self.cfg.window_log2)
         if not self._tops:  # no warm-up: calibrate ranges on one batch without a step
             idx = np.arange(self.cfg.batch_size)
-            self.net.backward(softmax_xent(self.net.forward(self.ds.train_x[idx], keep=True),
-                                           self.ds.train_y[idx])[1])
-            self._tops.append(self.net.tensor_tops())
+            self._tops.append(self.net.calibrate(self.ds.train_x[idx], self.ds.train_y[idx]))
         self.net.bn_frozen = True
         rt.load_float(self.net.params, [t[0] for t in self._tops], [t[1] for t in self._tops], self.masks,
                       [self.net.bn_affine(k) for k in range(len(self.net.bn))])

@@ -20,7 +20,6 @@ class Accelerator:
         self.ip.write(R["DDR_SIZE"], ddr_size)
         self.ip.write(R["TABLE"], table)
         self.ip.write(R["TABLE_LEN"], table_len)
-        self._ddr_base = ddr_base
 
     def run(self, prog, n_insn, program=None, first=0):
         """Run n_insn instructions from offset `prog`; `program` (the host's

@@ -3,55 +3,92 @@
 Two levels:
 
 - `iterations(insn, board)` reproduces, exactly, the per-instruction counters
-  the C-sim build of the HLS sources keeps (`CsimEngine.last_iters()`): PE
-  steps, element-wise steps, DDR bytes read and written, and DDR bursts. The
-  formulas follow the loop nests of overlay/hls; tests/test_perfmodel.py checks
-  them against the C-sim on every opcode and several boards. Sparse
+  the C-sim build of the HLS sources keeps (`CsimEngine.last_iters()`): per
+  loop class the pipelined iterations and loop entries, and per AXI channel
+  the bytes, beats, bursts and AGU loop cycles (beats times the II the ports
+  of the buffer allow). The formulas walk the loop nests of overlay/hls with
+  the same addresses (beats depend on alignment); tests/test_perfmodel.py
+  checks every field against the C-sim on every opcode and board. Sparse
   instructions depend on how the kept weights spread over the rows of a PE
   tile, so they take the index arrays (or a DDR image holding them); without
   them the kept weights are assumed spread evenly.
-- `cycles(insn, board)` turns the counters into clock cycles: the pipelined
-  loops (II=1) against the DDR transfer time at the board's bandwidth, the
-  larger of the two (the bound with loads overlapping compute), plus fixed
-  overheads per burst and per instruction. `report(program, board)` sums it
-  per layer and phase with time, GOP/s and equivalent GOP/s (pruned work
-  counted as done).
+- `cycles_of(it, board)` turns the counters into clock cycles as the code
+  runs: the units' phases one after another (nothing overlaps: no dataflow,
+  one burst at a time), each pipelined loop paying its fill per entry, each
+  burst the channel's latency, each beat the AGU's II. `report(program,
+  board)` sums it per layer and phase with time, GOP/s and equivalent GOP/s
+  (pruned work counted as done).
 
 Board parameters of the PE array and buffers come from the same config headers
 the HLS build uses (overlay/hls/config/<board>.h); the DDR figures are the
-boards' data sheets.
+boards' data sheets; every cycle constant is documented with its assumption in
+docs/overlay.md.
 """
 import math
 import os
 import re
-from collections import OrderedDict, namedtuple
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from . import validate
+from .engine.csim_engine import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
-#: Counters of one instruction (ctrain_iters_t; CsimEngine.last_iters()).
-Iters = namedtuple("Iters", "pe ew rd wr bursts")
-
 #: DDR of each board: peak GB/s of the memory the PS gives the accelerator's
-#: HP port (bus width x transfer rate).
+#: HP port (bus width x transfer rate). A header may give CTRAIN_DDR_GBPS instead.
 DDR_GBPS = {
     "pynq_z2": 4.264,   # DDR3-1066, 32 bit
     "ultra96": 8.533,   # LPDDR4-2133, 32 bit (Ultra96-V2)
     "zcu104": 19.2,     # DDR4-2400, 64 bit
     "zcu102": 17.064,   # DDR4-2133, 64 bit (PS DIMM)
+    "kv260": 19.2,      # DDR4-2400, 64 bit (K26 SOM)
 }
-#: Cycles a DDR burst costs beyond its beats: AXI address phase and the burst
-#: loop's entry and pipeline fill (latency itself is hidden by outstanding
-#: requests). An assumption to calibrate on a board.
-BURST_CYCLES = 4
-#: Fixed cycles per instruction: fetch latency, decode and validation, the
-#: units' start-up and the statistics record's write response.
-INSN_CYCLES = 120
-BOARDS = ("pynq_z2", "ultra96", "zcu104", "zcu102")
+#: Cycles from a burst's request to its first data (read) or from its last
+#: beat to the write response (write): the latency Vitis HLS assumes for an
+#: m_axi port by default (64), above the ~100-250 ns PS DDR reads take through
+#: an HP port at these clocks. Pessimistic; to calibrate on a board.
+RD_LATENCY = 64
+WR_LATENCY = 64
+#: Requests in flight per channel (num_read_outstanding / num_write_outstanding
+#: of the m_axi pragma in ctrain_top.cpp). Only a pipelined loop issuing a read
+#: per iteration (SCONV_EB's value gathers) keeps more than one outstanding.
+OUTSTANDING = 4
+#: Pipeline depth (fill) paid per loop entry, per loop class, pessimistic:
+#: PE steps: operand reads (2) + DSP multiply (3) + adder tree (log2 C) +
+#: accumulator read-add-write (4) + the sparse window position (3).
+PE_DEPTH_BASE = 12
+#: element-wise loops: the deepest, UPDATE's two chained 32x32 multiplies with
+#: rounding and saturation, taken for all of them.
+EW_DEPTH = 20
+#: AGU burst loops: address, read data handshake, lane select, buffer write.
+AGU_DEPTH = 4
+#: Fixed cycles per instruction not in the counters: validation's scalar
+#: checks (64-bit products and compares), loading the exponents, dispatch.
+INSN_CYCLES = 64
+
+
+def _config_dir():
+    here = os.path.dirname(os.path.abspath(__file__))
+    for cand in (os.path.join(os.path.dirname(os.path.dirname(here)), "overlay", "hls", "config"),
+                 os.path.join(here, "overlay_src", "hls", "config")):
+        if os.path.isdir(cand):
+            return cand
+    raise FileNotFoundError("overlay/hls/config not found (repo checkout or ctrain/overlay_src)")
+
+
+_DEFINE = re.compile(r"#define\s+CTRAIN_(\w+)\s+(\"[^\"]*\"|\S+)")
+
+
+def config_boards():
+    """Names of the board configuration headers present (overlay/hls/config)."""
+    return tuple(sorted(n[:-2] for n in os.listdir(_config_dir())
+                        if n.endswith(".h") and n != "board.h"))
+
+
+BOARDS = config_boards()
 
 
 @dataclass(frozen=True)
@@ -67,44 +104,52 @@ class Board:
     sparse_xt: int        # output positions per x tile of the sparse unit
     ddr_beat: int         # bytes per beat of the accelerator's m_axi port
     ddr_gbps: float       # the board's DDR peak bandwidth
-    burst_cycles: int = BURST_CYCLES
+    rd_latency: int = RD_LATENCY
+    wr_latency: int = WR_LATENCY
+    outstanding: int = OUTSTANDING
     insn_cycles: int = INSN_CYCLES
 
     @property
     def bytes_per_cycle(self):
-        """DDR bytes per accelerator cycle: the port's beat, unless the DDR
-        itself delivers less at this clock."""
+        """DDR bytes per accelerator cycle per channel: the port's beat, unless
+        the DDR itself delivers less at this clock."""
         return min(float(self.ddr_beat), self.ddr_gbps * 1e3 / self.clock_mhz)
 
     @property
     def macs(self):
         return self.pe_rows * self.pe_cols
 
+    # II of an AGU burst loop per beat (agu.h): W lane writes into a buffer
+    # with one write port, W lane reads from one with two read ports.
+    @property
+    def ii_fill(self):
+        return self.ddr_beat
 
-def _config_dir():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for cand in (os.path.join(os.path.dirname(os.path.dirname(here)), "overlay", "hls", "config"),
-                 os.path.join(here, "overlay_src", "hls", "config")):
-        if os.path.isdir(cand):
-            return cand
-    raise FileNotFoundError("overlay/hls/config not found (repo checkout or ctrain/overlay_src)")
+    @property
+    def ii_drain(self):
+        return _cdiv(self.ddr_beat, 2)
 
-
-_DEFINE = re.compile(r"#define\s+CTRAIN_(\w+)\s+(\"[^\"]*\"|\S+)")
+    @property
+    def pe_depth(self):
+        return PE_DEPTH_BASE + max(1, self.pe_cols - 1).bit_length()
 
 
 @lru_cache(maxsize=None)
 def board(name):
     """The Board of a configuration header overlay/hls/config/<name>.h."""
-    if name not in DDR_GBPS:
-        raise ValueError(f"unknown board {name!r}; choose one of {', '.join(BOARDS)}")
-    with open(os.path.join(_config_dir(), f"{name}.h"), encoding="utf-8") as fh:
+    path = os.path.join(_config_dir(), f"{name}.h")
+    if not re.fullmatch(r"\w+", str(name)) or not os.path.isfile(path):
+        raise ValueError(f"unknown board {name!r}; choose one of {', '.join(config_boards())}")
+    with open(path, encoding="utf-8") as fh:
         d = {k: v.strip('"') for k, v in _DEFINE.findall(fh.read())}
+    gbps = float(d["DDR_GBPS"]) if "DDR_GBPS" in d else DDR_GBPS.get(name)
+    if gbps is None:
+        raise ValueError(f"board {name!r}: no DDR bandwidth (CTRAIN_DDR_GBPS or perfmodel.DDR_GBPS)")
     return Board(name=name, part=d["PART"], clock_mhz=float(d["CLOCK_MHZ"]),
                  pe_rows=int(d["PE_ROWS"]), pe_cols=int(d["PE_COLS"]), chunk=int(d["CHUNK"]),
                  sparse_entries=int(d["SPARSE_ENTRIES"]), sparse_win=int(d["SPARSE_WIN"]),
                  sparse_xt=int(d["SPARSE_XT"]), ddr_beat=int(d.get("DDR_BEAT", 1)),
-                 ddr_gbps=DDR_GBPS[name])
+                 ddr_gbps=gbps)
 
 
 def _board(b):
@@ -115,94 +160,181 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
+def _arr(v):
+    return np.asarray(v, dtype=np.int64)
+
+
 class _Count:
-    """Mutable counters while a formula walks the loop nest."""
+    """Counters while a formula walks the loop nest (fields of Iters)."""
 
-    def __init__(self):
-        self.pe = self.ew = self.rd = self.wr = self.bursts = 0
+    def __init__(self, b):
+        self.b = b
+        self.v = dict.fromkeys(Iters._fields, 0)
 
-    def burst(self, rd=0, wr=0, n=1):
-        self.rd += rd
-        self.wr += wr
-        self.bursts += n
+    def loop(self, cls, trip, times=1):
+        """`times` entries of a pipelined loop of class cls (pe, ew) per trip
+        count in `trip` (scalar or array); a loop of 0 trips is not entered."""
+        t = _arr(trip)
+        self.v[cls] += int(times * t.sum())
+        self.v[cls + "_in"] += int(times * np.count_nonzero(t))
+
+    def _burst(self, ch, addr, n, ii, times):
+        a, n = np.broadcast_arrays(_arr(addr), _arr(n))
+        W = self.b.ddr_beat
+        live = n > 0
+        beats = np.where(live, (a % W + n + W - 1) // W, 0)
+        self.v[ch] += int(times * n.sum())
+        self.v[ch + "_beats"] += int(times * beats.sum())
+        self.v[ch + "_bursts"] += int(times * np.count_nonzero(live))
+        self.v[ch + "_agu"] += int(times * ii * beats.sum())
+
+    def rd(self, addr, n, ii=None, times=1):
+        """Read bursts of n bytes at each addr (arrays broadcast) into a buffer
+        served at ii cycles per beat (default: one write port, II = W)."""
+        self._burst("rd", addr, n, self.b.ii_fill if ii is None else ii, times)
+
+    def wr(self, addr, n, ii=None, times=1):
+        """Write bursts drained from a buffer (default: two read ports)."""
+        self._burst("wr", addr, n, self.b.ii_drain if ii is None else ii, times)
+
+    def gather(self, n):
+        """n one-byte reads issued inside a pipelined loop (agu_rd_byte)."""
+        self.v["rd"] += n
+        self.v["rd_beats"] += n
+        self.v["gathers"] += n
+
+    def chunks(self, total, K):
+        """(starts, lengths) of the CTRAIN_CHUNK loop over `total` elements."""
+        i0 = np.arange(0, total, K, dtype=np.int64)
+        return i0, np.minimum(K, total - i0)
 
     def add(self, other, times=1):
-        for k in Iters._fields:
-            setattr(self, k, getattr(self, k) + times * getattr(other, k))
+        for k in self.v:
+            self.v[k] += times * other.v[k]
 
     def iters(self):
-        return Iters(self.pe, self.ew, self.rd, self.wr, self.bursts)
+        return Iters(**self.v)
 
 
 # ---------------------------------------------------------------- dense ops
 
-def _taps(f):
-    """T: (output row, ky) pairs whose input row lies inside the input."""
-    s, p, hi = f["stride"], f["pad"], f["h_in"]
-    return sum(1 for y in range(f["h_out"]) for ky in range(f["k_h"])
-               if 0 <= y * s + ky - p < hi)
+def _pairs(scatter, sweep, kh, s, p, rows):
+    """(swept row, column-operand row) of every kernel-row pair inside the
+    plane, in loop order (conv.cpp paired_row)."""
+    out = []
+    for y in range(sweep):
+        for ky in range(kh):
+            if not scatter:
+                u = y * s + ky - p
+                if 0 <= u < rows:
+                    out.append((y, u))
+            else:
+                t = y + p - ky
+                if t >= 0 and t % s == 0 and t // s < rows:
+                    out.append((y, t // s))
+    return out
 
 
 def _dense_conv(f, b, c):
     op, n, ci, co = f["op"], f["n"], f["c_in"], f["c_out"]
-    hi, wi, ho, wo, kh, kw = (f[k] for k in ("h_in", "w_in", "h_out", "w_out", "k_h", "k_w"))
-    kk, bias, mask = kh * kw, f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
-    R, C, T = b.pe_rows, b.pe_cols, _taps(f)
-    if op in (Op.CONV_FP, Op.CONV_EB):
-        eb = op == Op.CONV_EB
-        out_c, red_c = (ci, co) if eb else (co, ci)
-        oh, ow, iw = (hi, wi, wo) if eb else (ho, wo, wi)
-        rt, ct = _cdiv(out_c, R), _cdiv(red_c, C)
-        c.pe += rt * ct * n * T * kw * wo
-        c.ew += rt * n * oh * ow + n * out_c * oh * ow
-        c.burst(rd=n * oh * co * ci * kk, n=n * oh * co * ci)       # weights per output row
-        c.burst(rd=rt * n * T * red_c * iw, n=rt * n * T * red_c)   # column lines
-        if bias:
-            c.burst(rd=4 * co, n=rt)
-        if mask:
-            c.burst(rd=n * ci * hi * wi, n=n * ci * hi)
-        c.burst(wr=n * out_c * oh * ow, n=n * out_c * oh)
+    kh, kw = f["k_h"], f["k_w"]
+    kk, s, p = kh * kw, f["stride"], f["pad"]
+    R, C = b.pe_rows, b.pe_cols
+    wg, eb = op == Op.CONV_WG, op == Op.CONV_EB
+    rows, cols = (ci, co) if eb else (co, ci)
+    sweep = f["h_in"] if eb else f["h_out"]
+    col_base = f["src2"] if wg else f["src"]
+    col_h, col_w = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
+    ow = f["w_in"] if eb else f["w_out"]
+    rt, ct = _cdiv(rows, R), _cdiv(cols, C)
+    pairs = _pairs(eb, sweep, kh, s, p, col_h)
+    crows = _arr([u for _, u in pairs])
+    bb = np.arange(n, dtype=np.int64)[:, None, None]
+    cc = np.arange(cols, dtype=np.int64)[None, :, None]
+    # column lines: every (batch, column channel, paired row), per row tile
+    c.rd(col_base + ((bb * cols + cc) * col_h + crows[None, None, :]) * col_w, col_w, times=rt)
+    c.loop("pe", f["w_out"], times=rt * ct * n * len(pairs) * kw)   # pass_step per kx
+    r0s = np.arange(0, rows, R, dtype=np.int64)
+    vrs = np.minimum(R, rows - r0s)
+    if not wg:
+        if op == Op.CONV_FP and f["flags"] & Flag.BIAS:
+            c.rd(f["src3"] + 4 * r0s, 4 * vrs)
+        # weights: one k_h*k_w burst per (co, ci), per batch and swept row
+        w = f["src2"] + (np.arange(co)[:, None] * ci + np.arange(ci)[None, :]) * kk
+        c.rd(w, kk, times=n * sweep)
+        c.loop("ew", ow, times=rt * n * sweep)        # clear_row
+        at = ((bb * rows + np.arange(rows)[None, :, None]) * sweep
+              + np.arange(sweep)[None, None, :]) * ow
+        if eb and f["flags"] & Flag.RELU_MASK:
+            c.rd(f["aux"] + at, ow)
+        c.loop("ew", ow, times=n * rows * sweep)       # quantize_row
+        c.wr(f["dst"] + at, ow)
         return
-    rt, ct = _cdiv(co, R), _cdiv(ci, C)   # CONV_WG
-    c.pe += rt * ct * n * T * kw * wo
-    c.ew += rt * ct * kk + co * ci * kk + (co if bias else 0)
-    c.burst(rd=ct * n * ho * co * wo, n=ct * n * ho * co)
-    c.burst(rd=rt * n * T * ci * wi, n=rt * n * T * ci)
-    c.burst(wr=4 * co * ci * kk, n=co * ci)
-    if bias:
-        c.burst(wr=4 * co, n=rt)
+    c.loop("ew", kk, times=rt * ct)                    # clear_taps
+    err = ((bb * co + np.arange(co)[None, :, None]) * f["h_out"]
+           + np.arange(f["h_out"])[None, None, :]) * f["w_out"]
+    c.rd(f["src"] + err, f["w_out"], times=ct)
+    c.loop("ew", kk, times=co * ci)                    # quantize_taps
+    c.wr(f["dst"] + 4 * (np.arange(co)[:, None] * ci + np.arange(ci)[None, :]) * kk, 4 * kk)
+    if f["flags"] & Flag.BIAS:
+        c.loop("ew", vrs)
+        c.wr(f["dst2"] + 4 * r0s, 4 * vrs)
 
 
 def _elementwise(f, b, c):
     op, K = f["op"], b.chunk
     if op == Op.UPDATE:
-        cnt, cw = f["count"], f["count_w"]
-        c.ew += cnt
-        c.burst(rd=12 * cnt + cw, wr=8 * cnt + cw, n=5 * _cdiv(cnt, K) + 2 * _cdiv(cw, K))
+        i0, ln = c.chunks(f["count"], K)
+        nw = np.clip(f["count_w"] - i0, 0, ln)
+        for a in (f["src"], f["src2"], f["src3"]):
+            c.rd(a + 4 * i0, 4 * ln)
+        c.rd(f["aux"] + i0, nw)
+        c.loop("ew", ln)
+        c.wr(f["src2"] + 4 * i0, 4 * ln)
+        c.wr(f["src3"] + 4 * i0, 4 * ln)
+        c.wr(f["dst"] + i0, nw)
     elif op in (Op.RELU_FP, Op.RELU_BP):
-        cnt, m = f["count"], 2 if op == Op.RELU_BP else 1
-        c.ew += cnt
-        c.burst(rd=m * cnt, wr=cnt, n=(m + 1) * _cdiv(cnt, K))
+        i0, ln = c.chunks(f["count"], K)
+        c.rd(f["src"] + i0, ln)
+        if op == Op.RELU_BP:
+            c.rd(f["aux"] + i0, ln)
+        c.loop("ew", ln)
+        c.wr(f["dst"] + i0, ln)
     elif op in validate.POOL_OPS:
-        P, hi, wi, ho, wo, kh, kw = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
-                                     f["w_out"], f["k_h"], f["k_w"])
+        P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
+                                        f["w_out"], f["k_h"], f["k_w"], f["stride"])
+        nc = np.arange(P, dtype=np.int64)[:, None]
         if op == Op.POOL_FP:
-            c.ew += P * ho * kh * kw * wo
-            c.burst(rd=P * ho * kh * wi, wr=P * ho * wo, n=P * ho * (kh + 1))
-        else:
-            c.ew += wi + P * (ho * (2 * kh * kw * wo + wo) + hi * wi)
-            c.burst(rd=P * ho * (kh * wi + wo), wr=P * hi * wi, n=P * (ho * (kh + 1) + hi))
+            iy = _arr([y * s + ky for y in range(ho) for ky in range(kh)])
+            c.rd(f["src"] + (nc * hi + iy[None, :]) * wi, wi)
+            c.loop("ew", wo, times=P * ho * kh * kw)
+            c.wr(f["dst"] + (nc * ho + np.arange(ho)[None, :]) * wo, wo)
+            return
+        c.loop("ew", wi)                                           # clear
+        sel = [iy for iy in range(hi) if iy % s == 0 and iy // s < ho]
+        rows = _arr([iy + ky for iy in sel for ky in range(kh)])
+        c.rd(f["aux"] + (nc * hi + rows[None, :]) * wi, wi)
+        c.loop("ew", wo, times=P * len(sel) * kh * kw)             # select
+        c.rd(f["src"] + (nc * ho + _arr([iy // s for iy in sel])[None, :]) * wo, wo)
+        c.loop("ew", wo, times=P * len(sel))                       # route
+        cover = sum(max(0, min(iy // s, ho - 1) - (0 if iy < kh else (iy - kh + s) // s) + 1)
+                    for iy in range(hi))
+        c.loop("ew", wo, times=P * cover * kw)                     # scatter
+        c.loop("ew", wi, times=P * hi)                             # store
+        c.wr(f["dst"] + (nc * hi + np.arange(hi)[None, :]) * wi, wi)
     elif op in validate.BN_OPS:
-        ch, total = f["c_in"], f["n"] * f["c_in"] * f["h_in"] * f["w_in"]
-        chunks = _cdiv(total, K)
-        c.burst(rd=4 * ch)                           # A
-        c.ew += total
-        c.burst(rd=total, wr=total, n=2 * chunks)   # the tensor in, the result out
+        ch = f["c_in"]
+        total = f["n"] * ch * f["h_in"] * f["w_in"]
+        c.rd(f["src2"], 4 * ch)                      # A
         if op == Op.BN_FP:
-            c.burst(rd=4 * ch)                       # B, shifted once per channel
-            c.ew += ch
-        elif f["flags"] & Flag.RELU_MASK:
-            c.burst(rd=total, n=chunks)
+            c.rd(f["src3"], 4 * ch)                  # B, shifted once per channel
+            c.loop("ew", ch)
+        i0, ln = c.chunks(total, K)
+        c.rd(f["src"] + i0, ln)
+        if op == Op.BN_BP and f["flags"] & Flag.RELU_MASK:
+            c.rd(f["aux"] + i0, ln)
+        c.loop("ew", ln)
+        c.wr(f["dst"] + i0, ln)
 
 
 # ---------------------------------------------------------------- sparse ops
@@ -248,55 +380,76 @@ def _paired(eb, v, k, s, p, lim):
     return t // s if t >= 0 and t % s == 0 and t // s < lim else -1
 
 
-def _window_traffic(f, g):
-    """(bytes, bursts) of loading every window once over all swept rows and x
-    tiles, for one lane and one channel (bursts: per channel group when the
-    planes are 1x1), as sp_load_window does."""
-    s, p, kh, kw = f["stride"], f["pad"], f["k_h"], f["k_w"]
-    nvk = [sum(1 for ky in range(kh) if _paired(g.eb, y, ky, s, p, g.wh) >= 0)
-           for y in range(g.oh)]
-    rows_total, rows_any = sum(nvk), sum(1 for v in nvk if v)
-    nbytes = bursts = 0
-    for x0 in range(0, g.ow, g.xn):
-        xc = min(g.xn, g.ow - x0)
-        if not g.eb:
-            base, hi = x0 * s - p, (x0 + xc - 1) * s - p + kw
-        else:
-            base, hi = -((-(x0 + p - kw + 1)) // s), (x0 + xc - 1 + p) // s + 1
-        lo, hi = max(base, 0), min(hi, g.ww)
-        if hi <= lo:
+def _xtiles(g):
+    x0 = np.arange(0, g.ow, g.xn, dtype=np.int64)
+    return x0, np.minimum(g.xn, g.ow - x0)
+
+
+def _window_pass(f, g, b, c):
+    """Every window load of one sweep over batch, swept rows, x tiles and
+    channel groups (sp_load_window), as run once per row tile (FP, EB) or
+    per row tile and chunk (WG)."""
+    s, p, kh, kw, n = f["stride"], f["pad"], f["k_h"], f["k_w"], f["n"]
+    src = f["src2"] if g.wg else f["src"]
+    lanes = np.arange(n, dtype=np.int64)[:, None, None]
+    for y in range(g.oh):
+        crow = [_paired(g.eb, y, ky, s, p, g.wh) for ky in range(kh)]
+        ok = [ky for ky in range(kh) if crow[ky] >= 0]
+        if not ok:
             continue
-        nbytes += rows_total * (hi - lo)
-        whole = lo == 0 and hi == g.ww and (not g.eb or g.wh == 1)
-        bursts += rows_any if whole else rows_total
-    return nbytes, bursts, g.wh == 1 and g.ww == 1 and nbytes > 0
+        for x0, xc in zip(*_xtiles(g)):
+            x0, xc = int(x0), int(xc)
+            if not g.eb:
+                base, hi = x0 * s - p, (x0 + xc - 1) * s - p + kw
+            else:
+                base, hi = -((-(x0 + p - kw + 1)) // s), (x0 + xc - 1 + p) // s + 1
+            lo, hi = max(base, 0), min(hi, g.ww)
+            if hi <= lo:
+                continue
+            for ch0 in range(0, g.red, g.cg):
+                chn = min(g.cg, g.red - ch0)
+                chs = np.arange(ch0, ch0 + chn, dtype=np.int64)[None, :, None]
+                if lo == 0 and hi == g.ww and (not g.eb or g.wh == 1):
+                    if g.wh == 1 and g.ww == 1:
+                        c.rd(src + lanes[:, 0, 0] * g.red + ch0, chn)
+                    else:
+                        c.rd(src + ((lanes * g.red + chs) * g.wh + crow[ok[0]]) * g.ww,
+                             (ok[-1] - ok[0] + 1) * g.ww)
+                else:
+                    rws = _arr([crow[ky] for ky in ok])[None, None, :]
+                    c.rd(src + ((lanes * g.red + chs) * g.wh + rws) * g.ww + lo, hi - lo)
 
 
 def _lists(f, g, index):
-    """Length of every PE-row list: CSR row lengths (FP, WG), or the transposed
-    index's entries per input channel (EB). Even spread without an index."""
+    """(start, length) of every PE-row list: CSR rows (FP, WG), or the
+    transposed index's ranges per input channel (EB). Even spread without an
+    index."""
     z, kk = f["count"], f["k_h"] * f["k_w"]
     if index is None:
         lens = np.full(g.rows, z // g.rows, np.int64)
         lens[:z % g.rows] += 1
-        return lens
+        return np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64), lens
     rowptr, _, tptr, _, _ = index
-    if g.eb:
-        return np.diff(np.asarray(tptr, np.int64)[::kk])
-    return np.diff(np.asarray(rowptr, np.int64))
+    ptr = np.asarray(tptr, np.int64)[::kk] if g.eb else np.asarray(rowptr, np.int64)
+    return ptr[:-1], np.diff(ptr)
 
 
-def _entries(g, lens, off, se, c):
-    """Counters of loading one chunk (from `off`) of a tile's lists."""
+def _entries(f, g, lay, start, lens, off, se, c, times=1):
+    """Counters of loading one chunk (from `off`) of a tile's lists
+    (sp_load_entries); returns the chunk's per-row lengths."""
     lr = np.clip(lens - off, 0, se)
-    total, rows = int(lr.sum()), int(np.count_nonzero(lr))
-    if g.eb:      # trow, tpos, then one gather burst per value
-        c.burst(rd=7 * total, n=2 * rows + total)
-    elif g.wg:    # columns only
-        c.burst(rd=2 * total, n=rows)
-    else:         # values and columns
-        c.burst(rd=3 * total, n=2 * rows)
-    c.ew += total
+    first = start + off
+    aux = f["aux"]
+    if g.eb:
+        c.rd(aux + lay["trow"] + 2 * first, 2 * lr, times=times)
+        c.rd(aux + lay["tpos"] + 4 * first, 4 * lr, times=times)
+        c.loop("ew", lr, times=times)
+        c.gather(times * int(lr.sum()))
+    else:
+        if not g.wg:
+            c.rd(f["src2"] + first, lr, times=times)
+        c.rd(aux + lay["col"] + 2 * first, 2 * lr, times=times)
+        c.loop("ew", lr, times=times)
     return lr
 
 
@@ -304,44 +457,55 @@ def _sparse_conv(f, b, c, index):
     g = sparse_plan(f, b)
     R, C, se = b.pe_rows, b.pe_cols, b.sparse_entries
     n, kk = f["n"], f["k_h"] * f["k_w"]
-    nt = _cdiv(n, C)
+    lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
     bias, mask = f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
-    xtiles = _cdiv(g.ow, g.xn)
-    # one pass of windows over all positions: bytes and bursts per lane
-    per_ch_bytes, per_ch_bursts, one_by_one = _window_traffic(f, g)
-    win_rd = n * g.red * per_ch_bytes
-    win_bursts = n * (g.groups if one_by_one else g.red) * per_ch_bursts
-    positions = nt * g.oh * g.ow   # (batch tile, row, x) steps of one list entry
-    point = g.oh == 1 and g.ow == 1   # 1x1 swept plane: a lane's PE rows are contiguous
-
-    def row_io(vr):
-        """(bytes, bursts) of one output/mask/error pass of a row tile."""
-        return vr * n * g.oh * g.ow, (n if point else vr * n * g.oh * xtiles)
-    lens_all = _lists(f, g, index)
+    b0s = np.arange(0, n, C, dtype=np.int64)
+    nbs = np.minimum(C, n - b0s)
+    x0s, xcs = _xtiles(g)
+    passes = len(b0s) * g.oh * len(x0s)           # (batch tile, row, x tile)
+    point = g.oh == 1 and g.ow == 1
+    one_pass = _Count(b)
+    _window_pass(f, g, b, one_pass)
+    starts, lens_all = _lists(f, g, index)
+    lanes = np.arange(n, dtype=np.int64)
     for r0 in range(0, g.rows, R):
         vr = min(R, g.rows - r0)
-        lens = lens_all[r0:r0 + vr]
+        start, lens = starts[r0:r0 + vr], lens_all[r0:r0 + vr]
         longest = int(lens.max())
         chunks = 1 if longest == 0 else _cdiv(longest, se)
-        c.burst(rd=4 * (vr * kk + 1) if g.eb else 4 * (vr + 1))   # the tile's pointers
+        if g.eb:
+            c.rd(f["aux"] + lay["tptr"] + 4 * r0 * kk, 4 * (vr * kk + 1))
+        else:
+            c.rd(f["aux"] + lay["rowptr"] + 4 * r0, 4 * (vr + 1))
+        rows_here = np.arange(r0, r0 + vr, dtype=np.int64)
         if not g.wg:
             if bias:
-                c.burst(rd=4 * vr)
-            # lists that fit stay on chip for the tile; longer ones are streamed
-            # per (batch tile, row, x tile, group) pass
-            reloads = 1 if chunks == 1 else nt * g.oh * xtiles * g.groups
-            for j in range(chunks):
-                one = _Count()
-                _entries(g, lens, j * se, se, one)
-                c.add(one, reloads)
+                c.rd(f["src3"] + 4 * r0, 4 * vr)
+            if chunks == 1:
+                _entries(f, g, lay, start, lens, 0, se, c)
             if longest > 0:
-                c.burst(rd=win_rd, n=win_bursts)
-                c.pe += positions * g.groups * longest
-            io_bytes, io_bursts = row_io(vr)
+                c.add(one_pass)
+                reloads = passes * g.groups if chunks > 1 else 0
+                for j in range(chunks):
+                    off = j * se
+                    lenj = min(se, longest - off)
+                    if reloads:
+                        _entries(f, g, lay, start, lens, off, se, c, times=reloads)
+                    c.loop("pe", xcs * lenj, times=len(b0s) * g.oh * g.groups)
+            # epilogue per (batch tile, row, x tile)
+            if point:
+                at = f["dst"] + lanes * g.rows + r0
+                if mask:
+                    c.rd(f["src3"] + lanes * g.rows + r0, vr)
+                c.loop("ew", xcs, times=len(b0s) * g.oh * vr)
+                c.wr(at, vr)
+                continue
+            at = (((lanes[:, None, None, None] * g.rows + rows_here[None, :, None, None]) * g.oh
+                   + np.arange(g.oh)[None, None, :, None]) * g.ow + x0s[None, None, None, :])
             if mask:
-                c.burst(rd=io_bytes, n=io_bursts)
-            c.ew += vr * positions
-            c.burst(wr=io_bytes, n=io_bursts)
+                c.rd(f["src3"] + at, xcs[None, None, None, :])
+            c.loop("ew", xcs, times=len(b0s) * g.oh * vr)
+            c.wr(f["dst"] + at, xcs[None, None, None, :])
             continue
         for j in range(chunks):   # WG
             off = j * se
@@ -349,27 +513,34 @@ def _sparse_conv(f, b, c, index):
             if lenj == 0 and not (bias and j == 0):
                 continue
             if lenj > 0:
-                lr = _entries(g, lens, off, se, c)
-                c.ew += lenj   # clear the accumulators
-            io_bytes, io_bursts = row_io(vr)
-            c.burst(rd=io_bytes, n=io_bursts)   # error rows
+                lr = _entries(f, g, lay, start, lens, off, se, c)
+                c.loop("ew", lenj)   # clear_taps
+            if point:
+                c.rd(f["src"] + lanes * f["c_out"] + r0, vr)
+            else:
+                at = (((lanes[:, None, None, None] * f["c_out"] + rows_here[None, :, None, None])
+                       * f["h_out"] + np.arange(g.oh)[None, None, :, None]) * f["w_out"]
+                      + x0s[None, None, None, :])
+                c.rd(f["src"] + at, xcs[None, None, None, :])
             if lenj > 0:
-                c.burst(rd=win_rd, n=win_bursts)
-                c.pe += positions * g.groups * lenj
-                kept = int(lr.sum())
-                c.ew += kept
-                c.burst(wr=4 * kept, n=int(np.count_nonzero(lr)))
+                c.add(one_pass)
+                c.loop("pe", xcs * lenj, times=len(b0s) * g.oh * g.groups)
+                c.loop("ew", lr)
+                c.wr(f["dst"] + 4 * (start + off), 4 * lr)
         if bias:
-            c.ew += vr
-            c.burst(wr=4 * vr)
+            c.loop("ew", vr)
+            c.wr(f["dst2"] + 4 * r0, 4 * vr)
 
 
 def _index_check(f, b, c):
     """FAULT_INDEX pass of validation: every entry, CTRAIN_CHUNK per burst."""
     rows, cols, z, K = f["c_out"], validate.sparse_cols(f), f["count"], b.chunk
-    for count, size in ((rows + 1, 4), (z, 2), (cols + 1, 4), (z, 4), (z, 2)):
-        c.burst(rd=size * count, n=_cdiv(count, K))
-        c.ew += count
+    lay = validate.index_layout(rows, cols, z)
+    for part, count, size in (("rowptr", rows + 1, 4), ("col", z, 2), ("tptr", cols + 1, 4),
+                              ("tpos", z, 4), ("trow", z, 2)):
+        i0, ln = c.chunks(count, K)
+        c.rd(f["aux"] + lay[part] + size * i0, size * ln)
+        c.loop("ew", ln)
 
 
 # ---------------------------------------------------------------- public API
@@ -382,16 +553,17 @@ def index_of(insn, ddr=None, index=None):
     return validate.index_arrays(ddr, validate.fields(insn))
 
 
-def iterations(insn, board_, ddr=None, index=None, table_len=0):
+def iterations(insn, board_, ddr=None, index=None, table_len=0, insn_addr=0, table_addr=0):
     """Iters of one instruction that runs to completion (or a HALT), exactly as
-    the C-sim counts it: its fetch, validation, execution and statistics
-    record; `table_len` > 0 adds the parameter-table load of instruction 0.
-    Sparse instructions read their index arrays from `index` or `ddr`."""
+    the C-sim counts it: its fetch (from byte `insn_addr`), validation,
+    execution and statistics record; `table_len` > 0 adds the parameter-table
+    load of instruction 0 (from `table_addr`). Sparse instructions read their
+    index arrays from `index` or `ddr`."""
     b, f = _board(board_), validate.fields(insn)
-    c = _Count()
-    c.burst(rd=INSN_BYTES)
+    c = _Count(b)
+    c.rd(insn_addr, INSN_BYTES, ii=1)   # fetch into registers
     if table_len:
-        c.burst(rd=4 * table_len)
+        c.rd(table_addr, 4 * table_len)
     op = f["op"]
     if op == Op.HALT:
         return c.iters()
@@ -402,19 +574,41 @@ def iterations(insn, board_, ddr=None, index=None, table_len=0):
         _sparse_conv(f, b, c, index_of(insn, ddr, index))
     else:
         _elementwise(f, b, c)
-    c.burst(wr=STATS_BYTES)
+    c.wr(f["stats"], STATS_BYTES, ii=1)  # the record is registers
     return c.iters()
 
 
-def cycles_of(it, board_):
-    """(cycles, compute, memory) of counters `it`: compute = pipelined
-    iterations (pe + ew, II=1), memory = DDR bytes at the board's bytes per
-    cycle plus BURST_CYCLES per burst; cycles = max of the two plus the
-    per-instruction overhead."""
+def breakdown(it, board_):
+    """Cycles of counters `it` per part, as the code spends them one after
+    another (docs/overlay.md "Performance model"): dict of
+    pe       PE steps at II=1 plus one PE pipeline fill per loop entry
+    ew       element-wise iterations plus one fill per entry
+    rd, wr   per AXI channel: each burst its latency and the AGU loop's fill,
+             the beats at the AGU's II (or the DDR's rate if slower)
+    gather   SCONV_EB's one-byte reads: latency over the requests outstanding
+    insn     the fixed per-instruction cycles."""
     b = _board(board_)
-    compute = it.pe + it.ew
-    memory = math.ceil((it.rd + it.wr) / b.bytes_per_cycle) + it.bursts * b.burst_cycles
-    return max(compute, memory) + b.insn_cycles, compute, memory
+    W = b.ddr_beat
+
+    def channel(beats, bursts, agu, latency):
+        ddr = math.ceil(beats * W / b.bytes_per_cycle) if beats else 0
+        return bursts * (latency + AGU_DEPTH) + max(agu, ddr)
+    return dict(pe=it.pe + it.pe_in * b.pe_depth,
+                ew=it.ew + it.ew_in * EW_DEPTH,
+                rd=channel(it.rd_beats - it.gathers, it.rd_bursts, it.rd_agu, b.rd_latency),
+                wr=channel(it.wr_beats, it.wr_bursts, it.wr_agu, b.wr_latency),
+                gather=it.gathers * _cdiv(b.rd_latency, b.outstanding),
+                insn=b.insn_cycles)
+
+
+def cycles_of(it, board_):
+    """(cycles, compute, memory) of counters `it` (see breakdown): compute =
+    PE and element-wise loops, memory = both AXI channels and the gathers,
+    cycles = their sum plus the per-instruction overhead (the units run their
+    phases one after another; nothing overlaps)."""
+    d = breakdown(it, board_)
+    compute, memory = d["pe"] + d["ew"], d["rd"] + d["wr"] + d["gather"]
+    return compute + memory + d["insn"], compute, memory
 
 
 def cycles(insn, board_, ddr=None, index=None):

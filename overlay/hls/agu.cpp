@@ -1,17 +1,9 @@
-/* Address generation unit: the scalar and raw-byte bursts (see agu.h). */
+/* Address generation unit: the raw-byte bursts (see agu.h). */
 #include "agu.h"
-
-int32_t agu_rd_word(const ddr_t *ddr, uint32_t addr) {
-#pragma HLS INLINE
-    int32_t w[1] = {0};
-    agu_rd_i32<1>(ddr, addr, w, 1);
-    return w[0];
-}
 
 void agu_rd_bytes(const ddr_t *ddr, uint32_t addr, uint8_t *buf, uint32_t len) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(rd, len);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(false, addr, len, AGU_II_REGS);
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
@@ -31,8 +23,7 @@ rd_bytes:
 
 void agu_wr_bytes(ddr_t *ddr, uint32_t addr, const uint8_t *buf, uint32_t len) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(wr, len);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(true, addr, len, AGU_II_REGS);
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);

@@ -11,8 +11,21 @@
  * cycle.  The first and last beat of a burst may be partial: reads ignore
  * the lanes outside [addr, addr + n), writes leave them unchanged.
  *
- * Counters (C-sim): rd/wr count bytes, bursts one per call, whatever the
- * alignment; docs/overlay.md turns them into beats and cycles.
+ * Throughput of a burst loop (docs/overlay.md, "Performance model"): HLS
+ * cannot tell which of a beat's W lane accesses are live (the lane range and
+ * the buffer index depend on the address), so it schedules all W every beat.
+ * No buffer the AGU fills or drains is partitioned along the index the lanes
+ * walk, and none is bound to a true-dual-port RAM, so the default dual-port
+ * RAM (RAM_2P: one read/write port, one read port, UG1448) serves
+ *   AGU_II_FILL  = W          cycles per beat written into the buffer (reads)
+ *   AGU_II_DRAIN = ceil(W/2)  cycles per beat read out of it (writes)
+ *   AGU_II_REGS  = 1          for a buffer partitioned into registers
+ * The HLS source keeps II=1 on the loops (the schedule target); the counters
+ * record what the ports allow.
+ *
+ * Counters (C-sim, agu_count): per channel the bytes, and for a burst of one
+ * or more bytes its beats, one burst and beats x II; agu_rd_byte is a gather
+ * (one beat issued inside a pipelined loop, counted apart).
  *
  * The port itself is reached through ddr_get/ddr_put only.  Synthesis (and
  * the CTRAIN_WORD_PORT C-sim build that exercises the same code) sees an
@@ -124,12 +137,37 @@ static inline uint32_t agu_index(const agu_burst &g, uint32_t b, int l) {
     return b * DDR_BEAT + (uint32_t)l - g.off;
 }
 
+#define AGU_II_FILL DDR_BEAT
+#define AGU_II_DRAIN ((DDR_BEAT + 1) / 2)
+#define AGU_II_REGS 1
+
+/* C-sim counters of one burst of len bytes at addr through a buffer served at
+ * `ii` cycles per beat (write: a DDR write). */
+static inline void agu_count(bool write, uint32_t addr, uint64_t len, int ii) {
+#pragma HLS INLINE
+#ifndef __SYNTHESIS__
+    const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
+    if (write) {
+        CTRAIN_COUNT(wr, len);
+        CTRAIN_COUNT(wr_beats, beats);
+        CTRAIN_COUNT(wr_bursts, len ? 1 : 0);
+        CTRAIN_COUNT(wr_agu, beats * ii);
+    } else {
+        CTRAIN_COUNT(rd, len);
+        CTRAIN_COUNT(rd_beats, beats);
+        CTRAIN_COUNT(rd_bursts, len ? 1 : 0);
+        CTRAIN_COUNT(rd_agu, beats * ii);
+    }
+#else
+    (void)write; (void)addr; (void)len; (void)ii;
+#endif
+}
+
 /* ddr[addr .. addr+len) -> buf[0 .. len), int8 elements. */
 template <int N>
 void agu_rd_q8(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(rd, len);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(false, addr, len, AGU_II_FILL);
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
@@ -152,8 +190,7 @@ rd_q8:
 template <int N>
 wide_t agu_rd_q8_sum(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(rd, len);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(false, addr, len, AGU_II_FILL);
     wide_t sum = 0;
     if (len == 0)
         return sum;
@@ -185,8 +222,7 @@ template <int K, int P, int L>
 void agu_rd_q8_lane(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], uint32_t at, int lane,
                     uint32_t len) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(rd, len);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(false, addr, len, AGU_II_FILL);   /* W writes into each copy */
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
@@ -214,8 +250,7 @@ template <int K, int P, int L>
 void agu_rd_q8_lane_strided(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], uint32_t at,
                             uint32_t stride, int lane, uint32_t len) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(rd, len);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(false, addr, len, AGU_II_FILL);
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
@@ -243,8 +278,7 @@ template <int X>
 void agu_rd_q8_rows(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][X], int lane,
                     uint32_t len, wide_t *sums) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(rd, len);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(false, addr, len, AGU_II_FILL);   /* any of W lanes may hit one bank */
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
@@ -272,8 +306,7 @@ template <int X>
 void agu_wr_q8_rows(ddr_t *ddr, uint32_t addr, const q8_t buf[PE_ROWS][PE_COLS][X], int lane,
                     uint32_t len) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(wr, len);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(true, addr, len, AGU_II_DRAIN);
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
@@ -297,8 +330,7 @@ wr_q8_rows:
 template <typename T, int N, int SIZE>
 void agu_rd_words(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(rd, SIZE * (uint64_t)count);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(false, addr, SIZE * (uint64_t)count, AGU_II_FILL);
     if (count == 0)
         return;
     const agu_burst g = agu_plan(addr, SIZE * count);
@@ -346,8 +378,7 @@ void agu_rd_u16(const ddr_t *ddr, uint32_t addr, uint16_t buf[N], uint32_t count
 template <int N>
 void agu_wr_q8(ddr_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(wr, len);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(true, addr, len, AGU_II_DRAIN);
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
@@ -370,8 +401,7 @@ wr_q8:
 template <int N>
 void agu_wr_i32(ddr_t *ddr, uint32_t addr, const int32_t buf[N], uint32_t count) {
 #pragma HLS INLINE
-    CTRAIN_COUNT(wr, 4 * (uint64_t)count);
-    CTRAIN_COUNT(bursts, 1);
+    agu_count(true, addr, 4 * (uint64_t)count, AGU_II_DRAIN);
     if (count == 0)
         return;
     const agu_burst g = agu_plan(addr, 4 * count);
@@ -397,15 +427,14 @@ wr_i32:
 static inline q8_t agu_rd_byte(const ddr_t *ddr, uint32_t addr) {
 #pragma HLS INLINE
     CTRAIN_COUNT(rd, 1);
-    CTRAIN_COUNT(bursts, 1);
+    CTRAIN_COUNT(rd_beats, 1);
+    CTRAIN_COUNT(gathers, 1);
     const int l = (int)(addr % DDR_BEAT);
     return (q8_t)beat_lane(ddr_get(ddr, addr / DDR_BEAT, l, l + 1), l);
 }
 
-/* One int32 (a table entry or a bias): a 4-byte burst. */
-int32_t agu_rd_word(const ddr_t *ddr, uint32_t addr);
-
-/* Raw bytes (instruction fetch, statistics record). */
+/* Raw bytes to or from a buffer partitioned into registers (instruction
+ * fetch, statistics record): II 1. */
 void agu_rd_bytes(const ddr_t *ddr, uint32_t addr, uint8_t *buf, uint32_t len);
 void agu_wr_bytes(ddr_t *ddr, uint32_t addr, const uint8_t *buf, uint32_t len);
 

@@ -87,7 +87,7 @@ tile_rows:
         for (int to = 0; to < outer_tiles; to++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
             if (wg) {
-                CTRAIN_COUNT(ew, kk);
+                CTRAIN_LOOP(ew, 1, kk);
             clear_taps:
                 for (uint32_t t = 0; t < kk; t++) {
 #pragma HLS PIPELINE II=1
@@ -124,7 +124,7 @@ tile_rows:
                                 rbias[r] += sum;
                         }
                     } else {
-                        CTRAIN_COUNT(ew, ow);
+                        CTRAIN_LOOP(ew, 1, ow);
                     clear_row:
                         for (int x = 0; x < ow; x++) {
 #pragma HLS PIPELINE II=1

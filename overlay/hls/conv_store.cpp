@@ -11,7 +11,7 @@ void conv_store_row(ddr_t *ddr, const pe_rowacc_t acc, int r, wide_t bias, const
     q8_t orow[CTRAIN_MAX_DIM];
     if (q.mask)
         agu_rd_q8<CTRAIN_MAX_DIM>(ddr, mask_at, mrow, ow);
-    CTRAIN_COUNT(ew, ow);
+    CTRAIN_LOOP(ew, 1, ow);
 quantize_row:
     for (int x = 0; x < ow; x++) {
 #pragma HLS PIPELINE II=1
@@ -37,7 +37,7 @@ store_r:
     store_c:
         for (int c = 0; c < vc; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
-            CTRAIN_COUNT(ew, kk);
+            CTRAIN_LOOP(ew, 1, kk);
         quantize_taps:
             for (uint32_t t = 0; t < kk; t++) {
 #pragma HLS PIPELINE II=1
@@ -57,7 +57,7 @@ store_r:
 void conv_store_bias(ddr_t *ddr, const wide_t gb[PE_ROWS], int vr, int r0, uint32_t dst2,
                      int sh_b, q_stats &st) {
     int32_t bbuf[PE_ROWS];
-    CTRAIN_COUNT(ew, vr);
+    CTRAIN_LOOP(ew, 1, vr);
 quantize_bias:
     for (int r = 0; r < vr; r++) {
 #pragma HLS PIPELINE II=1

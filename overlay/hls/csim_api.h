@@ -14,13 +14,23 @@ extern "C" {
 
 /* @cdef-begin */
 
-/* Pipelined-loop iterations of one instruction (all loops run at II=1). */
+/* What one instruction spends, as the C-sim counts it (docs/overlay.md,
+ * "Performance model"): pipelined-loop iterations and entries per loop class,
+ * and per AXI channel the bytes, beats, bursts and AGU loop cycles. */
 typedef struct {
-    uint64_t pe;      /* PE-array steps: one PE_ROWS x PE_COLS multiply-accumulate each */
-    uint64_t ew;      /* element-wise steps: conv epilogues, RELU/POOL, UPDATE */
-    uint64_t rd;      /* DDR bytes read = read beats of the 8-bit m_axi port */
-    uint64_t wr;      /* DDR bytes written = write beats */
-    uint64_t bursts;  /* DDR bursts issued, reads and writes */
+    uint64_t pe;         /* PE-array steps: dense pass_step, sparse gather/outer_step */
+    uint64_t pe_in;      /* entries of those loops (each pays the PE pipeline's fill) */
+    uint64_t ew;         /* element-wise pipelined-loop iterations (epilogues, streams, decode) */
+    uint64_t ew_in;      /* entries of those loops */
+    uint64_t rd;         /* DDR bytes read */
+    uint64_t wr;         /* DDR bytes written */
+    uint64_t rd_beats;   /* read beats of the CTRAIN_DDR_BEAT-byte port (partial beats count) */
+    uint64_t wr_beats;   /* write beats */
+    uint64_t rd_bursts;  /* read bursts of one or more bytes = entries of AGU read loops */
+    uint64_t wr_bursts;  /* write bursts = entries of AGU write loops */
+    uint64_t rd_agu;     /* cycles of the AGU read loops: beats x II of the buffer they fill */
+    uint64_t wr_agu;     /* cycles of the AGU write loops: beats x II of the buffer they drain */
+    uint64_t gathers;    /* one-byte reads issued inside a pipelined loop (SCONV_EB values) */
 } ctrain_iters_t;
 
 /* Runs ctrain_top on a host buffer standing for the DDR window. */

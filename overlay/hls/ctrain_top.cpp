@@ -23,14 +23,14 @@ void ctrain_csim_trace(ctrain_iters_t *buf, uint32_t cap) {
 }
 
 static void trace_clear(void) {
-    const ctrain_iters_t zero = {0, 0, 0, 0, 0};
+    const ctrain_iters_t zero = {};
     for (uint32_t i = 0; i < trace_cap; i++)
         trace_buf[i] = zero;
     ctrain_iters_now = zero;
 }
 
 static void trace_record(uint32_t index) {
-    const ctrain_iters_t zero = {0, 0, 0, 0, 0};
+    const ctrain_iters_t zero = {};
     if (index < trace_cap)
         trace_buf[index] = ctrain_iters_now;
     ctrain_iters_now = zero;

@@ -7,6 +7,8 @@
 
 void fetch_insn(const ddr_t *ddr, uint32_t prog, uint32_t index, ctrain_insn_t &insn) {
     uint8_t raw[CTRAIN_INSN_BYTES];
+    /* Registers: the decode below reads every byte at once (agu_rd_bytes: II 1). */
+#pragma HLS ARRAY_PARTITION variable=raw type=complete
     agu_rd_bytes(ddr, prog + CTRAIN_INSN_BYTES * index, raw, CTRAIN_INSN_BYTES);
     uint32_t w[CTRAIN_INSN_BYTES / 4];
 decode:
@@ -289,7 +291,7 @@ ptr_chunk:
         const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
         agu_rd_u32<CTRAIN_CHUNK>(ddr, addr + 4 * i0, buf, len);
         int64_t bad = -1;
-        CTRAIN_COUNT(ew, len);
+        CTRAIN_LOOP(ew, 1, len);
     ptr_check:
         for (uint32_t i = 0; i < len; i++) {
 #pragma HLS PIPELINE II=1
@@ -322,7 +324,7 @@ below_chunk:
         else
             agu_rd_u16<CTRAIN_CHUNK>(ddr, addr + 2 * i0, buf16, len);
         int64_t bad = -1;
-        CTRAIN_COUNT(ew, len);
+        CTRAIN_LOOP(ew, 1, len);
     below_check:
         for (uint32_t i = 0; i < len; i++) {
 #pragma HLS PIPELINE II=1

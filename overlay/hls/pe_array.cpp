@@ -4,7 +4,7 @@
 void pe_array(const pe_cols_t col, const pe_rows_t row, const pe_weights_t w, const pe_pass &g,
               pe_rowacc_t racc, pe_tapacc_t tacc) {
 #pragma HLS INLINE off
-    CTRAIN_COUNT(pe, (uint64_t)g.k_w * g.steps);
+    CTRAIN_LOOP(pe, g.k_w, g.steps);   /* pass_step, entered per kx */
     const bool outer = g.mode == PE_OUTER, scatter = g.mode == PE_SCATTER;
     const int kbase = g.ky * g.k_w;
 pass_kx:

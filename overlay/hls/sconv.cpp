@@ -43,6 +43,31 @@ struct sp_entry {
     uint8_t kx;
 };
 
+/* Exact n / d for 0 <= n < 2^16 as (n * m) >> sh with sh = 16 + ceil(log2 d),
+ * m = ceil(2^sh / d) (Granlund & Montgomery 1994, theorem 4.2): the one
+ * division happens per instruction, the loops multiply by a constant. */
+struct sp_div16 {
+    uint32_t m;
+    int sh;
+};
+
+static sp_div16 sp_div_make(uint32_t d) {
+    int l = 0;
+div_log2:
+    for (int i = 0; i < 16; i++) {
+        if ((1u << l) < d) l++;
+    }
+    sp_div16 r;
+    r.sh = 16 + l;
+    r.m = (uint32_t)((((uint64_t)1 << r.sh) + d - 1) / d);
+    return r;
+}
+
+static uint32_t sp_div(const sp_div16 &d, uint32_t n) {
+#pragma HLS INLINE
+    return (uint32_t)(((uint64_t)n * d.m) >> d.sh);
+}
+
 /* Tiling of one instruction. */
 struct sp_plan {
     bool eb, wg;
@@ -52,6 +77,11 @@ struct sp_plan {
     int xn;          /* positions per x tile */
     int cg, groups;  /* channels per group, groups */
     int seg;         /* window positions per (channel, ky) row: (xn - 1) * s + k_w */
+    /* Per-instruction tables that keep dividers out of the loops: */
+    sp_div16 ds, dkk;                    /* v / s, column / (k_h * k_w) */
+    int kq[CTRAIN_MAX_KERNEL];           /* k / s */
+    int kr[CTRAIN_MAX_KERNEL];           /* k % s */
+    uint8_t tky[MAX_KK], tkx[MAX_KK];    /* tap -> (ky, kx) */
 };
 
 static void sp_make_plan(const ctrain_insn_t &f, sp_plan &g) {
@@ -83,26 +113,65 @@ static void sp_make_plan(const ctrain_insn_t &f, sp_plan &g) {
     }
     g.groups = (g.red + g.cg - 1) / g.cg;
     g.seg = (g.xn - 1) * g.s + g.kw;
+    g.ds = sp_div_make(g.s);
+    g.dkk = sp_div_make(per_ch);
+    int q = 0, r = 0;   /* counted, not divided */
+tab_k:
+    for (int k = 0; k < CTRAIN_MAX_KERNEL; k++) {
+        g.kq[k] = q;
+        g.kr[k] = r;
+        if (++r == g.s) {
+            r = 0;
+            q++;
+        }
+    }
+    int ky = 0, kx = 0;
+tab_tap:
+    for (int t = 0; t < MAX_KK; t++) {
+        g.tky[t] = (uint8_t)ky;
+        g.tkx[t] = (uint8_t)kx;
+        if (++kx == g.kw) {
+            kx = 0;
+            ky++;
+        }
+    }
 }
 
-/* Window-source row (or column) paired with swept position v by tap k, or -1:
- * gather v*s + k - p; EB (y + p - k) / s when exact. */
-static int sp_pair(bool eb, int v, int k, int s, int p, int lim) {
+/* A swept position v as v + p = q*s + r (0 <= r < s): EB pairs v with source
+ * (v + p - k) / s when exact, i.e. when r == k % s, as q - k / s.  Kept by
+ * counting (sp_qr_next) inside the loops, no divider. */
+struct sp_qr {
+    int q, r;
+};
+
+static sp_qr sp_qr_of(const sp_plan &g, int v) {
 #pragma HLS INLINE
-    if (!eb) {
-        const int u = v * s + k - p;
+    sp_qr a;
+    a.q = (int)sp_div(g.ds, (uint32_t)(v + g.p));
+    a.r = v + g.p - a.q * g.s;
+    return a;
+}
+
+static void sp_qr_next(const sp_plan &g, sp_qr &a) {
+#pragma HLS INLINE
+    if (++a.r == g.s) {
+        a.r = 0;
+        a.q++;
+    }
+}
+
+/* Window-source row (or column) paired with swept position v (a: its sp_qr)
+ * by tap k, or -1: gather v*s + k - p; EB (v + p - k) / s when exact. */
+static int sp_pair(const sp_plan &g, int v, const sp_qr &a, int k, int lim) {
+#pragma HLS INLINE
+    if (!g.eb) {
+        const int u = v * g.s + k - g.p;
         return (u >= 0 && u < lim) ? u : -1;
     }
-    const int t = v + p - k;
-    if (t < 0 || t % s != 0 || t / s >= lim)
+    if (a.r != g.kr[k])
         return -1;
-    return t / s;
-}
-
-/* ceil(a / s) for any sign of a, s > 0. */
-static int sp_ceil_div(int a, int s) {
-#pragma HLS INLINE
-    return a >= 0 ? (a + s - 1) / s : -((-a) / s);
+    const int u = a.q - g.kq[k];
+    return (u >= 0 && u < lim) ? u : -1;
 }
 
 /* First window-source column of x tile [x0, x0 + xc) (window column 0), and
@@ -112,8 +181,10 @@ static void sp_columns(const sp_plan &g, int x0, int xc, int &base, int &lo, int
         base = x0 * g.s - g.p;
         hi = (x0 + xc - 1) * g.s - g.p + g.kw;
     } else {
-        base = sp_ceil_div(x0 + g.p - g.kw + 1, g.s);
-        hi = (x0 + xc - 1 + g.p) / g.s + 1;
+        /* ceil((x0 + p - k_w + 1) / s), shifted by MAX_KERNEL strides to stay >= 0 */
+        const int a = x0 + g.p - g.kw + 1 + CTRAIN_MAX_KERNEL * g.s;
+        base = (int)sp_div(g.ds, (uint32_t)(a + g.s - 1)) - CTRAIN_MAX_KERNEL;
+        hi = (int)sp_div(g.ds, (uint32_t)(x0 + xc - 1 + g.p)) + 1;
     }
     lo = base > 0 ? base : 0;
     if (hi > g.ww) hi = g.ww;
@@ -137,10 +208,11 @@ static sp_view sp_load_window(const ddr_t *ddr, const sp_plan &g, uint32_t src, 
                               q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL]) {
     int crow[CTRAIN_MAX_KERNEL];
     int ky_first = -1, ky_last = -1;
+    const sp_qr ay = sp_qr_of(g, y);
 pair_rows:
     for (int ky = 0; ky < CTRAIN_MAX_KERNEL; ky++) {
 #pragma HLS UNROLL
-        crow[ky] = ky < g.kh ? sp_pair(g.eb, y, ky, g.s, g.p, g.wh) : -1;
+        crow[ky] = ky < g.kh ? sp_pair(g, y, ay, ky, g.wh) : -1;
         rowok[ky] = crow[ky] >= 0;
         if (rowok[ky]) {
             if (ky_first < 0) ky_first = ky;
@@ -231,25 +303,24 @@ list_rows:
             if (!g.wg)
                 agu_rd_q8<SP_ENTRIES>(ddr, f.src2 + first, vbuf, lr);
             agu_rd_u16<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.col + 2 * first, hbuf, lr);
-            CTRAIN_COUNT(ew, lr);
+            CTRAIN_LOOP(ew, 1, lr);
         decode_csr:
             for (uint32_t t = 0; t < lr; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
                 const uint32_t col = hbuf[t];
-                const uint32_t ch = col / kk, tap = col - ch * kk;
-                const uint32_t ky = tap / f.k_w;
+                const uint32_t ch = sp_div(g.dkk, col), tap = col - ch * kk;
                 sp_entry e;
                 e.val = g.wg ? (q8_t)0 : vbuf[t];
                 e.ch = (uint16_t)ch;
-                e.ky = (uint8_t)ky;
-                e.kx = (uint8_t)(tap - ky * f.k_w);
+                e.ky = g.tky[tap];
+                e.kx = g.tkx[tap];
                 ent[r][t] = e;
             }
         } else {
             agu_rd_u16<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.trow + 2 * first, hbuf, lr);
             agu_rd_u32<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.tpos + 4 * first, wbuf, lr);
-            CTRAIN_COUNT(ew, lr);
+            CTRAIN_LOOP(ew, 1, lr);
         decode_csc:
             for (uint32_t t = 0; t < lr; t++) {
 #pragma HLS PIPELINE II=1
@@ -261,12 +332,11 @@ list_rows:
                     if (k < kk && tp[r * kk + k] <= q)
                         tap++;
                 }
-                const uint32_t ky = tap / f.k_w;
                 sp_entry e;
                 e.val = agu_rd_byte(ddr, f.src2 + wbuf[t]);
                 e.ch = hbuf[t];
-                e.ky = (uint8_t)ky;
-                e.kx = (uint8_t)(tap - ky * f.k_w);
+                e.ky = g.tky[tap];
+                e.kx = g.tkx[tap];
                 ent[r][t] = e;
             }
         }
@@ -275,10 +345,10 @@ list_rows:
 
 /* Window position of entry e at position x0 + x of the tile, or -1 when the
  * tap falls outside the channel group, the plane or the padding. */
-static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, const sp_view &v,
-                         int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL]) {
+static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, const sp_qr &ax,
+                         const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL]) {
 #pragma HLS INLINE
-    const int col = sp_pair(g.eb, x0 + x, e.kx, g.s, g.p, g.ww);
+    const int col = sp_pair(g, x0 + x, ax, e.kx, g.ww);
     if (col < 0 || !rowok[e.ky] || e.ch < ch0 || e.ch >= ch0 + chn)
         return -1;
     return ((e.ch - ch0) * g.kh + e.ky) * v.stride + (col - v.base);
@@ -293,10 +363,11 @@ static void sp_steps_gather(const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENT
                             const q8_t win[SP_COPIES][SP_WIN][PE_COLS], int nb, bool first,
                             acc_t racc[PE_ROWS][PE_COLS][SP_XT]) {
     const uint32_t steps = (uint32_t)xc * lenj;
-    CTRAIN_COUNT(pe, steps);
+    CTRAIN_LOOP(pe, 1, steps);
     acc_t acc[PE_ROWS][PE_COLS];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=0
     int x = 0;
+    sp_qr ax = sp_qr_of(g, x0);   /* of x0 + x */
     uint32_t t = 0;
 gather_step:
     for (uint32_t i = 0; i < steps; i++) {
@@ -305,7 +376,7 @@ gather_step:
         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
             const sp_entry e = ent[r][t];
-            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, v, ch0, chn, rowok) : -1;
+            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, ax, v, ch0, chn, rowok) : -1;
             for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
                 const q8_t a = (pos >= 0 && c < nb) ? win[r / 2][pos][c] : (q8_t)0;
@@ -325,6 +396,7 @@ gather_step:
         if (++t == lenj) {
             t = 0;
             x++;
+            sp_qr_next(g, ax);
         }
     }
 }
@@ -338,10 +410,12 @@ static void sp_steps_outer(const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTR
                            const q8_t win[SP_COPIES][SP_WIN][PE_COLS], const q8_t errb[PE_ROWS][PE_COLS][SP_XT],
                            int nb, acc_t tacc[PE_ROWS][SP_ENTRIES]) {
     const uint32_t steps = lenj * (uint32_t)xc;
-    CTRAIN_COUNT(pe, steps);
+    CTRAIN_LOOP(pe, 1, steps);
     acc_t part[PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=part type=complete
     int x = 0;
+    const sp_qr ax0 = sp_qr_of(g, x0);
+    sp_qr ax = ax0;   /* of x0 + x */
     uint32_t t = 0;
 outer_step:
     for (uint32_t i = 0; i < steps; i++) {
@@ -351,7 +425,7 @@ outer_step:
         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
             const sp_entry e = ent[r][t];
-            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, v, ch0, chn, rowok) : -1;
+            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, ax, v, ch0, chn, rowok) : -1;
             acc_t sum = 0;
             for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
@@ -363,8 +437,10 @@ outer_step:
             if (x == xc - 1)
                 tacc[r][t] += part[r];
         }
+        sp_qr_next(g, ax);
         if (++x == xc) {
             x = 0;
+            ax = ax0;
             t++;
         }
     }
@@ -505,7 +581,7 @@ tile_rows:
                     quantize_rows:
                         for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                            CTRAIN_COUNT(ew, xc);
+                            CTRAIN_LOOP(ew, 1, xc);
                         quantize:
                             for (int x = 0; x < xc; x++) {
 #pragma HLS PIPELINE II=1
@@ -563,7 +639,7 @@ tile_rows:
                 continue;
             if (lenj > 0) {
                 sp_load_entries(ddr, f, g, ix, tile_tp, start, len, vr, off, clen, ent);
-                CTRAIN_COUNT(ew, lenj);
+                CTRAIN_LOOP(ew, 1, lenj);
             clear_taps:
                 for (uint32_t t = 0; t < lenj; t++) {
 #pragma HLS PIPELINE II=1
@@ -634,7 +710,7 @@ tile_rows:
                     const uint32_t lr = clen[r];
                     if (lr == 0)
                         continue;
-                    CTRAIN_COUNT(ew, lr);
+                    CTRAIN_LOOP(ew, 1, lr);
                 quantize_grads:
                     for (uint32_t t = 0; t < lr; t++) {
 #pragma HLS PIPELINE II=1

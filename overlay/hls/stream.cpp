@@ -19,7 +19,7 @@ chunk:
         agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
         if (bp)
             agu_rd_q8<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
-        CTRAIN_COUNT(ew, len);
+        CTRAIN_LOOP(ew, 1, len);
     relu:
         for (uint32_t i = 0; i < len; i++) {
 #pragma HLS PIPELINE II=1
@@ -54,7 +54,7 @@ plane:
 #pragma HLS LOOP_FLATTEN off
                     const bool first = ky == 0 && kx == 0;
                     const bool last = ky == k_h - 1 && kx == k_w - 1;
-                    CTRAIN_COUNT(ew, w_out);
+                    CTRAIN_LOOP(ew, 1, w_out);
                 window:
                     for (int x = 0; x < w_out; x++) {
 #pragma HLS PIPELINE II=1
@@ -92,7 +92,7 @@ void stream_pool_bp(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
     q8_t orow[CTRAIN_MAX_DIM];
 
     /* racc is cleared once here, then by every row's store as it reads it. */
-    CTRAIN_COUNT(ew, w_in);
+    CTRAIN_LOOP(ew, 1, w_in);
 clear:
     for (int x = 0; x < w_in; x++) {
 #pragma HLS PIPELINE II=1
@@ -119,7 +119,7 @@ plane:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
 #pragma HLS LOOP_FLATTEN off
                         const bool first = ky == 0 && kx == 0;
-                        CTRAIN_COUNT(ew, w_out);
+                        CTRAIN_LOOP(ew, 1, w_out);
                     select:
                         for (int x = 0; x < w_out; x++) {
 #pragma HLS PIPELINE II=1
@@ -136,7 +136,7 @@ plane:
                     }
                 }
                 agu_rd_q8<CTRAIN_MAX_DIM>(ddr, f.src + (nc * h_out + oy) * w_out, err, w_out);
-                CTRAIN_COUNT(ew, w_out);
+                CTRAIN_LOOP(ew, 1, w_out);
             route:
                 for (int x = 0; x < w_out; x++) {
 #pragma HLS PIPELINE II=1
@@ -156,7 +156,7 @@ plane:
                 for (int kx = 0; kx < k_w; kx++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
 #pragma HLS LOOP_FLATTEN off
-                    CTRAIN_COUNT(ew, w_out);
+                    CTRAIN_LOOP(ew, 1, w_out);
                 scatter:
                     for (int x = 0; x < w_out; x++) {
 #pragma HLS PIPELINE II=1
@@ -169,7 +169,7 @@ plane:
                     }
                 }
             }
-            CTRAIN_COUNT(ew, w_in);
+            CTRAIN_LOOP(ew, 1, w_in);
         store:
             for (int x = 0; x < w_in; x++) {
 #pragma HLS PIPELINE II=1
@@ -204,7 +204,7 @@ void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     agu_rd_i32<CTRAIN_MAX_CH>(ddr, f.src2, scale, c);
     if (fp) {
         agu_rd_i32<CTRAIN_MAX_CH>(ddr, f.src3, braw, c);
-        CTRAIN_COUNT(ew, c);
+        CTRAIN_LOOP(ew, 1, c);
     bn_offset:
         for (uint32_t k = 0; k < c; k++) {
 #pragma HLS PIPELINE II=1
@@ -221,7 +221,7 @@ chunk:
         agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
         if (mask)
             agu_rd_q8<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
-        CTRAIN_COUNT(ew, len);
+        CTRAIN_LOOP(ew, 1, len);
     bn:
         for (uint32_t i = 0; i < len; i++) {
 #pragma HLS PIPELINE II=1

@@ -48,13 +48,22 @@ typedef int64_t wide_t;      /* every rounding/saturation step (docs/numeric.md)
 
 #include "csim_api.h"
 
-/* Iteration counting: hardware has no counters, the C-sim adds each pipelined
- * loop's trip count at loop entry (docs/overlay.md lists the formulas). */
+/* Counting (C-sim only; hardware has none, synthesis sees no-ops):
+ * CTRAIN_COUNT adds to one counter; CTRAIN_LOOP(cls, entries, trip) records
+ * `entries` entries of a pipelined loop of class cls (pe or ew) running `trip`
+ * iterations each, an entry only when the loop runs at least once. */
 #ifndef __SYNTHESIS__
 extern ctrain_iters_t ctrain_iters_now;
 #define CTRAIN_COUNT(field, n) (ctrain_iters_now.field += (uint64_t)(n))
+#define CTRAIN_LOOP(cls, entries, trip)                                              \
+    do {                                                                             \
+        const uint64_t ctrain_trip_ = (uint64_t)(trip);                              \
+        ctrain_iters_now.cls += (uint64_t)(entries) * ctrain_trip_;                  \
+        ctrain_iters_now.cls##_in += ctrain_trip_ ? (uint64_t)(entries) : 0;         \
+    } while (0)
 #else
 #define CTRAIN_COUNT(field, n) ((void)0)
+#define CTRAIN_LOOP(cls, entries, trip) ((void)0)
 #endif
 
 #endif

@@ -25,7 +25,7 @@ chunk:
         agu_rd_i32<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, v, len);
         if (nw > 0)
             agu_rd_q8<CTRAIN_CHUNK>(ddr, f.aux + i0, keep, nw);
-        CTRAIN_COUNT(ew, len);
+        CTRAIN_LOOP(ew, 1, len);
     sgd:
         for (uint32_t i = 0; i < len; i++) {
 #pragma HLS PIPELINE II=1

@@ -16,8 +16,10 @@ from ..errors import CTrainError
 from ..isa import Fault
 from . import RunResult
 
-#: Pipelined-loop iterations of one instruction (ctrain_iters_t in csim_api.h).
-Iters = namedtuple("Iters", "pe ew rd wr bursts")
+#: Counters of one instruction, the fields of ctrain_iters_t in csim_api.h in
+#: order (docs/overlay.md "Performance model"; the C-sim checks the match).
+Iters = namedtuple("Iters", "pe pe_in ew ew_in rd wr rd_beats wr_beats rd_bursts wr_bursts "
+                            "rd_agu wr_agu gathers")
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The C-sim keeps its counters in globals: one run at a time per process.
@@ -69,6 +71,9 @@ class CsimEngine:
         cfg = self._ffi.new("uint32_t[3]")
         self._lib.ctrain_csim_config(cfg)
         self.pe_rows, self.pe_cols, self.chunk = cfg[0], cfg[1], cfg[2]
+        fields = tuple(name for name, _ in self._ffi.typeof("ctrain_iters_t").fields)
+        if fields != Iters._fields:
+            raise CsimUnavailable(f"ctrain_iters_t fields {fields} differ from Iters {Iters._fields}")
         self._trace = None
         self._last_iters = []
 

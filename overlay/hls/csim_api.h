@@ -18,7 +18,7 @@ extern "C" {
  * "Performance model"): pipelined-loop iterations and entries per loop class,
  * and per AXI channel the bytes, beats, bursts and AGU loop cycles. */
 typedef struct {
-    uint64_t pe;         /* PE-array steps: dense pass_step, sparse gather/outer_step */
+    uint64_t pe;         /* PE-array steps: dense pass_step, sparse step (sp_steps) */
     uint64_t pe_in;      /* entries of those loops (each pays the PE pipeline's fill) */
     uint64_t ew;         /* element-wise pipelined-loop iterations (epilogues, streams, decode) */
     uint64_t ew_in;      /* entries of those loops */

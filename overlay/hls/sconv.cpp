@@ -354,70 +354,34 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
     return ((e.ch - ch0) * g.kh + e.ky) * v.stride + (col - v.base);
 }
 
-/* FP, EB: xc * lenj steps; PE (r, c) accumulates list entry t of row r times
- * lane c's input at the entry's tap; at the end of each position's list the
- * sums go to racc (first pass: set, later chunks and groups: add). */
-static void sp_steps_gather(const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
-                            const uint32_t clen[PE_ROWS], uint32_t lenj, int x0, int xc,
-                            const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
-                            const q8_t win[SP_COPIES][SP_WIN][PE_COLS], int nb, bool first,
-                            acc_t racc[PE_ROWS][PE_COLS][SP_XT]) {
+/* The sparse PE array, one R x C multiplier array for all three phases
+ * (sconv_unit limits the function to one instance).  Each step PE (r, c)
+ * multiplies a row operand by lane c's window input at the tap of row r's
+ * list entry t:
+ *   gather (FP, EB): operand = entry t's value, xc * lenj steps (t fastest);
+ *     acc[r][c] sums over the list, then goes to racc[r][c][x] (first pass:
+ *     set, later chunks and groups: add).
+ *   outer (WG): operand = lane c's error at x, lenj * xc steps (x fastest);
+ *     an adder tree sums the lanes, a register per row sums over the row,
+ *     added to entry t's accumulator tacc[r][t] at the row's end. */
+static void sp_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
+                     const uint32_t clen[PE_ROWS], uint32_t lenj, int x0, int xc,
+                     const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
+                     const q8_t win[SP_COPIES][SP_WIN][PE_COLS],
+                     const q8_t errb[PE_ROWS][PE_COLS][SP_XT], int nb, bool first,
+                     acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES]) {
+#pragma HLS INLINE off
     const uint32_t steps = (uint32_t)xc * lenj;
     CTRAIN_LOOP(pe, 1, steps);
     acc_t acc[PE_ROWS][PE_COLS];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=0
-    int x = 0;
-    sp_qr ax = sp_qr_of(g, x0);   /* of x0 + x */
-    uint32_t t = 0;
-gather_step:
-    for (uint32_t i = 0; i < steps; i++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
-        for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-            const sp_entry e = ent[r][t];
-            const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, ax, v, ch0, chn, rowok) : -1;
-            for (int c = 0; c < PE_COLS; c++) {
-#pragma HLS UNROLL
-                const q8_t a = (pos >= 0 && c < nb) ? win[r / 2][pos][c] : (q8_t)0;
-                const prod_t m = (prod_t)e.val * (prod_t)a;
-                acc[r][c] = (t == 0 ? acc_t(0) : acc[r][c]) + m;
-            }
-        }
-        if (t == lenj - 1) {
-            for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                for (int c = 0; c < PE_COLS; c++) {
-#pragma HLS UNROLL
-                    racc[r][c][x] = (first ? acc_t(0) : racc[r][c][x]) + acc[r][c];
-                }
-            }
-        }
-        if (++t == lenj) {
-            t = 0;
-            x++;
-            sp_qr_next(g, ax);
-        }
-    }
-}
-
-/* WG: lenj * xc steps; PE (r, c) multiplies lane c's error at position x of
- * row r by its input at list entry t's tap; an adder tree sums the lanes into
- * a register per row, added to the entry's accumulator at the end of the row. */
-static void sp_steps_outer(const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
-                           const uint32_t clen[PE_ROWS], uint32_t lenj, int x0, int xc,
-                           const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
-                           const q8_t win[SP_COPIES][SP_WIN][PE_COLS], const q8_t errb[PE_ROWS][PE_COLS][SP_XT],
-                           int nb, acc_t tacc[PE_ROWS][SP_ENTRIES]) {
-    const uint32_t steps = lenj * (uint32_t)xc;
-    CTRAIN_LOOP(pe, 1, steps);
     acc_t part[PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=part type=complete
     int x = 0;
     const sp_qr ax0 = sp_qr_of(g, x0);
     sp_qr ax = ax0;   /* of x0 + x */
     uint32_t t = 0;
-outer_step:
+step:
     for (uint32_t i = 0; i < steps; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=65536
@@ -431,22 +395,44 @@ outer_step:
 #pragma HLS UNROLL
                 const q8_t a = (pos >= 0 && c < nb) ? win[r / 2][pos][c] : (q8_t)0;
                 const q8_t d = c < nb ? errb[r][c][x] : (q8_t)0;
-                sum += (prod_t)d * (prod_t)a;
+                const prod_t m = (prod_t)(outer ? d : e.val) * (prod_t)a;
+                if (!outer)
+                    acc[r][c] = (t == 0 ? acc_t(0) : acc[r][c]) + m;
+                sum += m;   /* adder tree, used by outer */
             }
-            part[r] = (x == 0 ? acc_t(0) : part[r]) + sum;
-            if (x == xc - 1)
-                tacc[r][t] += part[r];
+            if (outer) {
+                part[r] = (x == 0 ? acc_t(0) : part[r]) + sum;
+                if (x == xc - 1)
+                    tacc[r][t] += part[r];
+            }
         }
-        sp_qr_next(g, ax);
-        if (++x == xc) {
-            x = 0;
-            ax = ax0;
-            t++;
+        if (!outer && t == lenj - 1) {
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                    racc[r][c][x] = (first ? acc_t(0) : racc[r][c][x]) + acc[r][c];
+                }
+            }
+        }
+        if (outer) {
+            sp_qr_next(g, ax);
+            if (++x == xc) {
+                x = 0;
+                ax = ax0;
+                t++;
+            }
+        } else if (++t == lenj) {
+            t = 0;
+            x++;
+            sp_qr_next(g, ax);
         }
     }
 }
 
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+    /* One multiplier array for gather and outer product (two call sites). */
+#pragma HLS ALLOCATION function instances=sp_steps limit=1
     sp_plan g;
     sp_make_plan(f, g);
     const sparse_index_t ix = index_layout(f);
@@ -554,8 +540,8 @@ tile_rows:
                                                     clen, ent);
                                 const uint32_t lenj = longest - off < SP_ENTRIES ? longest - off
                                                                                  : SP_ENTRIES;
-                                sp_steps_gather(g, ent, clen, lenj, x0, xc, v, ch0, chn, rowok,
-                                                win, nb, grp == 0 && j == 0, racc);
+                                sp_steps(false, g, ent, clen, lenj, x0, xc, v, ch0, chn, rowok,
+                                         win, lanes, nb, grp == 0 && j == 0, racc, tacc);
                             }
                         }
                         /* Epilogue: bias, ReLU or mask, quantize, store. */
@@ -696,8 +682,8 @@ tile_rows:
                             const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
                             const sp_view v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0,
                                                              chn, win, rowok);
-                            sp_steps_outer(g, ent, clen, lenj, x0, xc, v, ch0, chn, rowok, win,
-                                           lanes, nb, tacc);
+                            sp_steps(true, g, ent, clen, lenj, x0, xc, v, ch0, chn, rowok, win,
+                                     lanes, nb, false, racc, tacc);
                         }
                     }
                 }

@@ -468,6 +468,9 @@ def _sparse_conv(f, b, c, index):
     _window_pass(f, g, b, one_pass)
     starts, lens_all = _lists(f, g, index)
     lanes = np.arange(n, dtype=np.int64)
+    kmax = validate.LIMITS["KERNEL"]
+    c.loop("ew", kmax)          # sp_make_plan's tables: k / s, k % s
+    c.loop("ew", kmax * kmax)   # and tap -> (ky, kx)
     for r0 in range(0, g.rows, R):
         vr = min(R, g.rows - r0)
         start, lens = starts[r0:r0 + vr], lens_all[r0:r0 + vr]

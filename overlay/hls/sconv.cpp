@@ -55,6 +55,8 @@ static sp_div16 sp_div_make(uint32_t d) {
     int l = 0;
 div_log2:
     for (int i = 0; i < 16; i++) {
+        /* 16 small compares: ceil(log2 d) in one step */
+#pragma HLS UNROLL
         if ((1u << l) < d) l++;
     }
     sp_div16 r;
@@ -116,8 +118,11 @@ static void sp_make_plan(const ctrain_insn_t &f, sp_plan &g) {
     g.ds = sp_div_make(g.s);
     g.dkk = sp_div_make(per_ch);
     int q = 0, r = 0;   /* counted, not divided */
+    CTRAIN_LOOP(ew, 1, CTRAIN_MAX_KERNEL);
 tab_k:
     for (int k = 0; k < CTRAIN_MAX_KERNEL; k++) {
+        /* one table entry per cycle, once per instruction */
+#pragma HLS PIPELINE II=1
         g.kq[k] = q;
         g.kr[k] = r;
         if (++r == g.s) {
@@ -126,8 +131,11 @@ tab_k:
         }
     }
     int ky = 0, kx = 0;
+    CTRAIN_LOOP(ew, 1, MAX_KK);
 tab_tap:
     for (int t = 0; t < MAX_KK; t++) {
+        /* one table entry per cycle, once per instruction */
+#pragma HLS PIPELINE II=1
         g.tky[t] = (uint8_t)ky;
         g.tkx[t] = (uint8_t)kx;
         if (++kx == g.kw) {

@@ -207,14 +207,20 @@ def test_counters_of_an_unaligned_burst_by_hand():
     it = perfmodel.iterations(insn, b)
     assert it == perfmodel.Iters(pe=0, pe_in=0, ew=10, ew_in=1, rd=INSN_BYTES + 10, wr=10 + 32,
                                  rd_beats=16 + 2, wr_beats=2 + 4, rd_bursts=2, wr_bursts=2,
-                                 rd_agu=16 * 1 + 2 * 8, wr_agu=2 * 4 + 4 * 1, gathers=0)
+                                 rd_agu=16 * 1 + 2 * 8, wr_agu=2 * 4 + 4 * 1, gathers=0,
+                                 wr_merges=1)   # bytes 16..25: the second beat is partial
     d = perfmodel.breakdown(it, b)
     burst_rd, burst_wr = perfmodel.RD_LATENCY + perfmodel.AGU_DEPTH, \
         perfmodel.WR_LATENCY + perfmodel.AGU_DEPTH
     assert d == dict(pe=0, ew=10 + perfmodel.EW_DEPTH, rd=2 * burst_rd + 32, wr=2 * burst_wr + 12,
-                     gather=0, insn=perfmodel.INSN_CYCLES)
+                     gather=0, merge=burst_rd, insn=perfmodel.INSN_CYCLES)
     cyc, comp, mem = perfmodel.cycles_of(it, b)
-    assert (comp, mem) == (d["ew"], d["rd"] + d["wr"]) and cyc == sum(d.values())
+    assert (comp, mem) == (d["ew"], d["rd"] + d["wr"] + d["merge"]) and cyc == sum(d.values())
+    # a write inside one beat is one merge, an aligned whole one none
+    assert perfmodel.iterations(_fields(op=Op.RELU_FP, count=3, src=0, dst=9, stats=64),
+                                b).wr_merges == 1
+    assert perfmodel.iterations(_fields(op=Op.RELU_FP, count=16, src=0, dst=8, stats=64),
+                                b).wr_merges == 0
     # beats follow the alignment: bytes 6..15 still fill 2 beats, 7..16 need 3
     assert perfmodel.iterations(_fields(op=Op.RELU_FP, count=10, src=6, dst=16, stats=64),
                                 b).rd_beats == 16 + 2

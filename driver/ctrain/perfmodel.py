@@ -187,6 +187,11 @@ class _Count:
         self.v[ch + "_beats"] += int(times * beats.sum())
         self.v[ch + "_bursts"] += int(times * np.count_nonzero(live))
         self.v[ch + "_agu"] += int(times * ii * beats.sum())
+        if ch == "wr":   # partial beats, merged by a read in synthesis (agu.h)
+            end = (a + n) % W
+            part = np.where(beats == 1, (a % W != 0) | (end != 0),
+                            (a % W != 0).astype(np.int64) + (end != 0))
+            self.v["wr_merges"] += int(times * np.where(live, part, 0).sum())
 
     def rd(self, addr, n, ii=None, times=1):
         """Read bursts of n bytes at each addr (arrays broadcast) into a buffer
@@ -589,6 +594,8 @@ def breakdown(it, board_):
     rd, wr   per AXI channel: each burst its latency and the AGU loop's fill,
              the beats at the AGU's II (or the DDR's rate if slower)
     gather   SCONV_EB's one-byte reads: latency over the requests outstanding
+    merge    a write's partial beats: each a one-beat read round trip (the
+             read-merge of ddr_put in synthesis), serial
     insn     the fixed per-instruction cycles."""
     b = _board(board_)
     W = b.ddr_beat
@@ -601,16 +608,17 @@ def breakdown(it, board_):
                 rd=channel(it.rd_beats - it.gathers, it.rd_bursts, it.rd_agu, b.rd_latency),
                 wr=channel(it.wr_beats, it.wr_bursts, it.wr_agu, b.wr_latency),
                 gather=it.gathers * _cdiv(b.rd_latency, b.outstanding),
+                merge=it.wr_merges * (b.rd_latency + AGU_DEPTH),
                 insn=b.insn_cycles)
 
 
 def cycles_of(it, board_):
     """(cycles, compute, memory) of counters `it` (see breakdown): compute =
-    PE and element-wise loops, memory = both AXI channels and the gathers,
+    PE and element-wise loops, memory = both AXI channels, gathers, merges,
     cycles = their sum plus the per-instruction overhead (the units run their
     phases one after another; nothing overlaps)."""
     d = breakdown(it, board_)
-    compute, memory = d["pe"] + d["ew"], d["rd"] + d["wr"] + d["gather"]
+    compute, memory = d["pe"] + d["ew"], d["rd"] + d["wr"] + d["gather"] + d["merge"]
     return compute + memory + d["insn"], compute, memory
 
 

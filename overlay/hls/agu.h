@@ -24,7 +24,8 @@
  * record what the ports allow.
  *
  * Counters (C-sim, agu_count): per channel the bytes, and for a burst of one
- * or more bytes its beats, one burst and beats x II; agu_rd_byte is a gather
+ * or more bytes its beats, one burst and beats x II; a write's partial beats
+ * (each a read-merge in synthesis, see ddr_put); agu_rd_byte is a gather
  * (one beat issued inside a pipelined loop, counted apart).
  *
  * The port itself is reached through ddr_get/ddr_put only.  Synthesis (and
@@ -148,6 +149,12 @@ static inline void agu_count(bool write, uint32_t addr, uint64_t len, int ii) {
 #ifndef __SYNTHESIS__
     const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
     if (write) {
+        /* partial first / last beat (one beat: partial unless it is whole) */
+        const uint64_t end = ((uint64_t)addr + len) % DDR_BEAT;
+        const uint64_t merges = !len ? 0
+                                : beats == 1 ? (addr % DDR_BEAT != 0 || end != 0)
+                                             : (uint64_t)(addr % DDR_BEAT != 0) + (end != 0);
+        CTRAIN_COUNT(wr_merges, merges);
         CTRAIN_COUNT(wr, len);
         CTRAIN_COUNT(wr_beats, beats);
         CTRAIN_COUNT(wr_bursts, len ? 1 : 0);

@@ -82,3 +82,16 @@ def test_cli_board_choices_are_the_board_list(capsys):
         cli.main(["train", "--board", "nope"])
     err = capsys.readouterr().err
     assert "nope" in err and all(repr(b) in err or b in err for b in boards.BOARDS)
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="needs tclsh")
+@pytest.mark.parametrize("name", HEADERS)
+def test_tcl_flows_read_the_same_facts(name):
+    root = os.path.dirname(os.path.dirname(config_dir()))
+    script = ("source [file join $::env(CTRAIN_ROOT) scripts board.tcl]\n"
+              "puts [list $part $board_part $ps $hp_port $clock_mhz $ddr_beat $board_define]\n")
+    out = subprocess.run(["tclsh"], input=script, capture_output=True, text=True, check=True,
+                         env={**os.environ, "CTRAIN_BOARD": name, "CTRAIN_ROOT": root}).stdout.split()
+    b = boards.get(name)
+    assert out == [b.part, b.board_part, b.ps, b.hp_port, str(b.clock_mhz), str(b.ddr_beat),
+                   f"CTRAIN_BOARD_{name.upper()}"]

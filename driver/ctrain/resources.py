@@ -529,3 +529,18 @@ def format_resources(est, items=False):
             if cost:
                 lines.append(f"  {it.kind:<5} {it.name}  [{it.count}]  {it.detail}: {cost}")
     return "\n".join(lines)
+
+
+def main(argv=None):
+    """python -m ctrain.resources [board ...] [--items]: the tables."""
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    items = "--items" in args
+    names = [a for a in args if a != "--items"] or list(boards.BOARDS)
+    for n in names:
+        print(format_resources(estimate(n), items=items))
+        print()
+
+
+if __name__ == "__main__":
+    main()

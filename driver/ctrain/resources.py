@@ -277,7 +277,8 @@ class _Widths:
         call = re.match(r"\s*(\w+)\s*\(", expr)
         if call and call.group(1) in self.src.functions:
             return 32   # a call's result: an index or an address
-        ids = [i for i in _idents(expr) if self.src.macros.eval(i) is None]
+        value = re.sub(r"\[[^\[\]]*\]", "", re.sub(r"\[[^\[\]]*\]", "", expr))   # indices are not the value
+        ids = [i for i in _idents(value) if self.src.macros.eval(i) is None]
         if not ids:
             return 32
         return max(min(self.of_name(i), 64) for i in ids)

@@ -95,3 +95,27 @@ def test_tcl_flows_read_the_same_facts(name):
     b = boards.get(name)
     assert out == [b.part, b.board_part, b.ps, b.hp_port, str(b.clock_mhz), str(b.ddr_beat),
                    f"CTRAIN_BOARD_{name.upper()}"]
+
+
+@pytest.mark.parametrize("name", ["kv260", "aup_zu3"])
+def test_new_configurations_compute_what_numpy_computes(name):
+    """The PE array and buffers are configuration constants: the KV260 (4 x 4)
+    and AUP-ZU3 (2 x 2) builds give the numpy engine's bytes on every opcode."""
+    np = pytest.importorskip("numpy")
+    from ctrain.engine import get_engine
+    from ctrain.engine.csim_engine import CsimUnavailable
+    from ctrain.engine.numpy_engine import NumpyEngine
+    from ctrain.randprog import OPS, random_case
+    try:
+        engine = get_engine("csim", board=name)
+    except CsimUnavailable as exc:
+        pytest.skip(str(exc))
+    b = boards.get(name)
+    assert (engine.pe_rows, engine.pe_cols, engine.chunk) == (b.pe_rows, b.pe_cols, b.chunk)
+    ref, rng = NumpyEngine(), np.random.default_rng(10)
+    for op in OPS:
+        for _ in range(3):
+            case = random_case(rng, op=op)
+            mine, theirs = case.ddr.copy(), case.ddr.copy()
+            assert engine.run(mine, *case.run_args()) == ref.run(theirs, *case.run_args()), op
+            assert np.array_equal(mine, theirs), op

@@ -24,7 +24,6 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from cdef import cdef_block as _cdef_block  # noqa: E402  (shipped beside this file)
-BOARDS = ("pynq_z2", "zcu104", "ultra96", "zcu102")
 #: HLS idioms g++ would warn about: `#pragma HLS ...` and loop labels.
 HLS_FLAGS = ["-std=c++14", "-O2", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
              "-Wno-unused-label"]
@@ -90,9 +89,20 @@ def _compiler_version(cxx):
         return cxx
 
 
+def board_names():
+    """The boards (ctrain.boards.BOARDS, read from the config headers). From a
+    repo checkout the package is driver/ctrain; installed, it is importable."""
+    repo_driver = os.path.join(os.path.dirname(HERE), "driver")
+    if os.path.isfile(os.path.join(repo_driver, "ctrain", "boards.py")) and repo_driver not in sys.path:
+        sys.path.insert(0, repo_driver)
+    from ctrain import boards
+    return boards.BOARDS
+
+
 def board_define(board):
-    if board not in BOARDS:
-        raise ValueError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
+    names = board_names()
+    if board not in names:
+        raise ValueError(f"unknown board {board!r}; choose one of {', '.join(names)}")
     return f"-DCTRAIN_BOARD_{board.upper()}"
 
 
@@ -214,7 +224,7 @@ def load(board="pynq_z2", cache_dir=None, verbose=False):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--board", choices=BOARDS, default="pynq_z2")
+    ap.add_argument("--board", choices=board_names(), default="pynq_z2")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)

@@ -2,6 +2,7 @@
 import argparse
 import sys
 
+from . import boards
 from .errors import CTrainError
 
 
@@ -44,7 +45,7 @@ def _train_parser(sub):
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--report", action="store_true",
                    help="after training, the performance model's cycles per layer and phase on --board")
-    p.add_argument("--board", default="pynq_z2", choices=["pynq_z2", "ultra96", "zcu104", "zcu102"],
+    p.add_argument("--board", default="pynq_z2", choices=boards.BOARDS,
                    help="board configuration for --report (PE array, clock, DDR bandwidth)")
     p.add_argument("--no-progress", action="store_true")
     return p

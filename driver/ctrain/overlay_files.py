@@ -20,15 +20,13 @@ Importing this module never imports pynq.
 import os
 from pathlib import Path
 
+from . import boards
 from .errors import CTrainError
 
 ENV_OVERLAY = "CTRAIN_OVERLAY"
 ENV_BOARD = "CTRAIN_BOARD"
 BIT_NAME = "ctrain.bit"
 PACKAGE_DIR = Path(__file__).resolve().parent / "overlays"
-#: PYNQ images set $BOARD; our directory names per board
-PYNQ_BOARD_NAMES = {"pynq-z2": "pynq_z2", "pynq_z2": "pynq_z2", "zcu104": "zcu104", "zcu102": "zcu102",
-                    "ultra96": "ultra96", "ultra96v2": "ultra96"}
 
 
 class OverlayError(CTrainError):
@@ -60,10 +58,14 @@ def _problem(bit, hwh):
 
 
 def board_name(board=None):
-    """The overlay directory name of the board: argument, $CTRAIN_BOARD, then PYNQ's $BOARD."""
+    """The overlay directory name of the board: argument, $CTRAIN_BOARD, then PYNQ's $BOARD
+    (a name as PYNQ reports it, ctrain.boards.by_pynq_name); a name no board has stays as given."""
     for value in (board, os.environ.get(ENV_BOARD), os.environ.get("BOARD")):
         if value:
-            return PYNQ_BOARD_NAMES.get(value.lower(), value.lower())
+            try:
+                return boards.by_pynq_name(value).name
+            except boards.UnknownBoard:
+                return value.lower()
     return None
 
 

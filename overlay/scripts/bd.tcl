@@ -2,30 +2,39 @@
 # bitstream.  Run from overlay/build/<board>/ by `make bitstream BOARD=<board>`
 # after `make hls`; leaves ctrain.bit and ctrain.hwh in that directory.
 #
-#   Pynq-Z2: processing_system7, accelerator m_axi -> S_AXI_HP0 through an AXI
-#            SmartConnect, control from M_AXI_GP0 through an AXI Interconnect,
-#            FCLK_CLK0 at CTRAIN_CLOCK_MHZ.  Needs the Pynq-Z2 board files
-#            (tul.com.tw:pynq-z2) installed in Vivado for the PS preset.
-#   ZCU104, ZCU102, Ultra96-V2:
-#            zynq_ultra_ps_e, m_axi -> S_AXI_HP0_FPD (128 bit), control from
-#            M_AXI_HPM0_FPD, pl_clk0 at CTRAIN_CLOCK_MHZ (ZCU104/ZCU102 board
-#            files ship with Vivado; Ultra96-V2's come from Avnet's board store).
-#   The HP port widths equal CTRAIN_DDR_BEAT (hls/config/<board>.h).
+# Every board fact comes from hls/config/<board>.h through scripts/board.tcl:
+# part, Vivado board files (CTRAIN_BOARD_PART: the PS preset with DDR and
+# MIO), PS kind, the HP port and its width (CTRAIN_DDR_BEAT bytes), the clock.
+#
+#   zynq7 (Pynq-Z2): processing_system7, m_axi -> S_AXI_HP0 (64 bit) through
+#            an AXI SmartConnect, control from M_AXI_GP0 through an AXI
+#            Interconnect, FCLK_CLK0 at CTRAIN_CLOCK_MHZ.
+#   zynqmp (KV260, AUP-ZU3, ZCU104, ZCU102, Ultra96-V2): zynq_ultra_ps_e,
+#            m_axi -> S_AXI_HP0_FPD (128 bit), control from M_AXI_HPM0_FPD,
+#            pl_clk0 at CTRAIN_CLOCK_MHZ.
+#   Board files: ZCU104, ZCU102 and the K26 SOM (xilinx.com:kv260_som) ship
+#   with Vivado or its board store; Pynq-Z2 (tul.com.tw), AUP-ZU3
+#   (realdigital.org:aup-zu3-8gb) and Ultra96-V2 (avnet.com) come from the
+#   XilinxBoardStore / vendor repositories: add them to board.repoPaths.
+#   The KV260 uses the SOM preset alone: the accelerator needs no carrier-card
+#   I/O, so no connection to the kv260 carrier is made.
+#
+# Not run on this project's machines (no Vivado there): the script is complete
+# but unverified on every board.
 
 source [file join $::env(CTRAIN_ROOT) scripts board.tcl]
 set jobs [expr {[info exists ::env(CTRAIN_JOBS)] ? $::env(CTRAIN_JOBS) : 4}]
 set here [pwd]
 set ip_repo [file join $here hls_prj sol impl ip]
-
-array set board_parts {pynq_z2 tul.com.tw:pynq-z2:part0:1.0 zcu104 xilinx.com:zcu104:part0:1.1
-                       zcu102 xilinx.com:zcu102:part0:3.4 ultra96 avnet.com:ultra96v2:part0:1.2}
+set hp_bits [expr {8 * $ddr_beat}]
 
 create_project -force ctrain [file join $here vivado] -part $part
-set bp [lindex [lsort -decreasing [get_board_parts -quiet "[join [lrange [split $board_parts($board) :] 0 2] :]:*"]] 0]
+# The newest installed version of the board files named in the header.
+set bp [lindex [lsort -decreasing [get_board_parts -quiet "[join [lrange [split $board_part :] 0 2] :]:*"]] 0]
 if {$bp eq ""} {
-    error "board files for $board ($board_parts($board)) are not installed in Vivado;\
-           for the Pynq-Z2 get them from https://github.com/Xilinx/XilinxBoardStore\
-           (or TUL's Pynq-Z2 page) and add their path to board.repoPaths"
+    error "board files for $board ($board_part) are not installed in Vivado;\
+           get them from https://github.com/Xilinx/XilinxBoardStore (or the vendor's page)\
+           and add their path to board.repoPaths"
 }
 set_property board_part $bp [current_project]
 set_property ip_repo_paths $ip_repo [current_project]
@@ -34,31 +43,35 @@ update_ip_catalog -rebuild
 create_bd_design ctrain
 set accel [create_bd_cell -type ip -vlnv ctrain:hls:ctrain_top:1.0 ctrain_top_0]
 
-if {$board eq "pynq_z2"} {
-    set ps [create_bd_cell -type ip -vlnv xilinx.com:ip:processing_system7:5.5 ps7]
+if {$ps eq "zynq7"} {
+    if {$hp_port ne "S_AXI_HP0"} { error "$cfg_file: zynq7 boards use S_AXI_HP0 (CONFIG.PCW_USE_S_AXI_HP0)" }
+    set ps_cell [create_bd_cell -type ip -vlnv xilinx.com:ip:processing_system7:5.5 ps7]
     apply_bd_automation -rule xilinx.com:bd_rule:processing_system7 \
-        -config {make_external "FIXED_IO, DDR" apply_board_preset "1" Master "Disable" Slave "Disable"} $ps
+        -config {make_external "FIXED_IO, DDR" apply_board_preset "1" Master "Disable" Slave "Disable"} $ps_cell
     set_property -dict [list \
         CONFIG.PCW_USE_M_AXI_GP0 {1} \
         CONFIG.PCW_USE_S_AXI_HP0 {1} \
-        CONFIG.PCW_S_AXI_HP0_DATA_WIDTH {64} \
-        CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ $clock_mhz] $ps
+        CONFIG.PCW_S_AXI_HP0_DATA_WIDTH $hp_bits \
+        CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ $clock_mhz] $ps_cell
     set ctrl_master /ps7/M_AXI_GP0
-    set mem_slave /ps7/S_AXI_HP0
-} else {
-    set ps [create_bd_cell -type ip -vlnv xilinx.com:ip:zynq_ultra_ps_e:3.5 zynq_ultra_ps_e_0]
-    apply_bd_automation -rule xilinx.com:bd_rule:zynq_ultra_ps_e -config {apply_board_preset "1"} $ps
+    set mem_slave /ps7/$hp_port
+} elseif {$ps eq "zynqmp"} {
+    if {$hp_port ne "S_AXI_HP0_FPD"} { error "$cfg_file: zynqmp boards use S_AXI_HP0_FPD (CONFIG S_AXI_GP2)" }
+    set ps_cell [create_bd_cell -type ip -vlnv xilinx.com:ip:zynq_ultra_ps_e:3.5 zynq_ultra_ps_e_0]
+    apply_bd_automation -rule xilinx.com:bd_rule:zynq_ultra_ps_e -config {apply_board_preset "1"} $ps_cell
     # HPM0_FPD is M_AXI_GP0, HP0_FPD is S_AXI_GP2 in the IP's parameter names.
     set_property -dict [list \
         CONFIG.PSU__USE__M_AXI_GP0 {1} \
         CONFIG.PSU__USE__M_AXI_GP1 {0} \
         CONFIG.PSU__USE__M_AXI_GP2 {0} \
         CONFIG.PSU__USE__S_AXI_GP2 {1} \
-        CONFIG.PSU__SAXIGP2__DATA_WIDTH {128} \
+        CONFIG.PSU__SAXIGP2__DATA_WIDTH $hp_bits \
         CONFIG.PSU__FPGA_PL0_ENABLE {1} \
-        CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ $clock_mhz] $ps
+        CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ $clock_mhz] $ps_cell
     set ctrl_master /zynq_ultra_ps_e_0/M_AXI_HPM0_FPD
-    set mem_slave /zynq_ultra_ps_e_0/S_AXI_HP0_FPD
+    set mem_slave /zynq_ultra_ps_e_0/$hp_port
+} else {
+    error "$cfg_file: CTRAIN_PS must be zynq7 or zynqmp, not '$ps'"
 }
 
 # Control: PS master -> AXI Interconnect -> s_axi_control (clock, reset and

@@ -1,20 +1,37 @@
 # Board parameters for the Tcl flows, read from the same config header the C++
-# uses (overlay/hls/config/<board>.h), so part and clock live in one place.
+# uses (overlay/hls/config/<board>.h): every board fact lives there.
 # Needs: CTRAIN_BOARD, CTRAIN_ROOT in the environment.
+# Sets: board, part, board_part, ps (zynq7 | zynqmp), hp_port, clock_mhz,
+#       ddr_beat (bytes), board_define.
 
 set board $::env(CTRAIN_BOARD)
 set root $::env(CTRAIN_ROOT)
 set cfg_file [file join $root hls config ${board}.h]
 if {![file exists $cfg_file]} {
-    error "unknown board '$board': no $cfg_file"
+    set known {}
+    foreach h [lsort [glob -nocomplain -directory [file join $root hls config] *.h]] {
+        if {[file tail $h] ne "board.h"} { lappend known [file rootname [file tail $h]] }
+    }
+    error "unknown board '$board': no $cfg_file (boards: [join $known {, }])"
 }
 set fh [open $cfg_file r]
 set cfg [read $fh]
 close $fh
-if {![regexp {#define CTRAIN_PART "([^"]+)"} $cfg -> part]} {
-    error "$cfg_file: no CTRAIN_PART"
+
+proc cfg_define {cfg cfg_file name} {
+    if {[regexp "#define CTRAIN_${name}\[ \t\]+\"(\[^\"\]*)\"" $cfg -> value]} {
+        return $value
+    }
+    if {[regexp "#define CTRAIN_${name}\[ \t\]+(\[^ \t\r\n\]+)" $cfg -> value]} {
+        return $value
+    }
+    error "$cfg_file: no CTRAIN_$name"
 }
-if {![regexp {#define CTRAIN_CLOCK_MHZ ([0-9]+)} $cfg -> clock_mhz]} {
-    error "$cfg_file: no CTRAIN_CLOCK_MHZ"
-}
+
+set part       [cfg_define $cfg $cfg_file PART]
+set board_part [cfg_define $cfg $cfg_file BOARD_PART]
+set ps         [cfg_define $cfg $cfg_file PS]
+set hp_port    [cfg_define $cfg $cfg_file HP_PORT]
+set clock_mhz  [cfg_define $cfg $cfg_file CLOCK_MHZ]
+set ddr_beat   [cfg_define $cfg $cfg_file DDR_BEAT]
 set board_define "CTRAIN_BOARD_[string toupper $board]"

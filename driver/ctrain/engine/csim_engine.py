@@ -12,6 +12,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .. import boards
 from ..errors import CTrainError
 from ..isa import Fault
 from . import RunResult
@@ -50,6 +51,7 @@ def _build_module():
 
 def load_csim(board="pynq_z2", verbose=False):
     """The compiled C-sim module for `board` (built and cached on first use)."""
+    boards.get(board)   # an unknown board: one line naming the valid ones, before any build
     if board not in _LOADED:
         builder = _build_module()
         try:

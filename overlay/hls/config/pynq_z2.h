@@ -1,13 +1,21 @@
 /*
- * Pynq-Z2 (xc7z020clg400-1): 220 DSP48E1, 140 BRAM36.  An 8x8 PE array uses 64
- * MACs (int8 x int8 fits one DSP each, or LUTs) and leaves room for the
- * line buffers; 100 MHz is the PS FCLK0 the block design provides.
+ * Pynq-Z2 (xc7z020clg400-1): 220 DSP48E1, 140 BRAM36, 0 URAM, 53200 LUTs.
+ * Every fact of the board lives here: the HLS build, the Tcl flows
+ * (scripts/board.tcl) and the driver (ctrain.boards) read these #defines.
  */
 #ifndef CTRAIN_BOARD_CFG_H
 #define CTRAIN_BOARD_CFG_H
 
 #define CTRAIN_BOARD_NAME "pynq_z2"
+/* $BOARD on the board's PYNQ image; aliases: older or variant names. */
+#define CTRAIN_PYNQ_NAME "Pynq-Z2"
+#define CTRAIN_PYNQ_ALIASES ""
 #define CTRAIN_PART "xc7z020clg400-1"
+/* Vivado board files that carry the PS preset (DDR, MIO, clocks). */
+#define CTRAIN_BOARD_PART "tul.com.tw:pynq-z2:part0:1.0"
+/* PS kind (zynq7: processing_system7, zynqmp: zynq_ultra_ps_e) and the HP port the m_axi uses. */
+#define CTRAIN_PS "zynq7"
+#define CTRAIN_HP_PORT "S_AXI_HP0"
 #define CTRAIN_CLOCK_MHZ 100
 
 /* PE array: rows produce output channels, columns reduce input channels. */
@@ -23,7 +31,16 @@
 #define CTRAIN_SPARSE_WIN 2048
 #define CTRAIN_SPARSE_XT 64
 
-/* Bytes per beat of the m_axi data port (the PS port it connects to: 64-bit S_AXI_HP0). */
+/* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 8
+/* Peak GB/s of the DDR behind that port: DDR3-1066, 32 bit. */
+#define CTRAIN_DDR_GBPS 4.264
+
+/* The chip's resources (ctrain.resources checks the estimate against them). */
+#define CTRAIN_CHIP_DSP 220
+#define CTRAIN_CHIP_BRAM36 140
+#define CTRAIN_CHIP_URAM 0
+#define CTRAIN_CHIP_LUT 53200
+#define CTRAIN_DSP_KIND "DSP48E1"
 
 #endif

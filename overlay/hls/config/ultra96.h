@@ -1,24 +1,46 @@
 /*
- * Ultra96-V2 (xczu3eg-sbva484-1-i): 360 DSP48E2, 216 BRAM36.  A 12x12 PE
- * array (144 MACs) at a 150 MHz pl_clk0.
+ * Ultra96-V2 (xczu3eg-sbva484-1-i): 360 DSP48E2, 216 BRAM36, 0 URAM, 70560 LUTs.
+ * Every fact of the board lives here: the HLS build, the Tcl flows
+ * (scripts/board.tcl) and the driver (ctrain.boards) read these #defines.
  */
 #ifndef CTRAIN_BOARD_CFG_H
 #define CTRAIN_BOARD_CFG_H
 
 #define CTRAIN_BOARD_NAME "ultra96"
+/* $BOARD on the board's PYNQ image; aliases: older or variant names. */
+#define CTRAIN_PYNQ_NAME "Ultra96V2"
+#define CTRAIN_PYNQ_ALIASES "Ultra96"
 #define CTRAIN_PART "xczu3eg-sbva484-1-i"
+/* Vivado board files that carry the PS preset (DDR, MIO, clocks). */
+#define CTRAIN_BOARD_PART "avnet.com:ultra96v2:part0:1.2"
+/* PS kind (zynq7: processing_system7, zynqmp: zynq_ultra_ps_e) and the HP port the m_axi uses. */
+#define CTRAIN_PS "zynqmp"
+#define CTRAIN_HP_PORT "S_AXI_HP0_FPD"
 #define CTRAIN_CLOCK_MHZ 150
 
-#define CTRAIN_PE_ROWS 12
-#define CTRAIN_PE_COLS 12
+/* PE array: rows produce output channels, columns reduce input channels. */
+#define CTRAIN_PE_ROWS 2
+#define CTRAIN_PE_COLS 2
 
+/* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256
 
+/* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
+ * positions per batch lane, output positions per x tile. */
 #define CTRAIN_SPARSE_ENTRIES 1024
 #define CTRAIN_SPARSE_WIN 2048
 #define CTRAIN_SPARSE_XT 64
 
-/* Bytes per beat of the m_axi data port (the PS port it connects to: 128-bit S_AXI_HP0_FPD). */
+/* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16
+/* Peak GB/s of the DDR behind that port: LPDDR4-2133, 32 bit. */
+#define CTRAIN_DDR_GBPS 8.533
+
+/* The chip's resources (ctrain.resources checks the estimate against them). */
+#define CTRAIN_CHIP_DSP 360
+#define CTRAIN_CHIP_BRAM36 216
+#define CTRAIN_CHIP_URAM 0
+#define CTRAIN_CHIP_LUT 70560
+#define CTRAIN_DSP_KIND "DSP48E2"
 
 #endif

@@ -1,24 +1,46 @@
 /*
- * ZCU102 (xczu9eg-ffvb1156-2-e): 2520 DSP48E2, 912 BRAM36.  A 32x32 PE array
- * (1024 MACs) at a 200 MHz pl_clk0.
+ * ZCU102 (xczu9eg-ffvb1156-2-e): 2520 DSP48E2, 912 BRAM36, 0 URAM, 274080 LUTs.
+ * Every fact of the board lives here: the HLS build, the Tcl flows
+ * (scripts/board.tcl) and the driver (ctrain.boards) read these #defines.
  */
 #ifndef CTRAIN_BOARD_CFG_H
 #define CTRAIN_BOARD_CFG_H
 
 #define CTRAIN_BOARD_NAME "zcu102"
+/* $BOARD on the board's PYNQ image; aliases: older or variant names. */
+#define CTRAIN_PYNQ_NAME "ZCU102"
+#define CTRAIN_PYNQ_ALIASES ""
 #define CTRAIN_PART "xczu9eg-ffvb1156-2-e"
+/* Vivado board files that carry the PS preset (DDR, MIO, clocks). */
+#define CTRAIN_BOARD_PART "xilinx.com:zcu102:part0:3.4"
+/* PS kind (zynq7: processing_system7, zynqmp: zynq_ultra_ps_e) and the HP port the m_axi uses. */
+#define CTRAIN_PS "zynqmp"
+#define CTRAIN_HP_PORT "S_AXI_HP0_FPD"
 #define CTRAIN_CLOCK_MHZ 200
 
-#define CTRAIN_PE_ROWS 32
-#define CTRAIN_PE_COLS 32
+/* PE array: rows produce output channels, columns reduce input channels. */
+#define CTRAIN_PE_ROWS 16
+#define CTRAIN_PE_COLS 16
 
+/* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 1024
 
+/* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
+ * positions per batch lane, output positions per x tile. */
 #define CTRAIN_SPARSE_ENTRIES 2048
 #define CTRAIN_SPARSE_WIN 2048
 #define CTRAIN_SPARSE_XT 64
 
-/* Bytes per beat of the m_axi data port (the PS port it connects to: 128-bit S_AXI_HP0_FPD). */
+/* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16
+/* Peak GB/s of the DDR behind that port: DDR4-2133, 64 bit (PS DIMM). */
+#define CTRAIN_DDR_GBPS 17.064
+
+/* The chip's resources (ctrain.resources checks the estimate against them). */
+#define CTRAIN_CHIP_DSP 2520
+#define CTRAIN_CHIP_BRAM36 912
+#define CTRAIN_CHIP_URAM 0
+#define CTRAIN_CHIP_LUT 274080
+#define CTRAIN_DSP_KIND "DSP48E2"
 
 #endif

@@ -1,24 +1,46 @@
 /*
- * ZCU104 (xczu7ev-ffvc1156-2-e): 1728 DSP48E2, 312 BRAM36 + 96 URAM.  A 16x16
- * PE array (256 MACs) at the 150 MHz pl_clk0 the block design provides.
+ * ZCU104 (xczu7ev-ffvc1156-2-e): 1728 DSP48E2, 312 BRAM36, 96 URAM, 230400 LUTs.
+ * Every fact of the board lives here: the HLS build, the Tcl flows
+ * (scripts/board.tcl) and the driver (ctrain.boards) read these #defines.
  */
 #ifndef CTRAIN_BOARD_CFG_H
 #define CTRAIN_BOARD_CFG_H
 
 #define CTRAIN_BOARD_NAME "zcu104"
+/* $BOARD on the board's PYNQ image; aliases: older or variant names. */
+#define CTRAIN_PYNQ_NAME "ZCU104"
+#define CTRAIN_PYNQ_ALIASES ""
 #define CTRAIN_PART "xczu7ev-ffvc1156-2-e"
+/* Vivado board files that carry the PS preset (DDR, MIO, clocks). */
+#define CTRAIN_BOARD_PART "xilinx.com:zcu104:part0:1.1"
+/* PS kind (zynq7: processing_system7, zynqmp: zynq_ultra_ps_e) and the HP port the m_axi uses. */
+#define CTRAIN_PS "zynqmp"
+#define CTRAIN_HP_PORT "S_AXI_HP0_FPD"
 #define CTRAIN_CLOCK_MHZ 150
 
-#define CTRAIN_PE_ROWS 16
-#define CTRAIN_PE_COLS 16
+/* PE array: rows produce output channels, columns reduce input channels. */
+#define CTRAIN_PE_ROWS 8
+#define CTRAIN_PE_COLS 8
 
+/* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 512
 
+/* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
+ * positions per batch lane, output positions per x tile. */
 #define CTRAIN_SPARSE_ENTRIES 2048
 #define CTRAIN_SPARSE_WIN 4096
 #define CTRAIN_SPARSE_XT 64
 
-/* Bytes per beat of the m_axi data port (the PS port it connects to: 128-bit S_AXI_HP0_FPD). */
+/* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16
+/* Peak GB/s of the DDR behind that port: DDR4-2400, 64 bit. */
+#define CTRAIN_DDR_GBPS 19.2
+
+/* The chip's resources (ctrain.resources checks the estimate against them). */
+#define CTRAIN_CHIP_DSP 1728
+#define CTRAIN_CHIP_BRAM36 312
+#define CTRAIN_CHIP_URAM 96
+#define CTRAIN_CHIP_LUT 230400
+#define CTRAIN_DSP_KIND "DSP48E2"
 
 #endif

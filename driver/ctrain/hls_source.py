@@ -1,0 +1,522 @@
+"""A reading of the HLS sources sufficient to count what they instantiate.
+
+Not a C++ parser: the sources follow a plain style (one declaration per
+statement line, loops with a label and their pragmas on the lines after the
+opening brace), and this module reads exactly that. It gives, per function,
+its body, the arrays it declares with their pragmas, its loops (label,
+pipelined, unrolled, trip bound), the call sites of other functions, and
+every binary `*`, `/`, `%` and array access with the loops around it.
+
+Macros are evaluated per board from the ISA header, the board's config
+header and the `#define`s of the HLS sources. Preprocessor branches are taken
+as synthesis takes them (`__SYNTHESIS__` defined).
+"""
+import os
+import re
+from dataclasses import dataclass, field
+
+from .overlay_src import hls_dir, isa_header
+
+#: Sources the C-sim adds and synthesis never sees.
+NOT_SYNTHESISED = ("csim_api.cpp", "csim_api.h")
+
+BASE_WIDTHS = {"bool": 1, "char": 8, "int8_t": 8, "uint8_t": 8, "int16_t": 16, "uint16_t": 16,
+               "short": 16, "int": 32, "unsigned": 32, "int32_t": 32, "uint32_t": 32,
+               "float": 32, "int64_t": 64, "uint64_t": 64, "long": 64, "double": 64}
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+_NUM = re.compile(r"^(0x[0-9a-fA-F]+|\d+)[uUlL]*$")
+
+
+def source_files(directory=None):
+    """(name, text) of every synthesised HLS source (.cpp/.h in hls/, not tb/ or config/)."""
+    d = directory or hls_dir()
+    return [(n, open(os.path.join(d, n), encoding="utf-8").read()) for n in sorted(os.listdir(d))
+            if n.endswith((".cpp", ".h")) and n not in NOT_SYNTHESISED
+            and os.path.isfile(os.path.join(d, n))]
+
+
+def strip_comments(text):
+    """Comments and string literals blanked, line structure kept."""
+    def blank(m):
+        s = m.group(0)
+        if s.startswith('"'):
+            return '""'
+        return re.sub(r"[^\n]", " ", s)
+    return re.sub(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\])*"', blank, text, flags=re.S)
+
+
+def synthesis_branches(text):
+    """Drops the lines synthesis does not compile: #if branches on __SYNTHESIS__
+    (and CTRAIN_WORD_PORT, which only C-sim sets) taken as synthesis takes them."""
+    out, stack = [], []   # stack of (active, decided_by_us)
+    for line in text.split("\n"):
+        s = line.strip()
+        active = all(a for a, _ in stack)
+        if s.startswith(("#if", "#ifdef", "#ifndef")):
+            cond = s
+            if "__SYNTHESIS__" in cond:
+                neg = cond.startswith("#ifndef") or "!defined(__SYNTHESIS__)" in cond \
+                    or "! defined(__SYNTHESIS__)" in cond
+                stack.append((not neg, True))
+            else:
+                stack.append((True, False))
+            out.append("")
+            continue
+        if s.startswith("#else") or s.startswith("#elif"):
+            a, ours = stack.pop()
+            stack.append((not a if ours else True, ours))
+            out.append("")
+            continue
+        if s.startswith("#endif"):
+            if stack:
+                stack.pop()
+            out.append("")
+            continue
+        out.append(line if active else "")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------- macros
+
+def _c_expr(expr):
+    expr = re.sub(r"\b(0x[0-9a-fA-F]+|\d+)[uUlL]+\b", r"\1", expr)
+    expr = re.sub(r"\((?:unsigned|int|uint32_t|int64_t|uint64_t|wide_t)\)", "", expr)
+    return expr.replace("/", "//").replace("////", "//")
+
+
+class Macros:
+    """Integer values of the macros one board's build sees."""
+
+    def __init__(self, config_header, hls_files):
+        self.text = {}
+        for path_text in [open(isa_header(), encoding="utf-8").read(),
+                          open(config_header, encoding="utf-8").read()] + [t for _, t in hls_files]:
+            for m in re.finditer(r"^\s*#define\s+([A-Za-z_]\w*)[ \t]+([^\n]+)$",
+                                 strip_comments(path_text), re.M):
+                self.text.setdefault(m.group(1), m.group(2).strip())
+            for m in re.finditer(r"\benum\s*\w*\s*\{([^{}]*)\}", strip_comments(path_text)):
+                nxt = "0"
+                for item in split_args(m.group(1)):
+                    name, _, val = item.partition("=")
+                    name = name.strip()
+                    if name:
+                        self.text.setdefault(name, val.strip() or nxt)
+                        nxt = f"({self.text[name]}) + 1"
+        self._cache = {}
+
+    def value(self, name, _depth=0):
+        """The integer value of macro `name`, or None when it is not an integer constant."""
+        if name in self._cache:
+            return self._cache[name]
+        v = self.eval(self.text[name], _depth + 1) if name in self.text and _depth < 20 else None
+        self._cache[name] = v
+        return v
+
+    def eval(self, expr, _depth=0):
+        """An integer expression of literals and macros, or None."""
+        expr = _c_expr(expr.strip())
+        if not expr:
+            return None
+        names = set(_IDENT.findall(expr))
+        env = {}
+        for n in names:
+            v = self.value(n, _depth)
+            if v is None:
+                return None
+            env[n] = v
+        try:
+            v = eval(expr, {"__builtins__": {}}, env)   # noqa: S307 (literals and macros only)
+        except Exception:   # not arithmetic: a string, a type, a cast we do not know
+            return None
+        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def is_constant(self, expr):
+        return self.eval(expr) is not None
+
+
+# ----------------------------------------------------------------- types
+
+class Types:
+    """Bit widths of element types: base types, typedefs, ap_(u)int<N>, structs."""
+
+    def __init__(self, texts, macros):
+        self.macros = macros
+        self.scalar = dict(BASE_WIDTHS)
+        self.array_typedefs = {}   # name -> (element type, [dim exprs])
+        self.struct_fields = {}    # struct -> {field: width}
+        for t in texts:
+            for m in re.finditer(r"typedef\s+([\w:<>\s*]+?)\s+(\w+)\s*((?:\[[^\]]+\])+)\s*;", t):
+                self.array_typedefs[m.group(2)] = (m.group(1).strip(), re.findall(r"\[([^\]]+)\]",
+                                                                                 m.group(3)))
+            for m in re.finditer(r"typedef\s+([\w:<>\s*]+?)\s+(\w+)\s*;", t):
+                w = self.width(m.group(1).strip())
+                if w:
+                    self.scalar[m.group(2)] = w
+        for t in texts:   # structs after every typedef: their fields use them
+            for m in re.finditer(r"(?:typedef\s+)?struct\s*(\w*)\s*\{([^{}]*)\}\s*(\w*)\s*;", t, re.S):
+                name = m.group(1) or m.group(3)
+                fields = {}
+                for fm in re.finditer(r"([\w:<>]+(?:<[^>]*>)?)\s+([^;]+);", m.group(2)):
+                    for decl in fm.group(2).split(","):
+                        dm = re.match(r"\s*(\w+)\s*((?:\[[^\]]+\])*)", decl)
+                        if not dm:
+                            continue
+                        n = 1
+                        for d in re.findall(r"\[([^\]]+)\]", dm.group(2)):
+                            n *= macros.eval(d) or 1
+                        fields[dm.group(1)] = (self.width(fm.group(1)) or 32) * n
+                self.struct_fields[name] = fields
+        for name, fields in self.struct_fields.items():
+            self.scalar[name] = sum(fields.values())
+
+    def width(self, type_text):
+        t = re.sub(r"\b(const|static|volatile|unsigned\s+(?=\w))\b", "", type_text).strip()
+        m = re.match(r"ap_u?int\s*<\s*([^>]+)>", t)
+        if m:
+            return self.macros.eval(m.group(1))
+        return self.scalar.get(t)
+
+    def known(self, name):
+        return name in self.scalar or name in self.array_typedefs or name.startswith("ap_")
+
+
+# ----------------------------------------------------------------- functions
+
+@dataclass
+class Loop:
+    label: str
+    start: int          # body span in the function text
+    end: int
+    var: str
+    bound: str          # expression of the trip bound (`i < bound`), may be a variable
+    pipelined: bool
+    unrolled: bool      # explicit UNROLL, or inside a pipelined loop (HLS unrolls those)
+    tripcount_max: str = ""
+
+
+@dataclass
+class Function:
+    name: str
+    file: str
+    signature: str
+    body: str
+    inline: bool
+    params: list = field(default_factory=list)   # [(type, name, is_array)]
+    loops: list = field(default_factory=list)
+    template: list = field(default_factory=list)  # names of template parameters
+
+
+def _match_brace(text, i):
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(text) - 1
+
+
+def _match_paren(text, i):
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "(":
+            depth += 1
+        elif text[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(text) - 1
+
+
+def split_args(s):
+    """Top-level comma split of an argument list."""
+    out, depth, cur = [], 0, ""
+    for ch in s:
+        if ch in "([<{":
+            depth += 1
+        elif ch in ")]>}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur)
+    return [a.strip() for a in out]
+
+
+def parse_functions(name, text):
+    """Function definitions at file scope (templates included)."""
+    text = synthesis_branches(strip_comments(text))
+    funcs, i, depth, last = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "{":
+            head = text[last:i]
+            head_lines = [ln for ln in head.split("\n") if not ln.strip().startswith("#")]
+            head = "\n".join(head_lines).strip()
+            end = _match_brace(text, i)
+            m = re.search(r"(\w+)\s*\(", head)
+            if m and not re.match(r"\s*(struct|enum|union|namespace|typedef)\b", head) and head.endswith(")") \
+                    or (m and re.search(r"\)\s*const\s*$", head)):
+                fname = m.group(1)
+                body = text[i + 1:end]
+                sig = head
+                p0 = head.index("(", m.start())
+                params = []
+                for a in split_args(head[p0 + 1:_match_paren(head, p0)]):
+                    pm = re.match(r"(.*?)([A-Za-z_]\w*)\s*((?:\[[^\]]*\])*)\s*$", a.replace("&", " "))
+                    if pm:
+                        params.append((pm.group(1).strip(), pm.group(2), bool(pm.group(3))))
+                inline = bool(re.search(r"\binline\b", head)) or bool(
+                    re.match(r"\s*#pragma\s+HLS\s+INLINE\s*(\n|$)", body, re.I))
+                f = Function(fname, name, sig, body, inline, params)
+                tm = re.search(r"template\s*<([^>]*)>", text[last:i])
+                if tm:
+                    f.template = [a.split()[-1] for a in split_args(tm.group(1)) if a.split()]
+                f.loops = parse_loops(body)
+                funcs.append(f)
+            i = end + 1
+            last = i
+            continue
+        if ch == ";" and depth == 0:
+            last = i + 1
+        i += 1
+    return funcs
+
+
+_PRAGMA = re.compile(r"#pragma\s+HLS\s+(\w+)([^\n]*)", re.I)
+
+
+def parse_loops(body):
+    loops = []
+    for m in re.finditer(r"(?:(\w+)\s*:\s*)?\bfor\s*\(", body):
+        p0 = m.end() - 1
+        p1 = _match_paren(body, p0)
+        header = body[p0 + 1:p1]
+        rest = body[p1 + 1:]
+        if not rest.lstrip().startswith("{"):
+            continue
+        b0 = p1 + 1 + rest.index("{")
+        b1 = _match_brace(body, b0)
+        parts = header.split(";")
+        var, bound = "", ""
+        if len(parts) == 3:
+            vm = re.search(r"(\w+)\s*=", parts[0])
+            var = vm.group(1) if vm else ""
+            cm = re.match(r"\s*(\w+)\s*<=?\s*(.+)$", parts[1].strip())
+            if cm:
+                bound = cm.group(2).strip()
+                if "<=" in parts[1]:
+                    bound = f"({bound}) + 1"
+                if "&&" in bound:
+                    bound = bound.split("&&")[0].strip()
+        # pragmas directly inside the loop body (before any nested loop)
+        own = body[b0 + 1:b1]
+        nested = re.search(r"\bfor\s*\(", own)
+        own = own[:nested.start()] if nested else own
+        pragmas = [(k.upper(), v) for k, v in _PRAGMA.findall(own)]
+        unroll = any(k == "UNROLL" and "factor" not in v.lower() for k, v in pragmas)
+        pipe = any(k == "PIPELINE" and "off" not in v.lower() for k, v in pragmas)
+        trip = next((re.search(r"max\s*=\s*(\S+)", v).group(1) for k, v in pragmas
+                     if k == "LOOP_TRIPCOUNT" and re.search(r"max\s*=", v)), "")
+        loops.append(Loop(m.group(1) or "", b0, b1, var, bound, pipe, unroll, trip))
+    for lp in loops:   # loops nested in a pipelined loop are unrolled by HLS
+        if any(o.pipelined and o.start < lp.start and lp.end <= o.end for o in loops):
+            lp.unrolled = True
+    return loops
+
+
+def enclosing(loops, pos):
+    return [lp for lp in loops if lp.start < pos <= lp.end]
+
+
+class Sources:
+    """Every synthesised function of the HLS sources, with types and one board's macros."""
+
+    def __init__(self, config_header, directory=None):
+        files = source_files(directory)
+        self.files = files
+        self.macros = Macros(config_header, files)
+        texts = [strip_comments(open(isa_header(), encoding="utf-8").read())] + \
+                [synthesis_branches(strip_comments(t)) for _, t in files]
+        self.types = Types(texts, self.macros)
+        self.functions = {}
+        for name, text in files:
+            for f in parse_functions(name, text):
+                if f.name in self.functions:   # overloads: one entry, bodies joined
+                    g = self.functions[f.name]
+                    off = len(g.body) + 1
+                    for lp in f.loops:
+                        lp.start += off
+                        lp.end += off
+                    g.body += "\n" + f.body
+                    g.loops += f.loops
+                else:
+                    self.functions[f.name] = f
+
+    def template_values(self, fname, param):
+        """Values a template parameter takes at the call sites (None where not a constant)."""
+        f = self.functions[fname]
+        k = f.template.index(param)
+        return [self.macros.eval(t[k]) if k < len(t) else None
+                for _, callee, _, _, t in self.call_sites() if callee == fname]
+
+    def unroll_factor(self, f, pos, names=None):
+        key = (f.name, pos, None if names is None else frozenset(names))
+        memo = self.__dict__.setdefault("_unroll", {})
+        if key not in memo:
+            memo[key] = self._unroll_factor(f, pos, names)
+        return memo[key]
+
+    def _unroll_factor(self, f, pos, names=None):
+        """Copies the unrolled loops around `pos` in f make of what is there.
+        With `names` (the identifiers of an expression), loops the expression
+        does not depend on (neither their index nor a name declared inside
+        them appears) are left out: their copies are one (HLS shares them)."""
+        n = 1
+        for lp in enclosing(f.loops, pos):
+            if lp.unrolled and names is not None:
+                inner = f.body[lp.start:lp.end]
+                declared = set(re.findall(r"\b[A-Za-z_][\w:]*(?:<[^;>()]*>)?\s+([A-Za-z_]\w*)\s*[=\[;]",
+                                          inner))
+                if not ({lp.var} | declared) & set(names):
+                    continue
+            if lp.unrolled:
+                v = self.macros.eval(lp.bound)
+                if v is None and lp.tripcount_max:
+                    v = self.macros.eval(lp.tripcount_max)
+                n *= max(int(v or 1), 1)
+        return n
+
+    def unrolled_vars(self, f, pos):
+        """Indices of the unrolled loops around pos: constants in each copy."""
+        return {lp.var for lp in enclosing(f.loops, pos) if lp.unrolled and lp.var}
+
+    def call_sites(self):
+        """[(caller, callee, position in caller body, argument texts, template argument texts)]."""
+        if getattr(self, "_sites", None) is not None:
+            return self._sites
+        sites = []
+        names = set(self.functions)
+        for f in self.functions.values():
+            for m in re.finditer(r"\b(\w+)\s*(<[^;()]*?>)?\s*\(", f.body):
+                if m.group(1) in names and m.group(1) != f.name:
+                    p0 = m.end() - 1
+                    args = split_args(f.body[p0 + 1:_match_paren(f.body, p0)])
+                    targs = split_args(m.group(2)[1:-1]) if m.group(2) else []
+                    sites.append((f.name, m.group(1), m.start(), args, targs))
+        self._sites = sites
+        return sites
+
+    def in_pipeline(self, f, pos):
+        return any(lp.pipelined for lp in enclosing(f.loops, pos))
+
+    def instances(self, top="ctrain_top"):
+        """{function: (pipelined copies, sequential copies)}: each call site makes
+        one copy per copy of its caller and per unrolled iteration around it
+        (HLS shares nothing across call sites unless told; pessimistic). A copy
+        is pipelined when its call site is inside a pipelined loop, or its
+        caller's copy is."""
+        sites = self.call_sites()
+        memo = {top: (0, 1)}
+
+        def count(name, stack=()):
+            if name in memo:
+                return memo[name]
+            p = s = 0
+            for caller, callee, pos, _, _ in sites:
+                if callee == name and caller not in stack:
+                    cf = self.functions[caller]
+                    k = self.unroll_factor(cf, pos)
+                    cp, cs = count(caller, stack + (name,))
+                    if self.in_pipeline(cf, pos):
+                        p += k * (cp + cs)
+                    else:
+                        p += k * cp
+                        s += k * cs
+            memo[name] = (p, s)
+            return memo[name]
+
+        return {n: count(n) for n in self.functions}
+
+    def depends(self, f, names):
+        """`names` and every local of f they are computed from (assignments), closed."""
+        deps = set(names)
+        assigns = re.findall(r"\b([A-Za-z_]\w*)\s*(?:\[[^\]]*\])*\s*[-+*/|&]?=(?!=)\s*([^;]+);", f.body)
+        for _ in range(6):
+            grown = set(deps)
+            for lhs, rhs in assigns:
+                if lhs in deps:
+                    grown |= set(_IDENT.findall(rhs))
+            if grown == deps:
+                break
+            deps = grown
+        return deps
+
+    def copies_of(self, fname, names, top="ctrain_top", _stack=()):
+        """(pipelined, sequential) copies of an expression over `names` in fname:
+        like instances(), but the unrolled loops around a call to an inline
+        function only copy it when the arguments the expression depends on
+        vary with the loop (otherwise HLS computes it once)."""
+        if fname == top:
+            return (0, 1)
+        key = (fname, None if names is None else frozenset(names), _stack)
+        memo = self.__dict__.setdefault("_copies", {})
+        if key in memo:
+            return memo[key]
+        memo[key] = self._copies_of(fname, names, top, _stack)
+        return memo[key]
+
+    def _copies_of(self, fname, names, top, _stack):
+        f = self.functions[fname]
+        deps = self.depends(f, names) if names is not None else None
+        p = s = 0
+        for caller, callee, pos, args, _ in self.call_sites():
+            if callee != fname or caller in _stack:
+                continue
+            cf = self.functions[caller]
+            arg_names = None
+            if f.inline and deps is not None:
+                arg_names = []
+                for i, (_, pname, _) in enumerate(f.params):
+                    if pname in deps and i < len(args):
+                        arg_names += _IDENT.findall(args[i])
+            k = self.unroll_factor(cf, pos, arg_names)
+            cp, cs = self.copies_of(caller, arg_names if cf.inline else None, top, _stack + (fname,))
+            if self.in_pipeline(cf, pos):
+                p += k * (cp + cs)
+            else:
+                p += k * cp
+                s += k * cs
+        return (p, s)
+
+    def fsm_owners(self, name, names=None, _stack=()):
+        """[(non-inline function, concurrent copies)] whose FSM a sequential copy of
+        inline function `name` becomes part of (an unrolled loop around the
+        call makes concurrent copies of what depends on it; `names` as in
+        copies_of)."""
+        f = self.functions[name]
+        deps = self.depends(f, names) if names is not None else None
+        out = []
+        for caller, callee, pos, args, _ in self.call_sites():
+            if callee != name or caller in _stack:
+                continue
+            cf = self.functions[caller]
+            if self.in_pipeline(cf, pos):
+                continue
+            arg_names = None
+            if deps is not None:
+                arg_names = []
+                for i, (_, pname, _) in enumerate(f.params):
+                    if pname in deps and i < len(args):
+                        arg_names += _IDENT.findall(args[i])
+            k = self.unroll_factor(cf, pos, arg_names)
+            if not cf.inline:
+                out.append((caller, k))
+            else:
+                out += [(h, k * j) for h, j in self.fsm_owners(caller, arg_names, _stack + (name,))]
+        return out

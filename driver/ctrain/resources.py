@@ -1,0 +1,547 @@
+"""Resource estimate of the accelerator on a board (docs/overlay.md, "Resource estimate").
+
+Counts what the HLS sources instantiate, for one board's configuration header,
+with the rules below; nothing is a hand-kept table, so adding or resizing an
+array, unrolling a loop or adding a multiplier changes the estimate.
+
+Copies: every function exists once per call site, per copy of its caller and
+per iteration of the unrolled loops around the call (inner loops of a
+pipelined loop count as unrolled: HLS unrolls them). HLS may share more than
+this; the estimate does not assume it.
+
+Memories (`items` of kind "array"): every array declared in a synthesised
+function, with dims evaluated per board, split into banks by its
+ARRAY_PARTITION pragmas (complete: one bank per index of that dim; cyclic or
+block factor F: F banks) and widened by ARRAY_RESHAPE. Per bank:
+  - depth 1 (fully partitioned): registers, not counted here;
+  - BIND_STORAGE impl=uram: URAM288 blocks, ceil(depth/4096) x ceil(width/72);
+  - impl=lutram, or no binding and at most LUTRAM_MAX_BITS bits: LUTRAM,
+    2 LUTs per 64 x 1 bits (RAM64X1D: a read and a write port);
+  - otherwise BRAM: the cheapest RAMB18 shape of 16Kx1, 8Kx2, 4Kx4, 2Kx9,
+    1Kx18, 512x36 (simple dual port: HLS's RAM_2P), ceil(depth/d) x
+    ceil(width/w) RAMB18s; two RAMB18s make one BRAM36 tile.
+UG1399 documents no size below which an unbound array becomes LUTRAM (impl
+auto leaves it to the tools); the one documented bit threshold is
+config_storage's auto_srl_max_bits, 1024. We take 1024 bits: larger banks go
+to BRAM, which is the pessimistic reading for BRAM, the scarce resource.
+
+Multipliers (kind "mul"): every binary `*` between two non-constant operands
+(a literal, a macro or an unrolled loop's index makes it a constant multiply:
+shifts and adds, not counted; `x * ((T)1 << s)` is a shift, LLVM's
+instcombine turns it into one). DSPs per multiplier from the operand widths
+(declared types; a `(prod_t)` cast is int8): signed a x b bits on DSP48E2
+(27x18) takes min(ceil(a/26) ceil(b/17), ceil(b/26) ceil(a/17)) slices,
+DSP48E1 (25x18) the same with 24. int8 x int8 is one DSP: the code packs no
+two MACs into one slice. Operands declared 64-bit count as 64-bit even when
+they hold 32-bit values (pessimistic).
+
+Dividers (kind "div", LUTs): `/` and `%` by a variable: a W-bit divider of W
+stages of a W+1-bit subtractor, W x (W+1) LUTs; by a constant that is not a
+power of two: one multiplier (reciprocal). Powers of two are free.
+
+Multiplexers (kind "mux", LUTs): a read of a partitioned array with a
+variable index in a partitioned dimension selects among N banks:
+width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux).
+
+What is not counted: registers, control FSMs, adders and comparators, the
+AXI adapters: LUT "used" is a lower bound for the parts listed, the margin
+covers the rest only loosely (docs say so).
+"""
+import math
+import os
+import re
+from dataclasses import dataclass, field
+
+from . import boards
+from .hls_source import Sources, enclosing, split_args
+from .overlay_src import config_dir
+
+#: Fraction of every resource a design may use (a 15% margin for place and route).
+FIT_FRACTION = 0.85
+#: Unbound banks of at most this many bits go to LUTRAM (see the module docstring).
+LUTRAM_MAX_BITS = 1024
+#: RAMB18 shapes (depth, width); 512x36 is the simple-dual-port shape.
+BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+URAM_SHAPE = (4096, 72)
+#: DSP multiplier port widths (signed): (A, B) of DSP48E2 and DSP48E1.
+DSP_PORTS = {"DSP48E2": (27, 18), "DSP48E1": (25, 18)}
+#: Loops whose multipliers are the PE arrays (tests check they still exist).
+PE_LOOPS = {"pass_step": "pe_array", "gather_step": "sp_steps_gather", "outer_step": "sp_steps_outer"}
+RESOURCES = ("dsp", "bram36", "uram", "lut")
+
+
+@dataclass
+class Item:
+    kind: str        # array, mul, div, mux
+    name: str        # function:array, or function:loop:expression
+    count: int       # copies (banks x instances, or sites x instances)
+    detail: str
+    dsp: float = 0
+    bram36: float = 0
+    uram: float = 0
+    lut: float = 0
+    names: list = field(default=None, repr=False)   # identifiers of an operator's expression
+
+
+@dataclass
+class Estimate:
+    board: str
+    resources: dict            # resource -> {"used": n, "available": n}
+    items: list = field(default_factory=list)
+
+    @property
+    def fits(self):
+        return all(r["used"] <= FIT_FRACTION * r["available"] for r in self.resources.values())
+
+    def over(self):
+        """Resources above FIT_FRACTION of the chip."""
+        return [k for k, r in self.resources.items() if r["used"] > FIT_FRACTION * r["available"]]
+
+
+# ----------------------------------------------------------------- memories
+
+def bram18_per_bank(depth, width):
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM18_SHAPES)
+
+
+def uram_per_bank(depth, width):
+    return math.ceil(depth / URAM_SHAPE[0]) * math.ceil(width / URAM_SHAPE[1])
+
+
+def lutram_luts(depth, width):
+    return 2 * math.ceil(depth / 64) * width
+
+
+_DECL = re.compile(r"^[ \t]*(static\s+)?(?:const\s+)?([A-Za-z_][\w:]*(?:\s*<[^;>]*>)?)\s+([^;=()]+);",
+                   re.M)
+
+
+def _pragmas(body, kind):
+    out = []
+    for m in re.finditer(r"#pragma\s+HLS\s+" + kind + r"\b([^\n]*)", body, re.I):
+        opts = dict(re.findall(r"(\w+)\s*=\s*(\S+)", m.group(1)))
+        opts = {k.lower(): v for k, v in opts.items()}
+        bare = m.group(1).lower().split()
+        for t in ("complete", "cyclic", "block"):
+            if t in bare:
+                opts.setdefault("type", t)
+        out.append(opts)
+    return out
+
+
+@dataclass
+class Array:
+    function: str
+    name: str
+    elem: str
+    width: int
+    dims: list           # evaluated sizes
+    banks: int
+    bank_dims: list      # sizes left per bank
+    partitioned: set     # 1-based dims split into banks completely
+    impl: str            # bram, uram, lutram or "" (auto)
+
+    @property
+    def depth(self):
+        return math.prod(self.bank_dims)
+
+
+def arrays(src):
+    """Every on-chip array declared in a synthesised function, banked by its pragmas."""
+    out = []
+    for f in src.functions.values():
+        for m in _DECL.finditer(f.body):
+            tname = m.group(2).strip()
+            if not src.types.known(tname) and tname not in src.types.array_typedefs:
+                continue
+            for decl in split_args(m.group(3)):
+                dm = re.match(r"(\w+)\s*((?:\[[^\]]+\])*)\s*$", decl)
+                if not dm:
+                    continue
+                dims = re.findall(r"\[([^\]]+)\]", dm.group(2))
+                elem = tname
+                if tname in src.types.array_typedefs:
+                    elem, tdims = src.types.array_typedefs[tname]
+                    dims = dims + tdims
+                if not dims:
+                    continue
+                sizes = [src.macros.eval(d) for d in dims]
+                if any(s is None for s in sizes):
+                    raise ValueError(f"{f.file}: {f.name}: array {dm.group(1)}: dims {dims} are not "
+                                     "constants of the configuration")
+                out.append(_bank(src, f, dm.group(1), elem, sizes))
+    return out
+
+
+def _bank(src, f, name, elem, sizes):
+    width = src.types.width(elem)
+    if width is None:
+        raise ValueError(f"{f.file}: {f.name}: array {name}: unknown element type {elem!r}")
+    dims, banks, parted, impl = list(sizes), 1, set(), ""
+    for p in _pragmas(f.body, "ARRAY_PARTITION"):
+        if p.get("variable") != name:
+            continue
+        which = int(p.get("dim", 1))
+        for d in (range(1, len(dims) + 1) if which == 0 else [which]):
+            if p.get("type", "complete") == "complete":
+                banks *= dims[d - 1]
+                dims[d - 1] = 1
+                parted.add(d)
+            else:
+                fac = src.macros.eval(p.get("factor", "1")) or 1
+                banks *= fac
+                dims[d - 1] = math.ceil(dims[d - 1] / fac)
+    for p in _pragmas(f.body, "ARRAY_RESHAPE"):
+        if p.get("variable") != name:
+            continue
+        which = int(p.get("dim", 1))
+        for d in (range(1, len(dims) + 1) if which == 0 else [which]):
+            fac = dims[d - 1] if p.get("type", "complete") == "complete" else (
+                src.macros.eval(p.get("factor", "1")) or 1)
+            width *= fac
+            dims[d - 1] = math.ceil(dims[d - 1] / fac)
+    for p in _pragmas(f.body, "BIND_STORAGE"):
+        if p.get("variable") == name:
+            impl = p.get("impl", "").lower()
+    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl)
+
+
+def _array_item(a, copies):
+    n = a.banks * copies
+    depth, width = a.depth, a.width
+    shape = f"{'x'.join(map(str, a.dims))} {a.elem} -> {a.banks} bank(s) of {depth} x {width} bit"
+    it = Item("array", f"{a.function}:{a.name}", n, shape)
+    if depth == 1:
+        it.detail += ", registers"
+    elif a.impl == "uram":
+        it.uram = n * uram_per_bank(depth, width)
+        it.detail += ", URAM"
+    elif a.impl == "lutram" or (a.impl in ("", "auto") and depth * width <= LUTRAM_MAX_BITS):
+        it.lut = n * lutram_luts(depth, width)
+        it.detail += ", LUTRAM"
+    else:
+        it.bram36 = n * bram18_per_bank(depth, width) / 2
+        it.detail += f", {bram18_per_bank(depth, width)} RAMB18 each"
+    if copies != 1:
+        it.detail += f", x{copies} copies"
+    return it
+
+
+# ----------------------------------------------------------------- operators
+
+def _operand(text, side):
+    """The operand text next to a binary operator: left (going back) or right."""
+    if side == "right":
+        t = text.lstrip()
+        m = re.match(r"(\((?:[^()]|\([^()]*\))*\)\s*)*[\w.]+(?:\s*\[[^\]]*\]|\.\w+|\s*\((?:[^()]|\([^()]*\))*\))*|\((?:[^()]|\([^()]*\))*\)", t)
+        return m.group(0) if m else ""
+    t = text.rstrip()
+    m = re.search(r"(\w+\s*\((?:[^()]|\([^()]*\))*\)|[\w.]+(?:\s*\[[^\]]*\]|\.\w+)*|\((?:[^()]|\([^()]*\))*\))$", t)
+    if not m:
+        return ""
+    s = m.group(0)
+    cast = re.search(r"\(\s*[\w:<> ]+\s*\)\s*$", t[:m.start()])
+    return (cast.group(0) + s) if cast else s
+
+
+def _idents(expr):
+    return [i for i in re.findall(r"[A-Za-z_][\w.]*", expr)]
+
+
+class _Widths:
+    """Declared bit widths of the names a function sees."""
+
+    def __init__(self, src, f):
+        self.src = src
+        self.names = {}
+        decl_text = f.signature + "\n" + f.body
+        for m in re.finditer(r"(?=\b([A-Za-z_]\w*(?:\s*<[^;>()]*>)?)\s*[&*]?\s+&?\s*([A-Za-z_]\w*))", decl_text):
+            w = src.types.width(m.group(1))
+            if w and m.group(2) not in self.names:
+                self.names[m.group(2)] = (w, m.group(1))
+
+    def of_name(self, name):
+        base = name.split(".")
+        w, t = self.names.get(base[0], (None, None))
+        if len(base) > 1:
+            stype = (t or "").strip()
+            fields = self.src.types.struct_fields.get(stype, {})
+            return fields.get(base[-1], 32)
+        return w if w is not None else 32
+
+    def of(self, expr):
+        """Bits of an operand: its names' declared widths; a cast narrows, never widens."""
+        cast = re.match(r"\s*\(\s*([\w:<> ]+?)\s*\)(?=\s*[\w(])", expr)
+        if cast and self.src.types.width(cast.group(1)):
+            return min(self.src.types.width(cast.group(1)), self.of(expr[cast.end():]))
+        call = re.match(r"\s*(\w+)\s*\(", expr)
+        if call and call.group(1) in self.src.functions:
+            return 32   # a call's result: an index or an address
+        value = re.sub(r"\[[^\[\]]*\]", "", re.sub(r"\[[^\[\]]*\]", "", expr))   # indices are not the value
+        ids = [i for i in _idents(value) if self.src.macros.eval(i) is None]
+        if not ids:
+            return 32
+        return max(min(self.of_name(i), 64) for i in ids)
+
+
+def dsp_per_mul(a, b, kind, result=None):
+    """Slices for a signed a x b-bit product kept to `result` bits (C keeps
+    max(a, b, 32): int arithmetic): the partial products (26 x 17 unsigned
+    tiles on DSP48E2) that reach a kept bit, in the cheaper orientation."""
+    pa, pb = DSP_PORTS[kind]
+    ua, ub = pa - 1, pb - 1
+    if a <= pa and b <= pb or a <= pb and b <= pa:
+        return 1
+    r = result or (a + b)
+
+    def tiles(x, y):
+        return sum(1 for i in range(0, x, ua) for j in range(0, y, ub) if i + j < r)
+    return max(1, min(tiles(a, b), tiles(b, a)))
+
+
+def _is_const(src, f, pos, expr):
+    e = expr.strip()
+    e = re.sub(r"^\(\s*[\w:<> ]+\s*\)\s*", "", e)   # a cast
+    if src.macros.eval(e) is not None or e in f.template:
+        return True
+    return e in src.unrolled_vars(f, pos)
+
+
+def _const_value(src, f, expr):
+    """The values a constant divisor takes: a macro expression, or a template
+    parameter's values at the call sites; None where unknown."""
+    e = re.sub(r"^\(\s*[\w:<> ]+\s*\)\s*", "", expr.strip())
+    if e in f.template:
+        vals = src.template_values(f.name, e)
+        return None if not vals or None in vals else vals
+    v = src.macros.eval(e)
+    return None if v is None else [v]
+
+
+def operators(src, instances, dsp_kind):
+    items = _operators(src, instances, dsp_kind)
+    # sequential operators share one unit per FSM: a non-inline function copy;
+    # an inline function's sequential copies are part of their callers' FSMs
+    pools = {}
+    for it in [i for i in items if i.name.endswith("(shared unit)")]:
+        fn = it.name.split(":")[0]
+        f = src.functions[fn]
+        res = "dsp" if it.kind == "mul" else "lut"
+        each = getattr(it, res) / it.count
+        owners = [(fn, 1)] if not f.inline else src.fsm_owners(fn, it.names)
+        for owner, k in owners:
+            key = (owner, it.kind)
+            if key not in pools or getattr(pools[key], res) < k * each:
+                new = Item(it.kind, f"{owner}: shared {it.kind} unit(s), widest: {it.name[:-14]}", k,
+                           it.detail.split(";")[0] + f"; {k} concurrent", )
+                setattr(new, res, k * each)
+                pools[key] = new
+    out = [i for i in items if not i.name.endswith("(shared unit)")]
+    for (owner, _), it in pools.items():
+        copies = instances.get(owner, (0, 0))[1]
+        it.count *= copies
+        for r in ("dsp", "lut"):
+            setattr(it, r, getattr(it, r) * copies)
+        it.detail += f", x{copies} FSM copies"
+        out.append(it)
+    return out
+
+
+def _operators(src, instances, dsp_kind):
+    """Items for the multipliers and dividers of every function: each one inside
+    a pipelined loop (or in a pipelined copy of the function) is its own unit;
+    the others of one function copy share one unit per kind, sized for the
+    widest (HLS binds operations of different FSM states to one unit)."""
+    items = []
+    for f in src.functions.values():
+        pipe_copies, seq_copies = instances.get(f.name, (0, 0))
+        if pipe_copies + seq_copies == 0:
+            continue
+        shared = {}   # kind -> Item of the widest sequential operator
+        widths = None
+        seen = set()
+        body = f.body
+        for m in re.finditer(r"(?<![*/%=<>!&|+\-])([*/%])(?![*/=])", body):
+            op, pos = m.group(1), m.start()
+            line_start = body.rfind("\n", 0, pos) + 1
+            line = body[line_start:body.find("\n", pos)]
+            if line.lstrip().startswith("#"):
+                continue
+            left = _operand(body[line_start:pos], "left")
+            right = _operand(body[pos + 1:], "right")
+            if not left or not right:
+                continue
+            lt = re.findall(r"[A-Za-z_]\w*", left)
+            if op == "*" and lt and (src.types.known(lt[-1]) or lt[-1] in ("const", "return")) \
+                    and not left.rstrip().endswith((")", "]")):
+                continue   # a pointer declaration or a cast to a pointer
+            if op == "*" and re.match(r"\(\s*\(\s*[\w:]+\s*\)\s*1\s*<<", right):
+                continue   # x * ((T)1 << s): a shift
+            lc, rc = _is_const(src, f, pos, left), _is_const(src, f, pos, right)
+            if lc and rc:
+                continue
+            names = re.findall(r"[A-Za-z_]\w*", left + " " + right)
+            k = src.unroll_factor(f, pos, names)
+            pc, sc = src.copies_of(f.name, names) if f.inline else (pipe_copies, seq_copies)
+            n = k * (pc + sc) if src.in_pipeline(f, pos) else k * pc
+            seq = 0 if src.in_pipeline(f, pos) else sc
+            loops = [lp.label for lp in enclosing(f.loops, pos) if lp.label]
+            where = f"{f.name}:{loops[-1] if loops else '-'}"
+            key = (f.name, op, re.sub(r"\s+", "", left), re.sub(r"\s+", "", right))
+            if key in seen:
+                continue   # the same expression again in the function: HLS computes it once
+            seen.add(key)
+            widths = widths or _Widths(src, f)
+            if op == "*":
+                if lc or rc:
+                    continue   # constant multiplication: shifts and adds
+                wa, wb = widths.of(left), widths.of(right)
+                d = dsp_per_mul(wa, wb, dsp_kind, max(wa, wb, 32))
+                _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
+                     f"{wa}x{wb} bit", "dsp", d)
+                continue
+            if rc:
+                vals = _const_value(src, f, right)
+                if vals is not None and all(v > 0 and (v & (v - 1)) == 0 for v in vals):
+                    continue   # powers of two: a shift
+                if vals is not None or right.strip() in src.unrolled_vars(f, pos):
+                    wa = widths.of(left)
+                    d = dsp_per_mul(wa, 32, dsp_kind, 2 * max(wa, 32))
+                    _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} {op} {right.strip()}",
+                         f"constant divisor {vals}: reciprocal multiply", "dsp", d)
+                    continue
+            w = max(widths.of(left), widths.of(right))
+            _add(items, shared, n, seq, "div", f"{where}: {left.strip()} {op} {right.strip()}",
+                 f"{w}-bit divider", "lut", divider_luts(w, True), divider_luts(w, False))
+        items.extend(shared.values())
+    return items
+
+
+def divider_luts(w, pipelined):
+    """A W-bit divider: pipelined (II=1), W stages of a W+1-bit subtractor;
+    outside a pipeline HLS uses an iterative one (its `_seq` divider core):
+    one subtractor and the quotient and remainder shift registers' logic."""
+    return w * (w + 1) if pipelined else 4 * w
+
+
+def _add(items, shared, n, seq, kind, name, detail, resource, each, each_seq=None):
+    """n dedicated units (pipelined) and a claim on the function's shared unit (sequential copies)."""
+    names = re.findall(r"[A-Za-z_]\w*", name.split(": ", 1)[-1])
+    if n:
+        it = Item(kind, name, n, f"{detail}, {each:g} {resource.upper()} each")
+        setattr(it, resource, n * each)
+        items.append(it)
+    if seq:
+        each = each if each_seq is None else each_seq
+        cur = shared.get(kind)
+        if cur is None or getattr(cur, resource) < seq * each:
+            it = Item(kind, name + " (shared unit)", seq,
+                      f"{detail}, {each:g} {resource.upper()}; one unit per function copy "
+                      "serves its operators outside pipelined loops")
+            setattr(it, resource, seq * each)
+            it.names = names
+            shared[kind] = it
+
+
+def pe_sites(items):
+    """The int8 product items of the PE arrays, by loop label."""
+    return {lbl: [i for i in items if i.kind == "mul" and f":{lbl}:" in i.name + ":"
+                  and "prod_t" in i.name] for lbl in PE_LOOPS}
+
+
+def multiplexers(src, arrs, instances):
+    """Reads of partitioned arrays at a variable bank index, followed through call arguments."""
+    by_func = {}
+    for a in arrs:
+        if a.partitioned and a.banks > 1:
+            by_func.setdefault(a.function, {})[a.name] = a
+    # parameter bindings: callee param name -> array, from call sites (one level at a time)
+    bound = {fn: dict(v) for fn, v in by_func.items()}
+    sites = src.call_sites()
+    for _ in range(4):
+        for caller, callee, _, args, _ in sites:
+            known = bound.get(caller, {})
+            params = src.functions[callee].params
+            for i, a in enumerate(args):
+                name = a.strip()
+                if name in known and i < len(params) and params[i][2]:
+                    bound.setdefault(callee, {})[params[i][1]] = known[name]
+    items = []
+    for fn, arrmap in bound.items():
+        f = src.functions[fn]
+        copies = instances.get(fn, 0)
+        if copies == 0:
+            continue
+        for local, a in arrmap.items():
+            for m in re.finditer(r"\b" + re.escape(local) + r"((?:\s*\[[^\[\]]*(?:\[[^\]]*\][^\[\]]*)*\])+)",
+                                 f.body):
+                tail = f.body[m.end():m.end() + 3].lstrip()
+                if tail.startswith("=") and not tail.startswith("=="):
+                    continue   # a write: bank enables, not a multiplexer
+                idx = re.findall(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]", m.group(1))
+                n_sel = 1
+                for d, e in enumerate(idx, start=1):
+                    if d in a.partitioned and not _is_const(src, f, m.start(), e) and \
+                            not all(src.macros.eval(i) is not None or i in src.unrolled_vars(f, m.start())
+                                    for i in re.findall(r"[A-Za-z_]\w*", e)):
+                        n_sel *= a.dims[d - 1]
+                if n_sel <= 1:
+                    continue
+                n = src.unroll_factor(f, m.start()) * copies
+                lut = a.width * math.ceil((n_sel - 1) / 3)
+                items.append(Item("mux", f"{fn}: {local}{m.group(1)} ({a.function}:{a.name})", n,
+                                  f"{n_sel}:1 x {a.width} bit, {lut} LUT each", lut=n * lut))
+    return items
+
+
+# ----------------------------------------------------------------- the estimate
+
+def estimate(board, directory=None, config=None):
+    """The Estimate of `board` (a name of ctrain.boards.BOARDS). `directory`
+    (the hls/ sources) and `config` (a config header path) read other copies."""
+    b = boards.get(board) if config is None else boards.load(config)
+    header = config or os.path.join(config_dir(), f"{b.name}.h")
+    src = Sources(header, directory)
+    inst = src.instances()
+    arrs = arrays(src)
+    copies = {n: p + q for n, (p, q) in inst.items()}
+    items = [_array_item(a, copies.get(a.function, 0)) for a in arrs if copies.get(a.function, 0)]
+    items += operators(src, inst, b.dsp_kind)
+    items += multiplexers(src, arrs, copies)
+    used = {r: sum(getattr(i, r) for i in items) for r in RESOURCES}
+    avail = {"dsp": b.chip_dsp, "bram36": b.chip_bram36, "uram": b.chip_uram, "lut": b.chip_lut}
+    return Estimate(b.name, {r: {"used": used[r], "available": avail[r]} for r in RESOURCES}, items)
+
+
+def format_resources(est, items=False):
+    """A table: resource, used, available, % of the chip, within the margin."""
+    lines = [f"{est.board}: {'fits' if est.fits else 'does NOT fit'} "
+             f"(every resource <= {FIT_FRACTION:.0%} of the chip)",
+             f"{'resource':<8} {'used':>10} {'available':>10} {'%':>7}  ok"]
+    for r in RESOURCES:
+        u, a = est.resources[r]["used"], est.resources[r]["available"]
+        pct = 100.0 * u / a if a else (0.0 if u == 0 else float("inf"))
+        ok = u <= FIT_FRACTION * a
+        lines.append(f"{r:<8} {u:>10g} {a:>10g} {pct:>6.1f}%  {'yes' if ok else 'NO'}")
+    if items:
+        lines.append("")
+        for it in sorted(est.items, key=lambda i: -(i.dsp * 100 + i.bram36 * 200 + i.uram * 300 + i.lut)):
+            cost = ", ".join(f"{r} {getattr(it, r):g}" for r in RESOURCES if getattr(it, r))
+            if cost:
+                lines.append(f"  {it.kind:<5} {it.name}  [{it.count}]  {it.detail}: {cost}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """python -m ctrain.resources [board ...] [--items]: the tables."""
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    items = "--items" in args
+    names = [a for a in args if a != "--items"] or list(boards.BOARDS)
+    for n in names:
+        print(format_resources(estimate(n), items=items))
+        print()
+
+
+if __name__ == "__main__":
+    main()

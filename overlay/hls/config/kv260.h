@@ -1,0 +1,46 @@
+/*
+ * Kria KV260 (K26 SOM) (xck26-sfvc784-2LV-c): 1248 DSP48E2, 144 BRAM36, 64 URAM, 117120 LUTs.
+ * Every fact of the board lives here: the HLS build, the Tcl flows
+ * (scripts/board.tcl) and the driver (ctrain.boards) read these #defines.
+ */
+#ifndef CTRAIN_BOARD_CFG_H
+#define CTRAIN_BOARD_CFG_H
+
+#define CTRAIN_BOARD_NAME "kv260"
+/* $BOARD on the board's PYNQ image; aliases: older or variant names. */
+#define CTRAIN_PYNQ_NAME "KV260"
+#define CTRAIN_PYNQ_ALIASES ""
+#define CTRAIN_PART "xck26-sfvc784-2LV-c"
+/* Vivado board files that carry the PS preset (DDR, MIO, clocks). */
+#define CTRAIN_BOARD_PART "xilinx.com:kv260_som:part0:1.4"
+/* PS kind (zynq7: processing_system7, zynqmp: zynq_ultra_ps_e) and the HP port the m_axi uses. */
+#define CTRAIN_PS "zynqmp"
+#define CTRAIN_HP_PORT "S_AXI_HP0_FPD"
+#define CTRAIN_CLOCK_MHZ 150
+
+/* PE array: rows produce output channels, columns reduce input channels. */
+#define CTRAIN_PE_ROWS 4
+#define CTRAIN_PE_COLS 4
+
+/* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
+#define CTRAIN_CHUNK 512
+
+/* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
+ * positions per batch lane, output positions per x tile. */
+#define CTRAIN_SPARSE_ENTRIES 2048
+#define CTRAIN_SPARSE_WIN 4096
+#define CTRAIN_SPARSE_XT 64
+
+/* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
+#define CTRAIN_DDR_BEAT 16
+/* Peak GB/s of the DDR behind that port: DDR4-2400, 64 bit. */
+#define CTRAIN_DDR_GBPS 19.2
+
+/* The chip's resources (ctrain.resources checks the estimate against them). */
+#define CTRAIN_CHIP_DSP 1248
+#define CTRAIN_CHIP_BRAM36 144
+#define CTRAIN_CHIP_URAM 64
+#define CTRAIN_CHIP_LUT 117120
+#define CTRAIN_DSP_KIND "DSP48E2"
+
+#endif

@@ -1,0 +1,121 @@
+"""The one board list (ctrain.boards): read from overlay/hls/config, reachable
+from board.h, the names PYNQ reports, and the places that use it."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from ctrain import boards, cli, overlay_files
+from ctrain.overlay_src import config_dir
+
+HEADERS = sorted(f[:-2] for f in os.listdir(config_dir()) if f.endswith(".h") and f != "board.h")
+
+
+def test_every_config_header_is_a_board_in_chip_order():
+    assert sorted(boards.BOARDS) == HEADERS
+    assert {"pynq_z2", "kv260", "aup_zu3", "zcu104", "zcu102"} <= set(boards.BOARDS)
+    dsp = [boards.get(b).chip_dsp for b in boards.BOARDS]
+    assert dsp == sorted(dsp)
+
+
+def test_board_facts():
+    kv = boards.get("kv260")
+    assert (kv.part, kv.chip_dsp, kv.chip_bram36, kv.chip_uram) == ("xck26-sfvc784-2LV-c", 1248, 144, 64)
+    assert (kv.pynq_name, kv.ps, kv.hp_port, kv.ddr_beat) == ("KV260", "zynqmp", "S_AXI_HP0_FPD", 16)
+    zu3 = boards.get("aup_zu3")
+    assert (zu3.part, zu3.chip_dsp, zu3.chip_bram36, zu3.chip_uram) == ("xczu3eg-sfvc784-2-e", 360, 216, 0)
+    z2 = boards.get("pynq_z2")
+    assert (z2.ps, z2.hp_port, z2.ddr_beat, z2.dsp_kind) == ("zynq7", "S_AXI_HP0", 8, "DSP48E1")
+    for name in boards.BOARDS:
+        b = boards.get(name)
+        assert b.pe_rows * b.pe_cols == b.macs > 0 and b.ddr_gbps > 0 and b.clock_mhz > 0
+        assert b.dsp_kind == ("DSP48E1" if b.ps == "zynq7" else "DSP48E2")
+
+
+@pytest.mark.parametrize("pynq, name", [("Pynq-Z2", "pynq_z2"), ("KV260", "kv260"), ("kv260", "kv260"),
+                                        ("AUP-ZU3", "aup_zu3"), ("AUP-ZU3_8GB", "aup_zu3"),
+                                        ("ZCU104", "zcu104"), ("ZCU102", "zcu102"),
+                                        ("Ultra96V2", "ultra96"), ("Ultra96", "ultra96")])
+def test_by_pynq_name(pynq, name):
+    assert boards.by_pynq_name(pynq).name == name
+
+
+def test_unknown_board_is_one_line_listing_the_valid_ones():
+    with pytest.raises(boards.UnknownBoard) as err:
+        boards.get("zcu999")
+    msg = str(err.value)
+    assert "\n" not in msg and "zcu999" in msg and all(b in msg for b in boards.BOARDS)
+    with pytest.raises(boards.UnknownBoard, match="KV260"):
+        boards.by_pynq_name("RFSoC4x2")
+
+
+def test_a_header_missing_a_fact_is_named(tmp_path):
+    src = os.path.join(config_dir(), "kv260.h")
+    text = re.sub(r"#define CTRAIN_CHIP_URAM \d+\n", "", open(src).read())
+    (tmp_path / "kv260.h").write_text(text)
+    with pytest.raises(boards.CTrainError, match="CTRAIN_CHIP_URAM"):
+        boards.load(str(tmp_path / "kv260.h"))
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs the C preprocessor")
+@pytest.mark.parametrize("name", HEADERS)
+def test_board_h_selects_each_header(name):
+    out = subprocess.run(["g++", "-E", "-dM", "-x", "c++", f"-DCTRAIN_BOARD_{name.upper()}",
+                          "-I", config_dir(), os.path.join(config_dir(), "board.h")],
+                         capture_output=True, text=True, check=True).stdout
+    assert f'#define CTRAIN_BOARD_NAME "{name}"' in out
+
+
+def test_overlay_search_maps_pynq_names(monkeypatch):
+    monkeypatch.delenv(overlay_files.ENV_BOARD, raising=False)
+    monkeypatch.setenv("BOARD", "KV260")
+    assert overlay_files.board_name() == "kv260"
+    monkeypatch.setenv("BOARD", "Pynq-Z2")
+    assert overlay_files.board_name() == "pynq_z2"
+    assert overlay_files.board_name("AUP-ZU3") == "aup_zu3"
+
+
+def test_cli_board_choices_are_the_board_list(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--board", "nope"])
+    err = capsys.readouterr().err
+    assert "nope" in err and all(repr(b) in err or b in err for b in boards.BOARDS)
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="needs tclsh")
+@pytest.mark.parametrize("name", HEADERS)
+def test_tcl_flows_read_the_same_facts(name):
+    root = os.path.dirname(os.path.dirname(config_dir()))
+    script = ("source [file join $::env(CTRAIN_ROOT) scripts board.tcl]\n"
+              "puts [list $part $board_part $ps $hp_port $clock_mhz $ddr_beat $board_define]\n")
+    out = subprocess.run(["tclsh"], input=script, capture_output=True, text=True, check=True,
+                         env={**os.environ, "CTRAIN_BOARD": name, "CTRAIN_ROOT": root}).stdout.split()
+    b = boards.get(name)
+    assert out == [b.part, b.board_part, b.ps, b.hp_port, str(b.clock_mhz), str(b.ddr_beat),
+                   f"CTRAIN_BOARD_{name.upper()}"]
+
+
+@pytest.mark.parametrize("name", ["kv260", "aup_zu3"])
+def test_new_configurations_compute_what_numpy_computes(name):
+    """The PE array and buffers are configuration constants: the KV260 (4 x 4)
+    and AUP-ZU3 (2 x 2) builds give the numpy engine's bytes on every opcode."""
+    np = pytest.importorskip("numpy")
+    from ctrain.engine import get_engine
+    from ctrain.engine.csim_engine import CsimUnavailable
+    from ctrain.engine.numpy_engine import NumpyEngine
+    from ctrain.randprog import OPS, random_case
+    try:
+        engine = get_engine("csim", board=name)
+    except CsimUnavailable as exc:
+        pytest.skip(str(exc))
+    b = boards.get(name)
+    assert (engine.pe_rows, engine.pe_cols, engine.chunk) == (b.pe_rows, b.pe_cols, b.chunk)
+    ref, rng = NumpyEngine(), np.random.default_rng(10)
+    for op in OPS:
+        for _ in range(3):
+            case = random_case(rng, op=op)
+            mine, theirs = case.ddr.copy(), case.ddr.copy()
+            assert engine.run(mine, *case.run_args()) == ref.run(theirs, *case.run_args()), op
+            assert np.array_equal(mine, theirs), op

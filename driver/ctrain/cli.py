@@ -155,7 +155,7 @@ def _perf_parser(sub):
     p = sub.add_parser("perf", help="modeled cycles, efficiency, roofs and resources of a model on a board "
                                     "(compiled, not trained)")
     p.add_argument("--model", default=None, help="a named model (lenet5, lenet5-bn, digits-cnn, cnv, mlp)")
-    p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: the checkpoint's, else 64)")
     p.add_argument("--board", default="pynq_z2", help="pynq_z2, ultra96, zcu104 or zcu102 (default pynq_z2)")
     masks = p.add_mutually_exclusive_group()
     masks.add_argument("--sparsity", type=float, default=0.0,

@@ -265,17 +265,23 @@ def checkpoint_masks(path):
     return name, shape, masks or None, cfg.get("batch_size")
 
 
-def perf_program(model_name, batch, sparsity=0.0, checkpoint=None, seed=0, scope="global"):
-    """(Program, model name, overall sparsity, per-layer sparsity) of a named model at a
-    batch size, compiled without training: dense, with random masks, or with
-    a checkpoint's masks."""
+#: Batch size of `ctrain perf` when neither the user nor a checkpoint gives one.
+DEFAULT_BATCH = 64
+
+
+def perf_program(model_name, batch=None, sparsity=0.0, checkpoint=None, seed=0, scope="global"):
+    """(Program, model name, overall sparsity, per-layer sparsity) of a named
+    model at a batch size (None: the checkpoint's, else DEFAULT_BATCH),
+    compiled without training: dense, with random masks, or with a
+    checkpoint's masks."""
     from .compiler import compile_model
     from .model import build_model, weight_shape
     from .pruning import sparsity_of
     shape = default_input(model_name) if model_name is not None else None
     masks = None
     if checkpoint is not None:
-        ck_name, shape, masks, _ = checkpoint_masks(checkpoint)
+        ck_name, shape, masks, ck_batch = checkpoint_masks(checkpoint)
+        batch = batch or ck_batch
         if model_name is not None and ck_name != model_name:
             raise CheckpointError(f"{checkpoint}: checkpoint is of model {ck_name!r}, not {model_name!r}")
         model_name = ck_name
@@ -291,12 +297,8 @@ def perf_program(model_name, batch, sparsity=0.0, checkpoint=None, seed=0, scope
         except ValueError:
             raise CheckpointError(f"{checkpoint}: masks {[m.shape for m in masks]} do not match "
                                   f"{model_name}'s weights {shapes}") from None
-    if masks is None:
-        masks_for_stats = [np.ones(weight_shape(st), bool) for st in model.param_stages]
-    else:
-        masks_for_stats = masks
-    per, total = sparsity_of(masks_for_stats)
-    return compile_model(model, batch, masks), model_name, float(total), per
+    per, total = sparsity_of(masks or [np.ones(weight_shape(st), bool) for st in model.param_stages])
+    return compile_model(model, batch or DEFAULT_BATCH, masks), model_name, float(total), per
 
 
 def check_options(model, batch, board, sparsity, checkpoint, scope):
@@ -305,17 +307,20 @@ def check_options(model, batch, board, sparsity, checkpoint, scope):
 
     from .isa import LIMITS
     from .model import MODELS
+    from .pruning import SCOPES
     if checkpoint is None and model is None:
         raise MappingError("--model is required (or --checkpoint)")
     if model is not None and model not in MODELS:
         raise MappingError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if not 1 <= batch <= LIMITS["BATCH"]:
+    if batch is not None and not 1 <= batch <= LIMITS["BATCH"]:
         raise MappingError(f"--batch {batch} is beyond the accelerator's 1..{LIMITS['BATCH']}")
     if board not in perfmodel.BOARDS:
         raise MappingError(f"unknown board {board!r}; choose one of {', '.join(perfmodel.BOARDS)}")
     if not 0.0 <= sparsity < 1.0:
         raise MappingError(f"--sparsity {sparsity} must be in [0, 1)")
-    if scope not in ("global", "layer"):
-        raise MappingError(f"--prune-scope {scope!r}: choose global or layer")
+    if scope not in SCOPES:
+        raise MappingError(f"--prune-scope {scope!r}: choose one of {', '.join(SCOPES)}")
+    if checkpoint is not None and sparsity:
+        raise MappingError("--sparsity and --checkpoint exclude each other (the checkpoint has its masks)")
     if checkpoint is not None and not os.path.isfile(checkpoint):
         raise CheckpointError(f"{checkpoint}: checkpoint file not found")

@@ -48,6 +48,7 @@ def test_json_has_exactly_the_documented_shape(tmp_path, capsys):
     assert {"board", "model", "batch", "sparsity", "fits", "resources", "phases", "total"} <= set(rep)
     assert (rep["board"], rep["model"], rep["batch"]) == ("ultra96", "lenet5-bn", 8)
     assert isinstance(rep["sparsity"], float) and abs(rep["sparsity"] - 0.8) < 1e-3
+    assert [round(v, 3) for v in rep["layer_sparsity"]] == [0.8] * 5   # random masks: S in every layer
     assert set(rep["phases"]) == PHASE_KEYS
     for ph in rep["phases"].values():
         assert type(ph["cycles"]) is int and type(ph["ideal_cycles"]) is int
@@ -58,6 +59,9 @@ def test_json_has_exactly_the_documented_shape(tmp_path, capsys):
     assert t["cycles"] == sum(ph["cycles"] for ph in rep["phases"].values())
     text = capsys.readouterr().out
     assert "lenet5-bn on ultra96" in text and f"{t['cycles']:,d} cycles" in text
+    glob = _perf_json(tmp_path, "--model", "lenet5-bn", "--batch", "8", "--sparsity", "0.8",
+                      "--prune-scope", "global")
+    assert abs(glob["sparsity"] - 0.8) < 1e-3 and len({round(v, 2) for v in glob["layer_sparsity"]}) > 1
 
 
 @needs_resources
@@ -215,7 +219,7 @@ def test_cnv_maps_at_batch_64_on_every_board():
     assert all(model.stages[st.index + 1].kind == "bn" for st in model.param_stages[:6])
     assert sum(int(np.prod(weight_shape(st))) for st in model.param_stages) == 1_542_848
     program = compile_model(model, 64)   # validated as the engines will run it
-    masks = prune_masks([p["w"] for p in model.init_params(np.random.default_rng(0))], 0.8)
+    masks = prune_masks([p["w"] for p in model.init_params(np.random.default_rng(0))], 0.8, scope="layer")
     sparse = compile_model(model, 64, masks)
     for board in perfmodel.BOARDS:
         d, s = perfreport.build(program, board, "cnv"), perfreport.build(sparse, board, "cnv")
@@ -231,7 +235,7 @@ def test_cnv_trains_on_the_emulated_device(sparsity):
     rng = np.random.default_rng(1)
     model = cnv()
     net = FloatNet(model, model.init_params(rng))
-    masks = prune_masks([p["w"] for p in net.params], sparsity) if sparsity else None
+    masks = prune_masks([p["w"] for p in net.params], sparsity, scope="layer") if sparsity else None
     if masks:
         net.prune(masks)
     x = rng.random((4, 3, 32, 32)).astype(np.float32)

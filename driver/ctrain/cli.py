@@ -162,9 +162,9 @@ def _perf_parser(sub):
                        help="fraction of weights pruned by random element-wise masks (default 0: dense)")
     masks.add_argument("--checkpoint", default=None, metavar="FILE",
                        help="the model and pruning masks of a training checkpoint")
-    p.add_argument("--prune-scope", default="global",
-                   help="random masks: one magnitude threshold over all layers (global, the trainer's default) "
-                        "or the sparsity in every layer (layer)")
+    p.add_argument("--prune-scope", default="layer",
+                   help="random masks: the sparsity in every layer (layer, default), or one magnitude threshold "
+                        "over all layers' random initial weights (global, empties the widest layers)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights the masks prune")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
 

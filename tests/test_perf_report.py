@@ -193,11 +193,12 @@ def test_train_report_is_the_perf_report_of_the_final_program(tmp_path, capsys):
     (["--model", "cnv", "--checkpoint", "missing.ckpt"], "missing.ckpt: checkpoint file not found"),
     (["--model", "cnv", "--prune-scope", "net"], "--prune-scope 'net'"),
     (["--batch", "8"], "--model is required"),
+    (["--model", "cnv", "--json", "no/such/dir/out.json"], "directory 'no/such/dir' does not exist"),
 ])
 def test_bad_input_is_one_line_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     try:
-        rc = main(["perf", *argv, "--json", "out.json"])
+        rc = main(["perf", *argv] + ([] if "--json" in argv else ["--json", "out.json"]))
     except SystemExit as exc:   # what argparse itself rejects
         rc = exc.code
     assert rc == 2

@@ -152,11 +152,13 @@ def _cmd_bench(args):
 
 
 def _perf_parser(sub):
+    from .model import MODELS
+    from .perfmodel import BOARDS
     p = sub.add_parser("perf", help="modeled cycles, efficiency, roofs and resources of a model on a board "
                                     "(compiled, not trained)")
-    p.add_argument("--model", default=None, help="a named model (lenet5, lenet5-bn, digits-cnn, cnv, mlp)")
+    p.add_argument("--model", default=None, help=f"a named model: {', '.join(MODELS)}")
     p.add_argument("--batch", type=int, default=None, help="batch size (default: the checkpoint's, else 64)")
-    p.add_argument("--board", default="pynq_z2", help="pynq_z2, ultra96, zcu104 or zcu102 (default pynq_z2)")
+    p.add_argument("--board", default=BOARDS[0], help=f"{', '.join(BOARDS)} (default {BOARDS[0]})")
     masks = p.add_mutually_exclusive_group()
     masks.add_argument("--sparsity", type=float, default=0.0,
                        help="fraction of weights pruned by random element-wise masks (default 0: dense)")
@@ -178,7 +180,7 @@ def _perf_parser(sub):
 def _cmd_perf(args):
     from . import perfreport
     perfreport.check_options(args.model, args.batch, args.board, args.sparsity, args.checkpoint,
-                             args.prune_scope)
+                             args.prune_scope, args.json)
     program, name, sparsity, per_layer = perfreport.perf_program(args.model, args.batch, args.sparsity,
                                                                  args.checkpoint, args.seed, args.prune_scope)
     rep = perfreport.build(program, args.board, name, sparsity, per_layer)

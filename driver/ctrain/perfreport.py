@@ -310,7 +310,7 @@ def perf_program(model_name, batch=None, sparsity=0.0, checkpoint=None, seed=0, 
     return compile_model(model, batch or DEFAULT_BATCH, masks), model_name, float(total), per
 
 
-def check_options(model, batch, board, sparsity, checkpoint, scope):
+def check_options(model, batch, board, sparsity, checkpoint, scope, json_path=None):
     """Reject bad `ctrain perf` options with one line, before any work."""
     import os
 
@@ -333,3 +333,5 @@ def check_options(model, batch, board, sparsity, checkpoint, scope):
         raise MappingError("--sparsity and --checkpoint exclude each other (the checkpoint has its masks)")
     if checkpoint is not None and not os.path.isfile(checkpoint):
         raise CheckpointError(f"{checkpoint}: checkpoint file not found")
+    if json_path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(json_path))):
+        raise MappingError(f"--json {json_path}: directory {os.path.dirname(json_path)!r} does not exist")

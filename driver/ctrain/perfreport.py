@@ -10,8 +10,8 @@ Shared by `ctrain perf`, `ctrain train --report` and notebook 2. Definitions
   and batch-norm instructions of both directions;
 - ideal cycles (`ideal_cycles`): a convolution's multiply-accumulates (the
   kept ones when sparse) over the PE array's R x C multipliers; an
-  element-wise instruction's results at one per cycle, the rate of the
-  element-wise units;
+  element-wise instruction's elements (as perfmodel.ops counts them: for
+  pooling, the pooled map's) at one per cycle, the element-wise units' rate;
 - efficiency: ideal cycles over modeled cycles; the total's counts only the
   FP/EB/WG instructions' ideal cycles (the PE array's useful work) over all
   cycles of the iteration;
@@ -49,7 +49,7 @@ def phase_of(op):
 def ideal_cycles(op, ops_done, board):
     """Cycles of an instruction at full use of its unit: multiply-accumulates
     (ops_done / 2) over the R x C multipliers, rounded up, for a convolution;
-    one result per cycle for an element-wise instruction."""
+    one element (ops_done) per cycle for an element-wise instruction."""
     if Op(op) in MAC_OPS:
         return -(-(ops_done // 2) // board.macs)
     return int(ops_done)
@@ -166,7 +166,7 @@ def build(program, board, model=None, sparsity=None, layer_sparsity=None):
     if sparsity is None:
         sparsity = _program_sparsity(program)
     est = resource_estimate(b.name)
-    rep = {"board": b.name, "model": model or "model", "batch": int(program.batch), "sparsity": float(sparsity),
+    rep = {"board": b.name, "model": model or "unnamed", "batch": int(program.batch), "sparsity": float(sparsity),
            "fits": bool(est.fits) if est is not None else None,
            "resources": est.resources if est is not None else None,
            "phases": phases, "total": total,
@@ -186,7 +186,13 @@ def _program_sparsity(program):
 
 
 def to_json(rep):
-    return json.dumps(rep, indent=1)
+    """JSON text of a report (numpy scalars a resource model may hand over
+    become plain numbers)."""
+    def plain(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+    return json.dumps(rep, indent=1, default=plain)
 
 
 def format_report(rep):

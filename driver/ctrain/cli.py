@@ -1,4 +1,4 @@
-"""`ctrain` command line: train, verify, fuzz, export."""
+"""`ctrain` command line: train, verify, fuzz, export, bench, perf."""
 import argparse
 import sys
 
@@ -52,24 +52,20 @@ def _train_parser(sub):
 
 
 def _print_report(trainer, board):
-    """Modeled cycles of the final program, and of the same network dense."""
+    """The performance report (ctrain.perfreport) of the final program, and
+    for a pruned one its cycles against the same network dense."""
+    from . import perfreport
     from .compiler import compile_model
-    from .perfmodel import format_report, report
     if not trainer.fixed:
         print("--report: no fixed-point program ran (float run), nothing to model")
         return
     program = trainer.runtime.program
-    rep = report(program, board)
-    print(format_report(rep))
+    rep = perfreport.build(program, board, trainer.cfg.model_name())
+    print(perfreport.format_report(rep))
     if any(L.sparse for L in program.layers):
-        dense = report(compile_model(trainer.model, trainer.cfg.batch_size), board)
-
-        def total(r, phases, key):
-            return sum(row[key] for row in r["rows"] if row["phase"] in phases)
-        for name, phases in (("FP+EB", ("FP", "EB")), ("WG", ("WG",)), ("all", ("FP", "EB", "WG", "UPDATE"))):
-            for key, what in (("cycles", "cycles"), ("compute", "compute-only cycles")):
-                a, d = total(rep, phases, key), total(dense, phases, key)
-                print(f"modeled {name} {what}, sparse / dense: {a:,d} / {d:,d} = {a / max(d, 1):.3f}")
+        dense = perfreport.build(compile_model(trainer.model, trainer.cfg.batch_size), board,
+                                 trainer.cfg.model_name())
+        print("\n".join(perfreport.compare(rep, dense)))
 
 
 def _cmd_train(args):
@@ -156,6 +152,46 @@ def _cmd_bench(args):
     return main_args(args)
 
 
+def _perf_parser(sub):
+    from .model import MODELS
+    from .perfmodel import BOARDS
+    p = sub.add_parser("perf", help="modeled cycles, efficiency, roofs and resources of a model on a board "
+                                    "(compiled, not trained)")
+    p.add_argument("--model", default=None, help=f"a named model: {', '.join(MODELS)}")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: the checkpoint's, else 64)")
+    p.add_argument("--board", default=BOARDS[0], help=f"{', '.join(BOARDS)} (default {BOARDS[0]})")
+    masks = p.add_mutually_exclusive_group()
+    masks.add_argument("--sparsity", type=float, default=0.0,
+                       help="fraction of weights pruned by random element-wise masks (default 0: dense)")
+    masks.add_argument("--checkpoint", default=None, metavar="FILE",
+                       help="the model and pruning masks of a training checkpoint")
+    p.add_argument("--prune-scope", default="layer",
+                   help="random masks: the sparsity in every layer (layer, default), or one magnitude threshold "
+                        "over all layers' random initial weights (global, empties the widest layers)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights the masks prune")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
+
+    def one_line(message):  # bad input: one line, exit 2 (argparse would add its usage)
+        print(f"ctrain: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    p.error = one_line
+    return p
+
+
+def _cmd_perf(args):
+    from . import perfreport
+    perfreport.check_options(args.model, args.batch, args.board, args.sparsity, args.checkpoint,
+                             args.prune_scope, args.json)
+    program, name, sparsity, per_layer = perfreport.perf_program(args.model, args.batch, args.sparsity,
+                                                                 args.checkpoint, args.seed, args.prune_scope)
+    rep = perfreport.build(program, args.board, name, sparsity, per_layer)
+    print(perfreport.format_report(rep))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(perfreport.to_json(rep) + "\n")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ctrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,10 +200,11 @@ def main(argv=None):
     _fuzz_parser(sub)
     _export_parser(sub)
     _bench_parser(sub)
+    _perf_parser(sub)
     args = parser.parse_args(argv)
     try:
         commands = {"train": _cmd_train, "verify": _cmd_verify, "fuzz": _cmd_fuzz, "export": _cmd_export,
-                    "bench": _cmd_bench}
+                    "bench": _cmd_bench, "perf": _cmd_perf}
         return commands[args.command](args)
     except CTrainError as exc:
         print(f"ctrain: error: {exc}", file=sys.stderr)

@@ -274,13 +274,33 @@ def lenet5_bn(input_shape=(1, 28, 28), num_classes=10):
         input_shape=input_shape)
 
 
-def mlp(input_shape, num_classes=10, hidden=128):
+def cnv(input_shape=(3, 32, 32), num_classes=10):
+    """FINN's CNV topology (Umuroglu et al. 2017) with batch norm after each
+    convolution: unpadded 3x3 convolutions 64, 64, max-pool, 128, 128,
+    max-pool, 256, 256 (32x32 -> 1x1), then fully connected 512, 512 and the
+    classifier."""
+    c, h, w = input_shape
+
+    def block(c_in, c_out):
+        return [Conv2d(c_in, c_out, 3, bias=False), BatchNorm2d(c_out), ReLU()]
+    layers = (block(c, 64) + block(64, 64) + [MaxPool2d(2)] + block(64, 128) + block(128, 128)
+              + [MaxPool2d(2)] + block(128, 256) + block(256, 256))
+    hh, ww = (((h - 4) // 2 - 4) // 2 - 4), (((w - 4) // 2 - 4) // 2 - 4)
+    return Sequential(
+        *layers, Flatten(),
+        Linear(256 * hh * ww, 512), ReLU(),
+        Linear(512, 512), ReLU(),
+        Linear(512, num_classes),
+        input_shape=input_shape)
+
+
+def mlp(input_shape=(1, 28, 28), num_classes=10, hidden=128):
     c, h, w = input_shape
     return Sequential(Flatten(), Linear(c * h * w, hidden), ReLU(), Linear(hidden, num_classes),
                       input_shape=input_shape)
 
 
-MODELS = {"lenet5": lenet5, "lenet5-bn": lenet5_bn, "digits-cnn": digits_cnn, "mlp": mlp}
+MODELS = {"lenet5": lenet5, "lenet5-bn": lenet5_bn, "digits-cnn": digits_cnn, "cnv": cnv, "mlp": mlp}
 
 
 def build_model(name, input_shape, num_classes=10):

@@ -1,0 +1,343 @@
+"""What the accelerator would do on a board: one training iteration of a
+compiled Program through the performance model (ctrain.perfmodel), per
+instruction and per phase, against the board's roofs and resources.
+
+Shared by `ctrain perf`, `ctrain train --report` and notebook 2. Definitions
+(docs/overlay.md "`ctrain perf`"):
+
+- phases: FP, EB, WG are the convolution and fully connected instructions
+  (dense and sparse), UPDATE the weight updates, `stream` the ReLU, pooling
+  and batch-norm instructions of both directions;
+- ideal cycles (`ideal_cycles`): a convolution's multiply-accumulates (the
+  kept ones when sparse) over the PE array's R x C multipliers; an
+  element-wise instruction's elements (as perfmodel.ops counts them: for
+  pooling, the pooled map's) at one per cycle, the element-wise units' rate;
+- efficiency: ideal cycles over modeled cycles; the total's counts only the
+  FP/EB/WG instructions' ideal cycles (the PE array's useful work) over all
+  cycles of the iteration;
+- bound: compute when the model's pipelined-loop term is at least its DDR
+  term, else memory;
+- operational intensity: operations done per DDR byte moved.
+
+One iteration is the two device runs the runtime makes (the FP segment, then
+the BP segment), each loading the parameter table at its first instruction.
+"""
+import json
+
+import numpy as np
+
+from . import perfmodel, validate
+from .errors import CheckpointError, MappingError
+from .isa import Op
+
+#: The phases of the report, in print order.
+PHASES = ("FP", "EB", "WG", "UPDATE", "stream")
+#: Phases whose instructions run on the PE array (the total's efficiency).
+PE_PHASES = ("FP", "EB", "WG")
+MAC_OPS = frozenset(validate.CONV_OPS) | frozenset(validate.SPARSE_OPS)
+STREAM_OPS = frozenset((Op.RELU_FP, Op.RELU_BP, Op.BN_FP, Op.BN_BP)) | frozenset(validate.POOL_OPS)
+#: Input shape of a checkpoint's dataset (the loaders' (C, H, W)); models
+#: without a listed dataset take their factory's default input.
+DATASET_INPUT = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+def phase_of(op):
+    op = Op(op)
+    return "stream" if op in STREAM_OPS else perfmodel.PHASES[op]
+
+
+def ideal_cycles(op, ops_done, board):
+    """Cycles of an instruction at full use of its unit: multiply-accumulates
+    (ops_done / 2) over the R x C multipliers, rounded up, for a convolution;
+    one element (ops_done) per cycle for an element-wise instruction."""
+    if Op(op) in MAC_OPS:
+        return -(-(ops_done // 2) // board.macs)
+    return int(ops_done)
+
+
+def peak_gops(board):
+    """The PE array's peak: 2 operations per multiplier per cycle."""
+    return 2 * board.macs * board.clock_mhz * 1e6 / 1e9
+
+
+def port_gbps(board):
+    """DDR GB/s the accelerator can use: the board's DDR, or its m_axi port's
+    beat per cycle where that is narrower (perfmodel.Board.bytes_per_cycle)."""
+    return board.bytes_per_cycle * board.clock_mhz * 1e6 / 1e9
+
+
+def roofline(board, intensity):
+    """Attainable GOP/s at an operational intensity (ops per DDR byte)."""
+    return min(peak_gops(board), port_gbps(board) * intensity)
+
+
+def sparse_indexes(program):
+    """{aux offset: (rowptr, col, tptr, tpos, trow)} of a Program's sparse
+    layers, from the index blocks the compiler built (no DDR image needed)."""
+    out = {}
+    for L in program.layers:
+        if L.index is None:
+            continue
+        f = dict(c_out=L.w_shape[0], c_in=int(np.prod(L.w_shape[1:])), k_h=1, k_w=1, count=L.n_w, aux=0)
+        out[program.plan[L.region("idx")].offset] = validate.index_arrays(np.asarray(L.index, np.uint8), f)
+    return out
+
+
+def instructions(program, board):
+    """One dict per instruction of a training iteration (program order): the
+    perfmodel's counters turned into cycles, ideal cycles, operations and DDR
+    bytes."""
+    b = perfmodel.board(board) if isinstance(board, str) else board
+    indexes = sparse_indexes(program)
+    run_starts = {start for start, _ in program.segments.values()}
+    rows = []
+    for k, insn in enumerate(program.insns):
+        f = validate.fields(insn)
+        if f["op"] == Op.HALT:
+            continue
+        op = Op(f["op"])
+        index = indexes.get(f["aux"]) if op in validate.SPARSE_OPS else None
+        it = perfmodel.iterations(insn, b, index=index,
+                                  table_len=program.table_len if k in run_starts else 0)
+        cyc, comp, mem = perfmodel.cycles_of(it, b)
+        done, dense = perfmodel.ops(insn, index=index)
+        stage = program.model.stages[program.insn_stage[k]]
+        name = type(stage.layer).__name__ if stage.layer is not None else stage.kind
+        rows.append(dict(insn=k, stage=stage.index, layer=name, op=op.name, phase=phase_of(op),
+                         cycles=int(cyc), compute=int(comp), memory=int(mem),
+                         ideal_cycles=int(ideal_cycles(op, done, b)), ops=int(done), dense_ops=int(dense),
+                         ddr_bytes=int(it.rd + it.wr), bound="compute" if comp >= mem else "memory"))
+    for r in rows:
+        r.update(_rates(r, b))
+    return rows
+
+
+def _rates(r, b):
+    """Derived figures of a row (or a sum of rows)."""
+    sec = r["cycles"] / (b.clock_mhz * 1e6)
+    return dict(seconds=sec, efficiency=r["ideal_cycles"] / r["cycles"] if r["cycles"] else 0.0,
+                gops=r["ops"] / sec / 1e9 if sec else 0.0,
+                equivalent_gops=r["dense_ops"] / sec / 1e9 if sec else 0.0,
+                intensity=r["ops"] / r["ddr_bytes"] if r["ddr_bytes"] else 0.0)
+
+
+def _sum(rows, b):
+    s = {k: sum(r[k] for r in rows)
+         for k in ("cycles", "ideal_cycles", "compute", "memory", "ops", "dense_ops", "ddr_bytes")}
+    s.update(_rates(s, b))
+    return s
+
+
+def resource_estimate(board_name):
+    """ctrain.resources.estimate(board), or None when this build has no
+    resource model (the report says so)."""
+    module = _resources_module()
+    return module.estimate(board_name) if module is not None else None
+
+
+def _resources_module():
+    """ctrain.resources, imported only when a report needs it; None if absent."""
+    import importlib
+    try:
+        return importlib.import_module(f"{__package__}.resources")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.resources":
+            raise
+        return None
+
+
+def build(program, board, model=None, sparsity=None, layer_sparsity=None):
+    """The report of one training iteration of `program` on `board` (a name
+    or perfmodel.Board): the JSON shape of `ctrain perf --json` plus the
+    per-instruction rows and the roofs."""
+    b = perfmodel.board(board) if isinstance(board, str) else board
+    rows = instructions(program, b)
+    phases = {}
+    for ph in PHASES:
+        s = _sum([r for r in rows if r["phase"] == ph], b)
+        phases[ph] = dict(cycles=s["cycles"], ideal_cycles=s["ideal_cycles"], efficiency=s["efficiency"],
+                          seconds=s["seconds"], gops=s["gops"], equivalent_gops=s["equivalent_gops"],
+                          compute=s["compute"], memory=s["memory"])
+    t = _sum(rows, b)
+    pe_ideal = sum(phases[ph]["ideal_cycles"] for ph in PE_PHASES)
+    total = dict(cycles=t["cycles"], seconds=t["seconds"], gops=t["gops"], equivalent_gops=t["equivalent_gops"],
+                 efficiency=pe_ideal / t["cycles"] if t["cycles"] else 0.0, ideal_cycles=pe_ideal,
+                 ddr_bytes=t["ddr_bytes"])
+    if sparsity is None:
+        sparsity = _program_sparsity(program)
+    est = resource_estimate(b.name)
+    rep = {"board": b.name, "model": model or "unnamed", "batch": int(program.batch), "sparsity": float(sparsity),
+           "fits": bool(est.fits) if est is not None else None,
+           "resources": est.resources if est is not None else None,
+           "phases": phases, "total": total,
+           "peak": {"gops": peak_gops(b), "ddr_gbps": b.ddr_gbps, "port_gbps": port_gbps(b),
+                    "clock_mhz": b.clock_mhz, "pe_rows": b.pe_rows, "pe_cols": b.pe_cols},
+           "instructions": rows}
+    if layer_sparsity is not None:
+        rep["layer_sparsity"] = [float(s) for s in layer_sparsity]
+    if est is None:
+        rep["resources_note"] = "no resource estimate: module ctrain.resources is missing"
+    return rep
+
+
+def _program_sparsity(program):
+    kept = sum(L.n_w for L in program.layers)
+    return 1.0 - kept / sum(L.n_dense for L in program.layers)
+
+
+def to_json(rep):
+    """JSON text of a report (numpy scalars a resource model may hand over
+    become plain numbers)."""
+    def plain(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+    return json.dumps(rep, indent=1, default=plain)
+
+
+def format_report(rep):
+    """The report as text: per instruction, per phase, total, roofs, resources."""
+    p = rep["peak"]
+    lines = [f"{rep['model']} on {rep['board']} ({p['pe_rows']}x{p['pe_cols']} PE array, {p['clock_mhz']:g} MHz), "
+             f"batch {rep['batch']}, sparsity {100 * rep['sparsity']:.1f}%",
+             f"{'stage':>5} {'layer':<12} {'op':<9} {'phase':<6} {'cycles':>12} {'ideal':>12} {'eff':>6} "
+             f"{'bound':<7} {'GOP/s':>7} {'eq GOP/s':>8} {'op/B':>7}"]
+    for r in rep["instructions"]:
+        lines.append(f"{r['stage']:>5} {r['layer']:<12} {r['op']:<9} {r['phase']:<6} {r['cycles']:>12,d} "
+                     f"{r['ideal_cycles']:>12,d} {100 * r['efficiency']:>5.1f}% {r['bound']:<7} "
+                     f"{r['gops']:>7.3f} {r['equivalent_gops']:>8.3f} {r['intensity']:>7.2f}")
+    lines.append(f"{'phase':<6} {'cycles':>12} {'ideal':>12} {'eff':>6} {'GOP/s':>7} {'eq GOP/s':>8}")
+    for ph, s in rep["phases"].items():
+        lines.append(f"{ph:<6} {s['cycles']:>12,d} {s['ideal_cycles']:>12,d} {100 * s['efficiency']:>5.1f}% "
+                     f"{s['gops']:>7.3f} {s['equivalent_gops']:>8.3f}")
+    t = rep["total"]
+    lines.append(f"total (one iteration): {t['cycles']:,d} cycles, {t['seconds'] * 1e3:.3f} ms, {t['gops']:.3f} GOP/s, "
+                 f"{t['equivalent_gops']:.3f} equivalent GOP/s, PE efficiency {100 * t['efficiency']:.1f}%")
+    port = "" if p["port_gbps"] >= p["ddr_gbps"] else f", the accelerator's port {p['port_gbps']:.3f} GB/s"
+    lines.append(f"roofs: peak {p['gops']:.2f} GOP/s (2 x {p['pe_rows'] * p['pe_cols']} multipliers x "
+                 f"{p['clock_mhz']:g} MHz); DDR {p['ddr_gbps']:.3f} GB/s{port}")
+    est = resource_estimate(rep["board"])
+    if est is not None:
+        lines.append(_resources_module().format_resources(est))
+        lines.append(f"fits {rep['board']}: {'yes' if rep['fits'] else 'NO'}")
+    else:
+        lines.append(f"resources: {rep.get('resources_note', 'not estimated')}")
+    return "\n".join(lines)
+
+
+def compare(sparse, dense):
+    """Lines comparing a sparse report with its dense counterpart per phase:
+    modeled cycles, and the compute terms alone (pe + ew, what pruning
+    removes without the DDR traffic)."""
+    out = []
+    for ph in PE_PHASES + ("UPDATE",):
+        s, d = sparse["phases"][ph], dense["phases"][ph]
+        out.append(f"{ph} cycles, sparse / dense: {s['cycles']:,d} / {d['cycles']:,d} = "
+                   f"{s['cycles'] / max(d['cycles'], 1):.3f} (compute only: "
+                   f"{s['compute'] / max(d['compute'], 1):.3f})")
+    a, d = sparse["total"]["cycles"], dense["total"]["cycles"]
+    out.append(f"iteration cycles, sparse / dense: {a:,d} / {d:,d} = {a / max(d, 1):.3f}")
+    return out
+
+
+# ------------------------------------------------------- programs to report
+
+def default_input(model_name):
+    """The input (C, H, W) a named model's factory defaults to."""
+    import inspect
+
+    from .model import MODELS
+    return tuple(inspect.signature(MODELS[model_name]).parameters["input_shape"].default)
+
+
+def random_masks(model, sparsity, seed=0, scope="layer"):
+    """Element-wise keep-masks pruning `sparsity` of freshly initialised
+    (seeded) weights by magnitude, as the trainer prunes (ctrain.pruning);
+    None when sparsity is 0. Per layer by default: initial magnitudes scale
+    with 1/sqrt(fan-in), so one global threshold would empty the widest
+    layers (CNV's 256x256 convolution keeps 1 of 589,824 weights at 80%),
+    which trained weights do not do."""
+    from .pruning import prune_masks
+    if sparsity == 0:
+        return None
+    params = model.init_params(np.random.default_rng(seed))
+    return prune_masks([p["w"] for p in params], sparsity, "element", scope)
+
+
+def checkpoint_masks(path):
+    """(model name, input shape, masks or None, batch size) of a training
+    checkpoint."""
+    from . import checkpoint
+    from .train import DEFAULT_MODEL
+    arrays, meta = checkpoint.load(path)
+    cfg = meta.get("config", {})
+    name = cfg.get("model") or DEFAULT_MODEL.get(cfg.get("dataset"), "lenet5")
+    masks, j = [], 0
+    while f"mask{j}" in arrays:
+        masks.append(arrays[f"mask{j}"].astype(bool))
+        j += 1
+    shape = DATASET_INPUT.get(cfg.get("dataset")) or default_input(name)
+    return name, shape, masks or None, cfg.get("batch_size")
+
+
+#: Batch size of `ctrain perf` when neither the user nor a checkpoint gives one.
+DEFAULT_BATCH = 64
+
+
+def perf_program(model_name, batch=None, sparsity=0.0, checkpoint=None, seed=0, scope="layer"):
+    """(Program, model name, overall sparsity, per-layer sparsity) of a named
+    model at a batch size (None: the checkpoint's, else DEFAULT_BATCH),
+    compiled without training: dense, with random masks, or with a
+    checkpoint's masks."""
+    from .compiler import compile_model
+    from .model import build_model, weight_shape
+    from .pruning import sparsity_of
+    shape = default_input(model_name) if model_name is not None else None
+    masks = None
+    if checkpoint is not None:
+        ck_name, shape, masks, ck_batch = checkpoint_masks(checkpoint)
+        batch = batch or ck_batch
+        if model_name is not None and ck_name != model_name:
+            raise CheckpointError(f"{checkpoint}: checkpoint is of model {ck_name!r}, not {model_name!r}")
+        model_name = ck_name
+    model = build_model(model_name, shape)
+    if checkpoint is None:
+        masks = random_masks(model, sparsity, seed, scope)
+    elif masks is not None:
+        shapes = [weight_shape(st) for st in model.param_stages]
+        if len(masks) != len(shapes):
+            raise CheckpointError(f"{checkpoint}: {len(masks)} masks for the {len(shapes)} layers of {model_name}")
+        try:
+            masks = [m.reshape(s) for m, s in zip(masks, shapes)]
+        except ValueError:
+            raise CheckpointError(f"{checkpoint}: masks {[m.shape for m in masks]} do not match "
+                                  f"{model_name}'s weights {shapes}") from None
+    per, total = sparsity_of(masks or [np.ones(weight_shape(st), bool) for st in model.param_stages])
+    return compile_model(model, batch or DEFAULT_BATCH, masks), model_name, float(total), per
+
+
+def check_options(model, batch, board, sparsity, checkpoint, scope, json_path=None):
+    """Reject bad `ctrain perf` options with one line, before any work."""
+    import os
+
+    from .isa import LIMITS
+    from .model import MODELS
+    from .pruning import SCOPES
+    if checkpoint is None and model is None:
+        raise MappingError("--model is required (or --checkpoint)")
+    if model is not None and model not in MODELS:
+        raise MappingError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if batch is not None and not 1 <= batch <= LIMITS["BATCH"]:
+        raise MappingError(f"--batch {batch} is beyond the accelerator's 1..{LIMITS['BATCH']}")
+    if board not in perfmodel.BOARDS:
+        raise MappingError(f"unknown board {board!r}; choose one of {', '.join(perfmodel.BOARDS)}")
+    if not 0.0 <= sparsity < 1.0:
+        raise MappingError(f"--sparsity {sparsity} must be in [0, 1)")
+    if scope not in SCOPES:
+        raise MappingError(f"--prune-scope {scope!r}: choose one of {', '.join(SCOPES)}")
+    if checkpoint is not None and sparsity:
+        raise MappingError("--sparsity and --checkpoint exclude each other (the checkpoint has its masks)")
+    if checkpoint is not None and not os.path.isfile(checkpoint):
+        raise CheckpointError(f"{checkpoint}: checkpoint file not found")
+    if json_path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(json_path))):
+        raise MappingError(f"--json {json_path}: directory {os.path.dirname(json_path)!r} does not exist")

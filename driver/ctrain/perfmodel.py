@@ -25,27 +25,16 @@ boards' data sheets; every cycle constant is documented with its assumption in
 docs/overlay.md.
 """
 import math
-import os
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from . import validate
+from . import boards, validate
 from .engine.csim_engine import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
-#: DDR of each board: peak GB/s of the memory the PS gives the accelerator's
-#: HP port (bus width x transfer rate). A header may give CTRAIN_DDR_GBPS instead.
-DDR_GBPS = {
-    "pynq_z2": 4.264,   # DDR3-1066, 32 bit
-    "ultra96": 8.533,   # LPDDR4-2133, 32 bit (Ultra96-V2)
-    "zcu104": 19.2,     # DDR4-2400, 64 bit
-    "zcu102": 17.064,   # DDR4-2133, 64 bit (PS DIMM)
-    "kv260": 19.2,      # DDR4-2400, 64 bit (K26 SOM)
-}
 #: Cycles from a burst's request to its first data (read) or from its last
 #: beat to the write response (write): the latency Vitis HLS assumes for an
 #: m_axi port by default (64), above the ~100-250 ns PS DDR reads take through
@@ -70,25 +59,12 @@ AGU_DEPTH = 4
 INSN_CYCLES = 64
 
 
-def _config_dir():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for cand in (os.path.join(os.path.dirname(os.path.dirname(here)), "overlay", "hls", "config"),
-                 os.path.join(here, "overlay_src", "hls", "config")):
-        if os.path.isdir(cand):
-            return cand
-    raise FileNotFoundError("overlay/hls/config not found (repo checkout or ctrain/overlay_src)")
-
-
-_DEFINE = re.compile(r"#define\s+CTRAIN_(\w+)\s+(\"[^\"]*\"|\S+)")
-
-
 def config_boards():
-    """Names of the board configuration headers present (overlay/hls/config)."""
-    return tuple(sorted(n[:-2] for n in os.listdir(_config_dir())
-                        if n.endswith(".h") and n != "board.h"))
+    """Names of the board configuration headers present (ctrain.boards)."""
+    return boards.BOARDS
 
 
-BOARDS = config_boards()
+BOARDS = boards.BOARDS
 
 
 @dataclass(frozen=True)
@@ -136,20 +112,12 @@ class Board:
 
 @lru_cache(maxsize=None)
 def board(name):
-    """The Board of a configuration header overlay/hls/config/<name>.h."""
-    path = os.path.join(_config_dir(), f"{name}.h")
-    if not re.fullmatch(r"\w+", str(name)) or not os.path.isfile(path):
-        raise ValueError(f"unknown board {name!r}; choose one of {', '.join(config_boards())}")
-    with open(path, encoding="utf-8") as fh:
-        d = {k: v.strip('"') for k, v in _DEFINE.findall(fh.read())}
-    gbps = float(d["DDR_GBPS"]) if "DDR_GBPS" in d else DDR_GBPS.get(name)
-    if gbps is None:
-        raise ValueError(f"board {name!r}: no DDR bandwidth (CTRAIN_DDR_GBPS or perfmodel.DDR_GBPS)")
-    return Board(name=name, part=d["PART"], clock_mhz=float(d["CLOCK_MHZ"]),
-                 pe_rows=int(d["PE_ROWS"]), pe_cols=int(d["PE_COLS"]), chunk=int(d["CHUNK"]),
-                 sparse_entries=int(d["SPARSE_ENTRIES"]), sparse_win=int(d["SPARSE_WIN"]),
-                 sparse_xt=int(d["SPARSE_XT"]), ddr_beat=int(d.get("DDR_BEAT", 1)),
-                 ddr_gbps=gbps)
+    """The Board of a configuration header overlay/hls/config/<name>.h (ctrain.boards)."""
+    c = boards.get(name)
+    return Board(name=c.name, part=c.part, clock_mhz=float(c.clock_mhz),
+                 pe_rows=c.pe_rows, pe_cols=c.pe_cols, chunk=c.chunk,
+                 sparse_entries=c.sparse_entries, sparse_win=c.sparse_win,
+                 sparse_xt=c.sparse_xt, ddr_beat=c.ddr_beat, ddr_gbps=c.ddr_gbps)
 
 
 def _board(b):

@@ -164,7 +164,7 @@ class TrainConfig:
             raise ConfigError("batch_size", f"{self.batch_size} is beyond the accelerator's 1..{isa.LIMITS['BATCH']}"
                                             " (or train in float32)")
         if self.checkpoint_every and not self.checkpoint:
-            raise ConfigError("checkpoint_every", "periodic checkpoints need a checkpoint path")
+            raise ConfigError("checkpoint_every", f"{self.checkpoint_every} needs a checkpoint path to write to")
         return self
 
     def model_name(self):
@@ -628,7 +628,7 @@ class Trainer:
 def train(cfg, progress=True, resume=False):
     """Check everything (settings, data, checkpoint), then train; returns (trainer, test accuracy)."""
     if resume and not cfg.checkpoint:
-        raise ConfigError("checkpoint", "resume needs the checkpoint to continue from")
+        raise ConfigError("checkpoint", "is required to resume (the checkpoint to continue from)")
     if resume and not os.path.isfile(cfg.checkpoint):
         raise CheckpointError(f"{cfg.checkpoint}: resume needs an existing checkpoint, not found")
     trainer = Trainer(cfg)

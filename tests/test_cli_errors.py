@@ -187,3 +187,21 @@ def test_help_shows_defaults_from_the_config_and_choices_from_the_registries(cap
         assert f"(default: {value})" in text.split(option + " ", 2)[-1][:400], option
     for name in (*MODELS, *ENGINES, *DATASETS):
         assert name in text
+
+
+def test_one_layer_numbering_in_epoch_lines_and_report(capsys):
+    """Conv2d/Linear layer j is "Lj" in the saturation lines and in --report
+    (as in checkpoints and the notebooks); other stages are named after the
+    layer they follow."""
+    from ctrain.model import build_model
+    from ctrain.train import stage_labels
+    assert stage_labels(build_model("digits-cnn", (1, 8, 8), 10)) == ["L0", "L0 pool", "L1", "L1 pool", "L2", "L3"]
+    assert main(["train", "--epochs", "1", "--batch-size", "64", "--warmup", "0.5", "--prune", "0", "--report",
+                 "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    sat = next(line for line in lines if line.startswith("  saturated stores: "))
+    assert [part.split()[0] for part in sat[len("  saturated stores: "):].split(" | ")] == ["L0", "L1", "L2", "L3"]
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["layer", "phase"]) + 1
+    rows = [line.split() for line in lines[start:] if not line.startswith("total")][:19]
+    labels = {" ".join(r[:r.index(next(p for p in r if p in ("FP", "EB", "WG", "UPDATE")))]) for r in rows}
+    assert labels == {"L0", "L0 pool", "L1", "L1 pool", "L2", "L3"}

@@ -84,12 +84,14 @@ def _print_report(trainer, board):
     """Modeled cycles of the final program, and of the same network dense."""
     from .compiler import compile_model
     from .perfmodel import format_report, report
+    from .train import stage_labels
     if not trainer.fixed:
         print("--report: no fixed-point program ran (float run), nothing to model")
         return
     program = trainer.runtime.program
     rep = report(program, board)
-    print(format_report(rep))
+    labels = stage_labels(trainer.model)
+    print(format_report({**rep, "rows": [{**row, "layer": labels[row["layer"]]} for row in rep["rows"]]}))
     if any(L.sparse for L in program.layers):
         dense = report(compile_model(trainer.model, trainer.cfg.batch_size), board)
 

@@ -192,6 +192,21 @@ def make_device(cfg):
 _PHASES = ("FP", "EB", "WG", "UPDATE")
 
 
+def stage_labels(model):
+    """One numbering of layers for every printout (epoch lines, --report,
+    notebooks): Conv2d/Linear layer j is "Lj" (the index of its weights in
+    checkpoints and model files); another stage is named by its kind after
+    the layer it follows, e.g. "L0 pool"."""
+    labels, last = [], None
+    for st in model.stages:
+        if st.kind == "param":
+            last = f"L{st.param_index}"
+            labels.append(last)
+        else:
+            labels.append(f"{last or 'input'} {st.kind}")
+    return labels
+
+
 def format_saturation(sat):
     """'L0 FP 0.00% WG 0.00% UPDATE 0.00% | L1 ...' from saturation_by_layer()."""
     layers = sorted({k.split()[0] for k in sat}, key=lambda n: int(n[1:]))
@@ -382,7 +397,7 @@ class Trainer:
             st = self.model.stages[stage]
             if st.kind != "param":
                 continue
-            key = f"L{st.param_index} {op[3:].split('CONV_')[-1]}"  # OP_SCONV_FP -> FP
+            key = f"{stage_labels(self.model)[stage]} {op[3:].split('CONV_')[-1]}"  # OP_SCONV_FP -> FP
             out[key] = max(out.get(key, 0.0), float(rate))
         return out
 

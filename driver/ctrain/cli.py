@@ -91,6 +91,7 @@ def _print_report(trainer, board):
     program = trainer.runtime.program
     rep = report(program, board)
     labels = stage_labels(trainer.model)
+    labels = [label.ljust(max(map(len, labels))) for label in labels]  # one column width
     print(format_report({**rep, "rows": [{**row, "layer": labels[row["layer"]]} for row in rep["rows"]]}))
     if any(L.sparse for L in program.layers):
         dense = report(compile_model(trainer.model, trainer.cfg.batch_size), board)

@@ -17,6 +17,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Appends '(default: X)' to options that take a value and have one, and
+    whose help does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, argparse.SUPPRESS) and action.nargs != 0 and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def _train_parser(sub):
     from .data import DATASETS
     from .engine import ENGINES
@@ -29,16 +40,16 @@ def _train_parser(sub):
     def per_dataset(key):
         return ", ".join(f"{v[key]} for {k}" for k, v in DEFAULTS.items())
     p = sub.add_parser("train", help="train a CNN on the (emulated) accelerator",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_DefaultsFormatter)
     p.add_argument("--model", default=None, choices=list(MODELS),
                    help="network (default: " + ", ".join(f"{v} for {k}" for k, v in DEFAULT_MODEL.items()) + ")")
     p.add_argument("--dataset", default=d.dataset, choices=list(DATASETS),
                    help="digits: scikit-learn's 8x8 digits (built in); mnist: IDX files in --data-dir")
     p.add_argument("--data-dir", default=None, help="directory of MNIST IDX files (gzip or raw); mnist only")
     p.add_argument("--train-count", type=int, default=None,
-                   help="images for training (default: all; the mnist t10k-only split: 8000)")
+                   help="images for training (default: all; a t10k-only mnist directory: 8000)")
     p.add_argument("--test-count", type=int, default=None,
-                   help="held-out images (default: all; the mnist t10k-only split: 2000)")
+                   help="held-out images (default: all; a t10k-only mnist directory: 2000)")
     p.add_argument("--epochs", type=int, default=None, help=f"default: {per_dataset('epochs')}")
     p.add_argument("--batch-size", type=int, default=None, help=f"default: {per_dataset('batch_size')}")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")

@@ -144,7 +144,10 @@ def _signals_deferred():
     pending = []
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.getsignal(sig)
+        handler = signal.getsignal(sig)
+        if handler is None:  # installed outside Python: cannot be restored, leave it
+            continue
+        previous[sig] = handler
         signal.signal(sig, lambda signum, frame: pending.append(signum))
     try:
         yield

@@ -81,3 +81,37 @@ def test_stale_temp_files_are_removed_at_the_next_save(tmp_path):
         p.write_bytes(b"partial")
     checkpoint.save(path, {"w": np.ones(2)}, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, live.name, other.name])
+
+
+def _interrupt_inside_savez(monkeypatch, sig):
+    """Deliver `sig` from inside np.savez, i.e. while the temp file is half written."""
+    real = np.savez
+
+    def savez(f, **arrays):
+        signal.raise_signal(sig)
+        real(f, **arrays)
+    monkeypatch.setattr(checkpoint.np, "savez", savez)
+
+
+def test_ctrl_c_inside_a_save_is_delivered_once_the_file_is_whole(tmp_path, monkeypatch):
+    path = tmp_path / "run.ckpt"
+    _interrupt_inside_savez(monkeypatch, signal.SIGINT)
+    try:
+        checkpoint.save(path, {"w": np.arange(3.0)}, {"n": 1})
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the held Ctrl-C was never delivered")
+    arrays, meta = checkpoint.load(path)
+    assert meta == {"n": 1} and arrays["w"].tolist() == [0.0, 1.0, 2.0]
+    assert os.listdir(tmp_path) == ["run.ckpt"]
+
+
+def test_sigterm_inside_a_save_ends_ctrain_cleanly(tmp_path, monkeypatch, capsys):
+    ck = tmp_path / "run.ckpt"
+    _interrupt_inside_savez(monkeypatch, signal.SIGTERM)
+    assert main(["train", *ARGS, "--checkpoint", str(ck)]) == 130
+    assert capsys.readouterr().err == "ctrain: interrupted\n"
+    assert checkpoint.load(ck)[1]["it"] == 22  # the first epoch's checkpoint, whole
+    assert os.listdir(tmp_path) == ["run.ckpt"]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -26,8 +26,9 @@ DEFAULTS = {"digits": {"epochs": 30, "batch_size": 16}, "mnist": {"epochs": 8, "
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("emulated", "board")
 MAX_EPOCHS = 100_000
-#: hyper-parameters become 15-bit mantissas with shifts the hardware clamps to
-#: 62 (docs/numeric.md): a rate below 2^-40 would no longer be represented
+#: hyper-parameters become 15-bit mantissas m * 2^-s (docs/numeric.md); the
+#: update shifts by s plus exponent differences and the hardware clamps shifts
+#: at 62, so rates much below 2^-30 (~1e-9) would silently round to nothing
 LR_RANGE = (1e-9, 1024.0)
 
 
@@ -52,9 +53,10 @@ def _real_rule(lo, hi, hi_open=False, lo_open=False):
 
 
 def _choice_rule(choices, optional=False):
+    """A name from a registry (looked up when checked, so registrations count)."""
     def check(v):
         return (optional and v is None) or (isinstance(v, str) and v in choices())
-    return check, "one of " + "{}" + (" (or None)" if optional else "")
+    return check, lambda: "one of " + ", ".join(choices()) + (" (or None)" if optional else "")
 
 
 def _bool_rule():
@@ -104,8 +106,6 @@ RULES = {
     "sparse_exec": _bool_rule(),
     "warm_start": _path_rule(),
 }
-_CHOICES = {"model": _models, "engine": _engines, "schedule": lambda: SCHEDULES, "device": lambda: DEVICES,
-            "prune_mode": lambda: PRUNE_MODES, "prune_scope": lambda: PRUNE_SCOPES}
 #: settings that change what a run computes: a resume must match them all
 RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                  "warmup_epochs", "fixed_point", "window_log2", "seed", "train_count", "test_count", "prune",
@@ -154,9 +154,7 @@ class TrainConfig:
         for name, (check, rule) in RULES.items():
             value = getattr(self, name)
             if not check(value):
-                if name in _CHOICES:
-                    rule = rule.format(", ".join(_CHOICES[name]()))
-                raise ConfigError(name, f"{value!r} is out of range: must be {rule}")
+                raise ConfigError(name, f"{value!r} is out of range: must be {rule() if callable(rule) else rule}")
         if self.warmup_epochs > self.epochs:
             raise ConfigError("warmup_epochs", f"{self.warmup_epochs:g} epochs of float warm-up exceed the "
                                                f"{self.epochs} epochs of the run: must be in [0, {self.epochs}]")

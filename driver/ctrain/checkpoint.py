@@ -296,7 +296,7 @@ def check_target(path, what="checkpoint") -> None:
         try:
             load(path)
         except CheckpointError as e:
-            raise CheckpointError(f"{path}: exists and is not a CTrain checkpoint ({str(e).split(': ', 1)[-1]}); "
+            raise CheckpointError(f"{path}: exists and is not a CTrain checkpoint (reading it: {str(e).split(': ', 1)[-1]}); "
                                   "refusing to overwrite it: remove it or choose another path") from None
 
 

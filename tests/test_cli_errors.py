@@ -121,6 +121,12 @@ def test_checkpoint_into_read_only_directory(capsys, workdir):
         ro.chmod(0o755)
 
 
+def test_multi_line_error_is_one_line(capsys, workdir, monkeypatch):
+    """The overlay search explains itself over several lines; the CLI joins them."""
+    monkeypatch.setenv("CTRAIN_OVERLAY", str(workdir / "adir"))
+    fails(capsys, workdir, ["train", "--device", "board", "--no-progress"], "ctrain.bit", "adir")
+
+
 def test_python_api_raises_the_same_errors():
     from ctrain.errors import ConfigError
     with pytest.raises(ConfigError, match=r"prune: 1.0 is out of range: must be a number in \[0, 1\)") as e:
@@ -144,6 +150,7 @@ EXPORT_CASES = [
     (["{ck}", "-o", "m.npz", "--onnx", "missing/m.onnx"], "missing/m.onnx", "does not exist"),
     (["{ck}", "-o", "m.npz", "--onnx", "adir"], "adir", "is a directory"),
     (["{ck}", "-o", "m.npz", "--onnx-style", "fp16"], "--onnx-style", "invalid choice"),
+    (["{ck}", "-o", "{ck}"], "would replace the checkpoint"),
 ]
 
 

@@ -229,8 +229,9 @@ def main(argv=None):
         commands = {"train": _cmd_train, "verify": _cmd_verify, "fuzz": _cmd_fuzz, "export": _cmd_export,
                     "bench": _cmd_bench}
         return commands[args.command](args)
-    except CTrainError as exc:
-        print(f"ctrain: error: {exc}", file=sys.stderr)
+    except CTrainError as exc:  # one line, whatever the message's layout
+        print("ctrain: error: " + " ".join(line.strip() for line in str(exc).splitlines() if line.strip()),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ctrain: interrupted", file=sys.stderr)

@@ -211,6 +211,8 @@ def check_export_targets(checkpoint_path, output, onnx_path=None):
     installed when an ONNX model is asked for."""
     if not os.path.isfile(checkpoint_path):
         raise ExportError(f"{checkpoint_path}: checkpoint not found")
+    if os.path.abspath(output) == os.path.abspath(checkpoint_path):
+        raise ExportError(f"{output}: the model file would replace the checkpoint it is exported from")
     checkpoint.check_target(output, "model file")
     if onnx_path is not None:
         import importlib.util

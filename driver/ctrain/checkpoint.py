@@ -8,15 +8,26 @@ Why this shape:
   detects corruption the zip CRCs miss (or a hand-edited file).
 * Writes are atomic (temp file in the same directory, fsync, ``os.replace``,
   fsync of the directory): a crash mid-save leaves the previous checkpoint
-  intact instead of a half-written one.
+  intact instead of a half-written one.  The temp file is named
+  ``.<name>.<pid>.<random>.tmp``; SIGINT and SIGTERM are held off while it
+  exists (delivered right after the save), and a temp file left by a process
+  that no longer runs (SIGKILL, power loss) is removed by the next save.
+* A path is only ever written over when it already holds a CTrain checkpoint
+  (`check_target`), so a mistyped path cannot destroy an unrelated file.
+* `expect_array` and `expect_meta` check what a reader needs (names, shapes,
+  dtypes, ranges), since a digest only proves the writer meant it.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
+import re
+import signal
 import tempfile
+import threading
 import zipfile
 import zlib
 from typing import Dict, Mapping, Tuple
@@ -25,7 +36,7 @@ import numpy as np
 
 from .errors import CheckpointError
 
-__all__ = ["FORMAT_VERSION", "save", "load"]
+__all__ = ["FORMAT_VERSION", "save", "load", "check_target", "expect_array", "expect_meta"]
 
 FORMAT_VERSION = 1
 
@@ -94,25 +105,80 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # saves are not concurrent within a process: ours is stale
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _remove_stale_temps(directory: str, base: str) -> None:
+    """Temp files of earlier saves to `base` whose writer is gone."""
+    pattern = re.compile(r"^\." + re.escape(base) + r"\.(?:(\d+)\.)?[A-Za-z0-9_]+\.tmp$")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        m = pattern.match(name)
+        if m and not (m.group(1) and _pid_alive(int(m.group(1)))):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT/SIGTERM until the block ends, then deliver them, so an
+    interrupt never lands inside zipfile/np.savez (whose half-closed objects
+    print tracebacks from __del__) and the temp file is always removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is None:  # installed outside Python: cannot be restored, leave it
+            continue
+        previous[sig] = handler
+        signal.signal(sig, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(pending):
+            signal.raise_signal(sig)
+
+
 def _write_atomic(path: str, payload: Dict[str, np.ndarray]) -> None:
     """Write the npz to a temp file beside `path`, then rename it over `path`."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _target_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
+    base = os.path.basename(path)
+    with _signals_deferred():
+        _remove_stale_temps(directory, base)
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=directory)
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, _target_mode(path))
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        _fsync_dir(directory)
 
 
 def _target_mode(path: str) -> int:
@@ -210,3 +276,52 @@ def load(path) -> Tuple[Dict[str, np.ndarray], dict]:
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: meta is not a JSON object")
     return members, meta
+
+
+def check_target(path, what="checkpoint") -> None:
+    """Raise CheckpointError unless `path` can be written by `save` without
+    harm: its directory exists and is writable, and the path is either free
+    or already a CTrain checkpoint (anything else is never overwritten)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path}: {what} path is a directory; give a file name")
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"{path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CheckpointError(f"{path}: directory {directory} is not writable")
+    if os.path.lexists(path):
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{path}: exists and is not a regular file; refusing to overwrite it")
+        try:
+            load(path)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: exists and is not a CTrain checkpoint (reading it: {str(e).split(': ', 1)[-1]}); "
+                                  "refusing to overwrite it: remove it or choose another path") from None
+
+
+def expect_array(path, arrays: Mapping[str, np.ndarray], name: str, shape, dtype, what: str = "",
+                 check=None, rule: str = "") -> np.ndarray:
+    """arrays[name] with exactly `shape` and `dtype`, and `check(array)` true;
+    CheckpointError naming the array and what was expected otherwise."""
+    label = f"{path}: array {name!r}" + (f" ({what})" if what else "")
+    if name not in arrays:
+        raise CheckpointError(f"{label} is missing")
+    a = arrays[name]
+    if tuple(a.shape) != tuple(shape) or a.dtype != np.dtype(dtype):
+        raise CheckpointError(f"{label} is {a.dtype} {list(a.shape)}, expected {np.dtype(dtype)} {list(shape)}")
+    if check is not None and not check(a):
+        raise CheckpointError(f"{label}: values out of range, expected {rule}")
+    return a
+
+
+def expect_meta(path, meta: Mapping, key: str, check, rule: str):
+    """meta[key] when present and `check(value)` holds; CheckpointError otherwise."""
+    if key not in meta:
+        raise CheckpointError(f"{path}: metadata field {key!r} is missing")
+    value = meta[key]
+    if not check(value):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise CheckpointError(f"{path}: metadata field {key!r} is {shown}, expected {rule}")
+    return value

@@ -1,53 +1,92 @@
 """`ctrain` command line: train, verify, fuzz, export, bench, perf."""
 import argparse
+import dataclasses
+import signal
 import sys
 
-from . import boards
-from .errors import CTrainError
+from . import __version__, boards
+from .errors import ConfigError, CTrainError
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line `ctrain: error: ...` and exit status 2
+    (argparse's default prints the whole usage block first)."""
+
+    def error(self, message):
+        print(f"ctrain: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Appends '(default: X)' to options that take a value and have one, and
+    whose help does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, argparse.SUPPRESS) and action.nargs != 0 and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 def _train_parser(sub):
-    p = sub.add_parser("train", help="train a CNN on the (emulated) accelerator")
-    p.add_argument("--model", default=None, help="lenet5, digits-cnn or mlp (default: per dataset)")
-    p.add_argument("--dataset", default="digits", choices=["digits", "mnist"],
+    from .data import DATASETS
+    from .engine import ENGINES
+    from .model import MODELS
+    from .pruning import MODES, SCOPES
+    from .train import DEFAULT_MODEL, DEFAULTS, DEVICES, SCHEDULES, TrainConfig
+    d = TrainConfig()  # the defaults, from the one place that defines them
+
+    def per_dataset(key):
+        return ", ".join(f"{v[key]} for {k}" for k, v in DEFAULTS.items())
+    p = sub.add_parser("train", help="train a CNN on the (emulated) accelerator",
+                       formatter_class=_DefaultsFormatter)
+    p.add_argument("--model", default=None, choices=list(MODELS),
+                   help="network (default: " + ", ".join(f"{v} for {k}" for k, v in DEFAULT_MODEL.items()) + ")")
+    p.add_argument("--dataset", default=d.dataset, choices=list(DATASETS),
                    help="digits: scikit-learn's 8x8 digits (built in); mnist: IDX files in --data-dir")
-    p.add_argument("--data-dir", default=None, help="directory of MNIST IDX files (gzip or raw)")
-    p.add_argument("--train-count", type=int, default=None, help="mnist t10k split: images for training (8000)")
-    p.add_argument("--test-count", type=int, default=None, help="mnist t10k split: images for testing (2000)")
-    p.add_argument("--epochs", type=int, default=None, help="default: 30 for digits, 8 for mnist")
-    p.add_argument("--batch-size", type=int, default=None, help="default: 16 for digits, 64 for mnist")
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
-    p.add_argument("--warmup", type=float, default=1.0, help="epochs of float training before fixed point")
-    p.add_argument("--float", dest="fixed_point", action="store_false",
+    p.add_argument("--data-dir", default=None, help="directory of MNIST IDX files (gzip or raw); mnist only")
+    p.add_argument("--train-count", type=int, default=None,
+                   help="images for training (default: all; a t10k-only mnist directory: 8000)")
+    p.add_argument("--test-count", type=int, default=None,
+                   help="held-out images (default: all; a t10k-only mnist directory: 2000)")
+    p.add_argument("--epochs", type=int, default=None, help=f"default: {per_dataset('epochs')}")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default: {per_dataset('batch_size')}")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum, in [0, 1)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay, in [0, 1)")
+    p.add_argument("--schedule", default=d.schedule, choices=list(SCHEDULES), help="learning-rate schedule")
+    p.add_argument("--warmup", dest="warmup_epochs", type=float, default=d.warmup_epochs,
+                   help="epochs of float training before fixed point, in [0, epochs]")
+    p.add_argument("--float", dest="fixed_point", action="store_false", default=d.fixed_point,
                    help="fixed point off: the whole run in float32 (the fp32 baseline)")
-    p.add_argument("--window", type=int, default=2, help="exponents from the last 2^N iterations")
-    p.add_argument("--prune", type=float, default=0.5,
-                   help="fraction of weights (or filters) to prune, 0 for none (default 0.5)")
-    p.add_argument("--prune-at", type=float, default=0.5,
-                   help="when to prune, as a fraction of the run (default half-way)")
-    p.add_argument("--prune-mode", default="element", choices=["element", "filter"],
+    p.add_argument("--window", dest="window_log2", type=int, default=d.window_log2,
+                   help="exponents from the last 2^N iterations, N in 0..10")
+    p.add_argument("--prune", type=float, default=d.prune,
+                   help="fraction of weights (or filters) to prune, in [0, 1); 0 for none")
+    p.add_argument("--prune-at", type=float, default=d.prune_at,
+                   help="when to prune, as a fraction of the run, in [0, 1)")
+    p.add_argument("--prune-mode", default=d.prune_mode, choices=list(MODES),
                    help="element-wise, or structured (whole output filters), by L2 norm")
-    p.add_argument("--prune-scope", default="global", choices=["global", "layer"],
-                   help="one magnitude threshold for all layers (default), or the target in every layer")
-    p.add_argument("--dense-masked", dest="sparse_exec", action="store_false",
+    p.add_argument("--prune-scope", default=d.prune_scope, choices=list(SCOPES),
+                   help="one magnitude threshold for all layers (global), or the target in every layer")
+    p.add_argument("--dense-masked", dest="sparse_exec", action="store_false", default=d.sparse_exec,
                    help="run pruned layers dense with a mask instead of sparse (for comparison)")
     p.add_argument("--warm-start", default=None, metavar="FILE",
                    help="start from these float weights: .npz (CTrain model file, checkpoint, or arrays) "
                         "or a PyTorch state_dict (.pt/.pth)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--engine", default="numpy", choices=["numpy", "csim"])
-    p.add_argument("--device", default="emulated", choices=["emulated", "board"])
-    p.add_argument("--checkpoint", default=None, help="checkpoint file, written atomically every epoch")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="also every N iterations")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed, in 0..2^32-1")
+    p.add_argument("--engine", default=d.engine, choices=list(ENGINES), help="emulation engine")
+    p.add_argument("--device", default=d.device, choices=list(DEVICES), help="where fixed point runs")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint file, written atomically every epoch (never over a file that is not one)")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
+                   help="also every N iterations (0: only at epoch ends)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--report", action="store_true",
                    help="after training, the performance model's cycles per layer and phase on --board")
-    p.add_argument("--board", default="pynq_z2", choices=boards.BOARDS,
+    p.add_argument("--board", default=boards.BOARDS[0], choices=boards.BOARDS,
                    help="board configuration for --report (PE array, clock, DDR bandwidth)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -68,21 +107,28 @@ def _print_report(trainer, board):
         print("\n".join(perfreport.compare(rep, dense)))
 
 
+def _option(field):
+    """The `ctrain train` option of a TrainConfig field."""
+    return {"warmup_epochs": "--warmup", "window_log2": "--window", "fixed_point": "--float",
+            "sparse_exec": "--dense-masked"}.get(field, "--" + field.replace("_", "-"))
+
+
 def _cmd_train(args):
     from .train import TrainConfig, train
-    cfg = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, model=args.model, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                      weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup,
-                      fixed_point=args.fixed_point, window_log2=args.window, seed=args.seed,
-                      engine=args.engine, device=args.device, train_count=args.train_count,
-                      test_count=args.test_count, checkpoint=args.checkpoint,
-                      checkpoint_every=args.checkpoint_every, prune=args.prune, prune_at=args.prune_at,
-                      prune_mode=args.prune_mode, prune_scope=args.prune_scope, sparse_exec=args.sparse_exec,
-                      warm_start=args.warm_start)
-    trainer, acc = train(cfg, progress=not args.no_progress, resume=args.resume)
-    mode = "8-bit fixed point" if cfg.fixed_point else "float32"
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    try:
+        cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+        trainer, acc = train(cfg, progress=not args.no_progress, resume=args.resume)
+    except ConfigError as exc:
+        raise CTrainError(f"{_option(exc.field)} {exc.detail}") from None
     if args.report:
         _print_report(trainer, args.board)
+    if trainer.fixed:
+        mode = "8-bit fixed point"
+    elif cfg.fixed_point:
+        mode = f"float32: the run ended within its {cfg.warmup_epochs:g}-epoch float warm-up"
+    else:
+        mode = "float32"
     print(f"test accuracy: {100 * acc:.2f}% ({mode}, {cfg.model_name()} on {cfg.dataset}, "
           f"{len(trainer.ds.test_y)} held-out images)")
     return 0
@@ -133,7 +179,8 @@ def _export_parser(sub):
 
 
 def _cmd_export(args):
-    from .export import export_checkpoint
+    from .export import check_export_targets, export_checkpoint
+    check_export_targets(args.checkpoint, args.output, args.onnx)
     trainer = export_checkpoint(args.checkpoint, args.output, args.onnx, args.onnx_style)
     print(f"wrote {args.output}" + (f" and {args.onnx}" if args.onnx else "")
           + f" ({trainer.cfg.model_name()}, iteration {trainer.it}, "
@@ -192,8 +239,13 @@ def _cmd_perf(args):
     return 0
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # unwinds through the same clean-up as Ctrl-C
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="ctrain", description=__doc__)
+    parser = _Parser(prog="ctrain", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ctrain {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _verify_parser(sub)
@@ -201,17 +253,30 @@ def main(argv=None):
     _export_parser(sub)
     _bench_parser(sub)
     _perf_parser(sub)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (already printed)
+        return exc.code
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
         commands = {"train": _cmd_train, "verify": _cmd_verify, "fuzz": _cmd_fuzz, "export": _cmd_export,
                     "bench": _cmd_bench, "perf": _cmd_perf}
         return commands[args.command](args)
-    except CTrainError as exc:
-        print(f"ctrain: error: {exc}", file=sys.stderr)
+    except CTrainError as exc:  # one line, whatever the message's layout
+        print("ctrain: error: " + " ".join(line.strip() for line in str(exc).splitlines() if line.strip()),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ctrain: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

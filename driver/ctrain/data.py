@@ -11,6 +11,7 @@ training loop never has to care where the data came from.  Two sources:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import re
 import zlib
@@ -95,23 +96,42 @@ _IDX_DTYPES = {
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path: str) -> bytes:
-    """Whole file, gunzipped when it starts with the gzip magic (names can lie)."""
+#: numpy's smallest limit on dimensions (32 in numpy 1.x)
+IDX_MAX_DIMS = 32
+_CHUNK = 1 << 20
+
+
+def _open_idx(path: str):
+    """A binary stream of the file's IDX bytes, gunzipped when it starts with
+    the gzip magic (names can lie)."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        f = open(path, "rb")
     except OSError as e:
         raise DatasetError(f"{path}: cannot read IDX file: {e.strerror or e}") from e
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw
+    if f.read(2) == _GZIP_MAGIC:
+        f.seek(0)
+        return gzip.GzipFile(fileobj=f, mode="rb"), f
+    f.seek(0)
+    return f, f
+
+
+def _read_at_most(path: str, stream, n: int) -> bytes:
+    """Up to n bytes, in chunks, so memory follows what the stream really
+    holds (a header's size is a claim, not an allocation)."""
+    out = bytearray()
     try:
-        return gzip.decompress(raw)
+        while len(out) < n:
+            chunk = stream.read(min(_CHUNK, n - len(out)))
+            if not chunk:
+                break
+            out += chunk
     except (OSError, EOFError, zlib.error) as e:
         raise DatasetError(f"{path}: corrupt gzip stream: {e}") from e
+    return bytes(out)
 
 
 def _parse_idx_header(path: str, data: bytes) -> Tuple[np.dtype, Tuple[int, ...], int]:
-    """Validate the magic and return (dtype, shape, header length)."""
+    """Validate the magic (first 4 bytes of `data`) and return (dtype, ndim, header length)."""
     if len(data) < 4:
         raise DatasetError(
             f"{path}: truncated IDX file: expected at least 4 header bytes, found {len(data)}")
@@ -120,34 +140,45 @@ def _parse_idx_header(path: str, data: bytes) -> Tuple[np.dtype, Tuple[int, ...]
         raise DatasetError(
             f"{path}: not an IDX file: bad magic number 0x{data[:4].hex()} "
             f"(expected 00 00 <type 08/09/0B/0C/0D/0E> <ndim >= 1>)")
-    header_len = 4 + 4 * ndim
-    if len(data) < header_len:
-        raise DatasetError(
-            f"{path}: truncated IDX header: {ndim} dims need {header_len} bytes, "
-            f"found {len(data)}")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    return _IDX_DTYPES[code], shape, header_len
+    if ndim > IDX_MAX_DIMS:
+        raise DatasetError(f"{path}: IDX header declares {ndim} dimensions; at most {IDX_MAX_DIMS} are supported")
+    return _IDX_DTYPES[code], ndim, 4 + 4 * ndim
 
 
 def read_idx(path) -> np.ndarray:
     """Read an MNIST-format IDX file (raw or gzip) strictly into a native-endian array.
 
     Strict because a silently short or padded file would otherwise surface
-    later as a baffling reshape error or as wrong labels.
+    later as a baffling reshape error or as wrong labels.  Sizes are Python
+    integers (no overflow), and the data is read against the size the header
+    declares: at most that many bytes plus one are ever inflated or held.
     """
     path = os.fspath(path)
-    data = _read_bytes(path)
-    dtype, shape, header_len = _parse_idx_header(path, data)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(data) - header_len
+    stream, raw = _open_idx(path)
+    with raw, stream:
+        head = _read_at_most(path, stream, 4)
+        dtype, ndim, header_len = _parse_idx_header(path, head)
+        dims = _read_at_most(path, stream, header_len - 4)
+        if len(dims) < header_len - 4:
+            raise DatasetError(
+                f"{path}: truncated IDX header: {ndim} dims need {header_len} bytes, "
+                f"found {4 + len(dims)}")
+        shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+        expected = math.prod(shape) * dtype.itemsize
+        if stream is raw:  # a plain file: its size says it all before any read
+            found = os.fstat(raw.fileno()).st_size - header_len
+            body = _read_at_most(path, stream, expected) if found == expected else b""
+        else:
+            body = _read_at_most(path, stream, expected + 1)
+            found = len(body)
     if found < expected:
         raise DatasetError(
             f"{path}: truncated IDX data: shape {shape} needs {expected} bytes, found {found}")
     if found > expected:
+        extra = f"{found - expected}" if stream is raw else "at least 1"  # gzip: not inflated further
         raise DatasetError(
-            f"{path}: {found - expected} trailing bytes after the IDX data "
-            f"(shape {shape} needs {expected} bytes)")
-    arr = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header_len)
+            f"{path}: {extra} trailing bytes after the IDX data (shape {shape} needs {expected} bytes)")
+    arr = np.frombuffer(body, dtype=dtype, count=expected // dtype.itemsize)
     return arr.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
 
 
@@ -254,16 +285,27 @@ def load_mnist_dir(directory, train_count: Optional[int] = None,
 # Front door and batching
 # --------------------------------------------------------------------------
 
+def _load_mnist(data_dir=None, **kw) -> Dataset:
+    if data_dir is None:
+        raise DatasetError("mnist: data_dir is required (a directory with MNIST IDX files)")
+    return load_mnist_dir(data_dir, **kw)
+
+
+#: name -> (loader, whether it reads a data directory); the CLI's choices
+DATASETS = {"digits": (lambda data_dir=None, **kw: load_digits(**kw), False),
+            "mnist": (_load_mnist, True)}
+
+
 def get_dataset(name: str = "digits", data_dir=None, **kw) -> Dataset:
     """Dataset by name, so the CLI/config can choose with a string."""
     key = (name or "digits").lower()
-    if key == "digits":
-        return load_digits(**kw)
-    if key == "mnist":
-        if data_dir is None:
-            raise DatasetError("mnist: data_dir is required (a directory with MNIST IDX files)")
-        return load_mnist_dir(data_dir, **kw)
-    raise DatasetError(f"unknown dataset {name!r}; choose 'digits' or 'mnist'")
+    if key not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    loader, reads_dir = DATASETS[key]
+    if data_dir is not None and not reads_dir:
+        raise DatasetError(f"{key}: does not read a data directory (data_dir {os.fspath(data_dir)!r}); "
+                           f"a data directory is read by {', '.join(k for k, v in DATASETS.items() if v[1])}")
+    return loader(data_dir=data_dir, **kw)
 
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng=None, shuffle: bool = True,

@@ -10,6 +10,16 @@ class MappingError(CTrainError, ValueError):
     """The model cannot be mapped onto the accelerator (shape beyond its limits)."""
 
 
+class ConfigError(CTrainError, ValueError):
+    """A training setting is out of its range; `field` names the TrainConfig
+    field, so the CLI can name its option instead."""
+
+    def __init__(self, field, message):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.detail = message
+
+
 class DatasetError(CTrainError, ValueError):
     """A dataset file is missing, corrupt or of the wrong format."""
 

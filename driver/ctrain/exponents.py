@@ -4,6 +4,12 @@ import math
 from collections import deque
 
 Q8_BITS = 7  # magnitude bits of int8
+WINDOW_LOG2_MAX = 10  # windows of up to 1024 iterations
+#: Largest |exponent| a table slot may hold. Any float32 value's exponent is
+#: within +-160 and the accelerator clamps every shift to +-62, so larger
+#: entries can only come from a damaged file; the bound keeps sums and
+#: differences of table entries far from int32 overflow.
+EXPONENT_LIMIT = 1024
 
 
 def top(max_abs, exp):
@@ -35,8 +41,8 @@ class ExponentManager:
     """Windows for every dynamically scaled tensor, keyed by table slot."""
 
     def __init__(self, window_log2=2):
-        if not 0 <= window_log2 <= 10:
-            raise ValueError(f"window_log2 must be in 0..10, got {window_log2}")
+        if not 0 <= window_log2 <= WINDOW_LOG2_MAX:
+            raise ValueError(f"window_log2 must be in 0..{WINDOW_LOG2_MAX}, got {window_log2}")
         self.size = 1 << window_log2
         self.windows = {}
 

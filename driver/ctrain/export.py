@@ -41,7 +41,7 @@ import numpy as np
 
 from . import checkpoint, hostlib, model as model_module
 from .compiler import INPUT_EXP
-from .errors import CTrainError
+from .errors import ConfigError, CTrainError
 from .fixedpoint import rshift_round
 from .model import Conv2d, Sequential, geometry, has_bias, weight_shape
 
@@ -205,6 +205,28 @@ def load_model(path):
     return ExportedModel(arrays, meta, os.fspath(path))
 
 
+def check_export_targets(checkpoint_path, output, onnx_path=None):
+    """`ctrain export`'s paths before any work: the output is writable and is
+    not an unrelated file, the ONNX path's directory exists and onnx is
+    installed when an ONNX model is asked for."""
+    if not os.path.isfile(checkpoint_path):
+        raise ExportError(f"{checkpoint_path}: checkpoint not found")
+    if os.path.abspath(output) == os.path.abspath(checkpoint_path):
+        raise ExportError(f"{output}: the model file would replace the checkpoint it is exported from")
+    checkpoint.check_target(output, "model file")
+    if onnx_path is not None:
+        import importlib.util
+        if importlib.util.find_spec("onnx") is None:
+            raise ExportError("--onnx needs the onnx package (pip install onnx); nothing was written")
+        directory = os.path.dirname(os.path.abspath(onnx_path))
+        if os.path.isdir(onnx_path):
+            raise ExportError(f"{onnx_path}: ONNX path is a directory; give a file name")
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
+            raise ExportError(f"{onnx_path}: directory {directory} does not exist or is not writable")
+        if os.path.abspath(onnx_path) in (os.path.abspath(output), os.path.abspath(checkpoint_path)):
+            raise ExportError(f"{onnx_path}: the ONNX model would overwrite the model file or the checkpoint")
+
+
 def export_checkpoint(checkpoint_path, output, onnx_path=None, style="exact", dataset=None):
     """`ctrain export`: rebuild the run of a training checkpoint (on the
     emulated device, the checkpoint holds the whole state) and write the
@@ -216,10 +238,12 @@ def export_checkpoint(checkpoint_path, output, onnx_path=None, style="exact", da
         raise ExportError(f"{checkpoint_path}: not a training checkpoint (no run configuration); "
                           "a model file is already exported")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
-    for key, value in (("device", "emulated"), ("checkpoint", None), ("warm_start", None)):
-        if key in fields:
-            setattr(cfg, key, value)
+    kept = {k: v for k, v in saved.items() if k in fields}
+    kept.update(device="emulated", checkpoint=None, checkpoint_every=0, warm_start=None)
+    try:
+        cfg = TrainConfig(**kept)
+    except (ConfigError, TypeError) as exc:
+        raise ExportError(f"{checkpoint_path}: invalid run settings in the checkpoint: {exc}") from None
     trainer = Trainer(cfg, dataset=dataset)
     trainer.load(checkpoint_path)
     save_model(trainer, output)

@@ -309,3 +309,18 @@ def build_model(name, input_shape, num_classes=10):
     except KeyError:
         raise MappingError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
     return factory(input_shape=input_shape, num_classes=num_classes)
+
+
+def stage_labels(model):
+    """One numbering of layers for every printout (epoch lines, --report,
+    notebooks): Conv2d/Linear layer j is "Lj" (the index of its weights in
+    checkpoints and model files); another stage is named by its kind after
+    the layer it follows, e.g. "L0 pool"."""
+    labels, last = [], None
+    for st in model.stages:
+        if st.kind == "param":
+            last = f"L{st.param_index}"
+            labels.append(last)
+        else:
+            labels.append(f"{last or 'input'} {st.kind}")
+    return labels

@@ -29,6 +29,7 @@ import numpy as np
 from . import perfmodel, validate
 from .errors import CheckpointError, MappingError
 from .isa import Op
+from .model import stage_labels
 
 #: The phases of the report, in print order.
 PHASES = ("FP", "EB", "WG", "UPDATE", "stream")
@@ -90,7 +91,7 @@ def instructions(program, board):
     b = perfmodel.board(board) if isinstance(board, str) else board
     indexes = sparse_indexes(program)
     run_starts = {start for start, _ in program.segments.values()}
-    rows = []
+    rows, labels = [], stage_labels(program.model)
     for k, insn in enumerate(program.insns):
         f = validate.fields(insn)
         if f["op"] == Op.HALT:
@@ -102,7 +103,7 @@ def instructions(program, board):
         cyc, comp, mem = perfmodel.cycles_of(it, b)
         done, dense = perfmodel.ops(insn, index=index)
         stage = program.model.stages[program.insn_stage[k]]
-        name = type(stage.layer).__name__ if stage.layer is not None else stage.kind
+        name = labels[stage.index]
         rows.append(dict(insn=k, stage=stage.index, layer=name, op=op.name, phase=phase_of(op),
                          cycles=int(cyc), compute=int(comp), memory=int(mem),
                          ideal_cycles=int(ideal_cycles(op, done, b)), ops=int(done), dense_ops=int(dense),

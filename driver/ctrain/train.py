@@ -8,12 +8,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import checkpoint, data, hostlib
+from . import checkpoint, data, hostlib, isa
 from .compiler import INPUT_EXP, compile_model
-from .errors import CheckpointError, TrainingDiverged
+from .errors import CheckpointError, ConfigError, TrainingDiverged
+from .exponents import EXPONENT_LIMIT, WINDOW_LOG2_MAX
 from .floatnet import FloatNet
-from .model import build_model
-from .pruning import prune_masks, sparsity_of
+from .model import build_model, stage_labels
+from .pruning import MODES as PRUNE_MODES, SCOPES as PRUNE_SCOPES, prune_masks, sparsity_of
 from .runtime import Runtime
 
 DIVERGE_WINDOW = 20
@@ -22,10 +23,99 @@ DIVERGE_FACTOR = 4
 DEFAULT_MODEL = {"digits": "digits-cnn", "mnist": "lenet5"}
 #: epochs and batch size per dataset when the user gives none
 DEFAULTS = {"digits": {"epochs": 30, "batch_size": 16}, "mnist": {"epochs": 8, "batch_size": 64}}
+SCHEDULES = ("cosine", "constant")
+DEVICES = ("emulated", "board")
+MAX_EPOCHS = 100_000
+#: hyper-parameters become 15-bit mantissas m * 2^-s (docs/numeric.md); the
+#: update shifts by s plus exponent differences and the hardware clamps shifts
+#: at 62, so rates much below 2^-30 (~1e-9) would silently round to nothing
+LR_RANGE = (1e-9, 1024.0)
+
+
+def _int_rule(lo, hi=None):
+    """An int (not a bool, not a float) in [lo, hi]."""
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            return False
+        return lo <= v and (hi is None or v <= hi)
+    return check, f"an integer in {lo}..{hi}" if hi is not None else f"an integer >= {lo}"
+
+
+def _real_rule(lo, hi, hi_open=False, lo_open=False):
+    """A finite number in the interval (NaN and infinities never are)."""
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            return False
+        if not math.isfinite(v):
+            return False
+        return (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)
+    return check, f"a number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def _choice_rule(choices, optional=False):
+    """A name from a registry (looked up when checked, so registrations count)."""
+    def check(v):
+        return (optional and v is None) or (isinstance(v, str) and v in choices())
+    return check, lambda: "one of " + ", ".join(choices()) + (" (or None)" if optional else "")
+
+
+def _bool_rule():
+    return (lambda v: isinstance(v, (bool, np.bool_))), "True or False"
+
+
+def _path_rule():
+    return (lambda v: v is None or (isinstance(v, (str, os.PathLike)) and os.fspath(v) != "")), \
+        "None or a non-empty path"
+
+
+def _models():
+    from .model import MODELS
+    return tuple(MODELS)
+
+
+def _engines():
+    from .engine import ENGINES
+    return ENGINES
+
+
+#: the range of every TrainConfig field, checked by TrainConfig.validate
+RULES = {
+    "dataset": ((lambda v: isinstance(v, str) and v != ""), "a dataset name"),
+    "data_dir": _path_rule(),
+    "model": _choice_rule(_models, optional=True),
+    "epochs": _int_rule(1, MAX_EPOCHS),
+    "batch_size": _int_rule(1),
+    "lr": _real_rule(*LR_RANGE),
+    "momentum": _real_rule(0.0, 1.0, hi_open=True),
+    "weight_decay": _real_rule(0.0, 1.0, hi_open=True),
+    "schedule": _choice_rule(lambda: SCHEDULES),
+    "warmup_epochs": _real_rule(0.0, float(MAX_EPOCHS)),
+    "fixed_point": _bool_rule(),
+    "window_log2": _int_rule(0, WINDOW_LOG2_MAX),
+    "seed": _int_rule(0, 2 ** 32 - 1),
+    "engine": _choice_rule(_engines),
+    "device": _choice_rule(lambda: DEVICES),
+    "train_count": (lambda v: v is None or _int_rule(1)[0](v), "an integer >= 1 (None: all)"),
+    "test_count": (lambda v: v is None or _int_rule(1)[0](v), "an integer >= 1 (None: all)"),
+    "checkpoint": _path_rule(),
+    "checkpoint_every": _int_rule(0),
+    "prune": _real_rule(0.0, 1.0, hi_open=True),
+    "prune_at": _real_rule(0.0, 1.0, hi_open=True),
+    "prune_mode": _choice_rule(lambda: PRUNE_MODES),
+    "prune_scope": _choice_rule(lambda: PRUNE_SCOPES),
+    "sparse_exec": _bool_rule(),
+    "warm_start": _path_rule(),
+}
+#: settings that change what a run computes: a resume must match them all
+RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
+                 "warmup_epochs", "fixed_point", "window_log2", "seed", "train_count", "test_count", "prune",
+                 "prune_at", "prune_mode", "prune_scope", "sparse_exec")
 
 
 @dataclass
 class TrainConfig:
+    """One run's settings. Every field is checked against RULES when the
+    config is made (and again by the Trainer), raising ConfigError."""
     dataset: str = "digits"
     data_dir: str = None
     model: str = None
@@ -53,9 +143,27 @@ class TrainConfig:
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.export)
 
     def __post_init__(self):
-        for key, value in DEFAULTS.get(self.dataset, DEFAULTS["mnist"]).items():
-            if getattr(self, key) is None:
-                setattr(self, key, value)
+        if isinstance(self.dataset, str):
+            for key, value in DEFAULTS.get(self.dataset, DEFAULTS["mnist"]).items():
+                if getattr(self, key) is None:
+                    setattr(self, key, value)
+        self.validate()
+
+    def validate(self):
+        """Every field in its range, and the fields consistent with each other."""
+        for name, (check, rule) in RULES.items():
+            value = getattr(self, name)
+            if not check(value):
+                raise ConfigError(name, f"{value!r} is out of range: must be {rule() if callable(rule) else rule}")
+        if self.warmup_epochs > self.epochs:
+            raise ConfigError("warmup_epochs", f"{self.warmup_epochs:g} epochs of float warm-up exceed the "
+                                               f"{self.epochs} epochs of the run: must be in [0, {self.epochs}]")
+        if self.fixed_point and self.batch_size > isa.LIMITS["BATCH"]:
+            raise ConfigError("batch_size", f"{self.batch_size} is beyond the accelerator's 1..{isa.LIMITS['BATCH']}"
+                                            " (or train in float32)")
+        if self.checkpoint_every and not self.checkpoint:
+            raise ConfigError("checkpoint_every", f"{self.checkpoint_every} needs a checkpoint path to write to")
+        return self
 
     def model_name(self):
         return self.model or DEFAULT_MODEL.get(self.dataset, "lenet5")
@@ -131,7 +239,10 @@ class Trainer:
     """Holds one training run's state so it can be checkpointed and resumed."""
 
     def __init__(self, cfg, dataset=None, device=None):
-        self.cfg = cfg
+        """Everything that can be checked is checked here, before any training:
+        the settings, the data, the model's mapping onto the accelerator, the
+        checkpoint path and the device."""
+        self.cfg = cfg.validate()
         self.ds = dataset or data.get_dataset(cfg.dataset, cfg.data_dir, train_count=cfg.train_count,
                                               test_count=cfg.test_count)
         self.model = build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes)
@@ -140,11 +251,28 @@ class Trainer:
         if cfg.warm_start:  # load_float_params call site: the file's weights replace the initial ones
             from .export import warm_start
             warm_start(self.net, cfg.warm_start)
-        self.iters_per_epoch = len(self.ds.train_y) // cfg.batch_size
+        n_train = len(self.ds.train_y)
+        self.iters_per_epoch = n_train // cfg.batch_size
         if self.iters_per_epoch < 1:
-            raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(self.ds.train_y)} training images")
+            raise ConfigError("batch_size", f"{cfg.batch_size} exceeds the {n_train} training images: "
+                                            f"must be in 1..{n_train}")
+        if len(self.ds.test_y) < 1:
+            raise ConfigError("test_count", "no held-out images to evaluate on: need at least 1")
         self.total = cfg.epochs * self.iters_per_epoch
         self.warm = round(cfg.warmup_epochs * self.iters_per_epoch) if cfg.fixed_point else self.total
+        self.prune_it = round(cfg.prune_at * self.total) if cfg.prune > 0 else None
+        if self.prune_it is not None and self.prune_it >= self.total:
+            raise ConfigError("prune_at", f"{cfg.prune_at:g} of a {self.total}-iteration run rounds to iteration "
+                                          f"{self.prune_it}, after the last: must be below "
+                                          f"{(self.total - 0.5) / self.total:.4g}")
+        if cfg.fixed_point and self.warm < self.total:
+            # the programs this run will compile (dense, and sparse with every weight kept)
+            compile_model(self.model, cfg.batch_size)
+            if self.prune_it is not None and cfg.sparse_exec:
+                compile_model(self.model, cfg.batch_size,
+                              [np.ones(p["w"].shape, bool) for p in self.net.params])
+        if cfg.checkpoint:
+            checkpoint.check_target(cfg.checkpoint)
         self.xq_train = hostlib.quantize(self.ds.train_x, INPUT_EXP)[0]
         self.xq_test = hostlib.quantize(self.ds.test_x, INPUT_EXP)[0]
         # made now, so a missing board or overlay is reported before any training
@@ -157,7 +285,6 @@ class Trainer:
         self._recent = []
         self.masks = None
         self.messages = []  # notable events (pruning) for the log
-        self.prune_it = round(cfg.prune_at * self.total) if cfg.prune > 0 else None
         # batch norm statistics freeze where fixed point starts (in a float run too, for comparison)
         self.bn_freeze_it = round(cfg.warmup_epochs * self.iters_per_epoch)
 
@@ -253,7 +380,7 @@ class Trainer:
             st = self.model.stages[stage]
             if st.kind != "param":
                 continue
-            key = f"L{st.param_index} {op[3:].split('CONV_')[-1]}"  # OP_SCONV_FP -> FP
+            key = f"{stage_labels(self.model)[stage]} {op[3:].split('CONV_')[-1]}"  # OP_SCONV_FP -> FP
             out[key] = max(out.get(key, 0.0), float(rate))
         return out
 
@@ -322,7 +449,8 @@ class Trainer:
             arrays.update({f"float_bn_{key}{k}": val for key, val in b.items()})
             arrays.update({f"float_bn_v{key}{k}": val for key, val in v.items()})
         meta = {"config": asdict(self.cfg), "it": self.it, "fixed": self.fixed,
-                "tops": self._tops, "history": self.history.state()}
+                "tops": [[list(a), list(e)] for a, e in self._tops], "history": self.history.state(),
+                "images": [len(self.ds.train_y), len(self.ds.test_y)]}
         if self.fixed:
             arrays.update({f"ddr_{k}": v for k, v in self.runtime.layer_arrays().items()})
             meta["exponents"] = {str(k): v for k, v in self.runtime.exps.state().items()}
@@ -330,53 +458,179 @@ class Trainer:
         checkpoint.save(path, arrays, meta)
 
     def load(self, path):
+        """Continue from a checkpoint of the same run. The whole checkpoint is
+        checked against this model and configuration (settings, metadata
+        schema and ranges, every array's presence, shape, dtype and values)
+        before the state is used; any mismatch is a CheckpointError."""
         arrays, meta = checkpoint.load(path)
-        saved = meta.get("config", {})
-        for key in ("dataset", "batch_size", "seed", "epochs", "prune", "prune_at", "prune_mode",
-                    "prune_scope", "sparse_exec", "fixed_point"):
-            if saved.get(key) != getattr(self.cfg, key):
-                raise CheckpointError(f"{path}: checkpoint was made with {key}={saved.get(key)!r}, "
-                                      f"this run has {getattr(self.cfg, key)!r}")
-        if saved.get("model") != self.cfg.model and (saved.get("model") or self.cfg.model):
-            raise CheckpointError(f"{path}: checkpoint is of model {saved.get('model')!r}, not {self.cfg.model!r}")
-        try:
-            for j, (p, v) in enumerate(zip(self.net.params, self.net.velocity)):
-                for k in ("w", "b"):
-                    if p[k] is not None:
-                        p[k][...] = arrays[f"float_{k}{j}"]
-                        v[k][...] = arrays[f"float_v{k}{j}"]
-            for k, (b, v) in enumerate(zip(self.net.bn, self.net.bn_velocity)):
-                for key in b:
-                    b[key][...] = arrays[f"float_bn_{key}{k}"]
-                for key in v:
-                    v[key][...] = arrays[f"float_bn_v{key}{k}"]
-        except (KeyError, ValueError) as exc:
-            raise CheckpointError(f"{path}: float weights do not match the model: {exc}") from None
-        if "mask0" in arrays:
-            try:
-                self.masks = [arrays[f"mask{j}"].astype(bool).reshape(p["w"].shape)
-                              for j, p in enumerate(self.net.params)]
-            except (KeyError, ValueError) as exc:
-                raise CheckpointError(f"{path}: pruning masks do not match the model: {exc}") from None
+        self._check_settings(path, meta)
+        it, fixed = self._check_meta(path, meta)
+        masks = self._check_float_arrays(path, arrays, it)
+        for j, (p, v) in enumerate(zip(self.net.params, self.net.velocity)):
+            for k in ("w", "b"):
+                if p[k] is not None:
+                    p[k][...] = arrays[f"float_{k}{j}"]
+                    v[k][...] = arrays[f"float_v{k}{j}"]
+        for k, (b, v) in enumerate(zip(self.net.bn, self.net.bn_velocity)):
+            for key in b:
+                b[key][...] = arrays[f"float_bn_{key}{k}"]
+            for key in v:
+                v[key][...] = arrays[f"float_bn_v{key}{k}"]
+        if masks is not None:
+            self.masks = masks
             self.net.masks = self.masks
-        self.it = int(meta["it"])
-        self._tops = [tuple(t) for t in meta.get("tops", [])]
-        self.history = History.from_state(meta.get("history", {}))
-        if meta.get("fixed"):
+        self.it = it
+        self._tops = [tuple(t) for t in meta["tops"]]
+        self.history = History.from_state(meta["history"])
+        if fixed:
             self._switch()
-            try:
-                self.runtime.load_layer_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("ddr_")})
-            except (KeyError, ValueError) as exc:
-                raise CheckpointError(f"{path}: device state does not match the model: {exc}") from None
+            self._check_device_arrays(path, arrays, meta)
+            self.runtime.load_layer_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("ddr_")})
+            if masks is not None and not all(np.array_equal(a, b) for a, b in zip(self.runtime.masks(), masks)):
+                raise CheckpointError(f"{path}: the device's masks differ from the pruning masks")
             self.runtime.exps.load_state({int(k): v for k, v in meta["exponents"].items()})
-            self.runtime.iteration = int(meta.get("runtime_it", 0))
+            self.runtime.iteration = meta["runtime_it"]
+
+    def _check_settings(self, path, meta):
+        """The checkpoint's run settings equal this run's in everything that
+        changes the result; all differences are named at once."""
+        saved = checkpoint.expect_meta(path, meta, "config", lambda v: isinstance(v, dict),
+                                       "the run's settings (a JSON object)")
+        diffs = []
+        for key in RESULT_FIELDS:
+            mine = getattr(self.cfg, key)
+            theirs = saved.get(key, "(missing)")
+            if key == "model":  # the model that ran, not whether it was named
+                mine = self.cfg.model_name()
+                theirs = theirs or DEFAULT_MODEL.get(saved.get("dataset"), "lenet5")
+            if key in ("train_count", "test_count") and "images" in meta:
+                mine = len(self.ds.train_y if key == "train_count" else self.ds.test_y)
+                theirs = meta["images"][0 if key == "train_count" else 1]
+            if mine != theirs or type(mine) is bool and type(theirs) is not bool:
+                diffs.append(f"{key} {theirs!r} (this run: {mine!r})")
+        if diffs:
+            raise CheckpointError(f"{path}: checkpoint was made with different settings: " + ", ".join(diffs))
+
+    def _check_meta(self, path, meta):
+        """Schema and ranges of the metadata; returns (it, fixed)."""
+        def is_int(v, lo=0, hi=None):
+            return type(v) is int and lo <= v and (hi is None or v <= hi)
+
+        def is_top(v):
+            return v is None or is_int(v, -(1 << 16), 1 << 16)
+
+        it = checkpoint.expect_meta(path, meta, "it", lambda v: is_int(v, 0, self.total),
+                                    f"an iteration in 0..{self.total}")
+        fixed = checkpoint.expect_meta(path, meta, "fixed", lambda v: v is (it > self.warm),
+                                       f"{it > self.warm} (iteration {it}, fixed point from {self.warm})")
+        n_out = len(self.model.stages) + 1
+        checkpoint.expect_meta(
+            path, meta, "tops",
+            lambda v: isinstance(v, list) and len(v) <= max(1, 1 << self.cfg.window_log2) and all(
+                isinstance(t, list) and len(t) == 2 and all(
+                    isinstance(part, list) and len(part) == n_out and all(is_top(x) for x in part)
+                    for part in t) for t in v),
+            f"up to 2^window_log2 pairs of {n_out} activation and error magnitudes")
+        if "images" in meta:
+            checkpoint.expect_meta(path, meta, "images",
+                                   lambda v: isinstance(v, list) and len(v) == 2 and all(is_int(x) for x in v),
+                                   "[training images, test images]")
+
+        def history_ok(h):
+            if not isinstance(h, dict) or not {"loss", "acc", "fixed", "epochs", "pruning"} <= set(h):
+                return False
+            n = len(h["loss"]) if isinstance(h["loss"], list) else -1
+            return (0 <= n <= it and all(isinstance(h[k], list) and len(h[k]) == n for k in ("acc", "fixed"))
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in h["loss"] + h["acc"])
+                    and all(x in (0, 1) for x in h["fixed"])
+                    and isinstance(h["epochs"], list) and isinstance(h["pruning"], list)
+                    and all(isinstance(e, dict) and is_int(e.get("epoch"), 0, self.cfg.epochs)
+                            and is_int(e.get("it"), 0, it) for e in h["epochs"])
+                    and all(isinstance(r, dict) and is_int(r.get("it"), 0, it) for r in h["pruning"]))
+        checkpoint.expect_meta(path, meta, "history", history_ok,
+                               "per-iteration loss/acc/fixed lists (at most one per iteration done) and "
+                               "epoch and pruning records")
+        if fixed:
+            size = 1 << self.cfg.window_log2
+            checkpoint.expect_meta(
+                path, meta, "exponents",
+                lambda v: isinstance(v, dict) and all(
+                    k.isdigit() and isinstance(w, list) and len(w) <= size and all(is_top(x) and x is not None
+                                                                                     for x in w)
+                    for k, w in v.items()),
+                f"slot -> list of up to {size} magnitudes")
+            checkpoint.expect_meta(path, meta, "runtime_it", lambda v: is_int(v, 0, it),
+                                   f"an iteration count in 0..{it}")
+        return it, fixed
+
+    def _check_float_arrays(self, path, arrays, it):
+        """The float weights, momenta, batch norms and masks; returns the masks (or None)."""
+        def finite(a):
+            return bool(np.isfinite(a).all())
+        for j, (p, v) in enumerate(zip(self.net.params, self.net.velocity)):
+            for k in ("w", "b"):
+                if p[k] is not None:
+                    for name, ref in ((f"float_{k}{j}", p[k]), (f"float_v{k}{j}", v[k])):
+                        checkpoint.expect_array(path, arrays, name, ref.shape, ref.dtype, f"layer {j}",
+                                                finite, "finite numbers")
+        for k, (b, v) in enumerate(zip(self.net.bn, self.net.bn_velocity)):
+            for prefix, group in (("float_bn_", b), ("float_bn_v", v)):
+                for key, ref in group.items():
+                    checkpoint.expect_array(path, arrays, f"{prefix}{key}{k}", ref.shape, ref.dtype,
+                                            f"batch norm {k}", finite, "finite numbers")
+        pruned = self.prune_it is not None and it > self.prune_it
+        if not pruned:
+            stray = sorted(n for n in arrays if n.startswith("mask"))
+            if stray:
+                raise CheckpointError(f"{path}: has pruning masks ({', '.join(stray)}) but this run prunes "
+                                      f"{'never' if self.prune_it is None else f'at iteration {self.prune_it}'}"
+                                      f" and the checkpoint is at iteration {it}")
+            return None
+        masks = []
+        for j, p in enumerate(self.net.params):
+            m = checkpoint.expect_array(path, arrays, f"mask{j}", p["w"].shape, np.uint8, f"pruning mask of layer {j}",
+                                        lambda a: bool(((a == 0) | (a == 1)).all() and a.any()),
+                                        "0 (pruned) or 1 (kept), at least one kept")
+            masks.append(m.astype(bool))
+        return masks
+
+    def _check_device_arrays(self, path, arrays, meta):
+        """Every DDR state region the compiled program has, and no other; its
+        exponent table in range; masks 0/1; exponent slots within the table."""
+        rt = self.runtime
+        regions = rt._state_regions() + ["table"]
+        extra = sorted(k for k in arrays if k.startswith("ddr_") and k[4:] not in regions)
+        if extra:
+            raise CheckpointError(f"{path}: arrays {', '.join(extra)} are not state of this program")
+        par = range(rt.program.par_slot, rt.program.par_slot + isa.PAR["COUNT"])
+        table_ok = np.ones(rt.program.table_len, bool)
+        table_ok[list(par)] = False
+
+        def table_in_range(a):
+            a = a.astype(np.int64)
+            return bool((np.abs(a[table_ok]) <= EXPONENT_LIMIT).all() and (np.abs(a[~table_ok]) < 1 << 16).all())
+        for name in regions:
+            view = rt.views[name]
+            check, rule = None, ""
+            if name == "table":
+                check, rule = table_in_range, f"exponents within +-{EXPONENT_LIMIT}"
+            elif name.startswith("mask"):
+                check, rule = (lambda a: bool(((a == 0) | (a == 1)).all())), "0 or 1"
+            checkpoint.expect_array(path, arrays, "ddr_" + name, view.shape, view.dtype, "device state", check, rule)
+        bad = [k for k in meta["exponents"] if int(k) >= rt.program.table_len]
+        if bad:
+            raise CheckpointError(f"{path}: exponent windows for slots {', '.join(bad)} beyond the "
+                                  f"{rt.program.table_len}-slot table")
 
 
 def train(cfg, progress=True, resume=False):
+    """Check everything (settings, data, checkpoint), then train; returns (trainer, test accuracy)."""
+    if resume and not cfg.checkpoint:
+        raise ConfigError("checkpoint", "is required to resume (the checkpoint to continue from)")
+    if resume and not os.path.isfile(cfg.checkpoint):
+        raise CheckpointError(f"{cfg.checkpoint}: resume needs an existing checkpoint, not found")
     trainer = Trainer(cfg)
     if resume:
-        if not cfg.checkpoint or not os.path.exists(cfg.checkpoint):
-            raise CheckpointError(f"--resume needs an existing checkpoint, {cfg.checkpoint!r} not found")
         trainer.load(cfg.checkpoint)
     acc = trainer.run(progress=progress)
     return trainer, acc

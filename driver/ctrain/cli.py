@@ -8,9 +8,17 @@ from .errors import CTrainError
 def _train_parser(sub):
     p = sub.add_parser("train", help="train a CNN on the (emulated) accelerator")
     p.add_argument("--model", default=None, help="lenet5, digits-cnn or mlp (default: per dataset)")
-    p.add_argument("--dataset", default="digits", choices=["digits", "mnist"],
-                   help="digits: scikit-learn's 8x8 digits (built in); mnist: IDX files in --data-dir")
-    p.add_argument("--data-dir", default=None, help="directory of MNIST IDX files (gzip or raw)")
+    from .datasets import DATASETS
+    p.add_argument("--dataset", default="digits", choices=list(DATASETS),
+                   help="; ".join(f"{name}: {src.help}" for name, src in DATASETS.items()))
+    p.add_argument("--data-dir", default=None, help="the data set's directory, or the .npz file (docs/data.md)")
+    p.add_argument("--image-size", default=None, metavar="HxW",
+                   help="folder: resize every image to HxW (or NxN); default: all images must be one size")
+    p.add_argument("--normalize", action="store_true",
+                   help="per-channel normalisation (training-split mean and std, scaled to the input format)")
+    p.add_argument("--augment", default=None, metavar="SPEC",
+                   help="augment training batches on the fly: flip, crop[=P] (zero padding P, default 4), "
+                        "e.g. crop=4,flip")
     p.add_argument("--train-count", type=int, default=None, help="mnist t10k split: images for training (8000)")
     p.add_argument("--test-count", type=int, default=None, help="mnist t10k split: images for testing (2000)")
     p.add_argument("--epochs", type=int, default=None, help="default: 30 for digits, 8 for mnist")
@@ -81,7 +89,8 @@ def _cmd_train(args):
                       test_count=args.test_count, checkpoint=args.checkpoint,
                       checkpoint_every=args.checkpoint_every, prune=args.prune, prune_at=args.prune_at,
                       prune_mode=args.prune_mode, prune_scope=args.prune_scope, sparse_exec=args.sparse_exec,
-                      warm_start=args.warm_start)
+                      warm_start=args.warm_start, image_size=args.image_size, normalize=args.normalize,
+                      augment=args.augment)
     trainer, acc = train(cfg, progress=not args.no_progress, resume=args.resume)
     mode = "8-bit fixed point" if cfg.fixed_point else "float32"
     if args.report:

@@ -40,10 +40,13 @@ class Dataset:
     test_x: np.ndarray
     test_y: np.ndarray
     name: str
+    class_names: Optional[Tuple[str, ...]] = None  # label i is class_names[i], when the source names them
 
     @property
     def num_classes(self) -> int:
-        """Highest label + 1 over both splits (10 for digits and MNIST)."""
+        """len(class_names) when named, else highest label + 1 over both splits."""
+        if self.class_names:
+            return len(self.class_names)
         return int(max(self.train_y.max(initial=-1), self.test_y.max(initial=-1))) + 1
 
     @property
@@ -101,7 +104,7 @@ def _read_bytes(path: str) -> bytes:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise DatasetError(f"{path}: cannot read IDX file: {e.strerror or e}") from e
+        raise DatasetError(f"{path}: cannot read file: {e.strerror or e}") from e
     if not raw.startswith(_GZIP_MAGIC):
         return raw
     try:
@@ -255,15 +258,9 @@ def load_mnist_dir(directory, train_count: Optional[int] = None,
 # --------------------------------------------------------------------------
 
 def get_dataset(name: str = "digits", data_dir=None, **kw) -> Dataset:
-    """Dataset by name, so the CLI/config can choose with a string."""
-    key = (name or "digits").lower()
-    if key == "digits":
-        return load_digits(**kw)
-    if key == "mnist":
-        if data_dir is None:
-            raise DatasetError("mnist: data_dir is required (a directory with MNIST IDX files)")
-        return load_mnist_dir(data_dir, **kw)
-    raise DatasetError(f"unknown dataset {name!r}; choose 'digits' or 'mnist'")
+    """Dataset by name, so the CLI/config can choose with a string (registry: datasets.DATASETS)."""
+    from .datasets import load  # the registry imports the readers, which import this module
+    return load(name, data_dir, **kw)
 
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng=None, shuffle: bool = True,

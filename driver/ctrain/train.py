@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import checkpoint, data, hostlib
+from . import checkpoint, data, hostlib, preprocess
 from .compiler import INPUT_EXP, compile_model
 from .errors import CheckpointError, TrainingDiverged
 from .floatnet import FloatNet
@@ -51,6 +51,9 @@ class TrainConfig:
     prune_scope: str = "global"    # one magnitude threshold across layers, or "layer": the target per layer
     sparse_exec: bool = True       # pruned layers run sparse (compressed in DDR); False: dense + mask
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.export)
+    image_size: str = None         # folder data set: resize every image to "HxW" (docs/data.md)
+    normalize: bool = False        # per-channel normalisation of the inputs (preprocess.normalise)
+    augment: str = None            # e.g. "crop=4,flip": on-the-fly augmentation (preprocess.Augment)
 
     def __post_init__(self):
         for key, value in DEFAULTS.get(self.dataset, DEFAULTS["mnist"]).items():
@@ -133,7 +136,11 @@ class Trainer:
     def __init__(self, cfg, dataset=None, device=None):
         self.cfg = cfg
         self.ds = dataset or data.get_dataset(cfg.dataset, cfg.data_dir, train_count=cfg.train_count,
-                                              test_count=cfg.test_count)
+                                              test_count=cfg.test_count, image_size=cfg.image_size)
+        self.norm = None  # normalisation statistics, saved with checkpoints for inference
+        if cfg.normalize:
+            self.ds, self.norm = preprocess.normalise(self.ds)
+        self.augment = preprocess.Augment(cfg.augment, cfg.seed) if cfg.augment else None
         self.model = build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes)
         self.rng = np.random.default_rng(cfg.seed)
         self.net = FloatNet(self.model, self.model.init_params(self.rng))
@@ -214,7 +221,8 @@ class Trainer:
         if self.it < self.warm:
             self.net.bn_frozen = self.it >= self.bn_freeze_it
             try:
-                loss, logits = self.net.train_batch(self.ds.train_x[idx], y, lr, cfg.momentum, cfg.weight_decay)
+                loss, logits = self.net.train_batch(self._inputs(self.ds.train_x, idx), y, lr, cfg.momentum,
+                                                    cfg.weight_decay)
             except FloatingPointError as exc:
                 raise TrainingDiverged(f"float phase, iteration {self.it}: {exc}; stopped instead of "
                                        f"training on garbage (try a learning rate below {cfg.lr})") from None
@@ -224,10 +232,15 @@ class Trainer:
             if not self.fixed:
                 self._switch()
             self.runtime.set_hyper(lr, cfg.momentum, cfg.weight_decay)
-            loss, logits = self.runtime.train_step(self.xq_train[idx], y)
+            loss, logits = self.runtime.train_step(self._inputs(self.xq_train, idx), y)
         self._check_divergence(loss)
         self.it += 1
         return loss, accuracy(logits, y)
+
+    def _inputs(self, images, idx):
+        """The batch `idx` of `images` (float or quantized), augmented when configured:
+        the draws depend on (seed, iteration) only, so resume stays bit-identical."""
+        return self.augment(images[idx], self.it) if self.augment else images[idx]
 
     def _check_divergence(self, loss):
         """Stop on a non-finite loss, or when the last DIVERGE_WINDOW losses average
@@ -322,7 +335,9 @@ class Trainer:
             arrays.update({f"float_bn_{key}{k}": val for key, val in b.items()})
             arrays.update({f"float_bn_v{key}{k}": val for key, val in v.items()})
         meta = {"config": asdict(self.cfg), "it": self.it, "fixed": self.fixed,
-                "tops": self._tops, "history": self.history.state()}
+                "tops": self._tops, "history": self.history.state(),
+                "data": {"class_names": list(self.ds.class_names or []), "input_shape": list(self.ds.input_shape),
+                         "normalize": self.norm}}
         if self.fixed:
             arrays.update({f"ddr_{k}": v for k, v in self.runtime.layer_arrays().items()})
             meta["exponents"] = {str(k): v for k, v in self.runtime.exps.state().items()}
@@ -333,8 +348,8 @@ class Trainer:
         arrays, meta = checkpoint.load(path)
         saved = meta.get("config", {})
         for key in ("dataset", "batch_size", "seed", "epochs", "prune", "prune_at", "prune_mode",
-                    "prune_scope", "sparse_exec", "fixed_point"):
-            if saved.get(key) != getattr(self.cfg, key):
+                    "prune_scope", "sparse_exec", "fixed_point", "normalize", "augment"):
+            if saved.get(key, getattr(TrainConfig, key)) != getattr(self.cfg, key):
                 raise CheckpointError(f"{path}: checkpoint was made with {key}={saved.get(key)!r}, "
                                       f"this run has {getattr(self.cfg, key)!r}")
         if saved.get("model") != self.cfg.model and (saved.get("model") or self.cfg.model):

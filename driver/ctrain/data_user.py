@@ -117,12 +117,19 @@ def _npz_members(path):
     if os.path.isdir(path):
         raise DatasetError(f"{path}: is a directory; --data-dir for npz names the .npz file itself")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise DatasetError(f"{path}: a single .npy array, not an .npz archive of named arrays")
-            return {k: z[k] for k in z.files}
+        with open(path, "rb") as f:
+            head = f.read(6)
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read file: {e.strerror or e}") from None
+    if head.startswith(b"\x93NUMPY"):
+        raise DatasetError(f"{path}: a single .npy array, not an .npz archive of named arrays")
+    if not head.startswith(b"PK"):
+        raise DatasetError(f"{path}: not a readable .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
     except ValueError as e:
         if "pickle" in str(e):
             raise DatasetError(f"{path}: holds object arrays (pickled); store numbers, and class_names "

@@ -135,12 +135,12 @@ class Trainer:
 
     def __init__(self, cfg, dataset=None, device=None):
         self.cfg = cfg
+        self.augment = preprocess.Augment(cfg.augment, cfg.seed) if cfg.augment else None
         self.ds = dataset or data.get_dataset(cfg.dataset, cfg.data_dir, train_count=cfg.train_count,
                                               test_count=cfg.test_count, image_size=cfg.image_size)
         self.norm = None  # normalisation statistics, saved with checkpoints for inference
         if cfg.normalize:
             self.ds, self.norm = preprocess.normalise(self.ds)
-        self.augment = preprocess.Augment(cfg.augment, cfg.seed) if cfg.augment else None
         self.model = build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes)
         self.rng = np.random.default_rng(cfg.seed)
         self.net = FloatNet(self.model, self.model.init_params(self.rng))

@@ -1,12 +1,15 @@
 """Datasets for CTrain as in-memory (images, labels) splits.
 
 Images are float32 [N, 1, H, W] in [0, 1] and labels int64 [N], so the
-training loop never has to care where the data came from.  Two sources:
+training loop never has to care where the data came from.  Here:
 
 * ``digits``: the UCI 8x8 digits bundled with scikit-learn (no download), the
   default because it is small enough for the emulator.
 * ``mnist``: MNIST-format IDX files in a local directory (no download either;
   the caller points us at the files).
+
+The other sources (CIFAR-10, Fashion-MNIST, a user's .npz or image folder)
+live in their own modules; ``datasets.DATASETS`` names them all (docs/data.md).
 """
 from __future__ import annotations
 

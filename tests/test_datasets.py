@@ -59,7 +59,6 @@ def test_cifar_train_batches_in_order_and_test_batch(tmp_path):
     write_cifar(tmp_path / "data_batch_2.bin.gz", cifar_images(4, start=4), [4, 5, 6, 7], gz=True)
     write_cifar(tmp_path / "data_batch_1.bin", cifar_images(4), [0, 1, 2, 3])
     write_cifar(tmp_path / "test_batch.bin", cifar_images(2, start=100), [8, 9])
-    (tmp_path / "batches.meta.txt").write_text("\n".join(CLASS_NAMES))
     ds = get_dataset("cifar10", tmp_path)
     assert ds.name == "cifar10" and ds.class_names == CLASS_NAMES and ds.num_classes == 10
     assert ds.train_x.dtype == np.float32 and ds.input_shape == (3, 32, 32)

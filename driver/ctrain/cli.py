@@ -19,8 +19,10 @@ def _train_parser(sub):
     p.add_argument("--augment", default=None, metavar="SPEC",
                    help="augment training batches on the fly: flip, crop[=P] (zero padding P, default 4), "
                         "e.g. crop=4,flip")
-    p.add_argument("--train-count", type=int, default=None, help="mnist t10k split: images for training (8000)")
-    p.add_argument("--test-count", type=int, default=None, help="mnist t10k split: images for testing (2000)")
+    p.add_argument("--train-count", type=int, default=None,
+                   help="images for training: the first N (one-set mnist/cifar10 default 8000; docs/data.md)")
+    p.add_argument("--test-count", type=int, default=None,
+                   help="images for testing: the last N of one set (default 2000, npz/folder 20%%), else the first N")
     p.add_argument("--epochs", type=int, default=None, help="default: 30 for digits, 8 for mnist")
     p.add_argument("--batch-size", type=int, default=None, help="default: 16 for digits, 64 for mnist")
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")

@@ -1,6 +1,6 @@
 """Datasets for CTrain as in-memory (images, labels) splits.
 
-Images are float32 [N, 1, H, W] in [0, 1] and labels int64 [N], so the
+Images are float32 [N, C, H, W] (in [0, 1] unless a source says otherwise) and labels int64 [N], so the
 training loop never has to care where the data came from.  Here:
 
 * ``digits``: the UCI 8x8 digits bundled with scikit-learn (no download), the

@@ -48,11 +48,11 @@ def read_cifar_batch(path) -> Tuple[np.ndarray, np.ndarray]:
 def _find_batches(directory: str):
     """(train paths in batch order, test path or None); raw files win over .gz."""
     try:
-        names = sorted(os.listdir(directory))
+        names = sorted(os.listdir(directory), key=lambda s: (s.endswith(".gz"), s))  # raw first
     except OSError as e:
         raise DatasetError(f"{directory}: cannot list CIFAR-10 directory: {e.strerror or e}") from e
     train, test = {}, None
-    for name in sorted(names, key=lambda s: s.endswith(".gz")):  # raw first
+    for name in names:
         m = _NAME.match(name)
         if not m:
             continue

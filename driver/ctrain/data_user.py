@@ -21,10 +21,10 @@ from .data import Dataset, _cap
 from .errors import DatasetError
 
 __all__ = ["load_npz", "load_image_folder", "parse_image_size", "IMAGE_EXTENSIONS",
-           "TEST_FRACTION", "FOLDER_ORDER_SEED"]
+           "TEST_PERCENT", "FOLDER_ORDER_SEED"]
 
-#: held out when a file or folder has no test set of its own
-TEST_FRACTION = 0.2
+#: percent held out when a file or folder has no test set of its own
+TEST_PERCENT = 20
 #: the fixed permutation that mixes a folder's classes before its split
 FOLDER_ORDER_SEED = 0
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -40,10 +40,10 @@ _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test", "layout", "class_names")
 def _split_tail(source, x, y, train_count, test_count):
     """One set: the first train_count samples train, the last test_count test.
 
-    Defaults: TEST_FRACTION of the samples (rounded down) test, the rest train.
+    Defaults: TEST_PERCENT of the samples (rounded down) test, the rest train.
     """
     n = len(x)
-    n_test = int(n * TEST_FRACTION) if test_count is None else int(test_count)
+    n_test = n * TEST_PERCENT // 100 if test_count is None else int(test_count)
     n_train = n - n_test if train_count is None else int(train_count)
     if n_train < 0 or n_test < 0 or n_train + n_test > n:
         raise DatasetError(f"{source}: cannot split {n} samples into {n_train} train + {n_test} test; "
@@ -158,7 +158,7 @@ def load_npz(path, train_count: Optional[int] = None, test_count: Optional[int] 
     """Arrays from an .npz: x_train, y_train, optional x_test + y_test, layout, class_names.
 
     Without test arrays the file is split like the MNIST test set: the first
-    train_count train, the last test_count (default TEST_FRACTION) test.  With
+    train_count train, the last test_count (default TEST_PERCENT) test.  With
     them, counts keep the first N of each split.
     """
     path = os.fspath(path)

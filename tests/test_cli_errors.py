@@ -190,7 +190,7 @@ def test_version_and_module_entry_point(capsys):
 
 
 def test_help_shows_defaults_from_the_config_and_choices_from_the_registries(capsys):
-    from ctrain.data import DATASETS
+    from ctrain.datasets import DATASETS
     from ctrain.engine import ENGINES
     assert main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())

@@ -29,7 +29,7 @@ class _DefaultsFormatter(argparse.HelpFormatter):
 
 
 def _train_parser(sub):
-    from .data import DATASETS
+    from .datasets import DATASETS
     from .engine import ENGINES
     from .model import MODELS
     from .pruning import MODES, SCOPES
@@ -43,12 +43,19 @@ def _train_parser(sub):
     p.add_argument("--model", default=None, choices=list(MODELS),
                    help="network (default: " + ", ".join(f"{v} for {k}" for k, v in DEFAULT_MODEL.items()) + ")")
     p.add_argument("--dataset", default=d.dataset, choices=list(DATASETS),
-                   help="digits: scikit-learn's 8x8 digits (built in); mnist: IDX files in --data-dir")
-    p.add_argument("--data-dir", default=None, help="directory of MNIST IDX files (gzip or raw); mnist only")
+                   help="; ".join(f"{name}: {src.help}" for name, src in DATASETS.items()))
+    p.add_argument("--data-dir", default=None, help="the data set's directory, or the .npz file (docs/data.md)")
+    p.add_argument("--image-size", default=None, metavar="HxW",
+                   help="folder: resize every image to HxW (or NxN); default: all images must be one size")
+    p.add_argument("--normalize", action="store_true",
+                   help="per-channel normalisation (training-split mean and std, scaled to the input format)")
+    p.add_argument("--augment", default=None, metavar="SPEC",
+                   help="augment training batches on the fly: flip, crop[=P] (zero padding P, default 4), "
+                        "e.g. crop=4,flip")
     p.add_argument("--train-count", type=int, default=None,
-                   help="images for training (default: all; a t10k-only mnist directory: 8000)")
+                   help="images for training: the first N (one-set mnist/cifar10 default 8000; docs/data.md)")
     p.add_argument("--test-count", type=int, default=None,
-                   help="held-out images (default: all; a t10k-only mnist directory: 2000)")
+                   help="images for testing: the last N of one set (default 2000, npz/folder 20%%), else the first N")
     p.add_argument("--epochs", type=int, default=None, help=f"default: {per_dataset('epochs')}")
     p.add_argument("--batch-size", type=int, default=None, help=f"default: {per_dataset('batch_size')}")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")

@@ -1,12 +1,15 @@
 """Datasets for CTrain as in-memory (images, labels) splits.
 
-Images are float32 [N, 1, H, W] in [0, 1] and labels int64 [N], so the
-training loop never has to care where the data came from.  Two sources:
+Images are float32 [N, C, H, W] (in [0, 1] unless a source says otherwise) and labels int64 [N], so the
+training loop never has to care where the data came from.  Here:
 
 * ``digits``: the UCI 8x8 digits bundled with scikit-learn (no download), the
   default because it is small enough for the emulator.
 * ``mnist``: MNIST-format IDX files in a local directory (no download either;
   the caller points us at the files).
+
+The other sources (CIFAR-10, Fashion-MNIST, a user's .npz or image folder)
+live in their own modules; ``datasets.DATASETS`` names them all (docs/data.md).
 """
 from __future__ import annotations
 
@@ -41,10 +44,13 @@ class Dataset:
     test_x: np.ndarray
     test_y: np.ndarray
     name: str
+    class_names: Optional[Tuple[str, ...]] = None  # label i is class_names[i], when the source names them
 
     @property
     def num_classes(self) -> int:
-        """Highest label + 1 over both splits (10 for digits and MNIST)."""
+        """len(class_names) when named, else highest label + 1 over both splits."""
+        if self.class_names:
+            return len(self.class_names)
         return int(max(self.train_y.max(initial=-1), self.test_y.max(initial=-1))) + 1
 
     @property
@@ -107,7 +113,7 @@ def _open_idx(path: str):
     try:
         f = open(path, "rb")
     except OSError as e:
-        raise DatasetError(f"{path}: cannot read IDX file: {e.strerror or e}") from e
+        raise DatasetError(f"{path}: cannot read file: {e.strerror or e}") from e
     if f.read(2) == _GZIP_MAGIC:
         f.seek(0)
         return gzip.GzipFile(fileobj=f, mode="rb"), f
@@ -128,6 +134,17 @@ def _read_at_most(path: str, stream, n: int) -> bytes:
     except (OSError, EOFError, zlib.error) as e:
         raise DatasetError(f"{path}: corrupt gzip stream: {e}") from e
     return bytes(out)
+
+
+def _read_bytes(path: str, limit: int = 1 << 31) -> bytes:
+    """Whole file (gunzipped when it starts with the gzip magic), refused past
+    `limit` bytes before more than that is held."""
+    stream, raw = _open_idx(path)
+    with raw, stream:
+        data = _read_at_most(path, stream, limit + 1)
+    if len(data) > limit:
+        raise DatasetError(f"{path}: more than {limit} bytes (inflated); not a data set file")
+    return data
 
 
 def _parse_idx_header(path: str, data: bytes) -> Tuple[np.dtype, Tuple[int, ...], int]:
@@ -285,27 +302,10 @@ def load_mnist_dir(directory, train_count: Optional[int] = None,
 # Front door and batching
 # --------------------------------------------------------------------------
 
-def _load_mnist(data_dir=None, **kw) -> Dataset:
-    if data_dir is None:
-        raise DatasetError("mnist: data_dir is required (a directory with MNIST IDX files)")
-    return load_mnist_dir(data_dir, **kw)
-
-
-#: name -> (loader, whether it reads a data directory); the CLI's choices
-DATASETS = {"digits": (lambda data_dir=None, **kw: load_digits(**kw), False),
-            "mnist": (_load_mnist, True)}
-
-
 def get_dataset(name: str = "digits", data_dir=None, **kw) -> Dataset:
-    """Dataset by name, so the CLI/config can choose with a string."""
-    key = (name or "digits").lower()
-    if key not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    loader, reads_dir = DATASETS[key]
-    if data_dir is not None and not reads_dir:
-        raise DatasetError(f"{key}: does not read a data directory (data_dir {os.fspath(data_dir)!r}); "
-                           f"a data directory is read by {', '.join(k for k, v in DATASETS.items() if v[1])}")
-    return loader(data_dir=data_dir, **kw)
+    """Dataset by name, so the CLI/config can choose with a string (registry: datasets.DATASETS)."""
+    from .datasets import load  # the registry imports the readers, which import this module
+    return load(name, data_dir, **kw)
 
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng=None, shuffle: bool = True,

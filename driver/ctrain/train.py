@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import checkpoint, data, hostlib, isa
+from . import checkpoint, data, hostlib, isa, preprocess
 from .compiler import INPUT_EXP, compile_model
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .exponents import EXPONENT_LIMIT, WINDOW_LOG2_MAX
@@ -109,7 +109,9 @@ RULES = {
 #: settings that change what a run computes: a resume must match them all
 RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                  "warmup_epochs", "fixed_point", "window_log2", "seed", "train_count", "test_count", "prune",
-                 "prune_at", "prune_mode", "prune_scope", "sparse_exec")
+                 "prune_at", "prune_mode", "prune_scope", "sparse_exec", "image_size", "normalize", "augment")
+#: result fields added after the first checkpoints: absent means the default
+_LATER_FIELDS = ("image_size", "normalize", "augment")
 
 
 @dataclass
@@ -141,6 +143,9 @@ class TrainConfig:
     prune_scope: str = "global"    # one magnitude threshold across layers, or "layer": the target per layer
     sparse_exec: bool = True       # pruned layers run sparse (compressed in DDR); False: dense + mask
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.export)
+    image_size: str = None         # folder data set: resize every image to "HxW" (docs/data.md)
+    normalize: bool = False        # per-channel normalisation of the inputs (preprocess.normalise)
+    augment: str = None            # e.g. "crop=4,flip": on-the-fly augmentation (preprocess.Augment)
 
     def __post_init__(self):
         if isinstance(self.dataset, str):
@@ -243,8 +248,12 @@ class Trainer:
         the settings, the data, the model's mapping onto the accelerator, the
         checkpoint path and the device."""
         self.cfg = cfg.validate()
+        self.augment = preprocess.Augment(cfg.augment, cfg.seed) if cfg.augment else None
         self.ds = dataset or data.get_dataset(cfg.dataset, cfg.data_dir, train_count=cfg.train_count,
-                                              test_count=cfg.test_count)
+                                              test_count=cfg.test_count, image_size=cfg.image_size)
+        self.norm = None  # normalisation statistics, saved with checkpoints for inference
+        if cfg.normalize:
+            self.ds, self.norm = preprocess.normalise(self.ds)
         self.model = build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes)
         self.rng = np.random.default_rng(cfg.seed)
         self.net = FloatNet(self.model, self.model.init_params(self.rng))
@@ -341,7 +350,8 @@ class Trainer:
         if self.it < self.warm:
             self.net.bn_frozen = self.it >= self.bn_freeze_it
             try:
-                loss, logits = self.net.train_batch(self.ds.train_x[idx], y, lr, cfg.momentum, cfg.weight_decay)
+                loss, logits = self.net.train_batch(self._inputs(self.ds.train_x, idx), y, lr, cfg.momentum,
+                                                    cfg.weight_decay)
             except FloatingPointError as exc:
                 raise TrainingDiverged(f"float phase, iteration {self.it}: {exc}; stopped instead of "
                                        f"training on garbage (try a learning rate below {cfg.lr})") from None
@@ -351,10 +361,15 @@ class Trainer:
             if not self.fixed:
                 self._switch()
             self.runtime.set_hyper(lr, cfg.momentum, cfg.weight_decay)
-            loss, logits = self.runtime.train_step(self.xq_train[idx], y)
+            loss, logits = self.runtime.train_step(self._inputs(self.xq_train, idx), y)
         self._check_divergence(loss)
         self.it += 1
         return loss, accuracy(logits, y)
+
+    def _inputs(self, images, idx):
+        """The batch `idx` of `images` (float or quantized), augmented when configured:
+        the draws depend on (seed, iteration) only, so resume stays bit-identical."""
+        return self.augment(images[idx], self.it) if self.augment else images[idx]
 
     def _check_divergence(self, loss):
         """Stop on a non-finite loss, or when the last DIVERGE_WINDOW losses average
@@ -450,7 +465,9 @@ class Trainer:
             arrays.update({f"float_bn_v{key}{k}": val for key, val in v.items()})
         meta = {"config": asdict(self.cfg), "it": self.it, "fixed": self.fixed,
                 "tops": [[list(a), list(e)] for a, e in self._tops], "history": self.history.state(),
-                "images": [len(self.ds.train_y), len(self.ds.test_y)]}
+                "images": [len(self.ds.train_y), len(self.ds.test_y)],
+                "data": {"class_names": list(self.ds.class_names or []), "input_shape": list(self.ds.input_shape),
+                         "normalize": self.norm}}
         if self.fixed:
             arrays.update({f"ddr_{k}": v for k, v in self.runtime.layer_arrays().items()})
             meta["exponents"] = {str(k): v for k, v in self.runtime.exps.state().items()}
@@ -499,7 +516,7 @@ class Trainer:
         diffs = []
         for key in RESULT_FIELDS:
             mine = getattr(self.cfg, key)
-            theirs = saved.get(key, "(missing)")
+            theirs = saved.get(key, getattr(TrainConfig, key) if key in _LATER_FIELDS else "(missing)")
             if key == "model":  # the model that ran, not whether it was named
                 mine = self.cfg.model_name()
                 theirs = theirs or DEFAULT_MODEL.get(saved.get("dataset"), "lenet5")

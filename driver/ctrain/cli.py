@@ -1,4 +1,4 @@
-"""`ctrain` command line: train, verify, fuzz, export."""
+"""`ctrain` command line: train, verify, fuzz, export, bench, sweep."""
 import argparse
 import sys
 
@@ -71,9 +71,10 @@ def _print_report(trainer, board):
                 print(f"modeled {name} {what}, sparse / dense: {a:,d} / {d:,d} = {a / max(d, 1):.3f}")
 
 
-def _cmd_train(args):
-    from .train import TrainConfig, train
-    cfg = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, model=args.model, epochs=args.epochs,
+def train_config(args):
+    """The TrainConfig of parsed `ctrain train` options (also each `ctrain sweep` trial's)."""
+    from .train import TrainConfig
+    return TrainConfig(dataset=args.dataset, data_dir=args.data_dir, model=args.model, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                       weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup,
                       fixed_point=args.fixed_point, window_log2=args.window, seed=args.seed,
@@ -82,6 +83,11 @@ def _cmd_train(args):
                       checkpoint_every=args.checkpoint_every, prune=args.prune, prune_at=args.prune_at,
                       prune_mode=args.prune_mode, prune_scope=args.prune_scope, sparse_exec=args.sparse_exec,
                       warm_start=args.warm_start)
+
+
+def _cmd_train(args):
+    from .train import train
+    cfg = train_config(args)
     trainer, acc = train(cfg, progress=not args.no_progress, resume=args.resume)
     mode = "8-bit fixed point" if cfg.fixed_point else "float32"
     if args.report:
@@ -155,6 +161,19 @@ def _cmd_bench(args):
     return main_args(args)
 
 
+def _sweep_parser(sub):
+    from .sweep import sweep_parser
+    return sweep_parser(sub.add_parser(
+        "sweep", help="a grid or random search of training runs on Ray (pip install 'ctrain[sweep]')",
+        description="Each trial is a `ctrain train` run with its own directory and checkpoint; "
+                    "options after `--` are passed to every trial."))
+
+
+def _cmd_sweep(args):
+    from .sweep import main_args
+    return main_args(args)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ctrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,10 +182,11 @@ def main(argv=None):
     _fuzz_parser(sub)
     _export_parser(sub)
     _bench_parser(sub)
+    _sweep_parser(sub)
     args = parser.parse_args(argv)
     try:
         commands = {"train": _cmd_train, "verify": _cmd_verify, "fuzz": _cmd_fuzz, "export": _cmd_export,
-                    "bench": _cmd_bench}
+                    "bench": _cmd_bench, "sweep": _cmd_sweep}
         return commands[args.command](args)
     except CTrainError as exc:
         print(f"ctrain: error: {exc}", file=sys.stderr)

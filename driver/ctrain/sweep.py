@@ -370,29 +370,39 @@ def run(spec, sweep_dir, board="pynq_z2", cpus_per_trial=1, num_cpus=None, addre
     os.makedirs(sweep_dir, exist_ok=True)
     rows = {tid: read_trial(os.path.join(sweep_dir, tid)) for tid, _, _ in parsed}
     todo = [t for t in parsed if not (rows[t[0]] and rows[t[0]]["status"] == "ok")]
-    resuming = sum(os.path.exists(os.path.join(sweep_dir, t[0], CKPT)) for t in todo)
+    if todo:
+        _run_on_ray(todo, rows, len(parsed), sweep_dir, board, cpus_per_trial, num_cpus, address, progress, say)
+    else:
+        say(f"sweep: all {len(parsed)} trials in {sweep_dir} are finished")
+    table = [dict(rows[tid] or {"trial": tid, "status": "not run"}, settings=settings)
+             for tid, settings, _ in parsed]
+    write_table(table, sweep_dir, board, list(spec["grid"]) + sorted(spec["random"]))
+    if plot:
+        plot_table(table, os.path.join(sweep_dir, PLOT), board)
+    return table
+
+
+def _run_on_ray(todo, rows, n, sweep_dir, board, cpus_per_trial, num_cpus, address, progress, say):
+    """Run the `todo` trials as Ray tasks, filling `rows` as they end."""
+    from tqdm.auto import tqdm
     ray = _ray()
-    started = False
-    if todo and not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         kw = {"address": address} if address else {"num_cpus": num_cpus or os.cpu_count()}
         ray.init(include_dashboard=False, log_to_driver=False, **kw)
-        started = True
+    pending = {}
     try:
-        if todo:
-            cpus = ray.cluster_resources().get("CPU", 0)
-            if cpus < cpus_per_trial:
-                raise SweepError(f"--cpus-per-trial {cpus_per_trial}: the Ray cluster has {cpus:g} CPUs")
-            say(f"sweep: {len(parsed)} trials in {sweep_dir}: {len(parsed) - len(todo)} finished, "
-                f"{len(todo)} to run ({resuming} resuming from checkpoints); Ray: {cpus:g} CPUs, "
-                f"{cpus_per_trial:g} a trial, up to {int(cpus // cpus_per_trial)} at a time")
-        else:
-            say(f"sweep: all {len(parsed)} trials in {sweep_dir} are finished")
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < cpus_per_trial:
+            raise SweepError(f"--cpus-per-trial {cpus_per_trial:g}: the Ray cluster has {cpus:g} CPUs")
+        say(f"sweep: {n} trials in {sweep_dir}: {n - len(todo)} finished, {len(todo)} to run "
+            f"({sum(os.path.exists(os.path.join(sweep_dir, t[0], CKPT)) for t in todo)} resuming from "
+            f"checkpoints); Ray: {cpus:g} CPUs, {cpus_per_trial:g} a trial, "
+            f"up to {int(cpus // cpus_per_trial)} at a time")
         remote = ray.remote(num_cpus=cpus_per_trial, max_retries=0)(run_trial)
         pending = {remote.remote(os.path.join(sweep_dir, tid), tid, settings, argv, board): (tid, settings)
                    for tid, settings, argv in todo}
-        bar = tqdm(total=len(parsed), initial=len(parsed) - len(todo), unit="trial", desc="sweep",
-                   disable=not progress or not todo)
-        try:
+        with tqdm(total=n, initial=n - len(todo), unit="trial", desc="sweep", disable=not progress) as bar:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 tid, settings = pending.pop(done[0])
@@ -401,23 +411,16 @@ def run(spec, sweep_dir, board="pynq_z2", cpus_per_trial=1, num_cpus=None, addre
                 except Exception as exc:  # the worker died (killed, out of memory): no error.txt from it
                     row = {"trial": tid, "settings": settings, "status": "failed",
                            "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1]}"}
+                    os.makedirs(os.path.join(sweep_dir, tid), exist_ok=True)
                     _write_atomic(os.path.join(sweep_dir, tid, ERROR), row["error"] + "\n")
                 rows[tid] = row
                 bar.update(1)
-                say(_status_line(bar.n, len(parsed), row))
-        finally:
-            bar.close()
-            for ref in pending:
-                ray.cancel(ref, force=True)
+                say(_status_line(bar.n, n, row))
     finally:
+        for ref in pending:  # interrupted: stop the running trials (their checkpoints stay)
+            ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
-    table = [dict(rows[tid] or {"trial": tid, "status": "not run"}, settings=settings)
-             for tid, settings, _ in parsed]
-    write_table(table, sweep_dir, board, list(spec["grid"]) + sorted(spec["random"]))
-    if plot:
-        plot_table(table, os.path.join(sweep_dir, PLOT), board)
-    return table
 
 
 # -- results ---------------------------------------------------------------------

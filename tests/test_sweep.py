@@ -53,6 +53,11 @@ def test_spec_file_toml(tmp_path):
     path.write_text('train = "--epochs 1"\nsamples = 2\n[grid]\nseed = [0, 1]\n[random]\nlr = "uniform:0.01:0.05"\n')
     parsed = sweep.trials(sweep.build_spec(spec_file=str(path)))
     assert len(parsed) == 4 and parsed[0][2][:2] == ["--epochs", "1"]
+    # the command line adds an axis, and train options after the file's
+    parsed = sweep.trials(sweep.build_spec(grid=["prune=0,0.5"], train=["--", "--batch-size", "32"],
+                                           spec_file=str(path)))
+    assert len(parsed) == 8 and {tuple(s) for _, s, _ in parsed} == {("seed", "prune", "lr")}
+    assert parsed[0][2][:6] == ["--epochs", "1", "--batch-size", "32", "--seed", "0"]
 
 
 @pytest.mark.parametrize("args, message", [

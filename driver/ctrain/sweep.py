@@ -159,8 +159,10 @@ def load_spec_file(path):
         raise
     except ValueError as exc:
         raise SweepError(f"--spec {path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {exc}") from None
+    if not isinstance(spec, dict):
+        raise SweepError(f"--spec {path}: expected a table of train, grid, random, samples, search_seed")
     unknown = set(spec) - {"train", "grid", "random", "samples", "search_seed"}
-    if not isinstance(spec, dict) or unknown:
+    if unknown:
         raise SweepError(f"--spec {path}: unknown keys {sorted(unknown)}; "
                          "use train, grid, random, samples, search_seed")
     for name in ("grid", "random"):
@@ -178,7 +180,8 @@ def build_spec(grid=(), random=(), samples=None, search_seed=None, train=(), spe
     """One search space from a file and the command line (the command line adds
     grid axes and random settings, and its train options go after the file's)."""
     spec = load_spec_file(spec_file) if spec_file else {}
-    out = {"train": list(spec.get("train", [])) + list(train),
+    train = list(train)[1:] if list(train)[:1] == ["--"] else list(train)
+    out = {"train": list(spec.get("train", [])) + train,
            "grid": {_key(k): [v for v in vs] for k, vs in spec.get("grid", {}).items()},
            "random": {_key(k): v for k, v in spec.get("random", {}).items()},
            "samples": samples if samples is not None else spec.get("samples", 1),
@@ -197,8 +200,6 @@ def trials(spec):
     given, times `samples` random draws per grid point (seeded by search_seed)."""
     parser = train_parser()
     base = list(spec["train"])
-    if base[:1] == ["--"]:
-        base = base[1:]
     if not isinstance(spec["samples"], int) or spec["samples"] < 1:
         raise SweepError(f"--samples must be a positive integer, not {spec['samples']!r}")
     grid = spec["grid"]

@@ -336,7 +336,15 @@ def read_trial(trial_dir):
 
 
 # -- the sweep: Ray --------------------------------------------------------------
-def _ray():
+#: Ray advertises a single-node instance on the machine's network address unless
+#: clusters are off (its own switch for laptops); a local sweep keeps to loopback
+LOOPBACK_ONLY = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def _ray(local=False):
+    """The ray module; `local`: before its first import, keep a local instance on loopback."""
+    if local:
+        os.environ.setdefault(*LOOPBACK_ONLY)
     try:
         import ray
     except ImportError:
@@ -386,11 +394,16 @@ def run(spec, sweep_dir, board="pynq_z2", cpus_per_trial=1, num_cpus=None, addre
 def _run_on_ray(todo, rows, n, sweep_dir, board, cpus_per_trial, num_cpus, address, progress, say):
     """Run the `todo` trials as Ray tasks, filling `rows` as they end."""
     from tqdm.auto import tqdm
-    ray = _ray()
+    ray = _ray(local=not address)
     started = not ray.is_initialized()
-    if started:
-        kw = {"address": address} if address else {"num_cpus": num_cpus or os.cpu_count()}
-        ray.init(include_dashboard=False, log_to_driver=False, **kw)
+    if started:  # "local": a new instance even where a `ray start` cluster runs
+        kw = {"address": address} if address else {"address": "local", "num_cpus": num_cpus or os.cpu_count()}
+        try:
+            ray.init(include_dashboard=False, log_to_driver=False, **kw)
+        except Exception as exc:
+            where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
+            raise SweepError(f"cannot {where}: {type(exc).__name__}: "
+                             f"{(str(exc).strip().splitlines() or [''])[0]}") from None
     pending = {}
     try:
         cpus = ray.cluster_resources().get("CPU", 0)

@@ -92,9 +92,9 @@ def test_missing_ray_is_one_clear_line(tmp_path, capsys, monkeypatch):
 # -- on Ray ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def local_ray():
-    os.environ.setdefault(*sweep.LOOPBACK_ONLY)  # as a local sweep does: Ray on 127.0.0.1 only
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    pytest.importorskip("ray")
+    ray = sweep.start_local_ray(num_cpus=2)  # as a local sweep does
+    assert ray.cluster_resources()["CPU"] == 2
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
     yield ray
     ray.shutdown()

@@ -337,18 +337,27 @@ def read_trial(trial_dir):
 
 # -- the sweep: Ray --------------------------------------------------------------
 #: Ray advertises a single-node instance on the machine's network address unless
-#: clusters are off (its own switch for laptops); a local sweep keeps to loopback
+#: clusters are off (its own switch for laptops, read when ray is imported)
 LOOPBACK_ONLY = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
-def _ray(local=False):
-    """The ray module; `local`: before its first import, keep a local instance on loopback."""
-    if local:
-        os.environ.setdefault(*LOOPBACK_ONLY)
+def _ray():
     try:
         import ray
     except ImportError:
         raise SweepError("ctrain sweep runs on Ray, which is not installed: pip install 'ctrain[sweep]'") from None
+    return ray
+
+
+def start_local_ray(num_cpus=None):
+    """A new local Ray instance (even where a `ray start` cluster runs) with
+    `num_cpus` CPUs (default all), on the loopback address only."""
+    os.environ.setdefault(*LOOPBACK_ONLY)  # for the processes Ray starts
+    ray = _ray()
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    if getattr(constants, "ENABLE_RAY_CLUSTER", False):  # ray was imported before the variable was set
+        constants.ENABLE_RAY_CLUSTER = False
+    ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
     return ray
 
 
@@ -394,12 +403,14 @@ def run(spec, sweep_dir, board="pynq_z2", cpus_per_trial=1, num_cpus=None, addre
 def _run_on_ray(todo, rows, n, sweep_dir, board, cpus_per_trial, num_cpus, address, progress, say):
     """Run the `todo` trials as Ray tasks, filling `rows` as they end."""
     from tqdm.auto import tqdm
-    ray = _ray(local=not address)
+    ray = _ray()
     started = not ray.is_initialized()
-    if started:  # "local": a new instance even where a `ray start` cluster runs
-        kw = {"address": address} if address else {"address": "local", "num_cpus": num_cpus or os.cpu_count()}
+    if started:
         try:
-            ray.init(include_dashboard=False, log_to_driver=False, **kw)
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                start_local_ray(num_cpus)
         except Exception as exc:
             where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
             raise SweepError(f"cannot {where}: {type(exc).__name__}: "

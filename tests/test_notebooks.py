@@ -12,6 +12,7 @@ FAST = {
     "1-quick-start-emulation.ipynb": {"EPOCHS": 2, "WARMUP": 0.5},
     "2-compressed-training.ipynb": {"EPOCHS": 2, "WARMUP": 0.5, "PRUNE_AT": 0.6},
     "3-training-on-the-board.ipynb": {"EPOCHS": 1, "WARMUP": 0.5, "EMULATE": True},
+    "4-sweeps.ipynb": {"SEEDS": [0], "PRUNES": [0, 0.5], "EPOCHS": 1, "WARMUP": 0.5, "NUM_CPUS": 2},
 }
 
 
@@ -53,6 +54,8 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     if name.startswith("3-"):
         pytest.importorskip("pynq")
+    if name.startswith("4-"):
+        pytest.importorskip("ray")
     path = next(p for p in notebooks() if p.name == name)
     nb = _inject(nbformat.read(path, as_version=4), FAST[name])
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -1,4 +1,4 @@
-"""`ctrain` command line: train, verify, fuzz, export, bench, perf."""
+"""`ctrain` command line: train, verify, fuzz, export, bench, perf, sweep."""
 import argparse
 import dataclasses
 import signal
@@ -120,11 +120,20 @@ def _option(field):
             "sparse_exec": "--dense-masked"}.get(field, "--" + field.replace("_", "-"))
 
 
-def _cmd_train(args):
-    from .train import TrainConfig, train
+def train_config(args):
+    """The TrainConfig of parsed `ctrain train` options (also each `ctrain sweep` trial's)."""
+    from .train import TrainConfig
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     try:
-        cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+        return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    except ConfigError as exc:
+        raise CTrainError(f"{_option(exc.field)} {exc.detail}") from None
+
+
+def _cmd_train(args):
+    from .train import train
+    cfg = train_config(args)
+    try:
         trainer, acc = train(cfg, progress=not args.no_progress, resume=args.resume)
     except ConfigError as exc:
         raise CTrainError(f"{_option(exc.field)} {exc.detail}") from None
@@ -250,6 +259,19 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt  # unwinds through the same clean-up as Ctrl-C
 
 
+def _sweep_parser(sub):
+    from .sweep import sweep_parser
+    return sweep_parser(sub.add_parser(
+        "sweep", help="a grid or random search of training runs on Ray (pip install 'ctrain[sweep]')",
+        description="Each trial is a `ctrain train` run with its own directory and checkpoint; "
+                    "options after `--` are passed to every trial."))
+
+
+def _cmd_sweep(args):
+    from .sweep import main_args
+    return main_args(args)
+
+
 def main(argv=None):
     parser = _Parser(prog="ctrain", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ctrain {__version__}")
@@ -260,6 +282,7 @@ def main(argv=None):
     _export_parser(sub)
     _bench_parser(sub)
     _perf_parser(sub)
+    _sweep_parser(sub)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors (already printed)
@@ -267,7 +290,8 @@ def main(argv=None):
     previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
         commands = {"train": _cmd_train, "verify": _cmd_verify, "fuzz": _cmd_fuzz, "export": _cmd_export,
-                    "bench": _cmd_bench, "perf": _cmd_perf}
+                    "bench": _cmd_bench, "perf": _cmd_perf,
+                    "sweep": _cmd_sweep}
         return commands[args.command](args)
     except CTrainError as exc:  # one line, whatever the message's layout
         print("ctrain: error: " + " ".join(line.strip() for line in str(exc).splitlines() if line.strip()),

@@ -330,6 +330,7 @@ def lint(paths):
         return os.path.relpath(path)
 
     # div-in-loop, following calls into function bodies
+    reported = set()
     for s in sources:
         for open_, close, what in hot_regions(s):
             fn = next((f for f in s.functions if f.body[0] <= open_ <= f.body[1]), None)
@@ -345,8 +346,10 @@ def lint(paths):
                 for j in range(lo + 1, hi):
                     t = toks[j]
                     if t.text in ("/", "%", "/=", "%=") and not divisor_is_constant(toks, j, consts):
-                        findings.append(f"{rel(src.path)}:{t.line}: div-in-loop: `{t.text}` by a non-constant "
-                                        f"in the {via} ({rel(s.path)})")
+                        where = f"{rel(src.path)}:{t.line}: div-in-loop: `{t.text}` by a non-constant"
+                        if where not in reported:  # once per operator, with the first loop found
+                            reported.add(where)
+                            findings.append(f"{where} in the {via} ({rel(s.path)})")
                     if t.kind == "id" and j + 1 < hi and toks[j + 1].text in ("(", "<") and t.text in functions:
                         for fs, f in functions[t.text]:
                             todo.append((fs, f.body[0], f.body[1], f.tparams,

@@ -76,16 +76,25 @@ def _hls_registers(**moved):
     return regs
 
 
-def test_register_map_checked_against_isa_header():
-    offsets = board_mod.register_offsets(_hls_registers())
-    assert offsets == {k: v for k, v in isa.REG.items() if k != "MAP_BYTES"}
-    bad = _hls_registers(PC=0x60)
+def test_register_map_taken_from_the_hwh():
+    """The driver takes the .hwh's offsets (even where they differ from
+    ctrain_isa.h) and refuses only a map it cannot use, naming every problem."""
+    assert board_mod.register_offsets(_hls_registers()) == {k: v for k, v in isa.REG.items() if k != "MAP_BYTES"}
+    moved = board_mod.register_offsets(_hls_registers(PC=0x4C, PC_CTRL=0x50), span=0x80)
+    assert moved["PC"] == 0x4C and moved["STATUS"] == isa.REG["STATUS"]
+    assert board_mod.differences_from_isa(moved) == [f"PC: 0x4c in the .hwh, 0x{isa.REG['PC']:x} in ctrain_isa.h",
+                                                     f"PC_CTRL: 0x50 in the .hwh, 0x{isa.REG['PC_CTRL']:x} in ctrain_isa.h"]
+    bad = _hls_registers(PC=isa.REG["STATUS"], DDR_HI=isa.REG["DDR_LO"] + 8, N_INSN=0x26, FAULT_ADDR=0x90)
     del bad["table_r"]
     with pytest.raises(OverlayError) as exc:
-        board_mod.register_offsets(bad, "test.hwh")
+        board_mod.register_offsets(bad, "test.hwh", span=0x80)
     msg = str(exc.value)
+    assert "register map in test.hwh is not usable" in msg
     assert "missing register TABLE (as table_r or table)" in msg
-    assert "PC is pc at 0x60 in test.hwh, at 0x4c in ctrain_isa.h" in msg
+    assert "N_INSN (n_insn) at 0x26 is not word aligned" in msg
+    assert "FAULT_ADDR (fault_addr) at 0x90 is outside the 0x80-byte register range" in msg
+    assert f"STATUS and PC are both at 0x{isa.REG['STATUS']:x}" in msg
+    assert "DDR_HI at 0x18 is not the word above DDR_LO at 0x10" in msg
     with pytest.raises(OverlayError, match="no register map"):
         board_mod.register_offsets({})
 
@@ -209,10 +218,73 @@ def test_pl_clock_set_from_hwh(tmp_path):
         assert pe.fclk_mhz(0) == pytest.approx(100.0)
 
 
-def test_foreign_register_map_is_refused(tmp_path, emulated_board):
-    regs = [(n, 0x60 if n == "pc" else off, a, t) for n, off, a, t in pe.isa_registers()]
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "hwh")
+
+#: the register map of a Vitis HLS 2023.2 export of ctrain_top (scalars in 8-byte
+#: slots, the 64-bit m_axi offset in 12, ap_vld outputs in 16), written out here
+#: rather than read from ctrain_isa.h
+VITIS_2023_2 = {"CTRL": 0x00, "GIE": 0x04, "IER": 0x08, "ISR": 0x0C, "DDR_LO": 0x10, "DDR_HI": 0x14,
+                "PROG": 0x1C, "N_INSN": 0x24, "TABLE": 0x2C, "TABLE_LEN": 0x34, "DDR_SIZE": 0x3C,
+                "STATUS": 0x44, "STATUS_CTRL": 0x48, "PC": 0x54, "PC_CTRL": 0x58,
+                "FAULT_ADDR": 0x64, "FAULT_ADDR_CTRL": 0x68}
+
+
+def _fixture_overlay(tmp_path, name):
+    """An overlay directory with the fixture .hwh and a Pynq-Z2 .bit header."""
+    d = tmp_path / name
+    d.mkdir()
+    with open(os.path.join(FIXTURES, f"{name}.hwh"), encoding="utf-8") as f:
+        (d / "ctrain.hwh").write_text(f.read(), encoding="utf-8")
+    (d / "ctrain.bit").write_bytes(pe.bit_file_bytes("ctrain", "7z020clg400"))
+    return d
+
+
+def test_hwh_fixture_parsed_by_pynq_matches_the_isa_header(tmp_path, emulated_board):
+    """pynq parses a .hwh written to Vitis's conventions (ddr_1/ddr_2, table_r,
+    <arg>_ctrl with <arg>_ap_vld, INTERRUPT in CTRL); the driver binds to it and
+    finds the 2023.2 layout, which is the one ctrain_isa.h states."""
+    board = board_mod.BoardDevice(overlay=_fixture_overlay(tmp_path, "ctrain_vitis_2023_2"))
+    regs = board.overlay.ip_dict[board.ip_name]["registers"]
+    assert regs["ddr_1"]["address_offset"] == 0x10 and regs["ddr_2"]["address_offset"] == 0x14
+    assert set(regs["pc_ctrl"]["fields"]) == {"pc_ap_vld", "RESERVED"}
+    assert regs["CTRL"]["fields"]["INTERRUPT"]["bit_offset"] == 9
+    assert board.ip.offsets == VITIS_2023_2 and board.ip.isa_differences == []
+    assert {k: v for k, v in isa.REG.items() if k != "MAP_BYTES"} == VITIS_2023_2
+    assert isa.REG["MAP_BYTES"] == 0x80 > max(VITIS_2023_2.values())
+
+
+def test_driver_uses_the_hwh_offsets(tmp_path, emulated_board):
+    """An export with another layout (ap_vld outputs in 8-byte slots, as Vivado
+    HLS gave them): the emulated board has that map, and the driver reads PC and
+    FAULT_ADDR where the .hwh says, so a fault is reported right."""
+    dev, _ = emulated_board
+    board = board_mod.BoardDevice(overlay=_fixture_overlay(tmp_path, "ctrain_vld_8_byte_slots"))
+    assert board.ip.offsets["PC"] == 0x4C and board.ip.offsets["FAULT_ADDR"] == 0x54
+    assert "PC: 0x4c in the .hwh, 0x54 in ctrain_isa.h" in board.ip.isa_differences
+    from ctrain.device.accelerator import Accelerator
+    buf = board.allocate((4096,), np.uint8)
+    prog = isa.new_program(2)
+    prog[0]["op"] = isa.Op.RELU_FP
+    prog[0]["count"], prog[0]["src"], prog[0]["dst"], prog[0]["stats"] = 16, 512, 768, 2048
+    prog[1]["op"] = isa.Op.RELU_FP
+    prog[1]["count"] = 16
+    prog[1]["src"] = 1 << 20  # outside the 4 KiB window
+    buf[:256] = prog.view(np.uint8)
+    buf.flush()
+    dev.mmio_log = []
+    acc = Accelerator(board.ip, timeout=5)
+    acc.configure(buf.physical_address, 4096, 1024, 8)
+    with pytest.raises(DeviceFault, match=r"FAULT_BOUNDS at instruction 1 \(OP_RELU_FP\), address 0x100000"):
+        acc.run(0, 2, prog)
+    base = int(board.overlay.ip_dict[board.ip_name]["phys_addr"])
+    reads = {a - base for op, a, _ in dev.mmio_log if op == "r"}
+    assert {0x4C, 0x54} <= reads and not reads & {0x64}
+
+
+def test_unusable_register_map_is_refused(tmp_path, emulated_board):
+    regs = [(n, isa.REG["STATUS"] if n == "pc" else off, a, t, f) for n, off, a, t, f in pe.isa_registers()]
     pe.write_overlay(tmp_path / "foreign", registers=regs)
-    with pytest.raises(OverlayError, match="PC is pc at 0x60 in the .hwh entry of ctrain_top_0"):
+    with pytest.raises(OverlayError, match=r"STATUS and PC are both at 0x44"):
         board_mod.BoardDevice(overlay=tmp_path / "foreign")
 
 

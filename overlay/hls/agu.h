@@ -28,13 +28,12 @@
  * (each a read-merge in synthesis, see ddr_put); agu_rd_byte is a gather
  * (one beat issued inside a pipelined loop, counted apart).
  *
- * The port itself is reached through ddr_get/ddr_put only.  Synthesis (and
- * the CTRAIN_WORD_PORT C-sim build that exercises the same code) sees an
- * array of beats; a partial beat is written by reading it first and merging
- * the lanes (the accelerator is the only master writing the window while it
- * runs, docs/overlay.md).  The default C-sim build keeps the caller's byte
- * buffer and touches exactly the bytes of each burst, so nothing outside the
- * window is ever read or written.
+ * The port itself is reached through ddr_get/ddr_put only, an array of beats
+ * in every build (types.h); a partial beat is written by reading it first and
+ * merging the lanes (the accelerator is the only master writing the window
+ * while it runs, docs/overlay.md).  The C-sim engine entry (csim_api.cpp)
+ * copies the caller's byte window into beats and back, touching no byte
+ * outside the window.
  */
 #ifndef CTRAIN_AGU_H
 #define CTRAIN_AGU_H
@@ -43,7 +42,7 @@
 
 #define DDR_BEAT CTRAIN_DDR_BEAT
 
-#ifdef CTRAIN_PORT_OF_BEATS
+#ifdef __SYNTHESIS__
 static inline beat_t beat_zero() { return beat_t(0); }
 
 /* Lane l of beat w (shifts: the ap_types range() with a variable index trips
@@ -57,6 +56,9 @@ static inline void set_lane(beat_t &w, int l, uint8_t v) {
 #pragma HLS INLINE
     w = (w & ~(beat_t(0xFF) << (8 * l))) | (beat_t(v) << (8 * l));
 }
+
+static inline beat_t port_unpack(const ddr_t &w) { return w; }
+static inline ddr_t port_pack(const beat_t &b) { return b; }
 #else
 static inline beat_t beat_zero() {
     beat_t w;
@@ -67,48 +69,66 @@ static inline beat_t beat_zero() {
 
 static inline uint8_t beat_lane(const beat_t &w, int l) { return w.lane[l]; }
 static inline void set_lane(beat_t &w, int l, uint8_t v) { w.lane[l] = v; }
+
+/* C-sim: a port word <-> its byte lanes through 64-bit halves (lane l is
+ * bits 8l+7..8l, little-endian as on the AXI bus); few wide-integer steps
+ * per beat, since every burst beat passes here. */
+static inline void lanes_from_u64(beat_t &b, int at, uint64_t v) {
+    for (int l = 0; l < 8; l++)
+        b.lane[at + l] = (uint8_t)(v >> (8 * l));
+}
+
+static inline uint64_t u64_from_lanes(const beat_t &b, int at) {
+    uint64_t v = 0;
+    for (int l = 7; l >= 0; l--)
+        v = (v << 8) | b.lane[at + l];
+    return v;
+}
+
+static inline beat_t port_unpack(const ddr_t &w) {
+    beat_t b;
+    lanes_from_u64(b, 0, w.to_uint64());
+#if CTRAIN_DDR_BEAT == 16
+    lanes_from_u64(b, 8, w.range(127, 64).to_uint64());
+#endif
+    return b;
+}
+
+static inline ddr_t port_pack(const beat_t &b) {
+#if CTRAIN_DDR_BEAT == 16
+    ddr_t w = u64_from_lanes(b, 8);
+    w <<= 64;
+    w |= ddr_t(u64_from_lanes(b, 0));
+    return w;
+#else
+    return ddr_t(u64_from_lanes(b, 0));
+#endif
+}
 #endif
 
 /* Beat k of the port; lanes outside [lo, hi) are not needed. */
 static inline beat_t ddr_get(const ddr_t *ddr, uint32_t k, int lo, int hi) {
 #pragma HLS INLINE
-#ifdef CTRAIN_PORT_OF_BEATS
     (void)lo;
     (void)hi;
-    return ddr[k];
-#else
-    beat_t w = beat_zero();
-    for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-        if (l >= lo && l < hi)
-            set_lane(w, l, ddr[(uint64_t)k * DDR_BEAT + l]);
-    }
-    return w;
-#endif
+    return port_unpack(ddr[k]);
 }
 
-/* Writes lanes [lo, hi) of beat k. */
+/* Writes lanes [lo, hi) of beat k; a partial beat is read and merged (no
+ * write strobes), so the other lanes keep what is there. */
 static inline void ddr_put(ddr_t *ddr, uint32_t k, const beat_t &data, int lo, int hi) {
 #pragma HLS INLINE
-#ifdef CTRAIN_PORT_OF_BEATS
     if (lo == 0 && hi == DDR_BEAT) {
-        ddr[k] = data;
+        ddr[k] = port_pack(data);
         return;
     }
-    beat_t w = ddr[k];   /* a partial beat: merge into what is there */
+    beat_t w = port_unpack(ddr[k]);
     for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
         if (l >= lo && l < hi)
             set_lane(w, l, beat_lane(data, l));
     }
-    ddr[k] = w;
-#else
-    for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-        if (l >= lo && l < hi)
-            ddr[(uint64_t)k * DDR_BEAT + l] = beat_lane(data, l);
-    }
-#endif
+    ddr[k] = port_pack(w);
 }
 
 /* Geometry of one burst of len > 0 bytes at addr: its beats, and the lanes
@@ -280,10 +300,12 @@ rd_q8_strided:
 }
 
 /* ddr[addr .. addr+len) -> buf[i][lane][0]: one lane's values of len PE rows
- * (a 1x1 plane's consecutive channels); with `sums`, sums[i] += element i. */
+ * (a 1x1 plane's consecutive channels); with `add`, sums[i] += element i.  A
+ * flag, not a null pointer: HLS resolves pointers at compile time
+ * (docs/overlay.md, "HLS rules"). */
 template <int X>
 void agu_rd_q8_rows(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][X], int lane,
-                    uint32_t len, wide_t *sums) {
+                    uint32_t len, wide_t sums[PE_ROWS], bool add) {
 #pragma HLS INLINE
     agu_count(false, addr, len, AGU_II_FILL);   /* any of W lanes may hit one bank */
     if (len == 0)
@@ -301,11 +323,20 @@ rd_q8_rows:
                 const uint32_t i = agu_index(g, b, l);
                 const q8_t v = (q8_t)beat_lane(w, l);
                 buf[i][lane][0] = v;
-                if (sums)
+                if (add)
                     sums[i] += v;
             }
         }
     }
+}
+
+/* As above without sums. */
+template <int X>
+void agu_rd_q8_rows(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][X], int lane,
+                    uint32_t len) {
+#pragma HLS INLINE
+    wide_t unused[PE_ROWS];
+    agu_rd_q8_rows<X>(ddr, addr, buf, lane, len, unused, false);
 }
 
 /* buf[i][lane][0] for i < len -> ddr[addr .. addr+len). */

@@ -88,16 +88,18 @@ static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrai
 void ctrain_top(ddr_t *ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
                 uint32_t table_len, uint32_t ddr_size, uint32_t *status, uint32_t *pc,
                 uint32_t *fault_addr) {
-#pragma HLS INTERFACE mode=m_axi port=ddr offset=slave bundle=gmem depth=1048576 max_read_burst_length=256 max_write_burst_length=256 num_read_outstanding=4 num_write_outstanding=4
-#pragma HLS INTERFACE mode=s_axilite port=ddr bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=prog bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=n_insn bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=table bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=table_len bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=ddr_size bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=status bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=pc bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=fault_addr bundle=control
+    /* DDR: one burst master, the PS port's width (docs/overlay.md). */
+#pragma HLS INTERFACE mode=m_axi port=ddr offset=slave bundle=gmem depth=CTRAIN_PORT_DEPTH max_read_burst_length=256 max_write_burst_length=256 num_read_outstanding=4 num_write_outstanding=4
+    /* Registers pinned at the REG_* offsets of ctrain_isa.h (Vitis's own layout). */
+#pragma HLS INTERFACE mode=s_axilite port=ddr bundle=control offset=REG_DDR_LO
+#pragma HLS INTERFACE mode=s_axilite port=prog bundle=control offset=REG_PROG
+#pragma HLS INTERFACE mode=s_axilite port=n_insn bundle=control offset=REG_N_INSN
+#pragma HLS INTERFACE mode=s_axilite port=table bundle=control offset=REG_TABLE
+#pragma HLS INTERFACE mode=s_axilite port=table_len bundle=control offset=REG_TABLE_LEN
+#pragma HLS INTERFACE mode=s_axilite port=ddr_size bundle=control offset=REG_DDR_SIZE
+#pragma HLS INTERFACE mode=s_axilite port=status bundle=control offset=REG_STATUS
+#pragma HLS INTERFACE mode=s_axilite port=pc bundle=control offset=REG_PC
+#pragma HLS INTERFACE mode=s_axilite port=fault_addr bundle=control offset=REG_FAULT_ADDR
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
     TRACE_CLEAR();
     uint32_t addr = 0;

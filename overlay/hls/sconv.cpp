@@ -558,7 +558,7 @@ tile_rows:
                             for (int c = 0; c < nb; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
                                 agu_rd_q8_rows<SP_XT>(ddr, f.src3 + (uint32_t)(b0 + c) * g.rows + r0,
-                                                      mbuf, c, vr, (wide_t *)0);
+                                                      mbuf, c, vr);
                             }
                         } else if (mask) {
                         load_mask:
@@ -668,7 +668,7 @@ tile_rows:
                             for (int c = 0; c < nb; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
                                 agu_rd_q8_rows<SP_XT>(ddr, f.src + (uint32_t)(b0 + c) * f.c_out + r0,
-                                                      lanes, c, vr, sum_bias ? rbias : (wide_t *)0);
+                                                      lanes, c, vr, rbias, sum_bias);
                             }
                         }
                     load_err:

@@ -22,19 +22,18 @@
 #include "ctrain_isa.h"
 #include "board.h"
 
-/* The DDR port (agu.h): CTRAIN_DDR_BEAT bytes per beat.  Synthesis, and the
- * CTRAIN_WORD_PORT C-sim build, address it as an array of beats; the default
- * C-sim build as the caller's byte buffer. */
-#if defined(__SYNTHESIS__) || defined(CTRAIN_WORD_PORT)
-#define CTRAIN_PORT_OF_BEATS 1
-typedef ap_uint<8 * CTRAIN_DDR_BEAT> beat_t;
-typedef beat_t ddr_t;
+/* The DDR port (agu.h): an array of CTRAIN_DDR_BEAT-byte beats in every build,
+ * so the top has one signature for C-sim, synthesis and C/RTL co-simulation.
+ * Inside a burst a beat is worked on as beat_t: the port word itself in
+ * synthesis, its byte lanes in C-sim (no wide-integer arithmetic per lane in
+ * the hot loops; agu.h converts at the port). */
+typedef ap_uint<8 * CTRAIN_DDR_BEAT> ddr_t;
+#ifdef __SYNTHESIS__
+typedef ddr_t beat_t;
 #else
-/* The same beats as plain bytes: no wide-integer arithmetic in the hot loops. */
 struct beat_t {
     uint8_t lane[CTRAIN_DDR_BEAT];
 };
-typedef uint8_t ddr_t;
 #endif
 
 #define PE_ROWS CTRAIN_PE_ROWS

@@ -85,28 +85,33 @@ enum ctrain_fault {
 #define CTRL_AP_IDLE 4
 #define CTRL_AP_READY 8
 
-/* AXI-lite register map of ctrain_top, in the offsets Vitis HLS assigns to
- * its arguments (ddr is a 64-bit m_axi offset; scalars are 32-bit; outputs
- * are ap_vld with their control word 4 bytes above the data).  On a board
- * the driver reads the offsets from the .hwh and checks them against these. */
-#define REG_CTRL 0
-#define REG_GIE 4
-#define REG_IER 8
-#define REG_ISR 12
-#define REG_DDR_LO 16
-#define REG_DDR_HI 20
-#define REG_PROG 28
-#define REG_N_INSN 36
-#define REG_TABLE 44
-#define REG_TABLE_LEN 52
-#define REG_DDR_SIZE 60
-#define REG_STATUS 68
-#define REG_STATUS_CTRL 72
-#define REG_PC 76
-#define REG_PC_CTRL 80
-#define REG_FAULT_ADDR 84
-#define REG_FAULT_ADDR_CTRL 88
-#define REG_MAP_BYTES 96
+/* AXI-lite register map of ctrain_top (bundle `control`).  Vitis HLS's own
+ * layout (Vivado IP flow): 0x00-0x0C block control and interrupts, then the
+ * arguments in order, a 32-bit scalar in an 8-byte slot (data, reserved), the
+ * 64-bit m_axi offset in 12 (low word, high word, reserved), an ap_vld
+ * output in 16 (data, its <arg>_ctrl word with <arg>_ap_vld at +4, two
+ * reserved).  ctrain_top pins every argument at these offsets with
+ * `s_axilite ... offset=` pragmas, so the export has this map whatever a tool
+ * version's default; the driver still takes the offsets from the .hwh.
+ * REG_MAP_BYTES is the slave's address space (C_S_AXI_CONTROL_ADDR_WIDTH = 7). */
+#define REG_CTRL 0x00
+#define REG_GIE 0x04
+#define REG_IER 0x08
+#define REG_ISR 0x0C
+#define REG_DDR_LO 0x10
+#define REG_DDR_HI 0x14
+#define REG_PROG 0x1C
+#define REG_N_INSN 0x24
+#define REG_TABLE 0x2C
+#define REG_TABLE_LEN 0x34
+#define REG_DDR_SIZE 0x3C
+#define REG_STATUS 0x44
+#define REG_STATUS_CTRL 0x48
+#define REG_PC 0x54
+#define REG_PC_CTRL 0x58
+#define REG_FAULT_ADDR 0x64
+#define REG_FAULT_ADDR_CTRL 0x68
+#define REG_MAP_BYTES 0x80
 
 /* One instruction: 32 little-endian 32-bit words.  Addresses are byte
  * offsets from the DDR base register; e_* are parameter-table slots. */

@@ -10,29 +10,34 @@ R = isa.REG
 
 
 class Accelerator:
+    """ip: read(offset)/write(offset, value) on the AXI-lite registers; its
+    `offsets` (ISA register name -> offset, what the board device read from the
+    .hwh) place the registers, else ctrain_isa.h's map."""
+
     def __init__(self, ip, timeout=60.0):
         self.ip = ip
         self.timeout = float(timeout)
+        self.reg = dict(getattr(ip, "offsets", None) or R)
 
     def configure(self, ddr_base, ddr_size, table, table_len):
-        self.ip.write(R["DDR_LO"], ddr_base & 0xFFFFFFFF)
-        self.ip.write(R["DDR_HI"], ddr_base >> 32)
-        self.ip.write(R["DDR_SIZE"], ddr_size)
-        self.ip.write(R["TABLE"], table)
-        self.ip.write(R["TABLE_LEN"], table_len)
+        self.ip.write(self.reg["DDR_LO"], ddr_base & 0xFFFFFFFF)
+        self.ip.write(self.reg["DDR_HI"], ddr_base >> 32)
+        self.ip.write(self.reg["DDR_SIZE"], ddr_size)
+        self.ip.write(self.reg["TABLE"], table)
+        self.ip.write(self.reg["TABLE_LEN"], table_len)
 
     def run(self, prog, n_insn, program=None, first=0):
         """Run n_insn instructions from offset `prog`; `program` (the host's
         copy of the instruction array) and `first` (its index of the first
         instruction) only make error messages name the instruction."""
-        self.ip.write(R["PROG"], prog)
-        self.ip.write(R["N_INSN"], n_insn)
-        self.ip.write(R["CTRL"], isa.CTRL_AP_START)
+        self.ip.write(self.reg["PROG"], prog)
+        self.ip.write(self.reg["N_INSN"], n_insn)
+        self.ip.write(self.reg["CTRL"], isa.CTRL_AP_START)
         self.wait(n_insn, program, first)
-        status = self.ip.read(R["STATUS"])
-        pc = self.ip.read(R["PC"])
+        status = self.ip.read(self.reg["STATUS"])
+        pc = self.ip.read(self.reg["PC"])
         if status != isa.Fault.NONE:
-            addr = self.ip.read(R["FAULT_ADDR"])
+            addr = self.ip.read(self.reg["FAULT_ADDR"])
             raise fault_error(status, pc, addr, program, first)
         return pc
 
@@ -42,9 +47,9 @@ class Accelerator:
         if wait_done is not None:
             wait_done(self.timeout)
         delay = 0.0
-        while not self.ip.read(R["CTRL"]) & isa.CTRL_AP_DONE:
+        while not self.ip.read(self.reg["CTRL"]) & isa.CTRL_AP_DONE:
             if time.monotonic() > deadline:
-                pc = self.ip.read(R["PC"])
+                pc = self.ip.read(self.reg["PC"])
                 raise DeviceTimeout(f"accelerator did not finish {n_insn} instructions in {self.timeout:g} s; "
                                     f"it reached {describe_insn(pc, program, first)}")
             time.sleep(delay)

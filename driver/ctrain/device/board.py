@@ -3,8 +3,9 @@
 `BoardDevice` loads the overlay (`ctrain.bit` with `ctrain.hwh` beside it,
 found by ctrain.overlay_files' search order) as a `pynq.Overlay`; pynq binds
 `CTrainIP`, a `DefaultIP` subclass, to the accelerator's VLNV. The register
-offsets come from the register map pynq parsed out of the .hwh and are checked
-against `ctrain_isa.h` before anything is written. Buffers come from
+offsets are the ones pynq parsed out of the .hwh (what the export really has),
+checked for a usable map before anything is written; the driver writes and
+reads at those offsets, whatever ctrain_isa.h says. Buffers come from
 `pynq.allocate` (PynqBuffers in contiguous memory, non-cacheable by default);
 the runtime flushes or invalidates around every transfer, and
 `ctrain.device.accelerator.Accelerator` polls `ap_done` with a timeout. The
@@ -33,8 +34,8 @@ except ImportError:  # pragma: no cover - exercised in the no-pynq test
 #: the IP that scripts/hls.tcl exports and scripts/bd.tcl instantiates
 VLNV = "ctrain:hls:ctrain_top:1.0"
 
-#: ISA register name -> the names Vitis HLS may give it in the .hwh. The first
-#: is what Vitis HLS 2023.2 emits for ctrain_top: a 64-bit m_axi offset becomes
+#: ISA register name -> the names Vitis HLS gives it in the .hwh. The first is
+#: what Vitis HLS 2023.2 emits for ctrain_top: a 64-bit m_axi offset becomes
 #: <arg>_1/<arg>_2, arguments named like HDL keywords get an _r suffix
 #: (`table` is a Verilog keyword), an ap_vld output has a <arg>_ctrl word.
 HWH_NAMES = {
@@ -56,6 +57,8 @@ HWH_NAMES = {
     "FAULT_ADDR": ("fault_addr", "fault_addr_r"),
     "FAULT_ADDR_CTRL": ("fault_addr_ctrl", "fault_addr_ap_vld"),
 }
+
+
 def hwh_aliases(name):
     """The .hwh names of ISA register `name` (a register the table does not know
     yet is looked up by its lower-case name)."""
@@ -67,40 +70,55 @@ def isa_register_names():
     return sorted((n for n in isa.REG if n != "MAP_BYTES"), key=lambda n: isa.REG[n])
 
 
-#: the registers the driver uses; the others are checked when the .hwh has them
+#: the registers the driver uses; the others are taken when the .hwh has them
 REQUIRED = ("CTRL", "DDR_LO", "DDR_HI", "PROG", "N_INSN", "TABLE", "TABLE_LEN", "DDR_SIZE",
             "STATUS", "PC", "FAULT_ADDR")
 
 
-def register_offsets(registers, where="the .hwh"):
+def register_offsets(registers, where="the .hwh", span=None):
     """ISA register name -> offset, from a pynq register description
     (`ip_dict[name]["registers"]`: {name: {"address_offset": int, ...}}).
 
-    Every register the driver uses must be present and at the offset
-    ctrain_isa.h gives it; otherwise the bitstream was built from another ISA
-    header and OverlayError lists every difference."""
+    The driver uses these offsets, not ctrain_isa.h's: the .hwh is what the
+    bitstream has. They must make a usable map, else OverlayError lists every
+    problem: every register the driver uses present, word aligned, inside the
+    address range `span` (when known), no two at one offset, and DDR_HI the
+    word above DDR_LO (the halves of one 64-bit offset)."""
     if not registers:
         raise OverlayError(f"{where} has no register map for the accelerator ({VLNV}); "
                            "PYNQ needs the .hwh that Vivado wrote with the bitstream")
     by_name = {str(k).lower(): v for k, v in registers.items()}
-    offsets, missing, wrong = {}, [], []
+    offsets, hits, problems = {}, {}, []
     for name in isa_register_names():
         aliases = hwh_aliases(name)
         hit = next((a for a in aliases if a.lower() in by_name), None)
         if hit is None:
             if name in REQUIRED:
-                missing.append(f"{name} (as {' or '.join(aliases)})")
+                problems.append(f"missing register {name} (as {' or '.join(aliases)})")
             continue
-        offset = int(by_name[hit.lower()]["address_offset"])
-        offsets[name] = offset
-        if offset != isa.REG[name]:
-            wrong.append(f"{name} is {hit} at 0x{offset:x} in {where}, at 0x{isa.REG[name]:x} in ctrain_isa.h")
-    problems = [f"missing register {m}" for m in missing] + wrong
+        offsets[name], hits[name] = int(by_name[hit.lower()]["address_offset"]), hit
+    for name, off in offsets.items():
+        if off % 4:
+            problems.append(f"{name} ({hits[name]}) at 0x{off:x} is not word aligned")
+        if span is not None and not 0 <= off <= span - 4:
+            problems.append(f"{name} ({hits[name]}) at 0x{off:x} is outside the 0x{span:x}-byte register range")
+    seen = {}
+    for name, off in sorted(offsets.items(), key=lambda kv: kv[1]):
+        if off in seen:
+            problems.append(f"{seen[off]} and {name} are both at 0x{off:x}")
+        seen.setdefault(off, name)
+    if "DDR_LO" in offsets and "DDR_HI" in offsets and offsets["DDR_HI"] != offsets["DDR_LO"] + 4:
+        problems.append(f"DDR_HI at 0x{offsets['DDR_HI']:x} is not the word above DDR_LO at "
+                        f"0x{offsets['DDR_LO']:x} (one 64-bit m_axi offset)")
     if problems:
-        raise OverlayError(f"the accelerator's register map in {where} does not match ctrain_isa.h "
-                           f"(rebuild the overlay from this ISA header, or use the driver it was built with):\n  "
-                           + "\n  ".join(problems))
+        raise OverlayError(f"the accelerator's register map in {where} is not usable:\n  " + "\n  ".join(problems))
     return offsets
+
+
+def differences_from_isa(offsets):
+    """Registers whose .hwh offset differs from ctrain_isa.h's: ["PC: 0x4c in the .hwh, 0x54 in ctrain_isa.h"]."""
+    return [f"{n}: 0x{o:x} in the .hwh, 0x{isa.REG[n]:x} in ctrain_isa.h"
+            for n, o in sorted(offsets.items(), key=lambda kv: kv[1]) if isa.REG.get(n) != o]
 
 
 #: PS parameters holding the PL clock rate the design was timed at, per clock index
@@ -155,12 +173,13 @@ def ip_class():
         def __init__(self, description):
             super().__init__(description)
             self.fullpath = description.get("fullpath", "ctrain_top")
-            self.offsets = register_offsets(description.get("registers"),
-                                            f"the .hwh entry of {self.fullpath}")
             span = int(description.get("addr_range", 0) or 0)
-            if span < isa.REG["MAP_BYTES"]:
-                raise OverlayError(f"{self.fullpath}: its address range 0x{span:x} is smaller than the "
-                                   f"register map (0x{isa.REG['MAP_BYTES']:x} bytes)")
+            if span <= 0:
+                raise OverlayError(f"{self.fullpath}: the .hwh gives it no address range")
+            self.offsets = register_offsets(description.get("registers"),
+                                            f"the .hwh entry of {self.fullpath}", span)
+            #: where the .hwh differs from ctrain_isa.h (the driver follows the .hwh)
+            self.isa_differences = differences_from_isa(self.offsets)
 
         def read(self, offset=0):
             return int(self.mmio.read(offset))

@@ -25,10 +25,15 @@ class EmulatedIP:
 
     WORKER_IDLE = 2.0
 
-    def __init__(self, device, engine):
+    def __init__(self, device, engine, offsets=None, span=None):
+        """offsets: ISA register name -> byte offset (default ctrain_isa.h's map;
+        the emulated board passes the .hwh's, as the hardware has what was
+        exported); span: bytes of the register space."""
         self.device = device
         self.engine = engine
-        self.regs = np.zeros(isa.REG["MAP_BYTES"] // 4, np.uint32)
+        self.offsets = dict(offsets) if offsets is not None else dict(R)
+        self.span = int(span) if span is not None else max(R["MAP_BYTES"], max(self.offsets.values()) + 4)
+        self.regs = np.zeros(self.span // 4, np.uint32)
         self._idle = True
         self._done = False
         self._thread = None
@@ -39,13 +44,13 @@ class EmulatedIP:
         self._lock = threading.Lock()
 
     def _check(self, offset):
-        if offset % 4 or not 0 <= offset < isa.REG["MAP_BYTES"]:
+        if offset % 4 or not 0 <= offset < self.span:
             raise MemoryFault(f"register offset 0x{offset:x} is not in the accelerator's map "
-                              f"(0x0..0x{isa.REG['MAP_BYTES'] - 4:x}, word aligned)")
+                              f"(0x0..0x{self.span - 4:x}, word aligned)")
 
     def read(self, offset):
         self._check(offset)
-        if offset == R["CTRL"]:
+        if offset == self.offsets["CTRL"]:
             if self._error is not None:
                 err, self._error = self._error, None
                 raise err
@@ -56,14 +61,14 @@ class EmulatedIP:
 
     def write(self, offset, value):
         self._check(offset)
-        if offset == R["CTRL"]:
+        if offset == self.offsets["CTRL"]:
             if value & isa.CTRL_AP_START and self._idle:
                 self._start()
             return
         self.regs[offset // 4] = int(value) & 0xFFFFFFFF
 
     def _reg(self, name):
-        return int(self.regs[R[name] // 4])
+        return int(self.regs[self.offsets[name] // 4])
 
     def _start(self):
         self._idle, self._done = False, False
@@ -93,9 +98,9 @@ class EmulatedIP:
     def _run(self, *args):
         try:
             res = self.engine.run(*args)
-            self.regs[R["STATUS"] // 4] = int(res.status)
-            self.regs[R["PC"] // 4] = int(res.pc)
-            self.regs[R["FAULT_ADDR"] // 4] = int(res.fault_addr) & 0xFFFFFFFF
+            self.regs[self.offsets["STATUS"] // 4] = int(res.status)
+            self.regs[self.offsets["PC"] // 4] = int(res.pc)
+            self.regs[self.offsets["FAULT_ADDR"] // 4] = int(res.fault_addr) & 0xFFFFFFFF
         except BaseException as exc:  # an engine bug, not a program fault: surface it
             self._error = exc
         self._done, self._idle = True, True

@@ -45,7 +45,7 @@ from pynq.buffer import PynqBuffer
 from .. import isa
 from ..errors import MemoryFault
 from ..overlay_files import OverlayError
-from .board import VLNV, hwh_aliases, isa_register_names
+from .board import VLNV, hwh_aliases, isa_register_names, register_offsets
 from .emulated import EmulatedDevice, EmulatedIP
 
 #: what the emulation knows per board: the PS, its address map, its part
@@ -55,7 +55,7 @@ BOARDS = {
         "part": "xc7z020clg400-1", "ps": "processing_system7", "ps_vlnv": "xilinx.com:ip:processing_system7:5.5",
         "ps_name": "processing_system7_0", "gp": "M_AXI_GP0", "hp": "S_AXI_HP0",
         "gp_base": 0x4000_0000, "ddr": (0x0000_0000, 0x1FFF_FFFF), "clock_mhz": 100,
-        "display": "Pynq-Z2",
+        "display": "Pynq-Z2", "beat_bits": 64,
     },
 }
 
@@ -108,32 +108,72 @@ def bit_file_bytes(design="ctrain", part="7z020clg400", payload=b""):
             + b"e" + struct.pack(">I", len(body)) + body)
 
 
-def isa_registers():
-    """The accelerator's register map as Vitis HLS names it, from ctrain_isa.h:
-    [(hls name, offset, access, description)]."""
-    desc = {"CTRL": "Control signals", "GIE": "Global Interrupt Enable Register",
-            "IER": "IP Interrupt Enable Register", "ISR": "IP Interrupt Status Register"}
+_RESERVED = "Reserved.  0s on read."
+
+
+def _field(name, bit, width, access, text=None):
+    return (name, bit, width, access, text or f"Bit {bit + width - 1} to {bit} of {name}")
+
+
+#: the block-level registers as a Vitis HLS export describes them (field names,
+#: bits and access of CTRL, GIER, IP_IER, IP_ISR; INTERRUPT is CTRL bit 9)
+_BLOCK_FIELDS = {
+    "CTRL": ("Control signals", "read-write", [
+        ("AP_START", 0, 1, "read-write", "Control signal Register for 'ap_start'."),
+        ("AP_DONE", 1, 1, "read-only", "Control signal Register for 'ap_done'."),
+        ("AP_IDLE", 2, 1, "read-only", "Control signal Register for 'ap_idle'."),
+        ("AP_READY", 3, 1, "read-only", "Control signal Register for 'ap_ready'."),
+        ("RESERVED_1", 4, 3, "read-only", _RESERVED),
+        ("AUTO_RESTART", 7, 1, "read-write", "Control signal Register for 'auto_restart'."),
+        ("RESERVED_2", 8, 1, "read-only", _RESERVED),
+        ("INTERRUPT", 9, 1, "read-only", "Control signal Register for 'interrupt'."),
+        ("RESERVED_3", 10, 22, "read-only", _RESERVED)]),
+    "GIER": ("Global Interrupt Enable Register", "read-write", [
+        ("Enable", 0, 1, "read-write", "Master enable for the device interrupt output to the system "
+                                       "interrupt controller: 0 = Disabled, 1 = Enabled"),
+        ("RESERVED", 1, 31, "read-only", _RESERVED)]),
+    "IP_IER": ("IP Interrupt Enable Register", "read-write", [
+        ("CHAN0_INT_EN", 0, 1, "read-write", "Enable Channel 0 (ap_done) Interrupt.  0 = Disabled, 1 = Enabled."),
+        ("CHAN1_INT_EN", 1, 1, "read-write", "Enable Channel 1 (ap_ready) Interrupt.  0 = Disabled, 1 = Enabled."),
+        ("RESERVED_0", 2, 30, "read-only", _RESERVED)]),
+    "IP_ISR": ("IP Interrupt Status Register", "read-write", [
+        ("CHAN0_INT_ST", 0, 1, "read-only", "Channel 0 (ap_done) Interrupt Status. 0 = No Channel 0 "
+                                           "interrupt, 1 = Channel 0 interrupt."),
+        ("CHAN1_INT_ST", 1, 1, "read-only", "Channel 1 (ap_ready) Interrupt Status. 0 = No Channel 1 "
+                                           "interrupt, 1 = Channel 1 interrupt."),
+        ("RESERVED_0", 2, 30, "read-only", _RESERVED)]),
+}
+
+
+def isa_registers(offsets=None):
+    """The accelerator's register map as a Vitis HLS export writes it into the
+    .hwh, at ctrain_isa.h's offsets (or `offsets`, ISA name -> offset):
+    [(hls name, offset, access, description, [(field, bit, width, access, description)])].
+    Conventions: the 64-bit m_axi offset `ddr` is ddr_1/ddr_2 (bits 31..0 and
+    63..32 of ddr), a scalar is one register named after its argument (`table`
+    is a Verilog keyword: table_r), an ap_vld output is its data register plus
+    <arg>_ctrl with fields <arg>_ap_vld and RESERVED."""
+    offsets = dict(isa.REG if offsets is None else offsets)
     out = []
     for name in isa_register_names():
-        aliases = hwh_aliases(name)
-        off = isa.REG[name]
-        if name in ("STATUS", "PC", "FAULT_ADDR"):
-            access, text = "read-only", f"Data signal of {aliases[0]}"
-        elif name.endswith("_CTRL") and name != "CTRL":
-            access, text = "read-only", f"Control signal of {aliases[0][:-5]}"
-        elif name in desc:
-            access, text = "read-write", desc[name]
+        hls = hwh_aliases(name)[0]
+        off = offsets[name]
+        if hls in _BLOCK_FIELDS:
+            text, access, fields = _BLOCK_FIELDS[hls]
+        elif name in ("DDR_LO", "DDR_HI"):
+            access, text = "write-only", "Data signal of ddr"
+            fields = [_field("ddr", 0, 32, access, f"Bit {'31 to 0' if name == 'DDR_LO' else '63 to 32'} of ddr")]
+        elif name.endswith("_CTRL"):
+            arg = hls[:-len("_ctrl")]
+            access, text = "read-only", f"Control signal of {arg}"
+            fields = [_field(f"{arg}_ap_vld", 0, 1, access, f"Control signal {arg}_ap_vld"),
+                      _field("RESERVED", 1, 31, access, _RESERVED)]
         else:
-            access, text = "write-only", f"Data signal of {aliases[0]}"
-        out.append((aliases[0], off, access, text))
+            access = "read-only" if name in ("STATUS", "PC", "FAULT_ADDR") else "write-only"
+            text = f"Data signal of {hls}"
+            fields = [_field(hls, 0, 32, access)]
+        out.append((hls, off, access, text, fields))
     return sorted(out, key=lambda r: r[1])
-
-
-def _ctrl_fields():
-    bits = [("AP_START", 0, 1, "read-write"), ("AP_DONE", 1, 1, "read-only"), ("AP_IDLE", 2, 1, "read-only"),
-            ("AP_READY", 3, 1, "read-only"), ("RESERVED_1", 4, 3, "read-only"), ("AUTO_RESTART", 7, 1, "read-write"),
-            ("RESERVED_2", 8, 24, "read-only")]
-    return bits
 
 
 def hwh_text(board="pynq_z2", registers=None, ip_name="ctrain_top_0", ip_base=None, vlnv=VLNV,
@@ -141,8 +181,8 @@ def hwh_text(board="pynq_z2", registers=None, ip_name="ctrain_top_0", ip_base=No
     """The hardware handoff of the CTrain block design, as much of it as pynq
     reads: SYSTEMINFO, the PS (clock parameters, M_AXI_GP0 address map, HP
     port), the accelerator (VLNV, register map, s_axi_control and m_axi_gmem).
-    `registers` overrides the register map [(name, offset, access, text)]
-    (tests use it to check that the driver refuses a foreign map)."""
+    `registers` overrides the register map (isa_registers()'s form; tests use
+    it for maps other than ctrain_isa.h's)."""
     b = BOARDS[board]
     regs = isa_registers() if registers is None else registers
     base = b["gp_base"] if ip_base is None else ip_base
@@ -153,12 +193,11 @@ def hwh_text(board="pynq_z2", registers=None, ip_name="ctrain_top_0", ip_base=No
     clk_net = f"{ps}_FCLK_CLK0"
     q = quoteattr
 
-    def reg_xml(name, off, access, text):
-        fields = _ctrl_fields() if name == "CTRL" else [(name, 0, 32, access)]
+    def reg_xml(name, off, access, text, fields):
         f_xml = "".join(
             f"""
                 <FIELD NAME={q(fn)}>
-                  <PROPERTY NAME="DESCRIPTION" VALUE={q(f"Bit {bo + bw - 1} to {bo} of {name}")}/>
+                  <PROPERTY NAME="DESCRIPTION" VALUE={q(ft)}/>
                   <PROPERTY NAME="ADDRESS_OFFSET" VALUE="{bo}"/>
                   <PROPERTY NAME="ACCESS" VALUE={q(fa)}/>
                   <PROPERTY NAME="MODIFIED_READ_VALUES" VALUE=""/>
@@ -166,7 +205,7 @@ def hwh_text(board="pynq_z2", registers=None, ip_name="ctrain_top_0", ip_base=No
                   <PROPERTY NAME="READ_ACTION" VALUE=""/>
                   <PROPERTY NAME="BIT_OFFSET" VALUE="{bo}"/>
                   <PROPERTY NAME="BIT_WIDTH" VALUE="{bw}"/>
-                </FIELD>""" for fn, bo, bw, fa in fields)
+                </FIELD>""" for fn, bo, bw, fa, ft in fields)
         return f"""
             <REGISTER NAME={q(name)}>
               <PROPERTY NAME="DESCRIPTION" VALUE={q(text)}/>
@@ -244,7 +283,7 @@ def hwh_text(board="pynq_z2", registers=None, ip_name="ctrain_top_0", ip_base=No
         <PARAMETER NAME="C_S_AXI_CONTROL_ADDR_WIDTH" VALUE="7"/>
         <PARAMETER NAME="C_S_AXI_CONTROL_DATA_WIDTH" VALUE="32"/>
         <PARAMETER NAME="C_M_AXI_GMEM_ADDR_WIDTH" VALUE="64"/>
-        <PARAMETER NAME="C_M_AXI_GMEM_DATA_WIDTH" VALUE="8"/>
+        <PARAMETER NAME="C_M_AXI_GMEM_DATA_WIDTH" VALUE="{b['beat_bits']}"/>
         <PARAMETER NAME="Component_Name" VALUE="{design}_{ip_name}"/>
         <PARAMETER NAME="clk_period" VALUE="{1000.0 / mhz:g}"/>
         <PARAMETER NAME="EDK_IPTYPE" VALUE="PERIPHERAL"/>
@@ -269,9 +308,9 @@ def hwh_text(board="pynq_z2", registers=None, ip_name="ctrain_top_0", ip_base=No
           <PORTMAPS>{portmaps("s_axi_control", axi_lite)}
           </PORTMAPS>
         </BUSINTERFACE>
-        <BUSINTERFACE BUSNAME="{mem_bus}" DATAWIDTH="8" NAME="m_axi_gmem" TYPE="MASTER" VLNV="xilinx.com:interface:aximm:1.0">
+        <BUSINTERFACE BUSNAME="{mem_bus}" DATAWIDTH="{b['beat_bits']}" NAME="m_axi_gmem" TYPE="MASTER" VLNV="xilinx.com:interface:aximm:1.0">
           <PARAMETER NAME="ADDR_WIDTH" VALUE="64"/>
-          <PARAMETER NAME="DATA_WIDTH" VALUE="8"/>
+          <PARAMETER NAME="DATA_WIDTH" VALUE="{b['beat_bits']}"/>
           <PARAMETER NAME="PROTOCOL" VALUE="AXI4"/>
           <PARAMETER NAME="FREQ_HZ" VALUE="{int(mhz * 1e6)}"/>
           <PORTMAPS>{portmaps("m_axi_gmem", axi_full)}
@@ -458,7 +497,10 @@ class EmulatedPynqDevice(pynq.Device):
         slaves = []
         for name, d in parser.ip_dict.items():
             if d.get("type") == VLNV:
-                ip = EmulatedIP(self.emulated, self.emulated.engine)
+                # the emulated hardware has the register map the .hwh describes, as a real export would
+                span = int(d["addr_range"])
+                offsets = register_offsets(d.get("registers"), f"{bitstream.bitfile_name}: {name}", span)
+                ip = EmulatedIP(self.emulated, self.emulated.engine, offsets=offsets, span=span)
                 self.emulated.ip = ip
                 slaves.append((int(d["phys_addr"]), int(d["addr_range"]), ip))
         if not slaves:

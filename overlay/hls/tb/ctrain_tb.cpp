@@ -18,6 +18,7 @@
 #include <cstring>
 #include <vector>
 
+#include "csim_port.h"
 #include "ctrain_top.h"
 
 namespace {
@@ -94,16 +95,24 @@ struct Result {
     uint32_t status, pc, fault_addr;
 };
 
-/* Runs the top through the C-sim wrapper (which, in the CTRAIN_WORD_PORT
- * build, presents the image as an array of beats like the synthesised port). */
+/* Runs the top itself, with the signature synthesis and co-simulation see:
+ * the image goes into an array of CTRAIN_PORT_DEPTH beats (co-simulation maps
+ * `depth` beats of it), and comes back after the run. */
 Result top(std::vector<uint8_t> &ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
            uint32_t table_len, uint32_t ddr_size) {
-    uint32_t res[3];
-    ctrain_csim_run(ddr.data(), prog, n_insn, table, table_len, ddr_size, res);
-    Result r;
-    r.status = res[0];
-    r.pc = res[1];
-    r.fault_addr = res[2];
+    static std::vector<ddr_t> port(CTRAIN_PORT_DEPTH);
+    Result r = {FAULT_PROGRAM, 0, 0};
+    if (csim_port_beats(ddr.size()) > port.size() || ddr_size > ddr.size()) {
+        std::printf("FAIL: a %zu-byte image does not fit the %u-byte port (and a spare beat)\n",
+                    ddr.size(), (unsigned)CTRAIN_PORT_BYTES);
+        failures++;
+        return r;
+    }
+    /* Beats past the image stay zero: the top never reaches them. */
+    csim_window_to_port(ddr.data(), ddr.size(), port.data(), csim_port_beats(ddr.size()));
+    ctrain_top(port.data(), prog, n_insn, table, table_len, ddr_size, &r.status, &r.pc,
+               &r.fault_addr);
+    csim_port_to_window(port.data(), ddr.data(), ddr.size());
     return r;
 }
 

@@ -1,0 +1,427 @@
+"""HLS lint: what the project's HLS rules (docs/overlay.md, "HLS rules") forbid
+and a C++ compiler accepts. Reads the synthesised sources (hls/*.cpp, *.h but
+the C-sim-only files), keeps the synthesis branch of `__SYNTHESIS__`
+conditionals, and reports:
+
+  div-in-loop   integer `/` or `%` by a non-constant inside a pipelined or
+                unrolled loop (or a pipelined function), including the bodies
+                of the functions such a loop calls: a divider per iteration
+                that breaks II=1 and costs dozens of LUT stages.
+  null-pointer  a null pointer (0, NULL, nullptr, a cast 0, or a conditional
+                with such a branch) passed for a pointer or array parameter,
+                or a function testing a pointer parameter against null: HLS
+                inlines units and resolves every pointer to one array at
+                compile time; there is no null to test.
+
+A divisor is constant when every name in it is a macro or enumerator
+(ALL_CAPS), a template parameter of the enclosing function or sizeof; casts
+are looked through. Usage: python hls_lint.py <hls dir | files...>; exit 1 on
+findings, one line each (file:line: rule: message).
+"""
+import os
+import re
+import sys
+
+C_SIM_ONLY = {"csim_api.cpp", "csim_api.h", "csim_port.h"}
+TOKEN = re.compile(r"\s*(?:(?P<id>[A-Za-z_]\w*)|(?P<num>(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*)"
+                   r"|(?P<op>->|<<=|>>=|<<|>>|==|!=|<=|>=|&&|\|\||::|\+\+|--|[-+*/%&|^!=<>]=|[^\s\w]))")
+CONST_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+TYPE_WORDS = {"int", "unsigned", "signed", "long", "short", "char", "bool", "const", "uint8_t", "int8_t",
+              "uint16_t", "int16_t", "uint32_t", "int32_t", "uint64_t", "int64_t", "size_t", "wide_t",
+              "q8_t", "acc_t", "prod_t", "sizeof"}
+NULLS = {"0", "NULL", "nullptr"}
+
+
+class Tok:
+    __slots__ = ("text", "line", "kind")
+
+    def __init__(self, text, line, kind):
+        self.text, self.line, self.kind = text, line, kind
+
+    def __repr__(self):
+        return f"{self.text}@{self.line}"
+
+
+def strip_comments(src):
+    """Comments and string/char literals blanked, newlines kept."""
+    out, i, n = [], 0, len(src)
+    while i < n:
+        c = src[i]
+        if src.startswith("//", i):
+            j = src.find("\n", i)
+            i = n if j < 0 else j
+        elif src.startswith("/*", i):
+            j = src.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append("\n" * src.count("\n", i, j))
+            i = j
+        elif c in "\"'":
+            j = i + 1
+            while j < n and src[j] != c:
+                j += 2 if src[j] == "\\" else 1
+            out.append(c + c)
+            i = j + 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def synthesis_lines(text):
+    """(line number, text) of the lines synthesis compiles: the __SYNTHESIS__
+    branch of conditionals on it, both branches of any other conditional.
+    Preprocessor lines other than `#pragma HLS` are dropped."""
+    stack = []  # per open #if: (is_synthesis_conditional, keep_this_branch)
+    kept = []
+    for no, line in enumerate(text.split("\n"), 1):
+        s = line.strip()
+        d = re.match(r"#\s*(\w+)(.*)", s)
+        if d:
+            word, rest = d.group(1), d.group(2)
+            if word in ("if", "ifdef", "ifndef"):
+                syn = "__SYNTHESIS__" in rest
+                keep = True
+                if syn:
+                    positive = word == "ifdef" or (word == "if" and "!" not in rest)
+                    keep = positive
+                stack.append([syn, keep])
+            elif word in ("else", "elif") and stack:
+                if stack[-1][0]:
+                    stack[-1][1] = not stack[-1][1]
+            elif word == "endif" and stack:
+                stack.pop()
+            elif word == "pragma" and all(k for _, k in stack):
+                kept.append((no, s))
+            continue
+        if all(k for _, k in stack):
+            kept.append((no, line))
+    return kept
+
+
+def tokenize(lines):
+    toks = []
+    for no, line in lines:
+        if line.startswith("#pragma"):
+            toks.append(Tok(line, no, "pragma"))
+            continue
+        pos = 0
+        while pos < len(line):
+            m = TOKEN.match(line, pos)
+            if not m or m.end() == pos:
+                break
+            pos = m.end()
+            kind = m.lastgroup
+            toks.append(Tok(m.group(kind), no, kind))
+    return toks
+
+
+def matching(toks, i):
+    """Index of the bracket closing toks[i]."""
+    pair = {"(": ")", "[": "]", "{": "}"}
+    open_, close, depth = toks[i].text, pair[toks[i].text], 0
+    for j in range(i, len(toks)):
+        if toks[j].text == open_:
+            depth += 1
+        elif toks[j].text == close:
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(toks) - 1
+
+
+def split_args(toks, lo, hi):
+    """Top-level comma-separated token slices of toks[lo:hi]."""
+    args, depth, start = [], 0, lo
+    for j in range(lo, hi):
+        t = toks[j].text
+        if t in "([{" or (t == "<" and depth > 0):
+            depth += 1
+        elif t in ")]}":
+            depth -= 1
+        elif t == "," and depth == 0:
+            args.append(toks[start:j])
+            start = j + 1
+    if hi > start:
+        args.append(toks[start:hi])
+    return args
+
+
+class Function:
+    def __init__(self, name, path, params, body, tparams):
+        self.name, self.path = name, path
+        self.params = params          # [(name, is_pointer)]
+        self.body = body              # (open brace index, close brace index) in its file's tokens
+        self.tparams = tparams        # template parameter names
+
+
+class Source:
+    def __init__(self, path):
+        self.path = path
+        with open(path, encoding="utf-8") as f:
+            self.toks = tokenize(synthesis_lines(strip_comments(f.read())))
+        self.functions = []
+        self.blocks = {}   # open brace index -> ("loop" | "function" | "block", close index)
+        self._scan()
+
+    def _scan(self):
+        toks = self.toks
+        i = 0
+        while i < len(toks):
+            t = toks[i]
+            if t.text in ("for", "while") and i + 1 < len(toks) and toks[i + 1].text == "(":
+                close = matching(toks, i + 1)
+                if close + 1 < len(toks) and toks[close + 1].text == "{":
+                    self.blocks[close + 1] = ("loop", matching(toks, close + 1))
+            elif t.text == "do" and i + 1 < len(toks) and toks[i + 1].text == "{":
+                self.blocks[i + 1] = ("loop", matching(toks, i + 1))
+            elif (t.kind == "id" and i + 1 < len(toks) and toks[i + 1].text == "("
+                  and t.text not in ("if", "for", "while", "switch", "return", "sizeof")):
+                close = matching(toks, i + 1)
+                k = close + 1
+                while k < len(toks) and toks[k].text in ("const", "noexcept"):
+                    k += 1
+                prev = toks[i - 1].text if i else ""
+                if (k < len(toks) and toks[k].text == "{" and prev not in ("=", "return", ".", "->")
+                        and (i == 0 or toks[i - 1].kind == "id" or prev in ("*", "&", ">", "::"))):
+                    end = matching(toks, k)
+                    self.blocks[k] = ("function", end)
+                    self.functions.append(Function(t.text, self.path, self._params(i + 2, close), (k, end),
+                                                   self._template_params(i)))
+                    i = k  # keep scanning inside the body for loops
+            i += 1
+
+    def _params(self, lo, hi):
+        out = []
+        for arg in split_args(self.toks, lo, hi):
+            ids = [t.text for t in arg if t.kind == "id"]
+            if not ids:
+                continue
+            texts = [t.text for t in arg]
+            name_at = max(k for k, t in enumerate(arg) if t.kind == "id")
+            pointer = "*" in texts[:name_at] or "[" in texts[name_at:]
+            out.append((arg[name_at].text, pointer))
+        return out
+
+    def _template_params(self, i):
+        """Names in a `template <...>` shortly before the function name at i."""
+        toks = self.toks
+        for j in range(i - 1, max(-1, i - 40), -1):
+            if toks[j].text in (";", "}", "{"):
+                return set()
+            if toks[j].text == "template" and j + 1 < len(toks) and toks[j + 1].text == "<":
+                depth, names, k = 0, set(), j + 1
+                while k < i:
+                    if toks[k].text == "<":
+                        depth += 1
+                    elif toks[k].text == ">":
+                        depth -= 1
+                        if depth == 0:
+                            break
+                    elif toks[k].kind == "id" and toks[k + 1].text in (",", ">", "="):
+                        names.add(toks[k].text)
+                    k += 1
+                return names
+        return set()
+
+    def enclosing(self, i):
+        """(kind, open index) of the innermost block containing token i."""
+        best = None
+        for open_, (kind, close) in self.blocks.items():
+            if open_ < i < close and (best is None or open_ > best[1]):
+                best = (kind, open_)
+        if best is None:
+            return None
+        # a plain { } block inside a loop body: the loop is found by the search above only
+        # when it is the innermost; plain blocks are not recorded, so `best` is the loop.
+        return best
+
+
+def hot_regions(src):
+    """(open, close, what) of every pipelined or unrolled loop body and pipelined function."""
+    out = []
+    for i, t in enumerate(src.toks):
+        if t.kind != "pragma":
+            continue
+        words = t.text.split()
+        if len(words) < 3 or words[1].upper() != "HLS":
+            continue
+        kind = words[2].upper()
+        if kind not in ("PIPELINE", "UNROLL"):
+            continue
+        if any(w.lower() in ("off", "off=true") for w in words[3:]):
+            continue
+        enc = src.enclosing(i)
+        if enc is None:
+            continue
+        open_, close = enc[1], src.blocks[enc[1]][1]
+        out.append((open_, close, f"{kind.lower()} {'loop' if enc[0] == 'loop' else 'function'} "
+                                  f"at line {t.line}"))
+    return out
+
+
+def divisor_is_constant(toks, j, consts):
+    """Whether the operand after the division operator at toks[j] is constant."""
+    k = j + 1
+    # look through casts: ( type words [*] )
+    while k < len(toks) and toks[k].text == "(":
+        close = matching(toks, k)
+        inner = toks[k + 1:close]
+        if inner and all(t.kind == "id" and t.text in TYPE_WORDS or t.text in ("*", "::") for t in inner):
+            k = close + 1
+            continue
+        operand = inner
+        break
+    else:
+        operand = None
+    if operand is None:
+        if k >= len(toks):
+            return True
+        end = k + 1
+        while end < len(toks):
+            t = toks[end].text
+            if t in (".", "->", "::") and end + 1 < len(toks):
+                end += 2
+            elif t in ("[", "("):
+                end = matching(toks, end) + 1
+            else:
+                break
+        operand = toks[k:end]
+    names = [t.text for t in operand if t.kind == "id"]
+    return all(CONST_NAME.match(n) or n in consts or n in TYPE_WORDS for n in names)
+
+
+def null_kind(arg):
+    """"typed" for NULL, nullptr or a cast 0 (a null pointer whatever the
+    parameter), "zero" for a plain 0 (null only for a pointer parameter), else
+    None; a conditional takes the kind of its null branch."""
+    texts = [t.text for t in arg]
+    if texts in (["NULL"], ["nullptr"]):
+        return "typed"
+    if texts == ["0"]:
+        return "zero"
+    if len(texts) >= 4 and texts[0] == "(" and "*" in texts and texts[-1] in NULLS and texts[-2] == ")":
+        return "typed"
+    if "?" in texts:
+        q = texts.index("?")
+        depth, colon = 0, None
+        for k in range(q + 1, len(texts)):
+            if texts[k] in "([":
+                depth += 1
+            elif texts[k] in ")]":
+                depth -= 1
+            elif texts[k] == ":" and depth == 0:
+                colon = k
+                break
+        if colon is not None:
+            kinds = {null_kind(arg[q + 1:colon]), null_kind(arg[colon + 1:])}
+            return "typed" if "typed" in kinds else ("zero" if "zero" in kinds else None)
+    return None
+
+
+def lint(paths):
+    sources = [Source(p) for p in paths]
+    functions = {}
+    for s in sources:
+        for f in s.functions:
+            functions.setdefault(f.name, []).append((s, f))
+    findings = []
+
+    def rel(path):
+        return os.path.relpath(path)
+
+    # div-in-loop, following calls into function bodies
+    reported = set()
+    for s in sources:
+        for open_, close, what in hot_regions(s):
+            fn = next((f for f in s.functions if f.body[0] <= open_ <= f.body[1]), None)
+            consts = fn.tparams if fn else set()
+            todo = [(s, open_, close, consts, what)]
+            seen = set()
+            while todo:
+                src, lo, hi, consts, via = todo.pop()
+                if (src.path, lo) in seen:
+                    continue
+                seen.add((src.path, lo))
+                toks = src.toks
+                for j in range(lo + 1, hi):
+                    t = toks[j]
+                    if t.text in ("/", "%", "/=", "%=") and not divisor_is_constant(toks, j, consts):
+                        where = f"{rel(src.path)}:{t.line}: div-in-loop: `{t.text}` by a non-constant"
+                        if where not in reported:  # once per operator, with the first loop found
+                            reported.add(where)
+                            findings.append(f"{where} in the {via} ({rel(s.path)})")
+                    if t.kind == "id" and j + 1 < hi and toks[j + 1].text in ("(", "<") and t.text in functions:
+                        for fs, f in functions[t.text]:
+                            todo.append((fs, f.body[0], f.body[1], f.tparams,
+                                         f"{via} via {f.name}()"))
+
+    # null-pointer: call sites and null tests of pointer parameters
+    for s in sources:
+        toks = s.toks
+        for j, t in enumerate(toks):
+            if t.kind != "id" or t.text not in functions:
+                continue
+            k = j + 1
+            if k < len(toks) and toks[k].text == "<":  # template arguments
+                depth = 0
+                while k < len(toks):
+                    depth += {"<": 1, ">": -1}.get(toks[k].text, 0)
+                    if depth == 0:
+                        break
+                    k += 1
+                k += 1
+            if k >= len(toks) or toks[k].text != "(":
+                continue
+            close = matching(toks, k)
+            args = split_args(toks, k + 1, close)
+            for idx, arg in enumerate(args):
+                kind = null_kind(arg)
+                if kind is None:
+                    continue
+                pointer = any(idx < len(f.params) and f.params[idx][1] for _, f in functions[t.text])
+                texts = [a.text for a in arg]
+                if pointer or kind == "typed":
+                    findings.append(f"{rel(s.path)}:{t.line}: null-pointer: argument {idx + 1} of "
+                                    f"{t.text}() may be null ({' '.join(texts)})")
+        for f in s.functions:
+            ptrs = {n for n, p in f.params if p}
+            lo, hi = f.body
+            for j in range(lo + 1, hi):
+                name = toks[j].text
+                if name not in ptrs or toks[j].kind != "id":
+                    continue
+                before, after = toks[j - 1].text, toks[j + 1].text if j + 1 < hi else ""
+                after2 = toks[j + 2].text if j + 2 < hi else ""
+                tested = ((before in ("(", "!", "&&", "||") and after in (")", "&&", "||", "?"))
+                          or after == "?" or (after in ("==", "!=") and after2 in NULLS))
+                if tested:
+                    findings.append(f"{rel(s.path)}:{toks[j].line}: null-pointer: {f.name}() tests "
+                                    f"pointer parameter `{name}` for null")
+    return sorted(set(findings))
+
+
+def source_paths(args):
+    paths = []
+    for a in args:
+        if os.path.isdir(a):
+            paths += [os.path.join(a, n) for n in sorted(os.listdir(a))
+                      if n.endswith((".cpp", ".h")) and n not in C_SIM_ONLY]
+        else:
+            paths.append(a)
+    return paths
+
+
+def main(argv):
+    if not argv:
+        print("usage: hls_lint.py <hls dir | files...>", file=sys.stderr)
+        return 2
+    paths = source_paths(argv)
+    findings = lint(paths)
+    for line in findings:
+        print(line)
+    print(f"hls_lint: {len(paths)} files, {len(findings)} finding(s)", file=sys.stderr)
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

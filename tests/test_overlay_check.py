@@ -1,0 +1,135 @@
+"""The HLS flow checks that run without Xilinx tools: `make -C overlay check`
+(the synthesis branch of every source for every board through g++ and clang,
+and the HLS lint) and the C-sim testbench for every board, which calls the top
+with the signature synthesis and co-simulation see."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+OVERLAY = ROOT / "overlay"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hls_lint"
+LINT = OVERLAY / "tools" / "hls_lint.py"
+
+needs_make = pytest.mark.skipif(shutil.which("make") is None or shutil.which("g++") is None,
+                                reason="needs make and g++")
+
+
+def _make(*args, timeout=600):
+    env = dict(os.environ, PYTHON=sys.executable)
+    return subprocess.run(["make", "-C", str(OVERLAY), "--no-print-directory", f"PYTHON={sys.executable}",
+                           *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _boards():
+    out = _make("-s", "boards")
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+@needs_make
+def test_board_list_follows_config_headers():
+    want = sorted(p.stem for p in (OVERLAY / "hls" / "config").glob("*.h") if p.stem != "board")
+    assert _boards() == want and "pynq_z2" in want
+
+
+def _marked(path):
+    """Lines a fixture marks `// LINT <rule>`."""
+    return {(path.name, n, re.search(r"// LINT (\S+)", line).group(1))
+            for n, line in enumerate(path.read_text().splitlines(), 1) if "// LINT " in line}
+
+
+def _lint(*paths):
+    return subprocess.run([sys.executable, str(LINT), *map(str, paths)], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_lint_finds_exactly_the_marked_lines():
+    """Every forbidden division and null pointer in the fixtures is reported, on
+    its line, and nothing else (constant divisors, template constants, loops
+    with pipelining off, real arrays, value parameters pass)."""
+    files = sorted(FIXTURES.glob("*.cpp"))
+    out = _lint(*files)
+    assert out.returncode == 1
+    found = set()
+    for line in out.stdout.splitlines():
+        m = re.match(r"(.+?):(\d+): (\S+): ", line)
+        assert m, line
+        found.add((Path(m.group(1)).name, int(m.group(2)), m.group(3)))
+    want = set().union(*(_marked(f) for f in files))
+    assert found == want and len(want) == 8
+
+
+def test_lint_keeps_only_the_synthesis_branch(tmp_path):
+    """A division in the C-sim branch of a __SYNTHESIS__ conditional is not
+    synthesised; the same division in the synthesis branch is reported."""
+    src = tmp_path / "branch.cpp"
+    body = ("void u(int *o, int n, int s) {\n  for (int i = 0; i < n; i++) {\n#pragma HLS PIPELINE II=1\n"
+            "#ifdef __SYNTHESIS__\n    o[i] = {syn};\n#else\n    o[i] = {sim};\n#endif\n  }\n}\n")
+    src.write_text(body.replace("{syn}", "i").replace("{sim}", "i / s"))
+    assert _lint(src).returncode == 0
+    src.write_text(body.replace("{syn}", "i / s").replace("{sim}", "i"))
+    out = _lint(src)
+    assert out.returncode == 1 and "branch.cpp:5: div-in-loop" in out.stdout
+
+
+@needs_make
+def test_synthesis_branch_is_really_compiled(tmp_path):
+    """check-file compiles like `check`: a type error only in the __SYNTHESIS__
+    branch fails g++ and clang both, so neither skips that branch."""
+    probe = tmp_path / "probe.cpp"
+    template = ('#include "agu.h"\n#ifdef __SYNTHESIS__\nstatic_assert(sizeof(beat_t) == sizeof(ddr_t), "beat");\n'
+                "int probe(const ddr_t *d) { return beat_lane(d[0], 1) + {extra}; }\n#endif\n")
+    probe.write_text(template.replace("{extra}", "0"))
+    ok = _make("check-file", f"FILE={probe}", "BOARD=zcu104")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    probe.write_text(template.replace("{extra}", "beat_t().no_such_member()"))
+    bad = _make("check-file", f"FILE={probe}", "BOARD=zcu104")
+    assert bad.returncode != 0 and "no_such_member" in bad.stderr
+    # clang too: run the clang line alone
+    clang = _make("-n", "check-file", f"FILE={probe}", "BOARD=zcu104").stdout.strip().splitlines()[-1]
+    out = subprocess.run(clang, shell=True, cwd=OVERLAY, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "no_such_member" in out.stderr
+
+
+@needs_make
+def test_synthesis_branch_compiles_for_every_board():
+    """The synthesis branch of every source for every board through g++ and clang."""
+    out = _make("-j2", "check-compile")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    for board in _boards():
+        assert (OVERLAY / "build" / "check" / f"g++-{board}").is_file()
+        assert (OVERLAY / "build" / "check" / f"clang-{board}").is_file()
+
+
+@needs_make
+def test_make_check():
+    """`make check` as a whole: the compiles above and the lint on the real
+    sources, clean."""
+    out = _make("-j2", "check")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert re.search(r"check: synthesis branch of \d+ sources x \d+ boards", out.stdout)
+
+
+@needs_make
+def test_csim_testbench_every_board():
+    """The testbench (every opcode against naive loops, every fault) passes on
+    every board configuration, calling ctrain_top on an array of beats. One
+    build per board, two boards at a time."""
+    boards, results = _boards(), {}
+    env = dict(os.environ, PYTHON=sys.executable)
+    for i in range(0, len(boards), 2):
+        procs = {b: subprocess.Popen(["make", "-C", str(OVERLAY), "--no-print-directory", f"PYTHON={sys.executable}",
+                                      "csim", f"BOARD={b}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=env) for b in boards[i:i + 2]}
+        for b, p in procs.items():
+            out, _ = p.communicate(timeout=900)
+            results[b] = (p.returncode, out)
+    for board, (rc, out) in results.items():
+        assert rc == 0, (board, out[-3000:])
+        assert re.search(rf"ctrain_tb \({board}, PE \d+x\d+\): \d+ checks, 0 failures", out), board

@@ -42,21 +42,26 @@ import numpy as np
 import pynq
 from pynq.buffer import PynqBuffer
 
-from .. import isa
+from .. import boards, isa
 from ..errors import MemoryFault
 from ..overlay_files import OverlayError
 from .board import VLNV, hwh_aliases, isa_register_names, register_offsets
 from .emulated import EmulatedDevice, EmulatedIP
 
+def _emulated(name, **ps):
+    """A board's facts from its config header (ctrain.boards) plus what only
+    the emulation needs: the PS's architecture, address map and IP names."""
+    c = boards.get(name)
+    return {**ps, "part": c.part, "clock_mhz": c.clock_mhz, "display": c.pynq_name, "hp": c.hp_port,
+            "beat_bits": 8 * c.ddr_beat}
+
+
 #: what the emulation knows per board: the PS, its address map, its part
 BOARDS = {
-    "pynq_z2": {
-        "arch": "armv7l", "family": "zynq", "device": "7z020", "package": "clg400", "speed": "-1",
-        "part": "xc7z020clg400-1", "ps": "processing_system7", "ps_vlnv": "xilinx.com:ip:processing_system7:5.5",
-        "ps_name": "processing_system7_0", "gp": "M_AXI_GP0", "hp": "S_AXI_HP0",
-        "gp_base": 0x4000_0000, "ddr": (0x0000_0000, 0x1FFF_FFFF), "clock_mhz": 100,
-        "display": "Pynq-Z2", "beat_bits": 64,
-    },
+    "pynq_z2": _emulated(
+        "pynq_z2", arch="armv7l", family="zynq", device="7z020", package="clg400", speed="-1",
+        ps="processing_system7", ps_vlnv="xilinx.com:ip:processing_system7:5.5",
+        ps_name="processing_system7_0", gp="M_AXI_GP0", gp_base=0x4000_0000, ddr=(0x0000_0000, 0x1FFF_FFFF)),
 }
 
 # Zynq-7000 SLCR (TRM UG585): the clock registers pynq.ps.Clocks reads and writes,

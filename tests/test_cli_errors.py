@@ -215,7 +215,8 @@ def test_one_layer_numbering_in_epoch_lines_and_report(capsys):
     lines = capsys.readouterr().out.splitlines()
     sat = next(line for line in lines if line.startswith("  saturated stores: "))
     assert [part.split()[0] for part in sat[len("  saturated stores: "):].split(" | ")] == ["L0", "L1", "L2", "L3"]
-    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["layer", "phase"]) + 1
-    rows = [line.split() for line in lines[start:] if not line.startswith("total")][:19]
-    labels = {" ".join(r[:r.index(next(p for p in r if p in ("FP", "EB", "WG", "UPDATE")))]) for r in rows}
+    start = next(i for i, line in enumerate(lines) if line.split()[:3] == ["stage", "layer", "op"]) + 1
+    rows = [line.split() for line in lines[start:start + 19]]  # stage, label (1-2 words), op, phase, ...
+    labels = {" ".join(r[1:next(k for k, p in enumerate(r) if p.isupper() and "_" in p or p == "UPDATE")])
+              for r in rows}
     assert labels == {"L0", "L0 pool", "L1", "L1 pool", "L2", "L3"}

@@ -252,7 +252,8 @@ def validate(parsed):
     from .cli import train_config
     parser = train_parser()
     for tid, _, argv in parsed:
-        cfg = train_config(parser.parse_args(argv))  # parsed once already by trials()
+        # parsed once already by trials(); each trial writes its own run.ckpt
+        cfg = train_config(parser.parse_args(argv + ["--checkpoint", "run.ckpt"]))
         if cfg.dataset == "mnist" and not (cfg.data_dir and os.path.isdir(cfg.data_dir)):
             raise SweepError(f"trial {tid}: --dataset mnist needs --data-dir, a directory "
                              f"({cfg.data_dir!r} is not one)")

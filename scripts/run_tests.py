@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The README's test command: the suite in two fresh venvs, one per numpy major.
 
-    python3 scripts/run_tests.py [--only numpy1-pynq|numpy2] [--keep]
+    python3 scripts/run_tests.py [--only numpy1-pynq|numpy2|pynq3] [--keep]
 
 numpy1-pynq  `pip install ".[test,csim,board]" "numpy<2"`: pynq 4.0 (which pins
              numpy<2), so the board tests run over real pynq. Needs numpy 1.26
@@ -10,6 +10,8 @@ numpy1-pynq  `pip install ".[test,csim,board]" "numpy<2"`: pynq 4.0 (which pins
              (the line says so).
 numpy2       `pip install ".[test,csim]" "numpy>=2"`: no pynq; the board tests
              skip with their reason.
+pynq3        only with --only pynq3: pynq 3.0.1 (pycparser<2.23, numpy<2) and
+             the tests that touch pynq (board, notebooks, pynq compatibility).
 
 Each venv is made afresh under .venv-test/<run> with the interpreter running
 this script (pip's cache keeps reinstalls quick), the package is installed
@@ -31,7 +33,13 @@ RUNS = {
                     None if sys.version_info < (3, 13) else
                     "numpy 1.26 (pynq 4.0 pins numpy<2) has no wheels for Python 3.13"),
     "numpy2": ([".[test,csim]", "numpy>=2"], None),
+    # not run by default: the board path on the PyPI release of PYNQ 3.0's pynq
+    "pynq3": ([".[test,board]", "pynq==3.0.1", "pycparser<2.23", "numpy<2"],
+              None if sys.version_info < (3, 13) else "numpy 1.26 has no wheels for Python 3.13"),
 }
+DEFAULT = ("numpy1-pynq", "numpy2")
+#: pytest arguments per run (default: the whole suite)
+PYTEST_ARGS = {"pynq3": ["tests/test_board.py", "tests/test_notebooks.py", "tests/test_pynq_compat.py"]}
 
 
 def _venv_python(venv):
@@ -50,19 +58,20 @@ def run(name, requirements, keep=False):
     subprocess.run([py, "-m", "pip", "install", "--quiet", *requirements], cwd=ROOT, check=True)
     versions = subprocess.run([py, "-c", "import sys, numpy; print(sys.version.split()[0], numpy.__version__)"],
                               capture_output=True, text=True, check=True).stdout.split()
-    print(f"[{name}] Python {versions[0]}, numpy {versions[1]}: python -m pytest -q", flush=True)
+    print(f"[{name}] Python {versions[0]}, numpy {versions[1]}: python -m pytest -q "
+          + " ".join(PYTEST_ARGS.get(name, [])), flush=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # test the installed package
-    return subprocess.run([py, "-m", "pytest", "-q"], cwd=ROOT, env=env).returncode
+    return subprocess.run([py, "-m", "pytest", "-q", *PYTEST_ARGS.get(name, [])], cwd=ROOT, env=env).returncode
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=sorted(RUNS), action="append",
-                    help="run only this (repeatable; default: every run)")
+                    help="run only this (repeatable; default: " + " and ".join(DEFAULT) + ")")
     ap.add_argument("--keep", action="store_true", help="reuse an existing venv instead of a fresh one")
     args = ap.parse_args(argv)
     results = []
-    for name in args.only or RUNS:
+    for name in args.only or DEFAULT:
         requirements, cannot = RUNS[name]
         if cannot:
             results.append((name, f"skipped: {cannot}", True))

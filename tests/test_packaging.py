@@ -175,3 +175,28 @@ def test_ci_runs_exactly_the_readme_test_command():
         ci = [line.strip() for line in f if line.strip() and not line.startswith("#")]
     assert ci[-1] == command, (ci[-1], command)
     assert re.fullmatch(r"python3 scripts/run_tests\.py", command)
+
+
+def _figures():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("readme_figures", os.path.join(ROOT, "benchmarks",
+                                                                                  "readme_figures.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readme_figures_table_is_the_scripts_and_its_commands_parse():
+    fig = _figures()
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "readme_figures.py"), "--dry-run"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"{sum(1 + len(r.extra) for r in fig.ROWS)} commands parse; README table has 7 rows"
+    body = _readme().split(fig.BEGIN, 1)[1].split(fig.END, 1)[0]
+    shown = re.findall(r"^\| [^|]+ \| `([^`]+)` \|", body, re.M)
+    assert shown == [r.command for r in fig.ROWS]
+    assert "not measured yet" not in fig.current_results(_readme()).values()
+    with pytest.raises(SystemExit, match="does not parse"):
+        fig.check_parses("ctrain train --no-such-option")
+    with pytest.raises(SystemExit, match="does not parse"):
+        fig.check_parses("ctrain verify --engine verilog")

@@ -189,7 +189,9 @@ def main(argv=None):
         results[row.key] = figure(row, args.mnist, done)
         print(f"  {row.label}: {results[row.key]}", flush=True)
     import numpy
-    stamp = f"Python {sys.version.split()[0]}, numpy {numpy.__version__}, {os.cpu_count()} cores"
+    rows = "all rows" if len(selected) == len(ROWS) else "rows " + ", ".join(r.key for r in selected)
+    stamp = (f"{rows} last run on Python {sys.version.split()[0]}, numpy {numpy.__version__}, "
+             f"{os.cpu_count()} cores")
     with open(README, "w") as f:
         f.write(rewrite(text, results, stamp))
     return 0

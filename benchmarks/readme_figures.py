@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates the README's "Measured here" table from real runs.
 
-    python benchmarks/readme_figures.py                 # run every row (about 15-25 min on 2 cores)
+    python benchmarks/readme_figures.py                 # run every row (long: 7 LeNet-5 trainings, bench, fuzz)
     python benchmarks/readme_figures.py --only csim --only fuzz   # some rows; the others keep their text
     python benchmarks/readme_figures.py --dry-run       # check every command parses; run nothing
 

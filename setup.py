@@ -6,11 +6,26 @@ a plain (non-editable) install.
 """
 import os
 import shutil
+import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(ROOT, "host_lib"))
+from build_host import toolchain_problem  # noqa: E402
+
+
+class BuildExtChecked(build_ext):
+    """Stops with one line naming the missing compiler or Python headers
+    before setuptools tries (and fails with a raw compiler error)."""
+
+    def run(self):
+        problem = toolchain_problem()
+        if problem:
+            sys.exit(problem)
+        super().run()
 
 
 class BuildPyWithOverlay(build_py):
@@ -29,6 +44,6 @@ setup(
     package_dir={"": "driver"},
     packages=find_packages("driver"),
     cffi_modules=["host_lib/build_host.py:ffibuilder"],
-    cmdclass={"build_py": BuildPyWithOverlay},
+    cmdclass={"build_py": BuildPyWithOverlay, "build_ext": BuildExtChecked},
     zip_safe=False,
 )

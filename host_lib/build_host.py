@@ -1,7 +1,10 @@
 """cffi build of host_lib: the host's hot-path helpers, compiled together with
 the ISA header so cffi checks the struct layout against the C compiler."""
 import os
+import shlex
+import shutil
 import sys
+import sysconfig
 
 from cffi import FFI
 
@@ -19,6 +22,26 @@ def _rel(path):
         return os.path.relpath(path)
     except ValueError:
         return path
+
+
+def toolchain_problem(cc=None, include_dir=None):
+    """None if a C compiler and Python.h are present, else one line saying what
+    is missing and how to get it (setuptools would only print a raw compiler
+    error). cc: the compiler command (default: $CC, else the interpreter's);
+    include_dir: where Python.h should be (default: the interpreter's)."""
+    cc = cc or os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    include_dir = include_dir or sysconfig.get_paths()["include"]
+    missing = []
+    words = shlex.split(cc)
+    if not words or shutil.which(words[0]) is None:
+        missing.append(f"the C compiler {cc!r} is not on PATH")
+    if not os.path.isfile(os.path.join(include_dir, "Python.h")):
+        missing.append(f"the Python headers are missing (no Python.h in {include_dir})")
+    if not missing:
+        return None
+    return ("ctrain: cannot build its C host library: " + " and ".join(missing) +
+            "; install what is missing (Debian/Ubuntu: apt-get install gcc python3-dev; Fedora: dnf install gcc "
+            "python3-devel) or set CC to a working compiler")
 
 
 ffibuilder = FFI()

@@ -3,8 +3,9 @@
 Images are float32 [N, C, H, W] (in [0, 1] unless a source says otherwise) and labels int64 [N], so the
 training loop never has to care where the data came from.  Here:
 
-* ``digits``: the UCI 8x8 digits bundled with scikit-learn (no download), the
-  default because it is small enough for the emulator.
+* ``digits``: the UCI 8x8 digits as scikit-learn ships them, bundled with
+  ctrain (data_files/digits.npz, no download), the default because it is small
+  enough for the emulator.
 * ``mnist``: MNIST-format IDX files in a local directory (no download either;
   the caller points us at the files).
 
@@ -60,8 +61,53 @@ class Dataset:
 
 
 # --------------------------------------------------------------------------
-# scikit-learn digits
+# digits (shipped: data_files/digits.npz, see data_files/README.md)
 # --------------------------------------------------------------------------
+
+_DIGITS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data_files", "digits.npz")
+
+
+def _apportion(counts, total, rng):
+    """Split `total` draws over classes in proportion to `counts`: floor of the
+    exact share, then one more for the largest remainders (ties drawn by rng)."""
+    share = counts / counts.sum() * total
+    taken = np.floor(share)
+    left = int(total - taken.sum())
+    rest = share - taken
+    for value in np.sort(np.unique(rest))[::-1]:
+        if left <= 0:
+            break
+        (tied,) = np.where(rest == value)
+        n = min(len(tied), left)
+        taken[rng.choice(tied, size=n, replace=False)] += 1
+        left -= n
+    return taken.astype(np.int64)
+
+
+def _stratified_split(y, n_test, seed):
+    """(train, test) indices, stratified by class, drawn with the same
+    RandomState calls in the same order as scikit-learn's
+    train_test_split(stratify=y, random_state=seed), so the split (and every
+    figure measured with it) stays what it was when scikit-learn made it."""
+    rng = np.random.RandomState(seed)
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    members = np.split(np.argsort(inverse.reshape(-1), kind="stable"), np.cumsum(counts)[:-1])
+    n_train = len(y) - n_test
+    take_train = _apportion(counts, n_train, rng)
+    take_test = _apportion(counts - take_train, n_test, rng)
+    train, test = [], []
+    for idx, a, b in zip(members, take_train, take_test):
+        shuffled = idx[rng.permutation(len(idx))]
+        train.append(shuffled[:a])
+        test.append(shuffled[a:a + b])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def digits_arrays():
+    """The shipped digits: (images uint8 [1797, 8, 8] in 0..16, labels uint8 [1797])."""
+    with np.load(_DIGITS_FILE) as f:
+        return f["images"], f["labels"]
+
 
 def load_digits(test_fraction: float = 0.2, seed: int = 0,
                 train_count: Optional[int] = None, test_count: Optional[int] = None) -> Dataset:
@@ -72,16 +118,12 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0,
     """
     if not 0.0 < test_fraction < 1.0:
         raise DatasetError(f"digits: test_fraction must be in (0, 1), got {test_fraction!r}")
-    from sklearn.datasets import load_digits as _sk_load_digits
-    from sklearn.model_selection import train_test_split
-
-    bunch = _sk_load_digits()
-    x = (bunch.images.astype(np.float32) / np.float32(16.0))[:, None, :, :]
-    y = bunch.target.astype(np.int64)
-    train_x, test_x, train_y, test_y = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y)
-    train_x, train_y = _cap("digits", train_x, train_y, train_count)
-    test_x, test_y = _cap("digits", test_x, test_y, test_count)
+    images, labels = digits_arrays()
+    x = (images.astype(np.float32) / np.float32(16.0))[:, None, :, :]
+    y = labels.astype(np.int64)
+    train, test = _stratified_split(y, math.ceil(test_fraction * len(y)), seed)
+    train_x, train_y = _cap("digits", x[train], y[train], train_count)
+    test_x, test_y = _cap("digits", x[test], y[test], test_count)
     return Dataset(np.ascontiguousarray(train_x), train_y,
                    np.ascontiguousarray(test_x), test_y, "digits")
 

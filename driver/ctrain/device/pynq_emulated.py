@@ -474,6 +474,7 @@ class EmulatedPynqDevice(pynq.Device):
         from pynq.pl_server.embedded_device import BitfileHandler
         from pynqmetadata.frontends import Metadata
         from pynqmetadata.views.runtime import RuntimeMetadataParser
+        _bind_pynq3_clocks(self)
         hwh = Path(bitfile_name).with_suffix(".hwh")
         if not hwh.is_file():
             raise OverlayError(f"no metadata: {hwh} is missing beside {bitfile_name}")
@@ -556,6 +557,22 @@ class EmulatedPynqDevice(pynq.Device):
                     _SLCR[off + 4 * k] = v
             else:
                 target.write(off + 4 * k, v)
+
+
+def _bind_pynq3_clocks(device):
+    """pynq 3.x picks its PS clock driver from the host CPU (os.uname), not
+    from the device as pynq 4.0 does (Clocks.set_device), and reaches it
+    through the active device; off a board it has none. Give it the Zynq-7000
+    driver, whose MMIO then reaches this device's emulated SLCR."""
+    ps = pynq.ps
+    if hasattr(ps.Clocks, "set_device"):
+        return  # pynq 4.0: Overlay binds the clocks to its device
+    if pynq.Device.active_device is not device:
+        raise OverlayError("pynq 3.x programs the PL clocks through the active device: make the "
+                           "emulated board pynq.Device.active_device before loading an overlay")
+    if device.arch != ps.ZYNQ_ARCH:
+        raise OverlayError(f"with pynq {pynq.__version__} only a Zynq-7000 PS is emulated")
+    ps.Clocks._real_instance = ps._ClocksZynq()
 
 
 @contextlib.contextmanager

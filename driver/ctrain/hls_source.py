@@ -427,18 +427,19 @@ class Sources:
         def count(name, stack=()):
             if name in memo:
                 return memo[name]
-            p = s = 0
+            per = {}
             for caller, callee, pos, _, _ in sites:
                 if callee == name and caller not in stack:
                     cf = self.functions[caller]
                     k = self.unroll_factor(cf, pos)
                     cp, cs = count(caller, stack + (name,))
+                    q = per.setdefault(caller, [0, 0, cp + cs])
                     if self.in_pipeline(cf, pos):
-                        p += k * (cp + cs)
+                        q[0] += k * (cp + cs)
                     else:
-                        p += k * cp
-                        s += k * cs
-            memo[name] = (p, s)
+                        q[0] += k * cp
+                        q[1] += k * cs
+            memo[name] = self._allocated(name, per)
             return memo[name]
 
         return {n: count(n) for n in self.functions}
@@ -474,7 +475,7 @@ class Sources:
     def _copies_of(self, fname, names, top, _stack):
         f = self.functions[fname]
         deps = self.depends(f, names) if names is not None else None
-        p = s = 0
+        per = {}
         for caller, callee, pos, args, _ in self.call_sites():
             if callee != fname or caller in _stack:
                 continue
@@ -487,11 +488,49 @@ class Sources:
                         arg_names += _IDENT.findall(args[i])
             k = self.unroll_factor(cf, pos, arg_names)
             cp, cs = self.copies_of(caller, arg_names if cf.inline else None, top, _stack + (fname,))
+            q = per.setdefault(caller, [0, 0, cp + cs])
             if self.in_pipeline(cf, pos):
-                p += k * (cp + cs)
+                q[0] += k * (cp + cs)
             else:
-                p += k * cp
-                s += k * cs
+                q[0] += k * cp
+                q[1] += k * cs
+        return self._allocated(fname, per)
+
+    def allocation_limits(self):
+        """{(caller, callee): limit} of `#pragma HLS ALLOCATION function
+        instances=callee limit=N` in the caller's body.  UG1399 (pragma HLS
+        allocation): the limit caps the RTL instances of a (not inlined)
+        function; all its call sites in that scope share them."""
+        memo = self.__dict__.get("_alloc")
+        if memo is None:
+            memo = {}
+            for f in self.functions.values():
+                for m in re.finditer(r"#pragma\s+HLS\s+ALLOCATION\b([^\n]*)", f.body, re.I):
+                    opts = dict(re.findall(r"(\w+)\s*=\s*(\S+)", m.group(1)))
+                    opts = {k.lower(): v for k, v in opts.items()}
+                    kind = opts.get("type", "function" if "function" in m.group(1).lower().split()
+                                    else "operation").lower()
+                    if kind == "function" and "instances" in opts and "limit" in opts:
+                        for callee in opts["instances"].split(","):
+                            memo[(f.name, callee.strip())] = int(opts["limit"])
+            self._alloc = memo
+        return memo
+
+    def _allocated(self, name, per):
+        """(pipelined, sequential) copies of `name` summed over its callers
+        ({caller: [p, s, caller copies]}), each caller's share capped by an
+        ALLOCATION limit (limit instances per copy of the caller)."""
+        limits = self.allocation_limits()
+        p = s = 0
+        for caller, (cp, cs, copies) in per.items():
+            lim = limits.get((caller, name))
+            f = self.functions[name]
+            if lim is not None and not f.inline:
+                cap = lim * copies
+                cp = min(cp, cap)
+                cs = min(cs, cap - cp)
+            p += cp
+            s += cs
         return (p, s)
 
     def fsm_owners(self, name, names=None, _stack=()):

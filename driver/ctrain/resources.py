@@ -66,7 +66,7 @@ URAM_SHAPE = (4096, 72)
 #: DSP multiplier port widths (signed): (A, B) of DSP48E2 and DSP48E1.
 DSP_PORTS = {"DSP48E2": (27, 18), "DSP48E1": (25, 18)}
 #: Loops whose multipliers are the PE arrays (tests check they still exist).
-PE_LOOPS = {"pass_step": "pe_array", "gather_step": "sp_steps_gather", "outer_step": "sp_steps_outer"}
+PE_LOOPS = {"pass_step": "pe_array", "step": "sp_steps"}
 RESOURCES = ("dsp", "bram36", "uram", "lut")
 
 

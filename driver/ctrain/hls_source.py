@@ -45,19 +45,24 @@ def strip_comments(text):
     return re.sub(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\])*"', blank, text, flags=re.S)
 
 
-def synthesis_branches(text):
+def synthesis_branches(text, macros=None):
     """Drops the lines synthesis does not compile: #if branches on __SYNTHESIS__
-    (and CTRAIN_WORD_PORT, which only C-sim sets) taken as synthesis takes them."""
+    (and CTRAIN_WORD_PORT, which only C-sim sets) taken as synthesis takes them;
+    with `macros`, also `#if EXPR` on the board's integer macros (e.g.
+    CTRAIN_SPARSE_MUL_LUT)."""
     out, stack = [], []   # stack of (active, decided_by_us)
     for line in text.split("\n"):
         s = line.strip()
         active = all(a for a, _ in stack)
         if s.startswith(("#if", "#ifdef", "#ifndef")):
             cond = s
+            value = macros.eval(s[3:]) if macros is not None and s.startswith("#if ") else None
             if "__SYNTHESIS__" in cond:
                 neg = cond.startswith("#ifndef") or "!defined(__SYNTHESIS__)" in cond \
                     or "! defined(__SYNTHESIS__)" in cond
                 stack.append((not neg, True))
+            elif value is not None:
+                stack.append((bool(value), True))
             else:
                 stack.append((True, False))
             out.append("")
@@ -248,9 +253,9 @@ def split_args(s):
     return [a.strip() for a in out]
 
 
-def parse_functions(name, text):
+def parse_functions(name, text, macros=None):
     """Function definitions at file scope (templates included)."""
-    text = synthesis_branches(strip_comments(text))
+    text = synthesis_branches(strip_comments(text), macros)
     funcs, i, depth, last = [], 0, 0, 0
     while i < len(text):
         ch = text[i]
@@ -342,11 +347,11 @@ class Sources:
         self.files = files
         self.macros = Macros(config_header, files)
         texts = [strip_comments(open(isa_header(), encoding="utf-8").read())] + \
-                [synthesis_branches(strip_comments(t)) for _, t in files]
+                [synthesis_branches(strip_comments(t), self.macros) for _, t in files]
         self.types = Types(texts, self.macros)
         self.functions = {}
         for name, text in files:
-            for f in parse_functions(name, text):
+            for f in parse_functions(name, text, self.macros):
                 if f.name in self.functions:   # overloads: one entry, bodies joined
                     g = self.functions[f.name]
                     off = len(g.body) + 1

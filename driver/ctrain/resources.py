@@ -16,7 +16,8 @@ block factor F: F banks) and widened by ARRAY_RESHAPE. Per bank:
   - depth 1 (fully partitioned): registers, not counted here;
   - BIND_STORAGE impl=uram: URAM288 blocks, ceil(depth/4096) x ceil(width/72);
   - impl=lutram, or no binding and at most LUTRAM_MAX_BITS bits: LUTRAM,
-    2 LUTs per 64 x 1 bits (RAM64X1D: a read and a write port);
+    2 LUTs per 64 x 1 bits (RAM64X1D: a read and a write port), 1 with
+    BIND_STORAGE type=ram_1p (RAM64X1S; UG474/UG574 "Distributed RAM");
   - otherwise BRAM: the cheapest RAMB18 shape of 16Kx1, 8Kx2, 4Kx4, 2Kx9,
     1Kx18, 512x36 (simple dual port: HLS's RAM_2P), ceil(depth/d) x
     ceil(width/w) RAMB18s; two RAMB18s make one BRAM36 tile.
@@ -108,8 +109,10 @@ def uram_per_bank(depth, width):
     return math.ceil(depth / URAM_SHAPE[0]) * math.ceil(width / URAM_SHAPE[1])
 
 
-def lutram_luts(depth, width):
-    return 2 * math.ceil(depth / 64) * width
+def lutram_luts(depth, width, ports=2):
+    """Distributed RAM: per 64 x 1 bits one LUT6 single port (RAM64X1S), two
+    for a read and a write port (RAM64X1D) (UG474 / UG574, "Distributed RAM")."""
+    return ports * math.ceil(depth / 64) * width
 
 
 _DECL = re.compile(r"^[ \t]*(static\s+)?(?:const\s+)?([A-Za-z_][\w:]*(?:\s*<[^;>]*>)?)\s+([^;=()]+);",
@@ -140,6 +143,7 @@ class Array:
     bank_dims: list      # sizes left per bank
     partitioned: set     # 1-based dims split into banks completely
     impl: str            # bram, uram, lutram or "" (auto)
+    ports: int = 2       # 1: BIND_STORAGE type=ram_1p
 
     @property
     def depth(self):
@@ -200,10 +204,12 @@ def _bank(src, f, name, elem, sizes):
                 src.macros.eval(p.get("factor", "1")) or 1)
             width *= fac
             dims[d - 1] = math.ceil(dims[d - 1] / fac)
+    ports = 2
     for p in _pragmas(f.body, "BIND_STORAGE"):
         if p.get("variable") == name:
             impl = p.get("impl", "").lower()
-    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl)
+            ports = 1 if p.get("type", "").lower() == "ram_1p" else 2
+    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports)
 
 
 def _array_item(a, copies):
@@ -217,8 +223,8 @@ def _array_item(a, copies):
         it.uram = n * uram_per_bank(depth, width)
         it.detail += ", URAM"
     elif a.impl == "lutram" or (a.impl in ("", "auto") and depth * width <= LUTRAM_MAX_BITS):
-        it.lut = n * lutram_luts(depth, width)
-        it.detail += ", LUTRAM"
+        it.lut = n * lutram_luts(depth, width, a.ports)
+        it.detail += ", LUTRAM" + (" single port" if a.ports == 1 else "")
     else:
         it.bram36 = n * bram18_per_bank(depth, width) / 2
         it.detail += f", {bram18_per_bank(depth, width)} RAMB18 each"
@@ -396,6 +402,11 @@ def _operators(src, instances, dsp_kind):
                 if lc or rc:
                     continue   # constant multiplication: shifts and adds
                 wa, wb = widths.of(left), widths.of(right)
+                lhs = re.match(r"\s*(?:const\s+)?(?:[\w:<>]+\s+)?([A-Za-z_]\w*)\s*=[^=]", line)
+                if lhs and lhs.group(1) in fabric_muls(f.body):
+                    _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
+                         f"{wa}x{wb} bit in fabric (BIND_OP impl=fabric)", "lut", fabric_mul_luts(wa, wb))
+                    continue
                 d = dsp_per_mul(wa, wb, dsp_kind, max(wa, wb, 32))
                 _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
                      f"{wa}x{wb} bit", "dsp", d)
@@ -415,6 +426,23 @@ def _operators(src, instances, dsp_kind):
                  f"{w}-bit divider", "lut", divider_luts(w, True), divider_luts(w, False))
         items.extend(shared.values())
     return items
+
+
+def fabric_muls(body):
+    """Variables whose multiplication `#pragma HLS BIND_OP variable=v op=mul
+    impl=fabric` binds to LUTs (UG1399, pragma HLS bind_op: impl fabric
+    implements the operator in fabric logic, no DSP)."""
+    return {p["variable"] for p in _pragmas(body, "BIND_OP")
+            if p.get("op", "").lower() == "mul" and p.get("impl", "").lower() == "fabric"
+            and "variable" in p}
+
+
+def fabric_mul_luts(a, b):
+    """LUTs of an a x b-bit multiplier in fabric: an array of a partial-product
+    rows of b bits summed on carry chains takes about a*b/2 LUT6s (two partial
+    product bits and their sum per LUT); we count a*b, the pessimistic reading
+    (no vendor table for HLS's fabric multiplier is published)."""
+    return a * b
 
 
 def divider_luts(w, pipelined):

@@ -418,6 +418,11 @@ step:
                 const q8_t a = (pos >= 0 && c < nb) ? win[r / 2][pos][c] : (q8_t)0;
                 const q8_t d = c < nb ? errb[r][c][x] : (q8_t)0;
                 const prod_t m = (prod_t)(outer ? d : e.val) * (prod_t)a;
+#if CTRAIN_SPARSE_MUL_LUT
+                /* The board's DSP slices go to the dense array: these int8
+                 * products are LUT multipliers (config: CTRAIN_SPARSE_MUL_LUT). */
+#pragma HLS BIND_OP variable=m op=mul impl=fabric
+#endif
                 if (!outer)
                     acc[r][c] = (t == 0 ? acc_t(0) : acc[r][c]) + m;
                 sum += m;   /* adder tree, used by outer */
@@ -473,6 +478,11 @@ void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats 
      * stack.  Every element is written before it is read. */
     static sp_entry ent[PE_ROWS][SP_ENTRIES];
 #pragma HLS ARRAY_PARTITION variable=ent type=complete dim=1
+#if CTRAIN_SPARSE_URAM
+    /* Deep per-row lists (one read per step, the decode writes): on boards
+     * with UltraRAM they leave the BRAM to the window (config choice). */
+#pragma HLS BIND_STORAGE variable=ent type=ram_2p impl=uram
+#endif
     /* Each step reads one C-lane word per PE row at a data-dependent position:
      * R reads per cycle, from SP_COPIES true-dual-port copies the loads write
      * together (PE rows 2k and 2k+1 read copy k). */
@@ -487,6 +497,10 @@ void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats 
 #pragma HLS BIND_STORAGE variable=racc type=ram_2p impl=lutram
     static acc_t tacc[PE_ROWS][SP_ENTRIES];
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
+#if CTRAIN_SPARSE_URAM
+    /* One read-modify-write per step and row: URAM's two ports serve it. */
+#pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=uram
+#endif
     static q8_t lanes[PE_ROWS][PE_COLS][SP_XT];   /* WG: error rows; FP/EB: outputs */
 #pragma HLS ARRAY_PARTITION variable=lanes type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=lanes type=complete dim=2

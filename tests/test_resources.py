@@ -183,3 +183,12 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
         tacc = _item(est, "conv_unit:tacc")
         assert tacc.bram36 == 0 and tacc.lut == b.macs * resources.lutram_luts(121, 48, ports=1)
+
+
+def test_peaks_are_the_pe_array_and_the_dsps(estimates):
+    z2, zu = estimates["pynq_z2"].peak, estimates["zcu102"].peak
+    b = boards.get("pynq_z2")
+    assert z2["pe"] == pytest.approx(2 * b.macs * b.clock_mhz / 1000)
+    assert z2["chip_int8"] == pytest.approx(220 * 1 * 2 * 0.1)      # DSP48E1: no packing
+    assert zu["chip_int8"] == pytest.approx(2520 * 2 * 2 * 0.2)     # DSP48E2: two per slice
+    assert "int8 GOP/s" in resources.format_resources(estimates["pynq_z2"])

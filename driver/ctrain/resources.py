@@ -6,8 +6,14 @@ array, unrolling a loop or adding a multiplier changes the estimate.
 
 Copies: every function exists once per call site, per copy of its caller and
 per iteration of the unrolled loops around the call (inner loops of a
-pipelined loop count as unrolled: HLS unrolls them). HLS may share more than
-this; the estimate does not assume it.
+pipelined loop count as unrolled: HLS unrolls them), except that `#pragma
+HLS ALLOCATION function instances=f limit=N` in a caller caps its copies of a
+non-inline f at N per caller copy (UG1399, pragma HLS allocation: all call
+sites share the N RTL instances). HLS may share more than this; the estimate
+does not assume it.
+
+Board choices: `#if EXPR` on the configuration's integer macros is taken as
+that board's build takes it (ctrain.hls_source.synthesis_branches).
 
 Memories (`items` of kind "array"): every array declared in a synthesised
 function, with dims evaluated per board, split into banks by its
@@ -35,6 +41,10 @@ instcombine turns it into one). DSPs per multiplier from the operand widths
 DSP48E1 (25x18) the same with 24. int8 x int8 is one DSP: the code packs no
 two MACs into one slice. Operands declared 64-bit count as 64-bit even when
 they hold 32-bit values (pessimistic).
+
+A product assigned to a variable that `#pragma HLS BIND_OP variable=v op=mul
+impl=fabric` names (UG1399, pragma HLS bind_op: impl=fabric, the operator in
+fabric logic) takes no DSP but fabric_mul_luts(a, b) LUTs.
 
 Dividers (kind "div", LUTs): `/` and `%` by a variable: a W-bit divider of W
 stages of a W+1-bit subtractor, W x (W+1) LUTs; by a constant that is not a
@@ -89,6 +99,7 @@ class Estimate:
     board: str
     resources: dict            # resource -> {"used": n, "available": n}
     items: list = field(default_factory=list)
+    peak: dict = field(default_factory=dict)   # GOP/s: "pe" and "chip_int8" (see peaks())
 
     @property
     def fits(self):
@@ -538,7 +549,17 @@ def estimate(board, directory=None, config=None):
     items += multiplexers(src, arrs, copies)
     used = {r: sum(getattr(i, r) for i in items) for r in RESOURCES}
     avail = {"dsp": b.chip_dsp, "bram36": b.chip_bram36, "uram": b.chip_uram, "lut": b.chip_lut}
-    return Estimate(b.name, {r: {"used": used[r], "available": avail[r]} for r in RESOURCES}, items)
+    return Estimate(b.name, {r: {"used": used[r], "available": avail[r]} for r in RESOURCES}, items,
+                    peaks(b))
+
+
+def peaks(b):
+    """Int8 GOP/s: the design's PE array (2 ops x R x C x clock) and the
+    chip's DSPs (DSPs x 2 x clock, doubled on DSP48E2, which can pack two
+    int8 products sharing an operand into one slice; DSP48E1 cannot)."""
+    pack = 2 if b.dsp_kind == "DSP48E2" else 1
+    return {"pe": 2 * b.pe_rows * b.pe_cols * b.clock_mhz / 1000,
+            "chip_int8": b.chip_dsp * pack * 2 * b.clock_mhz / 1000}
 
 
 def format_resources(est, items=False):
@@ -551,6 +572,9 @@ def format_resources(est, items=False):
         pct = 100.0 * u / a if a else (0.0 if u == 0 else float("inf"))
         ok = u <= FIT_FRACTION * a
         lines.append(f"{r:<8} {u:>10g} {a:>10g} {pct:>6.1f}%  {'yes' if ok else 'NO'}")
+    if est.peak:
+        pe, chip = est.peak["pe"], est.peak["chip_int8"]
+        lines.append(f"int8 GOP/s: PE array {pe:g} of the chip's {chip:g} ({100 * pe / chip:.0f}%)")
     if items:
         lines.append("")
         for it in sorted(est.items, key=lambda i: -(i.dsp * 100 + i.bram36 * 200 + i.uram * 300 + i.lut)):

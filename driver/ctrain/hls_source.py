@@ -57,6 +57,9 @@ def synthesis_branches(text, macros=None):
         if s.startswith(("#if", "#ifdef", "#ifndef")):
             cond = s
             value = macros.eval(s[3:]) if macros is not None and s.startswith("#if ") else None
+            if value is None and macros is not None and s.startswith("#if ") and \
+                    re.fullmatch(r"\s*[A-Za-z_]\w*\s*", s[3:]) and s[3:].strip() not in macros.text:
+                value = 0   # the preprocessor reads an undefined identifier as 0
             if "__SYNTHESIS__" in cond:
                 neg = cond.startswith("#ifndef") or "!defined(__SYNTHESIS__)" in cond \
                     or "! defined(__SYNTHESIS__)" in cond

@@ -36,7 +36,8 @@ Multipliers (kind "mul"): every binary `*` between two non-constant operands
 (a literal, a macro or an unrolled loop's index makes it a constant multiply:
 shifts and adds, not counted; `x * ((T)1 << s)` is a shift, LLVM's
 instcombine turns it into one). DSPs per multiplier from the operand widths
-(declared types; a `(prod_t)` cast is int8): signed a x b bits on DSP48E2
+(declared types; a `(prod_t)` cast is int8; a cast to a wider type, as
+`(int64_t)a * b`, widens the kept product): signed a x b bits on DSP48E2
 (27x18) takes min(ceil(a/26) ceil(b/17), ceil(b/26) ceil(a/17)) slices,
 DSP48E1 (25x18) the same with 24. int8 x int8 is one DSP: the code packs no
 two MACs into one slice. Operands declared 64-bit count as 64-bit even when
@@ -286,6 +287,11 @@ class _Widths:
             return fields.get(base[-1], 32)
         return w if w is not None else 32
 
+    def cast(self, expr):
+        """Bits of the type an operand is cast to (0 when none)."""
+        m = re.match(r"\s*\(\s*([\w:<> ]+?)\s*\)(?=\s*[\w(])", expr)
+        return (self.src.types.width(m.group(1)) or 0) if m else 0
+
     def of(self, expr):
         """Bits of an operand: its names' declared widths; a cast narrows, never widens."""
         cast = re.match(r"\s*\(\s*([\w:<> ]+?)\s*\)(?=\s*[\w(])", expr)
@@ -418,7 +424,9 @@ def _operators(src, instances, dsp_kind):
                     _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
                          f"{wa}x{wb} bit in fabric (BIND_OP impl=fabric)", "lut", fabric_mul_luts(wa, wb))
                     continue
-                d = dsp_per_mul(wa, wb, dsp_kind, max(wa, wb, 32))
+                # a cast to a wider type widens the product (C: (int64_t)a * b)
+                d = dsp_per_mul(wa, wb, dsp_kind,
+                                max(wa, wb, 32, widths.cast(left), widths.cast(right)))
                 _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
                      f"{wa}x{wb} bit", "dsp", d)
                 continue

@@ -45,19 +45,27 @@ def strip_comments(text):
     return re.sub(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\])*"', blank, text, flags=re.S)
 
 
-def synthesis_branches(text):
+def synthesis_branches(text, macros=None):
     """Drops the lines synthesis does not compile: #if branches on __SYNTHESIS__
-    (and CTRAIN_WORD_PORT, which only C-sim sets) taken as synthesis takes them."""
+    (and CTRAIN_WORD_PORT, which only C-sim sets) taken as synthesis takes them;
+    with `macros`, also `#if EXPR` on the board's integer macros (e.g.
+    CTRAIN_SPARSE_MUL_LUT)."""
     out, stack = [], []   # stack of (active, decided_by_us)
     for line in text.split("\n"):
         s = line.strip()
         active = all(a for a, _ in stack)
         if s.startswith(("#if", "#ifdef", "#ifndef")):
             cond = s
+            value = macros.eval(s[3:]) if macros is not None and s.startswith("#if ") else None
+            if value is None and macros is not None and s.startswith("#if ") and \
+                    re.fullmatch(r"\s*[A-Za-z_]\w*\s*", s[3:]) and s[3:].strip() not in macros.text:
+                value = 0   # the preprocessor reads an undefined identifier as 0
             if "__SYNTHESIS__" in cond:
                 neg = cond.startswith("#ifndef") or "!defined(__SYNTHESIS__)" in cond \
                     or "! defined(__SYNTHESIS__)" in cond
                 stack.append((not neg, True))
+            elif value is not None:
+                stack.append((bool(value), True))
             else:
                 stack.append((True, False))
             out.append("")
@@ -248,9 +256,9 @@ def split_args(s):
     return [a.strip() for a in out]
 
 
-def parse_functions(name, text):
+def parse_functions(name, text, macros=None):
     """Function definitions at file scope (templates included)."""
-    text = synthesis_branches(strip_comments(text))
+    text = synthesis_branches(strip_comments(text), macros)
     funcs, i, depth, last = [], 0, 0, 0
     while i < len(text):
         ch = text[i]
@@ -342,11 +350,11 @@ class Sources:
         self.files = files
         self.macros = Macros(config_header, files)
         texts = [strip_comments(open(isa_header(), encoding="utf-8").read())] + \
-                [synthesis_branches(strip_comments(t)) for _, t in files]
+                [synthesis_branches(strip_comments(t), self.macros) for _, t in files]
         self.types = Types(texts, self.macros)
         self.functions = {}
         for name, text in files:
-            for f in parse_functions(name, text):
+            for f in parse_functions(name, text, self.macros):
                 if f.name in self.functions:   # overloads: one entry, bodies joined
                     g = self.functions[f.name]
                     off = len(g.body) + 1
@@ -427,18 +435,19 @@ class Sources:
         def count(name, stack=()):
             if name in memo:
                 return memo[name]
-            p = s = 0
+            per = {}
             for caller, callee, pos, _, _ in sites:
                 if callee == name and caller not in stack:
                     cf = self.functions[caller]
                     k = self.unroll_factor(cf, pos)
                     cp, cs = count(caller, stack + (name,))
+                    q = per.setdefault(caller, [0, 0, cp + cs])
                     if self.in_pipeline(cf, pos):
-                        p += k * (cp + cs)
+                        q[0] += k * (cp + cs)
                     else:
-                        p += k * cp
-                        s += k * cs
-            memo[name] = (p, s)
+                        q[0] += k * cp
+                        q[1] += k * cs
+            memo[name] = self._allocated(name, per)
             return memo[name]
 
         return {n: count(n) for n in self.functions}
@@ -474,7 +483,7 @@ class Sources:
     def _copies_of(self, fname, names, top, _stack):
         f = self.functions[fname]
         deps = self.depends(f, names) if names is not None else None
-        p = s = 0
+        per = {}
         for caller, callee, pos, args, _ in self.call_sites():
             if callee != fname or caller in _stack:
                 continue
@@ -487,11 +496,49 @@ class Sources:
                         arg_names += _IDENT.findall(args[i])
             k = self.unroll_factor(cf, pos, arg_names)
             cp, cs = self.copies_of(caller, arg_names if cf.inline else None, top, _stack + (fname,))
+            q = per.setdefault(caller, [0, 0, cp + cs])
             if self.in_pipeline(cf, pos):
-                p += k * (cp + cs)
+                q[0] += k * (cp + cs)
             else:
-                p += k * cp
-                s += k * cs
+                q[0] += k * cp
+                q[1] += k * cs
+        return self._allocated(fname, per)
+
+    def allocation_limits(self):
+        """{(caller, callee): limit} of `#pragma HLS ALLOCATION function
+        instances=callee limit=N` in the caller's body.  UG1399 (pragma HLS
+        allocation): the limit caps the RTL instances of a (not inlined)
+        function; all its call sites in that scope share them."""
+        memo = self.__dict__.get("_alloc")
+        if memo is None:
+            memo = {}
+            for f in self.functions.values():
+                for m in re.finditer(r"#pragma\s+HLS\s+ALLOCATION\b([^\n]*)", f.body, re.I):
+                    opts = dict(re.findall(r"(\w+)\s*=\s*(\S+)", m.group(1)))
+                    opts = {k.lower(): v for k, v in opts.items()}
+                    kind = opts.get("type", "function" if "function" in m.group(1).lower().split()
+                                    else "operation").lower()
+                    if kind == "function" and "instances" in opts and "limit" in opts:
+                        for callee in opts["instances"].split(","):
+                            memo[(f.name, callee.strip())] = int(opts["limit"])
+            self._alloc = memo
+        return memo
+
+    def _allocated(self, name, per):
+        """(pipelined, sequential) copies of `name` summed over its callers
+        ({caller: [p, s, caller copies]}), each caller's share capped by an
+        ALLOCATION limit (limit instances per copy of the caller)."""
+        limits = self.allocation_limits()
+        p = s = 0
+        for caller, (cp, cs, copies) in per.items():
+            lim = limits.get((caller, name))
+            f = self.functions[name]
+            if lim is not None and not f.inline:
+                cap = lim * copies
+                cp = min(cp, cap)
+                cs = min(cs, cap - cp)
+            p += cp
+            s += cs
         return (p, s)
 
     def fsm_owners(self, name, names=None, _stack=()):

@@ -6,8 +6,14 @@ array, unrolling a loop or adding a multiplier changes the estimate.
 
 Copies: every function exists once per call site, per copy of its caller and
 per iteration of the unrolled loops around the call (inner loops of a
-pipelined loop count as unrolled: HLS unrolls them). HLS may share more than
-this; the estimate does not assume it.
+pipelined loop count as unrolled: HLS unrolls them), except that `#pragma
+HLS ALLOCATION function instances=f limit=N` in a caller caps its copies of a
+non-inline f at N per caller copy (UG1399, pragma HLS allocation: all call
+sites share the N RTL instances). HLS may share more than this; the estimate
+does not assume it.
+
+Board choices: `#if EXPR` on the configuration's integer macros is taken as
+that board's build takes it (ctrain.hls_source.synthesis_branches).
 
 Memories (`items` of kind "array"): every array declared in a synthesised
 function, with dims evaluated per board, split into banks by its
@@ -16,7 +22,8 @@ block factor F: F banks) and widened by ARRAY_RESHAPE. Per bank:
   - depth 1 (fully partitioned): registers, not counted here;
   - BIND_STORAGE impl=uram: URAM288 blocks, ceil(depth/4096) x ceil(width/72);
   - impl=lutram, or no binding and at most LUTRAM_MAX_BITS bits: LUTRAM,
-    2 LUTs per 64 x 1 bits (RAM64X1D: a read and a write port);
+    2 LUTs per 64 x 1 bits (RAM64X1D: a read and a write port), 1 with
+    BIND_STORAGE type=ram_1p (RAM64X1S; UG474/UG574 "Distributed RAM");
   - otherwise BRAM: the cheapest RAMB18 shape of 16Kx1, 8Kx2, 4Kx4, 2Kx9,
     1Kx18, 512x36 (simple dual port: HLS's RAM_2P), ceil(depth/d) x
     ceil(width/w) RAMB18s; two RAMB18s make one BRAM36 tile.
@@ -29,11 +36,16 @@ Multipliers (kind "mul"): every binary `*` between two non-constant operands
 (a literal, a macro or an unrolled loop's index makes it a constant multiply:
 shifts and adds, not counted; `x * ((T)1 << s)` is a shift, LLVM's
 instcombine turns it into one). DSPs per multiplier from the operand widths
-(declared types; a `(prod_t)` cast is int8): signed a x b bits on DSP48E2
+(declared types; a `(prod_t)` cast is int8; a cast to a wider type, as
+`(int64_t)a * b`, widens the kept product): signed a x b bits on DSP48E2
 (27x18) takes min(ceil(a/26) ceil(b/17), ceil(b/26) ceil(a/17)) slices,
 DSP48E1 (25x18) the same with 24. int8 x int8 is one DSP: the code packs no
 two MACs into one slice. Operands declared 64-bit count as 64-bit even when
 they hold 32-bit values (pessimistic).
+
+A product assigned to a variable that `#pragma HLS BIND_OP variable=v op=mul
+impl=fabric` names (UG1399, pragma HLS bind_op: impl=fabric, the operator in
+fabric logic) takes no DSP but fabric_mul_luts(a, b) LUTs.
 
 Dividers (kind "div", LUTs): `/` and `%` by a variable: a W-bit divider of W
 stages of a W+1-bit subtractor, W x (W+1) LUTs; by a constant that is not a
@@ -66,7 +78,7 @@ URAM_SHAPE = (4096, 72)
 #: DSP multiplier port widths (signed): (A, B) of DSP48E2 and DSP48E1.
 DSP_PORTS = {"DSP48E2": (27, 18), "DSP48E1": (25, 18)}
 #: Loops whose multipliers are the PE arrays (tests check they still exist).
-PE_LOOPS = {"pass_step": "pe_array", "gather_step": "sp_steps_gather", "outer_step": "sp_steps_outer"}
+PE_LOOPS = {"pass_step": "pe_array", "step": "sp_steps"}
 RESOURCES = ("dsp", "bram36", "uram", "lut")
 
 
@@ -88,6 +100,7 @@ class Estimate:
     board: str
     resources: dict            # resource -> {"used": n, "available": n}
     items: list = field(default_factory=list)
+    peak: dict = field(default_factory=dict)   # GOP/s: "pe" and "chip_int8" (see peaks())
 
     @property
     def fits(self):
@@ -108,8 +121,10 @@ def uram_per_bank(depth, width):
     return math.ceil(depth / URAM_SHAPE[0]) * math.ceil(width / URAM_SHAPE[1])
 
 
-def lutram_luts(depth, width):
-    return 2 * math.ceil(depth / 64) * width
+def lutram_luts(depth, width, ports=2):
+    """Distributed RAM: per 64 x 1 bits one LUT6 single port (RAM64X1S), two
+    for a read and a write port (RAM64X1D) (UG474 / UG574, "Distributed RAM")."""
+    return ports * math.ceil(depth / 64) * width
 
 
 _DECL = re.compile(r"^[ \t]*(static\s+)?(?:const\s+)?([A-Za-z_][\w:]*(?:\s*<[^;>]*>)?)\s+([^;=()]+);",
@@ -140,6 +155,7 @@ class Array:
     bank_dims: list      # sizes left per bank
     partitioned: set     # 1-based dims split into banks completely
     impl: str            # bram, uram, lutram or "" (auto)
+    ports: int = 2       # 1: BIND_STORAGE type=ram_1p
 
     @property
     def depth(self):
@@ -200,10 +216,12 @@ def _bank(src, f, name, elem, sizes):
                 src.macros.eval(p.get("factor", "1")) or 1)
             width *= fac
             dims[d - 1] = math.ceil(dims[d - 1] / fac)
+    ports = 2
     for p in _pragmas(f.body, "BIND_STORAGE"):
         if p.get("variable") == name:
             impl = p.get("impl", "").lower()
-    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl)
+            ports = 1 if p.get("type", "").lower() == "ram_1p" else 2
+    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports)
 
 
 def _array_item(a, copies):
@@ -217,8 +235,8 @@ def _array_item(a, copies):
         it.uram = n * uram_per_bank(depth, width)
         it.detail += ", URAM"
     elif a.impl == "lutram" or (a.impl in ("", "auto") and depth * width <= LUTRAM_MAX_BITS):
-        it.lut = n * lutram_luts(depth, width)
-        it.detail += ", LUTRAM"
+        it.lut = n * lutram_luts(depth, width, a.ports)
+        it.detail += ", LUTRAM" + (" single port" if a.ports == 1 else "")
     else:
         it.bram36 = n * bram18_per_bank(depth, width) / 2
         it.detail += f", {bram18_per_bank(depth, width)} RAMB18 each"
@@ -268,6 +286,11 @@ class _Widths:
             fields = self.src.types.struct_fields.get(stype, {})
             return fields.get(base[-1], 32)
         return w if w is not None else 32
+
+    def cast(self, expr):
+        """Bits of the type an operand is cast to (0 when none)."""
+        m = re.match(r"\s*\(\s*([\w:<> ]+?)\s*\)(?=\s*[\w(])", expr)
+        return (self.src.types.width(m.group(1)) or 0) if m else 0
 
     def of(self, expr):
         """Bits of an operand: its names' declared widths; a cast narrows, never widens."""
@@ -396,7 +419,14 @@ def _operators(src, instances, dsp_kind):
                 if lc or rc:
                     continue   # constant multiplication: shifts and adds
                 wa, wb = widths.of(left), widths.of(right)
-                d = dsp_per_mul(wa, wb, dsp_kind, max(wa, wb, 32))
+                lhs = re.match(r"\s*(?:const\s+)?(?:[\w:<>]+\s+)?([A-Za-z_]\w*)\s*=[^=]", line)
+                if lhs and lhs.group(1) in fabric_muls(f.body):
+                    _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
+                         f"{wa}x{wb} bit in fabric (BIND_OP impl=fabric)", "lut", fabric_mul_luts(wa, wb))
+                    continue
+                # a cast to a wider type widens the product (C: (int64_t)a * b)
+                d = dsp_per_mul(wa, wb, dsp_kind,
+                                max(wa, wb, 32, widths.cast(left), widths.cast(right)))
                 _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
                      f"{wa}x{wb} bit", "dsp", d)
                 continue
@@ -415,6 +445,23 @@ def _operators(src, instances, dsp_kind):
                  f"{w}-bit divider", "lut", divider_luts(w, True), divider_luts(w, False))
         items.extend(shared.values())
     return items
+
+
+def fabric_muls(body):
+    """Variables whose multiplication `#pragma HLS BIND_OP variable=v op=mul
+    impl=fabric` binds to LUTs (UG1399, pragma HLS bind_op: impl fabric
+    implements the operator in fabric logic, no DSP)."""
+    return {p["variable"] for p in _pragmas(body, "BIND_OP")
+            if p.get("op", "").lower() == "mul" and p.get("impl", "").lower() == "fabric"
+            and "variable" in p}
+
+
+def fabric_mul_luts(a, b):
+    """LUTs of an a x b-bit multiplier in fabric: an array of a partial-product
+    rows of b bits summed on carry chains takes about a*b/2 LUT6s (two partial
+    product bits and their sum per LUT); we count a*b, the pessimistic reading
+    (no vendor table for HLS's fabric multiplier is published)."""
+    return a * b
 
 
 def divider_luts(w, pipelined):
@@ -510,7 +557,17 @@ def estimate(board, directory=None, config=None):
     items += multiplexers(src, arrs, copies)
     used = {r: sum(getattr(i, r) for i in items) for r in RESOURCES}
     avail = {"dsp": b.chip_dsp, "bram36": b.chip_bram36, "uram": b.chip_uram, "lut": b.chip_lut}
-    return Estimate(b.name, {r: {"used": used[r], "available": avail[r]} for r in RESOURCES}, items)
+    return Estimate(b.name, {r: {"used": used[r], "available": avail[r]} for r in RESOURCES}, items,
+                    peaks(b))
+
+
+def peaks(b):
+    """Int8 GOP/s: the design's PE array (2 ops x R x C x clock) and the
+    chip's DSPs (DSPs x 2 x clock, doubled on DSP48E2, which can pack two
+    int8 products sharing an operand into one slice; DSP48E1 cannot)."""
+    pack = 2 if b.dsp_kind == "DSP48E2" else 1
+    return {"pe": 2 * b.pe_rows * b.pe_cols * b.clock_mhz / 1000,
+            "chip_int8": b.chip_dsp * pack * 2 * b.clock_mhz / 1000}
 
 
 def format_resources(est, items=False):
@@ -523,6 +580,9 @@ def format_resources(est, items=False):
         pct = 100.0 * u / a if a else (0.0 if u == 0 else float("inf"))
         ok = u <= FIT_FRACTION * a
         lines.append(f"{r:<8} {u:>10g} {a:>10g} {pct:>6.1f}%  {'yes' if ok else 'NO'}")
+    if est.peak:
+        pe, chip = est.peak["pe"], est.peak["chip_int8"]
+        lines.append(f"int8 GOP/s: PE array {pe:g} of the chip's {chip:g} ({100 * pe / chip:.0f}%)")
     if items:
         lines.append("")
         for it in sorted(est.items, key=lambda i: -(i.dsp * 100 + i.bram36 * 200 + i.uram * 300 + i.lut)):

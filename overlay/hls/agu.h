@@ -272,7 +272,9 @@ rd_q8_lane:
 }
 
 /* As agu_rd_q8_lane for a run of 1x1 planes: element i goes to window
- * position at + i * stride (a fully connected layer's inputs, one per channel). */
+ * position at + i * stride (a fully connected layer's inputs, one per channel).
+ * No multiplier: lane l's offset l * stride is a chain of adds made once per
+ * burst, and the beat's first position advances by stride * W (a shift). */
 template <int K, int P, int L>
 void agu_rd_q8_lane_strided(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], uint32_t at,
                             uint32_t stride, int lane, uint32_t len) {
@@ -281,6 +283,17 @@ void agu_rd_q8_lane_strided(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], 
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
+    uint32_t lofs[DDR_BEAT];   /* l * stride */
+#pragma HLS ARRAY_PARTITION variable=lofs type=complete
+    lofs[0] = 0;
+lane_offsets:
+    for (int l = 1; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+        lofs[l] = lofs[l - 1] + stride;
+    }
+    /* window position of beat b's lane 0 (modulo 2^32: lanes below the
+     * burst's offset are never written) */
+    uint32_t row = at - lofs[g.off];
 rd_q8_strided:
     for (uint32_t b = 0; b < g.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -292,10 +305,11 @@ rd_q8_strided:
             if (l >= lo && l < hi) {
                 for (int k = 0; k < K; k++) {
 #pragma HLS UNROLL
-                    win[k][at + agu_index(g, b, l) * stride][lane] = (q8_t)beat_lane(w, l);
+                    win[k][row + lofs[l]][lane] = (q8_t)beat_lane(w, l);
                 }
             }
         }
+        row += stride * DDR_BEAT;
     }
 }
 

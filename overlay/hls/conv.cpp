@@ -68,6 +68,11 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     pe_tapacc_t tacc;
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=2
+    /* Each bank is MAX_KK (121) x 48 bit and sees one access per cycle at
+     * most (a read-modify-write per kx pass, the clear, the store): a RAMB18
+     * pair per bank would hold 2% of its bits; single-port distributed RAM
+     * (RAM64X1S / RAM128X1S) is the fitting memory. */
+#pragma HLS BIND_STORAGE variable=tacc type=ram_1p impl=lutram
     int32_t braw[PE_ROWS];
     wide_t rbias[PE_ROWS];   /* FP: bias per row, shifted to e_acc; WG: bias gradient */
 #pragma HLS ARRAY_PARTITION variable=rbias type=complete

@@ -24,13 +24,13 @@ pass_kx:
                 part[r][c] = 0;
             }
         }
+        int moved = kx - g.pad;   /* j * stride + kx - pad, counted up by stride */
     pass_step:
         for (int j = 0; j < g.steps; j++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
             /* Within one kx every j reaches a distinct row accumulator. */
 #pragma HLS DEPENDENCE variable=racc type=inter false
-            const int moved = j * g.stride + kx - g.pad;
             int li = scatter ? j : moved;   /* column-line position read */
             int ai = scatter ? moved : j;   /* row accumulator position written */
             const bool ok = scatter ? (ai >= 0 && ai < g.lim) : (li >= 0 && li < g.lim);
@@ -57,6 +57,7 @@ pass_kx:
                 if (!outer && ok)
                     racc[r][ai] += sum;
             }
+            moved += g.stride;
         }
         if (outer) {
             for (int r = 0; r < PE_ROWS; r++) {

@@ -47,9 +47,13 @@ struct sp_entry {
  * m = ceil(2^sh / d) (Granlund & Montgomery 1994, theorem 4.2): the one
  * division happens per instruction, the loops multiply by a constant. */
 struct sp_div16 {
-    uint32_t m;
+    ap_uint<18> m;   /* <= 2^17: d > 2^(sh-17) */
     int sh;
 };
+
+/* Window rows and positions (< SP_WIN) and the factors that make them: a
+ * 16 x 16-bit product is one DSP slice (the 32-bit one three). */
+typedef ap_uint<16> sp_idx_t;
 
 static sp_div16 sp_div_make(uint32_t d) {
     int l = 0;
@@ -61,13 +65,14 @@ div_log2:
     }
     sp_div16 r;
     r.sh = 16 + l;
-    r.m = (uint32_t)((((uint64_t)1 << r.sh) + d - 1) / d);
+    r.m = (((uint64_t)1 << r.sh) + d - 1) / d;
     return r;
 }
 
 static uint32_t sp_div(const sp_div16 &d, uint32_t n) {
 #pragma HLS INLINE
-    return (uint32_t)(((uint64_t)n * d.m) >> d.sh);
+    const ap_uint<34> q = (ap_uint<16>)n * d.m;   /* n < 2^16: one DSP slice */
+    return (uint32_t)(q >> d.sh).to_uint();
 }
 
 /* Tiling of one instruction. */
@@ -79,6 +84,7 @@ struct sp_plan {
     int xn;          /* positions per x tile */
     int cg, groups;  /* channels per group, groups */
     int seg;         /* window positions per (channel, ky) row: (xn - 1) * s + k_w */
+    int kk;          /* taps per channel: k_h * k_w */
     /* Per-instruction tables that keep dividers out of the loops: */
     sp_div16 ds, dkk;                    /* v / s, column / (k_h * k_w) */
     int kq[CTRAIN_MAX_KERNEL];           /* k / s */
@@ -101,6 +107,7 @@ static void sp_make_plan(const ctrain_insn_t &f, sp_plan &g) {
     g.wh = g.eb ? f.h_out : f.h_in;
     g.ww = g.eb ? f.w_out : f.w_in;
     const int per_ch = g.kh * g.kw;   /* window positions of one channel at xn = 1 */
+    g.kk = per_ch;
     if ((int64_t)g.red * per_ch <= SP_WIN) {
         /* Every channel fits: the widest x tile whose rows still fit. */
         g.cg = g.red;
@@ -173,7 +180,7 @@ static void sp_qr_next(const sp_plan &g, sp_qr &a) {
 static int sp_pair(const sp_plan &g, int v, const sp_qr &a, int k, int lim) {
 #pragma HLS INLINE
     if (!g.eb) {
-        const int u = v * g.s + k - g.p;
+        const int u = (int)((sp_idx_t)v * (ap_uint<8>)g.s) + k - g.p;   /* v <= MAX_DIM */
         return (u >= 0 && u < lim) ? u : -1;
     }
     if (a.r != g.kr[k])
@@ -294,13 +301,16 @@ static void sp_load_entries(const ddr_t *ddr, const ctrain_insn_t &f, const sp_p
                             const sparse_index_t &ix, const uint32_t *tp, const uint32_t start[PE_ROWS],
                             const uint32_t len[PE_ROWS], int vr, uint32_t off,
                             uint32_t clen[PE_ROWS], sp_entry ent[PE_ROWS][SP_ENTRIES]) {
-    const uint32_t kk = f.k_h * f.k_w;
+    const uint32_t kk = (uint32_t)g.kk;
     q8_t vbuf[SP_ENTRIES];
     uint16_t hbuf[SP_ENTRIES];
     uint32_t wbuf[SP_ENTRIES];
+    uint32_t rk_next = 0;   /* r * kk, counted */
 list_rows:
     for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        const uint32_t rk = rk_next;   /* EB: the row's first column start */
+        rk_next += kk;
         const uint32_t rest = r < vr && len[r] > off ? len[r] - off : 0;
         const uint32_t lr = rest < SP_ENTRIES ? rest : SP_ENTRIES;
         clen[r] = lr;
@@ -317,7 +327,9 @@ list_rows:
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
                 const uint32_t col = hbuf[t];
-                const uint32_t ch = sp_div(g.dkk, col), tap = col - ch * kk;
+                const uint32_t ch = sp_div(g.dkk, col);
+                /* ch < 2^16, kk <= MAX_KK: a narrow product, one DSP slice */
+                const uint32_t tap = col - (uint32_t)((sp_idx_t)ch * (ap_uint<8>)kk);
                 sp_entry e;
                 e.val = g.wg ? (q8_t)0 : vbuf[t];
                 e.ch = (uint16_t)ch;
@@ -337,7 +349,7 @@ list_rows:
                 uint32_t tap = 0;   /* columns of this channel that start at or before q */
                 for (uint32_t k = 1; k < MAX_KK; k++) {
 #pragma HLS UNROLL
-                    if (k < kk && tp[r * kk + k] <= q)
+                    if (k < kk && tp[rk + k] <= q)
                         tap++;
                 }
                 sp_entry e;
@@ -359,7 +371,9 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
     const int col = sp_pair(g, x0 + x, ax, e.kx, g.ww);
     if (col < 0 || !rowok[e.ky] || e.ch < ch0 || e.ch >= ch0 + chn)
         return -1;
-    return ((e.ch - ch0) * g.kh + e.ky) * v.stride + (col - v.base);
+    /* In range the window row is < SP_WIN and its position too: narrow products. */
+    const sp_idx_t wrow = (sp_idx_t)(e.ch - ch0) * (ap_uint<8>)g.kh + e.ky;
+    return (int)(wrow * (sp_idx_t)v.stride) + (col - v.base);
 }
 
 /* The sparse PE array, one R x C multiplier array for all three phases
@@ -404,6 +418,11 @@ step:
                 const q8_t a = (pos >= 0 && c < nb) ? win[r / 2][pos][c] : (q8_t)0;
                 const q8_t d = c < nb ? errb[r][c][x] : (q8_t)0;
                 const prod_t m = (prod_t)(outer ? d : e.val) * (prod_t)a;
+#if CTRAIN_SPARSE_MUL_LUT
+                /* The board's DSP slices go to the dense array: these int8
+                 * products are LUT multipliers (config: CTRAIN_SPARSE_MUL_LUT). */
+#pragma HLS BIND_OP variable=m op=mul impl=fabric
+#endif
                 if (!outer)
                     acc[r][c] = (t == 0 ? acc_t(0) : acc[r][c]) + m;
                 sum += m;   /* adder tree, used by outer */
@@ -459,6 +478,11 @@ void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats 
      * stack.  Every element is written before it is read. */
     static sp_entry ent[PE_ROWS][SP_ENTRIES];
 #pragma HLS ARRAY_PARTITION variable=ent type=complete dim=1
+#if CTRAIN_SPARSE_URAM
+    /* Deep per-row lists (one read per step, the decode writes): on boards
+     * with UltraRAM they leave the BRAM to the window (config choice). */
+#pragma HLS BIND_STORAGE variable=ent type=ram_2p impl=uram
+#endif
     /* Each step reads one C-lane word per PE row at a data-dependent position:
      * R reads per cycle, from SP_COPIES true-dual-port copies the loads write
      * together (PE rows 2k and 2k+1 read copy k). */
@@ -468,8 +492,15 @@ void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats 
     static acc_t racc[PE_ROWS][PE_COLS][SP_XT];
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=2
+    /* Each bank is SP_XT x 48 bit with one read and one write (same x) per
+     * step: a simple-dual-port distributed RAM, not a mostly empty RAMB18 pair. */
+#pragma HLS BIND_STORAGE variable=racc type=ram_2p impl=lutram
     static acc_t tacc[PE_ROWS][SP_ENTRIES];
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
+#if CTRAIN_SPARSE_URAM
+    /* One read-modify-write per step and row: URAM's two ports serve it. */
+#pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=uram
+#endif
     static q8_t lanes[PE_ROWS][PE_COLS][SP_XT];   /* WG: error rows; FP/EB: outputs */
 #pragma HLS ARRAY_PARTITION variable=lanes type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=lanes type=complete dim=2

@@ -55,12 +55,13 @@ plane:
                     const bool first = ky == 0 && kx == 0;
                     const bool last = ky == k_h - 1 && kx == k_w - 1;
                     CTRAIN_LOOP(ew, 1, w_out);
+                    int xs = kx;   /* x * s + kx, counted up by s */
                 window:
-                    for (int x = 0; x < w_out; x++) {
+                    for (int x = 0; x < w_out; x++, xs += s) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
 #pragma HLS DEPENDENCE variable=best type=inter false
-                        q8_t v = line[x * s + kx];
+                        q8_t v = line[xs];
                         q8_t m = (first || v > best[x]) ? v : best[x];
                         best[x] = m;
                         if (last)   /* the final tap also stores the row */
@@ -120,13 +121,14 @@ plane:
 #pragma HLS LOOP_FLATTEN off
                         const bool first = ky == 0 && kx == 0;
                         CTRAIN_LOOP(ew, 1, w_out);
+                        int xs = kx;   /* x * s + kx, counted up by s */
                     select:
-                        for (int x = 0; x < w_out; x++) {
+                        for (int x = 0; x < w_out; x++, xs += s) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
 #pragma HLS DEPENDENCE variable=best type=inter false
 #pragma HLS DEPENDENCE variable=sel type=inter false
-                            q8_t v = line[x * s + kx];
+                            q8_t v = line[xs];
                             if (first || v > best[x]) {   /* strict: the first maximum wins */
                                 best[x] = v;
                                 sel[slot][x].ky = ky;
@@ -157,15 +159,16 @@ plane:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
 #pragma HLS LOOP_FLATTEN off
                     CTRAIN_LOOP(ew, 1, w_out);
+                    int xs = kx;   /* x * s + kx, counted up by s */
                 scatter:
-                    for (int x = 0; x < w_out; x++) {
+                    for (int x = 0; x < w_out; x++, xs += s) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
                         /* Within one kx the targets x*s + kx are distinct. */
 #pragma HLS DEPENDENCE variable=racc type=inter false
                         pool_sel e = sel[slot][x];
                         if (e.ky == ky && e.kx == kx)
-                            racc[x * s + kx] += e.g;
+                            racc[xs] += e.g;
                     }
                 }
             }

@@ -1,11 +1,12 @@
 /* Update unit (see update.h).  Every intermediate is int64; the products are
- * int32 x int32, so no sum below can overflow. */
+ * int32 x int32 (declared so: a 32 x 32-bit product to 64 bits is four DSP
+ * slices, a 64 x 64 one eight), so no sum below can overflow. */
 #include "update.h"
 #include "agu.h"
 
 void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
-    const wide_t lr_m = e.par[CTRAIN_PAR_LR_M], mu_m = e.par[CTRAIN_PAR_MU_M],
-                 wd_m = e.par[CTRAIN_PAR_WD_M];
+    const int32_t lr_m = e.par[CTRAIN_PAR_LR_M], mu_m = e.par[CTRAIN_PAR_MU_M],
+                  wd_m = e.par[CTRAIN_PAR_WD_M];
     const int sh_g = q_shift((wide_t)e.par[CTRAIN_PAR_LR_S] + e.src2 - e.src);
     const int sh_lr = q_shift(e.par[CTRAIN_PAR_LR_S]);
     const int sh_mu = q_shift(e.par[CTRAIN_PAR_MU_S]);
@@ -31,10 +32,10 @@ chunk:
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
             const bool weight = i < nw;
-            wide_t t_g = sat32(rshift_round(lr_m * g[i], sh_g));
-            wide_t decay = sat32(rshift_round(wd_m * w[i], sh_wd));
-            wide_t t_wd = sat32(rshift_round(lr_m * decay, sh_lr));
-            wide_t t_mu = sat32(rshift_round(mu_m * v[i], sh_mu));
+            wide_t t_g = sat32(rshift_round((wide_t)lr_m * g[i], sh_g));
+            const int32_t decay = (int32_t)sat32(rshift_round((wide_t)wd_m * w[i], sh_wd));
+            wide_t t_wd = sat32(rshift_round((wide_t)lr_m * decay, sh_lr));
+            wide_t t_mu = sat32(rshift_round((wide_t)mu_m * v[i], sh_mu));
             wide_t v_new = sat32(t_mu + t_g + t_wd);
             wide_t w_new = sat32(w[i] - v_new);
             if (weight && keep[i] == 0) {   /* pruned: weight and velocity stay 0 */

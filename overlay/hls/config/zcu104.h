@@ -19,8 +19,8 @@
 #define CTRAIN_CLOCK_MHZ 150
 
 /* PE array: rows produce output channels, columns reduce input channels. */
-#define CTRAIN_PE_ROWS 8
-#define CTRAIN_PE_COLS 8
+#define CTRAIN_PE_ROWS 23
+#define CTRAIN_PE_COLS 23
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 512
@@ -28,8 +28,14 @@
 /* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
  * positions per batch lane, output positions per x tile. */
 #define CTRAIN_SPARSE_ENTRIES 2048
-#define CTRAIN_SPARSE_WIN 4096
+#define CTRAIN_SPARSE_WIN 2048
 #define CTRAIN_SPARSE_XT 64
+/* 1: the sparse array's int8 products are LUT multipliers (BIND_OP
+ * impl=fabric) where the DSP slices are too few for two arrays; 0: DSPs. */
+#define CTRAIN_SPARSE_MUL_LUT 0
+/* 1: the sparse unit's entry lists and per-entry accumulators are bound to
+ * URAM (boards that have it and run short of BRAM); 0: BRAM. */
+#define CTRAIN_SPARSE_URAM 1
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16

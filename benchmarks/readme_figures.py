@@ -169,7 +169,10 @@ def main(argv=None):
     ap.add_argument("--mnist", default=os.path.normpath(os.path.join(ROOT, MNIST)),
                     help=f"MNIST IDX directory for the rows that name {MNIST}")
     args = ap.parse_args(argv)
-    sys.path.insert(0, os.path.join(ROOT, "driver"))
+    try:  # the installed package (its C host library is built); else the checkout's
+        import ctrain  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, os.path.join(ROOT, "driver"))
     for row in ROWS:
         for cmd in [row.command] + row.extra:
             check_parses(cmd)

@@ -86,7 +86,7 @@ def test_cli_board_choices_are_the_board_list(capsys):
 @pytest.mark.skipif(shutil.which("tclsh") is None, reason="needs tclsh")
 @pytest.mark.parametrize("name", HEADERS)
 def test_tcl_flows_read_the_same_facts(name):
-    root = os.path.dirname(os.path.dirname(config_dir()))
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "overlay")
     script = ("source [file join $::env(CTRAIN_ROOT) scripts board.tcl]\n"
               "puts [list $part $board_part $ps $hp_port $clock_mhz $ddr_beat $board_define]\n")
     out = subprocess.run(["tclsh"], input=script, capture_output=True, text=True, check=True,

@@ -62,14 +62,14 @@ def check_parses(command):
         raise _Parsed(ns)
     argparse.ArgumentParser.parse_args = parse_then_stop
     try:
-        cli.main(argv)
+        code = cli.main(argv)  # returns the usage error's status instead of raising it
     except _Parsed as done:
         return done.args[0]
     except SystemExit as exc:
         raise SystemExit(f"readme_figures: `{command}` does not parse (exit {exc.code})") from exc
     finally:
         argparse.ArgumentParser.parse_args = original
-    raise SystemExit(f"readme_figures: `{command}` did not reach argument parsing")
+    raise SystemExit(f"readme_figures: `{command}` does not parse (exit {code})")
 
 
 def run(command, mnist):

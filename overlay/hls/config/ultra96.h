@@ -19,8 +19,8 @@
 #define CTRAIN_CLOCK_MHZ 150
 
 /* PE array: rows produce output channels, columns reduce input channels. */
-#define CTRAIN_PE_ROWS 11
-#define CTRAIN_PE_COLS 11
+#define CTRAIN_PE_ROWS 10
+#define CTRAIN_PE_COLS 10
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256

@@ -19,8 +19,8 @@
 #define CTRAIN_CLOCK_MHZ 200
 
 /* PE array: rows produce output channels, columns reduce input channels. */
-#define CTRAIN_PE_ROWS 25
-#define CTRAIN_PE_COLS 25
+#define CTRAIN_PE_ROWS 24
+#define CTRAIN_PE_COLS 24
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 1024

@@ -19,8 +19,8 @@
 #define CTRAIN_CLOCK_MHZ 150
 
 /* PE array: rows produce output channels, columns reduce input channels. */
-#define CTRAIN_PE_ROWS 23
-#define CTRAIN_PE_COLS 23
+#define CTRAIN_PE_ROWS 22
+#define CTRAIN_PE_COLS 22
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 512

@@ -112,11 +112,11 @@ def test_small_sweep_table_and_plot(local_ray, tmp_path):
     assert all(0.5 < r["test_acc"] <= 1 and r["iterations"] == 89 for r in table)
     assert sum("] done   seed=" in line for line in lines) == 4
     # a trial is the `ctrain train` run of its options, bit for bit
-    from ctrain.perfmodel import report
+    from ctrain import perfreport
     trainer, acc = train(_config(TINY + ["--seed", "1", "--prune", "0.5"]), progress=False)
     row = table[3]
     assert row["test_acc"] == acc
-    assert row["cycles"] == report(trainer.runtime.program, "pynq_z2")["total"]["cycles"]
+    assert row["cycles"] == perfreport.build(trainer.runtime.program, "pynq_z2")["total"]["cycles"]
     assert table[0]["cycles"] > row["cycles"]  # the dense program takes longer than the pruned one
     with open(tmp_path / "sweep.csv") as f:
         rows = list(csv.DictReader(f))

@@ -31,7 +31,7 @@ _NAME = re.compile(r"^(?:data_batch_(?P<n>[1-9][0-9]*)|(?P<test>test_batch))\.bi
 def read_cifar_batch(path) -> Tuple[np.ndarray, np.ndarray]:
     """One batch file as (uint8 images [N, 3, 32, 32], int64 labels [N])."""
     path = os.fspath(path)
-    data = _read_bytes(path)
+    data = _read_bytes(path, limit=60000 * RECORD_BYTES)  # the whole data set in one file at most
     if not data or len(data) % RECORD_BYTES:
         raise DatasetError(
             f"{path}: {len(data)} bytes is not a whole number of {RECORD_BYTES}-byte CIFAR-10 "

@@ -280,11 +280,11 @@ def _write_atomic(path, text):
 def modeled(trainer, board):
     """Cycles of one training iteration of the final program on `board`, from
     the performance model (a float run: the program it would have run)."""
-    from .perfmodel import report
+    from . import perfreport
     program = trainer.runtime.program if trainer.fixed else trainer._compile()
-    total = report(program, board)["total"]
+    total = perfreport.build(program, board, trainer.cfg.model_name())["total"]  # as `ctrain perf` reports it
     return {"cycles": int(total["cycles"]), "modeled_ms": 1e3 * total["seconds"],
-            "equiv_gops": total["equiv_gops"],
+            "equiv_gops": total["equivalent_gops"],
             "modeled_img_s": trainer.cfg.batch_size / total["seconds"] if total["seconds"] else 0.0}
 
 

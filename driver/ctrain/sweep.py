@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import os
+import signal
 import shlex
 import sys
 import tempfile
@@ -418,6 +419,9 @@ def _run_on_ray(todo, rows, n, sweep_dir, board, cpus_per_trial, num_cpus, addre
             raise SweepError(f"cannot {where}: {type(exc).__name__}: "
                              f"{(str(exc).strip().splitlines() or [''])[0]}") from None
     pending = {}
+    # Ctrl-C stops the sweep (exit 130), whatever handler Ray installed for its
+    # driver: a trial cancelled by it must not read as a failed trial
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if _main_thread() else None
     try:
         cpus = ray.cluster_resources().get("CPU", 0)
         if cpus < cpus_per_trial:
@@ -444,10 +448,17 @@ def _run_on_ray(todo, rows, n, sweep_dir, board, cpus_per_trial, num_cpus, addre
                 bar.update(1)
                 say(_status_line(bar.n, n, row))
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         for ref in pending:  # interrupted: stop the running trials (their checkpoints stay)
             ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
+
+
+def _main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
 
 
 # -- results ---------------------------------------------------------------------

@@ -29,14 +29,6 @@ def _number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _has_resources():
-    return perfreport._resources_module() is not None
-
-
-needs_resources = pytest.mark.skipif(
-    not _has_resources(), reason="module ctrain.resources (the resource estimate) is not in this tree")
-
-
 def _perf_json(tmp_path, *args):
     out = tmp_path / "perf.json"
     assert main(["perf", *args, "--json", str(out)]) == 0
@@ -64,7 +56,6 @@ def test_json_has_exactly_the_documented_shape(tmp_path, capsys):
     assert abs(glob["sparsity"] - 0.8) < 1e-3 and len({round(v, 2) for v in glob["layer_sparsity"]}) > 1
 
 
-@needs_resources
 def test_json_carries_the_resource_estimate(tmp_path, capsys):
     from ctrain import resources
     rep = _perf_json(tmp_path, "--model", "lenet5", "--batch", "4", "--board", "zcu104")

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from ctrain import perfmodel, validate
+from ctrain import perfmodel, perfreport, validate
 from ctrain.compiler import compile_model
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
 from ctrain.model import lenet5, weight_shape
@@ -19,7 +19,7 @@ from ctrain.randprog import OPS, csr_index, layer_case, random_case
 
 SEED = 20240612
 #: Every board configuration header present (overlay/hls/config).
-MODEL_BOARDS = perfmodel.config_boards()
+MODEL_BOARDS = perfmodel.BOARDS
 
 needs_csim = pytest.mark.skipif(shutil.which("g++") is None, reason="the C-sim engine needs g++")
 
@@ -271,20 +271,22 @@ def test_report_per_layer_and_phase(sparse):
             m.reshape(ws[0], -1)[:, 0] = True
             masks.append(m)
     prog = compile_model(model, 16, masks=masks)
-    rep = perfmodel.report(prog, "zcu104")
-    phases = {(r["layer"], r["phase"]) for r in rep["rows"]}
+    rep = perfreport.build(prog, "zcu104")
+    rows = rep["instructions"]
+    phases = {(r["stage"], r["phase"]) for r in rows}
     first = model.param_stages[0].index
     assert (first, "FP") in phases and (first, "WG") in phases and (first, "EB") not in phases
     b = perfmodel.board("zcu104")
-    for r in rep["rows"]:
+    for r in rows:
         assert r["cycles"] > 0 and r["seconds"] == pytest.approx(r["cycles"] / (b.clock_mhz * 1e6))
-        assert r["equiv_gops"] >= r["gops"] - 1e-12
-        if r["phase"] in ("FP", "EB", "WG") and any("CONV" in o for o in r["ops"]):
+        assert r["equivalent_gops"] >= r["gops"] - 1e-12
+        if r["phase"] in ("FP", "EB", "WG") and "CONV" in r["op"]:
             # never beyond the array's peak: 2 ops per MAC per cycle
             assert r["gops"] <= 2 * b.macs * b.clock_mhz / 1e3 + 1e-9
             if sparse:
-                assert r["equiv_gops"] > r["gops"]
+                assert r["equivalent_gops"] > r["gops"]
             else:
-                assert r["equiv_gops"] == pytest.approx(r["gops"])
-    assert rep["total"]["cycles"] == sum(r["cycles"] for r in rep["rows"])
-    assert "total (zcu104)" in perfmodel.format_report(rep)
+                assert r["equivalent_gops"] == pytest.approx(r["gops"])
+    assert rep["total"]["cycles"] == sum(r["cycles"] for r in rows)
+    text = perfreport.format_report(rep)
+    assert f"on zcu104 ({b.pe_rows}x{b.pe_cols} PE array" in text and f"total (one iteration): {rep['total']['cycles']:,d} cycles" in text

@@ -15,9 +15,8 @@ Two levels:
 - `cycles_of(it, board)` turns the counters into clock cycles as the code
   runs: the units' phases one after another (nothing overlaps: no dataflow,
   one burst at a time), each pipelined loop paying its fill per entry, each
-  burst the channel's latency, each beat the AGU's II. `report(program,
-  board)` sums it per layer and phase with time, GOP/s and equivalent GOP/s
-  (pruned work counted as done).
+  burst the channel's latency, each beat the AGU's II. `ctrain.perfreport`
+  sums it per instruction, phase and iteration (the `ctrain perf` report).
 
 Board parameters of the PE array and buffers come from the same config headers
 the HLS build uses (overlay/hls/config/<board>.h); the DDR figures are the
@@ -25,7 +24,6 @@ boards' data sheets; every cycle constant is documented with its assumption in
 docs/overlay.md.
 """
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -57,11 +55,6 @@ AGU_DEPTH = 4
 #: Fixed cycles per instruction not in the counters: validation's scalar
 #: checks (64-bit products and compares), loading the exponents, dispatch.
 INSN_CYCLES = 64
-
-
-def config_boards():
-    """Names of the board configuration headers present (ctrain.boards)."""
-    return boards.BOARDS
 
 
 BOARDS = boards.BOARDS
@@ -617,74 +610,3 @@ PHASES = {Op.CONV_FP: "FP", Op.SCONV_FP: "FP", Op.POOL_FP: "FP", Op.RELU_FP: "FP
           Op.BN_FP: "FP", Op.CONV_EB: "EB", Op.SCONV_EB: "EB", Op.POOL_BP: "EB",
           Op.RELU_BP: "EB", Op.BN_BP: "EB", Op.CONV_WG: "WG", Op.SCONV_WG: "WG",
           Op.UPDATE: "UPDATE"}
-
-
-def _program_parts(program, ddr):
-    """(instructions, stage of each, {aux offset: index arrays}) of a compiler
-    Program or a plain instruction array."""
-    insns = getattr(program, "insns", program)
-    stages = getattr(program, "insn_stage", None) or list(range(len(insns)))
-    indexes = {}
-    for L in getattr(program, "layers", []) or []:
-        block = getattr(L, "index", None)
-        if block is not None and ddr is None:
-            off = program.plan[L.region("idx")].offset
-            rows, cols = L.w_shape[0], int(np.prod(L.w_shape[1:]))
-            f = dict(c_out=rows, c_in=cols, k_h=1, k_w=1, count=L.n_w, aux=0)
-            indexes[off] = validate.index_arrays(np.asarray(block, np.uint8), f)
-    return insns, stages, indexes
-
-
-def report(program, board_, ddr=None):
-    """Per layer (stage) and phase: cycles, seconds at the board clock, GOP/s
-    and equivalent GOP/s (dense operation count / time). `program` is a
-    compiler Program (layers named by stage, sparse indexes taken from it) or
-    an instruction array (layers = instruction numbers); `ddr` (the arena
-    image) supplies index arrays otherwise. Returns {"rows": [dict], "total":
-    dict} with rows keyed by layer and phase in program order."""
-    b = _board(board_)
-    insns, stages, indexes = _program_parts(program, ddr)
-    rows = OrderedDict()
-    for k, insn in enumerate(insns):
-        f = validate.fields(insn)
-        if f["op"] == Op.HALT:
-            continue
-        index = indexes.get(f["aux"]) if f["op"] in validate.SPARSE_OPS else None
-        it = iterations(insn, b, ddr, index)
-        cyc, comp, mem = cycles_of(it, b)
-        done, dense = ops(insn, ddr, index)
-        key = (stages[k], PHASES.get(Op(f["op"]), "other"))
-        row = rows.setdefault(key, dict(layer=key[0], phase=key[1], ops=[], cycles=0, compute=0,
-                                         memory=0, op_count=0, dense_op_count=0))
-        row["ops"].append(Op(f["op"]).name)
-        row["cycles"] += cyc
-        row["compute"] += comp
-        row["memory"] += mem
-        row["op_count"] += done
-        row["dense_op_count"] += dense
-    out = []
-    for row in rows.values():
-        seconds = row["cycles"] / (b.clock_mhz * 1e6)
-        row.update(seconds=seconds, gops=row["op_count"] / seconds / 1e9,
-                   equiv_gops=row["dense_op_count"] / seconds / 1e9,
-                   bound="compute" if row["compute"] >= row["memory"] else "memory")
-        out.append(row)
-    cyc = sum(r["cycles"] for r in out)
-    sec = cyc / (b.clock_mhz * 1e6)
-    total = dict(cycles=cyc, seconds=sec,
-                 gops=sum(r["op_count"] for r in out) / sec / 1e9 if sec else 0.0,
-                 equiv_gops=sum(r["dense_op_count"] for r in out) / sec / 1e9 if sec else 0.0)
-    return {"board": b.name, "rows": out, "total": total}
-
-
-def format_report(rep):
-    lines = [f"{'layer':>5} {'phase':<6} {'cycles':>12} {'time':>10} {'GOP/s':>8} "
-             f"{'eq GOP/s':>9} {'bound':<7} ops"]
-    for r in rep["rows"]:
-        lines.append(f"{r['layer']:>5} {r['phase']:<6} {r['cycles']:>12,d} "
-                     f"{r['seconds'] * 1e6:>8.1f}us {r['gops']:>8.3f} {r['equiv_gops']:>9.3f} "
-                     f"{r['bound']:<7} {','.join(sorted(set(r['ops'])))}")
-    t = rep["total"]
-    lines.append(f"total ({rep['board']}): {t['cycles']:,d} cycles, {t['seconds'] * 1e3:.3f} ms, "
-                 f"{t['gops']:.3f} GOP/s, {t['equiv_gops']:.3f} equivalent GOP/s")
-    return "\n".join(lines)

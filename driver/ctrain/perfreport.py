@@ -26,7 +26,7 @@ import json
 
 import numpy as np
 
-from . import perfmodel, validate
+from . import perfmodel, resources, validate
 from .errors import CheckpointError, MappingError
 from .isa import Op
 from .model import stage_labels
@@ -129,24 +129,6 @@ def _sum(rows, b):
     return s
 
 
-def resource_estimate(board_name):
-    """ctrain.resources.estimate(board), or None when this build has no
-    resource model (the report says so)."""
-    module = _resources_module()
-    return module.estimate(board_name) if module is not None else None
-
-
-def _resources_module():
-    """ctrain.resources, imported only when a report needs it; None if absent."""
-    import importlib
-    try:
-        return importlib.import_module(f"{__package__}.resources")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.resources":
-            raise
-        return None
-
-
 def build(program, board, model=None, sparsity=None, layer_sparsity=None):
     """The report of one training iteration of `program` on `board` (a name
     or perfmodel.Board): the JSON shape of `ctrain perf --json` plus the
@@ -166,18 +148,16 @@ def build(program, board, model=None, sparsity=None, layer_sparsity=None):
                  ddr_bytes=t["ddr_bytes"])
     if sparsity is None:
         sparsity = _program_sparsity(program)
-    est = resource_estimate(b.name)
+    est = resources.estimate(b.name)
     rep = {"board": b.name, "model": model or "unnamed", "batch": int(program.batch), "sparsity": float(sparsity),
-           "fits": bool(est.fits) if est is not None else None,
-           "resources": est.resources if est is not None else None,
+           "fits": bool(est.fits), "resources": est.resources,
+           "resources_table": resources.format_resources(est),
            "phases": phases, "total": total,
            "peak": {"gops": peak_gops(b), "ddr_gbps": b.ddr_gbps, "port_gbps": port_gbps(b),
                     "clock_mhz": b.clock_mhz, "pe_rows": b.pe_rows, "pe_cols": b.pe_cols},
            "instructions": rows}
     if layer_sparsity is not None:
         rep["layer_sparsity"] = [float(s) for s in layer_sparsity]
-    if est is None:
-        rep["resources_note"] = "no resource estimate: module ctrain.resources is missing"
     return rep
 
 
@@ -217,12 +197,8 @@ def format_report(rep):
     port = "" if p["port_gbps"] >= p["ddr_gbps"] else f", the accelerator's port {p['port_gbps']:.3f} GB/s"
     lines.append(f"roofs: peak {p['gops']:.2f} GOP/s (2 x {p['pe_rows'] * p['pe_cols']} multipliers x "
                  f"{p['clock_mhz']:g} MHz); DDR {p['ddr_gbps']:.3f} GB/s{port}")
-    est = resource_estimate(rep["board"])
-    if est is not None:
-        lines.append(_resources_module().format_resources(est))
-        lines.append(f"fits {rep['board']}: {'yes' if rep['fits'] else 'NO'}")
-    else:
-        lines.append(f"resources: {rep.get('resources_note', 'not estimated')}")
+    lines.append(rep["resources_table"])
+    lines.append(f"fits {rep['board']}: {'yes' if rep['fits'] else 'NO'}")
     return "\n".join(lines)
 
 

@@ -233,11 +233,6 @@ def _perf_parser(sub):
                         "over all layers' random initial weights (global, empties the widest layers)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights the masks prune")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
-
-    def one_line(message):  # bad input: one line, exit 2 (argparse would add its usage)
-        print(f"ctrain: error: {message}", file=sys.stderr)
-        sys.exit(2)
-    p.error = one_line
     return p
 
 

@@ -214,28 +214,25 @@ class Function:
     template: list = field(default_factory=list)  # names of template parameters
 
 
-def _match_brace(text, i):
+def _match(text, i, opening, close):
+    """Index of the `close` bracket that balances the first `opening` from i."""
     depth = 0
     for j in range(i, len(text)):
-        if text[j] == "{":
+        if text[j] == opening:
             depth += 1
-        elif text[j] == "}":
+        elif text[j] == close:
             depth -= 1
             if depth == 0:
                 return j
     return len(text) - 1
+
+
+def _match_brace(text, i):
+    return _match(text, i, "{", "}")
 
 
 def _match_paren(text, i):
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "(":
-            depth += 1
-        elif text[j] == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-    return len(text) - 1
+    return _match(text, i, "(", ")")
 
 
 def split_args(s):

@@ -28,6 +28,10 @@ class CheckpointError(CTrainError, ValueError):
     """A checkpoint file is missing, truncated or inconsistent with the model."""
 
 
+class ExportError(CTrainError, ValueError):
+    """A model cannot be exported, or a weight file cannot be read as this model's weights."""
+
+
 class MemoryFault(CTrainError):
     """A host access to device memory outside what was allocated."""
 

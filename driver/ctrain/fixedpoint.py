@@ -98,8 +98,11 @@ def max_abs(x):
     return max(int(np.max(x)), -int(np.min(x)))
 
 
-#: Integers float32 / float64 hold exactly: all of magnitude below these.
-_EXACT = {np.dtype(np.float32): 1 << 24, np.dtype(np.float64): 1 << 53}
+#: Integers float32 / float64 hold exactly: all of magnitude below these (one
+#: more mantissa bit than stored); docs/numeric.md "Exactness" uses them.
+FLOAT32_EXACT = 1 << 24
+FLOAT64_EXACT = 1 << 53
+_EXACT = {np.dtype(np.float32): FLOAT32_EXACT, np.dtype(np.float64): FLOAT64_EXACT}
 #: Below this many elements requantize8 uses the int64 form (fewer numpy calls).
 SMALL = 8192
 

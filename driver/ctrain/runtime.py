@@ -146,15 +146,44 @@ class Runtime:
             view[...] = value
         self._sync_layers("to")
 
-    def float_params(self):
-        """Dequantized master weights, as float arrays per layer."""
+    def state(self):
+        """The model's fixed-point state in dense layout (sparse layers
+        scattered back, pruned entries 0), read back from the device, with
+        the exponents of the host's table, which is authoritative (the host
+        rewrites the device's table from it before every step). Nothing is
+        written. {"act_exp": [every stage output's exponent, 0 the input],
+        "layers": per Conv2d/Linear {"w": int8, "mask": uint8, "master":
+        int32 weights, "bias": int32 or None, "e_w", "e_m"}, "bn": per batch
+        norm {"a", "b": int32, "e_a", "e_b"}}."""
         self._sync_layers("from")
-        out = []
-        for L in self.program.layers:
-            m = self.views[L.region("master")]
-            x = hostlib.from_master(m, int(self.table[L.slot_m]))
-            out.append({"w": L.scatter(x[:L.n_w]).reshape(L.w_shape), "b": x[L.n_w:] if L.n_b else None})
-        return out
+        p, table = self.program, np.array(self.table)
+        layers = []
+        for L in p.layers:
+            master = np.array(self.views[L.region("master")])
+            dense = [L.scatter(np.array(self.views[L.region(k)]).reshape(-1)).reshape(L.w_shape)
+                     for k in ("w", "mask")]
+            layers.append({"w": dense[0].astype(np.int8), "mask": dense[1].astype(np.uint8),
+                           "master": L.scatter(master[:L.n_w]).reshape(L.w_shape).astype(np.int32),
+                           "bias": master[L.n_w:].astype(np.int32) if L.n_b else None,
+                           "e_w": int(table[L.slot_w8]), "e_m": int(table[L.slot_m])})
+        bn = [{"a": np.array(self.views[f"bnA{k}"]).astype(np.int32),
+               "b": np.array(self.views[f"bnB{k}"]).astype(np.int32),
+               "e_a": int(table[slot_a]), "e_b": int(table[slot_b])}
+              for k, (slot_a, slot_b) in enumerate(p.bn_slots)]
+        return {"act_exp": [int(table[s]) for s in p.act_slots], "layers": layers, "bn": bn}
+
+    def float_params(self, state=None):
+        """Dequantized master weights, as float arrays per layer ({"w", "b"});
+        of `state` (a state() result) when given, else read now."""
+        layers = (state or self.state())["layers"]
+        return [{"w": hostlib.from_master(d["master"], d["e_m"]),
+                 "b": hostlib.from_master(d["bias"], d["e_m"]) if d["bias"] is not None else None}
+                for d in layers]
+
+    def float_bn(self, state=None):
+        """Each frozen batch norm's dequantized per-channel (scale, shift)."""
+        return [(hostlib.from_master(d["a"], d["e_a"]), hostlib.from_master(d["b"], d["e_b"]))
+                for d in (state or self.state())["bn"]]
 
     def masks(self):
         """Dense keep-masks of every layer (bool, weight-shaped)."""

@@ -3,6 +3,7 @@ the (emulated or real) accelerator, evaluation, checkpoints and resume."""
 import math
 import os
 from array import array
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -142,7 +143,7 @@ class TrainConfig:
     prune_mode: str = "element"    # or "filter" (structured: whole output filters)
     prune_scope: str = "global"    # one magnitude threshold across layers, or "layer": the target per layer
     sparse_exec: bool = True       # pruned layers run sparse (compressed in DDR); False: dense + mask
-    warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.export)
+    warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.weights_in)
     image_size: str = None         # folder data set: resize every image to "HxW" (docs/data.md)
     normalize: bool = False        # per-channel normalisation of the inputs (preprocess.normalise)
     augment: str = None            # e.g. "crop=4,flip": on-the-fly augmentation (preprocess.Augment)
@@ -257,8 +258,8 @@ class Trainer:
         self.model = build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes)
         self.rng = np.random.default_rng(cfg.seed)
         self.net = FloatNet(self.model, self.model.init_params(self.rng))
-        if cfg.warm_start:  # load_float_params call site: the file's weights replace the initial ones
-            from .export import warm_start
+        if cfg.warm_start:  # the file's weights replace the initial ones
+            from .weights_in import warm_start
             warm_start(self.net, cfg.warm_start)
         n_train = len(self.ds.train_y)
         self.iters_per_epoch = n_train // cfg.batch_size
@@ -473,6 +474,28 @@ class Trainer:
             meta["exponents"] = {str(k): v for k, v in self.runtime.exps.state().items()}
             meta["runtime_it"] = self.runtime.iteration
         checkpoint.save(path, arrays, meta)
+
+    @classmethod
+    def from_checkpoint(cls, path, dataset=None, device=None, settings=None):
+        """The run a training checkpoint holds, at its iteration: its saved
+        settings with `settings` (TrainConfig fields) replacing some, e.g.
+        {"device": "emulated"}, and no warm start (the checkpoint's weights
+        replace it); then load(path)."""
+        _, meta = checkpoint.load(path)
+        saved = meta.get("config")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{path}: not a training checkpoint (no run configuration); "
+                                  "a model file is already exported")
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        kept = {k: v for k, v in saved.items() if k in fields}
+        kept.update(warm_start=None, **(settings or {}))
+        try:
+            cfg = TrainConfig(**kept)
+        except (ConfigError, TypeError) as exc:
+            raise CheckpointError(f"{path}: invalid run settings in the checkpoint: {exc}") from None
+        trainer = cls(cfg, dataset=dataset, device=device)
+        trainer.load(path)
+        return trainer
 
     def load(self, path):
         """Continue from a checkpoint of the same run. The whole checkpoint is

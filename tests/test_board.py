@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from ctrain import data, isa
+from ctrain import isa
 from ctrain.device import board as board_mod
 from ctrain.device.emulated import EmulatedDevice
 from ctrain.errors import CTrainError, DeviceFault, DeviceTimeout
@@ -133,11 +133,6 @@ def emulated_board(tmp_path):
     with pe.activate(dev):
         assert pynq.Device.active_device is dev
         yield dev, tmp_path / "overlay"
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return data.get_dataset("digits")
 
 
 def _train(dataset, device, steps):

@@ -10,6 +10,8 @@ import pytest
 from ctrain import boards, cli, overlay_files
 from ctrain.overlay_src import config_dir
 
+from conftest import csim_or_skip
+
 HEADERS = sorted(f[:-2] for f in os.listdir(config_dir()) if f.endswith(".h") and f != "board.h")
 
 
@@ -96,19 +98,15 @@ def test_tcl_flows_read_the_same_facts(name):
                    f"CTRAIN_BOARD_{name.upper()}"]
 
 
+@pytest.mark.slow  # a C-sim build per board
 @pytest.mark.parametrize("name", ["kv260", "aup_zu3"])
 def test_new_configurations_compute_what_numpy_computes(name):
     """The PE array and buffers are configuration constants: the KV260 (4 x 4)
     and AUP-ZU3 (2 x 2) builds give the numpy engine's bytes on every opcode."""
     np = pytest.importorskip("numpy")
-    from ctrain.engine import get_engine
-    from ctrain.engine.csim_engine import CsimUnavailable
     from ctrain.engine.numpy_engine import NumpyEngine
     from ctrain.randprog import OPS, random_case
-    try:
-        engine = get_engine("csim", board=name)
-    except CsimUnavailable as exc:
-        pytest.skip(str(exc))
+    engine = csim_or_skip(name)
     b = boards.get(name)
     assert (engine.pe_rows, engine.pe_cols, engine.chunk) == (b.pe_rows, b.pe_cols, b.chunk)
     ref, rng = NumpyEngine(), np.random.default_rng(10)

@@ -4,19 +4,10 @@ batch norm frozen into the fixed-point stream."""
 import numpy as np
 import pytest
 
-from ctrain import data, hostlib
-from ctrain.compiler import compile_model
-from ctrain.device.emulated import EmulatedDevice
-from ctrain.hostlib import quantize
-from ctrain.model import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, digits_cnn
+from ctrain import hostlib
+from ctrain.model import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from ctrain.pruning import prune_masks, sparsity_of
-from ctrain.runtime import Runtime
 from ctrain.train import TrainConfig, Trainer
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return data.load_digits()
 
 
 def test_prune_masks_hit_targets_and_only_shrink():

@@ -30,11 +30,6 @@ def write_idx(path, arr, gz=False):
 
 # ---------------------------------------------------------------- digits
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits()
-
-
 def test_digits_shapes_and_ranges(digits):
     n = len(digits.train_x) + len(digits.test_x)
     assert n == 1797

@@ -9,17 +9,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from ctrain import checkpoint, cli, data, export
+from ctrain import checkpoint, cli, export
 from ctrain.device.emulated import EmulatedDevice
 from ctrain.export import ExportError
 from ctrain.floatnet import FloatNet
 from ctrain.model import build_model
 from ctrain.train import TrainConfig, Trainer
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return data.get_dataset("digits")
 
 
 @pytest.fixture(scope="module")

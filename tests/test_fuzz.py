@@ -5,21 +5,14 @@ import numpy as np
 import pytest
 
 from ctrain import fuzz, isa, randprog
-from ctrain.engine import get_engine
 from ctrain.engine.numpy_engine import NumpyEngine
 
-
-def _engines():
-    engines = [NumpyEngine()]
-    try:
-        engines.append(get_engine("csim"))
-    except Exception as exc:  # csim needs g++ and the ap_types headers
-        pytest.skip(f"csim engine unavailable: {exc}")
-    return engines
+from conftest import csim_or_skip
 
 
-def test_fuzz_both_engines_clean():
-    rep = fuzz.fuzz(_engines(), streams=1500, seed=7, progress=False)
+@pytest.mark.slow
+def test_fuzz_both_engines_clean(csim_engine):
+    rep = fuzz.fuzz([NumpyEngine(), csim_engine], streams=1500, seed=7, progress=False)
     assert fuzz.clean(rep), fuzz.format_report(rep)
     for name in ("numpy", "csim"):
         r = rep[name]
@@ -41,7 +34,7 @@ def _overlapping_case(shift):
 
 @pytest.mark.parametrize("engine", ["numpy", "csim"])
 def test_output_overlapping_input_is_a_fault(engine):
-    eng = NumpyEngine() if engine == "numpy" else _engines()[1]
+    eng = NumpyEngine() if engine == "numpy" else csim_or_skip()
     case, dst = _overlapping_case(4)
     before = case.ddr.copy()
     res = eng.run(case.ddr, *case.run_args())

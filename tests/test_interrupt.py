@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from ctrain import checkpoint
 from ctrain.cli import main
@@ -27,6 +28,7 @@ def _state(path):
     return {k: v for k, v in arrays.items() if k.startswith(("ddr_", "float_", "mask"))}, meta
 
 
+@pytest.mark.slow
 def test_kill_and_resume_loop_leaves_no_temp_files_and_ends_where_one_run_does(tmp_path):
     whole = tmp_path / "whole" / "run.ckpt"
     whole.parent.mkdir()

@@ -46,6 +46,7 @@ def _inject(nb, params):
     raise AssertionError("no cell tagged 'parameters'")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAST))
 def test_notebook_runs(name, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")

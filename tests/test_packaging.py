@@ -26,6 +26,7 @@ def _pyproject():
 
 # -- the sdist ---------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)  # a venv, an isolated build and a pip install: about a minute on an idle 2-core machine
 def test_sdist_is_complete_and_installs_in_a_fresh_venv(tmp_path):
     dist = tmp_path / "dist"

@@ -202,6 +202,7 @@ def test_bad_input_is_one_line_before_any_work(argv, message, tmp_path, capsys, 
 
 # ------------------------------------------------------------------- CNV
 
+@pytest.mark.slow
 def test_cnv_maps_at_batch_64_on_every_board():
     model = MODELS["cnv"]()
     assert [st.out_shape for st in model.param_stages] == [

@@ -27,6 +27,7 @@ def _device_state(path):
     return {k: v for k, v in arrays.items() if k.startswith(("ddr_", "float_"))}, meta
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
     whole = tmp_path / "whole.ckpt"
     assert subprocess.run(_cli(whole), capture_output=True, timeout=300).returncode == 0

@@ -2,7 +2,6 @@
 instance (2 CPUs) that each equal a plain `ctrain train` run, the table and
 plot, a failing trial, and resume after an interruption."""
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -104,6 +103,7 @@ def _config(argv):
     return cli.train_config(sweep.train_parser().parse_args(argv))
 
 
+@pytest.mark.slow
 def test_small_sweep_table_and_plot(local_ray, tmp_path):
     lines = []
     table = sweep.run(_spec("seed=0,1", "prune=0,0.5"), tmp_path, progress=False, say=lines.append)
@@ -168,6 +168,7 @@ def test_resume_continues_an_interrupted_trial_bit_exactly(local_ray, tmp_path):
     assert row["test_acc"] == acc
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_rerun_skips_finished_trials(local_ray, tmp_path):
     """Ctrl-C a `ctrain sweep` (its own local Ray, one trial at a time) after
     its first trial finished; the rerun leaves finished trials untouched."""

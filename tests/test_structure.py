@@ -3,6 +3,8 @@ counting imports inside functions too (a deferred import hides a cycle, it does
 not remove it), except the cycles listed here with their reason."""
 import ast
 import os
+import subprocess
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG_DIR = os.path.join(ROOT, "driver", "ctrain")
@@ -101,3 +103,17 @@ def test_export_and_training_do_not_import_each_other():
         assert "ctrain.train" not in graph[m] and "ctrain.export" not in graph[m], m
     assert "ctrain.export" not in graph["ctrain.train"]
 
+
+
+def test_import_ctrain_is_light_and_the_api_resolves():
+    """`import ctrain` loads no numpy or pynq (each API name is imported when
+    first used), and every API name is the object its module defines."""
+    code = ("import sys, ctrain\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'pynq') or m.startswith('ctrain.')))\n"
+            "import importlib\n"
+            "for name, mod in ctrain._API.items():\n"
+            "    assert getattr(ctrain, name) is getattr(importlib.import_module('ctrain.' + mod), name), name\n"
+            "assert set(ctrain.__all__) <= set(dir(ctrain))\n"
+            "print('pynq' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "False"]

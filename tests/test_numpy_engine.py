@@ -5,18 +5,22 @@ import itertools
 import numpy as np
 import pytest
 
+import conftest
 import reference
+from conftest import insn
 from ctrain import validate
 from ctrain.engine import RunResult
 from ctrain.engine.numpy_engine import NumpyEngine
 from ctrain.isa import INSN_BYTES, LIMITS, STATS_DTYPE, Fault, Flag, Op
 from ctrain.randprog import OPS, random_case
 
-from conftest import assert_fault, first_case, insn, run_case
-
 ENGINE = NumpyEngine()
 CASES_PER_OP = 150
-SALT = 99  # the random cases' seeds are [seed, SALT]
+
+
+def run(case):
+    """Run the engine on a copy of the case's DDR; returns (RunResult, ddr)."""
+    return conftest.run_case(ENGINE, case)
 
 
 def written_mask(case):
@@ -29,6 +33,11 @@ def written_mask(case):
     return mask
 
 
+def first_case(op, want=lambda case: True):
+    """The first seeded random case of `op` satisfying `want`."""
+    return conftest.first_case(op, want, salt=99)
+
+
 # ------------------------------------------------------------ random cases
 
 @pytest.mark.parametrize("seed", range(CASES_PER_OP))
@@ -37,7 +46,7 @@ def test_matches_reference(op, seed):
     case = random_case(np.random.default_rng([seed, int(op)]), op)
     expected = case.ddr.copy()
     want = reference.run(expected, *case.run_args())
-    got, ddr = run_case(ENGINE, case)
+    got, ddr = run(case)
     assert tuple(got) == want
     diff = np.flatnonzero(ddr != expected)
     assert diff.size == 0, f"bytes differ at {diff[:8]} (layout {case.offsets})"
@@ -51,7 +60,7 @@ def test_random_cases_reach_every_flag_combination_and_saturation():
     for op, seed in itertools.product(OPS, range(CASES_PER_OP)):
         case = random_case(np.random.default_rng([seed, int(op)]), op)
         seen.add((op, int(insn(case)["flags"][0])))
-        _, ddr = run_case(ENGINE, case)
+        _, ddr = run(case)
         if op != Op.HALT:
             stats = int(insn(case)["stats"][0])
             if ddr[stats:stats + 32].view(STATS_DTYPE)["sat"][0]:
@@ -64,6 +73,11 @@ def test_random_cases_reach_every_flag_combination_and_saturation():
 
 # ------------------------------------------------------------ faults
 
+def assert_fault(case, fault, addr, pc=0):
+    """The engine stops at `pc` with `fault`/`addr` and the DDR is untouched."""
+    conftest.assert_fault(ENGINE, case, fault, addr, pc)
+
+
 def with_flag(flag):
     return lambda case: bool(insn(case)["flags"][0] & flag)
 
@@ -73,16 +87,16 @@ def with_flag(flag):
     (Op.POOL_FP, Flag.RELU_MASK), (Op.UPDATE, Flag.BIAS), (Op.RELU_BP, Flag.RELU_MASK),
     (Op.CONV_FP, 8), (Op.HALT, Flag.RELU)])
 def test_flags_the_opcode_does_not_take(op, flags):
-    case = first_case(op, salt=SALT)
+    case = first_case(op)
     insn(case)["flags"] |= int(flags)
-    assert_fault(ENGINE, case, Fault.OPCODE, 0)
+    assert_fault(case, Fault.OPCODE, 0)
 
 
 @pytest.mark.parametrize("opcode", [Op.INVALID, Op.COUNT, 0xFFFFFFFF])
 def test_unknown_opcode(opcode):
-    case = first_case(Op.RELU_FP, salt=SALT)
+    case = first_case(Op.RELU_FP)
     insn(case)["op"] = opcode
-    assert_fault(ENGINE, case, Fault.OPCODE, 0)
+    assert_fault(case, Fault.OPCODE, 0)
 
 
 def _set(**values):
@@ -136,39 +150,39 @@ def _input_smaller_than_kernel(i):
     (Op.UPDATE, lambda i: i.__setitem__("count_w", i["count"] + 1)),
 ])
 def test_shape_faults(op, mutate):
-    case = first_case(op, salt=SALT)
+    case = first_case(op)
     mutate(insn(case))
-    assert_fault(ENGINE, case, Fault.SHAPE, 0)
+    assert_fault(case, Fault.SHAPE, 0)
 
 
 def test_slot_beyond_table():
-    case = first_case(Op.CONV_FP, salt=SALT)
+    case = first_case(Op.CONV_FP)
     insn(case)["e_dst"] = case.table_len
-    assert_fault(ENGINE, case, Fault.SLOT, case.table_len)
+    assert_fault(case, Fault.SLOT, case.table_len)
 
 
 def test_slot_faults_report_the_first_bad_field():
-    case = first_case(Op.CONV_EB, salt=SALT)
+    case = first_case(Op.CONV_EB)
     insn(case)["e_src2"] = case.table_len + 7
     insn(case)["e_dst"] = case.table_len + 1
-    assert_fault(ENGINE, case, Fault.SLOT, case.table_len + 7)
+    assert_fault(case, Fault.SLOT, case.table_len + 7)
 
 
 def test_bias_slot_checked_only_with_bias():
-    case = first_case(Op.CONV_FP, lambda c: not insn(c)["flags"][0] & Flag.BIAS, salt=SALT)
+    case = first_case(Op.CONV_FP, lambda c: not insn(c)["flags"][0] & Flag.BIAS)
     insn(case)["e_src3"] = 10**6
-    assert run_case(ENGINE, case)[0].status == Fault.NONE
-    case = first_case(Op.CONV_FP, with_flag(Flag.BIAS), salt=SALT)
+    assert run(case)[0].status == Fault.NONE
+    case = first_case(Op.CONV_FP, with_flag(Flag.BIAS))
     insn(case)["e_src3"] = 10**6
-    assert_fault(ENGINE, case, Fault.SLOT, 10**6)
+    assert_fault(case, Fault.SLOT, 10**6)
 
 
 def test_update_parameter_block_must_fit_in_table():
-    case = first_case(Op.UPDATE, salt=SALT)
+    case = first_case(Op.UPDATE)
     insn(case)["e_par"] = case.table_len - 5
-    assert_fault(ENGINE, case, Fault.SLOT, case.table_len - 5)
+    assert_fault(case, Fault.SLOT, case.table_len - 5)
     insn(case)["e_par"] = case.table_len - 6
-    assert run_case(ENGINE, case)[0].status == Fault.NONE
+    assert run(case)[0].status == Fault.NONE
 
 
 @pytest.mark.parametrize("op,field,offset,want", [
@@ -180,15 +194,15 @@ def test_update_parameter_block_must_fit_in_table():
     (Op.RELU_FP, "stats", 4, lambda c: True),
 ])
 def test_misaligned_operands(op, field, offset, want):
-    case = first_case(op, want, salt=SALT)
+    case = first_case(op, want)
     insn(case)[field] += offset
-    assert_fault(ENGINE, case, Fault.ALIGN, int(insn(case)[field][0]))
+    assert_fault(case, Fault.ALIGN, int(insn(case)[field][0]))
 
 
 def test_int8_operands_need_no_alignment():
-    case = first_case(Op.RELU_FP, lambda c: int(insn(c)["dst"][0]) != int(insn(c)["src"][0]), salt=SALT)
+    case = first_case(Op.RELU_FP, lambda c: int(insn(c)["dst"][0]) != int(insn(c)["src"][0]))
     insn(case)["src"] += 1
-    assert run_case(ENGINE, case)[0].status == Fault.NONE
+    assert run(case)[0].status == Fault.NONE
 
 
 def _size_of(case, field):
@@ -199,28 +213,28 @@ def _size_of(case, field):
     (Op.CONV_FP, "dst"), (Op.CONV_EB, "src2"), (Op.CONV_WG, "dst"), (Op.UPDATE, "src3"),
     (Op.POOL_BP, "aux"), (Op.RELU_BP, "src")])
 def test_operand_beyond_window(op, field):
-    case = first_case(op, salt=SALT)
+    case = first_case(op)
     insn(case)[field] = (case.ddr.size - _size_of(case, field)) // 4 * 4 + 4  # still aligned
-    assert_fault(ENGINE, case, Fault.BOUNDS, int(insn(case)[field][0]))
+    assert_fault(case, Fault.BOUNDS, int(insn(case)[field][0]))
 
 
 def test_operand_ending_at_window_end_is_fine():
-    case = first_case(Op.RELU_FP, salt=SALT)
+    case = first_case(Op.RELU_FP)
     insn(case)["dst"] = case.ddr.size - _size_of(case, "dst")
-    assert run_case(ENGINE, case)[0].status == Fault.NONE
+    assert run(case)[0].status == Fault.NONE
 
 
 def test_stats_beyond_window():
-    case = first_case(Op.POOL_FP, salt=SALT)
+    case = first_case(Op.POOL_FP)
     insn(case)["stats"] = (case.ddr.size - 32) // 8 * 8 + 8
-    assert_fault(ENGINE, case, Fault.BOUNDS, int(insn(case)["stats"][0]))
+    assert_fault(case, Fault.BOUNDS, int(insn(case)["stats"][0]))
 
 
 def test_bounds_checked_in_operand_order():
-    case = first_case(Op.CONV_FP, salt=SALT)
+    case = first_case(Op.CONV_FP)
     insn(case)["dst"] = 0xFFFFFF00
     insn(case)["src"] = 0xFFFFFFF0
-    assert_fault(ENGINE, case, Fault.BOUNDS, 0xFFFFFFF0)
+    assert_fault(case, Fault.BOUNDS, 0xFFFFFFF0)
 
 
 @pytest.mark.parametrize("first,second", [
@@ -233,20 +247,20 @@ def test_check_order(first, second):
         "align": lambda i: i.__setitem__("src3", i["src3"] + 2),
         "bounds": lambda i: i.__setitem__("dst", 0xFFFFFF00),
     }
-    case = first_case(Op.CONV_FP, with_flag(Flag.BIAS), salt=SALT)
+    case = first_case(Op.CONV_FP, with_flag(Flag.BIAS))
     breakers[second](insn(case))
     breakers[first](insn(case))
-    got, ddr = run_case(ENGINE, case)
+    got, ddr = run(case)
     assert got.status == Fault[first.upper()] and got.pc == 0
     assert np.array_equal(ddr, case.ddr)
 
 
 def test_fault_keeps_earlier_writes():
-    case = first_case(Op.CONV_FP, lambda c: c.n_insn == 2, salt=SALT)
+    case = first_case(Op.CONV_FP, lambda c: c.n_insn == 2)
     insn(case, 1)["op"] = Op.INVALID
     expected = case.ddr.copy()
     reference.run(expected, case.prog, 1, case.table, case.table_len)
-    got, ddr = run_case(ENGINE, case)
+    got, ddr = run(case)
     assert got == RunResult(Fault.OPCODE, 1, 0)
     assert np.array_equal(ddr, expected)
 
@@ -260,32 +274,32 @@ def test_fault_keeps_earlier_writes():
     (dict(table_len=lambda c: LIMITS["TABLE"] + 1, table=lambda c: 0), "table"),
 ])
 def test_program_and_table_must_lie_in_window(change, which):
-    case = first_case(Op.CONV_WG, salt=SALT)
+    case = first_case(Op.CONV_WG)
     case.ddr = np.concatenate([case.ddr, np.zeros(4 * 4096, np.uint8)])  # room for a long table
     for name, value in change.items():
         setattr(case, name, value(case))
-    assert_fault(ENGINE, case, Fault.PROGRAM, getattr(case, which))
+    assert_fault(case, Fault.PROGRAM, getattr(case, which))
 
 
 # ------------------------------------------------------------ HALT and pc
 
 def test_halt_stops_before_the_rest():
-    case = first_case(Op.RELU_FP, lambda c: c.n_insn == 2, salt=SALT)
+    case = first_case(Op.RELU_FP, lambda c: c.n_insn == 2)
     expected = case.ddr.copy()
     assert reference.run(expected, *case.run_args()) == (0, 1, 0)
-    got, ddr = run_case(ENGINE, case)
+    got, ddr = run(case)
     assert got == RunResult(Fault.NONE, 1, 0)
     assert np.array_equal(ddr, expected)
 
 
 def test_halt_first_runs_nothing():
-    case = first_case(Op.HALT, lambda c: c.n_insn == 2, salt=SALT)
+    case = first_case(Op.HALT, lambda c: c.n_insn == 2)
     assert insn(case, 1)["op"][0] == Op.INVALID
-    assert_fault(ENGINE, case, Fault.NONE, 0, pc=0)
+    assert_fault(case, Fault.NONE, 0, pc=0)
 
 
 def test_running_off_the_end_reports_n_insn():
-    case = first_case(Op.POOL_FP, lambda c: c.n_insn == 1, salt=SALT)
-    assert run_case(ENGINE, case)[0] == RunResult(Fault.NONE, 1, 0)
+    case = first_case(Op.POOL_FP, lambda c: c.n_insn == 1)
+    assert run(case)[0] == RunResult(Fault.NONE, 1, 0)
     case.n_insn = 0
-    assert_fault(ENGINE, case, Fault.NONE, 0, pc=0)
+    assert_fault(case, Fault.NONE, 0, pc=0)

@@ -258,7 +258,7 @@ class Trainer:
         self.model = build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes)
         self.rng = np.random.default_rng(cfg.seed)
         self.net = FloatNet(self.model, self.model.init_params(self.rng))
-        if cfg.warm_start:  # the file's weights replace the initial ones
+        if cfg.warm_start:  # load_float_params call site: the file's weights replace the initial ones
             from .weights_in import warm_start
             warm_start(self.net, cfg.warm_start)
         n_train = len(self.ds.train_y)

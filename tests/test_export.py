@@ -11,6 +11,7 @@ import pytest
 
 from ctrain import checkpoint, cli, export
 from ctrain.device.emulated import EmulatedDevice
+from ctrain.errors import CheckpointError
 from ctrain.export import ExportError
 from ctrain.floatnet import FloatNet
 from ctrain.model import build_model
@@ -53,6 +54,34 @@ def test_model_file(trained, tmp_path):
     (tmp_path / "bad.npz").write_bytes(bytes(raw))
     with pytest.raises(Exception):
         export.load_model(tmp_path / "bad.npz")
+
+
+def test_runtime_state_is_what_the_model_file_holds(trained):
+    """Runtime.state(): dense int8/master/mask arrays and the host table's
+    exponents; float_params dequantises exactly that state."""
+    rt = trained.runtime
+    state = rt.state()
+    assert state["act_exp"] == [int(rt.table[s]) for s in rt.program.act_slots] and state["bn"] == []
+    for L, d, fp in zip(rt.program.layers, state["layers"], rt.float_params(state)):
+        assert d["w"].dtype == np.int8 and d["master"].dtype == np.int32 and d["w"].shape == L.w_shape
+        assert (d["e_w"], d["e_m"]) == (int(rt.table[L.slot_w8]), int(rt.table[L.slot_m]))
+        assert np.array_equal(fp["w"], d["master"] * np.float32(2.0 ** d["e_m"]))
+        assert np.array_equal(fp["b"], d["bias"] * np.float32(2.0 ** d["e_m"]))
+
+
+def test_trainer_from_checkpoint_continues_the_saved_run(trained, digits, tmp_path):
+    trained.save(tmp_path / "run.ckpt")
+    again = Trainer.from_checkpoint(tmp_path / "run.ckpt", dataset=digits, settings={"engine": "numpy"})
+    assert again.it == trained.it and again.fixed and again.cfg.warm_start is None
+    want, got = trained.runtime.state(), again.runtime.state()
+    assert want["act_exp"] == got["act_exp"]
+    for a, b in zip(want["layers"], got["layers"]):
+        assert all(np.array_equal(a[k], b[k]) for k in ("w", "mask", "master", "bias", "e_w", "e_m"))
+    assert np.array_equal(again.runtime.predict_logits(again.xq_test), trained.runtime.predict_logits(trained.xq_test))
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
+        Trainer.from_checkpoint(export.save_model(trained, tmp_path / "m.npz"), dataset=digits)
+    with pytest.raises(CheckpointError, match="invalid run settings"):
+        Trainer.from_checkpoint(tmp_path / "run.ckpt", dataset=digits, settings={"epochs": 0})
 
 
 def test_onnx_agrees_with_emulator(trained, digits, tmp_path, capsys):

@@ -17,7 +17,7 @@ from . import checkpoint
 from .compiler import INPUT_EXP
 from .errors import ExportError
 from .model import has_bias
-from .modelspec import bn_stage_spec, bn_stages, model_from_spec, model_spec, param_stage_spec
+from .modelspec import bn_stage_spec, model_from_spec, model_spec, param_stage_spec
 
 FORMAT = "ctrain-model"
 VERSION = 1
@@ -45,7 +45,7 @@ def export_state(trainer):
             if p["b"] is not None:
                 arrays[f"float_b{j}"] = np.asarray(p["b"], np.float32)
             meta["layers"].append(param_stage_spec(st))
-        for st in bn_stages(model):
+        for st in model.bn_stages:
             k = st.bn_index
             scale, shift = trainer.net.bn_affine(k)
             arrays[f"float_bn_scale{k}"] = np.asarray(scale, np.float32)
@@ -66,7 +66,7 @@ def export_state(trainer):
         meta["layers"].append(dict(param_stage_spec(st), e_w=d["e_w"], e_m=d["e_m"], e_in=act_exp[st.index],
                                    e_out=act_exp[st.index + 1],
                                    nonzero=float(np.count_nonzero(d["w"]) / d["w"].size)))
-    for st, d, (scale, shift) in zip(bn_stages(model), state["bn"], rt.float_bn(state)):
+    for st, d, (scale, shift) in zip(model.bn_stages, state["bn"], rt.float_bn(state)):
         k = st.bn_index
         arrays[f"bnA{k}"], arrays[f"bnB{k}"] = d["a"], d["b"]
         arrays[f"float_bn_scale{k}"], arrays[f"float_bn_shift{k}"] = scale, shift

@@ -31,11 +31,6 @@ def model_from_spec(spec):
     return Sequential(*layers, input_shape=tuple(spec["input_shape"]))
 
 
-def bn_stages(model):
-    """The batch-norm stages, in bn_index order."""
-    return [s for s in model.stages if s.kind == "bn"]
-
-
 def param_stage_spec(st):
     """A Conv2d/Linear stage's geometry, as the model file's `layers` entries list it."""
     k, s, p = geometry(st)

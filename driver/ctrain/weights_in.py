@@ -16,7 +16,6 @@ import numpy as np
 from . import checkpoint
 from .errors import ExportError
 from .model import has_bias, weight_shape
-from .modelspec import bn_stages
 
 __all__ = ["warm_start", "load_float_state", "load_float_params", "read_weights", "read_torch_state_dict",
            "ExportError"]
@@ -55,12 +54,12 @@ def load_float_state(source, model):
     Returns (params, bn) with bn a list of {"gamma", "beta", "mean", "var"}.
     Errors name the layer and shapes."""
     arrays = read_weights(source)
-    stages_bn = bn_stages(model)
-    pairs, bns = _weight_pairs(arrays, source, fold_bn=not stages_bn)
-    if stages_bn and len(bns) != len(stages_bn):
-        raise ExportError(f"{_label(source)}: {len(bns)} BatchNorm layers for a model with {len(stages_bn)}")
+    bn_stages = model.bn_stages
+    pairs, bns = _weight_pairs(arrays, source, fold_bn=not bn_stages)
+    if bn_stages and len(bns) != len(bn_stages):
+        raise ExportError(f"{_label(source)}: {len(bns)} BatchNorm layers for a model with {len(bn_stages)}")
     bn_out = []
-    for st, (prefix, leaves) in zip(stages_bn, bns):
+    for st, (prefix, leaves) in zip(bn_stages, bns):
         c = st.in_shape[0]
         entry = {"gamma": leaves.get("weight", np.ones(c)), "beta": leaves.get("bias", np.zeros(c)),
                  "mean": leaves["running_mean"], "var": leaves["running_var"]}

@@ -9,7 +9,9 @@ from ctrain.data import (Dataset, batches, get_dataset, load_digits, load_mnist_
                          read_idx)
 from ctrain.errors import DatasetError
 
-REAL_MNIST = Path(__file__).resolve().parent / ".." / ".." / "shared" / "data" / "mnist"
+from conftest import shared_data
+
+REAL_MNIST = shared_data("mnist")
 
 _CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
 
@@ -244,7 +246,7 @@ def test_mnist_dir_not_a_directory(tmp_path):
         load_mnist_dir(tmp_path / "absent")
 
 
-@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="../shared/data/mnist not present")
+@pytest.mark.skipif(REAL_MNIST is None, reason="../shared/data/mnist not present")
 def test_real_mnist_test_set():
     ds = get_dataset("mnist", data_dir=REAL_MNIST)
     assert ds.train_x.shape == (8000, 1, 28, 28) and ds.test_x.shape == (2000, 1, 28, 28)

@@ -15,16 +15,8 @@ from ctrain.data_user import load_image_folder, load_npz, parse_image_size
 from ctrain.datasets import DATASETS, FASHION_CLASS_NAMES
 from ctrain.errors import DatasetError
 
+from conftest import shared_data
 from test_data import make_mnist
-
-
-def _shared_data(name):
-    """../shared/data/<name> above this checkout, or None (a fresh clone has none)."""
-    for parent in Path(__file__).resolve().parents:
-        d = parent / "shared" / "data" / name
-        if d.is_dir():
-            return d
-    return None
 
 
 # ---------------------------------------------------------------- CIFAR-10
@@ -110,7 +102,7 @@ def test_cifar_missing_test_batch(tmp_path):
 
 
 def test_cifar_real_test_batch():
-    d = _shared_data("cifar10")
+    d = shared_data("cifar10")
     if d is None:
         pytest.skip("../shared/data/cifar10 not present")
     ds = get_dataset("cifar10", d)
@@ -131,7 +123,7 @@ def test_fashion_mnist_reads_idx_files(tmp_path):
 
 
 def test_fashion_mnist_real_test_set():
-    d = _shared_data("fashion-mnist")
+    d = shared_data("fashion-mnist")
     if d is None:
         pytest.skip("../shared/data/fashion-mnist not present")
     ds = get_dataset("fashion-mnist", d)

@@ -78,6 +78,7 @@ def test_lint_keeps_only_the_synthesis_branch(tmp_path):
     assert out.returncode == 1 and "branch.cpp:5: div-in-loop" in out.stdout
 
 
+@pytest.mark.slow
 @needs_make
 def test_synthesis_branch_is_really_compiled(tmp_path):
     """check-file compiles like `check`: a type error only in the __SYNTHESIS__
@@ -97,6 +98,7 @@ def test_synthesis_branch_is_really_compiled(tmp_path):
     assert out.returncode != 0 and "no_such_member" in out.stderr
 
 
+@pytest.mark.slow
 @needs_make
 def test_synthesis_branch_compiles_for_every_board():
     """The synthesis branch of every source for every board through g++ and clang."""
@@ -107,6 +109,7 @@ def test_synthesis_branch_compiles_for_every_board():
         assert (OVERLAY / "build" / "check" / f"clang-{board}").is_file()
 
 
+@pytest.mark.slow
 @needs_make
 def test_make_check():
     """`make check` as a whole: the compiles above and the lint on the real
@@ -116,6 +119,7 @@ def test_make_check():
     assert re.search(r"check: synthesis branch of \d+ sources x \d+ boards", out.stdout)
 
 
+@pytest.mark.slow
 @needs_make
 def test_csim_testbench_every_board():
     """The testbench (every opcode against naive loops, every fault) passes on

@@ -109,7 +109,6 @@ def test_synthesis_branch_compiles_for_every_board():
         assert (OVERLAY / "build" / "check" / f"clang-{board}").is_file()
 
 
-@pytest.mark.slow
 @needs_make
 def test_make_check():
     """`make check` as a whole: the compiles above and the lint on the real

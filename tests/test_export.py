@@ -1,6 +1,8 @@
 """Interop: the model file, ONNX export run by onnxruntime against the
 emulator's predictions, warm starts from numpy files and PyTorch state_dicts."""
 import collections
+import dataclasses
+import json
 import pickle
 import sys
 import types
@@ -9,12 +11,13 @@ import zipfile
 import numpy as np
 import pytest
 
-from ctrain import checkpoint, cli, export
+from ctrain import checkpoint, cli, export, modelspec
+from ctrain import model as model_module
 from ctrain.device.emulated import EmulatedDevice
 from ctrain.errors import CheckpointError
 from ctrain.export import ExportError
 from ctrain.floatnet import FloatNet
-from ctrain.model import build_model
+from ctrain.model import Conv2d, ReLU, build_model
 from ctrain.train import TrainConfig, Trainer
 
 
@@ -105,6 +108,33 @@ def test_onnx_agrees_with_emulator(trained, digits, tmp_path, capsys):
             assert np.array_equal(logits, emu.astype(np.float32))
         else:  # QuantizeLinear rounds ties to even: at most one LSB of the output exponent
             assert np.max(np.abs(logits - emu)) <= 2.0 ** em.meta["act_exp"][-1]
+
+
+def test_onnx_refuses_stage_kinds_it_does_not_write(trained, tmp_path):
+    pytest.importorskip("onnx")
+    em = export.load_model(export.save_model(trained, tmp_path / "model.npz"))
+    em.model.stages[1].kind = "avgpool"  # as a layer graph's stages would be
+    with pytest.raises(ExportError, match="this model has avgpool stages: export the model file instead"):
+        export.to_onnx(em)
+
+
+def test_model_spec_describes_layers_inside_container_layers(monkeypatch):
+    """A layer whose fields hold layers (a branch, as a residual block's) is
+    written with their specs and rebuilt from them."""
+    @dataclasses.dataclass
+    class Branch:
+        body: list
+        shortcut: list = dataclasses.field(default_factory=list)
+
+    monkeypatch.setattr(model_module, "Branch", Branch, raising=False)
+    layer = Branch([Conv2d(1, 2, 3, padding=1), ReLU()])
+    spec = modelspec._layer_spec(layer)
+    assert spec == {"type": "Branch", "body": [{"type": "Conv2d", "in_channels": 1, "out_channels": 2,
+                                                "kernel_size": 3, "stride": 1, "padding": 1, "bias": True},
+                                               {"type": "ReLU"}], "shortcut": []}
+    assert modelspec._layer_from(json.loads(json.dumps(spec))) == layer
+    with pytest.raises(ExportError, match="unknown layer type"):
+        modelspec._layer_from({"type": "Nope"})
 
 
 def test_onnx_float_model(digits, tmp_path):

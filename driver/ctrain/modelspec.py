@@ -10,25 +10,37 @@ from .model import Conv2d, Sequential, geometry, has_bias, weight_shape
 
 def model_spec(model):
     """The architecture: input shape and the layer list, each layer its class
-    name and constructor arguments ({"type": "Conv2d", "in_channels": 1, ...})."""
-    layers = []
-    for layer in model.layers:
-        if not dataclasses.is_dataclass(layer):
-            raise ExportError(f"cannot describe layer {layer!r}")
-        layers.append({"type": type(layer).__name__, **dataclasses.asdict(layer)})
-    return {"input_shape": list(model.input_shape), "layers": layers}
+    name and constructor arguments ({"type": "Conv2d", "in_channels": 1, ...});
+    a field holding layers (a branch of a container layer) holds their specs."""
+    return {"input_shape": list(model.input_shape), "layers": [_layer_spec(layer) for layer in model.layers]}
 
 
 def model_from_spec(spec):
     """Rebuild the Sequential that model_spec described."""
-    layers = []
-    for d in spec["layers"]:
-        d = dict(d)
-        cls = getattr(model_module, d.pop("type"), None)
-        if cls is None or not dataclasses.is_dataclass(cls):
-            raise ExportError(f"unknown layer type in model spec: {d}")
-        layers.append(cls(**d))
-    return Sequential(*layers, input_shape=tuple(spec["input_shape"]))
+    return Sequential(*[_layer_from(d) for d in spec["layers"]], input_shape=tuple(spec["input_shape"]))
+
+
+def _layer_spec(layer):
+    if not dataclasses.is_dataclass(layer) or isinstance(layer, type):
+        raise ExportError(f"cannot describe layer {layer!r}")
+    out = {"type": type(layer).__name__}
+    for f in dataclasses.fields(layer):
+        v = getattr(layer, f.name)
+        if isinstance(v, (list, tuple)):
+            v = [_layer_spec(x) if dataclasses.is_dataclass(x) else x for x in v]
+        out[f.name] = v
+    return out
+
+
+def _layer_from(d):
+    d = dict(d)
+    cls = getattr(model_module, d.pop("type", None) or "", None)
+    if cls is None or not dataclasses.is_dataclass(cls):
+        raise ExportError(f"unknown layer type in model spec: {d}")
+    for k, v in d.items():
+        if isinstance(v, list):
+            d[k] = [_layer_from(x) if isinstance(x, dict) and "type" in x else x for x in v]
+    return cls(**d)
 
 
 def param_stage_spec(st):

@@ -31,6 +31,9 @@ from .model_file import FORMAT, VERSION, ExportedModel, export_state, load_model
 
 __all__ = ["to_onnx", "onnx_predict"]
 
+#: the stage kinds (model.lower) the graph builder below writes
+STAGES = ("param", "pool", "relu", "bn")
+
 
 def to_onnx(source, path=None, style="exact", opset=13):
     """An ONNX model of the forward pass (the module docstring says what the
@@ -50,6 +53,10 @@ def to_onnx(source, path=None, style="exact", opset=13):
             source = ExportedModel(arrays, meta)
     em, meta, arrays = source, source.meta, source.arrays
     model = em.model
+    unsupported = sorted({st.kind for st in model.stages} - set(STAGES))
+    if unsupported:
+        raise ExportError(f"ONNX export covers {', '.join(STAGES)} stages; this model has "
+                          f"{' and '.join(unsupported)} stages: export the model file instead")
     fixed = em.fixed_point
     nodes, inits = [], []
     counter = collections.Counter()

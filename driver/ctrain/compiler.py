@@ -12,8 +12,7 @@ import numpy as np
 from . import hostlib, isa, validate
 from .errors import MappingError
 from .isa import Flag, Op
-from .floatnet import _error_needed
-from .model import fused_relu, has_bias, weight_shape
+from .model import error_needed, fused_relu, has_bias, weight_shape
 
 INPUT_EXP = -7  # images in [0, 1] quantized as q * 2^-7
 
@@ -326,7 +325,7 @@ class _ErrorPlan:
         stages = model.stages
         self.stages = stages
         n = len(stages) + 1
-        self.needed = _error_needed(stages)
+        self.needed = error_needed(stages)
         self.consumers = [[] for _ in range(n)]
         for st in stages:
             for t in dict.fromkeys(st.inputs):

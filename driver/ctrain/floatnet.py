@@ -5,7 +5,7 @@ every tensor, which seeds the fixed-point exponents."""
 import numpy as np
 
 from . import conv_ops
-from .model import Linear, fused_relu, geometry
+from .model import Linear, error_needed, geometry
 
 
 def top_of(x):
@@ -29,15 +29,6 @@ def softmax_xent(logits, labels):
     g = p
     g[np.arange(n), labels] -= 1.0
     return float(loss), g / n
-
-
-def _error_needed(stages):
-    """Per tensor: whether its error is needed, i.e. some stage producing it or
-    an ancestor has parameters (the network input's never is)."""
-    needed = [False] * (len(stages) + 1)
-    for st in stages:
-        needed[st.index + 1] = st.kind == "param" or any(needed[t] for t in st.inputs)
-    return needed
 
 
 class FloatNet:
@@ -156,7 +147,7 @@ class FloatNet:
         self._bn_grads = [None] * len(self.bn)
         errs = [None] * len(acts)
         errs[-1] = dlogits.astype(np.float32).reshape(acts[-1].shape)
-        needed = _error_needed(stages)
+        needed = error_needed(stages)
 
         def give(t, dx):
             if needed[t]:

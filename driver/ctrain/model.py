@@ -357,6 +357,15 @@ def lower(layers, input_shape):
     return stages
 
 
+def error_needed(stages):
+    """Per tensor: whether its error is needed, i.e. some stage producing it or
+    an ancestor has parameters (the network input's never is)."""
+    needed = [False] * (len(stages) + 1)
+    for st in stages:
+        needed[st.index + 1] = st.kind == "param" or any(needed[t] for t in st.inputs)
+    return needed
+
+
 def fused_relu(stage):
     """Whether a stage's output went through a fused ReLU (its errors need the mask)."""
     return stage is not None and stage.kind in ("param", "bn", "add") and stage.relu

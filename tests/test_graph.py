@@ -285,3 +285,30 @@ def test_wide_linear_trains_past_the_switch_to_fixed_point(monkeypatch):
     assert (int(fp["c_in"]), int(fp["k_h"]), int(fp["k_w"])) == (2048, 2, 1)
     w = t.runtime.float_params()[0]["w"]
     assert w.shape == (128, 2048, 2, 1) and np.isfinite(w).all()
+
+
+def test_unmappable_linear_is_one_cli_line_before_training(capsys, tmp_path, monkeypatch):
+    """A Linear no tiling maps (2047 x 28 x 28 features: more than 2048 x 11 x
+    11) stops `ctrain train` when the model is built: one line, exit status
+    2, nothing written."""
+    from ctrain import model as model_module
+    from ctrain.cli import main
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(data, x_train=rng.integers(0, 256, (20, 1, 28, 28), dtype=np.uint8), y_train=rng.integers(0, 10, 20))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.chdir(run_dir)
+
+    def too_wide(input_shape=(1, 28, 28), num_classes=10):
+        c, h, w = input_shape
+        return Sequential(Conv2d(c, 2047, 3, padding=1), Flatten(), Linear(2047 * h * w, num_classes),
+                          input_shape=input_shape)
+    monkeypatch.setitem(model_module.MODELS, "too-wide", too_wide)
+    assert main(["train", "--dataset", "npz", "--data-dir", str(data), "--model", "too-wide",
+                 "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert out == "" and len(lines) == 1 and lines[0].startswith("ctrain: error: "), err
+    assert "1604848 input features cannot be tiled" in lines[0]
+    assert list(run_dir.iterdir()) == []

@@ -281,8 +281,8 @@ class _Lowering:
                 if m is None:
                     raise MappingError(
                         f"{where}: {layer.in_features} input features cannot be tiled as channels x k_h x k_w "
-                        f"within {lim['CH']} x {lim['KERNEL']} x {lim['KERNEL']} (its largest factor up to "
-                        f"{lim['CH']} leaves more than a {lim['KERNEL']}x{lim['KERNEL']} kernel)")
+                        f"within {lim['CH']} x {lim['KERNEL']} x {lim['KERNEL']}: no channel count up to {lim['CH']} "
+                        f"leaves a kernel of at most {lim['KERNEL']}x{lim['KERNEL']}")
                 t_in, self.shapes[t] = t, m  # the same bytes, read as the map the kernel covers
                 t = self.stage("param", layer, (t,), (layer.out_features, 1, 1), name, (m[1], m[2], 1, 0))
                 self.shapes[t_in] = (c, h, w)

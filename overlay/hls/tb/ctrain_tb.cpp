@@ -983,6 +983,41 @@ void expect_fault(const char *what, Image &m, const std::vector<ctrain_insn_t> &
         CHECK(m.ddr == before, "%s: the faulting instruction wrote to DDR", what);
 }
 
+/* The new opcodes' validation: flags, shape (a global window past
+ * CTRAIN_MAX_DIM, a max-pool window past CTRAIN_MAX_KERNEL that an average
+ * pool accepts), slot (e_dst), overlap (no in-place add). */
+void test_graph_faults() {
+    Image m(1 << 16);
+    ctrain_insn_t a = insn(OP_ADD, FLAG_RELU);
+    a.count = 64;
+    a.src = m.alloc(64); a.src2 = m.alloc(64); a.dst = m.alloc(64); a.stats = m.alloc(32);
+    a.e_src = 0; a.e_src2 = 1; a.e_dst = 2;
+    expect_fault("add valid", m, {a}, {0, 0, 0}, FAULT_NONE, 1, 0);
+    ctrain_insn_t b = a;
+    b.flags = FLAG_BIAS;
+    expect_fault("add with BIAS", m, {b}, {0, 0, 0}, FAULT_OPCODE, 0, 0);
+    b = a;
+    b.e_dst = 3;
+    expect_fault("add e_dst past the table", m, {b}, {0, 0, 0}, FAULT_SLOT, 0, 3);
+    b = a;
+    b.dst = a.src;
+    expect_fault("add in place", m, {b}, {0, 0, 0}, FAULT_OVERLAP, 0, a.src);
+    ctrain_insn_t p = insn(OP_AVGPOOL_FP);
+    p.n = 1; p.c_in = p.c_out = 1; p.h_in = p.w_in = 16; p.k_h = p.k_w = 16; p.h_out = p.w_out = 1;
+    p.stride = 1; p.src = m.alloc(256); p.dst = m.alloc(1); p.stats = m.alloc(32);
+    p.e_src = 0; p.e_dst = 1;
+    expect_fault("global 16x16 average pool", m, {p}, {0, 0}, FAULT_NONE, 1, 0);
+    ctrain_insn_t q = p;
+    q.op = OP_POOL_FP;
+    expect_fault("16x16 max pool", m, {q}, {0, 0}, FAULT_SHAPE, 0, 0);
+    q = p;
+    q.k_h = CTRAIN_MAX_DIM + 1;
+    expect_fault("average pool window past CTRAIN_MAX_DIM", m, {q}, {0, 0}, FAULT_SHAPE, 0, 0);
+    q = p;
+    q.e_dst = 2;
+    expect_fault("average pool e_dst past the table", m, {q}, {0, 0}, FAULT_SLOT, 0, 2);
+}
+
 void test_faults() {
     {
         Image m(4096);
@@ -1148,6 +1183,7 @@ int main() {
         test_ref_avgpool(OP_AVGPOOL_BP, i % 2 ? FLAG_RELU_MASK : 0, i % 3 == 0);
     }
     test_faults();
+    test_graph_faults();
     std::printf("ctrain_tb (%s, PE %dx%d): %d checks, %d failures\n", CTRAIN_BOARD_NAME, PE_ROWS,
                 PE_COLS, checks, failures);
     std::printf(failures ? "FAIL\n" : "PASS\n");

@@ -352,3 +352,29 @@ def test_three_way_fork_trains_identically_on_both_engines(monkeypatch):
         rt = t.runtime
         arenas.append(np.array(rt.device.read_ddr(rt.arena.physical_address, rt.arena.nbytes)))
     assert np.array_equal(*arenas)
+
+
+@pytest.mark.parametrize("factory", [resnet20, _tiny_resnet, _nested])
+def test_every_operand_is_read_at_the_exponent_it_was_written_with(factory):
+    """Dataflow of the exponent slots: each tensor an instruction reads has
+    the slot its writer used (activations: act_slots; errors: the e_dst of
+    the instruction that wrote them, or the input exponent for max-pool and
+    ReLU, which keep it)."""
+    p = compile_model(factory(), 2)
+    at = {r.offset: name for name, r in p.plan.regions.items()}
+    slot_of = {f"act{t}": s for t, s in enumerate(p.act_slots)}
+    slot_of[f"err{len(p.model.stages)}"] = p.err_slots[-1]
+    keeps = (Op.POOL_FP, Op.POOL_BP, Op.RELU_FP, Op.RELU_BP)
+    reads = {Op.CONV_FP: ("src",), Op.BN_FP: ("src",), Op.POOL_FP: ("src",), Op.AVGPOOL_FP: ("src",),
+             Op.ADD: ("src", "src2"), Op.CONV_EB: ("src",), Op.CONV_WG: ("src", "src2"),
+             Op.BN_BP: ("src",), Op.POOL_BP: ("src",), Op.AVGPOOL_BP: ("src",), Op.RELU_BP: ("src",),
+             Op.RELU_FP: ("src",)}
+    for k, insn in enumerate(p.insns):
+        op = Op(int(insn["op"]))
+        for field, slot_field in zip(reads.get(op, ()), ("e_src", "e_src2")):
+            name = at[int(insn[field])]
+            assert slot_of[name] == int(insn[slot_field]), (k, op.name, field, name)
+        if op in keeps:
+            slot_of[at[int(insn["dst"])]] = int(insn["e_src"])
+        elif op not in (Op.UPDATE, Op.CONV_WG):
+            slot_of[at[int(insn["dst"])]] = int(insn["e_dst"])

@@ -209,32 +209,33 @@ def compile_model(model, batch, masks=None):
     for st in stages:
         i = st.index
         src, dst = R[f"act{st.inputs[0]}"].offset, R[f"act{i + 1}"].offset
+        e_in = act_slots[st.inputs[0]]
         if st.kind == "param":
             L = layers[st.param_index]
             flags = (Flag.RELU if st.relu else 0) | (Flag.BIAS if L.n_b else 0)
             emit(i, act_slots[i + 1], op=Op.SCONV_FP if L.sparse else Op.CONV_FP, flags=flags,
                  **shape_fields(st), **_sparse_fields(L, R), src=src, src2=R[L.region("w")].offset,
                  src3=(R[L.region("master")].offset + 4 * L.n_w) if L.n_b else 0,
-                 dst=dst, e_src=act_slots[i], e_src2=L.slot_w8, e_src3=L.slot_m if L.n_b else 0,
+                 dst=dst, e_src=e_in, e_src2=L.slot_w8, e_src3=L.slot_m if L.n_b else 0,
                  e_dst=act_slots[i + 1])
         elif st.kind == "pool":
-            emit(i, op=Op.POOL_FP, **shape_fields(st), src=src, dst=dst, e_src=act_slots[i])
+            emit(i, op=Op.POOL_FP, **shape_fields(st), src=src, dst=dst, e_src=e_in)
         elif st.kind == "avgpool":
             emit(i, act_slots[i + 1], op=Op.AVGPOOL_FP, **shape_fields(st), src=src, dst=dst,
-                 e_src=act_slots[st.inputs[0]], e_dst=act_slots[i + 1])
+                 e_src=e_in, e_dst=act_slots[i + 1])
         elif st.kind == "add":
             emit(i, act_slots[i + 1], op=Op.ADD, flags=Flag.RELU if st.relu else 0,
                  count=batch * int(np.prod(st.out_shape)), src=src, src2=R[f"act{st.inputs[1]}"].offset,
-                 dst=dst, e_src=act_slots[st.inputs[0]], e_src2=act_slots[st.inputs[1]],
+                 dst=dst, e_src=e_in, e_src2=act_slots[st.inputs[1]],
                  e_dst=act_slots[i + 1])
         elif st.kind == "bn":
             k = st.bn_index
             emit(i, act_slots[i + 1], op=Op.BN_FP, flags=Flag.RELU if st.relu else 0, **bn_fields(st),
                  src=src, src2=R[f"bnA{k}"].offset, src3=R[f"bnB{k}"].offset, dst=dst,
-                 e_src=act_slots[i], e_src2=bn_slots[k][0], e_src3=bn_slots[k][1], e_dst=act_slots[i + 1])
+                 e_src=e_in, e_src2=bn_slots[k][0], e_src3=bn_slots[k][1], e_dst=act_slots[i + 1])
         else:
             emit(i, op=Op.RELU_FP, count=batch * int(np.prod(st.in_shape)), src=src, dst=dst,
-                 e_src=act_slots[i])
+                 e_src=e_in)
     segments["fp"] = (0, len(insns))
 
     # --- BP segment: per stage, last first: the error of its output made

@@ -270,6 +270,11 @@ def export_checkpoint(checkpoint_path, output, onnx_path=None, style="exact", da
 
 # -- ONNX -----------------------------------------------------------------------
 
+def _fc_shape(ws):
+    """A Linear's weights as [out, in] (a tiled one is stored [out, c, k_h, k_w])."""
+    return (ws[0], int(np.prod(ws[1:])))
+
+
 def to_onnx(source, path=None, style="exact", opset=13):
     """An ONNX model of the forward pass (see the module docstring for the two
     styles; a float model exports as a plain float graph). `source`: an
@@ -378,17 +383,17 @@ def to_onnx(source, path=None, style="exact", opset=13):
             exact &= d_exact
             if style == "qdq":
                 w_scale = const(f"w{j}_scale", 2.0 ** e_w)
-                w_q = const(f"w{j}_int8", q.reshape(ws if d["kind"] == "conv" else ws[:2]), np.int8)
+                w_q = const(f"w{j}_int8", q.reshape(ws if d["kind"] == "conv" else _fc_shape(ws)), np.int8)
                 w = node("DequantizeLinear", [w_q, w_scale, const(f"w{j}_zp", 0, np.int8)], f"w{j}")
                 b_scale = const(f"b{j}_scale", 2.0 ** e_acc)
                 b_q = const(f"b{j}_int32", np.clip(bias_q, -2**31 + 1, 2**31 - 1), np.int32)
                 b = node("DequantizeLinear", [b_q, b_scale, const(f"b{j}_zp", 0, np.int32)], f"b{j}")
             else:
-                w = const(f"w{j}", (q * 2.0 ** e_w).reshape(ws if d["kind"] == "conv" else ws[:2]))
+                w = const(f"w{j}", (q * 2.0 ** e_w).reshape(ws if d["kind"] == "conv" else _fc_shape(ws)))
                 b = const(f"b{j}", bias_q * 2.0 ** e_acc)
         else:
             wf = arrays[f"float_w{j}"]
-            w = const(f"w{j}", wf.reshape(ws if d["kind"] == "conv" else ws[:2]))
+            w = const(f"w{j}", wf.reshape(ws if d["kind"] == "conv" else _fc_shape(ws)))
             bf = arrays.get(f"float_b{j}")
             b = const(f"b{j}", bf if bf is not None else np.zeros(ws[0], np.float32))
         if d["kind"] == "conv":
@@ -502,7 +507,7 @@ def load_float_state(source, model):
         w = np.asarray(w, np.float32)
         if w.size != int(np.prod(ws)) or w.shape[0] != ws[0] or (w.ndim == 4 and w.shape != ws):
             raise ExportError(f"{_label(source)}: {wname} has shape {tuple(w.shape)}, layer {st.names[0]} "
-                              f"({type(st.layer).__name__}) needs {ws if w.ndim == 4 else ws[:2]}")
+                              f"({type(st.layer).__name__}) needs {ws if w.ndim == 4 else _fc_shape(ws)}")
         w = np.ascontiguousarray(w.reshape(ws))
         if has_bias(st):
             b = np.zeros(ws[0], np.float32) if b is None else np.asarray(b, np.float32).reshape(-1)

@@ -66,6 +66,7 @@ class ParamLayer:
     slot_g: int
     mask: np.ndarray = None
     index: np.ndarray = None
+    frozen: bool = False   # fixed weights: no WG or UPDATE is emitted for it
 
     @property
     def sparse(self):
@@ -112,6 +113,7 @@ class Program:
     par_slot: int
     bn_slots: list         # per batch-norm stage: (slot of A, slot of B)
     const_slots: dict = field(default_factory=dict)
+    freeze: int = 0        # the first `freeze` param layers are frozen
 
 
 class _Slots:
@@ -123,14 +125,21 @@ class _Slots:
         return self.names[name]
 
 
-def compile_model(model, batch, masks=None):
+def compile_model(model, batch, masks=None, freeze=0):
     """Lower `model` at batch size `batch`; every instruction is validated
     exactly as the engines will, so nothing unmappable reaches a device.
     `masks` (one bool keep-mask or None per param layer) makes the masked
-    layers sparse: compressed weights, an index block, SCONV opcodes."""
+    layers sparse: compressed weights, an index block, SCONV opcodes.
+    `freeze` keeps the first N param layers fixed (fine-tuning): no WG or
+    UPDATE for them, and the backward pass stops at the first trained layer,
+    since no stage below it needs an error."""
     lim = isa.LIMITS
     if not 1 <= batch <= lim["BATCH"]:
         raise MappingError(f"batch size {batch} is beyond the accelerator's 1..{lim['BATCH']}")
+    n_param = len(model.param_stages)
+    if not 0 <= freeze < n_param:
+        raise MappingError(f"freeze {freeze}: must leave a layer to train, in 0..{n_param - 1} "
+                           f"(the model has {n_param} Conv2d/Linear layers)")
     stages = model.stages
     slots = _Slots()
     par_slot = slots.new("par")
@@ -168,9 +177,10 @@ def compile_model(model, batch, masks=None):
                                    f"the sparse index's {isa.lib.CTRAIN_MAX_SPARSE_COLS}")
             index, n_w = hostlib.build_index(mask.reshape(ws[0], -1))
         layers.append(ParamLayer(st, n_w, n_b, ws, slots.new(f"w8_{j}"), slots.new(f"w8next_{j}"),
-                                 slots.new(f"m{j}"), slots.new(f"g{j}"), mask, index))
+                                 slots.new(f"m{j}"), slots.new(f"g{j}"), mask, index, frozen=j < freeze))
 
-    first_param = model.param_stages[0].index
+    # the backward pass starts at the logits and ends at the first trained layer (its WG)
+    first_trained = model.param_stages[freeze].index
     insns, observe, insn_stage, segments = [], [], [], {}
 
     def emit(stage_index, obs=-1, **fields):
@@ -194,7 +204,7 @@ def compile_model(model, batch, masks=None):
     for st in stages:
         plan.add(f"act{st.index + 1}", (batch,) + st.out_shape, np.int8)
     for st in stages:
-        if st.index + 1 >= first_param + 1:
+        if st.index + 1 >= first_trained + 1:
             plan.add(f"err{st.index + 1}", (batch,) + st.out_shape, np.int8)
     R = plan.regions
 
@@ -237,13 +247,13 @@ def compile_model(model, batch, masks=None):
     bp_start = len(insns)
     for st in reversed(stages):
         i = st.index
-        if i < first_param:
+        if i < first_trained:
             break
         err_out = R[f"err{i + 1}"].offset
         mask_prev = i > 0 and fused_relu(stages[i - 1])
         if st.kind == "param":
             L = layers[st.param_index]
-            if i > first_param:
+            if i > first_trained:
                 act_mask = R[f"act{i}"].offset if mask_prev else 0
                 emit(i, err_slots[i], op=Op.SCONV_EB if L.sparse else Op.CONV_EB,
                      flags=Flag.RELU_MASK if mask_prev else 0, **shape_fields(st), **_sparse_fields(L, R),
@@ -260,7 +270,7 @@ def compile_model(model, batch, masks=None):
                  src3=R[L.region("mom")].offset, aux=R[L.region("mask")].offset,
                  dst=R[L.region("w")].offset, e_src=L.slot_g, e_src2=L.slot_m,
                  e_dst=L.slot_w8_next, e_par=par_slot)
-        elif i > first_param:
+        elif i > first_trained:
             if st.kind == "bn":
                 k = st.bn_index
                 emit(i, err_slots[i], op=Op.BN_BP, flags=Flag.RELU_MASK if mask_prev else 0, **bn_fields(st),
@@ -287,7 +297,7 @@ def compile_model(model, batch, masks=None):
         arr[k]["stats"] = stats_r.offset + k * isa.STATS_BYTES
     prog = Program(model, batch, plan, arr, segments, table_len, dict(slots.names), act_slots,
                    err_slots, layers, observe, insn_stage, par_slot, bn_slots,
-                   const_slots={act_slots[0]: INPUT_EXP})
+                   const_slots={act_slots[0]: INPUT_EXP}, freeze=freeze)
     _validate(prog)
     return prog
 

@@ -34,11 +34,16 @@ class FloatNet:
     """Forward/backward/SGD over the model's stages in float32.
 
     The optimizer is the one the fixed-point UPDATE implements:
-    v = mu*v + lr*(g + wd*w); w = w - v."""
+    v = mu*v + lr*(g + wd*w); w = w - v. The first `freeze` param layers (and
+    the batch norms before the first trained one) stay fixed, and backward
+    stops at the first trained layer, as the compiled program does."""
 
-    def __init__(self, model, params):
+    def __init__(self, model, params, freeze=0):
         self.model = model
         self.params = params
+        self.freeze = freeze
+        # stage index where backward ends (0: everything, as without freezing)
+        self.first_trained = model.param_stages[freeze].index if freeze else 0
         self.velocity = [{k: (None if v is None else np.zeros_like(v)) for k, v in p.items()} for p in params]
         self.masks = None  # keep-masks per layer once pruned
         self.bn = [{"gamma": np.ones(st.layer.num_features, np.float32),
@@ -48,6 +53,16 @@ class FloatNet:
         self.bn_velocity = [{"gamma": np.zeros_like(b["gamma"]), "beta": np.zeros_like(b["beta"])} for b in self.bn]
         self.bn_frozen = False  # frozen when fixed point starts: statistics from the float phase
 
+    def load_state(self, params, bn=()):
+        """Copy float weights ([{"w", "b"}]) and batch-norm state ([{"gamma", "beta", "mean", "var"}]) in."""
+        for dst, src in zip(self.params, params):
+            for k in ("w", "b"):
+                if dst[k] is not None:
+                    dst[k][...] = src[k]
+        for dst, src in zip(self.bn, bn):
+            for k, v in src.items():
+                dst[k][...] = v
+
     def bn_affine(self, k):
         """(A, B) with BN(x) = x*A + B per channel, from the running statistics."""
         st, b = self.model.bn_stages[k], self.bn[k]
@@ -56,7 +71,7 @@ class FloatNet:
 
     def _bn_forward(self, st, x, train):
         b = self.bn[st.bn_index]
-        if not train or self.bn_frozen:
+        if not train or self.bn_frozen or st.index < self.first_trained:
             a, c = self.bn_affine(st.bn_index)
             return x * a[None, :, None, None] + c[None, :, None, None], None
         mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
@@ -141,6 +156,7 @@ class FloatNet:
         for st in reversed(stages):
             i = st.index
             x, y = acts[i], acts[i + 1]
+            below = i > self.first_trained  # a trained layer below needs this stage's input error
             if st.kind == "param":
                 p = self.params[st.param_index]
                 k, s, pad = geometry(st)
@@ -148,10 +164,10 @@ class FloatNet:
                 if isinstance(st.layer, Linear):
                     x2, e2 = x.reshape(n, -1), err.reshape(n, -1)
                     gw = (e2.T @ x2).reshape(p["w"].shape)
-                    dx = (e2 @ p["w"].reshape(p["w"].shape[0], -1)).reshape(x.shape) if i > 0 else None
+                    dx = (e2 @ p["w"].reshape(p["w"].shape[0], -1)).reshape(x.shape) if below else None
                 else:
                     gw = conv_ops.conv2d_grad_weight(err, x, p["w"].shape[2:], s, pad)
-                    dx = conv_ops.conv2d_grad_input(err, p["w"], x.shape[2:], s, pad) if i > 0 else None
+                    dx = conv_ops.conv2d_grad_input(err, p["w"], x.shape[2:], s, pad) if below else None
                 gb = err.sum(axis=(0, 2, 3)) if p["b"] is not None else None
                 grads[st.param_index] = {"w": gw.astype(np.float32), "b": None if gb is None else gb.astype(np.float32)}
             elif st.kind == "pool":
@@ -173,7 +189,7 @@ class FloatNet:
     def step(self, grads, lr, momentum, weight_decay):
         for p, v, g in zip(self.params, self.velocity, grads):
             for key in ("w", "b"):
-                if p[key] is None:
+                if p[key] is None or g is None:  # no gradient: a frozen layer
                     continue
                 v[key] *= np.float32(momentum)
                 v[key] += np.float32(lr) * (g[key] + np.float32(weight_decay) * p[key])

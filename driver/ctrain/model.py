@@ -356,7 +356,7 @@ def resolve_factory(name):
             raise MappingError(f"model {name}: {module_name} has no attribute {attr}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise MappingError(f"model {name}: {attr} is a {type(obj).__name__}, not a function returning a model")
+        raise MappingError(f"model {name}: {attr} ({type(obj).__name__}) is not a function returning a model")
     return obj
 
 

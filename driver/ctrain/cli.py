@@ -53,11 +53,15 @@ def _train_parser(sub):
     p.add_argument("--data-dir", default=None, help="the data set's directory, or the .npz file (docs/data.md)")
     p.add_argument("--image-size", default=None, metavar="HxW",
                    help="folder: resize every image to HxW (or NxN); default: all images must be one size")
-    p.add_argument("--normalize", action="store_true",
-                   help="per-channel normalisation (training-split mean and std, scaled to the input format)")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="per-channel normalisation (training-split mean and std, scaled to the input format); "
+                        "default: " + ", ".join(f"on for {k}" for k, v in DEFAULTS.items() if v.get("normalize"))
+                        + ", else off")
     p.add_argument("--augment", default=None, metavar="SPEC",
                    help="augment training batches on the fly: flip, crop[=P] (zero padding P, default 4), "
-                        "e.g. crop=4,flip")
+                        "e.g. crop=4,flip, or none; default: "
+                        + ", ".join(f"{v['augment']} for {k}" for k, v in DEFAULTS.items() if v.get("augment"))
+                        + ", else none")
     p.add_argument("--train-count", type=int, default=None,
                    help="images for training: the first N (one-set mnist/cifar10 default 8000; docs/data.md)")
     p.add_argument("--test-count", type=int, default=None,

@@ -23,7 +23,7 @@ DIVERGE_FACTOR = 4
 DEFAULT_MODEL = {"digits": "digits-cnn", "mnist": "lenet5", "fashion-mnist": "lenet5", "cifar10": "cnv"}
 #: epochs and batch size per dataset when the user gives none
 DEFAULTS = {"digits": {"epochs": 30, "batch_size": 16}, "mnist": {"epochs": 8, "batch_size": 64},
-            "cifar10": {"epochs": 30, "batch_size": 64}}
+            "cifar10": {"epochs": 8, "batch_size": 64, "normalize": True, "augment": "crop=4,flip"}}
 #: per model, the peak learning rate and float warm-up (epochs) its default
 #: command trains with, measured as docs/models.md "Defaults" shows; a model
 #: not listed (a user's own) gets BASE_DEFAULTS
@@ -129,7 +129,7 @@ RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "
                  "prune_at", "prune_mode", "prune_scope", "sparse_exec", "image_size", "normalize", "augment",
                  "freeze")
 #: result fields added after the first checkpoints: absent means the default
-_LATER_FIELDS = ("image_size", "normalize", "augment", "freeze")
+_LATER_FIELDS = {"image_size": None, "normalize": False, "augment": None, "freeze": 0}
 
 
 @dataclass
@@ -162,8 +162,8 @@ class TrainConfig:
     sparse_exec: bool = True       # pruned layers run sparse (compressed in DDR); False: dense + mask
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.export)
     image_size: str = None         # folder data set: resize every image to "HxW" (docs/data.md)
-    normalize: bool = False        # per-channel normalisation of the inputs (preprocess.normalise)
-    augment: str = None            # e.g. "crop=4,flip": on-the-fly augmentation (preprocess.Augment)
+    normalize: bool = None         # per-channel normalisation (preprocess.normalise); None: the data set's
+    augment: str = None            # e.g. "crop=4,flip" (preprocess.Augment); None: the data set's; "none": off
     freeze: int = 0                # the first N Conv2d/Linear layers stay fixed (fine-tuning)
 
     def __post_init__(self):
@@ -173,6 +173,10 @@ class TrainConfig:
             for key, value in DEFAULTS.get(self.dataset, DEFAULTS["mnist"]).items():
                 if getattr(self, key) is None:
                     setattr(self, key, value)
+        if self.normalize is None:
+            self.normalize = False
+        if self.augment == "none":
+            self.augment = None
         if RULES["model"][0](self.model):
             model_defaults = MODEL_DEFAULTS.get(self.model_name(), BASE_DEFAULTS)
             if self.lr is None:
@@ -576,7 +580,7 @@ class Trainer:
         diffs = []
         for key in RESULT_FIELDS:
             mine = getattr(self.cfg, key)
-            theirs = saved.get(key, getattr(TrainConfig, key) if key in _LATER_FIELDS else "(missing)")
+            theirs = saved.get(key, _LATER_FIELDS.get(key, "(missing)"))
             if key == "model":  # the model that ran, not whether it was named
                 mine = self.cfg.model_name()
                 theirs = theirs or DEFAULT_MODEL.get(saved.get("dataset"), "lenet5")

@@ -384,10 +384,7 @@ def build_model(name, input_shape, num_classes=10):
     A factory may return a ctrain model or a torch.nn.Module, which is
     converted with its weights (ctrain.torch_import.from_torch)."""
     factory = resolve_factory(name)
-    model = _call_factory(name, factory, input_shape, num_classes)
-    if _is_torch_module(model):
-        from .torch_import import from_torch
-        model = from_torch(model, input_shape)
+    model = as_model(_call_factory(name, factory, input_shape, num_classes), input_shape)
     if not isinstance(model, Sequential):
         raise MappingError(f"model {name}: the factory returned {type(model).__name__}, not a ctrain model "
                            "(ctrain.model.Sequential) or a torch.nn.Module")
@@ -399,9 +396,19 @@ def build_model(name, input_shape, num_classes=10):
     return model
 
 
-def _is_torch_module(obj):
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.nn.Module)
+#: converters of other frameworks' models, tried on what a factory returns:
+#: f(obj, input_shape) -> a ctrain model, or None when obj is not theirs
+#: (ctrain.torch_import adds PyTorch's when imported, as ctrain.train does)
+CONVERTERS = []
+
+
+def as_model(obj, input_shape):
+    """`obj` itself, or its conversion by the first converter that takes it."""
+    for convert in CONVERTERS:
+        model = convert(obj, input_shape)
+        if model is not None:
+            return model
+    return obj
 
 
 def stage_labels(model):

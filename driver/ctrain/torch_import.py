@@ -4,6 +4,8 @@
 into a CTrain model plus its float weights (a warm start); `to_torch` builds
 the PyTorch twin of a CTrain model (the fp32 reference of benchmarks/cifar.py
 and of the conversion tests)."""
+import sys
+
 import numpy as np
 
 from .errors import MappingError
@@ -247,3 +249,14 @@ def from_torch(module, input_shape):
     model = M.Sequential(*conv.layers, input_shape=input_shape)
     model.initial_state = (conv.params, conv.bn)
     return model
+
+
+def _convert(obj, input_shape):
+    """model.CONVERTERS entry: an nn.Module converts, anything else is not ours."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(obj, torch.nn.Module):
+        return None
+    return from_torch(obj, input_shape)
+
+
+M.CONVERTERS.append(_convert)

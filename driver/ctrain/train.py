@@ -16,6 +16,7 @@ from .floatnet import FloatNet
 from .model import build_model, stage_labels
 from .pruning import MODES as PRUNE_MODES, SCOPES as PRUNE_SCOPES, prune_masks, sparsity_of
 from .runtime import Runtime
+from . import torch_import  # noqa: F401  (registers the PyTorch converter; torch itself loads only when used)
 
 DIVERGE_WINDOW = 20
 DIVERGE_FACTOR = 4
@@ -706,10 +707,8 @@ class Trainer:
 
 def _given_model(model, ds):
     """A model handed to the Trainer: a ctrain model for this data, or a torch.nn.Module to convert."""
-    from .model import Sequential, _is_torch_module
-    if _is_torch_module(model):
-        from .torch_import import from_torch
-        model = from_torch(model, ds.input_shape)
+    from .model import Sequential, as_model
+    model = as_model(model, ds.input_shape)
     if not isinstance(model, Sequential):
         raise ConfigError("model", f"{type(model).__name__} is not a ctrain model (ctrain.model.Sequential) "
                                    "or a torch.nn.Module")

@@ -37,7 +37,7 @@ def config(args, run, seed):
     kw = dict(dataset=args.dataset, data_dir=args.data_dir or os.path.join(SHARED, sub), model=args.model,
               epochs=args.epochs, seed=seed, prune=args.prune if run != "float" else 0.0,
               prune_at=args.prune_at, fixed_point=run == "compressed", **prep)
-    for key in ("batch_size", "lr", "warmup_epochs"):
+    for key in ("batch_size", "lr", "warmup_epochs", "train_count"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     return TrainConfig(**kw)
@@ -138,6 +138,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None, help="default: the model's (MODEL_DEFAULTS)")
     p.add_argument("--warmup", dest="warmup_epochs", type=float, default=None,
                    help="float warm-up epochs of the compressed run (BN freezes there in every run)")
+    p.add_argument("--train-count", type=int, default=None, help="train on the first N images (default 8000)")
     p.add_argument("--prune", type=float, default=0.8, help="fraction pruned (compressed and torch runs)")
     p.add_argument("--prune-at", type=float, default=0.5, help="when, as a fraction of the run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])

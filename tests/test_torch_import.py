@@ -20,6 +20,7 @@ from ctrain.train import TrainConfig, Trainer
 TOLERANCE = 1e-5
 
 NETS = '''
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -42,6 +43,50 @@ class Net(nn.Module):
 
 def net(num_classes=10):
     return Net(num_classes)
+
+
+class BasicBlock(nn.Module):
+    """torchvision.models.resnet.BasicBlock, as written there."""
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class TinyResNet(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        down = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
+        self.layer1 = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 16, 2, down))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        x = self.layer1(self.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def tiny_resnet(num_classes=10):
+    return TinyResNet(num_classes)
 
 
 def with_dropout():
@@ -92,6 +137,37 @@ def test_converted_forward_matches_torch(nets):
     got = fnet.predict(x)
     assert np.abs(got - ref).max() <= TOLERANCE * np.abs(ref).max()
     assert net.training is False  # from_torch restores the mode it found (eval here)
+
+
+def test_basic_blocks_convert_to_residual_layers(nets):
+    torch = pytest.importorskip("torch")
+    from ctrain.model import GlobalAvgPool2d, Residual
+    from ctrain.torch_import import from_torch
+    net = __import__(nets).tiny_resnet()
+    x = np.random.default_rng(1).random((16, 1, 8, 8), dtype=np.float32)
+    _trained_bn(torch, net, torch.from_numpy(x))
+    model = from_torch(net, (1, 8, 8))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Residual", "ReLU", "Residual", "ReLU", "GlobalAvgPool2d",
+                     "Flatten", "Linear"]
+    first, second = model.layers[3], model.layers[5]
+    assert isinstance(first, Residual) and first.shortcut == []  # identity shortcut
+    assert [type(layer).__name__ for layer in second.shortcut] == ["Conv2d", "BatchNorm2d"]  # the downsample
+    assert isinstance(model.layers[7], GlobalAvgPool2d)
+    params, bn = model.initial_state
+    assert len(params) == 7 and len(bn) == 6
+    fnet = FloatNet(model, [{k: None if v is None else v * 0 for k, v in p.items()} for p in params])
+    fnet.load_state(params, bn)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    assert np.abs(fnet.predict(x) - ref).max() <= TOLERANCE * np.abs(ref).max()
+
+
+def test_converted_resnet_trains_from_the_cli(capsys, nets):
+    pytest.importorskip("torch")
+    assert main(["train", "--model", f"{nets}:tiny_resnet", "--epochs", "1", "--batch-size", "16",
+                 "--train-count", "160", "--warmup", "0.5", "--prune", "0.5", "--lr", "0.02", "--no-progress"]) == 0
+    assert "8-bit fixed point" in capsys.readouterr().out
 
 
 def test_converted_model_trains_from_python_with_its_weights(nets):

@@ -36,7 +36,27 @@ def _torch_layer(nn, layer):
         return nn.MaxPool2d(layer.kernel_size, layer.stride)
     if isinstance(layer, M.Flatten):
         return nn.Flatten()
+    if isinstance(layer, M.AvgPool2d):
+        return nn.AvgPool2d(layer.kernel_size, layer.stride)
+    if isinstance(layer, M.GlobalAvgPool2d):
+        return nn.AdaptiveAvgPool2d(1)
+    if isinstance(layer, M.Residual):
+        return _residual(nn)(nn.Sequential(*[_torch_layer(nn, x) for x in layer.body]),
+                             nn.Sequential(*[_torch_layer(nn, x) for x in layer.shortcut]))
     raise MappingError(f"to_torch: no PyTorch twin for {type(layer).__name__}")
+
+
+def _residual(nn):
+    """body(x) + shortcut(x), the shortcut empty for the identity; body's
+    modules come first, as the model's stages do."""
+    class Residual(nn.Module):
+        def __init__(self, body, shortcut):
+            super().__init__()
+            self.body, self.shortcut = body, shortcut
+
+        def forward(self, x):
+            return self.body(x) + self.shortcut(x)
+    return Residual
 
 
 def to_torch(model, net=None):
@@ -79,7 +99,7 @@ def load_into_torch(module, model, net):
 # -- PyTorch -> CTrain ---------------------------------------------------------------
 
 SUPPORTED = ("Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d(1)", "Linear",
-             "Flatten", "Identity", "torchvision BasicBlock")
+             "Flatten", "Identity", "residual additions (torchvision's BasicBlock)")
 
 
 def _pair(v, what, where):
@@ -93,16 +113,34 @@ def _pair(v, what, where):
     return v
 
 
+def _np(t):
+    return t.detach().cpu().numpy().astype(np.float32).copy()
+
+
 class _Converter:
-    """Walks the traced graph of a module, building CTrain layers and their weights."""
+    """Walks the torch.fx graph of a module from its input, turning each node
+    into a CTrain layer (weights kept by layer, ordered by the model's stages
+    at the end) and each fork joined by an addition into a Residual."""
 
     def __init__(self, torch, gm):
+        import operator
         self.torch, self.nn, self.gm = torch, torch.nn, gm
-        self.layers, self.params, self.bn = [], [], []
+        self.weights, self.bn = {}, {}   # id(layer) -> {"w", "b"} / batch-norm state
+        self.adds = {operator.add, operator.iadd, torch.add, "add", "add_"}
 
-    def module(self, name, mod, in_shape, out_shape):
+    # -- one node -------------------------------------------------------------
+    def layer(self, node):
+        """The CTrain layer of a node (None for an identity)."""
+        if node.op == "call_module":
+            return self.module(node.target, self.gm.get_submodule(node.target), node)
+        if node.op in ("call_function", "call_method"):
+            return self.function(node)
+        raise MappingError(f"operation {node.name!r}: {node.op} {node.target} is not supported in forward")
+
+    def module(self, name, mod, node):
         nn = self.nn
         where = f"layer {name!r} ({type(mod).__name__})"
+        in_shape = _shape(node.args[0])
         if isinstance(mod, nn.Conv2d):
             if mod.groups != 1 or _pair(mod.dilation, "dilation", where) != 1:
                 raise MappingError(f"{where}: grouped or dilated convolution is not supported")
@@ -112,18 +150,18 @@ class _Converter:
             layer = M.Conv2d(mod.in_channels, mod.out_channels, _pair(mod.kernel_size, "kernel", where),
                              _pair(mod.stride, "stride", where), _pair(mod.padding, "padding", where),
                              bias=mod.bias is not None)
-            self._weights(mod, mod.weight.shape)
+            self._weights(layer, mod, tuple(mod.weight.shape))
         elif isinstance(mod, nn.Linear):
             layer = M.Linear(mod.in_features, mod.out_features, bias=mod.bias is not None)
-            self._weights(mod, (mod.out_features, mod.in_features, 1, 1))
+            self._weights(layer, mod, (mod.out_features, mod.in_features, 1, 1))
         elif isinstance(mod, nn.BatchNorm2d):
             if not mod.track_running_stats or mod.running_mean is None:
                 raise MappingError(f"{where}: needs running statistics (track_running_stats=True)")
             c = mod.num_features
             layer = M.BatchNorm2d(c, eps=float(mod.eps), momentum=float(mod.momentum or 0.1))
-            self.bn.append({"gamma": _np(mod.weight) if mod.affine else np.ones(c, np.float32),
-                            "beta": _np(mod.bias) if mod.affine else np.zeros(c, np.float32),
-                            "mean": _np(mod.running_mean), "var": _np(mod.running_var)})
+            self.bn[id(layer)] = {"gamma": _np(mod.weight) if mod.affine else np.ones(c, np.float32),
+                                  "beta": _np(mod.bias) if mod.affine else np.zeros(c, np.float32),
+                                  "mean": _np(mod.running_mean), "var": _np(mod.running_var)}
         elif isinstance(mod, nn.ReLU):
             layer = M.ReLU()
         elif isinstance(mod, nn.MaxPool2d):
@@ -135,40 +173,98 @@ class _Converter:
         elif isinstance(mod, nn.AdaptiveAvgPool2d):
             if _pair(mod.output_size, "output size", where) != 1:
                 raise MappingError(f"{where}: only AdaptiveAvgPool2d(1) (global average pooling) is supported")
-            layer = self._avgpool(where, in_shape[-1], in_shape[-1], in_shape)
+            layer = None if in_shape[-2:] == (1, 1) else M.GlobalAvgPool2d()
         elif isinstance(mod, nn.AvgPool2d):
             if _pair(mod.padding, "padding", where) or mod.ceil_mode:
                 raise MappingError(f"{where}: padding and ceil_mode are not supported")
             k = _pair(mod.kernel_size, "kernel", where)
-            layer = self._avgpool(where, k, _pair(mod.stride if mod.stride is not None else k, "stride", where),
-                                  in_shape)
+            stride = _pair(mod.stride if mod.stride is not None else k, "stride", where)
+            layer = None if (k, stride) == (1, 1) else M.AvgPool2d(k, stride)
         elif isinstance(mod, nn.Flatten):
             if mod.start_dim != 1 or mod.end_dim != -1:
                 raise MappingError(f"{where}: only Flatten(start_dim=1) is supported")
             layer = M.Flatten()
         elif isinstance(mod, nn.Identity):
-            return
+            layer = None
         else:
             raise MappingError(f"{where}: not supported; the accelerator maps {', '.join(SUPPORTED)}")
-        if layer is not None:
-            self.layers.append(layer)
+        return layer
 
-    def _avgpool(self, where, k, stride, in_shape):
-        if k == 1 and stride == 1 or tuple(in_shape[-2:]) == (1, 1):
-            return None  # a 1x1 average is the identity
-        avg = getattr(M, "AvgPool2d", None)
-        if avg is None:
-            raise MappingError(f"{where}: average pooling over {k}x{k} needs the AVGPOOL operation, "
-                               "not in this version")
-        return avg(k, stride)
+    def function(self, node):
+        torch, F = self.torch, self.torch.nn.functional
+        fn = node.target
+        where = f"operation {node.name!r} ({fn if isinstance(fn, str) else getattr(fn, '__name__', fn)})"
+        if fn in (torch.relu, F.relu, "relu", "relu_"):
+            return M.ReLU()
+        if fn in (torch.flatten, "flatten"):
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+            if start != 1 or len(node.args) > 2 or node.kwargs.get("end_dim", -1) != -1:
+                raise MappingError(f"{where}: only flatten from dimension 1 is supported")
+            return M.Flatten()
+        if fn in ("view", "reshape", torch.reshape) and len(_shape(node) or ()) == 1:
+            return M.Flatten()
+        raise MappingError(f"{where}: not supported; the accelerator maps {', '.join(SUPPORTED)}")
 
-    def _weights(self, mod, shape):
-        self.params.append({"w": np.ascontiguousarray(_np(mod.weight).reshape(shape)),
-                            "b": None if mod.bias is None else _np(mod.bias)})
+    def _weights(self, layer, mod, shape):
+        self.weights[id(layer)] = {"w": np.ascontiguousarray(_np(mod.weight).reshape(shape)),
+                                   "b": None if mod.bias is None else _np(mod.bias)}
+
+    # -- the graph ------------------------------------------------------------
+    def is_add(self, node):
+        return node.op in ("call_function", "call_method") and node.target in self.adds
+
+    def users(self, node):
+        """The nodes reading `node`, except x.size(...) calls (part of a view)."""
+        return [u for u in node.users if not (u.op == "call_method" and u.target == "size")]
+
+    def walk(self, cur, layers):
+        """Append the layers after `cur` to `layers` until the chain reaches an
+        addition it does not open (returned, with the node that feeds it) or
+        the output (returned as (None, last node))."""
+        while True:
+            users = self.users(cur)
+            if len(users) == 1:
+                u = users[0]
+                if u.op == "output" or self.is_add(u):
+                    return (None if u.op == "output" else u), cur
+                for arg in u.args[1:]:
+                    if hasattr(arg, "op") and not (arg.op == "call_method" and arg.target == "size"):
+                        raise MappingError(f"operation {u.name!r}: reads a second tensor ({arg.name}); "
+                                           "only chains and residual additions convert")
+                layer = self.layer(u)
+                if layer is not None:
+                    layers.append(layer)
+                cur = u
+            elif len(users) == 2:
+                cur = self.fork(cur, users, layers)
+            else:
+                raise MappingError(f"operation {cur.name!r}: its output is read by {len(users)} operations; "
+                                   "only chains and two-way residual forks convert")
+
+    def fork(self, node, users, layers):
+        """Two branches from `node` joined by one addition: a Residual."""
+        branches = []
+        for u in users:
+            if self.is_add(u):
+                branches.append(([], u, node))
+                continue
+            sub = []
+            layer = self.layer(u)
+            if layer is not None:
+                sub.append(layer)
+            join, last = self.walk(u, sub)
+            branches.append((sub, join, last))
+        (a, join_a, end_a), (b, join_b, end_b) = branches
+        if join_a is None or join_a is not join_b or {id(x) for x in join_a.args[:2]} != {id(end_a), id(end_b)}:
+            raise MappingError(f"operation {node.name!r}: a fork whose branches do not meet in one addition")
+        body, shortcut = (a, b) if len(a) >= len(b) else (b, a)
+        layers.append(M.Residual(body, shortcut))
+        return join_a
 
 
-def _np(t):
-    return t.detach().cpu().numpy().astype(np.float32).copy()
+def _shape(node):
+    meta = getattr(node, "meta", {}).get("tensor_meta")
+    return tuple(meta.shape[1:]) if meta is not None and hasattr(meta, "shape") else None
 
 
 def from_torch(module, input_shape):
@@ -176,14 +272,14 @@ def from_torch(module, input_shape):
     its weights and batch-norm statistics as the initial state (a warm start).
 
     `module` may be any nn.Module whose forward torch.fx can trace into a
-    chain of the supported layers (SUPPORTED; torch.flatten/x.view(n, -1) and
-    F.relu count as Flatten and ReLU). `input_shape` is (C, H, W). Anything
-    else is refused with one line naming the layer."""
+    chain of the supported layers (SUPPORTED; torch.flatten, x.view(n, -1) and
+    F.relu count as Flatten and ReLU), with two-way forks joined by an
+    addition (a ResNet basic block, its shortcut the identity or a
+    projection) becoming Residual layers. `input_shape` is (C, H, W).
+    Anything else is refused with one line naming the layer."""
     torch = _torch()
-    import operator
     from torch import fx
     from torch.fx.passes.shape_prop import ShapeProp
-    F = torch.nn.functional
     input_shape = tuple(int(v) for v in input_shape)
     if not isinstance(module, torch.nn.Module):
         raise MappingError(f"from_torch: {type(module).__name__} is not a torch.nn.Module")
@@ -191,63 +287,33 @@ def from_torch(module, input_shape):
         gm = fx.symbolic_trace(module)
     except Exception as exc:
         raise MappingError(f"from_torch: cannot trace {type(module).__name__}'s forward with torch.fx: "
-                           f"{type(exc).__name__}: {exc}") from None
+                           f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
     was_training = module.training
     try:
         module.eval()
-        ShapeProp(gm).propagate(torch.zeros((1,) + input_shape))
+        gm.eval()
+        with torch.no_grad():
+            ShapeProp(gm).propagate(torch.zeros((1,) + input_shape))
     except Exception as exc:
         raise MappingError(f"from_torch: {type(module).__name__} does not run on input {input_shape}: "
-                           f"{type(exc).__name__}: {exc}") from None
+                           f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
     finally:
         module.train(was_training)
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(inputs) != 1:
+        raise MappingError(f"from_torch: the model takes {len(inputs)} inputs; one image tensor is supported")
     conv = _Converter(torch, gm)
-    tail = None
-
-    def shape(node):
-        meta = node.meta.get("tensor_meta")
-        return tuple(meta.shape[1:]) if meta is not None and hasattr(meta, "shape") else None
-
-    def chained(node, where):
-        if not node.args or node.args[0] is not tail:
-            raise MappingError(f"{where}: not a chain of layers (its input is {node.args[0] if node.args else None}"
-                               f", the previous layer's output is {tail}); only sequential models convert")
-    for node in gm.graph.nodes:
-        where = f"operation {node.name!r} ({node.target if isinstance(node.target, str) else getattr(node.target, '__name__', node.target)})"
-        if node.op == "placeholder":
-            if tail is not None:
-                raise MappingError(f"from_torch: the model takes more than one input ({node.name})")
-            tail = node
-        elif node.op == "call_module":
-            chained(node, f"layer {node.target!r}")
-            conv.module(node.target, gm.get_submodule(node.target), shape(node.args[0]), shape(node))
-            tail = node
-        elif node.op == "call_method" and node.target == "size":
-            continue  # x.size(0) of a view(x.size(0), -1)
-        elif node.op in ("call_function", "call_method"):
-            chained(node, where)
-            fn = node.target
-            if fn in (torch.relu, F.relu, "relu"):
-                conv.layers.append(M.ReLU())
-            elif fn in (torch.flatten, "flatten"):
-                start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
-                if start != 1 or len(node.args) > 2 or node.kwargs.get("end_dim", -1) != -1:
-                    raise MappingError(f"{where}: only flatten from dimension 1 is supported")
-                conv.layers.append(M.Flatten())
-            elif fn in ("view", "reshape", torch.reshape) and len(shape(node) or ()) == 1:
-                conv.layers.append(M.Flatten())
-            elif fn in (operator.getitem,):
-                raise MappingError(f"{where}: indexing is not supported")
-            else:
-                raise MappingError(f"{where}: not supported; the accelerator maps {', '.join(SUPPORTED)}")
-            tail = node
-        elif node.op == "output":
-            if node.args[0] is not tail:
-                raise MappingError("from_torch: the output is not the last layer's (one tensor, the logits)")
-        else:
-            raise MappingError(f"{where}: {node.op} is not supported in forward")
-    model = M.Sequential(*conv.layers, input_shape=input_shape)
-    model.initial_state = (conv.params, conv.bn)
+    layers = []
+    join, last = conv.walk(inputs[0], layers)
+    if join is not None:
+        raise MappingError(f"operation {join.name!r}: an addition of tensors that are not two branches of a fork")
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    if out.args[0] is not last:
+        raise MappingError("from_torch: the output is not the last layer's (one tensor, the logits)")
+    model = M.Sequential(*layers, input_shape=input_shape)
+    params = [conv.weights[id(st.layer)] for st in model.param_stages]
+    bn = [conv.bn[id(st.layer)] for st in model.bn_stages]
+    model.initial_state = (params, bn)
     return model
 
 

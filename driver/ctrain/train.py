@@ -34,6 +34,8 @@ MODEL_DEFAULTS = {
     "lenet5-bn": {"lr": 0.05, "warmup_epochs": 1.0},
     "mlp": {"lr": 0.05, "warmup_epochs": 1.0},
     "cnv": {"lr": 0.05, "warmup_epochs": 1.0},
+    "vgg-small": {"lr": 0.02, "warmup_epochs": 1.0},
+    "resnet20": {"lr": 0.02, "warmup_epochs": 1.0},
 }
 BASE_DEFAULTS = {"lr": 0.02, "warmup_epochs": 1.0}
 SCHEDULES = ("cosine", "constant")

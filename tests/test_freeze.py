@@ -82,3 +82,39 @@ def test_cli_freeze_trains(capsys):
     assert main(["train", "--epochs", "1", "--batch-size", "32", "--train-count", "320", "--warmup", "0.5",
                  "--freeze", "2", "--no-progress"]) == 0
     assert "test accuracy" in capsys.readouterr().out
+
+
+def _tiny_resnet():
+    from ctrain.model import BatchNorm2d, Conv2d, Flatten, GlobalAvgPool2d, Linear, ReLU, Residual, Sequential
+    body = [Conv2d(8, 8, 3, padding=1, bias=False), BatchNorm2d(8), ReLU(),
+            Conv2d(8, 8, 3, padding=1, bias=False), BatchNorm2d(8)]
+    return Sequential(Conv2d(1, 8, 3, padding=1, bias=False), BatchNorm2d(8), ReLU(), Residual(body), ReLU(),
+                      GlobalAvgPool2d(), Flatten(), Linear(8, 10), input_shape=(1, 8, 8))
+
+
+def test_freeze_in_a_layer_graph(digits):
+    """A residual block: freezing the stem and the block's first convolution
+    leaves WG/UPDATE for the last two layers only, no error below the
+    block's second convolution (not even the fork's sum), and their bytes fixed."""
+    model = _tiny_resnet()
+    full, frozen = compile_model(model, 16), compile_model(model, 16, freeze=2)
+    wg = [model.stages[s].param_index for s, op in bp_ops(frozen) if op == Op.CONV_WG]
+    assert wg == [3, 2] and [op for _, op in bp_ops(frozen)].count(Op.UPDATE) == 2
+    assert Op.ADD in [op for _, op in bp_ops(full)] and Op.ADD not in [op for _, op in bp_ops(frozen)]
+    conv2 = model.param_stages[2].index
+    assert all(s >= conv2 for s, _ in bp_ops(frozen))
+    assert (conv2, Op.CONV_EB) not in bp_ops(frozen) and (conv2, Op.CONV_WG) in bp_ops(frozen)
+    t = Trainer(TrainConfig(epochs=1, batch_size=16, train_count=160, warmup_epochs=0.5, freeze=2, prune=0.0,
+                            lr=0.02), dataset=digits, model=_tiny_resnet())
+    t0 = [{k: None if v is None else v.copy() for k, v in p.items()} for p in t.net.params]
+    while not t.fixed:
+        t.step(t.batch_indices())
+    assert all(np.array_equal(t.net.params[j]["w"], t0[j]["w"]) for j in (0, 1))  # float phase
+    before = t.runtime.layer_arrays()
+    for _ in range(5):
+        t.step(t.batch_indices())
+    after = t.runtime.layer_arrays()
+    for j in (0, 1):
+        for kind in ("w", "master", "mom"):
+            assert before[f"{kind}{j}"].tobytes() == after[f"{kind}{j}"].tobytes(), (kind, j)
+    assert not np.array_equal(before["master3"], after["master3"])

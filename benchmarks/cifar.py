@@ -102,9 +102,10 @@ def run_torch(cfg, say):
             idx = t.batch_indices()
             x = torch.from_numpy(np.ascontiguousarray(t._inputs(t.ds.train_x, idx)))
             y = torch.from_numpy(t.ds.train_y[idx])
-            loss = torch.nn.functional.cross_entropy(net(x), y)
+            loss_t = torch.nn.functional.cross_entropy(net(x), y)
             net.zero_grad(set_to_none=False)
-            loss.backward()
+            loss_t.backward()
+            loss = loss_t.item()
             lr = learning_rate(cfg, t.it, t.total)
             with torch.no_grad():
                 for p in weights + ([] if frozen else bn_params):
@@ -122,9 +123,9 @@ def run_torch(cfg, say):
         with torch.no_grad():
             pred = torch.cat([net(x_test[i:i + 500]).argmax(1) for i in range(0, len(x_test), 500)])
         acc = float((pred.numpy() == t.ds.test_y).mean())
-        epochs.append({"epoch": len(epochs) + 1, "loss": float(loss), "test_acc": acc, "train_s": train_s, "cpu_s": cpu_s,
+        epochs.append({"epoch": len(epochs) + 1, "loss": loss, "test_acc": acc, "train_s": train_s, "cpu_s": cpu_s,
                        "eval_s": time.perf_counter() - t0, "fixed": False})
-        say(f"  epoch {len(epochs)}: loss {float(loss):.4f} test {100 * acc:.2f}% (torch) {train_s:.1f} s wall, {cpu_s:.1f} s CPU")
+        say(f"  epoch {len(epochs)}: loss {loss:.4f} test {100 * acc:.2f}% (torch) {train_s:.1f} s wall, {cpu_s:.1f} s CPU")
     return epochs, t
 
 

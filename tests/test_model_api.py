@@ -3,7 +3,6 @@ command line (one clear line for a missing module or attribute, or a factory
 that returns no model), register_model and Trainer(model=...) in a notebook,
 and the per-model defaults (MODEL_DEFAULTS) that fill unset options."""
 import sys
-import textwrap
 import uuid
 
 import pytest

@@ -171,7 +171,7 @@ def test_converted_resnet_trains_from_the_cli(capsys, nets):
 
 
 def test_converted_model_trains_from_python_with_its_weights(nets):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     net = __import__(nets).net()
     ds = data.load_digits()
     cfg = TrainConfig(epochs=3, batch_size=32, train_count=640, warmup_epochs=0.5, prune=0.5, lr=0.05)

@@ -91,7 +91,9 @@ TRAIN_CASES = [
     (["--resume", "--checkpoint", "none.ckpt"], "none.ckpt", "needs an existing checkpoint"),
     (["--warm-start", "nothing.npz"], "nothing.npz", "not found"),
     (["--batch-size", "abc"], "--batch-size", "invalid int value"),
-    (["--model", "foo"], "--model", "invalid choice", "lenet5"),
+    (["--model", "foo"], "--model 'foo'", "out of range", "lenet5", "package.module:function"),
+    (["--freeze", "-1"], "--freeze -1", "integer >= 0"),
+    (["--freeze", "4"], "--freeze 4", "all 4 Conv2d/Linear layers of digits-cnn", "0..3"),
     (["--engine", "gpu"], "--engine", "invalid choice", "csim"),
     (["--no-such-option"], "unrecognized arguments"),
 ]
@@ -195,11 +197,15 @@ def test_help_shows_defaults_from_the_config_and_choices_from_the_registries(cap
     from ctrain.engine import ENGINES
     assert main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
+    from ctrain.train import MODEL_DEFAULTS
     d = TrainConfig()
-    for option, value in (("--lr", d.lr), ("--momentum", d.momentum), ("--weight-decay", d.weight_decay),
-                          ("--warmup", d.warmup_epochs), ("--window", d.window_log2), ("--prune", d.prune),
-                          ("--prune-at", d.prune_at), ("--seed", d.seed)):
+    for option, value in (("--momentum", d.momentum), ("--weight-decay", d.weight_decay),
+                          ("--window", d.window_log2), ("--prune", d.prune),
+                          ("--prune-at", d.prune_at), ("--seed", d.seed), ("--freeze", d.freeze)):
         assert f"(default: {value})" in text.split(option + " ", 2)[-1][:400], option
+    for option, key in (("--lr", "lr"), ("--warmup", "warmup_epochs")):  # per model, from MODEL_DEFAULTS
+        for model, defaults in MODEL_DEFAULTS.items():
+            assert f"{defaults[key]:g} for {model}" in text.split(option + " ", 2)[-1][:600], (option, model)
     for name in (*MODELS, *ENGINES, *DATASETS):
         assert name in text
 

@@ -33,37 +33,48 @@ def _train_parser(sub):
     from .engine import ENGINES
     from .model import MODELS
     from .pruning import MODES, SCOPES
-    from .train import DEFAULT_MODEL, DEFAULTS, DEVICES, SCHEDULES, TrainConfig
+    from .train import BASE_DEFAULTS, DEFAULT_MODEL, DEFAULTS, DEVICES, MODEL_DEFAULTS, SCHEDULES, TrainConfig
     d = TrainConfig()  # the defaults, from the one place that defines them
 
     def per_dataset(key):
         return ", ".join(f"{v[key]} for {k}" for k, v in DEFAULTS.items())
+
+    def per_model(key):
+        return (", ".join(f"{v[key]:g} for {k}" for k, v in MODEL_DEFAULTS.items())
+                + f", else {BASE_DEFAULTS[key]:g}")
     p = sub.add_parser("train", help="train a CNN on the (emulated) accelerator",
                        formatter_class=_DefaultsFormatter)
-    p.add_argument("--model", default=None, choices=list(MODELS),
-                   help="network (default: " + ", ".join(f"{v} for {k}" for k, v in DEFAULT_MODEL.items()) + ")")
+    p.add_argument("--model", default=None, metavar="NAME|MODULE:FUNCTION",
+                   help="network: " + ", ".join(MODELS) + ", or package.module:function returning a model "
+                        "(docs/models.md) (default: "
+                        + ", ".join(f"{v} for {k}" for k, v in DEFAULT_MODEL.items()) + ")")
     p.add_argument("--dataset", default=d.dataset, choices=list(DATASETS),
                    help="; ".join(f"{name}: {src.help}" for name, src in DATASETS.items()))
     p.add_argument("--data-dir", default=None, help="the data set's directory, or the .npz file (docs/data.md)")
     p.add_argument("--image-size", default=None, metavar="HxW",
                    help="folder: resize every image to HxW (or NxN); default: all images must be one size")
-    p.add_argument("--normalize", action="store_true",
-                   help="per-channel normalisation (training-split mean and std, scaled to the input format)")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="per-channel normalisation (training-split mean and std, scaled to the input format); "
+                        "default: " + ", ".join(f"on for {k}" for k, v in DEFAULTS.items() if v.get("normalize"))
+                        + ", else off")
     p.add_argument("--augment", default=None, metavar="SPEC",
                    help="augment training batches on the fly: flip, crop[=P] (zero padding P, default 4), "
-                        "e.g. crop=4,flip")
+                        "e.g. crop=4,flip, or none; default: "
+                        + ", ".join(f"{v['augment']} for {k}" for k, v in DEFAULTS.items() if v.get("augment"))
+                        + ", else none")
     p.add_argument("--train-count", type=int, default=None,
                    help="images for training: the first N (one-set mnist/cifar10 default 8000; docs/data.md)")
     p.add_argument("--test-count", type=int, default=None,
                    help="images for testing: the last N of one set (default 2000, npz/folder 20%%), else the first N")
     p.add_argument("--epochs", type=int, default=None, help=f"default: {per_dataset('epochs')}")
     p.add_argument("--batch-size", type=int, default=None, help=f"default: {per_dataset('batch_size')}")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: {per_model('lr')})")
     p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum, in [0, 1)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay, in [0, 1)")
     p.add_argument("--schedule", default=d.schedule, choices=list(SCHEDULES), help="learning-rate schedule")
-    p.add_argument("--warmup", dest="warmup_epochs", type=float, default=d.warmup_epochs,
-                   help="epochs of float training before fixed point, in [0, epochs]")
+    p.add_argument("--warmup", dest="warmup_epochs", type=float, default=None,
+                   help="epochs of float training before fixed point, in [0, epochs] "
+                        f"(default: {per_model('warmup_epochs')}, at most the epochs)")
     p.add_argument("--float", dest="fixed_point", action="store_false", default=d.fixed_point,
                    help="fixed point off: the whole run in float32 (the fp32 baseline)")
     p.add_argument("--window", dest="window_log2", type=int, default=d.window_log2,
@@ -81,6 +92,9 @@ def _train_parser(sub):
     p.add_argument("--warm-start", default=None, metavar="FILE",
                    help="start from these float weights: .npz (CTrain model file, checkpoint, or arrays) "
                         "or a PyTorch state_dict (.pt/.pth)")
+    p.add_argument("--freeze", type=int, default=d.freeze, metavar="N",
+                   help="keep the first N Conv2d/Linear layers fixed (fine-tuning: no gradient or update for "
+                        "them, backward stops at layer N)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed, in 0..2^32-1")
     p.add_argument("--engine", default=d.engine, choices=list(ENGINES), help="emulation engine")
     p.add_argument("--device", default=d.device, choices=list(DEVICES), help="where fixed point runs")

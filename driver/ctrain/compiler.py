@@ -66,6 +66,7 @@ class ParamLayer:
     slot_g: int
     mask: np.ndarray = None
     index: np.ndarray = None
+    frozen: bool = False   # fixed weights: no WG or UPDATE is emitted for it
 
     @property
     def sparse(self):
@@ -113,6 +114,7 @@ class Program:
     bn_slots: list         # per batch-norm stage: (slot of A, slot of B)
     const_slots: dict = field(default_factory=dict)
     part_slots: dict = field(default_factory=dict)  # slot -> tensor: a fork's partial errors
+    freeze: int = 0        # the first `freeze` param layers are frozen (no WG, UPDATE)
 
 
 class _Slots:
@@ -124,14 +126,21 @@ class _Slots:
         return self.names[name]
 
 
-def compile_model(model, batch, masks=None):
+def compile_model(model, batch, masks=None, freeze=0):
     """Lower `model` at batch size `batch`; every instruction is validated
     exactly as the engines will, so nothing unmappable reaches a device.
     `masks` (one bool keep-mask or None per param layer) makes the masked
-    layers sparse: compressed weights, an index block, SCONV opcodes."""
+    layers sparse: compressed weights, an index block, SCONV opcodes.
+    `freeze` keeps the first N param layers fixed (fine-tuning): no WG or
+    UPDATE for them, and the backward pass stops at the first trained layer,
+    since no stage below it needs an error."""
     lim = isa.LIMITS
     if not 1 <= batch <= lim["BATCH"]:
         raise MappingError(f"batch size {batch} is beyond the accelerator's 1..{lim['BATCH']}")
+    n_param = len(model.param_stages)
+    if not 0 <= freeze < n_param:
+        raise MappingError(f"freeze {freeze}: must leave a layer to train, in 0..{n_param - 1} "
+                           f"(the model has {n_param} Conv2d/Linear layers)")
     stages = model.stages
     slots = _Slots()
     par_slot = slots.new("par")
@@ -143,7 +152,7 @@ def compile_model(model, batch, masks=None):
     for st in stages:
         act_slots.append(slots.new(f"act{st.index + 1}") if st.kind in RESCALING
                          else act_slots[st.inputs[0]])
-    eplan = _ErrorPlan(model, slots)
+    eplan = _ErrorPlan(model, slots, freeze)
     err_slots = eplan.slots
     bn_slots = [(slots.new(f"bnA{k}"), slots.new(f"bnB{k}")) for k in range(len(model.bn_stages))]
 
@@ -166,7 +175,7 @@ def compile_model(model, batch, masks=None):
                                    f"the sparse index's {isa.lib.CTRAIN_MAX_SPARSE_COLS}")
             index, n_w = hostlib.build_index(mask.reshape(ws[0], -1))
         layers.append(ParamLayer(st, n_w, n_b, ws, slots.new(f"w8_{j}"), slots.new(f"w8next_{j}"),
-                                 slots.new(f"m{j}"), slots.new(f"g{j}"), mask, index))
+                                 slots.new(f"m{j}"), slots.new(f"g{j}"), mask, index, frozen=j < freeze))
 
     insns, observe, insn_stage, segments = [], [], [], {}
 
@@ -300,7 +309,7 @@ def compile_model(model, batch, masks=None):
         arr[k]["stats"] = stats_r.offset + k * isa.STATS_BYTES
     prog = Program(model, batch, plan, arr, segments, table_len, dict(slots.names), act_slots,
                    err_slots, layers, observe, insn_stage, par_slot, bn_slots,
-                   const_slots={act_slots[0]: INPUT_EXP}, part_slots=eplan.part_slots)
+                   const_slots={act_slots[0]: INPUT_EXP}, part_slots=eplan.part_slots, freeze=freeze)
     _validate(prog)
     return prog
 
@@ -322,11 +331,11 @@ class _ErrorPlan:
     and ADD instructions sum the partials, the last one masking, into the
     whole error (docs/isa.md "Layer graphs")."""
 
-    def __init__(self, model, slots):
+    def __init__(self, model, slots, freeze=0):
         stages = model.stages
         self.stages = stages
         n = len(stages) + 1
-        self.needed = error_needed(stages)
+        self.needed = error_needed(stages, freeze)
         self.consumers = [[] for _ in range(n)]
         for st in stages:
             for t in dict.fromkeys(st.inputs):

@@ -35,11 +35,16 @@ class FloatNet:
     """Forward/backward/SGD over the model's stages in float32.
 
     The optimizer is the one the fixed-point UPDATE implements:
-    v = mu*v + lr*(g + wd*w); w = w - v."""
+    v = mu*v + lr*(g + wd*w); w = w - v. The first `freeze` param layers (and
+    the batch norms before the first trained one) stay fixed, and backward
+    stops at the first trained layer, as the compiled program does."""
 
-    def __init__(self, model, params):
+    def __init__(self, model, params, freeze=0):
         self.model = model
         self.params = params
+        self.freeze = freeze
+        # tensors whose error backward computes (those with a trained layer upstream)
+        self.needed = error_needed(model.stages, freeze)
         self.velocity = [{k: (None if v is None else np.zeros_like(v)) for k, v in p.items()} for p in params]
         self.masks = None  # keep-masks per layer once pruned
         self.bn = [{"gamma": np.ones(st.layer.num_features, np.float32),
@@ -49,6 +54,16 @@ class FloatNet:
         self.bn_velocity = [{"gamma": np.zeros_like(b["gamma"]), "beta": np.zeros_like(b["beta"])} for b in self.bn]
         self.bn_frozen = False  # frozen when fixed point starts: statistics from the float phase
 
+    def load_state(self, params, bn=()):
+        """Copy float weights ([{"w", "b"}]) and batch-norm state ([{"gamma", "beta", "mean", "var"}]) in."""
+        for dst, src in zip(self.params, params):
+            for k in ("w", "b"):
+                if dst[k] is not None:
+                    dst[k][...] = src[k]
+        for dst, src in zip(self.bn, bn):
+            for k, v in src.items():
+                dst[k][...] = v
+
     def bn_affine(self, k):
         """(A, B) with BN(x) = x*A + B per channel, from the running statistics."""
         st, b = self.model.bn_stages[k], self.bn[k]
@@ -57,7 +72,7 @@ class FloatNet:
 
     def _bn_forward(self, st, x, train):
         b = self.bn[st.bn_index]
-        if not train or self.bn_frozen:
+        if not train or self.bn_frozen or (self.freeze and not self.needed[st.index + 1]):
             a, c = self.bn_affine(st.bn_index)
             return x * a[None, :, None, None] + c[None, :, None, None], None
         mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
@@ -147,7 +162,7 @@ class FloatNet:
         self._bn_grads = [None] * len(self.bn)
         errs = [None] * len(acts)
         errs[-1] = dlogits.astype(np.float32).reshape(acts[-1].shape)
-        needed = error_needed(stages)
+        needed = self.needed
 
         def give(t, dx):
             if needed[t]:
@@ -198,7 +213,7 @@ class FloatNet:
     def step(self, grads, lr, momentum, weight_decay):
         for p, v, g in zip(self.params, self.velocity, grads):
             for key in ("w", "b"):
-                if p[key] is None:
+                if p[key] is None or g is None:  # no gradient: a frozen layer
                     continue
                 v[key] *= np.float32(momentum)
                 v[key] += np.float32(lr) * (g[key] + np.float32(weight_decay) * p[key])

@@ -7,7 +7,15 @@ stages in topological order, each reading the tensors named by its `inputs`
 (tensor t is the network input for t = 0, else the output of stage t - 1).
 Parameters live in float32 numpy arrays; the compiler lowers the stages
 (conv/linear with fused ReLU, batch norm, pools, ReLU, residual add) to
-instructions and the fixed-point runtime owns the int copies."""
+instructions and the fixed-point runtime owns the int copies.
+
+A user's own network is a function returning a model (docs/models.md):
+`register_model(name, factory)`, or `--model package.module:function`."""
+import importlib
+import inspect
+import os
+import re
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,6 +132,10 @@ class Sequential:
         self.layers = list(layers)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.stages = lower(self.layers, self.input_shape)
+        #: float weights and batch-norm state to start from instead of a random
+        #: initialisation, ([{"w", "b"}], [{"gamma", "beta", "mean", "var"}])
+        #: (set by ctrain.torch_import.from_torch)
+        self.initial_state = None
 
     @property
     def param_stages(self):
@@ -357,12 +369,14 @@ def lower(layers, input_shape):
     return stages
 
 
-def error_needed(stages):
+def error_needed(stages, freeze=0):
     """Per tensor: whether its error is needed, i.e. some stage producing it or
-    an ancestor has parameters (the network input's never is)."""
+    an ancestor has trained parameters (the network input's never is; nor are
+    those of the first `freeze` param layers, which stay fixed)."""
     needed = [False] * (len(stages) + 1)
     for st in stages:
-        needed[st.index + 1] = st.kind == "param" or any(needed[t] for t in st.inputs)
+        needed[st.index + 1] = ((st.kind == "param" and st.param_index >= freeze)
+                                or any(needed[t] for t in st.inputs))
     return needed
 
 
@@ -490,13 +504,101 @@ def resnet20(input_shape=(3, 32, 32), num_classes=10):
 MODELS = {"lenet5": lenet5, "lenet5-bn": lenet5_bn, "digits-cnn": digits_cnn, "cnv": cnv, "mlp": mlp,
           "vgg-small": vgg_small, "resnet20": resnet20}
 
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+_SPEC = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*\Z")
+
+
+def register_model(name, factory):
+    """Make `factory(input_shape=..., num_classes=...)` -> model available as
+    TrainConfig(model=name) and `ctrain perf --model name` in this process."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise MappingError(f"model name {name!r}: use lower-case letters, digits, '-' and '_'")
+    if not callable(factory):
+        raise MappingError(f"model {name!r}: {factory!r} is not callable (a function returning a model)")
+    MODELS[name] = factory
+    return factory
+
+
+def is_model_spec(name):
+    """Whether `name` has the form package.module:function."""
+    return isinstance(name, str) and bool(_SPEC.match(name))
+
+
+def resolve_factory(name):
+    """The factory of a registered name, or of `package.module:function`
+    (imported from sys.path and the current directory)."""
+    if name in MODELS:
+        return MODELS[name]
+    if not is_model_spec(name):
+        raise MappingError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}, "
+                           "or give package.module:function")
+    module_name, _, attr = name.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())  # as `python -m` does, for a module next to the user
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise MappingError(f"model {name}: cannot import {module_name}: {exc}") from None
+    except Exception as exc:  # the module itself failed
+        raise MappingError(f"model {name}: importing {module_name} raised {type(exc).__name__}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise MappingError(f"model {name}: {module_name} has no attribute {attr}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise MappingError(f"model {name}: {attr} ({type(obj).__name__}) is not a function returning a model")
+    return obj
+
+
+def _call_factory(name, factory, input_shape, num_classes):
+    """factory(input_shape=..., num_classes=...), passing only the keywords it takes."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kw = {k: v for k, v in (("input_shape", tuple(input_shape)), ("num_classes", num_classes))
+          if takes_all or k in params}
+    try:
+        return factory(**kw)
+    except MappingError as exc:
+        raise MappingError(f"model {name}: {exc}") from None
+    except Exception as exc:
+        raise MappingError(f"model {name}: {getattr(factory, '__name__', 'the factory')}"
+                           f"({', '.join(f'{k}={v!r}' for k, v in kw.items())}) raised "
+                           f"{type(exc).__name__}: {exc}") from None
+
 
 def build_model(name, input_shape, num_classes=10):
-    try:
-        factory = MODELS[name]
-    except KeyError:
-        raise MappingError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
-    return factory(input_shape=input_shape, num_classes=num_classes)
+    """The model `name` (registered, or package.module:function) for this data.
+    A factory may return a ctrain model or a torch.nn.Module, which is
+    converted with its weights (ctrain.torch_import.from_torch)."""
+    factory = resolve_factory(name)
+    model = as_model(_call_factory(name, factory, input_shape, num_classes), input_shape)
+    if not isinstance(model, Sequential):
+        raise MappingError(f"model {name}: the factory returned {type(model).__name__}, not a ctrain model "
+                           "(ctrain.model.Sequential) or a torch.nn.Module")
+    if tuple(model.input_shape) != tuple(input_shape):
+        raise MappingError(f"model {name}: built for input {tuple(model.input_shape)}, the data is "
+                           f"{tuple(input_shape)}")
+    if model.num_classes != num_classes:
+        raise MappingError(f"model {name}: {model.num_classes} outputs for {num_classes} classes")
+    return model
+
+
+#: converters of other frameworks' models, tried on what a factory returns:
+#: f(obj, input_shape) -> a ctrain model, or None when obj is not theirs
+#: (ctrain.torch_import adds PyTorch's when imported, as ctrain.train does)
+CONVERTERS = []
+
+
+def as_model(obj, input_shape):
+    """`obj` itself, or its conversion by the first converter that takes it."""
+    for convert in CONVERTERS:
+        model = convert(obj, input_shape)
+        if model is not None:
+            return model
+    return obj
 
 
 def stage_labels(model):

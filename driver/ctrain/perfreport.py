@@ -268,6 +268,7 @@ def perf_program(model_name, batch=None, sparsity=0.0, checkpoint=None, seed=0, 
     compiled without training: dense, with random masks, or with a
     checkpoint's masks."""
     from .compiler import compile_model
+    from . import torch_import  # noqa: F401  (a factory may return a torch.nn.Module)
     from .model import build_model, weight_shape
     from .pruning import sparsity_of
     shape = default_input(model_name) if model_name is not None else None

@@ -247,7 +247,8 @@ class Runtime:
             if slot not in p.const_slots:
                 self.table[slot] = self.exps.exponent(slot, int(self.table[slot]))
         for L in p.layers:
-            self.table[L.slot_w8_next] = self.exps.exponent(L.slot_w8_next, int(self.table[L.slot_w8]))
+            if not L.frozen:  # a frozen layer has no UPDATE: its int8 copy keeps its exponent
+                self.table[L.slot_w8_next] = self.exps.exponent(L.slot_w8_next, int(self.table[L.slot_w8]))
 
     def _load_batch(self, xq):
         x = self.views["act0"]

@@ -17,13 +17,28 @@ from .floatnet import FloatNet
 from .model import build_model, stage_labels
 from .pruning import MODES as PRUNE_MODES, SCOPES as PRUNE_SCOPES, prune_masks, sparsity_of
 from .runtime import Runtime
+from . import torch_import  # noqa: F401  (registers the PyTorch converter; torch itself loads only when used)
 
 DIVERGE_WINDOW = 20
 DIVERGE_FACTOR = 4
 
-DEFAULT_MODEL = {"digits": "digits-cnn", "mnist": "lenet5"}
+DEFAULT_MODEL = {"digits": "digits-cnn", "mnist": "lenet5", "fashion-mnist": "lenet5", "cifar10": "cnv"}
 #: epochs and batch size per dataset when the user gives none
-DEFAULTS = {"digits": {"epochs": 30, "batch_size": 16}, "mnist": {"epochs": 8, "batch_size": 64}}
+DEFAULTS = {"digits": {"epochs": 30, "batch_size": 16}, "mnist": {"epochs": 8, "batch_size": 64},
+            "cifar10": {"epochs": 8, "batch_size": 64, "normalize": True, "augment": "crop=4,flip"}}
+#: per model, the peak learning rate and float warm-up (epochs) its default
+#: command trains with, measured as docs/models.md "Defaults" shows; a model
+#: not listed (a user's own) gets BASE_DEFAULTS
+MODEL_DEFAULTS = {
+    "digits-cnn": {"lr": 0.05, "warmup_epochs": 1.0},
+    "lenet5": {"lr": 0.05, "warmup_epochs": 1.0},
+    "lenet5-bn": {"lr": 0.05, "warmup_epochs": 1.0},
+    "mlp": {"lr": 0.05, "warmup_epochs": 1.0},
+    "cnv": {"lr": 0.05, "warmup_epochs": 1.0},
+    "vgg-small": {"lr": 0.02, "warmup_epochs": 1.0},
+    "resnet20": {"lr": 0.02, "warmup_epochs": 1.0},
+}
+BASE_DEFAULTS = {"lr": 0.02, "warmup_epochs": 1.0}
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("emulated", "board")
 MAX_EPOCHS = 100_000
@@ -69,9 +84,13 @@ def _path_rule():
         "None or a non-empty path"
 
 
-def _models():
-    from .model import MODELS
-    return tuple(MODELS)
+def _model_rule():
+    """None, a registered name, or package.module:function (imported when the config is validated)."""
+    from .model import MODELS, is_model_spec
+
+    def check(v):
+        return v is None or (isinstance(v, str) and (v in MODELS or is_model_spec(v)))
+    return check, lambda: "one of " + ", ".join(MODELS) + ", or package.module:function (or None)"
 
 
 def _engines():
@@ -83,7 +102,7 @@ def _engines():
 RULES = {
     "dataset": ((lambda v: isinstance(v, str) and v != ""), "a dataset name"),
     "data_dir": _path_rule(),
-    "model": _choice_rule(_models, optional=True),
+    "model": _model_rule(),
     "epochs": _int_rule(1, MAX_EPOCHS),
     "batch_size": _int_rule(1),
     "lr": _real_rule(*LR_RANGE),
@@ -106,13 +125,15 @@ RULES = {
     "prune_scope": _choice_rule(lambda: PRUNE_SCOPES),
     "sparse_exec": _bool_rule(),
     "warm_start": _path_rule(),
+    "freeze": _int_rule(0),
 }
 #: settings that change what a run computes: a resume must match them all
 RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                  "warmup_epochs", "fixed_point", "window_log2", "seed", "train_count", "test_count", "prune",
-                 "prune_at", "prune_mode", "prune_scope", "sparse_exec", "image_size", "normalize", "augment")
+                 "prune_at", "prune_mode", "prune_scope", "sparse_exec", "image_size", "normalize", "augment",
+                 "freeze")
 #: result fields added after the first checkpoints: absent means the default
-_LATER_FIELDS = ("image_size", "normalize", "augment")
+_LATER_FIELDS = {"image_size": None, "normalize": False, "augment": None, "freeze": 0}
 
 
 @dataclass
@@ -124,11 +145,11 @@ class TrainConfig:
     model: str = None
     epochs: int = None
     batch_size: int = None
-    lr: float = 0.05
+    lr: float = None               # None: the model's (MODEL_DEFAULTS)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     schedule: str = "cosine"       # or "constant"
-    warmup_epochs: float = 1.0     # float training before the switch to fixed point
+    warmup_epochs: float = None    # float training before fixed point; None: the model's, at most epochs
     fixed_point: bool = True
     window_log2: int = 2
     seed: int = 0
@@ -145,14 +166,29 @@ class TrainConfig:
     sparse_exec: bool = True       # pruned layers run sparse (compressed in DDR); False: dense + mask
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.weights_in)
     image_size: str = None         # folder data set: resize every image to "HxW" (docs/data.md)
-    normalize: bool = False        # per-channel normalisation of the inputs (preprocess.normalise)
-    augment: str = None            # e.g. "crop=4,flip": on-the-fly augmentation (preprocess.Augment)
+    normalize: bool = None         # per-channel normalisation (preprocess.normalise); None: the data set's
+    augment: str = None            # e.g. "crop=4,flip" (preprocess.Augment); None: the data set's; "none": off
+    freeze: int = 0                # the first N Conv2d/Linear layers stay fixed (fine-tuning)
 
     def __post_init__(self):
+        """Options left None take the data set's (DEFAULTS) and the model's
+        (MODEL_DEFAULTS) values; the warm-up default never exceeds the epochs."""
         if isinstance(self.dataset, str):
             for key, value in DEFAULTS.get(self.dataset, DEFAULTS["mnist"]).items():
                 if getattr(self, key) is None:
                     setattr(self, key, value)
+        if self.normalize is None:
+            self.normalize = False
+        if self.augment == "none":
+            self.augment = None
+        if RULES["model"][0](self.model):
+            model_defaults = MODEL_DEFAULTS.get(self.model_name(), BASE_DEFAULTS)
+            if self.lr is None:
+                self.lr = model_defaults["lr"]
+            if self.warmup_epochs is None:
+                self.warmup_epochs = model_defaults["warmup_epochs"]
+                if RULES["epochs"][0](self.epochs):
+                    self.warmup_epochs = float(min(self.warmup_epochs, self.epochs))
         self.validate()
 
     def validate(self):
@@ -169,10 +205,23 @@ class TrainConfig:
                                             " (or train in float32)")
         if self.checkpoint_every and not self.checkpoint:
             raise ConfigError("checkpoint_every", f"{self.checkpoint_every} needs a checkpoint path to write to")
+        if self.model is not None and self.model not in _registered():
+            from .errors import MappingError
+            from .model import resolve_factory
+            try:
+                resolve_factory(self.model)
+            except MappingError as exc:
+                msg = str(exc)
+                raise ConfigError("model", msg[len("model "):] if msg.startswith("model ") else msg) from None
         return self
 
     def model_name(self):
         return self.model or DEFAULT_MODEL.get(self.dataset, "lenet5")
+
+
+def _registered():
+    from .model import MODELS
+    return MODELS
 
 
 def learning_rate(cfg, it, total):
@@ -244,10 +293,12 @@ class History:
 class Trainer:
     """Holds one training run's state so it can be checkpointed and resumed."""
 
-    def __init__(self, cfg, dataset=None, device=None):
+    def __init__(self, cfg, dataset=None, device=None, model=None):
         """Everything that can be checked is checked here, before any training:
         the settings, the data, the model's mapping onto the accelerator, the
-        checkpoint path and the device."""
+        checkpoint path and the device. `model` (a ctrain model, or a
+        torch.nn.Module converted by ctrain.torch_import) replaces the one
+        cfg.model names; cfg.model then only labels the run."""
         self.cfg = cfg.validate()
         self.augment = preprocess.Augment(cfg.augment, cfg.seed) if cfg.augment else None
         self.ds = dataset or data.get_dataset(cfg.dataset, cfg.data_dir, train_count=cfg.train_count,
@@ -255,9 +306,17 @@ class Trainer:
         self.norm = None  # normalisation statistics, saved with checkpoints for inference
         if cfg.normalize:
             self.ds, self.norm = preprocess.normalise(self.ds)
-        self.model = build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes)
+        self.model = (build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes) if model is None
+                      else _given_model(model, self.ds))
+        n_param = len(self.model.param_stages)
+        if cfg.freeze >= n_param:
+            raise ConfigError("freeze", f"{cfg.freeze} would freeze all {n_param} Conv2d/Linear layers of "
+                                        f"{cfg.model_name()}: must be in 0..{n_param - 1}")
         self.rng = np.random.default_rng(cfg.seed)
-        self.net = FloatNet(self.model, self.model.init_params(self.rng))
+        self.net = FloatNet(self.model, self.model.init_params(self.rng), freeze=cfg.freeze)
+        if self.model.initial_state is not None:  # a converted model's own weights
+            params, bn = self.model.initial_state
+            self.net.load_state(params, bn)
         if cfg.warm_start:  # load_float_params call site: the file's weights replace the initial ones
             from .weights_in import warm_start
             warm_start(self.net, cfg.warm_start)
@@ -277,10 +336,10 @@ class Trainer:
                                           f"{(self.total - 0.5) / self.total:.4g}")
         if cfg.fixed_point and self.warm < self.total:
             # the programs this run will compile (dense, and sparse with every weight kept)
-            compile_model(self.model, cfg.batch_size)
+            compile_model(self.model, cfg.batch_size, freeze=cfg.freeze)
             if self.prune_it is not None and cfg.sparse_exec:
-                compile_model(self.model, cfg.batch_size,
-                              [np.ones(p["w"].shape, bool) for p in self.net.params])
+                compile_model(self.model, cfg.batch_size, self._compiled_masks(
+                    [np.ones(p["w"].shape, bool) for p in self.net.params]), freeze=cfg.freeze)
         if cfg.checkpoint:
             checkpoint.check_target(cfg.checkpoint)
         self.xq_train = hostlib.quantize(self.ds.train_x, INPUT_EXP)[0]
@@ -303,8 +362,13 @@ class Trainer:
     def fixed(self):
         return self.runtime is not None
 
+    def _compiled_masks(self, masks):
+        """The masks the program is compiled with: frozen layers are never pruned and stay dense."""
+        return [None if j < self.cfg.freeze else m for j, m in enumerate(masks)]
+
     def _compile(self):
-        return compile_model(self.model, self.cfg.batch_size, self.masks if self.cfg.sparse_exec else None)
+        masks = self._compiled_masks(self.masks) if self.cfg.sparse_exec and self.masks else None
+        return compile_model(self.model, self.cfg.batch_size, masks, freeze=self.cfg.freeze)
 
     def _switch(self):
         program = self._compile()
@@ -323,7 +387,10 @@ class Trainer:
         cfg = self.cfg
         params = self.runtime.float_params() if self.fixed else self.net.params
         old = self.runtime.masks() if self.fixed else self.masks
-        self.masks = prune_masks([p["w"] for p in params], cfg.prune, cfg.prune_mode, cfg.prune_scope, old)
+        n = cfg.freeze  # frozen layers keep every weight: the target is of the trained layers
+        trained = prune_masks([p["w"] for p in params[n:]], cfg.prune, cfg.prune_mode, cfg.prune_scope,
+                              old[n:] if old else None)
+        self.masks = [np.ones(p["w"].shape, bool) for p in params[:n]] + trained
         self.net.prune(self.masks)
         if self.fixed:
             before = sum(u for _, u, _ in self.runtime.memory_report())
@@ -539,7 +606,7 @@ class Trainer:
         diffs = []
         for key in RESULT_FIELDS:
             mine = getattr(self.cfg, key)
-            theirs = saved.get(key, getattr(TrainConfig, key) if key in _LATER_FIELDS else "(missing)")
+            theirs = saved.get(key, _LATER_FIELDS.get(key, "(missing)"))
             if key == "model":  # the model that ran, not whether it was named
                 mine = self.cfg.model_name()
                 theirs = theirs or DEFAULT_MODEL.get(saved.get("dataset"), "lenet5")
@@ -663,13 +730,27 @@ class Trainer:
                                   f"{rt.program.table_len}-slot table")
 
 
-def train(cfg, progress=True, resume=False):
-    """Check everything (settings, data, checkpoint), then train; returns (trainer, test accuracy)."""
+def _given_model(model, ds):
+    """A model handed to the Trainer: a ctrain model for this data, or a torch.nn.Module to convert."""
+    from .model import Sequential, as_model
+    model = as_model(model, ds.input_shape)
+    if not isinstance(model, Sequential):
+        raise ConfigError("model", f"{type(model).__name__} is not a ctrain model (ctrain.model.Sequential) "
+                                   "or a torch.nn.Module")
+    if tuple(model.input_shape) != tuple(ds.input_shape) or model.num_classes != ds.num_classes:
+        raise ConfigError("model", f"built for input {tuple(model.input_shape)} and {model.num_classes} classes, "
+                                   f"the data has {tuple(ds.input_shape)} and {ds.num_classes}")
+    return model
+
+
+def train(cfg, progress=True, resume=False, model=None):
+    """Check everything (settings, data, checkpoint), then train; returns (trainer, test accuracy).
+    `model`: as for Trainer."""
     if resume and not cfg.checkpoint:
         raise ConfigError("checkpoint", "is required to resume (the checkpoint to continue from)")
     if resume and not os.path.isfile(cfg.checkpoint):
         raise CheckpointError(f"{cfg.checkpoint}: resume needs an existing checkpoint, not found")
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, model=model)
     if resume:
         trainer.load(cfg.checkpoint)
     acc = trainer.run(progress=progress)

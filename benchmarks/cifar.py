@@ -1,0 +1,182 @@
+"""Accuracy and time per epoch of one network trained three ways, on the same
+data, batches, augmentation, initial weights and schedule:
+
+  compressed  CTrain: float warm-up, then 8-bit fixed point on the emulated
+              accelerator (numpy engine), pruned at --prune-at (default half-way)
+  float       CTrain float32 (host FloatNet), no pruning: the uncompressed baseline
+  torch       PyTorch fp32 (optional), the same schedule as `compressed`
+              (batch-norm freeze, pruning at the same iteration, the same SGD rule)
+
+    python benchmarks/cifar.py --model cnv --epochs 10 --json cifar_cnv.json
+    python benchmarks/cifar.py --dataset fashion-mnist --model lenet5 --seeds 0 1 2 --runs compressed float
+
+Defaults come from the model's defaults (ctrain.train.MODEL_DEFAULTS) and the
+data set's; every run prints one line per epoch and the JSON has them all.
+Needs ../shared/data (or --data-dir); not part of the test suite."""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from ctrain.train import TrainConfig, Trainer, learning_rate
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "shared", "data")
+RUNS = ("compressed", "float", "torch")
+#: the data sets' directories in ../shared/data and their preprocessing
+DATA = {"cifar10": ("cifar10", {"normalize": True, "augment": "crop=4,flip"}),
+        "fashion-mnist": ("fashion-mnist", {}),
+        "mnist": ("mnist", {})}
+
+
+def config(args, run, seed):
+    sub, prep = DATA[args.dataset]
+    kw = dict(dataset=args.dataset, data_dir=args.data_dir or os.path.join(SHARED, sub), model=args.model,
+              epochs=args.epochs, seed=seed, prune=args.prune if run != "float" else 0.0,
+              prune_at=args.prune_at, fixed_point=run == "compressed", **prep)
+    for key in ("batch_size", "lr", "warmup_epochs", "train_count"):
+        if getattr(args, key) is not None:
+            kw[key] = getattr(args, key)
+    return TrainConfig(**kw)
+
+
+def run_ctrain(cfg, say):
+    """Trainer.run's loop, timing the training iterations of each epoch apart
+    from the evaluation after it."""
+    t = Trainer(cfg)
+    epochs = []
+    while t.it < t.total:
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(t.iters_per_epoch):
+            loss, _ = t.step(t.batch_indices())
+            t.history.add(loss, 0.0, t.fixed)
+            for msg in t.messages:
+                say("  " + msg)
+            t.messages.clear()
+        train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        t0 = time.perf_counter()
+        acc = t.evaluate("test")
+        epochs.append({"epoch": len(epochs) + 1, "loss": float(loss), "test_acc": acc, "train_s": train_s, "cpu_s": cpu_s,
+                       "eval_s": time.perf_counter() - t0, "fixed": t.fixed})
+        say(f"  epoch {len(epochs)}: loss {loss:.4f} test {100 * acc:.2f}% "
+            f"({'fixed' if t.fixed else 'float'}) {train_s:.1f} s wall, {cpu_s:.1f} s CPU")
+    return epochs, t
+
+
+def run_torch(cfg, say):
+    """PyTorch fp32 with the compressed run's schedule: the same initial
+    weights (the Trainer's), batches, augmentation, learning rate per
+    iteration, SGD rule (v = mu v + lr (g + wd w); w -= v), batch-norm freeze
+    (running statistics and affine) where fixed point would start, and pruning
+    (ctrain.pruning on the same weights) at the same iteration."""
+    import torch
+    from ctrain.pruning import prune_masks
+    from ctrain.torch_import import param_modules, to_torch
+    torch.manual_seed(cfg.seed)
+    t = Trainer(TrainConfig(**{**cfg.__dict__, "fixed_point": False}))
+    warm = round(cfg.warmup_epochs * t.iters_per_epoch)  # where the compressed run freezes BN
+    net = to_torch(t.model, t.net)
+    layers, bns = param_modules(net)
+    weights = [p for m in layers for p in (m.weight, m.bias) if p is not None]
+    bn_params = [p for m in bns for p in (m.weight, m.bias)]
+    vel = {id(p): torch.zeros_like(p) for p in weights + bn_params}
+    decayed = {id(p) for p in weights}  # batch-norm affine has no weight decay, as in FloatNet
+    masks = None
+    x_test = torch.from_numpy(np.ascontiguousarray(t.ds.test_x))
+    epochs = []
+    while t.it < t.total:
+        t0, c0 = time.perf_counter(), time.process_time()
+        net.train()
+        for _ in range(t.iters_per_epoch):
+            if t.it == t.prune_it:
+                masks = [torch.from_numpy(m) for m in prune_masks(
+                    [m.weight.detach().numpy() for m in layers], cfg.prune, cfg.prune_mode, cfg.prune_scope)]
+                say(f"  pruned {100 * (1 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)):.1f}%"
+                    f" at iteration {t.it}")
+            frozen = t.it >= warm
+            for m in bns:
+                m.train(not frozen)
+            idx = t.batch_indices()
+            x = torch.from_numpy(np.ascontiguousarray(t._inputs(t.ds.train_x, idx)))
+            y = torch.from_numpy(t.ds.train_y[idx])
+            loss_t = torch.nn.functional.cross_entropy(net(x), y)
+            net.zero_grad(set_to_none=False)
+            loss_t.backward()
+            loss = loss_t.item()
+            lr = learning_rate(cfg, t.it, t.total)
+            with torch.no_grad():
+                for p in weights + ([] if frozen else bn_params):
+                    v = vel[id(p)]
+                    v.mul_(cfg.momentum).add_(p.grad + (cfg.weight_decay * p if id(p) in decayed else 0), alpha=lr)
+                    p.sub_(v)
+                if masks is not None:
+                    for m, k in zip(layers, masks):
+                        m.weight.mul_(k.reshape(m.weight.shape))
+                        vel[id(m.weight)].mul_(k.reshape(m.weight.shape))
+            t.it += 1
+        train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        t0 = time.perf_counter()
+        net.eval()
+        with torch.no_grad():
+            pred = torch.cat([net(x_test[i:i + 500]).argmax(1) for i in range(0, len(x_test), 500)])
+        acc = float((pred.numpy() == t.ds.test_y).mean())
+        epochs.append({"epoch": len(epochs) + 1, "loss": loss, "test_acc": acc, "train_s": train_s, "cpu_s": cpu_s,
+                       "eval_s": time.perf_counter() - t0, "fixed": False})
+        say(f"  epoch {len(epochs)}: loss {loss:.4f} test {100 * acc:.2f}% (torch) {train_s:.1f} s wall, {cpu_s:.1f} s CPU")
+    return epochs, t
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="cifar10", choices=list(DATA))
+    p.add_argument("--data-dir", default=None, help="default: ../shared/data/<dataset>")
+    p.add_argument("--model", default="cnv")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the model's (MODEL_DEFAULTS)")
+    p.add_argument("--lr", type=float, default=None, help="default: the model's (MODEL_DEFAULTS)")
+    p.add_argument("--warmup", dest="warmup_epochs", type=float, default=None,
+                   help="float warm-up epochs of the compressed run (BN freezes there in every run)")
+    p.add_argument("--train-count", type=int, default=None, help="train on the first N images (default 8000)")
+    p.add_argument("--prune", type=float, default=0.8, help="fraction pruned (compressed and torch runs)")
+    p.add_argument("--prune-at", type=float, default=0.5, help="when, as a fraction of the run")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)
+    p.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write every epoch of every run here")
+    args = p.parse_args(argv)
+    from ctrain.bench import import_torch, set_threads
+    runs = [r for r in args.runs if r != "torch" or import_torch(True) is not None]
+    if len(runs) < len(args.runs):
+        print("torch is not installed: the torch run is skipped", file=sys.stderr)
+    set_threads(args.threads)
+
+    def say(msg):
+        print(msg, flush=True)
+    out = {"dataset": args.dataset, "model": args.model, "epochs": args.epochs, "threads": args.threads,
+           "prune": args.prune, "prune_at": args.prune_at, "command": " ".join(sys.argv), "runs": {}}
+    for run in runs:
+        for seed in args.seeds:
+            cfg = config(args, run, seed)
+            say(f"{run} seed {seed}: {args.model} on {args.dataset}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+                f"lr {cfg.lr:g}, warm-up {cfg.warmup_epochs:g}, prune {cfg.prune:g} at {cfg.prune_at:g}")
+            epochs, _ = (run_torch if run == "torch" else run_ctrain)(cfg, say)
+            out["runs"].setdefault(run, []).append({"seed": seed, "config": {k: v for k, v in cfg.__dict__.items()},
+                                                    "epochs": epochs})
+            if args.json:
+                with open(args.json, "w", encoding="utf-8") as fh:
+                    json.dump(out, fh, indent=1)
+    say("\nrun          final test accuracy (mean of seeds)   train s/epoch: wall, CPU")
+    for run, results in out["runs"].items():
+        accs = [r["epochs"][-1]["test_acc"] for r in results]
+        wall = [e["train_s"] for r in results for e in r["epochs"]]
+        cpu = [e["cpu_s"] for r in results for e in r["epochs"]]
+        say(f"{run:<12} {100 * np.mean(accs):6.2f}%  ({', '.join(f'{100 * a:.2f}' for a in accs)})"
+            f"   {np.mean(wall):8.1f} {np.mean(cpu):8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,8 +23,10 @@ im2col matrix CONV_FP builds is kept with a copy of the activation bytes it
 came from; CONV_WG of the same layer reuses it when those bytes are unchanged.
 """
 import math
+import os
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -46,6 +48,8 @@ COLS_CACHE = 16
 BATCH_LAST_BELOW = 16
 #: Accumulator elements per tile of images (2 MiB of float32).
 TILE_ELEMS = 1 << 19
+#: Work (multiply-adds or element operations) below which an instruction runs in one lane.
+PAR_WORK = 1 << 18
 
 
 def blas_dtype(terms):
@@ -229,44 +233,91 @@ def _conv_fp(engine, plan, ddr, tab):
     bias = None
     if f["flags"] & Flag.BIAS:
         bias = rshift_round(_i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
-    if g.batch_last:  # [Co, Ho*Wo*N]
-        acc = np.matmul(w, cols, out=plan.buf("acc", (co, cols.shape[1]), dt))
-        q, peak, sat = requantize8(acc, s, bias, relu, 0)
-        nnz = _store_i8(ddr, f["dst"], q, g, (co, g.ho, g.wo))
-        return peak, e_acc, sat, nnz, q.size
-    # image-major: [N, Co, Ho*Wo] is NCHW; GEMM, store and statistics per tile of
-    # images, so the tile stays in cache (requantize8 is elementwise, its
-    # statistics combine: max of peaks, sum of clamps)
-    dst = _i8(ddr, f["dst"], (g.n, co, g.p))
-    step = max(1, TILE_ELEMS // (co * g.p))
-    acc = plan.buf("acc", (min(step, g.n), co, g.p), dt)
-    peak = sat = nnz = 0
-    for a in range(0, g.n, step):
-        b = min(a + step, g.n)
-        t = np.matmul(w, cols[a:b], out=acc[:b - a])
-        q, p_t, s_t = requantize8(t, s, bias, relu, 1)
-        np.copyto(dst[a:b], q, casting="unsafe")
-        peak, sat = max(peak, p_t), sat + s_t
-    return peak, e_acc, sat, int(np.count_nonzero(dst)), dst.size
+    dst = _i8(ddr, f["dst"], (g.n, co, g.ho, g.wo))
+    work = g.n * co * g.p * g.k
+    if g.batch_last:  # [Co, Ho*Wo*N]: lanes over output channels (rows of the GEMM)
+        acc = plan.buf("acc", (co, cols.shape[1]), dt)
+
+        def lane(_, a, b):
+            t = np.matmul(w[a:b], cols, out=acc[a:b])
+            q, peak, sat = requantize8(t, s, None if bias is None else bias[a:b], relu, 0)
+            out = dst[:, a:b]
+            np.copyto(out, q.reshape(b - a, g.ho, g.wo, g.n).transpose(3, 0, 1, 2), casting="unsafe")
+            return peak, sat, int(np.count_nonzero(out))
+        parts = engine.lanes(lane, co, work)
+    else:
+        # image-major: [N, Co, Ho*Wo] is NCHW; lanes over images, and within a
+        # lane GEMM, store and statistics per tile of images, so the tile stays
+        # in cache (requantize8 is elementwise, its statistics combine: max of
+        # peaks, sum of clamps)
+        dst3 = dst.reshape(g.n, co, g.p)
+        step = max(1, TILE_ELEMS // (co * g.p))
+
+        def lane(k, a, b):
+            acc = plan.buf(f"acc{k}", (min(step, b - a), co, g.p), dt)
+            peak = sat = 0
+            for t in range(a, b, step):
+                u = min(t + step, b)
+                r = np.matmul(w, cols[t:u], out=acc[:u - t])
+                q, p_t, s_t = requantize8(r, s, bias, relu, 1)
+                np.copyto(dst3[t:u], q, casting="unsafe")
+                peak, sat = max(peak, p_t), sat + s_t
+            return peak, sat, int(np.count_nonzero(dst3[a:b]))
+        parts = engine.lanes(lane, g.n, work)
+    peak, sat, nnz = _combine(parts)
+    return peak, e_acc, sat, nnz, dst.size
+
+
+def _combine(parts):
+    """(max of peaks, sum of clamps, sum of nonzeros) of lanes' (peak, sat, nnz)."""
+    return max(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts)
 
 
 def _conv_eb(engine, plan, ddr, tab):
     f, g = plan.f, plan.geom
+    co = f["c_out"]
     dt = blas_dtype(terms_per_output(f))
-    err = _err_rows(plan, ddr, dt)
     wt = _weights(plan, ddr, dt, transpose=True)
     shape = g.image_shape(g.c, g.h, g.w)
-    cols = np.matmul(wt, err, out=plan.buf("cols", g.gemm_shape, dt))
-    acc = g.col2im(cols.reshape(g.cols_shape), plan.buf("acc", shape, dt))
-    if f["flags"] & Flag.RELU_MASK:
-        aux = _i8(ddr, f["aux"], (g.n, g.c, g.h, g.w))
-        if g.batch_last:
-            aux = g.to_layout(aux, plan.buf("aux", shape, np.int8))
-        np.copyto(acc, 0, where=aux <= 0)
+    cols = plan.buf("cols", g.cols_shape, dt)
+    acc = plan.buf("acc", shape, dt)
+    err8 = _i8(ddr, f["src"], (g.n, co, g.ho, g.wo))
+    aux = _i8(ddr, f["aux"], (g.n, g.c, g.h, g.w)) if f["flags"] & Flag.RELU_MASK else None
+    dst = _i8(ddr, f["dst"], (g.n, g.c, g.h, g.w))
     e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
-    q, peak, sat = requantize8(acc.reshape(shape[0], -1), tab[f["e_dst"]] - e_acc)
-    nnz = _store_i8(ddr, f["dst"], q, g, (g.c, g.h, g.w))
-    return peak, e_acc, sat, nnz, q.size
+    shift = tab[f["e_dst"]] - e_acc
+    work = g.n * co * g.p * g.k
+    if g.batch_last:  # lanes over input channels: their rows of W^T and of the columns
+        err = _err_rows(plan, ddr, dt)  # [Co, Ho*Wo*N]
+        kk = g.kh * g.kw
+
+        def lane(_, a, b):
+            c = np.matmul(wt[a * kk:b * kk], err, out=cols.reshape(g.k, -1)[a * kk:b * kk])
+            x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
+            if aux is not None:
+                np.copyto(x, 0, where=aux[:, a:b].transpose(1, 2, 3, 0) <= 0)
+            q, peak, sat = requantize8(x.reshape(b - a, -1), shift)
+            out = dst[:, a:b]
+            np.copyto(out, q.reshape(b - a, g.h, g.w, g.n).transpose(3, 0, 1, 2), casting="unsafe")
+            return peak, sat, int(np.count_nonzero(out))
+        parts = engine.lanes(lane, g.c, work)
+    else:  # lanes over images
+        err = plan.buf("err", (g.n, co, g.p), dt)
+
+        def lane(_, a, b):
+            e = err[a:b]
+            np.copyto(e, err8[a:b].reshape(b - a, co, g.p))
+            c = np.matmul(wt, e, out=cols.reshape(g.gemm_shape)[a:b])
+            x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
+            if aux is not None:
+                np.copyto(x, 0, where=aux[a:b] <= 0)
+            q, peak, sat = requantize8(x.reshape(b - a, -1), shift)
+            out = dst[a:b]
+            np.copyto(out, q.reshape(out.shape), casting="unsafe")
+            return peak, sat, int(np.count_nonzero(out))
+        parts = engine.lanes(lane, g.n, work)
+    peak, sat, nnz = _combine(parts)
+    return peak, e_acc, sat, nnz, dst.size
 
 
 def _exact_gram(a, b, out64):
@@ -311,19 +362,35 @@ def _conv_wg(engine, plan, ddr, tab):
     co = f["c_out"]
     dt = blas_dtype(g.k)  # the dtype CONV_FP's columns of this activation have
     cols = engine.columns(ddr, f["src2"], g, dt)
-    err = _err_rows(plan, ddr, dt)
     gw = plan.buf("gw", (co, g.k), np.float64)
-    if dt == np.float64:  # float64 is exact for any valid sum (below 2^47)
-        if g.batch_last:
-            np.matmul(err, cols.T, out=gw)
-        else:
-            gw[...] = np.tensordot(err, cols, axes=([0, 2], [0, 2]))
-    elif g.batch_last:
-        _exact_gram(err, cols, gw)
-    else:
-        _exact_gram_images(err, cols, gw)
-    if g.batch_last:
+    work = g.n * co * g.p * g.k
+    if g.batch_last:  # [Co, T] x [K, T]: lanes over the K rows of gw's columns
+        err = _err_rows(plan, ddr, dt)
+
+        def lane(_, a, b):
+            if dt == np.float64:  # float64 is exact for any valid sum (below 2^47)
+                gw[:, a:b] = err @ cols[a:b].T
+            else:
+                _exact_gram(err, cols[a:b], gw[:, a:b])
+        engine.lanes(lane, g.k, work)
         return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err))
+    # image-major: lanes over images, each an exact float64 partial sum (an
+    # integer below 2^47); adding the partial sums is exact
+    err = plan.buf("err", (g.n, co, g.p), dt)
+    err8 = _i8(ddr, f["src"], (g.n, co, g.p))
+
+    def lane(k, a, b):
+        e = err[a:b]
+        np.copyto(e, err8[a:b])
+        out = gw if k == 0 else plan.buf(f"gw{k}", (co, g.k), np.float64)
+        if dt == np.float64:
+            out[...] = np.tensordot(e, cols[a:b], axes=([0, 2], [0, 2]))
+        else:
+            _exact_gram_images(e, cols[a:b], out)
+        return out
+    parts = engine.lanes(lane, g.n, work)
+    for part in parts[1:]:
+        gw += part
     return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err).sum(axis=0))
 
 
@@ -476,9 +543,14 @@ def _update(engine, plan, ddr, tab):
 def _pool_fp_fast(engine, plan, ddr, tab):
     f = plan.f
     n, c, h, w, ho, wo = (f[k] for k in ("n", "c_in", "h_in", "w_in", "h_out", "w_out"))
-    out = conv_ops.maxpool2d(_i8(ddr, f["src"], (n, c, h, w)), (f["k_h"], f["k_w"]), f["stride"],
-                             out=_i8(ddr, f["dst"], (n, c, ho, wo)))
-    return max_abs(out), tab[f["e_src"]], 0, int(np.count_nonzero(out)), out.size
+    x = _i8(ddr, f["src"], (n, c, h, w))
+    y = _i8(ddr, f["dst"], (n, c, ho, wo))
+
+    def lane(_, a, b):  # lanes over images
+        out = conv_ops.maxpool2d(x[a:b], (f["k_h"], f["k_w"]), f["stride"], out=y[a:b])
+        return max_abs(out), 0, int(np.count_nonzero(out))
+    peak, _, nnz = _combine(engine.lanes(lane, n, y.size * f["k_h"] * f["k_w"]))
+    return peak, tab[f["e_src"]], 0, nnz, y.size
 
 
 def _pool_bp_fast(engine, plan, ddr, tab):
@@ -491,28 +563,82 @@ def _pool_bp_fast(engine, plan, ddr, tab):
     if s < kh or s < kw or int(err.min()) == -128:  # sums or a clamp of -128: the generic path
         return None
     x = _i8(ddr, f["aux"], (n, c, h, w))
-    y = conv_ops.maxpool2d(x, (kh, kw), s, out=plan.buf("y", (n, c, ho, wo), np.int8))
-    g = err * (y > 0) if f["flags"] & Flag.RELU_MASK else err
-    peak, nnz = max_abs(g), int(np.count_nonzero(g))  # every window's value lands once
+    y = plan.buf("y", (n, c, ho, wo), np.int8)
     dst = _i8(ddr, f["dst"], (n, c, h, w))
-    if ho * s < h or wo * s < w or s > kh or s > kw:
-        dst[...] = 0  # positions outside every window
-    conv_ops.maxpool2d_route(g, x, y, (kh, kw), s, dst)
+    uncovered = ho * s < h or wo * s < w or s > kh or s > kw
+
+    def lane(_, a, b):  # lanes over images
+        yl = conv_ops.maxpool2d(x[a:b], (kh, kw), s, out=y[a:b])
+        g = err[a:b] * (yl > 0) if f["flags"] & Flag.RELU_MASK else err[a:b]
+        if uncovered:
+            dst[a:b] = 0  # positions outside every window
+        conv_ops.maxpool2d_route(g, x[a:b], yl, (kh, kw), s, dst[a:b])
+        return max_abs(g), 0, int(np.count_nonzero(g))  # every window's value lands once
+    peak, _, nnz = _combine(engine.lanes(lane, n, dst.size * 4))
     return peak, tab[f["e_src"]], 0, nnz, dst.size
+
+
+def _bn_fast(engine, plan, ddr, tab):
+    """BN_FP / BN_BP (docs/numeric.md) on float-held exact integers: x * A[c]
+    is exact in float32 when |A| * 2^7 < 2^24, else in float64 (below 2^38);
+    requantize8 then adds the shifted B (BN_FP), applies ReLU and stores
+    exactly as the int64 form. Lanes over images."""
+    f = plan.f
+    n, c, h, w = (f[k] for k in ("n", "c_in", "h_in", "w_in"))
+    fp = f["op"] == Op.BN_FP
+    e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+    a32 = _i32(ddr, f["src2"], c)
+    dt = np.float32 if _extent(a32) < 1 << 17 else np.float64
+    scale = a32.astype(dt).reshape(1, c, 1)
+    bias = rshift_round(_i32(ddr, f["src3"], c), e_acc - tab[f["e_src3"]]) if fp else None
+    relu = fp and bool(f["flags"] & Flag.RELU)
+    mask = _i8(ddr, f["aux"], (n, c, h * w)) if not fp and f["flags"] & Flag.RELU_MASK else None
+    x = _i8(ddr, f["src"], (n, c, h * w))
+    dst = _i8(ddr, f["dst"], (n, c, h * w))
+    shift = tab[f["e_dst"]] - e_acc
+
+    def lane(k, a, b):
+        acc = np.multiply(x[a:b], scale, out=plan.buf(f"acc{k}", (b - a, c, h * w), dt))
+        if mask is not None:
+            np.copyto(acc, 0, where=mask[a:b] <= 0)
+        q, peak, sat = requantize8(acc, shift, bias, relu, 1)
+        np.copyto(dst[a:b], q, casting="unsafe")
+        return peak, sat, int(np.count_nonzero(dst[a:b]))
+    peak, sat, nnz = _combine(engine.lanes(lane, n, dst.size * 4))
+    return peak, e_acc, sat, nnz, dst.size
 
 
 _KERNELS = {
     Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg, Op.UPDATE: _update,
-    Op.POOL_FP: _pool_fp_fast, Op.POOL_BP: _pool_bp_fast,
+    Op.POOL_FP: _pool_fp_fast, Op.POOL_BP: _pool_bp_fast, Op.BN_FP: _bn_fast, Op.BN_BP: _bn_fast,
 }
 _FC_KERNELS = {Op.CONV_FP: _fc_fp, Op.CONV_EB: _fc_eb, Op.CONV_WG: _fc_wg}
+
+
+def _cpus():
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 class NumpyEngine:
     """Bit-exact emulation of the accelerator in numpy.
 
+    `threads` (default: the CPUs this process may use) is how many lanes an
+    instruction's work is split into: convolutions, batch norm and pooling
+    over images (or over channels in the batch-last layout), each lane a
+    contiguous slice computed exactly as the whole would be, statistics
+    combined (max of peaks, sums of counts; weight gradients as exact float64
+    partial sums). One lane runs on the calling thread, the others on a
+    persistent pool; numpy's GEMMs, copies and ufuncs release the GIL, so the
+    lanes run on separate cores. Instructions with less than PAR_WORK
+    multiply-adds (or element operations) stay in one lane, where a hand-off
+    would cost more than it saves.
+
     `blas_threads` (default 1) is the BLAS thread count during a run (None:
-    leave the process setting alone). The engine's GEMMs are small (LeNet-5:
+    leave the process setting alone). Each lane's GEMMs are small (LeNet-5:
     a few MFLOP each): a second OpenBLAS thread costs more in hand-offs than it
     gains, and when the cores are busy OpenBLAS's spinning threads make a run
     5-15x slower. The previous count is restored after each run.
@@ -522,13 +648,36 @@ class NumpyEngine:
 
     name = "numpy"
 
-    def __init__(self, blas_threads=1):
+    def __init__(self, blas_threads=1, threads=None):
         self._plans = {}
         self._cols = {}
         self.blas_threads = blas_threads
+        self.threads = threads or _cpus()
+        self._pool = None
+        self._pool_size = 0
         self._blas = None
         self.busy_seconds = 0.0
         self.runs = 0
+
+    def lanes(self, fn, total, work):
+        """[fn(k, a, b)] for lanes k splitting range(total) into contiguous
+        [a, b), at most `threads` of them (one when `work` < PAR_WORK); lane 0
+        runs here, the others on the pool, and all have finished on return."""
+        parts = min(self.threads, total) if work >= PAR_WORK else 1
+        if parts <= 1:
+            return [fn(0, 0, total)]
+        if self._pool is None or self._pool_size != parts - 1:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="ctrain-lane")
+            self._pool_size = parts - 1
+        bounds = [total * k // parts for k in range(parts + 1)]
+        futures = [self._pool.submit(fn, k, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+        try:
+            first = fn(0, bounds[0], bounds[1])
+        finally:  # never return (or raise) while a lane still writes
+            wait(futures)
+        return [first] + [f.result() for f in futures]
 
     def _blas_libs(self):
         """threadpoolctl's controllers of the loaded BLAS libraries (once)."""
@@ -623,7 +772,17 @@ class NumpyEngine:
         elif ent.valid and np.array_equal(ent.snapshot, src):
             return ent.cols.reshape(g.gemm_shape)
         ent.valid = False
-        g.im2col(g.to_layout(src.view(np.int8).reshape(g.n, g.c, g.h, g.w), ent.image), ent.cols)
+        x = src.view(np.int8).reshape(g.n, g.c, g.h, g.w)
+        if g.batch_last:  # lanes over channels: [C, H, W, N] -> [C, kh, kw, Ho, Wo, N]
+            def lane(_, a, b):
+                np.copyto(ent.image[a:b], x[:, a:b].transpose(1, 2, 3, 0), casting="unsafe")
+                g.im2col(ent.image[a:b], ent.cols[a:b])
+            self.lanes(lane, g.c, ent.cols.size)
+        else:  # lanes over images
+            def lane(_, a, b):
+                np.copyto(ent.image[a:b], x[a:b], casting="unsafe")
+                g.im2col(ent.image[a:b], ent.cols[a:b])
+            self.lanes(lane, g.n, ent.cols.size)
         ent.snapshot[...] = src
         ent.valid = True
         return ent.cols.reshape(g.gemm_shape)

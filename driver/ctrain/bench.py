@@ -145,8 +145,10 @@ class _CtrainRunner:
         from .train import Trainer
         self.trainer = Trainer(_config(spec, batch, fixed_point), dataset=ds)
         self.fixed_point = fixed_point
-        if fixed_point and threads and hasattr(self.trainer._device.engine, "threads"):
-            self.trainer._device.engine.threads = threads
+        if threads:  # the engine's and the float model's lanes get the bench's thread count
+            self.trainer.net.lanes.threads = threads
+            if fixed_point and hasattr(self.trainer._device.engine, "threads"):
+                self.trainer._device.engine.threads = threads
 
     def step(self, idx):
         self.trainer.step(idx)
@@ -254,7 +256,7 @@ def make_runner(framework, spec, ds, batch, torch=None, threads=None):
     if framework == "fixed":
         return _CtrainRunner(spec, ds, batch, True, threads)
     if framework == "float":
-        return _CtrainRunner(spec, ds, batch, False)
+        return _CtrainRunner(spec, ds, batch, False, threads)
     if framework in ("torch", "torch-int8"):
         return _TorchRunner(spec, ds, batch, torch, fake_quant=framework == "torch-int8")
     raise ValueError(f"unknown framework {framework!r}")

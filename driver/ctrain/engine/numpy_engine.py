@@ -23,14 +23,13 @@ im2col matrix CONV_FP builds is kept with a copy of the activation bytes it
 came from; CONV_WG of the same layer reuses it when those bytes are unchanged.
 """
 import math
-import os
 import struct
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
 from .. import conv_ops
+from ..lanes import Lanes, set_blas_threads
 from ..fixedpoint import (Q32_MAX, max_abs, product_bound, requantize8, rshift_round,
                           rshift_round_inplace, sat8, sat32)
 from ..isa import INSN_BYTES, INSN_DTYPE, PAR, STATS_DTYPE, Fault, Flag, Op
@@ -615,14 +614,6 @@ _KERNELS = {
 _FC_KERNELS = {Op.CONV_FP: _fc_fp, Op.CONV_EB: _fc_eb, Op.CONV_WG: _fc_wg}
 
 
-def _cpus():
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 class NumpyEngine:
     """Bit-exact emulation of the accelerator in numpy.
 
@@ -652,54 +643,21 @@ class NumpyEngine:
         self._plans = {}
         self._cols = {}
         self.blas_threads = blas_threads
-        self.threads = threads or _cpus()
-        self._pool = None
-        self._pool_size = 0
-        self._blas = None
+        self._lanes = Lanes(threads)
         self.busy_seconds = 0.0
         self.runs = 0
 
+    @property
+    def threads(self):
+        return self._lanes.threads
+
+    @threads.setter
+    def threads(self, value):
+        self._lanes.threads = value
+
     def lanes(self, fn, total, work):
-        """[fn(k, a, b)] for lanes k splitting range(total) into contiguous
-        [a, b), at most `threads` of them (one when `work` < PAR_WORK); lane 0
-        runs here, the others on the pool, and all have finished on return."""
-        parts = min(self.threads, total) if work >= PAR_WORK else 1
-        if parts <= 1:
-            return [fn(0, 0, total)]
-        if self._pool is None or self._pool_size != parts - 1:
-            if self._pool is not None:
-                self._pool.shutdown()
-            self._pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="ctrain-lane")
-            self._pool_size = parts - 1
-        bounds = [total * k // parts for k in range(parts + 1)]
-        futures = [self._pool.submit(fn, k, bounds[k], bounds[k + 1]) for k in range(1, parts)]
-        try:
-            first = fn(0, bounds[0], bounds[1])
-        finally:  # never return (or raise) while a lane still writes
-            wait(futures)
-        return [first] + [f.result() for f in futures]
-
-    def _blas_libs(self):
-        """threadpoolctl's controllers of the loaded BLAS libraries (once)."""
-        if self._blas is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-                self._blas = ThreadpoolController().select(user_api="blas").lib_controllers
-            except Exception:  # threadpoolctl missing or failing: leave BLAS alone
-                self._blas = []
-        return self._blas
-
-    def _set_blas_threads(self):
-        """Apply blas_threads; returns [(library, previous count)] to restore."""
-        if self.blas_threads is None:
-            return []
-        changed = []
-        for lib in self._blas_libs():
-            n = lib.num_threads
-            if n != self.blas_threads:
-                lib.set_num_threads(self.blas_threads)
-                changed.append((lib, n))
-        return changed
+        """Lanes.run(fn, total), in one lane when `work` < PAR_WORK."""
+        return self._lanes.run(fn, total, split=work >= PAR_WORK)
 
     def run(self, ddr, prog, n_insn, table, table_len):
         """Execute `n_insn` instructions at DDR offset `prog` with the int32
@@ -709,12 +667,11 @@ class NumpyEngine:
         The table is read once before the first instruction (the accelerator's
         on-chip copy); each instruction is fetched when it runs."""
         t0 = time.perf_counter()
-        restore = self._set_blas_threads()
+        restore = set_blas_threads(self.blas_threads)
         try:
             return self._run(ddr, int(prog), int(n_insn), int(table), int(table_len))
         finally:
-            for lib, n in restore:
-                lib.set_num_threads(n)
+            restore()
             self.busy_seconds += time.perf_counter() - t0
             self.runs += 1
 

@@ -340,10 +340,65 @@ def bn(m, i):
     return st
 
 
+def add(m, i):
+    """ADD: both terms at e_acc = min(e_a, e_b), exact left shifts."""
+    count = int(i["count"])
+    a, b = m.read(int(i["src"]), np.int8, (count,)), m.read(int(i["src2"]), np.int8, (count,))
+    masked = i["flags"] & Flag.RELU_MASK
+    act = m.read(int(i["aux"]), np.int8, (count,)) if masked else None
+    e_a, e_b = m.e(int(i["e_src"])), m.e(int(i["e_src2"]))
+    e_acc = min(e_a, e_b)
+    st = Stats(e_acc)
+    out = []
+    for k in range(count):
+        acc = rshift_round(int(a[k]), e_acc - e_a) + rshift_round(int(b[k]), e_acc - e_b)
+        if masked and act[k] <= 0:
+            acc = 0
+        if i["flags"] & Flag.RELU:
+            acc = max(acc, 0)
+        st.peak(acc)
+        out.append(st.store(rshift_round(acc, m.e(int(i["e_dst"])) - e_acc), Q8))
+    m.write(int(i["dst"]), out, np.int8)
+    return st
+
+
+def avgpool(m, i):
+    """AVGPOOL_FP: window sum times R; AVGPOOL_BP: each window's error times R
+    added to every input position it covers."""
+    n, c, h, w, _, ho, wo, kh, kw, s, _ = _shape(i)
+    r = ((1 << 30) + (kh * kw) // 2) // (kh * kw)
+    fp = i["op"] == Op.AVGPOOL_FP
+    e_acc = m.e(int(i["e_src"])) - 30
+    st = Stats(e_acc)
+    if fp:
+        x = m.read(int(i["src"]), np.int8, (n, c, h, w))
+        accs = [sum(int(x[nn, cc, y * s + ky, xx * s + kx]) for ky in range(kh) for kx in range(kw)) * r
+                for nn in range(n) for cc in range(c) for y in range(ho) for xx in range(wo)]
+    else:
+        err = m.read(int(i["src"]), np.int8, (n, c, ho, wo))
+        masked = i["flags"] & Flag.RELU_MASK
+        act = m.read(int(i["aux"]), np.int8, (n, c, h, w)) if masked else None
+        acc = np.zeros((n, c, h, w), dtype=object)
+        for nn in range(n):
+            for cc in range(c):
+                for y in range(ho):
+                    for xx in range(wo):
+                        for ky in range(kh):
+                            for kx in range(kw):
+                                acc[nn, cc, y * s + ky, xx * s + kx] += int(err[nn, cc, y, xx])
+        accs = [0 if masked and act[idx] <= 0 else int(v) * r for idx, v in np.ndenumerate(acc)]
+    out = []
+    for v in accs:
+        st.peak(v)
+        out.append(st.store(rshift_round(v, m.e(int(i["e_dst"])) - e_acc), Q8))
+    m.write(int(i["dst"]), out, np.int8)
+    return st
+
+
 OPS = {Op.CONV_FP: conv_fp, Op.CONV_EB: conv_eb, Op.CONV_WG: conv_wg, Op.UPDATE: update,
        Op.RELU_FP: relu, Op.RELU_BP: relu, Op.POOL_FP: pool_fp, Op.POOL_BP: pool_bp,
        Op.SCONV_FP: sconv_fp, Op.SCONV_EB: sconv_eb, Op.SCONV_WG: sconv_wg,
-       Op.BN_FP: bn, Op.BN_BP: bn}
+       Op.BN_FP: bn, Op.BN_BP: bn, Op.ADD: add, Op.AVGPOOL_FP: avgpool, Op.AVGPOOL_BP: avgpool}
 
 
 def run(ddr, prog, n_insn, table, table_len):

@@ -12,7 +12,7 @@ import numpy as np
 from . import hostlib, isa, validate
 from .errors import MappingError
 from .isa import Flag, Op
-from .model import fused_relu, geometry, has_bias, weight_shape
+from .model import error_needed, fused_relu, has_bias, weight_shape
 
 INPUT_EXP = -7  # images in [0, 1] quantized as q * 2^-7
 
@@ -112,6 +112,7 @@ class Program:
     par_slot: int
     bn_slots: list         # per batch-norm stage: (slot of A, slot of B)
     const_slots: dict = field(default_factory=dict)
+    part_slots: dict = field(default_factory=dict)  # slot -> tensor: a fork's partial errors
 
 
 class _Slots:
@@ -137,16 +138,13 @@ def compile_model(model, batch, masks=None):
     for _ in range(isa.PAR["COUNT"] - 1):
         slots.new(f"par+{len(slots.names)}")
 
-    # activation and error slots; pool/ReLU keep their input's exponent
-    rescaling = ("param", "bn")  # stages whose output has an exponent of its own
+    # activation and error slots; max-pool/ReLU keep their input's exponent
     act_slots = [slots.new("act0")]
     for st in stages:
-        act_slots.append(slots.new(f"act{st.index + 1}") if st.kind in rescaling else act_slots[-1])
-    err_slots = [None] * (len(stages) + 1)
-    err_slots[-1] = slots.new(f"err{len(stages)}")
-    for st in reversed(stages):
-        err_slots[st.index] = (slots.new(f"err{st.index}") if st.kind in rescaling
-                               else err_slots[st.index + 1])
+        act_slots.append(slots.new(f"act{st.index + 1}") if st.kind in RESCALING
+                         else act_slots[st.inputs[0]])
+    eplan = _ErrorPlan(model, slots)
+    err_slots = eplan.slots
     bn_slots = [(slots.new(f"bnA{k}"), slots.new(f"bnB{k}")) for k in range(len(model.bn_stages))]
 
     plan = MemoryPlan()
@@ -170,7 +168,6 @@ def compile_model(model, batch, masks=None):
         layers.append(ParamLayer(st, n_w, n_b, ws, slots.new(f"w8_{j}"), slots.new(f"w8next_{j}"),
                                  slots.new(f"m{j}"), slots.new(f"g{j}"), mask, index))
 
-    first_param = model.param_stages[0].index
     insns, observe, insn_stage, segments = [], [], [], {}
 
     def emit(stage_index, obs=-1, **fields):
@@ -193,9 +190,8 @@ def compile_model(model, batch, masks=None):
     plan.add("act0", (batch,) + model.input_shape, np.int8)
     for st in stages:
         plan.add(f"act{st.index + 1}", (batch,) + st.out_shape, np.int8)
-    for st in stages:
-        if st.index + 1 >= first_param + 1:
-            plan.add(f"err{st.index + 1}", (batch,) + st.out_shape, np.int8)
+    for name, t in sorted(eplan.regions, key=lambda r: r[1]):
+        plan.add(name, (batch,) + stages[t - 1].out_shape, np.int8)
     R = plan.regions
 
     def bn_fields(st):
@@ -205,14 +201,14 @@ def compile_model(model, batch, masks=None):
     def shape_fields(st):
         c_in, h_in, w_in = st.in_shape
         c_out, h_out, w_out = st.out_shape
-        k, s, p = geometry(st)
+        k_h, k_w, s, p = st.geom
         return dict(n=batch, c_in=c_in, h_in=h_in, w_in=w_in, c_out=c_out, h_out=h_out, w_out=w_out,
-                    k_h=k, k_w=k, stride=s, pad=p)
+                    k_h=k_h, k_w=k_w, stride=s, pad=p)
 
     # --- FP segment ---
     for st in stages:
         i = st.index
-        src, dst = R[f"act{i}"].offset, R[f"act{i + 1}"].offset
+        src, dst = R[f"act{st.inputs[0]}"].offset, R[f"act{i + 1}"].offset
         if st.kind == "param":
             L = layers[st.param_index]
             flags = (Flag.RELU if st.relu else 0) | (Flag.BIAS if L.n_b else 0)
@@ -223,6 +219,14 @@ def compile_model(model, batch, masks=None):
                  e_dst=act_slots[i + 1])
         elif st.kind == "pool":
             emit(i, op=Op.POOL_FP, **shape_fields(st), src=src, dst=dst, e_src=act_slots[i])
+        elif st.kind == "avgpool":
+            emit(i, act_slots[i + 1], op=Op.AVGPOOL_FP, **shape_fields(st), src=src, dst=dst,
+                 e_src=act_slots[st.inputs[0]], e_dst=act_slots[i + 1])
+        elif st.kind == "add":
+            emit(i, act_slots[i + 1], op=Op.ADD, flags=Flag.RELU if st.relu else 0,
+                 count=batch * int(np.prod(st.out_shape)), src=src, src2=R[f"act{st.inputs[1]}"].offset,
+                 dst=dst, e_src=act_slots[st.inputs[0]], e_src2=act_slots[st.inputs[1]],
+                 e_dst=act_slots[i + 1])
         elif st.kind == "bn":
             k = st.bn_index
             emit(i, act_slots[i + 1], op=Op.BN_FP, flags=Flag.RELU if st.relu else 0, **bn_fields(st),
@@ -233,45 +237,53 @@ def compile_model(model, batch, masks=None):
                  e_src=act_slots[i])
     segments["fp"] = (0, len(insns))
 
-    # --- BP segment: per layer EB, WG, UPDATE, last layer first ---
+    # --- BP segment: per stage, last first: the error of its output made
+    # whole (a fork's sum), then EB (ReLU masks fused), WG, UPDATE ---
     bp_start = len(insns)
     for st in reversed(stages):
         i = st.index
-        if i < first_param:
-            break
-        err_out = R[f"err{i + 1}"].offset
-        mask_prev = i > 0 and fused_relu(stages[i - 1])
+        if not eplan.needed[i + 1]:
+            continue
+        _emit_join(eplan, i + 1, batch, R, emit, act_slots)
+        err_out, e_out = R[eplan.whole[i + 1]].offset, err_slots[i + 1]
+        u = st.inputs[0]
+        dst, e_dst, mask = eplan.dest(u, st) if eplan.needed[u] else (None, None, False)
         if st.kind == "param":
             L = layers[st.param_index]
-            if i > first_param:
-                act_mask = R[f"act{i}"].offset if mask_prev else 0
-                emit(i, err_slots[i], op=Op.SCONV_EB if L.sparse else Op.CONV_EB,
-                     flags=Flag.RELU_MASK if mask_prev else 0, **shape_fields(st), **_sparse_fields(L, R),
-                     src=err_out, src2=R[L.region("w")].offset, dst=R[f"err{i}"].offset,
+            if dst is not None:
+                act_mask = R[f"act{u}"].offset if mask else 0
+                emit(i, e_dst, op=Op.SCONV_EB if L.sparse else Op.CONV_EB,
+                     flags=Flag.RELU_MASK if mask else 0, **shape_fields(st), **_sparse_fields(L, R),
+                     src=err_out, src2=R[L.region("w")].offset, dst=R[dst].offset,
                      **({"src3": act_mask} if L.sparse else {"aux": act_mask}),
-                     e_src=err_slots[i + 1], e_src2=L.slot_w8, e_dst=err_slots[i])
+                     e_src=e_out, e_src2=L.slot_w8, e_dst=e_dst)
             emit(i, op=Op.SCONV_WG if L.sparse else Op.CONV_WG, flags=Flag.BIAS if L.n_b else 0,
                  **shape_fields(st), **_sparse_fields(L, R),
-                 src=err_out, src2=R[f"act{i}"].offset, dst=R[L.region("grad")].offset,
+                 src=err_out, src2=R[f"act{u}"].offset, dst=R[L.region("grad")].offset,
                  dst2=(R[L.region("grad")].offset + 4 * L.n_w) if L.n_b else 0,
-                 e_src=err_slots[i + 1], e_src2=act_slots[i], e_dst=L.slot_g)
+                 e_src=e_out, e_src2=act_slots[u], e_dst=L.slot_g)
             emit(i, L.slot_w8_next, op=Op.UPDATE, count=L.n_w + L.n_b, count_w=L.n_w,
                  src=R[L.region("grad")].offset, src2=R[L.region("master")].offset,
                  src3=R[L.region("mom")].offset, aux=R[L.region("mask")].offset,
                  dst=R[L.region("w")].offset, e_src=L.slot_g, e_src2=L.slot_m,
                  e_dst=L.slot_w8_next, e_par=par_slot)
-        elif i > first_param:
-            if st.kind == "bn":
-                k = st.bn_index
-                emit(i, err_slots[i], op=Op.BN_BP, flags=Flag.RELU_MASK if mask_prev else 0, **bn_fields(st),
-                     src=err_out, src2=R[f"bnA{k}"].offset, aux=R[f"act{i}"].offset if mask_prev else 0,
-                     dst=R[f"err{i}"].offset, e_src=err_slots[i + 1], e_src2=bn_slots[k][0], e_dst=err_slots[i])
-            elif st.kind == "pool":
-                emit(i, op=Op.POOL_BP, flags=Flag.RELU_MASK if mask_prev else 0, **shape_fields(st),
-                     src=err_out, aux=R[f"act{i}"].offset, dst=R[f"err{i}"].offset, e_src=err_slots[i + 1])
-            else:
-                emit(i, op=Op.RELU_BP, count=batch * int(np.prod(st.in_shape)), src=err_out,
-                     aux=R[f"act{i + 1}"].offset, dst=R[f"err{i}"].offset, e_src=err_slots[i + 1])
+        elif st.kind == "add" or dst is None:
+            continue  # an add passes its output error to both inputs as it is (ErrorPlan)
+        elif st.kind == "bn":
+            k = st.bn_index
+            emit(i, e_dst, op=Op.BN_BP, flags=Flag.RELU_MASK if mask else 0, **bn_fields(st),
+                 src=err_out, src2=R[f"bnA{k}"].offset, aux=R[f"act{u}"].offset if mask else 0,
+                 dst=R[dst].offset, e_src=e_out, e_src2=bn_slots[k][0], e_dst=e_dst)
+        elif st.kind == "pool":
+            emit(i, op=Op.POOL_BP, flags=Flag.RELU_MASK if mask else 0, **shape_fields(st),
+                 src=err_out, aux=R[f"act{u}"].offset, dst=R[dst].offset, e_src=e_out)
+        elif st.kind == "avgpool":
+            emit(i, e_dst, op=Op.AVGPOOL_BP, flags=Flag.RELU_MASK if mask else 0, **shape_fields(st),
+                 src=err_out, aux=R[f"act{u}"].offset if mask else 0, dst=R[dst].offset,
+                 e_src=e_out, e_dst=e_dst)
+        else:
+            emit(i, op=Op.RELU_BP, count=batch * int(np.prod(st.in_shape)), src=err_out,
+                 aux=R[f"act{i + 1}"].offset, dst=R[dst].offset, e_src=e_out)
     segments["bp"] = (bp_start, len(insns) - bp_start)
 
     n = len(insns)
@@ -287,9 +299,115 @@ def compile_model(model, batch, masks=None):
         arr[k]["stats"] = stats_r.offset + k * isa.STATS_BYTES
     prog = Program(model, batch, plan, arr, segments, table_len, dict(slots.names), act_slots,
                    err_slots, layers, observe, insn_stage, par_slot, bn_slots,
-                   const_slots={act_slots[0]: INPUT_EXP})
+                   const_slots={act_slots[0]: INPUT_EXP}, part_slots=eplan.part_slots)
     _validate(prog)
     return prog
+
+
+#: Stages whose output has an exponent of its own (max-pool and ReLU keep their input's).
+RESCALING = ("param", "bn", "add", "avgpool")
+
+
+class _ErrorPlan:
+    """Where every error tensor lives and which exponent slot it has.
+
+    Tensor t's error is needed when a stage making it or an ancestor has
+    parameters. With one consumer, that consumer's backward op writes it
+    (masked there when t's producer fused a ReLU), except an add, which needs
+    no op: its input's error *is* its output error (same region and slot; a
+    RELU_BP masks it into a region of its own when t's producer fused a ReLU).
+    With several consumers (a residual fork), each consumer's op writes a
+    partial error of its own (an add contributes its output error as it is),
+    and ADD instructions sum the partials, the last one masking, into the
+    whole error (docs/isa.md "Layer graphs")."""
+
+    def __init__(self, model, slots):
+        stages = model.stages
+        self.stages = stages
+        n = len(stages) + 1
+        self.needed = error_needed(stages)
+        self.consumers = [[] for _ in range(n)]
+        for st in stages:
+            for t in dict.fromkeys(st.inputs):
+                self.consumers[t].append(st)
+        self.slots = [None] * n
+        self.whole = [None] * n       # region holding the whole error of t
+        self.parts = {}               # (t, consumer index) -> (region, slot)
+        self.part_slots = {}
+        self.running = {}             # (t, k) -> slot of a fork's k-th running sum
+        self.regions = []             # (region name, tensor) to plan
+        last = n - 1
+        self.slots[last] = slots.new(f"err{last}")
+        self.whole[last] = f"err{last}"
+        self.regions.append((f"err{last}", last))
+        for t in range(last - 1, -1, -1):
+            cons = self.consumers[t]
+            if not self.needed[t]:  # a slot all the same: the table's layout is kept for every model
+                c = cons[0]
+                self.slots[t] = (slots.new(f"err{t}") if c.kind in RESCALING and c.kind != "add"
+                                 else self.slots[c.index + 1])
+                continue
+            masked = fused_relu(stages[t - 1])
+            if len(cons) == 1:
+                c = cons[0]
+                if c.kind == "add" and not masked:
+                    self.slots[t], self.whole[t] = self.slots[c.index + 1], self.whole[c.index + 1]
+                    continue
+                self.slots[t] = (slots.new(f"err{t}") if c.kind in RESCALING and c.kind != "add"
+                                 else self.slots[c.index + 1])
+            else:
+                for c in cons:
+                    if c.kind == "add":
+                        self.parts[t, c.index] = (self.whole[c.index + 1], self.slots[c.index + 1])
+                        continue
+                    slot = (slots.new(f"err{t}.{c.index}") if c.kind in RESCALING
+                            else self.slots[c.index + 1])
+                    self.parts[t, c.index] = (f"err{t}.{c.index}", slot)
+                    self.part_slots[slot] = t
+                    self.regions.append((f"err{t}.{c.index}", t))
+                for k in range(1, len(cons) - 1):   # running sums of a fork of three or more
+                    slot = self.running[t, k] = slots.new(f"err{t}+{k}")
+                    self.part_slots[slot] = t
+                    self.regions.append((f"err{t}+{k}", t))
+                self.slots[t] = slots.new(f"err{t}")
+            self.whole[t] = f"err{t}"
+            self.regions.append((f"err{t}", t))
+
+    def dest(self, u, st):
+        """(region, slot, mask) where consumer st writes its share of u's error."""
+        if len(self.consumers[u]) == 1:
+            return self.whole[u], self.slots[u], fused_relu(self.stages[u - 1]) if u > 0 else False
+        region, slot = self.parts[u, st.index]
+        return region, slot, False
+
+
+def _emit_join(eplan, t, batch, R, emit, act_slots):
+    """Make tensor t's whole error once its consumers have run: a fork's ADD
+    chain over the partials (the last masking with t's activation when its
+    producer fused a ReLU), or the mask of an error an add passed through."""
+    cons = eplan.consumers[t]
+    producer = eplan.stages[t - 1]
+    masked = fused_relu(producer)
+    count = batch * int(np.prod(producer.out_shape))
+    if len(cons) == 1:
+        c = cons[0]
+        if c.kind == "add" and masked:
+            emit(producer.index, op=Op.RELU_BP, count=count, src=R[eplan.whole[c.index + 1]].offset,
+                 aux=R[f"act{t}"].offset, dst=R[eplan.whole[t]].offset, e_src=eplan.slots[c.index + 1])
+        return
+    if not cons:
+        return
+    parts = [eplan.parts[t, c.index] for c in cons]
+    acc_region, acc_slot = parts[0]
+    for k, (region, slot) in enumerate(parts[1:], start=1):
+        last = k == len(parts) - 1
+        out_region = eplan.whole[t] if last else f"err{t}+{k}"
+        out_slot = eplan.slots[t] if last else eplan.running[t, k]
+        flags = Flag.RELU_MASK if last and masked else 0
+        emit(producer.index, out_slot, op=Op.ADD, flags=flags, count=count, src=R[acc_region].offset,
+             src2=R[region].offset, aux=R[f"act{t}"].offset if flags else 0, dst=R[out_region].offset,
+             e_src=acc_slot, e_src2=slot, e_dst=out_slot)
+        acc_region, acc_slot = out_region, out_slot
 
 
 def _sparse_fields(L, R):

@@ -226,3 +226,26 @@ def maxpool2d_route(g, x, y, k, stride, dx):
             pending &= ~hit
         np.multiply(g, hit, out=dx[:, :, _span(ky, ho, stride), _span(kx, wo, stride)])
     return dx
+
+
+def avgpool2d(x, k, stride):
+    """Mean of every k_h x k_w window (no padding), float32 for the float path."""
+    kh, kw = _pair(k)
+    ho, wo = out_size(x.shape[2], kh, stride), out_size(x.shape[3], kw, stride)
+    y = np.zeros(x.shape[:2] + (ho, wo), np.float32)
+    for ky in range(kh):
+        for kx in range(kw):
+            y += x[:, :, _span(ky, ho, stride), _span(kx, wo, stride)]
+    return y * np.float32(1.0 / (kh * kw))
+
+
+def avgpool2d_grad(dy, in_hw, k, stride):
+    """avgpool2d's input gradient: each window's dy / (k_h*k_w) over the window."""
+    kh, kw = _pair(k)
+    ho, wo = dy.shape[2:]
+    g = dy * np.float32(1.0 / (kh * kw))
+    dx = np.zeros(dy.shape[:2] + tuple(in_hw), np.float32)
+    for ky in range(kh):
+        for kx in range(kw):
+            dx[:, :, _span(ky, ho, stride), _span(kx, wo, stride)] += g
+    return dx

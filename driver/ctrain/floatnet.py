@@ -1,11 +1,12 @@
-"""Float32 numpy training of a Sequential: the warm-up before fixed point and
-the fp32 baseline. It runs the same stages as the accelerator and records the
-magnitude of every tensor, which seeds the fixed-point exponents."""
+"""Float32 numpy training of a model: the warm-up before fixed point and
+the fp32 baseline. It runs the same stages as the accelerator (a layer graph:
+each stage reads the tensors its `inputs` name) and records the magnitude of
+every tensor, which seeds the fixed-point exponents."""
 import numpy as np
 
 from . import conv_ops
 from .lanes import Lanes, set_blas_threads
-from .model import Linear, fused_relu, geometry
+from .model import Linear, error_needed, geometry
 
 
 def top_of(x):
@@ -152,7 +153,7 @@ class FloatNet:
         acts = [x]
         self._bn_cache = [None] * len(self.bn)
         for st in self.model.stages:
-            a = acts[-1]
+            a = acts[st.inputs[0]]
             if st.kind == "param":
                 p = self.params[st.param_index]
                 k, s, pad = geometry(st)
@@ -172,6 +173,13 @@ class FloatNet:
                 y, self._bn_cache[st.bn_index] = self._bn_forward(st, a, keep)
                 if st.relu:
                     y = np.maximum(y, 0)
+            elif st.kind == "add":
+                y = a + acts[st.inputs[1]]
+                if st.relu:
+                    y = np.maximum(y, 0)
+            elif st.kind == "avgpool":
+                kh, kw, s, _ = st.geom
+                y = conv_ops.avgpool2d(a, (kh, kw), s)
             else:
                 y = np.maximum(a, 0)
             acts.append(y.astype(np.float32, copy=False))
@@ -180,19 +188,33 @@ class FloatNet:
         return acts[-1].reshape(x.shape[0], -1)
 
     def backward(self, dlogits):
-        """Gradients per param stage, and the error tensor at every stage output."""
+        """Gradients per param stage, and the error tensor at every stage
+        output. A tensor read by several stages (a residual fork) gets the sum
+        of their errors; a fused ReLU's mask is applied to its stage's output
+        error before the stage propagates it (the errors kept are masked, as
+        the accelerator's are)."""
         acts = self._acts
         stages = self.model.stages
-        err = dlogits.astype(np.float32).reshape(acts[-1].shape)
-        if stages[-1].relu:
-            err = err * (acts[-1] > 0)
         grads = [None] * len(self.params)
         self._bn_grads = [None] * len(self.bn)
         errs = [None] * len(acts)
-        errs[-1] = err
+        errs[-1] = dlogits.astype(np.float32).reshape(acts[-1].shape)
+        needed = error_needed(stages)
+
+        def give(t, dx):
+            if needed[t]:
+                dx = dx.astype(np.float32, copy=False)
+                errs[t] = dx if errs[t] is None else errs[t] + dx
         for st in reversed(stages):
             i = st.index
-            x, y = acts[i], acts[i + 1]
+            err = errs[i + 1]
+            if err is None:   # nothing after this stage depends on it
+                continue
+            y = acts[i + 1]
+            if st.relu:
+                err = errs[i + 1] = err * (y > 0)
+            x = acts[st.inputs[0]]
+            u = st.inputs[0]
             if st.kind == "param":
                 p = self.params[st.param_index]
                 k, s, pad = geometry(st)
@@ -200,24 +222,28 @@ class FloatNet:
                 if isinstance(st.layer, Linear):
                     x2, e2 = x.reshape(n, -1), err.reshape(n, -1)
                     gw = (e2.T @ x2).reshape(p["w"].shape)
-                    dx = (e2 @ p["w"].reshape(p["w"].shape[0], -1)).reshape(x.shape) if i > 0 else None
+                    if needed[u]:
+                        give(u, (e2 @ p["w"].reshape(p["w"].shape[0], -1)).reshape(x.shape))
                 else:
-                    gw, dx = self._conv_backward(i, err, x, p["w"], s, pad, i > 0)
+                    gw, dx = self._conv_backward(i, err, x, p["w"], s, pad, needed[u])
+                    if needed[u]:
+                        give(u, dx)
                 gb = err.sum(axis=(0, 2, 3)) if p["b"] is not None else None
                 grads[st.param_index] = {"w": gw.astype(np.float32), "b": None if gb is None else gb.astype(np.float32)}
             elif st.kind == "pool":
                 k, s, _ = geometry(st)
-                dx = conv_ops.maxpool2d_grad(err, x, k, s)
+                give(u, conv_ops.maxpool2d_grad(err, x, k, s))
+            elif st.kind == "avgpool":
+                kh, kw, s, _ = st.geom
+                give(u, conv_ops.avgpool2d_grad(err, x.shape[2:], (kh, kw), s))
             elif st.kind == "bn":
                 dx, self._bn_grads[st.bn_index] = self._bn_backward(st, err, self._bn_cache[st.bn_index])
+                give(u, dx)
+            elif st.kind == "add":
+                give(u, err)
+                give(st.inputs[1], err)
             else:
-                dx = err * (y > 0)
-            if dx is None:
-                break
-            if i > 0 and fused_relu(stages[i - 1]):
-                dx = dx * (x > 0)
-            err = dx.astype(np.float32, copy=False)
-            errs[i] = err
+                give(u, err * (y > 0))
         self._errs = errs
         return grads
 

@@ -72,3 +72,12 @@ PAR = {n[11:]: getattr(lib, n) for n in dir(lib) if n.startswith("CTRAIN_PAR_")}
 def new_program(n):
     """A zeroed instruction array (opcode 0 is OP_INVALID, so unset entries fault)."""
     return np.zeros(n, dtype=INSN_DTYPE)
+
+#: AVGPOOL_*: the window's reciprocal is R = round(2^AVG_SHIFT / (k_h*k_w)) (docs/numeric.md).
+AVG_SHIFT = lib.CTRAIN_AVG_SHIFT
+
+
+def avg_recip(window):
+    """R of an average pool over `window` = k_h*k_w elements: 2^AVG_SHIFT / window
+    rounded half up, in integers (the HLS divides once per instruction)."""
+    return ((1 << AVG_SHIFT) + window // 2) // window

@@ -1,7 +1,13 @@
-"""Model definition: a Sequential of the layers the accelerator maps, and the
-named networks the CLI offers. Parameters live in float32 numpy arrays; the
-compiler lowers the layer list to stages (conv/linear with fused ReLU, pool,
-ReLU) and the fixed-point runtime owns the int copies."""
+"""Model definition: the layers the accelerator maps, composed into a layer
+graph, and the named networks the CLI offers.
+
+A model is a `Sequential` of layers; a `Residual` layer inside it (a body and
+a shortcut, summed) makes the layer list a graph: lowering turns it into
+stages in topological order, each reading the tensors named by its `inputs`
+(tensor t is the network input for t = 0, else the output of stage t - 1).
+Parameters live in float32 numpy arrays; the compiler lowers the stages
+(conv/linear with fused ReLU, batch norm, pools, ReLU, residual add) to
+instructions and the fixed-point runtime owns the int copies."""
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,8 +49,39 @@ class MaxPool2d:
 
 
 @dataclass
+class AvgPool2d:
+    """Average pooling, no padding: the mean of each k x k window (docs/numeric.md)."""
+    kernel_size: int = 2
+    stride: int = None
+
+    def __post_init__(self):
+        if self.stride is None:
+            self.stride = self.kernel_size
+
+
+@dataclass
+class GlobalAvgPool2d:
+    """The mean of each channel's whole map (C x H x W -> C x 1 x 1), as
+    PyTorch's AdaptiveAvgPool2d(1)."""
+
+
+@dataclass
 class Flatten:
     pass
+
+
+@dataclass
+class Residual:
+    """out = body(x) + shortcut(x): the layer graph's branch and join.
+
+    `body` and `shortcut` are lists of layers run on the same input; an empty
+    shortcut is the identity. Both must give the same shape. A ReLU right
+    after the Residual fuses into the add, as in a ResNet basic block. The
+    backward pass needs no instruction for the add itself (both branches
+    receive its output error); the error of the shared input is the sum of
+    the two branches' errors (an ADD instruction, compiler.py)."""
+    body: list
+    shortcut: list = field(default_factory=list)
 
 
 @dataclass
@@ -60,8 +97,12 @@ class BatchNorm2d:
 class Stage:
     """One unit of work on the accelerator after lowering.
 
-    kind is "param" (Conv2d/Linear, ReLU fused when `relu`), "pool" or "relu";
-    in_shape/out_shape are per-sample (C, H, W)."""
+    kind is "param" (Conv2d/Linear, ReLU fused when `relu`), "bn", "pool"
+    (max), "avgpool", "relu" or "add" (ReLU fused when `relu`); in_shape /
+    out_shape are per-sample (C, H, W); `inputs` are the tensors it reads
+    (one; two for "add"); `geom` is (k_h, k_w, stride, pad) of a param or
+    pool stage (a Linear runs as a convolution whose kernel covers its input
+    map, 1x1 unless its width needs tiling)."""
     kind: str
     layer: object
     relu: bool
@@ -71,10 +112,13 @@ class Stage:
     param_index: int = -1   # position among param stages
     bn_index: int = -1      # position among batch-norm stages
     names: list = field(default_factory=list)  # source layer indices, for messages
+    inputs: tuple = ()
+    geom: tuple = (1, 1, 1, 0)
 
 
 class Sequential:
-    """A feed-forward CNN; `input_shape` is (C, H, W)."""
+    """A CNN as a list of layers (Residual layers make it a graph);
+    `input_shape` is (C, H, W)."""
 
     def __init__(self, *layers, input_shape):
         self.layers = list(layers)
@@ -111,8 +155,13 @@ class Sequential:
             name = type(st.layer).__name__ if st.layer is not None else st.kind
             if st.relu:
                 name += "+ReLU"
-            rows.append(f"{st.index:2d} {name:<14} {str(st.in_shape):>14} -> {st.out_shape}")
+            src = "" if st.inputs == (st.index,) else f"  <- {', '.join(f't{t}' for t in st.inputs)}"
+            rows.append(f"{st.index:2d} {name:<14} {str(st.in_shape):>14} -> {st.out_shape}{src}")
         return "\n".join(rows)
+
+    def consumers(self, t):
+        """Stages reading tensor t, in order."""
+        return [st for st in self.stages if t in st.inputs]
 
 
 def has_bias(stage):
@@ -120,22 +169,41 @@ def has_bias(stage):
 
 
 def weight_shape(stage):
-    """[c_out, c_in, k_h, k_w]; a Linear layer is a 1x1 convolution on a 1x1 map."""
+    """[c_out, c_in, k_h, k_w]; a Linear layer is a convolution whose kernel
+    covers its input map (stage.in_shape): 1x1 on a 1x1 map unless tiled."""
     layer = stage.layer
     if isinstance(layer, Conv2d):
         k = layer.kernel_size
         return (layer.out_channels, layer.in_channels, k, k)
-    return (layer.out_features, layer.in_features, 1, 1)
+    return (layer.out_features,) + tuple(stage.in_shape)
 
 
 def geometry(stage):
-    """(k, stride, pad) of a param or pool stage."""
-    layer = stage.layer
-    if isinstance(layer, Conv2d):
-        return layer.kernel_size, layer.stride, layer.padding
-    if isinstance(layer, MaxPool2d):
-        return layer.kernel_size, layer.stride, 0
-    return 1, 1, 0
+    """(k, stride, pad) of a param or pool stage with a square kernel (k_h
+    for a tiled Linear, whose kernel is stage.geom)."""
+    return stage.geom[0], stage.geom[2], stage.geom[3]
+
+
+def linear_map(in_features, after_flatten=None):
+    """(c, k_h, k_w) the features of a Linear are read as: a c x k_h x k_w map
+    with a k_h x k_w kernel, so c*k_h*k_w carries the width (same bytes, same
+    weights, row-major). 1x1 while the width fits the PE array's channels;
+    beyond, the map that was flattened when it fits, else the factorisation
+    with the smallest kernel. None when no factorisation fits the limits."""
+    lim = isa.LIMITS
+    if in_features <= lim["CH"]:
+        return (in_features, 1, 1)
+    if after_flatten is not None:
+        c, h, w = after_flatten
+        if c <= lim["CH"] and h <= lim["KERNEL"] and w <= lim["KERNEL"]:
+            return tuple(after_flatten)
+    best = None
+    for kh in range(1, lim["KERNEL"] + 1):
+        for kw in range(1, kh + 1):
+            if in_features % (kh * kw) == 0 and in_features // (kh * kw) <= lim["CH"]:
+                if best is None or kh * kw < best[1] * best[2]:
+                    best = (in_features // (kh * kw), kh, kw)
+    return best
 
 
 def _normalise(layers):
@@ -151,73 +219,137 @@ def _normalise(layers):
     return out
 
 
-def lower(layers, input_shape):
-    """Check every layer against its input shape and the PE array's limits,
-    and produce the stage list. Errors name the layer and the problem."""
+def _check_window(where, k, s, h, w, unit, k_max):
     lim = isa.LIMITS
+    if not 1 <= k <= k_max or not 1 <= s <= lim["STRIDE"]:
+        raise MappingError(f"{where}: {unit} {k}x{k} stride {s} is beyond the accelerator's "
+                           f"1..{k_max} and 1..{lim['STRIDE']}")
+    if h < k or w < k:
+        raise MappingError(f"{where}: pool window {k}x{k} is larger than its input {h}x{w}")
+
+
+class _Lowering:
+    """Builds the stage list of a layer graph in topological order."""
+
+    def __init__(self):
+        self.stages = []
+        self.shapes = {}   # tensor -> (C, H, W)
+
+    def stage(self, kind, layer, inputs, out, names, geom=(1, 1, 1, 0)):
+        st = Stage(kind, layer, False, self.shapes[inputs[0]], tuple(out), names=[names],
+                   inputs=tuple(inputs), geom=geom)
+        st.index = len(self.stages)
+        self.stages.append(st)
+        self.shapes[st.index + 1] = st.out_shape
+        return st.index + 1
+
+    def sequence(self, layers, t, path):
+        """Lower `layers` on tensor t; returns the output tensor. A ReLU fuses
+        into the stage before it only when that stage was made here (at the
+        start of a branch the input tensor feeds other consumers too)."""
+        lim = isa.LIMITS
+        made_here = False
+        flat_from = None
+        for i, layer in enumerate(_normalise(layers)):
+            name = f"{path}{i}"
+            where = f"layer {name} ({type(layer).__name__})"
+            c, h, w = self.shapes[t]
+            if isinstance(layer, Conv2d):
+                k, s, p = layer.kernel_size, layer.stride, layer.padding
+                if layer.in_channels != c:
+                    raise MappingError(f"{where}: expects {layer.in_channels} input channels, gets {c}")
+                if not 1 <= k <= lim["KERNEL"]:
+                    raise MappingError(f"{where}: kernel {k} is beyond the PE array's 1..{lim['KERNEL']}")
+                if not 1 <= s <= lim["STRIDE"]:
+                    raise MappingError(f"{where}: stride {s} is beyond the PE array's 1..{lim['STRIDE']}")
+                if not 0 <= p <= lim["PAD"] or p >= k:
+                    raise MappingError(f"{where}: padding {p} must be below the kernel size {k} and at most {lim['PAD']}")
+                if h + 2 * p < k or w + 2 * p < k:
+                    raise MappingError(f"{where}: kernel {k}x{k} is larger than its padded input {h + 2 * p}x{w + 2 * p}")
+                if not 1 <= layer.out_channels <= lim["CH"]:
+                    raise MappingError(f"{where}: {layer.out_channels} output channels beyond the limit {lim['CH']}")
+                if c > lim["CH"]:
+                    raise MappingError(f"{where}: {c} input channels beyond the limit {lim['CH']}")
+                out = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+                t = self.stage("param", layer, (t,), out, name, (k, k, s, p))
+            elif isinstance(layer, Linear):
+                if layer.in_features != c * h * w:
+                    raise MappingError(f"{where}: expects {layer.in_features} input features, gets {c}x{h}x{w} = {c * h * w}")
+                if not 1 <= layer.out_features <= lim["CH"]:
+                    raise MappingError(f"{where}: {layer.out_features} outputs beyond the PE array's {lim['CH']} channels")
+                m = linear_map(layer.in_features, flat_from if (h, w) == (1, 1) else (c, h, w))
+                if m is None:
+                    raise MappingError(
+                        f"{where}: {layer.in_features} input features cannot be tiled as channels x k_h x k_w "
+                        f"within {lim['CH']} x {lim['KERNEL']} x {lim['KERNEL']} (its largest factor up to "
+                        f"{lim['CH']} leaves more than a {lim['KERNEL']}x{lim['KERNEL']} kernel)")
+                t_in, self.shapes[t] = t, m  # the same bytes, read as the map the kernel covers
+                t = self.stage("param", layer, (t,), (layer.out_features, 1, 1), name, (m[1], m[2], 1, 0))
+                self.shapes[t_in] = (c, h, w)
+            elif isinstance(layer, BatchNorm2d):
+                if layer.num_features != c:
+                    raise MappingError(f"{where}: normalises {layer.num_features} channels, gets {c}")
+                t = self.stage("bn", layer, (t,), (c, h, w), name)
+            elif isinstance(layer, ReLU):
+                prev = self.stages[-1] if made_here else None
+                if prev is not None and prev.kind in ("param", "bn", "add") and not prev.relu:
+                    prev.relu = True
+                    prev.names.append(name)
+                else:
+                    t = self.stage("relu", layer, (t,), (c, h, w), name)
+            elif isinstance(layer, MaxPool2d):
+                k, s = layer.kernel_size, layer.stride
+                _check_window(where, k, s, h, w, "pool", lim["KERNEL"])
+                out = (c, (h - k) // s + 1, (w - k) // s + 1)
+                t = self.stage("pool", layer, (t,), out, name, (k, k, s, 0))
+            elif isinstance(layer, AvgPool2d):
+                k, s = layer.kernel_size, layer.stride
+                _check_window(where, k, s, h, w, "pool", lim["DIM"])
+                out = (c, (h - k) // s + 1, (w - k) // s + 1)
+                t = self.stage("avgpool", layer, (t,), out, name, (k, k, s, 0))
+            elif isinstance(layer, GlobalAvgPool2d):
+                t = self.stage("avgpool", layer, (t,), (c, 1, 1), name, (h, w, 1, 0))
+            elif isinstance(layer, Flatten):
+                if (h, w) != (1, 1):
+                    flat_from = (c, h, w)
+                self.shapes[t] = (c * h * w, 1, 1) if (h, w) != (1, 1) else (c, h, w)
+                continue  # a flattened map keeps its tensor: Flatten moves no byte
+            elif isinstance(layer, Residual):
+                if not layer.body:
+                    raise MappingError(f"{where}: the body is empty (the sum would add a tensor to itself)")
+                t_in = t
+                t_body = self.sequence(layer.body, t_in, f"{name}.body.")
+                t_short = self.sequence(layer.shortcut, t_in, f"{name}.shortcut.") if layer.shortcut else t_in
+                if t_short == t_in and t_body == t_in:
+                    raise MappingError(f"{where}: both branches are the identity")
+                if self.shapes[t_body] != self.shapes[t_short]:
+                    raise MappingError(f"{where}: body gives {self.shapes[t_body]}, shortcut "
+                                       f"{self.shapes[t_short]}: the sum needs equal shapes")
+                t = self.stage("add", layer, (t_body, t_short), self.shapes[t_body], name)
+            else:
+                raise MappingError(f"{where}: the accelerator has no mapping for {type(layer).__name__}")
+            made_here = True
+            if not isinstance(layer, Flatten):
+                flat_from = None
+            out = self.shapes[t]
+            if max(out[1:]) > lim["DIM"] or out[0] > lim["CH"]:
+                raise MappingError(f"{where}: output {out} is beyond the accelerator's limits")
+        return t
+
+
+def lower(layers, input_shape):
+    """Check every layer against its input shape and the accelerator's limits,
+    and produce the stage list (topological order). Errors name the layer
+    (its index; inside a Residual e.g. "3.body.1") and the problem."""
     shape = tuple(input_shape)
-    stages = []
-    layers = _normalise(layers)
     if len(shape) != 3 or min(shape) < 1:
         raise MappingError(f"input shape {shape} must be (channels, height, width), all >= 1")
-    for i, layer in enumerate(layers):
-        where = f"layer {i} ({type(layer).__name__})"
-        c, h, w = shape
-        if isinstance(layer, Conv2d):
-            k, s, p = layer.kernel_size, layer.stride, layer.padding
-            if layer.in_channels != c:
-                raise MappingError(f"{where}: expects {layer.in_channels} input channels, gets {c}")
-            if not 1 <= k <= lim["KERNEL"]:
-                raise MappingError(f"{where}: kernel {k} is beyond the PE array's 1..{lim['KERNEL']}")
-            if not 1 <= s <= lim["STRIDE"]:
-                raise MappingError(f"{where}: stride {s} is beyond the PE array's 1..{lim['STRIDE']}")
-            if not 0 <= p <= lim["PAD"] or p >= k:
-                raise MappingError(f"{where}: padding {p} must be below the kernel size {k} and at most {lim['PAD']}")
-            if h + 2 * p < k or w + 2 * p < k:
-                raise MappingError(f"{where}: kernel {k}x{k} is larger than its padded input {h + 2 * p}x{w + 2 * p}")
-            if not 1 <= layer.out_channels <= lim["CH"]:
-                raise MappingError(f"{where}: {layer.out_channels} output channels beyond the limit {lim['CH']}")
-            out = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-            stages.append(Stage("param", layer, False, shape, out, names=[i]))
-        elif isinstance(layer, Linear):
-            if layer.in_features != c * h * w:
-                raise MappingError(f"{where}: expects {layer.in_features} input features, gets {c}x{h}x{w} = {c * h * w}")
-            if not 1 <= layer.out_features <= lim["CH"] or layer.in_features > lim["CH"] * lim["KERNEL"] ** 2:
-                raise MappingError(f"{where}: {layer.in_features}x{layer.out_features} is beyond the PE array's limits")
-            stages.append(Stage("param", layer, False, (c * h * w, 1, 1), (layer.out_features, 1, 1), names=[i]))
-            out = (layer.out_features, 1, 1)
-        elif isinstance(layer, BatchNorm2d):
-            if layer.num_features != c:
-                raise MappingError(f"{where}: normalises {layer.num_features} channels, gets {c}")
-            out = shape
-            stages.append(Stage("bn", layer, False, shape, shape, names=[i]))
-        elif isinstance(layer, ReLU):
-            prev = stages[-1] if stages else None
-            if prev is not None and prev.kind in ("param", "bn") and not prev.relu:
-                prev.relu = True
-                prev.names.append(i)
-            else:
-                stages.append(Stage("relu", layer, False, shape, shape, names=[i]))
-            out = shape
-        elif isinstance(layer, MaxPool2d):
-            k, s = layer.kernel_size, layer.stride
-            if not 1 <= k <= lim["KERNEL"] or not 1 <= s <= lim["STRIDE"]:
-                raise MappingError(f"{where}: pool {k}x{k} stride {s} is beyond the stream processor's limits")
-            if h < k or w < k:
-                raise MappingError(f"{where}: pool window {k}x{k} is larger than its input {h}x{w}")
-            out = (c, (h - k) // s + 1, (w - k) // s + 1)
-            stages.append(Stage("pool", layer, False, shape, out, names=[i]))
-        elif isinstance(layer, Flatten):
-            out = (c * h * w, 1, 1)
-        else:
-            raise MappingError(f"{where}: the accelerator has no mapping for {type(layer).__name__}")
-        if max(out[1:]) > lim["DIM"] or (out[0] > lim["CH"] and not isinstance(layer, Flatten)):
-            raise MappingError(f"{where}: output {out} is beyond the accelerator's limits")
-        shape = out
+    lo = _Lowering()
+    lo.shapes[0] = shape
+    lo.sequence(layers, 0, "")
+    stages = lo.stages
     if not stages or stages[-1].kind != "param":
         raise MappingError("the model must end with a Conv2d or Linear layer producing the logits")
-    for j, st in enumerate(stages):
-        st.index = j
     for j, st in enumerate(s for s in stages if s.kind == "param"):
         st.param_index = j
     for j, st in enumerate(s for s in stages if s.kind == "bn"):
@@ -225,9 +357,18 @@ def lower(layers, input_shape):
     return stages
 
 
+def error_needed(stages):
+    """Per tensor: whether its error is needed, i.e. some stage producing it or
+    an ancestor has parameters (the network input's never is)."""
+    needed = [False] * (len(stages) + 1)
+    for st in stages:
+        needed[st.index + 1] = st.kind == "param" or any(needed[t] for t in st.inputs)
+    return needed
+
+
 def fused_relu(stage):
     """Whether a stage's output went through a fused ReLU (its errors need the mask)."""
-    return stage is not None and stage.kind in ("param", "bn") and stage.relu
+    return stage is not None and stage.kind in ("param", "bn", "add") and stage.relu
 
 
 # --- named networks -------------------------------------------------------
@@ -300,7 +441,54 @@ def mlp(input_shape=(1, 28, 28), num_classes=10, hidden=128):
                       input_shape=input_shape)
 
 
-MODELS = {"lenet5": lenet5, "lenet5-bn": lenet5_bn, "digits-cnn": digits_cnn, "cnv": cnv, "mlp": mlp}
+def vgg_small(input_shape=(3, 32, 32), num_classes=10):
+    """A VGG-style network for 3x32x32 images: three blocks of two padded 3x3
+    convolutions (64, 128, 256 channels) with batch norm and ReLU, each block
+    ending in a 2x2 max-pool (32 -> 4), then fully connected 4096 -> 256 (a
+    Linear wider than the PE array's channels: tiled as a 4x4 kernel over the
+    256-channel map) and the classifier."""
+    c, h, w = input_shape
+
+    def block(c_in, c_out):
+        return [Conv2d(c_in, c_out, 3, padding=1, bias=False), BatchNorm2d(c_out), ReLU()]
+    layers = (block(c, 64) + block(64, 64) + [MaxPool2d(2)] + block(64, 128) + block(128, 128)
+              + [MaxPool2d(2)] + block(128, 256) + block(256, 256) + [MaxPool2d(2)])
+    return Sequential(*layers, Flatten(), Linear(256 * (h // 8) * (w // 8), 256), ReLU(),
+                      Linear(256, num_classes), input_shape=input_shape)
+
+
+def basic_block(c_in, c_out, stride=1):
+    """ResNet's basic block (He et al. 2016): two 3x3 convolutions with batch
+    norm, the first strided, added to the shortcut, then ReLU. The shortcut is
+    the identity when the shape is kept, else a strided 1x1 convolution with
+    batch norm (option B: the accelerator has no channel-padding op for
+    option A's zero channels)."""
+    body = [Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), BatchNorm2d(c_out), ReLU(),
+            Conv2d(c_out, c_out, 3, padding=1, bias=False), BatchNorm2d(c_out)]
+    shortcut = [] if stride == 1 and c_in == c_out else [
+        Conv2d(c_in, c_out, 1, stride=stride, bias=False), BatchNorm2d(c_out)]
+    return [Residual(body, shortcut), ReLU()]
+
+
+def resnet20(input_shape=(3, 32, 32), num_classes=10):
+    """The CIFAR ResNet-20 (He et al. 2016, section 4.2): a 3x3 convolution to
+    16 channels, three stages of three basic blocks (16, 32, 64 channels; the
+    first block of stages 2 and 3 halves the map), global average pooling and
+    the classifier. 1x1 projection shortcuts where the shape changes (option
+    B, see basic_block): 0.27M parameters."""
+    c, h, w = input_shape
+    layers = [Conv2d(c, 16, 3, padding=1, bias=False), BatchNorm2d(16), ReLU()]
+    c_in = 16
+    for c_out, stride in ((16, 1), (32, 2), (64, 2)):
+        for b in range(3):
+            layers += basic_block(c_in, c_out, stride if b == 0 else 1)
+            c_in = c_out
+    return Sequential(*layers, GlobalAvgPool2d(), Flatten(), Linear(64, num_classes),
+                      input_shape=input_shape)
+
+
+MODELS = {"lenet5": lenet5, "lenet5-bn": lenet5_bn, "digits-cnn": digits_cnn, "cnv": cnv, "mlp": mlp,
+          "vgg-small": vgg_small, "resnet20": resnet20}
 
 
 def build_model(name, input_shape, num_classes=10):

@@ -303,6 +303,45 @@ def _elementwise(f, b, c):
         c.wr(f["dst"] + i0, ln)
 
 
+# ------------------------------------------------- residual add, average pooling
+
+def _graph_ops(f, b, c):
+    """OP_ADD and OP_AVGPOOL_* (eltwise.cpp): the add and the pool's vertical
+    sums take a beat (b.ddr_beat elements) per iteration; the pool's
+    horizontal sums and stores one element."""
+    op, W = f["op"], b.ddr_beat
+    if op == Op.ADD:
+        i0, ln = c.chunks(f["count"], b.chunk)
+        c.rd(f["src"] + i0, ln)
+        c.rd(f["src2"] + i0, ln)
+        if f["flags"] & Flag.RELU_MASK:
+            c.rd(f["aux"] + i0, ln)
+        c.loop("ew", _cdiv(ln, W))                                 # add_beat
+        c.wr(f["dst"] + i0, ln)
+        return
+    P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
+                                    f["w_out"], f["k_h"], f["k_w"], f["stride"])
+    nc = np.arange(P, dtype=np.int64)[:, None]
+    if op == Op.AVGPOOL_FP:
+        iy = _arr([y * s + ky for y in range(ho) for ky in range(kh)])
+        c.rd(f["src"] + (nc * hi + iy[None, :]) * wi, wi)
+        c.loop("ew", _cdiv(wi, W), times=P * ho * kh)              # vsum
+        c.loop("ew", wo, times=P * ho * kw)                        # hsum
+        c.wr(f["dst"] + (nc * ho + np.arange(ho)[None, :]) * wo, wo)
+        return
+    c.loop("ew", wi)                                               # clear
+    cover = [range(0 if iy < kh else (iy - kh + s) // s, min(iy // s, ho - 1) + 1) for iy in range(hi)]
+    oys = _arr([oy for r in cover for oy in r])
+    c.rd(f["src"] + (nc * ho + oys[None, :]) * wo, wo)
+    c.loop("ew", _cdiv(wo, W), times=P * oys.size)                 # vsum
+    c.loop("ew", wo, times=P * kw * sum(1 for r in cover if len(r)))   # spread
+    rows = (nc * hi + np.arange(hi)[None, :]) * wi
+    if f["flags"] & Flag.RELU_MASK:
+        c.rd(f["aux"] + rows, wi)
+    c.loop("ew", wi, times=P * hi)                                 # store
+    c.wr(f["dst"] + rows, wi)
+
+
 # ---------------------------------------------------------------- sparse ops
 
 @dataclass
@@ -541,6 +580,8 @@ def iterations(insn, board_, ddr=None, index=None, table_len=0, insn_addr=0, tab
     elif op in validate.SPARSE_OPS:
         _index_check(f, b, c)
         _sparse_conv(f, b, c, index_of(insn, ddr, index))
+    elif op == Op.ADD or op in validate.AVG_OPS:
+        _graph_ops(f, b, c)
     else:
         _elementwise(f, b, c)
     c.wr(f["stats"], STATS_BYTES, ii=1)  # the record is registers
@@ -598,8 +639,11 @@ def ops(insn, ddr=None, index=None):
         pos = f["n"] * f["h_out"] * f["w_out"]
         dense = 2 * pos * f["c_out"] * validate.sparse_cols(f)
         return (2 * pos * f["count"] if op in validate.SPARSE_OPS else dense), dense
-    if op in (Op.UPDATE, Op.RELU_FP, Op.RELU_BP):
+    if op in (Op.UPDATE, Op.RELU_FP, Op.RELU_BP, Op.ADD):
         return f["count"], f["count"]
+    if op in validate.AVG_OPS:   # one add per window element, one scaling per output
+        e = f["n"] * f["c_in"] * f["h_out"] * f["w_out"] * (f["k_h"] * f["k_w"] + 1)
+        return e, e
     if op in validate.BN_OPS or op in validate.POOL_OPS:
         e = f["n"] * f["c_in"] * f["h_out"] * f["w_out"]
         return e, e
@@ -609,4 +653,5 @@ def ops(insn, ddr=None, index=None):
 PHASES = {Op.CONV_FP: "FP", Op.SCONV_FP: "FP", Op.POOL_FP: "FP", Op.RELU_FP: "FP",
           Op.BN_FP: "FP", Op.CONV_EB: "EB", Op.SCONV_EB: "EB", Op.POOL_BP: "EB",
           Op.RELU_BP: "EB", Op.BN_BP: "EB", Op.CONV_WG: "WG", Op.SCONV_WG: "WG",
+          Op.ADD: "FP", Op.AVGPOOL_FP: "FP", Op.AVGPOOL_BP: "EB",
           Op.UPDATE: "UPDATE"}

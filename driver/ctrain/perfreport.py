@@ -36,7 +36,8 @@ PHASES = ("FP", "EB", "WG", "UPDATE", "stream")
 #: Phases whose instructions run on the PE array (the total's efficiency).
 PE_PHASES = ("FP", "EB", "WG")
 MAC_OPS = frozenset(validate.CONV_OPS) | frozenset(validate.SPARSE_OPS)
-STREAM_OPS = frozenset((Op.RELU_FP, Op.RELU_BP, Op.BN_FP, Op.BN_BP)) | frozenset(validate.POOL_OPS)
+STREAM_OPS = (frozenset((Op.RELU_FP, Op.RELU_BP, Op.BN_FP, Op.BN_BP, Op.ADD)) | frozenset(validate.POOL_OPS)
+              | frozenset(validate.AVG_OPS))
 #: Input shape of a checkpoint's dataset (the loaders' (C, H, W)); models
 #: without a listed dataset take their factory's default input.
 DATASET_INPUT = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}

@@ -20,7 +20,7 @@ from .isa import ALIGN, INSN_BYTES, INSN_DTYPE, PAR, Flag, Op
 #: Opcodes random_case draws from when none is given.
 OPS = (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG, Op.UPDATE, Op.RELU_FP, Op.RELU_BP,
        Op.POOL_FP, Op.POOL_BP, Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG, Op.BN_FP, Op.BN_BP,
-       Op.HALT)
+       Op.ADD, Op.AVGPOOL_FP, Op.AVGPOOL_BP, Op.HALT)
 
 _FLAG_CHOICES = {
     Op.CONV_FP: (0, Flag.RELU, Flag.BIAS, Flag.RELU | Flag.BIAS),
@@ -32,6 +32,8 @@ _FLAG_CHOICES = {
     Op.SCONV_WG: (0, Flag.BIAS),
     Op.BN_FP: (0, Flag.RELU),
     Op.BN_BP: (0, Flag.RELU_MASK),
+    Op.ADD: (0, Flag.RELU, Flag.RELU_MASK, Flag.RELU | Flag.RELU_MASK),
+    Op.AVGPOOL_BP: (0, Flag.RELU_MASK),
 }
 
 
@@ -253,6 +255,39 @@ def _pool(rng, op, flags):
     return s, dict(e_src=int(rng.integers(-20, 6))), ops
 
 
+def _add(rng, op, flags):
+    """Two int8 tensors at exponents mostly close together, sometimes far apart
+    (one term shifted past the int8 range or to the +-2^62 saturation)."""
+    count = int(rng.integers(1, 700))
+    e_a = int(rng.integers(-20, 6))
+    r = rng.random()
+    e_b = e_a + (int(rng.integers(-3, 4)) if r < 0.7 else int(rng.choice([-1, 1]) * rng.integers(8, 80)))
+    ops = [("src", _i8(rng, count)), ("src2", _i8(rng, count))]
+    if flags & Flag.RELU_MASK:
+        ops.append(("aux", _i8(rng, count, nonneg=rng.random() < 0.5)))
+    ops.append(("dst", _garbage(rng, count)))
+    return dict(count=count), dict(e_src=e_a, e_src2=e_b, e_dst=min(e_a, e_b) + _shift(rng, 1)), ops
+
+
+def _avgpool(rng, op, flags):
+    """A pool window as _pool draws it, or global (the window is the map)."""
+    s = _pool_shape(rng)
+    if rng.random() < 0.3:
+        h, w = (int(v) for v in rng.integers(1, 17, 2))
+        s.update(h_in=h, w_in=w, k_h=h, k_w=w, h_out=1, w_out=1)
+    e_in = int(rng.integers(-20, 6))
+    kk = s["k_h"] * s["k_w"]
+    slots = dict(e_src=e_in, e_dst=e_in + _shift(rng, 0 if op == Op.AVGPOOL_FP else -_bitlen(kk - 1)))
+    if op == Op.AVGPOOL_FP:
+        ops = [("src", _i8(rng, _act_in(s))), ("dst", _garbage(rng, int(np.prod(_act_out(s)))))]
+    else:
+        ops = [("src", _i8(rng, _act_out(s)))]
+        if flags & Flag.RELU_MASK:
+            ops.append(("aux", _i8(rng, _act_in(s))))
+        ops.append(("dst", _garbage(rng, int(np.prod(_act_in(s))))))
+    return s, slots, ops
+
+
 # ---------------------------------------------------------------- sparse index
 
 def index_block(rowptr, col, tptr, tpos, trow, pad=0):
@@ -365,7 +400,8 @@ def _bn(rng, op, flags):
 _BUILDERS = {Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg,
              Op.UPDATE: _update, Op.RELU_FP: _relu, Op.RELU_BP: _relu,
              Op.POOL_FP: _pool, Op.POOL_BP: _pool, Op.SCONV_FP: _sparse,
-             Op.SCONV_EB: _sparse, Op.SCONV_WG: _sparse, Op.BN_FP: _bn, Op.BN_BP: _bn}
+             Op.SCONV_EB: _sparse, Op.SCONV_WG: _sparse, Op.BN_FP: _bn, Op.BN_BP: _bn,
+             Op.ADD: _add, Op.AVGPOOL_FP: _avgpool, Op.AVGPOOL_BP: _avgpool}
 
 
 # ---------------------------------------------------------------- assembly

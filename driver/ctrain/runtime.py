@@ -87,6 +87,9 @@ class Runtime:
             for i, t in enumerate(tops_per_iter):
                 if t is not None and p.err_slots[i] is not None:
                     self.exps.observe(p.err_slots[i], t)
+            for slot, i in p.part_slots.items():  # a fork's partials: seeded by their sum
+                if tops_per_iter[i] is not None:
+                    self.exps.observe(slot, tops_per_iter[i])
         for k, (slot_a, slot_b) in enumerate(p.bn_slots):
             self._load_bn(k, *bn[k], slot_a, slot_b)
         for slot, value in p.const_slots.items():
@@ -94,9 +97,8 @@ class Runtime:
         for i, slot in enumerate(p.act_slots):
             if slot not in p.const_slots:
                 self.table[slot] = self.exps.exponent(slot, -7)
-        for slot in p.err_slots:
-            if slot is not None:
-                self.table[slot] = self.exps.exponent(slot, -14)
+        for slot in [s for s in p.err_slots if s is not None] + list(p.part_slots):
+            self.table[slot] = self.exps.exponent(slot, -14)
         self._sync_layers("to")
 
     def _derive_w8(self, L):
@@ -212,7 +214,7 @@ class Runtime:
 
     def _prepare_table(self):
         p = self.program
-        for slot in set(p.act_slots) | {s for s in p.err_slots[:-1] if s is not None}:
+        for slot in set(p.act_slots) | {s for s in p.err_slots[:-1] if s is not None} | set(p.part_slots):
             if slot not in p.const_slots:
                 self.table[slot] = self.exps.exponent(slot, int(self.table[slot]))
         for L in p.layers:

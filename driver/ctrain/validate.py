@@ -25,6 +25,9 @@ ALLOWED_FLAGS = {
     Op.SCONV_WG: Flag.BIAS,
     Op.BN_FP: Flag.RELU,
     Op.BN_BP: Flag.RELU_MASK,
+    Op.ADD: Flag.RELU | Flag.RELU_MASK,
+    Op.AVGPOOL_FP: 0,
+    Op.AVGPOOL_BP: Flag.RELU_MASK,
 }
 
 CONV_OPS = (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG)
@@ -33,6 +36,8 @@ POOL_OPS = (Op.POOL_FP, Op.POOL_BP)
 SPARSE_OPS = (Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG)
 #: Frozen batch norm: per-channel affine (forward) or scale (backward).
 BN_OPS = (Op.BN_FP, Op.BN_BP)
+#: Average pooling: a window (up to the whole map) summed and scaled.
+AVG_OPS = (Op.AVGPOOL_FP, Op.AVGPOOL_BP)
 #: The dense opcode each sparse one computes like (docs/numeric.md).
 DENSE_OF = {Op.SCONV_FP: Op.CONV_FP, Op.SCONV_EB: Op.CONV_EB, Op.SCONV_WG: Op.CONV_WG}
 
@@ -94,9 +99,9 @@ def _in_range(v, hi):
     return 1 <= v <= hi
 
 
-def _window_ok(f, pad):
+def _window_ok(f, pad, k_max=LIMITS["KERNEL"]):
     """Kernel, stride, padding and the output-size formula, for both axes."""
-    k_ok = _in_range(f["k_h"], LIMITS["KERNEL"]) and _in_range(f["k_w"], LIMITS["KERNEL"])
+    k_ok = _in_range(f["k_h"], k_max) and _in_range(f["k_w"], k_max)
     if not (k_ok and _in_range(f["stride"], LIMITS["STRIDE"])):
         return False
     if pad > LIMITS["PAD"] or pad >= min(f["k_h"], f["k_w"]):
@@ -131,7 +136,9 @@ def shape_ok(f):
                 and f["w_out"] == f["w_in"])
     if op in POOL_OPS:
         return f["pad"] == 0 and _tensor_shape_ok(f, True) and _window_ok(f, 0)
-    if op in (Op.RELU_FP, Op.RELU_BP):
+    if op in AVG_OPS:  # the window may be as large as the map (global pooling)
+        return f["pad"] == 0 and _tensor_shape_ok(f, True) and _window_ok(f, 0, LIMITS["DIM"])
+    if op in (Op.RELU_FP, Op.RELU_BP, Op.ADD):
         return _in_range(f["count"], LIMITS["COUNT"])
     if op == Op.UPDATE:
         return _in_range(f["count"], LIMITS["COUNT"]) and f["count_w"] <= f["count"]
@@ -145,6 +152,8 @@ def slots(f):
         return []
     if op in (Op.RELU_FP, Op.RELU_BP) or op in POOL_OPS:
         names = ["e_src"]
+    elif op in AVG_OPS:
+        names = ["e_src", "e_dst"]
     elif (op in (Op.CONV_FP, Op.SCONV_FP) and _has(f, Flag.BIAS)) or op == Op.BN_FP:
         names = ["e_src", "e_src2", "e_src3", "e_dst"]
     else:
@@ -182,6 +191,10 @@ def operands(insn):
         Op.BN_FP: dict(src=(act_in, 1), src2=(4 * ci, 4), src3=(4 * ci, 4), dst=(act_in, 1)),
         Op.BN_BP: dict(src=(act_in, 1), src2=(4 * ci, 4), aux=(act_in, 1) if mask else None,
                        dst=(act_in, 1)),
+        Op.ADD: dict(src=(f["count"], 1), src2=(f["count"], 1), aux=(f["count"], 1) if mask else None,
+                     dst=(f["count"], 1)),
+        Op.AVGPOOL_FP: dict(src=(act_in, 1), dst=(act_out, 1)),
+        Op.AVGPOOL_BP: dict(src=(act_out, 1), aux=(act_in, 1) if mask else None, dst=(act_in, 1)),
     }.get(op)
     if op in SPARSE_OPS:
         z, index = f["count"], (index_bytes(f), 4)

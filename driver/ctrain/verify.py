@@ -51,7 +51,7 @@ def _op_list(ops):
 def _shape_group(op):
     if op in validate.CONV_OPS:
         return "conv"
-    if op in validate.POOL_OPS:
+    if op in validate.POOL_OPS or op in validate.AVG_OPS:
         return "pool"
     if op in validate.SPARSE_OPS:
         return "sparse"
@@ -59,7 +59,7 @@ def _shape_group(op):
         return "bn"
     if op == Op.UPDATE:
         return "update"
-    if op in (Op.RELU_FP, Op.RELU_BP):
+    if op in (Op.RELU_FP, Op.RELU_BP, Op.ADD):
         return "count"
     return None
 

@@ -5,6 +5,7 @@
 #include "ctrain_top.h"
 #include "agu.h"
 #include "conv.h"
+#include "eltwise.h"
 #include "fetch.h"
 #include "quant.h"
 #include "sconv.h"
@@ -77,6 +78,15 @@ static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrai
     case OP_BN_BP:
         stream_bn(ddr, f, e, st);
         exp = (wide_t)e.src + e.src2;
+        break;
+    case OP_ADD:
+        eltwise_add(ddr, f, e, st);
+        exp = e.src < e.src2 ? e.src : e.src2;
+        break;
+    case OP_AVGPOOL_FP:
+    case OP_AVGPOOL_BP:
+        eltwise_avgpool(ddr, f, e, st);
+        exp = (wide_t)e.src - CTRAIN_AVG_SHIFT;
         break;
     default:   /* OP_POOL_BP: validation let nothing else through */
         stream_pool_bp(ddr, f, st);

@@ -57,6 +57,8 @@ static uint32_t allowed_flags(uint32_t op) {
     case OP_SCONV_WG: return FLAG_BIAS;
     case OP_BN_FP: return FLAG_RELU;
     case OP_BN_BP: return FLAG_RELU_MASK;
+    case OP_ADD: return FLAG_RELU | FLAG_RELU_MASK;
+    case OP_AVGPOOL_BP: return FLAG_RELU_MASK;
     default: return 0;
     }
 }
@@ -64,11 +66,12 @@ static uint32_t allowed_flags(uint32_t op) {
 static bool is_conv(uint32_t op) { return op == OP_CONV_FP || op == OP_CONV_EB || op == OP_CONV_WG; }
 static bool is_pool(uint32_t op) { return op == OP_POOL_FP || op == OP_POOL_BP; }
 static bool is_bn(uint32_t op) { return op == OP_BN_FP || op == OP_BN_BP; }
+static bool is_avg(uint32_t op) { return op == OP_AVGPOOL_FP || op == OP_AVGPOOL_BP; }
 static bool in_range(uint32_t v, uint32_t hi) { return v >= 1 && v <= hi; }
 
-/* Kernel, stride, padding and the output-size formula on both axes. */
-static bool window_ok(const ctrain_insn_t &f, uint32_t pad) {
-    if (!in_range(f.k_h, CTRAIN_MAX_KERNEL) || !in_range(f.k_w, CTRAIN_MAX_KERNEL) ||
+/* Kernel (at most k_max), stride, padding and the output-size formula on both axes. */
+static bool window_ok(const ctrain_insn_t &f, uint32_t pad, uint32_t k_max = CTRAIN_MAX_KERNEL) {
+    if (!in_range(f.k_h, k_max) || !in_range(f.k_w, k_max) ||
         !in_range(f.stride, CTRAIN_MAX_STRIDE))
         return false;
     uint32_t k_min = f.k_h < f.k_w ? f.k_h : f.k_w;
@@ -114,7 +117,9 @@ static bool shape_ok(const ctrain_insn_t &f) {
         return tensor_ok(f, true) && f.h_out == f.h_in && f.w_out == f.w_in;
     if (is_pool(f.op))
         return f.pad == 0 && tensor_ok(f, true) && window_ok(f, 0);
-    if (f.op == OP_RELU_FP || f.op == OP_RELU_BP)
+    if (is_avg(f.op))   /* the window may be as large as the map (global pooling) */
+        return f.pad == 0 && tensor_ok(f, true) && window_ok(f, 0, CTRAIN_MAX_DIM);
+    if (f.op == OP_RELU_FP || f.op == OP_RELU_BP || f.op == OP_ADD)
         return in_range(f.count, CTRAIN_MAX_COUNT);
     if (f.op == OP_UPDATE)
         return in_range(f.count, CTRAIN_MAX_COUNT) && f.count_w <= f.count;
@@ -125,6 +130,7 @@ uint32_t slots_used(const ctrain_insn_t &f) {
     switch (f.op) {
     case OP_HALT: return 0;
     case OP_RELU_FP: case OP_RELU_BP: case OP_POOL_FP: case OP_POOL_BP: return SLOT_SRC;
+    case OP_AVGPOOL_FP: case OP_AVGPOOL_BP: return SLOT_SRC | SLOT_DST;
     case OP_CONV_FP:
     case OP_SCONV_FP:
         return SLOT_SRC | SLOT_SRC2 | SLOT_DST | ((f.flags & FLAG_BIAS) ? SLOT_SRC3 : 0);
@@ -239,6 +245,21 @@ static void operands(const ctrain_insn_t &f, operand o[OPD_COUNT]) {
     case OP_BN_BP:
         set_opd(o, OPD_SRC, f.src, act_in, 1);
         set_opd(o, OPD_SRC2, f.src2, 4 * (uint64_t)f.c_in, 4);
+        if (mask) set_opd(o, OPD_AUX, f.aux, act_in, 1);
+        set_opd(o, OPD_DST, f.dst, act_in, 1);
+        break;
+    case OP_ADD:
+        set_opd(o, OPD_SRC, f.src, cnt, 1);
+        set_opd(o, OPD_SRC2, f.src2, cnt, 1);
+        if (mask) set_opd(o, OPD_AUX, f.aux, cnt, 1);
+        set_opd(o, OPD_DST, f.dst, cnt, 1);
+        break;
+    case OP_AVGPOOL_FP:
+        set_opd(o, OPD_SRC, f.src, act_in, 1);
+        set_opd(o, OPD_DST, f.dst, act_out, 1);
+        break;
+    case OP_AVGPOOL_BP:
+        set_opd(o, OPD_SRC, f.src, act_out, 1);
         if (mask) set_opd(o, OPD_AUX, f.aux, act_in, 1);
         set_opd(o, OPD_DST, f.dst, act_in, 1);
         break;

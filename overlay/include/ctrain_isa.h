@@ -31,6 +31,8 @@
 #define CTRAIN_MAX_COUNT 16777216
 #define CTRAIN_MAX_TABLE 4096
 #define CTRAIN_MAX_SPARSE_COLS 65536  /* c_in*k_h*k_w of a sparse layer (16-bit column index) */
+/* AVGPOOL_*: out = sum * R >> (CTRAIN_AVG_SHIFT + ...), R = round(2^CTRAIN_AVG_SHIFT / (k_h*k_w)) */
+#define CTRAIN_AVG_SHIFT 30
 
 /* Hyper-parameter block of OP_UPDATE: six consecutive table entries from
  * slot e_par. */
@@ -58,13 +60,16 @@ enum ctrain_opcode {
     OP_SCONV_WG = 12,   /* CONV_WG computing only the kept weights' gradients */
     OP_BN_FP = 13,      /* frozen batch norm: per-channel x*A + B */
     OP_BN_BP = 14,      /* its backward: err*A */
-    OP_COUNT = 15
+    OP_ADD = 15,        /* residual sum of two int8 tensors (forward; the fork's error sum in backward) */
+    OP_AVGPOOL_FP = 16, /* average pooling (k_h x k_w window, stride; global when the window is the map) */
+    OP_AVGPOOL_BP = 17, /* its backward: each window's error spread over the window */
+    OP_COUNT = 18
 };
 
 enum ctrain_flag {
     FLAG_RELU = 1,      /* CONV_FP: ReLU on the output stream, before stats */
     FLAG_BIAS = 2,      /* CONV_FP adds bias; CONV_WG writes the bias gradient */
-    FLAG_RELU_MASK = 4  /* CONV_EB, POOL_BP: zero errors where the aux activation is <= 0 */
+    FLAG_RELU_MASK = 4  /* CONV_EB, POOL_BP, ADD: zero errors where the aux activation is <= 0 */
 };
 
 enum ctrain_fault {

@@ -34,7 +34,7 @@ from ..fixedpoint import (Q32_MAX, max_abs, product_bound, requantize8, rshift_r
                           rshift_round_inplace, sat8, sat32)
 from ..isa import INSN_BYTES, INSN_DTYPE, PAR, STATS_DTYPE, Fault, Flag, Op
 from ..validate import SPARSE_OPS, check, check_index, check_program, fields, terms_per_output
-from . import RunResult, numpy_sparse
+from . import RunResult, numpy_eltwise, numpy_sparse
 
 _U32 = 1 << 32
 #: Most int8 x int8 products whose sum is exact in float32 in any order.
@@ -117,7 +117,8 @@ def _pool_bp(ins):
 
 
 _EXECUTE = {Op.RELU_FP: _relu_fp, Op.RELU_BP: _relu_bp, Op.POOL_BP: _pool_bp,
-            **numpy_sparse.EXECUTE}  # SCONV_*, BN_*
+            **numpy_sparse.EXECUTE,    # SCONV_*, BN_*
+            **numpy_eltwise.EXECUTE}   # ADD, AVGPOOL_*
 
 
 def stats_record(peak, exp, sat, nnz, count):

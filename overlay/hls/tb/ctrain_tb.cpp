@@ -481,6 +481,81 @@ void test_hand_bn() {
     }
 }
 
+void test_hand_add() {
+    /* ADD: a = [3 -5 100 0] at e_a = -2, b = [1 2 100 -7] at e_b = -3 ->
+     * e_acc = -3, acc = 2a + b = [7 -8 300 -7]; e_dst = -2 shifts by 1:
+     * [(7+1)>>1 = 4, (-8+1)>>1 = -4, 150 -> 127 (clamped), (-7+1)>>1 = -3];
+     * ReLU: [7 0 300 0] -> [4 0 127 0]; RELU_MASK with aux [1 1 0 -1]:
+     * [7 -8 0 0] -> [4 -4 0 0]. */
+    for (uint32_t flags : {0u, (uint32_t)FLAG_RELU, (uint32_t)FLAG_RELU_MASK}) {
+        Image m(4096);
+        ctrain_insn_t f = insn(OP_ADD, flags);
+        f.count = 4;
+        f.src = m.put8({3, -5, 100, 0});
+        f.src2 = m.put8({1, 2, 100, -7});
+        if (flags & FLAG_RELU_MASK) f.aux = m.put8({1, 1, 0, -1});
+        f.dst = m.alloc(4);
+        f.stats = m.alloc(32);
+        f.e_src = 0; f.e_src2 = 1; f.e_dst = 2;
+        run(m, {f}, {-2, -3, -2});
+        const int8_t plain[4] = {4, -4, 127, -3}, relu[4] = {4, 0, 127, 0}, masked[4] = {4, -4, 0, 0};
+        const int8_t *want = flags == FLAG_RELU ? relu : flags == FLAG_RELU_MASK ? masked : plain;
+        for (int i = 0; i < 4; i++)
+            CHECK(m.i8(f.dst + i) == want[i], "add hand flags %u [%d]: %d want %d", flags, i,
+                  m.i8(f.dst + i), want[i]);
+        RefStats st;
+        st.max_abs = flags == FLAG_RELU_MASK ? 8 : 300;
+        st.sat = flags == FLAG_RELU_MASK ? 0 : 1;
+        st.nnz = flags == 0 ? 4 : 2;
+        st.count = 4;
+        expect_stats(m, f.stats, st, -3, "add hand");
+    }
+}
+
+void test_hand_avgpool() {
+    /* AVGPOOL_FP, global 2x2: x = [1 2 3 5], sum 11, R = 2^30 / 4 = 2^28,
+     * acc = 11 * 2^28 at e_acc = e_x - 30 = -32; e_dst = -2 shifts by 30:
+     * (11*2^28 + 2^29) >> 30 = 3 (2.75 rounded). */
+    {
+        Image m(4096);
+        ctrain_insn_t f = insn(OP_AVGPOOL_FP);
+        f.n = 1; f.c_in = f.c_out = 1; f.h_in = f.w_in = 2; f.h_out = f.w_out = 1;
+        f.k_h = f.k_w = 2; f.stride = 1;
+        f.src = m.put8({1, 2, 3, 5});
+        f.dst = m.alloc(1);
+        f.stats = m.alloc(32);
+        f.e_src = 0; f.e_dst = 1;
+        run(m, {f}, {-2, -2});
+        CHECK(m.i8(f.dst) == 3, "avgpool_fp hand: %d want 3", m.i8(f.dst));
+        RefStats st;
+        st.max_abs = 11LL << 28; st.nnz = 1; st.count = 1;
+        expect_stats(m, f.stats, st, -32, "avgpool_fp hand");
+    }
+    /* AVGPOOL_BP, 3x3 window of a 1x3 map (global), err 9 at e = 0, e_dst = -3:
+     * R = (2^30 + 1) / 3 = 357913941 (2^30/3 rounded), acc = 9R at e_acc = -30,
+     * shift 27: (9R + 2^26) >> 27 = 24 (3 * 8 = 24: 9/3 at 2^-3); ReLU mask
+     * [1 0 2] drops the middle. */
+    {
+        Image m(4096);
+        ctrain_insn_t f = insn(OP_AVGPOOL_BP, FLAG_RELU_MASK);
+        f.n = 1; f.c_in = f.c_out = 1; f.h_in = 1; f.w_in = 3; f.h_out = f.w_out = 1;
+        f.k_h = 1; f.k_w = 3; f.stride = 1;
+        f.src = m.put8({9});
+        f.aux = m.put8({1, 0, 2});
+        f.dst = m.alloc(3);
+        f.stats = m.alloc(32);
+        f.e_src = 0; f.e_dst = 1;
+        run(m, {f}, {0, -3});
+        const int8_t want[3] = {24, 0, 24};
+        for (int i = 0; i < 3; i++)
+            CHECK(m.i8(f.dst + i) == want[i], "avgpool_bp hand [%d]: %d want %d", i, m.i8(f.dst + i),
+                  want[i]);
+        RefStats st;
+        st.max_abs = 9LL * 357913941; st.nnz = 2; st.count = 3;
+        expect_stats(m, f.stats, st, -30, "avgpool_bp hand");
+    }
+}
+
 /* ---------------------------------------------------------------- 2. reference cases */
 
 struct Conv {
@@ -725,6 +800,99 @@ void test_ref_pool(uint32_t op, uint32_t flags) {
     expect_stats(m, f.stats, st, -4, "pool reference");
 }
 
+void test_ref_add(uint32_t flags) {
+    Image m(1 << 16);
+    const uint32_t count = (uint32_t)rnd_in(1, 1500);
+    std::vector<int8_t> a = rnd8(count), b = rnd8(count), aux = rnd8(count);
+    ctrain_insn_t f = insn(OP_ADD, flags);
+    f.count = count;
+    f.src = m.put8(a);
+    f.src2 = m.put8(b);
+    if (flags & FLAG_RELU_MASK) f.aux = m.put8(aux);
+    f.dst = m.alloc(count);
+    f.stats = m.alloc(32);
+    f.e_src = 0; f.e_src2 = 1; f.e_dst = 2;
+    const int32_t e_a = rnd_in(-12, 4), e_b = rnd() % 8 == 0 ? e_a + 70 : rnd_in(-12, 4);
+    const int32_t e_d = rnd_in(-12, 6);
+    run(m, {f}, {e_a, e_b, e_d});
+    const int64_t e_acc = e_a < e_b ? e_a : e_b;
+    RefStats st;
+    size_t bad = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        int64_t acc = ref_shift(a[i], e_acc - e_a) + ref_shift(b[i], e_acc - e_b);
+        if ((flags & FLAG_RELU_MASK) && aux[i] <= 0) acc = 0;
+        if ((flags & FLAG_RELU) && acc < 0) acc = 0;
+        const int64_t v = ref_shift(acc, e_d - e_acc), q = clampv(v, 127);
+        st.add(acc, q, q != v);
+        bad += m.i8(f.dst + i) != q;
+    }
+    CHECK(bad == 0, "add flags %u (count %u, e %d %d %d): %zu wrong", flags, count, e_a, e_b, e_d, bad);
+    expect_stats(m, f.stats, st, (int32_t)e_acc, "add reference");
+}
+
+void test_ref_avgpool(uint32_t op, uint32_t flags, bool global) {
+    Conv c;
+    c.n = rnd_in(1, 3); c.ci = c.co = rnd_in(1, 4); c.p = 0;
+    if (global) {
+        c.h = c.kh = rnd_in(1, 12); c.w = c.kw = rnd_in(1, 20); c.s = rnd_in(1, 4);
+    } else {
+        c.kh = rnd_in(1, 4); c.kw = rnd_in(1, 4); c.s = rnd_in(1, 3);
+        c.h = rnd_in(c.kh, 13); c.w = rnd_in(c.kw, 30);
+    }
+    c.ho = (c.h - c.kh) / c.s + 1; c.wo = (c.w - c.kw) / c.s + 1;
+    Image m(1 << 18);
+    std::vector<int8_t> act = rnd8((size_t)c.n * c.ci * c.h * c.w);
+    std::vector<int8_t> err = rnd8((size_t)c.n * c.co * c.ho * c.wo);
+    ctrain_insn_t f = conv_insn(op, flags, c);
+    f.stats = m.alloc(32);
+    const int64_t kk = (int64_t)c.kh * c.kw, r = (((int64_t)1 << 30) + kk / 2) / kk;
+    const int32_t e_s = rnd_in(-10, 2), e_d = rnd_in(-12, 2);
+    f.e_src = 0; f.e_dst = 1;
+    const int64_t sh = e_d - ((int64_t)e_s - 30);
+    std::vector<int64_t> acc;
+    if (op == OP_AVGPOOL_FP) {
+        f.src = m.put8(act);
+        f.dst = m.alloc((uint32_t)err.size());
+        for (int n = 0; n < c.n; n++)
+            for (int ch = 0; ch < c.ci; ch++)
+                for (int y = 0; y < c.ho; y++)
+                    for (int x = 0; x < c.wo; x++) {
+                        int64_t sum = 0;
+                        for (int ky = 0; ky < c.kh; ky++)
+                            for (int kx = 0; kx < c.kw; kx++)
+                                sum += act[at4(n, ch, y * c.s + ky, x * c.s + kx, c.ci, c.h, c.w)];
+                        acc.push_back(sum * r);
+                    }
+    } else {
+        f.src = m.put8(err);
+        if (flags & FLAG_RELU_MASK) f.aux = m.put8(act);
+        f.dst = m.alloc((uint32_t)act.size());
+        std::vector<int64_t> sum(act.size(), 0);
+        for (int n = 0; n < c.n; n++)
+            for (int ch = 0; ch < c.ci; ch++)
+                for (int y = 0; y < c.ho; y++)
+                    for (int x = 0; x < c.wo; x++)
+                        for (int ky = 0; ky < c.kh; ky++)
+                            for (int kx = 0; kx < c.kw; kx++)
+                                sum[at4(n, ch, y * c.s + ky, x * c.s + kx, c.ci, c.h, c.w)] +=
+                                    err[at4(n, ch, y, x, c.co, c.ho, c.wo)];
+        for (size_t i = 0; i < sum.size(); i++)
+            acc.push_back((flags & FLAG_RELU_MASK) && act[i] <= 0 ? 0 : sum[i] * r);
+    }
+    Result res = run(m, {f}, {e_s, e_d});
+    CHECK(res.status == FAULT_NONE && res.pc == 1, "avgpool %u: status %u", op, res.status);
+    RefStats st;
+    size_t bad = 0;
+    for (size_t i = 0; i < acc.size(); i++) {
+        const int64_t v = ref_shift(acc[i], sh), q = clampv(v, 127);
+        st.add(acc[i], q, q != v);
+        bad += m.i8(f.dst + (uint32_t)i) != q;
+    }
+    CHECK(bad == 0, "avgpool op %u flags %u (n%d c%d %dx%d k%dx%d s%d): %zu wrong", op, flags, c.n,
+          c.ci, c.h, c.w, c.kh, c.kw, c.s, bad);
+    expect_stats(m, f.stats, st, e_s - 30, "avgpool reference");
+}
+
 void test_ref_relu(uint32_t op, bool in_place) {
     Image m(1 << 16);
     const uint32_t count = (uint32_t)rnd_in(1, 1500);
@@ -960,6 +1128,8 @@ int main() {
     test_hand_update();
     test_hand_sparse();
     test_hand_bn();
+    test_hand_add();
+    test_hand_avgpool();
     for (int i = 0; i < 12; i++) {
         const int max_ch = i % 3 == 0 ? 2 * (PE_ROWS > PE_COLS ? PE_ROWS : PE_COLS) + 3 : 6;
         test_ref_conv(OP_CONV_FP, (uint32_t)(i % 4) & (FLAG_RELU | FLAG_BIAS), max_ch);
@@ -973,6 +1143,9 @@ int main() {
         test_ref_conv(OP_SCONV_FP, (uint32_t)(i % 4) & (FLAG_RELU | FLAG_BIAS), max_ch);
         test_ref_conv(OP_SCONV_EB, i % 2 ? FLAG_RELU_MASK : 0, max_ch);
         test_ref_conv(OP_SCONV_WG, i % 2 ? FLAG_BIAS : 0, max_ch);
+        test_ref_add((uint32_t)((i % 2) * FLAG_RELU + ((i / 2) % 2) * FLAG_RELU_MASK));
+        test_ref_avgpool(OP_AVGPOOL_FP, 0, i % 3 == 0);
+        test_ref_avgpool(OP_AVGPOOL_BP, i % 2 ? FLAG_RELU_MASK : 0, i % 3 == 0);
     }
     test_faults();
     std::printf("ctrain_tb (%s, PE %dx%d): %d checks, %d failures\n", CTRAIN_BOARD_NAME, PE_ROWS,

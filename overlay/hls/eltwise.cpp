@@ -1,0 +1,239 @@
+/* Residual add and average pooling (see eltwise.h). */
+#include "eltwise.h"
+#include "agu.h"
+
+#define EW_BEAT CTRAIN_DDR_BEAT
+/* Beats of a CTRAIN_CHUNK burst and of a CTRAIN_MAX_DIM row. */
+#define EW_CHUNK_BEATS ((CTRAIN_CHUNK + EW_BEAT - 1) / EW_BEAT)
+#define EW_ROW_BEATS ((CTRAIN_MAX_DIM + EW_BEAT - 1) / EW_BEAT)
+
+/* One beat's statistics, reduced over its lanes before they meet the running
+ * record (a tree per beat, not a chain of EW_BEAT compares). */
+struct beat_stats {
+    wide_t max_abs;
+    uint32_t sat, nnz, count;
+};
+
+static inline void beat_stats_merge(q_stats &st, const beat_stats &b) {
+#pragma HLS INLINE
+    if (b.max_abs > st.max_abs) st.max_abs = b.max_abs;
+    st.sat += b.sat;
+    st.nnz += b.nnz;
+    st.count += b.count;
+}
+
+void eltwise_add(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+    const bool relu = (f.flags & FLAG_RELU) != 0;
+    const bool mask = (f.flags & FLAG_RELU_MASK) != 0;
+    const wide_t e_acc = e.src < e.src2 ? (wide_t)e.src : (wide_t)e.src2;
+    const int sh_a = q_shift(e_acc - e.src), sh_b = q_shift(e_acc - e.src2);   /* <= 0: exact */
+    const int sh_out = q_shift((wide_t)e.dst - e_acc);
+    q8_t a[CTRAIN_CHUNK], b[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
+    /* A beat's EW_BEAT lanes are read and written in one cycle. */
+#pragma HLS ARRAY_PARTITION variable=a type=cyclic factor=EW_BEAT
+#pragma HLS ARRAY_PARTITION variable=b type=cyclic factor=EW_BEAT
+#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=EW_BEAT
+#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=EW_BEAT
+chunk:
+    for (uint32_t i0 = 0; i0 < f.count; i0 += CTRAIN_CHUNK) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+        const uint32_t len = f.count - i0 < CTRAIN_CHUNK ? f.count - i0 : CTRAIN_CHUNK;
+        agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src + i0, a, len);
+        agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src2 + i0, b, len);
+        if (mask)
+            agu_rd_q8<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
+        const uint32_t beats = (len + EW_BEAT - 1) / EW_BEAT;
+        CTRAIN_LOOP(ew, 1, beats);
+    add_beat:
+        for (uint32_t k = 0; k < beats; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=EW_CHUNK_BEATS
+            beat_stats bs = {0, 0, 0, 0};
+        add_lane:
+            for (int l = 0; l < EW_BEAT; l++) {
+#pragma HLS UNROLL
+                const uint32_t i = k * EW_BEAT + l;
+                if (i < len) {
+                    wide_t acc = rshift_round(a[i], sh_a) + rshift_round(b[i], sh_b);
+                    if (mask && gate[i] <= 0) acc = 0;
+                    if (relu && acc < 0) acc = 0;
+                    bool clamped;
+                    const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
+                    const wide_t m = q_abs(acc);
+                    if (m > bs.max_abs) bs.max_abs = m;
+                    bs.sat += clamped ? 1 : 0;
+                    bs.nnz += o != 0 ? 1 : 0;
+                    bs.count += 1;
+                    out[i] = o;
+                }
+            }
+            beat_stats_merge(st, bs);
+        }
+        agu_wr_q8<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);
+    }
+}
+
+/* Stores one int8 from an int32 window sum: acc = sum * R, mask, statistics. */
+static inline q8_t avg_store(int32_t sum, wide_t r, bool drop, int sh_out, q_stats &st) {
+#pragma HLS INLINE
+    const wide_t acc = drop ? (wide_t)0 : (wide_t)sum * r;   /* |sum| < 2^25, R <= 2^30 */
+    bool clamped;
+    const q8_t q = sat8(rshift_round(acc, sh_out), clamped);
+    q_stats_add(st, acc, q, clamped);
+    return q;
+}
+
+/* AVGPOOL_FP: per output row, the window's input rows are summed into col[]
+ * beat by beat, then each output sums k_w columns (kx outer, as max pooling:
+ * within one kx the columns x*s + kx are distinct). */
+static void avgpool_fp(ddr_t *ddr, const ctrain_insn_t &f, wide_t r, int sh_out, q_stats &st) {
+    const int s = f.stride, k_h = f.k_h, k_w = f.k_w, w_in = f.w_in, w_out = f.w_out;
+    const uint32_t in_beats = (f.w_in + EW_BEAT - 1) / EW_BEAT;
+    q8_t line[CTRAIN_MAX_DIM];
+    int32_t col[CTRAIN_MAX_DIM];     /* <= CTRAIN_MAX_DIM rows of |x| <= 128 */
+    int32_t row[CTRAIN_MAX_DIM];     /* <= CTRAIN_MAX_DIM^2 * 128 < 2^25 */
+    q8_t orow[CTRAIN_MAX_DIM];
+    /* The vertical sum reads and writes EW_BEAT lanes per cycle. */
+#pragma HLS ARRAY_PARTITION variable=line type=cyclic factor=EW_BEAT
+#pragma HLS ARRAY_PARTITION variable=col type=cyclic factor=EW_BEAT
+plane:
+    for (uint32_t nc = 0; nc < f.n * f.c_in; nc++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+    out_row:
+        for (uint32_t y = 0; y < f.h_out; y++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+        tap_y:
+            for (int ky = 0; ky < k_h; ky++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                agu_rd_q8<CTRAIN_MAX_DIM>(ddr, f.src + (nc * f.h_in + y * s + ky) * w_in, line, w_in);
+                CTRAIN_LOOP(ew, 1, in_beats);
+            vsum:
+                for (uint32_t k = 0; k < in_beats; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=EW_ROW_BEATS
+                vsum_lane:
+                    for (int l = 0; l < EW_BEAT; l++) {
+#pragma HLS UNROLL
+                        const uint32_t i = k * EW_BEAT + l;
+                        if (i < (uint32_t)w_in)
+                            col[i] = (ky == 0 ? 0 : col[i]) + line[i];
+                    }
+                }
+            }
+        tap_x:
+            for (int kx = 0; kx < k_w; kx++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+#pragma HLS LOOP_FLATTEN off
+                const bool last = kx == k_w - 1;
+                CTRAIN_LOOP(ew, 1, w_out);
+                int xs = kx;   /* x * s + kx, counted up by s */
+            hsum:
+                for (int x = 0; x < w_out; x++, xs += s) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+#pragma HLS DEPENDENCE variable=row type=inter false
+                    const int32_t v = (kx == 0 ? 0 : row[x]) + col[xs];
+                    row[x] = v;
+                    if (last)   /* the final column also stores the output */
+                        orow[x] = avg_store(v, r, false, sh_out, st);
+                }
+            }
+            agu_wr_q8<CTRAIN_MAX_DIM>(ddr, f.dst + (nc * f.h_out + y) * w_out, orow, w_out);
+        }
+    }
+}
+
+/* AVGPOOL_BP: per input row, the errors of the output rows whose windows
+ * cover it are summed into col[] beat by beat, spread over the k_w columns
+ * each window covers (kx outer: distinct targets within one kx), then scaled
+ * by R and stored. */
+static void avgpool_bp(ddr_t *ddr, const ctrain_insn_t &f, wide_t r, int sh_out, q_stats &st) {
+    const bool mask = (f.flags & FLAG_RELU_MASK) != 0;
+    const int s = f.stride, k_h = f.k_h, k_w = f.k_w;
+    const int h_in = f.h_in, w_in = f.w_in, h_out = f.h_out, w_out = f.w_out;
+    const uint32_t out_beats = (f.w_out + EW_BEAT - 1) / EW_BEAT;
+    q8_t erow[CTRAIN_MAX_DIM];
+    int32_t col[CTRAIN_MAX_DIM];     /* <= CTRAIN_MAX_DIM rows of |err| <= 128 */
+    int32_t racc[CTRAIN_MAX_DIM];    /* < 2^25 */
+    q8_t gate[CTRAIN_MAX_DIM];
+    q8_t orow[CTRAIN_MAX_DIM];
+    /* The vertical sum reads and writes EW_BEAT lanes per cycle. */
+#pragma HLS ARRAY_PARTITION variable=erow type=cyclic factor=EW_BEAT
+#pragma HLS ARRAY_PARTITION variable=col type=cyclic factor=EW_BEAT
+    /* racc is cleared once here, then by every row's store as it reads it. */
+    CTRAIN_LOOP(ew, 1, w_in);
+clear:
+    for (int x = 0; x < w_in; x++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+        racc[x] = 0;
+    }
+plane:
+    for (uint32_t nc = 0; nc < f.n * f.c_in; nc++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+    in_row:
+        for (int iy = 0; iy < h_in; iy++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+            /* Windows covering this row: oy*s <= iy < oy*s + k_h (none past the last). */
+            const int oy_hi = (iy / s < h_out - 1) ? iy / s : h_out - 1;
+            const int oy_lo = iy < k_h ? 0 : (iy - k_h + s) / s;
+        cover:
+            for (int oy = oy_lo; oy <= oy_hi; oy++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                const bool first = oy == oy_lo;
+                agu_rd_q8<CTRAIN_MAX_DIM>(ddr, f.src + (nc * h_out + oy) * w_out, erow, w_out);
+                CTRAIN_LOOP(ew, 1, out_beats);
+            vsum:
+                for (uint32_t k = 0; k < out_beats; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=EW_ROW_BEATS
+                vsum_lane:
+                    for (int l = 0; l < EW_BEAT; l++) {
+#pragma HLS UNROLL
+                        const uint32_t i = k * EW_BEAT + l;
+                        if (i < (uint32_t)w_out)
+                            col[i] = (first ? 0 : col[i]) + erow[i];
+                    }
+                }
+            }
+            if (oy_lo <= oy_hi) {
+            spread_kx:
+                for (int kx = 0; kx < k_w; kx++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+#pragma HLS LOOP_FLATTEN off
+                    CTRAIN_LOOP(ew, 1, w_out);
+                    int xs = kx;   /* x * s + kx, counted up by s */
+                spread:
+                    for (int x = 0; x < w_out; x++, xs += s) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                        /* Within one kx the targets x*s + kx are distinct. */
+#pragma HLS DEPENDENCE variable=racc type=inter false
+                        racc[xs] += col[x];
+                    }
+                }
+            }
+            if (mask)
+                agu_rd_q8<CTRAIN_MAX_DIM>(ddr, f.aux + (nc * h_in + iy) * w_in, gate, w_in);
+            CTRAIN_LOOP(ew, 1, w_in);
+        store:
+            for (int x = 0; x < w_in; x++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                const int32_t v = racc[x];
+                racc[x] = 0;
+                orow[x] = avg_store(v, r, mask && gate[x] <= 0, sh_out, st);
+            }
+            agu_wr_q8<CTRAIN_MAX_DIM>(ddr, f.dst + (nc * h_in + iy) * w_in, orow, w_in);
+        }
+    }
+}
+
+void eltwise_avgpool(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+    const wide_t r = avg_recip(f.k_h * f.k_w);
+    const int sh_out = q_shift((wide_t)e.dst - ((wide_t)e.src - CTRAIN_AVG_SHIFT));
+    if (f.op == OP_AVGPOOL_FP)
+        avgpool_fp(ddr, f, r, sh_out, st);
+    else
+        avgpool_bp(ddr, f, r, sh_out, st);
+}

@@ -99,3 +99,18 @@ def test_synthetic_images_take_the_datasets_shape():
 def test_memory_is_measured_in_a_fresh_process():
     m = bench.measure_memory("fixed", 8, 1, bench.Spec(synthetic=True), 2)
     assert m["peak_kib"] >= m["before_kib"] > 0
+
+
+def test_torch_twin_of_resnet20_computes_the_float_models_logits():
+    torch = pytest.importorskip("torch")
+    from ctrain.floatnet import FloatNet
+    from ctrain.model import build_model
+    model = build_model("resnet20", (3, 32, 32))
+    params = model.init_params(np.random.default_rng(5))
+    x = np.random.default_rng(6).random((2, 3, 32, 32), dtype=np.float32)
+    net = bench.torch_network(model, params, torch).eval()
+    with torch.no_grad():
+        got = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, FloatNet(model, params).forward(x), rtol=1e-3, atol=1e-3)
+    qat = bench._qat_prepare(net, torch)
+    assert sum(type(mod).__name__ == "ConvBnReLU2d" for mod in qat.modules()) == 10

@@ -161,59 +161,88 @@ class _CtrainRunner:
 
 
 def torch_network(model, params, torch):
-    """The ctrain model (ctrain.model.Sequential) as a torch.nn.Sequential with
-    the same initial weights; raises ValueError on a layer torch has no twin for."""
+    """The ctrain model (ctrain.model.Sequential, residual blocks included) as
+    nested torch.nn.Sequential modules with the same initial weights; raises
+    ValueError on a layer torch has no twin for."""
     from . import model as m
     nn = torch.nn
-    layers, it = [], iter(params)
-    for layer in model.layers:
+    by_layer = {id(st.layer): params[st.param_index] for st in model.param_stages}
+
+    class Residual(nn.Module):
+        def __init__(self, body, shortcut):
+            super().__init__()
+            self.body, self.shortcut = body, shortcut  # an empty Sequential is the identity
+
+        def forward(self, x):
+            return self.body(x) + self.shortcut(x)
+
+    def twin(layer):
         if isinstance(layer, m.Conv2d):
             mod = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                             layer.padding, bias=layer.bias)
         elif isinstance(layer, m.Linear):
             mod = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias)
         elif isinstance(layer, m.BatchNorm2d):
-            mod = nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum)
+            return nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum)
         elif isinstance(layer, m.ReLU):
-            mod = nn.ReLU()
+            return nn.ReLU()
         elif isinstance(layer, m.MaxPool2d):
-            mod = nn.MaxPool2d(layer.kernel_size, layer.stride)
+            return nn.MaxPool2d(layer.kernel_size, layer.stride)
+        elif isinstance(layer, getattr(m, "AvgPool2d", ())):
+            return nn.AvgPool2d(layer.kernel_size, layer.stride)
+        elif isinstance(layer, getattr(m, "GlobalAvgPool2d", ())):
+            return nn.AdaptiveAvgPool2d(1)
         elif isinstance(layer, m.Flatten):
-            mod = nn.Flatten()
+            return nn.Flatten()
+        elif isinstance(layer, getattr(m, "Residual", ())):
+            return Residual(sequential(layer.body), sequential(layer.shortcut))
         else:
             raise ValueError(f"bench: no PyTorch twin for {type(layer).__name__}")
-        if isinstance(layer, (m.Conv2d, m.Linear)):
-            p = next(it)
-            with torch.no_grad():
-                mod.weight.copy_(torch.from_numpy(p["w"].reshape(tuple(mod.weight.shape))))
-                if p["b"] is not None:
-                    mod.bias.copy_(torch.from_numpy(p["b"]))
-        layers.append(mod)
-    return nn.Sequential(*layers)
+        p = by_layer[id(layer)]
+        with torch.no_grad():
+            mod.weight.copy_(torch.from_numpy(p["w"].reshape(tuple(mod.weight.shape))))
+            if p["b"] is not None:
+                mod.bias.copy_(torch.from_numpy(p["b"]))
+        return mod
+
+    def sequential(layers):
+        return nn.Sequential(*(twin(layer) for layer in layers))
+    return sequential(model.layers)
+
+
+def _fusable(seq, prefix, nn):
+    """Names (for fuse_modules_qat) of the Conv2d(+BatchNorm2d)(+ReLU) and
+    Linear(+ReLU) runs in `seq` and the Sequentials inside it."""
+    mods, groups, i = list(seq.named_children()), [], 0
+    while i < len(mods):
+        name, mod = mods[i]
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            g = [i]
+            if isinstance(mod, nn.Conv2d) and i + 1 < len(mods) and isinstance(mods[i + 1][1], nn.BatchNorm2d):
+                g.append(i + 1)
+            if g[-1] + 1 < len(mods) and isinstance(mods[g[-1] + 1][1], nn.ReLU):
+                g.append(g[-1] + 1)
+            if len(g) > 1:
+                groups.append([prefix + mods[k][0] for k in g])
+            i = g[-1] + 1
+            continue
+        for sub_name, sub in mod.named_children():
+            if isinstance(sub, nn.Sequential):
+                groups += _fusable(sub, f"{prefix}{name}.{sub_name}.", nn)
+        i += 1
+    return groups
 
 
 def _qat_prepare(net, torch):
     """net prepared for int8 quantization-aware training as PyTorch's QAT
     tutorial does it: Conv2d(+BatchNorm2d)(+ReLU) and Linear(+ReLU) runs
-    fused (fuse_modules_qat), the default QAT qconfig of the x86 backend,
-    prepare_qat."""
+    fused (fuse_modules_qat), the default QAT qconfig of the x86 backend
+    (int8 per-channel weights, uint8 activations after every fused module),
+    prepare_qat. A residual sum stays a float add (eager mode would need the
+    model rewritten with FloatFunctional)."""
     from torch.ao import quantization as tq
-    nn = torch.nn
-    mods = list(net)
-    groups, i = [], 0
-    while i < len(mods):
-        if isinstance(mods[i], (nn.Conv2d, nn.Linear)):
-            g = [i]
-            if isinstance(mods[i], nn.Conv2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d):
-                g.append(i + 1)
-            if g[-1] + 1 < len(mods) and isinstance(mods[g[-1] + 1], nn.ReLU):
-                g.append(g[-1] + 1)
-            if len(g) > 1:
-                groups.append([str(k) for k in g])
-            i = g[-1] + 1
-        else:
-            i += 1
     net.train()
+    groups = _fusable(net, "", torch.nn)
     with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
         warnings.simplefilter("ignore", DeprecationWarning)
         if groups:

@@ -608,9 +608,51 @@ def _bn_fast(engine, plan, ddr, tab):
     return peak, e_acc, sat, nnz, dst.size
 
 
+#: Largest exponent gap ADD's float path takes, per dtype: |a| * 2^d + |b| <= 2^(7+d) + 2^7
+#: stays an exact float32 integer (below 2^24) for d <= 16, float64 (and within
+#: requantize8's 2^48) for d <= 40.
+_ADD_GAP = ((16, np.float32), (40, np.float64))
+
+
+def _add_fast(engine, plan, ddr, tab):
+    """ADD (docs/numeric.md) on float-held exact integers: the exact left
+    shifts are power-of-two scalings, the sum exact below the dtype's integer
+    range (_ADD_GAP); requantize8 applies ReLU and stores. Larger exponent
+    gaps (whose shifts may saturate) take the int64 path. Lanes over elements."""
+    f = plan.f
+    count = f["count"]
+    e_a, e_b = tab[f["e_src"]], tab[f["e_src2"]]
+    e_acc = min(e_a, e_b)
+    gap = abs(e_a - e_b)
+    dt = next((t for limit, t in _ADD_GAP if gap <= limit), None)
+    if dt is None:
+        return None
+    scale_a, scale_b = dt(2.0 ** (e_a - e_acc)), dt(2.0 ** (e_b - e_acc))
+    a, b = _i8(ddr, f["src"], (count,)), _i8(ddr, f["src2"], (count,))
+    mask = _i8(ddr, f["aux"], (count,)) if f["flags"] & Flag.RELU_MASK else None
+    relu = bool(f["flags"] & Flag.RELU)
+    dst = _i8(ddr, f["dst"], (count,))
+    shift = tab[f["e_dst"]] - e_acc
+
+    def lane(k, lo, hi):
+        acc = np.multiply(a[lo:hi], scale_a, out=plan.buf(f"acc{k}", (1, hi - lo), dt)[0])
+        if scale_b == 1:
+            np.add(acc, b[lo:hi], out=acc)
+        else:
+            acc += np.multiply(b[lo:hi], scale_b, out=plan.buf(f"b{k}", (hi - lo,), dt))
+        if mask is not None:
+            np.copyto(acc, 0, where=mask[lo:hi] <= 0)
+        q, peak, sat = requantize8(acc.reshape(1, -1), shift, None, relu)
+        np.copyto(dst[lo:hi], q.reshape(-1), casting="unsafe")
+        return peak, sat, int(np.count_nonzero(dst[lo:hi]))
+    peak, sat, nnz = _combine(engine.lanes(lane, count, count * 8))
+    return peak, e_acc, sat, nnz, count
+
+
 _KERNELS = {
     Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg, Op.UPDATE: _update,
     Op.POOL_FP: _pool_fp_fast, Op.POOL_BP: _pool_bp_fast, Op.BN_FP: _bn_fast, Op.BN_BP: _bn_fast,
+    Op.ADD: _add_fast,
 }
 _FC_KERNELS = {Op.CONV_FP: _fc_fp, Op.CONV_EB: _fc_eb, Op.CONV_WG: _fc_wg}
 

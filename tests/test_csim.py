@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from ctrain import validate
+from ctrain import boards, validate
 from ctrain.engine import get_engine
 from ctrain.engine.numpy_engine import NumpyEngine
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, STATS_BYTES, Fault, Flag, Op
@@ -153,9 +153,10 @@ def _taps(f):
                if 0 <= y * f["stride"] + ky - f["pad"] < f["h_in"])
 
 
-def expected_iters(f, rows, cols, chunk):
+def expected_iters(f, rows, cols, chunk, beat=8):
     """docs/overlay.md "Iteration counters" for one executed instruction, without
-    the fetch, table load and statistics store every instruction adds."""
+    the fetch, table load and statistics store every instruction adds (`beat`:
+    the DDR port's bytes per beat, the element-wise unit's lanes)."""
     op, n, ci, co = f["op"], f["n"], f["c_in"], f["c_out"]
     hi, wi, ho, wo, kh, kw = (f[k] for k in ("h_in", "w_in", "h_out", "w_out", "k_h", "k_w"))
     kk, bias, mask = kh * kw, f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
@@ -186,6 +187,19 @@ def expected_iters(f, rows, cols, chunk):
         cnt, reads = f["count"], 2 if op == Op.RELU_BP else 1
         return dict(pe=0, ew=cnt, rd=reads * cnt, wr=cnt)
     planes = n * ci
+    if op == Op.ADD:
+        cnt = f["count"]
+        lens = [min(chunk, cnt - i) for i in range(0, cnt, chunk)]
+        return dict(pe=0, ew=sum(_cdiv(n_, beat) for n_ in lens), rd=(3 if mask else 2) * cnt, wr=cnt)
+    if op == Op.AVGPOOL_FP:
+        return dict(pe=0, ew=planes * ho * (kh * _cdiv(wi, beat) + kw * wo), rd=planes * ho * kh * wi,
+                    wr=planes * ho * wo)
+    if op == Op.AVGPOOL_BP:
+        s = f["stride"]
+        cov = [max(0, min(iy // s, ho - 1) - (0 if iy < kh else (iy - kh + s) // s) + 1) for iy in range(hi)]
+        ew = wi + planes * (sum(cov) * _cdiv(wo, beat) + sum(c > 0 for c in cov) * kw * wo + hi * wi)
+        rd = planes * (sum(cov) * wo + (hi * wi if mask else 0))
+        return dict(pe=0, ew=ew, rd=rd, wr=planes * hi * wi)
     if op == Op.POOL_FP:
         return dict(pe=0, ew=planes * ho * kh * kw * wo, rd=planes * ho * kh * wi,
                     wr=planes * ho * wo)
@@ -207,7 +221,8 @@ def _check_counters(engine, case):
     want = dict(pe=0, ew=0, rd=INSN_BYTES, wr=0)   # the fetch
     want["rd"] += 4 * case.table_len
     if f["op"] != Op.HALT:
-        for key, value in expected_iters(f, engine.pe_rows, engine.pe_cols, engine.chunk).items():
+        beat = boards.get(engine.board).ddr_beat
+        for key, value in expected_iters(f, engine.pe_rows, engine.pe_cols, engine.chunk, beat).items():
             want[key] = want.get(key, 0) + value
         want["wr"] += STATS_BYTES
     assert _subset(iters[0], want) == want, f"{Op(f['op']).name} {validate.fields(f)}"

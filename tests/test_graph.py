@@ -253,3 +253,35 @@ def test_wide_linear_computes_the_dot_product():
 def test_unmappable_linear_is_rejected_when_built():
     with pytest.raises(MappingError, match=r"layer 1 \(Linear\): 4099 input features cannot be tiled"):
         Sequential(Flatten(), Linear(4099, 10), input_shape=(1, 1, 4099))
+
+
+def _wide_fc(input_shape=(1, 64, 64), num_classes=10):
+    c, h, w = input_shape
+    return Sequential(Flatten(), Linear(c * h * w, 128), ReLU(), Linear(128, num_classes),
+                      input_shape=input_shape)
+
+
+def test_wide_linear_trains_past_the_switch_to_fixed_point(monkeypatch):
+    """Linear(4096, 128) trains its float warm-up and keeps training in fixed
+    point (it used to fault with FAULT_SHAPE at the switch)."""
+    from ctrain import model as model_module
+    from ctrain.data import Dataset
+    from ctrain.device.emulated import EmulatedDevice
+    from ctrain.train import TrainConfig, Trainer
+    monkeypatch.setitem(model_module.MODELS, "wide-fc", _wide_fc)
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 10, 40)
+    x = rng.random((40, 1, 64, 64), dtype=np.float32) * 0.2
+    for i, c in enumerate(y):
+        x[i, 0, 6 * c:6 * c + 6, :] += 0.7
+    ds = Dataset(x[:32], y[:32], x[32:], y[32:], "synthetic")
+    cfg = TrainConfig(dataset="synthetic", model="wide-fc", epochs=2, batch_size=8, warmup_epochs=1,
+                      lr=0.02, seed=1)
+    t = Trainer(cfg, dataset=ds, device=EmulatedDevice(ddr_bytes=32 << 20, engine="numpy"))
+    while t.it < 8:
+        t.step(t.batch_indices())
+    assert t.fixed and t.it == 8
+    fp = t.runtime.program.insns[0]
+    assert (int(fp["c_in"]), int(fp["k_h"]), int(fp["k_w"])) == (2048, 2, 1)
+    w = t.runtime.float_params()[0]["w"]
+    assert w.shape == (128, 2048, 2, 1) and np.isfinite(w).all()

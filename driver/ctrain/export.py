@@ -56,26 +56,42 @@ class ExportError(CTrainError, ValueError):
 
 # -- architecture -------------------------------------------------------------
 
-def model_spec(model):
-    """The architecture as JSON-able data: input shape and the layer list."""
-    layers = []
-    for layer in model.layers:
+def _layer_specs(layers):
+    """JSON-able layer list; a Residual's branches are layer lists of their own."""
+    out = []
+    for layer in layers:
         if not dataclasses.is_dataclass(layer):
             raise ExportError(f"cannot describe layer {layer!r}")
-        layers.append({"type": type(layer).__name__, **dataclasses.asdict(layer)})
-    return {"input_shape": list(model.input_shape), "layers": layers}
+        if isinstance(layer, model_module.Residual):
+            out.append({"type": "Residual", "body": _layer_specs(layer.body),
+                        "shortcut": _layer_specs(layer.shortcut)})
+        else:
+            out.append({"type": type(layer).__name__, **dataclasses.asdict(layer)})
+    return out
 
 
-def model_from_spec(spec):
-    """Rebuild the Sequential that model_spec described."""
+def _layers_of(specs):
     layers = []
-    for d in spec["layers"]:
+    for d in specs:
         d = dict(d)
         cls = getattr(model_module, d.pop("type"), None)
         if cls is None or not dataclasses.is_dataclass(cls):
             raise ExportError(f"unknown layer type in model spec: {d}")
-        layers.append(cls(**d))
-    return Sequential(*layers, input_shape=tuple(spec["input_shape"]))
+        if cls is model_module.Residual:
+            layers.append(cls(_layers_of(d.get("body", [])), _layers_of(d.get("shortcut", []))))
+        else:
+            layers.append(cls(**d))
+    return layers
+
+
+def model_spec(model):
+    """The architecture as JSON-able data: input shape and the layer list."""
+    return {"input_shape": list(model.input_shape), "layers": _layer_specs(model.layers)}
+
+
+def model_from_spec(spec):
+    """Rebuild the Sequential that model_spec described."""
+    return Sequential(*_layers_of(spec["layers"]), input_shape=tuple(spec["input_shape"]))
 
 
 # -- the model file -----------------------------------------------------------
@@ -272,6 +288,10 @@ def to_onnx(source, path=None, style="exact", opset=13):
             source = ExportedModel(arrays, meta)
     em, meta, arrays = source, source.meta, source.arrays
     model = em.model
+    graph = sorted({st.kind for st in model.stages} & {"add", "avgpool"})
+    if graph:
+        raise ExportError(f"ONNX export covers Sequential models only; this one has {' and '.join(graph)} "
+                          "stages (residual adds, average pooling): export the model file instead")
     fixed = em.fixed_point
     nodes, inits = [], []
     counter = collections.Counter()

@@ -245,6 +245,7 @@ def _qat_prepare(net, torch):
     groups = _fusable(net, "", torch.nn)
     with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)  # and the default qconfig's reduce_range
         if groups:
             net = tq.fuse_modules_qat(net, groups)
         net.qconfig = tq.get_default_qat_qconfig("x86")
@@ -368,22 +369,25 @@ def time_batch(batch, spec, ds, frameworks, iters, rounds, warmup, torch=None, l
         chunk = order[warmup + k * iters:warmup + (k + 1) * iters]
         for fw, r in runners.items():
             e0 = r.engine_seconds()
+            c0 = time.process_time()
             t0 = time.perf_counter()
             for idx in chunk:
                 r.step(idx)
             wall = time.perf_counter() - t0
-            samples[fw].append((wall, r.engine_seconds() - e0))
+            samples[fw].append((wall, r.engine_seconds() - e0, time.process_time() - c0))
         if log:
             log(f"  batch {batch} round {k + 1}/{rounds}: " + ", ".join(
                 f"{fw} {batch * iters / samples[fw][-1][0]:.0f} img/s" for fw in frameworks))
     out = {}
     for fw, s in samples.items():
-        wall, engine = min(s)
+        wall, engine, _ = min(s)
+        cpu = min(c for _, _, c in s)
         out[fw] = {"images_per_s": batch * iters / wall, "ms_per_iter": 1e3 * wall / iters,
+                   "images_per_cpu_s": batch * iters / cpu if cpu > 0 else None,
                    "engine_ms": 1e3 * engine / iters if fw == "fixed" else None,
                    "host_ms": 1e3 * (wall - engine) / iters if fw == "fixed" else None,
                    "median_images_per_s": batch * iters / sorted(s)[len(s) // 2][0],
-                   "rounds_images_per_s": [batch * iters / w for w, _ in s]}
+                   "rounds_images_per_s": [batch * iters / w for w, _, _ in s]}
     return out
 
 
@@ -461,7 +465,7 @@ def format_report(report):
         + (f", torch {env['torch']}" if "torch" in env else ""),
         "",
         f"{'batch':>5}  {'framework':<31} {'images/s':>9} {'ms/iter':>8} {'engine ms':>9} {'host ms':>8} "
-        f"{'host %':>6} {'peak RSS MiB':>12} {'(+train)':>9}",
+        f"{'host %':>6} {'img/CPU-s':>9} {'peak RSS MiB':>12} {'(+train)':>9}",
     ]
     for b, res in report["results"].items():
         for fw in report["frameworks"]:
@@ -471,17 +475,26 @@ def format_report(report):
             pct = f"{100 * r['host_ms'] / r['ms_per_iter']:5.1f}%" if r["host_ms"] is not None else f"{'-':>6}"
             mem = (f"{r['peak_rss_mib']:12.0f} {'+%.0f' % r['train_rss_mib']:>9}" if "peak_rss_mib" in r
                    else f"{'-':>12} {'':>9}")
+            cpu = f"{r['images_per_cpu_s']:9.0f}" if r.get("images_per_cpu_s") else f"{'-':>9}"
             lines.append(f"{b:>5}  {LABELS[fw]:<31} {r['images_per_s']:9.0f} {r['ms_per_iter']:8.2f} {eng} "
-                         f"{host} {pct} {mem}")
+                         f"{host} {pct} {cpu} {mem}")
     lines.append("")
     lines.append(f"host = iteration wall time minus {engine} engine run time (Trainer, Runtime, driver, emulated "
-                 "device); peak RSS = high-water resident set (VmHWM / ru_maxrss) of a fresh process "
+                 "device); img/CPU-s = images per second of the process's CPU time (all its threads; best round); "
+                 "peak RSS = high-water resident set (VmHWM / ru_maxrss) of a fresh process "
                  "training that framework alone (+train: growth over its RSS before the first iteration)")
     for num, den, label in RATIOS:
         if num in report["frameworks"] and den in report["frameworks"]:
             ratios = ", ".join(f"batch {b}: {res[num]['images_per_s'] / res[den]['images_per_s']:.2f}x"
                                for b, res in report["results"].items())
             lines.append(f"ratio {label} images/s: {ratios}")
+    for num, den, label in RATIOS:  # CPU time: what a run costs, robust to other processes' load
+        if num in report["frameworks"] and den in report["frameworks"]:
+            res = report["results"]
+            if all(res[b][num].get("images_per_cpu_s") and res[b][den].get("images_per_cpu_s") for b in res):
+                ratios = ", ".join(f"batch {b}: {r[num]['images_per_cpu_s'] / r[den]['images_per_cpu_s']:.2f}x"
+                                   for b, r in res.items())
+                lines.append(f"CPU-time ratio {label} images per CPU second: {ratios}")
     if report.get("torch_missing"):
         lines.append("torch fp32: not installed (pip install torch) -- no ratio")
     return "\n".join(lines)

@@ -41,8 +41,12 @@ _U32 = 1 << 32
 F32_TERMS = 1 << 10
 #: Decoded instructions kept (a training program has tens; random tests many).
 PLAN_CACHE = 1024
-#: im2col matrices kept for reuse by CONV_WG.
-COLS_CACHE = 16
+#: im2col matrices kept for reuse by CONV_WG (and as buffers across runs): at
+#: most this many, of at most COLS_BYTES together -- enough for every
+#: convolution of ResNet-20 at batch 64 (21 matrices, about 0.5 GiB), so none
+#: is evicted between its CONV_FP and CONV_WG or rebuilt (zeroed) every run.
+COLS_CACHE = 64
+COLS_BYTES = 1 << 30
 #: Output rows shorter than this use the batch-last layout (conv_ops.ConvGeometry).
 BATCH_LAST_BELOW = 16
 #: Accumulator elements per tile of images (2 MiB of float32).
@@ -751,6 +755,9 @@ class NumpyEngine:
             plan = self._plans[key] = _Plan(raw, ddr_size, table_len)
         return plan
 
+    def _cols_bytes(self):
+        return sum(e.cols.nbytes + e.image.nbytes + e.snapshot.nbytes for e in self._cols.values())
+
     def columns(self, ddr, addr, g, dtype):
         """The im2col matrix (g.gemm_shape) of the int8 activations at addr.
 
@@ -762,7 +769,8 @@ class NumpyEngine:
         nbytes = g.n * g.c * g.h * g.w
         src = ddr[addr:addr + nbytes]
         if ent is None:
-            if len(self._cols) >= COLS_CACHE:
+            need = math.prod(g.cols_shape) * np.dtype(dtype).itemsize
+            while self._cols and (len(self._cols) >= COLS_CACHE or self._cols_bytes() + need > COLS_BYTES):
                 del self._cols[next(iter(self._cols))]
             ent = self._cols[key] = _Columns()
             ent.cols = np.zeros(g.cols_shape, dtype)

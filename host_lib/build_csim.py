@@ -25,8 +25,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from cdef import cdef_block as _cdef_block  # noqa: E402  (shipped beside this file)
 #: HLS idioms g++ would warn about: `#pragma HLS ...` and loop labels.
-HLS_FLAGS = ["-std=c++14", "-O2", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
+HLS_FLAGS = ["-std=c++14", "-O3", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
              "-Wno-unused-label"]
+#: Set to 0 for a portable build (no -march=native), e.g. for a cache shared
+#: by machines of different CPUs.
+NATIVE_ENV = "CTRAIN_CSIM_NATIVE"
 #: Sources only the testbench compiles.
 _NOT_IN_LIB = ("ctrain_tb.cpp",)
 INSTALL_HINT = ("install hls4ml, which ships them (`pip install ctrain[csim]` or "
@@ -89,6 +92,25 @@ def _compiler_version(cxx):
         return cxx
 
 
+def native_flags(cxx):
+    """["-march=native"] unless $CTRAIN_CSIM_NATIVE is 0 or the compiler
+    lacks it, and the target it resolves to (the compiler's expanded -march,
+    -mtune and feature flags): that text goes into the cache key, so a cache
+    shared with another CPU never loads code this one cannot run."""
+    if os.environ.get(NATIVE_ENV, "1") == "0":
+        return [], ""
+    try:
+        out = subprocess.run(cxx.split() + ["-march=native", "-###", "-E", "-x", "c++", os.devnull],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return [], ""
+    target = " ".join(t for line in out.stderr.splitlines() for t in line.split()
+                      if t.strip('"').startswith(("-march=", "-mtune=", "-m")) and "native" not in t)
+    if out.returncode or not target:
+        return [], ""
+    return ["-march=native"], target
+
+
 def board_names():
     """The boards (ctrain.boards.BOARDS, read from the config headers). From a
     repo checkout the package is driver/ctrain; installed, it is importable."""
@@ -131,7 +153,8 @@ def cache_key(board, root, ap_dir, cxx):
         h.update(rel.encode() + b"\0")
         with open(path, "rb") as f:
             h.update(f.read() + b"\0")
-    for part in HLS_FLAGS + [board_define(board), _compiler_version(cxx),
+    native, target = native_flags(cxx)
+    for part in HLS_FLAGS + native + [target, board_define(board), _compiler_version(cxx),
                              sysconfig.get_config_var("EXT_SUFFIX") or "", sys.version]:
         h.update(part.encode() + b"\0")
     return h.hexdigest()[:20]
@@ -146,7 +169,7 @@ def module_name(board):
     return f"_ctrain_csim_{board}"
 
 
-def make_ffibuilder(board, root, ap_dir):
+def make_ffibuilder(board, root, ap_dir, cxx=None):
     """A cffi FFI in API mode: one translation unit that includes every HLS
     source (ap_int.h is parsed once) behind the extern "C" csim_api.h."""
     from cffi import FFI
@@ -161,7 +184,7 @@ def make_ffibuilder(board, root, ap_dir):
         module_name(board), unity,
         source_extension=".cpp",
         include_dirs=[hls, os.path.join(hls, "config"), os.path.join(root, "include")],
-        extra_compile_args=HLS_FLAGS + [board_define(board), "-isystem", ap_dir],
+        extra_compile_args=HLS_FLAGS + native_flags(cxx or cxx_compiler())[0] + [board_define(board), "-isystem", ap_dir],
         language="c++",
     )
     return ffi
@@ -187,7 +210,7 @@ def build(board="pynq_z2", cache_dir=None, verbose=False):
     # builders never see a half-written extension.
     tmp = tempfile.mkdtemp(prefix=f".{board}-", dir=base)
     try:
-        ffi = make_ffibuilder(board, root, ap_dir)
+        ffi = make_ffibuilder(board, root, ap_dir, cxx)
         try:
             ffi.compile(tmpdir=tmp, verbose=verbose)
         except Exception as exc:  # the compiler's own messages went to stderr

@@ -35,7 +35,7 @@ def test_cli_bench_prints_the_table_and_writes_json(tmp_path, capsys):
 
 
 def test_memory_probe_reports_a_peak():
-    m = bench.memory_probe("fixed", 8, 1, None, True, 2)
+    m = bench.memory_probe("fixed", 8, 1, bench.Spec(synthetic=True), 2)
     assert m["peak_kib"] >= m["before_kib"] > 0
 
 
@@ -48,10 +48,69 @@ def test_batches_are_shuffled_epochs():
 def test_ratio_against_torch_when_installed():
     pytest.importorskip("torch")
     report = bench.run_bench(batch_sizes=(8,), use_torch=True, use_float=False, **SMALL)
-    assert report["frameworks"] == ["fixed", "torch"]
-    assert "ratio ctrain fixed-point" in bench.format_report(report)
+    assert report["frameworks"] == ["fixed", "torch", "torch-int8"]
+    text = bench.format_report(report)
+    assert "ratio ctrain fixed-point (bit-exact emulation) / torch fp32 images/s: batch 8: " in text
+    assert "/ torch int8 fake-quant images/s: batch 8: " in text
+
+
+def test_any_model_and_dataset_by_name():
+    pytest.importorskip("torch")
+    report = bench.run_bench(batch_sizes=(4,), use_torch=True, model="digits-cnn", dataset="digits",
+                             **{**SMALL, "synthetic": False})
+    assert report["model"] == "digits-cnn" and report["dataset"] == "digits"
+    assert report["frameworks"] == ["fixed", "float", "torch", "torch-int8"]
+    text = bench.format_report(report)
+    assert text.startswith("digits-cnn training on digits")
+    assert "ratio ctrain float32 (warm-up) / torch fp32 images/s: batch 4: " in text
+
+
+def test_torch_twin_computes_the_float_models_logits():
+    """The torch network is the ctrain model with the same weights: the same
+    logits as FloatNet (float32 sums in another order: close, not equal)."""
+    torch = pytest.importorskip("torch")
+    from ctrain.floatnet import FloatNet
+    from ctrain.model import build_model
+    model = build_model("lenet5-bn", (1, 28, 28))
+    params = model.init_params(np.random.default_rng(3))
+    x = np.random.default_rng(4).random((5, 1, 28, 28), dtype=np.float32)
+    net = bench.torch_network(model, params, torch).eval()
+    want = FloatNet(model, params).forward(x)
+    with torch.no_grad():
+        got = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_int8_fake_quant_fuses_and_quantizes_cnv():
+    torch = pytest.importorskip("torch")
+    from ctrain.model import build_model
+    model = build_model("cnv", (3, 32, 32))
+    net = bench._qat_prepare(bench.torch_network(model, model.init_params(np.random.default_rng(0)), torch), torch)
+    kinds = [type(m).__name__ for m in net]
+    assert kinds.count("ConvBnReLU2d") == 6 and kinds.count("LinearReLU") == 2 and kinds.count("Linear") == 1
+    assert all(hasattr(m, "weight_fake_quant") for m in net if hasattr(m, "weight"))
+
+
+def test_synthetic_images_take_the_datasets_shape():
+    ds = bench.load_dataset(bench.Spec(dataset="cifar10", synthetic=True))
+    assert ds.train_x.shape[1:] == (3, 32, 32)
 
 
 def test_memory_is_measured_in_a_fresh_process():
-    m = bench.measure_memory("fixed", 8, 1, None, True, 2)
+    m = bench.measure_memory("fixed", 8, 1, bench.Spec(synthetic=True), 2)
     assert m["peak_kib"] >= m["before_kib"] > 0
+
+
+def test_torch_twin_of_resnet20_computes_the_float_models_logits():
+    torch = pytest.importorskip("torch")
+    from ctrain.floatnet import FloatNet
+    from ctrain.model import build_model
+    model = build_model("resnet20", (3, 32, 32))
+    params = model.init_params(np.random.default_rng(5))
+    x = np.random.default_rng(6).random((2, 3, 32, 32), dtype=np.float32)
+    net = bench.torch_network(model, params, torch).eval()
+    with torch.no_grad():
+        got = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, FloatNet(model, params).forward(x), rtol=1e-3, atol=1e-3)
+    qat = bench._qat_prepare(net, torch)
+    assert sum(type(mod).__name__ == "ConvBnReLU2d" for mod in qat.modules()) == 10

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import reference
+from ctrain.engine import numpy_engine
 from ctrain.engine.numpy_engine import NumpyEngine
 from ctrain.fixedpoint import SMALL, max_abs, requantize8, rshift_round, sat8
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
@@ -126,12 +127,14 @@ def _program(rng, n, ci, h, co, k, stride, pad, relu_between):
     (6, 2, 29, 3, 4, 2, 1, True),    # stride 2, padding, odd sizes
     (64, 1, 6, 4, 5, 1, 2, False),   # batch-last, WG over 2304 terms in float32 chunks
 ])
-def test_layer_programs_match_the_reference(n, ci, h, co, k, stride, pad, relu_between):
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_layer_programs_match_the_reference(n, ci, h, co, k, stride, pad, relu_between, threads, monkeypatch):
+    monkeypatch.setattr(numpy_engine, "PAR_WORK", 0)  # lanes however small the layer
     rng = np.random.default_rng([n, ci, h, co])
     ddr, args = _program(rng, n, ci, h, co, k, stride, pad, relu_between)
     want = ddr.copy()
     assert reference.run(want, *args) == (0, args[1], 0)
-    engine = NumpyEngine()
+    engine = NumpyEngine(threads=threads)
     for _ in range(2):  # the second run goes through the cached plans and columns
         got = ddr.copy()
         assert tuple(engine.run(got, *args)) == (0, args[1], 0)

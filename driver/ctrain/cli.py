@@ -221,7 +221,8 @@ def _cmd_export(args):
 def _bench_parser(sub):
     from .bench import bench_parser
     return bench_parser(sub.add_parser(
-        "bench", help="training speed: bit-exact emulation vs the host float model and PyTorch fp32"))
+        "bench", help="training speed of any named model: bit-exact emulation vs the host float model, "
+                 "PyTorch fp32 and PyTorch int8 fake-quant"))
 
 
 def _cmd_bench(args):

@@ -5,7 +5,14 @@ every tensor, which seeds the fixed-point exponents."""
 import numpy as np
 
 from . import conv_ops
+from .lanes import Lanes, set_blas_threads
 from .model import Linear, error_needed, geometry
+
+
+#: Output maps with fewer positions than this get their weight gradient as one
+#: GEMM over images and positions (measured: a 1x1 map's per-image GEMMs are
+#: outer products, 300x slower than one GEMM on CNV's last convolution).
+SMALL_MAP = 64
 
 
 def top_of(x):
@@ -53,6 +60,8 @@ class FloatNet:
                     "var": np.ones(st.layer.num_features, np.float32)} for st in model.bn_stages]
         self.bn_velocity = [{"gamma": np.zeros_like(b["gamma"]), "beta": np.zeros_like(b["beta"])} for b in self.bn]
         self.bn_frozen = False  # frozen when fixed point starts: statistics from the float phase
+        self.lanes = Lanes()  # convolutions split over images on every core
+        self._colbuf = {}     # (stage, input shape) -> (geometry, im2col buffer, backward buffer)
 
     def load_state(self, params, bn=()):
         """Copy float weights ([{"w", "b"}]) and batch-norm state ([{"gamma", "beta", "mean", "var"}]) in."""
@@ -109,6 +118,58 @@ class FloatNet:
                 p["w"] *= m
                 v["w"] *= m
 
+    # -- convolutions: im2col buffers kept per stage, lanes over images -------
+    def _columns(self, index, x, k_hw, stride, pad):
+        """(geometry, im2col buffer, backward buffer) of stage `index` on inputs
+        shaped like x; the im2col buffer is zeroed once (padding entries are
+        never written) and, after a forward, holds that input's columns."""
+        key = (index, x.shape)
+        ent = self._colbuf.get(key)
+        if ent is None:
+            if len(self._colbuf) >= 64:  # e.g. many prediction batch sizes
+                self._colbuf.clear()
+            n, c, h, w = x.shape
+            g = conv_ops.ConvGeometry(n, c, h, w, k_hw[0], k_hw[1], stride, pad)
+            ent = self._colbuf[key] = (g, np.zeros(g.cols_shape, np.float32), np.empty(g.cols_shape, np.float32))
+        return ent
+
+    def _conv_forward(self, index, x, w, stride, pad):
+        g, cols, _ = self._columns(index, x, w.shape[2:], stride, pad)
+        co = w.shape[0]
+        w2 = w.reshape(co, -1)
+        y = np.empty((g.n, co, g.p), np.float32)
+
+        def lane(_, a, b):
+            g.im2col(x[a:b], cols[a:b])
+            np.matmul(w2, cols[a:b].reshape(b - a, g.k, g.p), out=y[a:b])
+        self.lanes.run(lane, g.n)
+        return y.reshape(g.n, co, g.ho, g.wo)
+
+    def _conv_backward(self, index, err, x, w, stride, pad, need_dx):
+        """(weight gradient, input gradient or None) from the columns the
+        forward of this stage left in its buffer."""
+        g, cols, dcols = self._columns(index, x, w.shape[2:], stride, pad)
+        co = w.shape[0]
+        e = err.reshape(g.n, co, g.p)
+        wt = w.reshape(co, -1).T
+        dx = np.empty(x.shape, np.float32) if need_dx else None
+
+        def lane(_, a, b):
+            c = cols[a:b].reshape(b - a, g.k, g.p)
+            if g.p < SMALL_MAP:  # one GEMM over (images x positions): per-image products would be outer products
+                gw = np.tensordot(e[a:b], c, axes=([0, 2], [0, 2]))
+            else:  # a GEMM per image (no transposed copy of the columns), summed
+                gw = np.matmul(e[a:b], c.transpose(0, 2, 1)).sum(axis=0)
+            if need_dx:
+                d = np.matmul(wt, e[a:b], out=dcols[a:b].reshape(b - a, g.k, g.p))
+                g.col2im(d.reshape((b - a,) + g.cols_shape[1:]), dx[a:b])
+            return gw
+        parts = self.lanes.run(lane, g.n)
+        gw = parts[0]
+        for part in parts[1:]:
+            gw += part
+        return gw.reshape(w.shape), dx
+
     # -- forward / backward --------------------------------------------------
     def forward(self, x, keep=False):
         """keep=True is a training forward: batch statistics for BN (until
@@ -124,7 +185,7 @@ class FloatNet:
                     a2 = a.reshape(a.shape[0], -1)
                     y = (a2 @ p["w"].reshape(p["w"].shape[0], -1).T)[:, :, None, None]
                 else:
-                    y = conv_ops.conv2d(a, p["w"], s, pad)
+                    y = self._conv_forward(st.index, a, p["w"], s, pad)
                 if p["b"] is not None:
                     y = y + p["b"][None, :, None, None]
                 if st.relu:
@@ -188,9 +249,9 @@ class FloatNet:
                     if needed[u]:
                         give(u, (e2 @ p["w"].reshape(p["w"].shape[0], -1)).reshape(x.shape))
                 else:
-                    gw = conv_ops.conv2d_grad_weight(err, x, p["w"].shape[2:], s, pad)
+                    gw, dx = self._conv_backward(i, err, x, p["w"], s, pad, needed[u])
                     if needed[u]:
-                        give(u, conv_ops.conv2d_grad_input(err, p["w"], x.shape[2:], s, pad))
+                        give(u, dx)
                 gb = err.sum(axis=(0, 2, 3)) if p["b"] is not None else None
                 grads[st.param_index] = {"w": gw.astype(np.float32), "b": None if gb is None else gb.astype(np.float32)}
             elif st.kind == "pool":
@@ -227,11 +288,15 @@ class FloatNet:
         self._apply_masks()
 
     def train_batch(self, x, y, lr, momentum, weight_decay):
-        logits = self.forward(x, keep=True)
-        loss, g = softmax_xent(logits, y)
-        if not np.isfinite(loss):
-            raise FloatingPointError("loss is not finite")
-        grads = self.backward(g)
+        restore = set_blas_threads(1 if self.lanes.threads > 1 else None)  # the lanes are the parallelism
+        try:
+            logits = self.forward(x, keep=True)
+            loss, g = softmax_xent(logits, y)
+            if not np.isfinite(loss):
+                raise FloatingPointError("loss is not finite")
+            grads = self.backward(g)
+        finally:
+            restore()
         self.step(grads, lr, momentum, weight_decay)
         return loss, logits
 

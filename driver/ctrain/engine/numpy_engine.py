@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from .. import conv_ops
+from ..lanes import Lanes, set_blas_threads
 from ..fixedpoint import (Q32_MAX, max_abs, product_bound, requantize8, rshift_round,
                           rshift_round_inplace, sat8, sat32)
 from ..isa import INSN_BYTES, INSN_DTYPE, PAR, STATS_DTYPE, Fault, Flag, Op
@@ -40,12 +41,18 @@ _U32 = 1 << 32
 F32_TERMS = 1 << 10
 #: Decoded instructions kept (a training program has tens; random tests many).
 PLAN_CACHE = 1024
-#: im2col matrices kept for reuse by CONV_WG.
-COLS_CACHE = 16
+#: im2col matrices kept for reuse by CONV_WG (and as buffers across runs): at
+#: most this many, of at most COLS_BYTES together -- enough for every
+#: convolution of ResNet-20 at batch 64 (21 matrices, about 0.5 GiB), so none
+#: is evicted between its CONV_FP and CONV_WG or rebuilt (zeroed) every run.
+COLS_CACHE = 64
+COLS_BYTES = 1 << 30
 #: Output rows shorter than this use the batch-last layout (conv_ops.ConvGeometry).
 BATCH_LAST_BELOW = 16
 #: Accumulator elements per tile of images (2 MiB of float32).
 TILE_ELEMS = 1 << 19
+#: Work (multiply-adds or element operations) below which an instruction runs in one lane.
+PAR_WORK = 1 << 18
 
 
 def blas_dtype(terms):
@@ -230,44 +237,91 @@ def _conv_fp(engine, plan, ddr, tab):
     bias = None
     if f["flags"] & Flag.BIAS:
         bias = rshift_round(_i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
-    if g.batch_last:  # [Co, Ho*Wo*N]
-        acc = np.matmul(w, cols, out=plan.buf("acc", (co, cols.shape[1]), dt))
-        q, peak, sat = requantize8(acc, s, bias, relu, 0)
-        nnz = _store_i8(ddr, f["dst"], q, g, (co, g.ho, g.wo))
-        return peak, e_acc, sat, nnz, q.size
-    # image-major: [N, Co, Ho*Wo] is NCHW; GEMM, store and statistics per tile of
-    # images, so the tile stays in cache (requantize8 is elementwise, its
-    # statistics combine: max of peaks, sum of clamps)
-    dst = _i8(ddr, f["dst"], (g.n, co, g.p))
-    step = max(1, TILE_ELEMS // (co * g.p))
-    acc = plan.buf("acc", (min(step, g.n), co, g.p), dt)
-    peak = sat = nnz = 0
-    for a in range(0, g.n, step):
-        b = min(a + step, g.n)
-        t = np.matmul(w, cols[a:b], out=acc[:b - a])
-        q, p_t, s_t = requantize8(t, s, bias, relu, 1)
-        np.copyto(dst[a:b], q, casting="unsafe")
-        peak, sat = max(peak, p_t), sat + s_t
-    return peak, e_acc, sat, int(np.count_nonzero(dst)), dst.size
+    dst = _i8(ddr, f["dst"], (g.n, co, g.ho, g.wo))
+    work = g.n * co * g.p * g.k
+    if g.batch_last:  # [Co, Ho*Wo*N]: lanes over output channels (rows of the GEMM)
+        acc = plan.buf("acc", (co, cols.shape[1]), dt)
+
+        def lane(_, a, b):
+            t = np.matmul(w[a:b], cols, out=acc[a:b])
+            q, peak, sat = requantize8(t, s, None if bias is None else bias[a:b], relu, 0)
+            out = dst[:, a:b]
+            np.copyto(out, q.reshape(b - a, g.ho, g.wo, g.n).transpose(3, 0, 1, 2), casting="unsafe")
+            return peak, sat, int(np.count_nonzero(out))
+        parts = engine.lanes(lane, co, work)
+    else:
+        # image-major: [N, Co, Ho*Wo] is NCHW; lanes over images, and within a
+        # lane GEMM, store and statistics per tile of images, so the tile stays
+        # in cache (requantize8 is elementwise, its statistics combine: max of
+        # peaks, sum of clamps)
+        dst3 = dst.reshape(g.n, co, g.p)
+        step = max(1, TILE_ELEMS // (co * g.p))
+
+        def lane(k, a, b):
+            acc = plan.buf(f"acc{k}", (min(step, b - a), co, g.p), dt)
+            peak = sat = 0
+            for t in range(a, b, step):
+                u = min(t + step, b)
+                r = np.matmul(w, cols[t:u], out=acc[:u - t])
+                q, p_t, s_t = requantize8(r, s, bias, relu, 1)
+                np.copyto(dst3[t:u], q, casting="unsafe")
+                peak, sat = max(peak, p_t), sat + s_t
+            return peak, sat, int(np.count_nonzero(dst3[a:b]))
+        parts = engine.lanes(lane, g.n, work)
+    peak, sat, nnz = _combine(parts)
+    return peak, e_acc, sat, nnz, dst.size
+
+
+def _combine(parts):
+    """(max of peaks, sum of clamps, sum of nonzeros) of lanes' (peak, sat, nnz)."""
+    return max(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts)
 
 
 def _conv_eb(engine, plan, ddr, tab):
     f, g = plan.f, plan.geom
+    co = f["c_out"]
     dt = blas_dtype(terms_per_output(f))
-    err = _err_rows(plan, ddr, dt)
     wt = _weights(plan, ddr, dt, transpose=True)
     shape = g.image_shape(g.c, g.h, g.w)
-    cols = np.matmul(wt, err, out=plan.buf("cols", g.gemm_shape, dt))
-    acc = g.col2im(cols.reshape(g.cols_shape), plan.buf("acc", shape, dt))
-    if f["flags"] & Flag.RELU_MASK:
-        aux = _i8(ddr, f["aux"], (g.n, g.c, g.h, g.w))
-        if g.batch_last:
-            aux = g.to_layout(aux, plan.buf("aux", shape, np.int8))
-        np.copyto(acc, 0, where=aux <= 0)
+    cols = plan.buf("cols", g.cols_shape, dt)
+    acc = plan.buf("acc", shape, dt)
+    err8 = _i8(ddr, f["src"], (g.n, co, g.ho, g.wo))
+    aux = _i8(ddr, f["aux"], (g.n, g.c, g.h, g.w)) if f["flags"] & Flag.RELU_MASK else None
+    dst = _i8(ddr, f["dst"], (g.n, g.c, g.h, g.w))
     e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
-    q, peak, sat = requantize8(acc.reshape(shape[0], -1), tab[f["e_dst"]] - e_acc)
-    nnz = _store_i8(ddr, f["dst"], q, g, (g.c, g.h, g.w))
-    return peak, e_acc, sat, nnz, q.size
+    shift = tab[f["e_dst"]] - e_acc
+    work = g.n * co * g.p * g.k
+    if g.batch_last:  # lanes over input channels: their rows of W^T and of the columns
+        err = _err_rows(plan, ddr, dt)  # [Co, Ho*Wo*N]
+        kk = g.kh * g.kw
+
+        def lane(_, a, b):
+            c = np.matmul(wt[a * kk:b * kk], err, out=cols.reshape(g.k, -1)[a * kk:b * kk])
+            x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
+            if aux is not None:
+                np.copyto(x, 0, where=aux[:, a:b].transpose(1, 2, 3, 0) <= 0)
+            q, peak, sat = requantize8(x.reshape(b - a, -1), shift)
+            out = dst[:, a:b]
+            np.copyto(out, q.reshape(b - a, g.h, g.w, g.n).transpose(3, 0, 1, 2), casting="unsafe")
+            return peak, sat, int(np.count_nonzero(out))
+        parts = engine.lanes(lane, g.c, work)
+    else:  # lanes over images
+        err = plan.buf("err", (g.n, co, g.p), dt)
+
+        def lane(_, a, b):
+            e = err[a:b]
+            np.copyto(e, err8[a:b].reshape(b - a, co, g.p))
+            c = np.matmul(wt, e, out=cols.reshape(g.gemm_shape)[a:b])
+            x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
+            if aux is not None:
+                np.copyto(x, 0, where=aux[a:b] <= 0)
+            q, peak, sat = requantize8(x.reshape(b - a, -1), shift)
+            out = dst[a:b]
+            np.copyto(out, q.reshape(out.shape), casting="unsafe")
+            return peak, sat, int(np.count_nonzero(out))
+        parts = engine.lanes(lane, g.n, work)
+    peak, sat, nnz = _combine(parts)
+    return peak, e_acc, sat, nnz, dst.size
 
 
 def _exact_gram(a, b, out64):
@@ -312,19 +366,35 @@ def _conv_wg(engine, plan, ddr, tab):
     co = f["c_out"]
     dt = blas_dtype(g.k)  # the dtype CONV_FP's columns of this activation have
     cols = engine.columns(ddr, f["src2"], g, dt)
-    err = _err_rows(plan, ddr, dt)
     gw = plan.buf("gw", (co, g.k), np.float64)
-    if dt == np.float64:  # float64 is exact for any valid sum (below 2^47)
-        if g.batch_last:
-            np.matmul(err, cols.T, out=gw)
-        else:
-            gw[...] = np.tensordot(err, cols, axes=([0, 2], [0, 2]))
-    elif g.batch_last:
-        _exact_gram(err, cols, gw)
-    else:
-        _exact_gram_images(err, cols, gw)
-    if g.batch_last:
+    work = g.n * co * g.p * g.k
+    if g.batch_last:  # [Co, T] x [K, T]: lanes over the K rows of gw's columns
+        err = _err_rows(plan, ddr, dt)
+
+        def lane(_, a, b):
+            if dt == np.float64:  # float64 is exact for any valid sum (below 2^47)
+                gw[:, a:b] = err @ cols[a:b].T
+            else:
+                _exact_gram(err, cols[a:b], gw[:, a:b])
+        engine.lanes(lane, g.k, work)
         return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err))
+    # image-major: lanes over images, each an exact float64 partial sum (an
+    # integer below 2^47); adding the partial sums is exact
+    err = plan.buf("err", (g.n, co, g.p), dt)
+    err8 = _i8(ddr, f["src"], (g.n, co, g.p))
+
+    def lane(k, a, b):
+        e = err[a:b]
+        np.copyto(e, err8[a:b])
+        out = gw if k == 0 else plan.buf(f"gw{k}", (co, g.k), np.float64)
+        if dt == np.float64:
+            out[...] = np.tensordot(e, cols[a:b], axes=([0, 2], [0, 2]))
+        else:
+            _exact_gram_images(e, cols[a:b], out)
+        return out
+    parts = engine.lanes(lane, g.n, work)
+    for part in parts[1:]:
+        gw += part
     return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err).sum(axis=0))
 
 
@@ -477,9 +547,14 @@ def _update(engine, plan, ddr, tab):
 def _pool_fp_fast(engine, plan, ddr, tab):
     f = plan.f
     n, c, h, w, ho, wo = (f[k] for k in ("n", "c_in", "h_in", "w_in", "h_out", "w_out"))
-    out = conv_ops.maxpool2d(_i8(ddr, f["src"], (n, c, h, w)), (f["k_h"], f["k_w"]), f["stride"],
-                             out=_i8(ddr, f["dst"], (n, c, ho, wo)))
-    return max_abs(out), tab[f["e_src"]], 0, int(np.count_nonzero(out)), out.size
+    x = _i8(ddr, f["src"], (n, c, h, w))
+    y = _i8(ddr, f["dst"], (n, c, ho, wo))
+
+    def lane(_, a, b):  # lanes over images
+        out = conv_ops.maxpool2d(x[a:b], (f["k_h"], f["k_w"]), f["stride"], out=y[a:b])
+        return max_abs(out), 0, int(np.count_nonzero(out))
+    peak, _, nnz = _combine(engine.lanes(lane, n, y.size * f["k_h"] * f["k_w"]))
+    return peak, tab[f["e_src"]], 0, nnz, y.size
 
 
 def _pool_bp_fast(engine, plan, ddr, tab):
@@ -492,19 +567,96 @@ def _pool_bp_fast(engine, plan, ddr, tab):
     if s < kh or s < kw or int(err.min()) == -128:  # sums or a clamp of -128: the generic path
         return None
     x = _i8(ddr, f["aux"], (n, c, h, w))
-    y = conv_ops.maxpool2d(x, (kh, kw), s, out=plan.buf("y", (n, c, ho, wo), np.int8))
-    g = err * (y > 0) if f["flags"] & Flag.RELU_MASK else err
-    peak, nnz = max_abs(g), int(np.count_nonzero(g))  # every window's value lands once
+    y = plan.buf("y", (n, c, ho, wo), np.int8)
     dst = _i8(ddr, f["dst"], (n, c, h, w))
-    if ho * s < h or wo * s < w or s > kh or s > kw:
-        dst[...] = 0  # positions outside every window
-    conv_ops.maxpool2d_route(g, x, y, (kh, kw), s, dst)
+    uncovered = ho * s < h or wo * s < w or s > kh or s > kw
+
+    def lane(_, a, b):  # lanes over images
+        yl = conv_ops.maxpool2d(x[a:b], (kh, kw), s, out=y[a:b])
+        g = err[a:b] * (yl > 0) if f["flags"] & Flag.RELU_MASK else err[a:b]
+        if uncovered:
+            dst[a:b] = 0  # positions outside every window
+        conv_ops.maxpool2d_route(g, x[a:b], yl, (kh, kw), s, dst[a:b])
+        return max_abs(g), 0, int(np.count_nonzero(g))  # every window's value lands once
+    peak, _, nnz = _combine(engine.lanes(lane, n, dst.size * 4))
     return peak, tab[f["e_src"]], 0, nnz, dst.size
+
+
+def _bn_fast(engine, plan, ddr, tab):
+    """BN_FP / BN_BP (docs/numeric.md) on float-held exact integers: x * A[c]
+    is exact in float32 when |A| * 2^7 < 2^24, else in float64 (below 2^38);
+    requantize8 then adds the shifted B (BN_FP), applies ReLU and stores
+    exactly as the int64 form. Lanes over images."""
+    f = plan.f
+    n, c, h, w = (f[k] for k in ("n", "c_in", "h_in", "w_in"))
+    fp = f["op"] == Op.BN_FP
+    e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+    a32 = _i32(ddr, f["src2"], c)
+    dt = np.float32 if _extent(a32) < 1 << 17 else np.float64
+    scale = a32.astype(dt).reshape(1, c, 1)
+    bias = rshift_round(_i32(ddr, f["src3"], c), e_acc - tab[f["e_src3"]]) if fp else None
+    relu = fp and bool(f["flags"] & Flag.RELU)
+    mask = _i8(ddr, f["aux"], (n, c, h * w)) if not fp and f["flags"] & Flag.RELU_MASK else None
+    x = _i8(ddr, f["src"], (n, c, h * w))
+    dst = _i8(ddr, f["dst"], (n, c, h * w))
+    shift = tab[f["e_dst"]] - e_acc
+
+    def lane(k, a, b):
+        acc = np.multiply(x[a:b], scale, out=plan.buf(f"acc{k}", (b - a, c, h * w), dt))
+        if mask is not None:
+            np.copyto(acc, 0, where=mask[a:b] <= 0)
+        q, peak, sat = requantize8(acc, shift, bias, relu, 1)
+        np.copyto(dst[a:b], q, casting="unsafe")
+        return peak, sat, int(np.count_nonzero(dst[a:b]))
+    peak, sat, nnz = _combine(engine.lanes(lane, n, dst.size * 4))
+    return peak, e_acc, sat, nnz, dst.size
+
+
+#: Largest exponent gap ADD's float path takes, per dtype: |a| * 2^d + |b| <= 2^(7+d) + 2^7
+#: stays an exact float32 integer (below 2^24) for d <= 16, float64 (and within
+#: requantize8's 2^48) for d <= 40.
+_ADD_GAP = ((16, np.float32), (40, np.float64))
+
+
+def _add_fast(engine, plan, ddr, tab):
+    """ADD (docs/numeric.md) on float-held exact integers: the exact left
+    shifts are power-of-two scalings, the sum exact below the dtype's integer
+    range (_ADD_GAP); requantize8 applies ReLU and stores. Larger exponent
+    gaps (whose shifts may saturate) take the int64 path. Lanes over elements."""
+    f = plan.f
+    count = f["count"]
+    e_a, e_b = tab[f["e_src"]], tab[f["e_src2"]]
+    e_acc = min(e_a, e_b)
+    gap = abs(e_a - e_b)
+    dt = next((t for limit, t in _ADD_GAP if gap <= limit), None)
+    if dt is None:
+        return None
+    scale_a, scale_b = dt(2.0 ** (e_a - e_acc)), dt(2.0 ** (e_b - e_acc))
+    a, b = _i8(ddr, f["src"], (count,)), _i8(ddr, f["src2"], (count,))
+    mask = _i8(ddr, f["aux"], (count,)) if f["flags"] & Flag.RELU_MASK else None
+    relu = bool(f["flags"] & Flag.RELU)
+    dst = _i8(ddr, f["dst"], (count,))
+    shift = tab[f["e_dst"]] - e_acc
+
+    def lane(k, lo, hi):
+        acc = np.multiply(a[lo:hi], scale_a, out=plan.buf(f"acc{k}", (1, hi - lo), dt)[0])
+        if scale_b == 1:
+            np.add(acc, b[lo:hi], out=acc)
+        else:
+            acc += np.multiply(b[lo:hi], scale_b, out=plan.buf(f"b{k}", (hi - lo,), dt))
+        if mask is not None:
+            np.copyto(acc, 0, where=mask[lo:hi] <= 0)
+        q, peak, sat = requantize8(acc.reshape(1, -1), shift, None, relu)
+        np.copyto(dst[lo:hi], q.reshape(-1), casting="unsafe")
+        return peak, sat, int(np.count_nonzero(dst[lo:hi]))
+    peak, sat, nnz = _combine(engine.lanes(lane, count, count * 8))
+    return peak, e_acc, sat, nnz, count
 
 
 _KERNELS = {
     Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg, Op.UPDATE: _update,
-    Op.POOL_FP: _pool_fp_fast, Op.POOL_BP: _pool_bp_fast,
+    Op.POOL_FP: _pool_fp_fast, Op.POOL_BP: _pool_bp_fast, Op.BN_FP: _bn_fast, Op.BN_BP: _bn_fast,
+    Op.ADD: _add_fast,
 }
 _FC_KERNELS = {Op.CONV_FP: _fc_fp, Op.CONV_EB: _fc_eb, Op.CONV_WG: _fc_wg}
 
@@ -512,8 +664,19 @@ _FC_KERNELS = {Op.CONV_FP: _fc_fp, Op.CONV_EB: _fc_eb, Op.CONV_WG: _fc_wg}
 class NumpyEngine:
     """Bit-exact emulation of the accelerator in numpy.
 
+    `threads` (default: the CPUs this process may use) is how many lanes an
+    instruction's work is split into: convolutions, batch norm and pooling
+    over images (or over channels in the batch-last layout), each lane a
+    contiguous slice computed exactly as the whole would be, statistics
+    combined (max of peaks, sums of counts; weight gradients as exact float64
+    partial sums). One lane runs on the calling thread, the others on a
+    persistent pool; numpy's GEMMs, copies and ufuncs release the GIL, so the
+    lanes run on separate cores. Instructions with less than PAR_WORK
+    multiply-adds (or element operations) stay in one lane, where a hand-off
+    would cost more than it saves.
+
     `blas_threads` (default 1) is the BLAS thread count during a run (None:
-    leave the process setting alone). The engine's GEMMs are small (LeNet-5:
+    leave the process setting alone). Each lane's GEMMs are small (LeNet-5:
     a few MFLOP each): a second OpenBLAS thread costs more in hand-offs than it
     gains, and when the cores are busy OpenBLAS's spinning threads make a run
     5-15x slower. The previous count is restored after each run.
@@ -523,35 +686,25 @@ class NumpyEngine:
 
     name = "numpy"
 
-    def __init__(self, blas_threads=1):
+    def __init__(self, blas_threads=1, threads=None):
         self._plans = {}
         self._cols = {}
         self.blas_threads = blas_threads
-        self._blas = None
+        self._lanes = Lanes(threads)
         self.busy_seconds = 0.0
         self.runs = 0
 
-    def _blas_libs(self):
-        """threadpoolctl's controllers of the loaded BLAS libraries (once)."""
-        if self._blas is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-                self._blas = ThreadpoolController().select(user_api="blas").lib_controllers
-            except Exception:  # threadpoolctl missing or failing: leave BLAS alone
-                self._blas = []
-        return self._blas
+    @property
+    def threads(self):
+        return self._lanes.threads
 
-    def _set_blas_threads(self):
-        """Apply blas_threads; returns [(library, previous count)] to restore."""
-        if self.blas_threads is None:
-            return []
-        changed = []
-        for lib in self._blas_libs():
-            n = lib.num_threads
-            if n != self.blas_threads:
-                lib.set_num_threads(self.blas_threads)
-                changed.append((lib, n))
-        return changed
+    @threads.setter
+    def threads(self, value):
+        self._lanes.threads = value
+
+    def lanes(self, fn, total, work):
+        """Lanes.run(fn, total), in one lane when `work` < PAR_WORK."""
+        return self._lanes.run(fn, total, split=work >= PAR_WORK)
 
     def run(self, ddr, prog, n_insn, table, table_len):
         """Execute `n_insn` instructions at DDR offset `prog` with the int32
@@ -561,12 +714,11 @@ class NumpyEngine:
         The table is read once before the first instruction (the accelerator's
         on-chip copy); each instruction is fetched when it runs."""
         t0 = time.perf_counter()
-        restore = self._set_blas_threads()
+        restore = set_blas_threads(self.blas_threads)
         try:
             return self._run(ddr, int(prog), int(n_insn), int(table), int(table_len))
         finally:
-            for lib, n in restore:
-                lib.set_num_threads(n)
+            restore()
             self.busy_seconds += time.perf_counter() - t0
             self.runs += 1
 
@@ -603,6 +755,9 @@ class NumpyEngine:
             plan = self._plans[key] = _Plan(raw, ddr_size, table_len)
         return plan
 
+    def _cols_bytes(self):
+        return sum(e.cols.nbytes + e.image.nbytes + e.snapshot.nbytes for e in self._cols.values())
+
     def columns(self, ddr, addr, g, dtype):
         """The im2col matrix (g.gemm_shape) of the int8 activations at addr.
 
@@ -614,7 +769,8 @@ class NumpyEngine:
         nbytes = g.n * g.c * g.h * g.w
         src = ddr[addr:addr + nbytes]
         if ent is None:
-            if len(self._cols) >= COLS_CACHE:
+            need = math.prod(g.cols_shape) * np.dtype(dtype).itemsize
+            while self._cols and (len(self._cols) >= COLS_CACHE or self._cols_bytes() + need > COLS_BYTES):
                 del self._cols[next(iter(self._cols))]
             ent = self._cols[key] = _Columns()
             ent.cols = np.zeros(g.cols_shape, dtype)
@@ -624,7 +780,17 @@ class NumpyEngine:
         elif ent.valid and np.array_equal(ent.snapshot, src):
             return ent.cols.reshape(g.gemm_shape)
         ent.valid = False
-        g.im2col(g.to_layout(src.view(np.int8).reshape(g.n, g.c, g.h, g.w), ent.image), ent.cols)
+        x = src.view(np.int8).reshape(g.n, g.c, g.h, g.w)
+        if g.batch_last:  # lanes over channels: [C, H, W, N] -> [C, kh, kw, Ho, Wo, N]
+            def lane(_, a, b):
+                np.copyto(ent.image[a:b], x[:, a:b].transpose(1, 2, 3, 0), casting="unsafe")
+                g.im2col(ent.image[a:b], ent.cols[a:b])
+            self.lanes(lane, g.c, ent.cols.size)
+        else:  # lanes over images
+            def lane(_, a, b):
+                np.copyto(ent.image[a:b], x[a:b], casting="unsafe")
+                g.im2col(ent.image[a:b], ent.cols[a:b])
+            self.lanes(lane, g.n, ent.cols.size)
         ent.snapshot[...] = src
         ent.valid = True
         return ent.cols.reshape(g.gemm_shape)

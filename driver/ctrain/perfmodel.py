@@ -139,7 +139,7 @@ class _Count:
         self.v[cls] += int(times * t.sum())
         self.v[cls + "_in"] += int(times * np.count_nonzero(t))
 
-    def _burst(self, ch, addr, n, ii, times):
+    def _burst(self, ch, addr, n, ii, times, wide=False):
         a, n = np.broadcast_arrays(_arr(addr), _arr(n))
         W = self.b.ddr_beat
         live = n > 0
@@ -147,7 +147,11 @@ class _Count:
         self.v[ch] += int(times * n.sum())
         self.v[ch + "_beats"] += int(times * beats.sum())
         self.v[ch + "_bursts"] += int(times * np.count_nonzero(live))
-        self.v[ch + "_agu"] += int(times * ii * beats.sum())
+        if wide and ch == "rd":   # the realigning read primes its shifter once
+            agu = np.where(live, (n + W - 1) // W + (a % W != 0), 0)
+        else:
+            agu = ii * beats
+        self.v[ch + "_agu"] += int(times * agu.sum())
         if ch == "wr":   # partial beats, merged by a read in synthesis (agu.h)
             end = (a + n) % W
             part = np.where(beats == 1, (a % W != 0) | (end != 0),
@@ -162,6 +166,15 @@ class _Count:
     def wr(self, addr, n, ii=None, times=1):
         """Write bursts drained from a buffer (default: two read ports)."""
         self._burst("wr", addr, n, self.b.ii_drain if ii is None else ii, times)
+
+    def rdw(self, addr, n, times=1):
+        """Beat-wide read bursts (agu_rd_wide): a buffer partitioned by the
+        beat takes one per cycle, ceil(n/W) + (addr % W != 0) loop cycles."""
+        self._burst("rd", addr, n, 1, times, wide=True)
+
+    def wrw(self, addr, n, times=1):
+        """Beat-wide write bursts (agu_wr_wide): one beat per cycle."""
+        self._burst("wr", addr, n, 1, times)
 
     def gather(self, n):
         """n one-byte reads issued inside a pipelined loop (agu_rd_byte)."""
@@ -249,23 +262,24 @@ def _dense_conv(f, b, c):
 
 def _elementwise(f, b, c):
     op, K = f["op"], b.chunk
+    W = b.ddr_beat
     if op == Op.UPDATE:
         i0, ln = c.chunks(f["count"], K)
         nw = np.clip(f["count_w"] - i0, 0, ln)
         for a in (f["src"], f["src2"], f["src3"]):
-            c.rd(a + 4 * i0, 4 * ln)
-        c.rd(f["aux"] + i0, nw)
+            c.rdw(a + 4 * i0, 4 * ln)
+        c.rdw(f["aux"] + i0, nw)
         c.loop("ew", ln)
-        c.wr(f["src2"] + 4 * i0, 4 * ln)
-        c.wr(f["src3"] + 4 * i0, 4 * ln)
-        c.wr(f["dst"] + i0, nw)
+        c.wrw(f["src2"] + 4 * i0, 4 * ln)
+        c.wrw(f["src3"] + 4 * i0, 4 * ln)
+        c.wrw(f["dst"] + i0, nw)
     elif op in (Op.RELU_FP, Op.RELU_BP):
         i0, ln = c.chunks(f["count"], K)
-        c.rd(f["src"] + i0, ln)
+        c.rdw(f["src"] + i0, ln)
         if op == Op.RELU_BP:
-            c.rd(f["aux"] + i0, ln)
-        c.loop("ew", ln)
-        c.wr(f["dst"] + i0, ln)
+            c.rdw(f["aux"] + i0, ln)
+        c.loop("ew", _cdiv(ln, W))                    # a word of W lanes per cycle
+        c.wrw(f["dst"] + i0, ln)
     elif op in validate.POOL_OPS:
         P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
                                         f["w_out"], f["k_h"], f["k_w"], f["stride"])
@@ -296,11 +310,11 @@ def _elementwise(f, b, c):
             c.rd(f["src3"], 4 * ch)                  # B, shifted once per channel
             c.loop("ew", ch)
         i0, ln = c.chunks(total, K)
-        c.rd(f["src"] + i0, ln)
+        c.rdw(f["src"] + i0, ln)
         if op == Op.BN_BP and f["flags"] & Flag.RELU_MASK:
-            c.rd(f["aux"] + i0, ln)
+            c.rdw(f["aux"] + i0, ln)
         c.loop("ew", ln)
-        c.wr(f["dst"] + i0, ln)
+        c.wrw(f["dst"] + i0, ln)
 
 
 # ---------------------------------------------------------------- sparse ops

@@ -8,28 +8,48 @@
  * them, so 16 rows (a power of two) always hold every live one. */
 #define POOL_RING 16
 
+/* W elements per cycle: a beat in, through the ReLU and out. */
 void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
     const bool bp = f.op == OP_RELU_BP;
     q8_t in[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
+    /* a beat per cycle in and out, a word of W lanes per cycle through */
+#pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES
 chunk:
     for (uint32_t i0 = 0; i0 < f.count; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=65536
         uint32_t len = f.count - i0 < CTRAIN_CHUNK ? f.count - i0 : CTRAIN_CHUNK;
         /* Whole chunk in before any of it goes out: dst == src is allowed. */
-        agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
+        agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
         if (bp)
-            agu_rd_q8<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
-        CTRAIN_LOOP(ew, 1, len);
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
+        const uint32_t words = (len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
+        CTRAIN_LOOP(ew, 1, words);
     relu:
-        for (uint32_t i = 0; i < len; i++) {
+        for (uint32_t k = 0; k < words; k++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
-            q8_t v = in[i];
-            q8_t o = bp ? (gate[i] > 0 ? v : (q8_t)0) : (v > 0 ? v : (q8_t)0);
-            q_stats_add(st, o, o, false);
-            out[i] = o;
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_Q8_LANES
+            wide_t o[AGU_Q8_LANES];
+            bool none[AGU_Q8_LANES];
+            /* one register per lane */
+#pragma HLS ARRAY_PARTITION variable=o type=complete
+#pragma HLS ARRAY_PARTITION variable=none type=complete
+            const uint32_t rest = len - k * AGU_Q8_LANES;
+        lanes:
+            for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+                const uint32_t i = k * AGU_Q8_LANES + j;
+                const q8_t v = in[i];
+                const q8_t q = bp ? (gate[i] > 0 ? v : (q8_t)0) : (v > 0 ? v : (q8_t)0);
+                out[i] = q;
+                o[j] = q;
+                none[j] = false;
+            }
+            q_stats_add_lanes<AGU_Q8_LANES>(st, o, o, none,
+                                            rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
         }
-        agu_wr_q8<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);
+        agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);
     }
 }
 
@@ -216,14 +236,18 @@ void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
         }
     }
     q8_t in[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
+    /* a beat per cycle in and out (the multiply runs one element per cycle) */
+#pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES
     uint32_t ch = 0, pos = 0;
 chunk:
     for (uint32_t i0 = 0; i0 < total; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=65536
         const uint32_t len = total - i0 < CTRAIN_CHUNK ? total - i0 : CTRAIN_CHUNK;
-        agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
+        agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
         if (mask)
-            agu_rd_q8<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
         CTRAIN_LOOP(ew, 1, len);
     bn:
         for (uint32_t i = 0; i < len; i++) {
@@ -243,6 +267,6 @@ chunk:
                 ch = ch + 1 == c ? 0 : ch + 1;
             }
         }
-        agu_wr_q8<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);
+        agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);
     }
 }

@@ -281,27 +281,7 @@ def _elementwise(f, b, c):
         c.loop("ew", _cdiv(ln, W))                    # a word of W lanes per cycle
         c.wrw(f["dst"] + i0, ln)
     elif op in validate.POOL_OPS:
-        P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
-                                        f["w_out"], f["k_h"], f["k_w"], f["stride"])
-        nc = np.arange(P, dtype=np.int64)[:, None]
-        if op == Op.POOL_FP:
-            iy = _arr([y * s + ky for y in range(ho) for ky in range(kh)])
-            c.rd(f["src"] + (nc * hi + iy[None, :]) * wi, wi)
-            c.loop("ew", wo, times=P * ho * kh * kw)
-            c.wr(f["dst"] + (nc * ho + np.arange(ho)[None, :]) * wo, wo)
-            return
-        c.loop("ew", wi)                                           # clear
-        sel = [iy for iy in range(hi) if iy % s == 0 and iy // s < ho]
-        rows = _arr([iy + ky for iy in sel for ky in range(kh)])
-        c.rd(f["aux"] + (nc * hi + rows[None, :]) * wi, wi)
-        c.loop("ew", wo, times=P * len(sel) * kh * kw)             # select
-        c.rd(f["src"] + (nc * ho + _arr([iy // s for iy in sel])[None, :]) * wo, wo)
-        c.loop("ew", wo, times=P * len(sel))                       # route
-        cover = sum(max(0, min(iy // s, ho - 1) - (0 if iy < kh else (iy - kh + s) // s) + 1)
-                    for iy in range(hi))
-        c.loop("ew", wo, times=P * cover * kw)                     # scatter
-        c.loop("ew", wi, times=P * hi)                             # store
-        c.wr(f["dst"] + (nc * hi + np.arange(hi)[None, :]) * wi, wi)
+        _pool(f, c)
     elif op in validate.BN_OPS:
         ch = f["c_in"]
         total = f["n"] * ch * f["h_in"] * f["w_in"]
@@ -315,6 +295,44 @@ def _elementwise(f, b, c):
             c.rdw(f["aux"] + i0, ln)
         c.loop("ew", ln)
         c.wrw(f["dst"] + i0, ln)
+
+
+#: Rows of the widest plane in a pooling band (stream.cpp POOL_ROWS, POOL_BAND).
+POOL_BAND = (validate.LIMITS["KERNEL"] + validate.LIMITS["STRIDE"] - 1) * validate.LIMITS["DIM"]
+
+
+def _pool(f, c):
+    """stream_pool: per band (G whole planes, or ny output rows of one plane)
+    one read burst per operand, one loop over every (output, tap), BP's store
+    of the rows the band owns and the carry of overlapping rows, one write."""
+    bp = f["op"] == Op.POOL_BP
+    P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
+                                    f["w_out"], f["k_h"], f["k_w"], f["stride"])
+    plane = hi * wi
+    whole = plane <= POOL_BAND
+    G = POOL_BAND // plane if whole else 1
+    fit = (POOL_BAND // wi - kh + 1) // s
+    ny = ho if whole or fit > ho else fit
+    if bp:
+        c.loop("ew", min(P, G) * plane if whole else (ny * s + kh - 1) * wi)   # clear
+    p0 = np.arange(0, P, G, dtype=np.int64)[:, None]
+    y0 = np.arange(0, ho, ny, dtype=np.int64)[None, :]
+    gb, nyb = np.minimum(G, P - p0), np.minimum(ny, ho - y0)
+    last = y0 + nyb == ho
+    in_at = (p0 * hi + y0 * s) * wi
+    out_at, n_out = (p0 * ho + y0) * wo, gb * nyb * wo
+    c.rdw((f["aux"] if bp else f["src"]) + in_at, ((gb - 1) * hi + (nyb - 1) * s + kh) * wi)
+    if bp:
+        c.rdw(f["src"] + out_at, n_out)
+    c.loop("ew", n_out * kh * kw)                                  # taps
+    if not bp:
+        c.wrw(f["dst"] + out_at, n_out)
+        return
+    own = gb * plane if whole else np.where(last, hi - y0 * s, nyb * s) * wi
+    c.loop("ew", np.broadcast_to(own, n_out.shape))                # store
+    c.wrw(f["dst"] + in_at, own)
+    if not whole and kh > s:
+        c.loop("ew", np.where(last, 0, (kh - s) * wi) + 0 * p0)    # carry
 
 
 # ---------------------------------------------------------------- sparse ops

@@ -3,10 +3,12 @@
 #include "stream.h"
 #include "agu.h"
 
-/* POOL_BP keeps the window selections of the last output rows in a ring: an
- * input row is covered by at most ceil(k_h / stride) <= CTRAIN_MAX_KERNEL of
- * them, so 16 rows (a power of two) always hold every live one. */
-#define POOL_RING 16
+/* Max pooling works on bands: G whole planes when a plane fits the band
+ * buffer, else ny output rows of one plane.  POOL_ROWS rows of the widest
+ * plane hold any window's k_h rows plus the s - 1 rows a plane's last band
+ * may own below its last window (POOL_BP), so ny >= 1 for every legal shape. */
+#define POOL_ROWS (CTRAIN_MAX_KERNEL + CTRAIN_MAX_STRIDE - 1)
+#define POOL_BAND (POOL_ROWS * CTRAIN_MAX_DIM)
 
 /* W elements per cycle: a beat in, through the ReLU and out. */
 void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
@@ -53,159 +55,194 @@ chunk:
     }
 }
 
-void stream_pool_fp(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
-    const int s = f.stride, k_h = f.k_h, k_w = f.k_w, w_out = f.w_out;
-    q8_t line[CTRAIN_MAX_DIM];
-    q8_t best[CTRAIN_MAX_DIM];
-plane:
-    for (uint32_t nc = 0; nc < f.n * f.c_in; nc++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
-    out_row:
-        for (uint32_t y = 0; y < f.h_out; y++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-        tap_y:
-            for (int ky = 0; ky < k_h; ky++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
-                uint32_t iy = y * s + ky;
-                agu_rd_q8<CTRAIN_MAX_DIM>(ddr, f.src + (nc * f.h_in + iy) * f.w_in, line, f.w_in);
-            tap_x:
-                for (int kx = 0; kx < k_w; kx++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
-#pragma HLS LOOP_FLATTEN off
-                    const bool first = ky == 0 && kx == 0;
-                    const bool last = ky == k_h - 1 && kx == k_w - 1;
-                    CTRAIN_LOOP(ew, 1, w_out);
-                    int xs = kx;   /* x * s + kx, counted up by s */
-                window:
-                    for (int x = 0; x < w_out; x++, xs += s) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-#pragma HLS DEPENDENCE variable=best type=inter false
-                        q8_t v = line[xs];
-                        q8_t m = (first || v > best[x]) ? v : best[x];
-                        best[x] = m;
-                        if (last)   /* the final tap also stores the row */
-                            q_stats_add(st, m, m, false);
-                    }
-                }
-            }
-            agu_wr_q8<CTRAIN_MAX_DIM>(ddr, f.dst + (nc * f.h_out + y) * w_out, best, w_out);
+/* Element i of a sequence into buf, one whole word of W lanes written when
+ * its last lane (or the sequence's last element) arrives: buf is stored as
+ * beat-wide words, and a word written whole needs no read-modify-write.
+ * Lanes past the sequence's end carry stale values, never drained. */
+static inline void pool_pack(q8_t buf[POOL_BAND], q8_t pk[AGU_Q8_LANES], uint32_t i, q8_t v,
+                             bool end) {
+#pragma HLS INLINE
+    const uint32_t lane = i % AGU_Q8_LANES;
+    pk[lane] = v;
+    if (lane == AGU_Q8_LANES - 1 || end) {
+        const uint32_t base = i - lane;
+        for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+            buf[base + j] = (uint32_t)j == lane ? v : pk[j];
         }
     }
 }
 
-/* One window's first maximum: kernel position and the error it routes. */
-struct pool_sel {
-    ap_uint<4> ky;
-    ap_uint<4> kx;
-    q8_t g;   /* err, or 0 when RELU_MASK drops the window */
-};
-
-void stream_pool_bp(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
-    const bool mask = (f.flags & FLAG_RELU_MASK) != 0;
-    const int s = f.stride, k_h = f.k_h, k_w = f.k_w;
-    const int h_in = f.h_in, w_in = f.w_in, h_out = f.h_out, w_out = f.w_out;
-    q8_t line[CTRAIN_MAX_DIM];           /* aux (the pool's input) row */
-    q8_t err[CTRAIN_MAX_DIM];
-    q8_t best[CTRAIN_MAX_DIM];
-    pool_sel sel[POOL_RING][CTRAIN_MAX_DIM];
-    ap_int<16> racc[CTRAIN_MAX_DIM];     /* <= 121 contributions of |err| <= 128 */
-    q8_t orow[CTRAIN_MAX_DIM];
-
-    /* racc is cleared once here, then by every row's store as it reads it. */
-    CTRAIN_LOOP(ew, 1, w_in);
-clear:
-    for (int x = 0; x < w_in; x++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-        racc[x] = 0;
+/* POOL_FP and POOL_BP (one unit: they share the band buffers).  Per band:
+ * one read burst of the pool's input rows (and, BP, of the band's errors),
+ * one pipelined loop over every (output, tap) at one tap per cycle keeping
+ * the first maximum (FP: stores it; BP: adds the error at its position into
+ * the band's int16 gradient), BP then one pass quantizing the rows the band
+ * owns, and one write burst.  Every band's operands are contiguous: bands are
+ * whole planes or consecutive rows of one. */
+void stream_pool(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
+    const bool bp = f.op == OP_POOL_BP;
+    const bool mask = bp && (f.flags & FLAG_RELU_MASK) != 0;
+    const uint32_t s = f.stride, k_h = f.k_h, k_w = f.k_w;
+    const uint32_t h_in = f.h_in, w_in = f.w_in, h_out = f.h_out, w_out = f.w_out;
+    const uint32_t planes = f.n * f.c_in;
+    const uint32_t plane_in = h_in * w_in, row_step = s * w_in;
+    const bool whole = plane_in <= POOL_BAND;              /* bands of whole planes */
+    const uint32_t G = whole ? POOL_BAND / plane_in : 1;   /* planes per band */
+    const uint32_t fit = (POOL_BAND / w_in - k_h + 1) / s; /* >= 1: POOL_ROWS >= k_h + s - 1 */
+    const uint32_t ny = whole || fit > h_out ? h_out : fit;   /* output rows per band */
+    const uint32_t in_base = bp ? f.aux : f.src;
+    q8_t pin[POOL_BAND];           /* the pool's input rows of the band */
+    q8_t pbuf[POOL_BAND];          /* FP: outputs; BP: errors, then the gradient rows */
+    ap_int<16> racc[POOL_BAND];    /* BP: <= 121 contributions of |err| <= 128 */
+    /* filled a beat per cycle, read one tap per cycle */
+#pragma HLS ARRAY_RESHAPE variable=pin type=cyclic factor=AGU_Q8_LANES
+    /* filled and drained a beat per cycle; written a word at a time (pool_pack) */
+#pragma HLS ARRAY_RESHAPE variable=pbuf type=cyclic factor=AGU_Q8_LANES
+    q8_t pk[AGU_Q8_LANES];         /* the word being assembled */
+    /* registers: one lane written per cycle, all read at once */
+#pragma HLS ARRAY_PARTITION variable=pk type=complete
+pk_clear:
+    for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+        pk[j] = 0;
     }
-plane:
-    for (uint32_t nc = 0; nc < f.n * f.c_in; nc++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
-    in_row:
-        for (int iy = 0; iy < h_in; iy++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-            /* Output row oy's windows start at input row oy*s: select their
-             * first maxima once, when the sweep reaches that row. */
-            if (iy % s == 0 && iy / s < h_out) {
-                const int oy = iy / s;
-                const int slot = oy % POOL_RING;
-            select_ky:
-                for (int ky = 0; ky < k_h; ky++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
-                    agu_rd_q8<CTRAIN_MAX_DIM>(ddr, f.aux + (nc * h_in + iy + ky) * w_in, line, w_in);
-                select_kx:
-                    for (int kx = 0; kx < k_w; kx++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
-#pragma HLS LOOP_FLATTEN off
-                        const bool first = ky == 0 && kx == 0;
-                        CTRAIN_LOOP(ew, 1, w_out);
-                        int xs = kx;   /* x * s + kx, counted up by s */
-                    select:
-                        for (int x = 0; x < w_out; x++, xs += s) {
+
+    /* Band sizes and steps, once (the loops below only add and compare). */
+    const uint32_t plane_out = h_out * w_out;
+    const uint32_t span = ((h_out - 1) * s + k_h) * w_in;   /* the rows a plane's windows read */
+    const uint32_t grp_in = G * plane_in, grp_out = G * plane_out;
+    const uint32_t all_in = planes * plane_in, all_out = planes * plane_out;
+    const uint32_t band_in = ny * row_step, band_out = ny * w_out, kh_w = k_h * w_in;
+
+    /* racc is zero outside [0, carry) between bands: cleared once over the
+     * largest band, then by the store as it reads and by the carry. */
+    if (bp) {
+        const uint32_t ext = whole ? (all_in < grp_in ? all_in : grp_in)
+                                   : band_in + kh_w - w_in;
+        CTRAIN_LOOP(ew, 1, ext);
+    clear:
+        for (uint32_t i = 0; i < ext; i++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-#pragma HLS DEPENDENCE variable=best type=inter false
-#pragma HLS DEPENDENCE variable=sel type=inter false
-                            q8_t v = line[xs];
-                            if (first || v > best[x]) {   /* strict: the first maximum wins */
-                                best[x] = v;
-                                sel[slot][x].ky = ky;
-                                sel[slot][x].kx = kx;
-                            }
-                        }
-                    }
-                }
-                agu_rd_q8<CTRAIN_MAX_DIM>(ddr, f.src + (nc * h_out + oy) * w_out, err, w_out);
-                CTRAIN_LOOP(ew, 1, w_out);
-            route:
-                for (int x = 0; x < w_out; x++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                    sel[slot][x].g = (mask && best[x] <= 0) ? (q8_t)0 : err[x];
-                }
-            }
-            /* Scatter every window covering this row: oy*s <= iy < oy*s + k_h. */
-            const int oy_hi = (iy / s < h_out - 1) ? iy / s : h_out - 1;
-            const int oy_lo = iy < k_h ? 0 : (iy - k_h + s) / s;
-        cover:
-            for (int oy = oy_lo; oy <= oy_hi; oy++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
-                const int ky = iy - oy * s;
-                const int slot = oy % POOL_RING;
-            scatter_kx:
-                for (int kx = 0; kx < k_w; kx++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
-#pragma HLS LOOP_FLATTEN off
-                    CTRAIN_LOOP(ew, 1, w_out);
-                    int xs = kx;   /* x * s + kx, counted up by s */
-                scatter:
-                    for (int x = 0; x < w_out; x++, xs += s) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                        /* Within one kx the targets x*s + kx are distinct. */
-#pragma HLS DEPENDENCE variable=racc type=inter false
-                        pool_sel e = sel[slot][x];
-                        if (e.ky == ky && e.kx == kx)
-                            racc[xs] += e.g;
-                    }
-                }
-            }
-            CTRAIN_LOOP(ew, 1, w_in);
-        store:
-            for (int x = 0; x < w_in; x++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                wide_t v = racc[x].to_int64();
-                racc[x] = 0;
-                bool clamped;
-                q8_t q = sat8(v, clamped);
-                q_stats_add(st, q, q, clamped);
-                orow[x] = q;
-            }
-            agu_wr_q8<CTRAIN_MAX_DIM>(ddr, f.dst + (nc * h_in + iy) * w_in, orow, w_in);
+#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND
+            racc[i] = 0;
         }
+    }
+    uint32_t in_p = 0, out_p = 0;   /* the group's first plane */
+band_planes:
+    for (uint32_t p0 = 0; p0 < planes; p0 += G) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+        const uint32_t gin = all_in - in_p < grp_in ? all_in - in_p : grp_in;
+        const uint32_t gout = all_out - out_p < grp_out ? all_out - out_p : grp_out;
+        uint32_t in_r = 0, out_r = 0;   /* row bands: the band's offset in the plane */
+    band_rows:
+        for (uint32_t y0 = 0; y0 < h_out; y0 += ny) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+            const bool last = y0 + ny >= h_out;
+            const uint32_t nyb = last ? h_out - y0 : ny;
+            const uint32_t in_at = in_p + in_r, out_at = out_p + out_r;
+            const uint32_t n_out = whole ? gout : (last ? plane_out - out_r : band_out);
+            const uint32_t n_in = whole ? gin - plane_in + span
+                                        : (last ? span - in_r : band_in - row_step + kh_w);
+            agu_rd_q8w<POOL_BAND>(ddr, in_base + in_at, pin, n_in);
+            if (bp)
+                agu_rd_q8w<POOL_BAND>(ddr, f.src + out_at, pbuf, n_out);
+            /* (plane, row, column, ky, kx) as running addresses: no multiplier */
+            uint32_t gbase = 0, ybase = 0, xbase = 0, roff = 0;
+            uint32_t y = 0, x = 0, ky = 0, kx = 0, o = 0;
+            q8_t best = 0;
+            uint32_t at_best = 0;
+            /* BP: the two latest gradient writes, forwarded to a read of the
+             * same position (the read-add-write of racc spans two cycles) */
+            uint32_t w1_at = 0, w2_at = 0;
+            ap_int<16> w1_v = 0, w2_v = 0;
+            bool w1_ok = false, w2_ok = false;
+            bool more = true;
+        taps:
+            while (more) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND*MAX_KK
+#pragma HLS DEPENDENCE variable=racc type=inter false
+#pragma HLS DEPENDENCE variable=pbuf type=inter false
+                const uint32_t a = xbase + roff + kx;
+                const q8_t v = pin[a];
+                const bool take = (kx == 0 && ky == 0) || v > best;   /* strict: the first maximum */
+                const q8_t m = take ? v : best;
+                const uint32_t am = take ? a : at_best;
+                best = m;
+                at_best = am;
+                if (kx + 1 == k_w && ky + 1 == k_h) {   /* the window's last tap */
+                    if (!bp) {
+                        pool_pack(pbuf, pk, o, m, o + 1 == n_out);
+                        q_stats_add(st, m, m, false);
+                    } else {
+                        const q8_t e = (mask && m <= 0) ? (q8_t)0 : pbuf[o];
+                        ap_int<16> cur = racc[am];
+                        if (w1_ok && w1_at == am)
+                            cur = w1_v;
+                        else if (w2_ok && w2_at == am)
+                            cur = w2_v;
+                        const ap_int<16> nv = cur + e;
+                        racc[am] = nv;
+                        w2_at = w1_at; w2_v = w1_v; w2_ok = w1_ok;
+                        w1_at = am; w1_v = nv; w1_ok = true;
+                    }
+                    o++;
+                    more = o != n_out;
+                }
+                CTRAIN_COUNT(ew, 1);   /* one iteration; the entry below */
+                if (kx + 1 < k_w) {
+                    kx++;
+                } else if (ky + 1 < k_h) {
+                    kx = 0; ky++; roff += w_in;
+                } else if (x + 1 < w_out) {
+                    kx = 0; ky = 0; roff = 0; x++; xbase += s;
+                } else if (y + 1 < nyb) {
+                    kx = 0; ky = 0; roff = 0; x = 0; y++; ybase += row_step; xbase = ybase;
+                } else {   /* the next plane of the group */
+                    kx = 0; ky = 0; roff = 0; x = 0; y = 0;
+                    gbase += plane_in; ybase = gbase; xbase = gbase;
+                }
+            }
+            CTRAIN_COUNT(ew_in, 1);   /* every band has an output */
+            if (!bp) {
+                agu_wr_q8w<POOL_BAND>(ddr, f.dst + out_at, pbuf, n_out);
+            } else {
+                /* The rows this band owns: whole planes, or up to the next band's
+                 * first row (the plane's last band: to its end). */
+                const uint32_t own = whole ? gin : (last ? plane_in - in_r : band_in);
+                CTRAIN_LOOP(ew, 1, own);
+            store:
+                for (uint32_t i = 0; i < own; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND
+                    const wide_t v = racc[i].to_int64();
+                    racc[i] = 0;
+                    bool clamped;
+                    const q8_t q = sat8(v, clamped);
+                    q_stats_add(st, q, q, clamped);
+                    pool_pack(pbuf, pk, i, q, i + 1 == own);
+                }
+                agu_wr_q8w<POOL_BAND>(ddr, f.dst + in_at, pbuf, own);
+                /* Overlapping windows (k_h > s): rows below the owned ones already
+                 * hold this band's contributions; they become the next band's first. */
+                const uint32_t carry = (!whole && !last && k_h > s) ? kh_w - row_step : 0;
+                CTRAIN_LOOP(ew, 1, carry);
+            carry_rows:
+                for (uint32_t i = 0; i < carry; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND
+                    /* reads at own + i, never written before in this loop */
+#pragma HLS DEPENDENCE variable=racc type=inter false
+                    racc[i] = racc[own + i];
+                    racc[own + i] = 0;
+                }
+            }
+            in_r += band_in;
+            out_r += band_out;
+        }
+        in_p += grp_in;
+        out_p += grp_out;
     }
 }
 

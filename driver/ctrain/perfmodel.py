@@ -283,17 +283,17 @@ def _elementwise(f, b, c):
     elif op in validate.POOL_OPS:
         _pool(f, c)
     elif op in validate.BN_OPS:
-        ch = f["c_in"]
-        total = f["n"] * ch * f["h_in"] * f["w_in"]
-        c.rd(f["src2"], 4 * ch)                      # A
+        ch, hw = f["c_in"], f["h_in"] * f["w_in"]
+        total = f["n"] * ch * hw
+        c.rdw(f["src2"], 4 * ch)                     # A
         if op == Op.BN_FP:
-            c.rd(f["src3"], 4 * ch)                  # B, shifted once per channel
+            c.rdw(f["src3"], 4 * ch)                 # B, shifted once per channel
             c.loop("ew", ch)
         i0, ln = c.chunks(total, K)
         c.rdw(f["src"] + i0, ln)
         if op == Op.BN_BP and f["flags"] & Flag.RELU_MASK:
             c.rdw(f["aux"] + i0, ln)
-        c.loop("ew", ln)
+        c.loop("ew", _cdiv(ln, W) if hw >= W else ln)   # W lanes: two channels per word
         c.wrw(f["dst"] + i0, ln)
 
 

@@ -10,6 +10,10 @@
 #define POOL_ROWS (CTRAIN_MAX_KERNEL + CTRAIN_MAX_STRIDE - 1)
 #define POOL_BAND (POOL_ROWS * CTRAIN_MAX_DIM)
 
+/* BN's W lane multipliers (8 x 32 bit, two DSP slices each) go to fabric on a
+ * chip whose DSPs the PE array nearly fills (the Pynq-Z2's 220). */
+#define BN_MUL_LUT (CTRAIN_CHIP_DSP < 256)
+
 /* W elements per cycle: a beat in, through the ReLU and out. */
 void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
     const bool bp = f.op == OP_RELU_BP;
@@ -250,7 +254,7 @@ band_planes:
  * ReLU before the statistics; BN_BP: err*A[c], zeroed where aux <= 0 with
  * RELU_MASK.  A and B (<= CTRAIN_MAX_CH int32 each) are read once; the tensor
  * streams in CTRAIN_CHUNK bursts while a (channel, position) counter pair
- * tracks which channel each element belongs to. */
+ * tracks which channel each element (W lanes: the word's first) belongs to. */
 void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     const bool fp = f.op == OP_BN_FP;
     const bool relu = fp && (f.flags & FLAG_RELU);
@@ -261,9 +265,13 @@ void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     const int sh_b = q_shift(e_acc - e.src3);
     int32_t scale[CTRAIN_MAX_CH], braw[CTRAIN_MAX_CH];
     wide_t shift[CTRAIN_MAX_CH];   /* FP: B[c] at e_acc */
-    agu_rd_i32<CTRAIN_MAX_CH>(ddr, f.src2, scale, c);
+    /* filled a beat per cycle; the lanes read two channels per cycle (the
+     * RAM's two ports) */
+#pragma HLS ARRAY_PARTITION variable=scale type=cyclic factor=AGU_I32_LANES
+#pragma HLS ARRAY_PARTITION variable=braw type=cyclic factor=AGU_I32_LANES
+    agu_rd_i32w<CTRAIN_MAX_CH>(ddr, f.src2, scale, c);
     if (fp) {
-        agu_rd_i32<CTRAIN_MAX_CH>(ddr, f.src3, braw, c);
+        agu_rd_i32w<CTRAIN_MAX_CH>(ddr, f.src3, braw, c);
         CTRAIN_LOOP(ew, 1, c);
     bn_offset:
         for (uint32_t k = 0; k < c; k++) {
@@ -273,11 +281,14 @@ void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
         }
     }
     q8_t in[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
-    /* a beat per cycle in and out (the multiply runs one element per cycle) */
+    /* a beat per cycle in and out, a word of W lanes per cycle through */
 #pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES
 #pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES
 #pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES
-    uint32_t ch = 0, pos = 0;
+    /* W lanes when a word spans at most two channels (h*w >= W); smaller
+     * planes (the fully connected end of a network) one element per cycle */
+    const bool lanes = hw >= AGU_Q8_LANES;
+    uint32_t ch = 0, pos = 0;   /* channel and position of the next element */
 chunk:
     for (uint32_t i0 = 0; i0 < total; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=65536
@@ -285,23 +296,70 @@ chunk:
         agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
         if (mask)
             agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
-        CTRAIN_LOOP(ew, 1, len);
-    bn:
-        for (uint32_t i = 0; i < len; i++) {
+        if (lanes) {
+            const uint32_t words = (len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
+            CTRAIN_LOOP(ew, 1, words);
+        bn_lanes:
+            for (uint32_t k = 0; k < words; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_Q8_LANES
+                /* lane j is in channel ch, or ch + 1 once pos + j reaches h*w */
+                const uint32_t ch2 = ch + 1 == c ? 0 : ch + 1;
+                const int32_t a0 = scale[ch], a1 = scale[ch2];
+                const wide_t b0 = fp ? shift[ch] : 0, b1 = fp ? shift[ch2] : 0;
+                wide_t pre[AGU_Q8_LANES], sto[AGU_Q8_LANES];
+                bool cl[AGU_Q8_LANES];
+                /* one register per lane */
+#pragma HLS ARRAY_PARTITION variable=pre type=complete
+#pragma HLS ARRAY_PARTITION variable=sto type=complete
+#pragma HLS ARRAY_PARTITION variable=cl type=complete
+                const uint32_t rest = len - k * AGU_Q8_LANES;
+            bn_lane:
+                for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+                    const uint32_t i = k * AGU_Q8_LANES + j;
+                    const bool next = pos + j >= hw;
+                    const wide_t prod = (wide_t)in[i] * (next ? a1 : a0);   /* |x*A| < 2^38 */
+#if BN_MUL_LUT
+#pragma HLS BIND_OP variable=prod op=mul impl=fabric
+#endif
+                    wide_t acc = prod + (next ? b1 : b0);
+                    if (relu && acc < 0) acc = 0;
+                    if (mask && gate[i] <= 0) acc = 0;
+                    bool clamped;
+                    const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
+                    out[i] = o;
+                    pre[j] = acc;
+                    sto[j] = o;
+                    cl[j] = clamped;
+                }
+                q_stats_add_lanes<AGU_Q8_LANES>(st, pre, sto, cl,
+                                                rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
+                pos += AGU_Q8_LANES;
+                if (pos >= hw) {
+                    pos -= hw;
+                    ch = ch2;
+                }
+            }
+        } else {
+            CTRAIN_LOOP(ew, 1, len);
+        bn:
+            for (uint32_t i = 0; i < len; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
-            wide_t acc = (wide_t)in[i] * scale[ch];   /* |x*A| < 2^38 */
-            if (fp)
-                acc += shift[ch];
-            if (relu && acc < 0) acc = 0;
-            if (mask && gate[i] <= 0) acc = 0;
-            bool clamped;
-            const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
-            q_stats_add(st, acc, o, clamped);
-            out[i] = o;
-            if (++pos == hw) {
-                pos = 0;
-                ch = ch + 1 == c ? 0 : ch + 1;
+                wide_t acc = (wide_t)in[i] * scale[ch];   /* |x*A| < 2^38 */
+                if (fp)
+                    acc += shift[ch];
+                if (relu && acc < 0) acc = 0;
+                if (mask && gate[i] <= 0) acc = 0;
+                bool clamped;
+                const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
+                q_stats_add(st, acc, o, clamped);
+                out[i] = o;
+                if (++pos == hw) {
+                    pos = 0;
+                    ch = ch + 1 == c ? 0 : ch + 1;
+                }
             }
         }
         agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);

@@ -3,6 +3,7 @@ engine, byte for byte: random cases of every opcode, fault cases, shapes that
 span several PE tiles on both board configurations, and the iteration counters
 docs/overlay.md promises the performance model."""
 import importlib.util
+import math
 import os
 import shutil
 
@@ -190,8 +191,11 @@ def expected_iters(f, rows, cols, chunk, beat):
     POOL_BAND = perfmodel.POOL_BAND
     planes, s, plane = n * ci, f["stride"], hi * wi
     span = ((ho - 1) * s + kh) * wi
-    if plane <= POOL_BAND:
+    if plane <= POOL_BAND:   # rounded down to planes that make whole beats of the written band
+        written = plane if op == Op.POOL_BP else ho * wo
+        align = beat // math.gcd(written, beat)
         G = POOL_BAND // plane
+        G = G - G % align if G >= align else G
         groups = _cdiv(planes, G)
         rd_in, first = planes * plane - groups * (plane - span), min(planes, G) * plane
         carry = 0

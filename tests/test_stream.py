@@ -69,3 +69,27 @@ def test_pool_bands_agree_and_are_counted(board):
                                          table_addr=case.table)
             assert csim.last_iters()[0] == model, (op, n, c, h, w, k_h, k_w, s)
     assert kinds == {"whole", "rows"}
+
+
+@pytest.mark.parametrize("board", ["pynq_z2", "zcu102"])
+def test_compiled_stream_writes_are_whole_beats(board):
+    """The memory plan starts every tensor on a beat and the element-wise units
+    and pooling write whole tensors (pooling: bands of a whole number of
+    beats), so no ReLU, BN or pooling write of a compiled LeNet-5 or CNV
+    merges a partial beat; UPDATE at most once per written tensor's end."""
+    from ctrain import validate
+    from ctrain.compiler import compile_model
+    from ctrain.model import MODELS
+    seen = set()
+    for name in ("lenet5", "cnv"):
+        prog = compile_model(MODELS[name](), 64)
+        assert all(r.offset % perfmodel.board(board).ddr_beat == 0
+                   for r in prog.plan.regions.values())
+        for insn in prog.insns:
+            op = Op(int(insn["op"]))
+            if op in validate.CONV_OPS or op in validate.SPARSE_OPS:
+                continue
+            seen.add(op)
+            merges = perfmodel.iterations(insn, board).wr_merges
+            assert merges <= (3 if op == Op.UPDATE else 0), (name, op.name, merges)
+    assert {Op.POOL_FP, Op.POOL_BP, Op.UPDATE, Op.BN_FP, Op.BN_BP} <= seen

@@ -281,7 +281,7 @@ def _elementwise(f, b, c):
         c.loop("ew", _cdiv(ln, W))                    # a word of W lanes per cycle
         c.wrw(f["dst"] + i0, ln)
     elif op in validate.POOL_OPS:
-        _pool(f, c)
+        _pool(f, b, c)
     elif op in validate.BN_OPS:
         ch, hw = f["c_in"], f["h_in"] * f["w_in"]
         total = f["n"] * ch * hw
@@ -301,7 +301,7 @@ def _elementwise(f, b, c):
 POOL_BAND = (validate.LIMITS["KERNEL"] + validate.LIMITS["STRIDE"] - 1) * validate.LIMITS["DIM"]
 
 
-def _pool(f, c):
+def _pool(f, b, c):
     """stream_pool: per band (G whole planes, or ny output rows of one plane)
     one read burst per operand, one loop over every (output, tap), BP's store
     of the rows the band owns and the carry of overlapping rows, one write."""
@@ -310,7 +310,11 @@ def _pool(f, c):
                                     f["w_out"], f["k_h"], f["k_w"], f["stride"])
     plane = hi * wi
     whole = plane <= POOL_BAND
-    G = POOL_BAND // plane if whole else 1
+    wplane = plane if bp else ho * wo           # the written plane: bands of whole beats
+    tz = min((wplane & -wplane).bit_length() - 1, b.ddr_beat.bit_length() - 1)
+    g_align = b.ddr_beat >> tz
+    g_fit = POOL_BAND // plane if whole else 1
+    G = g_fit - g_fit % g_align if g_fit >= g_align else g_fit
     fit = (POOL_BAND // wi - kh + 1) // s
     ny = ho if whole or fit > ho else fit
     if bp:

@@ -92,7 +92,22 @@ void stream_pool(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
     const uint32_t planes = f.n * f.c_in;
     const uint32_t plane_in = h_in * w_in, row_step = s * w_in;
     const bool whole = plane_in <= POOL_BAND;              /* bands of whole planes */
-    const uint32_t G = whole ? POOL_BAND / plane_in : 1;   /* planes per band */
+    /* Planes per band, whole planes: as many as fit, rounded down to a
+     * multiple of the planes that make the written band whole beats (the
+     * written plane's size has tz trailing zero bits: W >> tz planes), so a
+     * band's write starts and ends on a beat and needs no merge. */
+    const uint32_t wplane = bp ? plane_in : h_out * w_out;
+    uint32_t g_align = AGU_Q8_LANES;
+    bool low_zero = true;   /* bits 0 .. b of wplane all zero */
+pool_align:
+    for (int b = 0; b < AGU_Q8_LOG2; b++) {
+#pragma HLS UNROLL
+        low_zero = low_zero && ((wplane >> b) & 1) == 0;
+        if (low_zero)
+            g_align >>= 1;
+    }
+    const uint32_t g_fit = whole ? POOL_BAND / plane_in : 1;
+    const uint32_t G = g_fit >= g_align ? g_fit & ~(g_align - 1) : g_fit;
     const uint32_t fit = (POOL_BAND / w_in - k_h + 1) / s; /* >= 1: POOL_ROWS >= k_h + s - 1 */
     const uint32_t ny = whole || fit > h_out ? h_out : fit;   /* output rows per band */
     const uint32_t in_base = bp ? f.aux : f.src;

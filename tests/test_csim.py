@@ -204,7 +204,7 @@ def expected_iters(f, rows, cols, chunk, beat):
         nb = _cdiv(ho, ny)
         rd_in, first = planes * ((ho - nb) * s + nb * kh) * wi, (ny * s + kh - 1) * wi
         carry = planes * (nb - 1) * (kh - s) * wi if kh > s else 0
-    taps = planes * ho * wo * kk
+    taps = planes * ho * wo * kh * _cdiv(kw, beat)   # a row segment of <= W taps per cycle
     if op == Op.POOL_FP:
         return dict(pe=0, ew=taps, rd=rd_in, wr=planes * ho * wo)
     return dict(pe=0, ew=first + taps + planes * plane + carry, rd=rd_in + planes * ho * wo,

@@ -328,7 +328,7 @@ def _pool(f, b, c):
     c.rdw((f["aux"] if bp else f["src"]) + in_at, ((gb - 1) * hi + (nyb - 1) * s + kh) * wi)
     if bp:
         c.rdw(f["src"] + out_at, n_out)
-    c.loop("ew", n_out * kh * kw)                                  # taps
+    c.loop("ew", n_out * kh * _cdiv(kw, b.ddr_beat))              # row segments of <= W taps
     if not bp:
         c.wrw(f["dst"] + out_at, n_out)
         return

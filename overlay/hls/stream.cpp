@@ -79,8 +79,8 @@ static inline void pool_pack(q8_t buf[POOL_BAND], q8_t pk[AGU_Q8_LANES], uint32_
 
 /* POOL_FP and POOL_BP (one unit: they share the band buffers).  Per band:
  * one read burst of the pool's input rows (and, BP, of the band's errors),
- * one pipelined loop over every (output, tap) at one tap per cycle keeping
- * the first maximum (FP: stores it; BP: adds the error at its position into
+ * one pipelined loop over every (output, window row, segment of <= W taps)
+ * at one segment per cycle keeping the first maximum (FP: stores it; BP: adds the error at its position into
  * the band's int16 gradient), BP then one pass quantizing the rows the band
  * owns, and one write burst.  Every band's operands are contiguous: bands are
  * whole planes or consecutive rows of one. */
@@ -111,10 +111,10 @@ pool_align:
     const uint32_t fit = (POOL_BAND / w_in - k_h + 1) / s; /* >= 1: POOL_ROWS >= k_h + s - 1 */
     const uint32_t ny = whole || fit > h_out ? h_out : fit;   /* output rows per band */
     const uint32_t in_base = bp ? f.aux : f.src;
-    q8_t pin[POOL_BAND];           /* the pool's input rows of the band */
+    q8_t pin[POOL_BAND + AGU_Q8_LANES];   /* the band's input rows, one word spare (segments) */
     q8_t pbuf[POOL_BAND];          /* FP: outputs; BP: errors, then the gradient rows */
     ap_int<16> racc[POOL_BAND];    /* BP: <= 121 contributions of |err| <= 128 */
-    /* filled a beat per cycle, read one tap per cycle */
+    /* filled a beat per cycle, read two words per cycle (the RAM's two ports) */
 #pragma HLS ARRAY_RESHAPE variable=pin type=cyclic factor=AGU_Q8_LANES
     /* filled and drained a beat per cycle; written a word at a time (pool_pack) */
 #pragma HLS ARRAY_RESHAPE variable=pbuf type=cyclic factor=AGU_Q8_LANES
@@ -163,7 +163,7 @@ band_planes:
             const uint32_t n_out = whole ? gout : (last ? plane_out - out_r : band_out);
             const uint32_t n_in = whole ? gin - plane_in + span
                                         : (last ? span - in_r : band_in - row_step + kh_w);
-            agu_rd_q8w<POOL_BAND>(ddr, in_base + in_at, pin, n_in);
+            agu_rd_q8w<POOL_BAND + AGU_Q8_LANES>(ddr, in_base + in_at, pin, n_in);
             if (bp)
                 agu_rd_q8w<POOL_BAND>(ddr, f.src + out_at, pbuf, n_out);
             /* (plane, row, column, ky, kx) as running addresses: no multiplier */
@@ -183,14 +183,38 @@ band_planes:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND*MAX_KK
 #pragma HLS DEPENDENCE variable=racc type=inter false
 #pragma HLS DEPENDENCE variable=pbuf type=inter false
+                /* The segment of up to W taps of window row ky from kx: lanes
+                 * [off, off + W) of the two words at the beat-aligned wb. */
                 const uint32_t a = xbase + roff + kx;
-                const q8_t v = pin[a];
-                const bool take = (kx == 0 && ky == 0) || v > best;   /* strict: the first maximum */
-                const q8_t m = take ? v : best;
-                const uint32_t am = take ? a : at_best;
+                const uint32_t wb = a & ~(uint32_t)(AGU_Q8_LANES - 1);
+                const uint32_t off = a & (AGU_Q8_LANES - 1);
+                const uint32_t live = k_w - kx < AGU_Q8_LANES ? k_w - kx : AGU_Q8_LANES;
+                q8_t two[2 * AGU_Q8_LANES];
+                /* registers: both words at once */
+#pragma HLS ARRAY_PARTITION variable=two type=complete
+            words:
+                for (int j = 0; j < 2 * AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+                    two[j] = pin[wb + j];
+                }
+                q8_t sm = 0;      /* the segment's first maximum and its lane */
+                uint32_t sj = 0;
+            segment:
+                for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+                    const q8_t v = two[off + j];
+                    if ((uint32_t)j < live && (j == 0 || v > sm)) {
+                        sm = v;
+                        sj = j;
+                    }
+                }
+                /* strict: the first maximum in row-major order wins */
+                const bool take = (kx == 0 && ky == 0) || sm > best;
+                const q8_t m = take ? sm : best;
+                const uint32_t am = take ? a + sj : at_best;
                 best = m;
                 at_best = am;
-                if (kx + 1 == k_w && ky + 1 == k_h) {   /* the window's last tap */
+                if (kx + live == k_w && ky + 1 == k_h) {   /* the window's last segment */
                     if (!bp) {
                         pool_pack(pbuf, pk, o, m, o + 1 == n_out);
                         q_stats_add(st, m, m, false);
@@ -210,8 +234,8 @@ band_planes:
                     more = o != n_out;
                 }
                 CTRAIN_COUNT(ew, 1);   /* one iteration; the entry below */
-                if (kx + 1 < k_w) {
-                    kx++;
+                if (kx + live < k_w) {
+                    kx += AGU_Q8_LANES;
                 } else if (ky + 1 < k_h) {
                     kx = 0; ky++; roff += w_in;
                 } else if (x + 1 < w_out) {

@@ -199,15 +199,19 @@ def expected_iters(f, rows, cols, chunk, beat):
         groups = _cdiv(planes, G)
         rd_in, first = planes * plane - groups * (plane - span), min(planes, G) * plane
         carry = 0
+        # the store, W per cycle: full groups, then the last
+        store = (groups - 1) * _cdiv(G * plane, beat) + _cdiv((planes - (groups - 1) * G) * plane, beat)
     else:
         ny = min((POOL_BAND // wi - kh + 1) // s, ho)
         nb = _cdiv(ho, ny)
         rd_in, first = planes * ((ho - nb) * s + nb * kh) * wi, (ny * s + kh - 1) * wi
         carry = planes * (nb - 1) * (kh - s) * wi if kh > s else 0
+        band = ny * s * wi   # the rows a band but a plane's last owns
+        store = planes * ((nb - 1) * _cdiv(band, beat) + _cdiv(plane - (nb - 1) * band, beat))
     taps = planes * ho * wo * kh * _cdiv(kw, beat)   # a row segment of <= W taps per cycle
     if op == Op.POOL_FP:
         return dict(pe=0, ew=taps, rd=rd_in, wr=planes * ho * wo)
-    return dict(pe=0, ew=first + taps + planes * plane + carry, rd=rd_in + planes * ho * wo,
+    return dict(pe=0, ew=_cdiv(first, beat) + taps + store + carry, rd=rd_in + planes * ho * wo,
                 wr=planes * plane)
 
 

@@ -317,8 +317,9 @@ def _pool(f, b, c):
     G = g_fit - g_fit % g_align if g_fit >= g_align else g_fit
     fit = (POOL_BAND // wi - kh + 1) // s
     ny = ho if whole or fit > ho else fit
-    if bp:
-        c.loop("ew", min(P, G) * plane if whole else (ny * s + kh - 1) * wi)   # clear
+    W = b.ddr_beat
+    if bp:   # the clear, a word of W per cycle
+        c.loop("ew", _cdiv(min(P, G) * plane if whole else (ny * s + kh - 1) * wi, W))
     p0 = np.arange(0, P, G, dtype=np.int64)[:, None]
     y0 = np.arange(0, ho, ny, dtype=np.int64)[None, :]
     gb, nyb = np.minimum(G, P - p0), np.minimum(ny, ho - y0)
@@ -328,12 +329,12 @@ def _pool(f, b, c):
     c.rdw((f["aux"] if bp else f["src"]) + in_at, ((gb - 1) * hi + (nyb - 1) * s + kh) * wi)
     if bp:
         c.rdw(f["src"] + out_at, n_out)
-    c.loop("ew", n_out * kh * _cdiv(kw, b.ddr_beat))              # row segments of <= W taps
+    c.loop("ew", n_out * kh * _cdiv(kw, W))                        # row segments of <= W taps
     if not bp:
         c.wrw(f["dst"] + out_at, n_out)
         return
     own = gb * plane if whole else np.where(last, hi - y0 * s, nyb * s) * wi
-    c.loop("ew", np.broadcast_to(own, n_out.shape))                # store
+    c.loop("ew", np.broadcast_to(_cdiv(own, W), n_out.shape))      # store, W per cycle
     c.wrw(f["dst"] + in_at, own)
     if not whole and kh > s:
         c.loop("ew", np.where(last, 0, (kh - s) * wi) + 0 * p0)    # carry

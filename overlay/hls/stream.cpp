@@ -114,6 +114,8 @@ pool_align:
     q8_t pin[POOL_BAND + AGU_Q8_LANES];   /* the band's input rows, one word spare (segments) */
     q8_t pbuf[POOL_BAND];          /* FP: outputs; BP: errors, then the gradient rows */
     ap_int<16> racc[POOL_BAND];    /* BP: <= 121 contributions of |err| <= 128 */
+    /* the store and the clear take a word of W per cycle */
+#pragma HLS ARRAY_PARTITION variable=racc type=cyclic factor=AGU_Q8_LANES
     /* filled a beat per cycle, read two words per cycle (the RAM's two ports) */
 #pragma HLS ARRAY_RESHAPE variable=pin type=cyclic factor=AGU_Q8_LANES
     /* filled and drained a beat per cycle; written a word at a time (pool_pack) */
@@ -139,12 +141,17 @@ pk_clear:
     if (bp) {
         const uint32_t ext = whole ? (all_in < grp_in ? all_in : grp_in)
                                    : band_in + kh_w - w_in;
-        CTRAIN_LOOP(ew, 1, ext);
+        const uint32_t words = (ext + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
+        CTRAIN_LOOP(ew, 1, words);
     clear:
-        for (uint32_t i = 0; i < ext; i++) {
+        for (uint32_t k = 0; k < words; k++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND
-            racc[i] = 0;
+#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND/AGU_Q8_LANES
+        clear_lane:
+            for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+                racc[k * AGU_Q8_LANES + j] = 0;
+            }
         }
     }
     uint32_t in_p = 0, out_p = 0;   /* the group's first plane */
@@ -254,17 +261,34 @@ band_planes:
                 /* The rows this band owns: whole planes, or up to the next band's
                  * first row (the plane's last band: to its end). */
                 const uint32_t own = whole ? gin : (last ? plane_in - in_r : band_in);
-                CTRAIN_LOOP(ew, 1, own);
+                const uint32_t words = (own + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
+                CTRAIN_LOOP(ew, 1, words);
             store:
-                for (uint32_t i = 0; i < own; i++) {
+                for (uint32_t k = 0; k < words; k++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND
-                    const wide_t v = racc[i].to_int64();
-                    racc[i] = 0;
-                    bool clamped;
-                    const q8_t q = sat8(v, clamped);
-                    q_stats_add(st, q, q, clamped);
-                    pool_pack(pbuf, pk, i, q, i + 1 == own);
+#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND/AGU_Q8_LANES
+                    wide_t qv[AGU_Q8_LANES];
+                    bool cl[AGU_Q8_LANES];
+                    /* one register per lane */
+#pragma HLS ARRAY_PARTITION variable=qv type=complete
+#pragma HLS ARRAY_PARTITION variable=cl type=complete
+                    const uint32_t rest = own - k * AGU_Q8_LANES;
+                store_lane:
+                    for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+                        const uint32_t i = k * AGU_Q8_LANES + j;
+                        bool clamped = false;
+                        q8_t q = 0;
+                        if ((uint32_t)j < rest) {   /* lanes past own: the carried rows */
+                            q = sat8(racc[i].to_int64(), clamped);
+                            racc[i] = 0;
+                        }
+                        pbuf[i] = q;   /* the whole word at once */
+                        qv[j] = q;
+                        cl[j] = clamped;
+                    }
+                    q_stats_add_lanes<AGU_Q8_LANES>(st, qv, qv, cl,
+                                                    rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
                 }
                 agu_wr_q8w<POOL_BAND>(ddr, f.dst + in_at, pbuf, own);
                 /* Overlapping windows (k_h > s): rows below the owned ones already

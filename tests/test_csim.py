@@ -3,13 +3,14 @@ engine, byte for byte: random cases of every opcode, fault cases, shapes that
 span several PE tiles on both board configurations, and the iteration counters
 docs/overlay.md promises the performance model."""
 import importlib.util
+import math
 import os
 import shutil
 
 import numpy as np
 import pytest
 
-from ctrain import boards, validate
+from ctrain import boards, perfmodel, validate
 from ctrain.engine import get_engine
 from ctrain.engine.numpy_engine import NumpyEngine
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, STATS_BYTES, Fault, Flag, Op
@@ -153,7 +154,7 @@ def _taps(f):
                if 0 <= y * f["stride"] + ky - f["pad"] < f["h_in"])
 
 
-def expected_iters(f, rows, cols, chunk, beat=8):
+def expected_iters(f, rows, cols, chunk, beat):
     """docs/overlay.md "Iteration counters" for one executed instruction, without
     the fetch, table load and statistics store every instruction adds (`beat`:
     the DDR port's bytes per beat, the element-wise unit's lanes)."""
@@ -183,9 +184,10 @@ def expected_iters(f, rows, cols, chunk, beat=8):
     if op == Op.UPDATE:
         cnt, cw = f["count"], f["count_w"]
         return dict(pe=0, ew=cnt, rd=12 * cnt + cw, wr=8 * cnt + cw)
-    if op in (Op.RELU_FP, Op.RELU_BP):
+    if op in (Op.RELU_FP, Op.RELU_BP):   # a word of W lanes per cycle
         cnt, reads = f["count"], 2 if op == Op.RELU_BP else 1
-        return dict(pe=0, ew=cnt, rd=reads * cnt, wr=cnt)
+        words = sum(_cdiv(min(chunk, cnt - i0), beat) for i0 in range(0, cnt, chunk))
+        return dict(pe=0, ew=words, rd=reads * cnt, wr=cnt)
     planes = n * ci
     if op == Op.ADD:
         cnt = f["count"]
@@ -200,11 +202,34 @@ def expected_iters(f, rows, cols, chunk, beat=8):
         ew = wi + planes * (sum(cov) * _cdiv(wo, beat) + sum(c > 0 for c in cov) * kw * wo + hi * wi)
         rd = planes * (sum(cov) * wo + (hi * wi if mask else 0))
         return dict(pe=0, ew=ew, rd=rd, wr=planes * hi * wi)
+        words = sum(_cdiv(min(chunk, cnt - i0), beat) for i0 in range(0, cnt, chunk))
+        return dict(pe=0, ew=words, rd=reads * cnt, wr=cnt)
+    # pooling bands: G whole planes, or ny output rows of one plane
+    POOL_BAND = perfmodel.POOL_BAND
+    planes, s, plane = n * ci, f["stride"], hi * wi
+    span = ((ho - 1) * s + kh) * wi
+    if plane <= POOL_BAND:   # rounded down to planes that make whole beats of the written band
+        written = plane if op == Op.POOL_BP else ho * wo
+        align = beat // math.gcd(written, beat)
+        G = POOL_BAND // plane
+        G = G - G % align if G >= align else G
+        groups = _cdiv(planes, G)
+        rd_in, first = planes * plane - groups * (plane - span), min(planes, G) * plane
+        carry = 0
+        # the store, W per cycle: full groups, then the last
+        store = (groups - 1) * _cdiv(G * plane, beat) + _cdiv((planes - (groups - 1) * G) * plane, beat)
+    else:
+        ny = min((POOL_BAND // wi - kh + 1) // s, ho)
+        nb = _cdiv(ho, ny)
+        rd_in, first = planes * ((ho - nb) * s + nb * kh) * wi, (ny * s + kh - 1) * wi
+        carry = planes * (nb - 1) * (kh - s) * wi if kh > s else 0
+        band = ny * s * wi   # the rows a band but a plane's last owns
+        store = planes * ((nb - 1) * _cdiv(band, beat) + _cdiv(plane - (nb - 1) * band, beat))
+    taps = planes * ho * wo * kh * _cdiv(kw, beat)   # a row segment of <= W taps per cycle
     if op == Op.POOL_FP:
-        return dict(pe=0, ew=planes * ho * kh * kw * wo, rd=planes * ho * kh * wi,
-                    wr=planes * ho * wo)
-    return dict(pe=0, ew=wi + planes * (ho * (2 * kh * kw * wo + wo) + hi * wi),
-                rd=planes * ho * (kh * wi + wo), wr=planes * hi * wi)
+        return dict(pe=0, ew=taps, rd=rd_in, wr=planes * ho * wo)
+    return dict(pe=0, ew=_cdiv(first, beat) + taps + store + carry, rd=rd_in + planes * ho * wo,
+                wr=planes * plane)
 
 
 def _subset(it, keys):
@@ -221,8 +246,8 @@ def _check_counters(engine, case):
     want = dict(pe=0, ew=0, rd=INSN_BYTES, wr=0)   # the fetch
     want["rd"] += 4 * case.table_len
     if f["op"] != Op.HALT:
-        beat = boards.get(engine.board).ddr_beat
-        for key, value in expected_iters(f, engine.pe_rows, engine.pe_cols, engine.chunk, beat).items():
+        for key, value in expected_iters(f, engine.pe_rows, engine.pe_cols, engine.chunk,
+                                         perfmodel.board(engine.board).ddr_beat).items():
             want[key] = want.get(key, 0) + value
         want["wr"] += STATS_BYTES
     assert _subset(iters[0], want) == want, f"{Op(f['op']).name} {validate.fields(f)}"
@@ -246,7 +271,8 @@ def test_iteration_counters_follow_the_documented_formulas(board):
         ddr, args = _conv_case(rng, *spec)
         engine.run(ddr.copy(), *args)
         f = validate.fields(ddr[args[0]:args[0] + INSN_BYTES].view(INSN_DTYPE)[0])
-        want = expected_iters(f, engine.pe_rows, engine.pe_cols, engine.chunk)
+        want = expected_iters(f, engine.pe_rows, engine.pe_cols, engine.chunk,
+                                         perfmodel.board(engine.board).ddr_beat)
         want.update(rd=want["rd"] + INSN_BYTES + 4 * args[3], wr=want["wr"] + STATS_BYTES)
         assert _subset(engine.last_iters()[0], want) == want, spec
 

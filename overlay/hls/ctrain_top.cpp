@@ -65,9 +65,6 @@ static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrai
     case OP_RELU_BP:
         stream_relu(ddr, f, st);
         break;
-    case OP_POOL_FP:
-        stream_pool_fp(ddr, f, st);
-        break;
     case OP_SCONV_FP:
     case OP_SCONV_EB:
     case OP_SCONV_WG:
@@ -88,8 +85,9 @@ static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrai
         eltwise_avgpool(ddr, f, e, st);
         exp = (wide_t)e.src - CTRAIN_AVG_SHIFT;
         break;
-    default:   /* OP_POOL_BP: validation let nothing else through */
-        stream_pool_bp(ddr, f, st);
+    case OP_POOL_FP:
+    default:   /* OP_POOL_FP, OP_POOL_BP: validation let nothing else through */
+        stream_pool(ddr, f, st);
         break;
     }
     q_stats_store(ddr, f.stats, st, (int32_t)(uint32_t)exp);   /* exp wraps to 32 bits */

@@ -24,37 +24,48 @@ boards' data sheets; every cycle constant is documented with its assumption in
 docs/overlay.md.
 """
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from . import boards, validate
+from . import boards, overlay_src, validate
 from .engine.csim_engine import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
+def _cycle_constants():
+    """The CTRAIN_* #defines of overlay/hls/cycle_model.h, the one place the
+    cycle constants live (the C-sim's overlap accounting reads the same)."""
+    with open(os.path.join(overlay_src.hls_dir(), "cycle_model.h")) as fh:
+        return {k: int(v) for k, v in boards._DEFINE.findall(fh.read())}
+
+
+_CONST = _cycle_constants()
 #: Cycles from a burst's request to its first data (read) or from its last
 #: beat to the write response (write): the latency Vitis HLS assumes for an
 #: m_axi port by default (64), above the ~100-250 ns PS DDR reads take through
 #: an HP port at these clocks. Pessimistic; to calibrate on a board.
-RD_LATENCY = 64
-WR_LATENCY = 64
+RD_LATENCY = _CONST["RD_LATENCY"]
+WR_LATENCY = _CONST["WR_LATENCY"]
 #: Requests in flight per channel (num_read_outstanding / num_write_outstanding
 #: of the m_axi pragma in ctrain_top.cpp). Only a pipelined loop issuing a read
 #: per iteration (SCONV_EB's value gathers) keeps more than one outstanding.
-OUTSTANDING = 4
+OUTSTANDING = _CONST["OUTSTANDING"]
 #: Pipeline depth (fill) paid per loop entry, per loop class, pessimistic:
 #: PE steps: operand reads (2) + DSP multiply (3) + adder tree (log2 C) +
 #: accumulator read-add-write (4) + the sparse window position (3).
-PE_DEPTH_BASE = 12
+PE_DEPTH_BASE = _CONST["PE_DEPTH_BASE"]
 #: element-wise loops: the deepest, UPDATE's two chained 32x32 multiplies with
 #: rounding and saturation, taken for all of them.
-EW_DEPTH = 20
+EW_DEPTH = _CONST["EW_DEPTH"]
 #: AGU burst loops: address, read data handshake, lane select, buffer write.
-AGU_DEPTH = 4
+AGU_DEPTH = _CONST["AGU_DEPTH"]
 #: Fixed cycles per instruction not in the counters: validation's scalar
 #: checks (64-bit products and compares), loading the exponents, dispatch.
-INSN_CYCLES = 64
+INSN_CYCLES = _CONST["INSN_CYCLES"]
+#: Stages a dataflow region may have (CTRAIN_STAGE(k), k below this).
+REGION_STAGES = _CONST["REGION_STAGES"]
 
 
 BOARDS = boards.BOARDS
@@ -177,6 +188,23 @@ class _Count:
     def add(self, other, times=1):
         for k in self.v:
             self.v[k] += times * other.v[k]
+
+    def stage(self):
+        """A fresh counter for one stage of a dataflow region (see region)."""
+        return _Count(self.b)
+
+    def region(self, stages, times=1):
+        """`times` iterations of a dataflow region whose stages counted
+        `stages` (a list of _Count; CTRAIN_REGION_* in types.h): adds their
+        counts and what running them concurrently hides, the stages' cycles
+        summed minus the region's, max(longest stage, each AXI channel's
+        total over the stages)."""
+        costs = [_stage_cost(st.iters(), self.b) for st in stages]
+        for st in stages:
+            self.add(st, times)
+        span = max(max(t for t, _, _ in costs), sum(r for _, r, _ in costs),
+                   sum(w for _, _, w in costs))
+        self.v["hidden"] += times * (sum(t for t, _, _ in costs) - span)
 
     def iters(self):
         return Iters(**self.v)
@@ -557,7 +585,8 @@ def breakdown(it, board_):
     gather   SCONV_EB's one-byte reads: latency over the requests outstanding
     merge    a write's partial beats: each a one-beat read round trip (the
              read-merge of ddr_put in synthesis), serial
-    insn     the fixed per-instruction cycles."""
+    insn     the fixed per-instruction cycles
+    hidden   minus the cycles dataflow regions overlap (Iters.hidden)."""
     b = _board(board_)
     W = b.ddr_beat
 
@@ -570,17 +599,27 @@ def breakdown(it, board_):
                 wr=channel(it.wr_beats, it.wr_bursts, it.wr_agu, b.wr_latency),
                 gather=it.gathers * _cdiv(b.rd_latency, b.outstanding),
                 merge=it.wr_merges * (b.rd_latency + AGU_DEPTH),
-                insn=b.insn_cycles)
+                insn=b.insn_cycles,
+                hidden=-it.hidden)
+
+
+def _stage_cost(it, b):
+    """(cycles, read channel, write channel) of one stage of a dataflow
+    region: breakdown's terms but the fixed instruction cycles; the read
+    channel carries the reads, gathers and merge reads."""
+    d = breakdown(it, b)
+    rd = d["rd"] + d["gather"] + d["merge"]
+    return d["pe"] + d["ew"] + rd + d["wr"], rd, d["wr"]
 
 
 def cycles_of(it, board_):
     """(cycles, compute, memory) of counters `it` (see breakdown): compute =
     PE and element-wise loops, memory = both AXI channels, gathers, merges,
-    cycles = their sum plus the per-instruction overhead (the units run their
-    phases one after another; nothing overlaps)."""
+    cycles = their sum plus the per-instruction overhead, less what dataflow
+    regions hide (phases outside a region run one after another)."""
     d = breakdown(it, board_)
     compute, memory = d["pe"] + d["ew"], d["rd"] + d["wr"] + d["gather"] + d["merge"]
-    return compute + memory + d["insn"], compute, memory
+    return compute + memory + d["insn"] + d["hidden"], compute, memory
 
 
 def cycles(insn, board_, ddr=None, index=None):

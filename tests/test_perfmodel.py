@@ -29,6 +29,7 @@ _CONV = dict(n=10, c_in=6, h_in=14, w_in=14, c_out=19, k_h=5, k_w=5, stride=1, p
 _WIDE = dict(n=3, c_in=200, h_in=5, w_in=7, c_out=9, k_h=5, k_w=5, stride=2, pad=2)
 _LONG = dict(n=2, c_in=3, h_in=6, w_in=300, c_out=5, k_h=3, k_w=4, stride=3, pad=1)
 _FC = dict(n=20, c_in=400, h_in=1, w_in=1, c_out=37, k_h=1, k_w=1, stride=1, pad=0)
+_BANDS = dict(n=3, c_in=3, h_in=40, w_in=200, c_out=4, k_h=11, k_w=11, stride=1, pad=5)
 _DENSE_ROWS = dict(n=2, c_in=60, h_in=3, w_in=3, c_out=3, k_h=5, k_w=5, stride=1, pad=2)
 BIG_SPARSE = [
     (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _CONV, 0.2),
@@ -50,6 +51,14 @@ BIG_SPARSE = [
     (Op.CONV_FP, Flag.BIAS, _CONV, None),
     (Op.CONV_EB, Flag.RELU_MASK, _CONV, None),
     (Op.CONV_WG, Flag.BIAS, _FC, None),
+    # dense: several column-tile groups, several bands, taps of stride 3
+    (Op.CONV_FP, Flag.BIAS | Flag.RELU, _WIDE, None),
+    (Op.CONV_EB, Flag.RELU_MASK, dict(_WIDE, c_in=9, c_out=200), None),
+    (Op.CONV_WG, Flag.BIAS, _WIDE, None),
+    (Op.CONV_FP, 0, _BANDS, None),
+    (Op.CONV_EB, Flag.RELU_MASK, _BANDS, None),
+    (Op.CONV_WG, 0, _BANDS, None),
+    (Op.CONV_EB, 0, _LONG, None),
 ]
 
 

@@ -38,6 +38,12 @@ struct beat_t {
 
 #define PE_ROWS CTRAIN_PE_ROWS
 #define PE_COLS CTRAIN_PE_COLS
+/* Batch lanes of the PE array: images that share each weight (1 unless the
+ * board's header sets CTRAIN_PE_LANES). */
+#ifndef CTRAIN_PE_LANES
+#define CTRAIN_PE_LANES 1
+#endif
+#define PE_LANES CTRAIN_PE_LANES
 #define MAX_KK (CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL)
 
 typedef int8_t q8_t;         /* tensor element */

@@ -10,14 +10,16 @@
  * (tables built per band); WG walks every (tap, position) and masks the ones
  * outside the plane.
  *
- * Burst buffers are partitioned cyclic by the port's beat along the index a
- * burst walks, so every burst moves one beat per cycle (CONV_II).
+ * Burst buffers are reshaped cyclic by the port's beat along the index a
+ * burst walks (a word holds W consecutive positions; a beat touches at most
+ * two words, the two ports of the RAM), so every burst moves one beat per
+ * cycle (CONV_II).
  */
 #include "conv.h"
 #include "agu.h"
 
 /* Cycles per beat of the unit's bursts: its buffers take a whole beat per
- * cycle (partitioned cyclic by DDR_BEAT along the burst's index). */
+ * cycle (reshaped cyclic by DDR_BEAT along the burst's index). */
 #define CONV_II 1
 
 static int cdiv_i(int a, int b) { return (a + b - 1) / b; }
@@ -412,15 +414,15 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     static pe_cols_t act[2];
 #pragma HLS ARRAY_PARTITION variable=act type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=act type=complete dim=3
-#pragma HLS ARRAY_PARTITION variable=act type=cyclic factor=CTRAIN_DDR_BEAT dim=4
+#pragma HLS ARRAY_RESHAPE variable=act type=cyclic factor=CTRAIN_DDR_BEAT dim=4
     static pe_rows_t rowb[2];   /* WG errors, EB masks */
 #pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=3
-#pragma HLS ARRAY_PARTITION variable=rowb type=cyclic factor=CTRAIN_DDR_BEAT dim=4
+#pragma HLS ARRAY_RESHAPE variable=rowb type=cyclic factor=CTRAIN_DDR_BEAT dim=4
     static pe_rows_t obuf[2];   /* FP/EB quantized outputs */
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=3
-#pragma HLS ARRAY_PARTITION variable=obuf type=cyclic factor=CTRAIN_DDR_BEAT dim=4
+#pragma HLS ARRAY_RESHAPE variable=obuf type=cyclic factor=CTRAIN_DDR_BEAT dim=4
     static pe_rowacc_t racc;    /* FP/EB partial sums between groups */
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=2

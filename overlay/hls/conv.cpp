@@ -60,11 +60,10 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
 /* ---------------------------------------------------------------- bursts */
 
 /* len bytes at addr -> buf[bank][at + pos]: `run` bytes per bank from
- * (bank0, at0), then the next bank; after the last bank, bank 0 at + slot.
- * With `add`, sums[bank] += each byte (WG's bias gradients). */
+ * (bank0, at0), then the next bank; after the last bank, bank 0 at + slot. */
 template <int NB, int CAP>
 static void rd_banked(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[NB][CAP],
-                      int bank0, int at0, int run, int slot, wide_t sums[NB], bool add) {
+                      int bank0, int at0, int run, int slot) {
     agu_count(false, addr, len, CONV_II);
     if (len == 0)
         return;
@@ -79,10 +78,7 @@ rd_banked:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                const q8_t v = (q8_t)beat_lane(w, l);
-                buf[bank][at + pos] = v;
-                if (add)
-                    sums[bank] += v;
+                buf[bank][at + pos] = (q8_t)beat_lane(w, l);
                 if (++pos == run) {
                     pos = 0;
                     if (++bank == NB) {
@@ -268,20 +264,19 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
     const int c0 = it.grp * p.g * PE_COLS;
     const int gc = min_i(p.g * PE_COLS, p.cols - c0);
     const int run = (it.hi - it.lo) * p.sw;
-    wide_t unused[PE_COLS];
     for (int l = 0; l < it.vb; l++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
         const uint32_t img = (uint32_t)(it.b0 + l) * p.cols;
         if (it.lo == 0 && it.hi == p.sh) {
             rd_banked<PE_COLS, CONV_ACT>(ddr, base + (img + c0) * p.sh * p.sw, gc * run, act[l],
-                                         0, 0, run, p.slot, unused, false);
+                                         0, 0, run, p.slot);
             continue;
         }
         int bank = 0, at = 0;
         for (int gi = 0; gi < gc; gi++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
             rd_banked<PE_COLS, CONV_ACT>(ddr, base + ((img + c0 + gi) * p.sh + it.lo) * p.sw, run,
-                                         act[l], bank, at, run, p.slot, unused, false);
+                                         act[l], bank, at, run, p.slot);
             if (++bank == PE_COLS) {
                 bank = 0;
                 at += p.slot;
@@ -293,9 +288,9 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
 /* Rows r0 .. r0+vr of swept rows [y0, y1) of each valid lane between DDR at
  * base (a tensor of `rows` channels on the swept plane) and buf[l][r][pos]:
  * one burst per lane when the band is the whole plane, else one per row.
- * Reads (WG errors, EB masks; `add`: bias sums) or writes (FP/EB outputs). */
+ * Reads (WG errors, EB masks) or writes (FP/EB outputs). */
 static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it, int r0,
-                    int vr, pe_rows_t buf, bool write, wide_t sums[PE_ROWS], bool add) {
+                    int vr, pe_rows_t buf, bool write) {
     const int run = (it.y1 - it.y0) * p.ow;
     for (int l = 0; l < it.vb; l++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
@@ -305,7 +300,7 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
             if (write)
                 wr_banked<PE_ROWS, CONV_OUT>(ddr, at, vr * run, buf[l], run);
             else
-                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, vr * run, buf[l], 0, 0, run, 0, sums, add);
+                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, vr * run, buf[l], 0, 0, run, 0);
             continue;
         }
         for (int r = 0; r < vr; r++) {
@@ -314,7 +309,7 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
             if (write)
                 wr_banked<1, CONV_OUT>(ddr, at, run, &buf[l][r], run);
             else
-                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, run, buf[l], r, 0, run, 0, sums, add);
+                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, run, buf[l], r, 0, run, 0);
         }
     }
 }
@@ -325,38 +320,47 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
  * (offsets in act), 1 for columns; `lo` the first source row loaded. */
 static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int pd, int n_src,
                         int lo, int scale, pe_range tab[CTRAIN_MAX_DIM]) {
-    /* FP: vs = v*s - p; EB: (v + p) = q*s + m and (v + p - k + 1) = q2*s + m2 */
+    /* FP: vs = v*s - p; EB: v + p = q*s + m, v + p - k + 1 = q2*s + m2.  The
+     * offsets are kept scaled (x scale, x k_mul) and advanced by adds. */
     int vs = v0 * s - pd;
+    int vs_sc = vs * scale, vs_k = vs * k_mul;
+    const int s_sc = s * scale, s_k = s * k_mul, lo_sc = lo * scale;
     int q = fdiv(v0 + pd, s), m = v0 + pd - q * s;
     int q2 = fdiv(v0 + pd - k + 1, s), m2 = v0 + pd - k + 1 - q2 * s;
+    int q_sc = q * scale, q_sk = q * s_k, vp_k = (v0 + pd) * k_mul;
+    const int top = n_src - 1, top_sc = top * scale, top_sk = top * s_k;
     CTRAIN_LOOP(ew, 1, count);
 make_ranges:
     for (int i = 0; i < count; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-        int n, k0, src0;
+        int n, k0, src;
         if (!eb) {
-            const int ka = max_i(0, -vs), kb = min_i(k, n_src - vs);
-            n = max_i(0, kb - ka);
-            k0 = ka;
-            src0 = vs + ka;
+            n = max_i(0, min_i(k, n_src - vs) - max_i(0, -vs));
+            k0 = vs < 0 ? -vs_k : 0;          /* first tap max(0, -vs), x k_mul */
+            src = (vs < 0 ? 0 : vs_sc) - lo_sc;
         } else {
-            const int hi = min_i(n_src - 1, q), lo_q = max_i(0, q2 + (m2 != 0 ? 1 : 0));
+            const int hi = min_i(top, q), lo_q = max_i(0, q2 + (m2 != 0 ? 1 : 0));
             n = max_i(0, hi - lo_q + 1);
-            k0 = v0 + i + pd - hi * s;
-            src0 = hi;
+            k0 = vp_k - (q < top ? q_sk : top_sk);   /* (v + p - hi*s) x k_mul */
+            src = (q < top ? q_sc : top_sc) - lo_sc;
         }
         if (n == 0) {
             k0 = 0;
-            src0 = lo;
+            src = 0;
         }
         tab[i].n = n;
-        tab[i].k0 = k0 * k_mul;
-        tab[i].src0 = (src0 - lo) * scale;
+        tab[i].k0 = k0;
+        tab[i].src0 = src;
         vs += s;
+        vs_sc += s_sc;
+        vs_k += s_k;
+        vp_k += k_mul;
         if (++m == s) {
             m = 0;
             q++;
+            q_sc += scale;
+            q_sk += s_k;
         }
         if (++m2 == s) {
             m2 = 0;
@@ -541,10 +545,9 @@ tile_rows:
                     }
                     load_cols(ddr, col_base, p, it, act[h]);
                     if (wg)
-                        rows_io(ddr, f.src, p, it, r0, vr, rowb[h], false, rbias,
-                                wg_bias && gsel == 0);
+                        rows_io(ddr, f.src, p, it, r0, vr, rowb[h], false);
                     else if (mask && it.grp == p.groups - 1)
-                        rows_io(ddr, f.aux, p, it, r0, vr, rowb[h], false, rbias, false);
+                        rows_io(ddr, f.aux, p, it, r0, vr, rowb[h], false);
                 }
                 /* stage 1: compute item k */
                 if (region)
@@ -563,6 +566,7 @@ tile_rows:
                     g.vb = it.vb;
                     g.first = it.grp == 0;
                     g.last = it.grp == p.groups - 1;
+                    g.bias_sum = wg_bias && gsel == 0;
                     if (wg) {
                         g.total = (uint32_t)gct * kk * g.rows * p.ow;
                     } else {
@@ -570,8 +574,8 @@ tile_rows:
                                     it.lo, p.sw, yr);
                         g.total = (uint32_t)gct * range_steps(yr, g.rows) * sum_x;
                     }
-                    pe_array(wbuf[p.groups > 1 && !wg ? h : 0], act[h], rowb[h], yr, xr, rbias,
-                             rowb[h], g, racc, obuf[h], tacc, st);
+                    pe_array(wbuf[p.groups > 1 && !wg ? h : 0], act[h], rowb[h], yr, xr,
+                             rowb[h], g, rbias, racc, obuf[h], tacc, st);
                 }
                 /* stage 2: store item k-1 */
                 if (region)
@@ -579,7 +583,7 @@ tile_rows:
                 if (!wg && k >= 1) {
                     const conv_item it = item_of(f, eb, p, k - 1, p.groups);
                     if (it.grp == p.groups - 1)
-                        rows_io(ddr, f.dst, p, it, r0, vr, obuf[(k - 1) & 1], true, rbias, false);
+                        rows_io(ddr, f.dst, p, it, r0, vr, obuf[(k - 1) & 1], true);
                 }
                 if (region)
                     CTRAIN_REGION_END();

@@ -3,7 +3,7 @@
 
 void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
-              const wide_t bias[PE_ROWS], const pe_rows_t maskb, const pe_pass &g,
+              const pe_rows_t maskb, const pe_pass &g, wide_t bias[PE_ROWS],
               pe_rowacc_t racc, pe_rows_t out, pe_tapacc_t tacc, q_stats &st) {
 #pragma HLS INLINE off
     const bool outer = g.mode == PE_OUTER;
@@ -68,6 +68,19 @@ pass_step:
         }
         if (!live)
             aa = 0;
+        /* The first run of OUTER visits every position once: the errors'
+         * sum is the bias gradient (an adder tree over lanes per row). */
+        if (outer && g.bias_sum && wrun == 0) {
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                int e = 0;
+                for (int l = 0; l < PE_LANES; l++) {
+#pragma HLS UNROLL
+                    e += l < g.vb ? err[l][r][pidx] : (q8_t)0;
+                }
+                bias[r] += e;
+            }
+        }
         for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
             for (int r = 0; r < PE_ROWS; r++) {

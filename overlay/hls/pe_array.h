@@ -81,6 +81,7 @@ struct pe_pass {
     /* GATHER epilogue */
     bool first, last;    /* first / last group of the band */
     bool relu, mask;
+    bool bias_sum;       /* OUTER: add the errors to bias[r] (WG bias gradient) */
     int sh_out;
     int vb, vr;          /* valid lanes and rows */
     /* Steps: GATHER gct * (sum over band rows of max(1, valid ky)) * (sum
@@ -89,9 +90,11 @@ struct pe_pass {
     uint32_t total;
 };
 
+/* bias: GATHER, the rows' bias (added at the last group); OUTER with
+ * bias_sum, the WG bias gradients, summed over the errors of the first run. */
 void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
-              const wide_t bias[PE_ROWS], const pe_rows_t maskb, const pe_pass &g,
+              const pe_rows_t maskb, const pe_pass &g, wide_t bias[PE_ROWS],
               pe_rowacc_t racc, pe_rows_t out, pe_tapacc_t tacc, q_stats &st);
 
 #endif

@@ -31,7 +31,7 @@ enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
 #ifndef CTRAIN_CONV_WCAP
 /* Weights (FP/EB) or tap accumulators (WG) per PE: the column tiles of one
  * group times k_h*k_w (>= CTRAIN_MAX_KERNEL^2). */
-#define CTRAIN_CONV_WCAP 256
+#define CTRAIN_CONV_WCAP 512
 #endif
 #ifndef CTRAIN_CONV_ACT
 /* Column-operand bytes per lane and column bank: the group's channels of one

@@ -386,10 +386,14 @@ def _dense_conv(f, b, c):
         gc = np.minimum(p.g * C, p.cols - c0)
         run = (hi_k - lo_k) * p.sw
         full = (lo_k == 0) & (hi_k == p.sh)
+        lanes = full & (gc == p.cols)        # every lane in one burst
+        items.burst("rd", k[lanes], col_base + b0_k[lanes] * p.cols * p.sh * p.sw,
+                    (vb_k * gc * run)[lanes], 1)
+        full = full & ~lanes
         one = full[li]
         items.burst("rd", li[one], col_base + (img[one] * p.cols + c0[li][one]) * p.sh * p.sw,
                     (gc * run)[li][one], 1)
-        m = ~one
+        m = ~one & ~lanes[li]
         gcs = gc[li][m]
         rep = np.repeat(np.arange(m.sum()), gcs)
         gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gcs) - gcs, gcs)
@@ -400,6 +404,10 @@ def _dense_conv(f, b, c):
     def rows_io(items, ch, base, r0, vr, sel):
         """Row bursts of the swept plane (rows_io) for items with `sel`."""
         run = (y1_k - y0_k) * p.ow
+        if p.bands == 1 and vr == p.rows:      # every lane in one burst
+            items.burst(ch, k[sel], base + b0_k[sel] * p.rows * p.oh * p.ow,
+                        (vb_k * vr * run)[sel], 1)
+            return
         s_l = sel[li]
         it, im = li[s_l], img[s_l]
         if p.bands == 1:
@@ -410,6 +418,9 @@ def _dense_conv(f, b, c):
         items.burst(ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr), 1)
 
     everything = np.ones(N, bool)
+    eb_all = eb and p.groups == 1 and _cdiv(p.rows, R) * p.ct * kk <= b.conv_wcap
+    if eb_all:   # every row tile's weights, one burst per c_out channel
+        c.rd(f["src2"] + np.arange(p.cols, dtype=np.int64) * ci * kk, ci * kk, ii=1)
     for r0 in range(0, p.rows, R):
         vr = min(R, p.rows - r0)
         if op == Op.CONV_FP and bias:
@@ -427,7 +438,7 @@ def _dense_conv(f, b, c):
                 if p.groups == 1:
                     if not eb:
                         c.rd(f["src2"] + r0 * ci * kk, vr * ci * kk, ii=1)
-                    else:
+                    elif not eb_all:
                         co = np.arange(p.cols, dtype=np.int64)
                         c.rd(f["src2"] + (co * ci + r0) * kk, vr * kk, ii=1)
                 else:

@@ -91,6 +91,80 @@ rd_banked:
     }
 }
 
+/* As rd_banked for a run of whole lanes (their data contiguous in DDR):
+ * `lane_len` bytes per lane, each from bank 0, at 0. */
+template <int NB, int CAP>
+static void rd_lanes(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[PE_LANES][NB][CAP],
+                     int run, int slot, int lane_len) {
+    agu_count(false, addr, len, CONV_II);
+    if (len == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, len);
+    int lane = 0, bank = 0, at = 0, pos = 0, inlane = 0;
+rd_lanes:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES*CONV_ACT
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                buf[lane][bank][at + pos] = (q8_t)beat_lane(w, l);
+                if (++pos == run) {
+                    pos = 0;
+                    if (++bank == NB) {
+                        bank = 0;
+                        at += slot;
+                    }
+                }
+                if (++inlane == lane_len) {
+                    inlane = 0;
+                    lane++;
+                    bank = 0;
+                    at = 0;
+                    pos = 0;
+                }
+            }
+        }
+    }
+}
+
+/* As wr_banked for a run of whole lanes: `lane_len` bytes per lane. */
+template <int NB, int CAP>
+static void wr_lanes(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[PE_LANES][NB][CAP],
+                     int run, int lane_len) {
+    agu_count(true, addr, len, CONV_II);
+    if (len == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, len);
+    int lane = 0, bank = 0, pos = 0, inlane = 0;
+wr_lanes:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES*CONV_OUT
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        beat_t w = beat_zero();
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                set_lane(w, l, (uint8_t)buf[lane][bank][pos]);
+                if (++pos == run) {
+                    pos = 0;
+                    bank++;
+                }
+                if (++inlane == lane_len) {
+                    inlane = 0;
+                    lane++;
+                    bank = 0;
+                    pos = 0;
+                }
+            }
+        }
+        ddr_put(ddr, gb.first + b, w, lo, hi);
+    }
+}
+
 /* buf[bank][pos] -> len bytes at addr: `run` bytes per bank from bank 0. */
 template <int NB, int CAP>
 static void wr_banked(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[NB][CAP], int run) {
@@ -158,10 +232,11 @@ rd_weights_fp:
     }
 }
 
-/* EB weights: w[co][r0 .. r0+vr)[t] of one co, vr*kk contiguous bytes, into
- * wb[r][c][wsub + t]. */
+/* EB weights: w[co][ci][t] of one co for consecutive ci (contiguous bytes)
+ * into wb[r][c][wsub + t], ci = r; after PE_ROWS rows the next row tile's
+ * entries, `tile_step` further (all row tiles resident). */
 static void rd_weights_eb(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weights_t wb, int c,
-                          int wsub, int kk) {
+                          int wsub, int kk, int tile_step) {
     agu_count(false, addr, len, CONV_II);
     if (len == 0)
         return;
@@ -179,7 +254,10 @@ rd_weights_eb:
                 wb[r][c][wsub + t] = (q8_t)beat_lane(w, l);
                 if (++t == kk) {
                     t = 0;
-                    r++;
+                    if (++r == PE_ROWS) {
+                        r = 0;
+                        wsub += tile_step;
+                    }
                 }
             }
         }
@@ -264,6 +342,12 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
     const int c0 = it.grp * p.g * PE_COLS;
     const int gc = min_i(p.g * PE_COLS, p.cols - c0);
     const int run = (it.hi - it.lo) * p.sw;
+    if (it.lo == 0 && it.hi == p.sh && gc == p.cols) {
+        /* whole planes of every channel: the lanes' images are contiguous */
+        rd_lanes<PE_COLS, CONV_ACT>(ddr, base + (uint32_t)it.b0 * p.cols * p.sh * p.sw,
+                                    it.vb * gc * run, act, run, p.slot, gc * run);
+        return;
+    }
     for (int l = 0; l < it.vb; l++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
         const uint32_t img = (uint32_t)(it.b0 + l) * p.cols;
@@ -292,6 +376,15 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
 static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it, int r0,
                     int vr, pe_rows_t buf, bool write) {
     const int run = (it.y1 - it.y0) * p.ow;
+    if (p.bands == 1 && vr == p.rows) {
+        /* whole planes of every channel: the lanes' images are contiguous */
+        const uint32_t at = base + (uint32_t)it.b0 * p.rows * p.oh * p.ow;
+        if (write)
+            wr_lanes<PE_ROWS, CONV_OUT>(ddr, at, it.vb * vr * run, buf, run, vr * run);
+        else
+            rd_lanes<PE_ROWS, CONV_OUT>(ddr, at, it.vb * vr * run, buf, run, 0, vr * run);
+        return;
+    }
     for (int l = 0; l < it.vb; l++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
         const uint32_t img = (uint32_t)(it.b0 + l) * p.rows + r0;
@@ -454,6 +547,18 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     g.relu = relu;
     g.mask = mask;
     g.sh_out = sh_out;
+    /* EB with every row tile's weights on chip: one burst per c_out channel
+     * (its whole row of w) instead of one per channel and row tile. */
+    const int rtiles = cdiv_i(p.rows, PE_ROWS);
+    const bool eb_all = eb && p.groups == 1 && rtiles * p.ct * kk <= CONV_WCAP;
+    if (eb_all) {
+        for (int co = 0; co < p.cols; co++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+            rd_weights_eb(ddr, f.src2 + (uint32_t)co * f.c_in * kk, f.c_in * kk, wbuf[0],
+                          co % PE_COLS, co / PE_COLS * kk, kk, p.ct * kk);
+        }
+    }
+    g.wbase = 0;
     int sum_x = 0;
     if (!wg) {   /* column tables: the same for every band */
         make_ranges(eb, 0, p.ow, f.k_w, 1, f.stride, f.pad, p.sw, 0, 1, xr);
@@ -503,11 +608,11 @@ tile_rows:
                 if (!eb) {
                     rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * f.c_in * kk,
                                   (uint32_t)vr * f.c_in * kk, wbuf[0], 0, kk, gc * kk);
-                } else {
+                } else if (!eb_all) {
                     for (int co = 0; co < gc; co++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
                         rd_weights_eb(ddr, f.src2 + ((uint32_t)co * f.c_in + r0) * kk, vr * kk,
-                                      wbuf[0], co % PE_COLS, co / PE_COLS * kk, kk);
+                                      wbuf[0], co % PE_COLS, co / PE_COLS * kk, kk, 0);
                     }
                 }
             }
@@ -539,7 +644,8 @@ tile_rows:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
                                 rd_weights_eb(ddr,
                                               f.src2 + ((uint32_t)(w0 + gi) * f.c_in + r0) * kk,
-                                              vr * kk, wbuf[h], gi % PE_COLS, gi / PE_COLS * kk, kk);
+                                              vr * kk, wbuf[h], gi % PE_COLS, gi / PE_COLS * kk, kk,
+                                              0);
                             }
                         }
                     }
@@ -604,5 +710,7 @@ tile_rows:
                     conv_store_bias(ddr, rbias, vr, r0, f.dst2, sh_b, st);
             }
         }
+        if (eb_all)
+            g.wbase += p.ct * kk;
     }
 }

@@ -63,7 +63,7 @@ pass_step:
             aa = asub + ay_o + sx;
         } else {
             live = yr[oy].n > 0 && xr[ox].n > 0;
-            wa = wsub + wy + wx;
+            wa = g.wbase + wsub + wy + wx;
             aa = asub + ay + ax;
         }
         if (!live)

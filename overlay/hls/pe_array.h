@@ -75,6 +75,7 @@ struct pe_pass {
     int stride, pad;     /* OUTER: source = position * stride + tap - pad */
     int y0, rows, ow;    /* band: swept rows [y0, y0 + rows), row width */
     int gct;             /* column tiles in the group */
+    int wbase;           /* GATHER: the row tile's first weight entry */
     int vc_last;         /* valid columns of the group's last column tile */
     int slot;            /* act bytes per channel of the group (a band of source rows) */
     int sy_lo, sh, sw;   /* first source row loaded; source plane height, width */

@@ -419,34 +419,115 @@ def _entries(f, g, lay, start, lens, off, se, c, times=1):
     return lr
 
 
+def _gather_epilogue(f, g, c, r0, vr, times):
+    """Counters of sp_epilogue for row tile r0 over every (batch tile, swept
+    row, x tile), each `times` over."""
+    n, mask = f["n"], f["flags"] & Flag.RELU_MASK
+    lanes = np.arange(n, dtype=np.int64)
+    x0s, xcs = _xtiles(g)
+    nbt = _cdiv(n, c.b.pe_cols)
+    if g.oh == 1 and g.ow == 1:
+        if mask:
+            c.rd(f["src3"] + lanes * g.rows + r0, vr, times=times)
+        c.loop("ew", xcs, times=times * nbt * g.oh * vr)
+        c.wr(f["dst"] + lanes * g.rows + r0, vr, times=times)
+        return
+    rows_here = np.arange(r0, r0 + vr, dtype=np.int64)
+    at = (((lanes[:, None, None, None] * g.rows + rows_here[None, :, None, None]) * g.oh
+           + np.arange(g.oh)[None, None, :, None]) * g.ow + x0s[None, None, None, :])
+    if mask:
+        c.rd(f["src3"] + at, xcs[None, None, None, :], times=times)
+    c.loop("ew", xcs, times=times * nbt * g.oh * vr)
+    c.wr(f["dst"] + at, xcs[None, None, None, :], times=times)
+
+
+def _errors(f, g, c, r0, vr):
+    """Counters of sp_load_errors for row tile r0 over every (batch tile,
+    swept row, x tile)."""
+    lanes = np.arange(f["n"], dtype=np.int64)
+    if g.oh == 1 and g.ow == 1:
+        c.rd(f["src"] + lanes * f["c_out"] + r0, vr)
+        return
+    x0s, xcs = _xtiles(g)
+    rows_here = np.arange(r0, r0 + vr, dtype=np.int64)
+    at = (((lanes[:, None, None, None] * f["c_out"] + rows_here[None, :, None, None])
+           * f["h_out"] + np.arange(g.oh)[None, None, :, None]) * f["w_out"]
+          + x0s[None, None, None, :])
+    c.rd(f["src"] + at, xcs[None, None, None, :])
+
+
+def _grads(f, c, start, lr, off=0):
+    """Counters of sp_store_grads: per row with entries a quantize loop and a burst."""
+    c.loop("ew", lr)
+    c.wr(f["dst"] + 4 * (start + off), 4 * lr)
+
+
 def _sparse_conv(f, b, c, index):
     g = sparse_plan(f, b)
     R, C, se = b.pe_rows, b.pe_cols, b.sparse_entries
     n, kk = f["n"], f["k_h"] * f["k_w"]
     lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
-    bias, mask = f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
-    b0s = np.arange(0, n, C, dtype=np.int64)
-    nbs = np.minimum(C, n - b0s)
+    bias = f["flags"] & Flag.BIAS
+    nbt = _cdiv(n, C)
     x0s, xcs = _xtiles(g)
-    passes = len(b0s) * g.oh * len(x0s)           # (batch tile, row, x tile)
-    point = g.oh == 1 and g.ow == 1
+    passes = nbt * g.oh * len(x0s)           # (batch tile, row, x tile)
     one_pass = _Count(b)
     _window_pass(f, g, b, one_pass)
     starts, lens_all = _lists(f, g, index)
-    lanes = np.arange(n, dtype=np.int64)
     kmax = validate.LIMITS["KERNEL"]
     c.loop("ew", kmax)          # sp_make_plan's tables: k / s, k % s
     c.loop("ew", kmax * kmax)   # and tap -> (ky, kx)
-    for r0 in range(0, g.rows, R):
-        vr = min(R, g.rows - r0)
-        start, lens = starts[r0:r0 + vr], lens_all[r0:r0 + vr]
-        longest = int(lens.max())
-        chunks = 1 if longest == 0 else _cdiv(longest, se)
+    r0s = list(range(0, g.rows, R))
+
+    def bounds(r0, vr):         # sp_read_bounds
         if g.eb:
             c.rd(f["aux"] + lay["tptr"] + 4 * r0 * kk, 4 * (vr * kk + 1))
         else:
             c.rd(f["aux"] + lay["rowptr"] + 4 * r0, 4 * (vr + 1))
-        rows_here = np.arange(r0, r0 + vr, dtype=np.int64)
+
+    totals = np.zeros(R, np.int64)
+    for r0 in r0s:              # every tile's bounds, once
+        vr = min(R, g.rows - r0)
+        bounds(r0, vr)
+        totals[:vr] += lens_all[r0:r0 + vr]
+    most = int(totals.max())
+    if g.groups == 1 and most <= se:      # resident mode
+        for r0 in r0s:
+            vr = min(R, g.rows - r0)
+            if g.eb:
+                bounds(r0, vr)
+            _entries(f, g, lay, starts[r0:r0 + vr], lens_all[r0:r0 + vr], 0, se, c)
+            if not g.wg and bias:
+                c.rd(f["src3"] + 4 * r0, 4 * vr)
+        if g.wg:
+            c.loop("ew", most)              # clear_all_taps
+        if most > 0:
+            c.add(one_pass)                 # one window for all row tiles
+        for r0 in r0s:
+            vr = min(R, g.rows - r0)
+            lens = lens_all[r0:r0 + vr]
+            longest = int(lens.max())
+            if longest > 0:
+                c.loop("pe", xcs * longest, times=nbt * g.oh)
+            if g.wg:
+                if longest > 0 or bias:
+                    _errors(f, g, c, r0, vr)
+            else:
+                _gather_epilogue(f, g, c, r0, vr, 1)
+        if g.wg:
+            for r0 in r0s:
+                vr = min(R, g.rows - r0)
+                _grads(f, c, starts[r0:r0 + vr], lens_all[r0:r0 + vr])
+                if bias:
+                    c.loop("ew", vr)
+                    c.wr(f["dst2"] + 4 * r0, 4 * vr)
+        return
+    for r0 in r0s:              # streamed mode, tile by tile
+        vr = min(R, g.rows - r0)
+        start, lens = starts[r0:r0 + vr], lens_all[r0:r0 + vr]
+        longest = int(lens.max())
+        chunks = 1 if longest == 0 else _cdiv(longest, se)
+        bounds(r0, vr)
         if not g.wg:
             if bias:
                 c.rd(f["src3"] + 4 * r0, 4 * vr)
@@ -460,21 +541,8 @@ def _sparse_conv(f, b, c, index):
                     lenj = min(se, longest - off)
                     if reloads:
                         _entries(f, g, lay, start, lens, off, se, c, times=reloads)
-                    c.loop("pe", xcs * lenj, times=len(b0s) * g.oh * g.groups)
-            # epilogue per (batch tile, row, x tile)
-            if point:
-                at = f["dst"] + lanes * g.rows + r0
-                if mask:
-                    c.rd(f["src3"] + lanes * g.rows + r0, vr)
-                c.loop("ew", xcs, times=len(b0s) * g.oh * vr)
-                c.wr(at, vr)
-                continue
-            at = (((lanes[:, None, None, None] * g.rows + rows_here[None, :, None, None]) * g.oh
-                   + np.arange(g.oh)[None, None, :, None]) * g.ow + x0s[None, None, None, :])
-            if mask:
-                c.rd(f["src3"] + at, xcs[None, None, None, :])
-            c.loop("ew", xcs, times=len(b0s) * g.oh * vr)
-            c.wr(f["dst"] + at, xcs[None, None, None, :])
+                    c.loop("pe", xcs * lenj, times=nbt * g.oh * g.groups)
+            _gather_epilogue(f, g, c, r0, vr, 1)
             continue
         for j in range(chunks):   # WG
             off = j * se
@@ -484,18 +552,11 @@ def _sparse_conv(f, b, c, index):
             if lenj > 0:
                 lr = _entries(f, g, lay, start, lens, off, se, c)
                 c.loop("ew", lenj)   # clear_taps
-            if point:
-                c.rd(f["src"] + lanes * f["c_out"] + r0, vr)
-            else:
-                at = (((lanes[:, None, None, None] * f["c_out"] + rows_here[None, :, None, None])
-                       * f["h_out"] + np.arange(g.oh)[None, None, :, None]) * f["w_out"]
-                      + x0s[None, None, None, :])
-                c.rd(f["src"] + at, xcs[None, None, None, :])
+            _errors(f, g, c, r0, vr)
             if lenj > 0:
                 c.add(one_pass)
-                c.loop("pe", xcs * lenj, times=len(b0s) * g.oh * g.groups)
-                c.loop("ew", lr)
-                c.wr(f["dst"] + 4 * (start + off), 4 * lr)
+                c.loop("pe", xcs * lenj, times=nbt * g.oh * g.groups)
+                _grads(f, c, start, lr, off)
         if bias:
             c.loop("ew", vr)
             c.wr(f["dst2"] + 4 * r0, 4 * vr)

@@ -71,6 +71,7 @@ class Board:
     sparse_entries: int   # kept weights per PE row on chip
     sparse_win: int       # window positions per batch lane
     sparse_xt: int        # output positions per x tile of the sparse unit
+    sparse_rtiles: int    # row tiles a sparse layer may have and run resident
     ddr_beat: int         # bytes per beat of the accelerator's m_axi port
     ddr_gbps: float       # the board's DDR peak bandwidth
     rd_latency: int = RD_LATENCY
@@ -110,7 +111,21 @@ def board(name):
     return Board(name=c.name, part=c.part, clock_mhz=float(c.clock_mhz),
                  pe_rows=c.pe_rows, pe_cols=c.pe_cols, chunk=c.chunk,
                  sparse_entries=c.sparse_entries, sparse_win=c.sparse_win,
-                 sparse_xt=c.sparse_xt, ddr_beat=c.ddr_beat, ddr_gbps=c.ddr_gbps)
+                 sparse_xt=c.sparse_xt, sparse_rtiles=_hls_macro(c.name, "SP_RTILES"),
+                 ddr_beat=c.ddr_beat, ddr_gbps=c.ddr_gbps)
+
+
+@lru_cache(maxsize=None)
+def _hls_macro(board_name, name):
+    """An integer macro of the HLS sources (not the config header) as a
+    board's build sees it."""
+    import os
+
+    from . import hls_source
+    from .overlay_src import config_dir
+    macros = hls_source.Macros(os.path.join(config_dir(), board_name + ".h"),
+                               hls_source.source_files())
+    return macros.value(name)
 
 
 def _board(b):
@@ -462,6 +477,28 @@ def _grads(f, c, start, lr, off=0):
     c.wr(f["dst"] + 4 * (start + off), 4 * lr)
 
 
+def _most(g, b, lens):
+    """Entries the fullest PE row holds when every row tile's lists are on
+    chip at once (PE row r: lists r, r + R, r + 2R, ...)."""
+    R = b.pe_rows
+    return int(np.bincount(np.arange(g.rows) % R, weights=lens, minlength=R).max()) if g.rows else 0
+
+
+def _resident(g, b, lens):
+    """Resident mode (sconv_unit): every list on chip, every channel in one
+    window, at most SP_RTILES row tiles."""
+    return (g.groups == 1 and _most(g, b, lens) <= b.sparse_entries
+            and _cdiv(g.rows, b.pe_rows) <= b.sparse_rtiles)
+
+
+def sparse_resident(insn, board_, ddr=None, index=None):
+    """Whether the sparse unit runs an instruction in resident mode (one
+    window per batch tile, row and x tile for all row tiles), else streamed."""
+    b, f = _board(board_), validate.fields(insn)
+    g = sparse_plan(f, b)
+    return _resident(g, b, _lists(f, g, index_of(insn, ddr, index))[1])
+
+
 def _sparse_conv(f, b, c, index):
     g = sparse_plan(f, b)
     R, C, se = b.pe_rows, b.pe_cols, b.sparse_entries
@@ -485,17 +522,13 @@ def _sparse_conv(f, b, c, index):
         else:
             c.rd(f["aux"] + lay["rowptr"] + 4 * r0, 4 * (vr + 1))
 
-    totals = np.zeros(R, np.int64)
     for r0 in r0s:              # every tile's bounds, once
-        vr = min(R, g.rows - r0)
-        bounds(r0, vr)
-        totals[:vr] += lens_all[r0:r0 + vr]
-    most = int(totals.max())
-    if g.groups == 1 and most <= se:      # resident mode
+        bounds(r0, min(R, g.rows - r0))
+    most = _most(g, b, lens_all)
+    if _resident(g, b, lens_all):
         for r0 in r0s:
             vr = min(R, g.rows - r0)
-            if g.eb:
-                bounds(r0, vr)
+            bounds(r0, vr)
             _entries(f, g, lay, starts[r0:r0 + vr], lens_all[r0:r0 + vr], 0, se, c)
             if not g.wg and bias:
                 c.rd(f["src3"] + 4 * r0, 4 * vr)
@@ -517,6 +550,7 @@ def _sparse_conv(f, b, c, index):
         if g.wg:
             for r0 in r0s:
                 vr = min(R, g.rows - r0)
+                bounds(r0, vr)
                 _grads(f, c, starts[r0:r0 + vr], lens_all[r0:r0 + vr])
                 if bias:
                     c.loop("ew", vr)

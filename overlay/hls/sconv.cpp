@@ -593,9 +593,13 @@ store_grads:
  * tp: row r's list is tp[r * step] .. tp[(r + 1) * step). */
 static void sp_read_bounds(const ddr_t *ddr, const ctrain_insn_t &f, const sp_plan &g,
                            const sparse_index_t &ix, int r0, int vr, uint32_t tp[PE_ROWS * MAX_KK + 1]) {
+#pragma HLS INLINE
+    /* r0 < 2^12 rows, kk <= MAX_KK < 2^7: narrow products, one DSP slice */
     const uint32_t kk = (uint32_t)g.kk;
+    const uint32_t r0kk = (uint32_t)((ap_uint<12>)r0 * (ap_uint<7>)kk);
+    const uint32_t vrkk = (uint32_t)((ap_uint<12>)vr * (ap_uint<7>)kk);
     if (g.eb)
-        agu_rd_u32<PE_ROWS * MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.tptr + 4 * r0 * kk, tp, vr * kk + 1);
+        agu_rd_u32<PE_ROWS * MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.tptr + 4 * r0kk, tp, vrkk + 1);
     else
         agu_rd_u32<PE_ROWS * MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * r0, tp, vr + 1);
 }
@@ -604,13 +608,16 @@ static void sp_read_bounds(const ddr_t *ddr, const ctrain_insn_t &f, const sp_pl
  * longest. */
 static uint32_t sp_bounds(const sp_plan &g, const uint32_t tp[PE_ROWS * MAX_KK + 1], int vr,
                           uint32_t start[PE_ROWS], uint32_t len[PE_ROWS]) {
-    const uint32_t kk = (uint32_t)g.kk;
+#pragma HLS INLINE
+    const uint32_t step = g.eb ? (uint32_t)g.kk : 1u;
     uint32_t longest = 0;
+    uint32_t at = 0;   /* r * step, counted */
 list_bounds:
     for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-        const uint32_t a = r < vr ? tp[g.eb ? r * kk : r] : 0;
-        const uint32_t b = r < vr ? tp[g.eb ? (r + 1) * kk : r + 1] : 0;
+        const uint32_t a = r < vr ? tp[at] : 0;
+        at += step;
+        const uint32_t b = r < vr ? tp[at] : 0;
         start[r] = a;
         len[r] = b - a;
         if (len[r] > longest)
@@ -620,8 +627,14 @@ list_bounds:
 }
 
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
-    /* One multiplier array for gather and outer product (every call site). */
+    /* One multiplier array for gather and outer product (every call site),
+     * and one instance of each loader and epilogue for both modes. */
 #pragma HLS ALLOCATION function instances=sp_steps limit=1
+#pragma HLS ALLOCATION function instances=sp_load_entries limit=1
+#pragma HLS ALLOCATION function instances=sp_load_window limit=1
+#pragma HLS ALLOCATION function instances=sp_epilogue limit=1
+#pragma HLS ALLOCATION function instances=sp_load_errors limit=1
+#pragma HLS ALLOCATION function instances=sp_store_grads limit=1
     sp_plan g;
     sp_make_plan(f, g);
     const sparse_index_t ix = index_layout(f);
@@ -674,13 +687,15 @@ void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats 
 #pragma HLS ARRAY_PARTITION variable=mbuf type=complete dim=2
     static uint32_t tp[PE_ROWS * MAX_KK + 1];      /* the tile's rowptr or tptr slice */
     static int32_t obuf[SP_ENTRIES];
-    /* Resident mode: every row tile's list bounds and biases (FP: shifted
-     * biases, WG: bias gradients), a word per PE row per tile read at once. */
-    static uint32_t tstart[SP_TILES][PE_ROWS], tlen[SP_TILES][PE_ROWS];
-#pragma HLS ARRAY_PARTITION variable=tstart type=complete dim=2
+    /* Resident mode: every row tile's list lengths (each <= SP_ENTRIES) and
+     * biases (FP: raw int32 biases, WG: bias gradients, < 2^47 in magnitude),
+     * a word per PE row per tile read at once; SP_RTILES deep: LUTRAM. */
+    static uint16_t tlen[SP_RTILES][PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=tlen type=complete dim=2
-    static wide_t tbias[SP_TILES][PE_ROWS];
+#pragma HLS BIND_STORAGE variable=tlen type=ram_2p impl=lutram
+    static acc_t tbias[SP_RTILES][PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=tbias type=complete dim=2
+#pragma HLS BIND_STORAGE variable=tbias type=ram_2p impl=lutram
     bool rowok[CTRAIN_MAX_KERNEL];
     int32_t braw[PE_ROWS];
     wide_t rbias[PE_ROWS];   /* FP: bias shifted to e_acc; WG: bias gradient */
@@ -689,10 +704,11 @@ void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats 
 #pragma HLS ARRAY_PARTITION variable=base type=complete
 #pragma HLS ARRAY_PARTITION variable=total type=complete
 
-    /* Every tile's list bounds, and whether all lists fit on chip at once
-     * (each PE row holds its lists of every tile back to back) with every
-     * channel in one window: then the window of a (batch tile, row, x tile)
-     * is loaded once for all row tiles (resident mode), not once per tile. */
+    /* Every tile's list lengths, and whether all lists fit on chip at once
+     * (each PE row holds its lists of every tile back to back, at most
+     * SP_RTILES tiles) with every channel in one window: then the window of a
+     * (batch tile, row, x tile) is loaded once for all row tiles (resident
+     * mode), not once per tile. */
     uint32_t most = 0;
     int tiles = 0;
 clear_totals:
@@ -710,15 +726,15 @@ bounds_tiles:
     bounds_rows:
         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-            tstart[tiles][r] = start[r];
-            tlen[tiles][r] = len[r];
+            if (tiles < SP_RTILES)   /* used only when resident: len <= SP_ENTRIES */
+                tlen[tiles][r] = (uint16_t)len[r];
             total[r] += len[r];
             if (total[r] > most)
                 most = total[r];
         }
         tiles++;
     }
-    const bool resident = g.groups == 1 && most <= SP_ENTRIES;
+    const bool resident = g.groups == 1 && most <= SP_ENTRIES && tiles <= SP_RTILES;
 
     if (resident) {
         /* Every tile's lists (and FP biases) on chip, each PE row's back to back. */
@@ -726,16 +742,17 @@ bounds_tiles:
         for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
             const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
-            if (g.eb)   /* the decode finds taps among the channel's column starts */
-                sp_read_bounds(ddr, f, g, ix, r0, vr, tp);
-            sp_load_entries(ddr, f, g, ix, tp, tstart[t], tlen[t], vr, 0, base, clen, ent);
+            /* starts, and for EB the column starts the decode finds taps among */
+            sp_read_bounds(ddr, f, g, ix, r0, vr, tp);
+            sp_bounds(g, tp, vr, start, len);
+            sp_load_entries(ddr, f, g, ix, tp, start, len, vr, 0, base, clen, ent);
             if (!g.wg && bias)
                 agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
         tile_bias:
             for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                tbias[t][r] = !g.wg && bias && r < vr ? rshift_round(braw[r], sh_bias) : (wide_t)0;
-                base[r] += tlen[t][r];
+                tbias[t][r] = !g.wg && bias && r < vr ? (acc_t)braw[r] : (acc_t)0;
+                base[r] += len[r];
             }
         }
         if (g.wg) {
@@ -779,27 +796,33 @@ bounds_tiles:
                     res_bounds:
                         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                            if (tlen[t][r] > longest)
-                                longest = tlen[t][r];
+                            clen[r] = tlen[t][r];
+                            /* FP: the raw bias, shifted to e_acc; WG: the gradient so far */
+                            rbias[r] = g.wg ? (wide_t)tbias[t][r].to_int64()
+                                            : rshift_round(tbias[t][r].to_int64(), sh_bias);
+                            if (clen[r] > longest)
+                                longest = clen[r];
                         }
                         if (g.wg) {
                             if (longest > 0 || bias)
                                 sp_load_errors(ddr, f, point, r0, vr, b0, nb, y, x0, xc, lanes,
-                                               tbias[t], bias);
+                                               rbias, bias);
                             if (longest > 0)
-                                sp_steps(true, g, ent, base, tlen[t], longest, x0, xc, v, 0, g.red,
+                                sp_steps(true, g, ent, base, clen, longest, x0, xc, v, 0, g.red,
                                          rowok, win, lanes, nb, false, racc, tacc);
                         } else {
                             if (longest > 0)
-                                sp_steps(false, g, ent, base, tlen[t], longest, x0, xc, v, 0, g.red,
+                                sp_steps(false, g, ent, base, clen, longest, x0, xc, v, 0, g.red,
                                          rowok, win, lanes, nb, true, racc, tacc);
                             sp_epilogue(ddr, f, g, o, r0, vr, b0, nb, y, x0, xc, longest > 0,
-                                        tbias[t], racc, mbuf, lanes, st);
+                                        rbias, racc, mbuf, lanes, st);
                         }
                     res_advance:
                         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                            base[r] += tlen[t][r];
+                            if (g.wg)
+                                tbias[t][r] = (acc_t)rbias[r];
+                            base[r] += clen[r];
                         }
                     }
                 }
@@ -815,14 +838,17 @@ bounds_tiles:
             for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
                 const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
-                sp_store_grads(ddr, f, vr, sh_out, base, tstart[t], 0, tlen[t], tacc, obuf, st);
-                if (bias)
-                    conv_store_bias(ddr, tbias[t], vr, r0, f.dst2, sh_b, st);
+                sp_read_bounds(ddr, f, g, ix, r0, vr, tp);   /* the rows' CSR starts */
+                sp_bounds(g, tp, vr, start, len);
+                sp_store_grads(ddr, f, vr, sh_out, base, start, 0, len, tacc, obuf, st);
             res_store_advance:
                 for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                    base[r] += tlen[t][r];
+                    rbias[r] = tbias[t][r].to_int64();
+                    base[r] += len[r];
                 }
+                if (bias)
+                    conv_store_bias(ddr, rbias, vr, r0, f.dst2, sh_b, st);
             }
         }
         return;

@@ -334,6 +334,9 @@ class _Plan:
     cg: int
     groups: int
     seg: int
+    plane: bool = False
+
+
 
 
 def sparse_plan(f, b):
@@ -350,7 +353,12 @@ def sparse_plan(f, b):
         xn = min((q - kw) // s + 1, b.sparse_xt, ow)
     else:
         cg, xn = b.sparse_win // (kh * kw), 1
-    return _Plan(eb, wg, rows, red, oh, ow, wh, ww, xn, cg, _cdiv(red, cg), (xn - 1) * s + kw)
+    groups, seg, plane = _cdiv(red, cg), (xn - 1) * s + kw, False
+    if wh * ww <= b.sparse_win:   # plane mode: whole planes, no more groups than rows
+        cgp = b.sparse_win // (wh * ww)
+        if _cdiv(red, cgp) <= groups:
+            plane, cg, groups, xn = True, min(cgp, red), _cdiv(red, cgp), min(ow, b.sparse_xt)
+    return _Plan(eb, wg, rows, red, oh, ow, wh, ww, xn, cg, groups, seg, plane)
 
 
 def _paired(eb, v, k, s, p, lim):
@@ -373,6 +381,13 @@ def _window_pass(f, g, b, c):
     s, p, kh, kw, n = f["stride"], f["pad"], f["k_h"], f["k_w"], f["n"]
     src = f["src2"] if g.wg else f["src"]
     lanes = np.arange(n, dtype=np.int64)[:, None, None]
+    if g.plane:   # whole planes per lane: once per batch tile, or per call with groups
+        pl = g.wh * g.ww
+        calls = 1 if g.groups == 1 else g.oh * len(_xtiles(g)[0])
+        for ch0 in range(0, g.red, g.cg):
+            chn = min(g.cg, g.red - ch0)
+            c.rd(src + (lanes[:, 0, 0] * g.red + ch0) * pl, chn * pl, times=calls)
+        return
     for y in range(g.oh):
         crow = [_paired(g.eb, y, ky, s, p, g.wh) for ky in range(kh)]
         ok = [ky for ky in range(kh) if crow[ky] >= 0]

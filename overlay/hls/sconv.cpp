@@ -84,6 +84,8 @@ struct sp_plan {
     int xn;          /* positions per x tile */
     int cg, groups;  /* channels per group, groups */
     int seg;         /* window positions per (channel, ky) row: (xn - 1) * s + k_w */
+    bool plane;      /* the window holds whole source planes (see sp_make_plan) */
+    int pl;          /* positions of a source plane: wh * ww */
     int kk;          /* taps per channel: k_h * k_w */
     /* Per-instruction tables that keep dividers out of the loops: */
     sp_div16 ds, dkk;                    /* v / s, column / (k_h * k_w) */
@@ -122,6 +124,22 @@ static void sp_make_plan(const ctrain_insn_t &f, sp_plan &g) {
     }
     g.groups = (g.red + g.cg - 1) / g.cg;
     g.seg = (g.xn - 1) * g.s + g.kw;
+    /* Plane mode: when whole source planes (all rows and columns of a channel)
+     * need no more channel groups than rows do, the window holds planes: one
+     * burst per lane and group, reused by every swept row and x tile when
+     * one group holds all channels, and x tiles as wide as SP_XT. */
+    g.pl = g.wh * g.ww;
+    g.plane = false;
+    if (g.pl <= SP_WIN) {
+        const int cgp = SP_WIN / g.pl;
+        const int gp = (g.red + cgp - 1) / cgp;
+        if (gp <= g.groups) {
+            g.plane = true;
+            g.cg = cgp < g.red ? cgp : g.red;
+            g.groups = gp;
+            g.xn = g.ow < SP_XT ? g.ow : SP_XT;
+        }
+    }
     g.ds = sp_div_make(g.s);
     g.dkk = sp_div_make(per_ch);
     int q = 0, r = 0;   /* counted, not divided */
@@ -205,11 +223,15 @@ static void sp_columns(const sp_plan &g, int x0, int xc, int &base, int &lo, int
     if (hi > g.ww) hi = g.ww;
 }
 
-/* Where a window row (channel, ky) starts: window column = source column -
- * base, rows `stride` positions apart (stride <= seg). */
+/* Where the window holds a tap: position (ch - ch0) * chs + rowoff[ky] +
+ * source column - base.  Row mode: rows (channel, ky) `stride` positions
+ * apart (stride <= seg), chs = k_h * stride, rowoff[ky] = ky * stride; plane
+ * mode: whole planes, chs = h * w, rowoff[ky] = paired source row * w. */
 struct sp_view {
     int base;
     int stride;
+    int chs;
+    int rowoff[CTRAIN_MAX_KERNEL];
 };
 
 /* Loads the window for swept row y, x tile [x0, x0 + xc), channels [ch0,
@@ -218,10 +240,11 @@ struct sp_view {
  *   rows loaded whole (FP/WG, or a one-row plane): channel (its paired rows
  *   are consecutive in DDR);
  *   otherwise: channel and paired ky. */
-static sp_view sp_load_window(const ddr_t *ddr, const sp_plan &g, uint32_t src, int b0, int nb,
-                              int y, int x0, int xc, int ch0, int chn,
-                              q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL]) {
-    int crow[CTRAIN_MAX_KERNEL];
+static sp_view sp_load_rows(const ddr_t *ddr, const sp_plan &g, uint32_t src, int b0, int nb,
+                            int y, int x0, int xc, int ch0, int chn,
+                            q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL],
+                            int crow[CTRAIN_MAX_KERNEL]) {
+#pragma HLS INLINE
     int ky_first = -1, ky_last = -1;
     const sp_qr ay = sp_qr_of(g, y);
 pair_rows:
@@ -288,6 +311,53 @@ load_lane:
                                                 hi - lo);
             }
         }
+    }
+    return v;
+}
+
+/* The window for swept row y, x tile [x0, x0 + xc), channels [ch0, ch0 + chn)
+ * and lanes [0, nb): rows (sp_load_rows) or, in plane mode, the channels'
+ * whole planes, one burst per lane, fetched only when `fetch` (plane mode
+ * with one group: once per batch tile); rowok[ky]: tap row ky pairs a source
+ * row. */
+static sp_view sp_load_window(const ddr_t *ddr, const sp_plan &g, uint32_t src, int b0, int nb,
+                              int y, int x0, int xc, int ch0, int chn, bool fetch,
+                              q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL]) {
+    int crow[CTRAIN_MAX_KERNEL];
+    sp_view v;
+    if (!g.plane) {
+        v = sp_load_rows(ddr, g, src, b0, nb, y, x0, xc, ch0, chn, win, rowok, crow);
+        v.chs = g.kh * v.stride;
+        int ro = 0;   /* ky * stride, counted */
+    row_offsets:
+        for (int ky = 0; ky < CTRAIN_MAX_KERNEL; ky++) {
+#pragma HLS UNROLL
+            v.rowoff[ky] = ro;
+            ro += v.stride;
+        }
+        return v;
+    }
+    const sp_qr ay = sp_qr_of(g, y);
+    v.base = 0;
+    v.stride = g.ww;
+    v.chs = g.pl;
+plane_rows:
+    for (int ky = 0; ky < CTRAIN_MAX_KERNEL; ky++) {
+#pragma HLS UNROLL
+        crow[ky] = ky < g.kh ? sp_pair(g, y, ay, ky, g.wh) : -1;
+        rowok[ky] = crow[ky] >= 0;
+        /* source row (< 2^9) x plane width (< 2^10): a small LUT product */
+        const int ro = (int)((ap_uint<10>)(rowok[ky] ? crow[ky] : 0) * (ap_uint<10>)g.ww);
+#pragma HLS BIND_OP variable=ro op=mul impl=fabric
+        v.rowoff[ky] = ro;
+    }
+    if (!fetch)
+        return v;
+load_planes:
+    for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+        const uint32_t at = ((uint32_t)(b0 + c) * g.red + ch0) * (uint32_t)g.pl;
+        agu_rd_q8_lane<SP_COPIES, SP_WIN, PE_COLS>(ddr, src + at, win, 0, c, (uint32_t)chn * g.pl);
     }
     return v;
 }
@@ -372,9 +442,9 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
     const int col = sp_pair(g, x0 + x, ax, e.kx, g.ww);
     if (col < 0 || !rowok[e.ky] || e.ch < ch0 || e.ch >= ch0 + chn)
         return -1;
-    /* In range the window row is < SP_WIN and its position too: narrow products. */
-    const sp_idx_t wrow = (sp_idx_t)(e.ch - ch0) * (ap_uint<8>)g.kh + e.ky;
-    return (int)(wrow * (sp_idx_t)v.stride) + (col - v.base);
+    /* In range the position is < SP_WIN: a narrow product. */
+    const sp_idx_t at = (sp_idx_t)(e.ch - ch0) * (sp_idx_t)v.chs;
+    return (int)at + v.rowoff[e.ky] + (col - v.base);
 }
 
 /* The sparse PE array, one R x C multiplier array for all three phases
@@ -778,11 +848,10 @@ bounds_tiles:
                 for (int x0 = 0; x0 < g.ow; x0 += g.xn) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
                     const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
-                    sp_view v;
-                    v.base = 0;
-                    v.stride = 0;
+                    sp_view v = sp_view();
                     if (most > 0)   /* one window for every row tile */
-                        v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, 0, g.red, win, rowok);
+                        v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, 0, g.red,
+                                           !g.plane || (y == 0 && x0 == 0), win, rowok);
                 res_clear:
                     for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
@@ -901,8 +970,9 @@ tile_rows:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=16
                             const int ch0 = grp * g.cg;
                             const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
-                            const sp_view v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0,
-                                                             chn, win, rowok);
+                            const sp_view v = sp_load_window(
+                                ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn,
+                                !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
                         chunk:
                             for (uint32_t j = 0; j < chunks; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
@@ -973,8 +1043,9 @@ tile_rows:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=16
                             const int ch0 = grp * g.cg;
                             const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
-                            const sp_view v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0,
-                                                             chn, win, rowok);
+                            const sp_view v = sp_load_window(
+                                ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn,
+                                !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
                             sp_steps(true, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok, win,
                                      lanes, nb, false, racc, tacc);
                         }

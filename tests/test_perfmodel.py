@@ -244,14 +244,16 @@ def test_counters_of_an_unaligned_burst_by_hand():
 
 
 def test_fill_is_paid_per_loop_entry():
-    """A fully connected CONV_FP (1x1 planes) runs its PE step loop once per
-    (row tile, column tile, image), one step per entry: the fill dominates."""
+    """A fully connected CONV_FP (1x1 planes) runs one flat PE pass per item
+    (row tile, lane tile): every column tile's step in one loop entry, so
+    the pipeline fills once per item, not once per step."""
     b = perfmodel.board("pynq_z2")
     insn = _layer_insn(Op.CONV_FP, 20, 1, 1, 12, 1, 0, 3, 0)
     it = perfmodel.iterations(insn, b)
-    entries = math.ceil(12 / b.pe_rows) * math.ceil(20 / b.pe_cols) * 3
-    assert it.pe == it.pe_in == entries
-    assert perfmodel.breakdown(it, b)["pe"] == entries * (1 + b.pe_depth)
+    items = math.ceil(12 / b.pe_rows) * math.ceil(3 / b.pe_lanes)
+    assert it.pe_in == items
+    assert it.pe == items * math.ceil(20 / b.pe_cols)
+    assert perfmodel.breakdown(it, b)["pe"] == it.pe + items * b.pe_depth
     assert b.pe_depth == perfmodel.PE_DEPTH_BASE + math.ceil(math.log2(b.pe_cols))   # adder tree
 
 

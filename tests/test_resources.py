@@ -68,13 +68,19 @@ def _item(est, name):
 def test_hand_checked_arrays(estimates):
     zcu104 = boards.get("zcu104")
     est = estimates["zcu104"]
-    # conv_unit's row accumulators: PE_ROWS banks of MAX_DIM (512) x 48 bit, one RAMB36 each
-    assert _item(est, "conv_unit:racc").bram36 == zcu104.pe_rows * 1
+    wcap = int(zcu104.macros.get("CONV_WCAP", 512))
+    out = int(zcu104.macros.get("CONV_OUT", 1024))
+    # conv_unit's row partial sums: PE_ROWS banks (one lane) of CONV_OUT (1024) x 48 bit,
+    # 3 RAMB18 each (1024 x 18 shape)
+    racc = _item(est, "conv_unit:racc")
+    assert racc.count == zcu104.pe_rows and racc.bram36 == zcu104.pe_rows * 3 / 2
+    assert resources.bram18_per_bank(out, 48) == 3
     # the parameter table: 4096 x 32 bit, 8 RAMB18 = 4 BRAM36
     assert _item(est, "ctrain_top:tab").bram36 == 4
-    # per-PE weight buffers: 121 x 8 bit = 968 bits each -> LUTRAM, no BRAM
+    # per-PE weight buffers, ping-pong: 2 x CONV_WCAP (512) x 8 bit, one RAMB18 each
     wbuf = _item(est, "conv_unit:wbuf")
-    assert wbuf.count == zcu104.macs and wbuf.bram36 == 0 and wbuf.lut == zcu104.macs * 32
+    assert wbuf.count == zcu104.macs and wbuf.bram36 == zcu104.macs / 2
+    assert resources.bram18_per_bank(2 * wcap, 8) == 1
     # the sparse window: (R+1)/2 copies x C lanes of SPARSE_WIN x 8 bit
     kv = boards.get("kv260")
     win = _item(estimates["kv260"], "sconv_unit:win")
@@ -171,8 +177,8 @@ def test_allocation_limit_shares_the_sparse_array(estimates):
 
 def test_board_choices_bind_memories_and_multipliers(estimates):
     """CTRAIN_SPARSE_MUL_LUT moves the sparse products to LUTs (BIND_OP
-    impl=fabric), CTRAIN_SPARSE_URAM the sparse lists to URAM; the per-PE
-    accumulators are distributed RAM on every board."""
+    impl=fabric), CTRAIN_SPARSE_URAM the sparse lists to URAM; the dense
+    unit's per-PE tap accumulators (CONV_WCAP x 48 bit) are a RAMB18 pair each."""
     for name, est in estimates.items():
         b = boards.get(name)
         sp = resources.pe_sites(est.items)["step"][0]
@@ -182,7 +188,9 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         ent = _item(est, "sconv_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
         tacc = _item(est, "conv_unit:tacc")
-        assert tacc.bram36 == 0 and tacc.lut == b.macs * resources.lutram_luts(121, 48, ports=1)
+        wcap = int(b.macros.get("CONV_WCAP", 512))
+        assert tacc.count == b.pe_rows * b.pe_cols and tacc.lut == 0
+        assert tacc.bram36 == b.pe_rows * b.pe_cols * resources.bram18_per_bank(wcap, 48) / 2
 
 
 def test_peaks_are_the_pe_array_and_the_dsps(estimates):

@@ -185,6 +185,10 @@ def lenet_cycles(board, sparsity=0.8, batch=32, seed=0):
 
 
 @pytest.mark.parametrize("board", perfmodel.BOARDS)
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 13, open: the dense unit keeps weights on chip and overlaps its phases, the sparse "
+    "unit does neither yet, so an 80%-sparse LeNet-5 costs 2.1-2.7x the dense cycles "
+    "(docs/overlay.md 'Where the design stands'); strict: passing again fails this mark"))
 def test_lenet_at_80_percent_sparsity_saves_cycles(board):
     t = lenet_cycles(board)
     assert t["FP+EB", "sparse"] <= 0.4 * t["FP+EB", "dense"], t

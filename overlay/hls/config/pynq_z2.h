@@ -48,5 +48,8 @@
 #define CTRAIN_CHIP_URAM 0
 #define CTRAIN_CHIP_LUT 53200
 #define CTRAIN_DSP_KIND "DSP48E1"
+/* int8 products per DSP slice: 2 packs two sharing an operand into one
+ * DSP48E2 multiply (hls/mac2.h, Xilinx WP486); 1 on DSP48E1. */
+#define CTRAIN_DSP_INT8 1
 
 #endif

@@ -186,9 +186,36 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
 
 
 def test_peaks_are_the_pe_array_and_the_dsps(estimates):
-    z2, zu = estimates["pynq_z2"].peak, estimates["zcu102"].peak
-    b = boards.get("pynq_z2")
-    assert z2["pe"] == pytest.approx(2 * b.macs * b.clock_mhz / 1000)
-    assert z2["chip_int8"] == pytest.approx(220 * 1 * 2 * 0.1)      # DSP48E1: no packing
-    assert zu["chip_int8"] == pytest.approx(2520 * 2 * 2 * 0.2)     # DSP48E2: two per slice
+    """PE peak: 2 x the int8 products counted in the PE loops x the design's
+    clock (the count is the configured R x C); chip peak: DSPs x products per
+    DSP x 2 x the clock the part closes."""
+    for name, est in estimates.items():
+        b = boards.get(name)
+        assert est.peak["products"] == b.macs, name
+        assert est.peak["pe"] == pytest.approx(2 * b.macs * b.clock_mhz / 1000)
+        per = 2 if b.dsp_kind == "DSP48E2" else 1
+        assert int(b.macros["DSP_INT8"]) == per
+        assert est.peak["chip_int8"] == pytest.approx(b.chip_dsp * per * 2 * float(b.macros["PART_CLOCK_MHZ"]) / 1000)
+    assert estimates["pynq_z2"].peak["chip_int8"] == pytest.approx(220 * 1 * 2 * 0.180)     # DSP48E1: no packing
+    assert estimates["zcu102"].peak["chip_int8"] == pytest.approx(2520 * 2 * 2 * 0.281)     # DSP48E2: two per slice
     assert "int8 GOP/s" in resources.format_resources(estimates["pynq_z2"])
+
+
+def test_packing_on_a_dsp48e1_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="CTRAIN_DSP_INT8 2 on DSP48E1"):
+        resources.estimate("pynq_z2", config=_with("pynq_z2", tmp_path, DSP_INT8=2))
+
+
+@pytest.mark.parametrize("board, per_dsp", [("kv260", 2), ("pynq_z2", 1)])
+def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, per_dsp):
+    """mul2 (hls/mac2.h) in the PE array's column loop: per copy two int8
+    products for one DSP on a DSP48E2 board, two DSPs on the Pynq-Z2."""
+    before = resources.estimate(board, directory=str(copied_sources))
+    _insert_after(copied_sources / "pe_array.cpp", "sum += m;          /* adder tree, used by GATHER/SCATTER */\n",
+                  "                    prod_t m0, m1;\n                    mul2(x[c], a, a, m0, m1);\n")
+    after = resources.estimate(board, directory=str(copied_sources))
+    macs = boards.get(board).macs
+    site = [i for i in after.items if "mul2(" in i.name]
+    assert len(site) == 1 and site[0].name.startswith("pe_array:pass_step: mul2(") and site[0].count == macs
+    assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == macs * (2 // per_dsp)
+    assert site[0].products == 2 * macs and after.peak["products"] == 3 * macs

@@ -79,6 +79,11 @@ URAM_SHAPE = (4096, 72)
 DSP_PORTS = {"DSP48E2": (27, 18), "DSP48E1": (25, 18)}
 #: Loops whose multipliers are the PE arrays (tests check they still exist).
 PE_LOOPS = {"pass_step": "pe_array", "step": "sp_steps"}
+#: The packed-multiply helper of hls/mac2.h: a*b0 and a*b1 from one DSP48E2
+#: (CTRAIN_DSP_INT8 2), recognised by name (module docstring, "Multipliers").
+PACKED_MUL = "mul2"
+#: The design's PE peak must be at least this fraction of the chip's int8 peak.
+PE_PEAK_MIN_FRACTION = 0.4
 RESOURCES = ("dsp", "bram36", "uram", "lut")
 
 
@@ -93,6 +98,7 @@ class Item:
     uram: float = 0
     lut: float = 0
     names: list = field(default=None, repr=False)   # identifiers of an operator's expression
+    products: int = 0   # int8 x int8 products per cycle (kind "mul")
 
 
 @dataclass
@@ -105,6 +111,11 @@ class Estimate:
     @property
     def fits(self):
         return all(r["used"] <= FIT_FRACTION * r["available"] for r in self.resources.values())
+
+    @property
+    def peak_fraction(self):
+        """The design's PE peak over the chip's int8 peak."""
+        return self.peak["pe"] / self.peak["chip_int8"]
 
     def over(self):
         """Resources above FIT_FRACTION of the chip."""
@@ -378,8 +389,8 @@ def _operators(src, instances, dsp_kind):
     items = []
     for f in src.functions.values():
         pipe_copies, seq_copies = instances.get(f.name, (0, 0))
-        if pipe_copies + seq_copies == 0:
-            continue
+        if pipe_copies + seq_copies == 0 or f.name == PACKED_MUL:
+            continue   # the packed multiply is counted per call (packed_muls)
         shared = {}   # kind -> Item of the widest sequential operator
         widths = None
         seen = set()
@@ -420,15 +431,17 @@ def _operators(src, instances, dsp_kind):
                     continue   # constant multiplication: shifts and adds
                 wa, wb = widths.of(left), widths.of(right)
                 lhs = re.match(r"\s*(?:const\s+)?(?:[\w:<>]+\s+)?([A-Za-z_]\w*)\s*=[^=]", line)
+                int8 = int(wa <= 8 and wb <= 8)
                 if lhs and lhs.group(1) in fabric_muls(f.body):
                     _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
-                         f"{wa}x{wb} bit in fabric (BIND_OP impl=fabric)", "lut", fabric_mul_luts(wa, wb))
+                         f"{wa}x{wb} bit in fabric (BIND_OP impl=fabric)", "lut", fabric_mul_luts(wa, wb),
+                         products=int8)
                     continue
                 # a cast to a wider type widens the product (C: (int64_t)a * b)
                 d = dsp_per_mul(wa, wb, dsp_kind,
                                 max(wa, wb, 32, widths.cast(left), widths.cast(right)))
                 _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
-                     f"{wa}x{wb} bit", "dsp", d)
+                     f"{wa}x{wb} bit", "dsp", d, products=int8)
                 continue
             if rc:
                 vals = _const_value(src, f, right)
@@ -471,11 +484,12 @@ def divider_luts(w, pipelined):
     return w * (w + 1) if pipelined else 4 * w
 
 
-def _add(items, shared, n, seq, kind, name, detail, resource, each, each_seq=None):
-    """n dedicated units (pipelined) and a claim on the function's shared unit (sequential copies)."""
+def _add(items, shared, n, seq, kind, name, detail, resource, each, each_seq=None, products=0):
+    """n dedicated units (pipelined) and a claim on the function's shared unit
+    (sequential copies); `products`: int8 products per dedicated unit."""
     names = re.findall(r"[A-Za-z_]\w*", name.split(": ", 1)[-1])
     if n:
-        it = Item(kind, name, n, f"{detail}, {each:g} {resource.upper()} each")
+        it = Item(kind, name, n, f"{detail}, {each:g} {resource.upper()} each", products=n * products)
         setattr(it, resource, n * each)
         items.append(it)
     if seq:
@@ -490,10 +504,41 @@ def _add(items, shared, n, seq, kind, name, detail, resource, each, each_seq=Non
             shared[kind] = it
 
 
+def packed_muls(src, instances, dsp_int8):
+    """One item per call site of PACKED_MUL (hls/mac2.h): per copy two int8
+    products from one DSP (CTRAIN_DSP_INT8 2: WP486 packing on DSP48E2), or
+    two DSPs (1: DSP48E1). Its body is not counted again (_operators)."""
+    if PACKED_MUL not in src.functions:
+        return []
+    per = 1 if dsp_int8 == 2 else 2
+    items = []
+    for caller, callee, pos, args, _ in src.call_sites():
+        if callee != PACKED_MUL:
+            continue
+        cf = src.functions[caller]
+        p, s = instances.get(caller, (0, 0))
+        n = src.unroll_factor(cf, pos) * (p + s)
+        if not n:
+            continue
+        loops = [lp.label for lp in enclosing(cf.loops, pos) if lp.label]
+        how = "packed: one DSP48E2 (WP486)" if per == 1 else "two plain products"
+        it = Item("mul", f"{caller}:{loops[-1] if loops else '-'}: {PACKED_MUL}({', '.join(args[:3])})", n,
+                  f"8x8 bit x2, {how}, {per} DSP each", dsp=n * per, products=2 * n)
+        items.append(it)
+    return items
+
+
 def pe_sites(items):
     """The int8 product items of the PE arrays, by loop label."""
-    return {lbl: [i for i in items if i.kind == "mul" and f":{lbl}:" in i.name + ":"
-                  and "prod_t" in i.name] for lbl in PE_LOOPS}
+    return {lbl: [i for i in items if i.kind == "mul" and f":{lbl}:" in i.name + ":" and i.products]
+            for lbl in PE_LOOPS}
+
+
+def pe_products(items):
+    """int8 products per cycle of the PE array: the larger of the PE loops'
+    (one array serves dense and sparse work; separate arrays do not add up
+    for one instruction)."""
+    return max(sum(i.products for i in its) for its in pe_sites(items).values())
 
 
 def multiplexers(src, arrs, instances):
@@ -554,20 +599,38 @@ def estimate(board, directory=None, config=None):
     copies = {n: p + q for n, (p, q) in inst.items()}
     items = [_array_item(a, copies.get(a.function, 0)) for a in arrs if copies.get(a.function, 0)]
     items += operators(src, inst, b.dsp_kind)
+    items += packed_muls(src, inst, dsp_int8(b))
     items += multiplexers(src, arrs, copies)
     used = {r: sum(getattr(i, r) for i in items) for r in RESOURCES}
     avail = {"dsp": b.chip_dsp, "bram36": b.chip_bram36, "uram": b.chip_uram, "lut": b.chip_lut}
     return Estimate(b.name, {r: {"used": used[r], "available": avail[r]} for r in RESOURCES}, items,
-                    peaks(b))
+                    peaks(b, pe_products(items)))
 
 
-def peaks(b):
-    """Int8 GOP/s: the design's PE array (2 ops x R x C x clock) and the
-    chip's DSPs (DSPs x 2 x clock, doubled on DSP48E2, which can pack two
-    int8 products sharing an operand into one slice; DSP48E1 cannot)."""
-    pack = 2 if b.dsp_kind == "DSP48E2" else 1
-    return {"pe": 2 * b.pe_rows * b.pe_cols * b.clock_mhz / 1000,
-            "chip_int8": b.chip_dsp * pack * 2 * b.clock_mhz / 1000}
+def dsp_int8(b):
+    """int8 products per DSP slice (CTRAIN_DSP_INT8): 2 only on DSP48E2, whose
+    27-bit port holds b1 * 2^18 + b0 (WP486); DSP48E1's 25-bit port cannot."""
+    n = int(b.macros["DSP_INT8"])
+    if n not in (1, 2) or n == 2 and b.dsp_kind != "DSP48E2":
+        raise ValueError(f"{b.name}: CTRAIN_DSP_INT8 {n} on {b.dsp_kind} (2 needs DSP48E2, else 1)")
+    return n
+
+
+def part_clock_mhz(b):
+    """The clock a full-chip int8 DSP array closes on the board's part
+    (CTRAIN_PART_CLOCK_MHZ; sources in the config header and docs/overlay.md)."""
+    return float(b.macros["PART_CLOCK_MHZ"])
+
+
+def peaks(b, products=None):
+    """Int8 GOP/s: the design's PE array (2 ops x its int8 products per cycle
+    x CTRAIN_CLOCK_MHZ; `products` as counted from the sources, R x C when not
+    given) and the chip's (DSPs x int8 products per DSP x 2 x the clock the
+    part can close, CTRAIN_PART_CLOCK_MHZ)."""
+    products = b.pe_rows * b.pe_cols if products is None else products
+    return {"pe": 2 * products * b.clock_mhz / 1000,
+            "chip_int8": b.chip_dsp * dsp_int8(b) * 2 * part_clock_mhz(b) / 1000,
+            "products": products}
 
 
 def format_resources(est, items=False):
@@ -582,7 +645,10 @@ def format_resources(est, items=False):
         lines.append(f"{r:<8} {u:>10g} {a:>10g} {pct:>6.1f}%  {'yes' if ok else 'NO'}")
     if est.peak:
         pe, chip = est.peak["pe"], est.peak["chip_int8"]
-        lines.append(f"int8 GOP/s: PE array {pe:g} of the chip's {chip:g} ({100 * pe / chip:.0f}%)")
+        ok = est.peak_fraction >= PE_PEAK_MIN_FRACTION
+        lines.append(f"int8 GOP/s: PE array {pe:g} ({est.peak['products']} products/cycle) of the chip's "
+                     f"{chip:g} ({100 * est.peak_fraction:.0f}%, at least {PE_PEAK_MIN_FRACTION:.0%}: "
+                     f"{'yes' if ok else 'NO'})")
     if items:
         lines.append("")
         for it in sorted(est.items, key=lambda i: -(i.dsp * 100 + i.bram36 * 200 + i.uram * 300 + i.lut)):

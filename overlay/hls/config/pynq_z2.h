@@ -17,6 +17,11 @@
 #define CTRAIN_PS "zynq7"
 #define CTRAIN_HP_PORT "S_AXI_HP0"
 #define CTRAIN_CLOCK_MHZ 100
+/* The clock a full-chip int8 DSP array closes on this part, for the chip's
+ * int8 peak (ctrain.resources.peaks; docs/overlay.md): the DPU's 300 MHz on -2
+ * UltraScale+ scaled by the DSP Fmax of a -1 Zynq-7000 (DS187: 464 MHz) over a
+ * -2 UltraScale+ (DS925: 775 MHz). */
+#define CTRAIN_PART_CLOCK_MHZ 180
 
 /* PE array: rows produce output channels, columns reduce input channels. */
 #define CTRAIN_PE_ROWS 9

@@ -17,6 +17,10 @@
 #define CTRAIN_PS "zynqmp"
 #define CTRAIN_HP_PORT "S_AXI_HP0_FPD"
 #define CTRAIN_CLOCK_MHZ 150
+/* The clock a full-chip int8 DSP array closes on this part, for the chip's
+ * int8 peak (ctrain.resources.peaks; docs/overlay.md): Xilinx's int8 DPU (2 x
+ * B4096) on the ZCU104 (UG1354: 300 MHz). */
+#define CTRAIN_PART_CLOCK_MHZ 300
 
 /* PE array: rows produce output channels, columns reduce input channels. */
 #define CTRAIN_PE_ROWS 22

@@ -1,5 +1,6 @@
 """The resource estimate (ctrain.resources): shipped boards fit, the counting
 rules on hand-checked arrays, and that it follows the sources."""
+import math
 import os
 import re
 import shutil
@@ -219,3 +220,95 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
     assert len(site) == 1 and site[0].name.startswith("pe_array:pass_step: mul2(") and site[0].count == macs
     assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == macs * (2 // per_dsp)
     assert site[0].products == 2 * macs and after.peak["products"] == 3 * macs
+
+
+def test_dataflow_channels_are_ping_pong_buffers(copied_sources):
+    """An array a DATAFLOW function hands to a process is a PIPO channel: two
+    copies by default (UG1399); STREAM type=shared keeps one, type=fifo makes
+    it a FIFO of `depth` elements (shift registers when small)."""
+    top = copied_sources / "ctrain_top.cpp"
+    base = resources.estimate("kv260", directory=str(copied_sources))
+    text = open(top).read()
+    _insert_after(top, "int32_t tab[CTRAIN_MAX_TABLE];\n", "#pragma HLS DATAFLOW\n")
+    pipo = resources.estimate("kv260", directory=str(copied_sources))
+    tab = _item(pipo, "ctrain_top:tab")
+    assert tab.count == 2 and "2 buffers" in tab.detail
+    assert pipo.resources["bram36"]["used"] - base.resources["bram36"]["used"] == 4   # 4096 x 32 bit again
+    open(top, "w").write(text)
+    _insert_after(top, "int32_t tab[CTRAIN_MAX_TABLE];\n",
+                  "#pragma HLS DATAFLOW\n#pragma HLS STREAM variable=tab type=shared\n")
+    shared = resources.estimate("kv260", directory=str(copied_sources))
+    assert shared.resources == base.resources
+    open(top, "w").write(text)
+    _insert_after(top, "int32_t tab[CTRAIN_MAX_TABLE];\n",
+                  "#pragma HLS DATAFLOW\n#pragma HLS STREAM variable=tab type=fifo depth=16\n")
+    fifo = resources.estimate("kv260", directory=str(copied_sources))
+    q = [i for i in fifo.items if i.kind == "fifo" and i.name == "ctrain_top:tab"]
+    assert len(q) == 1 and q[0].lut == 32 and q[0].bram36 == 0        # 16 x 32 bit: one SRLC32E per bit
+    assert base.resources["bram36"]["used"] - fifo.resources["bram36"]["used"] == 4
+
+
+def test_streams_are_fifos(copied_sources):
+    """hls::stream<T> with STREAM depth: BRAM above 1024 bits, shift registers below."""
+    base = resources.estimate("kv260", directory=str(copied_sources))
+    _insert_after(copied_sources / "ctrain_top.cpp", "int32_t tab[CTRAIN_MAX_TABLE];\n",
+                  "    hls::stream<beat_t> deep, shallow[3];\n"
+                  "#pragma HLS STREAM variable=deep depth=64\n#pragma HLS STREAM variable=shallow depth=8\n")
+    est = resources.estimate("kv260", directory=str(copied_sources))
+    deep = [i for i in est.items if i.name == "ctrain_top:deep"][0]
+    shallow = [i for i in est.items if i.name == "ctrain_top:shallow"][0]
+    beat = 8 * boards.get("kv260").ddr_beat
+    assert deep.bram36 == resources.bram18_per_bank(64, beat) / 2 and deep.lut == 0
+    assert shallow.count == 3 and shallow.lut == 3 * beat and shallow.bram36 == 0
+    assert est.resources["bram36"]["used"] - base.resources["bram36"]["used"] == deep.bram36
+
+
+def test_true_dual_port_has_no_36_bit_shape():
+    assert resources.bram18_per_bank(512, 36) == 1
+    assert resources.bram18_per_bank(512, 36, true_dual=True) == 2
+    assert resources.bram18_per_bank(1024, 18, true_dual=True) == 1
+
+
+_LANES_FN = """
+static void lanes_probe(const q8_t src[CTRAIN_CHUNK], q8_t dst[CTRAIN_CHUNK], uint32_t n, uint32_t s) {
+#pragma HLS INLINE off
+    uint32_t k = 0;
+probe:
+    for (uint32_t t = 0; t < n; t++) {
+#pragma HLS PIPELINE II=1
+        for (int j = 0; j < CTRAIN_DDR_BEAT; j++) {
+#pragma HLS UNROLL
+            const uint32_t i = t * CTRAIN_DDR_BEAT + j;
+            dst[INDEX] = src[i];
+        }
+        k += STEP;
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("index, step, mux", [("i", "CTRAIN_DDR_BEAT", False), ("k + j", "CTRAIN_DDR_BEAT", False),
+                                               ("k + j", "1", True), ("s + j", "CTRAIN_DDR_BEAT", True)])
+def test_cyclic_partitions_select_banks_unless_aligned(copied_sources, index, step, mux):
+    """W lanes into a buffer cyclically partitioned by W: each lane keeps its
+    bank when the index is a multiple of W plus the lane (t*W + j, or k + j
+    with k stepped by W); a base stepped by 1, or a parameter, needs a W:1
+    multiplexer per lane and bank (the writes of the unrolled copies)."""
+    top = copied_sources / "ctrain_top.cpp"
+    src = open(top).read()
+    fn = _LANES_FN.replace("INDEX", index).replace("STEP", step)
+    src = src.replace("void ctrain_top(", fn + "\nvoid ctrain_top(", 1)
+    src = src.replace("int32_t tab[CTRAIN_MAX_TABLE];\n",
+                      "int32_t tab[CTRAIN_MAX_TABLE];\n    q8_t lane_a[CTRAIN_CHUNK], lane_b[CTRAIN_CHUNK];\n"
+                      "#pragma HLS ARRAY_PARTITION variable=lane_a type=cyclic factor=CTRAIN_DDR_BEAT\n"
+                      "#pragma HLS ARRAY_PARTITION variable=lane_b type=cyclic factor=CTRAIN_DDR_BEAT\n"
+                      "    lanes_probe(lane_a, lane_b, table_len, table);\n", 1)
+    open(top, "w").write(src)
+    est = resources.estimate("kv260", directory=str(copied_sources))
+    muxes = [i for i in est.items if i.kind == "mux" and i.name.startswith("lanes_probe:")]
+    w = boards.get("kv260").ddr_beat
+    if not mux:
+        assert muxes == []
+    else:
+        assert len(muxes) == 1 and "(write)" in muxes[0].name and muxes[0].count == w
+        assert muxes[0].lut == w * 8 * math.ceil((w - 1) / 3)

@@ -124,8 +124,11 @@ class Estimate:
 
 # ----------------------------------------------------------------- memories
 
-def bram18_per_bank(depth, width):
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM18_SHAPES)
+def bram18_per_bank(depth, width, true_dual=False):
+    """RAMB18s of a depth x width bank; true dual port (ram_t2p) has no
+    512 x 36 shape, that width being simple dual port only (UG573)."""
+    shapes = BRAM18_SHAPES[:-1] if true_dual else BRAM18_SHAPES
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in shapes)
 
 
 def uram_per_bank(depth, width):
@@ -167,6 +170,9 @@ class Array:
     partitioned: set     # 1-based dims split into banks completely
     impl: str            # bram, uram, lutram or "" (auto)
     ports: int = 2       # 1: BIND_STORAGE type=ram_1p
+    cyclic: dict = field(default_factory=dict)   # 1-based dim -> (type, factor): cyclic/block banks
+    true_dual: bool = False   # BIND_STORAGE type=ram_t2p: two read/write ports
+    buffers: int = 1     # copies of a DATAFLOW channel (2: ping-pong)
 
     @property
     def depth(self):
@@ -179,6 +185,14 @@ def arrays(src):
     for f in src.functions.values():
         for m in _DECL.finditer(f.body):
             tname = m.group(2).strip()
+            sm = re.fullmatch(r"hls::stream\s*<\s*(.+?)\s*>", tname)
+            if sm:
+                for decl in split_args(m.group(3)):
+                    dm = re.match(r"(\w+)\s*((?:\[[^\]]+\])*)", decl)
+                    if dm:
+                        out.append(_fifo(src, f, dm.group(1), sm.group(1),
+                                         [src.macros.eval(d) for d in re.findall(r"\[([^\]]+)\]", dm.group(2))]))
+                continue
             if not src.types.known(tname) and tname not in src.types.array_typedefs:
                 continue
             for decl in split_args(m.group(3)):
@@ -196,15 +210,82 @@ def arrays(src):
                 if any(s is None for s in sizes):
                     raise ValueError(f"{f.file}: {f.name}: array {dm.group(1)}: dims {dims} are not "
                                      "constants of the configuration")
-                out.append(_bank(src, f, dm.group(1), elem, sizes))
+                a = _bank(src, f, dm.group(1), elem, sizes)
+                out.append(_channel(src, f, a) if DATAFLOW.search(f.body) else a)
     return out
+
+
+DATAFLOW = re.compile(r"#pragma\s+HLS\s+DATAFLOW\b", re.I)
+
+
+def _channel(src, f, a):
+    """An array of a DATAFLOW function that it hands to a process (a call's
+    argument) is a channel (UG1399, "Specifying Arrays as Ping-Pong Buffers
+    or FIFOs"): a ping-pong buffer (PIPO, two copies) by default; `STREAM
+    variable=x type=pipo depth=N` N copies, `type=shared`/`unsync` one,
+    `type=fifo` (or a STREAM pragma without type) a FIFO of `depth` elements."""
+    if not any(caller == f.name and a.name in [x.strip() for x in args]
+               for caller, _, _, args, _ in src.call_sites()):
+        return a
+    opts = next((p for p in _pragmas(f.body, "STREAM") if p.get("variable") == a.name), None)
+    kind = (opts or {}).get("type", "pipo" if opts is None else "fifo").lower()
+    if kind == "fifo":
+        return _fifo(src, f, a.name, a.elem, [], depth=src.macros.eval(opts.get("depth", "2")) or 2)
+    a.buffers = 1 if kind in ("shared", "unsync") else src.macros.eval((opts or {}).get("depth", "2")) or 2
+    return a
+
+
+@dataclass
+class Fifo:
+    function: str
+    name: str
+    elem: str
+    width: int
+    depth: int
+    count: int           # streams declared (an array of streams)
+    impl: str            # BIND_STORAGE impl (srl, lutram, bram, uram) or "" (auto)
+
+
+def _fifo(src, f, name, elem, dims, depth=None):
+    """An hls::stream (or an array of them), or an array a STREAM pragma makes
+    a FIFO: `STREAM variable=s depth=N` elements each (2 by default, UG1399)."""
+    width = src.types.width(elem)
+    if width is None or any(d is None for d in dims):
+        raise ValueError(f"{f.file}: {f.name}: stream {name}: unknown element type or size")
+    opts = next((p for p in _pragmas(f.body, "STREAM") if p.get("variable") == name), {})
+    if depth is None:
+        depth = src.macros.eval(opts.get("depth", "2")) or 2
+    impl = next((p.get("impl", "").lower() for p in _pragmas(f.body, "BIND_STORAGE")
+                 if p.get("variable") == name), "")
+    return Fifo(f.name, name, elem, width, depth, math.prod(dims) if dims else 1, impl)
+
+
+def _fifo_item(q, copies):
+    """A FIFO: shift registers (SRLC32E: 32 deep x 1 bit per LUT) when impl=srl,
+    or auto and at most LUTRAM_MAX_BITS bits (config_storage fifo
+    auto_srl_max_bits); LUTRAM when impl=lutram; else BRAM or URAM banks."""
+    n = q.count * copies
+    it = Item("fifo", f"{q.function}:{q.name}", n, f"{q.depth} x {q.width} bit FIFO")
+    if q.impl == "srl" or (q.impl in ("", "auto") and q.depth * q.width <= LUTRAM_MAX_BITS):
+        it.lut = n * math.ceil(q.depth / 32) * q.width
+        it.detail += ", shift registers"
+    elif q.impl == "lutram":
+        it.lut = n * lutram_luts(q.depth, q.width)
+        it.detail += ", LUTRAM"
+    elif q.impl == "uram":
+        it.uram = n * uram_per_bank(q.depth, q.width)
+        it.detail += ", URAM"
+    else:
+        it.bram36 = n * bram18_per_bank(q.depth, q.width) / 2
+        it.detail += f", {bram18_per_bank(q.depth, q.width)} RAMB18 each"
+    return it
 
 
 def _bank(src, f, name, elem, sizes):
     width = src.types.width(elem)
     if width is None:
         raise ValueError(f"{f.file}: {f.name}: array {name}: unknown element type {elem!r}")
-    dims, banks, parted, impl = list(sizes), 1, set(), ""
+    dims, banks, parted, impl, cyc = list(sizes), 1, set(), "", {}
     for p in _pragmas(f.body, "ARRAY_PARTITION"):
         if p.get("variable") != name:
             continue
@@ -218,6 +299,8 @@ def _bank(src, f, name, elem, sizes):
                 fac = src.macros.eval(p.get("factor", "1")) or 1
                 banks *= fac
                 dims[d - 1] = math.ceil(dims[d - 1] / fac)
+                if fac > 1:
+                    cyc[d] = (p["type"], fac)
     for p in _pragmas(f.body, "ARRAY_RESHAPE"):
         if p.get("variable") != name:
             continue
@@ -227,18 +310,23 @@ def _bank(src, f, name, elem, sizes):
                 src.macros.eval(p.get("factor", "1")) or 1)
             width *= fac
             dims[d - 1] = math.ceil(dims[d - 1] / fac)
-    ports = 2
+    ports, tdp = 2, False
     for p in _pragmas(f.body, "BIND_STORAGE"):
         if p.get("variable") == name:
             impl = p.get("impl", "").lower()
             ports = 1 if p.get("type", "").lower() == "ram_1p" else 2
-    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports)
+            tdp = p.get("type", "").lower() == "ram_t2p"
+    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports, cyc, tdp)
 
 
 def _array_item(a, copies):
-    n = a.banks * copies
+    if isinstance(a, Fifo):
+        return _fifo_item(a, copies)
+    n = a.banks * copies * a.buffers
     depth, width = a.depth, a.width
     shape = f"{'x'.join(map(str, a.dims))} {a.elem} -> {a.banks} bank(s) of {depth} x {width} bit"
+    if a.buffers != 1:
+        shape += f", {a.buffers} buffers (DATAFLOW channel)"
     it = Item("array", f"{a.function}:{a.name}", n, shape)
     if depth == 1:
         it.detail += ", registers"
@@ -249,8 +337,9 @@ def _array_item(a, copies):
         it.lut = n * lutram_luts(depth, width, a.ports)
         it.detail += ", LUTRAM" + (" single port" if a.ports == 1 else "")
     else:
-        it.bram36 = n * bram18_per_bank(depth, width) / 2
-        it.detail += f", {bram18_per_bank(depth, width)} RAMB18 each"
+        per = bram18_per_bank(depth, width, a.true_dual)
+        it.bram36 = n * per / 2
+        it.detail += f", {per} RAMB18 each" + (" (true dual port)" if a.true_dual else "")
     if copies != 1:
         it.detail += f", x{copies} copies"
     return it
@@ -542,10 +631,13 @@ def pe_products(items):
 
 
 def multiplexers(src, arrs, instances):
-    """Reads of partitioned arrays at a variable bank index, followed through call arguments."""
+    """Accesses of partitioned arrays at a variable bank index, followed
+    through call arguments: reads of complete partitions; reads, and the
+    writes of unrolled copies, of cyclic and block ones not provably aligned
+    (_aligned)."""
     by_func = {}
     for a in arrs:
-        if a.partitioned and a.banks > 1:
+        if isinstance(a, Array) and (a.partitioned or a.cyclic) and a.banks > 1:
             by_func.setdefault(a.function, {})[a.name] = a
     # parameter bindings: callee param name -> array, from call sites (one level at a time)
     bound = {fn: dict(v) for fn, v in by_func.items()}
@@ -568,22 +660,118 @@ def multiplexers(src, arrs, instances):
             for m in re.finditer(r"\b" + re.escape(local) + r"((?:\s*\[[^\[\]]*(?:\[[^\]]*\][^\[\]]*)*\])+)",
                                  f.body):
                 tail = f.body[m.end():m.end() + 3].lstrip()
-                if tail.startswith("=") and not tail.startswith("=="):
-                    continue   # a write: bank enables, not a multiplexer
+                write = tail.startswith("=") and not tail.startswith("==")
+                unroll = src.unroll_factor(f, m.start())
                 idx = re.findall(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]", m.group(1))
                 n_sel = 1
                 for d, e in enumerate(idx, start=1):
-                    if d in a.partitioned and not _is_const(src, f, m.start(), e) and \
-                            not all(src.macros.eval(i) is not None or i in src.unrolled_vars(f, m.start())
-                                    for i in re.findall(r"[A-Za-z_]\w*", e)):
+                    per_copy = _is_const(src, f, m.start(), e) or \
+                        all(src.macros.eval(i) is not None or i in src.unrolled_vars(f, m.start())
+                            for i in re.findall(r"[A-Za-z_]\w*", e))
+                    if d in a.partitioned and not write and not per_copy:
                         n_sel *= a.dims[d - 1]
+                    elif d in a.cyclic and not per_copy and (not write or unroll > 1):
+                        kind, fac = a.cyclic[d]
+                        if not (kind == "cyclic" and _aligned(src, f, m.start(), e, fac)):
+                            n_sel *= fac   # a write of unrolled copies: each bank picks its copy's data
                 if n_sel <= 1:
                     continue
-                n = src.unroll_factor(f, m.start()) * copies
+                n = unroll * copies
                 lut = a.width * math.ceil((n_sel - 1) / 3)
-                items.append(Item("mux", f"{fn}: {local}{m.group(1)} ({a.function}:{a.name})", n,
+                items.append(Item("mux", f"{fn}: {local}{m.group(1)}{' (write)' if write else ''} "
+                                  f"({a.function}:{a.name})", n,
                                   f"{n_sel}:1 x {a.width} bit, {lut} LUT each", lut=n * lut))
     return items
+
+
+def _aligned(src, f, pos, expr, factor):
+    """Whether index `expr` of a cyclic partition by `factor` names the same
+    bank in every iteration (per unrolled copy): a sum of constants, unrolled
+    loop indices, products with a multiple of the factor, and variables that
+    only ever hold such multiples (set to 0 or to a multiple, stepped by a
+    multiple; locals assigned once are read through). Anything else is not
+    (HLS then selects the bank at run time)."""
+    unrolled = src.unrolled_vars(f, pos)
+
+    def multiple(e):
+        return all(v is not None and v % factor == 0 for v in src.eval_in(f, e))
+
+    def local_value(name):
+        defs = re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+);", f.body)
+        return defs[0] if len(defs) == 1 and not re.search(rf"\b{name}\s*(\+\+|--|[-+*/]=)|(\+\+|--){name}\b",
+                                                           f.body) else None
+
+    def aligned_var(name):
+        if re.search(rf"(\+\+|--)\s*{name}\b|\b{name}\s*(\+\+|--|-=|\*=|/=)", f.body):
+            return False
+        sets = [_rhs(s) for s in re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+)", f.body)]
+        steps = [_rhs(s) for s in re.findall(rf"\b{name}\s*\+=\s*([^;]+)", f.body)]
+        return bool(sets or steps) and all(s.strip() == "0" or term_ok(s, 0, False) for s in sets) and \
+            all(multiple(s) for s in steps)
+
+    def term_ok(term, depth, lane_ok=True):
+        s = re.sub(r"^\(\s*(?:const\s+)?[\w:<> ]+\s*\)\s*", "", term.strip())   # a cast
+        while s.startswith("(") and s.endswith(")") and _balanced(s[1:-1]):
+            s = s[1:-1].strip()
+        if src.macros.eval(s) is not None:
+            return lane_ok or multiple(s)
+        if s in unrolled:
+            return lane_ok
+        parts = _split_top(s, "+")
+        if len(parts) > 1:
+            return all(term_ok(p, depth, lane_ok) for p in parts)
+        prod = _split_top(s, "*")
+        if len(prod) > 1:
+            return any(multiple(p) for p in prod)
+        if re.fullmatch(r"[A-Za-z_]\w*", s) and depth < 4:
+            v = local_value(s)
+            if v is not None and s not in f.template:
+                return term_ok(v, depth + 1, lane_ok)
+            return aligned_var(s)
+        return False
+
+    return term_ok(expr, 0)
+
+
+def _rhs(s):
+    """An assigned expression up to the first top-level comma or unbalanced
+    closing parenthesis (a for-loop step ends at the loop header's `)`)."""
+    depth = 0
+    for i, ch in enumerate(s):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+            if depth < 0:
+                return s[:i].strip()
+        elif ch == "," and depth == 0:
+            return s[:i].strip()
+    return s.strip()
+
+
+def _balanced(s):
+    depth = 0
+    for ch in s:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _split_top(s, op):
+    """s split at top-level `op` (outside parentheses and brackets)."""
+    out, depth, cur = [], 0, ""
+    for ch in s:
+        depth += ch in "([" 
+        depth -= ch in ")]"
+        if ch == op and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return [p for p in out if p.strip()] if len(out) > 1 else [s]
 
 
 # ----------------------------------------------------------------- the estimate

@@ -25,12 +25,26 @@ block factor F: F banks) and widened by ARRAY_RESHAPE. Per bank:
     2 LUTs per 64 x 1 bits (RAM64X1D: a read and a write port), 1 with
     BIND_STORAGE type=ram_1p (RAM64X1S; UG474/UG574 "Distributed RAM");
   - otherwise BRAM: the cheapest RAMB18 shape of 16Kx1, 8Kx2, 4Kx4, 2Kx9,
-    1Kx18, 512x36 (simple dual port: HLS's RAM_2P), ceil(depth/d) x
-    ceil(width/w) RAMB18s; two RAMB18s make one BRAM36 tile.
+    1Kx18, 512x36 (simple dual port: HLS's RAM_2P; BIND_STORAGE
+    type=ram_t2p, true dual port, has no 512x36 shape, UG573), ceil(depth/d)
+    x ceil(width/w) RAMB18s; two RAMB18s make one BRAM36 tile.
 UG1399 documents no size below which an unbound array becomes LUTRAM (impl
 auto leaves it to the tools); the one documented bit threshold is
 config_storage's auto_srl_max_bits, 1024. We take 1024 bits: larger banks go
 to BRAM, which is the pessimistic reading for BRAM, the scarce resource.
+A buffer declared twice, or with an extra dimension of 2, counts twice by
+these rules (its declaration says so).
+
+DATAFLOW channels: an array of a function with `#pragma HLS DATAFLOW` that
+the function passes to a call (a process) is a channel, by default a
+ping-pong buffer (PIPO) of two copies (UG1399, "Specifying Arrays as
+Ping-Pong Buffers or FIFOs"); `STREAM variable=x type=pipo depth=N` makes N
+copies, type=shared or unsync one, type=fifo (or STREAM without a type) a
+FIFO of `depth` elements. FIFOs (kind "fifo": those, and every
+`hls::stream<T>` declared, depth from its STREAM pragma, 2 by default):
+shift registers, one SRLC32E LUT per 32 deep x 1 bit, when BIND_STORAGE
+impl=srl or unbound and at most 1024 bits; LUTRAM, BRAM or URAM as bound,
+BRAM when unbound and larger.
 
 Multipliers (kind "mul"): every binary `*` between two non-constant operands
 (a literal, a macro or an unrolled loop's index makes it a constant multiply:
@@ -39,9 +53,23 @@ instcombine turns it into one). DSPs per multiplier from the operand widths
 (declared types; a `(prod_t)` cast is int8; a cast to a wider type, as
 `(int64_t)a * b`, widens the kept product): signed a x b bits on DSP48E2
 (27x18) takes min(ceil(a/26) ceil(b/17), ceil(b/26) ceil(a/17)) slices,
-DSP48E1 (25x18) the same with 24. int8 x int8 is one DSP: the code packs no
-two MACs into one slice. Operands declared 64-bit count as 64-bit even when
-they hold 32-bit values (pessimistic).
+DSP48E1 (25x18) the same with 24. A plain int8 x int8 is one DSP. Operands
+declared 64-bit count as 64-bit even when they hold 32-bit values
+(pessimistic).
+
+Packed products: a call of PACKED_MUL, `mul2(a, b0, b1, p0, p1)` of
+hls/mac2.h, recognised by name, is per copy two int8 products from ONE DSP
+where the board's CTRAIN_DSP_INT8 is 2 (DSP48E2: b1 * 2^18 + b0 in the
+27-bit port times a, Xilinx WP486), two DSPs where it is 1 (DSP48E1); its
+body is not counted again. CTRAIN_DSP_INT8 2 on a DSP48E1 is refused.
+
+Peaks (`Estimate.peak`, GOP/s): the design's PE array, 2 x the int8
+products per cycle counted in the PE loops (PE_LOOPS; plain int8 products
+one each, mul2 two; the larger loop where dense and sparse arrays are
+separate) x CTRAIN_CLOCK_MHZ; the chip's, DSPs x CTRAIN_DSP_INT8 x 2 x
+CTRAIN_PART_CLOCK_MHZ, the clock a full-chip int8 DSP array closes on the
+part (sources in each config header). The design's must be at least
+PE_PEAK_MIN_FRACTION (40%) of the chip's.
 
 A product assigned to a variable that `#pragma HLS BIND_OP variable=v op=mul
 impl=fabric` names (UG1399, pragma HLS bind_op: impl=fabric, the operator in
@@ -53,7 +81,14 @@ power of two: one multiplier (reciprocal). Powers of two are free.
 
 Multiplexers (kind "mux", LUTs): a read of a partitioned array with a
 variable index in a partitioned dimension selects among N banks:
-width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux).
+width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux). For a cyclic (or block)
+partition by F the same holds for reads, and for the writes of unrolled
+copies (each bank picks its copy's data), unless the index provably keeps
+every copy in one bank: a sum of constants, unrolled loop indices, products
+with a multiple of F and variables that only hold multiples of F (set to 0
+or a multiple, stepped by a multiple; locals assigned once are read
+through), e.g. `t * W + j` or `k + j` with `k += W`, for a partition by W.
+A block partition at a variable index always selects.
 
 What is not counted: registers, control FSMs, adders and comparators, the
 AXI adapters: LUT "used" is a lower bound for the parts listed, the margin

@@ -881,12 +881,33 @@ def format_resources(est, items=False):
     return "\n".join(lines)
 
 
+def markdown_table(names=None):
+    """The docs/overlay.md table: per board array, clocks, resources and peaks."""
+    rows = ["| board | PE array | clock | DSP | BRAM36 | URAM | LUT | fits | PE peak GOP/s "
+            "| chip int8 peak GOP/s (part clock) | PE / chip |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n in names or boards.BOARDS:
+        b, est = boards.get(n), estimate(n)
+
+        def cell(r):
+            u, a = est.resources[r]["used"], est.resources[r]["available"]
+            return f"{u:g} / {a:g} ({100 * u / a:.0f}%)" if a else f"{u:g} / 0"
+        rows.append(f"| {n} | {b.pe_rows} x {b.pe_cols} | {b.clock_mhz} MHz | " +
+                    " | ".join(cell(r) for r in RESOURCES) +
+                    f" | {'yes' if est.fits else 'NO'} | {est.peak['pe']:g} | {est.peak['chip_int8']:g} "
+                    f"({part_clock_mhz(b):g} MHz) | {100 * est.peak_fraction:.0f}% |")
+    return "\n".join(rows)
+
+
 def main(argv=None):
-    """python -m ctrain.resources [board ...] [--items]: the tables."""
+    """python -m ctrain.resources [board ...] [--items] [--markdown]: the tables."""
     import sys
     args = sys.argv[1:] if argv is None else argv
     items = "--items" in args
-    names = [a for a in args if a != "--items"] or list(boards.BOARDS)
+    names = [a for a in args if not a.startswith("--")] or list(boards.BOARDS)
+    if "--markdown" in args:
+        print(markdown_table(names))
+        return
     for n in names:
         print(format_resources(estimate(n), items=items))
         print()

@@ -727,6 +727,7 @@ def _aligned(src, f, pos, expr, factor):
     multiple; locals assigned once are read through). Anything else is not
     (HLS then selects the bank at run time)."""
     unrolled = src.unrolled_vars(f, pos)
+    visiting = set()
 
     def multiple(e):
         return all(v is not None and v % factor == 0 for v in src.eval_in(f, e))
@@ -737,6 +738,9 @@ def _aligned(src, f, pos, expr, factor):
                                                            f.body) else None
 
     def aligned_var(name):
+        if name in visiting:
+            return False   # defined through itself (x = x + 1): not provable here
+        visiting.add(name)
         if re.search(rf"(\+\+|--)\s*{name}\b|\b{name}\s*(\+\+|--|-=|\*=|/=)", f.body):
             return False
         sets = [_rhs(s) for s in re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+)", f.body)]

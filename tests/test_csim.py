@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from ctrain import validate
+from ctrain import perfmodel, validate
 from ctrain.engine import get_engine
 from ctrain.engine.numpy_engine import NumpyEngine
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, STATS_BYTES, Fault, Flag, Op
@@ -147,38 +147,65 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
-def _taps(f):
-    """Kernel-row pairs (output row, ky) whose input row lies inside the input."""
-    return sum(1 for y in range(f["h_out"]) for ky in range(f["k_h"])
-               if 0 <= y * f["stride"] + ky - f["pad"] < f["h_in"])
+def _tap_rows(f, eb, count, k, n_src):
+    """Per swept row (column) v < count, its valid taps, at least 1 (a position
+    without any takes one masked step): FP pairs source v*s + k - p inside
+    the plane, EB the exact pairs (v + p - k) / s inside it."""
+    s, p = f["stride"], f["pad"]
+    out = []
+    for v in range(count):
+        if eb:
+            n = sum(1 for kk in range(k) if (v + p - kk) >= 0 and (v + p - kk) % s == 0
+                    and (v + p - kk) // s < n_src)
+        else:
+            n = sum(1 for kk in range(k) if 0 <= v * s + kk - p < n_src)
+        out.append(max(1, n))
+    return sum(out)
 
 
-def expected_iters(f, rows, cols, chunk):
+def _loaded_rows(f, eb, plan):
+    """S: source rows loaded, summed over the bands of plan.br swept rows."""
+    s, p, kh = f["stride"], f["pad"], f["k_h"]
+    total = 0
+    for y0 in range(0, plan.oh, plan.br):
+        y1 = min(plan.oh, y0 + plan.br)
+        if eb:
+            lo, hi = max(0, -((-(y0 + p - kh + 1)) // s)), min(plan.sh, (y1 - 1 + p) // s + 1)
+        else:
+            lo, hi = max(0, y0 * s - p), min(plan.sh, (y1 - 1) * s - p + kh)
+        total += max(0, hi - lo)
+    return total
+
+
+def expected_iters(f, board, chunk):
     """docs/overlay.md "Iteration counters" for one executed instruction, without
     the fetch, table load and statistics store every instruction adds."""
     op, n, ci, co = f["op"], f["n"], f["c_in"], f["c_out"]
     hi, wi, ho, wo, kh, kw = (f[k] for k in ("h_in", "w_in", "h_out", "w_out", "k_h", "k_w"))
     kk, bias, mask = kh * kw, f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
-    if op in (Op.CONV_FP, Op.CONV_EB):
+    if op in validate.CONV_OPS:
+        b = perfmodel.board(board)
+        plan = perfmodel.conv_plan(f, b)   # the tiling: groups, bands
         eb = op == Op.CONV_EB
-        out_c, red_c = (ci, co) if eb else (co, ci)
-        oh, ow, iw = (hi, wi, wo) if eb else (ho, wo, wi)
-        rt, ct, taps = _cdiv(out_c, rows), _cdiv(red_c, cols), _taps(f)
-        pe = rt * ct * n * taps * kw * wo
-        ew = rt * n * oh * ow + n * out_c * oh * ow
-        rd = n * oh * co * ci * kk + rt * n * taps * red_c * iw
+        rt, nt = _cdiv(plan.rows, b.pe_rows), _cdiv(n, b.pe_lanes)
+        S = _loaded_rows(f, eb, plan)
+        if op == Op.CONV_WG:
+            return dict(pe=rt * plan.ct * nt * kk * ho * wo,
+                        pe_in=rt * plan.groups * nt * plan.bands,
+                        ew=rt * plan.ct * kk + (co if bias else 0),
+                        rd=rt * n * ci * S * wi + plan.groups * n * co * ho * wo,
+                        wr=4 * co * ci * kk + (4 * co if bias else 0))
+        ty = _tap_rows(f, eb, plan.oh, kh, plan.sh)
+        tx = _tap_rows(f, eb, plan.ow, kw, plan.sw)
+        weights = co * ci * kk * (1 if plan.groups == 1 else nt * plan.bands)
+        rd = weights + rt * n * plan.cols * S * plan.sw
         if bias:
             rd += 4 * co
         if mask:
             rd += n * ci * hi * wi
-        return dict(pe=pe, pe_in=pe // wo, ew=ew, rd=rd, wr=n * out_c * oh * ow)
-    if op == Op.CONV_WG:
-        rt, ct, taps = _cdiv(co, rows), _cdiv(ci, cols), _taps(f)
-        pe = rt * ct * n * taps * kw * wo
-        ew = rt * ct * kk + co * ci * kk + (co if bias else 0)
-        rd = ct * n * ho * co * wo + rt * n * taps * ci * wi
-        wr = 4 * co * ci * kk + (4 * co if bias else 0)
-        return dict(pe=pe, pe_in=pe // wo, ew=ew, rd=rd, wr=wr)
+        return dict(pe=rt * nt * plan.ct * ty * tx, pe_in=rt * nt * plan.bands * plan.groups,
+                    ew=plan.ow + rt * nt * plan.groups * plan.oh, rd=rd,
+                    wr=n * plan.rows * plan.oh * plan.ow)
     if op == Op.UPDATE:
         cnt, cw = f["count"], f["count_w"]
         return dict(pe=0, ew=cnt, rd=12 * cnt + cw, wr=8 * cnt + cw)
@@ -207,7 +234,7 @@ def _check_counters(engine, case):
     want = dict(pe=0, ew=0, rd=INSN_BYTES, wr=0)   # the fetch
     want["rd"] += 4 * case.table_len
     if f["op"] != Op.HALT:
-        for key, value in expected_iters(f, engine.pe_rows, engine.pe_cols, engine.chunk).items():
+        for key, value in expected_iters(f, engine.board, engine.chunk).items():
             want[key] = want.get(key, 0) + value
         want["wr"] += STATS_BYTES
     assert _subset(iters[0], want) == want, f"{Op(f['op']).name} {validate.fields(f)}"
@@ -231,7 +258,7 @@ def test_iteration_counters_follow_the_documented_formulas(board):
         ddr, args = _conv_case(rng, *spec)
         engine.run(ddr.copy(), *args)
         f = validate.fields(ddr[args[0]:args[0] + INSN_BYTES].view(INSN_DTYPE)[0])
-        want = expected_iters(f, engine.pe_rows, engine.pe_cols, engine.chunk)
+        want = expected_iters(f, engine.board, engine.chunk)
         want.update(rd=want["rd"] + INSN_BYTES + 4 * args[3], wr=want["wr"] + STATS_BYTES)
         assert _subset(engine.last_iters()[0], want) == want, spec
 

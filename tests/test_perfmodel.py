@@ -29,6 +29,7 @@ _CONV = dict(n=10, c_in=6, h_in=14, w_in=14, c_out=19, k_h=5, k_w=5, stride=1, p
 _WIDE = dict(n=3, c_in=200, h_in=5, w_in=7, c_out=9, k_h=5, k_w=5, stride=2, pad=2)
 _LONG = dict(n=2, c_in=3, h_in=6, w_in=300, c_out=5, k_h=3, k_w=4, stride=3, pad=1)
 _FC = dict(n=20, c_in=400, h_in=1, w_in=1, c_out=37, k_h=1, k_w=1, stride=1, pad=0)
+_BANDS = dict(n=3, c_in=3, h_in=40, w_in=200, c_out=4, k_h=11, k_w=11, stride=1, pad=5)
 _DENSE_ROWS = dict(n=2, c_in=60, h_in=3, w_in=3, c_out=3, k_h=5, k_w=5, stride=1, pad=2)
 BIG_SPARSE = [
     (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _CONV, 0.2),
@@ -50,6 +51,14 @@ BIG_SPARSE = [
     (Op.CONV_FP, Flag.BIAS, _CONV, None),
     (Op.CONV_EB, Flag.RELU_MASK, _CONV, None),
     (Op.CONV_WG, Flag.BIAS, _FC, None),
+    # dense: several column-tile groups, several bands, taps of stride 3
+    (Op.CONV_FP, Flag.BIAS | Flag.RELU, _WIDE, None),
+    (Op.CONV_EB, Flag.RELU_MASK, dict(_WIDE, c_in=9, c_out=200), None),
+    (Op.CONV_WG, Flag.BIAS, _WIDE, None),
+    (Op.CONV_FP, 0, _BANDS, None),
+    (Op.CONV_EB, Flag.RELU_MASK, _BANDS, None),
+    (Op.CONV_WG, 0, _BANDS, None),
+    (Op.CONV_EB, 0, _LONG, None),
 ]
 
 
@@ -210,12 +219,12 @@ def test_counters_of_an_unaligned_burst_by_hand():
     assert it == perfmodel.Iters(pe=0, pe_in=0, ew=10, ew_in=1, rd=INSN_BYTES + 10, wr=10 + 32,
                                  rd_beats=16 + 2, wr_beats=2 + 4, rd_bursts=2, wr_bursts=2,
                                  rd_agu=16 * 1 + 2 * 8, wr_agu=2 * 4 + 4 * 1, gathers=0,
-                                 wr_merges=1)   # bytes 16..25: the second beat is partial
+                                 wr_merges=1, hidden=0)   # bytes 16..25: the second beat is partial
     d = perfmodel.breakdown(it, b)
     burst_rd, burst_wr = perfmodel.RD_LATENCY + perfmodel.AGU_DEPTH, \
         perfmodel.WR_LATENCY + perfmodel.AGU_DEPTH
     assert d == dict(pe=0, ew=10 + perfmodel.EW_DEPTH, rd=2 * burst_rd + 32, wr=2 * burst_wr + 12,
-                     gather=0, merge=burst_rd, insn=perfmodel.INSN_CYCLES)
+                     gather=0, merge=burst_rd, insn=perfmodel.INSN_CYCLES, hidden=0)
     cyc, comp, mem = perfmodel.cycles_of(it, b)
     assert (comp, mem) == (d["ew"], d["rd"] + d["wr"] + d["merge"]) and cyc == sum(d.values())
     # a write inside one beat is one merge, an aligned whole one none
@@ -290,3 +299,30 @@ def test_report_per_layer_and_phase(sparse):
     assert rep["total"]["cycles"] == sum(r["cycles"] for r in rows)
     text = perfreport.format_report(rep)
     assert f"on zcu104 ({b.pe_rows}x{b.pe_cols} PE array" in text and f"total (one iteration): {rep['total']['cycles']:,d} cycles" in text
+
+
+def test_region_hides_all_but_its_longest_stage_and_shared_channels():
+    """A dataflow region costs max(longest stage, each AXI channel's total):
+    a load stage (one read burst), a compute stage (PE steps) and a store
+    stage (one write burst) overlap; two loads on the read channel do not."""
+    b = perfmodel.board("zcu104")
+    c = perfmodel._Count(b)
+    load, comp, store = c.stage(), c.stage(), c.stage()
+    load.rd(0, 1600)                     # 100 beats, II W: 1600 + latency + depth
+    comp.loop("pe", 3000)                # 3000 + one fill
+    store.wr(0, 160)                     # 10 beats at II W/2
+    c.region([load, comp, store], times=2)
+    t_load = perfmodel.RD_LATENCY + perfmodel.AGU_DEPTH + 100 * b.ddr_beat
+    t_comp = 3000 + b.pe_depth
+    t_store = perfmodel.WR_LATENCY + perfmodel.AGU_DEPTH + 10 * b.ii_drain
+    it = c.iters()
+    assert it.hidden == 2 * (t_load + t_comp + t_store - max(t_load, t_comp, t_store))
+    assert it.pe == 6000 and it.rd == 3200 and it.wr == 320
+    cyc = perfmodel.cycles_of(it, b)[0]
+    assert cyc == perfmodel.INSN_CYCLES + 2 * max(t_load, t_comp, t_store)
+    c2 = perfmodel._Count(b)
+    a, a2 = c2.stage(), c2.stage()
+    a.rd(0, 1600)
+    a2.rd(0, 1600)
+    c2.region([a, a2])
+    assert c2.iters().hidden == 0          # one read channel: no overlap

@@ -24,37 +24,59 @@ boards' data sheets; every cycle constant is documented with its assumption in
 docs/overlay.md.
 """
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from . import boards, validate
+from . import boards, overlay_src, validate
 from .engine.csim_engine import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
+def _cycle_constants():
+    """The CTRAIN_* #defines of overlay/hls/cycle_model.h, the one place the
+    cycle constants live (the C-sim's overlap accounting reads the same)."""
+    with open(os.path.join(overlay_src.hls_dir(), "cycle_model.h")) as fh:
+        return {k: int(v) for k, v in boards._DEFINE.findall(fh.read())}
+
+
+_CONST = _cycle_constants()
 #: Cycles from a burst's request to its first data (read) or from its last
 #: beat to the write response (write): the latency Vitis HLS assumes for an
 #: m_axi port by default (64), above the ~100-250 ns PS DDR reads take through
 #: an HP port at these clocks. Pessimistic; to calibrate on a board.
-RD_LATENCY = 64
-WR_LATENCY = 64
+RD_LATENCY = _CONST["RD_LATENCY"]
+WR_LATENCY = _CONST["WR_LATENCY"]
 #: Requests in flight per channel (num_read_outstanding / num_write_outstanding
 #: of the m_axi pragma in ctrain_top.cpp). Only a pipelined loop issuing a read
 #: per iteration (SCONV_EB's value gathers) keeps more than one outstanding.
-OUTSTANDING = 4
+OUTSTANDING = _CONST["OUTSTANDING"]
 #: Pipeline depth (fill) paid per loop entry, per loop class, pessimistic:
 #: PE steps: operand reads (2) + DSP multiply (3) + adder tree (log2 C) +
 #: accumulator read-add-write (4) + the sparse window position (3).
-PE_DEPTH_BASE = 12
+PE_DEPTH_BASE = _CONST["PE_DEPTH_BASE"]
 #: element-wise loops: the deepest, UPDATE's two chained 32x32 multiplies with
 #: rounding and saturation, taken for all of them.
-EW_DEPTH = 20
+EW_DEPTH = _CONST["EW_DEPTH"]
 #: AGU burst loops: address, read data handshake, lane select, buffer write.
-AGU_DEPTH = 4
+AGU_DEPTH = _CONST["AGU_DEPTH"]
 #: Fixed cycles per instruction not in the counters: validation's scalar
 #: checks (64-bit products and compares), loading the exponents, dispatch.
-INSN_CYCLES = 64
+INSN_CYCLES = _CONST["INSN_CYCLES"]
+#: Stages a dataflow region may have (CTRAIN_STAGE(k), k below this).
+REGION_STAGES = _CONST["REGION_STAGES"]
+
+
+def _header_defaults(name):
+    """The CTRAIN_* defaults an HLS header sets under #ifndef (a board's
+    header may override them)."""
+    with open(os.path.join(overlay_src.hls_dir(), name)) as fh:
+        return {k: int(v) for k, v in boards._DEFINE.findall(fh.read()) if v.isdigit()}
+
+
+#: Dense unit buffers (pe_array.h) and PE lanes (types.h), unless a board sets them.
+_DENSE_DEFAULTS = dict(_header_defaults("pe_array.h"), **_header_defaults("types.h"))
 
 
 BOARDS = boards.BOARDS
@@ -73,6 +95,10 @@ class Board:
     sparse_xt: int        # output positions per x tile of the sparse unit
     ddr_beat: int         # bytes per beat of the accelerator's m_axi port
     ddr_gbps: float       # the board's DDR peak bandwidth
+    pe_lanes: int = 1     # batch images sharing each weight (CTRAIN_PE_LANES)
+    conv_wcap: int = 256  # dense weights / tap accumulators per PE (CTRAIN_CONV_WCAP)
+    conv_act: int = 6144  # dense column operand bytes per lane and bank (CTRAIN_CONV_ACT)
+    conv_out: int = 1024  # dense outputs per lane and row of a band (CTRAIN_CONV_OUT)
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
     outstanding: int = OUTSTANDING
@@ -86,7 +112,8 @@ class Board:
 
     @property
     def macs(self):
-        return self.pe_rows * self.pe_cols
+        """Multipliers of the PE array: lanes x rows x columns."""
+        return self.pe_lanes * self.pe_rows * self.pe_cols
 
     # II of an AGU burst loop per beat (agu.h): W lane writes into a buffer
     # with one write port, W lane reads from one with two read ports.
@@ -107,10 +134,16 @@ class Board:
 def board(name):
     """The Board of a configuration header overlay/hls/config/<name>.h (ctrain.boards)."""
     c = boards.get(name)
+    m = c.macros
+
+    def dense(key):
+        return int(m.get(key, _DENSE_DEFAULTS[key]))
     return Board(name=c.name, part=c.part, clock_mhz=float(c.clock_mhz),
                  pe_rows=c.pe_rows, pe_cols=c.pe_cols, chunk=c.chunk,
                  sparse_entries=c.sparse_entries, sparse_win=c.sparse_win,
-                 sparse_xt=c.sparse_xt, ddr_beat=c.ddr_beat, ddr_gbps=c.ddr_gbps)
+                 sparse_xt=c.sparse_xt, ddr_beat=c.ddr_beat, ddr_gbps=c.ddr_gbps,
+                 pe_lanes=dense("PE_LANES"), conv_wcap=dense("CONV_WCAP"),
+                 conv_act=dense("CONV_ACT"), conv_out=dense("CONV_OUT"))
 
 
 def _board(b):
@@ -178,73 +211,267 @@ class _Count:
         for k in self.v:
             self.v[k] += times * other.v[k]
 
+    def stage(self):
+        """A fresh counter for one stage of a dataflow region (see region)."""
+        return _Count(self.b)
+
+    def region(self, stages, times=1):
+        """`times` iterations of a dataflow region whose stages counted
+        `stages` (a list of _Count; CTRAIN_REGION_* in types.h): adds their
+        counts and what running them concurrently hides, the stages' cycles
+        summed minus the region's, max(longest stage, each AXI channel's
+        total over the stages)."""
+        costs = [_stage_cost(st.iters(), self.b) for st in stages]
+        for st in stages:
+            self.add(st, times)
+        span = max(max(t for t, _, _ in costs), sum(r for _, r, _ in costs),
+                   sum(w for _, _, w in costs))
+        self.v["hidden"] += times * (sum(t for t, _, _ in costs) - span)
+
     def iters(self):
         return Iters(**self.v)
 
 
 # ---------------------------------------------------------------- dense ops
 
-def _pairs(scatter, sweep, kh, s, p, rows):
-    """(swept row, column-operand row) of every kernel-row pair inside the
-    plane, in loop order (conv.cpp paired_row)."""
-    out = []
-    for y in range(sweep):
-        for ky in range(kh):
-            if not scatter:
-                u = y * s + ky - p
-                if 0 <= u < rows:
-                    out.append((y, u))
-            else:
-                t = y + p - ky
-                if t >= 0 and t % s == 0 and t // s < rows:
-                    out.append((y, t // s))
-    return out
+@dataclass(frozen=True)
+class ConvPlan:
+    """The dense unit's tiling of an instruction (conv_make_plan in conv.cpp)."""
+    rows: int
+    cols: int
+    oh: int
+    ow: int
+    sh: int
+    sw: int
+    ct: int
+    g: int
+    groups: int
+    br: int
+    bands: int
+    slot: int
+
+
+def conv_plan(f, b):
+    b = _board(b)
+    eb = f["op"] == Op.CONV_EB
+    kh, s = f["k_h"], f["stride"]
+    rows, cols = (f["c_in"], f["c_out"]) if eb else (f["c_out"], f["c_in"])
+    oh, ow = (f["h_in"], f["w_in"]) if eb else (f["h_out"], f["w_out"])
+    sh, sw = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
+    kk = kh * f["k_w"]
+
+    def src_rows(r):
+        return min((r + kh - 2) // s + 1 if eb else (r - 1) * s + kh, sh)
+    ct = _cdiv(cols, b.pe_cols)
+    g = min(ct, b.conv_wcap // kk, b.conv_act // (src_rows(1) * sw))
+    a = b.conv_act // (g * sw)
+    br = min(oh, b.conv_out // ow)
+    if a < sh:
+        br = min(br, a * s - kh + 1 if eb else (a - kh) // s + 1)
+    return ConvPlan(rows, cols, oh, ow, sh, sw, ct, g, _cdiv(ct, g), br, _cdiv(oh, br),
+                    src_rows(br) * sw)
+
+
+class _Items:
+    """Counters of the items of one pipelined item loop, per item (vectors),
+    as _Count keeps them per instruction."""
+
+    def __init__(self, b, n):
+        self.b, self.n = b, n
+        self.v = {k: np.zeros(n, np.int64) for k in Iters._fields}
+
+    def loop(self, cls, item, trip):
+        item, trip = np.broadcast_arrays(_arr(item), _arr(trip))
+        np.add.at(self.v[cls], item, trip)
+        np.add.at(self.v[cls + "_in"], item, (trip > 0).astype(np.int64))
+
+    def burst(self, ch, item, addr, n, ii):
+        item, a, n = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n))
+        W = self.b.ddr_beat
+        live = n > 0
+        beats = np.where(live, (a % W + n + W - 1) // W, 0)
+        np.add.at(self.v[ch], item, n)
+        np.add.at(self.v[ch + "_beats"], item, beats)
+        np.add.at(self.v[ch + "_bursts"], item, live.astype(np.int64))
+        np.add.at(self.v[ch + "_agu"], item, ii * beats)
+        if ch == "wr":
+            end = (a + n) % W
+            part = np.where(beats == 1, (a % W != 0) | (end != 0),
+                            (a % W != 0).astype(np.int64) + (end != 0))
+            np.add.at(self.v["wr_merges"], item, np.where(live, part, 0))
+
+    def cost(self):
+        """(cycles, read channel, write channel) per item: _stage_cost."""
+        b, v, W = self.b, self.v, self.b.ddr_beat
+
+        def channel(beats, bursts, agu, latency):
+            ddr = np.where(beats > 0, np.ceil(beats * W / b.bytes_per_cycle), 0).astype(np.int64)
+            return bursts * (latency + AGU_DEPTH) + np.maximum(agu, ddr)
+        compute = v["pe"] + v["pe_in"] * b.pe_depth + v["ew"] + v["ew_in"] * EW_DEPTH
+        rd = (channel(v["rd_beats"] - v["gathers"], v["rd_bursts"], v["rd_agu"], b.rd_latency)
+              + v["gathers"] * _cdiv(b.rd_latency, b.outstanding)
+              + v["wr_merges"] * (b.rd_latency + AGU_DEPTH))
+        wr = channel(v["wr_beats"], v["wr_bursts"], v["wr_agu"], b.wr_latency)
+        return compute + rd + wr, rd, wr
+
+
+def _pipeline(c, load, comp, store):
+    """Counters of the item loop `load k+1 || compute k || store k-1`
+    (conv.cpp items_loop): every item's counts, and the cycles each region
+    k < n hides; load 0 and store n-1 run alone."""
+    for part in (load, comp, store):
+        for k, arr in part.v.items():
+            c.v[k] += int(arr.sum())
+    n = load.n
+    tl, rl, wl = load.cost()
+    tc, rc, wc = comp.cost()
+    ts, rs, ws = store.cost()
+    z = np.zeros(1, np.int64)
+    t0, r0, w0 = (np.concatenate([x[1:], z]) for x in (tl, rl, wl))   # load k+1
+    t2, r2, w2 = (np.concatenate([z, x[:-1]]) for x in (ts, rs, ws))   # store k-1
+    span = np.maximum.reduce([t0, tc, t2, r0 + rc + r2, w0 + wc + w2])
+    c.v["hidden"] += int((t0 + tc + t2 - span).sum()) if n else 0
+
+
+def _ranges(eb, count, k, s, p, n_src):
+    """Valid taps per swept row (column) v < count (conv.cpp make_ranges)."""
+    v = np.arange(count, dtype=np.int64)
+    if not eb:
+        vs = v * s - p
+        return np.maximum(0, np.minimum(k, n_src - vs) - np.maximum(0, -vs))
+    hi = np.minimum(n_src - 1, (v + p) // s)
+    lo = np.maximum(0, -((-(v + p - k + 1)) // s))
+    return np.maximum(0, hi - lo + 1)
 
 
 def _dense_conv(f, b, c):
-    op, n, ci, co = f["op"], f["n"], f["c_in"], f["c_out"]
-    kh, kw = f["k_h"], f["k_w"]
-    kk, s, p = kh * kw, f["stride"], f["pad"]
-    R, C = b.pe_rows, b.pe_cols
+    op, n, ci, kh, kw = f["op"], f["n"], f["c_in"], f["k_h"], f["k_w"]
+    kk, s, pd = kh * kw, f["stride"], f["pad"]
+    R, C, B = b.pe_rows, b.pe_cols, b.pe_lanes
     wg, eb = op == Op.CONV_WG, op == Op.CONV_EB
-    rows, cols = (ci, co) if eb else (co, ci)
-    sweep = f["h_in"] if eb else f["h_out"]
+    p = conv_plan(f, b)
+    groups_in_items = 1 if wg else p.groups
+    nt = _cdiv(n, B)
+    N = nt * p.bands * groups_in_items
+    k = np.arange(N, dtype=np.int64)
+    grp_k = k % groups_in_items
+    band_k = (k // groups_in_items) % p.bands
+    b0_k = k // groups_in_items // p.bands * B
+    vb_k = np.minimum(B, n - b0_k)
+    y0_k = band_k * p.br
+    y1_k = np.minimum(p.oh, y0_k + p.br)
+    if not eb:
+        lo_k = np.maximum(0, y0_k * s - pd)
+        hi_k = np.minimum(p.sh, (y1_k - 1) * s - pd + kh)
+    else:
+        lo_k = np.maximum(0, -((-(y0_k + pd - kh + 1)) // s))
+        hi_k = np.minimum(p.sh, (y1_k - 1 + pd) // s + 1)
+    hi_k = np.maximum(hi_k, lo_k)
     col_base = f["src2"] if wg else f["src"]
-    col_h, col_w = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
-    ow = f["w_in"] if eb else f["w_out"]
-    rt, ct = _cdiv(rows, R), _cdiv(cols, C)
-    pairs = _pairs(eb, sweep, kh, s, p, col_h)
-    crows = _arr([u for _, u in pairs])
-    bb = np.arange(n, dtype=np.int64)[:, None, None]
-    cc = np.arange(cols, dtype=np.int64)[None, :, None]
-    # column lines: every (batch, column channel, paired row), per row tile
-    c.rd(col_base + ((bb * cols + cc) * col_h + crows[None, None, :]) * col_w, col_w, times=rt)
-    c.loop("pe", f["w_out"], times=rt * ct * n * len(pairs) * kw)   # pass_step per kx
-    r0s = np.arange(0, rows, R, dtype=np.int64)
-    vrs = np.minimum(R, rows - r0s)
+    bias, mask = f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
     if not wg:
-        if op == Op.CONV_FP and f["flags"] & Flag.BIAS:
-            c.rd(f["src3"] + 4 * r0s, 4 * vrs)
-        # weights: one k_h*k_w burst per (co, ci), per batch and swept row
-        w = f["src2"] + (np.arange(co)[:, None] * ci + np.arange(ci)[None, :]) * kk
-        c.rd(w, kk, times=n * sweep)
-        c.loop("ew", ow, times=rt * n * sweep)        # clear_row
-        at = ((bb * rows + np.arange(rows)[None, :, None]) * sweep
-              + np.arange(sweep)[None, None, :]) * ow
-        if eb and f["flags"] & Flag.RELU_MASK:
-            c.rd(f["aux"] + at, ow)
-        c.loop("ew", ow, times=n * rows * sweep)       # quantize_row
-        c.wr(f["dst"] + at, ow)
-        return
-    c.loop("ew", kk, times=rt * ct)                    # clear_taps
-    err = ((bb * co + np.arange(co)[None, :, None]) * f["h_out"]
-           + np.arange(f["h_out"])[None, None, :]) * f["w_out"]
-    c.rd(f["src"] + err, f["w_out"], times=ct)
-    c.loop("ew", kk, times=co * ci)                    # quantize_taps
-    c.wr(f["dst"] + 4 * (np.arange(co)[:, None] * ci + np.arange(ci)[None, :]) * kk, 4 * kk)
-    if f["flags"] & Flag.BIAS:
-        c.loop("ew", vrs)
-        c.wr(f["dst2"] + 4 * r0s, 4 * vrs)
+        c.loop("ew", p.ow)                                  # column tables
+        ny = np.maximum(1, _ranges(eb, p.oh, kh, s, pd, p.sh))
+        nx = int(np.maximum(1, _ranges(eb, p.ow, kw, s, pd, p.sw)).sum())
+        cum = np.concatenate([[0], np.cumsum(ny)])
+        band_steps = (cum[y1_k] - cum[y0_k]) * nx
+    # lanes of every item: (item, lane) pairs with lane < vb
+    li = np.repeat(k, vb_k)
+    ll = np.arange(li.size, dtype=np.int64) - np.repeat(np.cumsum(vb_k) - vb_k, vb_k)
+    img = b0_k[li] + ll
+
+    def load_cols(items, grp):
+        """Column operand bursts (load_cols)."""
+        c0 = grp * p.g * C
+        gc = np.minimum(p.g * C, p.cols - c0)
+        run = (hi_k - lo_k) * p.sw
+        full = (lo_k == 0) & (hi_k == p.sh)
+        lanes = full & (gc == p.cols)        # every lane in one burst
+        items.burst("rd", k[lanes], col_base + b0_k[lanes] * p.cols * p.sh * p.sw,
+                    (vb_k * gc * run)[lanes], 1)
+        full = full & ~lanes
+        one = full[li]
+        items.burst("rd", li[one], col_base + (img[one] * p.cols + c0[li][one]) * p.sh * p.sw,
+                    (gc * run)[li][one], 1)
+        m = ~one & ~lanes[li]
+        gcs = gc[li][m]
+        rep = np.repeat(np.arange(m.sum()), gcs)
+        gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gcs) - gcs, gcs)
+        it = li[m][rep]
+        items.burst("rd", it, col_base + ((img[m][rep] * p.cols + c0[it] + gi) * p.sh
+                                          + lo_k[it]) * p.sw, run[it], 1)
+
+    def rows_io(items, ch, base, r0, vr, sel):
+        """Row bursts of the swept plane (rows_io) for items with `sel`."""
+        run = (y1_k - y0_k) * p.ow
+        if p.bands == 1 and vr == p.rows:      # every lane in one burst
+            items.burst(ch, k[sel], base + b0_k[sel] * p.rows * p.oh * p.ow,
+                        (vb_k * vr * run)[sel], 1)
+            return
+        s_l = sel[li]
+        it, im = li[s_l], img[s_l]
+        if p.bands == 1:
+            items.burst(ch, it, base + (im * p.rows + r0) * p.oh * p.ow, vr * run[it], 1)
+            return
+        r = np.arange(vr, dtype=np.int64)[None, :]
+        at = base + (((im[:, None] * p.rows + r0 + r) * p.oh + y0_k[it][:, None]) * p.ow)
+        items.burst(ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr), 1)
+
+    everything = np.ones(N, bool)
+    eb_all = eb and p.groups == 1 and _cdiv(p.rows, R) * p.ct * kk <= b.conv_wcap
+    if eb_all:   # every row tile's weights, one burst per c_out channel
+        c.rd(f["src2"] + np.arange(p.cols, dtype=np.int64) * ci * kk, ci * kk, ii=1)
+    for r0 in range(0, p.rows, R):
+        vr = min(R, p.rows - r0)
+        if op == Op.CONV_FP and bias:
+            c.rd(f["src3"] + 4 * r0, 4 * vr)
+        for gsel in range(p.groups if wg else 1):
+            c0 = gsel * p.g * C
+            load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
+            if wg:
+                gct = min(p.g, p.ct - gsel * p.g)
+                c.loop("ew", gct * kk)                      # clear_taps
+                load_cols(load, np.full(N, gsel, np.int64))
+                rows_io(load, "rd", f["src"], r0, vr, everything)
+                comp.loop("pe", k, gct * kk * (y1_k - y0_k) * p.ow)
+            else:
+                if p.groups == 1:
+                    if not eb:
+                        c.rd(f["src2"] + r0 * ci * kk, vr * ci * kk, ii=1)
+                    elif not eb_all:
+                        co = np.arange(p.cols, dtype=np.int64)
+                        c.rd(f["src2"] + (co * ci + r0) * kk, vr * kk, ii=1)
+                else:
+                    w0 = grp_k * p.g * C
+                    gc = np.minimum(p.g * C, p.cols - w0)
+                    if not eb:
+                        r = np.arange(vr, dtype=np.int64)[None, :]
+                        at = f["src2"] + ((r0 + r) * ci + w0[:, None]) * kk
+                        load.burst("rd", np.repeat(k, vr), at.ravel(), np.repeat(gc * kk, vr), 1)
+                    else:
+                        rep = np.repeat(k, gc)
+                        gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gc) - gc, gc)
+                        load.burst("rd", rep, f["src2"] + ((w0[rep] + gi) * ci + r0) * kk,
+                                   vr * kk, 1)
+                load_cols(load, grp_k)
+                last = grp_k == p.groups - 1
+                if mask:
+                    rows_io(load, "rd", f["aux"], r0, vr, last)
+                gct = np.minimum(p.g, p.ct - grp_k * p.g)
+                comp.loop("ew", k, y1_k - y0_k)             # row tables
+                comp.loop("pe", k, gct * band_steps)
+                rows_io(store, "wr", f["dst"], r0, vr, last)
+            _pipeline(c, load, comp, store)
+            if wg:
+                gc = min(p.g * C, p.cols - c0)
+                if p.groups == 1:
+                    c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * vr * ci * kk, ii=1)
+                else:
+                    r = np.arange(vr, dtype=np.int64)
+                    c.wr(f["dst"] + 4 * (((r0 + r) * ci + c0) * kk), 4 * gc * kk, ii=1)
+                if bias and gsel == 0:
+                    c.loop("ew", vr)
+                    c.wr(f["dst2"] + 4 * r0, 4 * vr)
 
 
 def _elementwise(f, b, c):
@@ -557,7 +784,8 @@ def breakdown(it, board_):
     gather   SCONV_EB's one-byte reads: latency over the requests outstanding
     merge    a write's partial beats: each a one-beat read round trip (the
              read-merge of ddr_put in synthesis), serial
-    insn     the fixed per-instruction cycles."""
+    insn     the fixed per-instruction cycles
+    hidden   minus the cycles dataflow regions overlap (Iters.hidden)."""
     b = _board(board_)
     W = b.ddr_beat
 
@@ -570,17 +798,27 @@ def breakdown(it, board_):
                 wr=channel(it.wr_beats, it.wr_bursts, it.wr_agu, b.wr_latency),
                 gather=it.gathers * _cdiv(b.rd_latency, b.outstanding),
                 merge=it.wr_merges * (b.rd_latency + AGU_DEPTH),
-                insn=b.insn_cycles)
+                insn=b.insn_cycles,
+                hidden=-it.hidden)
+
+
+def _stage_cost(it, b):
+    """(cycles, read channel, write channel) of one stage of a dataflow
+    region: breakdown's terms but the fixed instruction cycles; the read
+    channel carries the reads, gathers and merge reads."""
+    d = breakdown(it, b)
+    rd = d["rd"] + d["gather"] + d["merge"]
+    return d["pe"] + d["ew"] + rd + d["wr"], rd, d["wr"]
 
 
 def cycles_of(it, board_):
     """(cycles, compute, memory) of counters `it` (see breakdown): compute =
     PE and element-wise loops, memory = both AXI channels, gathers, merges,
-    cycles = their sum plus the per-instruction overhead (the units run their
-    phases one after another; nothing overlaps)."""
+    cycles = their sum plus the per-instruction overhead, less what dataflow
+    regions hide (phases outside a region run one after another)."""
     d = breakdown(it, board_)
     compute, memory = d["pe"] + d["ew"], d["rd"] + d["wr"] + d["gather"] + d["merge"]
-    return compute + memory + d["insn"], compute, memory
+    return compute + memory + d["insn"] + d["hidden"], compute, memory
 
 
 def cycles(insn, board_, ddr=None, index=None):

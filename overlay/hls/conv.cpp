@@ -1,102 +1,599 @@
 /*
- * Convolution unit: tiling and burst buffers around the PE array (see conv.h).
+ * Convolution unit: tiling, burst buffers and the ping-pong pipeline around
+ * the PE array (see conv.h).
  *
- * PE rows are the channels an op produces per step (FP, WG: c_out; EB: c_in),
- * PE columns the channels it reduces or pairs (FP, WG: c_in; EB: c_out).  The
- * column operand streams through line buffers one tensor row at a time:
- * activations for FP and WG, output errors for EB.  Output (or error) row y
- * meets column row
- *   FP, WG: iy = y*s + ky - p                   (gather)
- *   EB:     oy = (y + p - ky) / s when exact    (scatter: oy*s + ky - p == y)
- * for each kernel row ky; a pair outside the plane (padding) is skipped.
+ * Geometry.  Swept row y (FP, WG: output row; EB: input-error row) meets
+ * source row sy (FP, WG: activation row; EB: error row) through kernel row ky:
+ *   FP, WG: sy = y*s + ky - p                 (gather)
+ *   EB:     sy = (y + p - ky) / s when exact  (scatter, as a gather)
+ * and the same along x.  FP and EB walk only the valid taps of each position
+ * (tables built per band); WG walks every (tap, position) and masks the ones
+ * outside the plane.
  *
- * Loop orders (one call site of the PE array, so HLS builds one):
- *   FP, EB: row tile > batch > output row > column tile > ky > (kx, x)
- *   WG:     row tile > column tile > batch > error row > ky > (kx, x)
+ * Burst buffers are reshaped cyclic by the port's beat along the index a
+ * burst walks (a word holds W consecutive positions; a beat touches at most
+ * two words, the two ports of the RAM), so every burst moves one beat per
+ * cycle (CONV_II).
  */
 #include "conv.h"
 #include "agu.h"
 
-/* Column-operand row paired with sweep row y by kernel row ky, or -1. */
-static int paired_row(bool scatter, int y, int ky, int s, int p, int rows) {
-#pragma HLS INLINE
-    if (!scatter) {
-        int iy = y * s + ky - p;
-        return (iy >= 0 && iy < rows) ? iy : -1;
-    }
-    int t = y + p - ky;
-    if (t < 0 || t % s != 0 || t / s >= rows)
-        return -1;
-    return t / s;
+/* Cycles per beat of the unit's bursts: its buffers take a whole beat per
+ * cycle (reshaped cyclic by DDR_BEAT along the burst's index). */
+#define CONV_II 1
+
+static int cdiv_i(int a, int b) { return (a + b - 1) / b; }
+/* floor(a / b) for b > 0 (per band or instruction, never in a pipelined loop) */
+static int fdiv(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int min_i(int a, int b) { return a < b ? a : b; }
+static int max_i(int a, int b) { return a > b ? a : b; }
+
+/* Source rows a band of `rows` swept rows can need. */
+static int src_rows(const ctrain_insn_t &f, bool eb, int rows, int sh) {
+    const int need = eb ? (rows + f.k_h - 2) / f.stride + 1 : (rows - 1) * f.stride + f.k_h;
+    return min_i(need, sh);
 }
+
+conv_plan conv_make_plan(const ctrain_insn_t &f) {
+    const bool eb = f.op == OP_CONV_EB;
+    conv_plan p;
+    p.rows = eb ? f.c_in : f.c_out;
+    p.cols = eb ? f.c_out : f.c_in;
+    p.oh = eb ? f.h_in : f.h_out;
+    p.ow = eb ? f.w_in : f.w_out;
+    p.sh = eb ? f.h_out : f.h_in;
+    p.sw = eb ? f.w_out : f.w_in;
+    const int kk = f.k_h * f.k_w;
+    p.ct = cdiv_i(p.cols, PE_COLS);
+    p.g = min_i(min_i(p.ct, CONV_WCAP / kk), CONV_ACT / (src_rows(f, eb, 1, p.sh) * p.sw));
+    const int a = CONV_ACT / (p.g * p.sw);   /* source rows per channel that fit */
+    int br = min_i(p.oh, CONV_OUT / p.ow);
+    if (a < p.sh)
+        br = min_i(br, eb ? a * f.stride - f.k_h + 1 : (a - f.k_h) / f.stride + 1);
+    p.br = br;
+    p.bands = cdiv_i(p.oh, br);
+    p.groups = cdiv_i(p.ct, p.g);
+    p.slot = src_rows(f, eb, br, p.sh) * p.sw;
+    return p;
+}
+
+/* ---------------------------------------------------------------- bursts */
+
+/* len bytes at addr -> buf[bank][at + pos]: `run` bytes per bank from
+ * (bank0, at0), then the next bank; after the last bank, bank 0 at + slot. */
+template <int NB, int CAP>
+static void rd_banked(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[NB][CAP],
+                      int bank0, int at0, int run, int slot) {
+    agu_count(false, addr, len, CONV_II);
+    if (len == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, len);
+    int bank = bank0, at = at0, pos = 0;
+rd_banked:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                buf[bank][at + pos] = (q8_t)beat_lane(w, l);
+                if (++pos == run) {
+                    pos = 0;
+                    if (++bank == NB) {
+                        bank = 0;
+                        at += slot;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* As rd_banked for a run of whole lanes (their data contiguous in DDR):
+ * `lane_len` bytes per lane, each from bank 0, at 0. */
+template <int NB, int CAP>
+static void rd_lanes(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[PE_LANES][NB][CAP],
+                     int run, int slot, int lane_len) {
+    agu_count(false, addr, len, CONV_II);
+    if (len == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, len);
+    int lane = 0, bank = 0, at = 0, pos = 0, inlane = 0;
+rd_lanes:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES*CONV_ACT
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                buf[lane][bank][at + pos] = (q8_t)beat_lane(w, l);
+                if (++pos == run) {
+                    pos = 0;
+                    if (++bank == NB) {
+                        bank = 0;
+                        at += slot;
+                    }
+                }
+                if (++inlane == lane_len) {
+                    inlane = 0;
+                    lane++;
+                    bank = 0;
+                    at = 0;
+                    pos = 0;
+                }
+            }
+        }
+    }
+}
+
+/* As wr_banked for a run of whole lanes: `lane_len` bytes per lane. */
+template <int NB, int CAP>
+static void wr_lanes(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[PE_LANES][NB][CAP],
+                     int run, int lane_len) {
+    agu_count(true, addr, len, CONV_II);
+    if (len == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, len);
+    int lane = 0, bank = 0, pos = 0, inlane = 0;
+wr_lanes:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES*CONV_OUT
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        beat_t w = beat_zero();
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                set_lane(w, l, (uint8_t)buf[lane][bank][pos]);
+                if (++pos == run) {
+                    pos = 0;
+                    bank++;
+                }
+                if (++inlane == lane_len) {
+                    inlane = 0;
+                    lane++;
+                    bank = 0;
+                    pos = 0;
+                }
+            }
+        }
+        ddr_put(ddr, gb.first + b, w, lo, hi);
+    }
+}
+
+/* buf[bank][pos] -> len bytes at addr: `run` bytes per bank from bank 0. */
+template <int NB, int CAP>
+static void wr_banked(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[NB][CAP], int run) {
+    agu_count(true, addr, len, CONV_II);
+    if (len == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, len);
+    int bank = 0, pos = 0;
+wr_banked:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_OUT
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        beat_t w = beat_zero();
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                set_lane(w, l, (uint8_t)buf[bank][pos]);
+                if (++pos == run) {
+                    pos = 0;
+                    bank++;
+                }
+            }
+        }
+        ddr_put(ddr, gb.first + b, w, lo, hi);
+    }
+}
+
+/* FP weights: rows of w[co][ci][t], `rowlen` = gc*kk bytes each (one burst
+ * for the whole tile when the group holds every channel), into
+ * wb[r][gi % C][(gi / C) * kk + t] for the group's channel gi. */
+static void rd_weights_fp(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weights_t wb,
+                          int r0, int kk, int rowlen) {
+    agu_count(false, addr, len, CONV_II);
+    if (len == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, len);
+    int r = r0, c = 0, t = 0, wsub = 0, inrow = 0;
+rd_weights_fp:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*CONV_WCAP
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                wb[r][c][wsub + t] = (q8_t)beat_lane(w, l);
+                if (++t == kk) {
+                    t = 0;
+                    if (++c == PE_COLS) {
+                        c = 0;
+                        wsub += kk;
+                    }
+                }
+                if (++inrow == rowlen) {
+                    inrow = 0;
+                    r++;
+                    c = 0;
+                    t = 0;
+                    wsub = 0;
+                }
+            }
+        }
+    }
+}
+
+/* EB weights: w[co][ci][t] of one co for consecutive ci (contiguous bytes)
+ * into wb[r][c][wsub + t], ci = r; after PE_ROWS rows the next row tile's
+ * entries, `tile_step` further (all row tiles resident). */
+static void rd_weights_eb(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weights_t wb, int c,
+                          int wsub, int kk, int tile_step) {
+    agu_count(false, addr, len, CONV_II);
+    if (len == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, len);
+    int r = 0, t = 0;
+rd_weights_eb:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*MAX_KK
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                wb[r][c][wsub + t] = (q8_t)beat_lane(w, l);
+                if (++t == kk) {
+                    t = 0;
+                    if (++r == PE_ROWS) {
+                        r = 0;
+                        wsub += tile_step;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* WG kernels: tap accumulators -> int32 gradients, quantized in the burst
+ * (DDR_BEAT / 4 words per beat; dst is 4-aligned), rows of `rowlen` = gc*kk
+ * words as rd_weights_fp lays them out. */
+static void wr_kernels(ddr_t *ddr, uint32_t addr, uint32_t words, const pe_tapacc_t acc, int kk,
+                       int rowlen, int sh_w, q_stats &st) {
+    agu_count(true, addr, 4 * (uint64_t)words, CONV_II);
+    if (words == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, 4 * words);
+    int r = 0, c = 0, t = 0, wsub = 0, inrow = 0;
+wr_kernels:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4*PE_ROWS*CONV_WCAP
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        beat_t w = beat_zero();
+        for (int j = 0; j < DDR_BEAT / 4; j++) {
+#pragma HLS UNROLL
+            if (4 * j >= lo && 4 * j < hi) {
+                const wide_t v = rshift_round((wide_t)acc[r][c][wsub + t], sh_w);
+                bool clamped;
+                const int32_t o = sat32(v, clamped);
+                q_stats_add(st, v, o, clamped);
+                for (int k = 0; k < 4; k++) {
+#pragma HLS UNROLL
+                    set_lane(w, 4 * j + k, (uint8_t)((uint32_t)o >> (8 * k)));
+                }
+                if (++t == kk) {
+                    t = 0;
+                    if (++c == PE_COLS) {
+                        c = 0;
+                        wsub += kk;
+                    }
+                }
+                if (++inrow == rowlen) {
+                    inrow = 0;
+                    r++;
+                    c = 0;
+                    t = 0;
+                    wsub = 0;
+                }
+            }
+        }
+        ddr_put(ddr, gb.first + b, w, lo, hi);
+    }
+}
+
+/* ---------------------------------------------------------------- items */
+
+/* One item of the pipeline: lane tile, band and group. */
+struct conv_item {
+    int b0, vb;     /* first image, valid lanes */
+    int y0, y1;     /* swept rows */
+    int lo, hi;     /* source rows loaded */
+    int grp;        /* group */
+};
+
+static void source_rows(const ctrain_insn_t &f, bool eb, const conv_plan &p, conv_item &it) {
+    const int s = f.stride, pd = f.pad;
+    if (!eb) {
+        it.lo = max_i(0, it.y0 * s - pd);
+        it.hi = min_i(p.sh, (it.y1 - 1) * s - pd + f.k_h);
+    } else {
+        it.lo = max_i(0, -fdiv(-(it.y0 + pd - f.k_h + 1), s));
+        it.hi = min_i(p.sh, fdiv(it.y1 - 1 + pd, s) + 1);
+    }
+    if (it.hi < it.lo)
+        it.hi = it.lo;
+}
+
+/* Column operand of an item: the group's channels of source rows [lo, hi)
+ * of each valid lane, one burst per lane when that is the whole plane, else
+ * one per channel. */
+static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it,
+                      pe_cols_t act) {
+    const int c0 = it.grp * p.g * PE_COLS;
+    const int gc = min_i(p.g * PE_COLS, p.cols - c0);
+    const int run = (it.hi - it.lo) * p.sw;
+    if (it.lo == 0 && it.hi == p.sh && gc == p.cols) {
+        /* whole planes of every channel: the lanes' images are contiguous */
+        rd_lanes<PE_COLS, CONV_ACT>(ddr, base + (uint32_t)it.b0 * p.cols * p.sh * p.sw,
+                                    it.vb * gc * run, act, run, p.slot, gc * run);
+        return;
+    }
+    for (int l = 0; l < it.vb; l++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
+        const uint32_t img = (uint32_t)(it.b0 + l) * p.cols;
+        if (it.lo == 0 && it.hi == p.sh) {
+            rd_banked<PE_COLS, CONV_ACT>(ddr, base + (img + c0) * p.sh * p.sw, gc * run, act[l],
+                                         0, 0, run, p.slot);
+            continue;
+        }
+        int bank = 0, at = 0;
+        for (int gi = 0; gi < gc; gi++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
+            rd_banked<PE_COLS, CONV_ACT>(ddr, base + ((img + c0 + gi) * p.sh + it.lo) * p.sw, run,
+                                         act[l], bank, at, run, p.slot);
+            if (++bank == PE_COLS) {
+                bank = 0;
+                at += p.slot;
+            }
+        }
+    }
+}
+
+/* Rows r0 .. r0+vr of swept rows [y0, y1) of each valid lane between DDR at
+ * base (a tensor of `rows` channels on the swept plane) and buf[l][r][pos]:
+ * one burst per lane when the band is the whole plane, else one per row.
+ * Reads (WG errors, EB masks) or writes (FP/EB outputs). */
+static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it, int r0,
+                    int vr, pe_rows_t buf, bool write) {
+    const int run = (it.y1 - it.y0) * p.ow;
+    if (p.bands == 1 && vr == p.rows) {
+        /* whole planes of every channel: the lanes' images are contiguous */
+        const uint32_t at = base + (uint32_t)it.b0 * p.rows * p.oh * p.ow;
+        if (write)
+            wr_lanes<PE_ROWS, CONV_OUT>(ddr, at, it.vb * vr * run, buf, run, vr * run);
+        else
+            rd_lanes<PE_ROWS, CONV_OUT>(ddr, at, it.vb * vr * run, buf, run, 0, vr * run);
+        return;
+    }
+    for (int l = 0; l < it.vb; l++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
+        const uint32_t img = (uint32_t)(it.b0 + l) * p.rows + r0;
+        if (p.bands == 1) {
+            const uint32_t at = base + img * p.oh * p.ow;
+            if (write)
+                wr_banked<PE_ROWS, CONV_OUT>(ddr, at, vr * run, buf[l], run);
+            else
+                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, vr * run, buf[l], 0, 0, run, 0);
+            continue;
+        }
+        for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+            const uint32_t at = base + ((img + r) * p.oh + it.y0) * p.ow;
+            if (write)
+                wr_banked<1, CONV_OUT>(ddr, at, run, &buf[l][r], run);
+            else
+                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, run, buf[l], r, 0, run, 0);
+        }
+    }
+}
+
+/* GATHER tables of one swept row or column v (see pe_range): FP taps
+ * [max(0, p - v*s), min(k, n_src + p - v*s)); EB the taps of exact pairs,
+ * from the largest source index down (tap step s). `scale` = sw for rows
+ * (offsets in act), 1 for columns; `lo` the first source row loaded. */
+static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int pd, int n_src,
+                        int lo, int scale, pe_range tab[CTRAIN_MAX_DIM]) {
+    /* FP: vs = v*s - p; EB: v + p = q*s + m, v + p - k + 1 = q2*s + m2.  The
+     * offsets are kept scaled (x scale, x k_mul) and advanced by adds. */
+    int vs = v0 * s - pd;
+    int vs_sc = vs * scale, vs_k = vs * k_mul;
+    const int s_sc = s * scale, s_k = s * k_mul, lo_sc = lo * scale;
+    int q = fdiv(v0 + pd, s), m = v0 + pd - q * s;
+    int q2 = fdiv(v0 + pd - k + 1, s), m2 = v0 + pd - k + 1 - q2 * s;
+    int q_sc = q * scale, q_sk = q * s_k, vp_k = (v0 + pd) * k_mul;
+    const int top = n_src - 1, top_sc = top * scale, top_sk = top * s_k;
+    CTRAIN_LOOP(ew, 1, count);
+make_ranges:
+    for (int i = 0; i < count; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+        int n, k0, src;
+        if (!eb) {
+            n = max_i(0, min_i(k, n_src - vs) - max_i(0, -vs));
+            k0 = vs < 0 ? -vs_k : 0;          /* first tap max(0, -vs), x k_mul */
+            src = (vs < 0 ? 0 : vs_sc) - lo_sc;
+        } else {
+            const int hi = min_i(top, q), lo_q = max_i(0, q2 + (m2 != 0 ? 1 : 0));
+            n = max_i(0, hi - lo_q + 1);
+            k0 = vp_k - (q < top ? q_sk : top_sk);   /* (v + p - hi*s) x k_mul */
+            src = (q < top ? q_sc : top_sc) - lo_sc;
+        }
+        if (n == 0) {
+            k0 = 0;
+            src = 0;
+        }
+        tab[i].n = n;
+        tab[i].k0 = k0;
+        tab[i].src0 = src;
+        vs += s;
+        vs_sc += s_sc;
+        vs_k += s_k;
+        vp_k += k_mul;
+        if (++m == s) {
+            m = 0;
+            q++;
+            q_sc += scale;
+            q_sk += s_k;
+        }
+        if (++m2 == s) {
+            m2 = 0;
+            q2++;
+        }
+    }
+}
+
+static int range_steps(const pe_range tab[CTRAIN_MAX_DIM], int count) {
+    int sum = 0;
+    for (int i = 0; i < count; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+        sum += tab[i].n > 0 ? tab[i].n : 1;
+    }
+    return sum;
+}
+
+/* Item number k -> (lane tile, band, group), group fastest. */
+static conv_item item_of(const ctrain_insn_t &f, bool eb, const conv_plan &p, int k, int groups) {
+    conv_item it;
+    it.grp = k % groups;
+    const int rest = k / groups;
+    const int band = rest % p.bands;
+    it.b0 = rest / p.bands * PE_LANES;
+    it.vb = min_i(PE_LANES, (int)f.n - it.b0);
+    it.y0 = band * p.br;
+    it.y1 = min_i(p.oh, it.y0 + p.br);
+    source_rows(f, eb, p, it);
+    return it;
+}
+
+/* ---------------------------------------------------------------- unit */
 
 void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     const bool wg = f.op == OP_CONV_WG, eb = f.op == OP_CONV_EB;
-    const int n = f.n, s = f.stride, p = f.pad, k_h = f.k_h;
-    const int c_in = f.c_in, c_out = f.c_out;
-    const int rows = eb ? c_in : c_out, cols = eb ? c_out : c_in;
-    /* Rows swept: FP output rows, EB input-error rows, WG output-error rows. */
-    const int sweep = eb ? f.h_in : f.h_out;
-    /* Column operand: FP act (src), EB err (src), WG act (src2). */
+    const conv_plan p = conv_make_plan(f);
+    const int kk = f.k_h * f.k_w;
+    const int items = cdiv_i((int)f.n, PE_LANES) * p.bands * (wg ? 1 : p.groups);
     const uint32_t col_base = wg ? f.src2 : f.src;
-    const int col_h = eb ? f.h_out : f.h_in, col_w = eb ? f.w_out : f.w_in;
-    const int ow = eb ? f.w_in : f.w_out;   /* FP/EB output row width */
-    const uint32_t kk = f.k_h * f.k_w;
-    const int col_tiles = (cols + PE_COLS - 1) / PE_COLS;
-    const int outer_tiles = wg ? col_tiles : 1, inner_tiles = wg ? 1 : col_tiles;
 
     const wide_t e_acc = (wide_t)e.src + e.src2;
-    conv_row_q q;
-    q.bias = f.op == OP_CONV_FP && (f.flags & FLAG_BIAS);
-    q.relu = f.op == OP_CONV_FP && (f.flags & FLAG_RELU);
-    q.mask = eb && (f.flags & FLAG_RELU_MASK);
-    q.sh_out = q_shift((wide_t)e.dst - e_acc);
+    const bool relu = f.op == OP_CONV_FP && (f.flags & FLAG_RELU);
+    const bool mask = eb && (f.flags & FLAG_RELU_MASK);
+    const bool fp_bias = f.op == OP_CONV_FP && (f.flags & FLAG_BIAS);
+    const bool wg_bias = wg && (f.flags & FLAG_BIAS);
+    const int sh_out = q_shift((wide_t)e.dst - e_acc);
     const int sh_bias = q_shift(e_acc - e.src3);
     const int sh_w = q_shift((wide_t)e.dst - e_acc);
     const int sh_b = q_shift((wide_t)e.dst - e.src);
-    const bool wg_bias = wg && (f.flags & FLAG_BIAS);
 
-    pe_cols_t line;
-#pragma HLS ARRAY_PARTITION variable=line type=complete dim=1
-    pe_rows_t errl;
-#pragma HLS ARRAY_PARTITION variable=errl type=complete dim=1
-    pe_weights_t wbuf;
-#pragma HLS ARRAY_PARTITION variable=wbuf type=complete dim=1
+    /* Ping-pong buffers (index: item & 1); static: one copy, kept between calls. */
+    static pe_weights_t wbuf[2];
 #pragma HLS ARRAY_PARTITION variable=wbuf type=complete dim=2
-    pe_rowacc_t racc;
+#pragma HLS ARRAY_PARTITION variable=wbuf type=complete dim=3
+    static pe_cols_t act[2];
+#pragma HLS ARRAY_PARTITION variable=act type=complete dim=2
+#pragma HLS ARRAY_PARTITION variable=act type=complete dim=3
+#pragma HLS ARRAY_RESHAPE variable=act type=cyclic factor=CTRAIN_DDR_BEAT dim=4
+    static pe_rows_t rowb[2];   /* WG errors, EB masks */
+#pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=2
+#pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=3
+#pragma HLS ARRAY_RESHAPE variable=rowb type=cyclic factor=CTRAIN_DDR_BEAT dim=4
+    static pe_rows_t obuf[2];   /* FP/EB quantized outputs */
+#pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
+#pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=3
+#pragma HLS ARRAY_RESHAPE variable=obuf type=cyclic factor=CTRAIN_DDR_BEAT dim=4
+    static pe_rowacc_t racc;    /* FP/EB partial sums between groups */
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=1
-    pe_tapacc_t tacc;
+#pragma HLS ARRAY_PARTITION variable=racc type=complete dim=2
+    static pe_tapacc_t tacc;    /* WG tap accumulators of the tile */
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=2
-    /* Each bank is MAX_KK (121) x 48 bit and sees one access per cycle at
-     * most (a read-modify-write per kx pass, the clear, the store): a RAMB18
-     * pair per bank would hold 2% of its bits; single-port distributed RAM
-     * (RAM64X1S / RAM128X1S) is the fitting memory. */
-#pragma HLS BIND_STORAGE variable=tacc type=ram_1p impl=lutram
+    static pe_range yr[CTRAIN_MAX_DIM], xr[CTRAIN_MAX_DIM];
     int32_t braw[PE_ROWS];
-    wide_t rbias[PE_ROWS];   /* FP: bias per row, shifted to e_acc; WG: bias gradient */
+    wide_t rbias[PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=rbias type=complete
 
+    pe_pass g;
+    g.mode = wg ? PE_OUTER : PE_GATHER;
+    g.k_h = f.k_h;
+    g.k_w = f.k_w;
+    g.kk = kk;
+    g.tstep = eb ? f.stride : 1;
+    g.dsrc = eb ? -1 : 1;
+    g.stride = f.stride;
+    g.pad = f.pad;
+    g.ow = p.ow;
+    g.sh = p.sh;
+    g.sw = p.sw;
+    g.slot = p.slot;
+    g.relu = relu;
+    g.mask = mask;
+    g.sh_out = sh_out;
+    /* EB with every row tile's weights on chip: one burst per c_out channel
+     * (its whole row of w) instead of one per channel and row tile. */
+    const int rtiles = cdiv_i(p.rows, PE_ROWS);
+    const bool eb_all = eb && p.groups == 1 && rtiles * p.ct * kk <= CONV_WCAP;
+    if (eb_all) {
+        for (int co = 0; co < p.cols; co++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+            rd_weights_eb(ddr, f.src2 + (uint32_t)co * f.c_in * kk, f.c_in * kk, wbuf[0],
+                          co % PE_COLS, co / PE_COLS * kk, kk, p.ct * kk);
+        }
+    }
+    g.wbase = 0;
+    int sum_x = 0;
+    if (!wg) {   /* column tables: the same for every band */
+        make_ranges(eb, 0, p.ow, f.k_w, 1, f.stride, f.pad, p.sw, 0, 1, xr);
+        sum_x = range_steps(xr, p.ow);
+    }
+
 tile_rows:
-    for (int r0 = 0; r0 < rows; r0 += PE_ROWS) {
+    for (int r0 = 0; r0 < p.rows; r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
-        const int vr = rows - r0 < PE_ROWS ? rows - r0 : PE_ROWS;
-        if (q.bias) {
+        const int vr = min_i(PE_ROWS, p.rows - r0);
+        g.vr = vr;
+        for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+            rbias[r] = 0;
+        }
+        if (fp_bias) {
             agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
             for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
                 rbias[r] = rshift_round(braw[r], sh_bias);
             }
         }
-    tile_outer:
-        for (int to = 0; to < outer_tiles; to++) {
+        const int ngroups = wg ? p.groups : 1;
+    tile_groups:
+        for (int wgrp = 0; wgrp < ngroups; wgrp++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
+            const int gsel = wg ? wgrp : 0;
+            const int c0 = gsel * p.g * PE_COLS;
             if (wg) {
-                CTRAIN_LOOP(ew, 1, kk);
+                const int gct = min_i(p.g, p.ct - gsel * p.g);
+                CTRAIN_LOOP(ew, 1, gct * kk);
             clear_taps:
-                for (uint32_t t = 0; t < kk; t++) {
+                for (int t = 0; t < gct * kk; t++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_KK
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
                     for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
                         for (int c = 0; c < PE_COLS; c++) {
@@ -105,102 +602,115 @@ tile_rows:
                         }
                     }
                 }
-                for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                    rbias[r] = 0;
+            } else if (p.groups == 1) {
+                /* The row tile's weights, once for the whole batch. */
+                const int gc = p.cols;
+                if (!eb) {
+                    rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * f.c_in * kk,
+                                  (uint32_t)vr * f.c_in * kk, wbuf[0], 0, kk, gc * kk);
+                } else if (!eb_all) {
+                    for (int co = 0; co < gc; co++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+                        rd_weights_eb(ddr, f.src2 + ((uint32_t)co * f.c_in + r0) * kk, vr * kk,
+                                      wbuf[0], co % PE_COLS, co / PE_COLS * kk, kk, 0);
+                    }
                 }
             }
-        batch:
-            for (int b = 0; b < n; b++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=64
-            sweep_row:
-                for (int y = 0; y < sweep; y++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                    if (wg) {
-                        /* The PE rows' error rows; the bias gradient sums them on
-                         * the way in, during the first column tile only. */
-                    load_err:
-                        for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                            uint32_t at = ((uint32_t)(b * c_out + r0 + r) * f.h_out + y) * f.w_out;
-                            wide_t sum = agu_rd_q8_sum<CTRAIN_MAX_DIM>(ddr, f.src + at, errl[r],
-                                                                       f.w_out);
-                            if (wg_bias && to == 0)
-                                rbias[r] += sum;
-                        }
-                    } else {
-                        CTRAIN_LOOP(ew, 1, ow);
-                    clear_row:
-                        for (int x = 0; x < ow; x++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                            for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                                racc[r][x] = 0;
-                            }
-                        }
-                    }
-                tile_inner:
-                    for (int ti = 0; ti < inner_tiles; ti++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=256
-                        const int c0 = (to + ti) * PE_COLS;
-                        const int vc = cols - c0 < PE_COLS ? cols - c0 : PE_COLS;
-                        if (!wg) {
-                            /* One k_h*k_w burst per PE: w[co][ci] with (co, ci) =
-                             * FP (row, column), EB (column, row). */
-                        load_w:
+
+            /* The pipeline over items: load k+1 || compute k || store k-1. */
+        items_loop:
+            for (int k = -1; k <= items; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=4096
+                const bool region = k >= 0 && k < items;
+                if (region)
+                    CTRAIN_REGION_BEGIN();
+                /* stage 0: load item k+1 */
+                if (k + 1 < items) {
+                    conv_item it = item_of(f, eb, p, k + 1, wg ? 1 : p.groups);
+                    if (wg)
+                        it.grp = gsel;
+                    const int h = (k + 1) & 1;
+                    if (!wg && p.groups > 1) {
+                        const int w0 = it.grp * p.g * PE_COLS;
+                        const int gc = min_i(p.g * PE_COLS, p.cols - w0);
+                        if (!eb) {
                             for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                                for (int c = 0; c < vc; c++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
-                                    uint32_t co = eb ? c0 + c : r0 + r, ci = eb ? r0 + r : c0 + c;
-                                    agu_rd_q8<MAX_KK>(ddr, f.src2 + (co * c_in + ci) * kk,
-                                                      wbuf[r][c], kk);
-                                }
+                                rd_weights_fp(ddr, f.src2 + ((uint32_t)(r0 + r) * f.c_in + w0) * kk,
+                                              gc * kk, wbuf[h], r, kk, gc * kk);
+                            }
+                        } else {
+                            for (int gi = 0; gi < gc; gi++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
+                                rd_weights_eb(ddr,
+                                              f.src2 + ((uint32_t)(w0 + gi) * f.c_in + r0) * kk,
+                                              vr * kk, wbuf[h], gi % PE_COLS, gi / PE_COLS * kk, kk,
+                                              0);
                             }
                         }
-                    tap:
-                        for (int ky = 0; ky < k_h; ky++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
-                            const int crow = paired_row(eb, y, ky, s, p, col_h);
-                            if (crow < 0)
-                                continue;
-                        load_line:
-                            for (int c = 0; c < vc; c++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
-                                uint32_t at = ((uint32_t)(b * cols + c0 + c) * col_h + crow) * col_w;
-                                agu_rd_q8<CTRAIN_MAX_DIM>(ddr, col_base + at, line[c], col_w);
-                            }
-                            pe_pass g;
-                            g.mode = wg ? PE_OUTER : (eb ? PE_SCATTER : PE_GATHER);
-                            g.ky = ky;
-                            g.k_w = f.k_w;
-                            g.steps = f.w_out;
-                            g.lim = f.w_in;
-                            g.stride = s;
-                            g.pad = p;
-                            g.cols = vc;
-                            pe_array(line, errl, wbuf, g, racc, tacc);
-                        }
                     }
-                    if (!wg) {
-                    store_rows:
-                        for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                            uint32_t at = ((uint32_t)(b * rows + r0 + r) * sweep + y) * ow;
-                            conv_store_row(ddr, racc, r, q.bias ? rbias[r] : 0, q, f.aux + at,
-                                           f.dst + at, ow, st);
-                        }
-                    }
+                    load_cols(ddr, col_base, p, it, act[h]);
+                    if (wg)
+                        rows_io(ddr, f.src, p, it, r0, vr, rowb[h], false);
+                    else if (mask && it.grp == p.groups - 1)
+                        rows_io(ddr, f.aux, p, it, r0, vr, rowb[h], false);
                 }
+                /* stage 1: compute item k */
+                if (region)
+                    CTRAIN_STAGE(1);
+                if (region) {
+                    conv_item it = item_of(f, eb, p, k, wg ? 1 : p.groups);
+                    if (wg)
+                        it.grp = gsel;
+                    const int h = k & 1;
+                    const int gct = min_i(p.g, p.ct - it.grp * p.g);
+                    g.gct = gct;
+                    g.vc_last = min_i(PE_COLS, p.cols - (it.grp * p.g + gct - 1) * PE_COLS);
+                    g.y0 = it.y0;
+                    g.rows = it.y1 - it.y0;
+                    g.sy_lo = it.lo;
+                    g.vb = it.vb;
+                    g.first = it.grp == 0;
+                    g.last = it.grp == p.groups - 1;
+                    g.bias_sum = wg_bias && gsel == 0;
+                    if (wg) {
+                        g.total = (uint32_t)gct * kk * g.rows * p.ow;
+                    } else {
+                        make_ranges(eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh,
+                                    it.lo, p.sw, yr);
+                        g.total = (uint32_t)gct * range_steps(yr, g.rows) * sum_x;
+                    }
+                    pe_array(wbuf[p.groups > 1 && !wg ? h : 0], act[h], rowb[h], yr, xr,
+                             rowb[h], g, rbias, racc, obuf[h], tacc, st);
+                }
+                /* stage 2: store item k-1 */
+                if (region)
+                    CTRAIN_STAGE(2);
+                if (!wg && k >= 1) {
+                    const conv_item it = item_of(f, eb, p, k - 1, p.groups);
+                    if (it.grp == p.groups - 1)
+                        rows_io(ddr, f.dst, p, it, r0, vr, obuf[(k - 1) & 1], true);
+                }
+                if (region)
+                    CTRAIN_REGION_END();
             }
             if (wg) {
-                const int c0 = to * PE_COLS;
-                conv_store_kernels(ddr, tacc, vr, cols - c0 < PE_COLS ? cols - c0 : PE_COLS, r0,
-                                   c0, f, sh_w, st);
-                if (wg_bias && to == 0)
+                const int gc = min_i(p.g * PE_COLS, p.cols - c0);
+                if (p.groups == 1) {
+                    wr_kernels(ddr, f.dst + 4 * (uint32_t)r0 * f.c_in * kk,
+                               (uint32_t)vr * f.c_in * kk, tacc, kk, gc * kk, sh_w, st);
+                } else {
+                    for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+                        wr_kernels(ddr, f.dst + 4 * (((uint32_t)(r0 + r) * f.c_in + c0) * kk),
+                                   gc * kk, &tacc[r], kk, gc * kk, sh_w, st);
+                    }
+                }
+                if (wg_bias && gsel == 0)
                     conv_store_bias(ddr, rbias, vr, r0, f.dst2, sh_b, st);
             }
         }
+        if (eb_all)
+            g.wbase += p.ct * kk;
     }
 }

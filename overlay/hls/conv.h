@@ -1,12 +1,23 @@
 /*
- * Convolution unit: CONV_FP, CONV_EB and CONV_WG on the one PE array, each
- * with its own loop order (docs/overlay.md, "PE array mapping"):
+ * Convolution unit: CONV_FP, CONV_EB and CONV_WG on the one PE array
+ * (pe_array.h; docs/overlay.md "PE array mapping").
  *
- *   FP, EB  output-stationary: one output row of PE_ROWS channels is
- *           accumulated over every reduced-channel tile (PE_COLS) and kernel
- *           row, then quantized and stored.
- *   WG      weight-stationary: a PE_ROWS x PE_COLS block of kernels
- *           accumulates over the whole batch, then is stored as int32.
+ * Tiling (conv_make_plan; ctrain.perfmodel.conv_plan mirrors it):
+ *   row tiles of PE_ROWS channels (FP, WG: c_out; EB: c_in), outermost;
+ *   groups of `g` column tiles of PE_COLS channels (FP, WG: c_in; EB:
+ *   c_out) whose weights (FP, EB) or tap accumulators (WG) stay on chip:
+ *   g * k_h * k_w <= CONV_WCAP;
+ *   lane tiles of PE_LANES images sharing each weight;
+ *   bands of `br` swept rows (FP, WG: output rows; EB: input-error rows)
+ *   whose outputs (or WG errors) fit CONV_OUT per lane and row and whose
+ *   source rows for the group fit CONV_ACT per lane and column bank.
+ * With one group, a row tile's weights are loaded once and serve the whole
+ * batch and every row; WG accumulates its tile over the whole batch on chip.
+ *
+ * Dataflow: per row tile (FP, EB) or (row tile, group) (WG) the items
+ * (lane tile, band, group) run as a ping-pong pipeline: load item i+1 ||
+ * compute item i || store item i-1, each a region of the overlap accounting
+ * (types.h CTRAIN_REGION_*).
  */
 #ifndef CTRAIN_CONV_H
 #define CTRAIN_CONV_H
@@ -16,24 +27,20 @@
 #include "pe_array.h"
 #include "quant.h"
 
+struct conv_plan {
+    int rows, cols;     /* produced / reduced channels */
+    int oh, ow;         /* swept plane (FP, WG: h_out x w_out; EB: h_in x w_in) */
+    int sh, sw;         /* column operand's plane (FP, WG: h_in x w_in; EB: h_out x w_out) */
+    int ct, g, groups;  /* column tiles, per group, groups */
+    int br, bands;      /* swept rows per band, bands */
+    int slot;           /* act bytes per channel of a band: source rows x sw */
+};
+
+conv_plan conv_make_plan(const ctrain_insn_t &f);
+
 void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
-/* Epilogues (conv_store.cpp). */
-
-/* Shifts, saturates and stores PE row r's output row (FP: bias, ReLU; EB:
- * ReLU mask read from `mask_at`).  ow outputs to dst_at. */
-struct conv_row_q {
-    bool bias, relu, mask;
-    int sh_out;
-};
-void conv_store_row(ddr_t *ddr, const pe_rowacc_t acc, int r, wide_t bias, const conv_row_q &q,
-                    uint32_t mask_at, uint32_t dst_at, int ow, q_stats &st);
-
-/* Stores the vr x vc kernels of a WG tile as int32 at dst (row-major weights). */
-void conv_store_kernels(ddr_t *ddr, const pe_tapacc_t acc, int vr, int vc, int r0, int c0,
-                        const ctrain_insn_t &f, int sh_w, q_stats &st);
-
-/* Stores the WG bias gradients of vr output channels from r0 at dst2. */
+/* Stores the WG bias gradients of vr output channels from r0 at dst2 (conv_store.cpp). */
 void conv_store_bias(ddr_t *ddr, const wide_t gb[PE_ROWS], int vr, int r0, uint32_t dst2,
                      int sh_b, q_stats &st);
 

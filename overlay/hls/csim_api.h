@@ -32,6 +32,8 @@ typedef struct {
     uint64_t wr_agu;     /* cycles of the AGU write loops: beats x II of the buffer they drain */
     uint64_t gathers;    /* one-byte reads issued inside a pipelined loop (SCONV_EB values) */
     uint64_t wr_merges;  /* partial write beats: synthesis reads the beat first to merge lanes */
+    uint64_t hidden;     /* cycles dataflow regions hide: per region, its stages' cycles summed
+                            minus the region's (CTRAIN_REGION_*, types.h) */
 } ctrain_iters_t;
 
 /* Runs ctrain_top on a host buffer standing for the DDR window. */

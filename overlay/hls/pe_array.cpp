@@ -1,70 +1,203 @@
 /* PE array (see pe_array.h). */
 #include "pe_array.h"
 
-void pe_array(const pe_cols_t col, const pe_rows_t row, const pe_weights_t w, const pe_pass &g,
-              pe_rowacc_t racc, pe_tapacc_t tacc) {
+void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
+              const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
+              const pe_rows_t maskb, const pe_pass &g, wide_t bias[PE_ROWS],
+              pe_rowacc_t racc, pe_rows_t out, pe_tapacc_t tacc, q_stats &st) {
 #pragma HLS INLINE off
-    CTRAIN_LOOP(pe, g.k_w, g.steps);   /* pass_step, entered per kx */
-    const bool outer = g.mode == PE_OUTER, scatter = g.mode == PE_SCATTER;
-    const int kbase = g.ky * g.k_w;
-pass_kx:
-    for (int kx = 0; kx < g.k_w; kx++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
-        /* Not flattened: with one output position, consecutive kx would hit
-         * the same row accumulator before the previous write lands. */
-#pragma HLS LOOP_FLATTEN off
-        /* OUTER: per-PE partial sums stay in registers for the whole row, so
-         * the step loop's only carried dependence is a register add. */
-        acc_t part[PE_ROWS][PE_COLS];
+    const bool outer = g.mode == PE_OUTER;
+    const uint32_t total = g.total;
+    CTRAIN_LOOP(pe, 1, total);
+
+    /* GATHER steps of the address per tap step (rows of the band in act). */
+    const int wy_step = g.tstep * g.k_w;
+    const int ay_step = g.dsrc > 0 ? g.sw : -g.sw;
+    /* OUTER: act offset per position row, per kernel row, and of the band's
+     * first position at tap (0, 0). */
+    const int orow = g.stride * g.sw;
+    const int ay_base = (g.y0 * g.stride - g.pad - g.sy_lo) * g.sw;
+
+    pe_sum_t acc[PE_LANES][PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=acc type=complete dim=0
+    pe_sum_t part[PE_ROWS][PE_COLS];
 #pragma HLS ARRAY_PARTITION variable=part type=complete dim=0
-        for (int r = 0; r < PE_ROWS; r++) {
+    for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-            for (int c = 0; c < PE_COLS; c++) {
+        for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
-                part[r][c] = 0;
-            }
+            acc[l][r] = 0;
         }
-        int moved = kx - g.pad;   /* j * stride + kx - pad, counted up by stride */
-    pass_step:
-        for (int j = 0; j < g.steps; j++) {
+        for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+            part[r][c] = 0;
+        }
+    }
+
+    /* Counters. GATHER: position (oy, ox) > column tile sub > tap (ty, tx).
+     * OUTER: column tile sub > tap (ky, kx) > position (oy, ox). */
+    int oy = 0, ox = 0, sub = 0, ty = 0, tx = 0, pidx = 0;
+    int wsub = 0, asub = 0;              /* sub * kk, sub * slot */
+    /* GATHER: weight and act offsets of the current tap */
+    int ny = yr[0].n > 0 ? yr[0].n : 1, nx = xr[0].n > 0 ? xr[0].n : 1;
+    int wy = yr[0].k0, ay = yr[0].src0, wx = xr[0].k0, ax = xr[0].src0;
+    /* OUTER: source row/column of the current position, the row's act offset */
+    int ky = 0, kx = 0, ay_k = 0;        /* ay_k = ky * sw */
+    int sy = g.y0 * g.stride - g.pad, sx = -g.pad;
+    int ay_o = ay_base;
+    int wrun = 0;                        /* OUTER: tap accumulator of the run */
+pass_step:
+    for (uint32_t i = 0; i < total; i++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-            /* Within one kx every j reaches a distinct row accumulator. */
+#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+        /* Every step reaches a different register sum; a run writes its
+         * accumulator (tap or position) once, at its end. */
+#pragma HLS DEPENDENCE variable=tacc type=inter false
 #pragma HLS DEPENDENCE variable=racc type=inter false
-            int li = scatter ? j : moved;   /* column-line position read */
-            int ai = scatter ? moved : j;   /* row accumulator position written */
-            const bool ok = scatter ? (ai >= 0 && ai < g.lim) : (li >= 0 && li < g.lim);
-            if (!ok) {
-                li = 0;
-                ai = 0;
-            }
-            q8_t x[PE_COLS];
-#pragma HLS ARRAY_PARTITION variable=x type=complete
-            for (int c = 0; c < PE_COLS; c++) {
-#pragma HLS UNROLL
-                x[c] = (ok && c < g.cols) ? col[c][li] : (q8_t)0;
-            }
-            for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                acc_t sum = 0;
-                for (int c = 0; c < PE_COLS; c++) {
-#pragma HLS UNROLL
-                    const q8_t a = outer ? row[r][j] : w[r][c][kbase + kx];
-                    const prod_t m = (prod_t)a * (prod_t)x[c];
-                    part[r][c] += m;   /* used by OUTER only */
-                    sum += m;          /* adder tree, used by GATHER/SCATTER */
-                }
-                if (!outer && ok)
-                    racc[r][ai] += sum;
-            }
-            moved += g.stride;
-        }
+        const int vc = sub == g.gct - 1 ? g.vc_last : PE_COLS;
+        bool live;
+        int wa, aa;
         if (outer) {
+            live = sy >= 0 && sy < g.sh && sx >= 0 && sx < g.sw;
+            wa = wrun;
+            aa = asub + ay_o + sx;
+        } else {
+            live = yr[oy].n > 0 && xr[ox].n > 0;
+            wa = g.wbase + wsub + wy + wx;
+            aa = asub + ay + ax;
+        }
+        if (!live)
+            aa = 0;
+        /* The first run of OUTER visits every position once: the errors'
+         * sum is the bias gradient (an adder tree over lanes per row). */
+        if (outer && g.bias_sum && wrun == 0) {
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                int e = 0;
+                for (int l = 0; l < PE_LANES; l++) {
+#pragma HLS UNROLL
+                    e += l < g.vb ? err[l][r][pidx] : (q8_t)0;
+                }
+                bias[r] += e;
+            }
+        }
+        for (int l = 0; l < PE_LANES; l++) {
+#pragma HLS UNROLL
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                int sum = 0;   /* adder tree over columns (GATHER), |sum| < 2^21 */
+                for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                    const q8_t xv = (live && c < vc) ? x[l][c][aa] : (q8_t)0;
+                    const q8_t a = outer ? (l < g.vb ? err[l][r][pidx] : (q8_t)0) : w[r][c][wa];
+                    const prod_t m = (prod_t)a * (prod_t)xv;
+                    if (outer)
+                        part[r][c] += m;   /* adder tree over lanes */
+                    sum += m;
+                }
+                if (!outer)
+                    acc[l][r] += sum;
+            }
+        }
+        /* End of a run: GATHER quantizes (or keeps) the position's sums,
+         * OUTER adds the run to its tap accumulators. */
+        const bool run_end = outer ? (ox == g.ow - 1 && oy == g.rows - 1)
+                                   : (tx == nx - 1 && ty == ny - 1 && sub == g.gct - 1);
+        if (run_end && outer) {
             for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    tacc[r][c][kbase + kx] += part[r][c];
+                    tacc[r][c][wrun] += part[r][c];
+                    part[r][c] = 0;
+                }
+            }
+        }
+        if (run_end && !outer) {
+            for (int l = 0; l < PE_LANES; l++) {
+#pragma HLS UNROLL
+                for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                    wide_t v = (wide_t)acc[l][r];
+                    if (!g.first)
+                        v += (wide_t)racc[l][r][pidx];
+                    acc[l][r] = 0;
+                    if (!g.last) {
+                        racc[l][r][pidx] = v;
+                        continue;
+                    }
+                    v += bias[r];   /* |acc| < 2^47, |bias| <= 2^62 */
+                    if (g.relu && v < 0) v = 0;
+                    if (g.mask && maskb[l][r][pidx] <= 0) v = 0;
+                    bool clamped;
+                    const q8_t o = sat8(rshift_round(v, g.sh_out), clamped);
+                    if (l < g.vb && r < g.vr)
+                        q_stats_add(st, v, o, clamped);
+                    out[l][r][pidx] = o;
+                }
+            }
+        }
+        /* Advance the counters. */
+        if (outer) {
+            pidx++;
+            sx += g.stride;
+            if (++ox == g.ow) {
+                ox = 0;
+                sx = kx - g.pad;
+                sy += g.stride;
+                ay_o += orow;
+                if (++oy == g.rows) {
+                    oy = 0;
+                    pidx = 0;
+                    wrun++;
+                    if (++kx == g.k_w) {
+                        kx = 0;
+                        ay_k += g.sw;
+                        if (++ky == g.k_h) {
+                            ky = 0;
+                            ay_k = 0;
+                            sub++;
+                            asub += g.slot;
+                        }
+                    }
+                    sx = kx - g.pad;
+                    sy = g.y0 * g.stride + ky - g.pad;
+                    ay_o = ay_base + ay_k;
+                }
+            }
+        } else {
+            wx += g.tstep;
+            ax += g.dsrc;
+            if (++tx == nx) {
+                tx = 0;
+                wx = xr[ox].k0;
+                ax = xr[ox].src0;
+                wy += wy_step;
+                ay += ay_step;
+                if (++ty == ny) {
+                    ty = 0;
+                    wy = yr[oy].k0;
+                    ay = yr[oy].src0;
+                    wsub += g.kk;
+                    asub += g.slot;
+                    if (++sub == g.gct) {
+                        sub = 0;
+                        wsub = 0;
+                        asub = 0;
+                        pidx++;
+                        if (++ox == g.ow) {
+                            ox = 0;
+                            oy++;
+                        }
+                        if (oy < g.rows) {
+                            ny = yr[oy].n > 0 ? yr[oy].n : 1;
+                            nx = xr[ox].n > 0 ? xr[ox].n : 1;
+                            wy = yr[oy].k0;
+                            ay = yr[oy].src0;
+                            wx = xr[ox].k0;
+                            ax = xr[ox].src0;
+                        }
+                    }
                 }
             }
         }

@@ -1,47 +1,101 @@
 /*
- * PE array: PE_ROWS x PE_COLS int8 multipliers, fully unrolled, fed from
- * on-chip line buffers.  One array serves the three convolution phases; each
- * step multiplies a row operand a[r][c] by a column operand x[c]:
+ * PE array: PE_LANES x PE_ROWS x PE_COLS int8 multipliers, fully unrolled,
+ * one step per cycle (docs/overlay.md "PE array mapping").  Lanes are batch
+ * images sharing the weights, rows the channels a phase produces (FP, WG:
+ * c_out; EB: c_in), columns the channels it reduces (FP, WG: c_in; EB:
+ * c_out).  Each step multiplies a row operand a by a column operand
+ * x[l][c] = src[l][c][position shifted by the tap]:
  *
- *   PE_GATHER  (CONV_FP)  a = weights,       x = act[c][j*s+kx-p];
- *                         row r adds sum_c a*x to acc[r][j]
- *   PE_SCATTER (CONV_EB)  a = weights,       x = err[c][j];
- *                         row r adds sum_c a*x to acc[r][j*s+kx-p]
- *   PE_OUTER   (CONV_WG)  a = err[r][j],     x = act[c][j*s+kx-p];
- *                         PE (r,c) adds a*x to its tap accumulator (ky,kx)
+ *   PE_GATHER  (FP, EB)  a = w[r][c][tap]; lane l, row r adds sum_c a*x to a
+ *                        register; order: position > column tile > valid
+ *                        taps, so a position's sum is complete when its run
+ *                        ends and is quantized there, R x LANES per cycle
+ *                        (the epilogue at PE-row width)
+ *   PE_OUTER   (WG)      a = err[l][r][position]; PE (r,c) adds sum_l a*x to
+ *                        a register; order: column tile > tap > position, the
+ *                        register added to tap accumulator (r,c,tap) when
+ *                        the run ends
  *
- * A pass is one kernel row: a pipelined loop of k_w * w_out steps (II=1).
+ * One flat pipelined loop (pass_step) walks every step of one band of one
+ * lane tile (II=1, one pipeline fill per band).
  */
 #ifndef CTRAIN_PE_ARRAY_H
 #define CTRAIN_PE_ARRAY_H
 
 #include "types.h"
+#include "quant.h"
 
 enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
 
-/* Line buffer: one tensor row per PE row or column. */
-typedef q8_t pe_cols_t[PE_COLS][CTRAIN_MAX_DIM];
-typedef q8_t pe_rows_t[PE_ROWS][CTRAIN_MAX_DIM];
-/* Weights of one (row tile, column tile): every tap of every PE. */
-typedef q8_t pe_weights_t[PE_ROWS][PE_COLS][MAX_KK];
-/* Output-row accumulators (GATHER, SCATTER). */
-typedef acc_t pe_rowacc_t[PE_ROWS][CTRAIN_MAX_DIM];
-/* Per-PE kernel-tap accumulators (OUTER). */
-typedef acc_t pe_tapacc_t[PE_ROWS][PE_COLS][MAX_KK];
+/* Buffer capacities (configurable per board; defaults below). */
+#ifndef CTRAIN_CONV_WCAP
+/* Weights (FP/EB) or tap accumulators (WG) per PE: the column tiles of one
+ * group times k_h*k_w (>= CTRAIN_MAX_KERNEL^2). */
+#define CTRAIN_CONV_WCAP 512
+#endif
+#ifndef CTRAIN_CONV_ACT
+/* Column-operand bytes per lane and column bank: the group's channels of one
+ * band of source rows (>= CTRAIN_MAX_KERNEL * CTRAIN_MAX_DIM). */
+#define CTRAIN_CONV_ACT 6144
+#endif
+#ifndef CTRAIN_CONV_OUT
+/* Positions per lane and row of one band: outputs (FP/EB), errors (WG). */
+#define CTRAIN_CONV_OUT 1024
+#endif
+#define CONV_WCAP CTRAIN_CONV_WCAP
+#define CONV_ACT CTRAIN_CONV_ACT
+#define CONV_OUT CTRAIN_CONV_OUT
 
-/* Geometry of one pass along a row. */
-struct pe_pass {
-    int mode;      /* pe_mode */
-    int ky;        /* kernel row of this pass */
-    int k_w;
-    int steps;     /* positions per kernel column: w_out of the instruction */
-    int lim;       /* width of the gathered or scattered row: w_in */
-    int stride;
-    int pad;
-    int cols;      /* valid columns in this tile (the rest read as zero) */
+typedef q8_t pe_weights_t[PE_ROWS][PE_COLS][CONV_WCAP];
+typedef q8_t pe_cols_t[PE_LANES][PE_COLS][CONV_ACT];
+typedef q8_t pe_rows_t[PE_LANES][PE_ROWS][CONV_OUT];
+/* PE register sums: ap_int<48> in synthesis; C-sim holds the same values
+ * (validation keeps them below 2^47) in int64_t, for speed. */
+#ifdef __SYNTHESIS__
+typedef ap_int<48> pe_sum_t;   /* acc_t */
+#else
+typedef int64_t pe_sum_t;
+#endif
+typedef pe_sum_t pe_rowacc_t[PE_LANES][PE_ROWS][CONV_OUT];
+typedef pe_sum_t pe_tapacc_t[PE_ROWS][PE_COLS][CONV_WCAP];
+
+/* GATHER: the valid taps of one swept row (column) of the band: their
+ * count, the weight offset of the first (ky0 * k_w; kx0) and the act offset
+ * of its source row within the band ((sy0 - sy_lo) * sw; sx0). */
+struct pe_range {
+    int n, k0, src0;
 };
 
-void pe_array(const pe_cols_t col, const pe_rows_t row, const pe_weights_t w, const pe_pass &g,
-              pe_rowacc_t racc, pe_tapacc_t tacc);
+/* Geometry and epilogue of one pass (one band of one lane tile). */
+struct pe_pass {
+    int mode;            /* pe_mode */
+    int k_h, k_w, kk;
+    int tstep;           /* tap step between valid taps: 1 (FP), stride (EB) */
+    int dsrc;            /* source step per tap step: +1 (FP), -1 (EB) */
+    int stride, pad;     /* OUTER: source = position * stride + tap - pad */
+    int y0, rows, ow;    /* band: swept rows [y0, y0 + rows), row width */
+    int gct;             /* column tiles in the group */
+    int wbase;           /* GATHER: the row tile's first weight entry */
+    int vc_last;         /* valid columns of the group's last column tile */
+    int slot;            /* act bytes per channel of the group (a band of source rows) */
+    int sy_lo, sh, sw;   /* first source row loaded; source plane height, width */
+    /* GATHER epilogue */
+    bool first, last;    /* first / last group of the band */
+    bool relu, mask;
+    bool bias_sum;       /* OUTER: add the errors to bias[r] (WG bias gradient) */
+    int sh_out;
+    int vb, vr;          /* valid lanes and rows */
+    /* Steps: GATHER gct * (sum over band rows of max(1, valid ky)) * (sum
+     * over columns of max(1, valid kx)), a position without a valid tap
+     * taking one masked step; OUTER gct * kk * rows * ow. */
+    uint32_t total;
+};
+
+/* bias: GATHER, the rows' bias (added at the last group); OUTER with
+ * bias_sum, the WG bias gradients, summed over the errors of the first run. */
+void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
+              const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
+              const pe_rows_t maskb, const pe_pass &g, wide_t bias[PE_ROWS],
+              pe_rowacc_t racc, pe_rows_t out, pe_tapacc_t tacc, q_stats &st);
 
 #endif

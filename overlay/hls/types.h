@@ -38,6 +38,12 @@ struct beat_t {
 
 #define PE_ROWS CTRAIN_PE_ROWS
 #define PE_COLS CTRAIN_PE_COLS
+/* Batch lanes of the PE array: images that share each weight (1 unless the
+ * board's header sets CTRAIN_PE_LANES). */
+#ifndef CTRAIN_PE_LANES
+#define CTRAIN_PE_LANES 1
+#endif
+#define PE_LANES CTRAIN_PE_LANES
 #define MAX_KK (CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL)
 
 typedef int8_t q8_t;         /* tensor element */
@@ -60,9 +66,26 @@ extern ctrain_iters_t ctrain_iters_now;
         ctrain_iters_now.cls += (uint64_t)(entries) * ctrain_trip_;                  \
         ctrain_iters_now.cls##_in += ctrain_trip_ ? (uint64_t)(entries) : 0;         \
     } while (0)
+/* Overlap accounting (docs/overlay.md "Iteration counters"): one iteration
+ * of a dataflow region (load tile i+1 || compute tile i || store tile i-1)
+ * is bracketed by CTRAIN_REGION_BEGIN() / CTRAIN_REGION_END();
+ * CTRAIN_STAGE(k) attributes the counts that follow to stage k (0 until the
+ * first).  The end costs each stage with the cycle model's formula and adds
+ * to `hidden` what running them concurrently saves: the stages' sum minus
+ * the region's time, max(longest stage, each AXI channel's total over the
+ * stages).  Regions do not nest. */
+void ctrain_region_begin(void);
+void ctrain_region_stage(int k);
+void ctrain_region_end(void);
+#define CTRAIN_REGION_BEGIN() ctrain_region_begin()
+#define CTRAIN_STAGE(k) ctrain_region_stage(k)
+#define CTRAIN_REGION_END() ctrain_region_end()
 #else
 #define CTRAIN_COUNT(field, n) ((void)0)
 #define CTRAIN_LOOP(cls, entries, trip) ((void)0)
+#define CTRAIN_REGION_BEGIN() ((void)0)
+#define CTRAIN_STAGE(k) ((void)0)
+#define CTRAIN_REGION_END() ((void)0)
 #endif
 
 #endif

@@ -20,7 +20,7 @@ from . import RunResult
 #: Counters of one instruction, the fields of ctrain_iters_t in csim_api.h in
 #: order (docs/overlay.md "Performance model"; the C-sim checks the match).
 Iters = namedtuple("Iters", "pe pe_in ew ew_in rd wr rd_beats wr_beats rd_bursts wr_bursts "
-                            "rd_agu wr_agu gathers wr_merges")
+                            "rd_agu wr_agu gathers wr_merges hidden")
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The C-sim keeps its counters in globals: one run at a time per process.

@@ -48,6 +48,10 @@ BIG_SPARSE = [
     (Op.SCONV_FP, 0, _DENSE_ROWS, 0.95),
     (Op.SCONV_EB, 0, dict(_DENSE_ROWS, c_in=3, c_out=60), 0.95),
     (Op.SCONV_WG, Flag.BIAS, _DENSE_ROWS, 0.95),
+    # row tiles beyond SP_RTILES (32) on the small arrays: streamed there, resident on the large
+    (Op.SCONV_WG, Flag.BIAS, dict(_FC, n=5, c_in=20, c_out=330), 0.2),
+    (Op.SCONV_EB, Flag.RELU_MASK, dict(_FC, n=5, c_in=330, c_out=20), 0.2),
+    (Op.SCONV_FP, Flag.BIAS, dict(_FC, n=5, c_in=20, c_out=330), 0.2),
     (Op.CONV_FP, Flag.BIAS, _CONV, None),
     (Op.CONV_EB, Flag.RELU_MASK, _CONV, None),
     (Op.CONV_WG, Flag.BIAS, _FC, None),
@@ -326,3 +330,19 @@ def test_region_hides_all_but_its_longest_stage_and_shared_channels():
     a2.rd(0, 1600)
     c2.region([a, a2])
     assert c2.iters().hidden == 0          # one read channel: no overlap
+
+
+def test_sparse_modes_reached_by_the_large_cases():
+    """BIG_SPARSE runs both sparse modes on every board: the resident one (all
+    lists on chip, one window for all row tiles) and the streamed one."""
+    rng = np.random.default_rng(SEED)
+    cases = [layer_case(rng, op, shape, flags, density=d)
+             for op, flags, shape, d in BIG_SPARSE if op in validate.SPARSE_OPS]
+    for board in MODEL_BOARDS:
+        modes = {perfmodel.sparse_resident(_insn(c), board, ddr=c.ddr) for c in cases}
+        assert modes == {True, False}, board
+    # 330 rows: 37 row tiles of the Pynq-Z2's 9 rows (> 32, streamed), 14 of the ZCU102's 24
+    fc = layer_case(rng, Op.SCONV_WG, dict(_FC, n=5, c_in=20, c_out=330), Flag.BIAS, density=0.2)
+    assert not perfmodel.sparse_resident(_insn(fc), "pynq_z2", ddr=fc.ddr)
+    assert perfmodel.sparse_resident(_insn(fc), "zcu102", ddr=fc.ddr)
+

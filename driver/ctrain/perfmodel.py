@@ -93,6 +93,7 @@ class Board:
     sparse_entries: int   # kept weights per PE row on chip
     sparse_win: int       # window positions per batch lane
     sparse_xt: int        # output positions per x tile of the sparse unit
+    sparse_rtiles: int    # row tiles a sparse layer may have and run resident
     ddr_beat: int         # bytes per beat of the accelerator's m_axi port
     ddr_gbps: float       # the board's DDR peak bandwidth
     pe_lanes: int = 1     # batch images sharing each weight (CTRAIN_PE_LANES)
@@ -141,9 +142,23 @@ def board(name):
     return Board(name=c.name, part=c.part, clock_mhz=float(c.clock_mhz),
                  pe_rows=c.pe_rows, pe_cols=c.pe_cols, chunk=c.chunk,
                  sparse_entries=c.sparse_entries, sparse_win=c.sparse_win,
-                 sparse_xt=c.sparse_xt, ddr_beat=c.ddr_beat, ddr_gbps=c.ddr_gbps,
+                 sparse_xt=c.sparse_xt, sparse_rtiles=_hls_macro(c.name, "SP_RTILES"),
+                 ddr_beat=c.ddr_beat, ddr_gbps=c.ddr_gbps,
                  pe_lanes=dense("PE_LANES"), conv_wcap=dense("CONV_WCAP"),
                  conv_act=dense("CONV_ACT"), conv_out=dense("CONV_OUT"))
+
+
+@lru_cache(maxsize=None)
+def _hls_macro(board_name, name):
+    """An integer macro of the HLS sources (not the config header) as a
+    board's build sees it."""
+    import os
+
+    from . import hls_source
+    from .overlay_src import config_dir
+    macros = hls_source.Macros(os.path.join(config_dir(), board_name + ".h"),
+                               hls_source.source_files())
+    return macros.value(name)
 
 
 def _board(b):
@@ -546,6 +561,9 @@ class _Plan:
     cg: int
     groups: int
     seg: int
+    plane: bool = False
+
+
 
 
 def sparse_plan(f, b):
@@ -562,7 +580,12 @@ def sparse_plan(f, b):
         xn = min((q - kw) // s + 1, b.sparse_xt, ow)
     else:
         cg, xn = b.sparse_win // (kh * kw), 1
-    return _Plan(eb, wg, rows, red, oh, ow, wh, ww, xn, cg, _cdiv(red, cg), (xn - 1) * s + kw)
+    groups, seg, plane = _cdiv(red, cg), (xn - 1) * s + kw, False
+    if wh * ww <= b.sparse_win:   # plane mode: whole planes, no more groups than rows
+        cgp = b.sparse_win // (wh * ww)
+        if _cdiv(red, cgp) <= groups:
+            plane, cg, groups, xn = True, min(cgp, red), _cdiv(red, cgp), min(ow, b.sparse_xt)
+    return _Plan(eb, wg, rows, red, oh, ow, wh, ww, xn, cg, groups, seg, plane)
 
 
 def _paired(eb, v, k, s, p, lim):
@@ -585,6 +608,13 @@ def _window_pass(f, g, b, c):
     s, p, kh, kw, n = f["stride"], f["pad"], f["k_h"], f["k_w"], f["n"]
     src = f["src2"] if g.wg else f["src"]
     lanes = np.arange(n, dtype=np.int64)[:, None, None]
+    if g.plane:   # whole planes per lane: once per batch tile, or per call with groups
+        pl = g.wh * g.ww
+        calls = 1 if g.groups == 1 else g.oh * len(_xtiles(g)[0])
+        for ch0 in range(0, g.red, g.cg):
+            chn = min(g.cg, g.red - ch0)
+            c.rd(src + (lanes[:, 0, 0] * g.red + ch0) * pl, chn * pl, times=calls)
+        return
     for y in range(g.oh):
         crow = [_paired(g.eb, y, ky, s, p, g.wh) for ky in range(kh)]
         ok = [ky for ky in range(kh) if crow[ky] >= 0]
@@ -646,34 +676,134 @@ def _entries(f, g, lay, start, lens, off, se, c, times=1):
     return lr
 
 
+def _gather_epilogue(f, g, c, r0, vr, times):
+    """Counters of sp_epilogue for row tile r0 over every (batch tile, swept
+    row, x tile), each `times` over."""
+    n, mask = f["n"], f["flags"] & Flag.RELU_MASK
+    lanes = np.arange(n, dtype=np.int64)
+    x0s, xcs = _xtiles(g)
+    nbt = _cdiv(n, c.b.pe_cols)
+    if g.oh == 1 and g.ow == 1:
+        if mask:
+            c.rd(f["src3"] + lanes * g.rows + r0, vr, times=times)
+        c.loop("ew", xcs, times=times * nbt * g.oh * vr)
+        c.wr(f["dst"] + lanes * g.rows + r0, vr, times=times)
+        return
+    rows_here = np.arange(r0, r0 + vr, dtype=np.int64)
+    at = (((lanes[:, None, None, None] * g.rows + rows_here[None, :, None, None]) * g.oh
+           + np.arange(g.oh)[None, None, :, None]) * g.ow + x0s[None, None, None, :])
+    if mask:
+        c.rd(f["src3"] + at, xcs[None, None, None, :], times=times)
+    c.loop("ew", xcs, times=times * nbt * g.oh * vr)
+    c.wr(f["dst"] + at, xcs[None, None, None, :], times=times)
+
+
+def _errors(f, g, c, r0, vr):
+    """Counters of sp_load_errors for row tile r0 over every (batch tile,
+    swept row, x tile)."""
+    lanes = np.arange(f["n"], dtype=np.int64)
+    if g.oh == 1 and g.ow == 1:
+        c.rd(f["src"] + lanes * f["c_out"] + r0, vr)
+        return
+    x0s, xcs = _xtiles(g)
+    rows_here = np.arange(r0, r0 + vr, dtype=np.int64)
+    at = (((lanes[:, None, None, None] * f["c_out"] + rows_here[None, :, None, None])
+           * f["h_out"] + np.arange(g.oh)[None, None, :, None]) * f["w_out"]
+          + x0s[None, None, None, :])
+    c.rd(f["src"] + at, xcs[None, None, None, :])
+
+
+def _grads(f, c, start, lr, off=0):
+    """Counters of sp_store_grads: per row with entries a quantize loop and a burst."""
+    c.loop("ew", lr)
+    c.wr(f["dst"] + 4 * (start + off), 4 * lr)
+
+
+def _most(g, b, lens):
+    """Entries the fullest PE row holds when every row tile's lists are on
+    chip at once (PE row r: lists r, r + R, r + 2R, ...)."""
+    R = b.pe_rows
+    return int(np.bincount(np.arange(g.rows) % R, weights=lens, minlength=R).max()) if g.rows else 0
+
+
+def _resident(g, b, lens):
+    """Resident mode (sconv_unit): every list on chip, every channel in one
+    window, at most SP_RTILES row tiles."""
+    return (g.groups == 1 and _most(g, b, lens) <= b.sparse_entries
+            and _cdiv(g.rows, b.pe_rows) <= b.sparse_rtiles)
+
+
+def sparse_resident(insn, board_, ddr=None, index=None):
+    """Whether the sparse unit runs an instruction in resident mode (one
+    window per batch tile, row and x tile for all row tiles), else streamed."""
+    b, f = _board(board_), validate.fields(insn)
+    g = sparse_plan(f, b)
+    return _resident(g, b, _lists(f, g, index_of(insn, ddr, index))[1])
+
+
 def _sparse_conv(f, b, c, index):
     g = sparse_plan(f, b)
     R, C, se = b.pe_rows, b.pe_cols, b.sparse_entries
     n, kk = f["n"], f["k_h"] * f["k_w"]
     lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
-    bias, mask = f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
-    b0s = np.arange(0, n, C, dtype=np.int64)
-    nbs = np.minimum(C, n - b0s)
+    bias = f["flags"] & Flag.BIAS
+    nbt = _cdiv(n, C)
     x0s, xcs = _xtiles(g)
-    passes = len(b0s) * g.oh * len(x0s)           # (batch tile, row, x tile)
-    point = g.oh == 1 and g.ow == 1
+    passes = nbt * g.oh * len(x0s)           # (batch tile, row, x tile)
     one_pass = _Count(b)
     _window_pass(f, g, b, one_pass)
     starts, lens_all = _lists(f, g, index)
-    lanes = np.arange(n, dtype=np.int64)
     kmax = validate.LIMITS["KERNEL"]
     c.loop("ew", kmax)          # sp_make_plan's tables: k / s, k % s
     c.loop("ew", kmax * kmax)   # and tap -> (ky, kx)
-    for r0 in range(0, g.rows, R):
-        vr = min(R, g.rows - r0)
-        start, lens = starts[r0:r0 + vr], lens_all[r0:r0 + vr]
-        longest = int(lens.max())
-        chunks = 1 if longest == 0 else _cdiv(longest, se)
+    r0s = list(range(0, g.rows, R))
+
+    def bounds(r0, vr):         # sp_read_bounds
         if g.eb:
             c.rd(f["aux"] + lay["tptr"] + 4 * r0 * kk, 4 * (vr * kk + 1))
         else:
             c.rd(f["aux"] + lay["rowptr"] + 4 * r0, 4 * (vr + 1))
-        rows_here = np.arange(r0, r0 + vr, dtype=np.int64)
+
+    for r0 in r0s:              # every tile's bounds, once
+        bounds(r0, min(R, g.rows - r0))
+    most = _most(g, b, lens_all)
+    if _resident(g, b, lens_all):
+        for r0 in r0s:
+            vr = min(R, g.rows - r0)
+            bounds(r0, vr)
+            _entries(f, g, lay, starts[r0:r0 + vr], lens_all[r0:r0 + vr], 0, se, c)
+            if not g.wg and bias:
+                c.rd(f["src3"] + 4 * r0, 4 * vr)
+        if g.wg:
+            c.loop("ew", most)              # clear_all_taps
+        if most > 0:
+            c.add(one_pass)                 # one window for all row tiles
+        for r0 in r0s:
+            vr = min(R, g.rows - r0)
+            lens = lens_all[r0:r0 + vr]
+            longest = int(lens.max())
+            if longest > 0:
+                c.loop("pe", xcs * longest, times=nbt * g.oh)
+            if g.wg:
+                if longest > 0 or bias:
+                    _errors(f, g, c, r0, vr)
+            else:
+                _gather_epilogue(f, g, c, r0, vr, 1)
+        if g.wg:
+            for r0 in r0s:
+                vr = min(R, g.rows - r0)
+                bounds(r0, vr)
+                _grads(f, c, starts[r0:r0 + vr], lens_all[r0:r0 + vr])
+                if bias:
+                    c.loop("ew", vr)
+                    c.wr(f["dst2"] + 4 * r0, 4 * vr)
+        return
+    for r0 in r0s:              # streamed mode, tile by tile
+        vr = min(R, g.rows - r0)
+        start, lens = starts[r0:r0 + vr], lens_all[r0:r0 + vr]
+        longest = int(lens.max())
+        chunks = 1 if longest == 0 else _cdiv(longest, se)
+        bounds(r0, vr)
         if not g.wg:
             if bias:
                 c.rd(f["src3"] + 4 * r0, 4 * vr)
@@ -687,21 +817,8 @@ def _sparse_conv(f, b, c, index):
                     lenj = min(se, longest - off)
                     if reloads:
                         _entries(f, g, lay, start, lens, off, se, c, times=reloads)
-                    c.loop("pe", xcs * lenj, times=len(b0s) * g.oh * g.groups)
-            # epilogue per (batch tile, row, x tile)
-            if point:
-                at = f["dst"] + lanes * g.rows + r0
-                if mask:
-                    c.rd(f["src3"] + lanes * g.rows + r0, vr)
-                c.loop("ew", xcs, times=len(b0s) * g.oh * vr)
-                c.wr(at, vr)
-                continue
-            at = (((lanes[:, None, None, None] * g.rows + rows_here[None, :, None, None]) * g.oh
-                   + np.arange(g.oh)[None, None, :, None]) * g.ow + x0s[None, None, None, :])
-            if mask:
-                c.rd(f["src3"] + at, xcs[None, None, None, :])
-            c.loop("ew", xcs, times=len(b0s) * g.oh * vr)
-            c.wr(f["dst"] + at, xcs[None, None, None, :])
+                    c.loop("pe", xcs * lenj, times=nbt * g.oh * g.groups)
+            _gather_epilogue(f, g, c, r0, vr, 1)
             continue
         for j in range(chunks):   # WG
             off = j * se
@@ -711,18 +828,11 @@ def _sparse_conv(f, b, c, index):
             if lenj > 0:
                 lr = _entries(f, g, lay, start, lens, off, se, c)
                 c.loop("ew", lenj)   # clear_taps
-            if point:
-                c.rd(f["src"] + lanes * f["c_out"] + r0, vr)
-            else:
-                at = (((lanes[:, None, None, None] * f["c_out"] + rows_here[None, :, None, None])
-                       * f["h_out"] + np.arange(g.oh)[None, None, :, None]) * f["w_out"]
-                      + x0s[None, None, None, :])
-                c.rd(f["src"] + at, xcs[None, None, None, :])
+            _errors(f, g, c, r0, vr)
             if lenj > 0:
                 c.add(one_pass)
-                c.loop("pe", xcs * lenj, times=len(b0s) * g.oh * g.groups)
-                c.loop("ew", lr)
-                c.wr(f["dst"] + 4 * (start + off), 4 * lr)
+                c.loop("pe", xcs * lenj, times=nbt * g.oh * g.groups)
+                _grads(f, c, start, lr, off)
         if bias:
             c.loop("ew", vr)
             c.wr(f["dst2"] + 4 * r0, 4 * vr)

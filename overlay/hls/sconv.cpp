@@ -84,6 +84,8 @@ struct sp_plan {
     int xn;          /* positions per x tile */
     int cg, groups;  /* channels per group, groups */
     int seg;         /* window positions per (channel, ky) row: (xn - 1) * s + k_w */
+    bool plane;      /* the window holds whole source planes (see sp_make_plan) */
+    int pl;          /* positions of a source plane: wh * ww */
     int kk;          /* taps per channel: k_h * k_w */
     /* Per-instruction tables that keep dividers out of the loops: */
     sp_div16 ds, dkk;                    /* v / s, column / (k_h * k_w) */
@@ -122,6 +124,22 @@ static void sp_make_plan(const ctrain_insn_t &f, sp_plan &g) {
     }
     g.groups = (g.red + g.cg - 1) / g.cg;
     g.seg = (g.xn - 1) * g.s + g.kw;
+    /* Plane mode: when whole source planes (all rows and columns of a channel)
+     * need no more channel groups than rows do, the window holds planes: one
+     * burst per lane and group, reused by every swept row and x tile when
+     * one group holds all channels, and x tiles as wide as SP_XT. */
+    g.pl = g.wh * g.ww;
+    g.plane = false;
+    if (g.pl <= SP_WIN) {
+        const int cgp = SP_WIN / g.pl;
+        const int gp = (g.red + cgp - 1) / cgp;
+        if (gp <= g.groups) {
+            g.plane = true;
+            g.cg = cgp < g.red ? cgp : g.red;
+            g.groups = gp;
+            g.xn = g.ow < SP_XT ? g.ow : SP_XT;
+        }
+    }
     g.ds = sp_div_make(g.s);
     g.dkk = sp_div_make(per_ch);
     int q = 0, r = 0;   /* counted, not divided */
@@ -205,11 +223,15 @@ static void sp_columns(const sp_plan &g, int x0, int xc, int &base, int &lo, int
     if (hi > g.ww) hi = g.ww;
 }
 
-/* Where a window row (channel, ky) starts: window column = source column -
- * base, rows `stride` positions apart (stride <= seg). */
+/* Where the window holds a tap: position (ch - ch0) * chs + rowoff[ky] +
+ * source column - base.  Row mode: rows (channel, ky) `stride` positions
+ * apart (stride <= seg), chs = k_h * stride, rowoff[ky] = ky * stride; plane
+ * mode: whole planes, chs = h * w, rowoff[ky] = paired source row * w. */
 struct sp_view {
     int base;
     int stride;
+    int chs;
+    int rowoff[CTRAIN_MAX_KERNEL];
 };
 
 /* Loads the window for swept row y, x tile [x0, x0 + xc), channels [ch0,
@@ -218,10 +240,11 @@ struct sp_view {
  *   rows loaded whole (FP/WG, or a one-row plane): channel (its paired rows
  *   are consecutive in DDR);
  *   otherwise: channel and paired ky. */
-static sp_view sp_load_window(const ddr_t *ddr, const sp_plan &g, uint32_t src, int b0, int nb,
-                              int y, int x0, int xc, int ch0, int chn,
-                              q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL]) {
-    int crow[CTRAIN_MAX_KERNEL];
+static sp_view sp_load_rows(const ddr_t *ddr, const sp_plan &g, uint32_t src, int b0, int nb,
+                            int y, int x0, int xc, int ch0, int chn,
+                            q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL],
+                            int crow[CTRAIN_MAX_KERNEL]) {
+#pragma HLS INLINE
     int ky_first = -1, ky_last = -1;
     const sp_qr ay = sp_qr_of(g, y);
 pair_rows:
@@ -292,15 +315,63 @@ load_lane:
     return v;
 }
 
+/* The window for swept row y, x tile [x0, x0 + xc), channels [ch0, ch0 + chn)
+ * and lanes [0, nb): rows (sp_load_rows) or, in plane mode, the channels'
+ * whole planes, one burst per lane, fetched only when `fetch` (plane mode
+ * with one group: once per batch tile); rowok[ky]: tap row ky pairs a source
+ * row. */
+static sp_view sp_load_window(const ddr_t *ddr, const sp_plan &g, uint32_t src, int b0, int nb,
+                              int y, int x0, int xc, int ch0, int chn, bool fetch,
+                              q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL]) {
+    int crow[CTRAIN_MAX_KERNEL];
+    sp_view v;
+    if (!g.plane) {
+        v = sp_load_rows(ddr, g, src, b0, nb, y, x0, xc, ch0, chn, win, rowok, crow);
+        v.chs = g.kh * v.stride;
+        int ro = 0;   /* ky * stride, counted */
+    row_offsets:
+        for (int ky = 0; ky < CTRAIN_MAX_KERNEL; ky++) {
+#pragma HLS UNROLL
+            v.rowoff[ky] = ro;
+            ro += v.stride;
+        }
+        return v;
+    }
+    const sp_qr ay = sp_qr_of(g, y);
+    v.base = 0;
+    v.stride = g.ww;
+    v.chs = g.pl;
+plane_rows:
+    for (int ky = 0; ky < CTRAIN_MAX_KERNEL; ky++) {
+#pragma HLS UNROLL
+        crow[ky] = ky < g.kh ? sp_pair(g, y, ay, ky, g.wh) : -1;
+        rowok[ky] = crow[ky] >= 0;
+        /* source row (< 2^9) x plane width (< 2^10): a small LUT product */
+        const int ro = (int)((ap_uint<10>)(rowok[ky] ? crow[ky] : 0) * (ap_uint<10>)g.ww);
+#pragma HLS BIND_OP variable=ro op=mul impl=fabric
+        v.rowoff[ky] = ro;
+    }
+    if (!fetch)
+        return v;
+load_planes:
+    for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+        const uint32_t at = ((uint32_t)(b0 + c) * g.red + ch0) * (uint32_t)g.pl;
+        agu_rd_q8_lane<SP_COPIES, SP_WIN, PE_COLS>(ddr, src + at, win, 0, c, (uint32_t)chn * g.pl);
+    }
+    return v;
+}
+
 /* Loads chunk `off` (a multiple of SP_ENTRIES) of the tile's lists: clen[r]
- * entries of row r from start[r] + off, decoded to (value, channel, ky, kx).
+ * entries of row r from start[r] + off to ent[r][dst[r]..], decoded to (value, channel, ky, kx).
  * FP, WG: values (FP only) and columns from the CSR; EB: rows and positions
  * from the transposed index, each value gathered from vals[tpos], the tap
  * found among the channel's column starts tp[r*kk .. r*kk + kk). */
 static void sp_load_entries(const ddr_t *ddr, const ctrain_insn_t &f, const sp_plan &g,
                             const sparse_index_t &ix, const uint32_t *tp, const uint32_t start[PE_ROWS],
                             const uint32_t len[PE_ROWS], int vr, uint32_t off,
-                            uint32_t clen[PE_ROWS], sp_entry ent[PE_ROWS][SP_ENTRIES]) {
+                            const uint32_t dst[PE_ROWS], uint32_t clen[PE_ROWS],
+                            sp_entry ent[PE_ROWS][SP_ENTRIES]) {
     const uint32_t kk = (uint32_t)g.kk;
     q8_t vbuf[SP_ENTRIES];
     uint16_t hbuf[SP_ENTRIES];
@@ -335,7 +406,7 @@ list_rows:
                 e.ch = (uint16_t)ch;
                 e.ky = g.tky[tap];
                 e.kx = g.tkx[tap];
-                ent[r][t] = e;
+                ent[r][dst[r] + t] = e;
             }
         } else {
             agu_rd_u16<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.trow + 2 * first, hbuf, lr);
@@ -357,7 +428,7 @@ list_rows:
                 e.ch = hbuf[t];
                 e.ky = g.tky[tap];
                 e.kx = g.tkx[tap];
-                ent[r][t] = e;
+                ent[r][dst[r] + t] = e;
             }
         }
     }
@@ -371,9 +442,9 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
     const int col = sp_pair(g, x0 + x, ax, e.kx, g.ww);
     if (col < 0 || !rowok[e.ky] || e.ch < ch0 || e.ch >= ch0 + chn)
         return -1;
-    /* In range the window row is < SP_WIN and its position too: narrow products. */
-    const sp_idx_t wrow = (sp_idx_t)(e.ch - ch0) * (ap_uint<8>)g.kh + e.ky;
-    return (int)(wrow * (sp_idx_t)v.stride) + (col - v.base);
+    /* In range the position is < SP_WIN: a narrow product. */
+    const sp_idx_t at = (sp_idx_t)(e.ch - ch0) * (sp_idx_t)v.chs;
+    return (int)at + v.rowoff[e.ky] + (col - v.base);
 }
 
 /* The sparse PE array, one R x C multiplier array for all three phases
@@ -387,7 +458,8 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
  *     an adder tree sums the lanes, a register per row sums over the row,
  *     added to entry t's accumulator tacc[r][t] at the row's end. */
 static void sp_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
-                     const uint32_t clen[PE_ROWS], uint32_t lenj, int x0, int xc,
+                     const uint32_t base[PE_ROWS], const uint32_t clen[PE_ROWS], uint32_t lenj,
+                     int x0, int xc,
                      const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
                      const q8_t win[SP_COPIES][SP_WIN][PE_COLS],
                      const q8_t errb[PE_ROWS][PE_COLS][SP_XT], int nb, bool first,
@@ -410,7 +482,7 @@ step:
 #pragma HLS DEPENDENCE variable=tacc type=inter false
         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-            const sp_entry e = ent[r][t];
+            const sp_entry e = ent[r][base[r] + t];
             const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, ax, v, ch0, chn, rowok) : -1;
             acc_t sum = 0;
             for (int c = 0; c < PE_COLS; c++) {
@@ -430,7 +502,7 @@ step:
             if (outer) {
                 part[r] = (x == 0 ? acc_t(0) : part[r]) + sum;
                 if (x == xc - 1)
-                    tacc[r][t] += part[r];
+                    tacc[r][base[r] + t] += part[r];
             }
         }
         if (!outer && t == lenj - 1) {
@@ -457,22 +529,198 @@ step:
     }
 }
 
+/* Per-instruction constants of the epilogues. */
+struct sp_out {
+    bool bias, relu, mask, point;
+    int sh_out;
+};
+
+/* FP, EB epilogue of row tile r0 (vr rows) at batch tile b0 (nb lanes), swept
+ * row y and x tile [x0, x0 + xc): bias, ReLU or mask, quantize, store.
+ * `kept`: the tile has kept weights (racc holds its sums; else they are 0). */
+static void sp_epilogue(ddr_t *ddr, const ctrain_insn_t &f, const sp_plan &g, const sp_out &o,
+                        int r0, int vr, int b0, int nb, int y, int x0, int xc, bool kept,
+                        const wide_t rbias[PE_ROWS], const acc_t racc[PE_ROWS][PE_COLS][SP_XT],
+                        q8_t mbuf[PE_ROWS][PE_COLS][SP_XT], q8_t lanes[PE_ROWS][PE_COLS][SP_XT],
+                        q_stats &st) {
+    if (o.mask && o.point) {   /* 1x1 plane: a lane's channels are contiguous */
+    load_mask_1x1:
+        for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+            agu_rd_q8_rows<SP_XT>(ddr, f.src3 + (uint32_t)(b0 + c) * g.rows + r0, mbuf, c, vr);
+        }
+    } else if (o.mask) {
+    load_mask:
+        for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+            for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                const uint32_t at = (((uint32_t)(b0 + c) * g.rows + r0 + r) * g.oh + y) * g.ow + x0;
+                agu_rd_q8<SP_XT>(ddr, f.src3 + at, mbuf[r][c], xc);
+            }
+        }
+    }
+quantize_rows:
+    for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        CTRAIN_LOOP(ew, 1, xc);
+    quantize:
+        for (int x = 0; x < xc; x++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_XT
+            for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                if (c >= nb)
+                    continue;
+                wide_t v = kept ? racc[r][c][x].to_int64() : 0;
+                if (o.bias)
+                    v += rbias[r];
+                if (o.relu && v < 0) v = 0;
+                if (o.mask && mbuf[r][c][x] <= 0) v = 0;
+                bool clamped;
+                const q8_t q = sat8(rshift_round(v, o.sh_out), clamped);
+                q_stats_add(st, v, q, clamped);
+                lanes[r][c][x] = q;
+            }
+        }
+    }
+    if (o.point) {
+    store_1x1:
+        for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+            agu_wr_q8_rows<SP_XT>(ddr, f.dst + (uint32_t)(b0 + c) * g.rows + r0, lanes, c, vr);
+        }
+        return;
+    }
+store_rows:
+    for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+            const uint32_t at = (((uint32_t)(b0 + c) * g.rows + r0 + r) * g.oh + y) * g.ow + x0;
+            agu_wr_q8<SP_XT>(ddr, f.dst + at, lanes[r][c], xc);
+        }
+    }
+}
+
+/* WG: the error rows of row tile r0 at (b0, y, x0) into lanes; with `sum`,
+ * each row's errors also added to gb[r] (the bias gradient taps the stream). */
+static void sp_load_errors(const ddr_t *ddr, const ctrain_insn_t &f, bool point, int r0, int vr,
+                           int b0, int nb, int y, int x0, int xc,
+                           q8_t lanes[PE_ROWS][PE_COLS][SP_XT], wide_t gb[PE_ROWS], bool sum) {
+    if (point) {   /* 1x1 plane: a lane's errors are contiguous */
+    load_err_1x1:
+        for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+            agu_rd_q8_rows<SP_XT>(ddr, f.src + (uint32_t)(b0 + c) * f.c_out + r0, lanes, c, vr,
+                                  gb, sum);
+        }
+        return;
+    }
+load_err:
+    for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+            const uint32_t at =
+                (((uint32_t)(b0 + c) * f.c_out + r0 + r) * f.h_out + y) * f.w_out + x0;
+            const wide_t s = agu_rd_q8_sum<SP_XT>(ddr, f.src + at, lanes[r][c], xc);
+            if (sum)
+                gb[r] += s;
+        }
+    }
+}
+
+/* WG: the kept weights' gradients of a tile's rows, in CSR order:
+ * tacc[r][base[r] + t] -> dst[start[r] + off + t] for t < clen[r]. */
+static void sp_store_grads(ddr_t *ddr, const ctrain_insn_t &f, int vr, int sh_out,
+                           const uint32_t base[PE_ROWS], const uint32_t start[PE_ROWS],
+                           uint32_t off, const uint32_t clen[PE_ROWS],
+                           const acc_t tacc[PE_ROWS][SP_ENTRIES], int32_t obuf[SP_ENTRIES],
+                           q_stats &st) {
+store_grads:
+    for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        const uint32_t lr = clen[r];
+        if (lr == 0)
+            continue;
+        CTRAIN_LOOP(ew, 1, lr);
+    quantize_grads:
+        for (uint32_t t = 0; t < lr; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
+            const wide_t v = rshift_round(tacc[r][base[r] + t].to_int64(), sh_out);
+            bool clamped;
+            const int32_t o = sat32(v, clamped);
+            q_stats_add(st, v, o, clamped);
+            obuf[t] = o;
+        }
+        agu_wr_i32<SP_ENTRIES>(ddr, f.dst + 4 * (start[r] + off), obuf, lr);
+    }
+}
+
+/* A row tile's lists (its CSR rows or transposed-index channel ranges) into
+ * tp: row r's list is tp[r * step] .. tp[(r + 1) * step). */
+static void sp_read_bounds(const ddr_t *ddr, const ctrain_insn_t &f, const sp_plan &g,
+                           const sparse_index_t &ix, int r0, int vr, uint32_t tp[PE_ROWS * MAX_KK + 1]) {
+#pragma HLS INLINE
+    /* r0 < 2^12 rows, kk <= MAX_KK < 2^7: narrow products, one DSP slice */
+    const uint32_t kk = (uint32_t)g.kk;
+    const uint32_t r0kk = (uint32_t)((ap_uint<12>)r0 * (ap_uint<7>)kk);
+    const uint32_t vrkk = (uint32_t)((ap_uint<12>)vr * (ap_uint<7>)kk);
+    if (g.eb)
+        agu_rd_u32<PE_ROWS * MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.tptr + 4 * r0kk, tp, vrkk + 1);
+    else
+        agu_rd_u32<PE_ROWS * MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * r0, tp, vr + 1);
+}
+
+/* (start, length) of each PE row's list from tp (sp_read_bounds); returns the
+ * longest. */
+static uint32_t sp_bounds(const sp_plan &g, const uint32_t tp[PE_ROWS * MAX_KK + 1], int vr,
+                          uint32_t start[PE_ROWS], uint32_t len[PE_ROWS]) {
+#pragma HLS INLINE
+    const uint32_t step = g.eb ? (uint32_t)g.kk : 1u;
+    uint32_t longest = 0;
+    uint32_t at = 0;   /* r * step, counted */
+list_bounds:
+    for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+        const uint32_t a = r < vr ? tp[at] : 0;
+        at += step;
+        const uint32_t b = r < vr ? tp[at] : 0;
+        start[r] = a;
+        len[r] = b - a;
+        if (len[r] > longest)
+            longest = len[r];
+    }
+    return longest;
+}
+
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
-    /* One multiplier array for gather and outer product (two call sites). */
+    /* One multiplier array for gather and outer product (every call site),
+     * and one instance of each loader and epilogue for both modes. */
 #pragma HLS ALLOCATION function instances=sp_steps limit=1
+#pragma HLS ALLOCATION function instances=sp_load_entries limit=1
+#pragma HLS ALLOCATION function instances=sp_load_window limit=1
+#pragma HLS ALLOCATION function instances=sp_epilogue limit=1
+#pragma HLS ALLOCATION function instances=sp_load_errors limit=1
+#pragma HLS ALLOCATION function instances=sp_store_grads limit=1
     sp_plan g;
     sp_make_plan(f, g);
     const sparse_index_t ix = index_layout(f);
-    const uint32_t kk = f.k_h * f.k_w;
     const bool bias = (f.flags & FLAG_BIAS) != 0;
-    const bool relu = f.op == OP_SCONV_FP && (f.flags & FLAG_RELU);
-    const bool mask = g.eb && (f.flags & FLAG_RELU_MASK);
+    sp_out o;
+    o.bias = bias;
+    o.relu = f.op == OP_SCONV_FP && (f.flags & FLAG_RELU);
+    o.mask = g.eb && (f.flags & FLAG_RELU_MASK);
+    o.point = g.oh == 1 && g.ow == 1;      /* 1x1 swept plane */
     const wide_t e_acc = (wide_t)e.src + e.src2;
-    const int sh_out = q_shift((wide_t)e.dst - e_acc);
+    o.sh_out = q_shift((wide_t)e.dst - e_acc);
+    const int sh_out = o.sh_out;
     const int sh_bias = q_shift(e_acc - e.src3);
     const int sh_b = q_shift((wide_t)e.dst - e.src);
     const uint32_t wsrc = g.wg ? f.src2 : f.src;   /* the window's tensor */
-    const bool point = g.oh == 1 && g.ow == 1;      /* 1x1 swept plane */
+    const bool point = o.point;
 
     /* Large on-chip buffers (BRAM/URAM); static so the C-sim keeps them off the
      * stack.  Every element is written before it is read. */
@@ -509,37 +757,191 @@ void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats 
 #pragma HLS ARRAY_PARTITION variable=mbuf type=complete dim=2
     static uint32_t tp[PE_ROWS * MAX_KK + 1];      /* the tile's rowptr or tptr slice */
     static int32_t obuf[SP_ENTRIES];
+    /* Resident mode: every row tile's list lengths (each <= SP_ENTRIES) and
+     * biases (FP: raw int32 biases, WG: bias gradients, < 2^47 in magnitude),
+     * a word per PE row per tile read at once; SP_RTILES deep: LUTRAM. */
+    static uint16_t tlen[SP_RTILES][PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=tlen type=complete dim=2
+#pragma HLS BIND_STORAGE variable=tlen type=ram_2p impl=lutram
+    static acc_t tbias[SP_RTILES][PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=tbias type=complete dim=2
+#pragma HLS BIND_STORAGE variable=tbias type=ram_2p impl=lutram
     bool rowok[CTRAIN_MAX_KERNEL];
     int32_t braw[PE_ROWS];
     wide_t rbias[PE_ROWS];   /* FP: bias shifted to e_acc; WG: bias gradient */
 #pragma HLS ARRAY_PARTITION variable=rbias type=complete
-    uint32_t start[PE_ROWS], len[PE_ROWS], clen[PE_ROWS];
+    uint32_t start[PE_ROWS], len[PE_ROWS], clen[PE_ROWS], base[PE_ROWS], total[PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=base type=complete
+#pragma HLS ARRAY_PARTITION variable=total type=complete
 
-tile_rows:
+    /* Every tile's list lengths, and whether all lists fit on chip at once
+     * (each PE row holds its lists of every tile back to back, at most
+     * SP_RTILES tiles) with every channel in one window: then the window of a
+     * (batch tile, row, x tile) is loaded once for all row tiles (resident
+     * mode), not once per tile. */
+    uint32_t most = 0;
+    int tiles = 0;
+clear_totals:
+    for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+        total[r] = 0;
+        base[r] = 0;
+    }
+bounds_tiles:
     for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
         const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
-        /* The tile's lists: rows r0.. of the CSR, or the transposed index's
-         * columns of input channels r0.. (k_h*k_w each). */
-        if (g.eb)
-            agu_rd_u32<PE_ROWS * MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.tptr + 4 * r0 * kk, tp,
-                                             vr * kk + 1);
-        else
-            agu_rd_u32<PE_ROWS * MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * r0, tp, vr + 1);
-        uint32_t longest = 0;
-    list_bounds:
+        sp_read_bounds(ddr, f, g, ix, r0, vr, tp);
+        sp_bounds(g, tp, vr, start, len);
+    bounds_rows:
         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-            const uint32_t a = r < vr ? tp[g.eb ? r * kk : r] : 0;
-            const uint32_t b = r < vr ? tp[g.eb ? (r + 1) * kk : r + 1] : 0;
-            start[r] = a;
-            len[r] = b - a;
+            if (tiles < SP_RTILES)   /* used only when resident: len <= SP_ENTRIES */
+                tlen[tiles][r] = (uint16_t)len[r];
+            total[r] += len[r];
+            if (total[r] > most)
+                most = total[r];
+        }
+        tiles++;
+    }
+    const bool resident = g.groups == 1 && most <= SP_ENTRIES && tiles <= SP_RTILES;
+
+    if (resident) {
+        /* Every tile's lists (and FP biases) on chip, each PE row's back to back. */
+    resident_tiles:
+        for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+            const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
+            /* starts, and for EB the column starts the decode finds taps among */
+            sp_read_bounds(ddr, f, g, ix, r0, vr, tp);
+            sp_bounds(g, tp, vr, start, len);
+            sp_load_entries(ddr, f, g, ix, tp, start, len, vr, 0, base, clen, ent);
+            if (!g.wg && bias)
+                agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
+        tile_bias:
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                tbias[t][r] = !g.wg && bias && r < vr ? (acc_t)braw[r] : (acc_t)0;
+                base[r] += len[r];
+            }
+        }
+        if (g.wg) {
+            CTRAIN_LOOP(ew, 1, most);
+        clear_all_taps:
+            for (uint32_t t = 0; t < most; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
+                for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                    tacc[r][t] = 0;
+                }
+            }
+        }
+    res_batch:
+        for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=128
+            const int nb = g.n - b0 < PE_COLS ? g.n - b0 : PE_COLS;
+        res_row:
+            for (int y = 0; y < g.oh; y++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+            res_x_tile:
+                for (int x0 = 0; x0 < g.ow; x0 += g.xn) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                    const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
+                    sp_view v = sp_view();
+                    if (most > 0)   /* one window for every row tile */
+                        v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, 0, g.red,
+                                           !g.plane || (y == 0 && x0 == 0), win, rowok);
+                res_clear:
+                    for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                        base[r] = 0;
+                    }
+                res_tile:
+                    for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+                        const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
+                        uint32_t longest = 0;
+                    res_bounds:
+                        for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                            clen[r] = tlen[t][r];
+                            /* FP: the raw bias, shifted to e_acc; WG: the gradient so far */
+                            rbias[r] = g.wg ? (wide_t)tbias[t][r].to_int64()
+                                            : rshift_round(tbias[t][r].to_int64(), sh_bias);
+                            if (clen[r] > longest)
+                                longest = clen[r];
+                        }
+                        if (g.wg) {
+                            if (longest > 0 || bias)
+                                sp_load_errors(ddr, f, point, r0, vr, b0, nb, y, x0, xc, lanes,
+                                               rbias, bias);
+                            if (longest > 0)
+                                sp_steps(true, g, ent, base, clen, longest, x0, xc, v, 0, g.red,
+                                         rowok, win, lanes, nb, false, racc, tacc);
+                        } else {
+                            if (longest > 0)
+                                sp_steps(false, g, ent, base, clen, longest, x0, xc, v, 0, g.red,
+                                         rowok, win, lanes, nb, true, racc, tacc);
+                            sp_epilogue(ddr, f, g, o, r0, vr, b0, nb, y, x0, xc, longest > 0,
+                                        rbias, racc, mbuf, lanes, st);
+                        }
+                    res_advance:
+                        for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                            if (g.wg)
+                                tbias[t][r] = (acc_t)rbias[r];
+                            base[r] += clen[r];
+                        }
+                    }
+                }
+            }
+        }
+        if (g.wg) {
+        res_clear_store:
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                base[r] = 0;
+            }
+        res_store:
+            for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+                const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
+                sp_read_bounds(ddr, f, g, ix, r0, vr, tp);   /* the rows' CSR starts */
+                sp_bounds(g, tp, vr, start, len);
+                sp_store_grads(ddr, f, vr, sh_out, base, start, 0, len, tacc, obuf, st);
+            res_store_advance:
+                for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                    rbias[r] = tbias[t][r].to_int64();
+                    base[r] += len[r];
+                }
+                if (bias)
+                    conv_store_bias(ddr, rbias, vr, r0, f.dst2, sh_b, st);
+            }
+        }
+        return;
+    }
+
+    /* Streamed mode: row tile by row tile, lists longer than SP_ENTRIES in
+     * chunks, channel groups; the window is loaded per row tile. */
+clear_base:
+    for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+        base[r] = 0;
+    }
+tile_rows:
+    for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+        const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
+        sp_read_bounds(ddr, f, g, ix, r0, vr, tp);
+        const uint32_t longest = sp_bounds(g, tp, vr, start, len);
+    clear_clen:
+        for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
             clen[r] = 0;
-            if (len[r] > longest)
-                longest = len[r];
         }
         const uint32_t chunks = longest == 0 ? 1 : (longest + SP_ENTRIES - 1) / SP_ENTRIES;
-        const uint32_t *tile_tp = tp;
 
         if (!g.wg) {
             /* ---------------- FP, EB: output-stationary gather */
@@ -551,7 +953,7 @@ tile_rows:
                 }
             }
             if (chunks == 1)   /* resident for the whole tile */
-                sp_load_entries(ddr, f, g, ix, tile_tp, start, len, vr, 0, clen, ent);
+                sp_load_entries(ddr, f, g, ix, tp, start, len, vr, 0, base, clen, ent);
         batch_tile:
             for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=128
@@ -568,84 +970,24 @@ tile_rows:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=16
                             const int ch0 = grp * g.cg;
                             const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
-                            const sp_view v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0,
-                                                             chn, win, rowok);
+                            const sp_view v = sp_load_window(
+                                ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn,
+                                !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
                         chunk:
                             for (uint32_t j = 0; j < chunks; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
                                 const uint32_t off = j * SP_ENTRIES;
                                 if (chunks > 1)
-                                    sp_load_entries(ddr, f, g, ix, tile_tp, start, len, vr, off,
+                                    sp_load_entries(ddr, f, g, ix, tp, start, len, vr, off, base,
                                                     clen, ent);
                                 const uint32_t lenj = longest - off < SP_ENTRIES ? longest - off
                                                                                  : SP_ENTRIES;
-                                sp_steps(false, g, ent, clen, lenj, x0, xc, v, ch0, chn, rowok,
+                                sp_steps(false, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok,
                                          win, lanes, nb, grp == 0 && j == 0, racc, tacc);
                             }
                         }
-                        /* Epilogue: bias, ReLU or mask, quantize, store. */
-                        if (mask && point) {   /* 1x1 plane: a lane's channels are contiguous */
-                        load_mask_1x1:
-                            for (int c = 0; c < nb; c++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
-                                agu_rd_q8_rows<SP_XT>(ddr, f.src3 + (uint32_t)(b0 + c) * g.rows + r0,
-                                                      mbuf, c, vr);
-                            }
-                        } else if (mask) {
-                        load_mask:
-                            for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                                for (int c = 0; c < nb; c++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
-                                    const uint32_t at =
-                                        (((uint32_t)(b0 + c) * g.rows + r0 + r) * g.oh + y) * g.ow + x0;
-                                    agu_rd_q8<SP_XT>(ddr, f.src3 + at, mbuf[r][c], xc);
-                                }
-                            }
-                        }
-                    quantize_rows:
-                        for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                            CTRAIN_LOOP(ew, 1, xc);
-                        quantize:
-                            for (int x = 0; x < xc; x++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_XT
-                                for (int c = 0; c < PE_COLS; c++) {
-#pragma HLS UNROLL
-                                    if (c >= nb)
-                                        continue;
-                                    wide_t v = longest == 0 ? 0 : racc[r][c][x].to_int64();
-                                    if (bias)
-                                        v += rbias[r];
-                                    if (relu && v < 0) v = 0;
-                                    if (mask && mbuf[r][c][x] <= 0) v = 0;
-                                    bool clamped;
-                                    const q8_t o = sat8(rshift_round(v, sh_out), clamped);
-                                    q_stats_add(st, v, o, clamped);
-                                    lanes[r][c][x] = o;
-                                }
-                            }
-                        }
-                        if (point) {
-                        store_1x1:
-                            for (int c = 0; c < nb; c++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
-                                agu_wr_q8_rows<SP_XT>(ddr, f.dst + (uint32_t)(b0 + c) * g.rows + r0,
-                                                      lanes, c, vr);
-                            }
-                            continue;
-                        }
-                    store_rows:
-                        for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                            for (int c = 0; c < nb; c++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
-                                const uint32_t at =
-                                    (((uint32_t)(b0 + c) * g.rows + r0 + r) * g.oh + y) * g.ow + x0;
-                                agu_wr_q8<SP_XT>(ddr, f.dst + at, lanes[r][c], xc);
-                            }
-                        }
+                        sp_epilogue(ddr, f, g, o, r0, vr, b0, nb, y, x0, xc, longest > 0, rbias,
+                                    racc, mbuf, lanes, st);
                     }
                 }
             }
@@ -663,7 +1005,7 @@ tile_rows:
             if (lenj == 0 && !sum_bias)
                 continue;
             if (lenj > 0) {
-                sp_load_entries(ddr, f, g, ix, tile_tp, start, len, vr, off, clen, ent);
+                sp_load_entries(ddr, f, g, ix, tp, start, len, vr, off, base, clen, ent);
                 CTRAIN_LOOP(ew, 1, lenj);
             clear_taps:
                 for (uint32_t t = 0; t < lenj; t++) {
@@ -694,61 +1036,24 @@ tile_rows:
                         const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
                         /* The PE rows' error rows; the bias gradient sums them on
                          * the way in, during the first chunk only. */
-                        if (point) {   /* 1x1 plane: a lane's errors are contiguous */
-                        load_err_1x1:
-                            for (int c = 0; c < nb; c++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
-                                agu_rd_q8_rows<SP_XT>(ddr, f.src + (uint32_t)(b0 + c) * f.c_out + r0,
-                                                      lanes, c, vr, rbias, sum_bias);
-                            }
-                        }
-                    load_err:
-                        for (int r = 0; r < vr && !point; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                            for (int c = 0; c < nb; c++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
-                                const uint32_t at =
-                                    (((uint32_t)(b0 + c) * f.c_out + r0 + r) * f.h_out + y) * f.w_out + x0;
-                                const wide_t sum = agu_rd_q8_sum<SP_XT>(ddr, f.src + at, lanes[r][c], xc);
-                                if (sum_bias)
-                                    rbias[r] += sum;
-                            }
-                        }
+                        sp_load_errors(ddr, f, point, r0, vr, b0, nb, y, x0, xc, lanes, rbias,
+                                       sum_bias);
                     wg_group:
                         for (int grp = 0; grp < g.groups && lenj > 0; grp++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=16
                             const int ch0 = grp * g.cg;
                             const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
-                            const sp_view v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, ch0,
-                                                             chn, win, rowok);
-                            sp_steps(true, g, ent, clen, lenj, x0, xc, v, ch0, chn, rowok, win,
+                            const sp_view v = sp_load_window(
+                                ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn,
+                                !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
+                            sp_steps(true, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok, win,
                                      lanes, nb, false, racc, tacc);
                         }
                     }
                 }
             }
-            if (lenj > 0) {
-                /* The kept weights' gradients, in CSR order: dst[p]. */
-            store_grads:
-                for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                    const uint32_t lr = clen[r];
-                    if (lr == 0)
-                        continue;
-                    CTRAIN_LOOP(ew, 1, lr);
-                quantize_grads:
-                    for (uint32_t t = 0; t < lr; t++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
-                        const wide_t v = rshift_round(tacc[r][t].to_int64(), sh_out);
-                        bool clamped;
-                        const int32_t o = sat32(v, clamped);
-                        q_stats_add(st, v, o, clamped);
-                        obuf[t] = o;
-                    }
-                    agu_wr_i32<SP_ENTRIES>(ddr, f.dst + 4 * (start[r] + off), obuf, lr);
-                }
-            }
+            if (lenj > 0)
+                sp_store_grads(ddr, f, vr, sh_out, base, start, off, clen, tacc, obuf, st);
         }
         if (bias)
             conv_store_bias(ddr, rbias, vr, r0, f.dst2, sh_b, st);

@@ -24,6 +24,8 @@
 #define SP_WIN CTRAIN_SPARSE_WIN          /* window positions per batch lane */
 #define SP_XT CTRAIN_SPARSE_XT            /* output positions per x tile */
 #define SP_COPIES ((PE_ROWS + 1) / 2)     /* window copies: two PE rows per copy */
+#define SP_TILES ((CTRAIN_MAX_CH + PE_ROWS - 1) / PE_ROWS)   /* row tiles of the widest layer */
+#define SP_RTILES 32                      /* row tiles of a layer in resident mode */
 
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 

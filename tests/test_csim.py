@@ -3,6 +3,7 @@ engine, byte for byte: random cases of every opcode, fault cases, shapes that
 span several PE tiles on both board configurations, and the iteration counters
 docs/overlay.md promises the performance model."""
 import importlib.util
+import math
 import os
 import shutil
 
@@ -183,6 +184,7 @@ def expected_iters(f, board, chunk):
     op, n, ci, co = f["op"], f["n"], f["c_in"], f["c_out"]
     hi, wi, ho, wo, kh, kw = (f[k] for k in ("h_in", "w_in", "h_out", "w_out", "k_h", "k_w"))
     kk, bias, mask = kh * kw, f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
+    beat = perfmodel.board(board).ddr_beat
     if op in validate.CONV_OPS:
         b = perfmodel.board(board)
         plan = perfmodel.conv_plan(f, b)   # the tiling: groups, bands
@@ -209,15 +211,36 @@ def expected_iters(f, board, chunk):
     if op == Op.UPDATE:
         cnt, cw = f["count"], f["count_w"]
         return dict(pe=0, ew=cnt, rd=12 * cnt + cw, wr=8 * cnt + cw)
-    if op in (Op.RELU_FP, Op.RELU_BP):
+    if op in (Op.RELU_FP, Op.RELU_BP):   # a word of W lanes per cycle
         cnt, reads = f["count"], 2 if op == Op.RELU_BP else 1
-        return dict(pe=0, ew=cnt, rd=reads * cnt, wr=cnt)
-    planes = n * ci
+        words = sum(_cdiv(min(chunk, cnt - i0), beat) for i0 in range(0, cnt, chunk))
+        return dict(pe=0, ew=words, rd=reads * cnt, wr=cnt)
+    # pooling bands: G whole planes, or ny output rows of one plane
+    POOL_BAND = perfmodel.POOL_BAND
+    planes, s, plane = n * ci, f["stride"], hi * wi
+    span = ((ho - 1) * s + kh) * wi
+    if plane <= POOL_BAND:   # rounded down to planes that make whole beats of the written band
+        written = plane if op == Op.POOL_BP else ho * wo
+        align = beat // math.gcd(written, beat)
+        G = POOL_BAND // plane
+        G = G - G % align if G >= align else G
+        groups = _cdiv(planes, G)
+        rd_in, first = planes * plane - groups * (plane - span), min(planes, G) * plane
+        carry = 0
+        # the store, W per cycle: full groups, then the last
+        store = (groups - 1) * _cdiv(G * plane, beat) + _cdiv((planes - (groups - 1) * G) * plane, beat)
+    else:
+        ny = min((POOL_BAND // wi - kh + 1) // s, ho)
+        nb = _cdiv(ho, ny)
+        rd_in, first = planes * ((ho - nb) * s + nb * kh) * wi, (ny * s + kh - 1) * wi
+        carry = planes * (nb - 1) * (kh - s) * wi if kh > s else 0
+        band = ny * s * wi   # the rows a band but a plane's last owns
+        store = planes * ((nb - 1) * _cdiv(band, beat) + _cdiv(plane - (nb - 1) * band, beat))
+    taps = planes * ho * wo * kh * _cdiv(kw, beat)   # a row segment of <= W taps per cycle
     if op == Op.POOL_FP:
-        return dict(pe=0, ew=planes * ho * kh * kw * wo, rd=planes * ho * kh * wi,
-                    wr=planes * ho * wo)
-    return dict(pe=0, ew=wi + planes * (ho * (2 * kh * kw * wo + wo) + hi * wi),
-                rd=planes * ho * (kh * wi + wo), wr=planes * hi * wi)
+        return dict(pe=0, ew=taps, rd=rd_in, wr=planes * ho * wo)
+    return dict(pe=0, ew=_cdiv(first, beat) + taps + store + carry, rd=rd_in + planes * ho * wo,
+                wr=planes * plane)
 
 
 def _subset(it, keys):

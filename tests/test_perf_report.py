@@ -85,7 +85,9 @@ def _independent_model(program, board):
         cyc = perfmodel.cycles_of(it, b)[0]
         done = perfmodel.ops(insn, index=index)[0]
         conv = f["op"] in validate.CONV_OPS or f["op"] in validate.SPARSE_OPS
-        out.append((Op(f["op"]), cyc, math.ceil(done / 2 / b.macs) if conv else done, done))
+        lanes = f["op"] in (Op.RELU_FP, Op.RELU_BP) or f["op"] in validate.BN_OPS   # W per cycle
+        ideal = math.ceil(done / 2 / b.macs) if conv else math.ceil(done / b.ddr_beat) if lanes else done
+        out.append((Op(f["op"]), cyc, ideal, done))
     return out
 
 

@@ -187,7 +187,7 @@ class _Count:
         self.v[cls] += int(times * t.sum())
         self.v[cls + "_in"] += int(times * np.count_nonzero(t))
 
-    def _burst(self, ch, addr, n, ii, times):
+    def _burst(self, ch, addr, n, ii, times, wide=False):
         a, n = np.broadcast_arrays(_arr(addr), _arr(n))
         W = self.b.ddr_beat
         live = n > 0
@@ -195,7 +195,11 @@ class _Count:
         self.v[ch] += int(times * n.sum())
         self.v[ch + "_beats"] += int(times * beats.sum())
         self.v[ch + "_bursts"] += int(times * np.count_nonzero(live))
-        self.v[ch + "_agu"] += int(times * ii * beats.sum())
+        if wide and ch == "rd":   # the realigning read primes its shifter once
+            agu = np.where(live, (n + W - 1) // W + (a % W != 0), 0)
+        else:
+            agu = ii * beats
+        self.v[ch + "_agu"] += int(times * agu.sum())
         if ch == "wr":   # partial beats, merged by a read in synthesis (agu.h)
             end = (a + n) % W
             part = np.where(beats == 1, (a % W != 0) | (end != 0),
@@ -210,6 +214,15 @@ class _Count:
     def wr(self, addr, n, ii=None, times=1):
         """Write bursts drained from a buffer (default: two read ports)."""
         self._burst("wr", addr, n, self.b.ii_drain if ii is None else ii, times)
+
+    def rdw(self, addr, n, times=1):
+        """Beat-wide read bursts (agu_rd_wide): a buffer partitioned by the
+        beat takes one per cycle, ceil(n/W) + (addr % W != 0) loop cycles."""
+        self._burst("rd", addr, n, 1, times, wide=True)
+
+    def wrw(self, addr, n, times=1):
+        """Beat-wide write bursts (agu_wr_wide): one beat per cycle."""
+        self._burst("wr", addr, n, 1, times)
 
     def gather(self, n):
         """n one-byte reads issued inside a pipelined loop (agu_rd_byte)."""
@@ -491,58 +504,82 @@ def _dense_conv(f, b, c):
 
 def _elementwise(f, b, c):
     op, K = f["op"], b.chunk
+    W = b.ddr_beat
     if op == Op.UPDATE:
         i0, ln = c.chunks(f["count"], K)
         nw = np.clip(f["count_w"] - i0, 0, ln)
         for a in (f["src"], f["src2"], f["src3"]):
-            c.rd(a + 4 * i0, 4 * ln)
-        c.rd(f["aux"] + i0, nw)
+            c.rdw(a + 4 * i0, 4 * ln)
+        c.rdw(f["aux"] + i0, nw)
         c.loop("ew", ln)
-        c.wr(f["src2"] + 4 * i0, 4 * ln)
-        c.wr(f["src3"] + 4 * i0, 4 * ln)
-        c.wr(f["dst"] + i0, nw)
+        c.wrw(f["src2"] + 4 * i0, 4 * ln)
+        c.wrw(f["src3"] + 4 * i0, 4 * ln)
+        c.wrw(f["dst"] + i0, nw)
     elif op in (Op.RELU_FP, Op.RELU_BP):
         i0, ln = c.chunks(f["count"], K)
-        c.rd(f["src"] + i0, ln)
+        c.rdw(f["src"] + i0, ln)
         if op == Op.RELU_BP:
-            c.rd(f["aux"] + i0, ln)
-        c.loop("ew", ln)
-        c.wr(f["dst"] + i0, ln)
+            c.rdw(f["aux"] + i0, ln)
+        c.loop("ew", _cdiv(ln, W))                    # a word of W lanes per cycle
+        c.wrw(f["dst"] + i0, ln)
     elif op in validate.POOL_OPS:
-        P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
-                                        f["w_out"], f["k_h"], f["k_w"], f["stride"])
-        nc = np.arange(P, dtype=np.int64)[:, None]
-        if op == Op.POOL_FP:
-            iy = _arr([y * s + ky for y in range(ho) for ky in range(kh)])
-            c.rd(f["src"] + (nc * hi + iy[None, :]) * wi, wi)
-            c.loop("ew", wo, times=P * ho * kh * kw)
-            c.wr(f["dst"] + (nc * ho + np.arange(ho)[None, :]) * wo, wo)
-            return
-        c.loop("ew", wi)                                           # clear
-        sel = [iy for iy in range(hi) if iy % s == 0 and iy // s < ho]
-        rows = _arr([iy + ky for iy in sel for ky in range(kh)])
-        c.rd(f["aux"] + (nc * hi + rows[None, :]) * wi, wi)
-        c.loop("ew", wo, times=P * len(sel) * kh * kw)             # select
-        c.rd(f["src"] + (nc * ho + _arr([iy // s for iy in sel])[None, :]) * wo, wo)
-        c.loop("ew", wo, times=P * len(sel))                       # route
-        cover = sum(max(0, min(iy // s, ho - 1) - (0 if iy < kh else (iy - kh + s) // s) + 1)
-                    for iy in range(hi))
-        c.loop("ew", wo, times=P * cover * kw)                     # scatter
-        c.loop("ew", wi, times=P * hi)                             # store
-        c.wr(f["dst"] + (nc * hi + np.arange(hi)[None, :]) * wi, wi)
+        _pool(f, b, c)
     elif op in validate.BN_OPS:
-        ch = f["c_in"]
-        total = f["n"] * ch * f["h_in"] * f["w_in"]
-        c.rd(f["src2"], 4 * ch)                      # A
+        ch, hw = f["c_in"], f["h_in"] * f["w_in"]
+        total = f["n"] * ch * hw
+        c.rdw(f["src2"], 4 * ch)                     # A
         if op == Op.BN_FP:
-            c.rd(f["src3"], 4 * ch)                  # B, shifted once per channel
+            c.rdw(f["src3"], 4 * ch)                 # B, shifted once per channel
             c.loop("ew", ch)
         i0, ln = c.chunks(total, K)
-        c.rd(f["src"] + i0, ln)
+        c.rdw(f["src"] + i0, ln)
         if op == Op.BN_BP and f["flags"] & Flag.RELU_MASK:
-            c.rd(f["aux"] + i0, ln)
-        c.loop("ew", ln)
-        c.wr(f["dst"] + i0, ln)
+            c.rdw(f["aux"] + i0, ln)
+        c.loop("ew", _cdiv(ln, W) if hw >= W else ln)   # W lanes: two channels per word
+        c.wrw(f["dst"] + i0, ln)
+
+
+#: Rows of the widest plane in a pooling band (stream.cpp POOL_ROWS, POOL_BAND).
+POOL_BAND = (validate.LIMITS["KERNEL"] + validate.LIMITS["STRIDE"] - 1) * validate.LIMITS["DIM"]
+
+
+def _pool(f, b, c):
+    """stream_pool: per band (G whole planes, or ny output rows of one plane)
+    one read burst per operand, one loop over every (output, tap), BP's store
+    of the rows the band owns and the carry of overlapping rows, one write."""
+    bp = f["op"] == Op.POOL_BP
+    P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
+                                    f["w_out"], f["k_h"], f["k_w"], f["stride"])
+    plane = hi * wi
+    whole = plane <= POOL_BAND
+    wplane = plane if bp else ho * wo           # the written plane: bands of whole beats
+    tz = min((wplane & -wplane).bit_length() - 1, b.ddr_beat.bit_length() - 1)
+    g_align = b.ddr_beat >> tz
+    g_fit = POOL_BAND // plane if whole else 1
+    G = g_fit - g_fit % g_align if g_fit >= g_align else g_fit
+    fit = (POOL_BAND // wi - kh + 1) // s
+    ny = ho if whole or fit > ho else fit
+    W = b.ddr_beat
+    if bp:   # the clear, a word of W per cycle
+        c.loop("ew", _cdiv(min(P, G) * plane if whole else (ny * s + kh - 1) * wi, W))
+    p0 = np.arange(0, P, G, dtype=np.int64)[:, None]
+    y0 = np.arange(0, ho, ny, dtype=np.int64)[None, :]
+    gb, nyb = np.minimum(G, P - p0), np.minimum(ny, ho - y0)
+    last = y0 + nyb == ho
+    in_at = (p0 * hi + y0 * s) * wi
+    out_at, n_out = (p0 * ho + y0) * wo, gb * nyb * wo
+    c.rdw((f["aux"] if bp else f["src"]) + in_at, ((gb - 1) * hi + (nyb - 1) * s + kh) * wi)
+    if bp:
+        c.rdw(f["src"] + out_at, n_out)
+    c.loop("ew", n_out * kh * _cdiv(kw, W))                        # row segments of <= W taps
+    if not bp:
+        c.wrw(f["dst"] + out_at, n_out)
+        return
+    own = gb * plane if whole else np.where(last, hi - y0 * s, nyb * s) * wi
+    c.loop("ew", np.broadcast_to(_cdiv(own, W), n_out.shape))      # store, W per cycle
+    c.wrw(f["dst"] + in_at, own)
+    if not whole and kh > s:
+        c.loop("ew", np.where(last, 0, (kh - s) * wi) + 0 * p0)    # carry
 
 
 # ---------------------------------------------------------------- sparse ops

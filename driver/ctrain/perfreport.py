@@ -11,7 +11,8 @@ Shared by `ctrain perf`, `ctrain train --report` and notebook 2. Definitions
 - ideal cycles (`ideal_cycles`): a convolution's multiply-accumulates (the
   kept ones when sparse) over the PE array's R x C multipliers; an
   element-wise instruction's elements (as perfmodel.ops counts them: for
-  pooling, the pooled map's) at one per cycle, the element-wise units' rate;
+  pooling, the pooled map's) at the unit's rate: W (the port's beat) per
+  cycle for ReLU and batch norm, one per cycle for pooling and UPDATE;
 - efficiency: ideal cycles over modeled cycles; the total's counts only the
   FP/EB/WG instructions' ideal cycles (the PE array's useful work) over all
   cycles of the iteration;
@@ -36,6 +37,8 @@ PHASES = ("FP", "EB", "WG", "UPDATE", "stream")
 #: Phases whose instructions run on the PE array (the total's efficiency).
 PE_PHASES = ("FP", "EB", "WG")
 MAC_OPS = frozenset(validate.CONV_OPS) | frozenset(validate.SPARSE_OPS)
+#: Units that take a beat of W elements per cycle (stream.cpp).
+LANE_OPS = frozenset((Op.RELU_FP, Op.RELU_BP)) | frozenset(validate.BN_OPS)
 STREAM_OPS = frozenset((Op.RELU_FP, Op.RELU_BP, Op.BN_FP, Op.BN_BP)) | frozenset(validate.POOL_OPS)
 #: Input shape of a checkpoint's dataset (the loaders' (C, H, W)); models
 #: without a listed dataset take their factory's default input.
@@ -50,9 +53,12 @@ def phase_of(op):
 def ideal_cycles(op, ops_done, board):
     """Cycles of an instruction at full use of its unit: multiply-accumulates
     (ops_done / 2) over the R x C multipliers, rounded up, for a convolution;
-    one element (ops_done) per cycle for an element-wise instruction."""
+    for ReLU and batch norm, whose units take a beat of W elements per cycle,
+    ops_done / W; one element (ops_done) per cycle for the others."""
     if Op(op) in MAC_OPS:
         return -(-(ops_done // 2) // board.macs)
+    if Op(op) in LANE_OPS:
+        return -(-int(ops_done) // board.ddr_beat)
     return int(ops_done)
 
 

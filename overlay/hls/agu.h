@@ -162,9 +162,9 @@ static inline uint32_t agu_index(const agu_burst &g, uint32_t b, int l) {
 #define AGU_II_DRAIN ((DDR_BEAT + 1) / 2)
 #define AGU_II_REGS 1
 
-/* C-sim counters of one burst of len bytes at addr through a buffer served at
- * `ii` cycles per beat (write: a DDR write). */
-static inline void agu_count(bool write, uint32_t addr, uint64_t len, int ii) {
+/* C-sim counters of one burst of len bytes at addr whose AGU loop runs `agu`
+ * cycles (write: a DDR write). */
+static inline void agu_count_loop(bool write, uint32_t addr, uint64_t len, uint64_t agu) {
 #pragma HLS INLINE
 #ifndef __SYNTHESIS__
     const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
@@ -178,13 +178,24 @@ static inline void agu_count(bool write, uint32_t addr, uint64_t len, int ii) {
         CTRAIN_COUNT(wr, len);
         CTRAIN_COUNT(wr_beats, beats);
         CTRAIN_COUNT(wr_bursts, len ? 1 : 0);
-        CTRAIN_COUNT(wr_agu, beats * ii);
+        CTRAIN_COUNT(wr_agu, agu);
     } else {
         CTRAIN_COUNT(rd, len);
         CTRAIN_COUNT(rd_beats, beats);
         CTRAIN_COUNT(rd_bursts, len ? 1 : 0);
-        CTRAIN_COUNT(rd_agu, beats * ii);
+        CTRAIN_COUNT(rd_agu, agu);
     }
+#else
+    (void)write; (void)addr; (void)len; (void)agu;
+#endif
+}
+
+/* As agu_count_loop for a burst through a buffer served at `ii` cycles per beat. */
+static inline void agu_count(bool write, uint32_t addr, uint64_t len, int ii) {
+#pragma HLS INLINE
+#ifndef __SYNTHESIS__
+    const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
+    agu_count_loop(write, addr, len, beats * (uint64_t)ii);
 #else
     (void)write; (void)addr; (void)len; (void)ii;
 #endif
@@ -472,6 +483,155 @@ wr_i32:
         }
         ddr_put(ddr, g.first + b, w, lo, hi);
     }
+}
+
+/* ---- Beat-wide bursts: one beat per cycle --------------------------------
+ * For buffers stored so that a whole beat goes in or out in one cycle: the
+ * buffer of elements of SIZE bytes is partitioned (or reshaped) cyclically by
+ * AGU_LANES(SIZE) = W / SIZE, the elements of one beat, so word k of a burst
+ * (its elements k*E .. k*E + E - 1) is one element per bank, all at row k.
+ * The caller's pragma next to the buffer says which (docs/overlay.md, "AGU
+ * throughput").  A burst at byte offset off = addr % W is realigned by a
+ * funnel shifter (agu_funnel: the W lanes from lane s of the previous and the
+ * current beat, s fixed per burst), so lanes never change bank:
+ *   read:  word k is lanes [off, W) of beat k and [0, off) of beat k + 1; the
+ *          loop runs ceil(len / W) + (off != 0) iterations at II 1 (an
+ *          unaligned burst spends its first one priming the shifter);
+ *   write: beat t is lanes [W - off, W) of word t - 1 and [0, W - off) of
+ *          word t; one iteration per beat at II 1.
+ * A write's partial first or last beat is still read and merged (ddr_put):
+ * the memory plan makes every tensor start on a beat and the element-wise
+ * units write whole tensors in order, so inside a compiled program only a
+ * tensor whose size is not a multiple of W pays one, at its end. */
+#define AGU_LANES(SIZE) (DDR_BEAT / (SIZE))
+#define AGU_Q8_LANES CTRAIN_DDR_BEAT          /* int8 elements per beat */
+#define AGU_Q8_LOG2 (CTRAIN_DDR_BEAT == 16 ? 4 : 3)   /* log2 of it (8 or 16) */
+#define AGU_I32_LANES (CTRAIN_DDR_BEAT / 4)   /* int32 elements per beat */
+
+/* Lanes [s, s + W) of the 2W lanes (hi:lo), 0 < s <= W. */
+static inline beat_t agu_funnel(const beat_t &lo, const beat_t &hi, int s) {
+#pragma HLS INLINE
+#ifdef __SYNTHESIS__
+    const ap_uint<16 * DDR_BEAT> both = (ap_uint<16 * DDR_BEAT>(hi) << (8 * DDR_BEAT)) | lo;
+    return beat_t(both >> (8 * s));
+#else
+    beat_t w;
+    for (int j = 0; j < DDR_BEAT; j++)
+        w.lane[j] = s + j < DDR_BEAT ? lo.lane[s + j] : hi.lane[s + j - DDR_BEAT];
+    return w;
+#endif
+}
+
+/* Iterations of a beat-wide read burst (see above). */
+static inline uint32_t agu_wide_trips(uint32_t addr, uint32_t len) {
+#pragma HLS INLINE
+    return (len + DDR_BEAT - 1) / DDR_BEAT + (addr % DDR_BEAT != 0 ? 1 : 0);
+}
+
+/* Element j (SIZE bytes, little-endian) of a word, and back. */
+template <typename T, int SIZE>
+static inline T word_elem(const beat_t &w, int j) {
+#pragma HLS INLINE
+    uint32_t v = 0;
+    for (int b = SIZE - 1; b >= 0; b--) {
+#pragma HLS UNROLL
+        v = (v << 8) | beat_lane(w, SIZE * j + b);
+    }
+    return (T)v;
+}
+
+template <typename T, int SIZE>
+static inline void set_word_elem(beat_t &w, int j, T v) {
+#pragma HLS INLINE
+    for (int b = 0; b < SIZE; b++) {
+#pragma HLS UNROLL
+        set_lane(w, SIZE * j + b, (uint8_t)((uint32_t)v >> (8 * b)));
+    }
+}
+
+/* count elements of SIZE bytes at ddr[addr..] -> buf[0 .. count), a beat per cycle. */
+template <typename T, int N, int SIZE>
+void agu_rd_wide(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count) {
+#pragma HLS INLINE
+    const uint32_t len = SIZE * count;
+    agu_count_loop(false, addr, len, len ? agu_wide_trips(addr, len) : 0);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+    const uint32_t trips = agu_wide_trips(addr, len);
+    const int s = g.off ? (int)g.off : DDR_BEAT;   /* word k from beats k, k + 1 (aligned: k) */
+    const uint32_t lag = g.off ? 1 : 0;            /* iteration t completes word t - lag */
+    beat_t prev = beat_zero();
+    uint32_t k = 0;   /* first element of the next word */
+rd_wide:
+    for (uint32_t t = 0; t < trips; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=N/AGU_LANES(SIZE)+1
+        const beat_t cur = t < g.beats ? ddr_get(ddr, g.first + t, 0, DDR_BEAT) : beat_zero();
+        if (t >= lag) {
+            const beat_t w = agu_funnel(prev, cur, s);
+            for (int j = 0; j < AGU_LANES(SIZE); j++) {
+#pragma HLS UNROLL
+                if (k + j < count)
+                    buf[k + j] = word_elem<T, SIZE>(w, j);
+            }
+            k += AGU_LANES(SIZE);
+        }
+        prev = cur;
+    }
+}
+
+/* buf[0 .. count) -> elements of SIZE bytes at ddr[addr..], a beat per cycle. */
+template <typename T, int N, int SIZE>
+void agu_wr_wide(ddr_t *ddr, uint32_t addr, const T buf[N], uint32_t count) {
+#pragma HLS INLINE
+    const uint32_t len = SIZE * count;
+    agu_count(true, addr, len, 1);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+    const int s = DDR_BEAT - (int)g.off;   /* beat t from words t - 1, t */
+    beat_t prev = beat_zero();
+    uint32_t k = 0;   /* first element of word t */
+wr_wide:
+    for (uint32_t t = 0; t < g.beats; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=N/AGU_LANES(SIZE)+1
+        beat_t cur = beat_zero();
+        for (int j = 0; j < AGU_LANES(SIZE); j++) {
+#pragma HLS UNROLL
+            if (k + j < count)
+                set_word_elem<T, SIZE>(cur, j, buf[k + j]);
+        }
+        ddr_put(ddr, g.first + t, agu_funnel(prev, cur, s), agu_lo(g, t), agu_hi(g, t));
+        prev = cur;
+        k += AGU_LANES(SIZE);
+    }
+}
+
+/* The int8 and int32 forms. */
+template <int N>
+void agu_rd_q8w(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
+#pragma HLS INLINE
+    agu_rd_wide<q8_t, N, 1>(ddr, addr, buf, len);
+}
+
+template <int N>
+void agu_wr_q8w(ddr_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len) {
+#pragma HLS INLINE
+    agu_wr_wide<q8_t, N, 1>(ddr, addr, buf, len);
+}
+
+template <int N>
+void agu_rd_i32w(const ddr_t *ddr, uint32_t addr, int32_t buf[N], uint32_t count) {
+#pragma HLS INLINE
+    agu_rd_wide<int32_t, N, 4>(ddr, addr, buf, count);
+}
+
+template <int N>
+void agu_wr_i32w(ddr_t *ddr, uint32_t addr, const int32_t buf[N], uint32_t count) {
+#pragma HLS INLINE
+    agu_wr_wide<int32_t, N, 4>(ddr, addr, buf, count);
 }
 
 /* One int8 at a data-dependent address (SCONV_EB gathers its values through

@@ -64,9 +64,6 @@ static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrai
     case OP_RELU_BP:
         stream_relu(ddr, f, st);
         break;
-    case OP_POOL_FP:
-        stream_pool_fp(ddr, f, st);
-        break;
     case OP_SCONV_FP:
     case OP_SCONV_EB:
     case OP_SCONV_WG:
@@ -78,8 +75,9 @@ static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrai
         stream_bn(ddr, f, e, st);
         exp = (wide_t)e.src + e.src2;
         break;
-    default:   /* OP_POOL_BP: validation let nothing else through */
-        stream_pool_bp(ddr, f, st);
+    case OP_POOL_FP:
+    default:   /* OP_POOL_FP, OP_POOL_BP: validation let nothing else through */
+        stream_pool(ddr, f, st);
         break;
     }
     q_stats_store(ddr, f.stats, st, (int32_t)(uint32_t)exp);   /* exp wraps to 32 bits */

@@ -15,17 +15,23 @@ void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats
 
     int32_t g[CTRAIN_CHUNK], w[CTRAIN_CHUNK], v[CTRAIN_CHUNK];
     q8_t keep[CTRAIN_CHUNK], q[CTRAIN_CHUNK];
+    /* a beat per cycle in and out of every buffer (agu.h wide bursts) */
+#pragma HLS ARRAY_PARTITION variable=g type=cyclic factor=AGU_I32_LANES
+#pragma HLS ARRAY_PARTITION variable=w type=cyclic factor=AGU_I32_LANES
+#pragma HLS ARRAY_PARTITION variable=v type=cyclic factor=AGU_I32_LANES
+#pragma HLS ARRAY_PARTITION variable=keep type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=q type=cyclic factor=AGU_Q8_LANES
 chunk:
     for (uint32_t i0 = 0; i0 < f.count; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=65536
         const uint32_t len = f.count - i0 < CTRAIN_CHUNK ? f.count - i0 : CTRAIN_CHUNK;
         /* Elements of this chunk that are weights (i < count_w). */
         const uint32_t nw = f.count_w <= i0 ? 0 : (f.count_w - i0 < len ? f.count_w - i0 : len);
-        agu_rd_i32<CTRAIN_CHUNK>(ddr, f.src + 4 * i0, g, len);
-        agu_rd_i32<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, w, len);
-        agu_rd_i32<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, v, len);
+        agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src + 4 * i0, g, len);
+        agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, w, len);
+        agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, v, len);
         if (nw > 0)
-            agu_rd_q8<CTRAIN_CHUNK>(ddr, f.aux + i0, keep, nw);
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, keep, nw);
         CTRAIN_LOOP(ew, 1, len);
     sgd:
         for (uint32_t i = 0; i < len; i++) {
@@ -51,9 +57,9 @@ chunk:
                 q[i] = qi;
             }
         }
-        agu_wr_i32<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, w, len);
-        agu_wr_i32<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, v, len);
+        agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, w, len);
+        agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, v, len);
         if (nw > 0)
-            agu_wr_q8<CTRAIN_CHUNK>(ddr, f.dst + i0, q, nw);
+            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, q, nw);
     }
 }

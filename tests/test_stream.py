@@ -1,0 +1,95 @@
+"""The stream processor's pooling bands (stream.cpp stream_pool) on shapes the
+random cases never reach: whole planes grouped with a partial last group, row
+bands of a plane too large for the band buffer with overlapping windows (the
+gradient rows carried from band to band) and with stride above the kernel
+(rows no window covers, owned by the last band): the C-sim writes exactly what
+the numpy engine writes, and the model's counters equal the C-sim's."""
+import shutil
+
+import numpy as np
+import pytest
+
+from ctrain import perfmodel
+from ctrain.engine.numpy_engine import NumpyEngine
+from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
+from ctrain.randprog import Case, _garbage, _i8, build_ddr
+
+needs_csim = pytest.mark.skipif(shutil.which("g++") is None, reason="the C-sim engine needs g++")
+
+
+def _pool_case(rng, op, n, c, h, w, k_h, k_w, s, flags=0):
+    sh = dict(n=n, c_in=c, c_out=c, h_in=h, w_in=w, h_out=(h - k_h) // s + 1,
+              w_out=(w - k_w) // s + 1, k_h=k_h, k_w=k_w, stride=s)
+    act_in, act_out = (n, c, h, w), (n, c, sh["h_out"], sh["w_out"])
+    if op == Op.POOL_FP:
+        ops = [("src", _i8(rng, act_in)), ("dst", _garbage(rng, int(np.prod(act_out))))]
+    else:
+        ops = [("src", _i8(rng, act_out)), ("aux", _i8(rng, act_in)),
+               ("dst", _garbage(rng, int(np.prod(act_in))))]
+    table = np.array([-6], np.int32)
+    arrays = ops + [("stats", _garbage(rng, 32)), ("prog", np.zeros(2 * INSN_BYTES, np.uint8)),
+                    ("table", table)]
+    ddr, at = build_ddr(arrays)
+    prog = np.zeros(2, INSN_DTYPE)
+    prog[0]["op"], prog[0]["flags"], prog[1]["op"] = op, flags, Op.HALT
+    for name, v in sh.items():
+        prog[0][name] = v
+    for name in [name for name, _ in ops] + ["stats"]:
+        prog[0][name] = at[name]
+    ddr[at["prog"]:at["prog"] + 2 * INSN_BYTES] = prog.view(np.uint8)
+    return Case(ddr, at["prog"], 2, at["table"], table.size, op, at), prog[0]
+
+
+BAND = perfmodel.POOL_BAND
+SHAPES = [
+    (3, 10, 30, 30, 2, 2, 2),     # whole planes: 11 per band, a partial last group
+    (1, 2, 150, 120, 3, 3, 2),    # row bands, overlapping windows: the carry
+    (2, 1, 130, 97, 2, 3, 3),     # row bands, stride above the kernel: uncovered rows
+    (1, 1, 40, 512, 11, 11, 4),   # the widest plane, the largest window and stride
+]
+
+
+@needs_csim
+@pytest.mark.parametrize("board", ["pynq_z2", "zcu102"])
+def test_pool_bands_agree_and_are_counted(board):
+    from ctrain.engine import get_engine
+    csim = get_engine("csim", board=board)
+    rng = np.random.default_rng(5)
+    kinds = set()
+    for n, c, h, w, k_h, k_w, s in SHAPES:
+        kinds.add("whole" if h * w <= BAND else "rows")
+        for op, flags in ((Op.POOL_FP, 0), (Op.POOL_BP, 0), (Op.POOL_BP, Flag.RELU_MASK)):
+            case, insn = _pool_case(rng, op, n, c, h, w, k_h, k_w, s, flags)
+            ref, got_ddr = case.ddr.copy(), case.ddr.copy()
+            want = NumpyEngine().run(ref, *case.run_args())
+            got = csim.run(got_ddr, *case.run_args())
+            assert got.status == want.status == 0
+            assert np.array_equal(got_ddr, ref), (op, n, c, h, w, k_h, k_w, s)
+            model = perfmodel.iterations(insn, board, table_len=1, insn_addr=case.prog,
+                                         table_addr=case.table)
+            assert csim.last_iters()[0] == model, (op, n, c, h, w, k_h, k_w, s)
+    assert kinds == {"whole", "rows"}
+
+
+@pytest.mark.parametrize("board", ["pynq_z2", "zcu102"])
+def test_compiled_stream_writes_are_whole_beats(board):
+    """The memory plan starts every tensor on a beat and the element-wise units
+    and pooling write whole tensors (pooling: bands of a whole number of
+    beats), so no ReLU, BN or pooling write of a compiled LeNet-5 or CNV
+    merges a partial beat; UPDATE at most once per written tensor's end."""
+    from ctrain import validate
+    from ctrain.compiler import compile_model
+    from ctrain.model import MODELS
+    seen = set()
+    for name in ("lenet5", "cnv"):
+        prog = compile_model(MODELS[name](), 64)
+        assert all(r.offset % perfmodel.board(board).ddr_beat == 0
+                   for r in prog.plan.regions.values())
+        for insn in prog.insns:
+            op = Op(int(insn["op"]))
+            if op in validate.CONV_OPS or op in validate.SPARSE_OPS:
+                continue
+            seen.add(op)
+            merges = perfmodel.iterations(insn, board).wr_merges
+            assert merges <= (3 if op == Op.UPDATE else 0), (name, op.name, merges)
+    assert {Op.POOL_FP, Op.POOL_BP, Op.UPDATE, Op.BN_FP, Op.BN_BP} <= seen

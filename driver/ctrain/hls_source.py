@@ -321,7 +321,7 @@ _PRAGMA = re.compile(r"#pragma\s+HLS\s+(\w+)([^\n]*)", re.I)
 
 def parse_loops(body):
     loops = []
-    for m in re.finditer(r"(?:(\w+)\s*:\s*)?\bfor\s*\(", body):
+    for m in re.finditer(r"(?:(\w+)\s*:\s*)?\b(?:for|while)\s*\(", body):
         p0 = m.end() - 1
         p1 = _match_paren(body, p0)
         header = body[p0 + 1:p1]
@@ -344,7 +344,7 @@ def parse_loops(body):
                     bound = bound.split("&&")[0].strip()
         # pragmas directly inside the loop body (before any nested loop)
         own = body[b0 + 1:b1]
-        nested = re.search(r"\bfor\s*\(", own)
+        nested = re.search(r"\b(?:for|while)\s*\(", own)
         own = own[:nested.start()] if nested else own
         pragmas = [(k.upper(), v) for k, v in _PRAGMA.findall(own)]
         unroll = any(k == "UNROLL" and "factor" not in v.lower() for k, v in pragmas)

@@ -66,16 +66,25 @@ def _item(est, name):
     return found[0]
 
 
+def _products(b):
+    """int8 products per cycle of the dense array: lanes x rows x columns."""
+    return int(b.macros.get("PE_LANES", "1")) * b.macs
+
+
 def test_hand_checked_arrays(estimates):
     zcu104 = boards.get("zcu104")
     est = estimates["zcu104"]
-    # conv_unit's row accumulators: PE_ROWS banks of MAX_DIM (512) x 48 bit, one RAMB36 each
-    assert _item(est, "conv_unit:racc").bram36 == zcu104.pe_rows * 1
+    L, R, C = int(zcu104.macros["PE_LANES"]), zcu104.pe_rows, zcu104.pe_cols
+    # conv_unit's row partial sums: L x R banks of OUT (512) x 48 bit, 2 RAMB18 (1Kx18 x3 > 512x36 x2)
+    racc = _item(est, "conv_unit:racc")
+    assert racc.count == L * R and racc.bram36 == L * R * 2 / 2
     # the parameter table: 4096 x 32 bit, 8 RAMB18 = 4 BRAM36
     assert _item(est, "ctrain_top:tab").bram36 == 4
-    # per-PE weight buffers: 121 x 8 bit = 968 bits each -> LUTRAM, no BRAM
+    # per-PE weights, ping-pong: 2 x WCAP (128) = 256 x 8 bit, one RAMB18 (2Kx9) per PE
     wbuf = _item(est, "conv_unit:wbuf")
-    assert wbuf.count == zcu104.macs and wbuf.bram36 == 0 and wbuf.lut == zcu104.macs * 32
+    assert wbuf.count == R * C and wbuf.bram36 == R * C / 2 and wbuf.lut == 0
+    # per-PE WG tap accumulators: 128 x 48 bit, 2 RAMB18 each
+    assert _item(est, "conv_unit:tacc").bram36 == R * C
     # the sparse window: (R+1)/2 copies x C lanes of SPARSE_WIN x 8 bit
     kv = boards.get("kv260")
     win = _item(estimates["kv260"], "sconv_unit:win")
@@ -87,9 +96,9 @@ def test_hand_checked_arrays(estimates):
 def test_pe_arrays_are_the_rows_times_columns_per_call_site(estimates, board):
     b = boards.get(board)
     sites = resources.pe_sites(estimates[board].items)
-    for label, items in sites.items():
-        assert len(items) == 1, label
-        assert items[0].count == b.macs and items[0].dsp == b.macs   # int8 x int8: one DSP, unpacked
+    dense, sparse = sites["pass_step"], sites["step"]
+    assert len(dense) == 1 and dense[0].count == _products(b) and dense[0].dsp == _products(b)
+    assert len(sparse) == 1 and sparse[0].count == b.macs and sparse[0].dsp == b.macs   # unpacked
 
 
 def test_rule_loop_labels_still_exist():
@@ -172,8 +181,7 @@ def test_allocation_limit_shares_the_sparse_array(estimates):
 
 def test_board_choices_bind_memories_and_multipliers(estimates):
     """CTRAIN_SPARSE_MUL_LUT moves the sparse products to LUTs (BIND_OP
-    impl=fabric), CTRAIN_SPARSE_URAM the sparse lists to URAM; the per-PE
-    accumulators are distributed RAM on every board."""
+    impl=fabric), CTRAIN_SPARSE_URAM the sparse lists to URAM."""
     for name, est in estimates.items():
         b = boards.get(name)
         sp = resources.pe_sites(est.items)["step"][0]
@@ -182,8 +190,6 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         uram = "#define CTRAIN_SPARSE_URAM 1" in open(os.path.join(config_dir(), f"{name}.h")).read()
         ent = _item(est, "sconv_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
-        tacc = _item(est, "conv_unit:tacc")
-        assert tacc.bram36 == 0 and tacc.lut == b.macs * resources.lutram_luts(121, 48, ports=1)
 
 
 def test_peaks_are_the_pe_array_and_the_dsps(estimates):
@@ -192,8 +198,8 @@ def test_peaks_are_the_pe_array_and_the_dsps(estimates):
     DSP x 2 x the clock the part closes."""
     for name, est in estimates.items():
         b = boards.get(name)
-        assert est.peak["products"] == b.macs, name
-        assert est.peak["pe"] == pytest.approx(2 * b.macs * b.clock_mhz / 1000)
+        assert est.peak["products"] == _products(b), name
+        assert est.peak["pe"] == pytest.approx(2 * _products(b) * b.clock_mhz / 1000)
         per = 2 if b.dsp_kind == "DSP48E2" else 1
         assert int(b.macros["DSP_INT8"]) == per
         assert est.peak["chip_int8"] == pytest.approx(b.chip_dsp * per * 2 * float(b.macros["PART_CLOCK_MHZ"]) / 1000)
@@ -212,10 +218,10 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
     """mul2 (hls/mac2.h) in the PE array's column loop: per copy two int8
     products for one DSP on a DSP48E2 board, two DSPs on the Pynq-Z2."""
     before = resources.estimate(board, directory=str(copied_sources))
-    _insert_after(copied_sources / "pe_array.cpp", "sum += m;          /* adder tree, used by GATHER/SCATTER */\n",
-                  "                    prod_t m0, m1;\n                    mul2(x[c], a, a, m0, m1);\n")
+    _insert_after(copied_sources / "pe_array.cpp", "const prod_t m = (prod_t)a * (prod_t)xv;\n",
+                  "                    prod_t m0, m1;\n                    mul2(xv, a, a, m0, m1);\n")
     after = resources.estimate(board, directory=str(copied_sources))
-    macs = boards.get(board).macs
+    macs = _products(boards.get(board))
     site = [i for i in after.items if "mul2(" in i.name]
     assert len(site) == 1 and site[0].name.startswith("pe_array:pass_step: mul2(") and site[0].count == macs
     assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == macs * (2 // per_dsp)

@@ -887,7 +887,7 @@ def format_resources(est, items=False):
 
 def markdown_table(names=None):
     """The docs/overlay.md table: per board array, clocks, resources and peaks."""
-    rows = ["| board | PE array | clock | DSP | BRAM36 | URAM | LUT | fits | PE peak GOP/s "
+    rows = ["| board | PE array (L x R x C) | clock | DSP | BRAM36 | URAM | LUT | fits | PE peak GOP/s "
             "| chip int8 peak GOP/s (part clock) | PE / chip |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in names or boards.BOARDS:
@@ -896,7 +896,8 @@ def markdown_table(names=None):
         def cell(r):
             u, a = est.resources[r]["used"], est.resources[r]["available"]
             return f"{u:g} / {a:g} ({100 * u / a:.0f}%)" if a else f"{u:g} / 0"
-        rows.append(f"| {n} | {b.pe_rows} x {b.pe_cols} | {b.clock_mhz} MHz | " +
+        lanes = int(b.macros.get("PE_LANES", "1"))
+        rows.append(f"| {n} | {lanes} x {b.pe_rows} x {b.pe_cols} | {b.clock_mhz} MHz | " +
                     " | ".join(cell(r) for r in RESOURCES) +
                     f" | {'yes' if est.fits else 'NO'} | {est.peak['pe']:g} | {est.peak['chip_int8']:g} "
                     f"({part_clock_mhz(b):g} MHz) | {100 * est.peak_fraction:.0f}% |")

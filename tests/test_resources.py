@@ -318,3 +318,11 @@ def test_cyclic_partitions_select_banks_unless_aligned(copied_sources, index, st
     else:
         assert len(muxes) == 1 and "(write)" in muxes[0].name and muxes[0].count == w
         assert muxes[0].lut == w * 8 * math.ceil((w - 1) / 3)
+
+
+def test_a_pipelined_while_loop_does_not_pipeline_its_parent():
+    from ctrain.hls_source import parse_loops
+    body = ("outer:\n for (int i = 0; i < n; i++) {\n  int k = 0;\n inner:\n  while (k < m) {\n"
+            "#pragma HLS PIPELINE II=1\n   k++;\n  }\n }\n")
+    loops = {lp.label: lp for lp in parse_loops(body)}
+    assert loops["inner"].pipelined and not loops["outer"].pipelined and not loops["outer"].unrolled

@@ -1,5 +1,6 @@
 """The resource estimate (ctrain.resources): shipped boards fit, the counting
 rules on hand-checked arrays, and that it follows the sources."""
+import math
 import os
 import re
 import shutil
@@ -65,22 +66,25 @@ def _item(est, name):
     return found[0]
 
 
+def _products(b):
+    """int8 products per cycle of the dense array: lanes x rows x columns."""
+    return int(b.macros.get("PE_LANES", "1")) * b.macs
+
+
 def test_hand_checked_arrays(estimates):
     zcu104 = boards.get("zcu104")
     est = estimates["zcu104"]
-    wcap = int(zcu104.macros.get("CONV_WCAP", 512))
-    out = int(zcu104.macros.get("CONV_OUT", 1024))
-    # conv_unit's row partial sums: PE_ROWS banks (one lane) of CONV_OUT (1024) x 48 bit,
-    # 3 RAMB18 each (1024 x 18 shape)
+    L, R, C = int(zcu104.macros["PE_LANES"]), zcu104.pe_rows, zcu104.pe_cols
+    # conv_unit's row partial sums: L x R banks of OUT (512) x 48 bit, 2 RAMB18 (1Kx18 x3 > 512x36 x2)
     racc = _item(est, "conv_unit:racc")
-    assert racc.count == zcu104.pe_rows and racc.bram36 == zcu104.pe_rows * 3 / 2
-    assert resources.bram18_per_bank(out, 48) == 3
+    assert racc.count == L * R and racc.bram36 == L * R * 2 / 2
     # the parameter table: 4096 x 32 bit, 8 RAMB18 = 4 BRAM36
     assert _item(est, "ctrain_top:tab").bram36 == 4
-    # per-PE weight buffers, ping-pong: 2 x CONV_WCAP (512) x 8 bit, one RAMB18 each
+    # per-PE weights, ping-pong: 2 x WCAP (128) = 256 x 8 bit, one RAMB18 (2Kx9) per PE
     wbuf = _item(est, "conv_unit:wbuf")
-    assert wbuf.count == zcu104.macs and wbuf.bram36 == zcu104.macs / 2
-    assert resources.bram18_per_bank(2 * wcap, 8) == 1
+    assert wbuf.count == R * C and wbuf.bram36 == R * C / 2 and wbuf.lut == 0
+    # per-PE WG tap accumulators: 128 x 48 bit, 2 RAMB18 each
+    assert _item(est, "conv_unit:tacc").bram36 == R * C
     # the sparse window: (R+1)/2 copies x C lanes of SPARSE_WIN x 8 bit
     kv = boards.get("kv260")
     win = _item(estimates["kv260"], "sconv_unit:win")
@@ -92,9 +96,9 @@ def test_hand_checked_arrays(estimates):
 def test_pe_arrays_are_the_rows_times_columns_per_call_site(estimates, board):
     b = boards.get(board)
     sites = resources.pe_sites(estimates[board].items)
-    for label, items in sites.items():
-        assert len(items) == 1, label
-        assert items[0].count == b.macs and items[0].dsp == b.macs   # int8 x int8: one DSP, unpacked
+    dense, sparse = sites["pass_step"], sites["step"]
+    assert len(dense) == 1 and dense[0].count == _products(b) and dense[0].dsp == _products(b)
+    assert len(sparse) == 1 and sparse[0].count == b.macs and sparse[0].dsp == b.macs   # unpacked
 
 
 def test_rule_loop_labels_still_exist():
@@ -177,8 +181,7 @@ def test_allocation_limit_shares_the_sparse_array(estimates):
 
 def test_board_choices_bind_memories_and_multipliers(estimates):
     """CTRAIN_SPARSE_MUL_LUT moves the sparse products to LUTs (BIND_OP
-    impl=fabric), CTRAIN_SPARSE_URAM the sparse lists to URAM; the dense
-    unit's per-PE tap accumulators (CONV_WCAP x 48 bit) are a RAMB18 pair each."""
+    impl=fabric), CTRAIN_SPARSE_URAM the sparse lists to URAM."""
     for name, est in estimates.items():
         b = boards.get(name)
         sp = resources.pe_sites(est.items)["step"][0]
@@ -187,16 +190,139 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         uram = "#define CTRAIN_SPARSE_URAM 1" in open(os.path.join(config_dir(), f"{name}.h")).read()
         ent = _item(est, "sconv_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
-        tacc = _item(est, "conv_unit:tacc")
-        wcap = int(b.macros.get("CONV_WCAP", 512))
-        assert tacc.count == b.pe_rows * b.pe_cols and tacc.lut == 0
-        assert tacc.bram36 == b.pe_rows * b.pe_cols * resources.bram18_per_bank(wcap, 48) / 2
 
 
 def test_peaks_are_the_pe_array_and_the_dsps(estimates):
-    z2, zu = estimates["pynq_z2"].peak, estimates["zcu102"].peak
-    b = boards.get("pynq_z2")
-    assert z2["pe"] == pytest.approx(2 * b.macs * b.clock_mhz / 1000)
-    assert z2["chip_int8"] == pytest.approx(220 * 1 * 2 * 0.1)      # DSP48E1: no packing
-    assert zu["chip_int8"] == pytest.approx(2520 * 2 * 2 * 0.2)     # DSP48E2: two per slice
+    """PE peak: 2 x the int8 products counted in the PE loops x the design's
+    clock (the count is the configured R x C); chip peak: DSPs x products per
+    DSP x 2 x the clock the part closes."""
+    for name, est in estimates.items():
+        b = boards.get(name)
+        assert est.peak["products"] == _products(b), name
+        assert est.peak["pe"] == pytest.approx(2 * _products(b) * b.clock_mhz / 1000)
+        per = 2 if b.dsp_kind == "DSP48E2" else 1
+        assert int(b.macros["DSP_INT8"]) == per
+        assert est.peak["chip_int8"] == pytest.approx(b.chip_dsp * per * 2 * float(b.macros["PART_CLOCK_MHZ"]) / 1000)
+    assert estimates["pynq_z2"].peak["chip_int8"] == pytest.approx(220 * 1 * 2 * 0.180)     # DSP48E1: no packing
+    assert estimates["zcu102"].peak["chip_int8"] == pytest.approx(2520 * 2 * 2 * 0.281)     # DSP48E2: two per slice
     assert "int8 GOP/s" in resources.format_resources(estimates["pynq_z2"])
+
+
+def test_packing_on_a_dsp48e1_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="CTRAIN_DSP_INT8 2 on DSP48E1"):
+        resources.estimate("pynq_z2", config=_with("pynq_z2", tmp_path, DSP_INT8=2))
+
+
+@pytest.mark.parametrize("board, per_dsp", [("kv260", 2), ("pynq_z2", 1)])
+def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, per_dsp):
+    """mul2 (hls/mac2.h) in the PE array's column loop: per copy two int8
+    products for one DSP on a DSP48E2 board, two DSPs on the Pynq-Z2."""
+    before = resources.estimate(board, directory=str(copied_sources))
+    _insert_after(copied_sources / "pe_array.cpp", "const prod_t m = (prod_t)a * (prod_t)xv;\n",
+                  "                    prod_t m0, m1;\n                    mul2(xv, a, a, m0, m1);\n")
+    after = resources.estimate(board, directory=str(copied_sources))
+    macs = _products(boards.get(board))
+    site = [i for i in after.items if "mul2(" in i.name]
+    assert len(site) == 1 and site[0].name.startswith("pe_array:pass_step: mul2(") and site[0].count == macs
+    assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == macs * (2 // per_dsp)
+    assert site[0].products == 2 * macs and after.peak["products"] == 3 * macs
+
+
+def test_dataflow_channels_are_ping_pong_buffers(copied_sources):
+    """An array a DATAFLOW function hands to a process is a PIPO channel: two
+    copies by default (UG1399); STREAM type=shared keeps one, type=fifo makes
+    it a FIFO of `depth` elements (shift registers when small)."""
+    top = copied_sources / "ctrain_top.cpp"
+    base = resources.estimate("kv260", directory=str(copied_sources))
+    text = open(top).read()
+    _insert_after(top, "int32_t tab[CTRAIN_MAX_TABLE];\n", "#pragma HLS DATAFLOW\n")
+    pipo = resources.estimate("kv260", directory=str(copied_sources))
+    tab = _item(pipo, "ctrain_top:tab")
+    assert tab.count == 2 and "2 buffers" in tab.detail
+    assert pipo.resources["bram36"]["used"] - base.resources["bram36"]["used"] == 4   # 4096 x 32 bit again
+    open(top, "w").write(text)
+    _insert_after(top, "int32_t tab[CTRAIN_MAX_TABLE];\n",
+                  "#pragma HLS DATAFLOW\n#pragma HLS STREAM variable=tab type=shared\n")
+    shared = resources.estimate("kv260", directory=str(copied_sources))
+    assert shared.resources == base.resources
+    open(top, "w").write(text)
+    _insert_after(top, "int32_t tab[CTRAIN_MAX_TABLE];\n",
+                  "#pragma HLS DATAFLOW\n#pragma HLS STREAM variable=tab type=fifo depth=16\n")
+    fifo = resources.estimate("kv260", directory=str(copied_sources))
+    q = [i for i in fifo.items if i.kind == "fifo" and i.name == "ctrain_top:tab"]
+    assert len(q) == 1 and q[0].lut == 32 and q[0].bram36 == 0        # 16 x 32 bit: one SRLC32E per bit
+    assert base.resources["bram36"]["used"] - fifo.resources["bram36"]["used"] == 4
+
+
+def test_streams_are_fifos(copied_sources):
+    """hls::stream<T> with STREAM depth: BRAM above 1024 bits, shift registers below."""
+    base = resources.estimate("kv260", directory=str(copied_sources))
+    _insert_after(copied_sources / "ctrain_top.cpp", "int32_t tab[CTRAIN_MAX_TABLE];\n",
+                  "    hls::stream<beat_t> deep, shallow[3];\n"
+                  "#pragma HLS STREAM variable=deep depth=64\n#pragma HLS STREAM variable=shallow depth=8\n")
+    est = resources.estimate("kv260", directory=str(copied_sources))
+    deep = [i for i in est.items if i.name == "ctrain_top:deep"][0]
+    shallow = [i for i in est.items if i.name == "ctrain_top:shallow"][0]
+    beat = 8 * boards.get("kv260").ddr_beat
+    assert deep.bram36 == resources.bram18_per_bank(64, beat) / 2 and deep.lut == 0
+    assert shallow.count == 3 and shallow.lut == 3 * beat and shallow.bram36 == 0
+    assert est.resources["bram36"]["used"] - base.resources["bram36"]["used"] == deep.bram36
+
+
+def test_true_dual_port_has_no_36_bit_shape():
+    assert resources.bram18_per_bank(512, 36) == 1
+    assert resources.bram18_per_bank(512, 36, true_dual=True) == 2
+    assert resources.bram18_per_bank(1024, 18, true_dual=True) == 1
+
+
+_LANES_FN = """
+static void lanes_probe(const q8_t src[CTRAIN_CHUNK], q8_t dst[CTRAIN_CHUNK], uint32_t n, uint32_t s) {
+#pragma HLS INLINE off
+    uint32_t k = 0;
+probe:
+    for (uint32_t t = 0; t < n; t++) {
+#pragma HLS PIPELINE II=1
+        for (int j = 0; j < CTRAIN_DDR_BEAT; j++) {
+#pragma HLS UNROLL
+            const uint32_t i = t * CTRAIN_DDR_BEAT + j;
+            dst[INDEX] = src[i];
+        }
+        k += STEP;
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("index, step, mux", [("i", "CTRAIN_DDR_BEAT", False), ("k + j", "CTRAIN_DDR_BEAT", False),
+                                               ("k + j", "1", True), ("s + j", "CTRAIN_DDR_BEAT", True)])
+def test_cyclic_partitions_select_banks_unless_aligned(copied_sources, index, step, mux):
+    """W lanes into a buffer cyclically partitioned by W: each lane keeps its
+    bank when the index is a multiple of W plus the lane (t*W + j, or k + j
+    with k stepped by W); a base stepped by 1, or a parameter, needs a W:1
+    multiplexer per lane and bank (the writes of the unrolled copies)."""
+    top = copied_sources / "ctrain_top.cpp"
+    src = open(top).read()
+    fn = _LANES_FN.replace("INDEX", index).replace("STEP", step)
+    src = src.replace("void ctrain_top(", fn + "\nvoid ctrain_top(", 1)
+    src = src.replace("int32_t tab[CTRAIN_MAX_TABLE];\n",
+                      "int32_t tab[CTRAIN_MAX_TABLE];\n    q8_t lane_a[CTRAIN_CHUNK], lane_b[CTRAIN_CHUNK];\n"
+                      "#pragma HLS ARRAY_PARTITION variable=lane_a type=cyclic factor=CTRAIN_DDR_BEAT\n"
+                      "#pragma HLS ARRAY_PARTITION variable=lane_b type=cyclic factor=CTRAIN_DDR_BEAT\n"
+                      "    lanes_probe(lane_a, lane_b, table_len, table);\n", 1)
+    open(top, "w").write(src)
+    est = resources.estimate("kv260", directory=str(copied_sources))
+    muxes = [i for i in est.items if i.kind == "mux" and i.name.startswith("lanes_probe:")]
+    w = boards.get("kv260").ddr_beat
+    if not mux:
+        assert muxes == []
+    else:
+        assert len(muxes) == 1 and "(write)" in muxes[0].name and muxes[0].count == w
+        assert muxes[0].lut == w * 8 * math.ceil((w - 1) / 3)
+
+
+def test_a_pipelined_while_loop_does_not_pipeline_its_parent():
+    from ctrain.hls_source import parse_loops
+    body = ("outer:\n for (int i = 0; i < n; i++) {\n  int k = 0;\n inner:\n  while (k < m) {\n"
+            "#pragma HLS PIPELINE II=1\n   k++;\n  }\n }\n")
+    loops = {lp.label: lp for lp in parse_loops(body)}
+    assert loops["inner"].pipelined and not loops["outer"].pipelined and not loops["outer"].unrolled

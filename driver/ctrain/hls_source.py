@@ -97,11 +97,16 @@ class Macros:
 
     def __init__(self, config_header, hls_files):
         self.text = {}
+        self.funcs = {}   # function-like macros: name -> ([params], body)
         for path_text in [open(isa_header(), encoding="utf-8").read(),
                           open(config_header, encoding="utf-8").read()] + [t for _, t in hls_files]:
             for m in re.finditer(r"^\s*#define\s+([A-Za-z_]\w*)[ \t]+([^\n]+)$",
                                  strip_comments(path_text), re.M):
                 self.text.setdefault(m.group(1), m.group(2).strip())
+            for m in re.finditer(r"^\s*#define\s+([A-Za-z_]\w*)\(([^)]*)\)[ \t]+([^\n\\]+)$",
+                                 strip_comments(path_text), re.M):
+                self.funcs.setdefault(m.group(1), ([a.strip() for a in m.group(2).split(",")],
+                                                   m.group(3).strip()))
             for m in re.finditer(r"\benum\s*\w*\s*\{([^{}]*)\}", strip_comments(path_text)):
                 nxt = "0"
                 for item in split_args(m.group(1)):
@@ -120,9 +125,27 @@ class Macros:
         self._cache[name] = v
         return v
 
+    def expand(self, expr):
+        """Function-like macros in expr replaced by their bodies (arguments
+        substituted, parenthesised), innermost first."""
+        for _ in range(10):
+            m = next((m for m in re.finditer(r"\b([A-Za-z_]\w*)\s*\(", expr) if m.group(1) in self.funcs), None)
+            if m is None:
+                return expr
+            p0 = m.end() - 1
+            p1 = _match_paren(expr, p0)
+            params, body = self.funcs[m.group(1)]
+            args = split_args(expr[p0 + 1:p1])
+            if len(args) != len(params):
+                return expr
+            for name, a in zip(params, args):
+                body = re.sub(rf"\b{re.escape(name)}\b", f"({a})", body)
+            expr = expr[:m.start()] + f"({body})" + expr[p1 + 1:]
+        return expr
+
     def eval(self, expr, _depth=0):
         """An integer expression of literals and macros, or None."""
-        expr = _c_expr(expr.strip())
+        expr = _c_expr(self.expand(expr.strip()) if self.funcs else expr.strip())
         if not expr:
             return None
         names = set(_IDENT.findall(expr))
@@ -298,7 +321,7 @@ _PRAGMA = re.compile(r"#pragma\s+HLS\s+(\w+)([^\n]*)", re.I)
 
 def parse_loops(body):
     loops = []
-    for m in re.finditer(r"(?:(\w+)\s*:\s*)?\bfor\s*\(", body):
+    for m in re.finditer(r"(?:(\w+)\s*:\s*)?\b(?:for|while)\s*\(", body):
         p0 = m.end() - 1
         p1 = _match_paren(body, p0)
         header = body[p0 + 1:p1]
@@ -321,7 +344,7 @@ def parse_loops(body):
                     bound = bound.split("&&")[0].strip()
         # pragmas directly inside the loop body (before any nested loop)
         own = body[b0 + 1:b1]
-        nested = re.search(r"\bfor\s*\(", own)
+        nested = re.search(r"\b(?:for|while)\s*\(", own)
         own = own[:nested.start()] if nested else own
         pragmas = [(k.upper(), v) for k, v in _PRAGMA.findall(own)]
         unroll = any(k == "UNROLL" and "factor" not in v.lower() for k, v in pragmas)
@@ -363,12 +386,45 @@ class Sources:
                 else:
                     self.functions[f.name] = f
 
-    def template_values(self, fname, param):
-        """Values a template parameter takes at the call sites (None where not a constant)."""
+    def template_values(self, fname, param, _depth=0):
+        """Values a template parameter takes at the call sites (None where not
+        a constant); an argument naming the caller's own template parameters
+        takes each of their values in turn."""
         f = self.functions[fname]
         k = f.template.index(param)
-        return [self.macros.eval(t[k]) if k < len(t) else None
-                for _, callee, _, _, t in self.call_sites() if callee == fname]
+        out = []
+        for caller, callee, _, _, t in self.call_sites():
+            if callee != fname:
+                continue
+            if k >= len(t):
+                out.append(None)
+                continue
+            out += self.eval_in(self.functions[caller], t[k], _depth + 1)
+        return out
+
+    def eval_in(self, f, expr, _depth=0):
+        """The values an integer expression takes in function f: macros, and f's
+        template parameters at every instantiation ([None] when unknown)."""
+        v = self.macros.eval(expr)
+        if v is not None:
+            return [v]
+        params = [p for p in f.template if re.search(rf"\b{re.escape(p)}\b", expr)]
+        if not params or _depth > 6:
+            return [None]
+        combos = [{}]
+        for p in params:
+            vals = self.template_values(f.name, p, _depth)
+            combos = [dict(c, **{p: v}) for c in combos for v in set(vals)]
+        out = []
+        for c in combos:
+            if any(v is None for v in c.values()):
+                out.append(None)
+                continue
+            e = expr
+            for p, v in c.items():
+                e = re.sub(rf"\b{re.escape(p)}\b", str(v), e)
+            out.append(self.macros.eval(e))
+        return out or [None]
 
     def unroll_factor(self, f, pos, names=None):
         key = (f.name, pos, None if names is None else frozenset(names))
@@ -391,10 +447,11 @@ class Sources:
                 if not ({lp.var} | declared) & set(names):
                     continue
             if lp.unrolled:
-                v = self.macros.eval(lp.bound)
-                if v is None and lp.tripcount_max:
-                    v = self.macros.eval(lp.tripcount_max)
-                n *= max(int(v or 1), 1)
+                # a bound of template parameters: its largest instantiation
+                vals = [v for v in self.eval_in(f, lp.bound) if v is not None] if lp.bound else []
+                if not vals and lp.tripcount_max:
+                    vals = [v for v in self.eval_in(f, lp.tripcount_max) if v is not None]
+                n *= max(int(max(vals, default=1)), 1)
         return n
 
     def unrolled_vars(self, f, pos):

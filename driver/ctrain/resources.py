@@ -25,12 +25,26 @@ block factor F: F banks) and widened by ARRAY_RESHAPE. Per bank:
     2 LUTs per 64 x 1 bits (RAM64X1D: a read and a write port), 1 with
     BIND_STORAGE type=ram_1p (RAM64X1S; UG474/UG574 "Distributed RAM");
   - otherwise BRAM: the cheapest RAMB18 shape of 16Kx1, 8Kx2, 4Kx4, 2Kx9,
-    1Kx18, 512x36 (simple dual port: HLS's RAM_2P), ceil(depth/d) x
-    ceil(width/w) RAMB18s; two RAMB18s make one BRAM36 tile.
+    1Kx18, 512x36 (simple dual port: HLS's RAM_2P; BIND_STORAGE
+    type=ram_t2p, true dual port, has no 512x36 shape, UG573), ceil(depth/d)
+    x ceil(width/w) RAMB18s; two RAMB18s make one BRAM36 tile.
 UG1399 documents no size below which an unbound array becomes LUTRAM (impl
 auto leaves it to the tools); the one documented bit threshold is
 config_storage's auto_srl_max_bits, 1024. We take 1024 bits: larger banks go
 to BRAM, which is the pessimistic reading for BRAM, the scarce resource.
+A buffer declared twice, or with an extra dimension of 2, counts twice by
+these rules (its declaration says so).
+
+DATAFLOW channels: an array of a function with `#pragma HLS DATAFLOW` that
+the function passes to a call (a process) is a channel, by default a
+ping-pong buffer (PIPO) of two copies (UG1399, "Specifying Arrays as
+Ping-Pong Buffers or FIFOs"); `STREAM variable=x type=pipo depth=N` makes N
+copies, type=shared or unsync one, type=fifo (or STREAM without a type) a
+FIFO of `depth` elements. FIFOs (kind "fifo": those, and every
+`hls::stream<T>` declared, depth from its STREAM pragma, 2 by default):
+shift registers, one SRLC32E LUT per 32 deep x 1 bit, when BIND_STORAGE
+impl=srl or unbound and at most 1024 bits; LUTRAM, BRAM or URAM as bound,
+BRAM when unbound and larger.
 
 Multipliers (kind "mul"): every binary `*` between two non-constant operands
 (a literal, a macro or an unrolled loop's index makes it a constant multiply:
@@ -39,9 +53,23 @@ instcombine turns it into one). DSPs per multiplier from the operand widths
 (declared types; a `(prod_t)` cast is int8; a cast to a wider type, as
 `(int64_t)a * b`, widens the kept product): signed a x b bits on DSP48E2
 (27x18) takes min(ceil(a/26) ceil(b/17), ceil(b/26) ceil(a/17)) slices,
-DSP48E1 (25x18) the same with 24. int8 x int8 is one DSP: the code packs no
-two MACs into one slice. Operands declared 64-bit count as 64-bit even when
-they hold 32-bit values (pessimistic).
+DSP48E1 (25x18) the same with 24. A plain int8 x int8 is one DSP. Operands
+declared 64-bit count as 64-bit even when they hold 32-bit values
+(pessimistic).
+
+Packed products: a call of PACKED_MUL, `mul2(a, b0, b1, p0, p1)` of
+hls/mac2.h, recognised by name, is per copy two int8 products from ONE DSP
+where the board's CTRAIN_DSP_INT8 is 2 (DSP48E2: b1 * 2^18 + b0 in the
+27-bit port times a, Xilinx WP486), two DSPs where it is 1 (DSP48E1); its
+body is not counted again. CTRAIN_DSP_INT8 2 on a DSP48E1 is refused.
+
+Peaks (`Estimate.peak`, GOP/s): the design's PE array, 2 x the int8
+products per cycle counted in the PE loops (PE_LOOPS; plain int8 products
+one each, mul2 two; the larger loop where dense and sparse arrays are
+separate) x CTRAIN_CLOCK_MHZ; the chip's, DSPs x CTRAIN_DSP_INT8 x 2 x
+CTRAIN_PART_CLOCK_MHZ, the clock a full-chip int8 DSP array closes on the
+part (sources in each config header). The design's must be at least
+PE_PEAK_MIN_FRACTION (40%) of the chip's.
 
 A product assigned to a variable that `#pragma HLS BIND_OP variable=v op=mul
 impl=fabric` names (UG1399, pragma HLS bind_op: impl=fabric, the operator in
@@ -53,7 +81,14 @@ power of two: one multiplier (reciprocal). Powers of two are free.
 
 Multiplexers (kind "mux", LUTs): a read of a partitioned array with a
 variable index in a partitioned dimension selects among N banks:
-width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux).
+width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux). For a cyclic (or block)
+partition by F the same holds for reads, and for the writes of unrolled
+copies (each bank picks its copy's data), unless the index provably keeps
+every copy in one bank: a sum of constants, unrolled loop indices, products
+with a multiple of F and variables that only hold multiples of F (set to 0
+or a multiple, stepped by a multiple; locals assigned once are read
+through), e.g. `t * W + j` or `k + j` with `k += W`, for a partition by W.
+A block partition at a variable index always selects.
 
 What is not counted: registers, control FSMs, adders and comparators, the
 AXI adapters: LUT "used" is a lower bound for the parts listed, the margin
@@ -79,6 +114,11 @@ URAM_SHAPE = (4096, 72)
 DSP_PORTS = {"DSP48E2": (27, 18), "DSP48E1": (25, 18)}
 #: Loops whose multipliers are the PE arrays (tests check they still exist).
 PE_LOOPS = {"pass_step": "pe_array", "step": "sp_steps"}
+#: The packed-multiply helper of hls/mac2.h: a*b0 and a*b1 from one DSP48E2
+#: (CTRAIN_DSP_INT8 2), recognised by name (module docstring, "Multipliers").
+PACKED_MUL = "mul2"
+#: The design's PE peak must be at least this fraction of the chip's int8 peak.
+PE_PEAK_MIN_FRACTION = 0.4
 RESOURCES = ("dsp", "bram36", "uram", "lut")
 
 
@@ -93,6 +133,7 @@ class Item:
     uram: float = 0
     lut: float = 0
     names: list = field(default=None, repr=False)   # identifiers of an operator's expression
+    products: int = 0   # int8 x int8 products per cycle (kind "mul")
 
 
 @dataclass
@@ -106,6 +147,11 @@ class Estimate:
     def fits(self):
         return all(r["used"] <= FIT_FRACTION * r["available"] for r in self.resources.values())
 
+    @property
+    def peak_fraction(self):
+        """The design's PE peak over the chip's int8 peak."""
+        return self.peak["pe"] / self.peak["chip_int8"]
+
     def over(self):
         """Resources above FIT_FRACTION of the chip."""
         return [k for k, r in self.resources.items() if r["used"] > FIT_FRACTION * r["available"]]
@@ -113,8 +159,11 @@ class Estimate:
 
 # ----------------------------------------------------------------- memories
 
-def bram18_per_bank(depth, width):
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM18_SHAPES)
+def bram18_per_bank(depth, width, true_dual=False):
+    """RAMB18s of a depth x width bank; true dual port (ram_t2p) has no
+    512 x 36 shape, that width being simple dual port only (UG573)."""
+    shapes = BRAM18_SHAPES[:-1] if true_dual else BRAM18_SHAPES
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in shapes)
 
 
 def uram_per_bank(depth, width):
@@ -156,6 +205,9 @@ class Array:
     partitioned: set     # 1-based dims split into banks completely
     impl: str            # bram, uram, lutram or "" (auto)
     ports: int = 2       # 1: BIND_STORAGE type=ram_1p
+    cyclic: dict = field(default_factory=dict)   # 1-based dim -> (type, factor): cyclic/block banks
+    true_dual: bool = False   # BIND_STORAGE type=ram_t2p: two read/write ports
+    buffers: int = 1     # copies of a DATAFLOW channel (2: ping-pong)
 
     @property
     def depth(self):
@@ -168,6 +220,14 @@ def arrays(src):
     for f in src.functions.values():
         for m in _DECL.finditer(f.body):
             tname = m.group(2).strip()
+            sm = re.fullmatch(r"hls::stream\s*<\s*(.+?)\s*>", tname)
+            if sm:
+                for decl in split_args(m.group(3)):
+                    dm = re.match(r"(\w+)\s*((?:\[[^\]]+\])*)", decl)
+                    if dm:
+                        out.append(_fifo(src, f, dm.group(1), sm.group(1),
+                                         [src.macros.eval(d) for d in re.findall(r"\[([^\]]+)\]", dm.group(2))]))
+                continue
             if not src.types.known(tname) and tname not in src.types.array_typedefs:
                 continue
             for decl in split_args(m.group(3)):
@@ -185,15 +245,82 @@ def arrays(src):
                 if any(s is None for s in sizes):
                     raise ValueError(f"{f.file}: {f.name}: array {dm.group(1)}: dims {dims} are not "
                                      "constants of the configuration")
-                out.append(_bank(src, f, dm.group(1), elem, sizes))
+                a = _bank(src, f, dm.group(1), elem, sizes)
+                out.append(_channel(src, f, a) if DATAFLOW.search(f.body) else a)
     return out
+
+
+DATAFLOW = re.compile(r"#pragma\s+HLS\s+DATAFLOW\b", re.I)
+
+
+def _channel(src, f, a):
+    """An array of a DATAFLOW function that it hands to a process (a call's
+    argument) is a channel (UG1399, "Specifying Arrays as Ping-Pong Buffers
+    or FIFOs"): a ping-pong buffer (PIPO, two copies) by default; `STREAM
+    variable=x type=pipo depth=N` N copies, `type=shared`/`unsync` one,
+    `type=fifo` (or a STREAM pragma without type) a FIFO of `depth` elements."""
+    if not any(caller == f.name and a.name in [x.strip() for x in args]
+               for caller, _, _, args, _ in src.call_sites()):
+        return a
+    opts = next((p for p in _pragmas(f.body, "STREAM") if p.get("variable") == a.name), None)
+    kind = (opts or {}).get("type", "pipo" if opts is None else "fifo").lower()
+    if kind == "fifo":
+        return _fifo(src, f, a.name, a.elem, [], depth=src.macros.eval(opts.get("depth", "2")) or 2)
+    a.buffers = 1 if kind in ("shared", "unsync") else src.macros.eval((opts or {}).get("depth", "2")) or 2
+    return a
+
+
+@dataclass
+class Fifo:
+    function: str
+    name: str
+    elem: str
+    width: int
+    depth: int
+    count: int           # streams declared (an array of streams)
+    impl: str            # BIND_STORAGE impl (srl, lutram, bram, uram) or "" (auto)
+
+
+def _fifo(src, f, name, elem, dims, depth=None):
+    """An hls::stream (or an array of them), or an array a STREAM pragma makes
+    a FIFO: `STREAM variable=s depth=N` elements each (2 by default, UG1399)."""
+    width = src.types.width(elem)
+    if width is None or any(d is None for d in dims):
+        raise ValueError(f"{f.file}: {f.name}: stream {name}: unknown element type or size")
+    opts = next((p for p in _pragmas(f.body, "STREAM") if p.get("variable") == name), {})
+    if depth is None:
+        depth = src.macros.eval(opts.get("depth", "2")) or 2
+    impl = next((p.get("impl", "").lower() for p in _pragmas(f.body, "BIND_STORAGE")
+                 if p.get("variable") == name), "")
+    return Fifo(f.name, name, elem, width, depth, math.prod(dims) if dims else 1, impl)
+
+
+def _fifo_item(q, copies):
+    """A FIFO: shift registers (SRLC32E: 32 deep x 1 bit per LUT) when impl=srl,
+    or auto and at most LUTRAM_MAX_BITS bits (config_storage fifo
+    auto_srl_max_bits); LUTRAM when impl=lutram; else BRAM or URAM banks."""
+    n = q.count * copies
+    it = Item("fifo", f"{q.function}:{q.name}", n, f"{q.depth} x {q.width} bit FIFO")
+    if q.impl == "srl" or (q.impl in ("", "auto") and q.depth * q.width <= LUTRAM_MAX_BITS):
+        it.lut = n * math.ceil(q.depth / 32) * q.width
+        it.detail += ", shift registers"
+    elif q.impl == "lutram":
+        it.lut = n * lutram_luts(q.depth, q.width)
+        it.detail += ", LUTRAM"
+    elif q.impl == "uram":
+        it.uram = n * uram_per_bank(q.depth, q.width)
+        it.detail += ", URAM"
+    else:
+        it.bram36 = n * bram18_per_bank(q.depth, q.width) / 2
+        it.detail += f", {bram18_per_bank(q.depth, q.width)} RAMB18 each"
+    return it
 
 
 def _bank(src, f, name, elem, sizes):
     width = src.types.width(elem)
     if width is None:
         raise ValueError(f"{f.file}: {f.name}: array {name}: unknown element type {elem!r}")
-    dims, banks, parted, impl = list(sizes), 1, set(), ""
+    dims, banks, parted, impl, cyc = list(sizes), 1, set(), "", {}
     for p in _pragmas(f.body, "ARRAY_PARTITION"):
         if p.get("variable") != name:
             continue
@@ -207,6 +334,8 @@ def _bank(src, f, name, elem, sizes):
                 fac = src.macros.eval(p.get("factor", "1")) or 1
                 banks *= fac
                 dims[d - 1] = math.ceil(dims[d - 1] / fac)
+                if fac > 1:
+                    cyc[d] = (p["type"], fac)
     for p in _pragmas(f.body, "ARRAY_RESHAPE"):
         if p.get("variable") != name:
             continue
@@ -216,18 +345,23 @@ def _bank(src, f, name, elem, sizes):
                 src.macros.eval(p.get("factor", "1")) or 1)
             width *= fac
             dims[d - 1] = math.ceil(dims[d - 1] / fac)
-    ports = 2
+    ports, tdp = 2, False
     for p in _pragmas(f.body, "BIND_STORAGE"):
         if p.get("variable") == name:
             impl = p.get("impl", "").lower()
             ports = 1 if p.get("type", "").lower() == "ram_1p" else 2
-    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports)
+            tdp = p.get("type", "").lower() == "ram_t2p"
+    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports, cyc, tdp)
 
 
 def _array_item(a, copies):
-    n = a.banks * copies
+    if isinstance(a, Fifo):
+        return _fifo_item(a, copies)
+    n = a.banks * copies * a.buffers
     depth, width = a.depth, a.width
     shape = f"{'x'.join(map(str, a.dims))} {a.elem} -> {a.banks} bank(s) of {depth} x {width} bit"
+    if a.buffers != 1:
+        shape += f", {a.buffers} buffers (DATAFLOW channel)"
     it = Item("array", f"{a.function}:{a.name}", n, shape)
     if depth == 1:
         it.detail += ", registers"
@@ -238,8 +372,9 @@ def _array_item(a, copies):
         it.lut = n * lutram_luts(depth, width, a.ports)
         it.detail += ", LUTRAM" + (" single port" if a.ports == 1 else "")
     else:
-        it.bram36 = n * bram18_per_bank(depth, width) / 2
-        it.detail += f", {bram18_per_bank(depth, width)} RAMB18 each"
+        per = bram18_per_bank(depth, width, a.true_dual)
+        it.bram36 = n * per / 2
+        it.detail += f", {per} RAMB18 each" + (" (true dual port)" if a.true_dual else "")
     if copies != 1:
         it.detail += f", x{copies} copies"
     return it
@@ -378,8 +513,8 @@ def _operators(src, instances, dsp_kind):
     items = []
     for f in src.functions.values():
         pipe_copies, seq_copies = instances.get(f.name, (0, 0))
-        if pipe_copies + seq_copies == 0:
-            continue
+        if pipe_copies + seq_copies == 0 or f.name == PACKED_MUL:
+            continue   # the packed multiply is counted per call (packed_muls)
         shared = {}   # kind -> Item of the widest sequential operator
         widths = None
         seen = set()
@@ -420,15 +555,17 @@ def _operators(src, instances, dsp_kind):
                     continue   # constant multiplication: shifts and adds
                 wa, wb = widths.of(left), widths.of(right)
                 lhs = re.match(r"\s*(?:const\s+)?(?:[\w:<>]+\s+)?([A-Za-z_]\w*)\s*=[^=]", line)
+                int8 = int(wa <= 8 and wb <= 8)
                 if lhs and lhs.group(1) in fabric_muls(f.body):
                     _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
-                         f"{wa}x{wb} bit in fabric (BIND_OP impl=fabric)", "lut", fabric_mul_luts(wa, wb))
+                         f"{wa}x{wb} bit in fabric (BIND_OP impl=fabric)", "lut", fabric_mul_luts(wa, wb),
+                         products=int8)
                     continue
                 # a cast to a wider type widens the product (C: (int64_t)a * b)
                 d = dsp_per_mul(wa, wb, dsp_kind,
                                 max(wa, wb, 32, widths.cast(left), widths.cast(right)))
                 _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
-                     f"{wa}x{wb} bit", "dsp", d)
+                     f"{wa}x{wb} bit", "dsp", d, products=int8)
                 continue
             if rc:
                 vals = _const_value(src, f, right)
@@ -471,11 +608,12 @@ def divider_luts(w, pipelined):
     return w * (w + 1) if pipelined else 4 * w
 
 
-def _add(items, shared, n, seq, kind, name, detail, resource, each, each_seq=None):
-    """n dedicated units (pipelined) and a claim on the function's shared unit (sequential copies)."""
+def _add(items, shared, n, seq, kind, name, detail, resource, each, each_seq=None, products=0):
+    """n dedicated units (pipelined) and a claim on the function's shared unit
+    (sequential copies); `products`: int8 products per dedicated unit."""
     names = re.findall(r"[A-Za-z_]\w*", name.split(": ", 1)[-1])
     if n:
-        it = Item(kind, name, n, f"{detail}, {each:g} {resource.upper()} each")
+        it = Item(kind, name, n, f"{detail}, {each:g} {resource.upper()} each", products=n * products)
         setattr(it, resource, n * each)
         items.append(it)
     if seq:
@@ -490,17 +628,51 @@ def _add(items, shared, n, seq, kind, name, detail, resource, each, each_seq=Non
             shared[kind] = it
 
 
+def packed_muls(src, instances, dsp_int8):
+    """One item per call site of PACKED_MUL (hls/mac2.h): per copy two int8
+    products from one DSP (CTRAIN_DSP_INT8 2: WP486 packing on DSP48E2), or
+    two DSPs (1: DSP48E1). Its body is not counted again (_operators)."""
+    if PACKED_MUL not in src.functions:
+        return []
+    per = 1 if dsp_int8 == 2 else 2
+    items = []
+    for caller, callee, pos, args, _ in src.call_sites():
+        if callee != PACKED_MUL:
+            continue
+        cf = src.functions[caller]
+        p, s = instances.get(caller, (0, 0))
+        n = src.unroll_factor(cf, pos) * (p + s)
+        if not n:
+            continue
+        loops = [lp.label for lp in enclosing(cf.loops, pos) if lp.label]
+        how = "packed: one DSP48E2 (WP486)" if per == 1 else "two plain products"
+        it = Item("mul", f"{caller}:{loops[-1] if loops else '-'}: {PACKED_MUL}({', '.join(args[:3])})", n,
+                  f"8x8 bit x2, {how}, {per} DSP each", dsp=n * per, products=2 * n)
+        items.append(it)
+    return items
+
+
 def pe_sites(items):
     """The int8 product items of the PE arrays, by loop label."""
-    return {lbl: [i for i in items if i.kind == "mul" and f":{lbl}:" in i.name + ":"
-                  and "prod_t" in i.name] for lbl in PE_LOOPS}
+    return {lbl: [i for i in items if i.kind == "mul" and f":{lbl}:" in i.name + ":" and i.products]
+            for lbl in PE_LOOPS}
+
+
+def pe_products(items):
+    """int8 products per cycle of the PE array: the larger of the PE loops'
+    (one array serves dense and sparse work; separate arrays do not add up
+    for one instruction)."""
+    return max(sum(i.products for i in its) for its in pe_sites(items).values())
 
 
 def multiplexers(src, arrs, instances):
-    """Reads of partitioned arrays at a variable bank index, followed through call arguments."""
+    """Accesses of partitioned arrays at a variable bank index, followed
+    through call arguments: reads of complete partitions; reads, and the
+    writes of unrolled copies, of cyclic and block ones not provably aligned
+    (_aligned)."""
     by_func = {}
     for a in arrs:
-        if a.partitioned and a.banks > 1:
+        if isinstance(a, Array) and (a.partitioned or a.cyclic) and a.banks > 1:
             by_func.setdefault(a.function, {})[a.name] = a
     # parameter bindings: callee param name -> array, from call sites (one level at a time)
     bound = {fn: dict(v) for fn, v in by_func.items()}
@@ -523,22 +695,122 @@ def multiplexers(src, arrs, instances):
             for m in re.finditer(r"\b" + re.escape(local) + r"((?:\s*\[[^\[\]]*(?:\[[^\]]*\][^\[\]]*)*\])+)",
                                  f.body):
                 tail = f.body[m.end():m.end() + 3].lstrip()
-                if tail.startswith("=") and not tail.startswith("=="):
-                    continue   # a write: bank enables, not a multiplexer
+                write = tail.startswith("=") and not tail.startswith("==")
+                unroll = src.unroll_factor(f, m.start())
                 idx = re.findall(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]", m.group(1))
                 n_sel = 1
                 for d, e in enumerate(idx, start=1):
-                    if d in a.partitioned and not _is_const(src, f, m.start(), e) and \
-                            not all(src.macros.eval(i) is not None or i in src.unrolled_vars(f, m.start())
-                                    for i in re.findall(r"[A-Za-z_]\w*", e)):
+                    per_copy = _is_const(src, f, m.start(), e) or \
+                        all(src.macros.eval(i) is not None or i in src.unrolled_vars(f, m.start())
+                            for i in re.findall(r"[A-Za-z_]\w*", e))
+                    if d in a.partitioned and not write and not per_copy:
                         n_sel *= a.dims[d - 1]
+                    elif d in a.cyclic and not per_copy and (not write or unroll > 1):
+                        kind, fac = a.cyclic[d]
+                        if not (kind == "cyclic" and _aligned(src, f, m.start(), e, fac)):
+                            n_sel *= fac   # a write of unrolled copies: each bank picks its copy's data
                 if n_sel <= 1:
                     continue
-                n = src.unroll_factor(f, m.start()) * copies
+                n = unroll * copies
                 lut = a.width * math.ceil((n_sel - 1) / 3)
-                items.append(Item("mux", f"{fn}: {local}{m.group(1)} ({a.function}:{a.name})", n,
+                items.append(Item("mux", f"{fn}: {local}{m.group(1)}{' (write)' if write else ''} "
+                                  f"({a.function}:{a.name})", n,
                                   f"{n_sel}:1 x {a.width} bit, {lut} LUT each", lut=n * lut))
     return items
+
+
+def _aligned(src, f, pos, expr, factor):
+    """Whether index `expr` of a cyclic partition by `factor` names the same
+    bank in every iteration (per unrolled copy): a sum of constants, unrolled
+    loop indices, products with a multiple of the factor, and variables that
+    only ever hold such multiples (set to 0 or to a multiple, stepped by a
+    multiple; locals assigned once are read through). Anything else is not
+    (HLS then selects the bank at run time)."""
+    unrolled = src.unrolled_vars(f, pos)
+    visiting = set()
+
+    def multiple(e):
+        return all(v is not None and v % factor == 0 for v in src.eval_in(f, e))
+
+    def local_value(name):
+        defs = re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+);", f.body)
+        return defs[0] if len(defs) == 1 and not re.search(rf"\b{name}\s*(\+\+|--|[-+*/]=)|(\+\+|--){name}\b",
+                                                           f.body) else None
+
+    def aligned_var(name):
+        if name in visiting:
+            return False   # defined through itself (x = x + 1): not provable here
+        visiting.add(name)
+        if re.search(rf"(\+\+|--)\s*{name}\b|\b{name}\s*(\+\+|--|-=|\*=|/=)", f.body):
+            return False
+        sets = [_rhs(s) for s in re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+)", f.body)]
+        steps = [_rhs(s) for s in re.findall(rf"\b{name}\s*\+=\s*([^;]+)", f.body)]
+        return bool(sets or steps) and all(s.strip() == "0" or term_ok(s, 0, False) for s in sets) and \
+            all(multiple(s) for s in steps)
+
+    def term_ok(term, depth, lane_ok=True):
+        s = re.sub(r"^\(\s*(?:const\s+)?[\w:<> ]+\s*\)\s*", "", term.strip())   # a cast
+        while s.startswith("(") and s.endswith(")") and _balanced(s[1:-1]):
+            s = s[1:-1].strip()
+        if src.macros.eval(s) is not None:
+            return lane_ok or multiple(s)
+        if s in unrolled:
+            return lane_ok
+        parts = _split_top(s, "+")
+        if len(parts) > 1:
+            return all(term_ok(p, depth, lane_ok) for p in parts)
+        prod = _split_top(s, "*")
+        if len(prod) > 1:
+            return any(multiple(p) for p in prod)
+        if re.fullmatch(r"[A-Za-z_]\w*", s) and depth < 4:
+            v = local_value(s)
+            if v is not None and s not in f.template:
+                return term_ok(v, depth + 1, lane_ok)
+            return aligned_var(s)
+        return False
+
+    return term_ok(expr, 0)
+
+
+def _rhs(s):
+    """An assigned expression up to the first top-level comma or unbalanced
+    closing parenthesis (a for-loop step ends at the loop header's `)`)."""
+    depth = 0
+    for i, ch in enumerate(s):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+            if depth < 0:
+                return s[:i].strip()
+        elif ch == "," and depth == 0:
+            return s[:i].strip()
+    return s.strip()
+
+
+def _balanced(s):
+    depth = 0
+    for ch in s:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _split_top(s, op):
+    """s split at top-level `op` (outside parentheses and brackets)."""
+    out, depth, cur = [], 0, ""
+    for ch in s:
+        depth += ch in "([" 
+        depth -= ch in ")]"
+        if ch == op and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return [p for p in out if p.strip()] if len(out) > 1 else [s]
 
 
 # ----------------------------------------------------------------- the estimate
@@ -554,20 +826,38 @@ def estimate(board, directory=None, config=None):
     copies = {n: p + q for n, (p, q) in inst.items()}
     items = [_array_item(a, copies.get(a.function, 0)) for a in arrs if copies.get(a.function, 0)]
     items += operators(src, inst, b.dsp_kind)
+    items += packed_muls(src, inst, dsp_int8(b))
     items += multiplexers(src, arrs, copies)
     used = {r: sum(getattr(i, r) for i in items) for r in RESOURCES}
     avail = {"dsp": b.chip_dsp, "bram36": b.chip_bram36, "uram": b.chip_uram, "lut": b.chip_lut}
     return Estimate(b.name, {r: {"used": used[r], "available": avail[r]} for r in RESOURCES}, items,
-                    peaks(b))
+                    peaks(b, pe_products(items)))
 
 
-def peaks(b):
-    """Int8 GOP/s: the design's PE array (2 ops x R x C x clock) and the
-    chip's DSPs (DSPs x 2 x clock, doubled on DSP48E2, which can pack two
-    int8 products sharing an operand into one slice; DSP48E1 cannot)."""
-    pack = 2 if b.dsp_kind == "DSP48E2" else 1
-    return {"pe": 2 * b.pe_rows * b.pe_cols * b.clock_mhz / 1000,
-            "chip_int8": b.chip_dsp * pack * 2 * b.clock_mhz / 1000}
+def dsp_int8(b):
+    """int8 products per DSP slice (CTRAIN_DSP_INT8): 2 only on DSP48E2, whose
+    27-bit port holds b1 * 2^18 + b0 (WP486); DSP48E1's 25-bit port cannot."""
+    n = int(b.macros["DSP_INT8"])
+    if n not in (1, 2) or n == 2 and b.dsp_kind != "DSP48E2":
+        raise ValueError(f"{b.name}: CTRAIN_DSP_INT8 {n} on {b.dsp_kind} (2 needs DSP48E2, else 1)")
+    return n
+
+
+def part_clock_mhz(b):
+    """The clock a full-chip int8 DSP array closes on the board's part
+    (CTRAIN_PART_CLOCK_MHZ; sources in the config header and docs/overlay.md)."""
+    return float(b.macros["PART_CLOCK_MHZ"])
+
+
+def peaks(b, products=None):
+    """Int8 GOP/s: the design's PE array (2 ops x its int8 products per cycle
+    x CTRAIN_CLOCK_MHZ; `products` as counted from the sources, R x C when not
+    given) and the chip's (DSPs x int8 products per DSP x 2 x the clock the
+    part can close, CTRAIN_PART_CLOCK_MHZ)."""
+    products = b.pe_rows * b.pe_cols if products is None else products
+    return {"pe": 2 * products * b.clock_mhz / 1000,
+            "chip_int8": b.chip_dsp * dsp_int8(b) * 2 * part_clock_mhz(b) / 1000,
+            "products": products}
 
 
 def format_resources(est, items=False):
@@ -582,7 +872,10 @@ def format_resources(est, items=False):
         lines.append(f"{r:<8} {u:>10g} {a:>10g} {pct:>6.1f}%  {'yes' if ok else 'NO'}")
     if est.peak:
         pe, chip = est.peak["pe"], est.peak["chip_int8"]
-        lines.append(f"int8 GOP/s: PE array {pe:g} of the chip's {chip:g} ({100 * pe / chip:.0f}%)")
+        ok = est.peak_fraction >= PE_PEAK_MIN_FRACTION
+        lines.append(f"int8 GOP/s: PE array {pe:g} ({est.peak['products']} products/cycle) of the chip's "
+                     f"{chip:g} ({100 * est.peak_fraction:.0f}%, at least {PE_PEAK_MIN_FRACTION:.0%}: "
+                     f"{'yes' if ok else 'NO'})")
     if items:
         lines.append("")
         for it in sorted(est.items, key=lambda i: -(i.dsp * 100 + i.bram36 * 200 + i.uram * 300 + i.lut)):
@@ -592,12 +885,34 @@ def format_resources(est, items=False):
     return "\n".join(lines)
 
 
+def markdown_table(names=None):
+    """The docs/overlay.md table: per board array, clocks, resources and peaks."""
+    rows = ["| board | PE array (L x R x C) | clock | DSP | BRAM36 | URAM | LUT | fits | PE peak GOP/s "
+            "| chip int8 peak GOP/s (part clock) | PE / chip |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n in names or boards.BOARDS:
+        b, est = boards.get(n), estimate(n)
+
+        def cell(r):
+            u, a = est.resources[r]["used"], est.resources[r]["available"]
+            return f"{u:g} / {a:g} ({100 * u / a:.0f}%)" if a else f"{u:g} / 0"
+        lanes = int(b.macros.get("PE_LANES", "1"))
+        rows.append(f"| {n} | {lanes} x {b.pe_rows} x {b.pe_cols} | {b.clock_mhz} MHz | " +
+                    " | ".join(cell(r) for r in RESOURCES) +
+                    f" | {'yes' if est.fits else 'NO'} | {est.peak['pe']:g} | {est.peak['chip_int8']:g} "
+                    f"({part_clock_mhz(b):g} MHz) | {100 * est.peak_fraction:.0f}% |")
+    return "\n".join(rows)
+
+
 def main(argv=None):
-    """python -m ctrain.resources [board ...] [--items]: the tables."""
+    """python -m ctrain.resources [board ...] [--items] [--markdown]: the tables."""
     import sys
     args = sys.argv[1:] if argv is None else argv
     items = "--items" in args
-    names = [a for a in args if a != "--items"] or list(boards.BOARDS)
+    names = [a for a in args if not a.startswith("--")] or list(boards.BOARDS)
+    if "--markdown" in args:
+        print(markdown_table(names))
+        return
     for n in names:
         print(format_resources(estimate(n), items=items))
         print()

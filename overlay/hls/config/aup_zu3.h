@@ -17,10 +17,24 @@
 #define CTRAIN_PS "zynqmp"
 #define CTRAIN_HP_PORT "S_AXI_HP0_FPD"
 #define CTRAIN_CLOCK_MHZ 150
+/* The clock a full-chip int8 DSP array closes on this part, for the chip's
+ * int8 peak (ctrain.resources.peaks; docs/overlay.md): Xilinx's int8 DPU on -2
+ * UltraScale+ parts (UG1354: 300 MHz on the ZCU104; DS925 gives every -2 0.85
+ * V part the same DSP Fmax). */
+#define CTRAIN_PART_CLOCK_MHZ 300
 
 /* PE array: rows produce output channels, columns reduce input channels. */
-#define CTRAIN_PE_ROWS 10
-#define CTRAIN_PE_COLS 10
+#define CTRAIN_PE_ROWS 4
+#define CTRAIN_PE_COLS 6
+/* Batch lanes sharing each weight (pe_array.h). */
+#define CTRAIN_PE_LANES 2
+/* Dense buffers (pe_array.h): weights or WG tap accumulators per PE, column
+ * operand bytes per lane and column, band positions per lane and row; the
+ * smallest legal (MAX_KERNEL^2 rounded up, MAX_KERNEL x MAX_DIM, MAX_DIM):
+ * the chip's BRAM is the limit (docs/overlay.md "Resource estimate"). */
+#define CTRAIN_CONV_WCAP 128
+#define CTRAIN_CONV_ACT 5632
+#define CTRAIN_CONV_OUT 512
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256
@@ -48,5 +62,8 @@
 #define CTRAIN_CHIP_URAM 0
 #define CTRAIN_CHIP_LUT 70560
 #define CTRAIN_DSP_KIND "DSP48E2"
+/* int8 products per DSP slice: 2 packs two sharing an operand into one
+ * DSP48E2 multiply (hls/mac2.h, Xilinx WP486); 1 on DSP48E1. */
+#define CTRAIN_DSP_INT8 2
 
 #endif

@@ -17,10 +17,23 @@
 #define CTRAIN_PS "zynqmp"
 #define CTRAIN_HP_PORT "S_AXI_HP0_FPD"
 #define CTRAIN_CLOCK_MHZ 150
+/* The clock a full-chip int8 DSP array closes on this part, for the chip's
+ * int8 peak (ctrain.resources.peaks; docs/overlay.md): Xilinx's int8 DPU
+ * (B3136) on the K26 (Kria NLP-SmartVision accelerator notes: 300 MHz). */
+#define CTRAIN_PART_CLOCK_MHZ 300
 
 /* PE array: rows produce output channels, columns reduce input channels. */
-#define CTRAIN_PE_ROWS 13
-#define CTRAIN_PE_COLS 13
+#define CTRAIN_PE_ROWS 4
+#define CTRAIN_PE_COLS 5
+/* Batch lanes sharing each weight (pe_array.h). */
+#define CTRAIN_PE_LANES 1
+/* Dense buffers (pe_array.h): weights or WG tap accumulators per PE, column
+ * operand bytes per lane and column, band positions per lane and row; the
+ * smallest legal (MAX_KERNEL^2 rounded up, MAX_KERNEL x MAX_DIM, MAX_DIM):
+ * the chip's BRAM is the limit (docs/overlay.md "Resource estimate"). */
+#define CTRAIN_CONV_WCAP 128
+#define CTRAIN_CONV_ACT 5632
+#define CTRAIN_CONV_OUT 512
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 512
@@ -48,5 +61,8 @@
 #define CTRAIN_CHIP_URAM 64
 #define CTRAIN_CHIP_LUT 117120
 #define CTRAIN_DSP_KIND "DSP48E2"
+/* int8 products per DSP slice: 2 packs two sharing an operand into one
+ * DSP48E2 multiply (hls/mac2.h, Xilinx WP486); 1 on DSP48E1. */
+#define CTRAIN_DSP_INT8 2
 
 #endif

@@ -106,8 +106,12 @@ def test_onnx_agrees_with_emulator(trained, digits, tmp_path, capsys):
         assert agree >= 0.99
         if style == "exact":  # the requantization is spelled out: bit-identical logits
             assert np.array_equal(logits, emu.astype(np.float32))
-        else:  # QuantizeLinear rounds ties to even: at most one LSB of the output exponent
-            assert np.max(np.abs(logits - emu)) <= 2.0 ** em.meta["act_exp"][-1]
+        else:
+            # QuantizeLinear rounds ties to even, the emulator half up: an output differs by one
+            # LSB where its own rounding met a tie, and by a few where a hidden activation's tie
+            # went the other way and the next layers carried it on; most logits agree exactly.
+            lsb, diff = 2.0 ** em.meta["act_exp"][-1], np.abs(logits - emu)
+            assert np.mean(diff <= lsb) >= 0.99 and np.max(diff) <= 4 * lsb
 
 
 def test_onnx_refuses_stage_kinds_it_does_not_write(trained, tmp_path):

@@ -132,6 +132,11 @@ static void avgpool_fp(ddr_t *ddr, const ctrain_insn_t &f, avg_recip_t r, int sh
     /* The vertical sum reads and writes EW_BEAT lanes per cycle. */
 #pragma HLS ARRAY_PARTITION variable=line type=cyclic factor=EW_BEAT
 #pragma HLS ARRAY_PARTITION variable=col type=cyclic factor=EW_BEAT
+    /* Shallow banks (CTRAIN_MAX_DIM / W words) and one 512-word row each: distributed
+     * RAM, so the BRAM goes to the PE array (docs/overlay.md "Resource estimate"). */
+#pragma HLS BIND_STORAGE variable=col type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=row type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=orow type=ram_2p impl=lutram
 plane:
     for (uint32_t nc = 0; nc < planes; nc++, in_plane += plane_in) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=4096
@@ -202,6 +207,11 @@ static void avgpool_bp(ddr_t *ddr, const ctrain_insn_t &f, avg_recip_t r, int sh
     /* The vertical sum reads and writes EW_BEAT lanes per cycle. */
 #pragma HLS ARRAY_PARTITION variable=erow type=cyclic factor=EW_BEAT
 #pragma HLS ARRAY_PARTITION variable=col type=cyclic factor=EW_BEAT
+    /* As in avgpool_fp: shallow banks and single rows in distributed RAM. */
+#pragma HLS BIND_STORAGE variable=col type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=racc type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=gate type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=orow type=ram_2p impl=lutram
     /* racc is cleared once here, then by every row's store as it reads it. */
     CTRAIN_LOOP(ew, 1, w_in);
 clear:

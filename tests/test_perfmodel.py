@@ -111,7 +111,8 @@ def test_boards_come_from_the_config_headers():
     assert "pynq_z2" in MODEL_BOARDS and len(MODEL_BOARDS) >= 4
     for name in MODEL_BOARDS:
         b = perfmodel.board(name)
-        assert b.pe_rows * b.pe_cols == b.macs > 0 and b.ddr_beat in (8, 16)
+        assert b.pe_lanes * b.pe_rows * b.pe_cols == b.macs > 0
+        assert b.ddr_beat in (8, 16)
         assert 0 < b.bytes_per_cycle <= b.ddr_beat
         assert (b.ii_fill, b.ii_drain) == (b.ddr_beat, b.ddr_beat // 2)
     z2 = perfmodel.board("pynq_z2")

@@ -1,8 +1,8 @@
 """Installs the `ctrain` package from driver/ and builds host_lib through cffi.
 
-The overlay sources (ISA header, HLS C++) and the C-sim build script are copied
-into the package (ctrain/overlay_src) so the C-sim engine can be compiled after
-a plain (non-editable) install.
+The overlay sources (ISA header, HLS C++) are copied into the package
+(ctrain/overlay_src) so the C-sim engine (ctrain.engine.csim.build) can compile
+them after a plain (non-editable) install.
 """
 import os
 import shutil
@@ -36,8 +36,6 @@ class BuildPyWithOverlay(build_py):
             src = os.path.join(ROOT, "overlay", sub)
             if os.path.isdir(src):
                 shutil.copytree(src, os.path.join(dst, sub), dirs_exist_ok=True)
-        for script in ("build_csim.py", "cdef.py"):  # builds the C-sim engine from the copies above
-            shutil.copy2(os.path.join(ROOT, "host_lib", script), dst)
 
 
 setup(

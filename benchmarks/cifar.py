@@ -147,7 +147,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")
     p.add_argument("--json", default=None, metavar="FILE", help="write every epoch of every run here")
     args = p.parse_args(argv)
-    from ctrain.bench import import_torch, set_threads
+    from ctrain.tools.bench import import_torch, set_threads
     runs = [r for r in args.runs if r != "torch" or import_torch(True) is not None]
     if len(runs) < len(args.runs):
         print("torch is not installed: the torch run is skipped", file=sys.stderr)

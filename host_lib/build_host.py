@@ -10,8 +10,8 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-from cdef import cdef_block  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "driver"))
+from ctrain.overlay_src import cdef_block  # noqa: E402  (ctrain/__init__ imports nothing eagerly)
 
 ISA_DIR = os.path.join(ROOT, "overlay", "include")
 

@@ -1,6 +1,6 @@
 """What several test files share: the digits data set, the one decision of
 whether the C-sim engine can be built here, and the helpers that run random
-instruction cases (ctrain.randprog) and read their instructions; test files
+instruction cases (ctrain.tools.random_insn) and read their instructions; test files
 import these with `from conftest import ...`. Markers are registered in pyproject.toml (`slow`: more
 than about five seconds, end-to-end runs, builds and installs;
 `python -m pytest -m "not slow"` is the quick run, the README's command runs
@@ -14,7 +14,7 @@ from ctrain import data
 from ctrain.engine import RunResult
 from ctrain.errors import CTrainError
 from ctrain.isa import INSN_BYTES, INSN_DTYPE
-from ctrain.randprog import random_case
+from ctrain.tools.random_insn import random_case
 
 _CSIM = {}  # board -> the engine, or the reason it cannot be built
 
@@ -62,7 +62,7 @@ def csim_engine():
 
 def insn(case, index=0):
     """Writable structured view (shape (1,)) of instruction `index` inside a
-    random case's DDR (ctrain.randprog)."""
+    random case's DDR (ctrain.tools.random_insn)."""
     at = case.prog + index * INSN_BYTES
     return case.ddr[at:at + INSN_BYTES].view(INSN_DTYPE)
 

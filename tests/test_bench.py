@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from ctrain import bench, cli
+from ctrain import cli
+from ctrain.tools import bench
 
 SMALL = dict(iters=2, rounds=2, warmup=1, threads=1, synthetic=True, memory=False, log=None)
 

@@ -104,8 +104,8 @@ def test_new_configurations_compute_what_numpy_computes(name):
     """The PE array and buffers are configuration constants: the KV260 (4 x 4)
     and AUP-ZU3 (2 x 2) builds give the numpy engine's bytes on every opcode."""
     np = pytest.importorskip("numpy")
-    from ctrain.engine.numpy_engine import NumpyEngine
-    from ctrain.randprog import OPS, random_case
+    from ctrain.engine.numpy import NumpyEngine
+    from ctrain.tools.random_insn import OPS, random_case
     engine = csim_or_skip(name)
     b = boards.get(name)
     assert (engine.pe_rows, engine.pe_cols, engine.chunk) == (b.pe_rows, b.pe_cols, b.chunk)

@@ -12,16 +12,17 @@ import pytest
 
 from ctrain import boards, perfmodel, validate
 from ctrain.engine import get_engine
-from ctrain.engine.numpy_engine import NumpyEngine
+from ctrain.engine.numpy import NumpyEngine
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, STATS_BYTES, Fault, Flag, Op
-from ctrain.randprog import OPS, build_ddr, random_case
-from ctrain.verify import format_report, verify
+from ctrain.tools.random_insn import OPS, build_ddr, random_case
+from ctrain.tools.cross_check import format_report, verify
 
 if shutil.which("g++") is None:
     pytest.skip("g++ not found: the C-sim engine compiles the HLS sources with g++",
                 allow_module_level=True)
 
-from ctrain.engine import csim_engine  # noqa: E402
+from ctrain import overlay_src  # noqa: E402
+from ctrain.engine.csim import build  # noqa: E402
 
 SEED = 20240611
 
@@ -33,7 +34,7 @@ def csim():
 
 @pytest.fixture(scope="module")
 def builder():
-    return csim_engine._build_module()
+    return build
 
 
 # ---------------------------------------------------------------- bit-exactness
@@ -134,7 +135,7 @@ def test_verify_reports_the_first_difference(monkeypatch, csim):
                     else f["dst"]] ^= 1
             return result
 
-    monkeypatch.setattr("ctrain.verify.get_engine", lambda name: Corrupting())
+    monkeypatch.setattr("ctrain.tools.cross_check.get_engine", lambda name: Corrupting())
     report = verify("csim", 30, SEED, ops=["CONV_FP"], progress=False, faults=0)
     assert report["mismatches"] == 30
     first = report["first_mismatch"]
@@ -324,19 +325,16 @@ def test_build_is_cached_and_keyed_on_sources(builder, tmp_path, monkeypatch):
         "pynq_z2", root, ap_dir, cxx)
 
 
-def test_build_from_installed_layout(builder, tmp_path):
-    """As after a non-editable install: sources in ctrain/overlay_src next to
-    build_csim.py, no repo around."""
-    src = tmp_path / "ctrain" / "overlay_src"
+def test_build_from_installed_layout(builder, tmp_path, monkeypatch):
+    """As after a non-editable install: the sources in ctrain/overlay_src, no
+    repo around (the package's directory moved to one with no overlay/ beside)."""
+    src = tmp_path / "site" / "ctrain" / "overlay_src"
     root = builder.overlay_dir()
     for sub in ("include", "hls"):
         shutil.copytree(os.path.join(root, sub), src / sub)
-    shutil.copy(builder.__file__, src / "build_csim.py")
-    spec = importlib.util.spec_from_file_location("installed_build_csim", src / "build_csim.py")
-    installed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(installed)
-    assert installed.overlay_dir() == str(src)
-    path = installed.build("pynq_z2", cache_dir=str(tmp_path / "cache"))
+    monkeypatch.setattr(overlay_src, "_PKG", str(src.parent))
+    assert builder.overlay_dir() == str(src)
+    path = builder.build("pynq_z2", cache_dir=str(tmp_path / "cache"))
     assert os.path.isfile(path)
 
 

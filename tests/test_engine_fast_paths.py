@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import reference
-from ctrain.engine import numpy_engine
-from ctrain.engine.numpy_engine import NumpyEngine
+from ctrain.engine.numpy import top as numpy_top
+from ctrain.engine.numpy import NumpyEngine
 from ctrain.fixedpoint import SMALL, max_abs, requantize8, rshift_round, sat8
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
-from ctrain.randprog import build_ddr
+from ctrain.tools.random_insn import build_ddr
 
 
 # ------------------------------------------------------------ requantize8
@@ -129,7 +129,7 @@ def _program(rng, n, ci, h, co, k, stride, pad, relu_between):
 ])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_layer_programs_match_the_reference(n, ci, h, co, k, stride, pad, relu_between, threads, monkeypatch):
-    monkeypatch.setattr(numpy_engine, "PAR_WORK", 0)  # lanes however small the layer
+    monkeypatch.setattr(numpy_top, "PAR_WORK", 0)  # lanes however small the layer
     rng = np.random.default_rng([n, ci, h, co])
     ddr, args = _program(rng, n, ci, h, co, k, stride, pad, relu_between)
     want = ddr.copy()

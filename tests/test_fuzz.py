@@ -4,8 +4,9 @@ the two engines agree on every stream."""
 import numpy as np
 import pytest
 
-from ctrain import fuzz, isa, randprog
-from ctrain.engine.numpy_engine import NumpyEngine
+from ctrain import isa
+from ctrain.tools import fuzz, random_insn
+from ctrain.engine.numpy import NumpyEngine
 
 from conftest import csim_or_skip
 
@@ -24,7 +25,7 @@ def test_fuzz_both_engines_clean(csim_engine):
 def _overlapping_case(shift):
     rng = np.random.default_rng(3)
     while True:
-        case = randprog.random_case(rng, isa.Op.CONV_FP)
+        case = random_insn.random_case(rng, isa.Op.CONV_FP)
         insn = case.ddr[case.prog:case.prog + isa.INSN_BYTES].view(isa.INSN_DTYPE)
         if int(insn[0]["n"]) * int(insn[0]["c_out"]) * int(insn[0]["h_out"]) * int(insn[0]["w_out"]) > 8:
             break

@@ -9,13 +9,13 @@ import pytest
 
 from ctrain import isa, validate
 from ctrain.compiler import compile_model
-from ctrain.engine.numpy_engine import NumpyEngine
+from ctrain.engine.numpy import NumpyEngine
 from ctrain.errors import MappingError
 from ctrain.floatnet import FloatNet, softmax_xent
 from ctrain.isa import Flag, Op
 from ctrain.model import (BatchNorm2d, Conv2d, Flatten, GlobalAvgPool2d, AvgPool2d, Linear, MaxPool2d,
                           ReLU, Residual, Sequential, build_model, linear_map, resnet20, weight_shape)
-from ctrain.randprog import build_ddr
+from ctrain.tools.random_insn import build_ddr
 
 
 def _run_one(insn_fields, arrays, table):

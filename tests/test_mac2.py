@@ -7,12 +7,12 @@ import subprocess
 import pytest
 
 from ctrain import boards
-from ctrain.engine import csim_engine
+from ctrain.engine.csim import build
 
 
 @pytest.mark.parametrize("board", ["zcu102", "pynq_z2"])
 def test_mul2_is_exact_for_every_int8_triple(board, tmp_path):
-    b = csim_engine._build_module()
+    b = build
     try:
         ap_dir, cxx = b.ap_types_dir(), b.cxx_compiler()
     except b.CsimBuildError as exc:

@@ -10,10 +10,10 @@ import reference
 from conftest import insn
 from ctrain import validate
 from ctrain.engine import RunResult
-from ctrain.engine import numpy_engine
-from ctrain.engine.numpy_engine import NumpyEngine
+from ctrain.engine.numpy import top as numpy_top
+from ctrain.engine.numpy import NumpyEngine
 from ctrain.isa import INSN_BYTES, LIMITS, STATS_DTYPE, Fault, Flag, Op
-from ctrain.randprog import OPS, random_case
+from ctrain.tools.random_insn import OPS, random_case
 
 ENGINE = NumpyEngine()
 CASES_PER_OP = 150
@@ -61,7 +61,7 @@ def test_matches_reference(op, seed):
 def test_lanes_match_reference(op, threads, monkeypatch):
     """Every instruction split into lanes (PAR_WORK 0: even the smallest),
     over images or channels, byte for byte as the reference."""
-    monkeypatch.setattr(numpy_engine, "PAR_WORK", 0)
+    monkeypatch.setattr(numpy_top, "PAR_WORK", 0)
     engine = NumpyEngine(threads=threads)
     for seed in range(40):
         case = random_case(np.random.default_rng([seed, int(op), 5]), op)

@@ -37,7 +37,7 @@ def test_sdist_is_complete_and_installs_in_a_fresh_venv(tmp_path):
     sdist = dist / name
     with tarfile.open(sdist) as tar:
         members = {m.split("/", 1)[1] for m in tar.getnames() if "/" in m}
-    for needed in ("MANIFEST.in", "host_lib/build_host.py", "host_lib/build_csim.py", "host_lib/cdef.py",
+    for needed in ("MANIFEST.in", "host_lib/build_host.py", "driver/ctrain/engine/csim/build.py",
                    "host_lib/ctrain_host.c", "host_lib/ctrain_host.h", "overlay/include/ctrain_isa.h",
                    "overlay/hls/ctrain_top.cpp", "overlay/hls/config/pynq_z2.h", "overlay/Makefile",
                    "driver/ctrain/data_files/digits.npz", "driver/ctrain/notebooks/1-quick-start-emulation.ipynb",

@@ -15,7 +15,7 @@ from ctrain import perfmodel, perfreport, validate
 from ctrain.compiler import compile_model
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
 from ctrain.model import lenet5, weight_shape
-from ctrain.randprog import OPS, csr_index, layer_case, random_case
+from ctrain.tools.random_insn import OPS, csr_index, layer_case, random_case
 
 SEED = 20240612
 #: Every board configuration header present (overlay/hls/config).

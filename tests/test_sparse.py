@@ -10,9 +10,9 @@ import pytest
 
 from ctrain import validate
 from ctrain.engine import RunResult
-from ctrain.engine.numpy_engine import NumpyEngine
+from ctrain.engine.numpy import NumpyEngine
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, LIMITS, STATS_DTYPE, Fault, Flag, Op
-from ctrain.randprog import layer_case, random_case
+from ctrain.tools.random_insn import layer_case, random_case
 
 SEED = 20240613
 HAVE_CXX = shutil.which("g++") is not None

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from ctrain import perfmodel
-from ctrain.engine.numpy_engine import NumpyEngine
+from ctrain.engine.numpy import NumpyEngine
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
-from ctrain.randprog import Case, _garbage, _i8, build_ddr
+from ctrain.tools.random_insn import Case, _garbage, _i8, build_ddr
 
 needs_csim = pytest.mark.skipif(shutil.which("g++") is None, reason="the C-sim engine needs g++")
 

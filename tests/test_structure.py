@@ -14,8 +14,6 @@ PKG_DIR = os.path.join(ROOT, "driver", "ctrain")
 KNOWN_CYCLES = [
     # the registry (datasets) imports the readers; data.get_dataset looks names up in it
     {"ctrain.data", "ctrain.data_cifar", "ctrain.data_user", "ctrain.datasets"},
-    # engine/__init__ builds engines by name; each engine imports RunResult from it
-    {"ctrain.engine", "ctrain.engine.csim_engine", "ctrain.engine.numpy_engine"},
     # `ctrain sweep` reuses cli's train options; cli dispatches to sweep
     {"ctrain.cli", "ctrain.sweep"},
 ]

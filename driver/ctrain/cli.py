@@ -174,7 +174,7 @@ def _verify_parser(sub):
 
 
 def _cmd_verify(args):
-    from .verify import format_report, verify
+    from .tools.cross_check import format_report, verify
     report = verify(args.engine, args.cases, args.seed, progress=not args.no_progress)
     print(format_report(report))
     return 0 if report["mismatches"] == 0 else 1
@@ -191,7 +191,7 @@ def _fuzz_parser(sub):
 
 
 def _cmd_fuzz(args):
-    from .fuzz import clean, format_report, fuzz
+    from .tools.fuzz import clean, format_report, fuzz
     report = fuzz(tuple(args.engine or ["numpy"]), args.streams, args.seed, progress=not args.no_progress)
     print(format_report(report))
     return 0 if clean(report) else 1
@@ -219,14 +219,14 @@ def _cmd_export(args):
 
 
 def _bench_parser(sub):
-    from .bench import bench_parser
+    from .tools.bench import bench_parser
     return bench_parser(sub.add_parser(
         "bench", help="training speed of any named model: bit-exact emulation vs the host float model, "
                  "PyTorch fp32 and PyTorch int8 fake-quant"))
 
 
 def _cmd_bench(args):
-    from .bench import main_args
+    from .tools.bench import main_args
     return main_args(args)
 
 

@@ -6,6 +6,7 @@ there). Everything that reads the HLS sources or the board headers (board
 list, resource estimate, performance model, C-sim build) finds them here.
 """
 import os
+import re
 
 _PKG = os.path.dirname(os.path.abspath(__file__))
 
@@ -36,3 +37,17 @@ def config_dir():
 
 def isa_header():
     return os.path.join(overlay_dir(), "include", "ctrain_isa.h")
+
+
+_BLOCK = re.compile(r"/\*\s*@cdef-begin\s*\*/(.*?)/\*\s*@cdef-end\s*\*/", re.S)
+
+
+def cdef_block(path):
+    """The cffi-parsable declarations of a C header (between its `@cdef-begin`
+    / `@cdef-end` markers), so Python never retypes the ISA or the C-sim API."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    blocks = _BLOCK.findall(text)
+    if not blocks:
+        raise ValueError(f"{path}: no /* @cdef-begin */ ... /* @cdef-end */ block")
+    return "\n".join(blocks)

@@ -1,5 +1,4 @@
-"""Numpy kernels of the sparse convolutions and the frozen batch norm
-(OP_SCONV_FP/EB/WG, OP_BN_FP/BP), registered in numpy_engine's dispatch table.
+"""Sparse convolutions (SCONV_FP/EB/WG), beside sconv.cpp.
 
 docs/numeric.md defines a sparse convolution as the dense one with the dense
 weights W[co, c] = sum of vals over the index entries of (co, c): the CSR for
@@ -9,40 +8,21 @@ the dense convolution with exact BLAS; SCONV_WG computes the dense gradient and
 gathers it at the kept positions. Bit-exact by construction; the hardware is
 where skipping the pruned products pays.
 
-Handlers take the engine's decoded instruction (`ins`: .ddr, .f, .e(slot field),
-.has(flag)) and return (writes, stats) exactly like numpy_engine's.
+Generic handlers: they take an operands.Insn and return (writes, stats).
 """
 import numpy as np
 
-from .. import conv_ops
-from ..fixedpoint import max_abs, rshift_round, sat8, sat32
-from ..isa import Flag, Op
-from ..validate import index_arrays, sparse_cols, terms_per_output
+from ... import conv_ops
+from ...fixedpoint import FLOAT32_EXACT, max_abs, rshift_round, sat8, sat32
+from ...isa import Flag, Op
+from ...validate import index_arrays, sparse_cols, terms_per_output
+from .operands import PRODUCT_BOUND, stats
 
 
 def _blas_dtype(bound):
     """float32 when every partial sum of the products is an integer of magnitude
     below `bound` * 2^14 < 2^24 (docs/numeric.md "Exactness"), else float64."""
-    return np.float32 if bound * (1 << 14) < (1 << 24) else np.float64
-
-
-def _i8(ins, field, shape):
-    addr, size = ins.f[field], int(np.prod(shape))
-    return ins.ddr[addr:addr + size].view(np.int8).reshape(shape)
-
-
-def _i32(ins, field, count):
-    addr = ins.f[field]
-    return ins.ddr[addr:addr + 4 * count].view("<i4")
-
-
-def _dims(ins, *names):
-    return tuple(ins.f[name] for name in names)
-
-
-def _stats(peak, exp, sat, outputs):
-    nnz = sum(int(np.count_nonzero(o)) for o in outputs)
-    return peak, exp, sat, nnz, sum(o.size for o in outputs)
+    return np.float32 if bound * PRODUCT_BOUND < FLOAT32_EXACT else np.float64
 
 
 def _row_ids(ptr):
@@ -58,53 +38,51 @@ def _dense(rows_of, cols_of, values, n_rows, n_cols):
 
 
 def _sconv_fp(ins):
-    n, ci, h, w, co, kh, kw, s, p = _dims(ins, "n", "c_in", "h_in", "w_in", "c_out",
+    n, ci, h, w, co, kh, kw, s, p = ins.dims("n", "c_in", "h_in", "w_in", "c_out",
                                           "k_h", "k_w", "stride", "pad")
     rowptr, col, _, _, _ = index_arrays(ins.ddr, ins.f)
-    wd = _dense(_row_ids(rowptr), col, _i8(ins, "src2", (ins.f["count"],)), co, sparse_cols(ins.f))
+    wd = _dense(_row_ids(rowptr), col, ins.i8("src2", (ins.f["count"],)), co, sparse_cols(ins.f))
     # sum_c |W[co,c] * a| <= (entries of row co) * 2^14, repeated entries included
     ft = _blas_dtype(int(np.diff(rowptr.astype(np.int64)).max()))
-    act = _i8(ins, "src", (n, ci, h, w)).astype(ft)
+    act = ins.i8("src", (n, ci, h, w)).astype(ft)
     acc = conv_ops.conv2d(act, wd.astype(ft).reshape(co, ci, kh, kw), s, p).astype(np.int64)
     e_acc = ins.e("e_src") + ins.e("e_src2")
     if ins.has(Flag.BIAS):
-        bias = rshift_round(_i32(ins, "src3", co), e_acc - ins.e("e_src3"))
+        bias = rshift_round(ins.i32("src3", co), e_acc - ins.e("e_src3"))
         acc += bias.reshape(1, co, 1, 1)
     if ins.has(Flag.RELU):
         np.maximum(acc, 0, out=acc)
     out, sat = sat8(rshift_round(acc, ins.e("e_dst") - e_acc))
-    return [("dst", out)], _stats(max_abs(acc), e_acc, sat, [out])
+    return [("dst", out)], stats(max_abs(acc), e_acc, sat, [out])
 
 
 def _sconv_eb(ins):
-    n, ci, h, w, co, ho, wo, kh, kw, s, p = _dims(
-        ins, "n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
+    n, ci, h, w, co, ho, wo, kh, kw, s, p = ins.dims("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
     k = sparse_cols(ins.f)
     _, _, tptr, tpos, trow = index_arrays(ins.ddr, ins.f)
-    vals = _i8(ins, "src2", (ins.f["count"],))
+    vals = ins.i8("src2", (ins.f["count"],))
     # the transposed index: entry q of column c is vals[tpos[q]] in row trow[q]
     cols = _row_ids(tptr)
     wd = _dense(trow.astype(np.int64), cols, vals[tpos], co, k)
     # an input-error output sums over the entries of its channel's kk columns
     per_ch = np.diff(tptr.astype(np.int64)[::kh * kw])
     ft = _blas_dtype(int(per_ch.max()))
-    err = _i8(ins, "src", (n, co, ho, wo)).astype(ft)
+    err = ins.i8("src", (n, co, ho, wo)).astype(ft)
     acc = conv_ops.conv2d_grad_input(err, wd.astype(ft).reshape(co, ci, kh, kw), (h, w),
                                      s, p).astype(np.int64)
     if ins.has(Flag.RELU_MASK):
-        acc[_i8(ins, "src3", (n, ci, h, w)) <= 0] = 0
+        acc[ins.i8("src3", (n, ci, h, w)) <= 0] = 0
     e_acc = ins.e("e_src") + ins.e("e_src2")
     out, sat = sat8(rshift_round(acc, ins.e("e_dst") - e_acc))
-    return [("dst", out)], _stats(max_abs(acc), e_acc, sat, [out])
+    return [("dst", out)], stats(max_abs(acc), e_acc, sat, [out])
 
 
 def _sconv_wg(ins):
-    n, ci, h, w, co, ho, wo, kh, kw, s, p = _dims(
-        ins, "n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
+    n, ci, h, w, co, ho, wo, kh, kw, s, p = ins.dims("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
     rowptr, col, _, _, _ = index_arrays(ins.ddr, ins.f)
     ft = _blas_dtype(terms_per_output(ins.f))
-    err8 = _i8(ins, "src", (n, co, ho, wo))
-    act = _i8(ins, "src2", (n, ci, h, w)).astype(ft)
+    err8 = ins.i8("src", (n, co, ho, wo))
+    act = ins.i8("src2", (n, ci, h, w)).astype(ft)
     gw = conv_ops.conv2d_grad_weight(err8.astype(ft), act, (kh, kw), s, p)
     kept = gw.reshape(co, -1)[_row_ids(rowptr), col.astype(np.int64)].astype(np.int64)
     e_dst = ins.e("e_dst")
@@ -116,35 +94,7 @@ def _sconv_wg(ins):
         db, sat_b = sat32(v_b)
         writes.append(("dst2", db))
         peak, sat = max(peak, max_abs(v_b)), sat + sat_b
-    return writes, _stats(peak, e_dst, sat, [o for _, o in writes])
+    return writes, stats(peak, e_dst, sat, [o for _, o in writes])
 
 
-def _per_channel(ins, field):
-    c = ins.f["c_in"]
-    return _i32(ins, field, c).astype(np.int64).reshape(1, c, 1, 1)
-
-
-def _bn_fp(ins):
-    shape = _dims(ins, "n", "c_in", "h_in", "w_in")
-    e_acc = ins.e("e_src") + ins.e("e_src2")
-    acc = _i8(ins, "src", shape).astype(np.int64) * _per_channel(ins, "src2")
-    acc += rshift_round(_per_channel(ins, "src3"), e_acc - ins.e("e_src3"))
-    if ins.has(Flag.RELU):
-        np.maximum(acc, 0, out=acc)
-    out, sat = sat8(rshift_round(acc, ins.e("e_dst") - e_acc))
-    return [("dst", out)], _stats(max_abs(acc), e_acc, sat, [out])
-
-
-def _bn_bp(ins):
-    shape = _dims(ins, "n", "c_in", "h_in", "w_in")
-    e_acc = ins.e("e_src") + ins.e("e_src2")
-    acc = _i8(ins, "src", shape).astype(np.int64) * _per_channel(ins, "src2")
-    if ins.has(Flag.RELU_MASK):
-        acc[_i8(ins, "aux", shape) <= 0] = 0
-    out, sat = sat8(rshift_round(acc, ins.e("e_dst") - e_acc))
-    return [("dst", out)], _stats(max_abs(acc), e_acc, sat, [out])
-
-
-#: Opcode -> handler, merged into numpy_engine._EXECUTE.
-EXECUTE = {Op.SCONV_FP: _sconv_fp, Op.SCONV_EB: _sconv_eb, Op.SCONV_WG: _sconv_wg,
-           Op.BN_FP: _bn_fp, Op.BN_BP: _bn_bp}
+GENERIC = {Op.SCONV_FP: _sconv_fp, Op.SCONV_EB: _sconv_eb, Op.SCONV_WG: _sconv_wg}

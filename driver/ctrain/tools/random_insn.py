@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .isa import ALIGN, INSN_BYTES, INSN_DTYPE, PAR, Flag, Op
+from ..isa import ALIGN, INSN_BYTES, INSN_DTYPE, PAR, Flag, Op
 
 #: Opcodes random_case draws from when none is given.
 OPS = (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG, Op.UPDATE, Op.RELU_FP, Op.RELU_BP,

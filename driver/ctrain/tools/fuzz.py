@@ -1,6 +1,6 @@
 """Fuzzing the accelerator's instruction decoder (both engines).
 
-Streams start as random valid programs (ctrain.randprog) and are mutated:
+Streams start as random valid programs (ctrain.tools.random_insn) and are mutated:
 bit flips, fields set to boundary values, garbage words, foreign opcodes,
 longer streams of mixed instructions, bad run arguments, and bit flips in a
 sparse instruction's index block. Each stream runs
@@ -14,9 +14,10 @@ from collections import Counter
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import isa, randprog, validate
-from .device.accelerator import fault_error
-from .engine import get_engine
+from .. import isa, validate
+from ..device.accelerator import fault_error
+from ..engine import get_engine
+from . import random_insn
 
 GUARD = 4096
 GUARD_BYTE = 0xA5
@@ -68,7 +69,7 @@ def _flip_index(rng, case):
 
 def random_stream(rng):
     """(ddr, prog, n_insn, table, table_len) of one mutated stream."""
-    case = randprog.random_case(rng)
+    case = random_insn.random_case(rng)
     if case.op in validate.SPARSE_OPS and rng.random() < INDEX_FLIP_SHARE:
         _flip_index(rng, case)
     ddr, (prog, n, table, table_len) = case.ddr, case.run_args()

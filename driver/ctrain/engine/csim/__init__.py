@@ -1,29 +1,40 @@
 """The C-sim engine: the accelerator's own HLS sources (overlay/hls), compiled
-natively by host_lib/build_csim.py, run on the caller's DDR image in place.
+natively by ctrain.engine.csim.build, run on the caller's DDR image in place.
 
 Besides RunResult it exposes the per-instruction iteration counters the HLS
 code keeps in C-sim builds (docs/overlay.md, "Iteration counters"), the input
 of the performance model.
 """
-import importlib.util
 import os
+import re
 import threading
 import time
 from collections import namedtuple
 
 import numpy as np
 
-from .. import boards
-from ..errors import CTrainError
-from ..isa import Fault
-from . import RunResult
+from ... import boards
+from ...errors import CTrainError
+from ...isa import Fault
+from ...overlay_src import cdef_block, hls_dir
+from ..result import RunResult
+from . import build as builder
+
+
+def _iters_fields():
+    """The fields of ctrain_iters_t, read from csim_api.h (its one definition)."""
+    block = re.sub(r"/\*.*?\*/", "", cdef_block(os.path.join(hls_dir(), "csim_api.h")), flags=re.S)
+    body = re.search(r"typedef\s+struct\s*\{(.*?)\}\s*ctrain_iters_t\s*;", block, re.S)
+    if body is None:
+        raise CTrainError("csim_api.h: no ctrain_iters_t struct in its cdef block")
+    return re.findall(r"\w+\s+(\w+)\s*;", body.group(1))
+
 
 #: Counters of one instruction, the fields of ctrain_iters_t in csim_api.h in
-#: order (docs/overlay.md "Performance model"; the C-sim checks the match).
-Iters = namedtuple("Iters", "pe pe_in ew ew_in rd wr rd_beats wr_beats rd_bursts wr_bursts "
-                            "rd_agu wr_agu gathers wr_merges hidden")
+#: order (docs/overlay.md "Performance model"; the engine checks the compiled
+#: module has the same).
+Iters = namedtuple("Iters", _iters_fields())
 
-_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The C-sim keeps its counters in globals: one run at a time per process.
 _RUN_LOCK = threading.Lock()
 _LOADED = {}   # board -> compiled module, once per process
@@ -33,28 +44,10 @@ class CsimUnavailable(CTrainError, RuntimeError):
     """The C-sim engine cannot be built here (no C++ compiler or ap_types headers)."""
 
 
-def _build_module():
-    """host_lib/build_csim.py, from the repo checkout or as installed next to
-    the package's copy of the overlay sources."""
-    candidates = [os.path.join(os.path.dirname(os.path.dirname(_PKG)), "host_lib", "build_csim.py"),
-                  os.path.join(_PKG, "overlay_src", "build_csim.py")]
-    for path in candidates:
-        if os.path.isfile(path):
-            spec = importlib.util.spec_from_file_location("ctrain_build_csim", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module
-    raise CsimUnavailable("this ctrain install lacks the C-sim build script build_csim.py "
-                          "(looked in: " + ", ".join(candidates) + "); install from a source "
-                          "tree whose setup.py copies host_lib/build_csim.py into "
-                          "ctrain/overlay_src, or use an editable install")
-
-
 def load_csim(board="pynq_z2", verbose=False):
     """The compiled C-sim module for `board` (built and cached on first use)."""
     boards.get(board)   # an unknown board: one line naming the valid ones, before any build
     if board not in _LOADED:
-        builder = _build_module()
         try:
             _LOADED[board] = builder.load(board, verbose=verbose)
         except builder.CsimBuildError as exc:

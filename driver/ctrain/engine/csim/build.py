@@ -1,17 +1,18 @@
 """cffi build of the C-sim engine: the HLS sources (overlay/hls) compiled
-natively for one board configuration and loaded as a Python extension.
+natively for one board configuration and loaded as a Python extension (as
+hls4ml's backend compiles and loads its library).
 
 Built once per distinct input and cached (like hls4ml's compile()): the cache
 key hashes every HLS source and header, the ISA header, the ap_types headers,
 the compile flags, the compiler version and the Python ABI. The cache lives in
 $CTRAIN_CACHE_DIR or ~/.cache/ctrain/csim.
 
-Works from a repo checkout (overlay/ next to host_lib/) and from an installed
-package (setup.py copies overlay/include and overlay/hls to ctrain/overlay_src).
+The sources are where ctrain.overlay_src finds them: the repo's overlay/ or,
+installed, the package's copy (setup.py copies overlay/include and
+overlay/hls to ctrain/overlay_src).
 
-    python host_lib/build_csim.py [--board zcu104] [--verbose]
+    python -m ctrain.engine.csim [--board zcu104] [--verbose]   (builds ahead of time)
 """
-import argparse
 import hashlib
 import importlib.util
 import os
@@ -21,9 +22,9 @@ import sys
 import sysconfig
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from cdef import cdef_block as _cdef_block  # noqa: E402  (shipped beside this file)
+from ... import boards
+from ...overlay_src import cdef_block, overlay_dir as _overlay_dir
+
 #: HLS idioms g++ would warn about: `#pragma HLS ...` and loop labels.
 HLS_FLAGS = ["-std=c++14", "-O3", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
              "-Wno-unused-label"]
@@ -41,20 +42,11 @@ class CsimBuildError(RuntimeError):
 
 
 def overlay_dir():
-    """The directory holding include/ctrain_isa.h and hls/ctrain_top.cpp: the
-    repo's overlay/, this file's own directory (when installed next to the
-    sources) or the installed package's overlay_src/."""
-    candidates = [os.path.join(os.path.dirname(HERE), "overlay"), HERE]
-    spec = importlib.util.find_spec("ctrain")
-    if spec is not None and spec.submodule_search_locations:
-        for loc in spec.submodule_search_locations:
-            candidates.append(os.path.join(loc, "overlay_src"))
-    for cand in candidates:
-        if (os.path.isfile(os.path.join(cand, "include", "ctrain_isa.h"))
-                and os.path.isfile(os.path.join(cand, "hls", "ctrain_top.cpp"))):
-            return cand
-    raise CsimBuildError("HLS sources not found (looked in: " + ", ".join(candidates) +
-                         "); reinstall ctrain so that ctrain/overlay_src is present")
+    """ctrain.overlay_src.overlay_dir, its failure as a CsimBuildError."""
+    try:
+        return _overlay_dir()
+    except FileNotFoundError as exc:
+        raise CsimBuildError(str(exc)) from exc
 
 
 def ap_types_dir():
@@ -112,12 +104,7 @@ def native_flags(cxx):
 
 
 def board_names():
-    """The boards (ctrain.boards.BOARDS, read from the config headers). From a
-    repo checkout the package is driver/ctrain; installed, it is importable."""
-    repo_driver = os.path.join(os.path.dirname(HERE), "driver")
-    if os.path.isfile(os.path.join(repo_driver, "ctrain", "boards.py")) and repo_driver not in sys.path:
-        sys.path.insert(0, repo_driver)
-    from ctrain import boards
+    """The boards (ctrain.boards.BOARDS, read from the config headers)."""
     return boards.BOARDS
 
 
@@ -175,7 +162,7 @@ def make_ffibuilder(board, root, ap_dir, cxx=None):
     from cffi import FFI
 
     hls = os.path.join(root, "hls")
-    cdef = _cdef_block(os.path.join(hls, "csim_api.h"))
+    cdef = cdef_block(os.path.join(hls, "csim_api.h"))
     unity = "#include \"csim_api.h\"\n" + "".join(
         f"#include \"{name}\"\n" for name in lib_sources(hls))
     ffi = FFI()
@@ -243,19 +230,3 @@ def load(board="pynq_z2", cache_dir=None, verbose=False):
     spec.loader.exec_module(module)
     sys.modules[name] = module
     return module
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--board", choices=board_names(), default="pynq_z2")
-    ap.add_argument("--cache-dir", default=None)
-    ap.add_argument("--verbose", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        print(build(args.board, args.cache_dir, args.verbose))
-    except CsimBuildError as exc:
-        sys.exit(f"build_csim: {exc}")
-
-
-if __name__ == "__main__":
-    main()

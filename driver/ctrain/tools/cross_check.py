@@ -2,7 +2,7 @@
 
 Every case runs on two copies of one DDR image; the whole window must come out
 byte for byte identical and the RunResults equal. Valid cases come from
-ctrain.randprog; fault cases mutate one of them (opcode, shape, slot,
+ctrain.tools.random_insn; fault cases mutate one of them (opcode, shape, slot,
 alignment, bounds, overlap, or the run's own program/table arguments) until
 ctrain.validate says it faults, so fault codes, pc and fault addresses are
 compared too, including a fault after a valid instruction has run. Sparse
@@ -13,11 +13,11 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import validate
-from .engine import get_engine
-from .engine.numpy_engine import NumpyEngine
-from .isa import INSN_BYTES, INSN_DTYPE, LIMITS, Fault, Op, fault_name, op_name
-from .randprog import OPS, random_case
+from .. import validate
+from ..engine import get_engine
+from ..engine.numpy import NumpyEngine
+from ..isa import INSN_BYTES, INSN_DTYPE, LIMITS, Fault, Op, fault_name, op_name
+from .random_insn import OPS, random_case
 
 #: Share of fault cases added to the valid ones when `faults` is not given.
 FAULT_SHARE = 0.2

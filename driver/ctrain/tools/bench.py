@@ -45,7 +45,7 @@ import warnings
 
 import numpy as np
 
-from . import data
+from .. import data
 
 FRAMEWORKS = ("fixed", "float", "torch", "torch-int8")
 LABELS = {"fixed": "ctrain fixed-point (emulated)", "float": "ctrain float32 (host)", "torch": "torch fp32",
@@ -118,7 +118,7 @@ def _config(spec, batch, fixed_point):
     """A TrainConfig for the bench: constant learning rate, no pruning; fixed
     point from the first iteration (exponents calibrated on one batch), or
     float all along as the warm-up trains (batch norm on batch statistics)."""
-    from .train import TrainConfig
+    from ..train import TrainConfig
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     epochs = 1000
     kw = dict(dataset=spec.dataset, model=spec.model, batch_size=batch, epochs=epochs, lr=LR, momentum=MOMENTUM,
@@ -142,7 +142,7 @@ class _CtrainRunner:
     """ctrain's Trainer, fixed point (emulated engine) or float."""
 
     def __init__(self, spec, ds, batch, fixed_point, threads=None):
-        from .train import Trainer
+        from ..train import Trainer
         self.trainer = Trainer(_config(spec, batch, fixed_point), dataset=ds)
         self.fixed_point = fixed_point
         if threads:  # the engine's and the float model's lanes get the bench's thread count
@@ -164,7 +164,7 @@ def torch_network(model, params, torch):
     """The ctrain model (ctrain.model.Sequential, residual blocks included) as
     nested torch.nn.Sequential modules with the same initial weights; raises
     ValueError on a layer torch has no twin for."""
-    from . import model as m
+    from .. import model as m
     nn = torch.nn
     by_layer = {id(st.layer): params[st.param_index] for st in model.param_stages}
 
@@ -256,7 +256,7 @@ class _TorchRunner:
     """The model in PyTorch fp32 (or int8 fake-quant), trained like ctrain's float model."""
 
     def __init__(self, spec, ds, batch, torch, fake_quant=False):
-        from .model import build_model
+        from ..model import build_model
         nn = torch.nn
         torch.manual_seed(0)
         self.torch = torch
@@ -339,7 +339,7 @@ def memory_probe(framework, batch, threads, spec, iters):
     return result
 
 
-_PROBE = ("import json, sys; from ctrain.bench import memory_probe; "
+_PROBE = ("import json, sys; from ctrain.tools.bench import memory_probe; "
           "print(json.dumps(memory_probe(*json.loads(sys.argv[1]))))")
 
 
@@ -501,9 +501,9 @@ def format_report(report):
 
 
 def bench_parser(p):
-    """Arguments of `ctrain bench` (also used by `python -m ctrain.bench`)."""
-    from .engine import ENGINES
-    from .model import MODELS
+    """Arguments of `ctrain bench` (also used by `python -m ctrain.tools.bench`)."""
+    from ..engine import ENGINES
+    from ..model import MODELS
     p.add_argument("--model", default="lenet5", choices=list(MODELS), help="the network (default lenet5)")
     p.add_argument("--dataset", default="mnist", help="a named data set (default mnist)")
     p.add_argument("--data-dir", default=None,
@@ -526,7 +526,7 @@ def bench_parser(p):
 
 def _data_dir(args):
     """--data-dir, else ../shared/data/<dataset> for a data set read from files."""
-    from .datasets import DATASETS
+    from ..datasets import DATASETS
     if args.data_dir is not None or args.synthetic:
         return args.data_dir
     src = DATASETS.get(args.dataset.lower())
@@ -548,4 +548,4 @@ def main_args(args):
 
 if __name__ == "__main__":
     import argparse
-    sys.exit(main_args(bench_parser(argparse.ArgumentParser(prog="python -m ctrain.bench")).parse_args()))
+    sys.exit(main_args(bench_parser(argparse.ArgumentParser(prog="python -m ctrain.tools.bench")).parse_args()))

@@ -1,0 +1,309 @@
+"""Dense convolutions (CONV_FP/EB/WG), beside conv.cpp and pe_array.cpp:
+im2col GEMMs through float BLAS where provably exact, and the fully
+connected form (1x1 kernel on a 1x1 map) as plain GEMMs.
+
+A fast kernel takes (engine, plan, ddr, tab), writes its results into ddr and
+returns (max_abs, exp, sat, nnz, count); `tab` is the table as Python ints.
+"""
+import numpy as np
+
+from ...fixedpoint import FLOAT32_EXACT, max_abs, requantize8, rshift_round, sat32
+from ...isa import Flag, Op
+from ...validate import terms_per_output
+from .operands import F32_TERMS, blas_dtype, combine, i8, i32
+
+#: Accumulator elements per tile of images (2 MiB of float32).
+TILE_ELEMS = 1 << 19
+
+
+def _weights(plan, ddr, dtype, transpose=False):
+    """The int8 weights [c_out, c_in*kh*kw] as `dtype` (transposed: [c_in*kh*kw, c_out])."""
+    f = plan.f
+    g = plan.geom
+    w8 = i8(ddr, f["src2"], (f["c_out"], g.k))
+    if transpose:
+        w8 = w8.T
+    w = plan.buf("w", w8.shape, dtype)
+    np.copyto(w, w8)
+    return w
+
+
+def _err_rows(plan, ddr, dtype):
+    """The output error [N, Co, Ho, Wo] in the geometry's layout as GEMM
+    operand(s) in `dtype`: [N, Co, Ho*Wo] (image-major) or [Co, Ho*Wo*N]."""
+    f, g = plan.f, plan.geom
+    co = f["c_out"]
+    e = plan.buf("err", g.image_shape(co, g.ho, g.wo), dtype)
+    g.to_layout(i8(ddr, f["src"], (g.n, co, g.ho, g.wo)), e)
+    return e.reshape(co, -1) if g.batch_last else e.reshape(g.n, co, -1)
+
+
+def _store_i8(ddr, addr, q, g, chw):
+    """Store q (a tensor [N, *chw] in the geometry's layout, any shape of it:
+    requantize8's result, converted as a C cast) as int8 NCHW at addr;
+    returns its nonzero count."""
+    dst = i8(ddr, addr, (g.n,) + chw)
+    np.copyto(dst, g.nchw(q.reshape(g.image_shape(*chw))), casting="unsafe")
+    return int(np.count_nonzero(dst))
+
+
+
+def _conv_fp(engine, plan, ddr, tab):
+    f, g = plan.f, plan.geom
+    co = f["c_out"]
+    dt = blas_dtype(g.k)
+    cols = engine.columns(ddr, f["src"], g, dt)
+    w = _weights(plan, ddr, dt)
+    e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+    s, relu = tab[f["e_dst"]] - e_acc, bool(f["flags"] & Flag.RELU)
+    bias = None
+    if f["flags"] & Flag.BIAS:
+        bias = rshift_round(i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
+    dst = i8(ddr, f["dst"], (g.n, co, g.ho, g.wo))
+    work = g.n * co * g.p * g.k
+    if g.batch_last:  # [Co, Ho*Wo*N]: lanes over output channels (rows of the GEMM)
+        acc = plan.buf("acc", (co, cols.shape[1]), dt)
+
+        def lane(_, a, b):
+            t = np.matmul(w[a:b], cols, out=acc[a:b])
+            q, peak, sat = requantize8(t, s, None if bias is None else bias[a:b], relu, 0)
+            out = dst[:, a:b]
+            np.copyto(out, q.reshape(b - a, g.ho, g.wo, g.n).transpose(3, 0, 1, 2), casting="unsafe")
+            return peak, sat, int(np.count_nonzero(out))
+        parts = engine.lanes(lane, co, work)
+    else:
+        # image-major: [N, Co, Ho*Wo] is NCHW; lanes over images, and within a
+        # lane GEMM, store and statistics per tile of images, so the tile stays
+        # in cache (requantize8 is elementwise, its statistics combine: max of
+        # peaks, sum of clamps)
+        dst3 = dst.reshape(g.n, co, g.p)
+        step = max(1, TILE_ELEMS // (co * g.p))
+
+        def lane(k, a, b):
+            acc = plan.buf(f"acc{k}", (min(step, b - a), co, g.p), dt)
+            peak = sat = 0
+            for t in range(a, b, step):
+                u = min(t + step, b)
+                r = np.matmul(w, cols[t:u], out=acc[:u - t])
+                q, p_t, s_t = requantize8(r, s, bias, relu, 1)
+                np.copyto(dst3[t:u], q, casting="unsafe")
+                peak, sat = max(peak, p_t), sat + s_t
+            return peak, sat, int(np.count_nonzero(dst3[a:b]))
+        parts = engine.lanes(lane, g.n, work)
+    peak, sat, nnz = combine(parts)
+    return peak, e_acc, sat, nnz, dst.size
+
+
+
+def _conv_eb(engine, plan, ddr, tab):
+    f, g = plan.f, plan.geom
+    co = f["c_out"]
+    dt = blas_dtype(terms_per_output(f))
+    wt = _weights(plan, ddr, dt, transpose=True)
+    shape = g.image_shape(g.c, g.h, g.w)
+    cols = plan.buf("cols", g.cols_shape, dt)
+    acc = plan.buf("acc", shape, dt)
+    err8 = i8(ddr, f["src"], (g.n, co, g.ho, g.wo))
+    aux = i8(ddr, f["aux"], (g.n, g.c, g.h, g.w)) if f["flags"] & Flag.RELU_MASK else None
+    dst = i8(ddr, f["dst"], (g.n, g.c, g.h, g.w))
+    e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+    shift = tab[f["e_dst"]] - e_acc
+    work = g.n * co * g.p * g.k
+    if g.batch_last:  # lanes over input channels: their rows of W^T and of the columns
+        err = _err_rows(plan, ddr, dt)  # [Co, Ho*Wo*N]
+        kk = g.kh * g.kw
+
+        def lane(_, a, b):
+            c = np.matmul(wt[a * kk:b * kk], err, out=cols.reshape(g.k, -1)[a * kk:b * kk])
+            x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
+            if aux is not None:
+                np.copyto(x, 0, where=aux[:, a:b].transpose(1, 2, 3, 0) <= 0)
+            q, peak, sat = requantize8(x.reshape(b - a, -1), shift)
+            out = dst[:, a:b]
+            np.copyto(out, q.reshape(b - a, g.h, g.w, g.n).transpose(3, 0, 1, 2), casting="unsafe")
+            return peak, sat, int(np.count_nonzero(out))
+        parts = engine.lanes(lane, g.c, work)
+    else:  # lanes over images
+        err = plan.buf("err", (g.n, co, g.p), dt)
+
+        def lane(_, a, b):
+            e = err[a:b]
+            np.copyto(e, err8[a:b].reshape(b - a, co, g.p))
+            c = np.matmul(wt, e, out=cols.reshape(g.gemm_shape)[a:b])
+            x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
+            if aux is not None:
+                np.copyto(x, 0, where=aux[a:b] <= 0)
+            q, peak, sat = requantize8(x.reshape(b - a, -1), shift)
+            out = dst[a:b]
+            np.copyto(out, q.reshape(out.shape), casting="unsafe")
+            return peak, sat, int(np.count_nonzero(out))
+        parts = engine.lanes(lane, g.n, work)
+    peak, sat, nnz = combine(parts)
+    return peak, e_acc, sat, nnz, dst.size
+
+
+def _exact_gram(a, b, out64):
+    """out64 = a @ b.T exactly, for a [M, T], b [K, T] float32 holding int8
+    values: float32 GEMMs over chunks of at most F32_TERMS terms (each exact),
+    their partial sums added in float64 (exact below 2^53). The operand with
+    more rows goes first (OpenBLAS is up to twice as fast that way round)."""
+    if a.shape[0] > b.shape[0]:
+        return _gram_chunks(a, b, out64)
+    return _gram_chunks(b, a, out64.T).T
+
+
+def _gram_chunks(a, b, out64):
+    t = a.shape[1]
+    if t <= F32_TERMS:
+        out64[...] = a @ b.T
+        return out64
+    full = t // F32_TERMS
+    main = full * F32_TERMS
+    pa = a[:, :main].reshape(a.shape[0], full, F32_TERMS).transpose(1, 0, 2)
+    pb = b[:, :main].reshape(b.shape[0], full, F32_TERMS).transpose(1, 2, 0)
+    np.sum(np.matmul(pa, pb), axis=0, dtype=np.float64, out=out64)
+    if main < t:
+        out64 += a[:, main:] @ b[:, main:].T
+    return out64
+
+
+def _exact_gram_images(err, cols, out64):
+    """out64 = sum over images n of err[n] @ cols[n].T exactly, for err
+    [N, Co, P], cols [N, K, P] float32 holding int8 values: per image and per
+    span of at most F32_TERMS positions one float32 GEMM (exact), the partial
+    sums added in float64."""
+    out64[...] = 0
+    for a in range(0, err.shape[2], F32_TERMS):
+        part = np.matmul(err[:, :, a:a + F32_TERMS], cols[:, :, a:a + F32_TERMS].transpose(0, 2, 1))
+        out64 += part.sum(axis=0, dtype=np.float64)
+    return out64
+
+
+def _conv_wg(engine, plan, ddr, tab):
+    f, g = plan.f, plan.geom
+    co = f["c_out"]
+    dt = blas_dtype(g.k)  # the dtype CONV_FP's columns of this activation have
+    cols = engine.columns(ddr, f["src2"], g, dt)
+    gw = plan.buf("gw", (co, g.k), np.float64)
+    work = g.n * co * g.p * g.k
+    if g.batch_last:  # [Co, T] x [K, T]: lanes over the K rows of gw's columns
+        err = _err_rows(plan, ddr, dt)
+
+        def lane(_, a, b):
+            if dt == np.float64:  # float64 is exact for any valid sum (below 2^47)
+                gw[:, a:b] = err @ cols[a:b].T
+            else:
+                _exact_gram(err, cols[a:b], gw[:, a:b])
+        engine.lanes(lane, g.k, work)
+        return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err))
+    # image-major: lanes over images, each an exact float64 partial sum (an
+    # integer below 2^47); adding the partial sums is exact
+    err = plan.buf("err", (g.n, co, g.p), dt)
+    err8 = i8(ddr, f["src"], (g.n, co, g.p))
+
+    def lane(k, a, b):
+        e = err[a:b]
+        np.copyto(e, err8[a:b])
+        out = gw if k == 0 else plan.buf(f"gw{k}", (co, g.k), np.float64)
+        if dt == np.float64:
+            out[...] = np.tensordot(e, cols[a:b], axes=([0, 2], [0, 2]))
+        else:
+            _exact_gram_images(e, cols[a:b], out)
+        return out
+    parts = engine.lanes(lane, g.n, work)
+    for part in parts[1:]:
+        gw += part
+    return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err).sum(axis=0))
+
+
+#: Most int8 values (each at most 2^7 in magnitude) a float32 sum adds exactly.
+_F32_SUM_TERMS = FLOAT32_EXACT // (1 << 7)
+
+
+def _row_sums(e):
+    """Exact float64 sums over the last axis of a float array of int8 values
+    (a matrix-vector product: float32 when every partial sum is below 2^24)."""
+    t = e.shape[-1]
+    if e.dtype == np.float32 and t <= _F32_SUM_TERMS:
+        return np.matmul(e, np.ones(t, np.float32)).astype(np.float64)
+    return e.sum(axis=-1, dtype=np.float64)
+
+
+def _store_grads(ddr, f, tab, gw, err_sums):
+    """CONV_WG's stores from the exact sums gw [Co, K] (float64); err_sums()
+    gives the bias sums (per output channel, float64: exact below 2^53)."""
+    co = gw.shape[0]
+    e_dst = tab[f["e_dst"]]
+    v_w = rshift_round(gw.astype(np.int64), e_dst - (tab[f["e_src"]] + tab[f["e_src2"]]))
+    dw, sat = sat32(v_w)
+    peak, nnz, count = max_abs(v_w), int(np.count_nonzero(dw)), dw.size
+    i32(ddr, f["dst"], dw.size)[...] = dw.reshape(-1)
+    if f["flags"] & Flag.BIAS:
+        gb = err_sums().astype(np.int64)
+        v_b = rshift_round(gb, e_dst - tab[f["e_src"]])
+        db, sat_b = sat32(v_b)
+        i32(ddr, f["dst2"], co)[...] = db
+        peak, sat = max(peak, max_abs(v_b)), sat + sat_b
+        nnz, count = nnz + int(np.count_nonzero(db)), count + co
+    return peak, e_dst, sat, nnz, count
+
+
+# Fully connected layers (1x1 kernel on a 1x1 map): plain GEMMs on [N, C]
+# matrices, no layout changes.
+
+def _fc_fp(engine, plan, ddr, tab):
+    f = plan.f
+    n, ci, co = f["n"], f["c_in"], f["c_out"]
+    dt = blas_dtype(ci)
+    x = plan.buf("x", (n, ci), dt)
+    np.copyto(x, i8(ddr, f["src"], (n, ci)))
+    w = plan.buf("w", (co, ci), dt)
+    np.copyto(w, i8(ddr, f["src2"], (co, ci)))
+    acc = np.matmul(x, w.T, out=plan.buf("acc", (n, co), dt))
+    e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+    bias = None
+    if f["flags"] & Flag.BIAS:
+        bias = rshift_round(i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
+    q, peak, sat = requantize8(acc, tab[f["e_dst"]] - e_acc, bias, bool(f["flags"] & Flag.RELU), axis=1)
+    dst = i8(ddr, f["dst"], (n, co))
+    np.copyto(dst, q, casting="unsafe")
+    return peak, e_acc, sat, int(np.count_nonzero(dst)), dst.size
+
+
+def _fc_eb(engine, plan, ddr, tab):
+    f = plan.f
+    n, ci, co = f["n"], f["c_in"], f["c_out"]
+    dt = blas_dtype(co)
+    e = plan.buf("e", (n, co), dt)
+    np.copyto(e, i8(ddr, f["src"], (n, co)))
+    w = plan.buf("w", (co, ci), dt)
+    np.copyto(w, i8(ddr, f["src2"], (co, ci)))
+    acc = np.matmul(e, w, out=plan.buf("acc", (n, ci), dt))
+    if f["flags"] & Flag.RELU_MASK:
+        np.copyto(acc, 0, where=i8(ddr, f["aux"], (n, ci)) <= 0)
+    e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+    q, peak, sat = requantize8(acc, tab[f["e_dst"]] - e_acc)
+    dst = i8(ddr, f["dst"], (n, ci))
+    np.copyto(dst, q, casting="unsafe")
+    return peak, e_acc, sat, int(np.count_nonzero(dst)), dst.size
+
+
+def _fc_wg(engine, plan, ddr, tab):
+    f = plan.f
+    n, ci, co = f["n"], f["c_in"], f["c_out"]
+    e = plan.buf("e", (n, co), np.float32)
+    np.copyto(e, i8(ddr, f["src"], (n, co)))
+    x = plan.buf("x", (n, ci), np.float32)
+    np.copyto(x, i8(ddr, f["src2"], (n, ci)))
+    gw = plan.buf("gw", (co, ci), np.float64)
+    if n <= F32_TERMS:
+        gw[...] = e.T @ x  # exact: at most 2^10 terms
+    else:
+        _exact_gram(np.ascontiguousarray(e.T), np.ascontiguousarray(x.T), gw)
+    return _store_grads(ddr, f, tab, gw, lambda: _row_sums(e.T))
+
+
+
+KERNELS = {Op.CONV_FP: _conv_fp, Op.CONV_EB: _conv_eb, Op.CONV_WG: _conv_wg}
+#: The fully connected forms, chosen when h_in = w_in = k_h = k_w = 1.
+FC_KERNELS = {Op.CONV_FP: _fc_fp, Op.CONV_EB: _fc_eb, Op.CONV_WG: _fc_wg}

@@ -1,0 +1,227 @@
+"""The numpy engine's top (ctrain_top.cpp's counterpart): runs an instruction stream against a DDR image bit-exactly
+as docs/numeric.md specifies, fast enough to train on.
+
+Convolution sums go through float BLAS only where they are provably exact
+(docs/numeric.md "Exactness"): float32 when at most 2^10 products are summed
+(each is at most 2^14 in magnitude, so every partial sum is an integer below
+2^24), float64 otherwise. Weight gradients, whose sums run over the whole
+batch, are split into float32 GEMMs of at most 2^10 terms each and the exact
+partial sums are added in float64. The int8 stores are done by
+`fixedpoint.requantize8`, bit-identical to the int64 form.
+
+Each instruction is validated (ctrain.validate) and computed completely before
+any of its results is written, so a fault leaves its outputs untouched;
+operands a result overlaps are rejected by validation (FAULT_OVERLAP) except
+the exact in-place cases, which are read element by element before they are
+written, so results go straight into the DDR image.
+
+Speed: an instruction's decoding, validation and geometry depend only on its
+128 bytes, the window size and the table length, so they are cached per
+(bytes, ddr size, table length) -- a changed word is a new entry, validated
+afresh. Scratch buffers live in those entries and are reused across runs. The
+im2col matrix CONV_FP builds is kept with a copy of the activation bytes it
+came from; CONV_WG of the same layer reuses it when those bytes are unchanged.
+"""
+import math
+import time
+
+import numpy as np
+
+from ... import conv_ops
+from ...lanes import Lanes, set_blas_threads
+from ...isa import INSN_BYTES, INSN_DTYPE, Fault, Op
+from ...validate import SPARSE_OPS, check, check_index, check_program, fields
+from ..result import RunResult
+from . import conv, eltwise, sconv, stream, update
+from .operands import Insn
+from .quant import write_stats
+
+#: Decoded instructions kept (a training program has tens; random tests many).
+PLAN_CACHE = 1024
+#: im2col matrices kept for reuse by CONV_WG (and as buffers across runs): at
+#: most this many, of at most COLS_BYTES together -- enough for every
+#: convolution of ResNet-20 at batch 64 (21 matrices, about 0.5 GiB), so none
+#: is evicted between its CONV_FP and CONV_WG or rebuilt (zeroed) every run.
+COLS_CACHE = 64
+COLS_BYTES = 1 << 30
+#: Output rows shorter than this use the batch-last layout (conv_ops.ConvGeometry).
+BATCH_LAST_BELOW = 16
+#: Work (multiply-adds or element operations) below which an instruction runs in one lane.
+PAR_WORK = 1 << 18
+
+#: Opcode -> fast kernel(engine, plan, ddr, tab) -> stats, or None to take the generic path.
+KERNELS = {**conv.KERNELS, **update.KERNELS, **stream.KERNELS, **eltwise.KERNELS}
+#: Opcode -> generic handler(Insn) -> (writes, stats).
+GENERIC = {**stream.GENERIC, **sconv.GENERIC, **eltwise.GENERIC}
+
+
+def _store(ddr, addr, arr):
+    ddr[addr:addr + arr.nbytes] = np.ascontiguousarray(arr).view(np.uint8).reshape(-1)
+
+
+class _Plan:
+    """An instruction decoded once: fields, validation result, geometry, scratch."""
+
+    __slots__ = ("f", "fault", "addr", "op", "kernel", "generic", "geom", "scratch")
+
+    def __init__(self, raw, ddr_size, table_len):
+        self.f = f = fields(np.frombuffer(raw, INSN_DTYPE)[0])
+        self.fault, self.addr = check(f, ddr_size, table_len)
+        self.op = f["op"]
+        self.kernel = KERNELS.get(self.op)
+        self.generic = GENERIC.get(self.op)
+        self.geom = None
+        self.scratch = {}
+        if self.fault == Fault.NONE and self.op in conv.FC_KERNELS and f["h_in"] == f["w_in"] == f["k_h"] == f["k_w"] == 1:
+            self.kernel = conv.FC_KERNELS[self.op]  # validation makes h_out = w_out = 1, pad = 0
+        elif self.fault == Fault.NONE and self.op in (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG):
+            self.geom = conv_ops.ConvGeometry(f["n"], f["c_in"], f["h_in"], f["w_in"],
+                                              f["k_h"], f["k_w"], f["stride"], f["pad"],
+                                              batch_last=f["w_out"] < BATCH_LAST_BELOW)
+
+    def buf(self, name, shape, dtype):
+        """A scratch array kept across runs."""
+        a = self.scratch.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self.scratch[name] = np.empty(shape, dtype)
+        return a
+
+
+class _Columns:
+    __slots__ = ("cols", "image", "snapshot", "valid")
+
+
+
+class NumpyEngine:
+    """Bit-exact emulation of the accelerator in numpy.
+
+    `threads` (default: the CPUs this process may use) is how many lanes an
+    instruction's work is split into: convolutions, batch norm and pooling
+    over images (or over channels in the batch-last layout), each lane a
+    contiguous slice computed exactly as the whole would be, statistics
+    combined (max of peaks, sums of counts; weight gradients as exact float64
+    partial sums). One lane runs on the calling thread, the others on a
+    persistent pool; numpy's GEMMs, copies and ufuncs release the GIL, so the
+    lanes run on separate cores. Instructions with less than PAR_WORK
+    multiply-adds (or element operations) stay in one lane, where a hand-off
+    would cost more than it saves.
+
+    `blas_threads` (default 1) is the BLAS thread count during a run (None:
+    leave the process setting alone). Each lane's GEMMs are small (LeNet-5:
+    a few MFLOP each): a second OpenBLAS thread costs more in hand-offs than it
+    gains, and when the cores are busy OpenBLAS's spinning threads make a run
+    5-15x slower. The previous count is restored after each run.
+
+    `busy_seconds` and `runs` accumulate the time spent in run() and the
+    number of runs (benchmarks subtract it from wall time: the host's share)."""
+
+    name = "numpy"
+
+    def __init__(self, blas_threads=1, threads=None):
+        self._plans = {}
+        self._cols = {}
+        self.blas_threads = blas_threads
+        self._lanes = Lanes(threads)
+        self.busy_seconds = 0.0
+        self.runs = 0
+
+    @property
+    def threads(self):
+        return self._lanes.threads
+
+    @threads.setter
+    def threads(self, value):
+        self._lanes.threads = value
+
+    def lanes(self, fn, total, work):
+        """Lanes.run(fn, total), in one lane when `work` < PAR_WORK."""
+        return self._lanes.run(fn, total, split=work >= PAR_WORK)
+
+    def run(self, ddr, prog, n_insn, table, table_len):
+        """Execute `n_insn` instructions at DDR offset `prog` with the int32
+        parameter table at `table`, in place on `ddr` (a writable 1-D uint8
+        array: the whole window); returns RunResult(status, pc, fault_addr).
+
+        The table is read once before the first instruction (the accelerator's
+        on-chip copy); each instruction is fetched when it runs."""
+        t0 = time.perf_counter()
+        restore = set_blas_threads(self.blas_threads)
+        try:
+            return self._run(ddr, int(prog), int(n_insn), int(table), int(table_len))
+        finally:
+            restore()
+            self.busy_seconds += time.perf_counter() - t0
+            self.runs += 1
+
+    def _run(self, ddr, prog, n_insn, table, table_len):
+        fault, addr = check_program(prog, n_insn, table, table_len, ddr.size)
+        if fault:
+            return RunResult(fault, 0, addr)
+        tab = ddr[table:table + 4 * table_len].view("<i4").tolist()
+        for pc in range(n_insn):
+            at = prog + pc * INSN_BYTES
+            plan = self._plan(ddr[at:at + INSN_BYTES].tobytes(), ddr.size, table_len)
+            if plan.fault:
+                return RunResult(plan.fault, pc, plan.addr)
+            if plan.op in SPARSE_OPS:  # index contents live in DDR: checked every run
+                fault, addr = check_index(ddr, plan.f)
+                if fault:
+                    return RunResult(fault, pc, addr)
+            if plan.op == Op.HALT:
+                return RunResult(Fault.NONE, pc, 0)
+            stats = plan.kernel(self, plan, ddr, tab) if plan.kernel else None
+            if stats is None:  # no fast kernel for this case
+                writes, stats = plan.generic(Insn(ddr, plan.f, tab))
+                for field, arr in writes:
+                    _store(ddr, plan.f[field], arr)
+            write_stats(ddr, plan.f["stats"], *stats)
+        return RunResult(Fault.NONE, n_insn, 0)
+
+    def _plan(self, raw, ddr_size, table_len):
+        key = (raw, ddr_size, table_len)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= PLAN_CACHE:
+                del self._plans[next(iter(self._plans))]
+            plan = self._plans[key] = _Plan(raw, ddr_size, table_len)
+        return plan
+
+    def _cols_bytes(self):
+        return sum(e.cols.nbytes + e.image.nbytes + e.snapshot.nbytes for e in self._cols.values())
+
+    def columns(self, ddr, addr, g, dtype):
+        """The im2col matrix (g.gemm_shape) of the int8 activations at addr.
+
+        Kept with a copy of those bytes: a later call on unchanged bytes (CONV_WG
+        after CONV_FP of the same layer) returns it as is. Padding entries are
+        zeroed once and never written."""
+        key = (addr, g.key, np.dtype(dtype))
+        ent = self._cols.get(key)
+        nbytes = g.n * g.c * g.h * g.w
+        src = ddr[addr:addr + nbytes]
+        if ent is None:
+            need = math.prod(g.cols_shape) * np.dtype(dtype).itemsize
+            while self._cols and (len(self._cols) >= COLS_CACHE or self._cols_bytes() + need > COLS_BYTES):
+                del self._cols[next(iter(self._cols))]
+            ent = self._cols[key] = _Columns()
+            ent.cols = np.zeros(g.cols_shape, dtype)
+            ent.image = np.empty(g.image_shape(g.c, g.h, g.w), dtype)
+            ent.snapshot = np.empty(nbytes, np.uint8)
+            ent.valid = False
+        elif ent.valid and np.array_equal(ent.snapshot, src):
+            return ent.cols.reshape(g.gemm_shape)
+        ent.valid = False
+        x = src.view(np.int8).reshape(g.n, g.c, g.h, g.w)
+        if g.batch_last:  # lanes over channels: [C, H, W, N] -> [C, kh, kw, Ho, Wo, N]
+            def lane(_, a, b):
+                np.copyto(ent.image[a:b], x[:, a:b].transpose(1, 2, 3, 0), casting="unsafe")
+                g.im2col(ent.image[a:b], ent.cols[a:b])
+            self.lanes(lane, g.c, ent.cols.size)
+        else:  # lanes over images
+            def lane(_, a, b):
+                np.copyto(ent.image[a:b], x[a:b], casting="unsafe")
+                g.im2col(ent.image[a:b], ent.cols[a:b])
+            self.lanes(lane, g.n, ent.cols.size)
+        ent.snapshot[...] = src
+        ent.valid = True
+        return ent.cols.reshape(g.gemm_shape)

@@ -133,7 +133,22 @@ def compile_model(model, batch, masks=None, freeze=0):
     layers sparse: compressed weights, an index block, SCONV opcodes.
     `freeze` keeps the first N param layers fixed (fine-tuning): no WG or
     UPDATE for them, and the backward pass stops at the first trained layer,
-    since no stage below it needs an error."""
+    since no stage below it needs an error.
+
+    The steps: table slots, parameter layers, memory plan, the FP segment
+    (each stage's `fp` emitter, STAGE_EMITTERS), the BP segment (per stage,
+    last first: its output error made whole, then its `eb` and `wg`
+    emitters), then the program assembled and validated."""
+    _check_arguments(model, batch, freeze)
+    ctx = _Context(model, batch, freeze)
+    ctx.layers = _param_layers(model, masks, ctx.slots, freeze)
+    ctx.R = _plan_memory(ctx).regions
+    _emit_forward(ctx)
+    _emit_backward(ctx)
+    return _assemble(ctx)
+
+
+def _check_arguments(model, batch, freeze):
     lim = isa.LIMITS
     if not 1 <= batch <= lim["BATCH"]:
         raise MappingError(f"batch size {batch} is beyond the accelerator's 1..{lim['BATCH']}")
@@ -141,22 +156,55 @@ def compile_model(model, batch, masks=None, freeze=0):
     if not 0 <= freeze < n_param:
         raise MappingError(f"freeze {freeze}: must leave a layer to train, in 0..{n_param - 1} "
                            f"(the model has {n_param} Conv2d/Linear layers)")
-    stages = model.stages
-    slots = _Slots()
-    par_slot = slots.new("par")
-    for _ in range(isa.PAR["COUNT"] - 1):
-        slots.new(f"par+{len(slots.names)}")
 
-    # activation and error slots; max-pool/ReLU keep their input's exponent
-    act_slots = [slots.new("act0")]
-    for st in stages:
-        act_slots.append(slots.new(f"act{st.index + 1}") if st.kind in RESCALING
-                         else act_slots[st.inputs[0]])
-    eplan = _ErrorPlan(model, slots, freeze)
-    err_slots = eplan.slots
-    bn_slots = [(slots.new(f"bnA{k}"), slots.new(f"bnB{k}")) for k in range(len(model.bn_stages))]
 
-    plan = MemoryPlan()
+class _Context:
+    """What the compile steps share: the model, the table's slots (hyper-
+    parameters, activations, errors, batch norms), the parameter layers,
+    the memory plan's regions and the instructions emitted so far."""
+
+    def __init__(self, model, batch, freeze):
+        self.model, self.batch, self.freeze = model, batch, freeze
+        self.slots = slots = _Slots()
+        self.par_slot = slots.new("par")
+        for _ in range(isa.PAR["COUNT"] - 1):
+            slots.new(f"par+{len(slots.names)}")
+        # activation slots; stages that do not rescale keep their input's exponent
+        self.act_slots = [slots.new("act0")]
+        for st in model.stages:
+            self.act_slots.append(slots.new(f"act{st.index + 1}") if STAGE_EMITTERS[st.kind].rescales
+                                  else self.act_slots[st.inputs[0]])
+        self.eplan = _ErrorPlan(model, slots, freeze)
+        self.err_slots = self.eplan.slots
+        self.bn_slots = [(slots.new(f"bnA{k}"), slots.new(f"bnB{k}")) for k in range(len(model.bn_stages))]
+        self.layers, self.R = [], None
+        self.insns, self.observe, self.insn_stage, self.segments = [], [], [], {}
+
+    def emit(self, stage_index, obs=-1, **fields):
+        """Append an instruction of stage `stage_index` whose statistics
+        inform table slot `obs` (-1: none)."""
+        self.insns.append(fields)
+        self.observe.append(obs)
+        self.insn_stage.append(stage_index)
+
+    def shape_fields(self, st):
+        c_in, h_in, w_in = st.in_shape
+        c_out, h_out, w_out = st.out_shape
+        k_h, k_w, s, p = st.geom
+        return dict(n=self.batch, c_in=c_in, h_in=h_in, w_in=w_in, c_out=c_out, h_out=h_out, w_out=w_out,
+                    k_h=k_h, k_w=k_w, stride=s, pad=p)
+
+    def bn_fields(self, st):
+        c, h, w = st.in_shape
+        return dict(n=self.batch, c_in=c, h_in=h, w_in=w, c_out=c, h_out=h, w_out=w)
+
+    def count(self, shape):
+        return self.batch * int(np.prod(shape))
+
+
+def _param_layers(model, masks, slots, freeze):
+    """A ParamLayer per Conv2d/Linear stage: sizes, table slots, and for a
+    masked layer its keep-mask and index block (it runs sparse)."""
     layers = []
     masks = masks or [None] * len(model.param_stages)
     if len(masks) != len(model.param_stages):
@@ -176,16 +224,14 @@ def compile_model(model, batch, masks=None, freeze=0):
             index, n_w = hostlib.build_index(mask.reshape(ws[0], -1))
         layers.append(ParamLayer(st, n_w, n_b, ws, slots.new(f"w8_{j}"), slots.new(f"w8next_{j}"),
                                  slots.new(f"m{j}"), slots.new(f"g{j}"), mask, index, frozen=j < freeze))
+    return layers
 
-    insns, observe, insn_stage, segments = [], [], [], {}
 
-    def emit(stage_index, obs=-1, **fields):
-        insns.append(fields)
-        observe.append(obs)
-        insn_stage.append(stage_index)
-
-    # regions: program and table sizes are known only after emission; plan data first
-    for L in layers:
+def _plan_memory(ctx):
+    """The data regions (program, table and statistics are sized after
+    emission, _assemble)."""
+    model, batch, plan = ctx.model, ctx.batch, MemoryPlan()
+    for L in ctx.layers:
         plan.add(L.region("w"), (L.n_w,) if L.sparse else L.w_shape, np.int8)
         if L.sparse:
             plan.add(L.region("idx"), L.index.shape, np.uint8)
@@ -197,125 +243,193 @@ def compile_model(model, batch, masks=None, freeze=0):
         plan.add(f"bnA{st.bn_index}", (st.in_shape[0],), np.int32)
         plan.add(f"bnB{st.bn_index}", (st.in_shape[0],), np.int32)
     plan.add("act0", (batch,) + model.input_shape, np.int8)
-    for st in stages:
+    for st in model.stages:
         plan.add(f"act{st.index + 1}", (batch,) + st.out_shape, np.int8)
-    for name, t in sorted(eplan.regions, key=lambda r: r[1]):
-        plan.add(name, (batch,) + stages[t - 1].out_shape, np.int8)
-    R = plan.regions
+    for name, t in sorted(ctx.eplan.regions, key=lambda r: r[1]):
+        plan.add(name, (batch,) + model.stages[t - 1].out_shape, np.int8)
+    ctx.plan = plan
+    return plan
 
-    def bn_fields(st):
-        c, h, w = st.in_shape
-        return dict(n=batch, c_in=c, h_in=h, w_in=w, c_out=c, h_out=h, w_out=w)
 
-    def shape_fields(st):
-        c_in, h_in, w_in = st.in_shape
-        c_out, h_out, w_out = st.out_shape
-        k_h, k_w, s, p = st.geom
-        return dict(n=batch, c_in=c_in, h_in=h_in, w_in=w_in, c_out=c_out, h_out=h_out, w_out=w_out,
-                    k_h=k_h, k_w=k_w, stride=s, pad=p)
+def _emit_forward(ctx):
+    """The FP segment: every stage's forward instruction, in order."""
+    for st in ctx.model.stages:
+        STAGE_EMITTERS[st.kind].fp(ctx, st, _Forward(ctx, st))
+    ctx.segments["fp"] = (0, len(ctx.insns))
 
-    # --- FP segment ---
-    for st in stages:
-        i = st.index
-        src, dst = R[f"act{st.inputs[0]}"].offset, R[f"act{i + 1}"].offset
-        e_in = act_slots[st.inputs[0]]
-        if st.kind == "param":
-            L = layers[st.param_index]
-            flags = (Flag.RELU if st.relu else 0) | (Flag.BIAS if L.n_b else 0)
-            emit(i, act_slots[i + 1], op=Op.SCONV_FP if L.sparse else Op.CONV_FP, flags=flags,
-                 **shape_fields(st), **_sparse_fields(L, R), src=src, src2=R[L.region("w")].offset,
-                 src3=(R[L.region("master")].offset + 4 * L.n_w) if L.n_b else 0,
-                 dst=dst, e_src=e_in, e_src2=L.slot_w8, e_src3=L.slot_m if L.n_b else 0,
-                 e_dst=act_slots[i + 1])
-        elif st.kind == "pool":
-            emit(i, op=Op.POOL_FP, **shape_fields(st), src=src, dst=dst, e_src=e_in)
-        elif st.kind == "avgpool":
-            emit(i, act_slots[i + 1], op=Op.AVGPOOL_FP, **shape_fields(st), src=src, dst=dst,
-                 e_src=e_in, e_dst=act_slots[i + 1])
-        elif st.kind == "add":
-            emit(i, act_slots[i + 1], op=Op.ADD, flags=Flag.RELU if st.relu else 0,
-                 count=batch * int(np.prod(st.out_shape)), src=src, src2=R[f"act{st.inputs[1]}"].offset,
-                 dst=dst, e_src=e_in, e_src2=act_slots[st.inputs[1]],
-                 e_dst=act_slots[i + 1])
-        elif st.kind == "bn":
-            k = st.bn_index
-            emit(i, act_slots[i + 1], op=Op.BN_FP, flags=Flag.RELU if st.relu else 0, **bn_fields(st),
-                 src=src, src2=R[f"bnA{k}"].offset, src3=R[f"bnB{k}"].offset, dst=dst,
-                 e_src=e_in, e_src2=bn_slots[k][0], e_src3=bn_slots[k][1], e_dst=act_slots[i + 1])
-        else:
-            emit(i, op=Op.RELU_FP, count=batch * int(np.prod(st.in_shape)), src=src, dst=dst,
-                 e_src=e_in)
-    segments["fp"] = (0, len(insns))
 
-    # --- BP segment: per stage, last first: the error of its output made
-    # whole (a fork's sum), then EB (ReLU masks fused), WG, UPDATE ---
-    bp_start = len(insns)
-    for st in reversed(stages):
-        i = st.index
-        if not eplan.needed[i + 1]:
+def _emit_backward(ctx):
+    """The BP segment: per stage, last first, whose output error is needed:
+    that error made whole (a fork's sum), then the input error (EB; ReLU
+    masks fused), then weight gradient and update (WG, UPDATE)."""
+    eplan, bp_start = ctx.eplan, len(ctx.insns)
+    for st in reversed(ctx.model.stages):
+        if not eplan.needed[st.index + 1]:
             continue
-        _emit_join(eplan, i + 1, batch, R, emit, act_slots)
-        err_out, e_out = R[eplan.whole[i + 1]].offset, err_slots[i + 1]
-        u = st.inputs[0]
-        dst, e_dst, mask = eplan.dest(u, st) if eplan.needed[u] else (None, None, False)
-        if st.kind == "param":
-            L = layers[st.param_index]
-            if dst is not None:
-                act_mask = R[f"act{u}"].offset if mask else 0
-                emit(i, e_dst, op=Op.SCONV_EB if L.sparse else Op.CONV_EB,
-                     flags=Flag.RELU_MASK if mask else 0, **shape_fields(st), **_sparse_fields(L, R),
-                     src=err_out, src2=R[L.region("w")].offset, dst=R[dst].offset,
-                     **({"src3": act_mask} if L.sparse else {"aux": act_mask}),
-                     e_src=e_out, e_src2=L.slot_w8, e_dst=e_dst)
-            emit(i, op=Op.SCONV_WG if L.sparse else Op.CONV_WG, flags=Flag.BIAS if L.n_b else 0,
-                 **shape_fields(st), **_sparse_fields(L, R),
-                 src=err_out, src2=R[f"act{u}"].offset, dst=R[L.region("grad")].offset,
-                 dst2=(R[L.region("grad")].offset + 4 * L.n_w) if L.n_b else 0,
-                 e_src=e_out, e_src2=act_slots[u], e_dst=L.slot_g)
-            emit(i, L.slot_w8_next, op=Op.UPDATE, count=L.n_w + L.n_b, count_w=L.n_w,
-                 src=R[L.region("grad")].offset, src2=R[L.region("master")].offset,
-                 src3=R[L.region("mom")].offset, aux=R[L.region("mask")].offset,
-                 dst=R[L.region("w")].offset, e_src=L.slot_g, e_src2=L.slot_m,
-                 e_dst=L.slot_w8_next, e_par=par_slot)
-        elif st.kind == "add" or dst is None:
-            continue  # an add passes its output error to both inputs as it is (ErrorPlan)
-        elif st.kind == "bn":
-            k = st.bn_index
-            emit(i, e_dst, op=Op.BN_BP, flags=Flag.RELU_MASK if mask else 0, **bn_fields(st),
-                 src=err_out, src2=R[f"bnA{k}"].offset, aux=R[f"act{u}"].offset if mask else 0,
-                 dst=R[dst].offset, e_src=e_out, e_src2=bn_slots[k][0], e_dst=e_dst)
-        elif st.kind == "pool":
-            emit(i, op=Op.POOL_BP, flags=Flag.RELU_MASK if mask else 0, **shape_fields(st),
-                 src=err_out, aux=R[f"act{u}"].offset, dst=R[dst].offset, e_src=e_out)
-        elif st.kind == "avgpool":
-            emit(i, e_dst, op=Op.AVGPOOL_BP, flags=Flag.RELU_MASK if mask else 0, **shape_fields(st),
-                 src=err_out, aux=R[f"act{u}"].offset if mask else 0, dst=R[dst].offset,
-                 e_src=e_out, e_dst=e_dst)
-        else:
-            emit(i, op=Op.RELU_BP, count=batch * int(np.prod(st.in_shape)), src=err_out,
-                 aux=R[f"act{i + 1}"].offset, dst=R[dst].offset, e_src=e_out)
-    segments["bp"] = (bp_start, len(insns) - bp_start)
+        _emit_join(eplan, st.index + 1, ctx.batch, ctx.R, ctx.emit, ctx.act_slots)
+        b = _Backward(ctx, st)
+        kind = STAGE_EMITTERS[st.kind]
+        if b.dst is not None and kind.eb is not None:
+            kind.eb(ctx, st, b)
+        if kind.wg is not None:
+            kind.wg(ctx, st, b)
+    ctx.segments["bp"] = (bp_start, len(ctx.insns) - bp_start)
 
-    n = len(insns)
-    prog_r = plan.add("program", (n * isa.INSN_BYTES,), np.uint8)
-    table_len = len(slots.names)
-    table_r = plan.add("table", (table_len,), np.int32)
+
+def _assemble(ctx):
+    """Plan program, table and statistics; write the instruction array;
+    validate every instruction."""
+    plan, n = ctx.plan, len(ctx.insns)
+    plan.add("program", (n * isa.INSN_BYTES,), np.uint8)
+    table_len = len(ctx.slots.names)
+    plan.add("table", (table_len,), np.int32)
     stats_r = plan.add("stats", (n,), isa.STATS_DTYPE)
-
     arr = isa.new_program(n)
-    for k, fields in enumerate(insns):
+    for k, fields in enumerate(ctx.insns):
         for name, value in fields.items():
             arr[k][name] = int(value)
         arr[k]["stats"] = stats_r.offset + k * isa.STATS_BYTES
-    prog = Program(model, batch, plan, arr, segments, table_len, dict(slots.names), act_slots,
-                   err_slots, layers, observe, insn_stage, par_slot, bn_slots,
-                   const_slots={act_slots[0]: INPUT_EXP}, part_slots=eplan.part_slots, freeze=freeze)
+    prog = Program(ctx.model, ctx.batch, plan, arr, ctx.segments, table_len, dict(ctx.slots.names),
+                   ctx.act_slots, ctx.err_slots, ctx.layers, ctx.observe, ctx.insn_stage, ctx.par_slot,
+                   ctx.bn_slots, const_slots={ctx.act_slots[0]: INPUT_EXP}, part_slots=ctx.eplan.part_slots,
+                   freeze=ctx.freeze)
     _validate(prog)
     return prog
 
 
+class _Forward:
+    """A stage's forward operands: src (its first input's region), dst (its
+    output's), e_in and e_out (their exponent slots)."""
+
+    def __init__(self, ctx, st):
+        self.src, self.dst = ctx.R[f"act{st.inputs[0]}"].offset, ctx.R[f"act{st.index + 1}"].offset
+        self.e_in, self.e_out = ctx.act_slots[st.inputs[0]], ctx.act_slots[st.index + 1]
+
+
+class _Backward:
+    """A stage's backward operands: err (its whole output error's region) and
+    e_err (its slot); u (the input tensor); dst, e_dst, mask: where its share
+    of u's error goes (dst None when u's error is not needed) and whether the
+    write applies u's ReLU mask."""
+
+    def __init__(self, ctx, st):
+        eplan, t = ctx.eplan, st.index + 1
+        self.err, self.e_err = ctx.R[eplan.whole[t]].offset, ctx.err_slots[t]
+        self.u = u = st.inputs[0]
+        self.dst, self.e_dst, self.mask = eplan.dest(u, st) if eplan.needed[u] else (None, None, False)
+
+
+# --- per stage kind: forward (fp), input error (eb), weight gradient (wg) ---
+
+def _param_fp(ctx, st, io):
+    L, R = ctx.layers[st.param_index], ctx.R
+    flags = (Flag.RELU if st.relu else 0) | (Flag.BIAS if L.n_b else 0)
+    ctx.emit(st.index, io.e_out, op=Op.SCONV_FP if L.sparse else Op.CONV_FP, flags=flags,
+             **ctx.shape_fields(st), **_sparse_fields(L, R), src=io.src, src2=R[L.region("w")].offset,
+             src3=(R[L.region("master")].offset + 4 * L.n_w) if L.n_b else 0,
+             dst=io.dst, e_src=io.e_in, e_src2=L.slot_w8, e_src3=L.slot_m if L.n_b else 0,
+             e_dst=io.e_out)
+
+
+def _param_eb(ctx, st, b):
+    L, R = ctx.layers[st.param_index], ctx.R
+    act_mask = R[f"act{b.u}"].offset if b.mask else 0
+    ctx.emit(st.index, b.e_dst, op=Op.SCONV_EB if L.sparse else Op.CONV_EB,
+             flags=Flag.RELU_MASK if b.mask else 0, **ctx.shape_fields(st), **_sparse_fields(L, R),
+             src=b.err, src2=R[L.region("w")].offset, dst=R[b.dst].offset,
+             **({"src3": act_mask} if L.sparse else {"aux": act_mask}),
+             e_src=b.e_err, e_src2=L.slot_w8, e_dst=b.e_dst)
+
+
+def _param_wg(ctx, st, b):
+    """WG, then UPDATE."""
+    L, R = ctx.layers[st.param_index], ctx.R
+    ctx.emit(st.index, op=Op.SCONV_WG if L.sparse else Op.CONV_WG, flags=Flag.BIAS if L.n_b else 0,
+             **ctx.shape_fields(st), **_sparse_fields(L, R),
+             src=b.err, src2=R[f"act{b.u}"].offset, dst=R[L.region("grad")].offset,
+             dst2=(R[L.region("grad")].offset + 4 * L.n_w) if L.n_b else 0,
+             e_src=b.e_err, e_src2=ctx.act_slots[b.u], e_dst=L.slot_g)
+    ctx.emit(st.index, L.slot_w8_next, op=Op.UPDATE, count=L.n_w + L.n_b, count_w=L.n_w,
+             src=R[L.region("grad")].offset, src2=R[L.region("master")].offset,
+             src3=R[L.region("mom")].offset, aux=R[L.region("mask")].offset,
+             dst=R[L.region("w")].offset, e_src=L.slot_g, e_src2=L.slot_m,
+             e_dst=L.slot_w8_next, e_par=ctx.par_slot)
+
+
+def _bn_fp(ctx, st, io):
+    k, R = st.bn_index, ctx.R
+    ctx.emit(st.index, io.e_out, op=Op.BN_FP, flags=Flag.RELU if st.relu else 0, **ctx.bn_fields(st),
+             src=io.src, src2=R[f"bnA{k}"].offset, src3=R[f"bnB{k}"].offset, dst=io.dst,
+             e_src=io.e_in, e_src2=ctx.bn_slots[k][0], e_src3=ctx.bn_slots[k][1], e_dst=io.e_out)
+
+
+def _bn_eb(ctx, st, b):
+    k, R = st.bn_index, ctx.R
+    ctx.emit(st.index, b.e_dst, op=Op.BN_BP, flags=Flag.RELU_MASK if b.mask else 0, **ctx.bn_fields(st),
+             src=b.err, src2=R[f"bnA{k}"].offset, aux=R[f"act{b.u}"].offset if b.mask else 0,
+             dst=R[b.dst].offset, e_src=b.e_err, e_src2=ctx.bn_slots[k][0], e_dst=b.e_dst)
+
+
+def _pool_fp(ctx, st, io):
+    ctx.emit(st.index, op=Op.POOL_FP, **ctx.shape_fields(st), src=io.src, dst=io.dst, e_src=io.e_in)
+
+
+def _pool_eb(ctx, st, b):
+    ctx.emit(st.index, op=Op.POOL_BP, flags=Flag.RELU_MASK if b.mask else 0, **ctx.shape_fields(st),
+             src=b.err, aux=ctx.R[f"act{b.u}"].offset, dst=ctx.R[b.dst].offset, e_src=b.e_err)
+
+
+def _avgpool_fp(ctx, st, io):
+    ctx.emit(st.index, io.e_out, op=Op.AVGPOOL_FP, **ctx.shape_fields(st), src=io.src, dst=io.dst,
+             e_src=io.e_in, e_dst=io.e_out)
+
+
+def _avgpool_eb(ctx, st, b):
+    ctx.emit(st.index, b.e_dst, op=Op.AVGPOOL_BP, flags=Flag.RELU_MASK if b.mask else 0,
+             **ctx.shape_fields(st), src=b.err, aux=ctx.R[f"act{b.u}"].offset if b.mask else 0,
+             dst=ctx.R[b.dst].offset, e_src=b.e_err, e_dst=b.e_dst)
+
+
+def _add_fp(ctx, st, io):
+    ctx.emit(st.index, io.e_out, op=Op.ADD, flags=Flag.RELU if st.relu else 0,
+             count=ctx.count(st.out_shape), src=io.src, src2=ctx.R[f"act{st.inputs[1]}"].offset,
+             dst=io.dst, e_src=io.e_in, e_src2=ctx.act_slots[st.inputs[1]], e_dst=io.e_out)
+
+
+def _relu_fp(ctx, st, io):
+    ctx.emit(st.index, op=Op.RELU_FP, count=ctx.count(st.in_shape), src=io.src, dst=io.dst, e_src=io.e_in)
+
+
+def _relu_eb(ctx, st, b):
+    ctx.emit(st.index, op=Op.RELU_BP, count=ctx.count(st.in_shape), src=b.err,
+             aux=ctx.R[f"act{st.index + 1}"].offset, dst=ctx.R[b.dst].offset, e_src=b.e_err)
+
+
+@dataclass(frozen=True)
+class StageEmitters:
+    """How a stage kind (model.Stage.kind) becomes instructions: `fp` its
+    forward instruction; `eb` the one writing its input's error (None: it
+    needs none, an add passes its output error on as it is, _ErrorPlan);
+    `wg` its weight gradient and update (param stages only); `rescales`
+    whether its output has an exponent slot of its own (max-pool and ReLU
+    keep their input's). A new stage kind is a row here and its emitters."""
+    fp: object
+    eb: object = None
+    wg: object = None
+    rescales: bool = True
+
+
+STAGE_EMITTERS = {
+    "param": StageEmitters(_param_fp, _param_eb, _param_wg),
+    "bn": StageEmitters(_bn_fp, _bn_eb),
+    "pool": StageEmitters(_pool_fp, _pool_eb, rescales=False),
+    "avgpool": StageEmitters(_avgpool_fp, _avgpool_eb),
+    "add": StageEmitters(_add_fp),
+    "relu": StageEmitters(_relu_fp, _relu_eb, rescales=False),
+}
+
 #: Stages whose output has an exponent of its own (max-pool and ReLU keep their input's).
-RESCALING = ("param", "bn", "add", "avgpool")
+RESCALING = tuple(kind for kind, e in STAGE_EMITTERS.items() if e.rescales)
 
 
 class _ErrorPlan:

@@ -241,7 +241,9 @@ def _check_window(where, k, s, h, w, unit, k_max):
 
 
 class _Lowering:
-    """Builds the stage list of a layer graph in topological order."""
+    """Builds the stage list of a layer graph in topological order: each
+    layer class's lowering (LOWERINGS) checks it against its input and the
+    accelerator's limits and appends its stage."""
 
     def __init__(self):
         self.stages = []
@@ -260,93 +262,138 @@ class _Lowering:
         into the stage before it only when that stage was made here (at the
         start of a branch the input tensor feeds other consumers too)."""
         lim = isa.LIMITS
-        made_here = False
-        flat_from = None
+        at = _At(made_here=False, flat_from=None)
         for i, layer in enumerate(_normalise(layers)):
             name = f"{path}{i}"
             where = f"layer {name} ({type(layer).__name__})"
-            c, h, w = self.shapes[t]
-            if isinstance(layer, Conv2d):
-                k, s, p = layer.kernel_size, layer.stride, layer.padding
-                if layer.in_channels != c:
-                    raise MappingError(f"{where}: expects {layer.in_channels} input channels, gets {c}")
-                if not 1 <= k <= lim["KERNEL"]:
-                    raise MappingError(f"{where}: kernel {k} is beyond the PE array's 1..{lim['KERNEL']}")
-                if not 1 <= s <= lim["STRIDE"]:
-                    raise MappingError(f"{where}: stride {s} is beyond the PE array's 1..{lim['STRIDE']}")
-                if not 0 <= p <= lim["PAD"] or p >= k:
-                    raise MappingError(f"{where}: padding {p} must be below the kernel size {k} and at most {lim['PAD']}")
-                if h + 2 * p < k or w + 2 * p < k:
-                    raise MappingError(f"{where}: kernel {k}x{k} is larger than its padded input {h + 2 * p}x{w + 2 * p}")
-                if not 1 <= layer.out_channels <= lim["CH"]:
-                    raise MappingError(f"{where}: {layer.out_channels} output channels beyond the limit {lim['CH']}")
-                if c > lim["CH"]:
-                    raise MappingError(f"{where}: {c} input channels beyond the limit {lim['CH']}")
-                out = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-                t = self.stage("param", layer, (t,), out, name, (k, k, s, p))
-            elif isinstance(layer, Linear):
-                if layer.in_features != c * h * w:
-                    raise MappingError(f"{where}: expects {layer.in_features} input features, gets {c}x{h}x{w} = {c * h * w}")
-                if not 1 <= layer.out_features <= lim["CH"]:
-                    raise MappingError(f"{where}: {layer.out_features} outputs beyond the PE array's {lim['CH']} channels")
-                m = linear_map(layer.in_features, flat_from if (h, w) == (1, 1) else (c, h, w))
-                if m is None:
-                    raise MappingError(
-                        f"{where}: {layer.in_features} input features cannot be tiled as channels x k_h x k_w "
-                        f"within {lim['CH']} x {lim['KERNEL']} x {lim['KERNEL']}: no channel count up to {lim['CH']} "
-                        f"leaves a kernel of at most {lim['KERNEL']}x{lim['KERNEL']}")
-                t_in, self.shapes[t] = t, m  # the same bytes, read as the map the kernel covers
-                t = self.stage("param", layer, (t,), (layer.out_features, 1, 1), name, (m[1], m[2], 1, 0))
-                self.shapes[t_in] = (c, h, w)
-            elif isinstance(layer, BatchNorm2d):
-                if layer.num_features != c:
-                    raise MappingError(f"{where}: normalises {layer.num_features} channels, gets {c}")
-                t = self.stage("bn", layer, (t,), (c, h, w), name)
-            elif isinstance(layer, ReLU):
-                prev = self.stages[-1] if made_here else None
-                if prev is not None and prev.kind in ("param", "bn", "add") and not prev.relu:
-                    prev.relu = True
-                    prev.names.append(name)
-                else:
-                    t = self.stage("relu", layer, (t,), (c, h, w), name)
-            elif isinstance(layer, MaxPool2d):
-                k, s = layer.kernel_size, layer.stride
-                _check_window(where, k, s, h, w, "pool", lim["KERNEL"])
-                out = (c, (h - k) // s + 1, (w - k) // s + 1)
-                t = self.stage("pool", layer, (t,), out, name, (k, k, s, 0))
-            elif isinstance(layer, AvgPool2d):
-                k, s = layer.kernel_size, layer.stride
-                _check_window(where, k, s, h, w, "pool", lim["DIM"])
-                out = (c, (h - k) // s + 1, (w - k) // s + 1)
-                t = self.stage("avgpool", layer, (t,), out, name, (k, k, s, 0))
-            elif isinstance(layer, GlobalAvgPool2d):
-                t = self.stage("avgpool", layer, (t,), (c, 1, 1), name, (h, w, 1, 0))
-            elif isinstance(layer, Flatten):
-                if (h, w) != (1, 1):
-                    flat_from = (c, h, w)
-                self.shapes[t] = (c * h * w, 1, 1) if (h, w) != (1, 1) else (c, h, w)
-                continue  # a flattened map keeps its tensor: Flatten moves no byte
-            elif isinstance(layer, Residual):
-                if not layer.body:
-                    raise MappingError(f"{where}: the body is empty (the sum would add a tensor to itself)")
-                t_in = t
-                t_body = self.sequence(layer.body, t_in, f"{name}.body.")
-                t_short = self.sequence(layer.shortcut, t_in, f"{name}.shortcut.") if layer.shortcut else t_in
-                if t_short == t_in and t_body == t_in:
-                    raise MappingError(f"{where}: both branches are the identity")
-                if self.shapes[t_body] != self.shapes[t_short]:
-                    raise MappingError(f"{where}: body gives {self.shapes[t_body]}, shortcut "
-                                       f"{self.shapes[t_short]}: the sum needs equal shapes")
-                t = self.stage("add", layer, (t_body, t_short), self.shapes[t_body], name)
-            else:
+            lowering = next((LOWERINGS[c] for c in type(layer).__mro__ if c in LOWERINGS), None)
+            if lowering is None:
                 raise MappingError(f"{where}: the accelerator has no mapping for {type(layer).__name__}")
-            made_here = True
-            if not isinstance(layer, Flatten):
-                flat_from = None
+            t = lowering(self, layer, t, name, where, at)
+            if isinstance(layer, Flatten):
+                continue  # a flattened map keeps its tensor: Flatten moves no byte
+            at.made_here, at.flat_from = True, None
             out = self.shapes[t]
             if max(out[1:]) > lim["DIM"] or out[0] > lim["CH"]:
                 raise MappingError(f"{where}: output {out} is beyond the accelerator's limits")
         return t
+
+
+@dataclass
+class _At:
+    """Where a sequence's lowering stands: whether the last stage was made in
+    this sequence (a ReLU may fuse into it) and the map a Flatten just
+    flattened (a Linear after it may read it back as a tiled map)."""
+    made_here: bool
+    flat_from: tuple
+
+
+def _lower_conv(lo, layer, t, name, where, at):
+    lim = isa.LIMITS
+    c, h, w = lo.shapes[t]
+    k, s, p = layer.kernel_size, layer.stride, layer.padding
+    if layer.in_channels != c:
+        raise MappingError(f"{where}: expects {layer.in_channels} input channels, gets {c}")
+    if not 1 <= k <= lim["KERNEL"]:
+        raise MappingError(f"{where}: kernel {k} is beyond the PE array's 1..{lim['KERNEL']}")
+    if not 1 <= s <= lim["STRIDE"]:
+        raise MappingError(f"{where}: stride {s} is beyond the PE array's 1..{lim['STRIDE']}")
+    if not 0 <= p <= lim["PAD"] or p >= k:
+        raise MappingError(f"{where}: padding {p} must be below the kernel size {k} and at most {lim['PAD']}")
+    if h + 2 * p < k or w + 2 * p < k:
+        raise MappingError(f"{where}: kernel {k}x{k} is larger than its padded input {h + 2 * p}x{w + 2 * p}")
+    if not 1 <= layer.out_channels <= lim["CH"]:
+        raise MappingError(f"{where}: {layer.out_channels} output channels beyond the limit {lim['CH']}")
+    if c > lim["CH"]:
+        raise MappingError(f"{where}: {c} input channels beyond the limit {lim['CH']}")
+    out = (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+    return lo.stage("param", layer, (t,), out, name, (k, k, s, p))
+
+
+def _lower_linear(lo, layer, t, name, where, at):
+    lim = isa.LIMITS
+    c, h, w = lo.shapes[t]
+    if layer.in_features != c * h * w:
+        raise MappingError(f"{where}: expects {layer.in_features} input features, gets {c}x{h}x{w} = {c * h * w}")
+    if not 1 <= layer.out_features <= lim["CH"]:
+        raise MappingError(f"{where}: {layer.out_features} outputs beyond the PE array's {lim['CH']} channels")
+    m = linear_map(layer.in_features, at.flat_from if (h, w) == (1, 1) else (c, h, w))
+    if m is None:
+        raise MappingError(
+            f"{where}: {layer.in_features} input features cannot be tiled as channels x k_h x k_w "
+            f"within {lim['CH']} x {lim['KERNEL']} x {lim['KERNEL']}: no channel count up to {lim['CH']} "
+            f"leaves a kernel of at most {lim['KERNEL']}x{lim['KERNEL']}")
+    t_in, lo.shapes[t] = t, m  # the same bytes, read as the map the kernel covers
+    t = lo.stage("param", layer, (t,), (layer.out_features, 1, 1), name, (m[1], m[2], 1, 0))
+    lo.shapes[t_in] = (c, h, w)
+    return t
+
+
+def _lower_bn(lo, layer, t, name, where, at):
+    c, h, w = lo.shapes[t]
+    if layer.num_features != c:
+        raise MappingError(f"{where}: normalises {layer.num_features} channels, gets {c}")
+    return lo.stage("bn", layer, (t,), (c, h, w), name)
+
+
+def _lower_relu(lo, layer, t, name, where, at):
+    prev = lo.stages[-1] if at.made_here else None
+    if prev is not None and prev.kind in FUSES_RELU and not prev.relu:
+        prev.relu = True
+        prev.names.append(name)
+        return t
+    return lo.stage("relu", layer, (t,), lo.shapes[t], name)
+
+
+def _lower_maxpool(lo, layer, t, name, where, at):
+    c, h, w = lo.shapes[t]
+    k, s = layer.kernel_size, layer.stride
+    _check_window(where, k, s, h, w, "pool", isa.LIMITS["KERNEL"])
+    return lo.stage("pool", layer, (t,), (c, (h - k) // s + 1, (w - k) // s + 1), name, (k, k, s, 0))
+
+
+def _lower_avgpool(lo, layer, t, name, where, at):
+    c, h, w = lo.shapes[t]
+    k, s = layer.kernel_size, layer.stride
+    _check_window(where, k, s, h, w, "pool", isa.LIMITS["DIM"])
+    return lo.stage("avgpool", layer, (t,), (c, (h - k) // s + 1, (w - k) // s + 1), name, (k, k, s, 0))
+
+
+def _lower_global_avgpool(lo, layer, t, name, where, at):
+    c, h, w = lo.shapes[t]
+    return lo.stage("avgpool", layer, (t,), (c, 1, 1), name, (h, w, 1, 0))
+
+
+def _lower_flatten(lo, layer, t, name, where, at):
+    c, h, w = lo.shapes[t]
+    if (h, w) != (1, 1):
+        at.flat_from = (c, h, w)
+    lo.shapes[t] = (c * h * w, 1, 1) if (h, w) != (1, 1) else (c, h, w)
+    return t
+
+
+def _lower_residual(lo, layer, t, name, where, at):
+    if not layer.body:
+        raise MappingError(f"{where}: the body is empty (the sum would add a tensor to itself)")
+    t_body = lo.sequence(layer.body, t, f"{name}.body.")
+    t_short = lo.sequence(layer.shortcut, t, f"{name}.shortcut.") if layer.shortcut else t
+    if t_short == t and t_body == t:
+        raise MappingError(f"{where}: both branches are the identity")
+    if lo.shapes[t_body] != lo.shapes[t_short]:
+        raise MappingError(f"{where}: body gives {lo.shapes[t_body]}, shortcut "
+                           f"{lo.shapes[t_short]}: the sum needs equal shapes")
+    return lo.stage("add", layer, (t_body, t_short), lo.shapes[t_body], name)
+
+
+#: Layer class -> its lowering(lo, layer, t, name, where, at) -> output tensor:
+#: checks the layer against its input shape and the accelerator's limits and
+#: appends its stage (or fuses into the last one). A new layer kind is a row
+#: here, and its stage kind a row of compiler.STAGE_EMITTERS.
+LOWERINGS = {Conv2d: _lower_conv, Linear: _lower_linear, BatchNorm2d: _lower_bn, ReLU: _lower_relu,
+             MaxPool2d: _lower_maxpool, AvgPool2d: _lower_avgpool, GlobalAvgPool2d: _lower_global_avgpool,
+             Flatten: _lower_flatten, Residual: _lower_residual}
+#: Stage kinds a following ReLU fuses into (their output goes through it).
+FUSES_RELU = ("param", "bn", "add")
 
 
 def lower(layers, input_shape):
@@ -382,7 +429,7 @@ def error_needed(stages, freeze=0):
 
 def fused_relu(stage):
     """Whether a stage's output went through a fused ReLU (its errors need the mask)."""
-    return stage is not None and stage.kind in ("param", "bn", "add") and stage.relu
+    return stage is not None and stage.kind in FUSES_RELU and stage.relu
 
 
 # --- named networks -------------------------------------------------------

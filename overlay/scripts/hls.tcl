@@ -21,7 +21,10 @@ foreach src $sources {
 }
 # The testbench calls ctrain_top itself (the signature synthesis sees), so
 # csim_design and cosim_design run the same program on it.
-add_files -tb [file join $hls tb ctrain_tb.cpp] -cflags $cflags
+# ctrain_tb.cpp is main; tb_*.cpp its helpers, reference and tests.
+foreach tb [lsort [concat [list [file join $hls tb ctrain_tb.cpp]] [glob [file join $hls tb tb_*.cpp]]]] {
+    add_files -tb $tb -cflags $cflags
+}
 add_files -tb [file join $hls csim_api.cpp] -cflags $cflags
 
 open_solution -reset sol -flow_target vivado

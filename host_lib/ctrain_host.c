@@ -52,7 +52,12 @@ void ctrain_from_master(const int32_t *m, float *x, int64_t n, int32_t e)
 
 int64_t ctrain_index_bytes(int64_t rows, int64_t cols, int64_t nnz)
 {
-    return 4 * (rows + 1) + 2 * nnz + 2 * (nnz & 1) + 4 * (cols + 1) + 4 * nnz + 2 * nnz;
+    return (int64_t)ctrain_index_layout((uint64_t)rows, (uint64_t)cols, (uint64_t)nnz).size;
+}
+
+ctrain_index_layout_t ctrain_host_index_layout(int64_t rows, int64_t cols, int64_t nnz)
+{
+    return ctrain_index_layout((uint64_t)rows, (uint64_t)cols, (uint64_t)nnz);
 }
 
 int64_t ctrain_build_index(const uint8_t *mask, int64_t rows, int64_t cols, uint8_t *block)
@@ -62,11 +67,12 @@ int64_t ctrain_build_index(const uint8_t *mask, int64_t rows, int64_t cols, uint
     int64_t nnz = 0;
     for (int64_t i = 0; i < rows * cols; i++)
         nnz += mask[i] != 0;
-    uint32_t *rowptr = (uint32_t *)block;
-    uint16_t *col = (uint16_t *)(rowptr + rows + 1);
-    uint32_t *tptr = (uint32_t *)(block + 4 * (rows + 1) + 2 * nnz + 2 * (nnz & 1));
-    uint32_t *tpos = tptr + cols + 1;
-    uint16_t *trow = (uint16_t *)(tpos + nnz);
+    const ctrain_index_layout_t lay = ctrain_index_layout((uint64_t)rows, (uint64_t)cols, (uint64_t)nnz);
+    uint32_t *rowptr = (uint32_t *)(block + lay.rowptr);
+    uint16_t *col = (uint16_t *)(block + lay.col);
+    uint32_t *tptr = (uint32_t *)(block + lay.tptr);
+    uint32_t *tpos = (uint32_t *)(block + lay.tpos);
+    uint16_t *trow = (uint16_t *)(block + lay.trow);
     if (nnz & 1)
         col[nnz] = 0; /* padding */
     /* CSR, and a column histogram for the transposed index */

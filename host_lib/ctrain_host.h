@@ -2,6 +2,7 @@
 #ifndef CTRAIN_HOST_H
 #define CTRAIN_HOST_H
 #include <stdint.h>
+#include "ctrain_isa.h"   /* ctrain_index_layout_t */
 
 /* @cdef-begin */
 /* q = sat8(floor(x * 2^-e + 0.5)); returns the number of saturated values. */
@@ -14,6 +15,8 @@ int64_t ctrain_to_master(const float *x, int32_t *m, int64_t n, int32_t e);
 void ctrain_from_master(const int32_t *m, float *x, int64_t n, int32_t e);
 /* Bytes of the sparse index block (docs/isa.md) for rows x cols with nnz kept. */
 int64_t ctrain_index_bytes(int64_t rows, int64_t cols, int64_t nnz);
+/* Its layout: ctrain_isa.h's ctrain_index_layout, for Python. */
+ctrain_index_layout_t ctrain_host_index_layout(int64_t rows, int64_t cols, int64_t nnz);
 /* Builds the index block of a rows x cols mask (row-major, nonzero = kept):
  * CSR (rowptr, col) and the transposed index (tptr, tpos, trow) EB reads.
  * `block` must hold ctrain_index_bytes() bytes; returns nnz, or -1 when

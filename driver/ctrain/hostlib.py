@@ -61,11 +61,20 @@ def build_index(mask2d):
     return block, nnz
 
 
+_LAYOUT = tuple(name for name, _ in ffi.typeof("ctrain_index_layout_t").fields)
+
+
+def index_layout(rows, cols, nnz):
+    """Byte offsets inside the index block (docs/isa.md "Sparse layers"):
+    dict rowptr, col, tptr, tpos, trow, size -- ctrain_isa.h's
+    ctrain_index_layout, the one definition C, HLS and testbench use."""
+    lay = lib.ctrain_host_index_layout(int(rows), int(cols), int(nnz))
+    return {name: int(getattr(lay, name)) for name in _LAYOUT}
+
+
 def split_index(block, rows, cols, nnz):
     """Views (rowptr, col, tptr, tpos, trow) into an index block."""
-    o1 = 4 * (rows + 1)
-    o2 = o1 + 2 * nnz + 2 * (nnz & 1)
-    o3 = o2 + 4 * (cols + 1)
-    o4 = o3 + 4 * nnz
-    return (block[:o1].view("<u4"), block[o1:o1 + 2 * nnz].view("<u2"), block[o2:o3].view("<u4"),
-            block[o3:o4].view("<u4"), block[o4:o4 + 2 * nnz].view("<u2"))
+    lay = index_layout(rows, cols, nnz)
+    return (block[:lay["col"]].view("<u4"), block[lay["col"]:lay["col"] + 2 * nnz].view("<u2"),
+            block[lay["tptr"]:lay["tpos"]].view("<u4"), block[lay["tpos"]:lay["trow"]].view("<u4"),
+            block[lay["trow"]:lay["size"]].view("<u2"))

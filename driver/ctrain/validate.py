@@ -7,6 +7,7 @@ size sums never wrap (C must use 64-bit sums for the same answers).
 """
 import numpy as np
 
+from .hostlib import index_layout  # noqa: F401  (validate.index_layout: the engines' and perfmodel's name for it)
 from .isa import INSN_BYTES, LIMITS, PAR, STATS_BYTES, Fault, Flag, Op
 
 #: Flag bits each opcode accepts; any other bit is FAULT_OPCODE.
@@ -78,16 +79,6 @@ def terms_per_output(f):
 def sparse_cols(f):
     """K = c_in*k_h*k_w: columns of a sparse layer's weight matrix."""
     return f["c_in"] * f["k_h"] * f["k_w"]
-
-
-def index_layout(rows, cols, nnz):
-    """Byte offsets inside the index block (docs/isa.md "Sparse layers"):
-    dict rowptr, col, tptr, tpos, trow, size."""
-    col = 4 * (rows + 1)
-    tptr = col + 2 * nnz + 2 * (nnz & 1)
-    tpos = tptr + 4 * (cols + 1)
-    trow = tpos + 4 * nnz
-    return dict(rowptr=0, col=col, tptr=tptr, tpos=tpos, trow=trow, size=trow + 2 * nnz)
 
 
 def index_bytes(f):

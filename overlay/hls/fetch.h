@@ -42,22 +42,11 @@ static inline bool is_sparse(uint32_t op) {
 /* K = c_in * k_h * k_w: columns of a sparse layer's weight matrix. */
 static inline uint32_t sparse_cols(const ctrain_insn_t &f) { return f.c_in * f.k_h * f.k_w; }
 
-/* Byte offsets of the parts of the index block at aux (docs/isa.md) and its
- * size; 64-bit because a rejected instruction's fields may be anything. */
-struct sparse_index_t {
-    uint64_t rowptr, col, tptr, tpos, trow, size;
-};
+/* The index block at aux of a sparse instruction: ctrain_isa.h's layout. */
+typedef ctrain_index_layout_t sparse_index_t;
 
 static inline sparse_index_t index_layout(const ctrain_insn_t &f) {
-    const uint64_t rows = f.c_out, cols = (uint64_t)f.c_in * f.k_h * f.k_w, z = f.count;
-    sparse_index_t ix;
-    ix.rowptr = 0;
-    ix.col = 4 * (rows + 1);
-    ix.tptr = ix.col + 2 * z + 2 * (z & 1);
-    ix.tpos = ix.tptr + 4 * (cols + 1);
-    ix.trow = ix.tpos + 4 * z;
-    ix.size = ix.trow + 2 * z;
-    return ix;
+    return ctrain_index_layout(f.c_out, (uint64_t)f.c_in * f.k_h * f.k_w, f.count);
 }
 
 /* SLOT_* bits of the slots a (valid) instruction reads. */

@@ -161,6 +161,31 @@ typedef struct {
     uint32_t reserved[2];
 } ctrain_stats_t;
 
+/* Byte offsets of the parts of a sparse layer's index block (docs/isa.md
+ * "Sparse layers") and its size; ctrain_index_layout() computes them. */
+typedef struct {
+    uint64_t rowptr, col, tptr, tpos, trow, size;
+} ctrain_index_layout_t;
+
 /* @cdef-end */
+
+/* The index block's layout for `rows` rows (c_out), `cols` columns
+ * (c_in*k_h*k_w) and `z` kept weights: rowptr u32[rows+1], col u16[z] (a
+ * padding halfword when z is odd), tptr u32[cols+1], tpos u32[z], trow
+ * u16[z]. The one definition: host_lib builds blocks with it, the HLS fetch
+ * and sparse units and the testbench read them with it, and Python gets it
+ * through host_lib (ctrain_host_index_layout). 64-bit: a rejected
+ * instruction's fields may be anything. */
+static inline ctrain_index_layout_t ctrain_index_layout(uint64_t rows, uint64_t cols, uint64_t z)
+{
+    ctrain_index_layout_t ix;
+    ix.rowptr = 0;
+    ix.col = 4 * (rows + 1);
+    ix.tptr = ix.col + 2 * z + 2 * (z & 1);
+    ix.tpos = ix.tptr + 4 * (cols + 1);
+    ix.trow = ix.tpos + 4 * z;
+    ix.size = ix.trow + 2 * z;
+    return ix;
+}
 
 #endif /* CTRAIN_ISA_H */

@@ -145,15 +145,18 @@ void test_faults() {
         /* FAULT_INDEX: the hand case's index with one bad entry; the address is
          * the entry's, checked in memory order, nothing written. */
         const uint32_t R = 2, K = 4, Z = 3;
+        const ctrain_index_layout_t ix = ctrain_index_layout(R, K, Z);
+        const uint32_t col = (uint32_t)ix.col, tptr = (uint32_t)ix.tptr, tpos = (uint32_t)ix.tpos,
+                       trow = (uint32_t)ix.trow;
         struct Bad { const char *what; uint32_t at; uint8_t value; };
         const Bad bads[] = {
             {"rowptr[0] = 1", 0, 1},
             {"rowptr[2] = 2 (!= Z)", 8, 2},
-            {"col[1] = 4 (>= K)", col_off(R) + 2, 4},
-            {"tptr[4] = 9 (!= Z)", tptr_off(R, Z) + 16, 9},
-            {"tptr[2] = 0 (decreasing)", tptr_off(R, Z) + 8, 0},
-            {"tpos[0] = 3 (>= Z)", tptr_off(R, Z) + 4 * (K + 1), 3},
-            {"trow[2] = 2 (>= R)", trow_off(R, K, Z) + 4, 2},
+            {"col[1] = 4 (>= K)", col + 2, 4},
+            {"tptr[4] = 9 (!= Z)", tptr + 16, 9},
+            {"tptr[2] = 0 (decreasing)", tptr + 8, 0},
+            {"tpos[0] = 3 (>= Z)", tpos, 3},
+            {"trow[2] = 2 (>= R)", trow + 4, 2},
         };
         for (const Bad &b : bads) {
             Image m(4096);
@@ -174,10 +177,10 @@ void test_faults() {
         f.aux = put_index(m, hand_index());
         f.dst = m.alloc(2);
         f.stats = m.alloc(32);
-        m.ddr[f.aux + trow_off(R, K, Z)] = 7;
-        m.ddr[f.aux + col_off(R) + 4] = 9;
+        m.ddr[f.aux + trow] = 7;
+        m.ddr[f.aux + col + 4] = 9;
         expect_fault("col and trow", m, {halt(), f}, {-2, -3, -5}, FAULT_NONE, 0, 0);
-        expect_fault("col and trow", m, {f}, {-2, -3, -5}, FAULT_INDEX, 0, f.aux + col_off(R) + 4);
+        expect_fault("col and trow", m, {f}, {-2, -3, -5}, FAULT_INDEX, 0, f.aux + col + 4);
         /* A shape fault comes first: count 0. */
         f.count = 0;
         expect_fault("sparse count 0", m, {f}, {-2, -3, -5}, FAULT_SHAPE, 0, 0);

@@ -106,8 +106,7 @@ SparseIndex make_index(int R, int K, const std::vector<int> &rows, const std::ve
 uint32_t put_index(Image &m, const SparseIndex &ix) {
     const uint32_t z = (uint32_t)ix.col.size();
     const uint32_t R = (uint32_t)ix.rowptr.size() - 1, K = (uint32_t)ix.tptr.size() - 1;
-    const uint32_t bytes = 4 * (R + 1) + 2 * z + 2 * (z & 1) + 4 * (K + 1) + 6 * z;
-    const uint32_t at = m.alloc(bytes);
+    const uint32_t at = m.alloc((uint32_t)ctrain_index_layout(R, K, z).size);
     uint32_t o = at;
     auto w16 = [&](uint16_t v) { m.ddr[o] = (uint8_t)v; m.ddr[o + 1] = (uint8_t)(v >> 8); o += 2; };
     auto w32 = [&](uint32_t v) { for (int b = 0; b < 4; b++) m.ddr[o + b] = (uint8_t)(v >> (8 * b)); o += 4; };
@@ -120,9 +119,6 @@ uint32_t put_index(Image &m, const SparseIndex &ix) {
     return at;
 }
 
-uint32_t col_off(uint32_t R) { return 4 * (R + 1); }
-uint32_t tptr_off(uint32_t R, uint32_t z) { return 4 * (R + 1) + 2 * z + 2 * (z & 1); }
-uint32_t trow_off(uint32_t R, uint32_t K, uint32_t z) { return tptr_off(R, z) + 4 * (K + 1) + 4 * z; }
 
 Conv rnd_conv(int max_ch) {
     Conv c;

@@ -120,10 +120,7 @@ SparseIndex make_index(int R, int K, const std::vector<int> &rows, const std::ve
 /* Writes the block (odd Z: a garbage padding halfword); returns its address. */
 uint32_t put_index(Image &m, const SparseIndex &ix);
 
-/* Byte offsets of the parts inside a block of R rows, K columns, z entries. */
-uint32_t col_off(uint32_t R);
-uint32_t tptr_off(uint32_t R, uint32_t z);
-uint32_t trow_off(uint32_t R, uint32_t K, uint32_t z);
+/* Offsets of the parts inside the block: ctrain_index_layout (ctrain_isa.h). */
 
 /* ---------------------------------------------------------------- convolution shapes */
 

@@ -105,6 +105,20 @@ def all_boards():
 BOARDS = tuple(b.name for b in all_boards())
 
 
+def _default_board(directory):
+    """The board config/board.h compiles when no CTRAIN_BOARD_<NAME> is given
+    (its #else branch): the default of every build and command."""
+    with open(os.path.join(directory, "board.h"), encoding="utf-8") as fh:
+        m = re.search(r"#else\s+#include\s+\"(\w+)\.h\"", fh.read())
+    if m is None or m.group(1) not in BOARDS:
+        raise CTrainError(f"{directory}/board.h: no #else branch including a board header")
+    return m.group(1)
+
+
+#: The default board (config/board.h's fallback).
+DEFAULT_BOARD = _default_board(config_dir())
+
+
 def get(name):
     """The BoardConfig of `name` (a header name such as "kv260")."""
     for b in all_boards():

@@ -105,7 +105,7 @@ def _train_parser(sub):
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--report", action="store_true",
                    help="after training, the performance model's cycles per layer and phase on --board")
-    p.add_argument("--board", default=boards.BOARDS[0], choices=boards.BOARDS,
+    p.add_argument("--board", default=boards.DEFAULT_BOARD, choices=boards.BOARDS,
                    help="board configuration for --report (PE array, clock, DDR bandwidth)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -165,8 +165,9 @@ def _cmd_train(args):
 
 
 def _verify_parser(sub):
+    from .engine import ENGINES
     p = sub.add_parser("verify", help="compare an engine with the numpy engine on random instructions")
-    p.add_argument("--engine", default="csim", choices=["numpy", "csim"])
+    p.add_argument("--engine", default="csim", choices=list(ENGINES))
     p.add_argument("--cases", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
@@ -181,10 +182,13 @@ def _cmd_verify(args):
 
 
 def _fuzz_parser(sub):
+    from .engine import ENGINES
+    from .tools.fuzz import ENGINES as FUZZED, STREAMS
     p = sub.add_parser("fuzz", help="fuzz the instruction decoder with random and mutated streams")
-    p.add_argument("--engine", action="append", choices=["numpy", "csim"],
-                   help="engine to fuzz (repeat for both; with two, their results are compared)")
-    p.add_argument("--streams", type=int, default=10000)
+    p.add_argument("--engine", action="append", choices=list(ENGINES),
+                   help=f"engine to fuzz (repeat for both; with two, their results are compared; "
+                        f"default {', '.join(FUZZED)})")
+    p.add_argument("--streams", type=int, default=STREAMS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -192,17 +196,19 @@ def _fuzz_parser(sub):
 
 def _cmd_fuzz(args):
     from .tools.fuzz import clean, format_report, fuzz
-    report = fuzz(tuple(args.engine or ["numpy"]), args.streams, args.seed, progress=not args.no_progress)
+    from .tools.fuzz import ENGINES as FUZZED
+    report = fuzz(tuple(args.engine or FUZZED), args.streams, args.seed, progress=not args.no_progress)
     print(format_report(report))
     return 0 if clean(report) else 1
 
 
 def _export_parser(sub):
+    from .onnx_export import STYLES
     p = sub.add_parser("export", help="export a trained model (checkpoint) to a CTrain model file and ONNX")
     p.add_argument("checkpoint", help="a checkpoint written by `ctrain train --checkpoint`")
     p.add_argument("-o", "--output", required=True, help="model file to write (.npz, docs/export.md)")
     p.add_argument("--onnx", default=None, metavar="FILE", help="also write an ONNX model")
-    p.add_argument("--onnx-style", default="exact", choices=["exact", "qdq"],
+    p.add_argument("--onnx-style", default=STYLES[0], choices=list(STYLES),
                    help="exact: dequantized weights + explicit requantization (bit-exact); "
                         "qdq: QuantizeLinear/DequantizeLinear nodes")
     return p
@@ -232,12 +238,12 @@ def _cmd_bench(args):
 
 def _perf_parser(sub):
     from .model import MODELS
-    from .perfmodel import BOARDS
+    from .boards import BOARDS, DEFAULT_BOARD
     p = sub.add_parser("perf", help="modeled cycles, efficiency, roofs and resources of a model on a board "
                                     "(compiled, not trained)")
     p.add_argument("--model", default=None, help=f"a named model: {', '.join(MODELS)}")
     p.add_argument("--batch", type=int, default=None, help="batch size (default: the checkpoint's, else 64)")
-    p.add_argument("--board", default=BOARDS[0], help=f"{', '.join(BOARDS)} (default {BOARDS[0]})")
+    p.add_argument("--board", default=DEFAULT_BOARD, help=f"{', '.join(BOARDS)} (default {DEFAULT_BOARD})")
     masks = p.add_mutually_exclusive_group()
     masks.add_argument("--sparsity", type=float, default=0.0,
                        help="fraction of weights pruned by random element-wise masks (default 0: dense)")

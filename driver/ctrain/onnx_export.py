@@ -31,15 +31,18 @@ from .model_file import FORMAT, VERSION, ExportedModel, export_state, load_model
 
 __all__ = ["to_onnx", "onnx_predict"]
 
-def to_onnx(source, path=None, style="exact", opset=13):
+#: The two encodings (the module docstring), the default first.
+STYLES = ("exact", "qdq")
+
+def to_onnx(source, path=None, style=STYLES[0], opset=13):
     """An ONNX model of the forward pass (the module docstring says what the
     two styles compute). `source`: an
     ExportedModel, a model-file path or a Trainer. Returns the
     onnx.ModelProto, also written to `path` when given."""
     import onnx
 
-    if style not in ("exact", "qdq"):
-        raise ExportError(f"unknown ONNX style {style!r}; choose exact or qdq")
+    if style not in STYLES:
+        raise ExportError(f"unknown ONNX style {style!r}; choose {' or '.join(STYLES)}")
     em = _exported(source)
     model = em.model
     unsupported = sorted({st.kind for st in model.stages} - set(STAGES))

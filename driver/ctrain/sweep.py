@@ -26,7 +26,7 @@ from contextlib import redirect_stderr, redirect_stdout
 import numpy as np
 
 from .errors import CTrainError
-from .perfmodel import BOARDS
+from .boards import BOARDS, DEFAULT_BOARD
 
 #: `ctrain train` options a sweep sets itself, so they may not be swept or passed
 RESERVED = {"checkpoint": "each trial checkpoints to <trial dir>/run.ckpt",
@@ -373,7 +373,7 @@ def _status_line(k, n, row):
     return f"[{k}/{n}] FAILED {words}: {row['error']}"
 
 
-def run(spec, sweep_dir, board="pynq_z2", cpus_per_trial=1, num_cpus=None, address=None,
+def run(spec, sweep_dir, board=DEFAULT_BOARD, cpus_per_trial=1, num_cpus=None, address=None,
         progress=True, plot=True, say=None):
     """Run the sweep: validate, skip finished trials, run the rest as Ray tasks
     (each declaring `cpus_per_trial` CPUs), then write the table and plot.
@@ -507,7 +507,7 @@ def format_table(table, keys):
     return "\n".join(lines)
 
 
-def plot_table(table, path=None, board="pynq_z2"):
+def plot_table(table, path=None, board=DEFAULT_BOARD):
     """Accuracy against final sparsity and against modeled equivalent GOP/s,
     a point per finished trial and the mean of the trials that differ only in
     seed; saved as PNG if `path`. Returns the figure."""
@@ -555,7 +555,7 @@ def sweep_parser(p):
     p.add_argument("--spec", default=None, metavar="FILE",
                    help="the sweep in a JSON or TOML file: train, grid, random, samples, search_seed")
     p.add_argument("--dir", default="sweep", help="sweep directory: a subdirectory per trial, the table, the plot")
-    p.add_argument("--board", default="pynq_z2", choices=BOARDS,
+    p.add_argument("--board", default=DEFAULT_BOARD, choices=BOARDS,
                    help="board of the performance model for the modeled cycles and GOP/s")
     p.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs each trial declares to Ray (default 1)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)")

@@ -181,7 +181,7 @@ def isa_registers(offsets=None):
     return sorted(out, key=lambda r: r[1])
 
 
-def hwh_text(board="pynq_z2", registers=None, ip_name="ctrain_top_0", ip_base=None, vlnv=VLNV,
+def hwh_text(board=boards.DEFAULT_BOARD, registers=None, ip_name="ctrain_top_0", ip_base=None, vlnv=VLNV,
              design="ctrain", clock_mhz=None):
     """The hardware handoff of the CTrain block design, as much of it as pynq
     reads: SYSTEMINFO, the PS (clock parameters, M_AXI_GP0 address map, HP
@@ -365,7 +365,7 @@ def _divisors(ratio):
     return best
 
 
-def write_overlay(directory, board="pynq_z2", name="ctrain", **hwh_options):
+def write_overlay(directory, board=boards.DEFAULT_BOARD, name="ctrain", **hwh_options):
     """Write <name>.bit and <name>.hwh for the emulated board into `directory`;
     returns the .bit path."""
     d = Path(directory)
@@ -432,7 +432,7 @@ class EmulatedPynqDevice(pynq.Device):
     emulated: the EmulatedDevice holding DDR and the engine (default: a new
     one with the numpy engine); board: which board's PS and address map."""
 
-    def __init__(self, emulated=None, board="pynq_z2", tag="ctrain_emulated0", engine="numpy"):
+    def __init__(self, emulated=None, board=boards.DEFAULT_BOARD, tag="ctrain_emulated0", engine="numpy"):
         super().__init__(tag)
         if board not in BOARDS:
             raise ValueError(f"no emulation of board {board!r}; choose one of {', '.join(BOARDS)}")

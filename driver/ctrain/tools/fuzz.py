@@ -125,7 +125,12 @@ def _message_ok(res, stream):
     return ok, msg
 
 
-def fuzz(engines=("numpy",), streams=1000, seed=0, progress=True):
+#: What `ctrain fuzz` runs by default: the engines and the number of streams.
+ENGINES = ("numpy",)
+STREAMS = 10000
+
+
+def fuzz(engines=ENGINES, streams=STREAMS, seed=0, progress=True):
     """Fuzz the given engines on the same streams; returns a report dict."""
     engs = [get_engine(e) if isinstance(e, str) else e for e in engines]
     rng = np.random.default_rng(seed)

@@ -44,7 +44,7 @@ class CsimUnavailable(CTrainError, RuntimeError):
     """The C-sim engine cannot be built here (no C++ compiler or ap_types headers)."""
 
 
-def load_csim(board="pynq_z2", verbose=False):
+def load_csim(board=boards.DEFAULT_BOARD, verbose=False):
     """The compiled C-sim module for `board` (built and cached on first use)."""
     boards.get(board)   # an unknown board: one line naming the valid ones, before any build
     if board not in _LOADED:
@@ -60,7 +60,7 @@ class CsimEngine:
 
     name = "csim"
 
-    def __init__(self, board="pynq_z2", verbose=False):
+    def __init__(self, board=boards.DEFAULT_BOARD, verbose=False):
         self.board = board
         self._mod = load_csim(board, verbose)
         self._ffi, self._lib = self._mod.ffi, self._mod.lib

@@ -3,12 +3,13 @@ time and print the extension's path."""
 import argparse
 import sys
 
+from ... import boards
 from .build import CsimBuildError, board_names, build
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
-    ap.add_argument("--board", choices=board_names(), default="pynq_z2")
+    ap.add_argument("--board", choices=board_names(), default=boards.DEFAULT_BOARD)
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)

@@ -183,7 +183,7 @@ def _find_extension(directory, board):
     return path if os.path.isfile(path) else None
 
 
-def build(board="pynq_z2", cache_dir=None, verbose=False):
+def build(board=boards.DEFAULT_BOARD, cache_dir=None, verbose=False):
     """Path of the compiled C-sim extension for `board`, building it on a cache miss."""
     board_define(board)
     root, ap_dir, cxx = overlay_dir(), ap_types_dir(), cxx_compiler()
@@ -219,7 +219,7 @@ def build(board="pynq_z2", cache_dir=None, verbose=False):
     return _find_extension(target, board)
 
 
-def load(board="pynq_z2", cache_dir=None, verbose=False):
+def load(board=boards.DEFAULT_BOARD, cache_dir=None, verbose=False):
     """The compiled module (with .ffi and .lib), built if needed."""
     path = build(board, cache_dir, verbose)
     name = module_name(board)

@@ -3,11 +3,11 @@ master weights, momentum, gradients, activations, errors, statistics, table)
 under the numpy and the csim engine, through dense and, after pruning at
 iteration 10, sparse execution."""
 import numpy as np
-import pytest
 
 from ctrain.data import Dataset
 from ctrain.device.emulated import EmulatedDevice
 from ctrain.train import TrainConfig, Trainer
+from conftest import csim_or_skip
 
 
 def _digits_like(rng, n):
@@ -32,11 +32,7 @@ def _arena(engine, ds):
 
 
 def test_lenet5_training_ddr_identical_numpy_vs_csim():
-    try:
-        from ctrain.engine import get_engine
-        get_engine("csim")
-    except Exception as exc:
-        pytest.skip(f"csim engine unavailable: {exc}")
+    csim_or_skip()
     rng = np.random.default_rng(0)
     tx, ty = _digits_like(rng, 320)
     vx, vy = _digits_like(rng, 32)

@@ -5,7 +5,6 @@ pruning leaves them whole, and the float phase does not move them either."""
 import numpy as np
 import pytest
 
-from ctrain import data
 from ctrain.cli import main
 from ctrain.compiler import compile_model
 from ctrain.errors import MappingError
@@ -14,11 +13,6 @@ from ctrain.model import digits_cnn
 from ctrain.train import TrainConfig, Trainer
 
 BP_OPS = (Op.CONV_EB, Op.CONV_WG, Op.SCONV_EB, Op.SCONV_WG, Op.UPDATE, Op.POOL_BP, Op.RELU_BP, Op.BN_BP)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return data.load_digits()
 
 
 def bp_ops(program):

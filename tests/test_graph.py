@@ -13,9 +13,10 @@ from ctrain.engine.numpy import NumpyEngine
 from ctrain.errors import MappingError
 from ctrain.floatnet import FloatNet, softmax_xent
 from ctrain.isa import Flag, Op
-from ctrain.model import (BatchNorm2d, Conv2d, Flatten, GlobalAvgPool2d, AvgPool2d, Linear, MaxPool2d,
+from ctrain.model import (BatchNorm2d, Conv2d, Flatten, GlobalAvgPool2d, AvgPool2d, Linear,
                           ReLU, Residual, Sequential, build_model, linear_map, resnet20, weight_shape)
 from ctrain.tools.random_insn import build_ddr
+from conftest import csim_or_skip
 
 
 def _run_one(insn_fields, arrays, table):
@@ -329,11 +330,7 @@ def test_three_way_fork_trains_identically_on_both_engines(monkeypatch):
     from ctrain.data import Dataset
     from ctrain.device.emulated import EmulatedDevice
     from ctrain.train import TrainConfig, Trainer
-    try:
-        from ctrain.engine import get_engine
-        get_engine("csim")
-    except Exception as exc:
-        pytest.skip(f"csim engine unavailable: {exc}")
+    csim_or_skip()
     monkeypatch.setitem(model_module.MODELS, "nested", _nested)
     p = compile_model(_nested(), 2)
     # the conv's partial and a running sum; the two adds contribute their output errors as they are

@@ -6,7 +6,6 @@ set at 80% element-wise sparsity the sparse phases take a fraction of the
 dense cycles."""
 import dataclasses
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -16,12 +15,12 @@ from ctrain.compiler import compile_model
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
 from ctrain.model import lenet5, weight_shape
 from ctrain.tools.random_insn import OPS, csr_index, layer_case, random_case
+from conftest import csim_or_skip, insn
 
 SEED = 20240612
 #: Every board configuration header present (overlay/hls/config).
 MODEL_BOARDS = perfmodel.BOARDS
 
-needs_csim = pytest.mark.skipif(shutil.which("g++") is None, reason="the C-sim engine needs g++")
 
 # Multi-tile, multi-chunk, channel-group, x-tile and fully connected cases the
 # small random ones do not reach (op, flags, shape, density of kept weights).
@@ -67,8 +66,7 @@ BIG_SPARSE = [
 
 
 def _insn(case, index=0):
-    at = case.prog + index * INSN_BYTES
-    return case.ddr[at:at + INSN_BYTES].view(INSN_DTYPE)[0]
+    return insn(case, index)[0]
 
 
 def _expect_counters(engine, board, case):
@@ -87,21 +85,17 @@ def _expect_counters(engine, board, case):
                                               insn_addr=case.prog + INSN_BYTES)
 
 
-@needs_csim
 @pytest.mark.parametrize("board", MODEL_BOARDS)
 def test_model_equals_csim_counters_on_every_opcode(board):
-    from ctrain.engine import get_engine
-    engine = get_engine("csim", board=board)
+    engine = csim_or_skip(board)
     rng = np.random.default_rng(SEED)
     for i in range(15 * len(OPS)):
         _expect_counters(engine, board, random_case(rng, op=OPS[i % len(OPS)]))
 
 
-@needs_csim
 @pytest.mark.parametrize("board", MODEL_BOARDS)
 def test_model_equals_csim_counters_on_large_layers(board):
-    from ctrain.engine import get_engine
-    engine = get_engine("csim", board=board)
+    engine = csim_or_skip(board)
     rng = np.random.default_rng(SEED)
     for op, flags, shape, density in BIG_SPARSE:
         _expect_counters(engine, board, layer_case(rng, op, shape, flags, density=density))
@@ -123,11 +117,9 @@ def test_boards_come_from_the_config_headers():
         perfmodel.board("no_such_board")
 
 
-@needs_csim
 @pytest.mark.parametrize("board", MODEL_BOARDS)
 def test_csim_builds_for_every_board(board):
-    from ctrain.engine import get_engine
-    engine = get_engine("csim", board=board)
+    engine = csim_or_skip(board)
     b = perfmodel.board(board)
     assert (engine.pe_rows, engine.pe_cols, engine.chunk) == (b.pe_rows, b.pe_cols, b.chunk)
 

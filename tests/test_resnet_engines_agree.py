@@ -11,6 +11,7 @@ from ctrain.data import Dataset
 from ctrain.device.emulated import EmulatedDevice
 from ctrain.isa import Op
 from ctrain.train import TrainConfig, Trainer
+from conftest import csim_or_skip
 
 
 def _cifar_like(rng, n):
@@ -36,11 +37,7 @@ def _arena(engine, ds):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_resnet20_training_ddr_identical_numpy_vs_csim(monkeypatch):
-    try:
-        from ctrain.engine import get_engine
-        get_engine("csim")
-    except Exception as exc:
-        pytest.skip(f"csim engine unavailable: {exc}")
+    csim_or_skip()
     from ctrain import runtime
     window, _ = runtime.Runtime.__init__.__defaults__
     monkeypatch.setattr(runtime.Runtime.__init__, "__defaults__", (window, 3600.0))

@@ -3,7 +3,6 @@ engines: sparse execution equals dense execution with the mask applied
 (docs/numeric.md), large sparse layers agree byte for byte between the C-sim
 and numpy, and the new validation rules (shapes, flags, slots, operands and
 FAULT_INDEX with the offending entry's address) hold."""
-import shutil
 
 import numpy as np
 import pytest
@@ -11,30 +10,16 @@ import pytest
 from ctrain import validate
 from ctrain.engine import RunResult
 from ctrain.engine.numpy import NumpyEngine
-from ctrain.isa import INSN_BYTES, INSN_DTYPE, LIMITS, STATS_DTYPE, Fault, Flag, Op
+from ctrain.isa import LIMITS, STATS_DTYPE, Fault, Flag, Op
 from ctrain.tools.random_insn import layer_case, random_case
+from conftest import csim_or_skip, insn, run_case as run
 
 SEED = 20240613
-HAVE_CXX = shutil.which("g++") is not None
-ENGINES = ["numpy"] + (["csim"] if HAVE_CXX else [])
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=["numpy", "csim"])
 def engine(request):
-    if request.param == "numpy":
-        return NumpyEngine()
-    from ctrain.engine import get_engine
-    return get_engine("csim")
-
-
-def insn(case, index=0):
-    at = case.prog + index * INSN_BYTES
-    return case.ddr[at:at + INSN_BYTES].view(INSN_DTYPE)
-
-
-def run(engine, case):
-    ddr = case.ddr.copy()
-    return engine.run(ddr, *case.run_args()), ddr
+    return NumpyEngine() if request.param == "numpy" else csim_or_skip()
 
 
 def out(case, ddr, field, dtype, count):
@@ -141,11 +126,9 @@ BIG = [
 ]
 
 
-@pytest.mark.skipif(not HAVE_CXX, reason="the C-sim engine needs g++")
 @pytest.mark.parametrize("board", ["pynq_z2", "zcu104"])
 def test_large_sparse_layers_match_numpy(board):
-    from ctrain.engine import get_engine
-    csim, ref = get_engine("csim", board=board), NumpyEngine()
+    csim, ref = csim_or_skip(board), NumpyEngine()
     rng = np.random.default_rng(SEED)
     for op, flags, shape, density in BIG:
         if shape is None:  # batch norm over a large tensor: several chunks, many channels

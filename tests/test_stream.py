@@ -4,7 +4,6 @@ bands of a plane too large for the band buffer with overlapping windows (the
 gradient rows carried from band to band) and with stride above the kernel
 (rows no window covers, owned by the last band): the C-sim writes exactly what
 the numpy engine writes, and the model's counters equal the C-sim's."""
-import shutil
 
 import numpy as np
 import pytest
@@ -13,8 +12,8 @@ from ctrain import perfmodel
 from ctrain.engine.numpy import NumpyEngine
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
 from ctrain.tools.random_insn import Case, _garbage, _i8, build_ddr
+from conftest import csim_or_skip
 
-needs_csim = pytest.mark.skipif(shutil.which("g++") is None, reason="the C-sim engine needs g++")
 
 
 def _pool_case(rng, op, n, c, h, w, k_h, k_w, s, flags=0):
@@ -49,11 +48,9 @@ SHAPES = [
 ]
 
 
-@needs_csim
 @pytest.mark.parametrize("board", ["pynq_z2", "zcu102"])
 def test_pool_bands_agree_and_are_counted(board):
-    from ctrain.engine import get_engine
-    csim = get_engine("csim", board=board)
+    csim = csim_or_skip(board)
     rng = np.random.default_rng(5)
     kinds = set()
     for n, c, h, w, k_h, k_w, s in SHAPES:

@@ -1,6 +1,9 @@
 """The package's structure: no module imports another that imports it back,
 counting imports inside functions too (a deferred import hides a cycle, it does
-not remove it), except the cycles listed here with their reason."""
+not remove it), except the cycles listed here with their reason; the layers
+know only what docs/architecture.md says they know (the compiler the model,
+the runtime the program, the device memory and registers, the engine DDR bytes
+and instruction words); tooling is never reached from the runtime's modules."""
 import ast
 import os
 import subprocess
@@ -119,3 +122,64 @@ def test_import_ctrain_is_light_and_the_api_resolves():
             "assert set(ctrain.__all__) <= set(dir(ctrain))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "False"]
+
+
+def reach(graph, start):
+    """Every module `start` imports, directly or through others."""
+    seen, todo = set(), list(graph[start])
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(graph[m])
+    return seen
+
+
+def _in(module, *prefixes):
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+#: layer -> (its modules, the layers and front ends it must not reach): the
+#: data flows model -> compiler -> runtime -> device -> engine, and each knows
+#: only its input (docs/architecture.md "Data flow")
+LAYERS = {
+    "model": (("ctrain.model", "ctrain.modelspec"),
+              ("ctrain.compiler", "ctrain.runtime", "ctrain.device", "ctrain.engine", "ctrain.train")),
+    "compiler": (("ctrain.compiler",), ("ctrain.runtime", "ctrain.device", "ctrain.engine", "ctrain.train")),
+    "runtime": (("ctrain.runtime",), ("ctrain.compiler", "ctrain.train", "ctrain.cli")),
+    "device": (("ctrain.device",), ("ctrain.model", "ctrain.compiler", "ctrain.runtime", "ctrain.train")),
+    "engine": (("ctrain.engine",),
+               ("ctrain.model", "ctrain.compiler", "ctrain.runtime", "ctrain.device", "ctrain.train")),
+}
+#: tooling: test and measurement harnesses, the performance model and the
+#: resource estimate; only the front ends (CLI, sweeps) and tooling reach it
+TOOLING = ("ctrain.tools", "ctrain.perfmodel", "ctrain.resources", "ctrain.hls_source", "ctrain.perfreport")
+FRONT_ENDS = ("ctrain.cli", "ctrain.__main__", "ctrain.sweep")
+
+
+def test_layers_know_only_their_input():
+    graph = import_graph()
+    for layer, (members, forbidden) in LAYERS.items():
+        modules = [m for m in graph if _in(m, *members)]
+        assert modules, layer
+        for m in modules:
+            bad = sorted(d for d in reach(graph, m) if _in(d, *forbidden))
+            assert not bad, f"{m} ({layer}) reaches {bad}"
+
+
+def test_tooling_is_not_reached_from_the_runtime():
+    graph = import_graph()
+    assert all(any(_in(m, t) for m in graph) for t in TOOLING)
+    for m in graph:
+        if _in(m, *TOOLING) or _in(m, *FRONT_ENDS):
+            continue
+        bad = sorted(d for d in reach(graph, m) if _in(d, *TOOLING))
+        assert not bad, f"{m} reaches tooling {bad}"
+
+
+def test_the_layer_rules_can_fail():
+    """The checks above on a graph that breaks them."""
+    graph = {"ctrain.engine.x": {"ctrain.isa"}, "ctrain.isa": {"ctrain.device.y"},
+             "ctrain.device.y": set()}
+    assert reach(graph, "ctrain.engine.x") == {"ctrain.isa", "ctrain.device.y"}
+    assert _in("ctrain.device.y", *LAYERS["engine"][1]) and not _in("ctrain.devices", "ctrain.device")

@@ -4,7 +4,6 @@ and the CLI reports a test accuracy."""
 import numpy as np
 import pytest
 
-from ctrain import checkpoint, data
 from ctrain.cli import main
 from ctrain.compiler import compile_model
 from ctrain.device.emulated import EmulatedDevice
@@ -14,11 +13,6 @@ from ctrain.floatnet import FloatNet
 from ctrain.model import digits_cnn
 from ctrain.runtime import Runtime
 from ctrain.train import TrainConfig, Trainer
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return data.load_digits()
 
 
 def _runtime(digits, batch=32, seed=0):

@@ -46,6 +46,7 @@ def test_batches_are_shuffled_epochs():
     assert len(set(np.concatenate(order[:2]))) == 16  # one epoch: no image twice
 
 
+@pytest.mark.slow
 def test_ratio_against_torch_when_installed():
     pytest.importorskip("torch")
     report = bench.run_bench(batch_sizes=(8,), use_torch=True, use_float=False, **SMALL)

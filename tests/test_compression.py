@@ -50,6 +50,7 @@ def _trainer(digits, sparse, **kw):
     return Trainer(cfg, dataset=digits)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["element", "filter"])
 def test_sparse_execution_equals_dense_with_mask(digits, mode):
     a, b = _trainer(digits, True, prune_mode=mode), _trainer(digits, False, prune_mode=mode)

@@ -311,6 +311,7 @@ def test_counters_stop_at_a_fault(csim):
 
 # ---------------------------------------------------------------- the build
 
+@pytest.mark.slow
 def test_build_is_cached_and_keyed_on_sources(builder, tmp_path, monkeypatch):
     first = builder.build("pynq_z2", cache_dir=str(tmp_path))
     mtime = os.path.getmtime(first)
@@ -323,6 +324,7 @@ def test_build_is_cached_and_keyed_on_sources(builder, tmp_path, monkeypatch):
         "pynq_z2", root, ap_dir, cxx)
 
 
+@pytest.mark.slow
 def test_build_from_installed_layout(builder, tmp_path, monkeypatch):
     """As after a non-editable install: the sources in ctrain/overlay_src, no
     repo around (the package's directory moved to one with no overlay/ beside)."""

@@ -3,6 +3,7 @@ master weights, momentum, gradients, activations, errors, statistics, table)
 under the numpy and the csim engine, through dense and, after pruning at
 iteration 10, sparse execution."""
 import numpy as np
+import pytest
 
 from ctrain.data import Dataset
 from ctrain.device.emulated import EmulatedDevice
@@ -31,6 +32,7 @@ def _arena(engine, ds):
     return np.array(rt.device.read_ddr(rt.arena.physical_address, rt.arena.nbytes)), rt
 
 
+@pytest.mark.slow
 def test_lenet5_training_ddr_identical_numpy_vs_csim():
     csim_or_skip()
     rng = np.random.default_rng(0)

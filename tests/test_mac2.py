@@ -10,6 +10,7 @@ from ctrain import boards
 from ctrain.engine.csim import build
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("board", ["zcu102", "pynq_z2"])
 def test_mul2_is_exact_for_every_int8_triple(board, tmp_path):
     b = build

@@ -73,6 +73,7 @@ def test_lanes_match_reference(op, threads, monkeypatch):
         assert diff.size == 0, f"seed {seed}: bytes differ at {diff[:8]} (layout {case.offsets})"
 
 
+@pytest.mark.slow
 def test_random_cases_reach_every_flag_combination_and_saturation():
     seen, saturated = set(), set()
     for op, seed in itertools.product(OPS, range(CASES_PER_OP)):

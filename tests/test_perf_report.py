@@ -226,6 +226,7 @@ def test_cnv_maps_at_batch_64_on_every_board():
         assert s["total"]["gops"] < 0.5 * s["total"]["equivalent_gops"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sparsity", [0.0, 0.8])
 def test_cnv_trains_on_the_emulated_device(sparsity):
     """A few fixed-point iterations of CNV at batch 4 on random 3x32x32 data:

@@ -93,6 +93,7 @@ def test_model_equals_csim_counters_on_every_opcode(board):
         _expect_counters(engine, board, random_case(rng, op=OPS[i % len(OPS)]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("board", MODEL_BOARDS)
 def test_model_equals_csim_counters_on_large_layers(board):
     engine = csim_or_skip(board)

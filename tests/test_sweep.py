@@ -153,6 +153,7 @@ def test_failing_trial_is_reported_and_others_finish(local_ray, tmp_path, capsys
     assert "Traceback" in (failed / "error.txt").read_text() and not (failed / "result.json").exists()
 
 
+@pytest.mark.slow
 def test_resume_continues_an_interrupted_trial_bit_exactly(local_ray, tmp_path):
     """A trial stopped at iteration 100 of 178 (its checkpoint on disk) is
     resumed by the sweep and ends where the uninterrupted run ends."""

@@ -49,6 +49,7 @@ def test_int8_copy_is_derived_from_master(digits):
         assert np.any(arrays[L.region("mom")] != 0)
 
 
+@pytest.mark.slow
 def test_training_reaches_accuracy_and_checkpoint_resumes(tmp_path, digits):
     ck = str(tmp_path / "run.ckpt")
     cfg = TrainConfig(epochs=4, warmup_epochs=1, checkpoint=ck)
@@ -92,6 +93,7 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert "ctrain: error:" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_is_bit_exact(tmp_path, digits):
     """Stopping at a checkpoint and resuming ends at the same bytes as one run."""
     ck = str(tmp_path / "run.ckpt")

@@ -8,7 +8,7 @@ field), .has(flag)) and return (writes, stats) exactly like numpy_engine's.
 """
 import numpy as np
 
-from ..fixedpoint import max_abs, rshift_round, sat8
+from ..fixedpoint import max_abs, rshift_even, rshift_round, sat8
 from ..isa import AVG_SHIFT, Flag, Op, avg_recip
 
 
@@ -36,7 +36,7 @@ def _add(ins):
         acc[_i8(ins, "aux", (count,)) <= 0] = 0
     if ins.has(Flag.RELU):
         np.maximum(acc, 0, out=acc)
-    out, sat = sat8(rshift_round(acc, ins.e("e_dst") - e_acc))
+    out, sat = sat8(rshift_even(acc, ins.e("e_dst") - e_acc))
     return [("dst", out)], (max_abs(acc), e_acc, sat, int(np.count_nonzero(out)), out.size)
 
 

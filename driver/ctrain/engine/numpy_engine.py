@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import conv_ops
 from ..lanes import Lanes, set_blas_threads
-from ..fixedpoint import (Q32_MAX, max_abs, product_bound, requantize8, rshift_round,
+from ..fixedpoint import (Q32_MAX, max_abs, product_bound, requantize8, requantize8_even, rshift_round,
                           rshift_round_inplace, sat8, sat32)
 from ..isa import INSN_BYTES, INSN_DTYPE, PAR, STATS_DTYPE, Fault, Flag, Op
 from ..validate import SPARSE_OPS, check, check_index, check_program, fields, terms_per_output
@@ -646,7 +646,7 @@ def _add_fast(engine, plan, ddr, tab):
             acc += np.multiply(b[lo:hi], scale_b, out=plan.buf(f"b{k}", (hi - lo,), dt))
         if mask is not None:
             np.copyto(acc, 0, where=mask[lo:hi] <= 0)
-        q, peak, sat = requantize8(acc.reshape(1, -1), shift, None, relu)
+        q, peak, sat = requantize8_even(acc.reshape(1, -1), shift, relu)  # ADD's ties to even
         np.copyto(dst[lo:hi], q.reshape(-1), casting="unsafe")
         return peak, sat, int(np.count_nonzero(dst[lo:hi]))
     peak, sat, nnz = _combine(engine.lanes(lane, count, count * 8))

@@ -152,6 +152,14 @@ int64_t ref_shift(int64_t x, int64_t s) {
     return x * ((int64_t)1 << -s);
 }
 
+/* ref_shift with ties to even for s > 0 (ADD's store). */
+int64_t ref_shift_even(int64_t x, int64_t s) {
+    if (s > 62) s = 62;
+    if (s <= 0) return ref_shift(x, s);
+    const int64_t q = x >> s, r = x - (q << s), half = (int64_t)1 << (s - 1);
+    return q + ((r > half || (r == half && (q & 1))) ? 1 : 0);
+}
+
 int64_t clampv(int64_t x, int64_t m) { return x > m ? m : (x < -m ? -m : x); }
 int64_t absv(int64_t x) { return x < 0 ? -x : x; }
 
@@ -483,8 +491,8 @@ void test_hand_bn() {
 
 void test_hand_add() {
     /* ADD: a = [3 -5 100 0] at e_a = -2, b = [1 2 100 -7] at e_b = -3 ->
-     * e_acc = -3, acc = 2a + b = [7 -8 300 -7]; e_dst = -2 shifts by 1:
-     * [(7+1)>>1 = 4, (-8+1)>>1 = -4, 150 -> 127 (clamped), (-7+1)>>1 = -3];
+     * e_acc = -3, acc = 2a + b = [7 -8 300 -7]; e_dst = -2 shifts by 1, ties
+     * to even: [3.5 -> 4, -4, 150 -> 127 (clamped), -3.5 -> -4];
      * ReLU: [7 0 300 0] -> [4 0 127 0]; RELU_MASK with aux [1 1 0 -1]:
      * [7 -8 0 0] -> [4 -4 0 0]. */
     for (uint32_t flags : {0u, (uint32_t)FLAG_RELU, (uint32_t)FLAG_RELU_MASK}) {
@@ -498,7 +506,7 @@ void test_hand_add() {
         f.stats = m.alloc(32);
         f.e_src = 0; f.e_src2 = 1; f.e_dst = 2;
         run(m, {f}, {-2, -3, -2});
-        const int8_t plain[4] = {4, -4, 127, -3}, relu[4] = {4, 0, 127, 0}, masked[4] = {4, -4, 0, 0};
+        const int8_t plain[4] = {4, -4, 127, -4}, relu[4] = {4, 0, 127, 0}, masked[4] = {4, -4, 0, 0};
         const int8_t *want = flags == FLAG_RELU ? relu : flags == FLAG_RELU_MASK ? masked : plain;
         for (int i = 0; i < 4; i++)
             CHECK(m.i8(f.dst + i) == want[i], "add hand flags %u [%d]: %d want %d", flags, i,
@@ -822,7 +830,7 @@ void test_ref_add(uint32_t flags) {
         int64_t acc = ref_shift(a[i], e_acc - e_a) + ref_shift(b[i], e_acc - e_b);
         if ((flags & FLAG_RELU_MASK) && aux[i] <= 0) acc = 0;
         if ((flags & FLAG_RELU) && acc < 0) acc = 0;
-        const int64_t v = ref_shift(acc, e_d - e_acc), q = clampv(v, 127);
+        const int64_t v = ref_shift_even(acc, e_d - e_acc), q = clampv(v, 127);
         st.add(acc, q, q != v);
         bad += m.i8(f.dst + i) != q;
     }

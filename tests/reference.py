@@ -29,6 +29,16 @@ def rshift_round(x, s):
     return x * (1 << -s)
 
 
+def rshift_even(x, s):
+    """rshift_round, ties to even (ADD's store)."""
+    s = max(-62, min(62, s))
+    if s <= 0:
+        return rshift_round(x, s)
+    q, r = x >> s, x & ((1 << s) - 1)
+    half = 1 << (s - 1)
+    return q + (1 if r > half or (r == half and q & 1) else 0)
+
+
 def clamp(x, lim):
     return max(-lim, min(lim, x))
 
@@ -357,7 +367,7 @@ def add(m, i):
         if i["flags"] & Flag.RELU:
             acc = max(acc, 0)
         st.peak(acc)
-        out.append(st.store(rshift_round(acc, m.e(int(i["e_dst"])) - e_acc), Q8))
+        out.append(st.store(rshift_even(acc, m.e(int(i["e_dst"])) - e_acc), Q8))
     m.write(int(i["dst"]), out, np.int8)
     return st
 

@@ -81,3 +81,39 @@ def test_window_must_be_owned_memory(dev):
     acc.configure(dev.PHYS_BASE + (1 << 20), 4096, 0, 1)
     with pytest.raises(MemoryFault, match="accelerator DDR window"):
         acc.run(0, 1)
+
+
+class _Slowed:
+    """The real numpy engine behind a fixed delay: a loaded host's emulation."""
+
+    def __init__(self, engine, delay):
+        self.engine, self.delay = engine, delay
+
+    def run(self, *args):
+        import time
+        time.sleep(self.delay)
+        return self.engine.run(*args)
+
+
+def test_emulation_timeout_is_per_instruction(dev):
+    """The emulation's speed depends on the host's load, so the driver's
+    timeout applies per instruction there: 4 instructions that take 1 s in
+    all finish under a 0.5 s timeout (2 s allowed), where a board's limit
+    would stay 0.5 s; the same slowness on one instruction is a timeout
+    naming the limit."""
+    from ctrain.errors import DeviceTimeout
+    arena = dev.allocate((4096,), np.uint8)
+    prog = isa.new_program(4)
+    for k in range(4):
+        prog[k]["op"] = Op.RELU_FP
+        prog[k]["count"] = 64
+        prog[k]["src"], prog[k]["dst"], prog[k]["stats"] = 1024, 1024, 2048
+    arena[:prog.nbytes] = prog.view(np.uint8)
+    arena.sync_to_device()
+    dev.ip.engine = _Slowed(dev.ip.engine, 1.0)
+    acc = Accelerator(dev.ip, timeout=0.5)
+    assert (acc.limit(4), acc.limit(1)) == (2.0, 0.5)
+    acc.configure(arena.physical_address, 4096, 3072, 1)
+    assert acc.run(0, 4, prog) == 4
+    with pytest.raises(DeviceTimeout, match=r"did not finish 1 instructions in 0.5 s"):
+        acc.run(0, 1, prog)

@@ -9,7 +9,7 @@ import pytest
 import reference
 from ctrain.engine.numpy import top as numpy_top
 from ctrain.engine.numpy import NumpyEngine
-from ctrain.fixedpoint import SMALL, max_abs, requantize8, rshift_round, sat8
+from ctrain.fixedpoint import SMALL, max_abs, requantize8, requantize8_even, rshift_even, rshift_round, sat8
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
 from ctrain.tools.random_insn import build_ddr
 
@@ -70,6 +70,27 @@ def test_requantize8_equals_the_int64_form():
         assert np.array_equal(np.asarray(q).astype(np.int64), want[0].astype(np.int64))
         assert (peak, sat) == want[1:]
     assert fast > 100  # the float form really ran
+
+
+def test_requantize8_even_equals_the_int64_form():
+    """ADD's store (ties to even) on float-held exact integers equals
+    sat8(rshift_even(.)) in int64, on both sides of SMALL, with ties forced
+    (small shifts on odd values) and ReLU."""
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        dtype = np.float32 if trial % 3 else np.float64
+        amax = int(2 ** rng.uniform(0, 23 if dtype == np.float32 else 40))
+        n = int(rng.integers(1, 3 * SMALL))
+        acc = rng.integers(-amax, amax + 1, (1, n)).astype(dtype)
+        s = int(rng.integers(1, 3)) if trial % 2 else int(rng.integers(-70, 71))
+        relu = bool(rng.random() < 0.5)
+        v = acc.astype(np.int64)
+        if relu:
+            v = np.maximum(v, 0)
+        want, want_sat = sat8(rshift_even(v, s))
+        q, peak, sat = requantize8_even(acc.copy(), s, relu)
+        assert np.array_equal(np.asarray(q).astype(np.int64), want.astype(np.int64)), (trial, s)
+        assert (peak, sat) == (max_abs(v), want_sat)
 
 
 # ------------------------------------------------------------ whole programs

@@ -46,13 +46,13 @@ def _stats(ddr, off):
 
 
 @pytest.mark.parametrize("flags, want, peak, sat, nnz", [
-    (0, [4, -4, 127, -3], 300, 1, 4),
+    (0, [4, -4, 127, -4], 300, 1, 4),
     (Flag.RELU, [4, 0, 127, 0], 300, 1, 2),
     (Flag.RELU_MASK, [4, -4, 0, 0], 8, 0, 2),
 ])
 def test_add_hand_computed(flags, want, peak, sat, nnz):
     """a = [3 -5 100 0] at 2^-2, b = [1 2 100 -7] at 2^-3: acc = 2a + b =
-    [7 -8 300 -7] at 2^-3; stored at 2^-2 (shift 1, half up): [4 -4 150->127 -3]."""
+    [7 -8 300 -7] at 2^-3; stored at 2^-2 (shift 1, ties to even): [4 -4 150->127 -4]."""
     arrays = [("src", np.array([3, -5, 100, 0], np.int8)), ("src2", np.array([1, 2, 100, -7], np.int8)),
               ("dst", np.zeros(4, np.uint8))]
     if flags & Flag.RELU_MASK:
@@ -62,6 +62,21 @@ def test_add_hand_computed(flags, want, peak, sat, nnz):
     assert tuple(res) == (0, 1, 0)
     assert _i8(ddr, off, "dst", 4) == want
     assert _stats(ddr, off) == (peak, -3, sat, nnz, 4)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_add_rounds_ties_to_even(relu):
+    """ADD's store rounds half to even (docs/numeric.md rshift_even): with
+    b = 0, acc = a at 2^-3 stored at 2^-2 halves it, and every odd a is a tie:
+    [0.5 1.5 2.5 3.5 -0.5 -1.5 -2.5 -3.5] -> [0 2 2 4 0 -2 -2 -4], where half up
+    would give [1 2 3 4 0 -1 -2 -3] (a bias of +0.25 LSB on these values)."""
+    a = np.array([1, 3, 5, 7, -1, -3, -5, -7], np.int8)
+    res, ddr, off = _run_one(dict(op=Op.ADD, flags=Flag.RELU if relu else 0, count=8, e_src=0, e_src2=1, e_dst=2),
+                             [("src", a), ("src2", np.zeros(8, np.int8)), ("dst", np.zeros(8, np.uint8))],
+                             [-3, -3, -2])
+    assert tuple(res) == (0, 1, 0)
+    want = [0, 2, 2, 4, 0, -2, -2, -4]
+    assert _i8(ddr, off, "dst", 8) == ([max(v, 0) for v in want] if relu else want)
 
 
 def test_add_far_apart_exponents_saturate_the_shift_not_the_sum():

@@ -40,6 +40,20 @@ def rshift_round(x, s):
     return y
 
 
+def rshift_even(x, s):
+    """rshift_round with ties to even for s > 0 (docs/numeric.md: ADD's store,
+    whose 1-2 bit shifts make ties common). A new int64 array."""
+    s = clamp_shift(s)
+    if s <= 0:
+        return rshift_round(x, s)
+    x = np.asarray(x, np.int64)
+    q = x >> s
+    r = x - (q << s)
+    half = 1 << (s - 1)
+    q += (r > half) | ((r == half) & ((q & 1) == 1))
+    return q
+
+
 def rshift_round_int(x, s):
     """rshift_round on one Python int (exact, for bounds and scalars)."""
     s = clamp_shift(s)
@@ -105,6 +119,33 @@ FLOAT64_EXACT = 1 << 53
 _EXACT = {np.dtype(np.float32): FLOAT32_EXACT, np.dtype(np.float64): FLOAT64_EXACT}
 #: Below this many elements requantize8 uses the int64 form (fewer numpy calls).
 SMALL = 8192
+
+
+def requantize8_even(acc, shift, relu=False):
+    """requantize8 (no bias) with ADD's rshift_even: for shift > 0, acc * 2^-s
+    is exact in acc's float type (a power-of-two scaling of an exact integer)
+    and np.rint rounds it half to even exactly; shift <= 0 is requantize8's
+    (the two rules differ only in ties). Same (q, peak, sat) contract."""
+    s = clamp_shift(shift)
+    if s <= 0 or acc.size <= SMALL:
+        if s <= 0:
+            return requantize8(acc, shift, None, relu)
+        v = acc.astype(np.int64)
+        if relu:
+            np.maximum(v, 0, out=v)
+        peak = max_abs(v)
+        q, sat = sat8(rshift_even(v, s))
+        return q, peak, sat
+    if relu:
+        np.maximum(acc, 0, out=acc)
+    peak = int(max(float(acc.max()), -float(acc.min())))
+    acc *= acc.dtype.type(2.0 ** -s)
+    np.rint(acc, out=acc)
+    over = np.abs(acc) > Q8_MAX
+    sat = int(np.count_nonzero(over))
+    if sat:
+        np.clip(acc, -Q8_MAX, Q8_MAX, out=acc)
+    return acc, peak, sat
 
 
 def requantize8(acc, shift, bias=None, relu=False, axis=0):

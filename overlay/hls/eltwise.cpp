@@ -29,6 +29,18 @@ static inline wide_t lane_shift(wide_t x, int s) {
     return (wide_t)((uint64_t)x << -s);   /* |result| <= 2^62 */
 }
 
+/* docs/numeric.md's rshift_even, ADD's store: lane_shift with ties to even
+ * for s > 0 (the remainder is a mask, the tie a compare: no multiplier). */
+static inline wide_t lane_shift_even(wide_t x, int s) {
+#pragma HLS INLINE
+    if (s <= 0)
+        return lane_shift(x, s);
+    const wide_t q = x >> s;
+    const wide_t r = x & (((wide_t)1 << s) - 1);
+    const wide_t half = (wide_t)1 << (s - 1);
+    return q + ((r > half || (r == half && (q & 1) != 0)) ? 1 : 0);
+}
+
 static inline void beat_stats_merge(q_stats &st, const beat_stats &b) {
 #pragma HLS INLINE
     if (b.max_abs > st.max_abs) st.max_abs = b.max_abs;
@@ -73,7 +85,8 @@ chunk:
                     if (mask && gate[i] <= 0) acc = 0;
                     if (relu && acc < 0) acc = 0;
                     bool clamped;
-                    const q8_t o = sat8(lane_shift(acc, sh_out), clamped);
+                    /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
+                    const q8_t o = sat8(lane_shift_even(acc, sh_out), clamped);
                     const wide_t m = q_abs(acc);
                     if (m > bs.max_abs) bs.max_abs = m;
                     bs.sat += clamped ? 1 : 0;

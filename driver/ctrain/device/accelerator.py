@@ -41,16 +41,28 @@ class Accelerator:
             raise fault_error(status, pc, addr, program, first)
         return pc
 
+    def limit(self, n_insn):
+        """Seconds a run of n_insn instructions may take: `timeout` on a board,
+        where a whole program takes milliseconds and anything near a minute is a
+        hang; `timeout` per instruction on an IP that says `timeout_per_insn`
+        (the emulation, whose speed depends on the host's load: a sparse CNV
+        segment at nice 19 on a busy laptop took over a minute, and a long run
+        must not die of it; an emulated instruction stuck for a minute is still
+        reported)."""
+        per = getattr(self.ip, "timeout_per_insn", False)
+        return self.timeout * max(int(n_insn), 1) if per else self.timeout
+
     def wait(self, n_insn, program=None, first=0):
-        deadline = time.monotonic() + self.timeout
+        limit = self.limit(n_insn)
+        deadline = time.monotonic() + limit
         wait_done = getattr(self.ip, "wait_done", None)  # emulated IP: block instead of polling
         if wait_done is not None:
-            wait_done(self.timeout)
+            wait_done(limit)
         delay = 0.0
         while not self.ip.read(self.reg["CTRL"]) & isa.CTRL_AP_DONE:
             if time.monotonic() > deadline:
                 pc = self.ip.read(self.reg["PC"])
-                raise DeviceTimeout(f"accelerator did not finish {n_insn} instructions in {self.timeout:g} s; "
+                raise DeviceTimeout(f"accelerator did not finish {n_insn} instructions in {limit:g} s; "
                                     f"it reached {describe_insn(pc, program, first)}")
             time.sleep(delay)
             delay = min(delay * 2 or 2e-5, 1e-3)

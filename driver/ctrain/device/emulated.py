@@ -24,6 +24,8 @@ class EmulatedIP:
     BLAS buffers (about a third slower on LeNet-5) plus the thread start."""
 
     WORKER_IDLE = 2.0
+    #: the driver's timeout applies per instruction (Accelerator.limit)
+    timeout_per_insn = True
 
     def __init__(self, device, engine, offsets=None, span=None):
         """offsets: ISA register name -> byte offset (default ctrain_isa.h's map;

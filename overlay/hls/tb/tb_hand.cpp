@@ -234,8 +234,8 @@ void test_hand_bn() {
 
 void test_hand_add() {
     /* ADD: a = [3 -5 100 0] at e_a = -2, b = [1 2 100 -7] at e_b = -3 ->
-     * e_acc = -3, acc = 2a + b = [7 -8 300 -7]; e_dst = -2 shifts by 1:
-     * [(7+1)>>1 = 4, (-8+1)>>1 = -4, 150 -> 127 (clamped), (-7+1)>>1 = -3];
+     * e_acc = -3, acc = 2a + b = [7 -8 300 -7]; e_dst = -2 shifts by 1, ties
+     * to even: [3.5 -> 4, -4, 150 -> 127 (clamped), -3.5 -> -4];
      * ReLU: [7 0 300 0] -> [4 0 127 0]; RELU_MASK with aux [1 1 0 -1]:
      * [7 -8 0 0] -> [4 -4 0 0]. */
     for (uint32_t flags : {0u, (uint32_t)FLAG_RELU, (uint32_t)FLAG_RELU_MASK}) {
@@ -249,7 +249,7 @@ void test_hand_add() {
         f.stats = m.alloc(32);
         f.e_src = 0; f.e_src2 = 1; f.e_dst = 2;
         run(m, {f}, {-2, -3, -2});
-        const int8_t plain[4] = {4, -4, 127, -3}, relu[4] = {4, 0, 127, 0}, masked[4] = {4, -4, 0, 0};
+        const int8_t plain[4] = {4, -4, 127, -4}, relu[4] = {4, 0, 127, 0}, masked[4] = {4, -4, 0, 0};
         const int8_t *want = flags == FLAG_RELU ? relu : flags == FLAG_RELU_MASK ? masked : plain;
         for (int i = 0; i < 4; i++)
             CHECK(m.i8(f.dst + i) == want[i], "add hand flags %u [%d]: %d want %d", flags, i,

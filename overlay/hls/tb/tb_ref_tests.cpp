@@ -190,7 +190,7 @@ void test_ref_add(uint32_t flags) {
         int64_t acc = ref_shift(a[i], e_acc - e_a) + ref_shift(b[i], e_acc - e_b);
         if ((flags & FLAG_RELU_MASK) && aux[i] <= 0) acc = 0;
         if ((flags & FLAG_RELU) && acc < 0) acc = 0;
-        const int64_t v = ref_shift(acc, e_d - e_acc), q = clampv(v, 127);
+        const int64_t v = ref_shift_even(acc, e_d - e_acc), q = clampv(v, 127);
         st.add(acc, q, q != v);
         bad += m.i8(f.dst + i) != q;
     }

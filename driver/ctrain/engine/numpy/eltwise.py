@@ -3,7 +3,7 @@ docs/numeric.md's arithmetic in int64 (generic handlers), and ADD on
 float-held exact integers where the exponent gap allows."""
 import numpy as np
 
-from ...fixedpoint import max_abs, requantize8, rshift_round, sat8
+from ...fixedpoint import max_abs, requantize8_even, rshift_even, rshift_round, sat8
 from ...isa import AVG_SHIFT, Flag, Op, avg_recip
 from .operands import combine, i8
 
@@ -23,7 +23,7 @@ def _add(ins):
         acc[ins.i8("aux", (count,)) <= 0] = 0
     if ins.has(Flag.RELU):
         np.maximum(acc, 0, out=acc)
-    out, sat = sat8(rshift_round(acc, ins.e("e_dst") - e_acc))
+    out, sat = sat8(rshift_even(acc, ins.e("e_dst") - e_acc))
     return [("dst", out)], (max_abs(acc), e_acc, sat, int(np.count_nonzero(out)), out.size)
 
 
@@ -97,7 +97,7 @@ def _add_fast(engine, plan, ddr, tab):
             acc += np.multiply(b[lo:hi], scale_b, out=plan.buf(f"b{k}", (hi - lo,), dt))
         if mask is not None:
             np.copyto(acc, 0, where=mask[lo:hi] <= 0)
-        q, peak, sat = requantize8(acc.reshape(1, -1), shift, None, relu)
+        q, peak, sat = requantize8_even(acc.reshape(1, -1), shift, relu)  # ADD's ties to even
         np.copyto(dst[lo:hi], q.reshape(-1), casting="unsafe")
         return peak, sat, int(np.count_nonzero(dst[lo:hi]))
     peak, sat, nnz = combine(engine.lanes(lane, count, count * 8))

@@ -63,7 +63,7 @@ void eltwise_add(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats
 #pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=EW_BEAT
 chunk:
     for (uint32_t i0 = 0; i0 < f.count; i0 += CTRAIN_CHUNK) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_COUNT/CTRAIN_CHUNK
         const uint32_t len = f.count - i0 < CTRAIN_CHUNK ? f.count - i0 : CTRAIN_CHUNK;
         agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src + i0, a, len);
         agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src2 + i0, b, len);

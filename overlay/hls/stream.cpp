@@ -24,7 +24,7 @@ void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
 #pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES
 chunk:
     for (uint32_t i0 = 0; i0 < f.count; i0 += CTRAIN_CHUNK) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_COUNT/CTRAIN_CHUNK
         uint32_t len = f.count - i0 < CTRAIN_CHUNK ? f.count - i0 : CTRAIN_CHUNK;
         /* Whole chunk in before any of it goes out: dst == src is allowed. */
         agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);

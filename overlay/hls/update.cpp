@@ -23,7 +23,7 @@ void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats
 #pragma HLS ARRAY_PARTITION variable=q type=cyclic factor=AGU_Q8_LANES
 chunk:
     for (uint32_t i0 = 0; i0 < f.count; i0 += CTRAIN_CHUNK) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_COUNT/CTRAIN_CHUNK
         const uint32_t len = f.count - i0 < CTRAIN_CHUNK ? f.count - i0 : CTRAIN_CHUNK;
         /* Elements of this chunk that are weights (i < count_w). */
         const uint32_t nw = f.count_w <= i0 ? 0 : (f.count_w - i0 < len ? f.count_w - i0 : len);

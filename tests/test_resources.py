@@ -80,10 +80,10 @@ def test_hand_checked_arrays(estimates):
     assert racc.count == L * R and racc.bram36 == L * R * 2 / 2
     # the parameter table: 4096 x 32 bit, 8 RAMB18 = 4 BRAM36
     assert _item(est, "ctrain_top:tab").bram36 == 4
-    # per-PE weights, ping-pong: 2 x WCAP (128) = 256 x 8 bit, one RAMB18 (2Kx9) per PE
+    # per-PE weights, ping-pong: 2 x WCAP (512) = 1024 x 8 bit, one RAMB18 (2Kx9) per PE
     wbuf = _item(est, "conv_unit:wbuf")
     assert wbuf.count == R * C and wbuf.bram36 == R * C / 2 and wbuf.lut == 0
-    # per-PE WG tap accumulators: 128 x 48 bit, 2 RAMB18 each
+    # per-PE WG tap accumulators: WCAP (512) x 48 bit, 2 RAMB18 (512x36) each
     assert _item(est, "conv_unit:tacc").bram36 == R * C
     # the sparse window: (R+1)/2 copies x C lanes of SPARSE_WIN x 8 bit
     kv = boards.get("kv260")
@@ -97,7 +97,9 @@ def test_pe_arrays_are_the_rows_times_columns_per_call_site(estimates, board):
     b = boards.get(board)
     sites = resources.pe_sites(estimates[board].items)
     dense, sparse = sites["pass_step"], sites["step"]
-    assert len(dense) == 1 and dense[0].count == _products(b) and dense[0].dsp == _products(b)
+    # rows paired in mul2: products / 2 sites, one DSP48E2 each
+    assert len(dense) == 1 and 2 * dense[0].count == _products(b) and dense[0].products == _products(b)
+    assert dense[0].dsp == _products(b) // 2
     assert len(sparse) == 1 and sparse[0].count == b.macs and sparse[0].dsp == b.macs   # unpacked
 
 
@@ -216,16 +218,23 @@ def test_packing_on_a_dsp48e1_is_refused(tmp_path):
 @pytest.mark.parametrize("board, per_dsp", [("kv260", 2), ("pynq_z2", 1)])
 def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, per_dsp):
     """mul2 (hls/mac2.h) in the PE array's column loop: per copy two int8
-    products for one DSP on a DSP48E2 board, two DSPs on the Pynq-Z2."""
+    products for one DSP on a DSP48E2 board, two DSPs on the Pynq-Z2; the
+    same products written as two plain multiplies take two DSPs everywhere."""
     before = resources.estimate(board, directory=str(copied_sources))
-    _insert_after(copied_sources / "pe_array.cpp", "const prod_t m = (prod_t)a * (prod_t)xv;\n",
-                  "                    prod_t m0, m1;\n                    mul2(xv, a, a, m0, m1);\n")
-    after = resources.estimate(board, directory=str(copied_sources))
     macs = _products(boards.get(board))
-    site = [i for i in after.items if "mul2(" in i.name]
-    assert len(site) == 1 and site[0].name.startswith("pe_array:pass_step: mul2(") and site[0].count == macs
-    assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == macs * (2 // per_dsp)
-    assert site[0].products == 2 * macs and after.peak["products"] == 3 * macs
+    site = [i for i in before.items if "mul2(" in i.name]
+    assert len(site) == 1 and site[0].name.startswith("pe_array:pass_step: mul2(") and 2 * site[0].count == macs
+    assert site[0].products == macs and before.peak["products"] == macs
+    assert site[0].dsp == macs // 2 * (2 // per_dsp)
+    src = open(copied_sources / "pe_array.cpp").read()
+    call = "mul2(xv, a0, a1, m0, m1);"
+    assert call in src
+    open(copied_sources / "pe_array.cpp", "w").write(
+        src.replace(call, "m0 = (prod_t)xv * (prod_t)a0;\n                    m1 = (prod_t)xv * (prod_t)a1;"))
+    after = resources.estimate(board, directory=str(copied_sources))
+    assert not [i for i in after.items if "mul2(" in i.name]
+    assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == macs // 2 * (per_dsp - 1)
+    assert after.peak["products"] == macs
 
 
 def test_dataflow_channels_are_ping_pong_buffers(copied_sources):

@@ -32,7 +32,7 @@
  * operand bytes per lane and column, band positions per lane and row; the
  * smallest legal (MAX_KERNEL^2 rounded up, MAX_KERNEL x MAX_DIM, MAX_DIM):
  * the chip's BRAM is the limit (docs/overlay.md "Resource estimate"). */
-#define CTRAIN_CONV_WCAP 128
+#define CTRAIN_CONV_WCAP 512
 #define CTRAIN_CONV_ACT 5632
 #define CTRAIN_CONV_OUT 512
 

@@ -91,27 +91,26 @@ pass_step:
 #pragma HLS UNROLL
             for (int rp = 0; rp < PE_ROWS / 2; rp++) {
 #pragma HLS UNROLL
-                const int r0 = 2 * rp, r1 = 2 * rp + 1;
                 int sum0 = 0, sum1 = 0;   /* adder trees over columns (GATHER), |sum| < 2^21 */
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
                     const q8_t xv = (live && c < vc) ? x[l][c][aa] : (q8_t)0;
-                    const q8_t e0 = l < g.vb ? err[l][r0][pidx] : (q8_t)0;
-                    const q8_t e1 = l < g.vb ? err[l][r1][pidx] : (q8_t)0;
-                    const q8_t a0 = outer ? e0 : w[r0][c][wa];
-                    const q8_t a1 = outer ? e1 : w[r1][c][wa];
+                    const q8_t e0 = l < g.vb ? err[l][2 * rp][pidx] : (q8_t)0;
+                    const q8_t e1 = l < g.vb ? err[l][2 * rp + 1][pidx] : (q8_t)0;
+                    const q8_t a0 = outer ? e0 : w[2 * rp][c][wa];
+                    const q8_t a1 = outer ? e1 : w[2 * rp + 1][c][wa];
                     prod_t m0, m1;
                     mul2(xv, a0, a1, m0, m1);
                     if (outer) {
-                        part[r0][c] += m0;   /* adder trees over lanes */
-                        part[r1][c] += m1;
+                        part[2 * rp][c] += m0;   /* adder trees over lanes */
+                        part[2 * rp + 1][c] += m1;
                     }
                     sum0 += m0;
                     sum1 += m1;
                 }
                 if (!outer) {
-                    acc[l][r0] += sum0;
-                    acc[l][r1] += sum1;
+                    acc[l][2 * rp] += sum0;
+                    acc[l][2 * rp + 1] += sum1;
                 }
             }
         }

@@ -38,11 +38,11 @@ def _with(board, tmp_path, **macros):
 
 
 def test_a_grown_array_stops_fitting(tmp_path):
-    """The shipped arrays are the largest square that fits: one more row and
-    column goes over on some resource (the check can fail)."""
+    """Twice the Pynq-Z2's rows and columns go over on some resource (the
+    check can fail; the shipped sizes are chosen in docs/overlay.md "Sizes")."""
     b = boards.get("pynq_z2")
-    est = resources.estimate("pynq_z2", config=_with("pynq_z2", tmp_path, PE_ROWS=b.pe_rows + 1,
-                                                      PE_COLS=b.pe_cols + 1))
+    est = resources.estimate("pynq_z2", config=_with("pynq_z2", tmp_path, PE_ROWS=2 * b.pe_rows,
+                                                      PE_COLS=2 * b.pe_cols))
     assert est.over()
 
 
@@ -68,23 +68,32 @@ def _item(est, name):
 
 def _products(b):
     """int8 products per cycle of the dense array: lanes x rows x columns."""
-    return int(b.macros.get("PE_LANES", "1")) * b.macs
+    return b.macs
 
 
 def test_hand_checked_arrays(estimates):
     zcu104 = boards.get("zcu104")
     est = estimates["zcu104"]
     L, R, C = int(zcu104.macros["PE_LANES"]), zcu104.pe_rows, zcu104.pe_cols
-    # conv_unit's row partial sums: L x R banks of OUT (512) x 48 bit, 2 RAMB18 (1Kx18 x3 > 512x36 x2)
+    # conv_unit's row partial sums: a lane's R rows in one word (reshaped), L banks of OUT (512)
+    # deep x R*48 bit: 512x36 RAMB18s, ceil(R*48/36) of them
     racc = _item(est, "conv_unit:racc")
-    assert racc.count == L * R and racc.bram36 == L * R * 2 / 2
+    assert racc.count == L and racc.bram36 == L * math.ceil(R * 48 / 36) / 2
     # the parameter table: 4096 x 32 bit, 8 RAMB18 = 4 BRAM36
     assert _item(est, "ctrain_top:tab").bram36 == 4
-    # per-PE weights, ping-pong: 2 x WCAP (512) = 1024 x 8 bit, one RAMB18 (2Kx9) per PE
+    # weights, ping-pong, a column's rows in one word: C banks of 2 x WCAP (1024) x R*8 bit,
+    # 1Kx18 RAMB18s: ceil(R*8/18) each
     wbuf = _item(est, "conv_unit:wbuf")
-    assert wbuf.count == R * C and wbuf.bram36 == R * C / 2 and wbuf.lut == 0
-    # per-PE WG tap accumulators: WCAP (512) x 48 bit, 2 RAMB18 (512x36) each
-    assert _item(est, "conv_unit:tacc").bram36 == R * C
+    assert wbuf.count == C and wbuf.bram36 == C * math.ceil(R * 8 / 18) / 2 and wbuf.lut == 0
+    # WG tap accumulators, a column's rows in one word: C banks of WCAP (512) x R*48 bit
+    assert _item(est, "conv_unit:tacc").bram36 == C * math.ceil(R * 48 / 36) / 2
+    # band outputs: L x R banks of 2 x OUT / DDR_BEAT words x DDR_BEAT bytes in LUTRAM
+    obuf = _item(est, "conv_unit:obuf")
+    assert obuf.bram36 == 0 and obuf.lut == L * R * resources.lutram_luts(2 * 512 // zcu104.ddr_beat,
+                                                                          8 * zcu104.ddr_beat)
+    # the column operands in URAM on the zcu104: L x C banks of 704 x 128 bit, two URAM288 each
+    act = _item(est, "conv_unit:act")
+    assert act.bram36 == 0 and act.uram == L * C * 2
     # the sparse window: (R+1)/2 copies x C lanes of SPARSE_WIN x 8 bit
     kv = boards.get("kv260")
     win = _item(estimates["kv260"], "sconv_unit:win")
@@ -100,7 +109,8 @@ def test_pe_arrays_are_the_rows_times_columns_per_call_site(estimates, board):
     # rows paired in mul2: products / 2 sites, one DSP48E2 each
     assert len(dense) == 1 and 2 * dense[0].count == _products(b) and dense[0].products == _products(b)
     assert dense[0].dsp == _products(b) // 2
-    assert len(sparse) == 1 and sparse[0].count == b.macs and sparse[0].dsp == b.macs   # unpacked
+    assert len(sparse) == 1 and sparse[0].count == b.pe_rows * b.pe_cols \
+        and sparse[0].dsp == b.pe_rows * b.pe_cols   # unpacked, one lane
 
 
 def test_rule_loop_labels_still_exist():
@@ -188,7 +198,7 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         b = boards.get(name)
         sp = resources.pe_sites(est.items)["step"][0]
         lut = "#define CTRAIN_SPARSE_MUL_LUT 1" in open(os.path.join(config_dir(), f"{name}.h")).read()
-        assert (sp.dsp, sp.lut) == ((0, b.macs * 8 * 8) if lut else (b.macs, 0)), name
+        assert (sp.dsp, sp.lut) == ((0, b.pe_rows * b.pe_cols * 8 * 8) if lut else (b.pe_rows * b.pe_cols, 0)), name
         uram = "#define CTRAIN_SPARSE_URAM 1" in open(os.path.join(config_dir(), f"{name}.h")).read()
         ent = _item(est, "sconv_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
@@ -335,3 +345,16 @@ def test_a_pipelined_while_loop_does_not_pipeline_its_parent():
             "#pragma HLS PIPELINE II=1\n   k++;\n  }\n }\n")
     loops = {lp.label: lp for lp in parse_loops(body)}
     assert loops["inner"].pipelined and not loops["outer"].pipelined and not loops["outer"].unrolled
+
+
+def test_a_read_inside_a_reshaped_word_is_a_multiplexer(estimates):
+    """wr_kernels reads the tap accumulators at a run-time row and column: the
+    column picks one of C banks and the row one of the R elements of the
+    reshaped word (a parameter of an array typedef is followed to its array)."""
+    b = boards.get("zcu104")
+    mux = [i for i in estimates["zcu104"].items if i.kind == "mux" and "(conv_unit:tacc)" in i.name
+           and i.name.startswith("wr_kernels:")]
+    assert len(mux) == 1
+    n = b.pe_rows * b.pe_cols
+    assert f"{n}:1 x 48 bit" in mux[0].detail
+    assert mux[0].lut == mux[0].count * 48 * math.ceil((n - 1) / 3)

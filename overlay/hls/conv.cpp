@@ -506,7 +506,9 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 
     /* Ping-pong buffers (index: item & 1); static: one copy, kept between calls. */
     static pe_weights_t wbuf[2];
-#pragma HLS ARRAY_PARTITION variable=wbuf type=complete dim=2
+    /* A column's rows in one word: every PE reads its weight at the same
+     * address each step (one bank per column, not per PE) */
+#pragma HLS ARRAY_RESHAPE variable=wbuf type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=wbuf type=complete dim=3
     static pe_cols_t act[2];
 #pragma HLS ARRAY_PARTITION variable=act type=complete dim=2
@@ -530,9 +532,11 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 #pragma HLS BIND_STORAGE variable=obuf type=ram_2p impl=lutram
     static pe_rowacc_t racc;    /* FP/EB partial sums between groups */
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=1
-#pragma HLS ARRAY_PARTITION variable=racc type=complete dim=2
+    /* a lane's rows in one word: a run's end reads and writes them together */
+#pragma HLS ARRAY_RESHAPE variable=racc type=complete dim=2
     static pe_tapacc_t tacc;    /* WG tap accumulators of the tile */
-#pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
+    /* a column's rows in one word: a run's end adds to all of them at one address */
+#pragma HLS ARRAY_RESHAPE variable=tacc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=2
     static pe_range yr[CTRAIN_MAX_DIM], xr[CTRAIN_MAX_DIM];
     int32_t braw[PE_ROWS];

@@ -32,7 +32,7 @@ def test_board_facts():
     assert (z2.ps, z2.hp_port, z2.ddr_beat, z2.dsp_kind) == ("zynq7", "S_AXI_HP0", 8, "DSP48E1")
     for name in boards.BOARDS:
         b = boards.get(name)
-        assert b.pe_rows * b.pe_cols == b.macs > 0 and b.ddr_gbps > 0 and b.clock_mhz > 0
+        assert b.pe_lanes * b.pe_rows * b.pe_cols == b.macs > 0 and b.ddr_gbps > 0 and b.clock_mhz > 0
         assert b.dsp_kind == ("DSP48E1" if b.ps == "zynq7" else "DSP48E2")
 
 

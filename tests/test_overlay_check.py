@@ -123,8 +123,8 @@ def test_make_check():
 def test_csim_testbench_every_board():
     """The testbench (every opcode against naive loops, every fault) passes,
     calling ctrain_top on an array of beats, on the configurations that span
-    the choices: the 8-byte beat and DSP48E1 (pynq_z2), URAM and one lane
-    (kv260), the largest array (zcu102). The other headers' C-sim engines run
+    the choices: the 8-byte beat and DSP48E1 (pynq_z2), URAM and the smallest
+    UltraScale+ array (kv260), the largest array (zcu102). The other headers' C-sim engines run
     the same opcodes in test_perfmodel and test_boards; `make csim-all` runs
     this testbench on every board. One build per board, two at a time."""
     boards, results = [b for b in _boards() if b in ("pynq_z2", "kv260", "zcu102")], {}

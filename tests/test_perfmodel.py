@@ -304,7 +304,15 @@ def test_report_per_layer_and_phase(sparse):
                 assert r["equivalent_gops"] == pytest.approx(r["gops"])
     assert rep["total"]["cycles"] == sum(r["cycles"] for r in rows)
     text = perfreport.format_report(rep)
-    assert f"on zcu104 ({b.pe_rows}x{b.pe_cols} PE array" in text and f"total (one iteration): {rep['total']['cycles']:,d} cycles" in text
+    assert f"on zcu104 ({b.pe_lanes}x{b.pe_rows}x{b.pe_cols} PE array" in text and f"total (one iteration): {rep['total']['cycles']:,d} cycles" in text
+    # the chip's int8 peak beside the design's (issue 13): DSPs x int8 per DSP x 2 x part clock
+    from ctrain import boards as _boards, resources as _res
+    cfg = _boards.get("zcu104")
+    p = rep["peak"]
+    assert p["chip_int8_gops"] == cfg.chip_dsp * int(cfg.macros["DSP_INT8"]) * 2 * _res.part_clock_mhz(cfg) / 1e3
+    assert p["products"] == b.macs and p["gops"] == pytest.approx(2 * b.macs * b.clock_mhz / 1e3)
+    assert p["pe_fraction"] == pytest.approx(p["gops"] / p["chip_int8_gops"])
+    assert "chip int8 peak" in text
 
 
 def test_region_hides_all_but_its_longest_stage_and_shared_channels():

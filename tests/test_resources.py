@@ -38,11 +38,11 @@ def _with(board, tmp_path, **macros):
 
 
 def test_a_grown_array_stops_fitting(tmp_path):
-    """The shipped arrays are the largest square that fits: one more row and
-    column goes over on some resource (the check can fail)."""
+    """Twice the Pynq-Z2's rows and columns go over on some resource (the
+    check can fail; the shipped sizes are chosen in docs/overlay.md "Sizes")."""
     b = boards.get("pynq_z2")
-    est = resources.estimate("pynq_z2", config=_with("pynq_z2", tmp_path, PE_ROWS=b.pe_rows + 1,
-                                                      PE_COLS=b.pe_cols + 1))
+    est = resources.estimate("pynq_z2", config=_with("pynq_z2", tmp_path, PE_ROWS=2 * b.pe_rows,
+                                                      PE_COLS=2 * b.pe_cols))
     assert est.over()
 
 
@@ -68,23 +68,32 @@ def _item(est, name):
 
 def _products(b):
     """int8 products per cycle of the dense array: lanes x rows x columns."""
-    return int(b.macros.get("PE_LANES", "1")) * b.macs
+    return b.macs
 
 
 def test_hand_checked_arrays(estimates):
     zcu104 = boards.get("zcu104")
     est = estimates["zcu104"]
     L, R, C = int(zcu104.macros["PE_LANES"]), zcu104.pe_rows, zcu104.pe_cols
-    # conv_unit's row partial sums: L x R banks of OUT (512) x 48 bit, 2 RAMB18 (1Kx18 x3 > 512x36 x2)
+    # conv_unit's row partial sums: a lane's R rows in one word (reshaped), L banks of OUT (512)
+    # deep x R*48 bit: 512x36 RAMB18s, ceil(R*48/36) of them
     racc = _item(est, "conv_unit:racc")
-    assert racc.count == L * R and racc.bram36 == L * R * 2 / 2
+    assert racc.count == L and racc.bram36 == L * math.ceil(R * 48 / 36) / 2
     # the parameter table: 4096 x 32 bit, 8 RAMB18 = 4 BRAM36
     assert _item(est, "ctrain_top:tab").bram36 == 4
-    # per-PE weights, ping-pong: 2 x WCAP (128) = 256 x 8 bit, one RAMB18 (2Kx9) per PE
+    # weights, ping-pong, a column's rows in one word: C banks of 2 x WCAP (1024) x R*8 bit,
+    # 1Kx18 RAMB18s: ceil(R*8/18) each
     wbuf = _item(est, "conv_unit:wbuf")
-    assert wbuf.count == R * C and wbuf.bram36 == R * C / 2 and wbuf.lut == 0
-    # per-PE WG tap accumulators: 128 x 48 bit, 2 RAMB18 each
-    assert _item(est, "conv_unit:tacc").bram36 == R * C
+    assert wbuf.count == C and wbuf.bram36 == C * math.ceil(R * 8 / 18) / 2 and wbuf.lut == 0
+    # WG tap accumulators, a column's rows in one word: C banks of WCAP (512) x R*48 bit
+    assert _item(est, "conv_unit:tacc").bram36 == C * math.ceil(R * 48 / 36) / 2
+    # band outputs: L x R banks of 2 x OUT / DDR_BEAT words x DDR_BEAT bytes in LUTRAM
+    obuf = _item(est, "conv_unit:obuf")
+    assert obuf.bram36 == 0 and obuf.lut == L * R * resources.lutram_luts(2 * 512 // zcu104.ddr_beat,
+                                                                          8 * zcu104.ddr_beat)
+    # the column operands in URAM on the zcu104: L x C banks of 704 x 128 bit, two URAM288 each
+    act = _item(est, "conv_unit:act")
+    assert act.bram36 == 0 and act.uram == L * C * 2
     # the sparse window: (R+1)/2 copies x C lanes of SPARSE_WIN x 8 bit
     kv = boards.get("kv260")
     win = _item(estimates["kv260"], "sconv_unit:win")
@@ -97,8 +106,11 @@ def test_pe_arrays_are_the_rows_times_columns_per_call_site(estimates, board):
     b = boards.get(board)
     sites = resources.pe_sites(estimates[board].items)
     dense, sparse = sites["pass_step"], sites["step"]
-    assert len(dense) == 1 and dense[0].count == _products(b) and dense[0].dsp == _products(b)
-    assert len(sparse) == 1 and sparse[0].count == b.macs and sparse[0].dsp == b.macs   # unpacked
+    # rows paired in mul2: products / 2 sites, one DSP48E2 each
+    assert len(dense) == 1 and 2 * dense[0].count == _products(b) and dense[0].products == _products(b)
+    assert dense[0].dsp == _products(b) // 2
+    assert len(sparse) == 1 and sparse[0].count == b.pe_rows * b.pe_cols \
+        and sparse[0].dsp == b.pe_rows * b.pe_cols   # unpacked, one lane
 
 
 def test_rule_loop_labels_still_exist():
@@ -186,7 +198,7 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         b = boards.get(name)
         sp = resources.pe_sites(est.items)["step"][0]
         lut = "#define CTRAIN_SPARSE_MUL_LUT 1" in open(os.path.join(config_dir(), f"{name}.h")).read()
-        assert (sp.dsp, sp.lut) == ((0, b.macs * 8 * 8) if lut else (b.macs, 0)), name
+        assert (sp.dsp, sp.lut) == ((0, b.pe_rows * b.pe_cols * 8 * 8) if lut else (b.pe_rows * b.pe_cols, 0)), name
         uram = "#define CTRAIN_SPARSE_URAM 1" in open(os.path.join(config_dir(), f"{name}.h")).read()
         ent = _item(est, "sconv_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
@@ -216,16 +228,23 @@ def test_packing_on_a_dsp48e1_is_refused(tmp_path):
 @pytest.mark.parametrize("board, per_dsp", [("kv260", 2), ("pynq_z2", 1)])
 def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, per_dsp):
     """mul2 (hls/mac2.h) in the PE array's column loop: per copy two int8
-    products for one DSP on a DSP48E2 board, two DSPs on the Pynq-Z2."""
+    products for one DSP on a DSP48E2 board, two DSPs on the Pynq-Z2; the
+    same products written as two plain multiplies take two DSPs everywhere."""
     before = resources.estimate(board, directory=str(copied_sources))
-    _insert_after(copied_sources / "pe_array.cpp", "const prod_t m = (prod_t)a * (prod_t)xv;\n",
-                  "                    prod_t m0, m1;\n                    mul2(xv, a, a, m0, m1);\n")
-    after = resources.estimate(board, directory=str(copied_sources))
     macs = _products(boards.get(board))
-    site = [i for i in after.items if "mul2(" in i.name]
-    assert len(site) == 1 and site[0].name.startswith("pe_array:pass_step: mul2(") and site[0].count == macs
-    assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == macs * (2 // per_dsp)
-    assert site[0].products == 2 * macs and after.peak["products"] == 3 * macs
+    site = [i for i in before.items if "mul2(" in i.name]
+    assert len(site) == 1 and site[0].name.startswith("pe_array:pass_step: mul2(") and 2 * site[0].count == macs
+    assert site[0].products == macs and before.peak["products"] == macs
+    assert site[0].dsp == macs // 2 * (2 // per_dsp)
+    src = open(copied_sources / "pe_array.cpp").read()
+    call = "mul2(xv, a0, a1, m0, m1);"
+    assert call in src
+    open(copied_sources / "pe_array.cpp", "w").write(
+        src.replace(call, "m0 = (prod_t)xv * (prod_t)a0;\n                    m1 = (prod_t)xv * (prod_t)a1;"))
+    after = resources.estimate(board, directory=str(copied_sources))
+    assert not [i for i in after.items if "mul2(" in i.name]
+    assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == macs // 2 * (per_dsp - 1)
+    assert after.peak["products"] == macs
 
 
 def test_dataflow_channels_are_ping_pong_buffers(copied_sources):
@@ -326,3 +345,16 @@ def test_a_pipelined_while_loop_does_not_pipeline_its_parent():
             "#pragma HLS PIPELINE II=1\n   k++;\n  }\n }\n")
     loops = {lp.label: lp for lp in parse_loops(body)}
     assert loops["inner"].pipelined and not loops["outer"].pipelined and not loops["outer"].unrolled
+
+
+def test_a_read_inside_a_reshaped_word_is_a_multiplexer(estimates):
+    """wr_kernels reads the tap accumulators at a run-time row and column: the
+    column picks one of C banks and the row one of the R elements of the
+    reshaped word (a parameter of an array typedef is followed to its array)."""
+    b = boards.get("zcu104")
+    mux = [i for i in estimates["zcu104"].items if i.kind == "mux" and "(conv_unit:tacc)" in i.name
+           and i.name.startswith("wr_kernels:")]
+    assert len(mux) == 1
+    n = b.pe_rows * b.pe_cols
+    assert f"{n}:1 x 48 bit" in mux[0].detail
+    assert mux[0].lut == mux[0].count * 48 * math.ceil((n - 1) / 3)

@@ -35,6 +35,7 @@ class BoardConfig:
     clock_mhz: int
     pe_rows: int
     pe_cols: int
+    pe_lanes: int         # batch lanes sharing each weight (CTRAIN_PE_LANES, 1 when absent)
     chunk: int            # elements per burst of the element-wise units
     sparse_entries: int   # kept weights per PE row on chip
     sparse_win: int       # window positions per batch lane
@@ -50,7 +51,8 @@ class BoardConfig:
 
     @property
     def macs(self):
-        return self.pe_rows * self.pe_cols
+        """int8 multipliers of the dense PE array: lanes x rows x columns."""
+        return self.pe_lanes * self.pe_rows * self.pe_cols
 
     @property
     def macros(self):
@@ -79,6 +81,7 @@ def load(path):
             name=name, pynq_name=d["PYNQ_NAME"], pynq_aliases=tuple(d.get("PYNQ_ALIASES", "").split()),
             part=d["PART"], board_part=d["BOARD_PART"], ps=d["PS"], hp_port=d["HP_PORT"],
             clock_mhz=int(d["CLOCK_MHZ"]), pe_rows=int(d["PE_ROWS"]), pe_cols=int(d["PE_COLS"]),
+            pe_lanes=int(d.get("PE_LANES", "1")),
             chunk=int(d["CHUNK"]), sparse_entries=int(d["SPARSE_ENTRIES"]),
             sparse_win=int(d["SPARSE_WIN"]), sparse_xt=int(d["SPARSE_XT"]),
             ddr_beat=int(d["DDR_BEAT"]), ddr_gbps=float(d["DDR_GBPS"]),

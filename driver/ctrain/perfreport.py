@@ -27,7 +27,7 @@ import json
 
 import numpy as np
 
-from . import perfmodel, resources, validate
+from . import boards, perfmodel, resources, validate
 from .errors import CheckpointError, MappingError
 from .isa import Op
 from .model import stage_labels
@@ -161,7 +161,12 @@ def build(program, board, model=None, sparsity=None, layer_sparsity=None):
            "resources_table": resources.format_resources(est),
            "phases": phases, "total": total,
            "peak": {"gops": peak_gops(b), "ddr_gbps": b.ddr_gbps, "port_gbps": port_gbps(b),
-                    "clock_mhz": b.clock_mhz, "pe_rows": b.pe_rows, "pe_cols": b.pe_cols},
+                    "clock_mhz": b.clock_mhz, "pe_lanes": b.pe_lanes, "pe_rows": b.pe_rows,
+                    "pe_cols": b.pe_cols, "products": est.peak["products"],
+                    # the chip's physical int8 peak (resources.peaks) beside the design's
+                    "chip_int8_gops": est.peak["chip_int8"],
+                    "part_clock_mhz": resources.part_clock_mhz(boards.get(b.name)),
+                    "pe_fraction": est.peak_fraction},
            "instructions": rows}
     if layer_sparsity is not None:
         rep["layer_sparsity"] = [float(s) for s in layer_sparsity]
@@ -186,7 +191,8 @@ def to_json(rep):
 def format_report(rep):
     """The report as text: per instruction, per phase, total, roofs, resources."""
     p = rep["peak"]
-    lines = [f"{rep['model']} on {rep['board']} ({p['pe_rows']}x{p['pe_cols']} PE array, {p['clock_mhz']:g} MHz), "
+    lines = [f"{rep['model']} on {rep['board']} ({p['pe_lanes']}x{p['pe_rows']}x{p['pe_cols']} PE array, "
+             f"{p['clock_mhz']:g} MHz), "
              f"batch {rep['batch']}, sparsity {100 * rep['sparsity']:.1f}%",
              f"{'stage':>5} {'layer':<12} {'op':<9} {'phase':<6} {'cycles':>12} {'ideal':>12} {'eff':>6} "
              f"{'bound':<7} {'GOP/s':>7} {'eq GOP/s':>8} {'op/B':>7}"]
@@ -202,8 +208,11 @@ def format_report(rep):
     lines.append(f"total (one iteration): {t['cycles']:,d} cycles, {t['seconds'] * 1e3:.3f} ms, {t['gops']:.3f} GOP/s, "
                  f"{t['equivalent_gops']:.3f} equivalent GOP/s, PE efficiency {100 * t['efficiency']:.1f}%")
     port = "" if p["port_gbps"] >= p["ddr_gbps"] else f", the accelerator's port {p['port_gbps']:.3f} GB/s"
-    lines.append(f"roofs: peak {p['gops']:.2f} GOP/s (2 x {p['pe_rows'] * p['pe_cols']} multipliers x "
-                 f"{p['clock_mhz']:g} MHz); DDR {p['ddr_gbps']:.3f} GB/s{port}")
+    lines.append(f"roofs: peak {p['gops']:.2f} GOP/s (2 x {p['pe_lanes'] * p['pe_rows'] * p['pe_cols']} "
+                 f"multipliers x {p['clock_mhz']:g} MHz); DDR {p['ddr_gbps']:.3f} GB/s{port}")
+    lines.append(f"chip int8 peak {p['chip_int8_gops']:.1f} GOP/s ({p['part_clock_mhz']:g} MHz): the PE peak is "
+                 f"{100 * p['pe_fraction']:.1f}% of it, achieved {t['gops']:.3f} GOP/s "
+                 f"({100 * t['gops'] / p['chip_int8_gops']:.2f}% of it)")
     lines.append(rep["resources_table"])
     lines.append(f"fits {rep['board']}: {'yes' if rep['fits'] else 'NO'}")
     return "\n".join(lines)

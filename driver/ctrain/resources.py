@@ -81,7 +81,11 @@ power of two: one multiplier (reciprocal). Powers of two are free.
 
 Multiplexers (kind "mux", LUTs): a read of a partitioned array with a
 variable index in a partitioned dimension selects among N banks:
-width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux). For a cyclic (or block)
+width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux); a read at a variable
+index in a dimension that ARRAY_RESHAPE complete folds into the word selects
+among its N elements the same way (element width x ceil((N-1)/3)). A write
+at a variable index there is a byte-enabled write of its element's lanes,
+not counted. For a cyclic (or block)
 partition by F the same holds for reads, and for the writes of unrolled
 copies (each bank picks its copy's data), unless the index provably keeps
 every copy in one bank: a sum of constants, unrolled loop indices, products
@@ -208,6 +212,7 @@ class Array:
     cyclic: dict = field(default_factory=dict)   # 1-based dim -> (type, factor): cyclic/block banks
     true_dual: bool = False   # BIND_STORAGE type=ram_t2p: two read/write ports
     buffers: int = 1     # copies of a DATAFLOW channel (2: ping-pong)
+    reshaped: set = field(default_factory=set)   # 1-based dims folded into the word completely
 
     @property
     def depth(self):
@@ -336,6 +341,7 @@ def _bank(src, f, name, elem, sizes):
                 dims[d - 1] = math.ceil(dims[d - 1] / fac)
                 if fac > 1:
                     cyc[d] = (p["type"], fac)
+    reshaped = set()
     for p in _pragmas(f.body, "ARRAY_RESHAPE"):
         if p.get("variable") != name:
             continue
@@ -343,6 +349,8 @@ def _bank(src, f, name, elem, sizes):
         for d in (range(1, len(dims) + 1) if which == 0 else [which]):
             fac = dims[d - 1] if p.get("type", "complete") == "complete" else (
                 src.macros.eval(p.get("factor", "1")) or 1)
+            if p.get("type", "complete") == "complete" and fac > 1:
+                reshaped.add(d)
             width *= fac
             dims[d - 1] = math.ceil(dims[d - 1] / fac)
     ports, tdp = 2, False
@@ -351,7 +359,8 @@ def _bank(src, f, name, elem, sizes):
             impl = p.get("impl", "").lower()
             ports = 1 if p.get("type", "").lower() == "ram_1p" else 2
             tdp = p.get("type", "").lower() == "ram_t2p"
-    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports, cyc, tdp)
+    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports, cyc, tdp,
+                 reshaped=reshaped)
 
 
 def _array_item(a, copies):
@@ -672,7 +681,7 @@ def multiplexers(src, arrs, instances):
     (_aligned)."""
     by_func = {}
     for a in arrs:
-        if isinstance(a, Array) and (a.partitioned or a.cyclic) and a.banks > 1:
+        if isinstance(a, Array) and ((a.partitioned or a.cyclic) and a.banks > 1 or a.reshaped):
             by_func.setdefault(a.function, {})[a.name] = a
     # parameter bindings: callee param name -> array, from call sites (one level at a time)
     bound = {fn: dict(v) for fn, v in by_func.items()}
@@ -683,7 +692,7 @@ def multiplexers(src, arrs, instances):
             params = src.functions[callee].params
             for i, a in enumerate(args):
                 name = a.strip()
-                if name in known and i < len(params) and params[i][2]:
+                if name in known and i < len(params) and (params[i][2] or _array_typedef(src, params[i][0])):
                     bound.setdefault(callee, {})[params[i][1]] = known[name]
     items = []
     for fn, arrmap in bound.items():
@@ -703,7 +712,7 @@ def multiplexers(src, arrs, instances):
                     per_copy = _is_const(src, f, m.start(), e) or \
                         all(src.macros.eval(i) is not None or i in src.unrolled_vars(f, m.start())
                             for i in re.findall(r"[A-Za-z_]\w*", e))
-                    if d in a.partitioned and not write and not per_copy:
+                    if (d in a.partitioned or d in a.reshaped) and not write and not per_copy:
                         n_sel *= a.dims[d - 1]
                     elif d in a.cyclic and not per_copy and (not write or unroll > 1):
                         kind, fac = a.cyclic[d]
@@ -712,11 +721,18 @@ def multiplexers(src, arrs, instances):
                 if n_sel <= 1:
                     continue
                 n = unroll * copies
-                lut = a.width * math.ceil((n_sel - 1) / 3)
+                elem = a.width // math.prod(a.dims[d - 1] for d in a.reshaped) if a.reshaped else a.width
+                lut = elem * math.ceil((n_sel - 1) / 3)
                 items.append(Item("mux", f"{fn}: {local}{m.group(1)}{' (write)' if write else ''} "
                                   f"({a.function}:{a.name})", n,
-                                  f"{n_sel}:1 x {a.width} bit, {lut} LUT each", lut=n * lut))
+                                  f"{n_sel}:1 x {elem} bit, {lut} LUT each", lut=n * lut))
     return items
+
+
+def _array_typedef(src, ptype):
+    """Whether a parameter's declared type is an array typedef (pe_tapacc_t):
+    an array passed by reference like `T x[N]`."""
+    return re.sub(r"\bconst\b", "", ptype).strip() in src.types.array_typedefs
 
 
 def _aligned(src, f, pos, expr, factor):
@@ -851,10 +867,10 @@ def part_clock_mhz(b):
 
 def peaks(b, products=None):
     """Int8 GOP/s: the design's PE array (2 ops x its int8 products per cycle
-    x CTRAIN_CLOCK_MHZ; `products` as counted from the sources, R x C when not
-    given) and the chip's (DSPs x int8 products per DSP x 2 x the clock the
+    x CTRAIN_CLOCK_MHZ; `products` as counted from the sources, L x R x C when
+    not given) and the chip's (DSPs x int8 products per DSP x 2 x the clock the
     part can close, CTRAIN_PART_CLOCK_MHZ)."""
-    products = b.pe_rows * b.pe_cols if products is None else products
+    products = b.macs if products is None else products
     return {"pe": 2 * products * b.clock_mhz / 1000,
             "chip_int8": b.chip_dsp * dsp_int8(b) * 2 * part_clock_mhz(b) / 1000,
             "products": products}
@@ -896,8 +912,7 @@ def markdown_table(names=None):
         def cell(r):
             u, a = est.resources[r]["used"], est.resources[r]["available"]
             return f"{u:g} / {a:g} ({100 * u / a:.0f}%)" if a else f"{u:g} / 0"
-        lanes = int(b.macros.get("PE_LANES", "1"))
-        rows.append(f"| {n} | {lanes} x {b.pe_rows} x {b.pe_cols} | {b.clock_mhz} MHz | " +
+        rows.append(f"| {n} | {b.pe_lanes} x {b.pe_rows} x {b.pe_cols} | {b.clock_mhz} MHz | " +
                     " | ".join(cell(r) for r in RESOURCES) +
                     f" | {'yes' if est.fits else 'NO'} | {est.peak['pe']:g} | {est.peak['chip_int8']:g} "
                     f"({part_clock_mhz(b):g} MHz) | {100 * est.peak_fraction:.0f}% |")

@@ -267,13 +267,13 @@ rd_weights_eb:
 /* WG kernels: tap accumulators -> int32 gradients, quantized in the burst
  * (DDR_BEAT / 4 words per beat; dst is 4-aligned), rows of `rowlen` = gc*kk
  * words as rd_weights_fp lays them out. */
-static void wr_kernels(ddr_t *ddr, uint32_t addr, uint32_t words, const pe_tapacc_t acc, int kk,
-                       int rowlen, int sh_w, q_stats &st) {
+static void wr_kernels(ddr_t *ddr, uint32_t addr, uint32_t words, const pe_tapacc_t acc, int r0,
+                       int kk, int rowlen, int sh_w, q_stats &st) {
     agu_count(true, addr, 4 * (uint64_t)words, CONV_II);
     if (words == 0)
         return;
     const agu_burst gb = agu_plan(addr, 4 * words);
-    int r = 0, c = 0, t = 0, wsub = 0, inrow = 0;
+    int r = r0, c = 0, t = 0, wsub = 0, inrow = 0;
 wr_kernels:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -506,25 +506,37 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 
     /* Ping-pong buffers (index: item & 1); static: one copy, kept between calls. */
     static pe_weights_t wbuf[2];
-#pragma HLS ARRAY_PARTITION variable=wbuf type=complete dim=2
+    /* A column's rows in one word: every PE reads its weight at the same
+     * address each step (one bank per column, not per PE) */
+#pragma HLS ARRAY_RESHAPE variable=wbuf type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=wbuf type=complete dim=3
     static pe_cols_t act[2];
 #pragma HLS ARRAY_PARTITION variable=act type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=act type=complete dim=3
 #pragma HLS ARRAY_RESHAPE variable=act type=cyclic factor=CTRAIN_DDR_BEAT dim=4
+#if CTRAIN_CONV_URAM
+    /* The largest dense buffer in URAM where the board has it: a read (PE) and a write (loader) port */
+#pragma HLS BIND_STORAGE variable=act type=ram_2p impl=uram
+#endif
     static pe_rows_t rowb[2];   /* WG errors, EB masks */
 #pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=3
 #pragma HLS ARRAY_RESHAPE variable=rowb type=cyclic factor=CTRAIN_DDR_BEAT dim=4
+    /* 2 x OUT / DDR_BEAT words deep per (lane, row): distributed RAM, not a mostly empty RAMB18 */
+#pragma HLS BIND_STORAGE variable=rowb type=ram_2p impl=lutram
     static pe_rows_t obuf[2];   /* FP/EB quantized outputs */
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=3
 #pragma HLS ARRAY_RESHAPE variable=obuf type=cyclic factor=CTRAIN_DDR_BEAT dim=4
+    /* as rowb: shallow, distributed RAM */
+#pragma HLS BIND_STORAGE variable=obuf type=ram_2p impl=lutram
     static pe_rowacc_t racc;    /* FP/EB partial sums between groups */
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=1
-#pragma HLS ARRAY_PARTITION variable=racc type=complete dim=2
+    /* a lane's rows in one word: a run's end reads and writes them together */
+#pragma HLS ARRAY_RESHAPE variable=racc type=complete dim=2
     static pe_tapacc_t tacc;    /* WG tap accumulators of the tile */
-#pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
+    /* a column's rows in one word: a run's end adds to all of them at one address */
+#pragma HLS ARRAY_RESHAPE variable=tacc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=2
     static pe_range yr[CTRAIN_MAX_DIM], xr[CTRAIN_MAX_DIM];
     int32_t braw[PE_ROWS];
@@ -698,12 +710,12 @@ tile_rows:
                 const int gc = min_i(p.g * PE_COLS, p.cols - c0);
                 if (p.groups == 1) {
                     wr_kernels(ddr, f.dst + 4 * (uint32_t)r0 * f.c_in * kk,
-                               (uint32_t)vr * f.c_in * kk, tacc, kk, gc * kk, sh_w, st);
+                               (uint32_t)vr * f.c_in * kk, tacc, 0, kk, gc * kk, sh_w, st);
                 } else {
                     for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
                         wr_kernels(ddr, f.dst + 4 * (((uint32_t)(r0 + r) * f.c_in + c0) * kk),
-                                   gc * kk, &tacc[r], kk, gc * kk, sh_w, st);
+                                   gc * kk, tacc, r, kk, gc * kk, sh_w, st);
                     }
                 }
                 if (wg_bias && gsel == 0)

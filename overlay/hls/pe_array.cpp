@@ -1,5 +1,9 @@
 /* PE array (see pe_array.h). */
 #include "pe_array.h"
+#include "mac2.h"
+
+/* Rows are paired in mul2: an even number of them. */
+static_assert(PE_ROWS % 2 == 0, "CTRAIN_PE_ROWS must be even (pe_array pairs rows in mul2)");
 
 void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
@@ -81,22 +85,33 @@ pass_step:
                 bias[r] += e;
             }
         }
+        /* Rows r, r+1 share the column operand x[l][c]: one mul2 (mac2.h)
+         * forms both products, one DSP48E2 on a packing board. */
         for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
-            for (int r = 0; r < PE_ROWS; r++) {
+            for (int rp = 0; rp < PE_ROWS / 2; rp++) {
 #pragma HLS UNROLL
-                int sum = 0;   /* adder tree over columns (GATHER), |sum| < 2^21 */
+                int sum0 = 0, sum1 = 0;   /* adder trees over columns (GATHER), |sum| < 2^21 */
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
                     const q8_t xv = (live && c < vc) ? x[l][c][aa] : (q8_t)0;
-                    const q8_t a = outer ? (l < g.vb ? err[l][r][pidx] : (q8_t)0) : w[r][c][wa];
-                    const prod_t m = (prod_t)a * (prod_t)xv;
-                    if (outer)
-                        part[r][c] += m;   /* adder tree over lanes */
-                    sum += m;
+                    const q8_t e0 = l < g.vb ? err[l][2 * rp][pidx] : (q8_t)0;
+                    const q8_t e1 = l < g.vb ? err[l][2 * rp + 1][pidx] : (q8_t)0;
+                    const q8_t a0 = outer ? e0 : w[2 * rp][c][wa];
+                    const q8_t a1 = outer ? e1 : w[2 * rp + 1][c][wa];
+                    prod_t m0, m1;
+                    mul2(xv, a0, a1, m0, m1);
+                    if (outer) {
+                        part[2 * rp][c] += m0;   /* adder trees over lanes */
+                        part[2 * rp + 1][c] += m1;
+                    }
+                    sum0 += m0;
+                    sum1 += m1;
                 }
-                if (!outer)
-                    acc[l][r] += sum;
+                if (!outer) {
+                    acc[l][2 * rp] += sum0;
+                    acc[l][2 * rp + 1] += sum1;
+                }
             }
         }
         /* End of a run: GATHER quantizes (or keeps) the position's sums,

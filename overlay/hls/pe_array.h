@@ -42,6 +42,10 @@ enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
 /* Positions per lane and row of one band: outputs (FP/EB), errors (WG). */
 #define CTRAIN_CONV_OUT 1024
 #endif
+#ifndef CTRAIN_CONV_URAM
+/* 1: the dense column operands (act) in URAM (conv.cpp); 0: BRAM. */
+#define CTRAIN_CONV_URAM 0
+#endif
 #define CONV_WCAP CTRAIN_CONV_WCAP
 #define CONV_ACT CTRAIN_CONV_ACT
 #define CONV_OUT CTRAIN_CONV_OUT

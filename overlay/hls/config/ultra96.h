@@ -24,16 +24,19 @@
 
 /* PE array: rows produce output channels, columns reduce input channels. */
 #define CTRAIN_PE_ROWS 4
-#define CTRAIN_PE_COLS 6
+#define CTRAIN_PE_COLS 8
 /* Batch lanes sharing each weight (pe_array.h). */
 #define CTRAIN_PE_LANES 2
 /* Dense buffers (pe_array.h): weights or WG tap accumulators per PE, column
  * operand bytes per lane and column, band positions per lane and row; the
  * smallest legal (MAX_KERNEL^2 rounded up, MAX_KERNEL x MAX_DIM, MAX_DIM):
  * the chip's BRAM is the limit (docs/overlay.md "Resource estimate"). */
-#define CTRAIN_CONV_WCAP 128
+#define CTRAIN_CONV_WCAP 512
 #define CTRAIN_CONV_ACT 5632
 #define CTRAIN_CONV_OUT 512
+/* 1: the dense column operands (act, the largest dense buffer) are bound to
+ * URAM (boards that have it); 0: BRAM. */
+#define CTRAIN_CONV_URAM 0
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256

@@ -27,6 +27,20 @@
 #define SP_TILES ((CTRAIN_MAX_CH + PE_ROWS - 1) / PE_ROWS)   /* row tiles of the widest layer */
 #define SP_RTILES 32                      /* row tiles of a layer in resident mode */
 
+/* Position-parallel path (sconv.cpp): PE_LANES x PE_ROWS x PE_COLS output
+ * positions share one kept weight per cycle.  Buffer depths per bank (one
+ * bank per PE): window words, output (or error) words, and the kept weights
+ * of a chunk of rows on chip.  A board's header may override them. */
+#ifndef CTRAIN_SPARSE_WDEPTH
+#define CTRAIN_SPARSE_WDEPTH 128
+#endif
+#ifndef CTRAIN_SPARSE_ODEPTH
+#define CTRAIN_SPARSE_ODEPTH 64
+#endif
+#ifndef CTRAIN_SPARSE_LIST
+#define CTRAIN_SPARSE_LIST 4096
+#endif
+
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
 #endif

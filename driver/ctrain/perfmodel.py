@@ -979,9 +979,8 @@ def pos_plan(f, b):
     P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
 
     def fits(nb, br):
-        cs = nb * (br + kh - 1) * pw
-        t = _cdiv(cs, P)
-        return (red - 1) * cs + t * P + (kh - 1) * pw + kw - 1 <= P * WD and t <= OD, t
+        t = _cdiv(nb * (br + kh - 1) * pw, P)
+        return red * t * P + (kh - 1) * pw + kw - 1 <= P * WD and t <= OD, t
     br = oh
     while br >= 1 and not fits(1, br)[0]:
         br -= 1
@@ -998,7 +997,7 @@ def pos_plan(f, b):
             best, bt = nb, t
     hw = br + kh - 1
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
-                   hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, b), _spp_ii(ow, b))
+                   hw, hw * pw, bt * P, bt, OD // bt, _spp_ii(sw, b), _spp_ii(ow, b))
 
 
 def _pointers(f, g, index):
@@ -1095,12 +1094,12 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
         # window
         if g.ey > 0 or g.ex > 0:
-            load.loop("ew", k, _cdiv(g.red * g.cs, P))
+            load.loop("ew", k, g.red * g.T)
         live = hi > lo
-        whole = live & (lo == 0) & (hi == g.sh)
-        load.burst("rd", k[whole], wsrc + b0[whole] * g.red * splane,
-                   (nbi * g.red * splane)[whole], g.lii)
-        part = (live & ~whole)[ii]
+        whole = (live & (lo == 0) & (hi == g.sh))[ii]   # one burst per image
+        load.burst("rd", ii[whole], wsrc + (b0[ii] + jj)[whole] * g.red * splane,
+                   g.red * splane, g.lii)
+        part = (live[ii] & ~whole)
         pi, pj = ii[part], jj[part]
         ch = np.arange(g.red, dtype=np.int64)[None, :]
         at = wsrc + (((b0[pi] + pj)[:, None] * g.red + ch) * g.sh + lo[pi][:, None]) * g.sw

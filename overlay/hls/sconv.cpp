@@ -746,21 +746,56 @@ struct spp_plan {
     int sh, sw, oh, ow;  /* source plane, swept plane */
     int pw;              /* window row pitch: sw + 2 ex */
     int nb, br, bands;   /* images and swept rows per item, bands */
-    int hw, qimg, cs, T; /* window rows per image, image slot, channel slot, tiles */
+    int hw, qimg, cs, T; /* window rows per image, image slot, channel slot (T * SP_P), tiles */
     int nmax;            /* rows per chunk the output buffer takes: SP_OD / T */
     int lii, sii;        /* cycles per beat of window loads, row-buffer bursts */
     int dj, du, dx;      /* SP_P positions as (images, rows, columns) */
 };
 
+/* A buffer address a as (word a / SP_P, bank a % SP_P): the loads, stores
+ * and steps add these, so no lane divides. */
+struct spp_qm {
+    int32_t q;
+    int m;
+};
+
+static spp_qm spp_qm_add(spp_qm a, spp_qm b) {
+#pragma HLS INLINE
+    a.q += b.q;
+    a.m += b.m;
+    if (a.m >= SP_P) {
+        a.m -= SP_P;
+        a.q++;
+    }
+    return a;
+}
+
+/* (a / SP_P, a % SP_P) of a < 2^20 (per instruction or tap, never per lane). */
+static spp_qm spp_qm_of(uint32_t a) {
+#pragma HLS INLINE
+    const ap_uint<20> v = a;
+    const ap_uint<20> q = v / SP_P;   /* a constant: a narrow reciprocal product */
+    spp_qm r;
+    r.q = (int32_t)q.to_uint();
+    r.m = (int)(v - q * SP_P).to_uint();
+    return r;
+}
+
 /* Window capacity an item of nb images and br swept rows needs (its last
  * channel's slot read to the last tile's end plus the farthest tap) and its
  * tiles. */
 static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
-    const int64_t cs = (int64_t)nb * (br + g.kh - 1) * g.pw;
-    const int64_t t = (cs + SP_P - 1) / SP_P;
+#pragma HLS INLINE off
+    /* images < 2^11, rows and pitch < 2^10: narrow products */
+    const uint32_t pos = (uint32_t)((ap_uint<11>)nb * (ap_uint<10>)(br + g.kh - 1)) * (ap_uint<10>)g.pw;
+    const uint32_t t = pos / SP_P + (pos % SP_P != 0 ? 1u : 0u);
     T = (int)(t < SP_OD + 1 ? t : SP_OD + 1);
-    const int64_t need = (int64_t)(g.red - 1) * cs + t * SP_P + (int64_t)(g.kh - 1) * g.pw + g.kw - 1;
-    return need <= (int64_t)SP_P * SP_WD && t <= SP_OD;
+    if (t > SP_OD)
+        return false;
+    /* channel slots of t words; the last channel's farthest tap (all < 2^32) */
+    const uint32_t need = (uint32_t)((ap_uint<12>)g.red * (ap_uint<12>)t) * SP_P +
+                          (uint32_t)((ap_uint<4>)(g.kh - 1) * (ap_uint<10>)g.pw) + g.kw - 1;
+    return need <= (uint32_t)SP_P * SP_WD;
 }
 
 /* Cycles per beat of a burst between DDR and a banked buffer of row pitch
@@ -772,6 +807,8 @@ static int spp_ii(int len) {
 }
 
 static bool spp_make_plan(const ctrain_insn_t &f, spp_plan &g) {
+    /* the fit test, one instance for the three searches */
+#pragma HLS ALLOCATION function instances=spp_fits limit=1
     g.eb = f.op == OP_SCONV_EB;
     g.wg = f.op == OP_SCONV_WG;
     if (f.stride != 1)
@@ -810,7 +847,7 @@ batch_images:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
         if (!spp_fits(g, nb, g.br, T))
             break;
-        if ((int64_t)T * best < (int64_t)bt * nb) {
+        if ((uint32_t)T * best < (uint32_t)bt * nb) {
             best = nb;
             bt = T;
         }
@@ -819,7 +856,7 @@ batch_images:
     g.T = bt;
     g.hw = g.br + g.kh - 1;
     g.qimg = g.hw * g.pw;
-    g.cs = g.nb * g.qimg;
+    g.cs = g.T * SP_P;   /* channel slots: whole words, a channel's word c * T */
     g.nmax = SP_OD / g.T;
     g.lii = spp_ii(g.sw);
     g.sii = spp_ii(g.ow);
@@ -837,8 +874,9 @@ batch_images:
 static bool spp_chunks(const ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
                        const sparse_index_t &ix, uint16_t cstart[CTRAIN_MAX_CH + 1], int &nch) {
     static uint32_t pbuf[SP_BND];
+#pragma HLS BIND_STORAGE variable=pbuf type=ram_2p impl=lutram
     const uint32_t step = g.eb ? (uint32_t)g.kk : 1u;
-    const uint32_t words = (uint32_t)g.rows * step + 1;
+    const uint32_t words = (uint32_t)((ap_uint<12>)g.rows * (ap_uint<7>)step) + 1;   /* narrow */
     const uint32_t at = (uint32_t)(g.eb ? ix.tptr : ix.rowptr);
     uint32_t prev = 0, first = 0, inrow = 0;
     int row = 0, nr = 0;
@@ -891,12 +929,15 @@ chunk_bursts:
  * gathered through tpos.  Returns the chunk's first CSR (or transposed)
  * position. */
 static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
-                          const sparse_index_t &ix, int ra, int nr, const uint32_t toff[MAX_KK],
-                          uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint32_t eoff[SP_LIST],
+                          const sparse_index_t &ix, int ra, int nr, const spp_qm toff[MAX_KK],
+                          uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint32_t eoq[SP_LIST],
+                          uint16_t eom[SP_LIST],
                           uint16_t hbuf[SP_LIST], int32_t wbuf[SP_LIST], q8_t vbuf[SP_LIST]) {
     static uint32_t tpr[MAX_KK + 1];
+#pragma HLS BIND_STORAGE variable=tpr type=ram_2p impl=lutram
     const uint32_t kk = (uint32_t)g.kk;
-    const uint32_t cs = (uint32_t)g.cs;
+    /* channel c's slot starts at word c * T (c < 2^12, T <= SP_OD: narrow) */
+    const ap_uint<12> T = g.T;
     if (!g.eb) {
         agu_rd_u32<SP_OD + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * ra, start, nr + 1);
         const uint32_t z0 = start[0], cnt = start[nr] - z0;
@@ -914,7 +955,8 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
             /* ch < 2^16, kk <= MAX_KK: a narrow product, one DSP slice */
             const uint32_t tap = col - (uint32_t)((sp_idx_t)ch * (ap_uint<8>)kk);
             eval[t] = g.wg ? (q8_t)0 : vbuf[t];
-            eoff[t] = ch * cs + toff[tap];
+            eoq[t] = (uint32_t)((ap_uint<16>)ch * T) + (uint32_t)toff[tap].q;
+            eom[t] = (uint16_t)toff[tap].m;
         }
     spp_rebase:
         for (int i = 0; i <= nr; i++) {
@@ -927,7 +969,7 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
 spp_rows_eb:
     for (int i = 0; i < nr; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
-        agu_rd_u32<MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.tptr + 4 * (uint32_t)(ra + i) * kk, tpr,
+        agu_rd_u32<MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.tptr + 4 * (uint32_t)((ap_uint<12>)(ra + i) * (ap_uint<7>)kk), tpr,
                                kk + 1);
         if (i == 0)
             z0 = tpr[0];
@@ -948,7 +990,8 @@ spp_rows_eb:
                     tap++;
             }
             eval[n + t] = agu_rd_byte(ddr, f.src2 + (uint32_t)wbuf[t]);
-            eoff[n + t] = (uint32_t)hbuf[t] * cs + toff[tap];
+            eoq[n + t] = (uint32_t)((ap_uint<16>)hbuf[t] * T) + (uint32_t)toff[tap].q;
+            eom[n + t] = (uint16_t)toff[tap].m;
         }
         n += len;
     }
@@ -963,6 +1006,7 @@ struct spp_item {
 };
 
 static spp_item spp_item_of(const spp_plan &g, int k) {
+#pragma HLS INLINE off
     spp_item it;
     const int grp = k / g.bands;   /* once per item */
     const int band = k - grp * g.bands;
@@ -973,31 +1017,45 @@ static spp_item spp_item_of(const spp_plan &g, int k) {
     return it;
 }
 
-/* How a burst's bytes walk a banked buffer: runs of `run` bytes at `pitch`
- * from dst, `rpp` runs per plane, planes `pstep` apart, `ppi` planes per
- * image, images `istep` apart (address a: bank a % SP_P, word a / SP_P). */
+/* How a burst's bytes walk a banked buffer: runs of `run` bytes `pitch`
+ * apart from dst, `rpp` runs per plane, planes `pstep` apart (addresses as
+ * spp_qm: the lanes only add and compare). */
 struct spp_walk {
-    uint32_t dst;
-    int run, pitch, rpp, ppi;
-    uint32_t pstep, istep;
+    spp_qm dst, pitch, pstep;
+    int run, rpp;
 };
 
-static uint32_t spp_next(const spp_walk &w, int &x, int &r, int &c, uint32_t a) {
+struct spp_cursor {
+    spp_qm at, row, plane;
+    int x, r;
+};
+
+static void spp_next(const spp_walk &w, spp_cursor &k) {
 #pragma HLS INLINE
-    a++;
-    if (++x == w.run) {
-        x = 0;
-        a += (uint32_t)(w.pitch - w.run);
-        if (++r == w.rpp) {
-            r = 0;
-            a += w.pstep - (uint32_t)(w.rpp * w.pitch);
-            if (++c == w.ppi) {
-                c = 0;
-                a += w.istep - (uint32_t)w.ppi * w.pstep;
-            }
+    if (++k.x == w.run) {
+        k.x = 0;
+        if (++k.r == w.rpp) {
+            k.r = 0;
+            k.plane = spp_qm_add(k.plane, w.pstep);
+            k.row = k.plane;
+        } else {
+            k.row = spp_qm_add(k.row, w.pitch);
         }
+        k.at = k.row;
+        return;
     }
-    return a;
+    spp_qm one;
+    one.q = 0;
+    one.m = 1;
+    k.at = spp_qm_add(k.at, one);
+}
+
+static spp_cursor spp_walk_make(const spp_walk &w) {
+#pragma HLS INLINE
+    spp_cursor k;
+    k.at = k.row = k.plane = w.dst;
+    k.x = k.r = 0;
+    return k;
 }
 
 /* DDR -> banked buffer (len bytes at addr), `ii` cycles per beat. */
@@ -1008,8 +1066,7 @@ static void spp_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[SP_P]
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
-    int x = 0, r = 0, c = 0;
-    uint32_t a = w.dst;
+    spp_cursor k = spp_walk_make(w);
 spp_rd_beats:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -1019,8 +1076,8 @@ spp_rd_beats:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                buf[a % SP_P][a / SP_P] = (q8_t)beat_lane(v, l);
-                a = spp_next(w, x, r, c, a);
+                buf[k.at.m][k.at.q] = (q8_t)beat_lane(v, l);
+                spp_next(w, k);
             }
         }
     }
@@ -1034,8 +1091,7 @@ static void spp_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[SP_P]
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
-    int x = 0, r = 0, c = 0;
-    uint32_t a = w.dst;
+    spp_cursor k = spp_walk_make(w);
 spp_wr_beats:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -1045,8 +1101,8 @@ spp_wr_beats:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                set_lane(v, l, (uint8_t)buf[a % SP_P][a / SP_P]);
-                a = spp_next(w, x, r, c, a);
+                set_lane(v, l, (uint8_t)buf[k.at.m][k.at.q]);
+                spp_next(w, k);
             }
         }
         ddr_put(ddr, gb.first + b, v, lo, hi);
@@ -1076,7 +1132,7 @@ spp_clear_words:
 static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, const spp_item &it,
                             spp_win_t win) {
     if (g.ey > 0 || g.ex > 0)
-        spp_clear<SP_WD>(win, (uint32_t)(((int64_t)g.red * g.cs + SP_P - 1) / SP_P));
+        spp_clear<SP_WD>(win, (uint32_t)g.red * g.T);
     const int lo = it.y0 - g.ey > 0 ? it.y0 - g.ey : 0;
     const int top = it.y0 + it.bri + g.kh - 1 - g.ey;
     const int hi = top < g.sh ? top : g.sh;
@@ -1084,29 +1140,39 @@ static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, c
         return;
     const uint32_t plane = (uint32_t)g.sh * g.sw;
     spp_walk w;
-    w.dst = (uint32_t)((lo + g.ey - it.y0) * g.pw + g.ex);
     w.run = g.sw;
-    w.pitch = g.pw;
+    w.pitch = spp_qm_of((uint32_t)g.pw);
     w.rpp = hi - lo;
-    w.pstep = (uint32_t)g.cs;
-    w.ppi = g.red;
-    w.istep = (uint32_t)g.qimg;
-    if (lo == 0 && hi == g.sh) {
-        spp_rd<SP_WD>(ddr, src + (uint32_t)it.b0 * g.red * plane,
-                      (uint32_t)it.nbi * g.red * plane, win, w, g.lii);
-        return;
+    w.pstep.q = g.T;
+    w.pstep.m = 0;
+    /* the first source row's place: (lo + ey - y0) rows and ex columns in */
+    spp_qm d0 = spp_qm_of((uint32_t)g.ex);
+spp_window_pad:
+    for (int r = it.y0; r < lo + g.ey; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=0 max=CTRAIN_MAX_PAD
+        d0 = spp_qm_add(d0, w.pitch);
     }
-    const uint32_t dst0 = w.dst;
+    const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
+    const bool whole = lo == 0 && hi == g.sh;
 spp_window_images:
     for (int j = 0; j < it.nbi; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
-    spp_window_channels:
-        for (int c = 0; c < g.red; c++) {
+        if (whole) {
+            /* whole planes: an image's channels are contiguous, one burst */
+            w.dst = d0;
+            spp_rd<SP_WD>(ddr, src + (uint32_t)(it.b0 + j) * g.red * plane,
+                          (uint32_t)g.red * plane, win, w, g.lii);
+        } else {
+        spp_window_channels:
+            for (int c = 0; c < g.red; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-            w.dst = dst0 + (uint32_t)c * g.cs + (uint32_t)j * g.qimg;
-            spp_rd<SP_WD>(ddr, src + (((uint32_t)(it.b0 + j) * g.red + c) * g.sh + lo) * g.sw,
-                          (uint32_t)(hi - lo) * g.sw, win, w, g.lii);
+                w.dst.q = d0.q + (int32_t)((ap_uint<12>)c * (ap_uint<12>)g.T);   /* narrow */
+                w.dst.m = d0.m;
+                spp_rd<SP_WD>(ddr, src + (((uint32_t)(it.b0 + j) * g.red + c) * g.sh + lo) * g.sw,
+                              (uint32_t)(hi - lo) * g.sw, win, w, g.lii);
+            }
         }
+        d0 = spp_qm_add(d0, qimg);
     }
 }
 
@@ -1116,36 +1182,42 @@ spp_window_images:
  * when the band is the whole plane, else one per image and row. */
 static void spp_rows_io(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_item &it, int ra,
                         int nr, spp_rows_t buf, bool write) {
-    const uint32_t plane = (uint32_t)g.oh * g.ow;
+#pragma HLS INLINE off
+    const uint32_t plane = (uint32_t)((ap_uint<10>)g.oh * (ap_uint<10>)g.ow);   /* narrow */
     spp_walk w;
     w.run = g.ow;
-    w.pitch = g.pw;
+    w.pitch = spp_qm_of((uint32_t)g.pw);
     w.rpp = it.bri;
-    w.pstep = (uint32_t)g.T * SP_P;
-    w.ppi = g.bands == 1 ? nr : 1;
-    w.istep = 0;
+    w.pstep.q = g.T;
+    w.pstep.m = 0;
+    const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
+    spp_qm dj;
+    dj.q = 0;
+    dj.m = 0;
 spp_rows_images:
     for (int j = 0; j < it.nbi; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
         const uint32_t img = (uint32_t)(it.b0 + j) * g.rows + ra;
         if (g.bands == 1) {
-            w.dst = (uint32_t)j * g.qimg;
+            w.dst = dj;
             if (write)
                 spp_wr<SP_OD>(ddr, base + img * plane, (uint32_t)nr * plane, buf, w, g.sii);
             else
                 spp_rd<SP_OD>(ddr, base + img * plane, (uint32_t)nr * plane, buf, w, g.sii);
-            continue;
-        }
-    spp_rows_rows:
-        for (int i = 0; i < nr; i++) {
+        } else {
+        spp_rows_rows:
+            for (int i = 0; i < nr; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
-            w.dst = (uint32_t)i * g.T * SP_P + (uint32_t)j * g.qimg;
-            const uint32_t at = base + (img + i) * plane + (uint32_t)it.y0 * g.ow;
-            if (write)
-                spp_wr<SP_OD>(ddr, at, (uint32_t)it.bri * g.ow, buf, w, g.sii);
-            else
-                spp_rd<SP_OD>(ddr, at, (uint32_t)it.bri * g.ow, buf, w, g.sii);
+                w.dst.q = dj.q + (int32_t)((ap_uint<12>)i * (ap_uint<12>)g.T);   /* narrow */
+                w.dst.m = dj.m;
+                const uint32_t at = base + (img + i) * plane + (uint32_t)it.y0 * g.ow;
+                if (write)
+                    spp_wr<SP_OD>(ddr, at, (uint32_t)it.bri * g.ow, buf, w, g.sii);
+                else
+                    spp_rd<SP_OD>(ddr, at, (uint32_t)it.bri * g.ow, buf, w, g.sii);
+            }
         }
+        dj = spp_qm_add(dj, qimg);
     }
 }
 
@@ -1190,7 +1262,7 @@ spp_valid_tiles:
 /* WG bias gradients: each chunk row's errors summed (junk positions hold
  * 0), a tile of SP_P per cycle through an adder tree. */
 static void spp_bias_sum(const spp_plan &g, int nr, const spp_rows_t rb, wide_t gb[SP_OD]) {
-    const uint32_t words = (uint32_t)nr * g.T;
+    const uint32_t words = (uint32_t)((ap_uint<12>)nr * (ap_uint<12>)g.T);   /* <= SP_OD */
     CTRAIN_LOOP(ew, 1, words);
     int i = 0, t = 0;
 spp_bias_words:
@@ -1245,7 +1317,8 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  *     the PEs, a register over the tiles; tacc[e] takes it at the last. */
 static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
                      const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
-                     const uint32_t eoff[SP_LIST], const spp_win_t win, const spp_rows_t rb,
+                     const uint32_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
+                     const spp_win_t win, const spp_rows_t rb,
                      const bool vt[SP_OD][SP_P], const sp_out &o, const wide_t rbias[SP_OD],
                      spp_rows_t out, acc_t tacc[SP_LIST], q_stats &st) {
 #pragma HLS INLINE off
@@ -1254,6 +1327,7 @@ static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
 #pragma HLS ARRAY_PARTITION variable=acc type=complete
     pe_sum_t tsum = 0;
     int i = 0, t = 0;
+    int rbase = 0;   /* i * T, counted */
     uint32_t j = 0;
     uint32_t len = start[1] - start[0];
 step:
@@ -1265,19 +1339,32 @@ step:
 #pragma HLS DEPENDENCE variable=out type=inter false
         const bool live = len > 0;
         const uint32_t e = start[i] + j;
-        const uint32_t base = (live ? eoff[e] : 0u) + (uint32_t)t * SP_P;
+        /* window address of PE 0: (word, bank) of the entry, plus the tile */
+        const uint32_t r0 = (live ? eoq[e] : 0u) + (uint32_t)t;
+        const uint32_t b0 = live ? (uint32_t)eom[e] : 0u;
         const q8_t w = live ? eval[e] : (q8_t)0;
         q8_t x[SP_P];
 #pragma HLS ARRAY_PARTITION variable=x type=complete
-        spp_rotate(win, base % SP_P, base / SP_P, x);
-        const int ro = i * g.T + t;
+        spp_rotate(win, b0, r0, x);
+        const int ro = rbase + t;
         const uint32_t runs = live ? len : 1u;
+        /* One multiplier per PE: the weight (gather) or its error (outer). */
+        prod_t m[SP_P];
+#pragma HLS ARRAY_PARTITION variable=m type=complete
+        for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+            const prod_t mp = (prod_t)(outer ? rb[p][ro] : w) * (prod_t)x[p];
+#if CTRAIN_SPARSE_POS_MUL_LUT
+            /* the board's DSP slices go to the dense array (config) */
+#pragma HLS BIND_OP variable=mp op=mul impl=fabric
+#endif
+            m[p] = mp;
+        }
         if (outer) {
             int sum = 0;   /* adder tree, |sum| <= SP_P * 2^14 */
             for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
-                const prod_t m = (prod_t)rb[p][ro] * (prod_t)x[p];
-                sum += m;
+                sum += m[p];
             }
             tsum = (t == 0 ? pe_sum_t(0) : tsum) + sum;
             if (live && t == g.T - 1)
@@ -1287,6 +1374,7 @@ step:
                 if (++j == runs) {
                     j = 0;
                     i++;
+                    rbase += g.T;
                     len = i < nr ? start[i + 1] - start[i] : 0u;
                 }
             }
@@ -1295,8 +1383,7 @@ step:
         const bool last = j + 1 == runs;
         for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
-            const prod_t m = (prod_t)w * (prod_t)x[p];
-            acc[p] = (j == 0 ? pe_sum_t(0) : acc[p]) + m;
+            acc[p] = (j == 0 ? pe_sum_t(0) : acc[p]) + m[p];
             if (last) {
                 wide_t v = (wide_t)acc[p];
                 if (o.bias)
@@ -1315,6 +1402,7 @@ step:
             if (++t == g.T) {
                 t = 0;
                 i++;
+                rbase += g.T;
                 len = i < nr ? start[i + 1] - start[i] : 0u;
             }
         }
@@ -1329,43 +1417,67 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
     /* Ping-pong buffers (index: item & 1): window, row buffer (WG errors,
      * EB masks), outputs.  Each bank one word per cycle. */
     static spp_win_t win[2];
+#pragma HLS ARRAY_PARTITION variable=win type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=win type=complete dim=2
+    /* the window banks in distributed RAM: the BRAM is the dense unit's */
+#pragma HLS BIND_STORAGE variable=win type=ram_2p impl=lutram
     static spp_rows_t rbuf[2];
+#pragma HLS ARRAY_PARTITION variable=rbuf type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=rbuf type=complete dim=2
     static spp_rows_t obuf[2];
+#pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
     static bool vt[SP_OD][SP_P];
 #pragma HLS ARRAY_PARTITION variable=vt type=complete dim=2
     /* A chunk's lists and WG accumulators. */
     static q8_t eval[SP_LIST];
-    static uint32_t eoff[SP_LIST];
+    static uint32_t eoq[SP_LIST];   /* window word of PE 0 at tile 0 */
+    static uint16_t eom[SP_LIST];   /* its bank */
     static acc_t tacc[SP_LIST];
     static uint16_t hbuf[SP_LIST];
     static int32_t wbuf[SP_LIST];   /* EB: tpos; WG: quantized gradients */
     static q8_t vbuf[SP_LIST];
+    /* the lists in distributed RAM: the BRAM is the dense unit's */
+#pragma HLS BIND_STORAGE variable=eval type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=lutram
     static uint32_t start[SP_OD + 1];
     static int32_t braw[SP_OD];
     static wide_t rbias[SP_OD];     /* FP: biases at e_acc; WG: bias gradients */
-    uint32_t toff[MAX_KK];
+    /* small tables in distributed RAM */
+#pragma HLS BIND_STORAGE variable=start type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=braw type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=rbias type=ram_2p impl=lutram
+    spp_qm toff[MAX_KK];
+#pragma HLS BIND_STORAGE variable=toff type=ram_2p impl=lutram
     int pj[SP_P], pu[SP_P], px[SP_P];
 #pragma HLS ARRAY_PARTITION variable=pj type=complete
 #pragma HLS ARRAY_PARTITION variable=pu type=complete
 #pragma HLS ARRAY_PARTITION variable=px type=complete
+    /* one instance of each item helper for the three stages */
+#pragma HLS ALLOCATION function instances=spp_item_of limit=1
+#pragma HLS ALLOCATION function instances=spp_rows_io limit=1
     const bool bias = o.bias;
     const uint32_t wsrc = g.wg ? f.src2 : f.src;
 
     /* tap -> window offset (EB: the flipped kernel) */
-    int ky = 0, kx = 0;
+    int kx = 0;
+    int row = 0;   /* ky * pw, counted */
+    const int last = (g.kh - 1) * g.pw + g.kw - 1;
     CTRAIN_LOOP(ew, 1, g.kk);
 spp_taps:
     for (int k = 0; k < g.kk; k++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_KK
-        toff[k] = g.eb ? (uint32_t)((g.kh - 1 - ky) * g.pw + (g.kw - 1 - kx))
-                       : (uint32_t)(ky * g.pw + kx);
+        const int lin = row + kx;
+        toff[k] = spp_qm_of((uint32_t)(g.eb ? last - lin : lin));
         if (++kx == g.kw) {
             kx = 0;
-            ky++;
+            row += g.pw;
         }
     }
     /* PE p's position in tile 0, counted */
@@ -1391,8 +1503,8 @@ spp_chunk:
     for (int ci = 0; ci < nch; ci++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
         const int ra = cstart[ci], nr = cstart[ci + 1] - ra;
-        const uint32_t z0 = spp_lists(ddr, f, g, ix, ra, nr, toff, start, eval, eoff, hbuf, wbuf,
-                                      vbuf);
+        const uint32_t z0 = spp_lists(ddr, f, g, ix, ra, nr, toff, start, eval, eoq, eom, hbuf,
+                                      wbuf, vbuf);
         const uint32_t cnt = start[nr];
         uint32_t total = 0;
     spp_total:
@@ -1455,7 +1567,7 @@ spp_chunk:
                 const int h = k & 1;
                 if (!g.wg)
                     spp_valid(g, it, pj, pu, px, vt);
-                sp_steps(g.wg, g, nr, total, start, eval, eoff, win[h], rbuf[h], vt, o, rbias,
+                sp_steps(g.wg, g, nr, total, start, eval, eoq, eom, win[h], rbuf[h], vt, o, rbias,
                          obuf[h], tacc, st);
                 CTRAIN_STAGE(2);
             }
@@ -1866,6 +1978,7 @@ tile_rows:
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     spp_plan pp;
     static uint16_t cstart[CTRAIN_MAX_CH + 1];
+#pragma HLS BIND_STORAGE variable=cstart type=ram_2p impl=lutram
     int nch = 0;
     if (spp_make_plan(f, pp) && spp_chunks(ddr, f, pp, index_layout(f), cstart, nch)) {
         sp_out o;

@@ -979,8 +979,9 @@ def pos_plan(f, b):
     P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
 
     def fits(nb, br):
-        t = _cdiv(nb * (br + kh - 1) * pw, P)
-        return red * t * P + (kh - 1) * pw + kw - 1 <= P * WD and t <= OD, t
+        pos = nb * (br + kh - 1) * pw
+        t = _cdiv(pos, P)
+        return t <= OD and (red - 1) * pos + t * P + (kh - 1) * pw + kw - 1 <= P * WD, t
     br = oh
     while br >= 1 and not fits(1, br)[0]:
         br -= 1
@@ -997,7 +998,7 @@ def pos_plan(f, b):
             best, bt = nb, t
     hw = br + kh - 1
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
-                   hw, hw * pw, bt * P, bt, OD // bt, _spp_ii(sw, b), _spp_ii(ow, b))
+                   hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, b), _spp_ii(ow, b))
 
 
 def _pointers(f, g, index):
@@ -1094,7 +1095,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
         # window
         if g.ey > 0 or g.ex > 0:
-            load.loop("ew", k, g.red * g.T)
+            load.loop("ew", k, _cdiv(g.red * g.cs, P))
         live = hi > lo
         whole = (live & (lo == 0) & (hi == g.sh))[ii]   # one burst per image
         load.burst("rd", ii[whole], wsrc + (b0[ii] + jj)[whole] * g.red * splane,

@@ -746,7 +746,7 @@ struct spp_plan {
     int sh, sw, oh, ow;  /* source plane, swept plane */
     int pw;              /* window row pitch: sw + 2 ex */
     int nb, br, bands;   /* images and swept rows per item, bands */
-    int hw, qimg, cs, T; /* window rows per image, image slot, channel slot (T * SP_P), tiles */
+    int hw, qimg, cs, T; /* window rows per image, image slot, channel slot, tiles */
     int nmax;            /* rows per chunk the output buffer takes: SP_OD / T */
     int lii, sii;        /* cycles per beat of window loads, row-buffer bursts */
     int dj, du, dx;      /* SP_P positions as (images, rows, columns) */
@@ -792,10 +792,11 @@ static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
     T = (int)(t < SP_OD + 1 ? t : SP_OD + 1);
     if (t > SP_OD)
         return false;
-    /* channel slots of t words; the last channel's farthest tap (all < 2^32) */
-    const uint32_t need = (uint32_t)((ap_uint<12>)g.red * (ap_uint<12>)t) * SP_P +
+    /* channels pos apart; the last one read to the last tile's end and the
+     * farthest tap (pos < 2^20 in any fitting plan: narrow products) */
+    const uint64_t need = (uint64_t)((ap_uint<12>)(g.red - 1) * (ap_uint<20>)pos) + t * SP_P +
                           (uint32_t)((ap_uint<4>)(g.kh - 1) * (ap_uint<10>)g.pw) + g.kw - 1;
-    return need <= (uint32_t)SP_P * SP_WD;
+    return need <= (uint64_t)SP_P * SP_WD;
 }
 
 /* Cycles per beat of a burst between DDR and a banked buffer of row pitch
@@ -856,7 +857,7 @@ batch_images:
     g.T = bt;
     g.hw = g.br + g.kh - 1;
     g.qimg = g.hw * g.pw;
-    g.cs = g.T * SP_P;   /* channel slots: whole words, a channel's word c * T */
+    g.cs = g.nb * g.qimg;
     g.nmax = SP_OD / g.T;
     g.lii = spp_ii(g.sw);
     g.sii = spp_ii(g.ow);
@@ -936,8 +937,7 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
     static uint32_t tpr[MAX_KK + 1];
 #pragma HLS BIND_STORAGE variable=tpr type=ram_2p impl=lutram
     const uint32_t kk = (uint32_t)g.kk;
-    /* channel c's slot starts at word c * T (c < 2^12, T <= SP_OD: narrow) */
-    const ap_uint<12> T = g.T;
+    const ap_uint<20> cs = g.cs;
     if (!g.eb) {
         agu_rd_u32<SP_OD + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * ra, start, nr + 1);
         const uint32_t z0 = start[0], cnt = start[nr] - z0;
@@ -955,8 +955,9 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
             /* ch < 2^16, kk <= MAX_KK: a narrow product, one DSP slice */
             const uint32_t tap = col - (uint32_t)((sp_idx_t)ch * (ap_uint<8>)kk);
             eval[t] = g.wg ? (q8_t)0 : vbuf[t];
-            eoq[t] = (uint32_t)((ap_uint<16>)ch * T) + (uint32_t)toff[tap].q;
-            eom[t] = (uint16_t)toff[tap].m;
+            const spp_qm a = spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)ch * cs)), toff[tap]);
+            eoq[t] = (uint32_t)a.q;
+            eom[t] = (uint16_t)a.m;
         }
     spp_rebase:
         for (int i = 0; i <= nr; i++) {
@@ -990,8 +991,10 @@ spp_rows_eb:
                     tap++;
             }
             eval[n + t] = agu_rd_byte(ddr, f.src2 + (uint32_t)wbuf[t]);
-            eoq[n + t] = (uint32_t)((ap_uint<16>)hbuf[t] * T) + (uint32_t)toff[tap].q;
-            eom[n + t] = (uint16_t)toff[tap].m;
+            const spp_qm a =
+                spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)hbuf[t] * cs)), toff[tap]);
+            eoq[n + t] = (uint32_t)a.q;
+            eom[n + t] = (uint16_t)a.m;
         }
         n += len;
     }
@@ -1132,7 +1135,7 @@ spp_clear_words:
 static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, const spp_item &it,
                             spp_win_t win) {
     if (g.ey > 0 || g.ex > 0)
-        spp_clear<SP_WD>(win, (uint32_t)g.red * g.T);
+        spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + SP_P - 1)).q);
     const int lo = it.y0 - g.ey > 0 ? it.y0 - g.ey : 0;
     const int top = it.y0 + it.bri + g.kh - 1 - g.ey;
     const int hi = top < g.sh ? top : g.sh;
@@ -1143,8 +1146,7 @@ static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, c
     w.run = g.sw;
     w.pitch = spp_qm_of((uint32_t)g.pw);
     w.rpp = hi - lo;
-    w.pstep.q = g.T;
-    w.pstep.m = 0;
+    w.pstep = spp_qm_of((uint32_t)g.cs);
     /* the first source row's place: (lo + ey - y0) rows and ex columns in */
     spp_qm d0 = spp_qm_of((uint32_t)g.ex);
 spp_window_pad:
@@ -1163,13 +1165,13 @@ spp_window_images:
             spp_rd<SP_WD>(ddr, src + (uint32_t)(it.b0 + j) * g.red * plane,
                           (uint32_t)g.red * plane, win, w, g.lii);
         } else {
+            w.dst = d0;
         spp_window_channels:
             for (int c = 0; c < g.red; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-                w.dst.q = d0.q + (int32_t)((ap_uint<12>)c * (ap_uint<12>)g.T);   /* narrow */
-                w.dst.m = d0.m;
                 spp_rd<SP_WD>(ddr, src + (((uint32_t)(it.b0 + j) * g.red + c) * g.sh + lo) * g.sw,
                               (uint32_t)(hi - lo) * g.sw, win, w, g.lii);
+                w.dst = spp_qm_add(w.dst, w.pstep);
             }
         }
         d0 = spp_qm_add(d0, qimg);

@@ -85,9 +85,9 @@ def test_hand_checked_arrays(estimates):
     assert wbuf.count == R * C and wbuf.bram36 == R * C / 2 and wbuf.lut == 0
     # per-PE WG tap accumulators: 128 x 48 bit, 2 RAMB18 each
     assert _item(est, "conv_unit:tacc").bram36 == R * C
-    # the sparse window: (R+1)/2 copies x C lanes of SPARSE_WIN x 8 bit
+    # the row-tile sparse path's window: (R+1)/2 copies x C lanes of SPARSE_WIN x 8 bit
     kv = boards.get("kv260")
-    win = _item(estimates["kv260"], "sconv_unit:win")
+    win = _item(estimates["kv260"], "sp_rows_unit:win")
     assert win.count == (kv.pe_rows + 1) // 2 * kv.pe_cols
     assert win.bram36 == win.count * resources.bram18_per_bank(kv.sparse_win, 8) / 2
 
@@ -98,7 +98,8 @@ def test_pe_arrays_are_the_rows_times_columns_per_call_site(estimates, board):
     sites = resources.pe_sites(estimates[board].items)
     dense, sparse = sites["pass_step"], sites["step"]
     assert len(dense) == 1 and dense[0].count == _products(b) and dense[0].dsp == _products(b)
-    assert len(sparse) == 1 and sparse[0].count == b.macs and sparse[0].dsp == b.macs   # unpacked
+    # the sparse unit's position-parallel array: as many products as the dense one, unpacked
+    assert len(sparse) == 1 and sparse[0].count == _products(b) and sparse[0].dsp == _products(b)
 
 
 def test_rule_loop_labels_still_exist():

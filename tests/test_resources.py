@@ -173,23 +173,31 @@ def test_format_resources(estimates, tmp_path):
 
 
 def test_allocation_limit_shares_the_sparse_array(estimates):
-    """sconv_unit's ALLOCATION pragma makes its two sp_steps call sites one
-    instance (UG1399): one R x C product array, not two."""
+    """The row-tile path's ALLOCATION pragma makes its two sp_row_steps call
+    sites one instance (UG1399): one R x C product array, not two; the
+    position-parallel path's array (sp_steps) has one call site."""
     src = Sources(os.path.join(config_dir(), "kv260.h"))
-    assert src.allocation_limits()[("sconv_unit", "sp_steps")] == 1
+    assert src.allocation_limits()[("sp_rows_unit", "sp_row_steps")] == 1
+    assert sum(src.instances()["sp_row_steps"]) == 1
     assert sum(src.instances()["sp_steps"]) == 1
 
 
 def test_board_choices_bind_memories_and_multipliers(estimates):
-    """CTRAIN_SPARSE_MUL_LUT moves the sparse products to LUTs (BIND_OP
-    impl=fabric), CTRAIN_SPARSE_URAM the sparse lists to URAM."""
+    """CTRAIN_SPARSE_MUL_LUT moves the row-tile sparse products to LUTs
+    (BIND_OP impl=fabric), CTRAIN_SPARSE_URAM its lists to URAM; the
+    position-parallel array's products are LUTs on chips under 300 DSPs
+    (CTRAIN_SPARSE_POS_MUL_LUT's default), DSPs elsewhere."""
     for name, est in estimates.items():
         b = boards.get(name)
-        sp = resources.pe_sites(est.items)["step"][0]
-        lut = "#define CTRAIN_SPARSE_MUL_LUT 1" in open(os.path.join(config_dir(), f"{name}.h")).read()
-        assert (sp.dsp, sp.lut) == ((0, b.macs * 8 * 8) if lut else (b.macs, 0)), name
-        uram = "#define CTRAIN_SPARSE_URAM 1" in open(os.path.join(config_dir(), f"{name}.h")).read()
-        ent = _item(est, "sconv_unit:ent")
+        text = open(os.path.join(config_dir(), f"{name}.h")).read()
+        row = [i for i in est.items if i.kind == "mul" and ":row_step:" in i.name][0]
+        lut = "#define CTRAIN_SPARSE_MUL_LUT 1" in text
+        assert (row.dsp, row.lut) == ((0, b.macs * 8 * 8) if lut else (b.macs, 0)), name
+        pos = resources.pe_sites(est.items)["step"][0]
+        pos_lut = int(b.macros["CHIP_DSP"]) < 300
+        assert (pos.dsp, pos.lut) == ((0, _products(b) * 8 * 8) if pos_lut else (_products(b), 0)), name
+        uram = "#define CTRAIN_SPARSE_URAM 1" in text
+        ent = _item(est, "sp_rows_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
 
 

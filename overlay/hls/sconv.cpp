@@ -1355,7 +1355,9 @@ step:
 #pragma HLS ARRAY_PARTITION variable=m type=complete
         for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
-            const prod_t mp = (prod_t)(outer ? rb[p][ro] : w) * (prod_t)x[p];
+            const q8_t a = outer ? rb[p][ro] : w;
+            const q8_t xv = x[p];
+            const prod_t mp = (prod_t)a * (prod_t)xv;
 #if CTRAIN_SPARSE_POS_MUL_LUT
             /* the board's DSP slices go to the dense array (config) */
 #pragma HLS BIND_OP variable=mp op=mul impl=fabric

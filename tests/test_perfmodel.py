@@ -178,11 +178,18 @@ def lenet_cycles(board, sparsity=0.8, batch=32, seed=0):
     return total
 
 
-@pytest.mark.parametrize("board", perfmodel.BOARDS)
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 13, open: the dense unit keeps weights on chip and overlaps its phases, the sparse "
-    "unit does neither yet, so an 80%-sparse LeNet-5 costs 2.1-2.7x the dense cycles "
-    "(docs/overlay.md 'Where the design stands'); strict: passing again fails this mark"))
+#: Boards where the position-parallel sparse unit does not yet reach the
+#: LeNet-5 targets (measured FP+EB / WG ratios: aup_zu3, ultra96 0.47 / 0.62,
+#: zcu104 0.47 / 0.61, zcu102 0.93 / 0.79; their windows hold few rows of
+#: LeNet's planes per PE and the dense array is already efficient there).
+_LENET_SPARSE_OPEN = ("aup_zu3", "ultra96", "zcu104", "zcu102")
+
+
+@pytest.mark.parametrize("board", [
+    pytest.param(b, marks=pytest.mark.xfail(strict=True, reason=(
+        "issue 13, open on this board: the position-parallel sparse unit saves cycles but not "
+        "yet 60% (FP+EB) / 50% (WG); strict: passing again fails this mark")))
+    if b in _LENET_SPARSE_OPEN else b for b in perfmodel.BOARDS])
 def test_lenet_at_80_percent_sparsity_saves_cycles(board):
     t = lenet_cycles(board)
     assert t["FP+EB", "sparse"] <= 0.4 * t["FP+EB", "dense"], t
@@ -190,18 +197,21 @@ def test_lenet_at_80_percent_sparsity_saves_cycles(board):
 
 
 def test_sparse_compute_scales_with_kept_weights():
-    """The pipelined work of a sparse layer follows Z: 4x fewer kept weights,
-    about 4x fewer PE steps (a row tile runs as long as its longest row, so a
-    sparser random mask loses a little to imbalance)."""
+    """The pipelined work of a sparse layer follows Z exactly: every PE walks
+    the same list (the position-parallel path), so no row waits for the
+    longest one; 4x fewer kept weights, the same fraction fewer PE steps."""
     shape = (6, 14, 14, 16, 5, 0)
-    steps = []
+    steps, kept = [], []
     for keep in (0.8, 0.2):
         rng = np.random.default_rng(1)
         mask = rng.random((16, 150)) < keep
         r, c = np.nonzero(mask)
         insn = _layer_insn(Op.SCONV_FP, *shape, 32, 0, r.size)
+        assert perfmodel.pos_plan(validate.fields(insn), "pynq_z2") is not None
         steps.append(perfmodel.iterations(insn, "pynq_z2", index=csr_index(r, c, 16, 150)).pe)
-    assert 2.8 < steps[0] / steps[1] <= 4.0
+        kept.append(r.size)
+    assert steps[0] * kept[1] == steps[1] * kept[0]
+    assert 3.5 < steps[0] / steps[1] < 4.5
 
 
 def _fields(**kw):

@@ -94,9 +94,9 @@ def test_hand_checked_arrays(estimates):
     # the column operands in URAM on the zcu104: L x C banks of 704 x 128 bit, two URAM288 each
     act = _item(est, "conv_unit:act")
     assert act.bram36 == 0 and act.uram == L * C * 2
-    # the sparse window: (R+1)/2 copies x C lanes of SPARSE_WIN x 8 bit
+    # the row-tile sparse path's window: (R+1)/2 copies x C lanes of SPARSE_WIN x 8 bit
     kv = boards.get("kv260")
-    win = _item(estimates["kv260"], "sconv_unit:win")
+    win = _item(estimates["kv260"], "sp_rows_unit:win")
     assert win.count == (kv.pe_rows + 1) // 2 * kv.pe_cols
     assert win.bram36 == win.count * resources.bram18_per_bank(kv.sparse_win, 8) / 2
 
@@ -109,8 +109,8 @@ def test_pe_arrays_are_the_rows_times_columns_per_call_site(estimates, board):
     # rows paired in mul2: products / 2 sites, one DSP48E2 each
     assert len(dense) == 1 and 2 * dense[0].count == _products(b) and dense[0].products == _products(b)
     assert dense[0].dsp == _products(b) // 2
-    assert len(sparse) == 1 and sparse[0].count == b.pe_rows * b.pe_cols \
-        and sparse[0].dsp == b.pe_rows * b.pe_cols   # unpacked, one lane
+    # the sparse unit's position-parallel array: as many products as the dense one, unpacked
+    assert len(sparse) == 1 and sparse[0].count == _products(b) and sparse[0].dsp == _products(b)
 
 
 def test_rule_loop_labels_still_exist():
@@ -184,23 +184,31 @@ def test_format_resources(estimates, tmp_path):
 
 
 def test_allocation_limit_shares_the_sparse_array(estimates):
-    """sconv_unit's ALLOCATION pragma makes its two sp_steps call sites one
-    instance (UG1399): one R x C product array, not two."""
+    """The row-tile path's ALLOCATION pragma makes its two sp_row_steps call
+    sites one instance (UG1399): one R x C product array, not two; the
+    position-parallel path's array (sp_steps) has one call site."""
     src = Sources(os.path.join(config_dir(), "kv260.h"))
-    assert src.allocation_limits()[("sconv_unit", "sp_steps")] == 1
+    assert src.allocation_limits()[("sp_rows_unit", "sp_row_steps")] == 1
+    assert sum(src.instances()["sp_row_steps"]) == 1
     assert sum(src.instances()["sp_steps"]) == 1
 
 
 def test_board_choices_bind_memories_and_multipliers(estimates):
-    """CTRAIN_SPARSE_MUL_LUT moves the sparse products to LUTs (BIND_OP
-    impl=fabric), CTRAIN_SPARSE_URAM the sparse lists to URAM."""
+    """CTRAIN_SPARSE_MUL_LUT moves the row-tile sparse products to LUTs
+    (BIND_OP impl=fabric), CTRAIN_SPARSE_URAM its lists to URAM; the
+    position-parallel array's products are LUTs on chips under 300 DSPs
+    (CTRAIN_SPARSE_POS_MUL_LUT's default), DSPs elsewhere."""
     for name, est in estimates.items():
         b = boards.get(name)
-        sp = resources.pe_sites(est.items)["step"][0]
-        lut = "#define CTRAIN_SPARSE_MUL_LUT 1" in open(os.path.join(config_dir(), f"{name}.h")).read()
-        assert (sp.dsp, sp.lut) == ((0, b.pe_rows * b.pe_cols * 8 * 8) if lut else (b.pe_rows * b.pe_cols, 0)), name
-        uram = "#define CTRAIN_SPARSE_URAM 1" in open(os.path.join(config_dir(), f"{name}.h")).read()
-        ent = _item(est, "sconv_unit:ent")
+        text = open(os.path.join(config_dir(), f"{name}.h")).read()
+        row = [i for i in est.items if i.kind == "mul" and ":row_step:" in i.name][0]
+        lut = "#define CTRAIN_SPARSE_MUL_LUT 1" in text
+        assert (row.dsp, row.lut) == ((0, b.pe_rows * b.pe_cols * 8 * 8) if lut else (b.pe_rows * b.pe_cols, 0)), name
+        pos = resources.pe_sites(est.items)["step"][0]
+        pos_lut = int(b.macros["CHIP_DSP"]) < 300
+        assert (pos.dsp, pos.lut) == ((0, _products(b) * 8 * 8) if pos_lut else (_products(b), 0)), name
+        uram = "#define CTRAIN_SPARSE_URAM 1" in text
+        ent = _item(est, "sp_rows_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
 
 

@@ -100,6 +100,9 @@ class Board:
     conv_wcap: int = 256  # dense weights / tap accumulators per PE (CTRAIN_CONV_WCAP)
     conv_act: int = 6144  # dense column operand bytes per lane and bank (CTRAIN_CONV_ACT)
     conv_out: int = 1024  # dense outputs per lane and row of a band (CTRAIN_CONV_OUT)
+    sparse_wdepth: int = 128   # position-parallel window words per bank (SP_WD, sconv.h)
+    sparse_odepth: int = 64    # ... output / error words per bank (SP_OD)
+    sparse_list: int = 4096    # ... kept weights of a chunk on chip (SP_LIST)
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
     outstanding: int = OUTSTANDING
@@ -145,7 +148,10 @@ def board(name):
                  sparse_xt=c.sparse_xt, sparse_rtiles=_hls_macro(c.name, "SP_RTILES"),
                  ddr_beat=c.ddr_beat, ddr_gbps=c.ddr_gbps,
                  pe_lanes=dense("PE_LANES"), conv_wcap=dense("CONV_WCAP"),
-                 conv_act=dense("CONV_ACT"), conv_out=dense("CONV_OUT"))
+                 conv_act=dense("CONV_ACT"), conv_out=dense("CONV_OUT"),
+                 sparse_wdepth=_hls_macro(c.name, "SP_WD"),
+                 sparse_odepth=_hls_macro(c.name, "SP_OD"),
+                 sparse_list=_hls_macro(c.name, "SP_LIST"))
 
 
 @lru_cache(maxsize=None)
@@ -914,6 +920,236 @@ def _sparse_conv(f, b, c, index):
             c.wr(f["dst2"] + 4 * r0, 4 * vr)
 
 
+# ------------------------------------------- sparse, position-parallel path
+
+#: List pointers per burst of the chunking pass (SP_BND, sconv.cpp).
+SP_BND = 256
+
+
+@dataclass(frozen=True)
+class PosPlan:
+    """The position-parallel path's tiling (spp_make_plan in sconv.cpp)."""
+    eb: bool
+    wg: bool
+    n: int
+    rows: int
+    red: int
+    kh: int
+    kw: int
+    ey: int
+    ex: int
+    sh: int
+    sw: int
+    oh: int
+    ow: int
+    pw: int
+    nb: int
+    br: int
+    bands: int
+    hw: int
+    qimg: int
+    cs: int
+    T: int
+    nmax: int
+    lii: int
+    sii: int
+
+
+def _spp_ii(length, b):
+    """Cycles per beat between DDR and a banked buffer whose rows hold
+    `length` bytes (spp_ii): a run of consecutive addresses per cycle."""
+    W = b.ddr_beat
+    return ((length + W - 2) // length + 1) * _cdiv(W, b.macs)
+
+
+def pos_plan(f, b):
+    """The PosPlan of a sparse instruction, or None when it runs on the row-tile path."""
+    b = _board(b)
+    if f["stride"] != 1:
+        return None
+    eb, wg = f["op"] == Op.SCONV_EB, f["op"] == Op.SCONV_WG
+    kh, kw, p, n = f["k_h"], f["k_w"], f["pad"], f["n"]
+    rows, red = (f["c_in"], f["c_out"]) if eb else (f["c_out"], f["c_in"])
+    sh, sw = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
+    oh, ow = (f["h_in"], f["w_in"]) if eb else (f["h_out"], f["w_out"])
+    ey, ex = (kh - 1 - p, kw - 1 - p) if eb else (p, p)
+    if ey < 0 or ex < 0:
+        return None
+    pw = sw + 2 * ex
+    P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
+
+    def fits(nb, br):
+        pos = nb * (br + kh - 1) * pw
+        t = _cdiv(pos, P)
+        return t <= OD and (red - 1) * pos + t * P + (kh - 1) * pw + kw - 1 <= P * WD, t
+    br = oh
+    while br >= 1 and not fits(1, br)[0]:
+        br -= 1
+    if br < 1:
+        return None
+    bands = _cdiv(oh, br)
+    br = _cdiv(oh, bands)
+    best, bt = 1, fits(1, br)[1]
+    for nb in range(2, n + 1):
+        ok, t = fits(nb, br)
+        if not ok:
+            break
+        if t * best < bt * nb:
+            best, bt = nb, t
+    hw = br + kh - 1
+    return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
+                   hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, b), _spp_ii(ow, b))
+
+
+def _pointers(f, g, index):
+    """Every list's first entry and one past its last (rows + 1 values):
+    rowptr (FP, WG) or every k_h*k_w-th tptr (EB); an even spread without
+    an index."""
+    if index is None:
+        z = f["count"]
+        lens = np.full(g.rows, z // g.rows, np.int64)
+        lens[:z % g.rows] += 1
+        return np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    rowptr, _, tptr, _, _ = index
+    kk = f["k_h"] * f["k_w"]
+    return np.asarray(tptr, np.int64)[::kk] if g.eb else np.asarray(rowptr, np.int64)
+
+
+def _pos_chunks(f, g, b, c, lay, ptr):
+    """Counters of the chunking pass (spp_chunks) and its chunks' first rows
+    (and the row count at the end), or None when a list exceeds SP_LIST."""
+    kk = f["k_h"] * f["k_w"]
+    step = kk if g.eb else 1
+    words = g.rows * step + 1
+    at = f["aux"] + (lay["tptr"] if g.eb else lay["rowptr"])
+    w0 = np.arange(0, words, SP_BND, dtype=np.int64)
+    cnt = np.minimum(SP_BND, words - w0)
+    c.rd(at + 4 * w0, 4 * cnt)
+    c.loop("ew", cnt)
+    L = b.sparse_list
+    ok, starts = True, []
+    first = prev = int(ptr[0])
+    nr = row = 0
+    for r in range(g.rows):
+        v = int(ptr[r + 1])
+        if v - prev > L:
+            ok = False
+        if nr > 0 and (nr == g.nmax or v - first > L):
+            starts.append(row - nr)
+            first, nr = prev, 0
+        nr += 1
+        row += 1
+        prev = v
+    starts += [row - nr, row]
+    return starts if ok else None
+
+
+def _pos_conv(f, g, b, c, lay, ptr, bounds):
+    """Counters of the position-parallel path (spp_unit)."""
+    P, W = b.macs, b.ddr_beat
+    kk = f["k_h"] * f["k_w"]
+    n, bias = f["n"], bool(f["flags"] & Flag.BIAS)
+    mask = g.eb and bool(f["flags"] & Flag.RELU_MASK)
+    wsrc = f["src2"] if g.wg else f["src"]
+    c.loop("ew", kk)                    # spp_taps
+    c.loop("ew", P)                     # spp_positions
+    items = _cdiv(n, g.nb) * g.bands
+    k = np.arange(items, dtype=np.int64)
+    b0 = k // g.bands * g.nb
+    nbi = np.minimum(g.nb, n - b0)
+    y0 = k % g.bands * g.br
+    bri = np.minimum(g.br, g.oh - y0)
+    lo = np.maximum(y0 - g.ey, 0)
+    hi = np.minimum(y0 + bri + g.kh - 1 - g.ey, g.sh)
+    splane, oplane = g.sh * g.sw, g.oh * g.ow
+    # (item, image) pairs
+    ii = np.repeat(k, nbi)
+    jj = np.arange(ii.size, dtype=np.int64) - np.repeat(np.cumsum(nbi) - nbi, nbi)
+    for ci in range(len(bounds) - 1):
+        ra, nr = bounds[ci], bounds[ci + 1] - bounds[ci]
+        z0 = int(ptr[ra])
+        lens = np.diff(ptr[ra:ra + nr + 1])
+        cnt = int(lens.sum())
+        if not g.eb:
+            c.rd(f["aux"] + lay["rowptr"] + 4 * ra, 4 * (nr + 1))
+            if not g.wg:
+                c.rd(f["src2"] + z0, cnt)
+            c.rd(f["aux"] + lay["col"] + 2 * z0, 2 * cnt)
+            c.loop("ew", cnt)
+        else:
+            r = np.arange(ra, ra + nr, dtype=np.int64)
+            s0 = ptr[ra:ra + nr]
+            c.rd(f["aux"] + lay["tptr"] + 4 * r * kk, 4 * (kk + 1))
+            c.rd(f["aux"] + lay["trow"] + 2 * s0, 2 * lens)
+            c.rd(f["aux"] + lay["tpos"] + 4 * s0, 4 * lens)
+            c.loop("ew", lens)
+            c.gather(cnt)
+        total = g.T * int(np.maximum(lens, 1).sum())
+        if not g.wg and bias:
+            c.rd(f["src3"] + 4 * ra, 4 * nr)
+            c.loop("ew", nr)
+        if g.wg:
+            c.loop("ew", cnt)
+            if bias:
+                c.loop("ew", nr)
+        load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
+        # window
+        if g.ey > 0 or g.ex > 0:
+            load.loop("ew", k, _cdiv(g.red * g.cs, P))
+        live = hi > lo
+        whole = (live & (lo == 0) & (hi == g.sh))[ii]   # one burst per image
+        load.burst("rd", ii[whole], wsrc + (b0[ii] + jj)[whole] * g.red * splane,
+                   g.red * splane, g.lii)
+        part = (live[ii] & ~whole)
+        pi, pj = ii[part], jj[part]
+        ch = np.arange(g.red, dtype=np.int64)[None, :]
+        at = wsrc + (((b0[pi] + pj)[:, None] * g.red + ch) * g.sh + lo[pi][:, None]) * g.sw
+        load.burst("rd", np.repeat(pi, g.red), at.ravel(),
+                   np.repeat((hi[pi] - lo[pi]) * g.sw, g.red), g.lii)
+
+        def rows_io(items_, ch_, base):
+            img = (b0[ii] + jj) * g.rows + ra
+            if g.bands == 1:
+                items_.burst(ch_, ii, base + img * oplane, nr * oplane, g.sii)
+                return
+            i = np.arange(nr, dtype=np.int64)[None, :]
+            a = base + (img[:, None] + i) * oplane + y0[ii][:, None] * g.ow
+            items_.burst(ch_, np.repeat(ii, nr), a.ravel(), np.repeat(bri[ii] * g.ow, nr), g.sii)
+        if g.wg:
+            load.loop("ew", k, nr * g.T)
+            rows_io(load, "rd", f["src"])
+            if bias:
+                load.loop("ew", k, nr * g.T)
+        elif mask:
+            rows_io(load, "rd", f["src3"])
+        if not g.wg:
+            comp.loop("ew", k, g.T)
+        comp.loop("pe", k, total)
+        if not g.wg:
+            rows_io(store, "wr", f["dst"])
+        _pipeline(c, load, comp, store)
+        if g.wg:
+            c.loop("ew", cnt)
+            c.wr(f["dst"] + 4 * z0, 4 * cnt)
+            if bias:
+                c.loop("ew", nr)
+                c.wr(f["dst2"] + 4 * ra, 4 * nr)
+
+
+def _sparse_unit(f, b, c, index):
+    """sconv_unit: the position-parallel path when the instruction fits it,
+    else the row-tile path (_sparse_conv)."""
+    g = pos_plan(f, b)
+    if g is not None:
+        lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
+        ptr = _pointers(f, g, index)
+        bounds = _pos_chunks(f, g, b, c, lay, ptr)
+        if bounds is not None:
+            _pos_conv(f, g, b, c, lay, ptr, bounds)
+            return
+    _sparse_conv(f, b, c, index)
+
+
 def _index_check(f, b, c):
     """FAULT_INDEX pass of validation: every entry, CTRAIN_CHUNK per burst."""
     rows, cols, z, K = f["c_out"], validate.sparse_cols(f), f["count"], b.chunk
@@ -953,7 +1189,7 @@ def iterations(insn, board_, ddr=None, index=None, table_len=0, insn_addr=0, tab
         _dense_conv(f, b, c)
     elif op in validate.SPARSE_OPS:
         _index_check(f, b, c)
-        _sparse_conv(f, b, c, index_of(insn, ddr, index))
+        _sparse_unit(f, b, c, index_of(insn, ddr, index))
     elif op == Op.ADD or op in validate.AVG_OPS:
         _graph_ops(f, b, c)
     else:

@@ -457,7 +457,7 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
  *   outer (WG): operand = lane c's error at x, lenj * xc steps (x fastest);
  *     an adder tree sums the lanes, a register per row sums over the row,
  *     added to entry t's accumulator tacc[r][t] at the row's end. */
-static void sp_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
+static void sp_row_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
                      const uint32_t base[PE_ROWS], const uint32_t clen[PE_ROWS], uint32_t lenj,
                      int x0, int xc,
                      const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
@@ -475,7 +475,7 @@ static void sp_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROWS][S
     const sp_qr ax0 = sp_qr_of(g, x0);
     sp_qr ax = ax0;   /* of x0 + x */
     uint32_t t = 0;
-step:
+row_step:
     for (uint32_t i = 0; i < steps; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=65536
@@ -696,10 +696,929 @@ list_bounds:
     return longest;
 }
 
-void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+/* ===========================================================================
+ * Position-parallel path (docs/overlay.md "Sparse unit"): the array's
+ * SP_P = PE_LANES x PE_ROWS x PE_COLS multipliers are output positions that
+ * share one broadcast kept weight per cycle, so every PE walks the same list
+ * (no imbalance) and a kept weight costs ceil(positions / SP_P) cycles.
+ *
+ * The window holds, for every reduction channel c, the padded source planes
+ * of nb images (a band of br swept rows and its k_h - 1 halo rows), row
+ * pitch pw, image j at j * qimg, channel c at c * cs.  A swept position is
+ * the window address q of its first tap (image j, row u, column x: j * qimg +
+ * u * pw + x; x >= ow or u >= the band's rows are junk positions), and tap
+ * (ky, kx) of kept weight (c, ky, kx) reads q + c * cs + toff[tap], toff =
+ * ky * pw + kx (FP, WG: gather over the activations, padded by p) or, for
+ * EB, the flipped (k_h-1-ky) * pw + (k_w-1-kx) over the output errors padded
+ * by k-1-p (the transposed convolution as a gather; stride 1 only).  Tile t
+ * is positions [t * SP_P, (t+1) * SP_P): PE p reads window address base + p,
+ * base = off + t * SP_P, i.e. bank (base + p) mod SP_P at row (base + p) /
+ * SP_P: each bank one read, the words rotated by base mod SP_P (a barrel
+ * shifter) to the PEs.
+ *
+ *   FP, EB  row i (FP: c_out, EB: c_in) > tile > its kept weights: every PE
+ *           accumulates; at the list's end the tile's outputs are quantized
+ *           (bias, ReLU or mask), SP_P per cycle.
+ *   WG      row i (c_out) > its kept weights > tile: PE p multiplies the
+ *           error at its position by its window input, an adder tree sums
+ *           the SP_P products, the kept weight's accumulator takes the sum.
+ *
+ * Rows are taken in chunks whose lists fit SP_LIST entries and whose
+ * outputs (errors) fit SP_OD words per bank; per chunk the items (nb images
+ * x band) run as a ping-pong pipeline: load item k+1 || compute k || store
+ * k-1, like the dense unit.  Instructions that do not fit (stride > 1, a
+ * window of one image row that does not fit, a list longer than SP_LIST)
+ * run on the row-tile path below (sp_rows_unit).
+ */
+#define SP_P (PE_LANES * PE_ROWS * PE_COLS)
+#define SP_WD CTRAIN_SPARSE_WDEPTH
+#define SP_OD CTRAIN_SPARSE_ODEPTH
+#define SP_LIST CTRAIN_SPARSE_LIST
+#define SP_BND 256   /* list pointers per burst of the chunking pass */
+
+typedef q8_t spp_win_t[SP_P][SP_WD];
+typedef q8_t spp_rows_t[SP_P][SP_OD];
+
+struct spp_plan {
+    bool eb, wg;
+    int n, rows, red, kh, kw, kk;
+    int ey, ex;          /* the window's padding above / left of the source */
+    int sh, sw, oh, ow;  /* source plane, swept plane */
+    int pw;              /* window row pitch: sw + 2 ex */
+    int nb, br, bands;   /* images and swept rows per item, bands */
+    int hw, qimg, cs, T; /* window rows per image, image slot, channel slot, tiles */
+    int nmax;            /* rows per chunk the output buffer takes: SP_OD / T */
+    int lii, sii;        /* cycles per beat of window loads, row-buffer bursts */
+    int dj, du, dx;      /* SP_P positions as (images, rows, columns) */
+};
+
+/* A buffer address a as (word a / SP_P, bank a % SP_P): the loads, stores
+ * and steps add these, so no lane divides. */
+struct spp_qm {
+    int32_t q;
+    int m;
+};
+
+static spp_qm spp_qm_add(spp_qm a, spp_qm b) {
+#pragma HLS INLINE
+    a.q += b.q;
+    a.m += b.m;
+    if (a.m >= SP_P) {
+        a.m -= SP_P;
+        a.q++;
+    }
+    return a;
+}
+
+/* (a / SP_P, a % SP_P) of a < 2^20 (per instruction or tap, never per lane). */
+static spp_qm spp_qm_of(uint32_t a) {
+#pragma HLS INLINE
+    const ap_uint<20> v = a;
+    const ap_uint<20> q = v / SP_P;   /* a constant: a narrow reciprocal product */
+    spp_qm r;
+    r.q = (int32_t)q.to_uint();
+    r.m = (int)(v - q * SP_P).to_uint();
+    return r;
+}
+
+/* Window capacity an item of nb images and br swept rows needs (its last
+ * channel's slot read to the last tile's end plus the farthest tap) and its
+ * tiles. */
+static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
+#pragma HLS INLINE off
+    /* images < 2^11, rows and pitch < 2^10: narrow products */
+    const uint32_t pos = (uint32_t)((ap_uint<11>)nb * (ap_uint<10>)(br + g.kh - 1)) * (ap_uint<10>)g.pw;
+    const uint32_t t = pos / SP_P + (pos % SP_P != 0 ? 1u : 0u);
+    T = (int)(t < SP_OD + 1 ? t : SP_OD + 1);
+    if (t > SP_OD)
+        return false;
+    /* channels pos apart; the last one read to the last tile's end and the
+     * farthest tap (pos < 2^20 in any fitting plan: narrow products) */
+    const uint64_t need = (uint64_t)((ap_uint<12>)(g.red - 1) * (ap_uint<20>)pos) + t * SP_P +
+                          (uint32_t)((ap_uint<4>)(g.kh - 1) * (ap_uint<10>)g.pw) + g.kw - 1;
+    return need <= (uint64_t)SP_P * SP_WD;
+}
+
+/* Cycles per beat of a burst between DDR and a banked buffer of row pitch
+ * pitch whose rows hold `len` bytes: a beat's bytes form at most
+ * (len + W - 2) / len + 1 runs of consecutive addresses, each run one cycle
+ * (SP_P >= W banks) or ceil(W / SP_P). */
+static int spp_ii(int len) {
+    return ((len + DDR_BEAT - 2) / len + 1) * ((DDR_BEAT + SP_P - 1) / SP_P);
+}
+
+static bool spp_make_plan(const ctrain_insn_t &f, spp_plan &g) {
+    /* the fit test, one instance for the three searches */
+#pragma HLS ALLOCATION function instances=spp_fits limit=1
+    g.eb = f.op == OP_SCONV_EB;
+    g.wg = f.op == OP_SCONV_WG;
+    if (f.stride != 1)
+        return false;
+    g.n = f.n;
+    g.kh = f.k_h;
+    g.kw = f.k_w;
+    g.kk = f.k_h * f.k_w;
+    g.rows = g.eb ? f.c_in : f.c_out;
+    g.red = g.eb ? f.c_out : f.c_in;
+    g.sh = g.eb ? f.h_out : f.h_in;
+    g.sw = g.eb ? f.w_out : f.w_in;
+    g.oh = g.eb ? f.h_in : f.h_out;
+    g.ow = g.eb ? f.w_in : f.w_out;
+    g.ey = g.eb ? f.k_h - 1 - f.pad : f.pad;
+    g.ex = g.eb ? f.k_w - 1 - f.pad : f.pad;
+    if (g.ey < 0 || g.ex < 0)
+        return false;
+    g.pw = g.sw + 2 * g.ex;
+    int T = 0, br = g.oh;
+band_rows:
+    for (; br >= 1; br--) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+        if (spp_fits(g, 1, br, T))
+            break;
+    }
+    if (br < 1)
+        return false;
+    g.bands = (g.oh + br - 1) / br;
+    g.br = (g.oh + g.bands - 1) / g.bands;   /* balanced bands */
+    /* Images per item: the fewest tiles per image among those that fit. */
+    int best = 1, bt = 0;
+    spp_fits(g, 1, g.br, bt);
+batch_images:
+    for (int nb = 2; nb <= g.n; nb++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
+        if (!spp_fits(g, nb, g.br, T))
+            break;
+        if ((uint32_t)T * best < (uint32_t)bt * nb) {
+            best = nb;
+            bt = T;
+        }
+    }
+    g.nb = best;
+    g.T = bt;
+    g.hw = g.br + g.kh - 1;
+    g.qimg = g.hw * g.pw;
+    g.cs = g.nb * g.qimg;
+    g.nmax = SP_OD / g.T;
+    g.lii = spp_ii(g.sw);
+    g.sii = spp_ii(g.ow);
+    g.dj = SP_P / g.qimg;
+    const int rem = SP_P - g.dj * g.qimg;
+    g.du = rem / g.pw;
+    g.dx = rem - g.du * g.pw;
+    return true;
+}
+
+/* The chunking pass: every list's length from its pointers (FP, WG: rowptr;
+ * EB: tptr, a list per k_h*k_w columns), SP_BND per burst; chunks of rows
+ * [cstart[i], cstart[i+1]) of at most nmax rows and SP_LIST entries.  False
+ * when a single list exceeds SP_LIST. */
+static bool spp_chunks(const ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
+                       const sparse_index_t &ix, uint16_t cstart[CTRAIN_MAX_CH + 1], int &nch) {
+    static uint32_t pbuf[SP_BND];
+#pragma HLS BIND_STORAGE variable=pbuf type=ram_2p impl=lutram
+    const uint32_t step = g.eb ? (uint32_t)g.kk : 1u;
+    const uint32_t words = (uint32_t)((ap_uint<12>)g.rows * (ap_uint<7>)step) + 1;   /* narrow */
+    const uint32_t at = (uint32_t)(g.eb ? ix.tptr : ix.rowptr);
+    uint32_t prev = 0, first = 0, inrow = 0;
+    int row = 0, nr = 0;
+    bool ok = true;
+    nch = 0;
+chunk_bursts:
+    for (uint32_t w0 = 0; w0 < words; w0 += SP_BND) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_SPARSE_COLS/SP_BND
+        const uint32_t cnt = words - w0 < SP_BND ? words - w0 : SP_BND;
+        agu_rd_u32<SP_BND>(ddr, f.aux + at + 4 * w0, pbuf, cnt);
+        CTRAIN_LOOP(ew, 1, cnt);
+    chunk_words:
+        for (uint32_t k = 0; k < cnt; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_BND
+            const uint32_t v = pbuf[k];
+            const bool bound = inrow == 0;
+            if (++inrow == step)
+                inrow = 0;
+            if (!bound)
+                continue;
+            if (w0 + k == 0) {
+                prev = v;
+                first = v;
+                continue;
+            }
+            if (v - prev > SP_LIST)
+                ok = false;
+            if (nr > 0 && (nr == g.nmax || v - first > SP_LIST)) {
+                cstart[nch++] = (uint16_t)(row - nr);
+                first = prev;
+                nr = 0;
+            }
+            nr++;
+            row++;
+            prev = v;
+        }
+    }
+    cstart[nch++] = (uint16_t)(row - nr);
+    cstart[nch] = (uint16_t)row;
+    return ok;
+}
+
+/* One chunk's lists on chip: per kept weight its value and window offset
+ * c * cs + toff[tap]; start[i] the first entry of row i (start[nr]: the
+ * chunk's count).  FP, WG: the CSR rows [ra, ra+nr), contiguous (one burst
+ * each of rowptr, col and, FP, vals); EB: the transposed index's entries of
+ * input channels [ra, ra+nr), contiguous (one burst each of trow and tpos),
+ * each channel's k_h*k_w column pointers read to find the taps, the values
+ * gathered through tpos.  Returns the chunk's first CSR (or transposed)
+ * position. */
+static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
+                          const sparse_index_t &ix, int ra, int nr, const spp_qm toff[MAX_KK],
+                          uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint32_t eoq[SP_LIST],
+                          uint16_t eom[SP_LIST],
+                          uint16_t hbuf[SP_LIST], int32_t wbuf[SP_LIST], q8_t vbuf[SP_LIST]) {
+    static uint32_t tpr[MAX_KK + 1];
+#pragma HLS BIND_STORAGE variable=tpr type=ram_2p impl=lutram
+    const uint32_t kk = (uint32_t)g.kk;
+    const ap_uint<20> cs = g.cs;
+    if (!g.eb) {
+        agu_rd_u32<SP_OD + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * ra, start, nr + 1);
+        const uint32_t z0 = start[0], cnt = start[nr] - z0;
+        if (!g.wg)
+            agu_rd_q8<SP_LIST>(ddr, f.src2 + z0, vbuf, cnt);
+        agu_rd_u16<SP_LIST>(ddr, f.aux + (uint32_t)ix.col + 2 * z0, hbuf, cnt);
+        sp_div16 dkk = sp_div_make(kk);
+        CTRAIN_LOOP(ew, 1, cnt);
+    spp_decode_csr:
+        for (uint32_t t = 0; t < cnt; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
+            const uint32_t col = hbuf[t];
+            const uint32_t ch = sp_div(dkk, col);
+            /* ch < 2^16, kk <= MAX_KK: a narrow product, one DSP slice */
+            const uint32_t tap = col - (uint32_t)((sp_idx_t)ch * (ap_uint<8>)kk);
+            eval[t] = g.wg ? (q8_t)0 : vbuf[t];
+            const spp_qm a = spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)ch * cs)), toff[tap]);
+            eoq[t] = (uint32_t)a.q;
+            eom[t] = (uint16_t)a.m;
+        }
+    spp_rebase:
+        for (int i = 0; i <= nr; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD+1
+            start[i] -= z0;
+        }
+        return z0;
+    }
+    uint32_t z0 = 0, n = 0;
+spp_rows_eb:
+    for (int i = 0; i < nr; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
+        agu_rd_u32<MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.tptr + 4 * (uint32_t)((ap_uint<12>)(ra + i) * (ap_uint<7>)kk), tpr,
+                               kk + 1);
+        if (i == 0)
+            z0 = tpr[0];
+        start[i] = n;
+        const uint32_t len = tpr[kk] - tpr[0];
+        agu_rd_u16<SP_LIST>(ddr, f.aux + (uint32_t)ix.trow + 2 * tpr[0], hbuf, len);
+        agu_rd_i32<SP_LIST>(ddr, f.aux + (uint32_t)ix.tpos + 4 * tpr[0], wbuf, len);
+        CTRAIN_LOOP(ew, 1, len);
+    spp_decode_csc:
+        for (uint32_t t = 0; t < len; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
+            const uint32_t q = tpr[0] + t;
+            uint32_t tap = 0;   /* columns of this channel that start at or before q */
+            for (uint32_t k = 1; k < MAX_KK; k++) {
+#pragma HLS UNROLL
+                if (k < kk && tpr[k] <= q)
+                    tap++;
+            }
+            eval[n + t] = agu_rd_byte(ddr, f.src2 + (uint32_t)wbuf[t]);
+            const spp_qm a =
+                spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)hbuf[t] * cs)), toff[tap]);
+            eoq[n + t] = (uint32_t)a.q;
+            eom[n + t] = (uint16_t)a.m;
+        }
+        n += len;
+    }
+    start[nr] = n;
+    return z0;
+}
+
+/* One item: images [b0, b0 + nbi), swept rows [y0, y0 + bri); item k is
+ * image group k / bands, band k % bands. */
+struct spp_item {
+    int b0, nbi, y0, bri;
+};
+
+static spp_item spp_item_of(const spp_plan &g, int k) {
+#pragma HLS INLINE off
+    spp_item it;
+    const int grp = k / g.bands;   /* once per item */
+    const int band = k - grp * g.bands;
+    it.b0 = grp * g.nb;
+    it.nbi = g.n - it.b0 < g.nb ? g.n - it.b0 : g.nb;
+    it.y0 = band * g.br;
+    it.bri = g.oh - it.y0 < g.br ? g.oh - it.y0 : g.br;
+    return it;
+}
+
+/* How a burst's bytes walk a banked buffer: runs of `run` bytes `pitch`
+ * apart from dst, `rpp` runs per plane, planes `pstep` apart (addresses as
+ * spp_qm: the lanes only add and compare). */
+struct spp_walk {
+    spp_qm dst, pitch, pstep;
+    int run, rpp;
+};
+
+struct spp_cursor {
+    spp_qm at, row, plane;
+    int x, r;
+};
+
+static void spp_next(const spp_walk &w, spp_cursor &k) {
+#pragma HLS INLINE
+    if (++k.x == w.run) {
+        k.x = 0;
+        if (++k.r == w.rpp) {
+            k.r = 0;
+            k.plane = spp_qm_add(k.plane, w.pstep);
+            k.row = k.plane;
+        } else {
+            k.row = spp_qm_add(k.row, w.pitch);
+        }
+        k.at = k.row;
+        return;
+    }
+    spp_qm one;
+    one.q = 0;
+    one.m = 1;
+    k.at = spp_qm_add(k.at, one);
+}
+
+static spp_cursor spp_walk_make(const spp_walk &w) {
+#pragma HLS INLINE
+    spp_cursor k;
+    k.at = k.row = k.plane = w.dst;
+    k.x = k.r = 0;
+    return k;
+}
+
+/* DDR -> banked buffer (len bytes at addr), `ii` cycles per beat. */
+template <int D>
+static void spp_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[SP_P][D],
+                   const spp_walk &w, int ii) {
+    agu_count(false, addr, len, ii);
+    if (len == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, len);
+    spp_cursor k = spp_walk_make(w);
+spp_rd_beats:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_P*D/DDR_BEAT
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        const beat_t v = ddr_get(ddr, gb.first + b, lo, hi);
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                buf[k.at.m][k.at.q] = (q8_t)beat_lane(v, l);
+                spp_next(w, k);
+            }
+        }
+    }
+}
+
+/* Banked buffer -> DDR (len bytes at addr), `ii` cycles per beat. */
+template <int D>
+static void spp_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[SP_P][D],
+                   const spp_walk &w, int ii) {
+    agu_count(true, addr, len, ii);
+    if (len == 0)
+        return;
+    const agu_burst gb = agu_plan(addr, len);
+    spp_cursor k = spp_walk_make(w);
+spp_wr_beats:
+    for (uint32_t b = 0; b < gb.beats; b++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_P*D/DDR_BEAT
+        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
+        beat_t v = beat_zero();
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= lo && l < hi) {
+                set_lane(v, l, (uint8_t)buf[k.at.m][k.at.q]);
+                spp_next(w, k);
+            }
+        }
+        ddr_put(ddr, gb.first + b, v, lo, hi);
+    }
+}
+
+/* Zeroes words [0, words) of every bank (the window's padding, the WG
+ * errors' junk positions). */
+template <int D>
+static void spp_clear(q8_t buf[SP_P][D], uint32_t words) {
+    CTRAIN_LOOP(ew, 1, words);
+spp_clear_words:
+    for (uint32_t k = 0; k < words; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=D
+        for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+            buf[p][k] = 0;
+        }
+    }
+}
+
+/* The window of an item: the source planes' rows its band reads (source
+ * rows [lo, hi) of every channel and image), one burst for the item when
+ * they are whole planes (contiguous in DDR), else one per image and
+ * channel; the padding zeroed first. */
+static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, const spp_item &it,
+                            spp_win_t win) {
+    if (g.ey > 0 || g.ex > 0)
+        spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + SP_P - 1)).q);
+    const int lo = it.y0 - g.ey > 0 ? it.y0 - g.ey : 0;
+    const int top = it.y0 + it.bri + g.kh - 1 - g.ey;
+    const int hi = top < g.sh ? top : g.sh;
+    if (hi <= lo)
+        return;
+    const uint32_t plane = (uint32_t)g.sh * g.sw;
+    spp_walk w;
+    w.run = g.sw;
+    w.pitch = spp_qm_of((uint32_t)g.pw);
+    w.rpp = hi - lo;
+    w.pstep = spp_qm_of((uint32_t)g.cs);
+    /* the first source row's place: (lo + ey - y0) rows and ex columns in */
+    spp_qm d0 = spp_qm_of((uint32_t)g.ex);
+spp_window_pad:
+    for (int r = it.y0; r < lo + g.ey; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=0 max=CTRAIN_MAX_PAD
+        d0 = spp_qm_add(d0, w.pitch);
+    }
+    const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
+    const bool whole = lo == 0 && hi == g.sh;
+spp_window_images:
+    for (int j = 0; j < it.nbi; j++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
+        if (whole) {
+            /* whole planes: an image's channels are contiguous, one burst */
+            w.dst = d0;
+            spp_rd<SP_WD>(ddr, src + (uint32_t)(it.b0 + j) * g.red * plane,
+                          (uint32_t)g.red * plane, win, w, g.lii);
+        } else {
+            w.dst = d0;
+        spp_window_channels:
+            for (int c = 0; c < g.red; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+                spp_rd<SP_WD>(ddr, src + (((uint32_t)(it.b0 + j) * g.red + c) * g.sh + lo) * g.sw,
+                              (uint32_t)(hi - lo) * g.sw, win, w, g.lii);
+                w.dst = spp_qm_add(w.dst, w.pstep);
+            }
+        }
+        d0 = spp_qm_add(d0, qimg);
+    }
+}
+
+/* Rows [ra, ra + nr) of a tensor on the swept plane (FP/EB outputs, EB
+ * masks, WG errors) between DDR at base and the row buffer (row i of the
+ * chunk at word i * T, positions as the window's): one burst per image
+ * when the band is the whole plane, else one per image and row. */
+static void spp_rows_io(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_item &it, int ra,
+                        int nr, spp_rows_t buf, bool write) {
+#pragma HLS INLINE off
+    const uint32_t plane = (uint32_t)((ap_uint<10>)g.oh * (ap_uint<10>)g.ow);   /* narrow */
+    spp_walk w;
+    w.run = g.ow;
+    w.pitch = spp_qm_of((uint32_t)g.pw);
+    w.rpp = it.bri;
+    w.pstep.q = g.T;
+    w.pstep.m = 0;
+    const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
+    spp_qm dj;
+    dj.q = 0;
+    dj.m = 0;
+spp_rows_images:
+    for (int j = 0; j < it.nbi; j++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
+        const uint32_t img = (uint32_t)(it.b0 + j) * g.rows + ra;
+        if (g.bands == 1) {
+            w.dst = dj;
+            if (write)
+                spp_wr<SP_OD>(ddr, base + img * plane, (uint32_t)nr * plane, buf, w, g.sii);
+            else
+                spp_rd<SP_OD>(ddr, base + img * plane, (uint32_t)nr * plane, buf, w, g.sii);
+        } else {
+        spp_rows_rows:
+            for (int i = 0; i < nr; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
+                w.dst.q = dj.q + (int32_t)((ap_uint<12>)i * (ap_uint<12>)g.T);   /* narrow */
+                w.dst.m = dj.m;
+                const uint32_t at = base + (img + i) * plane + (uint32_t)it.y0 * g.ow;
+                if (write)
+                    spp_wr<SP_OD>(ddr, at, (uint32_t)it.bri * g.ow, buf, w, g.sii);
+                else
+                    spp_rd<SP_OD>(ddr, at, (uint32_t)it.bri * g.ow, buf, w, g.sii);
+            }
+        }
+        dj = spp_qm_add(dj, qimg);
+    }
+}
+
+/* Which positions of each tile are outputs of the item (not junk): PE p's
+ * position (image, row, column) kept by counters, SP_P = (dj, du, dx) per
+ * tile. */
+static void spp_valid(const spp_plan &g, const spp_item &it, const int pj[SP_P],
+                      const int pu[SP_P], const int px[SP_P], bool vt[SP_OD][SP_P]) {
+    int j[SP_P], u[SP_P], x[SP_P];
+#pragma HLS ARRAY_PARTITION variable=j type=complete
+#pragma HLS ARRAY_PARTITION variable=u type=complete
+#pragma HLS ARRAY_PARTITION variable=x type=complete
+    for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+        j[p] = pj[p];
+        u[p] = pu[p];
+        x[p] = px[p];
+    }
+    CTRAIN_LOOP(ew, 1, g.T);
+spp_valid_tiles:
+    for (int t = 0; t < g.T; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
+        for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+            vt[t][p] = j[p] < it.nbi && u[p] < it.bri && x[p] < g.ow;
+            x[p] += g.dx;
+            if (x[p] >= g.pw) {
+                x[p] -= g.pw;
+                u[p]++;
+            }
+            u[p] += g.du;
+            if (u[p] >= g.hw) {
+                u[p] -= g.hw;
+                j[p]++;
+            }
+            j[p] += g.dj;
+        }
+    }
+}
+
+/* WG bias gradients: each chunk row's errors summed (junk positions hold
+ * 0), a tile of SP_P per cycle through an adder tree. */
+static void spp_bias_sum(const spp_plan &g, int nr, const spp_rows_t rb, wide_t gb[SP_OD]) {
+    const uint32_t words = (uint32_t)((ap_uint<12>)nr * (ap_uint<12>)g.T);   /* <= SP_OD */
+    CTRAIN_LOOP(ew, 1, words);
+    int i = 0, t = 0;
+spp_bias_words:
+    for (uint32_t k = 0; k < words; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
+        int sum = 0;   /* |sum| <= SP_P * 128 */
+        for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+            sum += rb[p][k];
+        }
+        gb[i] += sum;
+        if (++t == g.T) {
+            t = 0;
+            i++;
+        }
+    }
+}
+
+/* Window words base .. base + SP_P - 1 to PEs 0 .. SP_P - 1 (b0 = base %
+ * SP_P, r0 = base / SP_P): bank k reads its word (row r0, or r0 + 1 for
+ * banks below b0), a barrel shifter rotates them by b0 (log2 SP_P stages of
+ * 2:1 selects at fixed distances). */
+static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_P]) {
+#pragma HLS INLINE
+    for (int k = 0; k < SP_P; k++) {
+#pragma HLS UNROLL
+        x[k] = win[k][r0 + ((uint32_t)k < b0 ? 1u : 0u)];
+    }
+    for (int s = 0; (1 << s) < SP_P; s++) {
+#pragma HLS UNROLL
+        if ((b0 >> s) & 1) {
+            q8_t y[SP_P];
+            for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+                y[p] = p + (1 << s) < SP_P ? x[p + (1 << s)] : x[p + (1 << s) - SP_P];
+            }
+            for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+                x[p] = y[p];
+            }
+        }
+    }
+}
+
+/* The MAC array on the position-parallel path (see above): `total` steps of
+ * SP_P products, one kept weight each (a row without one takes a masked
+ * step per tile, so its outputs still get the bias):
+ *   gather (FP, EB): row i > tile t > entry j; PE p: acc[p] += w * x[p];
+ *     at the list's end the tile is quantized into out (word i * T + t).
+ *   outer (WG): row i > entry j > tile t; the adder tree sums err * x over
+ *     the PEs, a register over the tiles; tacc[e] takes it at the last. */
+static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
+                     const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
+                     const uint32_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
+                     const spp_win_t win, const spp_rows_t rb,
+                     const bool vt[SP_OD][SP_P], const sp_out &o, const wide_t rbias[SP_OD],
+                     spp_rows_t out, acc_t tacc[SP_LIST], q_stats &st) {
+#pragma HLS INLINE off
+    CTRAIN_LOOP(pe, 1, total);
+    pe_sum_t acc[SP_P];
+#pragma HLS ARRAY_PARTITION variable=acc type=complete
+    pe_sum_t tsum = 0;
+    int i = 0, t = 0;
+    int rbase = 0;   /* i * T, counted */
+    uint32_t j = 0;
+    uint32_t len = start[1] - start[0];
+step:
+    for (uint32_t s = 0; s < total; s++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+        /* a kept weight's accumulator is written once, at its last tile */
+#pragma HLS DEPENDENCE variable=tacc type=inter false
+#pragma HLS DEPENDENCE variable=out type=inter false
+        const bool live = len > 0;
+        const uint32_t e = start[i] + j;
+        /* window address of PE 0: (word, bank) of the entry, plus the tile */
+        const uint32_t r0 = (live ? eoq[e] : 0u) + (uint32_t)t;
+        const uint32_t b0 = live ? (uint32_t)eom[e] : 0u;
+        const q8_t w = live ? eval[e] : (q8_t)0;
+        q8_t x[SP_P];
+#pragma HLS ARRAY_PARTITION variable=x type=complete
+        spp_rotate(win, b0, r0, x);
+        const int ro = rbase + t;
+        const uint32_t runs = live ? len : 1u;
+        /* One multiplier per PE: the weight (gather) or its error (outer). */
+        prod_t m[SP_P];
+#pragma HLS ARRAY_PARTITION variable=m type=complete
+        for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+            const q8_t a = outer ? rb[p][ro] : w;
+            const q8_t xv = x[p];
+            const prod_t mp = (prod_t)a * (prod_t)xv;
+#if CTRAIN_SPARSE_POS_MUL_LUT
+            /* the board's DSP slices go to the dense array (config) */
+#pragma HLS BIND_OP variable=mp op=mul impl=fabric
+#endif
+            m[p] = mp;
+        }
+        if (outer) {
+            int sum = 0;   /* adder tree, |sum| <= SP_P * 2^14 */
+            for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+                sum += m[p];
+            }
+            tsum = (t == 0 ? pe_sum_t(0) : tsum) + sum;
+            if (live && t == g.T - 1)
+                tacc[e] = tacc[e] + (acc_t)tsum;
+            if (++t == g.T) {
+                t = 0;
+                if (++j == runs) {
+                    j = 0;
+                    i++;
+                    rbase += g.T;
+                    len = i < nr ? start[i + 1] - start[i] : 0u;
+                }
+            }
+            continue;
+        }
+        const bool last = j + 1 == runs;
+        for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+            acc[p] = (j == 0 ? pe_sum_t(0) : acc[p]) + m[p];
+            if (last) {
+                wide_t v = (wide_t)acc[p];
+                if (o.bias)
+                    v += rbias[i];
+                if (o.relu && v < 0) v = 0;
+                if (o.mask && rb[p][ro] <= 0) v = 0;
+                bool clamped;
+                const q8_t q = sat8(rshift_round(v, o.sh_out), clamped);
+                if (vt[t][p])
+                    q_stats_add(st, v, q, clamped);
+                out[p][ro] = q;
+            }
+        }
+        if (++j == runs) {
+            j = 0;
+            if (++t == g.T) {
+                t = 0;
+                i++;
+                rbase += g.T;
+                len = i < nr ? start[i + 1] - start[i] : 0u;
+            }
+        }
+    }
+}
+
+/* The position-parallel path of one instruction (g planned, the chunks
+ * found by spp_chunks). */
+static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
+                     const sparse_index_t &ix, const uint16_t cstart[CTRAIN_MAX_CH + 1], int nch,
+                     const sp_out &o, int sh_bias, int sh_b, q_stats &st) {
+    /* Ping-pong buffers (index: item & 1): window, row buffer (WG errors,
+     * EB masks), outputs.  Each bank one word per cycle. */
+    static spp_win_t win[2];
+#pragma HLS ARRAY_PARTITION variable=win type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=win type=complete dim=2
+    /* the window banks in distributed RAM: the BRAM is the dense unit's */
+#pragma HLS BIND_STORAGE variable=win type=ram_2p impl=lutram
+    static spp_rows_t rbuf[2];
+#pragma HLS ARRAY_PARTITION variable=rbuf type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=rbuf type=complete dim=2
+    static spp_rows_t obuf[2];
+#pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
+    static bool vt[SP_OD][SP_P];
+#pragma HLS ARRAY_PARTITION variable=vt type=complete dim=2
+    /* A chunk's lists and WG accumulators. */
+    static q8_t eval[SP_LIST];
+    static uint32_t eoq[SP_LIST];   /* window word of PE 0 at tile 0 */
+    static uint16_t eom[SP_LIST];   /* its bank */
+    static acc_t tacc[SP_LIST];
+    static uint16_t hbuf[SP_LIST];
+    static int32_t wbuf[SP_LIST];   /* EB: tpos; WG: quantized gradients */
+    static q8_t vbuf[SP_LIST];
+    /* the lists in distributed RAM: the BRAM is the dense unit's */
+#pragma HLS BIND_STORAGE variable=eval type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=lutram
+    static uint32_t start[SP_OD + 1];
+    static int32_t braw[SP_OD];
+    static wide_t rbias[SP_OD];     /* FP: biases at e_acc; WG: bias gradients */
+    /* small tables in distributed RAM */
+#pragma HLS BIND_STORAGE variable=start type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=braw type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=rbias type=ram_2p impl=lutram
+    spp_qm toff[MAX_KK];
+#pragma HLS BIND_STORAGE variable=toff type=ram_2p impl=lutram
+    int pj[SP_P], pu[SP_P], px[SP_P];
+#pragma HLS ARRAY_PARTITION variable=pj type=complete
+#pragma HLS ARRAY_PARTITION variable=pu type=complete
+#pragma HLS ARRAY_PARTITION variable=px type=complete
+    /* one instance of each item helper for the three stages */
+#pragma HLS ALLOCATION function instances=spp_item_of limit=1
+#pragma HLS ALLOCATION function instances=spp_rows_io limit=1
+    const bool bias = o.bias;
+    const uint32_t wsrc = g.wg ? f.src2 : f.src;
+
+    /* tap -> window offset (EB: the flipped kernel) */
+    int kx = 0;
+    int row = 0;   /* ky * pw, counted */
+    const int last = (g.kh - 1) * g.pw + g.kw - 1;
+    CTRAIN_LOOP(ew, 1, g.kk);
+spp_taps:
+    for (int k = 0; k < g.kk; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_KK
+        const int lin = row + kx;
+        toff[k] = spp_qm_of((uint32_t)(g.eb ? last - lin : lin));
+        if (++kx == g.kw) {
+            kx = 0;
+            row += g.pw;
+        }
+    }
+    /* PE p's position in tile 0, counted */
+    int cj = 0, cu = 0, cx = 0;
+    CTRAIN_LOOP(ew, 1, SP_P);
+spp_positions:
+    for (int p = 0; p < SP_P; p++) {
+#pragma HLS PIPELINE II=1
+        pj[p] = cj;
+        pu[p] = cu;
+        px[p] = cx;
+        if (++cx == g.pw) {
+            cx = 0;
+            if (++cu == g.hw) {
+                cu = 0;
+                cj++;
+            }
+        }
+    }
+    const int items = (g.n + g.nb - 1) / g.nb * g.bands;
+
+spp_chunk:
+    for (int ci = 0; ci < nch; ci++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+        const int ra = cstart[ci], nr = cstart[ci + 1] - ra;
+        const uint32_t z0 = spp_lists(ddr, f, g, ix, ra, nr, toff, start, eval, eoq, eom, hbuf,
+                                      wbuf, vbuf);
+        const uint32_t cnt = start[nr];
+        uint32_t total = 0;
+    spp_total:
+        for (int i = 0; i < nr; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
+            const uint32_t len = start[i + 1] - start[i];
+            total += (uint32_t)g.T * (len > 0 ? len : 1u);
+        }
+        if (!g.wg && bias) {
+            agu_rd_i32<SP_OD>(ddr, f.src3 + 4 * ra, braw, nr);
+            CTRAIN_LOOP(ew, 1, nr);
+        spp_bias_shift:
+            for (int i = 0; i < nr; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
+                rbias[i] = rshift_round(braw[i], sh_bias);
+            }
+        }
+        if (g.wg) {
+            CTRAIN_LOOP(ew, 1, cnt);
+        spp_clear_taps:
+            for (uint32_t t = 0; t < cnt; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
+                tacc[t] = 0;
+            }
+            if (bias) {
+                CTRAIN_LOOP(ew, 1, nr);
+            spp_clear_bias:
+                for (int i = 0; i < nr; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
+                    rbias[i] = 0;
+                }
+            }
+        }
+        /* The pipeline over items: load k+1 || compute k || store k-1. */
+    spp_items:
+        for (int k = -1; k <= items; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=4096
+            const bool region = k >= 0 && k < items;
+            if (region)
+                CTRAIN_REGION_BEGIN();
+            if (k + 1 < items) {   /* stage 0: load item k+1 */
+                const spp_item it = spp_item_of(g, k + 1);
+                const int h = (k + 1) & 1;
+                spp_load_window(ddr, g, wsrc, it, win[h]);
+                if (g.wg) {
+                    spp_clear<SP_OD>(rbuf[h], (uint32_t)nr * g.T);
+                    spp_rows_io(ddr, g, f.src, it, ra, nr, rbuf[h], false);
+                    if (bias)
+                        spp_bias_sum(g, nr, rbuf[h], rbias);
+                } else if (o.mask) {
+                    spp_rows_io(ddr, g, f.src3, it, ra, nr, rbuf[h], false);
+                }
+            }
+            if (region) {          /* stage 1: compute item k */
+                CTRAIN_STAGE(1);
+                const spp_item it = spp_item_of(g, k);
+                const int h = k & 1;
+                if (!g.wg)
+                    spp_valid(g, it, pj, pu, px, vt);
+                sp_steps(g.wg, g, nr, total, start, eval, eoq, eom, win[h], rbuf[h], vt, o, rbias,
+                         obuf[h], tacc, st);
+                CTRAIN_STAGE(2);
+            }
+            if (!g.wg && k >= 1) {   /* stage 2: store item k-1 */
+                const spp_item it = spp_item_of(g, k - 1);
+                spp_rows_io(ddr, g, f.dst, it, ra, nr, obuf[(k - 1) & 1], true);
+            }
+            if (region)
+                CTRAIN_REGION_END();
+        }
+        if (g.wg) {
+            CTRAIN_LOOP(ew, 1, cnt);
+        spp_quantize_grads:
+            for (uint32_t t = 0; t < cnt; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
+                const wide_t v = rshift_round(tacc[t].to_int64(), o.sh_out);
+                bool clamped;
+                const int32_t q = sat32(v, clamped);
+                q_stats_add(st, v, q, clamped);
+                wbuf[t] = q;
+            }
+            agu_wr_i32<SP_LIST>(ddr, f.dst + 4 * z0, wbuf, cnt);
+            if (bias) {
+                CTRAIN_LOOP(ew, 1, nr);
+            spp_quantize_bias:
+                for (int i = 0; i < nr; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
+                    const wide_t v = rshift_round(rbias[i], sh_b);
+                    bool clamped;
+                    const int32_t q = sat32(v, clamped);
+                    q_stats_add(st, v, q, clamped);
+                    braw[i] = q;
+                }
+                agu_wr_i32<SP_OD>(ddr, f.dst2 + 4 * ra, braw, nr);
+            }
+        }
+    }
+}
+
+/* The row-tile path: every instruction the position-parallel path does not
+ * take (stride > 1, windows or lists that do not fit). */
+static void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     /* One multiplier array for gather and outer product (every call site),
      * and one instance of each loader and epilogue for both modes. */
-#pragma HLS ALLOCATION function instances=sp_steps limit=1
+#pragma HLS ALLOCATION function instances=sp_row_steps limit=1
 #pragma HLS ALLOCATION function instances=sp_load_entries limit=1
 #pragma HLS ALLOCATION function instances=sp_load_window limit=1
 #pragma HLS ALLOCATION function instances=sp_epilogue limit=1
@@ -877,11 +1796,11 @@ bounds_tiles:
                                 sp_load_errors(ddr, f, point, r0, vr, b0, nb, y, x0, xc, lanes,
                                                rbias, bias);
                             if (longest > 0)
-                                sp_steps(true, g, ent, base, clen, longest, x0, xc, v, 0, g.red,
+                                sp_row_steps(true, g, ent, base, clen, longest, x0, xc, v, 0, g.red,
                                          rowok, win, lanes, nb, false, racc, tacc);
                         } else {
                             if (longest > 0)
-                                sp_steps(false, g, ent, base, clen, longest, x0, xc, v, 0, g.red,
+                                sp_row_steps(false, g, ent, base, clen, longest, x0, xc, v, 0, g.red,
                                          rowok, win, lanes, nb, true, racc, tacc);
                             sp_epilogue(ddr, f, g, o, r0, vr, b0, nb, y, x0, xc, longest > 0,
                                         rbias, racc, mbuf, lanes, st);
@@ -982,7 +1901,7 @@ tile_rows:
                                                     clen, ent);
                                 const uint32_t lenj = longest - off < SP_ENTRIES ? longest - off
                                                                                  : SP_ENTRIES;
-                                sp_steps(false, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok,
+                                sp_row_steps(false, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok,
                                          win, lanes, nb, grp == 0 && j == 0, racc, tacc);
                             }
                         }
@@ -1046,7 +1965,7 @@ tile_rows:
                             const sp_view v = sp_load_window(
                                 ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn,
                                 !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
-                            sp_steps(true, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok, win,
+                            sp_row_steps(true, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok, win,
                                      lanes, nb, false, racc, tacc);
                         }
                     }
@@ -1058,4 +1977,24 @@ tile_rows:
         if (bias)
             conv_store_bias(ddr, rbias, vr, r0, f.dst2, sh_b, st);
     }
+}
+
+void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+    spp_plan pp;
+    static uint16_t cstart[CTRAIN_MAX_CH + 1];
+#pragma HLS BIND_STORAGE variable=cstart type=ram_2p impl=lutram
+    int nch = 0;
+    if (spp_make_plan(f, pp) && spp_chunks(ddr, f, pp, index_layout(f), cstart, nch)) {
+        sp_out o;
+        o.bias = (f.flags & FLAG_BIAS) != 0;
+        o.relu = f.op == OP_SCONV_FP && (f.flags & FLAG_RELU);
+        o.mask = pp.eb && (f.flags & FLAG_RELU_MASK);
+        o.point = false;
+        const wide_t e_acc = (wide_t)e.src + e.src2;
+        o.sh_out = q_shift((wide_t)e.dst - e_acc);
+        spp_unit(ddr, f, pp, index_layout(f), cstart, nch, o, q_shift(e_acc - e.src3),
+                 q_shift((wide_t)e.dst - e.src), st);
+        return;
+    }
+    sp_rows_unit(ddr, f, e, st);
 }

@@ -27,6 +27,29 @@
 #define SP_TILES ((CTRAIN_MAX_CH + PE_ROWS - 1) / PE_ROWS)   /* row tiles of the widest layer */
 #define SP_RTILES 32                      /* row tiles of a layer in resident mode */
 
+/* Position-parallel path (sconv.cpp): PE_LANES x PE_ROWS x PE_COLS output
+ * positions share one kept weight per cycle.  Buffer depths per bank (one
+ * bank per PE): window words (CTRAIN_CHIP_LUT / 8 bytes per ping-pong copy:
+ * the window banks are distributed RAM, the BRAM is the dense unit's),
+ * output (or error) words (64, 128 from 256 PEs), and the kept weights of a chunk of rows on chip
+ * (CTRAIN_CHIP_LUT / 48, distributed RAM too).  A board's header may
+ * override them. */
+#define SP_PES (CTRAIN_PE_LANES * CTRAIN_PE_ROWS * CTRAIN_PE_COLS)
+#ifndef CTRAIN_SPARSE_WDEPTH
+#define CTRAIN_SPARSE_WDEPTH (CTRAIN_CHIP_LUT / 8 / SP_PES)
+#endif
+#ifndef CTRAIN_SPARSE_ODEPTH
+#define CTRAIN_SPARSE_ODEPTH (64 * (1 + SP_PES / 256))
+#endif
+#ifndef CTRAIN_SPARSE_LIST
+#define CTRAIN_SPARSE_LIST (CTRAIN_CHIP_LUT / 48)
+#endif
+/* 1: the position-parallel products are LUT multipliers, on chips of fewer
+ * than 300 DSP slices (those go to the dense array); else DSPs. */
+#ifndef CTRAIN_SPARSE_POS_MUL_LUT
+#define CTRAIN_SPARSE_POS_MUL_LUT (300 / (CTRAIN_CHIP_DSP + 1))
+#endif
+
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
 #endif

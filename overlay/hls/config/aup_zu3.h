@@ -49,10 +49,15 @@
 #define CTRAIN_SPARSE_XT 64
 /* 1: the sparse array's int8 products are LUT multipliers (BIND_OP
  * impl=fabric) where the DSP slices are too few for two arrays; 0: DSPs. */
-#define CTRAIN_SPARSE_MUL_LUT 1
+#define CTRAIN_SPARSE_MUL_LUT 0
 /* 1: the sparse unit's entry lists and per-entry accumulators are bound to
  * URAM (boards that have it and run short of BRAM); 0: BRAM. */
 #define CTRAIN_SPARSE_URAM 0
+/* The position-parallel sparse path's window rows per PE bank and kept weights
+ * per list chunk (sconv.h defaults scale with the LUTs; with both sparse paths
+ * and the 2 x 4 x 8 dense array this chip's LUTs need smaller ones). */
+#define CTRAIN_SPARSE_WDEPTH 64
+#define CTRAIN_SPARSE_LIST 384
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16

@@ -52,6 +52,9 @@
 /* 1: the sparse unit's entry lists and per-entry accumulators are bound to
  * URAM (boards that have it and run short of BRAM); 0: BRAM. */
 #define CTRAIN_SPARSE_URAM 0
+/* The position-parallel sparse path's output rows per PE bank: 64 keeps its
+ * 2 x 512 banks in LUTRAM (the default, 192, takes 1024 RAMB18s). */
+#define CTRAIN_SPARSE_ODEPTH 64
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16

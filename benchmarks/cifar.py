@@ -4,11 +4,12 @@ data, batches, augmentation, initial weights and schedule:
   compressed  CTrain: float warm-up, then 8-bit fixed point on the emulated
               accelerator (numpy engine), pruned at --prune-at (default half-way)
   float       CTrain float32 (host FloatNet), no pruning: the uncompressed baseline
+  float-pruned  CTrain float32 pruned as `compressed` is: what pruning alone costs
   torch       PyTorch fp32 (optional), the same schedule as `compressed`
               (batch-norm freeze, pruning at the same iteration, the same SGD rule)
 
     python benchmarks/cifar.py --model cnv --epochs 10 --json cifar_cnv.json
-    python benchmarks/cifar.py --dataset fashion-mnist --model lenet5 --seeds 0 1 2 --runs compressed float
+    python benchmarks/cifar.py --dataset fashion-mnist --model lenet5 --epochs 16 --seeds 0 1 2 --runs compressed float
 
 Defaults come from the model's defaults (ctrain.train.MODEL_DEFAULTS) and the
 data set's; every run prints one line per epoch and the JSON has them all.
@@ -25,7 +26,7 @@ from ctrain.train import TrainConfig, Trainer, learning_rate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "data")
-RUNS = ("compressed", "float", "torch")
+RUNS = ("compressed", "float", "float-pruned", "torch")
 #: the data sets' directories in ../shared/data and their preprocessing
 DATA = {"cifar10": ("cifar10", {"normalize": True, "augment": "crop=4,flip"}),
         "fashion-mnist": ("fashion-mnist", {}),
@@ -35,7 +36,7 @@ DATA = {"cifar10": ("cifar10", {"normalize": True, "augment": "crop=4,flip"}),
 def config(args, run, seed):
     sub, prep = DATA[args.dataset]
     kw = dict(dataset=args.dataset, data_dir=args.data_dir or os.path.join(SHARED, sub), model=args.model,
-              epochs=args.epochs, seed=seed, prune=args.prune if run != "float" else 0.0,
+              epochs=args.epochs, seed=seed, prune=0.0 if run == "float" else args.prune,
               prune_at=args.prune_at, fixed_point=run == "compressed", **prep)
     for key in ("batch_size", "lr", "warmup_epochs", "train_count"):
         if getattr(args, key) is not None:

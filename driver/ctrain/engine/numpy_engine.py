@@ -22,6 +22,7 @@ afresh. Scratch buffers live in those entries and are reused across runs. The
 im2col matrix CONV_FP builds is kept with a copy of the activation bytes it
 came from; CONV_WG of the same layer reuses it when those bytes are unchanged.
 """
+import collections
 import math
 import struct
 import time
@@ -30,11 +31,11 @@ import numpy as np
 
 from .. import conv_ops
 from ..lanes import Lanes, set_blas_threads
-from ..fixedpoint import (Q32_MAX, max_abs, product_bound, requantize8, rshift_round,
+from ..fixedpoint import (Q32_MAX, clamp_shift, max_abs, product_bound, requantize8, rshift_round,
                           rshift_round_inplace, sat8, sat32)
 from ..isa import INSN_BYTES, INSN_DTYPE, PAR, STATS_DTYPE, Fault, Flag, Op
 from ..validate import SPARSE_OPS, check, check_index, check_program, fields, terms_per_output
-from . import RunResult, numpy_eltwise, numpy_sparse
+from . import RunResult, host_kernels as hk, numpy_eltwise, numpy_sparse
 
 _U32 = 1 << 32
 #: Most int8 x int8 products whose sum is exact in float32 in any order.
@@ -166,7 +167,7 @@ def _i32(ddr, addr, count):
 class _Plan:
     """An instruction decoded once: fields, validation result, geometry, scratch."""
 
-    __slots__ = ("f", "fault", "addr", "op", "kernel", "legacy", "geom", "scratch")
+    __slots__ = ("f", "fault", "addr", "op", "kernel", "legacy", "geom", "scratch", "path")
 
     def __init__(self, raw, ddr_size, table_len):
         self.f = f = fields(np.frombuffer(raw, INSN_DTYPE)[0])
@@ -176,12 +177,18 @@ class _Plan:
         self.legacy = _EXECUTE.get(self.op)
         self.geom = None
         self.scratch = {}
+        self.path = "numpy"
         if self.fault == Fault.NONE and self.op in _FC_KERNELS and f["h_in"] == f["w_in"] == f["k_h"] == f["k_w"] == 1:
             self.kernel = _FC_KERNELS[self.op]  # validation makes h_out = w_out = 1, pad = 0
         elif self.fault == Fault.NONE and self.op in (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG):
             self.geom = conv_ops.ConvGeometry(f["n"], f["c_in"], f["h_in"], f["w_in"],
                                               f["k_h"], f["k_w"], f["stride"], f["pad"],
                                               batch_last=f["w_out"] < BATCH_LAST_BELOW)
+
+    def uses_c(self, engine):
+        """Whether this run takes host_lib's kernels (recorded as the plan's path)."""
+        self.path = "host C" if engine.host_kernels else "numpy"
+        return engine.host_kernels
 
     def buf(self, name, shape, dtype):
         """A scratch array kept across runs."""
@@ -239,11 +246,17 @@ def _conv_fp(engine, plan, ddr, tab):
         bias = rshift_round(_i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
     dst = _i8(ddr, f["dst"], (g.n, co, g.ho, g.wo))
     work = g.n * co * g.p * g.k
+    ck = plan.uses_c(engine)
+    if ck:
+        sc, base = clamp_shift(s), hk.i8p(ddr, f["dst"])
     if g.batch_last:  # [Co, Ho*Wo*N]: lanes over output channels (rows of the GEMM)
         acc = plan.buf("acc", (co, cols.shape[1]), dt)
 
         def lane(_, a, b):
             t = np.matmul(w[a:b], cols, out=acc[a:b])
+            if ck:  # [b-a][P][N] into dst[n, a + c, p]
+                return hk.requant(t, None if bias is None else bias[a:b], hk.ffi.NULL, relu, sc,
+                                  (1, b - a, g.p, g.n), base + a * g.p, (0, g.p, 1, co * g.p))
             q, peak, sat = requantize8(t, s, None if bias is None else bias[a:b], relu, 0)
             out = dst[:, a:b]
             np.copyto(out, q.reshape(b - a, g.ho, g.wo, g.n).transpose(3, 0, 1, 2), casting="unsafe")
@@ -259,14 +272,19 @@ def _conv_fp(engine, plan, ddr, tab):
 
         def lane(k, a, b):
             acc = plan.buf(f"acc{k}", (min(step, b - a), co, g.p), dt)
-            peak = sat = 0
+            peak = sat = nnz = 0
             for t in range(a, b, step):
                 u = min(t + step, b)
                 r = np.matmul(w, cols[t:u], out=acc[:u - t])
+                if ck:
+                    p_t, s_t, n_t = hk.requant(r, bias, hk.ffi.NULL, relu, sc, (u - t, co, g.p, 1),
+                                               base + t * co * g.p, (co * g.p, g.p, 1, 0))
+                    peak, sat, nnz = max(peak, p_t), sat + s_t, nnz + n_t
+                    continue
                 q, p_t, s_t = requantize8(r, s, bias, relu, 1)
                 np.copyto(dst3[t:u], q, casting="unsafe")
                 peak, sat = max(peak, p_t), sat + s_t
-            return peak, sat, int(np.count_nonzero(dst3[a:b]))
+            return peak, sat, nnz if ck else int(np.count_nonzero(dst3[a:b]))
         parts = engine.lanes(lane, g.n, work)
     peak, sat, nnz = _combine(parts)
     return peak, e_acc, sat, nnz, dst.size
@@ -291,12 +309,21 @@ def _conv_eb(engine, plan, ddr, tab):
     e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
     shift = tab[f["e_dst"]] - e_acc
     work = g.n * co * g.p * g.k
+    ck = plan.uses_c(engine)
+    if ck:
+        sc, base = clamp_shift(shift), hk.i8p(ddr, f["dst"])
+        mbase = hk.i8p(ddr, f["aux"]) if aux is not None else None
+        chw = g.c * g.h * g.w
     if g.batch_last:  # lanes over input channels: their rows of W^T and of the columns
         err = _err_rows(plan, ddr, dt)  # [Co, Ho*Wo*N]
         kk = g.kh * g.kw
 
         def lane(_, a, b):
             c = np.matmul(wt[a * kk:b * kk], err, out=cols.reshape(g.k, -1)[a * kk:b * kk])
+            if ck:  # columns [b-a][kh][kw][Ho][Wo][N] into dst[n, a + c, h, w]
+                off = a * g.h * g.w
+                return hk.col2im_requant(c, g, 1, b - a, g.n, hk.ffi.NULL if mbase is None else mbase + off,
+                                         sc, base + off, 0, g.h * g.w, chw)
             x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
             if aux is not None:
                 np.copyto(x, 0, where=aux[:, a:b].transpose(1, 2, 3, 0) <= 0)
@@ -312,6 +339,10 @@ def _conv_eb(engine, plan, ddr, tab):
             e = err[a:b]
             np.copyto(e, err8[a:b].reshape(b - a, co, g.p))
             c = np.matmul(wt, e, out=cols.reshape(g.gemm_shape)[a:b])
+            if ck:  # columns [b-a][C][kh][kw][Ho][Wo] into dst[a + n]
+                off = a * chw
+                return hk.col2im_requant(c, g, b - a, g.c, 1, hk.ffi.NULL if mbase is None else mbase + off,
+                                         sc, base + off, chw, g.h * g.w, 0)
             x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
             if aux is not None:
                 np.copyto(x, 0, where=aux[a:b] <= 0)
@@ -446,6 +477,11 @@ def _fc_fp(engine, plan, ddr, tab):
     bias = None
     if f["flags"] & Flag.BIAS:
         bias = rshift_round(_i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
+    if plan.uses_c(engine):
+        peak, sat, nnz = hk.requant(acc, bias, hk.ffi.NULL, bool(f["flags"] & Flag.RELU),
+                                    clamp_shift(tab[f["e_dst"]] - e_acc), (n, co, 1, 1),
+                                    hk.i8p(ddr, f["dst"]), (co, 1, 0, 0))
+        return peak, e_acc, sat, nnz, n * co
     q, peak, sat = requantize8(acc, tab[f["e_dst"]] - e_acc, bias, bool(f["flags"] & Flag.RELU), axis=1)
     dst = _i8(ddr, f["dst"], (n, co))
     np.copyto(dst, q, casting="unsafe")
@@ -461,6 +497,12 @@ def _fc_eb(engine, plan, ddr, tab):
     w = plan.buf("w", (co, ci), dt)
     np.copyto(w, _i8(ddr, f["src2"], (co, ci)))
     acc = np.matmul(e, w, out=plan.buf("acc", (n, ci), dt))
+    if plan.uses_c(engine):
+        e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+        mask = hk.i8p(ddr, f["aux"]) if f["flags"] & Flag.RELU_MASK else hk.ffi.NULL
+        peak, sat, nnz = hk.requant(acc, None, mask, False, clamp_shift(tab[f["e_dst"]] - e_acc),
+                                    (n, ci, 1, 1), hk.i8p(ddr, f["dst"]), (ci, 1, 0, 0))
+        return peak, e_acc, sat, nnz, n * ci
     if f["flags"] & Flag.RELU_MASK:
         np.copyto(acc, 0, where=_i8(ddr, f["aux"], (n, ci)) <= 0)
     e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
@@ -507,6 +549,18 @@ def _update(engine, plan, ddr, tab):
     lr_m, lr_s, mu_m, mu_s, wd_m, wd_s = (tab[p + PAR[k]] for k in
                                           ("LR_M", "LR_S", "MU_M", "MU_S", "WD_M", "WD_S"))
     e_g, e_m, e_q = tab[f["e_src"]], tab[f["e_src2"]], tab[f["e_dst"]]
+    if plan.uses_c(engine):  # lanes over elements
+        args = [hk.i32p(ddr, f["src"]), hk.i32p(ddr, f["src2"]), hk.i32p(ddr, f["src3"]),
+                hk.i8p(ddr, f["aux"]), hk.i8p(ddr, f["dst"])]
+        consts = (count_w, lr_m, clamp_shift(lr_s + e_m - e_g), clamp_shift(lr_s), mu_m, clamp_shift(mu_s),
+                  wd_m, clamp_shift(wd_s), clamp_shift(e_q - e_m))
+
+        def lane(_, a, b):
+            st = hk.stats()
+            hk.lib.ctrain_update(*args, a, b, *consts, st)
+            return hk.result(st)
+        peak, sat, nnz = _combine(engine.lanes(lane, count, count * 16))
+        return peak, e_m, sat, nnz, count_w
     g32 = _i32(ddr, f["src"], count)
     w32 = _i32(ddr, f["src2"], count)
     v32 = _i32(ddr, f["src3"], count)
@@ -549,6 +603,16 @@ def _pool_fp_fast(engine, plan, ddr, tab):
     n, c, h, w, ho, wo = (f[k] for k in ("n", "c_in", "h_in", "w_in", "h_out", "w_out"))
     x = _i8(ddr, f["src"], (n, c, h, w))
     y = _i8(ddr, f["dst"], (n, c, ho, wo))
+    if plan.uses_c(engine):
+        xp, yp = hk.i8p(ddr, f["src"]), hk.i8p(ddr, f["dst"])
+
+        def lane(_, a, b):  # lanes over images
+            st = hk.stats()
+            hk.lib.ctrain_maxpool(xp + a * c * h * w, (b - a) * c, h, w, f["k_h"], f["k_w"], f["stride"],
+                                  ho, wo, yp + a * c * ho * wo, st)
+            return hk.result(st)
+        peak, _, nnz = _combine(engine.lanes(lane, n, y.size * f["k_h"] * f["k_w"]))
+        return peak, tab[f["e_src"]], 0, nnz, y.size
 
     def lane(_, a, b):  # lanes over images
         out = conv_ops.maxpool2d(x[a:b], (f["k_h"], f["k_w"]), f["stride"], out=y[a:b])
@@ -563,6 +627,18 @@ def _pool_bp_fast(engine, plan, ddr, tab):
     f = plan.f
     n, c, h, w, ho, wo, kh, kw, s = (f[k] for k in ("n", "c_in", "h_in", "w_in", "h_out", "w_out",
                                                     "k_h", "k_w", "stride"))
+    if s >= kh and s >= kw and plan.uses_c(engine):
+        ep, xp, dp = hk.i8p(ddr, f["src"]), hk.i8p(ddr, f["aux"]), hk.i8p(ddr, f["dst"])
+        relu_mask = int(bool(f["flags"] & Flag.RELU_MASK))
+
+        def lane(_, a, b):  # lanes over images
+            st = hk.stats()
+            hk.lib.ctrain_maxpool_bp(ep + a * c * ho * wo, xp + a * c * h * w, (b - a) * c, h, w, kh, kw, s,
+                                     ho, wo, relu_mask, dp + a * c * h * w, st)
+            return hk.result(st)
+        peak, sat, nnz = _combine(engine.lanes(lane, n, n * c * h * w * 4))
+        return peak, tab[f["e_src"]], sat, nnz, n * c * h * w
+    plan.path = "numpy"
     err = _i8(ddr, f["src"], (n, c, ho, wo))
     if s < kh or s < kw or int(err.min()) == -128:  # sums or a clamp of -128: the generic path
         return None
@@ -600,6 +676,18 @@ def _bn_fast(engine, plan, ddr, tab):
     x = _i8(ddr, f["src"], (n, c, h * w))
     dst = _i8(ddr, f["dst"], (n, c, h * w))
     shift = tab[f["e_dst"]] - e_acc
+    if plan.uses_c(engine):
+        xp, dp, a = hk.i8p(ddr, f["src"]), hk.i8p(ddr, f["dst"]), np.ascontiguousarray(a32)
+        mp = hk.i8p(ddr, f["aux"]) if mask is not None else None
+        chw, sc = c * h * w, clamp_shift(shift)
+
+        def lane(_, lo, hi):  # lanes over images
+            st = hk.stats()
+            hk.lib.ctrain_bn(xp + lo * chw, hk.ptr(a), hk.ptr(bias), hk.ffi.NULL if mp is None else mp + lo * chw,
+                             int(relu), sc, hi - lo, c, h * w, dp + lo * chw, st)
+            return hk.result(st)
+        peak, sat, nnz = _combine(engine.lanes(lane, n, dst.size * 4))
+        return peak, e_acc, sat, nnz, dst.size
 
     def lane(k, a, b):
         acc = np.multiply(x[a:b], scale, out=plan.buf(f"acc{k}", (b - a, c, h * w), dt))
@@ -630,7 +718,20 @@ def _add_fast(engine, plan, ddr, tab):
     gap = abs(e_a - e_b)
     dt = next((t for limit, t in _ADD_GAP if gap <= limit), None)
     if dt is None:
+        plan.path = "numpy"
         return None
+    if plan.uses_c(engine):
+        ap, bp, dp = hk.i8p(ddr, f["src"]), hk.i8p(ddr, f["src2"]), hk.i8p(ddr, f["dst"])
+        mp = hk.i8p(ddr, f["aux"]) if f["flags"] & Flag.RELU_MASK else None
+        relu, sc = int(bool(f["flags"] & Flag.RELU)), clamp_shift(tab[f["e_dst"]] - e_acc)
+
+        def lane(_, lo, hi):  # lanes over elements
+            st = hk.stats()
+            hk.lib.ctrain_add(ap + lo, bp + lo, e_a - e_acc, e_b - e_acc, hk.ffi.NULL if mp is None else mp + lo,
+                              relu, sc, hi - lo, dp + lo, st)
+            return hk.result(st)
+        peak, sat, nnz = _combine(engine.lanes(lane, count, count * 8))
+        return peak, e_acc, sat, nnz, count
     scale_a, scale_b = dt(2.0 ** (e_a - e_acc)), dt(2.0 ** (e_b - e_acc))
     a, b = _i8(ddr, f["src"], (count,)), _i8(ddr, f["src2"], (count,))
     mask = _i8(ddr, f["aux"], (count,)) if f["flags"] & Flag.RELU_MASK else None
@@ -686,8 +787,10 @@ class NumpyEngine:
 
     name = "numpy"
 
-    def __init__(self, blas_threads=1, threads=None):
+    def __init__(self, blas_threads=1, threads=None, host_kernels=None):
         self._plans = {}
+        self.host_kernels = hk.AVAILABLE if host_kernels is None else bool(host_kernels) and hk.AVAILABLE
+        self.paths = collections.Counter()
         self._cols = {}
         self.blas_threads = blas_threads
         self._lanes = Lanes(threads)
@@ -740,10 +843,12 @@ class NumpyEngine:
                 return RunResult(Fault.NONE, pc, 0)
             stats = plan.kernel(self, plan, ddr, tab) if plan.kernel else None
             if stats is None:  # no fast kernel for this case
+                plan.path = "generic"
                 writes, stats = plan.legacy(_Insn(ddr, plan.f, tab))
                 for field, arr in writes:
                     _store(ddr, plan.f[field], arr)
             _write_stats(ddr, plan.f["stats"], *stats)
+            self.paths[plan.op, plan.path] += 1
         return RunResult(Fault.NONE, n_insn, 0)
 
     def _plan(self, raw, ddr_size, table_len):

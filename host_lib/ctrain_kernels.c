@@ -9,7 +9,9 @@
 #include <string.h>
 #include "ctrain_kernels.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 12
+#define CT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"))) /* AVX2 + FMA */
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define CT_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CT_CLONES
@@ -450,3 +452,63 @@ void ctrain_update(const int32_t *g, int32_t *w, int32_t *v, const int8_t *mask,
     st[1] += sat;
     st[2] += nnz;
 }
+
+/* im2col of int8 NCHW activations, every entry written (padding 0):
+ * image-major cols [N][C][KH][KW][HO][WO] for images [lo, hi), batch-last
+ * [C][KH][KW][HO][WO][N] for channels [lo, hi). */
+#define DEFINE_IM2COL(NAME, T)                                                                      \
+    CT_CLONES void NAME(const int8_t *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH,    \
+                        int64_t KW, int64_t stride, int64_t pad, int64_t HO, int64_t WO,            \
+                        int batch_last, int64_t lo, int64_t hi, T *cols)                            \
+    {                                                                                               \
+        int64_t D = batch_last ? N : 1, plane = HO * WO * D;                                        \
+        int8_t *xt = batch_last ? malloc((size_t)(H * W * N)) : NULL;                               \
+        if (batch_last && !xt)                                                                      \
+            abort();                                                                                \
+        for (int64_t u = lo; u < hi; u++) {                                                         \
+            int64_t n0 = batch_last ? 0 : u, n1 = n0 + 1; /* batch-last: all images at once */      \
+            int64_t c0 = batch_last ? u : 0, c1 = batch_last ? u + 1 : C;                           \
+            for (int64_t n = n0; n < n1; n++)                                                       \
+                for (int64_t c = c0; c < c1; c++) {                                                 \
+                    const int8_t *src = x + (n * C + c) * H * W; /* rows of W (D = 1) */            \
+                    if (batch_last) { /* [H][W][N] of this channel: rows of W * N */               \
+                        for (int64_t m = 0; m < N; m++)                                             \
+                            for (int64_t p = 0; p < H * W; p++)                                     \
+                                xt[p * N + m] = x[(m * C + c) * H * W + p];                         \
+                        src = xt;                                                                   \
+                    }                                                                               \
+                    T *out = cols + (batch_last ? c * KH * KW * plane : (n * C + c) * KH * KW * plane); \
+                    for (int64_t ky = 0; ky < KH; ky++)                                             \
+                        for (int64_t kx = 0; kx < KW; kx++) {                                       \
+                            int64_t ox0 = pad > kx ? (pad - kx + stride - 1) / stride : 0;          \
+                            int64_t ox1 = W - 1 + pad - kx < 0 ? 0 : (W - 1 + pad - kx) / stride + 1; \
+                            ox1 = ox1 < WO ? ox1 : WO;                                              \
+                            ox0 = ox0 < ox1 ? ox0 : ox1;                                            \
+                            for (int64_t oy = 0; oy < HO; oy++) {                                   \
+                                T *row = out + ((ky * KW + kx) * HO + oy) * WO * D;                 \
+                                int64_t iy = oy * stride + ky - pad;                                \
+                                if (iy < 0 || iy >= H) {                                            \
+                                    memset(row, 0, sizeof(T) * WO * D);                             \
+                                    continue;                                                       \
+                                }                                                                   \
+                                memset(row, 0, sizeof(T) * ox0 * D);                                \
+                                memset(row + ox1 * D, 0, sizeof(T) * (WO - ox1) * D);               \
+                                const int8_t *in = src + iy * W * D;                                \
+                                if (stride == 1) {                                                  \
+                                    const int8_t *q = in + (ox0 + kx - pad) * D;                    \
+                                    T *r = row + ox0 * D;                                           \
+                                    for (int64_t i = 0; i < (ox1 - ox0) * D; i++)                   \
+                                        r[i] = (T)q[i];                                             \
+                                } else {                                                            \
+                                    for (int64_t ox = ox0; ox < ox1; ox++)                          \
+                                        for (int64_t d = 0; d < D; d++)                             \
+                                            row[ox * D + d] = (T)in[(ox * stride + kx - pad) * D + d]; \
+                                }                                                                   \
+                            }                                                                       \
+                        }                                                                           \
+                }                                                                                   \
+        }                                                                                           \
+        free(xt);                                                                                   \
+    }
+DEFINE_IM2COL(ctrain_im2col_f32, float)
+DEFINE_IM2COL(ctrain_im2col_f64, double)

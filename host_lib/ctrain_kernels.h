@@ -47,6 +47,25 @@ void ctrain_maxpool_bp(const int8_t *err, const int8_t *x, int64_t NC, int64_t H
 void ctrain_update(const int32_t *g, int32_t *w, int32_t *v, const int8_t *mask, int8_t *q,
                    int64_t lo, int64_t hi, int64_t count_w, int64_t lr_m, int s_g, int lr_s,
                    int64_t mu_m, int mu_s, int64_t wd_m, int wd_s, int s_q, int64_t *st);
+/* im2col of int8 NCHW x into cols, every entry written (padding 0):
+ * image-major [N][C][KH][KW][HO][WO] for images [lo, hi), batch-last
+ * [C][KH][KW][HO][WO][N] for channels [lo, hi). */
+void ctrain_im2col_f32(const int8_t *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                       int64_t stride, int64_t pad, int64_t HO, int64_t WO, int batch_last, int64_t lo,
+                       int64_t hi, float *cols);
+void ctrain_im2col_f64(const int8_t *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                       int64_t stride, int64_t pad, int64_t HO, int64_t WO, int batch_last, int64_t lo,
+                       int64_t hi, double *cols);
+/* C[n] = A [M][K] times B[n] ([K][N] row-major) for n < batch, B[n] at
+ * B + n * sb, C[n] ([M][N]) at C + n * sc. Exact for int8-valued operands
+ * when K <= 1024 (host_lib/ctrain_gemm.c). */
+void ctrain_gemm_f32(const float *A, int64_t M, int64_t K, const float *B, int64_t N, int64_t batch,
+                     int64_t sb, int64_t sc, float *C);
+/* out[i * ldo + j] += sum over n < batch, t < T of A[n][i][t] * B[n][j][t]
+ * (rows lda, ldb apart, images sa, sb apart), exactly for int8-valued
+ * operands: float32 sums of at most 1024 terms added in double. */
+void ctrain_gram_f32(const float *A, int64_t M, const float *B, int64_t N, int64_t T, int64_t batch,
+                     int64_t sa, int64_t sb, int64_t lda, int64_t ldb, double *out, int64_t ldo);
 /* @cdef-end */
 
 #endif

@@ -65,3 +65,45 @@ def i8p(ddr, addr):
 
 def i32p(ddr, addr):
     return ffi.cast("int32_t *", ffi.cast("int8_t *", ffi.from_buffer(ddr)) + addr)
+
+
+#: Largest M*K (rows of the result times summed terms) for which
+#: ctrain_gemm_f32 beats OpenBLAS here (measured on one core: LeNet-5,
+#: ResNet-20's 16- and 32-channel layers; CNV's 64x576 goes to BLAS).
+GEMM_MK = 32 * 288
+#: Largest M*N of a weight gradient for which ctrain_gram_f32 beats BLAS.
+GRAM_MN = 16 * 160
+
+
+def gemm(a, b, out, use=True):
+    """out = a @ b for float32 a [M, K] and b [..., K, N] (a batch of them, or
+    one), in host_lib when `use` and the shape suits it (else numpy's BLAS);
+    exact for int8 values when K <= 1024, as the engine's float32 GEMMs are.
+    Returns out."""
+    m, k = a.shape
+    if not (use and a.dtype == b.dtype == out.dtype == np.float32 and m * k <= GEMM_MK and k <= 1024
+            and b.flags.c_contiguous and out.flags.c_contiguous and a.flags.c_contiguous):
+        return np.matmul(a, b, out=out)
+    n = b.shape[-1]
+    batch = b.size // (k * n) if b.size else 0
+    lib.ctrain_gemm_f32(ptr(a), m, k, ptr(b), n, batch, k * n, m * n, ptr(out))
+    return out
+
+
+def gram_ok(m, n, dtype, use=True):
+    """Whether gram() takes host_lib for an [m, n] gradient."""
+    return use and dtype == np.float32 and m * n <= GRAM_MN
+
+
+def gram(a, b, out, col=0):
+    """out[:, col:col + N] += sum over images of a[i] @ b[i].T for contiguous
+    float32 a [batch, M, T] (or [M, T]) and b [batch, N, T] (or [N, T]),
+    exactly (float32 sums of at most 1024 terms added in float64); out a
+    contiguous float64 [M, K] array."""
+    a3 = a.reshape((-1,) + a.shape[-2:])
+    b3 = b.reshape((-1,) + b.shape[-2:])
+    m, t = a3.shape[1:]
+    n = b3.shape[1]
+    lib.ctrain_gram_f32(ptr(a3), m, ptr(b3), n, t, a3.shape[0], m * t, n * t, t, t, ptr(out) + col,
+                        out.shape[1])
+    return out

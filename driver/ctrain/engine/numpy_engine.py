@@ -253,7 +253,7 @@ def _conv_fp(engine, plan, ddr, tab):
         acc = plan.buf("acc", (co, cols.shape[1]), dt)
 
         def lane(_, a, b):
-            t = np.matmul(w[a:b], cols, out=acc[a:b])
+            t = hk.gemm(w[a:b], cols, acc[a:b], ck)
             if ck:  # [b-a][P][N] into dst[n, a + c, p]
                 return hk.requant(t, None if bias is None else bias[a:b], hk.ffi.NULL, relu, sc,
                                   (1, b - a, g.p, g.n), base + a * g.p, (0, g.p, 1, co * g.p))
@@ -275,7 +275,7 @@ def _conv_fp(engine, plan, ddr, tab):
             peak = sat = nnz = 0
             for t in range(a, b, step):
                 u = min(t + step, b)
-                r = np.matmul(w, cols[t:u], out=acc[:u - t])
+                r = hk.gemm(w, cols[t:u], acc[:u - t], ck)
                 if ck:
                     p_t, s_t, n_t = hk.requant(r, bias, hk.ffi.NULL, relu, sc, (u - t, co, g.p, 1),
                                                base + t * co * g.p, (co * g.p, g.p, 1, 0))
@@ -319,7 +319,7 @@ def _conv_eb(engine, plan, ddr, tab):
         kk = g.kh * g.kw
 
         def lane(_, a, b):
-            c = np.matmul(wt[a * kk:b * kk], err, out=cols.reshape(g.k, -1)[a * kk:b * kk])
+            c = hk.gemm(wt[a * kk:b * kk], err, cols.reshape(g.k, -1)[a * kk:b * kk], ck)
             if ck:  # columns [b-a][kh][kw][Ho][Wo][N] into dst[n, a + c, h, w]
                 off = a * g.h * g.w
                 return hk.col2im_requant(c, g, 1, b - a, g.n, hk.ffi.NULL if mbase is None else mbase + off,
@@ -338,7 +338,7 @@ def _conv_eb(engine, plan, ddr, tab):
         def lane(_, a, b):
             e = err[a:b]
             np.copyto(e, err8[a:b].reshape(b - a, co, g.p))
-            c = np.matmul(wt, e, out=cols.reshape(g.gemm_shape)[a:b])
+            c = hk.gemm(wt, e, cols.reshape(g.gemm_shape)[a:b], ck)
             if ck:  # columns [b-a][C][kh][kw][Ho][Wo] into dst[a + n]
                 off = a * chw
                 return hk.col2im_requant(c, g, b - a, g.c, 1, hk.ffi.NULL if mbase is None else mbase + off,
@@ -399,11 +399,16 @@ def _conv_wg(engine, plan, ddr, tab):
     cols = engine.columns(ddr, f["src2"], g, dt)
     gw = plan.buf("gw", (co, g.k), np.float64)
     work = g.n * co * g.p * g.k
+    ck = hk.gram_ok(co, g.k, dt, plan.uses_c(engine))
+    plan.path = "host C" if ck else "numpy"
     if g.batch_last:  # [Co, T] x [K, T]: lanes over the K rows of gw's columns
         err = _err_rows(plan, ddr, dt)
 
         def lane(_, a, b):
-            if dt == np.float64:  # float64 is exact for any valid sum (below 2^47)
+            if ck:
+                gw[:, a:b] = 0
+                hk.gram(err, cols[a:b], gw, a)
+            elif dt == np.float64:  # float64 is exact for any valid sum (below 2^47)
                 gw[:, a:b] = err @ cols[a:b].T
             else:
                 _exact_gram(err, cols[a:b], gw[:, a:b])
@@ -418,7 +423,10 @@ def _conv_wg(engine, plan, ddr, tab):
         e = err[a:b]
         np.copyto(e, err8[a:b])
         out = gw if k == 0 else plan.buf(f"gw{k}", (co, g.k), np.float64)
-        if dt == np.float64:
+        if ck:
+            out[...] = 0
+            hk.gram(e, cols[a:b], out)
+        elif dt == np.float64:
             out[...] = np.tensordot(e, cols[a:b], axes=([0, 2], [0, 2]))
         else:
             _exact_gram_images(e, cols[a:b], out)
@@ -886,7 +894,15 @@ class NumpyEngine:
             return ent.cols.reshape(g.gemm_shape)
         ent.valid = False
         x = src.view(np.int8).reshape(g.n, g.c, g.h, g.w)
-        if g.batch_last:  # lanes over channels: [C, H, W, N] -> [C, kh, kw, Ho, Wo, N]
+        if self.host_kernels and g.batch_last:  # one pass from int8 NCHW, lanes over channels
+            # (image-major rows are long: numpy's slice copies are as fast)
+            fn = hk.lib.ctrain_im2col_f32 if ent.cols.dtype == np.float32 else hk.lib.ctrain_im2col_f64
+            xp, cp = hk.ptr(x), hk.ptr(ent.cols)
+
+            def lane(_, a, b):
+                fn(xp, g.n, g.c, g.h, g.w, g.kh, g.kw, g.stride, g.pad, g.ho, g.wo, 1, a, b, cp)
+            self.lanes(lane, g.c, ent.cols.size)
+        elif g.batch_last:  # lanes over channels: [C, H, W, N] -> [C, kh, kw, Ho, Wo, N]
             def lane(_, a, b):
                 np.copyto(ent.image[a:b], x[:, a:b].transpose(1, 2, 3, 0), casting="unsafe")
                 g.im2col(ent.image[a:b], ent.cols[a:b])

@@ -359,6 +359,25 @@ void ctrain_maxpool(const int8_t *x, int64_t NC, int64_t H, int64_t W, int64_t K
                     int64_t stride, int64_t HO, int64_t WO, int8_t *y, int64_t *st)
 {
     int64_t peak = st[0], nnz = 0;
+    if (KH == 2 && KW == 2 && stride == 2) { /* the common window, branch-free */
+        int32_t pk = 0, nz = 0;
+        for (int64_t p = 0; p < NC; p++)
+            for (int64_t oy = 0; oy < HO; oy++) {
+                const int8_t *r0 = x + p * H * W + 2 * oy * W, *r1 = r0 + W;
+                int8_t *row = y + (p * HO + oy) * WO;
+                for (int64_t ox = 0; ox < WO; ox++) {
+                    int32_t a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+                    int32_t ab = a > b ? a : b, cd = c > d ? c : d, m = ab > cd ? ab : cd;
+                    int32_t am = m < 0 ? -m : m;
+                    pk = am > pk ? am : pk;
+                    nz += m != 0;
+                    row[ox] = (int8_t)m;
+                }
+            }
+        st[0] = pk > peak ? pk : peak;
+        st[2] += nz;
+        return;
+    }
     for (int64_t p = 0; p < NC; p++) {
         const int8_t *xp = x + p * H * W;
         int8_t *yp = y + p * HO * WO;
@@ -385,12 +404,47 @@ void ctrain_maxpool(const int8_t *x, int64_t NC, int64_t H, int64_t W, int64_t K
     st[2] += nnz;
 }
 
+CT_CLONES
+static void maxpool_bp_2x2(const int8_t *err, const int8_t *x, int64_t NC, int64_t H, int64_t W, int64_t HO,
+                           int64_t WO, int relu_mask, int8_t *dst, int64_t *st)
+{
+    int32_t peak = 0, sat = 0, nnz = 0;
+    for (int64_t p = 0; p < NC; p++)
+        for (int64_t oy = 0; oy < HO; oy++) {
+            const int8_t *r0 = x + p * H * W + 2 * oy * W, *r1 = r0 + W, *e = err + (p * HO + oy) * WO;
+            int8_t *d0 = dst + p * H * W + 2 * oy * W, *d1 = d0 + W;
+            for (int64_t ox = 0; ox < WO; ox++) {
+                int32_t a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+                int32_t ab = a > b ? a : b, cd = c > d ? c : d, m = ab > cd ? ab : cd;
+                int32_t g = (relu_mask && m <= 0) ? 0 : e[ox];
+                sat += g < -Q8;
+                g = g < -Q8 ? -Q8 : g;
+                int32_t ag = g < 0 ? -g : g;
+                peak = ag > peak ? ag : peak;
+                nnz += g != 0;
+                /* the first maximum in row-major order takes g */
+                int32_t sa = a == m, sb = !sa & (b == m), sc = !sa & !sb & (c == m), sd = !sa & !sb & !sc;
+                d0[2 * ox] = (int8_t)(sa ? g : 0);
+                d0[2 * ox + 1] = (int8_t)(sb ? g : 0);
+                d1[2 * ox] = (int8_t)(sc ? g : 0);
+                d1[2 * ox + 1] = (int8_t)(sd ? g : 0);
+            }
+        }
+    st[0] = peak > st[0] ? peak : st[0];
+    st[1] += sat;
+    st[2] += nnz;
+}
+
 void ctrain_maxpool_bp(const int8_t *err, const int8_t *x, int64_t NC, int64_t H, int64_t W,
                        int64_t KH, int64_t KW, int64_t stride, int64_t HO, int64_t WO, int relu_mask,
                        int8_t *dst, int64_t *st)
 {
     int64_t peak = st[0], sat = 0, nnz = 0;
     memset(dst, 0, (size_t)(NC * H * W));
+    if (KH == 2 && KW == 2 && stride == 2) { /* the common window, branch-free */
+        maxpool_bp_2x2(err, x, NC, H, W, HO, WO, relu_mask, dst, st);
+        return;
+    }
     for (int64_t p = 0; p < NC; p++) {
         const int8_t *xp = x + p * H * W, *ep = err + p * HO * WO;
         int8_t *dp = dst + p * H * W;

@@ -134,3 +134,17 @@ def test_col2im_requant(geom, batch_last, dtype):
     assert got == (peak, sat, int(np.count_nonzero(want)))
     assert np.array_equal(dst, want)
 
+
+
+@pytest.mark.parametrize("shape", [((5, 2304), (2304, 33)), ((4, 1025), (3, 1025, 7)), ((3, 700), (700, 9))])
+def test_gemm_over_spans_exact(shape):
+    """CONV_FP's float32 GEMM over spans of at most 2^10 terms, added in float64."""
+    from ctrain.engine.numpy_engine import _gemm_exact
+    rng = np.random.default_rng(shape[0][1])
+    w, b = _ints(rng, shape[0]), _ints(rng, shape[1])
+    w[:, ::2] = -128
+    b[..., ::2, :] = -128  # half the products 2^14: any single float32 sum of them all would round
+    out32 = np.empty(b.shape[:-2] + (w.shape[0], b.shape[-1]), np.float32)
+    out64 = np.empty(out32.shape, np.float64)
+    got = _gemm_exact(w, b, out32, out64, True)
+    assert np.array_equal(got, w.astype(np.float64) @ b.astype(np.float64))

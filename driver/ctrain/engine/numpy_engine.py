@@ -1,13 +1,22 @@
 """The numpy engine: runs an instruction stream against a DDR image bit-exactly
 as docs/numeric.md specifies, fast enough to train on.
 
-Convolution sums go through float BLAS only where they are provably exact
+Convolution sums go through float GEMMs only where they are provably exact
 (docs/numeric.md "Exactness"): float32 when at most 2^10 products are summed
 (each is at most 2^14 in magnitude, so every partial sum is an integer below
-2^24), float64 otherwise. Weight gradients, whose sums run over the whole
-batch, are split into float32 GEMMs of at most 2^10 terms each and the exact
-partial sums are added in float64. The int8 stores are done by
-`fixedpoint.requantize8`, bit-identical to the int64 form.
+2^24). Longer sums (forward passes over more than 2^10 terms, weight
+gradients over the whole batch) are split into float32 GEMMs of at most 2^10
+terms each whose exact partial sums are added in float64; CONV_EB's GEMM sums
+c_out terms, col2im adds the kernel offsets (in float64 in host_lib).
+
+Two paths compute every fast kernel (NumpyEngine.paths counts which ran per
+opcode): "host C", host_lib's fused kernels (engine/host_kernels.py: the
+requantising stores, col2im, batch norm, residual add, max pool, the update,
+batch-last im2col, and register-blocked GEMMs for small convolutions), and
+"numpy", the same results from numpy passes and BLAS (`fixedpoint.requantize8`
+for the stores, bit-identical to the int64 form), used where host_lib lacks
+the kernels or NumpyEngine(host_kernels=False) asks for it. "generic" marks
+the reference-style fallback of rare cases.
 
 Each instruction is validated (ctrain.validate) and computed completely before
 any of its results is written, so a fault leaves its outputs untouched;
@@ -233,10 +242,30 @@ def _store_i8(ddr, addr, q, g, chw):
     return int(np.count_nonzero(dst))
 
 
+def _gemm_exact(w, b, out32, out64, ck):
+    """w [M, K] @ b [..., K, N] exactly for float32 operands holding int8
+    values: one float32 GEMM when K <= F32_TERMS (returns out32), else float32
+    GEMMs over spans of at most F32_TERMS terms (each exact) whose results are
+    added in out64 (exact below 2^53; returns out64). Twice float64 BLAS's speed."""
+    k = w.shape[1]
+    if k <= F32_TERMS:
+        return hk.gemm(w, b, out32, ck)
+    parts = -(-k // F32_TERMS)
+    for j in range(parts):
+        k0, k1 = k * j // parts, k * (j + 1) // parts
+        np.matmul(w[:, k0:k1], b[..., k0:k1, :], out=out32)
+        if j:
+            out64 += out32
+        else:
+            np.copyto(out64, out32)
+    return out64
+
+
 def _conv_fp(engine, plan, ddr, tab):
     f, g = plan.f, plan.geom
     co = f["c_out"]
-    dt = blas_dtype(g.k)
+    dt = np.float32  # columns hold int8 values; sums over more than F32_TERMS go by spans
+    acc_dt = blas_dtype(g.k)
     cols = engine.columns(ddr, f["src"], g, dt)
     w = _weights(plan, ddr, dt)
     e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
@@ -250,10 +279,11 @@ def _conv_fp(engine, plan, ddr, tab):
     if ck:
         sc, base = clamp_shift(s), hk.i8p(ddr, f["dst"])
     if g.batch_last:  # [Co, Ho*Wo*N]: lanes over output channels (rows of the GEMM)
-        acc = plan.buf("acc", (co, cols.shape[1]), dt)
+        acc = plan.buf("acc", (co, cols.shape[1]), acc_dt)
 
-        def lane(_, a, b):
-            t = hk.gemm(w[a:b], cols, acc[a:b], ck)
+        def lane(k, a, b):
+            t = _gemm_exact(w[a:b], cols, plan.buf(f"t{k}", (b - a, cols.shape[1]), dt) if acc_dt != dt
+                            else acc[a:b], acc[a:b], ck)
             if ck:  # [b-a][P][N] into dst[n, a + c, p]
                 return hk.requant(t, None if bias is None else bias[a:b], hk.ffi.NULL, relu, sc,
                                   (1, b - a, g.p, g.n), base + a * g.p, (0, g.p, 1, co * g.p))
@@ -271,11 +301,12 @@ def _conv_fp(engine, plan, ddr, tab):
         step = max(1, TILE_ELEMS // (co * g.p))
 
         def lane(k, a, b):
-            acc = plan.buf(f"acc{k}", (min(step, b - a), co, g.p), dt)
+            acc = plan.buf(f"acc{k}", (min(step, b - a), co, g.p), acc_dt)
+            tmp = plan.buf(f"t{k}", acc.shape, dt) if acc_dt != dt else acc
             peak = sat = nnz = 0
             for t in range(a, b, step):
                 u = min(t + step, b)
-                r = hk.gemm(w, cols[t:u], acc[:u - t], ck)
+                r = _gemm_exact(w, cols[t:u], tmp[:u - t], acc[:u - t], ck)
                 if ck:
                     p_t, s_t, n_t = hk.requant(r, bias, hk.ffi.NULL, relu, sc, (u - t, co, g.p, 1),
                                                base + t * co * g.p, (co * g.p, g.p, 1, 0))
@@ -298,7 +329,9 @@ def _combine(parts):
 def _conv_eb(engine, plan, ddr, tab):
     f, g = plan.f, plan.geom
     co = f["c_out"]
-    dt = blas_dtype(terms_per_output(f))
+    # each column entry sums c_out products; host_lib's col2im adds them in
+    # float64, so float32 GEMMs suffice up to F32_TERMS output channels
+    dt = np.float32 if engine.host_kernels and co <= F32_TERMS else blas_dtype(terms_per_output(f))
     wt = _weights(plan, ddr, dt, transpose=True)
     shape = g.image_shape(g.c, g.h, g.w)
     cols = plan.buf("cols", g.cols_shape, dt)
@@ -395,7 +428,7 @@ def _exact_gram_images(err, cols, out64):
 def _conv_wg(engine, plan, ddr, tab):
     f, g = plan.f, plan.geom
     co = f["c_out"]
-    dt = blas_dtype(g.k)  # the dtype CONV_FP's columns of this activation have
+    dt = np.float32  # the dtype CONV_FP's columns have (sums go by exact spans)
     cols = engine.columns(ddr, f["src2"], g, dt)
     gw = plan.buf("gw", (co, g.k), np.float64)
     work = g.n * co * g.p * g.k
@@ -408,8 +441,6 @@ def _conv_wg(engine, plan, ddr, tab):
             if ck:
                 gw[:, a:b] = 0
                 hk.gram(err, cols[a:b], gw, a)
-            elif dt == np.float64:  # float64 is exact for any valid sum (below 2^47)
-                gw[:, a:b] = err @ cols[a:b].T
             else:
                 _exact_gram(err, cols[a:b], gw[:, a:b])
         engine.lanes(lane, g.k, work)
@@ -426,8 +457,6 @@ def _conv_wg(engine, plan, ddr, tab):
         if ck:
             out[...] = 0
             hk.gram(e, cols[a:b], out)
-        elif dt == np.float64:
-            out[...] = np.tensordot(e, cols[a:b], axes=([0, 2], [0, 2]))
         else:
             _exact_gram_images(e, cols[a:b], out)
         return out

@@ -61,6 +61,8 @@ COLS_BYTES = 1 << 30
 BATCH_LAST_BELOW = 16
 #: Accumulator elements per tile of images (2 MiB of float32).
 TILE_ELEMS = 1 << 19
+#: Column elements per tile of images of CONV_EB with host_lib's col2im (1 MiB of float32).
+EB_TILE_ELEMS = 1 << 18
 #: Work (multiply-adds or element operations) below which an instruction runs in one lane.
 PAR_WORK = 1 << 18
 
@@ -334,8 +336,9 @@ def _conv_eb(engine, plan, ddr, tab):
     dt = np.float32 if engine.host_kernels and co <= F32_TERMS else blas_dtype(terms_per_output(f))
     wt = _weights(plan, ddr, dt, transpose=True)
     shape = g.image_shape(g.c, g.h, g.w)
-    cols = plan.buf("cols", g.cols_shape, dt)
-    acc = plan.buf("acc", shape, dt)
+    whole = g.batch_last or not engine.host_kernels  # else per-lane tiles
+    cols = plan.buf("cols", g.cols_shape, dt) if whole else None
+    acc = plan.buf("acc", shape, dt) if not engine.host_kernels else None
     err8 = _i8(ddr, f["src"], (g.n, co, g.ho, g.wo))
     aux = _i8(ddr, f["aux"], (g.n, g.c, g.h, g.w)) if f["flags"] & Flag.RELU_MASK else None
     dst = _i8(ddr, f["dst"], (g.n, g.c, g.h, g.w))
@@ -368,14 +371,24 @@ def _conv_eb(engine, plan, ddr, tab):
     else:  # lanes over images
         err = plan.buf("err", (g.n, co, g.p), dt)
 
-        def lane(_, a, b):
+        step = max(1, EB_TILE_ELEMS // (g.k * g.p))
+
+        def lane(k, a, b):
             e = err[a:b]
             np.copyto(e, err8[a:b].reshape(b - a, co, g.p))
+            if ck:  # per tile of images (its columns stay in cache): [u-t][C][kh][kw][Ho][Wo] into dst[t:u]
+                tile = plan.buf(f"cols{k}", (min(step, b - a), g.k, g.p), dt)
+                peak = sat = nnz = 0
+                for t in range(a, b, step):
+                    u = min(t + step, b)
+                    c = hk.gemm(wt, err[t:u], tile[:u - t], ck)
+                    off = t * chw
+                    p_t, s_t, n_t = hk.col2im_requant(c, g, u - t, g.c, 1,
+                                                      hk.ffi.NULL if mbase is None else mbase + off,
+                                                      sc, base + off, chw, g.h * g.w, 0)
+                    peak, sat, nnz = max(peak, p_t), sat + s_t, nnz + n_t
+                return peak, sat, nnz
             c = hk.gemm(wt, e, cols.reshape(g.gemm_shape)[a:b], ck)
-            if ck:  # columns [b-a][C][kh][kw][Ho][Wo] into dst[a + n]
-                off = a * chw
-                return hk.col2im_requant(c, g, b - a, g.c, 1, hk.ffi.NULL if mbase is None else mbase + off,
-                                         sc, base + off, chw, g.h * g.w, 0)
             x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
             if aux is not None:
                 np.copyto(x, 0, where=aux[a:b] <= 0)

@@ -21,7 +21,16 @@ class EmulatedIP:
 
     The worker is kept between runs (it exits after WORKER_IDLE s without
     work): a fresh thread per run made every run pay for cold malloc arenas and
-    BLAS buffers (about a third slower on LeNet-5) plus the thread start."""
+    BLAS buffers (about a third slower on LeNet-5) plus the thread start.
+
+    A start is claimed once, by the worker or by wait_done: a driver that
+    starts a run and then waits for it runs it on its own thread when the
+    worker has not yet picked it up, which saves two thread hand-overs per run
+    (on a loaded machine each costs a scheduling delay; they were most of the
+    host's share of a LeNet-5 iteration). Runs still happen one at a time, in
+    start order; whoever polls CTRL without waiting gets the worker. (A run
+    on the caller's thread cannot be cut short by the driver's timeout; the
+    engines' loops are bounded by the instruction count.)"""
 
     WORKER_IDLE = 2.0
 
@@ -42,6 +51,7 @@ class EmulatedIP:
         self._finished.set()
         self._jobs = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._pending = None  # the started run's arguments until a thread claims it
 
     def _check(self, offset):
         if offset % 4 or not 0 <= offset < self.span:
@@ -77,7 +87,8 @@ class EmulatedIP:
         args = (window, self._reg("PROG"), self._reg("N_INSN"), self._reg("TABLE"), self._reg("TABLE_LEN"))
         self._finished.clear()
         with self._lock:
-            self._jobs.put(args)
+            self._pending = args
+            self._jobs.put(None)  # wakes the worker, which claims the run unless wait_done did
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, daemon=True, name="ctrain-emulated-ip")
                 self._thread.start()
@@ -86,14 +97,22 @@ class EmulatedIP:
         """The worker: runs queued starts; leaves after WORKER_IDLE s without one."""
         while True:
             try:
-                args = self._jobs.get(timeout=self.WORKER_IDLE)
+                self._jobs.get(timeout=self.WORKER_IDLE)
             except queue.Empty:
                 with self._lock:
                     if self._jobs.empty():
                         self._thread = None
                         return
                 continue
-            self._run(*args)
+            args = self._claim()
+            if args is not None:
+                self._run(*args)
+
+    def _claim(self):
+        """The pending run's arguments, taken (None if another thread took them)."""
+        with self._lock:
+            args, self._pending = self._pending, None
+        return args
 
     def _run(self, *args):
         try:
@@ -111,7 +130,11 @@ class EmulatedIP:
         it did. The driver calls this before polling CTRL, so it sleeps on an event
         instead of sleep-polling (which adds up to a poll interval per run and
         contends for the GIL with the engine's thread). ap_done is still read and
-        cleared through CTRL as on the board."""
+        cleared through CTRL as on the board. A run the worker has not claimed
+        yet runs here, on the caller's thread."""
+        args = self._claim()
+        if args is not None:
+            self._run(*args)
         return self._finished.wait(timeout)
 
 

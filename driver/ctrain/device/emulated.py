@@ -16,21 +16,23 @@ R = isa.REG
 
 
 class EmulatedIP:
-    """The register map of ctrain_top (ap_ctrl_hs). Writing ap_start runs the
-    engine on a worker thread, as the hardware runs beside the CPU.
+    """The register map of ctrain_top (ap_ctrl_hs). A started run executes on
+    a worker thread, as the hardware runs beside the CPU, once a driver polls
+    CTRL -- or on the driver's own thread when it calls wait_done first.
 
     The worker is kept between runs (it exits after WORKER_IDLE s without
     work): a fresh thread per run made every run pay for cold malloc arenas and
     BLAS buffers (about a third slower on LeNet-5) plus the thread start.
 
-    A start is claimed once, by the worker or by wait_done: a driver that
-    starts a run and then waits for it runs it on its own thread when the
-    worker has not yet picked it up, which saves two thread hand-overs per run
-    (on a loaded machine each costs a scheduling delay; they were most of the
-    host's share of a LeNet-5 iteration). Runs still happen one at a time, in
-    start order; whoever polls CTRL without waiting gets the worker. (A run
-    on the caller's thread cannot be cut short by the driver's timeout; the
-    engines' loops are bounded by the instruction count.)"""
+    A start is claimed once: by wait_done, which runs it on the waiting
+    driver's thread (Accelerator.wait calls it right after the start; this
+    saves the two thread hand-overs per run a worker costs -- on a loaded
+    machine each a scheduling delay, most of the host's share of a LeNet-5
+    iteration), or by the worker, which a CTRL read hands it to (a driver
+    polling over MMIO, as on the board: its timeout can still fire while the
+    run is stuck). The device is only observable through CTRL and the results
+    a finished run leaves, so both look the same to a driver. Runs happen one
+    at a time, in start order."""
 
     WORKER_IDLE = 2.0
 
@@ -61,6 +63,7 @@ class EmulatedIP:
     def read(self, offset):
         self._check(offset)
         if offset == self.offsets["CTRL"]:
+            self._to_worker()
             if self._error is not None:
                 err, self._error = self._error, None
                 raise err
@@ -88,7 +91,13 @@ class EmulatedIP:
         self._finished.clear()
         with self._lock:
             self._pending = args
-            self._jobs.put(None)  # wakes the worker, which claims the run unless wait_done did
+
+    def _to_worker(self):
+        """Hand the pending run (if any) to the worker thread."""
+        with self._lock:
+            if self._pending is None:
+                return
+            self._jobs.put(None)  # wakes the worker, which claims the run
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, daemon=True, name="ctrain-emulated-ip")
                 self._thread.start()

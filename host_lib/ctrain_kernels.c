@@ -476,31 +476,65 @@ void ctrain_maxpool_bp(const int8_t *err, const int8_t *x, int64_t NC, int64_t H
     st[2] += nnz;
 }
 
+/* rshift_round for s > 0 (the common case of every UPDATE shift) */
+static inline int64_t rshr_pos(int64_t v, int s) { return (v + (1LL << (s - 1))) >> s; }
+static inline int64_t sat32_pos(int64_t v) { return v > Q32 ? Q32 : v < -Q32 ? -Q32 : v; }
+
+/* The update with every shift > 0: 32 x 32 -> 64-bit products (the table's
+ * multipliers are int32), so the compiler can use widening vector multiplies. */
 CT_CLONES
+static void update_pos(const int32_t *g, int32_t *w, int32_t *v, int64_t lo, int64_t hi, int32_t lr_m, int s_g,
+                       int lr_s, int32_t mu_m, int mu_s, int32_t wd_m, int wd_s, int64_t *wn_out, int64_t *vn_out)
+{
+    for (int64_t i = lo; i < hi; i++) {
+        int64_t t_g = sat32_pos(rshr_pos((int64_t)lr_m * g[i], s_g));
+        int32_t d = (int32_t)sat32_pos(rshr_pos((int64_t)wd_m * w[i], wd_s));
+        int64_t t_wd = sat32_pos(rshr_pos((int64_t)lr_m * d, lr_s));
+        int64_t t_mu = sat32_pos(rshr_pos((int64_t)mu_m * v[i], mu_s));
+        int64_t vn = sat32_pos(t_mu + t_g + t_wd);
+        wn_out[i - lo] = sat32_pos(w[i] - vn);
+        vn_out[i - lo] = vn;
+    }
+}
+
 void ctrain_update(const int32_t *g, int32_t *w, int32_t *v, const int8_t *mask, int8_t *q,
                    int64_t lo, int64_t hi, int64_t count_w, int64_t lr_m, int s_g, int lr_s,
                    int64_t mu_m, int mu_s, int64_t wd_m, int wd_s, int s_q, int64_t *st)
 {
     int64_t peak = st[0], sat = 0, nnz = 0;
-    for (int64_t i = lo; i < hi; i++) {
-        int64_t t_g = sat32(rshr(lr_m * g[i], s_g));
-        int64_t t_wd = sat32(rshr(lr_m * sat32(rshr(wd_m * w[i], wd_s)), lr_s));
-        int64_t t_mu = sat32(rshr(mu_m * v[i], mu_s));
-        int64_t vn = sat32(t_mu + t_g + t_wd);
-        int64_t wn = sat32(w[i] - vn);
-        if (i < count_w) {
-            if (mask[i] == 0)
-                wn = vn = 0;
-            int64_t m = wn < 0 ? -wn : wn;
-            peak = m > peak ? m : peak;
-            int64_t r = rshr(wn, s_q);
-            sat += (r > Q8) | (r < -Q8);
-            r = r > Q8 ? Q8 : r < -Q8 ? -Q8 : r;
-            nnz += r != 0;
-            q[i] = (int8_t)r;
+    int64_t wn_buf[RUN], vn_buf[RUN];
+    const int fast = s_g > 0 && lr_s > 0 && mu_s > 0 && wd_s > 0;
+    for (int64_t i0 = lo; i0 < hi; i0 += RUN) {
+        int64_t i1 = i0 + RUN < hi ? i0 + RUN : hi;
+        if (fast) {
+            update_pos(g, w, v, i0, i1, (int32_t)lr_m, s_g, lr_s, (int32_t)mu_m, mu_s, (int32_t)wd_m, wd_s,
+                       wn_buf, vn_buf);
+        } else {
+            for (int64_t i = i0; i < i1; i++) {
+                int64_t t_g = sat32(rshr(lr_m * g[i], s_g));
+                int64_t t_wd = sat32(rshr(lr_m * sat32(rshr(wd_m * w[i], wd_s)), lr_s));
+                int64_t t_mu = sat32(rshr(mu_m * v[i], mu_s));
+                int64_t vn = sat32(t_mu + t_g + t_wd);
+                wn_buf[i - i0] = sat32(w[i] - vn);
+                vn_buf[i - i0] = vn;
+            }
         }
-        w[i] = (int32_t)wn;
-        v[i] = (int32_t)vn;
+        for (int64_t i = i0; i < i1; i++) {
+            int64_t wn = wn_buf[i - i0], vn = vn_buf[i - i0];
+            if (i < count_w) {
+                if (mask[i] == 0)
+                    wn = vn = 0;
+                int64_t m = wn < 0 ? -wn : wn;
+                peak = m > peak ? m : peak;
+                int64_t r = rshr(wn, s_q);
+                sat += (r > Q8) | (r < -Q8);
+                r = r > Q8 ? Q8 : r < -Q8 ? -Q8 : r;
+                nnz += r != 0;
+                q[i] = (int8_t)r;
+            }
+            w[i] = (int32_t)wn;
+            v[i] = (int32_t)vn;
+        }
     }
     st[0] = peak;
     st[1] += sat;

@@ -541,14 +541,56 @@ void ctrain_update(const int32_t *g, int32_t *w, int32_t *v, const int8_t *mask,
     st[2] += nnz;
 }
 
+/* Image-major im2col: each (image, channel) plane converted once into a
+ * zero-bordered buffer, then every column row is a plain (or strided) copy. */
+#define DEFINE_IM2COL_IM(NAME, T)                                                                   \
+    CT_CLONES static void NAME(const int8_t *x, int64_t C, int64_t H, int64_t W, int64_t KH,        \
+                               int64_t KW, int64_t stride, int64_t pad, int64_t HO, int64_t WO,     \
+                               int64_t lo, int64_t hi, T *cols)                                     \
+    {                                                                                               \
+        /* rows the windows reach: pad above, enough below for the last window */                  \
+        int64_t hp = (HO - 1) * stride + KH, wp = (WO - 1) * stride + KW;                           \
+        hp = hp > H + pad ? hp : H + pad;                                                           \
+        wp = wp > W + pad ? wp : W + pad;                                                           \
+        T *buf = calloc((size_t)(hp * wp), sizeof(T));                                              \
+        if (!buf)                                                                                   \
+            abort();                                                                                \
+        for (int64_t n = lo; n < hi; n++)                                                           \
+            for (int64_t c = 0; c < C; c++) {                                                       \
+                const int8_t *src = x + (n * C + c) * H * W;                                        \
+                for (int64_t y = 0; y < H; y++)                                                     \
+                    for (int64_t i = 0; i < W; i++)                                                 \
+                        buf[(y + pad) * wp + i + pad] = (T)src[y * W + i];                          \
+                T *out = cols + (n * C + c) * KH * KW * HO * WO;                                    \
+                for (int64_t ky = 0; ky < KH; ky++)                                                 \
+                    for (int64_t kx = 0; kx < KW; kx++)                                             \
+                        for (int64_t oy = 0; oy < HO; oy++) {                                       \
+                            const T *in = buf + (oy * stride + ky) * wp + kx;                       \
+                            T *row = out + ((ky * KW + kx) * HO + oy) * WO;                         \
+                            if (stride == 1)                                                        \
+                                memcpy(row, in, sizeof(T) * WO);                                    \
+                            else                                                                    \
+                                for (int64_t ox = 0; ox < WO; ox++)                                 \
+                                    row[ox] = in[ox * stride];                                      \
+                        }                                                                           \
+            }                                                                                       \
+        free(buf);                                                                                  \
+    }
+DEFINE_IM2COL_IM(im2col_im_f32, float)
+DEFINE_IM2COL_IM(im2col_im_f64, double)
+
 /* im2col of int8 NCHW activations, every entry written (padding 0):
  * image-major cols [N][C][KH][KW][HO][WO] for images [lo, hi), batch-last
  * [C][KH][KW][HO][WO][N] for channels [lo, hi). */
-#define DEFINE_IM2COL(NAME, T)                                                                      \
+#define DEFINE_IM2COL(NAME, IM, T)                                                                    \
     CT_CLONES void NAME(const int8_t *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH,    \
                         int64_t KW, int64_t stride, int64_t pad, int64_t HO, int64_t WO,            \
                         int batch_last, int64_t lo, int64_t hi, T *cols)                            \
     {                                                                                               \
+        if (!batch_last) {                                                                          \
+            IM(x, C, H, W, KH, KW, stride, pad, HO, WO, lo, hi, cols);                              \
+            return;                                                                                 \
+        }                                                                                           \
         int64_t D = batch_last ? N : 1, plane = HO * WO * D;                                        \
         int8_t *xt = batch_last ? malloc((size_t)(H * W * N)) : NULL;                               \
         if (batch_last && !xt)                                                                      \
@@ -598,5 +640,5 @@ void ctrain_update(const int32_t *g, int32_t *w, int32_t *v, const int8_t *mask,
         }                                                                                           \
         free(xt);                                                                                   \
     }
-DEFINE_IM2COL(ctrain_im2col_f32, float)
-DEFINE_IM2COL(ctrain_im2col_f64, double)
+DEFINE_IM2COL(ctrain_im2col_f32, im2col_im_f32, float)
+DEFINE_IM2COL(ctrain_im2col_f64, im2col_im_f64, double)

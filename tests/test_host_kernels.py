@@ -66,15 +66,18 @@ def test_gram_exact(m, n, t, batch):
 @pytest.mark.parametrize("geom", [(5, 3, 9, 7, 3, 3, 1, 1), (4, 2, 10, 11, 3, 3, 2, 1), (3, 4, 6, 6, 5, 5, 1, 2),
                                   (2, 3, 7, 5, 2, 3, 3, 0), (2, 1, 4, 4, 5, 5, 1, 2)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_im2col_batch_last(geom, dtype):
-    g = conv_ops.ConvGeometry(*geom, batch_last=True)
+@pytest.mark.parametrize("batch_last", [True, False])
+def test_im2col(geom, dtype, batch_last):
+    g = conv_ops.ConvGeometry(*geom, batch_last=batch_last)
     rng = np.random.default_rng(sum(geom))
     x = rng.integers(-128, 128, (g.n, g.c, g.h, g.w)).astype(np.int8)
     want = g.im2col(g.to_layout(x, np.empty(g.image_shape(g.c, g.h, g.w), dtype)), np.zeros(g.cols_shape, dtype))
     got = np.full(g.cols_shape, np.nan, dtype)
     fn = hk.lib.ctrain_im2col_f32 if dtype == np.float32 else hk.lib.ctrain_im2col_f64
-    for a, b in ((0, 1), (1, g.c)):  # two lanes over channels
-        fn(hk.ptr(x), g.n, g.c, g.h, g.w, g.kh, g.kw, g.stride, g.pad, g.ho, g.wo, 1, a, b, hk.ptr(got))
+    total = g.c if batch_last else g.n
+    for a, b in ((0, 1), (1, total)):  # two lanes over channels or images
+        fn(hk.ptr(x), g.n, g.c, g.h, g.w, g.kh, g.kw, g.stride, g.pad, g.ho, g.wo, int(batch_last), a, b,
+           hk.ptr(got))
     assert np.array_equal(got, want)
 
 

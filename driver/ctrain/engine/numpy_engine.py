@@ -936,14 +936,13 @@ class NumpyEngine:
             return ent.cols.reshape(g.gemm_shape)
         ent.valid = False
         x = src.view(np.int8).reshape(g.n, g.c, g.h, g.w)
-        if self.host_kernels and g.batch_last:  # one pass from int8 NCHW, lanes over channels
-            # (image-major rows are long: numpy's slice copies are as fast)
+        if self.host_kernels:  # one pass from int8 NCHW: lanes over channels (batch-last) or images
             fn = hk.lib.ctrain_im2col_f32 if ent.cols.dtype == np.float32 else hk.lib.ctrain_im2col_f64
             xp, cp = hk.ptr(x), hk.ptr(ent.cols)
 
             def lane(_, a, b):
-                fn(xp, g.n, g.c, g.h, g.w, g.kh, g.kw, g.stride, g.pad, g.ho, g.wo, 1, a, b, cp)
-            self.lanes(lane, g.c, ent.cols.size)
+                fn(xp, g.n, g.c, g.h, g.w, g.kh, g.kw, g.stride, g.pad, g.ho, g.wo, int(g.batch_last), a, b, cp)
+            self.lanes(lane, g.c if g.batch_last else g.n, ent.cols.size)
         elif g.batch_last:  # lanes over channels: [C, H, W, N] -> [C, kh, kw, Ho, Wo, N]
             def lane(_, a, b):
                 np.copyto(ent.image[a:b], x[:, a:b].transpose(1, 2, 3, 0), casting="unsafe")

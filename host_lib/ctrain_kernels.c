@@ -413,21 +413,24 @@ static void maxpool_bp_2x2(const int8_t *err, const int8_t *x, int64_t NC, int64
         for (int64_t oy = 0; oy < HO; oy++) {
             const int8_t *r0 = x + p * H * W + 2 * oy * W, *r1 = r0 + W, *e = err + (p * HO + oy) * WO;
             int8_t *d0 = dst + p * H * W + 2 * oy * W, *d1 = d0 + W;
-            for (int64_t ox = 0; ox < WO; ox++) {
+            for (int64_t ox = 0; ox < WO; ox++) { /* arithmetic selects only: vectorisable */
                 int32_t a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
                 int32_t ab = a > b ? a : b, cd = c > d ? c : d, m = ab > cd ? ab : cd;
-                int32_t g = (relu_mask && m <= 0) ? 0 : e[ox];
-                sat += g < -Q8;
-                g = g < -Q8 ? -Q8 : g;
+                int32_t keep = (relu_mask == 0) | (m > 0);
+                int32_t g = e[ox] * keep;
+                int32_t low = g < -Q8;
+                sat += low;
+                g += low; /* -128 -> -127 */
                 int32_t ag = g < 0 ? -g : g;
                 peak = ag > peak ? ag : peak;
                 nnz += g != 0;
                 /* the first maximum in row-major order takes g */
-                int32_t sa = a == m, sb = !sa & (b == m), sc = !sa & !sb & (c == m), sd = !sa & !sb & !sc;
-                d0[2 * ox] = (int8_t)(sa ? g : 0);
-                d0[2 * ox + 1] = (int8_t)(sb ? g : 0);
-                d1[2 * ox] = (int8_t)(sc ? g : 0);
-                d1[2 * ox + 1] = (int8_t)(sd ? g : 0);
+                int32_t sa = a == m, sb = (b == m) & (sa ^ 1), sc = (c == m) & ((sa | sb) ^ 1);
+                int32_t sd = (sa | sb | sc) ^ 1;
+                d0[2 * ox] = (int8_t)(g * sa);
+                d0[2 * ox + 1] = (int8_t)(g * sb);
+                d1[2 * ox] = (int8_t)(g * sc);
+                d1[2 * ox + 1] = (int8_t)(g * sd);
             }
         }
     st[0] = peak > st[0] ? peak : st[0];

@@ -334,9 +334,35 @@ void ctrain_bn(const int8_t *x, const int32_t *a, const int64_t *bias, const int
         }
 }
 
+/* store8 with rshift_round's ties going to the even neighbour for s > 0
+ * (docs/numeric.md rshift_even, the ADD store where that rule is adopted) */
+CT_CLONES
+static void store8_even(const int64_t *v, int64_t n, int s, int8_t *out, int64_t *st)
+{
+    if (s <= 0) {
+        store8(v, n, s, out, 1, st);
+        return;
+    }
+    int64_t peak = st[0], sat = 0, nnz = 0;
+    const int64_t half = 1LL << (s - 1), low = (1LL << s) - 1;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t m = v[i] < 0 ? -v[i] : v[i];
+        peak = m > peak ? m : peak;
+        int64_t q = v[i] >> s, r = v[i] & low;
+        q += (r > half) | ((r == half) & (q & 1));
+        sat += (q > Q8) | (q < -Q8);
+        q = q > Q8 ? Q8 : q < -Q8 ? -Q8 : q;
+        nnz += q != 0;
+        out[i] = (int8_t)q;
+    }
+    st[0] = peak;
+    st[1] += sat;
+    st[2] += nnz;
+}
+
 CT_CLONES
 void ctrain_add(const int8_t *a, const int8_t *b, int la, int lb, const int8_t *mask, int relu, int s,
-                int64_t count, int8_t *dst, int64_t *st)
+                int even, int64_t count, int8_t *dst, int64_t *st)
 {
     int64_t v[RUN];
     const int64_t ma = 1LL << la, mb = 1LL << lb;
@@ -350,7 +376,10 @@ void ctrain_add(const int8_t *a, const int8_t *b, int la, int lb, const int8_t *
         if (relu)
             for (int64_t j = 0; j < m; j++)
                 v[j] = v[j] < 0 ? 0 : v[j];
-        store8(v, m, s, dst + i, 1, st);
+        if (even)
+            store8_even(v, m, s, dst + i, st);
+        else
+            store8(v, m, s, dst + i, 1, st);
     }
 }
 

@@ -30,9 +30,10 @@ void ctrain_col2im_requant_f64(const double *cols, int64_t O, int64_t C, int64_t
 /* BN_FP / BN_BP on x [N][C][HW]: acc = x * a[c], masked, + bias[c], ReLU, store. */
 void ctrain_bn(const int8_t *x, const int32_t *a, const int64_t *bias, const int8_t *mask, int relu, int s,
                int64_t N, int64_t C, int64_t HW, int8_t *dst, int64_t *st);
-/* ADD: acc = a * 2^la + b * 2^lb (0 <= la, lb <= 40), masked, ReLU, store. */
+/* ADD: acc = a * 2^la + b * 2^lb (0 <= la, lb <= 40), masked, ReLU, store;
+ * even: the store's ties (s > 0) go to the even neighbour (rshift_even). */
 void ctrain_add(const int8_t *a, const int8_t *b, int la, int lb, const int8_t *mask, int relu, int s,
-                int64_t count, int8_t *dst, int64_t *st);
+                int even, int64_t count, int8_t *dst, int64_t *st);
 /* POOL_FP over [NC][H][W]; st: peak and nonzeros of the stored output. */
 void ctrain_maxpool(const int8_t *x, int64_t NC, int64_t H, int64_t W, int64_t KH, int64_t KW,
                     int64_t stride, int64_t HO, int64_t WO, int8_t *y, int64_t *st);

@@ -151,3 +151,25 @@ def test_gemm_over_spans_exact(shape):
     out64 = np.empty(out32.shape, np.float64)
     got = _gemm_exact(w, b, out32, out64, True)
     assert np.array_equal(got, w.astype(np.float64) @ b.astype(np.float64))
+
+
+@pytest.mark.parametrize("shift", [1, 2, 5, 0, -2])
+def test_add_ties(shift):
+    """ctrain_add's two tie rules: half up (rshift_round) and to even."""
+    from ctrain.fixedpoint import rshift_round, sat8
+    a = np.arange(-128, 128, dtype=np.int8)
+    b = np.roll(a, 37)
+    for even in (0, 1):
+        dst, st = np.zeros(a.size, np.int8), hk.stats()
+        hk.lib.ctrain_add(hk.ptr(a), hk.ptr(b), 1, 0, hk.ffi.NULL, 0, shift, even, a.size, hk.ptr(dst), st)
+        v = a.astype(np.int64) * 2 + b
+        if even and shift > 0:
+            q = v >> shift
+            r = v - (q << shift)
+            half = 1 << (shift - 1)
+            q = q + ((r > half) | ((r == half) & (q % 2 == 1)))
+        else:
+            q = rshift_round(v, shift)
+        want, sat = sat8(q)
+        assert np.array_equal(dst, want), even
+        assert hk.result(st) == (int(np.abs(v).max()), sat, int(np.count_nonzero(want)))

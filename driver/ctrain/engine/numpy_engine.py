@@ -754,6 +754,9 @@ def _bn_fast(engine, plan, ddr, tab):
 #: stays an exact float32 integer (below 2^24) for d <= 16, float64 (and within
 #: requantize8's 2^48) for d <= 40.
 _ADD_GAP = ((16, np.float32), (40, np.float64))
+#: ADD's store rounds ties half up here (docs/numeric.md); host_lib's ctrain_add
+#: also takes ties to even (1), the rule branch h/round adopts for ADD.
+ADD_TIES_EVEN = 0
 
 
 def _add_fast(engine, plan, ddr, tab):
@@ -778,7 +781,7 @@ def _add_fast(engine, plan, ddr, tab):
         def lane(_, lo, hi):  # lanes over elements
             st = hk.stats()
             hk.lib.ctrain_add(ap + lo, bp + lo, e_a - e_acc, e_b - e_acc, hk.ffi.NULL if mp is None else mp + lo,
-                              relu, sc, hi - lo, dp + lo, st)
+                              relu, sc, ADD_TIES_EVEN, hi - lo, dp + lo, st)
             return hk.result(st)
         peak, sat, nnz = _combine(engine.lanes(lane, count, count * 8))
         return peak, e_acc, sat, nnz, count

@@ -2,20 +2,13 @@
  * residual add, max pool and SGD update as single fused passes in C, each
  * computing in int64 exactly what docs/numeric.md specifies (the numpy forms
  * in ctrain.engine compute the same; tests/test_host_kernels.py compares).
- * Portable: plain C99 at -O3; on x86-64 Linux with GCC the hot loops are also
- * compiled for AVX2 and picked at load time (target_clones), so one wheel
+ * Portable: plain C99 at -O3; with GCC and glibc on x86-64 the hot loops are also
+ * compiled for AVX2 + FMA and picked at load time (CT_CLONES), so one wheel
  * runs everywhere. */
 #include <stdlib.h>
 #include <string.h>
 #include "ctrain_kernels.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 12
-#define CT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"))) /* AVX2 + FMA */
-#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define CT_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CT_CLONES
-#endif
 
 #define Q8 127
 #define Q32 2147483647LL

@@ -5,6 +5,17 @@
 #ifndef CTRAIN_KERNELS_H
 #define CTRAIN_KERNELS_H
 #include <stdint.h>
+#include <stdlib.h>
+
+/* Hot loops get an x86-64-v3 (AVX2 + FMA) clone beside the baseline one,
+ * picked at load time (an ifunc: GCC with glibc); elsewhere plain C. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && __GNUC__ >= 12
+#define CT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
+#define CT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CT_CLONES
+#endif
 
 /* @cdef-begin */
 /* dst = sat8(rshift_round(relu(mask ? acc : 0) + bias[c]), s)) for acc

@@ -1,6 +1,8 @@
 """Dense convolutions (CONV_FP/EB/WG), beside conv.cpp and pe_array.cpp:
-im2col GEMMs through float BLAS where provably exact, and the fully
-connected form (1x1 kernel on a 1x1 map) as plain GEMMs.
+im2col GEMMs through float BLAS (or host_lib's small GEMMs) where provably
+exact, the stores and col2im in host_lib's fused kernels where built
+(host_kernels.py; else their numpy forms), and the fully connected form
+(1x1 kernel on a 1x1 map) as plain GEMMs.
 
 A fast kernel takes (engine, plan, ddr, tab), writes its results into ddr and
 returns (max_abs, exp, sat, nnz, count); `tab` is the table as Python ints.

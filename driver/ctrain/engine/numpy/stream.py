@@ -1,6 +1,7 @@
 """ReLU, max pooling and frozen batch norm, forward and backward, beside
-stream.cpp: fast kernels (pooling with disjoint windows, batch norm on
-float-held exact integers) and the generic int64 forms the rest take."""
+stream.cpp: fast kernels (pooling with disjoint windows, batch norm: in
+host_lib where built, else in numpy on float-held exact integers) and the
+generic int64 forms the rest take."""
 import numpy as np
 
 from ... import conv_ops

@@ -1,5 +1,5 @@
 """UPDATE (docs/numeric.md), beside update.cpp: SGD with momentum and weight
-decay in int64, in place."""
+decay in int64, in place (host_lib's ctrain_update where built, else numpy)."""
 import numpy as np
 
 from ...fixedpoint import Q32_MAX, clamp_shift, product_bound, rshift_round, rshift_round_inplace, sat8

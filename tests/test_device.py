@@ -1,5 +1,8 @@
 """The emulated device: bounds-checked DDR, pynq-like buffers with explicit
 sync, the ap_ctrl_hs register protocol, and faults that name the instruction."""
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -84,24 +87,24 @@ def test_window_must_be_owned_memory(dev):
 
 
 class _Slowed:
-    """The real numpy engine behind a fixed delay: a loaded host's emulation."""
+    """The real numpy engine behind a fixed delay (a loaded host's emulation),
+    or until `release` is set (a stuck run); records the thread each run took."""
 
-    def __init__(self, engine, delay):
-        self.engine, self.delay = engine, delay
+    def __init__(self, engine, delay, always_returns):
+        self.engine, self.delay, self.always_returns = engine, delay, always_returns
+        self.release = threading.Event()
+        self.threads = []
 
     def run(self, *args):
-        import time
-        time.sleep(self.delay)
+        self.threads.append(threading.current_thread())
+        if self.delay is None:
+            self.release.wait()
+        else:
+            time.sleep(self.delay)
         return self.engine.run(*args)
 
 
-def test_emulation_timeout_is_per_instruction(dev):
-    """The emulation's speed depends on the host's load, so the driver's
-    timeout applies per instruction there: 4 instructions that take 1 s in
-    all finish under a 0.5 s timeout (2 s allowed), where a board's limit
-    would stay 0.5 s; the same slowness on one instruction is a timeout
-    naming the limit."""
-    from ctrain.errors import DeviceTimeout
+def _relu_program(dev):
     arena = dev.allocate((4096,), np.uint8)
     prog = isa.new_program(4)
     for k in range(4):
@@ -110,10 +113,45 @@ def test_emulation_timeout_is_per_instruction(dev):
         prog[k]["src"], prog[k]["dst"], prog[k]["stats"] = 1024, 1024, 2048
     arena[:prog.nbytes] = prog.view(np.uint8)
     arena.sync_to_device()
-    dev.ip.engine = _Slowed(dev.ip.engine, 1.0)
+    return arena, prog
+
+
+@pytest.mark.parametrize("on_driver_thread", [True, False])
+def test_emulation_timeout_is_per_instruction(dev, on_driver_thread):
+    """The emulation's speed depends on the host's load, so the driver's
+    timeout applies per instruction there: 4 instructions that take 1 s in
+    all finish under a 0.5 s timeout (2 s allowed), where a board's limit
+    would stay 0.5 s; the same slowness on one instruction is a timeout
+    naming the limit -- whether the run takes the driver's thread (an engine
+    that always returns, as the numpy engine) or the IP's worker."""
+    from ctrain.errors import DeviceTimeout
+    assert dev.ip.engine.always_returns  # the numpy engine takes the driver's thread
+    arena, prog = _relu_program(dev)
+    slowed = dev.ip.engine = _Slowed(dev.ip.engine, 1.0, on_driver_thread)
     acc = Accelerator(dev.ip, timeout=0.5)
     assert (acc.limit(4), acc.limit(1)) == (2.0, 0.5)
     acc.configure(arena.physical_address, 4096, 3072, 1)
     assert acc.run(0, 4, prog) == 4
     with pytest.raises(DeviceTimeout, match=r"did not finish 1 instructions in 0.5 s"):
         acc.run(0, 1, prog)
+    me = threading.current_thread()
+    assert [t is me for t in slowed.threads] == [on_driver_thread] * 2
+    assert dev.ip.wait_done(10)  # the late run ends (on the worker it was still running)
+    assert acc.run(0, 4, prog) == 4
+
+
+def test_emulation_timeout_fires_while_a_run_is_stuck(dev):
+    """An engine that does not promise to return runs on the worker, so a
+    stuck run is reported by the driver's timeout while it is still stuck."""
+    from ctrain.errors import DeviceTimeout
+    arena, prog = _relu_program(dev)
+    stuck = dev.ip.engine = _Slowed(dev.ip.engine, None, False)
+    acc = Accelerator(dev.ip, timeout=0.2)
+    acc.configure(arena.physical_address, 4096, 3072, 1)
+    t0 = time.monotonic()
+    with pytest.raises(DeviceTimeout, match=r"did not finish 2 instructions in 0.4 s; it reached instruction 0"):
+        acc.run(0, 2, prog)
+    assert time.monotonic() - t0 < 5 and not stuck.release.is_set()
+    stuck.release.set()
+    assert dev.ip.wait_done(10)
+    assert stuck.threads[0] is not threading.current_thread()

@@ -56,16 +56,17 @@ class Accelerator:
         limit = self.limit(n_insn)
         deadline = time.monotonic() + limit
         wait_done = getattr(self.ip, "wait_done", None)  # emulated IP: block instead of polling
-        if wait_done is not None:
-            wait_done(limit)
+        # False: not finished within the limit (or, run on this thread, finished after it)
+        late = wait_done is not None and not wait_done(limit)
         delay = 0.0
-        while not self.ip.read(self.reg["CTRL"]) & isa.CTRL_AP_DONE:
-            if time.monotonic() > deadline:
-                pc = self.ip.read(self.reg["PC"])
-                raise DeviceTimeout(f"accelerator did not finish {n_insn} instructions in {limit:g} s; "
-                                    f"it reached {describe_insn(pc, program, first)}")
+        while not (done := self.ip.read(self.reg["CTRL"]) & isa.CTRL_AP_DONE) and time.monotonic() <= deadline:
             time.sleep(delay)
             delay = min(delay * 2 or 2e-5, 1e-3)
+        if done and not late:
+            return
+        pc = self.ip.read(self.reg["PC"])
+        raise DeviceTimeout(f"accelerator did not finish {n_insn} instructions in {limit:g} s; "
+                            f"it reached {describe_insn(pc, program, first)}")
 
 
 def describe_insn(pc, program=None, first=0):

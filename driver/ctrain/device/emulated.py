@@ -4,6 +4,7 @@ engine. The driver talks to it exactly as to the board: through registers
 and physical addresses."""
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -16,12 +17,31 @@ R = isa.REG
 
 
 class EmulatedIP:
-    """The register map of ctrain_top (ap_ctrl_hs). Writing ap_start runs the
-    engine on a worker thread, as the hardware runs beside the CPU.
+    """The register map of ctrain_top (ap_ctrl_hs). A started run executes on
+    a worker thread, as the hardware runs beside the CPU -- or, for an engine
+    whose runs always return, on the driver's own thread when it calls
+    wait_done first.
 
     The worker is kept between runs (it exits after WORKER_IDLE s without
     work): a fresh thread per run made every run pay for cold malloc arenas and
-    BLAS buffers (about a third slower on LeNet-5) plus the thread start."""
+    BLAS buffers (about a third slower on LeNet-5) plus the thread start.
+
+    A start is claimed once: by wait_done, which runs it on the waiting
+    driver's thread when the engine says `always_returns` (Accelerator.wait
+    calls it right after the start; this saves the two thread hand-overs per
+    run a worker costs -- on a loaded machine each a scheduling delay, most of
+    the host's share of a LeNet-5 iteration), or by the worker, which wait_done
+    of any other engine or a CTRL read hands it to (a driver polling over MMIO,
+    as on the board). A run on the driver's thread cannot be interrupted, so
+    the driver's timeout cannot fire while it is stuck: only engines whose
+    runs end by construction take that path (the numpy engine: every loop
+    bounded by validated fields), and one that took longer than the limit is
+    reported as late by wait_done (Accelerator raises DeviceTimeout, as for a
+    stuck run). Any other engine (the C-sim's compiled HLS, which a loop bug
+    can hang) runs on the worker, where the timeout fires while the run is
+    stuck. The device is only observable through CTRL and the results a
+    finished run leaves, so both paths look the same to a driver. Runs happen
+    one at a time, in start order."""
 
     WORKER_IDLE = 2.0
     #: the driver's timeout applies per instruction (Accelerator.limit)
@@ -44,6 +64,7 @@ class EmulatedIP:
         self._finished.set()
         self._jobs = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._pending = None  # the started run's arguments until a thread claims it
 
     def _check(self, offset):
         if offset % 4 or not 0 <= offset < self.span:
@@ -53,6 +74,7 @@ class EmulatedIP:
     def read(self, offset):
         self._check(offset)
         if offset == self.offsets["CTRL"]:
+            self._to_worker()
             if self._error is not None:
                 err, self._error = self._error, None
                 raise err
@@ -79,7 +101,14 @@ class EmulatedIP:
         args = (window, self._reg("PROG"), self._reg("N_INSN"), self._reg("TABLE"), self._reg("TABLE_LEN"))
         self._finished.clear()
         with self._lock:
-            self._jobs.put(args)
+            self._pending = args
+
+    def _to_worker(self):
+        """Hand the pending run (if any) to the worker thread."""
+        with self._lock:
+            if self._pending is None:
+                return
+            self._jobs.put(None)  # wakes the worker, which claims the run
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, daemon=True, name="ctrain-emulated-ip")
                 self._thread.start()
@@ -88,14 +117,22 @@ class EmulatedIP:
         """The worker: runs queued starts; leaves after WORKER_IDLE s without one."""
         while True:
             try:
-                args = self._jobs.get(timeout=self.WORKER_IDLE)
+                self._jobs.get(timeout=self.WORKER_IDLE)
             except queue.Empty:
                 with self._lock:
                     if self._jobs.empty():
                         self._thread = None
                         return
                 continue
-            self._run(*args)
+            args = self._claim()
+            if args is not None:
+                self._run(*args)
+
+    def _claim(self):
+        """The pending run's arguments, taken (None if another thread took them)."""
+        with self._lock:
+            args, self._pending = self._pending, None
+        return args
 
     def _run(self, *args):
         try:
@@ -110,10 +147,20 @@ class EmulatedIP:
 
     def wait_done(self, timeout):
         """Block until the run in progress finishes (at most `timeout` s); True if
-        it did. The driver calls this before polling CTRL, so it sleeps on an event
-        instead of sleep-polling (which adds up to a poll interval per run and
-        contends for the GIL with the engine's thread). ap_done is still read and
-        cleared through CTRL as on the board."""
+        it did within `timeout`. The driver calls this before polling CTRL, so it
+        sleeps on an event instead of sleep-polling (which adds up to a poll
+        interval per run and contends for the GIL with the engine's thread).
+        ap_done is still read and cleared through CTRL as on the board. A run
+        nobody has claimed yet runs here, on the caller's thread, if the engine
+        `always_returns` (False if it took longer than `timeout`), else on the
+        worker."""
+        if getattr(self.engine, "always_returns", False):
+            args = self._claim()
+            if args is not None:
+                t0 = time.monotonic()
+                self._run(*args)
+                return time.monotonic() - t0 <= timeout
+        self._to_worker()
         return self._finished.wait(timeout)
 
 

@@ -1,19 +1,24 @@
 """Dense convolutions (CONV_FP/EB/WG), beside conv.cpp and pe_array.cpp:
-im2col GEMMs through float BLAS where provably exact, and the fully
-connected form (1x1 kernel on a 1x1 map) as plain GEMMs.
+im2col GEMMs through float BLAS (or host_lib's small GEMMs) where provably
+exact, the stores and col2im in host_lib's fused kernels where built
+(host_kernels.py; else their numpy forms), and the fully connected form
+(1x1 kernel on a 1x1 map) as plain GEMMs.
 
 A fast kernel takes (engine, plan, ddr, tab), writes its results into ddr and
 returns (max_abs, exp, sat, nnz, count); `tab` is the table as Python ints.
 """
 import numpy as np
 
-from ...fixedpoint import FLOAT32_EXACT, max_abs, requantize8, rshift_round, sat32
+from ...fixedpoint import FLOAT32_EXACT, clamp_shift, max_abs, requantize8, rshift_round, sat32
 from ...isa import Flag, Op
 from ...validate import terms_per_output
+from . import host_kernels as hk
 from .operands import F32_TERMS, blas_dtype, combine, i8, i32
 
 #: Accumulator elements per tile of images (2 MiB of float32).
 TILE_ELEMS = 1 << 19
+#: Column elements per tile of images of CONV_EB with host_lib's col2im (1 MiB of float32).
+EB_TILE_ELEMS = 1 << 18
 
 
 def _weights(plan, ddr, dtype, transpose=False):
@@ -48,10 +53,30 @@ def _store_i8(ddr, addr, q, g, chw):
 
 
 
+def _gemm_exact(w, b, out32, out64, ck):
+    """w [M, K] @ b [..., K, N] exactly for float32 operands holding int8
+    values: one float32 GEMM when K <= F32_TERMS (returns out32), else float32
+    GEMMs over spans of at most F32_TERMS terms (each exact) whose results are
+    added in out64 (exact below 2^53; returns out64). Twice float64 BLAS's speed."""
+    k = w.shape[1]
+    if k <= F32_TERMS:
+        return hk.gemm(w, b, out32, ck)
+    parts = -(-k // F32_TERMS)
+    for j in range(parts):
+        k0, k1 = k * j // parts, k * (j + 1) // parts
+        np.matmul(w[:, k0:k1], b[..., k0:k1, :], out=out32)
+        if j:
+            out64 += out32
+        else:
+            np.copyto(out64, out32)
+    return out64
+
+
 def _conv_fp(engine, plan, ddr, tab):
     f, g = plan.f, plan.geom
     co = f["c_out"]
-    dt = blas_dtype(g.k)
+    dt = np.float32  # columns hold int8 values; sums over more than F32_TERMS go by spans
+    acc_dt = blas_dtype(g.k)
     cols = engine.columns(ddr, f["src"], g, dt)
     w = _weights(plan, ddr, dt)
     e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
@@ -61,11 +86,18 @@ def _conv_fp(engine, plan, ddr, tab):
         bias = rshift_round(i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
     dst = i8(ddr, f["dst"], (g.n, co, g.ho, g.wo))
     work = g.n * co * g.p * g.k
+    ck = plan.uses_c(engine)
+    if ck:
+        sc, base = clamp_shift(s), hk.i8p(ddr, f["dst"])
     if g.batch_last:  # [Co, Ho*Wo*N]: lanes over output channels (rows of the GEMM)
-        acc = plan.buf("acc", (co, cols.shape[1]), dt)
+        acc = plan.buf("acc", (co, cols.shape[1]), acc_dt)
 
-        def lane(_, a, b):
-            t = np.matmul(w[a:b], cols, out=acc[a:b])
+        def lane(k, a, b):
+            t = _gemm_exact(w[a:b], cols, plan.buf(f"t{k}", (b - a, cols.shape[1]), dt) if acc_dt != dt
+                            else acc[a:b], acc[a:b], ck)
+            if ck:  # [b-a][P][N] into dst[n, a + c, p]
+                return hk.requant(t, None if bias is None else bias[a:b], hk.ffi.NULL, relu, sc,
+                                  (1, b - a, g.p, g.n), base + a * g.p, (0, g.p, 1, co * g.p))
             q, peak, sat = requantize8(t, s, None if bias is None else bias[a:b], relu, 0)
             out = dst[:, a:b]
             np.copyto(out, q.reshape(b - a, g.ho, g.wo, g.n).transpose(3, 0, 1, 2), casting="unsafe")
@@ -80,15 +112,21 @@ def _conv_fp(engine, plan, ddr, tab):
         step = max(1, TILE_ELEMS // (co * g.p))
 
         def lane(k, a, b):
-            acc = plan.buf(f"acc{k}", (min(step, b - a), co, g.p), dt)
-            peak = sat = 0
+            acc = plan.buf(f"acc{k}", (min(step, b - a), co, g.p), acc_dt)
+            tmp = plan.buf(f"t{k}", acc.shape, dt) if acc_dt != dt else acc
+            peak = sat = nnz = 0
             for t in range(a, b, step):
                 u = min(t + step, b)
-                r = np.matmul(w, cols[t:u], out=acc[:u - t])
+                r = _gemm_exact(w, cols[t:u], tmp[:u - t], acc[:u - t], ck)
+                if ck:
+                    p_t, s_t, n_t = hk.requant(r, bias, hk.ffi.NULL, relu, sc, (u - t, co, g.p, 1),
+                                               base + t * co * g.p, (co * g.p, g.p, 1, 0))
+                    peak, sat, nnz = max(peak, p_t), sat + s_t, nnz + n_t
+                    continue
                 q, p_t, s_t = requantize8(r, s, bias, relu, 1)
                 np.copyto(dst3[t:u], q, casting="unsafe")
                 peak, sat = max(peak, p_t), sat + s_t
-            return peak, sat, int(np.count_nonzero(dst3[a:b]))
+            return peak, sat, nnz if ck else int(np.count_nonzero(dst3[a:b]))
         parts = engine.lanes(lane, g.n, work)
     peak, sat, nnz = combine(parts)
     return peak, e_acc, sat, nnz, dst.size
@@ -98,23 +136,35 @@ def _conv_fp(engine, plan, ddr, tab):
 def _conv_eb(engine, plan, ddr, tab):
     f, g = plan.f, plan.geom
     co = f["c_out"]
-    dt = blas_dtype(terms_per_output(f))
+    # each column entry sums c_out products; host_lib's col2im adds them in
+    # float64, so float32 GEMMs suffice up to F32_TERMS output channels
+    dt = np.float32 if engine.host_kernels and co <= F32_TERMS else blas_dtype(terms_per_output(f))
     wt = _weights(plan, ddr, dt, transpose=True)
     shape = g.image_shape(g.c, g.h, g.w)
-    cols = plan.buf("cols", g.cols_shape, dt)
-    acc = plan.buf("acc", shape, dt)
+    whole = g.batch_last or not engine.host_kernels  # else per-lane tiles
+    cols = plan.buf("cols", g.cols_shape, dt) if whole else None
+    acc = plan.buf("acc", shape, dt) if not engine.host_kernels else None
     err8 = i8(ddr, f["src"], (g.n, co, g.ho, g.wo))
     aux = i8(ddr, f["aux"], (g.n, g.c, g.h, g.w)) if f["flags"] & Flag.RELU_MASK else None
     dst = i8(ddr, f["dst"], (g.n, g.c, g.h, g.w))
     e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
     shift = tab[f["e_dst"]] - e_acc
     work = g.n * co * g.p * g.k
+    ck = plan.uses_c(engine)
+    if ck:
+        sc, base = clamp_shift(shift), hk.i8p(ddr, f["dst"])
+        mbase = hk.i8p(ddr, f["aux"]) if aux is not None else None
+        chw = g.c * g.h * g.w
     if g.batch_last:  # lanes over input channels: their rows of W^T and of the columns
         err = _err_rows(plan, ddr, dt)  # [Co, Ho*Wo*N]
         kk = g.kh * g.kw
 
         def lane(_, a, b):
-            c = np.matmul(wt[a * kk:b * kk], err, out=cols.reshape(g.k, -1)[a * kk:b * kk])
+            c = hk.gemm(wt[a * kk:b * kk], err, cols.reshape(g.k, -1)[a * kk:b * kk], ck)
+            if ck:  # columns [b-a][kh][kw][Ho][Wo][N] into dst[n, a + c, h, w]
+                off = a * g.h * g.w
+                return hk.col2im_requant(c, g, 1, b - a, g.n, hk.ffi.NULL if mbase is None else mbase + off,
+                                         sc, base + off, 0, g.h * g.w, chw)
             x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
             if aux is not None:
                 np.copyto(x, 0, where=aux[:, a:b].transpose(1, 2, 3, 0) <= 0)
@@ -126,10 +176,24 @@ def _conv_eb(engine, plan, ddr, tab):
     else:  # lanes over images
         err = plan.buf("err", (g.n, co, g.p), dt)
 
-        def lane(_, a, b):
+        step = max(1, EB_TILE_ELEMS // (g.k * g.p))
+
+        def lane(k, a, b):
             e = err[a:b]
             np.copyto(e, err8[a:b].reshape(b - a, co, g.p))
-            c = np.matmul(wt, e, out=cols.reshape(g.gemm_shape)[a:b])
+            if ck:  # per tile of images (its columns stay in cache): [u-t][C][kh][kw][Ho][Wo] into dst[t:u]
+                tile = plan.buf(f"cols{k}", (min(step, b - a), g.k, g.p), dt)
+                peak = sat = nnz = 0
+                for t in range(a, b, step):
+                    u = min(t + step, b)
+                    c = hk.gemm(wt, err[t:u], tile[:u - t], ck)
+                    off = t * chw
+                    p_t, s_t, n_t = hk.col2im_requant(c, g, u - t, g.c, 1,
+                                                      hk.ffi.NULL if mbase is None else mbase + off,
+                                                      sc, base + off, chw, g.h * g.w, 0)
+                    peak, sat, nnz = max(peak, p_t), sat + s_t, nnz + n_t
+                return peak, sat, nnz
+            c = hk.gemm(wt, e, cols.reshape(g.gemm_shape)[a:b], ck)
             x = g.col2im(c.reshape((b - a,) + g.cols_shape[1:]), acc[a:b])
             if aux is not None:
                 np.copyto(x, 0, where=aux[a:b] <= 0)
@@ -182,16 +246,19 @@ def _exact_gram_images(err, cols, out64):
 def _conv_wg(engine, plan, ddr, tab):
     f, g = plan.f, plan.geom
     co = f["c_out"]
-    dt = blas_dtype(g.k)  # the dtype CONV_FP's columns of this activation have
+    dt = np.float32  # the dtype CONV_FP's columns have (sums go by exact spans)
     cols = engine.columns(ddr, f["src2"], g, dt)
     gw = plan.buf("gw", (co, g.k), np.float64)
     work = g.n * co * g.p * g.k
+    ck = hk.gram_ok(co, g.k, dt, plan.uses_c(engine))
+    plan.path = "host C" if ck else "numpy"
     if g.batch_last:  # [Co, T] x [K, T]: lanes over the K rows of gw's columns
         err = _err_rows(plan, ddr, dt)
 
         def lane(_, a, b):
-            if dt == np.float64:  # float64 is exact for any valid sum (below 2^47)
-                gw[:, a:b] = err @ cols[a:b].T
+            if ck:
+                gw[:, a:b] = 0
+                hk.gram(err, cols[a:b], gw, a)
             else:
                 _exact_gram(err, cols[a:b], gw[:, a:b])
         engine.lanes(lane, g.k, work)
@@ -205,8 +272,9 @@ def _conv_wg(engine, plan, ddr, tab):
         e = err[a:b]
         np.copyto(e, err8[a:b])
         out = gw if k == 0 else plan.buf(f"gw{k}", (co, g.k), np.float64)
-        if dt == np.float64:
-            out[...] = np.tensordot(e, cols[a:b], axes=([0, 2], [0, 2]))
+        if ck:
+            out[...] = 0
+            hk.gram(e, cols[a:b], out)
         else:
             _exact_gram_images(e, cols[a:b], out)
         return out
@@ -264,6 +332,11 @@ def _fc_fp(engine, plan, ddr, tab):
     bias = None
     if f["flags"] & Flag.BIAS:
         bias = rshift_round(i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
+    if plan.uses_c(engine):
+        peak, sat, nnz = hk.requant(acc, bias, hk.ffi.NULL, bool(f["flags"] & Flag.RELU),
+                                    clamp_shift(tab[f["e_dst"]] - e_acc), (n, co, 1, 1),
+                                    hk.i8p(ddr, f["dst"]), (co, 1, 0, 0))
+        return peak, e_acc, sat, nnz, n * co
     q, peak, sat = requantize8(acc, tab[f["e_dst"]] - e_acc, bias, bool(f["flags"] & Flag.RELU), axis=1)
     dst = i8(ddr, f["dst"], (n, co))
     np.copyto(dst, q, casting="unsafe")
@@ -279,6 +352,12 @@ def _fc_eb(engine, plan, ddr, tab):
     w = plan.buf("w", (co, ci), dt)
     np.copyto(w, i8(ddr, f["src2"], (co, ci)))
     acc = np.matmul(e, w, out=plan.buf("acc", (n, ci), dt))
+    if plan.uses_c(engine):
+        e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+        mask = hk.i8p(ddr, f["aux"]) if f["flags"] & Flag.RELU_MASK else hk.ffi.NULL
+        peak, sat, nnz = hk.requant(acc, None, mask, False, clamp_shift(tab[f["e_dst"]] - e_acc),
+                                    (n, ci, 1, 1), hk.i8p(ddr, f["dst"]), (ci, 1, 0, 0))
+        return peak, e_acc, sat, nnz, n * ci
     if f["flags"] & Flag.RELU_MASK:
         np.copyto(acc, 0, where=i8(ddr, f["aux"], (n, ci)) <= 0)
     e_acc = tab[f["e_src"]] + tab[f["e_src2"]]

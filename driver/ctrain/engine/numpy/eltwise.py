@@ -1,10 +1,11 @@
 """Residual add and average pooling (ADD, AVGPOOL_FP/BP), beside eltwise.cpp:
-docs/numeric.md's arithmetic in int64 (generic handlers), and ADD on
-float-held exact integers where the exponent gap allows."""
+docs/numeric.md's arithmetic in int64 (generic handlers), and ADD where the
+exponent gap allows: in host_lib (ctrain_add) or on float-held exact integers."""
 import numpy as np
 
-from ...fixedpoint import max_abs, requantize8_even, rshift_even, rshift_round, sat8
+from ...fixedpoint import clamp_shift, max_abs, requantize8_even, rshift_even, rshift_round, sat8
 from ...isa import AVG_SHIFT, Flag, Op, avg_recip
+from . import host_kernels as hk
 from .operands import combine, i8
 
 
@@ -82,6 +83,18 @@ def _add_fast(engine, plan, ddr, tab):
     dt = next((t for limit, t in _ADD_GAP if gap <= limit), None)
     if dt is None:
         return None
+    if plan.uses_c(engine):  # ties to even in host_lib's ctrain_add too
+        ap, bp, dp = hk.i8p(ddr, f["src"]), hk.i8p(ddr, f["src2"]), hk.i8p(ddr, f["dst"])
+        mp = hk.i8p(ddr, f["aux"]) if f["flags"] & Flag.RELU_MASK else None
+        relu, sc = int(bool(f["flags"] & Flag.RELU)), clamp_shift(tab[f["e_dst"]] - e_acc)
+
+        def lane(_, lo, hi):  # lanes over elements
+            st = hk.stats()
+            hk.lib.ctrain_add(ap + lo, bp + lo, e_a - e_acc, e_b - e_acc, hk.ffi.NULL if mp is None else mp + lo,
+                              relu, sc, hi - lo, dp + lo, st)
+            return hk.result(st)
+        peak, sat, nnz = combine(engine.lanes(lane, count, count * 8))
+        return peak, e_acc, sat, nnz, count
     scale_a, scale_b = dt(2.0 ** (e_a - e_acc)), dt(2.0 ** (e_b - e_acc))
     a, b = i8(ddr, f["src"], (count,)), i8(ddr, f["src2"], (count,))
     mask = i8(ddr, f["aux"], (count,)) if f["flags"] & Flag.RELU_MASK else None

@@ -1,11 +1,13 @@
 """ReLU, max pooling and frozen batch norm, forward and backward, beside
-stream.cpp: fast kernels (pooling with disjoint windows, batch norm on
-float-held exact integers) and the generic int64 forms the rest take."""
+stream.cpp: fast kernels (pooling with disjoint windows, batch norm: in
+host_lib where built, else in numpy on float-held exact integers) and the
+generic int64 forms the rest take."""
 import numpy as np
 
 from ... import conv_ops
-from ...fixedpoint import FLOAT32_EXACT, max_abs, requantize8, rshift_round, sat8
+from ...fixedpoint import FLOAT32_EXACT, clamp_shift, max_abs, requantize8, rshift_round, sat8
 from ...isa import Flag, Op
+from . import host_kernels as hk
 from .operands import combine, extent, i8, i32, stats
 
 
@@ -62,6 +64,16 @@ def _pool_fp_fast(engine, plan, ddr, tab):
     n, c, h, w, ho, wo = (f[k] for k in ("n", "c_in", "h_in", "w_in", "h_out", "w_out"))
     x = i8(ddr, f["src"], (n, c, h, w))
     y = i8(ddr, f["dst"], (n, c, ho, wo))
+    if plan.uses_c(engine):
+        xp, yp = hk.i8p(ddr, f["src"]), hk.i8p(ddr, f["dst"])
+
+        def lane(_, a, b):  # lanes over images
+            st = hk.stats()
+            hk.lib.ctrain_maxpool(xp + a * c * h * w, (b - a) * c, h, w, f["k_h"], f["k_w"], f["stride"],
+                                  ho, wo, yp + a * c * ho * wo, st)
+            return hk.result(st)
+        peak, _, nnz = combine(engine.lanes(lane, n, y.size * f["k_h"] * f["k_w"]))
+        return peak, tab[f["e_src"]], 0, nnz, y.size
 
     def lane(_, a, b):  # lanes over images
         out = conv_ops.maxpool2d(x[a:b], (f["k_h"], f["k_w"]), f["stride"], out=y[a:b])
@@ -76,6 +88,18 @@ def _pool_bp_fast(engine, plan, ddr, tab):
     f = plan.f
     n, c, h, w, ho, wo, kh, kw, s = (f[k] for k in ("n", "c_in", "h_in", "w_in", "h_out", "w_out",
                                                     "k_h", "k_w", "stride"))
+    if s >= kh and s >= kw and plan.uses_c(engine):
+        ep, xp, dp = hk.i8p(ddr, f["src"]), hk.i8p(ddr, f["aux"]), hk.i8p(ddr, f["dst"])
+        relu_mask = int(bool(f["flags"] & Flag.RELU_MASK))
+
+        def lane(_, a, b):  # lanes over images
+            st = hk.stats()
+            hk.lib.ctrain_maxpool_bp(ep + a * c * ho * wo, xp + a * c * h * w, (b - a) * c, h, w, kh, kw, s,
+                                     ho, wo, relu_mask, dp + a * c * h * w, st)
+            return hk.result(st)
+        peak, sat, nnz = combine(engine.lanes(lane, n, n * c * h * w * 4))
+        return peak, tab[f["e_src"]], sat, nnz, n * c * h * w
+    plan.path = "numpy"
     err = i8(ddr, f["src"], (n, c, ho, wo))
     if s < kh or s < kw or int(err.min()) == -128:  # sums or a clamp of -128: the generic path
         return None
@@ -113,6 +137,18 @@ def _bn_fast(engine, plan, ddr, tab):
     x = i8(ddr, f["src"], (n, c, h * w))
     dst = i8(ddr, f["dst"], (n, c, h * w))
     shift = tab[f["e_dst"]] - e_acc
+    if plan.uses_c(engine):
+        xp, dp, a = hk.i8p(ddr, f["src"]), hk.i8p(ddr, f["dst"]), np.ascontiguousarray(a32)
+        mp = hk.i8p(ddr, f["aux"]) if mask is not None else None
+        chw, sc = c * h * w, clamp_shift(shift)
+
+        def lane(_, lo, hi):  # lanes over images
+            st = hk.stats()
+            hk.lib.ctrain_bn(xp + lo * chw, hk.ptr(a), hk.ptr(bias), hk.ffi.NULL if mp is None else mp + lo * chw,
+                             int(relu), sc, hi - lo, c, h * w, dp + lo * chw, st)
+            return hk.result(st)
+        peak, sat, nnz = combine(engine.lanes(lane, n, dst.size * 4))
+        return peak, e_acc, sat, nnz, dst.size
 
     def lane(k, a, b):
         acc = np.multiply(x[a:b], scale, out=plan.buf(f"acc{k}", (b - a, c, h * w), dt))

@@ -1,13 +1,22 @@
 """The numpy engine's top (ctrain_top.cpp's counterpart): runs an instruction stream against a DDR image bit-exactly
 as docs/numeric.md specifies, fast enough to train on.
 
-Convolution sums go through float BLAS only where they are provably exact
+Convolution sums go through float GEMMs only where they are provably exact
 (docs/numeric.md "Exactness"): float32 when at most 2^10 products are summed
 (each is at most 2^14 in magnitude, so every partial sum is an integer below
-2^24), float64 otherwise. Weight gradients, whose sums run over the whole
-batch, are split into float32 GEMMs of at most 2^10 terms each and the exact
-partial sums are added in float64. The int8 stores are done by
-`fixedpoint.requantize8`, bit-identical to the int64 form.
+2^24). Longer sums (forward passes over more than 2^10 terms, weight
+gradients over the whole batch) are split into float32 GEMMs of at most 2^10
+terms each whose exact partial sums are added in float64; CONV_EB's GEMM sums
+c_out terms, col2im adds the kernel offsets (in float64 in host_lib).
+
+Two paths compute every fast kernel (NumpyEngine.paths counts which ran per
+opcode): "host C", host_lib's fused kernels (host_kernels.py: the
+requantising stores, col2im, batch norm, residual add, max pool, the update,
+batch-last im2col, and register-blocked GEMMs for small convolutions), and
+"numpy", the same results from numpy passes and BLAS (`fixedpoint.requantize8`
+for the stores, bit-identical to the int64 form), used where host_lib lacks
+the kernels or NumpyEngine(host_kernels=False) asks for it. "generic" marks
+the reference-style fallback of rare cases (the GENERIC tables).
 
 Each instruction is validated (ctrain.validate) and computed completely before
 any of its results is written, so a fault leaves its outputs untouched;
@@ -22,6 +31,7 @@ afresh. Scratch buffers live in those entries and are reused across runs. The
 im2col matrix CONV_FP builds is kept with a copy of the activation bytes it
 came from; CONV_WG of the same layer reuses it when those bytes are unchanged.
 """
+import collections
 import math
 import time
 
@@ -32,7 +42,7 @@ from ...lanes import Lanes, set_blas_threads
 from ...isa import INSN_BYTES, INSN_DTYPE, Fault, Op
 from ...validate import SPARSE_OPS, check, check_index, check_program, fields
 from ..result import RunResult
-from . import conv, eltwise, sconv, stream, update
+from . import conv, eltwise, host_kernels as hk, sconv, stream, update
 from .operands import Insn
 from .quant import write_stats
 
@@ -62,7 +72,7 @@ def _store(ddr, addr, arr):
 class _Plan:
     """An instruction decoded once: fields, validation result, geometry, scratch."""
 
-    __slots__ = ("f", "fault", "addr", "op", "kernel", "generic", "geom", "scratch")
+    __slots__ = ("f", "fault", "addr", "op", "kernel", "generic", "geom", "scratch", "path")
 
     def __init__(self, raw, ddr_size, table_len):
         self.f = f = fields(np.frombuffer(raw, INSN_DTYPE)[0])
@@ -72,12 +82,18 @@ class _Plan:
         self.generic = GENERIC.get(self.op)
         self.geom = None
         self.scratch = {}
+        self.path = "numpy"
         if self.fault == Fault.NONE and self.op in conv.FC_KERNELS and f["h_in"] == f["w_in"] == f["k_h"] == f["k_w"] == 1:
             self.kernel = conv.FC_KERNELS[self.op]  # validation makes h_out = w_out = 1, pad = 0
         elif self.fault == Fault.NONE and self.op in (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG):
             self.geom = conv_ops.ConvGeometry(f["n"], f["c_in"], f["h_in"], f["w_in"],
                                               f["k_h"], f["k_w"], f["stride"], f["pad"],
                                               batch_last=f["w_out"] < BATCH_LAST_BELOW)
+
+    def uses_c(self, engine):
+        """Whether this run takes host_lib's kernels (recorded as the plan's path)."""
+        self.path = "host C" if engine.host_kernels else "numpy"
+        return engine.host_kernels
 
     def buf(self, name, shape, dtype):
         """A scratch array kept across runs."""
@@ -112,13 +128,23 @@ class NumpyEngine:
     gains, and when the cores are busy OpenBLAS's spinning threads make a run
     5-15x slower. The previous count is restored after each run.
 
+    `host_kernels` (default: whether the built ctrain._host has them,
+    host_kernels.AVAILABLE) chooses host_lib's fused C kernels or their numpy
+    forms (identical results); `paths` counts, per (opcode, path), the runs of
+    each path ("host C", "numpy", "generic").
+
     `busy_seconds` and `runs` accumulate the time spent in run() and the
     number of runs (benchmarks subtract it from wall time: the host's share)."""
 
     name = "numpy"
+    #: every run returns (each loop is bounded by validated fields): the
+    #: emulated IP may run it on the waiting driver's thread (device/emulated.py)
+    always_returns = True
 
-    def __init__(self, blas_threads=1, threads=None):
+    def __init__(self, blas_threads=1, threads=None, host_kernels=None):
         self._plans = {}
+        self.host_kernels = hk.AVAILABLE if host_kernels is None else bool(host_kernels) and hk.AVAILABLE
+        self.paths = collections.Counter()
         self._cols = {}
         self.blas_threads = blas_threads
         self._lanes = Lanes(threads)
@@ -171,10 +197,12 @@ class NumpyEngine:
                 return RunResult(Fault.NONE, pc, 0)
             stats = plan.kernel(self, plan, ddr, tab) if plan.kernel else None
             if stats is None:  # no fast kernel for this case
+                plan.path = "generic"
                 writes, stats = plan.generic(Insn(ddr, plan.f, tab))
                 for field, arr in writes:
                     _store(ddr, plan.f[field], arr)
             write_stats(ddr, plan.f["stats"], *stats)
+            self.paths[plan.op, plan.path] += 1
         return RunResult(Fault.NONE, n_insn, 0)
 
     def _plan(self, raw, ddr_size, table_len):
@@ -212,7 +240,14 @@ class NumpyEngine:
             return ent.cols.reshape(g.gemm_shape)
         ent.valid = False
         x = src.view(np.int8).reshape(g.n, g.c, g.h, g.w)
-        if g.batch_last:  # lanes over channels: [C, H, W, N] -> [C, kh, kw, Ho, Wo, N]
+        if self.host_kernels:  # one pass from int8 NCHW: lanes over channels (batch-last) or images
+            fn = hk.lib.ctrain_im2col_f32 if ent.cols.dtype == np.float32 else hk.lib.ctrain_im2col_f64
+            xp, cp = hk.ptr(x), hk.ptr(ent.cols)
+
+            def lane(_, a, b):
+                fn(xp, g.n, g.c, g.h, g.w, g.kh, g.kw, g.stride, g.pad, g.ho, g.wo, int(g.batch_last), a, b, cp)
+            self.lanes(lane, g.c if g.batch_last else g.n, ent.cols.size)
+        elif g.batch_last:  # lanes over channels: [C, H, W, N] -> [C, kh, kw, Ho, Wo, N]
             def lane(_, a, b):
                 np.copyto(ent.image[a:b], x[:, a:b].transpose(1, 2, 3, 0), casting="unsafe")
                 g.im2col(ent.image[a:b], ent.cols[a:b])

@@ -1,10 +1,11 @@
 """UPDATE (docs/numeric.md), beside update.cpp: SGD with momentum and weight
-decay in int64, in place."""
+decay in int64, in place (host_lib's ctrain_update where built, else numpy)."""
 import numpy as np
 
-from ...fixedpoint import Q32_MAX, product_bound, rshift_round, rshift_round_inplace, sat8
+from ...fixedpoint import Q32_MAX, clamp_shift, product_bound, rshift_round, rshift_round_inplace, sat8
 from ...isa import PAR, Op
-from .operands import extent, i8, i32
+from . import host_kernels as hk
+from .operands import combine, extent, i8, i32
 
 
 def _clip32(x, needed):
@@ -24,6 +25,18 @@ def _update(engine, plan, ddr, tab):
     lr_m, lr_s, mu_m, mu_s, wd_m, wd_s = (tab[p + PAR[k]] for k in
                                           ("LR_M", "LR_S", "MU_M", "MU_S", "WD_M", "WD_S"))
     e_g, e_m, e_q = tab[f["e_src"]], tab[f["e_src2"]], tab[f["e_dst"]]
+    if plan.uses_c(engine):  # lanes over elements
+        args = [hk.i32p(ddr, f["src"]), hk.i32p(ddr, f["src2"]), hk.i32p(ddr, f["src3"]),
+                hk.i8p(ddr, f["aux"]), hk.i8p(ddr, f["dst"])]
+        consts = (count_w, lr_m, clamp_shift(lr_s + e_m - e_g), clamp_shift(lr_s), mu_m, clamp_shift(mu_s),
+                  wd_m, clamp_shift(wd_s), clamp_shift(e_q - e_m))
+
+        def lane(_, a, b):
+            st = hk.stats()
+            hk.lib.ctrain_update(*args, a, b, *consts, st)
+            return hk.result(st)
+        peak, sat, nnz = combine(engine.lanes(lane, count, count * 16))
+        return peak, e_m, sat, nnz, count_w
     g32 = i32(ddr, f["src"], count)
     w32 = i32(ddr, f["src2"], count)
     v32 = i32(ddr, f["src3"], count)

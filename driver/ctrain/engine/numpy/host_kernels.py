@@ -1,0 +1,109 @@
+"""host_lib's fused integer kernels (host_lib/ctrain_kernels.c) for the numpy
+engine: requantisation, col2im, batch norm, residual add, max pool and the SGD
+update, each one pass in C computing in int64 exactly what docs/numeric.md
+specifies. numpy keeps the GEMMs (exact float BLAS, docs/numeric.md
+"Exactness"); these replace the numpy passes around them.
+
+AVAILABLE is False when the installed ctrain._host predates the kernels or
+$CTRAIN_HOST_KERNELS is 0; the engine then runs its numpy forms (the same
+results: tests/test_host_kernels.py runs both)."""
+import os
+
+import numpy as np
+
+try:
+    from ..._host import ffi, lib
+    AVAILABLE = hasattr(lib, "ctrain_requant_f32") and os.environ.get("CTRAIN_HOST_KERNELS", "1") != "0"
+except ImportError:  # pragma: no cover - the package is always built with host_lib
+    ffi = lib = None
+    AVAILABLE = False
+
+_CT = {np.dtype(np.int8): "int8_t *", np.dtype(np.float32): "float *", np.dtype(np.float64): "double *",
+       np.dtype(np.int64): "int64_t *", np.dtype("<i4"): "int32_t *"}
+
+
+def ptr(arr):
+    """A C pointer to a C-contiguous array's first element (NULL for None)."""
+    if arr is None:
+        return ffi.NULL
+    if not arr.flags.c_contiguous:
+        raise ValueError("host kernel operand must be C-contiguous")
+    return ffi.cast(_CT[arr.dtype], ffi.from_buffer(arr, require_writable=False))
+
+
+def stats():
+    """A fresh [peak, sat, nnz] accumulator."""
+    return ffi.new("int64_t[3]")
+
+
+def result(st):
+    """(peak, sat, nnz) of an accumulator as Python ints."""
+    return int(st[0]), int(st[1]), int(st[2])
+
+
+def requant(acc, bias, mask, relu, s, shape4, dst, strides4):
+    """ctrain_requant on acc (float32/float64, shape4 = (A, C, B, D) elements
+    contiguous) into dst (a pointer) at strides4; returns (peak, sat, nnz)."""
+    st = stats()
+    fn = lib.ctrain_requant_f32 if acc.dtype == np.float32 else lib.ctrain_requant_f64
+    fn(ptr(acc), ptr(bias), mask, int(relu), s, *shape4, dst, *strides4, st)
+    return result(st)
+
+
+def col2im_requant(cols, g, O, C, D, mask, s, dst, so, sc, sd):
+    """ctrain_col2im_requant of CONV_EB's columns (geometry g) into dst."""
+    st = stats()
+    fn = lib.ctrain_col2im_requant_f32 if cols.dtype == np.float32 else lib.ctrain_col2im_requant_f64
+    fn(ptr(cols), O, C, g.kh, g.kw, g.ho, g.wo, D, g.h, g.w, g.stride, g.pad, mask, s, dst, so, sc, sd, st)
+    return result(st)
+
+
+def i8p(ddr, addr):
+    """An int8_t pointer to DDR byte addr."""
+    return ffi.cast("int8_t *", ffi.from_buffer(ddr)) + addr
+
+
+def i32p(ddr, addr):
+    return ffi.cast("int32_t *", ffi.cast("int8_t *", ffi.from_buffer(ddr)) + addr)
+
+
+#: Largest M*K (rows of the result times summed terms) for which
+#: ctrain_gemm_f32 beats OpenBLAS here (measured on one core: LeNet-5,
+#: ResNet-20's 16- and 32-channel layers; CNV's 64x576 goes to BLAS).
+GEMM_MK = 32 * 288
+#: Largest M*N of a weight gradient for which ctrain_gram_f32 beats BLAS.
+GRAM_MN = 16 * 160
+
+
+def gemm(a, b, out, use=True):
+    """out = a @ b for float32 a [M, K] and b [..., K, N] (a batch of them, or
+    one), in host_lib when `use` and the shape suits it (else numpy's BLAS);
+    exact for int8 values when K <= 1024, as the engine's float32 GEMMs are.
+    Returns out."""
+    m, k = a.shape
+    if not (use and a.dtype == b.dtype == out.dtype == np.float32 and m * k <= GEMM_MK and k <= 1024
+            and b.flags.c_contiguous and out.flags.c_contiguous and a.flags.c_contiguous):
+        return np.matmul(a, b, out=out)
+    n = b.shape[-1]
+    batch = b.size // (k * n) if b.size else 0
+    lib.ctrain_gemm_f32(ptr(a), m, k, ptr(b), n, batch, k * n, m * n, ptr(out))
+    return out
+
+
+def gram_ok(m, n, dtype, use=True):
+    """Whether gram() takes host_lib for an [m, n] gradient."""
+    return use and dtype == np.float32 and m * n <= GRAM_MN
+
+
+def gram(a, b, out, col=0):
+    """out[:, col:col + N] += sum over images of a[i] @ b[i].T for contiguous
+    float32 a [batch, M, T] (or [M, T]) and b [batch, N, T] (or [N, T]),
+    exactly (float32 sums of at most 1024 terms added in float64); out a
+    contiguous float64 [M, K] array."""
+    a3 = a.reshape((-1,) + a.shape[-2:])
+    b3 = b.reshape((-1,) + b.shape[-2:])
+    m, t = a3.shape[1:]
+    n = b3.shape[1]
+    lib.ctrain_gram_f32(ptr(a3), m, ptr(b3), n, t, a3.shape[0], m * t, n * t, t, t, ptr(out) + col,
+                        out.shape[1])
+    return out

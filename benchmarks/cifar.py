@@ -141,7 +141,7 @@ def main(argv=None):
     p.add_argument("--warmup", dest="warmup_epochs", type=float, default=None,
                    help="float warm-up epochs of the compressed run (BN freezes there in every run)")
     p.add_argument("--train-count", type=int, default=None, help="train on the first N images (default 8000)")
-    p.add_argument("--prune", type=float, default=0.8, help="fraction pruned (compressed and torch runs)")
+    p.add_argument("--prune", type=float, default=0.8, help="fraction pruned (compressed, float-pruned and torch runs)")
     p.add_argument("--prune-at", type=float, default=0.5, help="when, as a fraction of the run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)

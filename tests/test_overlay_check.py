@@ -120,6 +120,9 @@ def test_make_check():
 
 @pytest.mark.slow
 @needs_make
+# Three testbench builds (two at a time) take 2-4 minutes on two idle cores, near
+# the suite's 300 s default; on a loaded machine they ran past it.
+@pytest.mark.timeout(900)
 def test_csim_testbench_every_board():
     """The testbench (every opcode against naive loops, every fault) passes,
     calling ctrain_top on an array of beats, on the configurations that span

@@ -47,7 +47,8 @@ class ReLU:
 
 
 @dataclass
-class MaxPool2d:
+class _Window:
+    """A k x k pooling window; the stride defaults to the window (PyTorch's rule)."""
     kernel_size: int = 2
     stride: int = None
 
@@ -57,14 +58,13 @@ class MaxPool2d:
 
 
 @dataclass
-class AvgPool2d:
-    """Average pooling, no padding: the mean of each k x k window (docs/numeric.md)."""
-    kernel_size: int = 2
-    stride: int = None
+class MaxPool2d(_Window):
+    """Max pooling, no padding."""
 
-    def __post_init__(self):
-        if self.stride is None:
-            self.stride = self.kernel_size
+
+@dataclass
+class AvgPool2d(_Window):
+    """Average pooling, no padding: the mean of each k x k window (docs/numeric.md)."""
 
 
 @dataclass

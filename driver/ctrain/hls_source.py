@@ -578,15 +578,40 @@ class Sources:
             self._alloc = memo
         return memo
 
+    def alloc_scope(self, caller, name, _stack=()):
+        """The function whose ALLOCATION limit on `name` covers the calls in
+        `caller`: the caller when it states one; for an inline caller (a stage
+        split out of a unit, HLS INLINE), the one scope every call of it
+        resolves to, as HLS inlines it there before it allocates; else the
+        caller."""
+        limits = self.allocation_limits()
+        if (caller, name) in limits or not self.functions[caller].inline or caller in _stack:
+            return caller
+        ups = {self.alloc_scope(c, name, _stack + (caller,))
+               for c, callee, _, _, _ in self.call_sites() if callee == caller}
+        if len(ups) == 1:
+            up = ups.pop()
+            if (up, name) in limits:
+                return up
+        return caller
+
     def _allocated(self, name, per):
         """(pipelined, sequential) copies of `name` summed over its callers
-        ({caller: [p, s, caller copies]}), each caller's share capped by an
-        ALLOCATION limit (limit instances per copy of the caller)."""
+        ({caller: [p, s, caller copies]}), each ALLOCATION scope's share capped
+        (limit instances per copy of the scope; alloc_scope: the calls of the
+        inline functions a scope calls count in it, and a scope's copies are
+        its callers' most, each called once per copy of the scope)."""
         limits = self.allocation_limits()
-        p = s = 0
+        f = self.functions[name]
+        scoped = {}
         for caller, (cp, cs, copies) in per.items():
-            lim = limits.get((caller, name))
-            f = self.functions[name]
+            q = scoped.setdefault(caller if f.inline else self.alloc_scope(caller, name), [0, 0, 0])
+            q[0] += cp
+            q[1] += cs
+            q[2] = max(q[2], copies)
+        p = s = 0
+        for scope, (cp, cs, copies) in scoped.items():
+            lim = limits.get((scope, name))
             if lim is not None and not f.inline:
                 cap = lim * copies
                 cp = min(cp, cap)

@@ -1613,8 +1613,436 @@ spp_chunk:
     }
 }
 
-/* The row-tile path: every instruction the position-parallel path does not
- * take (stride > 1, windows or lists that do not fit). */
+/* ===========================================================================
+ * Row-tile path: every instruction the position-parallel path does not take
+ * (stride > 1, windows or lists that do not fit).  Its stages, in dataflow
+ * order, each a function below that sp_rows_unit inlines (so synthesis sees
+ * the one FSM it saw before the split, and sp_rows_unit's ALLOCATION limits
+ * cover the calls in them):
+ *
+ *   sp_rows_job_make   the plan, the epilogue's flags and the shifts
+ *   sp_rows_survey     every row tile's list lengths: resident or streamed
+ *   resident mode (all lists on chip, one channel group):
+ *     sp_res_load      every tile's lists (and FP biases) on chip
+ *     sp_res_sweep     per (batch tile, row, x tile) one window for all
+ *                      tiles; sp_res_tile runs one tile against it
+ *     sp_res_store     WG: the gradients and bias gradients of every tile
+ *   streamed mode (row tile by row tile, lists in chunks, channel groups):
+ *     sp_stream_gather FP, EB: windows, chunks, steps and the epilogue
+ *     sp_stream_wg     WG: per chunk the batch sweep, then its gradients
+ * ======================================================================== */
+
+/* Trip bounds of the row-tile path's outer loops (LOOP_TRIPCOUNT only). */
+#define SP_BTILES ((CTRAIN_MAX_BATCH + PE_COLS - 1) / PE_COLS)     /* batch tiles */
+#define SP_GROUPS ((CTRAIN_MAX_CH * MAX_KK + SP_WIN - 1) / SP_WIN) /* channel groups */
+#define SP_CHUNKS ((CTRAIN_MAX_CH * MAX_KK + SP_ENTRIES - 1) / SP_ENTRIES)  /* list chunks */
+
+/* What every stage of the row-tile path reads, fixed per instruction. */
+struct sp_rows_job {
+    sp_plan g;
+    sparse_index_t ix;
+    sp_out o;
+    int sh_bias;     /* FP: raw bias -> e_acc */
+    int sh_b;        /* WG: bias gradient -> e.dst */
+    uint32_t wsrc;   /* the window's tensor: src (FP, EB), src2 (WG) */
+};
+
+static void sp_rows_job_make(const ctrain_insn_t &f, const insn_exps &e, sp_rows_job &j) {
+#pragma HLS INLINE
+    sp_make_plan(f, j.g);
+    j.ix = index_layout(f);
+    j.o.bias = (f.flags & FLAG_BIAS) != 0;
+    j.o.relu = f.op == OP_SCONV_FP && (f.flags & FLAG_RELU);
+    j.o.mask = j.g.eb && (f.flags & FLAG_RELU_MASK);
+    j.o.point = j.g.oh == 1 && j.g.ow == 1;      /* 1x1 swept plane */
+    const wide_t e_acc = (wide_t)e.src + e.src2;
+    j.o.sh_out = q_shift((wide_t)e.dst - e_acc);
+    j.sh_bias = q_shift(e_acc - e.src3);
+    j.sh_b = q_shift((wide_t)e.dst - e.src);
+    j.wsrc = j.g.wg ? f.src2 : f.src;
+}
+
+/* Rows of row tile r0: PE_ROWS but in the last tile. */
+static int sp_tile_rows(const sp_plan &g, int r0) {
+#pragma HLS INLINE
+    return g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
+}
+
+/* Every tile's list lengths (into tlen while they fit), each PE row's total
+ * over the tiles in `most` and the tile count; returns whether all lists fit
+ * on chip at once (each PE row holds its lists of every tile back to back, at
+ * most SP_RTILES tiles) with every channel in one window: then the window of
+ * a (batch tile, row, x tile) is loaded once for all row tiles (resident
+ * mode), not once per tile. */
+static bool sp_rows_survey(const ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j,
+                           uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
+                           uint32_t len[PE_ROWS], uint32_t total[PE_ROWS],
+                           uint16_t tlen[SP_RTILES][PE_ROWS], uint32_t &most, int &tiles) {
+#pragma HLS INLINE
+    const sp_plan &g = j.g;
+    most = 0;
+    tiles = 0;
+clear_totals:
+    for (int r = 0; r < PE_ROWS; r++) {
+        /* one register per PE row */
+#pragma HLS UNROLL
+        total[r] = 0;
+    }
+bounds_tiles:
+    for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+        const int vr = sp_tile_rows(g, r0);
+        sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);
+        sp_bounds(g, tp, vr, start, len);
+    bounds_rows:
+        for (int r = 0; r < PE_ROWS; r++) {
+            /* one register per PE row */
+#pragma HLS UNROLL
+            if (tiles < SP_RTILES)   /* used only when resident: len <= SP_ENTRIES */
+                tlen[tiles][r] = (uint16_t)len[r];
+            total[r] += len[r];
+            if (total[r] > most)
+                most = total[r];
+        }
+        tiles++;
+    }
+    return g.groups == 1 && most <= SP_ENTRIES && tiles <= SP_RTILES;
+}
+
+/* Resident mode, load: every tile's lists (and FP biases, into tbias) on
+ * chip, each PE row's back to back; WG also clears the accumulators of the
+ * longest row's `most` entries. */
+static void sp_res_load(const ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int tiles,
+                        uint32_t most, uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
+                        uint32_t len[PE_ROWS], uint32_t base[PE_ROWS], uint32_t clen[PE_ROWS],
+                        int32_t braw[PE_ROWS], sp_entry ent[PE_ROWS][SP_ENTRIES],
+                        acc_t tbias[SP_RTILES][PE_ROWS], acc_t tacc[PE_ROWS][SP_ENTRIES]) {
+#pragma HLS INLINE
+    const sp_plan &g = j.g;
+    const bool bias = j.o.bias;
+res_load_clear:
+    for (int r = 0; r < PE_ROWS; r++) {
+        /* one register per PE row */
+#pragma HLS UNROLL
+        base[r] = 0;
+    }
+resident_tiles:
+    for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+        const int vr = sp_tile_rows(g, r0);
+        /* starts, and for EB the column starts the decode finds taps among */
+        sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);
+        sp_bounds(g, tp, vr, start, len);
+        sp_load_entries(ddr, f, g, j.ix, tp, start, len, vr, 0, base, clen, ent);
+        if (!g.wg && bias)
+            agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
+    tile_bias:
+        for (int r = 0; r < PE_ROWS; r++) {
+            /* one word per PE row per tile: tbias is partitioned by row */
+#pragma HLS UNROLL
+            tbias[t][r] = !g.wg && bias && r < vr ? (acc_t)braw[r] : (acc_t)0;
+            base[r] += len[r];
+        }
+    }
+    if (g.wg) {
+        CTRAIN_LOOP(ew, 1, most);
+    clear_all_taps:
+        for (uint32_t t = 0; t < most; t++) {
+            /* one accumulator per PE row per cycle */
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
+        clear_all_taps_rows:
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                tacc[r][t] = 0;
+            }
+        }
+    }
+}
+
+/* Resident mode, one row tile t (rows r0..) against the window v of (b0, y,
+ * x0): WG loads its error rows (summing the bias gradient) and steps the
+ * outer products; FP, EB step the gather and run the epilogue.  base[r]
+ * advances past the tile's lists; WG keeps its bias gradient in tbias. */
+static void sp_res_tile(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int t, int r0,
+                        int b0, int nb, int y, int x0, int xc, const sp_view &v,
+                        const bool rowok[CTRAIN_MAX_KERNEL],
+                        const q8_t win[SP_COPIES][SP_WIN][PE_COLS],
+                        const sp_entry ent[PE_ROWS][SP_ENTRIES],
+                        const uint16_t tlen[SP_RTILES][PE_ROWS], acc_t tbias[SP_RTILES][PE_ROWS],
+                        uint32_t base[PE_ROWS], uint32_t clen[PE_ROWS], wide_t rbias[PE_ROWS],
+                        acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
+                        q8_t mbuf[PE_ROWS][PE_COLS][SP_XT], q8_t lanes[PE_ROWS][PE_COLS][SP_XT],
+                        q_stats &st) {
+#pragma HLS INLINE
+    const sp_plan &g = j.g;
+    const int vr = sp_tile_rows(g, r0);
+    uint32_t longest = 0;
+res_bounds:
+    for (int r = 0; r < PE_ROWS; r++) {
+        /* one register per PE row */
+#pragma HLS UNROLL
+        clen[r] = tlen[t][r];
+        /* FP: the raw bias, shifted to e_acc; WG: the gradient so far */
+        rbias[r] = g.wg ? (wide_t)tbias[t][r].to_int64()
+                        : rshift_round(tbias[t][r].to_int64(), j.sh_bias);
+        if (clen[r] > longest)
+            longest = clen[r];
+    }
+    if (g.wg) {
+        if (longest > 0 || j.o.bias)
+            sp_load_errors(ddr, f, j.o.point, r0, vr, b0, nb, y, x0, xc, lanes, rbias, j.o.bias);
+        if (longest > 0)
+            sp_row_steps(true, g, ent, base, clen, longest, x0, xc, v, 0, g.red, rowok, win, lanes,
+                         nb, false, racc, tacc);
+    } else {
+        if (longest > 0)
+            sp_row_steps(false, g, ent, base, clen, longest, x0, xc, v, 0, g.red, rowok, win, lanes,
+                         nb, true, racc, tacc);
+        sp_epilogue(ddr, f, g, j.o, r0, vr, b0, nb, y, x0, xc, longest > 0, rbias, racc, mbuf,
+                    lanes, st);
+    }
+res_advance:
+    for (int r = 0; r < PE_ROWS; r++) {
+        /* one register per PE row */
+#pragma HLS UNROLL
+        if (g.wg)
+            tbias[t][r] = (acc_t)rbias[r];
+        base[r] += clen[r];
+    }
+}
+
+/* Resident mode, sweep: per batch tile, swept row and x tile one window (when
+ * any list is not empty) for every row tile. */
+static void sp_res_sweep(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int tiles,
+                         uint32_t most, q8_t win[SP_COPIES][SP_WIN][PE_COLS],
+                         bool rowok[CTRAIN_MAX_KERNEL], const sp_entry ent[PE_ROWS][SP_ENTRIES],
+                         const uint16_t tlen[SP_RTILES][PE_ROWS], acc_t tbias[SP_RTILES][PE_ROWS],
+                         uint32_t base[PE_ROWS], uint32_t clen[PE_ROWS], wide_t rbias[PE_ROWS],
+                         acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
+                         q8_t mbuf[PE_ROWS][PE_COLS][SP_XT], q8_t lanes[PE_ROWS][PE_COLS][SP_XT],
+                         q_stats &st) {
+#pragma HLS INLINE
+    const sp_plan &g = j.g;
+res_batch:
+    for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_BTILES
+        const int nb = g.n - b0 < PE_COLS ? g.n - b0 : PE_COLS;
+    res_row:
+        for (int y = 0; y < g.oh; y++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+        res_x_tile:
+            for (int x0 = 0; x0 < g.ow; x0 += g.xn) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
+                sp_view v = sp_view();
+                if (most > 0)   /* one window for every row tile */
+                    v = sp_load_window(ddr, g, j.wsrc, b0, nb, y, x0, xc, 0, g.red,
+                                       !g.plane || (y == 0 && x0 == 0), win, rowok);
+            res_clear:
+                for (int r = 0; r < PE_ROWS; r++) {
+                    /* one register per PE row */
+#pragma HLS UNROLL
+                    base[r] = 0;
+                }
+            res_tile:
+                for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+                    sp_res_tile(ddr, f, j, t, r0, b0, nb, y, x0, xc, v, rowok, win, ent, tlen,
+                                tbias, base, clen, rbias, racc, tacc, mbuf, lanes, st);
+                }
+            }
+        }
+    }
+}
+
+/* Resident mode, WG store: every tile's kept-weight gradients in CSR order
+ * and its bias gradients. */
+static void sp_res_store(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int tiles,
+                         uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
+                         uint32_t len[PE_ROWS], uint32_t base[PE_ROWS], wide_t rbias[PE_ROWS],
+                         const acc_t tbias[SP_RTILES][PE_ROWS],
+                         const acc_t tacc[PE_ROWS][SP_ENTRIES], int32_t obuf[SP_ENTRIES],
+                         q_stats &st) {
+#pragma HLS INLINE
+    const sp_plan &g = j.g;
+res_clear_store:
+    for (int r = 0; r < PE_ROWS; r++) {
+        /* one register per PE row */
+#pragma HLS UNROLL
+        base[r] = 0;
+    }
+res_store:
+    for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+        const int vr = sp_tile_rows(g, r0);
+        sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);   /* the rows' CSR starts */
+        sp_bounds(g, tp, vr, start, len);
+        sp_store_grads(ddr, f, vr, j.o.sh_out, base, start, 0, len, tacc, obuf, st);
+    res_store_advance:
+        for (int r = 0; r < PE_ROWS; r++) {
+            /* one register per PE row */
+#pragma HLS UNROLL
+            rbias[r] = tbias[t][r].to_int64();
+            base[r] += len[r];
+        }
+        if (j.o.bias)
+            conv_store_bias(ddr, rbias, vr, r0, f.dst2, j.sh_b, st);
+    }
+}
+
+/* Streamed mode, FP and EB, row tile r0 (vr rows, lists start/len, the
+ * longest `longest` in `chunks` chunks): output-stationary gather.  Per
+ * (batch tile, swept row, x tile): per channel group a window, per chunk the
+ * steps (a single chunk stays on chip for the whole tile), then the
+ * epilogue. */
+static void sp_stream_gather(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int r0,
+                             int vr, uint32_t longest, uint32_t chunks,
+                             const uint32_t tp[PE_ROWS * MAX_KK + 1],
+                             const uint32_t start[PE_ROWS], const uint32_t len[PE_ROWS],
+                             const uint32_t base[PE_ROWS], uint32_t clen[PE_ROWS],
+                             int32_t braw[PE_ROWS], wide_t rbias[PE_ROWS],
+                             sp_entry ent[PE_ROWS][SP_ENTRIES],
+                             q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL],
+                             acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
+                             q8_t mbuf[PE_ROWS][PE_COLS][SP_XT],
+                             q8_t lanes[PE_ROWS][PE_COLS][SP_XT], q_stats &st) {
+#pragma HLS INLINE
+    const sp_plan &g = j.g;
+    if (j.o.bias) {
+        agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
+    gather_bias:
+        for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+            rbias[r] = rshift_round(braw[r], j.sh_bias);
+        }
+    }
+    if (chunks == 1)   /* resident for the whole tile */
+        sp_load_entries(ddr, f, g, j.ix, tp, start, len, vr, 0, base, clen, ent);
+batch_tile:
+    for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_BTILES
+        const int nb = g.n - b0 < PE_COLS ? g.n - b0 : PE_COLS;
+    sweep_row:
+        for (int y = 0; y < g.oh; y++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+        x_tile:
+            for (int x0 = 0; x0 < g.ow; x0 += g.xn) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
+            group:
+                for (int grp = 0; grp < g.groups && longest > 0; grp++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_GROUPS
+                    const int ch0 = grp * g.cg;
+                    const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
+                    const sp_view v = sp_load_window(
+                        ddr, g, j.wsrc, b0, nb, y, x0, xc, ch0, chn,
+                        !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
+                chunk:
+                    for (uint32_t c = 0; c < chunks; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_CHUNKS
+                        const uint32_t off = c * SP_ENTRIES;
+                        if (chunks > 1)
+                            sp_load_entries(ddr, f, g, j.ix, tp, start, len, vr, off, base, clen,
+                                            ent);
+                        const uint32_t lenj =
+                            longest - off < SP_ENTRIES ? longest - off : SP_ENTRIES;
+                        sp_row_steps(false, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok,
+                                     win, lanes, nb, grp == 0 && c == 0, racc, tacc);
+                    }
+                }
+                sp_epilogue(ddr, f, g, j.o, r0, vr, b0, nb, y, x0, xc, longest > 0, rbias, racc,
+                            mbuf, lanes, st);
+            }
+        }
+    }
+}
+
+/* Streamed mode, WG, row tile r0: an accumulator per kept weight of a chunk,
+ * summed over the batch (weight-stationary), then stored; the bias gradient
+ * sums the error rows during the first chunk and is stored after the last. */
+static void sp_stream_wg(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int r0, int vr,
+                         uint32_t longest, uint32_t chunks,
+                         const uint32_t tp[PE_ROWS * MAX_KK + 1], const uint32_t start[PE_ROWS],
+                         const uint32_t len[PE_ROWS], const uint32_t base[PE_ROWS],
+                         uint32_t clen[PE_ROWS], wide_t rbias[PE_ROWS],
+                         sp_entry ent[PE_ROWS][SP_ENTRIES], q8_t win[SP_COPIES][SP_WIN][PE_COLS],
+                         bool rowok[CTRAIN_MAX_KERNEL], acc_t racc[PE_ROWS][PE_COLS][SP_XT],
+                         acc_t tacc[PE_ROWS][SP_ENTRIES], q8_t lanes[PE_ROWS][PE_COLS][SP_XT],
+                         int32_t obuf[SP_ENTRIES], q_stats &st) {
+#pragma HLS INLINE
+    const sp_plan &g = j.g;
+    const bool bias = j.o.bias;
+wg_chunk:
+    for (uint32_t c = 0; c < chunks; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_CHUNKS
+        const uint32_t off = c * SP_ENTRIES;
+        const uint32_t lenj =
+            longest <= off ? 0 : (longest - off < SP_ENTRIES ? longest - off : SP_ENTRIES);
+        const bool sum_bias = bias && c == 0;
+        if (lenj == 0 && !sum_bias)
+            continue;
+        if (lenj > 0) {
+            sp_load_entries(ddr, f, g, j.ix, tp, start, len, vr, off, base, clen, ent);
+            CTRAIN_LOOP(ew, 1, lenj);
+        clear_taps:
+            for (uint32_t t = 0; t < lenj; t++) {
+                /* one accumulator per PE row per cycle */
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
+            clear_taps_rows:
+                for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                    tacc[r][t] = 0;
+                }
+            }
+        }
+        if (sum_bias) {
+        clear_bias:
+            for (int r = 0; r < PE_ROWS; r++) {
+                /* one register per PE row */
+#pragma HLS UNROLL
+                rbias[r] = 0;
+            }
+        }
+    wg_batch:
+        for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_BTILES
+            const int nb = g.n - b0 < PE_COLS ? g.n - b0 : PE_COLS;
+        wg_row:
+            for (int y = 0; y < g.oh; y++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+            wg_x_tile:
+                for (int x0 = 0; x0 < g.ow; x0 += g.xn) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+                    const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
+                    /* The PE rows' error rows; the bias gradient sums them on
+                     * the way in, during the first chunk only. */
+                    sp_load_errors(ddr, f, j.o.point, r0, vr, b0, nb, y, x0, xc, lanes, rbias,
+                                   sum_bias);
+                wg_group:
+                    for (int grp = 0; grp < g.groups && lenj > 0; grp++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_GROUPS
+                        const int ch0 = grp * g.cg;
+                        const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
+                        const sp_view v = sp_load_window(
+                            ddr, g, j.wsrc, b0, nb, y, x0, xc, ch0, chn,
+                            !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
+                        sp_row_steps(true, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok,
+                                     win, lanes, nb, false, racc, tacc);
+                    }
+                }
+            }
+        }
+        if (lenj > 0)
+            sp_store_grads(ddr, f, vr, j.o.sh_out, base, start, off, clen, tacc, obuf, st);
+    }
+    if (bias)
+        conv_store_bias(ddr, rbias, vr, r0, f.dst2, j.sh_b, st);
+}
+
+/* The row-tile path's top: its buffers, the survey, then resident or
+ * streamed mode. */
 static void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     /* One multiplier array for gather and outer product (every call site),
      * and one instance of each loader and epilogue for both modes. */
@@ -1624,22 +2052,9 @@ static void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e,
 #pragma HLS ALLOCATION function instances=sp_epilogue limit=1
 #pragma HLS ALLOCATION function instances=sp_load_errors limit=1
 #pragma HLS ALLOCATION function instances=sp_store_grads limit=1
-    sp_plan g;
-    sp_make_plan(f, g);
-    const sparse_index_t ix = index_layout(f);
-    const bool bias = (f.flags & FLAG_BIAS) != 0;
-    sp_out o;
-    o.bias = bias;
-    o.relu = f.op == OP_SCONV_FP && (f.flags & FLAG_RELU);
-    o.mask = g.eb && (f.flags & FLAG_RELU_MASK);
-    o.point = g.oh == 1 && g.ow == 1;      /* 1x1 swept plane */
-    const wide_t e_acc = (wide_t)e.src + e.src2;
-    o.sh_out = q_shift((wide_t)e.dst - e_acc);
-    const int sh_out = o.sh_out;
-    const int sh_bias = q_shift(e_acc - e.src3);
-    const int sh_b = q_shift((wide_t)e.dst - e.src);
-    const uint32_t wsrc = g.wg ? f.src2 : f.src;   /* the window's tensor */
-    const bool point = o.point;
+    sp_rows_job j;
+    sp_rows_job_make(f, e, j);
+    const sp_plan &g = j.g;
 
     /* Large on-chip buffers (BRAM/URAM); static so the C-sim keeps them off the
      * stack.  Every element is written before it is read. */
@@ -1693,152 +2108,14 @@ static void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e,
 #pragma HLS ARRAY_PARTITION variable=base type=complete
 #pragma HLS ARRAY_PARTITION variable=total type=complete
 
-    /* Every tile's list lengths, and whether all lists fit on chip at once
-     * (each PE row holds its lists of every tile back to back, at most
-     * SP_RTILES tiles) with every channel in one window: then the window of a
-     * (batch tile, row, x tile) is loaded once for all row tiles (resident
-     * mode), not once per tile. */
-    uint32_t most = 0;
-    int tiles = 0;
-clear_totals:
-    for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-        total[r] = 0;
-        base[r] = 0;
-    }
-bounds_tiles:
-    for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
-        const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
-        sp_read_bounds(ddr, f, g, ix, r0, vr, tp);
-        sp_bounds(g, tp, vr, start, len);
-    bounds_rows:
-        for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-            if (tiles < SP_RTILES)   /* used only when resident: len <= SP_ENTRIES */
-                tlen[tiles][r] = (uint16_t)len[r];
-            total[r] += len[r];
-            if (total[r] > most)
-                most = total[r];
-        }
-        tiles++;
-    }
-    const bool resident = g.groups == 1 && most <= SP_ENTRIES && tiles <= SP_RTILES;
-
-    if (resident) {
-        /* Every tile's lists (and FP biases) on chip, each PE row's back to back. */
-    resident_tiles:
-        for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
-            const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
-            /* starts, and for EB the column starts the decode finds taps among */
-            sp_read_bounds(ddr, f, g, ix, r0, vr, tp);
-            sp_bounds(g, tp, vr, start, len);
-            sp_load_entries(ddr, f, g, ix, tp, start, len, vr, 0, base, clen, ent);
-            if (!g.wg && bias)
-                agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
-        tile_bias:
-            for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                tbias[t][r] = !g.wg && bias && r < vr ? (acc_t)braw[r] : (acc_t)0;
-                base[r] += len[r];
-            }
-        }
-        if (g.wg) {
-            CTRAIN_LOOP(ew, 1, most);
-        clear_all_taps:
-            for (uint32_t t = 0; t < most; t++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
-                for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                    tacc[r][t] = 0;
-                }
-            }
-        }
-    res_batch:
-        for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=128
-            const int nb = g.n - b0 < PE_COLS ? g.n - b0 : PE_COLS;
-        res_row:
-            for (int y = 0; y < g.oh; y++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-            res_x_tile:
-                for (int x0 = 0; x0 < g.ow; x0 += g.xn) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                    const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
-                    sp_view v = sp_view();
-                    if (most > 0)   /* one window for every row tile */
-                        v = sp_load_window(ddr, g, wsrc, b0, nb, y, x0, xc, 0, g.red,
-                                           !g.plane || (y == 0 && x0 == 0), win, rowok);
-                res_clear:
-                    for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                        base[r] = 0;
-                    }
-                res_tile:
-                    for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
-                        const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
-                        uint32_t longest = 0;
-                    res_bounds:
-                        for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                            clen[r] = tlen[t][r];
-                            /* FP: the raw bias, shifted to e_acc; WG: the gradient so far */
-                            rbias[r] = g.wg ? (wide_t)tbias[t][r].to_int64()
-                                            : rshift_round(tbias[t][r].to_int64(), sh_bias);
-                            if (clen[r] > longest)
-                                longest = clen[r];
-                        }
-                        if (g.wg) {
-                            if (longest > 0 || bias)
-                                sp_load_errors(ddr, f, point, r0, vr, b0, nb, y, x0, xc, lanes,
-                                               rbias, bias);
-                            if (longest > 0)
-                                sp_row_steps(true, g, ent, base, clen, longest, x0, xc, v, 0, g.red,
-                                         rowok, win, lanes, nb, false, racc, tacc);
-                        } else {
-                            if (longest > 0)
-                                sp_row_steps(false, g, ent, base, clen, longest, x0, xc, v, 0, g.red,
-                                         rowok, win, lanes, nb, true, racc, tacc);
-                            sp_epilogue(ddr, f, g, o, r0, vr, b0, nb, y, x0, xc, longest > 0,
-                                        rbias, racc, mbuf, lanes, st);
-                        }
-                    res_advance:
-                        for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                            if (g.wg)
-                                tbias[t][r] = (acc_t)rbias[r];
-                            base[r] += clen[r];
-                        }
-                    }
-                }
-            }
-        }
-        if (g.wg) {
-        res_clear_store:
-            for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                base[r] = 0;
-            }
-        res_store:
-            for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
-                const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
-                sp_read_bounds(ddr, f, g, ix, r0, vr, tp);   /* the rows' CSR starts */
-                sp_bounds(g, tp, vr, start, len);
-                sp_store_grads(ddr, f, vr, sh_out, base, start, 0, len, tacc, obuf, st);
-            res_store_advance:
-                for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                    rbias[r] = tbias[t][r].to_int64();
-                    base[r] += len[r];
-                }
-                if (bias)
-                    conv_store_bias(ddr, rbias, vr, r0, f.dst2, sh_b, st);
-            }
-        }
+    uint32_t most;
+    int tiles;
+    if (sp_rows_survey(ddr, f, j, tp, start, len, total, tlen, most, tiles)) {
+        sp_res_load(ddr, f, j, tiles, most, tp, start, len, base, clen, braw, ent, tbias, tacc);
+        sp_res_sweep(ddr, f, j, tiles, most, win, rowok, ent, tlen, tbias, base, clen, rbias, racc,
+                     tacc, mbuf, lanes, st);
+        if (g.wg)
+            sp_res_store(ddr, f, j, tiles, tp, start, len, base, rbias, tbias, tacc, obuf, st);
         return;
     }
 
@@ -1846,136 +2123,29 @@ bounds_tiles:
      * chunks, channel groups; the window is loaded per row tile. */
 clear_base:
     for (int r = 0; r < PE_ROWS; r++) {
+        /* one register per PE row */
 #pragma HLS UNROLL
         base[r] = 0;
     }
 tile_rows:
     for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
-        const int vr = g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
-        sp_read_bounds(ddr, f, g, ix, r0, vr, tp);
+        const int vr = sp_tile_rows(g, r0);
+        sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);
         const uint32_t longest = sp_bounds(g, tp, vr, start, len);
     clear_clen:
         for (int r = 0; r < PE_ROWS; r++) {
+            /* one register per PE row */
 #pragma HLS UNROLL
             clen[r] = 0;
         }
         const uint32_t chunks = longest == 0 ? 1 : (longest + SP_ENTRIES - 1) / SP_ENTRIES;
-
-        if (!g.wg) {
-            /* ---------------- FP, EB: output-stationary gather */
-            if (bias) {
-                agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
-                for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                    rbias[r] = rshift_round(braw[r], sh_bias);
-                }
-            }
-            if (chunks == 1)   /* resident for the whole tile */
-                sp_load_entries(ddr, f, g, ix, tp, start, len, vr, 0, base, clen, ent);
-        batch_tile:
-            for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=128
-                const int nb = g.n - b0 < PE_COLS ? g.n - b0 : PE_COLS;
-            sweep_row:
-                for (int y = 0; y < g.oh; y++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                x_tile:
-                    for (int x0 = 0; x0 < g.ow; x0 += g.xn) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                        const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
-                    group:
-                        for (int grp = 0; grp < g.groups && longest > 0; grp++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=16
-                            const int ch0 = grp * g.cg;
-                            const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
-                            const sp_view v = sp_load_window(
-                                ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn,
-                                !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
-                        chunk:
-                            for (uint32_t j = 0; j < chunks; j++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=64
-                                const uint32_t off = j * SP_ENTRIES;
-                                if (chunks > 1)
-                                    sp_load_entries(ddr, f, g, ix, tp, start, len, vr, off, base,
-                                                    clen, ent);
-                                const uint32_t lenj = longest - off < SP_ENTRIES ? longest - off
-                                                                                 : SP_ENTRIES;
-                                sp_row_steps(false, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok,
-                                         win, lanes, nb, grp == 0 && j == 0, racc, tacc);
-                            }
-                        }
-                        sp_epilogue(ddr, f, g, o, r0, vr, b0, nb, y, x0, xc, longest > 0, rbias,
-                                    racc, mbuf, lanes, st);
-                    }
-                }
-            }
-            continue;
-        }
-
-        /* ---------------- WG: accumulators per kept weight, over the batch */
-    wg_chunk:
-        for (uint32_t j = 0; j < chunks; j++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=64
-            const uint32_t off = j * SP_ENTRIES;
-            const uint32_t lenj =
-                longest <= off ? 0 : (longest - off < SP_ENTRIES ? longest - off : SP_ENTRIES);
-            const bool sum_bias = bias && j == 0;
-            if (lenj == 0 && !sum_bias)
-                continue;
-            if (lenj > 0) {
-                sp_load_entries(ddr, f, g, ix, tp, start, len, vr, off, base, clen, ent);
-                CTRAIN_LOOP(ew, 1, lenj);
-            clear_taps:
-                for (uint32_t t = 0; t < lenj; t++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
-                    for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                        tacc[r][t] = 0;
-                    }
-                }
-            }
-            if (sum_bias) {
-                for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                    rbias[r] = 0;
-                }
-            }
-        wg_batch:
-            for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=128
-                const int nb = g.n - b0 < PE_COLS ? g.n - b0 : PE_COLS;
-            wg_row:
-                for (int y = 0; y < g.oh; y++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                wg_x_tile:
-                    for (int x0 = 0; x0 < g.ow; x0 += g.xn) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                        const int xc = g.ow - x0 < g.xn ? g.ow - x0 : g.xn;
-                        /* The PE rows' error rows; the bias gradient sums them on
-                         * the way in, during the first chunk only. */
-                        sp_load_errors(ddr, f, point, r0, vr, b0, nb, y, x0, xc, lanes, rbias,
-                                       sum_bias);
-                    wg_group:
-                        for (int grp = 0; grp < g.groups && lenj > 0; grp++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=16
-                            const int ch0 = grp * g.cg;
-                            const int chn = g.red - ch0 < g.cg ? g.red - ch0 : g.cg;
-                            const sp_view v = sp_load_window(
-                                ddr, g, wsrc, b0, nb, y, x0, xc, ch0, chn,
-                                !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
-                            sp_row_steps(true, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok, win,
-                                     lanes, nb, false, racc, tacc);
-                        }
-                    }
-                }
-            }
-            if (lenj > 0)
-                sp_store_grads(ddr, f, vr, sh_out, base, start, off, clen, tacc, obuf, st);
-        }
-        if (bias)
-            conv_store_bias(ddr, rbias, vr, r0, f.dst2, sh_b, st);
+        if (g.wg)
+            sp_stream_wg(ddr, f, j, r0, vr, longest, chunks, tp, start, len, base, clen, rbias,
+                         ent, win, rowok, racc, tacc, lanes, obuf, st);
+        else
+            sp_stream_gather(ddr, f, j, r0, vr, longest, chunks, tp, start, len, base, clen,
+                             braw, rbias, ent, win, rowok, racc, tacc, mbuf, lanes, st);
     }
 }
 

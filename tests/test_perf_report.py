@@ -1,4 +1,4 @@
-"""`ctrain perf` and its report (ctrain.perfreport): the JSON shape, totals
+"""`ctrain perf` and its report (ctrain.tools.perfreport): the JSON shape, totals
 that are the sums of the per-instruction performance model, efficiency as
 ideal over modeled cycles, ideal cycles that shrink with the kept weights,
 checkpoint masks, `ctrain train --report`, one-line errors; and the CNV
@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from ctrain import checkpoint, perfmodel, perfreport, validate
+from ctrain import checkpoint, perfmodel, validate
+from ctrain.tools import perfreport
 from ctrain.cli import main
 from ctrain.compiler import compile_model
 from ctrain.device.emulated import EmulatedDevice
@@ -57,7 +58,7 @@ def test_json_has_exactly_the_documented_shape(tmp_path, capsys):
 
 
 def test_json_carries_the_resource_estimate(tmp_path, capsys):
-    from ctrain import resources
+    from ctrain.tools import resources
     rep = _perf_json(tmp_path, "--model", "lenet5", "--batch", "4", "--board", "zcu104")
     assert set(rep["resources"]) == RESOURCE_KEYS
     for r in rep["resources"].values():

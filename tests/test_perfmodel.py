@@ -10,7 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from ctrain import perfmodel, perfreport, validate
+from ctrain import perfmodel, validate
+from ctrain.tools import perfreport
 from ctrain.compiler import compile_model
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
 from ctrain.model import lenet5, weight_shape
@@ -316,7 +317,8 @@ def test_report_per_layer_and_phase(sparse):
     text = perfreport.format_report(rep)
     assert f"on zcu104 ({b.pe_lanes}x{b.pe_rows}x{b.pe_cols} PE array" in text and f"total (one iteration): {rep['total']['cycles']:,d} cycles" in text
     # the chip's int8 peak beside the design's (issue 13): DSPs x int8 per DSP x 2 x part clock
-    from ctrain import boards as _boards, resources as _res
+    from ctrain import boards as _boards
+    from ctrain.tools import resources as _res
     cfg = _boards.get("zcu104")
     p = rep["peak"]
     assert p["chip_int8_gops"] == cfg.chip_dsp * int(cfg.macros["DSP_INT8"]) * 2 * _res.part_clock_mhz(cfg) / 1e3

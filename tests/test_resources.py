@@ -1,4 +1,4 @@
-"""The resource estimate (ctrain.resources): shipped boards fit, the counting
+"""The resource estimate (ctrain.tools.resources): shipped boards fit, the counting
 rules on hand-checked arrays, and that it follows the sources."""
 import math
 import os
@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from ctrain import boards, resources
+from ctrain import boards
+from ctrain.tools import resources
 from ctrain.hls_source import Sources
 from ctrain.overlay_src import config_dir, hls_dir
 

@@ -112,7 +112,7 @@ def test_small_sweep_table_and_plot(local_ray, tmp_path):
     assert all(0.5 < r["test_acc"] <= 1 and r["iterations"] == 89 for r in table)
     assert sum("] done   seed=" in line for line in lines) == 4
     # a trial is the `ctrain train` run of its options, bit for bit
-    from ctrain import perfreport
+    from ctrain.tools import perfreport
     trainer, acc = train(_config(TINY + ["--seed", "1", "--prune", "0.5"]), progress=False)
     row = table[3]
     assert row["test_acc"] == acc

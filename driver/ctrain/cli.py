@@ -112,9 +112,9 @@ def _train_parser(sub):
 
 
 def _print_report(trainer, board):
-    """The performance report (ctrain.perfreport) of the final program, and
+    """The performance report (ctrain.tools.perfreport) of the final program, and
     for a pruned one its cycles against the same network dense."""
-    from . import perfreport
+    from .tools import perfreport
     from .compiler import compile_model
     if not trainer.fixed:
         print("--report: no fixed-point program ran (float run), nothing to model")
@@ -258,7 +258,7 @@ def _perf_parser(sub):
 
 
 def _cmd_perf(args):
-    from . import perfreport
+    from .tools import perfreport
     perfreport.check_options(args.model, args.batch, args.board, args.sparsity, args.checkpoint,
                              args.prune_scope, args.json)
     program, name, sparsity, per_layer = perfreport.perf_program(args.model, args.batch, args.sparsity,

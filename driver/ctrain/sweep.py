@@ -281,7 +281,7 @@ def _write_atomic(path, text):
 def modeled(trainer, board):
     """Cycles of one training iteration of the final program on `board`, from
     the performance model (a float run: the program it would have run)."""
-    from . import perfreport
+    from .tools import perfreport
     program = trainer.runtime.program if trainer.fixed else trainer._compile()
     total = perfreport.build(program, board, trainer.cfg.model_name())["total"]  # as `ctrain perf` reports it
     return {"cycles": int(total["cycles"]), "modeled_ms": 1e3 * total["seconds"],

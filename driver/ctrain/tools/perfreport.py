@@ -27,10 +27,11 @@ import json
 
 import numpy as np
 
-from . import boards, perfmodel, resources, validate
-from .errors import CheckpointError, MappingError
-from .isa import Op
-from .model import stage_labels
+from .. import boards, perfmodel, validate
+from . import resources
+from ..errors import CheckpointError, MappingError
+from ..isa import Op
+from ..model import stage_labels
 
 #: The phases of the report, in print order.
 PHASES = ("FP", "EB", "WG", "UPDATE", "stream")
@@ -239,7 +240,7 @@ def default_input(model_name):
     """The input (C, H, W) a named model's factory defaults to."""
     import inspect
 
-    from .model import MODELS
+    from ..model import MODELS
     return tuple(inspect.signature(MODELS[model_name]).parameters["input_shape"].default)
 
 
@@ -250,7 +251,7 @@ def random_masks(model, sparsity, seed=0, scope="layer"):
     with 1/sqrt(fan-in), so one global threshold would empty the widest
     layers (CNV's 256x256 convolution keeps 1 of 589,824 weights at 80%),
     which trained weights do not do."""
-    from .pruning import prune_masks
+    from ..pruning import prune_masks
     if sparsity == 0:
         return None
     params = model.init_params(np.random.default_rng(seed))
@@ -260,8 +261,8 @@ def random_masks(model, sparsity, seed=0, scope="layer"):
 def checkpoint_masks(path):
     """(model name, input shape, masks or None, batch size) of a training
     checkpoint."""
-    from . import checkpoint
-    from .train import DEFAULT_MODEL
+    from .. import checkpoint
+    from ..train import DEFAULT_MODEL
     arrays, meta = checkpoint.load(path)
     cfg = meta.get("config", {})
     name = cfg.get("model") or DEFAULT_MODEL.get(cfg.get("dataset"), "lenet5")
@@ -282,10 +283,10 @@ def perf_program(model_name, batch=None, sparsity=0.0, checkpoint=None, seed=0, 
     model at a batch size (None: the checkpoint's, else DEFAULT_BATCH),
     compiled without training: dense, with random masks, or with a
     checkpoint's masks."""
-    from .compiler import compile_model
-    from . import torch_import  # noqa: F401  (a factory may return a torch.nn.Module)
-    from .model import build_model, weight_shape
-    from .pruning import sparsity_of
+    from ..compiler import compile_model
+    from .. import torch_import  # noqa: F401  (a factory may return a torch.nn.Module)
+    from ..model import build_model, weight_shape
+    from ..pruning import sparsity_of
     shape = default_input(model_name) if model_name is not None else None
     masks = None
     if checkpoint is not None:
@@ -314,9 +315,9 @@ def check_options(model, batch, board, sparsity, checkpoint, scope, json_path=No
     """Reject bad `ctrain perf` options with one line, before any work."""
     import os
 
-    from .isa import LIMITS
-    from .model import MODELS
-    from .pruning import SCOPES
+    from ..isa import LIMITS
+    from ..model import MODELS
+    from ..pruning import SCOPES
     if checkpoint is None and model is None:
         raise MappingError("--model is required (or --checkpoint)")
     if model is not None and model not in MODELS:

@@ -103,9 +103,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from . import boards
-from .hls_source import Sources, enclosing, split_args
-from .overlay_src import config_dir
+from .. import boards
+from ..hls_source import Sources, enclosing, split_args
+from ..overlay_src import config_dir
 
 #: Fraction of every resource a design may use (a 15% margin for place and route).
 FIT_FRACTION = 0.85
@@ -920,7 +920,7 @@ def markdown_table(names=None):
 
 
 def main(argv=None):
-    """python -m ctrain.resources [board ...] [--items] [--markdown]: the tables."""
+    """python -m ctrain.tools.resources [board ...] [--items] [--markdown]: the tables."""
     import sys
     args = sys.argv[1:] if argv is None else argv
     items = "--items" in args

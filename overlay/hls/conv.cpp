@@ -485,24 +485,279 @@ static conv_item item_of(const ctrain_insn_t &f, bool eb, const conv_plan &p, in
     return it;
 }
 
-/* ---------------------------------------------------------------- unit */
+/* ---------------------------------------------------------------- unit
+ *
+ * The unit's stages, in dataflow order, each a function conv_unit inlines
+ * (so synthesis sees the one FSM it saw before the split; the buffers stay
+ * conv_unit's, with their partitioning):
+ *
+ *   conv_job_make, conv_pass_make   the plan, flags and shifts; the PE pass
+ *   conv_load_all_eb                EB with every row tile's weights on chip
+ *   per row tile:   conv_tile_bias  its biases
+ *   per pass (row tile, and WG group):
+ *     conv_pass_begin               WG: clear the taps; FP/EB: the weights
+ *     items, a ping-pong pipeline:  conv_load_item (k+1) || conv_compute_item
+ *                                   (k) || conv_store_item (k-1)
+ *     conv_store_grads              WG: the weight and bias gradients
+ */
+
+/* Trip bounds of the unit's outer loops (LOOP_TRIPCOUNT only). */
+#define CONV_CTILES ((CTRAIN_MAX_CH + PE_COLS - 1) / PE_COLS)   /* column tiles: WG groups */
+/* Items of a pass in the common case (one band, one group): the lane tiles of
+ * the largest batch, plus the pipeline's fill and drain. */
+#define CONV_ITEMS ((CTRAIN_MAX_BATCH + PE_LANES - 1) / PE_LANES + 2)
+
+/* What every stage reads, fixed per instruction. */
+struct conv_job {
+    conv_plan p;
+    bool wg, eb;
+    int kk;             /* taps per channel: k_h * k_w */
+    int items;          /* items of a pass: lane tiles x bands (x groups: FP, EB) */
+    uint32_t col_base;  /* the column operand: src (FP, EB), src2 (WG) */
+    bool mask, fp_bias, wg_bias;
+    int sh_out;         /* e_acc -> e.dst: FP/EB outputs, WG weight gradients */
+    int sh_bias;        /* FP: raw bias -> e_acc */
+    int sh_b;           /* WG: bias gradient -> e.dst */
+    bool eb_all;        /* EB with every row tile's weights on chip */
+};
+
+static void conv_job_make(const ctrain_insn_t &f, const insn_exps &e, conv_job &j) {
+#pragma HLS INLINE
+    j.wg = f.op == OP_CONV_WG;
+    j.eb = f.op == OP_CONV_EB;
+    j.p = conv_make_plan(f);
+    const conv_plan &p = j.p;
+    j.kk = f.k_h * f.k_w;
+    j.items = cdiv_i((int)f.n, PE_LANES) * p.bands * (j.wg ? 1 : p.groups);
+    j.col_base = j.wg ? f.src2 : f.src;
+    const wide_t e_acc = (wide_t)e.src + e.src2;
+    j.mask = j.eb && (f.flags & FLAG_RELU_MASK);
+    j.fp_bias = f.op == OP_CONV_FP && (f.flags & FLAG_BIAS);
+    j.wg_bias = j.wg && (f.flags & FLAG_BIAS);
+    j.sh_out = q_shift((wide_t)e.dst - e_acc);
+    j.sh_bias = q_shift(e_acc - e.src3);
+    j.sh_b = q_shift((wide_t)e.dst - e.src);
+    /* EB with every row tile's weights on chip: one burst per c_out channel
+     * (its whole row of w) instead of one per channel and row tile. */
+    const int rtiles = cdiv_i(p.rows, PE_ROWS);
+    j.eb_all = j.eb && p.groups == 1 && rtiles * p.ct * j.kk <= CONV_WCAP;
+}
+
+/* The PE array's pass: what is fixed per instruction (the per-tile and
+ * per-item fields are set where they change). */
+static void conv_pass_make(const ctrain_insn_t &f, const conv_job &j, pe_pass &g) {
+#pragma HLS INLINE
+    g.mode = j.wg ? PE_OUTER : PE_GATHER;
+    g.k_h = f.k_h;
+    g.k_w = f.k_w;
+    g.kk = j.kk;
+    g.tstep = j.eb ? f.stride : 1;
+    g.dsrc = j.eb ? -1 : 1;
+    g.stride = f.stride;
+    g.pad = f.pad;
+    g.ow = j.p.ow;
+    g.sh = j.p.sh;
+    g.sw = j.p.sw;
+    g.slot = j.p.slot;
+    g.relu = f.op == OP_CONV_FP && (f.flags & FLAG_RELU);
+    g.mask = j.mask;
+    g.sh_out = j.sh_out;
+    g.wbase = 0;
+}
+
+/* EB, eb_all: every c_out channel's whole row of w, one burst each. */
+static void conv_load_all_eb(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j,
+                             pe_weights_t wb) {
+#pragma HLS INLINE
+    const int kk = j.kk;
+all_weights_eb:
+    for (int co = 0; co < j.p.cols; co++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+        rd_weights_eb(ddr, f.src2 + (uint32_t)co * f.c_in * kk, f.c_in * kk, wb, co % PE_COLS,
+                      co / PE_COLS * kk, kk, j.p.ct * kk);
+    }
+}
+
+/* Row tile r0's biases: FP's raw biases shifted to e_acc, else zero (WG sums
+ * its bias gradient into them). */
+static void conv_tile_bias(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
+                           int vr, int32_t braw[PE_ROWS], wide_t rbias[PE_ROWS]) {
+#pragma HLS INLINE
+clear_bias:
+    for (int r = 0; r < PE_ROWS; r++) {
+        /* one register per PE row */
+#pragma HLS UNROLL
+        rbias[r] = 0;
+    }
+    if (j.fp_bias) {
+        agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
+    shift_bias:
+        for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+            rbias[r] = rshift_round(braw[r], j.sh_bias);
+        }
+    }
+}
+
+/* Start of a pass (row tile r0, vr rows; WG: group gsel): WG clears the
+ * group's tap accumulators; FP and EB with one group load the row tile's
+ * weights into wb once for the whole batch (EB: unless eb_all has them). */
+static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
+                            int vr, int gsel, pe_weights_t wb, pe_tapacc_t tacc) {
+#pragma HLS INLINE
+    const conv_plan &p = j.p;
+    const int kk = j.kk;
+    if (j.wg) {
+        const int gct = min_i(p.g, p.ct - gsel * p.g);
+        CTRAIN_LOOP(ew, 1, gct * kk);
+    clear_taps:
+        for (int t = 0; t < gct * kk; t++) {
+            /* every PE's accumulator of tap t in one cycle */
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
+        clear_taps_rows:
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+            clear_taps_cols:
+                for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                    tacc[r][c][t] = 0;
+                }
+            }
+        }
+    } else if (p.groups == 1) {
+        const int gc = p.cols;
+        if (!j.eb) {
+            rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * f.c_in * kk, (uint32_t)vr * f.c_in * kk, wb,
+                          0, kk, gc * kk);
+        } else if (!j.eb_all) {
+        tile_weights_eb:
+            for (int co = 0; co < gc; co++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+                rd_weights_eb(ddr, f.src2 + ((uint32_t)co * f.c_in + r0) * kk, vr * kk, wb,
+                              co % PE_COLS, co / PE_COLS * kk, kk, 0);
+            }
+        }
+    }
+}
+
+/* Item k of the pass, with its group (WG: the pass's gsel). */
+static conv_item conv_item_at(const ctrain_insn_t &f, const conv_job &j, int gsel, int k) {
+#pragma HLS INLINE
+    conv_item it = item_of(f, j.eb, j.p, k, j.wg ? 1 : j.p.groups);
+    if (j.wg)
+        it.grp = gsel;
+    return it;
+}
+
+/* Stage 0: item k's operands into ping-pong half k & 1: its group's weights
+ * (FP, EB with several groups), the column operand, and the row operand (WG
+ * errors; EB masks, on the last group). */
+static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
+                           int vr, int gsel, int k, pe_weights_t wbuf[2], pe_cols_t act[2],
+                           pe_rows_t rowb[2]) {
+#pragma HLS INLINE
+    const conv_plan &p = j.p;
+    const int kk = j.kk;
+    const conv_item it = conv_item_at(f, j, gsel, k);
+    const int h = k & 1;
+    if (!j.wg && p.groups > 1) {
+        const int w0 = it.grp * p.g * PE_COLS;
+        const int gc = min_i(p.g * PE_COLS, p.cols - w0);
+        if (!j.eb) {
+        group_weights_fp:
+            for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+                rd_weights_fp(ddr, f.src2 + ((uint32_t)(r0 + r) * f.c_in + w0) * kk, gc * kk,
+                              wbuf[h], r, kk, gc * kk);
+            }
+        } else {
+        group_weights_eb:
+            for (int gi = 0; gi < gc; gi++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
+                rd_weights_eb(ddr, f.src2 + ((uint32_t)(w0 + gi) * f.c_in + r0) * kk, vr * kk,
+                              wbuf[h], gi % PE_COLS, gi / PE_COLS * kk, kk, 0);
+            }
+        }
+    }
+    load_cols(ddr, j.col_base, p, it, act[h]);
+    if (j.wg)
+        rows_io(ddr, f.src, p, it, r0, vr, rowb[h], false);
+    else if (j.mask && it.grp == p.groups - 1)
+        rows_io(ddr, f.aux, p, it, r0, vr, rowb[h], false);
+}
+
+/* Stage 1: item k on the PE array from ping-pong half k & 1 (the row
+ * tables built per band; sum_x the column tables' steps). */
+static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gsel, int k,
+                              int sum_x, pe_pass &g, pe_weights_t wbuf[2], pe_cols_t act[2],
+                              pe_rows_t rowb[2], pe_range yr[CTRAIN_MAX_DIM],
+                              const pe_range xr[CTRAIN_MAX_DIM], wide_t rbias[PE_ROWS],
+                              pe_rowacc_t racc, pe_rows_t obuf[2], pe_tapacc_t tacc, q_stats &st) {
+#pragma HLS INLINE
+    const conv_plan &p = j.p;
+    const conv_item it = conv_item_at(f, j, gsel, k);
+    const int h = k & 1;
+    const int gct = min_i(p.g, p.ct - it.grp * p.g);
+    g.gct = gct;
+    g.vc_last = min_i(PE_COLS, p.cols - (it.grp * p.g + gct - 1) * PE_COLS);
+    g.y0 = it.y0;
+    g.rows = it.y1 - it.y0;
+    g.sy_lo = it.lo;
+    g.vb = it.vb;
+    g.first = it.grp == 0;
+    g.last = it.grp == p.groups - 1;
+    g.bias_sum = j.wg_bias && gsel == 0;
+    if (j.wg) {
+        g.total = (uint32_t)gct * j.kk * g.rows * p.ow;
+    } else {
+        make_ranges(j.eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh, it.lo, p.sw, yr);
+        g.total = (uint32_t)gct * range_steps(yr, g.rows) * sum_x;
+    }
+    pe_array(wbuf[p.groups > 1 && !j.wg ? h : 0], act[h], rowb[h], yr, xr, rowb[h], g, rbias,
+             racc, obuf[h], tacc, st);
+}
+
+/* Stage 2 (FP, EB): item k's outputs from ping-pong half k & 1, once its
+ * last group has summed them. */
+static void conv_store_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0, int vr,
+                            int k, pe_rows_t obuf[2]) {
+#pragma HLS INLINE
+    const conv_item it = item_of(f, j.eb, j.p, k, j.p.groups);
+    if (it.grp == j.p.groups - 1)
+        rows_io(ddr, f.dst, j.p, it, r0, vr, obuf[k & 1], true);
+}
+
+/* End of a WG pass: the group's weight gradients (row tile r0, vr rows) and,
+ * after the first group, the tile's bias gradients. */
+static void conv_store_grads(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0, int vr,
+                             int gsel, const pe_tapacc_t tacc, const wide_t rbias[PE_ROWS],
+                             q_stats &st) {
+#pragma HLS INLINE
+    const conv_plan &p = j.p;
+    const int kk = j.kk;
+    const int c0 = gsel * p.g * PE_COLS;
+    const int gc = min_i(p.g * PE_COLS, p.cols - c0);
+    if (p.groups == 1) {
+        wr_kernels(ddr, f.dst + 4 * (uint32_t)r0 * f.c_in * kk, (uint32_t)vr * f.c_in * kk, tacc, 0,
+                   kk, gc * kk, j.sh_out, st);
+    } else {
+    store_grad_rows:
+        for (int r = 0; r < vr; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+            wr_kernels(ddr, f.dst + 4 * (((uint32_t)(r0 + r) * f.c_in + c0) * kk), gc * kk, tacc,
+                       r, kk, gc * kk, j.sh_out, st);
+        }
+    }
+    if (j.wg_bias && gsel == 0)
+        conv_store_bias(ddr, rbias, vr, r0, f.dst2, j.sh_b, st);
+}
 
 void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
-    const bool wg = f.op == OP_CONV_WG, eb = f.op == OP_CONV_EB;
-    const conv_plan p = conv_make_plan(f);
-    const int kk = f.k_h * f.k_w;
-    const int items = cdiv_i((int)f.n, PE_LANES) * p.bands * (wg ? 1 : p.groups);
-    const uint32_t col_base = wg ? f.src2 : f.src;
-
-    const wide_t e_acc = (wide_t)e.src + e.src2;
-    const bool relu = f.op == OP_CONV_FP && (f.flags & FLAG_RELU);
-    const bool mask = eb && (f.flags & FLAG_RELU_MASK);
-    const bool fp_bias = f.op == OP_CONV_FP && (f.flags & FLAG_BIAS);
-    const bool wg_bias = wg && (f.flags & FLAG_BIAS);
-    const int sh_out = q_shift((wide_t)e.dst - e_acc);
-    const int sh_bias = q_shift(e_acc - e.src3);
-    const int sh_w = q_shift((wide_t)e.dst - e_acc);
-    const int sh_b = q_shift((wide_t)e.dst - e.src);
+    conv_job j;
+    conv_job_make(f, e, j);
+    const conv_plan &p = j.p;
+    const bool wg = j.wg;
 
     /* Ping-pong buffers (index: item & 1); static: one copy, kept between calls. */
     static pe_weights_t wbuf[2];
@@ -544,185 +799,52 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 #pragma HLS ARRAY_PARTITION variable=rbias type=complete
 
     pe_pass g;
-    g.mode = wg ? PE_OUTER : PE_GATHER;
-    g.k_h = f.k_h;
-    g.k_w = f.k_w;
-    g.kk = kk;
-    g.tstep = eb ? f.stride : 1;
-    g.dsrc = eb ? -1 : 1;
-    g.stride = f.stride;
-    g.pad = f.pad;
-    g.ow = p.ow;
-    g.sh = p.sh;
-    g.sw = p.sw;
-    g.slot = p.slot;
-    g.relu = relu;
-    g.mask = mask;
-    g.sh_out = sh_out;
-    /* EB with every row tile's weights on chip: one burst per c_out channel
-     * (its whole row of w) instead of one per channel and row tile. */
-    const int rtiles = cdiv_i(p.rows, PE_ROWS);
-    const bool eb_all = eb && p.groups == 1 && rtiles * p.ct * kk <= CONV_WCAP;
-    if (eb_all) {
-        for (int co = 0; co < p.cols; co++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-            rd_weights_eb(ddr, f.src2 + (uint32_t)co * f.c_in * kk, f.c_in * kk, wbuf[0],
-                          co % PE_COLS, co / PE_COLS * kk, kk, p.ct * kk);
-        }
-    }
-    g.wbase = 0;
+    conv_pass_make(f, j, g);
+    if (j.eb_all)
+        conv_load_all_eb(ddr, f, j, wbuf[0]);
     int sum_x = 0;
     if (!wg) {   /* column tables: the same for every band */
-        make_ranges(eb, 0, p.ow, f.k_w, 1, f.stride, f.pad, p.sw, 0, 1, xr);
+        make_ranges(j.eb, 0, p.ow, f.k_w, 1, f.stride, f.pad, p.sw, 0, 1, xr);
         sum_x = range_steps(xr, p.ow);
     }
 
 tile_rows:
     for (int r0 = 0; r0 < p.rows; r0 += PE_ROWS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_RTILES
         const int vr = min_i(PE_ROWS, p.rows - r0);
         g.vr = vr;
-        for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-            rbias[r] = 0;
-        }
-        if (fp_bias) {
-            agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
-            for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                rbias[r] = rshift_round(braw[r], sh_bias);
-            }
-        }
+        conv_tile_bias(ddr, f, j, r0, vr, braw, rbias);
         const int ngroups = wg ? p.groups : 1;
     tile_groups:
         for (int wgrp = 0; wgrp < ngroups; wgrp++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_CTILES
             const int gsel = wg ? wgrp : 0;
-            const int c0 = gsel * p.g * PE_COLS;
-            if (wg) {
-                const int gct = min_i(p.g, p.ct - gsel * p.g);
-                CTRAIN_LOOP(ew, 1, gct * kk);
-            clear_taps:
-                for (int t = 0; t < gct * kk; t++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
-                    for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                        for (int c = 0; c < PE_COLS; c++) {
-#pragma HLS UNROLL
-                            tacc[r][c][t] = 0;
-                        }
-                    }
-                }
-            } else if (p.groups == 1) {
-                /* The row tile's weights, once for the whole batch. */
-                const int gc = p.cols;
-                if (!eb) {
-                    rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * f.c_in * kk,
-                                  (uint32_t)vr * f.c_in * kk, wbuf[0], 0, kk, gc * kk);
-                } else if (!eb_all) {
-                    for (int co = 0; co < gc; co++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-                        rd_weights_eb(ddr, f.src2 + ((uint32_t)co * f.c_in + r0) * kk, vr * kk,
-                                      wbuf[0], co % PE_COLS, co / PE_COLS * kk, kk, 0);
-                    }
-                }
-            }
+            conv_pass_begin(ddr, f, j, r0, vr, gsel, wbuf[0], tacc);
 
             /* The pipeline over items: load k+1 || compute k || store k-1. */
         items_loop:
-            for (int k = -1; k <= items; k++) {
-#pragma HLS LOOP_TRIPCOUNT min=2 max=4096
-                const bool region = k >= 0 && k < items;
+            for (int k = -1; k <= j.items; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=CONV_ITEMS
+                const bool region = k >= 0 && k < j.items;
                 if (region)
                     CTRAIN_REGION_BEGIN();
-                /* stage 0: load item k+1 */
-                if (k + 1 < items) {
-                    conv_item it = item_of(f, eb, p, k + 1, wg ? 1 : p.groups);
-                    if (wg)
-                        it.grp = gsel;
-                    const int h = (k + 1) & 1;
-                    if (!wg && p.groups > 1) {
-                        const int w0 = it.grp * p.g * PE_COLS;
-                        const int gc = min_i(p.g * PE_COLS, p.cols - w0);
-                        if (!eb) {
-                            for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                                rd_weights_fp(ddr, f.src2 + ((uint32_t)(r0 + r) * f.c_in + w0) * kk,
-                                              gc * kk, wbuf[h], r, kk, gc * kk);
-                            }
-                        } else {
-                            for (int gi = 0; gi < gc; gi++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
-                                rd_weights_eb(ddr,
-                                              f.src2 + ((uint32_t)(w0 + gi) * f.c_in + r0) * kk,
-                                              vr * kk, wbuf[h], gi % PE_COLS, gi / PE_COLS * kk, kk,
-                                              0);
-                            }
-                        }
-                    }
-                    load_cols(ddr, col_base, p, it, act[h]);
-                    if (wg)
-                        rows_io(ddr, f.src, p, it, r0, vr, rowb[h], false);
-                    else if (mask && it.grp == p.groups - 1)
-                        rows_io(ddr, f.aux, p, it, r0, vr, rowb[h], false);
-                }
-                /* stage 1: compute item k */
-                if (region)
+                if (k + 1 < j.items)   /* stage 0 */
+                    conv_load_item(ddr, f, j, r0, vr, gsel, k + 1, wbuf, act, rowb);
+                if (region) {          /* stage 1 */
                     CTRAIN_STAGE(1);
-                if (region) {
-                    conv_item it = item_of(f, eb, p, k, wg ? 1 : p.groups);
-                    if (wg)
-                        it.grp = gsel;
-                    const int h = k & 1;
-                    const int gct = min_i(p.g, p.ct - it.grp * p.g);
-                    g.gct = gct;
-                    g.vc_last = min_i(PE_COLS, p.cols - (it.grp * p.g + gct - 1) * PE_COLS);
-                    g.y0 = it.y0;
-                    g.rows = it.y1 - it.y0;
-                    g.sy_lo = it.lo;
-                    g.vb = it.vb;
-                    g.first = it.grp == 0;
-                    g.last = it.grp == p.groups - 1;
-                    g.bias_sum = wg_bias && gsel == 0;
-                    if (wg) {
-                        g.total = (uint32_t)gct * kk * g.rows * p.ow;
-                    } else {
-                        make_ranges(eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh,
-                                    it.lo, p.sw, yr);
-                        g.total = (uint32_t)gct * range_steps(yr, g.rows) * sum_x;
-                    }
-                    pe_array(wbuf[p.groups > 1 && !wg ? h : 0], act[h], rowb[h], yr, xr,
-                             rowb[h], g, rbias, racc, obuf[h], tacc, st);
-                }
-                /* stage 2: store item k-1 */
-                if (region)
+                    conv_compute_item(f, j, gsel, k, sum_x, g, wbuf, act, rowb, yr, xr, rbias,
+                                      racc, obuf, tacc, st);
                     CTRAIN_STAGE(2);
-                if (!wg && k >= 1) {
-                    const conv_item it = item_of(f, eb, p, k - 1, p.groups);
-                    if (it.grp == p.groups - 1)
-                        rows_io(ddr, f.dst, p, it, r0, vr, obuf[(k - 1) & 1], true);
                 }
+                if (!wg && k >= 1)     /* stage 2 */
+                    conv_store_item(ddr, f, j, r0, vr, k - 1, obuf);
                 if (region)
                     CTRAIN_REGION_END();
             }
-            if (wg) {
-                const int gc = min_i(p.g * PE_COLS, p.cols - c0);
-                if (p.groups == 1) {
-                    wr_kernels(ddr, f.dst + 4 * (uint32_t)r0 * f.c_in * kk,
-                               (uint32_t)vr * f.c_in * kk, tacc, 0, kk, gc * kk, sh_w, st);
-                } else {
-                    for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                        wr_kernels(ddr, f.dst + 4 * (((uint32_t)(r0 + r) * f.c_in + c0) * kk),
-                                   gc * kk, tacc, r, kk, gc * kk, sh_w, st);
-                    }
-                }
-                if (wg_bias && gsel == 0)
-                    conv_store_bias(ddr, rbias, vr, r0, f.dst2, sh_b, st);
-            }
+            if (wg)
+                conv_store_grads(ddr, f, j, r0, vr, gsel, tacc, rbias, st);
         }
-        if (eb_all)
-            g.wbase += p.ct * kk;
+        if (j.eb_all)
+            g.wbase += p.ct * j.kk;
     }
 }

@@ -24,7 +24,7 @@
 #define SP_WIN CTRAIN_SPARSE_WIN          /* window positions per batch lane */
 #define SP_XT CTRAIN_SPARSE_XT            /* output positions per x tile */
 #define SP_COPIES ((PE_ROWS + 1) / 2)     /* window copies: two PE rows per copy */
-#define SP_TILES ((CTRAIN_MAX_CH + PE_ROWS - 1) / PE_ROWS)   /* row tiles of the widest layer */
+#define SP_TILES MAX_RTILES              /* row tiles of the widest layer */
 #define SP_RTILES 32                      /* row tiles of a layer in resident mode */
 
 /* Position-parallel path (sconv.cpp): PE_LANES x PE_ROWS x PE_COLS output

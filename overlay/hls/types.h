@@ -45,6 +45,7 @@ struct beat_t {
 #endif
 #define PE_LANES CTRAIN_PE_LANES
 #define MAX_KK (CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL)
+#define MAX_RTILES ((CTRAIN_MAX_CH + PE_ROWS - 1) / PE_ROWS)   /* row tiles of the widest layer */
 
 typedef int8_t q8_t;         /* tensor element */
 typedef ap_int<16> prod_t;   /* int8 x int8 product, |p| <= 127^2 < 2^14 */

@@ -412,3 +412,30 @@ def test_pruned_sparse_model_export(digits, tmp_path):
         assert abs(mask.mean() - 0.5) < 0.01 and d["nonzero"] <= mask.mean()
     emu = tr.runtime.predict_logits(tr.xq_test)
     assert np.array_equal(export.onnx_predict(export.to_onnx(em), digits.test_x), emu.astype(np.float32))
+
+
+def test_tiled_linear_exports(digits, tmp_path, monkeypatch):
+    """A Linear with more inputs than an instruction has channels (vgg-small's
+    4096 -> 256) runs as a convolution whose kernel covers its input map; its
+    weights [out, c, h, w] go to ONNX as Gemm's [out, c*h*w], in Flatten's
+    order: the exact graph reproduces the emulator's logits bit for bit, the
+    float graph the float model's."""
+    pytest.importorskip("onnxruntime")
+    from ctrain import model as M
+    from ctrain.isa import LIMITS
+
+    def digits_wide(input_shape=(1, 8, 8), num_classes=10):
+        c, h, w = input_shape
+        return M.Sequential(M.Conv2d(c, 48, 3, padding=1), M.ReLU(), M.Flatten(),
+                            M.Linear(48 * h * w, num_classes), input_shape=input_shape)
+
+    monkeypatch.setitem(M.MODELS, "digits-wide", digits_wide)
+    cfg = TrainConfig(dataset="digits", model="digits-wide", epochs=1, batch_size=16, warmup_epochs=0.5,
+                      seed=0, prune=0)
+    tr = Trainer(cfg, dataset=digits, device=EmulatedDevice(ddr_bytes=32 << 20))
+    fc = [d for d in export.export_state(tr)[1]["layers"] if d["kind"] == "linear"]
+    assert fc and fc[0]["w_shape"][1:] == [48, 8, 8] and 48 * 64 > LIMITS["CH"]   # tiled
+    tr.run(progress=False)
+    emu = tr.runtime.predict_logits(tr.xq_test)
+    logits = export.onnx_predict(export.to_onnx(tr, tmp_path / "wide.onnx"), digits.test_x)
+    assert np.array_equal(logits, emu.astype(np.float32))

@@ -184,7 +184,9 @@ def _param_tensors(g, j, d):
     """(weights, bias) tensor names of param layer j: the int8 weights and the
     int32 bias at their exponents (fixed point), else the float weights."""
     ws = tuple(d["w_shape"])
-    shape = ws if d["kind"] == "conv" else ws[:2]
+    # a Linear is [out, c, h, w] (tiled when c*h*w exceeds an instruction's
+    # channels, else h = w = 1): Gemm's [out, c*h*w], in Flatten's order
+    shape = ws if d["kind"] == "conv" else (ws[0], int(np.prod(ws[1:])))
     if not g.fixed:
         bf = g.arrays.get(f"float_b{j}")
         return (g.const(f"w{j}", g.arrays[f"float_w{j}"].reshape(shape)),

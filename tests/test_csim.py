@@ -13,7 +13,7 @@ import pytest
 from ctrain import perfmodel, validate
 from ctrain.engine.numpy import NumpyEngine
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, STATS_BYTES, Fault, Flag, Op
-from ctrain.tools.random_insn import OPS, build_ddr, random_case
+from ctrain.tools.random_insn import OPS, insn_case, random_case
 from ctrain.tools.cross_check import format_report, verify
 
 from ctrain import overlay_src
@@ -59,7 +59,7 @@ def _conv_case(rng, op, flags, n, ci, h, w, co, k, s, p):
     act = rng.integers(-128, 128, (n, ci, h, w)).astype(np.int8)
     err = rng.integers(-128, 128, (n, co, ho, wo)).astype(np.int8)
     wt = rng.integers(-127, 128, (co, ci, kh, kw)).astype(np.int8)
-    garbage = lambda nbytes: rng.integers(0, 256, nbytes).astype(np.uint8)  # noqa: E731
+    garbage = lambda nbytes: rng.integers(0, 256, nbytes, dtype=np.uint8)  # noqa: E731
     ops = {
         Op.CONV_FP: dict(src=act, src2=wt, src3=rng.integers(-2**20, 2**20, co).astype(np.int32),
                          dst=garbage(err.size)),
@@ -68,20 +68,9 @@ def _conv_case(rng, op, flags, n, ci, h, w, co, k, s, p):
         Op.POOL_FP: dict(src=act, dst=garbage(err.size)),
         Op.POOL_BP: dict(src=err, aux=act, dst=garbage(act.size)),
     }[op]
-    table = np.array([-7, -8, -13, -3, 0], np.int32)
-    arrays = list(ops.items()) + [("stats", garbage(STATS_BYTES)),
-                                  ("prog", np.zeros(2 * INSN_BYTES, np.uint8)), ("table", table)]
-    ddr, off = build_ddr(arrays)
-    prog = np.zeros(2, INSN_DTYPE)
-    prog[0]["op"], prog[0]["flags"], prog[1]["op"] = op, flags, Op.HALT
-    for name, value in shape.items():
-        prog[0][name] = value
-    for name in list(ops) + ["stats"]:
-        prog[0][name] = off[name]
-    prog[0]["e_src"], prog[0]["e_src2"], prog[0]["e_src3"] = 0, 1, 4
-    prog[0]["e_dst"] = 3 if op == Op.CONV_WG else 2
-    ddr[off["prog"]:off["prog"] + 2 * INSN_BYTES] = prog.view(np.uint8)
-    return ddr, (off["prog"], 2, off["table"], len(table))
+    case = insn_case(rng, op, flags, shape, ops, [-7, -8, -13, -3, 0],
+                     (0, 1, 4, 3 if op == Op.CONV_WG else 2))
+    return case.ddr, (case.prog, case.n_insn, case.table, case.table_len)
 
 
 # Several row/column tiles on both boards, rows wider than a chunk, maximal

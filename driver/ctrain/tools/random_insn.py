@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..isa import ALIGN, INSN_BYTES, INSN_DTYPE, PAR, Flag, Op
+from ..isa import ALIGN, INSN_BYTES, INSN_DTYPE, PAR, STATS_BYTES, Flag, Op
 
 #: Opcodes random_case draws from when none is given.
 OPS = (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG, Op.UPDATE, Op.RELU_FP, Op.RELU_BP,
@@ -476,17 +476,26 @@ def layer_case(rng, op, shape, flags=0, weights=None, mask=None, density=None, a
         ops.update(src=err, src2=act, dst=_garbage(rng, out))
         if flags & Flag.BIAS:
             ops["dst2"] = _garbage(rng, 4 * co)
+    return insn_case(rng, op, flags, s, ops, table, (0, 1, 2, 3))
+
+
+def insn_case(rng, op, flags, fields, ops, table, exps):
+    """A Case of one instruction then HALT, laid out in the order given:
+    the operands `ops` (name -> array), a garbage statistics record, the
+    program and the parameter `table`. The instruction takes `fields` (its
+    shape and counts), every operand's offset and the table slots `exps`
+    (e_src, e_src2, e_src3, e_dst)."""
     tab = np.array(table, np.int32)
-    arrays = list(ops.items()) + [("stats", _garbage(rng, 32)),
+    arrays = list(ops.items()) + [("stats", _garbage(rng, STATS_BYTES)),
                                   ("prog", np.zeros(2 * INSN_BYTES, np.uint8)), ("table", tab)]
     ddr, offsets = build_ddr(arrays)
     prog = np.zeros(2, INSN_DTYPE)
     prog[0]["op"], prog[0]["flags"], prog[1]["op"] = op, flags, Op.HALT
-    for name, value in s.items():
+    for name, value in fields.items():
         prog[0][name] = value
     for name in list(ops) + ["stats"]:
         prog[0][name] = offsets[name]
-    prog[0]["e_src"], prog[0]["e_src2"], prog[0]["e_src3"], prog[0]["e_dst"] = 0, 1, 2, 3
+    prog[0]["e_src"], prog[0]["e_src2"], prog[0]["e_src3"], prog[0]["e_dst"] = exps
     ddr[offsets["prog"]:offsets["prog"] + 2 * INSN_BYTES] = prog.view(np.uint8)
     return Case(ddr, offsets["prog"], 2, offsets["table"], tab.size, op, offsets)
 

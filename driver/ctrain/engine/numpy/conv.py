@@ -319,16 +319,24 @@ def _store_grads(ddr, f, tab, gw, err_sums):
 # Fully connected layers (1x1 kernel on a 1x1 map): plain GEMMs on [N, C]
 # matrices, no layout changes.
 
+def _fc_operands(plan, ddr, tab, name, width):
+    """FC FP/EB's GEMM operands: src [n, width] (activations, or errors) and
+    the weights [c_out, c_in], in the BLAS dtype exact for width-term sums;
+    and e_acc, the exponent of their products."""
+    f = plan.f
+    dt = blas_dtype(width)
+    a = plan.buf(name, (f["n"], width), dt)
+    np.copyto(a, i8(ddr, f["src"], (f["n"], width)))
+    w = plan.buf("w", (f["c_out"], f["c_in"]), dt)
+    np.copyto(w, i8(ddr, f["src2"], (f["c_out"], f["c_in"])))
+    return a, w, tab[f["e_src"]] + tab[f["e_src2"]]
+
+
 def _fc_fp(engine, plan, ddr, tab):
     f = plan.f
     n, ci, co = f["n"], f["c_in"], f["c_out"]
-    dt = blas_dtype(ci)
-    x = plan.buf("x", (n, ci), dt)
-    np.copyto(x, i8(ddr, f["src"], (n, ci)))
-    w = plan.buf("w", (co, ci), dt)
-    np.copyto(w, i8(ddr, f["src2"], (co, ci)))
-    acc = np.matmul(x, w.T, out=plan.buf("acc", (n, co), dt))
-    e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
+    x, w, e_acc = _fc_operands(plan, ddr, tab, "x", ci)
+    acc = np.matmul(x, w.T, out=plan.buf("acc", (n, co), x.dtype))
     bias = None
     if f["flags"] & Flag.BIAS:
         bias = rshift_round(i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
@@ -346,21 +354,15 @@ def _fc_fp(engine, plan, ddr, tab):
 def _fc_eb(engine, plan, ddr, tab):
     f = plan.f
     n, ci, co = f["n"], f["c_in"], f["c_out"]
-    dt = blas_dtype(co)
-    e = plan.buf("e", (n, co), dt)
-    np.copyto(e, i8(ddr, f["src"], (n, co)))
-    w = plan.buf("w", (co, ci), dt)
-    np.copyto(w, i8(ddr, f["src2"], (co, ci)))
-    acc = np.matmul(e, w, out=plan.buf("acc", (n, ci), dt))
+    e, w, e_acc = _fc_operands(plan, ddr, tab, "e", co)
+    acc = np.matmul(e, w, out=plan.buf("acc", (n, ci), e.dtype))
     if plan.uses_c(engine):
-        e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
         mask = hk.i8p(ddr, f["aux"]) if f["flags"] & Flag.RELU_MASK else hk.ffi.NULL
         peak, sat, nnz = hk.requant(acc, None, mask, False, clamp_shift(tab[f["e_dst"]] - e_acc),
                                     (n, ci, 1, 1), hk.i8p(ddr, f["dst"]), (ci, 1, 0, 0))
         return peak, e_acc, sat, nnz, n * ci
     if f["flags"] & Flag.RELU_MASK:
         np.copyto(acc, 0, where=i8(ddr, f["aux"], (n, ci)) <= 0)
-    e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
     q, peak, sat = requantize8(acc, tab[f["e_dst"]] - e_acc)
     dst = i8(ddr, f["dst"], (n, ci))
     np.copyto(dst, q, casting="unsafe")

@@ -128,6 +128,29 @@ static inline uint32_t dim_mul(uint32_t a, uint32_t b) {
     return p;
 }
 
+/* A window's vertical sum, one row: w values at addr read into line[], then
+ * col[i] = line[i] (first row) or col[i] + line[i], EW_BEAT lanes per cycle
+ * (beats = ceil(w / EW_BEAT)). AVGPOOL_FP sums a window's input rows, BP the
+ * error rows covering an input row. */
+static void avg_vsum_row(const ddr_t *ddr, uint32_t addr, int w, uint32_t beats, bool first,
+                         q8_t line[CTRAIN_MAX_DIM], int32_t col[CTRAIN_MAX_DIM]) {
+#pragma HLS INLINE
+    agu_rd_q8<CTRAIN_MAX_DIM>(ddr, addr, line, w);
+    CTRAIN_LOOP(ew, 1, beats);
+vsum:
+    for (uint32_t k = 0; k < beats; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=EW_ROW_BEATS
+    vsum_lane:
+        for (int l = 0; l < EW_BEAT; l++) {
+#pragma HLS UNROLL
+            const uint32_t i = k * EW_BEAT + l;
+            if (i < (uint32_t)w)
+                col[i] = (first ? 0 : col[i]) + line[i];
+        }
+    }
+}
+
 /* AVGPOOL_FP: per output row, the window's input rows are summed into col[]
  * beat by beat, then each output sums k_w columns (kx outer, as max pooling:
  * within one kx the columns x*s + kx are distinct). */
@@ -161,20 +184,7 @@ plane:
         tap_y:
             for (int ky = 0; ky < k_h; ky++, row_at += w_in) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                agu_rd_q8<CTRAIN_MAX_DIM>(ddr, row_at, line, w_in);
-                CTRAIN_LOOP(ew, 1, in_beats);
-            vsum:
-                for (uint32_t k = 0; k < in_beats; k++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=EW_ROW_BEATS
-                vsum_lane:
-                    for (int l = 0; l < EW_BEAT; l++) {
-#pragma HLS UNROLL
-                        const uint32_t i = k * EW_BEAT + l;
-                        if (i < (uint32_t)w_in)
-                            col[i] = (ky == 0 ? 0 : col[i]) + line[i];
-                    }
-                }
+                avg_vsum_row(ddr, row_at, w_in, in_beats, ky == 0, line, col);
             }
         tap_x:
             for (int kx = 0; kx < k_w; kx++) {
@@ -252,21 +262,7 @@ plane:
         cover:
             for (int oy = oy_lo; oy <= oy_hi; oy++, err_at += w_out) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-                const bool first = oy == oy_lo;
-                agu_rd_q8<CTRAIN_MAX_DIM>(ddr, err_at, erow, w_out);
-                CTRAIN_LOOP(ew, 1, out_beats);
-            vsum:
-                for (uint32_t k = 0; k < out_beats; k++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=EW_ROW_BEATS
-                vsum_lane:
-                    for (int l = 0; l < EW_BEAT; l++) {
-#pragma HLS UNROLL
-                        const uint32_t i = k * EW_BEAT + l;
-                        if (i < (uint32_t)w_out)
-                            col[i] = (first ? 0 : col[i]) + erow[i];
-                    }
-                }
+                avg_vsum_row(ddr, err_at, w_out, out_beats, oy == oy_lo, erow, col);
             }
             if (oy_lo <= oy_hi) {
             spread_kx:

@@ -239,10 +239,12 @@ def _cmd_bench(args):
 def _perf_parser(sub):
     from .model import MODELS
     from .boards import BOARDS, DEFAULT_BOARD
+    from .tools.perfreport import DEFAULT_BATCH
     p = sub.add_parser("perf", help="modeled cycles, efficiency, roofs and resources of a model on a board "
                                     "(compiled, not trained)")
     p.add_argument("--model", default=None, help=f"a named model: {', '.join(MODELS)}")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default: the checkpoint's, else 64)")
+    p.add_argument("--batch", type=int, default=None,
+                   help=f"batch size (default: the checkpoint's, else {DEFAULT_BATCH})")
     p.add_argument("--board", default=DEFAULT_BOARD, help=f"{', '.join(BOARDS)} (default {DEFAULT_BOARD})")
     masks = p.add_mutually_exclusive_group()
     masks.add_argument("--sparsity", type=float, default=0.0,

@@ -9,7 +9,9 @@ per iteration of the unrolled loops around the call (inner loops of a
 pipelined loop count as unrolled: HLS unrolls them), except that `#pragma
 HLS ALLOCATION function instances=f limit=N` in a caller caps its copies of a
 non-inline f at N per caller copy (UG1399, pragma HLS allocation: all call
-sites share the N RTL instances). HLS may share more than this; the estimate
+sites share the N RTL instances), counting the call sites in the inline
+functions the caller calls (a unit's stages: HLS inlines them into the caller
+before it allocates; hls_source.Sources.alloc_scope). HLS may share more than this; the estimate
 does not assume it.
 
 Board choices: `#if EXPR` on the configuration's integer macros is taken as

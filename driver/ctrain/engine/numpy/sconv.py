@@ -1,4 +1,4 @@
-"""Sparse convolutions (SCONV_FP/EB/WG), beside sconv.cpp.
+"""Sparse convolutions (SCONV_FP/EB/WG), beside sconv.cpp and sconv_rows.cpp.
 
 docs/numeric.md defines a sparse convolution as the dense one with the dense
 weights W[co, c] = sum of vals over the index entries of (co, c): the CSR for

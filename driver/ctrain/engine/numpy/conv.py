@@ -332,6 +332,26 @@ def _fc_operands(plan, ddr, tab, name, width):
     return a, w, tab[f["e_src"]] + tab[f["e_src2"]]
 
 
+def _fc_store(engine, plan, ddr, tab, acc, e_acc, bias=None, relu=False, mask=False):
+    """FC FP/EB's epilogue: the sums acc [n, m] plus the bias (per output,
+    at e_acc), ReLU or the aux mask, requantized to the int8 dst [n, m]; the
+    statistics record's (peak, e_acc, saturated, nonzero, count)."""
+    f = plan.f
+    n, m = acc.shape
+    shift = tab[f["e_dst"]] - e_acc
+    if plan.uses_c(engine):
+        gate = hk.i8p(ddr, f["aux"]) if mask else hk.ffi.NULL
+        peak, sat, nnz = hk.requant(acc, bias, gate, relu, clamp_shift(shift), (n, m, 1, 1),
+                                    hk.i8p(ddr, f["dst"]), (m, 1, 0, 0))
+        return peak, e_acc, sat, nnz, n * m
+    if mask:
+        np.copyto(acc, 0, where=i8(ddr, f["aux"], (n, m)) <= 0)
+    q, peak, sat = requantize8(acc, shift, bias, relu, axis=1)
+    dst = i8(ddr, f["dst"], (n, m))
+    np.copyto(dst, q, casting="unsafe")
+    return peak, e_acc, sat, int(np.count_nonzero(dst)), dst.size
+
+
 def _fc_fp(engine, plan, ddr, tab):
     f = plan.f
     n, ci, co = f["n"], f["c_in"], f["c_out"]
@@ -340,15 +360,7 @@ def _fc_fp(engine, plan, ddr, tab):
     bias = None
     if f["flags"] & Flag.BIAS:
         bias = rshift_round(i32(ddr, f["src3"], co), e_acc - tab[f["e_src3"]])
-    if plan.uses_c(engine):
-        peak, sat, nnz = hk.requant(acc, bias, hk.ffi.NULL, bool(f["flags"] & Flag.RELU),
-                                    clamp_shift(tab[f["e_dst"]] - e_acc), (n, co, 1, 1),
-                                    hk.i8p(ddr, f["dst"]), (co, 1, 0, 0))
-        return peak, e_acc, sat, nnz, n * co
-    q, peak, sat = requantize8(acc, tab[f["e_dst"]] - e_acc, bias, bool(f["flags"] & Flag.RELU), axis=1)
-    dst = i8(ddr, f["dst"], (n, co))
-    np.copyto(dst, q, casting="unsafe")
-    return peak, e_acc, sat, int(np.count_nonzero(dst)), dst.size
+    return _fc_store(engine, plan, ddr, tab, acc, e_acc, bias, relu=bool(f["flags"] & Flag.RELU))
 
 
 def _fc_eb(engine, plan, ddr, tab):
@@ -356,17 +368,7 @@ def _fc_eb(engine, plan, ddr, tab):
     n, ci, co = f["n"], f["c_in"], f["c_out"]
     e, w, e_acc = _fc_operands(plan, ddr, tab, "e", co)
     acc = np.matmul(e, w, out=plan.buf("acc", (n, ci), e.dtype))
-    if plan.uses_c(engine):
-        mask = hk.i8p(ddr, f["aux"]) if f["flags"] & Flag.RELU_MASK else hk.ffi.NULL
-        peak, sat, nnz = hk.requant(acc, None, mask, False, clamp_shift(tab[f["e_dst"]] - e_acc),
-                                    (n, ci, 1, 1), hk.i8p(ddr, f["dst"]), (ci, 1, 0, 0))
-        return peak, e_acc, sat, nnz, n * ci
-    if f["flags"] & Flag.RELU_MASK:
-        np.copyto(acc, 0, where=i8(ddr, f["aux"], (n, ci)) <= 0)
-    q, peak, sat = requantize8(acc, tab[f["e_dst"]] - e_acc)
-    dst = i8(ddr, f["dst"], (n, ci))
-    np.copyto(dst, q, casting="unsafe")
-    return peak, e_acc, sat, int(np.count_nonzero(dst)), dst.size
+    return _fc_store(engine, plan, ddr, tab, acc, e_acc, mask=bool(f["flags"] & Flag.RELU_MASK))
 
 
 def _fc_wg(engine, plan, ddr, tab):

@@ -5,6 +5,11 @@
 /* Rows are paired in mul2: an even number of them. */
 static_assert(PE_ROWS % 2 == 0, "CTRAIN_PE_ROWS must be even (pe_array pairs rows in mul2)");
 
+/* One function on purpose (its branch count is above the 40 the project
+ * otherwise keeps to): the body is one II=1 pipelined step over flattened
+ * (position, column tile, tap) counters, and its branches are that step's
+ * selects (GATHER or OUTER, live or padded, the end of a run), not stages a
+ * split could name; a called stage would be one more pipeline to fill. */
 void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
               const pe_rows_t maskb, const pe_pass &g, wide_t bias[PE_ROWS],

@@ -417,7 +417,7 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
 }
 
 /* The sparse PE array, one R x C multiplier array for all three phases
- * (sconv_unit limits the function to one instance).  Each step PE (r, c)
+ * (sp_rows_unit limits the function to one instance).  Each step PE (r, c)
  * multiplies a row operand by lane c's window input at the tap of row r's
  * list entry t:
  *   gather (FP, EB): operand = entry t's value, xc * lenj steps (t fastest);

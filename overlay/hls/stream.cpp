@@ -83,7 +83,9 @@ static inline void pool_pack(q8_t buf[POOL_BAND], q8_t pk[AGU_Q8_LANES], uint32_
  * at one segment per cycle keeping the first maximum (FP: stores it; BP: adds the error at its position into
  * the band's int16 gradient), BP then one pass quantizing the rows the band
  * owns, and one write burst.  Every band's operands are contiguous: bands are
- * whole planes or consecutive rows of one. */
+ * whole planes or consecutive rows of one.  One function on purpose (its
+ * branch count is above 40): FP and BP share the band buffers and the one
+ * pipelined window loop, whose branches are per-cycle selects between them. */
 void stream_pool(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
     const bool bp = f.op == OP_POOL_BP;
     const bool mask = bp && (f.flags & FLAG_RELU_MASK) != 0;

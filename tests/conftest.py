@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctrain import data
+from ctrain.datasets import get_dataset
 from ctrain.engine import RunResult
 from ctrain.errors import CTrainError
 from ctrain.isa import INSN_BYTES, INSN_DTYPE
@@ -23,7 +23,7 @@ _CSIM = {}  # board -> the engine, or the reason it cannot be built
 def digits():
     """The shipped digits split, made once; its arrays are read-only so no
     test can change what the others see."""
-    ds = data.get_dataset("digits")
+    ds = get_dataset("digits")
     for a in (ds.train_x, ds.train_y, ds.test_x, ds.test_y):
         a.flags.writeable = False
     return ds

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctrain.data import (Dataset, batches, get_dataset, load_digits, load_mnist_dir,
-                         read_idx)
+from ctrain.data import Dataset, batches, load_digits, load_mnist_dir, read_idx
+from ctrain.datasets import get_dataset
 from ctrain.errors import DatasetError
 
 from conftest import shared_data

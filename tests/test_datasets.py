@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ctrain.cli import main
-from ctrain.data import get_dataset
+from ctrain.datasets import get_dataset
 from ctrain.data_cifar import CLASS_NAMES, RECORD_BYTES, load_cifar10_dir, read_cifar_batch
 from ctrain.data_user import load_image_folder, load_npz, parse_image_size
 from ctrain.datasets import DATASETS, FASHION_CLASS_NAMES

@@ -3,7 +3,7 @@
 The user API, importable from here (`from ctrain import Trainer, TrainConfig`):
 
 - training: TrainConfig, Trainer (ctrain.train)
-- data: get_dataset, Dataset (ctrain.data)
+- data: get_dataset (ctrain.datasets), Dataset (ctrain.data)
 - models: MODELS, build_model, Sequential and its layers, stage_labels (ctrain.model)
 - compiling: compile_model (ctrain.compiler)
 - devices: EmulatedDevice (ctrain.device.emulated), BoardDevice (ctrain.device.board, needs pynq when made)
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _API = {
     "TrainConfig": "train", "Trainer": "train",
-    "get_dataset": "data", "Dataset": "data",
+    "get_dataset": "datasets", "Dataset": "data",
     "MODELS": "model", "build_model": "model", "stage_labels": "model", "Sequential": "model",
     "Conv2d": "model", "Linear": "model", "ReLU": "model", "MaxPool2d": "model", "Flatten": "model",
     "BatchNorm2d": "model",

@@ -31,7 +31,6 @@ __all__ = [
     "load_digits",
     "read_idx",
     "load_mnist_dir",
-    "get_dataset",
     "batches",
 ]
 
@@ -341,14 +340,8 @@ def load_mnist_dir(directory, train_count: Optional[int] = None,
 
 
 # --------------------------------------------------------------------------
-# Front door and batching
+# Batching
 # --------------------------------------------------------------------------
-
-def get_dataset(name: str = "digits", data_dir=None, **kw) -> Dataset:
-    """Dataset by name, so the CLI/config can choose with a string (registry: datasets.DATASETS)."""
-    from .datasets import load  # the registry imports the readers, which import this module
-    return load(name, data_dir, **kw)
-
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng=None, shuffle: bool = True,
             drop_last: bool = True) -> Iterator[Tuple[np.ndarray, np.ndarray]]:

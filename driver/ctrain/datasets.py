@@ -1,5 +1,5 @@
 """The data sets CTrain trains on, by name: the one list behind
-``data.get_dataset`` and the CLI's ``--dataset`` choices (docs/data.md)."""
+``get_dataset`` (here) and the CLI's ``--dataset`` choices (docs/data.md)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +11,7 @@ from .data_cifar import load_cifar10_dir
 from .data_user import load_image_folder, load_npz
 from .errors import DatasetError
 
-__all__ = ["Source", "DATASETS", "FASHION_CLASS_NAMES", "load"]
+__all__ = ["Source", "DATASETS", "FASHION_CLASS_NAMES", "get_dataset"]
 
 #: label order of Fashion-MNIST (Xiao, Rasul and Vollgraf 2017)
 FASHION_CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -50,8 +50,9 @@ DATASETS = {
 }
 
 
-def load(name: str, path=None, **options) -> Dataset:
-    """Load data set `name` (case-insensitive) from `path`.
+def get_dataset(name: str = "digits", data_dir=None, **options) -> Dataset:
+    """Data set `name` (case-insensitive) from `data_dir`: the front door, so the
+    CLI and a config choose with a string.
 
     Options a source does not take are an error when set and ignored when
     None, so the trainer can pass every option it has.
@@ -64,9 +65,9 @@ def load(name: str, path=None, **options) -> Dataset:
         if options.pop(opt) is not None:
             raise DatasetError(f"{key}: option {opt!r} does not apply to this data set "
                                f"(it takes {', '.join(src.options)})")
-    if path is not None and not src.needs_path:
-        raise DatasetError(f"{key}: does not read a data directory (data_dir {str(path)!r}); a data directory "
+    if data_dir is not None and not src.needs_path:
+        raise DatasetError(f"{key}: does not read a data directory (data_dir {str(data_dir)!r}); a data directory "
                            f"is read by {', '.join(k for k, v in DATASETS.items() if v.needs_path)}")
-    if src.needs_path and path is None:
+    if src.needs_path and data_dir is None:
         raise DatasetError(f"{key}: data_dir is required (--data-dir: {src.help})")
-    return src.load(path, **options)
+    return src.load(data_dir, **options)

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import checkpoint, data, hostlib, isa, preprocess
+from .datasets import get_dataset
 from .compiler import INPUT_EXP, compile_model
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .exponents import EXPONENT_LIMIT, WINDOW_LOG2_MAX
@@ -301,7 +302,7 @@ class Trainer:
         cfg.model names; cfg.model then only labels the run."""
         self.cfg = cfg.validate()
         self.augment = preprocess.Augment(cfg.augment, cfg.seed) if cfg.augment else None
-        self.ds = dataset or data.get_dataset(cfg.dataset, cfg.data_dir, train_count=cfg.train_count,
+        self.ds = dataset or get_dataset(cfg.dataset, cfg.data_dir, train_count=cfg.train_count,
                                               test_count=cfg.test_count, image_size=cfg.image_size)
         self.norm = None  # normalisation statistics, saved with checkpoints for inference
         if cfg.normalize:

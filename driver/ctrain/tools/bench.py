@@ -46,6 +46,7 @@ import warnings
 import numpy as np
 
 from .. import data
+from ..datasets import get_dataset
 
 FRAMEWORKS = ("fixed", "float", "torch", "torch-int8")
 LABELS = {"fixed": "ctrain fixed-point (emulated)", "float": "ctrain float32 (host)", "torch": "torch fp32",
@@ -111,7 +112,7 @@ def synthetic_dataset(n_train=512, n_test=64, seed=0, shape=(1, 28, 28)):
 def load_dataset(spec):
     if spec.synthetic:
         return synthetic_dataset(shape=SYNTHETIC_SHAPES.get(spec.dataset, (1, 28, 28)))
-    return data.get_dataset(spec.dataset, spec.data_dir)
+    return get_dataset(spec.dataset, spec.data_dir)
 
 
 def _config(spec, batch, fixed_point):

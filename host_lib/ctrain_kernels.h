@@ -78,6 +78,20 @@ void ctrain_gemm_f32(const float *A, int64_t M, int64_t K, const float *B, int64
  * operands: float32 sums of at most 1024 terms added in double. */
 void ctrain_gram_f32(const float *A, int64_t M, const float *B, int64_t N, int64_t T, int64_t batch,
                      int64_t sa, int64_t sb, int64_t lda, int64_t ldb, double *out, int64_t ldo);
+/* The host float32 model's passes (host_lib/ctrain_float.c), for images
+ * [lo, hi) of NCHW tensors and image-major columns [N][C][KH][KW][HO][WO]:
+ * im2col (every entry written, padding 0); col2im (each dx plane zeroed, then
+ * the kernel offsets added in (ky, kx) order, as conv_ops.ConvGeometry.col2im
+ * does); the 2x2 stride-2 max pool's backward (each window's g to its first
+ * maximum, g * 0 to the others, 0 outside every window). */
+void ctrain_im2col_nchw_f32(const float *x, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                            int64_t stride, int64_t pad, int64_t HO, int64_t WO, int64_t lo, int64_t hi,
+                            float *cols);
+void ctrain_col2im_nchw_f32(const float *cols, int64_t C, int64_t KH, int64_t KW, int64_t HO, int64_t WO,
+                            int64_t H, int64_t W, int64_t stride, int64_t pad, int64_t lo, int64_t hi,
+                            float *dx);
+void ctrain_maxpool_bp_2x2_f32(const float *g, const float *x, int64_t NC, int64_t H, int64_t W, int64_t HO,
+                               int64_t WO, float *dx);
 /* @cdef-end */
 
 #endif

@@ -14,9 +14,11 @@ import numpy as np
 try:
     from ..._host import ffi, lib
     AVAILABLE = hasattr(lib, "ctrain_requant_f32") and os.environ.get("CTRAIN_HOST_KERNELS", "1") != "0"
+    #: the host float model's im2col/col2im/pool kernels (ctrain.floatnet; host_lib/ctrain_float.c)
+    FLOAT_AVAILABLE = AVAILABLE and hasattr(lib, "ctrain_col2im_nchw_f32")
 except ImportError:  # pragma: no cover - the package is always built with host_lib
     ffi = lib = None
-    AVAILABLE = False
+    AVAILABLE = FLOAT_AVAILABLE = False
 
 _CT = {np.dtype(np.int8): "int8_t *", np.dtype(np.float32): "float *", np.dtype(np.float64): "double *",
        np.dtype(np.int64): "int64_t *", np.dtype("<i4"): "int32_t *"}

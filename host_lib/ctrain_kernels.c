@@ -664,3 +664,25 @@ DEFINE_IM2COL_IM(im2col_im_f64, double)
     }
 DEFINE_IM2COL(ctrain_im2col_f32, im2col_im_f32, float)
 DEFINE_IM2COL(ctrain_im2col_f64, im2col_im_f64, double)
+
+/* CONV_WG's stores: dst = sat32(rshift_round(g, s)) for exact integer sums g
+ * (|g| < 2^53); st: peak of the rounded values before the clamp, clamps,
+ * nonzeros stored. */
+#define DEFINE_STORE_GRADS(NAME, T)                                                                 \
+    void NAME(const T *g, int64_t n, int s, int32_t *dst, int64_t *st)                             \
+    {                                                                                               \
+        int64_t peak = st[0], sat = 0, nnz = 0;                                                     \
+        for (int64_t i = 0; i < n; i++) {                                                           \
+            int64_t v = rshr((int64_t)g[i], s), m = v < 0 ? -v : v;                                 \
+            peak = m > peak ? m : peak;                                                             \
+            int64_t c = sat32(v);                                                                   \
+            sat += c != v;                                                                          \
+            nnz += c != 0;                                                                          \
+            dst[i] = (int32_t)c;                                                                    \
+        }                                                                                           \
+        st[0] = peak;                                                                               \
+        st[1] += sat;                                                                               \
+        st[2] += nnz;                                                                               \
+    }
+DEFINE_STORE_GRADS(ctrain_store_grads_f32, float)
+DEFINE_STORE_GRADS(ctrain_store_grads_f64, double)

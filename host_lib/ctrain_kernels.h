@@ -78,6 +78,10 @@ void ctrain_gemm_f32(const float *A, int64_t M, int64_t K, const float *B, int64
  * operands: float32 sums of at most 1024 terms added in double. */
 void ctrain_gram_f32(const float *A, int64_t M, const float *B, int64_t N, int64_t T, int64_t batch,
                      int64_t sa, int64_t sb, int64_t lda, int64_t ldb, double *out, int64_t ldo);
+/* CONV_WG's int32 store of exact integer sums g[0..n): dst = sat32(rshift_round(g, s));
+ * st: peak before the clamp, clamps, nonzeros. */
+void ctrain_store_grads_f32(const float *g, int64_t n, int s, int32_t *dst, int64_t *st);
+void ctrain_store_grads_f64(const double *g, int64_t n, int s, int32_t *dst, int64_t *st);
 /* The host float32 model's passes (host_lib/ctrain_float.c), for images
  * [lo, hi) of NCHW tensors and image-major columns [N][C][KH][KW][HO][WO]:
  * im2col (every entry written, padding 0); col2im (each dx plane zeroed, then

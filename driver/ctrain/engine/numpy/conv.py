@@ -262,7 +262,7 @@ def _conv_wg(engine, plan, ddr, tab):
             else:
                 _exact_gram(err, cols[a:b], gw[:, a:b])
         engine.lanes(lane, g.k, work)
-        return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err))
+        return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err), engine.host_kernels)
     # image-major: lanes over images, each an exact float64 partial sum (an
     # integer below 2^47); adding the partial sums is exact
     err = plan.buf("err", (g.n, co, g.p), dt)
@@ -281,7 +281,7 @@ def _conv_wg(engine, plan, ddr, tab):
     parts = engine.lanes(lane, g.n, work)
     for part in parts[1:]:
         gw += part
-    return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err).sum(axis=0))
+    return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err).sum(axis=0), engine.host_kernels)
 
 
 #: Most int8 values (each at most 2^7 in magnitude) a float32 sum adds exactly.
@@ -297,11 +297,25 @@ def _row_sums(e):
     return e.sum(axis=-1, dtype=np.float64)
 
 
-def _store_grads(ddr, f, tab, gw, err_sums):
-    """CONV_WG's stores from the exact sums gw [Co, K] (float64); err_sums()
-    gives the bias sums (per output channel, float64: exact below 2^53)."""
+def _store_grads(ddr, f, tab, gw, err_sums, ck=False):
+    """CONV_WG's stores from the exact sums gw [Co, K] (float64, or float32
+    below 2^24); err_sums() gives the bias sums (per output channel, float64:
+    exact below 2^53). `ck`: in host_lib (one pass each, the same results)."""
     co = gw.shape[0]
     e_dst = tab[f["e_dst"]]
+    if ck:
+        st = hk.stats()
+        fn = hk.lib.ctrain_store_grads_f32 if gw.dtype == np.float32 else hk.lib.ctrain_store_grads_f64
+        fn(hk.ptr(gw), gw.size, clamp_shift(e_dst - (tab[f["e_src"]] + tab[f["e_src2"]])), hk.i32p(ddr, f["dst"]), st)
+        count = gw.size
+        if f["flags"] & Flag.BIAS:
+            gb = np.ascontiguousarray(err_sums(), np.float64)
+            hk.lib.ctrain_store_grads_f64(hk.ptr(gb), co, clamp_shift(e_dst - tab[f["e_src"]]),
+                                          hk.i32p(ddr, f["dst2"]), st)
+            count += co
+        peak, sat, nnz = hk.result(st)
+        return peak, e_dst, sat, nnz, count
+    gw = gw.astype(np.float64, copy=False)
     v_w = rshift_round(gw.astype(np.int64), e_dst - (tab[f["e_src"]] + tab[f["e_src2"]]))
     dw, sat = sat32(v_w)
     peak, nnz, count = max_abs(v_w), int(np.count_nonzero(dw)), dw.size
@@ -374,12 +388,12 @@ def _fc_wg(engine, plan, ddr, tab):
     np.copyto(e, i8(ddr, f["src"], (n, co)))
     x = plan.buf("x", (n, ci), np.float32)
     np.copyto(x, i8(ddr, f["src2"], (n, ci)))
-    gw = plan.buf("gw", (co, ci), np.float64)
-    if n <= F32_TERMS:
-        gw[...] = e.T @ x  # exact: at most 2^10 terms
+    ck = plan.uses_c(engine)
+    if n <= F32_TERMS:  # exact: at most 2^10 terms
+        gw = np.matmul(e.T, x, out=plan.buf("gw32", (co, ci), np.float32))
     else:
-        _exact_gram(np.ascontiguousarray(e.T), np.ascontiguousarray(x.T), gw)
-    return _store_grads(ddr, f, tab, gw, lambda: _row_sums(e.T))
+        gw = _exact_gram(np.ascontiguousarray(e.T), np.ascontiguousarray(x.T), plan.buf("gw", (co, ci), np.float64))
+    return _store_grads(ddr, f, tab, gw, lambda: _row_sums(e.T), ck)
 
 
 

@@ -60,13 +60,26 @@ def col2im_requant(cols, g, O, C, D, mask, s, dst, so, sc, sd):
     return result(st)
 
 
+#: (the last DDR image, an int8_t pointer to its first byte): every run
+#: addresses one window, so its pointer is made once, not per operand
+_DDR = (None, None)
+
+
+def _base(ddr):
+    global _DDR
+    last = _DDR
+    if last[0] is not ddr:
+        last = _DDR = (ddr, ffi.cast("int8_t *", ffi.from_buffer(ddr)))
+    return last[1]
+
+
 def i8p(ddr, addr):
     """An int8_t pointer to DDR byte addr."""
-    return ffi.cast("int8_t *", ffi.from_buffer(ddr)) + addr
+    return _base(ddr) + addr
 
 
 def i32p(ddr, addr):
-    return ffi.cast("int32_t *", ffi.cast("int8_t *", ffi.from_buffer(ddr)) + addr)
+    return ffi.cast("int32_t *", _base(ddr) + addr)
 
 
 #: Largest M*K (rows of the result times summed terms) for which

@@ -72,12 +72,14 @@ def _store(ddr, addr, arr):
 class _Plan:
     """An instruction decoded once: fields, validation result, geometry, scratch."""
 
-    __slots__ = ("f", "fault", "addr", "op", "kernel", "generic", "geom", "scratch", "path")
+    __slots__ = ("f", "fault", "addr", "op", "kernel", "generic", "geom", "scratch", "path", "sparse", "halt",
+                 "stats_at")
 
     def __init__(self, raw, ddr_size, table_len):
         self.f = f = fields(np.frombuffer(raw, INSN_DTYPE)[0])
         self.fault, self.addr = check(f, ddr_size, table_len)
         self.op = f["op"]
+        self.sparse, self.halt, self.stats_at = self.op in SPARSE_OPS, self.op == Op.HALT, f["stats"]
         self.kernel = KERNELS.get(self.op)
         self.generic = GENERIC.get(self.op)
         self.geom = None
@@ -184,16 +186,19 @@ class NumpyEngine:
         if fault:
             return RunResult(fault, 0, addr)
         tab = ddr[table:table + 4 * table_len].view("<i4").tolist()
+        mem = ddr.data  # the statistics records are packed into it in place
+        plans, size, paths = self._plans, ddr.size, self.paths
         for pc in range(n_insn):
             at = prog + pc * INSN_BYTES
-            plan = self._plan(ddr[at:at + INSN_BYTES].tobytes(), ddr.size, table_len)
+            raw = mem[at:at + INSN_BYTES].tobytes()
+            plan = plans.get((raw, size, table_len)) or self._plan(raw, size, table_len)
             if plan.fault:
                 return RunResult(plan.fault, pc, plan.addr)
-            if plan.op in SPARSE_OPS:  # index contents live in DDR: checked every run
+            if plan.sparse:  # index contents live in DDR: checked every run
                 fault, addr = check_index(ddr, plan.f)
                 if fault:
                     return RunResult(fault, pc, addr)
-            if plan.op == Op.HALT:
+            if plan.halt:
                 return RunResult(Fault.NONE, pc, 0)
             stats = plan.kernel(self, plan, ddr, tab) if plan.kernel else None
             if stats is None:  # no fast kernel for this case
@@ -201,8 +206,8 @@ class NumpyEngine:
                 writes, stats = plan.generic(Insn(ddr, plan.f, tab))
                 for field, arr in writes:
                     _store(ddr, plan.f[field], arr)
-            write_stats(ddr, plan.f["stats"], *stats)
-            self.paths[plan.op, plan.path] += 1
+            write_stats(mem, plan.stats_at, *stats)
+            paths[plan.op, plan.path] += 1
         return RunResult(Fault.NONE, n_insn, 0)
 
     def _plan(self, raw, ddr_size, table_len):

@@ -54,40 +54,44 @@ static void kernel_6x16(const float *Ap, const float *B, int64_t K, int64_t ldb,
 void ctrain_gemm_f32(const float *A, int64_t M, int64_t K, const float *B, int64_t N, int64_t batch,
                      int64_t sb, int64_t sc, float *C)
 {
-    int64_t mb = (M + MR - 1) / MR, nfull = N / NR * NR;
+    int64_t mb = (M + MR - 1) / MR;
     float *Ap = calloc((size_t)(mb * K * MR), sizeof(float));
-    float *tb = malloc(sizeof(float) * (size_t)(K * NR)); /* the last, partial panel of B */
+    float *tb = malloc(sizeof(float) * (size_t)(K * NR)); /* a packed panel of B */
     float tc[MR * NR], *tcp = tc;
     if (!Ap || !tb)
         abort();
     for (int64_t i = 0; i < M; i++) /* A in blocks of MR rows, [K][MR] each, zero rows past M */
         for (int64_t k = 0; k < K; k++)
             Ap[(i / MR) * K * MR + k * MR + i % MR] = A[i * K + k];
+    /* panel by panel of B, every block of rows of A against it: with more
+     * than one block the panel is packed first ([K][NR] contiguous, in L1 for
+     * all of them; B's rows may be far apart and alias in the cache) */
     for (int64_t n = 0; n < batch; n++) {
         const float *Bn = B + n * sb;
         float *Cn = C + n * sc;
-        for (int64_t ib = 0; ib < mb; ib++) {
-            int64_t rows = M - ib * MR < MR ? M - ib * MR : MR;
-            const float *ap = Ap + ib * K * MR;
-            float *crow = Cn + ib * MR * N;
-            for (int64_t j = 0; j < nfull; j += NR) {
-                if (rows == MR) {
-                    kernel_6x16(ap, Bn + j, K, N, crow + j, N);
-                } else {
-                    kernel_6x16(ap, Bn + j, K, N, tcp, NR);
-                    for (int64_t r = 0; r < rows; r++)
-                        memcpy(crow + r * N + j, tc + r * NR, sizeof(float) * NR);
-                }
-            }
-            if (nfull < N) {
-                int64_t w = N - nfull;
+        for (int64_t j = 0; j < N; j += NR) {
+            int64_t w = N - j < NR ? N - j : NR;
+            const float *panel = Bn + j;
+            int64_t ldp = N;
+            if (w < NR || mb > 1) {
                 for (int64_t k = 0; k < K; k++) {
-                    memcpy(tb + k * NR, Bn + k * N + nfull, sizeof(float) * w);
-                    memset(tb + k * NR + w, 0, sizeof(float) * (NR - w));
+                    memcpy(tb + k * NR, Bn + k * N + j, sizeof(float) * w);
+                    if (w < NR)
+                        memset(tb + k * NR + w, 0, sizeof(float) * (NR - w));
                 }
-                kernel_6x16(ap, tb, K, NR, tcp, NR);
-                for (int64_t r = 0; r < rows; r++)
-                    memcpy(crow + r * N + nfull, tc + r * NR, sizeof(float) * w);
+                panel = tb;
+                ldp = NR;
+            }
+            for (int64_t ib = 0; ib < mb; ib++) {
+                int64_t rows = M - ib * MR < MR ? M - ib * MR : MR;
+                float *crow = Cn + ib * MR * N + j;
+                if (rows == MR && w == NR) {
+                    kernel_6x16(Ap + ib * K * MR, panel, K, ldp, crow, N);
+                } else {
+                    kernel_6x16(Ap + ib * K * MR, panel, K, ldp, tcp, NR);
+                    for (int64_t r = 0; r < rows; r++)
+                        memcpy(crow + r * N, tc + r * NR, sizeof(float) * w);
+                }
             }
         }
     }
@@ -129,9 +133,15 @@ static void gram_3x4(const float *A, int64_t lda, const float *B, int64_t ldb, i
 void ctrain_gram_f32(const float *A, int64_t M, const float *B, int64_t N, int64_t T, int64_t batch,
                      int64_t sa, int64_t sb, int64_t lda, int64_t ldb, double *out, int64_t ldo)
 {
+    /* span by span of terms (each one exact float32 sum), every block of A's
+     * rows against each block of B's: a span of A stays in L2, a block of B's
+     * rows in L1 */
     for (int64_t n = 0; n < batch; n++)
-        for (int64_t i = 0; i < M; i += 3)
+        for (int64_t t0 = 0; t0 < T; t0 += TERMS) {
+            int64_t tn = T - t0 < TERMS ? T - t0 : TERMS;
             for (int64_t j = 0; j < N; j += 4)
-                gram_3x4(A + n * sa + i * lda, lda, B + n * sb + j * ldb, ldb, T, out + i * ldo + j, ldo,
-                         M - i < 3 ? (int)(M - i) : 3, N - j < 4 ? (int)(N - j) : 4);
+                for (int64_t i = 0; i < M; i += 3)
+                    gram_3x4(A + n * sa + i * lda + t0, lda, B + n * sb + j * ldb + t0, ldb, tn,
+                             out + i * ldo + j, ldo, M - i < 3 ? (int)(M - i) : 3, N - j < 4 ? (int)(N - j) : 4);
+        }
 }

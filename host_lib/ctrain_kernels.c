@@ -600,6 +600,7 @@ void ctrain_update(const int32_t *g, int32_t *w, int32_t *v, const int8_t *mask,
     }
 DEFINE_IM2COL_IM(im2col_im_f32, float)
 DEFINE_IM2COL_IM(im2col_im_f64, double)
+DEFINE_IM2COL_IM(im2col_im_i8, int8_t)
 
 /* im2col of int8 NCHW activations, every entry written (padding 0):
  * image-major cols [N][C][KH][KW][HO][WO] for images [lo, hi), batch-last
@@ -664,6 +665,7 @@ DEFINE_IM2COL_IM(im2col_im_f64, double)
     }
 DEFINE_IM2COL(ctrain_im2col_f32, im2col_im_f32, float)
 DEFINE_IM2COL(ctrain_im2col_f64, im2col_im_f64, double)
+DEFINE_IM2COL(ctrain_im2col_i8, im2col_im_i8, int8_t)
 
 /* CONV_WG's stores: dst = sat32(rshift_round(g, s)) for exact integer sums g
  * (|g| < 2^53); st: peak of the rounded values before the clamp, clamps,

@@ -77,7 +77,7 @@ def _conv_fp(engine, plan, ddr, tab):
     co = f["c_out"]
     dt = np.float32  # columns hold int8 values; sums over more than F32_TERMS go by spans
     acc_dt = blas_dtype(g.k)
-    cols = engine.columns(ddr, f["src"], g, dt)
+    cols = engine.columns(ddr, f["src"], g, np.int8 if hk.int8_columns(co, g.k, engine.host_kernels) else dt)
     w = _weights(plan, ddr, dt)
     e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
     s, relu = tab[f["e_dst"]] - e_acc, bool(f["flags"] & Flag.RELU)
@@ -246,7 +246,9 @@ def _exact_gram_images(err, cols, out64):
 def _conv_wg(engine, plan, ddr, tab):
     f, g = plan.f, plan.geom
     co = f["c_out"]
-    dt = np.float32  # the dtype CONV_FP's columns have (sums go by exact spans)
+    # the dtype CONV_FP's columns have (sums go by exact spans); int8 columns
+    # take int8 errors straight from DDR
+    dt = np.int8 if hk.int8_columns(co, g.k, engine.host_kernels) else np.float32
     cols = engine.columns(ddr, f["src2"], g, dt)
     gw = plan.buf("gw", (co, g.k), np.float64)
     work = g.n * co * g.p * g.k
@@ -265,12 +267,13 @@ def _conv_wg(engine, plan, ddr, tab):
         return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err), engine.host_kernels)
     # image-major: lanes over images, each an exact float64 partial sum (an
     # integer below 2^47); adding the partial sums is exact
-    err = plan.buf("err", (g.n, co, g.p), dt)
     err8 = i8(ddr, f["src"], (g.n, co, g.p))
+    err = err8 if dt == np.int8 else plan.buf("err", (g.n, co, g.p), dt)
 
     def lane(k, a, b):
         e = err[a:b]
-        np.copyto(e, err8[a:b])
+        if e.dtype != np.int8:
+            np.copyto(e, err8[a:b])
         out = gw if k == 0 else plan.buf(f"gw{k}", (co, g.k), np.float64)
         if ck:
             out[...] = 0
@@ -289,9 +292,12 @@ _F32_SUM_TERMS = FLOAT32_EXACT // (1 << 7)
 
 
 def _row_sums(e):
-    """Exact float64 sums over the last axis of a float array of int8 values
-    (a matrix-vector product: float32 when every partial sum is below 2^24)."""
+    """Exact float64 sums over the last axis of int8 values, held as int8 (summed
+    in int64) or as floats (a matrix-vector product: float32 when every partial
+    sum is below 2^24)."""
     t = e.shape[-1]
+    if e.dtype == np.int8:
+        return e.sum(axis=-1, dtype=np.int64).astype(np.float64)
     if e.dtype == np.float32 and t <= _F32_SUM_TERMS:
         return np.matmul(e, np.ones(t, np.float32)).astype(np.float64)
     return e.sum(axis=-1, dtype=np.float64)

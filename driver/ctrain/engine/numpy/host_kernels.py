@@ -96,29 +96,39 @@ def gemm(a, b, out, use=True):
     exact for int8 values when K <= 1024, as the engine's float32 GEMMs are.
     Returns out."""
     m, k = a.shape
-    if not (use and a.dtype == b.dtype == out.dtype == np.float32 and m * k <= GEMM_MK and k <= 1024
-            and b.flags.c_contiguous and out.flags.c_contiguous and a.flags.c_contiguous):
+    if not (use and a.dtype == out.dtype == np.float32 and b.dtype in (np.float32, np.int8) and m * k <= GEMM_MK
+            and k <= 1024 and b.flags.c_contiguous and out.flags.c_contiguous and a.flags.c_contiguous):
         return np.matmul(a, b, out=out)
     n = b.shape[-1]
     batch = b.size // (k * n) if b.size else 0
-    lib.ctrain_gemm_f32(ptr(a), m, k, ptr(b), n, batch, k * n, m * n, ptr(out))
+    fn = lib.ctrain_gemm_f32 if b.dtype == np.float32 else lib.ctrain_gemm_b8
+    fn(ptr(a), m, k, ptr(b), n, batch, k * n, m * n, ptr(out))
     return out
+
+
+def int8_columns(m, k, use=True):
+    """Whether a convolution with an [m, k] weight matrix keeps its im2col
+    columns as int8 (a quarter of float32's bytes): when both its CONV_FP GEMM
+    (gemm) and its CONV_WG gram take host_lib, which convert them exactly."""
+    return use and AVAILABLE and m * k <= GEMM_MK and k <= 1024 and m * k <= GRAM_MN
 
 
 def gram_ok(m, n, dtype, use=True):
     """Whether gram() takes host_lib for an [m, n] gradient."""
-    return use and dtype == np.float32 and m * n <= GRAM_MN
+    return use and dtype in (np.float32, np.int8) and m * n <= GRAM_MN
 
 
 def gram(a, b, out, col=0):
     """out[:, col:col + N] += sum over images of a[i] @ b[i].T for contiguous
-    float32 a [batch, M, T] (or [M, T]) and b [batch, N, T] (or [N, T]),
-    exactly (float32 sums of at most 1024 terms added in float64); out a
-    contiguous float64 [M, K] array."""
+    a [batch, M, T] (or [M, T]) and b [batch, N, T] (or [N, T]), both float32
+    or both int8, exactly (float32 sums of at most 1024 terms added in
+    float64); out a contiguous float64 [M, K] array."""
     a3 = a.reshape((-1,) + a.shape[-2:])
     b3 = b.reshape((-1,) + b.shape[-2:])
     m, t = a3.shape[1:]
     n = b3.shape[1]
-    lib.ctrain_gram_f32(ptr(a3), m, ptr(b3), n, t, a3.shape[0], m * t, n * t, t, t, ptr(out) + col,
-                        out.shape[1])
+    fn = lib.ctrain_gram_f32 if a3.dtype == np.float32 else lib.ctrain_gram_i8
+    if a3.dtype != b3.dtype:
+        raise ValueError("gram: both operands float32 or both int8")
+    fn(ptr(a3), m, ptr(b3), n, t, a3.shape[0], m * t, n * t, t, t, ptr(out) + col, out.shape[1])
     return out

@@ -246,7 +246,8 @@ class NumpyEngine:
         ent.valid = False
         x = src.view(np.int8).reshape(g.n, g.c, g.h, g.w)
         if self.host_kernels:  # one pass from int8 NCHW: lanes over channels (batch-last) or images
-            fn = hk.lib.ctrain_im2col_f32 if ent.cols.dtype == np.float32 else hk.lib.ctrain_im2col_f64
+            fn = {np.dtype(np.float32): hk.lib.ctrain_im2col_f32, np.dtype(np.float64): hk.lib.ctrain_im2col_f64,
+                  np.dtype(np.int8): hk.lib.ctrain_im2col_i8}[ent.cols.dtype]
             xp, cp = hk.ptr(x), hk.ptr(ent.cols)
 
             def lane(_, a, b):

@@ -101,22 +101,37 @@ static void kernel_6x16(const float *Ap, const float *B, int64_t K, int64_t ldb,
     }
 
 /* tb[k][0..NR) = B[k * ldb + 0..w) as float, zeros past w */
-#define DEFINE_PACK(NAME, TB)                                                                       \
-    CT_CLONES static void NAME(const TB *B, int64_t ldb, int64_t K, int64_t w, float *tb)           \
-    {                                                                                               \
-        for (int64_t k = 0; k < K; k++) {                                                           \
-            const TB *src = B + k * ldb;                                                            \
-            float *dst = tb + k * NR;                                                               \
-            if (w == NR)                                                                            \
-                for (int l = 0; l < NR; l++)                                                        \
-                    dst[l] = (float)src[l];                                                         \
-            else                                                                                    \
-                for (int64_t l = 0; l < NR; l++)                                                    \
-                    dst[l] = l < w ? (float)src[l] : 0.0f;                                          \
-        }                                                                                           \
+CT_CLONES
+static void pack_panel_ctrain_gemm_f32(const float *B, int64_t ldb, int64_t K, int64_t w, float *tb)
+{
+    for (int64_t k = 0; k < K; k++) {
+        memcpy(tb + k * NR, B + k * ldb, sizeof(float) * w);
+        if (w < NR)
+            memset(tb + k * NR + w, 0, sizeof(float) * (NR - w));
     }
-DEFINE_PACK(pack_panel_ctrain_gemm_f32, float)
-DEFINE_PACK(pack_panel_ctrain_gemm_b8, int8_t)
+}
+
+typedef signed char v8c __attribute__((vector_size(8)));
+typedef int v8i __attribute__((vector_size(32)));
+
+CT_CLONES
+static void pack_panel_ctrain_gemm_b8(const int8_t *B, int64_t ldb, int64_t K, int64_t w, float *tb)
+{
+    for (int64_t k = 0; k < K; k++) {
+        const int8_t *src = B + k * ldb;
+        float *dst = tb + k * NR;
+        if (w == NR) { /* two vectors of 8: sign-extend and convert (exact) */
+            v8c lo, hi;
+            memcpy(&lo, src, 8);
+            memcpy(&hi, src + 8, 8);
+            st(dst, __builtin_convertvector(__builtin_convertvector(lo, v8i), v8f));
+            st(dst + 8, __builtin_convertvector(__builtin_convertvector(hi, v8i), v8f));
+        } else {
+            for (int64_t l = 0; l < NR; l++)
+                dst[l] = l < w ? (float)src[l] : 0.0f;
+        }
+    }
+}
 DEFINE_GEMM(ctrain_gemm_f32, float)
 DEFINE_GEMM(ctrain_gemm_b8, int8_t)
 

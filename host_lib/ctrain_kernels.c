@@ -688,3 +688,27 @@ DEFINE_IM2COL(ctrain_im2col_i8, im2col_im_i8, int8_t)
     }
 DEFINE_STORE_GRADS(ctrain_store_grads_f32, float)
 DEFINE_STORE_GRADS(ctrain_store_grads_f64, double)
+
+/* out[c] = sum over n < N, p < P of x[n][c][p] (int8, exact in int64):
+ * CONV_WG's bias gradient from the int8 errors */
+CT_CLONES
+void ctrain_channel_sums_i8(const int8_t *x, int64_t N, int64_t C, int64_t P, int64_t *out)
+{
+    for (int64_t c = 0; c < C; c++)
+        out[c] = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) {
+            const int8_t *row = x + (n * C + c) * P;
+            int32_t s = 0; /* |s| <= 128 * P: P < 2^24 keeps it in range */
+            int64_t p = 0;
+            for (; p + (1 << 20) <= P; p += 1 << 20) { /* long rows: int64 every 2^20 terms */
+                for (int64_t q = p; q < p + (1 << 20); q++)
+                    s += row[q];
+                out[c] += s;
+                s = 0;
+            }
+            for (; p < P; p++)
+                s += row[p];
+            out[c] += s;
+        }
+}

@@ -92,6 +92,8 @@ void ctrain_gram_i8(const int8_t *A, int64_t M, const int8_t *B, int64_t N, int6
  * st: peak before the clamp, clamps, nonzeros. */
 void ctrain_store_grads_f32(const float *g, int64_t n, int s, int32_t *dst, int64_t *st);
 void ctrain_store_grads_f64(const double *g, int64_t n, int s, int32_t *dst, int64_t *st);
+/* out[c] = sum of x[n][c][p] over n < N, p < P (int8 x, exact): CONV_WG's bias sums. */
+void ctrain_channel_sums_i8(const int8_t *x, int64_t N, int64_t C, int64_t P, int64_t *out);
 /* The host float32 model's passes (host_lib/ctrain_float.c), for images
  * [lo, hi) of NCHW tensors and image-major columns [N][C][KH][KW][HO][WO]:
  * im2col (every entry written, padding 0); col2im (each dx plane zeroed, then

@@ -245,3 +245,13 @@ def test_floatnet_with_and_without_kernels(model):
         assert out[0][0] == out[1][0] and out[0][1].tobytes() == out[1][1].tobytes()
     for p, q in zip(nets[0].params, nets[1].params):
         assert p["w"].tobytes() == q["w"].tobytes()
+
+
+def test_channel_sums():
+    """CONV_WG's bias sums from int8 errors: exact per channel over images and positions."""
+    rng = np.random.default_rng(5)
+    e = rng.integers(-128, 128, (7, 5, 301)).astype(np.int8)
+    e[:, 0] = -128
+    out = np.full(5, -1, np.int64)
+    hk.lib.ctrain_channel_sums_i8(hk.ptr(e), 7, 5, 301, hk.ptr(out))
+    assert np.array_equal(out, e.astype(np.int64).sum(axis=(0, 2)))

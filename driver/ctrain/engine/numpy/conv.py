@@ -264,7 +264,7 @@ def _conv_wg(engine, plan, ddr, tab):
             else:
                 _exact_gram(err, cols[a:b], gw[:, a:b])
         engine.lanes(lane, g.k, work)
-        return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err), engine.host_kernels)
+        return _store_grads(ddr, f, tab, gw, lambda: _channel_sums(err, 1), engine.host_kernels)
     # image-major: lanes over images, each an exact float64 partial sum (an
     # integer below 2^47); adding the partial sums is exact
     err8 = i8(ddr, f["src"], (g.n, co, g.p))
@@ -284,11 +284,22 @@ def _conv_wg(engine, plan, ddr, tab):
     parts = engine.lanes(lane, g.n, work)
     for part in parts[1:]:
         gw += part
-    return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err).sum(axis=0), engine.host_kernels)
+    return _store_grads(ddr, f, tab, gw, lambda: _channel_sums(err, g.n), engine.host_kernels)
 
 
 #: Most int8 values (each at most 2^7 in magnitude) a float32 sum adds exactly.
 _F32_SUM_TERMS = FLOAT32_EXACT // (1 << 7)
+
+
+def _channel_sums(e, n):
+    """Exact float64 sums per channel of errors e ([n, Co, T] or [Co, T] for
+    n = 1): host_lib sums int8 errors in one pass."""
+    if e.dtype == np.int8 and hk.AVAILABLE:
+        out = np.empty(e.shape[-2], np.int64)
+        hk.lib.ctrain_channel_sums_i8(hk.ptr(e), n, e.shape[-2], e.shape[-1], hk.ptr(out))
+        return out.astype(np.float64)
+    s = _row_sums(e)
+    return s.sum(axis=0) if s.ndim == 2 else s
 
 
 def _row_sums(e):

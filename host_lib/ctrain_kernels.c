@@ -712,3 +712,51 @@ void ctrain_channel_sums_i8(const int8_t *x, int64_t N, int64_t C, int64_t P, in
             out[c] += s;
         }
 }
+
+/* rows r[0..8) of 8 bytes -> their transpose (byte j of r[i] <-> byte i of r[j]) */
+static inline void transpose8x8(uint64_t r[8])
+{
+    for (int i = 0; i < 8; i += 2) {
+        uint64_t t = ((r[i] >> 8) ^ r[i + 1]) & 0x00FF00FF00FF00FFULL;
+        r[i + 1] ^= t;
+        r[i] ^= t << 8;
+    }
+    for (int i = 0; i < 8; i += 4)
+        for (int k = i; k < i + 2; k++) {
+            uint64_t t = ((r[k] >> 16) ^ r[k + 2]) & 0x0000FFFF0000FFFFULL;
+            r[k + 2] ^= t;
+            r[k] ^= t << 16;
+        }
+    for (int k = 0; k < 4; k++) {
+        uint64_t t = ((r[k] >> 32) ^ r[k + 4]) & 0x00000000FFFFFFFFULL;
+        r[k + 4] ^= t;
+        r[k] ^= t << 32;
+    }
+}
+
+/* out[d][n] = x[n][d] for int8 x [N][D]: an NCHW tensor into the batch-last
+ * layout [C*H*W][N], as int8 or converted (exactly) to float; 8x8 blocks
+ * transposed in registers (a strided byte copy costs ten times as much) */
+#define DEFINE_TO_BATCH_LAST(NAME, T)                                                               \
+    CT_CLONES void NAME(const int8_t *x, int64_t N, int64_t D, T *out)                              \
+    {                                                                                               \
+        int64_t n8 = N / 8 * 8, d8 = D / 8 * 8;                                                     \
+        for (int64_t n0 = 0; n0 < n8; n0 += 8)                                                      \
+            for (int64_t d0 = 0; d0 < d8; d0 += 8) {                                                \
+                uint64_t r[8];                                                                      \
+                for (int i = 0; i < 8; i++)                                                         \
+                    memcpy(&r[i], x + (n0 + i) * D + d0, 8);                                        \
+                transpose8x8(r);                                                                    \
+                for (int j = 0; j < 8; j++) {                                                       \
+                    int8_t b[8];                                                                    \
+                    memcpy(b, &r[j], 8);                                                            \
+                    for (int i = 0; i < 8; i++)                                                     \
+                        out[(d0 + j) * N + n0 + i] = (T)b[i];                                       \
+                }                                                                                   \
+            }                                                                                       \
+        for (int64_t n = 0; n < N; n++) /* the edges */                                             \
+            for (int64_t d = (n < n8 ? d8 : 0); d < D; d++)                                         \
+                out[d * N + n] = (T)x[n * D + d];                                                   \
+    }
+DEFINE_TO_BATCH_LAST(ctrain_to_batch_last_i8, int8_t)
+DEFINE_TO_BATCH_LAST(ctrain_to_batch_last_f32, float)

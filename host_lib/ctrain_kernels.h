@@ -94,6 +94,9 @@ void ctrain_store_grads_f32(const float *g, int64_t n, int s, int32_t *dst, int6
 void ctrain_store_grads_f64(const double *g, int64_t n, int s, int32_t *dst, int64_t *st);
 /* out[c] = sum of x[n][c][p] over n < N, p < P (int8 x, exact): CONV_WG's bias sums. */
 void ctrain_channel_sums_i8(const int8_t *x, int64_t N, int64_t C, int64_t P, int64_t *out);
+/* out[d][n] = x[n][d] for int8 x [N][D] (an NCHW tensor into the batch-last layout), as int8 or float. */
+void ctrain_to_batch_last_i8(const int8_t *x, int64_t N, int64_t D, int8_t *out);
+void ctrain_to_batch_last_f32(const int8_t *x, int64_t N, int64_t D, float *out);
 /* The host float32 model's passes (host_lib/ctrain_float.c), for images
  * [lo, hi) of NCHW tensors and image-major columns [N][C][KH][KW][HO][WO]:
  * im2col (every entry written, padding 0); col2im (each dx plane zeroed, then

@@ -255,3 +255,13 @@ def test_channel_sums():
     out = np.full(5, -1, np.int64)
     hk.lib.ctrain_channel_sums_i8(hk.ptr(e), 7, 5, 301, hk.ptr(out))
     assert np.array_equal(out, e.astype(np.int64).sum(axis=(0, 2)))
+
+
+@pytest.mark.parametrize("n,d", [(64, 1600), (13, 21), (8, 8), (3, 5), (64, 7)])
+def test_to_batch_last(n, d):
+    """NCHW int8 errors into the batch-last layout (8x8 blocks and the edges), as int8 and as float32."""
+    x = np.random.default_rng(n * d).integers(-128, 128, (n, d)).astype(np.int8)
+    for dt, fn in ((np.int8, hk.lib.ctrain_to_batch_last_i8), (np.float32, hk.lib.ctrain_to_batch_last_f32)):
+        out = np.full((d, n), 99, dt)
+        fn(hk.ptr(x), n, d, hk.ptr(out))
+        assert np.array_equal(out, x.T.astype(dt))

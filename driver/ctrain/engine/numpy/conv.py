@@ -33,14 +33,23 @@ def _weights(plan, ddr, dtype, transpose=False):
     return w
 
 
-def _err_rows(plan, ddr, dtype):
+def _err_rows(plan, ddr, dtype, ck=False):
     """The output error [N, Co, Ho, Wo] in the geometry's layout as GEMM
-    operand(s) in `dtype`: [N, Co, Ho*Wo] (image-major) or [Co, Ho*Wo*N]."""
+    operand(s) in `dtype`: [N, Co, Ho*Wo] (image-major) or [Co, Ho*Wo*N]
+    (transposed in host_lib when `ck`)."""
     f, g = plan.f, plan.geom
     co = f["c_out"]
     e = plan.buf("err", g.image_shape(co, g.ho, g.wo), dtype)
-    g.to_layout(i8(ddr, f["src"], (g.n, co, g.ho, g.wo)), e)
+    src = i8(ddr, f["src"], (g.n, co, g.ho, g.wo))
+    fn = _TO_BATCH_LAST.get(e.dtype) if g.batch_last and ck else None
+    if fn:  # host_lib's 8x8-block transpose (numpy's strided copy costs 2-7x more)
+        getattr(hk.lib, fn)(hk.ptr(src), g.n, co * g.p, hk.ptr(e))
+    else:
+        g.to_layout(src, e)
     return e.reshape(co, -1) if g.batch_last else e.reshape(g.n, co, -1)
+
+
+_TO_BATCH_LAST = {np.dtype(np.int8): "ctrain_to_batch_last_i8", np.dtype(np.float32): "ctrain_to_batch_last_f32"}
 
 
 def _store_i8(ddr, addr, q, g, chw):
@@ -156,7 +165,7 @@ def _conv_eb(engine, plan, ddr, tab):
         mbase = hk.i8p(ddr, f["aux"]) if aux is not None else None
         chw = g.c * g.h * g.w
     if g.batch_last:  # lanes over input channels: their rows of W^T and of the columns
-        err = _err_rows(plan, ddr, dt)  # [Co, Ho*Wo*N]
+        err = _err_rows(plan, ddr, dt, ck)  # [Co, Ho*Wo*N]
         kk = g.kh * g.kw
 
         def lane(_, a, b):
@@ -255,7 +264,7 @@ def _conv_wg(engine, plan, ddr, tab):
     ck = hk.gram_ok(co, g.k, dt, plan.uses_c(engine))
     plan.path = "host C" if ck else "numpy"
     if g.batch_last:  # [Co, T] x [K, T]: lanes over the K rows of gw's columns
-        err = _err_rows(plan, ddr, dt)
+        err = _err_rows(plan, ddr, dt, engine.host_kernels)
 
         def lane(_, a, b):
             if ck:

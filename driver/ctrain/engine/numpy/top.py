@@ -135,8 +135,9 @@ class NumpyEngine:
     forms (identical results); `paths` counts, per (opcode, path), the runs of
     each path ("host C", "numpy", "generic").
 
-    `busy_seconds` and `runs` accumulate the time spent in run() and the
-    number of runs (benchmarks subtract it from wall time: the host's share)."""
+    `busy_seconds`, `busy_cpu_seconds` and `runs` accumulate the wall time
+    and the process CPU time spent in run() and the number of runs (benchmarks
+    subtract them from the iteration's: the host's share)."""
 
     name = "numpy"
     #: every run returns (each loop is bounded by validated fields): the
@@ -151,6 +152,7 @@ class NumpyEngine:
         self.blas_threads = blas_threads
         self._lanes = Lanes(threads)
         self.busy_seconds = 0.0
+        self.busy_cpu_seconds = 0.0
         self.runs = 0
 
     @property
@@ -172,13 +174,14 @@ class NumpyEngine:
 
         The table is read once before the first instruction (the accelerator's
         on-chip copy); each instruction is fetched when it runs."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         restore = set_blas_threads(self.blas_threads)
         try:
             return self._run(ddr, int(prog), int(n_insn), int(table), int(table_len))
         finally:
             restore()
             self.busy_seconds += time.perf_counter() - t0
+            self.busy_cpu_seconds += time.process_time() - c0
             self.runs += 1
 
     def _run(self, ddr, prog, n_insn, table, table_len):

@@ -13,7 +13,10 @@ import numpy as np
 
 try:
     from ..._host import ffi, lib
-    AVAILABLE = hasattr(lib, "ctrain_requant_f32") and os.environ.get("CTRAIN_HOST_KERNELS", "1") != "0"
+    #: every kernel the engine calls (a _host built before any of them: the numpy forms)
+    _NEEDED = ("ctrain_requant_f32", "ctrain_gemm_b8", "ctrain_gram_i8", "ctrain_im2col_i8", "ctrain_store_grads_f64",
+               "ctrain_channel_sums_i8", "ctrain_to_batch_last_i8")
+    AVAILABLE = all(hasattr(lib, n) for n in _NEEDED) and os.environ.get("CTRAIN_HOST_KERNELS", "1") != "0"
     #: the host float model's im2col/col2im/pool kernels (ctrain.floatnet; host_lib/ctrain_float.c)
     FLOAT_AVAILABLE = AVAILABLE and hasattr(lib, "ctrain_col2im_nchw_f32")
 except ImportError:  # pragma: no cover - the package is always built with host_lib

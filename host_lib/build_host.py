@@ -51,7 +51,7 @@ ffibuilder.cdef(cdef_block(os.path.join(HERE, "ctrain_kernels.h")))
 ffibuilder.set_source(
     "ctrain._host",
     '#include "ctrain_isa.h"\n#include "ctrain_host.h"\n#include "ctrain_kernels.h"\n',
-    sources=[_rel(os.path.join(HERE, name)) for name in ("ctrain_host.c", "ctrain_kernels.c", "ctrain_gemm.c")],
+    sources=[_rel(os.path.join(HERE, name)) for name in ("ctrain_host.c", "ctrain_kernels.c", "ctrain_gemm.c", "ctrain_float.c")],
     include_dirs=[ISA_DIR, HERE],
     extra_compile_args=["-O3", "-std=c99"],
 )

@@ -51,49 +51,89 @@ static void kernel_6x16(const float *Ap, const float *B, int64_t K, int64_t ldb,
     st(C + 5 * ldc, c50); st(C + 5 * ldc + 8, c51);
 }
 
-void ctrain_gemm_f32(const float *A, int64_t M, int64_t K, const float *B, int64_t N, int64_t batch,
-                     int64_t sb, int64_t sc, float *C)
+/* C[n] = A times B[n] for B of element type TB (float, or int8 columns
+ * converted while packed: a quarter of the bytes to write and read). */
+#define DEFINE_GEMM(NAME, TB)                                                                       \
+    void NAME(const float *A, int64_t M, int64_t K, const TB *B, int64_t N, int64_t batch,          \
+              int64_t sb, int64_t sc, float *C)                                                     \
+    {                                                                                               \
+        int64_t mb = (M + MR - 1) / MR;                                                             \
+        int convert = sizeof(TB) != sizeof(float);                                                  \
+        float *Ap = calloc((size_t)(mb * K * MR), sizeof(float));                                   \
+        float *tb = malloc(sizeof(float) * (size_t)(K * NR)); /* a packed panel of B */             \
+        float tc[MR * NR], *tcp = tc;                                                               \
+        if (!Ap || !tb)                                                                             \
+            abort();                                                                                \
+        for (int64_t i = 0; i < M; i++) /* A in blocks of MR rows, [K][MR] each, zero rows past M */ \
+            for (int64_t k = 0; k < K; k++)                                                         \
+                Ap[(i / MR) * K * MR + k * MR + i % MR] = A[i * K + k];                             \
+        /* panel by panel of B, every block of rows of A against it; the panel is                   \
+         * packed ([K][NR] contiguous, in L1 for every block; B's rows may be far                   \
+         * apart and alias in the cache) when several blocks share it, when it is                   \
+         * partial, or to convert it */                                                             \
+        for (int64_t n = 0; n < batch; n++) {                                                       \
+            const TB *Bn = B + n * sb;                                                              \
+            float *Cn = C + n * sc;                                                                 \
+            for (int64_t j = 0; j < N; j += NR) {                                                   \
+                int64_t w = N - j < NR ? N - j : NR;                                                \
+                const float *panel = (const float *)(const void *)(Bn + j);                         \
+                int64_t ldp = N;                                                                    \
+                if (w < NR || mb > 1 || convert) {                                                  \
+                    pack_panel_##NAME(Bn + j, N, K, w, tb);                                         \
+                    panel = tb;                                                                     \
+                    ldp = NR;                                                                       \
+                }                                                                                   \
+                for (int64_t ib = 0; ib < mb; ib++) {                                               \
+                    int64_t rows = M - ib * MR < MR ? M - ib * MR : MR;                             \
+                    float *crow = Cn + ib * MR * N + j;                                             \
+                    if (rows == MR && w == NR) {                                                    \
+                        kernel_6x16(Ap + ib * K * MR, panel, K, ldp, crow, N);                      \
+                    } else {                                                                        \
+                        kernel_6x16(Ap + ib * K * MR, panel, K, ldp, tcp, NR);                      \
+                        for (int64_t r = 0; r < rows; r++)                                          \
+                            memcpy(crow + r * N, tc + r * NR, sizeof(float) * w);                   \
+                    }                                                                               \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+        free(Ap);                                                                                   \
+        free(tb);                                                                                   \
+    }
+
+/* tb[k][0..NR) = B[k * ldb + 0..w) as float, zeros past w */
+CT_CLONES
+static void pack_panel_ctrain_gemm_f32(const float *B, int64_t ldb, int64_t K, int64_t w, float *tb)
 {
-    int64_t mb = (M + MR - 1) / MR, nfull = N / NR * NR;
-    float *Ap = calloc((size_t)(mb * K * MR), sizeof(float));
-    float *tb = malloc(sizeof(float) * (size_t)(K * NR)); /* the last, partial panel of B */
-    float tc[MR * NR], *tcp = tc;
-    if (!Ap || !tb)
-        abort();
-    for (int64_t i = 0; i < M; i++) /* A in blocks of MR rows, [K][MR] each, zero rows past M */
-        for (int64_t k = 0; k < K; k++)
-            Ap[(i / MR) * K * MR + k * MR + i % MR] = A[i * K + k];
-    for (int64_t n = 0; n < batch; n++) {
-        const float *Bn = B + n * sb;
-        float *Cn = C + n * sc;
-        for (int64_t ib = 0; ib < mb; ib++) {
-            int64_t rows = M - ib * MR < MR ? M - ib * MR : MR;
-            const float *ap = Ap + ib * K * MR;
-            float *crow = Cn + ib * MR * N;
-            for (int64_t j = 0; j < nfull; j += NR) {
-                if (rows == MR) {
-                    kernel_6x16(ap, Bn + j, K, N, crow + j, N);
-                } else {
-                    kernel_6x16(ap, Bn + j, K, N, tcp, NR);
-                    for (int64_t r = 0; r < rows; r++)
-                        memcpy(crow + r * N + j, tc + r * NR, sizeof(float) * NR);
-                }
-            }
-            if (nfull < N) {
-                int64_t w = N - nfull;
-                for (int64_t k = 0; k < K; k++) {
-                    memcpy(tb + k * NR, Bn + k * N + nfull, sizeof(float) * w);
-                    memset(tb + k * NR + w, 0, sizeof(float) * (NR - w));
-                }
-                kernel_6x16(ap, tb, K, NR, tcp, NR);
-                for (int64_t r = 0; r < rows; r++)
-                    memcpy(crow + r * N + nfull, tc + r * NR, sizeof(float) * w);
-            }
+    for (int64_t k = 0; k < K; k++) {
+        memcpy(tb + k * NR, B + k * ldb, sizeof(float) * w);
+        if (w < NR)
+            memset(tb + k * NR + w, 0, sizeof(float) * (NR - w));
+    }
+}
+
+typedef signed char v8c __attribute__((vector_size(8)));
+typedef int v8i __attribute__((vector_size(32)));
+
+CT_CLONES
+static void pack_panel_ctrain_gemm_b8(const int8_t *B, int64_t ldb, int64_t K, int64_t w, float *tb)
+{
+    for (int64_t k = 0; k < K; k++) {
+        const int8_t *src = B + k * ldb;
+        float *dst = tb + k * NR;
+        if (w == NR) { /* two vectors of 8: sign-extend and convert (exact) */
+            v8c lo, hi;
+            memcpy(&lo, src, 8);
+            memcpy(&hi, src + 8, 8);
+            st(dst, __builtin_convertvector(__builtin_convertvector(lo, v8i), v8f));
+            st(dst + 8, __builtin_convertvector(__builtin_convertvector(hi, v8i), v8f));
+        } else {
+            for (int64_t l = 0; l < NR; l++)
+                dst[l] = l < w ? (float)src[l] : 0.0f;
         }
     }
-    free(Ap);
-    free(tb);
 }
+DEFINE_GEMM(ctrain_gemm_f32, float)
+DEFINE_GEMM(ctrain_gemm_b8, int8_t)
 
 /* acc[3][4] partial sums of rows a0..a2 of A times rows b0..b3 of B over t in [0, T) */
 CT_CLONES
@@ -129,9 +169,49 @@ static void gram_3x4(const float *A, int64_t lda, const float *B, int64_t ldb, i
 void ctrain_gram_f32(const float *A, int64_t M, const float *B, int64_t N, int64_t T, int64_t batch,
                      int64_t sa, int64_t sb, int64_t lda, int64_t ldb, double *out, int64_t ldo)
 {
+    /* span by span of terms (each one exact float32 sum), every block of A's
+     * rows against each block of B's: a span of A stays in L2, a block of B's
+     * rows in L1 */
     for (int64_t n = 0; n < batch; n++)
-        for (int64_t i = 0; i < M; i += 3)
+        for (int64_t t0 = 0; t0 < T; t0 += TERMS) {
+            int64_t tn = T - t0 < TERMS ? T - t0 : TERMS;
             for (int64_t j = 0; j < N; j += 4)
-                gram_3x4(A + n * sa + i * lda, lda, B + n * sb + j * ldb, ldb, T, out + i * ldo + j, ldo,
-                         M - i < 3 ? (int)(M - i) : 3, N - j < 4 ? (int)(N - j) : 4);
+                for (int64_t i = 0; i < M; i += 3)
+                    gram_3x4(A + n * sa + i * lda + t0, lda, B + n * sb + j * ldb + t0, ldb, tn,
+                             out + i * ldo + j, ldo, M - i < 3 ? (int)(M - i) : 3, N - j < 4 ? (int)(N - j) : 4);
+        }
+}
+
+/* rows [r0, r1) of an int8 matrix (row stride ld), terms [t0, t0 + tn), as float rows tn apart */
+CT_CLONES
+static void rows_to_float(const int8_t *X, int64_t ld, int64_t r0, int64_t r1, int64_t t0, int64_t tn, float *dst)
+{
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t t = 0; t < tn; t++)
+            dst[(r - r0) * tn + t] = (float)X[r * ld + t0 + t];
+}
+
+void ctrain_gram_i8(const int8_t *A, int64_t M, const int8_t *B, int64_t N, int64_t T, int64_t batch,
+                    int64_t sa, int64_t sb, int64_t lda, int64_t ldb, double *out, int64_t ldo)
+{
+    /* as ctrain_gram_f32, each span of A and each block of B's rows converted
+     * to float first (exact), then the same float32 sums */
+    int64_t span = T < TERMS ? T : TERMS;
+    float *fa = malloc(sizeof(float) * (size_t)(M * span + 4 * span));
+    if (!fa)
+        abort();
+    float *fb = fa + M * span;
+    for (int64_t n = 0; n < batch; n++)
+        for (int64_t t0 = 0; t0 < T; t0 += TERMS) {
+            int64_t tn = T - t0 < TERMS ? T - t0 : TERMS;
+            rows_to_float(A + n * sa, lda, 0, M, t0, tn, fa);
+            for (int64_t j = 0; j < N; j += 4) {
+                int64_t cols = N - j < 4 ? N - j : 4;
+                rows_to_float(B + n * sb, ldb, j, j + cols, t0, tn, fb);
+                for (int64_t i = 0; i < M; i += 3)
+                    gram_3x4(fa + i * tn, tn, fb, tn, tn, out + i * ldo + j, ldo, M - i < 3 ? (int)(M - i) : 3,
+                             (int)cols);
+            }
+        }
+    free(fa);
 }

@@ -600,6 +600,7 @@ void ctrain_update(const int32_t *g, int32_t *w, int32_t *v, const int8_t *mask,
     }
 DEFINE_IM2COL_IM(im2col_im_f32, float)
 DEFINE_IM2COL_IM(im2col_im_f64, double)
+DEFINE_IM2COL_IM(im2col_im_i8, int8_t)
 
 /* im2col of int8 NCHW activations, every entry written (padding 0):
  * image-major cols [N][C][KH][KW][HO][WO] for images [lo, hi), batch-last
@@ -664,3 +665,98 @@ DEFINE_IM2COL_IM(im2col_im_f64, double)
     }
 DEFINE_IM2COL(ctrain_im2col_f32, im2col_im_f32, float)
 DEFINE_IM2COL(ctrain_im2col_f64, im2col_im_f64, double)
+DEFINE_IM2COL(ctrain_im2col_i8, im2col_im_i8, int8_t)
+
+/* CONV_WG's stores: dst = sat32(rshift_round(g, s)) for exact integer sums g
+ * (|g| < 2^53); st: peak of the rounded values before the clamp, clamps,
+ * nonzeros stored. */
+#define DEFINE_STORE_GRADS(NAME, T)                                                                 \
+    void NAME(const T *g, int64_t n, int s, int32_t *dst, int64_t *st)                             \
+    {                                                                                               \
+        int64_t peak = st[0], sat = 0, nnz = 0;                                                     \
+        for (int64_t i = 0; i < n; i++) {                                                           \
+            int64_t v = rshr((int64_t)g[i], s), m = v < 0 ? -v : v;                                 \
+            peak = m > peak ? m : peak;                                                             \
+            int64_t c = sat32(v);                                                                   \
+            sat += c != v;                                                                          \
+            nnz += c != 0;                                                                          \
+            dst[i] = (int32_t)c;                                                                    \
+        }                                                                                           \
+        st[0] = peak;                                                                               \
+        st[1] += sat;                                                                               \
+        st[2] += nnz;                                                                               \
+    }
+DEFINE_STORE_GRADS(ctrain_store_grads_f32, float)
+DEFINE_STORE_GRADS(ctrain_store_grads_f64, double)
+
+/* out[c] = sum over n < N, p < P of x[n][c][p] (int8, exact in int64):
+ * CONV_WG's bias gradient from the int8 errors */
+CT_CLONES
+void ctrain_channel_sums_i8(const int8_t *x, int64_t N, int64_t C, int64_t P, int64_t *out)
+{
+    for (int64_t c = 0; c < C; c++)
+        out[c] = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) {
+            const int8_t *row = x + (n * C + c) * P;
+            int32_t s = 0; /* |s| <= 128 * P: P < 2^24 keeps it in range */
+            int64_t p = 0;
+            for (; p + (1 << 20) <= P; p += 1 << 20) { /* long rows: int64 every 2^20 terms */
+                for (int64_t q = p; q < p + (1 << 20); q++)
+                    s += row[q];
+                out[c] += s;
+                s = 0;
+            }
+            for (; p < P; p++)
+                s += row[p];
+            out[c] += s;
+        }
+}
+
+/* rows r[0..8) of 8 bytes -> their transpose (byte j of r[i] <-> byte i of r[j]) */
+static inline void transpose8x8(uint64_t r[8])
+{
+    for (int i = 0; i < 8; i += 2) {
+        uint64_t t = ((r[i] >> 8) ^ r[i + 1]) & 0x00FF00FF00FF00FFULL;
+        r[i + 1] ^= t;
+        r[i] ^= t << 8;
+    }
+    for (int i = 0; i < 8; i += 4)
+        for (int k = i; k < i + 2; k++) {
+            uint64_t t = ((r[k] >> 16) ^ r[k + 2]) & 0x0000FFFF0000FFFFULL;
+            r[k + 2] ^= t;
+            r[k] ^= t << 16;
+        }
+    for (int k = 0; k < 4; k++) {
+        uint64_t t = ((r[k] >> 32) ^ r[k + 4]) & 0x00000000FFFFFFFFULL;
+        r[k + 4] ^= t;
+        r[k] ^= t << 32;
+    }
+}
+
+/* out[d][n] = x[n][d] for int8 x [N][D]: an NCHW tensor into the batch-last
+ * layout [C*H*W][N], as int8 or converted (exactly) to float; 8x8 blocks
+ * transposed in registers (a strided byte copy costs ten times as much) */
+#define DEFINE_TO_BATCH_LAST(NAME, T)                                                               \
+    CT_CLONES void NAME(const int8_t *x, int64_t N, int64_t D, T *out)                              \
+    {                                                                                               \
+        int64_t n8 = N / 8 * 8, d8 = D / 8 * 8;                                                     \
+        for (int64_t n0 = 0; n0 < n8; n0 += 8)                                                      \
+            for (int64_t d0 = 0; d0 < d8; d0 += 8) {                                                \
+                uint64_t r[8];                                                                      \
+                for (int i = 0; i < 8; i++)                                                         \
+                    memcpy(&r[i], x + (n0 + i) * D + d0, 8);                                        \
+                transpose8x8(r);                                                                    \
+                for (int j = 0; j < 8; j++) {                                                       \
+                    int8_t b[8];                                                                    \
+                    memcpy(b, &r[j], 8);                                                            \
+                    for (int i = 0; i < 8; i++)                                                     \
+                        out[(d0 + j) * N + n0 + i] = (T)b[i];                                       \
+                }                                                                                   \
+            }                                                                                       \
+        for (int64_t n = 0; n < N; n++) /* the edges */                                             \
+            for (int64_t d = (n < n8 ? d8 : 0); d < D; d++)                                         \
+                out[d * N + n] = (T)x[n * D + d];                                                   \
+    }
+DEFINE_TO_BATCH_LAST(ctrain_to_batch_last_i8, int8_t)
+DEFINE_TO_BATCH_LAST(ctrain_to_batch_last_f32, float)

@@ -68,16 +68,49 @@ void ctrain_im2col_f32(const int8_t *x, int64_t N, int64_t C, int64_t H, int64_t
 void ctrain_im2col_f64(const int8_t *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                        int64_t stride, int64_t pad, int64_t HO, int64_t WO, int batch_last, int64_t lo,
                        int64_t hi, double *cols);
+void ctrain_im2col_i8(const int8_t *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                      int64_t stride, int64_t pad, int64_t HO, int64_t WO, int batch_last, int64_t lo,
+                      int64_t hi, int8_t *cols);
 /* C[n] = A [M][K] times B[n] ([K][N] row-major) for n < batch, B[n] at
  * B + n * sb, C[n] ([M][N]) at C + n * sc. Exact for int8-valued operands
  * when K <= 1024 (host_lib/ctrain_gemm.c). */
 void ctrain_gemm_f32(const float *A, int64_t M, int64_t K, const float *B, int64_t N, int64_t batch,
                      int64_t sb, int64_t sc, float *C);
+/* The same with int8 columns B (converted to float as they are packed). */
+void ctrain_gemm_b8(const float *A, int64_t M, int64_t K, const int8_t *B, int64_t N, int64_t batch,
+                    int64_t sb, int64_t sc, float *C);
 /* out[i * ldo + j] += sum over n < batch, t < T of A[n][i][t] * B[n][j][t]
  * (rows lda, ldb apart, images sa, sb apart), exactly for int8-valued
  * operands: float32 sums of at most 1024 terms added in double. */
 void ctrain_gram_f32(const float *A, int64_t M, const float *B, int64_t N, int64_t T, int64_t batch,
                      int64_t sa, int64_t sb, int64_t lda, int64_t ldb, double *out, int64_t ldo);
+/* The same on int8 operands (converted to float span by span): the weight
+ * gradient straight from the int8 errors and columns. */
+void ctrain_gram_i8(const int8_t *A, int64_t M, const int8_t *B, int64_t N, int64_t T, int64_t batch,
+                    int64_t sa, int64_t sb, int64_t lda, int64_t ldb, double *out, int64_t ldo);
+/* CONV_WG's int32 store of exact integer sums g[0..n): dst = sat32(rshift_round(g, s));
+ * st: peak before the clamp, clamps, nonzeros. */
+void ctrain_store_grads_f32(const float *g, int64_t n, int s, int32_t *dst, int64_t *st);
+void ctrain_store_grads_f64(const double *g, int64_t n, int s, int32_t *dst, int64_t *st);
+/* out[c] = sum of x[n][c][p] over n < N, p < P (int8 x, exact): CONV_WG's bias sums. */
+void ctrain_channel_sums_i8(const int8_t *x, int64_t N, int64_t C, int64_t P, int64_t *out);
+/* out[d][n] = x[n][d] for int8 x [N][D] (an NCHW tensor into the batch-last layout), as int8 or float. */
+void ctrain_to_batch_last_i8(const int8_t *x, int64_t N, int64_t D, int8_t *out);
+void ctrain_to_batch_last_f32(const int8_t *x, int64_t N, int64_t D, float *out);
+/* The host float32 model's passes (host_lib/ctrain_float.c), for images
+ * [lo, hi) of NCHW tensors and image-major columns [N][C][KH][KW][HO][WO]:
+ * im2col (every entry written, padding 0); col2im (each dx plane zeroed, then
+ * the kernel offsets added in (ky, kx) order, as conv_ops.ConvGeometry.col2im
+ * does); the 2x2 stride-2 max pool's backward (each window's g to its first
+ * maximum, g * 0 to the others, 0 outside every window). */
+void ctrain_im2col_nchw_f32(const float *x, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                            int64_t stride, int64_t pad, int64_t HO, int64_t WO, int64_t lo, int64_t hi,
+                            float *cols);
+void ctrain_col2im_nchw_f32(const float *cols, int64_t C, int64_t KH, int64_t KW, int64_t HO, int64_t WO,
+                            int64_t H, int64_t W, int64_t stride, int64_t pad, int64_t lo, int64_t hi,
+                            float *dx);
+void ctrain_maxpool_bp_2x2_f32(const float *g, const float *x, int64_t NC, int64_t H, int64_t W, int64_t HO,
+                               int64_t WO, float *dx);
 /* @cdef-end */
 
 #endif

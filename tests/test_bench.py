@@ -116,3 +116,14 @@ def test_torch_twin_of_resnet20_computes_the_float_models_logits():
     np.testing.assert_allclose(got, FloatNet(model, params).forward(x), rtol=1e-3, atol=1e-3)
     qat = bench._qat_prepare(net, torch)
     assert sum(type(mod).__name__ == "ConvBnReLU2d" for mod in qat.modules()) == 10
+
+
+def test_host_cpu_share():
+    """The fixed-point run's host share of CPU time: the engine's process CPU
+    time in run() (busy_cpu_seconds) subtracted from the round's."""
+    from ctrain.tools import bench
+    report = bench.run_bench(batch_sizes=(8,), iters=2, rounds=1, warmup=1, synthetic=True, use_torch=False,
+                             use_float=False, memory=False, log=None)
+    pct = report["results"][8]["fixed"]["host_cpu_pct"]
+    assert 0 < pct < 100
+    assert "host share of ctrain fixed-point's CPU time" in bench.format_report(report)

@@ -166,3 +166,102 @@ def test_add_ties_to_even(shift):
     assert hk.result(st) == (int(np.abs(v).max()), sat, int(np.count_nonzero(want)))
     if shift in (1, 2):  # ties occur and half up would differ on them
         assert not np.array_equal(dst, sat8(rshift_round(v, shift))[0])
+
+
+@pytest.mark.parametrize("shift", SHIFTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_store_grads(shift, dtype):
+    """CONV_WG's int32 store against rshift_round + sat32: clamps both ways,
+    negative shifts (saturating at 2^62 before the clamp), the peak before it."""
+    from ctrain.fixedpoint import max_abs, sat32
+    rng = np.random.default_rng(shift + 70)
+    lim = 1 << 23 if dtype == np.float32 else 1 << 52
+    g = rng.integers(-lim, lim, 301).astype(dtype)
+    g[:4] = [lim - 1, -lim + 1, 0, 1]
+    v = rshift_round(g.astype(np.int64), shift)
+    want, sat = sat32(v)
+    dst, st = np.zeros(g.size, np.int32), hk.stats()
+    st[0] = 3  # the peak so far is kept when larger
+    fn = hk.lib.ctrain_store_grads_f32 if dtype == np.float32 else hk.lib.ctrain_store_grads_f64
+    fn(hk.ptr(g), g.size, clamp_shift(shift), hk.ptr(dst), st)
+    assert np.array_equal(dst, want)
+    assert hk.result(st) == (max(3, max_abs(v)), sat, int(np.count_nonzero(want)))
+    if shift == -62 or (shift == -3 and dtype == np.float64):  # the clamp is exercised
+        assert sat > 0
+
+
+@pytest.mark.parametrize("geom", [(3, 2, 9, 7, 3, 3, 1, 1), (4, 3, 10, 11, 3, 3, 2, 1), (2, 2, 7, 5, 2, 3, 3, 0),
+                                  (2, 1, 4, 4, 5, 5, 1, 2)])
+def test_float_im2col_col2im(geom):
+    """The float model's im2col and col2im (host_lib/ctrain_float.c) give the
+    bits of conv_ops' numpy forms: the same copies, the same additions in the
+    same order (sums of non-integers here, so any other order would show)."""
+    g = conv_ops.ConvGeometry(*geom)
+    rng = np.random.default_rng(sum(geom))
+    x = rng.standard_normal((g.n, g.c, g.h, g.w)).astype(np.float32)
+    want = g.im2col(x, np.zeros(g.cols_shape, np.float32))
+    got = np.full(g.cols_shape, np.nan, np.float32)
+    for a, b in ((0, 1), (1, g.n)):
+        hk.lib.ctrain_im2col_nchw_f32(hk.ptr(x), g.c, g.h, g.w, g.kh, g.kw, g.stride, g.pad, g.ho, g.wo, a, b,
+                                      hk.ptr(got))
+    assert np.array_equal(got, want)
+    cols = (rng.standard_normal(g.cols_shape) * 1e3).astype(np.float32)
+    want = g.col2im(cols, np.empty(x.shape, np.float32))
+    got = np.full(x.shape, np.nan, np.float32)
+    hk.lib.ctrain_col2im_nchw_f32(hk.ptr(cols), g.c, g.kh, g.kw, g.ho, g.wo, g.h, g.w, g.stride, g.pad, 0, g.n,
+                                  hk.ptr(got))
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("hw", [(6, 8), (7, 5)])
+def test_float_maxpool_bp(hw):
+    """The float model's 2x2 pool backward routes like conv_ops.maxpool2d_grad,
+    ties (to the first maximum) and signed zeros included; odd sizes leave the
+    last row/column at 0."""
+    rng = np.random.default_rng(hw[0])
+    x = rng.integers(-2, 3, (3, 4) + hw).astype(np.float32)  # many ties
+    x[0, 0, 0, 0] = -0.0
+    err = rng.standard_normal((3, 4, hw[0] // 2, hw[1] // 2)).astype(np.float32)
+    want = conv_ops.maxpool2d_grad(err, x, 2, 2)
+    got = np.full(x.shape, np.nan, np.float32)
+    hk.lib.ctrain_maxpool_bp_2x2_f32(hk.ptr(err), hk.ptr(x), 12, hw[0], hw[1], hw[0] // 2, hw[1] // 2, hk.ptr(got))
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("model", ["lenet5-bn", "digits-cnn"])
+def test_floatnet_with_and_without_kernels(model):
+    """FloatNet's training steps give the same bits with host_lib's kernels
+    as with conv_ops' numpy forms (padding, 2x2 pools, batch norm)."""
+    from ctrain.floatnet import FloatNet
+    from ctrain.model import build_model
+    shape = (1, 28, 28) if model == "lenet5-bn" else (1, 8, 8)
+    m = build_model(model, shape, 10)
+    rng = np.random.default_rng(3)
+    x = rng.random((16,) + shape, dtype=np.float32)
+    y = rng.integers(0, 10, 16)
+    nets = [FloatNet(m, m.init_params(np.random.default_rng(0)), host_kernels=k) for k in (True, False)]
+    for _ in range(3):
+        out = [net.train_batch(x, y, 0.05, 0.9, 5e-4) for net in nets]
+        assert out[0][0] == out[1][0] and out[0][1].tobytes() == out[1][1].tobytes()
+    for p, q in zip(nets[0].params, nets[1].params):
+        assert p["w"].tobytes() == q["w"].tobytes()
+
+
+def test_channel_sums():
+    """CONV_WG's bias sums from int8 errors: exact per channel over images and positions."""
+    rng = np.random.default_rng(5)
+    e = rng.integers(-128, 128, (7, 5, 301)).astype(np.int8)
+    e[:, 0] = -128
+    out = np.full(5, -1, np.int64)
+    hk.lib.ctrain_channel_sums_i8(hk.ptr(e), 7, 5, 301, hk.ptr(out))
+    assert np.array_equal(out, e.astype(np.int64).sum(axis=(0, 2)))
+
+
+@pytest.mark.parametrize("n,d", [(64, 1600), (13, 21), (8, 8), (3, 5), (64, 7)])
+def test_to_batch_last(n, d):
+    """NCHW int8 errors into the batch-last layout (8x8 blocks and the edges), as int8 and as float32."""
+    x = np.random.default_rng(n * d).integers(-128, 128, (n, d)).astype(np.int8)
+    for dt, fn in ((np.int8, hk.lib.ctrain_to_batch_last_i8), (np.float32, hk.lib.ctrain_to_batch_last_f32)):
+        out = np.full((d, n), 99, dt)
+        fn(hk.ptr(x), n, d, hk.ptr(out))
+        assert np.array_equal(out, x.T.astype(dt))

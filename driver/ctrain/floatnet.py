@@ -5,6 +5,7 @@ every tensor, which seeds the fixed-point exponents."""
 import numpy as np
 
 from . import conv_ops
+from .engine.numpy import host_kernels as hk
 from .lanes import Lanes, set_blas_threads
 from .model import Linear, error_needed, geometry
 
@@ -13,11 +14,14 @@ from .model import Linear, error_needed, geometry
 #: GEMM over images and positions (measured: a 1x1 map's per-image GEMMs are
 #: outer products, 300x slower than one GEMM on CNV's last convolution).
 SMALL_MAP = 64
+#: Column elements per tile of images whose input gradient is computed and
+#: folded back (col2im) while in cache (1 MiB of float32; at least one image).
+DX_TILE_ELEMS = 1 << 18
 
 
 def top_of(x):
     """Smallest t with max|x| < 2^t (None for an all-zero tensor)."""
-    m = float(np.max(np.abs(x))) if x.size else 0.0
+    m = max(float(np.max(x)), -float(np.min(x))) if x.size else 0.0  # max|x| without an |x| copy
     if not np.isfinite(m):
         raise FloatingPointError("non-finite value")
     if m == 0.0:
@@ -46,8 +50,11 @@ class FloatNet:
     the batch norms before the first trained one) stay fixed, and backward
     stops at the first trained layer, as the compiled program does."""
 
-    def __init__(self, model, params, freeze=0):
+    def __init__(self, model, params, freeze=0, host_kernels=None):
         self.model = model
+        # host_lib's im2col, col2im and 2x2 pool backward (the same bits as
+        # conv_ops' numpy forms; False: those numpy forms)
+        self.host_kernels = hk.FLOAT_AVAILABLE if host_kernels is None else bool(host_kernels) and hk.FLOAT_AVAILABLE
         self.params = params
         self.freeze = freeze
         # tensors whose error backward computes (those with a trained layer upstream)
@@ -120,9 +127,9 @@ class FloatNet:
 
     # -- convolutions: im2col buffers kept per stage, lanes over images -------
     def _columns(self, index, x, k_hw, stride, pad):
-        """(geometry, im2col buffer, backward buffer) of stage `index` on inputs
-        shaped like x; the im2col buffer is zeroed once (padding entries are
-        never written) and, after a forward, holds that input's columns."""
+        """(geometry, im2col buffer, per-lane tiles) of stage `index` on inputs
+        shaped like x; the im2col buffer is zeroed once (the numpy im2col never
+        writes padding entries) and, after a forward, holds that input's columns."""
         key = (index, x.shape)
         ent = self._colbuf.get(key)
         if ent is None:
@@ -130,45 +137,77 @@ class FloatNet:
                 self._colbuf.clear()
             n, c, h, w = x.shape
             g = conv_ops.ConvGeometry(n, c, h, w, k_hw[0], k_hw[1], stride, pad)
-            ent = self._colbuf[key] = (g, np.zeros(g.cols_shape, np.float32), np.empty(g.cols_shape, np.float32))
+            ent = self._colbuf[key] = (g, np.zeros(g.cols_shape, np.float32), {})
         return ent
+
+    def _fast(self, *arrays):
+        """Whether host_lib's float kernels take these operands (float32, C-contiguous)."""
+        return self.host_kernels and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays)
 
     def _conv_forward(self, index, x, w, stride, pad):
         g, cols, _ = self._columns(index, x, w.shape[2:], stride, pad)
         co = w.shape[0]
         w2 = w.reshape(co, -1)
         y = np.empty((g.n, co, g.p), np.float32)
+        if self._fast(x):
+            xp, cp = hk.ptr(x), hk.ptr(cols)
 
         def lane(_, a, b):
-            g.im2col(x[a:b], cols[a:b])
+            if self._fast(x):
+                hk.lib.ctrain_im2col_nchw_f32(xp, g.c, g.h, g.w, g.kh, g.kw, g.stride, g.pad, g.ho, g.wo, a, b, cp)
+            else:
+                g.im2col(x[a:b], cols[a:b])
             np.matmul(w2, cols[a:b].reshape(b - a, g.k, g.p), out=y[a:b])
         self.lanes.run(lane, g.n)
         return y.reshape(g.n, co, g.ho, g.wo)
 
     def _conv_backward(self, index, err, x, w, stride, pad, need_dx):
         """(weight gradient, input gradient or None) from the columns the
-        forward of this stage left in its buffer."""
-        g, cols, dcols = self._columns(index, x, w.shape[2:], stride, pad)
+        forward of this stage left in its buffer. The input gradient goes per
+        tile of images: its columns (a GEMM per image, as over the whole batch)
+        are folded back (col2im) while in cache."""
+        g, cols, tiles = self._columns(index, x, w.shape[2:], stride, pad)
         co = w.shape[0]
         e = err.reshape(g.n, co, g.p)
         wt = w.reshape(co, -1).T
         dx = np.empty(x.shape, np.float32) if need_dx else None
+        step = max(1, DX_TILE_ELEMS // (g.k * g.p))
+        fast = need_dx and self._fast(dx)
 
-        def lane(_, a, b):
+        def lane(k, a, b):
             c = cols[a:b].reshape(b - a, g.k, g.p)
             if g.p < SMALL_MAP:  # one GEMM over (images x positions): per-image products would be outer products
                 gw = np.tensordot(e[a:b], c, axes=([0, 2], [0, 2]))
             else:  # a GEMM per image (no transposed copy of the columns), summed
                 gw = np.matmul(e[a:b], c.transpose(0, 2, 1)).sum(axis=0)
             if need_dx:
-                d = np.matmul(wt, e[a:b], out=dcols[a:b].reshape(b - a, g.k, g.p))
-                g.col2im(d.reshape((b - a,) + g.cols_shape[1:]), dx[a:b])
+                tile = tiles.get(k)
+                if tile is None or tile.shape[0] < min(step, b - a):
+                    tile = tiles[k] = np.empty((min(step, b - a), g.k, g.p), np.float32)
+                for t in range(a, b, step):
+                    u = min(t + step, b)
+                    d = np.matmul(wt, e[t:u], out=tile[:u - t])
+                    if fast:
+                        hk.lib.ctrain_col2im_nchw_f32(hk.ptr(d), g.c, g.kh, g.kw, g.ho, g.wo, g.h, g.w, g.stride,
+                                                      g.pad, 0, u - t, hk.ptr(dx[t:u]))
+                    else:
+                        g.col2im(d.reshape((u - t,) + g.cols_shape[1:]), dx[t:u])
             return gw
         parts = self.lanes.run(lane, g.n)
         gw = parts[0]
         for part in parts[1:]:
             gw += part
         return gw.reshape(w.shape), dx
+
+    def _maxpool_grad(self, err, x, k, s):
+        """conv_ops.maxpool2d_grad; the 2x2 stride-2 window in host_lib (the same bits)."""
+        if k in (2, (2, 2)) and s == 2 and self._fast(err, x):
+            dx = np.empty(x.shape, np.float32)
+            n, c, h, w = x.shape
+            hk.lib.ctrain_maxpool_bp_2x2_f32(hk.ptr(err), hk.ptr(x), n * c, h, w, err.shape[2], err.shape[3],
+                                             hk.ptr(dx))
+            return dx
+        return conv_ops.maxpool2d_grad(err, x, k, s)
 
     # -- forward / backward --------------------------------------------------
     def forward(self, x, keep=False):
@@ -256,7 +295,7 @@ class FloatNet:
                 grads[st.param_index] = {"w": gw.astype(np.float32), "b": None if gb is None else gb.astype(np.float32)}
             elif st.kind == "pool":
                 k, s, _ = geometry(st)
-                give(u, conv_ops.maxpool2d_grad(err, x, k, s))
+                give(u, self._maxpool_grad(err, x, k, s))
             elif st.kind == "avgpool":
                 kh, kw, s, _ = st.geom
                 give(u, conv_ops.avgpool2d_grad(err, x.shape[2:], (kh, kw), s))

@@ -444,13 +444,17 @@ class Trainer:
         """Stop on a non-finite loss, or when the last DIVERGE_WINDOW losses average
         DIVERGE_FACTOR times what guessing uniformly would cost."""
         phase = "fixed-point" if self.fixed else "float"
-        if not np.isfinite(loss):
+        if not math.isfinite(loss):
             raise TrainingDiverged(f"{phase} phase, iteration {self.it}: loss is {loss}; stopped instead of "
                                    f"training on garbage (try a learning rate below {self.cfg.lr})")
         self._recent.append(float(loss))
         del self._recent[:-DIVERGE_WINDOW]
         chance = math.log(self.ds.num_classes)
-        if len(self._recent) == DIVERGE_WINDOW and np.mean(self._recent) > DIVERGE_FACTOR * chance:
+        limit = DIVERGE_FACTOR * chance
+        # the mean is at most the largest loss: below the limit (with margin for
+        # the mean's rounding) the check cannot fire, and numpy's mean is skipped
+        if (len(self._recent) == DIVERGE_WINDOW and max(self._recent) >= limit * (1 - 1e-9)
+                and np.mean(self._recent) > limit):
             raise TrainingDiverged(
                 f"{phase} phase, iteration {self.it}: the loss averaged {np.mean(self._recent):.3g} over the last "
                 f"{DIVERGE_WINDOW} iterations, {DIVERGE_FACTOR}x worse than chance ({chance:.2f}): training "

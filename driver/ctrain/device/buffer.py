@@ -16,6 +16,7 @@ class DeviceBuffer(np.ndarray):
         obj._root = obj
         obj._root_address = int(address)
         obj._freed = False
+        obj._phys = None
         return obj
 
     def __array_finalize__(self, obj):
@@ -24,15 +25,20 @@ class DeviceBuffer(np.ndarray):
         self._device = getattr(obj, "_device", None)
         self._root = getattr(obj, "_root", None)
         self._root_address = getattr(obj, "_root_address", 0)
+        self._phys = None
 
     # -- addresses --
     @property
     def physical_address(self):
+        phys = getattr(self, "_phys", None)
+        if phys is not None:  # an array's first byte never moves: computed once per view
+            return phys
         root = self._root
         if root is None:
             raise MemoryFault("array is not a device buffer")
         delta = self.__array_interface__["data"][0] - root.__array_interface__["data"][0]
-        return self._root_address + delta
+        self._phys = self._root_address + delta
+        return self._phys
 
     device_address = physical_address
 

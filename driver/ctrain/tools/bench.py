@@ -27,7 +27,9 @@ every framework the same chances of a quiet round); the median round is in
 the JSON output too. Reported per framework and batch size:
 training images/s, ms per iteration, for ctrain fixed point the engine's share
 (NumpyEngine.busy_seconds) and the host overhead (iteration wall time minus
-engine time: Trainer, Runtime, driver, emulated device), and peak memory: the
+engine time: Trainer, Runtime, driver, emulated device; and, robust to other
+processes' load, the host's share of the process CPU time, busy_cpu_seconds
+subtracted), and peak memory: the
 peak resident set size (getrusage ru_maxrss) of a fresh process that loads the
 same data and trains that framework alone for a few iterations (Linux VmHWM,
 i.e. ru_maxrss of that program image), and its growth over the resident set
@@ -155,10 +157,12 @@ class _CtrainRunner:
         self.trainer.step(idx)
 
     def engine_seconds(self):
+        """(wall, process CPU) seconds the engine has spent in run()."""
         rt = self.trainer.runtime
         if rt is None:
-            return 0.0
-        return getattr(rt.device.engine, "busy_seconds", 0.0)
+            return 0.0, 0.0
+        eng = rt.device.engine
+        return getattr(eng, "busy_seconds", 0.0), getattr(eng, "busy_cpu_seconds", 0.0)
 
 
 def torch_network(model, params, torch):
@@ -280,7 +284,7 @@ class _TorchRunner:
         loss.item()  # the loss reaches the host each iteration, as in ctrain
 
     def engine_seconds(self):
-        return 0.0
+        return 0.0, 0.0
 
 
 def make_runner(framework, spec, ds, batch, torch=None, threads=None):
@@ -369,26 +373,29 @@ def time_batch(batch, spec, ds, frameworks, iters, rounds, warmup, torch=None, l
     for k in range(rounds):
         chunk = order[warmup + k * iters:warmup + (k + 1) * iters]
         for fw, r in runners.items():
-            e0 = r.engine_seconds()
+            e0, ec0 = r.engine_seconds()
             c0 = time.process_time()
             t0 = time.perf_counter()
             for idx in chunk:
                 r.step(idx)
             wall = time.perf_counter() - t0
-            samples[fw].append((wall, r.engine_seconds() - e0, time.process_time() - c0))
+            e1, ec1 = r.engine_seconds()
+            samples[fw].append((wall, e1 - e0, time.process_time() - c0, ec1 - ec0))
         if log:
             log(f"  batch {batch} round {k + 1}/{rounds}: " + ", ".join(
                 f"{fw} {batch * iters / samples[fw][-1][0]:.0f} img/s" for fw in frameworks))
     out = {}
     for fw, s in samples.items():
-        wall, engine, _ = min(s)
-        cpu = min(c for _, _, c in s)
+        wall, engine, _, _ = min(s)
+        _, _, cpu, engine_cpu = min(s, key=lambda x: x[2])  # the round of least CPU time
         out[fw] = {"images_per_s": batch * iters / wall, "ms_per_iter": 1e3 * wall / iters,
                    "images_per_cpu_s": batch * iters / cpu if cpu > 0 else None,
                    "engine_ms": 1e3 * engine / iters if fw == "fixed" else None,
                    "host_ms": 1e3 * (wall - engine) / iters if fw == "fixed" else None,
+                   "host_cpu_pct": (100 * (cpu - engine_cpu) / cpu if fw == "fixed" and cpu > 0 and engine_cpu > 0
+                                    else None),
                    "median_images_per_s": batch * iters / sorted(s)[len(s) // 2][0],
-                   "rounds_images_per_s": [batch * iters / w for w, _, _ in s]}
+                   "rounds_images_per_s": [batch * iters / w for w, _, _, _ in s]}
     return out
 
 
@@ -496,6 +503,12 @@ def format_report(report):
                 ratios = ", ".join(f"batch {b}: {r[num]['images_per_cpu_s'] / r[den]['images_per_cpu_s']:.2f}x"
                                    for b, r in res.items())
                 lines.append(f"CPU-time ratio {label} images per CPU second: {ratios}")
+    if "fixed" in report["frameworks"]:
+        res = report["results"]
+        if all(res[b]["fixed"].get("host_cpu_pct") is not None for b in res):
+            lines.append("host share of ctrain fixed-point's CPU time (process CPU time minus the engine's, "
+                         "round of least CPU time): " + ", ".join(f"batch {b}: {r['fixed']['host_cpu_pct']:.1f}%"
+                                                              for b, r in res.items()))
     if report.get("torch_missing"):
         lines.append("torch fp32: not installed (pip install torch) -- no ratio")
     return "\n".join(lines)

@@ -73,6 +73,7 @@ class CsimEngine:
         self._trace = None
         self._last_iters = []
         self.busy_seconds = 0.0  # time in run(), as NumpyEngine's (benchmarks: the host's share)
+        self.busy_cpu_seconds = 0.0
         self.runs = 0
 
     def run(self, ddr, prog, n_insn, table, table_len):
@@ -89,12 +90,13 @@ class CsimEngine:
             self._trace = self._ffi.new("ctrain_iters_t[]", max(cap, 1))
         result = self._ffi.new("uint32_t[3]")
         buf = self._ffi.from_buffer("uint8_t[]", ddr, require_writable=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with _RUN_LOCK:
             self._lib.ctrain_csim_trace(self._trace, cap)
             self._lib.ctrain_csim_run(buf, int(prog), n_insn, int(table), int(table_len),
                                       ddr.size, result)
         self.busy_seconds += time.perf_counter() - t0
+        self.busy_cpu_seconds += time.process_time() - c0
         self.runs += 1
         status, pc, fault_addr = result[0], result[1], result[2]
         if status == Fault.PROGRAM:

@@ -33,14 +33,23 @@ def _weights(plan, ddr, dtype, transpose=False):
     return w
 
 
-def _err_rows(plan, ddr, dtype):
+def _err_rows(plan, ddr, dtype, ck=False):
     """The output error [N, Co, Ho, Wo] in the geometry's layout as GEMM
-    operand(s) in `dtype`: [N, Co, Ho*Wo] (image-major) or [Co, Ho*Wo*N]."""
+    operand(s) in `dtype`: [N, Co, Ho*Wo] (image-major) or [Co, Ho*Wo*N]
+    (transposed in host_lib when `ck`)."""
     f, g = plan.f, plan.geom
     co = f["c_out"]
     e = plan.buf("err", g.image_shape(co, g.ho, g.wo), dtype)
-    g.to_layout(i8(ddr, f["src"], (g.n, co, g.ho, g.wo)), e)
+    src = i8(ddr, f["src"], (g.n, co, g.ho, g.wo))
+    fn = _TO_BATCH_LAST.get(e.dtype) if g.batch_last and ck else None
+    if fn:  # host_lib's 8x8-block transpose (numpy's strided copy costs 2-7x more)
+        getattr(hk.lib, fn)(hk.ptr(src), g.n, co * g.p, hk.ptr(e))
+    else:
+        g.to_layout(src, e)
     return e.reshape(co, -1) if g.batch_last else e.reshape(g.n, co, -1)
+
+
+_TO_BATCH_LAST = {np.dtype(np.int8): "ctrain_to_batch_last_i8", np.dtype(np.float32): "ctrain_to_batch_last_f32"}
 
 
 def _store_i8(ddr, addr, q, g, chw):
@@ -77,7 +86,7 @@ def _conv_fp(engine, plan, ddr, tab):
     co = f["c_out"]
     dt = np.float32  # columns hold int8 values; sums over more than F32_TERMS go by spans
     acc_dt = blas_dtype(g.k)
-    cols = engine.columns(ddr, f["src"], g, dt)
+    cols = engine.columns(ddr, f["src"], g, np.int8 if hk.int8_columns(co, g.k, engine.host_kernels) else dt)
     w = _weights(plan, ddr, dt)
     e_acc = tab[f["e_src"]] + tab[f["e_src2"]]
     s, relu = tab[f["e_dst"]] - e_acc, bool(f["flags"] & Flag.RELU)
@@ -156,7 +165,7 @@ def _conv_eb(engine, plan, ddr, tab):
         mbase = hk.i8p(ddr, f["aux"]) if aux is not None else None
         chw = g.c * g.h * g.w
     if g.batch_last:  # lanes over input channels: their rows of W^T and of the columns
-        err = _err_rows(plan, ddr, dt)  # [Co, Ho*Wo*N]
+        err = _err_rows(plan, ddr, dt, ck)  # [Co, Ho*Wo*N]
         kk = g.kh * g.kw
 
         def lane(_, a, b):
@@ -246,14 +255,16 @@ def _exact_gram_images(err, cols, out64):
 def _conv_wg(engine, plan, ddr, tab):
     f, g = plan.f, plan.geom
     co = f["c_out"]
-    dt = np.float32  # the dtype CONV_FP's columns have (sums go by exact spans)
+    # the dtype CONV_FP's columns have (sums go by exact spans); int8 columns
+    # take int8 errors straight from DDR
+    dt = np.int8 if hk.int8_columns(co, g.k, engine.host_kernels) else np.float32
     cols = engine.columns(ddr, f["src2"], g, dt)
     gw = plan.buf("gw", (co, g.k), np.float64)
     work = g.n * co * g.p * g.k
     ck = hk.gram_ok(co, g.k, dt, plan.uses_c(engine))
     plan.path = "host C" if ck else "numpy"
     if g.batch_last:  # [Co, T] x [K, T]: lanes over the K rows of gw's columns
-        err = _err_rows(plan, ddr, dt)
+        err = _err_rows(plan, ddr, dt, engine.host_kernels)
 
         def lane(_, a, b):
             if ck:
@@ -262,15 +273,16 @@ def _conv_wg(engine, plan, ddr, tab):
             else:
                 _exact_gram(err, cols[a:b], gw[:, a:b])
         engine.lanes(lane, g.k, work)
-        return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err))
+        return _store_grads(ddr, f, tab, gw, lambda: _channel_sums(err, 1), engine.host_kernels)
     # image-major: lanes over images, each an exact float64 partial sum (an
     # integer below 2^47); adding the partial sums is exact
-    err = plan.buf("err", (g.n, co, g.p), dt)
     err8 = i8(ddr, f["src"], (g.n, co, g.p))
+    err = err8 if dt == np.int8 else plan.buf("err", (g.n, co, g.p), dt)
 
     def lane(k, a, b):
         e = err[a:b]
-        np.copyto(e, err8[a:b])
+        if e.dtype != np.int8:
+            np.copyto(e, err8[a:b])
         out = gw if k == 0 else plan.buf(f"gw{k}", (co, g.k), np.float64)
         if ck:
             out[...] = 0
@@ -281,27 +293,55 @@ def _conv_wg(engine, plan, ddr, tab):
     parts = engine.lanes(lane, g.n, work)
     for part in parts[1:]:
         gw += part
-    return _store_grads(ddr, f, tab, gw, lambda: _row_sums(err).sum(axis=0))
+    return _store_grads(ddr, f, tab, gw, lambda: _channel_sums(err, g.n), engine.host_kernels)
 
 
 #: Most int8 values (each at most 2^7 in magnitude) a float32 sum adds exactly.
 _F32_SUM_TERMS = FLOAT32_EXACT // (1 << 7)
 
 
+def _channel_sums(e, n):
+    """Exact float64 sums per channel of errors e ([n, Co, T] or [Co, T] for
+    n = 1): host_lib sums int8 errors in one pass."""
+    if e.dtype == np.int8 and hk.AVAILABLE:
+        out = np.empty(e.shape[-2], np.int64)
+        hk.lib.ctrain_channel_sums_i8(hk.ptr(e), n, e.shape[-2], e.shape[-1], hk.ptr(out))
+        return out.astype(np.float64)
+    s = _row_sums(e)
+    return s.sum(axis=0) if s.ndim == 2 else s
+
+
 def _row_sums(e):
-    """Exact float64 sums over the last axis of a float array of int8 values
-    (a matrix-vector product: float32 when every partial sum is below 2^24)."""
+    """Exact float64 sums over the last axis of int8 values, held as int8 (summed
+    in int64) or as floats (a matrix-vector product: float32 when every partial
+    sum is below 2^24)."""
     t = e.shape[-1]
+    if e.dtype == np.int8:
+        return e.sum(axis=-1, dtype=np.int64).astype(np.float64)
     if e.dtype == np.float32 and t <= _F32_SUM_TERMS:
         return np.matmul(e, np.ones(t, np.float32)).astype(np.float64)
     return e.sum(axis=-1, dtype=np.float64)
 
 
-def _store_grads(ddr, f, tab, gw, err_sums):
-    """CONV_WG's stores from the exact sums gw [Co, K] (float64); err_sums()
-    gives the bias sums (per output channel, float64: exact below 2^53)."""
+def _store_grads(ddr, f, tab, gw, err_sums, ck=False):
+    """CONV_WG's stores from the exact sums gw [Co, K] (float64, or float32
+    below 2^24); err_sums() gives the bias sums (per output channel, float64:
+    exact below 2^53). `ck`: in host_lib (one pass each, the same results)."""
     co = gw.shape[0]
     e_dst = tab[f["e_dst"]]
+    if ck:
+        st = hk.stats()
+        fn = hk.lib.ctrain_store_grads_f32 if gw.dtype == np.float32 else hk.lib.ctrain_store_grads_f64
+        fn(hk.ptr(gw), gw.size, clamp_shift(e_dst - (tab[f["e_src"]] + tab[f["e_src2"]])), hk.i32p(ddr, f["dst"]), st)
+        count = gw.size
+        if f["flags"] & Flag.BIAS:
+            gb = np.ascontiguousarray(err_sums(), np.float64)
+            hk.lib.ctrain_store_grads_f64(hk.ptr(gb), co, clamp_shift(e_dst - tab[f["e_src"]]),
+                                          hk.i32p(ddr, f["dst2"]), st)
+            count += co
+        peak, sat, nnz = hk.result(st)
+        return peak, e_dst, sat, nnz, count
+    gw = gw.astype(np.float64, copy=False)
     v_w = rshift_round(gw.astype(np.int64), e_dst - (tab[f["e_src"]] + tab[f["e_src2"]]))
     dw, sat = sat32(v_w)
     peak, nnz, count = max_abs(v_w), int(np.count_nonzero(dw)), dw.size
@@ -378,12 +418,12 @@ def _fc_wg(engine, plan, ddr, tab):
     np.copyto(e, i8(ddr, f["src"], (n, co)))
     x = plan.buf("x", (n, ci), np.float32)
     np.copyto(x, i8(ddr, f["src2"], (n, ci)))
-    gw = plan.buf("gw", (co, ci), np.float64)
-    if n <= F32_TERMS:
-        gw[...] = e.T @ x  # exact: at most 2^10 terms
+    ck = plan.uses_c(engine)
+    if n <= F32_TERMS:  # exact: at most 2^10 terms
+        gw = np.matmul(e.T, x, out=plan.buf("gw32", (co, ci), np.float32))
     else:
-        _exact_gram(np.ascontiguousarray(e.T), np.ascontiguousarray(x.T), gw)
-    return _store_grads(ddr, f, tab, gw, lambda: _row_sums(e.T))
+        gw = _exact_gram(np.ascontiguousarray(e.T), np.ascontiguousarray(x.T), plan.buf("gw", (co, ci), np.float64))
+    return _store_grads(ddr, f, tab, gw, lambda: _row_sums(e.T), ck)
 
 
 

@@ -2,8 +2,6 @@
 every instruction writes (docs/isa.md)."""
 import struct
 
-import numpy as np
-
 from ...isa import STATS_DTYPE
 
 _U32 = 1 << 32
@@ -13,9 +11,10 @@ assert _STATS.size == STATS_DTYPE.itemsize
 
 def write_stats(ddr, addr, peak, exp, sat, nnz, count):
     """ctrain_stats_t (max_abs = peak); exp and the counters wrap to 32
-    bits as C's casts would."""
-    raw = _STATS.pack(peak, (exp + (1 << 31)) % _U32 - (1 << 31), sat % _U32, nnz % _U32, count % _U32)
-    ddr[addr:addr + _STATS.size] = np.frombuffer(raw, np.uint8)
+    bits as C's casts would. `ddr` is the DDR image or a writable
+    memoryview of it (packed in place)."""
+    _STATS.pack_into(ddr if isinstance(ddr, memoryview) else ddr.data, addr, peak,
+                     (exp + (1 << 31)) % _U32 - (1 << 31), sat % _U32, nnz % _U32, count % _U32)
 
 
 # --------------------------------------------------------------------------

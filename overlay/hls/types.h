@@ -47,21 +47,18 @@ struct beat_t {
 #define MAX_KK (CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL)
 
 typedef int8_t q8_t;         /* tensor element */
-/* int8 x int8 product (|p| <= 128^2 = 2^14) and PE accumulator: the widths
- * synthesis builds.  C-sim holds the same values in native integers, for
- * speed (ap_int arithmetic goes through memory under g++): no value differs,
- * because none wraps.  A product fits int16_t; every accumulated sum is at
- * most terms * 2^14 plus a bias, terms <= 2048 * 11^2 (FP, EB) or
- * 1024 * 512^2 = 2^28 (WG) by the CTRAIN_MAX_* limits and validation's
- * terms * 127^2 < 2^47, biases < 2^31 (raw) or 2^35 (gradients): < 2^43,
- * far inside ap_int<48>, so ap_int<48> never truncates what int64_t keeps. */
+/* int8 x int8 product, |p| <= 128^2 = 2^14: ap_int<16> in synthesis; C-sim
+ * holds the same value in int16_t, for speed (g++ keeps ap_int temporaries
+ * in memory: 10x on the PE array's steps).  No value differs: the only
+ * values ever assigned to a prod_t are such products, which int16_t holds,
+ * and every operation on them is a sign-extending widening to int or to the
+ * accumulator, the same value in both. */
 #ifdef __SYNTHESIS__
 typedef ap_int<16> prod_t;
-typedef ap_int<48> acc_t;
 #else
 typedef int16_t prod_t;
-typedef ap_int<48> acc_t;
 #endif
+typedef ap_int<48> acc_t;    /* PE accumulator; validation keeps sums < 2^47 */
 typedef int64_t wide_t;      /* every rounding/saturation step (docs/numeric.md) */
 
 #include "csim_api.h"

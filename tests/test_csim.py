@@ -313,6 +313,20 @@ def test_build_is_cached_and_keyed_on_sources(builder, tmp_path, monkeypatch):
         "pynq_z2", root, ap_dir, cxx)
 
 
+def test_unroll_flags_where_the_compiler_takes_them(builder, monkeypatch):
+    """g++ gets the complete-unrolling limits, and the cache key holds them; a
+    compiler that rejects them (clang: GCC's --param) builds without."""
+    cxx = builder.cxx_compiler()
+    gcc = "clang" not in builder._compiler_version(cxx).lower()
+    assert builder.unroll_flags(cxx) == (builder.UNROLL_FLAGS if gcc else [])
+    assert builder.unroll_flags("false") == []   # exits 1 on any arguments
+    root, ap_dir = builder.overlay_dir(), builder.ap_types_dir()
+    key = builder.cache_key("pynq_z2", root, ap_dir, cxx)
+    if gcc:
+        monkeypatch.setattr(builder, "UNROLL_FLAGS", ["--param=max-completely-peel-times=32"])
+        assert builder.cache_key("pynq_z2", root, ap_dir, cxx) != key
+
+
 @pytest.mark.slow
 def test_build_from_installed_layout(builder, tmp_path, monkeypatch):
     """As after a non-editable install: the sources in ctrain/overlay_src, no

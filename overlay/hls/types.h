@@ -48,7 +48,17 @@ struct beat_t {
 #define MAX_RTILES ((CTRAIN_MAX_CH + PE_ROWS - 1) / PE_ROWS)   /* row tiles of the widest layer */
 
 typedef int8_t q8_t;         /* tensor element */
-typedef ap_int<16> prod_t;   /* int8 x int8 product, |p| <= 127^2 < 2^14 */
+/* int8 x int8 product, |p| <= 128^2 = 2^14: ap_int<16> in synthesis; C-sim
+ * holds the same value in int16_t, for speed (g++ keeps ap_int temporaries
+ * in memory: 10x on the PE array's steps).  No value differs: the only
+ * values ever assigned to a prod_t are such products, which int16_t holds,
+ * and every operation on them is a sign-extending widening to int or to the
+ * accumulator, the same value in both. */
+#ifdef __SYNTHESIS__
+typedef ap_int<16> prod_t;
+#else
+typedef int16_t prod_t;
+#endif
 typedef ap_int<48> acc_t;    /* PE accumulator; validation keeps sums < 2^47 */
 typedef int64_t wide_t;      /* every rounding/saturation step (docs/numeric.md) */
 

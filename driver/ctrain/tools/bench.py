@@ -460,6 +460,12 @@ RATIOS = (("fixed", "torch", "ctrain fixed-point (bit-exact emulation) / torch f
           ("float", "torch", "ctrain float32 (warm-up) / torch fp32"))
 
 
+def _rate(v):
+    """An images/s figure in 9 columns: whole numbers, two decimals below 10
+    (the C-sim engine on CIFAR-10 runs a few images per second)."""
+    return f"{v:9.0f}" if v >= 10 else f"{v:9.2f}"
+
+
 def format_report(report):
     env = report["env"]
     engine = report.get("engine", "numpy")
@@ -483,8 +489,8 @@ def format_report(report):
             pct = f"{100 * r['host_ms'] / r['ms_per_iter']:5.1f}%" if r["host_ms"] is not None else f"{'-':>6}"
             mem = (f"{r['peak_rss_mib']:12.0f} {'+%.0f' % r['train_rss_mib']:>9}" if "peak_rss_mib" in r
                    else f"{'-':>12} {'':>9}")
-            cpu = f"{r['images_per_cpu_s']:9.0f}" if r.get("images_per_cpu_s") else f"{'-':>9}"
-            lines.append(f"{b:>5}  {LABELS[fw]:<31} {r['images_per_s']:9.0f} {r['ms_per_iter']:8.2f} {eng} "
+            cpu = _rate(r["images_per_cpu_s"]) if r.get("images_per_cpu_s") else f"{'-':>9}"
+            lines.append(f"{b:>5}  {LABELS[fw]:<31} {_rate(r['images_per_s'])} {r['ms_per_iter']:8.2f} {eng} "
                          f"{host} {pct} {cpu} {mem}")
     lines.append("")
     lines.append(f"host = iteration wall time minus {engine} engine run time (Trainer, Runtime, driver, emulated "

@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import boards, overlay_src, validate
-from .engine.csim import Iters
+from .counters import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
 def _cycle_constants():

@@ -125,7 +125,7 @@ def _print_report(trainer, board):
     program = trainer.runtime.program
     rep = perfreport.build(program, board, trainer.cfg.model_name())
     print(perfreport.format_report(rep))
-    if any(L.sparse for L in program.layers):
+    if any(L.mask is not None for L in program.layers):
         dense = perfreport.build(compile_model(trainer.model, trainer.cfg.batch_size), board,
                                  trainer.cfg.model_name())
         print("\n".join(perfreport.compare(rep, dense)))

@@ -174,3 +174,28 @@ def test_lenet5_auto_under_csim_equals_numpy_and_never():
     for key in n:
         if key not in ("stats", "ops"):
             assert a[key] == n[key], key
+
+
+def test_a_checkpoint_resumes_in_the_layout_it_saved(tmp_path):
+    from ctrain import checkpoint
+    t = _run("lenet5", "auto", "kv260")
+    choice = [L.sparse for L in t.runtime.program.layers]
+    ck = str(tmp_path / "run.ckpt")
+    t.save(ck)
+    # on another board "auto" would choose otherwise; the checkpoint's layout is kept
+    other = [L.sparse for L in compile_model(t.model, 16, t.masks, board="zcu102").layers]
+    assert other != choice
+    r = Trainer.from_checkpoint(ck, dataset=t.ds, settings={"board": "zcu102"})
+    assert [L.sparse for L in r.runtime.program.layers] == choice
+    assert _state(r)["master1"] == _state(t)["master1"]
+    # a checkpoint from before the choice: its boolean sparse_exec says the layout
+    arrays, meta = checkpoint.load(ck)
+    del meta["execution"]
+    meta["config"]["sparse_exec"] = True
+    sparse_ck = str(tmp_path / "old.ckpt")
+    rt_arrays = {k: v for k, v in arrays.items() if not k.startswith("ddr_")}
+    always = _run("lenet5", "always", "kv260")
+    rt_arrays.update({f"ddr_{k}": v for k, v in always.runtime.layer_arrays().items()})
+    checkpoint.save(sparse_ck, rt_arrays, meta)
+    old = Trainer.from_checkpoint(sparse_ck, dataset=t.ds)
+    assert old.cfg.sparse_exec == "always" and all(L.sparse for L in old.runtime.program.layers)

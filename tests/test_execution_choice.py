@@ -5,7 +5,7 @@ redone when the masks change, and the same bits in every form."""
 import numpy as np
 import pytest
 
-from ctrain import perfmodel, perfreport
+from ctrain import perfmodel, perfreport, validate
 from ctrain.compiler import SPARSE_EXEC, compile_model
 from ctrain.data import Dataset
 from ctrain.device.emulated import EmulatedDevice
@@ -43,12 +43,12 @@ def test_auto_is_never_slower_and_each_layer_costs_what_was_modeled(board):
         got = {}
         for k, insn in enumerate(auto.insns):
             op = Op(int(insn["op"]))
-            if auto.insn_stage[k] != L.stage.index or op.name not in c.ops().values() and \
-                    op.name not in {"CONV_" + p for p in ("FP", "EB", "WG")} | {"SCONV_" + p for p in ("FP", "EB", "WG")}:
+            if auto.insn_stage[k] != L.stage.index or not (
+                    op in validate.CONV_OPS or op in validate.SPARSE_OPS or op == Op.UPDATE):
                 continue
             ph = perfmodel.PHASES[op]
             assert op.name == c.ops()[ph]
-            index = L.index_arrays() if op.name.startswith("SCONV") else None
+            index = L.index_arrays() if op in validate.SPARSE_OPS else None
             got[ph] = got.get(ph, 0) + perfmodel.cycles(insn, board, index=index)
         assert got == (c.sparse if L.sparse else c.dense)
     # so the program costs the dense one with each layer's cheaper form swapped in

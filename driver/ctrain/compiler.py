@@ -160,7 +160,8 @@ class ExecChoice:
         return {ph: ("S" if self.runs_sparse and ph != "UPDATE" else "") + _PHASE_OPS[ph] for ph in self.dense}
 
 
-_PHASE_OPS = {"FP": "CONV_FP", "EB": "CONV_EB", "WG": "CONV_WG", "UPDATE": "UPDATE"}
+#: The dense opcode of each phase in EXEC_PHASES (the sparse one: S + it, but UPDATE's).
+_PHASE_OPS = dict(zip(EXEC_PHASES, ("CONV_FP", "CONV_EB", "CONV_WG", "UPDATE")))
 
 
 class _Slots:
@@ -251,7 +252,8 @@ def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
     the cycle model (perfmodel, equal to the C-sim's counters) for each
     masked layer's FP, EB, WG and UPDATE cycles in either form with its
     actual index lists; the layer runs sparse when those sum to at most the
-    dense ones (a tie keeps the smaller DDR footprint). A layer's form is one
+    dense ones (a tie keeps the smaller DDR footprint); one whose filters
+    exceed the sparse index's columns runs dense. A layer's form is one
     for all its phases: its weights, master copy, momentum and gradient are
     stored either compressed (SCONV reads and writes only kept entries) or
     dense (CONV), and the ISA has no instruction moving one layout into the

@@ -31,6 +31,7 @@ import json
 import numpy as np
 
 from . import boards, perfmodel, resources, validate
+from .compiler import EXEC_PHASES
 from .errors import CheckpointError, MappingError
 from .isa import Op
 from .model import stage_labels
@@ -242,12 +243,12 @@ def format_execution(rows):
     and, where the compiler chose, sparse / dense cycles per phase."""
     if not rows:
         return []
-    lines = [f"{'layer':<12} {'kept':>9} {'runs':<6} " + " ".join(f"{ph + ' sparse/dense':>19}" for ph in
-                                                                 ("FP", "EB", "WG", "UPDATE"))]
+    lines = [f"{'layer':<12} {'kept':>9} {'runs':<6} " + " ".join(f"{ph + ' sparse/dense':>19}"
+                                                                 for ph in EXEC_PHASES)]
     for r in rows:
         ratios = [f"{r['sparse_cycles'][ph] / max(r['dense_cycles'][ph], 1):>19.3f}"
                   if "dense_cycles" in r and ph in r["dense_cycles"] else f"{'-':>19}"
-                  for ph in ("FP", "EB", "WG", "UPDATE")]
+                  for ph in EXEC_PHASES]
         lines.append(f"{r['layer']:<12} {100 * r['kept'] / r['weights']:>8.1f}% {r['exec']:<6} " + " ".join(ratios))
     return lines
 

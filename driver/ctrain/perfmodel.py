@@ -649,7 +649,7 @@ class _Plan:
 
 
 def sparse_plan(f, b):
-    """The sparse unit's tiling of an instruction (sp_make_plan in sconv.cpp)."""
+    """The sparse unit's tiling of an instruction (sp_make_plan in sconv_rows.cpp)."""
     b = _board(b)
     eb, wg = f["op"] == Op.SCONV_EB, f["op"] == Op.SCONV_WG
     kh, kw, s = f["k_h"], f["k_w"], f["stride"]

@@ -46,7 +46,7 @@ def test_index_block_is_consistent():
 
 def _trainer(digits, sparse, **kw):
     cfg = TrainConfig(epochs=2, batch_size=32, warmup_epochs=0.5, prune=0.8, prune_at=0.5,
-                      sparse_exec=sparse, **kw)
+                      sparse_exec="always" if sparse else "never", **kw)
     return Trainer(cfg, dataset=digits)
 
 

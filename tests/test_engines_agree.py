@@ -23,7 +23,7 @@ def _digits_like(rng, n):
 
 def _arena(engine, ds):
     cfg = TrainConfig(dataset="synthetic", model="lenet5", epochs=1, batch_size=16, warmup_epochs=0.1,
-                      prune=0.6, prune_at=0.5, lr=0.05, seed=4)
+                      prune=0.6, prune_at=0.5, lr=0.05, seed=4, sparse_exec="always")
     t = Trainer(cfg, dataset=ds, device=EmulatedDevice(ddr_bytes=32 << 20, engine=engine))
     while t.it < 20:
         t.step(t.batch_indices())

@@ -39,7 +39,7 @@ def test_program_of_a_frozen_model():
 
 def test_frozen_layers_bytes_do_not_change_in_fixed_point_training(digits):
     cfg = TrainConfig(epochs=1, batch_size=32, train_count=640, warmup_epochs=0.0, freeze=2, prune=0.5,
-                      prune_at=0.5, lr=0.05)
+                      prune_at=0.5, lr=0.05, sparse_exec="always")
     t = Trainer(cfg, dataset=digits)
     t._switch()
     before = t.runtime.layer_arrays()

@@ -173,7 +173,7 @@ ONNX = {
 def compile_case(name, sparse, freeze):
     model = model_of(name)
     return stages_digest(model), program_digest(
-        compile_model(model, 4, masks_of(model) if sparse else None, freeze=freeze))
+        compile_model(model, 4, masks_of(model) if sparse else None, freeze=freeze, sparse_exec="always"))
 
 
 def onnx_case(name, style):

@@ -97,7 +97,7 @@ def test_totals_are_sums_of_the_per_instruction_model(board):
     model = lenet5_bn()
     masks = prune_masks([p["w"] for p in model.init_params(np.random.default_rng(3))], 0.7, scope="layer")
     masks[2] = None   # one dense layer among sparse ones
-    program = compile_model(model, 6, masks)
+    program = compile_model(model, 6, masks, sparse_exec="always")
     rep = perfreport.build(program, board, "lenet5-bn")
     ref = _independent_model(program, board)
     groups = {"FP": {Op.CONV_FP, Op.SCONV_FP}, "EB": {Op.CONV_EB, Op.SCONV_EB}, "WG": {Op.CONV_WG, Op.SCONV_WG},
@@ -126,7 +126,7 @@ def test_sparse_ideal_cycles_shrink_with_the_kept_weights():
     model, batch, board = lenet5(), 16, perfmodel.board("zcu104")
     masks = prune_masks([p["w"] for p in model.init_params(np.random.default_rng(5))], 0.8, scope="layer")
     dense = perfreport.build(compile_model(model, batch), board)["instructions"]
-    sparse = perfreport.build(compile_model(model, batch, masks), board)["instructions"]
+    sparse = perfreport.build(compile_model(model, batch, masks, sparse_exec="always"), board)["instructions"]
     assert [r["op"] for r in sparse] == [r["op"].replace("CONV", "SCONV") if "CONV" in r["op"] else r["op"]
                                          for r in dense]
     for d, s in zip(dense, sparse):
@@ -148,7 +148,7 @@ def test_checkpoint_masks_make_the_program_sparse(tmp_path):
     ck = tmp_path / "run.ckpt"
     checkpoint.save(str(ck), {f"mask{j}": m.astype(np.uint8) for j, m in enumerate(masks)},
                     {"config": {"model": "lenet5", "dataset": "mnist", "batch_size": 12}})
-    program, name, total, per = perfreport.perf_program(None, checkpoint=str(ck))
+    program, name, total, per = perfreport.perf_program(None, checkpoint=str(ck), sparse_exec="always")
     assert name == "lenet5" and program.batch == 12
     assert [L.n_w for L in program.layers] == [int(m.sum()) for m in masks]
     assert all(np.array_equal(L.mask, m) for L, m in zip(program.layers, masks))

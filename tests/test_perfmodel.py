@@ -186,12 +186,30 @@ def lenet_cycles(board, sparsity=0.8, batch=32, seed=0):
 _LENET_SPARSE_OPEN = tuple(perfmodel.BOARDS)
 
 
+@pytest.mark.parametrize("board", perfmodel.BOARDS)
+def test_lenet_at_80_percent_sparsity_saves_cycles(board):
+    """Sparse training of LeNet-5 at 80% (batch 32), each pruned layer in the
+    form the compiler's cycle model chose, takes strictly fewer FP+EB+WG
+    cycles and iteration cycles than the unpruned network on every board."""
+    model = lenet5()
+    masks = perfreport.random_masks(model, 0.8)
+    sparse = perfreport.build(compile_model(model, 32, masks, board=board), board)
+    dense = perfreport.build(compile_model(model, 32), board)
+
+    def pe(rep):
+        return sum(rep["phases"][ph]["cycles"] for ph in ("FP", "EB", "WG"))
+    assert any(e["exec"] == "sparse" for e in sparse["execution"])
+    assert pe(sparse) < pe(dense)
+    assert sparse["total"]["cycles"] < dense["total"]["cycles"]
+
+
 @pytest.mark.parametrize("board", [
     pytest.param(b, marks=pytest.mark.xfail(strict=True, reason=(
         "issue 13, open on this board: the position-parallel sparse unit saves cycles but not "
         "yet 60% (FP+EB) / 50% (WG); strict: passing again fails this mark")))
     if b in _LENET_SPARSE_OPEN else b for b in perfmodel.BOARDS])
-def test_lenet_at_80_percent_sparsity_saves_cycles(board):
+def test_lenet_sparse_unit_at_80_percent_reaches_the_issue_targets(board):
+    """Issue 13's target for the sparse unit alone (every layer on it)."""
     t = lenet_cycles(board)
     assert t["FP+EB", "sparse"] <= 0.4 * t["FP+EB", "dense"], t
     assert t["WG", "sparse"] <= 0.5 * t["WG", "dense"], t

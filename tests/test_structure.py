@@ -140,14 +140,22 @@ def _in(module, *prefixes):
 #: layer -> (its modules, the layers and front ends it must not reach): the
 #: data flows model -> compiler -> runtime -> device -> engine, and each knows
 #: only its input (docs/architecture.md "Data flow")
+#: The cycle model is the compiler's cost model (compiler.choose_execution
+#: picks each pruned layer's dense or sparse form by it): the compiler reaches
+#: it, it reaches neither the compiler nor anything the program flows into.
+COST_MODEL = ("ctrain.perfmodel", "ctrain.hls_source", "ctrain.counters")
 LAYERS = {
     "model": (("ctrain.model", "ctrain.modelspec"),
               ("ctrain.compiler", "ctrain.runtime", "ctrain.device", "ctrain.engine", "ctrain.train")),
     "compiler": (("ctrain.compiler",), ("ctrain.runtime", "ctrain.device", "ctrain.engine", "ctrain.train")),
-    "runtime": (("ctrain.runtime",), ("ctrain.compiler", "ctrain.train", "ctrain.cli")),
-    "device": (("ctrain.device",), ("ctrain.model", "ctrain.compiler", "ctrain.runtime", "ctrain.train")),
+    "cost model": (COST_MODEL, ("ctrain.compiler", "ctrain.runtime", "ctrain.device", "ctrain.engine",
+                                "ctrain.train")),
+    "runtime": (("ctrain.runtime",), ("ctrain.compiler", "ctrain.train", "ctrain.cli", "ctrain.perfmodel")),
+    "device": (("ctrain.device",), ("ctrain.model", "ctrain.compiler", "ctrain.runtime", "ctrain.train",
+                                    "ctrain.perfmodel")),
     "engine": (("ctrain.engine",),
-               ("ctrain.model", "ctrain.compiler", "ctrain.runtime", "ctrain.device", "ctrain.train")),
+               ("ctrain.model", "ctrain.compiler", "ctrain.runtime", "ctrain.device", "ctrain.train",
+                "ctrain.perfmodel")),
 }
 #: tooling (ctrain.tools): test and measurement harnesses, the performance
 #: report and the resource estimate; only the front ends (CLI, sweeps) and

@@ -117,9 +117,9 @@ def test_small_sweep_table_and_plot(local_ray, tmp_path):
     row = table[3]
     assert row["test_acc"] == acc
     assert row["cycles"] == perfreport.build(trainer.runtime.program, "pynq_z2")["total"]["cycles"]
-    # the pruned program runs sparse instructions: other cycles than the dense one (which is
-    # faster since the dense unit keeps weights on chip and the sparse unit does not, issue 13)
-    assert table[0]["cycles"] != row["cycles"]
+    # the pruned program runs each layer in the form the compiler found cheaper on the sweep's
+    # board: never more cycles than the dense one
+    assert row["cycles"] <= table[0]["cycles"]
     with open(tmp_path / "sweep.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["seed"], r["prune"], r["status"]) for r in rows] == [

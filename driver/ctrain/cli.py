@@ -34,6 +34,7 @@ def _train_parser(sub):
     from .model import MODELS
     from .pruning import MODES, SCOPES
     from .train import BASE_DEFAULTS, DEFAULT_MODEL, DEFAULTS, DEVICES, MODEL_DEFAULTS, SCHEDULES, TrainConfig
+    from .compiler import SPARSE_EXEC
     d = TrainConfig()  # the defaults, from the one place that defines them
 
     def per_dataset(key):
@@ -87,8 +88,9 @@ def _train_parser(sub):
                    help="element-wise, or structured (whole output filters), by L2 norm")
     p.add_argument("--prune-scope", default=d.prune_scope, choices=list(SCOPES),
                    help="one magnitude threshold for all layers (global), or the target in every layer")
-    p.add_argument("--dense-masked", dest="sparse_exec", action="store_false", default=d.sparse_exec,
-                   help="run pruned layers dense with a mask instead of sparse (for comparison)")
+    p.add_argument("--sparse-exec", default=d.sparse_exec, choices=list(SPARSE_EXEC),
+                   help="pruned layers: sparse or dense, whichever the cycle model of --board finds cheaper "
+                        "(auto), always sparse, or never (dense with the mask); all compute the same bits")
     p.add_argument("--warm-start", default=None, metavar="FILE",
                    help="start from these float weights: .npz (CTrain model file, checkpoint, or arrays) "
                         "or a PyTorch state_dict (.pt/.pth)")
@@ -105,8 +107,9 @@ def _train_parser(sub):
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--report", action="store_true",
                    help="after training, the performance model's cycles per layer and phase on --board")
-    p.add_argument("--board", default=boards.DEFAULT_BOARD, choices=boards.BOARDS,
-                   help="board configuration for --report (PE array, clock, DDR bandwidth)")
+    p.add_argument("--board", default=d.board, choices=boards.BOARDS,
+                   help="board configuration the program is compiled for (--sparse-exec auto) and --report "
+                        "models (PE array, clock, DDR bandwidth)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -122,7 +125,7 @@ def _print_report(trainer, board):
     program = trainer.runtime.program
     rep = perfreport.build(program, board, trainer.cfg.model_name())
     print(perfreport.format_report(rep))
-    if any(L.sparse for L in program.layers):
+    if any(L.mask is not None for L in program.layers):
         dense = perfreport.build(compile_model(trainer.model, trainer.cfg.batch_size), board,
                                  trainer.cfg.model_name())
         print("\n".join(perfreport.compare(rep, dense)))
@@ -130,8 +133,8 @@ def _print_report(trainer, board):
 
 def _option(field):
     """The `ctrain train` option of a TrainConfig field."""
-    return {"warmup_epochs": "--warmup", "window_log2": "--window", "fixed_point": "--float",
-            "sparse_exec": "--dense-masked"}.get(field, "--" + field.replace("_", "-"))
+    return {"warmup_epochs": "--warmup", "window_log2": "--window",
+            "fixed_point": "--float"}.get(field, "--" + field.replace("_", "-"))
 
 
 def train_config(args):
@@ -240,6 +243,7 @@ def _perf_parser(sub):
     from .model import MODELS
     from .boards import BOARDS, DEFAULT_BOARD
     from .tools.perfreport import DEFAULT_BATCH
+    from .compiler import DEFAULT_SPARSE_EXEC, SPARSE_EXEC
     p = sub.add_parser("perf", help="modeled cycles, efficiency, roofs and resources of a model on a board "
                                     "(compiled, not trained)")
     p.add_argument("--model", default=None, help=f"a named model: {', '.join(MODELS)}")
@@ -255,6 +259,9 @@ def _perf_parser(sub):
                    help="random masks: the sparsity in every layer (layer, default), or one magnitude threshold "
                         "over all layers' random initial weights (global, empties the widest layers)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights the masks prune")
+    p.add_argument("--sparse-exec", default=DEFAULT_SPARSE_EXEC, choices=SPARSE_EXEC,
+                   help="pruned layers: sparse or dense, whichever the cycle model finds cheaper on --board "
+                        "(auto, default), always sparse, or never")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
     return p
 
@@ -264,7 +271,8 @@ def _cmd_perf(args):
     perfreport.check_options(args.model, args.batch, args.board, args.sparsity, args.checkpoint,
                              args.prune_scope, args.json)
     program, name, sparsity, per_layer = perfreport.perf_program(args.model, args.batch, args.sparsity,
-                                                                 args.checkpoint, args.seed, args.prune_scope)
+                                                                 args.checkpoint, args.seed, args.prune_scope,
+                                                                 args.sparse_exec, args.board)
     rep = perfreport.build(program, args.board, name, sparsity, per_layer)
     print(perfreport.format_report(rep))
     if args.json:

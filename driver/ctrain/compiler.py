@@ -9,12 +9,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import hostlib, isa, validate
+from . import boards, hostlib, isa, validate
 from .errors import MappingError
 from .isa import Flag, Op
 from .model import error_needed, fused_relu, has_bias, weight_shape
 
 INPUT_EXP = -7  # images in [0, 1] quantized as q * 2^-7
+#: How masked layers run (compile_model's `sparse_exec`, TrainConfig.sparse_exec,
+#: `--sparse-exec` of `ctrain train` and `ctrain perf`): "auto" each layer in the
+#: form the cycle model (ctrain.perfmodel) finds cheaper on the target board,
+#: "always" sparse (SCONV, compressed weights), "never" dense over the masked
+#: weights (CONV; UPDATE keeps pruned weights zero). All three compute the same
+#: bits (docs/numeric.md "Sparse or dense execution").
+SPARSE_EXEC = ("auto", "always", "never")
+DEFAULT_SPARSE_EXEC = "auto"
+#: The phases whose instructions a masked layer's form decides (its UPDATE too:
+#: it runs over the stored weights, kept ones or all).
+EXEC_PHASES = ("FP", "EB", "WG", "UPDATE")
 
 
 @dataclass
@@ -54,8 +65,10 @@ class MemoryPlan:
 class ParamLayer:
     """Where one Conv2d/Linear layer's state lives (regions) and its table slots.
 
-    A sparse layer stores only its kept weights: `n_w` is their number, `mask`
-    the dense keep-mask and `index` the index block the accelerator reads."""
+    A pruned layer has its dense keep-mask `mask`. Run sparse it stores only
+    its kept weights (`n_w` is their number) and `index`, the index block the
+    accelerator reads; run dense (ExecChoice) it stores every weight and its
+    UPDATE masks them, as an unpruned layer's with an all-ones mask."""
     stage: object
     n_w: int
     n_b: int
@@ -70,7 +83,18 @@ class ParamLayer:
 
     @property
     def sparse(self):
-        return self.mask is not None
+        """Whether the layer runs sparse (SCONV over compressed weights)."""
+        return self.index is not None
+
+    @property
+    def kept(self):
+        """Weights the mask keeps (every weight when unpruned)."""
+        return int(self.mask.sum()) if self.mask is not None else self.n_dense
+
+    def index_arrays(self):
+        """(rowptr, col, tptr, tpos, trow) of a sparse layer's index block."""
+        f = dict(c_out=self.w_shape[0], c_in=int(np.prod(self.w_shape[1:])), k_h=1, k_w=1, count=self.n_w, aux=0)
+        return validate.index_arrays(np.asarray(self.index, np.uint8), f)
 
     @property
     def n_dense(self):
@@ -115,6 +139,29 @@ class Program:
     const_slots: dict = field(default_factory=dict)
     part_slots: dict = field(default_factory=dict)  # slot -> tensor: a fork's partial errors
     freeze: int = 0        # the first `freeze` param layers are frozen (no WG, UPDATE)
+    execution: list = None  # per param layer: its ExecChoice (cycles of both forms) when "auto" chose
+
+
+@dataclass(frozen=True)
+class ExecChoice:
+    """How the cycle model chose a masked layer's form: modeled cycles per
+    phase (EXEC_PHASES present in the program) of its dense and of its sparse
+    instructions on `board`; sparse when that total is at most the dense one."""
+    board: str
+    dense: dict
+    sparse: dict
+
+    @property
+    def runs_sparse(self):
+        return sum(self.sparse.values()) <= sum(self.dense.values())
+
+    def ops(self):
+        """{phase: the opcode name chosen}."""
+        return {ph: ("S" if self.runs_sparse and ph != "UPDATE" else "") + _PHASE_OPS[ph] for ph in self.dense}
+
+
+#: The dense opcode of each phase in EXEC_PHASES (the sparse one: S + it, but UPDATE's).
+_PHASE_OPS = dict(zip(EXEC_PHASES, ("CONV_FP", "CONV_EB", "CONV_WG", "UPDATE")))
 
 
 class _Slots:
@@ -126,22 +173,35 @@ class _Slots:
         return self.names[name]
 
 
-def compile_model(model, batch, masks=None, freeze=0):
+def compile_model(model, batch, masks=None, freeze=0, sparse_exec=DEFAULT_SPARSE_EXEC, board=None):
     """Lower `model` at batch size `batch`; every instruction is validated
     exactly as the engines will, so nothing unmappable reaches a device.
-    `masks` (one bool keep-mask or None per param layer) makes the masked
-    layers sparse: compressed weights, an index block, SCONV opcodes.
-    `freeze` keeps the first N param layers fixed (fine-tuning): no WG or
-    UPDATE for them, and the backward pass stops at the first trained layer,
-    since no stage below it needs an error.
+    `masks` (one bool keep-mask or None per param layer) prunes layers;
+    `sparse_exec` (SPARSE_EXEC, or a per-layer list of True/False/None, a
+    choice made before) says which masked layers run sparse (compressed
+    weights, an index block, SCONV opcodes) and which dense over the masked
+    weights; "auto" asks the cycle model of `board` (default: the default
+    board), choose_execution. `freeze` keeps the first N param layers fixed
+    (fine-tuning): no WG or UPDATE for them, and the backward pass stops at
+    the first trained layer, since no stage below it needs an error.
 
-    The steps: table slots, parameter layers, memory plan, the FP segment
-    (each stage's `fp` emitter, STAGE_EMITTERS), the BP segment (per stage,
-    last first: its output error made whole, then its `eb` and `wg`
-    emitters), then the program assembled and validated."""
+    The steps: the execution choice, then the lowering (_lower)."""
     _check_arguments(model, batch, freeze)
+    masks = _check_masks(model, masks)
+    sparse, choices = choose_execution(model, batch, masks, freeze, sparse_exec, board)
+    prog = _lower(model, batch, masks, freeze, sparse)
+    prog.execution = choices
+    return prog
+
+
+def _lower(model, batch, masks, freeze, sparse):
+    """The program of a model whose masked layers run sparse where `sparse`
+    (per param layer) is true. The steps: table slots, parameter layers,
+    memory plan, the FP segment (each stage's `fp` emitter, STAGE_EMITTERS),
+    the BP segment (per stage, last first: its output error made whole, then
+    its `eb` and `wg` emitters), then the program assembled and validated."""
     ctx = _Context(model, batch, freeze)
-    ctx.layers = _param_layers(model, masks, ctx.slots, freeze)
+    ctx.layers = _param_layers(model, masks, sparse, ctx.slots, freeze)
     ctx.R = _plan_memory(ctx).regions
     _emit_forward(ctx)
     _emit_backward(ctx)
@@ -156,6 +216,89 @@ def _check_arguments(model, batch, freeze):
     if not 0 <= freeze < n_param:
         raise MappingError(f"freeze {freeze}: must leave a layer to train, in 0..{n_param - 1} "
                            f"(the model has {n_param} Conv2d/Linear layers)")
+
+
+def _check_masks(model, masks):
+    """One bool keep-mask (weight-shaped) or None per param layer."""
+    n = len(model.param_stages)
+    masks = [None] * n if masks is None else list(masks)
+    if len(masks) != n:
+        raise MappingError(f"{len(masks)} masks for {n} Conv2d/Linear layers")
+    out = []
+    for st, mask in zip(model.param_stages, masks):
+        if mask is not None:
+            ws = weight_shape(st)
+            mask = np.asarray(mask, bool)
+            if mask.size != int(np.prod(ws)):
+                raise MappingError(f"layer {st.names[0]}: mask of {mask.size} entries for {int(np.prod(ws))} weights")
+            mask = mask.reshape(ws)
+            if not mask.any():
+                raise MappingError(f"layer {st.names[0]}: every weight is pruned")
+        out.append(mask)
+    return out
+
+
+def _sparse_fits(st):
+    """Whether a layer's filters fit the sparse index's columns."""
+    return int(np.prod(weight_shape(st)[1:])) <= isa.lib.CTRAIN_MAX_SPARSE_COLS
+
+
+def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
+    """The compiler's execution step: (per param layer True = sparse, False =
+    dense, None = unpruned; per param layer an ExecChoice or None).
+
+    "always" and "never" decide every masked layer alike; a list is a choice
+    made before (a checkpoint's). "auto" lowers the model both ways and asks
+    the cycle model (perfmodel, equal to the C-sim's counters) for each
+    masked layer's FP, EB, WG and UPDATE cycles in either form with its
+    actual index lists; the layer runs sparse when those sum to at most the
+    dense ones (a tie keeps the smaller DDR footprint); one whose filters
+    exceed the sparse index's columns runs dense. A layer's form is one
+    for all its phases: its weights, master copy, momentum and gradient are
+    stored either compressed (SCONV reads and writes only kept entries) or
+    dense (CONV), and the ISA has no instruction moving one layout into the
+    other. Every region starts on isa.ALIGN (a multiple of every board's
+    beat), so an instruction's counters do not depend on the other layers'
+    forms: the sum over layers of the cheaper form is the program's, never
+    above either extreme. Deterministic: same masks, board, batch, same
+    choice; redone at every compile (the trainer recompiles after pruning)."""
+    masked = [m is not None for m in masks]
+    if not isinstance(sparse_exec, str):
+        choice = list(sparse_exec)
+        if len(choice) != len(masks) or any((c is None) != (not m) or c not in (None, True, False)
+                                            for c, m in zip(choice, masked)):
+            raise MappingError(f"execution choice {choice}: must be True/False per pruned layer, None per "
+                               f"unpruned one, for {len(masks)} layers")
+        return choice, [None] * len(masks)
+    if sparse_exec not in SPARSE_EXEC:
+        raise MappingError(f"sparse_exec {sparse_exec!r}: choose one of {', '.join(SPARSE_EXEC)}")
+    if sparse_exec != "auto" or not any(masked):
+        return [(sparse_exec != "never") if m else None for m in masked], [None] * len(masks)
+    from . import perfmodel
+    b = perfmodel.board(board or boards.DEFAULT_BOARD)
+    fits = [m and _sparse_fits(st) for m, st in zip(masked, model.param_stages)]
+    dense = _phase_cycles(_lower(model, batch, masks, freeze, [False] * len(masks)), b)
+    sparse = (_phase_cycles(_lower(model, batch, masks, freeze, fits), b) if any(fits)
+              else [None] * len(masks))
+    choices = [ExecChoice(b.name, d, s) if f else None for f, d, s in zip(fits, dense, sparse)]
+    return [(c.runs_sparse if c else False) if m else None for m, c in zip(masked, choices)], choices
+
+
+def _phase_cycles(prog, b):
+    """Per param layer {phase: modeled cycles} of its convolution and update
+    instructions in `prog` on board `b` (perfmodel.cycles)."""
+    from . import perfmodel
+    stage_layer = {L.stage.index: L for L in prog.layers}
+    out = [dict() for _ in prog.layers]
+    for k, insn in enumerate(prog.insns):
+        L = stage_layer.get(prog.insn_stage[k])
+        op = int(insn["op"])
+        if L is None or not (op in validate.CONV_OPS or op in validate.SPARSE_OPS or op == Op.UPDATE):
+            continue
+        ph = perfmodel.PHASES[Op(op)]
+        index = L.index_arrays() if op in validate.SPARSE_OPS else None
+        out[L.j][ph] = out[L.j].get(ph, 0) + int(perfmodel.cycles(insn, b, index=index))
+    return out
 
 
 class _Context:
@@ -202,23 +345,17 @@ class _Context:
         return self.batch * int(np.prod(shape))
 
 
-def _param_layers(model, masks, slots, freeze):
-    """A ParamLayer per Conv2d/Linear stage: sizes, table slots, and for a
-    masked layer its keep-mask and index block (it runs sparse)."""
+def _param_layers(model, masks, sparse, slots, freeze):
+    """A ParamLayer per Conv2d/Linear stage: sizes, table slots, its
+    keep-mask, and for a layer run sparse its index block."""
     layers = []
-    masks = masks or [None] * len(model.param_stages)
-    if len(masks) != len(model.param_stages):
-        raise MappingError(f"{len(masks)} masks for {len(model.param_stages)} Conv2d/Linear layers")
-    for st, mask in zip(model.param_stages, masks):
+    for st, mask, sp in zip(model.param_stages, masks, sparse):
         ws = weight_shape(st)
         n_w, n_b = int(np.prod(ws)), (ws[0] if has_bias(st) else 0)
         j = st.param_index
         index = None
-        if mask is not None:
-            mask = np.asarray(mask, bool).reshape(ws)
-            if not mask.any():
-                raise MappingError(f"layer {st.names[0]}: every weight is pruned")
-            if int(np.prod(ws[1:])) > isa.lib.CTRAIN_MAX_SPARSE_COLS:
+        if mask is not None and sp:
+            if not _sparse_fits(st):
                 raise MappingError(f"layer {st.names[0]}: {int(np.prod(ws[1:]))} inputs per filter is beyond "
                                    f"the sparse index's {isa.lib.CTRAIN_MAX_SPARSE_COLS}")
             index, n_w = hostlib.build_index(mask.reshape(ws[0], -1))

@@ -15,7 +15,7 @@ Two levels:
 - `cycles_of(it, board)` turns the counters into clock cycles as the code
   runs: the units' phases one after another (nothing overlaps: no dataflow,
   one burst at a time), each pipelined loop paying its fill per entry, each
-  burst the channel's latency, each beat the AGU's II. `ctrain.perfreport`
+  burst the channel's latency, each beat the AGU's II. `ctrain.tools.perfreport`
   sums it per instruction, phase and iteration (the `ctrain perf` report).
 
 Board parameters of the PE array and buffers come from the same config headers
@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import boards, overlay_src, validate
-from .engine.csim import Iters
+from .counters import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
 def _cycle_constants():
@@ -649,7 +649,7 @@ class _Plan:
 
 
 def sparse_plan(f, b):
-    """The sparse unit's tiling of an instruction (sp_make_plan in sconv.cpp)."""
+    """The sparse unit's tiling of an instruction (sp_make_plan in sconv_rows.cpp)."""
     b = _board(b)
     eb, wg = f["op"] == Op.SCONV_EB, f["op"] == Op.SCONV_WG
     kh, kw, s = f["k_h"], f["k_w"], f["stride"]

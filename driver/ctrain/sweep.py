@@ -303,7 +303,8 @@ def run_trial(trial_dir, tid, settings, argv, board):
     _write_atomic(os.path.join(trial_dir, "settings.json"), json.dumps(row, indent=1) + "\n")
     try:
         with open(os.path.join(trial_dir, LOG), "a") as log, redirect_stdout(log), redirect_stderr(log):
-            cfg = train_config(train_parser().parse_args(argv + ["--checkpoint", ckpt]))
+            # the trial's program is compiled for the sweep's board too (its dense/sparse choice)
+            cfg = train_config(train_parser().parse_args(argv + ["--checkpoint", ckpt, "--board", board]))
             resume = os.path.exists(ckpt)
             start = int(checkpoint.load(ckpt)[1]["it"]) if resume else 0
             print(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} ctrain train {shlex.join(argv)}"

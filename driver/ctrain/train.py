@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import checkpoint, data, hostlib, isa, preprocess
+from . import boards, checkpoint, data, hostlib, isa, preprocess
 from .datasets import get_dataset
-from .compiler import INPUT_EXP, compile_model
+from .compiler import DEFAULT_SPARSE_EXEC, INPUT_EXP, SPARSE_EXEC, compile_model
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .exponents import EXPONENT_LIMIT, WINDOW_LOG2_MAX
 from .floatnet import FloatNet
@@ -124,17 +124,21 @@ RULES = {
     "prune_at": _real_rule(0.0, 1.0, hi_open=True),
     "prune_mode": _choice_rule(lambda: PRUNE_MODES),
     "prune_scope": _choice_rule(lambda: PRUNE_SCOPES),
-    "sparse_exec": _bool_rule(),
+    "sparse_exec": _choice_rule(lambda: SPARSE_EXEC),
+    "board": _choice_rule(lambda: boards.BOARDS),
     "warm_start": _path_rule(),
     "freeze": _int_rule(0),
 }
 #: settings that change what a run computes: a resume must match them all
 RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                  "warmup_epochs", "fixed_point", "window_log2", "seed", "train_count", "test_count", "prune",
-                 "prune_at", "prune_mode", "prune_scope", "sparse_exec", "image_size", "normalize", "augment",
+                 "prune_at", "prune_mode", "prune_scope", "image_size", "normalize", "augment",
                  "freeze")
 #: result fields added after the first checkpoints: absent means the default
 _LATER_FIELDS = {"image_size": None, "normalize": False, "augment": None, "freeze": 0}
+#: sparse_exec was a bool before the compiler chose per layer: True ran every
+#: pruned layer sparse, False dense with the mask
+_LEGACY_SPARSE_EXEC = {True: "always", False: "never"}
 
 
 @dataclass
@@ -164,7 +168,8 @@ class TrainConfig:
     prune_at: float = 0.5          # when, as a fraction of all iterations (the poster: half-way)
     prune_mode: str = "element"    # or "filter" (structured: whole output filters)
     prune_scope: str = "global"    # one magnitude threshold across layers, or "layer": the target per layer
-    sparse_exec: bool = True       # pruned layers run sparse (compressed in DDR); False: dense + mask
+    sparse_exec: str = DEFAULT_SPARSE_EXEC  # pruned layers sparse or dense (compiler.SPARSE_EXEC); same bits
+    board: str = boards.DEFAULT_BOARD  # whose cycle model picks them ("auto") and models --report
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.weights_in)
     image_size: str = None         # folder data set: resize every image to "HxW" (docs/data.md)
     normalize: bool = None         # per-channel normalisation (preprocess.normalise); None: the data set's
@@ -338,9 +343,10 @@ class Trainer:
         if cfg.fixed_point and self.warm < self.total:
             # the programs this run will compile (dense, and sparse with every weight kept)
             compile_model(self.model, cfg.batch_size, freeze=cfg.freeze)
-            if self.prune_it is not None and cfg.sparse_exec:
+            if self.prune_it is not None and cfg.sparse_exec != "never":
                 compile_model(self.model, cfg.batch_size, self._compiled_masks(
-                    [np.ones(p["w"].shape, bool) for p in self.net.params]), freeze=cfg.freeze)
+                    [np.ones(p["w"].shape, bool) for p in self.net.params]), freeze=cfg.freeze,
+                    sparse_exec=cfg.sparse_exec, board=cfg.board)
         if cfg.checkpoint:
             checkpoint.check_target(cfg.checkpoint)
         self.xq_train = hostlib.quantize(self.ds.train_x, INPUT_EXP)[0]
@@ -367,12 +373,17 @@ class Trainer:
         """The masks the program is compiled with: frozen layers are never pruned and stay dense."""
         return [None if j < self.cfg.freeze else m for j, m in enumerate(masks)]
 
-    def _compile(self):
-        masks = self._compiled_masks(self.masks) if self.cfg.sparse_exec and self.masks else None
-        return compile_model(self.model, self.cfg.batch_size, masks, freeze=self.cfg.freeze)
+    def _compile(self, execution=None):
+        """The program for the current masks; each pruned layer's form chosen
+        by cfg.sparse_exec for cfg.board, or as `execution` (a checkpoint's
+        per-layer choice) says."""
+        masks = self._compiled_masks(self.masks) if self.masks else None
+        return compile_model(self.model, self.cfg.batch_size, masks, freeze=self.cfg.freeze,
+                             sparse_exec=self.cfg.sparse_exec if execution is None else execution,
+                             board=self.cfg.board)
 
-    def _switch(self):
-        program = self._compile()
+    def _switch(self, execution=None):
+        program = self._compile(execution)
         device = self._device
         self.runtime = rt = Runtime(program, device, window_log2=self.cfg.window_log2)
         if not self._tops:  # no warm-up: calibrate ranges on one batch without a step
@@ -545,6 +556,8 @@ class Trainer:
             arrays.update({f"ddr_{k}": v for k, v in self.runtime.layer_arrays().items()})
             meta["exponents"] = {str(k): v for k, v in self.runtime.exps.state().items()}
             meta["runtime_it"] = self.runtime.iteration
+            # the layout of the ddr_ arrays: per layer sparse (true), dense with a mask (false), unpruned (null)
+            meta["execution"] = [L.sparse if L.mask is not None else None for L in self.runtime.program.layers]
         checkpoint.save(path, arrays, meta)
 
     @classmethod
@@ -560,6 +573,8 @@ class Trainer:
                                   "a model file is already exported")
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         kept = {k: v for k, v in saved.items() if k in fields}
+        if type(kept.get("sparse_exec")) is bool:
+            kept["sparse_exec"] = _LEGACY_SPARSE_EXEC[kept["sparse_exec"]]
         kept.update(warm_start=None, **(settings or {}))
         try:
             cfg = TrainConfig(**kept)
@@ -595,7 +610,7 @@ class Trainer:
         self._tops = [tuple(t) for t in meta["tops"]]
         self.history = History.from_state(meta["history"])
         if fixed:
-            self._switch()
+            self._switch(self._saved_execution(path, meta, masks))
             self._check_device_arrays(path, arrays, meta)
             self.runtime.load_layer_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("ddr_")})
             if masks is not None and not all(np.array_equal(a, b) for a, b in zip(self.runtime.masks(), masks)):
@@ -705,6 +720,22 @@ class Trainer:
                                         "0 (pruned) or 1 (kept), at least one kept")
             masks.append(m.astype(bool))
         return masks
+
+    def _saved_execution(self, path, meta, masks):
+        """Each pruned layer's form in the checkpoint's device state (its
+        "execution", or for a checkpoint from before the per-layer choice its
+        boolean sparse_exec), so its ddr_ arrays load into the same layout."""
+        n = len(self.model.param_stages)
+        pruned = [m is not None for m in (self._compiled_masks(masks) if masks is not None else [None] * n)]
+        if "execution" not in meta:
+            mode = meta["config"].get("sparse_exec", True)
+            return [_LEGACY_SPARSE_EXEC.get(mode, mode) != "never" if p else None for p in pruned] \
+                if type(mode) is bool else None
+        return checkpoint.expect_meta(
+            path, meta, "execution",
+            lambda v: isinstance(v, list) and len(v) == n and all(
+                (e is None) if not p else type(e) is bool for e, p in zip(v, pruned)),
+            f"per Conv2d/Linear layer true/false when pruned, null when not ({n} layers)")
 
     def _check_device_arrays(self, path, arrays, meta):
         """Every DDR state region the compiled program has, and no other; its

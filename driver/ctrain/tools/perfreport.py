@@ -18,7 +18,10 @@ Shared by `ctrain perf`, `ctrain train --report` and notebook 2. Definitions
   cycles of the iteration;
 - bound: compute when the model's pipelined-loop term is at least its DDR
   term, else memory;
-- operational intensity: operations done per DDR byte moved.
+- operational intensity: operations done per DDR byte moved;
+- operations done by a pruned layer run dense (compiler.choose_execution)
+  are its kept multiply-accumulates only: its zero products are work, not
+  useful work, so its efficiency and GOP/s are a sparse layer's measures.
 
 One iteration is the two device runs the runtime makes (the FP segment, then
 the BP segment), each loading the parameter table at its first instruction.
@@ -29,6 +32,7 @@ import numpy as np
 
 from .. import boards, perfmodel, validate
 from . import resources
+from ..compiler import EXEC_PHASES
 from ..errors import CheckpointError, MappingError
 from ..isa import Op
 from ..model import stage_labels
@@ -83,13 +87,7 @@ def roofline(board, intensity):
 def sparse_indexes(program):
     """{aux offset: (rowptr, col, tptr, tpos, trow)} of a Program's sparse
     layers, from the index blocks the compiler built (no DDR image needed)."""
-    out = {}
-    for L in program.layers:
-        if L.index is None:
-            continue
-        f = dict(c_out=L.w_shape[0], c_in=int(np.prod(L.w_shape[1:])), k_h=1, k_w=1, count=L.n_w, aux=0)
-        out[program.plan[L.region("idx")].offset] = validate.index_arrays(np.asarray(L.index, np.uint8), f)
-    return out
+    return {program.plan[L.region("idx")].offset: L.index_arrays() for L in program.layers if L.sparse}
 
 
 def instructions(program, board):
@@ -100,6 +98,7 @@ def instructions(program, board):
     indexes = sparse_indexes(program)
     run_starts = {start for start, _ in program.segments.values()}
     rows, labels = [], stage_labels(program.model)
+    masked_dense = {L.stage.index: L for L in program.layers if L.mask is not None and not L.sparse}
     for k, insn in enumerate(program.insns):
         f = validate.fields(insn)
         if f["op"] == Op.HALT:
@@ -110,6 +109,9 @@ def instructions(program, board):
                                   table_len=program.table_len if k in run_starts else 0)
         cyc, comp, mem = perfmodel.cycles_of(it, b)
         done, dense = perfmodel.ops(insn, index=index)
+        L = masked_dense.get(program.insn_stage[k])
+        if L is not None and op in validate.CONV_OPS:  # a pruned layer run dense: only kept products are useful
+            done = dense // L.n_dense * L.kept
         stage = program.model.stages[program.insn_stage[k]]
         name = labels[stage.index]
         rows.append(dict(insn=k, stage=stage.index, layer=name, op=op.name, phase=phase_of(op),
@@ -171,11 +173,28 @@ def build(program, board, model=None, sparsity=None, layer_sparsity=None):
            "instructions": rows}
     if layer_sparsity is not None:
         rep["layer_sparsity"] = [float(s) for s in layer_sparsity]
+    rep["execution"] = execution(program)
     return rep
 
 
+def execution(program):
+    """Per pruned layer the form it runs in and the opcode per phase; where
+    the compiler chose ("auto", compiler.choose_execution), the modeled
+    cycles of both forms per phase."""
+    labels, out = stage_labels(program.model), []
+    for L, c in zip(program.layers, program.execution or [None] * len(program.layers)):
+        if L.mask is None:
+            continue
+        row = {"layer": labels[L.stage.index], "exec": "sparse" if L.sparse else "dense",
+               "kept": L.kept, "weights": L.n_dense}
+        if c is not None:
+            row.update(ops=c.ops(), dense_cycles=dict(c.dense), sparse_cycles=dict(c.sparse))
+        out.append(row)
+    return out
+
+
 def _program_sparsity(program):
-    kept = sum(L.n_w for L in program.layers)
+    kept = sum(L.kept for L in program.layers)
     return 1.0 - kept / sum(L.n_dense for L in program.layers)
 
 
@@ -214,9 +233,25 @@ def format_report(rep):
     lines.append(f"chip int8 peak {p['chip_int8_gops']:.1f} GOP/s ({p['part_clock_mhz']:g} MHz): the PE peak is "
                  f"{100 * p['pe_fraction']:.1f}% of it, achieved {t['gops']:.3f} GOP/s "
                  f"({100 * t['gops'] / p['chip_int8_gops']:.2f}% of it)")
+    lines += format_execution(rep["execution"])
     lines.append(rep["resources_table"])
     lines.append(f"fits {rep['board']}: {'yes' if rep['fits'] else 'NO'}")
     return "\n".join(lines)
+
+
+def format_execution(rows):
+    """Lines of the execution table (execution()): per pruned layer its form
+    and, where the compiler chose, sparse / dense cycles per phase."""
+    if not rows:
+        return []
+    lines = [f"{'layer':<12} {'kept':>9} {'runs':<6} " + " ".join(f"{ph + ' sparse/dense':>19}"
+                                                                 for ph in EXEC_PHASES)]
+    for r in rows:
+        ratios = [f"{r['sparse_cycles'][ph] / max(r['dense_cycles'][ph], 1):>19.3f}"
+                  if "dense_cycles" in r and ph in r["dense_cycles"] else f"{'-':>19}"
+                  for ph in EXEC_PHASES]
+        lines.append(f"{r['layer']:<12} {100 * r['kept'] / r['weights']:>8.1f}% {r['exec']:<6} " + " ".join(ratios))
+    return lines
 
 
 def compare(sparse, dense):
@@ -278,12 +313,14 @@ def checkpoint_masks(path):
 DEFAULT_BATCH = 64
 
 
-def perf_program(model_name, batch=None, sparsity=0.0, checkpoint=None, seed=0, scope="layer"):
+def perf_program(model_name, batch=None, sparsity=0.0, checkpoint=None, seed=0, scope="layer",
+                 sparse_exec=None, board=None):
     """(Program, model name, overall sparsity, per-layer sparsity) of a named
     model at a batch size (None: the checkpoint's, else DEFAULT_BATCH),
-    compiled without training: dense, with random masks, or with a
-    checkpoint's masks."""
-    from ..compiler import compile_model
+    compiled without training for `board`: dense, with random masks, or with
+    a checkpoint's masks, its pruned layers run as `sparse_exec` says
+    (compiler.SPARSE_EXEC; None: the default, "auto")."""
+    from ..compiler import DEFAULT_SPARSE_EXEC, compile_model
     from .. import torch_import  # noqa: F401  (a factory may return a torch.nn.Module)
     from ..model import build_model, weight_shape
     from ..pruning import sparsity_of
@@ -308,7 +345,9 @@ def perf_program(model_name, batch=None, sparsity=0.0, checkpoint=None, seed=0, 
             raise CheckpointError(f"{checkpoint}: masks {[m.shape for m in masks]} do not match "
                                   f"{model_name}'s weights {shapes}") from None
     per, total = sparsity_of(masks or [np.ones(weight_shape(st), bool) for st in model.param_stages])
-    return compile_model(model, batch or DEFAULT_BATCH, masks), model_name, float(total), per
+    program = compile_model(model, batch or DEFAULT_BATCH, masks, sparse_exec=sparse_exec or DEFAULT_SPARSE_EXEC,
+                            board=board)
+    return program, model_name, float(total), per
 
 
 def check_options(model, batch, board, sparsity, checkpoint, scope, json_path=None):

@@ -5,35 +5,17 @@ Besides RunResult it exposes the per-instruction iteration counters the HLS
 code keeps in C-sim builds (docs/overlay.md, "Iteration counters"), the input
 of the performance model.
 """
-import os
-import re
 import threading
 import time
-from collections import namedtuple
 
 import numpy as np
 
 from ... import boards
+from ...counters import Iters
 from ...errors import CTrainError
 from ...isa import Fault
-from ...overlay_src import cdef_block, hls_dir
 from ..result import RunResult
 from . import build as builder
-
-
-def _iters_fields():
-    """The fields of ctrain_iters_t, read from csim_api.h (its one definition)."""
-    block = re.sub(r"/\*.*?\*/", "", cdef_block(os.path.join(hls_dir(), "csim_api.h")), flags=re.S)
-    body = re.search(r"typedef\s+struct\s*\{(.*?)\}\s*ctrain_iters_t\s*;", block, re.S)
-    if body is None:
-        raise CTrainError("csim_api.h: no ctrain_iters_t struct in its cdef block")
-    return re.findall(r"\w+\s+(\w+)\s*;", body.group(1))
-
-
-#: Counters of one instruction, the fields of ctrain_iters_t in csim_api.h in
-#: order (docs/overlay.md "Performance model"; the engine checks the compiled
-#: module has the same).
-Iters = namedtuple("Iters", _iters_fields())
 
 #: The C-sim keeps its counters in globals: one run at a time per process.
 _RUN_LOCK = threading.Lock()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import ctrain
-from ctrain import cli, sweep
+from ctrain import cli, sweep, train_options
 from ctrain.train import Trainer, train
 
 #: a small trial: the built-in digits, one epoch of 89 iterations, fixed point from the 45th (~1 s)
@@ -100,7 +100,7 @@ def local_ray():
 
 
 def _config(argv):
-    return cli.train_config(sweep.train_parser().parse_args(argv))
+    return train_options.train_config(sweep.train_parser().parse_args(argv))
 
 
 @pytest.mark.slow

@@ -54,8 +54,8 @@ class _RaisingParser(argparse.ArgumentParser):
 
 def train_parser():
     """`ctrain train`'s parser, raising SweepError instead of exiting."""
-    from .cli import _train_parser
-    return _train_parser(_RaisingParser(prog="ctrain").add_subparsers(parser_class=_RaisingParser))
+    from .train_options import add_train_parser
+    return add_train_parser(_RaisingParser(prog="ctrain").add_subparsers(parser_class=_RaisingParser))
 
 
 def _action(parser, key):
@@ -250,7 +250,7 @@ def trial_id(settings, argv):
 
 def validate(parsed):
     """Check the files every trial names, before any trial runs (trials() parsed their options)."""
-    from .cli import train_config
+    from .train_options import train_config
     parser = train_parser()
     for tid, _, argv in parsed:
         # parsed once already by trials(); each trial writes its own run.ckpt
@@ -293,7 +293,7 @@ def run_trial(trial_dir, tid, settings, argv, board):
     """Train one trial to the end (resuming from its checkpoint) and write
     result.json, or error.txt on failure. Returns the table row."""
     from . import checkpoint
-    from .cli import train_config
+    from .train_options import train_config
     from .pruning import sparsity_of
     from .train import train
     t0 = time.time()

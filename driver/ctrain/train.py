@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import boards, checkpoint, data, hostlib, isa, preprocess
+from . import boards, checkpoint, hostlib, isa, preprocess
 from .datasets import get_dataset
 from .compiler import DEFAULT_SPARSE_EXEC, INPUT_EXP, SPARSE_EXEC, compile_model
 from .errors import CheckpointError, ConfigError, TrainingDiverged

@@ -4,7 +4,9 @@ The user API, importable from here (`from ctrain import Trainer, TrainConfig`):
 
 - training: TrainConfig, Trainer (ctrain.train)
 - data: get_dataset (ctrain.datasets), Dataset (ctrain.data)
-- models: MODELS, build_model, Sequential and its layers, stage_labels (ctrain.model)
+- models: MODELS, build_model, register_model, Sequential and its layers
+  (Residual and basic_block for skip connections), stage_labels (ctrain.model);
+  from_torch (ctrain.torch_import: a PyTorch nn.Module of supported layers)
 - compiling: compile_model (ctrain.compiler)
 - devices: EmulatedDevice (ctrain.device.emulated), BoardDevice (ctrain.device.board, needs pynq when made)
 - engines: ENGINES, get_engine (ctrain.engine)
@@ -21,9 +23,11 @@ __version__ = "0.1.0"
 _API = {
     "TrainConfig": "train", "Trainer": "train",
     "get_dataset": "datasets", "Dataset": "data",
-    "MODELS": "model", "build_model": "model", "stage_labels": "model", "Sequential": "model",
-    "Conv2d": "model", "Linear": "model", "ReLU": "model", "MaxPool2d": "model", "Flatten": "model",
-    "BatchNorm2d": "model",
+    "MODELS": "model", "build_model": "model", "register_model": "model", "stage_labels": "model",
+    "Sequential": "model", "Conv2d": "model", "Linear": "model", "ReLU": "model", "MaxPool2d": "model",
+    "AvgPool2d": "model", "GlobalAvgPool2d": "model", "Flatten": "model", "BatchNorm2d": "model",
+    "Residual": "model", "basic_block": "model",
+    "from_torch": "torch_import",
     "compile_model": "compiler",
     "EmulatedDevice": "device.emulated", "BoardDevice": "device.board",
     "ENGINES": "engine", "get_engine": "engine",

@@ -1,11 +1,9 @@
 """The compiler maps models onto the accelerator or says precisely why not."""
-import numpy as np
 import pytest
 
 from ctrain import isa, validate
 from ctrain.compiler import compile_model
 from ctrain.errors import MappingError
-from ctrain.isa import Op
 from ctrain.model import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, lenet5
 
 

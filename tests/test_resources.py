@@ -167,6 +167,7 @@ def test_partitioning_and_dividers_follow_the_sources(copied_sources):
                   "#pragma HLS ARRAY_PARTITION variable=tab type=cyclic factor=4 dim=1\n")
     est = resources.estimate("kv260", directory=str(copied_sources))
     tab = _item(est, "ctrain_top:tab")
+    assert _item(before, "ctrain_top:tab").count == 1   # one bank until partitioned
     assert tab.count == 4 and tab.bram36 == 4 * resources.bram18_per_bank(1024, 32) / 2
     # a division by a variable inside a pipelined loop: a pipelined 32-bit divider
     _insert_after(copied_sources / "stream.cpp", "#pragma HLS PIPELINE II=1\n",

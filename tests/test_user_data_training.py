@@ -4,7 +4,6 @@ augmentation), each reporting test accuracy."""
 import re
 
 import numpy as np
-import pytest
 
 from ctrain.cli import main
 

@@ -823,101 +823,137 @@ def sparse_resident(insn, board_, ddr=None, index=None):
     return _resident(g, b, _lists(f, g, index_of(insn, ddr, index))[1])
 
 
+class _RowJob:
+    """What the row-tile path's stages share (sp_rows_job_make and
+    sp_rows_survey in sconv_rows.cpp): the plan, the index lists, one
+    window pass's counters and the row tiles."""
+
+    def __init__(self, f, b, c, index):
+        self.f, self.b, self.c = f, b, c
+        self.g = g = sparse_plan(f, b)
+        self.R, self.se = b.pe_rows, b.sparse_entries
+        self.kk = f["k_h"] * f["k_w"]
+        self.lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
+        self.bias = f["flags"] & Flag.BIAS
+        self.nbt = _cdiv(f["n"], b.pe_cols)
+        _, self.xcs = _xtiles(g)
+        self.passes = self.nbt * g.oh * len(self.xcs)   # (batch tile, row, x tile)
+        self.one_pass = _Count(b)
+        _window_pass(f, g, b, self.one_pass)
+        self.starts, self.lens_all = _lists(f, g, index)
+        self.r0s = list(range(0, g.rows, self.R))
+
+    def tiles(self):
+        """(r0, valid rows, list starts, list lengths) of every row tile."""
+        for r0 in self.r0s:
+            vr = min(self.R, self.g.rows - r0)
+            yield r0, vr, self.starts[r0:r0 + vr], self.lens_all[r0:r0 + vr]
+
+    def bounds(self, r0, vr):
+        """sp_read_bounds: the tile's list pointers (EB: per tap)."""
+        f, c = self.f, self.c
+        if self.g.eb:
+            c.rd(f["aux"] + self.lay["tptr"] + 4 * r0 * self.kk, 4 * (vr * self.kk + 1))
+        else:
+            c.rd(f["aux"] + self.lay["rowptr"] + 4 * r0, 4 * (vr + 1))
+
+    def bias_grads(self, r0, vr):
+        """WG's bias gradients of a tile: a quantize loop and a burst."""
+        self.c.loop("ew", vr)
+        self.c.wr(self.f["dst2"] + 4 * r0, 4 * vr)
+
+
 def _sparse_conv(f, b, c, index):
-    g = sparse_plan(f, b)
-    R, C, se = b.pe_rows, b.pe_cols, b.sparse_entries
-    n, kk = f["n"], f["k_h"] * f["k_w"]
-    lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
-    bias = f["flags"] & Flag.BIAS
-    nbt = _cdiv(n, C)
-    x0s, xcs = _xtiles(g)
-    passes = nbt * g.oh * len(x0s)           # (batch tile, row, x tile)
-    one_pass = _Count(b)
-    _window_pass(f, g, b, one_pass)
-    starts, lens_all = _lists(f, g, index)
+    """sp_rows_unit, the row-tile path: its set-up (sp_make_plan's tables,
+    every tile's bounds), then resident or streamed mode as sp_rows_survey
+    decides."""
+    j = _RowJob(f, b, c, index)
     kmax = validate.LIMITS["KERNEL"]
     c.loop("ew", kmax)          # sp_make_plan's tables: k / s, k % s
     c.loop("ew", kmax * kmax)   # and tap -> (ky, kx)
-    r0s = list(range(0, g.rows, R))
+    for r0, vr, _, _ in j.tiles():   # every tile's bounds, once
+        j.bounds(r0, vr)
+    if _resident(j.g, b, j.lens_all):
+        _sp_resident(j)
+    else:
+        for tile in j.tiles():
+            (_sp_stream_wg if j.g.wg else _sp_stream_gather)(j, *tile)
 
-    def bounds(r0, vr):         # sp_read_bounds
-        if g.eb:
-            c.rd(f["aux"] + lay["tptr"] + 4 * r0 * kk, 4 * (vr * kk + 1))
-        else:
-            c.rd(f["aux"] + lay["rowptr"] + 4 * r0, 4 * (vr + 1))
 
-    for r0 in r0s:              # every tile's bounds, once
-        bounds(r0, min(R, g.rows - r0))
-    most = _most(g, b, lens_all)
-    if _resident(g, b, lens_all):
-        for r0 in r0s:
-            vr = min(R, g.rows - r0)
-            bounds(r0, vr)
-            _entries(f, g, lay, starts[r0:r0 + vr], lens_all[r0:r0 + vr], 0, se, c)
-            if not g.wg and bias:
-                c.rd(f["src3"] + 4 * r0, 4 * vr)
-        if g.wg:
-            c.loop("ew", most)              # clear_all_taps
-        if most > 0:
-            c.add(one_pass)                 # one window for all row tiles
-        for r0 in r0s:
-            vr = min(R, g.rows - r0)
-            lens = lens_all[r0:r0 + vr]
-            longest = int(lens.max())
-            if longest > 0:
-                c.loop("pe", xcs * longest, times=nbt * g.oh)
-            if g.wg:
-                if longest > 0 or bias:
-                    _errors(f, g, c, r0, vr)
-            else:
-                _gather_epilogue(f, g, c, r0, vr, 1)
-        if g.wg:
-            for r0 in r0s:
-                vr = min(R, g.rows - r0)
-                bounds(r0, vr)
-                _grads(f, c, starts[r0:r0 + vr], lens_all[r0:r0 + vr])
-                if bias:
-                    c.loop("ew", vr)
-                    c.wr(f["dst2"] + 4 * r0, 4 * vr)
-        return
-    for r0 in r0s:              # streamed mode, tile by tile
-        vr = min(R, g.rows - r0)
-        start, lens = starts[r0:r0 + vr], lens_all[r0:r0 + vr]
+def _sp_resident(j):
+    """Resident mode: sp_res_load (every tile's lists), sp_res_sweep (one
+    window for all tiles), sp_res_tile per tile, sp_res_store (WG)."""
+    f, g, c, se = j.f, j.g, j.c, j.se
+    for r0, vr, start, lens in j.tiles():
+        j.bounds(r0, vr)
+        _entries(f, g, j.lay, start, lens, 0, se, c)
+        if not g.wg and j.bias:
+            c.rd(f["src3"] + 4 * r0, 4 * vr)
+    most = _most(g, j.b, j.lens_all)
+    if g.wg:
+        c.loop("ew", most)              # clear_all_taps
+    if most > 0:
+        c.add(j.one_pass)               # one window for all row tiles
+    for r0, vr, _, lens in j.tiles():
         longest = int(lens.max())
-        chunks = 1 if longest == 0 else _cdiv(longest, se)
-        bounds(r0, vr)
+        if longest > 0:
+            c.loop("pe", j.xcs * longest, times=j.nbt * g.oh)
         if not g.wg:
-            if bias:
-                c.rd(f["src3"] + 4 * r0, 4 * vr)
-            if chunks == 1:
-                _entries(f, g, lay, start, lens, 0, se, c)
-            if longest > 0:
-                c.add(one_pass)
-                reloads = passes * g.groups if chunks > 1 else 0
-                for j in range(chunks):
-                    off = j * se
-                    lenj = min(se, longest - off)
-                    if reloads:
-                        _entries(f, g, lay, start, lens, off, se, c, times=reloads)
-                    c.loop("pe", xcs * lenj, times=nbt * g.oh * g.groups)
             _gather_epilogue(f, g, c, r0, vr, 1)
-            continue
-        for j in range(chunks):   # WG
-            off = j * se
-            lenj = 0 if longest <= off else min(se, longest - off)
-            if lenj == 0 and not (bias and j == 0):
-                continue
-            if lenj > 0:
-                lr = _entries(f, g, lay, start, lens, off, se, c)
-                c.loop("ew", lenj)   # clear_taps
+        elif longest > 0 or j.bias:
             _errors(f, g, c, r0, vr)
-            if lenj > 0:
-                c.add(one_pass)
-                c.loop("pe", xcs * lenj, times=nbt * g.oh * g.groups)
-                _grads(f, c, start, lr, off)
-        if bias:
-            c.loop("ew", vr)
-            c.wr(f["dst2"] + 4 * r0, 4 * vr)
+    if g.wg:
+        for r0, vr, start, lens in j.tiles():
+            j.bounds(r0, vr)
+            _grads(f, c, start, lens)
+            if j.bias:
+                j.bias_grads(r0, vr)
+
+
+def _sp_stream_gather(j, r0, vr, start, lens):
+    """Streamed FP/EB of one row tile (sp_stream_gather): its lists in
+    chunks of SPARSE_ENTRIES, a window pass per chunk, the epilogue."""
+    f, g, c, se = j.f, j.g, j.c, j.se
+    longest = int(lens.max())
+    chunks = 1 if longest == 0 else _cdiv(longest, se)
+    j.bounds(r0, vr)
+    if j.bias:
+        c.rd(f["src3"] + 4 * r0, 4 * vr)
+    if chunks == 1:
+        _entries(f, g, j.lay, start, lens, 0, se, c)
+    if longest > 0:
+        c.add(j.one_pass)
+        reloads = j.passes * g.groups if chunks > 1 else 0
+        for k in range(chunks):
+            off = k * se
+            if reloads:
+                _entries(f, g, j.lay, start, lens, off, se, c, times=reloads)
+            c.loop("pe", j.xcs * min(se, longest - off), times=j.nbt * g.oh * g.groups)
+    _gather_epilogue(f, g, c, r0, vr, 1)
+
+
+def _sp_stream_wg(j, r0, vr, start, lens):
+    """Streamed WG of one row tile (sp_stream_wg): per chunk its entries,
+    the errors, a window pass and the gradient store; then the bias."""
+    f, g, c, se = j.f, j.g, j.c, j.se
+    longest = int(lens.max())
+    chunks = 1 if longest == 0 else _cdiv(longest, se)
+    j.bounds(r0, vr)
+    for k in range(chunks):
+        off = k * se
+        lenj = 0 if longest <= off else min(se, longest - off)
+        if lenj == 0 and not (j.bias and k == 0):
+            continue
+        if lenj > 0:
+            lr = _entries(f, g, j.lay, start, lens, off, se, c)
+            c.loop("ew", lenj)   # clear_taps
+        _errors(f, g, c, r0, vr)
+        if lenj > 0:
+            c.add(j.one_pass)
+            c.loop("pe", j.xcs * lenj, times=j.nbt * g.oh * g.groups)
+            _grads(f, c, start, lr, off)
+    if j.bias:
+        j.bias_grads(r0, vr)
 
 
 # ------------------------------------------- sparse, position-parallel path
@@ -1046,7 +1082,7 @@ def _pos_chunks(f, g, b, c, lay, ptr):
 
 def _pos_conv(f, g, b, c, lay, ptr, bounds):
     """Counters of the position-parallel path (spp_unit)."""
-    P, W = b.macs, b.ddr_beat
+    P = b.macs
     kk = f["k_h"] * f["k_w"]
     n, bias = f["n"], bool(f["flags"] & Flag.BIAS)
     mask = g.eb and bool(f["flags"] & Flag.RELU_MASK)

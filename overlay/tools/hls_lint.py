@@ -319,18 +319,20 @@ def null_kind(arg):
 
 
 def lint(paths):
+    """Every finding of both checks over the sources at `paths`, sorted."""
     sources = [Source(p) for p in paths]
     functions = {}
     for s in sources:
         for f in s.functions:
             functions.setdefault(f.name, []).append((s, f))
-    findings = []
+    return sorted(set(div_in_loop(sources, functions) + null_pointers(sources, functions)))
 
-    def rel(path):
-        return os.path.relpath(path)
 
-    # div-in-loop, following calls into function bodies
-    reported = set()
+def div_in_loop(sources, functions):
+    """A division or remainder by a non-constant inside a pipelined or
+    unrolled loop, following calls into the bodies of the functions called."""
+    findings, reported = [], set()
+    rel = os.path.relpath
     for s in sources:
         for open_, close, what in hot_regions(s):
             fn = next((f for f in s.functions if f.body[0] <= open_ <= f.body[1]), None)
@@ -354,8 +356,14 @@ def lint(paths):
                         for fs, f in functions[t.text]:
                             todo.append((fs, f.body[0], f.body[1], f.tparams,
                                          f"{via} via {f.name}()"))
+    return findings
 
-    # null-pointer: call sites and null tests of pointer parameters
+
+def null_pointers(sources, functions):
+    """Call sites passing a possibly-null pointer, and functions testing a
+    pointer parameter for null (the synthesis has no null pointer)."""
+    findings = []
+    rel = os.path.relpath
     for s in sources:
         toks = s.toks
         for j, t in enumerate(toks):
@@ -397,7 +405,7 @@ def lint(paths):
                 if tested:
                     findings.append(f"{rel(s.path)}:{toks[j].line}: null-pointer: {f.name}() tests "
                                     f"pointer parameter `{name}` for null")
-    return sorted(set(findings))
+    return findings
 
 
 def source_paths(args):

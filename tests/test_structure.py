@@ -185,3 +185,72 @@ def test_the_layer_rules_can_fail():
              "ctrain.device.y": set()}
     assert reach(graph, "ctrain.engine.x") == {"ctrain.isa", "ctrain.device.y"}
     assert _in("ctrain.device.y", *LAYERS["engine"][1]) and not _in("ctrain.devices", "ctrain.device")
+
+
+# ------------------------------------------------------------- complexity
+
+#: The most decision points a Python function may have (issue 12).
+MAX_COMPLEXITY = 20
+#: Functions allowed above it, each with the reason it stays one function.
+COMPLEX_BY_DESIGN = {}
+#: Where the complexity rule applies: the package and the overlay's tools.
+COMPLEXITY_ROOTS = (PKG_DIR, os.path.join(ROOT, "overlay", "tools"))
+
+
+def complexity(fn):
+    """Cyclomatic complexity as radon counts it: 1, plus 1 per if/elif,
+    loop, except handler, conditional expression, match case and
+    comprehension clause (for and each if), plus one per extra operand of
+    each `and`/`or`. Nested functions count toward the one that holds them."""
+    n = 1
+    for node in ast.walk(fn):
+        if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler, ast.IfExp,
+                             ast.match_case)):
+            n += 1
+        elif isinstance(node, ast.BoolOp):
+            n += len(node.values) - 1
+        elif isinstance(node, ast.comprehension):
+            n += 1 + len(node.ifs)
+    return n
+
+
+def functions_over(limit, roots=COMPLEXITY_ROOTS):
+    """{"path:qualified name": complexity} of every function above `limit`."""
+    out = {}
+    for root in roots:
+        for folder, _, files in os.walk(root):
+            for f in sorted(files):
+                if not f.endswith(".py"):
+                    continue
+                path = os.path.join(folder, f)
+                tree = ast.parse(open(path).read(), path)
+
+                def visit(node, prefix):
+                    for child in ast.iter_child_nodes(node):
+                        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                            cc = complexity(child)
+                            if cc > limit:
+                                out[f"{os.path.relpath(path, ROOT)}:{prefix}{child.name}"] = cc
+                            visit(child, f"{prefix}{child.name}.")
+                        elif isinstance(child, ast.ClassDef):
+                            visit(child, f"{prefix}{child.name}.")
+                visit(tree, "")
+    return out
+
+
+def test_no_function_is_more_complex_than_the_limit_without_a_reason():
+    over = functions_over(MAX_COMPLEXITY)
+    unexplained = {k: v for k, v in over.items() if k not in COMPLEX_BY_DESIGN}
+    assert not unexplained, f"above complexity {MAX_COMPLEXITY}: {unexplained}"
+    stale = sorted(set(COMPLEX_BY_DESIGN) - set(over))
+    assert not stale, f"COMPLEX_BY_DESIGN names functions that are now simple enough: {stale}"
+
+
+def test_complexity_counts_what_it_says():
+    tree = ast.parse("def f(a, b):\n"
+                     "    if a and b or a:\n        return [x for x in a if x if b]\n"
+                     "    for _ in a:\n        pass\n"
+                     "    try:\n        pass\n    except ValueError:\n        pass\n"
+                     "    return 1 if a else 2\n")
+    # 1 + if + (and: 1, or: 1) + comprehension (for + 2 ifs) + for + except + if-expression
+    assert complexity(tree.body[0]) == 1 + 1 + 2 + 3 + 1 + 1 + 1

@@ -296,6 +296,55 @@ class History:
         return h
 
 
+def _is_int(v, lo=0, hi=None):
+    """A checkpoint integer: a true int (no bool, no float) within lo..hi."""
+    return type(v) is int and lo <= v and (hi is None or v <= hi)
+
+
+def _is_top(v):
+    """A saved magnitude: None (not seen yet) or an int within the exponent range."""
+    return v is None or _is_int(v, -(1 << 16), 1 << 16)
+
+
+def _tops_ok(v, size, n_out):
+    """The window of observed magnitudes: up to `size` [activation, error]
+    pairs, each a list of n_out magnitudes."""
+    return isinstance(v, list) and len(v) <= size and all(
+        isinstance(t, list) and len(t) == 2 and all(
+            isinstance(part, list) and len(part) == n_out and all(_is_top(x) for x in part)
+            for part in t) for t in v)
+
+
+def _exponents_ok(v, size):
+    """The runtime's exponent windows: slot (a digit string) -> up to `size` magnitudes, none missing."""
+    return isinstance(v, dict) and all(
+        k.isdigit() and isinstance(w, list) and len(w) <= size and all(_is_top(x) and x is not None for x in w)
+        for k, w in v.items())
+
+
+def _history_lists_ok(h, it):
+    """The per-iteration loss/acc/fixed lists: equal lengths, at most one entry per iteration done."""
+    n = len(h["loss"]) if isinstance(h["loss"], list) else -1
+    return (0 <= n <= it and all(isinstance(h[k], list) and len(h[k]) == n for k in ("acc", "fixed"))
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in h["loss"] + h["acc"])
+            and all(x in (0, 1) for x in h["fixed"]))
+
+
+def _history_records_ok(h, it, epochs):
+    """The epoch and pruning records: dicts whose epoch and iteration fit the run so far."""
+    return (isinstance(h["epochs"], list) and isinstance(h["pruning"], list)
+            and all(isinstance(e, dict) and _is_int(e.get("epoch"), 0, epochs)
+                    and _is_int(e.get("it"), 0, it) for e in h["epochs"])
+            and all(isinstance(r, dict) and _is_int(r.get("it"), 0, it) for r in h["pruning"]))
+
+
+def _history_ok(h, it, epochs):
+    """A saved History at iteration `it` of a run of `epochs` epochs."""
+    if not isinstance(h, dict) or not {"loss", "acc", "fixed", "epochs", "pruning"} <= set(h):
+        return False
+    return _history_lists_ok(h, it) and _history_records_ok(h, it, epochs)
+
+
 class Trainer:
     """Holds one training run's state so it can be checkpointed and resumed."""
 
@@ -312,41 +361,9 @@ class Trainer:
         self.norm = None  # normalisation statistics, saved with checkpoints for inference
         if cfg.normalize:
             self.ds, self.norm = preprocess.normalise(self.ds)
-        self.model = (build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes) if model is None
-                      else _given_model(model, self.ds))
-        n_param = len(self.model.param_stages)
-        if cfg.freeze >= n_param:
-            raise ConfigError("freeze", f"{cfg.freeze} would freeze all {n_param} Conv2d/Linear layers of "
-                                        f"{cfg.model_name()}: must be in 0..{n_param - 1}")
-        self.rng = np.random.default_rng(cfg.seed)
-        self.net = FloatNet(self.model, self.model.init_params(self.rng), freeze=cfg.freeze)
-        if self.model.initial_state is not None:  # a converted model's own weights
-            params, bn = self.model.initial_state
-            self.net.load_state(params, bn)
-        if cfg.warm_start:  # load_float_params call site: the file's weights replace the initial ones
-            from .weights_in import warm_start
-            warm_start(self.net, cfg.warm_start)
-        n_train = len(self.ds.train_y)
-        self.iters_per_epoch = n_train // cfg.batch_size
-        if self.iters_per_epoch < 1:
-            raise ConfigError("batch_size", f"{cfg.batch_size} exceeds the {n_train} training images: "
-                                            f"must be in 1..{n_train}")
-        if len(self.ds.test_y) < 1:
-            raise ConfigError("test_count", "no held-out images to evaluate on: need at least 1")
-        self.total = cfg.epochs * self.iters_per_epoch
-        self.warm = round(cfg.warmup_epochs * self.iters_per_epoch) if cfg.fixed_point else self.total
-        self.prune_it = round(cfg.prune_at * self.total) if cfg.prune > 0 else None
-        if self.prune_it is not None and self.prune_it >= self.total:
-            raise ConfigError("prune_at", f"{cfg.prune_at:g} of a {self.total}-iteration run rounds to iteration "
-                                          f"{self.prune_it}, after the last: must be below "
-                                          f"{(self.total - 0.5) / self.total:.4g}")
-        if cfg.fixed_point and self.warm < self.total:
-            # the programs this run will compile (dense, and sparse with every weight kept)
-            compile_model(self.model, cfg.batch_size, freeze=cfg.freeze)
-            if self.prune_it is not None and cfg.sparse_exec != "never":
-                compile_model(self.model, cfg.batch_size, self._compiled_masks(
-                    [np.ones(p["w"].shape, bool) for p in self.net.params]), freeze=cfg.freeze,
-                    sparse_exec=cfg.sparse_exec, board=cfg.board)
+        self._build_net(model)
+        self._plan_iterations()
+        self._check_programs()
         if cfg.checkpoint:
             checkpoint.check_target(cfg.checkpoint)
         self.xq_train = hostlib.quantize(self.ds.train_x, INPUT_EXP)[0]
@@ -363,6 +380,57 @@ class Trainer:
         self.messages = []  # notable events (pruning) for the log
         # batch norm statistics freeze where fixed point starts (in a float run too, for comparison)
         self.bn_freeze_it = round(cfg.warmup_epochs * self.iters_per_epoch)
+
+    def _build_net(self, model):
+        """The model (cfg.model's, or `model` converted) and its float network
+        with initial weights: a converted model's own, then a warm start's."""
+        cfg = self.cfg
+        self.model = (build_model(cfg.model_name(), self.ds.input_shape, self.ds.num_classes) if model is None
+                      else _given_model(model, self.ds))
+        n_param = len(self.model.param_stages)
+        if cfg.freeze >= n_param:
+            raise ConfigError("freeze", f"{cfg.freeze} would freeze all {n_param} Conv2d/Linear layers of "
+                                        f"{cfg.model_name()}: must be in 0..{n_param - 1}")
+        self.rng = np.random.default_rng(cfg.seed)
+        self.net = FloatNet(self.model, self.model.init_params(self.rng), freeze=cfg.freeze)
+        if self.model.initial_state is not None:  # a converted model's own weights
+            params, bn = self.model.initial_state
+            self.net.load_state(params, bn)
+        if cfg.warm_start:  # load_float_params call site: the file's weights replace the initial ones
+            from .weights_in import warm_start
+            warm_start(self.net, cfg.warm_start)
+
+    def _plan_iterations(self):
+        """Iterations per epoch and in all, where fixed point starts and where
+        pruning happens; refuses a batch larger than the data, an empty test
+        set and pruning after the last iteration."""
+        cfg = self.cfg
+        n_train = len(self.ds.train_y)
+        self.iters_per_epoch = n_train // cfg.batch_size
+        if self.iters_per_epoch < 1:
+            raise ConfigError("batch_size", f"{cfg.batch_size} exceeds the {n_train} training images: "
+                                            f"must be in 1..{n_train}")
+        if len(self.ds.test_y) < 1:
+            raise ConfigError("test_count", "no held-out images to evaluate on: need at least 1")
+        self.total = cfg.epochs * self.iters_per_epoch
+        self.warm = round(cfg.warmup_epochs * self.iters_per_epoch) if cfg.fixed_point else self.total
+        self.prune_it = round(cfg.prune_at * self.total) if cfg.prune > 0 else None
+        if self.prune_it is not None and self.prune_it >= self.total:
+            raise ConfigError("prune_at", f"{cfg.prune_at:g} of a {self.total}-iteration run rounds to iteration "
+                                          f"{self.prune_it}, after the last: must be below "
+                                          f"{(self.total - 0.5) / self.total:.4g}")
+
+    def _check_programs(self):
+        """Compiles, before any training, the programs a fixed-point phase will
+        run (dense, and sparse with every weight kept), so a model the
+        accelerator cannot map is refused now."""
+        cfg = self.cfg
+        if cfg.fixed_point and self.warm < self.total:
+            compile_model(self.model, cfg.batch_size, freeze=cfg.freeze)
+            if self.prune_it is not None and cfg.sparse_exec != "never":
+                compile_model(self.model, cfg.batch_size, self._compiled_masks(
+                    [np.ones(p["w"].shape, bool) for p in self.net.params]), freeze=cfg.freeze,
+                    sparse_exec=cfg.sparse_exec, board=cfg.board)
 
     # -- phases ---------------------------------------------------------------
     @property
@@ -640,53 +708,26 @@ class Trainer:
 
     def _check_meta(self, path, meta):
         """Schema and ranges of the metadata; returns (it, fixed)."""
-        def is_int(v, lo=0, hi=None):
-            return type(v) is int and lo <= v and (hi is None or v <= hi)
-
-        def is_top(v):
-            return v is None or is_int(v, -(1 << 16), 1 << 16)
-
-        it = checkpoint.expect_meta(path, meta, "it", lambda v: is_int(v, 0, self.total),
+        it = checkpoint.expect_meta(path, meta, "it", lambda v: _is_int(v, 0, self.total),
                                     f"an iteration in 0..{self.total}")
         fixed = checkpoint.expect_meta(path, meta, "fixed", lambda v: v is (it > self.warm),
                                        f"{it > self.warm} (iteration {it}, fixed point from {self.warm})")
         n_out = len(self.model.stages) + 1
-        checkpoint.expect_meta(
-            path, meta, "tops",
-            lambda v: isinstance(v, list) and len(v) <= max(1, 1 << self.cfg.window_log2) and all(
-                isinstance(t, list) and len(t) == 2 and all(
-                    isinstance(part, list) and len(part) == n_out and all(is_top(x) for x in part)
-                    for part in t) for t in v),
-            f"up to 2^window_log2 pairs of {n_out} activation and error magnitudes")
+        checkpoint.expect_meta(path, meta, "tops",
+                               lambda v: _tops_ok(v, max(1, 1 << self.cfg.window_log2), n_out),
+                               f"up to 2^window_log2 pairs of {n_out} activation and error magnitudes")
         if "images" in meta:
             checkpoint.expect_meta(path, meta, "images",
-                                   lambda v: isinstance(v, list) and len(v) == 2 and all(is_int(x) for x in v),
+                                   lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x) for x in v),
                                    "[training images, test images]")
-
-        def history_ok(h):
-            if not isinstance(h, dict) or not {"loss", "acc", "fixed", "epochs", "pruning"} <= set(h):
-                return False
-            n = len(h["loss"]) if isinstance(h["loss"], list) else -1
-            return (0 <= n <= it and all(isinstance(h[k], list) and len(h[k]) == n for k in ("acc", "fixed"))
-                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in h["loss"] + h["acc"])
-                    and all(x in (0, 1) for x in h["fixed"])
-                    and isinstance(h["epochs"], list) and isinstance(h["pruning"], list)
-                    and all(isinstance(e, dict) and is_int(e.get("epoch"), 0, self.cfg.epochs)
-                            and is_int(e.get("it"), 0, it) for e in h["epochs"])
-                    and all(isinstance(r, dict) and is_int(r.get("it"), 0, it) for r in h["pruning"]))
-        checkpoint.expect_meta(path, meta, "history", history_ok,
+        checkpoint.expect_meta(path, meta, "history", lambda h: _history_ok(h, it, self.cfg.epochs),
                                "per-iteration loss/acc/fixed lists (at most one per iteration done) and "
                                "epoch and pruning records")
         if fixed:
             size = 1 << self.cfg.window_log2
-            checkpoint.expect_meta(
-                path, meta, "exponents",
-                lambda v: isinstance(v, dict) and all(
-                    k.isdigit() and isinstance(w, list) and len(w) <= size and all(is_top(x) and x is not None
-                                                                                     for x in w)
-                    for k, w in v.items()),
-                f"slot -> list of up to {size} magnitudes")
-            checkpoint.expect_meta(path, meta, "runtime_it", lambda v: is_int(v, 0, it),
+            checkpoint.expect_meta(path, meta, "exponents", lambda v: _exponents_ok(v, size),
+                                   f"slot -> list of up to {size} magnitudes")
+            checkpoint.expect_meta(path, meta, "runtime_it", lambda v: _is_int(v, 0, it),
                                    f"an iteration count in 0..{it}")
         return it, fixed
 

@@ -137,58 +137,87 @@ class _Converter:
             return self.function(node)
         raise MappingError(f"operation {node.name!r}: {node.op} {node.target} is not supported in forward")
 
+    #: (torch.nn class name, the method mapping it), tried in this order; the
+    #: methods return the CTrain layer, or None for one that computes nothing.
+    _MODULES = (("Conv2d", "_conv2d"), ("Linear", "_linear"), ("BatchNorm2d", "_batchnorm2d"),
+                ("ReLU", "_relu"), ("MaxPool2d", "_maxpool2d"), ("AdaptiveAvgPool2d", "_adaptive_avgpool2d"),
+                ("AvgPool2d", "_avgpool2d"), ("Flatten", "_flatten"), ("Identity", "_identity"))
+
     def module(self, name, mod, node):
-        nn = self.nn
+        """The CTrain layer for a call of module `mod`, by its class (_MODULES)."""
         where = f"layer {name!r} ({type(mod).__name__})"
         in_shape = _shape(node.args[0])
-        if isinstance(mod, nn.Conv2d):
-            if mod.groups != 1 or _pair(mod.dilation, "dilation", where) != 1:
-                raise MappingError(f"{where}: grouped or dilated convolution is not supported")
-            if mod.padding_mode != "zeros" or isinstance(mod.padding, str):
-                raise MappingError(f"{where}: padding {mod.padding!r} ({mod.padding_mode}) is not supported; "
-                                   "use an int (zero padding)")
-            layer = M.Conv2d(mod.in_channels, mod.out_channels, _pair(mod.kernel_size, "kernel", where),
-                             _pair(mod.stride, "stride", where), _pair(mod.padding, "padding", where),
-                             bias=mod.bias is not None)
-            self._weights(layer, mod, tuple(mod.weight.shape))
-        elif isinstance(mod, nn.Linear):
-            layer = M.Linear(mod.in_features, mod.out_features, bias=mod.bias is not None)
-            self._weights(layer, mod, (mod.out_features, mod.in_features, 1, 1))
-        elif isinstance(mod, nn.BatchNorm2d):
-            if not mod.track_running_stats or mod.running_mean is None:
-                raise MappingError(f"{where}: needs running statistics (track_running_stats=True)")
-            c = mod.num_features
-            layer = M.BatchNorm2d(c, eps=float(mod.eps), momentum=float(mod.momentum or 0.1))
-            self.bn[id(layer)] = {"gamma": _np(mod.weight) if mod.affine else np.ones(c, np.float32),
-                                  "beta": _np(mod.bias) if mod.affine else np.zeros(c, np.float32),
-                                  "mean": _np(mod.running_mean), "var": _np(mod.running_var)}
-        elif isinstance(mod, nn.ReLU):
-            layer = M.ReLU()
-        elif isinstance(mod, nn.MaxPool2d):
-            if (_pair(mod.padding, "padding", where) or _pair(mod.dilation, "dilation", where) != 1
-                    or mod.ceil_mode):
-                raise MappingError(f"{where}: padding, dilation and ceil_mode are not supported")
-            k = _pair(mod.kernel_size, "kernel", where)
-            layer = M.MaxPool2d(k, _pair(mod.stride if mod.stride is not None else k, "stride", where))
-        elif isinstance(mod, nn.AdaptiveAvgPool2d):
-            if _pair(mod.output_size, "output size", where) != 1:
-                raise MappingError(f"{where}: only AdaptiveAvgPool2d(1) (global average pooling) is supported")
-            layer = None if in_shape[-2:] == (1, 1) else M.GlobalAvgPool2d()
-        elif isinstance(mod, nn.AvgPool2d):
-            if _pair(mod.padding, "padding", where) or mod.ceil_mode:
-                raise MappingError(f"{where}: padding and ceil_mode are not supported")
-            k = _pair(mod.kernel_size, "kernel", where)
-            stride = _pair(mod.stride if mod.stride is not None else k, "stride", where)
-            layer = None if (k, stride) == (1, 1) else M.AvgPool2d(k, stride)
-        elif isinstance(mod, nn.Flatten):
-            if mod.start_dim != 1 or mod.end_dim != -1:
-                raise MappingError(f"{where}: only Flatten(start_dim=1) is supported")
-            layer = M.Flatten()
-        elif isinstance(mod, nn.Identity):
-            layer = None
-        else:
-            raise MappingError(f"{where}: not supported; the accelerator maps {', '.join(SUPPORTED)}")
+        for cls, method in self._MODULES:
+            if isinstance(mod, getattr(self.nn, cls)):
+                return getattr(self, method)(mod, where, in_shape)
+        raise MappingError(f"{where}: not supported; the accelerator maps {', '.join(SUPPORTED)}")
+
+    def _conv2d(self, mod, where, in_shape):
+        """Zero-padded, ungrouped, undilated convolutions only: what the conv unit computes."""
+        if mod.groups != 1 or _pair(mod.dilation, "dilation", where) != 1:
+            raise MappingError(f"{where}: grouped or dilated convolution is not supported")
+        if mod.padding_mode != "zeros" or isinstance(mod.padding, str):
+            raise MappingError(f"{where}: padding {mod.padding!r} ({mod.padding_mode}) is not supported; "
+                               "use an int (zero padding)")
+        layer = M.Conv2d(mod.in_channels, mod.out_channels, _pair(mod.kernel_size, "kernel", where),
+                         _pair(mod.stride, "stride", where), _pair(mod.padding, "padding", where),
+                         bias=mod.bias is not None)
+        self._weights(layer, mod, tuple(mod.weight.shape))
         return layer
+
+    def _linear(self, mod, where, in_shape):
+        """A Linear layer runs as a 1x1 convolution, so its weights gain two unit axes."""
+        layer = M.Linear(mod.in_features, mod.out_features, bias=mod.bias is not None)
+        self._weights(layer, mod, (mod.out_features, mod.in_features, 1, 1))
+        return layer
+
+    def _batchnorm2d(self, mod, where, in_shape):
+        """Batch norm with its running statistics (needed for inference) and
+        its affine parameters, identity ones when it has none."""
+        if not mod.track_running_stats or mod.running_mean is None:
+            raise MappingError(f"{where}: needs running statistics (track_running_stats=True)")
+        c = mod.num_features
+        layer = M.BatchNorm2d(c, eps=float(mod.eps), momentum=float(mod.momentum or 0.1))
+        self.bn[id(layer)] = {"gamma": _np(mod.weight) if mod.affine else np.ones(c, np.float32),
+                              "beta": _np(mod.bias) if mod.affine else np.zeros(c, np.float32),
+                              "mean": _np(mod.running_mean), "var": _np(mod.running_var)}
+        return layer
+
+    def _relu(self, mod, where, in_shape):
+        """ReLU has no settings to check."""
+        return M.ReLU()
+
+    def _maxpool2d(self, mod, where, in_shape):
+        """Unpadded, undilated, floor-mode max pooling: what the pool unit computes."""
+        if (_pair(mod.padding, "padding", where) or _pair(mod.dilation, "dilation", where) != 1
+                or mod.ceil_mode):
+            raise MappingError(f"{where}: padding, dilation and ceil_mode are not supported")
+        k = _pair(mod.kernel_size, "kernel", where)
+        return M.MaxPool2d(k, _pair(mod.stride if mod.stride is not None else k, "stride", where))
+
+    def _adaptive_avgpool2d(self, mod, where, in_shape):
+        """Global average pooling only; none at all on a 1x1 input, where it computes nothing."""
+        if _pair(mod.output_size, "output size", where) != 1:
+            raise MappingError(f"{where}: only AdaptiveAvgPool2d(1) (global average pooling) is supported")
+        return None if in_shape[-2:] == (1, 1) else M.GlobalAvgPool2d()
+
+    def _avgpool2d(self, mod, where, in_shape):
+        """Unpadded, floor-mode average pooling; none at all for a 1x1 window of stride 1."""
+        if _pair(mod.padding, "padding", where) or mod.ceil_mode:
+            raise MappingError(f"{where}: padding and ceil_mode are not supported")
+        k = _pair(mod.kernel_size, "kernel", where)
+        stride = _pair(mod.stride if mod.stride is not None else k, "stride", where)
+        return None if (k, stride) == (1, 1) else M.AvgPool2d(k, stride)
+
+    def _flatten(self, mod, where, in_shape):
+        """Flatten of everything but the batch: the only one a CTrain model has."""
+        if mod.start_dim != 1 or mod.end_dim != -1:
+            raise MappingError(f"{where}: only Flatten(start_dim=1) is supported")
+        return M.Flatten()
+
+    def _identity(self, mod, where, in_shape):
+        """Identity computes nothing: no layer."""
+        return None
 
     def function(self, node):
         torch, F = self.torch, self.torch.nn.functional

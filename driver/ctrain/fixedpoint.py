@@ -187,14 +187,46 @@ def requantize8(acc, shift, bias=None, relu=False, axis=0):
     s = clamp_shift(shift)
     bcast = tuple(slice(None) if d == axis else None for d in range(acc.ndim))
     if acc.size <= SMALL:
-        v = acc.astype(np.int64)
-        if bias is not None:
-            v += np.asarray(bias, np.int64)[bcast]
-        if relu:
-            np.maximum(v, 0, out=v)
+        v = _int64_values(acc, bias, relu, bcast)
         peak = max_abs(v)
         q, sat = sat8(rshift_round_inplace(v, s))  # |v| <= 2^62 + 2^48: no overflow
         return q, peak, sat
+    a, hi_max, lo_min, negative = _channel_extremes(acc, bias, relu, axis)
+    peak = max(hi_max, -lo_min)
+    sat_hi = rshift_round_int(hi_max, s) > Q8_MAX
+    sat_lo = rshift_round_int(lo_min, s) < -Q8_MAX
+    limit = _EXACT.get(acc.dtype, 0)
+    if s > 0 and 2 * a + 132 * (1 << s) < limit:
+        _shift_right_in_floats(acc, s, bias, a, bcast, negative and not relu)
+    elif s <= 0 and 2 * a + 128 < limit:
+        if bias is not None:
+            acc += np.clip(np.asarray(bias, np.int64), -(a + 128), a + 128).astype(acc.dtype)[bcast]
+        if s < 0:
+            acc *= acc.dtype.type(2.0 ** -s)
+    else:  # beyond the float bounds: the int64 form
+        q, sat = sat8(rshift_round_inplace(_int64_values(acc, bias, relu, bcast), s))
+        return q, peak, sat
+    if relu and negative:
+        np.maximum(acc, 0, out=acc)
+    return acc, peak, _clamp8(acc, sat_hi, sat_lo)
+
+
+def _int64_values(acc, bias, relu, bcast):
+    """v = acc + bias[channel], ReLU'd, in int64: requantize8's exact form,
+    taken for small arrays and beyond the float bounds."""
+    v = acc.astype(np.int64)
+    if bias is not None:
+        v += np.asarray(bias, np.int64)[bcast]
+    if relu:
+        np.maximum(v, 0, out=v)
+    return v
+
+
+def _channel_extremes(acc, bias, relu, axis):
+    """From each channel's extremes in int64 (v is monotone in acc within a
+    channel): (A = max|acc|, the largest and smallest v, whether any v before
+    ReLU is negative), so requantize8 knows its peak and which sides clamp
+    without a pass over the values."""
     other = tuple(d for d in range(acc.ndim) if d != axis)
     mx = acc.max(axis=other).astype(np.int64)
     mn = acc.min(axis=other).astype(np.int64)
@@ -206,41 +238,31 @@ def requantize8(acc, shift, bias=None, relu=False, axis=0):
     negative = int(lo.min()) < 0
     if relu:
         hi, lo = np.maximum(hi, 0), np.maximum(lo, 0)
-    hi_max, lo_min = int(hi.max()), int(lo.min())
-    peak = max(hi_max, -lo_min)
-    sat_hi = rshift_round_int(hi_max, s) > Q8_MAX
-    sat_lo = rshift_round_int(lo_min, s) < -Q8_MAX
-    a = max(int(mx.max()), -int(mn.min()))
-    limit = _EXACT.get(acc.dtype, 0)
-    dt = acc.dtype.type
-    if s > 0 and 2 * a + 132 * (1 << s) < limit:
-        acc *= dt(2.0 ** -s)
-        if bias is None:  # c = 2^(s-1) * 2^-s
-            acc += dt(0.5)
-        else:
-            qb = b >> s
-            rb = (b & ((1 << s) - 1)) + (1 << (s - 1))  # in [2^(s-1), 3 * 2^(s-1))
-            f = (a >> s) + 2
-            qb = np.minimum(np.maximum(qb, -(f + 128)), f + 128)
-            c = (rb + (qb << s)).astype(np.float64) * 2.0 ** -s  # exact: below 2^53 units
-            acc += c.astype(acc.dtype)[bcast]
-        if negative and not relu:
-            np.floor(acc, out=acc)
-    elif s <= 0 and 2 * a + 128 < limit:
-        if bias is not None:
-            acc += np.clip(b, -(a + 128), a + 128).astype(acc.dtype)[bcast]
-        if s < 0:
-            acc *= dt(2.0 ** -s)
-    else:  # beyond the float bounds: the int64 form
-        v = acc.astype(np.int64)
-        if bias is not None:
-            v += b[bcast]
-        if relu:
-            np.maximum(v, 0, out=v)
-        q, sat = sat8(rshift_round_inplace(v, s))
-        return q, peak, sat
-    if relu and negative:
-        np.maximum(acc, 0, out=acc)
+    return max(int(mx.max()), -int(mn.min())), int(hi.max()), int(lo.min()), negative
+
+
+def _shift_right_in_floats(acc, s, bias, a, bcast, floor):
+    """requantize8's fast path for s > 0, in place: acc * 2^-s + c with
+    c = rb * 2^-s + qb (docs in requantize8), floored when some value can be
+    negative (`floor`; truncation is the floor once all are >= 0)."""
+    acc *= acc.dtype.type(2.0 ** -s)
+    if bias is None:  # c = 2^(s-1) * 2^-s
+        acc += acc.dtype.type(0.5)
+    else:
+        b = np.asarray(bias, np.int64)
+        qb = b >> s
+        rb = (b & ((1 << s) - 1)) + (1 << (s - 1))  # in [2^(s-1), 3 * 2^(s-1))
+        f = (a >> s) + 2
+        qb = np.minimum(np.maximum(qb, -(f + 128)), f + 128)
+        c = (rb + (qb << s)).astype(np.float64) * 2.0 ** -s  # exact: below 2^53 units
+        acc += c.astype(acc.dtype)[bcast]
+    if floor:
+        np.floor(acc, out=acc)
+
+
+def _clamp8(acc, sat_hi, sat_lo):
+    """Clamps acc to +-Q8_MAX in place on the sides that saturate; returns
+    the number of clamped values (the passes run only where something clamps)."""
     sat = 0
     if sat_hi:
         sat += np.count_nonzero(acc >= Q8_MAX + 1)
@@ -248,4 +270,4 @@ def requantize8(acc, shift, bias=None, relu=False, axis=0):
     if sat_lo:
         sat += np.count_nonzero(acc < -Q8_MAX)
         np.maximum(acc, -Q8_MAX, out=acc)
-    return acc, peak, int(sat)
+    return int(sat)

@@ -62,23 +62,39 @@ class Runtime:
         p = self.program
         masks = masks or [None] * len(p.layers)
         for L, prm, mask in zip(p.layers, params, masks):
-            w = L.gather(prm["w"].reshape(-1))
-            t = top_of(w)
-            e_w8 = (t - 7) if t is not None else -7
-            e_m = e_w8 - MASTER_FRAC_BITS
-            master = self.views[L.region("master")]
-            master[:L.n_w] = hostlib.to_master(w, e_m)[0]
-            if L.n_b:
-                master[L.n_w:] = hostlib.to_master(prm["b"], e_m)[0]
-            self.views[L.region("mom")][...] = 0
-            self.views[L.region("grad")][...] = 0
-            self.views[L.region("mask")][...] = 1 if mask is None else L.gather(
-                np.asarray(mask, np.uint8).reshape(-1))
-            master[:L.n_w] *= self.views[L.region("mask")]
-            self.table[L.slot_m] = e_m
-            self.table[L.slot_w8] = self.table[L.slot_w8_next] = e_w8
-            self._derive_w8(L)
-            self.exps.observe(L.slot_w8_next, e_w8 + 7)
+            self._load_layer(L, prm, mask)
+        self._seed_windows(act_tops, err_tops)
+        for k, (slot_a, slot_b) in enumerate(p.bn_slots):
+            self._load_bn(k, *bn[k], slot_a, slot_b)
+        self._seed_table()
+        self._sync_layers("to")
+
+    def _load_layer(self, L, prm, mask):
+        """One layer's state from float weights: the master copy at the
+        exponent the weights' magnitude gives (masked), zero momentum and
+        gradient, and the int8 copy derived as UPDATE would."""
+        w = L.gather(prm["w"].reshape(-1))
+        t = top_of(w)
+        e_w8 = (t - 7) if t is not None else -7
+        e_m = e_w8 - MASTER_FRAC_BITS
+        master = self.views[L.region("master")]
+        master[:L.n_w] = hostlib.to_master(w, e_m)[0]
+        if L.n_b:
+            master[L.n_w:] = hostlib.to_master(prm["b"], e_m)[0]
+        self.views[L.region("mom")][...] = 0
+        self.views[L.region("grad")][...] = 0
+        self.views[L.region("mask")][...] = 1 if mask is None else L.gather(
+            np.asarray(mask, np.uint8).reshape(-1))
+        master[:L.n_w] *= self.views[L.region("mask")]
+        self.table[L.slot_m] = e_m
+        self.table[L.slot_w8] = self.table[L.slot_w8_next] = e_w8
+        self._derive_w8(L)
+        self.exps.observe(L.slot_w8_next, e_w8 + 7)
+
+    def _seed_windows(self, act_tops, err_tops):
+        """The exponent windows seeded with the float phase's activation and
+        error magnitudes, so fixed point starts from exponents that fit."""
+        p = self.program
         for tops_per_iter in act_tops:
             for i, t in enumerate(tops_per_iter):
                 if p.act_slots[i] not in p.const_slots:
@@ -90,8 +106,11 @@ class Runtime:
             for slot, i in p.part_slots.items():  # a fork's partials: seeded by their sum
                 if tops_per_iter[i] is not None:
                     self.exps.observe(slot, tops_per_iter[i])
-        for k, (slot_a, slot_b) in enumerate(p.bn_slots):
-            self._load_bn(k, *bn[k], slot_a, slot_b)
+
+    def _seed_table(self):
+        """The exponent table's constant slots, and every activation and error
+        slot at its window's exponent (-7 resp. -14 for a window never seen)."""
+        p = self.program
         for slot, value in p.const_slots.items():
             self.table[slot] = value
         for i, slot in enumerate(p.act_slots):
@@ -99,7 +118,6 @@ class Runtime:
                 self.table[slot] = self.exps.exponent(slot, -7)
         for slot in [s for s in p.err_slots if s is not None] + list(p.part_slots):
             self.table[slot] = self.exps.exponent(slot, -14)
-        self._sync_layers("to")
 
     def _derive_w8(self, L):
         """The int8 copy exactly as UPDATE derives it from the master copy."""

@@ -58,43 +58,53 @@ def load_float_state(source, model):
     pairs, bns = _weight_pairs(arrays, source, fold_bn=not bn_stages)
     if bn_stages and len(bns) != len(bn_stages):
         raise ExportError(f"{_label(source)}: {len(bns)} BatchNorm layers for a model with {len(bn_stages)}")
-    bn_out = []
-    for st, (prefix, leaves) in zip(bn_stages, bns):
-        c = st.in_shape[0]
-        entry = {"gamma": leaves.get("weight", np.ones(c)), "beta": leaves.get("bias", np.zeros(c)),
-                 "mean": leaves["running_mean"], "var": leaves["running_var"]}
-        for k, v in entry.items():
-            v = np.asarray(v, np.float32).reshape(-1)
-            if v.shape != (c,):
-                raise ExportError(f"{_label(source)}: BatchNorm {prefix} has {v.size} channels, "
-                                  f"layer {st.names[0]} has {c}")
-            entry[k] = v
-        bn_out.append(entry)
+    bn_out = [_bn_entry(source, st, prefix, leaves) for st, (prefix, leaves) in zip(bn_stages, bns)]
     stages = model.param_stages
     if len(pairs) != len(stages):
         raise ExportError(f"{_label(source)}: {len(pairs)} weight tensors ({', '.join(p[0] for p in pairs)}) "
                           f"for a model with {len(stages)} Conv2d/Linear layers")
-    params = []
-    for st, (wname, w, bname, b) in zip(stages, pairs):
-        ws = weight_shape(st)
-        w = np.asarray(w, np.float32)
-        if w.size != int(np.prod(ws)) or w.shape[0] != ws[0] or (w.ndim == 4 and w.shape != ws):
-            raise ExportError(f"{_label(source)}: {wname} has shape {tuple(w.shape)}, layer {st.names[0]} "
-                              f"({type(st.layer).__name__}) needs {ws if w.ndim == 4 else ws[:2]}")
-        w = np.ascontiguousarray(w.reshape(ws))
-        if has_bias(st):
-            b = np.zeros(ws[0], np.float32) if b is None else np.asarray(b, np.float32).reshape(-1)
-            if b.shape != (ws[0],):
-                raise ExportError(f"{_label(source)}: {bname} has {b.size} values, layer {st.names[0]} needs {ws[0]}")
-            b = np.ascontiguousarray(b)
-        elif b is not None and np.any(b):
-            raise ExportError(f"{_label(source)}: {bname} is a nonzero bias but layer {st.names[0]} has bias=False")
-        else:
-            b = None
-        if not (np.all(np.isfinite(w)) and (b is None or np.all(np.isfinite(b)))):
-            raise ExportError(f"{_label(source)}: {wname} holds non-finite values")
-        params.append({"w": w, "b": b})
+    params = [_layer_params(source, st, *pair) for st, pair in zip(stages, pairs)]
     return params, bn_out
+
+
+def _bn_entry(source, st, prefix, leaves):
+    """One BatchNorm's {"gamma", "beta", "mean", "var"} as float32 per channel
+    of stage `st` (identity affine parameters when the file has none)."""
+    c = st.in_shape[0]
+    entry = {"gamma": leaves.get("weight", np.ones(c)), "beta": leaves.get("bias", np.zeros(c)),
+             "mean": leaves["running_mean"], "var": leaves["running_var"]}
+    for k, v in entry.items():
+        v = np.asarray(v, np.float32).reshape(-1)
+        if v.shape != (c,):
+            raise ExportError(f"{_label(source)}: BatchNorm {prefix} has {v.size} channels, "
+                              f"layer {st.names[0]} has {c}")
+        entry[k] = v
+    return entry
+
+
+def _layer_params(source, st, wname, w, bname, b):
+    """One Conv2d/Linear layer's {"w", "b"} in the model's shapes (a Linear's
+    2-D weight gains unit axes; a missing bias is zero where the layer has
+    one), refusing wrong shapes, a nonzero bias the layer lacks and
+    non-finite values."""
+    ws = weight_shape(st)
+    w = np.asarray(w, np.float32)
+    if w.size != int(np.prod(ws)) or w.shape[0] != ws[0] or (w.ndim == 4 and w.shape != ws):
+        raise ExportError(f"{_label(source)}: {wname} has shape {tuple(w.shape)}, layer {st.names[0]} "
+                          f"({type(st.layer).__name__}) needs {ws if w.ndim == 4 else ws[:2]}")
+    w = np.ascontiguousarray(w.reshape(ws))
+    if has_bias(st):
+        b = np.zeros(ws[0], np.float32) if b is None else np.asarray(b, np.float32).reshape(-1)
+        if b.shape != (ws[0],):
+            raise ExportError(f"{_label(source)}: {bname} has {b.size} values, layer {st.names[0]} needs {ws[0]}")
+        b = np.ascontiguousarray(b)
+    elif b is not None and np.any(b):
+        raise ExportError(f"{_label(source)}: {bname} is a nonzero bias but layer {st.names[0]} has bias=False")
+    else:
+        b = None
+    if not (np.all(np.isfinite(w)) and (b is None or np.all(np.isfinite(b)))):
+        raise ExportError(f"{_label(source)}: {wname} holds non-finite values")
+    return {"w": w, "b": b}
 
 
 def _label(source):

@@ -264,17 +264,31 @@ def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
     choice; redone at every compile (the trainer recompiles after pruning)."""
     masked = [m is not None for m in masks]
     if not isinstance(sparse_exec, str):
-        choice = list(sparse_exec)
-        if len(choice) != len(masks) or any((c is None) != (not m) or c not in (None, True, False)
-                                            for c, m in zip(choice, masked)):
-            raise MappingError(f"execution choice {choice}: must be True/False per pruned layer, None per "
-                               f"unpruned one, for {len(masks)} layers")
-        return choice, [None] * len(masks)
+        return _given_execution(sparse_exec, masked), [None] * len(masks)
     if sparse_exec not in SPARSE_EXEC:
         raise MappingError(f"sparse_exec {sparse_exec!r}: choose one of {', '.join(SPARSE_EXEC)}")
     if sparse_exec != "auto" or not any(masked):
         return [(sparse_exec != "never") if m else None for m in masked], [None] * len(masks)
+    return _auto_execution(model, batch, masks, freeze, board)
+
+
+def _given_execution(sparse_exec, masked):
+    """A choice made before (a checkpoint's) as a list, checked against the
+    masks: True/False for each pruned layer, None for each unpruned one."""
+    choice = list(sparse_exec)
+    if len(choice) != len(masked) or any((c is None) != (not m) or c not in (None, True, False)
+                                         for c, m in zip(choice, masked)):
+        raise MappingError(f"execution choice {choice}: must be True/False per pruned layer, None per "
+                           f"unpruned one, for {len(masked)} layers")
+    return choice
+
+
+def _auto_execution(model, batch, masks, freeze, board):
+    """choose_execution for "auto": each masked layer's form from the cycle
+    model of the program lowered dense and sparse (one whose filters exceed
+    the sparse index's columns runs dense)."""
     from . import perfmodel
+    masked = [m is not None for m in masks]
     b = perfmodel.board(board or boards.DEFAULT_BOARD)
     fits = [m and _sparse_fits(st) for m, st in zip(masked, model.param_stages)]
     dense = _phase_cycles(_lower(model, batch, masks, freeze, [False] * len(masks)), b)

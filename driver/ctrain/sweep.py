@@ -205,6 +205,25 @@ def trials(spec):
         raise SweepError(f"--samples must be a positive integer, not {spec['samples']!r}")
     grid = spec["grid"]
     dists = {key: parse_distribution(key, str(text)) for key, text in spec["random"].items()}
+    _check_axes(parser, base, grid, dists)
+    rng = np.random.default_rng(spec["search_seed"])
+    samples = spec["samples"] if dists else 1
+    out = []
+    for point in itertools.product(*grid.values()):
+        for _ in range(samples):
+            settings = dict(zip(grid, point))
+            settings.update({key: _draw(rng, dist) for key, dist in sorted(dists.items())})
+            out.append(_trial(parser, base, settings))
+    ids = [t[0] for t in out]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise SweepError(f"two trials have the same options ({dup}): a grid axis repeats a value")
+    return out
+
+
+def _check_axes(parser, base, grid, dists):
+    """Every swept key a train option, swept once (grid or random, not also
+    after `--`), and the reserved options after `--` known to the parser."""
     both = set(grid) & set(dists)
     if both:
         raise SweepError(f"{sorted(both)[0]!r} is both a grid axis and a random setting")
@@ -216,28 +235,21 @@ def trials(spec):
     for a in base:
         if a.startswith("--") and _key(a.split("=")[0]) in RESERVED:
             _action(parser, _key(a.split("=")[0]))
-    rng = np.random.default_rng(spec["search_seed"])
-    samples = spec["samples"] if dists else 1
-    out = []
-    for point in itertools.product(*grid.values()):
-        for _ in range(samples):
-            settings = dict(zip(grid, point))
-            settings.update({key: _draw(rng, dist) for key, dist in sorted(dists.items())})
-            argv = list(base)
-            for key, value in settings.items():
-                argv += _option_args(parser, key, value)
-            try:
-                args = parser.parse_args(argv)
-            except SweepError as exc:
-                raise SweepError(f"trial {settings}: {exc} (options: {shlex.join(argv)})") from None
-            settings = {key: _flag_value(key, value) if _action(parser, key).nargs == 0
-                        else getattr(args, _action(parser, key).dest) for key, value in settings.items()}
-            out.append((trial_id(settings, argv), settings, argv))
-    ids = [t[0] for t in out]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise SweepError(f"two trials have the same options ({dup}): a grid axis repeats a value")
-    return out
+
+
+def _trial(parser, base, settings):
+    """(trial id, settings as the trainer reads them, argv) for one point:
+    the argv parsed now, so a bad value names its trial before any runs."""
+    argv = list(base)
+    for key, value in settings.items():
+        argv += _option_args(parser, key, value)
+    try:
+        args = parser.parse_args(argv)
+    except SweepError as exc:
+        raise SweepError(f"trial {settings}: {exc} (options: {shlex.join(argv)})") from None
+    settings = {key: _flag_value(key, value) if _action(parser, key).nargs == 0
+                else getattr(args, _action(parser, key).dest) for key, value in settings.items()}
+    return trial_id(settings, argv), settings, argv
 
 
 def trial_id(settings, argv):

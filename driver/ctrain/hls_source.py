@@ -55,19 +55,7 @@ def synthesis_branches(text, macros=None):
         s = line.strip()
         active = all(a for a, _ in stack)
         if s.startswith(("#if", "#ifdef", "#ifndef")):
-            cond = s
-            value = macros.eval(s[3:]) if macros is not None and s.startswith("#if ") else None
-            if value is None and macros is not None and s.startswith("#if ") and \
-                    re.fullmatch(r"\s*[A-Za-z_]\w*\s*", s[3:]) and s[3:].strip() not in macros.text:
-                value = 0   # the preprocessor reads an undefined identifier as 0
-            if "__SYNTHESIS__" in cond:
-                neg = cond.startswith("#ifndef") or "!defined(__SYNTHESIS__)" in cond \
-                    or "! defined(__SYNTHESIS__)" in cond
-                stack.append((not neg, True))
-            elif value is not None:
-                stack.append((bool(value), True))
-            else:
-                stack.append((True, False))
+            stack.append(_if_branch(s, macros))
             out.append("")
             continue
         if s.startswith("#else") or s.startswith("#elif"):
@@ -82,6 +70,23 @@ def synthesis_branches(text, macros=None):
             continue
         out.append(line if active else "")
     return "\n".join(out)
+
+
+def _if_branch(cond, macros):
+    """(active, decided_by_us) of an #if/#ifdef/#ifndef line `cond`: decided
+    where it tests __SYNTHESIS__ or (with `macros`) evaluates to an integer,
+    else left to the compiler (both branches kept)."""
+    value = macros.eval(cond[3:]) if macros is not None and cond.startswith("#if ") else None
+    if value is None and macros is not None and cond.startswith("#if ") and \
+            re.fullmatch(r"\s*[A-Za-z_]\w*\s*", cond[3:]) and cond[3:].strip() not in macros.text:
+        value = 0   # the preprocessor reads an undefined identifier as 0
+    if "__SYNTHESIS__" in cond:
+        neg = cond.startswith("#ifndef") or "!defined(__SYNTHESIS__)" in cond \
+            or "! defined(__SYNTHESIS__)" in cond
+        return not neg, True
+    if value is not None:
+        return bool(value), True
+    return True, False
 
 
 # ----------------------------------------------------------------- macros
@@ -319,6 +324,38 @@ def parse_functions(name, text, macros=None):
 _PRAGMA = re.compile(r"#pragma\s+HLS\s+(\w+)([^\n]*)", re.I)
 
 
+def _loop_header(header):
+    """(variable, bound) of a `for (v = ...; v < BOUND; ...)` header: the
+    bound of `<=` plus one, only the first clause of an `&&`; ("", "") for
+    anything else (while loops)."""
+    parts = header.split(";")
+    var, bound = "", ""
+    if len(parts) == 3:
+        vm = re.search(r"(\w+)\s*=", parts[0])
+        var = vm.group(1) if vm else ""
+        cm = re.match(r"\s*(\w+)\s*<=?\s*(.+)$", parts[1].strip())
+        if cm:
+            bound = cm.group(2).strip()
+            if "<=" in parts[1]:
+                bound = f"({bound}) + 1"
+            if "&&" in bound:
+                bound = bound.split("&&")[0].strip()
+    return var, bound
+
+
+def _loop_pragmas(own):
+    """(pipelined, fully unrolled, LOOP_TRIPCOUNT max) of a loop from the
+    pragmas directly inside its body `own` (before any nested loop)."""
+    nested = re.search(r"\b(?:for|while)\s*\(", own)
+    own = own[:nested.start()] if nested else own
+    pragmas = [(k.upper(), v) for k, v in _PRAGMA.findall(own)]
+    unroll = any(k == "UNROLL" and "factor" not in v.lower() for k, v in pragmas)
+    pipe = any(k == "PIPELINE" and "off" not in v.lower() for k, v in pragmas)
+    trip = next((re.search(r"max\s*=\s*(\S+)", v).group(1) for k, v in pragmas
+                 if k == "LOOP_TRIPCOUNT" and re.search(r"max\s*=", v)), "")
+    return pipe, unroll, trip
+
+
 def parse_loops(body):
     loops = []
     for m in re.finditer(r"(?:(\w+)\s*:\s*)?\b(?:for|while)\s*\(", body):
@@ -330,27 +367,8 @@ def parse_loops(body):
             continue
         b0 = p1 + 1 + rest.index("{")
         b1 = _match_brace(body, b0)
-        parts = header.split(";")
-        var, bound = "", ""
-        if len(parts) == 3:
-            vm = re.search(r"(\w+)\s*=", parts[0])
-            var = vm.group(1) if vm else ""
-            cm = re.match(r"\s*(\w+)\s*<=?\s*(.+)$", parts[1].strip())
-            if cm:
-                bound = cm.group(2).strip()
-                if "<=" in parts[1]:
-                    bound = f"({bound}) + 1"
-                if "&&" in bound:
-                    bound = bound.split("&&")[0].strip()
-        # pragmas directly inside the loop body (before any nested loop)
-        own = body[b0 + 1:b1]
-        nested = re.search(r"\b(?:for|while)\s*\(", own)
-        own = own[:nested.start()] if nested else own
-        pragmas = [(k.upper(), v) for k, v in _PRAGMA.findall(own)]
-        unroll = any(k == "UNROLL" and "factor" not in v.lower() for k, v in pragmas)
-        pipe = any(k == "PIPELINE" and "off" not in v.lower() for k, v in pragmas)
-        trip = next((re.search(r"max\s*=\s*(\S+)", v).group(1) for k, v in pragmas
-                     if k == "LOOP_TRIPCOUNT" and re.search(r"max\s*=", v)), "")
+        var, bound = _loop_header(header)
+        pipe, unroll, trip = _loop_pragmas(body[b0 + 1:b1])
         loops.append(Loop(m.group(1) or "", b0, b1, var, bound, pipe, unroll, trip))
     for lp in loops:   # loops nested in a pipelined loop are unrolled by HLS
         if any(o.pipelined and o.start < lp.start and lp.end <= o.end for o in loops):

@@ -378,6 +378,45 @@ def _ranges(eb, count, k, s, p, n_src):
     return np.maximum(0, hi - lo + 1)
 
 
+def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr, eb_all):
+    """Weight bursts of one FP/EB row tile: one run (FP) or one per c_out
+    channel (EB, unless eb_all loaded them all) without channel groups, else
+    per item, as its group's columns need them."""
+    eb, ci, kk, C = f["op"] == Op.CONV_EB, f["c_in"], f["k_h"] * f["k_w"], b.pe_cols
+    if p.groups == 1:
+        if not eb:
+            c.rd(f["src2"] + r0 * ci * kk, vr * ci * kk, ii=1)
+        elif not eb_all:
+            co = np.arange(p.cols, dtype=np.int64)
+            c.rd(f["src2"] + (co * ci + r0) * kk, vr * kk, ii=1)
+        return
+    w0 = grp_k * p.g * C
+    gc = np.minimum(p.g * C, p.cols - w0)
+    if not eb:
+        r = np.arange(vr, dtype=np.int64)[None, :]
+        at = f["src2"] + ((r0 + r) * ci + w0[:, None]) * kk
+        load.burst("rd", np.repeat(k, vr), at.ravel(), np.repeat(gc * kk, vr), 1)
+    else:
+        rep = np.repeat(k, gc)
+        gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gc) - gc, gc)
+        load.burst("rd", rep, f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, 1)
+
+
+def _conv_wg_store(f, p, b, c, r0, vr, c0, gsel):
+    """The WG row tile's gradient writes for channel group `gsel` (from
+    column c0), and its bias gradients after the first group."""
+    ci, kk = f["c_in"], f["k_h"] * f["k_w"]
+    gc = min(p.g * b.pe_cols, p.cols - c0)
+    if p.groups == 1:
+        c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * vr * ci * kk, ii=1)
+    else:
+        r = np.arange(vr, dtype=np.int64)
+        c.wr(f["dst"] + 4 * (((r0 + r) * ci + c0) * kk), 4 * gc * kk, ii=1)
+    if f["flags"] & Flag.BIAS and gsel == 0:
+        c.loop("ew", vr)
+        c.wr(f["dst2"] + 4 * r0, 4 * vr)
+
+
 def _dense_conv(f, b, c):
     op, n, ci, kh, kw = f["op"], f["n"], f["c_in"], f["k_h"], f["k_w"]
     kk, s, pd = kh * kw, f["stride"], f["pad"]
@@ -469,24 +508,7 @@ def _dense_conv(f, b, c):
                 rows_io(load, "rd", f["src"], r0, vr, everything)
                 comp.loop("pe", k, gct * kk * (y1_k - y0_k) * p.ow)
             else:
-                if p.groups == 1:
-                    if not eb:
-                        c.rd(f["src2"] + r0 * ci * kk, vr * ci * kk, ii=1)
-                    elif not eb_all:
-                        co = np.arange(p.cols, dtype=np.int64)
-                        c.rd(f["src2"] + (co * ci + r0) * kk, vr * kk, ii=1)
-                else:
-                    w0 = grp_k * p.g * C
-                    gc = np.minimum(p.g * C, p.cols - w0)
-                    if not eb:
-                        r = np.arange(vr, dtype=np.int64)[None, :]
-                        at = f["src2"] + ((r0 + r) * ci + w0[:, None]) * kk
-                        load.burst("rd", np.repeat(k, vr), at.ravel(), np.repeat(gc * kk, vr), 1)
-                    else:
-                        rep = np.repeat(k, gc)
-                        gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gc) - gc, gc)
-                        load.burst("rd", rep, f["src2"] + ((w0[rep] + gi) * ci + r0) * kk,
-                                   vr * kk, 1)
+                _conv_weights(f, p, b, c, load, k, grp_k, r0, vr, eb_all)
                 load_cols(load, grp_k)
                 last = grp_k == p.groups - 1
                 if mask:
@@ -497,15 +519,7 @@ def _dense_conv(f, b, c):
                 rows_io(store, "wr", f["dst"], r0, vr, last)
             _pipeline(c, load, comp, store)
             if wg:
-                gc = min(p.g * C, p.cols - c0)
-                if p.groups == 1:
-                    c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * vr * ci * kk, ii=1)
-                else:
-                    r = np.arange(vr, dtype=np.int64)
-                    c.wr(f["dst"] + 4 * (((r0 + r) * ci + c0) * kk), 4 * gc * kk, ii=1)
-                if bias and gsel == 0:
-                    c.loop("ew", vr)
-                    c.wr(f["dst2"] + 4 * r0, 4 * vr)
+                _conv_wg_store(f, p, b, c, r0, vr, c0, gsel)
 
 
 def _elementwise(f, b, c):
@@ -691,11 +705,7 @@ def _window_pass(f, g, b, c):
     src = f["src2"] if g.wg else f["src"]
     lanes = np.arange(n, dtype=np.int64)[:, None, None]
     if g.plane:   # whole planes per lane: once per batch tile, or per call with groups
-        pl = g.wh * g.ww
-        calls = 1 if g.groups == 1 else g.oh * len(_xtiles(g)[0])
-        for ch0 in range(0, g.red, g.cg):
-            chn = min(g.cg, g.red - ch0)
-            c.rd(src + (lanes[:, 0, 0] * g.red + ch0) * pl, chn * pl, times=calls)
+        _window_planes(g, c, src, lanes)
         return
     for y in range(g.oh):
         crow = [_paired(g.eb, y, ky, s, p, g.wh) for ky in range(kh)]
@@ -711,18 +721,35 @@ def _window_pass(f, g, b, c):
             lo, hi = max(base, 0), min(hi, g.ww)
             if hi <= lo:
                 continue
-            for ch0 in range(0, g.red, g.cg):
-                chn = min(g.cg, g.red - ch0)
-                chs = np.arange(ch0, ch0 + chn, dtype=np.int64)[None, :, None]
-                if lo == 0 and hi == g.ww and (not g.eb or g.wh == 1):
-                    if g.wh == 1 and g.ww == 1:
-                        c.rd(src + lanes[:, 0, 0] * g.red + ch0, chn)
-                    else:
-                        c.rd(src + ((lanes * g.red + chs) * g.wh + crow[ok[0]]) * g.ww,
-                             (ok[-1] - ok[0] + 1) * g.ww)
-                else:
-                    rws = _arr([crow[ky] for ky in ok])[None, None, :]
-                    c.rd(src + ((lanes * g.red + chs) * g.wh + rws) * g.ww + lo, hi - lo)
+            _window_tile(g, c, src, lanes, crow, ok, lo, hi)
+
+
+def _window_planes(g, c, src, lanes):
+    """Whole-plane window loads per lane (g.plane): once per batch tile, or
+    once per call when channel groups make every (row, x tile) a call."""
+    pl = g.wh * g.ww
+    calls = 1 if g.groups == 1 else g.oh * len(_xtiles(g)[0])
+    for ch0 in range(0, g.red, g.cg):
+        chn = min(g.cg, g.red - ch0)
+        c.rd(src + (lanes[:, 0, 0] * g.red + ch0) * pl, chn * pl, times=calls)
+
+
+def _window_tile(g, c, src, lanes, crow, ok, lo, hi):
+    """Window loads of one (output row, x tile) for every channel group:
+    one run of the rows `ok` when the tile spans whole source rows, else a
+    run of columns lo..hi per paired row `crow`."""
+    for ch0 in range(0, g.red, g.cg):
+        chn = min(g.cg, g.red - ch0)
+        chs = np.arange(ch0, ch0 + chn, dtype=np.int64)[None, :, None]
+        if lo == 0 and hi == g.ww and (not g.eb or g.wh == 1):
+            if g.wh == 1 and g.ww == 1:
+                c.rd(src + lanes[:, 0, 0] * g.red + ch0, chn)
+            else:
+                c.rd(src + ((lanes * g.red + chs) * g.wh + crow[ok[0]]) * g.ww,
+                     (ok[-1] - ok[0] + 1) * g.ww)
+        else:
+            rws = _arr([crow[ky] for ky in ok])[None, None, :]
+            c.rd(src + ((lanes * g.red + chs) * g.wh + rws) * g.ww + lo, hi - lo)
 
 
 def _lists(f, g, index):

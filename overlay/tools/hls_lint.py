@@ -164,6 +164,8 @@ class Source:
         self._scan()
 
     def _scan(self):
+        """Records every loop body and function body (self.blocks) and every
+        function definition (self.functions)."""
         toks = self.toks
         i = 0
         while i < len(toks):
@@ -176,19 +178,27 @@ class Source:
                 self.blocks[i + 1] = ("loop", matching(toks, i + 1))
             elif (t.kind == "id" and i + 1 < len(toks) and toks[i + 1].text == "("
                   and t.text not in ("if", "for", "while", "switch", "return", "sizeof")):
-                close = matching(toks, i + 1)
-                k = close + 1
-                while k < len(toks) and toks[k].text in ("const", "noexcept"):
-                    k += 1
-                prev = toks[i - 1].text if i else ""
-                if (k < len(toks) and toks[k].text == "{" and prev not in ("=", "return", ".", "->")
-                        and (i == 0 or toks[i - 1].kind == "id" or prev in ("*", "&", ">", "::"))):
-                    end = matching(toks, k)
-                    self.blocks[k] = ("function", end)
-                    self.functions.append(Function(t.text, self.path, self._params(i + 2, close), (k, end),
-                                                   self._template_params(i)))
-                    i = k  # keep scanning inside the body for loops
+                i = self._definition(i)
             i += 1
+
+    def _definition(self, i):
+        """Records the function defined by the name at i (a call or a
+        declaration is none); returns where the scan goes on: the body's
+        open brace (to find its loops), else i."""
+        toks = self.toks
+        close = matching(toks, i + 1)
+        k = close + 1
+        while k < len(toks) and toks[k].text in ("const", "noexcept"):
+            k += 1
+        prev = toks[i - 1].text if i else ""
+        if (k < len(toks) and toks[k].text == "{" and prev not in ("=", "return", ".", "->")
+                and (i == 0 or toks[i - 1].kind == "id" or prev in ("*", "&", ">", "::"))):
+            end = matching(toks, k)
+            self.blocks[k] = ("function", end)
+            self.functions.append(Function(toks[i].text, self.path, self._params(i + 2, close), (k, end),
+                                           self._template_params(i)))
+            return k  # keep scanning inside the body for loops
+        return i
 
     def _params(self, lo, hi):
         out = []
@@ -363,49 +373,68 @@ def null_pointers(sources, functions):
     """Call sites passing a possibly-null pointer, and functions testing a
     pointer parameter for null (the synthesis has no null pointer)."""
     findings = []
-    rel = os.path.relpath
     for s in sources:
-        toks = s.toks
-        for j, t in enumerate(toks):
-            if t.kind != "id" or t.text not in functions:
-                continue
-            k = j + 1
-            if k < len(toks) and toks[k].text == "<":  # template arguments
-                depth = 0
-                while k < len(toks):
-                    depth += {"<": 1, ">": -1}.get(toks[k].text, 0)
-                    if depth == 0:
-                        break
-                    k += 1
-                k += 1
-            if k >= len(toks) or toks[k].text != "(":
-                continue
-            close = matching(toks, k)
-            args = split_args(toks, k + 1, close)
-            for idx, arg in enumerate(args):
-                kind = null_kind(arg)
-                if kind is None:
-                    continue
-                pointer = any(idx < len(f.params) and f.params[idx][1] for _, f in functions[t.text])
-                texts = [a.text for a in arg]
-                if pointer or kind == "typed":
-                    findings.append(f"{rel(s.path)}:{t.line}: null-pointer: argument {idx + 1} of "
-                                    f"{t.text}() may be null ({' '.join(texts)})")
+        for j, t in enumerate(s.toks):
+            if t.kind == "id" and t.text in functions:
+                findings += _null_arguments(s, j, functions)
         for f in s.functions:
-            ptrs = {n for n, p in f.params if p}
-            lo, hi = f.body
-            for j in range(lo + 1, hi):
-                name = toks[j].text
-                if name not in ptrs or toks[j].kind != "id":
-                    continue
-                before, after = toks[j - 1].text, toks[j + 1].text if j + 1 < hi else ""
-                after2 = toks[j + 2].text if j + 2 < hi else ""
-                tested = ((before in ("(", "!", "&&", "||") and after in (")", "&&", "||", "?"))
-                          or after == "?" or (after in ("==", "!=") and after2 in NULLS))
-                if tested:
-                    findings.append(f"{rel(s.path)}:{toks[j].line}: null-pointer: {f.name}() tests "
-                                    f"pointer parameter `{name}` for null")
+            findings += _null_tests(s, f)
     return findings
+
+
+def _call_paren(toks, j):
+    """Index of the `(` opening the arguments of a call named at j (past
+    any template arguments), or None where j is not called."""
+    k = j + 1
+    if k < len(toks) and toks[k].text == "<":  # template arguments
+        depth = 0
+        while k < len(toks):
+            depth += {"<": 1, ">": -1}.get(toks[k].text, 0)
+            if depth == 0:
+                break
+            k += 1
+        k += 1
+    return None if k >= len(toks) or toks[k].text != "(" else k
+
+
+def _null_arguments(s, j, functions):
+    """Findings for the call at token j of source s: arguments that may be
+    null where the callee takes a pointer (or the null is typed)."""
+    toks, t = s.toks, s.toks[j]
+    k = _call_paren(toks, j)
+    if k is None:
+        return []
+    out = []
+    for idx, arg in enumerate(split_args(toks, k + 1, matching(toks, k))):
+        kind = null_kind(arg)
+        if kind is None:
+            continue
+        pointer = any(idx < len(f.params) and f.params[idx][1] for _, f in functions[t.text])
+        texts = [a.text for a in arg]
+        if pointer or kind == "typed":
+            out.append(f"{os.path.relpath(s.path)}:{t.line}: null-pointer: argument {idx + 1} of "
+                       f"{t.text}() may be null ({' '.join(texts)})")
+    return out
+
+
+def _null_tests(s, f):
+    """Findings for function f of source s testing a pointer parameter for
+    null (`!p`, `p ?`, `p == nullptr`, `(p)` as a condition)."""
+    toks, out = s.toks, []
+    ptrs = {n for n, p in f.params if p}
+    lo, hi = f.body
+    for j in range(lo + 1, hi):
+        name = toks[j].text
+        if name not in ptrs or toks[j].kind != "id":
+            continue
+        before, after = toks[j - 1].text, toks[j + 1].text if j + 1 < hi else ""
+        after2 = toks[j + 2].text if j + 2 < hi else ""
+        tested = ((before in ("(", "!", "&&", "||") and after in (")", "&&", "||", "?"))
+                  or after == "?" or (after in ("==", "!=") and after2 in NULLS))
+        if tested:
+            out.append(f"{os.path.relpath(s.path)}:{toks[j].line}: null-pointer: {f.name}() tests "
+                       f"pointer parameter `{name}` for null")
+    return out
 
 
 def source_paths(args):

@@ -467,9 +467,29 @@ def _rate(v):
 
 
 def format_report(report):
-    env = report["env"]
+    """The report as text: a header, one row per batch size and framework,
+    a note on the columns, and the ratio lines."""
     engine = report.get("engine", "numpy")
-    lines = [
+    lines = _report_header(report, engine)
+    for b, res in report["results"].items():
+        for fw in report["frameworks"]:
+            lines.append(_result_row(b, fw, res[fw]))
+    lines.append("")
+    lines.append(f"host = iteration wall time minus {engine} engine run time (Trainer, Runtime, driver, emulated "
+                 "device); img/CPU-s = images per second of the process's CPU time (all its threads; best round); "
+                 "peak RSS = high-water resident set (VmHWM / ru_maxrss) of a fresh process "
+                 "training that framework alone (+train: growth over its RSS before the first iteration)")
+    lines += _ratio_lines(report)
+    if report.get("torch_missing"):
+        lines.append("torch fp32: not installed (pip install torch) -- no ratio")
+    return "\n".join(lines)
+
+
+def _report_header(report, engine):
+    """The header lines: what ran, on what machine and software, then the
+    column titles."""
+    env = report["env"]
+    return [
         f"{report.get('model', 'lenet5')} training on {report['dataset']} ({report['train_images']} training images), "
         f"{engine} engine: {report['iters']} iterations x {report['rounds']} interleaved rounds per framework "
         f"and batch size (best round), after {report['warmup']} warm-up iterations",
@@ -481,22 +501,25 @@ def format_report(report):
         f"{'batch':>5}  {'framework':<31} {'images/s':>9} {'ms/iter':>8} {'engine ms':>9} {'host ms':>8} "
         f"{'host %':>6} {'img/CPU-s':>9} {'peak RSS MiB':>12} {'(+train)':>9}",
     ]
-    for b, res in report["results"].items():
-        for fw in report["frameworks"]:
-            r = res[fw]
-            eng = f"{r['engine_ms']:9.2f}" if r["engine_ms"] is not None else f"{'-':>9}"
-            host = f"{r['host_ms']:8.2f}" if r["host_ms"] is not None else f"{'-':>8}"
-            pct = f"{100 * r['host_ms'] / r['ms_per_iter']:5.1f}%" if r["host_ms"] is not None else f"{'-':>6}"
-            mem = (f"{r['peak_rss_mib']:12.0f} {'+%.0f' % r['train_rss_mib']:>9}" if "peak_rss_mib" in r
-                   else f"{'-':>12} {'':>9}")
-            cpu = _rate(r["images_per_cpu_s"]) if r.get("images_per_cpu_s") else f"{'-':>9}"
-            lines.append(f"{b:>5}  {LABELS[fw]:<31} {_rate(r['images_per_s'])} {r['ms_per_iter']:8.2f} {eng} "
-                         f"{host} {pct} {cpu} {mem}")
-    lines.append("")
-    lines.append(f"host = iteration wall time minus {engine} engine run time (Trainer, Runtime, driver, emulated "
-                 "device); img/CPU-s = images per second of the process's CPU time (all its threads; best round); "
-                 "peak RSS = high-water resident set (VmHWM / ru_maxrss) of a fresh process "
-                 "training that framework alone (+train: growth over its RSS before the first iteration)")
+
+
+def _result_row(b, fw, r):
+    """One table row: framework `fw`'s results `r` at batch size `b` ('-'
+    where a figure was not measured)."""
+    eng = f"{r['engine_ms']:9.2f}" if r["engine_ms"] is not None else f"{'-':>9}"
+    host = f"{r['host_ms']:8.2f}" if r["host_ms"] is not None else f"{'-':>8}"
+    pct = f"{100 * r['host_ms'] / r['ms_per_iter']:5.1f}%" if r["host_ms"] is not None else f"{'-':>6}"
+    mem = (f"{r['peak_rss_mib']:12.0f} {'+%.0f' % r['train_rss_mib']:>9}" if "peak_rss_mib" in r
+           else f"{'-':>12} {'':>9}")
+    cpu = _rate(r["images_per_cpu_s"]) if r.get("images_per_cpu_s") else f"{'-':>9}"
+    return (f"{b:>5}  {LABELS[fw]:<31} {_rate(r['images_per_s'])} {r['ms_per_iter']:8.2f} {eng} "
+            f"{host} {pct} {cpu} {mem}")
+
+
+def _ratio_lines(report):
+    """The ratio lines of every RATIOS pair that both ran (images/s, then
+    images per CPU second where measured), and fixed-point's host CPU share."""
+    lines = []
     for num, den, label in RATIOS:
         if num in report["frameworks"] and den in report["frameworks"]:
             ratios = ", ".join(f"batch {b}: {res[num]['images_per_s'] / res[den]['images_per_s']:.2f}x"
@@ -515,9 +538,7 @@ def format_report(report):
             lines.append("host share of ctrain fixed-point's CPU time (process CPU time minus the engine's, "
                          "round of least CPU time): " + ", ".join(f"batch {b}: {r['fixed']['host_cpu_pct']:.1f}%"
                                                               for b, r in res.items()))
-    if report.get("torch_missing"):
-        lines.append("torch fp32: not installed (pip install torch) -- no ratio")
-    return "\n".join(lines)
+    return lines
 
 
 def bench_parser(p):

@@ -77,37 +77,68 @@ def _mutate_insn(rng, f, ddr_size, table_len):
             or (kind == "overlap" and len(nonempty) < 2)):
         kind = "opcode"
     if kind == "opcode":
-        r = rng.random()
-        if r < 0.3:
-            return {"op": 0}, "opcode 0 (OP_INVALID)"
-        if r < 0.6:
-            bad = int(rng.choice([int(Op.COUNT), int(rng.integers(int(Op.COUNT), 1 << 32))]))
-            return {"op": bad}, f"opcode {bad}"
-        allowed = validate.ALLOWED_FLAGS.get(Op(op), 0)
-        bit = next(1 << int(b) for b in rng.permutation(32) if not (1 << int(b)) & allowed)
-        return {"flags": f["flags"] | bit}, f"flag bit {bit:#x}"
+        return _bad_opcode(rng, f)
     if kind == "shape":
-        name = str(rng.choice(_SHAPE_FIELDS[_shape_group(op)]))
-        lim = LIMITS[_LIMIT_OF[name]]
-        value = int(rng.choice([0, lim + 1, f[name] + 1, max(f[name] - 1, 0), 1 << 31]))
-        return {name: value}, f"{name} {f[name]} -> {value}"
+        return _bad_shape(rng, f)
     if kind == "slot":
-        name = used[int(rng.integers(len(used)))][0]
-        reach = validate.PAR["COUNT"] - 1 if name == "e_par" else 0
-        value = max(table_len - reach, 0) + int(rng.integers(0, 4))
-        return {name: value}, f"{name} {f[name]} -> {value} (table_len {table_len})"
-    if kind == "overlap":  # move one operand onto another (check() keeps only real clashes)
-        i, j = (int(k) for k in rng.choice(len(nonempty), 2, replace=False))
-        name, addr, _, align = nonempty[i]
-        target = nonempty[j][1] + int(rng.integers(0, max(nonempty[j][2], 1)))
-        value = target - target % align
-        return {name: value}, f"{name} {addr} -> {value} (onto {nonempty[j][0]})"
+        return _bad_slot(rng, f, used, table_len)
+    if kind == "overlap":
+        return _overlap(rng, nonempty)
     if kind == "align":
         aligned = [o for o in operands if o[3] > 1]
         if aligned:
-            name, addr, _, align = aligned[int(rng.integers(len(aligned)))]
-            value = addr + int(rng.integers(1, align))
-            return {name: value}, f"{name} {addr} -> {value} (align {align})"
+            return _misalign(rng, aligned)
+    return _out_of_window(rng, operands, ddr_size)
+
+
+def _bad_opcode(rng, f):
+    """OP_INVALID, an opcode past the last, or a flag bit the op does not allow."""
+    r = rng.random()
+    if r < 0.3:
+        return {"op": 0}, "opcode 0 (OP_INVALID)"
+    if r < 0.6:
+        bad = int(rng.choice([int(Op.COUNT), int(rng.integers(int(Op.COUNT), 1 << 32))]))
+        return {"op": bad}, f"opcode {bad}"
+    allowed = validate.ALLOWED_FLAGS.get(Op(f["op"]), 0)
+    bit = next(1 << int(b) for b in rng.permutation(32) if not (1 << int(b)) & allowed)
+    return {"flags": f["flags"] | bit}, f"flag bit {bit:#x}"
+
+
+def _bad_shape(rng, f):
+    """A shape field of the op's group at 0, past its limit, off by one or huge."""
+    name = str(rng.choice(_SHAPE_FIELDS[_shape_group(f["op"])]))
+    lim = LIMITS[_LIMIT_OF[name]]
+    value = int(rng.choice([0, lim + 1, f[name] + 1, max(f[name] - 1, 0), 1 << 31]))
+    return {name: value}, f"{name} {f[name]} -> {value}"
+
+
+def _bad_slot(rng, f, used, table_len):
+    """A parameter-table slot the op uses, moved to or past the table's end."""
+    name = used[int(rng.integers(len(used)))][0]
+    reach = validate.PAR["COUNT"] - 1 if name == "e_par" else 0
+    value = max(table_len - reach, 0) + int(rng.integers(0, 4))
+    return {name: value}, f"{name} {f[name]} -> {value} (table_len {table_len})"
+
+
+def _overlap(rng, nonempty):
+    """One operand moved onto another (check() keeps only real clashes)."""
+    i, j = (int(k) for k in rng.choice(len(nonempty), 2, replace=False))
+    name, addr, _, align = nonempty[i]
+    target = nonempty[j][1] + int(rng.integers(0, max(nonempty[j][2], 1)))
+    value = target - target % align
+    return {name: value}, f"{name} {addr} -> {value} (onto {nonempty[j][0]})"
+
+
+def _misalign(rng, aligned):
+    """An operand that needs alignment moved off it."""
+    name, addr, _, align = aligned[int(rng.integers(len(aligned)))]
+    value = addr + int(rng.integers(1, align))
+    return {name: value}, f"{name} {addr} -> {value} (align {align})"
+
+
+def _out_of_window(rng, operands, ddr_size):
+    """An operand straddling the end of the DDR window, past it, or at the
+    top of the 32-bit address space."""
     name, addr, nbytes, _ = operands[int(rng.integers(len(operands)))]
     r = rng.random()
     if r < 0.6:  # straddles the end of the window, 8-byte aligned

@@ -529,26 +529,11 @@ def _operators(src, instances, dsp_kind):
         shared = {}   # kind -> Item of the widest sequential operator
         widths = None
         seen = set()
-        body = f.body
-        for m in re.finditer(r"(?<![*/%=<>!&|+\-])([*/%])(?![*/=])", body):
-            op, pos = m.group(1), m.start()
-            line_start = body.rfind("\n", 0, pos) + 1
-            line = body[line_start:body.find("\n", pos)]
-            if line.lstrip().startswith("#"):
+        for m in re.finditer(r"(?<![*/%=<>!&|+\-])([*/%])(?![*/=])", f.body):
+            o = _operation(src, f, m)
+            if o is None:
                 continue
-            left = _operand(body[line_start:pos], "left")
-            right = _operand(body[pos + 1:], "right")
-            if not left or not right:
-                continue
-            lt = re.findall(r"[A-Za-z_]\w*", left)
-            if op == "*" and lt and (src.types.known(lt[-1]) or lt[-1] in ("const", "return")) \
-                    and not left.rstrip().endswith((")", "]")):
-                continue   # a pointer declaration or a cast to a pointer
-            if op == "*" and re.match(r"\(\s*\(\s*[\w:]+\s*\)\s*1\s*<<", right):
-                continue   # x * ((T)1 << s): a shift
-            lc, rc = _is_const(src, f, pos, left), _is_const(src, f, pos, right)
-            if lc and rc:
-                continue
+            op, pos, line, left, right, lc, rc = o
             names = re.findall(r"[A-Za-z_]\w*", left + " " + right)
             k = src.unroll_factor(f, pos, names)
             pc, sc = src.copies_of(f.name, names) if f.inline else (pipe_copies, seq_copies)
@@ -561,38 +546,78 @@ def _operators(src, instances, dsp_kind):
                 continue   # the same expression again in the function: HLS computes it once
             seen.add(key)
             widths = widths or _Widths(src, f)
+            add = (items, shared, n, seq)
             if op == "*":
-                if lc or rc:
-                    continue   # constant multiplication: shifts and adds
-                wa, wb = widths.of(left), widths.of(right)
-                lhs = re.match(r"\s*(?:const\s+)?(?:[\w:<>]+\s+)?([A-Za-z_]\w*)\s*=[^=]", line)
-                int8 = int(wa <= 8 and wb <= 8)
-                if lhs and lhs.group(1) in fabric_muls(f.body):
-                    _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
-                         f"{wa}x{wb} bit in fabric (BIND_OP impl=fabric)", "lut", fabric_mul_luts(wa, wb),
-                         products=int8)
-                    continue
-                # a cast to a wider type widens the product (C: (int64_t)a * b)
-                d = dsp_per_mul(wa, wb, dsp_kind,
-                                max(wa, wb, 32, widths.cast(left), widths.cast(right)))
-                _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} * {right.strip()}",
-                     f"{wa}x{wb} bit", "dsp", d, products=int8)
-                continue
-            if rc:
-                vals = _const_value(src, f, right)
-                if vals is not None and all(v > 0 and (v & (v - 1)) == 0 for v in vals):
-                    continue   # powers of two: a shift
-                if vals is not None or right.strip() in src.unrolled_vars(f, pos):
-                    wa = widths.of(left)
-                    d = dsp_per_mul(wa, 32, dsp_kind, 2 * max(wa, 32))
-                    _add(items, shared, n, seq, "mul", f"{where}: {left.strip()} {op} {right.strip()}",
-                         f"constant divisor {vals}: reciprocal multiply", "dsp", d)
-                    continue
-            w = max(widths.of(left), widths.of(right))
-            _add(items, shared, n, seq, "div", f"{where}: {left.strip()} {op} {right.strip()}",
-                 f"{w}-bit divider", "lut", divider_luts(w, True), divider_luts(w, False))
+                _mul_item(f, widths, dsp_kind, add, where, line, left, right, lc or rc)
+            else:
+                _div_item(src, f, widths, dsp_kind, add, where, op, pos, left, right, rc)
         items.extend(shared.values())
     return items
+
+
+def _operation(src, f, m):
+    """(op, pos, line, left, right, left constant, right constant) of the
+    operator match `m` in f's body, or None where it is no arithmetic to
+    count: a preprocessor line, a pointer declaration or cast, a shift
+    written as a product, or constants on both sides."""
+    body = f.body
+    op, pos = m.group(1), m.start()
+    line_start = body.rfind("\n", 0, pos) + 1
+    line = body[line_start:body.find("\n", pos)]
+    if line.lstrip().startswith("#"):
+        return None
+    left = _operand(body[line_start:pos], "left")
+    right = _operand(body[pos + 1:], "right")
+    if not left or not right:
+        return None
+    lt = re.findall(r"[A-Za-z_]\w*", left)
+    if op == "*" and lt and (src.types.known(lt[-1]) or lt[-1] in ("const", "return")) \
+            and not left.rstrip().endswith((")", "]")):
+        return None   # a pointer declaration or a cast to a pointer
+    if op == "*" and re.match(r"\(\s*\(\s*[\w:]+\s*\)\s*1\s*<<", right):
+        return None   # x * ((T)1 << s): a shift
+    lc, rc = _is_const(src, f, pos, left), _is_const(src, f, pos, right)
+    if lc and rc:
+        return None
+    return op, pos, line, left, right, lc, rc
+
+
+def _mul_item(f, widths, dsp_kind, add, where, line, left, right, const):
+    """A multiplier (see _add for `add`): none by a constant (shifts and
+    adds), LUTs where BIND_OP puts it in fabric, else DSPs for its widths."""
+    if const:
+        return   # constant multiplication: shifts and adds
+    wa, wb = widths.of(left), widths.of(right)
+    lhs = re.match(r"\s*(?:const\s+)?(?:[\w:<>]+\s+)?([A-Za-z_]\w*)\s*=[^=]", line)
+    int8 = int(wa <= 8 and wb <= 8)
+    if lhs and lhs.group(1) in fabric_muls(f.body):
+        _add(*add, "mul", f"{where}: {left.strip()} * {right.strip()}",
+             f"{wa}x{wb} bit in fabric (BIND_OP impl=fabric)", "lut", fabric_mul_luts(wa, wb),
+             products=int8)
+        return
+    # a cast to a wider type widens the product (C: (int64_t)a * b)
+    d = dsp_per_mul(wa, wb, dsp_kind, max(wa, wb, 32, widths.cast(left), widths.cast(right)))
+    _add(*add, "mul", f"{where}: {left.strip()} * {right.strip()}", f"{wa}x{wb} bit", "dsp", d,
+         products=int8)
+
+
+def _div_item(src, f, widths, dsp_kind, add, where, op, pos, left, right, const):
+    """A divider or remainder (see _add for `add`): none by powers of two
+    (a shift), a reciprocal multiply by other known constants, else a
+    divider core."""
+    if const:
+        vals = _const_value(src, f, right)
+        if vals is not None and all(v > 0 and (v & (v - 1)) == 0 for v in vals):
+            return   # powers of two: a shift
+        if vals is not None or right.strip() in src.unrolled_vars(f, pos):
+            wa = widths.of(left)
+            d = dsp_per_mul(wa, 32, dsp_kind, 2 * max(wa, 32))
+            _add(*add, "mul", f"{where}: {left.strip()} {op} {right.strip()}",
+                 f"constant divisor {vals}: reciprocal multiply", "dsp", d)
+            return
+    w = max(widths.of(left), widths.of(right))
+    _add(*add, "div", f"{where}: {left.strip()} {op} {right.strip()}",
+         f"{w}-bit divider", "lut", divider_luts(w, True), divider_luts(w, False))
 
 
 def fabric_muls(body):
@@ -681,6 +706,25 @@ def multiplexers(src, arrs, instances):
     through call arguments: reads of complete partitions; reads, and the
     writes of unrolled copies, of cyclic and block ones not provably aligned
     (_aligned)."""
+    items = []
+    for fn, arrmap in _bound_arrays(src, arrs).items():
+        f = src.functions[fn]
+        copies = instances.get(fn, 0)
+        if copies == 0:
+            continue
+        for local, a in arrmap.items():
+            for m in re.finditer(r"\b" + re.escape(local) + r"((?:\s*\[[^\[\]]*(?:\[[^\]]*\][^\[\]]*)*\])+)",
+                                 f.body):
+                it = _mux_item(src, f, local, a, m, copies)
+                if it is not None:
+                    items.append(it)
+    return items
+
+
+def _bound_arrays(src, arrs):
+    """{function: {local name: Array}} of the banked arrays each function
+    sees: its own, and those its callers pass to array parameters
+    (followed four call levels deep)."""
     by_func = {}
     for a in arrs:
         if isinstance(a, Array) and ((a.partitioned or a.cyclic) and a.banks > 1 or a.reshaped):
@@ -696,39 +740,43 @@ def multiplexers(src, arrs, instances):
                 name = a.strip()
                 if name in known and i < len(params) and (params[i][2] or _array_typedef(src, params[i][0])):
                     bound.setdefault(callee, {})[params[i][1]] = known[name]
-    items = []
-    for fn, arrmap in bound.items():
-        f = src.functions[fn]
-        copies = instances.get(fn, 0)
-        if copies == 0:
-            continue
-        for local, a in arrmap.items():
-            for m in re.finditer(r"\b" + re.escape(local) + r"((?:\s*\[[^\[\]]*(?:\[[^\]]*\][^\[\]]*)*\])+)",
-                                 f.body):
-                tail = f.body[m.end():m.end() + 3].lstrip()
-                write = tail.startswith("=") and not tail.startswith("==")
-                unroll = src.unroll_factor(f, m.start())
-                idx = re.findall(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]", m.group(1))
-                n_sel = 1
-                for d, e in enumerate(idx, start=1):
-                    per_copy = _is_const(src, f, m.start(), e) or \
-                        all(src.macros.eval(i) is not None or i in src.unrolled_vars(f, m.start())
-                            for i in re.findall(r"[A-Za-z_]\w*", e))
-                    if (d in a.partitioned or d in a.reshaped) and not write and not per_copy:
-                        n_sel *= a.dims[d - 1]
-                    elif d in a.cyclic and not per_copy and (not write or unroll > 1):
-                        kind, fac = a.cyclic[d]
-                        if not (kind == "cyclic" and _aligned(src, f, m.start(), e, fac)):
-                            n_sel *= fac   # a write of unrolled copies: each bank picks its copy's data
-                if n_sel <= 1:
-                    continue
-                n = unroll * copies
-                elem = a.width // math.prod(a.dims[d - 1] for d in a.reshaped) if a.reshaped else a.width
-                lut = elem * math.ceil((n_sel - 1) / 3)
-                items.append(Item("mux", f"{fn}: {local}{m.group(1)}{' (write)' if write else ''} "
-                                  f"({a.function}:{a.name})", n,
-                                  f"{n_sel}:1 x {elem} bit, {lut} LUT each", lut=n * lut))
-    return items
+    return bound
+
+
+def _mux_item(src, f, local, a, m, copies):
+    """The multiplexer Item of access `m` to array `a` (as `local` in f), or
+    None where every copy reads or writes one fixed bank."""
+    tail = f.body[m.end():m.end() + 3].lstrip()
+    write = tail.startswith("=") and not tail.startswith("==")
+    unroll = src.unroll_factor(f, m.start())
+    idx = re.findall(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]", m.group(1))
+    n_sel = _bank_choices(src, f, m.start(), a, idx, write, unroll)
+    if n_sel <= 1:
+        return None
+    n = unroll * copies
+    elem = a.width // math.prod(a.dims[d - 1] for d in a.reshaped) if a.reshaped else a.width
+    lut = elem * math.ceil((n_sel - 1) / 3)
+    return Item("mux", f"{f.name}: {local}{m.group(1)}{' (write)' if write else ''} "
+                f"({a.function}:{a.name})", n, f"{n_sel}:1 x {elem} bit, {lut} LUT each", lut=n * lut)
+
+
+def _bank_choices(src, f, pos, a, idx, write, unroll):
+    """How many banks of `a` one access with index expressions `idx` may
+    select at run time: the product over its dimensions indexed by values
+    that vary per copy (complete and block partitions on reads; cyclic
+    ones, on writes of unrolled copies too, unless _aligned)."""
+    n_sel = 1
+    for d, e in enumerate(idx, start=1):
+        per_copy = _is_const(src, f, pos, e) or \
+            all(src.macros.eval(i) is not None or i in src.unrolled_vars(f, pos)
+                for i in re.findall(r"[A-Za-z_]\w*", e))
+        if (d in a.partitioned or d in a.reshaped) and not write and not per_copy:
+            n_sel *= a.dims[d - 1]
+        elif d in a.cyclic and not per_copy and (not write or unroll > 1):
+            kind, fac = a.cyclic[d]
+            if not (kind == "cyclic" and _aligned(src, f, pos, e, fac)):
+                n_sel *= fac   # a write of unrolled copies: each bank picks its copy's data
+    return n_sel
 
 
 def _array_typedef(src, ptype):
@@ -744,50 +792,62 @@ def _aligned(src, f, pos, expr, factor):
     only ever hold such multiples (set to 0 or to a multiple, stepped by a
     multiple; locals assigned once are read through). Anything else is not
     (HLS then selects the bank at run time)."""
-    unrolled = src.unrolled_vars(f, pos)
-    visiting = set()
+    return _Alignment(src, f, pos, factor).term_ok(expr, 0)
 
-    def multiple(e):
-        return all(v is not None and v % factor == 0 for v in src.eval_in(f, e))
 
-    def local_value(name):
-        defs = re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+);", f.body)
+class _Alignment:
+    """The proof of _aligned for one access: what it knows of f's variables
+    (the unrolled loop indices at `pos`, the variables being followed)."""
+
+    def __init__(self, src, f, pos, factor):
+        self.src, self.f, self.factor = src, f, factor
+        self.unrolled = src.unrolled_vars(f, pos)
+        self.visiting = set()
+
+    def multiple(self, e):
+        """Whether every value expression `e` takes is a multiple of the factor."""
+        return all(v is not None and v % self.factor == 0 for v in self.src.eval_in(self.f, e))
+
+    def local_value(self, name):
+        """The one expression a local assigned once holds, else None."""
+        defs = re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+);", self.f.body)
         return defs[0] if len(defs) == 1 and not re.search(rf"\b{name}\s*(\+\+|--|[-+*/]=)|(\+\+|--){name}\b",
-                                                           f.body) else None
+                                                           self.f.body) else None
 
-    def aligned_var(name):
-        if name in visiting:
+    def aligned_var(self, name):
+        """Whether variable `name` only ever holds 0 or aligned values, stepped
+        by multiples (False where it is defined through itself)."""
+        if name in self.visiting:
             return False   # defined through itself (x = x + 1): not provable here
-        visiting.add(name)
-        if re.search(rf"(\+\+|--)\s*{name}\b|\b{name}\s*(\+\+|--|-=|\*=|/=)", f.body):
+        self.visiting.add(name)
+        if re.search(rf"(\+\+|--)\s*{name}\b|\b{name}\s*(\+\+|--|-=|\*=|/=)", self.f.body):
             return False
-        sets = [_rhs(s) for s in re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+)", f.body)]
-        steps = [_rhs(s) for s in re.findall(rf"\b{name}\s*\+=\s*([^;]+)", f.body)]
-        return bool(sets or steps) and all(s.strip() == "0" or term_ok(s, 0, False) for s in sets) and \
-            all(multiple(s) for s in steps)
+        sets = [_rhs(s) for s in re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+)", self.f.body)]
+        steps = [_rhs(s) for s in re.findall(rf"\b{name}\s*\+=\s*([^;]+)", self.f.body)]
+        return bool(sets or steps) and all(s.strip() == "0" or self.term_ok(s, 0, False) for s in sets) and \
+            all(self.multiple(s) for s in steps)
 
-    def term_ok(term, depth, lane_ok=True):
+    def term_ok(self, term, depth, lane_ok=True):
+        """Whether `term` is aligned (`lane_ok`: an unrolled index or constant may be added)."""
         s = re.sub(r"^\(\s*(?:const\s+)?[\w:<> ]+\s*\)\s*", "", term.strip())   # a cast
         while s.startswith("(") and s.endswith(")") and _balanced(s[1:-1]):
             s = s[1:-1].strip()
-        if src.macros.eval(s) is not None:
-            return lane_ok or multiple(s)
-        if s in unrolled:
+        if self.src.macros.eval(s) is not None:
+            return lane_ok or self.multiple(s)
+        if s in self.unrolled:
             return lane_ok
         parts = _split_top(s, "+")
         if len(parts) > 1:
-            return all(term_ok(p, depth, lane_ok) for p in parts)
+            return all(self.term_ok(p, depth, lane_ok) for p in parts)
         prod = _split_top(s, "*")
         if len(prod) > 1:
-            return any(multiple(p) for p in prod)
+            return any(self.multiple(p) for p in prod)
         if re.fullmatch(r"[A-Za-z_]\w*", s) and depth < 4:
-            v = local_value(s)
-            if v is not None and s not in f.template:
-                return term_ok(v, depth + 1, lane_ok)
-            return aligned_var(s)
+            v = self.local_value(s)
+            if v is not None and s not in self.f.template:
+                return self.term_ok(v, depth + 1, lane_ok)
+            return self.aligned_var(s)
         return False
-
-    return term_ok(expr, 0)
 
 
 def _rhs(s):

@@ -143,3 +143,17 @@ def test_csim_testbench_every_board():
     for board, (rc, out) in results.items():
         assert rc == 0, (board, out[-3000:])
         assert re.search(rf"ctrain_tb \({board}, PE \d+x\d+\): \d+ checks, 0 failures", out), board
+
+
+def test_tripcounts_come_from_named_constants():
+    """HLS rule 3 (docs/overlay.md): a LOOP_TRIPCOUNT's bounds are built from
+    configuration or ISA constants; a bare number above 2 is a guess that
+    drifts when a board or limit changes."""
+    bare = []
+    for path in sorted((OVERLAY / "hls").glob("*.[ch]*")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            m = re.search(r"#pragma HLS LOOP_TRIPCOUNT(.*)", line)
+            if m and any(int(v) > 2 for v in re.findall(r"(?:min|max)\s*=\s*(\d+)\s*(?:$|\s)", m.group(1))):
+                bare.append(f"{path.name}:{n}: {line.strip()}")
+    assert not bare, "\n".join(bare)
+    assert re.findall(r"(?:min|max)\s*=\s*(\d+)\s*(?:$|\s)", " min=1 max=4096") == ["1", "4096"]

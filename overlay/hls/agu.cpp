@@ -10,7 +10,7 @@ void agu_rd_bytes(const ddr_t *ddr, uint32_t addr, uint8_t *buf, uint32_t len) {
 rd_bytes:
     for (uint32_t b = 0; b < g.beats; b++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=2 max=129
+#pragma HLS LOOP_TRIPCOUNT min=1 max=BURST_BEATS(CTRAIN_INSN_BYTES)
         const int lo = agu_lo(g, b), hi = agu_hi(g, b);
         const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
         for (int l = 0; l < DDR_BEAT; l++) {
@@ -30,7 +30,7 @@ void agu_wr_bytes(ddr_t *ddr, uint32_t addr, const uint8_t *buf, uint32_t len) {
 wr_bytes:
     for (uint32_t b = 0; b < g.beats; b++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=2 max=33
+#pragma HLS LOOP_TRIPCOUNT min=1 max=BURST_BEATS(CTRAIN_STATS_BYTES)
         const int lo = agu_lo(g, b), hi = agu_hi(g, b);
         beat_t w = beat_zero();
         for (int l = 0; l < DDR_BEAT; l++) {

@@ -126,7 +126,7 @@ void ctrain_top(ddr_t *ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
     uint32_t i = 0;
 run:
     for (; i < n_insn; i++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=1024
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_PROGRAM
         *pc = i; /* progress: a driver timeout reports the instruction reached */
         ctrain_insn_t f;
         fetch_insn(ddr, prog, i, f);

@@ -175,7 +175,7 @@ static void avgpool_fp(ddr_t *ddr, const ctrain_insn_t &f, avg_recip_t r, int sh
 #pragma HLS BIND_STORAGE variable=orow type=ram_2p impl=lutram
 plane:
     for (uint32_t nc = 0; nc < planes; nc++, in_plane += plane_in) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_PLANES
         uint32_t win_at = in_plane;   /* input row y*s of this plane */
     out_row:
         for (uint32_t y = 0; y < f.h_out; y++, win_at += row_step, out_row_at += w_out) {
@@ -245,7 +245,7 @@ clear:
     }
 plane:
     for (uint32_t nc = 0; nc < planes; nc++, err_plane += plane_out) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=4096
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_PLANES
         int lo_prev = 0;
         uint32_t lo_at = err_plane;   /* error row oy_lo of this plane */
     in_row:

@@ -308,7 +308,7 @@ static int64_t first_bad_ptr(const ddr_t *ddr, uint32_t addr, uint32_t count, ui
     uint32_t prev = 0;
 ptr_chunk:
     for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_SPARSE_COLS + 1)
         const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
         agu_rd_u32<CTRAIN_CHUNK>(ddr, addr + 4 * i0, buf, len);
         int64_t bad = -1;
@@ -338,7 +338,7 @@ static int64_t first_not_below(const ddr_t *ddr, uint32_t addr, uint32_t count, 
     uint16_t buf16[CTRAIN_CHUNK];
 below_chunk:
     for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_COUNT)
         const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
         if (wide)
             agu_rd_u32<CTRAIN_CHUNK>(ddr, addr + 4 * i0, buf32, len);

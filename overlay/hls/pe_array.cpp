@@ -58,7 +58,8 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
 pass_step:
     for (uint32_t i = 0; i < total; i++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+    /* each step pairs an on-chip weight word with an output position of the band */
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP*CONV_OUT
         /* Every step reaches a different register sum; a run writes its
          * accumulator (tap or position) once, at its end. */
 #pragma HLS DEPENDENCE variable=tacc type=inter false

@@ -646,7 +646,8 @@ static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
 step:
     for (uint32_t s = 0; s < total; s++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+    /* T tiles per kept weight (an empty row one masked step per tile), T <= SP_OD + 1 */
+#pragma HLS LOOP_TRIPCOUNT min=1 max=(SP_OD+1)*(SP_LIST+SP_OD)
         /* a kept weight's accumulator is written once, at its last tile */
 #pragma HLS DEPENDENCE variable=tacc type=inter false
 #pragma HLS DEPENDENCE variable=out type=inter false
@@ -859,7 +860,8 @@ spp_chunk:
         /* The pipeline over items: load k+1 || compute k || store k-1. */
     spp_items:
         for (int k = -1; k <= items; k++) {
-#pragma HLS LOOP_TRIPCOUNT min=2 max=4096
+        /* items: batch groups x output-row bands, and the pipeline's fill and drain */
+#pragma HLS LOOP_TRIPCOUNT min=2 max=CTRAIN_MAX_BATCH*CTRAIN_MAX_DIM+2
             const bool region = k >= 0 && k < items;
             if (region)
                 CTRAIN_REGION_BEGIN();

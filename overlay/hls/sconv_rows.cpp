@@ -252,7 +252,7 @@ pair_rows:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
         load_ch_rows:
             for (int ch = 0; ch < chn; ch++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
                 const uint32_t at =
                     (((uint32_t)(b0 + c) * g.red + ch0 + ch) * g.wh + crow[ky_first]) * g.ww;
                 agu_rd_q8_lane<SP_COPIES, SP_WIN, PE_COLS>(ddr, src + at, win,
@@ -267,7 +267,7 @@ load_lane:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
     load_ch:
         for (int ch = 0; ch < chn; ch++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=256
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
         load_ky:
             for (int ky = 0; ky < g.kh; ky++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_KERNEL
@@ -447,7 +447,8 @@ static void sp_row_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROW
 row_step:
     for (uint32_t i = 0; i < steps; i++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+    /* xc <= SP_XT positions by lenj <= SP_ENTRIES entries */
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_XT*SP_ENTRIES
 #pragma HLS DEPENDENCE variable=tacc type=inter false
         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL

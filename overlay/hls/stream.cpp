@@ -159,7 +159,7 @@ pk_clear:
     uint32_t in_p = 0, out_p = 0;   /* the group's first plane */
 band_planes:
     for (uint32_t p0 = 0; p0 < planes; p0 += G) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_PLANES
         const uint32_t gin = all_in - in_p < grp_in ? all_in - in_p : grp_in;
         const uint32_t gout = all_out - out_p < grp_out ? all_out - out_p : grp_out;
         uint32_t in_r = 0, out_r = 0;   /* row bands: the band's offset in the plane */
@@ -356,7 +356,7 @@ void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     uint32_t ch = 0, pos = 0;   /* channel and position of the next element */
 chunk:
     for (uint32_t i0 = 0; i0 < total; i0 += CTRAIN_CHUNK) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=65536
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_COUNT)
         const uint32_t len = total - i0 < CTRAIN_CHUNK ? total - i0 : CTRAIN_CHUNK;
         agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
         if (mask)

@@ -46,6 +46,14 @@ struct beat_t {
 #define PE_LANES CTRAIN_PE_LANES
 #define MAX_KK (CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL)
 #define MAX_RTILES ((CTRAIN_MAX_CH + PE_ROWS - 1) / PE_ROWS)   /* row tiles of the widest layer */
+/* Loop bounds that only the ISA's limits set (tripcounts): the planes
+ * (image x channel) of a tensor; the instructions a program can hold in the
+ * 32-bit DDR window (check_program bounds n_insn by ddr_size); the beats of
+ * a LEN-byte burst at any alignment; CTRAIN_CHUNK-sized chunks of N items. */
+#define MAX_PLANES (CTRAIN_MAX_BATCH * CTRAIN_MAX_CH)
+#define MAX_PROGRAM (0xFFFFFFFFu / CTRAIN_INSN_BYTES)
+#define BURST_BEATS(LEN) (((LEN) + CTRAIN_DDR_BEAT - 1) / CTRAIN_DDR_BEAT + 1)
+#define CHUNKS_OF(N) (((N) + CTRAIN_CHUNK - 1) / CTRAIN_CHUNK)
 
 typedef int8_t q8_t;         /* tensor element */
 /* int8 x int8 product, |p| <= 128^2 = 2^14: ap_int<16> in synthesis; C-sim

@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from ctrain.compiler import SPARSE_EXEC
+from ctrain.pruning import SCOPES as PRUNE_SCOPES
 from ctrain.train import TrainConfig, Trainer, learning_rate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,7 +40,7 @@ def config(args, run, seed):
     kw = dict(dataset=args.dataset, data_dir=args.data_dir or os.path.join(SHARED, sub), model=args.model,
               epochs=args.epochs, seed=seed, prune=0.0 if run == "float" else args.prune,
               prune_at=args.prune_at, fixed_point=run == "compressed", **prep)
-    for key in ("batch_size", "lr", "warmup_epochs", "train_count"):
+    for key in ("batch_size", "lr", "warmup_epochs", "train_count", "prune_scope", "sparse_exec"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     return TrainConfig(**kw)
@@ -143,6 +145,11 @@ def main(argv=None):
     p.add_argument("--train-count", type=int, default=None, help="train on the first N images (default 8000)")
     p.add_argument("--prune", type=float, default=0.8, help="fraction pruned (compressed, float-pruned and torch runs)")
     p.add_argument("--prune-at", type=float, default=0.5, help="when, as a fraction of the run")
+    p.add_argument("--prune-scope", default=None, choices=PRUNE_SCOPES,
+                   help="one magnitude threshold over all layers (global) or the target in every layer "
+                        "(layer); default: TrainConfig's")
+    p.add_argument("--sparse-exec", default=None, choices=SPARSE_EXEC,
+                   help="pruned layers sparse or dense on the emulated device (same bits); default: TrainConfig's")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)
     p.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")

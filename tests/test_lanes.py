@@ -3,6 +3,7 @@ an exception raised only once every lane stopped."""
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from ctrain.lanes import Lanes
@@ -32,3 +33,24 @@ def test_an_error_waits_for_the_other_lanes():
     with pytest.raises(ValueError, match="lane 0"):
         Lanes(2).run(fn, 4)
     assert done == [1]
+
+
+def test_float_training_is_the_same_on_any_number_of_lanes():
+    """The float warm-up's bits do not depend on the cores: weight gradients
+    are summed per chunk of floatnet.WG_CHUNK images in chunk order, whatever
+    the lane count (a batch of 40: two full chunks and a short one; ResNet-20
+    has maps under SMALL_MAP and over it, batch norm and residual adds)."""
+    from ctrain.floatnet import FloatNet
+    from ctrain.model import build_model
+    shape = (3, 16, 16)
+    m = build_model("resnet20", shape, 10)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((40,) + shape).astype(np.float32)
+    y = rng.integers(0, 10, 40)
+    runs = []
+    for threads in (1, 2, 3):
+        net = FloatNet(m, m.init_params(np.random.default_rng(0)))
+        net.lanes = Lanes(threads)
+        losses = [net.train_batch(x, y, 0.05, 0.9, 5e-4)[0] for _ in range(2)]
+        runs.append((losses, b"".join(p["w"].tobytes() for p in net.params)))
+    assert runs[1] == runs[0] and runs[2] == runs[0]

@@ -17,6 +17,10 @@ SMALL_MAP = 64
 #: Column elements per tile of images whose input gradient is computed and
 #: folded back (col2im) while in cache (1 MiB of float32; at least one image).
 DX_TILE_ELEMS = 1 << 18
+#: Images per weight-gradient partial sum. The partials are added in chunk
+#: order whatever the number of lanes, so the float warm-up gives the same bits
+#: on a laptop and a many-core machine (docs/numeric.md).
+WG_CHUNK = 16
 
 
 def top_of(x):
@@ -174,12 +178,14 @@ class FloatNet:
         step = max(1, DX_TILE_ELEMS // (g.k * g.p))
         fast = need_dx and self._fast(dx)
 
-        def lane(k, a, b):
+        def chunk_gw(a, b):
             c = cols[a:b].reshape(b - a, g.k, g.p)
             if g.p < SMALL_MAP:  # one GEMM over (images x positions): per-image products would be outer products
-                gw = np.tensordot(e[a:b], c, axes=([0, 2], [0, 2]))
-            else:  # a GEMM per image (no transposed copy of the columns), summed
-                gw = np.matmul(e[a:b], c.transpose(0, 2, 1)).sum(axis=0)
+                return np.tensordot(e[a:b], c, axes=([0, 2], [0, 2]))
+            return np.matmul(e[a:b], c.transpose(0, 2, 1)).sum(axis=0)  # a GEMM per image, summed
+
+        def lane(k, ca, cb):
+            a, b = ca * WG_CHUNK, min(cb * WG_CHUNK, g.n)
             if need_dx:
                 tile = tiles.get(k)
                 if tile is None or tile.shape[0] < min(step, b - a):
@@ -192,10 +198,10 @@ class FloatNet:
                                                       g.pad, 0, u - t, hk.ptr(dx[t:u]))
                     else:
                         g.col2im(d.reshape((u - t,) + g.cols_shape[1:]), dx[t:u])
-            return gw
-        parts = self.lanes.run(lane, g.n)
+            return [chunk_gw(t, min(t + WG_CHUNK, b)) for t in range(a, b, WG_CHUNK)]
+        parts = [gw for lane_parts in self.lanes.run(lane, -(-g.n // WG_CHUNK)) for gw in lane_parts]
         gw = parts[0]
-        for part in parts[1:]:
+        for part in parts[1:]:  # chunk order: the same sum for any lane count
             gw += part
         return gw.reshape(w.shape), dx
 
@@ -327,7 +333,9 @@ class FloatNet:
         self._apply_masks()
 
     def train_batch(self, x, y, lr, momentum, weight_decay):
-        restore = set_blas_threads(1 if self.lanes.threads > 1 else None)  # the lanes are the parallelism
+        # The lanes are the parallelism; single-threaded BLAS also keeps the bits
+        # the same on any machine (a threaded GEMM may take other kernels).
+        restore = set_blas_threads(1)
         try:
             logits = self.forward(x, keep=True)
             loss, g = softmax_xent(logits, y)

@@ -98,11 +98,13 @@ def test_tcl_flows_read_the_same_facts(name):
                    f"CTRAIN_BOARD_{name.upper()}"]
 
 
-@pytest.mark.slow  # a C-sim build per board
-@pytest.mark.parametrize("name", ["kv260", "aup_zu3"])
-def test_new_configurations_compute_what_numpy_computes(name):
-    """The PE array and buffers are configuration constants: the KV260 (4 x 4)
-    and AUP-ZU3 (2 x 2) builds give the numpy engine's bytes on every opcode."""
+@pytest.mark.slow  # a C-sim build per board (shared with test_perfmodel's)
+@pytest.mark.parametrize("name", HEADERS)
+def test_every_configuration_computes_what_numpy_computes(name):
+    """The PE array and buffers are configuration constants: every board's
+    build gives the numpy engine's bytes on every opcode (with the
+    testbench, run on one board in test_overlay_check, the check that a
+    board's compiled sources compute right)."""
     np = pytest.importorskip("numpy")
     from ctrain.engine.numpy import NumpyEngine
     from ctrain.tools.random_insn import OPS, random_case

@@ -301,12 +301,26 @@ def test_counters_stop_at_a_fault(csim):
 # ---------------------------------------------------------------- the build
 
 @pytest.mark.slow
-def test_build_is_cached_and_keyed_on_sources(builder, tmp_path, monkeypatch):
-    first = builder.build("pynq_z2", cache_dir=str(tmp_path))
+def test_build_from_installed_layout_is_cached_and_keyed_on_sources(builder, tmp_path, monkeypatch):
+    """As after a non-editable install: the sources in ctrain/overlay_src, no
+    repo around (the package's directory moved to one with no overlay/ beside).
+    The build is cached (a second call returns it untouched) and its key
+    follows the flags and the board. One build, not one per property: each
+    is a full g++ compile of the HLS."""
+    src = tmp_path / "site" / "ctrain" / "overlay_src"
+    root = builder.overlay_dir()
+    for sub in ("include", "hls"):
+        shutil.copytree(os.path.join(root, sub), src / sub)
+    monkeypatch.setattr(overlay_src, "_PKG", str(src.parent))
+    assert builder.overlay_dir() == str(src)
+    cache = str(tmp_path / "cache")
+    first = builder.build("pynq_z2", cache_dir=cache)
+    assert os.path.isfile(first) and first.startswith(cache)
     mtime = os.path.getmtime(first)
-    assert builder.build("pynq_z2", cache_dir=str(tmp_path)) == first
+    assert builder.build("pynq_z2", cache_dir=cache) == first
     assert os.path.getmtime(first) == mtime
     root, ap_dir, cxx = builder.overlay_dir(), builder.ap_types_dir(), builder.cxx_compiler()
+    assert builder.cache_key("pynq_z2", root, ap_dir, cxx) in first
     monkeypatch.setattr(builder, "HLS_FLAGS", builder.HLS_FLAGS + ["-DCTRAIN_UNUSED=1"])
     assert builder.cache_key("pynq_z2", root, ap_dir, cxx) not in first
     assert builder.cache_key("zcu104", root, ap_dir, cxx) != builder.cache_key(
@@ -325,20 +339,6 @@ def test_unroll_flags_where_the_compiler_takes_them(builder, monkeypatch):
     if gcc:
         monkeypatch.setattr(builder, "UNROLL_FLAGS", ["--param=max-completely-peel-times=32"])
         assert builder.cache_key("pynq_z2", root, ap_dir, cxx) != key
-
-
-@pytest.mark.slow
-def test_build_from_installed_layout(builder, tmp_path, monkeypatch):
-    """As after a non-editable install: the sources in ctrain/overlay_src, no
-    repo around (the package's directory moved to one with no overlay/ beside)."""
-    src = tmp_path / "site" / "ctrain" / "overlay_src"
-    root = builder.overlay_dir()
-    for sub in ("include", "hls"):
-        shutil.copytree(os.path.join(root, sub), src / sub)
-    monkeypatch.setattr(overlay_src, "_PKG", str(src.parent))
-    assert builder.overlay_dir() == str(src)
-    path = builder.build("pynq_z2", cache_dir=str(tmp_path / "cache"))
-    assert os.path.isfile(path)
 
 
 def test_missing_tools_give_clear_errors(monkeypatch):

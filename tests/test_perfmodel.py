@@ -29,7 +29,10 @@ _CONV = dict(n=10, c_in=6, h_in=14, w_in=14, c_out=19, k_h=5, k_w=5, stride=1, p
 _WIDE = dict(n=3, c_in=200, h_in=5, w_in=7, c_out=9, k_h=5, k_w=5, stride=2, pad=2)
 _LONG = dict(n=2, c_in=3, h_in=6, w_in=300, c_out=5, k_h=3, k_w=4, stride=3, pad=1)
 _FC = dict(n=20, c_in=400, h_in=1, w_in=1, c_out=37, k_h=1, k_w=1, stride=1, pad=0)
-_BANDS = dict(n=3, c_in=3, h_in=40, w_in=200, c_out=4, k_h=11, k_w=11, stride=1, pad=5)
+#: Several row bands (5 on every board, the last one short) at the largest kernel;
+#: test_dense_bands_reached_by_the_large_cases checks it stays so.  40 x 200 (20
+#: bands of 2 rows, none short) took 30 CPU-s per opcode on the ZCU102 C-sim.
+_BANDS = dict(n=3, c_in=3, h_in=24, w_in=100, c_out=4, k_h=11, k_w=11, stride=1, pad=5)
 _DENSE_ROWS = dict(n=2, c_in=60, h_in=3, w_in=3, c_out=3, k_h=5, k_w=5, stride=1, pad=2)
 BIG_SPARSE = [
     (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _CONV, 0.2),
@@ -370,6 +373,18 @@ def test_region_hides_all_but_its_longest_stage_and_shared_channels():
     a2.rd(0, 1600)
     c2.region([a, a2])
     assert c2.iters().hidden == 0          # one read channel: no overlap
+
+
+def test_dense_bands_reached_by_the_large_cases():
+    """BIG_SPARSE's dense convolutions run several row bands on every board,
+    the last band shorter than the others (what _BANDS is there for)."""
+    rng = np.random.default_rng(SEED)
+    dense = [validate.fields(_insn(layer_case(rng, op, shape, flags, density=d)))
+             for op, flags, shape, d in BIG_SPARSE if op in validate.CONV_OPS]
+    for board in MODEL_BOARDS:
+        b = perfmodel.board(board)
+        plans = [perfmodel.conv_plan(f, b) for f in dense]
+        assert any(p.bands > 2 and p.oh % p.br for p in plans), board
 
 
 def test_sparse_modes_reached_by_the_large_cases():

@@ -30,7 +30,8 @@ static int max_i(int a, int b) { return a > b ? a : b; }
 
 /* Source rows a band of `rows` swept rows can need. */
 static int src_rows(const ctrain_insn_t &f, bool eb, int rows, int sh) {
-    const int need = eb ? (rows + f.k_h - 2) / f.stride + 1 : (dim_t)(rows - 1) * (dim_t)f.stride + f.k_h;
+    const int need = eb ? (rows + f.k_h - 2) / f.stride + 1
+                        : (dim_t)(rows - 1) * (dim_t)f.stride + f.k_h;
     return min_i(need, sh);
 }
 
@@ -45,7 +46,8 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     p.sw = eb ? f.w_out : f.w_in;
     const int kk = (dim_t)f.k_h * (dim_t)f.k_w;
     p.ct = cdiv_i(p.cols, PE_COLS);
-    p.g = min_i(min_i(p.ct, CONV_WCAP / kk), CONV_ACT / ((dim_t)src_rows(f, eb, 1, p.sh) * (dim_t)p.sw));
+    p.g = min_i(min_i(p.ct, CONV_WCAP / kk),
+                CONV_ACT / ((dim_t)src_rows(f, eb, 1, p.sh) * (dim_t)p.sw));
     const int a = CONV_ACT / ((dim_t)p.g * (dim_t)p.sw);   /* source rows per channel that fit */
     int br = min_i(p.oh, CONV_OUT / p.ow);
     if (a < p.sh)
@@ -345,7 +347,8 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
     const int run = (dim_t)(it.hi - it.lo) * (dim_t)p.sw;
     if (it.lo == 0 && it.hi == p.sh && gc == p.cols) {
         /* whole planes of every channel: the lanes' images are contiguous */
-        rd_lanes<PE_COLS, CONV_ACT>(ddr, base + (uint32_t)it.b0 * (dim_t)p.cols * (dim_t)p.sh * (dim_t)p.sw,
+        rd_lanes<PE_COLS, CONV_ACT>(ddr,
+                                    base + (uint32_t)it.b0 * (dim_t)p.cols * (dim_t)p.sh * (dim_t)p.sw,
                                     (dim_t)it.vb * (dim_t)gc * (dim_t)run, act, run, p.slot,
                                     (dim_t)gc * (dim_t)run);
         return;
@@ -354,15 +357,16 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
         const uint32_t img = (uint32_t)(it.b0 + l) * (dim_t)p.cols;
         if (it.lo == 0 && it.hi == p.sh) {
-            rd_banked<PE_COLS, CONV_ACT>(ddr, base + (img + c0) * (dim_t)p.sh * (dim_t)p.sw, (dim_t)gc * (dim_t)run, act[l],
-                                         0, 0, run, p.slot);
+            rd_banked<PE_COLS, CONV_ACT>(ddr, base + (img + c0) * (dim_t)p.sh * (dim_t)p.sw,
+                                         (dim_t)gc * (dim_t)run, act[l], 0, 0, run, p.slot);
             continue;
         }
         int bank = 0, at = 0;
         for (int gi = 0; gi < gc; gi++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
-            rd_banked<PE_COLS, CONV_ACT>(ddr, base + ((img + c0 + gi) * (dim_t)p.sh + it.lo) * (dim_t)p.sw, run,
-                                         act[l], bank, at, run, p.slot);
+            rd_banked<PE_COLS, CONV_ACT>(ddr,
+                                         base + ((img + c0 + gi) * (dim_t)p.sh + it.lo) * (dim_t)p.sw,
+                                         run, act[l], bank, at, run, p.slot);
             if (++bank == PE_COLS) {
                 bank = 0;
                 at += p.slot;
@@ -382,9 +386,11 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
         /* whole planes of every channel: the lanes' images are contiguous */
         const uint32_t at = base + (uint32_t)it.b0 * (dim_t)p.rows * (dim_t)p.oh * (dim_t)p.ow;
         if (write)
-            wr_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run, (dim_t)vr * (dim_t)run);
+            wr_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run,
+                                        (dim_t)vr * (dim_t)run);
         else
-            rd_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run, 0, (dim_t)vr * (dim_t)run);
+            rd_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run, 0,
+                                        (dim_t)vr * (dim_t)run);
         return;
     }
     for (int l = 0; l < it.vb; l++) {
@@ -578,8 +584,9 @@ static void conv_load_all_eb(const ddr_t *ddr, const ctrain_insn_t &f, const con
 all_weights_eb:
     for (int co = 0; co < j.p.cols; co++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-        rd_weights_eb(ddr, f.src2 + (uint32_t)co * (dim_t)f.c_in * (dim_t)kk, (dim_t)f.c_in * (dim_t)kk, wb,
-                      co % PE_COLS, (dim_t)(co / PE_COLS) * (dim_t)kk, kk, (dim_t)j.p.ct * (dim_t)kk);
+        rd_weights_eb(ddr, f.src2 + (uint32_t)co * (dim_t)f.c_in * (dim_t)kk,
+                      (dim_t)f.c_in * (dim_t)kk, wb, co % PE_COLS, (dim_t)(co / PE_COLS) * (dim_t)kk,
+                      kk, (dim_t)j.p.ct * (dim_t)kk);
     }
 }
 
@@ -748,7 +755,8 @@ static void conv_store_grads(ddr_t *ddr, const ctrain_insn_t &f, const conv_job 
     const int gc = min_i(p.g * PE_COLS, p.cols - c0);
     if (p.groups == 1) {
         wr_kernels(ddr, f.dst + 4 * (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
-                   (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, tacc, 0, kk, (dim_t)gc * (dim_t)kk, j.sh_out, st);
+                   (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, tacc, 0, kk, (dim_t)gc * (dim_t)kk,
+                   j.sh_out, st);
     } else {
     store_grad_rows:
         for (int r = 0; r < vr; r++) {

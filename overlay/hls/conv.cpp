@@ -30,7 +30,8 @@ static int max_i(int a, int b) { return a > b ? a : b; }
 
 /* Source rows a band of `rows` swept rows can need. */
 static int src_rows(const ctrain_insn_t &f, bool eb, int rows, int sh) {
-    const int need = eb ? (rows + f.k_h - 2) / f.stride + 1 : (rows - 1) * f.stride + f.k_h;
+    const int need = eb ? (rows + f.k_h - 2) / f.stride + 1
+                        : (dim_t)(rows - 1) * (dim_t)f.stride + f.k_h;
     return min_i(need, sh);
 }
 
@@ -43,17 +44,18 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     p.ow = eb ? f.w_in : f.w_out;
     p.sh = eb ? f.h_out : f.h_in;
     p.sw = eb ? f.w_out : f.w_in;
-    const int kk = f.k_h * f.k_w;
+    const int kk = (dim_t)f.k_h * (dim_t)f.k_w;
     p.ct = cdiv_i(p.cols, PE_COLS);
-    p.g = min_i(min_i(p.ct, CONV_WCAP / kk), CONV_ACT / (src_rows(f, eb, 1, p.sh) * p.sw));
-    const int a = CONV_ACT / (p.g * p.sw);   /* source rows per channel that fit */
+    p.g = min_i(min_i(p.ct, CONV_WCAP / kk),
+                CONV_ACT / ((dim_t)src_rows(f, eb, 1, p.sh) * (dim_t)p.sw));
+    const int a = CONV_ACT / ((dim_t)p.g * (dim_t)p.sw);   /* source rows per channel that fit */
     int br = min_i(p.oh, CONV_OUT / p.ow);
     if (a < p.sh)
-        br = min_i(br, eb ? a * f.stride - f.k_h + 1 : (a - f.k_h) / f.stride + 1);
+        br = min_i(br, eb ? (dim_t)a * (dim_t)f.stride - f.k_h + 1 : (a - f.k_h) / f.stride + 1);
     p.br = br;
     p.bands = cdiv_i(p.oh, br);
     p.groups = cdiv_i(p.ct, p.g);
-    p.slot = src_rows(f, eb, br, p.sh) * p.sw;
+    p.slot = (dim_t)src_rows(f, eb, br, p.sh) * (dim_t)p.sw;
     return p;
 }
 
@@ -322,10 +324,11 @@ struct conv_item {
 };
 
 static void source_rows(const ctrain_insn_t &f, bool eb, const conv_plan &p, conv_item &it) {
-    const int s = f.stride, pd = f.pad;
+    const dim_t s = (dim_t)f.stride;
+    const int pd = f.pad;
     if (!eb) {
-        it.lo = max_i(0, it.y0 * s - pd);
-        it.hi = min_i(p.sh, (it.y1 - 1) * s - pd + f.k_h);
+        it.lo = max_i(0, (dim_t)it.y0 * s - pd);
+        it.hi = min_i(p.sh, (dim_t)(it.y1 - 1) * s - pd + f.k_h);
     } else {
         it.lo = max_i(0, -fdiv(-(it.y0 + pd - f.k_h + 1), s));
         it.hi = min_i(p.sh, fdiv(it.y1 - 1 + pd, s) + 1);
@@ -339,28 +342,31 @@ static void source_rows(const ctrain_insn_t &f, bool eb, const conv_plan &p, con
  * one per channel. */
 static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it,
                       pe_cols_t act) {
-    const int c0 = it.grp * p.g * PE_COLS;
+    const int c0 = (dim_t)it.grp * (dim_t)p.g * PE_COLS;
     const int gc = min_i(p.g * PE_COLS, p.cols - c0);
-    const int run = (it.hi - it.lo) * p.sw;
+    const int run = (dim_t)(it.hi - it.lo) * (dim_t)p.sw;
     if (it.lo == 0 && it.hi == p.sh && gc == p.cols) {
         /* whole planes of every channel: the lanes' images are contiguous */
-        rd_lanes<PE_COLS, CONV_ACT>(ddr, base + (uint32_t)it.b0 * p.cols * p.sh * p.sw,
-                                    it.vb * gc * run, act, run, p.slot, gc * run);
+        rd_lanes<PE_COLS, CONV_ACT>(ddr,
+                                    base + (uint32_t)it.b0 * (dim_t)p.cols * (dim_t)p.sh * (dim_t)p.sw,
+                                    (dim_t)it.vb * (dim_t)gc * (dim_t)run, act, run, p.slot,
+                                    (dim_t)gc * (dim_t)run);
         return;
     }
     for (int l = 0; l < it.vb; l++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
-        const uint32_t img = (uint32_t)(it.b0 + l) * p.cols;
+        const uint32_t img = (uint32_t)(it.b0 + l) * (dim_t)p.cols;
         if (it.lo == 0 && it.hi == p.sh) {
-            rd_banked<PE_COLS, CONV_ACT>(ddr, base + (img + c0) * p.sh * p.sw, gc * run, act[l],
-                                         0, 0, run, p.slot);
+            rd_banked<PE_COLS, CONV_ACT>(ddr, base + (img + c0) * (dim_t)p.sh * (dim_t)p.sw,
+                                         (dim_t)gc * (dim_t)run, act[l], 0, 0, run, p.slot);
             continue;
         }
         int bank = 0, at = 0;
         for (int gi = 0; gi < gc; gi++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
-            rd_banked<PE_COLS, CONV_ACT>(ddr, base + ((img + c0 + gi) * p.sh + it.lo) * p.sw, run,
-                                         act[l], bank, at, run, p.slot);
+            rd_banked<PE_COLS, CONV_ACT>(ddr,
+                                         base + ((img + c0 + gi) * (dim_t)p.sh + it.lo) * (dim_t)p.sw,
+                                         run, act[l], bank, at, run, p.slot);
             if (++bank == PE_COLS) {
                 bank = 0;
                 at += p.slot;
@@ -375,30 +381,32 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
  * Reads (WG errors, EB masks) or writes (FP/EB outputs). */
 static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it, int r0,
                     int vr, pe_rows_t buf, bool write) {
-    const int run = (it.y1 - it.y0) * p.ow;
+    const int run = (dim_t)(it.y1 - it.y0) * (dim_t)p.ow;
     if (p.bands == 1 && vr == p.rows) {
         /* whole planes of every channel: the lanes' images are contiguous */
-        const uint32_t at = base + (uint32_t)it.b0 * p.rows * p.oh * p.ow;
+        const uint32_t at = base + (uint32_t)it.b0 * (dim_t)p.rows * (dim_t)p.oh * (dim_t)p.ow;
         if (write)
-            wr_lanes<PE_ROWS, CONV_OUT>(ddr, at, it.vb * vr * run, buf, run, vr * run);
+            wr_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run,
+                                        (dim_t)vr * (dim_t)run);
         else
-            rd_lanes<PE_ROWS, CONV_OUT>(ddr, at, it.vb * vr * run, buf, run, 0, vr * run);
+            rd_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run, 0,
+                                        (dim_t)vr * (dim_t)run);
         return;
     }
     for (int l = 0; l < it.vb; l++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
-        const uint32_t img = (uint32_t)(it.b0 + l) * p.rows + r0;
+        const uint32_t img = (uint32_t)(it.b0 + l) * (dim_t)p.rows + r0;
         if (p.bands == 1) {
-            const uint32_t at = base + img * p.oh * p.ow;
+            const uint32_t at = base + img * (dim_t)p.oh * (dim_t)p.ow;
             if (write)
-                wr_banked<PE_ROWS, CONV_OUT>(ddr, at, vr * run, buf[l], run);
+                wr_banked<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf[l], run);
             else
-                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, vr * run, buf[l], 0, 0, run, 0);
+                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf[l], 0, 0, run, 0);
             continue;
         }
         for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-            const uint32_t at = base + ((img + r) * p.oh + it.y0) * p.ow;
+            const uint32_t at = base + ((img + r) * (dim_t)p.oh + it.y0) * (dim_t)p.ow;
             if (write)
                 wr_banked<1, CONV_OUT>(ddr, at, run, &buf[l][r], run);
             else
@@ -415,13 +423,15 @@ static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int
                         int lo, int scale, pe_range tab[CTRAIN_MAX_DIM]) {
     /* FP: vs = v*s - p; EB: v + p = q*s + m, v + p - k + 1 = q2*s + m2.  The
      * offsets are kept scaled (x scale, x k_mul) and advanced by adds. */
-    int vs = v0 * s - pd;
-    int vs_sc = vs * scale, vs_k = vs * k_mul;
-    const int s_sc = s * scale, s_k = s * k_mul, lo_sc = lo * scale;
-    int q = fdiv(v0 + pd, s), m = v0 + pd - q * s;
-    int q2 = fdiv(v0 + pd - k + 1, s), m2 = v0 + pd - k + 1 - q2 * s;
-    int q_sc = q * scale, q_sk = q * s_k, vp_k = (v0 + pd) * k_mul;
-    const int top = n_src - 1, top_sc = top * scale, top_sk = top * s_k;
+    int vs = (dim_t)v0 * (dim_t)s - pd;
+    int vs_sc = (dim_t)vs * (dim_t)scale, vs_k = (dim_t)vs * (dim_t)k_mul;
+    const int s_sc = (dim_t)s * (dim_t)scale, s_k = (dim_t)s * (dim_t)k_mul;
+    const int lo_sc = (dim_t)lo * (dim_t)scale;
+    int q = fdiv(v0 + pd, s), m = v0 + pd - (dim_t)q * (dim_t)s;
+    int q2 = fdiv(v0 + pd - k + 1, s), m2 = v0 + pd - k + 1 - (dim_t)q2 * (dim_t)s;
+    int q_sc = (dim_t)q * (dim_t)scale, q_sk = (dim_t)q * (dim_t)s_k;
+    int vp_k = (dim_t)(v0 + pd) * (dim_t)k_mul;
+    const int top = n_src - 1, top_sc = (dim_t)top * (dim_t)scale, top_sk = (dim_t)top * (dim_t)s_k;
     CTRAIN_LOOP(ew, 1, count);
 make_ranges:
     for (int i = 0; i < count; i++) {
@@ -479,7 +489,7 @@ static conv_item item_of(const ctrain_insn_t &f, bool eb, const conv_plan &p, in
     const int band = rest % p.bands;
     it.b0 = rest / p.bands * PE_LANES;
     it.vb = min_i(PE_LANES, (int)f.n - it.b0);
-    it.y0 = band * p.br;
+    it.y0 = (dim_t)band * (dim_t)p.br;
     it.y1 = min_i(p.oh, it.y0 + p.br);
     source_rows(f, eb, p, it);
     return it;
@@ -527,8 +537,9 @@ static void conv_job_make(const ctrain_insn_t &f, const insn_exps &e, conv_job &
     j.eb = f.op == OP_CONV_EB;
     j.p = conv_make_plan(f);
     const conv_plan &p = j.p;
-    j.kk = f.k_h * f.k_w;
-    j.items = cdiv_i((int)f.n, PE_LANES) * p.bands * (j.wg ? 1 : p.groups);
+    j.kk = (dim_t)f.k_h * (dim_t)f.k_w;
+    const int per_band = j.wg ? 1 : p.groups;   /* items per lane tile and band */
+    j.items = (dim_t)cdiv_i((int)f.n, PE_LANES) * (dim_t)p.bands * (dim_t)per_band;
     j.col_base = j.wg ? f.src2 : f.src;
     const wide_t e_acc = (wide_t)e.src + e.src2;
     j.mask = j.eb && (f.flags & FLAG_RELU_MASK);
@@ -540,7 +551,7 @@ static void conv_job_make(const ctrain_insn_t &f, const insn_exps &e, conv_job &
     /* EB with every row tile's weights on chip: one burst per c_out channel
      * (its whole row of w) instead of one per channel and row tile. */
     const int rtiles = cdiv_i(p.rows, PE_ROWS);
-    j.eb_all = j.eb && p.groups == 1 && rtiles * p.ct * j.kk <= CONV_WCAP;
+    j.eb_all = j.eb && p.groups == 1 && (dim_t)rtiles * (dim_t)p.ct * (dim_t)j.kk <= CONV_WCAP;
 }
 
 /* The PE array's pass: what is fixed per instruction (the per-tile and
@@ -573,8 +584,9 @@ static void conv_load_all_eb(const ddr_t *ddr, const ctrain_insn_t &f, const con
 all_weights_eb:
     for (int co = 0; co < j.p.cols; co++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-        rd_weights_eb(ddr, f.src2 + (uint32_t)co * f.c_in * kk, f.c_in * kk, wb, co % PE_COLS,
-                      co / PE_COLS * kk, kk, j.p.ct * kk);
+        rd_weights_eb(ddr, f.src2 + (uint32_t)co * (dim_t)f.c_in * (dim_t)kk,
+                      (dim_t)f.c_in * (dim_t)kk, wb, co % PE_COLS, (dim_t)(co / PE_COLS) * (dim_t)kk,
+                      kk, (dim_t)j.p.ct * (dim_t)kk);
     }
 }
 
@@ -608,10 +620,11 @@ static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv
     const conv_plan &p = j.p;
     const int kk = j.kk;
     if (j.wg) {
-        const int gct = min_i(p.g, p.ct - gsel * p.g);
-        CTRAIN_LOOP(ew, 1, gct * kk);
+        const int gct = min_i(p.g, p.ct - (dim_t)gsel * (dim_t)p.g);
+        const int taps = (dim_t)gct * (dim_t)kk;
+        CTRAIN_LOOP(ew, 1, taps);
     clear_taps:
-        for (int t = 0; t < gct * kk; t++) {
+        for (int t = 0; t < taps; t++) {
             /* every PE's accumulator of tap t in one cycle */
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
@@ -628,14 +641,15 @@ static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv
     } else if (p.groups == 1) {
         const int gc = p.cols;
         if (!j.eb) {
-            rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * f.c_in * kk, (uint32_t)vr * f.c_in * kk, wb,
-                          0, kk, gc * kk);
+            rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
+                          (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, wb, 0, kk, (dim_t)gc * (dim_t)kk);
         } else if (!j.eb_all) {
         tile_weights_eb:
             for (int co = 0; co < gc; co++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-                rd_weights_eb(ddr, f.src2 + ((uint32_t)co * f.c_in + r0) * kk, vr * kk, wb,
-                              co % PE_COLS, co / PE_COLS * kk, kk, 0);
+                rd_weights_eb(ddr, f.src2 + ((uint32_t)co * (dim_t)f.c_in + r0) * (dim_t)kk,
+                              (dim_t)vr * (dim_t)kk, wb, co % PE_COLS,
+                              (dim_t)(co / PE_COLS) * (dim_t)kk, kk, 0);
             }
         }
     }
@@ -662,21 +676,22 @@ static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j
     const conv_item it = conv_item_at(f, j, gsel, k);
     const int h = k & 1;
     if (!j.wg && p.groups > 1) {
-        const int w0 = it.grp * p.g * PE_COLS;
+        const int w0 = (dim_t)it.grp * (dim_t)p.g * PE_COLS;
         const int gc = min_i(p.g * PE_COLS, p.cols - w0);
         if (!j.eb) {
         group_weights_fp:
             for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                rd_weights_fp(ddr, f.src2 + ((uint32_t)(r0 + r) * f.c_in + w0) * kk, gc * kk,
-                              wbuf[h], r, kk, gc * kk);
+                rd_weights_fp(ddr, f.src2 + ((uint32_t)(r0 + r) * (dim_t)f.c_in + w0) * (dim_t)kk,
+                              (dim_t)gc * (dim_t)kk, wbuf[h], r, kk, (dim_t)gc * (dim_t)kk);
             }
         } else {
         group_weights_eb:
             for (int gi = 0; gi < gc; gi++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
-                rd_weights_eb(ddr, f.src2 + ((uint32_t)(w0 + gi) * f.c_in + r0) * kk, vr * kk,
-                              wbuf[h], gi % PE_COLS, gi / PE_COLS * kk, kk, 0);
+                rd_weights_eb(ddr, f.src2 + ((uint32_t)(w0 + gi) * (dim_t)f.c_in + r0) * (dim_t)kk,
+                              (dim_t)vr * (dim_t)kk, wbuf[h], gi % PE_COLS,
+                              (dim_t)(gi / PE_COLS) * (dim_t)kk, kk, 0);
             }
         }
     }
@@ -698,9 +713,9 @@ static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gse
     const conv_plan &p = j.p;
     const conv_item it = conv_item_at(f, j, gsel, k);
     const int h = k & 1;
-    const int gct = min_i(p.g, p.ct - it.grp * p.g);
+    const int gct = min_i(p.g, p.ct - (dim_t)it.grp * (dim_t)p.g);
     g.gct = gct;
-    g.vc_last = min_i(PE_COLS, p.cols - (it.grp * p.g + gct - 1) * PE_COLS);
+    g.vc_last = min_i(PE_COLS, p.cols - ((dim_t)it.grp * (dim_t)p.g + gct - 1) * PE_COLS);
     g.y0 = it.y0;
     g.rows = it.y1 - it.y0;
     g.sy_lo = it.lo;
@@ -709,10 +724,10 @@ static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gse
     g.last = it.grp == p.groups - 1;
     g.bias_sum = j.wg_bias && gsel == 0;
     if (j.wg) {
-        g.total = (uint32_t)gct * j.kk * g.rows * p.ow;
+        g.total = (uint32_t)gct * (dim_t)j.kk * (dim_t)g.rows * (dim_t)p.ow;
     } else {
         make_ranges(j.eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh, it.lo, p.sw, yr);
-        g.total = (uint32_t)gct * range_steps(yr, g.rows) * sum_x;
+        g.total = (uint32_t)gct * (dim_t)range_steps(yr, g.rows) * (dim_t)sum_x;
     }
     pe_array(wbuf[p.groups > 1 && !j.wg ? h : 0], act[h], rowb[h], yr, xr, rowb[h], g, rbias,
              racc, obuf[h], tacc, st);
@@ -736,17 +751,18 @@ static void conv_store_grads(ddr_t *ddr, const ctrain_insn_t &f, const conv_job 
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
-    const int c0 = gsel * p.g * PE_COLS;
+    const int c0 = (dim_t)gsel * (dim_t)p.g * PE_COLS;
     const int gc = min_i(p.g * PE_COLS, p.cols - c0);
     if (p.groups == 1) {
-        wr_kernels(ddr, f.dst + 4 * (uint32_t)r0 * f.c_in * kk, (uint32_t)vr * f.c_in * kk, tacc, 0,
-                   kk, gc * kk, j.sh_out, st);
+        wr_kernels(ddr, f.dst + 4 * (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
+                   (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, tacc, 0, kk, (dim_t)gc * (dim_t)kk,
+                   j.sh_out, st);
     } else {
     store_grad_rows:
         for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-            wr_kernels(ddr, f.dst + 4 * (((uint32_t)(r0 + r) * f.c_in + c0) * kk), gc * kk, tacc,
-                       r, kk, gc * kk, j.sh_out, st);
+            wr_kernels(ddr, f.dst + 4 * (((uint32_t)(r0 + r) * (dim_t)f.c_in + c0) * (dim_t)kk),
+                       (dim_t)gc * (dim_t)kk, tacc, r, kk, (dim_t)gc * (dim_t)kk, j.sh_out, st);
         }
     }
     if (j.wg_bias && gsel == 0)
@@ -845,6 +861,6 @@ tile_rows:
                 conv_store_grads(ddr, f, j, r0, vr, gsel, tacc, rbias, st);
         }
         if (j.eb_all)
-            g.wbase += p.ct * j.kk;
+            g.wbase += (dim_t)p.ct * (dim_t)j.kk;
     }
 }

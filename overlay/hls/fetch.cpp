@@ -97,10 +97,13 @@ static bool tensor_ok(const ctrain_insn_t &f, bool pool) {
 /* Products summed into one accumulator (an upper bound for EB), as for the
  * dense op (SCONV_* take their dense op's bound). */
 static uint64_t terms_per_output(const ctrain_insn_t &f) {
-    uint64_t kk = (uint64_t)f.k_h * f.k_w;
-    if (f.op == OP_CONV_FP || f.op == OP_SCONV_FP) return f.c_in * kk;
-    if (f.op == OP_CONV_EB || f.op == OP_SCONV_EB) return f.c_out * kk;
-    return (uint64_t)f.n * f.h_out * f.w_out;
+    /* called after tensor_ok and window_ok: every factor within its ISA limit,
+     * n * h_out <= 2^19, so each product is as narrow as those limits */
+    const dim_t kk = (dim_t)f.k_h * (dim_t)f.k_w;
+    if (f.op == OP_CONV_FP || f.op == OP_SCONV_FP) return (uint32_t)((dim_t)f.c_in * kk);
+    if (f.op == OP_CONV_EB || f.op == OP_SCONV_EB) return (uint32_t)((dim_t)f.c_out * kk);
+    const ap_uint<20> nh = (dim_t)f.n * (dim_t)f.h_out;
+    return (uint64_t)(nh * (ap_uint<10>)f.w_out);
 }
 
 static bool shape_ok(const ctrain_insn_t &f) {
@@ -111,7 +114,9 @@ static bool shape_ok(const ctrain_insn_t &f) {
         if (is_conv(f.op))
             return true;
         const uint64_t cols = sparse_cols(f);
-        return cols <= CTRAIN_MAX_SPARSE_COLS && f.count >= 1 && f.count <= f.c_out * cols;
+        /* c_out < 2^12 and, once checked, cols <= 2^16: a 12 x 17-bit product */
+        return cols <= CTRAIN_MAX_SPARSE_COLS && f.count >= 1 &&
+               f.count <= (uint64_t)((ap_uint<12>)f.c_out * (ap_uint<17>)cols);
     }
     if (is_bn(f.op))
         return tensor_ok(f, true) && f.h_out == f.h_in && f.w_out == f.w_in;
@@ -165,9 +170,17 @@ static void operands(const ctrain_insn_t &f, operand o[OPD_COUNT]) {
         o[i].bytes = 0;
         o[i].align = 1;
     }
-    uint64_t act_in = (uint64_t)f.n * f.c_in * f.h_in * f.w_in;
-    uint64_t act_out = (uint64_t)f.n * f.c_out * f.h_out * f.w_out;
-    uint64_t weights = (uint64_t)f.c_out * f.c_in * f.k_h * f.k_w;
+    /* f passed shape_ok: batch, channels and sizes within the ISA limits, so
+     * n * c < 2^21, h * w <= 2^18, c_out * c_in <= 2^22, k_h * k_w <= 121 */
+    const ap_uint<22> nc_in = (dim_t)f.n * (dim_t)f.c_in;
+    const ap_uint<22> nc_out = (dim_t)f.n * (dim_t)f.c_out;
+    const ap_uint<19> hw_in = (dim_t)f.h_in * (dim_t)f.w_in;
+    const ap_uint<19> hw_out = (dim_t)f.h_out * (dim_t)f.w_out;
+    const ap_uint<23> cc = (dim_t)f.c_out * (dim_t)f.c_in;
+    const ap_uint<7> kk = (dim_t)f.k_h * (dim_t)f.k_w;
+    uint64_t act_in = (uint64_t)(nc_in * hw_in);
+    uint64_t act_out = (uint64_t)(nc_out * hw_out);
+    uint64_t weights = (uint64_t)(cc * kk);
     bool bias = (f.flags & FLAG_BIAS) != 0;
     bool mask = (f.flags & FLAG_RELU_MASK) != 0;
     uint64_t cnt = f.count, cnt_w = f.count_w;

@@ -39,14 +39,20 @@ static inline bool is_sparse(uint32_t op) {
     return op == OP_SCONV_FP || op == OP_SCONV_EB || op == OP_SCONV_WG;
 }
 
-/* K = c_in * k_h * k_w: columns of a sparse layer's weight matrix. */
-static inline uint32_t sparse_cols(const ctrain_insn_t &f) { return f.c_in * f.k_h * f.k_w; }
+/* K = c_in * k_h * k_w: columns of a sparse layer's weight matrix.  Called on
+ * shape-checked instructions only (shape_ok calls it after tensor_ok and
+ * window_ok): c_in * k_h <= 2048 x 11 fits dim_t, so both products are 16 x 16
+ * bits. */
+static inline uint32_t sparse_cols(const ctrain_insn_t &f) {
+    const dim_t ckh = (dim_t)f.c_in * (dim_t)f.k_h;
+    return (uint32_t)(ckh * (dim_t)f.k_w);
+}
 
 /* The index block at aux of a sparse instruction: ctrain_isa.h's layout. */
 typedef ctrain_index_layout_t sparse_index_t;
 
 static inline sparse_index_t index_layout(const ctrain_insn_t &f) {
-    return ctrain_index_layout(f.c_out, (uint64_t)f.c_in * f.k_h * f.k_w, f.count);
+    return ctrain_index_layout(f.c_out, sparse_cols(f), f.count);   /* shape-checked f */
 }
 
 /* SLOT_* bits of the slots a (valid) instruction reads. */

@@ -20,12 +20,12 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
     CTRAIN_LOOP(pe, 1, total);
 
     /* GATHER steps of the address per tap step (rows of the band in act). */
-    const int wy_step = g.tstep * g.k_w;
+    const int wy_step = (dim_t)g.tstep * (dim_t)g.k_w;
     const int ay_step = g.dsrc > 0 ? g.sw : -g.sw;
     /* OUTER: act offset per position row, per kernel row, and of the band's
      * first position at tap (0, 0). */
-    const int orow = g.stride * g.sw;
-    const int ay_base = (g.y0 * g.stride - g.pad - g.sy_lo) * g.sw;
+    const int orow = (dim_t)g.stride * (dim_t)g.sw;
+    const int ay_base = (dim_t)((dim_t)g.y0 * (dim_t)g.stride - g.pad - g.sy_lo) * (dim_t)g.sw;
 
     pe_sum_t acc[PE_LANES][PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=0
@@ -52,7 +52,7 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
     int wy = yr[0].k0, ay = yr[0].src0, wx = xr[0].k0, ax = xr[0].src0;
     /* OUTER: source row/column of the current position, the row's act offset */
     int ky = 0, kx = 0, ay_k = 0;        /* ay_k = ky * sw */
-    int sy = g.y0 * g.stride - g.pad, sx = -g.pad;
+    int sy = (dim_t)g.y0 * (dim_t)g.stride - g.pad, sx = -g.pad;
     int ay_o = ay_base;
     int wrun = 0;                        /* OUTER: tap accumulator of the run */
 pass_step:
@@ -182,7 +182,7 @@ pass_step:
                         }
                     }
                     sx = kx - g.pad;
-                    sy = g.y0 * g.stride + ky - g.pad;
+                    sy = (dim_t)g.y0 * (dim_t)g.stride + ky - g.pad;
                     ay_o = ay_base + ay_k;
                 }
             }

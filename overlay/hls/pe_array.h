@@ -49,6 +49,11 @@ enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
 #define CONV_WCAP CTRAIN_CONV_WCAP
 #define CONV_ACT CTRAIN_CONV_ACT
 #define CONV_OUT CTRAIN_CONV_OUT
+/* The control path multiplies these sizes as dim_t (types.h): each must fit. */
+static_assert(CONV_WCAP < 32768 && CONV_ACT < 32768 && CONV_OUT < 32768 &&
+                  CTRAIN_MAX_CH < 32768 && CTRAIN_MAX_DIM * CTRAIN_MAX_STRIDE < 32768 &&
+                  CTRAIN_MAX_BATCH < 32768 && CTRAIN_MAX_KERNEL * CTRAIN_MAX_DIM < 32768,
+              "a control-path size does not fit dim_t");
 
 typedef q8_t pe_weights_t[PE_ROWS][PE_COLS][CONV_WCAP];
 typedef q8_t pe_cols_t[PE_LANES][PE_COLS][CONV_ACT];

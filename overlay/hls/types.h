@@ -69,6 +69,15 @@ typedef int16_t prod_t;
 #endif
 typedef ap_int<48> acc_t;    /* PE accumulator; validation keeps sums < 2^47 */
 typedef int64_t wide_t;      /* every rounding/saturation step (docs/numeric.md) */
+/* A control-path factor that validate_insn bounds below 2^15 before any unit
+ * runs: sizes (<= CTRAIN_MAX_DIM), channels (<= CTRAIN_MAX_CH), batch, kernel,
+ * stride, pad, and the tile, band and run counts and lengths made from them
+ * (each at most a buffer's size, < 2^15 on every board).  Cast to it where
+ * such a factor is multiplied, so the product is as narrow as its values:
+ * one DSP slice for two of them, two for an address (32 x 16 bits) instead of
+ * three for 32 x 32 (docs/overlay.md "Resource estimate").  Every value it
+ * holds fits, so C arithmetic (promoted to int) is unchanged. */
+typedef int16_t dim_t;
 
 #include "csim_api.h"
 

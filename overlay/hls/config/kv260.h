@@ -22,8 +22,12 @@
  * (B3136) on the K26 (Kria NLP-SmartVision accelerator notes: 300 MHz). */
 #define CTRAIN_PART_CLOCK_MHZ 300
 
-/* PE array: rows produce output channels, columns reduce input channels. */
-#define CTRAIN_PE_ROWS 4
+/* PE array: rows produce output channels, columns reduce input channels.
+ * 2 x 6 x 8 (96 int8 products): the chip's 144 BRAM36 and 64 URAM bind, not
+ * its DSPs; 2 x 8 x 8 needs 130 BRAM36 (the WG tap accumulators, R x C x 48
+ * bit per tap), 3 x 6 x 8 60 URAM (the column operand bands, L x C), both
+ * past the 15% margin (docs/overlay.md "Sizes"). */
+#define CTRAIN_PE_ROWS 6
 #define CTRAIN_PE_COLS 8
 /* Batch lanes sharing each weight (pe_array.h). */
 #define CTRAIN_PE_LANES 2

@@ -22,11 +22,15 @@
  * B4096) on the ZCU104 (UG1354: 300 MHz). */
 #define CTRAIN_PART_CLOCK_MHZ 300
 
-/* PE array: rows produce output channels, columns reduce input channels. */
-#define CTRAIN_PE_ROWS 8
+/* PE array: rows produce output channels, columns reduce input channels.
+ * 3 x 16 x 8 (384 int8 products): the largest whose dense CNV FP/EB/WG
+ * efficiency stays >= 60% and whole iteration >= 45% (batch 64: 78/72/79%,
+ * 51%) and which fits; 4 x 16 x 8 drops the iteration to 43%, 2 x 16 x 12 and
+ * 2 x 24 x 8 exceed the BRAM or LUT margin (docs/overlay.md "Sizes"). */
+#define CTRAIN_PE_ROWS 16
 #define CTRAIN_PE_COLS 8
 /* Batch lanes sharing each weight (pe_array.h). */
-#define CTRAIN_PE_LANES 4
+#define CTRAIN_PE_LANES 3
 /* Dense buffers (pe_array.h): weights or WG tap accumulators per PE, column
  * operand bytes per lane and column, band positions per lane and row; the
  * smallest legal (MAX_KERNEL^2 rounded up, MAX_KERNEL x MAX_DIM, MAX_DIM):
@@ -52,6 +56,10 @@
 /* 1: the sparse unit's entry lists and per-entry accumulators are bound to
  * URAM (boards that have it and run short of BRAM); 0: BRAM. */
 #define CTRAIN_SPARSE_URAM 1
+/* The position-parallel sparse path's output rows per PE bank: 64 keeps its
+ * 2 x 384 banks in 12K LUTs each (the default, 128, takes twice that and the
+ * chip's LUTs past the margin at this array size). */
+#define CTRAIN_SPARSE_ODEPTH 64
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16

@@ -319,15 +319,17 @@ class _Items:
         np.add.at(self.v[cls], item, trip)
         np.add.at(self.v[cls + "_in"], item, (trip > 0).astype(np.int64))
 
-    def burst(self, ch, item, addr, n, ii):
-        item, a, n = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n))
+    def burst(self, ch, item, addr, n, ii, extra=0):
+        """Bursts of n bytes at addr for items `item`: ii AGU cycles per beat
+        and per `extra` (spp_count's plane boundaries inside beats)."""
+        item, a, n, extra = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n), _arr(extra))
         W = self.b.ddr_beat
         live = n > 0
         beats = np.where(live, (a % W + n + W - 1) // W, 0)
         np.add.at(self.v[ch], item, n)
         np.add.at(self.v[ch + "_beats"], item, beats)
         np.add.at(self.v[ch + "_bursts"], item, live.astype(np.int64))
-        np.add.at(self.v[ch + "_agu"], item, ii * beats)
+        np.add.at(self.v[ch + "_agu"], item, ii * (beats + extra))
         if ch == "wr":
             end = (a + n) % W
             part = np.where(beats == 1, (a % W != 0) | (end != 0),
@@ -1018,11 +1020,28 @@ class PosPlan:
     sii: int
 
 
-def _spp_ii(length, b):
-    """Cycles per beat between DDR and a banked buffer whose rows hold
-    `length` bytes (spp_ii): a run of consecutive addresses per cycle."""
-    W = b.ddr_beat
-    return ((length + W - 2) // length + 1) * _cdiv(W, b.macs)
+def _spp_ii(length, pitch, b):
+    """Cycles per plane segment of a beat between DDR and a banked buffer of
+    row pitch `pitch` whose rows hold `length` bytes (spp_ii): the whole
+    segment when its lanes' addresses span fewer than SP_P banks, else a run
+    of consecutive addresses per cycle."""
+    W, P = b.ddr_beat, b.macs
+    rows = (W - 2) // length + 2
+    if W <= P and W - 1 + (rows - 1) * (pitch - length) < P:
+        return 1
+    return rows * _cdiv(W, P)
+
+
+def _spp_inner(addr, n, plane, W):
+    """Plane boundaries strictly inside a beat of each burst (spp_count):
+    bursts of n bytes at addr, `plane` bytes per plane."""
+    addr, n = np.broadcast_arrays(_arr(addr), _arr(n))
+    m = int(n.max()) // plane if n.size else 0
+    if m < 1:
+        return np.zeros(addr.shape, np.int64)
+    o = plane * np.arange(1, m + 1, dtype=np.int64)
+    inner = ((addr[..., None] + o) % W != 0) & (o < n[..., None])
+    return inner.sum(axis=-1)
 
 
 def pos_plan(f, b):
@@ -1061,7 +1080,7 @@ def pos_plan(f, b):
             best, bt = nb, t
     hw = br + kh - 1
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
-                   hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, b), _spp_ii(ow, b))
+                   hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, pw, b), _spp_ii(ow, pw, b))
 
 
 def _pointers(f, g, index):
@@ -1161,8 +1180,9 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
             load.loop("ew", k, _cdiv(g.red * g.cs, P))
         live = hi > lo
         whole = (live & (lo == 0) & (hi == g.sh))[ii]   # one burst per image
-        load.burst("rd", ii[whole], wsrc + (b0[ii] + jj)[whole] * g.red * splane,
-                   g.red * splane, g.lii)
+        wat = wsrc + (b0[ii] + jj)[whole] * g.red * splane
+        load.burst("rd", ii[whole], wat, g.red * splane, g.lii,
+                   _spp_inner(wat, g.red * splane, splane, b.ddr_beat))
         part = (live[ii] & ~whole)
         pi, pj = ii[part], jj[part]
         ch = np.arange(g.red, dtype=np.int64)[None, :]
@@ -1173,7 +1193,9 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         def rows_io(items_, ch_, base):
             img = (b0[ii] + jj) * g.rows + ra
             if g.bands == 1:
-                items_.burst(ch_, ii, base + img * oplane, nr * oplane, g.sii)
+                at = base + img * oplane
+                items_.burst(ch_, ii, at, nr * oplane, g.sii,
+                             _spp_inner(at, nr * oplane, oplane, b.ddr_beat))
                 return
             i = np.arange(nr, dtype=np.int64)[None, :]
             a = base + (img[:, None] + i) * oplane + y0[ii][:, None] * g.ow

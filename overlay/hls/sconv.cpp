@@ -110,12 +110,34 @@ static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
     return need <= (uint64_t)SP_P * SP_WD;
 }
 
-/* Cycles per beat of a burst between DDR and a banked buffer of row pitch
- * pitch whose rows hold `len` bytes: a beat's bytes form at most
- * (len + W - 2) / len + 1 runs of consecutive addresses, each run one cycle
- * (SP_P >= W banks) or ceil(W / SP_P). */
-static int spp_ii(int len) {
-    return ((len + DDR_BEAT - 2) / len + 1) * ((DDR_BEAT + SP_P - 1) / SP_P);
+/* Cycles per plane segment of a beat between DDR and a banked buffer of row
+ * pitch `pitch` whose rows hold `len` bytes.  A beat's bytes within one plane
+ * touch at most (W - 2) / len + 2 rows, their addresses increasing and
+ * spanning at most W - 1 + (rows - 1) * (pitch - len): below SP_P every lane
+ * has its own bank and the lane crossbar writes (reads) the whole segment in
+ * one cycle; else one run of consecutive addresses per cycle (ceil(W / SP_P)
+ * when the banks are fewer than the lanes). */
+static int spp_ii(int len, int pitch) {
+    const int rows = (DDR_BEAT - 2) / len + 2;
+    if (DDR_BEAT <= SP_P && DDR_BEAT - 1 + (rows - 1) * (pitch - len) < SP_P)
+        return 1;
+    return rows * ((DDR_BEAT + SP_P - 1) / SP_P);
+}
+
+/* C-sim counters of a burst of len bytes at addr between DDR and a banked
+ * buffer, `plane` bytes per plane (consecutive planes land far apart in the
+ * buffer, so a beat that straddles a plane boundary takes one segment per
+ * plane): ii cycles per beat and per plane boundary inside a beat. */
+static void spp_count(bool write, uint32_t addr, uint32_t len, uint32_t plane, int ii) {
+#ifndef __SYNTHESIS__
+    const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
+    uint64_t inner = 0;
+    for (uint32_t o = plane; o < len; o += plane)
+        inner += (addr + o) % DDR_BEAT != 0 ? 1 : 0;
+    agu_count_loop(write, addr, len, (beats + inner) * (uint64_t)ii);
+#else
+    (void)write; (void)addr; (void)len; (void)plane; (void)ii;
+#endif
 }
 
 static bool spp_make_plan(const ctrain_insn_t &f, spp_plan &g) {
@@ -170,8 +192,8 @@ batch_images:
     g.qimg = g.hw * g.pw;
     g.cs = g.nb * g.qimg;
     g.nmax = SP_OD / g.T;
-    g.lii = spp_ii(g.sw);
-    g.sii = spp_ii(g.ow);
+    g.lii = spp_ii(g.sw, g.pw);
+    g.sii = spp_ii(g.ow, g.pw);
     g.dj = SP_P / g.qimg;
     const int rem = SP_P - g.dj * g.qimg;
     g.du = rem / g.pw;
@@ -372,11 +394,12 @@ static spp_cursor spp_walk_make(const spp_walk &w) {
     return k;
 }
 
-/* DDR -> banked buffer (len bytes at addr), `ii` cycles per beat. */
+/* DDR -> banked buffer (len bytes at addr), `ii` cycles per plane segment
+ * of a beat (spp_ii, spp_count). */
 template <int D>
 static void spp_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[SP_P][D],
                    const spp_walk &w, int ii) {
-    agu_count(false, addr, len, ii);
+    spp_count(false, addr, len, (uint32_t)w.run * w.rpp, ii);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
@@ -397,11 +420,11 @@ spp_rd_beats:
     }
 }
 
-/* Banked buffer -> DDR (len bytes at addr), `ii` cycles per beat. */
+/* Banked buffer -> DDR (len bytes at addr), as spp_rd. */
 template <int D>
 static void spp_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[SP_P][D],
                    const spp_walk &w, int ii) {
-    agu_count(true, addr, len, ii);
+    spp_count(true, addr, len, (uint32_t)w.run * w.rpp, ii);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);

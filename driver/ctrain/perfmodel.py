@@ -1018,6 +1018,7 @@ class PosPlan:
     nmax: int
     lii: int
     sii: int
+    tail: int   # window padding past the last slot
 
 
 def _spp_ii(length, pitch, b):
@@ -1055,13 +1056,16 @@ def pos_plan(f, b):
     sh, sw = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
     oh, ow = (f["h_in"], f["w_in"]) if eb else (f["h_out"], f["w_out"])
     ey, ex = (kh - 1 - p, kw - 1 - p) if eb else (p, p)
-    if ey < 0 or ex < 0:
+    if ey < 0 or ex < 0 or ey > kh - 1 or ex > kw - 1:
         return None
-    pw = sw + 2 * ex
+    pw = sw + ex   # a row's right padding is the next row's left padding
     P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
 
+    def slot_rows(br):   # spp_slot_rows: a whole plane shares its bottom padding
+        return br + kh - 1 - (ey if br == oh else 0)
+
     def fits(nb, br):
-        pos = nb * (br + kh - 1) * pw
+        pos = nb * slot_rows(br) * pw
         t = _cdiv(pos, P)
         return t <= OD and (red - 1) * pos + t * P + (kh - 1) * pw + kw - 1 <= P * WD, t
     br = oh
@@ -1078,9 +1082,10 @@ def pos_plan(f, b):
             break
         if t * best < bt * nb:
             best, bt = nb, t
-    hw = br + kh - 1
+    hw = slot_rows(br)
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
-                   hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, pw, b), _spp_ii(ow, pw, b))
+                   hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, pw, b), _spp_ii(ow, pw, b),
+                   (ey * pw if bands == 1 else 0) + ex)
 
 
 def _pointers(f, g, index):
@@ -1177,7 +1182,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
         # window
         if g.ey > 0 or g.ex > 0:
-            load.loop("ew", k, _cdiv(g.red * g.cs, P))
+            load.loop("ew", k, _cdiv(g.red * g.cs + g.tail, P))
         live = hi > lo
         whole = (live & (lo == 0) & (hi == g.sh))[ii]   # one burst per image
         wat = wsrc + (b0[ii] + jj)[whole] * g.red * splane

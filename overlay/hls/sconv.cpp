@@ -15,7 +15,10 @@
  *
  * The window holds, for every reduction channel c, the padded source planes
  * of nb images (a band of br swept rows and its k_h - 1 halo rows), row
- * pitch pw, image j at j * qimg, channel c at c * cs.  A swept position is
+ * pitch pw = source width + ex (a row's right padding is the next row's
+ * left padding), image j at j * qimg, channel c at c * cs; a whole plane's
+ * slot shares its bottom padding rows with the next slot's top padding (so
+ * EB's positions, padded by k-1-p = k-1, are all outputs).  A swept position is
  * the window address q of its first tap (image j, row u, column x: j * qimg +
  * u * pw + x; x >= ow or u >= the band's rows are junk positions), and tap
  * (ky, kx) of kept weight (c, ky, kx) reads q + c * cs + toff[tap], toff =
@@ -57,7 +60,8 @@ struct spp_plan {
     int sh, sw, oh, ow;  /* source plane, swept plane */
     int pw;              /* window row pitch: sw + 2 ex */
     int nb, br, bands;   /* images and swept rows per item, bands */
-    int hw, qimg, cs, T; /* window rows per image, image slot, channel slot, tiles */
+    int hw, qimg, cs, T; /* slot rows per image, image slot, channel slot, tiles */
+    int tail;            /* padding past the last slot (shared with no next slot) */
     int nmax;            /* rows per chunk the output buffer takes: SP_OD / T */
     int lii, sii;        /* cycles per beat of window loads, row-buffer bursts */
     int dj, du, dx;      /* SP_P positions as (images, rows, columns) */
@@ -92,13 +96,21 @@ static spp_qm spp_qm_of(uint32_t a) {
     return r;
 }
 
+/* Rows of an image slot for bands of br swept rows: the band and its
+ * k_h - 1 halo rows; a whole plane (one band) shares its ey bottom padding
+ * rows with the next slot's top padding (both zero). */
+static int spp_slot_rows(const spp_plan &g, int br) {
+#pragma HLS INLINE
+    return br + g.kh - 1 - (br == g.oh ? g.ey : 0);
+}
+
 /* Window capacity an item of nb images and br swept rows needs (its last
  * channel's slot read to the last tile's end plus the farthest tap) and its
  * tiles. */
 static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
 #pragma HLS INLINE off
     /* images < 2^11, rows and pitch < 2^10: narrow products */
-    const uint32_t pos = (uint32_t)((ap_uint<11>)nb * (ap_uint<10>)(br + g.kh - 1)) * (ap_uint<10>)g.pw;
+    const uint32_t pos = (uint32_t)((ap_uint<11>)nb * (ap_uint<10>)spp_slot_rows(g, br)) * (ap_uint<10>)g.pw;
     const uint32_t t = pos / SP_P + (pos % SP_P != 0 ? 1u : 0u);
     T = (int)(t < SP_OD + 1 ? t : SP_OD + 1);
     if (t > SP_OD)
@@ -159,9 +171,12 @@ static bool spp_make_plan(const ctrain_insn_t &f, spp_plan &g) {
     g.ow = g.eb ? f.w_in : f.w_out;
     g.ey = g.eb ? f.k_h - 1 - f.pad : f.pad;
     g.ex = g.eb ? f.k_w - 1 - f.pad : f.pad;
-    if (g.ey < 0 || g.ex < 0)
+    /* padding of at most k - 1: a slot's positions (ow <= pw, oh <= rows) do
+     * not overlap the next */
+    if (g.ey < 0 || g.ex < 0 || g.ey > g.kh - 1 || g.ex > g.kw - 1)
         return false;
-    g.pw = g.sw + 2 * g.ex;
+    /* a row's right padding is the next row's left padding (both zero) */
+    g.pw = g.sw + g.ex;
     int T = 0, br = g.oh;
 band_rows:
     for (; br >= 1; br--) {
@@ -188,8 +203,9 @@ batch_images:
     }
     g.nb = best;
     g.T = bt;
-    g.hw = g.br + g.kh - 1;
+    g.hw = spp_slot_rows(g, g.br);
     g.qimg = g.hw * g.pw;
+    g.tail = (g.bands == 1 ? g.ey * g.pw : 0) + g.ex;
     g.cs = g.nb * g.qimg;
     g.nmax = SP_OD / g.T;
     g.lii = spp_ii(g.sw, g.pw);
@@ -469,7 +485,7 @@ spp_clear_words:
 static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, const spp_item &it,
                             spp_win_t win) {
     if (g.ey > 0 || g.ex > 0)
-        spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + SP_P - 1)).q);
+        spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + g.tail + SP_P - 1)).q);
     const int lo = it.y0 - g.ey > 0 ? it.y0 - g.ey : 0;
     const int top = it.y0 + it.bri + g.kh - 1 - g.ey;
     const int hi = top < g.sh ? top : g.sh;

@@ -1131,6 +1131,20 @@ def _pos_chunks(f, g, b, c, lay, ptr):
     return starts if ok else None
 
 
+def _pos_values(f, b, c, cnt):
+    """Counters of EB's value lookup for a chunk of cnt entries (spp_values):
+    the values array scanned in SP_LIST-byte blocks, or, past SPP_SCAN
+    blocks, one gather per entry."""
+    L, z = b.sparse_list, f["count"]
+    if z > _hls_macro(b.name, "SPP_SCAN") * L:
+        c.loop("ew", cnt)
+        c.gather(cnt)
+        return
+    v0 = np.arange(0, z, L, dtype=np.int64)
+    c.rdw(f["src2"] + v0, np.minimum(L, z - v0))
+    c.loop("ew", np.full(v0.size, cnt, np.int64))
+
+
 def _pos_conv(f, g, b, c, lay, ptr, bounds):
     """Counters of the position-parallel path (spp_unit)."""
     P = b.macs
@@ -1160,17 +1174,18 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         if not g.eb:
             c.rd(f["aux"] + lay["rowptr"] + 4 * ra, 4 * (nr + 1))
             if not g.wg:
-                c.rd(f["src2"] + z0, cnt)
-            c.rd(f["aux"] + lay["col"] + 2 * z0, 2 * cnt)
+                c.rdw(f["src2"] + z0, cnt)
+            c.rdw(f["aux"] + lay["col"] + 2 * z0, 2 * cnt)
             c.loop("ew", cnt)
         else:
-            r = np.arange(ra, ra + nr, dtype=np.int64)
-            s0 = ptr[ra:ra + nr]
-            c.rd(f["aux"] + lay["tptr"] + 4 * r * kk, 4 * (kk + 1))
-            c.rd(f["aux"] + lay["trow"] + 2 * s0, 2 * lens)
-            c.rd(f["aux"] + lay["tpos"] + 4 * s0, 4 * lens)
+            tp = f["aux"] + lay["tptr"]
+            c.rd(tp + 4 * (ra + nr) * kk, 4)
+            c.rd(tp + 4 * ra * kk, 4)
+            c.rdw(f["aux"] + lay["trow"] + 2 * z0, 2 * cnt)
+            c.rdw(f["aux"] + lay["tpos"] + 4 * z0, 4 * cnt)
+            c.rd(tp + 4 * np.arange(ra, ra + nr, dtype=np.int64) * kk, 4 * (kk + 1))
             c.loop("ew", lens)
-            c.gather(cnt)
+            _pos_values(f, b, c, cnt)
         total = g.T * int(np.maximum(lens, 1).sum())
         if not g.wg and bias:
             c.rd(f["src3"] + 4 * ra, 4 * nr)
@@ -1220,7 +1235,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         _pipeline(c, load, comp, store)
         if g.wg:
             c.loop("ew", cnt)
-            c.wr(f["dst"] + 4 * z0, 4 * cnt)
+            c.wrw(f["dst"] + 4 * z0, 4 * cnt)
             if bias:
                 c.loop("ew", nr)
                 c.wr(f["dst2"] + 4 * ra, 4 * nr)

@@ -131,7 +131,14 @@ static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
  * when the banks are fewer than the lanes). */
 static int spp_ii(int len, int pitch) {
     const int rows = (DDR_BEAT - 2) / len + 2;
-    if (DDR_BEAT <= SP_P && DDR_BEAT - 1 + (rows - 1) * (pitch - len) < SP_P)
+    int span = DDR_BEAT - 1;
+    for (int r = 1; r < DDR_BEAT; r++) {
+        /* (rows - 1) gaps, added: no multiplier for a plan constant */
+#pragma HLS UNROLL
+        if (r < rows)
+            span += pitch - len;
+    }
+    if (DDR_BEAT <= SP_P && span < SP_P)
         return 1;
     return rows * ((DDR_BEAT + SP_P - 1) / SP_P);
 }
@@ -140,15 +147,16 @@ static int spp_ii(int len, int pitch) {
  * buffer, `plane` bytes per plane (consecutive planes land far apart in the
  * buffer, so a beat that straddles a plane boundary takes one segment per
  * plane): ii cycles per beat and per plane boundary inside a beat. */
-static void spp_count(bool write, uint32_t addr, uint32_t len, uint32_t plane, int ii) {
+static void spp_count(bool write, uint32_t addr, uint32_t len, int run, int rpp, int ii) {
 #ifndef __SYNTHESIS__
+    const uint32_t plane = (uint32_t)run * (uint32_t)rpp;
     const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
     uint64_t inner = 0;
     for (uint32_t o = plane; o < len; o += plane)
         inner += (addr + o) % DDR_BEAT != 0 ? 1 : 0;
     agu_count_loop(write, addr, len, (beats + inner) * (uint64_t)ii);
 #else
-    (void)write; (void)addr; (void)len; (void)plane; (void)ii;
+    (void)write; (void)addr; (void)len; (void)run; (void)rpp; (void)ii;
 #endif
 }
 
@@ -270,17 +278,53 @@ chunk_bursts:
     return ok;
 }
 
+/* EB's values: eval[t] = vals[wbuf[t]] (wbuf: the CSR positions of the
+ * chunk's cnt entries).  The values array is scanned in SP_LIST-byte blocks,
+ * each a beat per cycle into vbuf, every entry looking its value up in each
+ * block; past SPP_SCAN blocks (a very long index) one gather per entry is
+ * cheaper. */
+#define SPP_SCAN 8
+static void spp_values(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t cnt,
+                       const int32_t wbuf[SP_LIST], q8_t vbuf[SP_LIST], q8_t eval[SP_LIST]) {
+    if (f.count > (uint32_t)SPP_SCAN * SP_LIST) {
+        CTRAIN_LOOP(ew, 1, cnt);
+    spp_gather:
+        for (uint32_t t = 0; t < cnt; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
+            eval[t] = agu_rd_byte(ddr, f.src2 + (uint32_t)wbuf[t]);
+        }
+        return;
+    }
+spp_value_blocks:
+    for (uint32_t v0 = 0; v0 < f.count; v0 += SP_LIST) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SPP_SCAN
+        const uint32_t vlen = f.count - v0 < SP_LIST ? f.count - v0 : (uint32_t)SP_LIST;
+        agu_rd_wide<q8_t, SP_LIST, 1>(ddr, f.src2 + v0, vbuf, vlen);
+        CTRAIN_LOOP(ew, 1, cnt);
+    spp_value_find:
+        for (uint32_t t = 0; t < cnt; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
+            const uint32_t d = (uint32_t)wbuf[t] - v0;
+            if (d < vlen)
+                eval[t] = vbuf[d];
+        }
+    }
+}
+
 /* One chunk's lists on chip: per kept weight its value and window offset
  * c * cs + toff[tap]; start[i] the first entry of row i (start[nr]: the
  * chunk's count).  FP, WG: the CSR rows [ra, ra+nr), contiguous (one burst
  * each of rowptr, col and, FP, vals); EB: the transposed index's entries of
  * input channels [ra, ra+nr), contiguous (one burst each of trow and tpos),
  * each channel's k_h*k_w column pointers read to find the taps, the values
- * gathered through tpos.  Returns the chunk's first CSR (or transposed)
- * position. */
+ * found through tpos (spp_values).  Staging buffers are partitioned by the
+ * beat: the lists arrive a beat per cycle.  Returns the chunk's first CSR
+ * (or transposed) position. */
 static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
                           const sparse_index_t &ix, int ra, int nr, const spp_qm toff[MAX_KK],
-                          uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint32_t eoq[SP_LIST],
+                          uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint16_t eoq[SP_LIST],
                           uint16_t eom[SP_LIST],
                           uint16_t hbuf[SP_LIST], int32_t wbuf[SP_LIST], q8_t vbuf[SP_LIST]) {
     static uint32_t tpr[MAX_KK + 1];
@@ -291,8 +335,8 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
         agu_rd_u32<SP_OD + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * ra, start, nr + 1);
         const uint32_t z0 = start[0], cnt = start[nr] - z0;
         if (!g.wg)
-            agu_rd_q8<SP_LIST>(ddr, f.src2 + z0, vbuf, cnt);
-        agu_rd_u16<SP_LIST>(ddr, f.aux + (uint32_t)ix.col + 2 * z0, hbuf, cnt);
+            agu_rd_wide<q8_t, SP_LIST, 1>(ddr, f.src2 + z0, vbuf, cnt);
+        agu_rd_wide<uint16_t, SP_LIST, 2>(ddr, f.aux + (uint32_t)ix.col + 2 * z0, hbuf, cnt);
         sp_div16 dkk = sp_div_make(kk);
         CTRAIN_LOOP(ew, 1, cnt);
     spp_decode_csr:
@@ -305,7 +349,7 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
             const uint32_t tap = col - (uint32_t)((sp_idx_t)ch * (ap_uint<8>)kk);
             eval[t] = g.wg ? (q8_t)0 : vbuf[t];
             const spp_qm a = spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)ch * cs)), toff[tap]);
-            eoq[t] = (uint32_t)a.q;
+            eoq[t] = (uint16_t)a.q;
             eom[t] = (uint16_t)a.m;
         }
     spp_rebase:
@@ -315,18 +359,21 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
         }
         return z0;
     }
-    uint32_t z0 = 0, n = 0;
+    /* the chunk's transposed positions [z0, z1): its first and last channel's pointers */
+    const uint32_t tp = f.aux + (uint32_t)ix.tptr;
+    agu_rd_u32<MAX_KK + 1>(ddr, tp + 4 * (uint32_t)((ap_uint<12>)(ra + nr) * (ap_uint<7>)kk), tpr, 1);
+    const uint32_t z1 = tpr[0];
+    agu_rd_u32<MAX_KK + 1>(ddr, tp + 4 * (uint32_t)((ap_uint<12>)ra * (ap_uint<7>)kk), tpr, 1);
+    const uint32_t z0 = tpr[0], cnt = z1 - z0;
+    agu_rd_wide<uint16_t, SP_LIST, 2>(ddr, f.aux + (uint32_t)ix.trow + 2 * z0, hbuf, cnt);
+    agu_rd_wide<int32_t, SP_LIST, 4>(ddr, f.aux + (uint32_t)ix.tpos + 4 * z0, wbuf, cnt);
 spp_rows_eb:
     for (int i = 0; i < nr; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
-        agu_rd_u32<MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.tptr + 4 * (uint32_t)((ap_uint<12>)(ra + i) * (ap_uint<7>)kk), tpr,
+        agu_rd_u32<MAX_KK + 1>(ddr, tp + 4 * (uint32_t)((ap_uint<12>)(ra + i) * (ap_uint<7>)kk), tpr,
                                kk + 1);
-        if (i == 0)
-            z0 = tpr[0];
+        const uint32_t n = tpr[0] - z0, len = tpr[kk] - tpr[0];
         start[i] = n;
-        const uint32_t len = tpr[kk] - tpr[0];
-        agu_rd_u16<SP_LIST>(ddr, f.aux + (uint32_t)ix.trow + 2 * tpr[0], hbuf, len);
-        agu_rd_i32<SP_LIST>(ddr, f.aux + (uint32_t)ix.tpos + 4 * tpr[0], wbuf, len);
         CTRAIN_LOOP(ew, 1, len);
     spp_decode_csc:
         for (uint32_t t = 0; t < len; t++) {
@@ -339,15 +386,14 @@ spp_rows_eb:
                 if (k < kk && tpr[k] <= q)
                     tap++;
             }
-            eval[n + t] = agu_rd_byte(ddr, f.src2 + (uint32_t)wbuf[t]);
             const spp_qm a =
-                spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)hbuf[t] * cs)), toff[tap]);
-            eoq[n + t] = (uint32_t)a.q;
+                spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)hbuf[n + t] * cs)), toff[tap]);
+            eoq[n + t] = (uint16_t)a.q;
             eom[n + t] = (uint16_t)a.m;
         }
-        n += len;
     }
-    start[nr] = n;
+    start[nr] = cnt;
+    spp_values(ddr, f, cnt, wbuf, vbuf, eval);
     return z0;
 }
 
@@ -415,7 +461,7 @@ static spp_cursor spp_walk_make(const spp_walk &w) {
 template <int D>
 static void spp_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[SP_P][D],
                    const spp_walk &w, int ii) {
-    spp_count(false, addr, len, (uint32_t)w.run * w.rpp, ii);
+    spp_count(false, addr, len, w.run, w.rpp, ii);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
@@ -440,7 +486,7 @@ spp_rd_beats:
 template <int D>
 static void spp_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[SP_P][D],
                    const spp_walk &w, int ii) {
-    spp_count(true, addr, len, (uint32_t)w.run * w.rpp, ii);
+    spp_count(true, addr, len, w.run, w.rpp, ii);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
@@ -669,7 +715,7 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  *     the PEs, a register over the tiles; tacc[e] takes it at the last. */
 static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
                      const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
-                     const uint32_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
+                     const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
                      const spp_win_t win, const spp_rows_t rb,
                      const bool vt[SP_OD][SP_P], const sp_out &o, const wide_t rbias[SP_OD],
                      spp_rows_t out, acc_t tacc[SP_LIST], q_stats &st) {
@@ -786,7 +832,7 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS ARRAY_PARTITION variable=vt type=complete dim=2
     /* A chunk's lists and WG accumulators. */
     static q8_t eval[SP_LIST];
-    static uint32_t eoq[SP_LIST];   /* window word of PE 0 at tile 0 */
+    static uint16_t eoq[SP_LIST];   /* window word of PE 0 at tile 0 (< SP_WD) */
     static uint16_t eom[SP_LIST];   /* its bank */
     static acc_t tacc[SP_LIST];
     static uint16_t hbuf[SP_LIST];
@@ -800,6 +846,10 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=lutram
+    /* staging, partitioned by the beat: a beat per cycle from DDR */
+#pragma HLS ARRAY_PARTITION variable=hbuf type=cyclic factor=AGU_LANES(2)
+#pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=AGU_LANES(4)
+#pragma HLS ARRAY_PARTITION variable=vbuf type=cyclic factor=AGU_LANES(1)
     static uint32_t start[SP_OD + 1];
     static int32_t braw[SP_OD];
     static wide_t rbias[SP_OD];     /* FP: biases at e_acc; WG: bias gradients */
@@ -946,7 +996,7 @@ spp_chunk:
                 q_stats_add(st, v, q, clamped);
                 wbuf[t] = q;
             }
-            agu_wr_i32<SP_LIST>(ddr, f.dst + 4 * z0, wbuf, cnt);
+            agu_wr_wide<int32_t, SP_LIST, 4>(ddr, f.dst + 4 * z0, wbuf, cnt);
             if (bias) {
                 CTRAIN_LOOP(ew, 1, nr);
             spp_quantize_bias:

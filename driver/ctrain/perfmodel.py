@@ -1019,6 +1019,8 @@ class PosPlan:
     lii: int
     sii: int
     tail: int   # window padding past the last slot
+    span: bool    # bands read as whole planes, the other rows skipped: window
+    rspan: bool   # ... and the row buffer's reads
 
 
 def _spp_ii(length, pitch, b):
@@ -1083,9 +1085,13 @@ def pos_plan(f, b):
         if t * best < bt * nb:
             best, bt = nb, t
     hw = slot_rows(br)
+    skip = _hls_macro(b.name, "SPP_SKIP_BEATS") * b.ddr_beat   # bytes a plane may skip
+    wskip = sh - (br + kh - 1)
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
                    hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, pw, b), _spp_ii(ow, pw, b),
-                   (ey * pw if bands == 1 else 0) + ex)
+                   (ey * pw if bands == 1 else 0) + ex,
+                   bands > 1 and (wskip <= 0 or wskip * sw <= skip),
+                   bands > 1 and (oh - br) * ow <= skip)
 
 
 def _pointers(f, g, index):
@@ -1199,7 +1205,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         if g.ey > 0 or g.ex > 0:
             load.loop("ew", k, _cdiv(g.red * g.cs + g.tail, P))
         live = hi > lo
-        whole = (live & (lo == 0) & (hi == g.sh))[ii]   # one burst per image
+        whole = (live & (((lo == 0) & (hi == g.sh)) | g.span))[ii]   # one burst per image
         wat = wsrc + (b0[ii] + jj)[whole] * g.red * splane
         load.burst("rd", ii[whole], wat, g.red * splane, g.lii,
                    _spp_inner(wat, g.red * splane, splane, b.ddr_beat))
@@ -1212,7 +1218,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
 
         def rows_io(items_, ch_, base):
             img = (b0[ii] + jj) * g.rows + ra
-            if g.bands == 1:
+            if g.bands == 1 or (ch_ == "rd" and g.rspan):
                 at = base + img * oplane
                 items_.burst(ch_, ii, at, nr * oplane, g.sii,
                              _spp_inner(at, nr * oplane, oplane, b.ddr_beat))

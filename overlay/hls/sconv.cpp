@@ -49,6 +49,10 @@
 #define SP_OD CTRAIN_SPARSE_ODEPTH
 #define SP_LIST CTRAIN_SPARSE_LIST
 #define SP_BND 256   /* list pointers per burst of the chunking pass */
+/* A band's rows are read as one burst of whole planes (the rows outside the
+ * band skipped) when a plane skips at most this many beats, about what a
+ * burst's latency costs (cycle_model.h RD_LATENCY): else a burst per plane. */
+#define SPP_SKIP_BEATS 64
 
 typedef q8_t spp_win_t[SP_P][SP_WD];
 typedef q8_t spp_rows_t[SP_P][SP_OD];
@@ -62,6 +66,7 @@ struct spp_plan {
     int nb, br, bands;   /* images and swept rows per item, bands */
     int hw, qimg, cs, T; /* slot rows per image, image slot, channel slot, tiles */
     int tail;            /* padding past the last slot (shared with no next slot) */
+    bool span, rspan;    /* bands read as whole planes, rows outside skipped: window, row buffer */
     int nmax;            /* rows per chunk the output buffer takes: SP_OD / T */
     int lii, sii;        /* cycles per beat of window loads, row-buffer bursts */
     int dj, du, dx;      /* SP_P positions as (images, rows, columns) */
@@ -214,6 +219,9 @@ batch_images:
     g.hw = spp_slot_rows(g, g.br);
     g.qimg = g.hw * g.pw;
     g.tail = (g.bands == 1 ? g.ey * g.pw : 0) + g.ex;
+    const int wskip = g.sh - (g.br + g.kh - 1);   /* source rows a band skips, at least */
+    g.span = g.bands > 1 && (wskip <= 0 || (uint32_t)wskip * g.sw <= SPP_SKIP_BEATS * DDR_BEAT);
+    g.rspan = g.bands > 1 && (uint32_t)(g.oh - g.br) * g.ow <= SPP_SKIP_BEATS * DDR_BEAT;
     g.cs = g.nb * g.qimg;
     g.nmax = SP_OD / g.T;
     g.lii = spp_ii(g.sw, g.pw);
@@ -415,12 +423,12 @@ static spp_item spp_item_of(const spp_plan &g, int k) {
     return it;
 }
 
-/* How a burst's bytes walk a banked buffer: runs of `run` bytes `pitch`
- * apart from dst, `rpp` runs per plane, planes `pstep` apart (addresses as
- * spp_qm: the lanes only add and compare). */
+/* How a burst's bytes walk a banked buffer: runs of `run` bytes, `rpp` runs
+ * per plane, of which runs [r0, r1) are kept, `pitch` apart from dst, planes
+ * `pstep` apart (addresses as spp_qm: the lanes only add and compare). */
 struct spp_walk {
     spp_qm dst, pitch, pstep;
-    int run, rpp;
+    int run, rpp, r0, r1;
 };
 
 struct spp_cursor {
@@ -436,7 +444,7 @@ static void spp_next(const spp_walk &w, spp_cursor &k) {
             k.r = 0;
             k.plane = spp_qm_add(k.plane, w.pstep);
             k.row = k.plane;
-        } else {
+        } else if (k.r > w.r0) {   /* past a kept run */
             k.row = spp_qm_add(k.row, w.pitch);
         }
         k.at = k.row;
@@ -475,7 +483,8 @@ spp_rd_beats:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                buf[k.at.m][k.at.q] = (q8_t)beat_lane(v, l);
+                if (k.r >= w.r0 && k.r < w.r1)
+                    buf[k.at.m][k.at.q] = (q8_t)beat_lane(v, l);
                 spp_next(w, k);
             }
         }
@@ -525,9 +534,10 @@ spp_clear_words:
 }
 
 /* The window of an item: the source planes' rows its band reads (source
- * rows [lo, hi) of every channel and image), one burst for the item when
- * they are whole planes (contiguous in DDR), else one per image and
- * channel; the padding zeroed first. */
+ * rows [lo, hi) of every channel and image), one burst per image when they
+ * are whole planes (contiguous in DDR) or the plan reads whole planes
+ * skipping the other rows (g.span), else one per image and channel; the
+ * padding zeroed first. */
 static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, const spp_item &it,
                             spp_win_t win) {
     if (g.ey > 0 || g.ex > 0)
@@ -541,8 +551,13 @@ static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, c
     spp_walk w;
     w.run = g.sw;
     w.pitch = spp_qm_of((uint32_t)g.pw);
-    w.rpp = hi - lo;
     w.pstep = spp_qm_of((uint32_t)g.cs);
+    /* whole planes: an image's channels are contiguous, one burst (rows
+     * outside [lo, hi) skipped) */
+    const bool whole = (lo == 0 && hi == g.sh) || g.span;
+    w.rpp = whole ? g.sh : hi - lo;
+    w.r0 = whole ? lo : 0;
+    w.r1 = whole ? hi : hi - lo;
     /* the first source row's place: (lo + ey - y0) rows and ex columns in */
     spp_qm d0 = spp_qm_of((uint32_t)g.ex);
 spp_window_pad:
@@ -551,12 +566,10 @@ spp_window_pad:
         d0 = spp_qm_add(d0, w.pitch);
     }
     const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
-    const bool whole = lo == 0 && hi == g.sh;
 spp_window_images:
     for (int j = 0; j < it.nbi; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
         if (whole) {
-            /* whole planes: an image's channels are contiguous, one burst */
             w.dst = d0;
             spp_rd<SP_WD>(ddr, src + (uint32_t)(it.b0 + j) * g.red * plane,
                           (uint32_t)g.red * plane, win, w, g.lii);
@@ -577,7 +590,8 @@ spp_window_images:
 /* Rows [ra, ra + nr) of a tensor on the swept plane (FP/EB outputs, EB
  * masks, WG errors) between DDR at base and the row buffer (row i of the
  * chunk at word i * T, positions as the window's): one burst per image
- * when the band is the whole plane, else one per image and row. */
+ * when the band is the whole plane or a read skips the other rows
+ * (g.rspan), else one per image and row. */
 static void spp_rows_io(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_item &it, int ra,
                         int nr, spp_rows_t buf, bool write) {
 #pragma HLS INLINE off
@@ -585,9 +599,14 @@ static void spp_rows_io(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_
     spp_walk w;
     w.run = g.ow;
     w.pitch = spp_qm_of((uint32_t)g.pw);
-    w.rpp = it.bri;
     w.pstep.q = g.T;
     w.pstep.m = 0;
+    /* one burst per image: the band is the whole plane, or a read of whole
+     * planes skipping the rows outside the band (g.rspan) */
+    const bool whole = g.bands == 1 || (!write && g.rspan);
+    w.rpp = whole ? g.oh : it.bri;
+    w.r0 = whole ? it.y0 : 0;
+    w.r1 = w.r0 + it.bri;
     const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
     spp_qm dj;
     dj.q = 0;
@@ -596,7 +615,7 @@ spp_rows_images:
     for (int j = 0; j < it.nbi; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
         const uint32_t img = (uint32_t)(it.b0 + j) * g.rows + ra;
-        if (g.bands == 1) {
+        if (whole) {
             w.dst = dj;
             if (write)
                 spp_wr<SP_OD>(ddr, base + img * plane, (uint32_t)nr * plane, buf, w, g.sii);

@@ -34,6 +34,8 @@ _FC = dict(n=20, c_in=400, h_in=1, w_in=1, c_out=37, k_h=1, k_w=1, stride=1, pad
 #: bands of 2 rows, none short) took 30 CPU-s per opcode on the ZCU102 C-sim.
 _BANDS = dict(n=3, c_in=3, h_in=24, w_in=100, c_out=4, k_h=11, k_w=11, stride=1, pad=5)
 _DENSE_ROWS = dict(n=2, c_in=60, h_in=3, w_in=3, c_out=3, k_h=5, k_w=5, stride=1, pad=2)
+# position-parallel bands: a burst per plane (pynq_z2, kv260) or whole planes skipping rows
+_PBANDS = dict(n=2, c_in=48, h_in=40, w_in=40, c_out=6, k_h=3, k_w=3, stride=1, pad=1)
 BIG_SPARSE = [
     (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _CONV, 0.2),
     (Op.SCONV_EB, Flag.RELU_MASK, _CONV, 0.2),
@@ -51,6 +53,9 @@ BIG_SPARSE = [
     (Op.SCONV_FP, 0, _DENSE_ROWS, 0.95),
     (Op.SCONV_EB, 0, dict(_DENSE_ROWS, c_in=3, c_out=60), 0.95),
     (Op.SCONV_WG, Flag.BIAS, _DENSE_ROWS, 0.95),
+    (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _PBANDS, 0.2),
+    (Op.SCONV_EB, Flag.RELU_MASK, dict(_PBANDS, c_in=6, c_out=48, pad=0), 0.2),
+    (Op.SCONV_WG, Flag.BIAS, _PBANDS, 0.2),
     # row tiles beyond SP_RTILES (32) on the small arrays: streamed there, resident on the large
     (Op.SCONV_WG, Flag.BIAS, dict(_FC, n=5, c_in=20, c_out=330), 0.2),
     (Op.SCONV_EB, Flag.RELU_MASK, dict(_FC, n=5, c_in=330, c_out=20), 0.2),

@@ -105,6 +105,7 @@ def test_eb_reads_the_transposed_index(engine):
 # ---------------------------------------------------------------- large layers, C-sim vs numpy
 
 _CONV = dict(n=10, c_in=6, h_in=14, w_in=14, c_out=19, k_h=5, k_w=5, stride=1, pad=0)
+_PBANDS = dict(n=2, c_in=48, h_in=40, w_in=40, c_out=6, k_h=3, k_w=3, stride=1, pad=1)
 BIG = [
     (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _CONV, 0.2),
     (Op.SCONV_EB, Flag.RELU_MASK, _CONV, 0.2),
@@ -121,6 +122,9 @@ BIG = [
                           pad=2), 0.95),
     (Op.SCONV_WG, Flag.BIAS, dict(n=20, c_in=400, h_in=1, w_in=1, c_out=37, k_h=1, k_w=1,
                                   stride=1, pad=0), 0.2),   # fully connected
+    (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _PBANDS, 0.2),   # position-parallel bands
+    (Op.SCONV_EB, Flag.RELU_MASK, dict(_PBANDS, c_in=6, c_out=48, pad=0), 0.2),
+    (Op.SCONV_WG, Flag.BIAS, _PBANDS, 0.2),
     (Op.BN_FP, Flag.RELU, None, None),
     (Op.BN_BP, Flag.RELU_MASK, None, None),
 ]

@@ -319,15 +319,17 @@ class _Items:
         np.add.at(self.v[cls], item, trip)
         np.add.at(self.v[cls + "_in"], item, (trip > 0).astype(np.int64))
 
-    def burst(self, ch, item, addr, n, ii):
-        item, a, n = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n))
+    def burst(self, ch, item, addr, n, ii, extra=0):
+        """Bursts of n bytes at addr for items `item`: ii AGU cycles per beat
+        and per `extra` (spp_count's plane boundaries inside beats)."""
+        item, a, n, extra = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n), _arr(extra))
         W = self.b.ddr_beat
         live = n > 0
         beats = np.where(live, (a % W + n + W - 1) // W, 0)
         np.add.at(self.v[ch], item, n)
         np.add.at(self.v[ch + "_beats"], item, beats)
         np.add.at(self.v[ch + "_bursts"], item, live.astype(np.int64))
-        np.add.at(self.v[ch + "_agu"], item, ii * beats)
+        np.add.at(self.v[ch + "_agu"], item, ii * (beats + extra))
         if ch == "wr":
             end = (a + n) % W
             part = np.where(beats == 1, (a % W != 0) | (end != 0),
@@ -1016,13 +1018,33 @@ class PosPlan:
     nmax: int
     lii: int
     sii: int
+    tail: int   # window padding past the last slot
+    span: bool    # bands read as whole planes, the other rows skipped: window
+    rspan: bool   # ... and the row buffer's reads
 
 
-def _spp_ii(length, b):
-    """Cycles per beat between DDR and a banked buffer whose rows hold
-    `length` bytes (spp_ii): a run of consecutive addresses per cycle."""
-    W = b.ddr_beat
-    return ((length + W - 2) // length + 1) * _cdiv(W, b.macs)
+def _spp_ii(length, pitch, b):
+    """Cycles per plane segment of a beat between DDR and a banked buffer of
+    row pitch `pitch` whose rows hold `length` bytes (spp_ii): the whole
+    segment when its lanes' addresses span fewer than SP_P banks, else a run
+    of consecutive addresses per cycle."""
+    W, P = b.ddr_beat, b.macs
+    rows = (W - 2) // length + 2
+    if W <= P and W - 1 + (rows - 1) * (pitch - length) < P:
+        return 1
+    return rows * _cdiv(W, P)
+
+
+def _spp_inner(addr, n, plane, W):
+    """Plane boundaries strictly inside a beat of each burst (spp_count):
+    bursts of n bytes at addr, `plane` bytes per plane."""
+    addr, n = np.broadcast_arrays(_arr(addr), _arr(n))
+    m = int(n.max()) // plane if n.size else 0
+    if m < 1:
+        return np.zeros(addr.shape, np.int64)
+    o = plane * np.arange(1, m + 1, dtype=np.int64)
+    inner = ((addr[..., None] + o) % W != 0) & (o < n[..., None])
+    return inner.sum(axis=-1)
 
 
 def pos_plan(f, b):
@@ -1036,13 +1058,16 @@ def pos_plan(f, b):
     sh, sw = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
     oh, ow = (f["h_in"], f["w_in"]) if eb else (f["h_out"], f["w_out"])
     ey, ex = (kh - 1 - p, kw - 1 - p) if eb else (p, p)
-    if ey < 0 or ex < 0:
+    if ey < 0 or ex < 0 or ey > kh - 1 or ex > kw - 1:
         return None
-    pw = sw + 2 * ex
+    pw = sw + ex   # a row's right padding is the next row's left padding
     P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
 
+    def slot_rows(br):   # spp_slot_rows: a whole plane shares its bottom padding
+        return br + kh - 1 - (ey if br == oh else 0)
+
     def fits(nb, br):
-        pos = nb * (br + kh - 1) * pw
+        pos = nb * slot_rows(br) * pw
         t = _cdiv(pos, P)
         return t <= OD and (red - 1) * pos + t * P + (kh - 1) * pw + kw - 1 <= P * WD, t
     br = oh
@@ -1059,9 +1084,14 @@ def pos_plan(f, b):
             break
         if t * best < bt * nb:
             best, bt = nb, t
-    hw = br + kh - 1
+    hw = slot_rows(br)
+    skip = _hls_macro(b.name, "SPP_SKIP_BEATS") * b.ddr_beat   # bytes a plane may skip
+    wskip = sh - (br + kh - 1)
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
-                   hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, b), _spp_ii(ow, b))
+                   hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, pw, b), _spp_ii(ow, pw, b),
+                   (ey * pw if bands == 1 else 0) + ex,
+                   bands > 1 and (wskip <= 0 or wskip * sw <= skip),
+                   bands > 1 and (oh - br) * ow <= skip)
 
 
 def _pointers(f, g, index):
@@ -1107,6 +1137,20 @@ def _pos_chunks(f, g, b, c, lay, ptr):
     return starts if ok else None
 
 
+def _pos_values(f, b, c, cnt):
+    """Counters of EB's value lookup for a chunk of cnt entries (spp_values):
+    the values array scanned in SP_LIST-byte blocks, or, past SPP_SCAN
+    blocks, one gather per entry."""
+    L, z = b.sparse_list, f["count"]
+    if z > _hls_macro(b.name, "SPP_SCAN") * L:
+        c.loop("ew", cnt)
+        c.gather(cnt)
+        return
+    v0 = np.arange(0, z, L, dtype=np.int64)
+    c.rdw(f["src2"] + v0, np.minimum(L, z - v0))
+    c.loop("ew", np.full(v0.size, cnt, np.int64))
+
+
 def _pos_conv(f, g, b, c, lay, ptr, bounds):
     """Counters of the position-parallel path (spp_unit)."""
     P = b.macs
@@ -1136,17 +1180,18 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         if not g.eb:
             c.rd(f["aux"] + lay["rowptr"] + 4 * ra, 4 * (nr + 1))
             if not g.wg:
-                c.rd(f["src2"] + z0, cnt)
-            c.rd(f["aux"] + lay["col"] + 2 * z0, 2 * cnt)
+                c.rdw(f["src2"] + z0, cnt)
+            c.rdw(f["aux"] + lay["col"] + 2 * z0, 2 * cnt)
             c.loop("ew", cnt)
         else:
-            r = np.arange(ra, ra + nr, dtype=np.int64)
-            s0 = ptr[ra:ra + nr]
-            c.rd(f["aux"] + lay["tptr"] + 4 * r * kk, 4 * (kk + 1))
-            c.rd(f["aux"] + lay["trow"] + 2 * s0, 2 * lens)
-            c.rd(f["aux"] + lay["tpos"] + 4 * s0, 4 * lens)
+            tp = f["aux"] + lay["tptr"]
+            c.rd(tp + 4 * (ra + nr) * kk, 4)
+            c.rd(tp + 4 * ra * kk, 4)
+            c.rdw(f["aux"] + lay["trow"] + 2 * z0, 2 * cnt)
+            c.rdw(f["aux"] + lay["tpos"] + 4 * z0, 4 * cnt)
+            c.rd(tp + 4 * np.arange(ra, ra + nr, dtype=np.int64) * kk, 4 * (kk + 1))
             c.loop("ew", lens)
-            c.gather(cnt)
+            _pos_values(f, b, c, cnt)
         total = g.T * int(np.maximum(lens, 1).sum())
         if not g.wg and bias:
             c.rd(f["src3"] + 4 * ra, 4 * nr)
@@ -1158,11 +1203,12 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
         # window
         if g.ey > 0 or g.ex > 0:
-            load.loop("ew", k, _cdiv(g.red * g.cs, P))
+            load.loop("ew", k, _cdiv(g.red * g.cs + g.tail, P))
         live = hi > lo
-        whole = (live & (lo == 0) & (hi == g.sh))[ii]   # one burst per image
-        load.burst("rd", ii[whole], wsrc + (b0[ii] + jj)[whole] * g.red * splane,
-                   g.red * splane, g.lii)
+        whole = (live & (((lo == 0) & (hi == g.sh)) | g.span))[ii]   # one burst per image
+        wat = wsrc + (b0[ii] + jj)[whole] * g.red * splane
+        load.burst("rd", ii[whole], wat, g.red * splane, g.lii,
+                   _spp_inner(wat, g.red * splane, splane, b.ddr_beat))
         part = (live[ii] & ~whole)
         pi, pj = ii[part], jj[part]
         ch = np.arange(g.red, dtype=np.int64)[None, :]
@@ -1172,8 +1218,10 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
 
         def rows_io(items_, ch_, base):
             img = (b0[ii] + jj) * g.rows + ra
-            if g.bands == 1:
-                items_.burst(ch_, ii, base + img * oplane, nr * oplane, g.sii)
+            if g.bands == 1 or (ch_ == "rd" and g.rspan):
+                at = base + img * oplane
+                items_.burst(ch_, ii, at, nr * oplane, g.sii,
+                             _spp_inner(at, nr * oplane, oplane, b.ddr_beat))
                 return
             i = np.arange(nr, dtype=np.int64)[None, :]
             a = base + (img[:, None] + i) * oplane + y0[ii][:, None] * g.ow
@@ -1193,7 +1241,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         _pipeline(c, load, comp, store)
         if g.wg:
             c.loop("ew", cnt)
-            c.wr(f["dst"] + 4 * z0, 4 * cnt)
+            c.wrw(f["dst"] + 4 * z0, 4 * cnt)
             if bias:
                 c.loop("ew", nr)
                 c.wr(f["dst2"] + 4 * ra, 4 * nr)
@@ -1214,13 +1262,14 @@ def _sparse_unit(f, b, c, index):
 
 
 def _index_check(f, b, c):
-    """FAULT_INDEX pass of validation: every entry, CTRAIN_CHUNK per burst."""
+    """FAULT_INDEX pass of validation: every entry, CTRAIN_CHUNK per
+    beat-wide burst (fetch.cpp check_index)."""
     rows, cols, z, K = f["c_out"], validate.sparse_cols(f), f["count"], b.chunk
     lay = validate.index_layout(rows, cols, z)
     for part, count, size in (("rowptr", rows + 1, 4), ("col", z, 2), ("tptr", cols + 1, 4),
                               ("tpos", z, 4), ("trow", z, 2)):
         i0, ln = c.chunks(count, K)
-        c.rd(f["aux"] + lay[part] + size * i0, size * ln)
+        c.rdw(f["aux"] + lay[part] + size * i0, size * ln)
         c.loop("ew", ln)
 
 

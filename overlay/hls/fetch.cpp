@@ -314,16 +314,18 @@ static int overlapping(uint32_t op, const operand o[OPD_COUNT]) {
 
 /* FAULT_INDEX over one pointer array (rowptr or tptr, `count` entries at
  * addr): entry 0 must be 0, each entry at least its predecessor, the last one
- * `total`.  Streams CTRAIN_CHUNK entries per burst; returns the index of the
- * first bad entry, or -1. */
+ * `total`.  Streams CTRAIN_CHUNK entries per beat-wide burst; returns the
+ * index of the first bad entry, or -1. */
 static int64_t first_bad_ptr(const ddr_t *ddr, uint32_t addr, uint32_t count, uint32_t total) {
     uint32_t buf[CTRAIN_CHUNK];
+    /* partitioned by the beat: the pointers arrive a beat per cycle */
+#pragma HLS ARRAY_PARTITION variable=buf type=cyclic factor=AGU_LANES(4)
     uint32_t prev = 0;
 ptr_chunk:
     for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_SPARSE_COLS + 1)
         const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
-        agu_rd_u32<CTRAIN_CHUNK>(ddr, addr + 4 * i0, buf, len);
+        agu_rd_wide<uint32_t, CTRAIN_CHUNK, 4>(ddr, addr + 4 * i0, buf, len);
         int64_t bad = -1;
         CTRAIN_LOOP(ew, 1, len);
     ptr_check:
@@ -349,14 +351,17 @@ static int64_t first_not_below(const ddr_t *ddr, uint32_t addr, uint32_t count, 
                                uint32_t limit) {
     uint32_t buf32[CTRAIN_CHUNK];
     uint16_t buf16[CTRAIN_CHUNK];
+    /* partitioned by the beat: the entries arrive a beat per cycle */
+#pragma HLS ARRAY_PARTITION variable=buf32 type=cyclic factor=AGU_LANES(4)
+#pragma HLS ARRAY_PARTITION variable=buf16 type=cyclic factor=AGU_LANES(2)
 below_chunk:
     for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_COUNT)
         const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
         if (wide)
-            agu_rd_u32<CTRAIN_CHUNK>(ddr, addr + 4 * i0, buf32, len);
+            agu_rd_wide<uint32_t, CTRAIN_CHUNK, 4>(ddr, addr + 4 * i0, buf32, len);
         else
-            agu_rd_u16<CTRAIN_CHUNK>(ddr, addr + 2 * i0, buf16, len);
+            agu_rd_wide<uint16_t, CTRAIN_CHUNK, 2>(ddr, addr + 2 * i0, buf16, len);
         int64_t bad = -1;
         CTRAIN_LOOP(ew, 1, len);
     below_check:
@@ -377,6 +382,9 @@ below_chunk:
  * part in memory order (rowptr, col, tptr, tpos, trow), before anything is
  * written; fault_addr is the first bad entry's address. */
 static uint32_t check_index(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t &fault_addr) {
+    /* the parts are checked one after another: one instance of each checker */
+#pragma HLS ALLOCATION function instances=first_bad_ptr limit=1
+#pragma HLS ALLOCATION function instances=first_not_below limit=1
     const sparse_index_t ix = index_layout(f);
     const uint32_t rows = f.c_out, cols = sparse_cols(f), z = f.count;
     int64_t bad = first_bad_ptr(ddr, f.aux + ix.rowptr, rows + 1, z);

@@ -15,7 +15,10 @@
  *
  * The window holds, for every reduction channel c, the padded source planes
  * of nb images (a band of br swept rows and its k_h - 1 halo rows), row
- * pitch pw, image j at j * qimg, channel c at c * cs.  A swept position is
+ * pitch pw = source width + ex (a row's right padding is the next row's
+ * left padding), image j at j * qimg, channel c at c * cs; a whole plane's
+ * slot shares its bottom padding rows with the next slot's top padding (so
+ * EB's positions, padded by k-1-p = k-1, are all outputs).  A swept position is
  * the window address q of its first tap (image j, row u, column x: j * qimg +
  * u * pw + x; x >= ow or u >= the band's rows are junk positions), and tap
  * (ky, kx) of kept weight (c, ky, kx) reads q + c * cs + toff[tap], toff =
@@ -46,6 +49,10 @@
 #define SP_OD CTRAIN_SPARSE_ODEPTH
 #define SP_LIST CTRAIN_SPARSE_LIST
 #define SP_BND 256   /* list pointers per burst of the chunking pass */
+/* A band's rows are read as one burst of whole planes (the rows outside the
+ * band skipped) when a plane skips at most this many beats, about what a
+ * burst's latency costs (cycle_model.h RD_LATENCY): else a burst per plane. */
+#define SPP_SKIP_BEATS 64
 
 typedef q8_t spp_win_t[SP_P][SP_WD];
 typedef q8_t spp_rows_t[SP_P][SP_OD];
@@ -57,7 +64,9 @@ struct spp_plan {
     int sh, sw, oh, ow;  /* source plane, swept plane */
     int pw;              /* window row pitch: sw + 2 ex */
     int nb, br, bands;   /* images and swept rows per item, bands */
-    int hw, qimg, cs, T; /* window rows per image, image slot, channel slot, tiles */
+    int hw, qimg, cs, T; /* slot rows per image, image slot, channel slot, tiles */
+    int tail;            /* padding past the last slot (shared with no next slot) */
+    bool span, rspan;    /* bands read as whole planes, rows outside skipped: window, row buffer */
     int nmax;            /* rows per chunk the output buffer takes: SP_OD / T */
     int lii, sii;        /* cycles per beat of window loads, row-buffer bursts */
     int dj, du, dx;      /* SP_P positions as (images, rows, columns) */
@@ -92,13 +101,21 @@ static spp_qm spp_qm_of(uint32_t a) {
     return r;
 }
 
+/* Rows of an image slot for bands of br swept rows: the band and its
+ * k_h - 1 halo rows; a whole plane (one band) shares its ey bottom padding
+ * rows with the next slot's top padding (both zero). */
+static int spp_slot_rows(const spp_plan &g, int br) {
+#pragma HLS INLINE
+    return br + g.kh - 1 - (br == g.oh ? g.ey : 0);
+}
+
 /* Window capacity an item of nb images and br swept rows needs (its last
  * channel's slot read to the last tile's end plus the farthest tap) and its
  * tiles. */
 static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
 #pragma HLS INLINE off
     /* images < 2^11, rows and pitch < 2^10: narrow products */
-    const uint32_t pos = (uint32_t)((ap_uint<11>)nb * (ap_uint<10>)(br + g.kh - 1)) * (ap_uint<10>)g.pw;
+    const uint32_t pos = (uint32_t)((ap_uint<11>)nb * (ap_uint<10>)spp_slot_rows(g, br)) * (ap_uint<10>)g.pw;
     const uint32_t t = pos / SP_P + (pos % SP_P != 0 ? 1u : 0u);
     T = (int)(t < SP_OD + 1 ? t : SP_OD + 1);
     if (t > SP_OD)
@@ -110,12 +127,42 @@ static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
     return need <= (uint64_t)SP_P * SP_WD;
 }
 
-/* Cycles per beat of a burst between DDR and a banked buffer of row pitch
- * pitch whose rows hold `len` bytes: a beat's bytes form at most
- * (len + W - 2) / len + 1 runs of consecutive addresses, each run one cycle
- * (SP_P >= W banks) or ceil(W / SP_P). */
-static int spp_ii(int len) {
-    return ((len + DDR_BEAT - 2) / len + 1) * ((DDR_BEAT + SP_P - 1) / SP_P);
+/* Cycles per plane segment of a beat between DDR and a banked buffer of row
+ * pitch `pitch` whose rows hold `len` bytes.  A beat's bytes within one plane
+ * touch at most (W - 2) / len + 2 rows, their addresses increasing and
+ * spanning at most W - 1 + (rows - 1) * (pitch - len): below SP_P every lane
+ * has its own bank and the lane crossbar writes (reads) the whole segment in
+ * one cycle; else one run of consecutive addresses per cycle (ceil(W / SP_P)
+ * when the banks are fewer than the lanes). */
+static int spp_ii(int len, int pitch) {
+    const int rows = (DDR_BEAT - 2) / len + 2;
+    int span = DDR_BEAT - 1;
+    for (int r = 1; r < DDR_BEAT; r++) {
+        /* (rows - 1) gaps, added: no multiplier for a plan constant */
+#pragma HLS UNROLL
+        if (r < rows)
+            span += pitch - len;
+    }
+    if (DDR_BEAT <= SP_P && span < SP_P)
+        return 1;
+    return rows * ((DDR_BEAT + SP_P - 1) / SP_P);
+}
+
+/* C-sim counters of a burst of len bytes at addr between DDR and a banked
+ * buffer, `plane` bytes per plane (consecutive planes land far apart in the
+ * buffer, so a beat that straddles a plane boundary takes one segment per
+ * plane): ii cycles per beat and per plane boundary inside a beat. */
+static void spp_count(bool write, uint32_t addr, uint32_t len, int run, int rpp, int ii) {
+#ifndef __SYNTHESIS__
+    const uint32_t plane = (uint32_t)run * (uint32_t)rpp;
+    const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
+    uint64_t inner = 0;
+    for (uint32_t o = plane; o < len; o += plane)
+        inner += (addr + o) % DDR_BEAT != 0 ? 1 : 0;
+    agu_count_loop(write, addr, len, (beats + inner) * (uint64_t)ii);
+#else
+    (void)write; (void)addr; (void)len; (void)run; (void)rpp; (void)ii;
+#endif
 }
 
 static bool spp_make_plan(const ctrain_insn_t &f, spp_plan &g) {
@@ -137,9 +184,12 @@ static bool spp_make_plan(const ctrain_insn_t &f, spp_plan &g) {
     g.ow = g.eb ? f.w_in : f.w_out;
     g.ey = g.eb ? f.k_h - 1 - f.pad : f.pad;
     g.ex = g.eb ? f.k_w - 1 - f.pad : f.pad;
-    if (g.ey < 0 || g.ex < 0)
+    /* padding of at most k - 1: a slot's positions (ow <= pw, oh <= rows) do
+     * not overlap the next */
+    if (g.ey < 0 || g.ex < 0 || g.ey > g.kh - 1 || g.ex > g.kw - 1)
         return false;
-    g.pw = g.sw + 2 * g.ex;
+    /* a row's right padding is the next row's left padding (both zero) */
+    g.pw = g.sw + g.ex;
     int T = 0, br = g.oh;
 band_rows:
     for (; br >= 1; br--) {
@@ -166,12 +216,16 @@ batch_images:
     }
     g.nb = best;
     g.T = bt;
-    g.hw = g.br + g.kh - 1;
+    g.hw = spp_slot_rows(g, g.br);
     g.qimg = g.hw * g.pw;
+    g.tail = (g.bands == 1 ? g.ey * g.pw : 0) + g.ex;
+    const int wskip = g.sh - (g.br + g.kh - 1);   /* source rows a band skips, at least */
+    g.span = g.bands > 1 && (wskip <= 0 || (uint32_t)wskip * g.sw <= SPP_SKIP_BEATS * DDR_BEAT);
+    g.rspan = g.bands > 1 && (uint32_t)(g.oh - g.br) * g.ow <= SPP_SKIP_BEATS * DDR_BEAT;
     g.cs = g.nb * g.qimg;
     g.nmax = SP_OD / g.T;
-    g.lii = spp_ii(g.sw);
-    g.sii = spp_ii(g.ow);
+    g.lii = spp_ii(g.sw, g.pw);
+    g.sii = spp_ii(g.ow, g.pw);
     g.dj = SP_P / g.qimg;
     const int rem = SP_P - g.dj * g.qimg;
     g.du = rem / g.pw;
@@ -232,17 +286,53 @@ chunk_bursts:
     return ok;
 }
 
+/* EB's values: eval[t] = vals[wbuf[t]] (wbuf: the CSR positions of the
+ * chunk's cnt entries).  The values array is scanned in SP_LIST-byte blocks,
+ * each a beat per cycle into vbuf, every entry looking its value up in each
+ * block; past SPP_SCAN blocks (a very long index) one gather per entry is
+ * cheaper. */
+#define SPP_SCAN 8
+static void spp_values(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t cnt,
+                       const int32_t wbuf[SP_LIST], q8_t vbuf[SP_LIST], q8_t eval[SP_LIST]) {
+    if (f.count > (uint32_t)SPP_SCAN * SP_LIST) {
+        CTRAIN_LOOP(ew, 1, cnt);
+    spp_gather:
+        for (uint32_t t = 0; t < cnt; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
+            eval[t] = agu_rd_byte(ddr, f.src2 + (uint32_t)wbuf[t]);
+        }
+        return;
+    }
+spp_value_blocks:
+    for (uint32_t v0 = 0; v0 < f.count; v0 += SP_LIST) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SPP_SCAN
+        const uint32_t vlen = f.count - v0 < SP_LIST ? f.count - v0 : (uint32_t)SP_LIST;
+        agu_rd_wide<q8_t, SP_LIST, 1>(ddr, f.src2 + v0, vbuf, vlen);
+        CTRAIN_LOOP(ew, 1, cnt);
+    spp_value_find:
+        for (uint32_t t = 0; t < cnt; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
+            const uint32_t d = (uint32_t)wbuf[t] - v0;
+            if (d < vlen)
+                eval[t] = vbuf[d];
+        }
+    }
+}
+
 /* One chunk's lists on chip: per kept weight its value and window offset
  * c * cs + toff[tap]; start[i] the first entry of row i (start[nr]: the
  * chunk's count).  FP, WG: the CSR rows [ra, ra+nr), contiguous (one burst
  * each of rowptr, col and, FP, vals); EB: the transposed index's entries of
  * input channels [ra, ra+nr), contiguous (one burst each of trow and tpos),
  * each channel's k_h*k_w column pointers read to find the taps, the values
- * gathered through tpos.  Returns the chunk's first CSR (or transposed)
- * position. */
+ * found through tpos (spp_values).  Staging buffers are partitioned by the
+ * beat: the lists arrive a beat per cycle.  Returns the chunk's first CSR
+ * (or transposed) position. */
 static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
                           const sparse_index_t &ix, int ra, int nr, const spp_qm toff[MAX_KK],
-                          uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint32_t eoq[SP_LIST],
+                          uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint16_t eoq[SP_LIST],
                           uint16_t eom[SP_LIST],
                           uint16_t hbuf[SP_LIST], int32_t wbuf[SP_LIST], q8_t vbuf[SP_LIST]) {
     static uint32_t tpr[MAX_KK + 1];
@@ -253,8 +343,8 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
         agu_rd_u32<SP_OD + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * ra, start, nr + 1);
         const uint32_t z0 = start[0], cnt = start[nr] - z0;
         if (!g.wg)
-            agu_rd_q8<SP_LIST>(ddr, f.src2 + z0, vbuf, cnt);
-        agu_rd_u16<SP_LIST>(ddr, f.aux + (uint32_t)ix.col + 2 * z0, hbuf, cnt);
+            agu_rd_wide<q8_t, SP_LIST, 1>(ddr, f.src2 + z0, vbuf, cnt);
+        agu_rd_wide<uint16_t, SP_LIST, 2>(ddr, f.aux + (uint32_t)ix.col + 2 * z0, hbuf, cnt);
         sp_div16 dkk = sp_div_make(kk);
         CTRAIN_LOOP(ew, 1, cnt);
     spp_decode_csr:
@@ -267,7 +357,7 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
             const uint32_t tap = col - (uint32_t)((sp_idx_t)ch * (ap_uint<8>)kk);
             eval[t] = g.wg ? (q8_t)0 : vbuf[t];
             const spp_qm a = spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)ch * cs)), toff[tap]);
-            eoq[t] = (uint32_t)a.q;
+            eoq[t] = (uint16_t)a.q;
             eom[t] = (uint16_t)a.m;
         }
     spp_rebase:
@@ -277,18 +367,21 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
         }
         return z0;
     }
-    uint32_t z0 = 0, n = 0;
+    /* the chunk's transposed positions [z0, z1): its first and last channel's pointers */
+    const uint32_t tp = f.aux + (uint32_t)ix.tptr;
+    agu_rd_u32<MAX_KK + 1>(ddr, tp + 4 * (uint32_t)((ap_uint<12>)(ra + nr) * (ap_uint<7>)kk), tpr, 1);
+    const uint32_t z1 = tpr[0];
+    agu_rd_u32<MAX_KK + 1>(ddr, tp + 4 * (uint32_t)((ap_uint<12>)ra * (ap_uint<7>)kk), tpr, 1);
+    const uint32_t z0 = tpr[0], cnt = z1 - z0;
+    agu_rd_wide<uint16_t, SP_LIST, 2>(ddr, f.aux + (uint32_t)ix.trow + 2 * z0, hbuf, cnt);
+    agu_rd_wide<int32_t, SP_LIST, 4>(ddr, f.aux + (uint32_t)ix.tpos + 4 * z0, wbuf, cnt);
 spp_rows_eb:
     for (int i = 0; i < nr; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
-        agu_rd_u32<MAX_KK + 1>(ddr, f.aux + (uint32_t)ix.tptr + 4 * (uint32_t)((ap_uint<12>)(ra + i) * (ap_uint<7>)kk), tpr,
+        agu_rd_u32<MAX_KK + 1>(ddr, tp + 4 * (uint32_t)((ap_uint<12>)(ra + i) * (ap_uint<7>)kk), tpr,
                                kk + 1);
-        if (i == 0)
-            z0 = tpr[0];
+        const uint32_t n = tpr[0] - z0, len = tpr[kk] - tpr[0];
         start[i] = n;
-        const uint32_t len = tpr[kk] - tpr[0];
-        agu_rd_u16<SP_LIST>(ddr, f.aux + (uint32_t)ix.trow + 2 * tpr[0], hbuf, len);
-        agu_rd_i32<SP_LIST>(ddr, f.aux + (uint32_t)ix.tpos + 4 * tpr[0], wbuf, len);
         CTRAIN_LOOP(ew, 1, len);
     spp_decode_csc:
         for (uint32_t t = 0; t < len; t++) {
@@ -301,15 +394,14 @@ spp_rows_eb:
                 if (k < kk && tpr[k] <= q)
                     tap++;
             }
-            eval[n + t] = agu_rd_byte(ddr, f.src2 + (uint32_t)wbuf[t]);
             const spp_qm a =
-                spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)hbuf[t] * cs)), toff[tap]);
-            eoq[n + t] = (uint32_t)a.q;
+                spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)hbuf[n + t] * cs)), toff[tap]);
+            eoq[n + t] = (uint16_t)a.q;
             eom[n + t] = (uint16_t)a.m;
         }
-        n += len;
     }
-    start[nr] = n;
+    start[nr] = cnt;
+    spp_values(ddr, f, cnt, wbuf, vbuf, eval);
     return z0;
 }
 
@@ -331,12 +423,12 @@ static spp_item spp_item_of(const spp_plan &g, int k) {
     return it;
 }
 
-/* How a burst's bytes walk a banked buffer: runs of `run` bytes `pitch`
- * apart from dst, `rpp` runs per plane, planes `pstep` apart (addresses as
- * spp_qm: the lanes only add and compare). */
+/* How a burst's bytes walk a banked buffer: runs of `run` bytes, `rpp` runs
+ * per plane, of which runs [r0, r1) are kept, `pitch` apart from dst, planes
+ * `pstep` apart (addresses as spp_qm: the lanes only add and compare). */
 struct spp_walk {
     spp_qm dst, pitch, pstep;
-    int run, rpp;
+    int run, rpp, r0, r1;
 };
 
 struct spp_cursor {
@@ -352,7 +444,7 @@ static void spp_next(const spp_walk &w, spp_cursor &k) {
             k.r = 0;
             k.plane = spp_qm_add(k.plane, w.pstep);
             k.row = k.plane;
-        } else {
+        } else if (k.r > w.r0) {   /* past a kept run */
             k.row = spp_qm_add(k.row, w.pitch);
         }
         k.at = k.row;
@@ -372,11 +464,12 @@ static spp_cursor spp_walk_make(const spp_walk &w) {
     return k;
 }
 
-/* DDR -> banked buffer (len bytes at addr), `ii` cycles per beat. */
+/* DDR -> banked buffer (len bytes at addr), `ii` cycles per plane segment
+ * of a beat (spp_ii, spp_count). */
 template <int D>
 static void spp_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[SP_P][D],
                    const spp_walk &w, int ii) {
-    agu_count(false, addr, len, ii);
+    spp_count(false, addr, len, w.run, w.rpp, ii);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
@@ -390,18 +483,19 @@ spp_rd_beats:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                buf[k.at.m][k.at.q] = (q8_t)beat_lane(v, l);
+                if (k.r >= w.r0 && k.r < w.r1)
+                    buf[k.at.m][k.at.q] = (q8_t)beat_lane(v, l);
                 spp_next(w, k);
             }
         }
     }
 }
 
-/* Banked buffer -> DDR (len bytes at addr), `ii` cycles per beat. */
+/* Banked buffer -> DDR (len bytes at addr), as spp_rd. */
 template <int D>
 static void spp_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[SP_P][D],
                    const spp_walk &w, int ii) {
-    agu_count(true, addr, len, ii);
+    spp_count(true, addr, len, w.run, w.rpp, ii);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
@@ -440,13 +534,14 @@ spp_clear_words:
 }
 
 /* The window of an item: the source planes' rows its band reads (source
- * rows [lo, hi) of every channel and image), one burst for the item when
- * they are whole planes (contiguous in DDR), else one per image and
- * channel; the padding zeroed first. */
+ * rows [lo, hi) of every channel and image), one burst per image when they
+ * are whole planes (contiguous in DDR) or the plan reads whole planes
+ * skipping the other rows (g.span), else one per image and channel; the
+ * padding zeroed first. */
 static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, const spp_item &it,
                             spp_win_t win) {
     if (g.ey > 0 || g.ex > 0)
-        spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + SP_P - 1)).q);
+        spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + g.tail + SP_P - 1)).q);
     const int lo = it.y0 - g.ey > 0 ? it.y0 - g.ey : 0;
     const int top = it.y0 + it.bri + g.kh - 1 - g.ey;
     const int hi = top < g.sh ? top : g.sh;
@@ -456,8 +551,13 @@ static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, c
     spp_walk w;
     w.run = g.sw;
     w.pitch = spp_qm_of((uint32_t)g.pw);
-    w.rpp = hi - lo;
     w.pstep = spp_qm_of((uint32_t)g.cs);
+    /* whole planes: an image's channels are contiguous, one burst (rows
+     * outside [lo, hi) skipped) */
+    const bool whole = (lo == 0 && hi == g.sh) || g.span;
+    w.rpp = whole ? g.sh : hi - lo;
+    w.r0 = whole ? lo : 0;
+    w.r1 = whole ? hi : hi - lo;
     /* the first source row's place: (lo + ey - y0) rows and ex columns in */
     spp_qm d0 = spp_qm_of((uint32_t)g.ex);
 spp_window_pad:
@@ -466,12 +566,10 @@ spp_window_pad:
         d0 = spp_qm_add(d0, w.pitch);
     }
     const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
-    const bool whole = lo == 0 && hi == g.sh;
 spp_window_images:
     for (int j = 0; j < it.nbi; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
         if (whole) {
-            /* whole planes: an image's channels are contiguous, one burst */
             w.dst = d0;
             spp_rd<SP_WD>(ddr, src + (uint32_t)(it.b0 + j) * g.red * plane,
                           (uint32_t)g.red * plane, win, w, g.lii);
@@ -492,7 +590,8 @@ spp_window_images:
 /* Rows [ra, ra + nr) of a tensor on the swept plane (FP/EB outputs, EB
  * masks, WG errors) between DDR at base and the row buffer (row i of the
  * chunk at word i * T, positions as the window's): one burst per image
- * when the band is the whole plane, else one per image and row. */
+ * when the band is the whole plane or a read skips the other rows
+ * (g.rspan), else one per image and row. */
 static void spp_rows_io(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_item &it, int ra,
                         int nr, spp_rows_t buf, bool write) {
 #pragma HLS INLINE off
@@ -500,9 +599,14 @@ static void spp_rows_io(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_
     spp_walk w;
     w.run = g.ow;
     w.pitch = spp_qm_of((uint32_t)g.pw);
-    w.rpp = it.bri;
     w.pstep.q = g.T;
     w.pstep.m = 0;
+    /* one burst per image: the band is the whole plane, or a read of whole
+     * planes skipping the rows outside the band (g.rspan) */
+    const bool whole = g.bands == 1 || (!write && g.rspan);
+    w.rpp = whole ? g.oh : it.bri;
+    w.r0 = whole ? it.y0 : 0;
+    w.r1 = w.r0 + it.bri;
     const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
     spp_qm dj;
     dj.q = 0;
@@ -511,7 +615,7 @@ spp_rows_images:
     for (int j = 0; j < it.nbi; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
         const uint32_t img = (uint32_t)(it.b0 + j) * g.rows + ra;
-        if (g.bands == 1) {
+        if (whole) {
             w.dst = dj;
             if (write)
                 spp_wr<SP_OD>(ddr, base + img * plane, (uint32_t)nr * plane, buf, w, g.sii);
@@ -630,7 +734,7 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  *     the PEs, a register over the tiles; tacc[e] takes it at the last. */
 static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
                      const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
-                     const uint32_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
+                     const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
                      const spp_win_t win, const spp_rows_t rb,
                      const bool vt[SP_OD][SP_P], const sp_out &o, const wide_t rbias[SP_OD],
                      spp_rows_t out, acc_t tacc[SP_LIST], q_stats &st) {
@@ -747,7 +851,7 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS ARRAY_PARTITION variable=vt type=complete dim=2
     /* A chunk's lists and WG accumulators. */
     static q8_t eval[SP_LIST];
-    static uint32_t eoq[SP_LIST];   /* window word of PE 0 at tile 0 */
+    static uint16_t eoq[SP_LIST];   /* window word of PE 0 at tile 0 (< SP_WD) */
     static uint16_t eom[SP_LIST];   /* its bank */
     static acc_t tacc[SP_LIST];
     static uint16_t hbuf[SP_LIST];
@@ -761,6 +865,10 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=lutram
+    /* staging, partitioned by the beat: a beat per cycle from DDR */
+#pragma HLS ARRAY_PARTITION variable=hbuf type=cyclic factor=AGU_LANES(2)
+#pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=AGU_LANES(4)
+#pragma HLS ARRAY_PARTITION variable=vbuf type=cyclic factor=AGU_LANES(1)
     static uint32_t start[SP_OD + 1];
     static int32_t braw[SP_OD];
     static wide_t rbias[SP_OD];     /* FP: biases at e_acc; WG: bias gradients */
@@ -907,7 +1015,7 @@ spp_chunk:
                 q_stats_add(st, v, q, clamped);
                 wbuf[t] = q;
             }
-            agu_wr_i32<SP_LIST>(ddr, f.dst + 4 * z0, wbuf, cnt);
+            agu_wr_wide<int32_t, SP_LIST, 4>(ddr, f.dst + 4 * z0, wbuf, cnt);
             if (bias) {
                 CTRAIN_LOOP(ew, 1, nr);
             spp_quantize_bias:

@@ -716,20 +716,22 @@ static int sp_tile_rows(const sp_plan &g, int r0) {
     return g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
 }
 
-/* Every tile's list lengths (into tlen while they fit), each PE row's total
- * over the tiles in `most` and the tile count; returns whether all lists fit
- * on chip at once (each PE row holds its lists of every tile back to back, at
- * most SP_RTILES tiles) with every channel in one window: then the window of
- * a (batch tile, row, x tile) is loaded once for all row tiles (resident
- * mode), not once per tile. */
-static bool sp_rows_survey(const ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j,
-                           uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
-                           uint32_t len[PE_ROWS], uint32_t total[PE_ROWS],
-                           uint16_t tlen[SP_RTILES][PE_ROWS], uint32_t &most, int &tiles) {
+/* The resident pass that starts at row r0s: the consecutive row tiles from
+ * r0s whose lists fit on chip together (each PE row holds its lists of every
+ * tile back to back, at most SP_ENTRIES entries, at most SP_RTILES tiles),
+ * their list lengths into tlen and the fullest PE row's total in `most`.
+ * Returns the pass's tile count, 0 when the first tile's lists alone do not
+ * fit (that tile is streamed).  Reads the bounds of each tile it takes and
+ * of the first it refuses. */
+static int sp_rows_survey(const ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int r0s,
+                          uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
+                          uint32_t len[PE_ROWS], uint32_t total[PE_ROWS],
+                          uint16_t tlen[SP_RTILES][PE_ROWS], uint32_t &most) {
 #pragma HLS INLINE
     const sp_plan &g = j.g;
     most = 0;
-    tiles = 0;
+    int tiles = 0;
+    bool fits = true;
 clear_totals:
     for (int r = 0; r < PE_ROWS; r++) {
         /* one register per PE row */
@@ -737,30 +739,39 @@ clear_totals:
         total[r] = 0;
     }
 bounds_tiles:
-    for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+    for (int r0 = r0s; r0 < g.rows && fits && tiles < SP_RTILES; r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_RTILES
         const int vr = sp_tile_rows(g, r0);
         sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);
         sp_bounds(g, tp, vr, start, len);
-    bounds_rows:
+    bounds_fit:
         for (int r = 0; r < PE_ROWS; r++) {
-            /* one register per PE row */
+            /* one comparator per PE row */
 #pragma HLS UNROLL
-            if (tiles < SP_RTILES)   /* used only when resident: len <= SP_ENTRIES */
-                tlen[tiles][r] = (uint16_t)len[r];
-            total[r] += len[r];
-            if (total[r] > most)
-                most = total[r];
+            if (total[r] + len[r] > SP_ENTRIES)
+                fits = false;
         }
-        tiles++;
+        if (fits) {
+        bounds_rows:
+            for (int r = 0; r < PE_ROWS; r++) {
+                /* one register per PE row */
+#pragma HLS UNROLL
+                tlen[tiles][r] = (uint16_t)len[r];
+                total[r] += len[r];
+                if (total[r] > most)
+                    most = total[r];
+            }
+            tiles++;
+        }
     }
-    return g.groups == 1 && most <= SP_ENTRIES && tiles <= SP_RTILES;
+    return tiles;
 }
 
 /* Resident mode, load: every tile's lists (and FP biases, into tbias) on
  * chip, each PE row's back to back; WG also clears the accumulators of the
  * longest row's `most` entries. */
-static void sp_res_load(const ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int tiles,
+static void sp_res_load(const ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int p0,
+                        int tiles,
                         uint32_t most, uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
                         uint32_t len[PE_ROWS], uint32_t base[PE_ROWS], uint32_t clen[PE_ROWS],
                         int32_t braw[PE_ROWS], sp_entry ent[PE_ROWS][SP_ENTRIES],
@@ -775,7 +786,7 @@ res_load_clear:
         base[r] = 0;
     }
 resident_tiles:
-    for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+    for (int t = 0, r0 = p0; t < tiles; t++, r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
         const int vr = sp_tile_rows(g, r0);
         /* starts, and for EB the column starts the decode finds taps among */
@@ -862,7 +873,8 @@ res_advance:
 
 /* Resident mode, sweep: per batch tile, swept row and x tile one window (when
  * any list is not empty) for every row tile. */
-static void sp_res_sweep(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int tiles,
+static void sp_res_sweep(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int p0,
+                         int tiles,
                          uint32_t most, q8_t win[SP_COPIES][SP_WIN][PE_COLS],
                          bool rowok[CTRAIN_MAX_KERNEL], const sp_entry ent[PE_ROWS][SP_ENTRIES],
                          const uint16_t tlen[SP_RTILES][PE_ROWS], acc_t tbias[SP_RTILES][PE_ROWS],
@@ -894,7 +906,7 @@ res_batch:
                     base[r] = 0;
                 }
             res_tile:
-                for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+                for (int t = 0, r0 = p0; t < tiles; t++, r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
                     sp_res_tile(ddr, f, j, t, r0, b0, nb, y, x0, xc, v, rowok, win, ent, tlen,
                                 tbias, base, clen, rbias, racc, tacc, mbuf, lanes, st);
@@ -906,7 +918,8 @@ res_batch:
 
 /* Resident mode, WG store: every tile's kept-weight gradients in CSR order
  * and its bias gradients. */
-static void sp_res_store(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int tiles,
+static void sp_res_store(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int p0,
+                         int tiles,
                          uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
                          uint32_t len[PE_ROWS], uint32_t base[PE_ROWS], wide_t rbias[PE_ROWS],
                          const acc_t tbias[SP_RTILES][PE_ROWS],
@@ -921,7 +934,7 @@ res_clear_store:
         base[r] = 0;
     }
 res_store:
-    for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+    for (int t = 0, r0 = p0; t < tiles; t++, r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
         const int vr = sp_tile_rows(g, r0);
         sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);   /* the rows' CSR starts */
@@ -1089,8 +1102,42 @@ wg_chunk:
         conv_store_bias(ddr, rbias, vr, r0, f.dst2, j.sh_b, st);
 }
 
-/* The row-tile path's top: its buffers, the survey, then resident or
- * streamed mode. */
+/* Streamed mode, row tile r0: its bounds, then its lists in chunks of
+ * SP_ENTRIES (one chunk stays on chip for the whole tile), the window per
+ * (batch tile, row, x tile) and channel group. */
+static void sp_stream_tile(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int r0,
+                           uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
+                           uint32_t len[PE_ROWS], uint32_t base[PE_ROWS], uint32_t clen[PE_ROWS],
+                           int32_t braw[PE_ROWS], wide_t rbias[PE_ROWS],
+                           sp_entry ent[PE_ROWS][SP_ENTRIES],
+                           q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL],
+                           acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
+                           q8_t mbuf[PE_ROWS][PE_COLS][SP_XT],
+                           q8_t lanes[PE_ROWS][PE_COLS][SP_XT], int32_t obuf[SP_ENTRIES],
+                           q_stats &st) {
+#pragma HLS INLINE
+    const sp_plan &g = j.g;
+    const int vr = sp_tile_rows(g, r0);
+    sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);
+    const uint32_t longest = sp_bounds(g, tp, vr, start, len);
+stream_clear:
+    for (int r = 0; r < PE_ROWS; r++) {
+        /* one register per PE row */
+#pragma HLS UNROLL
+        base[r] = 0;
+        clen[r] = 0;
+    }
+    const uint32_t chunks = longest == 0 ? 1 : (longest + SP_ENTRIES - 1) / SP_ENTRIES;
+    if (g.wg)
+        sp_stream_wg(ddr, f, j, r0, vr, longest, chunks, tp, start, len, base, clen, rbias, ent,
+                     win, rowok, racc, tacc, lanes, obuf, st);
+    else
+        sp_stream_gather(ddr, f, j, r0, vr, longest, chunks, tp, start, len, base, clen, braw,
+                         rbias, ent, win, rowok, racc, tacc, mbuf, lanes, st);
+}
+
+/* The row-tile path's top: its buffers, then resident passes or streamed
+ * tiles. */
 void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     /* One multiplier array for gather and outer product (every call site),
      * and one instance of each loader and epilogue for both modes. */
@@ -1156,43 +1203,38 @@ void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stat
 #pragma HLS ARRAY_PARTITION variable=base type=complete
 #pragma HLS ARRAY_PARTITION variable=total type=complete
 
-    uint32_t most;
-    int tiles;
-    if (sp_rows_survey(ddr, f, j, tp, start, len, total, tlen, most, tiles)) {
-        sp_res_load(ddr, f, j, tiles, most, tp, start, len, base, clen, braw, ent, tbias, tacc);
-        sp_res_sweep(ddr, f, j, tiles, most, win, rowok, ent, tlen, tbias, base, clen, rbias, racc,
-                     tacc, mbuf, lanes, st);
-        if (g.wg)
-            sp_res_store(ddr, f, j, tiles, tp, start, len, base, rbias, tbias, tacc, obuf, st);
+    /* Resident passes (one channel group): the row tiles in runs whose lists
+     * fit on chip together, each run's lists loaded once and its windows
+     * loaded once per (batch tile, row, x tile) for all its tiles; a tile
+     * whose lists alone do not fit is streamed.  With channel groups every
+     * tile is streamed. */
+    if (g.groups == 1) {
+    res_pass:
+        for (int p0 = 0; p0 < g.rows;) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+            uint32_t most;
+            const int tiles = sp_rows_survey(ddr, f, j, p0, tp, start, len, total, tlen, most);
+            if (tiles == 0) {
+                sp_stream_tile(ddr, f, j, p0, tp, start, len, base, clen, braw, rbias, ent, win,
+                               rowok, racc, tacc, mbuf, lanes, obuf, st);
+                p0 += PE_ROWS;
+                continue;
+            }
+            sp_res_load(ddr, f, j, p0, tiles, most, tp, start, len, base, clen, braw, ent, tbias,
+                        tacc);
+            sp_res_sweep(ddr, f, j, p0, tiles, most, win, rowok, ent, tlen, tbias, base, clen,
+                         rbias, racc, tacc, mbuf, lanes, st);
+            if (g.wg)
+                sp_res_store(ddr, f, j, p0, tiles, tp, start, len, base, rbias, tbias, tacc, obuf,
+                             st);
+            p0 += tiles * PE_ROWS;
+        }
         return;
-    }
-
-    /* Streamed mode: row tile by row tile, lists longer than SP_ENTRIES in
-     * chunks, channel groups; the window is loaded per row tile. */
-clear_base:
-    for (int r = 0; r < PE_ROWS; r++) {
-        /* one register per PE row */
-#pragma HLS UNROLL
-        base[r] = 0;
     }
 tile_rows:
     for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
-        const int vr = sp_tile_rows(g, r0);
-        sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);
-        const uint32_t longest = sp_bounds(g, tp, vr, start, len);
-    clear_clen:
-        for (int r = 0; r < PE_ROWS; r++) {
-            /* one register per PE row */
-#pragma HLS UNROLL
-            clen[r] = 0;
-        }
-        const uint32_t chunks = longest == 0 ? 1 : (longest + SP_ENTRIES - 1) / SP_ENTRIES;
-        if (g.wg)
-            sp_stream_wg(ddr, f, j, r0, vr, longest, chunks, tp, start, len, base, clen, rbias,
-                         ent, win, rowok, racc, tacc, lanes, obuf, st);
-        else
-            sp_stream_gather(ddr, f, j, r0, vr, longest, chunks, tp, start, len, base, clen,
-                             braw, rbias, ent, win, rowok, racc, tacc, mbuf, lanes, st);
+        sp_stream_tile(ddr, f, j, r0, tp, start, len, base, clen, braw, rbias, ent, win, rowok,
+                       racc, tacc, mbuf, lanes, obuf, st);
     }
 }

@@ -768,19 +768,20 @@ def _lists(f, g, index):
 
 def _entries(f, g, lay, start, lens, off, se, c, times=1):
     """Counters of loading one chunk (from `off`) of a tile's lists
-    (sp_load_entries); returns the chunk's per-row lengths."""
+    (sp_load_entries: beat-wide bursts, a decode loop); returns the chunk's
+    per-row lengths."""
     lr = np.clip(lens - off, 0, se)
     first = start + off
     aux = f["aux"]
     if g.eb:
-        c.rd(aux + lay["trow"] + 2 * first, 2 * lr, times=times)
-        c.rd(aux + lay["tpos"] + 4 * first, 4 * lr, times=times)
+        c.rdw(aux + lay["trow"] + 2 * first, 2 * lr, times=times)
+        c.rdw(aux + lay["tpos"] + 4 * first, 4 * lr, times=times)
         c.loop("ew", lr, times=times)
         c.gather(times * int(lr.sum()))
     else:
         if not g.wg:
-            c.rd(f["src2"] + first, lr, times=times)
-        c.rd(aux + lay["col"] + 2 * first, 2 * lr, times=times)
+            c.rdw(f["src2"] + first, lr, times=times)
+        c.rdw(aux + lay["col"] + 2 * first, 2 * lr, times=times)
         c.loop("ew", lr, times=times)
     return lr
 
@@ -823,9 +824,10 @@ def _errors(f, g, c, r0, vr):
 
 
 def _grads(f, c, start, lr, off=0):
-    """Counters of sp_store_grads: per row with entries a quantize loop and a burst."""
+    """Counters of sp_store_grads: per row with entries a quantize loop and a
+    beat-wide burst."""
     c.loop("ew", lr)
-    c.wr(f["dst"] + 4 * (start + off), 4 * lr)
+    c.wrw(f["dst"] + 4 * (start + off), 4 * lr)
 
 
 def _survey(j, p0):
@@ -925,13 +927,9 @@ def _sparse_conv(f, b, c, index):
     c.loop("ew", kmax)          # sp_make_plan's tables: k / s, k % s
     c.loop("ew", kmax * kmax)   # and tap -> (ky, kx)
     stream = _sp_stream_wg if j.g.wg else _sp_stream_gather
-    if j.g.groups != 1:
-        for tile in j.tiles():
-            stream(j, *tile)
-        return
     p0 = 0
     while p0 < j.g.rows:
-        tiles, most = _survey(j, p0)
+        tiles, most = _survey(j, p0) if j.g.groups == 1 else (0, 0)
         if tiles == 0:
             stream(j, *next(j.tiles(p0, 1)))
             p0 += j.R
@@ -954,14 +952,24 @@ def _sp_resident(j, p0, tiles, most):
         c.loop("ew", most)              # clear_all_taps
     if most > 0:
         c.add(j.one_pass)               # one window for all row tiles
+    point = g.oh == 1 and g.ow == 1
     for r0, vr, _, lens in j.tiles(p0, tiles):
         longest = int(lens.max())
         if longest > 0:
             c.loop("pe", j.xcs * longest, times=j.nbt * g.oh)
-        if not g.wg:
+        if not g.wg and point:
+            c.loop("ew", vr, times=j.nbt)   # sp_point_quantize
+        elif not g.wg:
             _gather_epilogue(f, g, c, r0, vr, 1)
         elif longest > 0 or j.bias:
             _errors(f, g, c, r0, vr)
+    if not g.wg and point:   # the pass's masks and outputs, a burst per lane
+        at = np.arange(f["n"], dtype=np.int64) * g.rows + p0
+        prow = min(g.rows - p0, tiles * j.R)
+        W = j.b.ddr_beat   # an element per cycle (sp_point_rd / sp_point_wr)
+        if g.eb and f["flags"] & Flag.RELU_MASK:
+            c.rd(f["src3"] + at, prow, ii=W)
+        c.wr(f["dst"] + at, prow, ii=W)
     if g.wg:
         for r0, vr, start, lens in j.tiles(p0, tiles):
             j.bounds(r0, vr)

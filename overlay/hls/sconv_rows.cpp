@@ -35,6 +35,10 @@
 #include "agu.h"
 #include "conv.h"
 
+
+/* uint16 list words per DDR beat (the list buffers' reshape factor). */
+#define SP_U16_LANES (CTRAIN_DDR_BEAT / 2)
+
 /* One kept weight as a PE row uses it: value and tap.  For FP and WG `ch` is
  * the input channel, for EB the output channel (trow). */
 struct sp_entry {
@@ -342,9 +346,14 @@ static void sp_load_entries(const ddr_t *ddr, const ctrain_insn_t &f, const sp_p
                             const uint32_t dst[PE_ROWS], uint32_t clen[PE_ROWS],
                             sp_entry ent[PE_ROWS][SP_ENTRIES]) {
     const uint32_t kk = (uint32_t)g.kk;
+    /* The list's values, columns (EB: rows) and positions arrive a beat per
+     * cycle (agu_rd_wide): each buffer reshaped by the elements of a beat. */
     q8_t vbuf[SP_ENTRIES];
+#pragma HLS ARRAY_RESHAPE variable=vbuf type=cyclic factor=AGU_Q8_LANES
     uint16_t hbuf[SP_ENTRIES];
+#pragma HLS ARRAY_RESHAPE variable=hbuf type=cyclic factor=SP_U16_LANES
     uint32_t wbuf[SP_ENTRIES];
+#pragma HLS ARRAY_RESHAPE variable=wbuf type=cyclic factor=AGU_I32_LANES
     uint32_t rk_next = 0;   /* r * kk, counted */
 list_rows:
     for (int r = 0; r < PE_ROWS; r++) {
@@ -359,8 +368,8 @@ list_rows:
         const uint32_t first = start[r] + off;
         if (!g.eb) {
             if (!g.wg)
-                agu_rd_q8<SP_ENTRIES>(ddr, f.src2 + first, vbuf, lr);
-            agu_rd_u16<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.col + 2 * first, hbuf, lr);
+                agu_rd_q8w<SP_ENTRIES>(ddr, f.src2 + first, vbuf, lr);
+            agu_rd_wide<uint16_t, SP_ENTRIES, 2>(ddr, f.aux + (uint32_t)ix.col + 2 * first, hbuf, lr);
             CTRAIN_LOOP(ew, 1, lr);
         decode_csr:
             for (uint32_t t = 0; t < lr; t++) {
@@ -378,8 +387,8 @@ list_rows:
                 ent[r][dst[r] + t] = e;
             }
         } else {
-            agu_rd_u16<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.trow + 2 * first, hbuf, lr);
-            agu_rd_u32<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.tpos + 4 * first, wbuf, lr);
+            agu_rd_wide<uint16_t, SP_ENTRIES, 2>(ddr, f.aux + (uint32_t)ix.trow + 2 * first, hbuf, lr);
+            agu_rd_wide<uint32_t, SP_ENTRIES, 4>(ddr, f.aux + (uint32_t)ix.tpos + 4 * first, wbuf, lr);
             CTRAIN_LOOP(ew, 1, lr);
         decode_csc:
             for (uint32_t t = 0; t < lr; t++) {
@@ -568,6 +577,99 @@ store_rows:
     }
 }
 
+/* Point layers (a 1x1 swept plane) in a resident pass: tile t's outputs
+ * (EB: its masks) wait in x slot t of lanes (mbuf), buf[r][c][t], so a
+ * lane's values of the whole pass, consecutive channels p0 .. p0 + len in
+ * DDR, move in one burst: element i is buf[i % PE_ROWS][lane][i / PE_ROWS]
+ * (constant divisors), one element per cycle, W cycles per beat (one read
+ * or write of the banked buffer per cycle). */
+#define SP_PROWS (SP_RTILES * PE_ROWS)   /* rows of a resident pass */
+static_assert(SP_RTILES <= SP_XT, "a resident pass's tiles take x slots of lanes and mbuf");
+
+static void sp_point_rd(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][SP_XT],
+                        int lane, uint32_t len) {
+    agu_count(false, addr, len, AGU_II_FILL);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+    const uint32_t steps = g.beats * DDR_BEAT;
+    beat_t w = beat_zero();
+    uint32_t b = 0;
+    int l = 0;
+point_rd:
+    for (uint32_t k = 0; k < steps; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_PROWS+AGU_Q8_LANES
+        if (l == 0)
+            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
+        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
+            const uint32_t i = agu_index(g, b, l);
+            buf[i % PE_ROWS][lane][i / PE_ROWS] = (q8_t)beat_lane(w, l);
+        }
+        if (++l == DDR_BEAT) {
+            l = 0;
+            b++;
+        }
+    }
+}
+
+static void sp_point_wr(ddr_t *ddr, uint32_t addr, const q8_t buf[PE_ROWS][PE_COLS][SP_XT],
+                        int lane, uint32_t len) {
+    agu_count(true, addr, len, AGU_II_FILL);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+    const uint32_t steps = g.beats * DDR_BEAT;
+    beat_t w = beat_zero();
+    uint32_t b = 0;
+    int l = 0;
+point_wr:
+    for (uint32_t k = 0; k < steps; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_PROWS+AGU_Q8_LANES
+        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
+            const uint32_t i = agu_index(g, b, l);
+            set_lane(w, l, (uint8_t)buf[i % PE_ROWS][lane][i / PE_ROWS]);
+        }
+        if (++l == DDR_BEAT) {
+            ddr_put(ddr, g.first + b, w, agu_lo(g, b), agu_hi(g, b));
+            w = beat_zero();
+            l = 0;
+            b++;
+        }
+    }
+}
+
+/* Point layer, resident pass: tile t's sums (racc x 0) quantized into x
+ * slot t of lanes, a PE row per cycle (C lanes at once); the pass is stored
+ * by sp_point_wr after its last tile. */
+static void sp_point_quantize(const sp_out &o, int t, int vr, int nb, bool kept,
+                              const wide_t rbias[PE_ROWS],
+                              const acc_t racc[PE_ROWS][PE_COLS][SP_XT],
+                              const q8_t mbuf[PE_ROWS][PE_COLS][SP_XT],
+                              q8_t lanes[PE_ROWS][PE_COLS][SP_XT], q_stats &st) {
+    CTRAIN_LOOP(ew, 1, vr);
+point_quantize:
+    for (int r = 0; r < vr; r++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+            if (c >= nb)
+                continue;
+            wide_t v = kept ? racc[r][c][0].to_int64() : 0;
+            if (o.bias)
+                v += rbias[r];
+            if (o.relu && v < 0) v = 0;
+            if (o.mask && mbuf[r][c][t] <= 0) v = 0;
+            bool clamped;
+            const q8_t q = sat8(rshift_round(v, o.sh_out), clamped);
+            q_stats_add(st, v, q, clamped);
+            lanes[r][c][t] = q;
+        }
+    }
+}
+
 /* WG: the error rows of row tile r0 at (b0, y, x0) into lanes; with `sum`,
  * each row's errors also added to gb[r] (the bias gradient taps the stream). */
 static void sp_load_errors(const ddr_t *ddr, const ctrain_insn_t &f, bool point, int r0, int vr,
@@ -620,7 +722,7 @@ store_grads:
             q_stats_add(st, v, o, clamped);
             obuf[t] = o;
         }
-        agu_wr_i32<SP_ENTRIES>(ddr, f.dst + 4 * (start[r] + off), obuf, lr);
+        agu_wr_i32w<SP_ENTRIES>(ddr, f.dst + 4 * (start[r] + off), obuf, lr);
     }
 }
 
@@ -858,8 +960,11 @@ res_bounds:
         if (longest > 0)
             sp_row_steps(false, g, ent, base, clen, longest, x0, xc, v, 0, g.red, rowok, win, lanes,
                          nb, true, racc, tacc);
-        sp_epilogue(ddr, f, g, j.o, r0, vr, b0, nb, y, x0, xc, longest > 0, rbias, racc, mbuf,
-                    lanes, st);
+        if (j.o.point)
+            sp_point_quantize(j.o, t, vr, nb, longest > 0, rbias, racc, mbuf, lanes, st);
+        else
+            sp_epilogue(ddr, f, g, j.o, r0, vr, b0, nb, y, x0, xc, longest > 0, rbias, racc, mbuf,
+                        lanes, st);
     }
 res_advance:
     for (int r = 0; r < PE_ROWS; r++) {
@@ -884,6 +989,9 @@ static void sp_res_sweep(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &
                          q_stats &st) {
 #pragma HLS INLINE
     const sp_plan &g = j.g;
+    /* Point FP, EB: the pass's rows go out (masks come in) once per batch tile. */
+    const bool pass_io = j.o.point && !g.wg;
+    const int prow = g.rows - p0 < tiles * PE_ROWS ? g.rows - p0 : tiles * PE_ROWS;
 res_batch:
     for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_BTILES
@@ -905,11 +1013,25 @@ res_batch:
 #pragma HLS UNROLL
                     base[r] = 0;
                 }
+                if (pass_io && j.o.mask) {   /* the pass's masks, a burst per lane */
+                res_point_mask:
+                    for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                        sp_point_rd(ddr, f.src3 + (uint32_t)(b0 + c) * g.rows + p0, mbuf, c, prow);
+                    }
+                }
             res_tile:
                 for (int t = 0, r0 = p0; t < tiles; t++, r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
                     sp_res_tile(ddr, f, j, t, r0, b0, nb, y, x0, xc, v, rowok, win, ent, tlen,
                                 tbias, base, clen, rbias, racc, tacc, mbuf, lanes, st);
+                }
+                if (pass_io) {   /* the pass's outputs, a burst per lane */
+                res_point_store:
+                    for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                        sp_point_wr(ddr, f.dst + (uint32_t)(b0 + c) * g.rows + p0, lanes, c, prow);
+                    }
                 }
             }
         }
@@ -1186,6 +1308,8 @@ void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stat
 #pragma HLS ARRAY_PARTITION variable=mbuf type=complete dim=2
     static uint32_t tp[PE_ROWS * MAX_KK + 1];      /* the tile's rowptr or tptr slice */
     static int32_t obuf[SP_ENTRIES];
+    /* WG's gradients leave a beat per cycle (agu_wr_i32w): reshaped by the beat. */
+#pragma HLS ARRAY_RESHAPE variable=obuf type=cyclic factor=AGU_I32_LANES
     /* Resident mode: every row tile's list lengths (each <= SP_ENTRIES) and
      * biases (FP: raw int32 biases, WG: bias gradients, < 2^47 in magnitude),
      * a word per PE row per tile read at once; SP_RTILES deep: LUTRAM. */
@@ -1208,18 +1332,18 @@ void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stat
      * loaded once per (batch tile, row, x tile) for all its tiles; a tile
      * whose lists alone do not fit is streamed.  With channel groups every
      * tile is streamed. */
-    if (g.groups == 1) {
-    res_pass:
-        for (int p0 = 0; p0 < g.rows;) {
+row_pass:
+    for (int p0 = 0; p0 < g.rows;) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
-            uint32_t most;
-            const int tiles = sp_rows_survey(ddr, f, j, p0, tp, start, len, total, tlen, most);
-            if (tiles == 0) {
-                sp_stream_tile(ddr, f, j, p0, tp, start, len, base, clen, braw, rbias, ent, win,
-                               rowok, racc, tacc, mbuf, lanes, obuf, st);
-                p0 += PE_ROWS;
-                continue;
-            }
+        uint32_t most = 0;
+        const int tiles = g.groups == 1
+                              ? sp_rows_survey(ddr, f, j, p0, tp, start, len, total, tlen, most)
+                              : 0;
+        if (tiles == 0) {
+            sp_stream_tile(ddr, f, j, p0, tp, start, len, base, clen, braw, rbias, ent, win,
+                           rowok, racc, tacc, mbuf, lanes, obuf, st);
+            p0 += PE_ROWS;
+        } else {
             sp_res_load(ddr, f, j, p0, tiles, most, tp, start, len, base, clen, braw, ent, tbias,
                         tacc);
             sp_res_sweep(ddr, f, j, p0, tiles, most, win, rowok, ent, tlen, tbias, base, clen,
@@ -1229,12 +1353,5 @@ void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stat
                              st);
             p0 += tiles * PE_ROWS;
         }
-        return;
-    }
-tile_rows:
-    for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
-        sp_stream_tile(ddr, f, j, r0, tp, start, len, base, clen, braw, rbias, ent, win, rowok,
-                       racc, tacc, mbuf, lanes, obuf, st);
     }
 }

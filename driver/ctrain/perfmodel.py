@@ -1240,10 +1240,18 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
                 c.wr(f["dst2"] + 4 * ra, 4 * nr)
 
 
+def rows_first(f):
+    """sp_rows_first (sconv.cpp): a fully connected instruction (1x1 planes
+    on both sides) goes to the row-tile path without asking the
+    position-parallel one."""
+    return f["h_in"] == f["w_in"] == f["h_out"] == f["w_out"] == 1
+
+
 def _sparse_unit(f, b, c, index):
-    """sconv_unit: the position-parallel path when the instruction fits it,
-    else the row-tile path (_sparse_conv)."""
-    g = pos_plan(f, b)
+    """sconv_unit: the row-tile path for rows_first instructions, else the
+    position-parallel path when the instruction fits it, else the row-tile
+    path (_sparse_conv)."""
+    g = None if rows_first(f) else pos_plan(f, b)
     if g is not None:
         lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
         ptr = _pointers(f, g, index)

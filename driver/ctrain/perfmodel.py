@@ -961,15 +961,19 @@ def _sp_resident(j, p0, tiles, most):
             c.loop("ew", vr, times=j.nbt)   # sp_point_quantize
         elif not g.wg:
             _gather_epilogue(f, g, c, r0, vr, 1)
-        elif longest > 0 or j.bias:
+        elif not point and (longest > 0 or j.bias):
             _errors(f, g, c, r0, vr)
-    if not g.wg and point:   # the pass's masks and outputs, a burst per lane
+    if point:   # the pass's masks and outputs (WG: errors), a burst per lane
         at = np.arange(f["n"], dtype=np.int64) * g.rows + p0
         prow = min(g.rows - p0, tiles * j.R)
         W = j.b.ddr_beat   # an element per cycle (sp_point_rd / sp_point_wr)
-        if g.eb and f["flags"] & Flag.RELU_MASK:
-            c.rd(f["src3"] + at, prow, ii=W)
-        c.wr(f["dst"] + at, prow, ii=W)
+        if g.wg:
+            if most > 0 or j.bias:
+                c.rd(f["src"] + at, prow, ii=W)
+        else:
+            if g.eb and f["flags"] & Flag.RELU_MASK:
+                c.rd(f["src3"] + at, prow, ii=W)
+            c.wr(f["dst"] + at, prow, ii=W)
     if g.wg:
         for r0, vr, start, lens in j.tiles(p0, tiles):
             j.bounds(r0, vr)

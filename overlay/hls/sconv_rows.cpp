@@ -432,7 +432,9 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
  *   gather (FP, EB): operand = entry t's value, xc * lenj steps (t fastest);
  *     acc[r][c] sums over the list, then goes to racc[r][c][x] (first pass:
  *     set, later chunks and groups: add).
- *   outer (WG): operand = lane c's error at x, lenj * xc steps (x fastest);
+ *   outer (WG): operand = lane c's error at x (errb x slot xe + x: a point
+ *     layer's resident pass keeps tile t's errors in slot t), lenj * xc
+ *     steps (x fastest);
  *     an adder tree sums the lanes, a register per row sums over the row,
  *     added to entry t's accumulator tacc[r][t] at the row's end. */
 static void sp_row_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
@@ -440,7 +442,7 @@ static void sp_row_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROW
                      int x0, int xc,
                      const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
                      const q8_t win[SP_COPIES][SP_WIN][PE_COLS],
-                     const q8_t errb[PE_ROWS][PE_COLS][SP_XT], int nb, bool first,
+                     const q8_t errb[PE_ROWS][PE_COLS][SP_XT], int xe, int nb, bool first,
                      acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES]) {
 #pragma HLS INLINE off
     const uint32_t steps = (uint32_t)xc * lenj;
@@ -467,7 +469,7 @@ row_step:
             for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
                 const q8_t a = (pos >= 0 && c < nb) ? win[r / 2][pos][c] : (q8_t)0;
-                const q8_t d = c < nb ? errb[r][c][x] : (q8_t)0;
+                const q8_t d = c < nb ? errb[r][c][xe + x] : (q8_t)0;
                 const prod_t m = (prod_t)(outer ? d : e.val) * (prod_t)a;
 #if CTRAIN_SPARSE_MUL_LUT
                 /* The board's DSP slices go to the dense array: these int8
@@ -582,12 +584,13 @@ store_rows:
  * lane's values of the whole pass, consecutive channels p0 .. p0 + len in
  * DDR, move in one burst: element i is buf[i % PE_ROWS][lane][i / PE_ROWS]
  * (constant divisors), one element per cycle, W cycles per beat (one read
- * or write of the banked buffer per cycle). */
+ * or write of the banked buffer per cycle).  WG's errors come in the same
+ * way, with `add` summing each row's bias gradient into sums[t][r]. */
 #define SP_PROWS (SP_RTILES * PE_ROWS)   /* rows of a resident pass */
 static_assert(SP_RTILES <= SP_XT, "a resident pass's tiles take x slots of lanes and mbuf");
 
 static void sp_point_rd(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][SP_XT],
-                        int lane, uint32_t len) {
+                        int lane, uint32_t len, acc_t sums[SP_RTILES][PE_ROWS], bool add) {
     agu_count(false, addr, len, AGU_II_FILL);
     if (len == 0)
         return;
@@ -604,7 +607,10 @@ point_rd:
             w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
         if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
             const uint32_t i = agu_index(g, b, l);
-            buf[i % PE_ROWS][lane][i / PE_ROWS] = (q8_t)beat_lane(w, l);
+            const q8_t v = (q8_t)beat_lane(w, l);
+            buf[i % PE_ROWS][lane][i / PE_ROWS] = v;
+            if (add)   /* WG: the bias gradient of row i taps the errors */
+                sums[i / PE_ROWS][i % PE_ROWS] += v;
         }
         if (++l == DDR_BEAT) {
             l = 0;
@@ -951,15 +957,15 @@ res_bounds:
             longest = clen[r];
     }
     if (g.wg) {
-        if (longest > 0 || j.o.bias)
+        if (!j.o.point && (longest > 0 || j.o.bias))
             sp_load_errors(ddr, f, j.o.point, r0, vr, b0, nb, y, x0, xc, lanes, rbias, j.o.bias);
         if (longest > 0)
             sp_row_steps(true, g, ent, base, clen, longest, x0, xc, v, 0, g.red, rowok, win, lanes,
-                         nb, false, racc, tacc);
+                         j.o.point ? t : 0, nb, false, racc, tacc);
     } else {
         if (longest > 0)
             sp_row_steps(false, g, ent, base, clen, longest, x0, xc, v, 0, g.red, rowok, win, lanes,
-                         nb, true, racc, tacc);
+                         0, nb, true, racc, tacc);
         if (j.o.point)
             sp_point_quantize(j.o, t, vr, nb, longest > 0, rbias, racc, mbuf, lanes, st);
         else
@@ -991,6 +997,8 @@ static void sp_res_sweep(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &
     const sp_plan &g = j.g;
     /* Point FP, EB: the pass's rows go out (masks come in) once per batch tile. */
     const bool pass_io = j.o.point && !g.wg;
+    /* Point WG: the pass's errors come in once per batch tile. */
+    const bool pass_err = j.o.point && g.wg && (most > 0 || j.o.bias);
     const int prow = g.rows - p0 < tiles * PE_ROWS ? g.rows - p0 : tiles * PE_ROWS;
 res_batch:
     for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
@@ -1013,11 +1021,20 @@ res_batch:
 #pragma HLS UNROLL
                     base[r] = 0;
                 }
+                if (pass_err) {   /* WG: the pass's errors and bias sums, a burst per lane */
+                res_point_err:
+                    for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                        sp_point_rd(ddr, f.src + (uint32_t)(b0 + c) * g.rows + p0, lanes, c, prow,
+                                    tbias, j.o.bias);
+                    }
+                }
                 if (pass_io && j.o.mask) {   /* the pass's masks, a burst per lane */
                 res_point_mask:
                     for (int c = 0; c < nb; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
-                        sp_point_rd(ddr, f.src3 + (uint32_t)(b0 + c) * g.rows + p0, mbuf, c, prow);
+                        sp_point_rd(ddr, f.src3 + (uint32_t)(b0 + c) * g.rows + p0, mbuf, c, prow,
+                                    tbias, false);
                     }
                 }
             res_tile:
@@ -1131,7 +1148,7 @@ batch_tile:
                         const uint32_t lenj =
                             longest - off < SP_ENTRIES ? longest - off : SP_ENTRIES;
                         sp_row_steps(false, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok,
-                                     win, lanes, nb, grp == 0 && c == 0, racc, tacc);
+                                     win, lanes, 0, nb, grp == 0 && c == 0, racc, tacc);
                     }
                 }
                 sp_epilogue(ddr, f, g, j.o, r0, vr, b0, nb, y, x0, xc, longest > 0, rbias, racc,
@@ -1212,7 +1229,7 @@ wg_chunk:
                             ddr, g, j.wsrc, b0, nb, y, x0, xc, ch0, chn,
                             !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
                         sp_row_steps(true, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok,
-                                     win, lanes, nb, false, racc, tacc);
+                                     win, lanes, 0, nb, false, racc, tacc);
                     }
                 }
             }

@@ -18,7 +18,7 @@ from ctrain.tools.cross_check import format_report, verify
 
 from ctrain import overlay_src
 from ctrain.engine.csim import build
-from conftest import csim_or_skip
+from conftest import csim_or_skip, insn
 
 SEED = 20240611
 
@@ -99,6 +99,30 @@ def test_multi_tile_shapes_match_numpy(board):
         assert engine.run(mine, *args) == ref.run(theirs, *args), spec
         diff = np.flatnonzero(mine != theirs)
         assert diff.size == 0, f"{spec}: {diff.size} bytes differ, first at {diff[0]}"
+
+
+@pytest.mark.parametrize("board", ["pynq_z2", "zcu102"])
+def test_sparse_row_passes_match_numpy(board):
+    """The sparse row-tile path's resident passes and streamed tiles (a stride-2
+    fully connected layer whose lists outgrow SPARSE_ENTRIES) byte for byte."""
+    from ctrain.tools.random_insn import layer_case
+    from test_perfmodel import ROW_PASSES
+    engine, ref = csim_or_skip(board), NumpyEngine()
+    rng = np.random.default_rng(SEED)
+    for op, flags, shape in ((Op.SCONV_FP, Flag.BIAS | Flag.RELU, ROW_PASSES),
+                             (Op.SCONV_EB, Flag.RELU_MASK, dict(ROW_PASSES, c_in=40, c_out=2000)),
+                             (Op.SCONV_WG, Flag.BIAS, ROW_PASSES)):
+        case = layer_case(rng, op, shape, flags, density=0.6)
+        mine, theirs = case.ddr.copy(), case.ddr.copy()
+        result = engine.run(mine, *case.run_args())
+        assert result.status == 0 and result == ref.run(theirs, *case.run_args()), op.name
+        diff = np.flatnonzero(mine != theirs)
+        assert diff.size == 0, f"{op.name}: {diff.size} bytes differ, first at {diff[0]}"
+    # 40 lists of about 1200 entries: streamed on the Pynq-Z2 (1024 per PE
+    # row), one resident pass per tile on the ZCU102 (2048)
+    passes = perfmodel.sparse_passes(insn(case)[0], board, ddr=case.ddr)
+    assert passes == ([(0, 0), (4, 0), (8, 0), (12, 0), (16, 0), (20, 0), (24, 0), (28, 0),
+                       (32, 0), (36, 0)] if board == "pynq_z2" else [(0, 1), (16, 1), (32, 1)])
 
 
 def test_runs_in_place_without_copies(csim):

@@ -33,6 +33,7 @@ _FC = dict(n=20, c_in=400, h_in=1, w_in=1, c_out=37, k_h=1, k_w=1, stride=1, pad
 #: test_dense_bands_reached_by_the_large_cases checks it stays so.  40 x 200 (20
 #: bands of 2 rows, none short) took 30 CPU-s per opcode on the ZCU102 C-sim.
 _BANDS = dict(n=3, c_in=3, h_in=24, w_in=100, c_out=4, k_h=11, k_w=11, stride=1, pad=5)
+ROW_PASSES = dict(n=9, c_in=2000, h_in=1, w_in=1, c_out=40, k_h=1, k_w=1, stride=2, pad=0)
 _DENSE_ROWS = dict(n=2, c_in=60, h_in=3, w_in=3, c_out=3, k_h=5, k_w=5, stride=1, pad=2)
 # position-parallel bands: a burst per plane (pynq_z2, kv260) or whole planes skipping rows
 _PBANDS = dict(n=2, c_in=48, h_in=40, w_in=40, c_out=6, k_h=3, k_w=3, stride=1, pad=1)
@@ -60,6 +61,11 @@ BIG_SPARSE = [
     (Op.SCONV_WG, Flag.BIAS, dict(_FC, n=5, c_in=20, c_out=330), 0.2),
     (Op.SCONV_EB, Flag.RELU_MASK, dict(_FC, n=5, c_in=330, c_out=20), 0.2),
     (Op.SCONV_FP, Flag.BIAS, dict(_FC, n=5, c_in=20, c_out=330), 0.2),
+    # stride 2 takes the row-tile path: several resident passes (per-row totals
+    # above SPARSE_ENTRIES) and, where one row's list alone exceeds it, streamed tiles
+    (Op.SCONV_FP, Flag.BIAS, ROW_PASSES, 0.6),
+    (Op.SCONV_EB, Flag.RELU_MASK, dict(ROW_PASSES, c_in=40, c_out=2000), 0.6),
+    (Op.SCONV_WG, Flag.BIAS, ROW_PASSES, 0.6),
     (Op.CONV_FP, Flag.BIAS, _CONV, None),
     (Op.CONV_EB, Flag.RELU_MASK, _CONV, None),
     (Op.CONV_WG, Flag.BIAS, _FC, None),
@@ -393,16 +399,18 @@ def test_dense_bands_reached_by_the_large_cases():
 
 
 def test_sparse_modes_reached_by_the_large_cases():
-    """BIG_SPARSE runs both sparse modes on every board: the resident one (all
-    lists on chip, one window for all row tiles) and the streamed one."""
+    """BIG_SPARSE runs both ways of the row-tile path on every board: resident
+    passes (a run of row tiles' lists on chip, one window for all of them)
+    and streamed tiles."""
     rng = np.random.default_rng(SEED)
     cases = [layer_case(rng, op, shape, flags, density=d)
              for op, flags, shape, d in BIG_SPARSE if op in validate.SPARSE_OPS]
     for board in MODEL_BOARDS:
-        modes = {perfmodel.sparse_resident(_insn(c), board, ddr=c.ddr) for c in cases}
-        assert modes == {True, False}, board
-    # 330 rows: 37 row tiles of the Pynq-Z2's 9 rows (> 32, streamed), 14 of the ZCU102's 24
+        kinds = {tiles > 0 for c in cases
+                 for _, tiles in perfmodel.sparse_passes(_insn(c), board, ddr=c.ddr)}
+        assert kinds == {True, False}, board
+    # 330 rows: 83 row tiles of the Pynq-Z2's 4 rows, more than SP_RTILES (32):
+    # three resident passes there; one of 21 tiles on the ZCU102's 16 rows
     fc = layer_case(rng, Op.SCONV_WG, dict(_FC, n=5, c_in=20, c_out=330), Flag.BIAS, density=0.2)
-    assert not perfmodel.sparse_resident(_insn(fc), "pynq_z2", ddr=fc.ddr)
-    assert perfmodel.sparse_resident(_insn(fc), "zcu102", ddr=fc.ddr)
-
+    assert perfmodel.sparse_passes(_insn(fc), "pynq_z2", ddr=fc.ddr) == [(0, 32), (128, 32), (256, 19)]
+    assert perfmodel.sparse_passes(_insn(fc), "zcu102", ddr=fc.ddr) == [(0, 21)]

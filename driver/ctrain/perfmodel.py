@@ -770,19 +770,20 @@ def _lists(f, g, index):
 
 def _entries(f, g, lay, start, lens, off, se, c, times=1):
     """Counters of loading one chunk (from `off`) of a tile's lists
-    (sp_load_entries); returns the chunk's per-row lengths."""
+    (sp_load_entries: beat-wide bursts, a decode loop); returns the chunk's
+    per-row lengths."""
     lr = np.clip(lens - off, 0, se)
     first = start + off
     aux = f["aux"]
     if g.eb:
-        c.rd(aux + lay["trow"] + 2 * first, 2 * lr, times=times)
-        c.rd(aux + lay["tpos"] + 4 * first, 4 * lr, times=times)
+        c.rdw(aux + lay["trow"] + 2 * first, 2 * lr, times=times)
+        c.rdw(aux + lay["tpos"] + 4 * first, 4 * lr, times=times)
         c.loop("ew", lr, times=times)
         c.gather(times * int(lr.sum()))
     else:
         if not g.wg:
-            c.rd(f["src2"] + first, lr, times=times)
-        c.rd(aux + lay["col"] + 2 * first, 2 * lr, times=times)
+            c.rdw(f["src2"] + first, lr, times=times)
+        c.rdw(aux + lay["col"] + 2 * first, 2 * lr, times=times)
         c.loop("ew", lr, times=times)
     return lr
 
@@ -825,31 +826,57 @@ def _errors(f, g, c, r0, vr):
 
 
 def _grads(f, c, start, lr, off=0):
-    """Counters of sp_store_grads: per row with entries a quantize loop and a burst."""
+    """Counters of sp_store_grads: per row with entries a quantize loop and a
+    beat-wide burst."""
     c.loop("ew", lr)
-    c.wr(f["dst"] + 4 * (start + off), 4 * lr)
+    c.wrw(f["dst"] + 4 * (start + off), 4 * lr)
 
 
-def _most(g, b, lens):
-    """Entries the fullest PE row holds when every row tile's lists are on
-    chip at once (PE row r: lists r, r + R, r + 2R, ...)."""
-    R = b.pe_rows
-    return int(np.bincount(np.arange(g.rows) % R, weights=lens, minlength=R).max()) if g.rows else 0
+def _survey(j, p0):
+    """sp_rows_survey: the resident pass from row p0, as (tiles, most): the
+    consecutive row tiles whose lists fit on chip together (each PE row's
+    total <= SPARSE_ENTRIES, at most SP_RTILES tiles; 0 when the first
+    alone does not fit) and the fullest PE row's total. Counts the bounds of
+    every tile taken and of the first refused."""
+    g, R, se = j.g, j.R, j.se
+    total, tiles, most = np.zeros(R, np.int64), 0, 0
+    r0 = p0
+    while r0 < g.rows and tiles < j.b.sparse_rtiles:
+        vr = min(R, g.rows - r0)
+        j.bounds(r0, vr)
+        lens = np.zeros(R, np.int64)
+        lens[:vr] = j.lens_all[r0:r0 + vr]
+        if (total + lens > se).any():
+            break
+        total += lens
+        most = max(most, int(total.max()))
+        tiles += 1
+        r0 += R
+    return tiles, most
 
 
-def _resident(g, b, lens):
-    """Resident mode (sconv_unit): every list on chip, every channel in one
-    window, at most SP_RTILES row tiles."""
-    return (g.groups == 1 and _most(g, b, lens) <= b.sparse_entries
-            and _cdiv(g.rows, b.pe_rows) <= b.sparse_rtiles)
+def _passes(f, b, index):
+    """[(first row, row tiles) of each resident pass, or (first row, 0) for
+    a streamed tile] of an instruction on the row-tile path, without
+    counting (sparse_passes)."""
+    j = _RowJob(f, b, _Count(b), index)
+    if j.g.groups != 1:
+        return [(r0, 0) for r0 in j.r0s]
+    out, p0 = [], 0
+    while p0 < j.g.rows:
+        tiles, _ = _survey(j, p0)
+        out.append((p0, tiles))
+        p0 += max(tiles, 1) * j.R
+    return out
 
 
-def sparse_resident(insn, board_, ddr=None, index=None):
-    """Whether the sparse unit runs an instruction in resident mode (one
-    window per batch tile, row and x tile for all row tiles), else streamed."""
+def sparse_passes(insn, board_, ddr=None, index=None):
+    """How the row-tile path walks an instruction's row tiles: a list of
+    (first row, tiles) per resident pass (lists loaded once, one window per
+    batch tile, row and x tile for all its tiles) or (first row, 0) per
+    streamed tile."""
     b, f = _board(board_), validate.fields(insn)
-    g = sparse_plan(f, b)
-    return _resident(g, b, _lists(f, g, index_of(insn, ddr, index))[1])
+    return _passes(f, b, index_of(insn, ddr, index))
 
 
 class _RowJob:
@@ -872,9 +899,10 @@ class _RowJob:
         self.starts, self.lens_all = _lists(f, g, index)
         self.r0s = list(range(0, g.rows, self.R))
 
-    def tiles(self):
-        """(r0, valid rows, list starts, list lengths) of every row tile."""
-        for r0 in self.r0s:
+    def tiles(self, p0=0, count=None):
+        """(r0, valid rows, list starts, list lengths) of `count` row tiles
+        from row p0 (default: every tile)."""
+        for r0 in self.r0s[p0 // self.R:None if count is None else p0 // self.R + count]:
             vr = min(self.R, self.g.rows - r0)
             yield r0, vr, self.starts[r0:r0 + vr], self.lens_all[r0:r0 + vr]
 
@@ -893,46 +921,63 @@ class _RowJob:
 
 
 def _sparse_conv(f, b, c, index):
-    """sp_rows_unit, the row-tile path: its set-up (sp_make_plan's tables,
-    every tile's bounds), then resident or streamed mode as sp_rows_survey
-    decides."""
+    """sp_rows_unit, the row-tile path: sp_make_plan's tables, then with one
+    channel group resident passes (streaming a tile whose lists alone do not
+    fit), else every tile streamed."""
     j = _RowJob(f, b, c, index)
     kmax = validate.LIMITS["KERNEL"]
     c.loop("ew", kmax)          # sp_make_plan's tables: k / s, k % s
     c.loop("ew", kmax * kmax)   # and tap -> (ky, kx)
-    for r0, vr, _, _ in j.tiles():   # every tile's bounds, once
-        j.bounds(r0, vr)
-    if _resident(j.g, b, j.lens_all):
-        _sp_resident(j)
-    else:
-        for tile in j.tiles():
-            (_sp_stream_wg if j.g.wg else _sp_stream_gather)(j, *tile)
+    stream = _sp_stream_wg if j.g.wg else _sp_stream_gather
+    p0 = 0
+    while p0 < j.g.rows:
+        tiles, most = _survey(j, p0) if j.g.groups == 1 else (0, 0)
+        if tiles == 0:
+            stream(j, *next(j.tiles(p0, 1)))
+            p0 += j.R
+            continue
+        _sp_resident(j, p0, tiles, most)
+        p0 += tiles * j.R
 
 
-def _sp_resident(j):
-    """Resident mode: sp_res_load (every tile's lists), sp_res_sweep (one
-    window for all tiles), sp_res_tile per tile, sp_res_store (WG)."""
+def _sp_resident(j, p0, tiles, most):
+    """A resident pass over `tiles` row tiles from row p0: sp_res_load (their
+    lists), sp_res_sweep (one window for all of them), sp_res_tile per tile,
+    sp_res_store (WG)."""
     f, g, c, se = j.f, j.g, j.c, j.se
-    for r0, vr, start, lens in j.tiles():
+    for r0, vr, start, lens in j.tiles(p0, tiles):
         j.bounds(r0, vr)
         _entries(f, g, j.lay, start, lens, 0, se, c)
         if not g.wg and j.bias:
             c.rd(f["src3"] + 4 * r0, 4 * vr)
-    most = _most(g, j.b, j.lens_all)
     if g.wg:
         c.loop("ew", most)              # clear_all_taps
     if most > 0:
         c.add(j.one_pass)               # one window for all row tiles
-    for r0, vr, _, lens in j.tiles():
+    point = g.oh == 1 and g.ow == 1
+    for r0, vr, _, lens in j.tiles(p0, tiles):
         longest = int(lens.max())
         if longest > 0:
             c.loop("pe", j.xcs * longest, times=j.nbt * g.oh)
-        if not g.wg:
+        if not g.wg and point:
+            c.loop("ew", vr, times=j.nbt)   # sp_point_quantize
+        elif not g.wg:
             _gather_epilogue(f, g, c, r0, vr, 1)
-        elif longest > 0 or j.bias:
+        elif not point and (longest > 0 or j.bias):
             _errors(f, g, c, r0, vr)
+    if point:   # the pass's masks and outputs (WG: errors), a burst per lane
+        at = np.arange(f["n"], dtype=np.int64) * g.rows + p0
+        prow = min(g.rows - p0, tiles * j.R)
+        W = j.b.ddr_beat   # an element per cycle (sp_point_rd / sp_point_wr)
+        if g.wg:
+            if most > 0 or j.bias:
+                c.rd(f["src"] + at, prow, ii=W)
+        else:
+            if g.eb and f["flags"] & Flag.RELU_MASK:
+                c.rd(f["src3"] + at, prow, ii=W)
+            c.wr(f["dst"] + at, prow, ii=W)
     if g.wg:
-        for r0, vr, start, lens in j.tiles():
+        for r0, vr, start, lens in j.tiles(p0, tiles):
             j.bounds(r0, vr)
             _grads(f, c, start, lens)
             if j.bias:
@@ -1247,10 +1292,18 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
                 c.wr(f["dst2"] + 4 * ra, 4 * nr)
 
 
+def rows_first(f):
+    """sp_rows_first (sconv.cpp): a fully connected instruction (1x1 planes
+    on both sides) goes to the row-tile path without asking the
+    position-parallel one."""
+    return f["h_in"] == f["w_in"] == f["h_out"] == f["w_out"] == 1
+
+
 def _sparse_unit(f, b, c, index):
-    """sconv_unit: the position-parallel path when the instruction fits it,
-    else the row-tile path (_sparse_conv)."""
-    g = pos_plan(f, b)
+    """sconv_unit: the row-tile path for rows_first instructions, else the
+    position-parallel path when the instruction fits it, else the row-tile
+    path (_sparse_conv)."""
+    g = None if rows_first(f) else pos_plan(f, b)
     if g is not None:
         lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
         ptr = _pointers(f, g, index)

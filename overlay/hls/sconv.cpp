@@ -1034,12 +1034,22 @@ spp_chunk:
     }
 }
 
+/* Whether an instruction goes to the row-tile path without asking the
+ * position-parallel one: a fully connected layer (1x1 planes on both sides)
+ * has only n output positions per kept weight, too few for SP_P position
+ * PEs, while the row-tile path's R rows x C batch lanes run it as a sparse
+ * matrix times the batch, its lists on chip for the whole batch. */
+static bool sp_rows_first(const ctrain_insn_t &f) {
+    return f.h_in == 1 && f.w_in == 1 && f.h_out == 1 && f.w_out == 1;
+}
+
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     spp_plan pp;
     static uint16_t cstart[CTRAIN_MAX_CH + 1];
 #pragma HLS BIND_STORAGE variable=cstart type=ram_2p impl=lutram
     int nch = 0;
-    if (spp_make_plan(f, pp) && spp_chunks(ddr, f, pp, index_layout(f), cstart, nch)) {
+    if (!sp_rows_first(f) && spp_make_plan(f, pp) &&
+        spp_chunks(ddr, f, pp, index_layout(f), cstart, nch)) {
         sp_out o;
         o.bias = (f.flags & FLAG_BIAS) != 0;
         o.relu = f.op == OP_SCONV_FP && (f.flags & FLAG_RELU);

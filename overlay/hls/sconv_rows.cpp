@@ -35,6 +35,10 @@
 #include "agu.h"
 #include "conv.h"
 
+
+/* uint16 list words per DDR beat (the list buffers' reshape factor). */
+#define SP_U16_LANES (CTRAIN_DDR_BEAT / 2)
+
 /* One kept weight as a PE row uses it: value and tap.  For FP and WG `ch` is
  * the input channel, for EB the output channel (trow). */
 struct sp_entry {
@@ -342,9 +346,14 @@ static void sp_load_entries(const ddr_t *ddr, const ctrain_insn_t &f, const sp_p
                             const uint32_t dst[PE_ROWS], uint32_t clen[PE_ROWS],
                             sp_entry ent[PE_ROWS][SP_ENTRIES]) {
     const uint32_t kk = (uint32_t)g.kk;
+    /* The list's values, columns (EB: rows) and positions arrive a beat per
+     * cycle (agu_rd_wide): each buffer reshaped by the elements of a beat. */
     q8_t vbuf[SP_ENTRIES];
+#pragma HLS ARRAY_RESHAPE variable=vbuf type=cyclic factor=AGU_Q8_LANES
     uint16_t hbuf[SP_ENTRIES];
+#pragma HLS ARRAY_RESHAPE variable=hbuf type=cyclic factor=SP_U16_LANES
     uint32_t wbuf[SP_ENTRIES];
+#pragma HLS ARRAY_RESHAPE variable=wbuf type=cyclic factor=AGU_I32_LANES
     uint32_t rk_next = 0;   /* r * kk, counted */
 list_rows:
     for (int r = 0; r < PE_ROWS; r++) {
@@ -359,8 +368,8 @@ list_rows:
         const uint32_t first = start[r] + off;
         if (!g.eb) {
             if (!g.wg)
-                agu_rd_q8<SP_ENTRIES>(ddr, f.src2 + first, vbuf, lr);
-            agu_rd_u16<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.col + 2 * first, hbuf, lr);
+                agu_rd_q8w<SP_ENTRIES>(ddr, f.src2 + first, vbuf, lr);
+            agu_rd_wide<uint16_t, SP_ENTRIES, 2>(ddr, f.aux + (uint32_t)ix.col + 2 * first, hbuf, lr);
             CTRAIN_LOOP(ew, 1, lr);
         decode_csr:
             for (uint32_t t = 0; t < lr; t++) {
@@ -378,8 +387,8 @@ list_rows:
                 ent[r][dst[r] + t] = e;
             }
         } else {
-            agu_rd_u16<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.trow + 2 * first, hbuf, lr);
-            agu_rd_u32<SP_ENTRIES>(ddr, f.aux + (uint32_t)ix.tpos + 4 * first, wbuf, lr);
+            agu_rd_wide<uint16_t, SP_ENTRIES, 2>(ddr, f.aux + (uint32_t)ix.trow + 2 * first, hbuf, lr);
+            agu_rd_wide<uint32_t, SP_ENTRIES, 4>(ddr, f.aux + (uint32_t)ix.tpos + 4 * first, wbuf, lr);
             CTRAIN_LOOP(ew, 1, lr);
         decode_csc:
             for (uint32_t t = 0; t < lr; t++) {
@@ -423,7 +432,9 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
  *   gather (FP, EB): operand = entry t's value, xc * lenj steps (t fastest);
  *     acc[r][c] sums over the list, then goes to racc[r][c][x] (first pass:
  *     set, later chunks and groups: add).
- *   outer (WG): operand = lane c's error at x, lenj * xc steps (x fastest);
+ *   outer (WG): operand = lane c's error at x (errb x slot xe + x: a point
+ *     layer's resident pass keeps tile t's errors in slot t), lenj * xc
+ *     steps (x fastest);
  *     an adder tree sums the lanes, a register per row sums over the row,
  *     added to entry t's accumulator tacc[r][t] at the row's end. */
 static void sp_row_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROWS][SP_ENTRIES],
@@ -431,7 +442,7 @@ static void sp_row_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROW
                      int x0, int xc,
                      const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
                      const q8_t win[SP_COPIES][SP_WIN][PE_COLS],
-                     const q8_t errb[PE_ROWS][PE_COLS][SP_XT], int nb, bool first,
+                     const q8_t errb[PE_ROWS][PE_COLS][SP_XT], int xe, int nb, bool first,
                      acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES]) {
 #pragma HLS INLINE off
     const uint32_t steps = (uint32_t)xc * lenj;
@@ -458,7 +469,7 @@ row_step:
             for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
                 const q8_t a = (pos >= 0 && c < nb) ? win[r / 2][pos][c] : (q8_t)0;
-                const q8_t d = c < nb ? errb[r][c][x] : (q8_t)0;
+                const q8_t d = c < nb ? errb[r][c][xe + x] : (q8_t)0;
                 const prod_t m = (prod_t)(outer ? d : e.val) * (prod_t)a;
 #if CTRAIN_SPARSE_MUL_LUT
                 /* The board's DSP slices go to the dense array: these int8
@@ -568,6 +579,103 @@ store_rows:
     }
 }
 
+/* Point layers (a 1x1 swept plane) in a resident pass: tile t's outputs
+ * (EB: its masks) wait in x slot t of lanes (mbuf), buf[r][c][t], so a
+ * lane's values of the whole pass, consecutive channels p0 .. p0 + len in
+ * DDR, move in one burst: element i is buf[i % PE_ROWS][lane][i / PE_ROWS]
+ * (constant divisors), one element per cycle, W cycles per beat (one read
+ * or write of the banked buffer per cycle).  WG's errors come in the same
+ * way, with `add` summing each row's bias gradient into sums[t][r]. */
+#define SP_PROWS (SP_RTILES * PE_ROWS)   /* rows of a resident pass */
+static_assert(SP_RTILES <= SP_XT, "a resident pass's tiles take x slots of lanes and mbuf");
+
+static void sp_point_rd(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][SP_XT],
+                        int lane, uint32_t len, acc_t sums[SP_RTILES][PE_ROWS], bool add) {
+    agu_count(false, addr, len, AGU_II_FILL);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+    const uint32_t steps = g.beats * DDR_BEAT;
+    beat_t w = beat_zero();
+    uint32_t b = 0;
+    int l = 0;
+point_rd:
+    for (uint32_t k = 0; k < steps; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_PROWS+AGU_Q8_LANES
+        if (l == 0)
+            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
+        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
+            const uint32_t i = agu_index(g, b, l);
+            const q8_t v = (q8_t)beat_lane(w, l);
+            buf[i % PE_ROWS][lane][i / PE_ROWS] = v;
+            if (add)   /* WG: the bias gradient of row i taps the errors */
+                sums[i / PE_ROWS][i % PE_ROWS] += v;
+        }
+        if (++l == DDR_BEAT) {
+            l = 0;
+            b++;
+        }
+    }
+}
+
+static void sp_point_wr(ddr_t *ddr, uint32_t addr, const q8_t buf[PE_ROWS][PE_COLS][SP_XT],
+                        int lane, uint32_t len) {
+    agu_count(true, addr, len, AGU_II_FILL);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+    const uint32_t steps = g.beats * DDR_BEAT;
+    beat_t w = beat_zero();
+    uint32_t b = 0;
+    int l = 0;
+point_wr:
+    for (uint32_t k = 0; k < steps; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_PROWS+AGU_Q8_LANES
+        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
+            const uint32_t i = agu_index(g, b, l);
+            set_lane(w, l, (uint8_t)buf[i % PE_ROWS][lane][i / PE_ROWS]);
+        }
+        if (++l == DDR_BEAT) {
+            ddr_put(ddr, g.first + b, w, agu_lo(g, b), agu_hi(g, b));
+            w = beat_zero();
+            l = 0;
+            b++;
+        }
+    }
+}
+
+/* Point layer, resident pass: tile t's sums (racc x 0) quantized into x
+ * slot t of lanes, a PE row per cycle (C lanes at once); the pass is stored
+ * by sp_point_wr after its last tile. */
+static void sp_point_quantize(const sp_out &o, int t, int vr, int nb, bool kept,
+                              const wide_t rbias[PE_ROWS],
+                              const acc_t racc[PE_ROWS][PE_COLS][SP_XT],
+                              const q8_t mbuf[PE_ROWS][PE_COLS][SP_XT],
+                              q8_t lanes[PE_ROWS][PE_COLS][SP_XT], q_stats &st) {
+    CTRAIN_LOOP(ew, 1, vr);
+point_quantize:
+    for (int r = 0; r < vr; r++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+            if (c >= nb)
+                continue;
+            wide_t v = kept ? racc[r][c][0].to_int64() : 0;
+            if (o.bias)
+                v += rbias[r];
+            if (o.relu && v < 0) v = 0;
+            if (o.mask && mbuf[r][c][t] <= 0) v = 0;
+            bool clamped;
+            const q8_t q = sat8(rshift_round(v, o.sh_out), clamped);
+            q_stats_add(st, v, q, clamped);
+            lanes[r][c][t] = q;
+        }
+    }
+}
+
 /* WG: the error rows of row tile r0 at (b0, y, x0) into lanes; with `sum`,
  * each row's errors also added to gb[r] (the bias gradient taps the stream). */
 static void sp_load_errors(const ddr_t *ddr, const ctrain_insn_t &f, bool point, int r0, int vr,
@@ -620,7 +728,7 @@ store_grads:
             q_stats_add(st, v, o, clamped);
             obuf[t] = o;
         }
-        agu_wr_i32<SP_ENTRIES>(ddr, f.dst + 4 * (start[r] + off), obuf, lr);
+        agu_wr_i32w<SP_ENTRIES>(ddr, f.dst + 4 * (start[r] + off), obuf, lr);
     }
 }
 
@@ -716,20 +824,22 @@ static int sp_tile_rows(const sp_plan &g, int r0) {
     return g.rows - r0 < PE_ROWS ? g.rows - r0 : PE_ROWS;
 }
 
-/* Every tile's list lengths (into tlen while they fit), each PE row's total
- * over the tiles in `most` and the tile count; returns whether all lists fit
- * on chip at once (each PE row holds its lists of every tile back to back, at
- * most SP_RTILES tiles) with every channel in one window: then the window of
- * a (batch tile, row, x tile) is loaded once for all row tiles (resident
- * mode), not once per tile. */
-static bool sp_rows_survey(const ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j,
-                           uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
-                           uint32_t len[PE_ROWS], uint32_t total[PE_ROWS],
-                           uint16_t tlen[SP_RTILES][PE_ROWS], uint32_t &most, int &tiles) {
+/* The resident pass that starts at row r0s: the consecutive row tiles from
+ * r0s whose lists fit on chip together (each PE row holds its lists of every
+ * tile back to back, at most SP_ENTRIES entries, at most SP_RTILES tiles),
+ * their list lengths into tlen and the fullest PE row's total in `most`.
+ * Returns the pass's tile count, 0 when the first tile's lists alone do not
+ * fit (that tile is streamed).  Reads the bounds of each tile it takes and
+ * of the first it refuses. */
+static int sp_rows_survey(const ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int r0s,
+                          uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
+                          uint32_t len[PE_ROWS], uint32_t total[PE_ROWS],
+                          uint16_t tlen[SP_RTILES][PE_ROWS], uint32_t &most) {
 #pragma HLS INLINE
     const sp_plan &g = j.g;
     most = 0;
-    tiles = 0;
+    int tiles = 0;
+    bool fits = true;
 clear_totals:
     for (int r = 0; r < PE_ROWS; r++) {
         /* one register per PE row */
@@ -737,30 +847,39 @@ clear_totals:
         total[r] = 0;
     }
 bounds_tiles:
-    for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
+    for (int r0 = r0s; r0 < g.rows && fits && tiles < SP_RTILES; r0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_RTILES
         const int vr = sp_tile_rows(g, r0);
         sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);
         sp_bounds(g, tp, vr, start, len);
-    bounds_rows:
+    bounds_fit:
         for (int r = 0; r < PE_ROWS; r++) {
-            /* one register per PE row */
+            /* one comparator per PE row */
 #pragma HLS UNROLL
-            if (tiles < SP_RTILES)   /* used only when resident: len <= SP_ENTRIES */
-                tlen[tiles][r] = (uint16_t)len[r];
-            total[r] += len[r];
-            if (total[r] > most)
-                most = total[r];
+            if (total[r] + len[r] > SP_ENTRIES)
+                fits = false;
         }
-        tiles++;
+        if (fits) {
+        bounds_rows:
+            for (int r = 0; r < PE_ROWS; r++) {
+                /* one register per PE row */
+#pragma HLS UNROLL
+                tlen[tiles][r] = (uint16_t)len[r];
+                total[r] += len[r];
+                if (total[r] > most)
+                    most = total[r];
+            }
+            tiles++;
+        }
     }
-    return g.groups == 1 && most <= SP_ENTRIES && tiles <= SP_RTILES;
+    return tiles;
 }
 
 /* Resident mode, load: every tile's lists (and FP biases, into tbias) on
  * chip, each PE row's back to back; WG also clears the accumulators of the
  * longest row's `most` entries. */
-static void sp_res_load(const ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int tiles,
+static void sp_res_load(const ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int p0,
+                        int tiles,
                         uint32_t most, uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
                         uint32_t len[PE_ROWS], uint32_t base[PE_ROWS], uint32_t clen[PE_ROWS],
                         int32_t braw[PE_ROWS], sp_entry ent[PE_ROWS][SP_ENTRIES],
@@ -775,7 +894,7 @@ res_load_clear:
         base[r] = 0;
     }
 resident_tiles:
-    for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+    for (int t = 0, r0 = p0; t < tiles; t++, r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
         const int vr = sp_tile_rows(g, r0);
         /* starts, and for EB the column starts the decode finds taps among */
@@ -838,17 +957,20 @@ res_bounds:
             longest = clen[r];
     }
     if (g.wg) {
-        if (longest > 0 || j.o.bias)
+        if (!j.o.point && (longest > 0 || j.o.bias))
             sp_load_errors(ddr, f, j.o.point, r0, vr, b0, nb, y, x0, xc, lanes, rbias, j.o.bias);
         if (longest > 0)
             sp_row_steps(true, g, ent, base, clen, longest, x0, xc, v, 0, g.red, rowok, win, lanes,
-                         nb, false, racc, tacc);
+                         j.o.point ? t : 0, nb, false, racc, tacc);
     } else {
         if (longest > 0)
             sp_row_steps(false, g, ent, base, clen, longest, x0, xc, v, 0, g.red, rowok, win, lanes,
-                         nb, true, racc, tacc);
-        sp_epilogue(ddr, f, g, j.o, r0, vr, b0, nb, y, x0, xc, longest > 0, rbias, racc, mbuf,
-                    lanes, st);
+                         0, nb, true, racc, tacc);
+        if (j.o.point)
+            sp_point_quantize(j.o, t, vr, nb, longest > 0, rbias, racc, mbuf, lanes, st);
+        else
+            sp_epilogue(ddr, f, g, j.o, r0, vr, b0, nb, y, x0, xc, longest > 0, rbias, racc, mbuf,
+                        lanes, st);
     }
 res_advance:
     for (int r = 0; r < PE_ROWS; r++) {
@@ -862,7 +984,8 @@ res_advance:
 
 /* Resident mode, sweep: per batch tile, swept row and x tile one window (when
  * any list is not empty) for every row tile. */
-static void sp_res_sweep(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int tiles,
+static void sp_res_sweep(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int p0,
+                         int tiles,
                          uint32_t most, q8_t win[SP_COPIES][SP_WIN][PE_COLS],
                          bool rowok[CTRAIN_MAX_KERNEL], const sp_entry ent[PE_ROWS][SP_ENTRIES],
                          const uint16_t tlen[SP_RTILES][PE_ROWS], acc_t tbias[SP_RTILES][PE_ROWS],
@@ -872,6 +995,11 @@ static void sp_res_sweep(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &
                          q_stats &st) {
 #pragma HLS INLINE
     const sp_plan &g = j.g;
+    /* Point FP, EB: the pass's rows go out (masks come in) once per batch tile. */
+    const bool pass_io = j.o.point && !g.wg;
+    /* Point WG: the pass's errors come in once per batch tile. */
+    const bool pass_err = j.o.point && g.wg && (most > 0 || j.o.bias);
+    const int prow = g.rows - p0 < tiles * PE_ROWS ? g.rows - p0 : tiles * PE_ROWS;
 res_batch:
     for (int b0 = 0; b0 < g.n; b0 += PE_COLS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_BTILES
@@ -893,11 +1021,34 @@ res_batch:
 #pragma HLS UNROLL
                     base[r] = 0;
                 }
+                if (pass_err) {   /* WG: the pass's errors and bias sums, a burst per lane */
+                res_point_err:
+                    for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                        sp_point_rd(ddr, f.src + (uint32_t)(b0 + c) * g.rows + p0, lanes, c, prow,
+                                    tbias, j.o.bias);
+                    }
+                }
+                if (pass_io && j.o.mask) {   /* the pass's masks, a burst per lane */
+                res_point_mask:
+                    for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                        sp_point_rd(ddr, f.src3 + (uint32_t)(b0 + c) * g.rows + p0, mbuf, c, prow,
+                                    tbias, false);
+                    }
+                }
             res_tile:
-                for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+                for (int t = 0, r0 = p0; t < tiles; t++, r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
                     sp_res_tile(ddr, f, j, t, r0, b0, nb, y, x0, xc, v, rowok, win, ent, tlen,
                                 tbias, base, clen, rbias, racc, tacc, mbuf, lanes, st);
+                }
+                if (pass_io) {   /* the pass's outputs, a burst per lane */
+                res_point_store:
+                    for (int c = 0; c < nb; c++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_COLS
+                        sp_point_wr(ddr, f.dst + (uint32_t)(b0 + c) * g.rows + p0, lanes, c, prow);
+                    }
                 }
             }
         }
@@ -906,7 +1057,8 @@ res_batch:
 
 /* Resident mode, WG store: every tile's kept-weight gradients in CSR order
  * and its bias gradients. */
-static void sp_res_store(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int tiles,
+static void sp_res_store(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int p0,
+                         int tiles,
                          uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
                          uint32_t len[PE_ROWS], uint32_t base[PE_ROWS], wide_t rbias[PE_ROWS],
                          const acc_t tbias[SP_RTILES][PE_ROWS],
@@ -921,7 +1073,7 @@ res_clear_store:
         base[r] = 0;
     }
 res_store:
-    for (int t = 0, r0 = 0; t < tiles; t++, r0 += PE_ROWS) {
+    for (int t = 0, r0 = p0; t < tiles; t++, r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
         const int vr = sp_tile_rows(g, r0);
         sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);   /* the rows' CSR starts */
@@ -996,7 +1148,7 @@ batch_tile:
                         const uint32_t lenj =
                             longest - off < SP_ENTRIES ? longest - off : SP_ENTRIES;
                         sp_row_steps(false, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok,
-                                     win, lanes, nb, grp == 0 && c == 0, racc, tacc);
+                                     win, lanes, 0, nb, grp == 0 && c == 0, racc, tacc);
                     }
                 }
                 sp_epilogue(ddr, f, g, j.o, r0, vr, b0, nb, y, x0, xc, longest > 0, rbias, racc,
@@ -1077,7 +1229,7 @@ wg_chunk:
                             ddr, g, j.wsrc, b0, nb, y, x0, xc, ch0, chn,
                             !g.plane || g.groups > 1 || (y == 0 && x0 == 0), win, rowok);
                         sp_row_steps(true, g, ent, base, clen, lenj, x0, xc, v, ch0, chn, rowok,
-                                     win, lanes, nb, false, racc, tacc);
+                                     win, lanes, 0, nb, false, racc, tacc);
                     }
                 }
             }
@@ -1089,8 +1241,42 @@ wg_chunk:
         conv_store_bias(ddr, rbias, vr, r0, f.dst2, j.sh_b, st);
 }
 
-/* The row-tile path's top: its buffers, the survey, then resident or
- * streamed mode. */
+/* Streamed mode, row tile r0: its bounds, then its lists in chunks of
+ * SP_ENTRIES (one chunk stays on chip for the whole tile), the window per
+ * (batch tile, row, x tile) and channel group. */
+static void sp_stream_tile(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j, int r0,
+                           uint32_t tp[PE_ROWS * MAX_KK + 1], uint32_t start[PE_ROWS],
+                           uint32_t len[PE_ROWS], uint32_t base[PE_ROWS], uint32_t clen[PE_ROWS],
+                           int32_t braw[PE_ROWS], wide_t rbias[PE_ROWS],
+                           sp_entry ent[PE_ROWS][SP_ENTRIES],
+                           q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL],
+                           acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
+                           q8_t mbuf[PE_ROWS][PE_COLS][SP_XT],
+                           q8_t lanes[PE_ROWS][PE_COLS][SP_XT], int32_t obuf[SP_ENTRIES],
+                           q_stats &st) {
+#pragma HLS INLINE
+    const sp_plan &g = j.g;
+    const int vr = sp_tile_rows(g, r0);
+    sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);
+    const uint32_t longest = sp_bounds(g, tp, vr, start, len);
+stream_clear:
+    for (int r = 0; r < PE_ROWS; r++) {
+        /* one register per PE row */
+#pragma HLS UNROLL
+        base[r] = 0;
+        clen[r] = 0;
+    }
+    const uint32_t chunks = longest == 0 ? 1 : (longest + SP_ENTRIES - 1) / SP_ENTRIES;
+    if (g.wg)
+        sp_stream_wg(ddr, f, j, r0, vr, longest, chunks, tp, start, len, base, clen, rbias, ent,
+                     win, rowok, racc, tacc, lanes, obuf, st);
+    else
+        sp_stream_gather(ddr, f, j, r0, vr, longest, chunks, tp, start, len, base, clen, braw,
+                         rbias, ent, win, rowok, racc, tacc, mbuf, lanes, st);
+}
+
+/* The row-tile path's top: its buffers, then resident passes or streamed
+ * tiles. */
 void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     /* One multiplier array for gather and outer product (every call site),
      * and one instance of each loader and epilogue for both modes. */
@@ -1139,6 +1325,8 @@ void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stat
 #pragma HLS ARRAY_PARTITION variable=mbuf type=complete dim=2
     static uint32_t tp[PE_ROWS * MAX_KK + 1];      /* the tile's rowptr or tptr slice */
     static int32_t obuf[SP_ENTRIES];
+    /* WG's gradients leave a beat per cycle (agu_wr_i32w): reshaped by the beat. */
+#pragma HLS ARRAY_RESHAPE variable=obuf type=cyclic factor=AGU_I32_LANES
     /* Resident mode: every row tile's list lengths (each <= SP_ENTRIES) and
      * biases (FP: raw int32 biases, WG: bias gradients, < 2^47 in magnitude),
      * a word per PE row per tile read at once; SP_RTILES deep: LUTRAM. */
@@ -1156,43 +1344,31 @@ void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stat
 #pragma HLS ARRAY_PARTITION variable=base type=complete
 #pragma HLS ARRAY_PARTITION variable=total type=complete
 
-    uint32_t most;
-    int tiles;
-    if (sp_rows_survey(ddr, f, j, tp, start, len, total, tlen, most, tiles)) {
-        sp_res_load(ddr, f, j, tiles, most, tp, start, len, base, clen, braw, ent, tbias, tacc);
-        sp_res_sweep(ddr, f, j, tiles, most, win, rowok, ent, tlen, tbias, base, clen, rbias, racc,
-                     tacc, mbuf, lanes, st);
-        if (g.wg)
-            sp_res_store(ddr, f, j, tiles, tp, start, len, base, rbias, tbias, tacc, obuf, st);
-        return;
-    }
-
-    /* Streamed mode: row tile by row tile, lists longer than SP_ENTRIES in
-     * chunks, channel groups; the window is loaded per row tile. */
-clear_base:
-    for (int r = 0; r < PE_ROWS; r++) {
-        /* one register per PE row */
-#pragma HLS UNROLL
-        base[r] = 0;
-    }
-tile_rows:
-    for (int r0 = 0; r0 < g.rows; r0 += PE_ROWS) {
+    /* Resident passes (one channel group): the row tiles in runs whose lists
+     * fit on chip together, each run's lists loaded once and its windows
+     * loaded once per (batch tile, row, x tile) for all its tiles; a tile
+     * whose lists alone do not fit is streamed.  With channel groups every
+     * tile is streamed. */
+row_pass:
+    for (int p0 = 0; p0 < g.rows;) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_TILES
-        const int vr = sp_tile_rows(g, r0);
-        sp_read_bounds(ddr, f, g, j.ix, r0, vr, tp);
-        const uint32_t longest = sp_bounds(g, tp, vr, start, len);
-    clear_clen:
-        for (int r = 0; r < PE_ROWS; r++) {
-            /* one register per PE row */
-#pragma HLS UNROLL
-            clen[r] = 0;
+        uint32_t most = 0;
+        const int tiles = g.groups == 1
+                              ? sp_rows_survey(ddr, f, j, p0, tp, start, len, total, tlen, most)
+                              : 0;
+        if (tiles == 0) {
+            sp_stream_tile(ddr, f, j, p0, tp, start, len, base, clen, braw, rbias, ent, win,
+                           rowok, racc, tacc, mbuf, lanes, obuf, st);
+            p0 += PE_ROWS;
+        } else {
+            sp_res_load(ddr, f, j, p0, tiles, most, tp, start, len, base, clen, braw, ent, tbias,
+                        tacc);
+            sp_res_sweep(ddr, f, j, p0, tiles, most, win, rowok, ent, tlen, tbias, base, clen,
+                         rbias, racc, tacc, mbuf, lanes, st);
+            if (g.wg)
+                sp_res_store(ddr, f, j, p0, tiles, tp, start, len, base, rbias, tbias, tacc, obuf,
+                             st);
+            p0 += tiles * PE_ROWS;
         }
-        const uint32_t chunks = longest == 0 ? 1 : (longest + SP_ENTRIES - 1) / SP_ENTRIES;
-        if (g.wg)
-            sp_stream_wg(ddr, f, j, r0, vr, longest, chunks, tp, start, len, base, clen, rbias,
-                         ent, win, rowok, racc, tacc, lanes, obuf, st);
-        else
-            sp_stream_gather(ddr, f, j, r0, vr, longest, chunks, tp, start, len, base, clen,
-                             braw, rbias, ent, win, rowok, racc, tacc, mbuf, lanes, st);
     }
 }

@@ -214,6 +214,28 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
 
 
+#: DSP slices per copy of each control-path unit (its shared multiplier, sized
+#: for its widest product): factors cast to dim_t (types.h) or ap_uint of the
+#: width validation bounds, one DSP for two sizes, two for a 32-bit address
+#: times a size (docs/overlay.md "Sizes against the chip").
+NARROW_UNITS = {"src_rows": 1, "conv_make_plan": 1, "source_rows": 1, "item_of": 1,
+                "make_ranges": 1, "pe_array": 1, "terms_per_output": 1, "shape_ok": 1,
+                "check_index": 1, "rows_io": 2, "load_cols": 2, "conv_unit": 2, "operands": 2}
+
+
+def test_control_path_products_are_as_narrow_as_validation_bounds(estimates):
+    """A product widened back to 32 x 32 bits (3 DSPs, 4-5 kept to 64) fails
+    here on every board."""
+    seen = set()
+    for name, est in estimates.items():
+        for it in est.items:
+            owner = it.name.split(":")[0]
+            if it.kind == "mul" and "shared mul unit" in it.name and owner in NARROW_UNITS:
+                seen.add(owner)
+                assert it.dsp == it.count * NARROW_UNITS[owner], (name, it.name, it.detail)
+    assert seen == set(NARROW_UNITS)
+
+
 def test_peaks_are_the_pe_array_and_the_dsps(estimates):
     """PE peak: 2 x the int8 products counted in the PE loops x the design's
     clock (the count is the configured R x C); chip peak: DSPs x products per

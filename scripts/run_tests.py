@@ -16,6 +16,9 @@ pynq3        only with --only pynq3: pynq 3.0.1 (pycparser<3, numpy<2) and
 Each venv is made afresh under .venv-test/<run> with the interpreter running
 this script (pip's cache keeps reinstalls quick), the package is installed
 non-editable, and pytest runs from the repo root against the installed copy.
+Each run's line gives the tests' seconds and those with the install, and
+pytest lists the ten slowest tests: the suite stays under 10 minutes per run
+on a 2-core machine (long measurements are benchmarks, benchmarks/README.md).
 Exit status 0 only if every run that applies passed.
 """
 import argparse
@@ -47,7 +50,7 @@ def _venv_python(venv):
 
 
 def run(name, requirements, keep=False):
-    """Fresh venv, install, pytest; returns pytest's exit status."""
+    """Fresh venv, install, pytest; returns pytest's exit status and its seconds."""
     venv = os.path.join(ROOT, ".venv-test", name)
     if os.path.isdir(venv) and not keep:
         shutil.rmtree(venv)
@@ -61,7 +64,11 @@ def run(name, requirements, keep=False):
     print(f"[{name}] Python {versions[0]}, numpy {versions[1]}: python -m pytest -q "
           + " ".join(PYTEST_ARGS.get(name, [])), flush=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # test the installed package
-    return subprocess.run([py, "-m", "pytest", "-q", *PYTEST_ARGS.get(name, [])], cwd=ROOT, env=env).returncode
+    start = time.monotonic()
+    # the slowest tests, listed where the suite's 10-minute budget is watched (README)
+    rc = subprocess.run([py, "-m", "pytest", "-q", "--durations=10", *PYTEST_ARGS.get(name, [])],
+                        cwd=ROOT, env=env).returncode
+    return rc, time.monotonic() - start
 
 
 def main(argv=None):
@@ -78,13 +85,14 @@ def main(argv=None):
             continue
         start = time.monotonic()
         try:
-            rc = run(name, requirements, args.keep)
+            rc, tests = run(name, requirements, args.keep)
         except subprocess.CalledProcessError as exc:
             results.append((name, f"FAILED to set up: {' '.join(map(str, exc.cmd))} exited {exc.returncode}",
                             False))
             continue
         took = time.monotonic() - start
-        results.append((name, f"{'passed' if rc == 0 else 'FAILED'} ({took:.0f} s with install)", rc == 0))
+        results.append((name, f"{'passed' if rc == 0 else 'FAILED'} (tests {tests:.0f} s, {took:.0f} s with install)",
+                        rc == 0))
     print("\n".join(f"{name}: {text}" for name, text, _ in results))
     return 0 if all(ok for *_, ok in results) else 1
 

@@ -206,7 +206,7 @@ def test_bad_input_is_one_line_before_any_work(argv, message, tmp_path, capsys, 
 # ------------------------------------------------------------------- CNV
 
 @pytest.mark.slow
-def test_cnv_maps_at_batch_64_on_every_board():
+def test_cnv_maps_at_batch_64():
     model = MODELS["cnv"]()
     assert [st.out_shape for st in model.param_stages] == [
         (64, 30, 30), (64, 28, 28), (128, 12, 12), (128, 10, 10), (256, 3, 3), (256, 1, 1),
@@ -217,7 +217,9 @@ def test_cnv_maps_at_batch_64_on_every_board():
     program = compile_model(model, 64)   # validated as the engines will run it
     masks = prune_masks([p["w"] for p in model.init_params(np.random.default_rng(0))], 0.8, scope="layer")
     sparse = compile_model(model, 64, masks)
-    for board in perfmodel.BOARDS:
+    # the smallest and the largest array (the report's sums on every board:
+    # test_totals_are_sums_of_the_per_instruction_model; 3 CPU-s a board here)
+    for board in (perfmodel.BOARDS[0], perfmodel.BOARDS[-1]):
         d, s = perfreport.build(program, board, "cnv"), perfreport.build(sparse, board, "cnv")
         assert d["total"]["gops"] == pytest.approx(d["total"]["equivalent_gops"])
         # the same dense-equivalent work, a fifth of it done (whether it is faster

@@ -1198,7 +1198,7 @@ def _pos_values(f, b, c, cnt):
 
 def _pos_conv(f, g, b, c, lay, ptr, bounds):
     """Counters of the position-parallel path (spp_unit)."""
-    P = b.macs
+    P, OD = b.macs, b.sparse_odepth
     kk = f["k_h"] * f["k_w"]
     n, bias = f["n"], bool(f["flags"] & Flag.BIAS)
     mask = g.eb and bool(f["flags"] & Flag.RELU_MASK)
@@ -1214,6 +1214,13 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
     lo = np.maximum(y0 - g.ey, 0)
     hi = np.minimum(y0 + bri + g.kh - 1 - g.ey, g.sh)
     splane, oplane = g.sh * g.sw, g.oh * g.ow
+    top = y0 + bri + g.kh - 1 - g.ey
+    padded = g.ey > 0 or g.ex > 0
+    wwords = _cdiv(g.red * g.cs + g.tail, P)
+    if padded:   # both window copies zeroed once
+        c.loop("ew", wwords, 2)
+    if g.wg:                      # both error copies zeroed once
+        c.loop("ew", OD, 2)
     # (item, image) pairs
     ii = np.repeat(k, nbi)
     jj = np.arange(ii.size, dtype=np.int64) - np.repeat(np.cumsum(nbi) - nbi, nbi)
@@ -1246,9 +1253,10 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
             if bias:
                 c.loop("ew", nr)
         load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
-        # window
-        if g.ey > 0 or g.ex > 0:
-            load.loop("ew", k, _cdiv(g.red * g.cs + g.tail, P))
+        # window: zeroed again only for a band with padding rows
+        if padded and g.bands > 1:
+            edge = (lo + g.ey > y0) | (hi < top)
+            load.loop("ew", k[edge], wwords)
         live = hi > lo
         whole = (live & (((lo == 0) & (hi == g.sh)) | g.span))[ii]   # one burst per image
         wat = wsrc + (b0[ii] + jj)[whole] * g.red * splane
@@ -1272,7 +1280,8 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
             a = base + (img[:, None] + i) * oplane + y0[ii][:, None] * g.ow
             items_.burst(ch_, np.repeat(ii, nr), a.ravel(), np.repeat(bri[ii] * g.ow, nr), g.sii)
         if g.wg:
-            load.loop("ew", k, nr * g.T)
+            short = (nbi < g.nb) | (bri < g.br)   # junk where other items load
+            load.loop("ew", k[short], nr * g.T)
             rows_io(load, "rd", f["src"])
             if bias:
                 load.loop("ew", k, nr * g.T)
@@ -1316,14 +1325,17 @@ def _sparse_unit(f, b, c, index):
 
 def _index_check(f, b, c):
     """FAULT_INDEX pass of validation: every entry, CTRAIN_CHUNK per
-    beat-wide burst (fetch.cpp check_index)."""
+    beat-wide burst, pointers W/4 and the other parts W/2 entries checked
+    per cycle (fetch.cpp check_index)."""
     rows, cols, z, K = f["c_out"], validate.sparse_cols(f), f["count"], b.chunk
     lay = validate.index_layout(rows, cols, z)
-    for part, count, size in (("rowptr", rows + 1, 4), ("col", z, 2), ("tptr", cols + 1, 4),
-                              ("tpos", z, 4), ("trow", z, 2)):
+    W = b.ddr_beat
+    for part, count, size, lanes in (("rowptr", rows + 1, 4, W // 4), ("col", z, 2, W // 2),
+                                     ("tptr", cols + 1, 4, W // 4), ("tpos", z, 4, W // 2),
+                                     ("trow", z, 2, W // 2)):
         i0, ln = c.chunks(count, K)
         c.rdw(f["aux"] + lay[part] + size * i0, size * ln)
-        c.loop("ew", ln)
+        c.loop("ew", -(-ln // lanes))   # checked `lanes` entries per cycle
 
 
 # ---------------------------------------------------------------- public API

@@ -327,17 +327,25 @@ ptr_chunk:
         const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
         agu_rd_wide<uint32_t, CTRAIN_CHUNK, 4>(ddr, addr + 4 * i0, buf, len);
         int64_t bad = -1;
-        CTRAIN_LOOP(ew, 1, len);
+        CTRAIN_LOOP(ew, 1, (len + AGU_LANES(4) - 1) / AGU_LANES(4));
     ptr_check:
-        for (uint32_t i = 0; i < len; i++) {
+        for (uint32_t i = 0; i < len; i += AGU_LANES(4)) {
+        /* a beat's pointers per cycle, each against its predecessor */
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
-            const uint32_t k = i0 + i, v = buf[i];
-            const bool wrong = (k == 0 && v != 0) || (k > 0 && v < prev) ||
-                               (k == count - 1 && v != total);
-            if (wrong && bad < 0)
-                bad = k;
-            prev = v;
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_LANES(4)
+            uint32_t p = prev;
+            for (int j = 0; j < AGU_LANES(4); j++) {
+#pragma HLS UNROLL
+                if (i + j < len) {
+                    const uint32_t k = i0 + i + j, v = buf[i + j];
+                    const bool wrong = (k == 0 && v != 0) || (k > 0 && v < p) ||
+                                       (k == count - 1 && v != total);
+                    if (wrong && bad < 0)
+                        bad = k;
+                    p = v;
+                }
+            }
+            prev = p;
         }
         if (bad >= 0)
             return bad;
@@ -351,9 +359,13 @@ static int64_t first_not_below(const ddr_t *ddr, uint32_t addr, uint32_t count, 
                                uint32_t limit) {
     uint32_t buf32[CTRAIN_CHUNK];
     uint16_t buf16[CTRAIN_CHUNK];
-    /* partitioned by the beat: the entries arrive a beat per cycle */
-#pragma HLS ARRAY_PARTITION variable=buf32 type=cyclic factor=AGU_LANES(4)
+    /* partitioned by a beat of uint16: the entries arrive a beat per cycle
+     * and are checked AGU_LANES(2) per cycle */
+#pragma HLS ARRAY_PARTITION variable=buf32 type=cyclic factor=AGU_LANES(2)
 #pragma HLS ARRAY_PARTITION variable=buf16 type=cyclic factor=AGU_LANES(2)
+    /* the banks in block RAM: the LUTs of the small boards are spent */
+#pragma HLS BIND_STORAGE variable=buf32 type=ram_2p impl=bram
+#pragma HLS BIND_STORAGE variable=buf16 type=ram_2p impl=bram
 below_chunk:
     for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_COUNT)
@@ -363,14 +375,20 @@ below_chunk:
         else
             agu_rd_wide<uint16_t, CTRAIN_CHUNK, 2>(ddr, addr + 2 * i0, buf16, len);
         int64_t bad = -1;
-        CTRAIN_LOOP(ew, 1, len);
+        CTRAIN_LOOP(ew, 1, (len + AGU_LANES(2) - 1) / AGU_LANES(2));
     below_check:
-        for (uint32_t i = 0; i < len; i++) {
+        for (uint32_t i = 0; i < len; i += AGU_LANES(2)) {
+        /* AGU_LANES(2) entries per cycle, the first bad one kept */
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
-            const uint32_t v = wide ? buf32[i] : (uint32_t)buf16[i];
-            if (v >= limit && bad < 0)
-                bad = i0 + i;
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_LANES(2)
+            for (int j = 0; j < AGU_LANES(2); j++) {
+#pragma HLS UNROLL
+                if (i + j < len) {
+                    const uint32_t v = wide ? buf32[i + j] : (uint32_t)buf16[i + j];
+                    if (v >= limit && bad < 0)
+                        bad = i0 + i + j;
+                }
+            }
         }
         if (bad >= 0)
             return bad;

@@ -537,14 +537,18 @@ spp_clear_words:
  * rows [lo, hi) of every channel and image), one burst per image when they
  * are whole planes (contiguous in DDR) or the plan reads whole planes
  * skipping the other rows (g.span), else one per image and channel; the
- * padding zeroed first. */
+ * padding zeroed first where a load may have left data there. */
 static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, const spp_item &it,
                             spp_win_t win) {
-    if (g.ey > 0 || g.ex > 0)
-        spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + g.tail + SP_P - 1)).q);
     const int lo = it.y0 - g.ey > 0 ? it.y0 - g.ey : 0;
     const int top = it.y0 + it.bri + g.kh - 1 - g.ey;
     const int hi = top < g.sh ? top : g.sh;
+    /* Loads write the same data positions every item and never the padding
+     * columns (nor, with one band, the padding rows: spp_unit zeroes the
+     * window once); only a band with padding rows, whose slot rows another
+     * band filled with data, is zeroed first. */
+    if (g.bands > 1 && (lo + g.ey > it.y0 || hi < top))
+        spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + g.tail + SP_P - 1)).q);
     if (hi <= lo)
         return;
     const uint32_t plane = (uint32_t)g.sh * g.sw;
@@ -922,6 +926,18 @@ spp_positions:
         }
     }
     const int items = (g.n + g.nb - 1) / g.nb * g.bands;
+    /* Both ping-pong copies zeroed once: the window's padding (columns; with
+     * one band rows too) and the WG errors' junk positions are never loaded
+     * (spp_load_window, below). */
+    if (g.ey > 0 || g.ex > 0) {
+        const uint32_t words = spp_qm_of((uint32_t)(g.red * g.cs + g.tail + SP_P - 1)).q;
+        spp_clear<SP_WD>(win[0], words);
+        spp_clear<SP_WD>(win[1], words);
+    }
+    if (g.wg) {
+        spp_clear<SP_OD>(rbuf[0], SP_OD);
+        spp_clear<SP_OD>(rbuf[1], SP_OD);
+    }
 
 spp_chunk:
     for (int ci = 0; ci < nch; ci++) {
@@ -978,7 +994,10 @@ spp_chunk:
                 const int h = (k + 1) & 1;
                 spp_load_window(ddr, g, wsrc, it, win[h]);
                 if (g.wg) {
-                    spp_clear<SP_OD>(rbuf[h], (uint32_t)nr * g.T);
+                    /* junk positions hold 0: only an item with fewer images
+                     * or rows than the plan's has junk where others load */
+                    if (it.nbi < g.nb || it.bri < g.br)
+                        spp_clear<SP_OD>(rbuf[h], (uint32_t)nr * g.T);
                     spp_rows_io(ddr, g, f.src, it, ra, nr, rbuf[h], false);
                     if (bias)
                         spp_bias_sum(g, nr, rbuf[h], rbias);

@@ -1267,14 +1267,15 @@ def _sparse_unit(f, b, c, index):
 
 
 def _index_check(f, b, c):
-    """FAULT_INDEX pass of validation: every entry, CTRAIN_CHUNK per burst."""
+    """FAULT_INDEX pass of validation: every entry, CTRAIN_CHUNK per
+    beat-wide burst, a beat of entries checked per cycle."""
     rows, cols, z, K = f["c_out"], validate.sparse_cols(f), f["count"], b.chunk
     lay = validate.index_layout(rows, cols, z)
     for part, count, size in (("rowptr", rows + 1, 4), ("col", z, 2), ("tptr", cols + 1, 4),
                               ("tpos", z, 4), ("trow", z, 2)):
         i0, ln = c.chunks(count, K)
-        c.rd(f["aux"] + lay[part] + size * i0, size * ln)
-        c.loop("ew", ln)
+        c.rdw(f["aux"] + lay[part] + size * i0, size * ln)   # a beat per cycle
+        c.loop("ew", -(-ln // (b.ddr_beat // size)))        # a beat of entries checked per cycle
 
 
 # ---------------------------------------------------------------- public API

@@ -299,30 +299,47 @@ static int overlapping(uint32_t op, const operand o[OPD_COUNT]) {
     return -1;
 }
 
+/* Index entries per DDR beat: the check buffers are reshaped by them, so a
+ * burst comes in a beat per cycle (agu_rd_wide) and a beat of entries is
+ * checked per cycle (CTRAIN_CHUNK is a multiple of both). */
+#define IX_U16_LANES (CTRAIN_DDR_BEAT / 2)
+#define IX_U32_LANES (CTRAIN_DDR_BEAT / 4)
+
 /* FAULT_INDEX over one pointer array (rowptr or tptr, `count` entries at
  * addr): entry 0 must be 0, each entry at least its predecessor, the last one
  * `total`.  Streams CTRAIN_CHUNK entries per burst; returns the index of the
  * first bad entry, or -1. */
 static int64_t first_bad_ptr(const ddr_t *ddr, uint32_t addr, uint32_t count, uint32_t total) {
     uint32_t buf[CTRAIN_CHUNK];
+#pragma HLS ARRAY_RESHAPE variable=buf type=cyclic factor=IX_U32_LANES
     uint32_t prev = 0;
 ptr_chunk:
     for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_SPARSE_COLS + 1)
         const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
-        agu_rd_u32<CTRAIN_CHUNK>(ddr, addr + 4 * i0, buf, len);
+        agu_rd_wide<uint32_t, CTRAIN_CHUNK, 4>(ddr, addr + 4 * i0, buf, len);
         int64_t bad = -1;
-        CTRAIN_LOOP(ew, 1, len);
+        const uint32_t words = (len + IX_U32_LANES - 1) / IX_U32_LANES;
+        CTRAIN_LOOP(ew, 1, words);
+        uint32_t k0 = 0;   /* first entry of word w */
     ptr_check:
-        for (uint32_t i = 0; i < len; i++) {
+        for (uint32_t w = 0; w < words; w++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
-            const uint32_t k = i0 + i, v = buf[i];
-            const bool wrong = (k == 0 && v != 0) || (k > 0 && v < prev) ||
-                               (k == count - 1 && v != total);
-            if (wrong && bad < 0)
-                bad = k;
-            prev = v;
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/IX_U32_LANES
+            for (int j = 0; j < IX_U32_LANES; j++) {
+                /* a beat's entries, each against its predecessor: a compare chain */
+#pragma HLS UNROLL
+                const uint32_t i = k0 + j;
+                if (i < len) {
+                    const uint32_t k = i0 + i, v = buf[i];
+                    const bool wrong = (k == 0 && v != 0) || (k > 0 && v < prev) ||
+                                       (k == count - 1 && v != total);
+                    if (wrong && bad < 0)
+                        bad = k;
+                    prev = v;
+                }
+            }
+            k0 += IX_U32_LANES;
         }
         if (bad >= 0)
             return bad;
@@ -335,24 +352,48 @@ ptr_chunk:
 static int64_t first_not_below(const ddr_t *ddr, uint32_t addr, uint32_t count, bool wide,
                                uint32_t limit) {
     uint32_t buf32[CTRAIN_CHUNK];
+#pragma HLS ARRAY_RESHAPE variable=buf32 type=cyclic factor=IX_U32_LANES
     uint16_t buf16[CTRAIN_CHUNK];
+#pragma HLS ARRAY_RESHAPE variable=buf16 type=cyclic factor=IX_U16_LANES
 below_chunk:
     for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_COUNT)
         const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
-        if (wide)
-            agu_rd_u32<CTRAIN_CHUNK>(ddr, addr + 4 * i0, buf32, len);
-        else
-            agu_rd_u16<CTRAIN_CHUNK>(ddr, addr + 2 * i0, buf16, len);
         int64_t bad = -1;
-        CTRAIN_LOOP(ew, 1, len);
-    below_check:
-        for (uint32_t i = 0; i < len; i++) {
+        if (wide) {
+            agu_rd_wide<uint32_t, CTRAIN_CHUNK, 4>(ddr, addr + 4 * i0, buf32, len);
+            const uint32_t words = (len + IX_U32_LANES - 1) / IX_U32_LANES;
+            CTRAIN_LOOP(ew, 1, words);
+            uint32_t k0 = 0;   /* first entry of word w */
+        below_check32:
+            for (uint32_t w = 0; w < words; w++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
-            const uint32_t v = wide ? buf32[i] : (uint32_t)buf16[i];
-            if (v >= limit && bad < 0)
-                bad = i0 + i;
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/IX_U32_LANES
+                for (int j = 0; j < IX_U32_LANES; j++) {
+#pragma HLS UNROLL
+                    const uint32_t i = k0 + j;
+                    if (i < len && buf32[i] >= limit && bad < 0)
+                        bad = i0 + i;
+                }
+                k0 += IX_U32_LANES;
+            }
+        } else {
+            agu_rd_wide<uint16_t, CTRAIN_CHUNK, 2>(ddr, addr + 2 * i0, buf16, len);
+            const uint32_t words = (len + IX_U16_LANES - 1) / IX_U16_LANES;
+            CTRAIN_LOOP(ew, 1, words);
+            uint32_t k0 = 0;   /* first entry of word w */
+        below_check16:
+            for (uint32_t w = 0; w < words; w++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/IX_U16_LANES
+                for (int j = 0; j < IX_U16_LANES; j++) {
+#pragma HLS UNROLL
+                    const uint32_t i = k0 + j;
+                    if (i < len && (uint32_t)buf16[i] >= limit && bad < 0)
+                        bad = i0 + i;
+                }
+                k0 += IX_U16_LANES;
+            }
         }
         if (bad >= 0)
             return bad;

@@ -956,32 +956,46 @@ def _sp_resident(j, p0, tiles, most):
         c.add(j.one_pass)               # one window for all row tiles
     point = g.oh == 1 and g.ow == 1
     for r0, vr, _, lens in j.tiles(p0, tiles):
-        longest = int(lens.max())
-        if longest > 0:
-            c.loop("pe", j.xcs * longest, times=j.nbt * g.oh)
-        if not g.wg and point:
-            c.loop("ew", vr, times=j.nbt)   # sp_point_quantize
-        elif not g.wg:
-            _gather_epilogue(f, g, c, r0, vr, 1)
-        elif not point and (longest > 0 or j.bias):
-            _errors(f, g, c, r0, vr)
-    if point:   # the pass's masks and outputs (WG: errors), a burst per lane
-        at = np.arange(f["n"], dtype=np.int64) * g.rows + p0
-        prow = min(g.rows - p0, tiles * j.R)
-        W = j.b.ddr_beat   # an element per cycle (sp_point_rd / sp_point_wr)
-        if g.wg:
-            if most > 0 or j.bias:
-                c.rd(f["src"] + at, prow, ii=W)
-        else:
-            if g.eb and f["flags"] & Flag.RELU_MASK:
-                c.rd(f["src3"] + at, prow, ii=W)
-            c.wr(f["dst"] + at, prow, ii=W)
+        _res_tile(j, r0, vr, int(lens.max()), point)
+    if point:
+        _point_pass(j, p0, tiles, most)
     if g.wg:
         for r0, vr, start, lens in j.tiles(p0, tiles):
             j.bounds(r0, vr)
             _grads(f, c, start, lens)
             if j.bias:
                 j.bias_grads(r0, vr)
+
+
+def _res_tile(j, r0, vr, longest, point):
+    """sp_res_tile over the batch: a tile's steps and its epilogue (FP, EB;
+    point layers: the quantization only) or error rows (WG but point)."""
+    f, g, c = j.f, j.g, j.c
+    if longest > 0:
+        c.loop("pe", j.xcs * longest, times=j.nbt * g.oh)
+    if not g.wg and point:
+        c.loop("ew", vr, times=j.nbt)   # sp_point_quantize
+    elif not g.wg:
+        _gather_epilogue(f, g, c, r0, vr, 1)
+    elif not point and (longest > 0 or j.bias):
+        _errors(f, g, c, r0, vr)
+
+
+def _point_pass(j, p0, tiles, most):
+    """A point layer's resident pass: per lane one burst of the pass's rows,
+    an element per cycle (sp_point_rd, sp_point_wr): FP/EB the outputs (and
+    EB's masks), WG the errors."""
+    f, g, c = j.f, j.g, j.c
+    at = np.arange(f["n"], dtype=np.int64) * g.rows + p0
+    prow = min(g.rows - p0, tiles * j.R)
+    W = j.b.ddr_beat
+    if g.wg:
+        if most > 0 or j.bias:
+            c.rd(f["src"] + at, prow, ii=W)
+        return
+    if g.eb and f["flags"] & Flag.RELU_MASK:
+        c.rd(f["src3"] + at, prow, ii=W)
+    c.wr(f["dst"] + at, prow, ii=W)
 
 
 def _sp_stream_gather(j, r0, vr, start, lens):

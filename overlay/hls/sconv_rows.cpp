@@ -4,10 +4,13 @@
  *
  * Loop orders (R = PE_ROWS rows, C = PE_COLS batch lanes):
  *
- *   FP, EB (gather, output-stationary):
+ *   resident pass (runs of row tiles whose lists fit on chip together):
+ *     pass > [lists of its tiles] > batch tile > swept row y > x tile >
+ *     [window] > row tile > steps > epilogue (WG: error rows > steps)
+ *   streamed tile, FP, EB (gather, output-stationary):
  *     row tile > [lists of the tile] > batch tile > swept row y > x tile >
  *     channel group > [window] > chunk > (x, t) steps
- *   WG (weight-stationary over the kept weights):
+ *   streamed tile, WG (weight-stationary over the kept weights):
  *     row tile > chunk > [lists] > batch tile > error row > x tile >
  *     [error rows] > channel group > [window] > (t, x) steps
  *
@@ -21,7 +24,7 @@
  * A list is the kept weights of one PE row: its CSR row (FP, WG) or, for EB,
  * the entries of the transposed index in its input channel's k_h*k_w columns
  * (one contiguous range of tpos/trow), each value gathered through tpos.
- * Lists of up to SP_ENTRIES stay on chip for the whole row tile; longer ones
+ * Lists of up to SP_ENTRIES per PE row stay on chip for a resident pass; longer ones
  * are streamed in chunks of SP_ENTRIES.  The window holds, for every batch
  * lane, the input rows (channel, ky) of the current swept row and x tile; when
  * c_in*k_h*k_w exceeds SP_WIN the channels are split into groups and each
@@ -771,19 +774,23 @@ list_bounds:
 
 /* ===========================================================================
  * Row-tile path: every instruction the position-parallel path does not take
- * (stride > 1, windows or lists that do not fit).  Its stages, in dataflow
+ * (fully connected ones, stride > 1, windows or lists that do not fit).  Its
+ * stages, in dataflow
  * order, each a function below that sp_rows_unit inlines (so synthesis sees
  * the one FSM it saw before the split, and sp_rows_unit's ALLOCATION limits
  * cover the calls in them):
  *
  *   sp_rows_job_make   the plan, the epilogue's flags and the shifts
- *   sp_rows_survey     every row tile's list lengths: resident or streamed
- *   resident mode (all lists on chip, one channel group):
- *     sp_res_load      every tile's lists (and FP biases) on chip
- *     sp_res_sweep     per (batch tile, row, x tile) one window for all
- *                      tiles; sp_res_tile runs one tile against it
- *     sp_res_store     WG: the gradients and bias gradients of every tile
- *   streamed mode (row tile by row tile, lists in chunks, channel groups):
+ *   sp_rows_survey     the next resident pass: the run of row tiles whose
+ *                      lists fit on chip together (one channel group)
+ *   resident pass (its lists on chip, reused over the whole batch):
+ *     sp_res_load      the pass's lists (and FP biases) on chip
+ *     sp_res_sweep     per (batch tile, row, x tile) one window for all the
+ *                      pass's tiles; sp_res_tile runs one tile against it;
+ *                      point layers move a lane's pass in one burst
+ *     sp_res_store     WG: the gradients and bias gradients of the pass
+ *   streamed tile (sp_stream_tile: a tile whose lists alone overflow, or
+ *   every tile with channel groups; lists in chunks):
  *     sp_stream_gather FP, EB: windows, chunks, steps and the epilogue
  *     sp_stream_wg     WG: per chunk the batch sweep, then its gradients
  * ======================================================================== */

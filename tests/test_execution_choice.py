@@ -142,6 +142,8 @@ def _check_stats(a, b):
             assert all(ra[f] <= rb[f] for f in ("max_abs", "sat", "nnz", "count")) and ra["count"] < rb["count"]
 
 
+#: Boards on which the auto choice is mixed for each model (the test asserts
+#: it; kv260 and zcu104 now run every layer of one or the other in one form).
 @pytest.mark.parametrize("name, board", [("lenet5", "zcu102"), ("cnv-small", "pynq_z2")])
 def test_auto_always_and_never_compute_the_same_bits(name, board):
     runs = {mode: _run(name, mode, board) for mode in SPARSE_EXEC}

@@ -1106,27 +1106,29 @@ def _spp_inner(addr, n, plane, W):
     return inner.sum(axis=-1)
 
 
-def pos_plan(f, b):
-    """The PosPlan of a sparse instruction, or None when it runs on the row-tile path."""
-    b = _board(b)
-    if f["stride"] != 1:
-        return None
+def _pos_geometry(f):
+    """(eb, wg, rows, red, sh, sw, oh, ow, ey, ex) of a stride-1 sparse
+    instruction as the position-parallel path sees it, or None when its
+    padding does not fit the window's shared-padding layout."""
     eb, wg = f["op"] == Op.SCONV_EB, f["op"] == Op.SCONV_WG
-    kh, kw, p, n = f["k_h"], f["k_w"], f["pad"], f["n"]
+    kh, kw, p = f["k_h"], f["k_w"], f["pad"]
     rows, red = (f["c_in"], f["c_out"]) if eb else (f["c_out"], f["c_in"])
     sh, sw = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
     oh, ow = (f["h_in"], f["w_in"]) if eb else (f["h_out"], f["w_out"])
     ey, ex = (kh - 1 - p, kw - 1 - p) if eb else (p, p)
     if ey < 0 or ex < 0 or ey > kh - 1 or ex > kw - 1:
         return None
-    pw = sw + ex   # a row's right padding is the next row's left padding
+    return eb, wg, rows, red, sh, sw, oh, ow, ey, ex
+
+
+def _pos_tiling(n, red, kh, kw, oh, ey, pw, b):
+    """(images per item, band rows, bands, tiles per item) of spp_make_plan:
+    the tallest band that fits one image (balanced), then the images per item
+    with the fewest tiles per image; None when not even one row fits."""
     P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
 
-    def slot_rows(br):   # spp_slot_rows: a whole plane shares its bottom padding
-        return br + kh - 1 - (ey if br == oh else 0)
-
     def fits(nb, br):
-        pos = nb * slot_rows(br) * pw
+        pos = nb * (br + kh - 1 - (ey if br == oh else 0)) * pw   # spp_slot_rows
         t = _cdiv(pos, P)
         return t <= OD and (red - 1) * pos + t * P + (kh - 1) * pw + kw - 1 <= P * WD, t
     br = oh
@@ -1143,12 +1145,28 @@ def pos_plan(f, b):
             break
         if t * best < bt * nb:
             best, bt = nb, t
-    hw = slot_rows(br)
+    return best, br, bands, bt
+
+
+def pos_plan(f, b):
+    """The PosPlan of a sparse instruction, or None when it runs on the row-tile path."""
+    b = _board(b)
+    geo = _pos_geometry(f) if f["stride"] == 1 else None
+    if geo is None:
+        return None
+    eb, wg, rows, red, sh, sw, oh, ow, ey, ex = geo
+    kh, kw, n = f["k_h"], f["k_w"], f["n"]
+    pw = sw + ex   # a row's right padding is the next row's left padding
+    tiling = _pos_tiling(n, red, kh, kw, oh, ey, pw, b)
+    if tiling is None:
+        return None
+    best, br, bands, bt = tiling
+    hw = br + kh - 1 - (ey if br == oh else 0)   # spp_slot_rows: a whole plane shares its bottom padding
     skip = _hls_macro(b.name, "SPP_SKIP_BEATS") * b.ddr_beat   # bytes a plane may skip
     wskip = sh - (br + kh - 1)
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
-                   hw, hw * pw, best * hw * pw, bt, OD // bt, _spp_ii(sw, pw, b), _spp_ii(ow, pw, b),
-                   (ey * pw if bands == 1 else 0) + ex,
+                   hw, hw * pw, best * hw * pw, bt, b.sparse_odepth // bt, _spp_ii(sw, pw, b),
+                   _spp_ii(ow, pw, b), (ey * pw if bands == 1 else 0) + ex,
                    bands > 1 and (wskip <= 0 or wskip * sw <= skip),
                    bands > 1 and (oh - br) * ow <= skip)
 
@@ -1243,29 +1261,9 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         z0 = int(ptr[ra])
         lens = np.diff(ptr[ra:ra + nr + 1])
         cnt = int(lens.sum())
-        if not g.eb:
-            c.rd(f["aux"] + lay["rowptr"] + 4 * ra, 4 * (nr + 1))
-            if not g.wg:
-                c.rdw(f["src2"] + z0, cnt)
-            c.rdw(f["aux"] + lay["col"] + 2 * z0, 2 * cnt)
-            c.loop("ew", cnt)
-        else:
-            tp = f["aux"] + lay["tptr"]
-            c.rd(tp + 4 * (ra + nr) * kk, 4)
-            c.rd(tp + 4 * ra * kk, 4)
-            c.rdw(f["aux"] + lay["trow"] + 2 * z0, 2 * cnt)
-            c.rdw(f["aux"] + lay["tpos"] + 4 * z0, 4 * cnt)
-            c.rd(tp + 4 * np.arange(ra, ra + nr, dtype=np.int64) * kk, 4 * (kk + 1))
-            c.loop("ew", lens)
-            _pos_values(f, b, c, cnt)
+        _pos_lists(f, g, b, c, lay, ra, nr, z0, lens)
         total = g.T * int(np.maximum(lens, 1).sum())
-        if not g.wg and bias:
-            c.rd(f["src3"] + 4 * ra, 4 * nr)
-            c.loop("ew", nr)
-        if g.wg:
-            c.loop("ew", cnt)
-            if bias:
-                c.loop("ew", nr)
+        _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
         # window: zeroed again only for a band with padding rows
         if padded and g.bands > 1:
@@ -1308,11 +1306,52 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
             rows_io(store, "wr", f["dst"])
         _pipeline(c, load, comp, store)
         if g.wg:
-            c.loop("ew", cnt)
-            c.wrw(f["dst"] + 4 * z0, 4 * cnt)
-            if bias:
-                c.loop("ew", nr)
-                c.wr(f["dst2"] + 4 * ra, 4 * nr)
+            _pos_wg_store(f, c, ra, nr, z0, cnt, bias)
+
+
+def _pos_lists(f, g, b, c, lay, ra, nr, z0, lens):
+    """A chunk's lists decoded once (spp_lists): FP, WG one burst each of
+    rowptr, col and (FP) vals; EB per input channel its column pointers, one
+    burst each of trow and tpos and the values (_pos_values)."""
+    kk = f["k_h"] * f["k_w"]
+    cnt = int(lens.sum())
+    if not g.eb:
+        c.rd(f["aux"] + lay["rowptr"] + 4 * ra, 4 * (nr + 1))
+        if not g.wg:
+            c.rdw(f["src2"] + z0, cnt)
+        c.rdw(f["aux"] + lay["col"] + 2 * z0, 2 * cnt)
+        c.loop("ew", cnt)
+        return
+    tp = f["aux"] + lay["tptr"]
+    c.rd(tp + 4 * (ra + nr) * kk, 4)
+    c.rd(tp + 4 * ra * kk, 4)
+    c.rdw(f["aux"] + lay["trow"] + 2 * z0, 2 * cnt)
+    c.rdw(f["aux"] + lay["tpos"] + 4 * z0, 4 * cnt)
+    c.rd(tp + 4 * np.arange(ra, ra + nr, dtype=np.int64) * kk, 4 * (kk + 1))
+    c.loop("ew", lens)
+    _pos_values(f, b, c, cnt)
+
+
+def _pos_chunk_begin(f, g, c, ra, nr, cnt, bias):
+    """Before a chunk's items: FP/EB read its rows' biases; WG clears its
+    gradient accumulators (and bias sums)."""
+    if not g.wg and bias:
+        c.rd(f["src3"] + 4 * ra, 4 * nr)
+        c.loop("ew", nr)
+    if g.wg:
+        c.loop("ew", cnt)
+        if bias:
+            c.loop("ew", nr)
+
+
+def _pos_wg_store(f, c, ra, nr, z0, cnt, bias):
+    """WG after a chunk's items: the kept gradients quantized and written a
+    beat per cycle, then the bias gradients."""
+    c.loop("ew", cnt)
+    c.wrw(f["dst"] + 4 * z0, 4 * cnt)
+    if bias:
+        c.loop("ew", nr)
+        c.wr(f["dst2"] + 4 * ra, 4 * nr)
 
 
 def rows_first(f):

@@ -553,12 +553,39 @@ def _elementwise(f, b, c):
         if op == Op.BN_FP:
             c.rdw(f["src3"], 4 * ch)                 # B, shifted once per channel
             c.loop("ew", ch)
-        i0, ln = c.chunks(total, K)
-        c.rdw(f["src"] + i0, ln)
-        if op == Op.BN_BP and f["flags"] & Flag.RELU_MASK:
-            c.rdw(f["aux"] + i0, ln)
-        c.loop("ew", _cdiv(ln, W) if hw >= W else ln)   # W lanes: two channels per word
-        c.wrw(f["dst"] + i0, ln)
+        mask = op == Op.BN_BP and f["flags"] & Flag.RELU_MASK
+
+        def load(it, k, i0, ln):
+            _items_rdw(it, k, f["src"] + i0, ln)
+            if mask:
+                _items_rdw(it, k, f["aux"] + i0, ln)
+        _chunk_pipeline(c, total, K, load,
+                        # W lanes: two channels per word
+                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W) if hw >= W else ln),
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
+
+
+def _items_rdw(it, k, addr, n):
+    """_Count.rdw for the chunks `k` of an _Items: a beat-wide read takes
+    ceil(n/W) + (addr % W != 0) AGU cycles."""
+    W = it.b.ddr_beat
+    a, n = np.broadcast_arrays(_arr(addr), _arr(n))
+    beats = (a % W + n + W - 1) // W
+    extra = np.where(n > 0, (n + W - 1) // W + (a % W != 0) - beats, 0)
+    it.burst("rd", k, a, n, 1, extra)
+
+
+def _chunk_pipeline(c, total, K, load, comp, store):
+    """The element-wise units' chunk loop over `total` elements in chunks of
+    K, load chunk k+1 || compute k || store k-1 (ping-pong halves k & 1;
+    stream.cpp, update.cpp): load, comp and store(items, k, i0, len) count
+    each stage of the chunks into an _Items; _pipeline credits the overlap."""
+    i0, ln = c.chunks(total, K)
+    k = np.arange(len(i0))
+    stages = [_Items(c.b, len(i0)) for _ in range(3)]
+    for fn, it in zip((load, comp, store), stages):
+        fn(it, k, i0, ln)
+    _pipeline(c, *stages)
 
 
 #: Rows of the widest plane in a pooling band (stream.cpp POOL_ROWS, POOL_BAND).

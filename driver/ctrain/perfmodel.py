@@ -528,22 +528,25 @@ def _elementwise(f, b, c):
     op, K = f["op"], b.chunk
     W = b.ddr_beat
     if op == Op.UPDATE:
-        i0, ln = c.chunks(f["count"], K)
-        nw = np.clip(f["count_w"] - i0, 0, ln)
-        for a in (f["src"], f["src2"], f["src3"]):
-            c.rdw(a + 4 * i0, 4 * ln)
-        c.rdw(f["aux"] + i0, nw)
-        c.loop("ew", ln)
-        c.wrw(f["src2"] + 4 * i0, 4 * ln)
-        c.wrw(f["src3"] + 4 * i0, 4 * ln)
-        c.wrw(f["dst"] + i0, nw)
+        def load(it, k, i0, ln):
+            for a in (f["src"], f["src2"], f["src3"]):
+                _items_rdw(it, k, a + 4 * i0, 4 * ln)
+            _items_rdw(it, k, f["aux"] + i0, np.clip(f["count_w"] - i0, 0, ln))
+
+        def store(it, k, i0, ln):
+            it.burst("wr", k, f["src2"] + 4 * i0, 4 * ln, 1)
+            it.burst("wr", k, f["src3"] + 4 * i0, 4 * ln, 1)
+            it.burst("wr", k, f["dst"] + i0, np.clip(f["count_w"] - i0, 0, ln), 1)
+        _chunk_pipeline(c, f["count"], K, load, lambda it, k, i0, ln: it.loop("ew", k, ln), store)
     elif op in (Op.RELU_FP, Op.RELU_BP):
-        i0, ln = c.chunks(f["count"], K)
-        c.rdw(f["src"] + i0, ln)
-        if op == Op.RELU_BP:
-            c.rdw(f["aux"] + i0, ln)
-        c.loop("ew", _cdiv(ln, W))                    # a word of W lanes per cycle
-        c.wrw(f["dst"] + i0, ln)
+        def load(it, k, i0, ln):
+            _items_rdw(it, k, f["src"] + i0, ln)
+            if op == Op.RELU_BP:
+                _items_rdw(it, k, f["aux"] + i0, ln)
+        _chunk_pipeline(c, f["count"], K, load,
+                        # a word of W lanes per cycle
+                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
     elif op in validate.POOL_OPS:
         _pool(f, b, c)
     elif op in validate.BN_OPS:

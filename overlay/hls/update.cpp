@@ -14,20 +14,25 @@ void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats
     const int sh_q = q_shift((wide_t)e.dst - e.src2);
 
     /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
-     * chunk k computes in place in the other and chunk k - 1 stores */
+     * chunk k computes from the other.  The new master weights and
+     * velocities go to buffers of their own (wn, vn, q): chunk k - 1 stores
+     * from them while chunk k + 1 loads into the same half of w and v. */
     int32_t g[2][CTRAIN_CHUNK], w[2][CTRAIN_CHUNK], v[2][CTRAIN_CHUNK];
+    int32_t wn[2][CTRAIN_CHUNK], vn[2][CTRAIN_CHUNK];
     q8_t keep[2][CTRAIN_CHUNK], q[2][CTRAIN_CHUNK];
     /* a beat per cycle in and out of every buffer (agu.h wide bursts) */
 #pragma HLS ARRAY_PARTITION variable=g type=cyclic factor=AGU_I32_LANES dim=2
 #pragma HLS ARRAY_PARTITION variable=w type=cyclic factor=AGU_I32_LANES dim=2
 #pragma HLS ARRAY_PARTITION variable=v type=cyclic factor=AGU_I32_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=wn type=cyclic factor=AGU_I32_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=vn type=cyclic factor=AGU_I32_LANES dim=2
 #pragma HLS ARRAY_PARTITION variable=keep type=cyclic factor=AGU_Q8_LANES dim=2
 #pragma HLS ARRAY_PARTITION variable=q type=cyclic factor=AGU_Q8_LANES dim=2
     const uint32_t count = f.count, count_w = f.count_w;
     const int32_t chunks = (int32_t)CHUNKS_OF(count);
     /* The pipeline over chunks: load k+1 || compute k || store k-1.  The
      * master weights and velocities are read and written at the same
-     * addresses, a chunk apart in time: the stages never touch one chunk. */
+     * addresses: the stages of one iteration touch three different chunks. */
 chunk:
     for (int32_t k = -1; k <= chunks; k++) {
 #pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
@@ -69,8 +74,8 @@ chunk:
                     w_new = 0;
                     v_new = 0;
                 }
-                w[h][i] = (int32_t)w_new;
-                v[h][i] = (int32_t)v_new;
+                wn[h][i] = (int32_t)w_new;
+                vn[h][i] = (int32_t)v_new;
                 if (weight) {
                     bool clamped;
                     q8_t qi = sat8(rshift_round(w_new, sh_q), clamped);
@@ -85,8 +90,8 @@ chunk:
             const uint32_t i0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
             const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
             const uint32_t nw = count_w <= i0 ? 0 : (count_w - i0 < len ? count_w - i0 : len);
-            agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, w[h], len);
-            agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, v[h], len);
+            agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, wn[h], len);
+            agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, vn[h], len);
             if (nw > 0)
                 agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, q[h], nw);
         }

@@ -99,16 +99,17 @@ def _elements(f):
 
 @pytest.mark.parametrize("board", ["pynq_z2"])
 def test_chunk_pipelines_agree_and_are_counted(board):
-    """UPDATE, RELU and BN over two chunks or more (stream.cpp, update.cpp chunk
-    loops: load k+1 || compute k || store k-1 through ping-pong halves): the
-    C-sim writes what the numpy engine writes, the model's counters (hidden
-    included) equal the C-sim's, and the overlap hides cycles."""
+    """UPDATE, RELU, BN and ADD over two chunks or more (the chunk loops of
+    stream.cpp, update.cpp, eltwise.cpp: load k+1 || compute k || store k-1
+    through ping-pong halves): the C-sim writes what the numpy engine
+    writes, the model's counters (hidden included) equal the C-sim's, and
+    the overlap hides cycles."""
     from ctrain import validate
     from ctrain.tools.random_insn import random_case
     csim = csim_or_skip(board)
     chunk = perfmodel.board(board).chunk
     rng = np.random.default_rng(11)
-    for op in (Op.UPDATE, Op.RELU_FP, Op.RELU_BP, Op.BN_FP, Op.BN_BP):
+    for op in (Op.UPDATE, Op.RELU_FP, Op.RELU_BP, Op.BN_FP, Op.BN_BP, Op.ADD):
         done = 0
         for _ in range(400):   # the random sizes pass a chunk often enough
             case = random_case(rng, op=op)

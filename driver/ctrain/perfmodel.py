@@ -642,13 +642,12 @@ def _graph_ops(f, b, c):
     horizontal sums and stores one element."""
     op, W = f["op"], b.ddr_beat
     if op == Op.ADD:
-        i0, ln = c.chunks(f["count"], b.chunk)
-        c.rd(f["src"] + i0, ln)
-        c.rd(f["src2"] + i0, ln)
-        if f["flags"] & Flag.RELU_MASK:
-            c.rd(f["aux"] + i0, ln)
-        c.loop("ew", _cdiv(ln, W))                                 # add_beat
-        c.wr(f["dst"] + i0, ln)
+        def load(it, k, i0, ln):
+            for a in (f["src"], f["src2"]) + ((f["aux"],) if f["flags"] & Flag.RELU_MASK else ()):
+                _items_rdw(it, k, a + i0, ln)
+        _chunk_pipeline(c, f["count"], b.chunk, load,
+                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),   # add_beat
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
         return
     P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
                                     f["w_out"], f["k_h"], f["k_w"], f["stride"])

@@ -581,7 +581,7 @@ def _items_rdw(it, k, addr, n):
 def _chunk_pipeline(c, total, K, load, comp, store):
     """The element-wise units' chunk loop over `total` elements in chunks of
     K, load chunk k+1 || compute k || store k-1 (ping-pong halves k & 1;
-    stream.cpp, update.cpp): load, comp and store(items, k, i0, len) count
+    stream.cpp, update.cpp, eltwise.cpp's ADD): load, comp and store(items, k, i0, len) count
     each stage of the chunks into an _Items; _pipeline credits the overlap."""
     i0, ln = c.chunks(total, K)
     k = np.arange(len(i0))

@@ -528,22 +528,25 @@ def _elementwise(f, b, c):
     op, K = f["op"], b.chunk
     W = b.ddr_beat
     if op == Op.UPDATE:
-        i0, ln = c.chunks(f["count"], K)
-        nw = np.clip(f["count_w"] - i0, 0, ln)
-        for a in (f["src"], f["src2"], f["src3"]):
-            c.rdw(a + 4 * i0, 4 * ln)
-        c.rdw(f["aux"] + i0, nw)
-        c.loop("ew", ln)
-        c.wrw(f["src2"] + 4 * i0, 4 * ln)
-        c.wrw(f["src3"] + 4 * i0, 4 * ln)
-        c.wrw(f["dst"] + i0, nw)
+        def load(it, k, i0, ln):
+            for a in (f["src"], f["src2"], f["src3"]):
+                _items_rdw(it, k, a + 4 * i0, 4 * ln)
+            _items_rdw(it, k, f["aux"] + i0, np.clip(f["count_w"] - i0, 0, ln))
+
+        def store(it, k, i0, ln):
+            it.burst("wr", k, f["src2"] + 4 * i0, 4 * ln, 1)
+            it.burst("wr", k, f["src3"] + 4 * i0, 4 * ln, 1)
+            it.burst("wr", k, f["dst"] + i0, np.clip(f["count_w"] - i0, 0, ln), 1)
+        _chunk_pipeline(c, f["count"], K, load, lambda it, k, i0, ln: it.loop("ew", k, ln), store)
     elif op in (Op.RELU_FP, Op.RELU_BP):
-        i0, ln = c.chunks(f["count"], K)
-        c.rdw(f["src"] + i0, ln)
-        if op == Op.RELU_BP:
-            c.rdw(f["aux"] + i0, ln)
-        c.loop("ew", _cdiv(ln, W))                    # a word of W lanes per cycle
-        c.wrw(f["dst"] + i0, ln)
+        def load(it, k, i0, ln):
+            _items_rdw(it, k, f["src"] + i0, ln)
+            if op == Op.RELU_BP:
+                _items_rdw(it, k, f["aux"] + i0, ln)
+        _chunk_pipeline(c, f["count"], K, load,
+                        # a word of W lanes per cycle
+                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
     elif op in validate.POOL_OPS:
         _pool(f, b, c)
     elif op in validate.BN_OPS:
@@ -553,12 +556,39 @@ def _elementwise(f, b, c):
         if op == Op.BN_FP:
             c.rdw(f["src3"], 4 * ch)                 # B, shifted once per channel
             c.loop("ew", ch)
-        i0, ln = c.chunks(total, K)
-        c.rdw(f["src"] + i0, ln)
-        if op == Op.BN_BP and f["flags"] & Flag.RELU_MASK:
-            c.rdw(f["aux"] + i0, ln)
-        c.loop("ew", _cdiv(ln, W) if hw >= W else ln)   # W lanes: two channels per word
-        c.wrw(f["dst"] + i0, ln)
+        mask = op == Op.BN_BP and f["flags"] & Flag.RELU_MASK
+
+        def load(it, k, i0, ln):
+            _items_rdw(it, k, f["src"] + i0, ln)
+            if mask:
+                _items_rdw(it, k, f["aux"] + i0, ln)
+        _chunk_pipeline(c, total, K, load,
+                        # W lanes: two channels per word
+                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W) if hw >= W else ln),
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
+
+
+def _items_rdw(it, k, addr, n):
+    """_Count.rdw for the chunks `k` of an _Items: a beat-wide read takes
+    ceil(n/W) + (addr % W != 0) AGU cycles."""
+    W = it.b.ddr_beat
+    a, n = np.broadcast_arrays(_arr(addr), _arr(n))
+    beats = (a % W + n + W - 1) // W
+    extra = np.where(n > 0, (n + W - 1) // W + (a % W != 0) - beats, 0)
+    it.burst("rd", k, a, n, 1, extra)
+
+
+def _chunk_pipeline(c, total, K, load, comp, store):
+    """The element-wise units' chunk loop over `total` elements in chunks of
+    K, load chunk k+1 || compute k || store k-1 (ping-pong halves k & 1;
+    stream.cpp, update.cpp, eltwise.cpp's ADD): load, comp and store(items, k, i0, len) count
+    each stage of the chunks into an _Items; _pipeline credits the overlap."""
+    i0, ln = c.chunks(total, K)
+    k = np.arange(len(i0))
+    stages = [_Items(c.b, len(i0)) for _ in range(3)]
+    for fn, it in zip((load, comp, store), stages):
+        fn(it, k, i0, ln)
+    _pipeline(c, *stages)
 
 
 #: Rows of the widest plane in a pooling band (stream.cpp POOL_ROWS, POOL_BAND).
@@ -612,13 +642,12 @@ def _graph_ops(f, b, c):
     horizontal sums and stores one element."""
     op, W = f["op"], b.ddr_beat
     if op == Op.ADD:
-        i0, ln = c.chunks(f["count"], b.chunk)
-        c.rd(f["src"] + i0, ln)
-        c.rd(f["src2"] + i0, ln)
-        if f["flags"] & Flag.RELU_MASK:
-            c.rd(f["aux"] + i0, ln)
-        c.loop("ew", _cdiv(ln, W))                                 # add_beat
-        c.wr(f["dst"] + i0, ln)
+        def load(it, k, i0, ln):
+            for a in (f["src"], f["src2"]) + ((f["aux"],) if f["flags"] & Flag.RELU_MASK else ()):
+                _items_rdw(it, k, a + i0, ln)
+        _chunk_pipeline(c, f["count"], b.chunk, load,
+                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),   # add_beat
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
         return
     P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
                                     f["w_out"], f["k_h"], f["k_w"], f["stride"])

@@ -55,49 +55,75 @@ void eltwise_add(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats
     const wide_t e_acc = e.src < e.src2 ? (wide_t)e.src : (wide_t)e.src2;
     const int sh_a = q_shift(e_acc - e.src), sh_b = q_shift(e_acc - e.src2);   /* <= 0: exact */
     const int sh_out = q_shift((wide_t)e.dst - e_acc);
-    q8_t a[CTRAIN_CHUNK], b[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
-    /* A beat's EW_BEAT lanes are read and written in one cycle. */
-#pragma HLS ARRAY_PARTITION variable=a type=cyclic factor=EW_BEAT
-#pragma HLS ARRAY_PARTITION variable=b type=cyclic factor=EW_BEAT
-#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=EW_BEAT
-#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=EW_BEAT
+    /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
+     * chunk k adds from the other and chunk k - 1 stores */
+    q8_t a[2][CTRAIN_CHUNK], b[2][CTRAIN_CHUNK], gate[2][CTRAIN_CHUNK], out[2][CTRAIN_CHUNK];
+    /* A beat's EW_BEAT lanes are read and written in one cycle (the adds and
+     * the beat-wide bursts). */
+#pragma HLS ARRAY_PARTITION variable=a type=cyclic factor=EW_BEAT dim=2
+#pragma HLS ARRAY_PARTITION variable=b type=cyclic factor=EW_BEAT dim=2
+#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=EW_BEAT dim=2
+#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=EW_BEAT dim=2
+    const uint32_t count = f.count;
+    const int32_t chunks = (int32_t)CHUNKS_OF(count);
+    /* The pipeline over chunks: load k+1 || compute k || store k-1. */
 chunk:
-    for (uint32_t i0 = 0; i0 < f.count; i0 += CTRAIN_CHUNK) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_COUNT/CTRAIN_CHUNK
-        const uint32_t len = f.count - i0 < CTRAIN_CHUNK ? f.count - i0 : CTRAIN_CHUNK;
-        agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src + i0, a, len);
-        agu_rd_q8<CTRAIN_CHUNK>(ddr, f.src2 + i0, b, len);
-        if (mask)
-            agu_rd_q8<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
-        const uint32_t beats = (len + EW_BEAT - 1) / EW_BEAT;
-        CTRAIN_LOOP(ew, 1, beats);
-    add_beat:
-        for (uint32_t k = 0; k < beats; k++) {
+    for (int32_t k = -1; k <= chunks; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
+        const bool region = k >= 0 && k < chunks;
+        if (region)
+            CTRAIN_REGION_BEGIN();
+        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
+            const int h = (k + 1) & 1;
+            const uint32_t i0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
+            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + i0, a[h], len);
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src2 + i0, b[h], len);
+            if (mask)
+                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, gate[h], len);
+        }
+        if (region) {           /* stage 1: chunk k through */
+            CTRAIN_STAGE(1);
+            const int h = k & 1;
+            const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
+            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t beats = (len + EW_BEAT - 1) / EW_BEAT;
+            CTRAIN_LOOP(ew, 1, beats);
+        add_beat:
+            for (uint32_t w = 0; w < beats; w++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=EW_CHUNK_BEATS
-            beat_stats bs = {0, 0, 0, 0};
-        add_lane:
-            for (int l = 0; l < EW_BEAT; l++) {
+                beat_stats bs = {0, 0, 0, 0};
+            add_lane:
+                for (int l = 0; l < EW_BEAT; l++) {
 #pragma HLS UNROLL
-                const uint32_t i = k * EW_BEAT + l;
-                if (i < len) {
-                    wide_t acc = lane_shift(a[i], sh_a) + lane_shift(b[i], sh_b);
-                    if (mask && gate[i] <= 0) acc = 0;
-                    if (relu && acc < 0) acc = 0;
-                    bool clamped;
-                    /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
-                    const q8_t o = sat8(lane_shift_even(acc, sh_out), clamped);
-                    const wide_t m = q_abs(acc);
-                    if (m > bs.max_abs) bs.max_abs = m;
-                    bs.sat += clamped ? 1 : 0;
-                    bs.nnz += o != 0 ? 1 : 0;
-                    bs.count += 1;
-                    out[i] = o;
+                    const uint32_t i = w * EW_BEAT + l;
+                    if (i < len) {
+                        wide_t acc = lane_shift(a[h][i], sh_a) + lane_shift(b[h][i], sh_b);
+                        if (mask && gate[h][i] <= 0) acc = 0;
+                        if (relu && acc < 0) acc = 0;
+                        bool clamped;
+                        /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
+                        const q8_t o = sat8(lane_shift_even(acc, sh_out), clamped);
+                        const wide_t m = q_abs(acc);
+                        if (m > bs.max_abs) bs.max_abs = m;
+                        bs.sat += clamped ? 1 : 0;
+                        bs.nnz += o != 0 ? 1 : 0;
+                        bs.count += 1;
+                        out[h][i] = o;
+                    }
                 }
+                beat_stats_merge(st, bs);
             }
-            beat_stats_merge(st, bs);
+            CTRAIN_STAGE(2);
         }
-        agu_wr_q8<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);
+        if (k >= 1) {           /* stage 2: chunk k - 1 out */
+            const uint32_t i0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
+            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, out[(k - 1) & 1], len);
+        }
+        if (region)
+            CTRAIN_REGION_END();
     }
 }
 

@@ -17,45 +17,70 @@
 /* W elements per cycle: a beat in, through the ReLU and out. */
 void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
     const bool bp = f.op == OP_RELU_BP;
-    q8_t in[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
+    /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
+     * chunk k goes through from the other and chunk k - 1 stores */
+    q8_t in[2][CTRAIN_CHUNK], gate[2][CTRAIN_CHUNK], out[2][CTRAIN_CHUNK];
     /* a beat per cycle in and out, a word of W lanes per cycle through */
-#pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES
-#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES
-#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES dim=2
+    const uint32_t count = f.count;
+    const int32_t chunks = (int32_t)CHUNKS_OF(count);
+    /* The pipeline over chunks: load k+1 || compute k || store k-1.  In
+     * place (dst == src) too: a chunk is read whole before it is written,
+     * and the stages never touch one chunk. */
 chunk:
-    for (uint32_t i0 = 0; i0 < f.count; i0 += CTRAIN_CHUNK) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_COUNT/CTRAIN_CHUNK
-        uint32_t len = f.count - i0 < CTRAIN_CHUNK ? f.count - i0 : CTRAIN_CHUNK;
-        /* Whole chunk in before any of it goes out: dst == src is allowed. */
-        agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
-        if (bp)
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
-        const uint32_t words = (len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
-        CTRAIN_LOOP(ew, 1, words);
-    relu:
-        for (uint32_t k = 0; k < words; k++) {
+    for (int32_t k = -1; k <= chunks; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
+        const bool region = k >= 0 && k < chunks;
+        if (region)
+            CTRAIN_REGION_BEGIN();
+        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
+            const uint32_t l0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
+            const uint32_t ll = count - l0 < CTRAIN_CHUNK ? count - l0 : CTRAIN_CHUNK;
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + l0, in[(k + 1) & 1], ll);
+            if (bp)
+                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + l0, gate[(k + 1) & 1], ll);
+        }
+        if (region) {           /* stage 1: chunk k through */
+            CTRAIN_STAGE(1);
+            const int h = k & 1;
+            const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
+            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t words = (len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
+            CTRAIN_LOOP(ew, 1, words);
+        relu:
+            for (uint32_t w = 0; w < words; w++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_Q8_LANES
-            wide_t o[AGU_Q8_LANES];
-            bool none[AGU_Q8_LANES];
-            /* one register per lane */
+                wide_t o[AGU_Q8_LANES];
+                bool none[AGU_Q8_LANES];
+                /* one register per lane */
 #pragma HLS ARRAY_PARTITION variable=o type=complete
 #pragma HLS ARRAY_PARTITION variable=none type=complete
-            const uint32_t rest = len - k * AGU_Q8_LANES;
-        lanes:
-            for (int j = 0; j < AGU_Q8_LANES; j++) {
+                const uint32_t rest = len - w * AGU_Q8_LANES;
+            lanes:
+                for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-                const uint32_t i = k * AGU_Q8_LANES + j;
-                const q8_t v = in[i];
-                const q8_t q = bp ? (gate[i] > 0 ? v : (q8_t)0) : (v > 0 ? v : (q8_t)0);
-                out[i] = q;
-                o[j] = q;
-                none[j] = false;
+                    const uint32_t i = w * AGU_Q8_LANES + j;
+                    const q8_t v = in[h][i];
+                    const q8_t q = bp ? (gate[h][i] > 0 ? v : (q8_t)0) : (v > 0 ? v : (q8_t)0);
+                    out[h][i] = q;
+                    o[j] = q;
+                    none[j] = false;
+                }
+                q_stats_add_lanes<AGU_Q8_LANES>(st, o, o, none,
+                                                rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
             }
-            q_stats_add_lanes<AGU_Q8_LANES>(st, o, o, none,
-                                            rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
+            CTRAIN_STAGE(2);
         }
-        agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);
+        if (k >= 1) {           /* stage 2: chunk k - 1 out */
+            const uint32_t s0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
+            const uint32_t sl = count - s0 < CTRAIN_CHUNK ? count - s0 : CTRAIN_CHUNK;
+            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + s0, out[(k - 1) & 1], sl);
+        }
+        if (region)
+            CTRAIN_REGION_END();
     }
 }
 
@@ -345,88 +370,111 @@ void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
             shift[k] = rshift_round(braw[k], sh_b);
         }
     }
-    q8_t in[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
+    /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
+     * chunk k computes from the other and chunk k - 1 stores */
+    q8_t in[2][CTRAIN_CHUNK], gate[2][CTRAIN_CHUNK], out[2][CTRAIN_CHUNK];
     /* a beat per cycle in and out, a word of W lanes per cycle through */
-#pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES
-#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES
-#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES dim=2
     /* W lanes when a word spans at most two channels (h*w >= W); smaller
      * planes (the fully connected end of a network) one element per cycle */
     const bool lanes = hw >= AGU_Q8_LANES;
     uint32_t ch = 0, pos = 0;   /* channel and position of the next element */
+    const int32_t chunks = (int32_t)CHUNKS_OF(total);
+    /* The pipeline over chunks: load k+1 || compute k || store k-1. */
 chunk:
-    for (uint32_t i0 = 0; i0 < total; i0 += CTRAIN_CHUNK) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_COUNT)
-        const uint32_t len = total - i0 < CTRAIN_CHUNK ? total - i0 : CTRAIN_CHUNK;
-        agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + i0, in, len);
-        if (mask)
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, gate, len);
-        if (lanes) {
-            const uint32_t words = (len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
-            CTRAIN_LOOP(ew, 1, words);
-        bn_lanes:
-            for (uint32_t k = 0; k < words; k++) {
+    for (int32_t k = -1; k <= chunks; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
+        const bool region = k >= 0 && k < chunks;
+        if (region)
+            CTRAIN_REGION_BEGIN();
+        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
+            const uint32_t l0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
+            const uint32_t ll = total - l0 < CTRAIN_CHUNK ? total - l0 : CTRAIN_CHUNK;
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + l0, in[(k + 1) & 1], ll);
+            if (mask)
+                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + l0, gate[(k + 1) & 1], ll);
+        }
+        if (region) {           /* stage 1: chunk k through */
+            CTRAIN_STAGE(1);
+            const int h = k & 1;
+            const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
+            const uint32_t len = total - i0 < CTRAIN_CHUNK ? total - i0 : CTRAIN_CHUNK;
+            if (lanes) {
+                const uint32_t words = (len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
+                CTRAIN_LOOP(ew, 1, words);
+            bn_lanes:
+                for (uint32_t w = 0; w < words; w++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_Q8_LANES
-                /* lane j is in channel ch, or ch + 1 once pos + j reaches h*w */
-                const uint32_t ch2 = ch + 1 == c ? 0 : ch + 1;
-                const int32_t a0 = scale[ch], a1 = scale[ch2];
-                const wide_t b0 = fp ? shift[ch] : 0, b1 = fp ? shift[ch2] : 0;
-                wide_t pre[AGU_Q8_LANES], sto[AGU_Q8_LANES];
-                bool cl[AGU_Q8_LANES];
-                /* one register per lane */
+                    /* lane j is in channel ch, or ch + 1 once pos + j reaches h*w */
+                    const uint32_t ch2 = ch + 1 == c ? 0 : ch + 1;
+                    const int32_t a0 = scale[ch], a1 = scale[ch2];
+                    const wide_t b0 = fp ? shift[ch] : 0, b1 = fp ? shift[ch2] : 0;
+                    wide_t pre[AGU_Q8_LANES], sto[AGU_Q8_LANES];
+                    bool cl[AGU_Q8_LANES];
+                    /* one register per lane */
 #pragma HLS ARRAY_PARTITION variable=pre type=complete
 #pragma HLS ARRAY_PARTITION variable=sto type=complete
 #pragma HLS ARRAY_PARTITION variable=cl type=complete
-                const uint32_t rest = len - k * AGU_Q8_LANES;
-            bn_lane:
-                for (int j = 0; j < AGU_Q8_LANES; j++) {
+                    const uint32_t rest = len - w * AGU_Q8_LANES;
+                bn_lane:
+                    for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-                    const uint32_t i = k * AGU_Q8_LANES + j;
-                    const bool next = pos + j >= hw;
-                    const wide_t prod = (wide_t)in[i] * (next ? a1 : a0);   /* |x*A| < 2^38 */
+                        const uint32_t i = w * AGU_Q8_LANES + j;
+                        const bool next = pos + j >= hw;
+                        const wide_t prod = (wide_t)in[h][i] * (next ? a1 : a0);   /* |x*A| < 2^38 */
 #if BN_MUL_LUT
 #pragma HLS BIND_OP variable=prod op=mul impl=fabric
 #endif
-                    wide_t acc = prod + (next ? b1 : b0);
-                    if (relu && acc < 0) acc = 0;
-                    if (mask && gate[i] <= 0) acc = 0;
-                    bool clamped;
-                    const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
-                    out[i] = o;
-                    pre[j] = acc;
-                    sto[j] = o;
-                    cl[j] = clamped;
+                        wide_t acc = prod + (next ? b1 : b0);
+                        if (relu && acc < 0) acc = 0;
+                        if (mask && gate[h][i] <= 0) acc = 0;
+                        bool clamped;
+                        const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
+                        out[h][i] = o;
+                        pre[j] = acc;
+                        sto[j] = o;
+                        cl[j] = clamped;
+                    }
+                    q_stats_add_lanes<AGU_Q8_LANES>(st, pre, sto, cl,
+                                                    rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
+                    pos += AGU_Q8_LANES;
+                    if (pos >= hw) {
+                        pos -= hw;
+                        ch = ch2;
+                    }
                 }
-                q_stats_add_lanes<AGU_Q8_LANES>(st, pre, sto, cl,
-                                                rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
-                pos += AGU_Q8_LANES;
-                if (pos >= hw) {
-                    pos -= hw;
-                    ch = ch2;
-                }
-            }
-        } else {
-            CTRAIN_LOOP(ew, 1, len);
-        bn:
-            for (uint32_t i = 0; i < len; i++) {
+            } else {
+                CTRAIN_LOOP(ew, 1, len);
+            bn:
+                for (uint32_t i = 0; i < len; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
-                wide_t acc = (wide_t)in[i] * scale[ch];   /* |x*A| < 2^38 */
-                if (fp)
-                    acc += shift[ch];
-                if (relu && acc < 0) acc = 0;
-                if (mask && gate[i] <= 0) acc = 0;
-                bool clamped;
-                const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
-                q_stats_add(st, acc, o, clamped);
-                out[i] = o;
-                if (++pos == hw) {
-                    pos = 0;
-                    ch = ch + 1 == c ? 0 : ch + 1;
+                    wide_t acc = (wide_t)in[h][i] * scale[ch];   /* |x*A| < 2^38 */
+                    if (fp)
+                        acc += shift[ch];
+                    if (relu && acc < 0) acc = 0;
+                    if (mask && gate[h][i] <= 0) acc = 0;
+                    bool clamped;
+                    const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
+                    q_stats_add(st, acc, o, clamped);
+                    out[h][i] = o;
+                    if (++pos == hw) {
+                        pos = 0;
+                        ch = ch + 1 == c ? 0 : ch + 1;
+                    }
                 }
             }
+            CTRAIN_STAGE(2);
         }
-        agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, out, len);
+        if (k >= 1) {           /* stage 2: chunk k - 1 out */
+            const uint32_t s0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
+            const uint32_t sl = total - s0 < CTRAIN_CHUNK ? total - s0 : CTRAIN_CHUNK;
+            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + s0, out[(k - 1) & 1], sl);
+        }
+        if (region)
+            CTRAIN_REGION_END();
     }
 }

@@ -13,53 +13,89 @@ void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats
     const int sh_wd = q_shift(e.par[CTRAIN_PAR_WD_S]);
     const int sh_q = q_shift((wide_t)e.dst - e.src2);
 
-    int32_t g[CTRAIN_CHUNK], w[CTRAIN_CHUNK], v[CTRAIN_CHUNK];
-    q8_t keep[CTRAIN_CHUNK], q[CTRAIN_CHUNK];
+    /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
+     * chunk k computes from the other.  The new master weights and
+     * velocities go to buffers of their own (wn, vn, q): chunk k - 1 stores
+     * from them while chunk k + 1 loads into the same half of w and v. */
+    int32_t g[2][CTRAIN_CHUNK], w[2][CTRAIN_CHUNK], v[2][CTRAIN_CHUNK];
+    int32_t wn[2][CTRAIN_CHUNK], vn[2][CTRAIN_CHUNK];
+    q8_t keep[2][CTRAIN_CHUNK], q[2][CTRAIN_CHUNK];
     /* a beat per cycle in and out of every buffer (agu.h wide bursts) */
-#pragma HLS ARRAY_PARTITION variable=g type=cyclic factor=AGU_I32_LANES
-#pragma HLS ARRAY_PARTITION variable=w type=cyclic factor=AGU_I32_LANES
-#pragma HLS ARRAY_PARTITION variable=v type=cyclic factor=AGU_I32_LANES
-#pragma HLS ARRAY_PARTITION variable=keep type=cyclic factor=AGU_Q8_LANES
-#pragma HLS ARRAY_PARTITION variable=q type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=g type=cyclic factor=AGU_I32_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=w type=cyclic factor=AGU_I32_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=v type=cyclic factor=AGU_I32_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=wn type=cyclic factor=AGU_I32_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=vn type=cyclic factor=AGU_I32_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=keep type=cyclic factor=AGU_Q8_LANES dim=2
+#pragma HLS ARRAY_PARTITION variable=q type=cyclic factor=AGU_Q8_LANES dim=2
+    const uint32_t count = f.count, count_w = f.count_w;
+    const int32_t chunks = (int32_t)CHUNKS_OF(count);
+    /* The pipeline over chunks: load k+1 || compute k || store k-1.  The
+     * master weights and velocities are read and written at the same
+     * addresses: the stages of one iteration touch three different chunks. */
 chunk:
-    for (uint32_t i0 = 0; i0 < f.count; i0 += CTRAIN_CHUNK) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_COUNT/CTRAIN_CHUNK
-        const uint32_t len = f.count - i0 < CTRAIN_CHUNK ? f.count - i0 : CTRAIN_CHUNK;
-        /* Elements of this chunk that are weights (i < count_w). */
-        const uint32_t nw = f.count_w <= i0 ? 0 : (f.count_w - i0 < len ? f.count_w - i0 : len);
-        agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src + 4 * i0, g, len);
-        agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, w, len);
-        agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, v, len);
-        if (nw > 0)
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, keep, nw);
-        CTRAIN_LOOP(ew, 1, len);
-    sgd:
-        for (uint32_t i = 0; i < len; i++) {
+    for (int32_t k = -1; k <= chunks; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
+        const bool region = k >= 0 && k < chunks;
+        if (region)
+            CTRAIN_REGION_BEGIN();
+        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
+            const int h = (k + 1) & 1;
+            const uint32_t i0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
+            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            /* Elements of this chunk that are weights (i < count_w). */
+            const uint32_t nw = count_w <= i0 ? 0 : (count_w - i0 < len ? count_w - i0 : len);
+            agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src + 4 * i0, g[h], len);
+            agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, w[h], len);
+            agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, v[h], len);
+            if (nw > 0)
+                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, keep[h], nw);
+        }
+        if (region) {           /* stage 1: chunk k through */
+            CTRAIN_STAGE(1);
+            const int h = k & 1;
+            const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
+            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t nw = count_w <= i0 ? 0 : (count_w - i0 < len ? count_w - i0 : len);
+            CTRAIN_LOOP(ew, 1, len);
+        sgd:
+            for (uint32_t i = 0; i < len; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
-            const bool weight = i < nw;
-            wide_t t_g = sat32(rshift_round((wide_t)lr_m * g[i], sh_g));
-            const int32_t decay = (int32_t)sat32(rshift_round((wide_t)wd_m * w[i], sh_wd));
-            wide_t t_wd = sat32(rshift_round((wide_t)lr_m * decay, sh_lr));
-            wide_t t_mu = sat32(rshift_round((wide_t)mu_m * v[i], sh_mu));
-            wide_t v_new = sat32(t_mu + t_g + t_wd);
-            wide_t w_new = sat32(w[i] - v_new);
-            if (weight && keep[i] == 0) {   /* pruned: weight and velocity stay 0 */
-                w_new = 0;
-                v_new = 0;
+                const bool weight = i < nw;
+                const int32_t gi = g[h][i], wi = w[h][i], vi = v[h][i];
+                wide_t t_g = sat32(rshift_round((wide_t)lr_m * gi, sh_g));
+                const int32_t decay = (int32_t)sat32(rshift_round((wide_t)wd_m * wi, sh_wd));
+                wide_t t_wd = sat32(rshift_round((wide_t)lr_m * decay, sh_lr));
+                wide_t t_mu = sat32(rshift_round((wide_t)mu_m * vi, sh_mu));
+                wide_t v_new = sat32(t_mu + t_g + t_wd);
+                wide_t w_new = sat32(wi - v_new);
+                if (weight && keep[h][i] == 0) {   /* pruned: weight and velocity stay 0 */
+                    w_new = 0;
+                    v_new = 0;
+                }
+                wn[h][i] = (int32_t)w_new;
+                vn[h][i] = (int32_t)v_new;
+                if (weight) {
+                    bool clamped;
+                    q8_t qi = sat8(rshift_round(w_new, sh_q), clamped);
+                    q_stats_add(st, w_new, qi, clamped);
+                    q[h][i] = qi;
+                }
             }
-            w[i] = (int32_t)w_new;
-            v[i] = (int32_t)v_new;
-            if (weight) {
-                bool clamped;
-                q8_t qi = sat8(rshift_round(w_new, sh_q), clamped);
-                q_stats_add(st, w_new, qi, clamped);
-                q[i] = qi;
-            }
+            CTRAIN_STAGE(2);
         }
-        agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, w, len);
-        agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, v, len);
-        if (nw > 0)
-            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, q, nw);
+        if (k >= 1) {           /* stage 2: chunk k - 1 out */
+            const int h = (k - 1) & 1;
+            const uint32_t i0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
+            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t nw = count_w <= i0 ? 0 : (count_w - i0 < len ? count_w - i0 : len);
+            agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, wn[h], len);
+            agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, vn[h], len);
+            if (nw > 0)
+                agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, q[h], nw);
+        }
+        if (region)
+            CTRAIN_REGION_END();
     }
 }

@@ -79,9 +79,19 @@ def port_gbps(board):
     return board.bytes_per_cycle * board.clock_mhz * 1e6 / 1e9
 
 
+def duplex_gbps(board):
+    """DDR GB/s reads and writes can reach together: the m_axi port's read and
+    write channels each move a beat per cycle (AXI4's channels are
+    independent, and the chunk and item pipelines overlap loads with
+    stores), bounded by the DDR's peak."""
+    return min(board.ddr_gbps, 2 * board.ddr_beat * board.clock_mhz * 1e6 / 1e9)
+
+
 def roofline(board, intensity):
-    """Attainable GOP/s at an operational intensity (ops per DDR byte)."""
-    return min(peak_gops(board), port_gbps(board) * intensity)
+    """Attainable GOP/s at an operational intensity (ops per DDR byte, reads
+    and writes together): the memory roof is the duplex bandwidth, which only
+    an instruction that reads and writes equal amounts at once reaches."""
+    return min(peak_gops(board), duplex_gbps(board) * intensity)
 
 
 def sparse_indexes(program):

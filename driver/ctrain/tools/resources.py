@@ -100,6 +100,7 @@ What is not counted: registers, control FSMs, adders and comparators, the
 AXI adapters: LUT "used" is a lower bound for the parts listed, the margin
 covers the rest only loosely (docs say so).
 """
+import copy
 import math
 import os
 import re
@@ -107,7 +108,7 @@ from dataclasses import dataclass, field
 
 from .. import boards
 from ..hls_source import Sources, enclosing, split_args
-from ..overlay_src import config_dir
+from ..overlay_src import config_dir, hls_dir, isa_header
 
 #: Fraction of every resource a design may use (a 15% margin for place and route).
 FIT_FRACTION = 0.85
@@ -893,9 +894,39 @@ def _split_top(s, op):
 
 # ----------------------------------------------------------------- the estimate
 
+#: Estimates already made, keyed by their arguments and the sources' stat
+#: (parsing the HLS takes most of a second; a report asks once per board).
+_ESTIMATES = {}
+
+
+def _fingerprint(*paths):
+    """(path, mtime, size) of every file under the given files or directories."""
+    out = []
+    for top in paths:
+        if os.path.isfile(top):
+            st = os.stat(top)
+            out.append((top, st.st_mtime_ns, st.st_size))
+            continue
+        for root, dirs, files in os.walk(top):
+            dirs.sort()
+            for name in sorted(files):
+                st = os.stat(os.path.join(root, name))
+                out.append((os.path.join(root, name), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
 def estimate(board, directory=None, config=None):
     """The Estimate of `board` (a name of ctrain.boards.BOARDS). `directory`
-    (the hls/ sources) and `config` (a config header path) read other copies."""
+    (the hls/ sources) and `config` (a config header path) read other copies.
+    Made once per board and state of the sources; each call gets its own copy."""
+    key = (board, directory, config,
+           _fingerprint(directory or hls_dir(), config or config_dir(), isa_header()))
+    if key not in _ESTIMATES:
+        _ESTIMATES[key] = _estimate(board, directory, config)
+    return copy.deepcopy(_ESTIMATES[key])
+
+
+def _estimate(board, directory, config):
     b = boards.get(board) if config is None else boards.load(config)
     header = config or os.path.join(config_dir(), f"{b.name}.h")
     src = Sources(header, directory)

@@ -76,7 +76,7 @@ chunk:
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
             const int h = (k + 1) & 1;
             const uint32_t i0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
-            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t len = CHUNK_LEN(count, i0);
             agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + i0, a[h], len);
             agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src2 + i0, b[h], len);
             if (mask)
@@ -86,7 +86,7 @@ chunk:
             CTRAIN_STAGE(1);
             const int h = k & 1;
             const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
-            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t len = CHUNK_LEN(count, i0);
             const uint32_t beats = (len + EW_BEAT - 1) / EW_BEAT;
             CTRAIN_LOOP(ew, 1, beats);
         add_beat:
@@ -119,7 +119,7 @@ chunk:
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
             const uint32_t i0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
-            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t len = CHUNK_LEN(count, i0);
             agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, out[(k - 1) & 1], len);
         }
         if (region)

@@ -37,7 +37,7 @@ chunk:
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
             const uint32_t l0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
-            const uint32_t ll = count - l0 < CTRAIN_CHUNK ? count - l0 : CTRAIN_CHUNK;
+            const uint32_t ll = CHUNK_LEN(count, l0);
             agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + l0, in[(k + 1) & 1], ll);
             if (bp)
                 agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + l0, gate[(k + 1) & 1], ll);
@@ -46,7 +46,7 @@ chunk:
             CTRAIN_STAGE(1);
             const int h = k & 1;
             const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
-            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t len = CHUNK_LEN(count, i0);
             const uint32_t words = (len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
             CTRAIN_LOOP(ew, 1, words);
         relu:
@@ -76,7 +76,7 @@ chunk:
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
             const uint32_t s0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
-            const uint32_t sl = count - s0 < CTRAIN_CHUNK ? count - s0 : CTRAIN_CHUNK;
+            const uint32_t sl = CHUNK_LEN(count, s0);
             agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + s0, out[(k - 1) & 1], sl);
         }
         if (region)
@@ -391,7 +391,7 @@ chunk:
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
             const uint32_t l0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
-            const uint32_t ll = total - l0 < CTRAIN_CHUNK ? total - l0 : CTRAIN_CHUNK;
+            const uint32_t ll = CHUNK_LEN(total, l0);
             agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + l0, in[(k + 1) & 1], ll);
             if (mask)
                 agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + l0, gate[(k + 1) & 1], ll);
@@ -400,7 +400,7 @@ chunk:
             CTRAIN_STAGE(1);
             const int h = k & 1;
             const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
-            const uint32_t len = total - i0 < CTRAIN_CHUNK ? total - i0 : CTRAIN_CHUNK;
+            const uint32_t len = CHUNK_LEN(total, i0);
             if (lanes) {
                 const uint32_t words = (len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
                 CTRAIN_LOOP(ew, 1, words);
@@ -471,7 +471,7 @@ chunk:
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
             const uint32_t s0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
-            const uint32_t sl = total - s0 < CTRAIN_CHUNK ? total - s0 : CTRAIN_CHUNK;
+            const uint32_t sl = CHUNK_LEN(total, s0);
             agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + s0, out[(k - 1) & 1], sl);
         }
         if (region)

@@ -54,6 +54,9 @@ struct beat_t {
 #define MAX_PROGRAM (0xFFFFFFFFu / CTRAIN_INSN_BYTES)
 #define BURST_BEATS(LEN) (((LEN) + CTRAIN_DDR_BEAT - 1) / CTRAIN_DDR_BEAT + 1)
 #define CHUNKS_OF(N) (((N) + CTRAIN_CHUNK - 1) / CTRAIN_CHUNK)
+/* Items of the chunk at item i0 of an N-item operand: CTRAIN_CHUNK, the last
+ * chunk what is left (i0 < N). */
+#define CHUNK_LEN(N, I0) ((N) - (I0) < CTRAIN_CHUNK ? (N) - (I0) : CTRAIN_CHUNK)
 
 typedef int8_t q8_t;         /* tensor element */
 /* int8 x int8 product, |p| <= 128^2 = 2^14: ap_int<16> in synthesis; C-sim

@@ -42,7 +42,7 @@ chunk:
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
             const int h = (k + 1) & 1;
             const uint32_t i0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
-            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t len = CHUNK_LEN(count, i0);
             /* Elements of this chunk that are weights (i < count_w). */
             const uint32_t nw = count_w <= i0 ? 0 : (count_w - i0 < len ? count_w - i0 : len);
             agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src + 4 * i0, g[h], len);
@@ -55,7 +55,7 @@ chunk:
             CTRAIN_STAGE(1);
             const int h = k & 1;
             const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
-            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t len = CHUNK_LEN(count, i0);
             const uint32_t nw = count_w <= i0 ? 0 : (count_w - i0 < len ? count_w - i0 : len);
             CTRAIN_LOOP(ew, 1, len);
         sgd:
@@ -88,7 +88,7 @@ chunk:
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
             const int h = (k - 1) & 1;
             const uint32_t i0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
-            const uint32_t len = count - i0 < CTRAIN_CHUNK ? count - i0 : CTRAIN_CHUNK;
+            const uint32_t len = CHUNK_LEN(count, i0);
             const uint32_t nw = count_w <= i0 ? 0 : (count_w - i0 < len ? count_w - i0 : len);
             agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, wn[h], len);
             agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, vn[h], len);

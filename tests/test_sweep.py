@@ -190,7 +190,7 @@ def test_interrupted_sweep_rerun_skips_finished_trials(local_ray, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130 and "ctrain: interrupted" in out
+    assert proc.returncode == 130 and "ctrain: interrupted" in out, f"exit {proc.returncode}:\n{out[-3000:]}"
     finished = {p.parent.name: p.read_bytes() for p in tmp_path.glob("*/result.json")}
     stopped = {p.parent.name for p in tmp_path.glob("*/run.ckpt")} - set(finished)
     parsed = sweep.trials(_spec("seed=0,1,2", train=TINY + ["--checkpoint-every", "10"]))

@@ -432,9 +432,14 @@ def _run_on_ray(todo, rows, n, sweep_dir, board, cpus_per_trial, num_cpus, addre
             raise SweepError(f"cannot {where}: {type(exc).__name__}: "
                              f"{(str(exc).strip().splitlines() or [''])[0]}") from None
     pending = {}
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
     # Ctrl-C stops the sweep (exit 130), whatever handler Ray installed for its
     # driver: a trial cancelled by it must not read as a failed trial
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if _main_thread() else None
+    previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
         cpus = ray.cluster_resources().get("CPU", 0)
         if cpus < cpus_per_trial:
@@ -453,6 +458,8 @@ def _run_on_ray(todo, rows, n, sweep_dir, board, cpus_per_trial, num_cpus, addre
                 try:
                     row = ray.get(done[0])
                 except Exception as exc:  # the worker died (killed, out of memory): no error.txt from it
+                    if interrupted:  # Ray raised its own error for our Ctrl-C: the trial did not fail
+                        raise KeyboardInterrupt from None
                     row = {"trial": tid, "settings": settings, "status": "failed",
                            "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1]}"}
                     os.makedirs(os.path.join(sweep_dir, tid), exist_ok=True)
@@ -460,13 +467,31 @@ def _run_on_ray(todo, rows, n, sweep_dir, board, cpus_per_trial, num_cpus, addre
                 rows[tid] = row
                 bar.update(1)
                 say(_status_line(bar.n, n, row))
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        for ref in pending:  # interrupted: stop the running trials (their checkpoints stay)
+    except BaseException as exc:
+        _stop_ray(ray, pending, started, previous, quiet=True)
+        if interrupted and not isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt from None  # Ray's own error for our Ctrl-C
+        raise
+    _stop_ray(ray, pending, started, previous, quiet=False)
+
+
+def _stop_ray(ray, pending, started, previous, quiet):
+    """Restore the SIGINT handler, stop the running trials (their checkpoints
+    stay) and the Ray instance the sweep started.  With an error or Ctrl-C on
+    its way up (`quiet`), a failing clean-up is said in one line and does not
+    replace it."""
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        for ref in pending:
             ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
+    except Exception as exc:
+        if not quiet:
+            raise
+        print(f"ctrain sweep: stopping Ray: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}",
+              file=sys.stderr)
 
 
 def _main_thread():

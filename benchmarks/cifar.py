@@ -40,7 +40,7 @@ def config(args, run, seed):
     kw = dict(dataset=args.dataset, data_dir=args.data_dir or os.path.join(SHARED, sub), model=args.model,
               epochs=args.epochs, seed=seed, prune=0.0 if run == "float" else args.prune,
               prune_at=args.prune_at, fixed_point=run == "compressed", **prep)
-    for key in ("batch_size", "lr", "warmup_epochs", "train_count", "prune_scope", "sparse_exec"):
+    for key in ("batch_size", "lr", "warmup_epochs", "train_count", "prune_scope", "sparse_exec", "bn_recal"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     return TrainConfig(**kw)
@@ -99,6 +99,8 @@ def run_torch(cfg, say):
                     [m.weight.detach().numpy() for m in layers], cfg.prune, cfg.prune_mode, cfg.prune_scope)]
                 say(f"  pruned {100 * (1 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)):.1f}%"
                     f" at iteration {t.it}")
+                if cfg.bn_recal and bns and t.it >= warm:
+                    recalibrate_bn(net, layers, bns, masks, t._recal_batches())
             frozen = t.it >= warm
             for m in bns:
                 m.train(not frozen)
@@ -132,6 +134,25 @@ def run_torch(cfg, say):
     return epochs, t
 
 
+def recalibrate_bn(net, layers, bns, masks, batches):
+    """The Trainer's batch-norm re-estimation after pruning (FloatNet.recalibrate_bn)
+    in PyTorch: pruned weights, running statistics reset and averaged over the
+    same batches (momentum None), gamma and beta kept."""
+    import torch
+    with torch.no_grad():
+        for m, k in zip(layers, masks):
+            m.weight.mul_(k.reshape(m.weight.shape))
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train(True)
+        for x in batches:
+            net(torch.from_numpy(np.ascontiguousarray(x)))
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="cifar10", choices=list(DATA))
@@ -150,6 +171,8 @@ def main(argv=None):
                         "(layer); default: TrainConfig's")
     p.add_argument("--sparse-exec", default=None, choices=SPARSE_EXEC,
                    help="pruned layers sparse or dense on the emulated device (same bits); default: TrainConfig's")
+    p.add_argument("--bn-recal", type=int, default=None, metavar="N",
+                   help="batches that re-estimate the frozen batch norms after pruning; default: TrainConfig's")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)
     p.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")

@@ -99,3 +99,69 @@ def test_batchnorm_runs_frozen_in_fixed_point(digits):
     arrays = t.runtime.layer_arrays()
     e_a = int(arrays["table"][t.runtime.program.bn_slots[0][0]])
     assert np.allclose(arrays["bnA0"] * 2.0 ** e_a, a_float, rtol=1e-4)
+
+
+def _bn_model():
+    return Sequential(Conv2d(1, 8, 3, padding=1, bias=False), BatchNorm2d(8), ReLU(), MaxPool2d(2),
+                      Flatten(), Linear(8 * 4 * 4, 10), input_shape=(1, 8, 8))
+
+
+def _to_pruning(digits, **kw):
+    """A BN model in fixed point (batch norms frozen after 1 of 3 epochs),
+    stepped to the iteration that prunes 80% and then through it."""
+    cfg = TrainConfig(epochs=3, batch_size=32, warmup_epochs=1, prune=0.8, prune_at=0.5, **kw)
+    t = Trainer(cfg, dataset=digits, model=_bn_model())
+    while t.it < t.prune_it:
+        t.step(t.batch_indices())
+    before = t.runtime.float_params()
+    t.step(t.batch_indices())
+    return t, before
+
+
+def test_pruning_re_estimates_the_frozen_batch_norms(digits):
+    """After pruning, the device's frozen batch norm is (gamma, beta) over the
+    statistics of the pruned network on cfg.bn_recal batches: per batch mean
+    and unbiased variance of the first convolution's outputs, averaged."""
+    t, before = _to_pruning(digits, bn_recal=3)
+    idx = t._recal_indices()
+    assert len(idx) == 3 * 32 and len(set(idx.tolist())) == len(idx)
+    assert np.array_equal(idx, _to_pruning(digits, bn_recal=3)[0]._recal_indices())  # drawn by the seed alone
+    assert "batch norms re-estimated on 96 images" in t.messages[-1]
+    w = before[0]["w"] * t.masks[0]                             # (8, 1, 3, 3), the pruned master weights
+    means, vars_ = [], []
+    for i in range(0, 96, 32):
+        x = np.pad(digits.train_x[np.sort(idx[i:i + 32])], ((0, 0), (0, 0), (1, 1), (1, 1)))
+        win = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(2, 3))    # (32, 1, 8, 8, 3, 3)
+        y = np.einsum("bchwij,ocij->bohw", win.astype(np.float64), w.astype(np.float64))
+        means.append(y.mean(axis=(0, 2, 3)))
+        vars_.append(y.var(axis=(0, 2, 3)) * y[:, 0].size / (y[:, 0].size - 1))
+    bn = t.net.bn[0]
+    want_a = bn["gamma"] / np.sqrt(np.mean(vars_, axis=0) + 1e-5)
+    want_b = bn["beta"] - np.mean(means, axis=0) * want_a
+    a, b = t.runtime.float_bn()[0]
+    # A holds 16 significant bits and B 24 of the channel with the largest magnitude (runtime._load_bn)
+    assert np.allclose(a, want_a, rtol=0, atol=np.abs(want_a).max() * 2.0 ** -14)
+    assert np.allclose(b, want_b, rtol=0, atol=np.abs(want_b).max() * 2.0 ** -20)
+    kept = _to_pruning(digits, bn_recal=0)[0].runtime.float_bn()[0][0]   # the unpruned network's A
+    assert not np.allclose(a, kept, rtol=0.01)
+
+
+def test_without_re_estimation_pruning_keeps_the_batch_norms(digits):
+    t, _ = _to_pruning(digits, bn_recal=0)
+    arrays = t.runtime.layer_arrays()
+    a_float, _ = t.net.bn_affine(0)   # the float phase's statistics, frozen at the switch
+    e_a = int(arrays["table"][t.runtime.program.bn_slots[0][0]])
+    assert np.allclose(arrays["bnA0"] * 2.0 ** e_a, a_float, rtol=1e-4)
+    assert "re-estimated" not in t.messages[-1]
+
+
+def test_a_run_resumed_after_re_estimation_is_bit_identical(digits, tmp_path):
+    t, _ = _to_pruning(digits, bn_recal=3)
+    t.save(str(tmp_path / "p.ckpt"))
+    r = Trainer(t.cfg, dataset=digits, model=_bn_model())
+    r.load(str(tmp_path / "p.ckpt"))
+    for _ in range(5):
+        t.step(t.batch_indices())
+        r.step(r.batch_indices())
+    a, b = t.runtime.layer_arrays(), r.runtime.layer_arrays()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

@@ -71,6 +71,7 @@ class FloatNet:
                     "var": np.ones(st.layer.num_features, np.float32)} for st in model.bn_stages]
         self.bn_velocity = [{"gamma": np.zeros_like(b["gamma"]), "beta": np.zeros_like(b["beta"])} for b in self.bn]
         self.bn_frozen = False  # frozen when fixed point starts: statistics from the float phase
+        self._bn_sums = None    # per batch norm [sum of means, sum of variances, batches] while recalibrating
         self.lanes = Lanes()  # convolutions split over images on every core
         self._colbuf = {}     # (stage, input shape) -> (geometry, im2col buffer, backward buffer)
 
@@ -99,8 +100,14 @@ class FloatNet:
         var = x.var(axis=(0, 2, 3), dtype=np.float64)
         m = st.layer.momentum
         n = x.size // x.shape[1]
-        b["mean"] = ((1 - m) * b["mean"] + m * mean).astype(np.float32)
-        b["var"] = ((1 - m) * b["var"] + m * var * n / max(n - 1, 1)).astype(np.float32)
+        if self._bn_sums is None:
+            b["mean"] = ((1 - m) * b["mean"] + m * mean).astype(np.float32)
+            b["var"] = ((1 - m) * b["var"] + m * var * n / max(n - 1, 1)).astype(np.float32)
+        else:  # recalibrating: the batch's statistics summed, the running ones set at the end
+            sums = self._bn_sums[st.bn_index]
+            sums[0] += mean
+            sums[1] += var * n / max(n - 1, 1)
+            sums[2] += 1
         inv = (1.0 / np.sqrt(var + st.layer.eps)).astype(np.float32)
         xhat = (x - mean[None, :, None, None].astype(np.float32)) * inv[None, :, None, None]
         return xhat * b["gamma"][None, :, None, None] + b["beta"][None, :, None, None], (xhat, inv)
@@ -346,6 +353,26 @@ class FloatNet:
             restore()
         self.step(grads, lr, momentum, weight_decay)
         return loss, logits
+
+    def recalibrate_bn(self, batches):
+        """Re-estimate every trained batch norm's running mean and variance on
+        the current weights: the mean over `batches` (image arrays) of each
+        batch's statistics, gamma and beta kept (adaptive batch norm after
+        pruning, as in Li et al., EagleEye, ECCV 2020).  A frozen batch norm
+        otherwise keeps normalising with the statistics of the unpruned
+        network.  Batch norms a fine-tuning freeze keeps fixed are left alone."""
+        self._bn_sums = [[np.zeros(b["mean"].shape), np.zeros(b["var"].shape), 0] for b in self.bn]
+        frozen, self.bn_frozen = self.bn_frozen, False
+        try:
+            for x in batches:
+                self.forward(x, keep=True)
+            for b, (m, v, k) in zip(self.bn, self._bn_sums):
+                if k:
+                    b["mean"] = (m / k).astype(np.float32)
+                    b["var"] = (v / k).astype(np.float32)
+        finally:
+            self._bn_sums = None
+            self.bn_frozen = frozen
 
     def calibrate(self, x, y):
         """Forward and backward on one batch without a step: the tensor

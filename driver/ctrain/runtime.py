@@ -69,6 +69,17 @@ class Runtime:
         self._seed_table()
         self._sync_layers("to")
 
+    def load_bn(self, bn):
+        """Replace each frozen batch norm's per-channel (A, B), e.g. recalibrated
+        after pruning; the rest of the training state stays."""
+        for k, (slot_a, slot_b) in enumerate(self.program.bn_slots):
+            self._load_bn(k, *bn[k], slot_a, slot_b)
+        for name in self._bn_regions() + ["table"]:
+            self.views[name].sync_to_device()
+
+    def _bn_regions(self):
+        return [f"bn{ab}{k}" for k in range(len(self.program.bn_slots)) for ab in "AB"]
+
     def _load_layer(self, L, prm, mask):
         """One layer's state from float weights: the master copy at the
         exponent the weights' magnitude gives (masked), zero momentum and
@@ -131,7 +142,7 @@ class Runtime:
         """Regions holding training state: every layer's weights, master copy,
         momentum and mask, and the frozen batch norms."""
         return ([L.region(k) for L in self.program.layers for k in ("w", "master", "mom", "mask")]
-                + [f"bn{ab}{k}" for k in range(len(self.program.bn_slots)) for ab in "AB"])
+                + self._bn_regions())
 
     def _sync_layers(self, direction):
         """Move the training state; the table goes only to the device, since

@@ -22,6 +22,11 @@ from . import torch_import  # noqa: F401  (registers the PyTorch converter; torc
 
 DIVERGE_WINDOW = 20
 DIVERGE_FACTOR = 4
+#: batches of training images that re-estimate the frozen batch norms after
+#: pruning (docs/compression.md "Batch norm after pruning"), and the salt that
+#: keeps their draw apart from the per-epoch orders (seeded by [seed, epoch])
+BN_RECAL_BATCHES = 20
+BN_RECAL_SALT = 0xB7
 
 DEFAULT_MODEL = {"digits": "digits-cnn", "mnist": "lenet5", "fashion-mnist": "lenet5", "cifar10": "cnv"}
 #: epochs and batch size per dataset when the user gives none
@@ -128,14 +133,15 @@ RULES = {
     "board": _choice_rule(lambda: boards.BOARDS),
     "warm_start": _path_rule(),
     "freeze": _int_rule(0),
+    "bn_recal": _int_rule(0),
 }
 #: settings that change what a run computes: a resume must match them all
 RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                  "warmup_epochs", "fixed_point", "window_log2", "seed", "train_count", "test_count", "prune",
                  "prune_at", "prune_mode", "prune_scope", "image_size", "normalize", "augment",
-                 "freeze")
-#: result fields added after the first checkpoints: absent means the default
-_LATER_FIELDS = {"image_size": None, "normalize": False, "augment": None, "freeze": 0}
+                 "freeze", "bn_recal")
+#: result fields added after the first checkpoints: absent means what runs did then
+_LATER_FIELDS = {"image_size": None, "normalize": False, "augment": None, "freeze": 0, "bn_recal": 0}
 #: sparse_exec was a bool before the compiler chose per layer: True ran every
 #: pruned layer sparse, False dense with the mask
 _LEGACY_SPARSE_EXEC = {True: "always", False: "never"}
@@ -175,6 +181,7 @@ class TrainConfig:
     normalize: bool = None         # per-channel normalisation (preprocess.normalise); None: the data set's
     augment: str = None            # e.g. "crop=4,flip" (preprocess.Augment); None: the data set's; "none": off
     freeze: int = 0                # the first N Conv2d/Linear layers stay fixed (fine-tuning)
+    bn_recal: int = BN_RECAL_BATCHES  # batches that re-estimate frozen batch norms after pruning; 0: none
 
     def __post_init__(self):
         """Options left None take the data set's (DEFAULTS) and the model's
@@ -472,6 +479,7 @@ class Trainer:
                               old[n:] if old else None)
         self.masks = [np.ones(p["w"].shape, bool) for p in params[:n]] + trained
         self.net.prune(self.masks)
+        recal = cfg.bn_recal > 0 and len(self.net.bn) > 0 and self.it >= self.bn_freeze_it
         if self.fixed:
             before = sum(u for _, u, _ in self.runtime.memory_report())
             rt = Runtime(self._compile(), self.runtime.device, window_log2=cfg.window_log2)
@@ -479,15 +487,38 @@ class Trainer:
             self.runtime.close()
             self.runtime = rt
             after = sum(u for _, u, _ in rt.memory_report())
+            if recal:  # on the device's own (master) weights, pruned; the float net's are the switch's
+                pruned = [{"w": p["w"] * m, "b": p["b"]} for p, m in zip(params, self.masks)]
+                shadow = FloatNet(self.model, pruned, freeze=cfg.freeze)
+                shadow.bn = self.net.bn
+                shadow.recalibrate_bn(self._recal_batches())
+                rt.load_bn([self.net.bn_affine(k) for k in range(len(self.net.bn))])
+        elif recal:
+            self.net.recalibrate_bn(self._recal_batches())
         per, total = sparsity_of(self.masks)
         record = {"it": self.it, "sparsity": per, "total": total}
         msg = (f"pruned {100 * total:.1f}% of weights ({cfg.prune_mode}, per {cfg.prune_scope}) at iteration "
                f"{self.it}: layers " + " ".join(f"{100 * s:.0f}%" for s in per))
+        if recal:
+            msg += f"; batch norms re-estimated on {len(self._recal_indices())} images"
         if self.fixed:
             record["ddr_bytes"] = (before, after)
             msg += f"; layer state in DDR {before / 1024:.1f} KiB -> {after / 1024:.1f} KiB"
         self.history.pruning.append(record)
         return msg
+
+    def _recal_indices(self):
+        """The training images (un-augmented) that re-estimate the batch norms
+        after pruning: cfg.bn_recal batches drawn by the seed alone, so a
+        resumed run draws the same ones and a class-sorted data set (an image
+        folder) is not read one class at a time."""
+        n = len(self.ds.train_y)
+        count = min(self.cfg.bn_recal * self.cfg.batch_size, n)
+        return np.random.default_rng([self.cfg.seed, BN_RECAL_SALT]).permutation(n)[:count]
+
+    def _recal_batches(self):
+        idx, b = self._recal_indices(), self.cfg.batch_size
+        return (self.ds.train_x[np.sort(idx[i:i + b])] for i in range(0, len(idx), b))
 
     def step(self, idx):
         cfg = self.cfg

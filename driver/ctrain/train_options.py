@@ -80,6 +80,9 @@ def add_train_parser(sub):
                    help="element-wise, or structured (whole output filters), by L2 norm")
     p.add_argument("--prune-scope", default=d.prune_scope, choices=list(SCOPES),
                    help="one magnitude threshold for all layers (global), or the target in every layer")
+    p.add_argument("--bn-recal", type=int, default=d.bn_recal, metavar="N",
+                   help="after pruning, re-estimate the frozen batch norms' statistics on N batches of training "
+                        f"images (default {d.bn_recal}; 0: keep the unpruned network's)")
     p.add_argument("--sparse-exec", default=d.sparse_exec, choices=list(SPARSE_EXEC),
                    help="pruned layers: sparse or dense, whichever the cycle model of --board finds cheaper "
                         "(auto), always sparse, or never (dense with the mask); all compute the same bits")

@@ -165,3 +165,17 @@ def test_a_run_resumed_after_re_estimation_is_bit_identical(digits, tmp_path):
         r.step(r.batch_indices())
     a, b = t.runtime.layer_arrays(), r.runtime.layer_arrays()
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_from_before_re_estimation_resumes_without_it(digits, tmp_path):
+    """Checkpoints written before --bn-recal existed ran without it: their
+    run comes back with bn_recal 0, and the same run resumes from them."""
+    from ctrain import checkpoint
+    t = Trainer(TrainConfig(epochs=1, batch_size=32, warmup_epochs=0, bn_recal=0), dataset=digits)
+    t.step(t.batch_indices())
+    path = str(tmp_path / "old.ckpt")
+    t.save(path)
+    arrays, meta = checkpoint.load(path)
+    del meta["config"]["bn_recal"]
+    checkpoint.save(path, arrays, meta)
+    assert Trainer.from_checkpoint(path, dataset=digits).cfg.bn_recal == 0

@@ -671,7 +671,7 @@ class Trainer:
             raise CheckpointError(f"{path}: not a training checkpoint (no run configuration); "
                                   "a model file is already exported")
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        kept = {k: v for k, v in saved.items() if k in fields}
+        kept = {**_LATER_FIELDS, **{k: v for k, v in saved.items() if k in fields}}
         if type(kept.get("sparse_exec")) is bool:
             kept["sparse_exec"] = _LEGACY_SPARSE_EXEC[kept["sparse_exec"]]
         kept.update(warm_start=None, **(settings or {}))

@@ -479,14 +479,19 @@ def _stop_ray(ray, pending, started, previous, quiet):
     """Restore the SIGINT handler, stop the running trials (their checkpoints
     stay) and the Ray instance the sweep started.  With an error or Ctrl-C on
     its way up (`quiet`), a failing clean-up is said in one line and does not
-    replace it."""
+    replace it.  A Ray instance of the sweep's own is shut down with its
+    workers and nothing cancelled first: Ray 2.60 aborts the driver
+    (task_manager.cc, "Tried to complete task that was not pending") when a
+    force-cancelled task's reply is already on its way, i.e. on a Ctrl-C as a
+    trial ends; on a cluster the running trials must be cancelled."""
     if previous is not None:
         signal.signal(signal.SIGINT, previous)
     try:
-        for ref in pending:
-            ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
+        else:
+            for ref in pending:
+                ray.cancel(ref, force=True)
     except Exception as exc:
         if not quiet:
             raise

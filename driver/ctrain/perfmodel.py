@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import boards, overlay_src, validate
+from . import boards, overlay_src, tiling, validate
 from .counters import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
@@ -68,15 +68,8 @@ INSN_CYCLES = _CONST["INSN_CYCLES"]
 REGION_STAGES = _CONST["REGION_STAGES"]
 
 
-def _header_defaults(name):
-    """The CTRAIN_* defaults an HLS header sets under #ifndef (a board's
-    header may override them)."""
-    with open(os.path.join(overlay_src.hls_dir(), name)) as fh:
-        return {k: int(v) for k, v in boards._DEFINE.findall(fh.read()) if v.isdigit()}
-
-
 #: Dense unit buffers (pe_array.h) and PE lanes (types.h), unless a board sets them.
-_DENSE_DEFAULTS = dict(_header_defaults("pe_array.h"), **_header_defaults("types.h"))
+_DENSE_DEFAULTS = tiling.DENSE_DEFAULTS
 
 
 BOARDS = boards.BOARDS
@@ -268,42 +261,9 @@ class _Count:
 
 # ---------------------------------------------------------------- dense ops
 
-@dataclass(frozen=True)
-class ConvPlan:
-    """The dense unit's tiling of an instruction (conv_make_plan in conv.cpp)."""
-    rows: int
-    cols: int
-    oh: int
-    ow: int
-    sh: int
-    sw: int
-    ct: int
-    g: int
-    groups: int
-    br: int
-    bands: int
-    slot: int
-
-
-def conv_plan(f, b):
-    b = _board(b)
-    eb = f["op"] == Op.CONV_EB
-    kh, s = f["k_h"], f["stride"]
-    rows, cols = (f["c_in"], f["c_out"]) if eb else (f["c_out"], f["c_in"])
-    oh, ow = (f["h_in"], f["w_in"]) if eb else (f["h_out"], f["w_out"])
-    sh, sw = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
-    kk = kh * f["k_w"]
-
-    def src_rows(r):
-        return min((r + kh - 2) // s + 1 if eb else (r - 1) * s + kh, sh)
-    ct = _cdiv(cols, b.pe_cols)
-    g = min(ct, b.conv_wcap // kk, b.conv_act // (src_rows(1) * sw))
-    a = b.conv_act // (g * sw)
-    br = min(oh, b.conv_out // ow)
-    if a < sh:
-        br = min(br, a * s - kh + 1 if eb else (a - kh) // s + 1)
-    return ConvPlan(rows, cols, oh, ow, sh, sw, ct, g, _cdiv(ct, g), br, _cdiv(oh, br),
-                    src_rows(br) * sw)
+#: The dense unit's tiling: the instruction's tile fields, or the unit's rule (ctrain.tiling).
+ConvPlan = tiling.ConvPlan
+conv_plan = tiling.conv_plan
 
 
 class _Items:
@@ -380,17 +340,18 @@ def _ranges(eb, count, k, s, p, n_src):
     return np.maximum(0, hi - lo + 1)
 
 
-def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr, eb_all):
-    """Weight bursts of one FP/EB row tile: one run (FP) or one per c_out
-    channel (EB, unless eb_all loaded them all) without channel groups, else
-    per item, as its group's columns need them."""
+def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
+    """Weight bursts of one FP/EB row tile: without channel groups one run
+    (FP) or, at the first row tile of each block of p.rb, one per c_out
+    channel of the block's rows (EB, conv_load_block_eb), else per item, as
+    its group's columns need them."""
     eb, ci, kk, C = f["op"] == Op.CONV_EB, f["c_in"], f["k_h"] * f["k_w"], b.pe_cols
     if p.groups == 1:
         if not eb:
             c.rd(f["src2"] + r0 * ci * kk, vr * ci * kk, ii=1)
-        elif not eb_all:
+        elif (r0 // b.pe_rows) % p.rb == 0:
             co = np.arange(p.cols, dtype=np.int64)
-            c.rd(f["src2"] + (co * ci + r0) * kk, vr * kk, ii=1)
+            c.rd(f["src2"] + (co * ci + r0) * kk, min(p.rb * b.pe_rows, p.rows - r0) * kk, ii=1)
         return
     w0 = grp_k * p.g * C
     gc = np.minimum(p.g * C, p.cols - w0)
@@ -493,9 +454,6 @@ def _dense_conv(f, b, c):
         items.burst(ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr), 1)
 
     everything = np.ones(N, bool)
-    eb_all = eb and p.groups == 1 and _cdiv(p.rows, R) * p.ct * kk <= b.conv_wcap
-    if eb_all:   # every row tile's weights, one burst per c_out channel
-        c.rd(f["src2"] + np.arange(p.cols, dtype=np.int64) * ci * kk, ci * kk, ii=1)
     for r0 in range(0, p.rows, R):
         vr = min(R, p.rows - r0)
         if op == Op.CONV_FP and bias:
@@ -510,7 +468,7 @@ def _dense_conv(f, b, c):
                 rows_io(load, "rd", f["src"], r0, vr, everything)
                 comp.loop("pe", k, gct * kk * (y1_k - y0_k) * p.ow)
             else:
-                _conv_weights(f, p, b, c, load, k, grp_k, r0, vr, eb_all)
+                _conv_weights(f, p, b, c, load, k, grp_k, r0, vr)
                 load_cols(load, grp_k)
                 last = grp_k == p.groups - 1
                 if mask:

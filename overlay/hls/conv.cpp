@@ -35,13 +35,15 @@ static int src_rows(const ctrain_insn_t &f, bool eb, int rows, int sh) {
     return min_i(need, sh);
 }
 
-/* The tiling of a shape-checked instruction: the compiler's tile_g and
- * tile_br (each clamped to the whole extent), or where a field is 0 the
- * unit's own rule, the largest that fits: g as many column tiles as the
- * weights (or tap accumulators) and one source row per channel allow, br as
- * many rows as the outputs and the group's source rows allow.  p.fits says
+/* The tiling of a shape-checked instruction (docs/isa.md "Dense tiling"):
+ * the compiler's tile_g, tile_br and tile_rb, each clamped to its whole
+ * extent, or where a field is 0 the unit's own rule: g as many column tiles
+ * as the weights (or tap accumulators) and one source row per channel
+ * allow, br as many rows as the outputs and the group's source rows allow,
+ * rb every row tile when all their EB weights fit, else one.  p.fits says
  * whether the result fits the buffers (validation's FAULT_TILE; the rule's
- * always does).  Every size is at most 2^9 here but g * sw, kept as int. */
+ * always does).  The clamped fields are at most 2^11, as every size here:
+ * each factor fits dim_t, their products are int. */
 conv_plan conv_make_plan(const ctrain_insn_t &f) {
     const bool eb = f.op == OP_CONV_EB;
     conv_plan p;

@@ -2,6 +2,7 @@
  * write by the faulting instruction. */
 #include "tb_helpers.h"
 #include "tb_tests.h"
+#include "pe_array.h"   /* CONV_WCAP, CONV_OUT: FAULT_TILE cases */
 
 namespace tb {
 

@@ -179,8 +179,10 @@ def candidates(f, b):
 PROXY_RTILES = 1
 #: Tilings per instruction the full cycle model costs besides the rule's.
 KEEP = 1
-#: Most groups a candidate may split the reduced channels into: each group
-#: reloads its weights for every item, so more never pays (FP, EB).
+#: Most groups a candidate may split the reduced channels into (FP, EB
+#: reload a group's weights for every item; without the bound the choice on
+#: CNV and LeNet-5 at batch 64, Pynq-Z2 and ZCU104, is the same): keeps the
+#: search short.
 MAX_GROUPS = 8
 
 

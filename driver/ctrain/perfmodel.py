@@ -404,7 +404,7 @@ def _dense_conv(f, b, c):
         hi_k = np.minimum(p.sh, (y1_k - 1 + pd) // s + 1)
     hi_k = np.maximum(hi_k, lo_k)
     col_base = f["src2"] if wg else f["src"]
-    bias, mask = f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
+    band_steps = None   # FP, EB: PE steps of each item's band
     if not wg:
         c.loop("ew", p.ow)                                  # column tables
         ny = np.maximum(1, _ranges(eb, p.oh, kh, s, pd, p.sh))
@@ -453,33 +453,56 @@ def _dense_conv(f, b, c):
         at = base + (((im[:, None] * p.rows + r0 + r) * p.oh + y0_k[it][:, None]) * p.ow)
         items.burst(ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr), 1)
 
-    everything = np.ones(N, bool)
+    W = b.ddr_beat
+    tiles = {}   # a row tile's counts by what they depend on (see below)
     for r0 in range(0, p.rows, R):
         vr = min(R, p.rows - r0)
-        if op == Op.CONV_FP and bias:
-            c.rd(f["src3"] + 4 * r0, 4 * vr)
-        for gsel in range(p.groups if wg else 1):
-            c0 = gsel * p.g * C
-            load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
-            if wg:
-                gct = min(p.g, p.ct - gsel * p.g)
-                c.loop("ew", gct * kk)                      # clear_taps
-                load_cols(load, np.full(N, gsel, np.int64))
-                rows_io(load, "rd", f["src"], r0, vr, everything)
-                comp.loop("pe", k, gct * kk * (y1_k - y0_k) * p.ow)
-            else:
-                _conv_weights(f, p, b, c, load, k, grp_k, r0, vr)
-                load_cols(load, grp_k)
-                last = grp_k == p.groups - 1
-                if mask:
-                    rows_io(load, "rd", f["aux"], r0, vr, last)
-                gct = np.minimum(p.g, p.ct - grp_k * p.g)
-                comp.loop("ew", k, y1_k - y0_k)             # row tables
-                comp.loop("pe", k, gct * band_steps)
-                rows_io(store, "wr", f["dst"], r0, vr, last)
-            _pipeline(c, load, comp, store)
-            if wg:
-                _conv_wg_store(f, p, b, c, r0, vr, c0, gsel)
+        # A row tile's counts depend on r0 only through vr, whether it
+        # starts an EB weight block (and that block's rows), and its
+        # operands' offsets within a beat (every address is a fixed base
+        # plus one of these multiples of r0): equal keys, equal counts, so
+        # each distinct row tile is walked once.
+        block = min(p.rb * R, p.rows - r0) if (r0 // R) % p.rb == 0 else 0
+        key = (vr, block, r0 * ci * kk % W, r0 * kk % W, r0 * p.oh * p.ow % W,
+               4 * r0 * ci * kk % W, 4 * r0 % W)
+        if key not in tiles:
+            tiles[key] = t = c.stage()
+            _dense_row_tile(f, p, b, t, r0, vr, N, k, grp_k, y1_k, y0_k, band_steps, load_cols,
+                            rows_io)
+        c.add(tiles[key])
+
+
+def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, y1_k, y0_k, band_steps, load_cols, rows_io):
+    """One row tile of _dense_conv: its bias, weights, passes (item
+    pipelines) and WG stores, counted into c."""
+    op, kk, C = f["op"], f["k_h"] * f["k_w"], b.pe_cols
+    wg = op == Op.CONV_WG
+    bias, mask = f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
+    everything = np.ones(N, bool)
+    if op == Op.CONV_FP and bias:
+        c.rd(f["src3"] + 4 * r0, 4 * vr)
+    for gsel in range(p.groups if wg else 1):
+        c0 = gsel * p.g * C
+        load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
+        if wg:
+            gct = min(p.g, p.ct - gsel * p.g)
+            c.loop("ew", gct * kk)                      # clear_taps
+            load_cols(load, np.full(N, gsel, np.int64))
+            rows_io(load, "rd", f["src"], r0, vr, everything)
+            comp.loop("pe", k, gct * kk * (y1_k - y0_k) * p.ow)
+        else:
+            _conv_weights(f, p, b, c, load, k, grp_k, r0, vr)
+            load_cols(load, grp_k)
+            last = grp_k == p.groups - 1
+            if mask:
+                rows_io(load, "rd", f["aux"], r0, vr, last)
+            gct = np.minimum(p.g, p.ct - grp_k * p.g)
+            comp.loop("ew", k, y1_k - y0_k)             # row tables
+            comp.loop("pe", k, gct * band_steps)
+            rows_io(store, "wr", f["dst"], r0, vr, last)
+        _pipeline(c, load, comp, store)
+        if wg:
+            _conv_wg_store(f, p, b, c, r0, vr, c0, gsel)
 
 
 def _elementwise(f, b, c):

@@ -9,9 +9,8 @@ field to the unit's rule (the largest g and br that fit; every row tile
 in one block when they all fit, else one). `conv_plan` resolves them
 exactly as the HLS does (perfmodel walks the loop nest with it; validation
 rejects a plan that does not fit). `choose` is the compiler's roofline
-search: every tiling that fits the board's buffers is ranked by its
-compute and DDR traffic, and the best few (and the rule's) are costed by
-the cycle model; the fastest wins.
+search: the rule's tiling and every candidate that fits the board's
+buffers are costed by the cycle model; the fastest wins.
 """
 import os
 from dataclasses import dataclass
@@ -145,6 +144,13 @@ def _distinct_splits(n):
     return out
 
 
+#: Most groups a candidate may split the reduced channels into (FP, EB
+#: reload a group's weights for every item; without the bound the choice on
+#: CNV and LeNet-5 at batch 64, Pynq-Z2 and ZCU104, is the same): keeps the
+#: search short.
+MAX_GROUPS = 8
+
+
 def _block(f, b, g):
     """tile_rb of g column tiles: EB with one group takes the fewest weight
     blocks that fit CONV_WCAP, balanced (more row tiles per block is fewer,
@@ -175,49 +181,26 @@ def candidates(f, b):
     return out
 
 
-#: Row tiles of the reduced instruction choose() ranks every tiling with.
-PROXY_RTILES = 1
-#: Tilings per instruction the full cycle model costs besides the rule's.
-KEEP = 1
-#: Most groups a candidate may split the reduced channels into (FP, EB
-#: reload a group's weights for every item; without the bound the choice on
-#: CNV and LeNet-5 at batch 64, Pynq-Z2 and ZCU104, is the same): keeps the
-#: search short.
-MAX_GROUPS = 8
-
-
-def _proxy_cost(f, b, g, br, rb):
-    """Cycles per row tile of tiling (g, br, rb) on f with its produced
-    channels (FP, WG: c_out; EB: c_in) cut to PROXY_RTILES row tiles (EB: one
-    weight block): every row tile runs the same item loop, so the cycle
-    model ranks tilings on it for a fraction of the walk."""
-    from . import perfmodel
-    key = "c_in" if f["op"] == Op.CONV_EB else "c_out"
-    rt = max(PROXY_RTILES, rb)
-    cut = dict(f, tile_g=g, tile_br=br, tile_rb=rb, **{key: min(f[key], rt * b.pe_rows)})
-    return perfmodel.cycles(cut, b) / _cdiv(cut[key], b.pe_rows)
-
-
 def _key(f, align):
     """The fields the cycles of a CONV_* instruction depend on: addresses
     only through their offset within a beat (align is a multiple of every
-    board's beat)."""
+    board's beat); the slots not at all."""
     from .validate import OPERAND_ORDER
     return tuple(sorted((k, 0 if k.startswith("e_") else v % align if k in OPERAND_ORDER else v)
                         for k, v in f.items()))
 
 
 def choose(f, b):
-    """(tile_g, tile_br, tile_rb) of the fastest tiling of CONV_* instruction f (a
-    fields dict with its addresses) on board b (perfmodel.Board).
+    """(tile_g, tile_br, tile_rb) of the fastest tiling of CONV_* instruction
+    f (a fields dict with its addresses) on board b (perfmodel.Board).
 
-    A roofline search with the cycle model as the roofs: every tiling that
-    fits the buffers (candidates) is costed by perfmodel on the instruction
-    cut to PROXY_RTILES row tiles (compute steps, each item's pipeline fill,
-    and every burst of weights, source rows with their halo, outputs, with
-    the overlap the ping-pong pipeline hides); the KEEP cheapest and the
-    unit's own rule are then costed on the whole instruction, and the
-    fastest wins (the rule on a tie), so the choice is never slower in the
+    A roofline search with the cycle model as the roofs: the unit's rule
+    and every tiling that fits the buffers (candidates) are costed by
+    perfmodel, whose count of the instruction is exact (compute steps, each
+    item's pipeline fill, every burst of weights, source rows with their
+    halo and outputs, the overlap the ping-pong pipeline hides, and the
+    memory roof, the DDR rate); the fewest cycles win, the rule on a tie (then
+    the larger group, band, block), so the choice is never slower in the
     model than the rule."""
     from .isa import ALIGN
     return _choose(_key(f, ALIGN), b)
@@ -229,9 +212,6 @@ def _choose(key, b):
     f = dict(key)
     rule = conv_plan(dict(f, tile_g=0, tile_br=0, tile_rb=0), b)
     mine = (rule.g, rule.br, rule.rb if f["op"] == Op.CONV_EB and rule.groups == 1 else 0)
-    ranked = sorted(candidates(f, b), key=lambda c: (_proxy_cost(f, b, *c), -c[0], -c[1], -c[2]))
-    tried = [mine] + [c for c in ranked[:KEEP] if c != mine]
-    if len(tried) == 1:
-        return tried[0]
+    tried = [mine] + sorted((c for c in candidates(f, b) if c != mine), reverse=True)
     costs = [perfmodel.cycles(dict(f, tile_g=g, tile_br=br, tile_rb=rb), b) for g, br, rb in tried]
     return tried[costs.index(min(costs))]

@@ -6,6 +6,7 @@ weights, int32 master weights (weights then biases), momentum, gradients and
 the pruning mask, and every activation (kept for WG) and error tensor.
 Exponents are table slots, so the streams are written once."""
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -457,15 +458,50 @@ def _assemble(ctx):
 
 def choose_tiles(insns, board):
     """The compiler's tiling step: every CONV_FP/EB/WG of `insns` gets the
-    tile_g, tile_br and tile_rb the cycle model of `board` finds fastest among the
-    tilings that fit its buffers (ctrain.tiling.choose; never slower in the
-    model than the unit's own rule). Per layer and phase: FP, EB and WG of
-    one layer sweep different planes and may tile differently."""
-    from . import perfmodel, tiling
+    tile_g, tile_br and tile_rb the cycle model of `board` finds fastest
+    among the tilings that fit its buffers (choose_tiling; never slower in
+    the model than the unit's own rule). Per layer and phase: FP, EB and WG
+    of one layer sweep different planes and may tile differently."""
+    from . import perfmodel
     b = perfmodel.board(board)
     for insn in insns:
         if int(insn["op"]) in validate.CONV_OPS:
-            insn["tile_g"], insn["tile_br"], insn["tile_rb"] = tiling.choose(validate.fields(insn), b)
+            insn["tile_g"], insn["tile_br"], insn["tile_rb"] = choose_tiling(validate.fields(insn), b)
+
+
+def choose_tiling(f, b):
+    """(tile_g, tile_br, tile_rb) of the fastest tiling of CONV_* instruction
+    f (a fields dict with its addresses) on board b (perfmodel.Board).
+
+    A roofline search with the cycle model as the roofs: the unit's rule
+    and every tiling that fits the buffers (ctrain.tiling.candidates) are
+    costed by perfmodel, whose count of the instruction is exact (compute
+    steps, each item's pipeline fill, every burst of weights, source rows
+    with their halo and outputs, the overlap the ping-pong pipeline hides,
+    and the memory roof, the DDR rate); the fewest cycles win, the rule on a
+    tie (then the larger group, band, block), so the choice is never slower
+    in the model than the rule. Cached per process by what the cycles
+    depend on (_tiling_key)."""
+    return _choose_tiling(_tiling_key(f), b)
+
+
+def _tiling_key(f):
+    """The fields the cycles of a CONV_* instruction depend on: addresses
+    only through their offset within a beat (isa.ALIGN is a multiple of
+    every board's beat); the slots not at all."""
+    return tuple(sorted((k, 0 if k.startswith("e_") else v % isa.ALIGN if k in validate.OPERAND_ORDER
+                         else v) for k, v in f.items()))
+
+
+@lru_cache(maxsize=4096)
+def _choose_tiling(key, b):
+    from . import perfmodel, tiling
+    f = dict(key)
+    rule = tiling.conv_plan(dict(f, tile_g=0, tile_br=0, tile_rb=0), b)
+    mine = (rule.g, rule.br, rule.rb if f["op"] == Op.CONV_EB and rule.groups == 1 else 0)
+    tried = [mine] + sorted((c for c in tiling.candidates(f, b) if c != mine), reverse=True)
+    costs = [perfmodel.cycles(dict(f, tile_g=g, tile_br=br, tile_rb=rb), b) for g, br, rb in tried]
+    return tried[costs.index(min(costs))]
 
 
 class _Forward:

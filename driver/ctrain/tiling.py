@@ -8,9 +8,9 @@ whose weights load together, each clamped to the whole extent; 0 leaves a
 field to the unit's rule (the largest g and br that fit; every row tile
 in one block when they all fit, else one). `conv_plan` resolves them
 exactly as the HLS does (perfmodel walks the loop nest with it; validation
-rejects a plan that does not fit). `choose` is the compiler's roofline
-search: the rule's tiling and every candidate that fits the board's
-buffers are costed by the cycle model; the fastest wins.
+rejects a plan that does not fit). `candidates` are the tilings the
+compiler's roofline search (ctrain.compiler.choose_tiles) costs with the
+cycle model besides the rule's.
 """
 import os
 from dataclasses import dataclass
@@ -179,39 +179,3 @@ def candidates(f, b):
             continue
         out.extend((g, br, rb) for br in _distinct_splits(oh) if br <= top)
     return out
-
-
-def _key(f, align):
-    """The fields the cycles of a CONV_* instruction depend on: addresses
-    only through their offset within a beat (align is a multiple of every
-    board's beat); the slots not at all."""
-    from .validate import OPERAND_ORDER
-    return tuple(sorted((k, 0 if k.startswith("e_") else v % align if k in OPERAND_ORDER else v)
-                        for k, v in f.items()))
-
-
-def choose(f, b):
-    """(tile_g, tile_br, tile_rb) of the fastest tiling of CONV_* instruction
-    f (a fields dict with its addresses) on board b (perfmodel.Board).
-
-    A roofline search with the cycle model as the roofs: the unit's rule
-    and every tiling that fits the buffers (candidates) are costed by
-    perfmodel, whose count of the instruction is exact (compute steps, each
-    item's pipeline fill, every burst of weights, source rows with their
-    halo and outputs, the overlap the ping-pong pipeline hides, and the
-    memory roof, the DDR rate); the fewest cycles win, the rule on a tie (then
-    the larger group, band, block), so the choice is never slower in the
-    model than the rule."""
-    from .isa import ALIGN
-    return _choose(_key(f, ALIGN), b)
-
-
-@lru_cache(maxsize=4096)
-def _choose(key, b):
-    from . import perfmodel
-    f = dict(key)
-    rule = conv_plan(dict(f, tile_g=0, tile_br=0, tile_rb=0), b)
-    mine = (rule.g, rule.br, rule.rb if f["op"] == Op.CONV_EB and rule.groups == 1 else 0)
-    tried = [mine] + sorted((c for c in candidates(f, b) if c != mine), reverse=True)
-    costs = [perfmodel.cycles(dict(f, tile_g=g, tile_br=br, tile_rb=rb), b) for g, br, rb in tried]
-    return tried[costs.index(min(costs))]

@@ -66,18 +66,24 @@ def _shape_group(op):
 
 # ---------------------------------------------------------------- fault cases
 
-def _mutate_insn(rng, f, ddr_size, table_len):
-    """(field -> new value, description) of one mutation of instruction fields f."""
+def _mutation_kind(rng, f, used, operands, nonempty):
+    """A mutation of _MUTATIONS that the opcode has fields for (else opcode)."""
     op = f["op"]
     kind = str(rng.choice(_MUTATIONS))
-    used, operands = validate.slots(f), validate.operands(f)
-    nonempty = [o for o in operands if o[2] > 0]
     if kind == "tile" and op not in validate.CONV_OPS:
         kind = "shape"
     if ((kind == "shape" and _shape_group(op) is None) or (kind == "slot" and not used)
             or (kind in ("align", "bounds") and not operands)
             or (kind == "overlap" and len(nonempty) < 2)):
         kind = "opcode"
+    return kind
+
+
+def _mutate_insn(rng, f, ddr_size, table_len):
+    """(field -> new value, description) of one mutation of instruction fields f."""
+    used, operands = validate.slots(f), validate.operands(f)
+    nonempty = [o for o in operands if o[2] > 0]
+    kind = _mutation_kind(rng, f, used, operands, nonempty)
     if kind == "opcode":
         return _bad_opcode(rng, f)
     if kind == "shape":

@@ -111,10 +111,10 @@ def test_every_configuration_computes_what_numpy_computes(name):
     engine = csim_or_skip(name)
     b = boards.get(name)
     assert (engine.pe_rows, engine.pe_cols, engine.chunk) == (b.pe_rows, b.pe_cols, b.chunk)
-    ref, rng = NumpyEngine(), np.random.default_rng(10)
+    ref, rng = NumpyEngine(board=name), np.random.default_rng(10)
     for op in OPS:
         for _ in range(3):
-            case = random_case(rng, op=op)
+            case = random_case(rng, op=op, board=name)
             mine, theirs = case.ddr.copy(), case.ddr.copy()
             assert engine.run(mine, *case.run_args()) == ref.run(theirs, *case.run_args()), op
             assert np.array_equal(mine, theirs), op

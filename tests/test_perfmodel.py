@@ -77,6 +77,12 @@ BIG_SPARSE = [
     (Op.CONV_EB, Flag.RELU_MASK, _BANDS, None),
     (Op.CONV_WG, 0, _BANDS, None),
     (Op.CONV_EB, 0, _LONG, None),
+    # compiler-style tilings (instruction fields): EB weight blocks of 3 row
+    # tiles (the last short), small groups with bands, bands of a WG
+    (Op.CONV_EB, Flag.RELU_MASK, dict(_FC, tile_rb=3), None),
+    (Op.CONV_FP, Flag.BIAS | Flag.RELU, dict(_WIDE, tile_g=2, tile_br=2), None),
+    (Op.CONV_WG, Flag.BIAS, dict(_CONV, tile_g=1, tile_br=3), None),
+    (Op.CONV_EB, 0, dict(_BANDS, tile_br=4, tile_rb=1), None),
 ]
 
 
@@ -105,7 +111,7 @@ def test_model_equals_csim_counters_on_every_opcode(board):
     engine = csim_or_skip(board)
     rng = np.random.default_rng(SEED)
     for i in range(15 * len(OPS)):
-        _expect_counters(engine, board, random_case(rng, op=OPS[i % len(OPS)]))
+        _expect_counters(engine, board, random_case(rng, op=OPS[i % len(OPS)], board=board))
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def _print_report(trainer, board):
     rep = perfreport.build(program, board, trainer.cfg.model_name())
     print(perfreport.format_report(rep))
     if any(L.mask is not None for L in program.layers):
-        dense = perfreport.build(compile_model(trainer.model, trainer.cfg.batch_size), board,
+        dense = perfreport.build(compile_model(trainer.model, trainer.cfg.batch_size, board=board), board,
                                  trainer.cfg.model_name())
         print("\n".join(perfreport.compare(rep, dense)))
 

@@ -6,6 +6,7 @@ weights, int32 master weights (weights then biases), momentum, gradients and
 the pruning mask, and every activation (kept for WG) and error tensor.
 Exponents are table slots, so the streams are written once."""
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -140,6 +141,7 @@ class Program:
     part_slots: dict = field(default_factory=dict)  # slot -> tensor: a fork's partial errors
     freeze: int = 0        # the first `freeze` param layers are frozen (no WG, UPDATE)
     execution: list = None  # per param layer: its ExecChoice (cycles of both forms) when "auto" chose
+    board: str = boards.DEFAULT_BOARD  # the board whose buffers and cycle model chose the tilings
 
 
 @dataclass(frozen=True)
@@ -183,24 +185,29 @@ def compile_model(model, batch, masks=None, freeze=0, sparse_exec=DEFAULT_SPARSE
     weights; "auto" asks the cycle model of `board` (default: the default
     board), choose_execution. `freeze` keeps the first N param layers fixed
     (fine-tuning): no WG or UPDATE for them, and the backward pass stops at
-    the first trained layer, since no stage below it needs an error.
+    the first trained layer, since no stage below it needs an error. The
+    dense convolutions' tilings are chosen for `board` (choose_tiles): the
+    program is the board's.
 
     The steps: the execution choice, then the lowering (_lower)."""
     _check_arguments(model, batch, freeze)
     masks = _check_masks(model, masks)
+    board = board or boards.DEFAULT_BOARD
     sparse, choices = choose_execution(model, batch, masks, freeze, sparse_exec, board)
-    prog = _lower(model, batch, masks, freeze, sparse)
+    prog = _lower(model, batch, masks, freeze, sparse, board)
     prog.execution = choices
     return prog
 
 
-def _lower(model, batch, masks, freeze, sparse):
+def _lower(model, batch, masks, freeze, sparse, board):
     """The program of a model whose masked layers run sparse where `sparse`
-    (per param layer) is true. The steps: table slots, parameter layers,
-    memory plan, the FP segment (each stage's `fp` emitter, STAGE_EMITTERS),
-    the BP segment (per stage, last first: its output error made whole, then
-    its `eb` and `wg` emitters), then the program assembled and validated."""
+    (per param layer) is true, for `board`. The steps: table slots, parameter
+    layers, memory plan, the FP segment (each stage's `fp` emitter,
+    STAGE_EMITTERS), the BP segment (per stage, last first: its output error
+    made whole, then its `eb` and `wg` emitters), then the program assembled,
+    its dense tilings chosen (choose_tiles) and every instruction validated."""
     ctx = _Context(model, batch, freeze)
+    ctx.board = board
     ctx.layers = _param_layers(model, masks, sparse, ctx.slots, freeze)
     ctx.R = _plan_memory(ctx).regions
     _emit_forward(ctx)
@@ -291,8 +298,8 @@ def _auto_execution(model, batch, masks, freeze, board):
     masked = [m is not None for m in masks]
     b = perfmodel.board(board or boards.DEFAULT_BOARD)
     fits = [m and _sparse_fits(st) for m, st in zip(masked, model.param_stages)]
-    dense = _phase_cycles(_lower(model, batch, masks, freeze, [False] * len(masks)), b)
-    sparse = (_phase_cycles(_lower(model, batch, masks, freeze, fits), b) if any(fits)
+    dense = _phase_cycles(_lower(model, batch, masks, freeze, [False] * len(masks), b.name), b)
+    sparse = (_phase_cycles(_lower(model, batch, masks, freeze, fits, b.name), b) if any(fits)
               else [None] * len(masks))
     choices = [ExecChoice(b.name, d, s) if f else None for f, d, s in zip(fits, dense, sparse)]
     return [(c.runs_sparse if c else False) if m else None for m, c in zip(masked, choices)], choices
@@ -440,12 +447,61 @@ def _assemble(ctx):
         for name, value in fields.items():
             arr[k][name] = int(value)
         arr[k]["stats"] = stats_r.offset + k * isa.STATS_BYTES
+    choose_tiles(arr, ctx.board)
     prog = Program(ctx.model, ctx.batch, plan, arr, ctx.segments, table_len, dict(ctx.slots.names),
                    ctx.act_slots, ctx.err_slots, ctx.layers, ctx.observe, ctx.insn_stage, ctx.par_slot,
                    ctx.bn_slots, const_slots={ctx.act_slots[0]: INPUT_EXP}, part_slots=ctx.eplan.part_slots,
-                   freeze=ctx.freeze)
+                   freeze=ctx.freeze, board=ctx.board)
     _validate(prog)
     return prog
+
+
+def choose_tiles(insns, board):
+    """The compiler's tiling step: every CONV_FP/EB/WG of `insns` gets the
+    tile_g, tile_br and tile_rb the cycle model of `board` finds fastest
+    among the tilings that fit its buffers (choose_tiling; never slower in
+    the model than the unit's own rule). Per layer and phase: FP, EB and WG
+    of one layer sweep different planes and may tile differently."""
+    from . import perfmodel
+    b = perfmodel.board(board)
+    for insn in insns:
+        if int(insn["op"]) in validate.CONV_OPS:
+            insn["tile_g"], insn["tile_br"], insn["tile_rb"] = choose_tiling(validate.fields(insn), b)
+
+
+def choose_tiling(f, b):
+    """(tile_g, tile_br, tile_rb) of the fastest tiling of CONV_* instruction
+    f (a fields dict with its addresses) on board b (perfmodel.Board).
+
+    A roofline search with the cycle model as the roofs: the unit's rule
+    and every tiling that fits the buffers (ctrain.tiling.candidates) are
+    costed by perfmodel, whose count of the instruction is exact (compute
+    steps, each item's pipeline fill, every burst of weights, source rows
+    with their halo and outputs, the overlap the ping-pong pipeline hides,
+    and the memory roof, the DDR rate); the fewest cycles win, the rule on a
+    tie (then the larger group, band, block), so the choice is never slower
+    in the model than the rule. Cached per process by what the cycles
+    depend on (_tiling_key)."""
+    return _choose_tiling(_tiling_key(f), b)
+
+
+def _tiling_key(f):
+    """The fields the cycles of a CONV_* instruction depend on: addresses
+    only through their offset within a beat (isa.ALIGN is a multiple of
+    every board's beat); the slots not at all."""
+    return tuple(sorted((k, 0 if k.startswith("e_") else v % isa.ALIGN if k in validate.OPERAND_ORDER
+                         else v) for k, v in f.items()))
+
+
+@lru_cache(maxsize=4096)
+def _choose_tiling(key, b):
+    from . import perfmodel, tiling
+    f = dict(key)
+    rule = tiling.conv_plan(dict(f, tile_g=0, tile_br=0, tile_rb=0), b)
+    mine = (rule.g, rule.br, rule.rb if f["op"] == Op.CONV_EB and rule.groups == 1 else 0)
+    tried = [mine] + sorted((c for c in tiling.candidates(f, b) if c != mine), reverse=True)
+    costs = [perfmodel.cycles(dict(f, tile_g=g, tile_br=br, tile_rb=rb), b) for g, br, rb in tried]
+    return tried[costs.index(min(costs))]
 
 
 class _Forward:
@@ -692,7 +748,7 @@ def _sparse_fields(L, R):
 
 def _validate(prog):
     for k, insn in enumerate(prog.insns):
-        fault, addr = validate.check(insn, prog.plan.size, prog.table_len)
+        fault, addr = validate.check(insn, prog.plan.size, prog.table_len, board=prog.board)
         if fault != isa.Fault.NONE:
             st = prog.model.stages[prog.insn_stage[k]]
             raise MappingError(

@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import boards, overlay_src, validate
+from . import boards, overlay_src, tiling, validate
 from .counters import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
@@ -68,15 +68,8 @@ INSN_CYCLES = _CONST["INSN_CYCLES"]
 REGION_STAGES = _CONST["REGION_STAGES"]
 
 
-def _header_defaults(name):
-    """The CTRAIN_* defaults an HLS header sets under #ifndef (a board's
-    header may override them)."""
-    with open(os.path.join(overlay_src.hls_dir(), name)) as fh:
-        return {k: int(v) for k, v in boards._DEFINE.findall(fh.read()) if v.isdigit()}
-
-
 #: Dense unit buffers (pe_array.h) and PE lanes (types.h), unless a board sets them.
-_DENSE_DEFAULTS = dict(_header_defaults("pe_array.h"), **_header_defaults("types.h"))
+_DENSE_DEFAULTS = tiling.DENSE_DEFAULTS
 
 
 BOARDS = boards.BOARDS
@@ -268,42 +261,9 @@ class _Count:
 
 # ---------------------------------------------------------------- dense ops
 
-@dataclass(frozen=True)
-class ConvPlan:
-    """The dense unit's tiling of an instruction (conv_make_plan in conv.cpp)."""
-    rows: int
-    cols: int
-    oh: int
-    ow: int
-    sh: int
-    sw: int
-    ct: int
-    g: int
-    groups: int
-    br: int
-    bands: int
-    slot: int
-
-
-def conv_plan(f, b):
-    b = _board(b)
-    eb = f["op"] == Op.CONV_EB
-    kh, s = f["k_h"], f["stride"]
-    rows, cols = (f["c_in"], f["c_out"]) if eb else (f["c_out"], f["c_in"])
-    oh, ow = (f["h_in"], f["w_in"]) if eb else (f["h_out"], f["w_out"])
-    sh, sw = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
-    kk = kh * f["k_w"]
-
-    def src_rows(r):
-        return min((r + kh - 2) // s + 1 if eb else (r - 1) * s + kh, sh)
-    ct = _cdiv(cols, b.pe_cols)
-    g = min(ct, b.conv_wcap // kk, b.conv_act // (src_rows(1) * sw))
-    a = b.conv_act // (g * sw)
-    br = min(oh, b.conv_out // ow)
-    if a < sh:
-        br = min(br, a * s - kh + 1 if eb else (a - kh) // s + 1)
-    return ConvPlan(rows, cols, oh, ow, sh, sw, ct, g, _cdiv(ct, g), br, _cdiv(oh, br),
-                    src_rows(br) * sw)
+#: The dense unit's tiling: the instruction's tile fields, or the unit's rule (ctrain.tiling).
+ConvPlan = tiling.ConvPlan
+conv_plan = tiling.conv_plan
 
 
 class _Items:
@@ -380,17 +340,18 @@ def _ranges(eb, count, k, s, p, n_src):
     return np.maximum(0, hi - lo + 1)
 
 
-def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr, eb_all):
-    """Weight bursts of one FP/EB row tile: one run (FP) or one per c_out
-    channel (EB, unless eb_all loaded them all) without channel groups, else
-    per item, as its group's columns need them."""
+def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
+    """Weight bursts of one FP/EB row tile: without channel groups one run
+    (FP) or, at the first row tile of each block of p.rb, one per c_out
+    channel of the block's rows (EB, conv_load_block_eb), else per item, as
+    its group's columns need them."""
     eb, ci, kk, C = f["op"] == Op.CONV_EB, f["c_in"], f["k_h"] * f["k_w"], b.pe_cols
     if p.groups == 1:
         if not eb:
             c.rd(f["src2"] + r0 * ci * kk, vr * ci * kk, ii=1)
-        elif not eb_all:
+        elif (r0 // b.pe_rows) % p.rb == 0:
             co = np.arange(p.cols, dtype=np.int64)
-            c.rd(f["src2"] + (co * ci + r0) * kk, vr * kk, ii=1)
+            c.rd(f["src2"] + (co * ci + r0) * kk, min(p.rb * b.pe_rows, p.rows - r0) * kk, ii=1)
         return
     w0 = grp_k * p.g * C
     gc = np.minimum(p.g * C, p.cols - w0)
@@ -443,7 +404,7 @@ def _dense_conv(f, b, c):
         hi_k = np.minimum(p.sh, (y1_k - 1 + pd) // s + 1)
     hi_k = np.maximum(hi_k, lo_k)
     col_base = f["src2"] if wg else f["src"]
-    bias, mask = f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
+    band_steps = None   # FP, EB: PE steps of each item's band
     if not wg:
         c.loop("ew", p.ow)                                  # column tables
         ny = np.maximum(1, _ranges(eb, p.oh, kh, s, pd, p.sh))
@@ -492,36 +453,56 @@ def _dense_conv(f, b, c):
         at = base + (((im[:, None] * p.rows + r0 + r) * p.oh + y0_k[it][:, None]) * p.ow)
         items.burst(ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr), 1)
 
-    everything = np.ones(N, bool)
-    eb_all = eb and p.groups == 1 and _cdiv(p.rows, R) * p.ct * kk <= b.conv_wcap
-    if eb_all:   # every row tile's weights, one burst per c_out channel
-        c.rd(f["src2"] + np.arange(p.cols, dtype=np.int64) * ci * kk, ci * kk, ii=1)
+    W = b.ddr_beat
+    tiles = {}   # a row tile's counts by what they depend on (see below)
     for r0 in range(0, p.rows, R):
         vr = min(R, p.rows - r0)
-        if op == Op.CONV_FP and bias:
-            c.rd(f["src3"] + 4 * r0, 4 * vr)
-        for gsel in range(p.groups if wg else 1):
-            c0 = gsel * p.g * C
-            load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
-            if wg:
-                gct = min(p.g, p.ct - gsel * p.g)
-                c.loop("ew", gct * kk)                      # clear_taps
-                load_cols(load, np.full(N, gsel, np.int64))
-                rows_io(load, "rd", f["src"], r0, vr, everything)
-                comp.loop("pe", k, gct * kk * (y1_k - y0_k) * p.ow)
-            else:
-                _conv_weights(f, p, b, c, load, k, grp_k, r0, vr, eb_all)
-                load_cols(load, grp_k)
-                last = grp_k == p.groups - 1
-                if mask:
-                    rows_io(load, "rd", f["aux"], r0, vr, last)
-                gct = np.minimum(p.g, p.ct - grp_k * p.g)
-                comp.loop("ew", k, y1_k - y0_k)             # row tables
-                comp.loop("pe", k, gct * band_steps)
-                rows_io(store, "wr", f["dst"], r0, vr, last)
-            _pipeline(c, load, comp, store)
-            if wg:
-                _conv_wg_store(f, p, b, c, r0, vr, c0, gsel)
+        # A row tile's counts depend on r0 only through vr, whether it
+        # starts an EB weight block (and that block's rows), and its
+        # operands' offsets within a beat (every address is a fixed base
+        # plus one of these multiples of r0): equal keys, equal counts, so
+        # each distinct row tile is walked once.
+        block = min(p.rb * R, p.rows - r0) if (r0 // R) % p.rb == 0 else 0
+        key = (vr, block, r0 * ci * kk % W, r0 * kk % W, r0 * p.oh * p.ow % W,
+               4 * r0 * ci * kk % W, 4 * r0 % W)
+        if key not in tiles:
+            tiles[key] = t = c.stage()
+            _dense_row_tile(f, p, b, t, r0, vr, N, k, grp_k, y1_k, y0_k, band_steps, load_cols,
+                            rows_io)
+        c.add(tiles[key])
+
+
+def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, y1_k, y0_k, band_steps, load_cols, rows_io):
+    """One row tile of _dense_conv: its bias, weights, passes (item
+    pipelines) and WG stores, counted into c."""
+    op, kk, C = f["op"], f["k_h"] * f["k_w"], b.pe_cols
+    wg = op == Op.CONV_WG
+    bias, mask = f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
+    everything = np.ones(N, bool)
+    if op == Op.CONV_FP and bias:
+        c.rd(f["src3"] + 4 * r0, 4 * vr)
+    for gsel in range(p.groups if wg else 1):
+        c0 = gsel * p.g * C
+        load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
+        if wg:
+            gct = min(p.g, p.ct - gsel * p.g)
+            c.loop("ew", gct * kk)                      # clear_taps
+            load_cols(load, np.full(N, gsel, np.int64))
+            rows_io(load, "rd", f["src"], r0, vr, everything)
+            comp.loop("pe", k, gct * kk * (y1_k - y0_k) * p.ow)
+        else:
+            _conv_weights(f, p, b, c, load, k, grp_k, r0, vr)
+            load_cols(load, grp_k)
+            last = grp_k == p.groups - 1
+            if mask:
+                rows_io(load, "rd", f["aux"], r0, vr, last)
+            gct = np.minimum(p.g, p.ct - grp_k * p.g)
+            comp.loop("ew", k, y1_k - y0_k)             # row tables
+            comp.loop("pe", k, gct * band_steps)
+            rows_io(store, "wr", f["dst"], r0, vr, last)
+        _pipeline(c, load, comp, store)
+        if wg:
+            _conv_wg_store(f, p, b, c, r0, vr, c0, gsel)
 
 
 def _elementwise(f, b, c):

@@ -7,6 +7,7 @@ size sums never wrap (C must use 64-bit sums for the same answers).
 """
 import numpy as np
 
+from . import tiling
 from .hostlib import index_layout  # noqa: F401  (validate.index_layout: the engines' and perfmodel's name for it)
 from .isa import INSN_BYTES, LIMITS, PAR, STATS_BYTES, Fault, Flag, Op
 
@@ -51,14 +52,21 @@ OPERAND_ORDER = ("src", "src2", "src3", "aux", "dst", "dst2", "stats")
 #: Slot fields in the order FAULT_SLOT is checked (header order).
 SLOT_ORDER = ("e_src", "e_src2", "e_src3", "e_dst", "e_par")
 
+#: The dense tiling (CONV_*; 0 = the unit's rule): ctrain.tiling.
+TILE_FIELDS = ("tile_g", "tile_br", "tile_rb")
 _SCALARS = ("op", "flags", "n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out",
             "k_h", "k_w", "stride", "pad", "count", "count_w") + OPERAND_ORDER + SLOT_ORDER
 
 
 def fields(insn):
     """The instruction's scalar fields as a dict of Python ints. `insn` is an
-    INSN_DTYPE record or any mapping with those keys."""
-    return {name: int(insn[name]) for name in _SCALARS}
+    INSN_DTYPE record or any mapping with those keys (the tile fields may be
+    absent: 0, the unit's rule)."""
+    f = {name: int(insn[name]) for name in _SCALARS}
+    names = insn.dtype.names if hasattr(insn, "dtype") else insn
+    for name in TILE_FIELDS:
+        f[name] = int(insn[name]) if name in names else 0
+    return f
 
 
 def _has(f, flag):
@@ -203,11 +211,13 @@ def operands(insn):
     return [(name, f[name]) + sizes[name] for name in OPERAND_ORDER if sizes.get(name)]
 
 
-def check(insn, ddr_size, table_len, ddr=None):
+def check(insn, ddr_size, table_len, ddr=None, board=None):
     """(Fault, fault_addr) for one instruction; (FAULT_NONE, 0) when it may run.
     fault_addr is the operand address (ALIGN, BOUNDS), the slot field's value
     (SLOT; e_par itself for UPDATE's block), the entry's address (INDEX) or 0
-    (OPCODE, SHAPE).
+    (OPCODE, SHAPE, TILE). A dense tiling is checked against `board`'s
+    buffers (a name, or tiling.Buffers / perfmodel.Board; None: the default
+    board).
 
     The index contents of a sparse instruction (FAULT_INDEX, the last check)
     need the DDR image: without `ddr` (the compiler, before anything is in
@@ -218,6 +228,8 @@ def check(insn, ddr_size, table_len, ddr=None):
         return Fault.OPCODE, 0
     if not shape_ok(f):
         return Fault.SHAPE, 0
+    if not tiling.tiling_ok(f, board if hasattr(board, "conv_wcap") else tiling.buffers(board)):
+        return Fault.TILE, 0
     for name, top in slots(f):
         if top >= table_len:
             return Fault.SLOT, f[name]

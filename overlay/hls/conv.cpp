@@ -35,6 +35,15 @@ static int src_rows(const ctrain_insn_t &f, bool eb, int rows, int sh) {
     return min_i(need, sh);
 }
 
+/* The tiling of a shape-checked instruction (docs/isa.md "Dense tiling"):
+ * the compiler's tile_g, tile_br and tile_rb, each clamped to its whole
+ * extent, or where a field is 0 the unit's own rule: g as many column tiles
+ * as the weights (or tap accumulators) and one source row per channel
+ * allow, br as many rows as the outputs and the group's source rows allow,
+ * rb every row tile when all their EB weights fit, else one.  p.fits says
+ * whether the result fits the buffers (validation's FAULT_TILE; the rule's
+ * always does).  The clamped fields are at most 2^11, as every size here:
+ * each factor fits dim_t, their products are int. */
 conv_plan conv_make_plan(const ctrain_insn_t &f) {
     const bool eb = f.op == OP_CONV_EB;
     conv_plan p;
@@ -46,16 +55,37 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     p.sw = eb ? f.w_out : f.w_in;
     const int kk = (dim_t)f.k_h * (dim_t)f.k_w;
     p.ct = cdiv_i(p.cols, PE_COLS);
-    p.g = min_i(min_i(p.ct, CONV_WCAP / kk),
-                CONV_ACT / ((dim_t)src_rows(f, eb, 1, p.sh) * (dim_t)p.sw));
+    if (f.tile_g == 0)
+        p.g = min_i(min_i(p.ct, CONV_WCAP / kk),
+                    CONV_ACT / ((dim_t)src_rows(f, eb, 1, p.sh) * (dim_t)p.sw));
+    else
+        p.g = f.tile_g < (uint32_t)p.ct ? (int)f.tile_g : p.ct;
     const int a = CONV_ACT / ((dim_t)p.g * (dim_t)p.sw);   /* source rows per channel that fit */
-    int br = min_i(p.oh, CONV_OUT / p.ow);
-    if (a < p.sh)
-        br = min_i(br, eb ? (dim_t)a * (dim_t)f.stride - f.k_h + 1 : (a - f.k_h) / f.stride + 1);
-    p.br = br;
+    if (f.tile_br == 0) {
+        int br = min_i(p.oh, CONV_OUT / p.ow);
+        if (a < p.sh)
+            br = min_i(br, eb ? (dim_t)a * (dim_t)f.stride - f.k_h + 1 : (a - f.k_h) / f.stride + 1);
+        p.br = br;   /* < 1 only when tile_g leaves no source row: not fits */
+    } else {
+        p.br = f.tile_br < (uint32_t)p.oh ? (int)f.tile_br : p.oh;
+    }
+    p.fits = p.br >= 1 && (dim_t)p.g * (dim_t)kk <= CONV_WCAP &&
+             (dim_t)p.br * (dim_t)p.ow <= CONV_OUT && src_rows(f, eb, p.br, p.sh) <= a;
+    const int br = p.br >= 1 ? p.br : 1;   /* a plan that does not fit never runs */
     p.bands = cdiv_i(p.oh, br);
     p.groups = cdiv_i(p.ct, p.g);
     p.slot = (dim_t)src_rows(f, eb, br, p.sh) * (dim_t)p.sw;
+    /* EB with one group: row tiles per weight block, tile_rb or the rule,
+     * every row tile when all fit, else one (1 for every other case) */
+    const int rtiles = cdiv_i(p.rows, PE_ROWS);
+    p.rb = 1;
+    if (eb && p.groups == 1) {
+        if (f.tile_rb == 0)
+            p.rb = (dim_t)rtiles * (dim_t)p.ct * (dim_t)kk <= CONV_WCAP ? rtiles : 1;
+        else
+            p.rb = f.tile_rb < (uint32_t)rtiles ? (int)f.tile_rb : rtiles;
+        p.fits = p.fits && (dim_t)p.rb * (dim_t)p.ct * (dim_t)kk <= CONV_WCAP;
+    }
     return p;
 }
 
@@ -247,7 +277,7 @@ static void rd_weights_eb(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weig
 rd_weights_eb:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*MAX_KK
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*CONV_WCAP
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
         for (int l = 0; l < DDR_BEAT; l++) {
@@ -528,7 +558,7 @@ struct conv_job {
     int sh_out;         /* e_acc -> e.dst: FP/EB outputs, WG weight gradients */
     int sh_bias;        /* FP: raw bias -> e_acc */
     int sh_b;           /* WG: bias gradient -> e.dst */
-    bool eb_all;        /* EB with every row tile's weights on chip */
+    bool eb_blk;        /* EB with one group: weights loaded per block of p.rb row tiles */
 };
 
 static void conv_job_make(const ctrain_insn_t &f, const insn_exps &e, conv_job &j) {
@@ -548,10 +578,7 @@ static void conv_job_make(const ctrain_insn_t &f, const insn_exps &e, conv_job &
     j.sh_out = q_shift((wide_t)e.dst - e_acc);
     j.sh_bias = q_shift(e_acc - e.src3);
     j.sh_b = q_shift((wide_t)e.dst - e.src);
-    /* EB with every row tile's weights on chip: one burst per c_out channel
-     * (its whole row of w) instead of one per channel and row tile. */
-    const int rtiles = cdiv_i(p.rows, PE_ROWS);
-    j.eb_all = j.eb && p.groups == 1 && (dim_t)rtiles * (dim_t)p.ct * (dim_t)j.kk <= CONV_WCAP;
+    j.eb_blk = j.eb && p.groups == 1;
 }
 
 /* The PE array's pass: what is fixed per instruction (the per-tile and
@@ -576,16 +603,20 @@ static void conv_pass_make(const ctrain_insn_t &f, const conv_job &j, pe_pass &g
     g.wbase = 0;
 }
 
-/* EB, eb_all: every c_out channel's whole row of w, one burst each. */
-static void conv_load_all_eb(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j,
-                             pe_weights_t wb) {
+/* EB with one group, at the first row tile r0 of a block of p.rb: the
+ * block's weights, one burst per c_out channel (its w entries of the
+ * block's c_in rows, contiguous), each row tile's ct*kk entries after the
+ * previous one's. */
+static void conv_load_block_eb(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j,
+                               int r0, pe_weights_t wb) {
 #pragma HLS INLINE
     const int kk = j.kk;
-all_weights_eb:
+    const int nr = min_i((dim_t)j.p.rb * PE_ROWS, j.p.rows - r0);
+block_weights_eb:
     for (int co = 0; co < j.p.cols; co++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-        rd_weights_eb(ddr, f.src2 + (uint32_t)co * (dim_t)f.c_in * (dim_t)kk,
-                      (dim_t)f.c_in * (dim_t)kk, wb, co % PE_COLS, (dim_t)(co / PE_COLS) * (dim_t)kk,
+        rd_weights_eb(ddr, f.src2 + ((uint32_t)co * (dim_t)f.c_in + r0) * (dim_t)kk,
+                      (dim_t)nr * (dim_t)kk, wb, co % PE_COLS, (dim_t)(co / PE_COLS) * (dim_t)kk,
                       kk, (dim_t)j.p.ct * (dim_t)kk);
     }
 }
@@ -612,8 +643,8 @@ clear_bias:
 }
 
 /* Start of a pass (row tile r0, vr rows; WG: group gsel): WG clears the
- * group's tap accumulators; FP and EB with one group load the row tile's
- * weights into wb once for the whole batch (EB: unless eb_all has them). */
+ * group's tap accumulators; FP with one group loads the row tile's weights
+ * into wb once for the whole batch (EB: conv_load_block_eb per block). */
 static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
                             int vr, int gsel, pe_weights_t wb, pe_tapacc_t tacc) {
 #pragma HLS INLINE
@@ -638,20 +669,9 @@ static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv
                 }
             }
         }
-    } else if (p.groups == 1) {
-        const int gc = p.cols;
-        if (!j.eb) {
-            rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
-                          (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, wb, 0, kk, (dim_t)gc * (dim_t)kk);
-        } else if (!j.eb_all) {
-        tile_weights_eb:
-            for (int co = 0; co < gc; co++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-                rd_weights_eb(ddr, f.src2 + ((uint32_t)co * (dim_t)f.c_in + r0) * (dim_t)kk,
-                              (dim_t)vr * (dim_t)kk, wb, co % PE_COLS,
-                              (dim_t)(co / PE_COLS) * (dim_t)kk, kk, 0);
-            }
-        }
+    } else if (p.groups == 1 && !j.eb) {
+        rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
+                      (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, wb, 0, kk, (dim_t)p.cols * (dim_t)kk);
     }
 }
 
@@ -816,19 +836,22 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 
     pe_pass g;
     conv_pass_make(f, j, g);
-    if (j.eb_all)
-        conv_load_all_eb(ddr, f, j, wbuf[0]);
     int sum_x = 0;
     if (!wg) {   /* column tables: the same for every band */
         make_ranges(j.eb, 0, p.ow, f.k_w, 1, f.stride, f.pad, p.sw, 0, 1, xr);
         sum_x = range_steps(xr, p.ow);
     }
 
+    int blk = 0;   /* the row tile's place in its EB weight block */
 tile_rows:
     for (int r0 = 0; r0 < p.rows; r0 += PE_ROWS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_RTILES
         const int vr = min_i(PE_ROWS, p.rows - r0);
         g.vr = vr;
+        if (j.eb_blk && blk == 0) {
+            conv_load_block_eb(ddr, f, j, r0, wbuf[0]);
+            g.wbase = 0;
+        }
         conv_tile_bias(ddr, f, j, r0, vr, braw, rbias);
         const int ngroups = wg ? p.groups : 1;
     tile_groups:
@@ -860,7 +883,9 @@ tile_rows:
             if (wg)
                 conv_store_grads(ddr, f, j, r0, vr, gsel, tacc, rbias, st);
         }
-        if (j.eb_all)
+        if (j.eb_blk)
             g.wbase += (dim_t)p.ct * (dim_t)j.kk;
+        if (++blk == p.rb)
+            blk = 0;
     }
 }

@@ -2,7 +2,9 @@
  * Convolution unit: CONV_FP, CONV_EB and CONV_WG on the one PE array
  * (pe_array.h; docs/overlay.md "PE array mapping").
  *
- * Tiling (conv_make_plan; ctrain.perfmodel.conv_plan mirrors it):
+ * Tiling (conv_make_plan; ctrain.tiling.conv_plan mirrors it): the
+ * instruction's tile_g and tile_br fields, which the compiler chooses per
+ * layer and phase with the cycle model (0: the largest that fits, below):
  *   row tiles of PE_ROWS channels (FP, WG: c_out; EB: c_in), outermost;
  *   groups of `g` column tiles of PE_COLS channels (FP, WG: c_in; EB:
  *   c_out) whose weights (FP, EB) or tap accumulators (WG) stay on chip:
@@ -13,6 +15,9 @@
  *   source rows for the group fit CONV_ACT per lane and column bank.
  * With one group, a row tile's weights are loaded once and serve the whole
  * batch and every row; WG accumulates its tile over the whole batch on chip.
+ * EB with one group loads the weights of `rb` row tiles at once (one burst
+ * per c_out channel of rb * PE_ROWS * k_h * k_w bytes, its transposed rows
+ * being contiguous there): rb * ct * k_h * k_w <= CONV_WCAP.
  *
  * Dataflow: per row tile (FP, EB) or (row tile, group) (WG) the items
  * (lane tile, band, group) run as a ping-pong pipeline: load item i+1 ||
@@ -34,8 +39,11 @@ struct conv_plan {
     int ct, g, groups;  /* column tiles, per group, groups */
     int br, bands;      /* swept rows per band, bands */
     int slot;           /* act bytes per channel of a band: source rows x sw */
+    int rb;             /* EB with one group: row tiles per weight block (else 1) */
+    bool fits;          /* within CONV_WCAP, CONV_ACT and CONV_OUT (else FAULT_TILE) */
 };
 
+/* The tiling of a shape-checked CONV_* instruction (its fields or the rule). */
 conv_plan conv_make_plan(const ctrain_insn_t &f);
 
 void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);

@@ -1,6 +1,7 @@
 /* Instruction fetch/decode and validation (see fetch.h). */
 #include "fetch.h"
 #include "agu.h"
+#include "conv.h"
 
 #define ACC_LIMIT ((uint64_t)1 << 47)
 #define PRODUCT_MAX (127ULL * 127ULL)
@@ -24,10 +25,10 @@ decode:
     insn.src = w[15];    insn.src2 = w[16];   insn.src3 = w[17];   insn.aux = w[18];
     insn.dst = w[19];    insn.dst2 = w[20];   insn.stats = w[21];
     insn.e_src = w[22];  insn.e_src2 = w[23]; insn.e_src3 = w[24]; insn.e_dst = w[25];
-    insn.e_par = w[26];
-    for (int i = 0; i < 5; i++) {
+    insn.e_par = w[26];  insn.tile_g = w[27]; insn.tile_br = w[28]; insn.tile_rb = w[29];
+    for (int i = 0; i < 2; i++) {
 #pragma HLS UNROLL
-        insn.reserved[i] = w[27 + i];
+        insn.reserved[i] = w[30 + i];
     }
 }
 
@@ -442,6 +443,9 @@ uint32_t validate_insn(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t ddr_si
     /* 2. shape */
     if (!shape_ok(f))
         return FAULT_SHAPE;
+    /* 2b. the dense tiling within the board's buffers (conv_make_plan's fits) */
+    if (is_conv(f.op) && !conv_make_plan(f).fits)
+        return FAULT_TILE;
     /* 3. slots, in header order; UPDATE's block must fit from e_par to e_par + 5 */
     uint32_t used = slots_used(f);
     const uint32_t slot_val[5] = {f.e_src, f.e_src2, f.e_src3, f.e_dst, f.e_par};

@@ -81,7 +81,8 @@ enum ctrain_fault {
     FAULT_SLOT = 5,     /* parameter-table slot beyond the table */
     FAULT_PROGRAM = 6,  /* instruction stream itself outside the DDR window */
     FAULT_OVERLAP = 7,  /* a written operand overlaps another operand */
-    FAULT_INDEX = 8     /* a sparse index entry out of range or out of order */
+    FAULT_INDEX = 8,    /* a sparse index entry out of range or out of order */
+    FAULT_TILE = 9      /* a dense tiling (tile_g, tile_br) beyond the board's buffers */
 };
 
 /* Control register bits (Vitis HLS ap_ctrl_hs) */
@@ -148,7 +149,12 @@ typedef struct {
     uint32_t e_src3;
     uint32_t e_dst;
     uint32_t e_par;
-    uint32_t reserved[5];
+    /* CONV_FP/EB/WG tiling (docs/isa.md "Dense tiling"), chosen by the
+     * compiler; 0 = the unit's own rule (the largest that fits). */
+    uint32_t tile_g;    /* column tiles (PE_COLS channels) per group, at most all of them */
+    uint32_t tile_br;   /* swept rows per band, at most all of them */
+    uint32_t tile_rb;   /* CONV_EB with one group: row tiles per weight block, at most all */
+    uint32_t reserved[2];
 } ctrain_insn_t;
 
 /* What every instruction reports about its output (docs/numeric.md). */

@@ -23,7 +23,7 @@ from .random_insn import OPS, random_case
 FAULT_SHARE = 0.2
 #: Share of fault cases that break the run's arguments rather than an instruction.
 PROGRAM_FAULT_SHARE = 0.1
-_MUTATIONS = ("opcode", "shape", "slot", "align", "bounds", "overlap")
+_MUTATIONS = ("opcode", "shape", "tile", "slot", "align", "bounds", "overlap")
 #: Share of fault cases of a sparse opcode that corrupt its index block instead.
 INDEX_FAULT_SHARE = 0.5
 _WINDOW = ("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
@@ -66,20 +66,30 @@ def _shape_group(op):
 
 # ---------------------------------------------------------------- fault cases
 
-def _mutate_insn(rng, f, ddr_size, table_len):
-    """(field -> new value, description) of one mutation of instruction fields f."""
+def _mutation_kind(rng, f, used, operands, nonempty):
+    """A mutation of _MUTATIONS that the opcode has fields for (else opcode)."""
     op = f["op"]
     kind = str(rng.choice(_MUTATIONS))
-    used, operands = validate.slots(f), validate.operands(f)
-    nonempty = [o for o in operands if o[2] > 0]
+    if kind == "tile" and op not in validate.CONV_OPS:
+        kind = "shape"
     if ((kind == "shape" and _shape_group(op) is None) or (kind == "slot" and not used)
             or (kind in ("align", "bounds") and not operands)
             or (kind == "overlap" and len(nonempty) < 2)):
         kind = "opcode"
+    return kind
+
+
+def _mutate_insn(rng, f, ddr_size, table_len):
+    """(field -> new value, description) of one mutation of instruction fields f."""
+    used, operands = validate.slots(f), validate.operands(f)
+    nonempty = [o for o in operands if o[2] > 0]
+    kind = _mutation_kind(rng, f, used, operands, nonempty)
     if kind == "opcode":
         return _bad_opcode(rng, f)
     if kind == "shape":
         return _bad_shape(rng, f)
+    if kind == "tile":
+        return _bad_tiling(rng, f)
     if kind == "slot":
         return _bad_slot(rng, f, used, table_len)
     if kind == "overlap":
@@ -110,6 +120,18 @@ def _bad_shape(rng, f):
     lim = LIMITS[_LIMIT_OF[name]]
     value = int(rng.choice([0, lim + 1, f[name] + 1, max(f[name] - 1, 0), 1 << 31]))
     return {name: value}, f"{name} {f[name]} -> {value}"
+
+
+def _bad_tiling(rng, f):
+    """A tiling beyond the buffers (FAULT_TILE): the reduced channels at
+    the limit, all of them in one group (weights or one source row each past
+    CONV_WCAP or CONV_ACT), with a random band and EB block; the operands
+    grow with them, but the tiling is checked before the bounds."""
+    cols = "c_out" if f["op"] == Op.CONV_EB else "c_in"
+    changes = {cols: LIMITS["CH"], "tile_g": int(rng.choice([LIMITS["CH"], 1 << 31])),
+               "tile_br": int(rng.integers(0, 3)) * int(rng.integers(1, 1 << 10)),
+               "tile_rb": int(rng.integers(0, 3)) * int(rng.integers(1, 1 << 10))}
+    return changes, "tiling " + ", ".join(f"{k} {v}" for k, v in changes.items())
 
 
 def _bad_slot(rng, f, used, table_len):
@@ -189,13 +211,14 @@ def _corrupt_index(rng, case, f):
     return f"index {name}[{k}] {before} -> {int(arr[k])}"
 
 
-def fault_case(rng, ops=None, tries=50):
-    """(case, run args, description): a random case made to fault. The mutated
-    instruction replaces the first one, or (when there is a second) the
-    trailing HALT, so a valid instruction runs before the fault."""
+def fault_case(rng, ops=None, tries=50, board=None):
+    """(case, run args, description): a random case made to fault (on
+    `board`: its tilings). The mutated instruction replaces the first one,
+    or (when there is a second) the trailing HALT, so a valid instruction
+    runs before the fault."""
     op_list = _op_list(ops)
     for _ in range(tries):
-        case = random_case(rng, op=op_list[int(rng.integers(len(op_list)))])
+        case = random_case(rng, op=op_list[int(rng.integers(len(op_list)))], board=board)
         args = case.run_args()
         if rng.random() < PROGRAM_FAULT_SHARE:
             args, what = _mutate_program(rng, case)
@@ -211,7 +234,7 @@ def fault_case(rng, ops=None, tries=50):
         else:
             changes, what = _mutate_insn(rng, f, case.ddr.size, case.table_len)
         f.update(changes)
-        if validate.check(f, case.ddr.size, case.table_len, case.ddr)[0] == Fault.NONE:
+        if validate.check(f, case.ddr.size, case.table_len, case.ddr, board)[0] == Fault.NONE:
             continue  # the mutation happened to stay valid: never run it
         rec = case.ddr[at:at + INSN_BYTES].view(INSN_DTYPE)
         rec[0] = first
@@ -284,7 +307,8 @@ def verify(engine_name, cases, seed, ops=None, progress=True, faults=None):
     mismatches}}, per_fault {fault: {cases, mismatches}}, mismatches (total),
     first_mismatch (None or details), seconds."""
     engine = get_engine(engine_name)
-    ref = NumpyEngine()
+    board = getattr(engine, "board", None)   # the csim build's; cases and reference for it
+    ref = NumpyEngine(board=board)
     op_list = _op_list(ops)
     n_faults = int(round(FAULT_SHARE * cases)) if faults is None else int(faults)
     rng = np.random.default_rng(seed)
@@ -295,10 +319,10 @@ def verify(engine_name, cases, seed, ops=None, progress=True, faults=None):
               unit="case") as bar:
         for i in range(cases + n_faults):
             if i < cases:
-                case = random_case(rng, op=op_list[int(rng.integers(len(op_list)))])
+                case = random_case(rng, op=op_list[int(rng.integers(len(op_list)))], board=board)
                 args, kind = case.run_args(), "valid"
             else:
-                case, args, what = fault_case(rng, op_list)
+                case, args, what = fault_case(rng, op_list, board=board)
                 kind = "fault case, " + what
             result, bad = _compare(engine, ref, case, args, kind)
             if i < cases:

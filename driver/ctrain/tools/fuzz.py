@@ -2,6 +2,7 @@
 
 Streams start as random valid programs (ctrain.tools.random_insn) and are mutated:
 bit flips, fields set to boundary values, garbage words, foreign opcodes,
+dense tilings at boundary values (some past the buffers: FAULT_TILE),
 longer streams of mixed instructions, bad run arguments, and bit flips in a
 sparse instruction's index block. Each stream runs
 inside a DDR window fenced by guard bytes, so a write outside the window is
@@ -31,8 +32,13 @@ def _words(ddr, prog, n):
     return ddr[prog:prog + n * isa.INSN_BYTES].view("<u4").reshape(n, _WORDS)
 
 
+#: Words of the dense tiling (tile_g, tile_br, tile_rb) and of the channels.
+_TILE_WORDS = tuple(isa.INSN_DTYPE.fields[n][1] // 4 for n in ("tile_g", "tile_br", "tile_rb"))
+_CH_WORDS = tuple(isa.INSN_DTYPE.fields[n][1] // 4 for n in ("c_in", "c_out"))
+
+
 def _mutate_words(rng, w, ddr_size):
-    kind = rng.integers(6)
+    kind = rng.integers(7)
     k, f = rng.integers(w.shape[0]), rng.integers(_WORDS)
     if kind == 0:    # bit flips anywhere in the stream
         for _ in range(rng.integers(1, 9)):
@@ -50,8 +56,14 @@ def _mutate_words(rng, w, ddr_size):
             w[k, 1] |= np.uint32(1 << int(rng.integers(32)))
     elif kind == 4:  # a garbage instruction
         w[k] = rng.integers(0, 1 << 32, _WORDS, dtype=np.uint64).astype(np.uint32)
-    else:            # a slot field beyond the table
+    elif kind == 5:  # a slot field beyond the table
         w[k, rng.integers(22, 27)] = int(rng.integers(0, 64))
+    else:            # a tiling at boundary values; often every one of the most reduced
+        for t in _TILE_WORDS:   # channels in one group, past the buffers (FAULT_TILE)
+            w[k, t] = _BOUNDARY[rng.integers(len(_BOUNDARY))] if rng.random() < 0.7 else 0
+        if rng.random() < 0.5:
+            reduced = _CH_WORDS[1] if w[k, 0] == isa.Op.CONV_EB else _CH_WORDS[0]
+            w[k, reduced] = w[k, _TILE_WORDS[0]] = isa.LIMITS["CH"]
 
 
 #: Share of sparse streams whose index block gets bit flips (FAULT_INDEX, or a

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import tiling
 from ..isa import ALIGN, INSN_BYTES, INSN_DTYPE, PAR, STATS_BYTES, Flag, Op
 
 #: Opcodes random_case draws from when none is given.
@@ -500,8 +501,26 @@ def insn_case(rng, op, flags, fields, ops, table, exps):
     return Case(ddr, offsets["prog"], 2, offsets["table"], tab.size, op, offsets)
 
 
-def random_case(rng, op=None):
-    """A random valid Case for `op` (or a random opcode of OPS)."""
+def random_tiling(rng, f, board=None):
+    """tile_g, tile_br, tile_rb of a CONV_* instruction (fields f) that fit
+    `board`'s buffers (default: the default board): each field 0 (the
+    unit's rule) or a random size up to one past its extent (clamped), so
+    groups, bands and EB weight blocks of every size come up."""
+    buf = tiling.buffers(board)
+    eb = f["op"] == Op.CONV_EB
+    cols, oh, rows = (f["c_out"], f["h_in"], f["c_in"]) if eb else (f["c_in"], f["h_out"], f["c_out"])
+    ct, rt = -(-cols // buf.pe_cols), -(-rows // buf.pe_rows)
+    for _ in range(8):
+        t = {name: 0 if rng.random() < 0.25 else int(rng.integers(1, top + 2))
+             for name, top in (("tile_g", ct), ("tile_br", oh), ("tile_rb", rt))}
+        if tiling.conv_plan(dict(f, **t), buf).fits:
+            return t
+    return {"tile_g": 0, "tile_br": 0, "tile_rb": 0}
+
+
+def random_case(rng, op=None, board=None):
+    """A random valid Case for `op` (or a random opcode of OPS); a dense
+    convolution's tiling fits `board` (random_tiling)."""
     op = Op(op if op is not None else rng.choice(OPS))
     flags = int(rng.choice(_FLAG_CHOICES.get(op, (0,))))
     insn = np.zeros((), INSN_DTYPE)
@@ -520,6 +539,9 @@ def random_case(rng, op=None):
     insn["op"], insn["flags"] = op, flags
     for name, value in list(shape.items()) + list(slot_index.items()):
         insn[name] = value
+    if op in (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG):
+        for name, value in random_tiling(rng, dict(shape, op=op), board).items():
+            insn[name] = value
     for name in [name for name, _ in operands] + (["stats"] if op != Op.HALT else []):
         insn[name] = offsets[name]
     prog = offsets["prog"]

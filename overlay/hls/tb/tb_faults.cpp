@@ -2,6 +2,7 @@
  * write by the faulting instruction. */
 #include "tb_helpers.h"
 #include "tb_tests.h"
+#include "pe_array.h"   /* CONV_WCAP, CONV_OUT: FAULT_TILE cases */
 
 namespace tb {
 
@@ -94,6 +95,40 @@ void test_faults() {
         c.ho = 2;
         c.p = 3;   /* pad must stay below the kernel */
         expect_fault("pad >= k", m, {conv_insn(OP_CONV_FP, 0, c)}, {0, 0, 0}, FAULT_SHAPE, 0, 0);
+    }
+    {
+        /* FAULT_TILE, before the slots and bounds (no operand is placed): a
+         * group of every column tile of 2048 channels at k = 3 is past
+         * CONV_WCAP; a band past CONV_OUT per lane and row; an EB weight
+         * block of every row tile past CONV_WCAP; the rule's tiling (0)
+         * and clamped sizes pass to the slot check. */
+        Image m(4096);
+        Conv c = {1, CTRAIN_MAX_CH, 8, 8, 1, 8, 8, 3, 3, 1, 1};
+        ctrain_insn_t k = conv_insn(OP_CONV_FP, 0, c);
+        k.tile_g = CTRAIN_MAX_CH;
+        expect_fault("group past CONV_WCAP", m, {k}, {}, FAULT_TILE, 0, 0);
+        k.tile_g = 0;
+        expect_fault("the rule's tiling", m, {k}, {}, FAULT_SLOT, 0, 0);
+        k.tile_g = 1;
+        k.tile_br = 0xFFFFFFFFu;   /* clamped to the 8 rows */
+        expect_fault("a clamped band", m, {k}, {}, FAULT_SLOT, 0, 0);
+        Conv w = {1, 1, 1, CTRAIN_MAX_DIM, 1, 1, CTRAIN_MAX_DIM, 1, 1, 1, 0};
+        ctrain_insn_t b = conv_insn(OP_CONV_WG, 0, w);
+        b.tile_br = 1;
+        expect_fault("one row of 512 fits", m, {b}, {}, FAULT_SLOT, 0, 0);
+        Conv t = {1, 1, 2, CTRAIN_MAX_DIM, 1, 2, CTRAIN_MAX_DIM, 1, 1, 1, 0};
+        b = conv_insn(OP_CONV_WG, 0, t);
+        b.tile_br = 2;
+        expect_fault(CONV_OUT < 2 * CTRAIN_MAX_DIM ? "band past CONV_OUT" : "band of 2 x 512",
+                     m, {b}, {}, CONV_OUT < 2 * CTRAIN_MAX_DIM ? FAULT_TILE : FAULT_SLOT, 0, 0);
+        Conv e = {1, CTRAIN_MAX_CH, 1, 1, 64, 1, 1, 1, 1, 1, 0};
+        ctrain_insn_t d = conv_insn(OP_CONV_EB, 0, e);
+        d.tile_rb = CTRAIN_MAX_CH;
+        expect_fault(CONV_WCAP < CTRAIN_MAX_CH / PE_ROWS * ((64 + PE_COLS - 1) / PE_COLS)
+                         ? "EB block past CONV_WCAP" : "EB block of every row tile",
+                     m, {d}, {},
+                     CONV_WCAP < CTRAIN_MAX_CH / PE_ROWS * ((64 + PE_COLS - 1) / PE_COLS)
+                         ? FAULT_TILE : FAULT_SLOT, 0, 0);
     }
     {
         Image m(4096);

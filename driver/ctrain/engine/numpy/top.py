@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from ... import conv_ops
+from ... import boards, conv_ops, tiling
 from ...lanes import Lanes, set_blas_threads
 from ...isa import INSN_BYTES, INSN_DTYPE, Fault, Op
 from ...validate import SPARSE_OPS, check, check_index, check_program, fields
@@ -75,9 +75,9 @@ class _Plan:
     __slots__ = ("f", "fault", "addr", "op", "kernel", "generic", "geom", "scratch", "path", "sparse", "halt",
                  "stats_at")
 
-    def __init__(self, raw, ddr_size, table_len):
+    def __init__(self, raw, ddr_size, table_len, board):
         self.f = f = fields(np.frombuffer(raw, INSN_DTYPE)[0])
-        self.fault, self.addr = check(f, ddr_size, table_len)
+        self.fault, self.addr = check(f, ddr_size, table_len, board=board)
         self.op = f["op"]
         self.sparse, self.halt, self.stats_at = self.op in SPARSE_OPS, self.op == Op.HALT, f["stats"]
         self.kernel = KERNELS.get(self.op)
@@ -137,14 +137,20 @@ class NumpyEngine:
 
     `busy_seconds`, `busy_cpu_seconds` and `runs` accumulate the wall time
     and the process CPU time spent in run() and the number of runs (benchmarks
-    subtract them from the iteration's: the host's share)."""
+    subtract them from the iteration's: the host's share).
+
+    `board` (default: the default board) is the board whose dense buffers a
+    CONV_* instruction's tiling must fit (FAULT_TILE, as its C-sim build
+    checks); the tiling changes no result (docs/numeric.md)."""
 
     name = "numpy"
     #: every run returns (each loop is bounded by validated fields): the
     #: emulated IP may run it on the waiting driver's thread (device/emulated.py)
     always_returns = True
 
-    def __init__(self, blas_threads=1, threads=None, host_kernels=None):
+    def __init__(self, blas_threads=1, threads=None, host_kernels=None, board=None):
+        self.board = board or boards.DEFAULT_BOARD
+        self.buffers = tiling.buffers(self.board)
         self._plans = {}
         self.host_kernels = hk.AVAILABLE if host_kernels is None else bool(host_kernels) and hk.AVAILABLE
         self.paths = collections.Counter()
@@ -219,7 +225,7 @@ class NumpyEngine:
         if plan is None:
             if len(self._plans) >= PLAN_CACHE:
                 del self._plans[next(iter(self._plans))]
-            plan = self._plans[key] = _Plan(raw, ddr_size, table_len)
+            plan = self._plans[key] = _Plan(raw, ddr_size, table_len, self.buffers)
         return plan
 
     def _cols_bytes(self):

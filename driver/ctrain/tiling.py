@@ -1,0 +1,181 @@
+"""The dense unit's tiling (conv.cpp conv_make_plan), its buffer check
+(validation's FAULT_TILE) and the compiler's choice of it.
+
+An instruction of CONV_FP/EB/WG carries its tiling (docs/isa.md "Dense
+tiling"): `tile_g` column tiles (PE_COLS reduced channels) per group, `tile_br`
+swept rows per band and, for CONV_EB with one group, `tile_rb` row tiles
+whose weights load together, each clamped to the whole extent; 0 leaves a
+field to the unit's rule (the largest g and br that fit; every row tile
+in one block when they all fit, else one). `conv_plan` resolves them
+exactly as the HLS does (perfmodel walks the loop nest with it; validation
+rejects a plan that does not fit). `candidates` are the tilings the
+compiler's roofline search (ctrain.compiler.choose_tiles) costs with the
+cycle model besides the rule's.
+"""
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from . import boards, overlay_src
+from .isa import Op
+
+
+def _header_defaults(name):
+    """The CTRAIN_* defaults an HLS header sets under #ifndef (a board's
+    header may override them)."""
+    with open(os.path.join(overlay_src.hls_dir(), name)) as fh:
+        return {k: int(v) for k, v in boards._DEFINE.findall(fh.read()) if v.isdigit()}
+
+
+#: Dense unit buffers (pe_array.h) and PE lanes (types.h), unless a board sets them.
+DENSE_DEFAULTS = dict(_header_defaults("pe_array.h"), **_header_defaults("types.h"))
+
+
+def dense_macro(config, key):
+    """A dense-unit macro (CONV_WCAP, CONV_ACT, CONV_OUT, PE_LANES) of a
+    board's BoardConfig: its header's value, else the HLS default."""
+    return int(config.macros.get(key, DENSE_DEFAULTS[key]))
+
+
+@dataclass(frozen=True)
+class Buffers:
+    """What a tiling must fit: the row and column tile sizes and the dense
+    buffers (per PE: weights or tap accumulators; per lane and column bank:
+    source bytes; per lane and row: band positions)."""
+    pe_rows: int
+    pe_cols: int
+    conv_wcap: int
+    conv_act: int
+    conv_out: int
+
+
+@lru_cache(maxsize=None)
+def buffers(name=None):
+    """The Buffers of a board (default: the default board)."""
+    c = boards.get(name or boards.DEFAULT_BOARD)
+    return Buffers(c.pe_rows, c.pe_cols, dense_macro(c, "CONV_WCAP"), dense_macro(c, "CONV_ACT"),
+                   dense_macro(c, "CONV_OUT"))
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """The dense unit's tiling of an instruction (conv_make_plan in conv.cpp)."""
+    rows: int
+    cols: int
+    oh: int
+    ow: int
+    sh: int
+    sw: int
+    ct: int
+    g: int
+    groups: int
+    br: int
+    bands: int
+    slot: int
+    rb: int
+    fits: bool
+
+
+def _geometry(f):
+    """(eb, rows, cols, oh, ow, sh, sw, kk, src_rows) of a conv instruction."""
+    eb = f["op"] == Op.CONV_EB
+    kh, s = f["k_h"], f["stride"]
+    rows, cols = (f["c_in"], f["c_out"]) if eb else (f["c_out"], f["c_in"])
+    oh, ow = (f["h_in"], f["w_in"]) if eb else (f["h_out"], f["w_out"])
+    sh, sw = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
+
+    def src_rows(r):
+        """Source rows a band of r swept rows can need."""
+        return min((r + kh - 2) // s + 1 if eb else (r - 1) * s + kh, sh)
+    return eb, rows, cols, oh, ow, sh, sw, kh * f["k_w"], src_rows
+
+
+def _rule_br(f, g, b, geo):
+    """The largest band that fits with g column tiles (< 1 when none does)."""
+    eb, _, _, oh, ow, sh, sw, _, _ = geo
+    kh, s = f["k_h"], f["stride"]
+    a = b.conv_act // (g * sw)
+    br = min(oh, b.conv_out // ow)
+    if a < sh:
+        br = min(br, a * s - kh + 1 if eb else (a - kh) // s + 1)
+    return br
+
+
+def conv_plan(f, b):
+    """The tiling of a shape-checked CONV_* instruction (fields dict f) on
+    buffers b (Buffers or perfmodel.Board)."""
+    geo = _geometry(f)
+    eb, rows, cols, oh, ow, sh, sw, kk, src_rows = geo
+    ct = _cdiv(cols, b.pe_cols)
+    tg, tb = f.get("tile_g", 0), f.get("tile_br", 0)
+    g = min(ct, b.conv_wcap // kk, b.conv_act // (src_rows(1) * sw)) if tg == 0 else min(tg, ct)
+    br = _rule_br(f, g, b, geo) if tb == 0 else min(tb, oh)
+    a = b.conv_act // (g * sw)
+    fits = br >= 1 and g * kk <= b.conv_wcap and br * ow <= b.conv_out and src_rows(br) <= a
+    run, groups = max(br, 1), _cdiv(ct, g)
+    rb = 1
+    if eb and groups == 1:
+        rtiles, tr = _cdiv(rows, b.pe_rows), f.get("tile_rb", 0)
+        rb = (rtiles if rtiles * ct * kk <= b.conv_wcap else 1) if tr == 0 else min(tr, rtiles)
+        fits = fits and rb * ct * kk <= b.conv_wcap
+    return ConvPlan(rows, cols, oh, ow, sh, sw, ct, g, groups, br, _cdiv(oh, run),
+                    src_rows(run) * sw, rb, fits)
+
+
+def tiling_ok(f, b):
+    """FAULT_TILE's rule: the instruction's tiling fits the buffers (only
+    CONV_* carry one; f shape-checked)."""
+    return f["op"] not in (Op.CONV_FP, Op.CONV_EB, Op.CONV_WG) or conv_plan(f, b).fits
+
+
+def _distinct_splits(n):
+    """ceil(n / m) for m = 1..n, each value once, largest first: the tile
+    sizes that give a distinct number of tiles (any other size has a smaller
+    one with as many tiles, which fits wherever it does)."""
+    out, m = [], 1
+    while m <= n:
+        v = _cdiv(n, m)
+        out.append(v)
+        m = _cdiv(n, v - 1) if v > 1 else n + 1   # the next m with a smaller ceil
+    return out
+
+
+#: Most groups a candidate may split the reduced channels into (FP, EB
+#: reload a group's weights for every item; without the bound the choice on
+#: CNV and LeNet-5 at batch 64, Pynq-Z2 and ZCU104, is the same): keeps the
+#: search short.
+MAX_GROUPS = 8
+
+
+def _block(f, b, g):
+    """tile_rb of g column tiles: EB with one group takes the fewest weight
+    blocks that fit CONV_WCAP, balanced (more row tiles per block is fewer,
+    longer bursts of the same bytes); else 0 (the field is unused)."""
+    eb, rows, cols, _, _, _, _, kk, _ = _geometry(f)
+    ct = _cdiv(cols, b.pe_cols)
+    if not eb or g < ct:
+        return 0
+    rtiles, most = _cdiv(rows, b.pe_rows), max(b.conv_wcap // (ct * kk), 1)
+    return _cdiv(rtiles, _cdiv(rtiles, most))
+
+
+def candidates(f, b):
+    """Every (tile_g, tile_br, tile_rb) worth trying: per distinct group
+    count its smallest g (up to MAX_GROUPS groups), per distinct band count
+    its smallest br, the largest balanced EB weight block, where they fit."""
+    geo = _geometry(f)
+    _, _, cols, oh, _, _, _, _, _ = geo
+    out = []
+    ct = _cdiv(cols, b.pe_cols)
+    for g in _distinct_splits(ct):
+        if _cdiv(ct, g) > MAX_GROUPS:
+            break
+        top, rb = _rule_br(f, g, b, geo), _block(f, b, g)
+        if top < 1 or not conv_plan(dict(f, tile_g=g, tile_br=top, tile_rb=rb), b).fits:
+            continue
+        out.extend((g, br, rb) for br in _distinct_splits(oh) if br <= top)
+    return out

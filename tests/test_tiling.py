@@ -1,0 +1,142 @@
+"""The dense tiling fields (docs/isa.md "Dense tiling"): how the unit resolves
+them, FAULT_TILE in both engines, results that do not depend on them, and the
+compiler's choice, never slower in the cycle model than the unit's rule."""
+import numpy as np
+import pytest
+
+from ctrain import perfmodel, tiling, validate
+from ctrain.compiler import compile_model
+from ctrain.engine.numpy import NumpyEngine
+from ctrain.isa import INSN_BYTES, INSN_DTYPE, Fault, Flag, Op
+from ctrain.model import build_model
+from ctrain.tools.perfreport import default_input
+from ctrain.tools.random_insn import layer_case
+from conftest import csim_or_skip
+
+SEED = 1313
+PYNQ = tiling.buffers("pynq_z2")   # 4 x 4 tiles; WCAP 512, ACT 5632, OUT 512
+
+
+def _conv(op, **kw):
+    f = dict(op=op, flags=0, n=2, c_in=64, h_in=28, w_in=28, c_out=64, h_out=28, w_out=28,
+             k_h=3, k_w=3, stride=1, pad=1, tile_g=0, tile_br=0, tile_rb=0)
+    f.update(kw)
+    return f
+
+
+def test_zero_fields_are_the_units_rule():
+    """CNV's 64x64 3x3 at 28x28 on the Pynq-Z2: g = min(16, 512/9, 5632/(3*28))
+    = 16 column tiles, then the band whose 16 channels' rows fit 5632/(16*28)
+    = 12 rows: (12 - 3) + 1 = 10 rows, 3 bands."""
+    p = tiling.conv_plan(_conv(Op.CONV_FP), PYNQ)
+    assert (p.ct, p.g, p.groups, p.br, p.bands, p.slot, p.rb, p.fits) == (16, 16, 1, 10, 3, 12 * 28, 1, True)
+    # EB of a fully connected 512 -> 10: every row tile's weights fit at once
+    e = tiling.conv_plan(_conv(Op.CONV_EB, c_in=512, c_out=10, h_in=1, w_in=1, h_out=1, w_out=1,
+                                k_h=1, k_w=1, pad=0), PYNQ)
+    assert (e.rows, e.ct, e.groups, e.rb) == (512, 3, 1, 128)
+
+
+def test_fields_are_clamped_and_checked():
+    f = _conv(Op.CONV_FP, tile_g=8, tile_br=14)
+    p = tiling.conv_plan(f, PYNQ)
+    assert (p.g, p.groups, p.br, p.bands, p.fits) == (8, 2, 14, 2, True)   # 16 rows x 28 x 8 <= 5632
+    assert tiling.conv_plan(dict(f, tile_g=1 << 31, tile_br=1 << 31), PYNQ).g == 16
+    assert tiling.conv_plan(dict(f, tile_br=18), PYNQ).fits                # 18 x 28 <= 512 outputs
+    assert not tiling.conv_plan(dict(f, tile_br=19), PYNQ).fits            # 19 x 28 > 512
+    assert not tiling.conv_plan(dict(f, tile_g=16, tile_br=11), PYNQ).fits  # 13 x 28 x 16 > 5632
+    fc = _conv(Op.CONV_EB, c_in=512, c_out=512, h_in=1, w_in=1, h_out=1, w_out=1, k_h=1, k_w=1, pad=0)
+    assert tiling.conv_plan(fc, PYNQ).rb == 1                              # 128 x 128 > 512
+    assert tiling.conv_plan(dict(fc, tile_rb=4), PYNQ).fits                # 4 x 128 = 512
+    assert not tiling.conv_plan(dict(fc, tile_rb=5), PYNQ).fits
+    assert tiling.conv_plan(dict(fc, tile_rb=5, tile_g=64), PYNQ).rb == 1   # two groups: no block
+    assert tiling.conv_plan(dict(fc, op=Op.CONV_FP, tile_rb=99), PYNQ).rb == 1
+
+
+def _with(case, **fields):
+    rec = case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)
+    for name, value in fields.items():
+        rec[0][name] = value
+    return case
+
+
+def test_fault_tile_before_the_slots_in_both_engines():
+    """A group of every column tile past CONV_WCAP faults FAULT_TILE (address
+    0) before anything else is checked, the rule's tiling does not."""
+    rng = np.random.default_rng(SEED)
+    shape = dict(n=1, c_in=64, h_in=6, w_in=6, c_out=4, k_h=3, k_w=3, stride=1, pad=1)
+    case = layer_case(rng, Op.CONV_FP, shape)
+    ref = NumpyEngine(board="pynq_z2")
+    assert ref.run(case.ddr.copy(), *case.run_args()).status == Fault.NONE
+    ok = _with(case, tile_g=16, tile_br=0, tile_rb=0)   # all 16 column tiles: 16 x 9 taps <= 512
+    assert ref.run(ok.ddr.copy(), *case.run_args()).status == Fault.NONE
+    f = validate.fields(ok.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0])
+    big = dict(f, c_in=2048, tile_g=2048)                # 512 tiles x 9 taps > 512
+    assert validate.check(big, ok.ddr.size, 0, board="pynq_z2") == (Fault.TILE, 0)
+    assert validate.check(dict(big, tile_g=0), ok.ddr.size, 0, board="pynq_z2") == (Fault.SLOT, f["e_src"])
+    for engine in (ref, csim_or_skip("pynq_z2")):
+        fault = _with(layer_case(np.random.default_rng(SEED), Op.CONV_FP, shape), tile_g=2048,
+                      c_in=2048, e_src=99)
+        before = fault.ddr.copy()
+        r = engine.run(fault.ddr, *fault.run_args())
+        assert (r.status, r.pc, r.fault_addr) == (Fault.TILE, 0, 0)
+        assert np.array_equal(fault.ddr, before)
+
+
+TILINGS = [(0, 0, 0), (1, 1, 1), (1, 3, 0), (2, 2, 2), (3, 5, 3), (0, 4, 0), (2, 0, 1)]
+
+
+@pytest.mark.parametrize("op, flags", [(Op.CONV_FP, Flag.BIAS | Flag.RELU), (Op.CONV_EB, Flag.RELU_MASK),
+                                       (Op.CONV_WG, Flag.BIAS)])
+def test_results_do_not_depend_on_the_tiling(op, flags):
+    """The same layer under several tilings (groups, bands, EB blocks, each
+    short at the end): the C-sim writes the bytes of the numpy engine, the
+    same for every tiling (the layout of every case is the same), and its
+    counters equal the cycle model's."""
+    engine = csim_or_skip("pynq_z2")
+    shape = dict(n=3, c_in=11, h_in=9, w_in=7, c_out=13, k_h=3, k_w=2, stride=1, pad=1)
+    outs = set()
+    for g, br, rb in TILINGS:
+        case = layer_case(np.random.default_rng(SEED), op, dict(shape, tile_g=g, tile_br=br, tile_rb=rb),
+                          flags)
+        mine, theirs = case.ddr.copy(), case.ddr.copy()
+        r = engine.run(mine, *case.run_args())
+        assert r.status == 0 and r == NumpyEngine(board="pynq_z2").run(theirs, *case.run_args())
+        assert np.array_equal(mine, theirs), (g, br, rb)
+        insn = case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0]
+        want = perfmodel.iterations(insn, "pynq_z2", table_len=case.table_len, insn_addr=case.prog,
+                                    table_addr=case.table)
+        assert engine.last_iters()[0] == want, (g, br, rb)
+        mine[case.prog:case.prog + INSN_BYTES] = 0   # the instruction itself holds the tiling
+        outs.add(mine.tobytes())
+    assert len(outs) == 1
+
+
+def test_distinct_splits():
+    assert tiling._distinct_splits(10) == [10, 5, 4, 3, 2, 1]
+    assert tiling._distinct_splits(1) == [1]
+    for n in range(1, 60):
+        s = tiling._distinct_splits(n)
+        assert sorted(set(-(-n // m) for m in range(1, n + 1)), reverse=True) == s
+
+
+def test_compiler_choice_fits_and_is_never_slower_than_the_rule():
+    """Every CONV_* of LeNet-5 and CNV compiled for the Pynq-Z2 carries a
+    tiling that fits, never slower in the cycle model than the rule's (0
+    fields); CNV's fully connected EB takes weight blocks of 4 row tiles (512
+    entries: 4 x 128 column tiles) and is faster for it."""
+    b = perfmodel.board("pynq_z2")
+    for name in ("lenet5", "cnv"):
+        prog = compile_model(build_model(name, default_input(name)), 16, board="pynq_z2")
+        faster = []
+        for insn in prog.insns:
+            if int(insn["op"]) not in validate.CONV_OPS:
+                continue
+            f = validate.fields(insn)
+            assert tiling.conv_plan(f, b).fits and f["tile_g"] >= 1 and f["tile_br"] >= 1
+            mine = perfmodel.cycles(f, b)
+            rule = perfmodel.cycles(dict(f, tile_g=0, tile_br=0, tile_rb=0), b)
+            assert mine <= rule
+            if mine < rule:
+                faster.append((f["op"], f["c_in"], f["c_out"], f["tile_rb"]))
+        if name == "cnv":
+            assert (Op.CONV_EB, 512, 512, 4) in faster and (Op.CONV_EB, 256, 512, 4) in faster

@@ -198,8 +198,11 @@ def test_allocation_limit_shares_the_sparse_array(estimates):
 def test_board_choices_bind_memories_and_multipliers(estimates):
     """CTRAIN_SPARSE_MUL_LUT moves the row-tile sparse products to LUTs
     (BIND_OP impl=fabric), CTRAIN_SPARSE_URAM its lists to URAM; the
-    position-parallel array's products are LUTs on chips under 300 DSPs
-    (CTRAIN_SPARSE_POS_MUL_LUT's default), DSPs elsewhere."""
+    position-parallel array's products are LUTs where the header sets
+    CTRAIN_SPARSE_POS_MUL_LUT 1 or, unset, on chips under 300 DSPs (sconv.h's
+    default), DSPs elsewhere; CTRAIN_SPARSE_LIST_BRAM puts its stepped lists
+    in BRAM; BN's lane multipliers are DSPs on every board (a comparison in
+    a macro, as BN_MUL_LUT once was, is decided as the preprocessor does)."""
     for name, est in estimates.items():
         b = boards.get(name)
         text = open(os.path.join(config_dir(), f"{name}.h")).read()
@@ -207,11 +210,18 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         lut = "#define CTRAIN_SPARSE_MUL_LUT 1" in text
         assert (row.dsp, row.lut) == ((0, b.pe_rows * b.pe_cols * 8 * 8) if lut else (b.pe_rows * b.pe_cols, 0)), name
         pos = resources.pe_sites(est.items)["step"][0]
-        pos_lut = int(b.macros["CHIP_DSP"]) < 300
+        m = re.search(r"#define CTRAIN_SPARSE_POS_MUL_LUT (\d)", text)
+        pos_lut = int(m.group(1)) if m else int(b.macros["CHIP_DSP"]) < 300
         assert (pos.dsp, pos.lut) == ((0, _products(b) * 8 * 8) if pos_lut else (_products(b), 0)), name
         uram = "#define CTRAIN_SPARSE_URAM 1" in text
         ent = _item(est, "sp_rows_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
+        bram = "#define CTRAIN_SPARSE_LIST_BRAM 1" in text
+        for v in ("eval", "eoq", "eom", "tacc"):
+            it = _item(est, f"spp_unit:{v}")
+            assert (it.bram36 > 0, it.lut > 0) == (bram, not bram), (name, v)
+        bn = [i for i in est.items if i.kind == "mul" and i.name.startswith("stream_bn:bn_lane:")][0]
+        assert bn.lut == 0 and bn.dsp == 2 * bn.count, name
 
 
 #: DSP slices per copy of each control-path unit (its shared multiplier, sized

@@ -861,11 +861,20 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
     static uint16_t hbuf[SP_LIST];
     static int32_t wbuf[SP_LIST];   /* EB: tpos; WG: quantized gradients */
     static q8_t vbuf[SP_LIST];
+#if CTRAIN_SPARSE_LIST_BRAM
+    /* the stepped lists in BRAM: the LUTs go to the window (config) */
+#pragma HLS BIND_STORAGE variable=eval type=ram_2p impl=bram
+#pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=bram
+#pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=bram
+#pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=bram
+#else
     /* the lists in distributed RAM: the BRAM is the dense unit's */
 #pragma HLS BIND_STORAGE variable=eval type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=lutram
+#endif
+    /* the staging buffers in distributed RAM: partitioned by the beat */
 #pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=lutram
@@ -1065,7 +1074,12 @@ static bool sp_rows_first(const ctrain_insn_t &f) {
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     spp_plan pp;
     static uint16_t cstart[CTRAIN_MAX_CH + 1];
+#if CTRAIN_SPARSE_LIST_BRAM
+    /* written once per chunk, read twice per chunk: BRAM where the LUTs are short */
+#pragma HLS BIND_STORAGE variable=cstart type=ram_2p impl=bram
+#else
 #pragma HLS BIND_STORAGE variable=cstart type=ram_2p impl=lutram
+#endif
     int nch = 0;
     if (!sp_rows_first(f) && spp_make_plan(f, pp) &&
         spp_chunks(ddr, f, pp, index_layout(f), cstart, nch)) {

@@ -1285,13 +1285,15 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
     # (item, image) pairs
     ii = np.repeat(k, nbi)
     jj = np.arange(ii.size, dtype=np.int64) - np.repeat(np.cumsum(nbi) - nbi, nbi)
+    pair = _hls_macro(b.name, "SP_WG_PAIR")   # WG: kept weights per step (2 on DSP48E2 boards)
     for ci in range(len(bounds) - 1):
         ra, nr = bounds[ci], bounds[ci + 1] - bounds[ci]
         z0 = int(ptr[ra])
         lens = np.diff(ptr[ra:ra + nr + 1])
         cnt = int(lens.sum())
         _pos_lists(f, g, b, c, lay, ra, nr, z0, lens)
-        total = g.T * int(np.maximum(lens, 1).sum())
+        steps = -(-lens // pair) if g.wg else lens
+        total = g.T * int(np.maximum(steps, 1).sum())
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
         # window: zeroed again only for a band with padding rows

@@ -6,6 +6,7 @@
 #include "sconv_paths.h"
 #include "agu.h"
 #include "conv.h"
+#include "mac2.h"
 
 /* ===========================================================================
  * Position-parallel path (docs/overlay.md "Sparse unit"): the array's
@@ -36,6 +37,10 @@
  *   WG      row i (c_out) > its kept weights > tile: PE p multiplies the
  *           error at its position by its window input, an adder tree sums
  *           the SP_P products, the kept weight's accumulator takes the sum.
+ *           Where a DSP48E2 makes two products sharing an operand
+ *           (SP_WG_PAIR 2, mac2.h), a step takes two consecutive kept weights
+ *           of the row: PE p's error times both window inputs (the window's
+ *           second read port, a second rotator), two adder trees.
  *
  * Rows are taken in chunks whose lists fit SP_LIST entries and whose
  * outputs (errors) fit SP_OD words per bank; per chunk the items (nb images
@@ -49,6 +54,16 @@
 #define SP_OD CTRAIN_SPARSE_ODEPTH
 #define SP_LIST CTRAIN_SPARSE_LIST
 #define SP_BND 256   /* list pointers per burst of the chunking pass */
+/* Kept weights per WG step (above): CTRAIN_DSP_INT8, the int8 products of a
+ * DSP slice sharing an operand (2 on DSP48E2; 1 on DSP48E1, where mul2 would
+ * be two multipliers). */
+#define SP_WG_PAIR CTRAIN_DSP_INT8
+#if SP_WG_PAIR == 2 && CTRAIN_SPARSE_POS_MUL_LUT
+#error "CTRAIN_SPARSE_POS_MUL_LUT: the paired WG products are DSP48E2 slices (mac2.h)"
+#endif
+/* WG accumulators: even and odd kept weights in two banks, so a step's two
+ * (entries e and e + 1) are one read-modify-write per bank. */
+#define SP_LH ((SP_LIST + 1) / 2)
 /* A band's rows are read as one burst of whole planes (the rows outside the
  * band skipped) when a plane skips at most this many beats, about what a
  * burst's latency costs (cycle_model.h RD_LATENCY): else a burst per plane. */
@@ -734,19 +749,20 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  * step per tile, so its outputs still get the bias):
  *   gather (FP, EB): row i > tile t > entry j; PE p: acc[p] += w * x[p];
  *     at the list's end the tile is quantized into out (word i * T + t).
- *   outer (WG): row i > entry j > tile t; the adder tree sums err * x over
- *     the PEs, a register over the tiles; tacc[e] takes it at the last. */
+ *   outer (WG): row i > entries j (and j + 1: SP_WG_PAIR 2) > tile t; an
+ *     adder tree per entry sums err * x over the PEs, a register over the
+ *     tiles; tacc takes them at the last (entry e at bank e % 2, word e / 2). */
 static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
                      const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
                      const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
                      const spp_win_t win, const spp_rows_t rb,
                      const bool vt[SP_OD][SP_P], const sp_out &o, const wide_t rbias[SP_OD],
-                     spp_rows_t out, acc_t tacc[SP_LIST], q_stats &st) {
+                     spp_rows_t out, acc_t tacc[2][SP_LH], q_stats &st) {
 #pragma HLS INLINE off
     CTRAIN_LOOP(pe, 1, total);
     pe_sum_t acc[SP_P];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete
-    pe_sum_t tsum = 0;
+    pe_sum_t tsum = 0, tsum1 = 0;
     int i = 0, t = 0;
     int rbase = 0;   /* i * T, counted */
     uint32_t j = 0;
@@ -768,14 +784,29 @@ step:
         q8_t x[SP_P];
 #pragma HLS ARRAY_PARTITION variable=x type=complete
         spp_rotate(win, b0, r0, x);
+        /* WG on a packing board: the row's next kept weight too, if any */
+        const bool two = SP_WG_PAIR == 2 && outer && j + 1 < len;
+#if SP_WG_PAIR == 2
+        q8_t x1[SP_P];
+#pragma HLS ARRAY_PARTITION variable=x1 type=complete
+        const uint32_t r1 = (two ? eoq[e + 1] : 0u) + (uint32_t)t;
+        const uint32_t b1 = two ? (uint32_t)eom[e + 1] : 0u;
+        spp_rotate(win, b1, r1, x1);
+#endif
         const int ro = rbase + t;
         const uint32_t runs = live ? len : 1u;
-        /* One multiplier per PE: the weight (gather) or its error (outer). */
-        prod_t m[SP_P];
+        /* One multiplier per PE: the weight (gather) or its error (outer),
+         * on a packing board times both entries' inputs (the second 0 but
+         * in a WG pair). */
+        prod_t m[SP_P], m1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=m type=complete
+#pragma HLS ARRAY_PARTITION variable=m1 type=complete
         for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
             const q8_t a = outer ? rb[p][ro] : w;
+#if SP_WG_PAIR == 2
+            mul2(a, x[p], two ? x1[p] : (q8_t)0, m[p], m1[p]);
+#else
             const q8_t xv = x[p];
             const prod_t mp = (prod_t)a * (prod_t)xv;
 #if CTRAIN_SPARSE_POS_MUL_LUT
@@ -783,19 +814,31 @@ step:
 #pragma HLS BIND_OP variable=mp op=mul impl=fabric
 #endif
             m[p] = mp;
+            m1[p] = 0;
+#endif
         }
         if (outer) {
-            int sum = 0;   /* adder tree, |sum| <= SP_P * 2^14 */
+            int sum = 0, sum1 = 0;   /* adder trees, |sum| <= SP_P * 2^14 */
             for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
                 sum += m[p];
+                sum1 += m1[p];
             }
             tsum = (t == 0 ? pe_sum_t(0) : tsum) + sum;
-            if (live && t == g.T - 1)
-                tacc[e] = tacc[e] + (acc_t)tsum;
+            tsum1 = (t == 0 ? pe_sum_t(0) : tsum1) + sum1;
+            if (live && t == g.T - 1) {
+                /* entries e and (two) e + 1: one in each bank */
+                const bool odd = (e & 1u) != 0;
+                const uint32_t we = (e + 1) >> 1, wo = e >> 1;
+                if (!odd || two)
+                    tacc[0][we] = tacc[0][we] + (acc_t)(odd ? tsum1 : tsum);
+                if (odd || two)
+                    tacc[1][wo] = tacc[1][wo] + (acc_t)(odd ? tsum : tsum1);
+            }
             if (++t == g.T) {
                 t = 0;
-                if (++j == runs) {
+                j += two ? 2u : 1u;
+                if (j == runs) {
                     j = 0;
                     i++;
                     rbase += g.T;
@@ -857,7 +900,8 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
     static q8_t eval[SP_LIST];
     static uint16_t eoq[SP_LIST];   /* window word of PE 0 at tile 0 (< SP_WD) */
     static uint16_t eom[SP_LIST];   /* its bank */
-    static acc_t tacc[SP_LIST];
+    static acc_t tacc[2][SP_LH];
+#pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
     static uint16_t hbuf[SP_LIST];
     static int32_t wbuf[SP_LIST];   /* EB: tpos; WG: quantized gradients */
     static q8_t vbuf[SP_LIST];
@@ -960,7 +1004,9 @@ spp_chunk:
         for (int i = 0; i < nr; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
             const uint32_t len = start[i + 1] - start[i];
-            total += (uint32_t)g.T * (len > 0 ? len : 1u);
+            /* WG: SP_WG_PAIR kept weights per step */
+            const uint32_t steps = g.wg ? (len + SP_WG_PAIR - 1) / SP_WG_PAIR : len;
+            total += (uint32_t)g.T * (steps > 0 ? steps : 1u);
         }
         if (!g.wg && bias) {
             agu_rd_i32<SP_OD>(ddr, f.src3 + 4 * ra, braw, nr);
@@ -978,7 +1024,7 @@ spp_chunk:
             for (uint32_t t = 0; t < cnt; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
-                tacc[t] = 0;
+                tacc[t & 1u][t >> 1] = 0;
             }
             if (bias) {
                 CTRAIN_LOOP(ew, 1, nr);
@@ -1037,7 +1083,7 @@ spp_chunk:
             for (uint32_t t = 0; t < cnt; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
-                const wide_t v = rshift_round(tacc[t].to_int64(), o.sh_out);
+                const wide_t v = rshift_round(tacc[t & 1u][t >> 1].to_int64(), o.sh_out);
                 bool clamped;
                 const int32_t q = sat32(v, clamped);
                 q_stats_add(st, v, q, clamped);

@@ -248,6 +248,30 @@ def test_sparse_compute_scales_with_kept_weights():
     assert 3.5 < steps[0] / steps[1] < 4.5
 
 
+@pytest.mark.parametrize("board, pair", [("pynq_z2", 1), ("aup_zu3", 2), ("zcu102", 2)])
+def test_wg_takes_two_kept_weights_per_step_where_a_dsp_packs_two(board, pair):
+    """Position-parallel WG: T x ceil(len / 2) PE steps per row and item on
+    DSP48E2 boards (one mul2 per PE, sconv.cpp SP_WG_PAIR), T x len on the
+    Pynq-Z2's DSP48E1; odd and even lengths, an empty row one masked step per
+    tile. FP on the same index takes T x len everywhere."""
+    co, ci, k = 16, 6, 5
+    lens = [(3 * r) % 8 for r in range(co)]   # 0..7, odd and even
+    rows = np.repeat(np.arange(co), lens)
+    cols = np.concatenate([np.arange(n) * 7 % (ci * k * k) for n in lens])
+    index = csr_index(rows, cols, co, ci * k * k)
+    steps = {}
+    for op in (Op.SCONV_WG, Op.SCONV_FP):
+        i = _layer_insn(op, ci, 14, 14, co, k, 0, 32, 0, rows.size)
+        g = perfmodel.pos_plan(validate.fields(i), board)
+        assert g is not None and g.wg == (op == Op.SCONV_WG)
+        items = -(-32 // g.nb) * g.bands
+        per = pair if op == Op.SCONV_WG else 1
+        want = items * g.T * sum(max(-(-n // per), 1) for n in lens)
+        steps[op] = perfmodel.iterations(i, board, index=index).pe
+        assert steps[op] == want, (board, op)
+    assert (steps[Op.SCONV_WG] < steps[Op.SCONV_FP]) == (pair == 2)
+
+
 def _fields(**kw):
     i = np.zeros((), INSN_DTYPE)
     for name, v in kw.items():

@@ -68,6 +68,9 @@
  * band skipped) when a plane skips at most this many beats, about what a
  * burst's latency costs (cycle_model.h RD_LATENCY): else a burst per plane. */
 #define SPP_SKIP_BEATS 64
+/* What an image costs a chunk beyond its window's beats, in the plan's
+ * choice of images per item: a read and a write burst's latency. */
+#define SPP_IMG_BEATS (2 * SPP_SKIP_BEATS)
 
 typedef q8_t spp_win_t[SP_P][SP_WD];
 typedef q8_t spp_rows_t[SP_P][SP_OD];
@@ -216,17 +219,37 @@ band_rows:
         return false;
     g.bands = (g.oh + br - 1) / br;
     g.br = (g.oh + g.bands - 1) / g.bands;   /* balanced bands */
-    /* Images per item: the fewest tiles per image among those that fit. */
-    int best = 1, bt = 0;
-    spp_fits(g, 1, g.br, bt);
+    /* Images per item: the fewest estimated cycles, the larger of compute
+     * (items x T steps per kept weight) and window loads (every chunk of
+     * rows reloads every image's planes, SPP_IMG_BEATS more per image;
+     * chunks: the rows SP_OD / T words of output buffer take, or SP_LIST
+     * kept weights, whichever more), among those that fit; both in units of
+     * 64 (kept weights, beats), so the products stay narrow. */
+    const ap_uint<23> nred = (ap_uint<11>)g.n * (ap_uint<12>)g.red;
+    const ap_uint<20> plane = (ap_uint<10>)g.sh * (ap_uint<10>)g.sw;
+    const ap_uint<43> wall = nred * plane;
+    const uint64_t wsum = (uint64_t)(wall / DDR_BEAT) + (uint32_t)((ap_uint<11>)g.n * (ap_uint<9>)SPP_IMG_BEATS);
+    const ap_uint<32> wb = (wsum + 63) >> 6;                 /* < 2^31 */
+    const ap_uint<19> cnt64 = (f.count + 63) >> 6;           /* count <= 2^24 */
+    const ap_uint<17> kl = (f.count + SP_LIST - 1) / SP_LIST;
+    int best = 0, bt = 0;
+    uint64_t bc = 0;
 batch_images:
-    for (int nb = 2; nb <= g.n; nb++) {
+    for (int nb = 1; nb <= g.n; nb++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
         if (!spp_fits(g, nb, g.br, T))
             break;
-        if ((uint32_t)T * best < (uint32_t)bt * nb) {
+        /* items <= 2^20 (batch x bands), T <= SP_OD + 1 < 2^9 */
+        const ap_uint<29> steps = (ap_uint<20>)((g.n + nb - 1) / nb * g.bands) * (ap_uint<9>)T;
+        const int nmax = SP_OD / T;   /* T <= SP_OD in a fitting plan */
+        const ap_uint<17> kr = (g.rows + nmax - 1) / nmax;
+        const uint64_t comp = (uint64_t)(steps * cnt64);
+        const uint64_t mem = (uint64_t)((kr > kl ? kr : kl) * wb);
+        const uint64_t cost = comp > mem ? comp : mem;
+        if (best == 0 || cost < bc) {
             best = nb;
             bt = T;
+            bc = cost;
         }
     }
     g.nb = best;

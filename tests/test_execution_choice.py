@@ -59,7 +59,8 @@ def test_auto_is_never_slower_and_each_layer_costs_what_was_modeled(board):
 
 def test_choice_is_deterministic_and_follows_the_policy():
     model = cnv_small()
-    masks = perfreport.random_masks(model, 0.8)
+    # 60%: on the Pynq-Z2 a mixed program (at 80% every layer is cheaper sparse since session 6)
+    masks = perfreport.random_masks(model, 0.6)
     a = compile_model(model, 8, masks, board="pynq_z2")
     b = compile_model(model, 8, [m.copy() for m in masks], board="pynq_z2")
     assert a.insns.tobytes() == b.insns.tobytes() and a.execution == b.execution
@@ -143,8 +144,9 @@ def _check_stats(a, b):
 
 
 #: Boards on which the auto choice is mixed for each model (the test asserts
-#: it; kv260 and zcu104 now run every layer of one or the other in one form).
-@pytest.mark.parametrize("name, board", [("lenet5", "zcu102"), ("cnv-small", "pynq_z2")])
+#: it; on the Pynq-Z2 and KV260 every pruned layer of cnv-small now runs
+#: sparse, since session 6's position-parallel changes).
+@pytest.mark.parametrize("name, board", [("lenet5", "zcu102"), ("cnv-small", "zcu104")])
 def test_auto_always_and_never_compute_the_same_bits(name, board):
     runs = {mode: _run(name, mode, board) for mode in SPARSE_EXEC}
     choice = [L.sparse for L in runs["auto"].runtime.program.layers]

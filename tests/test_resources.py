@@ -198,8 +198,11 @@ def test_allocation_limit_shares_the_sparse_array(estimates):
 def test_board_choices_bind_memories_and_multipliers(estimates):
     """CTRAIN_SPARSE_MUL_LUT moves the row-tile sparse products to LUTs
     (BIND_OP impl=fabric), CTRAIN_SPARSE_URAM its lists to URAM; the
-    position-parallel array's products are LUTs on chips under 300 DSPs
-    (CTRAIN_SPARSE_POS_MUL_LUT's default), DSPs elsewhere."""
+    position-parallel array's products are LUTs where the header sets
+    CTRAIN_SPARSE_POS_MUL_LUT 1 or, unset, on chips under 300 DSPs (sconv.h's
+    default), DSPs elsewhere; CTRAIN_SPARSE_LIST_BRAM puts its stepped lists
+    in BRAM; BN's lane multipliers are DSPs on every board (a comparison in
+    a macro, as BN_MUL_LUT once was, is decided as the preprocessor does)."""
     for name, est in estimates.items():
         b = boards.get(name)
         text = open(os.path.join(config_dir(), f"{name}.h")).read()
@@ -207,11 +210,18 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         lut = "#define CTRAIN_SPARSE_MUL_LUT 1" in text
         assert (row.dsp, row.lut) == ((0, b.pe_rows * b.pe_cols * 8 * 8) if lut else (b.pe_rows * b.pe_cols, 0)), name
         pos = resources.pe_sites(est.items)["step"][0]
-        pos_lut = int(b.macros["CHIP_DSP"]) < 300
+        m = re.search(r"#define CTRAIN_SPARSE_POS_MUL_LUT (\d)", text)
+        pos_lut = int(m.group(1)) if m else int(b.macros["CHIP_DSP"]) < 300
         assert (pos.dsp, pos.lut) == ((0, _products(b) * 8 * 8) if pos_lut else (_products(b), 0)), name
         uram = "#define CTRAIN_SPARSE_URAM 1" in text
         ent = _item(est, "sp_rows_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
+        bram = "#define CTRAIN_SPARSE_LIST_BRAM 1" in text
+        for v in ("eval", "eoq", "eom", "tacc"):
+            it = _item(est, f"spp_unit:{v}")
+            assert (it.bram36 > 0, it.lut > 0) == (bram, not bram), (name, v)
+        bn = [i for i in est.items if i.kind == "mul" and i.name.startswith("stream_bn:bn_lane:")][0]
+        assert bn.lut == 0 and bn.dsp == 2 * bn.count, name
 
 
 #: DSP slices per copy of each control-path unit (its shared multiplier, sized
@@ -261,11 +271,14 @@ def test_packing_on_a_dsp48e1_is_refused(tmp_path):
 def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, per_dsp):
     """mul2 (hls/mac2.h) in the PE array's column loop: per copy two int8
     products for one DSP on a DSP48E2 board, two DSPs on the Pynq-Z2; the
-    same products written as two plain multiplies take two DSPs everywhere."""
+    same products written as two plain multiplies take two DSPs everywhere.
+    (DSP48E2 boards also call it in the sparse array, sp_steps: WG pairs.)"""
     before = resources.estimate(board, directory=str(copied_sources))
     macs = _products(boards.get(board))
-    site = [i for i in before.items if "mul2(" in i.name]
-    assert len(site) == 1 and site[0].name.startswith("pe_array:pass_step: mul2(") and 2 * site[0].count == macs
+    sites = [i for i in before.items if "mul2(" in i.name]
+    assert [i.name.split(":")[0] for i in sites] == ["pe_array"] + ["sp_steps"] * (per_dsp == 2)
+    site = [i for i in sites if i.name.startswith("pe_array:pass_step: mul2(")]
+    assert len(site) == 1 and 2 * site[0].count == macs
     assert site[0].products == macs and before.peak["products"] == macs
     assert site[0].dsp == macs // 2 * (2 // per_dsp)
     src = open(copied_sources / "pe_array.cpp").read()
@@ -274,7 +287,7 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
     open(copied_sources / "pe_array.cpp", "w").write(
         src.replace(call, "m0 = (prod_t)xv * (prod_t)a0;\n                    m1 = (prod_t)xv * (prod_t)a1;"))
     after = resources.estimate(board, directory=str(copied_sources))
-    assert not [i for i in after.items if "mul2(" in i.name]
+    assert not [i for i in after.items if i.name.startswith("pe_array:") and "mul2(" in i.name]
     assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == macs // 2 * (per_dsp - 1)
     assert after.peak["products"] == macs
 

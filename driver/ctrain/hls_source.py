@@ -164,7 +164,8 @@ class Macros:
             v = eval(expr, {"__builtins__": {}}, env)   # noqa: S307 (literals and macros only)
         except Exception:   # not arithmetic: a string, a type, a cast we do not know
             return None
-        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        # a comparison is 1 or 0, as the preprocessor reads `#if CTRAIN_DSP_INT8 == 2`
+        return int(v) if isinstance(v, (int, float)) else None
 
     def is_constant(self, expr):
         return self.eval(expr) is not None

@@ -1131,10 +1131,12 @@ def _pos_geometry(f):
     return eb, wg, rows, red, sh, sw, oh, ow, ey, ex
 
 
-def _pos_tiling(n, red, kh, kw, oh, ey, pw, b):
+def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b):
     """(images per item, band rows, bands, tiles per item) of spp_make_plan:
     the tallest band that fits one image (balanced), then the images per item
-    with the fewest tiles per image; None when not even one row fits."""
+    with the fewest estimated cycles, max(items x T x count, chunks x (the
+    batch's window beats + SPP_IMG_BEATS per image)), both in units of 64;
+    None when not even one row fits."""
     P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
 
     def fits(nb, br):
@@ -1148,13 +1150,17 @@ def _pos_tiling(n, red, kh, kw, oh, ey, pw, b):
         return None
     bands = _cdiv(oh, br)
     br = _cdiv(oh, bands)
-    best, bt = 1, fits(1, br)[1]
-    for nb in range(2, n + 1):
+    # in units of 64 kept weights and beats, as the HLS (narrow products)
+    wb = _cdiv(n * red * sh * sw // b.ddr_beat + n * _hls_macro(b.name, "SPP_IMG_BEATS"), 64)
+    cnt64, kl = _cdiv(count, 64), _cdiv(count, b.sparse_list)
+    best = bt = bc = 0
+    for nb in range(1, n + 1):
         ok, t = fits(nb, br)
         if not ok:
             break
-        if t * best < bt * nb:
-            best, bt = nb, t
+        cost = max(_cdiv(n, nb) * bands * t * cnt64, max(_cdiv(rows, OD // t), kl) * wb)
+        if best == 0 or cost < bc:
+            best, bt, bc = nb, t, cost
     return best, br, bands, bt
 
 
@@ -1167,7 +1173,7 @@ def pos_plan(f, b):
     eb, wg, rows, red, sh, sw, oh, ow, ey, ex = geo
     kh, kw, n = f["k_h"], f["k_w"], f["n"]
     pw = sw + ex   # a row's right padding is the next row's left padding
-    tiling = _pos_tiling(n, red, kh, kw, oh, ey, pw, b)
+    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, f["count"], b)
     if tiling is None:
         return None
     best, br, bands, bt = tiling
@@ -1266,13 +1272,15 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
     # (item, image) pairs
     ii = np.repeat(k, nbi)
     jj = np.arange(ii.size, dtype=np.int64) - np.repeat(np.cumsum(nbi) - nbi, nbi)
+    pair = _hls_macro(b.name, "SP_WG_PAIR")   # WG: kept weights per step (2 on DSP48E2 boards)
     for ci in range(len(bounds) - 1):
         ra, nr = bounds[ci], bounds[ci + 1] - bounds[ci]
         z0 = int(ptr[ra])
         lens = np.diff(ptr[ra:ra + nr + 1])
         cnt = int(lens.sum())
         _pos_lists(f, g, b, c, lay, ra, nr, z0, lens)
-        total = g.T * int(np.maximum(lens, 1).sum())
+        steps = -(-lens // pair) if g.wg else lens
+        total = g.T * int(np.maximum(steps, 1).sum())
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
         # window: zeroed again only for a band with padding rows

@@ -6,6 +6,7 @@
 #include "sconv_paths.h"
 #include "agu.h"
 #include "conv.h"
+#include "mac2.h"
 
 /* ===========================================================================
  * Position-parallel path (docs/overlay.md "Sparse unit"): the array's
@@ -36,6 +37,10 @@
  *   WG      row i (c_out) > its kept weights > tile: PE p multiplies the
  *           error at its position by its window input, an adder tree sums
  *           the SP_P products, the kept weight's accumulator takes the sum.
+ *           Where a DSP48E2 makes two products sharing an operand
+ *           (SP_WG_PAIR 2, mac2.h), a step takes two consecutive kept weights
+ *           of the row: PE p's error times both window inputs (the window's
+ *           second read port, a second rotator), two adder trees.
  *
  * Rows are taken in chunks whose lists fit SP_LIST entries and whose
  * outputs (errors) fit SP_OD words per bank; per chunk the items (nb images
@@ -49,10 +54,23 @@
 #define SP_OD CTRAIN_SPARSE_ODEPTH
 #define SP_LIST CTRAIN_SPARSE_LIST
 #define SP_BND 256   /* list pointers per burst of the chunking pass */
+/* Kept weights per WG step (above): CTRAIN_DSP_INT8, the int8 products of a
+ * DSP slice sharing an operand (2 on DSP48E2; 1 on DSP48E1, where mul2 would
+ * be two multipliers). */
+#define SP_WG_PAIR CTRAIN_DSP_INT8
+#if SP_WG_PAIR == 2 && CTRAIN_SPARSE_POS_MUL_LUT
+#error "CTRAIN_SPARSE_POS_MUL_LUT: the paired WG products are DSP48E2 slices (mac2.h)"
+#endif
+/* WG accumulators: even and odd kept weights in two banks, so a step's two
+ * (entries e and e + 1) are one read-modify-write per bank. */
+#define SP_LH ((SP_LIST + 1) / 2)
 /* A band's rows are read as one burst of whole planes (the rows outside the
  * band skipped) when a plane skips at most this many beats, about what a
  * burst's latency costs (cycle_model.h RD_LATENCY): else a burst per plane. */
 #define SPP_SKIP_BEATS 64
+/* What an image costs a chunk beyond its window's beats, in the plan's
+ * choice of images per item: a read and a write burst's latency. */
+#define SPP_IMG_BEATS (2 * SPP_SKIP_BEATS)
 
 typedef q8_t spp_win_t[SP_P][SP_WD];
 typedef q8_t spp_rows_t[SP_P][SP_OD];
@@ -201,17 +219,37 @@ band_rows:
         return false;
     g.bands = (g.oh + br - 1) / br;
     g.br = (g.oh + g.bands - 1) / g.bands;   /* balanced bands */
-    /* Images per item: the fewest tiles per image among those that fit. */
-    int best = 1, bt = 0;
-    spp_fits(g, 1, g.br, bt);
+    /* Images per item: the fewest estimated cycles, the larger of compute
+     * (items x T steps per kept weight) and window loads (every chunk of
+     * rows reloads every image's planes, SPP_IMG_BEATS more per image;
+     * chunks: the rows SP_OD / T words of output buffer take, or SP_LIST
+     * kept weights, whichever more), among those that fit; both in units of
+     * 64 (kept weights, beats), so the products stay narrow. */
+    const ap_uint<23> nred = (ap_uint<11>)g.n * (ap_uint<12>)g.red;
+    const ap_uint<20> plane = (ap_uint<10>)g.sh * (ap_uint<10>)g.sw;
+    const ap_uint<43> wall = nred * plane;
+    const uint64_t wsum = (uint64_t)(wall / DDR_BEAT) + (uint32_t)((ap_uint<11>)g.n * (ap_uint<9>)SPP_IMG_BEATS);
+    const ap_uint<32> wb = (wsum + 63) >> 6;                 /* < 2^31 */
+    const ap_uint<19> cnt64 = (f.count + 63) >> 6;           /* count <= 2^24 */
+    const ap_uint<17> kl = (f.count + SP_LIST - 1) / SP_LIST;
+    int best = 0, bt = 0;
+    uint64_t bc = 0;
 batch_images:
-    for (int nb = 2; nb <= g.n; nb++) {
+    for (int nb = 1; nb <= g.n; nb++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
         if (!spp_fits(g, nb, g.br, T))
             break;
-        if ((uint32_t)T * best < (uint32_t)bt * nb) {
+        /* items <= 2^20 (batch x bands), T <= SP_OD + 1 < 2^9 */
+        const ap_uint<29> steps = (ap_uint<20>)((g.n + nb - 1) / nb * g.bands) * (ap_uint<9>)T;
+        const int nmax = SP_OD / T;   /* T <= SP_OD in a fitting plan */
+        const ap_uint<17> kr = (g.rows + nmax - 1) / nmax;
+        const uint64_t comp = (uint64_t)(steps * cnt64);
+        const uint64_t mem = (uint64_t)((kr > kl ? kr : kl) * wb);
+        const uint64_t cost = comp > mem ? comp : mem;
+        if (best == 0 || cost < bc) {
             best = nb;
             bt = T;
+            bc = cost;
         }
     }
     g.nb = best;
@@ -734,19 +772,20 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  * step per tile, so its outputs still get the bias):
  *   gather (FP, EB): row i > tile t > entry j; PE p: acc[p] += w * x[p];
  *     at the list's end the tile is quantized into out (word i * T + t).
- *   outer (WG): row i > entry j > tile t; the adder tree sums err * x over
- *     the PEs, a register over the tiles; tacc[e] takes it at the last. */
+ *   outer (WG): row i > entries j (and j + 1: SP_WG_PAIR 2) > tile t; an
+ *     adder tree per entry sums err * x over the PEs, a register over the
+ *     tiles; tacc takes them at the last (entry e at bank e % 2, word e / 2). */
 static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
                      const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
                      const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
                      const spp_win_t win, const spp_rows_t rb,
                      const bool vt[SP_OD][SP_P], const sp_out &o, const wide_t rbias[SP_OD],
-                     spp_rows_t out, acc_t tacc[SP_LIST], q_stats &st) {
+                     spp_rows_t out, acc_t tacc[2][SP_LH], q_stats &st) {
 #pragma HLS INLINE off
     CTRAIN_LOOP(pe, 1, total);
     pe_sum_t acc[SP_P];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete
-    pe_sum_t tsum = 0;
+    pe_sum_t tsum = 0, tsum1 = 0;
     int i = 0, t = 0;
     int rbase = 0;   /* i * T, counted */
     uint32_t j = 0;
@@ -768,14 +807,29 @@ step:
         q8_t x[SP_P];
 #pragma HLS ARRAY_PARTITION variable=x type=complete
         spp_rotate(win, b0, r0, x);
+        /* WG on a packing board: the row's next kept weight too, if any */
+        const bool two = SP_WG_PAIR == 2 && outer && j + 1 < len;
+#if SP_WG_PAIR == 2
+        q8_t x1[SP_P];
+#pragma HLS ARRAY_PARTITION variable=x1 type=complete
+        const uint32_t r1 = (two ? eoq[e + 1] : 0u) + (uint32_t)t;
+        const uint32_t b1 = two ? (uint32_t)eom[e + 1] : 0u;
+        spp_rotate(win, b1, r1, x1);
+#endif
         const int ro = rbase + t;
         const uint32_t runs = live ? len : 1u;
-        /* One multiplier per PE: the weight (gather) or its error (outer). */
-        prod_t m[SP_P];
+        /* One multiplier per PE: the weight (gather) or its error (outer),
+         * on a packing board times both entries' inputs (the second 0 but
+         * in a WG pair). */
+        prod_t m[SP_P], m1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=m type=complete
+#pragma HLS ARRAY_PARTITION variable=m1 type=complete
         for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
             const q8_t a = outer ? rb[p][ro] : w;
+#if SP_WG_PAIR == 2
+            mul2(a, x[p], two ? x1[p] : (q8_t)0, m[p], m1[p]);
+#else
             const q8_t xv = x[p];
             const prod_t mp = (prod_t)a * (prod_t)xv;
 #if CTRAIN_SPARSE_POS_MUL_LUT
@@ -783,19 +837,31 @@ step:
 #pragma HLS BIND_OP variable=mp op=mul impl=fabric
 #endif
             m[p] = mp;
+            m1[p] = 0;
+#endif
         }
         if (outer) {
-            int sum = 0;   /* adder tree, |sum| <= SP_P * 2^14 */
+            int sum = 0, sum1 = 0;   /* adder trees, |sum| <= SP_P * 2^14 */
             for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
                 sum += m[p];
+                sum1 += m1[p];
             }
             tsum = (t == 0 ? pe_sum_t(0) : tsum) + sum;
-            if (live && t == g.T - 1)
-                tacc[e] = tacc[e] + (acc_t)tsum;
+            tsum1 = (t == 0 ? pe_sum_t(0) : tsum1) + sum1;
+            if (live && t == g.T - 1) {
+                /* entries e and (two) e + 1: one in each bank */
+                const bool odd = (e & 1u) != 0;
+                const uint32_t we = (e + 1) >> 1, wo = e >> 1;
+                if (!odd || two)
+                    tacc[0][we] = tacc[0][we] + (acc_t)(odd ? tsum1 : tsum);
+                if (odd || two)
+                    tacc[1][wo] = tacc[1][wo] + (acc_t)(odd ? tsum : tsum1);
+            }
             if (++t == g.T) {
                 t = 0;
-                if (++j == runs) {
+                j += two ? 2u : 1u;
+                if (j == runs) {
                     j = 0;
                     i++;
                     rbase += g.T;
@@ -857,15 +923,25 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
     static q8_t eval[SP_LIST];
     static uint16_t eoq[SP_LIST];   /* window word of PE 0 at tile 0 (< SP_WD) */
     static uint16_t eom[SP_LIST];   /* its bank */
-    static acc_t tacc[SP_LIST];
+    static acc_t tacc[2][SP_LH];
+#pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
     static uint16_t hbuf[SP_LIST];
     static int32_t wbuf[SP_LIST];   /* EB: tpos; WG: quantized gradients */
     static q8_t vbuf[SP_LIST];
+#if CTRAIN_SPARSE_LIST_BRAM
+    /* the stepped lists in BRAM: the LUTs go to the window (config) */
+#pragma HLS BIND_STORAGE variable=eval type=ram_2p impl=bram
+#pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=bram
+#pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=bram
+#pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=bram
+#else
     /* the lists in distributed RAM: the BRAM is the dense unit's */
 #pragma HLS BIND_STORAGE variable=eval type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=lutram
+#endif
+    /* the staging buffers in distributed RAM: partitioned by the beat */
 #pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=lutram
@@ -951,7 +1027,9 @@ spp_chunk:
         for (int i = 0; i < nr; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
             const uint32_t len = start[i + 1] - start[i];
-            total += (uint32_t)g.T * (len > 0 ? len : 1u);
+            /* WG: SP_WG_PAIR kept weights per step */
+            const uint32_t steps = g.wg ? (len + SP_WG_PAIR - 1) / SP_WG_PAIR : len;
+            total += (uint32_t)g.T * (steps > 0 ? steps : 1u);
         }
         if (!g.wg && bias) {
             agu_rd_i32<SP_OD>(ddr, f.src3 + 4 * ra, braw, nr);
@@ -969,7 +1047,7 @@ spp_chunk:
             for (uint32_t t = 0; t < cnt; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
-                tacc[t] = 0;
+                tacc[t & 1u][t >> 1] = 0;
             }
             if (bias) {
                 CTRAIN_LOOP(ew, 1, nr);
@@ -1028,7 +1106,7 @@ spp_chunk:
             for (uint32_t t = 0; t < cnt; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
-                const wide_t v = rshift_round(tacc[t].to_int64(), o.sh_out);
+                const wide_t v = rshift_round(tacc[t & 1u][t >> 1].to_int64(), o.sh_out);
                 bool clamped;
                 const int32_t q = sat32(v, clamped);
                 q_stats_add(st, v, q, clamped);
@@ -1065,7 +1143,12 @@ static bool sp_rows_first(const ctrain_insn_t &f) {
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     spp_plan pp;
     static uint16_t cstart[CTRAIN_MAX_CH + 1];
+#if CTRAIN_SPARSE_LIST_BRAM
+    /* written once per chunk, read twice per chunk: BRAM where the LUTs are short */
+#pragma HLS BIND_STORAGE variable=cstart type=ram_2p impl=bram
+#else
 #pragma HLS BIND_STORAGE variable=cstart type=ram_2p impl=lutram
+#endif
     int nch = 0;
     if (!sp_rows_first(f) && spp_make_plan(f, pp) &&
         spp_chunks(ddr, f, pp, index_layout(f), cstart, nch)) {

@@ -44,6 +44,13 @@
 #ifndef CTRAIN_SPARSE_LIST
 #define CTRAIN_SPARSE_LIST (CTRAIN_CHIP_LUT / 48)
 #endif
+/* 1: the position-parallel path's per-entry lists (value, window word and
+ * bank: one read per step) and WG accumulators (one read-modify-write per
+ * kept weight) are BRAM, on chips whose LUTs the window banks need and whose
+ * BRAM the dense unit leaves some of; 0: distributed RAM. */
+#ifndef CTRAIN_SPARSE_LIST_BRAM
+#define CTRAIN_SPARSE_LIST_BRAM 0
+#endif
 /* 1: the position-parallel products are LUT multipliers, on chips of fewer
  * than 300 DSP slices (those go to the dense array); else DSPs. */
 #ifndef CTRAIN_SPARSE_POS_MUL_LUT

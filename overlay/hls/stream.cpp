@@ -10,10 +10,6 @@
 #define POOL_ROWS (CTRAIN_MAX_KERNEL + CTRAIN_MAX_STRIDE - 1)
 #define POOL_BAND (POOL_ROWS * CTRAIN_MAX_DIM)
 
-/* BN's W lane multipliers (8 x 32 bit, two DSP slices each) go to fabric on a
- * chip whose DSPs the PE array nearly fills (the Pynq-Z2's 220). */
-#define BN_MUL_LUT (CTRAIN_CHIP_DSP < 256)
-
 /* W elements per cycle: a beat in, through the ReLU and out. */
 void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
     const bool bp = f.op == OP_RELU_BP;
@@ -424,10 +420,8 @@ chunk:
 #pragma HLS UNROLL
                         const uint32_t i = w * AGU_Q8_LANES + j;
                         const bool next = pos + j >= hw;
-                        const wide_t prod = (wide_t)in[h][i] * (next ? a1 : a0);   /* |x*A| < 2^38 */
-#if BN_MUL_LUT
-#pragma HLS BIND_OP variable=prod op=mul impl=fabric
-#endif
+                        /* |x*A| < 2^38: two DSP slices (every board has them to spare) */
+                        const wide_t prod = (wide_t)in[h][i] * (next ? a1 : a0);
                         wide_t acc = prod + (next ? b1 : b0);
                         if (relu && acc < 0) acc = 0;
                         if (mask && gate[h][i] <= 0) acc = 0;

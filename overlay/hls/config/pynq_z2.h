@@ -53,6 +53,16 @@
 /* 1: the sparse unit's entry lists and per-entry accumulators are bound to
  * URAM (boards that have it and run short of BRAM); 0: BRAM. */
 #define CTRAIN_SPARSE_URAM 0
+/* The position-parallel sparse path (sconv.h): its products on DSPs (the
+ * default puts them in LUTs under 300 DSPs; with BN's on DSPs too the chip
+ * is at 84.1%), its stepped lists in BRAM, and the LUTs that frees on window
+ * words per PE bank and kept weights per list chunk: 768 and 2048 take the
+ * estimate to 83.2% of the LUTs; an 80%-pruned CNV's FP+EB+WG 0.60 -> 0.32 of
+ * dense (ctrain perf --model cnv --sparsity 0.8). */
+#define CTRAIN_SPARSE_POS_MUL_LUT 0
+#define CTRAIN_SPARSE_LIST_BRAM 1
+#define CTRAIN_SPARSE_WDEPTH 768
+#define CTRAIN_SPARSE_LIST 2048
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 8

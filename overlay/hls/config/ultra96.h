@@ -52,11 +52,15 @@
 /* 1: the sparse unit's entry lists and per-entry accumulators are bound to
  * URAM (boards that have it and run short of BRAM); 0: BRAM. */
 #define CTRAIN_SPARSE_URAM 0
-/* The position-parallel sparse path's window rows per PE bank and kept weights
- * per list chunk (sconv.h defaults scale with the LUTs; with both sparse paths
- * and the 2 x 4 x 8 dense array this chip's LUTs need smaller ones). */
-#define CTRAIN_SPARSE_WDEPTH 64
-#define CTRAIN_SPARSE_LIST 384
+/* The position-parallel sparse path's window words per PE bank and kept
+ * weights per list chunk, its stepped lists in BRAM (sconv.h): 384 and 1024
+ * take the estimate to 83.9% of the LUTs and 84.3% of the BRAM; CNV's layers
+ * then fit the path (64: its 64- and 128-channel planes did not) and a chunk's
+ * compute covers its window loads (384 entries: memory-bound), an 80%-pruned
+ * CNV's FP+EB+WG 0.92 -> 0.38 of dense (ctrain perf --model cnv --sparsity 0.8). */
+#define CTRAIN_SPARSE_WDEPTH 384
+#define CTRAIN_SPARSE_LIST 1024
+#define CTRAIN_SPARSE_LIST_BRAM 1
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16

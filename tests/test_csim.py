@@ -245,6 +245,17 @@ def expected_iters(f, board, chunk):
     # pooling bands: G whole planes, or ny output rows of one plane
     POOL_BAND = perfmodel.POOL_BAND
     planes, s, plane = n * ci, f["stride"], hi * wi
+    room, tail, bp = POOL_BAND // 2 - 2 * beat, hi - ho * s, op == Op.POOL_BP
+    whole = room // (plane + bp * ho * wo) > 0
+    if kh == kw == s and s in (1, 2, 4) and (whole or (room - tail * wi) // (wi * s + bp * wo) > 0):
+        # tiled windows: every input read once (whole planes, else the rows in
+        # windows), a segment of W columns per cycle, s steps per segment of
+        # P = W/s windows (FP) or 2s per segment of a row and one per tail row's (BP)
+        rd_x = planes * (plane if whole else ho * s * wi)
+        if op == Op.POOL_FP:
+            return dict(pe=0, ew=planes * ho * _cdiv(wo, beat // s) * s, rd=rd_x, wr=planes * ho * wo)
+        return dict(pe=0, ew=planes * (ho * 2 * s + tail) * _cdiv(wi, beat), rd=rd_x + planes * ho * wo,
+                    wr=planes * plane)
     span = ((ho - 1) * s + kh) * wi
     if plane <= POOL_BAND:   # rounded down to planes that make whole beats of the written band
         written = plane if op == Op.POOL_BP else ho * wo

@@ -549,9 +549,10 @@ static inline void set_word_elem(beat_t &w, int j, T v) {
     }
 }
 
-/* count elements of SIZE bytes at ddr[addr..] -> buf[0 .. count), a beat per cycle. */
+/* count elements of SIZE bytes at ddr[addr..] -> buf[at .. at + count), a
+ * beat per cycle; at = at_words beat-wide words (a ping-pong half's start). */
 template <typename T, int N, int SIZE>
-void agu_rd_wide(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count) {
+void agu_rd_wide(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count, uint32_t at_words = 0) {
 #pragma HLS INLINE
     const uint32_t len = SIZE * count;
     agu_count_loop(false, addr, len, len ? agu_wide_trips(addr, len) : 0);
@@ -573,7 +574,7 @@ rd_wide:
             for (int j = 0; j < AGU_LANES(SIZE); j++) {
 #pragma HLS UNROLL
                 if (k + j < count)
-                    buf[k + j] = word_elem<T, SIZE>(w, j);
+                    buf[at_words * AGU_LANES(SIZE) + k + j] = word_elem<T, SIZE>(w, j);
             }
             k += AGU_LANES(SIZE);
         }
@@ -581,9 +582,10 @@ rd_wide:
     }
 }
 
-/* buf[0 .. count) -> elements of SIZE bytes at ddr[addr..], a beat per cycle. */
+/* buf[at .. at + count) -> elements of SIZE bytes at ddr[addr..], a beat per
+ * cycle (at as agu_rd_wide's). */
 template <typename T, int N, int SIZE>
-void agu_wr_wide(ddr_t *ddr, uint32_t addr, const T buf[N], uint32_t count) {
+void agu_wr_wide(ddr_t *ddr, uint32_t addr, const T buf[N], uint32_t count, uint32_t at_words = 0) {
 #pragma HLS INLINE
     const uint32_t len = SIZE * count;
     agu_count(true, addr, len, 1);
@@ -601,7 +603,7 @@ wr_wide:
         for (int j = 0; j < AGU_LANES(SIZE); j++) {
 #pragma HLS UNROLL
             if (k + j < count)
-                set_word_elem<T, SIZE>(cur, j, buf[k + j]);
+                set_word_elem<T, SIZE>(cur, j, buf[at_words * AGU_LANES(SIZE) + k + j]);
         }
         ddr_put(ddr, g.first + t, agu_funnel(prev, cur, s), agu_lo(g, t), agu_hi(g, t));
         prev = cur;
@@ -611,15 +613,15 @@ wr_wide:
 
 /* The int8 and int32 forms. */
 template <int N>
-void agu_rd_q8w(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
+void agu_rd_q8w(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len, uint32_t at_words = 0) {
 #pragma HLS INLINE
-    agu_rd_wide<q8_t, N, 1>(ddr, addr, buf, len);
+    agu_rd_wide<q8_t, N, 1>(ddr, addr, buf, len, at_words);
 }
 
 template <int N>
-void agu_wr_q8w(ddr_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len) {
+void agu_wr_q8w(ddr_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len, uint32_t at_words = 0) {
 #pragma HLS INLINE
-    agu_wr_wide<q8_t, N, 1>(ddr, addr, buf, len);
+    agu_wr_wide<q8_t, N, 1>(ddr, addr, buf, len, at_words);
 }
 
 template <int N>

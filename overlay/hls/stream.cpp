@@ -102,6 +102,272 @@ static inline void pool_pack(q8_t buf[POOL_BAND], q8_t pk[AGU_Q8_LANES], uint32_
     }
 }
 
+/* Tiled windows (k_h = k_w = s, s a power of two up to 4, so s divides W):
+ * the windows tile the plane, every input position is in at most one window,
+ * and a word of W input columns holds P = W / s whole windows.  Bands live in
+ * one half of the band buffers each (POOL_HALF), so band k + 1 loads into one
+ * half while band k computes from the other and band k - 1 stores from it.
+ * Per band one pipelined loop of a segment (W columns of one input row) per
+ * cycle:
+ *  - FP, per (plane, output row, segment): s steps, one per window row, each
+ *    the P windows' row maxima merged into their running maxima; the last
+ *    writes the P outputs;
+ *  - BP, per (plane, output row, segment): the same s steps keeping each
+ *    window's first maximum's tap (the numpy engine's first maximum in
+ *    row-major order: strict > across rows and within a row), then s steps
+ *    writing the gradient's s rows of the segment (the window's error at its
+ *    tap, else 0; RELU_MASK zeroes a window whose maximum is <= 0), then
+ *    the rows below the plane's last window (h_in - h_out * s < s), zeros.
+ * Every input is read once, every output written once: a beat per cycle but
+ * for a plane row's last segment (w_in % W columns) and BP's write steps. */
+#define POOL_HALF (POOL_BAND / 2)
+
+/* A band's place: its group's first plane (index, offsets in the input and
+ * output tensors) and its first output row (index, offsets in the plane). */
+struct pool_cur {
+    uint32_t p0, y0, pin, pout, rin, rout;
+};
+
+/* The band after c: the next ny output rows, or the next group of G planes. */
+static inline void pool_next(pool_cur &c, uint32_t G, uint32_t ny, uint32_t h_out, uint32_t grp_in,
+                             uint32_t grp_out, uint32_t band_in, uint32_t band_out) {
+#pragma HLS INLINE
+    c.y0 += ny;
+    c.rin += band_in;
+    c.rout += band_out;
+    if (c.y0 >= h_out) {
+        c.y0 = 0; c.rin = 0; c.rout = 0;
+        c.p0 += G; c.pin += grp_in; c.pout += grp_out;
+    }
+}
+
+/* W lanes v[0 .. n) into buf[pos .. pos + n): the two beat-wide words at
+ * pos's word, each lane written from the lane pos % W below it (a funnel, the
+ * read's mirror), the others left as they are (byte enables). */
+static inline void pool_put(q8_t buf[POOL_BAND], uint32_t pos, const q8_t v[AGU_Q8_LANES],
+                            uint32_t n) {
+#pragma HLS INLINE
+    const uint32_t wb = pos & ~(uint32_t)(AGU_Q8_LANES - 1);
+    const uint32_t off = pos & (AGU_Q8_LANES - 1);
+put_lanes:
+    for (int i = 0; i < 2 * AGU_Q8_LANES; i++) {
+#pragma HLS UNROLL
+        const uint32_t at = (uint32_t)i - off;   /* wraps past n when i < off */
+        if (at < n)
+            buf[wb + i] = v[at];
+    }
+}
+
+/* The W lanes of buf from pos: the two words at pos's word, funnelled. */
+static inline void pool_get(const q8_t buf[POOL_BAND + AGU_Q8_LANES], uint32_t pos,
+                            q8_t v[AGU_Q8_LANES]) {
+#pragma HLS INLINE
+    const uint32_t wb = pos & ~(uint32_t)(AGU_Q8_LANES - 1);
+    const uint32_t off = pos & (AGU_Q8_LANES - 1);
+    q8_t two[2 * AGU_Q8_LANES];
+    /* registers: both words at once */
+#pragma HLS ARRAY_PARTITION variable=two type=complete
+get_words:
+    for (int j = 0; j < 2 * AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+        two[j] = buf[wb + j];
+    }
+get_lanes:
+    for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+        v[j] = two[off + j];
+    }
+}
+
+static void pool_tiled(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st,
+                       q8_t pin[POOL_BAND + AGU_Q8_LANES], q8_t pbuf[POOL_BAND],
+                       uint32_t planes, uint32_t plane_in, uint32_t G, uint32_t ny, int lsh) {
+    const bool bp = f.op == OP_POOL_BP;
+    const bool mask = bp && (f.flags & FLAG_RELU_MASK) != 0;
+    const uint32_t s = f.stride, h_in = f.h_in, w_in = f.w_in, h_out = f.h_out, w_out = f.w_out;
+    const uint32_t plane_out = h_out * w_out;
+    const uint32_t row_step = w_in << lsh, P = AGU_Q8_LANES >> lsh;
+    const bool whole = ny == h_out;
+    const uint32_t tail = h_in - (h_out << lsh);             /* rows below the last window */
+    const uint32_t grp_in = G * plane_in, grp_out = G * plane_out;
+    const uint32_t all_in = planes * plane_in, all_out = planes * plane_out;
+    const uint32_t band_in = ny * row_step, band_out = ny * w_out;
+    const uint32_t span = h_out * row_step;                  /* a plane's rows in windows */
+    /* segments per input row: FP the windows' (w_out / P), BP every column's */
+    const uint32_t nq = bp ? (w_in + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2 : (w_out + P - 1) / P;
+    const uint32_t steps = bp ? 2 * s : s;                   /* per segment */
+    const uint32_t in_base = bp ? f.aux : f.src;
+    const uint32_t half_words = POOL_HALF / AGU_Q8_LANES;
+    pool_cur lc = {0, 0, 0, 0, 0, 0}, cc = lc, sc = lc;      /* load, compute, store */
+    /* bands: groups of G planes (whole) or row bands of ny output rows */
+    const uint32_t n_rows = whole ? 1 : (h_out + ny - 1) / ny;
+    const int32_t bands = (int32_t)(((planes + G - 1) / G) * n_rows);
+    /* The pipeline over bands: load k+1 || compute k || store k-1. */
+band:
+    for (int32_t k = -1; k <= bands; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=MAX_PLANES*CTRAIN_MAX_DIM+2
+        const bool region = k >= 0 && k < bands;
+        if (region)
+            CTRAIN_REGION_BEGIN();
+        if (k + 1 < bands) {   /* stage 0: band k + 1 in */
+            const bool last = lc.y0 + ny >= h_out;
+            const uint32_t n_x = whole ? (all_in - lc.pin < grp_in ? all_in - lc.pin : grp_in)
+                                       : (last ? span - lc.rin : band_in);
+            const uint32_t n_o = whole ? (all_out - lc.pout < grp_out ? all_out - lc.pout : grp_out)
+                                       : (last ? plane_out - lc.rout : band_out);
+            const uint32_t hw = ((uint32_t)(k + 1) & 1) * half_words;
+            agu_rd_q8w<POOL_BAND + AGU_Q8_LANES>(ddr, in_base + lc.pin + lc.rin, pin, n_x, hw);
+            if (bp)   /* the errors, from the word after the rows */
+                agu_rd_q8w<POOL_BAND + AGU_Q8_LANES>(ddr, f.src + lc.pout + lc.rout, pin, n_o,
+                                                     hw + ((n_x + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2));
+            pool_next(lc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
+        }
+        if (region) {           /* stage 1: band k through */
+            CTRAIN_STAGE(1);
+            const uint32_t hb = ((uint32_t)k & 1) * POOL_HALF;
+            const bool last = cc.y0 + ny >= h_out;
+            const uint32_t gb = planes - cc.p0 < G ? planes - cc.p0 : G;
+            const uint32_t nyb = last ? h_out - cc.y0 : ny;
+            const uint32_t n_x = whole ? (all_in - cc.pin < grp_in ? all_in - cc.pin : grp_in)
+                                       : (last ? span - cc.rin : band_in);
+            const uint32_t e0 = hb + (((n_x + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2) << AGU_Q8_LOG2);
+            const bool tails = bp && (whole || last) && tail > 0;   /* BP: zero rows */
+            /* (plane, row, segment, step) and their offsets in the band, by sums */
+            uint32_t g = 0, y = 0, q = 0, t = 0, r = 0;
+            uint32_t pb = 0, pob = 0, rb = 0, ob = 0, ro = 0, qo = 0, qp = 0;
+            bool in_tail = false, more = true;
+            q8_t best[AGU_Q8_LANES], ee[AGU_Q8_LANES];
+            uint8_t code[AGU_Q8_LANES];   /* BP: the first maximum's tap, ky * s + kx */
+            /* registers: every window of a segment at once */
+#pragma HLS ARRAY_PARTITION variable=best type=complete
+#pragma HLS ARRAY_PARTITION variable=ee type=complete
+#pragma HLS ARRAY_PARTITION variable=code type=complete
+        seg:
+            while (more) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_HALF
+                CTRAIN_COUNT(ew, 1);
+                q8_t v[AGU_Q8_LANES], o[AGU_Q8_LANES];
+                wide_t ow[AGU_Q8_LANES];
+                bool cl[AGU_Q8_LANES];
+                /* registers: a segment's lanes */
+#pragma HLS ARRAY_PARTITION variable=v type=complete
+#pragma HLS ARRAY_PARTITION variable=o type=complete
+#pragma HLS ARRAY_PARTITION variable=ow type=complete
+#pragma HLS ARRAY_PARTITION variable=cl type=complete
+                const uint32_t cols = w_in - qo < AGU_Q8_LANES ? w_in - qo : AGU_Q8_LANES;
+                const bool rd = !in_tail && t < s;
+                const uint32_t kw = t - s;   /* BP write steps: the gradient row */
+                uint32_t n_put = 0, put_at = 0;
+                /* one read per step: window row t, or BP's errors at its first write */
+                pool_get(pin, rd ? hb + rb + ro + qo : e0 + ob + qp, v);
+                if (rd) {   /* window row t of the segment's P windows */
+                pool_win:
+                    for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+                        /* the row's first maximum over lanes j*s .. j*s + s - 1 */
+                        q8_t m = v[j];
+                        uint8_t d = 0;
+                        if (lsh >= 1 && 2 * j + 1 < AGU_Q8_LANES) {
+                            m = v[2 * j];
+                            if (v[2 * j + 1] > m) { m = v[2 * j + 1]; d = 1; }
+                        }
+                        if (lsh == 2 && 4 * j + 3 < AGU_Q8_LANES) {
+                            m = v[4 * j];
+                            d = 0;
+                        pool_tap:
+                            for (int e = 1; e < 4; e++) {
+#pragma HLS UNROLL
+                                if (v[4 * j + e] > m) { m = v[4 * j + e]; d = (uint8_t)e; }
+                            }
+                        }
+                        if (t == 0 || m > best[j]) {
+                            best[j] = m;
+                            code[j] = (uint8_t)((t << lsh) + d);
+                        }
+                        o[j] = best[j];
+                        ow[j] = best[j];
+                        cl[j] = false;
+                    }
+                    if (!bp && t + 1 == s) {   /* FP: the segment's outputs */
+                        n_put = w_out - qp < P ? w_out - qp : P;
+                        put_at = hb + ob + qp;
+                    }
+                } else {    /* BP: gradient row t - s of the segment, or a tail row */
+                    if (!in_tail && kw == 0) {   /* the windows' errors, masked */
+                    pool_err:
+                        for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+                            ee[j] = (mask && best[j] <= 0) ? (q8_t)0 : v[j];
+                        }
+                    }
+                pool_dx:
+                    for (int l = 0; l < AGU_Q8_LANES; l++) {
+#pragma HLS UNROLL
+                        /* the lane's window j = l >> lsh: a select of three fixed lanes */
+                        const int j = lsh == 0 ? l : lsh == 1 ? l / 2 : l / 4;
+                        const q8_t bj = lsh == 0 ? best[l] : lsh == 1 ? best[l / 2] : best[l / 4];
+                        const q8_t vj = lsh == 0 ? v[l] : lsh == 1 ? v[l / 2] : v[l / 4];
+                        const q8_t ej = lsh == 0 ? ee[l] : lsh == 1 ? ee[l / 2] : ee[l / 4];
+                        const uint8_t cj = lsh == 0 ? code[l] : lsh == 1 ? code[l / 2] : code[l / 4];
+                        const uint32_t d = (uint32_t)l & (s - 1);
+                        const q8_t e = (!in_tail && kw == 0) ? ((mask && bj <= 0) ? (q8_t)0 : vj) : ej;
+                        const bool hit = !in_tail && qp + (uint32_t)j < w_out && cj == (kw << lsh) + d;
+                        bool clamped = false;   /* -128 stores as -127 (sat8) */
+                        o[l] = hit ? sat8(e, clamped) : (q8_t)0;
+                        ow[l] = o[l];
+                        cl[l] = clamped;
+                    }
+                    n_put = cols;
+                    put_at = hb + rb + ro + qo;
+                }
+                if (n_put) {
+                    pool_put(pbuf, put_at, o, n_put);
+                    q_stats_add_lanes<AGU_Q8_LANES>(st, ow, ow, cl, n_put);
+                }
+                /* the next step */
+                if (!in_tail && t + 1 < steps) {
+                    ro = t + 1 == s ? 0 : ro + w_in;
+                    t++;
+                } else if (q + 1 < nq) {
+                    t = 0; ro = in_tail ? ro : 0; q++; qo += AGU_Q8_LANES; qp += P;
+                } else if (!in_tail && y + 1 < nyb) {
+                    t = 0; ro = 0; q = 0; qo = 0; qp = 0; y++; rb += row_step; ob += w_out;
+                } else if (!in_tail && tails) {   /* the rows below the last window */
+                    in_tail = true; r = 0; q = 0; qo = 0; qp = 0; rb += row_step; ro = 0;
+                } else if (in_tail && r + 1 < tail) {
+                    r++; q = 0; qo = 0; qp = 0; ro += w_in;
+                } else if (g + 1 < gb) {          /* the group's next plane */
+                    in_tail = false; t = 0; ro = 0; q = 0; qo = 0; qp = 0; y = 0; g++;
+                    pb += plane_in; pob += plane_out; rb = pb; ob = pob;
+                } else {
+                    more = false;
+                }
+            }
+            CTRAIN_COUNT(ew_in, 1);
+            pool_next(cc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
+            CTRAIN_STAGE(2);
+        }
+        if (k >= 1) {           /* stage 2: band k - 1 out */
+            const bool last = sc.y0 + ny >= h_out;
+            uint32_t n_w, at;
+            if (bp) {   /* the gradient of every row the band owns */
+                n_w = whole ? (all_in - sc.pin < grp_in ? all_in - sc.pin : grp_in)
+                            : (last ? plane_in - sc.rin : band_in);
+                at = sc.pin + sc.rin;
+            } else {
+                n_w = whole ? (all_out - sc.pout < grp_out ? all_out - sc.pout : grp_out)
+                            : (last ? plane_out - sc.rout : band_out);
+                at = sc.pout + sc.rout;
+            }
+            agu_wr_q8w<POOL_BAND>(ddr, f.dst + at, pbuf, n_w, ((uint32_t)(k - 1) & 1) * half_words);
+            pool_next(sc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
+        }
+        if (region)
+            CTRAIN_REGION_END();
+    }
+}
+
 /* POOL_FP and POOL_BP (one unit: they share the band buffers).  Per band:
  * one read burst of the pool's input rows (and, BP, of the band's errors),
  * one pipelined loop over every (output, window row, segment of <= W taps)
@@ -133,20 +399,39 @@ pool_align:
         if (low_zero)
             g_align >>= 1;
     }
+    q8_t pin[POOL_BAND + AGU_Q8_LANES];   /* the band's input rows, one word spare (segments) */
+    q8_t pbuf[POOL_BAND];          /* FP: outputs; BP: errors, then the gradient rows */
+    /* filled a beat per cycle, read two words per cycle (the RAM's two ports) */
+#pragma HLS ARRAY_RESHAPE variable=pin type=cyclic factor=AGU_Q8_LANES
+    /* filled and drained a beat per cycle; written a word at a time (pool_pack,
+     * pool_put: two words with byte enables) */
+#pragma HLS ARRAY_RESHAPE variable=pbuf type=cyclic factor=AGU_Q8_LANES
+    /* Tiled windows (pool_tiled) whose band fits a half: its rows, two
+     * words spare and BP's errors (whole planes; else ny output rows and
+     * the plane's rows below its last window).  FP's outputs, never more
+     * than its rows, fit the other buffer's half. */
+    const int lsh = s == 4 ? 2 : s == 2 ? 1 : 0;
+    if (k_h == s && k_w == s && (s & (s - 1)) == 0) {
+        const uint32_t room = POOL_HALF - 2 * AGU_Q8_LANES;
+        const uint32_t err_out = bp ? h_out * w_out : 0, err_row = bp ? w_out : 0;
+        const uint32_t t_fit = room / (plane_in + err_out);
+        const uint32_t tail_in = (h_in - (h_out << lsh)) * w_in;
+        const uint32_t t_ny = room > tail_in ? (room - tail_in) / ((w_in << lsh) + err_row) : 0;
+        if (t_fit >= 1 || t_ny >= 1) {
+            const uint32_t tg = t_fit < 1 ? 1 : t_fit >= g_align ? t_fit & ~(g_align - 1) : t_fit;
+            pool_tiled(ddr, f, st, pin, pbuf, planes, plane_in, tg,
+                       t_fit >= 1 || t_ny >= h_out ? h_out : t_ny, lsh);
+            return;
+        }
+    }
     const uint32_t g_fit = whole ? POOL_BAND / plane_in : 1;
     const uint32_t G = g_fit >= g_align ? g_fit & ~(g_align - 1) : g_fit;
     const uint32_t fit = (POOL_BAND / w_in - k_h + 1) / s; /* >= 1: POOL_ROWS >= k_h + s - 1 */
     const uint32_t ny = whole || fit > h_out ? h_out : fit;   /* output rows per band */
     const uint32_t in_base = bp ? f.aux : f.src;
-    q8_t pin[POOL_BAND + AGU_Q8_LANES];   /* the band's input rows, one word spare (segments) */
-    q8_t pbuf[POOL_BAND];          /* FP: outputs; BP: errors, then the gradient rows */
     ap_int<16> racc[POOL_BAND];    /* BP: <= 121 contributions of |err| <= 128 */
     /* the store and the clear take a word of W per cycle */
 #pragma HLS ARRAY_PARTITION variable=racc type=cyclic factor=AGU_Q8_LANES
-    /* filled a beat per cycle, read two words per cycle (the RAM's two ports) */
-#pragma HLS ARRAY_RESHAPE variable=pin type=cyclic factor=AGU_Q8_LANES
-    /* filled and drained a beat per cycle; written a word at a time (pool_pack) */
-#pragma HLS ARRAY_RESHAPE variable=pbuf type=cyclic factor=AGU_Q8_LANES
     q8_t pk[AGU_Q8_LANES];         /* the word being assembled */
     /* registers: one lane written per cycle, all read at once */
 #pragma HLS ARRAY_PARTITION variable=pk type=complete

@@ -233,6 +233,16 @@ def expected_iters(f, board, chunk):
         cnt = f["count"]
         lens = [min(chunk, cnt - i) for i in range(0, cnt, chunk)]
         return dict(pe=0, ew=sum(_cdiv(n_, beat) for n_ in lens), rd=(3 if mask else 2) * cnt, wr=cnt)
+    avg_bp = op == Op.AVGPOOL_BP
+    if op in validate.AVG_OPS and (chunk - beat) // (hi * wi + avg_bp * ho * wo) >= 1 and (
+            not avg_bp or (f["stride"] >= kh or ho == 1) and (f["stride"] >= kw or wo == 1)):
+        # whole planes through ping-pong bands: every operand read once; FP a
+        # segment of <= W taps per cycle, BP an input element per cycle
+        if op == Op.AVGPOOL_FP:
+            return dict(pe=0, ew=planes * ho * wo * kh * _cdiv(kw, beat), rd=planes * hi * wi,
+                        wr=planes * ho * wo)
+        return dict(pe=0, ew=planes * hi * wi, rd=planes * (ho * wo + (hi * wi if mask else 0)),
+                    wr=planes * hi * wi)
     if op == Op.AVGPOOL_FP:
         return dict(pe=0, ew=planes * ho * (kh * _cdiv(wi, beat) + kw * wo), rd=planes * ho * kh * wi,
                     wr=planes * ho * wo)

@@ -715,6 +715,10 @@ def _graph_ops(f, b, c):
         return
     P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
                                     f["w_out"], f["k_h"], f["k_w"], f["stride"])
+    G = _avg_band(f, b)
+    if G is not None:
+        _avgpool_band(f, b, c, G)
+        return
     nc = np.arange(P, dtype=np.int64)[:, None]
     if op == Op.AVGPOOL_FP:
         iy = _arr([y * s + ky for y in range(ho) for ky in range(kh)])
@@ -734,6 +738,39 @@ def _graph_ops(f, b, c):
         c.rd(f["aux"] + rows, wi)
     c.loop("ew", wi, times=P * hi)                                 # store
     c.wr(f["dst"] + rows, wi)
+
+
+def _avg_band(f, b):
+    """Planes per band of eltwise.cpp's avgpool_band (G whole planes fit a
+    CTRAIN_CHUNK half, BP's windows cover every input at most once), else None."""
+    bp = f["op"] == Op.AVGPOOL_BP
+    hi, wi, ho, wo, kh, kw, s = (f["h_in"], f["w_in"], f["h_out"], f["w_out"], f["k_h"], f["k_w"],
+                                 f["stride"])
+    g = (b.chunk - b.ddr_beat) // (hi * wi + (ho * wo if bp else 0))
+    once = (s >= kh or ho == 1) and (s >= kw or wo == 1)
+    return g if g >= 1 and (not bp or once) else None
+
+
+def _avgpool_band(f, b, c, G):
+    """avgpool_band: bands of G planes through ping-pong halves, load k+1 ||
+    compute k || store k-1; FP a segment of <= W taps of a window row per
+    cycle, BP an input element per cycle."""
+    bp, W = f["op"] == Op.AVGPOOL_BP, b.ddr_beat
+    P, plane_in, plane_out = f["n"] * f["c_in"], f["h_in"] * f["w_in"], f["h_out"] * f["w_out"]
+    p0 = np.arange(0, P, G, dtype=np.int64)
+    k, gb = np.arange(p0.size), np.minimum(G, P - p0)
+    load, comp, store = (_Items(b, k.size) for _ in range(3))
+    if not bp:
+        _items_rdw(load, k, f["src"] + p0 * plane_in, gb * plane_in)
+        comp.loop("ew", k, gb * plane_out * f["k_h"] * _cdiv(f["k_w"], W))
+        store.burst("wr", k, f["dst"] + p0 * plane_out, gb * plane_out, 1)
+    else:
+        if f["flags"] & Flag.RELU_MASK:
+            _items_rdw(load, k, f["aux"] + p0 * plane_in, gb * plane_in)
+        _items_rdw(load, k, f["src"] + p0 * plane_out, gb * plane_out)
+        comp.loop("ew", k, gb * plane_in)
+        store.burst("wr", k, f["dst"] + p0 * plane_in, gb * plane_in, 1)
+    _pipeline(c, load, comp, store)
 
 
 # ---------------------------------------------------------------- sparse ops

@@ -550,7 +550,8 @@ static inline void set_word_elem(beat_t &w, int j, T v) {
 }
 
 /* count elements of SIZE bytes at ddr[addr..] -> buf[at .. at + count), a
- * beat per cycle; at = at_words beat-wide words (a ping-pong half's start). */
+ * beat per cycle; at = at_words x DDR_BEAT, a ping-pong half's start in an
+ * int8 buffer (only agu_rd_q8w passes it: SIZE 1, a word is DDR_BEAT elements). */
 template <typename T, int N, int SIZE>
 void agu_rd_wide(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count, uint32_t at_words = 0) {
 #pragma HLS INLINE
@@ -574,7 +575,7 @@ rd_wide:
             for (int j = 0; j < AGU_LANES(SIZE); j++) {
 #pragma HLS UNROLL
                 if (k + j < count)
-                    buf[at_words * AGU_LANES(SIZE) + k + j] = word_elem<T, SIZE>(w, j);
+                    buf[at_words * DDR_BEAT + k + j] = word_elem<T, SIZE>(w, j);
             }
             k += AGU_LANES(SIZE);
         }
@@ -583,7 +584,7 @@ rd_wide:
 }
 
 /* buf[at .. at + count) -> elements of SIZE bytes at ddr[addr..], a beat per
- * cycle (at as agu_rd_wide's). */
+ * cycle (at as agu_rd_wide's: int8 buffers only). */
 template <typename T, int N, int SIZE>
 void agu_wr_wide(ddr_t *ddr, uint32_t addr, const T buf[N], uint32_t count, uint32_t at_words = 0) {
 #pragma HLS INLINE
@@ -603,7 +604,7 @@ wr_wide:
         for (int j = 0; j < AGU_LANES(SIZE); j++) {
 #pragma HLS UNROLL
             if (k + j < count)
-                set_word_elem<T, SIZE>(cur, j, buf[at_words * AGU_LANES(SIZE) + k + j]);
+                set_word_elem<T, SIZE>(cur, j, buf[at_words * DDR_BEAT + k + j]);
         }
         ddr_put(ddr, g.first + t, agu_funnel(prev, cur, s), agu_lo(g, t), agu_hi(g, t));
         prev = cur;

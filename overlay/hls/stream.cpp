@@ -181,11 +181,11 @@ get_lanes:
 
 static void pool_tiled(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st,
                        q8_t pin[POOL_BAND + AGU_Q8_LANES], q8_t pbuf[POOL_BAND],
-                       uint32_t planes, uint32_t plane_in, uint32_t G, uint32_t ny, int lsh) {
+                       uint32_t planes, uint32_t plane_in, uint32_t plane_out, uint32_t G,
+                       uint32_t ny, int lsh) {
     const bool bp = f.op == OP_POOL_BP;
     const bool mask = bp && (f.flags & FLAG_RELU_MASK) != 0;
     const uint32_t s = f.stride, h_in = f.h_in, w_in = f.w_in, h_out = f.h_out, w_out = f.w_out;
-    const uint32_t plane_out = h_out * w_out;
     const uint32_t row_step = w_in << lsh, P = AGU_Q8_LANES >> lsh;
     const bool whole = ny == h_out;
     const uint32_t tail = h_in - (h_out << lsh);             /* rows below the last window */
@@ -194,28 +194,28 @@ static void pool_tiled(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st,
     const uint32_t band_in = ny * row_step, band_out = ny * w_out;
     const uint32_t span = h_out * row_step;                  /* a plane's rows in windows */
     /* segments per input row: FP the windows' (w_out / P), BP every column's */
-    const uint32_t nq = bp ? (w_in + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2 : (w_out + P - 1) / P;
+    const uint32_t nq = bp ? (w_in + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2
+                           : (w_out + P - 1) >> (AGU_Q8_LOG2 - lsh);
     const uint32_t steps = bp ? 2 * s : s;                   /* per segment */
     const uint32_t in_base = bp ? f.aux : f.src;
     const uint32_t half_words = POOL_HALF / AGU_Q8_LANES;
     pool_cur lc = {0, 0, 0, 0, 0, 0}, cc = lc, sc = lc;      /* load, compute, store */
-    /* bands: groups of G planes (whole) or row bands of ny output rows */
-    const uint32_t n_rows = whole ? 1 : (h_out + ny - 1) / ny;
-    const int32_t bands = (int32_t)(((planes + G - 1) / G) * n_rows);
-    /* The pipeline over bands: load k+1 || compute k || store k-1. */
+    /* The pipeline over bands (groups of G planes, or row bands of ny output
+     * rows): load k+1 || compute k || store k-1, until the store has passed
+     * the last plane (no band count: no divider). */
 band:
-    for (int32_t k = -1; k <= bands; k++) {
+    for (int32_t k = -1; sc.p0 < planes; k++) {
 #pragma HLS LOOP_TRIPCOUNT min=2 max=MAX_PLANES*CTRAIN_MAX_DIM+2
-        const bool region = k >= 0 && k < bands;
+        const bool region = k >= 0 && cc.p0 < planes;
         if (region)
             CTRAIN_REGION_BEGIN();
-        if (k + 1 < bands) {   /* stage 0: band k + 1 in */
+        if (lc.p0 < planes) {   /* stage 0: band k + 1 in */
             const bool last = lc.y0 + ny >= h_out;
             const uint32_t n_x = whole ? (all_in - lc.pin < grp_in ? all_in - lc.pin : grp_in)
                                        : (last ? span - lc.rin : band_in);
             const uint32_t n_o = whole ? (all_out - lc.pout < grp_out ? all_out - lc.pout : grp_out)
                                        : (last ? plane_out - lc.rout : band_out);
-            const uint32_t hw = ((uint32_t)(k + 1) & 1) * half_words;
+            const uint32_t hw = (((uint32_t)(k + 1) & 1) ? half_words : 0);
             agu_rd_q8w<POOL_BAND + AGU_Q8_LANES>(ddr, in_base + lc.pin + lc.rin, pin, n_x, hw);
             if (bp)   /* the errors, from the word after the rows */
                 agu_rd_q8w<POOL_BAND + AGU_Q8_LANES>(ddr, f.src + lc.pout + lc.rout, pin, n_o,
@@ -224,7 +224,7 @@ band:
         }
         if (region) {           /* stage 1: band k through */
             CTRAIN_STAGE(1);
-            const uint32_t hb = ((uint32_t)k & 1) * POOL_HALF;
+            const uint32_t hb = (((uint32_t)k & 1) ? POOL_HALF : 0);
             const bool last = cc.y0 + ny >= h_out;
             const uint32_t gb = planes - cc.p0 < G ? planes - cc.p0 : G;
             const uint32_t nyb = last ? h_out - cc.y0 : ny;
@@ -360,7 +360,7 @@ band:
                             : (last ? plane_out - sc.rout : band_out);
                 at = sc.pout + sc.rout;
             }
-            agu_wr_q8w<POOL_BAND>(ddr, f.dst + at, pbuf, n_w, ((uint32_t)(k - 1) & 1) * half_words);
+            agu_wr_q8w<POOL_BAND>(ddr, f.dst + at, pbuf, n_w, (((uint32_t)(k - 1) & 1) ? half_words : 0));
             pool_next(sc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
         }
         if (region)
@@ -419,7 +419,7 @@ pool_align:
         const uint32_t t_ny = room > tail_in ? (room - tail_in) / ((w_in << lsh) + err_row) : 0;
         if (t_fit >= 1 || t_ny >= 1) {
             const uint32_t tg = t_fit < 1 ? 1 : t_fit >= g_align ? t_fit & ~(g_align - 1) : t_fit;
-            pool_tiled(ddr, f, st, pin, pbuf, planes, plane_in, tg,
+            pool_tiled(ddr, f, st, pin, pbuf, planes, plane_in, h_out * w_out, tg,
                        t_fit >= 1 || t_ny >= h_out ? h_out : t_ny, lsh);
             return;
         }

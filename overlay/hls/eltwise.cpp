@@ -344,13 +344,19 @@ static void avgpool_band(ddr_t *ddr, const ctrain_insn_t &f, avg_recip_t r, int 
     const uint32_t all_in = dim_mul(planes, plane_in), all_out = dim_mul(planes, plane_out);
     /* BP's strides: one window along a dimension never wraps */
     const uint32_t sy = h_out == 1 ? CTRAIN_MAX_DIM : s, sx = w_out == 1 ? CTRAIN_MAX_DIM : s;
-    q8_t ain[2 * AVG_HALF + EW_BEAT];   /* FP: the rows; BP: the gate, then the errors */
+    /* FP: the rows; BP: the gate, then the errors.  A RAM per ping-pong half
+     * (a word spare each): per cycle the compute's half sees two reads (FP
+     * two words, BP two elements: the RAM's two ports) and the load's half
+     * one write. */
+    q8_t ain[2][AVG_HALF + EW_BEAT];
     q8_t aout[2 * AVG_HALF];
-    /* filled a beat per cycle, read two words (FP) or two elements (BP) per
-     * cycle; aout written an element per cycle, drained a beat per cycle */
-#pragma HLS ARRAY_RESHAPE variable=ain type=cyclic factor=EW_BEAT
+    /* a RAM per half: the compute's two reads and the load's write never share one */
+#pragma HLS ARRAY_PARTITION variable=ain type=complete dim=1
+    /* words of a beat: filled a beat per cycle */
+#pragma HLS ARRAY_RESHAPE variable=ain type=cyclic factor=EW_BEAT dim=2
+    /* aout written an element per cycle, drained a beat per cycle (one port each) */
 #pragma HLS ARRAY_RESHAPE variable=aout type=cyclic factor=EW_BEAT
-    /* two CTRAIN_CHUNK halves each: distributed RAM, the BRAM goes to the PE array */
+    /* CTRAIN_CHUNK halves: distributed RAM, the BRAM goes to the PE array */
 #pragma HLS BIND_STORAGE variable=ain type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=aout type=ram_2p impl=lutram
     const uint32_t half_words = AVG_HALF / EW_BEAT;
@@ -366,24 +372,25 @@ band:
         if (l_in < all_in) {   /* stage 0: band k + 1 in */
             const uint32_t n_i = all_in - l_in < grp_in ? all_in - l_in : grp_in;
             const uint32_t n_o = all_out - l_out < grp_out ? all_out - l_out : grp_out;
-            const uint32_t hw = (((uint32_t)(k + 1) & 1) ? half_words : 0);
+            const int h = (int)((uint32_t)(k + 1) & 1);
             if (!bp)
-                agu_rd_q8w<2 * AVG_HALF + EW_BEAT>(ddr, f.src + l_in, ain, n_i, hw);
+                agu_rd_q8b<AVG_HALF + EW_BEAT>(ddr, f.src + l_in, ain, n_i, 0, h);
             else {   /* the errors from the word after the gate */
                 if (mask)
-                    agu_rd_q8w<2 * AVG_HALF + EW_BEAT>(ddr, f.aux + l_in, ain, n_i, hw);
-                agu_rd_q8w<2 * AVG_HALF + EW_BEAT>(ddr, f.src + l_out, ain, n_o,
-                                                    hw + (mask ? (n_i + EW_BEAT - 1) / EW_BEAT : 0));
+                    agu_rd_q8b<AVG_HALF + EW_BEAT>(ddr, f.aux + l_in, ain, n_i, 0, h);
+                agu_rd_q8b<AVG_HALF + EW_BEAT>(ddr, f.src + l_out, ain, n_o,
+                                                mask ? (n_i + EW_BEAT - 1) / EW_BEAT : 0, h);
             }
             l_in += grp_in;
             l_out += grp_out;
         }
         if (region) {           /* stage 1: band k through */
             CTRAIN_STAGE(1);
-            const uint32_t hb = (((uint32_t)k & 1) ? AVG_HALF : 0);
+            const uint32_t hb = (((uint32_t)k & 1) ? AVG_HALF : 0);   /* aout's half */
+            const uint32_t ih = (uint32_t)k & 1;                       /* ain's */
             const uint32_t n_i = all_in - c_in < grp_in ? all_in - c_in : grp_in;
             const uint32_t n_o = all_out - c_out < grp_out ? all_out - c_out : grp_out;
-            const uint32_t e0 = hb + (mask ? (n_i + EW_BEAT - 1) / EW_BEAT * EW_BEAT : 0);
+            const uint32_t e0 = mask ? (n_i + EW_BEAT - 1) / EW_BEAT * EW_BEAT : 0;
             /* FP: (plane, y, x, ky, segment kx) as running addresses; BP: the
              * element, its row and column phases within the stride and its window */
             uint32_t gbase = 0, ybase = 0, xbase = 0, roff = 0, y = 0, x = 0, ky = 0, kx = 0;
@@ -400,7 +407,7 @@ band:
                 uint32_t put_at = 0;
                 if (!bp) {
                     /* lanes [off, off + live) of the two words at a's word */
-                    const uint32_t a = hb + xbase + roff + kx;
+                    const uint32_t a = xbase + roff + kx;
                     const uint32_t wb = a & ~(uint32_t)(EW_BEAT - 1), off = a & (EW_BEAT - 1);
                     const uint32_t live = k_w - kx < EW_BEAT ? k_w - kx : EW_BEAT;
                     /* both words' lanes, those in the segment summed: no lane shifter */
@@ -408,7 +415,7 @@ band:
                 avg_taps:
                     for (int j = 0; j < 2 * EW_BEAT; j++) {
 #pragma HLS UNROLL
-                        const q8_t t = ain[wb + j];
+                        const q8_t t = ain[ih][wb + j];
                         if ((uint32_t)j >= off && (uint32_t)j < off + live)
                             seg += t;
                     }
@@ -435,8 +442,8 @@ band:
                     }
                 } else {
                     const bool covered = ry < k_h && oy < h_out && rx < k_w && ox < w_out;
-                    const q8_t err = ain[covered ? e0 + obase + ox : e0];
-                    drop = mask && ain[hb + i] <= 0;
+                    const q8_t err = ain[ih][covered ? e0 + obase + ox : e0];
+                    drop = mask && ain[ih][i] <= 0;
                     val = covered ? (avg_sum_t)err : (avg_sum_t)0;
                     put = true;
                     put_at = hb + i;

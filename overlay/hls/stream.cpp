@@ -9,6 +9,13 @@
  * may own below its last window (POOL_BP), so ny >= 1 for every legal shape. */
 #define POOL_ROWS (CTRAIN_MAX_KERNEL + CTRAIN_MAX_STRIDE - 1)
 #define POOL_BAND (POOL_ROWS * CTRAIN_MAX_DIM)
+/* The band buffers are two RAMs each, banked by word parity (element i in
+ * bank (i / W) & 1, row i / 2W): the two consecutive words a segment reads
+ * (pool_get) or writes (pool_put) are one access per RAM, which leaves each
+ * RAM's other port to the band pipeline's load or store of the other half.
+ * PIN_BANK and POUT_BANK: a bank's elements (pin has one word spare). */
+#define PIN_BANK (((POOL_BAND / AGU_Q8_LANES + 2) / 2) * AGU_Q8_LANES)
+#define POUT_BANK (((POOL_BAND / AGU_Q8_LANES + 1) / 2) * AGU_Q8_LANES)
 
 /* BN's W lane multipliers (8 x 32 bit, two DSP slices each) go to fabric on a
  * chip whose DSPs the PE array nearly fills (the Pynq-Z2's 220). */
@@ -88,16 +95,20 @@ chunk:
  * its last lane (or the sequence's last element) arrives: buf is stored as
  * beat-wide words, and a word written whole needs no read-modify-write.
  * Lanes past the sequence's end carry stale values, never drained. */
-static inline void pool_pack(q8_t buf[POOL_BAND], q8_t pk[AGU_Q8_LANES], uint32_t i, q8_t v,
+static inline void pool_pack(q8_t buf[2][POUT_BANK], q8_t pk[AGU_Q8_LANES], uint32_t i, q8_t v,
                              bool end) {
 #pragma HLS INLINE
     const uint32_t lane = i % AGU_Q8_LANES;
     pk[lane] = v;
     if (lane == AGU_Q8_LANES - 1 || end) {
-        const uint32_t base = i - lane;
+        const uint32_t wd = i >> AGU_Q8_LOG2, base = (wd >> 1) << AGU_Q8_LOG2;
         for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-            buf[base + j] = (uint32_t)j == lane ? v : pk[j];
+            const q8_t x = (uint32_t)j == lane ? v : pk[j];
+            if (wd & 1)
+                buf[1][base + j] = x;
+            else
+                buf[0][base + j] = x;
         }
     }
 }
@@ -141,46 +152,68 @@ static inline void pool_next(pool_cur &c, uint32_t G, uint32_t ny, uint32_t h_ou
     }
 }
 
+/* The two words at element pos's word w0 and w0 + 1, one per bank: bank 0's
+ * row (w0 + 1) / 2 and bank 1's row w0 / 2 (element offsets); pool_sw: the
+ * lane of a 2W window in word order (w0's first) in bank order (bank 0's
+ * first) is the lane XOR pool_sw. */
+static inline uint32_t pool_row0(uint32_t pos) {
+#pragma HLS INLINE
+    return (((pos >> AGU_Q8_LOG2) + 1) >> 1) << AGU_Q8_LOG2;
+}
+static inline uint32_t pool_row1(uint32_t pos) {
+#pragma HLS INLINE
+    return (pos >> (AGU_Q8_LOG2 + 1)) << AGU_Q8_LOG2;
+}
+static inline uint32_t pool_sw(uint32_t pos) {
+#pragma HLS INLINE
+    return pos & AGU_Q8_LANES;   /* w0 odd: W */
+}
+
 /* W lanes v[0 .. n) into buf[pos .. pos + n): the two beat-wide words at
- * pos's word, each lane written from the lane pos % W below it (a funnel, the
- * read's mirror), the others left as they are (byte enables). */
-static inline void pool_put(q8_t buf[POOL_BAND], uint32_t pos, const q8_t v[AGU_Q8_LANES],
+ * pos's word (one per bank), each lane written from the lane pos % W below
+ * it (a funnel, the read's mirror), the others left as they are (byte
+ * enables). */
+static inline void pool_put(q8_t buf[2][POUT_BANK], uint32_t pos, const q8_t v[AGU_Q8_LANES],
                             uint32_t n) {
 #pragma HLS INLINE
-    const uint32_t wb = pos & ~(uint32_t)(AGU_Q8_LANES - 1);
+    const uint32_t r0 = pool_row0(pos), r1 = pool_row1(pos), sw = pool_sw(pos);
     const uint32_t off = pos & (AGU_Q8_LANES - 1);
 put_lanes:
-    for (int i = 0; i < 2 * AGU_Q8_LANES; i++) {
+    for (int i = 0; i < AGU_Q8_LANES; i++) {
 #pragma HLS UNROLL
-        const uint32_t at = (uint32_t)i - off;   /* wraps past n when i < off */
-        if (at < n)
-            buf[wb + i] = v[at];
+        /* wrap past n below off */
+        const uint32_t at0 = ((uint32_t)i ^ sw) - off, at1 = (((uint32_t)i + AGU_Q8_LANES) ^ sw) - off;
+        if (at0 < n)
+            buf[0][r0 + i] = v[at0];
+        if (at1 < n)
+            buf[1][r1 + i] = v[at1];
     }
 }
 
-/* The W lanes of buf from pos: the two words at pos's word, funnelled. */
-static inline void pool_get(const q8_t buf[POOL_BAND + AGU_Q8_LANES], uint32_t pos,
-                            q8_t v[AGU_Q8_LANES]) {
+/* The W lanes of buf from pos: the two words at pos's word (one per bank),
+ * funnelled. */
+static inline void pool_get(const q8_t buf[2][PIN_BANK], uint32_t pos, q8_t v[AGU_Q8_LANES]) {
 #pragma HLS INLINE
-    const uint32_t wb = pos & ~(uint32_t)(AGU_Q8_LANES - 1);
+    const uint32_t r0 = pool_row0(pos), r1 = pool_row1(pos), sw = pool_sw(pos);
     const uint32_t off = pos & (AGU_Q8_LANES - 1);
-    q8_t two[2 * AGU_Q8_LANES];
+    q8_t two[2 * AGU_Q8_LANES];   /* bank 0's word, then bank 1's */
     /* registers: both words at once */
 #pragma HLS ARRAY_PARTITION variable=two type=complete
 get_words:
-    for (int j = 0; j < 2 * AGU_Q8_LANES; j++) {
+    for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-        two[j] = buf[wb + j];
+        two[j] = buf[0][r0 + j];
+        two[AGU_Q8_LANES + j] = buf[1][r1 + j];
     }
 get_lanes:
     for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-        v[j] = two[off + j];
+        v[j] = two[(off + j) ^ sw];
     }
 }
 
 static void pool_tiled(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st,
-                       q8_t pin[POOL_BAND + AGU_Q8_LANES], q8_t pbuf[POOL_BAND],
+                       q8_t pin[2][PIN_BANK], q8_t pbuf[2][POUT_BANK],
                        uint32_t planes, uint32_t plane_in, uint32_t plane_out, uint32_t G,
                        uint32_t ny, int lsh) {
     const bool bp = f.op == OP_POOL_BP;
@@ -216,10 +249,10 @@ band:
             const uint32_t n_o = whole ? (all_out - lc.pout < grp_out ? all_out - lc.pout : grp_out)
                                        : (last ? plane_out - lc.rout : band_out);
             const uint32_t hw = (((uint32_t)(k + 1) & 1) ? half_words : 0);
-            agu_rd_q8w<POOL_BAND + AGU_Q8_LANES>(ddr, in_base + lc.pin + lc.rin, pin, n_x, hw);
+            agu_rd_q8b<PIN_BANK>(ddr, in_base + lc.pin + lc.rin, pin, n_x, hw, -1);
             if (bp)   /* the errors, from the word after the rows */
-                agu_rd_q8w<POOL_BAND + AGU_Q8_LANES>(ddr, f.src + lc.pout + lc.rout, pin, n_o,
-                                                     hw + ((n_x + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2));
+                agu_rd_q8b<PIN_BANK>(ddr, f.src + lc.pout + lc.rout, pin, n_o,
+                                     hw + ((n_x + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2), -1);
             pool_next(lc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
         }
         if (region) {           /* stage 1: band k through */
@@ -360,7 +393,7 @@ band:
                             : (last ? plane_out - sc.rout : band_out);
                 at = sc.pout + sc.rout;
             }
-            agu_wr_q8w<POOL_BAND>(ddr, f.dst + at, pbuf, n_w, (((uint32_t)(k - 1) & 1) ? half_words : 0));
+            agu_wr_q8b<POUT_BANK>(ddr, f.dst + at, pbuf, n_w, (((uint32_t)(k - 1) & 1) ? half_words : 0), -1);
             pool_next(sc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
         }
         if (region)
@@ -399,13 +432,24 @@ pool_align:
         if (low_zero)
             g_align >>= 1;
     }
-    q8_t pin[POOL_BAND + AGU_Q8_LANES];   /* the band's input rows, one word spare (segments) */
-    q8_t pbuf[POOL_BAND];          /* FP: outputs; BP: errors, then the gradient rows */
-    /* filled a beat per cycle, read two words per cycle (the RAM's two ports) */
-#pragma HLS ARRAY_RESHAPE variable=pin type=cyclic factor=AGU_Q8_LANES
-    /* filled and drained a beat per cycle; written a word at a time (pool_pack,
-     * pool_put: two words with byte enables) */
-#pragma HLS ARRAY_RESHAPE variable=pbuf type=cyclic factor=AGU_Q8_LANES
+    /* The band's input rows, one word spare (segments); FP: outputs; BP:
+     * errors, then the gradient rows.  Both banked by word parity (PIN_BANK):
+     * per cycle a bank sees at most one read and one write (simple dual port). */
+    q8_t pin[2][PIN_BANK];
+    q8_t pbuf[2][POUT_BANK];
+    /* a RAM per bank: the segment's two words are one read per bank */
+#pragma HLS ARRAY_PARTITION variable=pin type=complete dim=1
+    /* words of a beat: filled a beat per cycle */
+#pragma HLS ARRAY_RESHAPE variable=pin type=cyclic factor=AGU_Q8_LANES dim=2
+#if CTRAIN_POOL_URAM
+    /* URAM where the board is short of BRAM: a read (compute) and a write (load) port per bank */
+#pragma HLS BIND_STORAGE variable=pin type=ram_2p impl=uram
+#endif
+    /* a RAM per bank: pool_put's two words are one write per bank */
+#pragma HLS ARRAY_PARTITION variable=pbuf type=complete dim=1
+    /* words of a beat: drained a beat per cycle, written a word at a time
+     * (pool_pack, pool_put: byte enables) */
+#pragma HLS ARRAY_RESHAPE variable=pbuf type=cyclic factor=AGU_Q8_LANES dim=2
     /* Tiled windows (pool_tiled) whose band fits a half: its rows, two
      * words spare and BP's errors (whole planes; else ny output rows and
      * the plane's rows below its last window).  FP's outputs, never more
@@ -482,9 +526,9 @@ band_planes:
             const uint32_t n_out = whole ? gout : (last ? plane_out - out_r : band_out);
             const uint32_t n_in = whole ? gin - plane_in + span
                                         : (last ? span - in_r : band_in - row_step + kh_w);
-            agu_rd_q8w<POOL_BAND + AGU_Q8_LANES>(ddr, in_base + in_at, pin, n_in);
+            agu_rd_q8b<PIN_BANK>(ddr, in_base + in_at, pin, n_in, 0, -1);
             if (bp)
-                agu_rd_q8w<POOL_BAND>(ddr, f.src + out_at, pbuf, n_out);
+                agu_rd_q8b<POUT_BANK>(ddr, f.src + out_at, pbuf, n_out, 0, -1);
             /* (plane, row, column, ky, kx) as running addresses: no multiplier */
             uint32_t gbase = 0, ybase = 0, xbase = 0, roff = 0;
             uint32_t y = 0, x = 0, ky = 0, kx = 0, o = 0;
@@ -505,23 +549,17 @@ band_planes:
                 /* The segment of up to W taps of window row ky from kx: lanes
                  * [off, off + W) of the two words at the beat-aligned wb. */
                 const uint32_t a = xbase + roff + kx;
-                const uint32_t wb = a & ~(uint32_t)(AGU_Q8_LANES - 1);
-                const uint32_t off = a & (AGU_Q8_LANES - 1);
                 const uint32_t live = k_w - kx < AGU_Q8_LANES ? k_w - kx : AGU_Q8_LANES;
-                q8_t two[2 * AGU_Q8_LANES];
-                /* registers: both words at once */
-#pragma HLS ARRAY_PARTITION variable=two type=complete
-            words:
-                for (int j = 0; j < 2 * AGU_Q8_LANES; j++) {
-#pragma HLS UNROLL
-                    two[j] = pin[wb + j];
-                }
+                q8_t seg[AGU_Q8_LANES];   /* lanes a .. a + W - 1 */
+                /* registers: every lane at once */
+#pragma HLS ARRAY_PARTITION variable=seg type=complete
+                pool_get(pin, a, seg);
                 q8_t sm = 0;      /* the segment's first maximum and its lane */
                 uint32_t sj = 0;
             segment:
                 for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-                    const q8_t v = two[off + j];
+                    const q8_t v = seg[j];
                     if ((uint32_t)j < live && (j == 0 || v > sm)) {
                         sm = v;
                         sj = j;
@@ -538,7 +576,10 @@ band_planes:
                         pool_pack(pbuf, pk, o, m, o + 1 == n_out);
                         q_stats_add(st, m, m, false);
                     } else {
-                        const q8_t e = (mask && m <= 0) ? (q8_t)0 : pbuf[o];
+                        /* the error: element o, word o / W of bank (o / W) & 1 */
+                        const q8_t e = (mask && m <= 0) ? (q8_t)0
+                                       : pbuf[(o >> AGU_Q8_LOG2) & 1][(o >> (AGU_Q8_LOG2 + 1)) << AGU_Q8_LOG2
+                                                                      | (o & (AGU_Q8_LANES - 1))];
                         ap_int<16> cur = racc[am];
                         if (w1_ok && w1_at == am)
                             cur = w1_v;
@@ -568,7 +609,7 @@ band_planes:
             }
             CTRAIN_COUNT(ew_in, 1);   /* every band has an output */
             if (!bp) {
-                agu_wr_q8w<POOL_BAND>(ddr, f.dst + out_at, pbuf, n_out);
+                agu_wr_q8b<POUT_BANK>(ddr, f.dst + out_at, pbuf, n_out, 0, -1);
             } else {
                 /* The rows this band owns: whole planes, or up to the next band's
                  * first row (the plane's last band: to its end). */
@@ -585,24 +626,28 @@ band_planes:
 #pragma HLS ARRAY_PARTITION variable=qv type=complete
 #pragma HLS ARRAY_PARTITION variable=cl type=complete
                     const uint32_t rest = own - k * AGU_Q8_LANES;
+                    const uint32_t row = (k >> 1) * AGU_Q8_LANES;   /* word k: bank k & 1 */
                 store_lane:
                     for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-                        const uint32_t i = k * AGU_Q8_LANES + j;
                         bool clamped = false;
                         q8_t q = 0;
                         if ((uint32_t)j < rest) {   /* lanes past own: the carried rows */
-                            q = sat8(racc[i].to_int64(), clamped);
-                            racc[i] = 0;
+                            /* element k * W + j: always bank j (no selection) */
+                            q = sat8(racc[k * AGU_Q8_LANES + j].to_int64(), clamped);
+                            racc[k * AGU_Q8_LANES + j] = 0;
                         }
-                        pbuf[i] = q;   /* the whole word at once */
+                        if (k & 1)   /* the whole word at once */
+                            pbuf[1][row + j] = q;
+                        else
+                            pbuf[0][row + j] = q;
                         qv[j] = q;
                         cl[j] = clamped;
                     }
                     q_stats_add_lanes<AGU_Q8_LANES>(st, qv, qv, cl,
                                                     rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
                 }
-                agu_wr_q8w<POOL_BAND>(ddr, f.dst + in_at, pbuf, own);
+                agu_wr_q8b<POUT_BANK>(ddr, f.dst + in_at, pbuf, own, 0, -1);
                 /* Overlapping windows (k_h > s): rows below the owned ones already
                  * hold this band's contributions; they become the next band's first. */
                 const uint32_t carry = (!whole && !last && k_h > s) ? kh_w - row_step : 0;

@@ -83,7 +83,9 @@ power of two: one multiplier (reciprocal). Powers of two are free.
 
 Multiplexers (kind "mux", LUTs): a read of a partitioned array with a
 variable index in a partitioned dimension selects among N banks:
-width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux); a read at a variable
+width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux), the width the element's
+(a lane of a word ARRAY_RESHAPE widened: each unrolled copy selects its
+own lanes); a read at a variable
 index in a dimension that ARRAY_RESHAPE complete folds into the word selects
 among its N elements the same way (element width x ceil((N-1)/3)). A write
 at a variable index there is a byte-enabled write of its element's lanes,

@@ -9,13 +9,6 @@
  * may own below its last window (POOL_BP), so ny >= 1 for every legal shape. */
 #define POOL_ROWS (CTRAIN_MAX_KERNEL + CTRAIN_MAX_STRIDE - 1)
 #define POOL_BAND (POOL_ROWS * CTRAIN_MAX_DIM)
-/* The band buffers are two RAMs each, banked by word parity (element i in
- * bank (i / W) & 1, row i / 2W): the two consecutive words a segment reads
- * (pool_get) or writes (pool_put) are one access per RAM, which leaves each
- * RAM's other port to the band pipeline's load or store of the other half.
- * PIN_BANK and POUT_BANK: a bank's elements (pin has one word spare). */
-#define PIN_BANK (((POOL_BAND / AGU_Q8_LANES + 2) / 2) * AGU_Q8_LANES)
-#define POUT_BANK (((POOL_BAND / AGU_Q8_LANES + 1) / 2) * AGU_Q8_LANES)
 
 /* BN's W lane multipliers (8 x 32 bit, two DSP slices each) go to fabric on a
  * chip whose DSPs the PE array nearly fills (the Pynq-Z2's 220). */
@@ -90,6 +83,14 @@ chunk:
             CTRAIN_REGION_END();
     }
 }
+
+/* The band buffers are two RAMs each, banked by word parity (element i in
+ * bank (i / W) & 1, row i / 2W): the two consecutive words a segment reads
+ * (pool_get) or writes (pool_put) are one access per RAM, which leaves each
+ * RAM's other port to the band pipeline's load or store of the other half.
+ * PIN_BANK and POUT_BANK: a bank's elements (pin has one word spare). */
+#define PIN_BANK (((POOL_BAND / AGU_Q8_LANES + 2) / 2) * AGU_Q8_LANES)
+#define POUT_BANK (((POOL_BAND / AGU_Q8_LANES + 1) / 2) * AGU_Q8_LANES)
 
 /* Element i of a sequence into buf, one whole word of W lanes written when
  * its last lane (or the sequence's last element) arrives: buf is stored as

@@ -233,6 +233,16 @@ def expected_iters(f, board, chunk):
         cnt = f["count"]
         lens = [min(chunk, cnt - i) for i in range(0, cnt, chunk)]
         return dict(pe=0, ew=sum(_cdiv(n_, beat) for n_ in lens), rd=(3 if mask else 2) * cnt, wr=cnt)
+    avg_bp = op == Op.AVGPOOL_BP
+    if op in validate.AVG_OPS and (chunk - beat) // (hi * wi + avg_bp * ho * wo) >= 1 and (
+            not avg_bp or (f["stride"] >= kh or ho == 1) and (f["stride"] >= kw or wo == 1)):
+        # whole planes through ping-pong bands: every operand read once; FP a
+        # segment of <= W taps per cycle, BP an input element per cycle
+        if op == Op.AVGPOOL_FP:
+            return dict(pe=0, ew=planes * ho * wo * kh * _cdiv(kw, beat), rd=planes * hi * wi,
+                        wr=planes * ho * wo)
+        return dict(pe=0, ew=planes * hi * wi, rd=planes * (ho * wo + (hi * wi if mask else 0)),
+                    wr=planes * hi * wi)
     if op == Op.AVGPOOL_FP:
         return dict(pe=0, ew=planes * ho * (kh * _cdiv(wi, beat) + kw * wo), rd=planes * ho * kh * wi,
                     wr=planes * ho * wo)
@@ -245,6 +255,17 @@ def expected_iters(f, board, chunk):
     # pooling bands: G whole planes, or ny output rows of one plane
     POOL_BAND = perfmodel.POOL_BAND
     planes, s, plane = n * ci, f["stride"], hi * wi
+    room, tail, bp = POOL_BAND // 2 - 2 * beat, hi - ho * s, op == Op.POOL_BP
+    whole = room // (plane + bp * ho * wo) > 0
+    if kh == kw == s and s in (1, 2, 4) and (whole or (room - tail * wi) // (wi * s + bp * wo) > 0):
+        # tiled windows: every input read once (whole planes, else the rows in
+        # windows), a segment of W columns per cycle, s steps per segment of
+        # P = W/s windows (FP) or 2s per segment of a row and one per tail row's (BP)
+        rd_x = planes * (plane if whole else ho * s * wi)
+        if op == Op.POOL_FP:
+            return dict(pe=0, ew=planes * ho * _cdiv(wo, beat // s) * s, rd=rd_x, wr=planes * ho * wo)
+        return dict(pe=0, ew=planes * (ho * 2 * s + tail) * _cdiv(wi, beat), rd=rd_x + planes * ho * wo,
+                    wr=planes * plane)
     span = ((ho - 1) * s + kh) * wi
     if plane <= POOL_BAND:   # rounded down to planes that make whole beats of the written band
         written = plane if op == Op.POOL_BP else ho * wo

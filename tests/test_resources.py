@@ -403,3 +403,46 @@ def test_a_read_inside_a_reshaped_word_is_a_multiplexer(estimates):
     n = b.pe_rows * b.pe_cols
     assert f"{n}:1 x 48 bit" in mux[0].detail
     assert mux[0].lut == mux[0].count * 48 * math.ceil((n - 1) / 3)
+
+
+@pytest.mark.parametrize("board", boards.BOARDS)
+def test_pooling_band_buffers_give_each_ram_two_accesses_a_cycle(estimates, board):
+    """The pooling band pipelines (load band k+1 || compute k || store k-1)
+    overlap only if no RAM sees more than its two ports' accesses a cycle.
+    The estimate cannot count accesses per cycle, so this checks the banking
+    that bounds them (docs/overlay.md "Pooling band buffers"): stream_pool's
+    pin and pbuf are two RAMs of beat-wide words banked by word parity, and
+    pool_get / pool_put touch each bank once (the segment's two consecutive
+    words), leaving the other port to the load's or store's one word;
+    avgpool_band's ain is a RAM per ping-pong half (the compute's two reads
+    in one, the load's write in the other). A flat buffer again (one RAM,
+    three accesses a cycle) fails here."""
+    est, b = estimates[board], boards.get(board)
+    src = Sources(os.path.join(config_dir(), f"{board}.h"))
+    W = b.ddr_beat
+    band = src.macros.eval("POOL_BAND")
+    assert band == src.macros.eval("POOL_ROWS") * src.macros.eval("CTRAIN_MAX_DIM")
+    for name, words in (("stream_pool:pin", band // W + 1), ("stream_pool:pbuf", band // W)):
+        it = _item(est, name)
+        rows = (words + 1) // 2   # the even words' bank is the deeper
+        assert it.count == 2, it.detail
+        assert f"2 bank(s) of {rows} x {8 * W} bit" in it.detail
+        if name.endswith("pin") and b.macros["POOL_URAM"] == "1":
+            assert it.bram36 == 0 and it.uram == 2 * resources.uram_per_bank(rows, 8 * W)
+        else:
+            assert it.uram == 0 and it.bram36 == 2 * resources.bram18_per_bank(rows, 8 * W) / 2
+    ain = _item(est, "avgpool_band:ain")
+    half_words = int(b.macros["CHUNK"]) // W + 1   # a word spare per half
+    assert ain.count == 2 and f"2 bank(s) of {half_words} x {8 * W} bit" in ain.detail
+    assert ain.bram36 == 0 and ain.lut == 2 * resources.lutram_luts(half_words, 8 * W)
+    # one access per bank in the segment's read and write
+    for fn in ("pool_get", "pool_put"):
+        body = src.functions[fn].body
+        assert len(re.findall(r"\bbuf\[0\]\[", body)) == 1, fn
+        assert len(re.findall(r"\bbuf\[1\]\[", body)) == 1, fn
+        assert not re.search(r"\bbuf\[(?![01]\])", body), fn
+    # the store's beat from bank wd & 1: a 2:1 selection of each of its W lanes,
+    # per call site (pool_tiled's store and stream_pool's two)
+    sel = [i for i in est.items if i.kind == "mux" and i.name.startswith("agu_wr_q8b:")
+           and "(stream_pool:pbuf)" in i.name]
+    assert len(sel) == 1 and sel[0].count == 3 * W and sel[0].lut == 3 * W * 8

@@ -2,8 +2,10 @@
 random cases never reach: whole planes grouped with a partial last group, row
 bands of a plane too large for the band buffer with overlapping windows (the
 gradient rows carried from band to band) and with stride above the kernel
-(rows no window covers, owned by the last band): the C-sim writes exactly what
-the numpy engine writes, and the model's counters equal the C-sim's."""
+(rows no window covers, owned by the last band), and tiled windows (k = s:
+pool_tiled's ping-pong bands, whole planes and row bands with rows and
+columns below the last window): the C-sim writes exactly what the numpy
+engine writes, and the model's counters equal the C-sim's."""
 
 import numpy as np
 import pytest
@@ -45,6 +47,11 @@ SHAPES = [
     (1, 2, 150, 120, 3, 3, 2),    # row bands, overlapping windows: the carry
     (2, 1, 130, 97, 2, 3, 3),     # row bands, stride above the kernel: uncovered rows
     (1, 1, 40, 512, 11, 11, 4),   # the widest plane, the largest window and stride
+    # tiled windows (k = s, pool_tiled): bands through ping-pong halves
+    (5, 16, 28, 28, 2, 2, 2),     # CNV's first pool: whole planes, many bands
+    (1, 2, 151, 121, 2, 2, 2),    # row bands, a row and a column below the last window
+    (2, 1, 23, 510, 4, 4, 4),     # row bands of the widest stride, tail rows
+    (3, 2, 5, 27, 1, 1, 1),       # 1x1 windows
 ]
 
 

@@ -576,20 +576,84 @@ def _chunk_pipeline(c, total, K, load, comp, store):
 POOL_BAND = (validate.LIMITS["KERNEL"] + validate.LIMITS["STRIDE"] - 1) * validate.LIMITS["DIM"]
 
 
+def _pool_tiling(f, b):
+    """(G, ny) of stream_pool's tiled path (pool_tiled: k_h = k_w = s, s a
+    power of two) when its band fits a half of the band buffers, else None:
+    G whole planes per band (ny = h_out), or one plane's ny output rows."""
+    hi, wi, ho, wo, kh, kw, s = (f["h_in"], f["w_in"], f["h_out"], f["w_out"], f["k_h"],
+                                 f["k_w"], f["stride"])
+    if not (kh == s and kw == s and s in (1, 2, 4)):
+        return None
+    bp = f["op"] == Op.POOL_BP        # BP's errors share the rows' half
+    room = POOL_BAND // 2 - 2 * b.ddr_beat
+    fit = room // (hi * wi + bp * ho * wo)
+    tail_in = (hi - ho * s) * wi
+    ny = (room - tail_in) // (wi * s + bp * wo) if room > tail_in else 0
+    if fit >= 1:
+        return _pool_align(f, b, fit), ho
+    return (1, min(ny, ho)) if ny >= 1 else None
+
+
+def _pool_align(f, b, g_fit):
+    """Planes per band rounded down to a multiple of those that make the
+    written band whole beats (stream_pool's g_align)."""
+    wplane = f["h_in"] * f["w_in"] if f["op"] == Op.POOL_BP else f["h_out"] * f["w_out"]
+    tz = min((wplane & -wplane).bit_length() - 1, b.ddr_beat.bit_length() - 1)
+    g_align = b.ddr_beat >> tz
+    return g_fit - g_fit % g_align if g_fit >= g_align else g_fit
+
+
+def _pool_tiled(f, b, c, G, ny):
+    """pool_tiled: bands through ping-pong halves, load k+1 || compute k ||
+    store k-1; per band one loop of a segment per cycle: FP s steps per
+    (plane, output row, segment of P = W/s windows), BP 2s per (plane, output
+    row, segment of W columns) and one per tail row's segment."""
+    bp, W = f["op"] == Op.POOL_BP, b.ddr_beat
+    P, hi, wi, ho, wo, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"], f["w_out"],
+                            f["stride"])
+    plane, plane_out, tail = hi * wi, ho * wo, hi - ho * s
+    whole = ny == ho
+    p0 = np.repeat(np.arange(0, P, G, dtype=np.int64), _cdiv(ho, ny))
+    y0 = np.tile(np.arange(0, ho, ny, dtype=np.int64), _cdiv(P, G))
+    k = np.arange(p0.size)
+    last = y0 + ny >= ho
+    gb, nyb = np.minimum(G, P - p0), np.where(last, ho - y0, ny)
+    in_at, out_at = p0 * plane + y0 * s * wi, p0 * plane_out + y0 * wo
+    if whole:
+        n_x, n_o = gb * plane, gb * plane_out
+    else:
+        n_x = np.where(last, (ho - y0) * s * wi, ny * s * wi)
+        n_o = np.where(last, plane_out - y0 * wo, ny * wo)
+    load, comp, store = (_Items(b, k.size) for _ in range(3))
+    _items_rdw(load, k, (f["aux"] if bp else f["src"]) + in_at, n_x)
+    if bp:
+        _items_rdw(load, k, f["src"] + out_at, n_o)
+        nq = _cdiv(wi, W)
+        tails = np.where(whole | last, tail, 0)
+        comp.loop("ew", k, gb * (nyb * nq * 2 * s + tails * nq))
+        n_w = gb * plane if whole else np.where(last, plane - y0 * s * wi, ny * s * wi)
+        store.burst("wr", k, f["dst"] + in_at, n_w, 1)
+    else:
+        comp.loop("ew", k, gb * nyb * _cdiv(wo, W // s) * s)
+        store.burst("wr", k, f["dst"] + out_at, n_o, 1)
+    _pipeline(c, load, comp, store)
+
+
 def _pool(f, b, c):
-    """stream_pool: per band (G whole planes, or ny output rows of one plane)
-    one read burst per operand, one loop over every (output, tap), BP's store
-    of the rows the band owns and the carry of overlapping rows, one write."""
+    """stream_pool: tiled windows through _pool_tiled where their band fits;
+    else per band (G whole planes, or ny output rows of one plane) one read
+    burst per operand, one loop over every (output, tap), BP's store of the
+    rows the band owns and the carry of overlapping rows, one write."""
+    tiling = _pool_tiling(f, b)
+    if tiling is not None:
+        _pool_tiled(f, b, c, *tiling)
+        return
     bp = f["op"] == Op.POOL_BP
     P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
                                     f["w_out"], f["k_h"], f["k_w"], f["stride"])
     plane = hi * wi
     whole = plane <= POOL_BAND
-    wplane = plane if bp else ho * wo           # the written plane: bands of whole beats
-    tz = min((wplane & -wplane).bit_length() - 1, b.ddr_beat.bit_length() - 1)
-    g_align = b.ddr_beat >> tz
-    g_fit = POOL_BAND // plane if whole else 1
-    G = g_fit - g_fit % g_align if g_fit >= g_align else g_fit
+    G = _pool_align(f, b, POOL_BAND // plane if whole else 1)
     fit = (POOL_BAND // wi - kh + 1) // s
     ny = ho if whole or fit > ho else fit
     W = b.ddr_beat
@@ -632,6 +696,10 @@ def _graph_ops(f, b, c):
         return
     P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
                                     f["w_out"], f["k_h"], f["k_w"], f["stride"])
+    G = _avg_band(f, b)
+    if G is not None:
+        _avgpool_band(f, b, c, G)
+        return
     nc = np.arange(P, dtype=np.int64)[:, None]
     if op == Op.AVGPOOL_FP:
         iy = _arr([y * s + ky for y in range(ho) for ky in range(kh)])
@@ -651,6 +719,39 @@ def _graph_ops(f, b, c):
         c.rd(f["aux"] + rows, wi)
     c.loop("ew", wi, times=P * hi)                                 # store
     c.wr(f["dst"] + rows, wi)
+
+
+def _avg_band(f, b):
+    """Planes per band of eltwise.cpp's avgpool_band (G whole planes fit a
+    CTRAIN_CHUNK half, BP's windows cover every input at most once), else None."""
+    bp = f["op"] == Op.AVGPOOL_BP
+    hi, wi, ho, wo, kh, kw, s = (f["h_in"], f["w_in"], f["h_out"], f["w_out"], f["k_h"], f["k_w"],
+                                 f["stride"])
+    g = (b.chunk - b.ddr_beat) // (hi * wi + (ho * wo if bp else 0))
+    once = (s >= kh or ho == 1) and (s >= kw or wo == 1)
+    return g if g >= 1 and (not bp or once) else None
+
+
+def _avgpool_band(f, b, c, G):
+    """avgpool_band: bands of G planes through ping-pong halves, load k+1 ||
+    compute k || store k-1; FP a segment of <= W taps of a window row per
+    cycle, BP an input element per cycle."""
+    bp, W = f["op"] == Op.AVGPOOL_BP, b.ddr_beat
+    P, plane_in, plane_out = f["n"] * f["c_in"], f["h_in"] * f["w_in"], f["h_out"] * f["w_out"]
+    p0 = np.arange(0, P, G, dtype=np.int64)
+    k, gb = np.arange(p0.size), np.minimum(G, P - p0)
+    load, comp, store = (_Items(b, k.size) for _ in range(3))
+    if not bp:
+        _items_rdw(load, k, f["src"] + p0 * plane_in, gb * plane_in)
+        comp.loop("ew", k, gb * plane_out * f["k_h"] * _cdiv(f["k_w"], W))
+        store.burst("wr", k, f["dst"] + p0 * plane_out, gb * plane_out, 1)
+    else:
+        if f["flags"] & Flag.RELU_MASK:
+            _items_rdw(load, k, f["aux"] + p0 * plane_in, gb * plane_in)
+        _items_rdw(load, k, f["src"] + p0 * plane_out, gb * plane_out)
+        comp.loop("ew", k, gb * plane_in)
+        store.burst("wr", k, f["dst"] + p0 * plane_in, gb * plane_in, 1)
+    _pipeline(c, load, comp, store)
 
 
 # ---------------------------------------------------------------- sparse ops

@@ -549,9 +549,11 @@ static inline void set_word_elem(beat_t &w, int j, T v) {
     }
 }
 
-/* count elements of SIZE bytes at ddr[addr..] -> buf[0 .. count), a beat per cycle. */
+/* count elements of SIZE bytes at ddr[addr..] -> buf[at .. at + count), a
+ * beat per cycle; at = at_words x DDR_BEAT, a ping-pong half's start in an
+ * int8 buffer (only agu_rd_q8w passes it: SIZE 1, a word is DDR_BEAT elements). */
 template <typename T, int N, int SIZE>
-void agu_rd_wide(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count) {
+void agu_rd_wide(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count, uint32_t at_words = 0) {
 #pragma HLS INLINE
     const uint32_t len = SIZE * count;
     agu_count_loop(false, addr, len, len ? agu_wide_trips(addr, len) : 0);
@@ -573,7 +575,7 @@ rd_wide:
             for (int j = 0; j < AGU_LANES(SIZE); j++) {
 #pragma HLS UNROLL
                 if (k + j < count)
-                    buf[k + j] = word_elem<T, SIZE>(w, j);
+                    buf[at_words * DDR_BEAT + k + j] = word_elem<T, SIZE>(w, j);
             }
             k += AGU_LANES(SIZE);
         }
@@ -581,9 +583,10 @@ rd_wide:
     }
 }
 
-/* buf[0 .. count) -> elements of SIZE bytes at ddr[addr..], a beat per cycle. */
+/* buf[at .. at + count) -> elements of SIZE bytes at ddr[addr..], a beat per
+ * cycle (at as agu_rd_wide's: int8 buffers only). */
 template <typename T, int N, int SIZE>
-void agu_wr_wide(ddr_t *ddr, uint32_t addr, const T buf[N], uint32_t count) {
+void agu_wr_wide(ddr_t *ddr, uint32_t addr, const T buf[N], uint32_t count, uint32_t at_words = 0) {
 #pragma HLS INLINE
     const uint32_t len = SIZE * count;
     agu_count(true, addr, len, 1);
@@ -601,7 +604,7 @@ wr_wide:
         for (int j = 0; j < AGU_LANES(SIZE); j++) {
 #pragma HLS UNROLL
             if (k + j < count)
-                set_word_elem<T, SIZE>(cur, j, buf[k + j]);
+                set_word_elem<T, SIZE>(cur, j, buf[at_words * DDR_BEAT + k + j]);
         }
         ddr_put(ddr, g.first + t, agu_funnel(prev, cur, s), agu_lo(g, t), agu_hi(g, t));
         prev = cur;
@@ -611,15 +614,94 @@ wr_wide:
 
 /* The int8 and int32 forms. */
 template <int N>
-void agu_rd_q8w(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
+void agu_rd_q8w(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len, uint32_t at_words = 0) {
 #pragma HLS INLINE
-    agu_rd_wide<q8_t, N, 1>(ddr, addr, buf, len);
+    agu_rd_wide<q8_t, N, 1>(ddr, addr, buf, len, at_words);
 }
 
 template <int N>
-void agu_wr_q8w(ddr_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len) {
+void agu_wr_q8w(ddr_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len, uint32_t at_words = 0) {
 #pragma HLS INLINE
-    agu_wr_wide<q8_t, N, 1>(ddr, addr, buf, len);
+    agu_wr_wide<q8_t, N, 1>(ddr, addr, buf, len, at_words);
+}
+
+/* The same bursts into and out of an int8 buffer held as two RAMs of
+ * beat-wide words, buf[2][NB]: word wd of the sequence at_words.. is bank
+ * HALF's row wd (HALF 0 or 1: a ping-pong half per RAM), or with HALF < 0
+ * bank wd & 1's row wd >> 1 (banked by word parity: any two consecutive
+ * words are in different RAMs).  Each iteration writes (reads) one word of
+ * one bank: a bank sees at most one access of the burst per cycle. */
+static inline uint32_t agu_bank_row(uint32_t wd, int half) {
+#pragma HLS INLINE
+    return (half < 0 ? wd >> 1 : wd) * DDR_BEAT;
+}
+
+template <int NB>
+void agu_rd_q8b(const ddr_t *ddr, uint32_t addr, q8_t buf[2][NB], uint32_t len, uint32_t at_words,
+                int half) {
+#pragma HLS INLINE
+    agu_count_loop(false, addr, len, len ? agu_wide_trips(addr, len) : 0);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+    const uint32_t trips = agu_wide_trips(addr, len);
+    const int s = g.off ? (int)g.off : DDR_BEAT;   /* word k from beats k, k + 1 (aligned: k) */
+    const uint32_t lag = g.off ? 1 : 0;            /* iteration t completes word t - lag */
+    beat_t prev = beat_zero();
+    uint32_t k = 0, wd = at_words;   /* first element of the next word, its word */
+rd_banked:
+    for (uint32_t t = 0; t < trips; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=2*NB/DDR_BEAT+1
+        const beat_t cur = t < g.beats ? ddr_get(ddr, g.first + t, 0, DDR_BEAT) : beat_zero();
+        if (t >= lag) {
+            const beat_t w = agu_funnel(prev, cur, s);
+            const bool odd = half < 0 ? (wd & 1) != 0 : half != 0;
+            const uint32_t row = agu_bank_row(wd, half);
+            for (int j = 0; j < DDR_BEAT; j++) {
+#pragma HLS UNROLL
+                if (k + j < len) {
+                    if (odd)
+                        buf[1][row + j] = (q8_t)beat_lane(w, j);
+                    else
+                        buf[0][row + j] = (q8_t)beat_lane(w, j);
+                }
+            }
+            k += DDR_BEAT;
+            wd++;
+        }
+        prev = cur;
+    }
+}
+
+template <int NB>
+void agu_wr_q8b(ddr_t *ddr, uint32_t addr, const q8_t buf[2][NB], uint32_t len, uint32_t at_words,
+                int half) {
+#pragma HLS INLINE
+    agu_count(true, addr, len, 1);
+    if (len == 0)
+        return;
+    const agu_burst g = agu_plan(addr, len);
+    const int s = DDR_BEAT - (int)g.off;   /* beat t from words t - 1, t */
+    beat_t prev = beat_zero();
+    uint32_t k = 0, wd = at_words;   /* first element of word t, its word */
+wr_banked:
+    for (uint32_t t = 0; t < g.beats; t++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=2*NB/DDR_BEAT+1
+        beat_t cur = beat_zero();
+        const uint32_t bank = half < 0 ? (wd & 1) : (uint32_t)half;
+        const uint32_t row = agu_bank_row(wd, half);
+        for (int j = 0; j < DDR_BEAT; j++) {
+#pragma HLS UNROLL
+            if (k + j < len)
+                set_lane(cur, j, (uint8_t)buf[bank][row + j]);
+        }
+        ddr_put(ddr, g.first + t, agu_funnel(prev, cur, s), agu_lo(g, t), agu_hi(g, t));
+        prev = cur;
+        k += DDR_BEAT;
+        wd++;
+    }
 }
 
 template <int N>

@@ -323,10 +323,178 @@ plane:
     }
 }
 
+/* Small planes (a band of G >= 1 whole planes fits half of the band
+ * buffers; BP: the windows cover every input at most once, s >= k or a
+ * single window, as global pooling): bands through ping-pong halves, load
+ * k+1 || compute k || store k-1, one burst per operand and band, one
+ * pipelined loop per band.  FP: one segment of <= W taps of a window row per
+ * cycle (an adder tree), the window's output at its last segment; BP: one
+ * input element per cycle, its window's error (or 0) times R. */
+#define AVG_HALF CTRAIN_CHUNK
+
+static void avgpool_band(ddr_t *ddr, const ctrain_insn_t &f, avg_recip_t r, int sh_out, q_stats &st,
+                         uint32_t G) {
+    const bool bp = f.op == OP_AVGPOOL_BP;
+    const bool mask = bp && (f.flags & FLAG_RELU_MASK) != 0;
+    const uint32_t s = f.stride, k_h = f.k_h, k_w = f.k_w, w_in = f.w_in, h_out = f.h_out;
+    const uint32_t w_out = f.w_out, h_in = f.h_in;
+    const uint32_t planes = dim_mul(f.n, f.c_in), plane_in = dim_mul(h_in, w_in);
+    const uint32_t plane_out = dim_mul(h_out, w_out), row_step = dim_mul(s, w_in);
+    const uint32_t grp_in = dim_mul(G, plane_in), grp_out = dim_mul(G, plane_out);
+    const uint32_t all_in = dim_mul(planes, plane_in), all_out = dim_mul(planes, plane_out);
+    /* BP's strides: one window along a dimension never wraps */
+    const uint32_t sy = h_out == 1 ? CTRAIN_MAX_DIM : s, sx = w_out == 1 ? CTRAIN_MAX_DIM : s;
+    /* FP: the rows; BP: the gate, then the errors.  A RAM per ping-pong half
+     * (a word spare each): per cycle the compute's half sees two reads (FP
+     * two words, BP two elements: the RAM's two ports) and the load's half
+     * one write. */
+    q8_t ain[2][AVG_HALF + EW_BEAT];
+    q8_t aout[2 * AVG_HALF];
+    /* a RAM per half: the compute's two reads and the load's write never share one */
+#pragma HLS ARRAY_PARTITION variable=ain type=complete dim=1
+    /* words of a beat: filled a beat per cycle */
+#pragma HLS ARRAY_RESHAPE variable=ain type=cyclic factor=EW_BEAT dim=2
+    /* aout written an element per cycle, drained a beat per cycle (one port each) */
+#pragma HLS ARRAY_RESHAPE variable=aout type=cyclic factor=EW_BEAT
+    /* CTRAIN_CHUNK halves: distributed RAM, the BRAM goes to the PE array */
+#pragma HLS BIND_STORAGE variable=ain type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=aout type=ram_2p impl=lutram
+    const uint32_t half_words = AVG_HALF / EW_BEAT;
+    uint32_t l_in = 0, l_out = 0, c_in = 0, c_out = 0, s_in = 0, s_out = 0;   /* load, compute, store */
+    /* The pipeline over bands: load k+1 || compute k || store k-1, until the
+     * store has passed the last plane (no band count: no divider). */
+band:
+    for (int32_t k = -1; s_in < all_in; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=MAX_PLANES+2
+        const bool region = k >= 0 && c_in < all_in;
+        if (region)
+            CTRAIN_REGION_BEGIN();
+        if (l_in < all_in) {   /* stage 0: band k + 1 in */
+            const uint32_t n_i = all_in - l_in < grp_in ? all_in - l_in : grp_in;
+            const uint32_t n_o = all_out - l_out < grp_out ? all_out - l_out : grp_out;
+            const int h = (int)((uint32_t)(k + 1) & 1);
+            if (!bp)
+                agu_rd_q8b<AVG_HALF + EW_BEAT>(ddr, f.src + l_in, ain, n_i, 0, h);
+            else {   /* the errors from the word after the gate */
+                if (mask)
+                    agu_rd_q8b<AVG_HALF + EW_BEAT>(ddr, f.aux + l_in, ain, n_i, 0, h);
+                agu_rd_q8b<AVG_HALF + EW_BEAT>(ddr, f.src + l_out, ain, n_o,
+                                                mask ? (n_i + EW_BEAT - 1) / EW_BEAT : 0, h);
+            }
+            l_in += grp_in;
+            l_out += grp_out;
+        }
+        if (region) {           /* stage 1: band k through */
+            CTRAIN_STAGE(1);
+            const uint32_t hb = (((uint32_t)k & 1) ? AVG_HALF : 0);   /* aout's half */
+            const uint32_t ih = (uint32_t)k & 1;                       /* ain's */
+            const uint32_t n_i = all_in - c_in < grp_in ? all_in - c_in : grp_in;
+            const uint32_t n_o = all_out - c_out < grp_out ? all_out - c_out : grp_out;
+            const uint32_t e0 = mask ? (n_i + EW_BEAT - 1) / EW_BEAT * EW_BEAT : 0;
+            /* FP: (plane, y, x, ky, segment kx) as running addresses; BP: the
+             * element, its row and column phases within the stride and its window */
+            uint32_t gbase = 0, ybase = 0, xbase = 0, roff = 0, y = 0, x = 0, ky = 0, kx = 0;
+            uint32_t o = 0, i = 0, iy = 0, ix = 0, ry = 0, rx = 0, oy = 0, ox = 0, obase = 0, pobase = 0;
+            avg_sum_t sum = 0;
+            bool more = true;
+        win:
+            while (more) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=AVG_HALF*EW_BEAT
+                CTRAIN_COUNT(ew, 1);
+                avg_sum_t val = 0;   /* the value stored this cycle, if any (one avg_store) */
+                bool put = false, drop = false;
+                uint32_t put_at = 0;
+                if (!bp) {
+                    /* lanes [off, off + live) of the two words at a's word */
+                    const uint32_t a = xbase + roff + kx;
+                    const uint32_t wb = a & ~(uint32_t)(EW_BEAT - 1), off = a & (EW_BEAT - 1);
+                    const uint32_t live = k_w - kx < EW_BEAT ? k_w - kx : EW_BEAT;
+                    /* both words' lanes, those in the segment summed: no lane shifter */
+                    avg_sum_t seg = 0;
+                avg_taps:
+                    for (int j = 0; j < 2 * EW_BEAT; j++) {
+#pragma HLS UNROLL
+                        const q8_t t = ain[ih][wb + j];
+                        if ((uint32_t)j >= off && (uint32_t)j < off + live)
+                            seg += t;
+                    }
+                    const avg_sum_t v = (kx == 0 && ky == 0 ? (avg_sum_t)0 : sum) + seg;
+                    sum = v;
+                    if (kx + live == k_w && ky + 1 == k_h) {   /* the window's last segment */
+                        val = v;
+                        put = true;
+                        put_at = hb + o;
+                        o++;
+                        more = o != n_o;
+                    }
+                    if (kx + live < k_w) {
+                        kx += EW_BEAT;
+                    } else if (ky + 1 < k_h) {
+                        kx = 0; ky++; roff += w_in;
+                    } else if (x + 1 < w_out) {
+                        kx = 0; ky = 0; roff = 0; x++; xbase += s;
+                    } else if (y + 1 < h_out) {
+                        kx = 0; ky = 0; roff = 0; x = 0; y++; ybase += row_step; xbase = ybase;
+                    } else {   /* the group's next plane */
+                        kx = 0; ky = 0; roff = 0; x = 0; y = 0;
+                        gbase += plane_in; ybase = gbase; xbase = gbase;
+                    }
+                } else {
+                    const bool covered = ry < k_h && oy < h_out && rx < k_w && ox < w_out;
+                    const q8_t err = ain[ih][covered ? e0 + obase + ox : e0];
+                    drop = mask && ain[ih][i] <= 0;
+                    val = covered ? (avg_sum_t)err : (avg_sum_t)0;
+                    put = true;
+                    put_at = hb + i;
+                    i++;
+                    more = i != n_i;
+                    if (ix + 1 < w_in) {
+                        ix++;
+                        if (++rx == sx) { rx = 0; ox++; }
+                    } else {   /* the next row, or the next plane's first */
+                        ix = 0; rx = 0; ox = 0;
+                        if (iy + 1 < h_in) {
+                            iy++;
+                            if (++ry == sy) { ry = 0; oy++; obase += w_out; }
+                        } else {
+                            iy = 0; ry = 0; oy = 0; pobase += plane_out; obase = pobase;
+                        }
+                    }
+                }
+                if (put)
+                    aout[put_at] = avg_store(val, r, drop, sh_out, st);
+            }
+            CTRAIN_COUNT(ew_in, 1);
+            c_in += grp_in;
+            c_out += grp_out;
+            CTRAIN_STAGE(2);
+        }
+        if (k >= 1) {           /* stage 2: band k - 1 out */
+            const uint32_t at = bp ? s_in : s_out;
+            const uint32_t n = bp ? (all_in - s_in < grp_in ? all_in - s_in : grp_in)
+                                  : (all_out - s_out < grp_out ? all_out - s_out : grp_out);
+            agu_wr_q8w<2 * AVG_HALF>(ddr, f.dst + at, aout, n, (((uint32_t)(k - 1) & 1) ? half_words : 0));
+            s_in += grp_in;
+            s_out += grp_out;
+        }
+        if (region)
+            CTRAIN_REGION_END();
+    }
+}
+
 void eltwise_avgpool(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     const avg_recip_t r = avg_recip(dim_mul(f.k_h, f.k_w));
     const int sh_out = q_shift((wide_t)e.dst - ((wide_t)e.src - CTRAIN_AVG_SHIFT));
-    if (f.op == OP_AVGPOOL_FP)
+    const bool bp = f.op == OP_AVGPOOL_BP;
+    const uint32_t plane_in = dim_mul(f.h_in, f.w_in), plane_out = dim_mul(f.h_out, f.w_out);
+    /* a band's planes: FP its rows; BP its gate and errors, a word spare */
+    const uint32_t need = bp ? plane_in + plane_out : plane_in;
+    const uint32_t g_fit = (AVG_HALF - EW_BEAT) / need;
+    const bool once = (f.stride >= f.k_h || f.h_out == 1) && (f.stride >= f.k_w || f.w_out == 1);
+    if (g_fit >= 1 && (!bp || once))
+        avgpool_band(ddr, f, r, sh_out, st, g_fit);
+    else if (!bp)
         avgpool_fp(ddr, f, r, sh_out, st);
     else
         avgpool_bp(ddr, f, r, sh_out, st);

@@ -80,21 +80,321 @@ chunk:
     }
 }
 
+/* The band buffers are two RAMs each, banked by word parity (element i in
+ * bank (i / W) & 1, row i / 2W): the two consecutive words a segment reads
+ * (pool_get) or writes (pool_put) are one access per RAM, which leaves each
+ * RAM's other port to the band pipeline's load or store of the other half.
+ * PIN_BANK and POUT_BANK: a bank's elements (pin has one word spare). */
+#define PIN_BANK (((POOL_BAND / AGU_Q8_LANES + 2) / 2) * AGU_Q8_LANES)
+#define POUT_BANK (((POOL_BAND / AGU_Q8_LANES + 1) / 2) * AGU_Q8_LANES)
+
 /* Element i of a sequence into buf, one whole word of W lanes written when
  * its last lane (or the sequence's last element) arrives: buf is stored as
  * beat-wide words, and a word written whole needs no read-modify-write.
  * Lanes past the sequence's end carry stale values, never drained. */
-static inline void pool_pack(q8_t buf[POOL_BAND], q8_t pk[AGU_Q8_LANES], uint32_t i, q8_t v,
+static inline void pool_pack(q8_t buf[2][POUT_BANK], q8_t pk[AGU_Q8_LANES], uint32_t i, q8_t v,
                              bool end) {
 #pragma HLS INLINE
     const uint32_t lane = i % AGU_Q8_LANES;
     pk[lane] = v;
     if (lane == AGU_Q8_LANES - 1 || end) {
-        const uint32_t base = i - lane;
+        const uint32_t wd = i >> AGU_Q8_LOG2, base = (wd >> 1) << AGU_Q8_LOG2;
         for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-            buf[base + j] = (uint32_t)j == lane ? v : pk[j];
+            const q8_t x = (uint32_t)j == lane ? v : pk[j];
+            if (wd & 1)
+                buf[1][base + j] = x;
+            else
+                buf[0][base + j] = x;
         }
+    }
+}
+
+/* Tiled windows (k_h = k_w = s, s a power of two up to 4, so s divides W):
+ * the windows tile the plane, every input position is in at most one window,
+ * and a word of W input columns holds P = W / s whole windows.  Bands live in
+ * one half of the band buffers each (POOL_HALF), so band k + 1 loads into one
+ * half while band k computes from the other and band k - 1 stores from it.
+ * Per band one pipelined loop of a segment (W columns of one input row) per
+ * cycle:
+ *  - FP, per (plane, output row, segment): s steps, one per window row, each
+ *    the P windows' row maxima merged into their running maxima; the last
+ *    writes the P outputs;
+ *  - BP, per (plane, output row, segment): the same s steps keeping each
+ *    window's first maximum's tap (the numpy engine's first maximum in
+ *    row-major order: strict > across rows and within a row), then s steps
+ *    writing the gradient's s rows of the segment (the window's error at its
+ *    tap, else 0; RELU_MASK zeroes a window whose maximum is <= 0), then
+ *    the rows below the plane's last window (h_in - h_out * s < s), zeros.
+ * Every input is read once, every output written once: a beat per cycle but
+ * for a plane row's last segment (w_in % W columns) and BP's write steps. */
+#define POOL_HALF (POOL_BAND / 2)
+
+/* A band's place: its group's first plane (index, offsets in the input and
+ * output tensors) and its first output row (index, offsets in the plane). */
+struct pool_cur {
+    uint32_t p0, y0, pin, pout, rin, rout;
+};
+
+/* The band after c: the next ny output rows, or the next group of G planes. */
+static inline void pool_next(pool_cur &c, uint32_t G, uint32_t ny, uint32_t h_out, uint32_t grp_in,
+                             uint32_t grp_out, uint32_t band_in, uint32_t band_out) {
+#pragma HLS INLINE
+    c.y0 += ny;
+    c.rin += band_in;
+    c.rout += band_out;
+    if (c.y0 >= h_out) {
+        c.y0 = 0; c.rin = 0; c.rout = 0;
+        c.p0 += G; c.pin += grp_in; c.pout += grp_out;
+    }
+}
+
+/* The two words at element pos's word w0 and w0 + 1, one per bank: bank 0's
+ * row (w0 + 1) / 2 and bank 1's row w0 / 2 (element offsets); pool_sw: the
+ * lane of a 2W window in word order (w0's first) in bank order (bank 0's
+ * first) is the lane XOR pool_sw. */
+static inline uint32_t pool_row0(uint32_t pos) {
+#pragma HLS INLINE
+    return (((pos >> AGU_Q8_LOG2) + 1) >> 1) << AGU_Q8_LOG2;
+}
+static inline uint32_t pool_row1(uint32_t pos) {
+#pragma HLS INLINE
+    return (pos >> (AGU_Q8_LOG2 + 1)) << AGU_Q8_LOG2;
+}
+static inline uint32_t pool_sw(uint32_t pos) {
+#pragma HLS INLINE
+    return pos & AGU_Q8_LANES;   /* w0 odd: W */
+}
+
+/* W lanes v[0 .. n) into buf[pos .. pos + n): the two beat-wide words at
+ * pos's word (one per bank), each lane written from the lane pos % W below
+ * it (a funnel, the read's mirror), the others left as they are (byte
+ * enables). */
+static inline void pool_put(q8_t buf[2][POUT_BANK], uint32_t pos, const q8_t v[AGU_Q8_LANES],
+                            uint32_t n) {
+#pragma HLS INLINE
+    const uint32_t r0 = pool_row0(pos), r1 = pool_row1(pos), sw = pool_sw(pos);
+    const uint32_t off = pos & (AGU_Q8_LANES - 1);
+put_lanes:
+    for (int i = 0; i < AGU_Q8_LANES; i++) {
+#pragma HLS UNROLL
+        /* wrap past n below off */
+        const uint32_t at0 = ((uint32_t)i ^ sw) - off, at1 = (((uint32_t)i + AGU_Q8_LANES) ^ sw) - off;
+        if (at0 < n)
+            buf[0][r0 + i] = v[at0];
+        if (at1 < n)
+            buf[1][r1 + i] = v[at1];
+    }
+}
+
+/* The W lanes of buf from pos: the two words at pos's word (one per bank),
+ * funnelled. */
+static inline void pool_get(const q8_t buf[2][PIN_BANK], uint32_t pos, q8_t v[AGU_Q8_LANES]) {
+#pragma HLS INLINE
+    const uint32_t r0 = pool_row0(pos), r1 = pool_row1(pos), sw = pool_sw(pos);
+    const uint32_t off = pos & (AGU_Q8_LANES - 1);
+    q8_t two[2 * AGU_Q8_LANES];   /* bank 0's word, then bank 1's */
+    /* registers: both words at once */
+#pragma HLS ARRAY_PARTITION variable=two type=complete
+get_words:
+    for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+        two[j] = buf[0][r0 + j];
+        two[AGU_Q8_LANES + j] = buf[1][r1 + j];
+    }
+get_lanes:
+    for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+        v[j] = two[(off + j) ^ sw];
+    }
+}
+
+static void pool_tiled(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st,
+                       q8_t pin[2][PIN_BANK], q8_t pbuf[2][POUT_BANK],
+                       uint32_t planes, uint32_t plane_in, uint32_t plane_out, uint32_t G,
+                       uint32_t ny, int lsh) {
+    const bool bp = f.op == OP_POOL_BP;
+    const bool mask = bp && (f.flags & FLAG_RELU_MASK) != 0;
+    const uint32_t s = f.stride, h_in = f.h_in, w_in = f.w_in, h_out = f.h_out, w_out = f.w_out;
+    const uint32_t row_step = w_in << lsh, P = AGU_Q8_LANES >> lsh;
+    const bool whole = ny == h_out;
+    const uint32_t tail = h_in - (h_out << lsh);             /* rows below the last window */
+    const uint32_t grp_in = G * plane_in, grp_out = G * plane_out;
+    const uint32_t all_in = planes * plane_in, all_out = planes * plane_out;
+    const uint32_t band_in = ny * row_step, band_out = ny * w_out;
+    const uint32_t span = h_out * row_step;                  /* a plane's rows in windows */
+    /* segments per input row: FP the windows' (w_out / P), BP every column's */
+    const uint32_t nq = bp ? (w_in + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2
+                           : (w_out + P - 1) >> (AGU_Q8_LOG2 - lsh);
+    const uint32_t steps = bp ? 2 * s : s;                   /* per segment */
+    const uint32_t in_base = bp ? f.aux : f.src;
+    const uint32_t half_words = POOL_HALF / AGU_Q8_LANES;
+    pool_cur lc = {0, 0, 0, 0, 0, 0}, cc = lc, sc = lc;      /* load, compute, store */
+    /* The pipeline over bands (groups of G planes, or row bands of ny output
+     * rows): load k+1 || compute k || store k-1, until the store has passed
+     * the last plane (no band count: no divider). */
+band:
+    for (int32_t k = -1; sc.p0 < planes; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=2 max=MAX_PLANES*CTRAIN_MAX_DIM+2
+        const bool region = k >= 0 && cc.p0 < planes;
+        if (region)
+            CTRAIN_REGION_BEGIN();
+        if (lc.p0 < planes) {   /* stage 0: band k + 1 in */
+            const bool last = lc.y0 + ny >= h_out;
+            const uint32_t n_x = whole ? (all_in - lc.pin < grp_in ? all_in - lc.pin : grp_in)
+                                       : (last ? span - lc.rin : band_in);
+            const uint32_t n_o = whole ? (all_out - lc.pout < grp_out ? all_out - lc.pout : grp_out)
+                                       : (last ? plane_out - lc.rout : band_out);
+            const uint32_t hw = (((uint32_t)(k + 1) & 1) ? half_words : 0);
+            agu_rd_q8b<PIN_BANK>(ddr, in_base + lc.pin + lc.rin, pin, n_x, hw, -1);
+            if (bp)   /* the errors, from the word after the rows */
+                agu_rd_q8b<PIN_BANK>(ddr, f.src + lc.pout + lc.rout, pin, n_o,
+                                     hw + ((n_x + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2), -1);
+            pool_next(lc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
+        }
+        if (region) {           /* stage 1: band k through */
+            CTRAIN_STAGE(1);
+            const uint32_t hb = (((uint32_t)k & 1) ? POOL_HALF : 0);
+            const bool last = cc.y0 + ny >= h_out;
+            const uint32_t gb = planes - cc.p0 < G ? planes - cc.p0 : G;
+            const uint32_t nyb = last ? h_out - cc.y0 : ny;
+            const uint32_t n_x = whole ? (all_in - cc.pin < grp_in ? all_in - cc.pin : grp_in)
+                                       : (last ? span - cc.rin : band_in);
+            const uint32_t e0 = hb + (((n_x + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2) << AGU_Q8_LOG2);
+            const bool tails = bp && (whole || last) && tail > 0;   /* BP: zero rows */
+            /* (plane, row, segment, step) and their offsets in the band, by sums */
+            uint32_t g = 0, y = 0, q = 0, t = 0, r = 0;
+            uint32_t pb = 0, pob = 0, rb = 0, ob = 0, ro = 0, qo = 0, qp = 0;
+            bool in_tail = false, more = true;
+            q8_t best[AGU_Q8_LANES], ee[AGU_Q8_LANES];
+            uint8_t code[AGU_Q8_LANES];   /* BP: the first maximum's tap, ky * s + kx */
+            /* registers: every window of a segment at once */
+#pragma HLS ARRAY_PARTITION variable=best type=complete
+#pragma HLS ARRAY_PARTITION variable=ee type=complete
+#pragma HLS ARRAY_PARTITION variable=code type=complete
+        seg:
+            while (more) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_HALF
+                CTRAIN_COUNT(ew, 1);
+                q8_t v[AGU_Q8_LANES], o[AGU_Q8_LANES];
+                wide_t ow[AGU_Q8_LANES];
+                bool cl[AGU_Q8_LANES];
+                /* registers: a segment's lanes */
+#pragma HLS ARRAY_PARTITION variable=v type=complete
+#pragma HLS ARRAY_PARTITION variable=o type=complete
+#pragma HLS ARRAY_PARTITION variable=ow type=complete
+#pragma HLS ARRAY_PARTITION variable=cl type=complete
+                const uint32_t cols = w_in - qo < AGU_Q8_LANES ? w_in - qo : AGU_Q8_LANES;
+                const bool rd = !in_tail && t < s;
+                const uint32_t kw = t - s;   /* BP write steps: the gradient row */
+                uint32_t n_put = 0, put_at = 0;
+                /* one read per step: window row t, or BP's errors at its first write */
+                pool_get(pin, rd ? hb + rb + ro + qo : e0 + ob + qp, v);
+                if (rd) {   /* window row t of the segment's P windows */
+                pool_win:
+                    for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+                        /* the row's first maximum over lanes j*s .. j*s + s - 1 */
+                        q8_t m = v[j];
+                        uint8_t d = 0;
+                        if (lsh >= 1 && 2 * j + 1 < AGU_Q8_LANES) {
+                            m = v[2 * j];
+                            if (v[2 * j + 1] > m) { m = v[2 * j + 1]; d = 1; }
+                        }
+                        if (lsh == 2 && 4 * j + 3 < AGU_Q8_LANES) {
+                            m = v[4 * j];
+                            d = 0;
+                        pool_tap:
+                            for (int e = 1; e < 4; e++) {
+#pragma HLS UNROLL
+                                if (v[4 * j + e] > m) { m = v[4 * j + e]; d = (uint8_t)e; }
+                            }
+                        }
+                        if (t == 0 || m > best[j]) {
+                            best[j] = m;
+                            code[j] = (uint8_t)((t << lsh) + d);
+                        }
+                        o[j] = best[j];
+                        ow[j] = best[j];
+                        cl[j] = false;
+                    }
+                    if (!bp && t + 1 == s) {   /* FP: the segment's outputs */
+                        n_put = w_out - qp < P ? w_out - qp : P;
+                        put_at = hb + ob + qp;
+                    }
+                } else {    /* BP: gradient row t - s of the segment, or a tail row */
+                    if (!in_tail && kw == 0) {   /* the windows' errors, masked */
+                    pool_err:
+                        for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+                            ee[j] = (mask && best[j] <= 0) ? (q8_t)0 : v[j];
+                        }
+                    }
+                pool_dx:
+                    for (int l = 0; l < AGU_Q8_LANES; l++) {
+#pragma HLS UNROLL
+                        /* the lane's window j = l >> lsh: a select of three fixed lanes */
+                        const int j = lsh == 0 ? l : lsh == 1 ? l / 2 : l / 4;
+                        const q8_t bj = lsh == 0 ? best[l] : lsh == 1 ? best[l / 2] : best[l / 4];
+                        const q8_t vj = lsh == 0 ? v[l] : lsh == 1 ? v[l / 2] : v[l / 4];
+                        const q8_t ej = lsh == 0 ? ee[l] : lsh == 1 ? ee[l / 2] : ee[l / 4];
+                        const uint8_t cj = lsh == 0 ? code[l] : lsh == 1 ? code[l / 2] : code[l / 4];
+                        const uint32_t d = (uint32_t)l & (s - 1);
+                        const q8_t e = (!in_tail && kw == 0) ? ((mask && bj <= 0) ? (q8_t)0 : vj) : ej;
+                        const bool hit = !in_tail && qp + (uint32_t)j < w_out && cj == (kw << lsh) + d;
+                        bool clamped = false;   /* -128 stores as -127 (sat8) */
+                        o[l] = hit ? sat8(e, clamped) : (q8_t)0;
+                        ow[l] = o[l];
+                        cl[l] = clamped;
+                    }
+                    n_put = cols;
+                    put_at = hb + rb + ro + qo;
+                }
+                if (n_put) {
+                    pool_put(pbuf, put_at, o, n_put);
+                    q_stats_add_lanes<AGU_Q8_LANES>(st, ow, ow, cl, n_put);
+                }
+                /* the next step */
+                if (!in_tail && t + 1 < steps) {
+                    ro = t + 1 == s ? 0 : ro + w_in;
+                    t++;
+                } else if (q + 1 < nq) {
+                    t = 0; ro = in_tail ? ro : 0; q++; qo += AGU_Q8_LANES; qp += P;
+                } else if (!in_tail && y + 1 < nyb) {
+                    t = 0; ro = 0; q = 0; qo = 0; qp = 0; y++; rb += row_step; ob += w_out;
+                } else if (!in_tail && tails) {   /* the rows below the last window */
+                    in_tail = true; r = 0; q = 0; qo = 0; qp = 0; rb += row_step; ro = 0;
+                } else if (in_tail && r + 1 < tail) {
+                    r++; q = 0; qo = 0; qp = 0; ro += w_in;
+                } else if (g + 1 < gb) {          /* the group's next plane */
+                    in_tail = false; t = 0; ro = 0; q = 0; qo = 0; qp = 0; y = 0; g++;
+                    pb += plane_in; pob += plane_out; rb = pb; ob = pob;
+                } else {
+                    more = false;
+                }
+            }
+            CTRAIN_COUNT(ew_in, 1);
+            pool_next(cc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
+            CTRAIN_STAGE(2);
+        }
+        if (k >= 1) {           /* stage 2: band k - 1 out */
+            const bool last = sc.y0 + ny >= h_out;
+            uint32_t n_w, at;
+            if (bp) {   /* the gradient of every row the band owns */
+                n_w = whole ? (all_in - sc.pin < grp_in ? all_in - sc.pin : grp_in)
+                            : (last ? plane_in - sc.rin : band_in);
+                at = sc.pin + sc.rin;
+            } else {
+                n_w = whole ? (all_out - sc.pout < grp_out ? all_out - sc.pout : grp_out)
+                            : (last ? plane_out - sc.rout : band_out);
+                at = sc.pout + sc.rout;
+            }
+            agu_wr_q8b<POUT_BANK>(ddr, f.dst + at, pbuf, n_w, (((uint32_t)(k - 1) & 1) ? half_words : 0), -1);
+            pool_next(sc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
+        }
+        if (region)
+            CTRAIN_REGION_END();
     }
 }
 
@@ -129,20 +429,50 @@ pool_align:
         if (low_zero)
             g_align >>= 1;
     }
+    /* The band's input rows, one word spare (segments); FP: outputs; BP:
+     * errors, then the gradient rows.  Both banked by word parity (PIN_BANK):
+     * per cycle a bank sees at most one read and one write (simple dual port). */
+    q8_t pin[2][PIN_BANK];
+    q8_t pbuf[2][POUT_BANK];
+    /* a RAM per bank: the segment's two words are one read per bank */
+#pragma HLS ARRAY_PARTITION variable=pin type=complete dim=1
+    /* words of a beat: filled a beat per cycle */
+#pragma HLS ARRAY_RESHAPE variable=pin type=cyclic factor=AGU_Q8_LANES dim=2
+#if CTRAIN_POOL_URAM
+    /* URAM where the board is short of BRAM: a read (compute) and a write (load) port per bank */
+#pragma HLS BIND_STORAGE variable=pin type=ram_2p impl=uram
+#endif
+    /* a RAM per bank: pool_put's two words are one write per bank */
+#pragma HLS ARRAY_PARTITION variable=pbuf type=complete dim=1
+    /* words of a beat: drained a beat per cycle, written a word at a time
+     * (pool_pack, pool_put: byte enables) */
+#pragma HLS ARRAY_RESHAPE variable=pbuf type=cyclic factor=AGU_Q8_LANES dim=2
+    /* Tiled windows (pool_tiled) whose band fits a half: its rows, two
+     * words spare and BP's errors (whole planes; else ny output rows and
+     * the plane's rows below its last window).  FP's outputs, never more
+     * than its rows, fit the other buffer's half. */
+    const int lsh = s == 4 ? 2 : s == 2 ? 1 : 0;
+    if (k_h == s && k_w == s && (s & (s - 1)) == 0) {
+        const uint32_t room = POOL_HALF - 2 * AGU_Q8_LANES;
+        const uint32_t err_out = bp ? h_out * w_out : 0, err_row = bp ? w_out : 0;
+        const uint32_t t_fit = room / (plane_in + err_out);
+        const uint32_t tail_in = (h_in - (h_out << lsh)) * w_in;
+        const uint32_t t_ny = room > tail_in ? (room - tail_in) / ((w_in << lsh) + err_row) : 0;
+        if (t_fit >= 1 || t_ny >= 1) {
+            const uint32_t tg = t_fit < 1 ? 1 : t_fit >= g_align ? t_fit & ~(g_align - 1) : t_fit;
+            pool_tiled(ddr, f, st, pin, pbuf, planes, plane_in, h_out * w_out, tg,
+                       t_fit >= 1 || t_ny >= h_out ? h_out : t_ny, lsh);
+            return;
+        }
+    }
     const uint32_t g_fit = whole ? POOL_BAND / plane_in : 1;
     const uint32_t G = g_fit >= g_align ? g_fit & ~(g_align - 1) : g_fit;
     const uint32_t fit = (POOL_BAND / w_in - k_h + 1) / s; /* >= 1: POOL_ROWS >= k_h + s - 1 */
     const uint32_t ny = whole || fit > h_out ? h_out : fit;   /* output rows per band */
     const uint32_t in_base = bp ? f.aux : f.src;
-    q8_t pin[POOL_BAND + AGU_Q8_LANES];   /* the band's input rows, one word spare (segments) */
-    q8_t pbuf[POOL_BAND];          /* FP: outputs; BP: errors, then the gradient rows */
     ap_int<16> racc[POOL_BAND];    /* BP: <= 121 contributions of |err| <= 128 */
     /* the store and the clear take a word of W per cycle */
 #pragma HLS ARRAY_PARTITION variable=racc type=cyclic factor=AGU_Q8_LANES
-    /* filled a beat per cycle, read two words per cycle (the RAM's two ports) */
-#pragma HLS ARRAY_RESHAPE variable=pin type=cyclic factor=AGU_Q8_LANES
-    /* filled and drained a beat per cycle; written a word at a time (pool_pack) */
-#pragma HLS ARRAY_RESHAPE variable=pbuf type=cyclic factor=AGU_Q8_LANES
     q8_t pk[AGU_Q8_LANES];         /* the word being assembled */
     /* registers: one lane written per cycle, all read at once */
 #pragma HLS ARRAY_PARTITION variable=pk type=complete
@@ -193,9 +523,9 @@ band_planes:
             const uint32_t n_out = whole ? gout : (last ? plane_out - out_r : band_out);
             const uint32_t n_in = whole ? gin - plane_in + span
                                         : (last ? span - in_r : band_in - row_step + kh_w);
-            agu_rd_q8w<POOL_BAND + AGU_Q8_LANES>(ddr, in_base + in_at, pin, n_in);
+            agu_rd_q8b<PIN_BANK>(ddr, in_base + in_at, pin, n_in, 0, -1);
             if (bp)
-                agu_rd_q8w<POOL_BAND>(ddr, f.src + out_at, pbuf, n_out);
+                agu_rd_q8b<POUT_BANK>(ddr, f.src + out_at, pbuf, n_out, 0, -1);
             /* (plane, row, column, ky, kx) as running addresses: no multiplier */
             uint32_t gbase = 0, ybase = 0, xbase = 0, roff = 0;
             uint32_t y = 0, x = 0, ky = 0, kx = 0, o = 0;
@@ -216,23 +546,17 @@ band_planes:
                 /* The segment of up to W taps of window row ky from kx: lanes
                  * [off, off + W) of the two words at the beat-aligned wb. */
                 const uint32_t a = xbase + roff + kx;
-                const uint32_t wb = a & ~(uint32_t)(AGU_Q8_LANES - 1);
-                const uint32_t off = a & (AGU_Q8_LANES - 1);
                 const uint32_t live = k_w - kx < AGU_Q8_LANES ? k_w - kx : AGU_Q8_LANES;
-                q8_t two[2 * AGU_Q8_LANES];
-                /* registers: both words at once */
-#pragma HLS ARRAY_PARTITION variable=two type=complete
-            words:
-                for (int j = 0; j < 2 * AGU_Q8_LANES; j++) {
-#pragma HLS UNROLL
-                    two[j] = pin[wb + j];
-                }
+                q8_t seg[AGU_Q8_LANES];   /* lanes a .. a + W - 1 */
+                /* registers: every lane at once */
+#pragma HLS ARRAY_PARTITION variable=seg type=complete
+                pool_get(pin, a, seg);
                 q8_t sm = 0;      /* the segment's first maximum and its lane */
                 uint32_t sj = 0;
             segment:
                 for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-                    const q8_t v = two[off + j];
+                    const q8_t v = seg[j];
                     if ((uint32_t)j < live && (j == 0 || v > sm)) {
                         sm = v;
                         sj = j;
@@ -249,7 +573,10 @@ band_planes:
                         pool_pack(pbuf, pk, o, m, o + 1 == n_out);
                         q_stats_add(st, m, m, false);
                     } else {
-                        const q8_t e = (mask && m <= 0) ? (q8_t)0 : pbuf[o];
+                        /* the error: element o, word o / W of bank (o / W) & 1 */
+                        const q8_t e = (mask && m <= 0) ? (q8_t)0
+                                       : pbuf[(o >> AGU_Q8_LOG2) & 1][(o >> (AGU_Q8_LOG2 + 1)) << AGU_Q8_LOG2
+                                                                      | (o & (AGU_Q8_LANES - 1))];
                         ap_int<16> cur = racc[am];
                         if (w1_ok && w1_at == am)
                             cur = w1_v;
@@ -279,7 +606,7 @@ band_planes:
             }
             CTRAIN_COUNT(ew_in, 1);   /* every band has an output */
             if (!bp) {
-                agu_wr_q8w<POOL_BAND>(ddr, f.dst + out_at, pbuf, n_out);
+                agu_wr_q8b<POUT_BANK>(ddr, f.dst + out_at, pbuf, n_out, 0, -1);
             } else {
                 /* The rows this band owns: whole planes, or up to the next band's
                  * first row (the plane's last band: to its end). */
@@ -296,24 +623,28 @@ band_planes:
 #pragma HLS ARRAY_PARTITION variable=qv type=complete
 #pragma HLS ARRAY_PARTITION variable=cl type=complete
                     const uint32_t rest = own - k * AGU_Q8_LANES;
+                    const uint32_t row = (k >> 1) * AGU_Q8_LANES;   /* word k: bank k & 1 */
                 store_lane:
                     for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-                        const uint32_t i = k * AGU_Q8_LANES + j;
                         bool clamped = false;
                         q8_t q = 0;
                         if ((uint32_t)j < rest) {   /* lanes past own: the carried rows */
-                            q = sat8(racc[i].to_int64(), clamped);
-                            racc[i] = 0;
+                            /* element k * W + j: always bank j (no selection) */
+                            q = sat8(racc[k * AGU_Q8_LANES + j].to_int64(), clamped);
+                            racc[k * AGU_Q8_LANES + j] = 0;
                         }
-                        pbuf[i] = q;   /* the whole word at once */
+                        if (k & 1)   /* the whole word at once */
+                            pbuf[1][row + j] = q;
+                        else
+                            pbuf[0][row + j] = q;
                         qv[j] = q;
                         cl[j] = clamped;
                     }
                     q_stats_add_lanes<AGU_Q8_LANES>(st, qv, qv, cl,
                                                     rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
                 }
-                agu_wr_q8w<POOL_BAND>(ddr, f.dst + in_at, pbuf, own);
+                agu_wr_q8b<POUT_BANK>(ddr, f.dst + in_at, pbuf, own, 0, -1);
                 /* Overlapping windows (k_h > s): rows below the owned ones already
                  * hold this band's contributions; they become the next band's first. */
                 const uint32_t carry = (!whole && !last && k_h > s) ? kh_w - row_step : 0;

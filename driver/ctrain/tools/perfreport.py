@@ -12,7 +12,9 @@ Shared by `ctrain perf`, `ctrain train --report` and notebook 2. Definitions
   kept ones when sparse) over the PE array's R x C multipliers; an
   element-wise instruction's elements (as perfmodel.ops counts them: for
   pooling, the pooled map's) at the unit's rate: W (the port's beat) per
-  cycle for ReLU and batch norm, one per cycle for pooling and UPDATE;
+  cycle for ReLU and batch norm; max pooling's window elements (the pooled
+  map's times k_h*k_w: its input, read once) W per cycle; one per cycle
+  for average pooling and UPDATE;
 - efficiency: ideal cycles over modeled cycles; the total's counts only the
   FP/EB/WG instructions' ideal cycles (the PE array's useful work) over all
   cycles of the iteration;
@@ -56,15 +58,19 @@ def phase_of(op):
     return "stream" if op in STREAM_OPS else perfmodel.PHASES[op]
 
 
-def ideal_cycles(op, ops_done, board):
+def ideal_cycles(op, ops_done, board, window=1):
     """Cycles of an instruction at full use of its unit: multiply-accumulates
     (ops_done / 2) over the R x C multipliers, rounded up, for a convolution;
     for ReLU and batch norm, whose units take a beat of W elements per cycle,
-    ops_done / W; one element (ops_done) per cycle for the others."""
+    ops_done / W; for max pooling its windows' elements (ops_done x `window`,
+    k_h*k_w) W per cycle (stream.cpp pool_tiled reads a beat of them per
+    cycle); one element (ops_done) per cycle for the others."""
     if Op(op) in MAC_OPS:
         return -(-(ops_done // 2) // board.macs)
     if Op(op) in LANE_OPS:
         return -(-int(ops_done) // board.ddr_beat)
+    if Op(op) in validate.POOL_OPS:
+        return -(-int(ops_done) * int(window) // board.ddr_beat)
     return int(ops_done)
 
 
@@ -126,7 +132,7 @@ def instructions(program, board):
         name = labels[stage.index]
         rows.append(dict(insn=k, stage=stage.index, layer=name, op=op.name, phase=phase_of(op),
                          cycles=int(cyc), compute=int(comp), memory=int(mem),
-                         ideal_cycles=int(ideal_cycles(op, done, b)), ops=int(done), dense_ops=int(dense),
+                         ideal_cycles=int(ideal_cycles(op, done, b, f["k_h"] * f["k_w"])), ops=int(done), dense_ops=int(dense),
                          ddr_bytes=int(it.rd + it.wr), bound="compute" if comp >= mem else "memory"))
     for r in rows:
         r.update(_rates(r, b))

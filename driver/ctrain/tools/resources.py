@@ -85,7 +85,9 @@ power of two: one multiplier (reciprocal). Powers of two are free.
 
 Multiplexers (kind "mux", LUTs): a read of a partitioned array with a
 variable index in a partitioned dimension selects among N banks:
-width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux); a read at a variable
+width x ceil((N-1)/3) LUT6s (a LUT6 is a 4:1 mux), the width the element's
+(a lane of a word ARRAY_RESHAPE widened: each unrolled copy selects its
+own lanes); a read at a variable
 index in a dimension that ARRAY_RESHAPE complete folds into the word selects
 among its N elements the same way (element width x ceil((N-1)/3)). A write
 at a variable index there is a byte-enabled write of its element's lanes,
@@ -222,6 +224,7 @@ class Array:
     true_dual: bool = False   # BIND_STORAGE type=ram_t2p: two read/write ports
     buffers: int = 1     # copies of a DATAFLOW channel (2: ping-pong)
     reshaped: set = field(default_factory=set)   # 1-based dims folded into the word completely
+    lanes: int = 1       # elements per word (the product of the ARRAY_RESHAPE factors)
 
     @property
     def depth(self):
@@ -350,7 +353,7 @@ def _bank(src, f, name, elem, sizes):
                 dims[d - 1] = math.ceil(dims[d - 1] / fac)
                 if fac > 1:
                     cyc[d] = (p["type"], fac)
-    reshaped = set()
+    reshaped, lanes = set(), 1
     for p in _pragmas(f.body, "ARRAY_RESHAPE"):
         if p.get("variable") != name:
             continue
@@ -361,6 +364,7 @@ def _bank(src, f, name, elem, sizes):
             if p.get("type", "complete") == "complete" and fac > 1:
                 reshaped.add(d)
             width *= fac
+            lanes *= fac
             dims[d - 1] = math.ceil(dims[d - 1] / fac)
     ports, tdp = 2, False
     for p in _pragmas(f.body, "BIND_STORAGE"):
@@ -369,7 +373,7 @@ def _bank(src, f, name, elem, sizes):
             ports = 1 if p.get("type", "").lower() == "ram_1p" else 2
             tdp = p.get("type", "").lower() == "ram_t2p"
     return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports, cyc, tdp,
-                 reshaped=reshaped)
+                 reshaped=reshaped, lanes=lanes)
 
 
 def _array_item(a, copies):
@@ -763,7 +767,7 @@ def _mux_item(src, f, local, a, m, copies):
     if n_sel <= 1:
         return None
     n = unroll * copies
-    elem = a.width // math.prod(a.dims[d - 1] for d in a.reshaped) if a.reshaped else a.width
+    elem = a.width // a.lanes   # one element's lanes are selected (a word's: each copy its own)
     lut = elem * math.ceil((n_sel - 1) / 3)
     return Item("mux", f"{f.name}: {local}{m.group(1)}{' (write)' if write else ''} "
                 f"({a.function}:{a.name})", n, f"{n_sel}:1 x {elem} bit, {lut} LUT each", lut=n * lut)

@@ -38,6 +38,9 @@
 /* 1: the dense column operands (act, the largest dense buffer) are bound to
  * URAM (boards that have it); 0: BRAM. */
 #define CTRAIN_CONV_URAM 0
+/* 1: the max pool's input band buffer (stream_pool's pin: two word-parity
+ * banks) is bound to URAM (boards short of BRAM); 0: BRAM. */
+#define CTRAIN_POOL_URAM 0
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256

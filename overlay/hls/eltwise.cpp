@@ -134,9 +134,9 @@ typedef ap_int<57> avg_acc_t;
 /* Stores one int8 from a window sum: acc = sum * R, mask, statistics. */
 static inline q8_t avg_store(avg_sum_t sum, avg_recip_t r, bool drop, int sh_out, q_stats &st) {
 #pragma HLS INLINE
+    /* DSPs: every board has them to spare beside its arrays (ctrain.tools.resources),
+     * where the three copies in fabric cost 2.4K LUTs the sparse window needs */
     const avg_acc_t prod = sum * r;
-    /* LUTs, not DSPs: one product per output at most, the DSPs go to the PE array. */
-#pragma HLS BIND_OP variable=prod op=mul impl=fabric
     const wide_t acc = drop ? (wide_t)0 : (wide_t)prod.to_int64();
     bool clamped;
     const q8_t q = sat8(lane_shift(acc, sh_out), clamped);

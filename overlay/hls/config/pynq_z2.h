@@ -62,9 +62,9 @@
  * words per PE bank and kept weights per list chunk: 768 and 2048 take the
  * estimate to 83.2% of the LUTs; an 80%-pruned CNV's FP+EB+WG 0.60 -> 0.32 of
  * dense (ctrain perf --model cnv --sparsity 0.8). */
-#define CTRAIN_SPARSE_POS_MUL_LUT 0
+#define CTRAIN_SPARSE_POS_MUL_LUT 1
 #define CTRAIN_SPARSE_LIST_BRAM 1
-#define CTRAIN_SPARSE_WDEPTH 768
+#define CTRAIN_SPARSE_WDEPTH 640
 #define CTRAIN_SPARSE_LIST 2048
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */

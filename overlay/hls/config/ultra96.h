@@ -46,7 +46,7 @@
 
 /* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
  * positions per batch lane, output positions per x tile. */
-#define CTRAIN_SPARSE_ENTRIES 1024
+#define CTRAIN_SPARSE_ENTRIES 512
 #define CTRAIN_SPARSE_WIN 2048
 #define CTRAIN_SPARSE_XT 64
 /* 1: the sparse array's int8 products are LUT multipliers (BIND_OP
@@ -61,7 +61,7 @@
  * then fit the path (64: its 64- and 128-channel planes did not) and a chunk's
  * compute covers its window loads (384 entries: memory-bound), an 80%-pruned
  * CNV's FP+EB+WG 0.92 -> 0.38 of dense (ctrain perf --model cnv --sparsity 0.8). */
-#define CTRAIN_SPARSE_WDEPTH 384
+#define CTRAIN_SPARSE_WDEPTH 320
 #define CTRAIN_SPARSE_LIST 1024
 #define CTRAIN_SPARSE_LIST_BRAM 1
 

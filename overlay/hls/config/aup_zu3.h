@@ -45,8 +45,9 @@
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256
 
-/* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
- * positions per batch lane, output positions per x tile. */
+/* Sparse unit (docs/overlay.md): kept weights per PE row on chip (512: the
+ * BRAM for the pooling buffers' banks), window positions per batch lane,
+ * output positions per x tile. */
 #define CTRAIN_SPARSE_ENTRIES 512
 #define CTRAIN_SPARSE_WIN 2048
 #define CTRAIN_SPARSE_XT 64
@@ -57,11 +58,13 @@
  * URAM (boards that have it and run short of BRAM); 0: BRAM. */
 #define CTRAIN_SPARSE_URAM 0
 /* The position-parallel sparse path's window words per PE bank and kept
- * weights per list chunk, its stepped lists in BRAM (sconv.h): 384 and 1024
- * take the estimate to 83.9% of the LUTs and 84.3% of the BRAM; CNV's layers
- * then fit the path (64: its 64- and 128-channel planes did not) and a chunk's
- * compute covers its window loads (384 entries: memory-bound), an 80%-pruned
- * CNV's FP+EB+WG 0.92 -> 0.38 of dense (ctrain perf --model cnv --sparsity 0.8). */
+ * weights per list chunk, its stepped lists in BRAM (sconv.h): 320 and 1024,
+ * with 512 kept weights per row-tile PE row (CTRAIN_SPARSE_ENTRIES), take the
+ * estimate to 83.0% of the LUTs and 84.5% of the BRAM (384 would be 85.9% of
+ * the LUTs beside the banked pooling buffers and the compiler's tiling); CNV's
+ * layers then fit the path (64: its 64- and 128-channel planes did not), an
+ * 80%-pruned CNV's FP+EB+WG 0.92 -> 0.39 of dense (ctrain perf --model cnv
+ * --sparsity 0.8). */
 #define CTRAIN_SPARSE_WDEPTH 320
 #define CTRAIN_SPARSE_LIST 1024
 #define CTRAIN_SPARSE_LIST_BRAM 1

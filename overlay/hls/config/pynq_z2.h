@@ -56,12 +56,12 @@
 /* 1: the sparse unit's entry lists and per-entry accumulators are bound to
  * URAM (boards that have it and run short of BRAM); 0: BRAM. */
 #define CTRAIN_SPARSE_URAM 0
-/* The position-parallel sparse path (sconv.h): its products on DSPs (the
- * default puts them in LUTs under 300 DSPs; with BN's on DSPs too the chip
- * is at 84.1%), its stepped lists in BRAM, and the LUTs that frees on window
- * words per PE bank and kept weights per list chunk: 768 and 2048 take the
- * estimate to 83.2% of the LUTs; an 80%-pruned CNV's FP+EB+WG 0.60 -> 0.32 of
- * dense (ctrain perf --model cnv --sparsity 0.8). */
+/* The position-parallel sparse path (sconv.h): its products in LUTs (on
+ * DSPs beside BN's and average pooling's the chip would be at 92% of them),
+ * its stepped lists in BRAM, and the LUTs that frees on window words per PE
+ * bank and kept weights per list chunk: 640 and 2048 take the estimate to
+ * 84.1% of the LUTs (768 would be 88%); an 80%-pruned CNV's FP+EB+WG
+ * 0.60 -> 0.34 of dense (ctrain perf --model cnv --sparsity 0.8). */
 #define CTRAIN_SPARSE_POS_MUL_LUT 1
 #define CTRAIN_SPARSE_LIST_BRAM 1
 #define CTRAIN_SPARSE_WDEPTH 640

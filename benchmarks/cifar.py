@@ -40,7 +40,8 @@ def config(args, run, seed):
     kw = dict(dataset=args.dataset, data_dir=args.data_dir or os.path.join(SHARED, sub), model=args.model,
               epochs=args.epochs, seed=seed, prune=0.0 if run == "float" else args.prune,
               prune_at=args.prune_at, fixed_point=run == "compressed", **prep)
-    for key in ("batch_size", "lr", "warmup_epochs", "train_count", "prune_scope", "sparse_exec", "bn_recal"):
+    for key in ("batch_size", "lr", "warmup_epochs", "train_count", "prune_scope", "dense_first", "prune_steps",
+                "prune_from", "sparse_exec", "bn_recal"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     return TrainConfig(**kw)
@@ -88,15 +89,17 @@ def run_torch(cfg, say):
     vel = {id(p): torch.zeros_like(p) for p in weights + bn_params}
     decayed = {id(p) for p in weights}  # batch-norm affine has no weight decay, as in FloatNet
     masks = None
+    steps = dict(t.prune_schedule)
     x_test = torch.from_numpy(np.ascontiguousarray(t.ds.test_x))
     epochs = []
     while t.it < t.total:
         t0, c0 = time.perf_counter(), time.process_time()
         net.train()
         for _ in range(t.iters_per_epoch):
-            if t.it == t.prune_it:
+            if t.it in steps:   # the Trainer's schedule (train.prune_schedule), each step on the last's masks
                 masks = [torch.from_numpy(m) for m in prune_masks(
-                    [m.weight.detach().numpy() for m in layers], cfg.prune, cfg.prune_mode, cfg.prune_scope)]
+                    [m.weight.detach().numpy() for m in layers], steps[t.it], cfg.prune_mode, cfg.prune_scope,
+                    None if masks is None else [k.numpy() for k in masks], spare=int(cfg.dense_first))]
                 say(f"  pruned {100 * (1 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)):.1f}%"
                     f" at iteration {t.it}")
                 if cfg.bn_recal and bns and t.it >= warm:
@@ -169,6 +172,11 @@ def main(argv=None):
     p.add_argument("--prune-scope", default=None, choices=PRUNE_SCOPES,
                    help="one magnitude threshold over all layers (global) or the target in every layer "
                         "(layer); default: TrainConfig's")
+    p.add_argument("--dense-first", action="store_true", default=None,
+                   help="never prune the first layer; the others carry its share (TrainConfig.dense_first)")
+    p.add_argument("--prune-steps", type=int, default=None, metavar="N",
+                   help="gradual pruning in N steps ending at --prune-at (TrainConfig.prune_steps)")
+    p.add_argument("--prune-from", type=float, default=None, metavar="F", help="the first of them (TrainConfig.prune_from)")
     p.add_argument("--sparse-exec", default=None, choices=SPARSE_EXEC,
                    help="pruned layers sparse or dense on the emulated device (same bits); default: TrainConfig's")
     p.add_argument("--bn-recal", type=int, default=None, metavar="N",

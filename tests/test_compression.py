@@ -6,6 +6,7 @@ import pytest
 
 from ctrain import hostlib
 from ctrain.model import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from ctrain.errors import ConfigError
 from ctrain.pruning import prune_masks, sparsity_of
 from ctrain.train import TrainConfig, Trainer
 
@@ -27,6 +28,85 @@ def test_prune_masks_hit_targets_and_only_shrink():
     assert per[1] > 0.99 and per[0] < 0.8  # the small-magnitude layer goes first
     again = prune_masks(ws, 0.9, masks=m, scope="layer")
     assert all((a <= b).all() for a, b in zip(again, m))
+
+
+def test_a_spared_first_layer_keeps_every_weight_and_the_others_carry_its_share():
+    rng = np.random.default_rng(0)
+    ws = [rng.normal(size=(6, 1, 5, 5)), rng.normal(size=(16, 6, 5, 5)), rng.normal(size=(10, 84, 1, 1))]
+    n = [w.size for w in ws]                                   # 150, 2400, 840
+    rate = 0.8 * sum(n) / (n[1] + n[2])                        # 0.8376...
+    for scope in ("layer", "global"):
+        m = prune_masks(ws, 0.8, scope=scope, spare=1)
+        assert m[0].all()
+        pruned = [int((~mk).sum()) for mk in m]
+        if scope == "layer":
+            assert pruned == [0, round(rate * n[1]), round(rate * n[2])]
+        else:
+            assert sum(pruned) == round(rate * (n[1] + n[2]))
+        assert abs(sparsity_of(m)[1] - 0.8) < 1e-3
+    with pytest.raises(ValueError, match=r"first 2 layer\(s\) dense needs 323% of the other layers'"):
+        prune_masks(ws, 0.8, spare=2)                          # 0.8 * 3390 of 840: more than all of them
+
+
+def test_dense_first_compiles_the_first_layer_dense_and_refuses_an_impossible_share(digits, tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=32, warmup_epochs=1, prune=0.8, prune_scope="layer",
+                      sparse_exec="always", dense_first=True)
+    t = Trainer(cfg, dataset=digits, model=_bn_model())
+    while t.it <= t.prune_it:
+        t.step(t.batch_indices())
+    assert t.masks[0].all() and not t.masks[1].all()
+    assert "layers 0% " in t.messages[-1] and "pruned 80.0% of weights" in t.messages[-1]
+    form = [(L.mask is not None, L.sparse) for L in t.runtime.program.layers]
+    assert form == [(False, False), (True, True)]              # the spared layer unmasked and dense, the other sparse
+    t.save(str(tmp_path / "d.ckpt"))                           # and a run resumed after the prune is the same run
+    r = Trainer(t.cfg, dataset=digits, model=_bn_model())
+    r.load(str(tmp_path / "d.ckpt"))
+    for _ in range(3):
+        t.step(t.batch_indices())
+        r.step(r.batch_indices())
+    a, b = t.runtime.layer_arrays(), r.runtime.layer_arrays()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    wide = Sequential(Flatten(), Linear(64, 100), ReLU(), Linear(100, 10), input_shape=(1, 8, 8))
+    with pytest.raises(ConfigError, match="dense_first: pruning 0.5 of all elements with the first 1 layer"):
+        Trainer(TrainConfig(epochs=1, batch_size=32, prune=0.5, dense_first=True), dataset=digits, model=wide)
+
+
+def test_gradual_pruning_follows_the_cubic_schedule_and_resumes_between_steps(digits, tmp_path):
+    """Three steps from 0.3 to 0.6 of the run, 0.8 (1 - (1 - k/3)^3) pruned
+    after step k, each on the last one's masks: the first in the float
+    warm-up, the others in fixed point; a run saved between two steps
+    resumes into the same bits."""
+    cfg = TrainConfig(epochs=3, batch_size=32, warmup_epochs=1, prune=0.8, prune_steps=3, prune_from=0.3,
+                      prune_at=0.6, prune_scope="layer")
+    t = Trainer(cfg, dataset=digits, model=_bn_model())
+    its = [it for it, _ in t.prune_schedule]
+    assert its == [round(f * t.total) for f in (0.3, 0.45, 0.6)] and its[0] < t.warm < its[1]
+    assert [s for _, s in t.prune_schedule] == pytest.approx([0.8 * 19 / 27, 0.8 * 26 / 27, 0.8], abs=1e-12)
+    masks, saved = [], str(tmp_path / "between.ckpt")
+    while t.it <= its[-1]:
+        t.step(t.batch_indices())
+        if t.it - 1 in its:
+            masks.append([m.copy() for m in t.masks])
+        if t.it == its[1] - 3:
+            t.save(saved)
+    assert [r["it"] for r in t.history.pruning] == its
+    for (_, target), rec, ms in zip(t.prune_schedule, t.history.pruning, masks):
+        assert [int((~m).sum()) for m in ms] == [round(target * m.size) for m in ms]   # per layer, as asked
+        assert rec["total"] == pytest.approx(target, abs=1e-3)
+    for a, b in zip(masks, masks[1:]):                          # a pruned weight never comes back
+        assert all(not (n & ~o).any() for o, n in zip(a, b))
+    r = Trainer(cfg, dataset=digits, model=_bn_model())
+    r.load(saved)
+    while r.it < t.it:
+        r.step(r.batch_indices())
+    a, b = t.runtime.layer_arrays(), r.runtime.layer_arrays()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert [x["it"] for x in r.history.pruning] == its
+    with pytest.raises(ConfigError, match="prune_from: 0.6 is not before prune_at 0.5"):
+        TrainConfig(prune_steps=2, prune_from=0.6, prune_at=0.5).validate()
+    with pytest.raises(ConfigError, match="prune_steps: 20 steps from iteration"):
+        Trainer(TrainConfig(epochs=1, batch_size=32, prune=0.5, prune_steps=20, prune_from=0.45), dataset=digits,
+                model=_bn_model())
 
 
 def test_index_block_is_consistent():

@@ -32,15 +32,39 @@ def _drop_lowest(scores, alive, n_drop):
     return keep
 
 
-def prune_masks(weights, sparsity, mode="element", scope="global", masks=None):
+def spared_rate(weights, sparsity, spare, mode="element"):
+    """The fraction the layers after the first `spare` are pruned to so that
+    `sparsity` of all the pruning units (weights or filters) go: the spared layers' share is
+    carried by the others (CNV's first convolution is 1,728 of 1.5M weights:
+    0.8 becomes 0.8009). Raises ValueError when the others cannot carry it."""
+    if spare <= 0:
+        return sparsity
+    sizes = [_scores(w, mode).size for w in weights]
+    rest = sum(sizes[spare:])
+    rate = sparsity * sum(sizes) / rest if rest else 1.0
+    if rate >= 1.0:
+        raise ValueError(f"pruning {sparsity:g} of all {mode}s with the first {spare} layer(s) dense needs "
+                         f"{rate:.0%} of the other layers': lower the fraction or spare no layer")
+    return rate
+
+
+def prune_masks(weights, sparsity, mode="element", scope="global", masks=None, spare=0):
     """Masks (bool, True = kept, shaped like each weight) pruning `sparsity` of
     the pruning units (weights or filters) of every layer, or of all layers
     together (`scope="global"`). Existing `masks` are respected and counted:
-    the target is the total fraction pruned. Every layer keeps at least one unit."""
+    the target is the total fraction pruned. Every layer keeps at least one unit.
+    The first `spare` layers keep every weight, and the others are pruned
+    harder so the total is still `sparsity` (spared_rate): the usual choice for
+    a network's first layer, whose few weights see the raw image (Gale et al.,
+    "The State of Sparsity in Deep Neural Networks", 2019)."""
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     if mode not in MODES or scope not in SCOPES:
         raise ValueError(f"prune mode must be one of {MODES} and scope one of {SCOPES}")
+    if spare > 0:
+        kept = [np.ones(w.shape, bool) for w in weights[:spare]]
+        rate = spared_rate(weights, sparsity, spare, mode)
+        return kept + prune_masks(weights[spare:], rate, mode, scope, masks[spare:] if masks else None)
     masks = masks or [np.ones(w.shape, bool) for w in weights]
     scores = [_scores(w, mode) for w in weights]
     alive = [(_scores(m.astype(np.float32), mode) > 0) for m in masks]

@@ -16,7 +16,7 @@ from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .exponents import EXPONENT_LIMIT, WINDOW_LOG2_MAX
 from .floatnet import FloatNet
 from .model import build_model, stage_labels
-from .pruning import MODES as PRUNE_MODES, SCOPES as PRUNE_SCOPES, prune_masks, sparsity_of
+from .pruning import MODES as PRUNE_MODES, SCOPES as PRUNE_SCOPES, prune_masks, sparsity_of, spared_rate
 from .runtime import Runtime
 from . import torch_import  # noqa: F401  (registers the PyTorch converter; torch itself loads only when used)
 
@@ -48,6 +48,8 @@ BASE_DEFAULTS = {"lr": 0.02, "warmup_epochs": 1.0}
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("emulated", "board")
 MAX_EPOCHS = 100_000
+#: gradual pruning's steps at most (each recompiles the program)
+MAX_PRUNE_STEPS = 100
 #: hyper-parameters become 15-bit mantissas m * 2^-s (docs/numeric.md); the
 #: update shifts by s plus exponent differences and the hardware clamps shifts
 #: at 62, so rates much below 2^-30 (~1e-9) would silently round to nothing
@@ -129,6 +131,9 @@ RULES = {
     "prune_at": _real_rule(0.0, 1.0, hi_open=True),
     "prune_mode": _choice_rule(lambda: PRUNE_MODES),
     "prune_scope": _choice_rule(lambda: PRUNE_SCOPES),
+    "dense_first": _bool_rule(),
+    "prune_steps": _int_rule(1, MAX_PRUNE_STEPS),
+    "prune_from": (lambda v: v is None or _real_rule(0.0, 1.0, hi_open=True)[0](v), "a number in [0, 1) (or None)"),
     "sparse_exec": _choice_rule(lambda: SPARSE_EXEC),
     "board": _choice_rule(lambda: boards.BOARDS),
     "warm_start": _path_rule(),
@@ -138,10 +143,11 @@ RULES = {
 #: settings that change what a run computes: a resume must match them all
 RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                  "warmup_epochs", "fixed_point", "window_log2", "seed", "train_count", "test_count", "prune",
-                 "prune_at", "prune_mode", "prune_scope", "image_size", "normalize", "augment",
+                 "prune_at", "prune_mode", "prune_scope", "dense_first", "prune_steps", "prune_from", "image_size", "normalize", "augment",
                  "freeze", "bn_recal")
 #: result fields added after the first checkpoints: absent means what runs did then
-_LATER_FIELDS = {"image_size": None, "normalize": False, "augment": None, "freeze": 0, "bn_recal": 0}
+_LATER_FIELDS = {"image_size": None, "normalize": False, "augment": None, "freeze": 0, "bn_recal": 0,
+                 "dense_first": False, "prune_steps": 1, "prune_from": None}
 #: sparse_exec was a bool before the compiler chose per layer: True ran every
 #: pruned layer sparse, False dense with the mask
 _LEGACY_SPARSE_EXEC = {True: "always", False: "never"}
@@ -174,6 +180,9 @@ class TrainConfig:
     prune_at: float = 0.5          # when, as a fraction of all iterations (the poster: half-way)
     prune_mode: str = "element"    # or "filter" (structured: whole output filters)
     prune_scope: str = "global"    # one magnitude threshold across layers, or "layer": the target per layer
+    dense_first: bool = False      # never prune the first Conv2d/Linear; the others carry its share (pruning.spared_rate)
+    prune_steps: int = 1           # 1: all at prune_at (the poster); N: gradual, N steps ending there (prune_schedule)
+    prune_from: float = None       # the first of prune_steps > 1, as a fraction of the run; None: prune_at / 2
     sparse_exec: str = DEFAULT_SPARSE_EXEC  # pruned layers sparse or dense (compiler.SPARSE_EXEC); same bits
     board: str = boards.DEFAULT_BOARD  # whose cycle model picks them ("auto") and models --report
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.weights_in)
@@ -216,6 +225,9 @@ class TrainConfig:
         if self.fixed_point and self.batch_size > isa.LIMITS["BATCH"]:
             raise ConfigError("batch_size", f"{self.batch_size} is beyond the accelerator's 1..{isa.LIMITS['BATCH']}"
                                             " (or train in float32)")
+        if self.prune_steps > 1 and self.prune_from is not None and self.prune_from >= self.prune_at:
+            raise ConfigError("prune_from", f"{self.prune_from:g} is not before prune_at {self.prune_at:g}: gradual "
+                                            "pruning starts before it ends")
         if self.checkpoint_every and not self.checkpoint:
             raise ConfigError("checkpoint_every", f"{self.checkpoint_every} needs a checkpoint path to write to")
         if self.model is not None and self.model not in _registered():
@@ -235,6 +247,21 @@ class TrainConfig:
 def _registered():
     from .model import MODELS
     return MODELS
+
+
+def prune_schedule(cfg, total):
+    """(iteration, fraction pruned) of each pruning step of a `total`-iteration
+    run: one at prune_at (the poster's), or prune_steps evenly spaced from
+    prune_from (default prune_at / 2) to prune_at, the fraction rising as
+    prune (1 - (1 - k/N)^3), k = 1..N (gradual magnitude pruning, Zhu and
+    Gupta, "To prune, or not to prune", 2017): big steps while the network
+    is plastic, small ones near the end, the whole target by prune_at."""
+    if cfg.prune <= 0:
+        return []
+    n = cfg.prune_steps
+    start = cfg.prune_at if n == 1 else cfg.prune_at / 2 if cfg.prune_from is None else cfg.prune_from
+    return [(round((start + (cfg.prune_at - start) * k / max(n - 1, 1)) * total),
+             cfg.prune * (1.0 - (1.0 - (k + 1) / n) ** 3)) for k in range(n)]
 
 
 def learning_rate(cfg, it, total):
@@ -421,11 +448,23 @@ class Trainer:
             raise ConfigError("test_count", "no held-out images to evaluate on: need at least 1")
         self.total = cfg.epochs * self.iters_per_epoch
         self.warm = round(cfg.warmup_epochs * self.iters_per_epoch) if cfg.fixed_point else self.total
-        self.prune_it = round(cfg.prune_at * self.total) if cfg.prune > 0 else None
-        if self.prune_it is not None and self.prune_it >= self.total:
+        self.prune_schedule = prune_schedule(cfg, self.total)
+        self.prune_it = self.prune_schedule[0][0] if self.prune_schedule else None   # the first step
+        its = [it for it, _ in self.prune_schedule]
+        if its and its[-1] >= self.total:
             raise ConfigError("prune_at", f"{cfg.prune_at:g} of a {self.total}-iteration run rounds to iteration "
-                                          f"{self.prune_it}, after the last: must be below "
+                                          f"{its[-1]}, after the last: must be below "
                                           f"{(self.total - 0.5) / self.total:.4g}")
+        if len(set(its)) < len(its):
+            raise ConfigError("prune_steps", f"{cfg.prune_steps} steps from iteration {its[0]} to {its[-1]} of a "
+                                             f"{self.total}-iteration run share iterations: fewer steps, an earlier "
+                                             "prune_from or a longer run")
+        if self.prune_it is not None and self.spared > cfg.freeze:
+            try:
+                spared_rate([p["w"] for p in self.net.params[cfg.freeze:]], cfg.prune, self.spared - cfg.freeze,
+                            cfg.prune_mode)
+            except ValueError as exc:
+                raise ConfigError("dense_first", str(exc)) from None
 
     def _check_programs(self):
         """Compiles, before any training, the programs a fixed-point phase will
@@ -444,9 +483,15 @@ class Trainer:
     def fixed(self):
         return self.runtime is not None
 
+    @property
+    def spared(self):
+        """Leading Conv2d/Linear layers never pruned: the frozen ones, or the
+        first with cfg.dense_first."""
+        return max(self.cfg.freeze, int(self.cfg.dense_first))
+
     def _compiled_masks(self, masks):
-        """The masks the program is compiled with: frozen layers are never pruned and stay dense."""
-        return [None if j < self.cfg.freeze else m for j, m in enumerate(masks)]
+        """The masks the program is compiled with: frozen and spared layers are never pruned and stay dense."""
+        return [None if j < self.spared else m for j, m in enumerate(masks)]
 
     def _compile(self, execution=None):
         """The program for the current masks; each pruned layer's form chosen
@@ -468,15 +513,17 @@ class Trainer:
         rt.load_float(self.net.params, [t[0] for t in self._tops], [t[1] for t in self._tops], self.masks,
                       [self.net.bn_affine(k) for k in range(len(self.net.bn))])
 
-    def prune(self):
-        """Prune to cfg.prune by L2 norm; in fixed point the program is
-        recompiled with the pruned layers sparse and the state moves over."""
+    def prune(self, target=None):
+        """Prune to `target` (default cfg.prune) of the weights by L2 norm; in
+        fixed point the program is recompiled with the pruned layers sparse
+        and the state moves over."""
         cfg = self.cfg
+        target = cfg.prune if target is None else target
         params = self.runtime.float_params() if self.fixed else self.net.params
         old = self.runtime.masks() if self.fixed else self.masks
         n = cfg.freeze  # frozen layers keep every weight: the target is of the trained layers
-        trained = prune_masks([p["w"] for p in params[n:]], cfg.prune, cfg.prune_mode, cfg.prune_scope,
-                              old[n:] if old else None)
+        trained = prune_masks([p["w"] for p in params[n:]], target, cfg.prune_mode, cfg.prune_scope,
+                              old[n:] if old else None, spare=self.spared - n)
         self.masks = [np.ones(p["w"].shape, bool) for p in params[:n]] + trained
         self.net.prune(self.masks)
         recal = cfg.bn_recal > 0 and len(self.net.bn) > 0 and self.it >= self.bn_freeze_it
@@ -522,8 +569,9 @@ class Trainer:
 
     def step(self, idx):
         cfg = self.cfg
-        if self.it == self.prune_it and not self.history.pruning:
-            self.messages.append(self.prune())
+        done = len(self.history.pruning)   # steps taken (a resumed run's history counts them)
+        if done < len(self.prune_schedule) and self.it == self.prune_schedule[done][0]:
+            self.messages.append(self.prune(self.prune_schedule[done][1]))
         lr = learning_rate(cfg, self.it, self.total)
         y = self.ds.train_y[idx]
         if self.it < self.warm:

@@ -80,6 +80,14 @@ def add_train_parser(sub):
                    help="element-wise, or structured (whole output filters), by L2 norm")
     p.add_argument("--prune-scope", default=d.prune_scope, choices=list(SCOPES),
                    help="one magnitude threshold for all layers (global), or the target in every layer")
+    p.add_argument("--prune-steps", type=int, default=d.prune_steps, metavar="N",
+                   help="1: prune once at --prune-at; N: gradually, in N steps from --prune-from to --prune-at "
+                        "(cubic, Zhu and Gupta 2017)")
+    p.add_argument("--prune-from", type=float, default=None, metavar="F",
+                   help="the first of --prune-steps, as a fraction of the run (default: half of --prune-at)")
+    p.add_argument("--dense-first", action="store_true", default=d.dense_first,
+                   help="never prune the first Conv2d/Linear layer; the others are pruned harder so that "
+                        "--prune of all weights still go")
     p.add_argument("--bn-recal", type=int, default=d.bn_recal, metavar="N",
                    help="after pruning, re-estimate the frozen batch norms' statistics on N batches of training "
                         f"images (default {d.bn_recal}; 0: keep the unpruned network's)")

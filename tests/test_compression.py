@@ -58,14 +58,7 @@ def test_dense_first_compiles_the_first_layer_dense_and_refuses_an_impossible_sh
     assert "layers 0% " in t.messages[-1] and "pruned 80.0% of weights" in t.messages[-1]
     form = [(L.mask is not None, L.sparse) for L in t.runtime.program.layers]
     assert form == [(False, False), (True, True)]              # the spared layer unmasked and dense, the other sparse
-    t.save(str(tmp_path / "d.ckpt"))                           # and a run resumed after the prune is the same run
-    r = Trainer(t.cfg, dataset=digits, model=_bn_model())
-    r.load(str(tmp_path / "d.ckpt"))
-    for _ in range(3):
-        t.step(t.batch_indices())
-        r.step(r.batch_indices())
-    a, b = t.runtime.layer_arrays(), r.runtime.layer_arrays()
-    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    _assert_resumes_identically(t, digits, str(tmp_path / "d.ckpt"), 3)   # a run resumed after the prune
     wide = Sequential(Flatten(), Linear(64, 100), ReLU(), Linear(100, 10), input_shape=(1, 8, 8))
     with pytest.raises(ConfigError, match="dense_first: pruning 0.5 of all elements with the first 1 layer"):
         Trainer(TrainConfig(epochs=1, batch_size=32, prune=0.5, dense_first=True), dataset=digits, model=wide)
@@ -236,16 +229,20 @@ def test_without_re_estimation_pruning_keeps_the_batch_norms(digits):
     assert "re-estimated" not in t.messages[-1]
 
 
-def test_a_run_resumed_after_re_estimation_is_bit_identical(digits, tmp_path):
-    t, _ = _to_pruning(digits, bn_recal=3)
-    t.save(str(tmp_path / "p.ckpt"))
+def _assert_resumes_identically(t, digits, path, steps):
+    """Saved now and resumed, `steps` more iterations leave the same device state as running on."""
+    t.save(path)
     r = Trainer(t.cfg, dataset=digits, model=_bn_model())
-    r.load(str(tmp_path / "p.ckpt"))
-    for _ in range(5):
+    r.load(path)
+    for _ in range(steps):
         t.step(t.batch_indices())
         r.step(r.batch_indices())
     a, b = t.runtime.layer_arrays(), r.runtime.layer_arrays()
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_resumed_after_re_estimation_is_bit_identical(digits, tmp_path):
+    _assert_resumes_identically(_to_pruning(digits, bn_recal=3)[0], digits, str(tmp_path / "p.ckpt"), 5)
 
 
 def test_a_checkpoint_from_before_re_estimation_resumes_without_it(digits, tmp_path):

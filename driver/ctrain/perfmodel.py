@@ -1232,12 +1232,13 @@ def _pos_geometry(f):
     return eb, wg, rows, red, sh, sw, oh, ow, ey, ex
 
 
-def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b):
+def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b, tp=1):
     """(images per item, band rows, bands, tiles per item) of spp_make_plan:
     the tallest band that fits one image (balanced), then the images per item
-    with the fewest estimated cycles, max(items x T x count, chunks x (the
-    batch's window beats + SPP_IMG_BEATS per image)), both in units of 64;
-    None when not even one row fits."""
+    with the fewest estimated cycles, max(items x ceil(T / tp) x count,
+    chunks x (the batch's window beats + SPP_IMG_BEATS per image)), both in
+    units of 64 (tp: tiles per step, SP_POS_PAIR for FP and EB); None when
+    not even one row fits."""
     P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
 
     def fits(nb, br):
@@ -1259,7 +1260,7 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b):
         ok, t = fits(nb, br)
         if not ok:
             break
-        cost = max(_cdiv(n, nb) * bands * t * cnt64, max(_cdiv(rows, OD // t), kl) * wb)
+        cost = max(_cdiv(n, nb) * bands * _cdiv(t, tp) * cnt64, max(_cdiv(rows, OD // t), kl) * wb)
         if best == 0 or cost < bc:
             best, bt, bc = nb, t, cost
     return best, br, bands, bt
@@ -1274,7 +1275,8 @@ def pos_plan(f, b):
     eb, wg, rows, red, sh, sw, oh, ow, ey, ex = geo
     kh, kw, n = f["k_h"], f["k_w"], f["n"]
     pw = sw + ex   # a row's right padding is the next row's left padding
-    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, f["count"], b)
+    tp = 1 if wg else _hls_macro(b.name, "SP_POS_PAIR")
+    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, f["count"], b, tp)
     if tiling is None:
         return None
     best, br, bands, bt = tiling
@@ -1374,6 +1376,10 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
     ii = np.repeat(k, nbi)
     jj = np.arange(ii.size, dtype=np.int64) - np.repeat(np.cumsum(nbi) - nbi, nbi)
     pair = _hls_macro(b.name, "SP_WG_PAIR")   # WG: kept weights per step (2 on DSP48E2 boards)
+    tp = _hls_macro(b.name, "SP_POS_PAIR")
+    # steps per kept weight of a row (FP, EB: a pair of tiles per step) and per
+    # row the pairs' extra steps (the second tile's quantization)
+    tiles, extra = (g.T, 0) if g.wg else (_cdiv(g.T, tp), g.T // tp * (tp - 1))
     for ci in range(len(bounds) - 1):
         ra, nr = bounds[ci], bounds[ci + 1] - bounds[ci]
         z0 = int(ptr[ra])
@@ -1381,7 +1387,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         cnt = int(lens.sum())
         _pos_lists(f, g, b, c, lay, ra, nr, z0, lens)
         steps = -(-lens // pair) if g.wg else lens
-        total = g.T * int(np.maximum(steps, 1).sum())
+        total = tiles * int(np.maximum(steps, 1).sum()) + extra * nr
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
         # window: zeroed again only for a band with padding rows

@@ -1232,13 +1232,14 @@ def _pos_geometry(f):
     return eb, wg, rows, red, sh, sw, oh, ow, ey, ex
 
 
-def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b, tp=1):
+def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b, tp=1, kp=1):
     """(images per item, band rows, bands, tiles per item) of spp_make_plan:
     the tallest band that fits one image (balanced), then the images per item
-    with the fewest estimated cycles, max(items x ceil(T / tp) x count,
-    chunks x (the batch's window beats + SPP_IMG_BEATS per image)), both in
-    units of 64 (tp: tiles per step, SP_POS_PAIR for FP and EB); None when
-    not even one row fits."""
+    with the fewest estimated cycles, max(items x ceil(T / tp) x
+    ceil(count / kp), chunks x (the batch's window beats + SPP_IMG_BEATS per
+    image)), both in units of 64 (tp: tiles per step, SP_POS_PAIR for FP
+    and EB; kp: kept weights per step, SP_WG_PAIR for WG); None when not
+    even one row fits."""
     P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
 
     def fits(nb, br):
@@ -1254,7 +1255,7 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b, tp=1):
     br = _cdiv(oh, bands)
     # in units of 64 kept weights and beats, as the HLS (narrow products)
     wb = _cdiv(n * red * sh * sw // b.ddr_beat + n * _hls_macro(b.name, "SPP_IMG_BEATS"), 64)
-    cnt64, kl = _cdiv(count, 64), _cdiv(count, b.sparse_list)
+    cnt64, kl = _cdiv(_cdiv(count, kp), 64), _cdiv(count, b.sparse_list)
     best = bt = bc = 0
     for nb in range(1, n + 1):
         ok, t = fits(nb, br)
@@ -1276,7 +1277,8 @@ def pos_plan(f, b):
     kh, kw, n = f["k_h"], f["k_w"], f["n"]
     pw = sw + ex   # a row's right padding is the next row's left padding
     tp = 1 if wg else _hls_macro(b.name, "SP_POS_PAIR")
-    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, f["count"], b, tp)
+    kp = _hls_macro(b.name, "SP_WG_PAIR") if wg else 1
+    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, f["count"], b, tp, kp)
     if tiling is None:
         return None
     best, br, bands, bt = tiling
@@ -1335,9 +1337,9 @@ def _pos_chunks(f, g, b, c, lay, ptr):
 
 def _pos_values(f, b, c, cnt):
     """Counters of EB's value lookup for a chunk of cnt entries (spp_values):
-    the values array scanned in SP_LIST-byte blocks, or, past SPP_SCAN
+    the values array scanned in SP_VALS-byte blocks, or, past SPP_SCAN
     blocks, one gather per entry."""
-    L, z = b.sparse_list, f["count"]
+    L, z = _hls_macro(b.name, "SP_VALS"), f["count"]
     if z > _hls_macro(b.name, "SPP_SCAN") * L:
         c.loop("ew", cnt)
         c.gather(cnt)

@@ -53,6 +53,10 @@
 #define SP_WD CTRAIN_SPARSE_WDEPTH
 #define SP_OD CTRAIN_SPARSE_ODEPTH
 #define SP_LIST CTRAIN_SPARSE_LIST
+#define SP_VALS CTRAIN_SPARSE_VALS
+#if SP_VALS < SP_LIST
+#error "CTRAIN_SPARSE_VALS: the value block buffer also stages a chunk's values (at least CTRAIN_SPARSE_LIST)"
+#endif
 #define SP_BND 256   /* list pointers per burst of the chunking pass */
 /* Kept weights per WG step (above): CTRAIN_DSP_INT8, the int8 products of a
  * DSP slice sharing an operand (2 on DSP48E2; 1 on DSP48E1, where mul2 would
@@ -225,7 +229,8 @@ band_rows:
     g.bands = (g.oh + br - 1) / br;
     g.br = (g.oh + g.bands - 1) / g.bands;   /* balanced bands */
     /* Images per item: the fewest estimated cycles, the larger of compute
-     * (items x T steps per kept weight; FP, EB ceil(T / SP_POS_PAIR)) and
+     * (items x T steps per kept weight; FP, EB ceil(T / SP_POS_PAIR), WG
+     * per SP_WG_PAIR kept weights) and
      * window loads (every chunk of rows reloads every image's planes,
      * SPP_IMG_BEATS more per image;
      * chunks: the rows SP_OD / T words of output buffer take, or SP_LIST
@@ -236,7 +241,9 @@ band_rows:
     const ap_uint<43> wall = nred * plane;
     const uint64_t wsum = (uint64_t)(wall / DDR_BEAT) + (uint32_t)((ap_uint<11>)g.n * (ap_uint<9>)SPP_IMG_BEATS);
     const ap_uint<32> wb = (wsum + 63) >> 6;                 /* < 2^31 */
-    const ap_uint<19> cnt64 = (f.count + 63) >> 6;           /* count <= 2^24 */
+    /* kept weights in steps: WG takes SP_WG_PAIR per step */
+    const uint32_t csteps = g.wg ? (f.count + SP_WG_PAIR - 1) / SP_WG_PAIR : f.count;
+    const ap_uint<19> cnt64 = (csteps + 63) >> 6;            /* count <= 2^24 */
     const ap_uint<17> kl = (f.count + SP_LIST - 1) / SP_LIST;
     int best = 0, bt = 0;
     uint64_t bc = 0;
@@ -333,14 +340,14 @@ chunk_bursts:
 }
 
 /* EB's values: eval[t] = vals[wbuf[t]] (wbuf: the CSR positions of the
- * chunk's cnt entries).  The values array is scanned in SP_LIST-byte blocks,
+ * chunk's cnt entries).  The values array is scanned in SP_VALS-byte blocks,
  * each a beat per cycle into vbuf, every entry looking its value up in each
  * block; past SPP_SCAN blocks (a very long index) one gather per entry is
  * cheaper. */
 #define SPP_SCAN 8
 static void spp_values(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t cnt,
-                       const int32_t wbuf[SP_LIST], q8_t vbuf[SP_LIST], q8_t eval[SP_LIST]) {
-    if (f.count > (uint32_t)SPP_SCAN * SP_LIST) {
+                       const int32_t wbuf[SP_LIST], q8_t vbuf[SP_VALS], q8_t eval[SP_LIST]) {
+    if (f.count > (uint32_t)SPP_SCAN * SP_VALS) {
         CTRAIN_LOOP(ew, 1, cnt);
     spp_gather:
         for (uint32_t t = 0; t < cnt; t++) {
@@ -351,10 +358,10 @@ static void spp_values(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t cnt,
         return;
     }
 spp_value_blocks:
-    for (uint32_t v0 = 0; v0 < f.count; v0 += SP_LIST) {
+    for (uint32_t v0 = 0; v0 < f.count; v0 += SP_VALS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SPP_SCAN
-        const uint32_t vlen = f.count - v0 < SP_LIST ? f.count - v0 : (uint32_t)SP_LIST;
-        agu_rd_wide<q8_t, SP_LIST, 1>(ddr, f.src2 + v0, vbuf, vlen);
+        const uint32_t vlen = f.count - v0 < SP_VALS ? f.count - v0 : (uint32_t)SP_VALS;
+        agu_rd_wide<q8_t, SP_VALS, 1>(ddr, f.src2 + v0, vbuf, vlen);
         CTRAIN_LOOP(ew, 1, cnt);
     spp_value_find:
         for (uint32_t t = 0; t < cnt; t++) {
@@ -380,7 +387,7 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
                           const sparse_index_t &ix, int ra, int nr, const spp_qm toff[MAX_KK],
                           uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint16_t eoq[SP_LIST],
                           uint16_t eom[SP_LIST],
-                          uint16_t hbuf[SP_LIST], int32_t wbuf[SP_LIST], q8_t vbuf[SP_LIST]) {
+                          uint16_t hbuf[SP_LIST], int32_t wbuf[SP_LIST], q8_t vbuf[SP_VALS]) {
     static uint32_t tpr[MAX_KK + 1];
 #pragma HLS BIND_STORAGE variable=tpr type=ram_2p impl=lutram
     const uint32_t kk = (uint32_t)g.kk;
@@ -389,7 +396,7 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
         agu_rd_u32<SP_OD + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * ra, start, nr + 1);
         const uint32_t z0 = start[0], cnt = start[nr] - z0;
         if (!g.wg)
-            agu_rd_wide<q8_t, SP_LIST, 1>(ddr, f.src2 + z0, vbuf, cnt);
+            agu_rd_wide<q8_t, SP_VALS, 1>(ddr, f.src2 + z0, vbuf, cnt);
         agu_rd_wide<uint16_t, SP_LIST, 2>(ddr, f.aux + (uint32_t)ix.col + 2 * z0, hbuf, cnt);
         sp_div16 dkk = sp_div_make(kk);
         CTRAIN_LOOP(ew, 1, cnt);
@@ -952,24 +959,34 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
     static uint16_t hbuf[SP_LIST];
     static int32_t wbuf[SP_LIST];   /* EB: tpos; WG: quantized gradients */
-    static q8_t vbuf[SP_LIST];
+    static q8_t vbuf[SP_VALS];      /* FP: values; EB: a block of the values array */
 #if CTRAIN_SPARSE_LIST_BRAM
     /* the stepped lists in BRAM: the LUTs go to the window (config) */
 #pragma HLS BIND_STORAGE variable=eval type=ram_2p impl=bram
 #pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=bram
 #pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=bram
-#pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=bram
 #else
     /* the lists in distributed RAM: the BRAM is the dense unit's */
 #pragma HLS BIND_STORAGE variable=eval type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=lutram
+#endif
+#if CTRAIN_SPARSE_ACC_BRAM
+    /* the WG accumulators in BRAM (config) */
+#pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=bram
+#else
+    /* the WG accumulators in distributed RAM (config) */
 #pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=lutram
 #endif
     /* the staging buffers in distributed RAM: partitioned by the beat */
 #pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=lutram
+#if SP_VALS > SP_LIST
+    /* a value block larger than the lists: BRAM (config) */
+#pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=bram
+#else
 #pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=lutram
+#endif
     /* staging, partitioned by the beat: a beat per cycle from DDR */
 #pragma HLS ARRAY_PARTITION variable=hbuf type=cyclic factor=AGU_LANES(2)
 #pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=AGU_LANES(4)

@@ -200,10 +200,11 @@ def lenet_cycles(board, sparsity=0.8, batch=32, seed=0):
 
 
 #: Boards where the sparse unit does not yet reach the LeNet-5 targets.
-#: FP+EB / WG sparse-to-dense (session 6: WG pairs on DSP48E2, images per
-#: item by estimated cycles): pynq_z2 0.30 / 0.36, aup_zu3 and ultra96
-#: 0.30 / 0.33, kv260 0.37 / 0.39 (pass); zcu104 1.06 / 0.62, zcu102
-#: 0.87 / 0.44 (open).
+#: FP+EB / WG sparse-to-dense (session 7: FP/EB tile pairs and WG pairs on
+#: DSP48E2, images per item by estimated cycles): pynq_z2 0.30 / 0.36,
+#: aup_zu3 and ultra96 0.31 / 0.34, kv260 0.36 / 0.40 (pass); zcu104
+#: 1.04 / 0.62, zcu102 0.86 / 0.44 (open: LeNet-5's 6 and 16 channels
+#: leave most of 384 and 512 position PEs idle).
 _LENET_SPARSE_OPEN = ("zcu104", "zcu102")
 
 

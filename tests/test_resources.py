@@ -222,6 +222,10 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         for v, inb in (("eval", bram), ("eoq", bram), ("eom", bram), ("tacc", acc)):
             it = _item(est, f"spp_unit:{v}")
             assert (it.bram36 > 0, it.lut > 0) == (inb, not inb), (name, v)
+        stage = "#define CTRAIN_SPARSE_STAGE_BRAM 1" in text
+        for v in ("hbuf", "wbuf"):
+            it = _item(est, f"spp_unit:{v}")
+            assert (it.bram36 > 0, it.lut > 0) == (stage, not stage), (name, v)
         # EB's value block: BRAM where it is larger than the lists (CTRAIN_SPARSE_VALS)
         it = _item(est, "spp_unit:vbuf")
         pb = perfmodel.board(name)

@@ -978,9 +978,15 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
     /* the WG accumulators in distributed RAM (config) */
 #pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=lutram
 #endif
+#if CTRAIN_SPARSE_STAGE_BRAM
+    /* the staging buffers in BRAM, where the LUTs go to the window (config) */
+#pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=bram
+#pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=bram
+#else
     /* the staging buffers in distributed RAM: partitioned by the beat */
 #pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=lutram
+#endif
 #if SP_VALS > SP_LIST
     /* a value block larger than the lists: BRAM (config) */
 #pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=bram

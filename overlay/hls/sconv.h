@@ -58,6 +58,11 @@
 #ifndef CTRAIN_SPARSE_VALS
 #define CTRAIN_SPARSE_VALS CTRAIN_SPARSE_LIST
 #endif
+/* 1: the position-parallel path's list staging (columns, rows, positions,
+ * gradients: partitioned by the beat) in BRAM; 0: distributed RAM. */
+#ifndef CTRAIN_SPARSE_STAGE_BRAM
+#define CTRAIN_SPARSE_STAGE_BRAM 0
+#endif
 /* The WG accumulators' binding alone (a board whose BRAM takes the lists but
  * not their 48-bit accumulators): as the lists' unless the header says. */
 #ifndef CTRAIN_SPARSE_ACC_BRAM

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from ctrain import boards
+from ctrain import boards, perfmodel
 from ctrain.tools import resources
 from ctrain.hls_source import Sources
 from ctrain.overlay_src import config_dir, hls_dir
@@ -217,9 +217,19 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         ent = _item(est, "sp_rows_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
         bram = "#define CTRAIN_SPARSE_LIST_BRAM 1" in text
-        for v in ("eval", "eoq", "eom", "tacc"):
+        m = re.search(r"#define CTRAIN_SPARSE_ACC_BRAM (\d)", text)
+        acc = bool(int(m.group(1))) if m else bram   # the accumulators follow the lists unless set
+        for v, inb in (("eval", bram), ("eoq", bram), ("eom", bram), ("tacc", acc)):
             it = _item(est, f"spp_unit:{v}")
-            assert (it.bram36 > 0, it.lut > 0) == (bram, not bram), (name, v)
+            assert (it.bram36 > 0, it.lut > 0) == (inb, not inb), (name, v)
+        stage = "#define CTRAIN_SPARSE_STAGE_BRAM 1" in text
+        for v in ("hbuf", "wbuf"):
+            it = _item(est, f"spp_unit:{v}")
+            assert (it.bram36 > 0, it.lut > 0) == (stage, not stage), (name, v)
+        # EB's value block: BRAM where it is larger than the lists (CTRAIN_SPARSE_VALS)
+        it = _item(est, "spp_unit:vbuf")
+        pb = perfmodel.board(name)
+        assert (it.bram36 > 0) == (perfmodel._hls_macro(name, "SP_VALS") > pb.sparse_list), name
         bn = [i for i in est.items if i.kind == "mul" and i.name.startswith("stream_bn:bn_lane:")][0]
         assert bn.lut == 0 and bn.dsp == 2 * bn.count, name
 

@@ -1232,12 +1232,14 @@ def _pos_geometry(f):
     return eb, wg, rows, red, sh, sw, oh, ow, ey, ex
 
 
-def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b):
+def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b, tp=1, kp=1):
     """(images per item, band rows, bands, tiles per item) of spp_make_plan:
     the tallest band that fits one image (balanced), then the images per item
-    with the fewest estimated cycles, max(items x T x count, chunks x (the
-    batch's window beats + SPP_IMG_BEATS per image)), both in units of 64;
-    None when not even one row fits."""
+    with the fewest estimated cycles, max(items x ceil(T / tp) x
+    ceil(count / kp), chunks x (the batch's window beats + SPP_IMG_BEATS per
+    image)), both in units of 64 (tp: tiles per step, SP_POS_PAIR for FP
+    and EB; kp: kept weights per step, SP_WG_PAIR for WG); None when not
+    even one row fits."""
     P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
 
     def fits(nb, br):
@@ -1253,13 +1255,13 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b):
     br = _cdiv(oh, bands)
     # in units of 64 kept weights and beats, as the HLS (narrow products)
     wb = _cdiv(n * red * sh * sw // b.ddr_beat + n * _hls_macro(b.name, "SPP_IMG_BEATS"), 64)
-    cnt64, kl = _cdiv(count, 64), _cdiv(count, b.sparse_list)
+    cnt64, kl = _cdiv(_cdiv(count, kp), 64), _cdiv(count, b.sparse_list)
     best = bt = bc = 0
     for nb in range(1, n + 1):
         ok, t = fits(nb, br)
         if not ok:
             break
-        cost = max(_cdiv(n, nb) * bands * t * cnt64, max(_cdiv(rows, OD // t), kl) * wb)
+        cost = max(_cdiv(n, nb) * bands * _cdiv(t, tp) * cnt64, max(_cdiv(rows, OD // t), kl) * wb)
         if best == 0 or cost < bc:
             best, bt, bc = nb, t, cost
     return best, br, bands, bt
@@ -1274,7 +1276,9 @@ def pos_plan(f, b):
     eb, wg, rows, red, sh, sw, oh, ow, ey, ex = geo
     kh, kw, n = f["k_h"], f["k_w"], f["n"]
     pw = sw + ex   # a row's right padding is the next row's left padding
-    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, f["count"], b)
+    tp = 1 if wg else _hls_macro(b.name, "SP_POS_PAIR")
+    kp = _hls_macro(b.name, "SP_WG_PAIR") if wg else 1
+    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, f["count"], b, tp, kp)
     if tiling is None:
         return None
     best, br, bands, bt = tiling
@@ -1333,9 +1337,9 @@ def _pos_chunks(f, g, b, c, lay, ptr):
 
 def _pos_values(f, b, c, cnt):
     """Counters of EB's value lookup for a chunk of cnt entries (spp_values):
-    the values array scanned in SP_LIST-byte blocks, or, past SPP_SCAN
+    the values array scanned in SP_VALS-byte blocks, or, past SPP_SCAN
     blocks, one gather per entry."""
-    L, z = b.sparse_list, f["count"]
+    L, z = _hls_macro(b.name, "SP_VALS"), f["count"]
     if z > _hls_macro(b.name, "SPP_SCAN") * L:
         c.loop("ew", cnt)
         c.gather(cnt)
@@ -1374,6 +1378,10 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
     ii = np.repeat(k, nbi)
     jj = np.arange(ii.size, dtype=np.int64) - np.repeat(np.cumsum(nbi) - nbi, nbi)
     pair = _hls_macro(b.name, "SP_WG_PAIR")   # WG: kept weights per step (2 on DSP48E2 boards)
+    tp = _hls_macro(b.name, "SP_POS_PAIR")
+    # steps per kept weight of a row (FP, EB: a pair of tiles per step) and per
+    # row the pairs' extra steps (the second tile's quantization)
+    tiles, extra = (g.T, 0) if g.wg else (_cdiv(g.T, tp), g.T // tp * (tp - 1))
     for ci in range(len(bounds) - 1):
         ra, nr = bounds[ci], bounds[ci + 1] - bounds[ci]
         z0 = int(ptr[ra])
@@ -1381,7 +1389,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         cnt = int(lens.sum())
         _pos_lists(f, g, b, c, lay, ra, nr, z0, lens)
         steps = -(-lens // pair) if g.wg else lens
-        total = g.T * int(np.maximum(steps, 1).sum())
+        total = tiles * int(np.maximum(steps, 1).sum()) + extra * nr
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
         # window: zeroed again only for a band with padding rows

@@ -53,11 +53,20 @@
 #define SP_WD CTRAIN_SPARSE_WDEPTH
 #define SP_OD CTRAIN_SPARSE_ODEPTH
 #define SP_LIST CTRAIN_SPARSE_LIST
+#define SP_VALS CTRAIN_SPARSE_VALS
+#if SP_VALS < SP_LIST
+#error "CTRAIN_SPARSE_VALS: the value block buffer also stages a chunk's values (at least CTRAIN_SPARSE_LIST)"
+#endif
 #define SP_BND 256   /* list pointers per burst of the chunking pass */
 /* Kept weights per WG step (above): CTRAIN_DSP_INT8, the int8 products of a
  * DSP slice sharing an operand (2 on DSP48E2; 1 on DSP48E1, where mul2 would
  * be two multipliers). */
 #define SP_WG_PAIR CTRAIN_DSP_INT8
+/* Tiles per FP/EB step: on a packing board a step's shared operand is the
+ * kept weight, its two products tiles t and t + 1 (PE p: positions p and
+ * SP_P + p), so a kept weight costs ceil(T / SP_POS_PAIR) steps (and a row
+ * one more per pair of tiles, sp_steps). */
+#define SP_POS_PAIR CTRAIN_DSP_INT8
 #if SP_WG_PAIR == 2 && CTRAIN_SPARSE_POS_MUL_LUT
 #error "CTRAIN_SPARSE_POS_MUL_LUT: the paired WG products are DSP48E2 slices (mac2.h)"
 #endif
@@ -220,8 +229,10 @@ band_rows:
     g.bands = (g.oh + br - 1) / br;
     g.br = (g.oh + g.bands - 1) / g.bands;   /* balanced bands */
     /* Images per item: the fewest estimated cycles, the larger of compute
-     * (items x T steps per kept weight) and window loads (every chunk of
-     * rows reloads every image's planes, SPP_IMG_BEATS more per image;
+     * (items x T steps per kept weight; FP, EB ceil(T / SP_POS_PAIR), WG
+     * per SP_WG_PAIR kept weights) and
+     * window loads (every chunk of rows reloads every image's planes,
+     * SPP_IMG_BEATS more per image;
      * chunks: the rows SP_OD / T words of output buffer take, or SP_LIST
      * kept weights, whichever more), among those that fit; both in units of
      * 64 (kept weights, beats), so the products stay narrow. */
@@ -230,7 +241,9 @@ band_rows:
     const ap_uint<43> wall = nred * plane;
     const uint64_t wsum = (uint64_t)(wall / DDR_BEAT) + (uint32_t)((ap_uint<11>)g.n * (ap_uint<9>)SPP_IMG_BEATS);
     const ap_uint<32> wb = (wsum + 63) >> 6;                 /* < 2^31 */
-    const ap_uint<19> cnt64 = (f.count + 63) >> 6;           /* count <= 2^24 */
+    /* kept weights in steps: WG takes SP_WG_PAIR per step */
+    const uint32_t csteps = g.wg ? (f.count + SP_WG_PAIR - 1) / SP_WG_PAIR : f.count;
+    const ap_uint<19> cnt64 = (csteps + 63) >> 6;            /* count <= 2^24 */
     const ap_uint<17> kl = (f.count + SP_LIST - 1) / SP_LIST;
     int best = 0, bt = 0;
     uint64_t bc = 0;
@@ -239,8 +252,10 @@ batch_images:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
         if (!spp_fits(g, nb, g.br, T))
             break;
-        /* items <= 2^20 (batch x bands), T <= SP_OD + 1 < 2^9 */
-        const ap_uint<29> steps = (ap_uint<20>)((g.n + nb - 1) / nb * g.bands) * (ap_uint<9>)T;
+        /* items <= 2^20 (batch x bands), T <= SP_OD + 1 < 2^9; FP, EB:
+         * SP_POS_PAIR tiles per step */
+        const int tp = g.wg ? T : (T + SP_POS_PAIR - 1) / SP_POS_PAIR;
+        const ap_uint<29> steps = (ap_uint<20>)((g.n + nb - 1) / nb * g.bands) * (ap_uint<9>)tp;
         const int nmax = SP_OD / T;   /* T <= SP_OD in a fitting plan */
         const ap_uint<17> kr = (g.rows + nmax - 1) / nmax;
         const uint64_t comp = (uint64_t)(steps * cnt64);
@@ -325,14 +340,14 @@ chunk_bursts:
 }
 
 /* EB's values: eval[t] = vals[wbuf[t]] (wbuf: the CSR positions of the
- * chunk's cnt entries).  The values array is scanned in SP_LIST-byte blocks,
+ * chunk's cnt entries).  The values array is scanned in SP_VALS-byte blocks,
  * each a beat per cycle into vbuf, every entry looking its value up in each
  * block; past SPP_SCAN blocks (a very long index) one gather per entry is
  * cheaper. */
 #define SPP_SCAN 8
 static void spp_values(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t cnt,
-                       const int32_t wbuf[SP_LIST], q8_t vbuf[SP_LIST], q8_t eval[SP_LIST]) {
-    if (f.count > (uint32_t)SPP_SCAN * SP_LIST) {
+                       const int32_t wbuf[SP_LIST], q8_t vbuf[SP_VALS], q8_t eval[SP_LIST]) {
+    if (f.count > (uint32_t)SPP_SCAN * SP_VALS) {
         CTRAIN_LOOP(ew, 1, cnt);
     spp_gather:
         for (uint32_t t = 0; t < cnt; t++) {
@@ -343,10 +358,10 @@ static void spp_values(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t cnt,
         return;
     }
 spp_value_blocks:
-    for (uint32_t v0 = 0; v0 < f.count; v0 += SP_LIST) {
+    for (uint32_t v0 = 0; v0 < f.count; v0 += SP_VALS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SPP_SCAN
-        const uint32_t vlen = f.count - v0 < SP_LIST ? f.count - v0 : (uint32_t)SP_LIST;
-        agu_rd_wide<q8_t, SP_LIST, 1>(ddr, f.src2 + v0, vbuf, vlen);
+        const uint32_t vlen = f.count - v0 < SP_VALS ? f.count - v0 : (uint32_t)SP_VALS;
+        agu_rd_wide<q8_t, SP_VALS, 1>(ddr, f.src2 + v0, vbuf, vlen);
         CTRAIN_LOOP(ew, 1, cnt);
     spp_value_find:
         for (uint32_t t = 0; t < cnt; t++) {
@@ -372,7 +387,7 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
                           const sparse_index_t &ix, int ra, int nr, const spp_qm toff[MAX_KK],
                           uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint16_t eoq[SP_LIST],
                           uint16_t eom[SP_LIST],
-                          uint16_t hbuf[SP_LIST], int32_t wbuf[SP_LIST], q8_t vbuf[SP_LIST]) {
+                          uint16_t hbuf[SP_LIST], int32_t wbuf[SP_LIST], q8_t vbuf[SP_VALS]) {
     static uint32_t tpr[MAX_KK + 1];
 #pragma HLS BIND_STORAGE variable=tpr type=ram_2p impl=lutram
     const uint32_t kk = (uint32_t)g.kk;
@@ -381,7 +396,7 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
         agu_rd_u32<SP_OD + 1>(ddr, f.aux + (uint32_t)ix.rowptr + 4 * ra, start, nr + 1);
         const uint32_t z0 = start[0], cnt = start[nr] - z0;
         if (!g.wg)
-            agu_rd_wide<q8_t, SP_LIST, 1>(ddr, f.src2 + z0, vbuf, cnt);
+            agu_rd_wide<q8_t, SP_VALS, 1>(ddr, f.src2 + z0, vbuf, cnt);
         agu_rd_wide<uint16_t, SP_LIST, 2>(ddr, f.aux + (uint32_t)ix.col + 2 * z0, hbuf, cnt);
         sp_div16 dkk = sp_div_make(kk);
         CTRAIN_LOOP(ew, 1, cnt);
@@ -772,6 +787,11 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  * step per tile, so its outputs still get the bias):
  *   gather (FP, EB): row i > tile t > entry j; PE p: acc[p] += w * x[p];
  *     at the list's end the tile is quantized into out (word i * T + t).
+ *     SP_POS_PAIR 2: tiles t and t + 1 together, PE p's one mul2 the weight
+ *     times its inputs in both (the window's second port, a second rotator),
+ *     acc1[p] the second tile's sum; one extra step after the list
+ *     quantizes it, so the SP_P quantizers and each output bank's one write
+ *     per cycle serve both (a pair costs len + 1 steps, not 2 len).
  *   outer (WG): row i > entries j (and j + 1: SP_WG_PAIR 2) > tile t; an
  *     adder tree per entry sums err * x over the PEs, a register over the
  *     tiles; tacc takes them at the last (entry e at bank e % 2, word e / 2). */
@@ -783,8 +803,9 @@ static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
                      spp_rows_t out, acc_t tacc[2][SP_LH], q_stats &st) {
 #pragma HLS INLINE off
     CTRAIN_LOOP(pe, 1, total);
-    pe_sum_t acc[SP_P];
+    pe_sum_t acc[SP_P], acc1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete
+#pragma HLS ARRAY_PARTITION variable=acc1 type=complete
     pe_sum_t tsum = 0, tsum1 = 0;
     int i = 0, t = 0;
     int rbase = 0;   /* i * T, counted */
@@ -798,7 +819,8 @@ step:
         /* a kept weight's accumulator is written once, at its last tile */
 #pragma HLS DEPENDENCE variable=tacc type=inter false
 #pragma HLS DEPENDENCE variable=out type=inter false
-        const bool live = len > 0;
+        /* a product step (not a pair's extra step, nor an empty row's) */
+        const bool live = j < len;
         const uint32_t e = start[i] + j;
         /* window address of PE 0: (word, bank) of the entry, plus the tile */
         const uint32_t r0 = (live ? eoq[e] : 0u) + (uint32_t)t;
@@ -807,20 +829,21 @@ step:
         q8_t x[SP_P];
 #pragma HLS ARRAY_PARTITION variable=x type=complete
         spp_rotate(win, b0, r0, x);
-        /* WG on a packing board: the row's next kept weight too, if any */
-        const bool two = SP_WG_PAIR == 2 && outer && j + 1 < len;
+        /* on a packing board, WG: the row's next kept weight too, if any;
+         * FP, EB: the next tile too, if any */
+        const bool two = outer ? SP_WG_PAIR == 2 && j + 1 < len : SP_POS_PAIR == 2 && t + 1 < g.T;
 #if SP_WG_PAIR == 2
         q8_t x1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=x1 type=complete
-        const uint32_t r1 = (two ? eoq[e + 1] : 0u) + (uint32_t)t;
-        const uint32_t b1 = two ? (uint32_t)eom[e + 1] : 0u;
+        const uint32_t r1 = outer ? (two ? eoq[e + 1] : 0u) + (uint32_t)t : (two && live ? r0 + 1u : 0u);
+        const uint32_t b1 = outer ? (two ? (uint32_t)eom[e + 1] : 0u) : b0;
         spp_rotate(win, b1, r1, x1);
 #endif
         const int ro = rbase + t;
-        const uint32_t runs = live ? len : 1u;
+        const uint32_t runs = len > 0 ? len : 1u;
         /* One multiplier per PE: the weight (gather) or its error (outer),
-         * on a packing board times both entries' inputs (the second 0 but
-         * in a WG pair). */
+         * on a packing board times both entries' (gather: tiles') inputs
+         * (the second 0 but in a pair). */
         prod_t m[SP_P], m1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=m type=complete
 #pragma HLS ARRAY_PARTITION variable=m1 type=complete
@@ -870,26 +893,35 @@ step:
             }
             continue;
         }
-        const bool last = j + 1 == runs;
+        /* the list's last product quantizes tile t; a pair's extra step
+         * (j == runs) its second tile, t + 1 */
+        const bool ext = two && j == runs;
+        const bool fin = ext || j + 1 == runs;
+        const int tq = ext ? t + 1 : t;
+        const int rq = ext ? ro + 1 : ro;
         for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
-            acc[p] = (j == 0 ? pe_sum_t(0) : acc[p]) + m[p];
-            if (last) {
-                wide_t v = (wide_t)acc[p];
+            if (!ext) {
+                acc[p] = (j == 0 ? pe_sum_t(0) : acc[p]) + m[p];
+                acc1[p] = (j == 0 ? pe_sum_t(0) : acc1[p]) + m1[p];
+            }
+            if (fin) {
+                wide_t v = (wide_t)(ext ? acc1[p] : acc[p]);
                 if (o.bias)
                     v += rbias[i];
                 if (o.relu && v < 0) v = 0;
-                if (o.mask && rb[p][ro] <= 0) v = 0;
+                if (o.mask && rb[p][rq] <= 0) v = 0;
                 bool clamped;
                 const q8_t q = sat8(rshift_round(v, o.sh_out), clamped);
-                if (vt[t][p])
+                if (vt[tq][p])
                     q_stats_add(st, v, q, clamped);
-                out[p][ro] = q;
+                out[p][rq] = q;
             }
         }
-        if (++j == runs) {
+        if (++j == runs + (two ? 1u : 0u)) {
             j = 0;
-            if (++t == g.T) {
+            t += two ? 2 : 1;
+            if (t == g.T) {
                 t = 0;
                 i++;
                 rbase += g.T;
@@ -927,24 +959,40 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=1
     static uint16_t hbuf[SP_LIST];
     static int32_t wbuf[SP_LIST];   /* EB: tpos; WG: quantized gradients */
-    static q8_t vbuf[SP_LIST];
+    static q8_t vbuf[SP_VALS];      /* FP: values; EB: a block of the values array */
 #if CTRAIN_SPARSE_LIST_BRAM
     /* the stepped lists in BRAM: the LUTs go to the window (config) */
 #pragma HLS BIND_STORAGE variable=eval type=ram_2p impl=bram
 #pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=bram
 #pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=bram
-#pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=bram
 #else
     /* the lists in distributed RAM: the BRAM is the dense unit's */
 #pragma HLS BIND_STORAGE variable=eval type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=lutram
+#endif
+#if CTRAIN_SPARSE_ACC_BRAM
+    /* the WG accumulators in BRAM (config) */
+#pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=bram
+#else
+    /* the WG accumulators in distributed RAM (config) */
 #pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=lutram
 #endif
+#if CTRAIN_SPARSE_STAGE_BRAM
+    /* the staging buffers in BRAM, where the LUTs go to the window (config) */
+#pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=bram
+#pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=bram
+#else
     /* the staging buffers in distributed RAM: partitioned by the beat */
 #pragma HLS BIND_STORAGE variable=hbuf type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=wbuf type=ram_2p impl=lutram
+#endif
+#if SP_VALS > SP_LIST
+    /* a value block larger than the lists: BRAM (config) */
+#pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=bram
+#else
 #pragma HLS BIND_STORAGE variable=vbuf type=ram_2p impl=lutram
+#endif
     /* staging, partitioned by the beat: a beat per cycle from DDR */
 #pragma HLS ARRAY_PARTITION variable=hbuf type=cyclic factor=AGU_LANES(2)
 #pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=AGU_LANES(4)
@@ -1002,6 +1050,10 @@ spp_positions:
         }
     }
     const int items = (g.n + g.nb - 1) / g.nb * g.bands;
+    /* steps per kept weight of a row (FP, EB: per pair of tiles, SP_POS_PAIR)
+     * and the rows' extra steps (a pair's second quantization) */
+    const uint32_t tiles = g.wg ? (uint32_t)g.T : (uint32_t)(g.T + SP_POS_PAIR - 1) / SP_POS_PAIR;
+    const uint32_t extra = g.wg ? 0u : (uint32_t)(g.T / SP_POS_PAIR) * (SP_POS_PAIR - 1);
     /* Both ping-pong copies zeroed once: the window's padding (columns; with
      * one band rows too) and the WG errors' junk positions are never loaded
      * (spp_load_window, below). */
@@ -1029,7 +1081,7 @@ spp_chunk:
             const uint32_t len = start[i + 1] - start[i];
             /* WG: SP_WG_PAIR kept weights per step */
             const uint32_t steps = g.wg ? (len + SP_WG_PAIR - 1) / SP_WG_PAIR : len;
-            total += (uint32_t)g.T * (steps > 0 ? steps : 1u);
+            total += tiles * (steps > 0 ? steps : 1u) + extra;
         }
         if (!g.wg && bias) {
             agu_rd_i32<SP_OD>(ddr, f.src3 + 4 * ra, braw, nr);

@@ -51,6 +51,23 @@
 #ifndef CTRAIN_SPARSE_LIST_BRAM
 #define CTRAIN_SPARSE_LIST_BRAM 0
 #endif
+/* Bytes of the values array per block of EB's value lookup (sconv.cpp
+ * spp_values), at least CTRAIN_SPARSE_LIST (the block buffer is also the
+ * lists' value staging): a board with BRAM to spare sets more, the buffer
+ * then in BRAM, so a layer's values take fewer blocks. */
+#ifndef CTRAIN_SPARSE_VALS
+#define CTRAIN_SPARSE_VALS CTRAIN_SPARSE_LIST
+#endif
+/* 1: the position-parallel path's list staging (columns, rows, positions,
+ * gradients: partitioned by the beat) in BRAM; 0: distributed RAM. */
+#ifndef CTRAIN_SPARSE_STAGE_BRAM
+#define CTRAIN_SPARSE_STAGE_BRAM 0
+#endif
+/* The WG accumulators' binding alone (a board whose BRAM takes the lists but
+ * not their 48-bit accumulators): as the lists' unless the header says. */
+#ifndef CTRAIN_SPARSE_ACC_BRAM
+#define CTRAIN_SPARSE_ACC_BRAM CTRAIN_SPARSE_LIST_BRAM
+#endif
 /* 1: the position-parallel products are LUT multipliers, on chips of fewer
  * than 300 DSP slices (those go to the dense array); else DSPs. */
 #ifndef CTRAIN_SPARSE_POS_MUL_LUT

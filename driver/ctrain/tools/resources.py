@@ -64,8 +64,9 @@ hls/mac2.h, recognised by name, is per copy two int8 products from ONE DSP
 where the board's CTRAIN_DSP_INT8 is 2 (DSP48E2: b1 * 2^18 + b0 in the
 27-bit port times a, Xilinx WP486), two DSPs where it is 1 (DSP48E1); its
 body is not counted again. CTRAIN_DSP_INT8 2 on a DSP48E1 is refused.
-A site in HALF_PACKED (the sparse array: two kept weights per step in WG
-only) counts one product per copy towards the peak.
+A site in HALF_PACKED (the sparse array: two kept weights per step in WG,
+two tiles per step in FP and EB only where an item has more than one tile)
+counts one product per copy towards the peak.
 
 Peaks (`Estimate.peak`, GOP/s): the design's PE array, 2 x the int8
 products per cycle counted in the PE loops (PE_LOOPS; plain int8 products
@@ -128,9 +129,9 @@ PE_LOOPS = {"pass_step": "pe_array", "step": "sp_steps"}
 #: The packed-multiply helper of hls/mac2.h: a*b0 and a*b1 from one DSP48E2
 #: (CTRAIN_DSP_INT8 2), recognised by name (module docstring, "Multipliers").
 PACKED_MUL = "mul2"
-#: Packed call sites whose second product serves one phase only (sp_steps:
-#: WG's pair of kept weights; FP/EB pass 0): one int8 product per copy in
-#: the peak, the pessimistic reading.
+#: Packed call sites whose second product is not always used (sp_steps:
+#: WG's pair of kept weights, FP/EB's pair of tiles when an item has two or
+#: more): one int8 product per copy in the peak, the pessimistic reading.
 HALF_PACKED = {"sp_steps"}
 #: The design's PE peak must be at least this fraction of the chip's int8 peak.
 PE_PEAK_MIN_FRACTION = 0.4

@@ -58,6 +58,23 @@
 /* The position-parallel sparse path's output rows per PE bank: 64 keeps its
  * 2 x 512 banks in LUTRAM (the default, 192, takes 1024 RAMB18s). */
 #define CTRAIN_SPARSE_ODEPTH 64
+/* The position-parallel path's lists in BRAM (the dense unit leaves a third
+ * of it): 16384 kept weights per chunk (the LUT default, 5710, cut CNV's
+ * 128-channel layers into six chunks, each reloading the window), and EB's
+ * value lookup in one 128 KB block (CNV's largest layer, 118K kept weights,
+ * scanned once per chunk instead of gathered a byte per entry).  CNV 80%
+ * FP+EB+WG: 0.346 -> 0.327 of dense. */
+#define CTRAIN_SPARSE_LIST 16384
+#define CTRAIN_SPARSE_LIST_BRAM 1
+#define CTRAIN_SPARSE_VALS 131072
+/* The lists' staging (columns, rows, positions, gradients) in BRAM too (24
+ * BRAM36), so its LUTs go to the window: 256 words per bank (the default,
+ * CHIP_LUT / 8 / SP_P, is 128), room for more images per item of CNV's
+ * 128-channel 12x12 planes (3 at 128: one tile, the mul2's second product
+ * idle).  CNV 80% FP+EB+WG 0.327 -> 0.305 of dense, iteration efficiency
+ * (kept MACs) 30.0% -> 32.0% (dense 63.7%). */
+#define CTRAIN_SPARSE_STAGE_BRAM 1
+#define CTRAIN_SPARSE_WDEPTH 256
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16

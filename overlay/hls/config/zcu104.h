@@ -63,6 +63,15 @@
  * 2 x 384 banks in 12K LUTs each (the default, 128, takes twice that and the
  * chip's LUTs past the margin at this array size). */
 #define CTRAIN_SPARSE_ODEPTH 64
+/* The position-parallel path's stepped lists in BRAM, 7680 kept weights per
+ * chunk (the LUT default, 4800, cut CNV's fourth convolution into seven
+ * chunks, each reloading the window; at 7680 the 32 rows its output buffer
+ * takes fit one): 11.5 BRAM36, while the WG accumulators stay in
+ * distributed RAM (in BRAM they would take the BRAM past the margin).
+ * CNV 80% FP+EB+WG: 0.364 -> 0.347 of dense (with the WG plan's pairs). */
+#define CTRAIN_SPARSE_LIST 7680
+#define CTRAIN_SPARSE_LIST_BRAM 1
+#define CTRAIN_SPARSE_ACC_BRAM 0
 
 /* The position-parallel sparse path's window words per PE bank (sconv.h's default,
  * CHIP_LUT / 8 / SP_P rounded up to 64, leaves LUTs unused here): 192 takes the

@@ -5,6 +5,11 @@ import these with `from conftest import ...`. Markers are registered in pyprojec
 than about five seconds, end-to-end runs, builds and installs;
 `python -m pytest -m "not slow"` is the quick run, the README's command runs
 everything)."""
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,7 @@ from ctrain.isa import INSN_BYTES, INSN_DTYPE
 from ctrain.tools.random_insn import random_case
 
 _CSIM = {}  # board -> the engine, or the reason it cannot be built
+OVERLAY = Path(__file__).resolve().parent.parent / "overlay"
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +94,137 @@ def assert_fault(engine, case, fault, addr, pc=0):
     got, ddr = run_case(engine, case)
     assert got == RunResult(fault, pc, addr)
     assert np.array_equal(ddr, case.ddr)
+
+
+# ------------------------------------------------------------ prebuilding
+# The C-sim builds (a g++ compile of the HLS per board, half a minute each),
+# the synthesis-branch compiles and the testbench's are the suite's longest
+# waits on a cold cache. One background worker starts them when collection
+# ends, on the second core, while the tests run on the first: the boards the
+# selected tests use, in the reverse of the order they first need them (the
+# tests build the first ones themselves as they reach them; the build's file
+# lock makes whichever comes second wait for the first instead of compiling
+# again), then test_overlay_check's makes, which its tests wait for
+# (claim_prebuild) before running their own. The tests assert what they did
+# before: a board's engine still comes from ctrain's build and cache, the
+# stamps and the testbench from the same make targets. CTRAIN_TEST_PREBUILD=0
+# turns the worker off.
+
+def _csim_boards(items):
+    """The boards the items use the C-sim engine of, in the order they first
+    need them: a test that names the C-sim (the csim fixtures, csim_or_skip,
+    the engine name) needs its board parameter's, else the default board."""
+    from ctrain import boards
+    order = []
+    for item in items:
+        fn = getattr(item, "function", None)
+        code = getattr(fn, "__code__", None)
+        if not (any("csim" in f for f in item.fixturenames)
+                or (code is not None and ("csim_or_skip" in code.co_names or "csim" in code.co_consts))):
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        named = [v for v in params.values() if isinstance(v, str) and v in boards.BOARDS]
+        for b in named or [boards.DEFAULT_BOARD]:
+            if b not in order:
+                order.append(b)
+    return order
+
+
+class _Prebuild:
+    """A queue of build commands run one after another in a background
+    thread; stop() ends the running one (its process group) at session end."""
+
+    def __init__(self, jobs):
+        self.jobs = list(jobs)          # (name, argv, cwd)
+        self.done = {}                  # name -> threading.Event, set when finished or dropped
+        self.started = set()
+        self.proc = None
+        self.stopping = False
+        self.lock = threading.Lock()
+        for name, *_ in self.jobs:
+            self.done[name] = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ctrain-prebuild", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        for name, argv, cwd in self.jobs:
+            with self.lock:
+                if self.stopping or self.done[name].is_set():   # stopped, or claimed by its test
+                    self.done[name].set()
+                    continue
+                self.started.add(name)
+                try:
+                    self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.DEVNULL, start_new_session=True)
+                except OSError:
+                    self.proc = None
+            if self.proc is not None:
+                self.proc.wait()   # a failed build is the test's to report: it builds again
+            self.done[name].set()
+
+    def claim(self, name):
+        """Before a test builds `name` itself: a queued job is dropped, a
+        running one waited for (two makes of one target would clash)."""
+        event = self.done.get(name)
+        if event is None:
+            return
+        with self.lock:
+            if name not in self.started:
+                event.set()
+        event.wait()
+
+    def stop(self):
+        with self.lock:
+            self.stopping = True
+            proc = self.proc
+        if proc is not None and proc.poll() is None:
+            try:   # SIGINT: g++ stops, the build's cleanup runs
+                os.killpg(proc.pid, signal.SIGINT)
+                proc.wait(timeout=20)
+            except (OSError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                proc.wait()
+        self.thread.join(timeout=30)
+
+
+_PREBUILD = []
+
+
+def _overlay_make(*args):
+    """make in overlay/ as test_overlay_check runs it."""
+    return ["make", "-C", str(OVERLAY), "--no-print-directory", f"PYTHON={sys.executable}", *args]
+
+
+def pytest_collection_finish(session):
+    if os.environ.get("CTRAIN_TEST_PREBUILD", "1") == "0" or session.config.option.collectonly:
+        return
+    boards = _csim_boards(session.items)
+    # the directory pytest started in, as the tests' own processes see it
+    # (not the process's at the moment: a C-sim build chdirs while it compiles)
+    cwd = str(session.config.invocation_params.dir)
+    jobs = [(f"csim-{b}", [sys.executable, "-m", "ctrain.engine.csim", "--board", b], cwd)
+            for b in reversed(boards)]
+    names = {item.name for item in session.items}
+    if (OVERLAY / "Makefile").is_file():
+        # test_overlay_check's makes, in the order it runs them: every board's
+        # synthesis branch through g++ and clang (its stamps), the testbench
+        if names & {"test_synthesis_branch_compiles_for_every_board", "test_make_check"}:
+            jobs.append(("check-compile", _overlay_make("check-compile"), cwd))
+        if "test_csim_testbench" in names:
+            jobs.append(("testbench-pynq_z2", _overlay_make("BOARD=pynq_z2", "build/csim/pynq_z2/ctrain_tb"), cwd))
+    if jobs:
+        _PREBUILD.append(_Prebuild(jobs))
+
+
+def claim_prebuild(name):
+    """Wait for (or drop) the background build `name` before building it here."""
+    for p in _PREBUILD:
+        p.claim(name)
+
+
+def pytest_sessionfinish(session):
+    while _PREBUILD:
+        _PREBUILD.pop().stop()

@@ -99,35 +99,36 @@ def assert_fault(engine, case, fault, addr, pc=0):
 # ------------------------------------------------------------ prebuilding
 # The C-sim builds (a g++ compile of the HLS per board, half a minute each),
 # the synthesis-branch compiles and the testbench's are the suite's longest
-# waits on a cold cache. One background worker starts them when collection
-# ends, on the second core, while the tests run on the first: the boards the
-# selected tests use, in the reverse of the order they first need them (the
-# tests build the first ones themselves as they reach them; the build's file
-# lock makes whichever comes second wait for the first instead of compiling
-# again), then test_overlay_check's makes, which its tests wait for
-# (claim_prebuild) before running their own. The tests assert what they did
-# before: a board's engine still comes from ctrain's build and cache, the
-# stamps and the testbench from the same make targets. CTRAIN_TEST_PREBUILD=0
-# turns the worker off.
+# waits on a cold cache. One background worker runs them when collection
+# ends, on the second core, in the order the selected tests first need them,
+# while the tests run on the first. A test that comes first builds a board
+# itself (the build's file lock makes whichever comes second wait for the
+# first instead of compiling again); test_overlay_check's tests wait for its
+# makes (claim_prebuild) before running their own, or drop them if not yet
+# started. Tests marked after_builds (every board's C-sim at once) run last.
+# The tests assert what they did before: a board's engine still comes from
+# ctrain's build and cache, the stamps and the testbench from the same make
+# targets. CTRAIN_TEST_PREBUILD=0 turns the worker off.
 
-def _csim_boards(items):
-    """The boards the items use the C-sim engine of, in the order they first
-    need them: a test that names the C-sim (the csim fixtures, csim_or_skip,
-    the engine name) needs its board parameter's, else the default board."""
+def _csim_boards(item):
+    """The boards whose C-sim engine the item uses: a test that names the
+    C-sim (the csim fixtures, csim_or_skip, the engine name) needs its board
+    parameter's, else the default board's."""
     from ctrain import boards
-    order = []
-    for item in items:
-        fn = getattr(item, "function", None)
-        code = getattr(fn, "__code__", None)
-        if not (any("csim" in f for f in item.fixturenames)
-                or (code is not None and ("csim_or_skip" in code.co_names or "csim" in code.co_consts))):
-            continue
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        named = [v for v in params.values() if isinstance(v, str) and v in boards.BOARDS]
-        for b in named or [boards.DEFAULT_BOARD]:
-            if b not in order:
-                order.append(b)
-    return order
+    code = getattr(getattr(item, "function", None), "__code__", None)
+    if not (any("csim" in f for f in item.fixturenames)
+            or (code is not None and ("csim_or_skip" in code.co_names or "csim" in code.co_consts))):
+        return []
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return [v for v in params.values() if isinstance(v, str) and v in boards.BOARDS] or [boards.DEFAULT_BOARD]
+
+
+#: test_overlay_check's makes, in the order it runs them, with the tests that
+#: run each: every board's synthesis branch through g++ and clang (its
+#: stamps), the testbench
+_MAKES = (("check-compile", ("check-compile",),
+           {"test_synthesis_branch_compiles_for_every_board", "test_make_check"}),
+          ("testbench-pynq_z2", ("BOARD=pynq_z2", "build/csim/pynq_z2/ctrain_tb"), {"test_csim_testbench"}))
 
 
 class _Prebuild:
@@ -198,23 +199,29 @@ def _overlay_make(*args):
     return ["make", "-C", str(OVERLAY), "--no-print-directory", f"PYTHON={sys.executable}", *args]
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked after_builds run last, in their order: by then the
+    background worker has built what they need."""
+    items[:] = ([i for i in items if i.get_closest_marker("after_builds") is None]
+                + [i for i in items if i.get_closest_marker("after_builds") is not None])
+
+
 def pytest_collection_finish(session):
     if os.environ.get("CTRAIN_TEST_PREBUILD", "1") == "0" or session.config.option.collectonly:
         return
-    boards = _csim_boards(session.items)
     # the directory pytest started in, as the tests' own processes see it
     # (not the process's at the moment: a C-sim build chdirs while it compiles)
     cwd = str(session.config.invocation_params.dir)
-    jobs = [(f"csim-{b}", [sys.executable, "-m", "ctrain.engine.csim", "--board", b], cwd)
-            for b in reversed(boards)]
-    names = {item.name for item in session.items}
-    if (OVERLAY / "Makefile").is_file():
-        # test_overlay_check's makes, in the order it runs them: every board's
-        # synthesis branch through g++ and clang (its stamps), the testbench
-        if names & {"test_synthesis_branch_compiles_for_every_board", "test_make_check"}:
-            jobs.append(("check-compile", _overlay_make("check-compile"), cwd))
-        if "test_csim_testbench" in names:
-            jobs.append(("testbench-pynq_z2", _overlay_make("BOARD=pynq_z2", "build/csim/pynq_z2/ctrain_tb"), cwd))
+    jobs, seen = [], set()
+    for item in session.items:   # in the order the tests first need them
+        for b in _csim_boards(item):
+            if f"csim-{b}" not in seen:
+                seen.add(f"csim-{b}")
+                jobs.append((f"csim-{b}", [sys.executable, "-m", "ctrain.engine.csim", "--board", b], cwd))
+        for name, args, tests in _MAKES:
+            if item.name in tests and name not in seen and (OVERLAY / "Makefile").is_file():
+                seen.add(name)
+                jobs.append((name, _overlay_make(*args), cwd))
     if jobs:
         _PREBUILD.append(_Prebuild(jobs))
 

@@ -116,7 +116,7 @@ def _csim_boards(item):
     parameter's, else the default board's."""
     from ctrain import boards
     code = getattr(getattr(item, "function", None), "__code__", None)
-    if not (any("csim" in f for f in item.fixturenames)
+    if not (any("csim" in f for f in getattr(item, "fixturenames", ()))
             or (code is not None and ("csim_or_skip" in code.co_names or "csim" in code.co_consts))):
         return []
     params = getattr(getattr(item, "callspec", None), "params", {})

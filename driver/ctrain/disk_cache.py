@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 
 #: "0": no tiling store on disk (the search is then cached per process only)
 TILING_ENV = "CTRAIN_TILING_CACHE"
@@ -105,6 +106,7 @@ class TilingStore:
         self.path = path
         self.entries = self._read()
         self.new = {}
+        self._lock = threading.Lock()   # compiles in several threads share the store
 
     def _read(self):
         try:
@@ -126,18 +128,21 @@ class TilingStore:
 
     def put(self, key, value):
         value = tuple(int(x) for x in value)
-        self.entries[key] = self.new[key] = value
+        with self._lock:
+            self.entries[key] = self.new[key] = value
 
     def save(self):
         """Merge the new answers into the file (what other processes added
         since it was read is kept); a cache that cannot be written is skipped."""
-        if not self.new:
+        with self._lock:
+            new, self.new = self.new, {}
+        if not new:
             return
         try:
             d = os.path.dirname(self.path)
             os.makedirs(d, exist_ok=True)
             with file_lock(self.path + ".lock"):
-                merged = {**self._read(), **self.new}
+                merged = {**self._read(), **new}
                 fd, tmp = tempfile.mkstemp(prefix=".tiling-", suffix=".json", dir=d)
                 try:
                     with os.fdopen(fd, "w") as fh:
@@ -147,7 +152,7 @@ class TilingStore:
                 except BaseException:
                     os.unlink(tmp)
                     raise
-            self.entries.update(merged)
-            self.new = {}
-        except OSError:
+            with self._lock:
+                self.entries.update(merged)
+        except OSError:   # not written: these answers are searched again by the next process
             pass

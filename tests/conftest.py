@@ -99,9 +99,10 @@ def assert_fault(engine, case, fault, addr, pc=0):
 # ------------------------------------------------------------ prebuilding
 # The C-sim builds (a g++ compile of the HLS per board, half a minute each),
 # the synthesis-branch compiles and the testbench's are the suite's longest
-# waits on a cold cache. One background worker runs them when collection
+# waits on a cold cache. A background worker runs them when collection
 # ends, on the second core, in the order the selected tests first need them,
-# while the tests run on the first. A test that comes first builds a board
+# while the tests run on the first (two at a time for what the first module
+# using the C-sim needs: its tests would wait anyway). A test that comes first builds a board
 # itself (the build's file lock makes whichever comes second wait for the
 # first instead of compiling again); test_overlay_check's tests wait for its
 # makes (claim_prebuild) before running their own, or drop them if not yet
@@ -132,36 +133,51 @@ _MAKES = (("check-compile", ("check-compile",),
 
 
 class _Prebuild:
-    """A queue of build commands run one after another in a background
-    thread; stop() ends the running one (its process group) at session end."""
+    """A queue of build commands run in order by background threads, each
+    command a process group of its own: two threads while the first
+    `first` jobs remain (what the first C-sim tests wait for, with the
+    tests' own core idle meanwhile), then one beside the tests; stop() ends
+    what runs at session end."""
 
-    def __init__(self, jobs):
-        self.jobs = list(jobs)          # (name, argv, cwd)
-        self.done = {}                  # name -> threading.Event, set when finished or dropped
+    def __init__(self, jobs, first):
+        self.jobs = list(jobs)          # (name, argv, cwd), in the order they are needed
+        self.next = 0
+        self.done = {name: threading.Event() for name, *_ in self.jobs}   # finished or dropped
         self.started = set()
-        self.proc = None
+        self.procs = set()
         self.stopping = False
         self.lock = threading.Lock()
-        for name, *_ in self.jobs:
-            self.done[name] = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="ctrain-prebuild", daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._run, args=(limit,), name="ctrain-prebuild", daemon=True)
+                        for limit in (len(self.jobs), first)]
+        for t in self.threads:
+            t.start()
 
-    def _run(self):
-        for name, argv, cwd in self.jobs:
-            with self.lock:
-                if self.stopping or self.done[name].is_set():   # stopped, or claimed by its test
-                    self.done[name].set()
+    def _take(self, limit):
+        """The next job to start (a Popen), None when this thread is done."""
+        with self.lock:
+            while self.next < limit and not self.stopping:
+                name, argv, cwd = self.jobs[self.next]
+                self.next += 1
+                if self.done[name].is_set():   # claimed by its test
                     continue
                 self.started.add(name)
                 try:
-                    self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.DEVNULL, start_new_session=True)
+                    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, start_new_session=True)
                 except OSError:
-                    self.proc = None
-            if self.proc is not None:
-                self.proc.wait()   # a failed build is the test's to report: it builds again
-            self.done[name].set()
+                    self.done[name].set()
+                    continue
+                proc.job = name
+                self.procs.add(proc)
+                return proc
+            return None
+
+    def _run(self, limit):
+        while (proc := self._take(limit)) is not None:
+            proc.wait()   # a failed build is the test's to report: it builds again
+            with self.lock:
+                self.procs.discard(proc)
+            self.done[proc.job].set()
 
     def claim(self, name):
         """Before a test builds `name` itself: a queued job is dropped, a
@@ -177,18 +193,20 @@ class _Prebuild:
     def stop(self):
         with self.lock:
             self.stopping = True
-            proc = self.proc
-        if proc is not None and proc.poll() is None:
-            try:   # SIGINT: g++ stops, the build's cleanup runs
-                os.killpg(proc.pid, signal.SIGINT)
-                proc.wait(timeout=20)
-            except (OSError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                proc.wait()
-        self.thread.join(timeout=30)
+            procs = list(self.procs)
+        for proc in procs:
+            if proc.poll() is None:
+                try:   # SIGINT: g++ stops, the build's cleanup runs
+                    os.killpg(proc.pid, signal.SIGINT)
+                    proc.wait(timeout=20)
+                except (OSError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    proc.wait()
+        for t in self.threads:
+            t.join(timeout=30)
 
 
 _PREBUILD = []
@@ -212,9 +230,10 @@ def pytest_collection_finish(session):
     # the directory pytest started in, as the tests' own processes see it
     # (not the process's at the moment: a C-sim build chdirs while it compiles)
     cwd = str(session.config.invocation_params.dir)
-    jobs, seen = [], set()
+    jobs, seen, first_module, first = [], set(), None, 0
     for item in session.items:   # in the order the tests first need them
         for b in _csim_boards(item):
+            first_module = first_module or getattr(item, "module", None)
             if f"csim-{b}" not in seen:
                 seen.add(f"csim-{b}")
                 jobs.append((f"csim-{b}", [sys.executable, "-m", "ctrain.engine.csim", "--board", b], cwd))
@@ -222,8 +241,10 @@ def pytest_collection_finish(session):
             if item.name in tests and name not in seen and (OVERLAY / "Makefile").is_file():
                 seen.add(name)
                 jobs.append((name, _overlay_make(*args), cwd))
+        if first_module is not None and getattr(item, "module", None) is first_module:
+            first = len(jobs)   # what the first module using the C-sim needs
     if jobs:
-        _PREBUILD.append(_Prebuild(jobs))
+        _PREBUILD.append(_Prebuild(jobs, first))
 
 
 def claim_prebuild(name):

@@ -99,6 +99,7 @@ def test_tcl_flows_read_the_same_facts(name):
 
 
 @pytest.mark.slow  # a C-sim build per board (shared with test_perfmodel's)
+@pytest.mark.after_builds   # every board at once: last, when conftest's worker has built them
 @pytest.mark.parametrize("name", HEADERS)
 def test_every_configuration_computes_what_numpy_computes(name):
     """The PE array and buffers are configuration constants: every board's

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import claim_prebuild
+
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAY = ROOT / "overlay"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hls_lint"
@@ -101,7 +103,9 @@ def test_synthesis_branch_is_really_compiled(tmp_path):
 @pytest.mark.slow
 @needs_make
 def test_synthesis_branch_compiles_for_every_board():
-    """The synthesis branch of every source for every board through g++ and clang."""
+    """The synthesis branch of every source for every board through g++ and clang
+    (conftest may have started these compiles in the background: waited for here)."""
+    claim_prebuild("check-compile")
     out = _make("-j2", "check-compile")
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     for board in _boards():
@@ -113,6 +117,7 @@ def test_synthesis_branch_compiles_for_every_board():
 def test_make_check():
     """`make check` as a whole: the compiles above and the lint on the real
     sources, clean."""
+    claim_prebuild("check-compile")
     out = _make("-j2", "check")
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     assert re.search(r"check: synthesis branch of \d+ sources x \d+ boards", out.stdout)
@@ -130,7 +135,9 @@ def test_csim_testbench():
     other board's C-sim engine (csim_api.cpp calls the same top through the
     same port copies), which test_boards compares with the numpy engine on
     every opcode and test_perfmodel with the performance model;
-    `make csim-all` runs this testbench on every board."""
+    `make csim-all` runs this testbench on every board. (conftest may have
+    started its build in the background: waited for here.)"""
+    claim_prebuild("testbench-pynq_z2")
     out = _make("csim", "BOARD=pynq_z2", timeout=900)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     assert re.search(r"ctrain_tb \(pynq_z2, PE \d+x\d+\): \d+ checks, 0 failures", out.stdout), out.stdout[-3000:]

@@ -11,6 +11,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import boards, hostlib, isa, validate
+from .disk_cache import TilingStore
 from .errors import MappingError
 from .isa import Flag, Op
 from .model import error_needed, fused_relu, has_bias, weight_shape
@@ -467,6 +468,9 @@ def choose_tiles(insns, board):
     for insn in insns:
         if int(insn["op"]) in validate.CONV_OPS:
             insn["tile_g"], insn["tile_br"], insn["tile_rb"] = choose_tiling(validate.fields(insn), b)
+    store = TilingStore.for_board(b)
+    if store is not None:
+        store.save()
 
 
 def choose_tiling(f, b):
@@ -481,8 +485,19 @@ def choose_tiling(f, b):
     and the memory roof, the DDR rate); the fewest cycles win, the rule on a
     tie (then the larger group, band, block), so the choice is never slower
     in the model than the rule. Cached per process by what the cycles
-    depend on (_tiling_key)."""
-    return _choose_tiling(_tiling_key(f), b)
+    depend on (_tiling_key), and on disk across processes
+    (ctrain.disk_cache.TilingStore, keyed also by the package's sources:
+    a first compile in a new process is milliseconds, not seconds)."""
+    key = _tiling_key(f)
+    store = TilingStore.for_board(b)
+    if store is None:
+        return _choose_tiling(key, b)
+    text = store.key(key)
+    found = store.get(text)
+    if found is None:
+        found = _choose_tiling(key, b)
+        store.put(text, found)
+    return found
 
 
 def _tiling_key(f):

@@ -14,6 +14,7 @@ as synthesis takes them (`__SYNTHESIS__` defined).
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .overlay_src import hls_dir, isa_header
 
@@ -35,8 +36,11 @@ def source_files(directory=None):
             and os.path.isfile(os.path.join(d, n))]
 
 
+@lru_cache(maxsize=256)
 def strip_comments(text):
-    """Comments and string literals blanked, line structure kept."""
+    """Comments and string literals blanked, line structure kept. Cached by
+    text: a board's macros (Macros) read every source three times, and the
+    cycle model builds them per board and macro (perfmodel._hls_macro)."""
     def blank(m):
         s = m.group(0)
         if s.startswith('"'):
@@ -97,29 +101,38 @@ def _c_expr(expr):
     return expr.replace("/", "//").replace("////", "//")
 
 
+@lru_cache(maxsize=32)
+def _macro_tables(texts):
+    """(object-like macros and enumerators: name -> text, function-like
+    macros: name -> ([params], body)) of the texts, the first definition
+    winning. Cached by the texts: the cycle model builds a board's Macros
+    per macro it reads (perfmodel._hls_macro), each parse a second or so."""
+    text, funcs = {}, {}
+    for path_text in texts:
+        clean = strip_comments(path_text)
+        for m in re.finditer(r"^\s*#define\s+([A-Za-z_]\w*)[ \t]+([^\n]+)$", clean, re.M):
+            text.setdefault(m.group(1), m.group(2).strip())
+        for m in re.finditer(r"^\s*#define\s+([A-Za-z_]\w*)\(([^)]*)\)[ \t]+([^\n\\]+)$", clean, re.M):
+            funcs.setdefault(m.group(1), ([a.strip() for a in m.group(2).split(",")], m.group(3).strip()))
+        for m in re.finditer(r"\benum\s*\w*\s*\{([^{}]*)\}", clean):
+            nxt = "0"
+            for item in split_args(m.group(1)):
+                name, _, val = item.partition("=")
+                name = name.strip()
+                if name:
+                    text.setdefault(name, val.strip() or nxt)
+                    nxt = f"({text[name]}) + 1"
+    return text, funcs
+
+
 class Macros:
     """Integer values of the macros one board's build sees."""
 
     def __init__(self, config_header, hls_files):
-        self.text = {}
-        self.funcs = {}   # function-like macros: name -> ([params], body)
-        for path_text in [open(isa_header(), encoding="utf-8").read(),
-                          open(config_header, encoding="utf-8").read()] + [t for _, t in hls_files]:
-            for m in re.finditer(r"^\s*#define\s+([A-Za-z_]\w*)[ \t]+([^\n]+)$",
-                                 strip_comments(path_text), re.M):
-                self.text.setdefault(m.group(1), m.group(2).strip())
-            for m in re.finditer(r"^\s*#define\s+([A-Za-z_]\w*)\(([^)]*)\)[ \t]+([^\n\\]+)$",
-                                 strip_comments(path_text), re.M):
-                self.funcs.setdefault(m.group(1), ([a.strip() for a in m.group(2).split(",")],
-                                                   m.group(3).strip()))
-            for m in re.finditer(r"\benum\s*\w*\s*\{([^{}]*)\}", strip_comments(path_text)):
-                nxt = "0"
-                for item in split_args(m.group(1)):
-                    name, _, val = item.partition("=")
-                    name = name.strip()
-                    if name:
-                        self.text.setdefault(name, val.strip() or nxt)
-                        nxt = f"({self.text[name]}) + 1"
+        texts = (open(isa_header(), encoding="utf-8").read(),
+                 open(config_header, encoding="utf-8").read()) + tuple(t for _, t in hls_files)
+        text, funcs = _macro_tables(texts)
+        self.text, self.funcs = dict(text), dict(funcs)
         self._cache = {}
 
     def value(self, name, _depth=0):

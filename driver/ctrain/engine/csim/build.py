@@ -23,6 +23,7 @@ import sysconfig
 import tempfile
 
 from ... import boards
+from ...disk_cache import cache_root as _cache_root, file_lock
 from ...overlay_src import cdef_block, overlay_dir as _overlay_dir
 
 #: HLS idioms g++ would warn about: `#pragma HLS ...` and loop labels.
@@ -165,8 +166,7 @@ def cache_key(board, root, ap_dir, cxx):
 
 
 def cache_root():
-    return os.environ.get("CTRAIN_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "ctrain", "csim")
+    return _cache_root("csim")
 
 
 def module_name(board):
@@ -211,8 +211,14 @@ def build(board=boards.DEFAULT_BOARD, cache_dir=None, verbose=False):
     if found:
         return found
     os.makedirs(base, exist_ok=True)
-    # Build in a private directory and move it into place, so concurrent
-    # builders never see a half-written extension.
+    with file_lock(target + ".lock"):
+        # a second process wanting this build waits here for the first one's
+        return _find_extension(target, board) or _build_into(target, board, base, root, ap_dir, cxx, verbose)
+
+
+def _build_into(target, board, base, root, ap_dir, cxx, verbose):
+    """Compile into a private directory and move it into place as `target`,
+    so concurrent builders never see a half-written extension."""
     tmp = tempfile.mkdtemp(prefix=f".{board}-", dir=base)
     try:
         ffi = make_ffibuilder(board, root, ap_dir, cxx)

@@ -748,6 +748,37 @@ void agu_wr_i32w(ddr_t *ddr, uint32_t addr, const int32_t buf[N], uint32_t count
     agu_wr_wide<int32_t, N, 4>(ddr, addr, buf, count);
 }
 
+/* The pooling units' tap cursor (max pooling in stream.cpp, average pooling
+ * in eltwise.cpp): segment kx (up to W taps) of row ky of the window of
+ * output (x, y) of the group's plane, as running addresses, no multiplier:
+ * gbase the plane's first element, ybase the window row's, xbase the
+ * window's, roff row ky's offset in it. */
+struct pool_taps {
+    uint32_t gbase, ybase, xbase, roff, y, x, ky, kx;
+};
+
+/* Past the segment of `live` taps just read: the next segment of the row,
+ * the window's next row, the next window, row of windows (rows of them) or
+ * plane; s the stride, row_step its input rows, plane_in a plane. */
+static inline void pool_taps_next(pool_taps &tc, uint32_t live, uint32_t k_w, uint32_t k_h,
+                                  uint32_t w_in, uint32_t w_out, uint32_t rows, uint32_t s,
+                                  uint32_t row_step, uint32_t plane_in) {
+#pragma HLS INLINE
+    if (tc.kx + live < k_w) {
+        tc.kx += DDR_BEAT;
+    } else if (tc.ky + 1 < k_h) {
+        tc.kx = 0; tc.ky++; tc.roff += w_in;
+    } else if (tc.x + 1 < w_out) {
+        tc.kx = 0; tc.ky = 0; tc.roff = 0; tc.x++; tc.xbase += s;
+    } else if (tc.y + 1 < rows) {
+        tc.kx = 0; tc.ky = 0; tc.roff = 0; tc.x = 0; tc.y++; tc.ybase += row_step;
+        tc.xbase = tc.ybase;
+    } else {
+        tc.kx = 0; tc.ky = 0; tc.roff = 0; tc.x = 0; tc.y = 0;
+        tc.gbase += plane_in; tc.ybase = tc.gbase; tc.xbase = tc.gbase;
+    }
+}
+
 /* One int8 at a data-dependent address (SCONV_EB gathers its values through
  * the transposed index): a single-beat burst. */
 static inline q8_t agu_rd_byte(const ddr_t *ddr, uint32_t addr) {

@@ -549,6 +549,58 @@ static inline void set_word_elem(beat_t &w, int j, T v) {
     }
 }
 
+/* A beat-wide burst of len bytes at addr (see above): its beats, iterations
+ * and the funnel's shift s; for a read, lag: iteration t completes word
+ * t - lag (word k from beats k, k + 1; aligned: k). */
+struct agu_wide {
+    agu_burst g;
+    uint32_t trips, lag;
+    int s;
+};
+
+/* A read's plan, its traffic counted. */
+static inline agu_wide agu_wide_rd(uint32_t addr, uint32_t len) {
+#pragma HLS INLINE
+    agu_count_loop(false, addr, len, len ? agu_wide_trips(addr, len) : 0);
+    agu_wide p;
+    p.g = agu_plan(addr, len);
+    p.trips = agu_wide_trips(addr, len);
+    p.s = p.g.off ? (int)p.g.off : DDR_BEAT;
+    p.lag = p.g.off ? 1 : 0;
+    return p;
+}
+
+/* Iteration t of a read: beat t in, the word it completes -> w; false while
+ * no word is complete yet (t < lag). prev carries beat t - 1. */
+static inline bool agu_wide_word(const ddr_t *ddr, const agu_wide &p, uint32_t t, beat_t &prev,
+                                 beat_t &w) {
+#pragma HLS INLINE
+    const beat_t cur = t < p.g.beats ? ddr_get(ddr, p.g.first + t, 0, DDR_BEAT) : beat_zero();
+    w = agu_funnel(prev, cur, p.s);
+    prev = cur;
+    return t >= p.lag;
+}
+
+/* A write's plan, its traffic counted: beat t from words t - 1, t. */
+static inline agu_wide agu_wide_wr(uint32_t addr, uint32_t len) {
+#pragma HLS INLINE
+    agu_count(true, addr, len, 1);
+    agu_wide p;
+    p.g = agu_plan(addr, len);
+    p.trips = p.g.beats;
+    p.s = DDR_BEAT - (int)p.g.off;
+    p.lag = 0;
+    return p;
+}
+
+/* Iteration t of a write: word t (cur) with word t - 1 (prev) -> beat t. */
+static inline void agu_wide_put(ddr_t *ddr, const agu_wide &p, uint32_t t, beat_t &prev,
+                                const beat_t &cur) {
+#pragma HLS INLINE
+    ddr_put(ddr, p.g.first + t, agu_funnel(prev, cur, p.s), agu_lo(p.g, t), agu_hi(p.g, t));
+    prev = cur;
+}
+
 /* count elements of SIZE bytes at ddr[addr..] -> buf[at .. at + count), a
  * beat per cycle; at = at_words x DDR_BEAT, a ping-pong half's start in an
  * int8 buffer (only agu_rd_q8w passes it: SIZE 1, a word is DDR_BEAT elements). */
@@ -556,22 +608,16 @@ template <typename T, int N, int SIZE>
 void agu_rd_wide(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count, uint32_t at_words = 0) {
 #pragma HLS INLINE
     const uint32_t len = SIZE * count;
-    agu_count_loop(false, addr, len, len ? agu_wide_trips(addr, len) : 0);
+    const agu_wide p = agu_wide_rd(addr, len);
     if (len == 0)
         return;
-    const agu_burst g = agu_plan(addr, len);
-    const uint32_t trips = agu_wide_trips(addr, len);
-    const int s = g.off ? (int)g.off : DDR_BEAT;   /* word k from beats k, k + 1 (aligned: k) */
-    const uint32_t lag = g.off ? 1 : 0;            /* iteration t completes word t - lag */
-    beat_t prev = beat_zero();
+    beat_t prev = beat_zero(), w;
     uint32_t k = 0;   /* first element of the next word */
 rd_wide:
-    for (uint32_t t = 0; t < trips; t++) {
+    for (uint32_t t = 0; t < p.trips; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=N/AGU_LANES(SIZE)+1
-        const beat_t cur = t < g.beats ? ddr_get(ddr, g.first + t, 0, DDR_BEAT) : beat_zero();
-        if (t >= lag) {
-            const beat_t w = agu_funnel(prev, cur, s);
+        if (agu_wide_word(ddr, p, t, prev, w)) {
             for (int j = 0; j < AGU_LANES(SIZE); j++) {
 #pragma HLS UNROLL
                 if (k + j < count)
@@ -579,7 +625,6 @@ rd_wide:
             }
             k += AGU_LANES(SIZE);
         }
-        prev = cur;
     }
 }
 
@@ -589,15 +634,13 @@ template <typename T, int N, int SIZE>
 void agu_wr_wide(ddr_t *ddr, uint32_t addr, const T buf[N], uint32_t count, uint32_t at_words = 0) {
 #pragma HLS INLINE
     const uint32_t len = SIZE * count;
-    agu_count(true, addr, len, 1);
+    const agu_wide p = agu_wide_wr(addr, len);
     if (len == 0)
         return;
-    const agu_burst g = agu_plan(addr, len);
-    const int s = DDR_BEAT - (int)g.off;   /* beat t from words t - 1, t */
     beat_t prev = beat_zero();
     uint32_t k = 0;   /* first element of word t */
 wr_wide:
-    for (uint32_t t = 0; t < g.beats; t++) {
+    for (uint32_t t = 0; t < p.trips; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=N/AGU_LANES(SIZE)+1
         beat_t cur = beat_zero();
@@ -606,8 +649,7 @@ wr_wide:
             if (k + j < count)
                 set_word_elem<T, SIZE>(cur, j, buf[at_words * DDR_BEAT + k + j]);
         }
-        ddr_put(ddr, g.first + t, agu_funnel(prev, cur, s), agu_lo(g, t), agu_hi(g, t));
-        prev = cur;
+        agu_wide_put(ddr, p, t, prev, cur);
         k += AGU_LANES(SIZE);
     }
 }
@@ -640,22 +682,16 @@ template <int NB>
 void agu_rd_q8b(const ddr_t *ddr, uint32_t addr, q8_t buf[2][NB], uint32_t len, uint32_t at_words,
                 int half) {
 #pragma HLS INLINE
-    agu_count_loop(false, addr, len, len ? agu_wide_trips(addr, len) : 0);
+    const agu_wide p = agu_wide_rd(addr, len);
     if (len == 0)
         return;
-    const agu_burst g = agu_plan(addr, len);
-    const uint32_t trips = agu_wide_trips(addr, len);
-    const int s = g.off ? (int)g.off : DDR_BEAT;   /* word k from beats k, k + 1 (aligned: k) */
-    const uint32_t lag = g.off ? 1 : 0;            /* iteration t completes word t - lag */
-    beat_t prev = beat_zero();
+    beat_t prev = beat_zero(), w;
     uint32_t k = 0, wd = at_words;   /* first element of the next word, its word */
 rd_banked:
-    for (uint32_t t = 0; t < trips; t++) {
+    for (uint32_t t = 0; t < p.trips; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=2*NB/DDR_BEAT+1
-        const beat_t cur = t < g.beats ? ddr_get(ddr, g.first + t, 0, DDR_BEAT) : beat_zero();
-        if (t >= lag) {
-            const beat_t w = agu_funnel(prev, cur, s);
+        if (agu_wide_word(ddr, p, t, prev, w)) {
             const bool odd = half < 0 ? (wd & 1) != 0 : half != 0;
             const uint32_t row = agu_bank_row(wd, half);
             for (int j = 0; j < DDR_BEAT; j++) {
@@ -670,7 +706,6 @@ rd_banked:
             k += DDR_BEAT;
             wd++;
         }
-        prev = cur;
     }
 }
 
@@ -678,15 +713,13 @@ template <int NB>
 void agu_wr_q8b(ddr_t *ddr, uint32_t addr, const q8_t buf[2][NB], uint32_t len, uint32_t at_words,
                 int half) {
 #pragma HLS INLINE
-    agu_count(true, addr, len, 1);
+    const agu_wide p = agu_wide_wr(addr, len);
     if (len == 0)
         return;
-    const agu_burst g = agu_plan(addr, len);
-    const int s = DDR_BEAT - (int)g.off;   /* beat t from words t - 1, t */
     beat_t prev = beat_zero();
     uint32_t k = 0, wd = at_words;   /* first element of word t, its word */
 wr_banked:
-    for (uint32_t t = 0; t < g.beats; t++) {
+    for (uint32_t t = 0; t < p.trips; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=2*NB/DDR_BEAT+1
         beat_t cur = beat_zero();
@@ -697,8 +730,7 @@ wr_banked:
             if (k + j < len)
                 set_lane(cur, j, (uint8_t)buf[bank][row + j]);
         }
-        ddr_put(ddr, g.first + t, agu_funnel(prev, cur, s), agu_lo(g, t), agu_hi(g, t));
-        prev = cur;
+        agu_wide_put(ddr, p, t, prev, cur);
         k += DDR_BEAT;
         wd++;
     }
@@ -714,6 +746,37 @@ template <int N>
 void agu_wr_i32w(ddr_t *ddr, uint32_t addr, const int32_t buf[N], uint32_t count) {
 #pragma HLS INLINE
     agu_wr_wide<int32_t, N, 4>(ddr, addr, buf, count);
+}
+
+/* The pooling units' tap cursor (max pooling in stream.cpp, average pooling
+ * in eltwise.cpp): segment kx (up to W taps) of row ky of the window of
+ * output (x, y) of the group's plane, as running addresses, no multiplier:
+ * gbase the plane's first element, ybase the window row's, xbase the
+ * window's, roff row ky's offset in it. */
+struct pool_taps {
+    uint32_t gbase, ybase, xbase, roff, y, x, ky, kx;
+};
+
+/* Past the segment of `live` taps just read: the next segment of the row,
+ * the window's next row, the next window, row of windows (rows of them) or
+ * plane; s the stride, row_step its input rows, plane_in a plane. */
+static inline void pool_taps_next(pool_taps &tc, uint32_t live, uint32_t k_w, uint32_t k_h,
+                                  uint32_t w_in, uint32_t w_out, uint32_t rows, uint32_t s,
+                                  uint32_t row_step, uint32_t plane_in) {
+#pragma HLS INLINE
+    if (tc.kx + live < k_w) {
+        tc.kx += DDR_BEAT;
+    } else if (tc.ky + 1 < k_h) {
+        tc.kx = 0; tc.ky++; tc.roff += w_in;
+    } else if (tc.x + 1 < w_out) {
+        tc.kx = 0; tc.ky = 0; tc.roff = 0; tc.x++; tc.xbase += s;
+    } else if (tc.y + 1 < rows) {
+        tc.kx = 0; tc.ky = 0; tc.roff = 0; tc.x = 0; tc.y++; tc.ybase += row_step;
+        tc.xbase = tc.ybase;
+    } else {
+        tc.kx = 0; tc.ky = 0; tc.roff = 0; tc.x = 0; tc.y = 0;
+        tc.gbase += plane_in; tc.ybase = tc.gbase; tc.xbase = tc.gbase;
+    }
 }
 
 /* One int8 at a data-dependent address (SCONV_EB gathers its values through

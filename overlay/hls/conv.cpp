@@ -123,6 +123,32 @@ rd_banked:
     }
 }
 
+/* Where the next element of a burst through rows of whole PE-side entries
+ * goes (comes from): row `row` (a batch lane, a PE row), bank `bank`, index
+ * at + pos; `run` elements per bank, after `banks` banks bank 0 at + step,
+ * after `row_len` elements the next row from bank 0 at 0. */
+struct conv_cursor {
+    int row, bank, at, pos, inrow;
+};
+
+static inline void conv_cursor_next(conv_cursor &p, int run, int banks, int step, int row_len) {
+#pragma HLS INLINE
+    if (++p.pos == run) {
+        p.pos = 0;
+        if (++p.bank == banks) {
+            p.bank = 0;
+            p.at += step;
+        }
+    }
+    if (++p.inrow == row_len) {
+        p.inrow = 0;
+        p.row++;
+        p.bank = 0;
+        p.at = 0;
+        p.pos = 0;
+    }
+}
+
 /* As rd_banked for a run of whole lanes (their data contiguous in DDR):
  * `lane_len` bytes per lane, each from bank 0, at 0. */
 template <int NB, int CAP>
@@ -132,7 +158,7 @@ static void rd_lanes(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[PE_
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
-    int lane = 0, bank = 0, at = 0, pos = 0, inlane = 0;
+    conv_cursor p = {0, 0, 0, 0, 0};
 rd_lanes:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -142,21 +168,8 @@ rd_lanes:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                buf[lane][bank][at + pos] = (q8_t)beat_lane(w, l);
-                if (++pos == run) {
-                    pos = 0;
-                    if (++bank == NB) {
-                        bank = 0;
-                        at += slot;
-                    }
-                }
-                if (++inlane == lane_len) {
-                    inlane = 0;
-                    lane++;
-                    bank = 0;
-                    at = 0;
-                    pos = 0;
-                }
+                buf[p.row][p.bank][p.at + p.pos] = (q8_t)beat_lane(w, l);
+                conv_cursor_next(p, run, NB, slot, lane_len);
             }
         }
     }
@@ -234,7 +247,7 @@ static void rd_weights_fp(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weig
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
-    int r = r0, c = 0, t = 0, wsub = 0, inrow = 0;
+    conv_cursor p = {r0, 0, 0, 0, 0};
 rd_weights_fp:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -244,21 +257,8 @@ rd_weights_fp:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                wb[r][c][wsub + t] = (q8_t)beat_lane(w, l);
-                if (++t == kk) {
-                    t = 0;
-                    if (++c == PE_COLS) {
-                        c = 0;
-                        wsub += kk;
-                    }
-                }
-                if (++inrow == rowlen) {
-                    inrow = 0;
-                    r++;
-                    c = 0;
-                    t = 0;
-                    wsub = 0;
-                }
+                wb[p.row][p.bank][p.at + p.pos] = (q8_t)beat_lane(w, l);
+                conv_cursor_next(p, kk, PE_COLS, kk, rowlen);
             }
         }
     }
@@ -305,7 +305,7 @@ static void wr_kernels(ddr_t *ddr, uint32_t addr, uint32_t words, const pe_tapac
     if (words == 0)
         return;
     const agu_burst gb = agu_plan(addr, 4 * words);
-    int r = r0, c = 0, t = 0, wsub = 0, inrow = 0;
+    conv_cursor p = {r0, 0, 0, 0, 0};
 wr_kernels:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -315,7 +315,7 @@ wr_kernels:
         for (int j = 0; j < DDR_BEAT / 4; j++) {
 #pragma HLS UNROLL
             if (4 * j >= lo && 4 * j < hi) {
-                const wide_t v = rshift_round((wide_t)acc[r][c][wsub + t], sh_w);
+                const wide_t v = rshift_round((wide_t)acc[p.row][p.bank][p.at + p.pos], sh_w);
                 bool clamped;
                 const int32_t o = sat32(v, clamped);
                 q_stats_add(st, v, o, clamped);
@@ -323,20 +323,7 @@ wr_kernels:
 #pragma HLS UNROLL
                     set_lane(w, 4 * j + k, (uint8_t)((uint32_t)o >> (8 * k)));
                 }
-                if (++t == kk) {
-                    t = 0;
-                    if (++c == PE_COLS) {
-                        c = 0;
-                        wsub += kk;
-                    }
-                }
-                if (++inrow == rowlen) {
-                    inrow = 0;
-                    r++;
-                    c = 0;
-                    t = 0;
-                    wsub = 0;
-                }
+                conv_cursor_next(p, kk, PE_COLS, kk, rowlen);
             }
         }
         ddr_put(ddr, gb.first + b, w, lo, hi);

@@ -74,20 +74,16 @@ chunk:
         if (region)
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
-            const int h = (k + 1) & 1;
-            const uint32_t i0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
-            const uint32_t len = CHUNK_LEN(count, i0);
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + i0, a[h], len);
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src2 + i0, b[h], len);
+            const chunk_at ck = chunk_of(count, k + 1);
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + ck.i0, a[ck.h], ck.len);
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src2 + ck.i0, b[ck.h], ck.len);
             if (mask)
-                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, gate[h], len);
+                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
-            const int h = k & 1;
-            const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
-            const uint32_t len = CHUNK_LEN(count, i0);
-            const uint32_t beats = (len + EW_BEAT - 1) / EW_BEAT;
+            const chunk_at ck = chunk_of(count, k);
+            const uint32_t beats = (ck.len + EW_BEAT - 1) / EW_BEAT;
             CTRAIN_LOOP(ew, 1, beats);
         add_beat:
             for (uint32_t w = 0; w < beats; w++) {
@@ -98,9 +94,9 @@ chunk:
                 for (int l = 0; l < EW_BEAT; l++) {
 #pragma HLS UNROLL
                     const uint32_t i = w * EW_BEAT + l;
-                    if (i < len) {
-                        wide_t acc = lane_shift(a[h][i], sh_a) + lane_shift(b[h][i], sh_b);
-                        if (mask && gate[h][i] <= 0) acc = 0;
+                    if (i < ck.len) {
+                        wide_t acc = lane_shift(a[ck.h][i], sh_a) + lane_shift(b[ck.h][i], sh_b);
+                        if (mask && gate[ck.h][i] <= 0) acc = 0;
                         if (relu && acc < 0) acc = 0;
                         bool clamped;
                         /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
@@ -110,7 +106,7 @@ chunk:
                         bs.sat += clamped ? 1 : 0;
                         bs.nnz += o != 0 ? 1 : 0;
                         bs.count += 1;
-                        out[h][i] = o;
+                        out[ck.h][i] = o;
                     }
                 }
                 beat_stats_merge(st, bs);
@@ -118,9 +114,8 @@ chunk:
             CTRAIN_STAGE(2);
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const uint32_t i0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
-            const uint32_t len = CHUNK_LEN(count, i0);
-            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, out[(k - 1) & 1], len);
+            const chunk_at ck = chunk_of(count, k - 1);
+            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
         if (region)
             CTRAIN_REGION_END();
@@ -393,7 +388,7 @@ band:
             const uint32_t e0 = mask ? (n_i + EW_BEAT - 1) / EW_BEAT * EW_BEAT : 0;
             /* FP: (plane, y, x, ky, segment kx) as running addresses; BP: the
              * element, its row and column phases within the stride and its window */
-            uint32_t gbase = 0, ybase = 0, xbase = 0, roff = 0, y = 0, x = 0, ky = 0, kx = 0;
+            pool_taps tc = {0, 0, 0, 0, 0, 0, 0, 0};
             uint32_t o = 0, i = 0, iy = 0, ix = 0, ry = 0, rx = 0, oy = 0, ox = 0, obase = 0, pobase = 0;
             avg_sum_t sum = 0;
             bool more = true;
@@ -407,9 +402,9 @@ band:
                 uint32_t put_at = 0;
                 if (!bp) {
                     /* lanes [off, off + live) of the two words at a's word */
-                    const uint32_t a = xbase + roff + kx;
+                    const uint32_t a = tc.xbase + tc.roff + tc.kx;
                     const uint32_t wb = a & ~(uint32_t)(EW_BEAT - 1), off = a & (EW_BEAT - 1);
-                    const uint32_t live = k_w - kx < EW_BEAT ? k_w - kx : EW_BEAT;
+                    const uint32_t live = k_w - tc.kx < EW_BEAT ? k_w - tc.kx : EW_BEAT;
                     /* both words' lanes, those in the segment summed: no lane shifter */
                     avg_sum_t seg = 0;
                 avg_taps:
@@ -419,27 +414,16 @@ band:
                         if ((uint32_t)j >= off && (uint32_t)j < off + live)
                             seg += t;
                     }
-                    const avg_sum_t v = (kx == 0 && ky == 0 ? (avg_sum_t)0 : sum) + seg;
+                    const avg_sum_t v = (tc.kx == 0 && tc.ky == 0 ? (avg_sum_t)0 : sum) + seg;
                     sum = v;
-                    if (kx + live == k_w && ky + 1 == k_h) {   /* the window's last segment */
+                    if (tc.kx + live == k_w && tc.ky + 1 == k_h) {   /* the window's last segment */
                         val = v;
                         put = true;
                         put_at = hb + o;
                         o++;
                         more = o != n_o;
                     }
-                    if (kx + live < k_w) {
-                        kx += EW_BEAT;
-                    } else if (ky + 1 < k_h) {
-                        kx = 0; ky++; roff += w_in;
-                    } else if (x + 1 < w_out) {
-                        kx = 0; ky = 0; roff = 0; x++; xbase += s;
-                    } else if (y + 1 < h_out) {
-                        kx = 0; ky = 0; roff = 0; x = 0; y++; ybase += row_step; xbase = ybase;
-                    } else {   /* the group's next plane */
-                        kx = 0; ky = 0; roff = 0; x = 0; y = 0;
-                        gbase += plane_in; ybase = gbase; xbase = gbase;
-                    }
+                    pool_taps_next(tc, live, k_w, k_h, w_in, w_out, h_out, s, row_step, plane_in);
                 } else {
                     const bool covered = ry < k_h && oy < h_out && rx < k_w && ox < w_out;
                     const q8_t err = ain[ih][covered ? e0 + obase + ox : e0];

@@ -32,18 +32,15 @@ chunk:
         if (region)
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
-            const uint32_t l0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
-            const uint32_t ll = CHUNK_LEN(count, l0);
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + l0, in[(k + 1) & 1], ll);
+            const chunk_at ck = chunk_of(count, k + 1);
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + ck.i0, in[ck.h], ck.len);
             if (bp)
-                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + l0, gate[(k + 1) & 1], ll);
+                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
-            const int h = k & 1;
-            const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
-            const uint32_t len = CHUNK_LEN(count, i0);
-            const uint32_t words = (len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
+            const chunk_at ck = chunk_of(count, k);
+            const uint32_t words = (ck.len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
             CTRAIN_LOOP(ew, 1, words);
         relu:
             for (uint32_t w = 0; w < words; w++) {
@@ -54,14 +51,14 @@ chunk:
                 /* one register per lane */
 #pragma HLS ARRAY_PARTITION variable=o type=complete
 #pragma HLS ARRAY_PARTITION variable=none type=complete
-                const uint32_t rest = len - w * AGU_Q8_LANES;
+                const uint32_t rest = ck.len - w * AGU_Q8_LANES;
             lanes:
                 for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
                     const uint32_t i = w * AGU_Q8_LANES + j;
-                    const q8_t v = in[h][i];
-                    const q8_t q = bp ? (gate[h][i] > 0 ? v : (q8_t)0) : (v > 0 ? v : (q8_t)0);
-                    out[h][i] = q;
+                    const q8_t v = in[ck.h][i];
+                    const q8_t q = bp ? (gate[ck.h][i] > 0 ? v : (q8_t)0) : (v > 0 ? v : (q8_t)0);
+                    out[ck.h][i] = q;
                     o[j] = q;
                     none[j] = false;
                 }
@@ -71,9 +68,8 @@ chunk:
             CTRAIN_STAGE(2);
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const uint32_t s0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
-            const uint32_t sl = CHUNK_LEN(count, s0);
-            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + s0, out[(k - 1) & 1], sl);
+            const chunk_at ck = chunk_of(count, k - 1);
+            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
         if (region)
             CTRAIN_REGION_END();
@@ -527,8 +523,8 @@ band_planes:
             if (bp)
                 agu_rd_q8b<POUT_BANK>(ddr, f.src + out_at, pbuf, n_out, 0, -1);
             /* (plane, row, column, ky, kx) as running addresses: no multiplier */
-            uint32_t gbase = 0, ybase = 0, xbase = 0, roff = 0;
-            uint32_t y = 0, x = 0, ky = 0, kx = 0, o = 0;
+            pool_taps tc = {0, 0, 0, 0, 0, 0, 0, 0};
+            uint32_t o = 0;
             q8_t best = 0;
             uint32_t at_best = 0;
             /* BP: the two latest gradient writes, forwarded to a read of the
@@ -545,8 +541,8 @@ band_planes:
 #pragma HLS DEPENDENCE variable=pbuf type=inter false
                 /* The segment of up to W taps of window row ky from kx: lanes
                  * [off, off + W) of the two words at the beat-aligned wb. */
-                const uint32_t a = xbase + roff + kx;
-                const uint32_t live = k_w - kx < AGU_Q8_LANES ? k_w - kx : AGU_Q8_LANES;
+                const uint32_t a = tc.xbase + tc.roff + tc.kx;
+                const uint32_t live = k_w - tc.kx < AGU_Q8_LANES ? k_w - tc.kx : AGU_Q8_LANES;
                 q8_t seg[AGU_Q8_LANES];   /* lanes a .. a + W - 1 */
                 /* registers: every lane at once */
 #pragma HLS ARRAY_PARTITION variable=seg type=complete
@@ -563,12 +559,12 @@ band_planes:
                     }
                 }
                 /* strict: the first maximum in row-major order wins */
-                const bool take = (kx == 0 && ky == 0) || sm > best;
+                const bool take = (tc.kx == 0 && tc.ky == 0) || sm > best;
                 const q8_t m = take ? sm : best;
                 const uint32_t am = take ? a + sj : at_best;
                 best = m;
                 at_best = am;
-                if (kx + live == k_w && ky + 1 == k_h) {   /* the window's last segment */
+                if (tc.kx + live == k_w && tc.ky + 1 == k_h) {   /* the window's last segment */
                     if (!bp) {
                         pool_pack(pbuf, pk, o, m, o + 1 == n_out);
                         q_stats_add(st, m, m, false);
@@ -591,18 +587,7 @@ band_planes:
                     more = o != n_out;
                 }
                 CTRAIN_COUNT(ew, 1);   /* one iteration; the entry below */
-                if (kx + live < k_w) {
-                    kx += AGU_Q8_LANES;
-                } else if (ky + 1 < k_h) {
-                    kx = 0; ky++; roff += w_in;
-                } else if (x + 1 < w_out) {
-                    kx = 0; ky = 0; roff = 0; x++; xbase += s;
-                } else if (y + 1 < nyb) {
-                    kx = 0; ky = 0; roff = 0; x = 0; y++; ybase += row_step; xbase = ybase;
-                } else {   /* the next plane of the group */
-                    kx = 0; ky = 0; roff = 0; x = 0; y = 0;
-                    gbase += plane_in; ybase = gbase; xbase = gbase;
-                }
+                pool_taps_next(tc, live, k_w, k_h, w_in, w_out, nyb, s, row_step, plane_in);
             }
             CTRAIN_COUNT(ew_in, 1);   /* every band has an output */
             if (!bp) {
@@ -717,25 +702,22 @@ chunk:
         if (region)
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
-            const uint32_t l0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
-            const uint32_t ll = CHUNK_LEN(total, l0);
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + l0, in[(k + 1) & 1], ll);
+            const chunk_at ck = chunk_of(total, k + 1);
+            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + ck.i0, in[ck.h], ck.len);
             if (mask)
-                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + l0, gate[(k + 1) & 1], ll);
+                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
-            const int h = k & 1;
-            const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
-            const uint32_t len = CHUNK_LEN(total, i0);
+            const chunk_at ck = chunk_of(total, k);
             if (lanes) {
-                const uint32_t words = (len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
+                const uint32_t words = (ck.len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
                 CTRAIN_LOOP(ew, 1, words);
             bn_lanes:
                 for (uint32_t w = 0; w < words; w++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_Q8_LANES
-                    /* lane j is in channel ch, or ch + 1 once pos + j reaches h*w */
+                    /* lane j is in channel ch, or ch + 1 once pos + j reaches ck.h*w */
                     const uint32_t ch2 = ch + 1 == c ? 0 : ch + 1;
                     const int32_t a0 = scale[ch], a1 = scale[ch2];
                     const wide_t b0 = fp ? shift[ch] : 0, b1 = fp ? shift[ch2] : 0;
@@ -745,20 +727,20 @@ chunk:
 #pragma HLS ARRAY_PARTITION variable=pre type=complete
 #pragma HLS ARRAY_PARTITION variable=sto type=complete
 #pragma HLS ARRAY_PARTITION variable=cl type=complete
-                    const uint32_t rest = len - w * AGU_Q8_LANES;
+                    const uint32_t rest = ck.len - w * AGU_Q8_LANES;
                 bn_lane:
                     for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
                         const uint32_t i = w * AGU_Q8_LANES + j;
                         const bool next = pos + j >= hw;
                         /* |x*A| < 2^38: two DSP slices (every board has them to spare) */
-                        const wide_t prod = (wide_t)in[h][i] * (next ? a1 : a0);
+                        const wide_t prod = (wide_t)in[ck.h][i] * (next ? a1 : a0);
                         wide_t acc = prod + (next ? b1 : b0);
                         if (relu && acc < 0) acc = 0;
-                        if (mask && gate[h][i] <= 0) acc = 0;
+                        if (mask && gate[ck.h][i] <= 0) acc = 0;
                         bool clamped;
                         const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
-                        out[h][i] = o;
+                        out[ck.h][i] = o;
                         pre[j] = acc;
                         sto[j] = o;
                         cl[j] = clamped;
@@ -772,20 +754,20 @@ chunk:
                     }
                 }
             } else {
-                CTRAIN_LOOP(ew, 1, len);
+                CTRAIN_LOOP(ew, 1, ck.len);
             bn:
-                for (uint32_t i = 0; i < len; i++) {
+                for (uint32_t i = 0; i < ck.len; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
-                    wide_t acc = (wide_t)in[h][i] * scale[ch];   /* |x*A| < 2^38 */
+                    wide_t acc = (wide_t)in[ck.h][i] * scale[ch];   /* |x*A| < 2^38 */
                     if (fp)
                         acc += shift[ch];
                     if (relu && acc < 0) acc = 0;
-                    if (mask && gate[h][i] <= 0) acc = 0;
+                    if (mask && gate[ck.h][i] <= 0) acc = 0;
                     bool clamped;
                     const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
                     q_stats_add(st, acc, o, clamped);
-                    out[h][i] = o;
+                    out[ck.h][i] = o;
                     if (++pos == hw) {
                         pos = 0;
                         ch = ch + 1 == c ? 0 : ch + 1;
@@ -795,9 +777,8 @@ chunk:
             CTRAIN_STAGE(2);
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const uint32_t s0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
-            const uint32_t sl = CHUNK_LEN(total, s0);
-            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + s0, out[(k - 1) & 1], sl);
+            const chunk_at ck = chunk_of(total, k - 1);
+            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
         if (region)
             CTRAIN_REGION_END();

@@ -58,6 +58,22 @@ struct beat_t {
  * chunk what is left (i0 < N). */
 #define CHUNK_LEN(N, I0) ((N) - (I0) < CTRAIN_CHUNK ? (N) - (I0) : CTRAIN_CHUNK)
 
+/* Chunk k (0 <= k < CHUNKS_OF(n)) of an n-item operand in the element-wise
+ * units' chunk pipelines: its ping-pong half, first item and items. */
+struct chunk_at {
+    int h;
+    uint32_t i0, len;
+};
+
+static inline chunk_at chunk_of(uint32_t n, int32_t k) {
+#pragma HLS INLINE
+    chunk_at c;
+    c.h = k & 1;
+    c.i0 = (uint32_t)k * CTRAIN_CHUNK;
+    c.len = CHUNK_LEN(n, c.i0);
+    return c;
+}
+
 typedef int8_t q8_t;         /* tensor element */
 /* int8 x int8 product, |p| <= 128^2 = 2^14: ap_int<16> in synthesis; C-sim
  * holds the same value in int16_t, for speed (g++ keeps ap_int temporaries

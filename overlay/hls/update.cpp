@@ -4,6 +4,12 @@
 #include "update.h"
 #include "agu.h"
 
+/* Items of chunk ck that are weights (those below count_w). */
+static inline uint32_t chunk_weights(const chunk_at &ck, uint32_t count_w) {
+#pragma HLS INLINE
+    return count_w <= ck.i0 ? 0 : (count_w - ck.i0 < ck.len ? count_w - ck.i0 : ck.len);
+}
+
 void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     const int32_t lr_m = e.par[CTRAIN_PAR_LR_M], mu_m = e.par[CTRAIN_PAR_MU_M],
                   wd_m = e.par[CTRAIN_PAR_WD_M];
@@ -40,60 +46,53 @@ chunk:
         if (region)
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
-            const int h = (k + 1) & 1;
-            const uint32_t i0 = (uint32_t)(k + 1) * CTRAIN_CHUNK;
-            const uint32_t len = CHUNK_LEN(count, i0);
-            /* Elements of this chunk that are weights (i < count_w). */
-            const uint32_t nw = count_w <= i0 ? 0 : (count_w - i0 < len ? count_w - i0 : len);
-            agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src + 4 * i0, g[h], len);
-            agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, w[h], len);
-            agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, v[h], len);
+            const chunk_at ck = chunk_of(count, k + 1);
+            const uint32_t nw = chunk_weights(ck, count_w);
+            agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src + 4 * ck.i0, g[ck.h], ck.len);
+            agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * ck.i0, w[ck.h], ck.len);
+            agu_rd_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * ck.i0, v[ck.h], ck.len);
             if (nw > 0)
-                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + i0, keep[h], nw);
+                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + ck.i0, keep[ck.h], nw);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
-            const int h = k & 1;
-            const uint32_t i0 = (uint32_t)k * CTRAIN_CHUNK;
-            const uint32_t len = CHUNK_LEN(count, i0);
-            const uint32_t nw = count_w <= i0 ? 0 : (count_w - i0 < len ? count_w - i0 : len);
-            CTRAIN_LOOP(ew, 1, len);
+            const chunk_at ck = chunk_of(count, k);
+            const uint32_t nw = chunk_weights(ck, count_w);
+            CTRAIN_LOOP(ew, 1, ck.len);
         sgd:
-            for (uint32_t i = 0; i < len; i++) {
+            for (uint32_t i = 0; i < ck.len; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
                 const bool weight = i < nw;
-                const int32_t gi = g[h][i], wi = w[h][i], vi = v[h][i];
+                const int32_t gi = g[ck.h][i], wi = w[ck.h][i], vi = v[ck.h][i];
                 wide_t t_g = sat32(rshift_round((wide_t)lr_m * gi, sh_g));
                 const int32_t decay = (int32_t)sat32(rshift_round((wide_t)wd_m * wi, sh_wd));
                 wide_t t_wd = sat32(rshift_round((wide_t)lr_m * decay, sh_lr));
                 wide_t t_mu = sat32(rshift_round((wide_t)mu_m * vi, sh_mu));
                 wide_t v_new = sat32(t_mu + t_g + t_wd);
                 wide_t w_new = sat32(wi - v_new);
-                if (weight && keep[h][i] == 0) {   /* pruned: weight and velocity stay 0 */
+                if (weight && keep[ck.h][i] == 0) {   /* pruned: weight and velocity stay 0 */
                     w_new = 0;
                     v_new = 0;
                 }
-                wn[h][i] = (int32_t)w_new;
-                vn[h][i] = (int32_t)v_new;
+                wn[ck.h][i] = (int32_t)w_new;
+                vn[ck.h][i] = (int32_t)v_new;
                 if (weight) {
                     bool clamped;
                     q8_t qi = sat8(rshift_round(w_new, sh_q), clamped);
                     q_stats_add(st, w_new, qi, clamped);
-                    q[h][i] = qi;
+                    q[ck.h][i] = qi;
                 }
             }
             CTRAIN_STAGE(2);
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const int h = (k - 1) & 1;
-            const uint32_t i0 = (uint32_t)(k - 1) * CTRAIN_CHUNK;
-            const uint32_t len = CHUNK_LEN(count, i0);
-            const uint32_t nw = count_w <= i0 ? 0 : (count_w - i0 < len ? count_w - i0 : len);
-            agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * i0, wn[h], len);
-            agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * i0, vn[h], len);
+            const chunk_at ck = chunk_of(count, k - 1);
+            const uint32_t nw = chunk_weights(ck, count_w);
+            agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src2 + 4 * ck.i0, wn[ck.h], ck.len);
+            agu_wr_i32w<CTRAIN_CHUNK>(ddr, f.src3 + 4 * ck.i0, vn[ck.h], ck.len);
             if (nw > 0)
-                agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + i0, q[h], nw);
+                agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, q[ck.h], nw);
         }
         if (region)
             CTRAIN_REGION_END();

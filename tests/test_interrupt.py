@@ -18,6 +18,17 @@ from ctrain.cli import main
 ARGS = ["--epochs", "2", "--batch-size", "64", "--warmup", "0.5", "--seed", "5", "--no-progress"]
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises():
+    """Ctrl-C as a terminal delivers it, whatever this test process inherited:
+    a shell that starts the suite in the background without job control
+    starts it with SIGINT ignored, and an ignored signal stays ignored in
+    every child (Python then never installs KeyboardInterrupt)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _cmd(ck, resume):
     return [sys.executable, "-m", "ctrain", "train", *ARGS, "--checkpoint", str(ck), "--checkpoint-every", "1",
             *(["--resume"] if resume else [])]

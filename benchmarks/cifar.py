@@ -99,7 +99,7 @@ def run_torch(cfg, say):
             if t.it in steps:   # the Trainer's schedule (train.prune_schedule), each step on the last's masks
                 masks = [torch.from_numpy(m) for m in prune_masks(
                     [m.weight.detach().numpy() for m in layers], steps[t.it], cfg.prune_mode, cfg.prune_scope,
-                    None if masks is None else [k.numpy() for k in masks], spare=int(cfg.dense_first))]
+                    None if masks is None else [k.numpy() for k in masks], spare=t.spared)]
                 say(f"  pruned {100 * (1 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)):.1f}%"
                     f" at iteration {t.it}")
                 if cfg.bn_recal and bns and t.it >= warm:

@@ -143,8 +143,8 @@ RULES = {
 #: settings that change what a run computes: a resume must match them all
 RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                  "warmup_epochs", "fixed_point", "window_log2", "seed", "train_count", "test_count", "prune",
-                 "prune_at", "prune_mode", "prune_scope", "dense_first", "prune_steps", "prune_from", "image_size", "normalize", "augment",
-                 "freeze", "bn_recal")
+                 "prune_at", "prune_mode", "prune_scope", "dense_first", "prune_steps", "prune_from", "image_size",
+                 "normalize", "augment", "freeze", "bn_recal")
 #: result fields added after the first checkpoints: absent means what runs did then
 _LATER_FIELDS = {"image_size": None, "normalize": False, "augment": None, "freeze": 0, "bn_recal": 0,
                  "dense_first": False, "prune_steps": 1, "prune_from": None}
@@ -258,10 +258,12 @@ def prune_schedule(cfg, total):
     is plastic, small ones near the end, the whole target by prune_at."""
     if cfg.prune <= 0:
         return []
-    n = cfg.prune_steps
-    start = cfg.prune_at if n == 1 else cfg.prune_at / 2 if cfg.prune_from is None else cfg.prune_from
-    return [(round((start + (cfg.prune_at - start) * k / max(n - 1, 1)) * total),
-             cfg.prune * (1.0 - (1.0 - (k + 1) / n) ** 3)) for k in range(n)]
+    n, end = cfg.prune_steps, cfg.prune_at
+    if n == 1:
+        return [(round(end * total), cfg.prune)]
+    start = end / 2 if cfg.prune_from is None else cfg.prune_from
+    return [(round((start + (end - start) * k / (n - 1)) * total), cfg.prune * (1.0 - (1.0 - (k + 1) / n) ** 3))
+            for k in range(n)]
 
 
 def learning_rate(cfg, it, total):

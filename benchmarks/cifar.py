@@ -41,8 +41,8 @@ def config(args, run, seed):
               epochs=args.epochs, seed=seed, prune=0.0 if run == "float" else args.prune,
               prune_at=args.prune_at, fixed_point=run == "compressed", **prep)
     for key in ("batch_size", "lr", "warmup_epochs", "train_count", "prune_scope", "dense_first", "prune_steps",
-                "prune_from", "sparse_exec", "bn_recal"):
-        if getattr(args, key) is not None:
+                "prune_from", "lr_restart", "sparse_exec", "bn_recal"):
+        if getattr(args, key) is not None and not (key == "lr_restart" and kw["prune"] == 0):
             kw[key] = getattr(args, key)
     return TrainConfig(**kw)
 
@@ -177,6 +177,9 @@ def main(argv=None):
     p.add_argument("--prune-steps", type=int, default=None, metavar="N",
                    help="gradual pruning in N steps ending at --prune-at (TrainConfig.prune_steps)")
     p.add_argument("--prune-from", type=float, default=None, metavar="F", help="the first of them (TrainConfig.prune_from)")
+    p.add_argument("--lr-restart", action="store_true", default=None,
+                   help="the pruned runs restart the cosine at the last pruning step (TrainConfig.lr_restart); "
+                        "the float run, never pruned, keeps one cosine")
     p.add_argument("--sparse-exec", default=None, choices=SPARSE_EXEC,
                    help="pruned layers sparse or dense on the emulated device (same bits); default: TrainConfig's")
     p.add_argument("--bn-recal", type=int, default=None, metavar="N",

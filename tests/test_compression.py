@@ -102,6 +102,29 @@ def test_gradual_pruning_follows_the_cubic_schedule_and_resumes_between_steps(di
                 model=_bn_model())
 
 
+def test_lr_restart_starts_the_cosine_again_at_the_last_pruning_step(digits):
+    """Up to the last pruning step the rate is the plain cosine's; from it the
+    cosine starts again at lr and anneals over the rest of the run; a
+    run without pruning or with the constant schedule refuses the option."""
+    from ctrain.train import learning_rate
+    cfg = TrainConfig(epochs=4, batch_size=32, prune=0.8, prune_steps=3, prune_from=0.2, prune_at=0.5)
+    plain = TrainConfig(**{**cfg.__dict__, "lr_restart": False})
+    cfg = TrainConfig(**{**cfg.__dict__, "lr_restart": True}).validate()
+    t = Trainer(cfg, dataset=digits, model=_bn_model())
+    last, total = t.prune_schedule[-1][0], t.total
+    assert last == round(0.5 * total)
+    for it in range(last):
+        assert learning_rate(cfg, it, total) == learning_rate(plain, it, total)
+    assert learning_rate(cfg, last, total) == cfg.lr > learning_rate(plain, last, total)
+    assert learning_rate(cfg, last + (total - last) // 2, total) == pytest.approx(cfg.lr / 2, rel=0.02)
+    rates = [learning_rate(cfg, it, total) for it in range(last, total)]
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 0.01 * cfg.lr
+    with pytest.raises(ConfigError, match="lr_restart: restarts the cosine .*have prune 0, schedule cosine"):
+        TrainConfig(lr_restart=True, prune=0).validate()
+    with pytest.raises(ConfigError, match="have prune 0.5, schedule constant"):
+        TrainConfig(lr_restart=True, prune=0.5, schedule="constant").validate()
+
+
 def test_index_block_is_consistent():
     rng = np.random.default_rng(1)
     mask = rng.random((7, 30)) < 0.3

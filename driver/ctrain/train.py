@@ -134,6 +134,7 @@ RULES = {
     "dense_first": _bool_rule(),
     "prune_steps": _int_rule(1, MAX_PRUNE_STEPS),
     "prune_from": (lambda v: v is None or _real_rule(0.0, 1.0, hi_open=True)[0](v), "a number in [0, 1) (or None)"),
+    "lr_restart": _bool_rule(),
     "sparse_exec": _choice_rule(lambda: SPARSE_EXEC),
     "board": _choice_rule(lambda: boards.BOARDS),
     "warm_start": _path_rule(),
@@ -143,11 +144,11 @@ RULES = {
 #: settings that change what a run computes: a resume must match them all
 RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                  "warmup_epochs", "fixed_point", "window_log2", "seed", "train_count", "test_count", "prune",
-                 "prune_at", "prune_mode", "prune_scope", "dense_first", "prune_steps", "prune_from", "image_size",
-                 "normalize", "augment", "freeze", "bn_recal")
+                 "prune_at", "prune_mode", "prune_scope", "dense_first", "prune_steps", "prune_from", "lr_restart",
+                 "image_size", "normalize", "augment", "freeze", "bn_recal")
 #: result fields added after the first checkpoints: absent means what runs did then
 _LATER_FIELDS = {"image_size": None, "normalize": False, "augment": None, "freeze": 0, "bn_recal": 0,
-                 "dense_first": False, "prune_steps": 1, "prune_from": None}
+                 "dense_first": False, "prune_steps": 1, "prune_from": None, "lr_restart": False}
 #: sparse_exec was a bool before the compiler chose per layer: True ran every
 #: pruned layer sparse, False dense with the mask
 _LEGACY_SPARSE_EXEC = {True: "always", False: "never"}
@@ -183,6 +184,7 @@ class TrainConfig:
     dense_first: bool = False      # never prune the first Conv2d/Linear; the others carry its share (pruning.spared_rate)
     prune_steps: int = 1           # 1: all at prune_at (the poster); N: gradual, N steps ending there (prune_schedule)
     prune_from: float = None       # the first of prune_steps > 1, as a fraction of the run; None: prune_at / 2
+    lr_restart: bool = False       # the cosine starts again from lr at the last pruning step (learning_rate)
     sparse_exec: str = DEFAULT_SPARSE_EXEC  # pruned layers sparse or dense (compiler.SPARSE_EXEC); same bits
     board: str = boards.DEFAULT_BOARD  # whose cycle model picks them ("auto") and models --report
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.weights_in)
@@ -228,6 +230,10 @@ class TrainConfig:
         if self.prune_steps > 1 and self.prune_from is not None and self.prune_from >= self.prune_at:
             raise ConfigError("prune_from", f"{self.prune_from:g} is not before prune_at {self.prune_at:g}: gradual "
                                             "pruning starts before it ends")
+        if self.lr_restart and (self.prune <= 0 or self.schedule != "cosine"):
+            raise ConfigError("lr_restart", "restarts the cosine schedule at the last pruning step: it needs "
+                                            f"prune > 0 and schedule cosine (have prune {self.prune:g}, "
+                                            f"schedule {self.schedule})")
         if self.checkpoint_every and not self.checkpoint:
             raise ConfigError("checkpoint_every", f"{self.checkpoint_every} needs a checkpoint path to write to")
         if self.model is not None and self.model not in _registered():
@@ -267,8 +273,16 @@ def prune_schedule(cfg, total):
 
 
 def learning_rate(cfg, it, total):
+    """The rate of iteration `it`. With lr_restart the cosine starts again
+    from lr at the last pruning step and anneals over the rest of the run
+    (learning-rate rewinding, Renda et al., ICLR 2020): the pruned network
+    recovers at the full rate instead of in the schedule's tail."""
     if cfg.schedule == "constant":
         return cfg.lr
+    if cfg.lr_restart and cfg.prune > 0:
+        last = prune_schedule(cfg, total)[-1][0]
+        if it >= last:
+            it, total = it - last, total - last
     if cfg.schedule == "cosine":
         return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * it / max(total, 1)))
     raise ValueError(f"unknown schedule {cfg.schedule!r}; choose cosine or constant")

@@ -85,6 +85,9 @@ def add_train_parser(sub):
                         "(cubic, Zhu and Gupta 2017)")
     p.add_argument("--prune-from", type=float, default=None, metavar="F",
                    help="the first of --prune-steps, as a fraction of the run (default: half of --prune-at)")
+    p.add_argument("--lr-restart", action="store_true", default=d.lr_restart,
+                   help="restart the cosine learning rate from --lr at the last pruning step, so the pruned "
+                        "network recovers at the full rate (learning-rate rewinding, Renda et al. 2020)")
     p.add_argument("--dense-first", action="store_true", default=d.dense_first,
                    help="never prune the first Conv2d/Linear layer; the others are pruned harder so that "
                         "--prune of all weights still go")

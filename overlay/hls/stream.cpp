@@ -32,14 +32,14 @@ chunk:
         if (region)
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
-            const chunk_at ck = chunk_of(count, k + 1);
+            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k + 1);
             agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + ck.i0, in[ck.h], ck.len);
             if (bp)
                 agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
-            const chunk_at ck = chunk_of(count, k);
+            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k);
             const uint32_t words = (ck.len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
             CTRAIN_LOOP(ew, 1, words);
         relu:
@@ -68,7 +68,7 @@ chunk:
             CTRAIN_STAGE(2);
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const chunk_at ck = chunk_of(count, k - 1);
+            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k - 1);
             agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
         if (region)
@@ -684,7 +684,7 @@ void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     }
     /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
      * chunk k computes from the other and chunk k - 1 stores */
-    q8_t in[2][CTRAIN_CHUNK], gate[2][CTRAIN_CHUNK], out[2][CTRAIN_CHUNK];
+    q8_t in[2][CTRAIN_BN_CHUNK], gate[2][CTRAIN_BN_CHUNK], out[2][CTRAIN_BN_CHUNK];
     /* a beat per cycle in and out, a word of W lanes per cycle through */
 #pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES dim=2
 #pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES dim=2
@@ -693,30 +693,30 @@ void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
      * planes (the fully connected end of a network) one element per cycle */
     const bool lanes = hw >= AGU_Q8_LANES;
     uint32_t ch = 0, pos = 0;   /* channel and position of the next element */
-    const int32_t chunks = (int32_t)CHUNKS_OF(total);
+    const int32_t chunks = (int32_t)CHUNKS_OF_K(total, CTRAIN_BN_CHUNK);
     /* The pipeline over chunks: load k+1 || compute k || store k-1. */
 chunk:
     for (int32_t k = -1; k <= chunks; k++) {
-#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
+#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF_K(CTRAIN_MAX_COUNT, CTRAIN_BN_CHUNK)+2
         const bool region = k >= 0 && k < chunks;
         if (region)
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
-            const chunk_at ck = chunk_of(total, k + 1);
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + ck.i0, in[ck.h], ck.len);
+            const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k + 1);
+            agu_rd_q8w<CTRAIN_BN_CHUNK>(ddr, f.src + ck.i0, in[ck.h], ck.len);
             if (mask)
-                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
+                agu_rd_q8w<CTRAIN_BN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
-            const chunk_at ck = chunk_of(total, k);
+            const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k);
             if (lanes) {
                 const uint32_t words = (ck.len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
                 CTRAIN_LOOP(ew, 1, words);
             bn_lanes:
                 for (uint32_t w = 0; w < words; w++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_Q8_LANES
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_BN_CHUNK/AGU_Q8_LANES
                     /* lane j is in channel ch, or ch + 1 once pos + j reaches ck.h*w */
                     const uint32_t ch2 = ch + 1 == c ? 0 : ch + 1;
                     const int32_t a0 = scale[ch], a1 = scale[ch2];
@@ -758,7 +758,7 @@ chunk:
             bn:
                 for (uint32_t i = 0; i < ck.len; i++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_BN_CHUNK
                     wide_t acc = (wide_t)in[ck.h][i] * scale[ch];   /* |x*A| < 2^38 */
                     if (fp)
                         acc += shift[ch];
@@ -777,8 +777,8 @@ chunk:
             CTRAIN_STAGE(2);
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const chunk_at ck = chunk_of(total, k - 1);
-            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
+            const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k - 1);
+            agu_wr_q8w<CTRAIN_BN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
         if (region)
             CTRAIN_REGION_END();

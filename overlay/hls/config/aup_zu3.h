@@ -44,6 +44,10 @@
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256
+/* One SGD lane (update.h): the DSPs are short for more (each lane's four
+ * 32 x 32-bit products are 16), and UPDATE's reads (13 bytes an element and
+ * four burst latencies a chunk) take more than a cycle an element anyway. */
+#define CTRAIN_UPDATE_LANES 1
 
 /* Sparse unit (docs/overlay.md): kept weights per PE row on chip (512: the
  * BRAM for the pooling buffers' banks), window positions per batch lane,

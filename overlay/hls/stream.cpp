@@ -689,6 +689,12 @@ void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 #pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES dim=2
 #pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES dim=2
 #pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES dim=2
+#if CTRAIN_BN_LUTRAM
+    /* longer chunks in LUTs where the BRAM is spoken for (CTRAIN_BN_LUTRAM) */
+#pragma HLS BIND_STORAGE variable=in type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=gate type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=out type=ram_2p impl=lutram
+#endif
     /* W lanes when a word spans at most two channels (h*w >= W); smaller
      * planes (the fully connected end of a network) one element per cycle */
     const bool lanes = hw >= AGU_Q8_LANES;

@@ -18,6 +18,11 @@
 #ifndef CTRAIN_BN_CHUNK
 #define CTRAIN_BN_CHUNK CTRAIN_CHUNK
 #endif
+/* 1: BN's chunk buffers are distributed RAM whatever their size (a board
+ * with LUTs to spare and no BRAM); 0: the tools' choice (BRAM when large). */
+#ifndef CTRAIN_BN_LUTRAM
+#define CTRAIN_BN_LUTRAM 0
+#endif
 
 void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st);
 void stream_pool(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st);

@@ -552,9 +552,23 @@ def _elementwise(f, b, c):
             if mask:
                 _items_rdw(it, k, f["aux"] + i0, ln)
         _chunk_pipeline(c, total, b.bn_chunk or K, load,
-                        # W lanes: two channels per word
-                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W) if hw >= W else ln),
+                        lambda it, k, i0, ln: it.loop("ew", k, _bn_steps(i0, ln, hw, W)),
                         lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
+
+
+def _bn_steps(i0, ln, hw, W):
+    """Steps of stream_bn's bn_steps loop per chunk (starts i0, lengths ln):
+    a step takes the runs of a word's lanes in two channels, so a word of
+    `runs` channel runs takes ceil(runs / 2): one when h*w >= W."""
+    if hw >= W:
+        return _cdiv(ln, W)
+    words = _cdiv(ln, W)
+    k = np.repeat(np.arange(len(i0)), words)
+    at = np.arange(k.size, dtype=np.int64) - np.repeat(np.cumsum(words) - words, words)
+    g0 = i0[k] + at * W                          # the word's first element
+    n = np.minimum(W, ln[k] - at * W)            # its live lanes
+    runs = 1 + (g0 + n - 1) // hw - g0 // hw     # channel boundaries inside, plus one
+    return np.bincount(k, (runs + 1) // 2, minlength=len(i0)).astype(np.int64)
 
 
 def _items_rdw(it, k, addr, n):

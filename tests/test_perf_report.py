@@ -88,8 +88,10 @@ def _independent_model(program, board):
         conv = f["op"] in validate.CONV_OPS or f["op"] in validate.SPARSE_OPS
         lanes = f["op"] in (Op.RELU_FP, Op.RELU_BP) or f["op"] in validate.BN_OPS   # W per cycle
         pool = f["op"] in validate.POOL_OPS   # the windows' elements, W per cycle
+        sgd = f["op"] == Op.UPDATE   # CTRAIN_UPDATE_LANES per cycle
         ideal = math.ceil(done / 2 / b.macs) if conv else math.ceil(done / b.ddr_beat) if lanes else \
-            math.ceil(done * f["k_h"] * f["k_w"] / b.ddr_beat) if pool else done
+            math.ceil(done * f["k_h"] * f["k_w"] / b.ddr_beat) if pool else \
+            math.ceil(done / b.update_lanes) if sgd else done
         out.append((Op(f["op"]), cyc, ideal, done))
     return out
 

@@ -122,8 +122,12 @@ def test_rule_loop_labels_still_exist():
 
 
 def test_the_update_units_multipliers_are_counted(estimates):
-    sgd = [i for i in estimates["kv260"].items if i.kind == "mul" and i.name.startswith("update_unit:sgd:")]
-    assert len(sgd) == 4 and all(i.dsp >= 3 for i in sgd)   # four products of 32-bit (or wider) values
+    """Four products of 32-bit (or wider) values per SGD lane
+    (CTRAIN_UPDATE_LANES: 1 on the KV260, W/4 = 4 on the ZCU102)."""
+    for board, lanes in (("kv260", 1), ("zcu102", 4)):
+        sgd = [i for i in estimates[board].items if i.kind == "mul" and i.name.startswith("sgd_one:")]
+        assert perfmodel.board(board).update_lanes == lanes
+        assert len(sgd) == 4 and all(i.dsp >= 3 and i.count == lanes for i in sgd), board
 
 
 def test_dsp_per_multiplier():

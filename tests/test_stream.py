@@ -114,14 +114,19 @@ def test_chunk_pipelines_agree_and_are_counted(board):
     from ctrain import validate
     from ctrain.tools.random_insn import random_case
     csim = csim_or_skip(board)
-    chunk = perfmodel.board(board).chunk
+    b = perfmodel.board(board)
     rng = np.random.default_rng(11)
-    for op in (Op.UPDATE, Op.RELU_FP, Op.RELU_BP, Op.BN_FP, Op.BN_BP, Op.ADD):
+    # BN's own chunk (CTRAIN_BN_CHUNK) may be longer than the random
+    # tensors: test_update_lanes_and_bn_chunks_agree_and_are_counted sizes its cases
+    ops = [Op.UPDATE, Op.RELU_FP, Op.RELU_BP, Op.ADD] + \
+        ([Op.BN_FP, Op.BN_BP] if b.bn_chunk == b.chunk else [])
+    for op in ops:
         done = 0
         for _ in range(400):   # the random sizes pass a chunk often enough
             case = random_case(rng, op=op)
             insn = case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0]
             f = validate.fields(insn)
+            chunk = {Op.UPDATE: b.update_chunk, Op.BN_FP: b.bn_chunk, Op.BN_BP: b.bn_chunk}.get(op, b.chunk)
             if _elements(f) <= chunk:   # one chunk: nothing to overlap
                 continue
             ref, got_ddr = case.ddr.copy(), case.ddr.copy()
@@ -137,3 +142,44 @@ def test_chunk_pipelines_agree_and_are_counted(board):
             if done == 2:
                 break
         assert done == 2, op.name
+
+
+def _bn_sizes(K, W):
+    """(n, c, h, w) of BN tensors around K-element chunks: lanes (h*w >= W)
+    over two chunks and a partial one, lanes with planes straddling the
+    chunk boundary, and one element per cycle (h*w < W) over a chunk."""
+    a = (2, -(-(2 * K + 3 * W + 5) // (2 * 64)), 8, 8)
+    b = (1, -(-(K + 2 * 37) // 37), 1, 37)   # 37 >= W on every board
+    c = (2, -(-(K + 11) // 18), 3, 3)
+    return a, b, c
+
+
+@pytest.mark.parametrize("board", perfmodel.BOARDS)
+def test_update_lanes_and_bn_chunks_agree_and_are_counted(board):
+    """UPDATE at CTRAIN_UPDATE_LANES elements per cycle in CTRAIN_UPDATE_CHUNK
+    chunks, BN in CTRAIN_BN_CHUNK chunks (update.h, stream.h), at sizes on and
+    around their chunk and lane-word boundaries (the weights ending inside a
+    lane word, inside a chunk, on one; biases only): the C-sim writes
+    exactly what the numpy engine writes, and the model's counters equal
+    the C-sim's."""
+    from ctrain.tools.random_insn import sized_case
+    csim = csim_or_skip(board)
+    b = perfmodel.board(board)
+    K, L, W = b.update_chunk, b.update_lanes, b.ddr_beat
+    rng = np.random.default_rng(13)
+    cases = [sized_case(rng, Op.UPDATE, count=n, count_w=nw) for n, nw in
+             ((K, K), (K + 1, K - 3), (2 * K + L + 1, K + L + 1), (2 * K - 1, 2 * K - 1 - W),
+              (K + 5, 0), (3, 1))]
+    cases += [sized_case(rng, op, flags, n=n, c=c, h=h, w=w)
+              for n, c, h, w in _bn_sizes(b.bn_chunk, W)
+              for op, flags in ((Op.BN_FP, Flag.RELU), (Op.BN_BP, Flag.RELU_MASK))]
+    for case in cases:
+        insn = case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0]
+        ref, got_ddr = case.ddr.copy(), case.ddr.copy()
+        want = NumpyEngine().run(ref, *case.run_args())
+        got = csim.run(got_ddr, *case.run_args())
+        assert got.status == want.status == 0
+        assert np.array_equal(got_ddr, ref), Op(int(insn["op"])).name
+        model = perfmodel.iterations(insn, board, table_len=case.table_len,
+                                     insn_addr=case.prog, table_addr=case.table)
+        assert csim.last_iters()[0] == model, Op(int(insn["op"])).name

@@ -96,6 +96,9 @@ class Board:
     sparse_wdepth: int = 128   # position-parallel window words per bank (SP_WD, sconv.h)
     sparse_odepth: int = 64    # ... output / error words per bank (SP_OD)
     sparse_list: int = 4096    # ... kept weights of a chunk on chip (SP_LIST)
+    update_lanes: int = 1      # UPDATE's elements per cycle (CTRAIN_UPDATE_LANES, update.h)
+    update_chunk: int = 0      # UPDATE's elements per burst (CTRAIN_UPDATE_CHUNK; 0: chunk)
+    bn_chunk: int = 0          # BN's elements per burst (CTRAIN_BN_CHUNK, stream.h; 0: chunk)
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
     outstanding: int = OUTSTANDING
@@ -144,7 +147,10 @@ def board(name):
                  conv_act=dense("CONV_ACT"), conv_out=dense("CONV_OUT"),
                  sparse_wdepth=_hls_macro(c.name, "SP_WD"),
                  sparse_odepth=_hls_macro(c.name, "SP_OD"),
-                 sparse_list=_hls_macro(c.name, "SP_LIST"))
+                 sparse_list=_hls_macro(c.name, "SP_LIST"),
+                 update_lanes=_hls_macro(c.name, "CTRAIN_UPDATE_LANES"),
+                 update_chunk=_hls_macro(c.name, "CTRAIN_UPDATE_CHUNK"),
+                 bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"))
 
 
 @lru_cache(maxsize=None)
@@ -509,6 +515,7 @@ def _elementwise(f, b, c):
     op, K = f["op"], b.chunk
     W = b.ddr_beat
     if op == Op.UPDATE:
+        L = b.update_lanes
         def load(it, k, i0, ln):
             for a in (f["src"], f["src2"], f["src3"]):
                 _items_rdw(it, k, a + 4 * i0, 4 * ln)
@@ -518,7 +525,8 @@ def _elementwise(f, b, c):
             it.burst("wr", k, f["src2"] + 4 * i0, 4 * ln, 1)
             it.burst("wr", k, f["src3"] + 4 * i0, 4 * ln, 1)
             it.burst("wr", k, f["dst"] + i0, np.clip(f["count_w"] - i0, 0, ln), 1)
-        _chunk_pipeline(c, f["count"], K, load, lambda it, k, i0, ln: it.loop("ew", k, ln), store)
+        _chunk_pipeline(c, f["count"], b.update_chunk or K, load,
+                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, L)), store)   # L lanes
     elif op in (Op.RELU_FP, Op.RELU_BP):
         def load(it, k, i0, ln):
             _items_rdw(it, k, f["src"] + i0, ln)
@@ -543,10 +551,24 @@ def _elementwise(f, b, c):
             _items_rdw(it, k, f["src"] + i0, ln)
             if mask:
                 _items_rdw(it, k, f["aux"] + i0, ln)
-        _chunk_pipeline(c, total, K, load,
-                        # W lanes: two channels per word
-                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W) if hw >= W else ln),
+        _chunk_pipeline(c, total, b.bn_chunk or K, load,
+                        lambda it, k, i0, ln: it.loop("ew", k, _bn_steps(i0, ln, hw, W)),
                         lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
+
+
+def _bn_steps(i0, ln, hw, W):
+    """Steps of stream_bn's bn_steps loop per chunk (starts i0, lengths ln):
+    a step takes the runs of a word's lanes in two channels, so a word of
+    `runs` channel runs takes ceil(runs / 2): one when h*w >= W."""
+    if hw >= W:
+        return _cdiv(ln, W)
+    words = _cdiv(ln, W)
+    k = np.repeat(np.arange(len(i0)), words)
+    at = np.arange(k.size, dtype=np.int64) - np.repeat(np.cumsum(words) - words, words)
+    g0 = i0[k] + at * W                          # the word's first element
+    n = np.minimum(W, ln[k] - at * W)            # its live lanes
+    runs = 1 + (g0 + n - 1) // hw - g0 // hw     # channel boundaries inside, plus one
+    return np.bincount(k, (runs + 1) // 2, minlength=len(i0)).astype(np.int64)
 
 
 def _items_rdw(it, k, addr, n):

@@ -74,7 +74,7 @@ chunk:
         if (region)
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
-            const chunk_at ck = chunk_of(count, k + 1);
+            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k + 1);
             agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + ck.i0, a[ck.h], ck.len);
             agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src2 + ck.i0, b[ck.h], ck.len);
             if (mask)
@@ -82,7 +82,7 @@ chunk:
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
-            const chunk_at ck = chunk_of(count, k);
+            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k);
             const uint32_t beats = (ck.len + EW_BEAT - 1) / EW_BEAT;
             CTRAIN_LOOP(ew, 1, beats);
         add_beat:
@@ -114,7 +114,7 @@ chunk:
             CTRAIN_STAGE(2);
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const chunk_at ck = chunk_of(count, k - 1);
+            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k - 1);
             agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
         if (region)

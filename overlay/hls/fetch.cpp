@@ -325,7 +325,7 @@ static int64_t first_bad_ptr(const ddr_t *ddr, uint32_t addr, uint32_t count, ui
 ptr_chunk:
     for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_SPARSE_COLS + 1)
-        const uint32_t len = CHUNK_LEN(count, i0);
+        const uint32_t len = CHUNK_LEN(count, i0, CTRAIN_CHUNK);
         agu_rd_wide<uint32_t, CTRAIN_CHUNK, 4>(ddr, addr + 4 * i0, buf, len);
         int64_t bad = -1;
         CTRAIN_LOOP(ew, 1, (len + AGU_LANES(4) - 1) / AGU_LANES(4));
@@ -370,7 +370,7 @@ static int64_t first_not_below(const ddr_t *ddr, uint32_t addr, uint32_t count, 
 below_chunk:
     for (uint32_t i0 = 0; i0 < count; i0 += CTRAIN_CHUNK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_COUNT)
-        const uint32_t len = CHUNK_LEN(count, i0);
+        const uint32_t len = CHUNK_LEN(count, i0, CTRAIN_CHUNK);
         if (wide)
             agu_rd_wide<uint32_t, CTRAIN_CHUNK, 4>(ddr, addr + 4 * i0, buf32, len);
         else

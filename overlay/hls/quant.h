@@ -113,6 +113,30 @@ static inline void q_stats_add_lanes(q_stats &st, const wide_t pre[E], const wid
     st.count += live;
 }
 
+/* The outputs of lanes a <= j < e of E produced in one cycle (a run of a
+ * beat-wide unit's lanes): as q_stats_add_lanes, for a run anywhere in the
+ * word. */
+template <int E>
+static inline void q_stats_add_run(q_stats &st, const wide_t pre[E], const wide_t stored[E],
+                                   const bool clamped[E], uint32_t a, uint32_t e) {
+#pragma HLS INLINE
+    wide_t m = 0;
+    uint32_t sat = 0, nnz = 0;
+    for (int j = 0; j < E; j++) {
+#pragma HLS UNROLL
+        if ((uint32_t)j >= a && (uint32_t)j < e) {
+            const wide_t v = q_abs(pre[j]);
+            if (v > m) m = v;
+            sat += clamped[j] ? 1 : 0;
+            nnz += stored[j] != 0 ? 1 : 0;
+        }
+    }
+    if (m > st.max_abs) st.max_abs = m;
+    st.sat += sat;
+    st.nnz += nnz;
+    st.count += e - a;
+}
+
 /* Writes the 32-byte ctrain_stats_t record (little-endian) at addr. */
 void q_stats_store(ddr_t *ddr, uint32_t addr, const q_stats &st, int32_t exp);
 

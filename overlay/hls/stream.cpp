@@ -32,14 +32,14 @@ chunk:
         if (region)
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
-            const chunk_at ck = chunk_of(count, k + 1);
+            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k + 1);
             agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + ck.i0, in[ck.h], ck.len);
             if (bp)
                 agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
-            const chunk_at ck = chunk_of(count, k);
+            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k);
             const uint32_t words = (ck.len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
             CTRAIN_LOOP(ew, 1, words);
         relu:
@@ -68,7 +68,7 @@ chunk:
             CTRAIN_STAGE(2);
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const chunk_at ck = chunk_of(count, k - 1);
+            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k - 1);
             agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
         if (region)
@@ -684,101 +684,106 @@ void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     }
     /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
      * chunk k computes from the other and chunk k - 1 stores */
-    q8_t in[2][CTRAIN_CHUNK], gate[2][CTRAIN_CHUNK], out[2][CTRAIN_CHUNK];
+    q8_t in[2][CTRAIN_BN_CHUNK], gate[2][CTRAIN_BN_CHUNK], out[2][CTRAIN_BN_CHUNK];
     /* a beat per cycle in and out, a word of W lanes per cycle through */
 #pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES dim=2
 #pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES dim=2
 #pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES dim=2
-    /* W lanes when a word spans at most two channels (h*w >= W); smaller
-     * planes (the fully connected end of a network) one element per cycle */
-    const bool lanes = hw >= AGU_Q8_LANES;
+#if CTRAIN_BN_LUTRAM
+    /* longer chunks in LUTs where the BRAM is spoken for (CTRAIN_BN_LUTRAM) */
+#pragma HLS BIND_STORAGE variable=in type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=gate type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=out type=ram_2p impl=lutram
+#endif
     uint32_t ch = 0, pos = 0;   /* channel and position of the next element */
-    const int32_t chunks = (int32_t)CHUNKS_OF(total);
+    const int32_t chunks = (int32_t)CHUNKS_OF_K(total, CTRAIN_BN_CHUNK);
     /* The pipeline over chunks: load k+1 || compute k || store k-1. */
 chunk:
     for (int32_t k = -1; k <= chunks; k++) {
-#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
+#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF_K(CTRAIN_MAX_COUNT, CTRAIN_BN_CHUNK)+2
         const bool region = k >= 0 && k < chunks;
         if (region)
             CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
-            const chunk_at ck = chunk_of(total, k + 1);
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + ck.i0, in[ck.h], ck.len);
+            const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k + 1);
+            agu_rd_q8w<CTRAIN_BN_CHUNK>(ddr, f.src + ck.i0, in[ck.h], ck.len);
             if (mask)
-                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
+                agu_rd_q8w<CTRAIN_BN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
-            const chunk_at ck = chunk_of(total, k);
-            if (lanes) {
-                const uint32_t words = (ck.len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
-                CTRAIN_LOOP(ew, 1, words);
-            bn_lanes:
-                for (uint32_t w = 0; w < words; w++) {
+            const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k);
+            /* A step per run of a word's lanes over at most two channels:
+             * the rest of channel ch from lane a, then channel ch2.  With
+             * h*w >= W that is the whole word (one step per word); smaller
+             * planes take ceil(runs / 2) steps for a word's channel runs. */
+            uint32_t wd = 0, a = 0;   /* the word; its first lane not done */
+            bool more = ck.len > 0;
+        bn_steps:
+            while (more) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_Q8_LANES
-                    /* lane j is in channel ch, or ch + 1 once pos + j reaches ck.h*w */
-                    const uint32_t ch2 = ch + 1 == c ? 0 : ch + 1;
-                    const int32_t a0 = scale[ch], a1 = scale[ch2];
-                    const wide_t b0 = fp ? shift[ch] : 0, b1 = fp ? shift[ch2] : 0;
-                    wide_t pre[AGU_Q8_LANES], sto[AGU_Q8_LANES];
-                    bool cl[AGU_Q8_LANES];
-                    /* one register per lane */
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_BN_CHUNK
+                const uint32_t base = wd << AGU_Q8_LOG2;
+                const uint32_t ch2 = ch + 1 == c ? 0 : ch + 1;
+                const uint32_t ch3 = ch2 + 1 == c ? 0 : ch2 + 1;
+                const uint32_t left = hw - pos;   /* lanes of channel ch from lane a */
+                const uint32_t in_word = ck.len - base < AGU_Q8_LANES ? ck.len - base
+                                                                       : AGU_Q8_LANES;
+                const uint32_t two = a + left + hw;   /* past channel ch2's lanes */
+                const uint32_t e = two < in_word ? two : in_word;
+                const int32_t a0 = scale[ch], a1 = scale[ch2];
+                const wide_t b0 = fp ? shift[ch] : 0, b1 = fp ? shift[ch2] : 0;
+                wide_t pre[AGU_Q8_LANES], sto[AGU_Q8_LANES];
+                bool cl[AGU_Q8_LANES];
+                /* one register per lane */
 #pragma HLS ARRAY_PARTITION variable=pre type=complete
 #pragma HLS ARRAY_PARTITION variable=sto type=complete
 #pragma HLS ARRAY_PARTITION variable=cl type=complete
-                    const uint32_t rest = ck.len - w * AGU_Q8_LANES;
-                bn_lane:
-                    for (int j = 0; j < AGU_Q8_LANES; j++) {
+            bn_lane:
+                for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-                        const uint32_t i = w * AGU_Q8_LANES + j;
-                        const bool next = pos + j >= hw;
-                        /* |x*A| < 2^38: two DSP slices (every board has them to spare) */
-                        const wide_t prod = (wide_t)in[ck.h][i] * (next ? a1 : a0);
-                        wide_t acc = prod + (next ? b1 : b0);
-                        if (relu && acc < 0) acc = 0;
-                        if (mask && gate[ck.h][i] <= 0) acc = 0;
-                        bool clamped;
-                        const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
-                        out[ck.h][i] = o;
-                        pre[j] = acc;
-                        sto[j] = o;
-                        cl[j] = clamped;
-                    }
-                    q_stats_add_lanes<AGU_Q8_LANES>(st, pre, sto, cl,
-                                                    rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
-                    pos += AGU_Q8_LANES;
-                    if (pos >= hw) {
-                        pos -= hw;
-                        ch = ch2;
-                    }
-                }
-            } else {
-                CTRAIN_LOOP(ew, 1, ck.len);
-            bn:
-                for (uint32_t i = 0; i < ck.len; i++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK
-                    wide_t acc = (wide_t)in[ck.h][i] * scale[ch];   /* |x*A| < 2^38 */
-                    if (fp)
-                        acc += shift[ch];
+                    const uint32_t i = base + j;
+                    const bool next = (uint32_t)j >= a + left;
+                    /* |x*A| < 2^38: two DSP slices (every board has them to spare) */
+                    const wide_t prod = (wide_t)in[ck.h][i] * (next ? a1 : a0);
+                    wide_t acc = prod + (next ? b1 : b0);
                     if (relu && acc < 0) acc = 0;
                     if (mask && gate[ck.h][i] <= 0) acc = 0;
                     bool clamped;
                     const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
-                    q_stats_add(st, acc, o, clamped);
-                    out[ck.h][i] = o;
-                    if (++pos == hw) {
-                        pos = 0;
-                        ch = ch + 1 == c ? 0 : ch + 1;
-                    }
+                    if ((uint32_t)j >= a && (uint32_t)j < e)
+                        out[ck.h][i] = o;
+                    pre[j] = acc;
+                    sto[j] = o;
+                    cl[j] = clamped;
+                }
+                q_stats_add_run<AGU_Q8_LANES>(st, pre, sto, cl, a, e);
+                CTRAIN_COUNT(ew, 1);
+                /* past lanes [a, e): the channel and position there */
+                const uint32_t r = e - a;
+                if (r < left) {
+                    pos += r;
+                } else if (r - left < hw) {
+                    pos = r - left;
+                    ch = ch2;
+                } else {
+                    pos = 0;
+                    ch = ch3;
+                }
+                if (e == in_word) {
+                    a = 0;
+                    wd++;
+                    more = base + AGU_Q8_LANES < ck.len;
+                } else {
+                    a = e;
                 }
             }
+            CTRAIN_COUNT(ew_in, 1);   /* a chunk has an element */
             CTRAIN_STAGE(2);
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const chunk_at ck = chunk_of(total, k - 1);
-            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
+            const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k - 1);
+            agu_wr_q8w<CTRAIN_BN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
         if (region)
             CTRAIN_REGION_END();

@@ -1,6 +1,7 @@
 /*
  * Stream processor: the element-wise and window operations that need no PE
- * array.  RELU and batch norm run over CTRAIN_CHUNK-element bursts, a beat
+ * array.  RELU and batch norm run over CTRAIN_CHUNK-element (BN:
+ * CTRAIN_BN_CHUNK) bursts, a beat
  * per cycle in and out (RELU also W elements per cycle through); max pooling
  * over bands of whole planes or consecutive rows, one burst per operand.
  */
@@ -10,6 +11,18 @@
 #include "types.h"
 #include "fetch.h"
 #include "quant.h"
+
+/* Elements per chunk (burst) of BN: longer chunks pay each burst's latency
+ * over more beats (a 1024-element chunk of a 16-byte port is 64 beats after
+ * a 64-cycle latency); CTRAIN_CHUNK unless the board has the BRAM. */
+#ifndef CTRAIN_BN_CHUNK
+#define CTRAIN_BN_CHUNK CTRAIN_CHUNK
+#endif
+/* 1: BN's chunk buffers are distributed RAM whatever their size (a board
+ * with LUTs to spare and no BRAM); 0: the tools' choice (BRAM when large). */
+#ifndef CTRAIN_BN_LUTRAM
+#define CTRAIN_BN_LUTRAM 0
+#endif
 
 void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st);
 void stream_pool(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st);

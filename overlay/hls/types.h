@@ -53,24 +53,29 @@ struct beat_t {
 #define MAX_PLANES (CTRAIN_MAX_BATCH * CTRAIN_MAX_CH)
 #define MAX_PROGRAM (0xFFFFFFFFu / CTRAIN_INSN_BYTES)
 #define BURST_BEATS(LEN) (((LEN) + CTRAIN_DDR_BEAT - 1) / CTRAIN_DDR_BEAT + 1)
-#define CHUNKS_OF(N) (((N) + CTRAIN_CHUNK - 1) / CTRAIN_CHUNK)
-/* Items of the chunk at item i0 of an N-item operand: CTRAIN_CHUNK, the last
- * chunk what is left (i0 < N). */
-#define CHUNK_LEN(N, I0) ((N) - (I0) < CTRAIN_CHUNK ? (N) - (I0) : CTRAIN_CHUNK)
+#define CHUNKS_OF(N) CHUNKS_OF_K(N, CTRAIN_CHUNK)
+/* The same for a unit with chunks of its own size K (UPDATE's, BN's). */
+#define CHUNKS_OF_K(N, K) (((N) + (K) - 1) / (K))
+/* Items of the chunk at item i0 of an N-item operand in chunks of K: K, the
+ * last chunk what is left (i0 < N). */
+#define CHUNK_LEN(N, I0, K) ((N) - (I0) < (K) ? (N) - (I0) : (K))
 
-/* Chunk k (0 <= k < CHUNKS_OF(n)) of an n-item operand in the element-wise
- * units' chunk pipelines: its ping-pong half, first item and items. */
+/* Chunk k (0 <= k < CHUNKS_OF_K(n, K)) of an n-item operand in the
+ * element-wise units' chunk pipelines (chunks of K, a constant:
+ * CTRAIN_CHUNK unless the unit has its own): its ping-pong half, first item
+ * and items. */
 struct chunk_at {
     int h;
     uint32_t i0, len;
 };
 
+template <uint32_t K>
 static inline chunk_at chunk_of(uint32_t n, int32_t k) {
 #pragma HLS INLINE
     chunk_at c;
     c.h = k & 1;
-    c.i0 = (uint32_t)k * CTRAIN_CHUNK;
-    c.len = CHUNK_LEN(n, c.i0);
+    c.i0 = (uint32_t)k * K;
+    c.len = CHUNK_LEN(n, c.i0, K);
     return c;
 }
 

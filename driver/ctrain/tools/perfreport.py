@@ -13,8 +13,8 @@ Shared by `ctrain perf`, `ctrain train --report` and notebook 2. Definitions
   element-wise instruction's elements (as perfmodel.ops counts them: for
   pooling, the pooled map's) at the unit's rate: W (the port's beat) per
   cycle for ReLU and batch norm; max pooling's window elements (the pooled
-  map's times k_h*k_w: its input, read once) W per cycle; one per cycle
-  for average pooling and UPDATE;
+  map's times k_h*k_w: its input, read once) W per cycle; UPDATE's
+  CTRAIN_UPDATE_LANES per cycle; one per cycle for average pooling;
 - efficiency: ideal cycles over modeled cycles; the total's counts only the
   FP/EB/WG instructions' ideal cycles (the PE array's useful work) over all
   cycles of the iteration;
@@ -64,13 +64,16 @@ def ideal_cycles(op, ops_done, board, window=1):
     for ReLU and batch norm, whose units take a beat of W elements per cycle,
     ops_done / W; for max pooling its windows' elements (ops_done x `window`,
     k_h*k_w) W per cycle (stream.cpp pool_tiled reads a beat of them per
-    cycle); one element (ops_done) per cycle for the others."""
+    cycle); UPDATE's lanes (board.update_lanes) per cycle; one element
+    (ops_done) per cycle for the others."""
     if Op(op) in MAC_OPS:
         return -(-(ops_done // 2) // board.macs)
     if Op(op) in LANE_OPS:
         return -(-int(ops_done) // board.ddr_beat)
     if Op(op) in validate.POOL_OPS:
         return -(-int(ops_done) * int(window) // board.ddr_beat)
+    if Op(op) == Op.UPDATE:
+        return -(-int(ops_done) // board.update_lanes)
     return int(ops_done)
 
 

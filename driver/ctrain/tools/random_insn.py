@@ -216,9 +216,10 @@ def _hyper(rng):
     return one(14, 25) + one(15, 17) + one(20, 31)
 
 
-def _update(rng, op, flags):
-    count = int(rng.integers(1, 2000 if rng.random() < 0.1 else 200))
-    count_w = int(rng.choice([0, count, rng.integers(0, count + 1)], p=[0.1, 0.3, 0.6]))
+def _update(rng, op, flags, count=None, count_w=None):
+    count = int(rng.integers(1, 2000 if rng.random() < 0.1 else 200)) if count is None else count
+    if count_w is None:
+        count_w = int(rng.choice([0, count, rng.integers(0, count + 1)], p=[0.1, 0.3, 0.6]))
     lr_m, lr_s, mu_m, mu_s, wd_m, wd_s = _hyper(rng)
     e_q = int(rng.integers(-10, -2))
     e_m = e_q - 16 + int(rng.integers(-2, 3))
@@ -380,8 +381,8 @@ def _bn_shape(rng):
     return dict(n=n, c_in=c, h_in=h, w_in=w, c_out=c, h_out=h, w_out=w)
 
 
-def _bn(rng, op, flags):
-    s = _bn_shape(rng)
+def _bn(rng, op, flags, s=None):
+    s = _bn_shape(rng) if s is None else s
     shape = (s["n"], s["c_in"], s["h_in"], s["w_in"])
     e_x, a_bits = int(rng.integers(-20, -1)), int(rng.integers(1, 24))
     e_a = int(rng.integers(-20, -4))
@@ -516,6 +517,22 @@ def random_tiling(rng, f, board=None):
         if tiling.conv_plan(dict(f, **t), buf).fits:
             return t
     return {"tile_g": 0, "tile_br": 0, "tile_rb": 0}
+
+
+def sized_case(rng, op, flags=0, **size):
+    """A random valid Case of UPDATE (size: count, count_w) or BN_FP/BN_BP
+    (size: n, c, h, w) at the size given, for the chunk boundaries of
+    units whose chunks the random sizes rarely pass."""
+    if op == Op.UPDATE:
+        shape, slots, operands = _update(rng, op, flags, **size)
+    else:
+        n, c, h, w = size["n"], size["c"], size["h"], size["w"]
+        shape, slots, operands = _bn(rng, op, flags, dict(n=n, c_in=c, h_in=h, w_in=w, c_out=c,
+                                                          h_out=h, w_out=w))
+    table, index = _table(rng, slots)
+    fields = dict(shape, **({"e_par": index["e_par"]} if "e_par" in index else {}))
+    exps = tuple(index.get(k, 0) for k in ("e_src", "e_src2", "e_src3", "e_dst"))
+    return insn_case(rng, op, flags, fields, dict(operands), table, exps)
 
 
 def random_case(rng, op=None, board=None):

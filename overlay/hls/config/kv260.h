@@ -47,6 +47,15 @@
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 512
+/* One SGD lane (update.h): UPDATE's 512-element chunks take 1.35 cycles an
+ * element to read (13 bytes and four burst latencies), so more lanes would
+ * buy no cycle. */
+#define CTRAIN_UPDATE_LANES 1
+/* BN's chunk (stream.h) in distributed RAM (the BRAM is the PE array's):
+ * each read burst's latency over 256 beats.  CNV 80% at batch 64: stream
+ * 4.84M -> 2.77M cycles; LUT +5.4K. */
+#define CTRAIN_BN_CHUNK 4096
+#define CTRAIN_BN_LUTRAM 1
 
 /* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
  * positions per batch lane, output positions per x tile. */

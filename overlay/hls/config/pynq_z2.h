@@ -44,6 +44,14 @@
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256
+/* One SGD lane (update.h): the DSPs are short for more (each lane's four
+ * 32 x 32-bit products are 16), and UPDATE's reads (13 bytes an element and
+ * four burst latencies a chunk) take more than a cycle an element anyway. */
+#define CTRAIN_UPDATE_LANES 1
+/* BN's chunk (stream.h): 8 banks of 2 x 8192 / 8 bytes, one RAMB18 each
+ * (as at 2048; LUTRAM at 256), each read burst's latency over 1024 beats.
+ * CNV 80% at batch 64: stream 9.04M -> 4.41M cycles; BRAM +12 BRAM36. */
+#define CTRAIN_BN_CHUNK 8192
 
 /* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
  * positions per batch lane, output positions per x tile. */

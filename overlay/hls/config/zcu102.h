@@ -43,6 +43,14 @@
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 1024
+/* UPDATE's and BN's own chunks (update.h, stream.h): each burst's 64-cycle
+ * latency over more beats.  UPDATE at 2048 reads 13 bytes an element in
+ * 0.95 cycles (at 1024: 1.08, above its one element per cycle: its lanes
+ * paid nothing), 4 SGD lanes (the default); BN at 16384 (16 banks of 2048
+ * bytes: one RAMB18 each, as at 4096).  CNV 80% at batch 64: UPDATE 1.20M
+ * -> 1.06M cycles, the stream processor 3.65M -> 2.56M; BRAM +50 BRAM36. */
+#define CTRAIN_UPDATE_CHUNK 2048
+#define CTRAIN_BN_CHUNK 16384
 
 /* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
  * positions per batch lane, output positions per x tile. */

@@ -47,6 +47,16 @@
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 512
+/* One SGD lane (update.h): UPDATE's 512-element chunks take 1.35 cycles an
+ * element to read (13 bytes and four burst latencies), so more lanes would
+ * buy no cycle. */
+#define CTRAIN_UPDATE_LANES 1
+/* BN's chunk (stream.h) in distributed RAM (BRAM and URAM are the sparse
+ * unit's): each read burst's latency over 128 beats.  CNV 80% at batch 64:
+ * stream 4.84M -> 3.06M cycles; LUT +2.3K (4096 would save 0.29M more for
+ * +3.1K). */
+#define CTRAIN_BN_CHUNK 2048
+#define CTRAIN_BN_LUTRAM 1
 
 /* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
  * positions per batch lane, output positions per x tile. */

@@ -1528,6 +1528,19 @@ def _sparse_unit(f, b, c, index):
     _sparse_conv(f, b, c, index)
 
 
+def pos_chunks(insn, board_, ddr=None, index=None):
+    """(PosPlan, chunk bounds) of a sparse instruction on the position-parallel
+    path (each chunk's rows run as ceil(rows / nmax) sub-chunks), or None
+    when it runs on the row-tile path."""
+    b, f = _board(board_), validate.fields(insn)
+    g = None if rows_first(f) else pos_plan(f, b)
+    if g is None:
+        return None
+    lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
+    bounds = _pos_chunks(f, g, b, _Count(b), lay, _pointers(f, g, index_of(insn, ddr, index)))
+    return None if bounds is None else (g, bounds)
+
+
 def _index_check(f, b, c):
     """FAULT_INDEX pass of validation: every entry, CTRAIN_CHUNK per
     beat-wide burst, pointers W/4 and the other parts W/2 entries checked

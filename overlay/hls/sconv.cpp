@@ -1263,7 +1263,7 @@ static bool sp_rows_first(const ctrain_insn_t &f) {
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     spp_plan pp;
     static uint16_t cstart[CTRAIN_MAX_CH + 1];
-#if CTRAIN_SPARSE_LIST_BRAM
+#if CTRAIN_SPARSE_CSTART_BRAM
     /* written once per chunk, read twice per chunk: BRAM where the LUTs are short */
 #pragma HLS BIND_STORAGE variable=cstart type=ram_2p impl=bram
 #else

@@ -119,3 +119,36 @@ def test_every_configuration_computes_what_numpy_computes(name):
             mine, theirs = case.ddr.copy(), case.ddr.copy()
             assert engine.run(mine, *case.run_args()) == ref.run(theirs, *case.run_args()), op
             assert np.array_equal(mine, theirs), op
+
+
+@pytest.mark.slow  # a C-sim build per board (shared with the test above)
+@pytest.mark.after_builds
+@pytest.mark.parametrize("name", HEADERS)
+def test_verify_checks_the_board_it_is_given(name):
+    """verify(board=B) runs B's C-sim build against the numpy engine for B,
+    on cases drawn for B's buffers: every case bit-exact."""
+    from ctrain.tools.cross_check import format_report, verify
+    engine = csim_or_skip(name)
+    assert engine.board == name
+    report = verify("csim", 24, 7, progress=False, faults=6, board=name)
+    assert report["board"] == name and report["mismatches"] == 0, format_report(report)
+    assert sum(r["cases"] for r in report["per_op"].values()) == 24
+    assert sum(r["cases"] for r in report["per_fault"].values()) == 6
+    assert format_report(report).startswith(f"verify csim on {name} against numpy: 24 valid + 6 fault")
+
+
+@pytest.mark.slow
+@pytest.mark.after_builds
+def test_cli_verify_board_all_runs_every_board(capsys):
+    for name in boards.BOARDS:
+        csim_or_skip(name)
+    assert cli.main(["verify", "--engine", "csim", "--board", "all", "--cases", "5", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[3] for line in out.splitlines() if line.startswith("verify csim on ")] == list(boards.BOARDS)
+    assert out.count("OK: every case bit-exact") == len(boards.BOARDS)
+
+
+def test_cli_verify_refuses_an_unknown_board(capsys):
+    assert cli.main(["verify", "--board", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and all(b in err for b in boards.BOARDS)

@@ -37,6 +37,12 @@ ROW_PASSES = dict(n=9, c_in=2000, h_in=1, w_in=1, c_out=40, k_h=1, k_w=1, stride
 _DENSE_ROWS = dict(n=2, c_in=60, h_in=3, w_in=3, c_out=3, k_h=5, k_w=5, stride=1, pad=2)
 # position-parallel bands: a burst per plane (pynq_z2, kv260) or whole planes skipping rows
 _PBANDS = dict(n=2, c_in=48, h_in=40, w_in=40, c_out=6, k_h=3, k_w=3, stride=1, pad=1)
+# position-parallel chunks of several sub-chunks (more rows than the output
+# buffer takes, lists that fit): the window loaded once per item for all
+_MERGED = dict(n=3, c_in=8, h_in=30, w_in=30, c_out=70, k_h=3, k_w=3, stride=1, pad=0)
+MERGED = [(Op.SCONV_FP, Flag.BIAS | Flag.RELU, _MERGED, 0.2),
+          (Op.SCONV_EB, Flag.RELU_MASK, dict(_MERGED, c_in=70, c_out=8, pad=2), 0.2),
+          (Op.SCONV_WG, Flag.BIAS, _MERGED, 0.2)]
 BIG_SPARSE = [
     (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _CONV, 0.2),
     (Op.SCONV_EB, Flag.RELU_MASK, _CONV, 0.2),
@@ -57,6 +63,7 @@ BIG_SPARSE = [
     (Op.SCONV_FP, Flag.BIAS | Flag.RELU, _PBANDS, 0.2),
     (Op.SCONV_EB, Flag.RELU_MASK, dict(_PBANDS, c_in=6, c_out=48, pad=0), 0.2),
     (Op.SCONV_WG, Flag.BIAS, _PBANDS, 0.2),
+    *MERGED,
     # row tiles beyond SP_RTILES (32) on the small arrays: streamed there, resident on the large
     (Op.SCONV_WG, Flag.BIAS, dict(_FC, n=5, c_in=20, c_out=330), 0.2),
     (Op.SCONV_EB, Flag.RELU_MASK, dict(_FC, n=5, c_in=330, c_out=20), 0.2),
@@ -457,3 +464,35 @@ def test_sparse_modes_reached_by_the_large_cases():
     fc = layer_case(rng, Op.SCONV_WG, dict(_FC, n=5, c_in=20, c_out=330), Flag.BIAS, density=0.2)
     assert perfmodel.sparse_passes(_insn(fc), "pynq_z2", ddr=fc.ddr) == [(0, 32), (128, 32), (256, 19)]
     assert perfmodel.sparse_passes(_insn(fc), "zcu102", ddr=fc.ddr) == [(0, 21)]
+
+def test_merged_chunks_reached_by_the_large_cases():
+    """BIG_SPARSE has, on every board, position-parallel chunks of more rows
+    than the output buffer takes (several sub-chunks sharing an item's
+    window), FP, EB and WG alike."""
+    rng = np.random.default_rng(SEED)
+    cases = [(op, layer_case(rng, op, shape, flags, density=d))
+             for op, flags, shape, d in BIG_SPARSE if op in validate.SPARSE_OPS]
+    for board in MODEL_BOARDS:
+        merged = set()
+        for op, c in cases:
+            got = perfmodel.pos_chunks(_insn(c), board, ddr=c.ddr)
+            if got is not None:
+                g, bounds = got
+                if any(hi - lo > g.nmax for lo, hi in zip(bounds, bounds[1:])):
+                    merged.add(op)
+        assert merged == {Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG}, board
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", MODEL_BOARDS)
+def test_merged_chunks_compute_what_numpy_computes(board):
+    """The (item, sub-chunk) pipeline gives the numpy engine's bytes, FP, EB
+    and WG, on every board (the counters test checks its cycles)."""
+    from ctrain.engine.numpy import NumpyEngine
+    engine, ref = csim_or_skip(board), NumpyEngine(board=board)
+    rng = np.random.default_rng(SEED + 1)
+    for op, flags, shape, d in MERGED:
+        case = layer_case(rng, op, shape, flags, density=d)
+        mine, theirs = case.ddr.copy(), case.ddr.copy()
+        assert engine.run(mine, *case.run_args()) == ref.run(theirs, *case.run_args()), op
+        assert np.array_equal(mine, theirs), op

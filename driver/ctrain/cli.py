@@ -61,14 +61,22 @@ def _verify_parser(sub):
     p.add_argument("--cases", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    from .boards import BOARDS, DEFAULT_BOARD
+    p.add_argument("--board", default=DEFAULT_BOARD, choices=(*BOARDS, "all"),
+                   help=f"the board configuration the engine is built for and the cases drawn for: "
+                        f"{', '.join(BOARDS)}, or all of them in turn (default {DEFAULT_BOARD})")
     return p
 
 
 def _cmd_verify(args):
+    from .boards import BOARDS
     from .tools.cross_check import format_report, verify
-    report = verify(args.engine, args.cases, args.seed, progress=not args.no_progress)
-    print(format_report(report))
-    return 0 if report["mismatches"] == 0 else 1
+    failed = 0
+    for board in (BOARDS if args.board == "all" else (args.board,)):
+        report = verify(args.engine, args.cases, args.seed, progress=not args.no_progress, board=board)
+        print(format_report(report))
+        failed += report["mismatches"] != 0
+    return 0 if failed == 0 else 1
 
 
 def _fuzz_parser(sub):

@@ -1330,7 +1330,9 @@ def _pointers(f, g, index):
 
 def _pos_chunks(f, g, b, c, lay, ptr):
     """Counters of the chunking pass (spp_chunks) and its chunks' first rows
-    (and the row count at the end), or None when a list exceeds SP_LIST."""
+    (and the row count at the end), or None when a list exceeds SP_LIST:
+    pieces of at most nmax rows, merged while the merged lists fit SP_LIST
+    and the rows SP_OD (one window load per item for all its pieces)."""
     kk = f["k_h"] * f["k_w"]
     step = kk if g.eb else 1
     words = g.rows * step + 1
@@ -1339,21 +1341,27 @@ def _pos_chunks(f, g, b, c, lay, ptr):
     cnt = np.minimum(SP_BND, words - w0)
     c.rd(at + 4 * w0, 4 * cnt)
     c.loop("ew", cnt)
-    L = b.sparse_list
+    L, OD = b.sparse_list, b.sparse_odepth
     ok, starts = True, []
-    first = prev = int(ptr[0])
-    nr = row = 0
+    first = prev = mfirst = int(ptr[0])
+    nr = row = mrow = 0
     for r in range(g.rows):
         v = int(ptr[r + 1])
         if v - prev > L:
             ok = False
         if nr > 0 and (nr == g.nmax or v - first > L):
-            starts.append(row - nr)
+            # a piece of at most nmax rows ends: merged into the chunk if both fit
+            if prev - mfirst > L or row - mrow > OD:
+                starts.append(mrow)
+                mrow, mfirst = row - nr, first
             first, nr = prev, 0
         nr += 1
         row += 1
         prev = v
-    starts += [row - nr, row]
+    if prev - mfirst > L or row - mrow > OD:
+        starts.append(mrow)
+        mrow = row - nr
+    starts += [mrow, row]
     return starts if ok else None
 
 
@@ -1410,47 +1418,64 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         lens = np.diff(ptr[ra:ra + nr + 1])
         cnt = int(lens.sum())
         _pos_lists(f, g, b, c, lay, ra, nr, z0, lens)
+        # sub-chunks: S of q rows (the last fewer), their steps
+        S = _cdiv(nr, g.nmax)
+        q = _cdiv(nr, S)
         steps = -(-lens // pair) if g.wg else lens
-        total = tiles * int(np.maximum(steps, 1).sum()) + extra * nr
+        per_row = tiles * np.maximum(steps, 1) + extra
+        stot = np.add.reduceat(per_row, np.arange(0, nr, q))
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
-        load, comp, store = _Items(b, items), _Items(b, items), _Items(b, items)
-        # window: zeroed again only for a band with padding rows
+        # (item, sub-chunk) pairs, item-major: pk item, ps sub-chunk, rows [pi0, pi0 + pnr)
+        NP = items * S
+        pk, ps = np.repeat(k, S), np.tile(np.arange(S, dtype=np.int64), items)
+        pi0 = ps * q
+        pnr = np.minimum(q, nr - pi0)
+        load, comp, store = _Items(b, NP), _Items(b, NP), _Items(b, NP)
+        # an item's window, loaded with its first sub-chunk (pair k * S);
+        # zeroed again only for a band with padding rows
         if padded and g.bands > 1:
             edge = (lo + g.ey > y0) | (hi < top)
-            load.loop("ew", k[edge], wwords)
+            load.loop("ew", k[edge] * S, wwords)
         live = hi > lo
         whole = (live & (((lo == 0) & (hi == g.sh)) | g.span))[ii]   # one burst per image
         wat = wsrc + (b0[ii] + jj)[whole] * g.red * splane
-        load.burst("rd", ii[whole], wat, g.red * splane, g.lii,
+        load.burst("rd", ii[whole] * S, wat, g.red * splane, g.lii,
                    _spp_inner(wat, g.red * splane, splane, b.ddr_beat))
         part = (live[ii] & ~whole)
         pi, pj = ii[part], jj[part]
         ch = np.arange(g.red, dtype=np.int64)[None, :]
         at = wsrc + (((b0[pi] + pj)[:, None] * g.red + ch) * g.sh + lo[pi][:, None]) * g.sw
-        load.burst("rd", np.repeat(pi, g.red), at.ravel(),
+        load.burst("rd", np.repeat(pi * S, g.red), at.ravel(),
                    np.repeat((hi[pi] - lo[pi]) * g.sw, g.red), g.lii)
+        # (pair, image) of every pair's images
+        pp = np.repeat(np.arange(NP, dtype=np.int64), nbi[pk])
+        pjj = np.arange(pp.size, dtype=np.int64) - np.repeat(np.cumsum(nbi[pk]) - nbi[pk], nbi[pk])
 
         def rows_io(items_, ch_, base):
-            img = (b0[ii] + jj) * g.rows + ra
+            img = (b0[pk[pp]] + pjj) * g.rows + ra + pi0[pp]
+            nrr = pnr[pp]
             if g.bands == 1 or (ch_ == "rd" and g.rspan):
                 at = base + img * oplane
-                items_.burst(ch_, ii, at, nr * oplane, g.sii,
-                             _spp_inner(at, nr * oplane, oplane, b.ddr_beat))
+                items_.burst(ch_, pp, at, nrr * oplane, g.sii,
+                             _spp_inner(at, nrr * oplane, oplane, b.ddr_beat))
                 return
-            i = np.arange(nr, dtype=np.int64)[None, :]
-            a = base + (img[:, None] + i) * oplane + y0[ii][:, None] * g.ow
-            items_.burst(ch_, np.repeat(ii, nr), a.ravel(), np.repeat(bri[ii] * g.ow, nr), g.sii)
+            i = np.arange(q, dtype=np.int64)[None, :]
+            inside = i < nrr[:, None]
+            a = base + (img[:, None] + i) * oplane + y0[pk[pp]][:, None] * g.ow
+            items_.burst(ch_, np.broadcast_to(pp[:, None], a.shape)[inside], a[inside],
+                         np.broadcast_to((bri[pk[pp]] * g.ow)[:, None], a.shape)[inside], g.sii)
+        pairs = np.arange(NP, dtype=np.int64)
         if g.wg:
-            short = (nbi < g.nb) | (bri < g.br)   # junk where other items load
-            load.loop("ew", k[short], nr * g.T)
+            short = ((nbi < g.nb) | (bri < g.br))[pk]   # junk where other items load
+            load.loop("ew", pairs[short], pnr[short] * g.T)
             rows_io(load, "rd", f["src"])
             if bias:
-                load.loop("ew", k, nr * g.T)
+                load.loop("ew", pairs, pnr * g.T)
         elif mask:
             rows_io(load, "rd", f["src3"])
         if not g.wg:
-            comp.loop("ew", k, g.T)
-        comp.loop("pe", k, total)
+            comp.loop("ew", pairs, g.T)
+        comp.loop("pe", pairs, stot[ps])
         if not g.wg:
             rows_io(store, "wr", f["dst"])
         _pipeline(c, load, comp, store)
@@ -1523,6 +1548,19 @@ def _sparse_unit(f, b, c, index):
             _pos_conv(f, g, b, c, lay, ptr, bounds)
             return
     _sparse_conv(f, b, c, index)
+
+
+def pos_chunks(insn, board_, ddr=None, index=None):
+    """(PosPlan, chunk bounds) of a sparse instruction on the position-parallel
+    path (each chunk's rows run as ceil(rows / nmax) sub-chunks), or None
+    when it runs on the row-tile path."""
+    b, f = _board(board_), validate.fields(insn)
+    g = None if rows_first(f) else pos_plan(f, b)
+    if g is None:
+        return None
+    lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
+    bounds = _pos_chunks(f, g, b, _Count(b), lay, _pointers(f, g, index_of(insn, ddr, index)))
+    return None if bounds is None else (g, bounds)
 
 
 def _index_check(f, b, c):

@@ -288,8 +288,11 @@ batch_images:
 
 /* The chunking pass: every list's length from its pointers (FP, WG: rowptr;
  * EB: tptr, a list per k_h*k_w columns), SP_BND per burst; chunks of rows
- * [cstart[i], cstart[i+1]) of at most nmax rows and SP_LIST entries.  False
- * when a single list exceeds SP_LIST. */
+ * [cstart[i], cstart[i+1]) of at most SP_OD rows and SP_LIST entries.  False
+ * when a single list exceeds SP_LIST.  Pieces of at most nmax rows (what the
+ * output buffer takes) are cut first, then merged while the merged chunk's
+ * lists fit SP_LIST (and its rows SP_OD, the per-row tables): a chunk's
+ * window loads once per item for all its pieces (spp_unit's sub-chunks). */
 static bool spp_chunks(const ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
                        const sparse_index_t &ix, uint16_t cstart[CTRAIN_MAX_CH + 1], int &nch) {
     static uint32_t pbuf[SP_BND];
@@ -298,7 +301,8 @@ static bool spp_chunks(const ddr_t *ddr, const ctrain_insn_t &f, const spp_plan 
     const uint32_t words = (uint32_t)((ap_uint<12>)g.rows * (ap_uint<7>)step) + 1;   /* narrow */
     const uint32_t at = (uint32_t)(g.eb ? ix.tptr : ix.rowptr);
     uint32_t prev = 0, first = 0, inrow = 0;
-    int row = 0, nr = 0;
+    uint32_t mfirst = 0;   /* the merged chunk's first entry */
+    int row = 0, nr = 0, mrow = 0;
     bool ok = true;
     nch = 0;
 chunk_bursts:
@@ -320,12 +324,18 @@ chunk_bursts:
             if (w0 + k == 0) {
                 prev = v;
                 first = v;
+                mfirst = v;
                 continue;
             }
             if (v - prev > SP_LIST)
                 ok = false;
             if (nr > 0 && (nr == g.nmax || v - first > SP_LIST)) {
-                cstart[nch++] = (uint16_t)(row - nr);
+                /* a piece ends at row: it joins the merged chunk if both fit */
+                if (prev - mfirst > SP_LIST || row - mrow > SP_OD) {
+                    cstart[nch++] = (uint16_t)mrow;
+                    mrow = row - nr;
+                    mfirst = first;
+                }
                 first = prev;
                 nr = 0;
             }
@@ -334,7 +344,12 @@ chunk_bursts:
             prev = v;
         }
     }
-    cstart[nch++] = (uint16_t)(row - nr);
+    /* the last piece */
+    if (prev - mfirst > SP_LIST || row - mrow > SP_OD) {
+        cstart[nch++] = (uint16_t)mrow;
+        mrow = row - nr;
+    }
+    cstart[nch++] = (uint16_t)mrow;
     cstart[nch] = (uint16_t)row;
     return ok;
 }
@@ -474,6 +489,34 @@ static spp_item spp_item_of(const spp_plan &g, int k) {
     it.y0 = band * g.br;
     it.bri = g.oh - it.y0 < g.br ? g.oh - it.y0 : g.br;
     return it;
+}
+
+/* One (item, sub-chunk) pair of a chunk's pipeline: item k, sub-chunk s,
+ * its rows [i0, i0 + nr) of the chunk (S sub-chunks of q rows, the last
+ * fewer), stepped by counters (no division per pair). */
+struct spp_pair {
+    int k, s, i0, nr;
+};
+
+static spp_pair spp_pair_first(int q, int rows) {
+#pragma HLS INLINE
+    spp_pair p;
+    p.k = 0;
+    p.s = 0;
+    p.i0 = 0;
+    p.nr = q < rows ? q : rows;
+    return p;
+}
+
+static void spp_pair_next(int S, int q, int rows, spp_pair &p) {
+#pragma HLS INLINE
+    p.i0 += q;
+    if (++p.s == S) {
+        p.s = 0;
+        p.i0 = 0;
+        p.k++;
+    }
+    p.nr = rows - p.i0 < q ? rows - p.i0 : q;
 }
 
 /* How a burst's bytes walk a banked buffer: runs of `run` bytes, `rpp` runs
@@ -733,12 +776,13 @@ spp_valid_tiles:
     }
 }
 
-/* WG bias gradients: each chunk row's errors summed (junk positions hold
- * 0), a tile of SP_P per cycle through an adder tree. */
-static void spp_bias_sum(const spp_plan &g, int nr, const spp_rows_t rb, wide_t gb[SP_OD]) {
+/* WG bias gradients: each sub-chunk row's errors summed (junk positions
+ * hold 0) into its chunk row's (from i0), a tile of SP_P per cycle through
+ * an adder tree. */
+static void spp_bias_sum(const spp_plan &g, int i0, int nr, const spp_rows_t rb, wide_t gb[SP_OD]) {
     const uint32_t words = (uint32_t)((ap_uint<12>)nr * (ap_uint<12>)g.T);   /* <= SP_OD */
     CTRAIN_LOOP(ew, 1, words);
-    int i = 0, t = 0;
+    int i = i0, t = 0;
 spp_bias_words:
     for (uint32_t k = 0; k < words; k++) {
 #pragma HLS PIPELINE II=1
@@ -784,7 +828,8 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
 
 /* The MAC array on the position-parallel path (see above): `total` steps of
  * SP_P products, one kept weight each (a row without one takes a masked
- * step per tile, so its outputs still get the bias):
+ * step per tile, so its outputs still get the bias), over the chunk's rows
+ * [i0, i0 + nr) (a sub-chunk: its outputs from word 0 of out):
  *   gather (FP, EB): row i > tile t > entry j; PE p: acc[p] += w * x[p];
  *     at the list's end the tile is quantized into out (word i * T + t).
  *     SP_POS_PAIR 2: tiles t and t + 1 together, PE p's one mul2 the weight
@@ -795,7 +840,7 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  *   outer (WG): row i > entries j (and j + 1: SP_WG_PAIR 2) > tile t; an
  *     adder tree per entry sums err * x over the PEs, a register over the
  *     tiles; tacc takes them at the last (entry e at bank e % 2, word e / 2). */
-static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
+static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t total,
                      const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
                      const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
                      const spp_win_t win, const spp_rows_t rb,
@@ -807,10 +852,11 @@ static void sp_steps(bool outer, const spp_plan &g, int nr, uint32_t total,
 #pragma HLS ARRAY_PARTITION variable=acc type=complete
 #pragma HLS ARRAY_PARTITION variable=acc1 type=complete
     pe_sum_t tsum = 0, tsum1 = 0;
-    int i = 0, t = 0;
-    int rbase = 0;   /* i * T, counted */
+    int i = i0, t = 0;
+    const int iend = i0 + nr;
+    int rbase = 0;   /* (i - i0) * T, counted */
     uint32_t j = 0;
-    uint32_t len = start[1] - start[0];
+    uint32_t len = start[i0 + 1] - start[i0];
 step:
     for (uint32_t s = 0; s < total; s++) {
 #pragma HLS PIPELINE II=1
@@ -888,7 +934,7 @@ step:
                     j = 0;
                     i++;
                     rbase += g.T;
-                    len = i < nr ? start[i + 1] - start[i] : 0u;
+                    len = i < iend ? start[i + 1] - start[i] : 0u;
                 }
             }
             continue;
@@ -925,7 +971,7 @@ step:
                 t = 0;
                 i++;
                 rbase += g.T;
-                len = i < nr ? start[i + 1] - start[i] : 0u;
+                len = i < iend ? start[i + 1] - start[i] : 0u;
             }
         }
     }
@@ -998,10 +1044,12 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=AGU_LANES(4)
 #pragma HLS ARRAY_PARTITION variable=vbuf type=cyclic factor=AGU_LANES(1)
     static uint32_t start[SP_OD + 1];
+    static uint32_t stot[SP_OD];    /* steps per sub-chunk */
     static int32_t braw[SP_OD];
     static wide_t rbias[SP_OD];     /* FP: biases at e_acc; WG: bias gradients */
     /* small tables in distributed RAM */
 #pragma HLS BIND_STORAGE variable=start type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=stot type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=braw type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=rbias type=ram_2p impl=lutram
     spp_qm toff[MAX_KK];
@@ -1074,6 +1122,12 @@ spp_chunk:
         const uint32_t z0 = spp_lists(ddr, f, g, ix, ra, nr, toff, start, eval, eoq, eom, hbuf,
                                       wbuf, vbuf);
         const uint32_t cnt = start[nr];
+        /* Sub-chunks: S of q rows (the last fewer), each's outputs (errors)
+         * within the output buffer's nmax rows; per item the window loads
+         * once for all S (spp_items below). */
+        const int S = (nr + g.nmax - 1) / g.nmax;
+        const int q = (nr + S - 1) / S;
+        int si = 0, in = 0;
         uint32_t total = 0;
     spp_total:
         for (int i = 0; i < nr; i++) {
@@ -1082,6 +1136,11 @@ spp_chunk:
             /* WG: SP_WG_PAIR kept weights per step */
             const uint32_t steps = g.wg ? (len + SP_WG_PAIR - 1) / SP_WG_PAIR : len;
             total += tiles * (steps > 0 ? steps : 1u) + extra;
+            if (++in == q || i + 1 == nr) {
+                stot[si++] = total;
+                total = 0;
+                in = 0;
+            }
         }
         if (!g.wg && bias) {
             agu_rd_i32<SP_OD>(ddr, f.src3 + 4 * ra, braw, nr);
@@ -1111,43 +1170,52 @@ spp_chunk:
                 }
             }
         }
-        /* The pipeline over items: load k+1 || compute k || store k-1. */
+        /* The pipeline over (item, sub-chunk) pairs, item-major: load p+1 ||
+         * compute p || store p-1; an item's window is loaded with its first
+         * sub-chunk (while the previous item's last one computes) into
+         * win[item & 1], the row buffer and outputs ping-pong per pair. */
+        const int pairs = items * S;
+        spp_pair lp = spp_pair_first(q, nr), cp = lp, sp = lp;
     spp_items:
-        for (int k = -1; k <= items; k++) {
-        /* items: batch groups x output-row bands, and the pipeline's fill and drain */
+        for (int k = -1; k <= pairs; k++) {
+        /* pairs: batch groups x output-row bands x sub-chunks, and the pipeline's fill and drain */
 #pragma HLS LOOP_TRIPCOUNT min=2 max=CTRAIN_MAX_BATCH*CTRAIN_MAX_DIM+2
-            const bool region = k >= 0 && k < items;
+            const bool region = k >= 0 && k < pairs;
             if (region)
                 CTRAIN_REGION_BEGIN();
-            if (k + 1 < items) {   /* stage 0: load item k+1 */
-                const spp_item it = spp_item_of(g, k + 1);
+            if (k + 1 < pairs) {   /* stage 0: load pair k+1 */
+                const spp_item it = spp_item_of(g, lp.k);
                 const int h = (k + 1) & 1;
-                spp_load_window(ddr, g, wsrc, it, win[h]);
+                if (lp.s == 0)
+                    spp_load_window(ddr, g, wsrc, it, win[lp.k & 1]);
                 if (g.wg) {
                     /* junk positions hold 0: only an item with fewer images
                      * or rows than the plan's has junk where others load */
                     if (it.nbi < g.nb || it.bri < g.br)
-                        spp_clear<SP_OD>(rbuf[h], (uint32_t)nr * g.T);
-                    spp_rows_io(ddr, g, f.src, it, ra, nr, rbuf[h], false);
+                        spp_clear<SP_OD>(rbuf[h], (uint32_t)lp.nr * g.T);
+                    spp_rows_io(ddr, g, f.src, it, ra + lp.i0, lp.nr, rbuf[h], false);
                     if (bias)
-                        spp_bias_sum(g, nr, rbuf[h], rbias);
+                        spp_bias_sum(g, lp.i0, lp.nr, rbuf[h], rbias);
                 } else if (o.mask) {
-                    spp_rows_io(ddr, g, f.src3, it, ra, nr, rbuf[h], false);
+                    spp_rows_io(ddr, g, f.src3, it, ra + lp.i0, lp.nr, rbuf[h], false);
                 }
+                spp_pair_next(S, q, nr, lp);
             }
-            if (region) {          /* stage 1: compute item k */
+            if (region) {          /* stage 1: compute pair k */
                 CTRAIN_STAGE(1);
-                const spp_item it = spp_item_of(g, k);
+                const spp_item it = spp_item_of(g, cp.k);
                 const int h = k & 1;
                 if (!g.wg)
                     spp_valid(g, it, pj, pu, px, vt);
-                sp_steps(g.wg, g, nr, total, start, eval, eoq, eom, win[h], rbuf[h], vt, o, rbias,
-                         obuf[h], tacc, st);
+                sp_steps(g.wg, g, cp.i0, cp.nr, stot[cp.s], start, eval, eoq, eom, win[cp.k & 1],
+                         rbuf[h], vt, o, rbias, obuf[h], tacc, st);
+                spp_pair_next(S, q, nr, cp);
                 CTRAIN_STAGE(2);
             }
-            if (!g.wg && k >= 1) {   /* stage 2: store item k-1 */
-                const spp_item it = spp_item_of(g, k - 1);
-                spp_rows_io(ddr, g, f.dst, it, ra, nr, obuf[(k - 1) & 1], true);
+            if (!g.wg && k >= 1) {   /* stage 2: store pair k-1 */
+                const spp_item it = spp_item_of(g, sp.k);
+                spp_rows_io(ddr, g, f.dst, it, ra + sp.i0, sp.nr, obuf[(k - 1) & 1], true);
+                spp_pair_next(S, q, nr, sp);
             }
             if (region)
                 CTRAIN_REGION_END();
@@ -1195,7 +1263,7 @@ static bool sp_rows_first(const ctrain_insn_t &f) {
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     spp_plan pp;
     static uint16_t cstart[CTRAIN_MAX_CH + 1];
-#if CTRAIN_SPARSE_LIST_BRAM
+#if CTRAIN_SPARSE_CSTART_BRAM
     /* written once per chunk, read twice per chunk: BRAM where the LUTs are short */
 #pragma HLS BIND_STORAGE variable=cstart type=ram_2p impl=bram
 #else

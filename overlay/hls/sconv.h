@@ -63,6 +63,12 @@
 #ifndef CTRAIN_SPARSE_STAGE_BRAM
 #define CTRAIN_SPARSE_STAGE_BRAM 0
 #endif
+/* The chunk table's binding alone (sconv_unit's cstart, CTRAIN_MAX_CH + 1
+ * row numbers): as the lists' unless the header says (a board whose BRAM
+ * goes to a larger value block keeps it in LUTs). */
+#ifndef CTRAIN_SPARSE_CSTART_BRAM
+#define CTRAIN_SPARSE_CSTART_BRAM CTRAIN_SPARSE_LIST_BRAM
+#endif
 /* The WG accumulators' binding alone (a board whose BRAM takes the lists but
  * not their 48-bit accumulators): as the lists' unless the header says. */
 #ifndef CTRAIN_SPARSE_ACC_BRAM

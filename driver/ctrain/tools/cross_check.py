@@ -299,23 +299,27 @@ def _compare(engine, ref, case, args, kind):
     return r_ref, info
 
 
-def verify(engine_name, cases, seed, ops=None, progress=True, faults=None):
+def verify(engine_name, cases, seed, ops=None, progress=True, faults=None, board=None):
     """Run `cases` random valid cases (and `faults` fault cases, by default
-    FAULT_SHARE of `cases`) on `engine_name` and on the numpy engine.
+    FAULT_SHARE of `cases`) on `engine_name` built for `board` (None: the
+    default board) and on the numpy engine for the same board, the cases
+    drawn for that board's buffers.
 
-    Returns a dict: engine, seed, cases, faults, per_op {opcode: {cases,
-    mismatches}}, per_fault {fault: {cases, mismatches}}, mismatches (total),
-    first_mismatch (None or details), seconds."""
-    engine = get_engine(engine_name)
-    board = getattr(engine, "board", None)   # the csim build's; cases and reference for it
+    Returns a dict: engine, board, seed, cases, faults, per_op {opcode:
+    {cases, mismatches}}, per_fault {fault: {cases, mismatches}},
+    mismatches (total), first_mismatch (None or details), seconds."""
+    engine = get_engine(engine_name) if board is None else get_engine(engine_name, board=board)
+    board = getattr(engine, "board", board)   # the engine's own; cases and reference for it
     ref = NumpyEngine(board=board)
     op_list = _op_list(ops)
     n_faults = int(round(FAULT_SHARE * cases)) if faults is None else int(faults)
     rng = np.random.default_rng(seed)
-    report = {"engine": engine_name, "seed": seed, "cases": int(cases), "faults": n_faults,
-              "per_op": {}, "per_fault": {}, "mismatches": 0, "first_mismatch": None}
+    report = {"engine": engine_name, "board": board, "seed": seed, "cases": int(cases),
+              "faults": n_faults, "per_op": {}, "per_fault": {}, "mismatches": 0,
+              "first_mismatch": None}
     t0 = time.perf_counter()
-    with tqdm(total=cases + n_faults, desc=f"verify {engine_name}", disable=not progress,
+    where = f" on {board}" if board else ""
+    with tqdm(total=cases + n_faults, desc=f"verify {engine_name}{where}", disable=not progress,
               unit="case") as bar:
         for i in range(cases + n_faults):
             if i < cases:
@@ -343,7 +347,8 @@ def verify(engine_name, cases, seed, ops=None, progress=True, faults=None):
 
 def format_report(report):
     """A human-readable summary of verify()'s report."""
-    lines = [f"verify {report['engine']} against numpy: {report['cases']} valid + "
+    where = f" on {report['board']}" if report.get("board") else ""
+    lines = [f"verify {report['engine']}{where} against numpy: {report['cases']} valid + "
              f"{report['faults']} fault cases, seed {report['seed']}, "
              f"{report.get('seconds', 0):.1f} s"]
     for title, key in (("opcode", "per_op"), ("fault", "per_fault")):

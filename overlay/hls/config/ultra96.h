@@ -65,16 +65,20 @@
  * URAM (boards that have it and run short of BRAM); 0: BRAM. */
 #define CTRAIN_SPARSE_URAM 0
 /* The position-parallel sparse path's window words per PE bank and kept
- * weights per list chunk, its stepped lists in BRAM (sconv.h): 320 and 1024,
- * with 512 kept weights per row-tile PE row (CTRAIN_SPARSE_ENTRIES), take the
- * estimate to 83.0% of the LUTs and 84.5% of the BRAM (384 would be 85.9% of
- * the LUTs beside the banked pooling buffers and the compiler's tiling); CNV's
- * layers then fit the path (64: its 64- and 128-channel planes did not), an
- * 80%-pruned CNV's FP+EB+WG 0.92 -> 0.39 of dense (ctrain perf --model cnv
- * --sparsity 0.8). */
-#define CTRAIN_SPARSE_WDEPTH 320
-#define CTRAIN_SPARSE_LIST 1024
+ * weights per list chunk, its stepped lists in BRAM (sconv.h): 256 and 2048,
+ * with 512 kept weights per row-tile PE row (CTRAIN_SPARSE_ENTRIES) and the
+ * chunk table in LUTs (1.5 BRAM36 for 1K LUTs), take the estimate to 84.3%
+ * of the LUTs and 84.7% of the BRAM.  At 320 and 1024 (83.0%, 84.5%) CNV's
+ * first 64-channel convolution took eight list chunks, each reloading every
+ * image's window (four bands of whole planes); at 2048 four, and the
+ * narrower window (five bands) costs less than the chunks it saves: an
+ * 80%-pruned CNV's FP+EB+WG 0.348 -> 0.296 of dense, iteration efficiency
+ * (kept MACs) 45.8 -> 52.8% (ctrain perf --model cnv --sparsity 0.8).  4096
+ * takes the LUTs and BRAM past the margin. */
+#define CTRAIN_SPARSE_WDEPTH 256
+#define CTRAIN_SPARSE_LIST 2048
 #define CTRAIN_SPARSE_LIST_BRAM 1
+#define CTRAIN_SPARSE_CSTART_BRAM 0
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16

@@ -45,6 +45,15 @@ static void trace_record(uint32_t index) {
 
 /* Runs one validated instruction (not HALT) and writes its statistics. */
 static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrain_insn_t &f) {
+    /* One FSM for the units: conv_unit, sconv_unit (and its position path,
+     * spp_unit) are inlined here, so the calls below are in one scope. */
+#pragma HLS INLINE off
+    /* One MAC array (mac_array.h), shared by the dense unit's PE loop and
+     * the position-parallel sparse path's: one instruction runs at a time. */
+#pragma HLS ALLOCATION function instances=mac_array limit=1
+    /* spp_unit's item helpers: one instance for its three stages. */
+#pragma HLS ALLOCATION function instances=spp_item_of limit=1
+#pragma HLS ALLOCATION function instances=spp_rows_io limit=1
     insn_exps e;
     load_exps(tab, f, e);
     q_stats st;

@@ -781,9 +781,10 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
     }
 }
 
-/* The MAC array on the position-parallel path (see above): `total` steps of
- * SP_P products, one kept weight each (a row without one takes a masked
- * step per tile, so its outputs still get the bias):
+/* The PE loop of the position-parallel path (see above; its products on
+ * the MAC array, mac_array.h): `total` steps of SP_P products, one kept
+ * weight each (a row without one takes a masked step per tile, so its
+ * outputs still get the bias):
  *   gather (FP, EB): row i > tile t > entry j; PE p: acc[p] += w * x[p];
  *     at the list's end the tile is quantized into out (word i * T + t).
  *     SP_POS_PAIR 2: tiles t and t + 1 together, PE p's one mul2 the weight

@@ -12,7 +12,8 @@ non-inline f at N per caller copy (UG1399, pragma HLS allocation: all call
 sites share the N RTL instances), counting the call sites in the inline
 functions the caller calls (a unit's stages: HLS inlines them into the caller
 before it allocates; hls_source.Sources.alloc_scope). HLS may share more than this; the estimate
-does not assume it.
+does not assume it. A shared instance's datapath inputs take a k:1 select
+for its k calls (shared_selects).
 
 Board choices: `#if EXPR` on the configuration's integer macros is taken as
 that board's build takes it (ctrain.hls_source.synthesis_branches).
@@ -64,14 +65,14 @@ hls/mac2.h, recognised by name, is per copy two int8 products from ONE DSP
 where the board's CTRAIN_DSP_INT8 is 2 (DSP48E2: b1 * 2^18 + b0 in the
 27-bit port times a, Xilinx WP486), two DSPs where it is 1 (DSP48E1); its
 body is not counted again. CTRAIN_DSP_INT8 2 on a DSP48E1 is refused.
-A site in HALF_PACKED (the sparse array: two kept weights per step in WG,
-two tiles per step in FP and EB only where an item has more than one tile)
-counts one product per copy towards the peak.
 
 Peaks (`Estimate.peak`, GOP/s): the design's PE array, 2 x the int8
-products per cycle counted in the PE loops (PE_LOOPS; plain int8 products
-one each, mul2 two; the larger loop where dense and sparse arrays are
-separate) x CTRAIN_CLOCK_MHZ; the chip's, DSPs x CTRAIN_DSP_INT8 x 2 x
+products per cycle the PE loops (PE_LOOPS) feed the MAC array
+(MAC_FUNCTIONS, hls/mac_array.h): per loop the non-zero operands it writes
+into the array's b0 and b1 inputs, a HALF_PACKED loop's b1 not counted (the
+sparse position path: its second product, WG's second kept weight or FP/EB's
+second tile, is not always used); the larger loop's, at most the products
+the array's units make, x CTRAIN_CLOCK_MHZ; the chip's, DSPs x CTRAIN_DSP_INT8 x 2 x
 CTRAIN_PART_CLOCK_MHZ, the clock a full-chip int8 DSP array closes on the
 part (sources in each config header). The design's must be at least
 PE_PEAK_MIN_FRACTION (40%) of the chip's.
@@ -135,9 +136,10 @@ MAC_FUNCTIONS = ("mac_array", "mac_array_sp")
 #: The packed-multiply helper of hls/mac2.h: a*b0 and a*b1 from one DSP48E2
 #: (CTRAIN_DSP_INT8 2), recognised by name (module docstring, "Multipliers").
 PACKED_MUL = "mul2"
-#: Packed call sites whose second product is not always used (sp_steps:
-#: WG's pair of kept weights, FP/EB's pair of tiles when an item has two or
-#: more): one int8 product per copy in the peak, the pessimistic reading.
+#: PE loops whose second products (the MAC array's b1 inputs) are not always
+#: used (sp_steps: WG's pair of kept weights, FP/EB's pair of tiles when an
+#: item has two or more): one int8 product per unit in the peak, the
+#: pessimistic reading.
 HALF_PACKED = {"sp_steps"}
 #: The design's PE peak must be at least this fraction of the chip's int8 peak.
 PE_PEAK_MIN_FRACTION = 0.4
@@ -700,10 +702,8 @@ def packed_muls(src, instances, dsp_int8):
             continue
         loops = [lp.label for lp in enclosing(cf.loops, pos) if lp.label]
         how = "packed: one DSP48E2 (WP486)" if per == 1 else "two plain products"
-        half = caller in HALF_PACKED
         it = Item("mul", f"{caller}:{loops[-1] if loops else '-'}: {PACKED_MUL}({', '.join(args[:3])})", n,
-                  f"8x8 bit x2{' (the second in WG only)' if half else ''}, {how}, {per} DSP each",
-                  dsp=n * per, products=n if half else 2 * n)
+                  f"8x8 bit x2, {how}, {per} DSP each", dsp=n * per, products=2 * n)
         items.append(it)
     return items
 

@@ -211,13 +211,19 @@ def test_allocation_limit_shares_the_sparse_array(estimates):
     assert shared[("sp_rows_unit", "sp_row_steps")] == (1, 4)
 
 
-def test_a_shared_instance_is_counted_once_with_its_input_selects(copied_sources):
+def test_a_shared_instance_is_counted_once_with_its_input_selects(copied_sources, tmp_path):
     """Without execute's ALLOCATION the MAC array's two calls are two
     instances: its DSPs twice and no select; with it one instance and a 2:1
     select on each of its 3 x 8 input bits per unit (ceil((k - 1) / 3) LUT6
-    per bit for k calls)."""
+    per bit for k calls). A board header's CTRAIN_MAC_SHARED 0 drops the
+    pragma (mac_array.h)."""
     b = boards.get("kv260")
     shared = resources.estimate("kv260", directory=str(copied_sources))
+    text = open(os.path.join(config_dir(), "kv260.h")).read()
+    assert "CTRAIN_MAC_SHARED" not in text
+    header = tmp_path / "kv260.h"
+    header.write_text(text.replace("#define CTRAIN_DSP_INT8", "#define CTRAIN_MAC_SHARED 0\n#define CTRAIN_DSP_INT8"))
+    unshared = resources.estimate("kv260", directory=str(copied_sources), config=str(header))
     path = copied_sources / "ctrain_top.cpp"
     text = path.read_text()
     pragma = "#pragma HLS ALLOCATION function instances=mac_array limit=1\n"
@@ -230,6 +236,7 @@ def test_a_shared_instance_is_counted_once_with_its_input_selects(copied_sources
     assert len(sel) == 1 and sel[0].lut == half * 3 * 8
     assert not [i for i in split.items if i.kind == "mux" and "mac_array inputs" in i.name]
     assert split.resources["lut"]["used"] == shared.resources["lut"]["used"] - half * 3 * 8
+    assert unshared.resources == split.resources
 
 
 def test_board_choices_bind_memories_and_multipliers(estimates):

@@ -21,6 +21,13 @@
 
 #include "types.h"
 
+/* 1: mac_array is one instance for both callers (execute's ALLOCATION);
+ * 0: one per call site, no selects (the two arrays of before: a board whose
+ * LUTs cannot pay the selects and whose DSPs need not be freed). */
+#ifndef CTRAIN_MAC_SHARED
+#define CTRAIN_MAC_SHARED 1
+#endif
+
 #define MAC_UNITS (PE_LANES * PE_ROWS * PE_COLS)
 /* The units both callers feed (pe_array: a pair of rows per unit). */
 #define MAC_DENSE_UNITS (PE_LANES * (PE_ROWS / 2) * PE_COLS)

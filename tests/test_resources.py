@@ -102,16 +102,27 @@ def test_hand_checked_arrays(estimates):
     assert win.bram36 == win.count * resources.bram18_per_bank(kv.sparse_win, 8) / 2
 
 
-@pytest.mark.parametrize("board", ["kv260", "zcu102"])
-def test_pe_arrays_are_the_rows_times_columns_per_call_site(estimates, board):
+@pytest.mark.parametrize("board", ["kv260", "zcu102", "pynq_z2"])
+def test_one_mac_array_serves_the_dense_and_the_position_paths(estimates, board):
+    """The MAC array (hls/mac_array.h): mac_array, the L x R/2 x C units the
+    dense unit (rows paired) and the position path share, one instance; and
+    mac_array_sp, the position path's other units (a unit per PE). One DSP48E2
+    per unit on a packing board; on the Pynq-Z2 a shared unit is two
+    multipliers, a position-only unit one (one product per PE there)."""
     b = boards.get(board)
-    sites = resources.pe_sites(estimates[board].items)
-    dense, sparse = sites["pass_step"], sites["step"]
-    # rows paired in mul2: products / 2 sites, one DSP48E2 each
-    assert len(dense) == 1 and 2 * dense[0].count == _products(b) and dense[0].products == _products(b)
-    assert dense[0].dsp == _products(b) // 2
-    # the sparse unit's position-parallel array: as many products as the dense one, unpacked
-    assert len(sparse) == 1 and sparse[0].count == _products(b) and sparse[0].dsp == _products(b)
+    src = Sources(os.path.join(config_dir(), f"{board}.h"))
+    assert resources.pe_loop_products(src) == {"pass_step": _products(b), "step": _products(b)}
+    items = {i.name.split(":")[0]: i for i in resources.pe_sites(estimates[board].items)}
+    assert set(items) == {"mac_array", "mac_array_sp"}
+    half = _products(b) // 2
+    packing = b.dsp_kind == "DSP48E2"
+    assert items["mac_array"].count == half and items["mac_array"].dsp == half * (1 if packing else 2)
+    assert items["mac_array_sp"].count == half and items["mac_array_sp"].dsp == half
+    assert not [i for i in estimates[board].items if i.kind == "mul" and i.name.split(":")[0] in
+                ("pe_array", "sp_steps") and i.products]
+    # the shared instance's inputs: a 2:1 select per bit (a, b0, b1: 8 bits per unit)
+    sel = [i for i in estimates[board].items if i.kind == "mux" and "mac_array inputs" in i.name]
+    assert len(sel) == 1 and sel[0].lut == half * 3 * 8
 
 
 def test_rule_loop_labels_still_exist():
@@ -190,21 +201,53 @@ def test_format_resources(estimates, tmp_path):
 
 
 def test_allocation_limit_shares_the_sparse_array(estimates):
-    """The row-tile path's ALLOCATION pragma makes its two sp_row_steps call
-    sites one instance (UG1399): one R x C product array, not two; the
-    position-parallel path's array (sp_steps) has one call site."""
+    """The row-tile path's ALLOCATION pragma makes its four sp_row_steps call
+    sites one instance (UG1399): one R x C product array, not four; execute's
+    makes the MAC array one instance for its two callers (the units inlined
+    into execute, so both calls are in its scope)."""
     src = Sources(os.path.join(config_dir(), "kv260.h"))
     assert src.allocation_limits()[("sp_rows_unit", "sp_row_steps")] == 1
     assert sum(src.instances()["sp_row_steps"]) == 1
-    assert sum(src.instances()["sp_steps"]) == 1
+    assert src.allocation_limits()[("execute", "mac_array")] == 1
+    assert sum(src.instances()["mac_array"]) == 1 and sum(src.instances()["mac_array_sp"]) == 1
+    shared = src.shared_instances()
+    assert shared[("execute", "mac_array")] == (1, 2)
+    assert shared[("sp_rows_unit", "sp_row_steps")] == (1, 4)
+
+
+def test_a_shared_instance_is_counted_once_with_its_input_selects(copied_sources, tmp_path):
+    """Without execute's ALLOCATION the MAC array's two calls are two
+    instances: its DSPs twice and no select; with it one instance and a 2:1
+    select on each of its 3 x 8 input bits per unit (ceil((k - 1) / 3) LUT6
+    per bit for k calls). A board header's CTRAIN_MAC_SHARED 0 drops the
+    pragma (mac_array.h)."""
+    b = boards.get("kv260")
+    shared = resources.estimate("kv260", directory=str(copied_sources))
+    text = open(os.path.join(config_dir(), "kv260.h")).read()
+    assert "CTRAIN_MAC_SHARED" not in text
+    header = tmp_path / "kv260.h"
+    header.write_text(text.replace("#define CTRAIN_DSP_INT8", "#define CTRAIN_MAC_SHARED 0\n#define CTRAIN_DSP_INT8"))
+    unshared = resources.estimate("kv260", directory=str(copied_sources), config=str(header))
+    path = copied_sources / "ctrain_top.cpp"
+    text = path.read_text()
+    pragma = "#pragma HLS ALLOCATION function instances=mac_array limit=1\n"
+    assert pragma in text
+    path.write_text(text.replace(pragma, ""))
+    split = resources.estimate("kv260", directory=str(copied_sources))
+    half = _products(b) // 2
+    assert split.resources["dsp"]["used"] - shared.resources["dsp"]["used"] == half
+    sel = [i for i in shared.items if i.kind == "mux" and "mac_array inputs" in i.name]
+    assert len(sel) == 1 and sel[0].lut == half * 3 * 8
+    assert not [i for i in split.items if i.kind == "mux" and "mac_array inputs" in i.name]
+    assert split.resources["lut"]["used"] == shared.resources["lut"]["used"] - half * 3 * 8
+    assert unshared.resources == split.resources
 
 
 def test_board_choices_bind_memories_and_multipliers(estimates):
     """CTRAIN_SPARSE_MUL_LUT moves the row-tile sparse products to LUTs
     (BIND_OP impl=fabric), CTRAIN_SPARSE_URAM its lists to URAM; the
-    position-parallel array's products are LUTs where the header sets
-    CTRAIN_SPARSE_POS_MUL_LUT 1 or, unset, on chips under 300 DSPs (sconv.h's
-    default), DSPs elsewhere; CTRAIN_SPARSE_LIST_BRAM puts its stepped lists
+    position-parallel path's products are the MAC array's DSPs on every
+    board (mac_array.h); CTRAIN_SPARSE_LIST_BRAM puts its stepped lists
     in BRAM; BN's lane multipliers are DSPs on every board (a comparison in
     a macro, as BN_MUL_LUT once was, is decided as the preprocessor does)."""
     for name, est in estimates.items():
@@ -213,10 +256,7 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         row = [i for i in est.items if i.kind == "mul" and ":row_step:" in i.name][0]
         lut = "#define CTRAIN_SPARSE_MUL_LUT 1" in text
         assert (row.dsp, row.lut) == ((0, b.pe_rows * b.pe_cols * 8 * 8) if lut else (b.pe_rows * b.pe_cols, 0)), name
-        pos = resources.pe_sites(est.items)["step"][0]
-        m = re.search(r"#define CTRAIN_SPARSE_POS_MUL_LUT (\d)", text)
-        pos_lut = int(m.group(1)) if m else int(b.macros["CHIP_DSP"]) < 300
-        assert (pos.dsp, pos.lut) == ((0, _products(b) * 8 * 8) if pos_lut else (_products(b), 0)), name
+        assert all(i.dsp and not i.lut for i in resources.pe_sites(est.items)), name
         uram = "#define CTRAIN_SPARSE_URAM 1" in text
         ent = _item(est, "sp_rows_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
@@ -242,9 +282,13 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
 #: for its widest product): factors cast to dim_t (types.h) or ap_uint of the
 #: width validation bounds, one DSP for two sizes, two for a 32-bit address
 #: times a size (docs/overlay.md "Sizes against the chip").
+#: execute's FSM holds the dense unit's and the sparse unit's position path's
+#: (inlined there, mac_array.h): its widest one of the position path's own
+#: 32 x 32-bit control products (left wide, docs/overlay.md "Sizes against
+#: the chip"), three DSPs; the dense unit's are at most two.
 NARROW_UNITS = {"src_rows": 1, "conv_make_plan": 1, "source_rows": 1, "item_of": 1,
-                "make_ranges": 1, "pe_array": 1, "terms_per_output": 1, "shape_ok": 1,
-                "check_index": 1, "rows_io": 2, "load_cols": 2, "conv_unit": 2, "operands": 2}
+                "make_ranges": 1, "terms_per_output": 1, "shape_ok": 1,
+                "check_index": 1, "rows_io": 2, "load_cols": 2, "execute": 3, "operands": 2}
 
 
 def test_control_path_products_are_as_narrow_as_validation_bounds(estimates):
@@ -283,25 +327,28 @@ def test_packing_on_a_dsp48e1_is_refused(tmp_path):
 
 @pytest.mark.parametrize("board, per_dsp", [("kv260", 2), ("pynq_z2", 1)])
 def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, per_dsp):
-    """mul2 (hls/mac2.h) in the PE array's column loop: per copy two int8
+    """mul2 (hls/mac2.h) in the MAC array's shared units: per copy two int8
     products for one DSP on a DSP48E2 board, two DSPs on the Pynq-Z2; the
     same products written as two plain multiplies take two DSPs everywhere.
-    (DSP48E2 boards also call it in the sparse array, sp_steps: WG pairs.)"""
+    (DSP48E2 boards also call it in the position path's own units,
+    mac_array_sp.)"""
     before = resources.estimate(board, directory=str(copied_sources))
     macs = _products(boards.get(board))
     sites = [i for i in before.items if "mul2(" in i.name]
-    assert [i.name.split(":")[0] for i in sites] == ["pe_array"] + ["sp_steps"] * (per_dsp == 2)
-    site = [i for i in sites if i.name.startswith("pe_array:pass_step: mul2(")]
+    assert [i.name.split(":")[0] for i in sites] == ["mac_array"] + ["mac_array_sp"] * (per_dsp == 2)
+    site = [i for i in sites if i.name.startswith("mac_array:mac_units: mul2(")]
     assert len(site) == 1 and 2 * site[0].count == macs
     assert site[0].products == macs and before.peak["products"] == macs
     assert site[0].dsp == macs // 2 * (2 // per_dsp)
-    src = open(copied_sources / "pe_array.cpp").read()
-    call = "mul2(xv, a0, a1, m0, m1);"
-    assert call in src
-    open(copied_sources / "pe_array.cpp", "w").write(
-        src.replace(call, "m0 = (prod_t)xv * (prod_t)a0;\n                    m1 = (prod_t)xv * (prod_t)a1;"))
+    src = open(copied_sources / "mac_array.cpp").read()
+    call = "mul2(a[u], b0[u], b1[u], p0[u], p1[u]);"
+    assert src.count(call) == 2
+    head, tail = src.split("void mac_array_sp", 1)
+    open(copied_sources / "mac_array.cpp", "w").write(
+        head.replace(call, "p0[u] = (prod_t)a[u] * (prod_t)b0[u];\n        p1[u] = (prod_t)a[u] * (prod_t)b1[u];")
+        + "void mac_array_sp" + tail)
     after = resources.estimate(board, directory=str(copied_sources))
-    assert not [i for i in after.items if i.name.startswith("pe_array:") and "mul2(" in i.name]
+    assert not [i for i in after.items if i.name.startswith("mac_array:") and "mul2(" in i.name]
     assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == macs // 2 * (per_dsp - 1)
     assert after.peak["products"] == macs
 

@@ -642,15 +642,25 @@ class Sources:
             q[1] += cs
             q[2] = max(q[2], copies)
         p = s = 0
+        shared = self.__dict__.setdefault("_shared", {})
         for scope, (cp, cs, copies) in scoped.items():
             lim = limits.get((scope, name))
             if lim is not None and not f.inline:
                 cap = lim * copies
+                if cp + cs > cap:
+                    shared[(scope, name)] = (cap, cp + cs)
                 cp = min(cp, cap)
                 cs = min(cs, cap - cp)
             p += cp
             s += cs
         return (p, s)
+
+    def shared_instances(self, top="ctrain_top"):
+        """{(scope, function): (instances, copies without the limit)} of every
+        ALLOCATION limit that makes call sites share instances (UG1399:
+        each instance then serves several calls, its inputs selected)."""
+        self.instances(top)
+        return dict(self.__dict__.get("_shared", {}))
 
     def fsm_owners(self, name, names=None, _stack=()):
         """[(non-inline function, concurrent copies)] whose FSM a sequential copy of

@@ -777,6 +777,8 @@ static void conv_store_grads(ddr_t *ddr, const ctrain_insn_t &f, const conv_job 
 }
 
 void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+    /* in execute's scope, where its PE loop shares the MAC array (mac_array.h) */
+#pragma HLS INLINE
     conv_job j;
     conv_job_make(f, e, j);
     const conv_plan &p = j.p;
@@ -806,8 +808,13 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=3
 #pragma HLS ARRAY_RESHAPE variable=obuf type=cyclic factor=CTRAIN_DDR_BEAT dim=4
+#if CTRAIN_CONV_OBUF_BRAM
+    /* block RAM where the board's LUTs are the shorter (config) */
+#pragma HLS BIND_STORAGE variable=obuf type=ram_2p impl=bram
+#else
     /* as rowb: shallow, distributed RAM */
 #pragma HLS BIND_STORAGE variable=obuf type=ram_2p impl=lutram
+#endif
     static pe_rowacc_t racc;    /* FP/EB partial sums between groups */
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=1
     /* a lane's rows in one word: a run's end reads and writes them together */

@@ -7,6 +7,7 @@
 #include "conv.h"
 #include "eltwise.h"
 #include "fetch.h"
+#include "mac_array.h"
 #include "quant.h"
 #include "sconv.h"
 #include "stream.h"
@@ -45,6 +46,17 @@ static void trace_record(uint32_t index) {
 
 /* Runs one validated instruction (not HALT) and writes its statistics. */
 static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrain_insn_t &f) {
+    /* One FSM for the units: conv_unit, sconv_unit (and its position path,
+     * spp_unit) are inlined here, so the calls below are in one scope. */
+#pragma HLS INLINE off
+#if CTRAIN_MAC_SHARED
+    /* One MAC array (mac_array.h), shared by the dense unit's PE loop and
+     * the position-parallel sparse path's: one instruction runs at a time. */
+#pragma HLS ALLOCATION function instances=mac_array limit=1
+#endif
+    /* spp_unit's item helpers: one instance for its three stages. */
+#pragma HLS ALLOCATION function instances=spp_item_of limit=1
+#pragma HLS ALLOCATION function instances=spp_rows_io limit=1
     insn_exps e;
     load_exps(tab, f, e);
     q_stats st;

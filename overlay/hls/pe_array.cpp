@@ -1,6 +1,6 @@
 /* PE array (see pe_array.h). */
 #include "pe_array.h"
-#include "mac2.h"
+#include "mac_array.h"
 
 /* Rows are paired in mul2: an even number of them. */
 static_assert(PE_ROWS % 2 == 0, "CTRAIN_PE_ROWS must be even (pe_array pairs rows in mul2)");
@@ -14,7 +14,8 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
               const pe_rows_t maskb, const pe_pass &g, wide_t bias[PE_ROWS],
               pe_rowacc_t racc, pe_rows_t out, pe_tapacc_t tacc, q_stats &st) {
-#pragma HLS INLINE off
+    /* its loop in execute's scope, where the MAC array is shared (mac_array.h) */
+#pragma HLS INLINE
     const bool outer = g.mode == PE_OUTER;
     const uint32_t total = g.total;
     CTRAIN_LOOP(pe, 1, total);
@@ -91,8 +92,33 @@ pass_step:
                 bias[r] += e;
             }
         }
-        /* Rows r, r+1 share the column operand x[l][c]: one mul2 (mac2.h)
-         * forms both products, one DSP48E2 on a packing board. */
+        /* Rows r, r+1 share the column operand x[l][c]: one unit of the MAC
+         * array (mac_array.h), one DSP48E2 on a packing board, forms both
+         * products; unit (l, rp, c) is (l * R/2 + rp) * C + c, the units
+         * the position path shares. */
+        q8_t ma[MAC_DENSE_UNITS], mb0[MAC_DENSE_UNITS], mb1[MAC_DENSE_UNITS];
+#pragma HLS ARRAY_PARTITION variable=ma type=complete
+#pragma HLS ARRAY_PARTITION variable=mb0 type=complete
+#pragma HLS ARRAY_PARTITION variable=mb1 type=complete
+        prod_t mp0[MAC_DENSE_UNITS], mp1[MAC_DENSE_UNITS];
+#pragma HLS ARRAY_PARTITION variable=mp0 type=complete
+#pragma HLS ARRAY_PARTITION variable=mp1 type=complete
+        for (int l = 0; l < PE_LANES; l++) {
+#pragma HLS UNROLL
+            for (int rp = 0; rp < PE_ROWS / 2; rp++) {
+#pragma HLS UNROLL
+                for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                    const q8_t xv = (live && c < vc) ? x[l][c][aa] : (q8_t)0;
+                    const q8_t e0 = l < g.vb ? err[l][2 * rp][pidx] : (q8_t)0;
+                    const q8_t e1 = l < g.vb ? err[l][2 * rp + 1][pidx] : (q8_t)0;
+                    ma[(l * (PE_ROWS / 2) + rp) * PE_COLS + c] = xv;
+                    mb0[(l * (PE_ROWS / 2) + rp) * PE_COLS + c] = outer ? e0 : w[2 * rp][c][wa];
+                    mb1[(l * (PE_ROWS / 2) + rp) * PE_COLS + c] = outer ? e1 : w[2 * rp + 1][c][wa];
+                }
+            }
+        }
+        mac_array(ma, mb0, mb1, mp0, mp1);
         for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
             for (int rp = 0; rp < PE_ROWS / 2; rp++) {
@@ -100,13 +126,8 @@ pass_step:
                 int sum0 = 0, sum1 = 0;   /* adder trees over columns (GATHER), |sum| < 2^21 */
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    const q8_t xv = (live && c < vc) ? x[l][c][aa] : (q8_t)0;
-                    const q8_t e0 = l < g.vb ? err[l][2 * rp][pidx] : (q8_t)0;
-                    const q8_t e1 = l < g.vb ? err[l][2 * rp + 1][pidx] : (q8_t)0;
-                    const q8_t a0 = outer ? e0 : w[2 * rp][c][wa];
-                    const q8_t a1 = outer ? e1 : w[2 * rp + 1][c][wa];
-                    prod_t m0, m1;
-                    mul2(xv, a0, a1, m0, m1);
+                    const prod_t m0 = mp0[(l * (PE_ROWS / 2) + rp) * PE_COLS + c];
+                    const prod_t m1 = mp1[(l * (PE_ROWS / 2) + rp) * PE_COLS + c];
                     if (outer) {
                         part[2 * rp][c] += m0;   /* adder trees over lanes */
                         part[2 * rp + 1][c] += m1;

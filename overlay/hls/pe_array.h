@@ -46,6 +46,11 @@ enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
 /* 1: the dense column operands (act) in URAM (conv.cpp); 0: BRAM. */
 #define CTRAIN_CONV_URAM 0
 #endif
+#ifndef CTRAIN_CONV_OBUF_BRAM
+/* 1: the dense output band (conv.cpp obuf) in BRAM, on a board whose LUTs
+ * are shorter than its BRAM; 0: distributed RAM. */
+#define CTRAIN_CONV_OBUF_BRAM 0
+#endif
 #define CONV_WCAP CTRAIN_CONV_WCAP
 #define CONV_ACT CTRAIN_CONV_ACT
 #define CONV_OUT CTRAIN_CONV_OUT

@@ -6,7 +6,7 @@
 #include "sconv_paths.h"
 #include "agu.h"
 #include "conv.h"
-#include "mac2.h"
+#include "mac_array.h"
 
 /* ===========================================================================
  * Position-parallel path (docs/overlay.md "Sparse unit"): the array's
@@ -67,9 +67,8 @@
  * SP_P + p), so a kept weight costs ceil(T / SP_POS_PAIR) steps (and a row
  * one more per pair of tiles, sp_steps). */
 #define SP_POS_PAIR CTRAIN_DSP_INT8
-#if SP_WG_PAIR == 2 && CTRAIN_SPARSE_POS_MUL_LUT
-#error "CTRAIN_SPARSE_POS_MUL_LUT: the paired WG products are DSP48E2 slices (mac2.h)"
-#endif
+/* One MAC array unit per position PE (mac_array.h). */
+static_assert(MAC_UNITS == SP_P, "the MAC array has a unit per position PE");
 /* WG accumulators: even and odd kept weights in two banks, so a step's two
  * (entries e and e + 1) are one read-modify-write per bank. */
 #define SP_LH ((SP_LIST + 1) / 2)
@@ -826,10 +825,11 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
     }
 }
 
-/* The MAC array on the position-parallel path (see above): `total` steps of
- * SP_P products, one kept weight each (a row without one takes a masked
- * step per tile, so its outputs still get the bias), over the chunk's rows
- * [i0, i0 + nr) (a sub-chunk: its outputs from word 0 of out):
+/* The PE loop of the position-parallel path (see above; its products on
+ * the MAC array, mac_array.h): `total` steps of SP_P products, one kept
+ * weight each (a row without one takes a masked step per tile, so its
+ * outputs still get the bias), over the chunk's rows [i0, i0 + nr) (a
+ * sub-chunk: its outputs from word 0 of out):
  *   gather (FP, EB): row i > tile t > entry j; PE p: acc[p] += w * x[p];
  *     at the list's end the tile is quantized into out (word i * T + t).
  *     SP_POS_PAIR 2: tiles t and t + 1 together, PE p's one mul2 the weight
@@ -846,7 +846,8 @@ static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t tot
                      const spp_win_t win, const spp_rows_t rb,
                      const bool vt[SP_OD][SP_P], const sp_out &o, const wide_t rbias[SP_OD],
                      spp_rows_t out, acc_t tacc[2][SP_LH], q_stats &st) {
-#pragma HLS INLINE off
+    /* its loop in execute's scope, where the MAC array is shared (mac_array.h) */
+#pragma HLS INLINE
     CTRAIN_LOOP(pe, 1, total);
     pe_sum_t acc[SP_P], acc1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete
@@ -887,27 +888,58 @@ step:
 #endif
         const int ro = rbase + t;
         const uint32_t runs = len > 0 ? len : 1u;
-        /* One multiplier per PE: the weight (gather) or its error (outer),
-         * on a packing board times both entries' (gather: tiles') inputs
-         * (the second 0 but in a pair). */
+        /* One unit of the MAC array per PE (mac_array.h): the weight
+         * (gather) or its error (outer) times the PE's input, on a packing
+         * board times both entries' (gather: tiles') inputs (the second 0
+         * but in a pair).  PEs [0, MAC_DENSE_UNITS) on the units the dense
+         * unit shares (mac_array), the rest on the path's own (mac_array_sp). */
+        q8_t ma[MAC_DENSE_UNITS], mb0[MAC_DENSE_UNITS], mb1[MAC_DENSE_UNITS];
+#pragma HLS ARRAY_PARTITION variable=ma type=complete
+#pragma HLS ARRAY_PARTITION variable=mb0 type=complete
+#pragma HLS ARRAY_PARTITION variable=mb1 type=complete
+        q8_t sa[MAC_SP_UNITS], sb0[MAC_SP_UNITS], sb1[MAC_SP_UNITS];
+#pragma HLS ARRAY_PARTITION variable=sa type=complete
+#pragma HLS ARRAY_PARTITION variable=sb0 type=complete
+#pragma HLS ARRAY_PARTITION variable=sb1 type=complete
+        prod_t mp0[MAC_DENSE_UNITS], mp1[MAC_DENSE_UNITS], sp0[MAC_SP_UNITS], sp1[MAC_SP_UNITS];
+#pragma HLS ARRAY_PARTITION variable=mp0 type=complete
+#pragma HLS ARRAY_PARTITION variable=mp1 type=complete
+#pragma HLS ARRAY_PARTITION variable=sp0 type=complete
+#pragma HLS ARRAY_PARTITION variable=sp1 type=complete
+        for (int p = 0; p < MAC_DENSE_UNITS; p++) {
+#pragma HLS UNROLL
+            ma[p] = outer ? rb[p][ro] : w;
+            mb0[p] = x[p];
+#if SP_WG_PAIR == 2
+            mb1[p] = two ? x1[p] : (q8_t)0;
+#else
+            mb1[p] = 0;
+#endif
+        }
+        for (int q = 0; q < MAC_SP_UNITS; q++) {
+#pragma HLS UNROLL
+            sa[q] = outer ? rb[MAC_DENSE_UNITS + q][ro] : w;
+            sb0[q] = x[MAC_DENSE_UNITS + q];
+#if SP_WG_PAIR == 2
+            sb1[q] = two ? x1[MAC_DENSE_UNITS + q] : (q8_t)0;
+#else
+            sb1[q] = 0;
+#endif
+        }
+        mac_array(ma, mb0, mb1, mp0, mp1);
+        mac_array_sp(sa, sb0, sb1, sp0, sp1);
         prod_t m[SP_P], m1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=m type=complete
 #pragma HLS ARRAY_PARTITION variable=m1 type=complete
-        for (int p = 0; p < SP_P; p++) {
+        for (int p = 0; p < MAC_DENSE_UNITS; p++) {
 #pragma HLS UNROLL
-            const q8_t a = outer ? rb[p][ro] : w;
-#if SP_WG_PAIR == 2
-            mul2(a, x[p], two ? x1[p] : (q8_t)0, m[p], m1[p]);
-#else
-            const q8_t xv = x[p];
-            const prod_t mp = (prod_t)a * (prod_t)xv;
-#if CTRAIN_SPARSE_POS_MUL_LUT
-            /* the board's DSP slices go to the dense array (config) */
-#pragma HLS BIND_OP variable=mp op=mul impl=fabric
-#endif
-            m[p] = mp;
-            m1[p] = 0;
-#endif
+            m[p] = mp0[p];
+            m1[p] = mp1[p];
+        }
+        for (int q = 0; q < MAC_SP_UNITS; q++) {
+#pragma HLS UNROLL
+            m[MAC_DENSE_UNITS + q] = sp0[q];
+            m1[MAC_DENSE_UNITS + q] = sp1[q];
         }
         if (outer) {
             int sum = 0, sum1 = 0;   /* adder trees, |sum| <= SP_P * 2^14 */
@@ -982,6 +1014,8 @@ step:
 static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
                      const sparse_index_t &ix, const uint16_t cstart[CTRAIN_MAX_CH + 1], int nch,
                      const sp_out &o, int sh_bias, int sh_b, q_stats &st) {
+    /* in execute's scope, where sp_steps shares the MAC array (mac_array.h) */
+#pragma HLS INLINE
     /* Ping-pong buffers (index: item & 1): window, row buffer (WG errors,
      * EB masks), outputs.  Each bank one word per cycle. */
     static spp_win_t win[2];
@@ -1058,9 +1092,8 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS ARRAY_PARTITION variable=pj type=complete
 #pragma HLS ARRAY_PARTITION variable=pu type=complete
 #pragma HLS ARRAY_PARTITION variable=px type=complete
-    /* one instance of each item helper for the three stages */
-#pragma HLS ALLOCATION function instances=spp_item_of limit=1
-#pragma HLS ALLOCATION function instances=spp_rows_io limit=1
+    /* one instance of each item helper for the three stages: execute's
+     * ALLOCATION (this function is inlined there) */
     const bool bias = o.bias;
     const uint32_t wsrc = g.wg ? f.src2 : f.src;
 
@@ -1261,6 +1294,8 @@ static bool sp_rows_first(const ctrain_insn_t &f) {
 }
 
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+    /* in execute's scope, where sp_steps shares the MAC array (mac_array.h) */
+#pragma HLS INLINE
     spp_plan pp;
     static uint16_t cstart[CTRAIN_MAX_CH + 1];
 #if CTRAIN_SPARSE_CSTART_BRAM

@@ -74,11 +74,6 @@
 #ifndef CTRAIN_SPARSE_ACC_BRAM
 #define CTRAIN_SPARSE_ACC_BRAM CTRAIN_SPARSE_LIST_BRAM
 #endif
-/* 1: the position-parallel products are LUT multipliers, on chips of fewer
- * than 300 DSP slices (those go to the dense array); else DSPs. */
-#ifndef CTRAIN_SPARSE_POS_MUL_LUT
-#define CTRAIN_SPARSE_POS_MUL_LUT (300 / (CTRAIN_CHIP_DSP + 1))
-#endif
 
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 

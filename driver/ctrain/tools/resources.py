@@ -12,7 +12,8 @@ non-inline f at N per caller copy (UG1399, pragma HLS allocation: all call
 sites share the N RTL instances), counting the call sites in the inline
 functions the caller calls (a unit's stages: HLS inlines them into the caller
 before it allocates; hls_source.Sources.alloc_scope). HLS may share more than this; the estimate
-does not assume it.
+does not assume it. A shared instance's datapath inputs take a k:1 select
+for its k calls (shared_selects).
 
 Board choices: `#if EXPR` on the configuration's integer macros is taken as
 that board's build takes it (ctrain.hls_source.synthesis_branches).
@@ -64,14 +65,14 @@ hls/mac2.h, recognised by name, is per copy two int8 products from ONE DSP
 where the board's CTRAIN_DSP_INT8 is 2 (DSP48E2: b1 * 2^18 + b0 in the
 27-bit port times a, Xilinx WP486), two DSPs where it is 1 (DSP48E1); its
 body is not counted again. CTRAIN_DSP_INT8 2 on a DSP48E1 is refused.
-A site in HALF_PACKED (the sparse array: two kept weights per step in WG,
-two tiles per step in FP and EB only where an item has more than one tile)
-counts one product per copy towards the peak.
 
 Peaks (`Estimate.peak`, GOP/s): the design's PE array, 2 x the int8
-products per cycle counted in the PE loops (PE_LOOPS; plain int8 products
-one each, mul2 two; the larger loop where dense and sparse arrays are
-separate) x CTRAIN_CLOCK_MHZ; the chip's, DSPs x CTRAIN_DSP_INT8 x 2 x
+products per cycle the PE loops (PE_LOOPS) feed the MAC array
+(MAC_FUNCTIONS, hls/mac_array.h): per loop the non-zero operands it writes
+into the array's b0 and b1 inputs, a HALF_PACKED loop's b1 not counted (the
+sparse position path: its second product, WG's second kept weight or FP/EB's
+second tile, is not always used); the larger loop's, at most the products
+the array's units make, x CTRAIN_CLOCK_MHZ; the chip's, DSPs x CTRAIN_DSP_INT8 x 2 x
 CTRAIN_PART_CLOCK_MHZ, the clock a full-chip int8 DSP array closes on the
 part (sources in each config header). The design's must be at least
 PE_PEAK_MIN_FRACTION (40%) of the chip's.
@@ -124,14 +125,21 @@ BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 
 URAM_SHAPE = (4096, 72)
 #: DSP multiplier port widths (signed): (A, B) of DSP48E2 and DSP48E1.
 DSP_PORTS = {"DSP48E2": (27, 18), "DSP48E1": (25, 18)}
-#: Loops whose multipliers are the PE arrays (tests check they still exist).
+#: Loops whose multipliers are the PE arrays (tests check they still exist):
+#: each feeds the MAC array (MAC_FUNCTIONS) once per step.
 PE_LOOPS = {"pass_step": "pe_array", "step": "sp_steps"}
+#: The MAC array of hls/mac_array.h, `mac_array(a, b0, b1, p0, p1)` (the
+#: units dense and sparse share) and `mac_array_sp` (the position path's
+#: own): the PE loops' products are the operands they write into the b0 and
+#: b1 inputs (pe_products).
+MAC_FUNCTIONS = ("mac_array", "mac_array_sp")
 #: The packed-multiply helper of hls/mac2.h: a*b0 and a*b1 from one DSP48E2
 #: (CTRAIN_DSP_INT8 2), recognised by name (module docstring, "Multipliers").
 PACKED_MUL = "mul2"
-#: Packed call sites whose second product is not always used (sp_steps:
-#: WG's pair of kept weights, FP/EB's pair of tiles when an item has two or
-#: more): one int8 product per copy in the peak, the pessimistic reading.
+#: PE loops whose second products (the MAC array's b1 inputs) are not always
+#: used (sp_steps: WG's pair of kept weights, FP/EB's pair of tiles when an
+#: item has two or more): one int8 product per unit in the peak, the
+#: pessimistic reading.
 HALF_PACKED = {"sp_steps"}
 #: The design's PE peak must be at least this fraction of the chip's int8 peak.
 PE_PEAK_MIN_FRACTION = 0.4
@@ -694,25 +702,91 @@ def packed_muls(src, instances, dsp_int8):
             continue
         loops = [lp.label for lp in enclosing(cf.loops, pos) if lp.label]
         how = "packed: one DSP48E2 (WP486)" if per == 1 else "two plain products"
-        half = caller in HALF_PACKED
         it = Item("mul", f"{caller}:{loops[-1] if loops else '-'}: {PACKED_MUL}({', '.join(args[:3])})", n,
-                  f"8x8 bit x2{' (the second in WG only)' if half else ''}, {how}, {per} DSP each",
-                  dsp=n * per, products=n if half else 2 * n)
+                  f"8x8 bit x2, {how}, {per} DSP each", dsp=n * per, products=2 * n)
         items.append(it)
     return items
 
 
 def pe_sites(items):
-    """The int8 product items of the PE arrays, by loop label."""
-    return {lbl: [i for i in items if i.kind == "mul" and f":{lbl}:" in i.name + ":" and i.products]
-            for lbl in PE_LOOPS}
+    """The int8 product items of the MAC array (MAC_FUNCTIONS)."""
+    return [i for i in items if i.kind == "mul" and i.name.split(":")[0] in MAC_FUNCTIONS and i.products]
 
 
-def pe_products(items):
-    """int8 products per cycle of the PE array: the larger of the PE loops'
-    (one array serves dense and sparse work; separate arrays do not add up
-    for one instruction)."""
-    return max(sum(i.products for i in its) for its in pe_sites(items).values())
+def pe_loop_products(src):
+    """{PE loop label: int8 products per step}: the operands the loop hands the
+    MAC array per step, each unrolled write of a non-zero value into the
+    array passed as its b0 or b1 input (a write of 0 feeds no product); a
+    HALF_PACKED caller's b1 writes count none (its second product is not
+    always used: the pessimistic reading)."""
+    out = {}
+    for caller, callee, pos, args, _ in src.call_sites():
+        f = src.functions[caller]
+        loops = [lp.label for lp in enclosing(f.loops, pos) if lp.label in PE_LOOPS]
+        if callee not in MAC_FUNCTIONS or not loops or PE_LOOPS[loops[-1]] != caller:
+            continue
+        n = out.get(loops[-1], 0)
+        for k, arg in ((1, args[1]), (2, args[2])):
+            if k == 2 and caller in HALF_PACKED:
+                continue
+            for m in re.finditer(r"\b" + re.escape(arg.strip()) + r"\s*\[[^\]]*\]\s*=(?!=)\s*([^;]+);", f.body):
+                if re.fullmatch(r"(\(\s*\w+\s*\)\s*)?0", m.group(1).strip()):
+                    continue
+                n += src.unroll_factor(f, m.start())
+        out[loops[-1]] = n
+    return out
+
+
+def pe_products(src, items):
+    """int8 products per cycle of the PE array: the MAC array's, as the
+    larger of the PE loops feeds it (one array serves dense and sparse work,
+    one instruction at a time), at most what its units make."""
+    per_loop = pe_loop_products(src)
+    return min(max(per_loop.values(), default=0), sum(i.products for i in pe_sites(items)))
+
+
+def shared_selects(src):
+    """Items for the input selects of the instances ALLOCATION shares
+    (Sources.shared_instances): an instance serving k call sites takes a k:1
+    select on every bit of its datapath inputs, ceil((k - 1) / 3) LUT6 per
+    bit (a LUT6 is a 4:1 mux; two 2:1 bits sharing a LUT6_2, or the select
+    merging into the callers' own operand selects, are not assumed: the
+    pessimistic reading). Datapath inputs: const array parameters it
+    partitions completely (wires), and parameters passed by value where its
+    calls sit in pipelined loops (a new operand every cycle). A sequential
+    call's scalar arguments are latched into the callee's argument registers
+    once per call: FSM control, which the estimate leaves to the margin as it
+    does every FSM's registers and muxes; an array left in memory is a RAM
+    port (its address select not counted), a const struct reference a set of
+    registers the callers fill (not counted)."""
+    items = []
+    for (scope, name), (inst, sites) in sorted(src.shared_instances().items()):
+        f = src.functions[name]
+        k = math.ceil(sites / inst)
+        head = f.signature[f.signature.index("(") + 1:f.signature.rindex(")")]
+        complete = {p.get("variable") for p in _pragmas(f.body, "ARRAY_PARTITION")
+                    if p.get("type", "complete") == "complete" and p.get("dim", "1") in ("0", "1")}
+        piped = any(src.in_pipeline(src.functions[c], pos) for c, callee, pos, _, _ in src.call_sites()
+                    if callee == name)
+        bits = 0
+        for a in split_args(head):
+            pm = re.match(r"\s*(const\s+)?(.*?)([&*]?)\s*([A-Za-z_]\w*)\s*((?:\[[^\]]*\])*)\s*$", a)
+            if not pm or pm.group(3):
+                continue   # a reference or a pointer: written or a struct (see above)
+            dims = [src.macros.eval(d) for d in re.findall(r"\[([^\]]+)\]", pm.group(5))]
+            width = src.types.width(pm.group(2).strip())
+            if width is None or None in dims:
+                continue
+            if dims and (not pm.group(1) or pm.group(4) not in complete or len(dims) > 1):
+                continue   # an output, or an array in memory
+            if not dims and not piped:
+                continue   # latched once per sequential call
+            bits += width * math.prod(dims)
+        lut = inst * bits * math.ceil((k - 1) / 3)
+        if lut:
+            items.append(Item("mux", f"{scope}: {name} inputs (one instance per {k} calls, ALLOCATION)",
+                              inst, f"{k}:1 x {bits} bit, {lut // inst} LUT each", lut=lut))
+    return items
 
 
 def multiplexers(src, arrs, instances):
@@ -950,10 +1024,11 @@ def _estimate(board, directory, config):
     items += operators(src, inst, b.dsp_kind)
     items += packed_muls(src, inst, dsp_int8(b))
     items += multiplexers(src, arrs, copies)
+    items += shared_selects(src)
     used = {r: sum(getattr(i, r) for i in items) for r in RESOURCES}
     avail = {"dsp": b.chip_dsp, "bram36": b.chip_bram36, "uram": b.chip_uram, "lut": b.chip_lut}
     return Estimate(b.name, {r: {"used": used[r], "available": avail[r]} for r in RESOURCES}, items,
-                    peaks(b, pe_products(items)))
+                    peaks(b, pe_products(src, items)))
 
 
 def dsp_int8(b):

@@ -95,5 +95,10 @@
 /* int8 products per DSP slice: 2 packs two sharing an operand into one
  * DSP48E2 multiply (hls/mac2.h, Xilinx WP486); 1 on DSP48E1. */
 #define CTRAIN_DSP_INT8 2
+/* The MAC array (mac_array.h) one instance per caller here: shared, its
+ * operand selects take 768 LUTs (84.1% of them, 85.3% beside the sparse
+ * path's 2048-entry lists) to free 32 DSP slices this LUT-bound chip has no
+ * use for (67.5% of them used shared, 76.4% not). */
+#define CTRAIN_MAC_SHARED 0
 
 #endif

@@ -64,13 +64,12 @@
 /* 1: the sparse unit's entry lists and per-entry accumulators are bound to
  * URAM (boards that have it and run short of BRAM); 0: BRAM. */
 #define CTRAIN_SPARSE_URAM 0
-/* The position-parallel sparse path (sconv.h): its products in LUTs (on
- * DSPs beside BN's and average pooling's the chip would be at 92% of them),
+/* The position-parallel sparse path (sconv.h): its products on the shared
+ * MAC array (mac_array.h; they were LUT multipliers before it was shared),
  * its stepped lists in BRAM, and the LUTs that frees on window words per PE
- * bank and kept weights per list chunk: 640 and 2048 take the estimate to
- * 84.1% of the LUTs (768 would be 88%); an 80%-pruned CNV's FP+EB+WG
- * 0.60 -> 0.34 of dense (ctrain perf --model cnv --sparsity 0.8). */
-#define CTRAIN_SPARSE_POS_MUL_LUT 1
+ * bank and kept weights per list chunk: 640 and 2048 (768 would not fit the
+ * LUTs); an 80%-pruned CNV's FP+EB+WG 0.60 -> 0.34 of dense (ctrain perf
+ * --model cnv --sparsity 0.8). */
 #define CTRAIN_SPARSE_LIST_BRAM 1
 #define CTRAIN_SPARSE_WDEPTH 640
 #define CTRAIN_SPARSE_LIST 2048

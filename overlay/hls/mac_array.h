@@ -1,0 +1,48 @@
+/*
+ * The MAC array: the design's one array of int8 multipliers for the dense
+ * unit and the sparse unit's position-parallel path, MAC_UNITS packed units
+ * (mac2.h: unit u makes a[u] * b0[u] and a[u] * b1[u], one DSP48E2 on a
+ * packing board, two multipliers on DSP48E1).  The position path (sconv.cpp
+ * sp_steps, one kept weight or its error shared by a PE's two inputs) uses a
+ * unit per PE, L x R x C; the dense unit (pe_array, rows r and r + 1 sharing
+ * their column operand) the first L x R/2 x C.  So the array is two
+ * functions: mac_array, the units both feed, and mac_array_sp, the units
+ * only the position path feeds.  Units run one instruction at a time, so
+ * execute() (ctrain_top.cpp) limits mac_array to one instance that both
+ * call sites share (ALLOCATION; the units are inlined into execute, so both
+ * calls are in its scope): each of its inputs takes a 2:1 select between
+ * the callers; mac_array_sp has one caller and no select.  Both callers
+ * take every product in the step that formed its operands (the array's
+ * latency is in their pipelines), so the results are the plain products:
+ * bit-exact, the C-sim counters unchanged.
+ */
+#ifndef CTRAIN_MAC_ARRAY_H
+#define CTRAIN_MAC_ARRAY_H
+
+#include "types.h"
+
+/* 1: mac_array is one instance for both callers (execute's ALLOCATION);
+ * 0: one per call site, no selects (the two arrays of before: a board whose
+ * LUTs cannot pay the selects and whose DSPs need not be freed). */
+#ifndef CTRAIN_MAC_SHARED
+#define CTRAIN_MAC_SHARED 1
+#endif
+
+#define MAC_UNITS (PE_LANES * PE_ROWS * PE_COLS)
+/* The units both callers feed (pe_array: a pair of rows per unit). */
+#define MAC_DENSE_UNITS (PE_LANES * (PE_ROWS / 2) * PE_COLS)
+/* The units only the position path feeds. */
+#define MAC_SP_UNITS (MAC_UNITS - MAC_DENSE_UNITS)
+
+/* p0[u] = a[u] * b0[u], p1[u] = a[u] * b1[u], exactly: units
+ * [0, MAC_DENSE_UNITS) of the array. */
+void mac_array(const q8_t a[MAC_DENSE_UNITS], const q8_t b0[MAC_DENSE_UNITS],
+               const q8_t b1[MAC_DENSE_UNITS], prod_t p0[MAC_DENSE_UNITS],
+               prod_t p1[MAC_DENSE_UNITS]);
+
+/* The same for units [MAC_DENSE_UNITS, MAC_UNITS); on DSP48E1, where the
+ * position path makes one product per PE, p0 only (p1 is 0). */
+void mac_array_sp(const q8_t a[MAC_SP_UNITS], const q8_t b0[MAC_SP_UNITS],
+                  const q8_t b1[MAC_SP_UNITS], prod_t p0[MAC_SP_UNITS], prod_t p1[MAC_SP_UNITS]);
+
+#endif

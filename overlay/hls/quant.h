@@ -88,34 +88,10 @@ static inline void q_stats_add(q_stats &st, wide_t pre, wide_t stored, bool clam
     st.count += 1;
 }
 
-/* The first `live` of E outputs produced in one cycle (a beat-wide unit):
- * the lanes' maximum and counts first, then one update of st, so the
- * loop-carried part is one compare and three adds whatever E is.  Same
- * result as q_stats_add on each lane in order. */
-template <int E>
-static inline void q_stats_add_lanes(q_stats &st, const wide_t pre[E], const wide_t stored[E],
-                                     const bool clamped[E], uint32_t live) {
-#pragma HLS INLINE
-    wide_t m = 0;
-    uint32_t sat = 0, nnz = 0;
-    for (int j = 0; j < E; j++) {
-#pragma HLS UNROLL
-        if ((uint32_t)j < live) {
-            const wide_t a = q_abs(pre[j]);
-            if (a > m) m = a;
-            sat += clamped[j] ? 1 : 0;
-            nnz += stored[j] != 0 ? 1 : 0;
-        }
-    }
-    if (m > st.max_abs) st.max_abs = m;
-    st.sat += sat;
-    st.nnz += nnz;
-    st.count += live;
-}
-
 /* The outputs of lanes a <= j < e of E produced in one cycle (a run of a
- * beat-wide unit's lanes): as q_stats_add_lanes, for a run anywhere in the
- * word. */
+ * beat-wide unit's lanes): the lanes' largest magnitude before
+ * rounding, saturations, nonzeros stored and count, for a run anywhere in
+ * the word. */
 template <int E>
 static inline void q_stats_add_run(q_stats &st, const wide_t pre[E], const wide_t stored[E],
                                    const bool clamped[E], uint32_t a, uint32_t e) {
@@ -135,6 +111,17 @@ static inline void q_stats_add_run(q_stats &st, const wide_t pre[E], const wide_
     st.sat += sat;
     st.nnz += nnz;
     st.count += e - a;
+}
+
+/* The first `live` of E outputs produced in one cycle (a beat-wide unit):
+ * the lanes' maximum and counts first, then one update of st, so the
+ * loop-carried part is one compare and three adds whatever E is.  Same
+ * result as q_stats_add on each lane in order. */
+template <int E>
+static inline void q_stats_add_lanes(q_stats &st, const wide_t pre[E], const wide_t stored[E],
+                                     const bool clamped[E], uint32_t live) {
+#pragma HLS INLINE
+    q_stats_add_run<E>(st, pre, stored, clamped, 0, live);
 }
 
 /* Writes the 32-byte ctrain_stats_t record (little-endian) at addr. */

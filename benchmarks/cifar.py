@@ -10,6 +10,7 @@ data, batches, augmentation, initial weights and schedule:
 
     python benchmarks/cifar.py --model cnv --epochs 10 --json cifar_cnv.json
     python benchmarks/cifar.py --dataset fashion-mnist --model lenet5 --epochs 16 --seeds 0 1 2 --runs compressed float
+    python benchmarks/cifar.py --merge seed0.json seeds12.json --json all.json   # seeds run apart, one table
 
 Defaults come from the model's defaults (ctrain.train.MODEL_DEFAULTS) and the
 data set's; every run prints one line per epoch and the JSON has them all.
@@ -41,8 +42,9 @@ def config(args, run, seed):
               epochs=args.epochs, seed=seed, prune=0.0 if run == "float" else args.prune,
               prune_at=args.prune_at, fixed_point=run == "compressed", **prep)
     for key in ("batch_size", "lr", "warmup_epochs", "train_count", "prune_scope", "dense_first", "prune_steps",
-                "prune_from", "lr_restart", "sparse_exec", "bn_recal"):
-        if getattr(args, key) is not None and not (key == "lr_restart" and kw["prune"] == 0):
+                "prune_from", "lr_restart", "sparse_exec", "bn_recal", "loss_rounding"):
+        if getattr(args, key) is not None and not (key == "lr_restart" and kw["prune"] == 0) \
+                and not (key == "loss_rounding" and run != "compressed"):
             kw[key] = getattr(args, key)
     return TrainConfig(**kw)
 
@@ -180,6 +182,8 @@ def main(argv=None):
     p.add_argument("--lr-restart", action="store_true", default=None,
                    help="the pruned runs restart the cosine at the last pruning step (TrainConfig.lr_restart); "
                         "the float run, never pruned, keeps one cosine")
+    p.add_argument("--loss-rounding", default=None, choices=["nearest", "stochastic"],
+                   help="the compressed run's int8 loss gradient (TrainConfig.loss_rounding); the others are float")
     p.add_argument("--sparse-exec", default=None, choices=SPARSE_EXEC,
                    help="pruned layers sparse or dense on the emulated device (same bits); default: TrainConfig's")
     p.add_argument("--bn-recal", type=int, default=None, metavar="N",
@@ -188,7 +192,21 @@ def main(argv=None):
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)
     p.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")
     p.add_argument("--json", default=None, metavar="FILE", help="write every epoch of every run here")
+    p.add_argument("--merge", nargs="+", default=None, metavar="RESULT",
+                   help="train nothing: merge these result files (seeds run apart) into one, print its table "
+                        "and write it to --json")
     args = p.parse_args(argv)
+    if args.merge:
+        try:
+            out = merge(args.merge)
+        except ValueError as e:
+            print(f"cifar.py: {e}", file=sys.stderr)
+            return 2
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(out, fh, indent=1)
+        summarize(out, lambda m: print(m, flush=True))
+        return 0
     from ctrain.tools.bench import import_torch, set_threads
     runs = [r for r in args.runs if r != "torch" or import_torch(True) is not None]
     if len(runs) < len(args.runs):
@@ -210,14 +228,59 @@ def main(argv=None):
             if args.json:
                 with open(args.json, "w", encoding="utf-8") as fh:
                     json.dump(out, fh, indent=1)
+    summarize(out, say)
+    return 0
+
+
+def summarize(out, say):
+    """Final accuracy per run, mean over its seeds, and the mean of the others
+    against the first run's (the compressed run against its baselines)."""
     say("\nrun          final test accuracy (mean of seeds)   train s/epoch: wall, CPU")
+    means = {}
     for run, results in out["runs"].items():
         accs = [r["epochs"][-1]["test_acc"] for r in results]
         wall = [e["train_s"] for r in results for e in r["epochs"]]
         cpu = [e["cpu_s"] for r in results for e in r["epochs"]]
-        say(f"{run:<12} {100 * np.mean(accs):6.2f}%  ({', '.join(f'{100 * a:.2f}' for a in accs)})"
-            f"   {np.mean(wall):8.1f} {np.mean(cpu):8.1f}")
-    return 0
+        means[run] = 100 * np.mean(accs)
+        seeds = ", ".join(f"{r['seed']}: {100 * a:.2f}" for r, a in zip(results, accs))
+        say(f"{run:<12} {means[run]:6.2f}%  (seed {seeds})   {np.mean(wall):8.1f} {np.mean(cpu):8.1f}")
+    if "compressed" in means:
+        for run, m in means.items():
+            if run != "compressed":
+                say(f"compressed - {run}: {means['compressed'] - m:+.2f} points")
+
+
+def merge(paths):
+    """One result from the JSON files of several invocations (seeds run apart,
+    on one machine or several): the same data set, model and epoch count, each
+    (run, seed) once. Raises ValueError naming the first file that disagrees."""
+    out = None
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                d = json.load(fh)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: not a cifar.py result ({e})") from None
+        if not isinstance(d, dict) or not isinstance(d.get("runs"), dict):
+            raise ValueError(f"{path}: not a cifar.py result (no 'runs')")
+        if out is None:
+            out = {k: v for k, v in d.items() if k != "runs"}
+            out["command"] = [d.get("command")]
+            out["runs"] = {}
+        else:
+            for key in ("dataset", "model", "epochs"):
+                if d.get(key) != out.get(key):
+                    raise ValueError(f"{path}: {key} {d.get(key)!r}, the first file's is {out.get(key)!r}")
+            out["command"].append(d.get("command"))
+        for run, results in d["runs"].items():
+            have = out["runs"].setdefault(run, [])
+            for r in results:
+                if any(h["seed"] == r["seed"] for h in have):
+                    raise ValueError(f"{path}: run {run} seed {r['seed']} is already in an earlier file")
+                have.append(r)
+    for results in out["runs"].values():
+        results.sort(key=lambda r: r["seed"])
+    return out
 
 
 if __name__ == "__main__":

@@ -16,8 +16,29 @@ BN_B_BITS = 24         # and of its offset
 LR_BITS = 15
 
 
+#: how the host rounds the loss gradient to int8 (TrainConfig.loss_rounding)
+LOSS_ROUNDING = ("nearest", "stochastic")
+#: keeps the rounding's random stream apart from any other use of the seed
+_ROUNDING_STREAM = 0x4C47  # "LG"
+
+
+def stochastic_quantize(g, e, seed, iteration):
+    """int8 q = sat8(floor(g * 2^-e + u)), u uniform in [0, 1): unbiased
+    (E[q] 2^e = g), so the small errors of well-classified images survive as
+    often-zero, sometimes-one LSBs instead of always rounding to zero. u comes
+    from a generator keyed on (seed, iteration), so a resumed run draws the
+    same u; the scaling by 2^-e and the sum are exact-or-IEEE in float64, the
+    same on every machine, and both engines receive the same int8 error."""
+    x = np.asarray(g, np.float64) * 2.0 ** -int(e)
+    u = np.random.default_rng([int(seed), int(iteration), _ROUNDING_STREAM]).random(x.shape)
+    return np.clip(np.floor(x + u), -128, 127).astype(np.int8)
+
+
 class Runtime:
-    def __init__(self, program, device, window_log2=2, timeout=60.0):
+    def __init__(self, program, device, window_log2=2, timeout=60.0, loss_rounding="nearest", seed=0):
+        if loss_rounding not in LOSS_ROUNDING:
+            raise ValueError(f"loss_rounding must be one of {', '.join(LOSS_ROUNDING)}, got {loss_rounding!r}")
+        self.loss_rounding, self.seed = loss_rounding, int(seed)
         self.program = program
         self.device = device
         plan = program.plan
@@ -312,7 +333,10 @@ class Runtime:
         t = top_of(g)
         e_err = (t - 7) if t is not None else -14
         err = self.views[self.err_last]
-        hostlib.quantize(g.reshape(err.shape), e_err, out=err)
+        if self.loss_rounding == "stochastic":
+            err[...] = stochastic_quantize(g, e_err, self.seed, self.iteration).reshape(err.shape)
+        else:
+            hostlib.quantize(g.reshape(err.shape), e_err, out=err)
         err.sync_to_device()
         self.table[p.err_slots[-1]] = e_err
         self.table.sync_to_device()

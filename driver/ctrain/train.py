@@ -17,7 +17,7 @@ from .exponents import EXPONENT_LIMIT, WINDOW_LOG2_MAX
 from .floatnet import FloatNet
 from .model import build_model, stage_labels
 from .pruning import MODES as PRUNE_MODES, SCOPES as PRUNE_SCOPES, prune_masks, sparsity_of, spared_rate
-from .runtime import Runtime
+from .runtime import LOSS_ROUNDING, Runtime
 from . import torch_import  # noqa: F401  (registers the PyTorch converter; torch itself loads only when used)
 
 DIVERGE_WINDOW = 20
@@ -135,6 +135,7 @@ RULES = {
     "prune_steps": _int_rule(1, MAX_PRUNE_STEPS),
     "prune_from": (lambda v: v is None or _real_rule(0.0, 1.0, hi_open=True)[0](v), "a number in [0, 1) (or None)"),
     "lr_restart": _bool_rule(),
+    "loss_rounding": _choice_rule(lambda: LOSS_ROUNDING),
     "sparse_exec": _choice_rule(lambda: SPARSE_EXEC),
     "board": _choice_rule(lambda: boards.BOARDS),
     "warm_start": _path_rule(),
@@ -145,10 +146,11 @@ RULES = {
 RESULT_FIELDS = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                  "warmup_epochs", "fixed_point", "window_log2", "seed", "train_count", "test_count", "prune",
                  "prune_at", "prune_mode", "prune_scope", "dense_first", "prune_steps", "prune_from", "lr_restart",
-                 "image_size", "normalize", "augment", "freeze", "bn_recal")
+                 "loss_rounding", "image_size", "normalize", "augment", "freeze", "bn_recal")
 #: result fields added after the first checkpoints: absent means what runs did then
 _LATER_FIELDS = {"image_size": None, "normalize": False, "augment": None, "freeze": 0, "bn_recal": 0,
-                 "dense_first": False, "prune_steps": 1, "prune_from": None, "lr_restart": False}
+                 "dense_first": False, "prune_steps": 1, "prune_from": None, "lr_restart": False,
+                 "loss_rounding": "nearest"}
 #: sparse_exec was a bool before the compiler chose per layer: True ran every
 #: pruned layer sparse, False dense with the mask
 _LEGACY_SPARSE_EXEC = {True: "always", False: "never"}
@@ -185,6 +187,7 @@ class TrainConfig:
     prune_steps: int = 1           # 1: all at prune_at (the poster); N: gradual, N steps ending there (prune_schedule)
     prune_from: float = None       # the first of prune_steps > 1, as a fraction of the run; None: prune_at / 2
     lr_restart: bool = False       # the cosine starts again from lr at the last pruning step (learning_rate)
+    loss_rounding: str = "nearest"  # or "stochastic": the int8 loss gradient (runtime.stochastic_quantize)
     sparse_exec: str = DEFAULT_SPARSE_EXEC  # pruned layers sparse or dense (compiler.SPARSE_EXEC); same bits
     board: str = boards.DEFAULT_BOARD  # whose cycle model picks them ("auto") and models --report
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.weights_in)
@@ -227,13 +230,7 @@ class TrainConfig:
         if self.fixed_point and self.batch_size > isa.LIMITS["BATCH"]:
             raise ConfigError("batch_size", f"{self.batch_size} is beyond the accelerator's 1..{isa.LIMITS['BATCH']}"
                                             " (or train in float32)")
-        if self.prune_steps > 1 and self.prune_from is not None and self.prune_from >= self.prune_at:
-            raise ConfigError("prune_from", f"{self.prune_from:g} is not before prune_at {self.prune_at:g}: gradual "
-                                            "pruning starts before it ends")
-        if self.lr_restart and (self.prune <= 0 or self.schedule != "cosine"):
-            raise ConfigError("lr_restart", "restarts the cosine schedule at the last pruning step: it needs "
-                                            f"prune > 0 and schedule cosine (have prune {self.prune:g}, "
-                                            f"schedule {self.schedule})")
+        self._check_schedule()
         if self.checkpoint_every and not self.checkpoint:
             raise ConfigError("checkpoint_every", f"{self.checkpoint_every} needs a checkpoint path to write to")
         if self.model is not None and self.model not in _registered():
@@ -245,6 +242,19 @@ class TrainConfig:
                 msg = str(exc)
                 raise ConfigError("model", msg[len("model "):] if msg.startswith("model ") else msg) from None
         return self
+
+    def _check_schedule(self):
+        """The pruning, learning-rate and rounding options against the rest."""
+        if self.prune_steps > 1 and self.prune_from is not None and self.prune_from >= self.prune_at:
+            raise ConfigError("prune_from", f"{self.prune_from:g} is not before prune_at {self.prune_at:g}: gradual "
+                                            "pruning starts before it ends")
+        if self.lr_restart and (self.prune <= 0 or self.schedule != "cosine"):
+            raise ConfigError("lr_restart", "restarts the cosine schedule at the last pruning step: it needs "
+                                            f"prune > 0 and schedule cosine (have prune {self.prune:g}, "
+                                            f"schedule {self.schedule})")
+        if self.loss_rounding != "nearest" and not self.fixed_point:
+            raise ConfigError("loss_rounding", f"{self.loss_rounding} rounds the 8-bit loss gradient: the run has "
+                                               "no fixed point (--float)")
 
     def model_name(self):
         return self.model or DEFAULT_MODEL.get(self.dataset, "lenet5")
@@ -521,7 +531,8 @@ class Trainer:
     def _switch(self, execution=None):
         program = self._compile(execution)
         device = self._device
-        self.runtime = rt = Runtime(program, device, window_log2=self.cfg.window_log2)
+        self.runtime = rt = Runtime(program, device, window_log2=self.cfg.window_log2,
+                                           loss_rounding=self.cfg.loss_rounding, seed=self.cfg.seed)
         if not self._tops:  # no warm-up: calibrate ranges on one batch without a step
             idx = np.arange(self.cfg.batch_size)
             self._tops.append(self.net.calibrate(self.ds.train_x[idx], self.ds.train_y[idx]))
@@ -545,7 +556,8 @@ class Trainer:
         recal = cfg.bn_recal > 0 and len(self.net.bn) > 0 and self.it >= self.bn_freeze_it
         if self.fixed:
             before = sum(u for _, u, _ in self.runtime.memory_report())
-            rt = Runtime(self._compile(), self.runtime.device, window_log2=cfg.window_log2)
+            rt = Runtime(self._compile(), self.runtime.device, window_log2=cfg.window_log2,
+                         loss_rounding=cfg.loss_rounding, seed=cfg.seed)
             rt.adopt(self.runtime, self.masks)
             self.runtime.close()
             self.runtime = rt

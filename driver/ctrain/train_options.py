@@ -88,6 +88,9 @@ def add_train_parser(sub):
     p.add_argument("--lr-restart", action="store_true", default=d.lr_restart,
                    help="restart the cosine learning rate from --lr at the last pruning step, so the pruned "
                         "network recovers at the full rate (learning-rate rewinding, Renda et al. 2020)")
+    p.add_argument("--loss-rounding", default=d.loss_rounding, choices=["nearest", "stochastic"],
+                   help="how the host rounds the loss gradient to 8 bits: to nearest, or stochastically "
+                        "(unbiased; drawn from the run's seed and the iteration, so a resume draws the same)")
     p.add_argument("--dense-first", action="store_true", default=d.dense_first,
                    help="never prune the first Conv2d/Linear layer; the others are pruned harder so that "
                         "--prune of all weights still go")

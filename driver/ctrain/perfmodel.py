@@ -556,8 +556,8 @@ def _elementwise(f, b, c):
     elif op in (Op.RELU_FP, Op.RELU_BP):
         def load(it, k, i0, ln):
             _items_rdw(it, k, f["src"] + i0, ln)
-            if op == Op.RELU_BP:
-                _items_rdw(it, k, f["aux"] + i0, ln)
+            if op == Op.RELU_BP:   # the gate on port 1 (agu_chunk_rd2)
+                _items_rdw(it, k, f["aux"] + i0, ln, b.port1)
         _chunk_pipeline(c, f["count"], K, load,
                         # a word of W lanes per cycle
                         lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),
@@ -575,8 +575,8 @@ def _elementwise(f, b, c):
 
         def load(it, k, i0, ln):
             _items_rdw(it, k, f["src"] + i0, ln)
-            if mask:
-                _items_rdw(it, k, f["aux"] + i0, ln)
+            if mask:   # the gate on port 1 (agu_chunk_rd2)
+                _items_rdw(it, k, f["aux"] + i0, ln, b.port1)
         _chunk_pipeline(c, total, b.bn_chunk or K, load,
                         lambda it, k, i0, ln: it.loop("ew", k, _bn_steps(i0, ln, hw, W)),
                         lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
@@ -735,9 +735,10 @@ def _graph_ops(f, b, c):
     horizontal sums and stores one element."""
     op, W = f["op"], b.ddr_beat
     if op == Op.ADD:
-        def load(it, k, i0, ln):
-            for a in (f["src"], f["src2"]) + ((f["aux"],) if f["flags"] & Flag.RELU_MASK else ()):
-                _items_rdw(it, k, a + i0, ln)
+        def load(it, k, i0, ln):   # the second operand on port 1 (agu_chunk_rd)
+            for a, port in ((f["src"], 0), (f["src2"], b.port1)) + \
+                    (((f["aux"], 0),) if f["flags"] & Flag.RELU_MASK else ()):
+                _items_rdw(it, k, a + i0, ln, port)
         _chunk_pipeline(c, f["count"], b.chunk, load,
                         lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),   # add_beat
                         lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))

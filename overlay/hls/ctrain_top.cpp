@@ -76,7 +76,7 @@ static void execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TABLE]
         break;
     case OP_RELU_FP:
     case OP_RELU_BP:
-        stream_relu(ddr, f, st);
+        stream_relu(ddr, ddr1, f, st);
         break;
     case OP_SCONV_FP:
     case OP_SCONV_EB:
@@ -86,11 +86,11 @@ static void execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TABLE]
         break;
     case OP_BN_FP:
     case OP_BN_BP:
-        stream_bn(ddr, f, e, st);
+        stream_bn(ddr, ddr1, f, e, st);
         exp = (wide_t)e.src + e.src2;
         break;
     case OP_ADD:
-        eltwise_add(ddr, f, e, st);
+        eltwise_add(ddr, ddr1, f, e, st);
         exp = e.src < e.src2 ? e.src : e.src2;
         break;
     case OP_AVGPOOL_FP:

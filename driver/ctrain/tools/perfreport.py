@@ -89,11 +89,13 @@ def port_gbps(board):
 
 
 def duplex_gbps(board):
-    """DDR GB/s reads and writes can reach together: the m_axi port's read and
-    write channels each move a beat per cycle (AXI4's channels are
+    """DDR GB/s reads and writes can reach together: each m_axi data port's
+    read and write channels each move a beat per cycle (AXI4's channels are
     independent, and the chunk and item pipelines overlap loads with
-    stores), bounded by the DDR's peak."""
-    return min(board.ddr_gbps, 2 * board.ddr_beat * board.clock_mhz * 1e6 / 1e9)
+    stores; with two ports, CTRAIN_DDR_PORTS, the units that use the second
+    run both at once), bounded by the DDR's peak."""
+    return min(board.ddr_gbps,
+               2 * board.ddr_ports * board.ddr_beat * board.clock_mhz * 1e6 / 1e9)
 
 
 def roofline(board, intensity):

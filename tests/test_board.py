@@ -99,6 +99,38 @@ def test_register_map_taken_from_the_hwh():
         board_mod.register_offsets({})
 
 
+def test_second_data_port_offsets():
+    """A two-port build (CTRAIN_DDR_PORTS 2) has DDR1_LO/HI: optional for the
+    driver, but both halves, adjacent; configure writes the one DDR base into
+    every data port's offset the map has."""
+    from ctrain.device.accelerator import Accelerator
+    one = {k: v for k, v in _hls_registers().items() if not k.startswith("ddr1")}
+    offs1 = board_mod.register_offsets(one, span=0x80)
+    assert "DDR1_LO" not in offs1
+    offs2 = board_mod.register_offsets(_hls_registers(), span=0x80)
+    assert (offs2["DDR1_LO"], offs2["DDR1_HI"]) == (isa.REG["DDR1_LO"], isa.REG["DDR1_LO"] + 4)
+    assert isa.REG["DDR1_HI"] + 4 <= isa.REG["MAP_BYTES"]
+    with pytest.raises(OverlayError, match="DDR1_LO without DDR1_HI"):
+        board_mod.register_offsets(dict(one, ddr1_1={"address_offset": 0x74}), span=0x80)
+    with pytest.raises(OverlayError, match="DDR1_HI at 0x7c is not the word above DDR1_LO"):
+        board_mod.register_offsets(_hls_registers(DDR1_HI=0x7C), span=0x80)
+
+    class IP:
+        def __init__(self, offsets):
+            self.offsets, self.writes = offsets, {}
+
+        def write(self, off, v):
+            self.writes[off] = v
+    base = 0x8_1234_5000
+    for offs, ports in ((offs1, 1), (offs2, 2)):
+        ip = IP(offs)
+        Accelerator(ip).configure(base, 4096, 0, 0)
+        pairs = [("DDR_LO", "DDR_HI"), ("DDR1_LO", "DDR1_HI")][:ports]
+        for lo, hi in pairs:
+            assert (ip.writes[offs[lo]], ip.writes[offs[hi]]) == (base & 0xFFFFFFFF, base >> 32)
+        assert (isa.REG["DDR1_LO"] in ip.writes) == (ports == 2)
+
+
 def test_import_without_pynq():
     """`import ctrain` and the CLI work without pynq; the board device says how to get it."""
     code = ("import sys; sys.modules['pynq'] = None\n"

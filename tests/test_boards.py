@@ -90,12 +90,13 @@ def test_cli_board_choices_are_the_board_list(capsys):
 def test_tcl_flows_read_the_same_facts(name):
     root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "overlay")
     script = ("source [file join $::env(CTRAIN_ROOT) scripts board.tcl]\n"
-              "puts [list $part $board_part $ps $hp_port $clock_mhz $ddr_beat $board_define]\n")
+              "puts [list $part $board_part $ps $hp_port $clock_mhz $ddr_beat $board_define "
+              "$ddr_ports [expr {$hp_port1 eq {} ? {-} : $hp_port1}]]\n")
     out = subprocess.run(["tclsh"], input=script, capture_output=True, text=True, check=True,
                          env={**os.environ, "CTRAIN_BOARD": name, "CTRAIN_ROOT": root}).stdout.split()
     b = boards.get(name)
     assert out == [b.part, b.board_part, b.ps, b.hp_port, str(b.clock_mhz), str(b.ddr_beat),
-                   f"CTRAIN_BOARD_{name.upper()}"]
+                   f"CTRAIN_BOARD_{name.upper()}", str(b.ddr_ports), b.hp_port1 or "-"]
 
 
 @pytest.mark.slow  # a C-sim build per board (shared with test_perfmodel's)

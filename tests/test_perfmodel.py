@@ -496,3 +496,27 @@ def test_merged_chunks_compute_what_numpy_computes(board):
         mine, theirs = case.ddr.copy(), case.ddr.copy()
         assert engine.run(mine, *case.run_args()) == ref.run(theirs, *case.run_args()), op
         assert np.array_equal(mine, theirs), op
+
+
+@pytest.mark.parametrize("op", [Op.UPDATE, Op.ADD, Op.RELU_BP])
+def test_second_data_port_takes_the_second_streams(op):
+    """CTRAIN_DDR_PORTS 2 (ZCU102): UPDATE's master weights and velocities and
+    ADD's / RELU_BP's second input go through port 1 (rd1_*/wr1_* fields),
+    the same bytes and beats in all; the chunk pipeline then hides the ports'
+    overlap, so the instruction is faster. With one port every port-1 field
+    is 0 and the counts are the two-port build's totals."""
+    two = perfmodel.board("zcu102")
+    one = dataclasses.replace(two, ddr_ports=1)
+    assert two.ddr_ports == 2
+    n = 50_000
+    insn = _fields(op=op, count=n, count_w=n - 100, src=0, src2=4 * n + 64, src3=8 * n + 128,
+                   aux=12 * n + 192, dst=13 * n + 256, stats=14 * n + 320)
+    it2, it1 = perfmodel.iterations(insn, two), perfmodel.iterations(insn, one)
+    port1 = [f for f in it1._fields if f[2:3] == "1"]
+    assert port1 and all(getattr(it1, f) == 0 for f in port1)
+    assert it2.rd1_beats > 0 and it2.rd1_bursts > 0
+    assert (op == Op.UPDATE) == (it2.wr1_beats > 0)
+    same = [f for f in it1._fields if f not in port1 and f != "hidden"]
+    assert [getattr(it2, f) for f in same] == [getattr(it1, f) for f in same]
+    assert it2.hidden > it1.hidden
+    assert perfmodel.cycles_of(it2, two)[0] < perfmodel.cycles_of(it1, one)[0]

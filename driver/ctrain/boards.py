@@ -55,6 +55,17 @@ class BoardConfig:
         return self.pe_lanes * self.pe_rows * self.pe_cols
 
     @property
+    def ddr_ports(self):
+        """m_axi data ports of the accelerator (CTRAIN_DDR_PORTS, 1 when absent):
+        gmem into hp_port, gmem1 into hp_port1."""
+        return int(self.macros.get("DDR_PORTS", "1"))
+
+    @property
+    def hp_port1(self):
+        """The PS slave port of the second data port (CTRAIN_HP_PORT1), or None."""
+        return self.macros.get("HP_PORT1")
+
+    @property
     def macros(self):
         """The header's #defines as {name without CTRAIN_: text}."""
         return dict(self.defines)

@@ -22,4 +22,7 @@ def _iters_fields():
 #: Counters of one instruction, the fields of ctrain_iters_t in csim_api.h in
 #: order (docs/overlay.md "Performance model"; the C-sim engine checks the
 #: compiled module has the same).
-Iters = namedtuple("Iters", _iters_fields())
+_FIELDS = _iters_fields()
+#: Every field defaults to 0 (a counter nothing added to; the port-1 fields
+#: of a one-port build).
+Iters = namedtuple("Iters", _FIELDS, defaults=(0,) * len(_FIELDS))

@@ -23,7 +23,6 @@ the HLS build uses (overlay/hls/config/<board>.h); the DDR figures are the
 boards' data sheets; every cycle constant is documented with its assumption in
 docs/overlay.md.
 """
-import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -99,6 +98,7 @@ class Board:
     update_lanes: int = 1      # UPDATE's elements per cycle (CTRAIN_UPDATE_LANES, update.h)
     update_chunk: int = 0      # UPDATE's elements per burst (CTRAIN_UPDATE_CHUNK; 0: chunk)
     bn_chunk: int = 0          # BN's elements per burst (CTRAIN_BN_CHUNK, stream.h; 0: chunk)
+    ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
     outstanding: int = OUTSTANDING
@@ -109,6 +109,17 @@ class Board:
         """DDR bytes per accelerator cycle per channel: the port's beat, unless
         the DDR itself delivers less at this clock."""
         return min(float(self.ddr_beat), self.ddr_gbps * 1e3 / self.clock_mhz)
+
+    @property
+    def ddr_bytes_per_cycle(self):
+        """The DDR's own bytes per accelerator cycle: every port together at most this."""
+        return self.ddr_gbps * 1e3 / self.clock_mhz
+
+    @property
+    def port1(self):
+        """The data port UPDATE's second streams use (types.h DDR_P1): 1 with
+        two ports, else port 0 itself."""
+        return 1 if self.ddr_ports > 1 else 0
 
     @property
     def macs(self):
@@ -150,7 +161,8 @@ def board(name):
                  sparse_list=_hls_macro(c.name, "SP_LIST"),
                  update_lanes=_hls_macro(c.name, "CTRAIN_UPDATE_LANES"),
                  update_chunk=_hls_macro(c.name, "CTRAIN_UPDATE_CHUNK"),
-                 bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"))
+                 bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"),
+                 ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"))
 
 
 @lru_cache(maxsize=None)
@@ -192,24 +204,29 @@ class _Count:
         self.v[cls] += int(times * t.sum())
         self.v[cls + "_in"] += int(times * np.count_nonzero(t))
 
-    def _burst(self, ch, addr, n, ii, times, wide=False):
+    def _burst(self, ch, addr, n, ii, times, wide=False, port=0):
         a, n = np.broadcast_arrays(_arr(addr), _arr(n))
         W = self.b.ddr_beat
         live = n > 0
         beats = np.where(live, (a % W + n + W - 1) // W, 0)
-        self.v[ch] += int(times * n.sum())
-        self.v[ch + "_beats"] += int(times * beats.sum())
-        self.v[ch + "_bursts"] += int(times * np.count_nonzero(live))
         if wide and ch == "rd":   # the realigning read primes its shifter once
             agu = np.where(live, (n + W - 1) // W + (a % W != 0), 0)
         else:
             agu = ii * beats
-        self.v[ch + "_agu"] += int(times * agu.sum())
+        self.v[ch] += int(times * n.sum())
+        # port 1's traffic also in its own fields (agu.h agu_count_loop)
+        for f in (ch, ch + "1")[:1 + (port == 1)]:
+            self.v[f + "_beats"] += int(times * beats.sum())
+            self.v[f + "_bursts"] += int(times * np.count_nonzero(live))
+            self.v[f + "_agu"] += int(times * agu.sum())
         if ch == "wr":   # partial beats, merged by a read in synthesis (agu.h)
             end = (a + n) % W
             part = np.where(beats == 1, (a % W != 0) | (end != 0),
                             (a % W != 0).astype(np.int64) + (end != 0))
-            self.v["wr_merges"] += int(times * np.where(live, part, 0).sum())
+            m = int(times * np.where(live, part, 0).sum())
+            self.v["wr_merges"] += m
+            if port == 1:
+                self.v["wr1_merges"] += m
 
     def rd(self, addr, n, ii=None, times=1):
         """Read bursts of n bytes at each addr (arrays broadcast) into a buffer
@@ -220,14 +237,15 @@ class _Count:
         """Write bursts drained from a buffer (default: two read ports)."""
         self._burst("wr", addr, n, self.b.ii_drain if ii is None else ii, times)
 
-    def rdw(self, addr, n, times=1):
+    def rdw(self, addr, n, times=1, port=0):
         """Beat-wide read bursts (agu_rd_wide): a buffer partitioned by the
-        beat takes one per cycle, ceil(n/W) + (addr % W != 0) loop cycles."""
-        self._burst("rd", addr, n, 1, times, wide=True)
+        beat takes one per cycle, ceil(n/W) + (addr % W != 0) loop cycles;
+        on data port `port`."""
+        self._burst("rd", addr, n, 1, times, wide=True, port=port)
 
-    def wrw(self, addr, n, times=1):
+    def wrw(self, addr, n, times=1, port=0):
         """Beat-wide write bursts (agu_wr_wide): one beat per cycle."""
-        self._burst("wr", addr, n, 1, times)
+        self._burst("wr", addr, n, 1, times, port=port)
 
     def gather(self, n):
         """n one-byte reads issued inside a pipelined loop (agu_rd_byte)."""
@@ -257,9 +275,11 @@ class _Count:
         costs = [_stage_cost(st.iters(), self.b) for st in stages]
         for st in stages:
             self.add(st, times)
-        span = max(max(t for t, _, _ in costs), sum(r for _, r, _ in costs),
-                   sum(w for _, _, w in costs))
-        self.v["hidden"] += times * (sum(t for t, _, _ in costs) - span)
+        span = _span(self.b, max(c.time for c in costs),
+                     [sum(c.rd[p] for c in costs) for p in (0, 1)],
+                     [sum(c.wr[p] for c in costs) for p in (0, 1)],
+                     sum(c.beats for c in costs))
+        self.v["hidden"] += times * (sum(c.serial for c in costs) - span)
 
     def iters(self):
         return Iters(**self.v)
@@ -285,36 +305,30 @@ class _Items:
         np.add.at(self.v[cls], item, trip)
         np.add.at(self.v[cls + "_in"], item, (trip > 0).astype(np.int64))
 
-    def burst(self, ch, item, addr, n, ii, extra=0):
+    def burst(self, ch, item, addr, n, ii, extra=0, port=0):
         """Bursts of n bytes at addr for items `item`: ii AGU cycles per beat
-        and per `extra` (spp_count's plane boundaries inside beats)."""
+        and per `extra` (spp_count's plane boundaries inside beats), on data
+        port `port`."""
         item, a, n, extra = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n), _arr(extra))
         W = self.b.ddr_beat
         live = n > 0
         beats = np.where(live, (a % W + n + W - 1) // W, 0)
         np.add.at(self.v[ch], item, n)
-        np.add.at(self.v[ch + "_beats"], item, beats)
-        np.add.at(self.v[ch + "_bursts"], item, live.astype(np.int64))
-        np.add.at(self.v[ch + "_agu"], item, ii * (beats + extra))
+        for f in (ch, ch + "1")[:1 + (port == 1)]:
+            np.add.at(self.v[f + "_beats"], item, beats)
+            np.add.at(self.v[f + "_bursts"], item, live.astype(np.int64))
+            np.add.at(self.v[f + "_agu"], item, ii * (beats + extra))
         if ch == "wr":
             end = (a + n) % W
-            part = np.where(beats == 1, (a % W != 0) | (end != 0),
-                            (a % W != 0).astype(np.int64) + (end != 0))
-            np.add.at(self.v["wr_merges"], item, np.where(live, part, 0))
+            part = np.where(live, np.where(beats == 1, (a % W != 0) | (end != 0),
+                                           (a % W != 0).astype(np.int64) + (end != 0)), 0)
+            np.add.at(self.v["wr_merges"], item, part)
+            if port == 1:
+                np.add.at(self.v["wr1_merges"], item, part)
 
     def cost(self):
-        """(cycles, read channel, write channel) per item: _stage_cost."""
-        b, v, W = self.b, self.v, self.b.ddr_beat
-
-        def channel(beats, bursts, agu, latency):
-            ddr = np.where(beats > 0, np.ceil(beats * W / b.bytes_per_cycle), 0).astype(np.int64)
-            return bursts * (latency + AGU_DEPTH) + np.maximum(agu, ddr)
-        compute = v["pe"] + v["pe_in"] * b.pe_depth + v["ew"] + v["ew_in"] * EW_DEPTH
-        rd = (channel(v["rd_beats"] - v["gathers"], v["rd_bursts"], v["rd_agu"], b.rd_latency)
-              + v["gathers"] * _cdiv(b.rd_latency, b.outstanding)
-              + v["wr_merges"] * (b.rd_latency + AGU_DEPTH))
-        wr = channel(v["wr_beats"], v["wr_bursts"], v["wr_agu"], b.wr_latency)
-        return compute + rd + wr, rd, wr
+        """_StageCost per item (arrays): _stage_cost."""
+        return _costs(self.v, self.b)
 
 
 def _pipeline(c, load, comp, store):
@@ -325,14 +339,24 @@ def _pipeline(c, load, comp, store):
         for k, arr in part.v.items():
             c.v[k] += int(arr.sum())
     n = load.n
-    tl, rl, wl = load.cost()
-    tc, rc, wc = comp.cost()
-    ts, rs, ws = store.cost()
+    if not n:
+        return
+    cl, cc, cs = load.cost(), comp.cost(), store.cost()
     z = np.zeros(1, np.int64)
-    t0, r0, w0 = (np.concatenate([x[1:], z]) for x in (tl, rl, wl))   # load k+1
-    t2, r2, w2 = (np.concatenate([z, x[:-1]]) for x in (ts, rs, ws))   # store k-1
-    span = np.maximum.reduce([t0, tc, t2, r0 + rc + r2, w0 + wc + w2])
-    c.v["hidden"] += int((t0 + tc + t2 - span).sum()) if n else 0
+
+    def nxt(x):    # load k+1
+        return np.concatenate([x[1:], z])
+
+    def prv(x):    # store k-1
+        return np.concatenate([z, x[:-1]])
+    span = _span(c.b, np.maximum.reduce([nxt(cl.time), cc.time, prv(cs.time)]),
+                 [nxt(cl.rd[p]) + cc.rd[p] + prv(cs.rd[p]) for p in (0, 1)],
+                 [nxt(cl.wr[p]) + cc.wr[p] + prv(cs.wr[p]) for p in (0, 1)],
+                 nxt(cl.beats) + cc.beats + prv(cs.beats))
+    serial = nxt(cl.serial) + cc.serial + prv(cs.serial)
+    # load 0 and store n-1 run alone: what their ports overlap (0 with one port)
+    alone = cl.serial[0] - cl.time[0] + cs.serial[-1] - cs.time[-1]
+    c.v["hidden"] += int((serial - span).sum() + alone)
 
 
 def _ranges(eb, count, k, s, p, n_src):
@@ -516,13 +540,15 @@ def _elementwise(f, b, c):
     W = b.ddr_beat
     if op == Op.UPDATE:
         L = b.update_lanes
+        P1 = b.port1   # update.cpp: the master weights and velocities in, the weights out
+
         def load(it, k, i0, ln):
-            for a in (f["src"], f["src2"], f["src3"]):
-                _items_rdw(it, k, a + 4 * i0, 4 * ln)
+            for a, port in ((f["src"], 0), (f["src2"], P1), (f["src3"], P1)):
+                _items_rdw(it, k, a + 4 * i0, 4 * ln, port)
             _items_rdw(it, k, f["aux"] + i0, np.clip(f["count_w"] - i0, 0, ln))
 
         def store(it, k, i0, ln):
-            it.burst("wr", k, f["src2"] + 4 * i0, 4 * ln, 1)
+            it.burst("wr", k, f["src2"] + 4 * i0, 4 * ln, 1, port=P1)
             it.burst("wr", k, f["src3"] + 4 * i0, 4 * ln, 1)
             it.burst("wr", k, f["dst"] + i0, np.clip(f["count_w"] - i0, 0, ln), 1)
         _chunk_pipeline(c, f["count"], b.update_chunk or K, load,
@@ -530,8 +556,8 @@ def _elementwise(f, b, c):
     elif op in (Op.RELU_FP, Op.RELU_BP):
         def load(it, k, i0, ln):
             _items_rdw(it, k, f["src"] + i0, ln)
-            if op == Op.RELU_BP:
-                _items_rdw(it, k, f["aux"] + i0, ln)
+            if op == Op.RELU_BP:   # the gate on port 1 (agu_chunk_rd2)
+                _items_rdw(it, k, f["aux"] + i0, ln, b.port1)
         _chunk_pipeline(c, f["count"], K, load,
                         # a word of W lanes per cycle
                         lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),
@@ -549,8 +575,8 @@ def _elementwise(f, b, c):
 
         def load(it, k, i0, ln):
             _items_rdw(it, k, f["src"] + i0, ln)
-            if mask:
-                _items_rdw(it, k, f["aux"] + i0, ln)
+            if mask:   # the gate on port 1 (agu_chunk_rd2)
+                _items_rdw(it, k, f["aux"] + i0, ln, b.port1)
         _chunk_pipeline(c, total, b.bn_chunk or K, load,
                         lambda it, k, i0, ln: it.loop("ew", k, _bn_steps(i0, ln, hw, W)),
                         lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
@@ -571,14 +597,14 @@ def _bn_steps(i0, ln, hw, W):
     return np.bincount(k, (runs + 1) // 2, minlength=len(i0)).astype(np.int64)
 
 
-def _items_rdw(it, k, addr, n):
+def _items_rdw(it, k, addr, n, port=0):
     """_Count.rdw for the chunks `k` of an _Items: a beat-wide read takes
-    ceil(n/W) + (addr % W != 0) AGU cycles."""
+    ceil(n/W) + (addr % W != 0) AGU cycles (on data port `port`)."""
     W = it.b.ddr_beat
     a, n = np.broadcast_arrays(_arr(addr), _arr(n))
     beats = (a % W + n + W - 1) // W
     extra = np.where(n > 0, (n + W - 1) // W + (a % W != 0) - beats, 0)
-    it.burst("rd", k, a, n, 1, extra)
+    it.burst("rd", k, a, n, 1, extra, port)
 
 
 def _chunk_pipeline(c, total, K, load, comp, store):
@@ -709,9 +735,10 @@ def _graph_ops(f, b, c):
     horizontal sums and stores one element."""
     op, W = f["op"], b.ddr_beat
     if op == Op.ADD:
-        def load(it, k, i0, ln):
-            for a in (f["src"], f["src2"]) + ((f["aux"],) if f["flags"] & Flag.RELU_MASK else ()):
-                _items_rdw(it, k, a + i0, ln)
+        def load(it, k, i0, ln):   # the second operand on port 1 (agu_chunk_rd)
+            for a, port in ((f["src"], 0), (f["src2"], b.port1)) + \
+                    (((f["aux"], 0),) if f["flags"] & Flag.RELU_MASK else ()):
+                _items_rdw(it, k, a + i0, ln, port)
         _chunk_pipeline(c, f["count"], b.chunk, load,
                         lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),   # add_beat
                         lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
@@ -1628,28 +1655,84 @@ def breakdown(it, board_):
     insn     the fixed per-instruction cycles
     hidden   minus the cycles dataflow regions overlap (Iters.hidden)."""
     b = _board(board_)
-    W = b.ddr_beat
-
-    def channel(beats, bursts, agu, latency):
-        ddr = math.ceil(beats * W / b.bytes_per_cycle) if beats else 0
-        return bursts * (latency + AGU_DEPTH) + max(agu, ddr)
+    rd0, rd1, wr0, wr1 = _channels(it._asdict(), b)
     return dict(pe=it.pe + it.pe_in * b.pe_depth,
                 ew=it.ew + it.ew_in * EW_DEPTH,
-                rd=channel(it.rd_beats - it.gathers, it.rd_bursts, it.rd_agu, b.rd_latency),
-                wr=channel(it.wr_beats, it.wr_bursts, it.wr_agu, b.wr_latency),
+                rd=int(rd0 + rd1), wr=int(wr0 + wr1),   # the ports one after another
                 gather=it.gathers * _cdiv(b.rd_latency, b.outstanding),
                 merge=it.wr_merges * (b.rd_latency + AGU_DEPTH),
                 insn=b.insn_cycles,
                 hidden=-it.hidden)
 
 
+def _channel(b, beats, bursts, agu, latency):
+    """One AXI channel of one port: each burst its latency and the AGU
+    loop's fill, the beats at the AGU's II or the DDR's rate if slower."""
+    ddr = np.where(beats > 0, np.ceil(beats * b.ddr_beat / b.bytes_per_cycle), 0).astype(np.int64)
+    return bursts * (latency + AGU_DEPTH) + np.maximum(agu, ddr)
+
+
+def _ddr_total(b, beats):
+    """Cycles the DDR itself needs for `beats` beats of every port together."""
+    return np.where(beats > 0, np.ceil(beats * b.ddr_beat / b.ddr_bytes_per_cycle),
+                    0).astype(np.int64)
+
+
+def _channels(v, b):
+    """(read 0, read 1, write 0, write 1): each data port's channels without
+    gathers and merges; port 1's counts are the rd1_* / wr1_* fields, port
+    0's the totals less them (v: Iters fields, scalars or arrays)."""
+    g = v["gathers"]
+    return (_channel(b, v["rd_beats"] - g - v["rd1_beats"], v["rd_bursts"] - v["rd1_bursts"],
+                     v["rd_agu"] - v["rd1_agu"], b.rd_latency),
+            _channel(b, v["rd1_beats"], v["rd1_bursts"], v["rd1_agu"], b.rd_latency),
+            _channel(b, v["wr_beats"] - v["wr1_beats"], v["wr_bursts"] - v["wr1_bursts"],
+                     v["wr_agu"] - v["wr1_agu"], b.wr_latency),
+            _channel(b, v["wr1_beats"], v["wr1_bursts"], v["wr1_agu"], b.wr_latency))
+
+
+@dataclass
+class _StageCost:
+    """A stage of a dataflow region (csim_api.cpp stage_cost): `serial` its
+    parts one after another (what the counters sum), `time` as the code
+    runs it, its data ports concurrent (each direction the longer port, at
+    least the DDR's own time for both ports' beats); per port `rd` (reads,
+    gathers, merge reads) and `wr`; `beats` of both ports and directions."""
+    serial: object
+    time: object
+    rd: tuple
+    wr: tuple
+    beats: object
+
+
+def _costs(v, b):
+    compute = v["pe"] + v["pe_in"] * b.pe_depth + v["ew"] + v["ew_in"] * EW_DEPTH
+    rd0, rd1, wr0, wr1 = _channels(v, b)
+    merge = b.rd_latency + AGU_DEPTH
+    rd0 = rd0 + v["gathers"] * _cdiv(b.rd_latency, b.outstanding) + \
+        (v["wr_merges"] - v["wr1_merges"]) * merge
+    rd1 = rd1 + v["wr1_merges"] * merge
+    rb, wb = v["rd_beats"] - v["gathers"], v["wr_beats"]
+    return _StageCost(
+        serial=compute + rd0 + rd1 + wr0 + wr1,
+        time=compute + np.maximum.reduce([rd0, rd1, _ddr_total(b, rb)])
+        + np.maximum.reduce([wr0, wr1, _ddr_total(b, wb)]),
+        rd=(rd0, rd1), wr=(wr0, wr1), beats=rb + wb)
+
+
+def _span(b, longest, rd, wr, beats):
+    """A region's time (csim_api.cpp ctrain_region_end): its longest stage,
+    each port's read and write channel over the stages, the DDR's own time
+    for every beat of the region."""
+    return np.maximum.reduce([longest, rd[0], rd[1], wr[0], wr[1], _ddr_total(b, beats)])
+
+
 def _stage_cost(it, b):
-    """(cycles, read channel, write channel) of one stage of a dataflow
-    region: breakdown's terms but the fixed instruction cycles; the read
-    channel carries the reads, gathers and merge reads."""
-    d = breakdown(it, b)
-    rd = d["rd"] + d["gather"] + d["merge"]
-    return d["pe"] + d["ew"] + rd + d["wr"], rd, d["wr"]
+    """_StageCost of one stage of a dataflow region (plain ints):
+    breakdown's terms but the fixed instruction cycles."""
+    c = _costs(it._asdict(), b)
+    return _StageCost(int(c.serial), int(c.time), tuple(int(x) for x in c.rd),
+                      tuple(int(x) for x in c.wr), int(c.beats))
 
 
 def cycles_of(it, board_):

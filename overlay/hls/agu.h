@@ -163,8 +163,10 @@ static inline uint32_t agu_index(const agu_burst &g, uint32_t b, int l) {
 #define AGU_II_REGS 1
 
 /* C-sim counters of one burst of len bytes at addr whose AGU loop runs `agu`
- * cycles (write: a DDR write). */
-static inline void agu_count_loop(bool write, uint32_t addr, uint64_t len, uint64_t agu) {
+ * cycles (write: a DDR write), on data port `port` (0: gmem; 1: gmem1, also
+ * counted in the rd1_* / wr1_* fields, types.h DDR_P1). */
+static inline void agu_count_loop(bool write, uint32_t addr, uint64_t len, uint64_t agu,
+                                  int port = 0) {
 #pragma HLS INLINE
 #ifndef __SYNTHESIS__
     const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
@@ -179,25 +181,36 @@ static inline void agu_count_loop(bool write, uint32_t addr, uint64_t len, uint6
         CTRAIN_COUNT(wr_beats, beats);
         CTRAIN_COUNT(wr_bursts, len ? 1 : 0);
         CTRAIN_COUNT(wr_agu, agu);
+        if (port == 1) {
+            CTRAIN_COUNT(wr1_merges, merges);
+            CTRAIN_COUNT(wr1_beats, beats);
+            CTRAIN_COUNT(wr1_bursts, len ? 1 : 0);
+            CTRAIN_COUNT(wr1_agu, agu);
+        }
     } else {
         CTRAIN_COUNT(rd, len);
         CTRAIN_COUNT(rd_beats, beats);
         CTRAIN_COUNT(rd_bursts, len ? 1 : 0);
         CTRAIN_COUNT(rd_agu, agu);
+        if (port == 1) {
+            CTRAIN_COUNT(rd1_beats, beats);
+            CTRAIN_COUNT(rd1_bursts, len ? 1 : 0);
+            CTRAIN_COUNT(rd1_agu, agu);
+        }
     }
 #else
-    (void)write; (void)addr; (void)len; (void)agu;
+    (void)write; (void)addr; (void)len; (void)agu; (void)port;
 #endif
 }
 
 /* As agu_count_loop for a burst through a buffer served at `ii` cycles per beat. */
-static inline void agu_count(bool write, uint32_t addr, uint64_t len, int ii) {
+static inline void agu_count(bool write, uint32_t addr, uint64_t len, int ii, int port = 0) {
 #pragma HLS INLINE
 #ifndef __SYNTHESIS__
     const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
-    agu_count_loop(write, addr, len, beats * (uint64_t)ii);
+    agu_count_loop(write, addr, len, beats * (uint64_t)ii, port);
 #else
-    (void)write; (void)addr; (void)len; (void)ii;
+    (void)write; (void)addr; (void)len; (void)ii; (void)port;
 #endif
 }
 
@@ -558,10 +571,10 @@ struct agu_wide {
     int s;
 };
 
-/* A read's plan, its traffic counted. */
-static inline agu_wide agu_wide_rd(uint32_t addr, uint32_t len) {
+/* A read's plan, its traffic counted (on data port `port`). */
+static inline agu_wide agu_wide_rd(uint32_t addr, uint32_t len, int port = 0) {
 #pragma HLS INLINE
-    agu_count_loop(false, addr, len, len ? agu_wide_trips(addr, len) : 0);
+    agu_count_loop(false, addr, len, len ? agu_wide_trips(addr, len) : 0, port);
     agu_wide p;
     p.g = agu_plan(addr, len);
     p.trips = agu_wide_trips(addr, len);
@@ -581,10 +594,11 @@ static inline bool agu_wide_word(const ddr_t *ddr, const agu_wide &p, uint32_t t
     return t >= p.lag;
 }
 
-/* A write's plan, its traffic counted: beat t from words t - 1, t. */
-static inline agu_wide agu_wide_wr(uint32_t addr, uint32_t len) {
+/* A write's plan, its traffic counted (on data port `port`): beat t from
+ * words t - 1, t. */
+static inline agu_wide agu_wide_wr(uint32_t addr, uint32_t len, int port = 0) {
 #pragma HLS INLINE
-    agu_count(true, addr, len, 1);
+    agu_count(true, addr, len, 1, port);
     agu_wide p;
     p.g = agu_plan(addr, len);
     p.trips = p.g.beats;
@@ -603,12 +617,13 @@ static inline void agu_wide_put(ddr_t *ddr, const agu_wide &p, uint32_t t, beat_
 
 /* count elements of SIZE bytes at ddr[addr..] -> buf[at .. at + count), a
  * beat per cycle; at = at_words x DDR_BEAT, a ping-pong half's start in an
- * int8 buffer (only agu_rd_q8w passes it: SIZE 1, a word is DDR_BEAT elements). */
-template <typename T, int N, int SIZE>
+ * int8 buffer (only agu_rd_q8w passes it: SIZE 1, a word is DDR_BEAT elements).
+ * PORT: the data port ddr is (0: gmem, 1: gmem1), for the C-sim counters only. */
+template <typename T, int N, int SIZE, int PORT = 0>
 void agu_rd_wide(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count, uint32_t at_words = 0) {
 #pragma HLS INLINE
     const uint32_t len = SIZE * count;
-    const agu_wide p = agu_wide_rd(addr, len);
+    const agu_wide p = agu_wide_rd(addr, len, PORT);
     if (len == 0)
         return;
     beat_t prev = beat_zero(), w;
@@ -629,12 +644,12 @@ rd_wide:
 }
 
 /* buf[at .. at + count) -> elements of SIZE bytes at ddr[addr..], a beat per
- * cycle (at as agu_rd_wide's: int8 buffers only). */
-template <typename T, int N, int SIZE>
+ * cycle (at as agu_rd_wide's: int8 buffers only; PORT as its). */
+template <typename T, int N, int SIZE, int PORT = 0>
 void agu_wr_wide(ddr_t *ddr, uint32_t addr, const T buf[N], uint32_t count, uint32_t at_words = 0) {
 #pragma HLS INLINE
     const uint32_t len = SIZE * count;
-    const agu_wide p = agu_wide_wr(addr, len);
+    const agu_wide p = agu_wide_wr(addr, len, PORT);
     if (len == 0)
         return;
     beat_t prev = beat_zero();
@@ -654,17 +669,17 @@ wr_wide:
     }
 }
 
-/* The int8 and int32 forms. */
-template <int N>
+/* The int8 and int32 forms (PORT: agu_rd_wide's). */
+template <int N, int PORT = 0>
 void agu_rd_q8w(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len, uint32_t at_words = 0) {
 #pragma HLS INLINE
-    agu_rd_wide<q8_t, N, 1>(ddr, addr, buf, len, at_words);
+    agu_rd_wide<q8_t, N, 1, PORT>(ddr, addr, buf, len, at_words);
 }
 
-template <int N>
+template <int N, int PORT = 0>
 void agu_wr_q8w(ddr_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len, uint32_t at_words = 0) {
 #pragma HLS INLINE
-    agu_wr_wide<q8_t, N, 1>(ddr, addr, buf, len, at_words);
+    agu_wr_wide<q8_t, N, 1, PORT>(ddr, addr, buf, len, at_words);
 }
 
 /* The same bursts into and out of an int8 buffer held as two RAMs of
@@ -736,16 +751,16 @@ wr_banked:
     }
 }
 
-template <int N>
+template <int N, int PORT = 0>
 void agu_rd_i32w(const ddr_t *ddr, uint32_t addr, int32_t buf[N], uint32_t count) {
 #pragma HLS INLINE
-    agu_rd_wide<int32_t, N, 4>(ddr, addr, buf, count);
+    agu_rd_wide<int32_t, N, 4, PORT>(ddr, addr, buf, count);
 }
 
-template <int N>
+template <int N, int PORT = 0>
 void agu_wr_i32w(ddr_t *ddr, uint32_t addr, const int32_t buf[N], uint32_t count) {
 #pragma HLS INLINE
-    agu_wr_wide<int32_t, N, 4>(ddr, addr, buf, count);
+    agu_wr_wide<int32_t, N, 4, PORT>(ddr, addr, buf, count);
 }
 
 /* The pooling units' tap cursor (max pooling in stream.cpp, average pooling
@@ -794,5 +809,68 @@ static inline q8_t agu_rd_byte(const ddr_t *ddr, uint32_t addr) {
  * fetch, statistics record): II 1. */
 void agu_rd_bytes(const ddr_t *ddr, uint32_t addr, uint8_t *buf, uint32_t len);
 void agu_wr_bytes(ddr_t *ddr, uint32_t addr, const uint8_t *buf, uint32_t len);
+
+/* ---- A chunk pipeline's int8 loads over the data ports (types.h
+ * CTRAIN_DDR_PORTS): the stream processor's and ADD's stage 0.  Each port's
+ * loads are one process of a DATAFLOW region (two ports: their bursts run
+ * concurrently, each process writing its own buffers); with one port both
+ * are inlined and run one after another on it, as before.  Buffers are
+ * ping-pong pairs, half h; a load whose flag is false is skipped (its
+ * buffer is still a real one: "HLS rules"). */
+template <int N, int PORT>
+void agu_chunk_rd_port(const ddr_t *ddr, uint32_t ax, q8_t x[2][N], bool use_y, uint32_t ay,
+                       q8_t y[2][N], int h, uint32_t len) {
+#if CTRAIN_DDR_PORTS > 1
+    /* a process of agu_chunk_rd's DATAFLOW region */
+#pragma HLS INLINE off
+#else
+#pragma HLS INLINE
+#endif
+    agu_rd_q8w<N, PORT>(ddr, ax, x[h], len);
+    if (use_y)
+        agu_rd_q8w<N, PORT>(ddr, ay, y[h], len);
+}
+
+template <int N, int PORT>
+void agu_chunk_rd_one(const ddr_t *ddr, bool use_x, uint32_t ax, q8_t x[2][N], int h,
+                      uint32_t len) {
+#if CTRAIN_DDR_PORTS > 1
+    /* a process of agu_chunk_rd's DATAFLOW region */
+#pragma HLS INLINE off
+#else
+#pragma HLS INLINE
+#endif
+    if (use_x)
+        agu_rd_q8w<N, PORT>(ddr, ax, x[h], len);
+}
+
+/* Port 0: x0 from a0; port 1: x1 from a1 when use_x1 (ReLU, BN: the gate). */
+template <int N>
+void agu_chunk_rd2(const ddr_t *ddr, const ddr_t *ddr1, int h, uint32_t len, uint32_t a0,
+                   q8_t x0[2][N], bool use_x1, uint32_t a1, q8_t x1[2][N]) {
+#if CTRAIN_DDR_PORTS > 1
+    /* the two ports' processes run concurrently (disjoint outputs, no channel between them) */
+#pragma HLS DATAFLOW
+#else
+#pragma HLS INLINE
+#endif
+    agu_chunk_rd_one<N, 0>(ddr, true, a0, x0, h, len);
+    agu_chunk_rd_one<N, DDR_P1>(ddr1, use_x1, a1, x1, h, len);
+}
+
+/* Port 0: x0 (and y0 when use_y0) from a0 (ay0); port 1: x1 from a1 when use_x1 (ADD). */
+template <int N>
+void agu_chunk_rd(const ddr_t *ddr, const ddr_t *ddr1, int h, uint32_t len, uint32_t a0,
+                  q8_t x0[2][N], bool use_y0, uint32_t ay0, q8_t y0[2][N], bool use_x1,
+                  uint32_t a1, q8_t x1[2][N]) {
+#if CTRAIN_DDR_PORTS > 1
+    /* the two ports' processes run concurrently (disjoint outputs, no channel between them) */
+#pragma HLS DATAFLOW
+#else
+#pragma HLS INLINE
+#endif
+    agu_chunk_rd_port<N, 0>(ddr, a0, x0, use_y0, ay0, y0, h, len);
+    agu_chunk_rd_one<N, DDR_P1>(ddr1, use_x1, a1, x1, h, len);
+}
 
 #endif

@@ -44,7 +44,7 @@ extern "C" void ctrain_csim_run(uint8_t *ddr, uint32_t prog, uint32_t n_insn, ui
         port.resize(beats);
     csim_window_to_port(ddr, ddr_size, port.data(), beats);
     ctrain_top(port.data(), prog, n_insn, table, table_len, ddr_size, &result[0], &result[1],
-               &result[2]);
+               &result[2] CTRAIN_TOP_PASS1(port.data()));   /* every port: the same DDR */
     csim_port_to_window(port.data(), ddr, ddr_size);
 }
 
@@ -56,11 +56,16 @@ extern "C" void ctrain_csim_config(uint32_t cfg[3]) {
 
 /* ---- overlap accounting (types.h CTRAIN_REGION_*) ----
  * The cycle formula of ctrain.perfmodel.breakdown, per stage; the two must
- * stay term for term alike (tests/test_perfmodel.py compares the counters). */
+ * stay term for term alike (tests/test_perfmodel.py compares the counters).
+ * Per data port (CTRAIN_DDR_PORTS) a read and a write channel: port 1's
+ * counts are the rd1_* / wr1_* fields, port 0's the totals less them. */
 namespace {
 
 struct stage_cost {
-    uint64_t total, rd, wr;   /* all cycles; read channel; write channel */
+    uint64_t serial;   /* every part one after another (what the counters sum) */
+    uint64_t time;     /* the stage run as the code runs it: its ports concurrent */
+    uint64_t rd[2], wr[2];   /* per port: read channel (reads, gathers, merge reads), write channel */
+    uint64_t beats;    /* DDR beats of both ports, both directions (gathers not) */
 };
 
 uint64_t bit_length(uint64_t v) {
@@ -70,23 +75,47 @@ uint64_t bit_length(uint64_t v) {
     return b;
 }
 
+/* DDR bytes per cycle: one port's channel at most its beat (B of the model);
+ * all ports together at most the DDR's own rate. */
+double ddr_bpc() { return CTRAIN_DDR_GBPS * 1e3 / CTRAIN_CLOCK_MHZ; }
+
 uint64_t channel(uint64_t beats, uint64_t bursts, uint64_t agu, uint64_t latency) {
-    const double per_cycle = CTRAIN_DDR_GBPS * 1e3 / CTRAIN_CLOCK_MHZ;
+    const double per_cycle = ddr_bpc();
     const double bpc = per_cycle < (double)DDR_BEAT ? per_cycle : (double)DDR_BEAT;
     const uint64_t ddr = beats ? (uint64_t)std::ceil((double)(beats * DDR_BEAT) / bpc) : 0;
     return bursts * (latency + CTRAIN_AGU_DEPTH) + (agu > ddr ? agu : ddr);
+}
+
+/* Cycles the DDR itself needs for `beats` beats of all ports together. */
+uint64_t ddr_total(uint64_t beats) {
+    return beats ? (uint64_t)std::ceil((double)(beats * DDR_BEAT) / ddr_bpc()) : 0;
+}
+
+uint64_t max3(uint64_t a, uint64_t b, uint64_t c) {
+    const uint64_t m = a > b ? a : b;
+    return m > c ? m : c;
 }
 
 stage_cost cost(const ctrain_iters_t &it) {
     const uint64_t pe_depth = CTRAIN_PE_DEPTH_BASE + bit_length(PE_COLS > 2 ? PE_COLS - 1 : 1);
     const uint64_t outstanding_lat =
         (CTRAIN_RD_LATENCY + CTRAIN_OUTSTANDING - 1) / CTRAIN_OUTSTANDING;
+    const uint64_t merge = CTRAIN_RD_LATENCY + CTRAIN_AGU_DEPTH;
     stage_cost c;
     const uint64_t compute = it.pe + it.pe_in * pe_depth + it.ew + it.ew_in * CTRAIN_EW_DEPTH;
-    c.rd = channel(it.rd_beats - it.gathers, it.rd_bursts, it.rd_agu, CTRAIN_RD_LATENCY) +
-           it.gathers * outstanding_lat + it.wr_merges * (CTRAIN_RD_LATENCY + CTRAIN_AGU_DEPTH);
-    c.wr = channel(it.wr_beats, it.wr_bursts, it.wr_agu, CTRAIN_WR_LATENCY);
-    c.total = compute + c.rd + c.wr;
+    const uint64_t rb0 = it.rd_beats - it.gathers - it.rd1_beats;
+    c.rd[0] = channel(rb0, it.rd_bursts - it.rd1_bursts, it.rd_agu - it.rd1_agu,
+                      CTRAIN_RD_LATENCY) +
+              it.gathers * outstanding_lat + (it.wr_merges - it.wr1_merges) * merge;
+    c.rd[1] = channel(it.rd1_beats, it.rd1_bursts, it.rd1_agu, CTRAIN_RD_LATENCY) +
+              it.wr1_merges * merge;
+    c.wr[0] = channel(it.wr_beats - it.wr1_beats, it.wr_bursts - it.wr1_bursts,
+                      it.wr_agu - it.wr1_agu, CTRAIN_WR_LATENCY);
+    c.wr[1] = channel(it.wr1_beats, it.wr1_bursts, it.wr1_agu, CTRAIN_WR_LATENCY);
+    c.beats = it.rd_beats - it.gathers + it.wr_beats;
+    c.serial = compute + c.rd[0] + c.rd[1] + c.wr[0] + c.wr[1];
+    c.time = compute + max3(c.rd[0], c.rd[1], ddr_total(it.rd_beats - it.gathers)) +
+             max3(c.wr[0], c.wr[1], ddr_total(it.wr_beats));
     return c;
 }
 
@@ -96,6 +125,9 @@ void sub_into(ctrain_iters_t &acc, const ctrain_iters_t &now, const ctrain_iters
     CTRAIN_DELTA(rd); CTRAIN_DELTA(wr); CTRAIN_DELTA(rd_beats); CTRAIN_DELTA(wr_beats);
     CTRAIN_DELTA(rd_bursts); CTRAIN_DELTA(wr_bursts); CTRAIN_DELTA(rd_agu);
     CTRAIN_DELTA(wr_agu); CTRAIN_DELTA(gathers); CTRAIN_DELTA(wr_merges);
+    CTRAIN_DELTA(rd1_beats); CTRAIN_DELTA(rd1_bursts); CTRAIN_DELTA(rd1_agu);
+    CTRAIN_DELTA(wr1_beats); CTRAIN_DELTA(wr1_bursts); CTRAIN_DELTA(wr1_agu);
+    CTRAIN_DELTA(wr1_merges);
 #undef CTRAIN_DELTA
 }
 
@@ -122,17 +154,23 @@ void ctrain_region_stage(int k) {
 }
 
 void ctrain_region_end(void) {
+    /* span: the longest stage (its ports concurrent), each port's read and
+     * write channel over the stages (one burst at a time per channel), the
+     * DDR's own rate for every beat of the region */
     ctrain_region_stage(0);
-    uint64_t sum = 0, longest = 0, rd = 0, wr = 0;
+    uint64_t serial = 0, span = 0, rd[2] = {0, 0}, wr[2] = {0, 0}, beats = 0;
     for (int k = 0; k < CTRAIN_REGION_STAGES; k++) {
         const stage_cost c = cost(region.part[k]);
-        sum += c.total;
-        longest = c.total > longest ? c.total : longest;
-        rd += c.rd;
-        wr += c.wr;
+        serial += c.serial;
+        span = c.time > span ? c.time : span;
+        for (int p = 0; p < 2; p++) {
+            rd[p] += c.rd[p];
+            wr[p] += c.wr[p];
+        }
+        beats += c.beats;
     }
-    uint64_t span = longest > rd ? longest : rd;
-    span = span > wr ? span : wr;
-    ctrain_iters_now.hidden += sum - span;
+    span = max3(span, rd[0] > rd[1] ? rd[0] : rd[1], wr[0] > wr[1] ? wr[0] : wr[1]);
+    span = span > ddr_total(beats) ? span : ddr_total(beats);
+    ctrain_iters_now.hidden += serial - span;
     region.open = false;
 }

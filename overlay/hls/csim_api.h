@@ -34,6 +34,13 @@ typedef struct {
     uint64_t wr_merges;  /* partial write beats: synthesis reads the beat first to merge lanes */
     uint64_t hidden;     /* cycles dataflow regions hide: per region, its stages' cycles summed
                             minus the region's (CTRAIN_REGION_*, types.h) */
+    uint64_t rd1_beats;  /* of rd_beats, rd_bursts, rd_agu: port 1's (gmem1; 0 with one port) */
+    uint64_t rd1_bursts;
+    uint64_t rd1_agu;
+    uint64_t wr1_beats;  /* of wr_beats, wr_bursts, wr_agu, wr_merges: port 1's */
+    uint64_t wr1_bursts;
+    uint64_t wr1_agu;
+    uint64_t wr1_merges;
 } ctrain_iters_t;
 
 /* Runs ctrain_top on a host buffer standing for the DDR window. */

@@ -45,7 +45,8 @@ static void trace_record(uint32_t index) {
 #endif
 
 /* Runs one validated instruction (not HALT) and writes its statistics. */
-static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrain_insn_t &f) {
+static void execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TABLE],
+                    const ctrain_insn_t &f) {
     /* One FSM for the units: conv_unit, sconv_unit (and its position path,
      * spp_unit) are inlined here, so the calls below are in one scope. */
 #pragma HLS INLINE off
@@ -70,12 +71,12 @@ static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrai
         exp = f.op == OP_CONV_WG ? (wide_t)e.dst : (wide_t)e.src + e.src2;
         break;
     case OP_UPDATE:
-        update_unit(ddr, f, e, st);
+        update_unit(ddr, ddr1, f, e, st);
         exp = e.src2;
         break;
     case OP_RELU_FP:
     case OP_RELU_BP:
-        stream_relu(ddr, f, st);
+        stream_relu(ddr, ddr1, f, st);
         break;
     case OP_SCONV_FP:
     case OP_SCONV_EB:
@@ -85,11 +86,11 @@ static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrai
         break;
     case OP_BN_FP:
     case OP_BN_BP:
-        stream_bn(ddr, f, e, st);
+        stream_bn(ddr, ddr1, f, e, st);
         exp = (wide_t)e.src + e.src2;
         break;
     case OP_ADD:
-        eltwise_add(ddr, f, e, st);
+        eltwise_add(ddr, ddr1, f, e, st);
         exp = e.src < e.src2 ? e.src : e.src2;
         break;
     case OP_AVGPOOL_FP:
@@ -107,9 +108,17 @@ static void execute(ddr_t *ddr, const int32_t tab[CTRAIN_MAX_TABLE], const ctrai
 
 void ctrain_top(ddr_t *ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
                 uint32_t table_len, uint32_t ddr_size, uint32_t *status, uint32_t *pc,
-                uint32_t *fault_addr) {
-    /* DDR: one burst master, the PS port's width (docs/overlay.md). */
+                uint32_t *fault_addr CTRAIN_TOP_PORT1) {
+    /* DDR: a burst master per data port, the PS port's width (docs/overlay.md). */
 #pragma HLS INTERFACE mode=m_axi port=ddr offset=slave bundle=gmem depth=CTRAIN_PORT_DEPTH max_read_burst_length=256 max_write_burst_length=256 num_read_outstanding=4 num_write_outstanding=4
+#if CTRAIN_DDR_PORTS > 1
+    /* The second port: its own bundle (adapter, AXI master, HP port), same DDR. */
+#pragma HLS INTERFACE mode=m_axi port=ddr1 offset=slave bundle=gmem1 depth=CTRAIN_PORT_DEPTH max_read_burst_length=256 max_write_burst_length=256 num_read_outstanding=4 num_write_outstanding=4
+#pragma HLS INTERFACE mode=s_axilite port=ddr1 bundle=control offset=REG_DDR1_LO
+    ddr_t *const p1 = ddr1;
+#else
+    ddr_t *const p1 = ddr;   /* one port: the units' second streams share it */
+#endif
     /* Registers pinned at the REG_* offsets of ctrain_isa.h (Vitis's own layout). */
 #pragma HLS INTERFACE mode=s_axilite port=ddr bundle=control offset=REG_DDR_LO
 #pragma HLS INTERFACE mode=s_axilite port=prog bundle=control offset=REG_PROG
@@ -147,7 +156,7 @@ run:
             TRACE_RECORD(i);
             break;
         }
-        execute(ddr, tab, f);
+        execute(ddr, p1, tab, f);
         TRACE_RECORD(i);
     }
     *status = code;

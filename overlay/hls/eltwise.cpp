@@ -49,7 +49,8 @@ static inline void beat_stats_merge(q_stats &st, const beat_stats &b) {
     st.count += b.count;
 }
 
-void eltwise_add(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+void eltwise_add(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e,
+                 q_stats &st) {
     const bool relu = (f.flags & FLAG_RELU) != 0;
     const bool mask = (f.flags & FLAG_RELU_MASK) != 0;
     const wide_t e_acc = e.src < e.src2 ? (wide_t)e.src : (wide_t)e.src2;
@@ -71,14 +72,11 @@ chunk:
     for (int32_t k = -1; k <= chunks; k++) {
 #pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
         const bool region = k >= 0 && k < chunks;
-        if (region)
-            CTRAIN_REGION_BEGIN();
-        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
+        CTRAIN_REGION_BEGIN();   /* every iteration: load 0 and the last store too */
+        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in (the second operand on port 1) */
             const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k + 1);
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + ck.i0, a[ck.h], ck.len);
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src2 + ck.i0, b[ck.h], ck.len);
-            if (mask)
-                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
+            agu_chunk_rd<CTRAIN_CHUNK>(ddr, ddr1, ck.h, ck.len, f.src + ck.i0, a, mask,
+                                       f.aux + ck.i0, gate, true, f.src2 + ck.i0, b);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
@@ -117,8 +115,7 @@ chunk:
             const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k - 1);
             agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
-        if (region)
-            CTRAIN_REGION_END();
+        CTRAIN_REGION_END();
     }
 }
 

@@ -13,7 +13,9 @@
 
 /* OP_ADD: out = sat8(rshift_round(relu/mask(a*2^(e_a-e_acc) + b*2^(e_b-e_acc)), e_dst - e_acc)),
  * e_acc = min(e_a, e_b). */
-void eltwise_add(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
+/* ddr1: the second data port (types.h CTRAIN_DDR_PORTS; ddr itself with one). */
+void eltwise_add(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e,
+                 q_stats &st);
 
 /* OP_AVGPOOL_FP / OP_AVGPOOL_BP: window sums (or their transpose) times
  * R = round(2^CTRAIN_AVG_SHIFT / (k_h*k_w)), stored at e_dst. */

@@ -11,7 +11,7 @@
 #define POOL_BAND (POOL_ROWS * CTRAIN_MAX_DIM)
 
 /* W elements per cycle: a beat in, through the ReLU and out. */
-void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st) {
+void stream_relu(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, q_stats &st) {
     const bool bp = f.op == OP_RELU_BP;
     /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
      * chunk k goes through from the other and chunk k - 1 stores */
@@ -29,13 +29,11 @@ chunk:
     for (int32_t k = -1; k <= chunks; k++) {
 #pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
         const bool region = k >= 0 && k < chunks;
-        if (region)
-            CTRAIN_REGION_BEGIN();
-        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
+        CTRAIN_REGION_BEGIN();   /* every iteration: load 0 and the last store too */
+        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in (BP's gate on port 1) */
             const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k + 1);
-            agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.src + ck.i0, in[ck.h], ck.len);
-            if (bp)
-                agu_rd_q8w<CTRAIN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
+            agu_chunk_rd2<CTRAIN_CHUNK>(ddr, ddr1, ck.h, ck.len, f.src + ck.i0, in, bp,
+                                        f.aux + ck.i0, gate);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
@@ -71,8 +69,7 @@ chunk:
             const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k - 1);
             agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
-        if (region)
-            CTRAIN_REGION_END();
+        CTRAIN_REGION_END();
     }
 }
 
@@ -657,7 +654,8 @@ band_planes:
  * RELU_MASK.  A and B (<= CTRAIN_MAX_CH int32 each) are read once; the tensor
  * streams in CTRAIN_CHUNK bursts while a (channel, position) counter pair
  * tracks which channel each element (W lanes: the word's first) belongs to. */
-void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+void stream_bn(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e,
+               q_stats &st) {
     const bool fp = f.op == OP_BN_FP;
     const bool relu = fp && (f.flags & FLAG_RELU);
     const bool mask = !fp && (f.flags & FLAG_RELU_MASK);
@@ -702,13 +700,11 @@ chunk:
     for (int32_t k = -1; k <= chunks; k++) {
 #pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF_K(CTRAIN_MAX_COUNT, CTRAIN_BN_CHUNK)+2
         const bool region = k >= 0 && k < chunks;
-        if (region)
-            CTRAIN_REGION_BEGIN();
-        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
+        CTRAIN_REGION_BEGIN();   /* every iteration: load 0 and the last store too */
+        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in (BP's gate on port 1) */
             const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k + 1);
-            agu_rd_q8w<CTRAIN_BN_CHUNK>(ddr, f.src + ck.i0, in[ck.h], ck.len);
-            if (mask)
-                agu_rd_q8w<CTRAIN_BN_CHUNK>(ddr, f.aux + ck.i0, gate[ck.h], ck.len);
+            agu_chunk_rd2<CTRAIN_BN_CHUNK>(ddr, ddr1, ck.h, ck.len, f.src + ck.i0, in, mask,
+                                           f.aux + ck.i0, gate);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
@@ -785,7 +781,6 @@ chunk:
             const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k - 1);
             agu_wr_q8w<CTRAIN_BN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
         }
-        if (region)
-            CTRAIN_REGION_END();
+        CTRAIN_REGION_END();
     }
 }

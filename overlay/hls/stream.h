@@ -24,8 +24,10 @@
 #define CTRAIN_BN_LUTRAM 0
 #endif
 
-void stream_relu(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st);
+/* ddr1: the second data port (types.h CTRAIN_DDR_PORTS; ddr itself with one). */
+void stream_relu(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, q_stats &st);
 void stream_pool(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st);
-void stream_bn(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
+void stream_bn(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e,
+               q_stats &st);
 
 #endif

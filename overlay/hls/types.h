@@ -28,6 +28,22 @@
  * synthesis, its byte lanes in C-sim (no wide-integer arithmetic per lane in
  * the hot loops; agu.h converts at the port). */
 typedef ap_uint<8 * CTRAIN_DDR_BEAT> ddr_t;
+/* Data ports of the top: m_axi bundles gmem (argument ddr) and, with two,
+ * gmem1 (ddr1), each into its own PS HP port, both over the one DDR window
+ * (the driver writes the same base into every port's offset).  1 unless the
+ * board sets it: the design of one port exactly.  Port 1 carries UPDATE's
+ * master weights and velocities in and its master weights out (update.cpp),
+ * and the second input array of the chunk pipelines of RELU_BP, BN_BP with
+ * RELU_MASK and ADD (agu_chunk_rd), each concurrently with port 0's bursts;
+ * DDR_P1 is the port id those bursts are counted on (port 0 itself with one
+ * port). */
+#ifndef CTRAIN_DDR_PORTS
+#define CTRAIN_DDR_PORTS 1
+#endif
+#if CTRAIN_DDR_PORTS != 1 && CTRAIN_DDR_PORTS != 2
+#error "CTRAIN_DDR_PORTS must be 1 or 2"
+#endif
+#define DDR_P1 (CTRAIN_DDR_PORTS > 1 ? 1 : 0)
 #ifdef __SYNTHESIS__
 typedef ddr_t beat_t;
 #else

@@ -34,7 +34,94 @@ static inline void sgd_one(int32_t gi, int32_t wi, int32_t vi, bool pruned, int3
     }
 }
 
-void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+/* The chunk pipeline's loads and stores on the data ports (types.h
+ * CTRAIN_DDR_PORTS): port 0 the gradient and the mask in, the velocities and
+ * the int8 copy out; port 1 (DDR_P1) the master weights and velocities in,
+ * the master weights out.  With two ports each stage is a DATAFLOW region of
+ * two processes, one per port, writing (loads) or reading (stores) disjoint
+ * buffers, so the two m_axi adapters run their bursts concurrently: the
+ * stage takes the longer port's time (docs/overlay.md "Update unit").  With
+ * one port the processes are inlined and run one after another on it, the
+ * design of one port exactly. */
+static void upd_load_p0(const ddr_t *ddr, uint32_t g_at, uint32_t keep_at, int h, uint32_t len,
+                        uint32_t nw, int32_t g[2][UPD_K], q8_t keep[2][UPD_K]) {
+#if CTRAIN_DDR_PORTS > 1
+    /* a process of upd_load's DATAFLOW region */
+#pragma HLS INLINE off
+#else
+#pragma HLS INLINE
+#endif
+    agu_rd_i32w<UPD_K>(ddr, g_at, g[h], len);
+    if (nw > 0)
+        agu_rd_q8w<UPD_K>(ddr, keep_at, keep[h], nw);
+}
+
+static void upd_load_p1(const ddr_t *ddr1, uint32_t w_at, uint32_t v_at, int h, uint32_t len,
+                        int32_t w[2][UPD_K], int32_t v[2][UPD_K]) {
+#if CTRAIN_DDR_PORTS > 1
+    /* a process of upd_load's DATAFLOW region */
+#pragma HLS INLINE off
+#else
+#pragma HLS INLINE
+#endif
+    agu_rd_i32w<UPD_K, DDR_P1>(ddr1, w_at, w[h], len);
+    agu_rd_i32w<UPD_K, DDR_P1>(ddr1, v_at, v[h], len);
+}
+
+/* Stage 0: chunk ck of the four inputs into half ck.h. */
+static void upd_load(const ddr_t *ddr, const ddr_t *ddr1, const ctrain_insn_t &f, const chunk_at &ck,
+                     uint32_t nw, int32_t g[2][UPD_K], int32_t w[2][UPD_K], int32_t v[2][UPD_K],
+                     q8_t keep[2][UPD_K]) {
+#if CTRAIN_DDR_PORTS > 1
+    /* the two ports' processes run concurrently (disjoint outputs, no channel between them) */
+#pragma HLS DATAFLOW
+#else
+#pragma HLS INLINE
+#endif
+    upd_load_p0(ddr, f.src + 4 * ck.i0, f.aux + ck.i0, ck.h, ck.len, nw, g, keep);
+    upd_load_p1(ddr1, f.src2 + 4 * ck.i0, f.src3 + 4 * ck.i0, ck.h, ck.len, w, v);
+}
+
+static void upd_store_p0(ddr_t *ddr, uint32_t v_at, uint32_t q_at, int h, uint32_t len,
+                         uint32_t nw, const int32_t vn[2][UPD_K], const q8_t q[2][UPD_K]) {
+#if CTRAIN_DDR_PORTS > 1
+    /* a process of upd_store's DATAFLOW region */
+#pragma HLS INLINE off
+#else
+#pragma HLS INLINE
+#endif
+    agu_wr_i32w<UPD_K>(ddr, v_at, vn[h], len);
+    if (nw > 0)
+        agu_wr_q8w<UPD_K>(ddr, q_at, q[h], nw);
+}
+
+static void upd_store_p1(ddr_t *ddr1, uint32_t w_at, int h, uint32_t len,
+                         const int32_t wn[2][UPD_K]) {
+#if CTRAIN_DDR_PORTS > 1
+    /* a process of upd_store's DATAFLOW region */
+#pragma HLS INLINE off
+#else
+#pragma HLS INLINE
+#endif
+    agu_wr_i32w<UPD_K, DDR_P1>(ddr1, w_at, wn[h], len);
+}
+
+/* Stage 2: chunk ck's new master weights, velocities and int8 copy out of half ck.h. */
+static void upd_store(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const chunk_at &ck,
+                      uint32_t nw, const int32_t wn[2][UPD_K], const int32_t vn[2][UPD_K],
+                      const q8_t q[2][UPD_K]) {
+#if CTRAIN_DDR_PORTS > 1
+    /* the two ports' processes run concurrently (disjoint inputs, no channel between them) */
+#pragma HLS DATAFLOW
+#else
+#pragma HLS INLINE
+#endif
+    upd_store_p1(ddr1, f.src2 + 4 * ck.i0, ck.h, ck.len, wn);
+    upd_store_p0(ddr, f.src3 + 4 * ck.i0, f.dst + ck.i0, ck.h, ck.len, nw, vn, q);
+}
+
+void update_unit(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e,
+                 q_stats &st) {
     const int32_t lr_m = e.par[CTRAIN_PAR_LR_M], mu_m = e.par[CTRAIN_PAR_MU_M],
                   wd_m = e.par[CTRAIN_PAR_WD_M];
     const int sh_g = q_shift((wide_t)e.par[CTRAIN_PAR_LR_S] + e.src2 - e.src);
@@ -64,21 +151,18 @@ void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats
     const int32_t chunks = (int32_t)CHUNKS_OF_K(count, UPD_K);
     /* The pipeline over chunks: load k+1 || compute k || store k-1.  The
      * master weights and velocities are read and written at the same
-     * addresses: the stages of one iteration touch three different chunks. */
+     * addresses: the stages of one iteration touch three different chunks.
+     * Every iteration is a region of the overlap accounting: chunk 0's load
+     * and the last chunk's store alone too (their two ports overlap; with
+     * one port such a region hides nothing). */
 chunk:
     for (int32_t k = -1; k <= chunks; k++) {
 #pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF_K(CTRAIN_MAX_COUNT, UPD_K)+2
         const bool region = k >= 0 && k < chunks;
-        if (region)
-            CTRAIN_REGION_BEGIN();
+        CTRAIN_REGION_BEGIN();
         if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in */
             const chunk_at ck = chunk_of<UPD_K>(count, k + 1);
-            const uint32_t nw = chunk_weights(ck, count_w);
-            agu_rd_i32w<UPD_K>(ddr, f.src + 4 * ck.i0, g[ck.h], ck.len);
-            agu_rd_i32w<UPD_K>(ddr, f.src2 + 4 * ck.i0, w[ck.h], ck.len);
-            agu_rd_i32w<UPD_K>(ddr, f.src3 + 4 * ck.i0, v[ck.h], ck.len);
-            if (nw > 0)
-                agu_rd_q8w<UPD_K>(ddr, f.aux + ck.i0, keep[ck.h], nw);
+            upd_load(ddr, ddr1, f, ck, chunk_weights(ck, count_w), g, w, v, keep);
         }
         if (region) {           /* stage 1: chunk k through */
             CTRAIN_STAGE(1);
@@ -142,13 +226,8 @@ chunk:
         }
         if (k >= 1) {           /* stage 2: chunk k - 1 out */
             const chunk_at ck = chunk_of<UPD_K>(count, k - 1);
-            const uint32_t nw = chunk_weights(ck, count_w);
-            agu_wr_i32w<UPD_K>(ddr, f.src2 + 4 * ck.i0, wn[ck.h], ck.len);
-            agu_wr_i32w<UPD_K>(ddr, f.src3 + 4 * ck.i0, vn[ck.h], ck.len);
-            if (nw > 0)
-                agu_wr_q8w<UPD_K>(ddr, f.dst + ck.i0, q[ck.h], nw);
+            upd_store(ddr, ddr1, f, ck, chunk_weights(ck, count_w), wn, vn, q);
         }
-        if (region)
-            CTRAIN_REGION_END();
+        CTRAIN_REGION_END();
     }
 }

@@ -28,6 +28,8 @@
 #define CTRAIN_UPDATE_CHUNK CTRAIN_CHUNK
 #endif
 
-void update_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
+/* ddr1: the second data port (types.h CTRAIN_DDR_PORTS; ddr itself with one). */
+void update_unit(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e,
+                 q_stats &st);
 
 #endif

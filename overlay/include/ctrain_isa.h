@@ -117,6 +117,11 @@ enum ctrain_fault {
 #define REG_PC_CTRL 0x58
 #define REG_FAULT_ADDR 0x64
 #define REG_FAULT_ADDR_CTRL 0x68
+/* The second data port's 64-bit m_axi offset (argument ddr1, the top's last:
+ * 12 bytes after FAULT_ADDR's 16-byte slot), present only in a build with
+ * CTRAIN_DDR_PORTS 2; the driver writes the DDR base into it too. */
+#define REG_DDR1_LO 0x74
+#define REG_DDR1_HI 0x78
 #define REG_MAP_BYTES 0x80
 
 /* One instruction: 32 little-endian 32-bit words.  Addresses are byte

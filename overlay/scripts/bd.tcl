@@ -19,8 +19,13 @@
 #   The KV260 uses the SOM preset alone: the accelerator needs no carrier-card
 #   I/O, so no connection to the kv260 carrier is made.
 #
+#   Two data ports (CTRAIN_DDR_PORTS 2, zynqmp only): m_axi_gmem1 -> its own
+#            SmartConnect -> CTRAIN_HP_PORT1 (S_AXI_HP1_FPD, parameter name
+#            S_AXI_GP3), the same width; both reach the whole DDR, and the
+#            driver writes the same base into both offsets.
+#
 # Not run on this project's machines (no Vivado there): the script is complete
-# but unverified on every board.
+# but unverified on every board (the second port's block too).
 
 source [file join $::env(CTRAIN_ROOT) scripts board.tcl]
 set jobs [expr {[info exists ::env(CTRAIN_JOBS)] ? $::env(CTRAIN_JOBS) : 4}]
@@ -45,6 +50,7 @@ set accel [create_bd_cell -type ip -vlnv ctrain:hls:ctrain_top:1.0 ctrain_top_0]
 
 if {$ps eq "zynq7"} {
     if {$hp_port ne "S_AXI_HP0"} { error "$cfg_file: zynq7 boards use S_AXI_HP0 (CONFIG.PCW_USE_S_AXI_HP0)" }
+    if {$ddr_ports > 1} { error "$cfg_file: two data ports are written for zynqmp boards only (not S_AXI_HP1 yet)" }
     set ps_cell [create_bd_cell -type ip -vlnv xilinx.com:ip:processing_system7:5.5 ps7]
     apply_bd_automation -rule xilinx.com:bd_rule:processing_system7 \
         -config {make_external "FIXED_IO, DDR" apply_board_preset "1" Master "Disable" Slave "Disable"} $ps_cell
@@ -70,6 +76,14 @@ if {$ps eq "zynq7"} {
         CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ $clock_mhz] $ps_cell
     set ctrl_master /zynq_ultra_ps_e_0/M_AXI_HPM0_FPD
     set mem_slave /zynq_ultra_ps_e_0/$hp_port
+    if {$ddr_ports > 1} {
+        # HP1_FPD is S_AXI_GP3 in the IP's parameter names.
+        if {$hp_port1 ne "S_AXI_HP1_FPD"} { error "$cfg_file: the second data port uses S_AXI_HP1_FPD (CONFIG S_AXI_GP3)" }
+        set_property -dict [list \
+            CONFIG.PSU__USE__S_AXI_GP3 {1} \
+            CONFIG.PSU__SAXIGP3__DATA_WIDTH $hp_bits] $ps_cell
+        set mem_slave1 /zynq_ultra_ps_e_0/$hp_port1
+    }
 } else {
     error "$cfg_file: CTRAIN_PS must be zynq7 or zynqmp, not '$ps'"
 }
@@ -87,6 +101,15 @@ apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config [list \
     Master /ctrain_top_0/m_axi_gmem Slave $mem_slave \
     ddr_seg {Auto} intc_ip {New AXI SmartConnect} master_apm {0}] \
     [get_bd_intf_pins $mem_slave]
+if {$ddr_ports > 1} {
+    # The second data port: m_axi_gmem1 -> its own SmartConnect -> HP1_FPD, so
+    # the two ports' bursts meet only in the PS's DDR controller.
+    apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config [list \
+        Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} \
+        Master /ctrain_top_0/m_axi_gmem1 Slave $mem_slave1 \
+        ddr_seg {Auto} intc_ip {New AXI SmartConnect} master_apm {0}] \
+        [get_bd_intf_pins $mem_slave1]
+}
 
 # The driver polls ap_done; the interrupt pin stays unconnected.
 assign_bd_address

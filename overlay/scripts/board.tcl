@@ -2,7 +2,9 @@
 # uses (overlay/hls/config/<board>.h): every board fact lives there.
 # Needs: CTRAIN_BOARD, CTRAIN_ROOT in the environment.
 # Sets: board, part, board_part, ps (zynq7 | zynqmp), hp_port, clock_mhz,
-#       ddr_beat (bytes), board_define.
+#       ddr_beat (bytes), ddr_ports (m_axi data ports, 1 unless the header
+#       sets CTRAIN_DDR_PORTS), hp_port1 (the second port's PS port, "" with
+#       one), board_define.
 
 set board $::env(CTRAIN_BOARD)
 set root $::env(CTRAIN_ROOT)
@@ -34,4 +36,9 @@ set ps         [cfg_define $cfg $cfg_file PS]
 set hp_port    [cfg_define $cfg $cfg_file HP_PORT]
 set clock_mhz  [cfg_define $cfg $cfg_file CLOCK_MHZ]
 set ddr_beat   [cfg_define $cfg $cfg_file DDR_BEAT]
+set ddr_ports  1
+set hp_port1   ""
+if {[regexp "#define CTRAIN_DDR_PORTS\[ \t\]+(\[0-9\]+)" $cfg -> n]} { set ddr_ports $n }
+if {$ddr_ports > 1} { set hp_port1 [cfg_define $cfg $cfg_file HP_PORT1] }
+if {$ddr_ports < 1 || $ddr_ports > 2} { error "$cfg_file: CTRAIN_DDR_PORTS must be 1 or 2" }
 set board_define "CTRAIN_BOARD_[string toupper $board]"

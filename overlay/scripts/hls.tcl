@@ -30,8 +30,9 @@ add_files -tb [file join $hls csim_api.cpp] -cflags $cflags
 open_solution -reset sol -flow_target vivado
 set_part $part
 create_clock -period [format %.3f [expr {1000.0 / $clock_mhz}]] -name default
-# The DDR_LO/HI pair of docs/isa.md: a 64-bit m_axi offset, stated rather than
-# left to a release's default (UG1399 has said both for the Vivado flow).
+# The DDR_LO/HI pair of docs/isa.md (and DDR1_LO/HI of a two-port build's
+# gmem1): a 64-bit m_axi offset, stated rather than left to a release's
+# default (UG1399 has said both for the Vivado flow).
 config_interface -m_axi_addr64=true
 config_export -format ip_catalog -rtl verilog -vendor ctrain -library hls \
     -ipname ctrain_top -version 1.0 -display_name "CTrain accelerator ($board)"

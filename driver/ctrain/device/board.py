@@ -45,6 +45,8 @@ HWH_NAMES = {
     "ISR": ("IP_ISR", "ISR"),
     "DDR_LO": ("ddr_1", "ddr", "ddr_r_1", "ddr_offset_1"),
     "DDR_HI": ("ddr_2", "ddr_r_2", "ddr_offset_2"),
+    "DDR1_LO": ("ddr1_1", "ddr1", "ddr1_offset_1"),
+    "DDR1_HI": ("ddr1_2", "ddr1_offset_2"),
     "PROG": ("prog", "prog_r"),
     "N_INSN": ("n_insn", "n_insn_r"),
     "TABLE": ("table_r", "table"),
@@ -73,6 +75,11 @@ def isa_register_names():
 #: the registers the driver uses; the others are taken when the .hwh has them
 REQUIRED = ("CTRL", "DDR_LO", "DDR_HI", "PROG", "N_INSN", "TABLE", "TABLE_LEN", "DDR_SIZE",
             "STATUS", "PC", "FAULT_ADDR")
+#: the 64-bit offset register pair of each data port (m_axi bundle): port 0
+#: (gmem, argument ddr) always; port 1 (gmem1, ddr1) in a build with
+#: CTRAIN_DDR_PORTS 2, whose .hwh then lists it. The driver writes the DDR
+#: base into every pair the map has (Accelerator.configure).
+PORT_OFFSETS = (("DDR_LO", "DDR_HI"), ("DDR1_LO", "DDR1_HI"))
 
 
 def register_offsets(registers, where="the .hwh", span=None):
@@ -82,8 +89,9 @@ def register_offsets(registers, where="the .hwh", span=None):
     The driver uses these offsets, not ctrain_isa.h's: the .hwh is what the
     bitstream has. They must make a usable map, else OverlayError lists every
     problem: every register the driver uses present, word aligned, inside the
-    address range `span` (when known), no two at one offset, and DDR_HI the
-    word above DDR_LO (the halves of one 64-bit offset)."""
+    address range `span` (when known), no two at one offset, and each data
+    port's DDR_HI the word above its DDR_LO (the halves of one 64-bit
+    offset; a second port's pair, DDR1_LO/HI, both or neither)."""
     if not registers:
         raise OverlayError(f"{where} has no register map for the accelerator ({VLNV}); "
                            "PYNQ needs the .hwh that Vivado wrote with the bitstream")
@@ -107,9 +115,14 @@ def register_offsets(registers, where="the .hwh", span=None):
         if off in seen:
             problems.append(f"{seen[off]} and {name} are both at 0x{off:x}")
         seen.setdefault(off, name)
-    if "DDR_LO" in offsets and "DDR_HI" in offsets and offsets["DDR_HI"] != offsets["DDR_LO"] + 4:
-        problems.append(f"DDR_HI at 0x{offsets['DDR_HI']:x} is not the word above DDR_LO at "
-                        f"0x{offsets['DDR_LO']:x} (one 64-bit m_axi offset)")
+    for lo, hi in PORT_OFFSETS:
+        if (lo in offsets) != (hi in offsets) and lo not in REQUIRED:
+            have, lack = (lo, hi) if lo in offsets else (hi, lo)
+            problems.append(f"{have} without {lack} (as {' or '.join(hwh_aliases(lack))}): "
+                            "half of a data port's 64-bit offset")
+        if lo in offsets and hi in offsets and offsets[hi] != offsets[lo] + 4:
+            problems.append(f"{hi} at 0x{offsets[hi]:x} is not the word above {lo} at "
+                            f"0x{offsets[lo]:x} (one 64-bit m_axi offset)")
     if problems:
         raise OverlayError(f"the accelerator's register map in {where} is not usable:\n  " + "\n  ".join(problems))
     return offsets

@@ -97,6 +97,13 @@ class EmulatedIP:
     def _start(self):
         self._idle, self._done = False, False
         base = self._reg("DDR_LO") | (self._reg("DDR_HI") << 32)
+        if "DDR1_LO" in self.offsets and "DDR1_HI" in self.offsets:
+            # a second data port (CTRAIN_DDR_PORTS 2) reaches the same window
+            # only through the same base: the emulation refuses another
+            base1 = self._reg("DDR1_LO") | (self._reg("DDR1_HI") << 32)
+            if base1 != base:
+                raise MemoryFault(f"the second data port's offset 0x{base1:x} (DDR1_LO/HI) is not "
+                                  f"the DDR base 0x{base:x}: both ports address one window")
         window = self.device.window(base, self._reg("DDR_SIZE"))
         args = (window, self._reg("PROG"), self._reg("N_INSN"), self._reg("TABLE"), self._reg("TABLE_LEN"))
         self._finished.clear()

@@ -150,24 +150,28 @@ _BLOCK_FIELDS = {
 }
 
 
-def isa_registers(offsets=None):
+def isa_registers(offsets=None, ports=1):
     """The accelerator's register map as a Vitis HLS export writes it into the
     .hwh, at ctrain_isa.h's offsets (or `offsets`, ISA name -> offset):
     [(hls name, offset, access, description, [(field, bit, width, access, description)])].
     Conventions: the 64-bit m_axi offset `ddr` is ddr_1/ddr_2 (bits 31..0 and
     63..32 of ddr), a scalar is one register named after its argument (`table`
     is a Verilog keyword: table_r), an ap_vld output is its data register plus
-    <arg>_ctrl with fields <arg>_ap_vld and RESERVED."""
+    <arg>_ctrl with fields <arg>_ap_vld and RESERVED. `ports`: the data
+    ports (CTRAIN_DDR_PORTS); with 2 the second's offset ddr1_1/ddr1_2 too."""
     offsets = dict(isa.REG if offsets is None else offsets)
     out = []
     for name in isa_register_names():
+        if name.startswith("DDR1_") and ports < 2:
+            continue
         hls = hwh_aliases(name)[0]
         off = offsets[name]
         if hls in _BLOCK_FIELDS:
             text, access, fields = _BLOCK_FIELDS[hls]
-        elif name in ("DDR_LO", "DDR_HI"):
-            access, text = "write-only", "Data signal of ddr"
-            fields = [_field("ddr", 0, 32, access, f"Bit {'31 to 0' if name == 'DDR_LO' else '63 to 32'} of ddr")]
+        elif name in ("DDR_LO", "DDR_HI", "DDR1_LO", "DDR1_HI"):
+            arg = "ddr1" if name.startswith("DDR1") else "ddr"
+            access, text = "write-only", f"Data signal of {arg}"
+            fields = [_field(arg, 0, 32, access, f"Bit {'31 to 0' if name.endswith('_LO') else '63 to 32'} of {arg}")]
         elif name.endswith("_CTRL"):
             arg = hls[:-len("_ctrl")]
             access, text = "read-only", f"Control signal of {arg}"
@@ -189,7 +193,7 @@ def hwh_text(board=boards.DEFAULT_BOARD, registers=None, ip_name="ctrain_top_0",
     `registers` overrides the register map (isa_registers()'s form; tests use
     it for maps other than ctrain_isa.h's)."""
     b = BOARDS[board]
-    regs = isa_registers() if registers is None else registers
+    regs = isa_registers(ports=boards.get(board).ddr_ports) if registers is None else registers
     base = b["gp_base"] if ip_base is None else ip_base
     high = base + 0xFFFF
     mhz = b["clock_mhz"] if clock_mhz is None else clock_mhz

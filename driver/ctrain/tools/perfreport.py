@@ -89,11 +89,13 @@ def port_gbps(board):
 
 
 def duplex_gbps(board):
-    """DDR GB/s reads and writes can reach together: the m_axi port's read and
-    write channels each move a beat per cycle (AXI4's channels are
+    """DDR GB/s reads and writes can reach together: each m_axi data port's
+    read and write channels each move a beat per cycle (AXI4's channels are
     independent, and the chunk and item pipelines overlap loads with
-    stores), bounded by the DDR's peak."""
-    return min(board.ddr_gbps, 2 * board.ddr_beat * board.clock_mhz * 1e6 / 1e9)
+    stores; with two ports, CTRAIN_DDR_PORTS, the units that use the second
+    run both at once), bounded by the DDR's peak."""
+    return min(board.ddr_gbps,
+               2 * board.ddr_ports * board.ddr_beat * board.clock_mhz * 1e6 / 1e9)
 
 
 def roofline(board, intensity):
@@ -182,7 +184,7 @@ def build(program, board, model=None, sparsity=None, layer_sparsity=None):
            "fits": bool(est.fits), "resources": est.resources,
            "resources_table": resources.format_resources(est),
            "phases": phases, "total": total,
-           "peak": {"gops": peak_gops(b), "ddr_gbps": b.ddr_gbps, "port_gbps": port_gbps(b),
+           "peak": {"gops": peak_gops(b), "ddr_gbps": b.ddr_gbps, "port_gbps": port_gbps(b), "ddr_ports": b.ddr_ports,
                     "clock_mhz": b.clock_mhz, "pe_lanes": b.pe_lanes, "pe_rows": b.pe_rows,
                     "pe_cols": b.pe_cols, "products": est.peak["products"],
                     # the chip's physical int8 peak (resources.peaks) beside the design's
@@ -247,6 +249,8 @@ def format_report(rep):
     lines.append(f"total (one iteration): {t['cycles']:,d} cycles, {t['seconds'] * 1e3:.3f} ms, {t['gops']:.3f} GOP/s, "
                  f"{t['equivalent_gops']:.3f} equivalent GOP/s, PE efficiency {100 * t['efficiency']:.1f}%")
     port = "" if p["port_gbps"] >= p["ddr_gbps"] else f", the accelerator's port {p['port_gbps']:.3f} GB/s"
+    if p.get("ddr_ports", 1) > 1:   # the second data port serves UPDATE only (update.cpp)
+        port += f" (and a second port for UPDATE, {p['ddr_ports']} in all)"
     lines.append(f"roofs: peak {p['gops']:.2f} GOP/s (2 x {p['pe_lanes'] * p['pe_rows'] * p['pe_cols']} "
                  f"multipliers x {p['clock_mhz']:g} MHz); DDR {p['ddr_gbps']:.3f} GB/s{port}")
     lines.append(f"chip int8 peak {p['chip_int8_gops']:.1f} GOP/s ({p['part_clock_mhz']:g} MHz): the PE peak is "

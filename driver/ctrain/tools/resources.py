@@ -102,9 +102,15 @@ or a multiple, stepped by a multiple; locals assigned once are read
 through), e.g. `t * W + j` or `k + j` with `k += W`, for a partition by W.
 A block partition at a variable index always selects.
 
+AXI adapters (kind "axi", `axi_adapters`): each m_axi bundle of the top
+beyond the first (CTRAIN_DDR_PORTS) is counted, pessimistically:
+MAXI_ADAPTER_LUT LUTs and its two burst FIFOs (read data, write data with
+strobes) as BRAM (UG1399 "M_AXI Resources"). The first adapter and the
+s_axilite slave are in the margin, as before.
+
 What is not counted: registers, control FSMs, adders and comparators, the
-AXI adapters: LUT "used" is a lower bound for the parts listed, the margin
-covers the rest only loosely (docs say so).
+first AXI adapter: LUT "used" is a lower bound for the parts listed, the
+margin covers the rest only loosely (docs say so).
 """
 import copy
 import math
@@ -144,6 +150,18 @@ HALF_PACKED = {"sp_steps"}
 #: The design's PE peak must be at least this fraction of the chip's int8 peak.
 PE_PEAK_MIN_FRACTION = 0.4
 RESOURCES = ("dsp", "bram36", "uram", "lut")
+#: LUTs of one m_axi adapter of Vitis HLS, taken pessimistically: a public
+#: Vitis HLS csynth report (an arithmetic microbenchmark's README, found
+#: through the code index; the repository is not named there) lists its
+#: 512-bit m_axi adapters at 1,052 LUT, 881 FF, 16 BRAM_18K each and its
+#: 64-bit ones at 766 LUT, 566 FF, 4 BRAM_18K; the wider figure, rounded up
+#: for the s_axilite offset pair (a 64-bit register and its read mux) and the
+#: port's share of the AXI-lite decode, whatever the port's width.
+MAXI_ADAPTER_LUT = 1200
+#: The adapter's read- and write-data FIFOs (UG1399, "M_AXI Resources":
+#: buff_rdata, buff_wdata), each max_burst_length deep: the read data with
+#: its last/response bits, the write data with its byte strobes.
+MAXI_BURST = 256
 
 
 @dataclass
@@ -1025,10 +1043,31 @@ def _estimate(board, directory, config):
     items += packed_muls(src, inst, dsp_int8(b))
     items += multiplexers(src, arrs, copies)
     items += shared_selects(src)
+    items += axi_adapters(src, b)
     used = {r: sum(getattr(i, r) for i in items) for r in RESOURCES}
     avail = {"dsp": b.chip_dsp, "bram36": b.chip_bram36, "uram": b.chip_uram, "lut": b.chip_lut}
     return Estimate(b.name, {r: {"used": used[r], "available": avail[r]} for r in RESOURCES}, items,
                     peaks(b, pe_products(src, items)))
+
+
+M_AXI = re.compile(r"#pragma\s+HLS\s+INTERFACE\b[^\n]*\bm_axi\b[^\n]*\bbundle\s*=\s*(\w+)", re.I)
+
+
+def axi_adapters(src, b, top="ctrain_top"):
+    """Items of the m_axi adapters beyond the first: one per further bundle of
+    the top's INTERFACE pragmas (its synthesis branch for the board), each
+    MAXI_ADAPTER_LUT LUTs and its read- and write-data FIFOs as BRAM."""
+    f = src.functions.get(top)
+    bundles = sorted(set(M_AXI.findall(f.body))) if f else []
+    out = []
+    bits = 8 * b.ddr_beat
+    ramb18 = bram18_per_bank(MAXI_BURST, bits + 2) + bram18_per_bank(MAXI_BURST, bits + bits // 8)
+    for name in bundles[1:]:
+        out.append(Item("axi", f"{top}: m_axi adapter {name}", 1,
+                        f"{MAXI_BURST} x {bits + 2} bit read data + {MAXI_BURST} x "
+                        f"{bits + bits // 8} bit write data FIFOs, {MAXI_ADAPTER_LUT} LUT",
+                        bram36=ramb18 / 2, lut=MAXI_ADAPTER_LUT))
+    return out
 
 
 def dsp_int8(b):

@@ -88,6 +88,15 @@
 #define CTRAIN_DDR_BEAT 16
 /* Peak GB/s of the DDR behind that port: DDR4-2133, 64 bit (PS DIMM). */
 #define CTRAIN_DDR_GBPS 17.064
+/* Data ports (m_axi bundles, each into its own PS HP port; types.h): 2, the
+ * second (gmem1) into S_AXI_HP1_FPD, carrying UPDATE's master weights and
+ * velocities (update.cpp) and the second input of RELU_BP, masked BN_BP and
+ * ADD (agu_chunk_rd) concurrently with port 0.  Its adapter costs 1200 LUTs
+ * and 4 BRAM36 by the estimate (ctrain.tools.resources).  CNV 80% at batch
+ * 64: UPDATE 1.06M -> 0.64M cycles, the iteration 11.83M -> 11.40M
+ * (docs/overlay.md, "Two data ports"). */
+#define CTRAIN_DDR_PORTS 2
+#define CTRAIN_HP_PORT1 "S_AXI_HP1_FPD"
 
 /* The chip's resources (ctrain.resources checks the estimate against them). */
 #define CTRAIN_CHIP_DSP 2520

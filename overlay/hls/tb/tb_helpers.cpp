@@ -31,7 +31,7 @@ Result top(std::vector<uint8_t> &ddr, uint32_t prog, uint32_t n_insn, uint32_t t
     /* Beats past the image stay zero: the top never reaches them. */
     csim_window_to_port(ddr.data(), ddr.size(), port.data(), csim_port_beats(ddr.size()));
     ctrain_top(port.data(), prog, n_insn, table, table_len, ddr_size, &r.status, &r.pc,
-               &r.fault_addr);
+               &r.fault_addr CTRAIN_TOP_PASS1(port.data()));   /* every port: the same array */
     csim_port_to_window(port.data(), ddr.data(), ddr.size());
     return r;
 }

@@ -12,7 +12,7 @@ static_assert(PE_ROWS % 2 == 0, "CTRAIN_PE_ROWS must be even (pe_array pairs row
  * split could name; a called stage would be one more pipeline to fill. */
 void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
-              const pe_rows_t maskb, const pe_pass &g, wide_t bias[PE_ROWS],
+              const pe_rows_t maskb, const pe_pass &g, const pe_bias_t btab, wide_t bias[PE_ROWS],
               pe_rowacc_t racc, pe_rows_t out, pe_tapacc_t tacc, q_stats &st) {
     /* its loop in execute's scope, where the MAC array is shared (mac_array.h) */
 #pragma HLS INLINE
@@ -56,6 +56,8 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
     int sy = (dim_t)g.y0 * (dim_t)g.stride - g.pad, sx = -g.pad;
     int ay_o = ay_base;
     int wrun = 0;                        /* OUTER: tap accumulator of the run */
+    /* GATHER: row tile of the pass, its first weight entry, its valid rows */
+    int tl = 0, wtile = 0, vr_t = g.tiles > 1 ? PE_ROWS : g.vr;
 pass_step:
     for (uint32_t i = 0; i < total; i++) {
 #pragma HLS PIPELINE II=1
@@ -74,7 +76,7 @@ pass_step:
             aa = asub + ay_o + sx;
         } else {
             live = yr[oy].n > 0 && xr[ox].n > 0;
-            wa = g.wbase + wsub + wy + wx;
+            wa = g.wbase + wtile + wsub + wy + wx;
             aa = asub + ay + ax;
         }
         if (!live)
@@ -168,12 +170,13 @@ pass_step:
                         racc[l][r][pidx] = v;
                         continue;
                     }
-                    v += bias[r];   /* |acc| < 2^47, |bias| <= 2^62 */
+                    if (g.bias)
+                        v += btab[tl][r];   /* |acc| < 2^47, |bias| <= 2^62 */
                     if (g.relu && v < 0) v = 0;
                     if (g.mask && maskb[l][r][pidx] <= 0) v = 0;
                     bool clamped;
                     const q8_t o = sat8(rshift_round(v, g.sh_out), clamped);
-                    if (l < g.vb && r < g.vr)
+                    if (l < g.vb && r < vr_t)
                         q_stats_add(st, v, o, clamped);
                     out[l][r][pidx] = o;
                 }
@@ -230,6 +233,14 @@ pass_step:
                         if (++ox == g.ow) {
                             ox = 0;
                             oy++;
+                        }
+                        if (oy == g.rows && tl + 1 < g.tiles) {
+                            /* block mode: the next row tile, the same positions */
+                            oy = 0;
+                            tl++;
+                            wtile += g.wstep;
+                            if (tl == g.tiles - 1)
+                                vr_t = g.vr;
                         }
                         if (oy < g.rows) {
                             ny = yr[oy].n > 0 ? yr[oy].n : 1;

@@ -344,10 +344,15 @@ def test_counters_of_an_unaligned_burst_by_hand():
 
 def test_fill_is_paid_per_loop_entry():
     """A fully connected CONV_FP (1x1 planes) runs one flat PE pass per item
-    (row tile, lane tile): every column tile's step in one loop entry, so
-    the pipeline fills once per item, not once per step."""
+    (lane tile; in block mode every row tile of the block, here all three):
+    every row and column tile's step in one loop entry, so the pipeline
+    fills once per item, not once per step or row tile."""
     b = perfmodel.board("pynq_z2")
     insn = _layer_insn(Op.CONV_FP, 20, 1, 1, 12, 1, 0, 3, 0)
+    it = perfmodel.iterations(insn, b)
+    items = math.ceil(3 / b.pe_lanes)
+    assert it.pe == items * math.ceil(12 / b.pe_rows) * math.ceil(20 / b.pe_cols)
+    insn["tile_rb"] = 1   # a row tile per block: an item per row tile and lane tile
     it = perfmodel.iterations(insn, b)
     items = math.ceil(12 / b.pe_rows) * math.ceil(3 / b.pe_lanes)
     assert it.pe_in == items

@@ -56,7 +56,12 @@ def test_fields_are_clamped_and_checked():
     assert tiling.conv_plan(fp, PYNQ).fits                                 # 99 x 4 <= 512
     assert not tiling.conv_plan(dict(fp, flags=Flag.BIAS), PYNQ).fits      # 99 > CONV_RB = 64
     assert tiling.conv_plan(dict(fp, flags=Flag.BIAS, tile_rb=0), PYNQ).rb == 64
-    assert tiling.conv_plan(dict(fc, op=Op.CONV_WG, tile_rb=99), PYNQ).rb == 1
+    # WG blocks its tap accumulators, with BIAS one bias tap per row tile more
+    wg = dict(fc, op=Op.CONV_WG, c_in=124)                                  # 31 column tiles
+    assert tiling.conv_plan(wg, PYNQ).rb == 16 and tiling.conv_plan(wg, PYNQ).bm   # 16 x 31 <= 512
+    assert tiling.conv_plan(dict(wg, flags=Flag.BIAS), PYNQ).rb == 16       # 16 x 32 = 512
+    assert not tiling.conv_plan(dict(wg, c_in=128, flags=Flag.BIAS, tile_rb=16), PYNQ).fits
+    assert tiling.conv_plan(dict(wg, tile_g=8), PYNQ).rb == 1               # groups: no block
     assert tiling.conv_plan(dict(fc, tile_br=0, h_in=2, h_out=2, tile_rb=99), PYNQ).bm
     assert not tiling.conv_plan(dict(_conv(Op.CONV_EB), tile_br=4), PYNQ).bm   # bands: no block mode
 

@@ -504,12 +504,29 @@ def _conv_bias(f, b, c, r0, nr):
 
 
 def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, rows_io):
-    """One block of the block mode (FP, EB with one group and one band):
-    its biases and weights, then one item pipeline over the lane tiles,
-    each item's pass walking the block's row tiles."""
+    """One block of the block mode (one group and one band): FP, EB its
+    biases and weights, WG the clearing of its tap accumulators; then one
+    item pipeline over the lane tiles, each item's pass walking the block's
+    row tiles; WG then its gradients and per row tile its bias gradients."""
     ci, kk, R = f["c_in"], f["k_h"] * f["k_w"], b.pe_rows
     nt = _cdiv(nr, R)
     everything = np.ones(N, bool)
+    if f["op"] == Op.CONV_WG:
+        bias = bool(f["flags"] & Flag.BIAS)
+        taps = (p.ct * kk + bias) * nt
+        c.loop("ew", taps)                                 # clear_taps
+        load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
+        load_cols(load, np.zeros(N, np.int64))
+        rows_io(load, "rd", f["src"], r0, nr, everything)
+        comp.loop("pe", k, taps * (y1_k - y0_k) * p.ow)
+        _pipeline(c, load, comp, store)
+        c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * nr * ci * kk, ii=1)
+        if bias:
+            for t0 in range(r0, r0 + nr, R):
+                vr = min(R, r0 + nr - t0)
+                c.loop("ew", vr)
+                c.wr(f["dst2"] + 4 * t0, 4 * vr)
+        return
     _conv_bias(f, b, c, r0, nr)
     if f["op"] == Op.CONV_EB:
         co = np.arange(p.cols, dtype=np.int64)

@@ -107,6 +107,12 @@ def _rule_br(f, g, b, geo):
     return br
 
 
+def _block_entries(f, ct, kk):
+    """Weights (FP, EB) or tap accumulators (WG) per PE of a row tile in
+    block mode: ct * kk, and WG with BIAS the bias tap."""
+    return ct * kk + (1 if f["op"] == Op.CONV_WG and f.get("flags", 0) & Flag.BIAS else 0)
+
+
 def conv_plan(f, b):
     """The tiling of a shape-checked CONV_* instruction (fields dict f) on
     buffers b (Buffers or perfmodel.Board)."""
@@ -122,14 +128,14 @@ def conv_plan(f, b):
     bands = _cdiv(oh, run)
     rb = 1
     rtiles, tr = _cdiv(rows, b.pe_rows), f.get("tile_rb", 0)
-    bm = f["op"] != Op.CONV_WG and groups == 1 and bands == 1
+    bm = groups == 1 and bands == 1
     if bm:
-        npos = oh * ow
+        npos, wtile = oh * ow, _block_entries(f, ct, kk)
         # FP's biases of a block sit in a table of CONV_RB row tiles
         rbmax = b.conv_rb if f["op"] == Op.CONV_FP and f.get("flags", 0) & Flag.BIAS else rtiles
-        rb = min(rtiles, rbmax, b.conv_wcap // (ct * kk), b.conv_out // npos) if tr == 0 \
+        rb = min(rtiles, rbmax, b.conv_wcap // wtile, b.conv_out // npos) if tr == 0 \
             else min(tr, rtiles)
-        fits = (fits and 1 <= rb <= rbmax and rb * ct * kk <= b.conv_wcap
+        fits = (fits and 1 <= rb <= rbmax and rb * wtile <= b.conv_wcap
                 and rb * npos <= b.conv_out)
         rb = max(rb, 1)
     elif eb and groups == 1:
@@ -183,7 +189,7 @@ def _blocks(f, b):
     block: the row tile > items nest)."""
     _, rows, cols, oh, ow, _, _, kk, _ = _geometry(f)
     ct, rtiles = _cdiv(cols, b.pe_cols), _cdiv(rows, b.pe_rows)
-    most = min(rtiles, b.conv_wcap // (ct * kk), b.conv_out // (oh * ow))
+    most = min(rtiles, b.conv_wcap // _block_entries(f, ct, kk), b.conv_out // (oh * ow))
     if f["op"] == Op.CONV_FP and f.get("flags", 0) & Flag.BIAS:
         most = min(most, b.conv_rb)
     fit = [v for v in _distinct_splits(rtiles) if v <= most]
@@ -194,8 +200,7 @@ def candidates(f, b):
     """Every (tile_g, tile_br, tile_rb) worth trying: per distinct group
     count its smallest g (up to MAX_GROUPS groups), per distinct band count
     its smallest br, the largest balanced EB weight block, where they fit;
-    with one group and one band (block mode, FP and EB) the blocks of
-    _blocks."""
+    with one group and one band (block mode) the blocks of _blocks."""
     geo = _geometry(f)
     _, _, cols, oh, _, _, _, _, _ = geo
     out = []
@@ -209,7 +214,7 @@ def candidates(f, b):
         for br in _distinct_splits(oh):
             if br > top:
                 continue
-            if g >= ct and br >= oh and f["op"] != Op.CONV_WG:
+            if g >= ct and br >= oh:
                 out.extend((g, br, v) for v in _blocks(f, b)
                            if conv_plan(dict(f, tile_g=g, tile_br=br, tile_rb=v), b).fits)
             else:

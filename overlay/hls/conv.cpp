@@ -83,16 +83,16 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     const int rtiles = cdiv_i(p.rows, PE_ROWS);
     const int npos = (dim_t)p.oh * (dim_t)p.ow;
     const int rbmax = f.op == OP_CONV_FP && (f.flags & FLAG_BIAS) ? CONV_RB : MAX_RTILES;
+    /* tap accumulators (WG) or weights per row tile; WG's bias tap one more */
+    const int wtile = (dim_t)p.ct * (dim_t)kk + (f.op == OP_CONV_WG && (f.flags & FLAG_BIAS) ? 1 : 0);
     p.rb = 1;
-    p.bm = f.op != OP_CONV_WG && p.groups == 1 && p.bands == 1;
+    p.bm = p.groups == 1 && p.bands == 1;
     if (p.bm) {
         if (f.tile_rb == 0)
-            p.rb = min_i(min_i(rtiles, rbmax),
-                         min_i(CONV_WCAP / ((dim_t)p.ct * (dim_t)kk), CONV_OUT / npos));
+            p.rb = min_i(min_i(rtiles, rbmax), min_i(CONV_WCAP / wtile, CONV_OUT / npos));
         else
             p.rb = f.tile_rb < (uint32_t)rtiles ? (int)f.tile_rb : rtiles;
-        p.fits = p.fits && p.rb >= 1 && p.rb <= rbmax &&
-                 (dim_t)p.rb * (dim_t)p.ct * (dim_t)kk <= CONV_WCAP &&
+        p.fits = p.fits && p.rb >= 1 && p.rb <= rbmax && (dim_t)p.rb * wtile <= CONV_WCAP &&
                  (dim_t)p.rb * (dim_t)npos <= CONV_OUT;
         if (p.rb < 1)
             p.rb = 1;   /* does not fit: never runs */
@@ -330,14 +330,16 @@ rd_weights_eb:
 
 /* WG kernels: tap accumulators -> int32 gradients, quantized in the burst
  * (DDR_BEAT / 4 words per beat; dst is 4-aligned), rows of `rowlen` = gc*kk
- * words as rd_weights_fp lays them out. */
+ * words as rd_weights_fp lays them out (block mode: after PE_ROWS rows the
+ * next row tile's, `tstep` entries further). */
 static void wr_kernels(ddr_t *ddr, uint32_t addr, uint32_t words, const pe_tapacc_t acc, int r0,
-                       int kk, int rowlen, int sh_w, q_stats &st) {
+                       int kk, int rowlen, int tstep, int sh_w, q_stats &st) {
     agu_count(true, addr, 4 * (uint64_t)words, CONV_II);
     if (words == 0)
         return;
     const agu_burst gb = agu_plan(addr, 4 * words);
     conv_cursor p = {r0, 0, 0, 0, 0};
+    int tb = 0;   /* the row tile's first entry */
 wr_kernels:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -347,7 +349,7 @@ wr_kernels:
         for (int j = 0; j < DDR_BEAT / 4; j++) {
 #pragma HLS UNROLL
             if (4 * j >= lo && 4 * j < hi) {
-                const wide_t v = rshift_round((wide_t)acc[p.row][p.bank][p.at + p.pos], sh_w);
+                const wide_t v = rshift_round((wide_t)acc[p.row][p.bank][tb + p.at + p.pos], sh_w);
                 bool clamped;
                 const int32_t o = sat32(v, clamped);
                 q_stats_add(st, v, o, clamped);
@@ -356,6 +358,10 @@ wr_kernels:
                     set_lane(w, 4 * j + k, (uint8_t)((uint32_t)o >> (8 * k)));
                 }
                 conv_cursor_next(p, kk, PE_COLS, kk, rowlen);
+                if (p.row == PE_ROWS) {
+                    p.row = 0;
+                    tb += tstep;
+                }
             }
         }
         ddr_put(ddr, gb.first + b, w, lo, hi);
@@ -628,6 +634,7 @@ static void conv_pass_make(const ctrain_insn_t &f, const conv_job &j, pe_pass &g
     g.tiles = 1;
     g.wstep = (dim_t)j.p.ct * (dim_t)j.kk;
     g.bias = j.fp_bias;
+    g.btap = j.wg_bias && j.bm;
 }
 
 /* EB with one group, at the first row tile r0 of a block of p.rb: the
@@ -687,13 +694,14 @@ bias_tiles:
  * group loads the row tile's (block's) weights into wb once for the whole
  * batch (EB: conv_load_block_eb per block). */
 static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
-                            int vr, int gsel, pe_weights_t wb, pe_tapacc_t tacc) {
+                            int vr, int nt, int gsel, pe_weights_t wb, pe_tapacc_t tacc) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
     if (j.wg) {
         const int gct = min_i(p.g, p.ct - (dim_t)gsel * (dim_t)p.g);
-        const int taps = (dim_t)gct * (dim_t)kk;
+        /* block mode: every tile's taps and bias tap */
+        const int taps = (dim_t)((dim_t)gct * (dim_t)kk + (j.bm && j.wg_bias ? 1 : 0)) * (dim_t)nt;
         CTRAIN_LOOP(ew, 1, taps);
     clear_taps:
         for (int t = 0; t < taps; t++) {
@@ -785,9 +793,10 @@ static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gse
     g.vb = it.vb;
     g.first = it.grp == 0;
     g.last = it.grp == p.groups - 1;
-    g.bias_sum = j.wg_bias && gsel == 0;
+    g.bias_sum = j.wg_bias && !j.bm && gsel == 0;
     if (j.wg) {
-        g.total = (uint32_t)gct * (dim_t)j.kk * (dim_t)g.rows * (dim_t)p.ow;
+        g.total = (uint32_t)((dim_t)gct * (dim_t)j.kk + (g.btap ? 1 : 0)) * (dim_t)g.rows *
+                  (dim_t)p.ow * (uint32_t)g.tiles;
     } else {
         make_ranges(j.eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh, it.lo, p.sw, yr);
         g.total = (uint32_t)gct * (dim_t)range_steps(yr, g.rows) * (dim_t)sum_x * (uint32_t)g.tiles;
@@ -809,27 +818,49 @@ static void conv_store_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &
 /* End of a WG pass: the group's weight gradients (row tile r0, vr rows) and,
  * after the first group, the tile's bias gradients. */
 static void conv_store_grads(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0, int vr,
-                             int gsel, const pe_tapacc_t tacc, const wide_t rbias[PE_ROWS],
+                             int nt, int gsel, const pe_tapacc_t tacc, const wide_t rbias[PE_ROWS],
                              q_stats &st) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
     const int c0 = (dim_t)gsel * (dim_t)p.g * PE_COLS;
     const int gc = min_i(p.g * PE_COLS, p.cols - c0);
+    const int taps = (dim_t)p.ct * (dim_t)kk;              /* a tile's kernel entries */
+    const int tstep = taps + (j.bm && j.wg_bias ? 1 : 0);   /* ... and its bias tap */
     if (p.groups == 1) {
         wr_kernels(ddr, f.dst + 4 * (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
                    (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, tacc, 0, kk, (dim_t)gc * (dim_t)kk,
-                   j.sh_out, st);
+                   tstep, j.sh_out, st);
     } else {
     store_grad_rows:
         for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
             wr_kernels(ddr, f.dst + 4 * (((uint32_t)(r0 + r) * (dim_t)f.c_in + c0) * (dim_t)kk),
-                       (dim_t)gc * (dim_t)kk, tacc, r, kk, (dim_t)gc * (dim_t)kk, j.sh_out, st);
+                       (dim_t)gc * (dim_t)kk, tacc, r, kk, (dim_t)gc * (dim_t)kk, 0, j.sh_out, st);
         }
     }
-    if (j.wg_bias && gsel == 0)
-        conv_store_bias(ddr, rbias, vr, r0, f.dst2, j.sh_b, st);
+    if (j.wg_bias && gsel == 0) {
+        /* per row tile (one, but in block mode) its bias gradients: the
+         * registers the pass summed, or in block mode column 0 of the
+         * tile's bias tap */
+        wide_t gb[PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=gb type=complete
+        int left = vr, at = taps;
+    store_bias_tiles:
+        for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_RTILES
+        read_bias_tap:
+            for (int r = 0; r < PE_ROWS; r++) {
+                /* the tap's R rows: one word of column 0's bank */
+#pragma HLS UNROLL
+                gb[r] = j.bm ? (wide_t)tacc[r][0][at] : rbias[r];
+            }
+            conv_store_bias(ddr, gb, min_i(PE_ROWS, left), r0 + (dim_t)t * PE_ROWS, f.dst2, j.sh_b,
+                            st);
+            left -= PE_ROWS;
+            at += tstep;
+        }
+    }
 }
 
 void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
@@ -918,7 +949,7 @@ tile_rows:
         for (int wgrp = 0; wgrp < ngroups; wgrp++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_CTILES
             const int gsel = wg ? wgrp : 0;
-            conv_pass_begin(ddr, f, j, r0, vr, gsel, wbuf[0], tacc);
+            conv_pass_begin(ddr, f, j, r0, vr, nt, gsel, wbuf[0], tacc);
 
             /* The pipeline over items: load k+1 || compute k || store k-1. */
         items_loop:
@@ -941,7 +972,7 @@ tile_rows:
                     CTRAIN_REGION_END();
             }
             if (wg)
-                conv_store_grads(ddr, f, j, r0, vr, gsel, tacc, rbias, st);
+                conv_store_grads(ddr, f, j, r0, vr, nt, gsel, tacc, rbias, st);
         }
         if (j.eb_blk)
             g.wbase += (dim_t)p.ct * (dim_t)j.kk;

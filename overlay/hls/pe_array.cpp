@@ -58,6 +58,11 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
     int wrun = 0;                        /* OUTER: tap accumulator of the run */
     /* GATHER: row tile of the pass, its first weight entry, its valid rows */
     int tl = 0, wtile = 0, vr_t = g.tiles > 1 ? PE_ROWS : g.vr;
+    /* OUTER in block mode: the bias tap's run (column 0's operand 1, its
+     * tap accumulator the tile's bias gradient), the tile's first error */
+    bool brun = false;
+    int ebase = 0;
+    const int npos = (dim_t)g.rows * (dim_t)g.ow;
 pass_step:
     for (uint32_t i = 0; i < total; i++) {
 #pragma HLS PIPELINE II=1
@@ -71,7 +76,7 @@ pass_step:
         bool live;
         int wa, aa;
         if (outer) {
-            live = sy >= 0 && sy < g.sh && sx >= 0 && sx < g.sw;
+            live = brun || (sy >= 0 && sy < g.sh && sx >= 0 && sx < g.sw);
             wa = wrun;
             aa = asub + ay_o + sx;
         } else {
@@ -111,7 +116,8 @@ pass_step:
 #pragma HLS UNROLL
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    const q8_t xv = (live && c < vc) ? x[l][c][aa] : (q8_t)0;
+                    const q8_t xl = (live && c < vc) ? x[l][c][aa] : (q8_t)0;
+                    const q8_t xv = brun ? (q8_t)(c == 0 ? 1 : 0) : xl;
                     const q8_t e0 = l < g.vb ? err[l][2 * rp][pidx] : (q8_t)0;
                     const q8_t e1 = l < g.vb ? err[l][2 * rp + 1][pidx] : (q8_t)0;
                     ma[(l * (PE_ROWS / 2) + rp) * PE_COLS + c] = xv;
@@ -193,9 +199,13 @@ pass_step:
                 ay_o += orow;
                 if (++oy == g.rows) {
                     oy = 0;
-                    pidx = 0;
                     wrun++;
-                    if (++kx == g.k_w) {
+                    if (brun) {
+                        /* block mode: the next row tile, its errors */
+                        brun = false;
+                        tl++;
+                        ebase += npos;
+                    } else if (++kx == g.k_w) {
                         kx = 0;
                         ay_k += g.sw;
                         if (++ky == g.k_h) {
@@ -203,8 +213,19 @@ pass_step:
                             ay_k = 0;
                             sub++;
                             asub += g.slot;
+                            if (sub == g.gct) {   /* the tile's taps done */
+                                sub = 0;
+                                asub = 0;
+                                if (g.btap) {
+                                    brun = true;
+                                } else {
+                                    tl++;
+                                    ebase += npos;
+                                }
+                            }
                         }
                     }
+                    pidx = ebase;
                     sx = kx - g.pad;
                     sy = (dim_t)g.y0 * (dim_t)g.stride + ky - g.pad;
                     ay_o = ay_base + ay_k;

@@ -107,11 +107,12 @@ struct pe_pass {
     bool relu, mask;
     bool bias;           /* FP with FLAG_BIAS: add btab[tile][r] */
     bool bias_sum;       /* OUTER: add the errors to bias[r] (WG bias gradient) */
+    bool btap;           /* OUTER in block mode: a bias tap run after each tile's taps */
     int sh_out;
     int vb, vr;          /* valid lanes and rows (GATHER: of the last row tile) */
     /* Steps: GATHER tiles * gct * (sum over band rows of max(1, valid ky)) *
      * (sum over columns of max(1, valid kx)), a position without a valid tap
-     * taking one masked step; OUTER gct * kk * rows * ow. */
+     * taking one masked step; OUTER tiles * (gct * kk + btap) * rows * ow. */
     uint32_t total;
 };
 
@@ -119,7 +120,12 @@ struct pe_pass {
  * the last group); bias: OUTER with bias_sum, the WG bias gradients, summed
  * over the errors of the first run.  GATHER with several tiles walks
  * position > column tile > tap per row tile, the row tiles outermost: tile
- * t's weights at wbase + t * wstep, its outputs at t * (rows * ow) + pos. */
+ * t's weights at wbase + t * wstep, its outputs at t * (rows * ow) + pos.
+ * OUTER with several tiles (block mode) walks tile > column tile > tap >
+ * position, tile t's errors at t * (rows * ow) + pos, its tap accumulators
+ * after the previous tile's (gct * kk, and with btap one more: the run of
+ * the bias tap, column operand 1 in column 0, sums the tile's errors, its
+ * bias gradient, in column 0 of that accumulator). */
 void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
               const pe_rows_t maskb, const pe_pass &g, const pe_bias_t btab, wide_t bias[PE_ROWS],

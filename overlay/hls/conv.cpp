@@ -84,7 +84,8 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     const int npos = (dim_t)p.oh * (dim_t)p.ow;
     const int rbmax = f.op == OP_CONV_FP && (f.flags & FLAG_BIAS) ? CONV_RB : MAX_RTILES;
     /* tap accumulators (WG) or weights per row tile; WG's bias tap one more */
-    const int wtile = (dim_t)p.ct * (dim_t)kk + (f.op == OP_CONV_WG && (f.flags & FLAG_BIAS) ? 1 : 0);
+    const int btap = f.op == OP_CONV_WG && (f.flags & FLAG_BIAS) ? 1 : 0;
+    const int wtile = (dim_t)p.ct * (dim_t)kk + btap;
     p.rb = 1;
     p.bm = p.groups == 1 && p.bands == 1;
     if (p.bm) {
@@ -92,7 +93,8 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
             p.rb = min_i(min_i(rtiles, rbmax), min_i(CONV_WCAP / wtile, CONV_OUT / npos));
         else
             p.rb = f.tile_rb < (uint32_t)rtiles ? (int)f.tile_rb : rtiles;
-        p.fits = p.fits && p.rb >= 1 && p.rb <= rbmax && (dim_t)p.rb * wtile <= CONV_WCAP &&
+        p.fits = p.fits && p.rb >= 1 && p.rb <= rbmax &&
+                 (dim_t)p.rb * (dim_t)p.ct * (dim_t)kk + (btap ? p.rb : 0) <= CONV_WCAP &&
                  (dim_t)p.rb * (dim_t)npos <= CONV_OUT;
         if (p.rb < 1)
             p.rb = 1;   /* does not fit: never runs */

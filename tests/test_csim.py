@@ -203,24 +203,28 @@ def expected_iters(f, board, chunk):
         plan = perfmodel.conv_plan(f, b)   # the tiling: groups, bands
         eb = op == Op.CONV_EB
         rt, nt = _cdiv(plan.rows, b.pe_rows), _cdiv(n, b.pe_lanes)
+        # passes over the items: a row tile each, a block of plan.rb in block mode
+        P = _cdiv(rt, plan.rb) if plan.bm else rt
         S = _loaded_rows(f, eb, plan)
         if op == Op.CONV_WG:
-            return dict(pe=rt * plan.ct * nt * kk * ho * wo,
-                        pe_in=rt * plan.groups * nt * plan.bands,
-                        ew=rt * plan.ct * kk + (co if bias else 0),
-                        rd=rt * n * ci * S * wi + plan.groups * n * co * ho * wo,
+            btap = 1 if plan.bm and bias else 0   # block mode's bias tap: a run per tile
+            return dict(pe=rt * (plan.ct * kk + btap) * nt * ho * wo,
+                        pe_in=P * plan.groups * nt * plan.bands,
+                        ew=rt * (plan.ct * kk + btap) + (co if bias else 0),
+                        rd=P * n * ci * S * wi + plan.groups * n * co * ho * wo,
                         wr=4 * co * ci * kk + (4 * co if bias else 0))
         ty = _tap_rows(f, eb, plan.oh, kh, plan.sh)
         tx = _tap_rows(f, eb, plan.ow, kw, plan.sw)
         weights = co * ci * kk * (1 if plan.groups == 1 else nt * plan.bands)
-        rd = weights + rt * n * plan.cols * S * plan.sw
+        rd = weights + P * n * plan.cols * S * plan.sw
+        ew = plan.ow + P * nt * plan.groups * plan.oh
         if bias:
             rd += 4 * co
+            ew += co   # shifting the biases, a row per cycle
         if mask:
             rd += n * ci * hi * wi
-        return dict(pe=rt * nt * plan.ct * ty * tx, pe_in=rt * nt * plan.bands * plan.groups,
-                    ew=plan.ow + rt * nt * plan.groups * plan.oh, rd=rd,
-                    wr=n * plan.rows * plan.oh * plan.ow)
+        return dict(pe=rt * nt * plan.ct * ty * tx, pe_in=P * nt * plan.bands * plan.groups,
+                    ew=ew, rd=rd, wr=n * plan.rows * plan.oh * plan.ow)
     if op == Op.UPDATE:
         cnt, cw = f["count"], f["count_w"]
         return dict(pe=0, ew=cnt, rd=12 * cnt + cw, wr=8 * cnt + cw)

@@ -45,11 +45,25 @@ def test_fields_are_clamped_and_checked():
     assert not tiling.conv_plan(dict(f, tile_br=19), PYNQ).fits            # 19 x 28 > 512
     assert not tiling.conv_plan(dict(f, tile_g=16, tile_br=11), PYNQ).fits  # 13 x 28 x 16 > 5632
     fc = _conv(Op.CONV_EB, c_in=512, c_out=512, h_in=1, w_in=1, h_out=1, w_out=1, k_h=1, k_w=1, pad=0)
-    assert tiling.conv_plan(fc, PYNQ).rb == 1                              # 128 x 128 > 512
+    assert tiling.conv_plan(fc, PYNQ).rb == 4       # block mode: the most that fit, 4 x 128 <= 512
+    assert tiling.conv_plan(fc, PYNQ).bm
     assert tiling.conv_plan(dict(fc, tile_rb=4), PYNQ).fits                # 4 x 128 = 512
     assert not tiling.conv_plan(dict(fc, tile_rb=5), PYNQ).fits
     assert tiling.conv_plan(dict(fc, tile_rb=5, tile_g=64), PYNQ).rb == 1   # two groups: no block
-    assert tiling.conv_plan(dict(fc, op=Op.CONV_FP, tile_rb=99), PYNQ).rb == 1
+    # FP blocks too (one group, one band); biases limit a block to CONV_RB row tiles
+    assert not tiling.conv_plan(dict(fc, op=Op.CONV_FP, tile_rb=99), PYNQ).fits   # 99 x 128 > 512
+    fp = dict(fc, op=Op.CONV_FP, c_in=16, tile_rb=99)
+    assert tiling.conv_plan(fp, PYNQ).fits                                 # 99 x 4 <= 512
+    assert not tiling.conv_plan(dict(fp, flags=Flag.BIAS), PYNQ).fits      # 99 > CONV_RB = 64
+    assert tiling.conv_plan(dict(fp, flags=Flag.BIAS, tile_rb=0), PYNQ).rb == 64
+    # WG blocks its tap accumulators, with BIAS one bias tap per row tile more
+    wg = dict(fc, op=Op.CONV_WG, c_in=124)                                  # 31 column tiles
+    assert tiling.conv_plan(wg, PYNQ).rb == 16 and tiling.conv_plan(wg, PYNQ).bm   # 16 x 31 <= 512
+    assert tiling.conv_plan(dict(wg, flags=Flag.BIAS), PYNQ).rb == 16       # 16 x 32 = 512
+    assert not tiling.conv_plan(dict(wg, c_in=128, flags=Flag.BIAS, tile_rb=16), PYNQ).fits
+    assert tiling.conv_plan(dict(wg, tile_g=8), PYNQ).rb == 1               # groups: no block
+    assert tiling.conv_plan(dict(fc, tile_br=0, h_in=2, h_out=2, tile_rb=99), PYNQ).bm
+    assert not tiling.conv_plan(dict(_conv(Op.CONV_EB), tile_br=4), PYNQ).bm   # bands: no block mode
 
 
 def _with(case, **fields):
@@ -122,12 +136,12 @@ def test_distinct_splits():
 def test_compiler_choice_fits_and_is_never_slower_than_the_rule():
     """Every CONV_* of LeNet-5 and CNV compiled for the Pynq-Z2 carries a
     tiling that fits, never slower in the cycle model than the rule's (0
-    fields); CNV's fully connected EB takes weight blocks of 4 row tiles (512
-    entries: 4 x 128 column tiles) and is faster for it."""
+    fields); CNV's fully connected EB runs in block mode with blocks of 4 row
+    tiles (512 entries: 4 x 128 column tiles), as the rule does."""
     b = perfmodel.board("pynq_z2")
     for name in ("lenet5", "cnv"):
         prog = compile_model(build_model(name, default_input(name)), 16, board="pynq_z2")
-        faster = []
+        faster, blocks = [], []
         for insn in prog.insns:
             if int(insn["op"]) not in validate.CONV_OPS:
                 continue
@@ -136,7 +150,9 @@ def test_compiler_choice_fits_and_is_never_slower_than_the_rule():
             mine = perfmodel.cycles(f, b)
             rule = perfmodel.cycles(dict(f, tile_g=0, tile_br=0, tile_rb=0), b)
             assert mine <= rule
+            if tiling.conv_plan(f, b).bm:
+                blocks.append((f["op"], f["c_in"], f["c_out"], f["tile_rb"]))
             if mine < rule:
                 faster.append((f["op"], f["c_in"], f["c_out"], f["tile_rb"]))
         if name == "cnv":
-            assert (Op.CONV_EB, 512, 512, 4) in faster and (Op.CONV_EB, 256, 512, 4) in faster
+            assert (Op.CONV_EB, 512, 512, 4) in blocks and (Op.CONV_EB, 256, 512, 4) in blocks

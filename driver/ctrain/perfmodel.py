@@ -92,6 +92,7 @@ class Board:
     conv_wcap: int = 256  # dense weights / tap accumulators per PE (CTRAIN_CONV_WCAP)
     conv_act: int = 6144  # dense column operand bytes per lane and bank (CTRAIN_CONV_ACT)
     conv_out: int = 1024  # dense outputs per lane and row of a band (CTRAIN_CONV_OUT)
+    conv_rb: int = 64     # row tiles per block of the dense block mode (CTRAIN_CONV_RB)
     sparse_wdepth: int = 128   # position-parallel window words per bank (SP_WD, sconv.h)
     sparse_odepth: int = 64    # ... output / error words per bank (SP_OD)
     sparse_list: int = 4096    # ... kept weights of a chunk on chip (SP_LIST)
@@ -156,6 +157,7 @@ def board(name):
                  ddr_beat=c.ddr_beat, ddr_gbps=c.ddr_gbps,
                  pe_lanes=dense("PE_LANES"), conv_wcap=dense("CONV_WCAP"),
                  conv_act=dense("CONV_ACT"), conv_out=dense("CONV_OUT"),
+                 conv_rb=dense("CONV_RB"),
                  sparse_wdepth=_hls_macro(c.name, "SP_WD"),
                  sparse_odepth=_hls_macro(c.name, "SP_OD"),
                  sparse_list=_hls_macro(c.name, "SP_LIST"),
@@ -485,6 +487,18 @@ def _dense_conv(f, b, c):
 
     W = b.ddr_beat
     tiles = {}   # a row tile's counts by what they depend on (see below)
+    if p.bm:
+        # Block mode: per block of p.rb row tiles, its counts depend on r0
+        # through its rows and its operands' offsets within a beat.
+        for r0 in range(0, p.rows, p.rb * R):
+            nr = min(p.rb * R, p.rows - r0)
+            key = (nr, r0 * ci * kk % W, r0 * kk % W, r0 * p.oh * p.ow % W, 4 * r0 % W)
+            if key not in tiles:
+                tiles[key] = t = c.stage()
+                _dense_block(f, p, b, t, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols,
+                             rows_io)
+            c.add(tiles[key])
+        return
     for r0 in range(0, p.rows, R):
         vr = min(R, p.rows - r0)
         # A row tile's counts depend on r0 only through vr, whether it
@@ -502,15 +516,65 @@ def _dense_conv(f, b, c):
         c.add(tiles[key])
 
 
+def _conv_bias(f, b, c, r0, nr):
+    """FP with BIAS: the biases of the row tiles of rows [r0, r0 + nr), one
+    burst and one shifting loop per tile (conv_tile_bias)."""
+    if f["op"] != Op.CONV_FP or not f["flags"] & Flag.BIAS:
+        return
+    for t0 in range(r0, r0 + nr, b.pe_rows):
+        vr = min(b.pe_rows, r0 + nr - t0)
+        c.rd(f["src3"] + 4 * t0, 4 * vr)
+        c.loop("ew", vr)
+
+
+def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, rows_io):
+    """One block of the block mode (one group and one band): FP, EB its
+    biases and weights, WG the clearing of its tap accumulators; then one
+    item pipeline over the lane tiles, each item's pass walking the block's
+    row tiles; WG then its gradients and per row tile its bias gradients."""
+    ci, kk, R = f["c_in"], f["k_h"] * f["k_w"], b.pe_rows
+    nt = _cdiv(nr, R)
+    everything = np.ones(N, bool)
+    if f["op"] == Op.CONV_WG:
+        bias = bool(f["flags"] & Flag.BIAS)
+        taps = (p.ct * kk + bias) * nt
+        c.loop("ew", taps)                                 # clear_taps
+        load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
+        load_cols(load, np.zeros(N, np.int64))
+        rows_io(load, "rd", f["src"], r0, nr, everything)
+        comp.loop("pe", k, taps * (y1_k - y0_k) * p.ow)
+        _pipeline(c, load, comp, store)
+        c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * nr * ci * kk, ii=1)
+        if bias:
+            for t0 in range(r0, r0 + nr, R):
+                vr = min(R, r0 + nr - t0)
+                c.loop("ew", vr)
+                c.wr(f["dst2"] + 4 * t0, 4 * vr)
+        return
+    _conv_bias(f, b, c, r0, nr)
+    if f["op"] == Op.CONV_EB:
+        co = np.arange(p.cols, dtype=np.int64)
+        c.rd(f["src2"] + (co * ci + r0) * kk, nr * kk, ii=1)
+    else:
+        c.rd(f["src2"] + r0 * ci * kk, nr * ci * kk, ii=1)
+    load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
+    load_cols(load, np.zeros(N, np.int64))
+    if f["flags"] & Flag.RELU_MASK:
+        rows_io(load, "rd", f["aux"], r0, nr, everything)
+    comp.loop("ew", k, y1_k - y0_k)                      # row tables
+    comp.loop("pe", k, p.ct * band_steps * nt)
+    rows_io(store, "wr", f["dst"], r0, nr, everything)
+    _pipeline(c, load, comp, store)
+
+
 def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, y1_k, y0_k, band_steps, load_cols, rows_io):
     """One row tile of _dense_conv: its bias, weights, passes (item
     pipelines) and WG stores, counted into c."""
     op, kk, C = f["op"], f["k_h"] * f["k_w"], b.pe_cols
     wg = op == Op.CONV_WG
-    bias, mask = f["flags"] & Flag.BIAS, f["flags"] & Flag.RELU_MASK
+    mask = f["flags"] & Flag.RELU_MASK
     everything = np.ones(N, bool)
-    if op == Op.CONV_FP and bias:
-        c.rd(f["src3"] + 4 * r0, 4 * vr)
+    _conv_bias(f, b, c, r0, vr)
     for gsel in range(p.groups if wg else 1):
         c0 = gsel * p.g * C
         load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)

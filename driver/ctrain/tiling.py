@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import boards, overlay_src
-from .isa import Op
+from .isa import Flag, Op
 
 
 def _header_defaults(name):
@@ -47,6 +47,7 @@ class Buffers:
     conv_wcap: int
     conv_act: int
     conv_out: int
+    conv_rb: int = 64
 
 
 @lru_cache(maxsize=None)
@@ -54,7 +55,7 @@ def buffers(name=None):
     """The Buffers of a board (default: the default board)."""
     c = boards.get(name or boards.DEFAULT_BOARD)
     return Buffers(c.pe_rows, c.pe_cols, dense_macro(c, "CONV_WCAP"), dense_macro(c, "CONV_ACT"),
-                   dense_macro(c, "CONV_OUT"))
+                   dense_macro(c, "CONV_OUT"), dense_macro(c, "CONV_RB"))
 
 
 def _cdiv(a, b):
@@ -78,6 +79,7 @@ class ConvPlan:
     slot: int
     rb: int
     fits: bool
+    bm: bool = False   # block mode: FP/EB with one group and one band
 
 
 def _geometry(f):
@@ -105,6 +107,12 @@ def _rule_br(f, g, b, geo):
     return br
 
 
+def _block_entries(f, ct, kk):
+    """Weights (FP, EB) or tap accumulators (WG) per PE of a row tile in
+    block mode: ct * kk, and WG with BIAS the bias tap."""
+    return ct * kk + (1 if f["op"] == Op.CONV_WG and f.get("flags", 0) & Flag.BIAS else 0)
+
+
 def conv_plan(f, b):
     """The tiling of a shape-checked CONV_* instruction (fields dict f) on
     buffers b (Buffers or perfmodel.Board)."""
@@ -117,13 +125,24 @@ def conv_plan(f, b):
     a = b.conv_act // (g * sw)
     fits = br >= 1 and g * kk <= b.conv_wcap and br * ow <= b.conv_out and src_rows(br) <= a
     run, groups = max(br, 1), _cdiv(ct, g)
+    bands = _cdiv(oh, run)
     rb = 1
-    if eb and groups == 1:
-        rtiles, tr = _cdiv(rows, b.pe_rows), f.get("tile_rb", 0)
+    rtiles, tr = _cdiv(rows, b.pe_rows), f.get("tile_rb", 0)
+    bm = groups == 1 and bands == 1
+    if bm:
+        npos, wtile = oh * ow, _block_entries(f, ct, kk)
+        # FP's biases of a block sit in a table of CONV_RB row tiles
+        rbmax = b.conv_rb if f["op"] == Op.CONV_FP and f.get("flags", 0) & Flag.BIAS else rtiles
+        rb = min(rtiles, rbmax, b.conv_wcap // wtile, b.conv_out // npos) if tr == 0 \
+            else min(tr, rtiles)
+        fits = (fits and 1 <= rb <= rbmax and rb * wtile <= b.conv_wcap
+                and rb * npos <= b.conv_out)
+        rb = max(rb, 1)
+    elif eb and groups == 1:
         rb = (rtiles if rtiles * ct * kk <= b.conv_wcap else 1) if tr == 0 else min(tr, rtiles)
         fits = fits and rb * ct * kk <= b.conv_wcap
-    return ConvPlan(rows, cols, oh, ow, sh, sw, ct, g, groups, br, _cdiv(oh, run),
-                    src_rows(run) * sw, rb, fits)
+    return ConvPlan(rows, cols, oh, ow, sh, sw, ct, g, groups, br, bands,
+                    src_rows(run) * sw, rb, fits, bm)
 
 
 def tiling_ok(f, b):
@@ -163,10 +182,25 @@ def _block(f, b, g):
     return _cdiv(rtiles, _cdiv(rtiles, most))
 
 
+def _blocks(f, b):
+    """tile_rb worth trying in block mode (one group, one band): the largest
+    balanced block that fits (fewest blocks: the column operand is loaded
+    once per block), the next smaller balanced one, and 1 (a row tile per
+    block: the row tile > items nest)."""
+    _, rows, cols, oh, ow, _, _, kk, _ = _geometry(f)
+    ct, rtiles = _cdiv(cols, b.pe_cols), _cdiv(rows, b.pe_rows)
+    most = min(rtiles, b.conv_wcap // _block_entries(f, ct, kk), b.conv_out // (oh * ow))
+    if f["op"] == Op.CONV_FP and f.get("flags", 0) & Flag.BIAS:
+        most = min(most, b.conv_rb)
+    fit = [v for v in _distinct_splits(rtiles) if v <= most]
+    return sorted(set(fit[:2] + [1]), reverse=True)
+
+
 def candidates(f, b):
     """Every (tile_g, tile_br, tile_rb) worth trying: per distinct group
     count its smallest g (up to MAX_GROUPS groups), per distinct band count
-    its smallest br, the largest balanced EB weight block, where they fit."""
+    its smallest br, the largest balanced EB weight block, where they fit;
+    with one group and one band (block mode) the blocks of _blocks."""
     geo = _geometry(f)
     _, _, cols, oh, _, _, _, _, _ = geo
     out = []
@@ -177,5 +211,12 @@ def candidates(f, b):
         top, rb = _rule_br(f, g, b, geo), _block(f, b, g)
         if top < 1 or not conv_plan(dict(f, tile_g=g, tile_br=top, tile_rb=rb), b).fits:
             continue
-        out.extend((g, br, rb) for br in _distinct_splits(oh) if br <= top)
+        for br in _distinct_splits(oh):
+            if br > top:
+                continue
+            if g >= ct and br >= oh:
+                out.extend((g, br, v) for v in _blocks(f, b)
+                           if conv_plan(dict(f, tile_g=g, tile_br=br, tile_rb=v), b).fits)
+            else:
+                out.append((g, br, rb))
     return out

@@ -75,11 +75,30 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     p.bands = cdiv_i(p.oh, br);
     p.groups = cdiv_i(p.ct, p.g);
     p.slot = (dim_t)src_rows(f, eb, br, p.sh) * (dim_t)p.sw;
-    /* EB with one group: row tiles per weight block, tile_rb or the rule,
-     * every row tile when all fit, else one (1 for every other case) */
+    /* Row tiles per block, tile_rb or the rule.  Block mode (FP, EB with
+     * one group and one band): the most whose weights fit CONV_WCAP, whose
+     * outputs fit CONV_OUT and (FP with biases) whose biases fit CONV_RB.
+     * EB with one group and several bands: every row tile when all their
+     * weights fit, else one.  1 for every other case. */
     const int rtiles = cdiv_i(p.rows, PE_ROWS);
+    const int npos = (dim_t)p.oh * (dim_t)p.ow;
+    const int rbmax = f.op == OP_CONV_FP && (f.flags & FLAG_BIAS) ? CONV_RB : MAX_RTILES;
+    /* tap accumulators (WG) or weights per row tile; WG's bias tap one more */
+    const int btap = f.op == OP_CONV_WG && (f.flags & FLAG_BIAS) ? 1 : 0;
+    const int wtile = (dim_t)p.ct * (dim_t)kk + btap;
     p.rb = 1;
-    if (eb && p.groups == 1) {
+    p.bm = p.groups == 1 && p.bands == 1;
+    if (p.bm) {
+        if (f.tile_rb == 0)
+            p.rb = min_i(min_i(rtiles, rbmax), min_i(CONV_WCAP / wtile, CONV_OUT / npos));
+        else
+            p.rb = f.tile_rb < (uint32_t)rtiles ? (int)f.tile_rb : rtiles;
+        p.fits = p.fits && p.rb >= 1 && p.rb <= rbmax &&
+                 (dim_t)p.rb * (dim_t)p.ct * (dim_t)kk + (btap ? p.rb : 0) <= CONV_WCAP &&
+                 (dim_t)p.rb * (dim_t)npos <= CONV_OUT;
+        if (p.rb < 1)
+            p.rb = 1;   /* does not fit: never runs */
+    } else if (eb && p.groups == 1) {
         if (f.tile_rb == 0)
             p.rb = (dim_t)rtiles * (dim_t)p.ct * (dim_t)kk <= CONV_WCAP ? rtiles : 1;
         else
@@ -178,12 +197,12 @@ rd_lanes:
 /* As wr_banked for a run of whole lanes: `lane_len` bytes per lane. */
 template <int NB, int CAP>
 static void wr_lanes(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[PE_LANES][NB][CAP],
-                     int run, int lane_len) {
+                     int run, int slot, int lane_len) {
     agu_count(true, addr, len, CONV_II);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
-    int lane = 0, bank = 0, pos = 0, inlane = 0;
+    int lane = 0, bank = 0, at = 0, pos = 0, inlane = 0;
 wr_lanes:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -193,15 +212,19 @@ wr_lanes:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                set_lane(w, l, (uint8_t)buf[lane][bank][pos]);
+                set_lane(w, l, (uint8_t)buf[lane][bank][at + pos]);
                 if (++pos == run) {
                     pos = 0;
-                    bank++;
+                    if (++bank == NB) {   /* block mode: the next row tile's outputs */
+                        bank = 0;
+                        at += slot;
+                    }
                 }
                 if (++inlane == lane_len) {
                     inlane = 0;
                     lane++;
                     bank = 0;
+                    at = 0;
                     pos = 0;
                 }
             }
@@ -210,14 +233,16 @@ wr_lanes:
     }
 }
 
-/* buf[bank][pos] -> len bytes at addr: `run` bytes per bank from bank 0. */
+/* buf[bank][at + pos] -> len bytes at addr: `run` bytes per bank from bank
+ * 0, at 0; after the last bank, bank 0 at + slot. */
 template <int NB, int CAP>
-static void wr_banked(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[NB][CAP], int run) {
+static void wr_banked(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[NB][CAP], int run,
+                      int slot) {
     agu_count(true, addr, len, CONV_II);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
-    int bank = 0, pos = 0;
+    int bank = 0, at = 0, pos = 0;
 wr_banked:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -227,10 +252,13 @@ wr_banked:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                set_lane(w, l, (uint8_t)buf[bank][pos]);
+                set_lane(w, l, (uint8_t)buf[bank][at + pos]);
                 if (++pos == run) {
                     pos = 0;
-                    bank++;
+                    if (++bank == NB) {
+                        bank = 0;
+                        at += slot;
+                    }
                 }
             }
         }
@@ -239,15 +267,17 @@ wr_banked:
 }
 
 /* FP weights: rows of w[co][ci][t], `rowlen` = gc*kk bytes each (one burst
- * for the whole tile when the group holds every channel), into
- * wb[r][gi % C][(gi / C) * kk + t] for the group's channel gi. */
+ * for the whole tile, or block, when the group holds every channel), into
+ * wb[r][gi % C][(gi / C) * kk + t] for the group's channel gi; after
+ * PE_ROWS rows the next row tile's, `tstep` entries further (block mode). */
 static void rd_weights_fp(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weights_t wb,
-                          int r0, int kk, int rowlen) {
+                          int r0, int kk, int rowlen, int tstep) {
     agu_count(false, addr, len, CONV_II);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
     conv_cursor p = {r0, 0, 0, 0, 0};
+    int tb = 0;   /* the row tile's first entry */
 rd_weights_fp:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -257,8 +287,12 @@ rd_weights_fp:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                wb[p.row][p.bank][p.at + p.pos] = (q8_t)beat_lane(w, l);
+                wb[p.row][p.bank][tb + p.at + p.pos] = (q8_t)beat_lane(w, l);
                 conv_cursor_next(p, kk, PE_COLS, kk, rowlen);
+                if (p.row == PE_ROWS) {
+                    p.row = 0;
+                    tb += tstep;
+                }
             }
         }
     }
@@ -298,14 +332,16 @@ rd_weights_eb:
 
 /* WG kernels: tap accumulators -> int32 gradients, quantized in the burst
  * (DDR_BEAT / 4 words per beat; dst is 4-aligned), rows of `rowlen` = gc*kk
- * words as rd_weights_fp lays them out. */
+ * words as rd_weights_fp lays them out (block mode: after PE_ROWS rows the
+ * next row tile's, `tstep` entries further). */
 static void wr_kernels(ddr_t *ddr, uint32_t addr, uint32_t words, const pe_tapacc_t acc, int r0,
-                       int kk, int rowlen, int sh_w, q_stats &st) {
+                       int kk, int rowlen, int tstep, int sh_w, q_stats &st) {
     agu_count(true, addr, 4 * (uint64_t)words, CONV_II);
     if (words == 0)
         return;
     const agu_burst gb = agu_plan(addr, 4 * words);
     conv_cursor p = {r0, 0, 0, 0, 0};
+    int tb = 0;   /* the row tile's first entry */
 wr_kernels:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -315,7 +351,7 @@ wr_kernels:
         for (int j = 0; j < DDR_BEAT / 4; j++) {
 #pragma HLS UNROLL
             if (4 * j >= lo && 4 * j < hi) {
-                const wide_t v = rshift_round((wide_t)acc[p.row][p.bank][p.at + p.pos], sh_w);
+                const wide_t v = rshift_round((wide_t)acc[p.row][p.bank][tb + p.at + p.pos], sh_w);
                 bool clamped;
                 const int32_t o = sat32(v, clamped);
                 q_stats_add(st, v, o, clamped);
@@ -324,6 +360,10 @@ wr_kernels:
                     set_lane(w, 4 * j + k, (uint8_t)((uint32_t)o >> (8 * k)));
                 }
                 conv_cursor_next(p, kk, PE_COLS, kk, rowlen);
+                if (p.row == PE_ROWS) {
+                    p.row = 0;
+                    tb += tstep;
+                }
             }
         }
         ddr_put(ddr, gb.first + b, w, lo, hi);
@@ -393,8 +433,9 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
 }
 
 /* Rows r0 .. r0+vr of swept rows [y0, y1) of each valid lane between DDR at
- * base (a tensor of `rows` channels on the swept plane) and buf[l][r][pos]:
- * one burst per lane when the band is the whole plane, else one per row.
+ * base (a tensor of `rows` channels on the swept plane) and buf[l][r][pos]
+ * (block mode: row r0 + t*PE_ROWS + r at buf[l][r][t*run + pos]): one burst
+ * per lane when the band is the whole plane, else one per row.
  * Reads (WG errors, EB masks) or writes (FP/EB outputs). */
 static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it, int r0,
                     int vr, pe_rows_t buf, bool write) {
@@ -404,10 +445,10 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
         const uint32_t at = base + (uint32_t)it.b0 * (dim_t)p.rows * (dim_t)p.oh * (dim_t)p.ow;
         if (write)
             wr_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run,
-                                        (dim_t)vr * (dim_t)run);
+                                        run, (dim_t)vr * (dim_t)run);
         else
-            rd_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run, 0,
-                                        (dim_t)vr * (dim_t)run);
+            rd_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run,
+                                        run, (dim_t)vr * (dim_t)run);
         return;
     }
     for (int l = 0; l < it.vb; l++) {
@@ -416,16 +457,16 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
         if (p.bands == 1) {
             const uint32_t at = base + img * (dim_t)p.oh * (dim_t)p.ow;
             if (write)
-                wr_banked<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf[l], run);
+                wr_banked<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf[l], run, run);
             else
-                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf[l], 0, 0, run, 0);
+                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf[l], 0, 0, run, run);
             continue;
         }
         for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
             const uint32_t at = base + ((img + r) * (dim_t)p.oh + it.y0) * (dim_t)p.ow;
             if (write)
-                wr_banked<1, CONV_OUT>(ddr, at, run, &buf[l][r], run);
+                wr_banked<1, CONV_OUT>(ddr, at, run, &buf[l][r], run, run);
             else
                 rd_banked<PE_ROWS, CONV_OUT>(ddr, at, run, buf[l], r, 0, run, 0);
         }
@@ -545,7 +586,9 @@ struct conv_job {
     int sh_out;         /* e_acc -> e.dst: FP/EB outputs, WG weight gradients */
     int sh_bias;        /* FP: raw bias -> e_acc */
     int sh_b;           /* WG: bias gradient -> e.dst */
-    bool eb_blk;        /* EB with one group: weights loaded per block of p.rb row tiles */
+    bool eb_blk;        /* EB with one group and several bands: weights loaded per block of p.rb row tiles */
+    bool bm;            /* block mode (conv.h): block > items > the block's row tiles */
+    int step;           /* channels per iteration of the row loop: a row tile, or a block (bm) */
 };
 
 static void conv_job_make(const ctrain_insn_t &f, const insn_exps &e, conv_job &j) {
@@ -565,7 +608,9 @@ static void conv_job_make(const ctrain_insn_t &f, const insn_exps &e, conv_job &
     j.sh_out = q_shift((wide_t)e.dst - e_acc);
     j.sh_bias = q_shift(e_acc - e.src3);
     j.sh_b = q_shift((wide_t)e.dst - e.src);
-    j.eb_blk = j.eb && p.groups == 1;
+    j.bm = p.bm;
+    j.eb_blk = j.eb && p.groups == 1 && !p.bm;
+    j.step = p.bm ? (dim_t)p.rb * PE_ROWS : PE_ROWS;
 }
 
 /* The PE array's pass: what is fixed per instruction (the per-tile and
@@ -588,6 +633,10 @@ static void conv_pass_make(const ctrain_insn_t &f, const conv_job &j, pe_pass &g
     g.mask = j.mask;
     g.sh_out = j.sh_out;
     g.wbase = 0;
+    g.tiles = 1;
+    g.wstep = (dim_t)j.p.ct * (dim_t)j.kk;
+    g.bias = j.fp_bias;
+    g.btap = j.wg_bias && j.bm;
 }
 
 /* EB with one group, at the first row tile r0 of a block of p.rb: the
@@ -608,10 +657,13 @@ block_weights_eb:
     }
 }
 
-/* Row tile r0's biases: FP's raw biases shifted to e_acc, else zero (WG sums
- * its bias gradient into them). */
+/* Biases of the nt row tiles from r0 (nr rows; one tile but in block
+ * mode): FP's raw biases shifted to e_acc into btab[t], one burst per tile
+ * (the pass adds them only with g.bias); WG's bias gradient registers
+ * cleared (it sums into them). */
 static void conv_tile_bias(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
-                           int vr, int32_t braw[PE_ROWS], wide_t rbias[PE_ROWS]) {
+                           int nr, int nt, int32_t braw[PE_ROWS], pe_bias_t btab,
+                           wide_t rbias[PE_ROWS]) {
 #pragma HLS INLINE
 clear_bias:
     for (int r = 0; r < PE_ROWS; r++) {
@@ -619,27 +671,39 @@ clear_bias:
 #pragma HLS UNROLL
         rbias[r] = 0;
     }
-    if (j.fp_bias) {
-        agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * r0, braw, vr);
+    if (!j.fp_bias)
+        return;
+    int left = nr;
+bias_tiles:
+    for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_RB
+        const int vr = min_i(PE_ROWS, left);
+        agu_rd_i32<PE_ROWS>(ddr, f.src3 + 4 * (uint32_t)(r0 + (dim_t)t * PE_ROWS), braw, vr);
+        CTRAIN_LOOP(ew, 1, vr);
     shift_bias:
         for (int r = 0; r < vr; r++) {
+            /* one row a cycle: one shifter, the tile's word written row by row */
+#pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-            rbias[r] = rshift_round(braw[r], j.sh_bias);
+            btab[t][r] = rshift_round(braw[r], j.sh_bias);
         }
+        left -= PE_ROWS;
     }
 }
 
-/* Start of a pass (row tile r0, vr rows; WG: group gsel): WG clears the
- * group's tap accumulators; FP with one group loads the row tile's weights
- * into wb once for the whole batch (EB: conv_load_block_eb per block). */
+/* Start of a pass (row tile r0, vr rows, or block mode's block of vr rows;
+ * WG: group gsel): WG clears the group's tap accumulators; FP with one
+ * group loads the row tile's (block's) weights into wb once for the whole
+ * batch (EB: conv_load_block_eb per block). */
 static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
-                            int vr, int gsel, pe_weights_t wb, pe_tapacc_t tacc) {
+                            int vr, int nt, int gsel, pe_weights_t wb, pe_tapacc_t tacc) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
     if (j.wg) {
         const int gct = min_i(p.g, p.ct - (dim_t)gsel * (dim_t)p.g);
-        const int taps = (dim_t)gct * (dim_t)kk;
+        /* block mode: every tile's taps and bias tap */
+        const int taps = (dim_t)((dim_t)gct * (dim_t)kk + (j.bm && j.wg_bias ? 1 : 0)) * (dim_t)nt;
         CTRAIN_LOOP(ew, 1, taps);
     clear_taps:
         for (int t = 0; t < taps; t++) {
@@ -658,7 +722,8 @@ static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv
         }
     } else if (p.groups == 1 && !j.eb) {
         rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
-                      (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, wb, 0, kk, (dim_t)p.cols * (dim_t)kk);
+                      (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, wb, 0, kk, (dim_t)p.cols * (dim_t)kk,
+                      (dim_t)p.ct * (dim_t)kk);
     }
 }
 
@@ -690,7 +755,7 @@ static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j
             for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
                 rd_weights_fp(ddr, f.src2 + ((uint32_t)(r0 + r) * (dim_t)f.c_in + w0) * (dim_t)kk,
-                              (dim_t)gc * (dim_t)kk, wbuf[h], r, kk, (dim_t)gc * (dim_t)kk);
+                              (dim_t)gc * (dim_t)kk, wbuf[h], r, kk, (dim_t)gc * (dim_t)kk, 0);
             }
         } else {
         group_weights_eb:
@@ -714,8 +779,9 @@ static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j
 static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gsel, int k,
                               int sum_x, pe_pass &g, pe_weights_t wbuf[2], pe_cols_t act[2],
                               pe_rows_t rowb[2], pe_range yr[CTRAIN_MAX_DIM],
-                              const pe_range xr[CTRAIN_MAX_DIM], wide_t rbias[PE_ROWS],
-                              pe_rowacc_t racc, pe_rows_t obuf[2], pe_tapacc_t tacc, q_stats &st) {
+                              const pe_range xr[CTRAIN_MAX_DIM], const pe_bias_t btab,
+                              wide_t rbias[PE_ROWS], pe_rowacc_t racc, pe_rows_t obuf[2],
+                              pe_tapacc_t tacc, q_stats &st) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const conv_item it = conv_item_at(f, j, gsel, k);
@@ -729,15 +795,16 @@ static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gse
     g.vb = it.vb;
     g.first = it.grp == 0;
     g.last = it.grp == p.groups - 1;
-    g.bias_sum = j.wg_bias && gsel == 0;
+    g.bias_sum = j.wg_bias && !j.bm && gsel == 0;
     if (j.wg) {
-        g.total = (uint32_t)gct * (dim_t)j.kk * (dim_t)g.rows * (dim_t)p.ow;
+        g.total = (uint32_t)((dim_t)gct * (dim_t)j.kk + (g.btap ? 1 : 0)) * (dim_t)g.rows *
+                  (dim_t)p.ow * (uint32_t)g.tiles;
     } else {
         make_ranges(j.eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh, it.lo, p.sw, yr);
-        g.total = (uint32_t)gct * (dim_t)range_steps(yr, g.rows) * (dim_t)sum_x;
+        g.total = (uint32_t)gct * (dim_t)range_steps(yr, g.rows) * (dim_t)sum_x * (uint32_t)g.tiles;
     }
-    pe_array(wbuf[p.groups > 1 && !j.wg ? h : 0], act[h], rowb[h], yr, xr, rowb[h], g, rbias,
-             racc, obuf[h], tacc, st);
+    pe_array(wbuf[p.groups > 1 && !j.wg ? h : 0], act[h], rowb[h], yr, xr, rowb[h], g, btab,
+             rbias, racc, obuf[h], tacc, st);
 }
 
 /* Stage 2 (FP, EB): item k's outputs from ping-pong half k & 1, once its
@@ -753,27 +820,49 @@ static void conv_store_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &
 /* End of a WG pass: the group's weight gradients (row tile r0, vr rows) and,
  * after the first group, the tile's bias gradients. */
 static void conv_store_grads(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0, int vr,
-                             int gsel, const pe_tapacc_t tacc, const wide_t rbias[PE_ROWS],
+                             int nt, int gsel, const pe_tapacc_t tacc, const wide_t rbias[PE_ROWS],
                              q_stats &st) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
     const int c0 = (dim_t)gsel * (dim_t)p.g * PE_COLS;
     const int gc = min_i(p.g * PE_COLS, p.cols - c0);
+    const int taps = (dim_t)p.ct * (dim_t)kk;              /* a tile's kernel entries */
+    const int tstep = taps + (j.bm && j.wg_bias ? 1 : 0);   /* ... and its bias tap */
     if (p.groups == 1) {
         wr_kernels(ddr, f.dst + 4 * (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
                    (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, tacc, 0, kk, (dim_t)gc * (dim_t)kk,
-                   j.sh_out, st);
+                   tstep, j.sh_out, st);
     } else {
     store_grad_rows:
         for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
             wr_kernels(ddr, f.dst + 4 * (((uint32_t)(r0 + r) * (dim_t)f.c_in + c0) * (dim_t)kk),
-                       (dim_t)gc * (dim_t)kk, tacc, r, kk, (dim_t)gc * (dim_t)kk, j.sh_out, st);
+                       (dim_t)gc * (dim_t)kk, tacc, r, kk, (dim_t)gc * (dim_t)kk, 0, j.sh_out, st);
         }
     }
-    if (j.wg_bias && gsel == 0)
-        conv_store_bias(ddr, rbias, vr, r0, f.dst2, j.sh_b, st);
+    if (j.wg_bias && gsel == 0) {
+        /* per row tile (one, but in block mode) its bias gradients: the
+         * registers the pass summed, or in block mode column 0 of the
+         * tile's bias tap */
+        wide_t gb[PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=gb type=complete
+        int left = vr, at = taps;
+    store_bias_tiles:
+        for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_RTILES
+        read_bias_tap:
+            for (int r = 0; r < PE_ROWS; r++) {
+                /* the tap's R rows: one word of column 0's bank */
+#pragma HLS UNROLL
+                gb[r] = j.bm ? (wide_t)tacc[r][0][at] : rbias[r];
+            }
+            conv_store_bias(ddr, gb, min_i(PE_ROWS, left), r0 + (dim_t)t * PE_ROWS, f.dst2, j.sh_b,
+                            st);
+            left -= PE_ROWS;
+            at += tstep;
+        }
+    }
 }
 
 void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
@@ -824,6 +913,11 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 #pragma HLS ARRAY_RESHAPE variable=tacc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=2
     static pe_range yr[CTRAIN_MAX_DIM], xr[CTRAIN_MAX_DIM];
+    static pe_bias_t btab;      /* FP biases of the pass's row tiles */
+    /* a tile's rows in one word: the epilogue adds all of them in one cycle */
+#pragma HLS ARRAY_RESHAPE variable=btab type=complete dim=2
+    /* written (per block) and read (by the passes) at different times: one port */
+#pragma HLS BIND_STORAGE variable=btab type=ram_1p impl=lutram
     int32_t braw[PE_ROWS];
     wide_t rbias[PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=rbias type=complete
@@ -837,22 +931,27 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     }
 
     int blk = 0;   /* the row tile's place in its EB weight block */
+    int ti = 0;    /* the first row tile of the iteration */
+    const int rtiles = cdiv_i(p.rows, PE_ROWS);
 tile_rows:
-    for (int r0 = 0; r0 < p.rows; r0 += PE_ROWS) {
+    for (int r0 = 0; r0 < p.rows; r0 += j.step) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_RTILES
-        const int vr = min_i(PE_ROWS, p.rows - r0);
-        g.vr = vr;
-        if (j.eb_blk && blk == 0) {
+        /* vr rows: a row tile, or in block mode a block of nt row tiles */
+        const int vr = min_i(j.step, p.rows - r0);
+        const int nt = j.bm ? min_i(p.rb, rtiles - ti) : 1;
+        g.tiles = nt;
+        g.vr = vr - (nt - 1) * PE_ROWS;   /* the last tile's rows */
+        if (j.eb && (j.bm || (j.eb_blk && blk == 0))) {
             conv_load_block_eb(ddr, f, j, r0, wbuf[0]);
             g.wbase = 0;
         }
-        conv_tile_bias(ddr, f, j, r0, vr, braw, rbias);
+        conv_tile_bias(ddr, f, j, r0, vr, nt, braw, btab, rbias);
         const int ngroups = wg ? p.groups : 1;
     tile_groups:
         for (int wgrp = 0; wgrp < ngroups; wgrp++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_CTILES
             const int gsel = wg ? wgrp : 0;
-            conv_pass_begin(ddr, f, j, r0, vr, gsel, wbuf[0], tacc);
+            conv_pass_begin(ddr, f, j, r0, vr, nt, gsel, wbuf[0], tacc);
 
             /* The pipeline over items: load k+1 || compute k || store k-1. */
         items_loop:
@@ -865,7 +964,7 @@ tile_rows:
                     conv_load_item(ddr, f, j, r0, vr, gsel, k + 1, wbuf, act, rowb);
                 if (region) {          /* stage 1 */
                     CTRAIN_STAGE(1);
-                    conv_compute_item(f, j, gsel, k, sum_x, g, wbuf, act, rowb, yr, xr, rbias,
+                    conv_compute_item(f, j, gsel, k, sum_x, g, wbuf, act, rowb, yr, xr, btab, rbias,
                                       racc, obuf, tacc, st);
                     CTRAIN_STAGE(2);
                 }
@@ -875,11 +974,12 @@ tile_rows:
                     CTRAIN_REGION_END();
             }
             if (wg)
-                conv_store_grads(ddr, f, j, r0, vr, gsel, tacc, rbias, st);
+                conv_store_grads(ddr, f, j, r0, vr, nt, gsel, tacc, rbias, st);
         }
         if (j.eb_blk)
             g.wbase += (dim_t)p.ct * (dim_t)j.kk;
         if (++blk == p.rb)
             blk = 0;
+        ti += nt;
     }
 }

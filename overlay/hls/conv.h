@@ -18,6 +18,13 @@
  * EB with one group loads the weights of `rb` row tiles at once (one burst
  * per c_out channel of rb * PE_ROWS * k_h * k_w bytes, its transposed rows
  * being contiguous there): rb * ct * k_h * k_w <= CONV_WCAP.
+ * Block mode (bm: FP, EB with one group and one band, the fully connected
+ * layers and small planes): blocks of `rb` row tiles whose weights fit
+ * CONV_WCAP (and outputs CONV_OUT, biases CONV_RB) are loaded once, then
+ * each lane tile's column operand is loaded once and the PE pass walks
+ * every row tile of the block: block > items (lane tiles) > row tiles, the
+ * matrix product over the batch with the block's weights reused by every
+ * image (docs/overlay.md "PE array mapping").
  *
  * Dataflow: per row tile (FP, EB) or (row tile, group) (WG) the items
  * (lane tile, band, group) run as a ping-pong pipeline: load item i+1 ||
@@ -39,7 +46,9 @@ struct conv_plan {
     int ct, g, groups;  /* column tiles, per group, groups */
     int br, bands;      /* swept rows per band, bands */
     int slot;           /* act bytes per channel of a band: source rows x sw */
-    int rb;             /* EB with one group: row tiles per weight block (else 1) */
+    int rb;             /* row tiles per block: FP/EB with one group and one band (bm), or
+                         * EB with one group and several bands; else 1 */
+    bool bm;            /* FP/EB with one group and one band: block > items > row tiles */
     bool fits;          /* within CONV_WCAP, CONV_ACT and CONV_OUT (else FAULT_TILE) */
 };
 

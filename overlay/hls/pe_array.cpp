@@ -12,7 +12,7 @@ static_assert(PE_ROWS % 2 == 0, "CTRAIN_PE_ROWS must be even (pe_array pairs row
  * split could name; a called stage would be one more pipeline to fill. */
 void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
-              const pe_rows_t maskb, const pe_pass &g, wide_t bias[PE_ROWS],
+              const pe_rows_t maskb, const pe_pass &g, const pe_bias_t btab, wide_t bias[PE_ROWS],
               pe_rowacc_t racc, pe_rows_t out, pe_tapacc_t tacc, q_stats &st) {
     /* its loop in execute's scope, where the MAC array is shared (mac_array.h) */
 #pragma HLS INLINE
@@ -56,6 +56,13 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
     int sy = (dim_t)g.y0 * (dim_t)g.stride - g.pad, sx = -g.pad;
     int ay_o = ay_base;
     int wrun = 0;                        /* OUTER: tap accumulator of the run */
+    /* GATHER: row tile of the pass, its first weight entry, its valid rows */
+    int tl = 0, wtile = 0, vr_t = g.tiles > 1 ? PE_ROWS : g.vr;
+    /* OUTER in block mode: the bias tap's run (column 0's operand 1, its
+     * tap accumulator the tile's bias gradient), the tile's first error */
+    bool brun = false;
+    int ebase = 0;
+    const int npos = (dim_t)g.rows * (dim_t)g.ow;
 pass_step:
     for (uint32_t i = 0; i < total; i++) {
 #pragma HLS PIPELINE II=1
@@ -69,12 +76,12 @@ pass_step:
         bool live;
         int wa, aa;
         if (outer) {
-            live = sy >= 0 && sy < g.sh && sx >= 0 && sx < g.sw;
+            live = brun || (sy >= 0 && sy < g.sh && sx >= 0 && sx < g.sw);
             wa = wrun;
             aa = asub + ay_o + sx;
         } else {
             live = yr[oy].n > 0 && xr[ox].n > 0;
-            wa = g.wbase + wsub + wy + wx;
+            wa = g.wbase + wtile + wsub + wy + wx;
             aa = asub + ay + ax;
         }
         if (!live)
@@ -109,7 +116,8 @@ pass_step:
 #pragma HLS UNROLL
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    const q8_t xv = (live && c < vc) ? x[l][c][aa] : (q8_t)0;
+                    const q8_t xl = (live && c < vc) ? x[l][c][aa] : (q8_t)0;
+                    const q8_t xv = brun ? (q8_t)(c == 0 ? 1 : 0) : xl;
                     const q8_t e0 = l < g.vb ? err[l][2 * rp][pidx] : (q8_t)0;
                     const q8_t e1 = l < g.vb ? err[l][2 * rp + 1][pidx] : (q8_t)0;
                     ma[(l * (PE_ROWS / 2) + rp) * PE_COLS + c] = xv;
@@ -168,12 +176,13 @@ pass_step:
                         racc[l][r][pidx] = v;
                         continue;
                     }
-                    v += bias[r];   /* |acc| < 2^47, |bias| <= 2^62 */
+                    if (g.bias)
+                        v += btab[tl][r];   /* |acc| < 2^47, |bias| <= 2^62 */
                     if (g.relu && v < 0) v = 0;
                     if (g.mask && maskb[l][r][pidx] <= 0) v = 0;
                     bool clamped;
                     const q8_t o = sat8(rshift_round(v, g.sh_out), clamped);
-                    if (l < g.vb && r < g.vr)
+                    if (l < g.vb && r < vr_t)
                         q_stats_add(st, v, o, clamped);
                     out[l][r][pidx] = o;
                 }
@@ -190,9 +199,13 @@ pass_step:
                 ay_o += orow;
                 if (++oy == g.rows) {
                     oy = 0;
-                    pidx = 0;
                     wrun++;
-                    if (++kx == g.k_w) {
+                    if (brun) {
+                        /* block mode: the next row tile, its errors */
+                        brun = false;
+                        tl++;
+                        ebase += npos;
+                    } else if (++kx == g.k_w) {
                         kx = 0;
                         ay_k += g.sw;
                         if (++ky == g.k_h) {
@@ -200,8 +213,19 @@ pass_step:
                             ay_k = 0;
                             sub++;
                             asub += g.slot;
+                            if (sub == g.gct) {   /* the tile's taps done */
+                                sub = 0;
+                                asub = 0;
+                                if (g.btap) {
+                                    brun = true;
+                                } else {
+                                    tl++;
+                                    ebase += npos;
+                                }
+                            }
                         }
                     }
+                    pidx = ebase;
                     sx = kx - g.pad;
                     sy = (dim_t)g.y0 * (dim_t)g.stride + ky - g.pad;
                     ay_o = ay_base + ay_k;
@@ -230,6 +254,14 @@ pass_step:
                         if (++ox == g.ow) {
                             ox = 0;
                             oy++;
+                        }
+                        if (oy == g.rows && tl + 1 < g.tiles) {
+                            /* block mode: the next row tile, the same positions */
+                            oy = 0;
+                            tl++;
+                            wtile += g.wstep;
+                            if (tl == g.tiles - 1)
+                                vr_t = g.vr;
                         }
                         if (oy < g.rows) {
                             ny = yr[oy].n > 0 ? yr[oy].n : 1;

@@ -51,7 +51,13 @@ enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
  * are shorter than its BRAM; 0: distributed RAM. */
 #define CTRAIN_CONV_OBUF_BRAM 0
 #endif
+#ifndef CTRAIN_CONV_RB
+/* Row tiles per block of the block mode (conv.h): the depth of the bias
+ * table (one RAM64 deep of distributed RAM). */
+#define CTRAIN_CONV_RB 64
+#endif
 #define CONV_WCAP CTRAIN_CONV_WCAP
+#define CONV_RB CTRAIN_CONV_RB
 #define CONV_ACT CTRAIN_CONV_ACT
 #define CONV_OUT CTRAIN_CONV_OUT
 /* The control path multiplies these sizes as dim_t (types.h): each must fit. */
@@ -72,6 +78,8 @@ typedef int64_t pe_sum_t;
 #endif
 typedef pe_sum_t pe_rowacc_t[PE_LANES][PE_ROWS][CONV_OUT];
 typedef pe_sum_t pe_tapacc_t[PE_ROWS][PE_COLS][CONV_WCAP];
+/* GATHER biases of the pass's row tiles (FP: raw biases shifted to e_acc; else 0) */
+typedef wide_t pe_bias_t[CONV_RB][PE_ROWS];
 
 /* GATHER: the valid taps of one swept row (column) of the band: their
  * count, the weight offset of the first (ky0 * k_w; kx0) and the act offset
@@ -90,26 +98,37 @@ struct pe_pass {
     int y0, rows, ow;    /* band: swept rows [y0, y0 + rows), row width */
     int gct;             /* column tiles in the group */
     int wbase;           /* GATHER: the row tile's first weight entry */
+    int tiles, wstep;    /* GATHER: row tiles of the pass (block mode), weight entries per tile */
     int vc_last;         /* valid columns of the group's last column tile */
     int slot;            /* act bytes per channel of the group (a band of source rows) */
     int sy_lo, sh, sw;   /* first source row loaded; source plane height, width */
     /* GATHER epilogue */
     bool first, last;    /* first / last group of the band */
     bool relu, mask;
+    bool bias;           /* FP with FLAG_BIAS: add btab[tile][r] */
     bool bias_sum;       /* OUTER: add the errors to bias[r] (WG bias gradient) */
+    bool btap;           /* OUTER in block mode: a bias tap run after each tile's taps */
     int sh_out;
-    int vb, vr;          /* valid lanes and rows */
-    /* Steps: GATHER gct * (sum over band rows of max(1, valid ky)) * (sum
-     * over columns of max(1, valid kx)), a position without a valid tap
-     * taking one masked step; OUTER gct * kk * rows * ow. */
+    int vb, vr;          /* valid lanes and rows (GATHER: of the last row tile) */
+    /* Steps: GATHER tiles * gct * (sum over band rows of max(1, valid ky)) *
+     * (sum over columns of max(1, valid kx)), a position without a valid tap
+     * taking one masked step; OUTER tiles * (gct * kk + btap) * rows * ow. */
     uint32_t total;
 };
 
-/* bias: GATHER, the rows' bias (added at the last group); OUTER with
- * bias_sum, the WG bias gradients, summed over the errors of the first run. */
+/* btab: GATHER, the biases of row tile t of the pass at btab[t] (added at
+ * the last group); bias: OUTER with bias_sum, the WG bias gradients, summed
+ * over the errors of the first run.  GATHER with several tiles walks
+ * position > column tile > tap per row tile, the row tiles outermost: tile
+ * t's weights at wbase + t * wstep, its outputs at t * (rows * ow) + pos.
+ * OUTER with several tiles (block mode) walks tile > column tile > tap >
+ * position, tile t's errors at t * (rows * ow) + pos, its tap accumulators
+ * after the previous tile's (gct * kk, and with btap one more: the run of
+ * the bias tap, column operand 1 in column 0, sums the tile's errors, its
+ * bias gradient, in column 0 of that accumulator). */
 void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
-              const pe_rows_t maskb, const pe_pass &g, wide_t bias[PE_ROWS],
+              const pe_rows_t maskb, const pe_pass &g, const pe_bias_t btab, wide_t bias[PE_ROWS],
               pe_rowacc_t racc, pe_rows_t out, pe_tapacc_t tacc, q_stats &st);
 
 #endif

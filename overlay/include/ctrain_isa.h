@@ -158,7 +158,8 @@ typedef struct {
      * compiler; 0 = the unit's own rule (the largest that fits). */
     uint32_t tile_g;    /* column tiles (PE_COLS channels) per group, at most all of them */
     uint32_t tile_br;   /* swept rows per band, at most all of them */
-    uint32_t tile_rb;   /* CONV_EB with one group: row tiles per weight block, at most all */
+    uint32_t tile_rb;   /* row tiles per block (one group and one band: the block mode; EB
+                         * with one group and several bands: per weight block), at most all */
     uint32_t reserved[2];
 } ctrain_insn_t;
 

@@ -48,7 +48,9 @@ def main():
                                 + f" | {100 * r['total']['efficiency']:.1f} | {r['total']['cycles']:,} | "
                                 f"{1e3 * r['total']['seconds']:.1f} | {r['total']['gops']:.2f} | "
                                 f"{r['total']['equivalent_gops']:.2f} | "
-                                f"{100 * r['total']['gops'] / r['peak']['chip_int8_gops']:.2f} |")
+                                f"{100 * r['total']['gops'] / r['peak']['chip_int8_gops']:.2f} | "
+                                + " / ".join(f"{100 * ph[k]['serial_efficiency']:.1f}" for k in PE_PHASES)
+                                + f" ({100 * r['total']['serial_efficiency']:.1f}) |")
                 dense, auto, always = (reps[run] for run in RUNS)
 
                 def ratio(a, key=None):
@@ -68,8 +70,9 @@ def main():
     print("\n".join(board_rows[b] for b in boards.BOARDS))
     print()
     print("| model | board | sparsity | pruned layers | FP / EB / WG efficiency % | iteration efficiency % "
-          "| cycles / iteration | ms | achieved GOP/s | equivalent GOP/s | achieved / chip int8 peak % |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| cycles / iteration | ms | achieved GOP/s | equivalent GOP/s | achieved / chip int8 peak % "
+          "| serial (no region overlap): FP / EB / WG (iteration) efficiency % |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print()
     print("| model | board | layers sparse (s) or dense (d), auto | FP / EB / WG cycles, auto / dense "

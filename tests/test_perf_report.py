@@ -126,6 +126,29 @@ def test_totals_are_sums_of_the_per_instruction_model(board):
         assert r["bound"] == ("compute" if r["compute"] >= r["memory"] else "memory")
 
 
+@pytest.mark.parametrize("board", ["pynq_z2", "zcu102"])
+def test_serial_reading_adds_back_what_the_regions_overlap(board):
+    """The serial figures charge every stage of a ping-pong region one after
+    another (the HLS until its regions are DATAFLOW): cycles + Iters.hidden,
+    per instruction, phase and iteration."""
+    program = compile_model(cnv(), 64, board=board)
+    rep = perfreport.build(program, board, "cnv")
+    b = perfmodel.board(board)
+    starts = {s for s, _ in program.segments.values()}
+    hidden = 0
+    for k, (insn, r) in enumerate(zip((i for i in program.insns if validate.fields(i)["op"] != Op.HALT),
+                                      rep["instructions"])):
+        it = perfmodel.iterations(insn, b, table_len=program.table_len if r["insn"] in starts else 0)
+        assert r["serial_cycles"] == r["cycles"] + it.hidden
+        hidden += it.hidden
+    t = rep["total"]
+    assert t["serial_cycles"] == t["cycles"] + hidden and hidden > 0.2 * t["cycles"]
+    assert t["serial_efficiency"] == t["ideal_cycles"] / t["serial_cycles"] < t["efficiency"]
+    for ph in rep["phases"].values():
+        assert ph["serial_cycles"] >= ph["cycles"]
+    assert sum(ph["serial_cycles"] for ph in rep["phases"].values()) == t["serial_cycles"]
+
+
 def test_sparse_ideal_cycles_shrink_with_the_kept_weights():
     model, batch, board = lenet5(), 16, perfmodel.board("zcu104")
     masks = prune_masks([p["w"] for p in model.init_params(np.random.default_rng(5))], 0.8, scope="layer")

@@ -41,8 +41,13 @@
  * banks) is bound to URAM (boards short of BRAM); 0: BRAM. */
 #define CTRAIN_POOL_URAM 0
 
-/* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
-#define CTRAIN_CHUNK 1024
+/* Elements per burst of the element-wise units (RELU, ADD, AVGPOOL bands,
+ * index check).  512, not 1024, since session 9: the second data port's
+ * adapter and the dense block mode's bias table took the LUTs to 85.2%; 512
+ * halves the RELU/ADD/AVGPOOL LUTRAM buffers (-2,560 LUTs, 84.3%).  Cost, batch
+ * 64: CNV-80% 9.78M -> 9.82M cycles, ResNet-20 dense 22.19M -> 23.44M (its
+ * ADD and ReLU bursts; a chunk of ADD's own would recover most of it). */
+#define CTRAIN_CHUNK 512
 /* UPDATE's and BN's own chunks (update.h, stream.h): each burst's 64-cycle
  * latency over more beats.  UPDATE at 2048 reads 13 bytes an element in
  * 0.95 cycles (at 1024: 1.08, above its one element per cycle: its lanes

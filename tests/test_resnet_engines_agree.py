@@ -39,8 +39,9 @@ def _arena(engine, ds):
 def test_resnet20_training_ddr_identical_numpy_vs_csim(monkeypatch):
     csim_or_skip()
     from ctrain import runtime
-    window, _ = runtime.Runtime.__init__.__defaults__
-    monkeypatch.setattr(runtime.Runtime.__init__, "__defaults__", (window, 3600.0))
+    defaults = list(runtime.Runtime.__init__.__defaults__)   # window_log2, timeout, ...
+    defaults[1] = 3600.0
+    monkeypatch.setattr(runtime.Runtime.__init__, "__defaults__", tuple(defaults))
     rng = np.random.default_rng(1)
     tx, ty = _cifar_like(rng, 40)
     vx, vy = _cifar_like(rng, 8)

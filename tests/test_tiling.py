@@ -36,6 +36,31 @@ def test_zero_fields_are_the_units_rule():
     assert (e.rows, e.ct, e.groups, e.rb) == (512, 3, 1, 128)
 
 
+@pytest.mark.parametrize("board", perfmodel.BOARDS)
+def test_the_rule_fits_a_weight_gradient_with_its_bias_tap(board):
+    """WG with biases keeps a bias tap beside a block's taps: where every
+    column tile's taps fill CONV_WCAP exactly (a Linear with WCAP x C inputs)
+    the rule takes two groups instead of a block that cannot hold the tap, in
+    the HLS (conv_make_plan) as here, so a zero tiling never faults."""
+    b = tiling.buffers(board)
+    fc = dict(c_in=b.conv_wcap * b.pe_cols, c_out=b.pe_rows * 3, h_in=1, w_in=1, h_out=1, w_out=1,
+              k_h=1, k_w=1, pad=0)
+    for flags, groups in ((Flag.BIAS, 2), (0, 1)):
+        p = tiling.conv_plan(_conv(Op.CONV_WG, flags=flags, **fc), b)
+        assert p.fits and p.groups == groups and p.bm == (groups == 1)
+    # one group and its block would need WCAP + 1 entries: FAULT_TILE
+    assert not tiling.conv_plan(_conv(Op.CONV_WG, flags=Flag.BIAS, tile_g=b.conv_wcap, **fc), b).fits
+    if board == "pynq_z2":   # the HLS rule runs it, to the numpy engine's bytes
+        shape = dict(n=2, c_in=fc["c_in"], h_in=1, w_in=1, c_out=fc["c_out"], k_h=1, k_w=1, stride=1, pad=0)
+        outs = []
+        for engine in (NumpyEngine(board=board), csim_or_skip(board)):
+            case = layer_case(np.random.default_rng(SEED), Op.CONV_WG, shape, flags=Flag.BIAS)
+            r = engine.run(case.ddr, *case.run_args())
+            assert r.status == Fault.NONE
+            outs.append(case.ddr.copy())
+        assert np.array_equal(*outs)
+
+
 def test_fields_are_clamped_and_checked():
     f = _conv(Op.CONV_FP, tile_g=8, tile_br=14)
     p = tiling.conv_plan(f, PYNQ)

@@ -107,10 +107,15 @@ def _rule_br(f, g, b, geo):
     return br
 
 
+def _bias_tap(f):
+    """1 where a block keeps a bias tap beside its taps (WG with BIAS), else 0."""
+    return 1 if f["op"] == Op.CONV_WG and f.get("flags", 0) & Flag.BIAS else 0
+
+
 def _block_entries(f, ct, kk):
     """Weights (FP, EB) or tap accumulators (WG) per PE of a row tile in
     block mode: ct * kk, and WG with BIAS the bias tap."""
-    return ct * kk + (1 if f["op"] == Op.CONV_WG and f.get("flags", 0) & Flag.BIAS else 0)
+    return ct * kk + _bias_tap(f)
 
 
 def conv_plan(f, b):
@@ -120,7 +125,9 @@ def conv_plan(f, b):
     eb, rows, cols, oh, ow, sh, sw, kk, src_rows = geo
     ct = _cdiv(cols, b.pe_cols)
     tg, tb = f.get("tile_g", 0), f.get("tile_br", 0)
-    g = min(ct, b.conv_wcap // kk, b.conv_act // (src_rows(1) * sw)) if tg == 0 else min(tg, ct)
+    # WG with biases keeps a bias tap beside a block's taps: the rule's one
+    # group leaves room for it, so the rule always fits
+    g = min(ct, (b.conv_wcap - _bias_tap(f)) // kk, b.conv_act // (src_rows(1) * sw)) if tg == 0 else min(tg, ct)
     br = _rule_br(f, g, b, geo) if tb == 0 else min(tb, oh)
     a = b.conv_act // (g * sw)
     fits = br >= 1 and g * kk <= b.conv_wcap and br * ow <= b.conv_out and src_rows(br) <= a

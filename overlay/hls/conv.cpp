@@ -55,8 +55,11 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     p.sw = eb ? f.w_out : f.w_in;
     const int kk = (dim_t)f.k_h * (dim_t)f.k_w;
     p.ct = cdiv_i(p.cols, PE_COLS);
+    /* WG with biases keeps a bias tap beside a block's taps: the rule's one
+     * group leaves room for it, so the rule always fits */
+    const int btap = f.op == OP_CONV_WG && (f.flags & FLAG_BIAS) ? 1 : 0;
     if (f.tile_g == 0)
-        p.g = min_i(min_i(p.ct, CONV_WCAP / kk),
+        p.g = min_i(min_i(p.ct, (CONV_WCAP - btap) / kk),
                     CONV_ACT / ((dim_t)src_rows(f, eb, 1, p.sh) * (dim_t)p.sw));
     else
         p.g = f.tile_g < (uint32_t)p.ct ? (int)f.tile_g : p.ct;
@@ -84,7 +87,6 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     const int npos = (dim_t)p.oh * (dim_t)p.ow;
     const int rbmax = f.op == OP_CONV_FP && (f.flags & FLAG_BIAS) ? CONV_RB : MAX_RTILES;
     /* tap accumulators (WG) or weights per row tile; WG's bias tap one more */
-    const int btap = f.op == OP_CONV_WG && (f.flags & FLAG_BIAS) ? 1 : 0;
     const int wtile = (dim_t)p.ct * (dim_t)kk + btap;
     p.rb = 1;
     p.bm = p.groups == 1 && p.bands == 1;

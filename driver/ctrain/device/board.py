@@ -110,7 +110,16 @@ def register_offsets(registers, where="the .hwh", span=None):
             problems.append(f"{name} ({hits[name]}) at 0x{off:x} is not word aligned")
         if span is not None and not 0 <= off <= span - 4:
             problems.append(f"{name} ({hits[name]}) at 0x{off:x} is outside the 0x{span:x}-byte register range")
-    seen = {}
+    problems += _layout_problems(offsets)
+    if problems:
+        raise OverlayError(f"the accelerator's register map in {where} is not usable:\n  " + "\n  ".join(problems))
+    return offsets
+
+
+def _layout_problems(offsets):
+    """register_offsets' checks between registers: no two at one offset, and
+    each data port's 64-bit offset as two adjacent words, both or neither."""
+    problems, seen = [], {}
     for name, off in sorted(offsets.items(), key=lambda kv: kv[1]):
         if off in seen:
             problems.append(f"{seen[off]} and {name} are both at 0x{off:x}")
@@ -123,9 +132,7 @@ def register_offsets(registers, where="the .hwh", span=None):
         if lo in offsets and hi in offsets and offsets[hi] != offsets[lo] + 4:
             problems.append(f"{hi} at 0x{offsets[hi]:x} is not the word above {lo} at "
                             f"0x{offsets[lo]:x} (one 64-bit m_axi offset)")
-    if problems:
-        raise OverlayError(f"the accelerator's register map in {where} is not usable:\n  " + "\n  ".join(problems))
-    return offsets
+    return problems
 
 
 def differences_from_isa(offsets):

@@ -58,6 +58,11 @@ def fault_name(code):
 
 #: Register offsets, by name without the REG_ prefix.
 REG = {n[4:]: getattr(lib, n) for n in dir(lib) if n.startswith("REG_")}
+#: The 64-bit offset register pair of each data port (m_axi bundle), low word
+#: first: port 0 (gmem, argument ddr) always; port 1 (gmem1, ddr1) in a build
+#: with CTRAIN_DDR_PORTS 2, whose .hwh then lists it. The driver writes the
+#: DDR base into every pair the map has.
+PORT_OFFSETS = (("DDR_LO", "DDR_HI"), ("DDR1_LO", "DDR1_HI"))
 CTRL_AP_START = lib.CTRL_AP_START
 CTRL_AP_DONE = lib.CTRL_AP_DONE
 CTRL_AP_IDLE = lib.CTRL_AP_IDLE

@@ -20,9 +20,8 @@ class Accelerator:
         self.reg = dict(getattr(ip, "offsets", None) or R)
 
     def configure(self, ddr_base, ddr_size, table, table_len):
-        # every data port's m_axi offset (DDR_LO/HI; DDR1_LO/HI where the map
-        # has the second port): one DDR window, the same base
-        for lo, hi in (("DDR_LO", "DDR_HI"), ("DDR1_LO", "DDR1_HI")):
+        # every data port's m_axi offset the map has: one DDR window, the same base
+        for lo, hi in isa.PORT_OFFSETS:
             if lo in self.reg:
                 self.ip.write(self.reg[lo], ddr_base & 0xFFFFFFFF)
                 self.ip.write(self.reg[hi], ddr_base >> 32)

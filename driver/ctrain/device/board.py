@@ -75,11 +75,6 @@ def isa_register_names():
 #: the registers the driver uses; the others are taken when the .hwh has them
 REQUIRED = ("CTRL", "DDR_LO", "DDR_HI", "PROG", "N_INSN", "TABLE", "TABLE_LEN", "DDR_SIZE",
             "STATUS", "PC", "FAULT_ADDR")
-#: the 64-bit offset register pair of each data port (m_axi bundle): port 0
-#: (gmem, argument ddr) always; port 1 (gmem1, ddr1) in a build with
-#: CTRAIN_DDR_PORTS 2, whose .hwh then lists it. The driver writes the DDR
-#: base into every pair the map has (Accelerator.configure).
-PORT_OFFSETS = (("DDR_LO", "DDR_HI"), ("DDR1_LO", "DDR1_HI"))
 
 
 def register_offsets(registers, where="the .hwh", span=None):
@@ -124,7 +119,7 @@ def _layout_problems(offsets):
         if off in seen:
             problems.append(f"{seen[off]} and {name} are both at 0x{off:x}")
         seen.setdefault(off, name)
-    for lo, hi in PORT_OFFSETS:
+    for lo, hi in isa.PORT_OFFSETS:
         if (lo in offsets) != (hi in offsets) and lo not in REQUIRED:
             have, lack = (lo, hi) if lo in offsets else (hi, lo)
             problems.append(f"{have} without {lack} (as {' or '.join(hwh_aliases(lack))}): "

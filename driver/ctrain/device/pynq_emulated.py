@@ -168,7 +168,7 @@ def isa_registers(offsets=None, ports=1):
         off = offsets[name]
         if hls in _BLOCK_FIELDS:
             text, access, fields = _BLOCK_FIELDS[hls]
-        elif name in ("DDR_LO", "DDR_HI", "DDR1_LO", "DDR1_HI"):
+        elif any(name in pair for pair in isa.PORT_OFFSETS):
             arg = "ddr1" if name.startswith("DDR1") else "ddr"
             access, text = "write-only", f"Data signal of {arg}"
             fields = [_field(arg, 0, 32, access, f"Bit {'31 to 0' if name.endswith('_LO') else '63 to 32'} of {arg}")]

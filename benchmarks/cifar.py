@@ -25,6 +25,7 @@ import numpy as np
 
 from ctrain.compiler import SPARSE_EXEC
 from ctrain.pruning import SCOPES as PRUNE_SCOPES
+from ctrain.runtime import LOSS_ROUNDING
 from ctrain.train import TrainConfig, Trainer, learning_rate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -182,7 +183,7 @@ def main(argv=None):
     p.add_argument("--lr-restart", action="store_true", default=None,
                    help="the pruned runs restart the cosine at the last pruning step (TrainConfig.lr_restart); "
                         "the float run, never pruned, keeps one cosine")
-    p.add_argument("--loss-rounding", default=None, choices=["nearest", "stochastic"],
+    p.add_argument("--loss-rounding", default=None, choices=LOSS_ROUNDING,
                    help="the compressed run's int8 loss gradient (TrainConfig.loss_rounding); the others are float")
     p.add_argument("--sparse-exec", default=None, choices=SPARSE_EXEC,
                    help="pruned layers sparse or dense on the emulated device (same bits); default: TrainConfig's")

@@ -528,11 +528,15 @@ class Trainer:
                              sparse_exec=self.cfg.sparse_exec if execution is None else execution,
                              board=self.cfg.board)
 
+    def _runtime(self, program, device):
+        """A Runtime of `program` with the run's fixed-point settings."""
+        cfg = self.cfg
+        return Runtime(program, device, window_log2=cfg.window_log2, loss_rounding=cfg.loss_rounding, seed=cfg.seed)
+
     def _switch(self, execution=None):
         program = self._compile(execution)
         device = self._device
-        self.runtime = rt = Runtime(program, device, window_log2=self.cfg.window_log2,
-                                           loss_rounding=self.cfg.loss_rounding, seed=self.cfg.seed)
+        self.runtime = rt = self._runtime(program, device)
         if not self._tops:  # no warm-up: calibrate ranges on one batch without a step
             idx = np.arange(self.cfg.batch_size)
             self._tops.append(self.net.calibrate(self.ds.train_x[idx], self.ds.train_y[idx]))
@@ -556,8 +560,7 @@ class Trainer:
         recal = cfg.bn_recal > 0 and len(self.net.bn) > 0 and self.it >= self.bn_freeze_it
         if self.fixed:
             before = sum(u for _, u, _ in self.runtime.memory_report())
-            rt = Runtime(self._compile(), self.runtime.device, window_log2=cfg.window_log2,
-                         loss_rounding=cfg.loss_rounding, seed=cfg.seed)
+            rt = self._runtime(self._compile(), self.runtime.device)
             rt.adopt(self.runtime, self.masks)
             self.runtime.close()
             self.runtime = rt

@@ -27,6 +27,7 @@ def add_train_parser(sub):
     from .pruning import MODES, SCOPES
     from .train import BASE_DEFAULTS, DEFAULT_MODEL, DEFAULTS, DEVICES, MODEL_DEFAULTS, SCHEDULES, TrainConfig
     from .compiler import SPARSE_EXEC
+    from .runtime import LOSS_ROUNDING
     d = TrainConfig()  # the defaults, from the one place that defines them
 
     def per_dataset(key):
@@ -88,7 +89,7 @@ def add_train_parser(sub):
     p.add_argument("--lr-restart", action="store_true", default=d.lr_restart,
                    help="restart the cosine learning rate from --lr at the last pruning step, so the pruned "
                         "network recovers at the full rate (learning-rate rewinding, Renda et al. 2020)")
-    p.add_argument("--loss-rounding", default=d.loss_rounding, choices=["nearest", "stochastic"],
+    p.add_argument("--loss-rounding", default=d.loss_rounding, choices=list(LOSS_ROUNDING),
                    help="how the host rounds the loss gradient to 8 bits: to nearest, or stochastically "
                         "(unbiased; drawn from the run's seed and the iteration, so a resume draws the same)")
     p.add_argument("--dense-first", action="store_true", default=d.dense_first,

@@ -118,6 +118,19 @@ def _block_entries(f, ct, kk):
     return ct * kk + _bias_tap(f)
 
 
+def _block_rows(f, b, rtiles):
+    """Most row tiles a block may take for its bias table: FP's biases sit in
+    a table of CONV_RB row tiles; otherwise every row tile."""
+    return b.conv_rb if f["op"] == Op.CONV_FP and f.get("flags", 0) & Flag.BIAS else rtiles
+
+
+def _block_most(f, b, rtiles, ct, kk, npos):
+    """The rule's block: the most row tiles whose weights (or tap
+    accumulators) fit CONV_WCAP, whose outputs fit CONV_OUT and whose biases
+    fit the table (< 1 when none does)."""
+    return min(rtiles, _block_rows(f, b, rtiles), b.conv_wcap // _block_entries(f, ct, kk), b.conv_out // npos)
+
+
 def conv_plan(f, b):
     """The tiling of a shape-checked CONV_* instruction (fields dict f) on
     buffers b (Buffers or perfmodel.Board)."""
@@ -138,11 +151,8 @@ def conv_plan(f, b):
     bm = groups == 1 and bands == 1
     if bm:
         npos, wtile = oh * ow, _block_entries(f, ct, kk)
-        # FP's biases of a block sit in a table of CONV_RB row tiles
-        rbmax = b.conv_rb if f["op"] == Op.CONV_FP and f.get("flags", 0) & Flag.BIAS else rtiles
-        rb = min(rtiles, rbmax, b.conv_wcap // wtile, b.conv_out // npos) if tr == 0 \
-            else min(tr, rtiles)
-        fits = (fits and 1 <= rb <= rbmax and rb * wtile <= b.conv_wcap
+        rb = _block_most(f, b, rtiles, ct, kk, npos) if tr == 0 else min(tr, rtiles)
+        fits = (fits and 1 <= rb <= _block_rows(f, b, rtiles) and rb * wtile <= b.conv_wcap
                 and rb * npos <= b.conv_out)
         rb = max(rb, 1)
     elif eb and groups == 1:
@@ -196,9 +206,7 @@ def _blocks(f, b):
     block: the row tile > items nest)."""
     _, rows, cols, oh, ow, _, _, kk, _ = _geometry(f)
     ct, rtiles = _cdiv(cols, b.pe_cols), _cdiv(rows, b.pe_rows)
-    most = min(rtiles, b.conv_wcap // _block_entries(f, ct, kk), b.conv_out // (oh * ow))
-    if f["op"] == Op.CONV_FP and f.get("flags", 0) & Flag.BIAS:
-        most = min(most, b.conv_rb)
+    most = _block_most(f, b, rtiles, ct, kk, oh * ow)
     fit = [v for v in _distinct_splits(rtiles) if v <= most]
     return sorted(set(fit[:2] + [1]), reverse=True)
 

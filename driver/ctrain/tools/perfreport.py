@@ -256,8 +256,8 @@ def format_report(rep):
                  f"{100 * t['serial_efficiency']:.1f}%; FP / EB / WG "
                  + " / ".join(f"{100 * rep['phases'][ph]['serial_efficiency']:.1f}%" for ph in PE_PHASES))
     port = "" if p["port_gbps"] >= p["ddr_gbps"] else f", the accelerator's port {p['port_gbps']:.3f} GB/s"
-    if p.get("ddr_ports", 1) > 1:   # the second data port serves UPDATE only (update.cpp)
-        port += f" (and a second port for UPDATE, {p['ddr_ports']} in all)"
+    if p.get("ddr_ports", 1) > 1:   # port 1: UPDATE (update.cpp), RELU_BP/BN_BP/ADD's second input
+        port += f" (and a second port for UPDATE and the stream units' second inputs, {p['ddr_ports']} in all)"
     lines.append(f"roofs: peak {p['gops']:.2f} GOP/s (2 x {p['pe_lanes'] * p['pe_rows'] * p['pe_cols']} "
                  f"multipliers x {p['clock_mhz']:g} MHz); DDR {p['ddr_gbps']:.3f} GB/s{port}")
     lines.append(f"chip int8 peak {p['chip_int8_gops']:.1f} GOP/s ({p['part_clock_mhz']:g} MHz): the PE peak is "

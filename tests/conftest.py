@@ -45,6 +45,20 @@ def shared_data(name):
     return None
 
 
+def checkpoint_without(cfg, dataset, path, field):
+    """A checkpoint of one step of `cfg` as a CTrain from before TrainConfig
+    had `field` wrote it (the field absent from its config); returns `path`."""
+    from ctrain import checkpoint
+    from ctrain.train import Trainer
+    t = Trainer(cfg, dataset=dataset)
+    t.step(t.batch_indices())
+    t.save(str(path))
+    arrays, meta = checkpoint.load(str(path))
+    del meta["config"][field]
+    checkpoint.save(str(path), arrays, meta)
+    return str(path)
+
+
 def csim_or_skip(board=None):
     """The C-sim engine built for `board` (None: the default), or skip the
     test with the reason it cannot be built here (no g++, no ap_types

@@ -9,6 +9,7 @@ from ctrain.model import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, 
 from ctrain.errors import ConfigError
 from ctrain.pruning import prune_masks, sparsity_of
 from ctrain.train import TrainConfig, Trainer
+from conftest import checkpoint_without
 
 
 def test_prune_masks_hit_targets_and_only_shrink():
@@ -271,12 +272,6 @@ def test_a_run_resumed_after_re_estimation_is_bit_identical(digits, tmp_path):
 def test_a_checkpoint_from_before_re_estimation_resumes_without_it(digits, tmp_path):
     """Checkpoints written before --bn-recal existed ran without it: their
     run comes back with bn_recal 0, and the same run resumes from them."""
-    from ctrain import checkpoint
-    t = Trainer(TrainConfig(epochs=1, batch_size=32, warmup_epochs=0, bn_recal=0), dataset=digits)
-    t.step(t.batch_indices())
-    path = str(tmp_path / "old.ckpt")
-    t.save(path)
-    arrays, meta = checkpoint.load(path)
-    del meta["config"]["bn_recal"]
-    checkpoint.save(path, arrays, meta)
+    path = checkpoint_without(TrainConfig(epochs=1, batch_size=32, warmup_epochs=0, bn_recal=0), digits,
+                              tmp_path / "old.ckpt", "bn_recal")
     assert Trainer.from_checkpoint(path, dataset=digits).cfg.bn_recal == 0

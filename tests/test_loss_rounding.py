@@ -5,7 +5,7 @@ it trains, repeats and resumes to the same bytes."""
 import numpy as np
 import pytest
 
-from ctrain import checkpoint
+from conftest import checkpoint_without
 from ctrain.errors import ConfigError
 from ctrain.runtime import stochastic_quantize
 from ctrain.train import TrainConfig, Trainer
@@ -76,11 +76,6 @@ def test_a_stochastic_run_repeats_differs_from_nearest_and_resumes(digits, tmp_p
 
 
 def test_a_checkpoint_from_before_the_option_resumes_rounding_to_nearest(digits, tmp_path):
-    t = Trainer(TrainConfig(epochs=1, batch_size=32, warmup_epochs=0), dataset=digits)
-    t.step(t.batch_indices())
-    path = str(tmp_path / "old.ckpt")
-    t.save(path)
-    arrays, meta = checkpoint.load(path)
-    del meta["config"]["loss_rounding"]
-    checkpoint.save(path, arrays, meta)
+    path = checkpoint_without(TrainConfig(epochs=1, batch_size=32, warmup_epochs=0), digits,
+                              tmp_path / "old.ckpt", "loss_rounding")
     assert Trainer.from_checkpoint(path, dataset=digits).cfg.loss_rounding == "nearest"

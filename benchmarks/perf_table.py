@@ -49,8 +49,8 @@ def main():
                                 f"{1e3 * r['total']['seconds']:.1f} | {r['total']['gops']:.2f} | "
                                 f"{r['total']['equivalent_gops']:.2f} | "
                                 f"{100 * r['total']['gops'] / r['peak']['chip_int8_gops']:.2f} | "
-                                + " / ".join(f"{100 * ph[k]['serial_efficiency']:.1f}" for k in PE_PHASES)
-                                + f" ({100 * r['total']['serial_efficiency']:.1f}) |")
+                                + " / ".join(f"{100 * ph[k]['planned_efficiency']:.1f}" for k in PE_PHASES)
+                                + f" ({100 * r['total']['planned_efficiency']:.1f}) |")
                 dense, auto, always = (reps[run] for run in RUNS)
 
                 def ratio(a, key=None):
@@ -71,7 +71,7 @@ def main():
     print()
     print("| model | board | sparsity | pruned layers | FP / EB / WG efficiency % | iteration efficiency % "
           "| cycles / iteration | ms | achieved GOP/s | equivalent GOP/s | achieved / chip int8 peak % "
-          "| serial (no region overlap): FP / EB / WG (iteration) efficiency % |")
+          "| planned (hand-pipelined regions DATAFLOW): FP / EB / WG (iteration) efficiency % |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print()

@@ -22,6 +22,9 @@ from ctrain.model import MODELS, cnv, lenet5, lenet5_bn, weight_shape
 from ctrain.pruning import prune_masks
 from ctrain.runtime import Runtime
 
+#: Opcodes whose chunk loops are DATAFLOW (stream.cpp, eltwise.cpp, update.cpp): their overlap is built.
+BUILT_OPS = ("RELU_FP", "RELU_BP", "BN_FP", "BN_BP", "ADD", "UPDATE")
+
 PHASE_KEYS = {"FP", "EB", "WG", "UPDATE", "stream"}
 RESOURCE_KEYS = {"dsp", "bram36", "uram", "lut"}
 
@@ -127,26 +130,35 @@ def test_totals_are_sums_of_the_per_instruction_model(board):
 
 
 @pytest.mark.parametrize("board", ["pynq_z2", "zcu102"])
-def test_serial_reading_adds_back_what_the_regions_overlap(board):
-    """The serial figures charge every stage of a ping-pong region one after
-    another (the HLS until its regions are DATAFLOW): cycles + Iters.hidden,
-    per instruction, phase and iteration."""
+def test_planned_reading_takes_off_what_the_hand_pipelined_regions_would_overlap(board):
+    """The cycles charge a hand-pipelined region's stages one after another
+    (as the HLS runs them); the planned figures take off Iters.planned, what
+    they would overlap as DATAFLOW, per instruction, phase and iteration. The
+    dense convolutions are still hand-pipelined, the stream units built."""
     program = compile_model(cnv(), 64, board=board)
     rep = perfreport.build(program, board, "cnv")
     b = perfmodel.board(board)
     starts = {s for s, _ in program.segments.values()}
-    hidden = 0
+    planned, per_op = 0, {}
     for k, (insn, r) in enumerate(zip((i for i in program.insns if validate.fields(i)["op"] != Op.HALT),
                                       rep["instructions"])):
         it = perfmodel.iterations(insn, b, table_len=program.table_len if r["insn"] in starts else 0)
-        assert r["serial_cycles"] == r["cycles"] + it.hidden
-        hidden += it.hidden
+        assert r["planned_cycles"] == r["cycles"] - it.planned
+        planned += it.planned
+        per_op.setdefault(r["op"], [0, 0])
+        per_op[r["op"]][0] += it.planned
+        per_op[r["op"]][1] += it.hidden
     t = rep["total"]
-    assert t["serial_cycles"] == t["cycles"] + hidden and hidden > 0.2 * t["cycles"]
-    assert t["serial_efficiency"] == t["ideal_cycles"] / t["serial_cycles"] < t["efficiency"]
+    assert t["planned_cycles"] == t["cycles"] - planned and planned > 0.1 * t["cycles"]
+    assert t["planned_efficiency"] == t["ideal_cycles"] / t["planned_cycles"] > t["efficiency"]
     for ph in rep["phases"].values():
-        assert ph["serial_cycles"] >= ph["cycles"]
-    assert sum(ph["serial_cycles"] for ph in rep["phases"].values()) == t["serial_cycles"]
+        assert ph["planned_cycles"] <= ph["cycles"]
+    assert sum(ph["planned_cycles"] for ph in rep["phases"].values()) == t["planned_cycles"]
+    for op in ("CONV_FP", "CONV_EB", "CONV_WG"):   # hand-pipelined: nothing credited
+        assert per_op[op][0] > 0, op
+    for op in BUILT_OPS:   # DATAFLOW chunk loops: their overlap is in the cycles
+        if op in per_op:
+            assert per_op[op][0] == 0 and per_op[op][1] > 0, op
 
 
 def test_sparse_ideal_cycles_shrink_with_the_kept_weights():

@@ -420,10 +420,12 @@ def test_report_per_layer_and_phase(sparse):
     assert "chip int8 peak" in text
 
 
-def test_region_hides_all_but_its_longest_stage_and_shared_channels():
-    """A dataflow region costs max(longest stage, each AXI channel's total):
-    a load stage (one read burst), a compute stage (PE steps) and a store
-    stage (one write burst) overlap; two loads on the read channel do not."""
+def test_region_plans_all_but_its_longest_stage_and_shared_channels():
+    """A hand-pipelined region (stages one after another in the code) costs
+    its stages' sum; what DATAFLOW would save, all but max(longest stage,
+    each AXI channel's total), is planned, not taken off: a load stage (one
+    read burst), a compute stage (PE steps) and a store stage (one write
+    burst) would overlap; two loads on the read channel would not."""
     b = perfmodel.board("zcu104")
     c = perfmodel._Count(b)
     load, comp, store = c.stage(), c.stage(), c.stage()
@@ -435,16 +437,40 @@ def test_region_hides_all_but_its_longest_stage_and_shared_channels():
     t_comp = 3000 + b.pe_depth
     t_store = perfmodel.WR_LATENCY + perfmodel.AGU_DEPTH + 10 * b.ii_drain
     it = c.iters()
-    assert it.hidden == 2 * (t_load + t_comp + t_store - max(t_load, t_comp, t_store))
+    assert it.hidden == 0   # one port: no stage overlaps anything of its own
+    assert it.planned == 2 * (t_load + t_comp + t_store - max(t_load, t_comp, t_store))
     assert it.pe == 6000 and it.rd == 3200 and it.wr == 320
     cyc = perfmodel.cycles_of(it, b)[0]
-    assert cyc == perfmodel.INSN_CYCLES + 2 * max(t_load, t_comp, t_store)
+    assert cyc == perfmodel.INSN_CYCLES + 2 * (t_load + t_comp + t_store)
     c2 = perfmodel._Count(b)
     a, a2 = c2.stage(), c2.stage()
     a.rd(0, 1600)
     a2.rd(0, 1600)
     c2.region([a, a2])
-    assert c2.iters().hidden == 0          # one read channel: no overlap
+    assert c2.iters().planned == 0          # one read channel: no overlap
+
+
+def test_dataflow_loop_takes_off_all_but_its_longest_stage():
+    """A built DATAFLOW loop (_pipeline with built): lockstep steps load k+1
+    || compute k || store k-1, each costing its longest stage; load 0 and
+    the last store alone. Three equal items of (load, compute, store) =
+    (L, C, S): L + max(L, C) + max(L, C, S) + max(C, S) + S."""
+    b = perfmodel.board("zcu104")
+    c = perfmodel._Count(b)
+    n = 3
+    load, comp, store = (perfmodel._Items(b, n) for _ in range(3))
+    k = np.arange(n)
+    load.burst("rd", k, 0, 1600, b.ii_fill)
+    comp.loop("pe", k, 3000)
+    store.burst("wr", k, 0, 160, b.ii_drain)
+    perfmodel._pipeline(c, load, comp, store, built=True)
+    t_load = perfmodel.RD_LATENCY + perfmodel.AGU_DEPTH + 100 * b.ddr_beat
+    t_comp = 3000 + b.pe_depth
+    t_store = perfmodel.WR_LATENCY + perfmodel.AGU_DEPTH + 10 * b.ii_drain
+    it = c.iters()
+    steps = max(t_load, t_comp) + max(t_load, t_comp, t_store) + max(t_comp, t_store)
+    assert it.planned == 0
+    assert perfmodel.cycles_of(it, b)[0] == perfmodel.INSN_CYCLES + t_load + steps + t_store
 
 
 def test_dense_bands_reached_by_the_large_cases():

@@ -481,9 +481,10 @@ def choose_tiling(f, b):
     and every tiling that fits the buffers (ctrain.tiling.candidates) are
     costed by perfmodel, whose count of the instruction is exact (compute
     steps, each item's pipeline fill, every burst of weights, source rows
-    with their halo and outputs, the overlap the ping-pong pipeline hides,
-    and the memory roof, the DDR rate); the fewest cycles win, the rule on a
-    tie (then the larger group, band, block), so the choice is never slower
+    with their halo and outputs, the items' stages one after another as
+    the hand-pipelined item loop runs them, and the memory roof, the DDR
+    rate); the fewest cycles win, the rule on a tie (then the larger
+    group, band, block), so the choice is never slower
     in the model than the rule. Cached per process by what the cycles
     depend on (_tiling_key), and on disk across processes
     (ctrain.disk_cache.TilingStore, keyed also by the package's sources:

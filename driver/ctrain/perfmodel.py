@@ -269,11 +269,12 @@ class _Count:
         return _Count(self.b)
 
     def region(self, stages, times=1):
-        """`times` iterations of a dataflow region whose stages counted
+        """`times` iterations of a hand-pipelined region whose stages counted
         `stages` (a list of _Count; CTRAIN_REGION_* in types.h): adds their
-        counts and what running them concurrently hides, the stages' cycles
-        summed minus the region's, max(longest stage, each AXI channel's
-        total over the stages)."""
+        counts; the code runs the stages one after another, so only each
+        stage's own ports overlap (hidden), and what running them
+        concurrently would save is planned: the stages' times summed minus
+        the region's, max(longest stage, each AXI channel's total)."""
         costs = [_stage_cost(st.iters(), self.b) for st in stages]
         for st in stages:
             self.add(st, times)
@@ -281,7 +282,9 @@ class _Count:
                      [sum(c.rd[p] for c in costs) for p in (0, 1)],
                      [sum(c.wr[p] for c in costs) for p in (0, 1)],
                      sum(c.beats for c in costs))
-        self.v["hidden"] += times * (sum(c.serial for c in costs) - span)
+        each = sum(c.time for c in costs)
+        self.v["hidden"] += times * (sum(c.serial for c in costs) - each)
+        self.v["planned"] += times * (each - span)
 
     def iters(self):
         return Iters(**self.v)
@@ -333,10 +336,14 @@ class _Items:
         return _costs(self.v, self.b)
 
 
-def _pipeline(c, load, comp, store):
-    """Counters of the item loop `load k+1 || compute k || store k-1`
-    (conv.cpp items_loop): every item's counts, and the cycles each region
-    k < n hides; load 0 and store n-1 run alone."""
+def _pipeline(c, load, comp, store, built=False):
+    """Counters of an item loop in lockstep steps `load k+1 || compute k ||
+    store k-1`: every item's counts, and per step k < n what its stages
+    overlap; load 0 and store n-1 run alone, overlapping their own ports.
+    built: a DATAFLOW loop (CTRAIN_PIPE_*), its steps' overlap hidden; else
+    a hand-pipelined region (conv.cpp items_loop; CTRAIN_REGION_*) whose
+    stages run one after another: their own ports' overlap hidden, the
+    steps' overlap planned."""
     for part in (load, comp, store):
         for k, arr in part.v.items():
             c.v[k] += int(arr.sum())
@@ -358,7 +365,12 @@ def _pipeline(c, load, comp, store):
     serial = nxt(cl.serial) + cc.serial + prv(cs.serial)
     # load 0 and store n-1 run alone: what their ports overlap (0 with one port)
     alone = cl.serial[0] - cl.time[0] + cs.serial[-1] - cs.time[-1]
-    c.v["hidden"] += int((serial - span).sum() + alone)
+    if built:
+        c.v["hidden"] += int((serial - span).sum() + alone)
+    else:
+        each = nxt(cl.time) + cc.time + prv(cs.time)
+        c.v["hidden"] += int((serial - each).sum() + alone)
+        c.v["planned"] += int((each - span).sum())
 
 
 def _ranges(eb, count, k, s, p, n_src):
@@ -616,7 +628,8 @@ def _elementwise(f, b, c):
             it.burst("wr", k, f["src3"] + 4 * i0, 4 * ln, 1)
             it.burst("wr", k, f["dst"] + i0, np.clip(f["count_w"] - i0, 0, ln), 1)
         _chunk_pipeline(c, f["count"], b.update_chunk or K, load,
-                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, L)), store)   # L lanes
+                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, L)), store,   # L lanes
+                        built=True)   # upd_chunks
     elif op in (Op.RELU_FP, Op.RELU_BP):
         def load(it, k, i0, ln):
             _items_rdw(it, k, f["src"] + i0, ln)
@@ -625,7 +638,8 @@ def _elementwise(f, b, c):
         _chunk_pipeline(c, f["count"], K, load,
                         # a word of W lanes per cycle
                         lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),
-                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1),
+                        built=True)   # relu_chunks
     elif op in validate.POOL_OPS:
         _pool(f, b, c)
     elif op in validate.BN_OPS:
@@ -643,7 +657,8 @@ def _elementwise(f, b, c):
                 _items_rdw(it, k, f["aux"] + i0, ln, b.port1)
         _chunk_pipeline(c, total, b.bn_chunk or K, load,
                         lambda it, k, i0, ln: it.loop("ew", k, _bn_steps(i0, ln, hw, W)),
-                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1),
+                        built=True)   # bn_chunks
 
 
 def _bn_steps(i0, ln, hw, W):
@@ -671,17 +686,18 @@ def _items_rdw(it, k, addr, n, port=0):
     it.burst("rd", k, a, n, 1, extra, port)
 
 
-def _chunk_pipeline(c, total, K, load, comp, store):
+def _chunk_pipeline(c, total, K, load, comp, store, built):
     """The element-wise units' chunk loop over `total` elements in chunks of
-    K, load chunk k+1 || compute k || store k-1 (ping-pong halves k & 1;
-    stream.cpp, update.cpp, eltwise.cpp's ADD): load, comp and store(items, k, i0, len) count
-    each stage of the chunks into an _Items; _pipeline credits the overlap."""
+    K, load chunk k+1 || compute k || store k-1 (stream.cpp, update.cpp,
+    eltwise.cpp's ADD): load, comp and store(items, k, i0, len) count each
+    stage of the chunks into an _Items; _pipeline credits the overlap,
+    built (a DATAFLOW loop) or planned (hand-pipelined)."""
     i0, ln = c.chunks(total, K)
     k = np.arange(len(i0))
     stages = [_Items(c.b, len(i0)) for _ in range(3)]
     for fn, it in zip((load, comp, store), stages):
         fn(it, k, i0, ln)
-    _pipeline(c, *stages)
+    _pipeline(c, *stages, built=built)
 
 
 #: Rows of the widest plane in a pooling band (stream.cpp POOL_ROWS, POOL_BAND).
@@ -805,7 +821,8 @@ def _graph_ops(f, b, c):
                 _items_rdw(it, k, a + i0, ln, port)
         _chunk_pipeline(c, f["count"], b.chunk, load,
                         lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),   # add_beat
-                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1),
+                        built=True)   # add_chunks
         return
     P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
                                     f["w_out"], f["k_h"], f["k_w"], f["stride"])
@@ -1717,7 +1734,8 @@ def breakdown(it, board_):
     merge    a write's partial beats: each a one-beat read round trip (the
              read-merge of ddr_put in synthesis), serial
     insn     the fixed per-instruction cycles
-    hidden   minus the cycles dataflow regions overlap (Iters.hidden)."""
+    hidden   minus the cycles the built overlap hides (Iters.hidden; the
+             hand-pipelined regions' Iters.planned is not taken off)."""
     b = _board(board_)
     rd0, rd1, wr0, wr1 = _channels(it._asdict(), b)
     return dict(pe=it.pe + it.pe_in * b.pe_depth,

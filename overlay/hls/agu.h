@@ -810,30 +810,28 @@ static inline q8_t agu_rd_byte(const ddr_t *ddr, uint32_t addr) {
 void agu_rd_bytes(const ddr_t *ddr, uint32_t addr, uint8_t *buf, uint32_t len);
 void agu_wr_bytes(ddr_t *ddr, uint32_t addr, const uint8_t *buf, uint32_t len);
 
-/* ---- A chunk pipeline's int8 loads over the data ports (types.h
- * CTRAIN_DDR_PORTS): the stream processor's and ADD's stage 0.  Each port's
- * loads are one process of a DATAFLOW region (two ports: their bursts run
- * concurrently, each process writing its own buffers); with one port both
- * are inlined and run one after another on it, as before.  Buffers are
- * ping-pong pairs, half h; a load whose flag is false is skipped (its
- * buffer is still a real one: "HLS rules"). */
+/* ---- A chunk's int8 loads over the data ports (types.h CTRAIN_DDR_PORTS):
+ * the load process of the stream processor's and ADD's chunk loops.  Each
+ * port's loads are one process of a DATAFLOW region (two ports: their
+ * bursts run concurrently, each process writing its own buffers); with one
+ * port both are inlined and run one after another on it.  A load whose
+ * flag is false is skipped (its buffer is still a real one: "HLS rules"). */
 template <int N, int PORT>
-void agu_chunk_rd_port(const ddr_t *ddr, uint32_t ax, q8_t x[2][N], bool use_y, uint32_t ay,
-                       q8_t y[2][N], int h, uint32_t len) {
+void agu_chunk_rd_port(const ddr_t *ddr, uint32_t ax, q8_t x[N], bool use_y, uint32_t ay,
+                       q8_t y[N], uint32_t len) {
 #if CTRAIN_DDR_PORTS > 1
     /* a process of agu_chunk_rd's DATAFLOW region */
 #pragma HLS INLINE off
 #else
 #pragma HLS INLINE
 #endif
-    agu_rd_q8w<N, PORT>(ddr, ax, x[h], len);
+    agu_rd_q8w<N, PORT>(ddr, ax, x, len);
     if (use_y)
-        agu_rd_q8w<N, PORT>(ddr, ay, y[h], len);
+        agu_rd_q8w<N, PORT>(ddr, ay, y, len);
 }
 
 template <int N, int PORT>
-void agu_chunk_rd_one(const ddr_t *ddr, bool use_x, uint32_t ax, q8_t x[2][N], int h,
-                      uint32_t len) {
+void agu_chunk_rd_one(const ddr_t *ddr, bool use_x, uint32_t ax, q8_t x[N], uint32_t len) {
 #if CTRAIN_DDR_PORTS > 1
     /* a process of agu_chunk_rd's DATAFLOW region */
 #pragma HLS INLINE off
@@ -841,36 +839,58 @@ void agu_chunk_rd_one(const ddr_t *ddr, bool use_x, uint32_t ax, q8_t x[2][N], i
 #pragma HLS INLINE
 #endif
     if (use_x)
-        agu_rd_q8w<N, PORT>(ddr, ax, x[h], len);
+        agu_rd_q8w<N, PORT>(ddr, ax, x, len);
 }
 
 /* Port 0: x0 from a0; port 1: x1 from a1 when use_x1 (ReLU, BN: the gate). */
 template <int N>
-void agu_chunk_rd2(const ddr_t *ddr, const ddr_t *ddr1, int h, uint32_t len, uint32_t a0,
-                   q8_t x0[2][N], bool use_x1, uint32_t a1, q8_t x1[2][N]) {
+void agu_chunk_rd2(const ddr_t *ddr, const ddr_t *ddr1, uint32_t len, uint32_t a0, q8_t x0[N],
+                   bool use_x1, uint32_t a1, q8_t x1[N]) {
 #if CTRAIN_DDR_PORTS > 1
     /* the two ports' processes run concurrently (disjoint outputs, no channel between them) */
 #pragma HLS DATAFLOW
 #else
 #pragma HLS INLINE
 #endif
-    agu_chunk_rd_one<N, 0>(ddr, true, a0, x0, h, len);
-    agu_chunk_rd_one<N, DDR_P1>(ddr1, use_x1, a1, x1, h, len);
+    agu_chunk_rd_one<N, 0>(ddr, true, a0, x0, len);
+    agu_chunk_rd_one<N, DDR_P1>(ddr1, use_x1, a1, x1, len);
 }
 
 /* Port 0: x0 (and y0 when use_y0) from a0 (ay0); port 1: x1 from a1 when use_x1 (ADD). */
 template <int N>
-void agu_chunk_rd(const ddr_t *ddr, const ddr_t *ddr1, int h, uint32_t len, uint32_t a0,
-                  q8_t x0[2][N], bool use_y0, uint32_t ay0, q8_t y0[2][N], bool use_x1,
-                  uint32_t a1, q8_t x1[2][N]) {
+void agu_chunk_rd(const ddr_t *ddr, const ddr_t *ddr1, uint32_t len, uint32_t a0, q8_t x0[N],
+                  bool use_y0, uint32_t ay0, q8_t y0[N], bool use_x1, uint32_t a1, q8_t x1[N]) {
 #if CTRAIN_DDR_PORTS > 1
     /* the two ports' processes run concurrently (disjoint outputs, no channel between them) */
 #pragma HLS DATAFLOW
 #else
 #pragma HLS INLINE
 #endif
-    agu_chunk_rd_port<N, 0>(ddr, a0, x0, use_y0, ay0, y0, h, len);
-    agu_chunk_rd_one<N, DDR_P1>(ddr1, use_x1, a1, x1, h, len);
+    agu_chunk_rd_port<N, 0>(ddr, a0, x0, use_y0, ay0, y0, len);
+    agu_chunk_rd_one<N, DDR_P1>(ddr1, use_x1, a1, x1, len);
+}
+
+/* The load and store processes of the chunk loops (stream.cpp relu_chunks,
+ * bn_chunks, eltwise.cpp add_chunks): chunk k (K-item chunks) of an n-item
+ * int8 operand in, with a second one on port 1 when use_x1, or out.  Each call site is a process
+ * of its own loop. */
+template <int K>
+void chunk_load_q8(const ddr_t *ddr, const ddr_t *ddr1, uint32_t n, int k, uint32_t a0,
+                   bool use_x1, uint32_t a1, q8_t x0[K], q8_t x1[K]) {
+    /* a process of a DATAFLOW chunk loop: chunk k in */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(0);
+    const chunk_at ck = chunk_of<K>(n, k);
+    agu_chunk_rd2<K>(ddr, ddr1, ck.len, a0 + ck.i0, x0, use_x1, a1 + ck.i0, x1);
+}
+
+template <int K>
+void chunk_store_q8(ddr_t *ddr, uint32_t n, int k, uint32_t dst, const q8_t out[K]) {
+    /* a process of a DATAFLOW chunk loop: chunk k out */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(2);
+    const chunk_at ck = chunk_of<K>(n, k);
+    agu_wr_q8w<K>(ddr, dst + ck.i0, out, ck.len);
 }
 
 #endif

@@ -7,6 +7,7 @@
  * caller's window is copied into beats before the run and back after it.
  * Only the window's own bytes are read and written, so nothing outside it is
  * ever touched. */
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -139,6 +140,49 @@ struct region_state {
 };
 thread_local region_state region = {};
 
+/* One lockstep step's stages: its serial sum, its stages' times summed, and
+ * its span (longest stage, each port's read and write channel over the
+ * stages, the DDR's own rate for every beat of the step). */
+struct step_cost {
+    uint64_t serial, times, span;
+};
+
+step_cost step_of(const ctrain_iters_t *const parts[], int n) {
+    step_cost s = {0, 0, 0};
+    uint64_t rd[2] = {0, 0}, wr[2] = {0, 0}, beats = 0;
+    for (int k = 0; k < n; k++) {
+        if (!parts[k])
+            continue;
+        const stage_cost c = cost(*parts[k]);
+        s.serial += c.serial;
+        s.times += c.time;
+        s.span = c.time > s.span ? c.time : s.span;
+        for (int p = 0; p < 2; p++) {
+            rd[p] += c.rd[p];
+            wr[p] += c.wr[p];
+        }
+        beats += c.beats;
+    }
+    s.span = max3(s.span, rd[0] > rd[1] ? rd[0] : rd[1], wr[0] > wr[1] ? wr[0] : wr[1]);
+    s.span = s.span > ddr_total(beats) ? s.span : ddr_total(beats);
+    return s;
+}
+
+/* A DATAFLOW loop's items: per item its three processes' counts. */
+struct pipe_state {
+    bool open;
+    int stage;   /* -1 before the first process */
+    ctrain_iters_t mark;
+    std::vector<std::array<ctrain_iters_t, 3>> items;
+};
+thread_local pipe_state dpipe = {};
+
+void pipe_close() {
+    if (dpipe.stage >= 0 && !dpipe.items.empty())
+        sub_into(dpipe.items.back()[dpipe.stage], ctrain_iters_now, dpipe.mark);
+    dpipe.mark = ctrain_iters_now;
+}
+
 }  // namespace
 
 void ctrain_region_begin(void) {
@@ -154,23 +198,49 @@ void ctrain_region_stage(int k) {
 }
 
 void ctrain_region_end(void) {
-    /* span: the longest stage (its ports concurrent), each port's read and
-     * write channel over the stages (one burst at a time per channel), the
-     * DDR's own rate for every beat of the region */
+    /* the stages run one after another: only each stage's own ports overlap
+     * (hidden); running the stages concurrently is planned */
     ctrain_region_stage(0);
-    uint64_t serial = 0, span = 0, rd[2] = {0, 0}, wr[2] = {0, 0}, beats = 0;
-    for (int k = 0; k < CTRAIN_REGION_STAGES; k++) {
-        const stage_cost c = cost(region.part[k]);
-        serial += c.serial;
-        span = c.time > span ? c.time : span;
-        for (int p = 0; p < 2; p++) {
-            rd[p] += c.rd[p];
-            wr[p] += c.wr[p];
-        }
-        beats += c.beats;
-    }
-    span = max3(span, rd[0] > rd[1] ? rd[0] : rd[1], wr[0] > wr[1] ? wr[0] : wr[1]);
-    span = span > ddr_total(beats) ? span : ddr_total(beats);
-    ctrain_iters_now.hidden += serial - span;
+    const ctrain_iters_t *parts[CTRAIN_REGION_STAGES];
+    for (int k = 0; k < CTRAIN_REGION_STAGES; k++)
+        parts[k] = &region.part[k];
+    const step_cost s = step_of(parts, CTRAIN_REGION_STAGES);
+    ctrain_iters_now.hidden += s.serial - s.times;
+    ctrain_iters_now.planned += s.times - s.span;
     region.open = false;
+}
+
+void ctrain_pipe_begin(void) {
+    dpipe = pipe_state();
+    dpipe.open = true;
+    dpipe.stage = -1;
+    dpipe.mark = ctrain_iters_now;
+}
+
+void ctrain_pipe_stage(int s) {
+    /* process 0 starts the next item; a process before any item's first
+     * is none of a DATAFLOW loop's (the macros' contract) */
+    pipe_close();
+    if (s == 0)
+        dpipe.items.emplace_back();
+    dpipe.stage = dpipe.items.empty() ? -1 : s;
+}
+
+void ctrain_pipe_end(void) {
+    /* lockstep steps k: load k+1 || compute k || store k-1; load 0 and the
+     * last store run alone, overlapping only their own ports */
+    pipe_close();
+    const size_t n = dpipe.items.size();
+    for (size_t k = 0; k < n; k++) {
+        const ctrain_iters_t *parts[3] = {k + 1 < n ? &dpipe.items[k + 1][0] : nullptr,
+                                          &dpipe.items[k][1], k >= 1 ? &dpipe.items[k - 1][2] : nullptr};
+        const step_cost s = step_of(parts, 3);
+        ctrain_iters_now.hidden += s.serial - s.span;
+    }
+    if (n) {
+        const ctrain_iters_t *first[1] = {&dpipe.items[0][0]}, *last[1] = {&dpipe.items[n - 1][2]};
+        const step_cost a = step_of(first, 1), b = step_of(last, 1);
+        ctrain_iters_now.hidden += a.serial - a.times + b.serial - b.times;
+    }
+    dpipe.open = false;
 }

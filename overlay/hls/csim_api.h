@@ -32,8 +32,10 @@ typedef struct {
     uint64_t wr_agu;     /* cycles of the AGU write loops: beats x II of the buffer they drain */
     uint64_t gathers;    /* one-byte reads issued inside a pipelined loop (SCONV_EB values) */
     uint64_t wr_merges;  /* partial write beats: synthesis reads the beat first to merge lanes */
-    uint64_t hidden;     /* cycles dataflow regions hide: per region, its stages' cycles summed
-                            minus the region's (CTRAIN_REGION_*, types.h) */
+    uint64_t hidden;     /* cycles the built overlap hides: DATAFLOW loops' stages (CTRAIN_PIPE_*),
+                            and within any stage its data ports' concurrent processes (types.h) */
+    uint64_t planned;    /* cycles the hand-pipelined regions (CTRAIN_REGION_*) would hide once
+                            DATAFLOW: the code runs their stages one after another */
     uint64_t rd1_beats;  /* of rd_beats, rd_bursts, rd_agu: port 1's (gmem1; 0 with one port) */
     uint64_t rd1_bursts;
     uint64_t rd1_agu;

@@ -49,74 +49,86 @@ static inline void beat_stats_merge(q_stats &st, const beat_stats &b) {
     st.count += b.count;
 }
 
-void eltwise_add(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e,
-                 q_stats &st) {
-    const bool relu = (f.flags & FLAG_RELU) != 0;
-    const bool mask = (f.flags & FLAG_RELU_MASK) != 0;
-    const wide_t e_acc = e.src < e.src2 ? (wide_t)e.src : (wide_t)e.src2;
-    const int sh_a = q_shift(e_acc - e.src), sh_b = q_shift(e_acc - e.src2);   /* <= 0: exact */
-    const int sh_out = q_shift((wide_t)e.dst - e_acc);
-    /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
-     * chunk k adds from the other and chunk k - 1 stores */
-    q8_t a[2][CTRAIN_CHUNK], b[2][CTRAIN_CHUNK], gate[2][CTRAIN_CHUNK], out[2][CTRAIN_CHUNK];
-    /* A beat's EW_BEAT lanes are read and written in one cycle (the adds and
-     * the beat-wide bursts). */
-#pragma HLS ARRAY_PARTITION variable=a type=cyclic factor=EW_BEAT dim=2
-#pragma HLS ARRAY_PARTITION variable=b type=cyclic factor=EW_BEAT dim=2
-#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=EW_BEAT dim=2
-#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=EW_BEAT dim=2
-    const uint32_t count = f.count;
-    const int32_t chunks = (int32_t)CHUNKS_OF(count);
-    /* The pipeline over chunks: load k+1 || compute k || store k-1. */
-chunk:
-    for (int32_t k = -1; k <= chunks; k++) {
-#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
-        const bool region = k >= 0 && k < chunks;
-        CTRAIN_REGION_BEGIN();   /* every iteration: load 0 and the last store too */
-        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in (the second operand on port 1) */
-            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k + 1);
-            agu_chunk_rd<CTRAIN_CHUNK>(ddr, ddr1, ck.h, ck.len, f.src + ck.i0, a, mask,
-                                       f.aux + ck.i0, gate, true, f.src2 + ck.i0, b);
-        }
-        if (region) {           /* stage 1: chunk k through */
-            CTRAIN_STAGE(1);
-            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k);
-            const uint32_t beats = (ck.len + EW_BEAT - 1) / EW_BEAT;
-            CTRAIN_LOOP(ew, 1, beats);
-        add_beat:
-            for (uint32_t w = 0; w < beats; w++) {
+/* ADD's chunk loop: DATAFLOW processes, an item a chunk (as stream.cpp's
+ * relu_chunks). */
+static void add_load(const ddr_t *ddr, const ddr_t *ddr1, uint32_t count, int k, uint32_t src,
+                     bool mask, uint32_t aux, uint32_t src2, q8_t a[CTRAIN_CHUNK],
+                     q8_t gate[CTRAIN_CHUNK], q8_t b[CTRAIN_CHUNK]) {
+    /* a process of add_chunks' DATAFLOW loop: chunk k in (the second operand on port 1) */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(0);
+    const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k);
+    agu_chunk_rd<CTRAIN_CHUNK>(ddr, ddr1, ck.len, src + ck.i0, a, mask, aux + ck.i0, gate, true,
+                               src2 + ck.i0, b);
+}
+
+static void add_through(uint32_t count, int k, bool relu, bool mask, int sh_a, int sh_b,
+                        int sh_out, const q8_t a[CTRAIN_CHUNK], const q8_t gate[CTRAIN_CHUNK],
+                        const q8_t b[CTRAIN_CHUNK], q8_t out[CTRAIN_CHUNK], q_stats &st) {
+    /* a process of add_chunks' DATAFLOW loop: a beat per cycle */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(1);
+    const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k);
+    const uint32_t beats = (ck.len + EW_BEAT - 1) / EW_BEAT;
+    CTRAIN_LOOP(ew, 1, beats);
+add_beat:
+    for (uint32_t w = 0; w < beats; w++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=EW_CHUNK_BEATS
-                beat_stats bs = {0, 0, 0, 0};
-            add_lane:
-                for (int l = 0; l < EW_BEAT; l++) {
+        beat_stats bs = {0, 0, 0, 0};
+    add_lane:
+        for (int l = 0; l < EW_BEAT; l++) {
 #pragma HLS UNROLL
-                    const uint32_t i = w * EW_BEAT + l;
-                    if (i < ck.len) {
-                        wide_t acc = lane_shift(a[ck.h][i], sh_a) + lane_shift(b[ck.h][i], sh_b);
-                        if (mask && gate[ck.h][i] <= 0) acc = 0;
-                        if (relu && acc < 0) acc = 0;
-                        bool clamped;
-                        /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
-                        const q8_t o = sat8(lane_shift_even(acc, sh_out), clamped);
-                        const wide_t m = q_abs(acc);
-                        if (m > bs.max_abs) bs.max_abs = m;
-                        bs.sat += clamped ? 1 : 0;
-                        bs.nnz += o != 0 ? 1 : 0;
-                        bs.count += 1;
-                        out[ck.h][i] = o;
-                    }
-                }
-                beat_stats_merge(st, bs);
+            const uint32_t i = w * EW_BEAT + l;
+            if (i < ck.len) {
+                wide_t acc = lane_shift(a[i], sh_a) + lane_shift(b[i], sh_b);
+                if (mask && gate[i] <= 0) acc = 0;
+                if (relu && acc < 0) acc = 0;
+                bool clamped;
+                /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
+                const q8_t o = sat8(lane_shift_even(acc, sh_out), clamped);
+                const wide_t m = q_abs(acc);
+                if (m > bs.max_abs) bs.max_abs = m;
+                bs.sat += clamped ? 1 : 0;
+                bs.nnz += o != 0 ? 1 : 0;
+                bs.count += 1;
+                out[i] = o;
             }
-            CTRAIN_STAGE(2);
         }
-        if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k - 1);
-            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
-        }
-        CTRAIN_REGION_END();
+        beat_stats_merge(st, bs);
     }
+}
+
+static void add_chunks(ddr_t *ddr, const ddr_t *ddr1, uint32_t count, int chunks, uint32_t src,
+                       uint32_t src2, uint32_t aux, uint32_t dst, bool relu, bool mask, int sh_a,
+                       int sh_b, int sh_out, q_stats &st) {
+chunk:
+    for (int k = 0; k < chunks; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_COUNT)
+        /* load k+1 || add k || store k-1: the channels are ping-pong buffers */
+#pragma HLS DATAFLOW
+        q8_t a[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], b[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
+        /* A beat's EW_BEAT lanes are read and written in one cycle (the adds and
+         * the beat-wide bursts). */
+#pragma HLS ARRAY_PARTITION variable=a type=cyclic factor=EW_BEAT
+#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=EW_BEAT
+#pragma HLS ARRAY_PARTITION variable=b type=cyclic factor=EW_BEAT
+#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=EW_BEAT
+        add_load(ddr, ddr1, count, k, src, mask, aux, src2, a, gate, b);
+        add_through(count, k, relu, mask, sh_a, sh_b, sh_out, a, gate, b, out, st);
+        chunk_store_q8<CTRAIN_CHUNK>(ddr, count, k, dst, out);
+    }
+}
+
+void eltwise_add(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e,
+                 q_stats &st) {
+    const wide_t e_acc = e.src < e.src2 ? (wide_t)e.src : (wide_t)e.src2;
+    CTRAIN_PIPE_BEGIN();
+    add_chunks(ddr, ddr1, f.count, (int)CHUNKS_OF(f.count), f.src, f.src2, f.aux, f.dst,
+               (f.flags & FLAG_RELU) != 0, (f.flags & FLAG_RELU_MASK) != 0,
+               q_shift(e_acc - e.src), q_shift(e_acc - e.src2),   /* <= 0: exact */
+               q_shift((wide_t)e.dst - e_acc), st);
+    CTRAIN_PIPE_END();
 }
 
 typedef ap_int<26> avg_sum_t;     /* a window's sum: < 512*512*128 = 2^25 */

@@ -10,67 +10,67 @@
 #define POOL_ROWS (CTRAIN_MAX_KERNEL + CTRAIN_MAX_STRIDE - 1)
 #define POOL_BAND (POOL_ROWS * CTRAIN_MAX_DIM)
 
-/* W elements per cycle: a beat in, through the ReLU and out. */
-void stream_relu(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, q_stats &st) {
-    const bool bp = f.op == OP_RELU_BP;
-    /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
-     * chunk k goes through from the other and chunk k - 1 stores */
-    q8_t in[2][CTRAIN_CHUNK], gate[2][CTRAIN_CHUNK], out[2][CTRAIN_CHUNK];
-    /* a beat per cycle in and out, a word of W lanes per cycle through */
-#pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES dim=2
-#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES dim=2
-#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES dim=2
-    const uint32_t count = f.count;
-    const int32_t chunks = (int32_t)CHUNKS_OF(count);
-    /* The pipeline over chunks: load k+1 || compute k || store k-1.  In
-     * place (dst == src) too: a chunk is read whole before it is written,
-     * and the stages never touch one chunk. */
-chunk:
-    for (int32_t k = -1; k <= chunks; k++) {
-#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF(CTRAIN_MAX_COUNT)+2
-        const bool region = k >= 0 && k < chunks;
-        CTRAIN_REGION_BEGIN();   /* every iteration: load 0 and the last store too */
-        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in (BP's gate on port 1) */
-            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k + 1);
-            agu_chunk_rd2<CTRAIN_CHUNK>(ddr, ddr1, ck.h, ck.len, f.src + ck.i0, in, bp,
-                                        f.aux + ck.i0, gate);
-        }
-        if (region) {           /* stage 1: chunk k through */
-            CTRAIN_STAGE(1);
-            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k);
-            const uint32_t words = (ck.len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
-            CTRAIN_LOOP(ew, 1, words);
-        relu:
-            for (uint32_t w = 0; w < words; w++) {
+/* ReLU's chunk loop: DATAFLOW processes, an item a chunk (chunk k + 1
+ * loads while chunk k goes through and chunk k - 1 stores, the channels
+ * between them ping-pong buffers; the load and store processes are
+ * agu.h's chunk_load_q8 and chunk_store_q8).  In place (dst == src) too: a
+ * chunk is read whole before it is written, and no two processes work on
+ * one chunk at once. */
+static void relu_through(uint32_t count, int k, bool bp, const q8_t in[CTRAIN_CHUNK],
+                         const q8_t gate[CTRAIN_CHUNK], q8_t out[CTRAIN_CHUNK], q_stats &st) {
+    /* a process of relu_chunks' DATAFLOW loop: W elements per cycle */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(1);
+    const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k);
+    const uint32_t words = (ck.len + AGU_Q8_LANES - 1) / AGU_Q8_LANES;
+    CTRAIN_LOOP(ew, 1, words);
+relu:
+    for (uint32_t w = 0; w < words; w++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_Q8_LANES
-                wide_t o[AGU_Q8_LANES];
-                bool none[AGU_Q8_LANES];
-                /* one register per lane */
+        wide_t o[AGU_Q8_LANES];
+        bool none[AGU_Q8_LANES];
+        /* one register per lane */
 #pragma HLS ARRAY_PARTITION variable=o type=complete
 #pragma HLS ARRAY_PARTITION variable=none type=complete
-                const uint32_t rest = ck.len - w * AGU_Q8_LANES;
-            lanes:
-                for (int j = 0; j < AGU_Q8_LANES; j++) {
+        const uint32_t rest = ck.len - w * AGU_Q8_LANES;
+    lanes:
+        for (int j = 0; j < AGU_Q8_LANES; j++) {
 #pragma HLS UNROLL
-                    const uint32_t i = w * AGU_Q8_LANES + j;
-                    const q8_t v = in[ck.h][i];
-                    const q8_t q = bp ? (gate[ck.h][i] > 0 ? v : (q8_t)0) : (v > 0 ? v : (q8_t)0);
-                    out[ck.h][i] = q;
-                    o[j] = q;
-                    none[j] = false;
-                }
-                q_stats_add_lanes<AGU_Q8_LANES>(st, o, o, none,
-                                                rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
-            }
-            CTRAIN_STAGE(2);
+            const uint32_t i = w * AGU_Q8_LANES + j;
+            const q8_t v = in[i];
+            const q8_t q = bp ? (gate[i] > 0 ? v : (q8_t)0) : (v > 0 ? v : (q8_t)0);
+            out[i] = q;
+            o[j] = q;
+            none[j] = false;
         }
-        if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k - 1);
-            agu_wr_q8w<CTRAIN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
-        }
-        CTRAIN_REGION_END();
+        q_stats_add_lanes<AGU_Q8_LANES>(st, o, o, none, rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
     }
+}
+
+static void relu_chunks(ddr_t *ddr, const ddr_t *ddr1, uint32_t count, int chunks, uint32_t src,
+                        uint32_t aux, uint32_t dst, bool bp, q_stats &st) {
+chunk:
+    for (int k = 0; k < chunks; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_COUNT)
+        /* load k+1 || through k || store k-1: the channels are ping-pong buffers */
+#pragma HLS DATAFLOW
+        q8_t in[CTRAIN_CHUNK], gate[CTRAIN_CHUNK], out[CTRAIN_CHUNK];
+        /* a beat per cycle in and out, a word of W lanes per cycle through */
+#pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES
+        chunk_load_q8<CTRAIN_CHUNK>(ddr, ddr1, count, k, src, bp, aux, in, gate);
+        relu_through(count, k, bp, in, gate, out, st);
+        chunk_store_q8<CTRAIN_CHUNK>(ddr, count, k, dst, out);
+    }
+}
+
+void stream_relu(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, q_stats &st) {
+    CTRAIN_PIPE_BEGIN();
+    relu_chunks(ddr, ddr1, f.count, (int)CHUNKS_OF(f.count), f.src, f.aux, f.dst,
+                f.op == OP_RELU_BP, st);
+    CTRAIN_PIPE_END();
 }
 
 /* The band buffers are two RAMs each, banked by word parity (element i in
@@ -649,11 +649,121 @@ band_planes:
     }
 }
 
+/* The channel and position of the next element: the one state bn_through
+ * carries from chunk to chunk (only it touches it). */
+struct bn_cursor {
+    uint32_t ch, pos;
+};
+
+static void bn_through(uint32_t total, int k, uint32_t c, uint32_t hw, bool fp, bool relu,
+                       bool mask, int sh_out, const int32_t scale[CTRAIN_MAX_CH],
+                       const wide_t shift[CTRAIN_MAX_CH], const q8_t in[CTRAIN_BN_CHUNK],
+                       const q8_t gate[CTRAIN_BN_CHUNK], q8_t out[CTRAIN_BN_CHUNK], bn_cursor &cur,
+                       q_stats &st) {
+    /* a process of bn_chunks' DATAFLOW loop: chunk k through */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(1);
+    const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k);
+    /* A step per run of a word's lanes over at most two channels:
+     * the rest of channel ch from lane a, then channel ch2.  With
+     * h*w >= W that is the whole word (one step per word); smaller
+     * planes take ceil(runs / 2) steps for a word's channel runs. */
+    uint32_t wd = 0, a = 0;   /* the word; its first lane not done */
+    bool more = ck.len > 0;
+bn_steps:
+    while (more) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_BN_CHUNK
+        const uint32_t base = wd << AGU_Q8_LOG2;
+        const uint32_t ch2 = cur.ch + 1 == c ? 0 : cur.ch + 1;
+        const uint32_t ch3 = ch2 + 1 == c ? 0 : ch2 + 1;
+        const uint32_t left = hw - cur.pos;   /* lanes of channel ch from lane a */
+        const uint32_t in_word = ck.len - base < AGU_Q8_LANES ? ck.len - base
+                                                               : AGU_Q8_LANES;
+        const uint32_t two = a + left + hw;   /* past channel ch2's lanes */
+        const uint32_t e = two < in_word ? two : in_word;
+        const int32_t a0 = scale[cur.ch], a1 = scale[ch2];
+        const wide_t b0 = fp ? shift[cur.ch] : 0, b1 = fp ? shift[ch2] : 0;
+        wide_t pre[AGU_Q8_LANES], sto[AGU_Q8_LANES];
+        bool cl[AGU_Q8_LANES];
+        /* one register per lane */
+#pragma HLS ARRAY_PARTITION variable=pre type=complete
+#pragma HLS ARRAY_PARTITION variable=sto type=complete
+#pragma HLS ARRAY_PARTITION variable=cl type=complete
+    bn_lane:
+        for (int j = 0; j < AGU_Q8_LANES; j++) {
+#pragma HLS UNROLL
+            const uint32_t i = base + j;
+            const bool next = (uint32_t)j >= a + left;
+            /* |x*A| < 2^38: two DSP slices (every board has them to spare) */
+            const wide_t prod = (wide_t)in[i] * (next ? a1 : a0);
+            wide_t acc = prod + (next ? b1 : b0);
+            if (relu && acc < 0) acc = 0;
+            if (mask && gate[i] <= 0) acc = 0;
+            bool clamped;
+            const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
+            if ((uint32_t)j >= a && (uint32_t)j < e)
+                out[i] = o;
+            pre[j] = acc;
+            sto[j] = o;
+            cl[j] = clamped;
+        }
+        q_stats_add_run<AGU_Q8_LANES>(st, pre, sto, cl, a, e);
+        CTRAIN_COUNT(ew, 1);
+        /* past lanes [a, e): the channel and position there */
+        const uint32_t r = e - a;
+        if (r < left) {
+            cur.pos += r;
+        } else if (r - left < hw) {
+            cur.pos = r - left;
+            cur.ch = ch2;
+        } else {
+            cur.pos = 0;
+            cur.ch = ch3;
+        }
+        if (e == in_word) {
+            a = 0;
+            wd++;
+            more = base + AGU_Q8_LANES < ck.len;
+        } else {
+            a = e;
+        }
+    }
+    CTRAIN_COUNT(ew_in, 1);   /* a chunk has an element */
+}
+
+static void bn_chunks(ddr_t *ddr, const ddr_t *ddr1, uint32_t total, int chunks, uint32_t c,
+                      uint32_t hw, bool fp, bool relu, bool mask, int sh_out, uint32_t src,
+                      uint32_t aux, uint32_t dst, const int32_t scale[CTRAIN_MAX_CH],
+                      const wide_t shift[CTRAIN_MAX_CH], bn_cursor &cur, q_stats &st) {
+chunk:
+    for (int k = 0; k < chunks; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF_K(CTRAIN_MAX_COUNT, CTRAIN_BN_CHUNK)
+        /* load k+1 || through k || store k-1: the channels are ping-pong buffers */
+#pragma HLS DATAFLOW
+        q8_t in[CTRAIN_BN_CHUNK], gate[CTRAIN_BN_CHUNK], out[CTRAIN_BN_CHUNK];
+        /* a beat per cycle in and out, a word of W lanes per cycle through */
+#pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES
+#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES
+#if CTRAIN_BN_LUTRAM
+        /* longer chunks in LUTs where the BRAM is spoken for (CTRAIN_BN_LUTRAM) */
+#pragma HLS BIND_STORAGE variable=in type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=gate type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=out type=ram_2p impl=lutram
+#endif
+        chunk_load_q8<CTRAIN_BN_CHUNK>(ddr, ddr1, total, k, src, mask, aux, in, gate);
+        bn_through(total, k, c, hw, fp, relu, mask, sh_out, scale, shift, in, gate, out, cur, st);
+        chunk_store_q8<CTRAIN_BN_CHUNK>(ddr, total, k, dst, out);
+    }
+}
+
 /* BN_FP: out = sat8(rshift_round(x*A[c] + rshift_round(B[c], e_acc - e_B), e_dst - e_acc)),
  * ReLU before the statistics; BN_BP: err*A[c], zeroed where aux <= 0 with
  * RELU_MASK.  A and B (<= CTRAIN_MAX_CH int32 each) are read once; the tensor
- * streams in CTRAIN_CHUNK bursts while a (channel, position) counter pair
- * tracks which channel each element (W lanes: the word's first) belongs to. */
+ * streams in CTRAIN_BN_CHUNK chunks through bn_chunks' DATAFLOW loop while a
+ * (channel, position) cursor tracks which channel each element (W lanes: the
+ * word's first) belongs to. */
 void stream_bn(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e,
                q_stats &st) {
     const bool fp = f.op == OP_BN_FP;
@@ -680,107 +790,9 @@ void stream_bn(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps 
             shift[k] = rshift_round(braw[k], sh_b);
         }
     }
-    /* Ping-pong halves (index: chunk & 1): chunk k + 1 loads into one while
-     * chunk k computes from the other and chunk k - 1 stores */
-    q8_t in[2][CTRAIN_BN_CHUNK], gate[2][CTRAIN_BN_CHUNK], out[2][CTRAIN_BN_CHUNK];
-    /* a beat per cycle in and out, a word of W lanes per cycle through */
-#pragma HLS ARRAY_PARTITION variable=in type=cyclic factor=AGU_Q8_LANES dim=2
-#pragma HLS ARRAY_PARTITION variable=gate type=cyclic factor=AGU_Q8_LANES dim=2
-#pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=AGU_Q8_LANES dim=2
-#if CTRAIN_BN_LUTRAM
-    /* longer chunks in LUTs where the BRAM is spoken for (CTRAIN_BN_LUTRAM) */
-#pragma HLS BIND_STORAGE variable=in type=ram_2p impl=lutram
-#pragma HLS BIND_STORAGE variable=gate type=ram_2p impl=lutram
-#pragma HLS BIND_STORAGE variable=out type=ram_2p impl=lutram
-#endif
-    uint32_t ch = 0, pos = 0;   /* channel and position of the next element */
-    const int32_t chunks = (int32_t)CHUNKS_OF_K(total, CTRAIN_BN_CHUNK);
-    /* The pipeline over chunks: load k+1 || compute k || store k-1. */
-chunk:
-    for (int32_t k = -1; k <= chunks; k++) {
-#pragma HLS LOOP_TRIPCOUNT min=2 max=CHUNKS_OF_K(CTRAIN_MAX_COUNT, CTRAIN_BN_CHUNK)+2
-        const bool region = k >= 0 && k < chunks;
-        CTRAIN_REGION_BEGIN();   /* every iteration: load 0 and the last store too */
-        if (k + 1 < chunks) {   /* stage 0: chunk k + 1 in (BP's gate on port 1) */
-            const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k + 1);
-            agu_chunk_rd2<CTRAIN_BN_CHUNK>(ddr, ddr1, ck.h, ck.len, f.src + ck.i0, in, mask,
-                                           f.aux + ck.i0, gate);
-        }
-        if (region) {           /* stage 1: chunk k through */
-            CTRAIN_STAGE(1);
-            const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k);
-            /* A step per run of a word's lanes over at most two channels:
-             * the rest of channel ch from lane a, then channel ch2.  With
-             * h*w >= W that is the whole word (one step per word); smaller
-             * planes take ceil(runs / 2) steps for a word's channel runs. */
-            uint32_t wd = 0, a = 0;   /* the word; its first lane not done */
-            bool more = ck.len > 0;
-        bn_steps:
-            while (more) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_BN_CHUNK
-                const uint32_t base = wd << AGU_Q8_LOG2;
-                const uint32_t ch2 = ch + 1 == c ? 0 : ch + 1;
-                const uint32_t ch3 = ch2 + 1 == c ? 0 : ch2 + 1;
-                const uint32_t left = hw - pos;   /* lanes of channel ch from lane a */
-                const uint32_t in_word = ck.len - base < AGU_Q8_LANES ? ck.len - base
-                                                                       : AGU_Q8_LANES;
-                const uint32_t two = a + left + hw;   /* past channel ch2's lanes */
-                const uint32_t e = two < in_word ? two : in_word;
-                const int32_t a0 = scale[ch], a1 = scale[ch2];
-                const wide_t b0 = fp ? shift[ch] : 0, b1 = fp ? shift[ch2] : 0;
-                wide_t pre[AGU_Q8_LANES], sto[AGU_Q8_LANES];
-                bool cl[AGU_Q8_LANES];
-                /* one register per lane */
-#pragma HLS ARRAY_PARTITION variable=pre type=complete
-#pragma HLS ARRAY_PARTITION variable=sto type=complete
-#pragma HLS ARRAY_PARTITION variable=cl type=complete
-            bn_lane:
-                for (int j = 0; j < AGU_Q8_LANES; j++) {
-#pragma HLS UNROLL
-                    const uint32_t i = base + j;
-                    const bool next = (uint32_t)j >= a + left;
-                    /* |x*A| < 2^38: two DSP slices (every board has them to spare) */
-                    const wide_t prod = (wide_t)in[ck.h][i] * (next ? a1 : a0);
-                    wide_t acc = prod + (next ? b1 : b0);
-                    if (relu && acc < 0) acc = 0;
-                    if (mask && gate[ck.h][i] <= 0) acc = 0;
-                    bool clamped;
-                    const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
-                    if ((uint32_t)j >= a && (uint32_t)j < e)
-                        out[ck.h][i] = o;
-                    pre[j] = acc;
-                    sto[j] = o;
-                    cl[j] = clamped;
-                }
-                q_stats_add_run<AGU_Q8_LANES>(st, pre, sto, cl, a, e);
-                CTRAIN_COUNT(ew, 1);
-                /* past lanes [a, e): the channel and position there */
-                const uint32_t r = e - a;
-                if (r < left) {
-                    pos += r;
-                } else if (r - left < hw) {
-                    pos = r - left;
-                    ch = ch2;
-                } else {
-                    pos = 0;
-                    ch = ch3;
-                }
-                if (e == in_word) {
-                    a = 0;
-                    wd++;
-                    more = base + AGU_Q8_LANES < ck.len;
-                } else {
-                    a = e;
-                }
-            }
-            CTRAIN_COUNT(ew_in, 1);   /* a chunk has an element */
-            CTRAIN_STAGE(2);
-        }
-        if (k >= 1) {           /* stage 2: chunk k - 1 out */
-            const chunk_at ck = chunk_of<CTRAIN_BN_CHUNK>(total, k - 1);
-            agu_wr_q8w<CTRAIN_BN_CHUNK>(ddr, f.dst + ck.i0, out[ck.h], ck.len);
-        }
-        CTRAIN_REGION_END();
-    }
+    bn_cursor cur = {0, 0};
+    CTRAIN_PIPE_BEGIN();
+    bn_chunks(ddr, ddr1, total, (int)CHUNKS_OF_K(total, CTRAIN_BN_CHUNK), c, hw, fp, relu, mask,
+              sh_out, f.src, f.aux, f.dst, scale, shift, cur, st);
+    CTRAIN_PIPE_END();
 }

@@ -134,26 +134,43 @@ extern ctrain_iters_t ctrain_iters_now;
         ctrain_iters_now.cls += (uint64_t)(entries) * ctrain_trip_;                  \
         ctrain_iters_now.cls##_in += ctrain_trip_ ? (uint64_t)(entries) : 0;         \
     } while (0)
-/* Overlap accounting (docs/overlay.md "Iteration counters"): one iteration
- * of a dataflow region (load tile i+1 || compute tile i || store tile i-1)
- * is bracketed by CTRAIN_REGION_BEGIN() / CTRAIN_REGION_END();
- * CTRAIN_STAGE(k) attributes the counts that follow to stage k (0 until the
- * first).  The end costs each stage with the cycle model's formula and adds
- * to `hidden` what running them concurrently saves: the stages' sum minus
- * the region's time, max(longest stage, each AXI channel's total over the
- * stages).  Regions do not nest. */
+/* Overlap accounting (docs/overlay.md "Overlap: built and planned").
+ * A built DATAFLOW loop (its body `#pragma HLS DATAFLOW` and one call per
+ * process, an item per iteration) is bracketed by CTRAIN_PIPE_BEGIN() /
+ * CTRAIN_PIPE_END(), and each process starts with CTRAIN_PIPE_STAGE(s)
+ * (s = 0 starts the next item): the end costs the items' stages as the
+ * lockstep pipeline load k+1 || compute k || store k-1 (a schedule the
+ * processes' ping-pong channels allow; their handshakes may only start a
+ * stage earlier) and adds to `hidden` what it saves over the stages one
+ * after another.  A hand-pipelined region, whose stages the code calls one
+ * after another in one loop body with no DATAFLOW (so they run serially),
+ * is bracketed by CTRAIN_REGION_BEGIN() / CTRAIN_REGION_END() with
+ * CTRAIN_STAGE(k) before stage k's counts: its end adds to `hidden` only
+ * what each stage's own data ports overlap (their DATAFLOW processes, agu.h
+ * and update.cpp), and to `planned` what running the stages concurrently
+ * would save: the stages' times summed minus the region's, max(longest
+ * stage, each AXI channel's total over the stages).  Neither nests. */
 void ctrain_region_begin(void);
 void ctrain_region_stage(int k);
 void ctrain_region_end(void);
+void ctrain_pipe_begin(void);
+void ctrain_pipe_stage(int s);
+void ctrain_pipe_end(void);
 #define CTRAIN_REGION_BEGIN() ctrain_region_begin()
 #define CTRAIN_STAGE(k) ctrain_region_stage(k)
 #define CTRAIN_REGION_END() ctrain_region_end()
+#define CTRAIN_PIPE_BEGIN() ctrain_pipe_begin()
+#define CTRAIN_PIPE_STAGE(s) ctrain_pipe_stage(s)
+#define CTRAIN_PIPE_END() ctrain_pipe_end()
 #else
 #define CTRAIN_COUNT(field, n) ((void)0)
 #define CTRAIN_LOOP(cls, entries, trip) ((void)0)
 #define CTRAIN_REGION_BEGIN() ((void)0)
 #define CTRAIN_STAGE(k) ((void)0)
 #define CTRAIN_REGION_END() ((void)0)
+#define CTRAIN_PIPE_BEGIN() ((void)0)
+#define CTRAIN_PIPE_STAGE(s) ((void)0)
+#define CTRAIN_PIPE_END() ((void)0)
 #endif
 
 #endif

@@ -12,6 +12,16 @@ conditionals, and reports:
                 or a function testing a pointer parameter against null: HLS
                 inlines units and resolves every pointer to one array at
                 compile time; there is no null to test.
+  dataflow-form a loop whose body is `#pragma HLS DATAFLOW` (UG1399 "Canonical
+                Dataflow", dataflow in a loop) that is not in canonical form:
+                the loop the only statement of its function, its header
+                `for (int k = 0; k < n; k++)` with n a scalar parameter or a
+                constant, its body only declarations without initializers and
+                calls of processes, each process a function with `#pragma HLS
+                INLINE off`, each channel (a local) passed to at most two
+                processes (one writer, one reader). Otherwise HLS groups the
+                statements into processes of its own choosing, or the stages
+                run one after another.
 
 A divisor is constant when every name in it is a macro or enumerator
 (ALL_CAPS), a template parameter of the enclosing function or sizeof; casts
@@ -335,7 +345,8 @@ def lint(paths):
     for s in sources:
         for f in s.functions:
             functions.setdefault(f.name, []).append((s, f))
-    return sorted(set(div_in_loop(sources, functions) + null_pointers(sources, functions)))
+    return sorted(set(div_in_loop(sources, functions) + null_pointers(sources, functions)
+                      + dataflow_form(sources, functions)))
 
 
 def div_in_loop(sources, functions):
@@ -435,6 +446,145 @@ def _null_tests(s, f):
             out.append(f"{os.path.relpath(s.path)}:{toks[j].line}: null-pointer: {f.name}() tests "
                        f"pointer parameter `{name}` for null")
     return out
+
+
+def _is_dataflow(t):
+    words = t.text.split()
+    return t.kind == "pragma" and len(words) >= 3 and words[1].upper() == "HLS" \
+        and words[2].upper() == "DATAFLOW"
+
+
+def _statements(toks, lo, hi):
+    """Top-level statements of toks[lo:hi] (pragmas dropped), split at `;`."""
+    out, cur, depth = [], [], 0
+    for t in toks[lo:hi]:
+        if t.kind == "pragma":
+            continue
+        if t.text in "([{":
+            depth += 1
+        elif t.text in ")]}":
+            depth -= 1
+        if t.text == ";" and depth == 0:
+            out.append(cur)
+            cur = []
+        else:
+            cur.append(t)
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _inline_off(src, f):
+    lo, hi = f.body
+    return any(t.kind == "pragma" and re.search(r"HLS\s+INLINE\s+off\b", t.text, re.I)
+               for t in src.toks[lo:hi])
+
+
+def _header(toks, loop_open):
+    """Indices of the `for` and of its header's `(` and `)`, the loop body at loop_open."""
+    close = loop_open - 1
+    while toks[close].text != ")":
+        close -= 1
+    start, depth = close, 0
+    while True:
+        depth += {")": 1, "(": -1}.get(toks[start].text, 0)
+        if depth == 0:
+            return start - 1, start, close
+        start -= 1
+
+
+def _canonical_header(h, scalars):
+    """`int k = 0; k < n; k++` with n in scalars or a constant (h: its texts)."""
+    return (len(h) == 11 and h[0] == "int" and h[2:5] == ["=", "0", ";"] and h[5] == h[1]
+            and h[6] == "<" and (h[7] in scalars or bool(CONST_NAME.match(h[7])))
+            and h[8] == ";" and h[9] == h[1] and h[10] == "++")
+
+
+def _call(st):
+    """(callee, index of its argument list's `(`) when statement st is one
+    call `f(...)` or `f<...>(...)`, else None."""
+    texts = [t.text for t in st]
+    if len(texts) < 3 or st[0].kind != "id":
+        return None
+    paren = 1
+    if texts[1] == "<":   # a template's call
+        depth, paren = 0, None
+        for j in range(1, len(texts)):
+            depth += {"<": 1, ">": -1}.get(texts[j], 0)
+            if depth == 0:
+                paren = j + 1
+                break
+    if paren is None or paren >= len(texts) or texts[paren] != "(" or texts[-1] != ")" \
+            or matching(st, paren) != len(st) - 1:
+        return None
+    return texts[0], paren
+
+
+def _declared(st):
+    """Names a declaration without initializer declares, else None."""
+    texts = [t.text for t in st]
+    if "=" in texts or "(" in texts or len(st) < 2 or st[0].kind != "id":
+        return None
+    names, j = set(), 0
+    while j < len(st):   # an id followed by `[`, `,` or the end
+        if j > 0 and st[j].kind == "id" and (j + 1 == len(st) or texts[j + 1] in ("[", ",")):
+            names.add(st[j].text)
+        if texts[j] == "[":
+            j = matching(st, j)
+        j += 1
+    return names
+
+
+def _dataflow_loop(src, f, loop_open, functions):
+    """Findings (line, message) of one loop DATAFLOW region (loop body at loop_open)."""
+    toks, out = src.toks, []
+    lo, hi = f.body
+    close = src.blocks[loop_open][1]
+    for_at, start, hdr = _header(toks, loop_open)
+    line = toks[for_at].line
+    label = toks[for_at - 2].text if toks[for_at - 1].text == ":" else None
+    rest = [t.text for t in toks[lo + 1:for_at] + toks[close + 1:hi] if t.kind != "pragma"]
+    if rest not in ([], [label, ":"]):
+        out.append((line, f"{f.name}: the DATAFLOW loop is not the only statement of its function"))
+    if not _canonical_header([t.text for t in toks[start + 1:hdr]],
+                             {n for n, ptr in f.params if not ptr}):
+        out.append((line, f"{f.name}: the DATAFLOW loop's header is not `for (int k = 0; k < n; k++)` "
+                          "with n a scalar parameter or a constant"))
+    locals_, uses = set(), {}
+    for st in _statements(toks, loop_open + 1, close):
+        call, names = _call(st), _declared(st)
+        if call is not None:
+            defs = functions.get(call[0], [])
+            if not any(_inline_off(s2, g) for s2, g in defs):
+                out.append((st[0].line, f"{f.name}: process {call[0]} is not a function with INLINE off"))
+            for name in {t.text for t in st[call[1] + 1:-1] if t.kind == "id"} & locals_:
+                uses[name] = uses.get(name, 0) + 1
+        elif names is not None:
+            locals_ |= names
+        else:
+            out.append((st[0].line, f"{f.name}: a DATAFLOW loop body holds only declarations "
+                                    "without initializers and process calls"))
+    out += [(line, f"{f.name}: channel {n} is passed to {k} processes (one writer, one reader)")
+            for n, k in sorted(uses.items()) if k > 2]
+    return out
+
+
+def dataflow_form(sources, functions):
+    """Loop DATAFLOW regions not in canonical form (see the module docstring)."""
+    findings = []
+    for src in sources:
+        for i, t in enumerate(src.toks):
+            if not _is_dataflow(t):
+                continue
+            enc = src.enclosing(i)
+            if enc is None or enc[0] != "loop":
+                continue
+            f = next((g for g in src.functions if g.body[0] < i < g.body[1]), None)
+            if f is None:
+                continue
+            for line, msg in _dataflow_loop(src, f, enc[1], functions):
+                findings.append(f"{os.path.relpath(src.path)}:{line}: dataflow-form: {msg}")
+    return findings
 
 
 def source_paths(args):

@@ -42,7 +42,10 @@ DATAFLOW channels: an array of a function with `#pragma HLS DATAFLOW` that
 the function passes to a call (a process) is a channel, by default a
 ping-pong buffer (PIPO) of two copies (UG1399, "Specifying Arrays as
 Ping-Pong Buffers or FIFOs"); `STREAM variable=x type=pipo depth=N` makes N
-copies, type=shared or unsync one, type=fifo (or STREAM without a type) a
+copies, type=shared or unsync one. The copies of a bank are one memory of N
+times its depth: Vitis HLS builds a PIPO as one `_memcore` RAM whose address
+carries the buffer index (`addr << 1 | iptr` in the RTL it generates), so a
+channel costs what a `[2]` array of the same banks did; type=fifo (or STREAM without a type) a
 FIFO of `depth` elements. FIFOs (kind "fifo": those, and every
 `hls::stream<T>` declared, depth from its STREAM pragma, 2 by default):
 shift registers, one SRLC32E LUT per 32 deep x 1 bit, when BIND_STORAGE
@@ -406,11 +409,13 @@ def _bank(src, f, name, elem, sizes):
 def _array_item(a, copies):
     if isinstance(a, Fifo):
         return _fifo_item(a, copies)
-    n = a.banks * copies * a.buffers
-    depth, width = a.depth, a.width
+    # a channel's buffers are one memory per bank, `buffers` times as deep
+    # (the PIPO memcore: the buffer index is part of the address)
+    n = a.banks * copies
+    depth, width = a.depth * a.buffers, a.width
     shape = f"{'x'.join(map(str, a.dims))} {a.elem} -> {a.banks} bank(s) of {depth} x {width} bit"
     if a.buffers != 1:
-        shape += f", {a.buffers} buffers (DATAFLOW channel)"
+        shape += f" ({a.buffers} buffers of a DATAFLOW channel)"
     it = Item("array", f"{a.function}:{a.name}", n, shape)
     if depth == 1:
         it.detail += ", registers"

@@ -274,7 +274,7 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         it = _item(est, "spp_unit:vbuf")
         pb = perfmodel.board(name)
         assert (it.bram36 > 0) == (perfmodel._hls_macro(name, "SP_VALS") > pb.sparse_list), name
-        bn = [i for i in est.items if i.kind == "mul" and i.name.startswith("stream_bn:bn_lane:")][0]
+        bn = [i for i in est.items if i.kind == "mul" and i.name.startswith("bn_through:bn_lane:")][0]
         assert bn.lut == 0 and bn.dsp == 2 * bn.count, name
 
 

@@ -628,8 +628,7 @@ def _elementwise(f, b, c):
             it.burst("wr", k, f["src3"] + 4 * i0, 4 * ln, 1)
             it.burst("wr", k, f["dst"] + i0, np.clip(f["count_w"] - i0, 0, ln), 1)
         _chunk_pipeline(c, f["count"], b.update_chunk or K, load,
-                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, L)), store,   # L lanes
-                        built=True)   # upd_chunks
+                        lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, L)), store)   # L lanes
     elif op in (Op.RELU_FP, Op.RELU_BP):
         def load(it, k, i0, ln):
             _items_rdw(it, k, f["src"] + i0, ln)
@@ -638,8 +637,7 @@ def _elementwise(f, b, c):
         _chunk_pipeline(c, f["count"], K, load,
                         # a word of W lanes per cycle
                         lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),
-                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1),
-                        built=True)   # relu_chunks
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
     elif op in validate.POOL_OPS:
         _pool(f, b, c)
     elif op in validate.BN_OPS:
@@ -657,8 +655,7 @@ def _elementwise(f, b, c):
                 _items_rdw(it, k, f["aux"] + i0, ln, b.port1)
         _chunk_pipeline(c, total, b.bn_chunk or K, load,
                         lambda it, k, i0, ln: it.loop("ew", k, _bn_steps(i0, ln, hw, W)),
-                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1),
-                        built=True)   # bn_chunks
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
 
 
 def _bn_steps(i0, ln, hw, W):
@@ -686,18 +683,18 @@ def _items_rdw(it, k, addr, n, port=0):
     it.burst("rd", k, a, n, 1, extra, port)
 
 
-def _chunk_pipeline(c, total, K, load, comp, store, built):
-    """The element-wise units' chunk loop over `total` elements in chunks of
-    K, load chunk k+1 || compute k || store k-1 (stream.cpp, update.cpp,
-    eltwise.cpp's ADD): load, comp and store(items, k, i0, len) count each
-    stage of the chunks into an _Items; _pipeline credits the overlap,
-    built (a DATAFLOW loop) or planned (hand-pipelined)."""
+def _chunk_pipeline(c, total, K, load, comp, store):
+    """The element-wise units' DATAFLOW chunk loop over `total` elements in
+    chunks of K, load chunk k+1 || compute k || store k-1 (stream.cpp
+    relu_chunks, bn_chunks; update.cpp upd_chunks; eltwise.cpp add_chunks):
+    load, comp and store(items, k, i0, len) count each stage of the chunks
+    into an _Items; _pipeline credits the overlap as built."""
     i0, ln = c.chunks(total, K)
     k = np.arange(len(i0))
     stages = [_Items(c.b, len(i0)) for _ in range(3)]
     for fn, it in zip((load, comp, store), stages):
         fn(it, k, i0, ln)
-    _pipeline(c, *stages, built=built)
+    _pipeline(c, *stages, built=True)
 
 
 #: Rows of the widest plane in a pooling band (stream.cpp POOL_ROWS, POOL_BAND).
@@ -821,8 +818,7 @@ def _graph_ops(f, b, c):
                 _items_rdw(it, k, a + i0, ln, port)
         _chunk_pipeline(c, f["count"], b.chunk, load,
                         lambda it, k, i0, ln: it.loop("ew", k, _cdiv(ln, W)),   # add_beat
-                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1),
-                        built=True)   # add_chunks
+                        lambda it, k, i0, ln: it.burst("wr", k, f["dst"] + i0, ln, 1))
         return
     P, hi, wi, ho, wo, kh, kw, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"],
                                     f["w_out"], f["k_h"], f["k_w"], f["stride"])

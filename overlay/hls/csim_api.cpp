@@ -133,7 +133,6 @@ void sub_into(ctrain_iters_t &acc, const ctrain_iters_t &now, const ctrain_iters
 }
 
 struct region_state {
-    bool open;
     int stage;
     ctrain_iters_t mark;
     ctrain_iters_t part[CTRAIN_REGION_STAGES];
@@ -170,7 +169,6 @@ step_cost step_of(const ctrain_iters_t *const parts[], int n) {
 
 /* A DATAFLOW loop's items: per item its three processes' counts. */
 struct pipe_state {
-    bool open;
     int stage;   /* -1 before the first process */
     ctrain_iters_t mark;
     std::vector<std::array<ctrain_iters_t, 3>> items;
@@ -178,7 +176,7 @@ struct pipe_state {
 thread_local pipe_state dpipe = {};
 
 void pipe_close() {
-    if (dpipe.stage >= 0 && !dpipe.items.empty())
+    if (dpipe.stage >= 0)   /* an item's process (ctrain_pipe_stage) */
         sub_into(dpipe.items.back()[dpipe.stage], ctrain_iters_now, dpipe.mark);
     dpipe.mark = ctrain_iters_now;
 }
@@ -187,7 +185,6 @@ void pipe_close() {
 
 void ctrain_region_begin(void) {
     region = region_state();
-    region.open = true;
     region.mark = ctrain_iters_now;
 }
 
@@ -207,12 +204,10 @@ void ctrain_region_end(void) {
     const step_cost s = step_of(parts, CTRAIN_REGION_STAGES);
     ctrain_iters_now.hidden += s.serial - s.times;
     ctrain_iters_now.planned += s.times - s.span;
-    region.open = false;
 }
 
 void ctrain_pipe_begin(void) {
     dpipe = pipe_state();
-    dpipe.open = true;
     dpipe.stage = -1;
     dpipe.mark = ctrain_iters_now;
 }
@@ -242,5 +237,4 @@ void ctrain_pipe_end(void) {
         const step_cost a = step_of(first, 1), b = step_of(last, 1);
         ctrain_iters_now.hidden += a.serial - a.times + b.serial - b.times;
     }
-    dpipe.open = false;
 }

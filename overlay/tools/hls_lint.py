@@ -256,19 +256,28 @@ class Source:
         return best
 
 
+def hls_words(t):
+    """The words of token t after `#pragma HLS` (the first upper-cased: the
+    pragma's kind), or [] when t is no HLS pragma."""
+    words = t.text.split() if t.kind == "pragma" else []
+    if len(words) < 3 or words[1].upper() != "HLS":
+        return []
+    return [words[2].upper()] + words[3:]
+
+
+def _switched_off(words):
+    return any(w.lower() in ("off", "off=true") for w in words[1:])
+
+
 def hot_regions(src):
     """(open, close, what) of every pipelined or unrolled loop body and pipelined function."""
     out = []
     for i, t in enumerate(src.toks):
-        if t.kind != "pragma":
+        words = hls_words(t)
+        if not words or words[0] not in ("PIPELINE", "UNROLL"):
             continue
-        words = t.text.split()
-        if len(words) < 3 or words[1].upper() != "HLS":
-            continue
-        kind = words[2].upper()
-        if kind not in ("PIPELINE", "UNROLL"):
-            continue
-        if any(w.lower() in ("off", "off=true") for w in words[3:]):
+        kind = words[0]
+        if _switched_off(words):
             continue
         enc = src.enclosing(i)
         if enc is None:
@@ -449,9 +458,7 @@ def _null_tests(s, f):
 
 
 def _is_dataflow(t):
-    words = t.text.split()
-    return t.kind == "pragma" and len(words) >= 3 and words[1].upper() == "HLS" \
-        and words[2].upper() == "DATAFLOW"
+    return hls_words(t)[:1] == ["DATAFLOW"]
 
 
 def _statements(toks, lo, hi):
@@ -476,8 +483,7 @@ def _statements(toks, lo, hi):
 
 def _inline_off(src, f):
     lo, hi = f.body
-    return any(t.kind == "pragma" and re.search(r"HLS\s+INLINE\s+off\b", t.text, re.I)
-               for t in src.toks[lo:hi])
+    return any(hls_words(t)[:1] == ["INLINE"] and _switched_off(hls_words(t)) for t in src.toks[lo:hi])
 
 
 def _header(toks, loop_open):

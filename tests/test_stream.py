@@ -10,7 +10,7 @@ engine writes, and the model's counters equal the C-sim's."""
 import numpy as np
 import pytest
 
-from ctrain import perfmodel
+from ctrain import perfmodel, validate
 from ctrain.engine.numpy import NumpyEngine
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
 from ctrain.tools.random_insn import Case, _garbage, _i8, build_ddr
@@ -42,6 +42,10 @@ def _pool_case(rng, op, n, c, h, w, k_h, k_w, s, flags=0):
 
 
 BAND = perfmodel.POOL_BAND
+
+
+def h_out(h, k, s):
+    return (h - k) // s + 1
 SHAPES = [
     (3, 10, 30, 30, 2, 2, 2),     # whole planes: 11 per band, a partial last group
     (1, 2, 150, 120, 3, 3, 2),    # row bands, overlapping windows: the carry
@@ -57,9 +61,12 @@ SHAPES = [
 
 @pytest.mark.parametrize("board", ["pynq_z2", "zcu102"])
 def test_pool_bands_agree_and_are_counted(board):
+    """Every shape and direction, on a board whose tiled bands are a
+    DATAFLOW loop (zcu102: CTRAIN_POOL_DATAFLOW) and one whose are
+    hand-pipelined (pynq_z2)."""
     csim = csim_or_skip(board)
     rng = np.random.default_rng(5)
-    kinds = set()
+    kinds, tiled = set(), set()
     for n, c, h, w, k_h, k_w, s in SHAPES:
         kinds.add("whole" if h * w <= BAND else "rows")
         for op, flags in ((Op.POOL_FP, 0), (Op.POOL_BP, 0), (Op.POOL_BP, Flag.RELU_MASK)):
@@ -72,7 +79,19 @@ def test_pool_bands_agree_and_are_counted(board):
             model = perfmodel.iterations(insn, board, table_len=1, insn_addr=case.prog,
                                          table_addr=case.table)
             assert csim.last_iters()[0] == model, (op, n, c, h, w, k_h, k_w, s)
+            tiling = perfmodel._pool_tiling(validate.fields(insn), perfmodel.board(board))
+            if tiling:
+                bands = tiling
+                several = bands[1] < h_out(h, k_h, s) or bands[0] < n * c
+                # tiled bands: a DATAFLOW loop hides their overlap on a board
+                # that builds it (CTRAIN_POOL_DATAFLOW), else it is planned
+                built = perfmodel.board(board).pool_dataflow
+                tiled.add(built)
+                if several:
+                    assert (model.planned == 0) if built else (model.planned > 0), (op, n, c, h, w)
+                    assert model.hidden > 0 if built else True, (op, n, c, h, w)
     assert kinds == {"whole", "rows"}
+    assert tiled == {perfmodel.board(board).pool_dataflow}
 
 
 @pytest.mark.parametrize("board", ["pynq_z2", "zcu102"])
@@ -81,7 +100,6 @@ def test_compiled_stream_writes_are_whole_beats(board):
     and pooling write whole tensors (pooling: bands of a whole number of
     beats), so no ReLU, BN or pooling write of a compiled LeNet-5 or CNV
     merges a partial beat; UPDATE at most once per written tensor's end."""
-    from ctrain import validate
     from ctrain.compiler import compile_model
     from ctrain.model import MODELS
     seen = set()
@@ -111,7 +129,6 @@ def test_chunk_pipelines_agree_and_are_counted(board):
     store k-1 through ping-pong channels): the C-sim writes what the numpy
     engine writes, the model's counters (hidden and planned included) equal
     the C-sim's, and the overlap is built: it hides cycles, none planned."""
-    from ctrain import validate
     from ctrain.tools.random_insn import random_case
     csim = csim_or_skip(board)
     b = perfmodel.board(board)

@@ -99,6 +99,7 @@ class Board:
     update_lanes: int = 1      # UPDATE's elements per cycle (CTRAIN_UPDATE_LANES, update.h)
     update_chunk: int = 0      # UPDATE's elements per burst (CTRAIN_UPDATE_CHUNK; 0: chunk)
     bn_chunk: int = 0          # BN's elements per burst (CTRAIN_BN_CHUNK, stream.h; 0: chunk)
+    pool_dataflow: int = 0     # max pooling's tiled bands a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, stream.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
@@ -164,6 +165,7 @@ def board(name):
                  update_lanes=_hls_macro(c.name, "CTRAIN_UPDATE_LANES"),
                  update_chunk=_hls_macro(c.name, "CTRAIN_UPDATE_CHUNK"),
                  bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"),
+                 pool_dataflow=_hls_macro(c.name, "CTRAIN_POOL_DATAFLOW"),
                  ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"))
 
 
@@ -729,10 +731,13 @@ def _pool_align(f, b, g_fit):
 
 
 def _pool_tiled(f, b, c, G, ny):
-    """pool_tiled: bands through ping-pong halves, load k+1 || compute k ||
-    store k-1; per band one loop of a segment per cycle: FP s steps per
-    (plane, output row, segment of P = W/s windows), BP 2s per (plane, output
-    row, segment of W columns) and one per tail row's segment."""
+    """pool_tiled: bands load k+1 || compute k || store k-1, a DATAFLOW loop
+    where the board builds one (b.pool_dataflow: pool_bands, after counting
+    its bands: a cycle per group of G whole planes, or per row band of a
+    plane), else by hand through the halves of the band buffers; per band
+    one loop of a segment per cycle: FP s steps per (plane, output row,
+    segment of P = W/s windows), BP 2s per (plane, output row, segment of W
+    columns) and one per tail row's segment."""
     bp, W = f["op"] == Op.POOL_BP, b.ddr_beat
     P, hi, wi, ho, wo, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"], f["w_out"],
                             f["stride"])
@@ -761,7 +766,9 @@ def _pool_tiled(f, b, c, G, ny):
     else:
         comp.loop("ew", k, gb * nyb * _cdiv(wo, W // s) * s)
         store.burst("wr", k, f["dst"] + out_at, n_o, 1)
-    _pipeline(c, load, comp, store)
+    if b.pool_dataflow:   # pool_band_count
+        c.loop("ew", (_cdiv(P, G) if G > 1 else 0) if whole else _cdiv(ho, ny))
+    _pipeline(c, load, comp, store, built=bool(b.pool_dataflow))
 
 
 def _pool(f, b, c):

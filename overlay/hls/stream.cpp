@@ -163,8 +163,8 @@ static inline uint32_t pool_sw(uint32_t pos) {
  * pos's word (one per bank), each lane written from the lane pos % W below
  * it (a funnel, the read's mirror), the others left as they are (byte
  * enables). */
-static inline void pool_put(q8_t buf[2][POUT_BANK], uint32_t pos, const q8_t v[AGU_Q8_LANES],
-                            uint32_t n) {
+template <int NB>
+static inline void pool_put(q8_t buf[2][NB], uint32_t pos, const q8_t v[AGU_Q8_LANES], uint32_t n) {
 #pragma HLS INLINE
     const uint32_t r0 = pool_row0(pos), r1 = pool_row1(pos), sw = pool_sw(pos);
     const uint32_t off = pos & (AGU_Q8_LANES - 1);
@@ -182,7 +182,8 @@ put_lanes:
 
 /* The W lanes of buf from pos: the two words at pos's word (one per bank),
  * funnelled. */
-static inline void pool_get(const q8_t buf[2][PIN_BANK], uint32_t pos, q8_t v[AGU_Q8_LANES]) {
+template <int NB>
+static inline void pool_get(const q8_t buf[2][NB], uint32_t pos, q8_t v[AGU_Q8_LANES]) {
 #pragma HLS INLINE
     const uint32_t r0 = pool_row0(pos), r1 = pool_row1(pos), sw = pool_sw(pos);
     const uint32_t off = pos & (AGU_Q8_LANES - 1);
@@ -202,193 +203,358 @@ get_lanes:
     }
 }
 
+/* What every band of one pool_tiled call shares: the shape and its steps,
+ * made once (the band loops only add and compare); each process takes it
+ * by value and none writes it. */
+struct pool_job {
+    uint32_t s, w_in, w_out, h_out, planes, plane_in, plane_out, G, ny, row_step, P, tail;
+    uint32_t grp_in, grp_out, all_in, all_out, band_in, band_out, span, nq, steps;
+    uint32_t in_base, err_base, dst;
+    int lsh;
+    bool bp, mask, whole;
+};
+
+static pool_job pool_job_make(const ctrain_insn_t &f, uint32_t planes, uint32_t plane_in,
+                              uint32_t plane_out, uint32_t G, uint32_t ny, int lsh) {
+#pragma HLS INLINE
+    pool_job j;
+    j.bp = f.op == OP_POOL_BP;
+    j.mask = j.bp && (f.flags & FLAG_RELU_MASK) != 0;
+    j.s = f.stride;
+    j.w_in = f.w_in;
+    j.w_out = f.w_out;
+    j.h_out = f.h_out;
+    j.planes = planes;
+    j.plane_in = plane_in;
+    j.plane_out = plane_out;
+    j.G = G;
+    j.ny = ny;
+    j.lsh = lsh;
+    j.row_step = f.w_in << lsh;
+    j.P = AGU_Q8_LANES >> lsh;
+    j.whole = ny == f.h_out;
+    j.tail = f.h_in - (f.h_out << lsh);                    /* rows below the last window */
+    j.grp_in = G * plane_in;
+    j.grp_out = G * plane_out;
+    j.all_in = planes * plane_in;
+    j.all_out = planes * plane_out;
+    j.band_in = ny * j.row_step;
+    j.band_out = ny * f.w_out;
+    j.span = f.h_out * j.row_step;                         /* a plane's rows in windows */
+    /* segments per input row: FP the windows' (w_out / P), BP every column's */
+    j.nq = j.bp ? (f.w_in + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2
+                : (f.w_out + j.P - 1) >> (AGU_Q8_LOG2 - lsh);
+    j.steps = j.bp ? 2 * j.s : j.s;                        /* per segment */
+    j.in_base = j.bp ? f.aux : f.src;
+    j.err_base = f.src;
+    j.dst = f.dst;
+    return j;
+}
+
+/* The input elements of the band at c (its rows, or whole planes). */
+static inline uint32_t pool_band_in(const pool_job &j, const pool_cur &c) {
+#pragma HLS INLINE
+    const bool last = c.y0 + j.ny >= j.h_out;
+    return j.whole ? (j.all_in - c.pin < j.grp_in ? j.all_in - c.pin : j.grp_in)
+                   : (last ? j.span - c.rin : j.band_in);
+}
+
+/* Stage 0: the band at lc into buf from word at_words: its input rows and,
+ * BP, its errors from the word after them. */
+template <int NB>
+static void pool_band_load(const ddr_t *ddr, const pool_job j, pool_cur &lc, q8_t buf[2][NB],
+                           uint32_t at_words) {
+#pragma HLS INLINE
+    const bool last = lc.y0 + j.ny >= j.h_out;
+    const uint32_t n_x = pool_band_in(j, lc);
+    const uint32_t n_o = j.whole ? (j.all_out - lc.pout < j.grp_out ? j.all_out - lc.pout : j.grp_out)
+                                 : (last ? j.plane_out - lc.rout : j.band_out);
+    agu_rd_q8b<NB>(ddr, j.in_base + lc.pin + lc.rin, buf, n_x, at_words, -1);
+    if (j.bp)
+        agu_rd_q8b<NB>(ddr, j.err_base + lc.pout + lc.rout, buf, n_o,
+                       at_words + ((n_x + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2), -1);
+    pool_next(lc, j.G, j.ny, j.h_out, j.grp_in, j.grp_out, j.band_in, j.band_out);
+}
+
+/* Stage 1: the band at cc through, from pin's elements at hb into pbuf's
+ * at hb: one loop of a segment per cycle (see pool_tiled). */
+template <int NI, int NO>
+static void pool_band_through(const pool_job j, pool_cur &cc, const q8_t pin[2][NI],
+                              q8_t pbuf[2][NO], uint32_t hb, q_stats &st) {
+#pragma HLS INLINE
+    const uint32_t s = j.s, w_in = j.w_in, w_out = j.w_out, P = j.P, nq = j.nq;
+    const uint32_t steps = j.steps, row_step = j.row_step, tail = j.tail;
+    const int lsh = j.lsh;
+    const bool bp = j.bp, mask = j.mask;
+    const bool last = cc.y0 + j.ny >= j.h_out;
+    const uint32_t gb = j.planes - cc.p0 < j.G ? j.planes - cc.p0 : j.G;
+    const uint32_t nyb = last ? j.h_out - cc.y0 : j.ny;
+    const uint32_t n_x = pool_band_in(j, cc);
+    const uint32_t e0 = hb + (((n_x + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2) << AGU_Q8_LOG2);
+    const bool tails = bp && (j.whole || last) && tail > 0;   /* BP: zero rows */
+    /* (plane, row, segment, step) and their offsets in the band, by sums */
+    uint32_t g = 0, y = 0, q = 0, t = 0, r = 0;
+    uint32_t pb = 0, pob = 0, rb = 0, ob = 0, ro = 0, qo = 0, qp = 0;
+    bool in_tail = false, more = true;
+    q8_t best[AGU_Q8_LANES], ee[AGU_Q8_LANES];
+    uint8_t code[AGU_Q8_LANES];   /* BP: the first maximum's tap, ky * s + kx */
+    /* registers: every window of a segment at once */
+#pragma HLS ARRAY_PARTITION variable=best type=complete
+#pragma HLS ARRAY_PARTITION variable=ee type=complete
+#pragma HLS ARRAY_PARTITION variable=code type=complete
+seg:
+    while (more) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_HALF
+        CTRAIN_COUNT(ew, 1);
+        q8_t v[AGU_Q8_LANES], o[AGU_Q8_LANES];
+        wide_t ow[AGU_Q8_LANES];
+        bool cl[AGU_Q8_LANES];
+        /* registers: a segment's lanes */
+#pragma HLS ARRAY_PARTITION variable=v type=complete
+#pragma HLS ARRAY_PARTITION variable=o type=complete
+#pragma HLS ARRAY_PARTITION variable=ow type=complete
+#pragma HLS ARRAY_PARTITION variable=cl type=complete
+        const uint32_t cols = w_in - qo < AGU_Q8_LANES ? w_in - qo : AGU_Q8_LANES;
+        const bool rd = !in_tail && t < s;
+        const uint32_t kw = t - s;   /* BP write steps: the gradient row */
+        uint32_t n_put = 0, put_at = 0;
+        /* one read per step: window row t, or BP's errors at its first write */
+        pool_get<NI>(pin, rd ? hb + rb + ro + qo : e0 + ob + qp, v);
+        if (rd) {   /* window row t of the segment's P windows */
+        pool_win:
+            for (int jj = 0; jj < AGU_Q8_LANES; jj++) {
+#pragma HLS UNROLL
+                /* the row's first maximum over lanes jj*s .. jj*s + s - 1 */
+                q8_t m = v[jj];
+                uint8_t d = 0;
+                if (lsh >= 1 && 2 * jj + 1 < AGU_Q8_LANES) {
+                    m = v[2 * jj];
+                    if (v[2 * jj + 1] > m) { m = v[2 * jj + 1]; d = 1; }
+                }
+                if (lsh == 2 && 4 * jj + 3 < AGU_Q8_LANES) {
+                    m = v[4 * jj];
+                    d = 0;
+                pool_tap:
+                    for (int e = 1; e < 4; e++) {
+#pragma HLS UNROLL
+                        if (v[4 * jj + e] > m) { m = v[4 * jj + e]; d = (uint8_t)e; }
+                    }
+                }
+                if (t == 0 || m > best[jj]) {
+                    best[jj] = m;
+                    code[jj] = (uint8_t)((t << lsh) + d);
+                }
+                o[jj] = best[jj];
+                ow[jj] = best[jj];
+                cl[jj] = false;
+            }
+            if (!bp && t + 1 == s) {   /* FP: the segment's outputs */
+                n_put = w_out - qp < P ? w_out - qp : P;
+                put_at = hb + ob + qp;
+            }
+        } else {    /* BP: gradient row t - s of the segment, or a tail row */
+            if (!in_tail && kw == 0) {   /* the windows' errors, masked */
+            pool_err:
+                for (int jj = 0; jj < AGU_Q8_LANES; jj++) {
+#pragma HLS UNROLL
+                    ee[jj] = (mask && best[jj] <= 0) ? (q8_t)0 : v[jj];
+                }
+            }
+        pool_dx:
+            for (int l = 0; l < AGU_Q8_LANES; l++) {
+#pragma HLS UNROLL
+                /* the lane's window jw = l >> lsh: a select of three fixed lanes */
+                const int jw = lsh == 0 ? l : lsh == 1 ? l / 2 : l / 4;
+                const q8_t bj = lsh == 0 ? best[l] : lsh == 1 ? best[l / 2] : best[l / 4];
+                const q8_t vj = lsh == 0 ? v[l] : lsh == 1 ? v[l / 2] : v[l / 4];
+                const q8_t ej = lsh == 0 ? ee[l] : lsh == 1 ? ee[l / 2] : ee[l / 4];
+                const uint8_t cj = lsh == 0 ? code[l] : lsh == 1 ? code[l / 2] : code[l / 4];
+                const uint32_t d = (uint32_t)l & (s - 1);
+                const q8_t e = (!in_tail && kw == 0) ? ((mask && bj <= 0) ? (q8_t)0 : vj) : ej;
+                const bool hit = !in_tail && qp + (uint32_t)jw < w_out && cj == (kw << lsh) + d;
+                bool clamped = false;   /* -128 stores as -127 (sat8) */
+                o[l] = hit ? sat8(e, clamped) : (q8_t)0;
+                ow[l] = o[l];
+                cl[l] = clamped;
+            }
+            n_put = cols;
+            put_at = hb + rb + ro + qo;
+        }
+        if (n_put) {
+            pool_put<NO>(pbuf, put_at, o, n_put);
+            q_stats_add_lanes<AGU_Q8_LANES>(st, ow, ow, cl, n_put);
+        }
+        /* the next step */
+        if (!in_tail && t + 1 < steps) {
+            ro = t + 1 == s ? 0 : ro + w_in;
+            t++;
+        } else if (q + 1 < nq) {
+            t = 0; ro = in_tail ? ro : 0; q++; qo += AGU_Q8_LANES; qp += P;
+        } else if (!in_tail && y + 1 < nyb) {
+            t = 0; ro = 0; q = 0; qo = 0; qp = 0; y++; rb += row_step; ob += w_out;
+        } else if (!in_tail && tails) {   /* the rows below the last window */
+            in_tail = true; r = 0; q = 0; qo = 0; qp = 0; rb += row_step; ro = 0;
+        } else if (in_tail && r + 1 < tail) {
+            r++; q = 0; qo = 0; qp = 0; ro += w_in;
+        } else if (g + 1 < gb) {          /* the group's next plane */
+            in_tail = false; t = 0; ro = 0; q = 0; qo = 0; qp = 0; y = 0; g++;
+            pb += j.plane_in; pob += j.plane_out; rb = pb; ob = pob;
+        } else {
+            more = false;
+        }
+    }
+    CTRAIN_COUNT(ew_in, 1);
+    pool_next(cc, j.G, j.ny, j.h_out, j.grp_in, j.grp_out, j.band_in, j.band_out);
+}
+
+/* Stage 2: the band at sc out of buf from word at_words (FP its outputs, BP
+ * the gradient of every row it owns). */
+template <int NB>
+static void pool_band_store(ddr_t *ddr, const pool_job j, pool_cur &sc, const q8_t buf[2][NB],
+                            uint32_t at_words) {
+#pragma HLS INLINE
+    const bool last = sc.y0 + j.ny >= j.h_out;
+    uint32_t n_w, at;
+    if (j.bp) {
+        n_w = j.whole ? (j.all_in - sc.pin < j.grp_in ? j.all_in - sc.pin : j.grp_in)
+                      : (last ? j.plane_in - sc.rin : j.band_in);
+        at = sc.pin + sc.rin;
+    } else {
+        n_w = j.whole ? (j.all_out - sc.pout < j.grp_out ? j.all_out - sc.pout : j.grp_out)
+                      : (last ? j.plane_out - sc.rout : j.band_out);
+        at = sc.pout + sc.rout;
+    }
+    agu_wr_q8b<NB>(ddr, j.dst + at, buf, n_w, at_words, -1);
+    pool_next(sc, j.G, j.ny, j.h_out, j.grp_in, j.grp_out, j.band_in, j.band_out);
+}
+
+#if CTRAIN_POOL_DATAFLOW
+/* The band loop as DATAFLOW processes (CTRAIN_POOL_DATAFLOW): band k + 1
+ * loads while band k goes through and band k - 1 stores, the channels
+ * between them ping-pong buffers of a half each (the two word-parity banks
+ * of pin and pbuf, at element 0); each process carries its own cursor. */
+#define PIN_HBANK (((POOL_HALF / AGU_Q8_LANES + 2) / 2) * AGU_Q8_LANES)
+#define POUT_HBANK (((POOL_HALF / AGU_Q8_LANES + 1) / 2) * AGU_Q8_LANES)
+
+static void pool_load_p(const ddr_t *ddr, const pool_job j, pool_cur &lc,
+                        q8_t pin[2][PIN_HBANK]) {
+    /* a process of pool_bands' DATAFLOW loop: band k in */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(0);
+    pool_band_load<PIN_HBANK>(ddr, j, lc, pin, 0);
+}
+
+static void pool_through_p(const pool_job j, pool_cur &cc, const q8_t pin[2][PIN_HBANK],
+                           q8_t pbuf[2][POUT_HBANK], q_stats &st) {
+    /* a process of pool_bands' DATAFLOW loop: band k through, a segment per cycle */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(1);
+    pool_band_through<PIN_HBANK, POUT_HBANK>(j, cc, pin, pbuf, 0, st);
+}
+
+static void pool_store_p(ddr_t *ddr, const pool_job j, pool_cur &sc,
+                         const q8_t pbuf[2][POUT_HBANK]) {
+    /* a process of pool_bands' DATAFLOW loop: band k out */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(2);
+    pool_band_store<POUT_HBANK>(ddr, j, sc, pbuf, 0);
+}
+
+static void pool_bands(ddr_t *ddr, const pool_job j, int bands, pool_cur &lc, pool_cur &cc,
+                       pool_cur &sc, q_stats &st) {
+band:
+    for (int k = 0; k < bands; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_PLANES*CTRAIN_MAX_DIM
+        /* load k+1 || through k || store k-1: the channels are ping-pong buffers */
+#pragma HLS DATAFLOW
+        q8_t pin[2][PIN_HBANK], pbuf[2][POUT_HBANK];
+        /* a RAM per bank: a segment's two words are one access per bank */
+#pragma HLS ARRAY_PARTITION variable=pin type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=pbuf type=complete dim=1
+        /* words of a beat: filled and drained a beat per cycle */
+#pragma HLS ARRAY_RESHAPE variable=pin type=cyclic factor=AGU_Q8_LANES dim=2
+#pragma HLS ARRAY_RESHAPE variable=pbuf type=cyclic factor=AGU_Q8_LANES dim=2
+#if CTRAIN_POOL_URAM
+        /* URAM where the board is short of BRAM */
+#pragma HLS BIND_STORAGE variable=pin type=ram_2p impl=uram
+#endif
+        pool_load_p(ddr, j, lc, pin);
+        pool_through_p(j, cc, pin, pbuf, st);
+        pool_store_p(ddr, j, sc, pbuf);
+    }
+}
+
+/* The bands of a pool_tiled call, counted without a divider: whole planes
+ * in groups of G (G = 1: one per plane), or every plane's row bands (G = 1). */
+static int pool_band_count(const pool_job &j) {
+#pragma HLS INLINE
+    uint32_t bands = 0;
+    if (j.whole && j.G == 1)
+        return (int)j.planes;
+    if (j.whole) {
+    count_groups:
+        for (uint32_t p = 0; p < j.planes; p += j.G) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_PLANES/2
+            CTRAIN_COUNT(ew, 1);
+            bands++;
+        }
+    } else {
+    count_rows:
+        for (uint32_t y = 0; y < j.h_out; y += j.ny) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+            CTRAIN_COUNT(ew, 1);
+            bands += j.planes;
+        }
+    }
+    CTRAIN_COUNT(ew_in, 1);
+    return (int)bands;
+}
+#endif
+
 static void pool_tiled(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st,
                        q8_t pin[2][PIN_BANK], q8_t pbuf[2][POUT_BANK],
                        uint32_t planes, uint32_t plane_in, uint32_t plane_out, uint32_t G,
                        uint32_t ny, int lsh) {
-    const bool bp = f.op == OP_POOL_BP;
-    const bool mask = bp && (f.flags & FLAG_RELU_MASK) != 0;
-    const uint32_t s = f.stride, h_in = f.h_in, w_in = f.w_in, h_out = f.h_out, w_out = f.w_out;
-    const uint32_t row_step = w_in << lsh, P = AGU_Q8_LANES >> lsh;
-    const bool whole = ny == h_out;
-    const uint32_t tail = h_in - (h_out << lsh);             /* rows below the last window */
-    const uint32_t grp_in = G * plane_in, grp_out = G * plane_out;
-    const uint32_t all_in = planes * plane_in, all_out = planes * plane_out;
-    const uint32_t band_in = ny * row_step, band_out = ny * w_out;
-    const uint32_t span = h_out * row_step;                  /* a plane's rows in windows */
-    /* segments per input row: FP the windows' (w_out / P), BP every column's */
-    const uint32_t nq = bp ? (w_in + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2
-                           : (w_out + P - 1) >> (AGU_Q8_LOG2 - lsh);
-    const uint32_t steps = bp ? 2 * s : s;                   /* per segment */
-    const uint32_t in_base = bp ? f.aux : f.src;
-    const uint32_t half_words = POOL_HALF / AGU_Q8_LANES;
+    const pool_job j = pool_job_make(f, planes, plane_in, plane_out, G, ny, lsh);
     pool_cur lc = {0, 0, 0, 0, 0, 0}, cc = lc, sc = lc;      /* load, compute, store */
+#if CTRAIN_POOL_DATAFLOW
+    /* the band buffers are pool_bands' channels */
+    (void)pin;
+    (void)pbuf;
+    const int bands = pool_band_count(j);
+    CTRAIN_PIPE_BEGIN();
+    pool_bands(ddr, j, bands, lc, cc, sc, st);
+    CTRAIN_PIPE_END();
+#else
+    const uint32_t half_words = POOL_HALF / AGU_Q8_LANES;
     /* The pipeline over bands (groups of G planes, or row bands of ny output
-     * rows): load k+1 || compute k || store k-1, until the store has passed
-     * the last plane (no band count: no divider). */
+     * rows) by hand, in the halves of pin and pbuf: load k+1, compute k,
+     * store k-1 one after another (planned overlap), until the store has
+     * passed the last plane (no band count: no divider). */
 band:
     for (int32_t k = -1; sc.p0 < planes; k++) {
 #pragma HLS LOOP_TRIPCOUNT min=2 max=MAX_PLANES*CTRAIN_MAX_DIM+2
         const bool region = k >= 0 && cc.p0 < planes;
         if (region)
             CTRAIN_REGION_BEGIN();
-        if (lc.p0 < planes) {   /* stage 0: band k + 1 in */
-            const bool last = lc.y0 + ny >= h_out;
-            const uint32_t n_x = whole ? (all_in - lc.pin < grp_in ? all_in - lc.pin : grp_in)
-                                       : (last ? span - lc.rin : band_in);
-            const uint32_t n_o = whole ? (all_out - lc.pout < grp_out ? all_out - lc.pout : grp_out)
-                                       : (last ? plane_out - lc.rout : band_out);
-            const uint32_t hw = (((uint32_t)(k + 1) & 1) ? half_words : 0);
-            agu_rd_q8b<PIN_BANK>(ddr, in_base + lc.pin + lc.rin, pin, n_x, hw, -1);
-            if (bp)   /* the errors, from the word after the rows */
-                agu_rd_q8b<PIN_BANK>(ddr, f.src + lc.pout + lc.rout, pin, n_o,
-                                     hw + ((n_x + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2), -1);
-            pool_next(lc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
-        }
+        if (lc.p0 < planes)     /* stage 0: band k + 1 in */
+            pool_band_load<PIN_BANK>(ddr, j, lc, pin, ((uint32_t)(k + 1) & 1) ? half_words : 0);
         if (region) {           /* stage 1: band k through */
             CTRAIN_STAGE(1);
-            const uint32_t hb = (((uint32_t)k & 1) ? POOL_HALF : 0);
-            const bool last = cc.y0 + ny >= h_out;
-            const uint32_t gb = planes - cc.p0 < G ? planes - cc.p0 : G;
-            const uint32_t nyb = last ? h_out - cc.y0 : ny;
-            const uint32_t n_x = whole ? (all_in - cc.pin < grp_in ? all_in - cc.pin : grp_in)
-                                       : (last ? span - cc.rin : band_in);
-            const uint32_t e0 = hb + (((n_x + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2) << AGU_Q8_LOG2);
-            const bool tails = bp && (whole || last) && tail > 0;   /* BP: zero rows */
-            /* (plane, row, segment, step) and their offsets in the band, by sums */
-            uint32_t g = 0, y = 0, q = 0, t = 0, r = 0;
-            uint32_t pb = 0, pob = 0, rb = 0, ob = 0, ro = 0, qo = 0, qp = 0;
-            bool in_tail = false, more = true;
-            q8_t best[AGU_Q8_LANES], ee[AGU_Q8_LANES];
-            uint8_t code[AGU_Q8_LANES];   /* BP: the first maximum's tap, ky * s + kx */
-            /* registers: every window of a segment at once */
-#pragma HLS ARRAY_PARTITION variable=best type=complete
-#pragma HLS ARRAY_PARTITION variable=ee type=complete
-#pragma HLS ARRAY_PARTITION variable=code type=complete
-        seg:
-            while (more) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_HALF
-                CTRAIN_COUNT(ew, 1);
-                q8_t v[AGU_Q8_LANES], o[AGU_Q8_LANES];
-                wide_t ow[AGU_Q8_LANES];
-                bool cl[AGU_Q8_LANES];
-                /* registers: a segment's lanes */
-#pragma HLS ARRAY_PARTITION variable=v type=complete
-#pragma HLS ARRAY_PARTITION variable=o type=complete
-#pragma HLS ARRAY_PARTITION variable=ow type=complete
-#pragma HLS ARRAY_PARTITION variable=cl type=complete
-                const uint32_t cols = w_in - qo < AGU_Q8_LANES ? w_in - qo : AGU_Q8_LANES;
-                const bool rd = !in_tail && t < s;
-                const uint32_t kw = t - s;   /* BP write steps: the gradient row */
-                uint32_t n_put = 0, put_at = 0;
-                /* one read per step: window row t, or BP's errors at its first write */
-                pool_get(pin, rd ? hb + rb + ro + qo : e0 + ob + qp, v);
-                if (rd) {   /* window row t of the segment's P windows */
-                pool_win:
-                    for (int j = 0; j < AGU_Q8_LANES; j++) {
-#pragma HLS UNROLL
-                        /* the row's first maximum over lanes j*s .. j*s + s - 1 */
-                        q8_t m = v[j];
-                        uint8_t d = 0;
-                        if (lsh >= 1 && 2 * j + 1 < AGU_Q8_LANES) {
-                            m = v[2 * j];
-                            if (v[2 * j + 1] > m) { m = v[2 * j + 1]; d = 1; }
-                        }
-                        if (lsh == 2 && 4 * j + 3 < AGU_Q8_LANES) {
-                            m = v[4 * j];
-                            d = 0;
-                        pool_tap:
-                            for (int e = 1; e < 4; e++) {
-#pragma HLS UNROLL
-                                if (v[4 * j + e] > m) { m = v[4 * j + e]; d = (uint8_t)e; }
-                            }
-                        }
-                        if (t == 0 || m > best[j]) {
-                            best[j] = m;
-                            code[j] = (uint8_t)((t << lsh) + d);
-                        }
-                        o[j] = best[j];
-                        ow[j] = best[j];
-                        cl[j] = false;
-                    }
-                    if (!bp && t + 1 == s) {   /* FP: the segment's outputs */
-                        n_put = w_out - qp < P ? w_out - qp : P;
-                        put_at = hb + ob + qp;
-                    }
-                } else {    /* BP: gradient row t - s of the segment, or a tail row */
-                    if (!in_tail && kw == 0) {   /* the windows' errors, masked */
-                    pool_err:
-                        for (int j = 0; j < AGU_Q8_LANES; j++) {
-#pragma HLS UNROLL
-                            ee[j] = (mask && best[j] <= 0) ? (q8_t)0 : v[j];
-                        }
-                    }
-                pool_dx:
-                    for (int l = 0; l < AGU_Q8_LANES; l++) {
-#pragma HLS UNROLL
-                        /* the lane's window j = l >> lsh: a select of three fixed lanes */
-                        const int j = lsh == 0 ? l : lsh == 1 ? l / 2 : l / 4;
-                        const q8_t bj = lsh == 0 ? best[l] : lsh == 1 ? best[l / 2] : best[l / 4];
-                        const q8_t vj = lsh == 0 ? v[l] : lsh == 1 ? v[l / 2] : v[l / 4];
-                        const q8_t ej = lsh == 0 ? ee[l] : lsh == 1 ? ee[l / 2] : ee[l / 4];
-                        const uint8_t cj = lsh == 0 ? code[l] : lsh == 1 ? code[l / 2] : code[l / 4];
-                        const uint32_t d = (uint32_t)l & (s - 1);
-                        const q8_t e = (!in_tail && kw == 0) ? ((mask && bj <= 0) ? (q8_t)0 : vj) : ej;
-                        const bool hit = !in_tail && qp + (uint32_t)j < w_out && cj == (kw << lsh) + d;
-                        bool clamped = false;   /* -128 stores as -127 (sat8) */
-                        o[l] = hit ? sat8(e, clamped) : (q8_t)0;
-                        ow[l] = o[l];
-                        cl[l] = clamped;
-                    }
-                    n_put = cols;
-                    put_at = hb + rb + ro + qo;
-                }
-                if (n_put) {
-                    pool_put(pbuf, put_at, o, n_put);
-                    q_stats_add_lanes<AGU_Q8_LANES>(st, ow, ow, cl, n_put);
-                }
-                /* the next step */
-                if (!in_tail && t + 1 < steps) {
-                    ro = t + 1 == s ? 0 : ro + w_in;
-                    t++;
-                } else if (q + 1 < nq) {
-                    t = 0; ro = in_tail ? ro : 0; q++; qo += AGU_Q8_LANES; qp += P;
-                } else if (!in_tail && y + 1 < nyb) {
-                    t = 0; ro = 0; q = 0; qo = 0; qp = 0; y++; rb += row_step; ob += w_out;
-                } else if (!in_tail && tails) {   /* the rows below the last window */
-                    in_tail = true; r = 0; q = 0; qo = 0; qp = 0; rb += row_step; ro = 0;
-                } else if (in_tail && r + 1 < tail) {
-                    r++; q = 0; qo = 0; qp = 0; ro += w_in;
-                } else if (g + 1 < gb) {          /* the group's next plane */
-                    in_tail = false; t = 0; ro = 0; q = 0; qo = 0; qp = 0; y = 0; g++;
-                    pb += plane_in; pob += plane_out; rb = pb; ob = pob;
-                } else {
-                    more = false;
-                }
-            }
-            CTRAIN_COUNT(ew_in, 1);
-            pool_next(cc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
+            pool_band_through<PIN_BANK, POUT_BANK>(j, cc, pin, pbuf,
+                                                   ((uint32_t)k & 1) ? POOL_HALF : 0, st);
             CTRAIN_STAGE(2);
         }
-        if (k >= 1) {           /* stage 2: band k - 1 out */
-            const bool last = sc.y0 + ny >= h_out;
-            uint32_t n_w, at;
-            if (bp) {   /* the gradient of every row the band owns */
-                n_w = whole ? (all_in - sc.pin < grp_in ? all_in - sc.pin : grp_in)
-                            : (last ? plane_in - sc.rin : band_in);
-                at = sc.pin + sc.rin;
-            } else {
-                n_w = whole ? (all_out - sc.pout < grp_out ? all_out - sc.pout : grp_out)
-                            : (last ? plane_out - sc.rout : band_out);
-                at = sc.pout + sc.rout;
-            }
-            agu_wr_q8b<POUT_BANK>(ddr, f.dst + at, pbuf, n_w, (((uint32_t)(k - 1) & 1) ? half_words : 0), -1);
-            pool_next(sc, G, ny, h_out, grp_in, grp_out, band_in, band_out);
-        }
+        if (k >= 1)             /* stage 2: band k - 1 out */
+            pool_band_store<POUT_BANK>(ddr, j, sc, pbuf,
+                                       ((uint32_t)(k - 1) & 1) ? half_words : 0);
         if (region)
             CTRAIN_REGION_END();
     }
+#endif
 }
 
 /* POOL_FP and POOL_BP (one unit: they share the band buffers).  Per band:
@@ -543,7 +709,7 @@ band_planes:
                 q8_t seg[AGU_Q8_LANES];   /* lanes a .. a + W - 1 */
                 /* registers: every lane at once */
 #pragma HLS ARRAY_PARTITION variable=seg type=complete
-                pool_get(pin, a, seg);
+                pool_get<PIN_BANK>(pin, a, seg);
                 q8_t sm = 0;      /* the segment's first maximum and its lane */
                 uint32_t sj = 0;
             segment:

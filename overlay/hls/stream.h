@@ -24,6 +24,15 @@
 #define CTRAIN_BN_LUTRAM 0
 #endif
 
+/* 1: max pooling's tiled band loop (stream.cpp pool_bands) is a DATAFLOW
+ * loop, its band buffers ping-pong channels of their own, so a band's load,
+ * windows and store overlap; 0: the loop calls them one after another in
+ * the halves of the band buffers the overlapping-window path also uses (no
+ * second copy: boards without the BRAM for it). */
+#ifndef CTRAIN_POOL_DATAFLOW
+#define CTRAIN_POOL_DATAFLOW 0
+#endif
+
 /* ddr1: the second data port (types.h CTRAIN_DDR_PORTS; ddr itself with one). */
 void stream_relu(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, q_stats &st);
 void stream_pool(ddr_t *ddr, const ctrain_insn_t &f, q_stats &st);

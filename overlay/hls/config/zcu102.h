@@ -40,6 +40,11 @@
 /* 1: the max pool's input band buffer (stream_pool's pin: two word-parity
  * banks) is bound to URAM (boards short of BRAM); 0: BRAM. */
 #define CTRAIN_POOL_URAM 0
+/* 1: the tiled max pool's bands are a DATAFLOW loop (stream.h): its own
+ * ping-pong channels beside the band buffers (+8 BRAM36 on this board's
+ * 16-byte beat); CNV 80% at batch 64: POOL_FP/BP 2.39M -> 1.02M cycles, the iteration
+ * 14.33M -> 12.96M (316 -> 350 equivalent GOP/s). */
+#define CTRAIN_POOL_DATAFLOW 1
 
 /* Elements per burst of the element-wise units (RELU, ADD, AVGPOOL bands,
  * index check).  512, not 1024, since session 9: the second data port's

@@ -190,6 +190,56 @@ def _loaded_rows(f, eb, plan):
     return total
 
 
+def _bands(f, eb, plan):
+    """(lo, hi, y0, y1) per band of plan.br swept rows: the source rows
+    loaded and the swept rows."""
+    s, p, kh = f["stride"], f["pad"], f["k_h"]
+    out = []
+    for y0 in range(0, plan.oh, plan.br):
+        y1 = min(plan.oh, y0 + plan.br)
+        if eb:
+            lo, hi = max(0, -((-(y0 + p - kh + 1)) // s)), min(plan.sh, (y1 - 1 + p) // s + 1)
+        else:
+            lo, hi = max(0, y0 * s - p), min(plan.sh, (y1 - 1) * s - p + kh)
+        out.append((lo, max(lo, hi), y0, y1))
+    return out
+
+
+def _span_extra(b, n_planes, run, plane):
+    """Bytes a band read of n_planes planes adds when it is one burst through
+    the planes' other rows (conv.cpp conv_span: n > 1, plane >= W, and the
+    other rows fewer bytes than a burst's latency and fill move)."""
+    lat = (b.rd_latency + perfmodel.AGU_DEPTH) * b.ddr_beat
+    if n_planes > 1 and plane >= b.ddr_beat and plane - run < lat:
+        return (n_planes - 1) * (plane - run)
+    return 0
+
+
+def _cols_span(f, eb, plan, b, P):
+    """The spanning column reads' extra bytes (load_cols: per pass, group,
+    band of part of the plane, and image)."""
+    extra = 0
+    for g in range(plan.groups):
+        gc = min(plan.g * b.pe_cols, plan.cols - g * plan.g * b.pe_cols)
+        for lo, hi, _, _ in _bands(f, eb, plan):
+            if not (lo == 0 and hi == plan.sh):
+                extra += _span_extra(b, gc, (hi - lo) * plan.sw, plan.sh * plan.sw)
+    return P * f["n"] * extra
+
+
+def _rows_span(f, eb, plan, b):
+    """The spanning row reads' extra bytes per read of a tensor on the swept
+    plane (rows_io with several bands: per row tile, band and image)."""
+    if plan.bands == 1:
+        return 0
+    extra = 0
+    for r0 in range(0, plan.rows, b.pe_rows):
+        vr = min(b.pe_rows, plan.rows - r0)
+        for _, _, y0, y1 in _bands(f, eb, plan):
+            extra += _span_extra(b, vr, (y1 - y0) * plan.ow, plan.oh * plan.ow)
+    return f["n"] * extra
+
+
 def expected_iters(f, board, chunk):
     """docs/overlay.md "Iteration counters" for one executed instruction, without
     the fetch, table load and statistics store every instruction adds (`beat`:
@@ -211,18 +261,19 @@ def expected_iters(f, board, chunk):
             return dict(pe=rt * (plan.ct * kk + btap) * nt * ho * wo,
                         pe_in=P * plan.groups * nt * plan.bands,
                         ew=rt * (plan.ct * kk + btap) + (co if bias else 0),
-                        rd=P * n * ci * S * wi + plan.groups * n * co * ho * wo,
+                        rd=P * n * ci * S * wi + plan.groups * n * co * ho * wo
+                        + _cols_span(f, eb, plan, b, P) + plan.groups * _rows_span(f, eb, plan, b),
                         wr=4 * co * ci * kk + (4 * co if bias else 0))
         ty = _tap_rows(f, eb, plan.oh, kh, plan.sh)
         tx = _tap_rows(f, eb, plan.ow, kw, plan.sw)
         weights = co * ci * kk * (1 if plan.groups == 1 else nt * plan.bands)
-        rd = weights + P * n * plan.cols * S * plan.sw
+        rd = weights + P * n * plan.cols * S * plan.sw + _cols_span(f, eb, plan, b, P)
         ew = plan.ow + P * nt * plan.groups * plan.oh
         if bias:
             rd += 4 * co
             ew += co   # shifting the biases, a row per cycle
         if mask:
-            rd += n * ci * hi * wi
+            rd += n * ci * hi * wi + _rows_span(f, eb, plan, b)
         return dict(pe=rt * nt * plan.ct * ty * tx, pe_in=P * nt * plan.bands * plan.groups,
                     ew=ew, rd=rd, wr=n * plan.rows * plan.oh * plan.ow)
     if op == Op.UPDATE:

@@ -181,3 +181,39 @@ def test_compiler_choice_fits_and_is_never_slower_than_the_rule():
                 faster.append((f["op"], f["c_in"], f["c_out"], f["tile_rb"]))
         if name == "cnv":
             assert (Op.CONV_EB, 512, 512, 4) in blocks and (Op.CONV_EB, 256, 512, 4) in blocks
+
+
+@pytest.mark.parametrize("op, flags", [(Op.CONV_FP, 0), (Op.CONV_EB, Flag.RELU_MASK), (Op.CONV_WG, 0)])
+def test_partial_bands_are_read_in_one_burst_per_lane(op, flags):
+    """A band of part of the plane (here 3 bands of a 10x12 plane) is read
+    in one burst per lane through the channels' other rows (conv.cpp
+    conv_span: the other rows of a plane are fewer bytes than a burst's
+    latency moves), not one burst per channel: the C-sim still writes the
+    numpy engine's bytes, its counters equal the model's, and the reads
+    are at most a burst per (item, lane) and operand besides the weights
+    and the fetch: far fewer than the c_in = 24 per lane of one per channel."""
+    engine = csim_or_skip("pynq_z2")
+    B = perfmodel.board("pynq_z2")
+    shape = dict(n=2, c_in=24, h_in=10, w_in=12, c_out=4, k_h=3, k_w=3, stride=1, pad=1,
+                 tile_g=0, tile_br=4, tile_rb=0)
+    case = layer_case(np.random.default_rng(SEED), op, shape, flags)
+    mine, theirs = case.ddr.copy(), case.ddr.copy()
+    r = engine.run(mine, *case.run_args())
+    assert r.status == 0 and r == NumpyEngine(board="pynq_z2").run(theirs, *case.run_args())
+    assert np.array_equal(mine, theirs)
+    insn = case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0]
+    f = validate.fields(insn)
+    plan = tiling.conv_plan(f, PYNQ)
+    assert plan.bands == 3 and plan.groups == 1
+    got = engine.last_iters()[0]
+    assert got == perfmodel.iterations(insn, "pynq_z2", table_len=case.table_len,
+                                       insn_addr=case.prog, table_addr=case.table)
+    # items: row tiles x lane tiles x bands; per (item, lane) one column burst
+    # and (EB mask, WG errors) one row burst; the weights a burst per row
+    # tile (FP, WG none: it reads no weights), EB one per c_out channel
+    items = (-(-plan.rows // B.pe_rows)) * (-(-f["n"] // B.pe_lanes)) * plan.bands
+    per_lane = 2 if flags or op == Op.CONV_WG else 1
+    weights = {Op.CONV_FP: -(-plan.rows // B.pe_rows), Op.CONV_EB: f["c_out"], Op.CONV_WG: 0}[op]
+    fixed = 2   # the instruction and the exponent table
+    assert got.rd_bursts <= fixed + weights + items * B.pe_lanes * per_lane, got
+    assert got.rd_bursts < items * B.pe_lanes * f["c_in"] // 4

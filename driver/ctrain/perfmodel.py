@@ -476,6 +476,12 @@ def _dense_conv(f, b, c):
         items.burst("rd", li[one], col_base + (img[one] * p.cols + c0[li][one]) * p.sh * p.sw,
                     (gc * run)[li][one], 1)
         m = ~one & ~lanes[li]
+        plane = p.sh * p.sw
+        sp = m & _conv_span(b, gc[li], run[li], plane)   # rd_span: every channel's band in one burst
+        items.burst("rd", li[sp], col_base + ((img[sp] * p.cols + c0[li][sp]) * p.sh
+                                              + lo_k[li][sp]) * p.sw,
+                    (gc[li][sp] - 1) * plane + run[li][sp], 1)
+        m = m & ~sp
         gcs = gc[li][m]
         rep = np.repeat(np.arange(m.sum()), gcs)
         gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gcs) - gcs, gcs)
@@ -495,6 +501,12 @@ def _dense_conv(f, b, c):
         if p.bands == 1:
             items.burst(ch, it, base + (im * p.rows + r0) * p.oh * p.ow, vr * run[it], 1)
             return
+        plane = p.oh * p.ow
+        # reads: rd_span, every row's band in one burst where conv_span
+        sp = (_conv_span(b, vr, run, plane) if ch == "rd" else np.zeros(run.shape, bool))[it]
+        items.burst(ch, it[sp], base + ((im[sp] * p.rows + r0) * p.oh + y0_k[it][sp]) * p.ow,
+                    (vr - 1) * plane + run[it][sp], 1)
+        it, im = it[~sp], im[~sp]
         r = np.arange(vr, dtype=np.int64)[None, :]
         at = base + (((im[:, None] * p.rows + r0 + r) * p.oh + y0_k[it][:, None]) * p.ow)
         items.burst(ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr), 1)
@@ -528,6 +540,14 @@ def _dense_conv(f, b, c):
             _dense_row_tile(f, p, b, t, r0, vr, N, k, grp_k, y1_k, y0_k, band_steps, load_cols,
                             rows_io)
         c.add(tiles[key])
+
+
+def _conv_span(b, n, run, plane):
+    """conv.cpp conv_span: n > 1 planes' bands of `run` bytes read in one
+    burst through the planes' other rows, where those are fewer bytes than
+    a burst's latency and fill move (and a plane is at least a beat)."""
+    return (np.asarray(n) > 1) & (plane >= b.ddr_beat) & \
+        (plane - np.asarray(run) < (b.rd_latency + AGU_DEPTH) * b.ddr_beat)
 
 
 def _conv_bias(f, b, c, r0, nr):

@@ -17,6 +17,7 @@
  */
 #include "conv.h"
 #include "agu.h"
+#include "cycle_model.h"
 
 /* Cycles per beat of the unit's bursts: its buffers take a whole beat per
  * cycle (reshaped cyclic by DDR_BEAT along the burst's index). */
@@ -113,15 +114,21 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
 /* ---------------------------------------------------------------- bursts */
 
 /* len bytes at addr -> buf[bank][at + pos]: `run` bytes per bank from
- * (bank0, at0), then the next bank; after the last bank, bank 0 at + slot. */
+ * (bank0, at0), then the next bank; after the last bank, bank 0 at + slot.
+ * With a period > 0 only the first `run` bytes of every period-long stretch
+ * of the burst are kept, the rest read and dropped: a band of rows of
+ * consecutive planes (period: the plane) in one burst through the planes'
+ * other rows, where those are fewer bytes than a burst's latency moves
+ * (conv_span). */
 template <int NB, int CAP>
 static void rd_banked(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[NB][CAP],
-                      int bank0, int at0, int run, int slot) {
+                      int bank0, int at0, int run, int slot, int period = 0) {
     agu_count(false, addr, len, CONV_II);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
     int bank = bank0, at = at0, pos = 0;
+    int off = 0;   /* the next byte's place in its period */
 rd_banked:
     for (uint32_t b = 0; b < gb.beats; b++) {
 #pragma HLS PIPELINE II=1
@@ -131,17 +138,32 @@ rd_banked:
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
-                buf[bank][at + pos] = (q8_t)beat_lane(w, l);
-                if (++pos == run) {
-                    pos = 0;
-                    if (++bank == NB) {
-                        bank = 0;
-                        at += slot;
+                if (period == 0 || off < run) {
+                    buf[bank][at + pos] = (q8_t)beat_lane(w, l);
+                    if (++pos == run) {
+                        pos = 0;
+                        if (++bank == NB) {
+                            bank = 0;
+                            at += slot;
+                        }
                     }
                 }
+                if (period != 0 && ++off == period)
+                    off = 0;
             }
         }
     }
+}
+
+/* Whether `n` planes' bands of `run` bytes read in one burst through the
+ * planes' other rows (rd_banked with a period) beat one burst per plane:
+ * the other rows of a plane are fewer bytes than the beats one burst's
+ * latency and fill would move (cycle_model.h), and a plane is at least a
+ * beat. */
+static inline bool conv_span(int n, int run, int plane) {
+#pragma HLS INLINE
+    return n > 1 && plane >= DDR_BEAT &&
+           plane - run < (CTRAIN_RD_LATENCY + CTRAIN_AGU_DEPTH) * DDR_BEAT;
 }
 
 /* Where the next element of a burst through rows of whole PE-side entries
@@ -420,12 +442,17 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
                                          (dim_t)gc * (dim_t)run, act[l], 0, 0, run, p.slot);
             continue;
         }
+        /* one burst per channel, or the band of every channel in one (conv_span) */
+        const int plane = (dim_t)p.sh * (dim_t)p.sw;   /* < 2^17: not a dim_t */
+        const bool span = conv_span(gc, run, plane);
+        const int bursts = span ? 1 : gc;
+        const uint32_t len = span ? (dim_t)(gc - 1) * (uint32_t)plane + run : (uint32_t)run;
         int bank = 0, at = 0;
-        for (int gi = 0; gi < gc; gi++) {
+        for (int gi = 0; gi < bursts; gi++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
             rd_banked<PE_COLS, CONV_ACT>(ddr,
                                          base + ((img + c0 + gi) * (dim_t)p.sh + it.lo) * (dim_t)p.sw,
-                                         run, act[l], bank, at, run, p.slot);
+                                         len, act[l], bank, at, run, p.slot, span ? plane : 0);
             if (++bank == PE_COLS) {
                 bank = 0;
                 at += p.slot;
@@ -464,13 +491,19 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
                 rd_banked<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf[l], 0, 0, run, run);
             continue;
         }
-        for (int r = 0; r < vr; r++) {
+        /* one burst per row; reads: the band of every row in one where conv_span */
+        const int plane = (dim_t)p.oh * (dim_t)p.ow;   /* < 2^17: not a dim_t */
+        const bool span = !write && conv_span(vr, run, plane);
+        const int bursts = span ? 1 : vr;
+        const uint32_t len = span ? (dim_t)(vr - 1) * (uint32_t)plane + run : (uint32_t)run;
+        for (int r = 0; r < bursts; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
             const uint32_t at = base + ((img + r) * (dim_t)p.oh + it.y0) * (dim_t)p.ow;
             if (write)
                 wr_banked<1, CONV_OUT>(ddr, at, run, &buf[l][r], run, run);
             else
-                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, run, buf[l], r, 0, run, 0);
+                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, len, buf[l], r, 0, run, 0,
+                                             span ? plane : 0);
         }
     }
 }

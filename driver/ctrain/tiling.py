@@ -211,13 +211,37 @@ def _blocks(f, b):
     return sorted(set(fit[:2] + [1]), reverse=True)
 
 
+def _band_sizes(oh, ow, top, beat):
+    """The band heights worth trying, at most top: per distinct band count
+    its smallest br and, where the port's beat is known, the smallest br
+    with as many bands whose band is whole beats (br * ow a multiple of the
+    beat: on a beat-aligned plane its row writes need no merge, docs/overlay.md
+    "Address generation unit"), which the smallest need not be."""
+    out = []
+    splits = _distinct_splits(oh)
+    for i, br in enumerate(splits):
+        if br > top:
+            continue
+        out.append(br)
+        if beat:
+            bands = _cdiv(oh, br)
+            for v in range(br + 1, min(top, splits[i - 1] - 1 if i else oh) + 1):
+                if _cdiv(oh, v) != bands:
+                    break
+                if (br * ow) % beat and (v * ow) % beat == 0:
+                    out.append(v)
+                    break
+    return out
+
+
 def candidates(f, b):
     """Every (tile_g, tile_br, tile_rb) worth trying: per distinct group
     count its smallest g (up to MAX_GROUPS groups), per distinct band count
-    its smallest br, the largest balanced EB weight block, where they fit;
-    with one group and one band (block mode) the blocks of _blocks."""
+    its smallest br (and its smallest whole-beat band, _band_sizes), the
+    largest balanced EB weight block, where they fit; with one group and
+    one band (block mode) the blocks of _blocks."""
     geo = _geometry(f)
-    _, _, cols, oh, _, _, _, _, _ = geo
+    _, _, cols, oh, ow, _, _, _, _ = geo
     out = []
     ct = _cdiv(cols, b.pe_cols)
     for g in _distinct_splits(ct):
@@ -226,9 +250,7 @@ def candidates(f, b):
         top, rb = _rule_br(f, g, b, geo), _block(f, b, g)
         if top < 1 or not conv_plan(dict(f, tile_g=g, tile_br=top, tile_rb=rb), b).fits:
             continue
-        for br in _distinct_splits(oh):
-            if br > top:
-                continue
+        for br in _band_sizes(oh, ow, top, getattr(b, "ddr_beat", 0)):
             if g >= ct and br >= oh:
                 out.extend((g, br, v) for v in _blocks(f, b)
                            if conv_plan(dict(f, tile_g=g, tile_br=br, tile_rb=v), b).fits)

@@ -176,20 +176,6 @@ def _tap_rows(f, eb, count, k, n_src):
     return sum(out)
 
 
-def _loaded_rows(f, eb, plan):
-    """S: source rows loaded, summed over the bands of plan.br swept rows."""
-    s, p, kh = f["stride"], f["pad"], f["k_h"]
-    total = 0
-    for y0 in range(0, plan.oh, plan.br):
-        y1 = min(plan.oh, y0 + plan.br)
-        if eb:
-            lo, hi = max(0, -((-(y0 + p - kh + 1)) // s)), min(plan.sh, (y1 - 1 + p) // s + 1)
-        else:
-            lo, hi = max(0, y0 * s - p), min(plan.sh, (y1 - 1) * s - p + kh)
-        total += max(0, hi - lo)
-    return total
-
-
 def _bands(f, eb, plan):
     """(lo, hi, y0, y1) per band of plan.br swept rows: the source rows
     loaded and the swept rows."""
@@ -203,6 +189,11 @@ def _bands(f, eb, plan):
             lo, hi = max(0, y0 * s - p), min(plan.sh, (y1 - 1) * s - p + kh)
         out.append((lo, max(lo, hi), y0, y1))
     return out
+
+
+def _loaded_rows(f, eb, plan):
+    """S: source rows loaded, summed over the bands of plan.br swept rows."""
+    return sum(hi - lo for lo, hi, _, _ in _bands(f, eb, plan))
 
 
 def _span_extra(b, n_planes, run, plane):

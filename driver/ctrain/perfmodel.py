@@ -477,7 +477,7 @@ def _dense_conv(f, b, c):
                     (gc * run)[li][one], 1)
         m = ~one & ~lanes[li]
         plane = p.sh * p.sw
-        sp = m & _conv_span(b, gc[li], run[li], plane)   # rd_span: every channel's band in one burst
+        sp = m & _conv_span(b, gc[li], run[li], plane)   # conv_span: every channel's band in one burst (rd_banked's period)
         items.burst("rd", li[sp], col_base + ((img[sp] * p.cols + c0[li][sp]) * p.sh
                                               + lo_k[li][sp]) * p.sw,
                     (gc[li][sp] - 1) * plane + run[li][sp], 1)
@@ -502,7 +502,7 @@ def _dense_conv(f, b, c):
             items.burst(ch, it, base + (im * p.rows + r0) * p.oh * p.ow, vr * run[it], 1)
             return
         plane = p.oh * p.ow
-        # reads: rd_span, every row's band in one burst where conv_span
+        # reads: every row's band in one burst where conv_span (rd_banked's period)
         sp = (_conv_span(b, vr, run, plane) if ch == "rd" else np.zeros(run.shape, bool))[it]
         items.burst(ch, it[sp], base + ((im[sp] * p.rows + r0) * p.oh + y0_k[it][sp]) * p.ow,
                     (vr - 1) * plane + run[it][sp], 1)

@@ -153,3 +153,23 @@ def test_cli_verify_refuses_an_unknown_board(capsys):
     assert cli.main(["verify", "--board", "nope"]) == 2
     err = capsys.readouterr().err
     assert "nope" in err and all(b in err for b in boards.BOARDS)
+
+
+def test_docs_board_table_is_the_headers():
+    """docs/overlay.md's board table restates header facts (each defined once,
+    in the headers): every row must say what its header says."""
+    from ctrain import perfmodel
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "overlay.md")).read()
+    rows = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 14 and cells[0] in boards.BOARDS:
+            rows[cells[0]] = cells
+    assert sorted(rows) == sorted(boards.BOARDS)
+    for name, cells in rows.items():
+        b, m = boards.get(name), perfmodel.board(name)
+        want = [name, f"`{b.pynq_name}`", b.part, None, f"{b.pe_lanes} x {b.pe_rows} x {b.pe_cols}",
+                f"{b.clock_mhz} MHz", None, None, str(b.chunk), str(b.sparse_entries),
+                str(b.sparse_win), str(b.sparse_xt), str(m.sparse_wdepth), f"{m.sparse_list:,}"]
+        got = [c if w is not None else None for c, w in zip(cells, want)]
+        assert got == want, name

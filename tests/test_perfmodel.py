@@ -250,6 +250,23 @@ def test_lenet_sparse_unit_at_80_percent_reaches_the_issue_targets(board):
     assert t["WG", "sparse"] <= 0.5 * t["WG", "dense"], t
 
 
+#: Issue 13's dense bar for CNV at batch 64: FP, EB and WG efficiency each at
+#: least this, the whole iteration at least 0.45.
+_CNV_DENSE_BAR = {"pynq_z2": 0.50, "kv260": 0.60, "zcu104": 0.60, "zcu102": 0.60}
+
+
+@pytest.mark.parametrize("board", sorted(_CNV_DENSE_BAR))
+def test_cnv_dense_meets_the_issue_13_efficiency_bar(board):
+    """CNV dense at batch 64, as `ctrain perf --model cnv --batch 64` reports
+    it: each PE phase at the bar issue 13 sets for the board, the iteration
+    at 0.45 (ZCU102 met since session 12's whole-plane output bands)."""
+    program, *_ = perfreport.perf_program("cnv", 64, 0.0, board=board)
+    rep = perfreport.build(program, board)
+    eff = {ph: rep["phases"][ph]["efficiency"] for ph in ("FP", "EB", "WG")}
+    assert min(eff.values()) >= _CNV_DENSE_BAR[board], eff
+    assert rep["total"]["efficiency"] >= 0.45, rep["total"]
+
+
 def test_sparse_compute_scales_with_kept_weights():
     """The pipelined work of a sparse layer follows Z exactly: every PE walks
     the same list (the position-parallel path), so no row waits for the

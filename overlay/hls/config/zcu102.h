@@ -28,12 +28,21 @@
 /* Batch lanes sharing each weight (pe_array.h). */
 #define CTRAIN_PE_LANES 2
 /* Dense buffers (pe_array.h): weights or WG tap accumulators per PE, column
- * operand bytes per lane and column, band positions per lane and row; the
- * smallest legal (MAX_KERNEL^2 rounded up, MAX_KERNEL x MAX_DIM, MAX_DIM):
- * the chip's BRAM is the limit (docs/overlay.md "Resource estimate"). */
+ * operand bytes per lane and column, band positions per lane and row.  WCAP
+ * and ACT the smallest legal (MAX_KERNEL^2 rounded up, MAX_KERNEL x
+ * MAX_DIM): the chip's BRAM is the limit (docs/overlay.md "Resource
+ * estimate").  OUT 1024 since session 12, not the legal 512 (MAX_DIM): a
+ * band holds a whole 30x30 or 32x32 plane, so CNV's 64-channel layers write
+ * their outputs (FP) and errors (EB) in one burst per lane over the PE rows'
+ * contiguous planes, not one per channel and band with a read-merge of the
+ * partial beats at each end (900-byte planes; L0 FP and L1 EB: 12,288 merges
+ * and 8,192 bursts each).  Cost: +16,384 LUTs (the output and row-operand
+ * banks, LUTRAM) and +21 BRAM36 (the row accumulators), paid by the sparse
+ * window depth and value block below.  CNV dense at batch 64: FP / EB / WG
+ * 55.2 / 59.5 / 60.6% -> 70.9 / 75.6 / 69.1% (iteration 53.8 -> 65.0%). */
 #define CTRAIN_CONV_WCAP 512
 #define CTRAIN_CONV_ACT 5632
-#define CTRAIN_CONV_OUT 512
+#define CTRAIN_CONV_OUT 1024
 /* 1: the dense column operands (act, the largest dense buffer) are bound to
  * URAM (boards that have it); 0: BRAM. */
 #define CTRAIN_CONV_URAM 0
@@ -79,20 +88,27 @@
 /* The position-parallel path's lists in BRAM (the dense unit leaves a third
  * of it): 16384 kept weights per chunk (the LUT default, 5710, cut CNV's
  * 128-channel layers into six chunks, each reloading the window), and EB's
- * value lookup in one 128 KB block (CNV's largest layer, 118K kept weights,
- * scanned once per chunk instead of gathered a byte per entry).  CNV 80%
- * FP+EB+WG: 0.346 -> 0.327 of dense. */
+ * value lookup in one 64 KB block, scanned once per chunk instead of
+ * gathered a byte per entry, for every layer of up to 64K kept weights.
+ * CNV 80% FP+EB+WG: 0.346 -> 0.327 of dense.  128 KB (CNV's largest layer,
+ * 118K kept weights at 80%) until session 12; halved for CONV_OUT's BRAM
+ * (-16 BRAM36): the layers the compiler runs sparse at 80% keep at most
+ * 29.5K weights (no change); with --sparse-exec always the 256-channel
+ * layer's EB gathers its values: 17.88M -> 17.99M cycles. */
 #define CTRAIN_SPARSE_LIST 16384
 #define CTRAIN_SPARSE_LIST_BRAM 1
-#define CTRAIN_SPARSE_VALS 131072
+#define CTRAIN_SPARSE_VALS 65536
 /* The lists' staging (columns, rows, positions, gradients) in BRAM too (24
- * BRAM36), so its LUTs go to the window: 256 words per bank (the default,
+ * BRAM36), so its LUTs go to the window: 192 words per bank (the default,
  * CHIP_LUT / 8 / SP_P, is 128), room for more images per item of CNV's
  * 128-channel 12x12 planes (3 at 128: one tile, the mul2's second product
- * idle).  CNV 80% FP+EB+WG 0.327 -> 0.305 of dense, iteration efficiency
- * (kept MACs) 30.0% -> 32.0% (dense 63.7%). */
+ * idle).  256 from session 10 (CNV 80% FP+EB+WG 0.327 -> 0.305 of dense);
+ * 192 since session 12, its 16,384 LUTs (LUTRAM comes in 64-word steps) to
+ * CONV_OUT above.  CNV 80% at batch 64: 12.96M -> 13.24M cycles (350 -> 342
+ * equivalent GOP/s); with --sparse-exec always (and the value block above)
+ * 17.88M -> 18.40M. */
 #define CTRAIN_SPARSE_STAGE_BRAM 1
-#define CTRAIN_SPARSE_WDEPTH 256
+#define CTRAIN_SPARSE_WDEPTH 192
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16

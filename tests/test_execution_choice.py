@@ -100,7 +100,7 @@ def _run(name, mode, board, engine="numpy"):
     cfg = TrainConfig(dataset="synthetic", model="lenet5", epochs=1, batch_size=16, warmup_epochs=0.25,
                       prune=0.8, prune_at=0.5, prune_scope="layer", lr=0.05, seed=1, sparse_exec=mode, board=board)
     t = Trainer(cfg, dataset=Dataset(tx, ty, vx, vy, "synthetic"), model=None if name == "lenet5" else cnv_small(),
-                device=EmulatedDevice(ddr_bytes=32 << 20, engine=engine))
+                device=EmulatedDevice(ddr_bytes=32 << 20, engine=engine, board=board))
     while t.it < t.total:
         t.step(t.batch_indices())
     assert t.fixed and t.history.pruning
@@ -207,3 +207,19 @@ def test_a_checkpoint_resumes_in_the_layout_it_saved(tmp_path):
     checkpoint.save(sparse_ck, rt_arrays, meta)
     old = Trainer.from_checkpoint(sparse_ck, dataset=t.ds)
     assert old.cfg.sparse_exec == "always" and all(L.sparse for L in old.runtime.program.layers)
+
+
+def test_the_emulated_device_is_the_board_compiled_for():
+    """A program is tiled for cfg.board's dense buffers (the ZCU102's band
+    of 1024 positions is twice the Pynq-Z2's): the device a Trainer makes
+    emulates that board, and a device given for another board is refused
+    in one line before any training (it would stop at FAULT_TILE)."""
+    from ctrain.errors import ConfigError
+    from ctrain.train import make_device
+    assert make_device(TrainConfig(dataset="synthetic", board="zcu102")).board == "zcu102"
+    rng = np.random.default_rng(0)
+    tx, ty = _data(rng, 32, (1, 28, 28))
+    cfg = TrainConfig(dataset="synthetic", model="lenet5", epochs=1, batch_size=16, board="zcu102")
+    with pytest.raises(ConfigError) as e:
+        Trainer(cfg, dataset=Dataset(tx, ty, tx, ty, "synthetic"), device=EmulatedDevice(ddr_bytes=32 << 20))
+    assert e.value.field == "board" and "emulates pynq_z2" in str(e.value) and "\n" not in str(e.value)

@@ -189,7 +189,7 @@ class TrainConfig:
     lr_restart: bool = False       # the cosine starts again from lr at the last pruning step (learning_rate)
     loss_rounding: str = "nearest"  # or "stochastic": the int8 loss gradient (runtime.stochastic_quantize)
     sparse_exec: str = DEFAULT_SPARSE_EXEC  # pruned layers sparse or dense (compiler.SPARSE_EXEC); same bits
-    board: str = boards.DEFAULT_BOARD  # whose cycle model picks them ("auto") and models --report
+    board: str = boards.DEFAULT_BOARD  # compiled for (tiling, "auto"), emulated, and modeled by --report
     warm_start: str = None         # float weights (.npz or PyTorch state_dict) to start from (ctrain.weights_in)
     image_size: str = None         # folder data set: resize every image to "HxW" (docs/data.md)
     normalize: bool = None         # per-channel normalisation (preprocess.normalise); None: the data set's
@@ -301,7 +301,7 @@ def learning_rate(cfg, it, total):
 def make_device(cfg):
     if cfg.device == "emulated":
         from .device.emulated import EmulatedDevice
-        return EmulatedDevice(engine=cfg.engine)
+        return EmulatedDevice(engine=cfg.engine, board=cfg.board)   # the board compiled for
     if cfg.device == "board":
         from .device.board import BoardDevice
         return BoardDevice()
@@ -430,6 +430,11 @@ class Trainer:
         self.xq_test = hostlib.quantize(self.ds.test_x, INPUT_EXP)[0]
         # made now, so a missing board or overlay is reported before any training
         self._device = device or (make_device(cfg) if cfg.fixed_point else None)
+        emulates = getattr(self._device, "board", None)
+        if emulates is not None and emulates != cfg.board:
+            # the program is tiled for cfg.board's dense buffers (FAULT_TILE on another's)
+            raise ConfigError("board", f"the device emulates {emulates}, the programs would be compiled for "
+                                       f"{cfg.board}: give the device board={cfg.board!r} or the config board={emulates!r}")
         self.runtime = None
         self.it = 0
         self.history = History()

@@ -118,8 +118,9 @@ def add_train_parser(sub):
     p.add_argument("--report", action="store_true",
                    help="after training, the performance model's cycles per layer and phase on --board")
     p.add_argument("--board", default=d.board, choices=boards.BOARDS,
-                   help="board configuration the program is compiled for (--sparse-exec auto) and --report "
-                        "models (PE array, clock, DDR bandwidth)")
+                   help="board configuration the program is compiled for (its dense tiling, --sparse-exec "
+                        "auto), the emulated device emulates (its buffers) and --report models (PE array, "
+                        "clock, DDR bandwidth)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

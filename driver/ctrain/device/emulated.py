@@ -173,7 +173,8 @@ class EmulatedIP:
 
 class EmulatedDevice:
     """A board in software. `ddr_bytes` of zeroed DDR at a physical base;
-    `engine` executes instructions (numpy or csim)."""
+    `engine` executes instructions (numpy or csim) as `board` (an engine
+    option; default: the default board) would."""
 
     name = "emulated"
     PHYS_BASE = 0x1000_0000
@@ -183,6 +184,12 @@ class EmulatedDevice:
         self.allocator = Allocator(self.PHYS_BASE, self.ddr.size)
         self.engine = get_engine(engine, **engine_options) if isinstance(engine, str) else engine
         self.ip = EmulatedIP(self, self.engine)
+
+    @property
+    def board(self):
+        """The board whose configuration the engine runs (its dense buffers
+        bound a CONV_* tiling: a program must be compiled for it)."""
+        return getattr(self.engine, "board", None)
 
     def allocate(self, shape, dtype=np.uint8):
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize

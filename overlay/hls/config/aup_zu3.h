@@ -75,8 +75,13 @@
  * narrower window (five bands) costs less than the chunks it saves: an
  * 80%-pruned CNV's FP+EB+WG 0.348 -> 0.296 of dense, iteration efficiency
  * (kept MACs) 45.8 -> 52.8% (ctrain perf --model cnv --sparsity 0.8).  4096
- * takes the LUTs and BRAM past the margin. */
-#define CTRAIN_SPARSE_WDEPTH 256
+ * takes the LUTs and BRAM past the margin.  Since session 12 the window is
+ * 320 words again, 2,048 LUTs paid by the WG kernel store's one instance
+ * (ctrain_top.cpp, -2,112 LUTs): five bands of CNV's 30x30 planes become
+ * four; CNV-80% at batch 64 FP+EB+WG 0.41 -> 0.37 of dense, the iteration
+ * 100.99M -> 91.14M cycles (efficiency on kept MACs 35.0 -> 38.8%, dense
+ * 75.7%); LUT 84.6%. */
+#define CTRAIN_SPARSE_WDEPTH 320
 #define CTRAIN_SPARSE_LIST 2048
 #define CTRAIN_SPARSE_LIST_BRAM 1
 #define CTRAIN_SPARSE_CSTART_BRAM 0

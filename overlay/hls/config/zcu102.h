@@ -37,9 +37,11 @@
  * contiguous planes, not one per channel and band with a read-merge of the
  * partial beats at each end (900-byte planes; L0 FP and L1 EB: 12,288 merges
  * and 8,192 bursts each).  Cost: +16,384 LUTs (the output and row-operand
- * banks, LUTRAM) and +21 BRAM36 (the row accumulators), paid by the sparse
- * window depth and value block below.  CNV dense at batch 64: FP / EB / WG
- * 55.2 / 59.5 / 60.6% -> 70.9 / 75.6 / 69.1% (iteration 53.8 -> 65.0%). */
+ * banks, LUTRAM), paid by one shared instance of the kernel-gradient store
+ * (ctrain_top.cpp: -16,320 LUTs of its 256:1 selects), and +21 BRAM36 (the
+ * row accumulators), paid by EB's value block below.  CNV dense at batch
+ * 64: FP / EB / WG 55.2 / 59.5 / 60.6% -> 70.9 / 75.6 / 69.1% (iteration
+ * 53.8 -> 65.0%). */
 #define CTRAIN_CONV_WCAP 512
 #define CTRAIN_CONV_ACT 5632
 #define CTRAIN_CONV_OUT 1024
@@ -99,16 +101,13 @@
 #define CTRAIN_SPARSE_LIST_BRAM 1
 #define CTRAIN_SPARSE_VALS 65536
 /* The lists' staging (columns, rows, positions, gradients) in BRAM too (24
- * BRAM36), so its LUTs go to the window: 192 words per bank (the default,
+ * BRAM36), so its LUTs go to the window: 256 words per bank (the default,
  * CHIP_LUT / 8 / SP_P, is 128), room for more images per item of CNV's
  * 128-channel 12x12 planes (3 at 128: one tile, the mul2's second product
- * idle).  256 from session 10 (CNV 80% FP+EB+WG 0.327 -> 0.305 of dense);
- * 192 since session 12, its 16,384 LUTs (LUTRAM comes in 64-word steps) to
- * CONV_OUT above.  CNV 80% at batch 64: 12.96M -> 13.24M cycles (350 -> 342
- * equivalent GOP/s); with --sparse-exec always (and the value block above)
- * 17.88M -> 18.40M. */
+ * idle).  CNV 80% FP+EB+WG 0.327 -> 0.305 of dense, iteration efficiency
+ * (kept MACs) 30.0% -> 32.0% (dense 63.7%). */
 #define CTRAIN_SPARSE_STAGE_BRAM 1
-#define CTRAIN_SPARSE_WDEPTH 192
+#define CTRAIN_SPARSE_WDEPTH 256
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16

@@ -67,11 +67,14 @@
 /* The position-parallel sparse path (sconv.h): its products on the shared
  * MAC array (mac_array.h; they were LUT multipliers before it was shared),
  * its stepped lists in BRAM, and the LUTs that frees on window words per PE
- * bank and kept weights per list chunk: 640 and 2048 (768 would not fit the
- * LUTs); an 80%-pruned CNV's FP+EB+WG 0.60 -> 0.34 of dense (ctrain perf
- * --model cnv --sparsity 0.8). */
+ * bank and kept weights per list chunk: 640 and 2048 (768 did not fit the
+ * LUTs then); an 80%-pruned CNV's FP+EB+WG 0.60 -> 0.34 of dense (ctrain
+ * perf --model cnv --sparsity 0.8).  768 since session 12, in the LUTs the
+ * later sessions freed (the shared WG kernel store among them): LUT 80.1% ->
+ * 83.9%; CNV-80% at batch 64 205.74M -> 196.42M cycles, FP+EB+WG 0.39 ->
+ * 0.37 of dense (832 would take 85.9%). */
 #define CTRAIN_SPARSE_LIST_BRAM 1
-#define CTRAIN_SPARSE_WDEPTH 640
+#define CTRAIN_SPARSE_WDEPTH 768
 #define CTRAIN_SPARSE_LIST 2048
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */

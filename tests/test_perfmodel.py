@@ -267,6 +267,19 @@ def test_cnv_dense_meets_the_issue_13_efficiency_bar(board):
     assert rep["total"]["efficiency"] >= 0.45, rep["total"]
 
 
+@pytest.mark.parametrize("board", perfmodel.BOARDS)
+def test_cnv_sparse_efficiency_is_at_least_half_the_dense(board):
+    """Issue 13's sparse bar that every board meets (since session 12): CNV
+    at 80% per-layer sparsity, batch 64, each pruned layer as the compiler
+    chooses, at least half the dense run's PE efficiency counting only kept
+    multiply-accumulates as work (`ctrain perf --sparsity 0.8`)."""
+    def eff(sparsity):
+        program, *_ = perfreport.perf_program("cnv", 64, sparsity, board=board)
+        return perfreport.build(program, board)["total"]["efficiency"]
+    sparse, dense = eff(0.8), eff(0.0)
+    assert sparse >= 0.5 * dense, (sparse, dense)
+
+
 def test_sparse_compute_scales_with_kept_weights():
     """The pipelined work of a sparse layer follows Z exactly: every PE walks
     the same list (the position-parallel path), so no row waits for the

@@ -223,3 +223,8 @@ def test_the_emulated_device_is_the_board_compiled_for():
     with pytest.raises(ConfigError) as e:
         Trainer(cfg, dataset=Dataset(tx, ty, tx, ty, "synthetic"), device=EmulatedDevice(ddr_bytes=32 << 20))
     assert e.value.field == "board" and "emulates pynq_z2" in str(e.value) and "\n" not in str(e.value)
+    # the same check where a program meets a device, for a Runtime made by hand
+    from ctrain.errors import CTrainError
+    from ctrain.runtime import Runtime
+    with pytest.raises(CTrainError, match="emulates pynq_z2, the program is compiled for zcu102"):
+        Runtime(compile_model(build_model("lenet5", (1, 28, 28)), 4, board="zcu102"), EmulatedDevice(ddr_bytes=32 << 20))

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import hostlib, isa
 from .device.accelerator import Accelerator
+from .errors import CTrainError
 from .exponents import ExponentManager, quantize_scalar, top
 from .fixedpoint import rshift_round, sat8
 from .floatnet import softmax_xent, top_of
@@ -34,8 +35,22 @@ def stochastic_quantize(g, e, seed, iteration):
     return np.clip(np.floor(x + u), -128, 127).astype(np.int8)
 
 
+def board_mismatch(board, device):
+    """Why a program compiled for `board` cannot run on `device`, in one line,
+    or None: an emulated device runs its own board's configuration, whose
+    dense buffers bound the program's tilings (FAULT_TILE on a smaller
+    one). A device that names no board (the board device) is not checked."""
+    emulates = getattr(device, "board", None)
+    if emulates is None or emulates == board:
+        return None
+    return f"the device emulates {emulates}, the program is compiled for {board}"
+
+
 class Runtime:
     def __init__(self, program, device, window_log2=2, timeout=60.0, loss_rounding="nearest", seed=0):
+        mismatch = board_mismatch(program.board, device)
+        if mismatch:
+            raise CTrainError(f"{mismatch}: compile for {device.board} or give the device board={program.board!r}")
         if loss_rounding not in LOSS_ROUNDING:
             raise ValueError(f"loss_rounding must be one of {', '.join(LOSS_ROUNDING)}, got {loss_rounding!r}")
         self.loss_rounding, self.seed = loss_rounding, int(seed)

@@ -17,7 +17,7 @@ from .exponents import EXPONENT_LIMIT, WINDOW_LOG2_MAX
 from .floatnet import FloatNet
 from .model import build_model, stage_labels
 from .pruning import MODES as PRUNE_MODES, SCOPES as PRUNE_SCOPES, prune_masks, sparsity_of, spared_rate
-from .runtime import LOSS_ROUNDING, Runtime
+from .runtime import LOSS_ROUNDING, Runtime, board_mismatch
 from . import torch_import  # noqa: F401  (registers the PyTorch converter; torch itself loads only when used)
 
 DIVERGE_WINDOW = 20
@@ -430,11 +430,10 @@ class Trainer:
         self.xq_test = hostlib.quantize(self.ds.test_x, INPUT_EXP)[0]
         # made now, so a missing board or overlay is reported before any training
         self._device = device or (make_device(cfg) if cfg.fixed_point else None)
-        emulates = getattr(self._device, "board", None)
-        if emulates is not None and emulates != cfg.board:
-            # the program is tiled for cfg.board's dense buffers (FAULT_TILE on another's)
-            raise ConfigError("board", f"the device emulates {emulates}, the programs would be compiled for "
-                                       f"{cfg.board}: give the device board={cfg.board!r} or the config board={emulates!r}")
+        mismatch = board_mismatch(cfg.board, self._device)   # Runtime checks it too, after the warm-up
+        if mismatch:
+            raise ConfigError("board", f"{mismatch}: give the device board={cfg.board!r} or the config "
+                                       f"board={self._device.board!r}")
         self.runtime = None
         self.it = 0
         self.history = History()

@@ -26,6 +26,7 @@ docs/overlay.md.
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -100,6 +101,7 @@ class Board:
     update_chunk: int = 0      # UPDATE's elements per burst (CTRAIN_UPDATE_CHUNK; 0: chunk)
     bn_chunk: int = 0          # BN's elements per burst (CTRAIN_BN_CHUNK, stream.h; 0: chunk)
     pool_dataflow: int = 0     # max pooling's tiled bands a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, stream.h)
+    sparse_dataflow: int = 0   # the sparse position path's pair loop a DATAFLOW loop (CTRAIN_SPARSE_DATAFLOW, sconv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
@@ -166,6 +168,7 @@ def board(name):
                  update_chunk=_hls_macro(c.name, "CTRAIN_UPDATE_CHUNK"),
                  bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"),
                  pool_dataflow=_hls_macro(c.name, "CTRAIN_POOL_DATAFLOW"),
+                 sparse_dataflow=_hls_macro(c.name, "CTRAIN_SPARSE_DATAFLOW"),
                  ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"))
 
 
@@ -1346,16 +1349,15 @@ class PosPlan:
     rspan: bool   # ... and the row buffer's reads
 
 
-def _spp_ii(length, pitch, b):
-    """Cycles per plane segment of a beat between DDR and a banked buffer of
-    row pitch `pitch` whose rows hold `length` bytes (spp_ii): the whole
-    segment when its lanes' addresses span fewer than SP_P banks, else a run
-    of consecutive addresses per cycle."""
-    W, P = b.ddr_beat, b.macs
-    rows = (W - 2) // length + 2
-    if W <= P and W - 1 + (rows - 1) * (pitch - length) < P:
-        return 1
-    return rows * _cdiv(W, P)
+def _spp_ii(length, pitch, rpp, b):
+    """Steps per plane segment of a beat between DDR and a banked buffer of
+    row pitch `pitch` whose rows hold `length` bytes, `rpp` rows a plane
+    (spp_ii): 1 when the segment's addresses span at most 2 W (the V path
+    of spp_rd/spp_wr), else 0 (the position-parallel path refuses the
+    instruction)."""
+    W = b.ddr_beat
+    rows = min((W - 2) // length + 2, rpp)
+    return 1 if W - 1 + (rows - 1) * (pitch - length) <= 2 * W else 0
 
 
 def _spp_inner(addr, n, plane, W):
@@ -1438,9 +1440,12 @@ def pos_plan(f, b):
     hw = br + kh - 1 - (ey if br == oh else 0)   # spp_slot_rows: a whole plane shares its bottom padding
     skip = _hls_macro(b.name, "SPP_SKIP_BEATS") * b.ddr_beat   # bytes a plane may skip
     wskip = sh - (br + kh - 1)
+    lii, sii = _spp_ii(sw, pw, sh, b), _spp_ii(ow, pw, oh, b)
+    if not (lii and sii):   # a beat's plane segment wider than V
+        return None
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
-                   hw, hw * pw, best * hw * pw, bt, b.sparse_odepth // bt, _spp_ii(sw, pw, b),
-                   _spp_ii(ow, pw, b), (ey * pw if bands == 1 else 0) + ex,
+                   hw, hw * pw, best * hw * pw, bt, b.sparse_odepth // bt, lii,
+                   sii, (ey * pw if bands == 1 else 0) + ex,
                    bands > 1 and (wskip <= 0 or wskip * sw <= skip),
                    bands > 1 and (oh - br) * ow <= skip)
 
@@ -1510,34 +1515,87 @@ def _pos_values(f, b, c, cnt):
     c.loop("ew", np.full(v0.size, cnt, np.int64))
 
 
-def _pos_conv(f, g, b, c, lay, ptr, bounds):
-    """Counters of the position-parallel path (spp_unit)."""
-    P, OD = b.macs, b.sparse_odepth
-    kk = f["k_h"] * f["k_w"]
-    n, bias = f["n"], bool(f["flags"] & Flag.BIAS)
-    mask = g.eb and bool(f["flags"] & Flag.RELU_MASK)
-    wsrc = f["src2"] if g.wg else f["src"]
-    c.loop("ew", kk)                    # spp_taps
-    c.loop("ew", P)                     # spp_positions
-    items = _cdiv(n, g.nb) * g.bands
-    k = np.arange(items, dtype=np.int64)
+def _pos_items(g, n):
+    """The items of spp_unit (k: item, b0/nbi: its images, y0/bri: its band
+    rows, lo/hi: the source rows its window reads, top: the slot's last row)
+    and their (item, image) pairs ii, jj."""
+    k = np.arange(_cdiv(n, g.nb) * g.bands, dtype=np.int64)
     b0 = k // g.bands * g.nb
     nbi = np.minimum(g.nb, n - b0)
     y0 = k % g.bands * g.br
     bri = np.minimum(g.br, g.oh - y0)
-    lo = np.maximum(y0 - g.ey, 0)
-    hi = np.minimum(y0 + bri + g.kh - 1 - g.ey, g.sh)
-    splane, oplane = g.sh * g.sw, g.oh * g.ow
     top = y0 + bri + g.kh - 1 - g.ey
-    padded = g.ey > 0 or g.ex > 0
-    wwords = _cdiv(g.red * g.cs + g.tail, P)
-    if padded:   # both window copies zeroed once
-        c.loop("ew", wwords, 2)
-    if g.wg:                      # both error copies zeroed once
-        c.loop("ew", OD, 2)
-    # (item, image) pairs
     ii = np.repeat(k, nbi)
     jj = np.arange(ii.size, dtype=np.int64) - np.repeat(np.cumsum(nbi) - nbi, nbi)
+    return SimpleNamespace(k=k, b0=b0, nbi=nbi, y0=y0, bri=bri, lo=np.maximum(y0 - g.ey, 0),
+                           hi=np.minimum(top, g.sh), top=top, ii=ii, jj=jj)
+
+
+def _pos_window(g, b, load, it, S, wsrc, wwords, df):
+    """A chunk's window loads (spp_load_window): an item's with its first
+    sub-chunk (pair k * S), zeroed again only for a band with padding rows;
+    DATAFLOW (df): zeroed and loaded by every pair (the channel's buffers
+    alternate)."""
+    splane = g.sh * g.sw
+    subs = np.arange(S if df else 1, dtype=np.int64)
+    if df:
+        load.loop("ew", it.k * S + subs[:, None], wwords)
+    elif (g.ey > 0 or g.ex > 0) and g.bands > 1:
+        edge = (it.lo + g.ey > it.y0) | (it.hi < it.top)
+        load.loop("ew", it.k[edge] * S, wwords)
+    ii, jj = it.ii, it.jj
+    live = it.hi > it.lo
+    whole = (live & (((it.lo == 0) & (it.hi == g.sh)) | g.span))[ii]   # one burst per image
+    wat = wsrc + (it.b0[ii] + jj)[whole] * g.red * splane
+    for s_ in subs:
+        load.burst("rd", ii[whole] * S + s_, wat, g.red * splane, g.lii,
+                   _spp_inner(wat, g.red * splane, splane, b.ddr_beat))
+    part = (live[ii] & ~whole)
+    pi, pj = ii[part], jj[part]
+    ch = np.arange(g.red, dtype=np.int64)[None, :]
+    at = wsrc + (((it.b0[pi] + pj)[:, None] * g.red + ch) * g.sh + it.lo[pi][:, None]) * g.sw
+    for s_ in subs:
+        load.burst("rd", np.repeat(pi * S + s_, g.red), at.ravel(),
+                   np.repeat((it.hi[pi] - it.lo[pi]) * g.sw, g.red), g.lii)
+
+
+def _pos_rows_io(g, b, it, pr, items_, ch_, base):
+    """Bursts of a chunk's rows on the swept plane (spp_rows_rd / spp_rows_wr)
+    for every pair: pr the pairs (pk item, pi0/pnr rows, q rows per
+    sub-chunk, ra the chunk's first row)."""
+    oplane = g.oh * g.ow
+    pp = np.repeat(np.arange(pr.pk.size, dtype=np.int64), it.nbi[pr.pk])
+    pjj = np.arange(pp.size, dtype=np.int64) - np.repeat(np.cumsum(it.nbi[pr.pk]) - it.nbi[pr.pk],
+                                                        it.nbi[pr.pk])
+    img = (it.b0[pr.pk[pp]] + pjj) * g.rows + pr.ra + pr.pi0[pp]
+    nrr = pr.pnr[pp]
+    if g.bands == 1 or (ch_ == "rd" and g.rspan):
+        at = base + img * oplane
+        items_.burst(ch_, pp, at, nrr * oplane, g.sii, _spp_inner(at, nrr * oplane, oplane, b.ddr_beat))
+        return
+    i = np.arange(pr.q, dtype=np.int64)[None, :]
+    inside = i < nrr[:, None]
+    a = base + (img[:, None] + i) * oplane + it.y0[pr.pk[pp]][:, None] * g.ow
+    items_.burst(ch_, np.broadcast_to(pp[:, None], a.shape)[inside], a[inside],
+                 np.broadcast_to((it.bri[pr.pk[pp]] * g.ow)[:, None], a.shape)[inside], g.sii)
+
+
+def _pos_conv(f, g, b, c, lay, ptr, bounds):
+    """Counters of the position-parallel path (spp_unit)."""
+    P, OD = b.macs, b.sparse_odepth
+    kk = f["k_h"] * f["k_w"]
+    bias = bool(f["flags"] & Flag.BIAS)
+    mask = g.eb and bool(f["flags"] & Flag.RELU_MASK)
+    wsrc = f["src2"] if g.wg else f["src"]
+    c.loop("ew", kk)                    # spp_taps
+    c.loop("ew", P)                     # spp_positions
+    it = _pos_items(g, f["n"])
+    wwords = _cdiv(g.red * g.cs + g.tail, P)
+    df = bool(b.sparse_dataflow)   # spp_pairs: every pair zeroes and loads its own buffers
+    if (g.ey > 0 or g.ex > 0) and not df:   # both window copies zeroed once
+        c.loop("ew", wwords, 2)
+    if g.wg and not df:     # both error copies zeroed once
+        c.loop("ew", OD, 2)
     pair = _hls_macro(b.name, "SP_WG_PAIR")   # WG: kept weights per step (2 on DSP48E2 boards)
     tp = _hls_macro(b.name, "SP_POS_PAIR")
     # steps per kept weight of a row (FP, EB: a pair of tiles per step) and per
@@ -1553,63 +1611,33 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         S = _cdiv(nr, g.nmax)
         q = _cdiv(nr, S)
         steps = -(-lens // pair) if g.wg else lens
-        per_row = tiles * np.maximum(steps, 1) + extra
-        stot = np.add.reduceat(per_row, np.arange(0, nr, q))
+        stot = np.add.reduceat(tiles * np.maximum(steps, 1) + extra, np.arange(0, nr, q))
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         # (item, sub-chunk) pairs, item-major: pk item, ps sub-chunk, rows [pi0, pi0 + pnr)
-        NP = items * S
-        pk, ps = np.repeat(k, S), np.tile(np.arange(S, dtype=np.int64), items)
-        pi0 = ps * q
-        pnr = np.minimum(q, nr - pi0)
+        NP = it.k.size * S
+        ps = np.tile(np.arange(S, dtype=np.int64), it.k.size)
+        pr = SimpleNamespace(pk=np.repeat(it.k, S), pi0=ps * q, q=q, ra=ra)
+        pr.pnr = np.minimum(q, nr - pr.pi0)
         load, comp, store = _Items(b, NP), _Items(b, NP), _Items(b, NP)
-        # an item's window, loaded with its first sub-chunk (pair k * S);
-        # zeroed again only for a band with padding rows
-        if padded and g.bands > 1:
-            edge = (lo + g.ey > y0) | (hi < top)
-            load.loop("ew", k[edge] * S, wwords)
-        live = hi > lo
-        whole = (live & (((lo == 0) & (hi == g.sh)) | g.span))[ii]   # one burst per image
-        wat = wsrc + (b0[ii] + jj)[whole] * g.red * splane
-        load.burst("rd", ii[whole] * S, wat, g.red * splane, g.lii,
-                   _spp_inner(wat, g.red * splane, splane, b.ddr_beat))
-        part = (live[ii] & ~whole)
-        pi, pj = ii[part], jj[part]
-        ch = np.arange(g.red, dtype=np.int64)[None, :]
-        at = wsrc + (((b0[pi] + pj)[:, None] * g.red + ch) * g.sh + lo[pi][:, None]) * g.sw
-        load.burst("rd", np.repeat(pi * S, g.red), at.ravel(),
-                   np.repeat((hi[pi] - lo[pi]) * g.sw, g.red), g.lii)
-        # (pair, image) of every pair's images
-        pp = np.repeat(np.arange(NP, dtype=np.int64), nbi[pk])
-        pjj = np.arange(pp.size, dtype=np.int64) - np.repeat(np.cumsum(nbi[pk]) - nbi[pk], nbi[pk])
-
-        def rows_io(items_, ch_, base):
-            img = (b0[pk[pp]] + pjj) * g.rows + ra + pi0[pp]
-            nrr = pnr[pp]
-            if g.bands == 1 or (ch_ == "rd" and g.rspan):
-                at = base + img * oplane
-                items_.burst(ch_, pp, at, nrr * oplane, g.sii,
-                             _spp_inner(at, nrr * oplane, oplane, b.ddr_beat))
-                return
-            i = np.arange(q, dtype=np.int64)[None, :]
-            inside = i < nrr[:, None]
-            a = base + (img[:, None] + i) * oplane + y0[pk[pp]][:, None] * g.ow
-            items_.burst(ch_, np.broadcast_to(pp[:, None], a.shape)[inside], a[inside],
-                         np.broadcast_to((bri[pk[pp]] * g.ow)[:, None], a.shape)[inside], g.sii)
+        _pos_window(g, b, load, it, S, wsrc, wwords, df)
         pairs = np.arange(NP, dtype=np.int64)
         if g.wg:
-            short = ((nbi < g.nb) | (bri < g.br))[pk]   # junk where other items load
-            load.loop("ew", pairs[short], pnr[short] * g.T)
-            rows_io(load, "rd", f["src"])
-            if bias:
-                load.loop("ew", pairs, pnr * g.T)
+            # junk positions hold 0: zeroed where other items load (DATAFLOW: every pair)
+            short = pairs if df else pairs[((it.nbi < g.nb) | (it.bri < g.br))[pr.pk]]
+            load.loop("ew", short, pr.pnr[short] * g.T)
+            _pos_rows_io(g, b, it, pr, load, "rd", f["src"])
+            if bias:   # the bias sums: the load stage's (DATAFLOW: compute's)
+                (comp if df else load).loop("ew", pairs, pr.pnr * g.T)
         elif mask:
-            rows_io(load, "rd", f["src3"])
+            if df:
+                load.loop("ew", pairs, pr.pnr * g.T)
+            _pos_rows_io(g, b, it, pr, load, "rd", f["src3"])
         if not g.wg:
             comp.loop("ew", pairs, g.T)
         comp.loop("pe", pairs, stot[ps])
         if not g.wg:
-            rows_io(store, "wr", f["dst"])
-        _pipeline(c, load, comp, store)
+            _pos_rows_io(g, b, it, pr, store, "wr", f["dst"])
+        _pipeline(c, load, comp, store, built=df)
         if g.wg:
             _pos_wg_store(f, c, ra, nr, z0, cnt, bias)
 

@@ -214,7 +214,8 @@ static inline void agu_count(bool write, uint32_t addr, uint64_t len, int ii, in
 #endif
 }
 
-/* ddr[addr .. addr+len) -> buf[0 .. len), int8 elements. */
+/* ddr[addr .. addr+len) -> buf[0 .. len), int8 elements, a byte per cycle
+ * (AGU_II_FILL): one write per cycle, no lane crossbar into the banks. */
 template <int N>
 void agu_rd_q8(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
 #pragma HLS INLINE
@@ -222,17 +223,17 @@ void agu_rd_q8(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
+    beat_t w = beat_zero();
 rd_q8:
-    for (uint32_t b = 0; b < g.beats; b++) {
+    for (uint32_t t = 0; t < g.beats * DDR_BEAT; t++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=N
-        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
-        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
-        for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-            if (l >= lo && l < hi)
-                buf[agu_index(g, b, l)] = (q8_t)beat_lane(w, l);
-        }
+#pragma HLS LOOP_TRIPCOUNT min=1 max=N+DDR_BEAT
+        const uint32_t b = t / DDR_BEAT;
+        const int l = (int)(t % DDR_BEAT);
+        if (l == 0)
+            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
+        if (l >= agu_lo(g, b) && l < agu_hi(g, b))
+            buf[agu_index(g, b, l)] = (q8_t)beat_lane(w, l);
     }
 }
 
@@ -246,22 +247,20 @@ wide_t agu_rd_q8_sum(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len)
     if (len == 0)
         return sum;
     const agu_burst g = agu_plan(addr, len);
+    beat_t w = beat_zero();
 rd_q8_sum:
-    for (uint32_t b = 0; b < g.beats; b++) {
+    for (uint32_t t = 0; t < g.beats * DDR_BEAT; t++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=N
-        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
-        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
-        wide_t part = 0;   /* adder tree over the beat's lanes */
-        for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                const q8_t v = (q8_t)beat_lane(w, l);
-                buf[agu_index(g, b, l)] = v;
-                part += v;
-            }
+#pragma HLS LOOP_TRIPCOUNT min=1 max=N+DDR_BEAT
+        const uint32_t b = t / DDR_BEAT;
+        const int l = (int)(t % DDR_BEAT);
+        if (l == 0)
+            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
+        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
+            const q8_t v = (q8_t)beat_lane(w, l);
+            buf[agu_index(g, b, l)] = v;
+            sum += v;
         }
-        sum += part;
     }
     return sum;
 }
@@ -277,19 +276,21 @@ void agu_rd_q8_lane(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], uint32_t
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
+    beat_t w = beat_zero();
+    /* a byte per cycle (AGU_II_FILL): each copy one write, no lane crossbar */
 rd_q8_lane:
-    for (uint32_t b = 0; b < g.beats; b++) {
+    for (uint32_t t = 0; t < g.beats * DDR_BEAT; t++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
-        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
-        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM*DDR_BEAT
+        const uint32_t b = t / DDR_BEAT;
+        const int l = (int)(t % DDR_BEAT);
+        if (l == 0)
+            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
+        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
+            const q8_t v = (q8_t)beat_lane(w, l);
+            for (int k = 0; k < K; k++) {
 #pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                for (int k = 0; k < K; k++) {
-#pragma HLS UNROLL
-                    win[k][at + agu_index(g, b, l)][lane] = (q8_t)beat_lane(w, l);
-                }
+                win[k][at + agu_index(g, b, l)][lane] = v;
             }
         }
     }
@@ -297,8 +298,7 @@ rd_q8_lane:
 
 /* As agu_rd_q8_lane for a run of 1x1 planes: element i goes to window
  * position at + i * stride (a fully connected layer's inputs, one per channel).
- * No multiplier: lane l's offset l * stride is a chain of adds made once per
- * burst, and the beat's first position advances by stride * W (a shift). */
+ * No multiplier: a byte per cycle, its position stepped by stride. */
 template <int K, int P, int L>
 void agu_rd_q8_lane_strided(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], uint32_t at,
                             uint32_t stride, int lane, uint32_t len) {
@@ -307,40 +307,32 @@ void agu_rd_q8_lane_strided(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], 
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
-    uint32_t lofs[DDR_BEAT];   /* l * stride */
-#pragma HLS ARRAY_PARTITION variable=lofs type=complete
-    lofs[0] = 0;
-lane_offsets:
-    for (int l = 1; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-        lofs[l] = lofs[l - 1] + stride;
-    }
-    /* window position of beat b's lane 0 (modulo 2^32: lanes below the
-     * burst's offset are never written) */
-    uint32_t row = at - lofs[g.off];
+    beat_t w = beat_zero();
+    uint32_t pos = at;   /* the next element's window position */
 rd_q8_strided:
-    for (uint32_t b = 0; b < g.beats; b++) {
+    for (uint32_t t = 0; t < g.beats * DDR_BEAT; t++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
-        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
-        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH*DDR_BEAT
+        const uint32_t b = t / DDR_BEAT;
+        const int l = (int)(t % DDR_BEAT);
+        if (l == 0)
+            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
+        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
+            const q8_t v = (q8_t)beat_lane(w, l);
+            for (int k = 0; k < K; k++) {
 #pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                for (int k = 0; k < K; k++) {
-#pragma HLS UNROLL
-                    win[k][row + lofs[l]][lane] = (q8_t)beat_lane(w, l);
-                }
+                win[k][pos][lane] = v;
             }
+            pos += stride;
         }
-        row += stride * DDR_BEAT;
     }
 }
 
 /* ddr[addr .. addr+len) -> buf[i][lane][0]: one lane's values of len PE rows
  * (a 1x1 plane's consecutive channels); with `add`, sums[i] += element i.  A
  * flag, not a null pointer: HLS resolves pointers at compile time
- * (docs/overlay.md, "HLS rules"). */
+ * (docs/overlay.md, "HLS rules").  A byte per cycle (AGU_II_FILL): one
+ * write, no lane crossbar. */
 template <int X>
 void agu_rd_q8_rows(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][X], int lane,
                     uint32_t len, wide_t sums[PE_ROWS], bool add) {
@@ -349,21 +341,21 @@ void agu_rd_q8_rows(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][
     if (len == 0)
         return;
     const agu_burst g = agu_plan(addr, len);
+    beat_t w = beat_zero();
 rd_q8_rows:
-    for (uint32_t b = 0; b < g.beats; b++) {
+    for (uint32_t t = 0; t < g.beats * DDR_BEAT; t++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-        const int lo = agu_lo(g, b), hi = agu_hi(g, b);
-        const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
-        for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                const uint32_t i = agu_index(g, b, l);
-                const q8_t v = (q8_t)beat_lane(w, l);
-                buf[i][lane][0] = v;
-                if (add)
-                    sums[i] += v;
-            }
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*DDR_BEAT
+        const uint32_t b = t / DDR_BEAT;
+        const int l = (int)(t % DDR_BEAT);
+        if (l == 0)
+            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
+        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
+            const uint32_t i = agu_index(g, b, l);
+            const q8_t v = (q8_t)beat_lane(w, l);
+            buf[i][lane][0] = v;
+            if (add)
+                sums[i] += v;
         }
     }
 }

@@ -57,7 +57,8 @@ static void execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TABLE]
 #endif
     /* spp_unit's item helpers: one instance for its three stages. */
 #pragma HLS ALLOCATION function instances=spp_item_of limit=1
-#pragma HLS ALLOCATION function instances=spp_rows_io limit=1
+#pragma HLS ALLOCATION function instances=spp_rows_rd limit=1
+#pragma HLS ALLOCATION function instances=spp_rows_wr limit=1
     /* the dense unit's kernel-gradient store (conv_store_grads): its two call
      * sites, one group or a row at a time, never run together; each instance
      * is a (rows x columns):1 select per word of a beat */

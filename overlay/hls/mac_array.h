@@ -23,7 +23,9 @@
 
 /* 1: mac_array is one instance for both callers (execute's ALLOCATION);
  * 0: one per call site, no selects (the two arrays of before: a board whose
- * LUTs cannot pay the selects and whose DSPs need not be freed). */
+ * LUTs cannot pay the selects and whose DSPs need not be freed; and every
+ * board whose position path is a DATAFLOW loop, sconv.h
+ * CTRAIN_SPARSE_DATAFLOW: its compute process is a module of its own). */
 #ifndef CTRAIN_MAC_SHARED
 #define CTRAIN_MAC_SHARED 1
 #endif

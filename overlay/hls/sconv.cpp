@@ -153,15 +153,28 @@ static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
     return need <= (uint64_t)SP_P * SP_WD;
 }
 
-/* Cycles per plane segment of a beat between DDR and a banked buffer of row
- * pitch `pitch` whose rows hold `len` bytes.  A beat's bytes within one plane
- * touch at most (W - 2) / len + 2 rows, their addresses increasing and
- * spanning at most W - 1 + (rows - 1) * (pitch - len): below SP_P every lane
- * has its own bank and the lane crossbar writes (reads) the whole segment in
- * one cycle; else one run of consecutive addresses per cycle (ceil(W / SP_P)
- * when the banks are fewer than the lanes). */
-static int spp_ii(int len, int pitch) {
-    const int rows = (DDR_BEAT - 2) / len + 2;
+/* The lane <-> bank path of the banked buffers (spp_rd, spp_wr): a step
+ * moves the bytes of one beat that lie in one plane, which the plan keeps
+ * within SPP_V = 3 W consecutive buffer addresses from the first bank of
+ * their first address's group of W banks (group g0).  They go through V,
+ * SPP_V bytes in registers at their offsets from that bank: a W:1 select
+ * per V byte (a lane's byte), then bank (g, r) of column r takes V byte
+ * ((g - g0) mod NG) W + r, the one of its column that can be its own: no
+ * lane-to-bank crossbar, one access per bank and cycle. */
+#define SPP_W DDR_BEAT
+#define SPP_NG (SP_P / SPP_W)   /* bank groups of W */
+#define SPP_V (3 * SPP_W)
+static_assert(SP_P % SPP_W == 0 && SPP_NG >= 3, "the banked buffers hold V's three groups of W banks");
+
+/* Steps per plane segment of a beat between DDR and a banked buffer of row
+ * pitch `pitch` whose rows hold `len` bytes, `rpp` rows a plane: 1 when V
+ * takes it, else 0 (the plan refuses the instruction).  A beat's bytes
+ * within one plane touch at most min((W - 2) / len + 2, rpp) rows, their
+ * addresses increasing and spanning at most W - 1 + (rows - 1) * (pitch -
+ * len); V takes a span of 2 W from any bank of g0. */
+static int spp_ii(int len, int pitch, int rpp) {
+    const int fit = (DDR_BEAT - 2) / len + 2;
+    const int rows = fit < rpp ? fit : rpp;
     int span = DDR_BEAT - 1;
     for (int r = 1; r < DDR_BEAT; r++) {
         /* (rows - 1) gaps, added: no multiplier for a plan constant */
@@ -169,9 +182,7 @@ static int spp_ii(int len, int pitch) {
         if (r < rows)
             span += pitch - len;
     }
-    if (DDR_BEAT <= SP_P && span < SP_P)
-        return 1;
-    return rows * ((DDR_BEAT + SP_P - 1) / SP_P);
+    return span <= 2 * SPP_W ? 1 : 0;
 }
 
 /* C-sim counters of a burst of len bytes at addr between DDR and a banked
@@ -276,8 +287,10 @@ batch_images:
     g.rspan = g.bands > 1 && (uint32_t)(g.oh - g.br) * g.ow <= SPP_SKIP_BEATS * DDR_BEAT;
     g.cs = g.nb * g.qimg;
     g.nmax = SP_OD / g.T;
-    g.lii = spp_ii(g.sw, g.pw);
-    g.sii = spp_ii(g.ow, g.pw);
+    g.lii = spp_ii(g.sw, g.pw, g.sh);
+    g.sii = spp_ii(g.ow, g.pw, g.oh);
+    if (g.lii == 0 || g.sii == 0)   /* a beat's plane segment wider than V */
+        return false;
     g.dj = SP_P / g.qimg;
     const int rem = SP_P - g.dj * g.qimg;
     g.du = rem / g.pw;
@@ -559,8 +572,25 @@ static spp_cursor spp_walk_make(const spp_walk &w) {
     return k;
 }
 
-/* DDR -> banked buffer (len bytes at addr), `ii` cycles per plane segment
- * of a beat (spp_ii, spp_count). */
+/* One step's lane cursor: the lanes [l0, hi) of the beat up to the end of
+ * the plane the first is in (a plane that ends inside the beat ends the
+ * step; the next starts at `next`), their buffer addresses by the walk,
+ * each kept one's offset from the first kept one (a0, whose bank's column
+ * is o0): V index o0 + offset (< SPP_V by the plan). */
+struct spp_step {
+    spp_qm a0;
+    bool have, stop;
+    int next;
+};
+
+static int spp_v_index(const spp_step &st, const spp_qm &at) {
+#pragma HLS INLINE
+    /* at is less than 2 W past a0: the same word, or the next one's */
+    return (st.a0.m & (SPP_W - 1)) + (at.q != st.a0.q ? SP_P : 0) + at.m - st.a0.m;
+}
+
+/* DDR -> banked buffer (len bytes at addr): a step per cycle (spp_count:
+ * a beat, and one more per plane boundary inside a beat). */
 template <int D>
 static void spp_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[SP_P][D],
                    const spp_walk &w, int ii) {
@@ -569,24 +599,77 @@ static void spp_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[SP_P]
         return;
     const agu_burst gb = agu_plan(addr, len);
     spp_cursor k = spp_walk_make(w);
-spp_rd_beats:
-    for (uint32_t b = 0; b < gb.beats; b++) {
+    uint32_t b = 0;
+    int l0 = agu_lo(gb, 0);
+    beat_t v = beat_zero();
+spp_rd_steps:
+    while (b < gb.beats) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_P*D/DDR_BEAT
+#pragma HLS LOOP_TRIPCOUNT min=1 max=2*SP_P*D/DDR_BEAT
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        const beat_t v = ddr_get(ddr, gb.first + b, lo, hi);
+        if (l0 == lo)   /* the beat's first step */
+            v = ddr_get(ddr, gb.first + b, lo, hi);
+        /* V byte t at [t / W][t % W]: bank column r reads only [.][r] */
+        q8_t V[3][SPP_W];
+        bool Vk[3][SPP_W];
+#pragma HLS ARRAY_PARTITION variable=V type=complete dim=0
+#pragma HLS ARRAY_PARTITION variable=Vk type=complete dim=0
+        for (int d = 0; d < 3; d++) {
+#pragma HLS UNROLL
+            for (int r = 0; r < SPP_W; r++) {
+#pragma HLS UNROLL
+                V[d][r] = 0;
+                Vk[d][r] = false;
+            }
+        }
+        spp_step st;
+        st.a0 = k.at;
+        st.have = false;
+        st.stop = false;
+        st.next = hi;
         for (int l = 0; l < DDR_BEAT; l++) {
 #pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                if (k.r >= w.r0 && k.r < w.r1)
-                    buf[k.at.m][k.at.q] = (q8_t)beat_lane(v, l);
+            if (l >= l0 && l < hi && !st.stop) {
+                if (k.r >= w.r0 && k.r < w.r1) {
+                    if (!st.have) {
+                        st.a0 = k.at;
+                        st.have = true;
+                    }
+                    const int t = spp_v_index(st, k.at);
+                    V[t / SPP_W][t % SPP_W] = (q8_t)beat_lane(v, l);
+                    Vk[t / SPP_W][t % SPP_W] = true;
+                }
                 spp_next(w, k);
+                if (k.x == 0 && k.r == 0 && l + 1 < hi) {   /* a plane ends inside the beat */
+                    st.stop = true;
+                    st.next = l + 1;
+                }
             }
+        }
+        /* every bank its column's V byte */
+        const int g0 = st.a0.m / SPP_W;
+        for (int g = 0; g < SPP_NG; g++) {
+#pragma HLS UNROLL
+            const int d = g >= g0 ? g - g0 : g - g0 + SPP_NG;
+            const int dd = d < 3 ? d : 0;   /* V's group of this bank group, if any */
+            for (int r = 0; r < SPP_W; r++) {
+#pragma HLS UNROLL
+                if (d < 3 && Vk[dd][r])
+                    buf[g * SPP_W + r][st.a0.q + (g < g0 ? 1 : 0)] = V[dd][r];
+            }
+        }
+        if (st.stop) {
+            l0 = st.next;
+        } else {
+            b++;
+            l0 = b < gb.beats ? agu_lo(gb, b) : 0;
         }
     }
 }
 
-/* Banked buffer -> DDR (len bytes at addr), as spp_rd. */
+/* Banked buffer -> DDR (len bytes at addr), as spp_rd: every bank reads its
+ * word at the step's row (the next one for the groups before g0), V byte
+ * d W + r takes column r's of group g0 + d, a lane its V byte. */
 template <int D>
 static void spp_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[SP_P][D],
                    const spp_walk &w, int ii) {
@@ -595,20 +678,61 @@ static void spp_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[SP_P]
         return;
     const agu_burst gb = agu_plan(addr, len);
     spp_cursor k = spp_walk_make(w);
-spp_wr_beats:
-    for (uint32_t b = 0; b < gb.beats; b++) {
+    uint32_t b = 0;
+    int l0 = agu_lo(gb, 0);
+    beat_t v = beat_zero();
+spp_wr_steps:
+    while (b < gb.beats) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_P*D/DDR_BEAT
+#pragma HLS LOOP_TRIPCOUNT min=1 max=2*SP_P*D/DDR_BEAT
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        beat_t v = beat_zero();
-        for (int l = 0; l < DDR_BEAT; l++) {
+        spp_step st;
+        st.a0 = k.at;
+        st.have = true;
+        st.stop = false;
+        st.next = hi;
+        const int g0 = st.a0.m / SPP_W;
+        q8_t rd[SPP_NG][SPP_W];
+#pragma HLS ARRAY_PARTITION variable=rd type=complete dim=0
+        for (int g = 0; g < SPP_NG; g++) {
 #pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                set_lane(v, l, (uint8_t)buf[k.at.m][k.at.q]);
-                spp_next(w, k);
+            const uint32_t q = st.a0.q + (g < g0 ? 1u : 0u);
+            for (int r = 0; r < SPP_W; r++) {
+#pragma HLS UNROLL
+                rd[g][r] = q < (uint32_t)D ? buf[g * SPP_W + r][q] : (q8_t)0;
             }
         }
-        ddr_put(ddr, gb.first + b, v, lo, hi);
+        /* V byte t at [t / W][t % W] */
+        q8_t V[3][SPP_W];
+#pragma HLS ARRAY_PARTITION variable=V type=complete dim=0
+        for (int d = 0; d < 3; d++) {
+#pragma HLS UNROLL
+            const int g = g0 + d < SPP_NG ? g0 + d : g0 + d - SPP_NG;
+            for (int r = 0; r < SPP_W; r++) {
+#pragma HLS UNROLL
+                V[d][r] = rd[g][r];
+            }
+        }
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (l >= l0 && l < hi && !st.stop) {
+                const int t = spp_v_index(st, k.at);
+                set_lane(v, l, (uint8_t)V[t / SPP_W][t % SPP_W]);
+                spp_next(w, k);
+                if (k.x == 0 && k.r == 0 && l + 1 < hi) {   /* a plane ends inside the beat */
+                    st.stop = true;
+                    st.next = l + 1;
+                }
+            }
+        }
+        if (st.stop) {
+            l0 = st.next;
+        } else {
+            ddr_put(ddr, gb.first + b, v, lo, hi);
+            v = beat_zero();
+            b++;
+            l0 = b < gb.beats ? agu_lo(gb, b) : 0;
+        }
     }
 }
 
@@ -634,15 +758,16 @@ spp_clear_words:
  * skipping the other rows (g.span), else one per image and channel; the
  * padding zeroed first where a load may have left data there. */
 static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, const spp_item &it,
-                            spp_win_t win) {
+                            spp_win_t win, bool zeroed) {
     const int lo = it.y0 - g.ey > 0 ? it.y0 - g.ey : 0;
     const int top = it.y0 + it.bri + g.kh - 1 - g.ey;
     const int hi = top < g.sh ? top : g.sh;
     /* Loads write the same data positions every item and never the padding
      * columns (nor, with one band, the padding rows: spp_unit zeroes the
      * window once); only a band with padding rows, whose slot rows another
-     * band filled with data, is zeroed first. */
-    if (g.bands > 1 && (lo + g.ey > it.y0 || hi < top))
+     * band filled with data, is zeroed first (unless the caller has:
+     * zeroed). */
+    if (!zeroed && g.bands > 1 && (lo + g.ey > it.y0 || hi < top))
         spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + g.tail + SP_P - 1)).q);
     if (hi <= lo)
         return;
@@ -665,22 +790,21 @@ spp_window_pad:
         d0 = spp_qm_add(d0, w.pitch);
     }
     const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
+    /* one burst per image (whole planes) or per image and channel, one spp_rd */
+    const int per = whole ? 1 : g.red;
 spp_window_images:
     for (int j = 0; j < it.nbi; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
-        if (whole) {
-            w.dst = d0;
-            spp_rd<SP_WD>(ddr, src + (uint32_t)(it.b0 + j) * g.red * plane,
-                          (uint32_t)g.red * plane, win, w, g.lii);
-        } else {
-            w.dst = d0;
-        spp_window_channels:
-            for (int c = 0; c < g.red; c++) {
+        w.dst = d0;
+        uint32_t at = whole ? src + (uint32_t)(it.b0 + j) * g.red * plane
+                            : src + (((uint32_t)(it.b0 + j) * g.red) * g.sh + lo) * g.sw;
+        const uint32_t n = whole ? (uint32_t)g.red * plane : (uint32_t)(hi - lo) * g.sw;
+    spp_window_bursts:
+        for (int c = 0; c < per; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-                spp_rd<SP_WD>(ddr, src + (((uint32_t)(it.b0 + j) * g.red + c) * g.sh + lo) * g.sw,
-                              (uint32_t)(hi - lo) * g.sw, win, w, g.lii);
-                w.dst = spp_qm_add(w.dst, w.pstep);
-            }
+            spp_rd<SP_WD>(ddr, at, n, win, w, g.lii);
+            w.dst = spp_qm_add(w.dst, w.pstep);
+            at += plane;
         }
         d0 = spp_qm_add(d0, qimg);
     }
@@ -690,50 +814,89 @@ spp_window_images:
  * masks, WG errors) between DDR at base and the row buffer (row i of the
  * chunk at word i * T, positions as the window's): one burst per image
  * when the band is the whole plane or a read skips the other rows
- * (g.rspan), else one per image and row. */
-static void spp_rows_io(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_item &it, int ra,
-                        int nr, spp_rows_t buf, bool write) {
-#pragma HLS INLINE off
-    const uint32_t plane = (uint32_t)((ap_uint<10>)g.oh * (ap_uint<10>)g.ow);   /* narrow */
+ * (g.rspan), else one per image and row.  spp_rows_rd and spp_rows_wr walk
+ * the same bursts (spp_rows_burst), each with one spp_rd or spp_wr. */
+struct spp_rows_plan {
     spp_walk w;
-    w.run = g.ow;
-    w.pitch = spp_qm_of((uint32_t)g.pw);
-    w.pstep.q = g.T;
-    w.pstep.m = 0;
+    spp_qm qimg;
+    uint32_t plane;
+    bool whole;
+    int per;   /* bursts per image */
+};
+
+static spp_rows_plan spp_rows_make(const spp_plan &g, const spp_item &it, int nr, bool write) {
+#pragma HLS INLINE
+    spp_rows_plan p;
+    p.plane = (uint32_t)((ap_uint<10>)g.oh * (ap_uint<10>)g.ow);   /* narrow */
+    p.w.run = g.ow;
+    p.w.pitch = spp_qm_of((uint32_t)g.pw);
+    p.w.pstep.q = g.T;
+    p.w.pstep.m = 0;
     /* one burst per image: the band is the whole plane, or a read of whole
      * planes skipping the rows outside the band (g.rspan) */
-    const bool whole = g.bands == 1 || (!write && g.rspan);
-    w.rpp = whole ? g.oh : it.bri;
-    w.r0 = whole ? it.y0 : 0;
-    w.r1 = w.r0 + it.bri;
-    const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
+    p.whole = g.bands == 1 || (!write && g.rspan);
+    p.w.rpp = p.whole ? g.oh : it.bri;
+    p.w.r0 = p.whole ? it.y0 : 0;
+    p.w.r1 = p.w.r0 + it.bri;
+    p.qimg = spp_qm_of((uint32_t)g.qimg);
+    p.per = p.whole ? 1 : nr;
+    return p;
+}
+
+/* Burst i of image j: its address and length, and where it lands (dj: the image's slot). */
+static void spp_rows_burst(const spp_plan &g, const spp_rows_plan &p, const spp_item &it, uint32_t base,
+                           int ra, int nr, int j, int i, spp_qm dj, spp_walk &w, uint32_t &at,
+                           uint32_t &n) {
+#pragma HLS INLINE
+    const uint32_t img = (uint32_t)(it.b0 + j) * g.rows + ra;
+    w = p.w;
+    w.dst.q = dj.q + (int32_t)((ap_uint<12>)i * (ap_uint<12>)g.T);   /* narrow; i = 0 when whole */
+    w.dst.m = dj.m;
+    at = p.whole ? base + img * p.plane : base + (img + i) * p.plane + (uint32_t)it.y0 * g.ow;
+    n = p.whole ? (uint32_t)nr * p.plane : (uint32_t)it.bri * g.ow;
+}
+
+static void spp_rows_rd(const ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_item &it,
+                        int ra, int nr, spp_rows_t buf) {
+#pragma HLS INLINE off
+    const spp_rows_plan p = spp_rows_make(g, it, nr, false);
     spp_qm dj;
     dj.q = 0;
     dj.m = 0;
-spp_rows_images:
+spp_rows_rd_images:
     for (int j = 0; j < it.nbi; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
-        const uint32_t img = (uint32_t)(it.b0 + j) * g.rows + ra;
-        if (whole) {
-            w.dst = dj;
-            if (write)
-                spp_wr<SP_OD>(ddr, base + img * plane, (uint32_t)nr * plane, buf, w, g.sii);
-            else
-                spp_rd<SP_OD>(ddr, base + img * plane, (uint32_t)nr * plane, buf, w, g.sii);
-        } else {
-        spp_rows_rows:
-            for (int i = 0; i < nr; i++) {
+    spp_rows_rd_bursts:
+        for (int i = 0; i < p.per; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
-                w.dst.q = dj.q + (int32_t)((ap_uint<12>)i * (ap_uint<12>)g.T);   /* narrow */
-                w.dst.m = dj.m;
-                const uint32_t at = base + (img + i) * plane + (uint32_t)it.y0 * g.ow;
-                if (write)
-                    spp_wr<SP_OD>(ddr, at, (uint32_t)it.bri * g.ow, buf, w, g.sii);
-                else
-                    spp_rd<SP_OD>(ddr, at, (uint32_t)it.bri * g.ow, buf, w, g.sii);
-            }
+            spp_walk w;
+            uint32_t at, n;
+            spp_rows_burst(g, p, it, base, ra, nr, j, i, dj, w, at, n);
+            spp_rd<SP_OD>(ddr, at, n, buf, w, g.sii);
         }
-        dj = spp_qm_add(dj, qimg);
+        dj = spp_qm_add(dj, p.qimg);
+    }
+}
+
+static void spp_rows_wr(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_item &it, int ra,
+                        int nr, const spp_rows_t buf) {
+#pragma HLS INLINE off
+    const spp_rows_plan p = spp_rows_make(g, it, nr, true);
+    spp_qm dj;
+    dj.q = 0;
+    dj.m = 0;
+spp_rows_wr_images:
+    for (int j = 0; j < it.nbi; j++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
+    spp_rows_wr_bursts:
+        for (int i = 0; i < p.per; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
+            spp_walk w;
+            uint32_t at, n;
+            spp_rows_burst(g, p, it, base, ra, nr, j, i, dj, w, at, n);
+            spp_wr<SP_OD>(ddr, at, n, buf, w, g.sii);
+        }
+        dj = spp_qm_add(dj, p.qimg);
     }
 }
 
@@ -1009,6 +1172,103 @@ step:
     }
 }
 
+#if CTRAIN_SPARSE_DATAFLOW
+#if CTRAIN_MAC_SHARED
+#error "CTRAIN_SPARSE_DATAFLOW: its compute process is a module of its own, so the MAC array cannot be the dense unit's (set CTRAIN_MAC_SHARED 0)"
+#endif
+/* The DATAFLOW form of a chunk's (item, sub-chunk) loop (CTRAIN_SPARSE_DATAFLOW,
+ * sconv.h): three processes, each with its own pair cursor, the window and
+ * row buffer (load -> compute) and the outputs (compute -> store) ping-pong
+ * channels.  A channel's buffers alternate between pairs, so no pair finds
+ * the window or the row buffer as an earlier one left it: every pair zeroes
+ * and loads its own (its item's window again for each of its S sub-chunks),
+ * and WG's bias sums, which read the errors, are the compute process's. */
+struct spp_job {
+    uint32_t wsrc, rsrc, dst;   /* window source; row buffer source (WG errors, EB masks); outputs */
+    int ra, nr, S, q;           /* the chunk's first row and rows; S sub-chunks of q rows */
+    bool rows_in, bias;         /* the row buffer is loaded (WG, EB with a mask); biases */
+};
+
+static void spp_load_p(ddr_t *ddr, const spp_plan g, const spp_job j, spp_pair &lp, spp_win_t win,
+                       spp_rows_t rb) {
+    /* a process of spp_pairs' DATAFLOW loop: pair k in */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(0);
+    const spp_item it = spp_item_of(g, lp.k);
+    spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + g.tail + SP_P - 1)).q);
+    spp_load_window(ddr, g, j.wsrc, it, win, true);
+    if (j.rows_in) {
+        /* junk positions hold 0 (WG: they add nothing to a kept weight's sum) */
+        spp_clear<SP_OD>(rb, (uint32_t)((ap_uint<12>)lp.nr * (ap_uint<12>)g.T));   /* <= SP_OD */
+        spp_rows_rd(ddr, g, j.rsrc, it, j.ra + lp.i0, lp.nr, rb);
+    }
+    spp_pair_next(j.S, j.q, j.nr, lp);
+}
+
+static void spp_compute_p(const spp_plan g, const spp_job j, const sp_out o, spp_pair &cp,
+                          const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
+                          const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
+                          const uint32_t stot[SP_OD], const int pj[SP_P], const int pu[SP_P],
+                          const int px[SP_P], const spp_win_t win, const spp_rows_t rb,
+                          spp_rows_t out, wide_t rbias[SP_OD], acc_t tacc[2][SP_LH], q_stats &st) {
+    /* a process of spp_pairs' DATAFLOW loop: pair k's steps on the path's MAC array */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(1);
+    bool vt[SP_OD][SP_P];
+#pragma HLS ARRAY_PARTITION variable=vt type=complete dim=2
+    const spp_item it = spp_item_of(g, cp.k);
+    if (!g.wg)
+        spp_valid(g, it, pj, pu, px, vt);
+    else if (j.bias)
+        spp_bias_sum(g, cp.i0, cp.nr, rb, rbias);
+    sp_steps(g.wg, g, cp.i0, cp.nr, stot[cp.s], start, eval, eoq, eom, win, rb, vt, o, rbias, out,
+             tacc, st);
+    spp_pair_next(j.S, j.q, j.nr, cp);
+}
+
+static void spp_store_p(ddr_t *ddr, const spp_plan g, const spp_job j, spp_pair &sp,
+                        spp_rows_t out) {
+    /* a process of spp_pairs' DATAFLOW loop: pair k out (WG: nothing; its
+     * gradients leave after the chunk) */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(2);
+    if (!g.wg) {
+        const spp_item it = spp_item_of(g, sp.k);
+        spp_rows_wr(ddr, g, j.dst, it, j.ra + sp.i0, sp.nr, out);
+    }
+    spp_pair_next(j.S, j.q, j.nr, sp);
+}
+
+static void spp_pairs(ddr_t *ddr, const spp_plan g, const spp_job j, const sp_out o, int pairs,
+                      spp_pair &lp, spp_pair &cp, spp_pair &sp, const uint32_t start[SP_OD + 1],
+                      const q8_t eval[SP_LIST], const uint16_t eoq[SP_LIST],
+                      const uint16_t eom[SP_LIST], const uint32_t stot[SP_OD], const int pj[SP_P],
+                      const int pu[SP_P], const int px[SP_P], wide_t rbias[SP_OD],
+                      acc_t tacc[2][SP_LH], q_stats &st) {
+spp_pair_loop:
+    for (int k = 0; k < pairs; k++) {
+    /* pairs: batch groups x output-row bands x sub-chunks */
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH*CTRAIN_MAX_DIM
+        /* load k+1 || compute k || store k-1: the channels are ping-pong buffers */
+#pragma HLS DATAFLOW
+        spp_win_t win;
+        spp_rows_t rb, ob;
+        /* a bank per PE, one word per cycle each (two reads: the rotators) */
+#pragma HLS ARRAY_PARTITION variable=win type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=rb type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ob type=complete dim=1
+        /* the channels in distributed RAM: the BRAM is the dense unit's */
+#pragma HLS BIND_STORAGE variable=win type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=rb type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=ob type=ram_2p impl=lutram
+        spp_load_p(ddr, g, j, lp, win, rb);
+        spp_compute_p(g, j, o, cp, start, eval, eoq, eom, stot, pj, pu, px, win, rb, ob, rbias,
+                      tacc, st);
+        spp_store_p(ddr, g, j, sp, ob);
+    }
+}
+#endif
+
 /* The position-parallel path of one instruction (g planned, the chunks
  * found by spp_chunks). */
 static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
@@ -1016,8 +1276,10 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
                      const sp_out &o, int sh_bias, int sh_b, q_stats &st) {
     /* in execute's scope, where sp_steps shares the MAC array (mac_array.h) */
 #pragma HLS INLINE
+#if CTRAIN_SPARSE_DATAFLOW == 0
     /* Ping-pong buffers (index: item & 1): window, row buffer (WG errors,
-     * EB masks), outputs.  Each bank one word per cycle. */
+     * EB masks), outputs.  Each bank one word per cycle.  (With
+     * CTRAIN_SPARSE_DATAFLOW they are spp_pairs' channels.) */
     static spp_win_t win[2];
 #pragma HLS ARRAY_PARTITION variable=win type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=win type=complete dim=2
@@ -1031,6 +1293,7 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
     static bool vt[SP_OD][SP_P];
 #pragma HLS ARRAY_PARTITION variable=vt type=complete dim=2
+#endif
     /* A chunk's lists and WG accumulators. */
     static q8_t eval[SP_LIST];
     static uint16_t eoq[SP_LIST];   /* window word of PE 0 at tile 0 (< SP_WD) */
@@ -1135,6 +1398,7 @@ spp_positions:
      * and the rows' extra steps (a pair's second quantization) */
     const uint32_t tiles = g.wg ? (uint32_t)g.T : (uint32_t)(g.T + SP_POS_PAIR - 1) / SP_POS_PAIR;
     const uint32_t extra = g.wg ? 0u : (uint32_t)(g.T / SP_POS_PAIR) * (SP_POS_PAIR - 1);
+#if CTRAIN_SPARSE_DATAFLOW == 0
     /* Both ping-pong copies zeroed once: the window's padding (columns; with
      * one band rows too) and the WG errors' junk positions are never loaded
      * (spp_load_window, below). */
@@ -1147,6 +1411,7 @@ spp_positions:
         spp_clear<SP_OD>(rbuf[0], SP_OD);
         spp_clear<SP_OD>(rbuf[1], SP_OD);
     }
+#endif
 
 spp_chunk:
     for (int ci = 0; ci < nch; ci++) {
@@ -1203,6 +1468,24 @@ spp_chunk:
                 }
             }
         }
+#if CTRAIN_SPARSE_DATAFLOW
+        /* The (item, sub-chunk) pairs, item-major, as a DATAFLOW loop */
+        spp_job jb;
+        jb.wsrc = wsrc;
+        jb.rsrc = g.wg ? f.src : f.src3;
+        jb.dst = f.dst;
+        jb.ra = ra;
+        jb.nr = nr;
+        jb.S = S;
+        jb.q = q;
+        jb.rows_in = g.wg || o.mask;
+        jb.bias = bias;
+        spp_pair lp = spp_pair_first(q, nr), cp = lp, sp = lp;
+        CTRAIN_PIPE_BEGIN();
+        spp_pairs(ddr, g, jb, o, items * S, lp, cp, sp, start, eval, eoq, eom, stot, pj, pu, px,
+                  rbias, tacc, st);
+        CTRAIN_PIPE_END();
+#else
         /* The pipeline over (item, sub-chunk) pairs, item-major: load p+1 ||
          * compute p || store p-1; an item's window is loaded with its first
          * sub-chunk (while the previous item's last one computes) into
@@ -1220,17 +1503,17 @@ spp_chunk:
                 const spp_item it = spp_item_of(g, lp.k);
                 const int h = (k + 1) & 1;
                 if (lp.s == 0)
-                    spp_load_window(ddr, g, wsrc, it, win[lp.k & 1]);
+                    spp_load_window(ddr, g, wsrc, it, win[lp.k & 1], false);
                 if (g.wg) {
                     /* junk positions hold 0: only an item with fewer images
                      * or rows than the plan's has junk where others load */
                     if (it.nbi < g.nb || it.bri < g.br)
                         spp_clear<SP_OD>(rbuf[h], (uint32_t)lp.nr * g.T);
-                    spp_rows_io(ddr, g, f.src, it, ra + lp.i0, lp.nr, rbuf[h], false);
+                    spp_rows_rd(ddr, g, f.src, it, ra + lp.i0, lp.nr, rbuf[h]);
                     if (bias)
                         spp_bias_sum(g, lp.i0, lp.nr, rbuf[h], rbias);
                 } else if (o.mask) {
-                    spp_rows_io(ddr, g, f.src3, it, ra + lp.i0, lp.nr, rbuf[h], false);
+                    spp_rows_rd(ddr, g, f.src3, it, ra + lp.i0, lp.nr, rbuf[h]);
                 }
                 spp_pair_next(S, q, nr, lp);
             }
@@ -1247,12 +1530,13 @@ spp_chunk:
             }
             if (!g.wg && k >= 1) {   /* stage 2: store pair k-1 */
                 const spp_item it = spp_item_of(g, sp.k);
-                spp_rows_io(ddr, g, f.dst, it, ra + sp.i0, sp.nr, obuf[(k - 1) & 1], true);
+                spp_rows_wr(ddr, g, f.dst, it, ra + sp.i0, sp.nr, obuf[(k - 1) & 1]);
                 spp_pair_next(S, q, nr, sp);
             }
             if (region)
                 CTRAIN_REGION_END();
         }
+#endif
         if (g.wg) {
             CTRAIN_LOOP(ew, 1, cnt);
         spp_quantize_grads:

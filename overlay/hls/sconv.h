@@ -75,6 +75,17 @@
 #define CTRAIN_SPARSE_ACC_BRAM CTRAIN_SPARSE_LIST_BRAM
 #endif
 
+/* 1: the position-parallel path's (item, sub-chunk) loop is a DATAFLOW
+ * loop (sconv.cpp spp_pairs): pair k + 1 loads while pair k computes and
+ * pair k - 1 stores, the window and row buffers its ping-pong channels.
+ * Its compute process is a module of its own, so the MAC array cannot be
+ * the one the dense unit calls (mac_array.h): requires CTRAIN_MAC_SHARED 0.
+ * 0: the same stages called one after another in one loop body (the
+ * overlap planned, not built). */
+#ifndef CTRAIN_SPARSE_DATAFLOW
+#define CTRAIN_SPARSE_DATAFLOW 0
+#endif
+
 void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
 #endif

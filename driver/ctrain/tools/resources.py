@@ -119,7 +119,7 @@ import copy
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .. import boards
 from ..hls_source import Sources, enclosing, split_args
@@ -848,10 +848,26 @@ def _bound_arrays(src, arrs):
             known = bound.get(caller, {})
             params = src.functions[callee].params
             for i, a in enumerate(args):
-                name = a.strip()
-                if name in known and i < len(params) and (params[i][2] or _array_typedef(src, params[i][0])):
-                    bound.setdefault(callee, {})[params[i][1]] = known[name]
+                sub = re.fullmatch(r"(\w+)\s*((?:\[[^\[\]]*\])*)", a.strip())
+                if sub is None or sub.group(1) not in known:
+                    continue
+                if i < len(params) and (params[i][2] or _array_typedef(src, params[i][0])):
+                    k = len(re.findall(r"\[", sub.group(2)))
+                    bound.setdefault(callee, {})[params[i][1]] = _subarray(known[sub.group(1)], k)
     return bound
+
+
+def _subarray(a, k):
+    """Array `a` as a callee sees `a[i]...[j]` (k leading subscripts, e.g.
+    one ping-pong copy `win[h]`): its banks along the remaining dims; the
+    select of the leading ones is the caller's access (counted there)."""
+    if k == 0:
+        return a
+
+    def shift(ds):
+        return {d - k for d in ds if d > k}
+    return replace(a, dims=a.dims[k:], partitioned=shift(a.partitioned), reshaped=shift(a.reshaped),
+                   cyclic={d - k: v for d, v in a.cyclic.items() if d > k})
 
 
 def _mux_item(src, f, local, a, m, copies):
@@ -861,6 +877,8 @@ def _mux_item(src, f, local, a, m, copies):
     write = tail.startswith("=") and not tail.startswith("==")
     unroll = src.unroll_factor(f, m.start())
     idx = re.findall(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]", m.group(1))
+    if write and unroll > 1 and _disjoint_copies(src, f, m.start(), a, idx):
+        return None
     n_sel = _bank_choices(src, f, m.start(), a, idx, write, unroll)
     if n_sel <= 1:
         return None
@@ -881,13 +899,50 @@ def _bank_choices(src, f, pos, a, idx, write, unroll):
         per_copy = _is_const(src, f, pos, e) or \
             all(src.macros.eval(i) is not None or i in src.unrolled_vars(f, pos)
                 for i in re.findall(r"[A-Za-z_]\w*", e))
-        if (d in a.partitioned or d in a.reshaped) and not write and not per_copy:
+        if d in a.reshaped and not write and not per_copy:
             n_sel *= a.dims[d - 1]
+        elif d in a.partitioned and not per_copy and (not write or unroll > 1):
+            # a read selects among the banks; the writes of unrolled copies
+            # each bank among the copies: where the index keeps its residue
+            # modulo F per copy (F a power of two dividing the banks), only
+            # the banks of that residue
+            n_sel *= _complete_choices(src, f, pos, e, a.dims[d - 1])
         elif d in a.cyclic and not per_copy and (not write or unroll > 1):
             kind, fac = a.cyclic[d]
             if not (kind == "cyclic" and _aligned(src, f, pos, e, fac)):
                 n_sel *= fac   # a write of unrolled copies: each bank picks its copy's data
     return n_sel
+
+
+def _disjoint_copies(src, f, pos, a, idx):
+    """Whether the unrolled copies of a write never meet in one bank: a
+    partitioned dimension indexed by an unrolled loop's index alone keeps
+    each copy of that loop in banks of its own, and the other index
+    expressions vary with no other unrolled loop (each bank then has one
+    writer: its data needs no select)."""
+    unrolled = src.unrolled_vars(f, pos)
+    sep = {e.strip() for d, e in enumerate(idx, start=1)
+           if (d in a.partitioned or d in a.cyclic) and e.strip() in unrolled}
+    if not sep:
+        return False
+    rest = set()
+    for e in idx:
+        if e.strip() not in sep:
+            rest |= set(re.findall(r"[A-Za-z_]\w*", e))
+    return src.unroll_factor(f, pos, names=rest - sep) <= 1
+
+
+def _complete_choices(src, f, pos, e, n):
+    """Banks of a complete partition of n that index `e` may select per
+    copy: n // F for the largest power of two F dividing n that `e` is
+    aligned to (_aligned: its residue modulo F fixed per copy, e.g. `g * W +
+    r` with r an unrolled index), else n."""
+    F = n & -n
+    while F > 1:
+        if _aligned(src, f, pos, e, F):
+            return n // F
+        F //= 2
+    return n
 
 
 def _array_typedef(src, ptype):

@@ -105,5 +105,8 @@
  * path's 2048-entry lists) to free 32 DSP slices this LUT-bound chip has no
  * use for (67.5% of them used shared, 76.4% not). */
 #define CTRAIN_MAC_SHARED 0
+/* The sparse position path's pair loop a DATAFLOW loop (sconv.h): its
+ * MAC array is already its own here. */
+#define CTRAIN_SPARSE_DATAFLOW 1
 
 #endif

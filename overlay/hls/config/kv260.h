@@ -70,10 +70,12 @@
 #define CTRAIN_SPARSE_URAM 1
 
 /* The position-parallel sparse path's window words per PE bank (sconv.h's default,
- * CHIP_LUT / 8 / SP_P rounded up to 64, leaves LUTs unused here): 384 takes the
- * estimate to 81.7% of the LUTs, within the 85% margin, and cuts an 80%-pruned
- * CNV's sparse cycles (ctrain perf --model cnv --sparsity 0.8). */
-#define CTRAIN_SPARSE_WDEPTH 384
+ * CHIP_LUT / 8 / SP_P rounded up to 64, leaves LUTs unused here): 256, the
+ * most within the 85% margin since the estimate counts the bursts' lane <->
+ * bank selects (session 13; 384 took 90.2%); with the pair loop's DATAFLOW
+ * an 80%-pruned CNV's iteration is 42.55M cycles (55.63M before, at 384,
+ * hand-pipelined; ctrain perf --model cnv --sparsity 0.8). */
+#define CTRAIN_SPARSE_WDEPTH 256
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16
@@ -89,5 +91,13 @@
 /* int8 products per DSP slice: 2 packs two sharing an operand into one
  * DSP48E2 multiply (hls/mac2.h, Xilinx WP486); 1 on DSP48E1. */
 #define CTRAIN_DSP_INT8 2
+
+/* The sparse position path's pair loop a DATAFLOW loop (sconv.h), its
+ * load, steps and store overlapped; its compute process a module of its
+ * own, so the MAC array is one instance per caller (mac_array.h): the DSPs
+ * this chip has to spare pay for it, and the operand selects sharing took
+ * go back to the LUTs. */
+#define CTRAIN_MAC_SHARED 0
+#define CTRAIN_SPARSE_DATAFLOW 1
 
 #endif

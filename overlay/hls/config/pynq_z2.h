@@ -72,9 +72,13 @@
  * perf --model cnv --sparsity 0.8).  768 since session 12, in the LUTs the
  * later sessions freed (the shared WG kernel store among them): LUT 80.1% ->
  * 83.9%; CNV-80% at batch 64 205.74M -> 196.42M cycles, FP+EB+WG 0.39 ->
- * 0.37 of dense (832 would take 85.9%). */
+ * 0.37 of dense (832 would take 85.9%).  576 since session 13, when the
+ * estimate began to count the lane <-> bank selects of the buffers' bursts
+ * (docs/overlay.md "Resource estimate"): 768 takes 90.2% of the LUTs by that
+ * count, 640 86.3%, 576 84.4%; CNV-80% 196.42M -> 223.29M cycles (640
+ * with 1536-entry lists: 84.7%, 229.91M). */
 #define CTRAIN_SPARSE_LIST_BRAM 1
-#define CTRAIN_SPARSE_WDEPTH 768
+#define CTRAIN_SPARSE_WDEPTH 576
 #define CTRAIN_SPARSE_LIST 2048
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */

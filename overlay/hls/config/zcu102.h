@@ -105,9 +105,12 @@
  * CHIP_LUT / 8 / SP_P, is 128), room for more images per item of CNV's
  * 128-channel 12x12 planes (3 at 128: one tile, the mul2's second product
  * idle).  CNV 80% FP+EB+WG 0.327 -> 0.305 of dense, iteration efficiency
- * (kept MACs) 30.0% -> 32.0% (dense 63.7%). */
+ * (kept MACs) 30.0% -> 32.0% (dense 63.7%).  160 since session 13: the most
+ * within the 85% margin once the estimate counts the bursts' lane <-> bank
+ * selects (256: 93.8%); with the pair loop's DATAFLOW an 80%-pruned CNV's
+ * iteration is 11.18M cycles, 405 equivalent GOP/s (12.96M, 350 before). */
 #define CTRAIN_SPARSE_STAGE_BRAM 1
-#define CTRAIN_SPARSE_WDEPTH 256
+#define CTRAIN_SPARSE_WDEPTH 160
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16
@@ -132,5 +135,13 @@
 /* int8 products per DSP slice: 2 packs two sharing an operand into one
  * DSP48E2 multiply (hls/mac2.h, Xilinx WP486); 1 on DSP48E1. */
 #define CTRAIN_DSP_INT8 2
+
+/* The sparse position path's pair loop a DATAFLOW loop (sconv.h), its
+ * load, steps and store overlapped; its compute process a module of its
+ * own, so the MAC array is one instance per caller (mac_array.h): the DSPs
+ * this chip has to spare pay for it, and the operand selects sharing took
+ * go back to the LUTs. */
+#define CTRAIN_MAC_SHARED 0
+#define CTRAIN_SPARSE_DATAFLOW 1
 
 #endif

@@ -78,8 +78,10 @@
  * chunks, each reloading the window; at 7680 the 32 rows its output buffer
  * takes fit one): 11.5 BRAM36, while the WG accumulators stay in
  * distributed RAM (in BRAM they would take the BRAM past the margin).
- * CNV 80% FP+EB+WG: 0.364 -> 0.347 of dense (with the WG plan's pairs). */
-#define CTRAIN_SPARSE_LIST 7680
+ * CNV 80% FP+EB+WG: 0.364 -> 0.347 of dense (with the WG plan's pairs).
+ * 5120 since session 13 (the LUTs its staging and accumulators take went to
+ * the bursts' lane <-> bank selects the estimate now counts). */
+#define CTRAIN_SPARSE_LIST 5120
 #define CTRAIN_SPARSE_LIST_BRAM 1
 #define CTRAIN_SPARSE_ACC_BRAM 0
 /* EB's value lookup in 32 KB blocks of BRAM (16 banks of one RAMB18, 8
@@ -92,10 +94,11 @@
 #define CTRAIN_SPARSE_CSTART_BRAM 0
 
 /* The position-parallel sparse path's window words per PE bank (sconv.h's default,
- * CHIP_LUT / 8 / SP_P rounded up to 64, leaves LUTs unused here): 192 takes the
- * estimate to 83.3% of the LUTs, within the 85% margin, and cuts an 80%-pruned
- * CNV's sparse cycles (ctrain perf --model cnv --sparsity 0.8). */
-#define CTRAIN_SPARSE_WDEPTH 192
+ * CHIP_LUT / 8 / SP_P rounded up to 64, leaves LUTs unused here): 128 since
+ * session 13, within the 85% margin with the bursts' lane <-> bank selects
+ * counted (192 and 7680-entry lists: 92.6%); with the pair loop's DATAFLOW
+ * an 80%-pruned CNV's iteration is 21.00M cycles (20.57M before). */
+#define CTRAIN_SPARSE_WDEPTH 128
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16
@@ -111,5 +114,13 @@
 /* int8 products per DSP slice: 2 packs two sharing an operand into one
  * DSP48E2 multiply (hls/mac2.h, Xilinx WP486); 1 on DSP48E1. */
 #define CTRAIN_DSP_INT8 2
+
+/* The sparse position path's pair loop a DATAFLOW loop (sconv.h), its
+ * load, steps and store overlapped; its compute process a module of its
+ * own, so the MAC array is one instance per caller (mac_array.h): the DSPs
+ * this chip has to spare pay for it, and the operand selects sharing took
+ * go back to the LUTs. */
+#define CTRAIN_MAC_SHARED 0
+#define CTRAIN_SPARSE_DATAFLOW 1
 
 #endif

@@ -275,14 +275,7 @@ def test_cnv_dense_meets_the_issue_13_efficiency_bar(board):
     assert rep["total"]["efficiency"] >= 0.45, rep["total"]
 
 
-#: The Pynq-Z2's sparse bars: lost in session 13, when its window went from
-#: 768 to 576 words to pay for the lane selects the estimate began to count
-#: (docs/overlay.md "Where the design stands"). Strict: the test says when met.
-_PYNQ_SPARSE = pytest.mark.xfail(strict=True, reason="Pynq-Z2 window 576 words (session 13)")
-
-
-@pytest.mark.parametrize("board", [pytest.param(b, marks=_PYNQ_SPARSE) if b == "pynq_z2" else b
-                                   for b in perfmodel.BOARDS])
+@pytest.mark.parametrize("board", perfmodel.BOARDS)
 def test_cnv_sparse_efficiency_is_at_least_half_the_dense(board):
     """Issue 13's sparse bar: CNV at 80% per-layer sparsity, batch 64, each
     pruned layer as the compiler chooses, at least half the dense run's PE
@@ -292,12 +285,11 @@ def test_cnv_sparse_efficiency_is_at_least_half_the_dense(board):
     assert sparse >= 0.5 * dense, (sparse, dense)
 
 
-@pytest.mark.parametrize("board", [pytest.param(b, marks=_PYNQ_SPARSE) if b == "pynq_z2" else b
-                                   for b in perfmodel.BOARDS])
+@pytest.mark.parametrize("board", perfmodel.BOARDS)
 def test_cnv_sparse_phases_take_at_most_035_of_dense(board):
     """Issue 13's other sparse bar: CNV at 80% sparsity, FP + EB + WG cycles at
-    most 0.35 of the dense run's (met on the DATAFLOW boards since session
-    13's pair loop, sconv.h CTRAIN_SPARSE_DATAFLOW)."""
+    most 0.35 of the dense run's (met on every board since session 13's
+    pair loop as a DATAFLOW loop, sconv.h CTRAIN_SPARSE_DATAFLOW)."""
     sparse, dense = (_cnv_report(board, sp)["phases"] for sp in (0.8, 0.0))
     ratio = sum(sparse[ph]["cycles"] for ph in ("FP", "EB", "WG")) / \
         sum(dense[ph]["cycles"] for ph in ("FP", "EB", "WG"))

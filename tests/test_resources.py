@@ -36,6 +36,18 @@ def test_shipped_boards_fit_with_margin(estimates, board):
     assert all(r["used"] <= 0.85 * r["available"] for r in est.resources.values())
 
 
+def _shared(board, tmp_path):
+    """A board's header with the MAC array shared (CTRAIN_MAC_SHARED 1, so no
+    sparse DATAFLOW and no LUT copy): no shipped board shares it since
+    session 13, the sharing is still built and counted."""
+    text = open(os.path.join(config_dir(), f"{board}.h")).read()
+    for k in ("MAC_SHARED", "SPARSE_DATAFLOW", "SPARSE_POS_MUL_LUT"):
+        text = re.sub(rf"#define CTRAIN_{k} \S+\n", "", text)
+    path = tmp_path / f"{board}.h"
+    path.write_text(text)
+    return str(path)
+
+
 def _with(board, tmp_path, **macros):
     text = open(os.path.join(config_dir(), f"{board}.h")).read()
     for k, v in macros.items():
@@ -110,26 +122,29 @@ def test_hand_checked_arrays(estimates):
     assert win.bram36 == win.count * resources.bram18_per_bank(kv.sparse_win, 8) / 2
 
 
-@pytest.mark.parametrize("board", [b for b in boards.BOARDS if boards.get(b).macros.get("MAC_SHARED", "1") != "0"])
-def test_one_mac_array_serves_the_dense_and_the_position_paths(estimates, board):
+@pytest.mark.parametrize("board", ["kv260", "zcu102", "pynq_z2"])
+def test_one_mac_array_serves_the_dense_and_the_position_paths(tmp_path, board):
     """The MAC array (hls/mac_array.h): mac_array, the L x R/2 x C units the
     dense unit (rows paired) and the position path share, one instance; and
     mac_array_sp, the position path's other units (a unit per PE). One DSP48E2
     per unit on a packing board; on the Pynq-Z2 a shared unit is two
-    multipliers, a position-only unit one (one product per PE there)."""
+    multipliers, a position-only unit one (one product per PE there). On
+    the boards' headers with CTRAIN_MAC_SHARED 1 (`_shared`)."""
     b = boards.get(board)
-    src = Sources(os.path.join(config_dir(), f"{board}.h"))
+    cfg = _shared(board, tmp_path)
+    est = resources.estimate(board, config=cfg)
+    src = Sources(cfg)
     assert resources.pe_loop_products(src) == {"pass_step": _products(b), "step": _products(b)}
-    items = {i.name.split(":")[0]: i for i in resources.pe_sites(estimates[board].items)}
+    items = {i.name.split(":")[0]: i for i in resources.pe_sites(est.items)}
     assert set(items) == {"mac_array", "mac_array_sp"}
     half = _products(b) // 2
     packing = b.dsp_kind == "DSP48E2"
     assert items["mac_array"].count == half and items["mac_array"].dsp == half * (1 if packing else 2)
     assert items["mac_array_sp"].count == half and items["mac_array_sp"].dsp == half
-    assert not [i for i in estimates[board].items if i.kind == "mul" and i.name.split(":")[0] in
+    assert not [i for i in est.items if i.kind == "mul" and i.name.split(":")[0] in
                 ("pe_array", "sp_steps") and i.products]
     # the shared instance's inputs: a 2:1 select per bit (a, b0, b1: 8 bits per unit)
-    sel = [i for i in estimates[board].items if i.kind == "mux" and "mac_array inputs" in i.name]
+    sel = [i for i in est.items if i.kind == "mux" and "mac_array inputs" in i.name]
     assert len(sel) == 1 and sel[0].lut == half * 3 * 8
 
 
@@ -208,12 +223,12 @@ def test_format_resources(estimates, tmp_path):
     assert "does NOT fit" in resources.format_resources(big)
 
 
-def test_allocation_limit_shares_the_sparse_array(estimates):
+def test_allocation_limit_shares_the_sparse_array(tmp_path):
     """The row-tile path's ALLOCATION pragma makes its four sp_row_steps call
     sites one instance (UG1399): one R x C product array, not four; execute's
     makes the MAC array one instance for its two callers (the units inlined
     into execute, so both calls are in its scope)."""
-    src = Sources(os.path.join(config_dir(), "pynq_z2.h"))   # a board that shares the MAC array
+    src = Sources(_shared("kv260", tmp_path))   # the MAC array shared
     assert src.allocation_limits()[("sp_rows_unit", "sp_row_steps")] == 1
     assert sum(src.instances()["sp_row_steps"]) == 1
     assert src.allocation_limits()[("execute", "mac_array")] == 1
@@ -228,12 +243,15 @@ def test_a_shared_instance_is_counted_once_with_its_input_selects(copied_sources
     instances: its DSPs twice and no select; with it one instance and a 2:1
     select on each of its 3 x 8 input bits per unit (ceil((k - 1) / 3) LUT6
     per bit for k calls). A board header's CTRAIN_MAC_SHARED 0 drops the
-    pragma (mac_array.h). The Pynq-Z2 shares it (two DSP48E1 per unit)."""
+    pragma (mac_array.h). The Pynq-Z2's header with the array shared
+    (`_shared`; two DSP48E1 per unit)."""
     b = boards.get("pynq_z2")
-    shared = resources.estimate("pynq_z2", directory=str(copied_sources))
-    text = open(os.path.join(config_dir(), "pynq_z2.h")).read()
+    cfg = _shared("pynq_z2", tmp_path)
+    shared = resources.estimate("pynq_z2", directory=str(copied_sources), config=cfg)
+    text = open(cfg).read()
     assert "CTRAIN_MAC_SHARED" not in text
-    header = tmp_path / "pynq_z2.h"
+    (tmp_path / "unshared").mkdir()
+    header = tmp_path / "unshared" / "pynq_z2.h"
     header.write_text(text.replace("#define CTRAIN_DSP_INT8", "#define CTRAIN_MAC_SHARED 0\n#define CTRAIN_DSP_INT8"))
     unshared = resources.estimate("pynq_z2", directory=str(copied_sources), config=str(header))
     path = copied_sources / "ctrain_top.cpp"
@@ -241,7 +259,7 @@ def test_a_shared_instance_is_counted_once_with_its_input_selects(copied_sources
     pragma = "#pragma HLS ALLOCATION function instances=mac_array limit=1\n"
     assert pragma in text
     path.write_text(text.replace(pragma, ""))
-    split = resources.estimate("pynq_z2", directory=str(copied_sources))
+    split = resources.estimate("pynq_z2", directory=str(copied_sources), config=cfg)
     half = _products(b) // 2
     assert split.resources["dsp"]["used"] - shared.resources["dsp"]["used"] == 2 * half
     sel = [i for i in shared.items if i.kind == "mux" and "mac_array inputs" in i.name]
@@ -255,7 +273,8 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
     """CTRAIN_SPARSE_MUL_LUT moves the row-tile sparse products to LUTs
     (BIND_OP impl=fabric), CTRAIN_SPARSE_URAM its lists to URAM; the
     position-parallel path's products are the MAC array's DSPs on every
-    board (mac_array.h); CTRAIN_SPARSE_LIST_BRAM puts its stepped lists
+    board but where CTRAIN_SPARSE_POS_MUL_LUT makes its share LUT
+    multipliers (mac_array_pos, the Pynq-Z2); CTRAIN_SPARSE_LIST_BRAM puts its stepped lists
     in BRAM; BN's lane multipliers are DSPs on every board (a comparison in
     a macro, as BN_MUL_LUT once was, is decided as the preprocessor does)."""
     for name, est in estimates.items():
@@ -264,7 +283,10 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         row = [i for i in est.items if i.kind == "mul" and ":row_step:" in i.name][0]
         lut = "#define CTRAIN_SPARSE_MUL_LUT 1" in text
         assert (row.dsp, row.lut) == ((0, b.pe_rows * b.pe_cols * 8 * 8) if lut else (b.pe_rows * b.pe_cols, 0)), name
-        assert all(i.dsp and not i.lut for i in resources.pe_sites(est.items)), name
+        pos_lut = "#define CTRAIN_SPARSE_POS_MUL_LUT 1" in text   # mac_array_pos, in fabric
+        assert all((i.lut and not i.dsp) if i.name.startswith("mac_array_pos:") else (i.dsp and not i.lut)
+                   for i in resources.pe_sites(est.items)), name
+        assert any(i.name.startswith("mac_array_pos:") for i in resources.pe_sites(est.items)) == pos_lut, name
         uram = "#define CTRAIN_SPARSE_URAM 1" in text
         ent = _item(est, "sp_rows_unit:ent")
         assert (ent.uram > 0) == uram and (ent.bram36 > 0) == (not uram), name
@@ -343,7 +365,8 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
     CTRAIN_MAC_SHARED 0) mac_array is two instances, the peak the same."""
     before = resources.estimate(board, directory=str(copied_sources))
     macs = _products(boards.get(board))
-    inst = 2 if boards.get(board).macros.get("MAC_SHARED", "1") == "0" else 1
+    m = boards.get(board).macros
+    inst = 2 if m.get("MAC_SHARED", "1") == "0" and m.get("SPARSE_POS_MUL_LUT", "0") == "0" else 1
     sites = [i for i in before.items if "mul2(" in i.name]
     assert [i.name.split(":")[0] for i in sites] == ["mac_array"] + ["mac_array_sp"] * (per_dsp == 2)
     site = [i for i in sites if i.name.startswith("mac_array:mac_units: mul2(")]
@@ -524,10 +547,16 @@ def test_pooling_band_buffers_give_each_ram_two_accesses_a_cycle(estimates, boar
 def test_an_unshared_mac_array_is_one_instance_per_caller(estimates, board):
     """CTRAIN_MAC_SHARED 0 (the boards whose position path is a DATAFLOW loop,
     sconv.h CTRAIN_SPARSE_DATAFLOW): mac_array twice, the dense unit's and the
-    position path's compute process's, and no operand selects."""
+    position path's compute process's (or, with CTRAIN_SPARSE_POS_MUL_LUT,
+    the second one mac_array_pos in LUTs), and no operand selects."""
     b = boards.get(board)
     items = [i for i in estimates[board].items if i.name.split(":")[0] == "mac_array" and i.kind == "mul"]
-    assert sum(i.count for i in items) == 2 * (_products(b) // 2)
+    if b.macros.get("SPARSE_POS_MUL_LUT", "0") == "1":   # the position path's copy: LUT multipliers
+        pos = [i for i in estimates[board].items if i.name.split(":")[0] == "mac_array_pos"]
+        assert sum(i.count for i in items) == _products(b) // 2
+        assert sum(i.count for i in pos) == _products(b) // 2 and not sum(i.dsp for i in pos)
+    else:
+        assert sum(i.count for i in items) == 2 * (_products(b) // 2)
     assert not [i for i in estimates[board].items if i.kind == "mux" and "mac_array inputs" in i.name]
 
 

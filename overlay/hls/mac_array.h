@@ -47,4 +47,21 @@ void mac_array(const q8_t a[MAC_DENSE_UNITS], const q8_t b0[MAC_DENSE_UNITS],
 void mac_array_sp(const q8_t a[MAC_SP_UNITS], const q8_t b0[MAC_SP_UNITS],
                   const q8_t b1[MAC_SP_UNITS], prod_t p0[MAC_SP_UNITS], prod_t p1[MAC_SP_UNITS]);
 
+/* 1: the position path's units [0, MAC_DENSE_UNITS) are LUT multipliers of
+ * its own (mac_array_pos) instead of a second mac_array: a board whose
+ * position path is a DATAFLOW loop (CTRAIN_SPARSE_DATAFLOW, so no sharing)
+ * and whose DSPs cannot pay a second array (the Pynq-Z2).  DSP48E1 boards
+ * only: the position path makes one product per PE there (p1 is 0). */
+#ifndef CTRAIN_SPARSE_POS_MUL_LUT
+#define CTRAIN_SPARSE_POS_MUL_LUT 0
+#endif
+#if CTRAIN_SPARSE_POS_MUL_LUT
+#if CTRAIN_DSP_INT8 != 1
+#error "CTRAIN_SPARSE_POS_MUL_LUT: a DSP48E1 board's (one product per position PE)"
+#endif
+void mac_array_pos(const q8_t a[MAC_DENSE_UNITS], const q8_t b0[MAC_DENSE_UNITS],
+                   const q8_t b1[MAC_DENSE_UNITS], prod_t p0[MAC_DENSE_UNITS],
+                   prod_t p1[MAC_DENSE_UNITS]);
+#endif
+
 #endif

@@ -495,10 +495,11 @@ static spp_item spp_item_of(const spp_plan &g, int k) {
 #pragma HLS INLINE off
     spp_item it;
     const int grp = k / g.bands;   /* once per item */
-    const int band = k - grp * g.bands;
-    it.b0 = grp * g.nb;
+    /* groups < 2^11, bands and rows < 2^10, images < 2^11: narrow products */
+    const int band = k - (dim_t)grp * (dim_t)g.bands;
+    it.b0 = (dim_t)grp * (dim_t)g.nb;
     it.nbi = g.n - it.b0 < g.nb ? g.n - it.b0 : g.nb;
-    it.y0 = band * g.br;
+    it.y0 = (dim_t)band * (dim_t)g.br;
     it.bri = g.oh - it.y0 < g.br ? g.oh - it.y0 : g.br;
     return it;
 }
@@ -768,7 +769,7 @@ static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, c
      * band filled with data, is zeroed first (unless the caller has:
      * zeroed). */
     if (!zeroed && g.bands > 1 && (lo + g.ey > it.y0 || hi < top))
-        spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + g.tail + SP_P - 1)).q);
+        spp_clear<SP_WD>(win, spp_qm_of((uint32_t)((ap_uint<12>)g.red * (ap_uint<20>)g.cs) + g.tail + SP_P - 1).q);
     if (hi <= lo)
         return;
     const uint32_t plane = (uint32_t)g.sh * g.sw;
@@ -1089,7 +1090,11 @@ step:
             sb1[q] = 0;
 #endif
         }
+#if CTRAIN_SPARSE_POS_MUL_LUT
+        mac_array_pos(ma, mb0, mb1, mp0, mp1);
+#else
         mac_array(ma, mb0, mb1, mp0, mp1);
+#endif
         mac_array_sp(sa, sb0, sb1, sp0, sp1);
         prod_t m[SP_P], m1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=m type=complete
@@ -1195,7 +1200,7 @@ static void spp_load_p(ddr_t *ddr, const spp_plan g, const spp_job j, spp_pair &
 #pragma HLS INLINE off
     CTRAIN_PIPE_STAGE(0);
     const spp_item it = spp_item_of(g, lp.k);
-    spp_clear<SP_WD>(win, spp_qm_of((uint32_t)(g.red * g.cs + g.tail + SP_P - 1)).q);
+    spp_clear<SP_WD>(win, spp_qm_of((uint32_t)((ap_uint<12>)g.red * (ap_uint<20>)g.cs) + g.tail + SP_P - 1).q);
     spp_load_window(ddr, g, j.wsrc, it, win, true);
     if (j.rows_in) {
         /* junk positions hold 0 (WG: they add nothing to a kept weight's sum) */
@@ -1403,7 +1408,7 @@ spp_positions:
      * one band rows too) and the WG errors' junk positions are never loaded
      * (spp_load_window, below). */
     if (g.ey > 0 || g.ex > 0) {
-        const uint32_t words = spp_qm_of((uint32_t)(g.red * g.cs + g.tail + SP_P - 1)).q;
+        const uint32_t words = spp_qm_of((uint32_t)((ap_uint<12>)g.red * (ap_uint<20>)g.cs) + g.tail + SP_P - 1).q;
         spp_clear<SP_WD>(win[0], words);
         spp_clear<SP_WD>(win[1], words);
     }

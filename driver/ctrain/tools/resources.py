@@ -141,7 +141,7 @@ PE_LOOPS = {"pass_step": "pe_array", "step": "sp_steps"}
 #: units dense and sparse share) and `mac_array_sp` (the position path's
 #: own): the PE loops' products are the operands they write into the b0 and
 #: b1 inputs (pe_products).
-MAC_FUNCTIONS = ("mac_array", "mac_array_sp")
+MAC_FUNCTIONS = ("mac_array", "mac_array_sp", "mac_array_pos")
 #: The packed-multiply helper of hls/mac2.h: a*b0 and a*b1 from one DSP48E2
 #: (CTRAIN_DSP_INT8 2), recognised by name (module docstring, "Multipliers").
 PACKED_MUL = "mul2"

@@ -72,13 +72,13 @@
  * perf --model cnv --sparsity 0.8).  768 since session 12, in the LUTs the
  * later sessions freed (the shared WG kernel store among them): LUT 80.1% ->
  * 83.9%; CNV-80% at batch 64 205.74M -> 196.42M cycles, FP+EB+WG 0.39 ->
- * 0.37 of dense (832 would take 85.9%).  576 since session 13, when the
+ * 0.37 of dense (832 would take 85.9%).  512 since session 13, when the
  * estimate began to count the lane <-> bank selects of the buffers' bursts
- * (docs/overlay.md "Resource estimate"): 768 takes 90.2% of the LUTs by that
- * count, 640 86.3%, 576 84.4%; CNV-80% 196.42M -> 223.29M cycles (640
- * with 1536-entry lists: 84.7%, 229.91M). */
+ * (docs/overlay.md "Resource estimate": 768 took 90.2% of the LUTs by that
+ * count) and the pair loop became a DATAFLOW loop here too (below): its
+ * window reloads hidden, CNV-80% 196.42M -> 157.77M cycles (LUT 84.0%). */
 #define CTRAIN_SPARSE_LIST_BRAM 1
-#define CTRAIN_SPARSE_WDEPTH 576
+#define CTRAIN_SPARSE_WDEPTH 512
 #define CTRAIN_SPARSE_LIST 2048
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
@@ -95,5 +95,13 @@
 /* int8 products per DSP slice: 2 packs two sharing an operand into one
  * DSP48E2 multiply (hls/mac2.h, Xilinx WP486); 1 on DSP48E1. */
 #define CTRAIN_DSP_INT8 1
+
+/* The sparse position path's pair loop a DATAFLOW loop (sconv.h), so the
+ * MAC array is one instance per caller (mac_array.h); the position path's
+ * share of it LUT multipliers (CTRAIN_SPARSE_POS_MUL_LUT: 16 products, 1K
+ * LUTs), since a second array's 32 DSP48E1 would take the DSPs to 97%. */
+#define CTRAIN_MAC_SHARED 0
+#define CTRAIN_SPARSE_DATAFLOW 1
+#define CTRAIN_SPARSE_POS_MUL_LUT 1
 
 #endif

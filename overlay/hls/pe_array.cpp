@@ -84,7 +84,10 @@ pass_step:
             wa = g.wbase + wtile + wsub + wy + wx;
             aa = asub + ay + ax;
         }
-        if (!live)
+        /* no column operand read where there is none: a dead step, or the
+         * bias tap's run (its operand the constant 1, below; aa can point
+         * into the padding there) */
+        if (!live || brun)
             aa = 0;
         /* The first run of OUTER visits every position once: the errors'
          * sum is the bias gradient (an adder tree over lanes per row). */

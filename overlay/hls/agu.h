@@ -214,6 +214,21 @@ static inline void agu_count(bool write, uint32_t addr, uint64_t len, int ii, in
 #endif
 }
 
+/* Step t of a byte-per-cycle burst loop (AGU_II_FILL: t < beats x W, the
+ * beat read at its lane 0 into w): whether lane t % W is one of the
+ * burst's, its byte v and its index i within the burst. */
+static inline bool agu_byte(const ddr_t *ddr, const agu_burst &g, uint32_t t, beat_t &w, q8_t &v,
+                            uint32_t &i) {
+#pragma HLS INLINE
+    const uint32_t b = t / DDR_BEAT;
+    const int l = (int)(t % DDR_BEAT);
+    if (l == 0)
+        w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
+    v = (q8_t)beat_lane(w, l);
+    i = agu_index(g, b, l);
+    return l >= agu_lo(g, b) && l < agu_hi(g, b);
+}
+
 /* ddr[addr .. addr+len) -> buf[0 .. len), int8 elements, a byte per cycle
  * (AGU_II_FILL): one write per cycle, no lane crossbar into the banks. */
 template <int N>
@@ -228,12 +243,10 @@ rd_q8:
     for (uint32_t t = 0; t < g.beats * DDR_BEAT; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=N+DDR_BEAT
-        const uint32_t b = t / DDR_BEAT;
-        const int l = (int)(t % DDR_BEAT);
-        if (l == 0)
-            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
-        if (l >= agu_lo(g, b) && l < agu_hi(g, b))
-            buf[agu_index(g, b, l)] = (q8_t)beat_lane(w, l);
+        q8_t v;
+        uint32_t i;
+        if (agu_byte(ddr, g, t, w, v, i))
+            buf[i] = v;
     }
 }
 
@@ -252,13 +265,10 @@ rd_q8_sum:
     for (uint32_t t = 0; t < g.beats * DDR_BEAT; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=N+DDR_BEAT
-        const uint32_t b = t / DDR_BEAT;
-        const int l = (int)(t % DDR_BEAT);
-        if (l == 0)
-            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
-        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
-            const q8_t v = (q8_t)beat_lane(w, l);
-            buf[agu_index(g, b, l)] = v;
+        q8_t v;
+        uint32_t i;
+        if (agu_byte(ddr, g, t, w, v, i)) {
+            buf[i] = v;
             sum += v;
         }
     }
@@ -282,15 +292,12 @@ rd_q8_lane:
     for (uint32_t t = 0; t < g.beats * DDR_BEAT; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM*DDR_BEAT
-        const uint32_t b = t / DDR_BEAT;
-        const int l = (int)(t % DDR_BEAT);
-        if (l == 0)
-            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
-        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
-            const q8_t v = (q8_t)beat_lane(w, l);
+        q8_t v;
+        uint32_t i;
+        if (agu_byte(ddr, g, t, w, v, i)) {
             for (int k = 0; k < K; k++) {
 #pragma HLS UNROLL
-                win[k][at + agu_index(g, b, l)][lane] = v;
+                win[k][at + i][lane] = v;
             }
         }
     }
@@ -313,12 +320,9 @@ rd_q8_strided:
     for (uint32_t t = 0; t < g.beats * DDR_BEAT; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH*DDR_BEAT
-        const uint32_t b = t / DDR_BEAT;
-        const int l = (int)(t % DDR_BEAT);
-        if (l == 0)
-            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
-        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
-            const q8_t v = (q8_t)beat_lane(w, l);
+        q8_t v;
+        uint32_t i;
+        if (agu_byte(ddr, g, t, w, v, i)) {
             for (int k = 0; k < K; k++) {
 #pragma HLS UNROLL
                 win[k][pos][lane] = v;
@@ -346,13 +350,9 @@ rd_q8_rows:
     for (uint32_t t = 0; t < g.beats * DDR_BEAT; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*DDR_BEAT
-        const uint32_t b = t / DDR_BEAT;
-        const int l = (int)(t % DDR_BEAT);
-        if (l == 0)
-            w = ddr_get(ddr, g.first + b, agu_lo(g, b), agu_hi(g, b));
-        if (l >= agu_lo(g, b) && l < agu_hi(g, b)) {
-            const uint32_t i = agu_index(g, b, l);
-            const q8_t v = (q8_t)beat_lane(w, l);
+        q8_t v;
+        uint32_t i;
+        if (agu_byte(ddr, g, t, w, v, i)) {
             buf[i][lane][0] = v;
             if (add)
                 sums[i] += v;

@@ -17,14 +17,14 @@ def estimates():
     return {b: resources.estimate(b) for b in boards.BOARDS}
 
 
-#: Boards over the margin since the estimate counts the lane <-> bank selects
-#: of the buffers' bursts (docs/overlay.md "Where the design stands"): their
-#: next LUTs are the dense unit's burst paths'. Strict: the test says when one fits.
-OVER_BUDGET = {"aup_zu3", "ultra96"}
+#: Boards over the margin since the estimate counts the pipelined datapaths'
+#: adders and shifters (session 14: every board, LUT 2.7-3.6x the chip;
+#: docs/overlay.md "Where the design stands"). Strict: the test says when one fits.
+OVER_BUDGET = set(boards.BOARDS)
 
 
 @pytest.mark.parametrize("board", [
-    pytest.param(b, marks=pytest.mark.xfail(strict=True, reason="LUT over 85% by the lane-select count"))
+    pytest.param(b, marks=pytest.mark.xfail(strict=True, reason="LUT over 85% by the fabric arithmetic"))
     if b in OVER_BUDGET else b for b in boards.BOARDS])
 def test_shipped_boards_fit_with_margin(estimates, board):
     est = estimates[board]
@@ -218,7 +218,8 @@ def test_partitioning_and_dividers_follow_the_sources(copied_sources):
 
 def test_format_resources(estimates, tmp_path):
     text = resources.format_resources(estimates["kv260"])
-    assert text.startswith("kv260: fits") and "bram36" in text and "uram" in text
+    verdict = "fits" if estimates["kv260"].fits else "does NOT fit"
+    assert text.startswith(f"kv260: {verdict}") and "bram36" in text and "uram" in text
     big = resources.estimate("pynq_z2", config=_with("pynq_z2", tmp_path, PE_ROWS=16, PE_COLS=16))
     assert "does NOT fit" in resources.format_resources(big)
 
@@ -367,7 +368,11 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
     macs = _products(boards.get(board))
     m = boards.get(board).macros
     inst = 2 if m.get("MAC_SHARED", "1") == "0" and m.get("SPARSE_POS_MUL_LUT", "0") == "0" else 1
-    sites = [i for i in before.items if "mul2(" in i.name]
+    sites = [i for i in before.items if i.kind == "mul" and "mul2(" in i.name]
+    fixes = [i for i in before.items if i.kind == "add" and "mul2(" in i.name]
+    # DSP48E2 packing: each packed unit's p1 sign correction is a 17-bit fabric adder
+    assert sum(i.count for i in fixes) == (sum(i.count for i in sites) if per_dsp == 2 else 0)
+    assert all(i.lut == 17 * i.count for i in fixes)
     assert [i.name.split(":")[0] for i in sites] == ["mac_array"] + ["mac_array_sp"] * (per_dsp == 2)
     site = [i for i in sites if i.name.startswith("mac_array:mac_units: mul2(")]
     assert len(site) == 1 and 2 * site[0].count == inst * macs
@@ -612,3 +617,30 @@ void lanes_top(q8_t v, int h, int m) {
     assert mux["lanes_sub: b[h]"].lut == 8                        # the copy's 2:1, in the caller
     assert mux["lanes_group: b[g0 * 16 + r][1]"].lut == 16 * 8 * 1   # 4 groups: 4:1
     assert not [k for k in mux if k.startswith("lanes_disjoint")]   # copy k: banks [k][.] only
+
+
+def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
+    """Fabric arithmetic (kind "add"): each value +/- and run-time shift of a
+    pipelined loop, per unrolled copy, at its declared width; through inline
+    functions (a constant argument is a constant there); not an index, a loop
+    header, a shift by a constant or an unrolled lane added to an aligned base."""
+    b = boards.get("aup_zu3")
+    sp_p = b.pe_lanes * b.pe_rows * b.pe_cols
+    items = {i.name: i for i in estimates["aup_zu3"].items if i.kind == "add"}
+    # the position path's per-PE accumulators (48-bit pe_sum_t) and quantizers
+    acc = items["spp_compute_p: sp_steps: (j == 0 ? pe_sum_t(0) : acc[p]) + m[p]"]
+    acc1 = items["spp_compute_p: sp_steps: (j == 0 ? pe_sum_t(0) : acc1[p]) + m1[p]"]
+    assert (acc.count, acc.lut) == (sp_p, sp_p * 48) and (acc1.count, acc1.lut) == (sp_p, sp_p * 48)
+    shift = items["spp_compute_p: rshift_round: (x + ((wide_t)1 << (s - 1))) >> s"]
+    assert shift.count == sp_p and shift.lut == sp_p * 64 * 3   # 6 stages, two per LUT6
+    # the rounding constant depends on no PE: one decoder
+    assert items["spp_compute_p: rshift_round: (wide_t)1 << (s - 1)"].count == 1
+    # aligned lane addresses (k + j, k stepped by the lanes) are ORs
+    assert not [n for n in items if n.endswith("agu_rd_wide: k + j")]
+    assert not [n for n in items if "beat_lane: w >> (8 * l)" in n and n.startswith("add_load")]
+    before = resources.estimate("aup_zu3", directory=str(copied_sources))
+    _insert_after(copied_sources / "sconv.cpp", "            j[p] += g.dj;\n",
+                  "            x[p] += u[p] + j[p];\n")
+    after = resources.estimate("aup_zu3", directory=str(copied_sources))
+    assert after.resources["lut"]["used"] - before.resources["lut"]["used"] == 2 * sp_p * 32
+    assert resources.shifter_luts(64) == 192 and resources.shifter_luts(8) == 16

@@ -145,6 +145,10 @@ MAC_FUNCTIONS = ("mac_array", "mac_array_sp", "mac_array_pos")
 #: The packed-multiply helper of hls/mac2.h: a*b0 and a*b1 from one DSP48E2
 #: (CTRAIN_DSP_INT8 2), recognised by name (module docstring, "Multipliers").
 PACKED_MUL = "mul2"
+#: The packed multiply's fabric part (hls/mac2.h, WP486): the pre-adder is
+#: the DSP48E2's (A:D), the second product's sign correction `p1 = (wide >>
+#: 18) + lo[17]` a 17-bit adder in fabric per DSP.
+PACKED_FIX_BITS = 17
 #: PE loops whose second products (the MAC array's b1 inputs) are not always
 #: used (sp_steps: WG's pair of kept weights, FP/EB's pair of tiles when an
 #: item has two or more): one int8 product per unit in the peak, the
@@ -466,6 +470,9 @@ class _Widths:
             w = src.types.width(m.group(1))
             if w and m.group(2) not in self.names:
                 self.names[m.group(2)] = (w, m.group(1))
+                # the declaration's further declarators: `int a = 0, b[N], c;`
+                for name in _more_declarators(decl_text, m.start(2) + len(m.group(2))):
+                    self.names.setdefault(name, (w, m.group(1)))
 
     def of_name(self, name):
         base = name.split(".")
@@ -494,6 +501,32 @@ class _Widths:
         if not ids:
             return 32
         return max(min(self.of_name(i), 64) for i in ids)
+
+
+def _more_declarators(text, i):
+    """The names declared after the first in a declaration statement that
+    continues at text[i] (`, b[N], c = 0;`), or [] where text[i:] is not one
+    (a parameter list goes on with a type, a statement ends at `;`)."""
+    names, depth, j = [], 0, i
+    if text[i:].lstrip().startswith("("):
+        return names   # a function
+    while j < len(text):
+        ch = text[j]
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            if depth == 0:
+                return names
+            depth -= 1
+        elif ch in ";{}" and depth == 0:
+            return names
+        elif ch == "," and depth == 0:
+            m = re.match(r"\s*([A-Za-z_]\w*)\s*([=\[;,])", text[j + 1:])
+            if not m:
+                return names
+            names.append(m.group(1))
+        j += 1
+    return names
 
 
 def dsp_per_mul(a, b, kind, result=None):
@@ -725,9 +758,13 @@ def packed_muls(src, instances, dsp_int8):
             continue
         loops = [lp.label for lp in enclosing(cf.loops, pos) if lp.label]
         how = "packed: one DSP48E2 (WP486)" if per == 1 else "two plain products"
-        it = Item("mul", f"{caller}:{loops[-1] if loops else '-'}: {PACKED_MUL}({', '.join(args[:3])})", n,
-                  f"8x8 bit x2, {how}, {per} DSP each", dsp=n * per, products=2 * n)
-        items.append(it)
+        name = f"{caller}:{loops[-1] if loops else '-'}: {PACKED_MUL}({', '.join(args[:3])})"
+        items.append(Item("mul", name, n, f"8x8 bit x2, {how}, {per} DSP each", dsp=n * per,
+                          products=2 * n))
+        if per == 1:
+            items.append(Item("add", name + ": p1 correction", n,
+                              f"{PACKED_FIX_BITS}-bit adder in fabric, {PACKED_FIX_BITS} LUT each",
+                              lut=n * adder_luts(PACKED_FIX_BITS)))
     return items
 
 
@@ -1057,6 +1094,246 @@ def _split_top(s, op):
     return [p for p in out if p.strip()] if len(out) > 1 else [s]
 
 
+# ----------------------------------------------------------------- fabric arithmetic
+
+#: Binary + and - (and += -=) on values, and shifts: what `fabric_arith` counts.
+_ARITH = re.compile(r"(?<![+\-<>=!&|*/%^])(\+=|-=|<<=|>>=|<<|>>|\+(?![+=])|-(?![-=>]))")
+#: `x * ((T)1 << s)`: a product by a run-time power of two, a shift
+#: (_operators leaves it to fabric_arith).
+_SHIFT_MUL = re.compile(r"\*\s*\(\s*\(\s*[\w:<>]+\s*\)\s*1\s*<<\s*([^;]+?)\)\s*[;,)]")
+#: Words before a `-` or `+` that make it unary.
+_NOT_OPERANDS = {"return", "case", "else", "const"}
+
+
+def adder_luts(w):
+    """A W-bit adder or subtractor: one LUT6 per bit on the carry chain (UG574, CARRY8)."""
+    return w
+
+
+def shifter_luts(w):
+    """A W-bit shift by a run-time amount: log2(W) stages of 2:1 selects,
+    two stages per LUT6 (a 4:1 mux per bit per LUT6)."""
+    return w * ((max(1, (w - 1).bit_length()) + 1) // 2)
+
+
+def _scopes(body):
+    """Per position of a function body: the [] depth (an index, an address:
+    not counted) and whether it is inside a for/while header (loop control)."""
+    depth, sub, head = 0, [0] * len(body), [False] * len(body)
+    for i, ch in enumerate(body):
+        if ch == "[":
+            depth += 1
+        sub[i] = depth
+        if ch == "]":
+            depth -= 1
+    for m in re.finditer(r"\b(?:for|while)\s*\(", body):
+        end = body.find("{", m.end())
+        close = _match_paren_at(body, m.end() - 1)
+        for j in range(m.end() - 1, close + 1 if close >= 0 else (end if end >= 0 else len(body))):
+            head[j] = True
+    return sub, head
+
+
+def _match_paren_at(text, i):
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "(":
+            depth += 1
+        elif text[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+    return -1
+
+
+def _paren_left(text):
+    """The parenthesised operand that ends `text` (any nesting), else ""."""
+    t = text.rstrip()
+    if not t.endswith(")"):
+        return ""
+    depth = 0
+    for i in range(len(t) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(t[i], 0)
+        if depth == 0:
+            return t[i:]
+    return ""
+
+
+class _ArithWalk:
+    """fabric_arith's walk: each non-inline function copy with the inline
+    functions it calls, their parameters' constness and copy factors carried
+    in from each call site."""
+
+    def __init__(self, src):
+        self.src = src
+        self.sites = {}
+        for s in src.call_sites():
+            self.sites.setdefault(s[0], []).append(s)
+        self.scopes = {}
+        self.found = {}   # (root, function, op, left, right) -> [copies, LUT each, detail]
+
+    def const(self, f, pos, expr, consts):
+        """Whether every identifier of `expr` is a constant in each copy: a
+        macro, a template parameter, an unrolled loop's index, a type, or a
+        parameter the call site passes a constant."""
+        unrolled = self.src.unrolled_vars(f, pos)
+        for i in _IDENT_RE.findall(re.sub(r"\(\s*(?:const\s+)?[\w:<> ]+\s*\)", " ", expr)):
+            if self.src.macros.eval(i) is not None or i in f.template or i in unrolled or i in consts \
+                    or self.src.types.known(i) or i in ("sizeof", "true", "false"):
+                continue
+            return False
+        return True
+
+    def factor(self, f, names, pfac):
+        """The copies the call chain makes of an expression over `names`: the
+        largest factor of the parameters it depends on."""
+        deps = self.src.depends(f, names)
+        return max([pfac[p] for p in deps if p in pfac], default=1)
+
+    def walk(self, root, f, base, pfac, consts, piped, stack):
+        if f.name not in self.scopes:
+            self.scopes[f.name] = _scopes(f.body)
+        sub, head = self.scopes[f.name]
+        widths = _Widths(self.src, f)
+        seen = set()
+        for m in _ARITH.finditer(f.body):
+            op, pos = m.group(1), m.start()
+            if sub[pos] or head[pos] or not (piped or self.src.in_pipeline(f, pos)):
+                continue
+            o = self.operation(f, op, pos, consts)
+            if o is None:
+                continue
+            left, right, lc, rc = o
+            key = (op, re.sub(r"\s+", "", left), re.sub(r"\s+", "", right))
+            if key in seen:
+                continue   # the same expression again in the copy: computed once
+            seen.add(key)
+            names = _IDENT_RE.findall(left + " " + right)
+            n = base * self.factor(f, names, pfac) * self.src.unroll_factor(f, pos, names)
+            if op.startswith(("<<", ">>")):
+                w = min(widths.of(left), 64)
+                each, what = (w, f"{w}-bit decoder (a constant shifted)") if lc else \
+                    (shifter_luts(w), f"{w}-bit shifter")
+            else:
+                w = min(max(widths.of(left), widths.of(right)), 64)
+                each, what = adder_luts(w), f"{w}-bit adder"
+            k = (root, f.name, op, left.strip(), right.strip())
+            cur = self.found.setdefault(k, [0, each, what])
+            cur[0] += n
+        for m in _SHIFT_MUL.finditer(f.body):
+            pos = m.start()
+            if sub[pos] or head[pos] or not (piped or self.src.in_pipeline(f, pos)):
+                continue
+            left = _operand(f.body[f.body.rfind("\n", 0, pos) + 1:pos], "left")
+            if not left or self.const(f, pos, left, consts) or \
+                    self.const(f, pos, m.group(1), consts):
+                continue
+            names = _IDENT_RE.findall(left + " " + m.group(1))
+            n = base * self.factor(f, names, pfac) * self.src.unroll_factor(f, pos, names)
+            w = min(widths.of(left), 64)
+            k = (root, f.name, "* 2^", left.strip(), m.group(1).strip())
+            self.found.setdefault(k, [0, shifter_luts(w), f"{w}-bit shifter (a product by a power of two)"])
+            self.found[k][0] += n
+        for _, callee, pos, args, _ in self.sites.get(f.name, []):
+            g = self.src.functions[callee]
+            if not g.inline or callee in stack or callee == PACKED_MUL:
+                continue
+            gc, gf = set(), {}
+            for i, (_, pname, _) in enumerate(g.params):
+                if i >= len(args):
+                    continue
+                ids = _IDENT_RE.findall(args[i])
+                if self.const(f, pos, args[i], consts):
+                    gc.add(pname)
+                gf[pname] = self.src.unroll_factor(f, pos, ids) * self.factor(f, ids, pfac)
+            self.walk(root, g, base, gf, gc, piped or self.src.in_pipeline(f, pos), stack + (callee,))
+
+    def operation(self, f, op, pos, consts):
+        """(left, right, left constant, right constant), or None where there is
+        nothing to count: a unary sign, a preprocessor line, constants on both
+        sides, a shift by a constant (wiring), or an unrolled lane added to an
+        aligned base (an OR: `k + j`, k a multiple of the lanes)."""
+        body = f.body
+        start = body.rfind("\n", 0, pos) + 1
+        if body[start:pos].lstrip().startswith("#"):
+            return None
+        before = body[start:pos]
+        if op.endswith("=") and op not in ("<<", ">>"):
+            lm = re.search(r"([\w.]+(?:\s*\[[^\]]*\])*)\s*$", before)
+            left = lm.group(1) if lm else ""
+        else:
+            left = _operand(before, "left") or _paren_left(before)
+        right = _operand(body[pos + len(op):], "right")
+        if not left or not right or left.strip() in _NOT_OPERANDS:
+            return None
+        lc, rc = self.const(f, pos, left, consts), self.const(f, pos, right, consts)
+        if (lc and rc) or (op.startswith(("<<", ">>")) and rc):
+            return None
+        if op == "+":
+            for lane, other in ((right, left), (left, right)):
+                lp = self.lane_loop(f, pos, lane.strip())
+                if lp and self.aligned_to(f, pos, other.strip(), lp):
+                    return None
+        return left, right, lc, rc
+
+    def lane_loop(self, f, pos, name):
+        """The unrolled loop whose index `name` is, where its trip count is a
+        power of two in every instantiation (its values then fit under a base
+        aligned to it)."""
+        for lp in enclosing(f.loops, pos):
+            if lp.unrolled and lp.var == name and lp.bound:
+                vals = [v for v in self.src.eval_in(f, lp.bound) if v]
+                if vals and len(vals) == len(self.src.eval_in(f, lp.bound)) and \
+                        all(v & (v - 1) == 0 for v in vals):
+                    return lp
+        return None
+
+    def aligned_to(self, f, pos, base, lp):
+        """Whether `base` holds only multiples of lp's trip count: a variable
+        set to 0 and stepped by the loop's bound itself (`k += AGU_LANES(SIZE)`
+        beside `j < AGU_LANES(SIZE)`, in every instantiation), or aligned to
+        its largest value by _aligned's rules."""
+        bound = re.sub(r"\s+", "", lp.bound)
+        if re.fullmatch(r"[A-Za-z_]\w*", base):
+            sets = re.findall(rf"\b{base}\s*=(?!=)\s*([^;]+);", f.body)
+            steps = re.findall(rf"\b{base}\s*\+=\s*([^;]+);", f.body)
+            if steps and all(re.sub(r"\s+", "", x) == "0" for x in sets) and \
+                    all(re.sub(r"\s+", "", x) == bound for x in steps) and \
+                    not re.search(rf"(\+\+|--)\s*{base}\b|\b{base}\s*(\+\+|--|-=|\*=|/=)", f.body):
+                return True
+        vals = [v for v in self.src.eval_in(f, lp.bound) if v]
+        return _Alignment(self.src, f, pos, max(vals)).term_ok(base, 0, False)
+
+
+_IDENT_RE = re.compile(r"[A-Za-z_]\w*")
+
+
+def fabric_arith(src, instances):
+    """Items (kind "add", LUTs) for the adders, subtractors and shifters of the
+    pipelined datapaths (module docstring, "Fabric arithmetic"): every value
+    `+`, `-`, `+=`, `-=` and every shift by a run-time amount in a pipelined
+    loop (or a pipelined copy), per copy of the loop body and of the function,
+    through the inline functions it calls (a parameter passed a constant is a
+    constant there). Not counted: indices and addresses (inside `[]`), loop
+    headers, the sequential FSMs' arithmetic (control), comparators."""
+    walk = _ArithWalk(src)
+    for f in src.functions.values():
+        if f.inline or f.name == PACKED_MUL:
+            continue
+        pc, sc = instances.get(f.name, (0, 0))
+        if pc + sc:
+            walk.walk(f.name, f, pc + sc, {}, set(), pc > 0 and sc == 0, (f.name,))
+    items = []
+    for (root, fname, op, left, right), (n, each, what) in walk.found.items():
+        if n:
+            name = f"{root}: {fname}: {left} {op} {right}" if root != fname else \
+                f"{fname}: {left} {op} {right}"
+            it = Item("add", name, n, f"{what}, {each:g} LUT each")
+            it.lut = n * each
+            items.append(it)
+    return items
+
+
 # ----------------------------------------------------------------- the estimate
 
 #: Estimates already made, keyed by their arguments and the sources' stat
@@ -1104,6 +1381,7 @@ def _estimate(board, directory, config):
     items += multiplexers(src, arrs, copies)
     items += shared_selects(src)
     items += axi_adapters(src, b)
+    items += fabric_arith(src, inst)
     used = {r: sum(getattr(i, r) for i in items) for r in RESOURCES}
     avail = {"dsp": b.chip_dsp, "bram36": b.chip_bram36, "uram": b.chip_uram, "lut": b.chip_lut}
     return Estimate(b.name, {r: {"used": used[r], "available": avail[r]} for r in RESOURCES}, items,

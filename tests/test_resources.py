@@ -627,14 +627,21 @@ def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     b = boards.get("aup_zu3")
     sp_p = b.pe_lanes * b.pe_rows * b.pe_cols
     items = {i.name: i for i in estimates["aup_zu3"].items if i.kind == "add"}
-    # the position path's per-PE accumulators (48-bit pe_sum_t) and quantizers
-    acc = items["spp_compute_p: sp_steps: (j == 0 ? pe_sum_t(0) : acc[p]) + m[p]"]
-    acc1 = items["spp_compute_p: sp_steps: (j == 0 ? pe_sum_t(0) : acc1[p]) + m1[p]"]
-    assert (acc.count, acc.lut) == (sp_p, sp_p * 48) and (acc1.count, acc1.lut) == (sp_p, sp_p * 48)
-    shift = items["spp_compute_p: rshift_round: (x + ((wide_t)1 << (s - 1))) >> s"]
-    assert shift.count == sp_p and shift.lut == sp_p * 64 * 3   # 6 stages, two per LUT6
-    # the rounding constant depends on no PE: one decoder
-    assert items["spp_compute_p: rshift_round: (wide_t)1 << (s - 1)"].count == 1
+    # the position path's per-PE accumulators: log2(SP_LIST) + 16 bits
+    # (spp_acc_t: 2048 kept weights a chunk, 27 bits)
+    bits = math.ceil(math.log2(int(b.macros["SPARSE_LIST"]))) + 16
+    acc = items["spp_compute_p: sp_steps: (j == 0 ? spp_acc_t(0) : acc[p]) + m[p]"]
+    acc1 = items["spp_compute_p: sp_steps: (j == 0 ? spp_acc_t(0) : acc1[p]) + m1[p]"]
+    assert bits == 27 and (acc.count, acc.lut) == (sp_p, sp_p * bits) == (acc1.count, acc1.lut)
+    # its quantizers: CTRAIN_SPARSE_QUANT of them (the drain), 64-bit shifters
+    q = int(b.macros.get("SPARSE_QUANT", "16"))
+    shift = items["spp_compute_p: quant8: (x + ((wide_t)1 << (s - 1))) >> s"]
+    assert shift.count == q and shift.lut == q * 64 * 3   # 6 stages, two per LUT6
+    # the left shift on a byte: 3 stages
+    assert items["spp_compute_p: quant8: b << k"].lut == q * 8 * 2
+    # the rounding constant depends on no PE: one decoder; constants are free
+    assert items["spp_compute_p: quant8: (wide_t)1 << (s - 1)"].count == 1
+    assert not [n for n in items if n.endswith("SP_QD - 1u")]
     # aligned lane addresses (k + j, k stepped by the lanes) are ORs
     assert not [n for n in items if n.endswith("agu_rd_wide: k + j")]
     assert not [n for n in items if "beat_lane: w >> (8 * l)" in n and n.startswith("add_load")]
@@ -642,5 +649,6 @@ def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     _insert_after(copied_sources / "sconv.cpp", "            j[p] += g.dj;\n",
                   "            x[p] += u[p] + j[p];\n")
     after = resources.estimate("aup_zu3", directory=str(copied_sources))
-    assert after.resources["lut"]["used"] - before.resources["lut"]["used"] == 2 * sp_p * 32
+    # spp_pos_t counters: 20-bit adders (a compound assignment: its target's width)
+    assert after.resources["lut"]["used"] - before.resources["lut"]["used"] == 2 * sp_p * 20
     assert resources.shifter_luts(64) == 192 and resources.shifter_luts(8) == 16

@@ -1601,6 +1601,15 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
     # steps per kept weight of a row (FP, EB: a pair of tiles per step) and per
     # row the pairs' extra steps (the second tile's quantization)
     tiles, extra = (g.T, 0) if g.wg else (_cdiv(g.T, tp), g.T // tp * (tp - 1))
+    # FP, EB: a group of tiles (a pair, or one) takes at least the steps the
+    # SP_Q quantizers drain the previous one in (spp_group_steps: SP_QD a
+    # tile, the pair's extra step one of them; where the instruction pairs
+    # tiles, any group may follow a pair); a sub-chunk's last group's drain
+    # follows its last row
+    qd = _hls_macro(b.name, "SP_QD")
+    pairs = tp == 2 and g.T >= 2
+    drain = 2 * qd - 1 if pairs else qd
+    tail = 0 if g.wg else (2 * qd - 1 if pairs and g.T % 2 == 0 else qd)
     for ci in range(len(bounds) - 1):
         ra, nr = bounds[ci], bounds[ci + 1] - bounds[ci]
         z0 = int(ptr[ra])
@@ -1610,8 +1619,11 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         # sub-chunks: S of q rows (the last fewer), their steps
         S = _cdiv(nr, g.nmax)
         q = _cdiv(nr, S)
-        steps = -(-lens // pair) if g.wg else lens
-        stot = np.add.reduceat(tiles * np.maximum(steps, 1) + extra, np.arange(0, nr, q))
+        if g.wg:
+            row = tiles * np.maximum(-(-lens // pair), 1)
+        else:
+            row = tiles * np.maximum(np.maximum(lens, 1), drain) + extra
+        stot = np.add.reduceat(row, np.arange(0, nr, q)) + tail
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         # (item, sub-chunk) pairs, item-major: pk item, ps sub-chunk, rows [pi0, pi0 + pnr)
         NP = it.k.size * S

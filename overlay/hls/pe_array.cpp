@@ -184,7 +184,7 @@ pass_step:
                     if (g.relu && v < 0) v = 0;
                     if (g.mask && maskb[l][r][pidx] <= 0) v = 0;
                     bool clamped;
-                    const q8_t o = sat8(rshift_round(v, g.sh_out), clamped);
+                    const q8_t o = quant8(v, g.sh_out, clamped);
                     if (l < g.vb && r < vr_t)
                         q_stats_add(st, v, o, clamped);
                     out[l][r][pidx] = o;

@@ -44,6 +44,26 @@ static inline q8_t sat8(wide_t x, bool &clamped) {
     return (q8_t)(x > Q8_MAX ? Q8_MAX : (x < -Q8_MAX ? -Q8_MAX : x));
 }
 
+/* sat8(rshift_round(x, s), clamped), the int8 quantizer of every epilogue,
+ * with the left shift (s < 0) on 8 bits: x * 2^k (k = -s) is within
+ * [-127, 127] exactly when |x| <= 127 >> k (rshift_round's saturation at
+ * Q_TOP is past that too), and then x has at most 7 bits, so the product is
+ * x's byte shifted (k < 8), a 3-stage shifter instead of a 64-bit one. */
+static inline q8_t quant8(wide_t x, int s, bool &clamped) {
+#pragma HLS INLINE
+    if (s > 0)
+        return sat8((x + ((wide_t)1 << (s - 1))) >> s, clamped);   /* rshift_round's */
+    if (s == 0)
+        return sat8(x, clamped);
+    const int k = -s < 8 ? -s : 8;
+    const wide_t top = (wide_t)(Q8_MAX >> k);   /* 0 from k = 7 */
+    clamped = x > top || x < -top;
+    if (clamped)
+        return (q8_t)(x > 0 ? Q8_MAX : -Q8_MAX);
+    const ap_int<8> b = (ap_int<8>)x;   /* |x| <= 63 */
+    return (q8_t)(b << k);
+}
+
 static inline int32_t sat32(wide_t x, bool &clamped) {
 #pragma HLS INLINE
     clamped = x > Q32_MAX || x < -Q32_MAX;

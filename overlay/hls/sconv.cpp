@@ -69,6 +69,34 @@
 #define SP_POS_PAIR CTRAIN_DSP_INT8
 /* One MAC array unit per position PE (mac_array.h). */
 static_assert(MAC_UNITS == SP_P, "the MAC array has a unit per position PE");
+/* FP/EB quantizers of the position path: a finished tile's SP_P sums wait in
+ * a hold register and are quantized SP_Q at a time, SP_QD steps a tile,
+ * while the next tile accumulates (sp_steps).  A row's group of tiles (a
+ * pair on a packing board) then takes at least SP_QD steps per tile, less
+ * the pair's extra step (spp_group_steps), and a sub-chunk SP_QD steps a
+ * tile of its last group after its last list. */
+#define SP_Q CTRAIN_SPARSE_QUANT
+#define SP_QD (SP_P / SP_Q)
+static_assert(SP_P % SP_Q == 0, "CTRAIN_SPARSE_QUANT divides the position PEs");
+/* ceil(log2(n)) for n <= 2^16, as a constant expression the preprocessor and
+ * a template argument both take */
+#define SP_CLOG2(n) (((n) > 1) + ((n) > 2) + ((n) > 4) + ((n) > 8) + ((n) > 16) + ((n) > 32) + ((n) > 64) + ((n) > 128) + ((n) > 256) + ((n) > 512) + ((n) > 1024) + ((n) > 2048) + ((n) > 4096) + ((n) > 8192) + ((n) > 16384) + ((n) > 32768))
+/* Datapath widths as narrow as their bounds (each PE has its own adders):
+ * an FP/EB sum of a row's kept weights (at most SP_LIST int8 x int8
+ * products, |p| <= 2^14, restarted per group) and a WG adder tree over the
+ * PEs (SP_P products) need log2 of the count + 15 bits and a sign. */
+#define SP_ACC_BITS (SP_CLOG2(SP_LIST) + 16)
+#define SP_SUM_BITS (SP_CLOG2(SP_P) + 16)
+typedef ap_int<SP_ACC_BITS> spp_acc_t;
+typedef ap_int<SP_SUM_BITS> spp_sum_t;
+/* WG's bias sums: SP_P int8 errors */
+#define SP_BSUM_BITS (SP_CLOG2(SP_P) + 9)
+typedef ap_int<SP_BSUM_BITS> spp_bsum_t;
+/* A PE's position counters (spp_valid): image j < pj + T (dj + 1) <=
+ * 512 + (SP_OD + 1) x 513 < 2^17, rows and columns below twice a padded
+ * plane's (< 2^11); 20 bits with room. */
+typedef ap_int<20> spp_pos_t;
+static_assert(SP_OD < 768, "spp_pos_t holds a PE's image counter");
 /* WG accumulators: even and odd kept weights in two banks, so a step's two
  * (entries e and e + 1) are one read-modify-write per bank. */
 #define SP_LH ((SP_LIST + 1) / 2)
@@ -906,7 +934,7 @@ spp_rows_wr_images:
  * tile. */
 static void spp_valid(const spp_plan &g, const spp_item &it, const int pj[SP_P],
                       const int pu[SP_P], const int px[SP_P], bool vt[SP_OD][SP_P]) {
-    int j[SP_P], u[SP_P], x[SP_P];
+    spp_pos_t j[SP_P], u[SP_P], x[SP_P];
 #pragma HLS ARRAY_PARTITION variable=j type=complete
 #pragma HLS ARRAY_PARTITION variable=u type=complete
 #pragma HLS ARRAY_PARTITION variable=x type=complete
@@ -950,7 +978,7 @@ spp_bias_words:
     for (uint32_t k = 0; k < words; k++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
-        int sum = 0;   /* |sum| <= SP_P * 128 */
+        spp_bsum_t sum = 0;   /* |sum| <= SP_P * 128 */
         for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
             sum += rb[p][k];
@@ -1004,6 +1032,20 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  *   outer (WG): row i > entries j (and j + 1: SP_WG_PAIR 2) > tile t; an
  *     adder tree per entry sums err * x over the PEs, a register over the
  *     tiles; tacc takes them at the last (entry e at bank e % 2, word e / 2). */
+/* Steps of a row's group of tiles (FP, EB: one tile, or a pair of two on a
+ * packing board) before the pair's extra step: its kept weights (one masked
+ * step for an empty row), and at least the steps the quantizers take to drain
+ * the previous group: SP_QD a tile, the pair's extra step one of them, so
+ * with `pairs` (the instruction pairs tiles: any group may follow a pair)
+ * 2 SP_QD - 1.  Also the drain after a sub-chunk's last group (`pairs`: it
+ * is a pair). */
+static inline uint32_t spp_group_steps(uint32_t len, bool pairs) {
+#pragma HLS INLINE
+    const uint32_t runs = len > 0 ? len : 1u;
+    const uint32_t drain = pairs ? 2u * SP_QD - 1u : (uint32_t)SP_QD;
+    return runs > drain ? runs : drain;
+}
+
 static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t total,
                      const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
                      const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
@@ -1013,7 +1055,7 @@ static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t tot
     /* its loop in execute's scope, where the MAC array is shared (mac_array.h) */
 #pragma HLS INLINE
     CTRAIN_LOOP(pe, 1, total);
-    pe_sum_t acc[SP_P], acc1[SP_P];
+    spp_acc_t acc[SP_P], acc1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete
 #pragma HLS ARRAY_PARTITION variable=acc1 type=complete
     pe_sum_t tsum = 0, tsum1 = 0;
@@ -1022,6 +1064,18 @@ static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t tot
     int rbase = 0;   /* (i - i0) * T, counted */
     uint32_t j = 0;
     uint32_t len = start[i0 + 1] - start[i0];
+    /* FP, EB: the finished tiles' sums (hold[0]: a group's first tile, hold[1]
+     * a pair's second), their rows, output words and tiles, drained SP_Q PEs
+     * a step: chunk dd of tile dh, dq of dn chunks done */
+    spp_acc_t hold[2][SP_P];
+#pragma HLS ARRAY_PARTITION variable=hold type=complete dim=0
+    int hrow[2], hword[2], htile[2];
+#pragma HLS ARRAY_PARTITION variable=hrow type=complete
+#pragma HLS ARRAY_PARTITION variable=hword type=complete
+#pragma HLS ARRAY_PARTITION variable=htile type=complete
+    uint32_t dq = 0, dn = 0;
+    int dd = 0, dh = 0;
+    const bool pairs = SP_POS_PAIR == 2 && g.T >= 2;
 step:
     for (uint32_t s = 0; s < total; s++) {
 #pragma HLS PIPELINE II=1
@@ -1051,7 +1105,7 @@ step:
         spp_rotate(win, b1, r1, x1);
 #endif
         const int ro = rbase + t;
-        const uint32_t runs = len > 0 ? len : 1u;
+        const uint32_t runs = outer ? (len > 0 ? len : 1u) : spp_group_steps(len, pairs);
         /* One unit of the MAC array per PE (mac_array.h): the weight
          * (gather) or its error (outer) times the PE's input, on a packing
          * board times both entries' (gather: tiles') inputs (the second 0
@@ -1110,7 +1164,7 @@ step:
             m1[MAC_DENSE_UNITS + q] = sp1[q];
         }
         if (outer) {
-            int sum = 0, sum1 = 0;   /* adder trees, |sum| <= SP_P * 2^14 */
+            spp_sum_t sum = 0, sum1 = 0;   /* adder trees, |sum| <= SP_P * 2^14 */
             for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
                 sum += m[p];
@@ -1139,30 +1193,58 @@ step:
             }
             continue;
         }
-        /* the list's last product quantizes tile t; a pair's extra step
-         * (j == runs) its second tile, t + 1 */
-        const bool ext = two && j == runs;
-        const bool fin = ext || j + 1 == runs;
-        const int tq = ext ? t + 1 : t;
-        const int rq = ext ? ro + 1 : ro;
+        /* the drain: PEs [dd * SP_Q, dd * SP_Q + SP_Q) of held tile dh
+         * quantized (before this step's fin refills a hold: group steps
+         * leave the drain done by then, spp_group_steps) */
+        if (dq < dn) {
+            const int hr = hrow[dh], hw = hword[dh], ht = htile[dh];
+            for (int q = 0; q < SP_Q; q++) {
+#pragma HLS UNROLL
+                const int pq = dd * SP_Q + q;   /* PE */
+                wide_t v = (wide_t)hold[dh][pq];
+                if (o.bias)
+                    v += rbias[hr];
+                if (o.relu && v < 0) v = 0;
+                if (o.mask && rb[pq][hw] <= 0) v = 0;
+                bool clamped;
+                const q8_t qv = quant8(v, o.sh_out, clamped);
+                if (vt[ht][pq])
+                    q_stats_add(st, v, qv, clamped);
+                out[pq][hw] = qv;
+            }
+            dq++;
+            if (++dd == SP_QD) {
+                dd = 0;
+                dh = 1;
+            }
+        }
+        /* the list's last product finishes tile t; a pair's extra step
+         * (j == runs) its second tile, t + 1; the steps after the last row
+         * (the last drain) finish none */
+        const bool ext = i < iend && two && j == runs;
+        const bool fin = i < iend && !ext && j + 1 == runs;
         for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
             if (!ext) {
-                acc[p] = (j == 0 ? pe_sum_t(0) : acc[p]) + m[p];
-                acc1[p] = (j == 0 ? pe_sum_t(0) : acc1[p]) + m1[p];
+                acc[p] = (j == 0 ? spp_acc_t(0) : acc[p]) + m[p];
+                acc1[p] = (j == 0 ? spp_acc_t(0) : acc1[p]) + m1[p];
             }
-            if (fin) {
-                wide_t v = (wide_t)(ext ? acc1[p] : acc[p]);
-                if (o.bias)
-                    v += rbias[i];
-                if (o.relu && v < 0) v = 0;
-                if (o.mask && rb[p][rq] <= 0) v = 0;
-                bool clamped;
-                const q8_t q = sat8(rshift_round(v, o.sh_out), clamped);
-                if (vt[tq][p])
-                    q_stats_add(st, v, q, clamped);
-                out[p][rq] = q;
-            }
+            if (fin)
+                hold[0][p] = acc[p];
+            if (ext)
+                hold[1][p] = acc1[p];
+        }
+        if (fin) {
+            hrow[0] = i;
+            hword[0] = ro;
+            htile[0] = t;
+            hrow[1] = i;
+            hword[1] = ro + 1;
+            htile[1] = t + 1;
+            dq = 0;
+            dn = two ? 2u * SP_QD : (uint32_t)SP_QD;
+            dd = 0;
+            dh = 0;
         }
         if (++j == runs + (two ? 1u : 0u)) {
             j = 0;
@@ -1403,6 +1485,11 @@ spp_positions:
      * and the rows' extra steps (a pair's second quantization) */
     const uint32_t tiles = g.wg ? (uint32_t)g.T : (uint32_t)(g.T + SP_POS_PAIR - 1) / SP_POS_PAIR;
     const uint32_t extra = g.wg ? 0u : (uint32_t)(g.T / SP_POS_PAIR) * (SP_POS_PAIR - 1);
+    /* FP, EB: each of a row's groups of tiles at least the previous group's
+     * drain, and after a sub-chunk's last row the last group's (a pair
+     * where T is even on a packing board; sp_steps) */
+    const bool pairs = SP_POS_PAIR == 2 && g.T >= 2;
+    const uint32_t tail = g.wg ? 0u : spp_group_steps(0, pairs && g.T % 2 == 0);
 #if CTRAIN_SPARSE_DATAFLOW == 0
     /* Both ping-pong copies zeroed once: the window's padding (columns; with
      * one band rows too) and the WG errors' junk positions are never loaded
@@ -1438,9 +1525,9 @@ spp_chunk:
             const uint32_t len = start[i + 1] - start[i];
             /* WG: SP_WG_PAIR kept weights per step */
             const uint32_t steps = g.wg ? (len + SP_WG_PAIR - 1) / SP_WG_PAIR : len;
-            total += tiles * (steps > 0 ? steps : 1u) + extra;
+            total += g.wg ? tiles * (steps > 0 ? steps : 1u) : tiles * spp_group_steps(len, pairs) + extra;
             if (++in == q || i + 1 == nr) {
-                stot[si++] = total;
+                stot[si++] = total + tail;
                 total = 0;
                 in = 0;
             }

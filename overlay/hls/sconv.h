@@ -75,6 +75,13 @@
 #define CTRAIN_SPARSE_ACC_BRAM CTRAIN_SPARSE_LIST_BRAM
 #endif
 
+/* Quantizers of the position-parallel path (FP, EB): a tile's outputs are
+ * quantized this many per step while the next tile accumulates (sconv.cpp
+ * sp_steps); it divides the position PEs (PE_LANES x PE_ROWS x PE_COLS). */
+#ifndef CTRAIN_SPARSE_QUANT
+#define CTRAIN_SPARSE_QUANT 16
+#endif
+
 /* 1: the position-parallel path's (item, sub-chunk) loop is a DATAFLOW
  * loop (sconv.cpp spp_pairs): pair k + 1 loads while pair k computes and
  * pair k - 1 stores, the window and row buffers its ping-pong channels.

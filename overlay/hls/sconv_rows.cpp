@@ -557,7 +557,7 @@ quantize_rows:
                 if (o.relu && v < 0) v = 0;
                 if (o.mask && mbuf[r][c][x] <= 0) v = 0;
                 bool clamped;
-                const q8_t q = sat8(rshift_round(v, o.sh_out), clamped);
+                const q8_t q = quant8(v, o.sh_out, clamped);
                 q_stats_add(st, v, q, clamped);
                 lanes[r][c][x] = q;
             }
@@ -672,7 +672,7 @@ point_quantize:
             if (o.relu && v < 0) v = 0;
             if (o.mask && mbuf[r][c][t] <= 0) v = 0;
             bool clamped;
-            const q8_t q = sat8(rshift_round(v, o.sh_out), clamped);
+            const q8_t q = quant8(v, o.sh_out, clamped);
             q_stats_add(st, v, q, clamped);
             lanes[r][c][t] = q;
         }

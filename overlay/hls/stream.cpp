@@ -867,7 +867,7 @@ bn_steps:
             if (relu && acc < 0) acc = 0;
             if (mask && gate[i] <= 0) acc = 0;
             bool clamped;
-            const q8_t o = sat8(rshift_round(acc, sh_out), clamped);
+            const q8_t o = quant8(acc, sh_out, clamped);
             if ((uint32_t)j >= a && (uint32_t)j < e)
                 out[i] = o;
             pre[j] = acc;

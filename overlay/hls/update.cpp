@@ -184,7 +184,7 @@ sgd:
             wn[i] = (int32_t)w_new;
             vn[i] = (int32_t)v_new;
             bool clamped;
-            const q8_t qi = sat8(rshift_round(w_new, pr.sh_q), clamped);
+            const q8_t qi = quant8(w_new, pr.sh_q, clamped);
             qw[slot + j] = qi;
             pre[j] = w_new;
             sto[j] = qi;

@@ -1177,6 +1177,7 @@ class _ArithWalk:
         macro, a template parameter, an unrolled loop's index, a type, or a
         parameter the call site passes a constant."""
         unrolled = self.src.unrolled_vars(f, pos)
+        expr = re.sub(r"\b(?:0x[0-9a-fA-F]+|\d+)[uUlL]*\b", " ", expr)   # literals (1u, 0xFF)
         for i in _IDENT_RE.findall(re.sub(r"\(\s*(?:const\s+)?[\w:<> ]+\s*\)", " ", expr)):
             if self.src.macros.eval(i) is not None or i in f.template or i in unrolled or i in consts \
                     or self.src.types.known(i) or i in ("sizeof", "true", "false"):
@@ -1216,6 +1217,10 @@ class _ArithWalk:
                     (shifter_luts(w), f"{w}-bit shifter")
             else:
                 w = min(max(widths.of(left), widths.of(right)), 64)
+                if op in ("+=", "-="):
+                    w = min(widths.of(left), 64)   # the target's bits: the rest are dropped
+                else:
+                    w = min(w, self.target_bits(f, pos, widths))
                 each, what = adder_luts(w), f"{w}-bit adder"
             k = (root, f.name, op, left.strip(), right.strip())
             cur = self.found.setdefault(k, [0, each, what])
@@ -1247,6 +1252,20 @@ class _ArithWalk:
                     gc.add(pname)
                 gf[pname] = self.src.unroll_factor(f, pos, ids) * self.factor(f, ids, pfac)
             self.walk(root, g, base, gf, gc, piped or self.src.in_pipeline(f, pos), stack + (callee,))
+
+    def target_bits(self, f, pos, widths):
+        """Bits of the variable a statement `T x = ...` or `x[i] = ...` assigns
+        the expression at pos to (the adder needs no more: the low bits of
+        a sum depend on the operands' low bits only), else 64."""
+        body = f.body
+        start = max(body.rfind(";", 0, pos), body.rfind("{", 0, pos), body.rfind("}", 0, pos)) + 1
+        m = re.match(r"\s*(?:const\s+)?(?:([\w:]+(?:\s*<[^;>()]*>)?)\s+)?([A-Za-z_][\w.]*)"
+                     r"(?:\s*\[[^\]]*\])*\s*=(?!=)", body[start:pos])
+        if not m:
+            return 64
+        if m.group(1) and self.src.types.width(m.group(1)):
+            return self.src.types.width(m.group(1))
+        return widths.of_name(m.group(2)) if not m.group(1) else 64
 
     def operation(self, f, op, pos, consts):
         """(left, right, left constant, right constant), or None where there is

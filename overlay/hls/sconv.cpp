@@ -78,9 +78,6 @@ static_assert(MAC_UNITS == SP_P, "the MAC array has a unit per position PE");
 #define SP_Q CTRAIN_SPARSE_QUANT
 #define SP_QD (SP_P / SP_Q)
 static_assert(SP_P % SP_Q == 0, "CTRAIN_SPARSE_QUANT divides the position PEs");
-/* ceil(log2(n)) for n <= 2^16, as a constant expression the preprocessor and
- * a template argument both take */
-#define SP_CLOG2(n) (((n) > 1) + ((n) > 2) + ((n) > 4) + ((n) > 8) + ((n) > 16) + ((n) > 32) + ((n) > 64) + ((n) > 128) + ((n) > 256) + ((n) > 512) + ((n) > 1024) + ((n) > 2048) + ((n) > 4096) + ((n) > 8192) + ((n) > 16384) + ((n) > 32768))
 /* Datapath widths as narrow as their bounds (each PE has its own adders):
  * an FP/EB sum of a row's kept weights (at most SP_LIST int8 x int8
  * products, |p| <= 2^14, restarted per group) and a WG adder tree over the

@@ -27,6 +27,17 @@
 #define SP_TILES MAX_RTILES              /* row tiles of the widest layer */
 #define SP_RTILES 32                      /* row tiles of a layer in resident mode */
 
+/* ceil(log2(n)) for n <= 2^16, as a constant expression the preprocessor and
+ * a template argument both take */
+#define SP_CLOG2(n) (((n) > 1) + ((n) > 2) + ((n) > 4) + ((n) > 8) + ((n) > 16) + ((n) > 32) + ((n) > 64) + ((n) > 128) + ((n) > 256) + ((n) > 512) + ((n) > 1024) + ((n) > 2048) + ((n) > 4096) + ((n) > 8192) + ((n) > 16384) + ((n) > 32768))
+/* A reduction's sum of int8 products (one output: at most CTRAIN_MAX_CH x
+ * CTRAIN_MAX_KERNEL^2 < 2^18 products of |p| <= 2^14): 32 bits and a sign,
+ * and one for the bound's rounding. */
+#define SP_RED_BITS 34
+static_assert((long long)CTRAIN_MAX_CH * CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL <= (1LL << 18),
+              "a reduction's sum fits SP_RED_BITS");
+typedef ap_int<SP_RED_BITS> sp_red_t;
+
 /* Position-parallel path (sconv.cpp): PE_LANES x PE_ROWS x PE_COLS output
  * positions share one kept weight per cycle.  Buffer depths per bank (one
  * bank per PE): window words (CTRAIN_CHIP_LUT / 8 bytes per ping-pong copy:

@@ -428,6 +428,15 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
     return (int)at + v.rowoff[e.ky] + (col - v.base);
 }
 
+/* sp_row_steps' sums, as narrow as their bounds: a list's (SP_ENTRIES
+ * products), the adder tree's over the columns, a row's over an x tile */
+#define SPR_ACC_BITS (SP_CLOG2(SP_ENTRIES) + 16)
+#define SPR_SUM_BITS (SP_CLOG2(PE_COLS) + 16)
+#define SPR_PART_BITS (SP_CLOG2(SP_XT * PE_COLS) + 16)
+typedef ap_int<SPR_ACC_BITS> spr_acc_t;
+typedef ap_int<SPR_SUM_BITS> spr_sum_t;
+typedef ap_int<SPR_PART_BITS> spr_part_t;
+
 /* The sparse PE array, one R x C multiplier array for all three phases
  * (sp_rows_unit limits the function to one instance).  Each step PE (r, c)
  * multiplies a row operand by lane c's window input at the tap of row r's
@@ -446,13 +455,13 @@ static void sp_row_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROW
                      const sp_view &v, int ch0, int chn, const bool rowok[CTRAIN_MAX_KERNEL],
                      const q8_t win[SP_COPIES][SP_WIN][PE_COLS],
                      const q8_t errb[PE_ROWS][PE_COLS][SP_XT], int xe, int nb, bool first,
-                     acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES]) {
+                     sp_red_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES]) {
 #pragma HLS INLINE off
     const uint32_t steps = (uint32_t)xc * lenj;
     CTRAIN_LOOP(pe, 1, steps);
-    acc_t acc[PE_ROWS][PE_COLS];
+    spr_acc_t acc[PE_ROWS][PE_COLS];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=0
-    acc_t part[PE_ROWS];
+    spr_part_t part[PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=part type=complete
     int x = 0;
     const sp_qr ax0 = sp_qr_of(g, x0);
@@ -468,7 +477,7 @@ row_step:
 #pragma HLS UNROLL
             const sp_entry e = ent[r][base[r] + t];
             const int pos = t < clen[r] ? sp_window_pos(g, e, x0, x, ax, v, ch0, chn, rowok) : -1;
-            acc_t sum = 0;
+            spr_sum_t sum = 0;
             for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
                 const q8_t a = (pos >= 0 && c < nb) ? win[r / 2][pos][c] : (q8_t)0;
@@ -480,11 +489,11 @@ row_step:
 #pragma HLS BIND_OP variable=m op=mul impl=fabric
 #endif
                 if (!outer)
-                    acc[r][c] = (t == 0 ? acc_t(0) : acc[r][c]) + m;
+                    acc[r][c] = (t == 0 ? spr_acc_t(0) : acc[r][c]) + m;
                 sum += m;   /* adder tree, used by outer */
             }
             if (outer) {
-                part[r] = (x == 0 ? acc_t(0) : part[r]) + sum;
+                part[r] = (x == 0 ? spr_part_t(0) : part[r]) + sum;
                 if (x == xc - 1)
                     tacc[r][base[r] + t] += part[r];
             }
@@ -494,7 +503,7 @@ row_step:
 #pragma HLS UNROLL
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    racc[r][c][x] = (first ? acc_t(0) : racc[r][c][x]) + acc[r][c];
+                    racc[r][c][x] = (first ? sp_red_t(0) : racc[r][c][x]) + acc[r][c];
                 }
             }
         }
@@ -519,7 +528,7 @@ row_step:
  * `kept`: the tile has kept weights (racc holds its sums; else they are 0). */
 static void sp_epilogue(ddr_t *ddr, const ctrain_insn_t &f, const sp_plan &g, const sp_out &o,
                         int r0, int vr, int b0, int nb, int y, int x0, int xc, bool kept,
-                        const wide_t rbias[PE_ROWS], const acc_t racc[PE_ROWS][PE_COLS][SP_XT],
+                        const wide_t rbias[PE_ROWS], const sp_red_t racc[PE_ROWS][PE_COLS][SP_XT],
                         q8_t mbuf[PE_ROWS][PE_COLS][SP_XT], q8_t lanes[PE_ROWS][PE_COLS][SP_XT],
                         q_stats &st) {
     if (o.mask && o.point) {   /* 1x1 plane: a lane's channels are contiguous */
@@ -654,7 +663,7 @@ point_wr:
  * by sp_point_wr after its last tile. */
 static void sp_point_quantize(const sp_out &o, int t, int vr, int nb, bool kept,
                               const wide_t rbias[PE_ROWS],
-                              const acc_t racc[PE_ROWS][PE_COLS][SP_XT],
+                              const sp_red_t racc[PE_ROWS][PE_COLS][SP_XT],
                               const q8_t mbuf[PE_ROWS][PE_COLS][SP_XT],
                               q8_t lanes[PE_ROWS][PE_COLS][SP_XT], q_stats &st) {
     CTRAIN_LOOP(ew, 1, vr);
@@ -945,7 +954,7 @@ static void sp_res_tile(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &j
                         const sp_entry ent[PE_ROWS][SP_ENTRIES],
                         const uint16_t tlen[SP_RTILES][PE_ROWS], acc_t tbias[SP_RTILES][PE_ROWS],
                         uint32_t base[PE_ROWS], uint32_t clen[PE_ROWS], wide_t rbias[PE_ROWS],
-                        acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
+                        sp_red_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
                         q8_t mbuf[PE_ROWS][PE_COLS][SP_XT], q8_t lanes[PE_ROWS][PE_COLS][SP_XT],
                         q_stats &st) {
 #pragma HLS INLINE
@@ -997,7 +1006,7 @@ static void sp_res_sweep(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &
                          bool rowok[CTRAIN_MAX_KERNEL], const sp_entry ent[PE_ROWS][SP_ENTRIES],
                          const uint16_t tlen[SP_RTILES][PE_ROWS], acc_t tbias[SP_RTILES][PE_ROWS],
                          uint32_t base[PE_ROWS], uint32_t clen[PE_ROWS], wide_t rbias[PE_ROWS],
-                         acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
+                         sp_red_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
                          q8_t mbuf[PE_ROWS][PE_COLS][SP_XT], q8_t lanes[PE_ROWS][PE_COLS][SP_XT],
                          q_stats &st) {
 #pragma HLS INLINE
@@ -1111,7 +1120,7 @@ static void sp_stream_gather(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_j
                              int32_t braw[PE_ROWS], wide_t rbias[PE_ROWS],
                              sp_entry ent[PE_ROWS][SP_ENTRIES],
                              q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL],
-                             acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
+                             sp_red_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
                              q8_t mbuf[PE_ROWS][PE_COLS][SP_XT],
                              q8_t lanes[PE_ROWS][PE_COLS][SP_XT], q_stats &st) {
 #pragma HLS INLINE
@@ -1174,7 +1183,7 @@ static void sp_stream_wg(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job &
                          const uint32_t len[PE_ROWS], const uint32_t base[PE_ROWS],
                          uint32_t clen[PE_ROWS], wide_t rbias[PE_ROWS],
                          sp_entry ent[PE_ROWS][SP_ENTRIES], q8_t win[SP_COPIES][SP_WIN][PE_COLS],
-                         bool rowok[CTRAIN_MAX_KERNEL], acc_t racc[PE_ROWS][PE_COLS][SP_XT],
+                         bool rowok[CTRAIN_MAX_KERNEL], sp_red_t racc[PE_ROWS][PE_COLS][SP_XT],
                          acc_t tacc[PE_ROWS][SP_ENTRIES], q8_t lanes[PE_ROWS][PE_COLS][SP_XT],
                          int32_t obuf[SP_ENTRIES], q_stats &st) {
 #pragma HLS INLINE
@@ -1257,7 +1266,7 @@ static void sp_stream_tile(ddr_t *ddr, const ctrain_insn_t &f, const sp_rows_job
                            int32_t braw[PE_ROWS], wide_t rbias[PE_ROWS],
                            sp_entry ent[PE_ROWS][SP_ENTRIES],
                            q8_t win[SP_COPIES][SP_WIN][PE_COLS], bool rowok[CTRAIN_MAX_KERNEL],
-                           acc_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
+                           sp_red_t racc[PE_ROWS][PE_COLS][SP_XT], acc_t tacc[PE_ROWS][SP_ENTRIES],
                            q8_t mbuf[PE_ROWS][PE_COLS][SP_XT],
                            q8_t lanes[PE_ROWS][PE_COLS][SP_XT], int32_t obuf[SP_ENTRIES],
                            q_stats &st) {
@@ -1312,7 +1321,7 @@ void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stat
     static q8_t win[SP_COPIES][SP_WIN][PE_COLS];
 #pragma HLS ARRAY_PARTITION variable=win type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=win type=complete dim=3
-    static acc_t racc[PE_ROWS][PE_COLS][SP_XT];
+    static sp_red_t racc[PE_ROWS][PE_COLS][SP_XT];
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=2
     /* Each bank is SP_XT x 48 bit with one read and one write (same x) per

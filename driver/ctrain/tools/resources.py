@@ -111,9 +111,29 @@ MAXI_ADAPTER_LUT LUTs and its two burst FIFOs (read data, write data with
 strobes) as BRAM (UG1399 "M_AXI Resources"). The first adapter and the
 s_axilite slave are in the margin, as before.
 
-What is not counted: registers, control FSMs, adders and comparators, the
-first AXI adapter: LUT "used" is a lower bound for the parts listed, the
-margin covers the rest only loosely (docs say so).
+Fabric arithmetic (kind "add", `fabric_arith`, since session 14): every
+value `+`, `-`, `+=`, `-=` and every shift by a run-time amount in a
+pipelined loop (or a pipelined copy of a function), per unrolled copy of its
+loop and per copy of the function, followed through the inline functions it
+calls (a parameter the call site passes a constant is a constant there, so
+`w >> (8 * l)` with l an unrolled lane is wiring). A W-bit adder or
+subtractor is W LUTs (a LUT6 per bit on the carry chain, UG574), W the wider
+operand's declared width, no more than the target's where the statement
+assigns to a declared variable (the low bits of a sum need only the
+operands' low bits) and the target's for `+=`/`-=`; a W-bit shift by a
+run-time amount log2(W) stages of 2:1, two per LUT6 (`shifter_luts`), a
+constant shifted by one a decoder, W LUTs; `x * ((T)1 << s)` a shift. Not
+counted: index and address arithmetic inside `[]` (the banks' address
+selects), loop headers, an unrolled lane added to a base aligned to the
+lanes (an OR), the sequential FSMs' arithmetic (control), comparators,
+muxes of conditions. The packed multiply's second product is
+sign-corrected in fabric (PACKED_FIX_BITS). Declared widths are the
+pessimistic reading: HLS narrows some operations it can bound; the sources
+declare narrow types where the bounds are known (sconv.cpp spp_acc_t).
+
+What is not counted: registers, control FSMs and their arithmetic,
+comparators, the first AXI adapter: LUT "used" is a lower bound for the
+parts listed, the margin covers the rest only loosely (docs say so).
 """
 import copy
 import math

@@ -311,11 +311,17 @@ def test_sparse_compute_scales_with_kept_weights():
         assert np.bincount(r, minlength=16).min() > 0   # no empty row's masked step
         insn = _layer_insn(Op.SCONV_FP, *shape, 32, 0, r.size)
         g = perfmodel.pos_plan(validate.fields(insn), "pynq_z2")
-        assert g is not None
+        assert g is not None and r.size <= perfmodel._hls_macro("pynq_z2", "SP_LIST")   # one chunk
         steps = perfmodel.iterations(insn, "pynq_z2", index=csr_index(r, c, 16, 150)).pe
-        tiles = -(-32 // g.nb) * g.bands * g.T
-        assert steps % tiles == 0
-        per_tile.append(steps // tiles)
+        items = -(-32 // g.nb) * g.bands
+        # lists longer than the quantizers' drain (SP_QD steps a tile); each
+        # sub-chunk ends with its last tile's drain (sconv.cpp sp_steps)
+        qd = perfmodel._hls_macro("pynq_z2", "SP_QD")
+        assert np.bincount(r, minlength=16).min() >= qd
+        drains = items * -(-16 // g.nmax) * qd
+        tiles = items * g.T
+        assert (steps - drains) % tiles == 0
+        per_tile.append((steps - drains) // tiles)
         kept.append(r.size)
     assert per_tile == kept
 
@@ -327,7 +333,10 @@ def test_wg_takes_two_kept_weights_per_step_where_a_dsp_packs_two(board, pair):
     Pynq-Z2's DSP48E1; odd and even lengths, an empty row one masked step per
     tile. FP on the same index takes two tiles per step there instead
     (SP_POS_PAIR): ceil(T / 2) x len and one step per pair of tiles for the
-    second tile's quantization; T x len on the Pynq-Z2."""
+    second tile's quantization; T x len on the Pynq-Z2. FP's groups of tiles
+    wait for the quantizers' drain of the previous one (SP_QD steps a tile,
+    2 SP_QD - 1 where tiles pair), and a sub-chunk ends with its last
+    group's."""
     co, ci, k = 16, 6, 5
     lens = [(3 * r) % 8 for r in range(co)]   # 0..7, odd and even
     rows = np.repeat(np.arange(co), lens)
@@ -342,11 +351,19 @@ def test_wg_takes_two_kept_weights_per_step_where_a_dsp_packs_two(board, pair):
         if op == Op.SCONV_WG:
             want = items * g.T * sum(max(-(-n // pair), 1) for n in lens)
         else:
-            want = items * sum(-(-g.T // pair) * max(n, 1) + g.T // pair * (pair - 1) for n in lens)
+            qd = perfmodel._hls_macro(board, "SP_QD")
+            pairs = pair == 2 and g.T >= 2
+            drain = 2 * qd - 1 if pairs else qd
+            last = 2 * qd - 1 if pairs and g.T % 2 == 0 else qd
+            subchunks = -(-co // g.nmax)
+            want = items * (sum(-(-g.T // pair) * max(n, 1, drain) + g.T // pair * (pair - 1)
+                                for n in lens) + subchunks * last)
         steps[op] = perfmodel.iterations(i, board, index=index).pe
         assert steps[op] == want, (board, op)
-    if pair == 1:   # neither phase pairs
-        assert steps[Op.SCONV_WG] == steps[Op.SCONV_FP]
+    if pair == 1:   # neither phase pairs: FP is WG and the drain's waits
+        qd = perfmodel._hls_macro(board, "SP_QD")
+        waits = sum(max(qd - max(n, 1), 0) for n in lens) * g.T + -(-co // g.nmax) * qd
+        assert steps[Op.SCONV_FP] - steps[Op.SCONV_WG] == items * waits
 
 
 def _fields(**kw):

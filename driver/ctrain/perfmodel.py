@@ -1597,19 +1597,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
     if g.wg and not df:     # both error copies zeroed once
         c.loop("ew", OD, 2)
     pair = _hls_macro(b.name, "SP_WG_PAIR")   # WG: kept weights per step (2 on DSP48E2 boards)
-    tp = _hls_macro(b.name, "SP_POS_PAIR")
-    # steps per kept weight of a row (FP, EB: a pair of tiles per step) and per
-    # row the pairs' extra steps (the second tile's quantization)
-    tiles, extra = (g.T, 0) if g.wg else (_cdiv(g.T, tp), g.T // tp * (tp - 1))
-    # FP, EB: a group of tiles (a pair, or one) takes at least the steps the
-    # SP_Q quantizers drain the previous one in (spp_group_steps: SP_QD a
-    # tile, the pair's extra step one of them; where the instruction pairs
-    # tiles, any group may follow a pair); a sub-chunk's last group's drain
-    # follows its last row
-    qd = _hls_macro(b.name, "SP_QD")
-    pairs = tp == 2 and g.T >= 2
-    drain = 2 * qd - 1 if pairs else qd
-    tail = 0 if g.wg else (2 * qd - 1 if pairs and g.T % 2 == 0 else qd)
+    tp = _hls_macro(b.name, "SP_POS_PAIR")   # FP, EB: tiles per step (_pos_steps)
     for ci in range(len(bounds) - 1):
         ra, nr = bounds[ci], bounds[ci + 1] - bounds[ci]
         z0 = int(ptr[ra])
@@ -1619,11 +1607,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         # sub-chunks: S of q rows (the last fewer), their steps
         S = _cdiv(nr, g.nmax)
         q = _cdiv(nr, S)
-        if g.wg:
-            row = tiles * np.maximum(-(-lens // pair), 1)
-        else:
-            row = tiles * np.maximum(np.maximum(lens, 1), drain) + extra
-        stot = np.add.reduceat(row, np.arange(0, nr, q)) + tail
+        stot = _pos_steps(g, b, lens, q, pair, tp)
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         # (item, sub-chunk) pairs, item-major: pk item, ps sub-chunk, rows [pi0, pi0 + pnr)
         NP = it.k.size * S
@@ -1652,6 +1636,25 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         _pipeline(c, load, comp, store, built=df)
         if g.wg:
             _pos_wg_store(f, c, ra, nr, z0, cnt, bias)
+
+
+def _pos_steps(g, b, lens, q, pair, tp):
+    """PE steps of each sub-chunk of q rows (sp_steps' `total`, sconv.cpp
+    spp_total): WG T x ceil(len / pair) a row; FP, EB per group of tiles
+    (tp, a pair, or one) max(len, drain) and per pair one extra step, where
+    the drain is what the SP_Q quantizers take for the previous group
+    (spp_group_steps: SP_QD a tile, the pair's extra step one of them; where
+    the instruction pairs tiles any group may follow a pair), and after a
+    sub-chunk's last row its last group's drain."""
+    starts = np.arange(0, len(lens), q)
+    if g.wg:
+        return np.add.reduceat(g.T * np.maximum(-(-lens // pair), 1), starts)
+    qd = _hls_macro(b.name, "SP_QD")
+    pairs = tp == 2 and g.T >= 2
+    drain = 2 * qd - 1 if pairs else qd
+    tail = 2 * qd - 1 if pairs and g.T % 2 == 0 else qd
+    row = _cdiv(g.T, tp) * np.maximum(np.maximum(lens, 1), drain) + g.T // tp * (tp - 1)
+    return np.add.reduceat(row, starts) + tail
 
 
 def _pos_lists(f, g, b, c, lay, ra, nr, z0, lens):

@@ -140,6 +140,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 
 from .. import boards
 from ..hls_source import Sources, enclosing, split_args
@@ -1212,66 +1213,84 @@ class _ArithWalk:
         return max([pfac[p] for p in deps if p in pfac], default=1)
 
     def walk(self, root, f, base, pfac, consts, piped, stack):
+        """Count f's operators (a copy of it under root, `base` copies of
+        root, `pfac` its parameters' copy factors, `consts` its constant
+        parameters, `piped`: called in a pipelined loop), then its inline
+        callees'."""
         if f.name not in self.scopes:
             self.scopes[f.name] = _scopes(f.body)
-        sub, head = self.scopes[f.name]
-        widths = _Widths(self.src, f)
+        at = SimpleNamespace(root=root, f=f, base=base, pfac=pfac, consts=consts, piped=piped,
+                             widths=_Widths(self.src, f))
         seen = set()
         for m in _ARITH.finditer(f.body):
-            op, pos = m.group(1), m.start()
-            if sub[pos] or head[pos] or not (piped or self.src.in_pipeline(f, pos)):
-                continue
-            o = self.operation(f, op, pos, consts)
-            if o is None:
-                continue
-            left, right, lc, rc = o
-            key = (op, re.sub(r"\s+", "", left), re.sub(r"\s+", "", right))
-            if key in seen:
-                continue   # the same expression again in the copy: computed once
-            seen.add(key)
-            names = _IDENT_RE.findall(left + " " + right)
-            n = base * self.factor(f, names, pfac) * self.src.unroll_factor(f, pos, names)
-            if op.startswith(("<<", ">>")):
-                w = min(widths.of(left), 64)
-                each, what = (w, f"{w}-bit decoder (a constant shifted)") if lc else \
-                    (shifter_luts(w), f"{w}-bit shifter")
-            else:
-                w = min(max(widths.of(left), widths.of(right)), 64)
-                if op in ("+=", "-="):
-                    w = min(widths.of(left), 64)   # the target's bits: the rest are dropped
-                else:
-                    w = min(w, self.target_bits(f, pos, widths))
-                each, what = adder_luts(w), f"{w}-bit adder"
-            k = (root, f.name, op, left.strip(), right.strip())
-            cur = self.found.setdefault(k, [0, each, what])
-            cur[0] += n
+            if self.counted(at, m.start()):
+                self.arith(at, m.group(1), m.start(), seen)
         for m in _SHIFT_MUL.finditer(f.body):
-            pos = m.start()
-            if sub[pos] or head[pos] or not (piped or self.src.in_pipeline(f, pos)):
-                continue
-            left = _operand(f.body[f.body.rfind("\n", 0, pos) + 1:pos], "left")
-            if not left or self.const(f, pos, left, consts) or \
-                    self.const(f, pos, m.group(1), consts):
-                continue
-            names = _IDENT_RE.findall(left + " " + m.group(1))
-            n = base * self.factor(f, names, pfac) * self.src.unroll_factor(f, pos, names)
-            w = min(widths.of(left), 64)
-            k = (root, f.name, "* 2^", left.strip(), m.group(1).strip())
-            self.found.setdefault(k, [0, shifter_luts(w), f"{w}-bit shifter (a product by a power of two)"])
-            self.found[k][0] += n
+            if self.counted(at, m.start()):
+                self.shift_mul(at, m)
         for _, callee, pos, args, _ in self.sites.get(f.name, []):
             g = self.src.functions[callee]
-            if not g.inline or callee in stack or callee == PACKED_MUL:
-                continue
-            gc, gf = set(), {}
-            for i, (_, pname, _) in enumerate(g.params):
-                if i >= len(args):
-                    continue
+            if g.inline and callee not in stack and callee != PACKED_MUL:
+                gc, gf = self.bind(at, g, pos, args)
+                self.walk(root, g, base, gf, gc, piped or self.src.in_pipeline(f, pos), stack + (callee,))
+
+    def counted(self, at, pos):
+        """Whether an operator at pos is datapath of a pipelined loop (not an
+        index, not a loop header)."""
+        sub, head = self.scopes[at.f.name]
+        return not (sub[pos] or head[pos]) and (at.piped or self.src.in_pipeline(at.f, pos))
+
+    def copies(self, at, pos, names):
+        return at.base * self.factor(at.f, names, at.pfac) * self.src.unroll_factor(at.f, pos, names)
+
+    def add(self, at, op, left, right, n, each, what):
+        k = (at.root, at.f.name, op, left.strip(), right.strip())
+        self.found.setdefault(k, [0, each, what])[0] += n
+
+    def arith(self, at, op, pos, seen):
+        """An adder, subtractor or run-time shift at pos, once per expression."""
+        o = self.operation(at.f, op, pos, at.consts)
+        if o is None:
+            return
+        left, right, lc, _ = o
+        key = (op, re.sub(r"\s+", "", left), re.sub(r"\s+", "", right))
+        if key in seen:
+            return   # the same expression again in the copy: computed once
+        seen.add(key)
+        widths = at.widths
+        if op.startswith(("<<", ">>")):
+            w = min(widths.of(left), 64)
+            each, what = (w, f"{w}-bit decoder (a constant shifted)") if lc else \
+                (shifter_luts(w), f"{w}-bit shifter")
+        else:
+            if op in ("+=", "-="):
+                w = min(widths.of(left), 64)   # the target's bits: the rest are dropped
+            else:
+                w = min(max(widths.of(left), widths.of(right)), 64, self.target_bits(at.f, pos, widths))
+            each, what = adder_luts(w), f"{w}-bit adder"
+        self.add(at, op, left, right, self.copies(at, pos, _IDENT_RE.findall(left + " " + right)),
+                 each, what)
+
+    def shift_mul(self, at, m):
+        """`x * ((T)1 << s)`: a shift of x by a run-time amount."""
+        f, pos = at.f, m.start()
+        left = _operand(f.body[f.body.rfind("\n", 0, pos) + 1:pos], "left")
+        if not left or self.const(f, pos, left, at.consts) or self.const(f, pos, m.group(1), at.consts):
+            return
+        w = min(at.widths.of(left), 64)
+        self.add(at, "* 2^", left, m.group(1), self.copies(at, pos, _IDENT_RE.findall(left + " " + m.group(1))),
+                 shifter_luts(w), f"{w}-bit shifter (a product by a power of two)")
+
+    def bind(self, at, g, pos, args):
+        """An inline callee's constant parameters and their copy factors at a call site."""
+        gc, gf = set(), {}
+        for i, (_, pname, _) in enumerate(g.params):
+            if i < len(args):
                 ids = _IDENT_RE.findall(args[i])
-                if self.const(f, pos, args[i], consts):
+                if self.const(at.f, pos, args[i], at.consts):
                     gc.add(pname)
-                gf[pname] = self.src.unroll_factor(f, pos, ids) * self.factor(f, ids, pfac)
-            self.walk(root, g, base, gf, gc, piped or self.src.in_pipeline(f, pos), stack + (callee,))
+                gf[pname] = self.src.unroll_factor(at.f, pos, ids) * self.factor(at.f, ids, at.pfac)
+        return gc, gf
 
     def target_bits(self, f, pos, widths):
         """Bits of the variable a statement `T x = ...` or `x[i] = ...` assigns

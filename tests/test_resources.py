@@ -656,3 +656,7 @@ def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     # spp_pos_t counters: 20-bit adders (a compound assignment: its target's width)
     assert after.resources["lut"]["used"] - before.resources["lut"]["used"] == 2 * sp_p * 20
     assert resources.shifter_luts(64) == 192 and resources.shifter_luts(8) == 16
+    # a two-beat funnel (256 bits) shifted by whole bytes: 32 positions, 3 levels
+    assert resources.shifter_luts(256, 8) == 256 * 3
+    funnels = [i for i in estimates["aup_zu3"].items if i.name.endswith("agu_funnel: both >> (8 * s)")]
+    assert funnels and all(i.lut == i.count * 768 for i in funnels)

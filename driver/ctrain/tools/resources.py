@@ -121,7 +121,9 @@ subtractor is W LUTs (a LUT6 per bit on the carry chain, UG574), W the wider
 operand's declared width, no more than the target's where the statement
 assigns to a declared variable (the low bits of a sum need only the
 operands' low bits) and the target's for `+=`/`-=`; a W-bit shift by a
-run-time amount log2(W) stages of 2:1, two per LUT6 (`shifter_luts`), a
+run-time amount log2(W) stages of 2:1, two per LUT6 (`shifter_luts`; W the
+shifted variable's declared width, however wide; by `K * s`, K a power of
+two, log2(W / K) stages: the AGUs' byte funnels), a
 constant shifted by one a decoder, W LUTs; `x * ((T)1 << s)` a shift. Not
 counted: index and address arithmetic inside `[]` (the banks' address
 selects), loop headers, an unrolled lane added to a base aligned to the
@@ -1131,10 +1133,12 @@ def adder_luts(w):
     return w
 
 
-def shifter_luts(w):
-    """A W-bit shift by a run-time amount: log2(W) stages of 2:1 selects,
-    two stages per LUT6 (a 4:1 mux per bit per LUT6)."""
-    return w * ((max(1, (w - 1).bit_length()) + 1) // 2)
+def shifter_luts(w, step=1):
+    """A W-bit shift by a run-time amount in steps of `step` bits (`8 * s`:
+    bytes): log2(W / step) stages of 2:1 selects, two stages per LUT6 (a 4:1
+    mux per bit per LUT6)."""
+    positions = max(1, w // step)
+    return w * ((max(1, (positions - 1).bit_length()) + 1) // 2)
 
 
 def _scopes(body):
@@ -1165,6 +1169,26 @@ def _match_paren_at(text, i):
             if depth == 0:
                 return j
     return -1
+
+
+def _shifted_bits(widths, operand):
+    """Bits of a shifted operand: a variable's declared width, however wide
+    (the AGUs' two-beat funnels are 256 bits), else the operand's."""
+    name = re.sub(r"^\(\s*(?:const\s+)?[\w:<> ]+\s*\)\s*", "", operand.strip())
+    if re.fullmatch(r"[A-Za-z_]\w*", name):
+        return widths.of_name(name)
+    return min(widths.of(operand), 64)
+
+
+def _shift_step(src, amount):
+    """The granularity of a shift amount `K * x` (K a power-of-two constant:
+    `8 * s` shifts whole bytes), else 1."""
+    a = amount.strip()
+    while a.startswith("(") and a.endswith(")") and _balanced(a[1:-1]):
+        a = a[1:-1].strip()
+    m = re.match(r"(\w+)\s*\*(?!\*)", a)
+    k = src.macros.eval(m.group(1)) if m and len(_split_top(a, "*")) == 2 else None
+    return k if k and k > 0 and k & (k - 1) == 0 else 1
 
 
 def _paren_left(text):
@@ -1259,9 +1283,10 @@ class _ArithWalk:
         seen.add(key)
         widths = at.widths
         if op.startswith(("<<", ">>")):
-            w = min(widths.of(left), 64)
+            w = _shifted_bits(widths, left)
+            step = _shift_step(self.src, right)
             each, what = (w, f"{w}-bit decoder (a constant shifted)") if lc else \
-                (shifter_luts(w), f"{w}-bit shifter")
+                (shifter_luts(w, step), f"{w}-bit shifter" + (f" by {step}-bit steps" if step > 1 else ""))
         else:
             if op in ("+=", "-="):
                 w = min(widths.of(left), 64)   # the target's bits: the rest are dropped

@@ -151,7 +151,7 @@ class Macros:
             if m is None:
                 return expr
             p0 = m.end() - 1
-            p1 = _match_paren(expr, p0)
+            p1 = match_paren(expr, p0)
             params, body = self.funcs[m.group(1)]
             args = split_args(expr[p0 + 1:p1])
             if len(args) != len(params):
@@ -273,7 +273,7 @@ def _match_brace(text, i):
     return _match(text, i, "{", "}")
 
 
-def _match_paren(text, i):
+def match_paren(text, i):
     return _match(text, i, "(", ")")
 
 
@@ -314,7 +314,7 @@ def parse_functions(name, text, macros=None):
                 sig = head
                 p0 = head.index("(", m.start())
                 params = []
-                for a in split_args(head[p0 + 1:_match_paren(head, p0)]):
+                for a in split_args(head[p0 + 1:match_paren(head, p0)]):
                     pm = re.match(r"(.*?)([A-Za-z_]\w*)\s*((?:\[[^\]]*\])*)\s*$", a.replace("&", " "))
                     if pm:
                         params.append((pm.group(1).strip(), pm.group(2), bool(pm.group(3))))
@@ -374,7 +374,7 @@ def parse_loops(body):
     loops = []
     for m in re.finditer(r"(?:(\w+)\s*:\s*)?\b(?:for|while)\s*\(", body):
         p0 = m.end() - 1
-        p1 = _match_paren(body, p0)
+        p1 = match_paren(body, p0)
         header = body[p0 + 1:p1]
         rest = body[p1 + 1:]
         if not rest.lstrip().startswith("{"):
@@ -500,7 +500,7 @@ class Sources:
             for m in re.finditer(r"\b(\w+)\s*(<[^;()]*?>)?\s*\(", f.body):
                 if m.group(1) in names and m.group(1) != f.name:
                     p0 = m.end() - 1
-                    args = split_args(f.body[p0 + 1:_match_paren(f.body, p0)])
+                    args = split_args(f.body[p0 + 1:match_paren(f.body, p0)])
                     targs = split_args(m.group(2)[1:-1]) if m.group(2) else []
                     sites.append((f.name, m.group(1), m.start(), args, targs))
         self._sites = sites

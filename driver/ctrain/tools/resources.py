@@ -145,7 +145,7 @@ from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
 from .. import boards
-from ..hls_source import Sources, enclosing, split_args
+from ..hls_source import Sources, enclosing, match_paren, split_args
 from ..overlay_src import config_dir, hls_dir, isa_header
 
 #: Fraction of every resource a design may use (a 15% margin for place and route).
@@ -1152,23 +1152,9 @@ def _scopes(body):
         if ch == "]":
             depth -= 1
     for m in re.finditer(r"\b(?:for|while)\s*\(", body):
-        end = body.find("{", m.end())
-        close = _match_paren_at(body, m.end() - 1)
-        for j in range(m.end() - 1, close + 1 if close >= 0 else (end if end >= 0 else len(body))):
+        for j in range(m.end() - 1, match_paren(body, m.end() - 1) + 1):
             head[j] = True
     return sub, head
-
-
-def _match_paren_at(text, i):
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "(":
-            depth += 1
-        elif text[j] == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-    return -1
 
 
 def _shifted_bits(widths, operand):

@@ -635,16 +635,16 @@ def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     assert bits == 27 and (acc.count, acc.lut) == (sp_p, sp_p * bits) == (acc1.count, acc1.lut)
     # its quantizers: CTRAIN_SPARSE_QUANT of them (the drain), 64-bit shifters
     q = int(b.macros.get("SPARSE_QUANT", "16"))
-    shift = items["spp_compute_p: quant8: (x + ((wide_t)1 << (s - 1))) >> s"]
+    shift = items["spp_compute_p: round_right: (x + ((wide_t)1 << (s - 1))) >> s"]
     assert shift.count == q and shift.lut == q * 64 * 3   # 6 stages, two per LUT6
     # the left shift on a byte: 3 stages
     assert items["spp_compute_p: quant8: b << k"].lut == q * 8 * 2
     # the ZCU104 drains through 32 (its header), the rest the default 16
     q104 = [i for i in estimates["zcu104"].items
-            if i.name == "spp_compute_p: quant8: (x + ((wide_t)1 << (s - 1))) >> s"]
+            if i.name == "spp_compute_p: round_right: (x + ((wide_t)1 << (s - 1))) >> s"]
     assert q == 16 and [i.count for i in q104] == [32]
     # the rounding constant depends on no PE: one decoder; constants are free
-    assert items["spp_compute_p: quant8: (wide_t)1 << (s - 1)"].count == 1
+    assert items["spp_compute_p: round_right: (wide_t)1 << (s - 1)"].count == 1
     assert not [n for n in items if n.endswith("SP_QD - 1u")]
     # aligned lane addresses (k + j, k stepped by the lanes) are ORs
     assert not [n for n in items if n.endswith("agu_rd_wide: k + j")]

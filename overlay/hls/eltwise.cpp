@@ -20,7 +20,7 @@ struct beat_stats {
 static inline wide_t lane_shift(wide_t x, int s) {
 #pragma HLS INLINE
     if (s > 0)
-        return (x + ((wide_t)1 << (s - 1))) >> s;
+        return round_right(x, s);
     if (s == 0)
         return x;
     const wide_t lim = Q_TOP >> -s;

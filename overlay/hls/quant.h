@@ -22,13 +22,20 @@ static inline int q_shift(wide_t s) {
     return (int)s;
 }
 
-/* x * 2^-s rounded half towards +inf (s > 0); exact left shift saturating at
- * +-2^62 (s < 0).  s is an already clamped q_shift().  >> on a negative int64
- * is arithmetic (GCC, Clang and HLS all define it so). */
+/* x * 2^-s rounded half towards +inf, for s > 0: rshift_round's right
+ * shift, shared with the quantizers that handle s <= 0 their own way.  >> on
+ * a negative int64 is arithmetic (GCC, Clang and HLS all define it so). */
+static inline wide_t round_right(wide_t x, int s) {
+#pragma HLS INLINE
+    return (x + ((wide_t)1 << (s - 1))) >> s;
+}
+
+/* x * 2^-s rounded half towards +inf (s > 0, round_right); exact left shift
+ * saturating at +-2^62 (s < 0).  s is an already clamped q_shift(). */
 static inline wide_t rshift_round(wide_t x, int s) {
 #pragma HLS INLINE
     if (s > 0)
-        return (x + ((wide_t)1 << (s - 1))) >> s;
+        return round_right(x, s);
     if (s == 0)
         return x;
     wide_t lim = Q_TOP >> -s;
@@ -52,7 +59,7 @@ static inline q8_t sat8(wide_t x, bool &clamped) {
 static inline q8_t quant8(wide_t x, int s, bool &clamped) {
 #pragma HLS INLINE
     if (s > 0)
-        return sat8((x + ((wide_t)1 << (s - 1))) >> s, clamped);   /* rshift_round's */
+        return sat8(round_right(x, s), clamped);
     if (s == 0)
         return sat8(x, clamped);
     const int k = -s < 8 ? -s : 8;

@@ -1036,6 +1036,11 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  * with `pairs` (the instruction pairs tiles: any group may follow a pair)
  * 2 SP_QD - 1.  Also the drain after a sub-chunk's last group (`pairs`: it
  * is a pair). */
+static inline bool spp_pairs_tiles(const spp_plan &g) {
+#pragma HLS INLINE
+    return SP_POS_PAIR == 2 && g.T >= 2;
+}
+
 static inline uint32_t spp_group_steps(uint32_t len, bool pairs) {
 #pragma HLS INLINE
     const uint32_t runs = len > 0 ? len : 1u;
@@ -1062,17 +1067,15 @@ static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t tot
     uint32_t j = 0;
     uint32_t len = start[i0 + 1] - start[i0];
     /* FP, EB: the finished tiles' sums (hold[0]: a group's first tile, hold[1]
-     * a pair's second), their rows, output words and tiles, drained SP_Q PEs
-     * a step: chunk dd of tile dh, dq of dn chunks done */
+     * a pair's second), the group's row and its first tile and output word
+     * (the second's are the next), drained SP_Q PEs a step: chunk dd of
+     * tile dh, dq of dn chunks done */
     spp_acc_t hold[2][SP_P];
 #pragma HLS ARRAY_PARTITION variable=hold type=complete dim=0
-    int hrow[2], hword[2], htile[2];
-#pragma HLS ARRAY_PARTITION variable=hrow type=complete
-#pragma HLS ARRAY_PARTITION variable=hword type=complete
-#pragma HLS ARRAY_PARTITION variable=htile type=complete
+    int hrow = 0, hword = 0, htile = 0;
     uint32_t dq = 0, dn = 0;
     int dd = 0, dh = 0;
-    const bool pairs = SP_POS_PAIR == 2 && g.T >= 2;
+    const bool pairs = spp_pairs_tiles(g);
 step:
     for (uint32_t s = 0; s < total; s++) {
 #pragma HLS PIPELINE II=1
@@ -1194,7 +1197,7 @@ step:
          * quantized (before this step's fin refills a hold: group steps
          * leave the drain done by then, spp_group_steps) */
         if (dq < dn) {
-            const int hr = hrow[dh], hw = hword[dh], ht = htile[dh];
+            const int hr = hrow, hw = hword + dh, ht = htile + dh;
             for (int q = 0; q < SP_Q; q++) {
 #pragma HLS UNROLL
                 const int pq = dd * SP_Q + q;   /* PE */
@@ -1232,12 +1235,9 @@ step:
                 hold[1][p] = acc1[p];
         }
         if (fin) {
-            hrow[0] = i;
-            hword[0] = ro;
-            htile[0] = t;
-            hrow[1] = i;
-            hword[1] = ro + 1;
-            htile[1] = t + 1;
+            hrow = i;
+            hword = ro;
+            htile = t;
             dq = 0;
             dn = two ? 2u * SP_QD : (uint32_t)SP_QD;
             dd = 0;
@@ -1485,7 +1485,7 @@ spp_positions:
     /* FP, EB: each of a row's groups of tiles at least the previous group's
      * drain, and after a sub-chunk's last row the last group's (a pair
      * where T is even on a packing board; sp_steps) */
-    const bool pairs = SP_POS_PAIR == 2 && g.T >= 2;
+    const bool pairs = spp_pairs_tiles(g);
     const uint32_t tail = g.wg ? 0u : spp_group_steps(0, pairs && g.T % 2 == 0);
 #if CTRAIN_SPARSE_DATAFLOW == 0
     /* Both ping-pong copies zeroed once: the window's padding (columns; with

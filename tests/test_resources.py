@@ -41,7 +41,7 @@ def _shared(board, tmp_path):
     sparse DATAFLOW and no LUT copy): no shipped board shares it since
     session 13, the sharing is still built and counted."""
     text = open(os.path.join(config_dir(), f"{board}.h")).read()
-    for k in ("MAC_SHARED", "SPARSE_DATAFLOW", "SPARSE_POS_MUL_LUT"):
+    for k in ("MAC_SHARED", "SPARSE_DATAFLOW", "SPARSE_POS_MUL_LUT", "SPARSE_POS_MACC"):
         text = re.sub(rf"#define CTRAIN_{k} \S+\n", "", text)
     path = tmp_path / f"{board}.h"
     path.write_text(text)
@@ -367,13 +367,16 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
     before = resources.estimate(board, directory=str(copied_sources))
     macs = _products(boards.get(board))
     m = boards.get(board).macros
-    inst = 2 if m.get("MAC_SHARED", "1") == "0" and m.get("SPARSE_POS_MUL_LUT", "0") == "0" else 1
+    # the position path calls the MAC array unless its products are its own
+    # multiply-accumulates (CTRAIN_SPARSE_POS_MACC) or LUT multipliers
+    pos = m.get("SPARSE_POS_MACC", "0") == "0"
+    inst = 2 if m.get("MAC_SHARED", "1") == "0" and m.get("SPARSE_POS_MUL_LUT", "0") == "0" and pos else 1
     sites = [i for i in before.items if i.kind == "mul" and "mul2(" in i.name]
     fixes = [i for i in before.items if i.kind == "add" and "mul2(" in i.name]
     # DSP48E2 packing: each packed unit's p1 sign correction is a 17-bit fabric adder
     assert sum(i.count for i in fixes) == (sum(i.count for i in sites) if per_dsp == 2 else 0)
     assert all(i.lut == 17 * i.count for i in fixes)
-    assert [i.name.split(":")[0] for i in sites] == ["mac_array"] + ["mac_array_sp"] * (per_dsp == 2)
+    assert [i.name.split(":")[0] for i in sites] == ["mac_array"] + ["mac_array_sp"] * (per_dsp == 2 and pos)
     site = [i for i in sites if i.name.startswith("mac_array:mac_units: mul2(")]
     assert len(site) == 1 and 2 * site[0].count == inst * macs
     assert site[0].products == inst * macs and before.peak["products"] == macs
@@ -560,6 +563,8 @@ def test_an_unshared_mac_array_is_one_instance_per_caller(estimates, board):
         pos = [i for i in estimates[board].items if i.name.split(":")[0] == "mac_array_pos"]
         assert sum(i.count for i in items) == _products(b) // 2
         assert sum(i.count for i in pos) == _products(b) // 2 and not sum(i.dsp for i in pos)
+    elif b.macros.get("SPARSE_POS_MACC", "0") == "1":   # its own multiply-accumulates
+        assert sum(i.count for i in items) == _products(b) // 2
     else:
         assert sum(i.count for i in items) == 2 * (_products(b) // 2)
     assert not [i for i in estimates[board].items if i.kind == "mux" and "mac_array inputs" in i.name]
@@ -653,10 +658,92 @@ def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     _insert_after(copied_sources / "sconv.cpp", "            j[p] += g.dj;\n",
                   "            x[p] += u[p] + j[p];\n")
     after = resources.estimate("aup_zu3", directory=str(copied_sources))
-    # spp_pos_t counters: 20-bit adders (a compound assignment: its target's width)
-    assert after.resources["lut"]["used"] - before.resources["lut"]["used"] == 2 * sp_p * 20
+    # the counters' widths (spp_rc_t 12 bits, spp_img_t 18): u + j at the
+    # wider operand's, the compound assignment at its target's
+    assert after.resources["lut"]["used"] - before.resources["lut"]["used"] == sp_p * (18 + 12)
     assert resources.shifter_luts(64) == 192 and resources.shifter_luts(8) == 16
     # a two-beat funnel (256 bits) shifted by whole bytes: 32 positions, 3 levels
     assert resources.shifter_luts(256, 8) == 256 * 3
+    # cast to one beat (beat_t(both >> (8 * s))): synthesis trims the unused
+    # outputs; the largest amounts first, a stage keeps 128 bits plus what the
+    # later stages can still shift in: 128 + 56, 128 + 8, 128
+    assert resources.shifter_luts(256, 8, out=128) == 184 + 136 + 128
     funnels = [i for i in estimates["aup_zu3"].items if i.name.endswith("agu_funnel: both >> (8 * s)")]
-    assert funnels and all(i.lut == i.count * 768 for i in funnels)
+    assert funnels and all(i.lut == i.count * 448 and "128 bits used" in i.detail for i in funnels)
+    # one byte of a beat (a 16:1 byte select): 8 + 24, then 8
+    lanes = [i for i in estimates["aup_zu3"].items if i.name.endswith("beat_lane: w >> (8 * l)")]
+    assert lanes and all(i.lut == i.count * 40 for i in lanes)
+    # a shift whose whole result is used keeps every bit
+    assert resources.shifter_luts(64, 1, out=64) == resources.shifter_luts(64) == 192
+
+
+@pytest.mark.parametrize("board", ["zcu102", "kv260"])
+def test_position_products_accumulate_in_their_dsp_slices(estimates, board, tmp_path):
+    """CTRAIN_SPARSE_POS_MACC (sconv.h): each position PE's two products are
+    DSP slices of their own (2 x SP_P DSPs against the MAC array's SP_P
+    packed units), each sum `(init ? 0 : acc) + product` in its slice's
+    post-adder (0 LUT); the adder tree over the PEs (WG) stays fabric.  The
+    same header without it: the packed units, the fabric accumulators and
+    the sign corrections again."""
+    b = boards.get(board)
+    sp_p = b.pe_lanes * b.pe_rows * b.pe_cols
+    est = estimates[board]
+    accs = [i for i in est.items if i.kind == "add" and i.name.startswith("spp_compute_p: sp_steps: (init ?")]
+    assert len(accs) == 2 and all(i.count == sp_p and i.lut == 0 and "DSP slice" in i.detail for i in accs)
+    muls = [i for i in est.items if i.kind == "mul" and i.name.startswith("sp_steps:step: (prod_t)a *")]
+    assert sum(i.count for i in muls) == 2 * sp_p and sum(i.dsp for i in muls) == 2 * sp_p
+    tree = [i for i in est.items if i.kind == "add" and i.name.startswith("spp_compute_p: sp_steps: sum")]
+    assert tree and all(i.lut > 0 for i in tree)
+    off = resources.estimate(board, config=_with(board, tmp_path, SPARSE_POS_MACC=0))
+    bits = Sources(os.path.join(config_dir(), f"{board}.h")).macros.eval("SP_ACC_BITS")   # spp_acc_t
+    assert bits == math.ceil(math.log2(Sources(os.path.join(config_dir(), f"{board}.h")).macros.eval("SP_LIST"))) + 16
+    assert off.resources["dsp"]["used"] == est.resources["dsp"]["used"] - sp_p
+    fabric = [i for i in off.items if i.kind == "add" and "(j == 0 ? spp_acc_t(0) : acc" in i.name]
+    assert len(fabric) == 2 and all(i.count == sp_p and i.lut == sp_p * bits for i in fabric)
+    fix = [i for i in off.items if i.kind == "add" and "mul2(" in i.name and "mac_array_sp" in i.name]
+    assert fix and fix[0].lut == 17 * (sp_p // 2)
+
+
+def test_a_product_read_twice_keeps_its_adder(copied_sources):
+    """The multiply-add rule needs the sum to be the product's only reader:
+    a second reader of mm0 takes the raw product, so the sum is a fabric
+    adder again (spp_acc_t wide, per PE)."""
+    b = boards.get("zcu102")
+    sp_p = b.pe_lanes * b.pe_rows * b.pe_cols
+    before = resources.estimate("zcu102", directory=str(copied_sources))
+    _insert_after(copied_sources / "sconv.cpp", "            m1[p] = (prod_t)pa1;\n",
+                  "            m[p] ^= mm0;\n")
+    after = resources.estimate("zcu102", directory=str(copied_sources))
+    acc = [i for i in after.items if i.name.startswith("spp_compute_p: sp_steps: (init ?") and "acc[p]" in i.name]
+    bits = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("SP_ACC_BITS")
+    assert acc[0].lut == sp_p * bits
+    assert after.resources["lut"]["used"] - before.resources["lut"]["used"] == sp_p * bits
+
+
+def test_counters_stepped_by_one_are_incrementers(estimates):
+    """`x++` in a pipelined datapath is a carry chain at x's width: the
+    position counters' wraps in spp_valid, per PE (spp_img_t 18 bits,
+    spp_rc_t 12)."""
+    b = boards.get("aup_zu3")
+    sp_p = b.pe_lanes * b.pe_rows * b.pe_cols
+    items = {i.name: i for i in estimates["aup_zu3"].items if i.kind == "add"}
+    assert (items["spp_valid: j[p] ++ "].count, items["spp_valid: j[p] ++ "].lut) == (sp_p, sp_p * 18)
+    assert (items["spp_valid: u[p] ++ "].count, items["spp_valid: u[p] ++ "].lut) == (sp_p, sp_p * 12)
+    assert "incrementer" in items["spp_valid: u[p] ++ "].detail
+    # a loop header's i++ is control, not counted
+    assert not [n for n in items if re.search(r": [a-z] \+\+ $", n) and n.startswith("spp_valid")]
+
+
+def test_preprocessor_logic_selects_one_branch():
+    """`#if !X`, `&&`, `||` on the board's macros decide a branch as the
+    preprocessor does (before session 15 such a test kept both branches, so
+    the estimate counted code no build compiles)."""
+    from ctrain.hls_source import synthesis_branches
+    src = Sources(os.path.join(config_dir(), "zcu102.h"))
+    m = src.macros
+    assert m.eval("!CTRAIN_SPARSE_POS_MACC") == 0 and m.eval("!CTRAIN_SPARSE_POS_MUL_LUT") == 1
+    assert m.eval("CTRAIN_SPARSE_POS_MACC && CTRAIN_DSP_INT8 == 2") == 1
+    assert m.eval("CTRAIN_SPARSE_POS_MUL_LUT || !CTRAIN_SPARSE_POS_MACC") == 0
+    assert m.eval("CTRAIN_DSP_INT8 != 1") == 1
+    text = "#if !CTRAIN_SPARSE_POS_MACC\na\n#else\nb\n#endif"
+    assert synthesis_branches(text, m).split() == ["b"]

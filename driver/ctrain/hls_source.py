@@ -98,6 +98,8 @@ def _if_branch(cond, macros):
 def _c_expr(expr):
     expr = re.sub(r"\b(0x[0-9a-fA-F]+|\d+)[uUlL]+\b", r"\1", expr)
     expr = re.sub(r"\((?:unsigned|int|uint32_t|int64_t|uint64_t|wide_t)\)", "", expr)
+    # the preprocessor's logic: `!X`, `a && b`, `a || b`
+    expr = re.sub(r"!(?!=)", " not ", expr).replace("&&", " and ").replace("||", " or ")
     return expr.replace("/", "//").replace("////", "//")
 
 
@@ -166,7 +168,7 @@ class Macros:
         expr = _c_expr(self.expand(expr.strip()) if self.funcs else expr.strip())
         if not expr:
             return None
-        names = set(_IDENT.findall(expr))
+        names = set(_IDENT.findall(expr)) - {"not", "and", "or"}
         env = {}
         for n in names:
             v = self.value(n, _depth)

@@ -372,13 +372,15 @@ wr_kernels:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=4*PE_ROWS*CONV_WCAP
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         beat_t w = beat_zero();
+        q_lanes ql;   /* the beat's words meet the statistics as one update */
+        q_lanes_clear(ql);
         for (int j = 0; j < DDR_BEAT / 4; j++) {
 #pragma HLS UNROLL
             if (4 * j >= lo && 4 * j < hi) {
                 const wide_t v = rshift_round((wide_t)acc[p.row][p.bank][tb + p.at + p.pos], sh_w);
                 bool clamped;
                 const int32_t o = sat32(v, clamped);
-                q_stats_add(st, v, o, clamped);
+                q_lanes_add(ql, v, o, clamped);
                 for (int k = 0; k < 4; k++) {
 #pragma HLS UNROLL
                     set_lane(w, 4 * j + k, (uint8_t)((uint32_t)o >> (8 * k)));
@@ -390,6 +392,7 @@ wr_kernels:
                 }
             }
         }
+        q_stats_merge(st, ql);
         ddr_put(ddr, gb.first + b, w, lo, hi);
     }
 }

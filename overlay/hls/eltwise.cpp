@@ -7,13 +7,6 @@
 #define EW_CHUNK_BEATS ((CTRAIN_CHUNK + EW_BEAT - 1) / EW_BEAT)
 #define EW_ROW_BEATS ((CTRAIN_MAX_DIM + EW_BEAT - 1) / EW_BEAT)
 
-/* One beat's statistics, reduced over its lanes before they meet the running
- * record (a tree per beat, not a chain of EW_BEAT compares). */
-struct beat_stats {
-    wide_t max_abs;
-    uint32_t sat, nnz, count;
-};
-
 /* rshift_round (quant.h) with its left shift written as a shift: a beat's
  * lanes take three each, and a barrel shifter is far cheaper than the 64-bit
  * product `x * 2^-s` would bind to. */
@@ -39,14 +32,6 @@ static inline wide_t lane_shift_even(wide_t x, int s) {
     const wide_t r = x & (((wide_t)1 << s) - 1);
     const wide_t half = (wide_t)1 << (s - 1);
     return q + ((r > half || (r == half && (q & 1) != 0)) ? 1 : 0);
-}
-
-static inline void beat_stats_merge(q_stats &st, const beat_stats &b) {
-#pragma HLS INLINE
-    if (b.max_abs > st.max_abs) st.max_abs = b.max_abs;
-    st.sat += b.sat;
-    st.nnz += b.nnz;
-    st.count += b.count;
 }
 
 /* ADD's chunk loop: DATAFLOW processes, an item a chunk (as stream.cpp's
@@ -75,27 +60,34 @@ add_beat:
     for (uint32_t w = 0; w < beats; w++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=EW_CHUNK_BEATS
-        beat_stats bs = {0, 0, 0, 0};
+        /* the beat's lanes meet the statistics as one update (a tree per
+         * beat, not a chain of EW_BEAT compares) */
+        wide_t pre[EW_BEAT], sto[EW_BEAT];
+        bool cl[EW_BEAT], lv[EW_BEAT];
+#pragma HLS ARRAY_PARTITION variable=pre type=complete
+#pragma HLS ARRAY_PARTITION variable=sto type=complete
+#pragma HLS ARRAY_PARTITION variable=cl type=complete
+#pragma HLS ARRAY_PARTITION variable=lv type=complete
     add_lane:
         for (int l = 0; l < EW_BEAT; l++) {
 #pragma HLS UNROLL
             const uint32_t i = w * EW_BEAT + l;
+            lv[l] = i < ck.len;
+            pre[l] = 0;
+            sto[l] = 0;
+            cl[l] = false;
             if (i < ck.len) {
                 wide_t acc = lane_shift(a[i], sh_a) + lane_shift(b[i], sh_b);
                 if (mask && gate[i] <= 0) acc = 0;
                 if (relu && acc < 0) acc = 0;
-                bool clamped;
                 /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
-                const q8_t o = sat8(lane_shift_even(acc, sh_out), clamped);
-                const wide_t m = q_abs(acc);
-                if (m > bs.max_abs) bs.max_abs = m;
-                bs.sat += clamped ? 1 : 0;
-                bs.nnz += o != 0 ? 1 : 0;
-                bs.count += 1;
+                const q8_t o = sat8(lane_shift_even(acc, sh_out), cl[l]);
+                pre[l] = acc;
+                sto[l] = o;
                 out[i] = o;
             }
         }
-        beat_stats_merge(st, bs);
+        q_stats_add_mask<EW_BEAT>(st, pre, sto, cl, lv);
     }
 }
 

@@ -167,14 +167,26 @@ pass_step:
             }
         }
         if (run_end && !outer) {
+            /* the position's L x R outputs meet the statistics as one update */
+            wide_t pre[PE_LANES * PE_ROWS], sto[PE_LANES * PE_ROWS];
+            bool cl[PE_LANES * PE_ROWS], lv[PE_LANES * PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=pre type=complete
+#pragma HLS ARRAY_PARTITION variable=sto type=complete
+#pragma HLS ARRAY_PARTITION variable=cl type=complete
+#pragma HLS ARRAY_PARTITION variable=lv type=complete
             for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
                 for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
+                    const int k = l * PE_ROWS + r;
                     wide_t v = (wide_t)acc[l][r];
                     if (!g.first)
                         v += (wide_t)racc[l][r][pidx];
                     acc[l][r] = 0;
+                    lv[k] = g.last && l < g.vb && r < vr_t;
+                    pre[k] = v;
+                    sto[k] = 0;
+                    cl[k] = false;
                     if (!g.last) {
                         racc[l][r][pidx] = v;
                         continue;
@@ -183,13 +195,13 @@ pass_step:
                         v += btab[tl][r];   /* |acc| < 2^47, |bias| <= 2^62 */
                     if (g.relu && v < 0) v = 0;
                     if (g.mask && maskb[l][r][pidx] <= 0) v = 0;
-                    bool clamped;
-                    const q8_t o = quant8(v, g.sh_out, clamped);
-                    if (l < g.vb && r < vr_t)
-                        q_stats_add(st, v, o, clamped);
+                    const q8_t o = quant8(v, g.sh_out, cl[k]);
+                    pre[k] = v;
+                    sto[k] = o;
                     out[l][r][pidx] = o;
                 }
             }
+            q_stats_add_mask<PE_LANES * PE_ROWS>(st, pre, sto, cl, lv);
         }
         /* Advance the counters. */
         if (outer) {

@@ -115,29 +115,72 @@ static inline void q_stats_add(q_stats &st, wide_t pre, wide_t stored, bool clam
     st.count += 1;
 }
 
+/* One cycle's outputs of a unit's lanes, reduced before they meet the
+ * running record (so it takes one compare and three adds whatever the lane
+ * count): the largest magnitude before rounding, saturations, nonzeros
+ * stored and count, counts of at most 255 lanes (8-bit adders). */
+struct q_lanes {
+    wide_t max_abs;
+    ap_uint<8> sat, nnz, count;
+};
+
+static inline void q_lanes_clear(q_lanes &c) {
+#pragma HLS INLINE
+    c.max_abs = 0;
+    c.sat = 0;
+    c.nnz = 0;
+    c.count = 0;
+}
+
+static inline void q_lanes_add(q_lanes &c, wide_t pre, wide_t stored, bool clamped) {
+#pragma HLS INLINE
+    const wide_t v = q_abs(pre);
+    if (v > c.max_abs) c.max_abs = v;
+    c.sat += clamped ? 1 : 0;
+    c.nnz += stored != 0 ? 1 : 0;
+    c.count += 1;
+}
+
+static inline void q_stats_merge(q_stats &st, const q_lanes &c) {
+#pragma HLS INLINE
+    if (c.max_abs > st.max_abs) st.max_abs = c.max_abs;
+    st.sat += c.sat;
+    st.nnz += c.nnz;
+    st.count += c.count;
+}
+
+/* The outputs of the lanes j < E with live[j], produced in one cycle: one
+ * update of st.  Same result as q_stats_add on each live lane in order. */
+template <int E>
+static inline void q_stats_add_mask(q_stats &st, const wide_t pre[E], const wide_t stored[E],
+                                    const bool clamped[E], const bool live[E]) {
+#pragma HLS INLINE
+    static_assert(E < 256, "q_lanes counts lanes in 8 bits");
+    q_lanes c;
+    q_lanes_clear(c);
+    for (int j = 0; j < E; j++) {
+#pragma HLS UNROLL
+        if (live[j])
+            q_lanes_add(c, pre[j], stored[j], clamped[j]);
+    }
+    q_stats_merge(st, c);
+}
+
 /* The outputs of lanes a <= j < e of E produced in one cycle (a run of a
- * beat-wide unit's lanes): the lanes' largest magnitude before
- * rounding, saturations, nonzeros stored and count, for a run anywhere in
- * the word. */
+ * beat-wide unit's lanes, anywhere in the word). */
 template <int E>
 static inline void q_stats_add_run(q_stats &st, const wide_t pre[E], const wide_t stored[E],
                                    const bool clamped[E], uint32_t a, uint32_t e) {
 #pragma HLS INLINE
-    wide_t m = 0;
-    uint32_t sat = 0, nnz = 0;
+    static_assert(E < 256, "q_lanes counts lanes in 8 bits");
+    q_lanes c;
+    q_lanes_clear(c);
     for (int j = 0; j < E; j++) {
 #pragma HLS UNROLL
-        if ((uint32_t)j >= a && (uint32_t)j < e) {
-            const wide_t v = q_abs(pre[j]);
-            if (v > m) m = v;
-            sat += clamped[j] ? 1 : 0;
-            nnz += stored[j] != 0 ? 1 : 0;
-        }
+        if ((uint32_t)j >= a && (uint32_t)j < e)
+            q_lanes_add(c, pre[j], stored[j], clamped[j]);
     }
-    if (m > st.max_abs) st.max_abs = m;
-    st.sat += sat;
-    st.nnz += nnz;
-    st.count += e - a;
+    q_stats_merge(st, c);
 }
 
 /* The first `live` of E outputs produced in one cycle (a beat-wide unit):

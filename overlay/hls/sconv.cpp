@@ -78,6 +78,9 @@ static_assert(MAC_UNITS == SP_P, "the MAC array has a unit per position PE");
 #define SP_Q CTRAIN_SPARSE_QUANT
 #define SP_QD (SP_P / SP_Q)
 static_assert(SP_P % SP_Q == 0, "CTRAIN_SPARSE_QUANT divides the position PEs");
+#if CTRAIN_SPARSE_POS_MACC && CTRAIN_SPARSE_POS_MUL_LUT
+#error "CTRAIN_SPARSE_POS_MACC: the position PEs' products in DSP slices, not LUTs"
+#endif
 /* Datapath widths as narrow as their bounds (each PE has its own adders):
  * an FP/EB sum of a row's kept weights (at most SP_LIST int8 x int8
  * products, |p| <= 2^14, restarted per group) and a WG adder tree over the
@@ -89,11 +92,13 @@ typedef ap_int<SP_SUM_BITS> spp_sum_t;
 /* WG's bias sums: SP_P int8 errors */
 #define SP_BSUM_BITS (SP_CLOG2(SP_P) + 9)
 typedef ap_int<SP_BSUM_BITS> spp_bsum_t;
-/* A PE's position counters (spp_valid): image j < pj + T (dj + 1) <=
- * 512 + (SP_OD + 1) x 513 < 2^17, rows and columns below twice a padded
- * plane's (< 2^11); 20 bits with room. */
-typedef ap_int<20> spp_pos_t;
-static_assert(SP_OD < 768, "spp_pos_t holds a PE's image counter");
+/* A PE's position counters (spp_valid), each as wide as its bound: image
+ * j < pj + T (dj + 1) <= 512 + (SP_OD + 1) x 513 < 2^17 (18 bits signed);
+ * row and column below twice a slot's rows and pitch (pw, hw < 2^10, so
+ * < 2^11: 12 bits signed). */
+typedef ap_int<18> spp_img_t;
+typedef ap_int<12> spp_rc_t;
+static_assert(SP_OD < 254, "spp_img_t holds a PE's image counter");
 /* WG accumulators: even and odd kept weights in two banks, so a step's two
  * (entries e and e + 1) are one read-modify-write per bank. */
 #define SP_LH ((SP_LIST + 1) / 2)
@@ -931,7 +936,8 @@ spp_rows_wr_images:
  * tile. */
 static void spp_valid(const spp_plan &g, const spp_item &it, const int pj[SP_P],
                       const int pu[SP_P], const int px[SP_P], bool vt[SP_OD][SP_P]) {
-    spp_pos_t j[SP_P], u[SP_P], x[SP_P];
+    spp_img_t j[SP_P];
+    spp_rc_t u[SP_P], x[SP_P];
 #pragma HLS ARRAY_PARTITION variable=j type=complete
 #pragma HLS ARRAY_PARTITION variable=u type=complete
 #pragma HLS ARRAY_PARTITION variable=x type=complete
@@ -1106,6 +1112,40 @@ step:
 #endif
         const int ro = rbase + t;
         const uint32_t runs = outer ? (len > 0 ? len : 1u) : spp_group_steps(len, pairs);
+        /* a pair's extra step: no product, the accumulators hold */
+        const bool ext = !outer && i < iend && two && j == runs;
+        prod_t m[SP_P], m1[SP_P];
+#pragma HLS ARRAY_PARTITION variable=m type=complete
+#pragma HLS ARRAY_PARTITION variable=m1 type=complete
+#if CTRAIN_SPARSE_POS_MACC
+        /* Two DSP slices per PE (sconv.h), each P = (init ? 0 : P) + a * b
+         * (UG1399 "Accumulation": the reset in the slice; WG resets every
+         * step, so its P is the product) */
+        const bool init = outer || j == 0;
+        for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+            const q8_t a = outer ? rb[p][ro] : w;
+            const prod_t mm0 = (prod_t)a * (prod_t)x[p];
+            /* a DSP slice whose post-adder accumulates */
+#pragma HLS BIND_OP variable=mm0 op=mul impl=dsp
+#if SP_WG_PAIR == 2
+            const q8_t b1 = two ? x1[p] : (q8_t)0;
+            const prod_t mm1 = (prod_t)a * (prod_t)b1;
+            /* the second slice */
+#pragma HLS BIND_OP variable=mm1 op=mul impl=dsp
+#else
+            const prod_t mm1 = 0;
+#endif
+            const spp_acc_t pa0 = (init ? spp_acc_t(0) : acc[p]) + mm0;
+            const spp_acc_t pa1 = (init ? spp_acc_t(0) : acc1[p]) + mm1;
+            if (!ext) {
+                acc[p] = pa0;
+                acc1[p] = pa1;
+            }
+            m[p] = (prod_t)pa0;   /* WG: the product */
+            m1[p] = (prod_t)pa1;
+        }
+#else
         /* One unit of the MAC array per PE (mac_array.h): the weight
          * (gather) or its error (outer) times the PE's input, on a packing
          * board times both entries' (gather: tiles') inputs (the second 0
@@ -1150,9 +1190,6 @@ step:
         mac_array(ma, mb0, mb1, mp0, mp1);
 #endif
         mac_array_sp(sa, sb0, sb1, sp0, sp1);
-        prod_t m[SP_P], m1[SP_P];
-#pragma HLS ARRAY_PARTITION variable=m type=complete
-#pragma HLS ARRAY_PARTITION variable=m1 type=complete
         for (int p = 0; p < MAC_DENSE_UNITS; p++) {
 #pragma HLS UNROLL
             m[p] = mp0[p];
@@ -1163,6 +1200,7 @@ step:
             m[MAC_DENSE_UNITS + q] = sp0[q];
             m1[MAC_DENSE_UNITS + q] = sp1[q];
         }
+#endif
         if (outer) {
             spp_sum_t sum = 0, sum1 = 0;   /* adder trees, |sum| <= SP_P * 2^14 */
             for (int p = 0; p < SP_P; p++) {
@@ -1198,6 +1236,13 @@ step:
          * leave the drain done by then, spp_group_steps) */
         if (dq < dn) {
             const int hr = hrow, hw = hword + dh, ht = htile + dh;
+            /* the step's SP_Q outputs meet the statistics as one update */
+            wide_t pre[SP_Q], sto[SP_Q];
+            bool cl[SP_Q], lv[SP_Q];
+#pragma HLS ARRAY_PARTITION variable=pre type=complete
+#pragma HLS ARRAY_PARTITION variable=sto type=complete
+#pragma HLS ARRAY_PARTITION variable=cl type=complete
+#pragma HLS ARRAY_PARTITION variable=lv type=complete
             for (int q = 0; q < SP_Q; q++) {
 #pragma HLS UNROLL
                 const int pq = dd * SP_Q + q;   /* PE */
@@ -1206,12 +1251,13 @@ step:
                     v += rbias[hr];
                 if (o.relu && v < 0) v = 0;
                 if (o.mask && rb[pq][hw] <= 0) v = 0;
-                bool clamped;
-                const q8_t qv = quant8(v, o.sh_out, clamped);
-                if (vt[ht][pq])
-                    q_stats_add(st, v, qv, clamped);
+                const q8_t qv = quant8(v, o.sh_out, cl[q]);
+                pre[q] = v;
+                sto[q] = qv;
+                lv[q] = vt[ht][pq];
                 out[pq][hw] = qv;
             }
+            q_stats_add_mask<SP_Q>(st, pre, sto, cl, lv);
             dq++;
             if (++dd == SP_QD) {
                 dd = 0;
@@ -1221,14 +1267,15 @@ step:
         /* the list's last product finishes tile t; a pair's extra step
          * (j == runs) its second tile, t + 1; the steps after the last row
          * (the last drain) finish none */
-        const bool ext = i < iend && two && j == runs;
         const bool fin = i < iend && !ext && j + 1 == runs;
         for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
+#if !CTRAIN_SPARSE_POS_MACC
             if (!ext) {
                 acc[p] = (j == 0 ? spp_acc_t(0) : acc[p]) + m[p];
                 acc1[p] = (j == 0 ? spp_acc_t(0) : acc1[p]) + m1[p];
             }
+#endif
             if (fin)
                 hold[0][p] = acc[p];
             if (ext)

@@ -93,6 +93,16 @@ typedef ap_int<SP_RED_BITS> sp_red_t;
 #define CTRAIN_SPARSE_QUANT 16
 #endif
 
+/* 1: each position PE's two products are two DSP slices of their own, each
+ * a multiply-accumulate whose sum stays in the slice's P register (FP, EB:
+ * reset at a list's first kept weight; WG: every step, so P is the product
+ * the adder tree takes), instead of the MAC array's packed units
+ * (mac_array, mac_array_sp) and two fabric accumulators and a sign
+ * correction per PE: twice the DSPs, on chips with that many to spare. */
+#ifndef CTRAIN_SPARSE_POS_MACC
+#define CTRAIN_SPARSE_POS_MACC 0
+#endif
+
 /* 1: the position-parallel path's (item, sub-chunk) loop is a DATAFLOW
  * loop (sconv.cpp spp_pairs): pair k + 1 loads while pair k computes and
  * pair k - 1 stores, the window and row buffers its ping-pong channels.

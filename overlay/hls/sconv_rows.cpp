@@ -488,9 +488,13 @@ row_step:
                  * products are LUT multipliers (config: CTRAIN_SPARSE_MUL_LUT). */
 #pragma HLS BIND_OP variable=m op=mul impl=fabric
 #endif
+                /* a multiply-accumulate (in the product's DSP slice where it
+                 * has one), reset at a list's first entry and, in outer, every
+                 * step: there pa is the product the adder tree takes */
+                const spr_acc_t pa = (outer || t == 0 ? spr_acc_t(0) : acc[r][c]) + m;
                 if (!outer)
-                    acc[r][c] = (t == 0 ? spr_acc_t(0) : acc[r][c]) + m;
-                sum += m;   /* adder tree, used by outer */
+                    acc[r][c] = pa;
+                sum += (prod_t)pa;   /* adder tree, used by outer */
             }
             if (outer) {
                 part[r] = (x == 0 ? spr_part_t(0) : part[r]) + sum;
@@ -556,8 +560,19 @@ quantize_rows:
         for (int x = 0; x < xc; x++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_XT
+            /* the step's lanes meet the statistics as one update */
+            wide_t pre[PE_COLS], sto[PE_COLS];
+            bool cl[PE_COLS], lv[PE_COLS];
+#pragma HLS ARRAY_PARTITION variable=pre type=complete
+#pragma HLS ARRAY_PARTITION variable=sto type=complete
+#pragma HLS ARRAY_PARTITION variable=cl type=complete
+#pragma HLS ARRAY_PARTITION variable=lv type=complete
             for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
+                lv[c] = c < nb;
+                pre[c] = 0;
+                sto[c] = 0;
+                cl[c] = false;
                 if (c >= nb)
                     continue;
                 wide_t v = kept ? racc[r][c][x].to_int64() : 0;
@@ -565,11 +580,12 @@ quantize_rows:
                     v += rbias[r];
                 if (o.relu && v < 0) v = 0;
                 if (o.mask && mbuf[r][c][x] <= 0) v = 0;
-                bool clamped;
-                const q8_t q = quant8(v, o.sh_out, clamped);
-                q_stats_add(st, v, q, clamped);
+                const q8_t q = quant8(v, o.sh_out, cl[c]);
+                pre[c] = v;
+                sto[c] = q;
                 lanes[r][c][x] = q;
             }
+            q_stats_add_mask<PE_COLS>(st, pre, sto, cl, lv);
         }
     }
     if (o.point) {
@@ -671,6 +687,8 @@ point_quantize:
     for (int r = 0; r < vr; r++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+        q_lanes ql;   /* the row's lanes meet the statistics as one update */
+        q_lanes_clear(ql);
         for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
             if (c >= nb)
@@ -682,9 +700,10 @@ point_quantize:
             if (o.mask && mbuf[r][c][t] <= 0) v = 0;
             bool clamped;
             const q8_t q = quant8(v, o.sh_out, clamped);
-            q_stats_add(st, v, q, clamped);
+            q_lanes_add(ql, v, q, clamped);
             lanes[r][c][t] = q;
         }
+        q_stats_merge(st, ql);
     }
 }
 

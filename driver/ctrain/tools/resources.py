@@ -1124,6 +1124,8 @@ _ARITH = re.compile(r"(?<![+\-<>=!&|*/%^])(\+=|-=|<<=|>>=|<<|>>|\+(?![+=])|-(?![
 #: `x * ((T)1 << s)`: a product by a run-time power of two, a shift
 #: (_operators leaves it to fabric_arith).
 _SHIFT_MUL = re.compile(r"\*\s*\(\s*\(\s*[\w:<>]+\s*\)\s*1\s*<<\s*([^;]+?)\)\s*[;,)]")
+#: `x++`, `x[i]--`, `++x`: a counter stepped by one.
+_INCR = re.compile(r"([A-Za-z_][\w.]*(?:\s*\[[^\]]*\])*)\s*(\+\+|--)|(\+\+|--)\s*([A-Za-z_][\w.]*(?:\s*\[[^\]]*\])*)")
 #: Words before a `-` or `+` that make it unary.
 _NOT_OPERANDS = {"return", "case", "else", "const"}
 
@@ -1133,12 +1135,22 @@ def adder_luts(w):
     return w
 
 
-def shifter_luts(w, step=1):
+def shifter_luts(w, step=1, out=None):
     """A W-bit shift by a run-time amount in steps of `step` bits (`8 * s`:
     bytes): log2(W / step) stages of 2:1 selects, two stages per LUT6 (a 4:1
-    mux per bit per LUT6)."""
+    mux per bit per LUT6). Where only `out` bits of the result are used (a
+    cast or a narrower target), synthesis trims the rest: the stages, the
+    largest amounts first, keep `out` bits plus what the later stages can
+    still shift in (a funnel of two 128-bit beats to one: 184 + 136 + 128
+    bits, not 3 x 256)."""
     positions = max(1, w // step)
-    return w * ((max(1, (positions - 1).bit_length()) + 1) // 2)
+    bits = max(1, (positions - 1).bit_length())
+    out = w if out is None else min(out, w)
+    luts = 0
+    for j in range((bits + 1) // 2):
+        rest = max(0, bits - 2 * (j + 1))
+        luts += min(w, out + ((1 << rest) - 1) * step)
+    return luts
 
 
 def _scopes(body):
@@ -1238,6 +1250,9 @@ class _ArithWalk:
         for m in _SHIFT_MUL.finditer(f.body):
             if self.counted(at, m.start()):
                 self.shift_mul(at, m)
+        for m in _INCR.finditer(f.body):
+            if self.counted(at, m.start()):
+                self.incr(at, m, seen)
         for _, callee, pos, args, _ in self.sites.get(f.name, []):
             g = self.src.functions[callee]
             if g.inline and callee not in stack and callee != PACKED_MUL:
@@ -1271,16 +1286,48 @@ class _ArithWalk:
         if op.startswith(("<<", ">>")):
             w = _shifted_bits(widths, left)
             step = _shift_step(self.src, right)
+            out = self.result_bits(at.f, pos, op, left, right, widths)
+            kept = f", {out} bits used" if out and out < w else ""
             each, what = (w, f"{w}-bit decoder (a constant shifted)") if lc else \
-                (shifter_luts(w, step), f"{w}-bit shifter" + (f" by {step}-bit steps" if step > 1 else ""))
+                (shifter_luts(w, step, out),
+                 f"{w}-bit shifter" + (f" by {step}-bit steps" if step > 1 else "") + kept)
         else:
             if op in ("+=", "-="):
                 w = min(widths.of(left), 64)   # the target's bits: the rest are dropped
             else:
                 w = min(max(widths.of(left), widths.of(right)), 64, self.target_bits(at.f, pos, widths))
             each, what = adder_luts(w), f"{w}-bit adder"
+            if op == "+" and w <= DSP_ALU_BITS and self.macc(at.f, left, right):
+                each, what = 0, f"{w}-bit adder in its product's DSP slice (multiply-add)"
         self.add(at, op, left, right, self.copies(at, pos, _IDENT_RE.findall(left + " " + right)),
                  each, what)
+
+    def macc(self, f, left, right):
+        """Whether one operand of a `+` is a product `T m = a * b;` of f that a
+        DSP slice makes (not BIND_OP fabric) and only this sum reads: the
+        slice's post-adder then adds it (UG901's multiply-add and
+        multiply-accumulate macros; the accumulator's reset is the slice's
+        own, UG1399 "Accumulation"), no LUTs."""
+        body = re.sub(r"^[ \t]*#[^\n]*$", "", f.body, flags=re.M)
+        for name in (left.strip(), right.strip()):
+            if not re.fullmatch(r"[A-Za-z_]\w*", name) or name in fabric_muls(f.body):
+                continue
+            if re.search(rf"\b(?:const\s+)?[\w:<>]+\s+{name}\s*=[^=;][^;]*[^*/]\*(?![*=])[^;]*;", body) \
+                    and len(re.findall(rf"\b{name}\b", body)) == 2:
+                return True
+        return False
+
+    def incr(self, at, m, seen):
+        """`x++`, `--x`: an incrementer at x's declared width (a carry chain, as
+        an adder), once per variable and copy."""
+        name = m.group(1) or m.group(4)
+        op = m.group(2) or m.group(3)
+        if self.const(at.f, m.start(), name, at.consts) or (op, name) in seen:
+            return
+        seen.add((op, name))
+        w = min(at.widths.of(name), 64)
+        self.add(at, op, name, "", self.copies(at, m.start(), _IDENT_RE.findall(name)),
+                 adder_luts(w), f"{w}-bit incrementer")
 
     def shift_mul(self, at, m):
         """`x * ((T)1 << s)`: a shift of x by a run-time amount."""
@@ -1303,19 +1350,44 @@ class _ArithWalk:
                 gf[pname] = self.src.unroll_factor(at.f, pos, ids) * self.factor(at.f, ids, at.pfac)
         return gc, gf
 
+    def result_bits(self, f, pos, op, left, right, widths):
+        """Bits of a shift's result that are used: the type it is cast to as a
+        whole (`beat_t(x >> s)`, `(T)(x >> s)`) or the declared target it is
+        the whole right side of; else all of them (64 at most)."""
+        body = f.body
+        start = body.rfind("\n", 0, pos) + 1
+        lstart = start + len(body[start:pos].rstrip()) - len(left.strip())
+        rtext = body[pos + len(op):]
+        rend = pos + len(op) + (len(rtext) - len(rtext.lstrip())) + len(right.strip())
+        before, after = body[:lstart].rstrip(), body[rend:].lstrip()
+        if before.endswith("(") and after.startswith(")") and \
+                match_paren(body, len(before) - 1) == rend + (len(body[rend:]) - len(after)):
+            head = before[:-1].rstrip()
+            m = re.search(r"\(\s*(?:const\s+)?([\w:<> ]+?)\s*\)$", head) or \
+                re.search(r"([A-Za-z_][\w:]*(?:\s*<[^;()<>]*>)?)$", head)
+            return (self.src.types.width(m.group(1).strip()) or None) if m else None
+        if re.search(r"[^=!<>+\-*/%&|^]=$", before) and after.startswith(";"):
+            return self.target(f, pos, widths)
+        return None
+
     def target_bits(self, f, pos, widths):
         """Bits of the variable a statement `T x = ...` or `x[i] = ...` assigns
         the expression at pos to (the adder needs no more: the low bits of
         a sum depend on the operands' low bits only), else 64."""
+        return self.target(f, pos, widths) or 64
+
+    def target(self, f, pos, widths):
+        """target_bits' declared target, None where the statement has none."""
         body = f.body
         start = max(body.rfind(";", 0, pos), body.rfind("{", 0, pos), body.rfind("}", 0, pos)) + 1
+        text = re.sub(r"^[ \t]*#[^\n]*$", "", body[start:pos], flags=re.M)   # pragmas between
         m = re.match(r"\s*(?:const\s+)?(?:([\w:]+(?:\s*<[^;>()]*>)?)\s+)?([A-Za-z_][\w.]*)"
-                     r"(?:\s*\[[^\]]*\])*\s*=(?!=)", body[start:pos])
+                     r"(?:\s*\[[^\]]*\])*\s*=(?!=)", text)
         if not m:
-            return 64
+            return None
         if m.group(1) and self.src.types.width(m.group(1)):
             return self.src.types.width(m.group(1))
-        return widths.of_name(m.group(2)) if not m.group(1) else 64
+        return widths.of_name(m.group(2)) if not m.group(1) else None
 
     def operation(self, f, op, pos, consts):
         """(left, right, left constant, right constant), or None where there is
@@ -1375,6 +1447,8 @@ class _ArithWalk:
 
 
 _IDENT_RE = re.compile(r"[A-Za-z_]\w*")
+#: Bits of a DSP slice's post-adder (DSP48E1 and DSP48E2: 48).
+DSP_ALU_BITS = 48
 
 
 def fabric_arith(src, instances):

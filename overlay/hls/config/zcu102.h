@@ -144,4 +144,8 @@
 #define CTRAIN_MAC_SHARED 0
 #define CTRAIN_SPARSE_DATAFLOW 1
 
+/* The position PEs' products as multiply-accumulates, a DSP each (sconv.h):
+ * the chip's DSPs to spare pay for the PEs' fabric accumulators. */
+#define CTRAIN_SPARSE_POS_MACC 1
+
 #endif

@@ -129,4 +129,8 @@
  * by the estimate. */
 #define CTRAIN_SPARSE_QUANT 32
 
+/* The position PEs' products as multiply-accumulates, a DSP each (sconv.h):
+ * the chip's DSPs to spare pay for the PEs' fabric accumulators. */
+#define CTRAIN_SPARSE_POS_MACC 1
+
 #endif

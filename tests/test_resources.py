@@ -655,12 +655,13 @@ def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     assert not [n for n in items if n.endswith("agu_rd_wide: k + j")]
     assert not [n for n in items if "beat_lane: w >> (8 * l)" in n and n.startswith("add_load")]
     before = resources.estimate("aup_zu3", directory=str(copied_sources))
-    _insert_after(copied_sources / "sconv.cpp", "            j[p] += g.dj;\n",
-                  "            x[p] += u[p] + j[p];\n")
+    _insert_after(copied_sources / "sconv.cpp", "                vx[q] = nx;\n",
+                  "                vx[q] += vu[q] + vj[q];\n")
     after = resources.estimate("aup_zu3", directory=str(copied_sources))
-    # the counters' widths (spp_rc_t 12 bits, spp_img_t 18): u + j at the
-    # wider operand's, the compound assignment at its target's
-    assert after.resources["lut"]["used"] - before.resources["lut"]["used"] == sp_p * (18 + 12)
+    # the drain lanes' counters (spp_rc_t 12 bits, spp_img_t 18), one set a
+    # quantizer: u + j at the wider operand's width, the compound assignment
+    # at its target's
+    assert after.resources["lut"]["used"] - before.resources["lut"]["used"] == q * (18 + 12)
     assert resources.shifter_luts(64) == 192 and resources.shifter_luts(8) == 16
     # a two-beat funnel (256 bits) shifted by whole bytes: 32 positions, 3 levels
     assert resources.shifter_luts(256, 8) == 256 * 3
@@ -720,18 +721,20 @@ def test_a_product_read_twice_keeps_its_adder(copied_sources):
     assert after.resources["lut"]["used"] - before.resources["lut"]["used"] == sp_p * bits
 
 
-def test_counters_stepped_by_one_are_incrementers(estimates):
-    """`x++` in a pipelined datapath is a carry chain at x's width: the
-    position counters' wraps in spp_valid, per PE (spp_img_t 18 bits,
-    spp_rc_t 12)."""
-    b = boards.get("aup_zu3")
-    sp_p = b.pe_lanes * b.pe_rows * b.pe_cols
-    items = {i.name: i for i in estimates["aup_zu3"].items if i.kind == "add"}
-    assert (items["spp_valid: j[p] ++ "].count, items["spp_valid: j[p] ++ "].lut) == (sp_p, sp_p * 18)
-    assert (items["spp_valid: u[p] ++ "].count, items["spp_valid: u[p] ++ "].lut) == (sp_p, sp_p * 12)
-    assert "incrementer" in items["spp_valid: u[p] ++ "].detail
+@pytest.mark.parametrize("board", ["aup_zu3", "zcu102"])
+def test_counters_stepped_by_one_are_incrementers(estimates, board):
+    """`x++` in a pipelined datapath is a carry chain at x's width: the drain
+    lanes' position counters' wraps (sp_steps), one set per quantizer, not
+    per PE (spp_img_t 18 bits, spp_rc_t 12); no bitmap of every PE's
+    validity (spp_valid, before session 15)."""
+    q = int(boards.get(board).macros.get("SPARSE_QUANT", "16"))
+    items = {i.name: i for i in estimates[board].items if i.kind == "add"}
+    nj, nu = items["spp_compute_p: sp_steps: nj ++ "], items["spp_compute_p: sp_steps: nu ++ "]
+    assert (nj.count, nj.lut) == (q, q * 18) and (nu.count, nu.lut) == (q, q * 12)
+    assert "incrementer" in nu.detail
+    assert not [n for n in items if "spp_valid" in n]
     # a loop header's i++ is control, not counted
-    assert not [n for n in items if re.search(r": [a-z] \+\+ $", n) and n.startswith("spp_valid")]
+    assert not [n for n in items if n.startswith("spp_compute_p: sp_steps: s ++")]
 
 
 def test_preprocessor_logic_selects_one_branch():
@@ -747,3 +750,21 @@ def test_preprocessor_logic_selects_one_branch():
     assert m.eval("CTRAIN_DSP_INT8 != 1") == 1
     text = "#if !CTRAIN_SPARSE_POS_MACC\na\n#else\nb\n#endif"
     assert synthesis_branches(text, m).split() == ["b"]
+
+
+@pytest.mark.parametrize("board", ["zcu102", "pynq_z2"])
+def test_pe_array_sums_are_as_narrow_as_their_bounds(estimates, board):
+    """pe_array.h: a column tile's adder tree (GATHER) log2(PE_COLS) + 16 bits,
+    a tap's run (OUTER) log2(PE_LANES x CONV_OUT) + 16; the C-sim wraps its
+    int / int64_t sums to the same widths (pe_wrap), so the engines' bit-exact
+    agreement checks the bounds."""
+    b = boards.get(board)
+    m = Sources(os.path.join(config_dir(), f"{board}.h")).macros
+    col = math.ceil(math.log2(b.pe_cols)) + 16
+    run = math.ceil(math.log2(b.pe_lanes * m.eval("CONV_OUT"))) + 16
+    assert (m.eval("PE_COL_BITS"), m.eval("PE_RUN_BITS")) == (col, run)
+    items = {i.name: i for i in estimates[board].items if i.kind == "add"}
+    tree = items["execute: pe_array: sum0 += m0"]
+    part = items["execute: pe_array: part[2 * rp][c] += m0"]
+    assert tree.lut == tree.count * col and part.lut == part.count * run
+    assert tree.count == b.pe_lanes * b.pe_rows // 2 * b.pe_cols

@@ -1588,7 +1588,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
     mask = g.eb and bool(f["flags"] & Flag.RELU_MASK)
     wsrc = f["src2"] if g.wg else f["src"]
     c.loop("ew", kk)                    # spp_taps
-    c.loop("ew", P)                     # spp_positions
+    c.loop("ew", _hls_macro(b.name, "SP_Q"))   # spp_positions: the drain lanes' first positions
     it = _pos_items(g, f["n"])
     wwords = _cdiv(g.red * g.cs + g.tail, P)
     df = bool(b.sparse_dataflow)   # spp_pairs: every pair zeroes and loads its own buffers
@@ -1628,8 +1628,6 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
             if df:
                 load.loop("ew", pairs, pr.pnr * g.T)
             _pos_rows_io(g, b, it, pr, load, "rd", f["src3"])
-        if not g.wg:
-            comp.loop("ew", pairs, g.T)
         comp.loop("pe", pairs, stot[ps])
         if not g.wg:
             _pos_rows_io(g, b, it, pr, store, "wr", f["dst"])

@@ -7,27 +7,24 @@
 #define EW_CHUNK_BEATS ((CTRAIN_CHUNK + EW_BEAT - 1) / EW_BEAT)
 #define EW_ROW_BEATS ((CTRAIN_MAX_DIM + EW_BEAT - 1) / EW_BEAT)
 
-/* rshift_round (quant.h) with its left shift written as a shift: a beat's
- * lanes take three each, and a barrel shifter is far cheaper than the 64-bit
- * product `x * 2^-s` would bind to. */
+/* rshift_round (quant.h): round_right for s > 0, lane_lshift for s < 0. */
 static inline wide_t lane_shift(wide_t x, int s) {
 #pragma HLS INLINE
     if (s > 0)
         return round_right(x, s);
     if (s == 0)
         return x;
-    const wide_t lim = Q_TOP >> -s;
-    if (x > lim) return Q_TOP;
-    if (x < -lim) return -Q_TOP;
-    return (wide_t)((uint64_t)x << -s);   /* |result| <= 2^62 */
+    return lane_lshift(x, -s);
 }
 
 /* docs/numeric.md's rshift_even, ADD's store: lane_shift with ties to even
  * for s > 0 (the remainder is a mask, the tie a compare: no multiplier). */
 static inline wide_t lane_shift_even(wide_t x, int s) {
 #pragma HLS INLINE
-    if (s <= 0)
-        return lane_shift(x, s);
+    if (s == 0)
+        return x;
+    if (s < 0)
+        return lane_lshift(x, -s);
     const wide_t q = x >> s;
     const wide_t r = x & (((wide_t)1 << s) - 1);
     const wide_t half = (wide_t)1 << (s - 1);
@@ -72,20 +69,17 @@ add_beat:
         for (int l = 0; l < EW_BEAT; l++) {
 #pragma HLS UNROLL
             const uint32_t i = w * EW_BEAT + l;
-            lv[l] = i < ck.len;
-            pre[l] = 0;
-            sto[l] = 0;
-            cl[l] = false;
-            if (i < ck.len) {
-                wide_t acc = lane_shift(a[i], sh_a) + lane_shift(b[i], sh_b);
-                if (mask && gate[i] <= 0) acc = 0;
-                if (relu && acc < 0) acc = 0;
-                /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
-                const q8_t o = sat8(lane_shift_even(acc, sh_out), cl[l]);
-                pre[l] = acc;
-                sto[l] = o;
+            const bool in = i < ck.len;   /* lanes past the chunk read nothing */
+            wide_t acc = in ? lane_shift8(a[i], sh_a) + lane_shift8(b[i], sh_b) : (wide_t)0;
+            if (mask && in && gate[i] <= 0) acc = 0;
+            if (relu && acc < 0) acc = 0;
+            /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
+            const q8_t o = sat8(lane_shift_even(acc, sh_out), cl[l]);
+            pre[l] = acc;
+            sto[l] = o;
+            lv[l] = in;
+            if (in)
                 out[i] = o;
-            }
         }
         q_stats_add_mask<EW_BEAT>(st, pre, sto, cl, lv);
     }

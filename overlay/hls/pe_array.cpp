@@ -30,7 +30,7 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
 
     pe_sum_t acc[PE_LANES][PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=0
-    pe_sum_t part[PE_ROWS][PE_COLS];
+    pe_run_t part[PE_ROWS][PE_COLS];
 #pragma HLS ARRAY_PARTITION variable=part type=complete dim=0
     for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
@@ -134,7 +134,7 @@ pass_step:
 #pragma HLS UNROLL
             for (int rp = 0; rp < PE_ROWS / 2; rp++) {
 #pragma HLS UNROLL
-                int sum0 = 0, sum1 = 0;   /* adder trees over columns (GATHER), |sum| < 2^21 */
+                pe_col_t sum0 = 0, sum1 = 0;   /* adder trees over columns (GATHER) */
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
                     const prod_t m0 = mp0[(l * (PE_ROWS / 2) + rp) * PE_COLS + c];
@@ -147,8 +147,8 @@ pass_step:
                     sum1 += m1;
                 }
                 if (!outer) {
-                    acc[l][2 * rp] += sum0;
-                    acc[l][2 * rp + 1] += sum1;
+                    acc[l][2 * rp] += pe_wrap<PE_COL_BITS>(sum0);
+                    acc[l][2 * rp + 1] += pe_wrap<PE_COL_BITS>(sum1);
                 }
             }
         }
@@ -161,7 +161,7 @@ pass_step:
 #pragma HLS UNROLL
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    tacc[r][c][wrun] += part[r][c];
+                    tacc[r][c][wrun] += pe_wrap<PE_RUN_BITS>(part[r][c]);
                     part[r][c] = 0;
                 }
             }
@@ -178,27 +178,22 @@ pass_step:
 #pragma HLS UNROLL
                 for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                    const int k = l * PE_ROWS + r;
                     wide_t v = (wide_t)acc[l][r];
                     if (!g.first)
                         v += (wide_t)racc[l][r][pidx];
                     acc[l][r] = 0;
-                    lv[k] = g.last && l < g.vb && r < vr_t;
-                    pre[k] = v;
-                    sto[k] = 0;
-                    cl[k] = false;
-                    if (!g.last) {
+                    if (!g.last)
                         racc[l][r][pidx] = v;
-                        continue;
-                    }
                     if (g.bias)
                         v += btab[tl][r];   /* |acc| < 2^47, |bias| <= 2^62 */
                     if (g.relu && v < 0) v = 0;
                     if (g.mask && maskb[l][r][pidx] <= 0) v = 0;
-                    const q8_t o = quant8(v, g.sh_out, cl[k]);
-                    pre[k] = v;
-                    sto[k] = o;
-                    out[l][r][pidx] = o;
+                    const q8_t o = quant8(v, g.sh_out, cl[l * PE_ROWS + r]);
+                    pre[l * PE_ROWS + r] = v;
+                    sto[l * PE_ROWS + r] = o;
+                    lv[l * PE_ROWS + r] = g.last && l < g.vb && r < vr_t;
+                    if (g.last)
+                        out[l][r][pidx] = o;
                 }
             }
             q_stats_add_mask<PE_LANES * PE_ROWS>(st, pre, sto, cl, lv);

@@ -76,6 +76,33 @@ typedef ap_int<48> pe_sum_t;   /* acc_t */
 #else
 typedef int64_t pe_sum_t;
 #endif
+/* The sums before those, as narrow as their bounds (products |p| <= 2^14):
+ * a column tile's adder tree (GATHER: PE_COLS products) and a tap's run
+ * (OUTER: PE_LANES products a position, at most CONV_OUT positions, the
+ * error rows' depth).  Synthesis: ap_int of those widths.  The C-sim keeps
+ * them in int and int64_t for speed and wraps them to the same widths where
+ * synthesis holds them (pe_wrap): a bound that failed would be a mismatch
+ * against the numpy engine, not a silent difference. */
+#define PE_COL_BITS (CTRAIN_CLOG2(PE_COLS) + 16)
+#define PE_RUN_BITS (CTRAIN_CLOG2(PE_LANES * CONV_OUT) + 16)
+#ifdef __SYNTHESIS__
+typedef ap_int<PE_COL_BITS> pe_col_t;
+typedef ap_int<PE_RUN_BITS> pe_run_t;
+#else
+typedef int pe_col_t;
+typedef int64_t pe_run_t;
+#endif
+
+/* v as a B-bit two's complement value holds it (the C-sim's narrow sums). */
+template <int B>
+static inline int64_t pe_wrap(int64_t v) {
+#pragma HLS INLINE
+#ifdef __SYNTHESIS__
+    return v;   /* the type already has B bits */
+#else
+    return (int64_t)((uint64_t)v << (64 - B)) >> (64 - B);
+#endif
+}
 typedef pe_sum_t pe_rowacc_t[PE_LANES][PE_ROWS][CONV_OUT];
 typedef pe_sum_t pe_tapacc_t[PE_ROWS][PE_COLS][CONV_WCAP];
 /* GATHER biases of the pass's row tiles (FP: raw biases shifted to e_acc; else 0) */

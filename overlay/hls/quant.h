@@ -58,8 +58,24 @@ static inline q8_t sat8(wide_t x, bool &clamped) {
  * x's byte shifted (k < 8), a 3-stage shifter instead of a 64-bit one. */
 static inline q8_t quant8(wide_t x, int s, bool &clamped) {
 #pragma HLS INLINE
-    if (s > 0)
-        return sat8(round_right(x, s), clamped);
+    if (s > 0) {
+        /* round_right(x, s) is ((x >> k) + 1) >> 1, k = s - 1 (a floor of a
+         * floor); it leaves [-127, 127] exactly when x >= 255 * 2^k or
+         * x < -255 * 2^k (thresholds no int64 reaches from k = 56: the
+         * lane-invariant decoders, shared by a unit's quantizers); inside,
+         * x >> k is within [-255, 254], so its 9 low bits are all the rest
+         * takes (synthesis trims the shifter's other outputs). */
+        const int k = s - 1;
+        const bool reach = k <= 55;
+        const wide_t hi = (wide_t)((uint64_t)255 << k);   /* 255 * 2^k where reach */
+        const wide_t lo = (wide_t)((uint64_t)-255 << k);
+        clamped = reach && (x >= hi || x < lo);
+        if (clamped)
+            return (q8_t)(x > 0 ? Q8_MAX : -Q8_MAX);
+        const ap_int<9> y = (ap_int<9>)(x >> k);
+        const ap_int<10> z = y + 1;
+        return (q8_t)(z >> 1);
+    }
     if (s == 0)
         return sat8(x, clamped);
     const int k = -s < 8 ? -s : 8;
@@ -69,6 +85,34 @@ static inline q8_t quant8(wide_t x, int s, bool &clamped) {
         return (q8_t)(x > 0 ? Q8_MAX : -Q8_MAX);
     const ap_int<8> b = (ap_int<8>)x;   /* |x| <= 63 */
     return (q8_t)(b << k);
+}
+
+/* x * 2^k (k >= 0) saturating at +-2^62: rshift_round's left shift written
+ * as a shift (a beat's lanes take three each, and a barrel shifter is far
+ * cheaper than the 64-bit product `x * 2^k` would bind to). */
+static inline wide_t lane_lshift(wide_t x, int k) {
+#pragma HLS INLINE
+    const wide_t lim = Q_TOP >> k;
+    if (x > lim) return Q_TOP;
+    if (x < -lim) return -Q_TOP;
+    return (wide_t)((uint64_t)x << k);   /* |result| <= 2^62 */
+}
+
+/* rshift_round of an int8 operand (eltwise's ADD).  For s > 0, (x + 2^(s-1)) >> s is
+ * ((x >> (s - 1)) + 1) >> 1 (a floor of a floor), and for |x| <= 127 the
+ * inner shift may stop at 7 (x >> 7 is x's sign, as is every further
+ * shift): a byte's 3-stage shifter instead of round_right's 64-bit one. */
+static inline wide_t lane_shift8(q8_t x, int s) {
+#pragma HLS INLINE
+    if (s > 0) {
+        const int k = s - 1 < 7 ? s - 1 : 7;
+        const ap_int<8> y = (ap_int<8>)x >> k;
+        const ap_int<9> r = (ap_int<9>)y + 1;
+        return (wide_t)(r >> 1);
+    }
+    if (s == 0)
+        return x;
+    return lane_lshift(x, -s);
 }
 
 static inline int32_t sat32(wide_t x, bool &clamped) {

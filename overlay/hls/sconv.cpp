@@ -85,17 +85,17 @@ static_assert(SP_P % SP_Q == 0, "CTRAIN_SPARSE_QUANT divides the position PEs");
  * an FP/EB sum of a row's kept weights (at most SP_LIST int8 x int8
  * products, |p| <= 2^14, restarted per group) and a WG adder tree over the
  * PEs (SP_P products) need log2 of the count + 15 bits and a sign. */
-#define SP_ACC_BITS (SP_CLOG2(SP_LIST) + 16)
-#define SP_SUM_BITS (SP_CLOG2(SP_P) + 16)
+#define SP_ACC_BITS (CTRAIN_CLOG2(SP_LIST) + 16)
+#define SP_SUM_BITS (CTRAIN_CLOG2(SP_P) + 16)
 typedef ap_int<SP_ACC_BITS> spp_acc_t;
 typedef ap_int<SP_SUM_BITS> spp_sum_t;
 /* WG's bias sums: SP_P int8 errors */
-#define SP_BSUM_BITS (SP_CLOG2(SP_P) + 9)
+#define SP_BSUM_BITS (CTRAIN_CLOG2(SP_P) + 9)
 typedef ap_int<SP_BSUM_BITS> spp_bsum_t;
-/* A PE's position counters (spp_valid), each as wide as its bound: image
- * j < pj + T (dj + 1) <= 512 + (SP_OD + 1) x 513 < 2^17 (18 bits signed);
- * row and column below twice a slot's rows and pitch (pw, hw < 2^10, so
- * < 2^11: 12 bits signed). */
+/* A drain lane's position counters (sp_steps), each as wide as its bound:
+ * image j < pj + T (dj + 1) <= 512 + (SP_OD + 1) x 513 < 2^17 (18 bits
+ * signed); row and column below twice a slot's rows and pitch (pw, hw <
+ * 2^10, so < 2^11: 12 bits signed). */
 typedef ap_int<18> spp_img_t;
 typedef ap_int<12> spp_rc_t;
 static_assert(SP_OD < 254, "spp_img_t holds a PE's image counter");
@@ -125,7 +125,7 @@ struct spp_plan {
     bool span, rspan;    /* bands read as whole planes, rows outside skipped: window, row buffer */
     int nmax;            /* rows per chunk the output buffer takes: SP_OD / T */
     int lii, sii;        /* cycles per beat of window loads, row-buffer bursts */
-    int dj, du, dx;      /* SP_P positions as (images, rows, columns) */
+    int qj, qu, qx;      /* SP_Q positions as (images, rows, columns): a drain step */
 };
 
 /* A buffer address a as (word a / SP_P, bank a % SP_P): the loads, stores
@@ -321,10 +321,10 @@ batch_images:
     g.sii = spp_ii(g.ow, g.pw, g.oh);
     if (g.lii == 0 || g.sii == 0)   /* a beat's plane segment wider than V */
         return false;
-    g.dj = SP_P / g.qimg;
-    const int rem = SP_P - g.dj * g.qimg;
-    g.du = rem / g.pw;
-    g.dx = rem - g.du * g.pw;
+    g.qj = SP_Q / g.qimg;
+    const int rem = SP_Q - g.qj * g.qimg;
+    g.qu = rem / g.pw;
+    g.qx = rem - g.qu * g.pw;
     return true;
 }
 
@@ -931,45 +931,6 @@ spp_rows_wr_images:
     }
 }
 
-/* Which positions of each tile are outputs of the item (not junk): PE p's
- * position (image, row, column) kept by counters, SP_P = (dj, du, dx) per
- * tile. */
-static void spp_valid(const spp_plan &g, const spp_item &it, const int pj[SP_P],
-                      const int pu[SP_P], const int px[SP_P], bool vt[SP_OD][SP_P]) {
-    spp_img_t j[SP_P];
-    spp_rc_t u[SP_P], x[SP_P];
-#pragma HLS ARRAY_PARTITION variable=j type=complete
-#pragma HLS ARRAY_PARTITION variable=u type=complete
-#pragma HLS ARRAY_PARTITION variable=x type=complete
-    for (int p = 0; p < SP_P; p++) {
-#pragma HLS UNROLL
-        j[p] = pj[p];
-        u[p] = pu[p];
-        x[p] = px[p];
-    }
-    CTRAIN_LOOP(ew, 1, g.T);
-spp_valid_tiles:
-    for (int t = 0; t < g.T; t++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
-        for (int p = 0; p < SP_P; p++) {
-#pragma HLS UNROLL
-            vt[t][p] = j[p] < it.nbi && u[p] < it.bri && x[p] < g.ow;
-            x[p] += g.dx;
-            if (x[p] >= g.pw) {
-                x[p] -= g.pw;
-                u[p]++;
-            }
-            u[p] += g.du;
-            if (u[p] >= g.hw) {
-                u[p] -= g.hw;
-                j[p]++;
-            }
-            j[p] += g.dj;
-        }
-    }
-}
-
 /* WG bias gradients: each sub-chunk row's errors summed (junk positions
  * hold 0) into its chunk row's (from i0), a tile of SP_P per cycle through
  * an adder tree. */
@@ -1058,7 +1019,8 @@ static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t tot
                      const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
                      const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
                      const spp_win_t win, const spp_rows_t rb,
-                     const bool vt[SP_OD][SP_P], const sp_out &o, const wide_t rbias[SP_OD],
+                     const spp_item &it, const int pj[SP_Q], const int pu[SP_Q],
+                     const int px[SP_Q], const sp_out &o, const wide_t rbias[SP_OD],
                      spp_rows_t out, acc_t tacc[2][SP_LH], q_stats &st) {
     /* its loop in execute's scope, where the MAC array is shared (mac_array.h) */
 #pragma HLS INLINE
@@ -1081,6 +1043,22 @@ static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t tot
     int hrow = 0, hword = 0, htile = 0;
     uint32_t dq = 0, dn = 0;
     int dd = 0, dh = 0;
+    /* The drain lanes' outputs: lane q drains PE dd * SP_Q + q of tile ht,
+     * whose position (image, row, column) its counters keep; a row's tiles
+     * drain in order, SP_Q positions a step (tile 0 restarts them), so only
+     * SP_Q counters, where the statistics take an output's validity (junk
+     * positions are stored nowhere, spp_rows_wr) */
+    spp_img_t vj[SP_Q];
+    spp_rc_t vu[SP_Q], vx[SP_Q];
+#pragma HLS ARRAY_PARTITION variable=vj type=complete
+#pragma HLS ARRAY_PARTITION variable=vu type=complete
+#pragma HLS ARRAY_PARTITION variable=vx type=complete
+    for (int q = 0; q < SP_Q; q++) {
+#pragma HLS UNROLL
+        vj[q] = pj[q];
+        vu[q] = pu[q];
+        vx[q] = px[q];
+    }
     const bool pairs = spp_pairs_tiles(g);
 step:
     for (uint32_t s = 0; s < total; s++) {
@@ -1235,7 +1213,8 @@ step:
          * quantized (before this step's fin refills a hold: group steps
          * leave the drain done by then, spp_group_steps) */
         if (dq < dn) {
-            const int hr = hrow, hw = hword + dh, ht = htile + dh;
+            const int hr = hrow, hw = hword + dh;
+            const bool restart = dq == 0 && htile == 0;   /* a row's tile 0 */
             /* the step's SP_Q outputs meet the statistics as one update */
             wide_t pre[SP_Q], sto[SP_Q];
             bool cl[SP_Q], lv[SP_Q];
@@ -1254,8 +1233,26 @@ step:
                 const q8_t qv = quant8(v, o.sh_out, cl[q]);
                 pre[q] = v;
                 sto[q] = qv;
-                lv[q] = vt[ht][pq];
                 out[pq][hw] = qv;
+                const spp_img_t cj = restart ? (spp_img_t)pj[q] : vj[q];
+                const spp_rc_t cu = restart ? (spp_rc_t)pu[q] : vu[q];
+                const spp_rc_t cx = restart ? (spp_rc_t)px[q] : vx[q];
+                lv[q] = cj < it.nbi && cu < it.bri && cx < g.ow;
+                /* the lane's next position, SP_Q on */
+                spp_rc_t nx = cx + g.qx;
+                spp_rc_t nu = cu + g.qu;
+                spp_img_t nj = cj + g.qj;
+                if (nx >= g.pw) {
+                    nx -= g.pw;
+                    nu++;
+                }
+                if (nu >= g.hw) {
+                    nu -= g.hw;
+                    nj++;
+                }
+                vj[q] = nj;
+                vu[q] = nu;
+                vx[q] = nx;
             }
             q_stats_add_mask<SP_Q>(st, pre, sto, cl, lv);
             dq++;
@@ -1339,21 +1336,17 @@ static void spp_load_p(ddr_t *ddr, const spp_plan g, const spp_job j, spp_pair &
 static void spp_compute_p(const spp_plan g, const spp_job j, const sp_out o, spp_pair &cp,
                           const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
                           const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
-                          const uint32_t stot[SP_OD], const int pj[SP_P], const int pu[SP_P],
-                          const int px[SP_P], const spp_win_t win, const spp_rows_t rb,
+                          const uint32_t stot[SP_OD], const int pj[SP_Q], const int pu[SP_Q],
+                          const int px[SP_Q], const spp_win_t win, const spp_rows_t rb,
                           spp_rows_t out, wide_t rbias[SP_OD], acc_t tacc[2][SP_LH], q_stats &st) {
     /* a process of spp_pairs' DATAFLOW loop: pair k's steps on the path's MAC array */
 #pragma HLS INLINE off
     CTRAIN_PIPE_STAGE(1);
-    bool vt[SP_OD][SP_P];
-#pragma HLS ARRAY_PARTITION variable=vt type=complete dim=2
     const spp_item it = spp_item_of(g, cp.k);
-    if (!g.wg)
-        spp_valid(g, it, pj, pu, px, vt);
-    else if (j.bias)
+    if (g.wg && j.bias)
         spp_bias_sum(g, cp.i0, cp.nr, rb, rbias);
-    sp_steps(g.wg, g, cp.i0, cp.nr, stot[cp.s], start, eval, eoq, eom, win, rb, vt, o, rbias, out,
-             tacc, st);
+    sp_steps(g.wg, g, cp.i0, cp.nr, stot[cp.s], start, eval, eoq, eom, win, rb, it, pj, pu, px, o,
+             rbias, out, tacc, st);
     spp_pair_next(j.S, j.q, j.nr, cp);
 }
 
@@ -1373,8 +1366,8 @@ static void spp_store_p(ddr_t *ddr, const spp_plan g, const spp_job j, spp_pair 
 static void spp_pairs(ddr_t *ddr, const spp_plan g, const spp_job j, const sp_out o, int pairs,
                       spp_pair &lp, spp_pair &cp, spp_pair &sp, const uint32_t start[SP_OD + 1],
                       const q8_t eval[SP_LIST], const uint16_t eoq[SP_LIST],
-                      const uint16_t eom[SP_LIST], const uint32_t stot[SP_OD], const int pj[SP_P],
-                      const int pu[SP_P], const int px[SP_P], wide_t rbias[SP_OD],
+                      const uint16_t eom[SP_LIST], const uint32_t stot[SP_OD], const int pj[SP_Q],
+                      const int pu[SP_Q], const int px[SP_Q], wide_t rbias[SP_OD],
                       acc_t tacc[2][SP_LH], q_stats &st) {
 spp_pair_loop:
     for (int k = 0; k < pairs; k++) {
@@ -1422,8 +1415,6 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
     static spp_rows_t obuf[2];
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
-    static bool vt[SP_OD][SP_P];
-#pragma HLS ARRAY_PARTITION variable=vt type=complete dim=2
 #endif
     /* A chunk's lists and WG accumulators. */
     static q8_t eval[SP_LIST];
@@ -1482,7 +1473,7 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS BIND_STORAGE variable=rbias type=ram_2p impl=lutram
     spp_qm toff[MAX_KK];
 #pragma HLS BIND_STORAGE variable=toff type=ram_2p impl=lutram
-    int pj[SP_P], pu[SP_P], px[SP_P];
+    int pj[SP_Q], pu[SP_Q], px[SP_Q];   /* the drain lanes' first positions (sp_steps) */
 #pragma HLS ARRAY_PARTITION variable=pj type=complete
 #pragma HLS ARRAY_PARTITION variable=pu type=complete
 #pragma HLS ARRAY_PARTITION variable=px type=complete
@@ -1507,11 +1498,11 @@ spp_taps:
             row += g.pw;
         }
     }
-    /* PE p's position in tile 0, counted */
+    /* PE p's position in tile 0 (p < SP_Q: the drain lanes'), counted */
     int cj = 0, cu = 0, cx = 0;
-    CTRAIN_LOOP(ew, 1, SP_P);
+    CTRAIN_LOOP(ew, 1, SP_Q);
 spp_positions:
-    for (int p = 0; p < SP_P; p++) {
+    for (int p = 0; p < SP_Q; p++) {
 #pragma HLS PIPELINE II=1
         pj[p] = cj;
         pu[p] = cu;
@@ -1657,10 +1648,8 @@ spp_chunk:
                 CTRAIN_STAGE(1);
                 const spp_item it = spp_item_of(g, cp.k);
                 const int h = k & 1;
-                if (!g.wg)
-                    spp_valid(g, it, pj, pu, px, vt);
                 sp_steps(g.wg, g, cp.i0, cp.nr, stot[cp.s], start, eval, eoq, eom, win[cp.k & 1],
-                         rbuf[h], vt, o, rbias, obuf[h], tacc, st);
+                         rbuf[h], it, pj, pu, px, o, rbias, obuf[h], tacc, st);
                 spp_pair_next(S, q, nr, cp);
                 CTRAIN_STAGE(2);
             }

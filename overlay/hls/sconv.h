@@ -27,9 +27,6 @@
 #define SP_TILES MAX_RTILES              /* row tiles of the widest layer */
 #define SP_RTILES 32                      /* row tiles of a layer in resident mode */
 
-/* ceil(log2(n)) for n <= 2^16, as a constant expression the preprocessor and
- * a template argument both take */
-#define SP_CLOG2(n) (((n) > 1) + ((n) > 2) + ((n) > 4) + ((n) > 8) + ((n) > 16) + ((n) > 32) + ((n) > 64) + ((n) > 128) + ((n) > 256) + ((n) > 512) + ((n) > 1024) + ((n) > 2048) + ((n) > 4096) + ((n) > 8192) + ((n) > 16384) + ((n) > 32768))
 /* A reduction's sum of int8 products (one output: at most CTRAIN_MAX_CH x
  * CTRAIN_MAX_KERNEL^2 < 2^18 products of |p| <= 2^14): 32 bits and a sign,
  * and one for the bound's rounding. */

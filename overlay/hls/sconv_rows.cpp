@@ -430,9 +430,9 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
 
 /* sp_row_steps' sums, as narrow as their bounds: a list's (SP_ENTRIES
  * products), the adder tree's over the columns, a row's over an x tile */
-#define SPR_ACC_BITS (SP_CLOG2(SP_ENTRIES) + 16)
-#define SPR_SUM_BITS (SP_CLOG2(PE_COLS) + 16)
-#define SPR_PART_BITS (SP_CLOG2(SP_XT * PE_COLS) + 16)
+#define SPR_ACC_BITS (CTRAIN_CLOG2(SP_ENTRIES) + 16)
+#define SPR_SUM_BITS (CTRAIN_CLOG2(PE_COLS) + 16)
+#define SPR_PART_BITS (CTRAIN_CLOG2(SP_XT * PE_COLS) + 16)
 typedef ap_int<SPR_ACC_BITS> spr_acc_t;
 typedef ap_int<SPR_SUM_BITS> spr_sum_t;
 typedef ap_int<SPR_PART_BITS> spr_part_t;
@@ -569,21 +569,18 @@ quantize_rows:
 #pragma HLS ARRAY_PARTITION variable=lv type=complete
             for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                lv[c] = c < nb;
-                pre[c] = 0;
-                sto[c] = 0;
-                cl[c] = false;
-                if (c >= nb)
-                    continue;
-                wide_t v = kept ? racc[r][c][x].to_int64() : 0;
+                /* lanes past the tile's images read nothing */
+                wide_t v = kept && c < nb ? racc[r][c][x].to_int64() : 0;
                 if (o.bias)
                     v += rbias[r];
                 if (o.relu && v < 0) v = 0;
-                if (o.mask && mbuf[r][c][x] <= 0) v = 0;
+                if (o.mask && c < nb && mbuf[r][c][x] <= 0) v = 0;
                 const q8_t q = quant8(v, o.sh_out, cl[c]);
                 pre[c] = v;
                 sto[c] = q;
-                lanes[r][c][x] = q;
+                lv[c] = c < nb;
+                if (c < nb)
+                    lanes[r][c][x] = q;
             }
             q_stats_add_mask<PE_COLS>(st, pre, sto, cl, lv);
         }

@@ -61,6 +61,9 @@ struct beat_t {
 #endif
 #define PE_LANES CTRAIN_PE_LANES
 #define MAX_KK (CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL)
+/* ceil(log2(n)) for n <= 2^16, as a constant expression the preprocessor and
+ * a template argument both take */
+#define CTRAIN_CLOG2(n) (((n) > 1) + ((n) > 2) + ((n) > 4) + ((n) > 8) + ((n) > 16) + ((n) > 32) + ((n) > 64) + ((n) > 128) + ((n) > 256) + ((n) > 512) + ((n) > 1024) + ((n) > 2048) + ((n) > 4096) + ((n) > 8192) + ((n) > 16384) + ((n) > 32768))
 #define MAX_RTILES ((CTRAIN_MAX_CH + PE_ROWS - 1) / PE_ROWS)   /* row tiles of the widest layer */
 /* Loop bounds that only the ISA's limits set (tripcounts): the planes
  * (image x channel) of a tensor; the instructions a program can hold in the

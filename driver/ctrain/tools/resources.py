@@ -124,7 +124,13 @@ operands' low bits) and the target's for `+=`/`-=`; a W-bit shift by a
 run-time amount log2(W) stages of 2:1, two per LUT6 (`shifter_luts`; W the
 shifted variable's declared width, however wide; by `K * s`, K a power of
 two, log2(W / K) stages: the AGUs' byte funnels), a
-constant shifted by one a decoder, W LUTs; `x * ((T)1 << s)` a shift. Not
+constant shifted by one a decoder, W LUTs; `x * ((T)1 << s)` a shift;
+`x++` an incrementer, W LUTs. A shift whose result is used at fewer bits
+(a cast to a narrower type, a narrower target) keeps only those bits plus
+what its later stages shift in (`shifter_luts(w, step, out)`: synthesis
+trims the rest). A `+` of a DSP-made product `T m = a * b;` that only it
+reads, at most DSP_ALU_BITS wide, is the slice's post-adder (UG901
+multiply-add/-accumulate), 0 LUT. Not
 counted: index and address arithmetic inside `[]` (the banks' address
 selects), loop headers, an unrolled lane added to a base aligned to the
 lanes (an OR), the sequential FSMs' arithmetic (control), comparators,

@@ -638,18 +638,23 @@ def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     acc = items["spp_compute_p: sp_steps: (j == 0 ? spp_acc_t(0) : acc[p]) + m[p]"]
     acc1 = items["spp_compute_p: sp_steps: (j == 0 ? spp_acc_t(0) : acc1[p]) + m1[p]"]
     assert bits == 27 and (acc.count, acc.lut) == (sp_p, sp_p * bits) == (acc1.count, acc1.lut)
-    # its quantizers: CTRAIN_SPARSE_QUANT of them (the drain), 64-bit shifters
+    # its quantizers: CTRAIN_SPARSE_QUANT of them (the drain); quant8's right
+    # shift forms 9 bits of a 64-bit value (saturation is a compare against
+    # 255 * 2^k): 6 stages, two per LUT6, 9 + 15, 9 + 3, 9 bits
     q = int(b.macros.get("SPARSE_QUANT", "16"))
-    shift = items["spp_compute_p: round_right: (x + ((wide_t)1 << (s - 1))) >> s"]
-    assert shift.count == q and shift.lut == q * 64 * 3   # 6 stages, two per LUT6
+    shift = items["spp_compute_p: quant8: x >> k"]
+    assert shift.count == q and shift.lut == q * (24 + 12 + 9) and "9 bits used" in shift.detail
+    assert resources.shifter_luts(64, 1, out=9) == 24 + 12 + 9
     # the left shift on a byte: 3 stages
     assert items["spp_compute_p: quant8: b << k"].lut == q * 8 * 2
     # the ZCU104 drains through 32 (its header), the rest the default 16
-    q104 = [i for i in estimates["zcu104"].items
-            if i.name == "spp_compute_p: round_right: (x + ((wide_t)1 << (s - 1))) >> s"]
+    q104 = [i for i in estimates["zcu104"].items if i.name == "spp_compute_p: quant8: x >> k"]
     assert q == 16 and [i.count for i in q104] == [32]
-    # the rounding constant depends on no PE: one decoder; constants are free
-    assert items["spp_compute_p: round_right: (wide_t)1 << (s - 1)"].count == 1
+    # the saturation thresholds depend on no PE: one 64-bit decoder each;
+    # constants are free
+    for t in ("(uint64_t)255 << k", "(uint64_t)(-255) << k"):
+        d = items[f"spp_compute_p: quant8: {t}"]
+        assert d.count == 1 and d.lut == 64
     assert not [n for n in items if n.endswith("SP_QD - 1u")]
     # aligned lane addresses (k + j, k stepped by the lanes) are ORs
     assert not [n for n in items if n.endswith("agu_rd_wide: k + j")]

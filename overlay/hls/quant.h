@@ -68,7 +68,7 @@ static inline q8_t quant8(wide_t x, int s, bool &clamped) {
         const int k = s - 1;
         const bool reach = k <= 55;
         const wide_t hi = (wide_t)((uint64_t)255 << k);   /* 255 * 2^k where reach */
-        const wide_t lo = (wide_t)((uint64_t)-255 << k);
+        const wide_t lo = (wide_t)((uint64_t)(-255) << k);
         clamped = reach && (x >= hi || x < lo);
         if (clamped)
             return (q8_t)(x > 0 ? Q8_MAX : -Q8_MAX);

@@ -428,12 +428,11 @@ static int sp_window_pos(const sp_plan &g, const sp_entry &e, int x0, int x, con
     return (int)at + v.rowoff[e.ky] + (col - v.base);
 }
 
-/* sp_row_steps' sums, as narrow as their bounds: a list's (SP_ENTRIES
- * products), the adder tree's over the columns, a row's over an x tile */
-#define SPR_ACC_BITS (CTRAIN_CLOG2(SP_ENTRIES) + 16)
+/* sp_row_steps' sums, as narrow as their bounds: the adder tree's over the
+ * columns, a row's over an x tile (a list's sum continues a reduction,
+ * sp_red_t) */
 #define SPR_SUM_BITS (CTRAIN_CLOG2(PE_COLS) + 16)
 #define SPR_PART_BITS (CTRAIN_CLOG2(SP_XT * PE_COLS) + 16)
-typedef ap_int<SPR_ACC_BITS> spr_acc_t;
 typedef ap_int<SPR_SUM_BITS> spr_sum_t;
 typedef ap_int<SPR_PART_BITS> spr_part_t;
 
@@ -459,7 +458,7 @@ static void sp_row_steps(bool outer, const sp_plan &g, const sp_entry ent[PE_ROW
 #pragma HLS INLINE off
     const uint32_t steps = (uint32_t)xc * lenj;
     CTRAIN_LOOP(pe, 1, steps);
-    spr_acc_t acc[PE_ROWS][PE_COLS];
+    sp_red_t acc[PE_ROWS][PE_COLS];   /* a position's reduction so far (gather) */
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=0
     spr_part_t part[PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=part type=complete
@@ -473,6 +472,9 @@ row_step:
     /* xc <= SP_XT positions by lenj <= SP_ENTRIES entries */
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_XT*SP_ENTRIES
 #pragma HLS DEPENDENCE variable=tacc type=inter false
+    /* a position's reduction is read at its list's first step and written at
+     * its last; the steps between read other positions' */
+#pragma HLS DEPENDENCE variable=racc type=inter false
         for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
             const sp_entry e = ent[r][base[r] + t];
@@ -489,9 +491,12 @@ row_step:
 #pragma HLS BIND_OP variable=m op=mul impl=fabric
 #endif
                 /* a multiply-accumulate (in the product's DSP slice where it
-                 * has one), reset at a list's first entry and, in outer, every
-                 * step: there pa is the product the adder tree takes */
-                const spr_acc_t pa = (outer || t == 0 ? spr_acc_t(0) : acc[r][c]) + m;
+                 * has one): gather starts a list from the position's
+                 * reduction so far (racc; the first pass from 0), so the
+                 * list's last step leaves the whole sum; outer restarts from
+                 * 0 every step, pa the product the adder tree takes */
+                const sp_red_t from = outer || first ? sp_red_t(0) : racc[r][c][x];
+                const sp_red_t pa = (outer || t == 0 ? from : acc[r][c]) + m;
                 if (!outer)
                     acc[r][c] = pa;
                 sum += (prod_t)pa;   /* adder tree, used by outer */
@@ -507,7 +512,7 @@ row_step:
 #pragma HLS UNROLL
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    racc[r][c][x] = (first ? sp_red_t(0) : racc[r][c][x]) + acc[r][c];
+                    racc[r][c][x] = acc[r][c];
                 }
             }
         }

@@ -1181,6 +1181,8 @@ def _shifted_bits(widths, operand):
     name = re.sub(r"^\(\s*(?:const\s+)?[\w:<> ]+\s*\)\s*", "", operand.strip())
     if re.fullmatch(r"[A-Za-z_]\w*", name):
         return widths.of_name(name)
+    if re.fullmatch(r"\(?\s*-?\s*(?:0x[0-9a-fA-F]+|\d+)[uUlL]*\s*\)?", name):
+        return widths.cast(operand) or 32   # a literal: its cast's width (`(wide_t)1 << s`: 64 bits)
     return min(widths.of(operand), 64)
 
 

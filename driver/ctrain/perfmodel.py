@@ -1607,7 +1607,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         # sub-chunks: S of q rows (the last fewer), their steps
         S = _cdiv(nr, g.nmax)
         q = _cdiv(nr, S)
-        stot = _pos_steps(g, b, lens, q, pair, tp)
+        stot = _pos_steps(g, b, lens, q, pair, tp, bias and g.wg)
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         # (item, sub-chunk) pairs, item-major: pk item, ps sub-chunk, rows [pi0, pi0 + pnr)
         NP = it.k.size * S
@@ -1622,8 +1622,6 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
             short = pairs if df else pairs[((it.nbi < g.nb) | (it.bri < g.br))[pr.pk]]
             load.loop("ew", short, pr.pnr[short] * g.T)
             _pos_rows_io(g, b, it, pr, load, "rd", f["src"])
-            if bias:   # the bias sums: the load stage's (DATAFLOW: compute's)
-                (comp if df else load).loop("ew", pairs, pr.pnr * g.T)
         elif mask:
             if df:
                 load.loop("ew", pairs, pr.pnr * g.T)
@@ -1636,9 +1634,11 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
             _pos_wg_store(f, c, ra, nr, z0, cnt, bias)
 
 
-def _pos_steps(g, b, lens, q, pair, tp):
+def _pos_steps(g, b, lens, q, pair, tp, bias=False):
     """PE steps of each sub-chunk of q rows (sp_steps' `total`, sconv.cpp
-    spp_total): WG T x ceil(len / pair) a row; FP, EB per group of tiles
+    spp_total): WG T x ceil(len / pair) a row (an empty row one masked step
+    a tile, unless `bias`), with `bias` T more (the row's bias step a tile,
+    the errors' sum); FP, EB per group of tiles
     (tp, a pair, or one) max(len, drain) and per pair one extra step, where
     the drain is what the SP_Q quantizers take for the previous group
     (spp_group_steps: SP_QD a tile, the pair's extra step one of them; where
@@ -1646,7 +1646,9 @@ def _pos_steps(g, b, lens, q, pair, tp):
     sub-chunk's last row its last group's drain."""
     starts = np.arange(0, len(lens), q)
     if g.wg:
-        return np.add.reduceat(g.T * np.maximum(-(-lens // pair), 1), starts)
+        steps = -(-lens // pair)
+        steps = steps + 1 if bias else np.maximum(steps, 1)
+        return np.add.reduceat(g.T * steps, starts)
     qd = _hls_macro(b.name, "SP_QD")
     pairs = tp == 2 and g.T >= 2
     drain = 2 * qd - 1 if pairs else qd

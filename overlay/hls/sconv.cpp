@@ -89,9 +89,6 @@ static_assert(SP_P % SP_Q == 0, "CTRAIN_SPARSE_QUANT divides the position PEs");
 #define SP_SUM_BITS (CTRAIN_CLOG2(SP_P) + 16)
 typedef ap_int<SP_ACC_BITS> spp_acc_t;
 typedef ap_int<SP_SUM_BITS> spp_sum_t;
-/* WG's bias sums: SP_P int8 errors */
-#define SP_BSUM_BITS (CTRAIN_CLOG2(SP_P) + 9)
-typedef ap_int<SP_BSUM_BITS> spp_bsum_t;
 /* A drain lane's position counters (sp_steps), each as wide as its bound:
  * image j < pj + T (dj + 1) <= 512 + (SP_OD + 1) x 513 < 2^17 (18 bits
  * signed); row and column below twice a slot's rows and pitch (pw, hw <
@@ -931,30 +928,6 @@ spp_rows_wr_images:
     }
 }
 
-/* WG bias gradients: each sub-chunk row's errors summed (junk positions
- * hold 0) into its chunk row's (from i0), a tile of SP_P per cycle through
- * an adder tree. */
-static void spp_bias_sum(const spp_plan &g, int i0, int nr, const spp_rows_t rb, wide_t gb[SP_OD]) {
-    const uint32_t words = (uint32_t)((ap_uint<12>)nr * (ap_uint<12>)g.T);   /* <= SP_OD */
-    CTRAIN_LOOP(ew, 1, words);
-    int i = i0, t = 0;
-spp_bias_words:
-    for (uint32_t k = 0; k < words; k++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
-        spp_bsum_t sum = 0;   /* |sum| <= SP_P * 128 */
-        for (int p = 0; p < SP_P; p++) {
-#pragma HLS UNROLL
-            sum += rb[p][k];
-        }
-        gb[i] += sum;
-        if (++t == g.T) {
-            t = 0;
-            i++;
-        }
-    }
-}
-
 /* Window words base .. base + SP_P - 1 to PEs 0 .. SP_P - 1 (b0 = base %
  * SP_P, r0 = base / SP_P): bank k reads its word (row r0, or r0 + 1 for
  * banks below b0), a barrel shifter rotates them by b0 (log2 SP_P stages of
@@ -1020,7 +993,7 @@ static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t tot
                      const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
                      const spp_win_t win, const spp_rows_t rb,
                      const spp_item &it, const int pj[SP_Q], const int pu[SP_Q],
-                     const int px[SP_Q], const sp_out &o, const wide_t rbias[SP_OD],
+                     const int px[SP_Q], const sp_out &o, wide_t rbias[SP_OD],
                      spp_rows_t out, acc_t tacc[2][SP_LH], q_stats &st) {
     /* its loop in execute's scope, where the MAC array is shared (mac_array.h) */
 #pragma HLS INLINE
@@ -1078,6 +1051,18 @@ step:
         q8_t x[SP_P];
 #pragma HLS ARRAY_PARTITION variable=x type=complete
         spp_rotate(win, b0, r0, x);
+        /* WG: a row's kept weights (an empty row without biases one masked
+         * step), then with biases its bias step: every PE's input 1, so the
+         * adder tree sums the tile's errors (junk positions hold 0) into
+         * the row's bias gradient */
+        const uint32_t kr = len > 0 ? len : (outer && o.bias ? 0u : 1u);
+        const bool bstep = outer && o.bias && j == kr;
+        if (bstep) {
+            for (int p = 0; p < SP_P; p++) {
+#pragma HLS UNROLL
+                x[p] = 1;
+            }
+        }
         /* on a packing board, WG: the row's next kept weight too, if any;
          * FP, EB: the next tile too, if any */
         const bool two = outer ? SP_WG_PAIR == 2 && j + 1 < len : SP_POS_PAIR == 2 && t + 1 < g.T;
@@ -1089,7 +1074,7 @@ step:
         spp_rotate(win, b1, r1, x1);
 #endif
         const int ro = rbase + t;
-        const uint32_t runs = outer ? (len > 0 ? len : 1u) : spp_group_steps(len, pairs);
+        const uint32_t runs = outer ? kr + (o.bias ? 1u : 0u) : spp_group_steps(len, pairs);
         /* a pair's extra step: no product, the accumulators hold */
         const bool ext = !outer && i < iend && two && j == runs;
         prod_t m[SP_P], m1[SP_P];
@@ -1197,6 +1182,8 @@ step:
                 if (odd || two)
                     tacc[1][wo] = tacc[1][wo] + (acc_t)(odd ? tsum : tsum1);
             }
+            if (bstep && t == g.T - 1)
+                rbias[i] += tsum;
             if (++t == g.T) {
                 t = 0;
                 j += two ? 2u : 1u;
@@ -1310,11 +1297,12 @@ step:
  * channels.  A channel's buffers alternate between pairs, so no pair finds
  * the window or the row buffer as an earlier one left it: every pair zeroes
  * and loads its own (its item's window again for each of its S sub-chunks),
- * and WG's bias sums, which read the errors, are the compute process's. */
+ * and WG's bias sums, which read the errors, are the compute process's
+ * (sp_steps' bias steps). */
 struct spp_job {
     uint32_t wsrc, rsrc, dst;   /* window source; row buffer source (WG errors, EB masks); outputs */
     int ra, nr, S, q;           /* the chunk's first row and rows; S sub-chunks of q rows */
-    bool rows_in, bias;         /* the row buffer is loaded (WG, EB with a mask); biases */
+    bool rows_in;               /* the row buffer is loaded (WG, EB with a mask) */
 };
 
 static void spp_load_p(ddr_t *ddr, const spp_plan g, const spp_job j, spp_pair &lp, spp_win_t win,
@@ -1343,8 +1331,6 @@ static void spp_compute_p(const spp_plan g, const spp_job j, const sp_out o, spp
 #pragma HLS INLINE off
     CTRAIN_PIPE_STAGE(1);
     const spp_item it = spp_item_of(g, cp.k);
-    if (g.wg && j.bias)
-        spp_bias_sum(g, cp.i0, cp.nr, rb, rbias);
     sp_steps(g.wg, g, cp.i0, cp.nr, stot[cp.s], start, eval, eoq, eom, win, rb, it, pj, pu, px, o,
              rbias, out, tacc, st);
     spp_pair_next(j.S, j.q, j.nr, cp);
@@ -1560,7 +1546,10 @@ spp_chunk:
             const uint32_t len = start[i + 1] - start[i];
             /* WG: SP_WG_PAIR kept weights per step */
             const uint32_t steps = g.wg ? (len + SP_WG_PAIR - 1) / SP_WG_PAIR : len;
-            total += g.wg ? tiles * (steps > 0 ? steps : 1u) : tiles * spp_group_steps(len, pairs) + extra;
+            /* WG: an empty row without biases one masked step a tile; with
+             * biases each row's bias step a tile (sp_steps) */
+            const uint32_t wsteps = (steps > 0 ? steps : (bias ? 0u : 1u)) + (bias ? 1u : 0u);
+            total += g.wg ? tiles * wsteps : tiles * spp_group_steps(len, pairs) + extra;
             if (++in == q || i + 1 == nr) {
                 stot[si++] = total + tail;
                 total = 0;
@@ -1606,7 +1595,6 @@ spp_chunk:
         jb.S = S;
         jb.q = q;
         jb.rows_in = g.wg || o.mask;
-        jb.bias = bias;
         spp_pair lp = spp_pair_first(q, nr), cp = lp, sp = lp;
         CTRAIN_PIPE_BEGIN();
         spp_pairs(ddr, g, jb, o, items * S, lp, cp, sp, start, eval, eoq, eom, stot, pj, pu, px,
@@ -1637,8 +1625,6 @@ spp_chunk:
                     if (it.nbi < g.nb || it.bri < g.br)
                         spp_clear<SP_OD>(rbuf[h], (uint32_t)lp.nr * g.T);
                     spp_rows_rd(ddr, g, f.src, it, ra + lp.i0, lp.nr, rbuf[h]);
-                    if (bias)
-                        spp_bias_sum(g, lp.i0, lp.nr, rbuf[h], rbias);
                 } else if (o.mask) {
                     spp_rows_rd(ddr, g, f.src3, it, ra + lp.i0, lp.nr, rbuf[h]);
                 }

@@ -497,6 +497,8 @@ class _Widths:
         decl_text = f.signature + "\n" + f.body
         for m in re.finditer(r"(?=\b([A-Za-z_]\w*(?:\s*<[^;>()]*>)?)\s*[&*]?\s+&?\s*([A-Za-z_]\w*))", decl_text):
             w = src.types.width(m.group(1))
+            if not w and m.group(1) in src.types.array_typedefs:   # `pe_tapacc_t tacc`: its elements'
+                w = src.types.width(src.types.array_typedefs[m.group(1)][0])
             if w and m.group(2) not in self.names:
                 self.names[m.group(2)] = (w, m.group(1))
                 # the declaration's further declarators: `int a = 0, b[N], c;`

@@ -372,8 +372,7 @@ wr_kernels:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=4*PE_ROWS*CONV_WCAP
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         beat_t w = beat_zero();
-        q_lanes ql;   /* the beat's words meet the statistics as one update */
-        q_lanes_clear(ql);
+        q_lanes ql = {0, 0, 0, 0};   /* the beat's words meet the statistics as one update */
         for (int j = 0; j < DDR_BEAT / 4; j++) {
 #pragma HLS UNROLL
             if (4 * j >= lo && 4 * j < hi) {

@@ -9,7 +9,7 @@
  *                           low field (its sign) gives a*b1.
  *
  * Bit-exact against two plain products for all 2^24 operand triples
- * (tests/test_mac2.py runs tb/mac2_tb.cpp).  CTRAIN_DSP_INT8 (config header)
+ * (tests/test_tb_exhaustive.py runs tb/mac2_tb.cpp).  CTRAIN_DSP_INT8 (config header)
  * says how many int8 products one DSP slice makes on the board: 2 on
  * DSP48E2 (UltraScale+), 1 on DSP48E1 (7-series: b1 * 2^18 needs 26 bits of
  * its 25-bit port), where mul2 is two plain products.  ctrain.resources

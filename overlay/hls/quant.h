@@ -148,17 +148,6 @@ static inline void q_stats_clear(q_stats &st) {
     st.count = 0;
 }
 
-/* One stored output: `pre` is the value whose magnitude max_abs tracks,
- * `stored` the value written, `clamped` whether the store saturated. */
-static inline void q_stats_add(q_stats &st, wide_t pre, wide_t stored, bool clamped) {
-#pragma HLS INLINE
-    wide_t a = q_abs(pre);
-    if (a > st.max_abs) st.max_abs = a;
-    st.sat += clamped ? 1 : 0;
-    st.nnz += stored != 0 ? 1 : 0;
-    st.count += 1;
-}
-
 /* One cycle's outputs of a unit's lanes, reduced before they meet the
  * running record (so it takes one compare and three adds whatever the lane
  * count): the largest magnitude before rounding, saturations, nonzeros
@@ -167,14 +156,6 @@ struct q_lanes {
     wide_t max_abs;
     ap_uint<8> sat, nnz, count;
 };
-
-static inline void q_lanes_clear(q_lanes &c) {
-#pragma HLS INLINE
-    c.max_abs = 0;
-    c.sat = 0;
-    c.nnz = 0;
-    c.count = 0;
-}
 
 static inline void q_lanes_add(q_lanes &c, wide_t pre, wide_t stored, bool clamped) {
 #pragma HLS INLINE
@@ -193,6 +174,16 @@ static inline void q_stats_merge(q_stats &st, const q_lanes &c) {
     st.count += c.count;
 }
 
+/* One stored output: `pre` is the value whose magnitude max_abs tracks,
+ * `stored` the value written, `clamped` whether the store saturated (a
+ * one-lane q_lanes: the 8-bit counts of constants fold away). */
+static inline void q_stats_add(q_stats &st, wide_t pre, wide_t stored, bool clamped) {
+#pragma HLS INLINE
+    q_lanes c = {0, 0, 0, 0};
+    q_lanes_add(c, pre, stored, clamped);
+    q_stats_merge(st, c);
+}
+
 /* The outputs of the lanes j < E with live[j], produced in one cycle: one
  * update of st.  Same result as q_stats_add on each live lane in order. */
 template <int E>
@@ -200,8 +191,7 @@ static inline void q_stats_add_mask(q_stats &st, const wide_t pre[E], const wide
                                     const bool clamped[E], const bool live[E]) {
 #pragma HLS INLINE
     static_assert(E < 256, "q_lanes counts lanes in 8 bits");
-    q_lanes c;
-    q_lanes_clear(c);
+    q_lanes c = {0, 0, 0, 0};
     for (int j = 0; j < E; j++) {
 #pragma HLS UNROLL
         if (live[j])
@@ -217,8 +207,7 @@ static inline void q_stats_add_run(q_stats &st, const wide_t pre[E], const wide_
                                    const bool clamped[E], uint32_t a, uint32_t e) {
 #pragma HLS INLINE
     static_assert(E < 256, "q_lanes counts lanes in 8 bits");
-    q_lanes c;
-    q_lanes_clear(c);
+    q_lanes c = {0, 0, 0, 0};
     for (int j = 0; j < E; j++) {
 #pragma HLS UNROLL
         if ((uint32_t)j >= a && (uint32_t)j < e)

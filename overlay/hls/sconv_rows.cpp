@@ -689,8 +689,7 @@ point_quantize:
     for (int r = 0; r < vr; r++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-        q_lanes ql;   /* the row's lanes meet the statistics as one update */
-        q_lanes_clear(ql);
+        q_lanes ql = {0, 0, 0, 0};   /* the row's lanes meet the statistics as one update */
         for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
             if (c >= nb)

@@ -1,6 +1,6 @@
 /*
  * mul2 (mac2.h) against two plain products for every int8 triple (a, b0, b1):
- * 2^24 cases.  Built per board (-DCTRAIN_BOARD_<NAME>) by tests/test_mac2.py;
+ * 2^24 cases.  Built per board (-DCTRAIN_BOARD_<NAME>) by tests/test_tb_exhaustive.py;
  * prints the number of cases and mismatches, exits 1 on any mismatch.
  */
 #include <cstdio>

@@ -773,3 +773,17 @@ def test_pe_array_sums_are_as_narrow_as_their_bounds(estimates, board):
     part = items["execute: pe_array: part[2 * rp][c] += m0"]
     assert tree.lut == tree.count * col and part.lut == part.count * run
     assert tree.count == b.pe_lanes * b.pe_rows // 2 * b.pe_cols
+
+
+@pytest.mark.parametrize("board, n", [("aup_zu3", 2), ("zcu102", 2), ("pynq_z2", 1)])
+def test_the_position_paths_rotators_are_counted(estimates, board, n):
+    """spp_rotate (sconv.cpp): the window's SP_P words rotated by a run-time
+    bank, log2(SP_P) stages of conditional copies: a 2:1 select per bit a
+    stage, two stages per LUT6; two rotators where a step reads two inputs
+    (SP_WG_PAIR 2, the DSP48E2 boards), one on the Pynq-Z2."""
+    b = boards.get(board)
+    sp_p = b.pe_lanes * b.pe_rows * b.pe_cols
+    rot = [i for i in estimates[board].items if "barrel rotator" in i.detail]
+    assert len(rot) == 1 and rot[0].name == "spp_compute_p: spp_rotate: x rotate b0"
+    stages = (sp_p - 1).bit_length()
+    assert rot[0].count == n and rot[0].lut == n * sp_p * 8 * ((stages + 1) // 2)

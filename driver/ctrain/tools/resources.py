@@ -130,7 +130,9 @@ constant shifted by one a decoder, W LUTs; `x * ((T)1 << s)` a shift;
 what its later stages shift in (`shifter_luts(w, step, out)`: synthesis
 trims the rest). A `+` of a DSP-made product `T m = a * b;` that only it
 reads, at most DSP_ALU_BITS wide, is the slice's post-adder (UG901
-multiply-add/-accumulate), 0 LUT. Not
+multiply-add/-accumulate), 0 LUT. A barrel shifter written as log stages
+of conditional copies (`for (s = 0; (1 << s) < N; s++) if ((a >> s) & 1)
+... x[p] = y[p];`) is elements x bits x ceil(stages / 2) LUTs. Not
 counted: index and address arithmetic inside `[]` (the banks' address
 selects), loop headers, an unrolled lane added to a base aligned to the
 lanes (an OR), the sequential FSMs' arithmetic (control), comparators,
@@ -1132,6 +1134,9 @@ _ARITH = re.compile(r"(?<![+\-<>=!&|*/%^])(\+=|-=|<<=|>>=|<<|>>|\+(?![+=])|-(?![
 #: `x * ((T)1 << s)`: a product by a run-time power of two, a shift
 #: (_operators leaves it to fabric_arith).
 _SHIFT_MUL = re.compile(r"\*\s*\(\s*\(\s*[\w:<>]+\s*\)\s*1\s*<<\s*([^;]+?)\)\s*[;,)]")
+#: The stage loop of a barrel shifter written as conditional copies:
+#: `for (int s = 0; (1 << s) < N; s++)`.
+_STAGES = re.compile(r"for\s*\(\s*int\s+(\w+)\s*=\s*0\s*;\s*\(\s*1\s*<<\s*\1\s*\)\s*<\s*([^;]+);")
 #: `x++`, `x[i]--`, `++x`: a counter stepped by one.
 _INCR = re.compile(r"([A-Za-z_][\w.]*(?:\s*\[[^\]]*\])*)\s*(\+\+|--)|(\+\+|--)\s*([A-Za-z_][\w.]*(?:\s*\[[^\]]*\])*)")
 #: Words before a `-` or `+` that make it unary.
@@ -1263,6 +1268,9 @@ class _ArithWalk:
         for m in _INCR.finditer(f.body):
             if self.counted(at, m.start()):
                 self.incr(at, m, seen)
+        for m in _STAGES.finditer(f.body):
+            if self.counted(at, m.start()):
+                self.rotator(at, m)
         for _, callee, pos, args, _ in self.sites.get(f.name, []):
             g = self.src.functions[callee]
             if g.inline and callee not in stack and callee != PACKED_MUL:
@@ -1338,6 +1346,35 @@ class _ArithWalk:
         w = min(at.widths.of(name), 64)
         self.add(at, op, name, "", self.copies(at, m.start(), _IDENT_RE.findall(name)),
                  adder_luts(w), f"{w}-bit incrementer")
+
+    def rotator(self, at, m):
+        """A barrel shifter written as log stages of conditional copies (`for
+        (s = 0; (1 << s) < N; s++) if ((amt >> s) & 1) { ... x[p] = y[p]; }`,
+        sconv.cpp spp_rotate): a 2:1 select per element bit a stage, two
+        stages per LUT6, as shifter_luts."""
+        f = at.f
+        open_ = f.body.find("{", m.end())
+        depth, close = 0, open_
+        for close in range(open_, len(f.body) if open_ >= 0 else 0):
+            depth += {"{": 1, "}": -1}.get(f.body[close], 0)
+            if depth == 0:
+                break
+        body = f.body[open_:close + 1] if open_ >= 0 else ""
+        cond = re.search(rf"if\s*\(\s*\(\s*(\w+)\s*>>\s*{m.group(1)}\s*\)\s*&\s*1\s*\)", body)
+        copy = re.search(r"(\w+)\s*\[\s*(\w+)\s*\]\s*=\s*(\w+)\s*\[\s*\2\s*\]\s*;", body)
+        inner = copy and re.search(rf"for\s*\(\s*int\s+{copy.group(2)}\s*=\s*0\s*;\s*{copy.group(2)}\s*<\s*([^;]+);", body)
+        if not (cond and copy and inner) or self.const(f, m.start(), cond.group(1), at.consts):
+            return
+        n = max([v for v in self.src.eval_in(f, m.group(2)) if v] or [0])
+        elems = max([v for v in self.src.eval_in(f, inner.group(1)) if v] or [0])
+        if n < 2 or not elems:
+            return
+        stages = (n - 1).bit_length()
+        bits = min(at.widths.of_name(copy.group(1)), 64)
+        each = elems * bits * ((stages + 1) // 2)
+        self.add(at, "rotate", copy.group(1), cond.group(1),
+                 at.base * self.factor(f, [copy.group(1), cond.group(1)], at.pfac), each,
+                 f"barrel rotator of {elems} x {bits} bit, {stages} stages of conditional copies")
 
     def shift_mul(self, at, m):
         """`x * ((T)1 << s)`: a shift of x by a run-time amount."""

@@ -130,7 +130,8 @@ constant shifted by one a decoder, W LUTs; `x * ((T)1 << s)` a shift;
 what its later stages shift in (`shifter_luts(w, step, out)`: synthesis
 trims the rest). A `+` of a DSP-made product `T m = a * b;` that only it
 reads, at most DSP_ALU_BITS wide, is the slice's post-adder (UG901
-multiply-add/-accumulate), 0 LUT. A barrel shifter written as log stages
+multiply-add/-accumulate), 0 LUT. A call's result has its declared
+return type's width. A barrel shifter written as log stages
 of conditional copies (`for (s = 0; (1 << s) < N; s++) if ((a >> s) & 1)
 ... x[p] = y[p];`) is elements x bits x ceil(stages / 2) LUTs. Not
 counted: index and address arithmetic inside `[]` (the banks' address
@@ -528,7 +529,10 @@ class _Widths:
             return min(self.src.types.width(cast.group(1)), self.of(expr[cast.end():]))
         call = re.match(r"\s*(\w+)\s*\(", expr)
         if call and call.group(1) in self.src.functions:
-            return 32   # a call's result: an index or an address
+            # a call's result: its declared return type's width (32 unknown)
+            ret = re.match(r"\s*(?:(?:static|inline|const)\s+)*([\w:]+(?:\s*<[^;()]*>)?)\s+\w+\s*\(",
+                           self.src.functions[call.group(1)].signature)
+            return min(self.src.types.width(ret.group(1)) or 32, 64) if ret else 32
         value = re.sub(r"\[[^\[\]]*\]", "", re.sub(r"\[[^\[\]]*\]", "", expr))   # indices are not the value
         ids = [i for i in _idents(value) if self.src.macros.eval(i) is None]
         if not ids:

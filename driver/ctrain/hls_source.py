@@ -271,7 +271,7 @@ def _match(text, i, opening, close):
     return len(text) - 1
 
 
-def _match_brace(text, i):
+def match_brace(text, i):
     return _match(text, i, "{", "}")
 
 
@@ -307,7 +307,7 @@ def parse_functions(name, text, macros=None):
             head = text[last:i]
             head_lines = [ln for ln in head.split("\n") if not ln.strip().startswith("#")]
             head = "\n".join(head_lines).strip()
-            end = _match_brace(text, i)
+            end = match_brace(text, i)
             m = re.search(r"(\w+)\s*\(", head)
             if m and not re.match(r"\s*(struct|enum|union|namespace|typedef)\b", head) and head.endswith(")") \
                     or (m and re.search(r"\)\s*const\s*$", head)):
@@ -382,7 +382,7 @@ def parse_loops(body):
         if not rest.lstrip().startswith("{"):
             continue
         b0 = p1 + 1 + rest.index("{")
-        b1 = _match_brace(body, b0)
+        b1 = match_brace(body, b0)
         var, bound = _loop_header(header)
         pipe, unroll, trip = _loop_pragmas(body[b0 + 1:b1])
         loops.append(Loop(m.group(1) or "", b0, b1, var, bound, pipe, unroll, trip))

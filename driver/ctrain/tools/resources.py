@@ -154,7 +154,7 @@ from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
 from .. import boards
-from ..hls_source import Sources, enclosing, match_paren, split_args
+from ..hls_source import Sources, enclosing, match_brace, match_paren, split_args
 from ..overlay_src import config_dir, hls_dir, isa_header
 
 #: Fraction of every resource a design may use (a 15% margin for place and route).
@@ -1358,12 +1358,7 @@ class _ArithWalk:
         stages per LUT6, as shifter_luts."""
         f = at.f
         open_ = f.body.find("{", m.end())
-        depth, close = 0, open_
-        for close in range(open_, len(f.body) if open_ >= 0 else 0):
-            depth += {"{": 1, "}": -1}.get(f.body[close], 0)
-            if depth == 0:
-                break
-        body = f.body[open_:close + 1] if open_ >= 0 else ""
+        body = f.body[open_:match_brace(f.body, open_) + 1] if open_ >= 0 else ""
         cond = re.search(rf"if\s*\(\s*\(\s*(\w+)\s*>>\s*{m.group(1)}\s*\)\s*&\s*1\s*\)", body)
         copy = re.search(r"(\w+)\s*\[\s*(\w+)\s*\]\s*=\s*(\w+)\s*\[\s*\2\s*\]\s*;", body)
         inner = copy and re.search(rf"for\s*\(\s*int\s+{copy.group(2)}\s*=\s*0\s*;\s*{copy.group(2)}\s*<\s*([^;]+);", body)

@@ -7,17 +7,7 @@
 #define EW_CHUNK_BEATS ((CTRAIN_CHUNK + EW_BEAT - 1) / EW_BEAT)
 #define EW_ROW_BEATS ((CTRAIN_MAX_DIM + EW_BEAT - 1) / EW_BEAT)
 
-/* rshift_round (quant.h): round_right for s > 0, lane_lshift for s < 0. */
-static inline wide_t lane_shift(wide_t x, int s) {
-#pragma HLS INLINE
-    if (s > 0)
-        return round_right(x, s);
-    if (s == 0)
-        return x;
-    return lane_lshift(x, -s);
-}
-
-/* docs/numeric.md's rshift_even, ADD's store: lane_shift with ties to even
+/* docs/numeric.md's rshift_even, ADD's store: rshift_round with ties to even
  * for s > 0 (the remainder is a mask, the tie a compare: no multiplier). */
 static inline wide_t lane_shift_even(wide_t x, int s) {
 #pragma HLS INLINE
@@ -57,14 +47,7 @@ add_beat:
     for (uint32_t w = 0; w < beats; w++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=EW_CHUNK_BEATS
-        /* the beat's lanes meet the statistics as one update (a tree per
-         * beat, not a chain of EW_BEAT compares) */
-        wide_t pre[EW_BEAT], sto[EW_BEAT];
-        bool cl[EW_BEAT], lv[EW_BEAT];
-#pragma HLS ARRAY_PARTITION variable=pre type=complete
-#pragma HLS ARRAY_PARTITION variable=sto type=complete
-#pragma HLS ARRAY_PARTITION variable=cl type=complete
-#pragma HLS ARRAY_PARTITION variable=lv type=complete
+        q_lanes ql = {0, 0, 0, 0};   /* the beat's lanes meet the statistics as one update */
     add_lane:
         for (int l = 0; l < EW_BEAT; l++) {
 #pragma HLS UNROLL
@@ -74,14 +57,14 @@ add_beat:
             if (mask && in && gate[i] <= 0) acc = 0;
             if (relu && acc < 0) acc = 0;
             /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
-            const q8_t o = sat8(lane_shift_even(acc, sh_out), cl[l]);
-            pre[l] = acc;
-            sto[l] = o;
-            lv[l] = in;
-            if (in)
+            bool clamped;
+            const q8_t o = sat8(lane_shift_even(acc, sh_out), clamped);
+            if (in) {
+                q_lanes_add(ql, acc, o, clamped);
                 out[i] = o;
+            }
         }
-        q_stats_add_mask<EW_BEAT>(st, pre, sto, cl, lv);
+        q_stats_merge(st, ql);
     }
 }
 
@@ -129,7 +112,7 @@ static inline q8_t avg_store(avg_sum_t sum, avg_recip_t r, bool drop, int sh_out
     const avg_acc_t prod = sum * r;
     const wide_t acc = drop ? (wide_t)0 : (wide_t)prod.to_int64();
     bool clamped;
-    const q8_t q = sat8(lane_shift(acc, sh_out), clamped);
+    const q8_t q = sat8(rshift_round(acc, sh_out), clamped);
     q_stats_add(st, acc, q, clamped);
     return q;
 }

@@ -167,13 +167,7 @@ pass_step:
             }
         }
         if (run_end && !outer) {
-            /* the position's L x R outputs meet the statistics as one update */
-            wide_t pre[PE_LANES * PE_ROWS], sto[PE_LANES * PE_ROWS];
-            bool cl[PE_LANES * PE_ROWS], lv[PE_LANES * PE_ROWS];
-#pragma HLS ARRAY_PARTITION variable=pre type=complete
-#pragma HLS ARRAY_PARTITION variable=sto type=complete
-#pragma HLS ARRAY_PARTITION variable=cl type=complete
-#pragma HLS ARRAY_PARTITION variable=lv type=complete
+            q_lanes ql = {0, 0, 0, 0};   /* the position's L x R outputs meet the statistics as one update */
             for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
                 for (int r = 0; r < PE_ROWS; r++) {
@@ -188,15 +182,15 @@ pass_step:
                         v += btab[tl][r];   /* |acc| < 2^47, |bias| <= 2^62 */
                     if (g.relu && v < 0) v = 0;
                     if (g.mask && maskb[l][r][pidx] <= 0) v = 0;
-                    const q8_t o = quant8(v, g.sh_out, cl[l * PE_ROWS + r]);
-                    pre[l * PE_ROWS + r] = v;
-                    sto[l * PE_ROWS + r] = o;
-                    lv[l * PE_ROWS + r] = g.last && l < g.vb && r < vr_t;
+                    bool clamped;
+                    const q8_t o = quant8(v, g.sh_out, clamped);
+                    if (g.last && l < g.vb && r < vr_t)
+                        q_lanes_add(ql, v, o, clamped);
                     if (g.last)
                         out[l][r][pidx] = o;
                 }
             }
-            q_stats_add_mask<PE_LANES * PE_ROWS>(st, pre, sto, cl, lv);
+            q_stats_merge(st, ql);
         }
         /* Advance the counters. */
         if (outer) {

@@ -30,18 +30,27 @@ static inline wide_t round_right(wide_t x, int s) {
     return (x + ((wide_t)1 << (s - 1))) >> s;
 }
 
+/* x * 2^k (k >= 0) saturating at +-2^62: rshift_round's left shift written
+ * as a shift (a beat's lanes take three each, and a barrel shifter is far
+ * cheaper than the 64-bit product `x * 2^k` would bind to). */
+static inline wide_t lane_lshift(wide_t x, int k) {
+#pragma HLS INLINE
+    const wide_t lim = Q_TOP >> k;
+    if (x > lim) return Q_TOP;
+    if (x < -lim) return -Q_TOP;
+    return (wide_t)((uint64_t)x << k);   /* |result| <= 2^62 */
+}
+
 /* x * 2^-s rounded half towards +inf (s > 0, round_right); exact left shift
- * saturating at +-2^62 (s < 0).  s is an already clamped q_shift(). */
+ * saturating at +-2^62 (s < 0, lane_lshift).  s is an already clamped
+ * q_shift(). */
 static inline wide_t rshift_round(wide_t x, int s) {
 #pragma HLS INLINE
     if (s > 0)
         return round_right(x, s);
     if (s == 0)
         return x;
-    wide_t lim = Q_TOP >> -s;
-    if (x > lim) return Q_TOP;
-    if (x < -lim) return -Q_TOP;
-    return x * ((wide_t)1 << -s);   /* |result| <= 2^62: no overflow */
+    return lane_lshift(x, -s);
 }
 
 /* Symmetric saturation; `clamped` tells the statistics. */
@@ -85,17 +94,6 @@ static inline q8_t quant8(wide_t x, int s, bool &clamped) {
         return (q8_t)(x > 0 ? Q8_MAX : -Q8_MAX);
     const ap_int<8> b = (ap_int<8>)x;   /* |x| <= 63 */
     return (q8_t)(b << k);
-}
-
-/* x * 2^k (k >= 0) saturating at +-2^62: rshift_round's left shift written
- * as a shift (a beat's lanes take three each, and a barrel shifter is far
- * cheaper than the 64-bit product `x * 2^k` would bind to). */
-static inline wide_t lane_lshift(wide_t x, int k) {
-#pragma HLS INLINE
-    const wide_t lim = Q_TOP >> k;
-    if (x > lim) return Q_TOP;
-    if (x < -lim) return -Q_TOP;
-    return (wide_t)((uint64_t)x << k);   /* |result| <= 2^62 */
 }
 
 /* rshift_round of an int8 operand (eltwise's ADD).  For s > 0, (x + 2^(s-1)) >> s is
@@ -181,22 +179,6 @@ static inline void q_stats_add(q_stats &st, wide_t pre, wide_t stored, bool clam
 #pragma HLS INLINE
     q_lanes c = {0, 0, 0, 0};
     q_lanes_add(c, pre, stored, clamped);
-    q_stats_merge(st, c);
-}
-
-/* The outputs of the lanes j < E with live[j], produced in one cycle: one
- * update of st.  Same result as q_stats_add on each live lane in order. */
-template <int E>
-static inline void q_stats_add_mask(q_stats &st, const wide_t pre[E], const wide_t stored[E],
-                                    const bool clamped[E], const bool live[E]) {
-#pragma HLS INLINE
-    static_assert(E < 256, "q_lanes counts lanes in 8 bits");
-    q_lanes c = {0, 0, 0, 0};
-    for (int j = 0; j < E; j++) {
-#pragma HLS UNROLL
-        if (live[j])
-            q_lanes_add(c, pre[j], stored[j], clamped[j]);
-    }
     q_stats_merge(st, c);
 }
 

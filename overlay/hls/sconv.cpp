@@ -1202,13 +1202,7 @@ step:
         if (dq < dn) {
             const int hr = hrow, hw = hword + dh;
             const bool restart = dq == 0 && htile == 0;   /* a row's tile 0 */
-            /* the step's SP_Q outputs meet the statistics as one update */
-            wide_t pre[SP_Q], sto[SP_Q];
-            bool cl[SP_Q], lv[SP_Q];
-#pragma HLS ARRAY_PARTITION variable=pre type=complete
-#pragma HLS ARRAY_PARTITION variable=sto type=complete
-#pragma HLS ARRAY_PARTITION variable=cl type=complete
-#pragma HLS ARRAY_PARTITION variable=lv type=complete
+            q_lanes ql = {0, 0, 0, 0};   /* the step's SP_Q outputs meet the statistics as one update */
             for (int q = 0; q < SP_Q; q++) {
 #pragma HLS UNROLL
                 const int pq = dd * SP_Q + q;   /* PE */
@@ -1217,14 +1211,14 @@ step:
                     v += rbias[hr];
                 if (o.relu && v < 0) v = 0;
                 if (o.mask && rb[pq][hw] <= 0) v = 0;
-                const q8_t qv = quant8(v, o.sh_out, cl[q]);
-                pre[q] = v;
-                sto[q] = qv;
+                bool clamped;
+                const q8_t qv = quant8(v, o.sh_out, clamped);
                 out[pq][hw] = qv;
                 const spp_img_t cj = restart ? (spp_img_t)pj[q] : vj[q];
                 const spp_rc_t cu = restart ? (spp_rc_t)pu[q] : vu[q];
                 const spp_rc_t cx = restart ? (spp_rc_t)px[q] : vx[q];
-                lv[q] = cj < it.nbi && cu < it.bri && cx < g.ow;
+                if (cj < it.nbi && cu < it.bri && cx < g.ow)   /* an output, not junk */
+                    q_lanes_add(ql, v, qv, clamped);
                 /* the lane's next position, SP_Q on */
                 spp_rc_t nx = cx + g.qx;
                 spp_rc_t nu = cu + g.qu;
@@ -1241,7 +1235,7 @@ step:
                 vu[q] = nu;
                 vx[q] = nx;
             }
-            q_stats_add_mask<SP_Q>(st, pre, sto, cl, lv);
+            q_stats_merge(st, ql);
             dq++;
             if (++dd == SP_QD) {
                 dd = 0;

@@ -565,29 +565,22 @@ quantize_rows:
         for (int x = 0; x < xc; x++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_XT
-            /* the step's lanes meet the statistics as one update */
-            wide_t pre[PE_COLS], sto[PE_COLS];
-            bool cl[PE_COLS], lv[PE_COLS];
-#pragma HLS ARRAY_PARTITION variable=pre type=complete
-#pragma HLS ARRAY_PARTITION variable=sto type=complete
-#pragma HLS ARRAY_PARTITION variable=cl type=complete
-#pragma HLS ARRAY_PARTITION variable=lv type=complete
+            q_lanes ql = {0, 0, 0, 0};   /* the step's lanes meet the statistics as one update */
             for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                /* lanes past the tile's images read nothing */
-                wide_t v = kept && c < nb ? racc[r][c][x].to_int64() : 0;
+                if (c >= nb)
+                    continue;
+                wide_t v = kept ? racc[r][c][x].to_int64() : 0;
                 if (o.bias)
                     v += rbias[r];
                 if (o.relu && v < 0) v = 0;
-                if (o.mask && c < nb && mbuf[r][c][x] <= 0) v = 0;
-                const q8_t q = quant8(v, o.sh_out, cl[c]);
-                pre[c] = v;
-                sto[c] = q;
-                lv[c] = c < nb;
-                if (c < nb)
-                    lanes[r][c][x] = q;
+                if (o.mask && mbuf[r][c][x] <= 0) v = 0;
+                bool clamped;
+                const q8_t q = quant8(v, o.sh_out, clamped);
+                q_lanes_add(ql, v, q, clamped);
+                lanes[r][c][x] = q;
             }
-            q_stats_add_mask<PE_COLS>(st, pre, sto, cl, lv);
+            q_stats_merge(st, ql);
         }
     }
     if (o.point) {

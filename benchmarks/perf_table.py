@@ -38,7 +38,7 @@ def main():
                     p, res = r["peak"], r["resources"]
                     board_rows[board] = (
                         f"| {board} | {p['pe_lanes']} x {p['pe_rows']} x {p['pe_cols']} | {p['clock_mhz']:g} MHz | "
-                        f"{p['gops']:.1f} | {p['chip_int8_gops']:.1f} ({p['part_clock_mhz']:g} MHz) | "
+                        f"{p['gops']:.1f} ({p['products']}) | {p['chip_int8_gops']:.1f} ({p['part_clock_mhz']:g} MHz) | "
                         f"{100 * p['pe_fraction']:.1f}% | "
                         + " | ".join(f"{res[k]['used']:g} / {res[k]['available']:g}" for k in
                                      ("dsp", "bram36", "uram", "lut"))
@@ -64,8 +64,8 @@ def main():
                     + f" | {ratio(auto, PE_PHASES):.2f} | {ratio(auto):.2f} | {ratio(always):.2f} | "
                     f"{100 * auto['total']['efficiency']:.1f} / {100 * dense['total']['efficiency']:.1f} | "
                     f"{auto['total']['equivalent_gops']:.2f} |")
-    print("| board | PE array (L x R x C) | clock | PE peak GOP/s | chip int8 peak GOP/s (part clock) "
-          "| PE / chip | DSP | BRAM36 | URAM | LUT | fits |")
+    print("| board | PE array (L x R x C) | clock | peak GOP/s (products / cycle) | chip int8 peak GOP/s "
+          "(part clock) | peak / chip | DSP | BRAM36 | URAM | LUT | fits |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(board_rows[b] for b in boards.BOARDS))
     print()

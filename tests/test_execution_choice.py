@@ -77,9 +77,78 @@ def test_choice_is_deterministic_and_follows_the_policy():
         compile_model(model, 8, masks, sparse_exec="sometimes")
     with pytest.raises(MappingError, match="execution choice"):
         compile_model(model, 8, masks, sparse_exec=flipped[:-1])
-    # unpruned layers are not chosen for
+    # unpruned layers are not chosen for on the Pynq-Z2 (its two arrays are equal)
     dense = compile_model(model, 8, None)
     assert dense.execution == [None] * 5 and not any(L.sparse for L in dense.layers)
+
+
+@pytest.mark.parametrize("board", perfmodel.BOARDS)
+def test_unpruned_layers_run_sparse_only_where_the_position_path_is_larger_and_faster(board):
+    """On a DSP48E2 board the position path makes twice the dense array's
+    products, and "auto" weighs each unpruned layer there with every weight
+    kept: it runs sparse (its mask all ones, SCONV, every weight stored)
+    only when strictly cheaper, each such layer in the form its modeled
+    cycles say; `never` and `always` leave unpruned layers dense, and so
+    does the Pynq-Z2, whose arrays are equal."""
+    model = build_model("lenet5", (1, 28, 28))
+    auto = compile_model(model, 16, None, board=board)
+    b = perfmodel.board(board)
+    if b.peak_products == b.macs:
+        assert board == "pynq_z2" and auto.execution == [None] * 5
+        assert not any(L.sparse for L in auto.layers)
+        return
+    assert any(L.sparse for L in auto.layers) and not all(L.sparse for L in auto.layers)
+    for L, c in zip(auto.layers, auto.execution):
+        assert c is not None and c.whole   # every layer of LeNet-5 fits the sparse index
+        assert L.sparse == (sum(c.sparse.values()) < sum(c.dense.values()))
+        if L.sparse:
+            assert L.mask.all() and L.kept == L.n_dense == L.n_w
+        else:
+            assert L.mask is None
+    for mode in ("never", "always"):
+        p = compile_model(model, 16, None, sparse_exec=mode, board=board)
+        assert not any(L.sparse for L in p.layers) and p.execution == [None] * 5
+    # the choice never costs cycles: at most the all-dense program's
+    assert _cycles(auto, board)[0] < _cycles(compile_model(model, 16, None, sparse_exec="never",
+                                                           board=board), board)[0]
+
+
+def _run_unpruned(mode, board="zcu102"):
+    """6 iterations of batch 16, 2 in float, no pruning."""
+    rng = np.random.default_rng(0)
+    tx, ty = _data(rng, 96, (1, 28, 28))
+    cfg = TrainConfig(dataset="synthetic", model="lenet5", epochs=1, batch_size=16, warmup_epochs=0.34,
+                      prune=0, lr=0.05, seed=1, sparse_exec=mode, board=board)
+    t = Trainer(cfg, dataset=Dataset(tx, ty, tx[:16], ty[:16], "synthetic"),
+                device=EmulatedDevice(ddr_bytes=32 << 20, board=board))
+    while t.it < t.total:
+        t.step(t.batch_indices())
+    assert t.fixed and t.masks is None
+    return t
+
+
+def test_an_unpruned_layer_run_sparse_trains_the_same_bits_and_resumes_in_its_layout(tmp_path):
+    """LeNet-5 unpruned on the ZCU102: "auto" runs its first convolutions on
+    the position path with every weight kept, and trains exactly the bits
+    of the all-dense program; its checkpoint records those layers as sparse
+    (`true`) and a run resumed under `never` keeps that layout."""
+    from ctrain import checkpoint
+    auto, never = _run_unpruned("auto"), _run_unpruned("never")
+    choice = [L.sparse for L in auto.runtime.program.layers]
+    assert True in choice and not any(L.sparse for L in never.runtime.program.layers)
+    a, n = _state(auto), _state(never)
+    for key in n:
+        if key not in ("stats", "ops"):
+            assert a[key] == n[key], key
+    # every weight kept: each instruction's statistics record the same, field for field
+    assert a["ops"] != n["ops"] and a["stats"].tobytes() == n["stats"].tobytes()
+    ck = str(tmp_path / "unpruned.ckpt")
+    auto.save(ck)
+    _, meta = checkpoint.load(ck)
+    assert meta["execution"] == [True if s else None for s in choice]
+    r = Trainer.from_checkpoint(ck, dataset=auto.ds, settings={"sparse_exec": "never"})
+    assert [L.sparse for L in r.runtime.program.layers] == choice
+    assert _state(r)["master0"] == a["master0"]
 
 
 def _data(rng, n, shape):

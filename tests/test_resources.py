@@ -92,6 +92,12 @@ def _products(b):
     return b.macs
 
 
+def _peak_products(b):
+    """int8 products per cycle of the design's largest array: the position
+    path's SP_P = L x R x C PEs, two products each on a DSP48E2 board."""
+    return b.macs * int(b.macros["DSP_INT8"])
+
+
 def test_hand_checked_arrays(estimates):
     zcu104 = boards.get("zcu104")
     est = estimates["zcu104"]
@@ -134,7 +140,9 @@ def test_one_mac_array_serves_the_dense_and_the_position_paths(tmp_path, board):
     cfg = _shared(board, tmp_path)
     est = resources.estimate(board, config=cfg)
     src = Sources(cfg)
-    assert resources.pe_loop_products(src) == {"pass_step": _products(b), "step": _products(b)}
+    # every operand the position path feeds counts, a pair's second product too
+    assert resources.pe_loop_products(src) == {"pass_step": _products(b), "step": _peak_products(b)}
+    assert est.peak["products"] == _peak_products(b) == perfmodel.board(board).peak_products
     items = {i.name.split(":")[0]: i for i in resources.pe_sites(est.items)}
     assert set(items) == {"mac_array", "mac_array_sp"}
     half = _products(b) // 2
@@ -335,14 +343,21 @@ def test_control_path_products_are_as_narrow_as_validation_bounds(estimates):
     assert seen == set(NARROW_UNITS)
 
 
-def test_peaks_are_the_pe_array_and_the_dsps(estimates):
-    """PE peak: 2 x the int8 products counted in the PE loops x the design's
-    clock (the count is the configured R x C); chip peak: DSPs x products per
-    DSP x 2 x the clock the part closes."""
+def test_peaks_are_the_largest_array_and_the_dsps(estimates):
+    """The design's peak: 2 x the int8 products counted in the larger PE loop
+    x the design's clock: the position path's, SP_P = L x R x C PEs making
+    two products each on the DSP48E2 boards (their own multiply-accumulates
+    on the CTRAIN_SPARSE_POS_MACC ones), one on the Pynq-Z2, where the dense
+    array's L x R x C is as many; the perf model's peak_products, from the
+    configuration, is the same figure. Chip peak: DSPs x products per DSP x
+    2 x the clock the part closes."""
     for name, est in estimates.items():
         b = boards.get(name)
-        assert est.peak["products"] == _products(b), name
-        assert est.peak["pe"] == pytest.approx(2 * _products(b) * b.clock_mhz / 1000)
+        assert est.peak["products"] == _peak_products(b) == perfmodel.board(name).peak_products, name
+        assert est.peak["pe"] == pytest.approx(2 * _peak_products(b) * b.clock_mhz / 1000)
+        own = resources.pe_loop_own_products(est.items)
+        macc = b.macros.get("SPARSE_POS_MACC", "0") == "1"
+        assert own == {"pass_step": 0, "step": _peak_products(b) if macc else 0}, name
         per = 2 if b.dsp_kind == "DSP48E2" else 1
         assert int(b.macros["DSP_INT8"]) == per
         assert est.peak["chip_int8"] == pytest.approx(b.chip_dsp * per * 2 * float(b.macros["PART_CLOCK_MHZ"]) / 1000)
@@ -379,7 +394,7 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
     assert [i.name.split(":")[0] for i in sites] == ["mac_array"] + ["mac_array_sp"] * (per_dsp == 2 and pos)
     site = [i for i in sites if i.name.startswith("mac_array:mac_units: mul2(")]
     assert len(site) == 1 and 2 * site[0].count == inst * macs
-    assert site[0].products == inst * macs and before.peak["products"] == macs
+    assert site[0].products == inst * macs and before.peak["products"] == macs * per_dsp
     assert site[0].dsp == inst * macs // 2 * (2 // per_dsp)
     src = open(copied_sources / "mac_array.cpp").read()
     call = "mul2(a[u], b0[u], b1[u], p0[u], p1[u]);"
@@ -391,7 +406,7 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
     after = resources.estimate(board, directory=str(copied_sources))
     assert not [i for i in after.items if i.name.startswith("mac_array:") and "mul2(" in i.name]
     assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == inst * macs // 2 * (per_dsp - 1)
-    assert after.peak["products"] == macs
+    assert after.peak["products"] == macs * per_dsp
 
 
 def test_dataflow_channels_are_ping_pong_buffers(copied_sources):
@@ -740,6 +755,28 @@ def test_counters_stepped_by_one_are_incrementers(estimates, board):
     assert not [n for n in items if "spp_valid" in n]
     # a loop header's i++ is control, not counted
     assert not [n for n in items if n.startswith("spp_compute_p: sp_steps: s ++")]
+
+
+def test_comparators_are_counted():
+    """Comparisons in the pipelined datapaths (since session 16): two
+    variables ceil(W / 2) LUTs (quant8's saturation compares, 64-bit, 32
+    each per quantizer), `< 0` nothing (the sign bit: ADD's ReLU), a
+    variable against each unrolled lane's index one LUT6 a lane with the
+    higher bits' OR once (spp_lists' `k < kk` over MAX_KK lanes: 7 low bits,
+    ceil(7 / 3) + 1 a lane, the 25 high bits' OR ceil(25 / 6))."""
+    est = resources.estimate("zcu102")
+    items = {i.name: i for i in est.items if i.kind == "add"}
+    q = int(boards.get("zcu102").macros.get("SPARSE_QUANT", "16"))
+    for name in ("spp_compute_p: quant8: x >= hi", "spp_compute_p: quant8: x < lo"):
+        assert (items[name].count, items[name].lut) == (q, q * 32), name
+        assert "64-bit comparator" in items[name].detail
+    assert not [n for n in items if n.endswith("acc < 0")]
+    kk = items["spp_lists: k < kk"]
+    lanes = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("MAX_KK")   # the unroll factor
+    assert (kk.count, kk.lut) == (lanes, lanes * (math.ceil(7 / 3) + 1)) and "a lane's index" in kk.detail
+    assert items["spp_lists: kk high bits 7"].lut == math.ceil(25 / 6)
+    assert resources.comparator_luts(32, "<") == 16 and resources.comparator_luts(32, "==", "Q8_MAX") == 11
+    assert resources.comparator_luts(64, ">=", "0") == 0 and resources.comparator_luts(64, "!=", "0") == 11
 
 
 def test_preprocessor_logic_selects_one_branch():

@@ -156,7 +156,8 @@ def _perf_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights the masks prune")
     p.add_argument("--sparse-exec", default=DEFAULT_SPARSE_EXEC, choices=SPARSE_EXEC,
                    help="pruned layers: sparse or dense, whichever the cycle model finds cheaper on --board "
-                        "(auto, default), always sparse, or never")
+                        "(auto, default; where the sparse unit is the larger array, unpruned layers too, every "
+                        "weight kept), always sparse, or never")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
     return p
 

@@ -147,16 +147,21 @@ class Program:
 
 @dataclass(frozen=True)
 class ExecChoice:
-    """How the cycle model chose a masked layer's form: modeled cycles per
-    phase (EXEC_PHASES present in the program) of its dense and of its sparse
-    instructions on `board`; sparse when that total is at most the dense one."""
+    """How the cycle model chose a layer's form: modeled cycles per phase
+    (EXEC_PHASES present in the program) of its dense and of its sparse
+    instructions on `board`; a masked layer sparse when that total is at
+    most the dense one, an unpruned one (`whole`, every weight kept) only
+    when it is less (its index block makes the sparse form the larger
+    footprint)."""
     board: str
     dense: dict
     sparse: dict
+    whole: bool = False
 
     @property
     def runs_sparse(self):
-        return sum(self.sparse.values()) <= sum(self.dense.values())
+        s, d = sum(self.sparse.values()), sum(self.dense.values())
+        return s < d if self.whole else s <= d
 
     def ops(self):
         """{phase: the opcode name chosen}."""
@@ -195,7 +200,7 @@ def compile_model(model, batch, masks=None, freeze=0, sparse_exec=DEFAULT_SPARSE
     masks = _check_masks(model, masks)
     board = board or boards.DEFAULT_BOARD
     sparse, choices = choose_execution(model, batch, masks, freeze, sparse_exec, board)
-    prog = _lower(model, batch, masks, freeze, sparse, board)
+    prog = _lower(model, batch, _kept_all(model, masks, sparse), freeze, sparse, board)
     prog.execution = choices
     return prog
 
@@ -251,9 +256,30 @@ def _sparse_fits(st):
     return int(np.prod(weight_shape(st)[1:])) <= isa.lib.CTRAIN_MAX_SPARSE_COLS
 
 
+def _kept_all(model, masks, sparse):
+    """The masks a program is lowered with: an unpruned layer run sparse
+    (choose_execution's True for it) keeps every weight."""
+    return [np.ones(weight_shape(st), bool) if m is None and s else m
+            for m, s, st in zip(masks, sparse, model.param_stages)]
+
+
+def _whole_candidates(model, masks, board):
+    """Per param layer whether "auto" also weighs running it, unpruned, on
+    the sparse unit with every weight kept: where the sparse position path is
+    the design's larger multiplier array (two products per PE on the DSP48E2
+    boards, perfmodel.Board.peak_products, against the dense array's L x R x
+    C), it is the array a dense convolution may run faster on (docs/overlay.md
+    "Dense layers on the position path"); on the Pynq-Z2, whose two arrays are
+    equal, dense layers keep the dense unit (no second lowering per compile)."""
+    from . import perfmodel
+    b = perfmodel.board(board)
+    larger = b.peak_products > b.macs
+    return [larger and m is None and _sparse_fits(st) for m, st in zip(masks, model.param_stages)]
+
+
 def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
     """The compiler's execution step: (per param layer True = sparse, False =
-    dense, None = unpruned; per param layer an ExecChoice or None).
+    dense, None = unpruned and dense; per param layer an ExecChoice or None).
 
     "always" and "never" decide every masked layer alike; a list is a choice
     made before (a checkpoint's). "auto" lowers the model both ways and asks
@@ -261,7 +287,11 @@ def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
     masked layer's FP, EB, WG and UPDATE cycles in either form with its
     actual index lists; the layer runs sparse when those sum to at most the
     dense ones (a tie keeps the smaller DDR footprint); one whose filters
-    exceed the sparse index's columns runs dense. A layer's form is one
+    exceed the sparse index's columns runs dense. On a board whose sparse
+    position path is its larger array (_whole_candidates) "auto" weighs the
+    unpruned layers too, each run sparse with every weight kept (True; its
+    mask all ones, _kept_all) only when strictly cheaper, as the index block
+    makes its footprint larger. A layer's form is one
     for all its phases: its weights, master copy, momentum and gradient are
     stored either compressed (SCONV reads and writes only kept entries) or
     dense (CONV), and the ISA has no instruction moving one layout into the
@@ -275,35 +305,42 @@ def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
         return _given_execution(sparse_exec, masked), [None] * len(masks)
     if sparse_exec not in SPARSE_EXEC:
         raise MappingError(f"sparse_exec {sparse_exec!r}: choose one of {', '.join(SPARSE_EXEC)}")
-    if sparse_exec != "auto" or not any(masked):
+    whole = (_whole_candidates(model, masks, board or boards.DEFAULT_BOARD) if sparse_exec == "auto"
+             else [False] * len(masks))
+    if sparse_exec != "auto" or not any(masked) and not any(whole):
         return [(sparse_exec != "never") if m else None for m in masked], [None] * len(masks)
-    return _auto_execution(model, batch, masks, freeze, board)
+    return _auto_execution(model, batch, masks, freeze, board, whole)
 
 
 def _given_execution(sparse_exec, masked):
     """A choice made before (a checkpoint's) as a list, checked against the
-    masks: True/False for each pruned layer, None for each unpruned one."""
+    masks: True/False for each pruned layer, None (dense) or True (sparse,
+    every weight kept) for each unpruned one."""
     choice = list(sparse_exec)
-    if len(choice) != len(masked) or any((c is None) != (not m) or c not in (None, True, False)
+    if len(choice) != len(masked) or any(c not in (None, True, False) or (m and c is None) or (not m and c is False)
                                          for c, m in zip(choice, masked)):
-        raise MappingError(f"execution choice {choice}: must be True/False per pruned layer, None per "
+        raise MappingError(f"execution choice {choice}: must be True/False per pruned layer, None or True per "
                            f"unpruned one, for {len(masked)} layers")
     return choice
 
 
-def _auto_execution(model, batch, masks, freeze, board):
-    """choose_execution for "auto": each masked layer's form from the cycle
-    model of the program lowered dense and sparse (one whose filters exceed
-    the sparse index's columns runs dense)."""
+def _auto_execution(model, batch, masks, freeze, board, whole):
+    """choose_execution for "auto": each masked layer's form, and each
+    `whole` candidate's (unpruned), from the cycle model of the program
+    lowered dense and sparse (one whose filters exceed the sparse index's
+    columns runs dense)."""
     from . import perfmodel
     masked = [m is not None for m in masks]
     b = perfmodel.board(board or boards.DEFAULT_BOARD)
-    fits = [m and _sparse_fits(st) for m, st in zip(masked, model.param_stages)]
+    fits = [(m or w) and _sparse_fits(st) for m, w, st in zip(masked, whole, model.param_stages)]
     dense = _phase_cycles(_lower(model, batch, masks, freeze, [False] * len(masks), b.name), b)
-    sparse = (_phase_cycles(_lower(model, batch, masks, freeze, fits, b.name), b) if any(fits)
-              else [None] * len(masks))
-    choices = [ExecChoice(b.name, d, s) if f else None for f, d, s in zip(fits, dense, sparse)]
-    return [(c.runs_sparse if c else False) if m else None for m, c in zip(masked, choices)], choices
+    sparse = (_phase_cycles(_lower(model, batch, _kept_all(model, masks, fits), freeze, fits, b.name), b)
+              if any(fits) else [None] * len(masks))
+    choices = [ExecChoice(b.name, d, s, whole=not m) if f else None
+               for f, m, d, s in zip(fits, masked, dense, sparse)]
+    out = [(c.runs_sparse if c else False) if m else (True if c and c.runs_sparse else None)
+           for m, c in zip(masked, choices)]
+    return out, choices
 
 
 def _phase_cycles(prog, b):

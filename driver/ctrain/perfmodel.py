@@ -127,8 +127,20 @@ class Board:
 
     @property
     def macs(self):
-        """Multipliers of the PE array: lanes x rows x columns."""
+        """Multipliers of the dense PE array: lanes x rows x columns."""
         return self.pe_lanes * self.pe_rows * self.pe_cols
+
+    @property
+    def peak_products(self):
+        """int8 products per cycle of the design's largest multiplier array,
+        the peak every efficiency and GOP/s roof is against: the position-
+        parallel sparse path's SP_P PEs (sconv.cpp, L x R x C) times
+        SP_POS_PAIR products each (two on DSP48E2 boards: a pair of tiles in
+        FP/EB, of kept weights in WG), or the dense array's L x R x C where
+        that is more. One instruction runs at a time, so no two arrays'
+        products add (the row-tile path's R x C is never the larger)."""
+        pos = _hls_macro(self.name, "SP_P") * _hls_macro(self.name, "SP_POS_PAIR")
+        return max(self.macs, pos)
 
     # II of an AGU burst loop per beat (agu.h): W lane writes into a buffer
     # with one write port, W lane reads from one with two read ports.

@@ -738,7 +738,8 @@ class Trainer:
             arrays.update({f"ddr_{k}": v for k, v in self.runtime.layer_arrays().items()})
             meta["exponents"] = {str(k): v for k, v in self.runtime.exps.state().items()}
             meta["runtime_it"] = self.runtime.iteration
-            # the layout of the ddr_ arrays: per layer sparse (true), dense with a mask (false), unpruned (null)
+            # the layout of the ddr_ arrays: per layer sparse (true: pruned, or unpruned with every weight
+            # kept), dense with a mask (false), dense unpruned (null)
             meta["execution"] = [L.sparse if L.mask is not None else None for L in self.runtime.program.layers]
         checkpoint.save(path, arrays, meta)
 
@@ -889,8 +890,9 @@ class Trainer:
         return checkpoint.expect_meta(
             path, meta, "execution",
             lambda v: isinstance(v, list) and len(v) == n and all(
-                (e is None) if not p else type(e) is bool for e, p in zip(v, pruned)),
-            f"per Conv2d/Linear layer true/false when pruned, null when not ({n} layers)")
+                (e is None or e is True) if not p else type(e) is bool for e, p in zip(v, pruned)),
+            f"per Conv2d/Linear layer true/false when pruned, null (dense) or true (sparse, every weight "
+            f"kept) when not ({n} layers)")
 
     def _check_device_arrays(self, path, arrays, meta):
         """Every DDR state region the compiled program has, and no other; its

@@ -100,7 +100,8 @@ def add_train_parser(sub):
                         f"images (default {d.bn_recal}; 0: keep the unpruned network's)")
     p.add_argument("--sparse-exec", default=d.sparse_exec, choices=list(SPARSE_EXEC),
                    help="pruned layers: sparse or dense, whichever the cycle model of --board finds cheaper "
-                        "(auto), always sparse, or never (dense with the mask); all compute the same bits")
+                        "(auto; where the sparse unit is the larger array, unpruned layers too, every weight "
+                        "kept), always sparse, or never (dense with the mask); all compute the same bits")
     p.add_argument("--warm-start", default=None, metavar="FILE",
                    help="start from these float weights: .npz (CTrain model file, checkpoint, or arrays) "
                         "or a PyTorch state_dict (.pt/.pth)")

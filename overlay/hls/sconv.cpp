@@ -1092,8 +1092,8 @@ step:
             /* a DSP slice whose post-adder accumulates */
 #pragma HLS BIND_OP variable=mm0 op=mul impl=dsp
 #if SP_WG_PAIR == 2
-            const q8_t b1 = two ? x1[p] : (q8_t)0;
-            const prod_t mm1 = (prod_t)a * (prod_t)b1;
+            const q8_t xp1 = two ? x1[p] : (q8_t)0;   /* not b1: the step's rotation */
+            const prod_t mm1 = (prod_t)a * (prod_t)xp1;
             /* the second slice */
 #pragma HLS BIND_OP variable=mm1 op=mul impl=dsp
 #else

@@ -9,7 +9,10 @@ Shared by `ctrain perf`, `ctrain train --report` and notebook 2. Definitions
   (dense and sparse), UPDATE the weight updates, `stream` the ReLU, pooling
   and batch-norm instructions of both directions;
 - ideal cycles (`ideal_cycles`): a convolution's multiply-accumulates (the
-  kept ones when sparse) over the PE array's R x C multipliers; an
+  kept ones when sparse) over the design's peak products per cycle (its
+  largest multiplier array, perfmodel.Board.peak_products: on DSP48E2
+  boards the sparse position path's two products per PE, twice the dense
+  array's L x R x C); an
   element-wise instruction's elements (as perfmodel.ops counts them: for
   pooling, the pooled map's) at the unit's rate: W (the port's beat) per
   cycle for ReLU and batch norm; max pooling's window elements (the pooled
@@ -60,14 +63,16 @@ def phase_of(op):
 
 def ideal_cycles(op, ops_done, board, window=1):
     """Cycles of an instruction at full use of its unit: multiply-accumulates
-    (ops_done / 2) over the R x C multipliers, rounded up, for a convolution;
+    (ops_done / 2) over the design's peak products per cycle (the largest
+    multiplier array, perfmodel.Board.peak_products), rounded up, for a
+    convolution, dense or sparse alike;
     for ReLU and batch norm, whose units take a beat of W elements per cycle,
     ops_done / W; for max pooling its windows' elements (ops_done x `window`,
     k_h*k_w) W per cycle (stream.cpp pool_tiled reads a beat of them per
     cycle); UPDATE's lanes (board.update_lanes) per cycle; one element
     (ops_done) per cycle for the others."""
     if Op(op) in MAC_OPS:
-        return -(-(ops_done // 2) // board.macs)
+        return -(-(ops_done // 2) // board.peak_products)
     if Op(op) in LANE_OPS:
         return -(-int(ops_done) // board.ddr_beat)
     if Op(op) in validate.POOL_OPS:
@@ -78,8 +83,9 @@ def ideal_cycles(op, ops_done, board, window=1):
 
 
 def peak_gops(board):
-    """The PE array's peak: 2 operations per multiplier per cycle."""
-    return 2 * board.macs * board.clock_mhz * 1e6 / 1e9
+    """The design's peak: 2 operations per product of its largest multiplier
+    array per cycle (perfmodel.Board.peak_products)."""
+    return 2 * board.peak_products * board.clock_mhz * 1e6 / 1e9
 
 
 def port_gbps(board):
@@ -201,12 +207,13 @@ def build(program, board, model=None, sparsity=None, layer_sparsity=None):
 
 
 def execution(program):
-    """Per pruned layer the form it runs in and the opcode per phase; where
-    the compiler chose ("auto", compiler.choose_execution), the modeled
-    cycles of both forms per phase."""
+    """Per pruned layer, and per unpruned one the compiler weighed on the
+    sparse unit (compiler.choose_execution), the form it runs in and the
+    opcode per phase; where the compiler chose ("auto"), the modeled cycles
+    of both forms per phase."""
     labels, out = stage_labels(program.model), []
     for L, c in zip(program.layers, program.execution or [None] * len(program.layers)):
-        if L.mask is None:
+        if L.mask is None and c is None:
             continue
         row = {"layer": labels[L.stage.index], "exec": "sparse" if L.sparse else "dense",
                "kept": L.kept, "weights": L.n_dense}
@@ -258,8 +265,9 @@ def format_report(rep):
     port = "" if p["port_gbps"] >= p["ddr_gbps"] else f", the accelerator's port {p['port_gbps']:.3f} GB/s"
     if p.get("ddr_ports", 1) > 1:   # port 1: UPDATE (update.cpp), RELU_BP/BN_BP/ADD's second input
         port += f" (and a second port for UPDATE and the stream units' second inputs, {p['ddr_ports']} in all)"
-    lines.append(f"roofs: peak {p['gops']:.2f} GOP/s (2 x {p['pe_lanes'] * p['pe_rows'] * p['pe_cols']} "
-                 f"multipliers x {p['clock_mhz']:g} MHz); DDR {p['ddr_gbps']:.3f} GB/s{port}")
+    lines.append(f"roofs: peak {p['gops']:.2f} GOP/s (2 x {p['products']} products/cycle of the largest "
+                 f"multiplier array x {p['clock_mhz']:g} MHz; the dense array's "
+                 f"{p['pe_lanes'] * p['pe_rows'] * p['pe_cols']}); DDR {p['ddr_gbps']:.3f} GB/s{port}")
     lines.append(f"chip int8 peak {p['chip_int8_gops']:.1f} GOP/s ({p['part_clock_mhz']:g} MHz): the PE peak is "
                  f"{100 * p['pe_fraction']:.1f}% of it, achieved {t['gops']:.3f} GOP/s "
                  f"({100 * t['gops'] / p['chip_int8_gops']:.2f}% of it)")

@@ -69,13 +69,15 @@ where the board's CTRAIN_DSP_INT8 is 2 (DSP48E2: b1 * 2^18 + b0 in the
 27-bit port times a, Xilinx WP486), two DSPs where it is 1 (DSP48E1); its
 body is not counted again. CTRAIN_DSP_INT8 2 on a DSP48E1 is refused.
 
-Peaks (`Estimate.peak`, GOP/s): the design's PE array, 2 x the int8
-products per cycle the PE loops (PE_LOOPS) feed the MAC array
-(MAC_FUNCTIONS, hls/mac_array.h): per loop the non-zero operands it writes
-into the array's b0 and b1 inputs, a HALF_PACKED loop's b1 not counted (the
-sparse position path: its second product, WG's second kept weight or FP/EB's
-second tile, is not always used); the larger loop's, at most the products
-the array's units make, x CTRAIN_CLOCK_MHZ; the chip's, DSPs x CTRAIN_DSP_INT8 x 2 x
+Peaks (`Estimate.peak`, GOP/s): the design's, 2 x the int8 products per
+cycle of its largest multiplier array x CTRAIN_CLOCK_MHZ. Per PE loop
+(PE_LOOPS): the non-zero operands it writes into the MAC array's b0 and b1
+inputs (MAC_FUNCTIONS, hls/mac_array.h; at most the products the array's
+units make) plus the products of its own multipliers (the position path's
+multiply-accumulates); every multiplier counts, whether or not every step
+uses it (the position path's second product, a pair's second tile or kept
+weight: a multiplier idle is still in the peak an efficiency is against);
+the larger loop's (one instruction at a time); the chip's, DSPs x CTRAIN_DSP_INT8 x 2 x
 CTRAIN_PART_CLOCK_MHZ, the clock a full-chip int8 DSP array closes on the
 part (sources in each config header). The design's must be at least
 PE_PEAK_MIN_FRACTION (40%) of the chip's.
@@ -136,8 +138,16 @@ of conditional copies (`for (s = 0; (1 << s) < N; s++) if ((a >> s) & 1)
 ... x[p] = y[p];`) is elements x bits x ceil(stages / 2) LUTs. Not
 counted: index and address arithmetic inside `[]` (the banks' address
 selects), loop headers, an unrolled lane added to a base aligned to the
-lanes (an OR), the sequential FSMs' arithmetic (control), comparators,
-muxes of conditions. The packed multiply's second product is
+lanes (an OR), the sequential FSMs' arithmetic (control), muxes of
+conditions. Comparators (since session 16; `a < b`, `x == k`, written with
+a space each side): two variables ceil(W / 2) LUTs (the carry chain, a LUT6
+per two bit pairs; equality taken the same), against a constant ceil(W /
+3), `< 0` and `>= 0` nothing (the sign bit), another compare with 0 ceil(W /
+6) (an OR of the bits), W the variable operands' wider declared width
+(`comparator_luts`); a variable against each unrolled lane's index (a
+thermometer code, `l <= lo` for every lane l < N) one LUT6 a lane for
+log2(N) <= 5 low bits (else their constant compare and one more), and the
+OR of the W - log2(N) higher bits once, shared by the lanes. The packed multiply's second product is
 sign-corrected in fabric (PACKED_FIX_BITS). Declared widths are the
 pessimistic reading: HLS narrows some operations it can bound; the sources
 declare narrow types where the bounds are known (sconv.cpp spp_acc_t).
@@ -181,11 +191,6 @@ PACKED_MUL = "mul2"
 #: the DSP48E2's (A:D), the second product's sign correction `p1 = (wide >>
 #: 18) + lo[17]` a 17-bit adder in fabric per DSP.
 PACKED_FIX_BITS = 17
-#: PE loops whose second products (the MAC array's b1 inputs) are not always
-#: used (sp_steps: WG's pair of kept weights, FP/EB's pair of tiles when an
-#: item has two or more): one int8 product per unit in the peak, the
-#: pessimistic reading.
-HALF_PACKED = {"sp_steps"}
 #: The design's PE peak must be at least this fraction of the chip's int8 peak.
 PE_PEAK_MIN_FRACTION = 0.4
 RESOURCES = ("dsp", "bram36", "uram", "lut")
@@ -811,11 +816,11 @@ def pe_sites(items):
 
 
 def pe_loop_products(src):
-    """{PE loop label: int8 products per step}: the operands the loop hands the
-    MAC array per step, each unrolled write of a non-zero value into the
-    array passed as its b0 or b1 input (a write of 0 feeds no product); a
-    HALF_PACKED caller's b1 writes count none (its second product is not
-    always used: the pessimistic reading)."""
+    """{PE loop label: int8 products per step it hands the MAC array}: each
+    unrolled write of a non-zero value into the array passed as its b0 or b1
+    input (a write of 0 feeds no product). Every operand counts, whether or
+    not every step uses it (a pair's second tile or kept weight): the peak is
+    what the multipliers could make."""
     out = {}
     for caller, callee, pos, args, _ in src.call_sites():
         f = src.functions[caller]
@@ -823,9 +828,7 @@ def pe_loop_products(src):
         if callee not in MAC_FUNCTIONS or not loops or PE_LOOPS[loops[-1]] != caller:
             continue
         n = out.get(loops[-1], 0)
-        for k, arg in ((1, args[1]), (2, args[2])):
-            if k == 2 and caller in HALF_PACKED:
-                continue
+        for arg in (args[1], args[2]):
             for m in re.finditer(r"\b" + re.escape(arg.strip()) + r"\s*\[[^\]]*\]\s*=(?!=)\s*([^;]+);", f.body):
                 if re.fullmatch(r"(\(\s*\w+\s*\)\s*)?0", m.group(1).strip()):
                     continue
@@ -834,12 +837,24 @@ def pe_loop_products(src):
     return out
 
 
+def pe_loop_own_products(items):
+    """{PE loop label: int8 products per step of its own multipliers}: the
+    products a PE loop makes without the MAC array (the position path's
+    multiply-accumulates, CTRAIN_SPARSE_POS_MACC)."""
+    return {label: sum(i.products for i in items
+                       if i.kind == "mul" and i.name.startswith(f"{fn}:{label}:"))
+            for label, fn in PE_LOOPS.items()}
+
+
 def pe_products(src, items):
-    """int8 products per cycle of the PE array: the MAC array's, as the
-    larger of the PE loops feeds it (one array serves dense and sparse work,
-    one instruction at a time), at most what its units make."""
-    per_loop = pe_loop_products(src)
-    return min(max(per_loop.values(), default=0), sum(i.products for i in pe_sites(items)))
+    """int8 products per cycle of the design's largest multiplier array: per
+    PE loop what it feeds the MAC array (at most what the array's units
+    make) plus its own multipliers' products; the larger loop's, as one
+    instruction runs at a time (perfmodel.Board.peak_products is the same
+    figure from the configuration, and a test holds them equal)."""
+    feed, own = pe_loop_products(src), pe_loop_own_products(items)
+    units = sum(i.products for i in pe_sites(items))
+    return max((min(feed.get(label, 0), units) + own[label] for label in PE_LOOPS), default=0)
 
 
 def shared_selects(src):
@@ -1143,6 +1158,9 @@ _SHIFT_MUL = re.compile(r"\*\s*\(\s*\(\s*[\w:<>]+\s*\)\s*1\s*<<\s*([^;]+?)\)\s*[
 _STAGES = re.compile(r"for\s*\(\s*int\s+(\w+)\s*=\s*0\s*;\s*\(\s*1\s*<<\s*\1\s*\)\s*<\s*([^;]+);")
 #: `x++`, `x[i]--`, `++x`: a counter stepped by one.
 _INCR = re.compile(r"([A-Za-z_][\w.]*(?:\s*\[[^\]]*\])*)\s*(\+\+|--)|(\+\+|--)\s*([A-Za-z_][\w.]*(?:\s*\[[^\]]*\])*)")
+#: A comparison written with a space on each side (the sources' style; a
+#: template's `<` and `>` and `->` have none): `a < b`, `x >= lim`, `e != 0`.
+_CMP = re.compile(r"(?<=\s)(<=|>=|==|!=|<|>)(?=\s)")
 #: Words before a `-` or `+` that make it unary.
 _NOT_OPERANDS = {"return", "case", "else", "const"}
 
@@ -1150,6 +1168,29 @@ _NOT_OPERANDS = {"return", "case", "else", "const"}
 def adder_luts(w):
     """A W-bit adder or subtractor: one LUT6 per bit on the carry chain (UG574, CARRY8)."""
     return w
+
+
+def _against(op, left, right, lc, rc):
+    """A comparison's constant side ("0" for zero, None when both sides are
+    variables) and its operator with the variable on the left (0 < x is
+    x > 0)."""
+    if not (lc or rc):
+        return None, op
+    k = (left if lc else right).strip()
+    against = "0" if re.fullmatch(r"(\(\s*[\w:<> ]+\s*\)\s*)?0[uUlL]*", k) else k
+    return against, ({"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op) if lc else op)
+
+
+def comparator_luts(w, op, against=None):
+    """A W-bit comparison (module docstring, "Fabric arithmetic"): of two
+    variables a carry chain with a LUT6 per two bit pairs, ceil(W / 2) (an
+    equality the same, the pessimistic reading of an XOR per three pairs
+    and a reduction); against a constant three bits per LUT6, ceil(W / 3);
+    against 0 the sign bit (`< 0`, `>= 0`: wiring) or an OR of the bits,
+    six per LUT6, ceil(W / 6)."""
+    if against == "0":
+        return 0 if op in ("<", ">=") else -(-w // 6)
+    return -(-w // (3 if against is not None else 2))
 
 
 def shifter_luts(w, step=1, out=None):
@@ -1275,6 +1316,9 @@ class _ArithWalk:
         for m in _STAGES.finditer(f.body):
             if self.counted(at, m.start()):
                 self.rotator(at, m)
+        for m in _CMP.finditer(f.body):
+            if self.counted(at, m.start()):
+                self.compare(at, m.group(1), m.start(), seen)
         for _, callee, pos, args, _ in self.sites.get(f.name, []):
             g = self.src.functions[callee]
             if g.inline and callee not in stack and callee != PACKED_MUL:
@@ -1323,6 +1367,64 @@ class _ArithWalk:
                 each, what = 0, f"{w}-bit adder in its product's DSP slice (multiply-add)"
         self.add(at, op, left, right, self.copies(at, pos, _IDENT_RE.findall(left + " " + right)),
                  each, what)
+
+    def compare(self, at, op, pos, seen):
+        """A comparator at pos (comparator_luts), once per expression and copy;
+        W the variable operands' wider declared width (C's promotion to int
+        is not assumed: synthesis compares at the operands' bits)."""
+        f, body = at.f, at.f.body
+        start = body.rfind("\n", 0, pos) + 1
+        if body[start:pos].lstrip().startswith("#"):
+            return
+        left = _operand(body[start:pos], "left")
+        right = _operand(body[pos + len(op):], "right")
+        if not left or not right or left.strip() in _NOT_OPERANDS:
+            return
+        lc, rc = self.const(f, pos, left, at.consts), self.const(f, pos, right, at.consts)
+        if lc and rc:
+            return
+        key = ("cmp", op, re.sub(r"\s+", "", left), re.sub(r"\s+", "", right))
+        if key in seen:
+            return
+        seen.add(key)
+        var = [e for e, c in ((left, lc), (right, rc)) if not c]
+        w = min(max(at.widths.of(e) for e in var), 64)
+        against, cop = _against(op, left, right, lc, rc)
+        lanes = self.lane_count(at, pos, (left if lc else right)) if against not in (None, "0") else 0
+        b = (lanes - 1).bit_length() if lanes > 1 else w
+        if b < w:
+            # a variable against each unrolled lane's index (a thermometer
+            # code): per lane its b low bits against the constant, one LUT6
+            # up to five of them (and whether any higher bit is set), else
+            # their constant compare and one more; the higher bits' OR once,
+            # shared by the lanes
+            each = 1 if b <= 5 else comparator_luts(b, cop, against) + 1
+            what = f"{w}-bit comparator against a lane's index: {b} low bits a lane"
+            v = var[0].strip()
+            if ("cmp-high", v) not in seen:
+                seen.add(("cmp-high", v))
+                self.add(at, "high bits", v, f"{b}", self.copies(at, pos, _IDENT_RE.findall(v)),
+                         -(-(w - b) // 6), f"OR of {w - b} high bits, shared by the lanes' comparators")
+        else:
+            each = comparator_luts(w, cop, against)
+            what = f"{w}-bit comparator" + (" against a constant" if against is not None else "")
+        if each:
+            self.add(at, op, left, right, self.copies(at, pos, _IDENT_RE.findall(left + " " + right)), each, what)
+
+    def lane_count(self, at, pos, expr):
+        """The copies of a constant expression over unrolled lanes: the trip
+        count of an enclosing unrolled loop whose index it uses, or the copy
+        factor of an inline function's parameter a call site passes such an
+        index (0 when it uses none)."""
+        ids = set(_IDENT_RE.findall(expr))
+        n = 0
+        for lp in enclosing(at.f.loops, pos):
+            if lp.unrolled and lp.var in ids and lp.bound:
+                n = max(n, max([v for v in self.src.eval_in(at.f, lp.bound) if v] or [0]))
+        for i in ids:
+            if i in at.consts and at.pfac.get(i, 1) > 1:
+                n = max(n, at.pfac[i])
+        return n
 
     def macc(self, f, left, right):
         """Whether one operand of a `+` is a product `T m = a * b;` of f that a
@@ -1503,8 +1605,9 @@ def fabric_arith(src, instances):
     `+`, `-`, `+=`, `-=` and every shift by a run-time amount in a pipelined
     loop (or a pipelined copy), per copy of the loop body and of the function,
     through the inline functions it calls (a parameter passed a constant is a
-    constant there). Not counted: indices and addresses (inside `[]`), loop
-    headers, the sequential FSMs' arithmetic (control), comparators."""
+    constant there), and every comparison between values (comparator_luts).
+    Not counted: indices and addresses (inside `[]`), loop headers, the
+    sequential FSMs' arithmetic (control)."""
     walk = _ArithWalk(src)
     for f in src.functions.values():
         if f.inline or f.name == PACKED_MUL:
@@ -1612,12 +1715,11 @@ def part_clock_mhz(b):
     return float(b.macros["PART_CLOCK_MHZ"])
 
 
-def peaks(b, products=None):
-    """Int8 GOP/s: the design's PE array (2 ops x its int8 products per cycle
-    x CTRAIN_CLOCK_MHZ; `products` as counted from the sources, L x R x C when
-    not given) and the chip's (DSPs x int8 products per DSP x 2 x the clock the
-    part can close, CTRAIN_PART_CLOCK_MHZ)."""
-    products = b.macs if products is None else products
+def peaks(b, products):
+    """Int8 GOP/s: the design's (2 ops x the int8 products per cycle of its
+    largest multiplier array, as counted from the sources, pe_products, x
+    CTRAIN_CLOCK_MHZ) and the chip's (DSPs x int8 products per DSP x 2 x the
+    clock the part can close, CTRAIN_PART_CLOCK_MHZ)."""
     return {"pe": 2 * products * b.clock_mhz / 1000,
             "chip_int8": b.chip_dsp * dsp_int8(b) * 2 * part_clock_mhz(b) / 1000,
             "products": products}
@@ -1636,7 +1738,7 @@ def format_resources(est, items=False):
     if est.peak:
         pe, chip = est.peak["pe"], est.peak["chip_int8"]
         ok = est.peak_fraction >= PE_PEAK_MIN_FRACTION
-        lines.append(f"int8 GOP/s: PE array {pe:g} ({est.peak['products']} products/cycle) of the chip's "
+        lines.append(f"int8 GOP/s: the design {pe:g} ({est.peak['products']} products/cycle) of the chip's "
                      f"{chip:g} ({100 * est.peak_fraction:.0f}%, at least {PE_PEAK_MIN_FRACTION:.0%}: "
                      f"{'yes' if ok else 'NO'})")
     if items:
@@ -1650,8 +1752,8 @@ def format_resources(est, items=False):
 
 def markdown_table(names=None):
     """The docs/overlay.md table: per board array, clocks, resources and peaks."""
-    rows = ["| board | PE array (L x R x C) | clock | DSP | BRAM36 | URAM | LUT | fits | PE peak GOP/s "
-            "| chip int8 peak GOP/s (part clock) | PE / chip |",
+    rows = ["| board | PE array (L x R x C) | clock | DSP | BRAM36 | URAM | LUT | fits "
+            "| peak GOP/s (products / cycle) | chip int8 peak GOP/s (part clock) | peak / chip |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in names or boards.BOARDS:
         b, est = boards.get(n), estimate(n)
@@ -1661,7 +1763,8 @@ def markdown_table(names=None):
             return f"{u:g} / {a:g} ({100 * u / a:.0f}%)" if a else f"{u:g} / 0"
         rows.append(f"| {n} | {b.pe_lanes} x {b.pe_rows} x {b.pe_cols} | {b.clock_mhz} MHz | " +
                     " | ".join(cell(r) for r in RESOURCES) +
-                    f" | {'yes' if est.fits else 'NO'} | {est.peak['pe']:g} | {est.peak['chip_int8']:g} "
+                    f" | {'yes' if est.fits else 'NO'} | {est.peak['pe']:g} ({est.peak['products']}) "
+                    f"| {est.peak['chip_int8']:g} "
                     f"({part_clock_mhz(b):g} MHz) | {100 * est.peak_fraction:.0f}% |")
     return "\n".join(rows)
 

@@ -108,6 +108,9 @@ def test_unpruned_layers_run_sparse_only_where_the_position_path_is_larger_and_f
     for mode in ("never", "always"):
         p = compile_model(model, 16, None, sparse_exec=mode, board=board)
         assert not any(L.sparse for L in p.layers) and p.execution == [None] * 5
+    # frozen layers (fine-tuning: no WG, no UPDATE) keep the dense unit, as they are never pruned
+    frozen = compile_model(model, 16, None, freeze=2, board=board)
+    assert frozen.execution[:2] == [None, None] and not any(L.sparse for L in frozen.layers[:2])
     # the choice never costs cycles: at most the all-dense program's
     assert _cycles(auto, board)[0] < _cycles(compile_model(model, 16, None, sparse_exec="never",
                                                            board=board), board)[0]

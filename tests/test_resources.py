@@ -824,3 +824,26 @@ def test_the_position_paths_rotators_are_counted(estimates, board, n):
     assert len(rot) == 1 and rot[0].name == "spp_compute_p: spp_rotate: x rotate b0"
     stages = (sp_p - 1).bit_length()
     assert rot[0].count == n and rot[0].lut == n * sp_p * 8 * ((stages + 1) // 2)
+
+
+def test_what_if_sizes_are_estimated_without_touching_the_configuration(tmp_path, capsys):
+    """`python -m ctrain.tools.resources B --set NAME=VALUE`: the estimate of
+    the board's header with those macros changed (what would fit), the
+    shipped header untouched; a macro the header lacks, a malformed setting
+    or an unknown board is one line on stderr, exit status 2, before any
+    estimate."""
+    header = os.path.join(config_dir(), "zcu102.h")
+    shipped = open(header).read()
+    resources.main(["zcu102", "--set", "PE_LANES=1", "--set", "CTRAIN_PE_ROWS=4", "--set", "PE_COLS=4"])
+    out = capsys.readouterr().out
+    small = resources.estimate("zcu102", config=_with("zcu102", tmp_path, PE_LANES=1, PE_ROWS=4, PE_COLS=4))
+    assert out.strip() == resources.format_resources(small).strip()
+    assert small.peak["products"] == 2 * 16 and "(32 products/cycle)" in out
+    assert open(header).read() == shipped
+    for args, msg in ((["zcu102", "--set", "PE_ROWZ=4"], "zcu102.h defines no CTRAIN_PE_ROWZ"),
+                      (["zcu102", "--set", "PE_ROWS"], "--set PE_ROWS: expected NAME=VALUE"),
+                      (["zcu103"], "unknown board zcu103")):
+        with pytest.raises(SystemExit) as e:
+            resources.main(args)
+        err = capsys.readouterr()
+        assert e.value.code == 2 and msg in err.err and err.err.count("\n") == 1 and not err.out

@@ -263,18 +263,21 @@ def _kept_all(model, masks, sparse):
             for m, s, st in zip(masks, sparse, model.param_stages)]
 
 
-def _whole_candidates(model, masks, board):
+def _whole_candidates(model, masks, freeze, board):
     """Per param layer whether "auto" also weighs running it, unpruned, on
     the sparse unit with every weight kept: where the sparse position path is
     the design's larger multiplier array (two products per PE on the DSP48E2
     boards, perfmodel.Board.peak_products, against the dense array's L x R x
-    C), it is the array a dense convolution may run faster on (docs/overlay.md
-    "Dense layers on the position path"); on the Pynq-Z2, whose two arrays are
-    equal, dense layers keep the dense unit (no second lowering per compile)."""
+    C), it is the array a dense convolution may run faster on
+    (docs/compression.md "Sparse or dense, per layer"); on the Pynq-Z2, whose
+    two arrays are equal, dense layers keep the dense unit (no second
+    lowering per compile). A frozen layer (`freeze`: no WG, no UPDATE) keeps
+    the dense unit, as it is never pruned either."""
     from . import perfmodel
     b = perfmodel.board(board)
     larger = b.peak_products > b.macs
-    return [larger and m is None and _sparse_fits(st) for m, st in zip(masks, model.param_stages)]
+    return [larger and m is None and j >= freeze and _sparse_fits(st)
+            for j, (m, st) in enumerate(zip(masks, model.param_stages))]
 
 
 def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
@@ -305,7 +308,7 @@ def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
         return _given_execution(sparse_exec, masked), [None] * len(masks)
     if sparse_exec not in SPARSE_EXEC:
         raise MappingError(f"sparse_exec {sparse_exec!r}: choose one of {', '.join(SPARSE_EXEC)}")
-    whole = (_whole_candidates(model, masks, board or boards.DEFAULT_BOARD) if sparse_exec == "auto"
+    whole = (_whole_candidates(model, masks, freeze, board or boards.DEFAULT_BOARD) if sparse_exec == "auto"
              else [False] * len(masks))
     if sparse_exec != "auto" or not any(masked) and not any(whole):
         return [(sparse_exec != "never") if m else None for m in masked], [None] * len(masks)

@@ -1769,18 +1769,68 @@ def markdown_table(names=None):
     return "\n".join(rows)
 
 
+def variant_header(board, settings, path):
+    """Writes to `path` the board's configuration header with each
+    {NAME: value} of `settings` replacing its `#define CTRAIN_NAME` (a what-if
+    for the estimate: another array or buffer size); ValueError, one line,
+    naming a macro the header does not define."""
+    import os
+
+    from ..overlay_src import config_dir
+    text = open(os.path.join(config_dir(), f"{board}.h")).read()
+    for name, value in settings.items():
+        macro = name if name.startswith("CTRAIN_") else "CTRAIN_" + name
+        text, n = re.subn(rf"^(#define {macro})[ \t]+\S+", rf"\g<1> {value}", text, flags=re.M)
+        if n != 1:
+            raise ValueError(f"--set {name}={value}: {board}.h defines no {macro}")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def main(argv=None):
-    """python -m ctrain.tools.resources [board ...] [--items] [--markdown]: the tables."""
+    """python -m ctrain.tools.resources [board ...] [--items] [--markdown]
+    [--set NAME=VALUE ...]: the tables; --set estimates each board with its
+    header's CTRAIN_NAME changed (e.g. `zcu102 --set PE_ROWS=8`: what would
+    fit), nothing written to the configuration."""
+    import argparse
+    import os
     import sys
-    args = sys.argv[1:] if argv is None else argv
-    items = "--items" in args
-    names = [a for a in args if not a.startswith("--")] or list(boards.BOARDS)
-    if "--markdown" in args:
+    import tempfile
+    ap = argparse.ArgumentParser(prog="python -m ctrain.tools.resources")
+    ap.add_argument("boards", nargs="*", help="boards (default: all)")
+    ap.add_argument("--items", action="store_true", help="every counted item")
+    ap.add_argument("--markdown", action="store_true", help="the docs/overlay.md table")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="estimate with the header's CTRAIN_NAME set to VALUE (repeatable)")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+
+    def fail(msg):   # one line naming the problem, before any estimate
+        print(f"{ap.prog}: {msg}", file=sys.stderr)
+        raise SystemExit(2)
+    names = args.boards or list(boards.BOARDS)
+    unknown = [n for n in names if n not in boards.BOARDS]
+    if unknown:
+        fail(f"unknown board {unknown[0]} (one of {', '.join(boards.BOARDS)})")
+    settings = {}
+    for kv in args.set:
+        name, eq, value = kv.partition("=")
+        if not eq or not name or not value:
+            fail(f"--set {kv}: expected NAME=VALUE")
+        settings[name] = value
+    if args.markdown and not settings:
         print(markdown_table(names))
         return
-    for n in names:
-        print(format_resources(estimate(n), items=items))
-        print()
+    with tempfile.TemporaryDirectory() as tmp:
+        configs = {}
+        for n in names:
+            try:
+                configs[n] = variant_header(n, settings, os.path.join(tmp, f"{n}.h")) if settings else None
+            except ValueError as e:
+                fail(str(e))
+        for n in names:
+            print(format_resources(estimate(n, config=configs[n]), items=args.items))
+            print()
 
 
 if __name__ == "__main__":

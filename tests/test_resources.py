@@ -49,13 +49,9 @@ def _shared(board, tmp_path):
 
 
 def _with(board, tmp_path, **macros):
-    text = open(os.path.join(config_dir(), f"{board}.h")).read()
-    for k, v in macros.items():
-        text, n = re.subn(rf"(#define CTRAIN_{k}) \S+", rf"\g<1> {v}", text)
-        assert n == 1
-    path = tmp_path / f"{board}.h"
-    path.write_text(text)
-    return str(path)
+    """The board's header with CTRAIN_<k> set to v for each k=v (ValueError
+    for a macro it does not define)."""
+    return resources.variant_header(board, macros, str(tmp_path / f"{board}.h"))
 
 
 def test_a_grown_array_stops_fitting(tmp_path):

@@ -178,12 +178,9 @@ pass_step:
                     acc[l][r] = 0;
                     if (!g.last)
                         racc[l][r][pidx] = v;
-                    if (g.bias)
-                        v += btab[tl][r];   /* |acc| < 2^47, |bias| <= 2^62 */
-                    if (g.relu && v < 0) v = 0;
-                    if (g.mask && maskb[l][r][pidx] <= 0) v = 0;
-                    bool clamped;
-                    const q8_t o = quant8(v, g.sh_out, clamped);
+                    bool clamped;   /* |acc| < 2^47, |bias| <= 2^62 */
+                    const q8_t o = conv_epilogue(v, g.bias, btab[tl][r], g.relu, g.mask, maskb[l][r][pidx],
+                                                 g.sh_out, clamped);
                     if (g.last && l < g.vb && r < vr_t)
                         q_lanes_add(ql, v, o, clamped);
                     if (g.last)

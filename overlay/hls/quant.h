@@ -96,6 +96,20 @@ static inline q8_t quant8(wide_t x, int s, bool &clamped) {
     return (q8_t)(b << k);
 }
 
+/* A convolution output's epilogue (docs/numeric.md): plus its bias, then
+ * ReLU or the error mask (a mask value m <= 0 zeroes it), quantized to int8
+ * (quant8).  v leaves as the value the statistics see; every convolution
+ * path (pe_array, the sparse paths) takes its outputs through this one. */
+static inline q8_t conv_epilogue(wide_t &v, bool bias, wide_t b, bool relu, bool mask, q8_t m, int sh,
+                                 bool &clamped) {
+#pragma HLS INLINE
+    if (bias)
+        v += b;
+    if (relu && v < 0) v = 0;
+    if (mask && m <= 0) v = 0;
+    return quant8(v, sh, clamped);
+}
+
 /* rshift_round of an int8 operand (eltwise's ADD).  For s > 0, (x + 2^(s-1)) >> s is
  * ((x >> (s - 1)) + 1) >> 1 (a floor of a floor), and for |x| <= 127 the
  * inner shift may stop at 7 (x >> 7 is x's sign, as is every further

@@ -1207,12 +1207,9 @@ step:
 #pragma HLS UNROLL
                 const int pq = dd * SP_Q + q;   /* PE */
                 wide_t v = (wide_t)hold[dh][pq];
-                if (o.bias)
-                    v += rbias[hr];
-                if (o.relu && v < 0) v = 0;
-                if (o.mask && rb[pq][hw] <= 0) v = 0;
                 bool clamped;
-                const q8_t qv = quant8(v, o.sh_out, clamped);
+                const q8_t qv = conv_epilogue(v, o.bias, rbias[hr], o.relu, o.mask, rb[pq][hw], o.sh_out,
+                                              clamped);
                 out[pq][hw] = qv;
                 const spp_img_t cj = restart ? (spp_img_t)pj[q] : vj[q];
                 const spp_rc_t cu = restart ? (spp_rc_t)pu[q] : vu[q];

@@ -571,12 +571,9 @@ quantize_rows:
                 if (c >= nb)
                     continue;
                 wide_t v = kept ? racc[r][c][x].to_int64() : 0;
-                if (o.bias)
-                    v += rbias[r];
-                if (o.relu && v < 0) v = 0;
-                if (o.mask && mbuf[r][c][x] <= 0) v = 0;
                 bool clamped;
-                const q8_t q = quant8(v, o.sh_out, clamped);
+                const q8_t q = conv_epilogue(v, o.bias, rbias[r], o.relu, o.mask, mbuf[r][c][x], o.sh_out,
+                                             clamped);
                 q_lanes_add(ql, v, q, clamped);
                 lanes[r][c][x] = q;
             }
@@ -688,12 +685,9 @@ point_quantize:
             if (c >= nb)
                 continue;
             wide_t v = kept ? racc[r][c][0].to_int64() : 0;
-            if (o.bias)
-                v += rbias[r];
-            if (o.relu && v < 0) v = 0;
-            if (o.mask && mbuf[r][c][t] <= 0) v = 0;
             bool clamped;
-            const q8_t q = quant8(v, o.sh_out, clamped);
+            const q8_t q = conv_epilogue(v, o.bias, rbias[r], o.relu, o.mask, mbuf[r][c][t], o.sh_out,
+                                         clamped);
             q_lanes_add(ql, v, q, clamped);
             lanes[r][c][t] = q;
         }

@@ -532,6 +532,30 @@ row_step:
 }
 
 
+/* PE row r's nb lanes of one cycle (a call in a pipelined loop): the sums in
+ * racc slot a (0 where the tile kept no weight) through the convolution
+ * epilogue into lanes slot t (the mask from mbuf slot t), the lanes meeting
+ * the statistics as one update. */
+static inline void sp_quantize_lanes(const sp_out &o, int r, int nb, bool kept, const wide_t rbias[PE_ROWS],
+                                     const sp_red_t racc[PE_ROWS][PE_COLS][SP_XT], int a,
+                                     const q8_t mbuf[PE_ROWS][PE_COLS][SP_XT],
+                                     q8_t lanes[PE_ROWS][PE_COLS][SP_XT], int t, q_stats &st) {
+#pragma HLS INLINE
+    q_lanes ql = {0, 0, 0, 0};
+lane:
+    for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+        if (c >= nb)
+            continue;
+        wide_t v = kept ? racc[r][c][a].to_int64() : 0;
+        bool clamped;
+        const q8_t q = conv_epilogue(v, o.bias, rbias[r], o.relu, o.mask, mbuf[r][c][t], o.sh_out, clamped);
+        q_lanes_add(ql, v, q, clamped);
+        lanes[r][c][t] = q;
+    }
+    q_stats_merge(st, ql);
+}
+
 /* FP, EB epilogue of row tile r0 (vr rows) at batch tile b0 (nb lanes), swept
  * row y and x tile [x0, x0 + xc): bias, ReLU or mask, quantize, store.
  * `kept`: the tile has kept weights (racc holds its sums; else they are 0). */
@@ -565,19 +589,7 @@ quantize_rows:
         for (int x = 0; x < xc; x++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_XT
-            q_lanes ql = {0, 0, 0, 0};   /* the step's lanes meet the statistics as one update */
-            for (int c = 0; c < PE_COLS; c++) {
-#pragma HLS UNROLL
-                if (c >= nb)
-                    continue;
-                wide_t v = kept ? racc[r][c][x].to_int64() : 0;
-                bool clamped;
-                const q8_t q = conv_epilogue(v, o.bias, rbias[r], o.relu, o.mask, mbuf[r][c][x], o.sh_out,
-                                             clamped);
-                q_lanes_add(ql, v, q, clamped);
-                lanes[r][c][x] = q;
-            }
-            q_stats_merge(st, ql);
+            sp_quantize_lanes(o, r, nb, kept, rbias, racc, x, mbuf, lanes, x, st);
         }
     }
     if (o.point) {
@@ -679,19 +691,7 @@ point_quantize:
     for (int r = 0; r < vr; r++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-        q_lanes ql = {0, 0, 0, 0};   /* the row's lanes meet the statistics as one update */
-        for (int c = 0; c < PE_COLS; c++) {
-#pragma HLS UNROLL
-            if (c >= nb)
-                continue;
-            wide_t v = kept ? racc[r][c][0].to_int64() : 0;
-            bool clamped;
-            const q8_t q = conv_epilogue(v, o.bias, rbias[r], o.relu, o.mask, mbuf[r][c][t], o.sh_out,
-                                         clamped);
-            q_lanes_add(ql, v, q, clamped);
-            lanes[r][c][t] = q;
-        }
-        q_stats_merge(st, ql);
+        sp_quantize_lanes(o, r, nb, kept, rbias, racc, 0, mbuf, lanes, t, st);
     }
 }
 

@@ -14,7 +14,7 @@ import pytest
 from ctrain import perfmodel, validate
 from ctrain.tools import perfreport
 from ctrain.compiler import compile_model
-from ctrain.isa import INSN_BYTES, INSN_DTYPE, Flag, Op
+from ctrain.isa import INSN_BYTES, INSN_DTYPE, Fault, Flag, Op
 from ctrain.model import lenet5, weight_shape
 from ctrain.tools.random_insn import OPS, csr_index, layer_case, random_case
 from conftest import csim_or_skip, insn
@@ -103,9 +103,13 @@ def _expect_counters(engine, board, case):
     the model's (instruction 0 carries the table load; a trailing HALT is a
     fetch only)."""
     result = engine.run(case.ddr.copy(), *case.run_args())
+    insn = _insn(case)
+    if validate.sparse_refused(validate.fields(insn), board, case.ddr):
+        # a board without the row-tile path refuses it (test_row_path): no cycles to model
+        assert (result.status, result.pc) == (Fault.TILE, 0)
+        return
     assert result.status == 0
     got = engine.last_iters()
-    insn = _insn(case)
     want = perfmodel.iterations(insn, board, ddr=case.ddr, table_len=case.table_len,
                                 insn_addr=case.prog, table_addr=case.table)
     assert got[0] == want, f"{Op(int(insn['op'])).name} {validate.fields(insn)}"
@@ -578,21 +582,26 @@ def test_dense_bands_reached_by_the_large_cases():
 
 
 def test_sparse_modes_reached_by_the_large_cases():
-    """BIG_SPARSE runs both ways of the row-tile path on every board: resident
-    passes (a run of row tiles' lists on chip, one window for all of them)
-    and streamed tiles."""
+    """BIG_SPARSE runs both ways of the row-tile path on every board that
+    has it: resident passes (a run of row tiles' lists on chip, one window
+    for all of them) and streamed tiles; and on those without it, both the
+    refused instructions and the position path's."""
     rng = np.random.default_rng(SEED)
     cases = [layer_case(rng, op, shape, flags, density=d)
              for op, flags, shape, d in BIG_SPARSE if op in validate.SPARSE_OPS]
     for board in MODEL_BOARDS:
+        if not perfmodel.board(board).sparse_rows:
+            refused = {validate.sparse_refused(_insn(c), board, c.ddr) for c in cases}
+            assert refused == {True, False}, board
+            continue
         kinds = {tiles > 0 for c in cases
                  for _, tiles in perfmodel.sparse_passes(_insn(c), board, ddr=c.ddr)}
         assert kinds == {True, False}, board
-    # 330 rows: 83 row tiles of the Pynq-Z2's 4 rows, more than SP_RTILES (32):
-    # three resident passes there; one of 21 tiles on the ZCU102's 16 rows
+    # 330 rows: 83 row tiles of the Pynq-Z2's 4 rows, 55 of the KV260's 6,
+    # more than SP_RTILES (32): three resident passes there, two here
     fc = layer_case(rng, Op.SCONV_WG, dict(_FC, n=5, c_in=20, c_out=330), Flag.BIAS, density=0.2)
     assert perfmodel.sparse_passes(_insn(fc), "pynq_z2", ddr=fc.ddr) == [(0, 32), (128, 32), (256, 19)]
-    assert perfmodel.sparse_passes(_insn(fc), "zcu102", ddr=fc.ddr) == [(0, 21)]
+    assert perfmodel.sparse_passes(_insn(fc), "kv260", ddr=fc.ddr) == [(0, 32), (192, 23)]
 
 def test_merged_chunks_reached_by_the_large_cases():
     """BIG_SPARSE has, on every board, position-parallel chunks of more rows

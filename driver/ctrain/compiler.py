@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import boards, hostlib, isa, validate
+from . import boards, hostlib, isa, sparse_tiling, validate
 from .disk_cache import TilingStore
 from .errors import MappingError
 from .isa import Flag, Op
@@ -205,15 +205,17 @@ def compile_model(model, batch, masks=None, freeze=0, sparse_exec=DEFAULT_SPARSE
     return prog
 
 
-def _lower(model, batch, masks, freeze, sparse, board):
+def _lower(model, batch, masks, freeze, sparse, board, refused_ok=False):
     """The program of a model whose masked layers run sparse where `sparse`
     (per param layer) is true, for `board`. The steps: table slots, parameter
     layers, memory plan, the FP segment (each stage's `fp` emitter,
     STAGE_EMITTERS), the BP segment (per stage, last first: its output error
     made whole, then its `eb` and `wg` emitters), then the program assembled,
-    its dense tilings chosen (choose_tiles) and every instruction validated."""
+    its dense tilings chosen (choose_tiles) and every instruction validated
+    (`refused_ok`: but a sparse instruction the board's sparse unit refuses,
+    for _refused to find)."""
     ctx = _Context(model, batch, freeze)
-    ctx.board = board
+    ctx.board, ctx.refused_ok = board, refused_ok
     ctx.layers = _param_layers(model, masks, sparse, ctx.slots, freeze)
     ctx.R = _plan_memory(ctx).regions
     _emit_forward(ctx)
@@ -304,15 +306,44 @@ def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
     above either extreme. Deterministic: same masks, board, batch, same
     choice; redone at every compile (the trainer recompiles after pruning)."""
     masked = [m is not None for m in masks]
+    board = board or boards.DEFAULT_BOARD
     if not isinstance(sparse_exec, str):
-        return _given_execution(sparse_exec, masked), [None] * len(masks)
+        given = _given_execution(sparse_exec, masked)
+        refused = _refused(model, batch, masks, freeze, given, board)
+        if any(refused):
+            names = ", ".join(st.names[0] for st, r in zip(model.param_stages, refused) if r)
+            raise MappingError(f"layers {names} run sparse in this execution choice, and {board}'s sparse unit "
+                               f"cannot run them (no row-tile path, docs/overlay.md): compile for a board "
+                               f"that can, or choose again (sparse_exec auto)")
+        return given, [None] * len(masks)
     if sparse_exec not in SPARSE_EXEC:
         raise MappingError(f"sparse_exec {sparse_exec!r}: choose one of {', '.join(SPARSE_EXEC)}")
-    whole = (_whole_candidates(model, masks, freeze, board or boards.DEFAULT_BOARD) if sparse_exec == "auto"
+    whole = (_whole_candidates(model, masks, freeze, board) if sparse_exec == "auto"
              else [False] * len(masks))
     if sparse_exec != "auto" or not any(masked) and not any(whole):
-        return [(sparse_exec != "never") if m else None for m in masked], [None] * len(masks)
+        sparse = [(sparse_exec != "never") if m else None for m in masked]
+        refused = _refused(model, batch, masks, freeze, sparse, board)
+        return [False if r else s for s, r in zip(sparse, refused)], [None] * len(masks)
     return _auto_execution(model, batch, masks, freeze, board, whole)
+
+
+def _refused(model, batch, masks, freeze, sparse, board):
+    """Per param layer whether `board`'s sparse unit refuses one of its
+    instructions when the layers run as `sparse` says (True: sparse):
+    a board built without the row-tile path (sconv.h CTRAIN_SPARSE_ROWS 0)
+    runs only what the position-parallel path takes (FAULT_TILE otherwise:
+    sparse_tiling.refused, with the layer's index lists), so such a layer
+    runs dense. All False, without lowering, on the other boards."""
+    out = [False] * len(masks)
+    if sparse_tiling.unit(board).rows or not any(sparse):
+        return out
+    prog = _lower(model, batch, _kept_all(model, masks, sparse), freeze, sparse, board, refused_ok=True)
+    stage_layer = {L.stage.index: L for L in prog.layers}
+    for k, insn in enumerate(prog.insns):
+        if int(insn["op"]) in validate.SPARSE_OPS:
+            L = stage_layer[prog.insn_stage[k]]
+            out[L.j] |= sparse_tiling.refused(validate.fields(insn), board, L.index_arrays())
+    return out
 
 
 def _given_execution(sparse_exec, masked):
@@ -336,6 +367,7 @@ def _auto_execution(model, batch, masks, freeze, board, whole):
     masked = [m is not None for m in masks]
     b = perfmodel.board(board or boards.DEFAULT_BOARD)
     fits = [(m or w) and _sparse_fits(st) for m, w, st in zip(masked, whole, model.param_stages)]
+    fits = [f and not r for f, r in zip(fits, _refused(model, batch, masks, freeze, fits, b.name))]
     dense = _phase_cycles(_lower(model, batch, masks, freeze, [False] * len(masks), b.name), b)
     sparse = (_phase_cycles(_lower(model, batch, _kept_all(model, masks, fits), freeze, fits, b.name), b)
               if any(fits) else [None] * len(masks))
@@ -493,7 +525,7 @@ def _assemble(ctx):
                    ctx.act_slots, ctx.err_slots, ctx.layers, ctx.observe, ctx.insn_stage, ctx.par_slot,
                    ctx.bn_slots, const_slots={ctx.act_slots[0]: INPUT_EXP}, part_slots=ctx.eplan.part_slots,
                    freeze=ctx.freeze, board=ctx.board)
-    _validate(prog)
+    _validate(prog, ctx.refused_ok)
     return prog
 
 
@@ -802,9 +834,11 @@ def _sparse_fields(L, R):
     return {"count": L.n_w, "aux": R[L.region("idx")].offset} if L.sparse else {}
 
 
-def _validate(prog):
+def _validate(prog, refused_ok=False):
     for k, insn in enumerate(prog.insns):
         fault, addr = validate.check(insn, prog.plan.size, prog.table_len, board=prog.board)
+        if refused_ok and fault == isa.Fault.TILE and int(insn["op"]) in validate.SPARSE_OPS:
+            continue
         if fault != isa.Fault.NONE:
             st = prog.model.stages[prog.insn_stage[k]]
             raise MappingError(

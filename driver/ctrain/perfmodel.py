@@ -31,6 +31,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import boards, overlay_src, tiling, validate
+from .sparse_tiling import PosPlan, pos_plan, rows_first  # noqa: F401  (perfmodel.pos_plan, .rows_first: the path)
 from .counters import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
@@ -103,6 +104,7 @@ class Board:
     pool_dataflow: int = 0     # max pooling's tiled bands a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, stream.h)
     sparse_dataflow: int = 0   # the sparse position path's pair loop a DATAFLOW loop (CTRAIN_SPARSE_DATAFLOW, sconv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
+    sparse_rows: int = 1       # the sparse unit's row-tile path built (CTRAIN_SPARSE_ROWS, sconv.h)
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
     outstanding: int = OUTSTANDING
@@ -181,7 +183,8 @@ def board(name):
                  bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"),
                  pool_dataflow=_hls_macro(c.name, "CTRAIN_POOL_DATAFLOW"),
                  sparse_dataflow=_hls_macro(c.name, "CTRAIN_SPARSE_DATAFLOW"),
-                 ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"))
+                 ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"),
+                 sparse_rows=_hls_macro(c.name, "CTRAIN_SPARSE_ROWS"))
 
 
 @lru_cache(maxsize=None)
@@ -1329,49 +1332,6 @@ def _sp_stream_wg(j, r0, vr, start, lens):
 SP_BND = 256
 
 
-@dataclass(frozen=True)
-class PosPlan:
-    """The position-parallel path's tiling (spp_make_plan in sconv.cpp)."""
-    eb: bool
-    wg: bool
-    n: int
-    rows: int
-    red: int
-    kh: int
-    kw: int
-    ey: int
-    ex: int
-    sh: int
-    sw: int
-    oh: int
-    ow: int
-    pw: int
-    nb: int
-    br: int
-    bands: int
-    hw: int
-    qimg: int
-    cs: int
-    T: int
-    nmax: int
-    lii: int
-    sii: int
-    tail: int   # window padding past the last slot
-    span: bool    # bands read as whole planes, the other rows skipped: window
-    rspan: bool   # ... and the row buffer's reads
-
-
-def _spp_ii(length, pitch, rpp, b):
-    """Steps per plane segment of a beat between DDR and a banked buffer of
-    row pitch `pitch` whose rows hold `length` bytes, `rpp` rows a plane
-    (spp_ii): 1 when the segment's addresses span at most 2 W (the V path
-    of spp_rd/spp_wr), else 0 (the position-parallel path refuses the
-    instruction)."""
-    W = b.ddr_beat
-    rows = min((W - 2) // length + 2, rpp)
-    return 1 if W - 1 + (rows - 1) * (pitch - length) <= 2 * W else 0
-
-
 def _spp_inner(addr, n, plane, W):
     """Plane boundaries strictly inside a beat of each burst (spp_count):
     bursts of n bytes at addr, `plane` bytes per plane."""
@@ -1382,84 +1342,6 @@ def _spp_inner(addr, n, plane, W):
     o = plane * np.arange(1, m + 1, dtype=np.int64)
     inner = ((addr[..., None] + o) % W != 0) & (o < n[..., None])
     return inner.sum(axis=-1)
-
-
-def _pos_geometry(f):
-    """(eb, wg, rows, red, sh, sw, oh, ow, ey, ex) of a stride-1 sparse
-    instruction as the position-parallel path sees it, or None when its
-    padding does not fit the window's shared-padding layout."""
-    eb, wg = f["op"] == Op.SCONV_EB, f["op"] == Op.SCONV_WG
-    kh, kw, p = f["k_h"], f["k_w"], f["pad"]
-    rows, red = (f["c_in"], f["c_out"]) if eb else (f["c_out"], f["c_in"])
-    sh, sw = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
-    oh, ow = (f["h_in"], f["w_in"]) if eb else (f["h_out"], f["w_out"])
-    ey, ex = (kh - 1 - p, kw - 1 - p) if eb else (p, p)
-    if ey < 0 or ex < 0 or ey > kh - 1 or ex > kw - 1:
-        return None
-    return eb, wg, rows, red, sh, sw, oh, ow, ey, ex
-
-
-def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, b, tp=1, kp=1):
-    """(images per item, band rows, bands, tiles per item) of spp_make_plan:
-    the tallest band that fits one image (balanced), then the images per item
-    with the fewest estimated cycles, max(items x ceil(T / tp) x
-    ceil(count / kp), chunks x (the batch's window beats + SPP_IMG_BEATS per
-    image)), both in units of 64 (tp: tiles per step, SP_POS_PAIR for FP
-    and EB; kp: kept weights per step, SP_WG_PAIR for WG); None when not
-    even one row fits."""
-    P, WD, OD = b.macs, b.sparse_wdepth, b.sparse_odepth
-
-    def fits(nb, br):
-        pos = nb * (br + kh - 1 - (ey if br == oh else 0)) * pw   # spp_slot_rows
-        t = _cdiv(pos, P)
-        return t <= OD and (red - 1) * pos + t * P + (kh - 1) * pw + kw - 1 <= P * WD, t
-    br = oh
-    while br >= 1 and not fits(1, br)[0]:
-        br -= 1
-    if br < 1:
-        return None
-    bands = _cdiv(oh, br)
-    br = _cdiv(oh, bands)
-    # in units of 64 kept weights and beats, as the HLS (narrow products)
-    wb = _cdiv(n * red * sh * sw // b.ddr_beat + n * _hls_macro(b.name, "SPP_IMG_BEATS"), 64)
-    cnt64, kl = _cdiv(_cdiv(count, kp), 64), _cdiv(count, b.sparse_list)
-    best = bt = bc = 0
-    for nb in range(1, n + 1):
-        ok, t = fits(nb, br)
-        if not ok:
-            break
-        cost = max(_cdiv(n, nb) * bands * _cdiv(t, tp) * cnt64, max(_cdiv(rows, OD // t), kl) * wb)
-        if best == 0 or cost < bc:
-            best, bt, bc = nb, t, cost
-    return best, br, bands, bt
-
-
-def pos_plan(f, b):
-    """The PosPlan of a sparse instruction, or None when it runs on the row-tile path."""
-    b = _board(b)
-    geo = _pos_geometry(f) if f["stride"] == 1 else None
-    if geo is None:
-        return None
-    eb, wg, rows, red, sh, sw, oh, ow, ey, ex = geo
-    kh, kw, n = f["k_h"], f["k_w"], f["n"]
-    pw = sw + ex   # a row's right padding is the next row's left padding
-    tp = 1 if wg else _hls_macro(b.name, "SP_POS_PAIR")
-    kp = _hls_macro(b.name, "SP_WG_PAIR") if wg else 1
-    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, f["count"], b, tp, kp)
-    if tiling is None:
-        return None
-    best, br, bands, bt = tiling
-    hw = br + kh - 1 - (ey if br == oh else 0)   # spp_slot_rows: a whole plane shares its bottom padding
-    skip = _hls_macro(b.name, "SPP_SKIP_BEATS") * b.ddr_beat   # bytes a plane may skip
-    wskip = sh - (br + kh - 1)
-    lii, sii = _spp_ii(sw, pw, sh, b), _spp_ii(ow, pw, oh, b)
-    if not (lii and sii):   # a beat's plane segment wider than V
-        return None
-    return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
-                   hw, hw * pw, best * hw * pw, bt, b.sparse_odepth // bt, lii,
-                   sii, (ey * pw if bands == 1 else 0) + ex,
-                   bands > 1 and (wskip <= 0 or wskip * sw <= skip),
-                   bands > 1 and (oh - br) * ow <= skip)
 
 
 def _pointers(f, g, index):
@@ -1714,17 +1596,12 @@ def _pos_wg_store(f, c, ra, nr, z0, cnt, bias):
         c.wr(f["dst2"] + 4 * ra, 4 * nr)
 
 
-def rows_first(f):
-    """sp_rows_first (sconv.cpp): a fully connected instruction (1x1 planes
-    on both sides) goes to the row-tile path without asking the
-    position-parallel one."""
-    return f["h_in"] == f["w_in"] == f["h_out"] == f["w_out"] == 1
-
-
 def _sparse_unit(f, b, c, index):
     """sconv_unit: the row-tile path for rows_first instructions, else the
     position-parallel path when the instruction fits it, else the row-tile
-    path (_sparse_conv)."""
+    path (_sparse_conv). A board built without the row-tile path
+    (Board.sparse_rows 0) refuses what that path would run (FAULT_TILE,
+    validate.sparse_refused): no cycles to count, a ValueError."""
     g = None if rows_first(f) else pos_plan(f, b)
     if g is not None:
         lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
@@ -1733,6 +1610,9 @@ def _sparse_unit(f, b, c, index):
         if bounds is not None:
             _pos_conv(f, g, b, c, lay, ptr, bounds)
             return
+    if not b.sparse_rows:   # sparse_tiling.refused
+        raise ValueError(f"{Op(f['op']).name} on {b.name}: its sparse unit has no row-tile path and the "
+                         f"position-parallel path does not take this instruction (FAULT_TILE)")
     _sparse_conv(f, b, c, index)
 
 

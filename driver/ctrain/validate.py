@@ -7,7 +7,7 @@ size sums never wrap (C must use 64-bit sums for the same answers).
 """
 import numpy as np
 
-from . import tiling
+from . import sparse_tiling, tiling
 from .hostlib import index_layout  # noqa: F401  (validate.index_layout: the engines' and perfmodel's name for it)
 from .isa import INSN_BYTES, LIMITS, PAR, STATS_BYTES, Fault, Flag, Op
 
@@ -216,19 +216,22 @@ def check(insn, ddr_size, table_len, ddr=None, board=None):
     fault_addr is the operand address (ALIGN, BOUNDS), the slot field's value
     (SLOT; e_par itself for UPDATE's block), the entry's address (INDEX) or 0
     (OPCODE, SHAPE, TILE). A dense tiling is checked against `board`'s
-    buffers (a name, or tiling.Buffers / perfmodel.Board; None: the default
-    board).
+    buffers (a name, or a perfmodel.Board; None: the default board).
 
     The index contents of a sparse instruction (FAULT_INDEX, the last check)
     need the DDR image: without `ddr` (the compiler, before anything is in
-    memory) that check is skipped; engines pass their window."""
+    memory) that check is skipped; engines pass their window. After it, a
+    sparse instruction a board without the row-tile path refuses is
+    FAULT_TILE (sparse_refused; the HLS raises it in sconv_unit, before it
+    writes anything), its list lengths checked only with `ddr`."""
     f = fields(insn)
     op = f["op"]
     if op not in ALLOWED_FLAGS or f["flags"] & ~ALLOWED_FLAGS[op]:
         return Fault.OPCODE, 0
     if not shape_ok(f):
         return Fault.SHAPE, 0
-    if not tiling.tiling_ok(f, board if hasattr(board, "conv_wcap") else tiling.buffers(board)):
+    board = getattr(board, "name", board)
+    if not tiling.tiling_ok(f, tiling.buffers(board)):
         return Fault.TILE, 0
     for name, top in slots(f):
         if top >= table_len:
@@ -243,9 +246,27 @@ def check(insn, ddr_size, table_len, ddr=None, board=None):
     clash = overlap(op, ops)
     if clash is not None:
         return Fault.OVERLAP, clash
-    if ddr is not None and op in SPARSE_OPS:
-        return check_index(ddr, f)
+    if op in SPARSE_OPS:
+        if ddr is not None:
+            fault = check_index(ddr, f)
+            if fault[0] != Fault.NONE:
+                return fault
+        if sparse_refused(f, board, ddr):
+            return Fault.TILE, 0
     return Fault.NONE, 0
+
+
+def sparse_refused(f, board=None, ddr=None):
+    """Whether sconv_unit refuses a sparse instruction (FAULT_TILE, nothing
+    written): on a board built without the row-tile path (CTRAIN_SPARSE_ROWS
+    0, sconv.h), one the position-parallel path does not take: a fully
+    connected one, one it cannot plan, or, with the index contents in `ddr`
+    (already through check_index), one whose longest list exceeds SP_LIST
+    (sparse_tiling.refused). `board`: a name or None (the default board)."""
+    f = fields(f) if not isinstance(f, dict) else f
+    if f["op"] not in SPARSE_OPS or sparse_tiling.unit(board).rows:
+        return False   # before the index is looked at: any other instruction's aux is no index
+    return sparse_tiling.refused(f, board, None if ddr is None else index_arrays(ddr, f))
 
 
 def index_arrays(ddr, f):

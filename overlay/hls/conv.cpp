@@ -928,17 +928,17 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 #pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=3
 #pragma HLS ARRAY_RESHAPE variable=rowb type=cyclic factor=CTRAIN_DDR_BEAT dim=4
-    /* 2 x OUT / DDR_BEAT words deep per (lane, row): distributed RAM, not a mostly empty RAMB18 */
-#pragma HLS BIND_STORAGE variable=rowb type=ram_2p impl=lutram
     static pe_rows_t obuf[2];   /* FP/EB quantized outputs */
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=3
 #pragma HLS ARRAY_RESHAPE variable=obuf type=cyclic factor=CTRAIN_DDR_BEAT dim=4
-#if CTRAIN_CONV_OBUF_BRAM
+#if CTRAIN_CONV_BANDS_BRAM
     /* block RAM where the board's LUTs are the shorter (config) */
+#pragma HLS BIND_STORAGE variable=rowb type=ram_2p impl=bram
 #pragma HLS BIND_STORAGE variable=obuf type=ram_2p impl=bram
 #else
-    /* as rowb: shallow, distributed RAM */
+    /* 2 x OUT / DDR_BEAT words deep per (lane, row): distributed RAM, not a mostly empty RAMB18 */
+#pragma HLS BIND_STORAGE variable=rowb type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=obuf type=ram_2p impl=lutram
 #endif
     static pe_rowacc_t racc;    /* FP/EB partial sums between groups */

@@ -44,8 +44,10 @@ static void trace_record(uint32_t index) {
 #define TRACE_RECORD(i) ((void)0)
 #endif
 
-/* Runs one validated instruction (not HALT) and writes its statistics. */
-static void execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TABLE],
+/* Runs one validated instruction (not HALT) and writes its statistics;
+ * FAULT_NONE, or the fault of a unit that refused it before writing
+ * anything (sconv_unit's FAULT_TILE), its statistics then unwritten. */
+static uint32_t execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TABLE],
                     const ctrain_insn_t &f) {
     /* One FSM for the units: conv_unit, sconv_unit (and its position path,
      * spp_unit) are inlined here, so the calls below are in one scope. */
@@ -86,7 +88,8 @@ static void execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TABLE]
     case OP_SCONV_FP:
     case OP_SCONV_EB:
     case OP_SCONV_WG:
-        sconv_unit(ddr, f, e, st);
+        if (sconv_unit(ddr, f, e, st) != FAULT_NONE)
+            return FAULT_TILE;
         exp = f.op == OP_SCONV_WG ? (wide_t)e.dst : (wide_t)e.src + e.src2;
         break;
     case OP_BN_FP:
@@ -109,6 +112,7 @@ static void execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TABLE]
         break;
     }
     q_stats_store(ddr, f.stats, st, (int32_t)(uint32_t)exp);   /* exp wraps to 32 bits */
+    return FAULT_NONE;
 }
 
 void ctrain_top(ddr_t *ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
@@ -161,8 +165,10 @@ run:
             TRACE_RECORD(i);
             break;
         }
-        execute(ddr, p1, tab, f);
+        code = execute(ddr, p1, tab, f);
         TRACE_RECORD(i);
+        if (code != FAULT_NONE)
+            break;
     }
     *status = code;
     *pc = i;

@@ -46,10 +46,11 @@ enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
 /* 1: the dense column operands (act) in URAM (conv.cpp); 0: BRAM. */
 #define CTRAIN_CONV_URAM 0
 #endif
-#ifndef CTRAIN_CONV_OBUF_BRAM
-/* 1: the dense output band (conv.cpp obuf) in BRAM, on a board whose LUTs
- * are shorter than its BRAM; 0: distributed RAM. */
-#define CTRAIN_CONV_OBUF_BRAM 0
+#ifndef CTRAIN_CONV_BANDS_BRAM
+/* 1: the dense unit's two band buffers (conv.cpp obuf, the quantized
+ * outputs, and rowb, WG's errors and EB's masks) in BRAM, on a board whose
+ * LUTs are shorter than its BRAM; 0: distributed RAM. */
+#define CTRAIN_CONV_BANDS_BRAM 0
 #endif
 #ifndef CTRAIN_CONV_RB
 /* Row tiles per block of the block mode (conv.h): the depth of the bias

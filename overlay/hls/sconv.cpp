@@ -1679,7 +1679,7 @@ static bool sp_rows_first(const ctrain_insn_t &f) {
     return f.h_in == 1 && f.w_in == 1 && f.h_out == 1 && f.w_out == 1;
 }
 
-void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+uint32_t sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     /* in execute's scope, where sp_steps shares the MAC array (mac_array.h) */
 #pragma HLS INLINE
     spp_plan pp;
@@ -1702,7 +1702,13 @@ void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats 
         o.sh_out = q_shift((wide_t)e.dst - e_acc);
         spp_unit(ddr, f, pp, index_layout(f), cstart, nch, o, q_shift(e_acc - e.src3),
                  q_shift((wide_t)e.dst - e.src), st);
-        return;
+        return FAULT_NONE;
     }
+#if CTRAIN_SPARSE_ROWS
     sp_rows_unit(ddr, f, e, st);
+    return FAULT_NONE;
+#else
+    /* no row-tile path: the chunking pass only read the index */
+    return FAULT_TILE;
+#endif
 }

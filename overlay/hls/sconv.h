@@ -111,6 +111,19 @@ typedef ap_int<SP_RED_BITS> sp_red_t;
 #define CTRAIN_SPARSE_DATAFLOW 0
 #endif
 
-void sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
+/* 1: the sparse unit has its row-tile path (sconv_rows.cpp, sp_rows_unit)
+ * for what the position-parallel path does not take: fully connected
+ * instructions, stride > 1, planes beyond its window, a list beyond SP_LIST.
+ * 0: the position path alone, as on the boards where the compiler's cycle
+ * model never picks the row-tile path for a layer (docs/overlay.md "Board
+ * configurations"); sconv_unit refuses such an instruction with FAULT_TILE
+ * before it writes anything, and the compiler runs those layers dense. */
+#ifndef CTRAIN_SPARSE_ROWS
+#define CTRAIN_SPARSE_ROWS 1
+#endif
+
+/* Runs a validated SCONV_* instruction; FAULT_NONE, or FAULT_TILE (nothing
+ * written) for one that only the row-tile path runs on a build without it. */
+uint32_t sconv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
 #endif

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import tiling
+from .. import tiling, validate
 from ..isa import ALIGN, INSN_BYTES, INSN_DTYPE, PAR, STATS_BYTES, Flag, Op
 
 #: Opcodes random_case draws from when none is given.
@@ -535,13 +535,26 @@ def sized_case(rng, op, flags=0, **size):
     return insn_case(rng, op, flags, fields, dict(operands), table, exps)
 
 
+def _draw(rng, op, flags, board):
+    """(shape, slots, operands) of a random `op` instruction; a sparse one
+    drawn again while `board`'s sparse unit would refuse it."""
+    for _ in range(1000):
+        drawn = _BUILDERS[op](rng, op, flags)
+        if op not in validate.SPARSE_OPS or board is None or \
+                not validate.sparse_refused(dict(drawn[0], op=op), board):
+            return drawn
+    raise AssertionError(f"no {op.name} drawn that {board}'s sparse unit takes")
+
+
 def random_case(rng, op=None, board=None):
     """A random valid Case for `op` (or a random opcode of OPS); a dense
-    convolution's tiling fits `board` (random_tiling)."""
+    convolution's tiling fits `board` (random_tiling), and a sparse one is
+    one `board`'s sparse unit takes (drawn again while a board without the
+    row-tile path would refuse it, validate.sparse_refused)."""
     op = Op(op if op is not None else rng.choice(OPS))
     flags = int(rng.choice(_FLAG_CHOICES.get(op, (0,))))
     insn = np.zeros((), INSN_DTYPE)
-    shape, slots, operands = ({}, {}, []) if op == Op.HALT else _BUILDERS[op](rng, op, flags)
+    shape, slots, operands = ({}, {}, []) if op == Op.HALT else _draw(rng, op, flags, board)
     table, slot_index = _table(rng, slots) if slots else (np.zeros(int(rng.integers(0, 3)),
                                                                     np.int32), {})
     n_insn = 2 if op == Op.HALT or rng.random() < 0.5 else 1

@@ -626,6 +626,8 @@ def operators(src, instances, dsp_kind):
     out = [i for i in items if not i.name.endswith("(shared unit)")]
     for (owner, _), it in pools.items():
         copies = instances.get(owner, (0, 0))[1]
+        if copies == 0:
+            continue   # an FSM the build never instantiates (a path its board leaves out)
         it.count *= copies
         for r in ("dsp", "lut"):
             setattr(it, r, getattr(it, r) * copies)
@@ -907,7 +909,7 @@ def multiplexers(src, arrs, instances):
     writes of unrolled copies, of cyclic and block ones not provably aligned
     (_aligned)."""
     items = []
-    for fn, arrmap in _bound_arrays(src, arrs).items():
+    for fn, arrmap in _bound_arrays(src, arrs, instances).items():
         f = src.functions[fn]
         copies = instances.get(fn, 0)
         if copies == 0:
@@ -921,10 +923,11 @@ def multiplexers(src, arrs, instances):
     return items
 
 
-def _bound_arrays(src, arrs):
+def _bound_arrays(src, arrs, instances=None):
     """{function: {local name: Array}} of the banked arrays each function
     sees: its own, and those its callers pass to array parameters
-    (followed four call levels deep)."""
+    (followed four call levels deep), from the callers the build
+    instantiates (`instances`; all without it)."""
     by_func = {}
     for a in arrs:
         if isinstance(a, Array) and ((a.partitioned or a.cyclic) and a.banks > 1 or a.reshaped):
@@ -934,6 +937,8 @@ def _bound_arrays(src, arrs):
     sites = src.call_sites()
     for _ in range(4):
         for caller, callee, _, args, _ in sites:
+            if instances is not None and not instances.get(caller, 0):
+                continue
             known = bound.get(caller, {})
             params = src.functions[callee].params
             for i, a in enumerate(args):

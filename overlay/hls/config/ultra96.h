@@ -108,4 +108,12 @@
  * MAC array is already its own here. */
 #define CTRAIN_SPARSE_DATAFLOW 1
 
+/* No row-tile path (sconv.h CTRAIN_SPARSE_ROWS): on this board the
+ * compiler's cycle model picks it for no layer of the built-in models at
+ * 50-90% sparsity, at 95% only for a fully connected layer (MLP's first:
+ * the iteration 9% longer without it; CNV 1.1%), and it is an array of its
+ * own (35K LUTs, docs/overlay.md "Board configurations"); such layers run
+ * dense. */
+#define CTRAIN_SPARSE_ROWS 0
+
 #endif

@@ -148,4 +148,14 @@
  * the chip's DSPs to spare pay for the PEs' fabric accumulators. */
 #define CTRAIN_SPARSE_POS_MACC 1
 
+/* No row-tile path (sconv.h CTRAIN_SPARSE_ROWS): on this board the
+ * compiler's cycle model picks it for no layer of the built-in models at
+ * 50-95% sparsity, and it is an array of its own (docs/overlay.md "Board
+ * configurations"); such layers run dense. */
+#define CTRAIN_SPARSE_ROWS 0
+
+/* The dense unit's band buffers in BRAM (pe_array.h): without the row-tile
+ * path this chip has the BRAM (128 BRAM36) and is short of LUTs (33K). */
+#define CTRAIN_CONV_BANDS_BRAM 1
+
 #endif

@@ -19,6 +19,7 @@
  */
 #include <cstdio>
 
+#include "sconv.h"
 #include "tb_helpers.h"
 #include "tb_tests.h"
 
@@ -52,6 +53,10 @@ int main() {
     }
     test_faults();
     test_graph_faults();
+    /* a build without the row-tile path still runs sparse work: its position path */
+    CHECK(sparse_ran > 0, "no sparse instruction ran (%d refused)", sparse_refused);
+    std::printf("sparse instructions: %d ran, %d refused%s\n", sparse_ran, sparse_refused,
+                CTRAIN_SPARSE_ROWS ? "" : " (no row-tile path)");
     std::printf("ctrain_tb (%s, PE %dx%d): %d checks, %d failures\n", CTRAIN_BOARD_NAME, PE_ROWS,
                 PE_COLS, checks, failures);
     std::printf("rng %llx\n", (unsigned long long)rnd_state());

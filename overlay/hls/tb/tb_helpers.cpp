@@ -2,6 +2,7 @@
 #include "tb_helpers.h"
 
 #include "csim_port.h"
+#include "sconv.h"
 
 namespace tb {
 
@@ -46,6 +47,29 @@ Result run(Image &m, const std::vector<ctrain_insn_t> &prog, const std::vector<i
         table_at = m.put32(table);
     return top(m.ddr, prog_at, (uint32_t)prog.size(), table_at, (uint32_t)table.size(),
                (uint32_t)m.ddr.size());
+}
+
+int sparse_ran = 0, sparse_refused = 0;
+
+bool refused(const Result &r, const Image &m, uint32_t pc, const std::vector<Span> &outs,
+             uint32_t stats, const char *what) {
+    if (r.status != FAULT_TILE) {
+        sparse_ran++;
+        return false;
+    }
+    sparse_refused++;
+    CHECK(!CTRAIN_SPARSE_ROWS && r.pc == pc && r.fault_addr == 0,
+          "%s: FAULT_TILE at pc %u (addr 0x%x) on a build %s the row-tile path", what, r.pc,
+          r.fault_addr, CTRAIN_SPARSE_ROWS ? "with" : "without");
+    std::vector<Span> all = outs;
+    all.push_back(Span{stats, 32});
+    for (const Span &o : all) {
+        uint32_t written = 0;
+        for (uint32_t i = 0; i < o.bytes; i++)
+            written += m.ddr[o.at + i] != 0xA5 ? 1u : 0u;
+        CHECK(written == 0, "%s: refused, yet %u bytes at 0x%x written", what, written, o.at);
+    }
+    return true;
 }
 
 ctrain_insn_t insn(uint32_t op, uint32_t flags) {

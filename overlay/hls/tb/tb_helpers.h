@@ -90,6 +90,20 @@ Result top(std::vector<uint8_t> &ddr, uint32_t prog, uint32_t n_insn, uint32_t t
 Result run(Image &m, const std::vector<ctrain_insn_t> &prog, const std::vector<int32_t> &table,
            uint32_t prog_at = UINT32_MAX, uint32_t table_at = UINT32_MAX);
 
+/* A build without the sparse unit's row-tile path (CTRAIN_SPARSE_ROWS 0,
+ * sconv.h) refuses an SCONV_* instruction only that path runs: FAULT_TILE
+ * at its pc, fault_addr 0, nothing written.  True when r is such a refusal,
+ * after checking it is one: the build has no row-tile path, and each output
+ * span (address, bytes) and the 32-byte statistics record keep the image's
+ * fill (0xA5); the caller then skips the results.  Counts both outcomes
+ * (sparse_ran, sparse_refused) for main's summary. */
+struct Span {
+    uint32_t at, bytes;
+};
+extern int sparse_ran, sparse_refused;
+bool refused(const Result &r, const Image &m, uint32_t pc, const std::vector<Span> &outs,
+             uint32_t stats, const char *what);
+
 ctrain_insn_t insn(uint32_t op, uint32_t flags = 0);
 ctrain_insn_t halt();
 

@@ -37,10 +37,10 @@ import time
 
 import numpy as np
 
-from ... import boards, conv_ops, tiling
+from ... import boards, conv_ops, sparse_tiling
 from ...lanes import Lanes, set_blas_threads
 from ...isa import INSN_BYTES, INSN_DTYPE, Fault, Op
-from ...validate import SPARSE_OPS, check, check_index, check_program, fields
+from ...validate import SPARSE_OPS, check, check_index, check_program, fields, sparse_refused
 from ..result import RunResult
 from . import conv, eltwise, host_kernels as hk, sconv, stream, update
 from .operands import Insn
@@ -140,8 +140,10 @@ class NumpyEngine:
     subtract them from the iteration's: the host's share).
 
     `board` (default: the default board) is the board whose dense buffers a
-    CONV_* instruction's tiling must fit (FAULT_TILE, as its C-sim build
-    checks); the tiling changes no result (docs/numeric.md)."""
+    CONV_* instruction's tiling must fit and whose sparse unit must take an
+    SCONV_* instruction (FAULT_TILE, as its C-sim build checks; a board
+    without the row-tile path refuses what only that path runs); neither
+    changes a result (docs/numeric.md)."""
 
     name = "numpy"
     #: every run returns (each loop is bounded by validated fields): the
@@ -150,7 +152,8 @@ class NumpyEngine:
 
     def __init__(self, blas_threads=1, threads=None, host_kernels=None, board=None):
         self.board = board or boards.DEFAULT_BOARD
-        self.buffers = tiling.buffers(self.board)
+        # built without the sparse unit's row-tile path: list lengths checked per run
+        self._rowless = not sparse_tiling.unit(self.board).rows
         self._plans = {}
         self.host_kernels = hk.AVAILABLE if host_kernels is None else bool(host_kernels) and hk.AVAILABLE
         self.paths = collections.Counter()
@@ -207,6 +210,8 @@ class NumpyEngine:
                 fault, addr = check_index(ddr, plan.f)
                 if fault:
                     return RunResult(fault, pc, addr)
+                if self._rowless and sparse_refused(plan.f, self.board, ddr):  # sconv_unit's FAULT_TILE
+                    return RunResult(Fault.TILE, pc, 0)
             if plan.halt:
                 return RunResult(Fault.NONE, pc, 0)
             stats = plan.kernel(self, plan, ddr, tab) if plan.kernel else None
@@ -225,7 +230,7 @@ class NumpyEngine:
         if plan is None:
             if len(self._plans) >= PLAN_CACHE:
                 del self._plans[next(iter(self._plans))]
-            plan = self._plans[key] = _Plan(raw, ddr_size, table_len, self.buffers)
+            plan = self._plans[key] = _Plan(raw, ddr_size, table_len, self.board)
         return plan
 
     def _cols_bytes(self):

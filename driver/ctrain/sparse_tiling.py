@@ -1,0 +1,209 @@
+"""Which path of the sparse unit takes an instruction, and the position-
+parallel path's tiling (sconv.cpp sconv_unit, sp_rows_first, spp_make_plan,
+spp_chunks): the sparse unit's counterpart of tiling.py, below both the
+cycle model (perfmodel walks the path's loops with the plan) and validation
+(a board built without the row-tile path refuses what only that path runs,
+FAULT_TILE: validate.sparse_refused). Every constant is the board's build's
+HLS macro (hls_source), read once per board.
+"""
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from . import boards, hls_source
+from .isa import Op
+from .overlay_src import config_dir
+
+
+@dataclass(frozen=True)
+class SparseUnit:
+    """A board's sparse unit as its build sees it (sconv.h, sconv.cpp)."""
+    name: str
+    rows: bool        # the row-tile path built (CTRAIN_SPARSE_ROWS)
+    P: int            # position PEs, L x R x C (SP_P)
+    wdepth: int       # window words per bank (SP_WD)
+    odepth: int       # output / error words per bank (SP_OD)
+    list: int         # kept weights of a chunk on chip (SP_LIST)
+    beat: int         # bytes per DDR beat (CTRAIN_DDR_BEAT)
+    pos_pair: int     # FP/EB tiles per step (SP_POS_PAIR)
+    wg_pair: int      # WG kept weights per step (SP_WG_PAIR)
+    skip_beats: int   # beats a band's plane read may skip (SPP_SKIP_BEATS)
+    img_beats: int    # an image's cost per chunk in the plan (SPP_IMG_BEATS)
+
+
+@lru_cache(maxsize=None)
+def _unit(name):
+    m = hls_source.Macros(os.path.join(config_dir(), name + ".h"), hls_source.source_files())
+    return SparseUnit(name, bool(m.value("CTRAIN_SPARSE_ROWS")), m.value("SP_P"), m.value("SP_WD"),
+                      m.value("SP_OD"), m.value("SP_LIST"), m.value("CTRAIN_DDR_BEAT"),
+                      m.value("SP_POS_PAIR"), m.value("SP_WG_PAIR"), m.value("SPP_SKIP_BEATS"),
+                      m.value("SPP_IMG_BEATS"))
+
+
+def unit(board=None):
+    """The SparseUnit of `board`: a name, an object with its .name (a
+    perfmodel.Board), or None (the default board)."""
+    name = getattr(board, "name", board) or boards.DEFAULT_BOARD
+    boards.get(name)   # an unknown name: boards' one-line error
+    return _unit(name)
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class PosPlan:
+    """The position-parallel path's tiling (spp_make_plan in sconv.cpp)."""
+    eb: bool
+    wg: bool
+    n: int
+    rows: int
+    red: int
+    kh: int
+    kw: int
+    ey: int
+    ex: int
+    sh: int
+    sw: int
+    oh: int
+    ow: int
+    pw: int
+    nb: int
+    br: int
+    bands: int
+    hw: int
+    qimg: int
+    cs: int
+    T: int
+    nmax: int
+    lii: int
+    sii: int
+    tail: int   # window padding past the last slot
+    span: bool    # bands read as whole planes, the other rows skipped: window
+    rspan: bool   # ... and the row buffer's reads
+
+
+def _spp_ii(length, pitch, rpp, u):
+    """Steps per plane segment of a beat between DDR and a banked buffer of
+    row pitch `pitch` whose rows hold `length` bytes, `rpp` rows a plane
+    (spp_ii): 1 when the segment's addresses span at most 2 W (the V path
+    of spp_rd/spp_wr), else 0 (the position-parallel path refuses the
+    instruction)."""
+    W = u.beat
+    rows = min((W - 2) // length + 2, rpp)
+    return 1 if W - 1 + (rows - 1) * (pitch - length) <= 2 * W else 0
+
+
+def _pos_geometry(f):
+    """(eb, wg, rows, red, sh, sw, oh, ow, ey, ex) of a stride-1 sparse
+    instruction as the position-parallel path sees it, or None when its
+    padding does not fit the window's shared-padding layout."""
+    eb, wg = f["op"] == Op.SCONV_EB, f["op"] == Op.SCONV_WG
+    kh, kw, p = f["k_h"], f["k_w"], f["pad"]
+    rows, red = (f["c_in"], f["c_out"]) if eb else (f["c_out"], f["c_in"])
+    sh, sw = (f["h_out"], f["w_out"]) if eb else (f["h_in"], f["w_in"])
+    oh, ow = (f["h_in"], f["w_in"]) if eb else (f["h_out"], f["w_out"])
+    ey, ex = (kh - 1 - p, kw - 1 - p) if eb else (p, p)
+    if ey < 0 or ex < 0 or ey > kh - 1 or ex > kw - 1:
+        return None
+    return eb, wg, rows, red, sh, sw, oh, ow, ey, ex
+
+
+def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, u, tp=1, kp=1):
+    """(images per item, band rows, bands, tiles per item) of spp_make_plan:
+    the tallest band that fits one image (balanced), then the images per item
+    with the fewest estimated cycles, max(items x ceil(T / tp) x
+    ceil(count / kp), chunks x (the batch's window beats + SPP_IMG_BEATS per
+    image)), both in units of 64 (tp: tiles per step, SP_POS_PAIR for FP
+    and EB; kp: kept weights per step, SP_WG_PAIR for WG); None when not
+    even one row fits."""
+    P, WD, OD = u.P, u.wdepth, u.odepth
+
+    def fits(nb, br):
+        pos = nb * (br + kh - 1 - (ey if br == oh else 0)) * pw   # spp_slot_rows
+        t = _cdiv(pos, P)
+        return t <= OD and (red - 1) * pos + t * P + (kh - 1) * pw + kw - 1 <= P * WD, t
+    br = oh
+    while br >= 1 and not fits(1, br)[0]:
+        br -= 1
+    if br < 1:
+        return None
+    bands = _cdiv(oh, br)
+    br = _cdiv(oh, bands)
+    # in units of 64 kept weights and beats, as the HLS (narrow products)
+    wb = _cdiv(n * red * sh * sw // u.beat + n * u.img_beats, 64)
+    cnt64, kl = _cdiv(_cdiv(count, kp), 64), _cdiv(count, u.list)
+    best = bt = bc = 0
+    for nb in range(1, n + 1):
+        ok, t = fits(nb, br)
+        if not ok:
+            break
+        cost = max(_cdiv(n, nb) * bands * _cdiv(t, tp) * cnt64, max(_cdiv(rows, OD // t), kl) * wb)
+        if best == 0 or cost < bc:
+            best, bt, bc = nb, t, cost
+    return best, br, bands, bt
+
+
+def pos_plan(f, board):
+    """The PosPlan of a sparse instruction on `board` (a name, or an object
+    with its .name), or None when the position-parallel path does not take
+    it (the row-tile path's, where the board has one)."""
+    u = unit(board)
+    geo = _pos_geometry(f) if f["stride"] == 1 else None
+    if geo is None:
+        return None
+    eb, wg, rows, red, sh, sw, oh, ow, ey, ex = geo
+    kh, kw, n = f["k_h"], f["k_w"], f["n"]
+    pw = sw + ex   # a row's right padding is the next row's left padding
+    tp = 1 if wg else u.pos_pair
+    kp = u.wg_pair if wg else 1
+    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, f["count"], u, tp, kp)
+    if tiling is None:
+        return None
+    best, br, bands, bt = tiling
+    hw = br + kh - 1 - (ey if br == oh else 0)   # spp_slot_rows: a whole plane shares its bottom padding
+    skip = u.skip_beats * u.beat   # bytes a plane may skip
+    wskip = sh - (br + kh - 1)
+    lii, sii = _spp_ii(sw, pw, sh, u), _spp_ii(ow, pw, oh, u)
+    if not (lii and sii):   # a beat's plane segment wider than V
+        return None
+    return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
+                   hw, hw * pw, best * hw * pw, bt, u.odepth // bt, lii,
+                   sii, (ey * pw if bands == 1 else 0) + ex,
+                   bands > 1 and (wskip <= 0 or wskip * sw <= skip),
+                   bands > 1 and (oh - br) * ow <= skip)
+
+
+def rows_first(f):
+    """sp_rows_first (sconv.cpp): a fully connected instruction (1x1 planes
+    on both sides) goes to the row-tile path without asking the
+    position-parallel one."""
+    return f["h_in"] == f["w_in"] == f["h_out"] == f["w_out"] == 1
+
+
+def longest_list(f, index):
+    """The longest kept-weight list of a sparse instruction's position-
+    parallel chunking (spp_chunks): per output row (FP, WG: rowptr) or per
+    input channel (EB: every k_h*k_w-th tptr), from its index arrays."""
+    rowptr, _, tptr, _, _ = index
+    ptr = np.asarray(tptr, np.int64)[::f["k_h"] * f["k_w"]] if f["op"] == Op.SCONV_EB else \
+        np.asarray(rowptr, np.int64)
+    return int(np.diff(ptr).max()) if ptr.size > 1 else 0
+
+
+def refused(f, board=None, index=None):
+    """Whether `board`'s sparse unit refuses instruction `f` (fields; only
+    an SCONV_* one can be) with FAULT_TILE: only a board built without the row-tile path does,
+    for what the position-parallel path does not take: a fully connected
+    instruction, one it cannot plan or, given its index arrays (`index`:
+    rowptr, col, tptr, tpos, trow), one whose longest list exceeds SP_LIST
+    (sconv_unit, after spp_chunks and before anything is written)."""
+    u = unit(board)
+    if u.rows or f["op"] not in (Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG):
+        return False
+    if rows_first(f) or pos_plan(f, u.name) is None:
+        return True
+    return index is not None and longest_list(f, index) > u.list

@@ -404,6 +404,14 @@ def _ranges(eb, count, k, s, p, n_src):
     return np.maximum(0, hi - lo + 1)
 
 
+def _conv_ii(b, ch):
+    """Cycles per beat of the dense unit's bursts (conv.cpp CONV_II_*): as
+    the AGU's lane-by-lane bursts, a beat's lanes one RAM access each: W
+    into a buffer ("rd": the loaders), ceil(W/2) out of one ("wr"), the
+    kernel store's W/4 accumulators two a cycle ("kernels")."""
+    return {"rd": b.ii_fill, "wr": b.ii_drain, "kernels": _cdiv(b.ddr_beat // 4, 2)}[ch]
+
+
 def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
     """Weight bursts of one FP/EB row tile: without channel groups one run
     (FP) or, at the first row tile of each block of p.rb, one per c_out
@@ -412,21 +420,21 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
     eb, ci, kk, C = f["op"] == Op.CONV_EB, f["c_in"], f["k_h"] * f["k_w"], b.pe_cols
     if p.groups == 1:
         if not eb:
-            c.rd(f["src2"] + r0 * ci * kk, vr * ci * kk, ii=1)
+            c.rd(f["src2"] + r0 * ci * kk, vr * ci * kk, ii=_conv_ii(b, "rd"))
         elif (r0 // b.pe_rows) % p.rb == 0:
             co = np.arange(p.cols, dtype=np.int64)
-            c.rd(f["src2"] + (co * ci + r0) * kk, min(p.rb * b.pe_rows, p.rows - r0) * kk, ii=1)
+            c.rd(f["src2"] + (co * ci + r0) * kk, min(p.rb * b.pe_rows, p.rows - r0) * kk, ii=_conv_ii(b, "rd"))
         return
     w0 = grp_k * p.g * C
     gc = np.minimum(p.g * C, p.cols - w0)
     if not eb:
         r = np.arange(vr, dtype=np.int64)[None, :]
         at = f["src2"] + ((r0 + r) * ci + w0[:, None]) * kk
-        load.burst("rd", np.repeat(k, vr), at.ravel(), np.repeat(gc * kk, vr), 1)
+        load.burst("rd", np.repeat(k, vr), at.ravel(), np.repeat(gc * kk, vr), _conv_ii(b, "rd"))
     else:
         rep = np.repeat(k, gc)
         gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gc) - gc, gc)
-        load.burst("rd", rep, f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, 1)
+        load.burst("rd", rep, f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, _conv_ii(b, "rd"))
 
 
 def _conv_wg_store(f, p, b, c, r0, vr, c0, gsel):
@@ -435,10 +443,10 @@ def _conv_wg_store(f, p, b, c, r0, vr, c0, gsel):
     ci, kk = f["c_in"], f["k_h"] * f["k_w"]
     gc = min(p.g * b.pe_cols, p.cols - c0)
     if p.groups == 1:
-        c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * vr * ci * kk, ii=1)
+        c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * vr * ci * kk, ii=_conv_ii(b, "kernels"))
     else:
         r = np.arange(vr, dtype=np.int64)
-        c.wr(f["dst"] + 4 * (((r0 + r) * ci + c0) * kk), 4 * gc * kk, ii=1)
+        c.wr(f["dst"] + 4 * (((r0 + r) * ci + c0) * kk), 4 * gc * kk, ii=_conv_ii(b, "kernels"))
     if f["flags"] & Flag.BIAS and gsel == 0:
         c.loop("ew", vr)
         c.wr(f["dst2"] + 4 * r0, 4 * vr)
@@ -488,46 +496,46 @@ def _dense_conv(f, b, c):
         full = (lo_k == 0) & (hi_k == p.sh)
         lanes = full & (gc == p.cols)        # every lane in one burst
         items.burst("rd", k[lanes], col_base + b0_k[lanes] * p.cols * p.sh * p.sw,
-                    (vb_k * gc * run)[lanes], 1)
+                    (vb_k * gc * run)[lanes], _conv_ii(b, "rd"))
         full = full & ~lanes
         one = full[li]
         items.burst("rd", li[one], col_base + (img[one] * p.cols + c0[li][one]) * p.sh * p.sw,
-                    (gc * run)[li][one], 1)
+                    (gc * run)[li][one], _conv_ii(b, "rd"))
         m = ~one & ~lanes[li]
         plane = p.sh * p.sw
         sp = m & _conv_span(b, gc[li], run[li], plane)   # conv_span: every channel's band in one burst (rd_banked's period)
         items.burst("rd", li[sp], col_base + ((img[sp] * p.cols + c0[li][sp]) * p.sh
                                               + lo_k[li][sp]) * p.sw,
-                    (gc[li][sp] - 1) * plane + run[li][sp], 1)
+                    (gc[li][sp] - 1) * plane + run[li][sp], _conv_ii(b, "rd"))
         m = m & ~sp
         gcs = gc[li][m]
         rep = np.repeat(np.arange(m.sum()), gcs)
         gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gcs) - gcs, gcs)
         it = li[m][rep]
         items.burst("rd", it, col_base + ((img[m][rep] * p.cols + c0[it] + gi) * p.sh
-                                          + lo_k[it]) * p.sw, run[it], 1)
+                                          + lo_k[it]) * p.sw, run[it], _conv_ii(b, "rd"))
 
     def rows_io(items, ch, base, r0, vr, sel):
         """Row bursts of the swept plane (rows_io) for items with `sel`."""
         run = (y1_k - y0_k) * p.ow
         if p.bands == 1 and vr == p.rows:      # every lane in one burst
             items.burst(ch, k[sel], base + b0_k[sel] * p.rows * p.oh * p.ow,
-                        (vb_k * vr * run)[sel], 1)
+                        (vb_k * vr * run)[sel], _conv_ii(b, ch))
             return
         s_l = sel[li]
         it, im = li[s_l], img[s_l]
         if p.bands == 1:
-            items.burst(ch, it, base + (im * p.rows + r0) * p.oh * p.ow, vr * run[it], 1)
+            items.burst(ch, it, base + (im * p.rows + r0) * p.oh * p.ow, vr * run[it], _conv_ii(b, ch))
             return
         plane = p.oh * p.ow
         # reads: every row's band in one burst where conv_span (rd_banked's period)
         sp = (_conv_span(b, vr, run, plane) if ch == "rd" else np.zeros(run.shape, bool))[it]
         items.burst(ch, it[sp], base + ((im[sp] * p.rows + r0) * p.oh + y0_k[it][sp]) * p.ow,
-                    (vr - 1) * plane + run[it][sp], 1)
+                    (vr - 1) * plane + run[it][sp], _conv_ii(b, ch))
         it, im = it[~sp], im[~sp]
         r = np.arange(vr, dtype=np.int64)[None, :]
         at = base + (((im[:, None] * p.rows + r0 + r) * p.oh + y0_k[it][:, None]) * p.ow)
-        items.burst(ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr), 1)
+        items.burst(ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr), _conv_ii(b, ch))
 
     W = b.ddr_beat
     tiles = {}   # a row tile's counts by what they depend on (see below)
@@ -596,7 +604,7 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
         rows_io(load, "rd", f["src"], r0, nr, everything)
         comp.loop("pe", k, taps * (y1_k - y0_k) * p.ow)
         _pipeline(c, load, comp, store)
-        c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * nr * ci * kk, ii=1)
+        c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * nr * ci * kk, ii=_conv_ii(b, "kernels"))
         if bias:
             for t0 in range(r0, r0 + nr, R):
                 vr = min(R, r0 + nr - t0)
@@ -606,9 +614,9 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
     _conv_bias(f, b, c, r0, nr)
     if f["op"] == Op.CONV_EB:
         co = np.arange(p.cols, dtype=np.int64)
-        c.rd(f["src2"] + (co * ci + r0) * kk, nr * kk, ii=1)
+        c.rd(f["src2"] + (co * ci + r0) * kk, nr * kk, ii=_conv_ii(b, "rd"))
     else:
-        c.rd(f["src2"] + r0 * ci * kk, nr * ci * kk, ii=1)
+        c.rd(f["src2"] + r0 * ci * kk, nr * ci * kk, ii=_conv_ii(b, "rd"))
     load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
     load_cols(load, np.zeros(N, np.int64))
     if f["flags"] & Flag.RELU_MASK:

@@ -12,16 +12,25 @@
  *
  * Burst buffers are reshaped cyclic by the port's beat along the index a
  * burst walks (a word holds W consecutive positions; a beat touches at most
- * two words, the two ports of the RAM), so every burst moves one beat per
- * cycle (CONV_II).
+ * two words of a bank).  The burst loops still address them lane by lane
+ * (a lane's bank and word follow counters the other lanes move), so HLS
+ * schedules each of a beat's W lane accesses as its own RAM access: the
+ * cycle model counts them as the AGU's lane-by-lane bursts (CONV_II_*),
+ * not a beat per cycle (docs/overlay.md "Known limits").
  */
 #include "conv.h"
 #include "agu.h"
 #include "cycle_model.h"
 
-/* Cycles per beat of the unit's bursts: its buffers take a whole beat per
- * cycle (reshaped cyclic by DDR_BEAT along the burst's index). */
-#define CONV_II 1
+/* Cycles per beat of the unit's bursts, as the AGU's lane-by-lane bursts
+ * (agu.h "AGU throughput"): a beat's W lane stores take the bank's write
+ * port W times (the loaders), its W lane loads the two read ports
+ * ceil(W/2) times (the stores); the kernel store reads W/4 accumulators a
+ * beat.  HLS cannot tell that the lanes of a beat share one or two words:
+ * each lane's bank and word follow counters the lanes before it moved. */
+#define CONV_II_FILL AGU_II_FILL
+#define CONV_II_DRAIN AGU_II_DRAIN
+#define CONV_II_KERNELS ((DDR_BEAT / 4 + 1) / 2)
 
 static int cdiv_i(int a, int b) { return (a + b - 1) / b; }
 /* floor(a / b) for b > 0 (per band or instruction, never in a pipelined loop) */
@@ -123,7 +132,7 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
 template <int NB, int CAP>
 static void rd_banked(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[NB][CAP],
                       int bank0, int at0, int run, int slot, int period = 0) {
-    agu_count(false, addr, len, CONV_II);
+    agu_count(false, addr, len, CONV_II_FILL);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
@@ -131,7 +140,8 @@ static void rd_banked(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[NB
     int off = 0;   /* the next byte's place in its period */
 rd_banked:
     for (uint32_t b = 0; b < gb.beats; b++) {
-#pragma HLS PIPELINE II=1
+    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
+#pragma HLS PIPELINE II=CONV_II_FILL
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
@@ -197,14 +207,15 @@ static inline void conv_cursor_next(conv_cursor &p, int run, int banks, int step
 template <int NB, int CAP>
 static void rd_lanes(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[PE_LANES][NB][CAP],
                      int run, int slot, int lane_len) {
-    agu_count(false, addr, len, CONV_II);
+    agu_count(false, addr, len, CONV_II_FILL);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
     conv_cursor p = {0, 0, 0, 0, 0};
 rd_lanes:
     for (uint32_t b = 0; b < gb.beats; b++) {
-#pragma HLS PIPELINE II=1
+    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
+#pragma HLS PIPELINE II=CONV_II_FILL
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES*CONV_ACT
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
@@ -222,14 +233,15 @@ rd_lanes:
 template <int NB, int CAP>
 static void wr_lanes(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[PE_LANES][NB][CAP],
                      int run, int slot, int lane_len) {
-    agu_count(true, addr, len, CONV_II);
+    agu_count(true, addr, len, CONV_II_DRAIN);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
     int lane = 0, bank = 0, at = 0, pos = 0, inlane = 0;
 wr_lanes:
     for (uint32_t b = 0; b < gb.beats; b++) {
-#pragma HLS PIPELINE II=1
+    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
+#pragma HLS PIPELINE II=CONV_II_DRAIN
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES*CONV_OUT
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         beat_t w = beat_zero();
@@ -262,14 +274,15 @@ wr_lanes:
 template <int NB, int CAP>
 static void wr_banked(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[NB][CAP], int run,
                       int slot) {
-    agu_count(true, addr, len, CONV_II);
+    agu_count(true, addr, len, CONV_II_DRAIN);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
     int bank = 0, at = 0, pos = 0;
 wr_banked:
     for (uint32_t b = 0; b < gb.beats; b++) {
-#pragma HLS PIPELINE II=1
+    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
+#pragma HLS PIPELINE II=CONV_II_DRAIN
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_OUT
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         beat_t w = beat_zero();
@@ -296,7 +309,7 @@ wr_banked:
  * PE_ROWS rows the next row tile's, `tstep` entries further (block mode). */
 static void rd_weights_fp(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weights_t wb,
                           int r0, int kk, int rowlen, int tstep) {
-    agu_count(false, addr, len, CONV_II);
+    agu_count(false, addr, len, CONV_II_FILL);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
@@ -304,7 +317,8 @@ static void rd_weights_fp(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weig
     int tb = 0;   /* the row tile's first entry */
 rd_weights_fp:
     for (uint32_t b = 0; b < gb.beats; b++) {
-#pragma HLS PIPELINE II=1
+    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
+#pragma HLS PIPELINE II=CONV_II_FILL
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*CONV_WCAP
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
@@ -327,14 +341,15 @@ rd_weights_fp:
  * entries, `tile_step` further (all row tiles resident). */
 static void rd_weights_eb(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weights_t wb, int c,
                           int wsub, int kk, int tile_step) {
-    agu_count(false, addr, len, CONV_II);
+    agu_count(false, addr, len, CONV_II_FILL);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
     int r = 0, t = 0;
 rd_weights_eb:
     for (uint32_t b = 0; b < gb.beats; b++) {
-#pragma HLS PIPELINE II=1
+    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
+#pragma HLS PIPELINE II=CONV_II_FILL
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*CONV_WCAP
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
@@ -360,7 +375,7 @@ rd_weights_eb:
  * next row tile's, `tstep` entries further). */
 static void wr_kernels(ddr_t *ddr, uint32_t addr, uint32_t words, const pe_tapacc_t acc, int r0,
                        int kk, int rowlen, int tstep, int sh_w, q_stats &st) {
-    agu_count(true, addr, 4 * (uint64_t)words, CONV_II);
+    agu_count(true, addr, 4 * (uint64_t)words, CONV_II_KERNELS);
     if (words == 0)
         return;
     const agu_burst gb = agu_plan(addr, 4 * words);
@@ -368,7 +383,8 @@ static void wr_kernels(ddr_t *ddr, uint32_t addr, uint32_t words, const pe_tapac
     int tb = 0;   /* the row tile's first entry */
 wr_kernels:
     for (uint32_t b = 0; b < gb.beats; b++) {
-#pragma HLS PIPELINE II=1
+    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
+#pragma HLS PIPELINE II=CONV_II_KERNELS
 #pragma HLS LOOP_TRIPCOUNT min=1 max=4*PE_ROWS*CONV_WCAP
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         beat_t w = beat_zero();

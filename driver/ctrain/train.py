@@ -586,6 +586,9 @@ class Trainer:
         if self.fixed:
             record["ddr_bytes"] = (before, after)
             msg += f"; layer state in DDR {before / 1024:.1f} KiB -> {after / 1024:.1f} KiB"
+            # each layer's form (compiler.choose_execution: s sparse, d dense): on a board
+            # without the row-tile path even `always` leaves some layers dense
+            msg += "; layers run " + "".join("s" if L.sparse else "d" for L in self.runtime.program.layers)
         self.history.pruning.append(record)
         return msg
 

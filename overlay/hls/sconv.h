@@ -114,10 +114,11 @@ typedef ap_int<SP_RED_BITS> sp_red_t;
 /* 1: the sparse unit has its row-tile path (sconv_rows.cpp, sp_rows_unit)
  * for what the position-parallel path does not take: fully connected
  * instructions, stride > 1, planes beyond its window, a list beyond SP_LIST.
- * 0: the position path alone, as on the boards where the compiler's cycle
- * model never picks the row-tile path for a layer (docs/overlay.md "Board
- * configurations"); sconv_unit refuses such an instruction with FAULT_TILE
- * before it writes anything, and the compiler runs those layers dense. */
+ * 0: the position path alone, on boards whose LUTs it saves where the
+ * compiler's cycle model picks it only for fully connected layers at high
+ * sparsity (docs/overlay.md "Board configurations"); sconv_unit refuses
+ * such an instruction with FAULT_TILE before it writes anything, and the
+ * compiler runs those layers dense. */
 #ifndef CTRAIN_SPARSE_ROWS
 #define CTRAIN_SPARSE_ROWS 1
 #endif

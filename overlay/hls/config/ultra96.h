@@ -108,12 +108,12 @@
  * MAC array is already its own here. */
 #define CTRAIN_SPARSE_DATAFLOW 1
 
-/* No row-tile path (sconv.h CTRAIN_SPARSE_ROWS): on this board the
- * compiler's cycle model picks it for no layer of the built-in models at
- * 50-90% sparsity, at 95% only for a fully connected layer (MLP's first:
- * the iteration 9% longer without it; CNV 1.1%), and it is an array of its
- * own (35K LUTs, docs/overlay.md "Board configurations"); such layers run
- * dense. */
+/* No row-tile path (sconv.h CTRAIN_SPARSE_ROWS): an array of its own (35K
+ * LUTs) that the compiler's cycle model picks for no layer of the built-in
+ * models at 50-80% sparsity; at 90-95% for fully connected layers and a
+ * strided one (CNV 2.4% / 8.3% longer without it, ResNet-20 0.2% / 0.4%, LeNet-5
+ * at 95% 11%, the MLP 38% / 144%), while the dense unit loads weights lane
+ * by lane (docs/overlay.md "Board configurations"); such layers run dense. */
 #define CTRAIN_SPARSE_ROWS 0
 
 #endif

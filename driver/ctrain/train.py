@@ -405,6 +405,13 @@ def _history_ok(h, it, epochs):
     return _history_lists_ok(h, it) and _history_records_ok(h, it, epochs)
 
 
+def _layer_forms(program):
+    """Each param layer's form in `program` (compiler.choose_execution), s
+    sparse or d dense: on a board without the row-tile path even
+    sparse_exec `always` leaves some layers dense."""
+    return "".join("s" if L.sparse else "d" for L in program.layers)
+
+
 class Trainer:
     """Holds one training run's state so it can be checkpointed and resumed."""
 
@@ -586,9 +593,7 @@ class Trainer:
         if self.fixed:
             record["ddr_bytes"] = (before, after)
             msg += f"; layer state in DDR {before / 1024:.1f} KiB -> {after / 1024:.1f} KiB"
-            # each layer's form (compiler.choose_execution: s sparse, d dense): on a board
-            # without the row-tile path even `always` leaves some layers dense
-            msg += "; layers run " + "".join("s" if L.sparse else "d" for L in self.runtime.program.layers)
+            msg += "; layers run " + _layer_forms(self.runtime.program)
         self.history.pruning.append(record)
         return msg
 

@@ -5,7 +5,7 @@ redone when the masks change, and the same bits in every form."""
 import numpy as np
 import pytest
 
-from ctrain import perfmodel, validate
+from ctrain import perfmodel, sparse_tiling, validate
 from ctrain.tools import perfreport
 from ctrain.compiler import SPARSE_EXEC, compile_model
 from ctrain.data import Dataset
@@ -38,7 +38,7 @@ def test_auto_is_never_slower_and_each_layer_costs_what_was_modeled(board):
     assert c_auto <= min(c_always, c_never)
     # each layer's instructions in the mixed program cost what the choice modeled for its form
     # (regions are aligned, so a layer's counters do not depend on the others' forms)
-    rowless = not perfmodel.board(board).sparse_rows
+    rowless = not sparse_tiling.unit(board).rows
     for L, c in zip(auto.layers, auto.execution):
         if c is None:   # its sparse form refused (no row-tile path: the fully connected layers)
             assert rowless and not L.sparse and L.j >= 2   # fc1, fc2, fc3
@@ -106,7 +106,7 @@ def test_unpruned_layers_run_sparse_only_where_the_position_path_is_larger_and_f
     assert any(L.sparse for L in auto.layers) and not all(L.sparse for L in auto.layers)
     for L, c in zip(auto.layers, auto.execution):
         if c is None:   # no row-tile path: its fully connected layers are not weighed
-            assert not b.sparse_rows and L.mask is None and L.j >= 2
+            assert not sparse_tiling.unit(board).rows and L.mask is None and L.j >= 2
             continue
         assert c.whole   # every layer of LeNet-5 fits the sparse index
         assert L.sparse == (sum(c.sparse.values()) < sum(c.dense.values()))

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from ctrain import perfmodel, validate
+from ctrain import perfmodel, sparse_tiling, validate
 from ctrain.tools import perfreport
 from ctrain.compiler import compile_model
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Fault, Flag, Op
@@ -594,7 +594,7 @@ def test_sparse_modes_reached_by_the_large_cases():
     cases = [layer_case(rng, op, shape, flags, density=d)
              for op, flags, shape, d in BIG_SPARSE if op in validate.SPARSE_OPS]
     for board in MODEL_BOARDS:
-        if not perfmodel.board(board).sparse_rows:
+        if not sparse_tiling.unit(board).rows:
             refused = {validate.sparse_refused(_insn(c), board, c.ddr) for c in cases}
             assert refused == {True, False}, board
             continue

@@ -19,8 +19,8 @@ from ctrain.tools.random_insn import layer_case
 from conftest import csim_or_skip
 
 SEED = 1717
-ROWLESS = [b for b in boards.BOARDS if not perfmodel.board(b).sparse_rows]
-WITH_ROWS = [b for b in boards.BOARDS if perfmodel.board(b).sparse_rows]
+ROWLESS = [b for b in boards.BOARDS if not sparse_tiling.unit(b).rows]
+WITH_ROWS = [b for b in boards.BOARDS if sparse_tiling.unit(b).rows]
 
 #: (name, op, shape, the position path takes it)
 CASES = [

@@ -309,7 +309,7 @@ def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
     board = board or boards.DEFAULT_BOARD
     if not isinstance(sparse_exec, str):
         given = _given_execution(sparse_exec, masked)
-        refused = _refused(model, batch, masks, freeze, given, board)
+        refused, _ = _refused(model, batch, masks, freeze, given, board)
         if any(refused):
             names = ", ".join(st.names[0] for st, r in zip(model.param_stages, refused) if r)
             raise MappingError(f"layers {names} run sparse in this execution choice, and {board}'s sparse unit "
@@ -322,28 +322,31 @@ def choose_execution(model, batch, masks, freeze, sparse_exec, board=None):
              else [False] * len(masks))
     if sparse_exec != "auto" or not any(masked) and not any(whole):
         sparse = [(sparse_exec != "never") if m else None for m in masked]
-        refused = _refused(model, batch, masks, freeze, sparse, board)
+        refused, _ = _refused(model, batch, masks, freeze, sparse, board)
         return [False if r else s for s, r in zip(sparse, refused)], [None] * len(masks)
     return _auto_execution(model, batch, masks, freeze, board, whole)
 
 
 def _refused(model, batch, masks, freeze, sparse, board):
-    """Per param layer whether `board`'s sparse unit refuses one of its
-    instructions when the layers run as `sparse` says (True: sparse):
-    a board built without the row-tile path (sconv.h CTRAIN_SPARSE_ROWS 0)
-    runs only what the position-parallel path takes (FAULT_TILE otherwise:
+    """(per param layer whether `board`'s sparse unit refuses one of its
+    instructions when the layers run as `sparse` says (True: sparse), the
+    program lowered to find out or None): a board built without the
+    row-tile path (sconv.h CTRAIN_SPARSE_ROWS 0) runs only what the
+    position-parallel path takes (FAULT_TILE otherwise:
     sparse_tiling.refused, with the layer's index lists), so such a layer
-    runs dense. All False, without lowering, on the other boards."""
+    runs dense. All False, without lowering, on the other boards. When no
+    layer is refused the program is the one `sparse` lowers to (no
+    instruction's fault was let through)."""
     out = [False] * len(masks)
     if sparse_tiling.unit(board).rows or not any(sparse):
-        return out
+        return out, None
     prog = _lower(model, batch, _kept_all(model, masks, sparse), freeze, sparse, board, refused_ok=True)
     stage_layer = {L.stage.index: L for L in prog.layers}
     for k, insn in enumerate(prog.insns):
         if int(insn["op"]) in validate.SPARSE_OPS:
             L = stage_layer[prog.insn_stage[k]]
             out[L.j] |= sparse_tiling.refused(validate.fields(insn), board, L.index_arrays())
-    return out
+    return out, prog
 
 
 def _given_execution(sparse_exec, masked):
@@ -367,10 +370,13 @@ def _auto_execution(model, batch, masks, freeze, board, whole):
     masked = [m is not None for m in masks]
     b = perfmodel.board(board or boards.DEFAULT_BOARD)
     fits = [(m or w) and _sparse_fits(st) for m, w, st in zip(masked, whole, model.param_stages)]
-    fits = [f and not r for f, r in zip(fits, _refused(model, batch, masks, freeze, fits, b.name))]
+    refused, lowered = _refused(model, batch, masks, freeze, fits, b.name)
+    if any(refused):   # the sparse program without them
+        fits, lowered = [f and not r for f, r in zip(fits, refused)], None
     dense = _phase_cycles(_lower(model, batch, masks, freeze, [False] * len(masks), b.name), b)
-    sparse = (_phase_cycles(_lower(model, batch, _kept_all(model, masks, fits), freeze, fits, b.name), b)
-              if any(fits) else [None] * len(masks))
+    if lowered is None and any(fits):
+        lowered = _lower(model, batch, _kept_all(model, masks, fits), freeze, fits, b.name)
+    sparse = _phase_cycles(lowered, b) if any(fits) else [None] * len(masks)
     choices = [ExecChoice(b.name, d, s, whole=not m) if f else None
                for f, m, d, s in zip(fits, masked, dense, sparse)]
     out = [(c.runs_sparse if c else False) if m else (True if c and c.runs_sparse else None)

@@ -31,7 +31,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import boards, overlay_src, tiling, validate
-from .sparse_tiling import PosPlan, pos_plan, rows_first  # noqa: F401  (perfmodel.pos_plan, .rows_first: the path)
+from . import sparse_tiling
+from .sparse_tiling import PosPlan, list_pointers, pos_plan, rows_first  # noqa: F401  (perfmodel.pos_plan, .rows_first: the path)
 from .counters import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
@@ -104,7 +105,6 @@ class Board:
     pool_dataflow: int = 0     # max pooling's tiled bands a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, stream.h)
     sparse_dataflow: int = 0   # the sparse position path's pair loop a DATAFLOW loop (CTRAIN_SPARSE_DATAFLOW, sconv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
-    sparse_rows: int = 1       # the sparse unit's row-tile path built (CTRAIN_SPARSE_ROWS, sconv.h)
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
     outstanding: int = OUTSTANDING
@@ -183,8 +183,7 @@ def board(name):
                  bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"),
                  pool_dataflow=_hls_macro(c.name, "CTRAIN_POOL_DATAFLOW"),
                  sparse_dataflow=_hls_macro(c.name, "CTRAIN_SPARSE_DATAFLOW"),
-                 ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"),
-                 sparse_rows=_hls_macro(c.name, "CTRAIN_SPARSE_ROWS"))
+                 ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"))
 
 
 @lru_cache(maxsize=None)
@@ -1354,16 +1353,13 @@ def _spp_inner(addr, n, plane, W):
 
 def _pointers(f, g, index):
     """Every list's first entry and one past its last (rows + 1 values):
-    rowptr (FP, WG) or every k_h*k_w-th tptr (EB); an even spread without
-    an index."""
+    sparse_tiling.list_pointers of the index; an even spread without one."""
     if index is None:
         z = f["count"]
         lens = np.full(g.rows, z // g.rows, np.int64)
         lens[:z % g.rows] += 1
         return np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-    rowptr, _, tptr, _, _ = index
-    kk = f["k_h"] * f["k_w"]
-    return np.asarray(tptr, np.int64)[::kk] if g.eb else np.asarray(rowptr, np.int64)
+    return list_pointers(f, index)
 
 
 def _pos_chunks(f, g, b, c, lay, ptr):
@@ -1608,8 +1604,8 @@ def _sparse_unit(f, b, c, index):
     """sconv_unit: the row-tile path for rows_first instructions, else the
     position-parallel path when the instruction fits it, else the row-tile
     path (_sparse_conv). A board built without the row-tile path
-    (Board.sparse_rows 0) refuses what that path would run (FAULT_TILE,
-    validate.sparse_refused): no cycles to count, a ValueError."""
+    (sparse_tiling.unit(b).rows false) refuses what that path would run
+    (FAULT_TILE, sparse_tiling.refused): no cycles to count, a ValueError."""
     g = None if rows_first(f) else pos_plan(f, b)
     if g is not None:
         lay = validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])
@@ -1618,7 +1614,7 @@ def _sparse_unit(f, b, c, index):
         if bounds is not None:
             _pos_conv(f, g, b, c, lay, ptr, bounds)
             return
-    if not b.sparse_rows:   # sparse_tiling.refused
+    if not sparse_tiling.unit(b).rows:
         raise ValueError(f"{Op(f['op']).name} on {b.name}: its sparse unit has no row-tile path and the "
                          f"position-parallel path does not take this instruction (FAULT_TILE)")
     _sparse_conv(f, b, c, index)

@@ -184,14 +184,29 @@ def rows_first(f):
     return f["h_in"] == f["w_in"] == f["h_out"] == f["w_out"] == 1
 
 
-def longest_list(f, index):
-    """The longest kept-weight list of a sparse instruction's position-
-    parallel chunking (spp_chunks): per output row (FP, WG: rowptr) or per
-    input channel (EB: every k_h*k_w-th tptr), from its index arrays."""
+def list_pointers(f, index):
+    """Every list's first entry and one past its last, as the position-
+    parallel chunking walks them (spp_chunks): rowptr (FP, WG: a list per
+    output row) or every k_h*k_w-th tptr (EB: per input channel), from the
+    instruction's index arrays (rowptr, col, tptr, tpos, trow)."""
     rowptr, _, tptr, _, _ = index
-    ptr = np.asarray(tptr, np.int64)[::f["k_h"] * f["k_w"]] if f["op"] == Op.SCONV_EB else \
-        np.asarray(rowptr, np.int64)
+    if f["op"] == Op.SCONV_EB:
+        return np.asarray(tptr, np.int64)[::f["k_h"] * f["k_w"]]
+    return np.asarray(rowptr, np.int64)
+
+
+def longest_list(f, index):
+    """The longest kept-weight list of that chunking (list_pointers)."""
+    ptr = list_pointers(f, index)
     return int(np.diff(ptr).max()) if ptr.size > 1 else 0
+
+
+def lists_refused(f, board, index):
+    """The part of `refused` only the index contents decide: on a board
+    without the row-tile path, a list longer than SP_LIST (for an
+    instruction whose shape the position path takes)."""
+    u = unit(board)
+    return not u.rows and longest_list(f, index) > u.list
 
 
 def refused(f, board=None, index=None):
@@ -206,4 +221,4 @@ def refused(f, board=None, index=None):
         return False
     if rows_first(f) or pos_plan(f, u.name) is None:
         return True
-    return index is not None and longest_list(f, index) > u.list
+    return index is not None and lists_refused(f, u.name, index)

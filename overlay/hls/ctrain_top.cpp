@@ -88,8 +88,8 @@ static uint32_t execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TA
     case OP_SCONV_FP:
     case OP_SCONV_EB:
     case OP_SCONV_WG:
-        if (sconv_unit(ddr, f, e, st) != FAULT_NONE)
-            return FAULT_TILE;
+        if (const uint32_t refused = sconv_unit(ddr, f, e, st))
+            return refused;   /* its fault: nothing written, no statistics */
         exp = f.op == OP_SCONV_WG ? (wide_t)e.dst : (wide_t)e.src + e.src2;
         break;
     case OP_BN_FP:

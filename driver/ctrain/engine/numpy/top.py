@@ -40,7 +40,7 @@ import numpy as np
 from ... import boards, conv_ops, sparse_tiling
 from ...lanes import Lanes, set_blas_threads
 from ...isa import INSN_BYTES, INSN_DTYPE, Fault, Op
-from ...validate import SPARSE_OPS, check, check_index, check_program, fields, sparse_refused
+from ...validate import SPARSE_OPS, check, check_index, check_program, fields, index_arrays
 from ..result import RunResult
 from . import conv, eltwise, host_kernels as hk, sconv, stream, update
 from .operands import Insn
@@ -210,7 +210,8 @@ class NumpyEngine:
                 fault, addr = check_index(ddr, plan.f)
                 if fault:
                     return RunResult(fault, pc, addr)
-                if self._rowless and sparse_refused(plan.f, self.board, ddr):  # sconv_unit's FAULT_TILE
+                # sconv_unit's FAULT_TILE: the shape was checked with the plan, the lists need the index
+                if self._rowless and sparse_tiling.lists_refused(plan.f, self.board, index_arrays(ddr, plan.f)):
                     return RunResult(Fault.TILE, pc, 0)
             if plan.halt:
                 return RunResult(Fault.NONE, pc, 0)

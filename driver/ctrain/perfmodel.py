@@ -404,11 +404,43 @@ def _ranges(eb, count, k, s, p, n_src):
 
 
 def _conv_ii(b, ch):
-    """Cycles per beat of the dense unit's bursts (conv.cpp CONV_II_*): as
-    the AGU's lane-by-lane bursts, a beat's lanes one RAM access each: W
-    into a buffer ("rd": the loaders), ceil(W/2) out of one ("wr"), the
-    kernel store's W/4 accumulators two a cycle ("kernels")."""
-    return {"rd": b.ii_fill, "wr": b.ii_drain, "kernels": _cdiv(b.ddr_beat // 4, 2)}[ch]
+    """Cycles per beat of the dense unit's lane-addressed bursts (conv.cpp
+    CONV_II_*): the weight loaders' W lane stores ("rd"), the kernel
+    store's W/4 accumulators two a cycle ("kernels").  Its band bursts
+    count pieces (_conv_runs)."""
+    return {"rd": b.ii_fill, "kernels": _cdiv(b.ddr_beat // 4, 2)}[ch]
+
+
+def _conv_runs(items, ch, item, addr, n, run, runs, k0=0, slot=0, banks=1, lane_runs=0,
+               period=0):
+    """A burst through a band buffer (conv.cpp band_rd, band_wr) of `runs`
+    runs, each a band channel's `run` bytes (with a period, `period` bytes
+    apart, the rest read and dropped): its steps are the pieces, a run's
+    part in one buffer word, run k (counted from k0; with lane_runs, from 0
+    again in each lane) starting at word lane ((k // banks) * slot) % W; a
+    dropped stretch a piece per beat it touches; a read one more (priming
+    its window), a write one more where it ends inside a beat (its last
+    beat flushed)."""
+    W = items.b.ddr_beat
+    item, addr, n, run, runs, k0, slot = np.broadcast_arrays(
+        _arr(item), _arr(addr), _arr(n), _arr(run), _arr(runs), _arr(k0), _arr(slot))
+    K = int(runs.max()) if runs.size else 0
+    k = k0[..., None] + np.arange(K, dtype=np.int64)
+    if lane_runs:
+        k = k % np.asarray(lane_runs)[..., None]
+    j0 = (k // banks) * slot[..., None] % W
+    kept = np.where((np.arange(K) < runs[..., None]) & (run[..., None] > 0),
+                    (j0 + run[..., None] + W - 1) // W, 0).sum(axis=-1)
+    steps = kept
+    if period:
+        m = np.arange(max(K - 1, 0), dtype=np.int64)
+        a0 = addr[..., None] + m * period + run[..., None]       # a dropped stretch's first byte
+        a1 = addr[..., None] + (m + 1) * period                  # and its end
+        touched = np.where((m < runs[..., None] - 1) & (a1 > a0), (a1 - 1) // W - a0 // W + 1, 0)
+        steps = steps + touched.sum(axis=-1)
+    steps = steps + (1 if ch == "rd" else ((addr + n) % W != 0))
+    beats = (addr % W + n + W - 1) // W
+    items.burst(ch, item, addr, n, 1, np.where(n > 0, steps - beats, 0))
 
 
 def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
@@ -488,53 +520,59 @@ def _dense_conv(f, b, c):
     img = b0_k[li] + ll
 
     def load_cols(items, grp):
-        """Column operand bursts (load_cols)."""
+        """Column operand bursts (load_cols): run gi of a lane's group at
+        word lane ((gi // C) * slot) % W."""
         c0 = grp * p.g * C
         gc = np.minimum(p.g * C, p.cols - c0)
         run = (hi_k - lo_k) * p.sw
         full = (lo_k == 0) & (hi_k == p.sh)
         lanes = full & (gc == p.cols)        # every lane in one burst
-        items.burst("rd", k[lanes], col_base + b0_k[lanes] * p.cols * p.sh * p.sw,
-                    (vb_k * gc * run)[lanes], _conv_ii(b, "rd"))
+        _conv_runs(items, "rd", k[lanes], col_base + b0_k[lanes] * p.cols * p.sh * p.sw,
+                   (vb_k * gc * run)[lanes], run[lanes], (vb_k * gc)[lanes], 0, p.slot, C, p.cols)
         full = full & ~lanes
         one = full[li]
-        items.burst("rd", li[one], col_base + (img[one] * p.cols + c0[li][one]) * p.sh * p.sw,
-                    (gc * run)[li][one], _conv_ii(b, "rd"))
+        _conv_runs(items, "rd", li[one], col_base + (img[one] * p.cols + c0[li][one]) * p.sh * p.sw,
+                   (gc * run)[li][one], run[li][one], gc[li][one], 0, p.slot, C)
         m = ~one & ~lanes[li]
         plane = p.sh * p.sw
-        sp = m & _conv_span(b, gc[li], run[li], plane)   # conv_span: every channel's band in one burst (rd_banked's period)
-        items.burst("rd", li[sp], col_base + ((img[sp] * p.cols + c0[li][sp]) * p.sh
-                                              + lo_k[li][sp]) * p.sw,
-                    (gc[li][sp] - 1) * plane + run[li][sp], _conv_ii(b, "rd"))
+        sp = m & _conv_span(b, gc[li], run[li], plane)   # conv_span: every channel's band in one burst (band_rd's period)
+        _conv_runs(items, "rd", li[sp], col_base + ((img[sp] * p.cols + c0[li][sp]) * p.sh
+                                                    + lo_k[li][sp]) * p.sw,
+                   (gc[li][sp] - 1) * plane + run[li][sp], run[li][sp], gc[li][sp], 0, p.slot, C,
+                   period=plane)
         m = m & ~sp
         gcs = gc[li][m]
         rep = np.repeat(np.arange(m.sum()), gcs)
         gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gcs) - gcs, gcs)
         it = li[m][rep]
-        items.burst("rd", it, col_base + ((img[m][rep] * p.cols + c0[it] + gi) * p.sh
-                                          + lo_k[it]) * p.sw, run[it], _conv_ii(b, "rd"))
+        _conv_runs(items, "rd", it, col_base + ((img[m][rep] * p.cols + c0[it] + gi) * p.sh
+                                                + lo_k[it]) * p.sw, run[it], run[it], 1, gi, p.slot, C)
 
     def rows_io(items, ch, base, r0, vr, sel):
-        """Row bursts of the swept plane (rows_io) for items with `sel`."""
+        """Row bursts of the swept plane (rows_io) for items with `sel`:
+        row k of a lane at word lane ((k // R) * run) % W (block mode's
+        tiles), a row of its own at 0."""
         run = (y1_k - y0_k) * p.ow
         if p.bands == 1 and vr == p.rows:      # every lane in one burst
-            items.burst(ch, k[sel], base + b0_k[sel] * p.rows * p.oh * p.ow,
-                        (vb_k * vr * run)[sel], _conv_ii(b, ch))
+            _conv_runs(items, ch, k[sel], base + b0_k[sel] * p.rows * p.oh * p.ow,
+                       (vb_k * vr * run)[sel], run[sel], (vb_k * vr)[sel], 0, run[sel], R, vr)
             return
         s_l = sel[li]
         it, im = li[s_l], img[s_l]
         if p.bands == 1:
-            items.burst(ch, it, base + (im * p.rows + r0) * p.oh * p.ow, vr * run[it], _conv_ii(b, ch))
+            _conv_runs(items, ch, it, base + (im * p.rows + r0) * p.oh * p.ow, vr * run[it], run[it],
+                       vr, 0, run[it], R)
             return
         plane = p.oh * p.ow
-        # reads: every row's band in one burst where conv_span (rd_banked's period)
+        # reads: every row's band in one burst where conv_span (band_rd's period)
         sp = (_conv_span(b, vr, run, plane) if ch == "rd" else np.zeros(run.shape, bool))[it]
-        items.burst(ch, it[sp], base + ((im[sp] * p.rows + r0) * p.oh + y0_k[it][sp]) * p.ow,
-                    (vr - 1) * plane + run[it][sp], _conv_ii(b, ch))
+        _conv_runs(items, ch, it[sp], base + ((im[sp] * p.rows + r0) * p.oh + y0_k[it][sp]) * p.ow,
+                   (vr - 1) * plane + run[it][sp], run[it][sp], vr, period=plane)
         it, im = it[~sp], im[~sp]
         r = np.arange(vr, dtype=np.int64)[None, :]
         at = base + (((im[:, None] * p.rows + r0 + r) * p.oh + y0_k[it][:, None]) * p.ow)
-        items.burst(ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr), _conv_ii(b, ch))
+        _conv_runs(items, ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr),
+                   np.repeat(run[it], vr), 1)
 
     W = b.ddr_beat
     tiles = {}   # a row tile's counts by what they depend on (see below)

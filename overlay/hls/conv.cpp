@@ -10,26 +10,28 @@
  * (tables built per band); WG walks every (tap, position) and masks the ones
  * outside the plane.
  *
- * Burst buffers are reshaped cyclic by the port's beat along the index a
- * burst walks (a word holds W consecutive positions; a beat touches at most
- * two words of a bank).  The burst loops still address them lane by lane
- * (a lane's bank and word follow counters the other lanes move), so HLS
- * schedules each of a beat's W lane accesses as its own RAM access: the
- * cycle model counts them as the AGU's lane-by-lane bursts (CONV_II_*),
- * not a beat per cycle (docs/overlay.md "Known limits").
+ * Band buffers (act, rowb, obuf) are reshaped cyclic by the port's beat
+ * along the index a burst walks: per (lane, channel) a RAM of beat-wide
+ * words.  Their bursts (band_rd, band_wr) move a piece per cycle, the part
+ * of a channel's run in one word, through a two-beat window and a byte
+ * funnel: one word access, at most one beat (docs/overlay.md "Dense
+ * unit's bursts").  The weight loaders and the kernel store still address
+ * their buffers lane by lane (a lane's bank and word follow counters the
+ * other lanes move), so HLS schedules each of a beat's W lane accesses as
+ * its own RAM access: the cycle model counts them as the AGU's
+ * lane-by-lane bursts (CONV_II_*), not a beat per cycle ("Known limits").
  */
 #include "conv.h"
 #include "agu.h"
 #include "cycle_model.h"
 
-/* Cycles per beat of the unit's bursts, as the AGU's lane-by-lane bursts
- * (agu.h "AGU throughput"): a beat's W lane stores take the bank's write
- * port W times (the loaders), its W lane loads the two read ports
- * ceil(W/2) times (the stores); the kernel store reads W/4 accumulators a
- * beat.  HLS cannot tell that the lanes of a beat share one or two words:
- * each lane's bank and word follow counters the lanes before it moved. */
+/* Cycles per beat of the weight loaders and the kernel store, as the AGU's
+ * lane-by-lane bursts (agu.h "AGU throughput"): a beat's W lane stores
+ * take the bank's write port W times (the loaders); the kernel store reads
+ * W/4 accumulators a beat.  HLS cannot tell that the lanes of a beat share
+ * one or two words: each lane's bank and word follow counters the lanes
+ * before it moved. */
 #define CONV_II_FILL AGU_II_FILL
-#define CONV_II_DRAIN AGU_II_DRAIN
 #define CONV_II_KERNELS ((DDR_BEAT / 4 + 1) / 2)
 
 static int cdiv_i(int a, int b) { return (a + b - 1) / b; }
@@ -122,51 +124,220 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
 
 /* ---------------------------------------------------------------- bursts */
 
-/* len bytes at addr -> buf[bank][at + pos]: `run` bytes per bank from
- * (bank0, at0), then the next bank; after the last bank, bank 0 at + slot.
- * With a period > 0 only the first `run` bytes of every period-long stretch
- * of the burst are kept, the rest read and dropped: a band of rows of
- * consecutive planes (period: the plane) in one burst through the planes'
- * other rows, where those are fewer bytes than a burst's latency moves
- * (conv_span). */
-template <int NB, int CAP>
-static void rd_banked(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[NB][CAP],
-                      int bank0, int at0, int run, int slot, int period = 0) {
-    agu_count(false, addr, len, CONV_II_FILL);
-    if (len == 0)
-        return;
-    const agu_burst gb = agu_plan(addr, len);
-    int bank = bank0, at = at0, pos = 0;
-    int off = 0;   /* the next byte's place in its period */
-rd_banked:
-    for (uint32_t b = 0; b < gb.beats; b++) {
-    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
-#pragma HLS PIPELINE II=CONV_II_FILL
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
-        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
-        for (int l = 0; l < DDR_BEAT; l++) {
+/* ------------------------------------------- band buffers, word by word
+ *
+ * A burst between DDR and a band buffer (act, rowb, obuf: per lane and
+ * channel a RAM of beat-wide words) walks runs of consecutive positions of
+ * one (lane, channel): `run` bytes, then the next channel's.  A step moves
+ * one piece: the part of a run that lies in one buffer word, through a
+ * two-beat window of the stream and a byte funnel (agu_funnel), so a step
+ * is one word written (read) with byte enables, one access of the buffer's
+ * port, and at most one beat in (out).  Reads keep the window a beat ahead
+ * and spend their first step priming it; a write's beat leaves when the
+ * stream passes its end, the last one in a step of its own unless it ends
+ * on a beat boundary.  The loops count their steps as they run: the
+ * bursts' AGU cycles (perfmodel._conv_runs counts the same pieces). */
+
+/* The buffer word whose lanes [j0, j0 + n) are stream bytes i0 .. i0 + n
+ * of the window (w0, w1) (j0 + n <= W, i0 + n <= 2W). */
+static inline beat_t conv_word_in(const beat_t &w0, const beat_t &w1, int i0, int j0) {
+#pragma HLS INLINE
+    return agu_funnel(w0, i0 >= j0 ? w1 : w0, (i0 - j0) & (DDR_BEAT - 1));
+}
+
+/* A buffer word rotated so that its lane j0 sits at window lane i0 (mod
+ * W): conv_word_in's mirror, placed into the output window. */
+static inline beat_t conv_word_out(const beat_t &v, int i0, int j0) {
+#pragma HLS INLINE
+    return agu_funnel(v, v, (j0 - i0) & (DDR_BEAT - 1));
+}
+
+/* Lanes [j0, j0 + n) of v into the buffer word at element base (a
+ * multiple of W): one write, byte enables. */
+template <int CAP>
+static inline void conv_put_word(q8_t buf[CAP], int base, const beat_t &v, int j0, int n) {
+#pragma HLS INLINE
+put_word:
+    for (int j = 0; j < DDR_BEAT; j++) {
 #pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                if (period == 0 || off < run) {
-                    buf[bank][at + pos] = (q8_t)beat_lane(w, l);
-                    if (++pos == run) {
-                        pos = 0;
-                        if (++bank == NB) {
-                            bank = 0;
-                            at += slot;
-                        }
-                    }
-                }
-                if (period != 0 && ++off == period)
-                    off = 0;
-            }
+        if (j >= j0 && j < j0 + n)
+            buf[base + j] = (q8_t)beat_lane(v, j);
+    }
+}
+
+/* The buffer word at element base (a multiple of W): one read. */
+template <int CAP>
+static inline beat_t conv_get_word(const q8_t buf[CAP], int base) {
+#pragma HLS INLINE
+    beat_t v = beat_zero();
+get_word:
+    for (int j = 0; j < DDR_BEAT; j++) {
+#pragma HLS UNROLL
+        set_lane(v, j, (uint8_t)buf[base + j]);
+    }
+    return v;
+}
+
+/* Lanes [i0, i0 + n) of the output window (w0, w1) from the rotated word
+ * r (lane i of either beat: r's lane i): the rest left as they are. */
+static inline void conv_merge(beat_t &w0, beat_t &w1, const beat_t &r, int i0, int n) {
+#pragma HLS INLINE
+merge_lanes:
+    for (int i = 0; i < DDR_BEAT; i++) {
+#pragma HLS UNROLL
+        if (i >= i0 && i < i0 + n)
+            set_lane(w0, i, beat_lane(r, i));
+        if (i + DDR_BEAT < i0 + n)
+            set_lane(w1, i, beat_lane(r, i));
+    }
+}
+
+/* Where a burst's next piece goes (comes from): row `row` (a batch lane),
+ * bank `bank`, element at + pos; `run` elements per bank, after `banks`
+ * banks bank 0 at + step, after `row_len` elements (a multiple of run; 0:
+ * one row) the next row from bank 0 at 0. */
+struct band_cursor {
+    int row, bank, at, pos, inrow;
+};
+
+static inline void band_cursor_add(band_cursor &p, int n, int run, int banks, int step,
+                                   int row_len) {
+#pragma HLS INLINE
+    p.pos += n;
+    p.inrow += n;
+    if (p.pos == run) {
+        p.pos = 0;
+        if (++p.bank == banks) {
+            p.bank = 0;
+            p.at += step;
+        }
+        if (p.inrow == row_len) {
+            p.inrow = 0;
+            p.row++;
+            p.bank = 0;
+            p.at = 0;
         }
     }
 }
 
+/* The piece at cursor p: element d = at + pos, its word's first element
+ * and lane j0, and n bytes to the word's end or the run's. */
+struct band_piece {
+    int base, j0, n;
+};
+
+static inline band_piece band_piece_at(const band_cursor &p, int run) {
+#pragma HLS INLINE
+    band_piece c;
+    const int d = p.at + p.pos;
+    c.j0 = d & (DDR_BEAT - 1);
+    c.base = d - c.j0;
+    const int room = DDR_BEAT - c.j0, left = run - p.pos;
+    c.n = room < left ? room : left;
+    return c;
+}
+
+/* len bytes at addr -> buf[row][bank][at + pos] (cursor from row0, bank0,
+ * at0: band_cursor).  With a period > 0 only the first `run` bytes of every
+ * period-long stretch of the burst are kept, the rest read and dropped a
+ * beat per step: a band of rows of consecutive planes (period: the plane)
+ * in one burst through the planes' other rows, where those are fewer bytes
+ * than a burst's latency moves (conv_span). */
+template <int L, int NB, int CAP>
+static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][NB][CAP], int row0,
+                    int bank0, int at0, int run, int slot, int row_len, int period) {
+    uint64_t steps = 0;
+    if (len != 0) {
+        const agu_burst gb = agu_plan(addr, len);
+        band_cursor p = {row0, bank0, at0, 0, 0};
+        int per = 0;          /* the next byte's place in its period */
+        uint32_t q = 0;       /* bytes of the burst moved */
+        uint32_t nb = 0;      /* beats read: the window holds beats nb - 2, nb - 1 */
+        beat_t w0 = beat_zero(), w1 = beat_zero();
+    band_rd:
+        while (q < len) {
+        /* a step: one piece, one buffer word, at most one beat read */
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=2 max=L*NB*CAP
+            const uint32_t sq = gb.off + q;
+            const uint32_t B = sq >> AGU_Q8_LOG2;   /* the beat of byte q */
+            if (nb < B + 2) {   /* the window a beat ahead (the first step only primes it) */
+                w0 = w1;
+                w1 = nb < gb.beats ? ddr_get(ddr, gb.first + nb, agu_lo(gb, nb), agu_hi(gb, nb))
+                                   : beat_zero();
+                nb++;
+            }
+            if (nb == B + 2) {
+                const int i0 = sq & (DDR_BEAT - 1);
+                int n;
+                if (period == 0 || per < run) {
+                    const band_piece c = band_piece_at(p, run);
+                    conv_put_word<CAP>(buf[p.row][p.bank], c.base, conv_word_in(w0, w1, i0, c.j0),
+                                       c.j0, c.n);
+                    band_cursor_add(p, c.n, run, NB, slot, row_len);
+                    n = c.n;
+                } else {   /* dropped, to the period's end or the beat's */
+                    const int room = DDR_BEAT - i0, left = period - per;
+                    n = room < left ? room : left;
+                }
+                if (period != 0) {
+                    per += n;
+                    if (per == period)
+                        per = 0;
+                }
+                q += n;
+            }
+#ifndef __SYNTHESIS__
+            steps++;
+#endif
+        }
+    }
+    agu_count_loop(false, addr, len, steps);
+}
+
+/* buf[row][bank][at + pos] -> len bytes at addr (cursor from row0, bank0,
+ * at 0: band_cursor). */
+template <int L, int NB, int CAP>
+static void band_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[L][NB][CAP], int row0,
+                    int bank0, int run, int slot, int row_len) {
+    uint64_t steps = 0;
+    if (len != 0) {
+        const agu_burst gb = agu_plan(addr, len);
+        band_cursor p = {row0, bank0, 0, 0, 0};
+        uint32_t q = 0;    /* bytes of the burst placed */
+        uint32_t nw = 0;   /* beats written: the window holds beats nw, nw + 1 */
+        beat_t w0 = beat_zero(), w1 = beat_zero();
+    band_wr:
+        while (nw < gb.beats) {
+        /* a step: one piece (one buffer word read), at most one beat written */
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=L*NB*CAP
+            bool out = true;   /* the last beat: flushed in a step of its own */
+            if (q < len) {
+                const int i0 = (gb.off + q) & (DDR_BEAT - 1);
+                const band_piece c = band_piece_at(p, run);
+                const beat_t v = conv_get_word<CAP>(buf[p.row][p.bank], c.base);
+                conv_merge(w0, w1, conv_word_out(v, i0, c.j0), i0, c.n);
+                band_cursor_add(p, c.n, run, NB, slot, row_len);
+                q += c.n;
+                out = ((gb.off + q) >> AGU_Q8_LOG2) > nw;   /* the stream passed beat nw's end */
+            }
+            if (out) {
+                ddr_put(ddr, gb.first + nw, w0, agu_lo(gb, nw), agu_hi(gb, nw));
+                w0 = w1;
+                w1 = beat_zero();
+                nw++;
+            }
+#ifndef __SYNTHESIS__
+            steps++;
+#endif
+        }
+    }
+    agu_count_loop(true, addr, len, steps);
+}
+
 /* Whether `n` planes' bands of `run` bytes read in one burst through the
- * planes' other rows (rd_banked with a period) beat one burst per plane:
+ * planes' other rows (band_rd with a period) beat one burst per plane:
  * the other rows of a plane are fewer bytes than the beats one burst's
  * latency and fill would move (cycle_model.h), and a plane is at least a
  * beat. */
@@ -199,107 +370,6 @@ static inline void conv_cursor_next(conv_cursor &p, int run, int banks, int step
         p.bank = 0;
         p.at = 0;
         p.pos = 0;
-    }
-}
-
-/* As rd_banked for a run of whole lanes (their data contiguous in DDR):
- * `lane_len` bytes per lane, each from bank 0, at 0. */
-template <int NB, int CAP>
-static void rd_lanes(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[PE_LANES][NB][CAP],
-                     int run, int slot, int lane_len) {
-    agu_count(false, addr, len, CONV_II_FILL);
-    if (len == 0)
-        return;
-    const agu_burst gb = agu_plan(addr, len);
-    conv_cursor p = {0, 0, 0, 0, 0};
-rd_lanes:
-    for (uint32_t b = 0; b < gb.beats; b++) {
-    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
-#pragma HLS PIPELINE II=CONV_II_FILL
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES*CONV_ACT
-        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
-        for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                buf[p.row][p.bank][p.at + p.pos] = (q8_t)beat_lane(w, l);
-                conv_cursor_next(p, run, NB, slot, lane_len);
-            }
-        }
-    }
-}
-
-/* As wr_banked for a run of whole lanes: `lane_len` bytes per lane. */
-template <int NB, int CAP>
-static void wr_lanes(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[PE_LANES][NB][CAP],
-                     int run, int slot, int lane_len) {
-    agu_count(true, addr, len, CONV_II_DRAIN);
-    if (len == 0)
-        return;
-    const agu_burst gb = agu_plan(addr, len);
-    int lane = 0, bank = 0, at = 0, pos = 0, inlane = 0;
-wr_lanes:
-    for (uint32_t b = 0; b < gb.beats; b++) {
-    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
-#pragma HLS PIPELINE II=CONV_II_DRAIN
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES*CONV_OUT
-        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        beat_t w = beat_zero();
-        for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                set_lane(w, l, (uint8_t)buf[lane][bank][at + pos]);
-                if (++pos == run) {
-                    pos = 0;
-                    if (++bank == NB) {   /* block mode: the next row tile's outputs */
-                        bank = 0;
-                        at += slot;
-                    }
-                }
-                if (++inlane == lane_len) {
-                    inlane = 0;
-                    lane++;
-                    bank = 0;
-                    at = 0;
-                    pos = 0;
-                }
-            }
-        }
-        ddr_put(ddr, gb.first + b, w, lo, hi);
-    }
-}
-
-/* buf[bank][at + pos] -> len bytes at addr: `run` bytes per bank from bank
- * 0, at 0; after the last bank, bank 0 at + slot. */
-template <int NB, int CAP>
-static void wr_banked(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[NB][CAP], int run,
-                      int slot) {
-    agu_count(true, addr, len, CONV_II_DRAIN);
-    if (len == 0)
-        return;
-    const agu_burst gb = agu_plan(addr, len);
-    int bank = 0, at = 0, pos = 0;
-wr_banked:
-    for (uint32_t b = 0; b < gb.beats; b++) {
-    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
-#pragma HLS PIPELINE II=CONV_II_DRAIN
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_OUT
-        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        beat_t w = beat_zero();
-        for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                set_lane(w, l, (uint8_t)buf[bank][at + pos]);
-                if (++pos == run) {
-                    pos = 0;
-                    if (++bank == NB) {
-                        bank = 0;
-                        at += slot;
-                    }
-                }
-            }
-        }
-        ddr_put(ddr, gb.first + b, w, lo, hi);
     }
 }
 
@@ -441,23 +511,24 @@ static void source_rows(const ctrain_insn_t &f, bool eb, const conv_plan &p, con
  * one per channel. */
 static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it,
                       pe_cols_t act) {
+    /* its bursts one at a time: one funnel and word port for the three call sites */
+#pragma HLS ALLOCATION function instances=band_rd limit=1
     const int c0 = (dim_t)it.grp * (dim_t)p.g * PE_COLS;
     const int gc = min_i(p.g * PE_COLS, p.cols - c0);
     const int run = (dim_t)(it.hi - it.lo) * (dim_t)p.sw;
     if (it.lo == 0 && it.hi == p.sh && gc == p.cols) {
         /* whole planes of every channel: the lanes' images are contiguous */
-        rd_lanes<PE_COLS, CONV_ACT>(ddr,
-                                    base + (uint32_t)it.b0 * (dim_t)p.cols * (dim_t)p.sh * (dim_t)p.sw,
-                                    (dim_t)it.vb * (dim_t)gc * (dim_t)run, act, run, p.slot,
-                                    (dim_t)gc * (dim_t)run);
+        band_rd<PE_LANES, PE_COLS, CONV_ACT>(
+            ddr, base + (uint32_t)it.b0 * (dim_t)p.cols * (dim_t)p.sh * (dim_t)p.sw,
+            (dim_t)it.vb * (dim_t)gc * (dim_t)run, act, 0, 0, 0, run, p.slot, (dim_t)gc * (dim_t)run, 0);
         return;
     }
     for (int l = 0; l < it.vb; l++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
         const uint32_t img = (uint32_t)(it.b0 + l) * (dim_t)p.cols;
         if (it.lo == 0 && it.hi == p.sh) {
-            rd_banked<PE_COLS, CONV_ACT>(ddr, base + (img + c0) * (dim_t)p.sh * (dim_t)p.sw,
-                                         (dim_t)gc * (dim_t)run, act[l], 0, 0, run, p.slot);
+            band_rd<PE_LANES, PE_COLS, CONV_ACT>(ddr, base + (img + c0) * (dim_t)p.sh * (dim_t)p.sw,
+                                                 (dim_t)gc * (dim_t)run, act, l, 0, 0, run, p.slot, 0, 0);
             continue;
         }
         /* one burst per channel, or the band of every channel in one (conv_span) */
@@ -468,9 +539,9 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
         int bank = 0, at = 0;
         for (int gi = 0; gi < bursts; gi++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
-            rd_banked<PE_COLS, CONV_ACT>(ddr,
-                                         base + ((img + c0 + gi) * (dim_t)p.sh + it.lo) * (dim_t)p.sw,
-                                         len, act[l], bank, at, run, p.slot, span ? plane : 0);
+            band_rd<PE_LANES, PE_COLS, CONV_ACT>(
+                ddr, base + ((img + c0 + gi) * (dim_t)p.sh + it.lo) * (dim_t)p.sw, len, act, l, bank,
+                at, run, p.slot, 0, span ? plane : 0);
             if (++bank == PE_COLS) {
                 bank = 0;
                 at += p.slot;
@@ -486,16 +557,19 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
  * Reads (WG errors, EB masks) or writes (FP/EB outputs). */
 static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it, int r0,
                     int vr, pe_rows_t buf, bool write) {
+    /* its bursts one at a time: one reader and one writer for the call sites */
+#pragma HLS ALLOCATION function instances=band_rd limit=1
+#pragma HLS ALLOCATION function instances=band_wr limit=1
     const int run = (dim_t)(it.y1 - it.y0) * (dim_t)p.ow;
     if (p.bands == 1 && vr == p.rows) {
         /* whole planes of every channel: the lanes' images are contiguous */
         const uint32_t at = base + (uint32_t)it.b0 * (dim_t)p.rows * (dim_t)p.oh * (dim_t)p.ow;
         if (write)
-            wr_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run,
-                                        run, (dim_t)vr * (dim_t)run);
+            band_wr<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf,
+                                                 0, 0, run, run, (dim_t)vr * (dim_t)run);
         else
-            rd_lanes<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf, run,
-                                        run, (dim_t)vr * (dim_t)run);
+            band_rd<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf,
+                                                 0, 0, 0, run, run, (dim_t)vr * (dim_t)run, 0);
         return;
     }
     for (int l = 0; l < it.vb; l++) {
@@ -504,9 +578,11 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
         if (p.bands == 1) {
             const uint32_t at = base + img * (dim_t)p.oh * (dim_t)p.ow;
             if (write)
-                wr_banked<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf[l], run, run);
+                band_wr<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf, l, 0, run,
+                                                     run, 0);
             else
-                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf[l], 0, 0, run, run);
+                band_rd<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf, l, 0, 0,
+                                                     run, run, 0, 0);
             continue;
         }
         /* one burst per row; reads: the band of every row in one where conv_span */
@@ -518,10 +594,10 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
             const uint32_t at = base + ((img + r) * (dim_t)p.oh + it.y0) * (dim_t)p.ow;
             if (write)
-                wr_banked<1, CONV_OUT>(ddr, at, run, &buf[l][r], run, run);
+                band_wr<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, run, buf, l, r, run, run, 0);
             else
-                rd_banked<PE_ROWS, CONV_OUT>(ddr, at, len, buf[l], r, 0, run, 0,
-                                             span ? plane : 0);
+                band_rd<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, len, buf, l, r, 0, run, 0, 0,
+                                                     span ? plane : 0);
         }
     }
 }
@@ -935,6 +1011,7 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     static pe_cols_t act[2];
 #pragma HLS ARRAY_PARTITION variable=act type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=act type=complete dim=3
+    /* beat-wide words: a step writes a word's lanes with byte enables */
 #pragma HLS ARRAY_RESHAPE variable=act type=cyclic factor=CTRAIN_DDR_BEAT dim=4
 #if CTRAIN_CONV_URAM
     /* The largest dense buffer in URAM where the board has it: a read (PE) and a write (loader) port */
@@ -943,10 +1020,12 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     static pe_rows_t rowb[2];   /* WG errors, EB masks */
 #pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=3
+    /* beat-wide words: a step writes (reads) a word's lanes */
 #pragma HLS ARRAY_RESHAPE variable=rowb type=cyclic factor=CTRAIN_DDR_BEAT dim=4
     static pe_rows_t obuf[2];   /* FP/EB quantized outputs */
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=3
+    /* beat-wide words: a step writes (reads) a word's lanes */
 #pragma HLS ARRAY_RESHAPE variable=obuf type=cyclic factor=CTRAIN_DDR_BEAT dim=4
 #if CTRAIN_CONV_BANDS_BRAM
     /* block RAM where the board's LUTs are the shorter (config) */

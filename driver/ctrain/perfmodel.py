@@ -446,8 +446,8 @@ def _conv_runs(items, ch, item, addr, n, run, runs, k0=0, slot=0, banks=1, lane_
 def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
     """Weight bursts of one FP/EB row tile: without channel groups one run
     (FP) or, at the first row tile of each block of p.rb, one per c_out
-    channel of the block's rows (EB, conv_load_block_eb), else per item, as
-    its group's columns need them."""
+    channel of the block's rows (EB, conv_load_block_eb), else at the first
+    unit of each chunk (items k), as its group's columns need them."""
     eb, ci, kk, C = f["op"] == Op.CONV_EB, f["c_in"], f["k_h"] * f["k_w"], b.pe_cols
     if p.groups == 1:
         if not eb:
@@ -463,9 +463,9 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
         at = f["src2"] + ((r0 + r) * ci + w0[:, None]) * kk
         load.burst("rd", np.repeat(k, vr), at.ravel(), np.repeat(gc * kk, vr), _conv_ii(b, "rd"))
     else:
-        rep = np.repeat(k, gc)
+        rep = np.repeat(np.arange(k.size), gc)
         gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gc) - gc, gc)
-        load.burst("rd", rep, f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, _conv_ii(b, "rd"))
+        load.burst("rd", k[rep], f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, _conv_ii(b, "rd"))
 
 
 def _conv_wg_store(f, p, b, c, r0, vr, c0, gsel):
@@ -493,9 +493,14 @@ def _dense_conv(f, b, c):
     nt = _cdiv(n, B)
     N = nt * p.bands * groups_in_items
     k = np.arange(N, dtype=np.int64)
-    grp_k = k % groups_in_items
-    band_k = (k // groups_in_items) % p.bands
-    b0_k = k // groups_in_items // p.bands * B
+    # item_of: chunks of p.cu units (lane tile, band), each group's items in turn
+    per, units = groups_in_items * p.cu, nt * p.bands
+    chunk_k, r_k = k // per, k % per
+    cu_k = np.minimum(p.cu, units - chunk_k * p.cu)
+    grp_k, u_k = r_k // cu_k, r_k % cu_k
+    unit_k = chunk_k * p.cu + u_k
+    band_k = unit_k % p.bands
+    b0_k = unit_k // p.bands * B
     vb_k = np.minimum(B, n - b0_k)
     y0_k = band_k * p.br
     y1_k = np.minimum(p.oh, y0_k + p.br)
@@ -600,8 +605,8 @@ def _dense_conv(f, b, c):
                4 * r0 * ci * kk % W, 4 * r0 % W)
         if key not in tiles:
             tiles[key] = t = c.stage()
-            _dense_row_tile(f, p, b, t, r0, vr, N, k, grp_k, y1_k, y0_k, band_steps, load_cols,
-                            rows_io)
+            _dense_row_tile(f, p, b, t, r0, vr, N, k, grp_k, u_k == 0, y1_k, y0_k, band_steps,
+                            load_cols, rows_io)
         c.add(tiles[key])
 
 
@@ -664,9 +669,11 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
     _pipeline(c, load, comp, store)
 
 
-def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, y1_k, y0_k, band_steps, load_cols, rows_io):
-    """One row tile of _dense_conv: its bias, weights, passes (item
-    pipelines) and WG stores, counted into c."""
+def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_steps, load_cols,
+                    rows_io):
+    """One row tile of _dense_conv: its bias, weights (with groups, at each
+    chunk's first unit: first_k), passes (item pipelines) and WG stores,
+    counted into c."""
     op, kk, C = f["op"], f["k_h"] * f["k_w"], b.pe_cols
     wg = op == Op.CONV_WG
     mask = f["flags"] & Flag.RELU_MASK
@@ -682,7 +689,7 @@ def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, y1_k, y0_k, band_steps, loa
             rows_io(load, "rd", f["src"], r0, vr, everything)
             comp.loop("pe", k, gct * kk * (y1_k - y0_k) * p.ow)
         else:
-            _conv_weights(f, p, b, c, load, k, grp_k, r0, vr)
+            _conv_weights(f, p, b, c, load, k[first_k], grp_k[first_k], r0, vr)
             load_cols(load, grp_k)
             last = grp_k == p.groups - 1
             if mask:

@@ -48,6 +48,7 @@ class Buffers:
     conv_act: int
     conv_out: int
     conv_rb: int = 64
+    pe_lanes: int = 1   # images per lane tile: units of a chunk (ConvPlan.cu)
 
 
 @lru_cache(maxsize=None)
@@ -55,7 +56,7 @@ def buffers(name=None):
     """The Buffers of a board (default: the default board)."""
     c = boards.get(name or boards.DEFAULT_BOARD)
     return Buffers(c.pe_rows, c.pe_cols, dense_macro(c, "CONV_WCAP"), dense_macro(c, "CONV_ACT"),
-                   dense_macro(c, "CONV_OUT"), dense_macro(c, "CONV_RB"))
+                   dense_macro(c, "CONV_OUT"), dense_macro(c, "CONV_RB"), c.pe_lanes)
 
 
 def _cdiv(a, b):
@@ -80,6 +81,7 @@ class ConvPlan:
     rb: int
     fits: bool
     bm: bool = False   # block mode: FP/EB with one group and one band
+    cu: int = 1        # FP/EB with several groups: units (lane tile, band) per chunk
 
 
 def _geometry(f):
@@ -158,8 +160,11 @@ def conv_plan(f, b):
     elif eb and groups == 1:
         rb = (rtiles if rtiles * ct * kk <= b.conv_wcap else 1) if tr == 0 else min(tr, rtiles)
         fits = fits and rb * ct * kk <= b.conv_wcap
+    cu = 1
+    if f["op"] != Op.CONV_WG and groups > 1:   # units whose partial sums fit racc side by side
+        cu = max(1, min(_cdiv(f["n"], b.pe_lanes) * bands, b.conv_out // (run * ow)))
     return ConvPlan(rows, cols, oh, ow, sh, sw, ct, g, groups, br, bands,
-                    src_rows(run) * sw, rb, fits, bm)
+                    src_rows(run) * sw, rb, fits, bm, cu)
 
 
 def tiling_ok(f, b):
@@ -181,7 +186,7 @@ def _distinct_splits(n):
 
 
 #: Most groups a candidate may split the reduced channels into (FP, EB
-#: reload a group's weights for every item; without the bound the choice on
+#: reload a group's weights for every chunk of items; without the bound the choice on
 #: CNV and LeNet-5 at batch 64, Pynq-Z2 and ZCU104, is the same): keeps the
 #: search short.
 MAX_GROUPS = 8

@@ -119,6 +119,13 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
             p.rb = f.tile_rb < (uint32_t)rtiles ? (int)f.tile_rb : rtiles;
         p.fits = p.fits && (dim_t)p.rb * (dim_t)p.ct * (dim_t)kk <= CONV_WCAP;
     }
+    /* FP, EB with several groups: as many units per chunk as racc holds
+     * (a unit's band takes br * ow positions, <= CONV_OUT where it fits) */
+    p.cu = 1;
+    if (f.op != OP_CONV_WG && p.groups > 1) {
+        const int units = (dim_t)cdiv_i((int)f.n, PE_LANES) * (dim_t)p.bands;
+        p.cu = max_i(1, min_i(units, CONV_OUT / ((dim_t)br * (dim_t)p.ow)));
+    }
     return p;
 }
 
@@ -490,6 +497,8 @@ struct conv_item {
     int y0, y1;     /* swept rows */
     int lo, hi;     /* source rows loaded */
     int grp;        /* group */
+    int u;          /* FP/EB: its unit's place in the chunk (racc at u * br * ow) */
+    int wl;         /* FP/EB with several groups: the weight load it uses (chunk * groups + group) */
 };
 
 static void source_rows(const ctrain_insn_t &f, bool eb, const conv_plan &p, conv_item &it) {
@@ -668,13 +677,21 @@ static int range_steps(const pe_range tab[CTRAIN_MAX_DIM], int count) {
     return sum;
 }
 
-/* Item number k -> (lane tile, band, group), group fastest. */
+/* Item k: chunk k / (groups * cu) of cu units (lane tile, band; the last
+ * chunk's fewer), its group, then its unit (conv.h); groups = 1 (WG), or
+ * cu = 1: unit > group, the group fastest. */
 static conv_item item_of(const ctrain_insn_t &f, bool eb, const conv_plan &p, int k, int groups) {
     conv_item it;
-    it.grp = k % groups;
-    const int rest = k / groups;
-    const int band = rest % p.bands;
-    it.b0 = rest / p.bands * PE_LANES;
+    const int units = (dim_t)cdiv_i((int)f.n, PE_LANES) * (dim_t)p.bands;
+    const int per = (dim_t)groups * (dim_t)p.cu;   /* items of a whole chunk */
+    const int c = k / per, r = k % per;
+    const int cu = min_i(p.cu, units - (dim_t)c * (dim_t)p.cu);   /* units of chunk c */
+    it.grp = r / cu;
+    it.u = r % cu;
+    it.wl = (dim_t)c * (dim_t)groups + it.grp;
+    const int unit = (dim_t)c * (dim_t)p.cu + it.u;
+    const int band = unit % p.bands;
+    it.b0 = unit / p.bands * PE_LANES;
     it.vb = min_i(PE_LANES, (int)f.n - it.b0);
     it.y0 = (dim_t)band * (dim_t)p.br;
     it.y1 = min_i(p.oh, it.y0 + p.br);
@@ -763,6 +780,7 @@ static void conv_pass_make(const ctrain_insn_t &f, const conv_job &j, pe_pass &g
     g.sh_out = j.sh_out;
     g.wbase = 0;
     g.tiles = 1;
+    g.roff = 0;
     g.wstep = (dim_t)j.p.ct * (dim_t)j.kk;
     g.bias = j.fp_bias;
     g.btap = j.wg_bias && j.bm;
@@ -876,7 +894,8 @@ static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j
     const int kk = j.kk;
     const conv_item it = conv_item_at(f, j, gsel, k);
     const int h = k & 1;
-    if (!j.wg && p.groups > 1) {
+    if (!j.wg && p.groups > 1 && it.u == 0) {   /* the chunk's first unit: its group's weights */
+        const int wh = it.wl & 1;
         const int w0 = (dim_t)it.grp * (dim_t)p.g * PE_COLS;
         const int gc = min_i(p.g * PE_COLS, p.cols - w0);
         if (!j.eb) {
@@ -884,14 +903,14 @@ static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j
             for (int r = 0; r < vr; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
                 rd_weights_fp(ddr, f.src2 + ((uint32_t)(r0 + r) * (dim_t)f.c_in + w0) * (dim_t)kk,
-                              (dim_t)gc * (dim_t)kk, wbuf[h], r, kk, (dim_t)gc * (dim_t)kk, 0);
+                              (dim_t)gc * (dim_t)kk, wbuf[wh], r, kk, (dim_t)gc * (dim_t)kk, 0);
             }
         } else {
         group_weights_eb:
             for (int gi = 0; gi < gc; gi++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
                 rd_weights_eb(ddr, f.src2 + ((uint32_t)(w0 + gi) * (dim_t)f.c_in + r0) * (dim_t)kk,
-                              (dim_t)vr * (dim_t)kk, wbuf[h], gi % PE_COLS,
+                              (dim_t)vr * (dim_t)kk, wbuf[wh], gi % PE_COLS,
                               (dim_t)(gi / PE_COLS) * (dim_t)kk, kk, 0);
             }
         }
@@ -932,7 +951,8 @@ static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gse
         make_ranges(j.eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh, it.lo, p.sw, yr);
         g.total = (uint32_t)gct * (dim_t)range_steps(yr, g.rows) * (dim_t)sum_x * (uint32_t)g.tiles;
     }
-    pe_array(wbuf[p.groups > 1 && !j.wg ? h : 0], act[h], rowb[h], yr, xr, rowb[h], g, btab,
+    g.roff = (dim_t)it.u * (dim_t)p.br * (dim_t)p.ow;
+    pe_array(wbuf[p.groups > 1 && !j.wg ? (it.wl & 1) : 0], act[h], rowb[h], yr, xr, rowb[h], g, btab,
              rbias, racc, obuf[h], tacc, st);
 }
 

@@ -15,6 +15,10 @@
  *   source rows for the group fit CONV_ACT per lane and column bank.
  * With one group, a row tile's weights are loaded once and serve the whole
  * batch and every row; WG accumulates its tile over the whole batch on chip.
+ * FP, EB with several groups walk chunks of `cu` units (lane tile, band)
+ * whose partial sums fit racc side by side (cu * br * ow <= CONV_OUT):
+ * chunk > group > unit, a group's weights loaded once per chunk and reused
+ * by its units (cu = 1: every item loads its group's weights).
  * EB with one group loads the weights of `rb` row tiles at once (one burst
  * per c_out channel of rb * PE_ROWS * k_h * k_w bytes, its transposed rows
  * being contiguous there): rb * ct * k_h * k_w <= CONV_WCAP.
@@ -49,6 +53,9 @@ struct conv_plan {
     int rb;             /* row tiles per block: FP/EB with one group and one band (bm), or
                          * EB with one group and several bands; else 1 */
     bool bm;            /* FP/EB with one group and one band: block > items > row tiles */
+    int cu;             /* FP/EB with several groups: units (lane tile, band) per chunk, whose
+                         * partial sums fit racc; items chunk > group > unit, so a group's
+                         * weights load once per chunk, not per item; else 1 */
     bool fits;          /* within CONV_WCAP, CONV_ACT and CONV_OUT (else FAULT_TILE) */
 };
 

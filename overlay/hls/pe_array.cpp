@@ -174,10 +174,10 @@ pass_step:
 #pragma HLS UNROLL
                     wide_t v = (wide_t)acc[l][r];
                     if (!g.first)
-                        v += (wide_t)racc[l][r][pidx];
+                        v += (wide_t)racc[l][r][g.roff + pidx];
                     acc[l][r] = 0;
                     if (!g.last)
-                        racc[l][r][pidx] = v;
+                        racc[l][r][g.roff + pidx] = v;
                     bool clamped;   /* |acc| < 2^47, |bias| <= 2^62 */
                     const q8_t o = conv_epilogue(v, g.bias, btab[tl][r], g.relu, g.mask, maskb[l][r][pidx],
                                                  g.sh_out, clamped);

@@ -127,6 +127,7 @@ struct pe_pass {
     int gct;             /* column tiles in the group */
     int wbase;           /* GATHER: the row tile's first weight entry */
     int tiles, wstep;    /* GATHER: row tiles of the pass (block mode), weight entries per tile */
+    int roff;            /* GATHER: the item's partial sums' offset in racc (its unit's in the chunk) */
     int vc_last;         /* valid columns of the group's last column tile */
     int slot;            /* act bytes per channel of the group (a band of source rows) */
     int sy_lo, sh, sw;   /* first source row loaded; source plane height, width */

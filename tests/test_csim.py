@@ -257,7 +257,8 @@ def expected_iters(f, board, chunk):
                         wr=4 * co * ci * kk + (4 * co if bias else 0))
         ty = _tap_rows(f, eb, plan.oh, kh, plan.sh)
         tx = _tap_rows(f, eb, plan.ow, kw, plan.sw)
-        weights = co * ci * kk * (1 if plan.groups == 1 else nt * plan.bands)
+        # with groups, each group's weights once per chunk of plan.cu units (lane tile, band)
+        weights = co * ci * kk * (1 if plan.groups == 1 else _cdiv(nt * plan.bands, plan.cu))
         rd = weights + P * n * plan.cols * S * plan.sw + _cols_span(f, eb, plan, b, P)
         ew = plan.ow + P * nt * plan.groups * plan.oh
         if bias:

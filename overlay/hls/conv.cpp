@@ -145,6 +145,9 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
  * on a beat boundary.  The loops count their steps as they run: the
  * bursts' AGU cycles (perfmodel._conv_runs counts the same pieces). */
 
+static_assert(CONV_ACT % DDR_BEAT == 0 && CONV_OUT % DDR_BEAT == 0,
+              "the band buffers hold whole words (a step reads or writes one)");
+
 /* The buffer word whose lanes [j0, j0 + n) are stream bytes i0 .. i0 + n
  * of the window (w0, w1) (j0 + n <= W, i0 + n <= 2W). */
 static inline beat_t conv_word_in(const beat_t &w0, const beat_t &w1, int i0, int j0) {

@@ -125,3 +125,32 @@ def test_the_estimate_leaves_the_path_out():
     assert rows_items("kv260")
     for b in ROWLESS:
         assert not rows_items(b), b
+
+
+@pytest.mark.parametrize("board", ["zcu102", "aup_zu3"])
+def test_verify_fault_cases_include_the_refusal_and_both_engines_agree(board):
+    """`ctrain verify`'s fault cases on a board without the row-tile path
+    include valid sparse instructions only that path would run: FAULT_TILE
+    in both engines, bit for bit (cross_check.REFUSAL_SHARE)."""
+    csim_or_skip(board)
+    from ctrain.tools.cross_check import fault_case, format_report, verify
+    rng = np.random.default_rng(3)
+    case, args, what = fault_case(rng, [Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG], tries=200, board=board)
+    for _ in range(40):
+        if "refused" in what:
+            break
+        case, args, what = fault_case(rng, [Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG], board=board)
+    assert "refused" in what
+    f = validate.fields(case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0])
+    assert validate.sparse_refused(f, board)
+    assert validate.check(f, case.ddr.size, case.table_len, case.ddr, board)[0] == Fault.TILE
+    report = verify("csim", 0, 5, ops=[Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG], progress=False,
+                    faults=60, board=board)
+    assert report["mismatches"] == 0, format_report(report)
+    assert report["per_fault"]["FAULT_TILE"]["cases"] >= 5
+
+
+def test_a_board_with_the_row_tile_path_draws_no_refusal():
+    from ctrain.tools.random_insn import random_case
+    with pytest.raises(AssertionError, match="refuses"):
+        random_case(np.random.default_rng(0), op=Op.SCONV_FP, board="kv260", refused=True)

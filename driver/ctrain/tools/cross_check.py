@@ -13,7 +13,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from .. import validate
+from .. import sparse_tiling, validate
 from ..engine import get_engine
 from ..engine.numpy import NumpyEngine
 from ..isa import INSN_BYTES, INSN_DTYPE, LIMITS, Fault, Op, fault_name, op_name
@@ -26,6 +26,10 @@ PROGRAM_FAULT_SHARE = 0.1
 _MUTATIONS = ("opcode", "shape", "tile", "slot", "align", "bounds", "overlap")
 #: Share of fault cases of a sparse opcode that corrupt its index block instead.
 INDEX_FAULT_SHARE = 0.5
+#: On a board without the sparse unit's row-tile path, share of fault cases
+#: of a sparse opcode that are a valid instruction only that path would run
+#: (FAULT_TILE, nothing written: validate.sparse_refused).
+REFUSAL_SHARE = 0.25
 _WINDOW = ("n", "c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "k_h", "k_w", "stride", "pad")
 _SHAPE_FIELDS = {"conv": _WINDOW, "pool": _WINDOW, "count": ("count",),
                  "update": ("count", "count_w"), "sparse": _WINDOW + ("count",),
@@ -215,10 +219,17 @@ def fault_case(rng, ops=None, tries=50, board=None):
     """(case, run args, description): a random case made to fault (on
     `board`: its tilings). The mutated instruction replaces the first one,
     or (when there is a second) the trailing HALT, so a valid instruction
-    runs before the fault."""
+    runs before the fault. On a board without the row-tile path a sparse
+    opcode's case is, REFUSAL_SHARE of the time, a valid instruction that
+    board's sparse unit refuses (FAULT_TILE)."""
     op_list = _op_list(ops)
     for _ in range(tries):
-        case = random_case(rng, op=op_list[int(rng.integers(len(op_list)))], board=board)
+        op = op_list[int(rng.integers(len(op_list)))]
+        if op in validate.SPARSE_OPS and not sparse_tiling.unit(board).rows and \
+                rng.random() < REFUSAL_SHARE:
+            case = random_case(rng, op=op, board=board, refused=True)
+            return case, case.run_args(), "instruction 0: refused (no row-tile path on this board)"
+        case = random_case(rng, op=op, board=board)
         args = case.run_args()
         if rng.random() < PROGRAM_FAULT_SHARE:
             args, what = _mutate_program(rng, case)

@@ -535,26 +535,30 @@ def sized_case(rng, op, flags=0, **size):
     return insn_case(rng, op, flags, fields, dict(operands), table, exps)
 
 
-def _draw(rng, op, flags, board):
+def _draw(rng, op, flags, board, refused=False):
     """(shape, slots, operands) of a random `op` instruction; a sparse one
-    drawn again while `board`'s sparse unit would refuse it."""
+    drawn again while `board`'s sparse unit would refuse it (with
+    `refused`: until it would)."""
     for _ in range(1000):
         drawn = _BUILDERS[op](rng, op, flags)
-        if op not in validate.SPARSE_OPS or board is None or \
-                not validate.sparse_refused(dict(drawn[0], op=op), board):
+        if op not in validate.SPARSE_OPS or (board is None and not refused) or \
+                validate.sparse_refused(dict(drawn[0], op=op), board) == refused:
             return drawn
-    raise AssertionError(f"no {op.name} drawn that {board}'s sparse unit takes")
+    want = "refuses" if refused else "takes"
+    raise AssertionError(f"no {op.name} drawn that {board}'s sparse unit {want}")
 
 
-def random_case(rng, op=None, board=None):
+def random_case(rng, op=None, board=None, refused=False):
     """A random valid Case for `op` (or a random opcode of OPS); a dense
     convolution's tiling fits `board` (random_tiling), and a sparse one is
     one `board`'s sparse unit takes (drawn again while a board without the
-    row-tile path would refuse it, validate.sparse_refused)."""
+    row-tile path would refuse it, validate.sparse_refused).  With
+    `refused`, a sparse `op` that board's sparse unit refuses (FAULT_TILE:
+    only a board without the row-tile path has such instructions)."""
     op = Op(op if op is not None else rng.choice(OPS))
     flags = int(rng.choice(_FLAG_CHOICES.get(op, (0,))))
     insn = np.zeros((), INSN_DTYPE)
-    shape, slots, operands = ({}, {}, []) if op == Op.HALT else _draw(rng, op, flags, board)
+    shape, slots, operands = ({}, {}, []) if op == Op.HALT else _draw(rng, op, flags, board, refused)
     table, slot_index = _table(rng, slots) if slots else (np.zeros(int(rng.integers(0, 3)),
                                                                     np.int32), {})
     n_insn = 2 if op == Op.HALT or rng.random() < 0.5 else 1

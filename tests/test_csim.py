@@ -261,6 +261,8 @@ def expected_iters(f, board, chunk):
         weights = co * ci * kk * (1 if plan.groups == 1 else _cdiv(nt * plan.bands, plan.cu))
         rd = weights + P * n * plan.cols * S * plan.sw + _cols_span(f, eb, plan, b, P)
         ew = plan.ow + P * nt * plan.groups * plan.oh
+        if op == Op.CONV_FP and plan.groups == 1 and ci * kk <= b.conv_act:
+            ew += rt * ci * kk   # staged weights: a word per entry per row tile
         if bias:
             rd += 4 * co
             ew += co   # shifting the biases, a row per cycle

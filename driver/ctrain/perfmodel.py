@@ -225,12 +225,14 @@ class _Count:
         self.v[cls] += int(times * t.sum())
         self.v[cls + "_in"] += int(times * np.count_nonzero(t))
 
-    def _burst(self, ch, addr, n, ii, times, wide=False, port=0):
+    def _burst(self, ch, addr, n, ii, times, wide=False, port=0, steps=None):
         a, n = np.broadcast_arrays(_arr(addr), _arr(n))
         W = self.b.ddr_beat
         live = n > 0
         beats = np.where(live, (a % W + n + W - 1) // W, 0)
-        if wide and ch == "rd":   # the realigning read primes its shifter once
+        if steps is not None:     # a loop counted by its steps (conv.cpp band_rd)
+            agu = np.where(live, steps, 0)
+        elif wide and ch == "rd":   # the realigning read primes its shifter once
             agu = np.where(live, (n + W - 1) // W + (a % W != 0), 0)
         else:
             agu = ii * beats
@@ -253,6 +255,10 @@ class _Count:
         """Read bursts of n bytes at each addr (arrays broadcast) into a buffer
         served at ii cycles per beat (default: one write port, II = W)."""
         self._burst("rd", addr, n, self.b.ii_fill if ii is None else ii, times)
+
+    def rd_steps(self, addr, n, steps):
+        """Read bursts whose loop takes `steps` cycles each."""
+        self._burst("rd", addr, n, 1, 1, steps=_arr(steps))
 
     def wr(self, addr, n, ii=None, times=1):
         """Write bursts drained from a buffer (default: two read ports)."""
@@ -443,6 +449,22 @@ def _conv_runs(items, ch, item, addr, n, run, runs, k0=0, slot=0, banks=1, lane_
     items.burst(ch, item, addr, n, 1, np.where(n > 0, steps - beats, 0))
 
 
+def _fp_weights(f, p, b, c, r0, vr):
+    """FP weights of rows [r0, r0 + vr) with one group (conv_pass_begin):
+    staged through the column-operand buffer where a row fits it
+    (conv_weights_staged: per row tile a band_rd of its rows, a run each
+    from word lane 0, then a word per entry), else lane by lane."""
+    rowlen, W, R = f["c_in"] * f["k_h"] * f["k_w"], b.ddr_beat, b.pe_rows
+    at = f["src2"] + r0 * rowlen
+    if rowlen > b.conv_act:
+        c.rd(at, vr * rowlen, ii=_conv_ii(b, "rd"))
+        return
+    t0 = np.arange(0, vr, R, dtype=np.int64)
+    vt = np.minimum(R, vr - t0)
+    c.rd_steps(at + t0 * rowlen, vt * rowlen, 1 + vt * _cdiv(rowlen, W))
+    c.loop("ew", rowlen, times=t0.size)
+
+
 def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
     """Weight bursts of one FP/EB row tile: without channel groups one run
     (FP) or, at the first row tile of each block of p.rb, one per c_out
@@ -451,7 +473,7 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
     eb, ci, kk, C = f["op"] == Op.CONV_EB, f["c_in"], f["k_h"] * f["k_w"], b.pe_cols
     if p.groups == 1:
         if not eb:
-            c.rd(f["src2"] + r0 * ci * kk, vr * ci * kk, ii=_conv_ii(b, "rd"))
+            _fp_weights(f, p, b, c, r0, vr)
         elif (r0 // b.pe_rows) % p.rb == 0:
             co = np.arange(p.cols, dtype=np.int64)
             c.rd(f["src2"] + (co * ci + r0) * kk, min(p.rb * b.pe_rows, p.rows - r0) * kk, ii=_conv_ii(b, "rd"))
@@ -658,7 +680,7 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
         co = np.arange(p.cols, dtype=np.int64)
         c.rd(f["src2"] + (co * ci + r0) * kk, nr * kk, ii=_conv_ii(b, "rd"))
     else:
-        c.rd(f["src2"] + r0 * ci * kk, nr * ci * kk, ii=_conv_ii(b, "rd"))
+        _fp_weights(f, p, b, c, r0, nr)
     load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
     load_cols(load, np.zeros(N, np.int64))
     if f["flags"] & Flag.RELU_MASK:

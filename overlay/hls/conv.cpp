@@ -147,6 +147,8 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
 
 static_assert(CONV_ACT % DDR_BEAT == 0 && CONV_OUT % DDR_BEAT == 0,
               "the band buffers hold whole words (a step reads or writes one)");
+static_assert(PE_ROWS <= PE_LANES * PE_COLS,
+              "a row tile's FP weights stage in the column-operand banks (conv_weights_staged)");
 
 /* The buffer word whose lanes [j0, j0 + n) are stream bytes i0 .. i0 + n
  * of the window (w0, w1) (j0 + n <= W, i0 + n <= 2W). */
@@ -841,12 +843,60 @@ bias_tiles:
     }
 }
 
+/* FP weights of vr rows (rows of rowlen = c_in * kk bytes, <= CONV_ACT)
+ * from addr through the column-operand buffer stg, idle before a pass's
+ * items: per row tile, its rows into stg (row r a run at lane r / C,
+ * column r % C: band_rd, a piece per cycle), then per entry one word of the
+ * tile's rows into its column bank (rowlen cycles, R weights each: a
+ * column bank's word holds one weight of each PE row, which lie a row
+ * apart in DDR).  The tiles' entries tstep apart (block mode). */
+static void conv_weights_staged(const ddr_t *ddr, uint32_t addr, int vr, int rowlen, int kk,
+                                int tstep, pe_weights_t wb, pe_cols_t stg) {
+#pragma HLS INLINE
+    int tb = 0;   /* the row tile's first entry */
+    uint32_t at = addr, left = (uint32_t)vr * (uint32_t)rowlen;   /* bytes of the rows to come */
+    const uint32_t tile = (uint32_t)PE_ROWS * (uint32_t)rowlen;   /* a whole tile's */
+stage_tiles:
+    for (int t0 = 0; t0 < vr; t0 += PE_ROWS) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_RB
+        const int vt = min_i(PE_ROWS, vr - t0);
+        const uint32_t len = left < tile ? left : tile;
+        band_rd<PE_LANES, PE_COLS, CONV_ACT>(ddr, at, len, stg, 0, 0, 0, rowlen, 0,
+                                             PE_COLS * rowlen, 0);
+        at += len;
+        left -= len;
+        CTRAIN_LOOP(ew, 1, rowlen);
+        int t = 0, c = 0, jb = 0;   /* entry jb + t of column c */
+    stage_words:
+        for (int q = 0; q < rowlen; q++) {
+        /* a word a cycle: the tile's rows' weight q, one read per staging bank */
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                if (r < vt)
+                    wb[r][c][tb + jb + t] = stg[r / PE_COLS][r % PE_COLS][q];
+            }
+            if (++t == kk) {
+                t = 0;
+                if (++c == PE_COLS) {
+                    c = 0;
+                    jb += kk;
+                }
+            }
+        }
+        tb += tstep;
+    }
+}
+
 /* Start of a pass (row tile r0, vr rows, or block mode's block of vr rows;
  * WG: group gsel): WG clears the group's tap accumulators; FP with one
  * group loads the row tile's (block's) weights into wb once for the whole
- * batch (EB: conv_load_block_eb per block). */
+ * batch, staged through the idle column-operand buffer stg where a row
+ * fits it (EB: conv_load_block_eb per block). */
 static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
-                            int vr, int nt, int gsel, pe_weights_t wb, pe_tapacc_t tacc) {
+                            int vr, int nt, int gsel, pe_weights_t wb, pe_tapacc_t tacc,
+                            pe_cols_t stg) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
@@ -870,6 +920,9 @@ static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv
                 }
             }
         }
+    } else if (p.groups == 1 && !j.eb && (dim_t)p.cols * (dim_t)kk <= CONV_ACT) {
+        conv_weights_staged(ddr, f.src2 + (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk, vr,
+                            (dim_t)p.cols * (dim_t)kk, kk, (dim_t)p.ct * (dim_t)kk, wb, stg);
     } else if (p.groups == 1 && !j.eb) {
         rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
                       (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, wb, 0, kk, (dim_t)p.cols * (dim_t)kk,
@@ -1106,7 +1159,7 @@ tile_rows:
         for (int wgrp = 0; wgrp < ngroups; wgrp++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_CTILES
             const int gsel = wg ? wgrp : 0;
-            conv_pass_begin(ddr, f, j, r0, vr, nt, gsel, wbuf[0], tacc);
+            conv_pass_begin(ddr, f, j, r0, vr, nt, gsel, wbuf[0], tacc, act[0]);
 
             /* The pipeline over items: load k+1 || compute k || store k-1. */
         items_loop:

@@ -204,15 +204,17 @@ merge_lanes:
     }
 }
 
-/* Where a burst's next piece goes (comes from): row `row` (a batch lane),
- * bank `bank`, element at + pos; `run` elements per bank, after `banks`
- * banks bank 0 at + step, after `row_len` elements (a multiple of run; 0:
- * one row) the next row from bank 0 at 0. */
-struct band_cursor {
+/* Where a burst's next element goes (comes from): row `row` (a batch lane,
+ * a PE row), bank `bank`, element at + pos; `run` elements per bank, after
+ * `banks` banks bank 0 at + step, after `row_len` elements (a multiple of
+ * run; 0: one row) the next row from bank 0 at 0.  conv_cursor_add moves
+ * it n elements on, n at most the rest of the run: the band bursts a piece
+ * at a time, the weight loaders and the kernel store one element. */
+struct conv_cursor {
     int row, bank, at, pos, inrow;
 };
 
-static inline void band_cursor_add(band_cursor &p, int n, int run, int banks, int step,
+static inline void conv_cursor_add(conv_cursor &p, int n, int run, int banks, int step,
                                    int row_len) {
 #pragma HLS INLINE
     p.pos += n;
@@ -238,7 +240,7 @@ struct band_piece {
     int base, j0, n;
 };
 
-static inline band_piece band_piece_at(const band_cursor &p, int run) {
+static inline band_piece band_piece_at(const conv_cursor &p, int run) {
 #pragma HLS INLINE
     band_piece c;
     const int d = p.at + p.pos;
@@ -250,7 +252,7 @@ static inline band_piece band_piece_at(const band_cursor &p, int run) {
 }
 
 /* len bytes at addr -> buf[row][bank][at + pos] (cursor from row0, bank0,
- * at0: band_cursor).  With a period > 0 only the first `run` bytes of every
+ * at0: conv_cursor).  With a period > 0 only the first `run` bytes of every
  * period-long stretch of the burst are kept, the rest read and dropped a
  * beat per step: a band of rows of consecutive planes (period: the plane)
  * in one burst through the planes' other rows, where those are fewer bytes
@@ -261,7 +263,7 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
     uint64_t steps = 0;
     if (len != 0) {
         const agu_burst gb = agu_plan(addr, len);
-        band_cursor p = {row0, bank0, at0, 0, 0};
+        conv_cursor p = {row0, bank0, at0, 0, 0};
         int per = 0;          /* the next byte's place in its period */
         uint32_t q = 0;       /* bytes of the burst moved */
         uint32_t nb = 0;      /* beats read: the window holds beats nb - 2, nb - 1 */
@@ -286,7 +288,7 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
                     const band_piece c = band_piece_at(p, run);
                     conv_put_word<CAP>(buf[p.row][p.bank], c.base, conv_word_in(w0, w1, i0, c.j0),
                                        c.j0, c.n);
-                    band_cursor_add(p, c.n, run, NB, slot, row_len);
+                    conv_cursor_add(p, c.n, run, NB, slot, row_len);
                     n = c.n;
                 } else {   /* dropped, to the period's end or the beat's */
                     const int room = DDR_BEAT - i0, left = period - per;
@@ -308,14 +310,14 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
 }
 
 /* buf[row][bank][at + pos] -> len bytes at addr (cursor from row0, bank0,
- * at 0: band_cursor). */
+ * at 0: conv_cursor). */
 template <int L, int NB, int CAP>
 static void band_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[L][NB][CAP], int row0,
                     int bank0, int run, int slot, int row_len) {
     uint64_t steps = 0;
     if (len != 0) {
         const agu_burst gb = agu_plan(addr, len);
-        band_cursor p = {row0, bank0, 0, 0, 0};
+        conv_cursor p = {row0, bank0, 0, 0, 0};
         uint32_t q = 0;    /* bytes of the burst placed */
         uint32_t nw = 0;   /* beats written: the window holds beats nw, nw + 1 */
         beat_t w0 = beat_zero(), w1 = beat_zero();
@@ -330,7 +332,7 @@ static void band_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[L][N
                 const band_piece c = band_piece_at(p, run);
                 const beat_t v = conv_get_word<CAP>(buf[p.row][p.bank], c.base);
                 conv_merge(w0, w1, conv_word_out(v, i0, c.j0), i0, c.n);
-                band_cursor_add(p, c.n, run, NB, slot, row_len);
+                conv_cursor_add(p, c.n, run, NB, slot, row_len);
                 q += c.n;
                 out = ((gb.off + q) >> AGU_Q8_LOG2) > nw;   /* the stream passed beat nw's end */
             }
@@ -359,32 +361,6 @@ static inline bool conv_span(int n, int run, int plane) {
            plane - run < (CTRAIN_RD_LATENCY + CTRAIN_AGU_DEPTH) * DDR_BEAT;
 }
 
-/* Where the next element of a burst through rows of whole PE-side entries
- * goes (comes from): row `row` (a batch lane, a PE row), bank `bank`, index
- * at + pos; `run` elements per bank, after `banks` banks bank 0 at + step,
- * after `row_len` elements the next row from bank 0 at 0. */
-struct conv_cursor {
-    int row, bank, at, pos, inrow;
-};
-
-static inline void conv_cursor_next(conv_cursor &p, int run, int banks, int step, int row_len) {
-#pragma HLS INLINE
-    if (++p.pos == run) {
-        p.pos = 0;
-        if (++p.bank == banks) {
-            p.bank = 0;
-            p.at += step;
-        }
-    }
-    if (++p.inrow == row_len) {
-        p.inrow = 0;
-        p.row++;
-        p.bank = 0;
-        p.at = 0;
-        p.pos = 0;
-    }
-}
-
 /* FP weights: rows of w[co][ci][t], `rowlen` = gc*kk bytes each (one burst
  * for the whole tile, or block, when the group holds every channel), into
  * wb[r][gi % C][(gi / C) * kk + t] for the group's channel gi; after
@@ -408,7 +384,7 @@ rd_weights_fp:
 #pragma HLS UNROLL
             if (l >= lo && l < hi) {
                 wb[p.row][p.bank][tb + p.at + p.pos] = (q8_t)beat_lane(w, l);
-                conv_cursor_next(p, kk, PE_COLS, kk, rowlen);
+                conv_cursor_add(p, 1, kk, PE_COLS, kk, rowlen);
                 if (p.row == PE_ROWS) {
                     p.row = 0;
                     tb += tstep;
@@ -482,7 +458,7 @@ wr_kernels:
 #pragma HLS UNROLL
                     set_lane(w, 4 * j + k, (uint8_t)((uint32_t)o >> (8 * k)));
                 }
-                conv_cursor_next(p, kk, PE_COLS, kk, rowlen);
+                conv_cursor_add(p, 1, kk, PE_COLS, kk, rowlen);
                 if (p.row == PE_ROWS) {
                     p.row = 0;
                     tb += tstep;
@@ -866,7 +842,7 @@ stage_tiles:
         at += len;
         left -= len;
         CTRAIN_LOOP(ew, 1, rowlen);
-        int t = 0, c = 0, jb = 0;   /* entry jb + t of column c */
+        conv_cursor e = {0, 0, 0, 0, 0};   /* weight q's column bank and entry, as rd_weights_fp's */
     stage_words:
         for (int q = 0; q < rowlen; q++) {
         /* a word a cycle: the tile's rows' weight q, one read per staging bank */
@@ -875,15 +851,9 @@ stage_tiles:
             for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
                 if (r < vt)
-                    wb[r][c][tb + jb + t] = stg[r / PE_COLS][r % PE_COLS][q];
+                    wb[r][e.bank][tb + e.at + e.pos] = stg[r / PE_COLS][r % PE_COLS][q];
             }
-            if (++t == kk) {
-                t = 0;
-                if (++c == PE_COLS) {
-                    c = 0;
-                    jb += kk;
-                }
-            }
+            conv_cursor_add(e, 1, kk, PE_COLS, kk, 0);
         }
         tb += tstep;
     }

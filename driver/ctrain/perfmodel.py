@@ -449,8 +449,23 @@ def _conv_runs(items, ch, item, addr, n, run, runs, k0=0, slot=0, banks=1, lane_
     items.burst(ch, item, addr, n, 1, np.where(n > 0, steps - beats, 0))
 
 
+def _eb_staged_shape(b):
+    """EB's weights stage only where a row tile's rows hit the staging banks
+    in a fixed rotation (conv.cpp EB_STAGED_SHAPE)."""
+    R, C = b.pe_rows, b.pe_cols
+    return R % C == 0 or C % R == 0
+
+
+def _staged_pieces(W, runs, run, slot, banks):
+    """Steps of a staging band_rd (conv.cpp conv_weights_staged): `runs`
+    runs of `run` bytes, run i at word lane ((i // banks) * slot) % W, a
+    piece per word a run touches, and one priming the window."""
+    j0 = (np.arange(runs, dtype=np.int64) // banks) * slot % W
+    return 1 + int(((j0 + run + W - 1) // W).sum())
+
+
 def _fp_weights(f, p, b, c, r0, vr):
-    """FP weights of rows [r0, r0 + vr) with one group (conv_pass_begin):
+    """FP weights of rows [r0, r0 + vr) with one group (conv_tile_weights):
     staged through the column-operand buffer where a row fits it
     (conv_weights_staged: per row tile a band_rd of its rows, a run each
     from word lane 0, then a word per entry), else lane by lane."""
@@ -465,18 +480,34 @@ def _fp_weights(f, p, b, c, r0, vr):
     c.loop("ew", rowlen, times=t0.size)
 
 
+def _eb_block_weights(f, p, b, c, r0):
+    """EB weights with one group at the first row tile r0 of a block
+    (conv_tile_weights): one burst per c_out channel of the block's nr
+    rows, staged where the board's shape allows, kk > 1 and the rows fit a
+    staging bank (conv_weights_staged: band_rd of nr runs of kk bytes, run
+    i at column i % C, entry (i // C) * kk; then per row tile and tap
+    ceil(R / C) words), else lane by lane."""
+    ci, kk, R, C, W = f["c_in"], f["k_h"] * f["k_w"], b.pe_rows, b.pe_cols, b.ddr_beat
+    nr = min(p.rb * R, p.rows - r0)
+    at = f["src2"] + (np.arange(p.cols, dtype=np.int64) * ci + r0) * kk
+    if _eb_staged_shape(b) and kk > 1 and _cdiv(nr, C) * kk <= b.conv_act:
+        c.rd_steps(at, nr * kk, _staged_pieces(W, nr, kk, kk, C))
+        c.loop("ew", _cdiv(nr, R) * _cdiv(R, C) * kk, times=p.cols)
+        return
+    c.rd(at, nr * kk, ii=_conv_ii(b, "rd"))
+
+
 def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
     """Weight bursts of one FP/EB row tile: without channel groups one run
     (FP) or, at the first row tile of each block of p.rb, one per c_out
-    channel of the block's rows (EB, conv_load_block_eb), else at the first
+    channel of the block's rows (EB, conv_tile_weights: _eb_block_weights), else at the first
     unit of each chunk (items k), as its group's columns need them."""
     eb, ci, kk, C = f["op"] == Op.CONV_EB, f["c_in"], f["k_h"] * f["k_w"], b.pe_cols
     if p.groups == 1:
         if not eb:
             _fp_weights(f, p, b, c, r0, vr)
         elif (r0 // b.pe_rows) % p.rb == 0:
-            co = np.arange(p.cols, dtype=np.int64)
-            c.rd(f["src2"] + (co * ci + r0) * kk, min(p.rb * b.pe_rows, p.rows - r0) * kk, ii=_conv_ii(b, "rd"))
+            _eb_block_weights(f, p, b, c, r0)
         return
     w0 = grp_k * p.g * C
     gc = np.minimum(p.g * C, p.cols - w0)
@@ -677,8 +708,7 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
         return
     _conv_bias(f, b, c, r0, nr)
     if f["op"] == Op.CONV_EB:
-        co = np.arange(p.cols, dtype=np.int64)
-        c.rd(f["src2"] + (co * ci + r0) * kk, nr * kk, ii=_conv_ii(b, "rd"))
+        _eb_block_weights(f, p, b, c, r0)
     else:
         _fp_weights(f, p, b, c, r0, nr)
     load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)

@@ -687,10 +687,12 @@ static conv_item item_of(const ctrain_insn_t &f, bool eb, const conv_plan &p, in
  * conv_unit's, with their partitioning):
  *
  *   conv_job_make, conv_pass_make   the plan, flags and shifts; the PE pass
- *   conv_load_all_eb                EB with every row tile's weights on chip
- *   per row tile:   conv_tile_bias  its biases
+ *   per row tile (block mode: block of row tiles):
+ *     conv_tile_weights             FP, EB with one group: its weights (EB:
+ *                                   at a weight block's first tile)
+ *     conv_tile_bias                its biases
  *   per pass (row tile, and WG group):
- *     conv_pass_begin               WG: clear the taps; FP/EB: the weights
+ *     conv_pass_begin               WG: clear the taps
  *     items, a ping-pong pipeline:  conv_load_item (k+1) || conv_compute_item
  *                                   (k) || conv_store_item (k-1)
  *     conv_store_grads              WG: the weight and bias gradients
@@ -767,24 +769,6 @@ static void conv_pass_make(const ctrain_insn_t &f, const conv_job &j, pe_pass &g
     g.btap = j.wg_bias && j.bm;
 }
 
-/* EB with one group, at the first row tile r0 of a block of p.rb: the
- * block's weights, one burst per c_out channel (its w entries of the
- * block's c_in rows, contiguous), each row tile's ct*kk entries after the
- * previous one's. */
-static void conv_load_block_eb(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j,
-                               int r0, pe_weights_t wb) {
-#pragma HLS INLINE
-    const int kk = j.kk;
-    const int nr = min_i((dim_t)j.p.rb * PE_ROWS, j.p.rows - r0);
-block_weights_eb:
-    for (int co = 0; co < j.p.cols; co++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-        rd_weights_eb(ddr, f.src2 + ((uint32_t)co * (dim_t)f.c_in + r0) * (dim_t)kk,
-                      (dim_t)nr * (dim_t)kk, wb, co % PE_COLS, (dim_t)(co / PE_COLS) * (dim_t)kk,
-                      kk, (dim_t)j.p.ct * (dim_t)kk);
-    }
-}
-
 /* Biases of the nt row tiles from r0 (nr rows; one tile but in block
  * mode): FP's raw biases shifted to e_acc into btab[t], one burst per tile
  * (the pass adds them only with g.bias); WG's bias gradient registers
@@ -819,54 +803,162 @@ bias_tiles:
     }
 }
 
-/* FP weights of vr rows (rows of rowlen = c_in * kk bytes, <= CONV_ACT)
- * from addr through the column-operand buffer stg, idle before a pass's
- * items: per row tile, its rows into stg (row r a run at lane r / C,
- * column r % C: band_rd, a piece per cycle), then per entry one word of the
- * tile's rows into its column bank (rowlen cycles, R weights each: a
- * column bank's word holds one weight of each PE row, which lie a row
- * apart in DDR).  The tiles' entries tstep apart (block mode). */
-static void conv_weights_staged(const ddr_t *ddr, uint32_t addr, int vr, int rowlen, int kk,
-                                int tstep, pe_weights_t wb, pe_cols_t stg) {
+/* Sub-steps of an EB staged entry: its R rows, at most C a step (one read
+ * per staging bank). */
+#define EB_SUBS ((PE_ROWS + PE_COLS - 1) / PE_COLS)
+/* EB's staging puts block row i at bank i % C; a row tile's rows hit the
+ * banks in a fixed rotation only if C divides R or R divides C (else, the
+ * KV260's 6 x 8, EB's weights stay lane by lane). */
+#define EB_STAGED_SHAPE (PE_ROWS % PE_COLS == 0 || PE_COLS % PE_ROWS == 0)
+
+/* Weights staged through the column-operand buffer stg, idle before a
+ * pass's items: one burst per unit into stg (band_rd, a piece per cycle),
+ * then a word per cycle into the column banks (a column bank's word holds
+ * one weight of each PE row, which lie a row apart in DDR (FP) or kk
+ * apart (EB), never side by side).
+ *   FP (vr rows of rowlen = c_in * kk <= CONV_ACT bytes from addr): a unit
+ *     per row tile, row r a run at lane r / C, column r % C, then per entry
+ *     one word of the tile's rows (rowlen cycles, R weights each); the
+ *     tiles' entries tstep apart (block mode).
+ *   EB (the block's vr rows = c_in channels of each of the `cols` c_out
+ *     channels, kk taps a row, c_out channel co's at addr + co * c_in * kk):
+ *     a unit per c_out channel, block row i's kk taps a run at lane 0,
+ *     column i % C, entry (i / C) * kk (ceil(vr / C) * kk <= CONV_ACT), then
+ *     per row tile and tap EB_SUBS words of up to C rows into column bank
+ *     co % C, entry (co / C) * kk + tap (rd_weights_eb's layout). */
+static void conv_weights_staged(const ddr_t *ddr, uint32_t addr, bool eb, int vr, int cols,
+                                int rowlen, int kk, int tstep, pe_weights_t wb, pe_cols_t stg) {
 #pragma HLS INLINE
-    int tb = 0;   /* the row tile's first entry */
-    uint32_t at = addr, left = (uint32_t)vr * (uint32_t)rowlen;   /* bytes of the rows to come */
-    const uint32_t tile = (uint32_t)PE_ROWS * (uint32_t)rowlen;   /* a whole tile's */
-stage_tiles:
-    for (int t0 = 0; t0 < vr; t0 += PE_ROWS) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_RB
-        const int vt = min_i(PE_ROWS, vr - t0);
-        const uint32_t len = left < tile ? left : tile;
-        band_rd<PE_LANES, PE_COLS, CONV_ACT>(ddr, at, len, stg, 0, 0, 0, rowlen, 0,
-                                             PE_COLS * rowlen, 0);
-        at += len;
-        left -= len;
-        CTRAIN_LOOP(ew, 1, rowlen);
-        conv_cursor e = {0, 0, 0, 0, 0};   /* weight q's column bank and entry, as rd_weights_fp's */
-    stage_words:
-        for (int q = 0; q < rowlen; q++) {
-        /* a word a cycle: the tile's rows' weight q, one read per staging bank */
+    const int units = eb ? cols : cdiv_i(vr, PE_ROWS);
+    const uint32_t row_bytes = (uint32_t)rowlen;
+    uint32_t at = addr, left = (uint32_t)vr * row_bytes;   /* FP: bytes of the rows to come */
+    const uint32_t tile = (uint32_t)PE_ROWS * row_bytes;   /* a whole tile's */
+    const uint32_t eb_len = (uint32_t)vr * (uint32_t)kk;   /* EB: a c_out channel's burst */
+    int tb = 0;   /* FP: the row tile's first entry */
+stage_units:
+    for (int u = 0; u < units; u++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+        const int t0 = (dim_t)u * PE_ROWS;
+        const uint32_t len = eb ? eb_len : (left < tile ? left : tile);
+        const uint32_t src = eb ? addr + (uint32_t)u * row_bytes : at;
+        /* FP: row r of the tile a run at lane r / C; EB: block row i at
+         * column i % C, kk further every C rows */
+        band_rd<PE_LANES, PE_COLS, CONV_ACT>(ddr, src, len, stg, 0, 0, 0, eb ? kk : rowlen,
+                                             eb ? kk : 0, eb ? 0 : PE_COLS * rowlen, 0);
+        if (!eb) {
+            const int vt = min_i(PE_ROWS, vr - t0);
+            at += len;
+            left -= len;
+            CTRAIN_LOOP(ew, 1, rowlen);
+            conv_cursor e = {0, 0, 0, 0, 0};   /* weight q's column bank and entry, as rd_weights_fp's */
+        stage_words:
+            for (int q = 0; q < rowlen; q++) {
+            /* a word a cycle: the tile's rows' weight q, one read per staging bank */
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
-            for (int r = 0; r < PE_ROWS; r++) {
+                for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                if (r < vt)
-                    wb[r][e.bank][tb + e.at + e.pos] = stg[r / PE_COLS][r % PE_COLS][q];
+                    if (r < vt)
+                        wb[r][e.bank][tb + e.at + e.pos] = stg[r / PE_COLS][r % PE_COLS][q];
+                }
+                conv_cursor_add(e, 1, kk, PE_COLS, kk, 0);
             }
-            conv_cursor_add(e, 1, kk, PE_COLS, kk, 0);
+            tb += tstep;
+        } else {
+#if EB_STAGED_SHAPE
+            const int c = u % PE_COLS;
+            const uint32_t n = (uint32_t)cdiv_i(vr, PE_ROWS) * EB_SUBS * (uint32_t)kk;
+            CTRAIN_LOOP(ew, 1, n);
+            int t = 0, s = 0;
+            int base = 0;                          /* the tile's sub-step's first staging entry */
+#if PE_ROWS < PE_COLS
+            int rm = 0;                            /* the tile's first staging column */
+#endif
+            int eo = (dim_t)(u / PE_COLS) * (dim_t)kk;   /* the tile's entry of tap 0 */
+            int vt = min_i(PE_ROWS, vr), rest = vr;
+        stage_words_eb:
+            for (uint32_t i = 0; i < n; i++) {
+            /* a word a cycle: up to C rows of the tile's tap t, one read per staging bank */
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
+                for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+#if PE_ROWS >= PE_COLS
+                    const int bank = r % PE_COLS;   /* C divides R: a fixed column per row */
+#else
+                    const int bank = rm + r;        /* R divides C: the tile's rotation */
+#endif
+                    if (r / PE_COLS == s && r < vt)
+                        wb[r][c][eo + t] = stg[0][bank][base + t];
+                }
+                if (++t == kk) {
+                    t = 0;
+                    base += kk;
+                    if (++s == EB_SUBS) {   /* the tile's rows done: the next tile */
+                        s = 0;
+                        eo += tstep;
+                        rest -= PE_ROWS;
+                        vt = min_i(PE_ROWS, rest);
+#if PE_ROWS < PE_COLS
+                        /* R rows further along the staging columns */
+                        rm += PE_ROWS;
+                        if (rm == PE_COLS)
+                            rm = 0;
+                        else
+                            base -= kk;
+#endif
+                    }
+                }
+            }
+#endif
         }
-        tb += tstep;
     }
 }
 
-/* Start of a pass (row tile r0, vr rows, or block mode's block of vr rows;
- * WG: group gsel): WG clears the group's tap accumulators; FP with one
- * group loads the row tile's (block's) weights into wb once for the whole
- * batch, staged through the idle column-operand buffer stg where a row
- * fits it (EB: conv_load_block_eb per block). */
-static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
-                            int vr, int nt, int gsel, pe_weights_t wb, pe_tapacc_t tacc,
-                            pe_cols_t stg) {
+/* A row tile's (block's) weights before its passes, into wb once for the
+ * whole batch (several groups: per chunk, conv_load_item):
+ *   FP with one group: the tile's vr rows, staged through the idle
+ *     column-operand buffer stg where a row fits it, else lane by lane;
+ *   EB with one group, at the first row tile r0 of a block of p.rb
+ *     (eb_block): the block's, one burst per c_out channel (its kk entries
+ *     of the block's c_in rows, contiguous), each row tile's ct*kk entries
+ *     after the previous one's; staged where the board's shape allows, a
+ *     tap is more than a byte (kk > 1: a staged row costs a piece, so
+ *     byte-wide rows gain nothing) and the block's rows fit a staging
+ *     bank, else lane by lane.
+ * One conv_weights_staged call for both: one band_rd and one set of
+ * transfer loops. */
+static void conv_tile_weights(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j,
+                              int r0, int vr, bool eb_block, pe_weights_t wb, pe_cols_t stg) {
+#pragma HLS INLINE
+    const conv_plan &p = j.p;
+    const int kk = j.kk;
+    const int tstep = (dim_t)p.ct * (dim_t)kk;
+    const bool fp = !j.eb && !j.wg && p.groups == 1;
+    const int nr = j.eb ? min_i((dim_t)p.rb * PE_ROWS, p.rows - r0) : vr;   /* rows loaded */
+    const int rowlen = (dim_t)f.c_in * (dim_t)kk;   /* FP: a row's bytes; EB: a c_out channel's */
+    /* FP: row r0; EB: c_out channel 0's c_in row r0 */
+    const uint32_t at = f.src2 + (uint32_t)r0 * (uint32_t)(j.eb ? kk : rowlen);
+    const bool staged = fp ? (dim_t)p.cols * (dim_t)kk <= CONV_ACT
+                           : EB_STAGED_SHAPE && kk > 1 &&
+                                 (dim_t)cdiv_i(nr, PE_COLS) * (dim_t)kk <= CONV_ACT;
+    if ((fp || eb_block) && staged) {
+        conv_weights_staged(ddr, at, j.eb, nr, p.cols, rowlen, kk, tstep, wb, stg);
+    } else if (fp) {
+        rd_weights_fp(ddr, at, (uint32_t)vr * (dim_t)rowlen, wb, 0, kk, rowlen, tstep);
+    } else if (eb_block) {
+    block_weights_eb:
+        for (int co = 0; co < p.cols; co++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+            rd_weights_eb(ddr, at + (uint32_t)co * (uint32_t)rowlen, (dim_t)nr * (dim_t)kk, wb,
+                          co % PE_COLS, (dim_t)(co / PE_COLS) * (dim_t)kk, kk, tstep);
+        }
+    }
+}
+
+/* Start of a WG pass (row tile r0, or block mode's block of nt tiles;
+ * group gsel): the group's tap accumulators cleared. */
+static void conv_pass_begin(const conv_job &j, int nt, int gsel, pe_tapacc_t tacc) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
@@ -890,13 +982,6 @@ static void conv_pass_begin(const ddr_t *ddr, const ctrain_insn_t &f, const conv
                 }
             }
         }
-    } else if (p.groups == 1 && !j.eb && (dim_t)p.cols * (dim_t)kk <= CONV_ACT) {
-        conv_weights_staged(ddr, f.src2 + (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk, vr,
-                            (dim_t)p.cols * (dim_t)kk, kk, (dim_t)p.ct * (dim_t)kk, wb, stg);
-    } else if (p.groups == 1 && !j.eb) {
-        rd_weights_fp(ddr, f.src2 + (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
-                      (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, wb, 0, kk, (dim_t)p.cols * (dim_t)kk,
-                      (dim_t)p.ct * (dim_t)kk);
     }
 }
 
@@ -1119,17 +1204,17 @@ tile_rows:
         const int nt = j.bm ? min_i(p.rb, rtiles - ti) : 1;
         g.tiles = nt;
         g.vr = vr - (nt - 1) * PE_ROWS;   /* the last tile's rows */
-        if (j.eb && (j.bm || (j.eb_blk && blk == 0))) {
-            conv_load_block_eb(ddr, f, j, r0, wbuf[0]);
+        const bool eb_block = j.eb && (j.bm || (j.eb_blk && blk == 0));
+        if (eb_block)
             g.wbase = 0;
-        }
+        conv_tile_weights(ddr, f, j, r0, vr, eb_block, wbuf[0], act[0]);
         conv_tile_bias(ddr, f, j, r0, vr, nt, braw, btab, rbias);
         const int ngroups = wg ? p.groups : 1;
     tile_groups:
         for (int wgrp = 0; wgrp < ngroups; wgrp++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_CTILES
             const int gsel = wg ? wgrp : 0;
-            conv_pass_begin(ddr, f, j, r0, vr, nt, gsel, wbuf[0], tacc, act[0]);
+            conv_pass_begin(j, nt, gsel, tacc);
 
             /* The pipeline over items: load k+1 || compute k || store k-1. */
         items_loop:

@@ -264,13 +264,18 @@ def expected_iters(f, board, chunk):
         if op == Op.CONV_FP and plan.groups == 1 and ci * kk <= b.conv_act:
             ew += rt * ci * kk   # staged weights: a word per entry per row tile
         R, C = b.pe_rows, b.pe_cols
-        if eb and plan.groups == 1 and kk > 1 and (R % C == 0 or C % R == 0):
+        if eb and plan.groups == 1:
             # staged weights: per weight block (plan.rb row tiles) that fits a staging
-            # bank, per c_out channel cdiv(R, C) words per row tile and tap
+            # bank, per c_out channel cdiv(R, C) words per row tile and tap (kk = 1: one)
             for r0 in range(0, plan.rows, plan.rb * R):
                 nr = min(plan.rb * R, plan.rows - r0)
-                if _cdiv(nr, C) * kk <= b.conv_act:
-                    ew += co * _cdiv(nr, R) * _cdiv(R, C) * kk
+                tiles, fill = _cdiv(nr, R), perfmodel.EW_DEPTH   # staged where cheaper
+                if kk == 1 and beat % R == 0 and nr <= b.conv_act and \
+                        1 + _cdiv(nr, beat) + tiles + fill < nr:
+                    ew += co * tiles
+                elif kk > 1 and (R % C == 0 or C % R == 0) and _cdiv(nr, C) * kk <= b.conv_act and \
+                        1 + nr * _cdiv(kk + beat - 1, beat) + tiles * _cdiv(R, C) * kk + fill < nr * kk:
+                    ew += co * tiles * _cdiv(R, C) * kk
         if bias:
             rd += 4 * co
             ew += co   # shifting the biases, a row per cycle

@@ -483,14 +483,24 @@ def _fp_weights(f, p, b, c, r0, vr):
 def _eb_block_weights(f, p, b, c, r0):
     """EB weights with one group at the first row tile r0 of a block
     (conv_tile_weights): one burst per c_out channel of the block's nr
-    rows, staged where the board's shape allows, kk > 1 and the rows fit a
-    staging bank (conv_weights_staged: band_rd of nr runs of kk bytes, run
-    i at column i % C, entry (i // C) * kk; then per row tile and tap
-    ceil(R / C) words), else lane by lane."""
+    rows, staged where the board's shape allows and the rows fit a staging
+    bank (conv_weights_staged: band_rd of nr runs of kk bytes, run i at
+    column i % C, entry (i // C) * kk, then per row tile and tap ceil(R / C)
+    words; kk = 1: one run of nr bytes, then a word per row tile), else
+    lane by lane."""
     ci, kk, R, C, W = f["c_in"], f["k_h"] * f["k_w"], b.pe_rows, b.pe_cols, b.ddr_beat
     nr = min(p.rb * R, p.rows - r0)
     at = f["src2"] + (np.arange(p.cols, dtype=np.int64) * ci + r0) * kk
-    if _eb_staged_shape(b) and kk > 1 and _cdiv(nr, C) * kk <= b.conv_act:
+    tiles = _cdiv(nr, R)
+    # staged only where it costs fewer cycles than a byte a cycle (at most:
+    # priming, a piece per word a run touches, the words, the loop's fill)
+    if kk == 1:   # one run, then a staging word's R bytes per row tile (EB_FC_STAGED)
+        if W % R == 0 and nr <= b.conv_act and 1 + _cdiv(nr, W) + tiles + EW_DEPTH < nr:
+            c.rd_steps(at, nr, 1 + _cdiv(nr, W))
+            c.loop("ew", tiles, times=p.cols)
+            return
+    elif _eb_staged_shape(b) and _cdiv(nr, C) * kk <= b.conv_act and \
+            1 + nr * _cdiv(kk + W - 1, W) + tiles * _cdiv(R, C) * kk + EW_DEPTH < nr * kk:
         c.rd_steps(at, nr * kk, _staged_pieces(W, nr, kk, kk, C))
         c.loop("ew", _cdiv(nr, R) * _cdiv(R, C) * kk, times=p.cols)
         return

@@ -810,6 +810,10 @@ bias_tiles:
  * banks in a fixed rotation only if C divides R or R divides C (else, the
  * KV260's 6 x 8, EB's weights stay lane by lane). */
 #define EB_STAGED_SHAPE (PE_ROWS % PE_COLS == 0 || PE_COLS % PE_ROWS == 0)
+/* EB with one-byte taps (kk = 1, fully connected) stages a c_out channel's
+ * rows as one run: a row tile's R rows are then R bytes of one staging
+ * word where R divides the word (else, the KV260's R = 6, lane by lane). */
+#define EB_FC_STAGED (DDR_BEAT % PE_ROWS == 0)
 
 /* Weights staged through the column-operand buffer stg, idle before a
  * pass's items: one burst per unit into stg (band_rd, a piece per cycle),
@@ -825,11 +829,14 @@ bias_tiles:
  *     a unit per c_out channel, block row i's kk taps a run at lane 0,
  *     column i % C, entry (i / C) * kk (ceil(vr / C) * kk <= CONV_ACT), then
  *     per row tile and tap EB_SUBS words of up to C rows into column bank
- *     co % C, entry (co / C) * kk + tap (rd_weights_eb's layout). */
+ *     co % C, entry (co / C) * kk + tap (rd_weights_eb's layout); with
+ *     kk = 1 the channel's vr bytes one run at lane 0, column 0 (vr <=
+ *     CONV_ACT), then per row tile one word: its R rows, R bytes of one
+ *     staging word. */
 static void conv_weights_staged(const ddr_t *ddr, uint32_t addr, bool eb, int vr, int cols,
                                 int rowlen, int kk, int tstep, pe_weights_t wb, pe_cols_t stg) {
 #pragma HLS INLINE
-    const int units = eb ? cols : cdiv_i(vr, PE_ROWS);
+    const int units = eb ? cols : (vr + PE_ROWS - 1) / PE_ROWS;
     const uint32_t row_bytes = (uint32_t)rowlen;
     uint32_t at = addr, left = (uint32_t)vr * row_bytes;   /* FP: bytes of the rows to come */
     const uint32_t tile = (uint32_t)PE_ROWS * row_bytes;   /* a whole tile's */
@@ -842,9 +849,12 @@ stage_units:
         const uint32_t len = eb ? eb_len : (left < tile ? left : tile);
         const uint32_t src = eb ? addr + (uint32_t)u * row_bytes : at;
         /* FP: row r of the tile a run at lane r / C; EB: block row i at
-         * column i % C, kk further every C rows */
-        band_rd<PE_LANES, PE_COLS, CONV_ACT>(ddr, src, len, stg, 0, 0, 0, eb ? kk : rowlen,
-                                             eb ? kk : 0, eb ? 0 : PE_COLS * rowlen, 0);
+         * column i % C, kk further every C rows; EB with kk = 1: the
+         * channel's rows one run in column 0 */
+        const bool fc = eb && kk == 1;
+        band_rd<PE_LANES, PE_COLS, CONV_ACT>(ddr, src, len, stg, 0, 0, 0,
+                                             fc ? vr : (eb ? kk : rowlen), eb && !fc ? kk : 0,
+                                             eb ? 0 : PE_COLS * rowlen, 0);
         if (!eb) {
             const int vt = min_i(PE_ROWS, vr - t0);
             at += len;
@@ -864,10 +874,36 @@ stage_units:
                 conv_cursor_add(e, 1, kk, PE_COLS, kk, 0);
             }
             tb += tstep;
+        } else if (fc) {
+#if EB_FC_STAGED
+            const int c = u % PE_COLS;
+            const int tiles = (vr + PE_ROWS - 1) / PE_ROWS;
+            CTRAIN_LOOP(ew, 1, tiles);
+            int j = 0;                              /* the tile's first staged byte */
+            int eo = u / PE_COLS;                   /* the tile's entry */
+            int vt = min_i(PE_ROWS, vr), rest = vr;
+        stage_words_fc:
+            for (int ti = 0; ti < tiles; ti++) {
+            /* a word a cycle: the tile's R rows, R bytes of one staging word */
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT/PE_ROWS
+                const beat_t w = conv_get_word<CONV_ACT>(stg[0][0], j & ~(DDR_BEAT - 1));
+                const int j0 = j & (DDR_BEAT - 1);
+                for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                    if (r < vt)
+                        wb[r][c][eo] = (q8_t)beat_lane(w, j0 + r);
+                }
+                j += PE_ROWS;
+                eo += tstep;
+                rest -= PE_ROWS;
+                vt = min_i(PE_ROWS, rest);
+            }
+#endif
         } else {
 #if EB_STAGED_SHAPE
             const int c = u % PE_COLS;
-            const uint32_t n = (uint32_t)cdiv_i(vr, PE_ROWS) * EB_SUBS * (uint32_t)kk;
+            const uint32_t n = (uint32_t)(vr + PE_ROWS - 1) / PE_ROWS * EB_SUBS * (uint32_t)kk;
             CTRAIN_LOOP(ew, 1, n);
             int t = 0, s = 0;
             int base = 0;                          /* the tile's sub-step's first staging entry */
@@ -883,13 +919,15 @@ stage_units:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
                 for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
+                    if (r / PE_COLS == s && r < vt) {
 #if PE_ROWS >= PE_COLS
-                    const int bank = r % PE_COLS;   /* C divides R: a fixed column per row */
+                        /* C divides R: a fixed column per row */
+                        wb[r][c][eo + t] = stg[0][r % PE_COLS][base + t];
 #else
-                    const int bank = rm + r;        /* R divides C: the tile's rotation */
+                        /* R divides C: the tile's rotation */
+                        wb[r][c][eo + t] = stg[0][rm + r][base + t];
 #endif
-                    if (r / PE_COLS == s && r < vt)
-                        wb[r][c][eo + t] = stg[0][bank][base + t];
+                    }
                 }
                 if (++t == kk) {
                     t = 0;
@@ -922,10 +960,10 @@ stage_units:
  *   EB with one group, at the first row tile r0 of a block of p.rb
  *     (eb_block): the block's, one burst per c_out channel (its kk entries
  *     of the block's c_in rows, contiguous), each row tile's ct*kk entries
- *     after the previous one's; staged where the board's shape allows, a
- *     tap is more than a byte (kk > 1: a staged row costs a piece, so
- *     byte-wide rows gain nothing) and the block's rows fit a staging
- *     bank, else lane by lane.
+ *     after the previous one's; staged where the board's shape allows
+ *     (EB_STAGED_SHAPE; kk = 1: EB_FC_STAGED), the block's rows fit a
+ *     staging bank and staging costs fewer cycles than a byte a cycle,
+ *     else lane by lane.
  * One conv_weights_staged call for both: one band_rd and one set of
  * transfer loops. */
 static void conv_tile_weights(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j,
@@ -939,9 +977,19 @@ static void conv_tile_weights(const ddr_t *ddr, const ctrain_insn_t &f, const co
     const int rowlen = (dim_t)f.c_in * (dim_t)kk;   /* FP: a row's bytes; EB: a c_out channel's */
     /* FP: row r0; EB: c_out channel 0's c_in row r0 */
     const uint32_t at = f.src2 + (uint32_t)r0 * (uint32_t)(j.eb ? kk : rowlen);
-    const bool staged = fp ? (dim_t)p.cols * (dim_t)kk <= CONV_ACT
-                           : EB_STAGED_SHAPE && kk > 1 &&
-                                 (dim_t)cdiv_i(nr, PE_COLS) * (dim_t)kk <= CONV_ACT;
+    /* EB: a c_out channel's burst staged (at most, cycle_model.h: the
+     * priming step, a piece per word a run touches, the words out, the
+     * transfer loop's fill) against lane by lane (a byte a cycle) */
+    const int tiles = (nr + PE_ROWS - 1) / PE_ROWS;
+    const int eb_lanes = (dim_t)nr * (dim_t)kk;
+    const int eb_fc = 1 + (nr + DDR_BEAT - 1) / DDR_BEAT + tiles + CTRAIN_EW_DEPTH;
+    const int eb_taps = 1 + (dim_t)nr * (dim_t)(kk + 2 * DDR_BEAT - 2) / DDR_BEAT +
+                        (dim_t)tiles * (dim_t)(EB_SUBS * kk) + CTRAIN_EW_DEPTH;
+    const bool staged =
+        fp        ? (dim_t)p.cols * (dim_t)kk <= CONV_ACT
+        : kk == 1 ? EB_FC_STAGED && nr <= CONV_ACT && eb_fc < eb_lanes
+                  : EB_STAGED_SHAPE && (dim_t)(nr + PE_COLS - 1) / PE_COLS * (dim_t)kk <= CONV_ACT &&
+                        eb_taps < eb_lanes;
     if ((fp || eb_block) && staged) {
         conv_weights_staged(ddr, at, j.eb, nr, p.cols, rowlen, kk, tstep, wb, stg);
     } else if (fp) {

@@ -983,12 +983,13 @@ static void conv_tile_weights(const ddr_t *ddr, const ctrain_insn_t &f, const co
     const int tiles = (nr + PE_ROWS - 1) / PE_ROWS;
     const int eb_lanes = (dim_t)nr * (dim_t)kk;
     const int eb_fc = 1 + (nr + DDR_BEAT - 1) / DDR_BEAT + tiles + CTRAIN_EW_DEPTH;
-    const int eb_taps = 1 + (dim_t)nr * (dim_t)(kk + 2 * DDR_BEAT - 2) / DDR_BEAT +
-                        (dim_t)tiles * (dim_t)(EB_SUBS * kk) + CTRAIN_EW_DEPTH;
+    const int words_run = (kk + 2 * DDR_BEAT - 2) / DDR_BEAT;   /* at most, a run of kk bytes */
+    const int eb_taps = 1 + (dim_t)nr * (dim_t)words_run + (dim_t)tiles * (dim_t)(EB_SUBS * kk) +
+                        CTRAIN_EW_DEPTH;
     const bool staged =
         fp        ? (dim_t)p.cols * (dim_t)kk <= CONV_ACT
         : kk == 1 ? EB_FC_STAGED && nr <= CONV_ACT && eb_fc < eb_lanes
-                  : EB_STAGED_SHAPE && (dim_t)(nr + PE_COLS - 1) / PE_COLS * (dim_t)kk <= CONV_ACT &&
+                  : EB_STAGED_SHAPE && (dim_t)((nr + PE_COLS - 1) / PE_COLS) * (dim_t)kk <= CONV_ACT &&
                         eb_taps < eb_lanes;
     if ((fp || eb_block) && staged) {
         conv_weights_staged(ddr, at, j.eb, nr, p.cols, rowlen, kk, tstep, wb, stg);

@@ -126,6 +126,55 @@ def test_model_equals_csim_counters_on_every_opcode(board):
         _expect_counters(engine, board, random_case(rng, op=OPS[i % len(OPS)], board=board))
 
 
+#: EB layers whose weight blocks stage or not by conv_tile_weights' bound,
+#: around its threshold on the boards' shapes: 3x3 and 1x2 taps over 2 to 40
+#: c_in rows, and fully connected layers (kk = 1) over 8 to 96 rows.
+EB_STAGING = [dict(n=2, c_in=ci, h_in=5, w_in=4, c_out=co, k_h=kh, k_w=kw, stride=1, pad=min(kh, kw) // 2)
+              for ci, co, kh, kw in ((2, 5, 3, 3), (5, 3, 1, 2), (11, 13, 3, 2), (23, 9, 3, 3), (40, 6, 1, 2))] + \
+             [dict(n=3, c_in=ci, h_in=1, w_in=1, c_out=co, k_h=1, k_w=1, stride=1, pad=0)
+              for ci, co in ((8, 5), (23, 7), (40, 3), (96, 4))]
+
+
+@pytest.mark.parametrize("board", MODEL_BOARDS)
+def test_eb_weight_staging_counters_equal_the_model(board):
+    """The C-sim stages an EB weight block exactly where the model does
+    (conv_tile_weights' bound against _eb_block_weights'): its counters equal
+    the model's on layers around the bound, and on the boards whose shape
+    stages (all but the KV260) some of them stage, some not."""
+    engine = csim_or_skip(board)
+    rng = np.random.default_rng(SEED)
+    b = perfmodel.board(board)
+    staged = 0
+    for shape in EB_STAGING:
+        case = layer_case(rng, Op.CONV_EB, shape)
+        _expect_counters(engine, board, case)
+        f = validate.fields(_insn(case))
+        p = perfmodel.conv_plan(f, b)
+        c = perfmodel._Count(b)
+        perfmodel._eb_block_weights(f, p, b, c, 0)
+        staged += c.v["ew"] > 0
+    if board == "kv260":
+        assert staged == 0
+    else:
+        assert 0 < staged < len(EB_STAGING)
+
+
+def test_position_path_bands_end_on_beats():
+    """spp_make_plan rounds a band up to whole beats of the swept plane where
+    the same bands fit in as many tiles (CNV L1 on the ZCU104: 14 -> 16 rows
+    of 28): its outputs leave without a read-merged partial beat, and the
+    counters still equal the model's."""
+    board = "zcu104"
+    engine = csim_or_skip(board)
+    shape = dict(n=2, c_in=64, h_in=30, w_in=30, c_out=64, k_h=3, k_w=3, stride=1, pad=0)
+    case = layer_case(np.random.default_rng(SEED), Op.SCONV_FP, shape, density=0.2)
+    f = validate.fields(_insn(case))
+    g = sparse_tiling.pos_plan(f, board)
+    assert (g.bands, g.br) == (2, 16) and g.br * g.ow % perfmodel.board(board).ddr_beat == 0
+    _expect_counters(engine, board, case)
+    assert engine.last_iters()[0].wr_merges == 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("board", MODEL_BOARDS)
 def test_model_equals_csim_counters_on_large_layers(board):

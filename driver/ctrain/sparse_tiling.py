@@ -112,9 +112,11 @@ def _pos_geometry(f):
     return eb, wg, rows, red, sh, sw, oh, ow, ey, ex
 
 
-def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, u, tp=1, kp=1):
+def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp=1):
     """(images per item, band rows, bands, tiles per item) of spp_make_plan:
-    the tallest band that fits one image (balanced), then the images per item
+    the tallest band that fits one image (balanced, then rounded up to whole
+    beats of the swept plane where the same bands fit in as many tiles),
+    then the images per item
     with the fewest estimated cycles, max(items x ceil(T / tp) x
     ceil(count / kp), chunks x (the batch's window beats + SPP_IMG_BEATS per
     image)), both in units of 64 (tp: tiles per step, SP_POS_PAIR for FP
@@ -133,6 +135,12 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, count, u, tp=1, kp=1):
         return None
     bands = _cdiv(oh, br)
     br = _cdiv(oh, bands)
+    if bands > 1:   # band boundaries on beat boundaries (no read-merged partial beats)
+        low = ow & -ow
+        m = 1 if low >= u.beat else u.beat // low
+        bra = -(-br // m) * m
+        if bra != br and bra * (bands - 1) < oh and fits(1, bra) == (True, fits(1, br)[1]):
+            br = bra
     # in units of 64 kept weights and beats, as the HLS (narrow products)
     wb = _cdiv(n * red * sh * sw // u.beat + n * u.img_beats, 64)
     cnt64, kl = _cdiv(_cdiv(count, kp), 64), _cdiv(count, u.list)
@@ -160,7 +168,7 @@ def pos_plan(f, board):
     pw = sw + ex   # a row's right padding is the next row's left padding
     tp = 1 if wg else u.pos_pair
     kp = u.wg_pair if wg else 1
-    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ey, pw, f["count"], u, tp, kp)
+    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, f["count"], u, tp, kp)
     if tiling is None:
         return None
     best, br, bands, bt = tiling

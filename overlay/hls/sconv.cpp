@@ -265,6 +265,21 @@ band_rows:
         return false;
     g.bands = (g.oh + br - 1) / br;
     g.br = (g.oh + g.bands - 1) / g.bands;   /* balanced bands */
+    if (g.bands > 1) {
+        /* Band boundaries on beat boundaries where the same bands allow it:
+         * the band height rounded up to m rows (m * ow a multiple of the
+         * beat; m a power of two, W over ow's largest power-of-two factor),
+         * so a band's rows of a plane leave in whole beats, without the
+         * read-merge of partial ones; only where an image's tiles stay as
+         * many (the items' steps as before). */
+        const int low = g.ow & -g.ow;
+        const int m = low >= DDR_BEAT ? 1 : DDR_BEAT / low;
+        const int bra = (g.br + m - 1) & ~(m - 1);
+        int Ta = 0, Tb = 0;
+        if (bra != g.br && bra * (g.bands - 1) < g.oh && spp_fits(g, 1, g.br, Tb) &&
+            spp_fits(g, 1, bra, Ta) && Ta == Tb)
+            g.br = bra;
+    }
     /* Images per item: the fewest estimated cycles, the larger of compute
      * (items x T steps per kept weight; FP, EB ceil(T / SP_POS_PAIR), WG
      * per SP_WG_PAIR kept weights) and

@@ -160,20 +160,22 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
-def _tap_rows(f, eb, count, k, n_src):
+def _tap_rows(f, eb, count, k, n_src, pairs=False):
     """Per swept row (column) v < count, its valid taps, at least 1 (a position
     without any takes one masked step): FP pairs source v*s + k - p inside
-    the plane, EB the exact pairs (v + p - k) / s inside it."""
+    the plane, EB the exact pairs (v + p - k) / s inside it.  With `pairs`
+    (columns on a PE_POS_PAIRS board, count even): an odd column whose
+    valid taps are its even neighbour's, and not none, runs in its steps."""
     s, p = f["stride"], f["pad"]
-    out = []
+    taps = []
     for v in range(count):
         if eb:
-            n = sum(1 for kk in range(k) if (v + p - kk) >= 0 and (v + p - kk) % s == 0
-                    and (v + p - kk) // s < n_src)
+            taps.append({kk for kk in range(k) if (v + p - kk) >= 0 and (v + p - kk) % s == 0
+                         and (v + p - kk) // s < n_src})
         else:
-            n = sum(1 for kk in range(k) if 0 <= v * s + kk - p < n_src)
-        out.append(max(1, n))
-    return sum(out)
+            taps.append({kk for kk in range(k) if 0 <= v * s + kk - p < n_src})
+    return sum(0 if pairs and count % 2 == 0 and v % 2 and t and t == taps[v - 1] else max(1, len(t))
+               for v, t in enumerate(taps))
 
 
 def _bands(f, eb, plan):
@@ -256,7 +258,8 @@ def expected_iters(f, board, chunk):
                         + _cols_span(f, eb, plan, b, P) + plan.groups * _rows_span(f, eb, plan, b),
                         wr=4 * co * ci * kk + (4 * co if bias else 0))
         ty = _tap_rows(f, eb, plan.oh, kh, plan.sh)
-        tx = _tap_rows(f, eb, plan.ow, kw, plan.sw)
+        # two positions a step (PE_POS_PAIRS) with one group
+        tx = _tap_rows(f, eb, plan.ow, kw, plan.sw, bool(b.pe_pos_pairs) and plan.groups == 1)
         # with groups, each group's weights once per chunk of plan.cu units (lane tile, band)
         weights = co * ci * kk * (1 if plan.groups == 1 else _cdiv(nt * plan.bands, plan.cu))
         rd = weights + P * n * plan.cols * S * plan.sw + _cols_span(f, eb, plan, b, P)

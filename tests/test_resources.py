@@ -84,8 +84,15 @@ def _item(est, name):
 
 
 def _products(b):
-    """int8 products per cycle of the dense array: lanes x rows x columns."""
+    """int8 multipliers of the dense array: lanes x rows x columns."""
     return b.macs
+
+
+def _dense_units(b):
+    """Units of the MAC array the dense unit feeds (mac_array.h
+    MAC_DENSE_UNITS): every one on a DSP48E2 board (PE_POS_PAIRS: FP and EB
+    two positions a step), a pair of rows each (half) on the Pynq-Z2."""
+    return b.macs // 2 * int(b.macros["DSP_INT8"])
 
 
 def _peak_products(b):
@@ -126,30 +133,34 @@ def test_hand_checked_arrays(estimates):
 
 @pytest.mark.parametrize("board", ["kv260", "zcu102", "pynq_z2"])
 def test_one_mac_array_serves_the_dense_and_the_position_paths(tmp_path, board):
-    """The MAC array (hls/mac_array.h): mac_array, the L x R/2 x C units the
-    dense unit (rows paired) and the position path share, one instance; and
-    mac_array_sp, the position path's other units (a unit per PE). One DSP48E2
-    per unit on a packing board; on the Pynq-Z2 a shared unit is two
-    multipliers, a position-only unit one (one product per PE there). On
-    the boards' headers with CTRAIN_MAC_SHARED 1 (`_shared`)."""
+    """The MAC array (hls/mac_array.h): mac_array, the units the dense unit
+    and the position path share, one instance: on a packing board all L x R
+    x C (the dense unit's FP and EB two positions a step, PE_POS_PAIRS), one
+    DSP48E2 each; on the Pynq-Z2 the L x R/2 x C of its row pairs, two
+    multipliers each, and mac_array_sp the position path's other units (a
+    multiplier per PE: one product per PE there). On the boards' headers
+    with CTRAIN_MAC_SHARED 1 (`_shared`)."""
     b = boards.get(board)
     cfg = _shared(board, tmp_path)
     est = resources.estimate(board, config=cfg)
     src = Sources(cfg)
-    # every operand the position path feeds counts, a pair's second product too
-    assert resources.pe_loop_products(src) == {"pass_step": _products(b), "step": _peak_products(b)}
+    packing = b.dsp_kind == "DSP48E2"
+    # every operand either loop feeds counts, a pair's second product too
+    dense = 2 * _dense_units(b) if packing else _products(b)
+    assert resources.pe_loop_products(src) == {"pass_step": dense, "step": _peak_products(b)}
     assert est.peak["products"] == _peak_products(b) == perfmodel.board(board).peak_products
     items = {i.name.split(":")[0]: i for i in resources.pe_sites(est.items)}
-    assert set(items) == {"mac_array", "mac_array_sp"}
-    half = _products(b) // 2
-    packing = b.dsp_kind == "DSP48E2"
-    assert items["mac_array"].count == half and items["mac_array"].dsp == half * (1 if packing else 2)
-    assert items["mac_array_sp"].count == half and items["mac_array_sp"].dsp == half
+    assert set(items) == ({"mac_array"} if packing else {"mac_array", "mac_array_sp"})
+    units = _dense_units(b)
+    assert items["mac_array"].count == units and items["mac_array"].dsp == units * (1 if packing else 2)
+    if not packing:
+        half = _products(b) // 2
+        assert items["mac_array_sp"].count == half and items["mac_array_sp"].dsp == half
     assert not [i for i in est.items if i.kind == "mul" and i.name.split(":")[0] in
                 ("pe_array", "sp_steps") and i.products]
     # the shared instance's inputs: a 2:1 select per bit (a, b0, b1: 8 bits per unit)
     sel = [i for i in est.items if i.kind == "mux" and "mac_array inputs" in i.name]
-    assert len(sel) == 1 and sel[0].lut == half * 3 * 8
+    assert len(sel) == 1 and sel[0].lut == units * 3 * 8
 
 
 def test_rule_loop_labels_still_exist():
@@ -237,7 +248,8 @@ def test_allocation_limit_shares_the_sparse_array(tmp_path):
     assert src.allocation_limits()[("sp_rows_unit", "sp_row_steps")] == 1
     assert sum(src.instances()["sp_row_steps"]) == 1
     assert src.allocation_limits()[("execute", "mac_array")] == 1
-    assert sum(src.instances()["mac_array"]) == 1 and sum(src.instances()["mac_array_sp"]) == 1
+    # the KV260 packs (PE_POS_PAIRS): the dense unit feeds every unit, no mac_array_sp
+    assert sum(src.instances()["mac_array"]) == 1 and not sum(src.instances().get("mac_array_sp", []))
     shared = src.shared_instances()
     assert shared[("execute", "mac_array")] == (1, 2)
     assert shared[("sp_rows_unit", "sp_row_steps")] == (1, 4)
@@ -378,9 +390,12 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
     same products written as two plain multiplies take two DSPs everywhere.
     (DSP48E2 boards also call it in the position path's own units,
     mac_array_sp.)  Where the board does not share the array (kv260:
-    CTRAIN_MAC_SHARED 0) mac_array is two instances, the peak the same."""
+    CTRAIN_MAC_SHARED 0) mac_array is two instances, the peak the same.
+    A packing board's mac_array is every unit (PE_POS_PAIRS), the
+    Pynq-Z2's half (row pairs)."""
     before = resources.estimate(board, directory=str(copied_sources))
     macs = _products(boards.get(board))
+    units = _dense_units(boards.get(board))
     m = boards.get(board).macros
     # the position path calls the MAC array unless its products are its own
     # multiply-accumulates (CTRAIN_SPARSE_POS_MACC) or LUT multipliers
@@ -391,11 +406,11 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
     # DSP48E2 packing: each packed unit's p1 sign correction is a 17-bit fabric adder
     assert sum(i.count for i in fixes) == (sum(i.count for i in sites) if per_dsp == 2 else 0)
     assert all(i.lut == 17 * i.count for i in fixes)
-    assert [i.name.split(":")[0] for i in sites] == ["mac_array"] + ["mac_array_sp"] * (per_dsp == 2 and pos)
+    assert [i.name.split(":")[0] for i in sites] == ["mac_array"]
     site = [i for i in sites if i.name.startswith("mac_array:mac_units: mul2(")]
-    assert len(site) == 1 and 2 * site[0].count == inst * macs
-    assert site[0].products == inst * macs and before.peak["products"] == macs * per_dsp
-    assert site[0].dsp == inst * macs // 2 * (2 // per_dsp)
+    assert len(site) == 1 and site[0].count == inst * units
+    assert site[0].products == 2 * inst * units and before.peak["products"] == macs * per_dsp
+    assert site[0].dsp == inst * units * (2 // per_dsp)
     src = open(copied_sources / "mac_array.cpp").read()
     call = "mul2(a[u], b0[u], b1[u], p0[u], p1[u]);"
     assert src.count(call) == 2
@@ -405,7 +420,7 @@ def test_a_packed_multiply_is_one_dsp_for_two_products(copied_sources, board, pe
         + "void mac_array_sp" + tail)
     after = resources.estimate(board, directory=str(copied_sources))
     assert not [i for i in after.items if i.name.startswith("mac_array:") and "mul2(" in i.name]
-    assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == inst * macs // 2 * (per_dsp - 1)
+    assert after.resources["dsp"]["used"] - before.resources["dsp"]["used"] == inst * units * (per_dsp - 1)
     assert after.peak["products"] == macs * per_dsp
 
 
@@ -574,14 +589,15 @@ def test_an_unshared_mac_array_is_one_instance_per_caller(estimates, board):
     the second one mac_array_pos in LUTs), and no operand selects."""
     b = boards.get(board)
     items = [i for i in estimates[board].items if i.name.split(":")[0] == "mac_array" and i.kind == "mul"]
+    units = _dense_units(b)   # every unit with PE_POS_PAIRS (DSP48E2), half on the Pynq-Z2
     if b.macros.get("SPARSE_POS_MUL_LUT", "0") == "1":   # the position path's copy: LUT multipliers
         pos = [i for i in estimates[board].items if i.name.split(":")[0] == "mac_array_pos"]
-        assert sum(i.count for i in items) == _products(b) // 2
-        assert sum(i.count for i in pos) == _products(b) // 2 and not sum(i.dsp for i in pos)
+        assert sum(i.count for i in items) == units
+        assert sum(i.count for i in pos) == units and not sum(i.dsp for i in pos)
     elif b.macros.get("SPARSE_POS_MACC", "0") == "1":   # its own multiply-accumulates
-        assert sum(i.count for i in items) == _products(b) // 2
+        assert sum(i.count for i in items) == units
     else:
-        assert sum(i.count for i in items) == 2 * (_products(b) // 2)
+        assert sum(i.count for i in items) == 2 * units
     assert not [i for i in estimates[board].items if i.kind == "mux" and "mac_array inputs" in i.name]
 
 
@@ -721,8 +737,10 @@ def test_position_products_accumulate_in_their_dsp_slices(estimates, board, tmp_
     assert off.resources["dsp"]["used"] == est.resources["dsp"]["used"] - sp_p
     fabric = [i for i in off.items if i.kind == "add" and "(j == 0 ? spp_acc_t(0) : acc" in i.name]
     assert len(fabric) == 2 and all(i.count == sp_p and i.lut == sp_p * bits for i in fabric)
-    fix = [i for i in off.items if i.kind == "add" and "mul2(" in i.name and "mac_array_sp" in i.name]
-    assert fix and fix[0].lut == 17 * (sp_p // 2)
+    # without it the position path calls mac_array, every unit (PE_POS_PAIRS): a second
+    # instance of the dense unit's (CTRAIN_MAC_SHARED 0), each unit's sign correction
+    fix = [i for i in off.items if i.kind == "add" and "mul2(" in i.name]
+    assert len(fix) == 1 and fix[0].name.startswith("mac_array:") and fix[0].lut == 17 * 2 * sp_p
 
 
 def test_a_product_read_twice_keeps_its_adder(copied_sources):
@@ -806,10 +824,16 @@ def test_pe_array_sums_are_as_narrow_as_their_bounds(estimates, board):
     run = math.ceil(math.log2(b.pe_lanes * m.eval("CONV_OUT"))) + 16
     assert (m.eval("PE_COL_BITS"), m.eval("PE_RUN_BITS")) == (col, run)
     items = {i.name: i for i in estimates[board].items if i.kind == "add"}
-    tree = items["execute: pe_array: sum0 += m0"]
-    part = items["execute: pe_array: part[2 * rp][c] += m0"]
+    # a DSP48E2 board's trees sum a row's column products of each position of a pair
+    # (PE_POS_PAIRS, mac_array.h), the Pynq-Z2's a row pair's
+    pairs = b.dsp_kind == "DSP48E2"
+    tree = items["execute: pe_array: sum0 += mp0[(l * PE_ROWS + r) * PE_COLS + c]" if pairs
+                 else "execute: pe_array: sum0 += m0"]
+    part = items["execute: pe_array: part[2 * rp][c] += mp0[(l * PE_ROWS + rp) * PE_COLS + c]" if pairs
+                 else "execute: pe_array: part[2 * rp][c] += m0"]
     assert tree.lut == tree.count * col and part.lut == part.count * run
-    assert tree.count == b.pe_lanes * b.pe_rows // 2 * b.pe_cols
+    assert tree.count == b.pe_lanes * b.pe_rows * b.pe_cols // (1 if pairs else 2)
+    assert part.count == b.pe_lanes * b.pe_rows // 2 * b.pe_cols
 
 
 @pytest.mark.parametrize("board, n", [("aup_zu3", 2), ("zcu102", 2), ("pynq_z2", 1)])

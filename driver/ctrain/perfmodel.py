@@ -105,6 +105,7 @@ class Board:
     pool_dataflow: int = 0     # max pooling's tiled bands a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, stream.h)
     sparse_dataflow: int = 0   # the sparse position path's pair loop a DATAFLOW loop (CTRAIN_SPARSE_DATAFLOW, sconv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
+    pe_pos_pairs: int = 0      # FP/EB two positions a step on the dense unit (PE_POS_PAIRS, mac_array.h)
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
     outstanding: int = OUTSTANDING
@@ -183,7 +184,8 @@ def board(name):
                  bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"),
                  pool_dataflow=_hls_macro(c.name, "CTRAIN_POOL_DATAFLOW"),
                  sparse_dataflow=_hls_macro(c.name, "CTRAIN_SPARSE_DATAFLOW"),
-                 ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"))
+                 ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"),
+                 pe_pos_pairs=_hls_macro(c.name, "PE_POS_PAIRS"))
 
 
 @lru_cache(maxsize=None)
@@ -398,6 +400,28 @@ def _pipeline(c, load, comp, store, built=False):
         c.v["planned"] += int((each - span).sum())
 
 
+def _column_steps(eb, count, k, s, p, n_src, pairs):
+    """PE steps of a band row's columns (conv.cpp range_steps): max(1, valid
+    taps) each, and with pairs (PE_POS_PAIRS, count even) none for the
+    second of a pair, columns v even and v + 1 with the same valid taps
+    (count and first tap) and different sources (make_ranges' pdt)."""
+    n = _ranges(eb, count, k, s, p, n_src)
+    steps = np.maximum(1, n)
+    if pairs:
+        v = np.arange(count, dtype=np.int64)
+        if not eb:
+            vs = v * s - p
+            k0, src = np.maximum(0, -vs), np.maximum(0, vs)
+        else:
+            hi = np.minimum(n_src - 1, (v + p) // s)
+            k0, src = v + p - hi * s, hi
+        k0, src = np.where(n > 0, k0, 0), np.where(n > 0, src, 0)
+        e, o = slice(0, count - 1, 2), slice(1, count, 2)
+        paired = (n[e] == n[o]) & (k0[e] == k0[o]) & (src[e] != src[o])
+        steps[o] = np.where(paired, 0, steps[o])
+    return int(steps.sum())
+
+
 def _ranges(eb, count, k, s, p, n_src):
     """Valid taps per swept row (column) v < count (conv.cpp make_ranges)."""
     v = np.arange(count, dtype=np.int64)
@@ -579,7 +603,8 @@ def _dense_conv(f, b, c):
     if not wg:
         c.loop("ew", p.ow)                                  # column tables
         ny = np.maximum(1, _ranges(eb, p.oh, kh, s, pd, p.sh))
-        nx = int(np.maximum(1, _ranges(eb, p.ow, kw, s, pd, p.sw)).sum())
+        nx = _column_steps(eb, p.ow, kw, s, pd, p.sw,
+                           bool(b.pe_pos_pairs) and p.ow % 2 == 0 and p.groups == 1)
         cum = np.concatenate([[0], np.cumsum(ny)])
         band_steps = (cum[y1_k] - cum[y0_k]) * nx
     # lanes of every item: (item, lane) pairs with lane < vb

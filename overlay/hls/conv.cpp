@@ -595,9 +595,13 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
 /* GATHER tables of one swept row or column v (see pe_range): FP taps
  * [max(0, p - v*s), min(k, n_src + p - v*s)); EB the taps of exact pairs,
  * from the largest source index down (tap step s). `scale` = sw for rows
- * (offsets in act), 1 for columns; `lo` the first source row loaded. */
+ * (offsets in act), 1 for columns; `lo` the first source row loaded.
+ * With `pair` (columns, PE_POS_PAIRS, count even): pdt[v] for even v
+ * whether v and v + 1 have the same valid taps (the same count and first
+ * tap) from different sources (pe_array.h xpd). */
 static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int pd, int n_src,
-                        int lo, int scale, pe_range tab[CTRAIN_MAX_DIM]) {
+                        int lo, int scale, pe_range tab[CTRAIN_MAX_DIM], bool pair,
+                        bool pdt[CTRAIN_MAX_DIM]) {
     /* FP: vs = v*s - p; EB: v + p = q*s + m, v + p - k + 1 = q2*s + m2.  The
      * offsets are kept scaled (x scale, x k_mul) and advanced by adds. */
     int vs = (dim_t)v0 * (dim_t)s - pd;
@@ -609,6 +613,7 @@ static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int
     int q_sc = (dim_t)q * (dim_t)scale, q_sk = (dim_t)q * (dim_t)s_k;
     int vp_k = (dim_t)(v0 + pd) * (dim_t)k_mul;
     const int top = n_src - 1, top_sc = (dim_t)top * (dim_t)scale, top_sk = (dim_t)top * (dim_t)s_k;
+    int n_e = 0, k0_e = 0, src_e = 0;   /* the last even entry's */
     CTRAIN_LOOP(ew, 1, count);
 make_ranges:
     for (int i = 0; i < count; i++) {
@@ -632,6 +637,12 @@ make_ranges:
         tab[i].n = n;
         tab[i].k0 = k0;
         tab[i].src0 = src;
+        if (pair && (i & 1)) {   /* entry i - 1 (even) and i: a pair? */
+            pdt[i - 1] = n == n_e && k0 == k0_e && src != src_e;
+        }
+        n_e = n;
+        k0_e = k0;
+        src_e = src;
         vs += s;
         vs_sc += s_sc;
         vs_k += s_k;
@@ -649,11 +660,15 @@ make_ranges:
     }
 }
 
-static int range_steps(const pe_range tab[CTRAIN_MAX_DIM], int count) {
+/* PE steps of a table's entries, max(1, n) each; with pairs (pdt, pair)
+ * a pair's second entry takes none. */
+static int range_steps(const pe_range tab[CTRAIN_MAX_DIM], int count, bool pair,
+                       const bool pdt[CTRAIN_MAX_DIM]) {
     int sum = 0;
     for (int i = 0; i < count; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-        sum += tab[i].n > 0 ? tab[i].n : 1;
+        const bool second = pair && (i & 1) && pdt[i - 1];
+        sum += second ? 0 : (tab[i].n > 0 ? tab[i].n : 1);
     }
     return sum;
 }
@@ -767,6 +782,11 @@ static void conv_pass_make(const ctrain_insn_t &f, const conv_job &j, pe_pass &g
     g.wstep = (dim_t)j.p.ct * (dim_t)j.kk;
     g.bias = j.fp_bias;
     g.btap = j.wg_bias && j.bm;
+    /* FP, EB on a PE_POS_PAIRS board: positions in pairs where a row's are
+     * even (a pair's first index even: one word of the band buffers) and
+     * the weights one group (no partial sums in racc: one read and write
+     * of it a cycle, the first position's) */
+    g.pairs = PE_POS_PAIRS && !j.wg && j.p.ow % 2 == 0 && j.p.groups == 1;
 }
 
 /* Biases of the nt row tiles from r0 (nr rows; one tile but in block
@@ -836,16 +856,15 @@ bias_tiles:
 static void conv_weights_staged(const ddr_t *ddr, uint32_t addr, bool eb, int vr, int cols,
                                 int rowlen, int kk, int tstep, pe_weights_t wb, pe_cols_t stg) {
 #pragma HLS INLINE
-    const int units = eb ? cols : (vr + PE_ROWS - 1) / PE_ROWS;
     const uint32_t row_bytes = (uint32_t)rowlen;
     uint32_t at = addr, left = (uint32_t)vr * row_bytes;   /* FP: bytes of the rows to come */
     const uint32_t tile = (uint32_t)PE_ROWS * row_bytes;   /* a whole tile's */
     const uint32_t eb_len = (uint32_t)vr * (uint32_t)kk;   /* EB: a c_out channel's burst */
     int tb = 0;   /* FP: the row tile's first entry */
+    int u = 0, t0 = 0;   /* the unit, and FP: its row tile's first row */
 stage_units:
-    for (int u = 0; u < units; u++) {
+    while (eb ? u < cols : t0 < vr) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-        const int t0 = (dim_t)u * PE_ROWS;
         const uint32_t len = eb ? eb_len : (left < tile ? left : tile);
         const uint32_t src = eb ? addr + (uint32_t)u * row_bytes : at;
         /* FP: row r of the tile a run at lane r / C; EB: block row i at
@@ -950,6 +969,8 @@ stage_units:
             }
 #endif
         }
+        u++;
+        t0 += PE_ROWS;
     }
 }
 
@@ -980,7 +1001,7 @@ static void conv_tile_weights(const ddr_t *ddr, const ctrain_insn_t &f, const co
     /* EB: a c_out channel's burst staged (at most, cycle_model.h: the
      * priming step, a piece per word a run touches, the words out, the
      * transfer loop's fill) against lane by lane (a byte a cycle) */
-    const int tiles = (nr + PE_ROWS - 1) / PE_ROWS;
+    const int tiles = cdiv_i(nr, PE_ROWS);
     const int eb_lanes = (dim_t)nr * (dim_t)kk;
     const int eb_fc = 1 + (nr + DDR_BEAT - 1) / DDR_BEAT + tiles + CTRAIN_EW_DEPTH;
     const int words_run = (kk + 2 * DDR_BEAT - 2) / DDR_BEAT;   /* at most, a run of kk bytes */
@@ -1087,7 +1108,8 @@ static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j
 static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gsel, int k,
                               int sum_x, pe_pass &g, pe_weights_t wbuf[2], pe_cols_t act[2],
                               pe_rows_t rowb[2], pe_range yr[CTRAIN_MAX_DIM],
-                              const pe_range xr[CTRAIN_MAX_DIM], const pe_bias_t btab,
+                              const pe_range xr[CTRAIN_MAX_DIM], bool xpd[CTRAIN_MAX_DIM],
+                              const pe_bias_t btab,
                               wide_t rbias[PE_ROWS], pe_rowacc_t racc, pe_rows_t obuf[2],
                               pe_tapacc_t tacc, q_stats &st) {
 #pragma HLS INLINE
@@ -1108,11 +1130,13 @@ static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gse
         g.total = (uint32_t)((dim_t)gct * (dim_t)j.kk + (g.btap ? 1 : 0)) * (dim_t)g.rows *
                   (dim_t)p.ow * (uint32_t)g.tiles;
     } else {
-        make_ranges(j.eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh, it.lo, p.sw, yr);
-        g.total = (uint32_t)gct * (dim_t)range_steps(yr, g.rows) * (dim_t)sum_x * (uint32_t)g.tiles;
+        make_ranges(j.eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh, it.lo, p.sw, yr, false,
+                    xpd);
+        g.total = (uint32_t)gct * (dim_t)range_steps(yr, g.rows, false, xpd) * (dim_t)sum_x *
+                  (uint32_t)g.tiles;
     }
     g.roff = (dim_t)it.u * (dim_t)p.br * (dim_t)p.ow;
-    pe_array(wbuf[p.groups > 1 && !j.wg ? (it.wl & 1) : 0], act[h], rowb[h], yr, xr, rowb[h], g, btab,
+    pe_array(wbuf[p.groups > 1 && !j.wg ? (it.wl & 1) : 0], act[h], rowb[h], yr, xr, xpd, rowb[h], g, btab,
              rbias, racc, obuf[h], tacc, st);
 }
 
@@ -1225,6 +1249,7 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 #pragma HLS ARRAY_RESHAPE variable=tacc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=tacc type=complete dim=2
     static pe_range yr[CTRAIN_MAX_DIM], xr[CTRAIN_MAX_DIM];
+    static bool xpd[CTRAIN_MAX_DIM];   /* PE_POS_PAIRS: the columns' pairs */
     static pe_bias_t btab;      /* FP biases of the pass's row tiles */
     /* a tile's rows in one word: the epilogue adds all of them in one cycle */
 #pragma HLS ARRAY_RESHAPE variable=btab type=complete dim=2
@@ -1238,8 +1263,8 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     conv_pass_make(f, j, g);
     int sum_x = 0;
     if (!wg) {   /* column tables: the same for every band */
-        make_ranges(j.eb, 0, p.ow, f.k_w, 1, f.stride, f.pad, p.sw, 0, 1, xr);
-        sum_x = range_steps(xr, p.ow);
+        make_ranges(j.eb, 0, p.ow, f.k_w, 1, f.stride, f.pad, p.sw, 0, 1, xr, g.pairs, xpd);
+        sum_x = range_steps(xr, p.ow, g.pairs, xpd);
     }
 
     int blk = 0;   /* the row tile's place in its EB weight block */
@@ -1276,7 +1301,7 @@ tile_rows:
                     conv_load_item(ddr, f, j, r0, vr, gsel, k + 1, wbuf, act, rowb);
                 if (region) {          /* stage 1 */
                     CTRAIN_STAGE(1);
-                    conv_compute_item(f, j, gsel, k, sum_x, g, wbuf, act, rowb, yr, xr, btab, rbias,
+                    conv_compute_item(f, j, gsel, k, sum_x, g, wbuf, act, rowb, yr, xr, xpd, btab, rbias,
                                       racc, obuf, tacc, st);
                     CTRAIN_STAGE(2);
                 }

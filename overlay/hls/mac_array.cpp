@@ -22,6 +22,7 @@ mac_units:
     }
 }
 
+#if CTRAIN_DSP_INT8 != 2   /* !PE_POS_PAIRS: units of the position path only */
 void mac_array_sp(const q8_t a[MAC_SP_UNITS], const q8_t b0[MAC_SP_UNITS],
                   const q8_t b1[MAC_SP_UNITS], prod_t p0[MAC_SP_UNITS], prod_t p1[MAC_SP_UNITS]) {
     /* the array's other units, one module beside mac_array */
@@ -46,6 +47,8 @@ mac_sp_units:
 #endif
     }
 }
+
+#endif
 
 #if CTRAIN_SPARSE_POS_MUL_LUT
 void mac_array_pos(const q8_t a[MAC_DENSE_UNITS], const q8_t b0[MAC_DENSE_UNITS],

@@ -31,8 +31,16 @@
 #endif
 
 #define MAC_UNITS (PE_LANES * PE_ROWS * PE_COLS)
-/* The units both callers feed (pe_array: a pair of rows per unit). */
-#define MAC_DENSE_UNITS (PE_LANES * (PE_ROWS / 2) * PE_COLS)
+/* 1 (DSP48E2 boards): the dense unit's FP and EB make two output positions
+ * a step sharing the weight (pe_array.cpp), on every unit of the array;
+ * 0: a pair of rows per unit sharing the column operand, half the units
+ * (on a DSP48E1 a unit is two multipliers: the board's DSPs pay for the
+ * rows' pairs only). */
+#define PE_POS_PAIRS (CTRAIN_DSP_INT8 == 2)
+/* The units both callers feed (pe_array: a pair of positions, or of rows,
+ * per unit). */
+/* (x CTRAIN_DSP_INT8: every unit with PE_POS_PAIRS, half of them without) */
+#define MAC_DENSE_UNITS (PE_LANES * (PE_ROWS / 2) * PE_COLS * CTRAIN_DSP_INT8)
 /* The units only the position path feeds. */
 #define MAC_SP_UNITS (MAC_UNITS - MAC_DENSE_UNITS)
 
@@ -42,10 +50,12 @@ void mac_array(const q8_t a[MAC_DENSE_UNITS], const q8_t b0[MAC_DENSE_UNITS],
                const q8_t b1[MAC_DENSE_UNITS], prod_t p0[MAC_DENSE_UNITS],
                prod_t p1[MAC_DENSE_UNITS]);
 
+#if CTRAIN_DSP_INT8 != 2   /* !PE_POS_PAIRS */
 /* The same for units [MAC_DENSE_UNITS, MAC_UNITS); on DSP48E1, where the
  * position path makes one product per PE, p0 only (p1 is 0). */
 void mac_array_sp(const q8_t a[MAC_SP_UNITS], const q8_t b0[MAC_SP_UNITS],
                   const q8_t b1[MAC_SP_UNITS], prod_t p0[MAC_SP_UNITS], prod_t p1[MAC_SP_UNITS]);
+#endif
 
 /* 1: the position path's units [0, MAC_DENSE_UNITS) are LUT multipliers of
  * its own (mac_array_pos) instead of a second mac_array: a board whose

@@ -12,7 +12,7 @@ static_assert(PE_ROWS % 2 == 0, "CTRAIN_PE_ROWS must be even (pe_array pairs row
  * split could name; a called stage would be one more pipeline to fill. */
 void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
-              const pe_rows_t maskb, const pe_pass &g, const pe_bias_t btab, wide_t bias[PE_ROWS],
+              const bool xpd[CTRAIN_MAX_DIM], const pe_rows_t maskb, const pe_pass &g, const pe_bias_t btab, wide_t bias[PE_ROWS],
               pe_rowacc_t racc, pe_rows_t out, pe_tapacc_t tacc, q_stats &st) {
     /* its loop in execute's scope, where the MAC array is shared (mac_array.h) */
 #pragma HLS INLINE
@@ -30,6 +30,8 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
 
     pe_sum_t acc[PE_LANES][PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=0
+    pe_sum_t acc1[PE_LANES][PE_ROWS];   /* PE_POS_PAIRS: the pair's second position */
+#pragma HLS ARRAY_PARTITION variable=acc1 type=complete dim=0
     pe_run_t part[PE_ROWS][PE_COLS];
 #pragma HLS ARRAY_PARTITION variable=part type=complete dim=0
     for (int r = 0; r < PE_ROWS; r++) {
@@ -37,6 +39,7 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
         for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
             acc[l][r] = 0;
+            acc1[l][r] = 0;
         }
         for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
@@ -73,6 +76,10 @@ pass_step:
 #pragma HLS DEPENDENCE variable=tacc type=inter false
 #pragma HLS DEPENDENCE variable=racc type=inter false
         const int vc = sub == g.gct - 1 ? g.vc_last : PE_COLS;
+        /* GATHER with PE_POS_PAIRS: position ox and ox + 1 at once, the
+         * second's source pd further (0: ox alone) */
+        const int pd = g.pairs && !(ox & 1) && xpd[ox] ? (g.dsrc > 0 ? g.stride : 1) : 0;
+        const bool pr = pd != 0;
         bool live;
         int wa, aa;
         if (outer) {
@@ -102,10 +109,14 @@ pass_step:
                 bias[r] += e;
             }
         }
-        /* Rows r, r+1 share the column operand x[l][c]: one unit of the MAC
-         * array (mac_array.h), one DSP48E2 on a packing board, forms both
-         * products; unit (l, rp, c) is (l * R/2 + rp) * C + c, the units
-         * the position path shares. */
+        /* One unit of the MAC array (mac_array.h) forms two products of a
+         * shared operand, one DSP48E2 on a packing board.  PE_POS_PAIRS:
+         * GATHER unit (l, r, c) is w[r][c] times the column operands of the
+         * pair's two positions, x[l][c] at aa and aa + pd; OUTER unit
+         * (l, rp, c), rp < R/2, is x[l][c] times the errors of rows 2rp,
+         * 2rp + 1 (the other half idle).  Else rows r, r+1 share x[l][c]
+         * in both modes, unit (l, rp, c) = (l * R/2 + rp) * C + c, the
+         * units the position path shares. */
         q8_t ma[MAC_DENSE_UNITS], mb0[MAC_DENSE_UNITS], mb1[MAC_DENSE_UNITS];
 #pragma HLS ARRAY_PARTITION variable=ma type=complete
 #pragma HLS ARRAY_PARTITION variable=mb0 type=complete
@@ -113,6 +124,64 @@ pass_step:
         prod_t mp0[MAC_DENSE_UNITS], mp1[MAC_DENSE_UNITS];
 #pragma HLS ARRAY_PARTITION variable=mp0 type=complete
 #pragma HLS ARRAY_PARTITION variable=mp1 type=complete
+#if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
+        for (int l = 0; l < PE_LANES; l++) {
+#pragma HLS UNROLL
+            for (int h = 0; h < 2; h++) {
+#pragma HLS UNROLL
+                for (int rp = 0; rp < PE_ROWS / 2; rp++) {
+#pragma HLS UNROLL
+                    for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                        /* unit (l, r = h * R/2 + rp, c); OUTER: the first
+                         * half's take rows 2rp, 2rp + 1, the second idle */
+                        const bool on = live && c < vc;
+                        const q8_t xl = on ? x[l][c][aa] : (q8_t)0;
+                        const q8_t xo = brun ? (q8_t)(c == 0 ? 1 : 0) : xl;
+                        const bool eo = h == 0 && l < g.vb;
+                        ma[(l * PE_ROWS + h * (PE_ROWS / 2) + rp) * PE_COLS + c] =
+                            outer ? (h == 0 ? xo : (q8_t)0) : w[h * (PE_ROWS / 2) + rp][c][wa];
+                        mb0[(l * PE_ROWS + h * (PE_ROWS / 2) + rp) * PE_COLS + c] =
+                            outer ? (eo ? err[l][2 * rp][pidx] : (q8_t)0) : xl;
+                        mb1[(l * PE_ROWS + h * (PE_ROWS / 2) + rp) * PE_COLS + c] =
+                            outer ? (eo ? err[l][2 * rp + 1][pidx] : (q8_t)0)
+                                  : (on && pr ? x[l][c][aa + pd] : (q8_t)0);
+                    }
+                }
+            }
+        }
+        mac_array(ma, mb0, mb1, mp0, mp1);
+        if (outer) {
+            for (int l = 0; l < PE_LANES; l++) {
+#pragma HLS UNROLL
+                for (int rp = 0; rp < PE_ROWS / 2; rp++) {
+#pragma HLS UNROLL
+                    for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                        /* adder trees over lanes */
+                        part[2 * rp][c] += mp0[(l * PE_ROWS + rp) * PE_COLS + c];
+                        part[2 * rp + 1][c] += mp1[(l * PE_ROWS + rp) * PE_COLS + c];
+                    }
+                }
+            }
+        }
+        for (int l = 0; l < PE_LANES; l++) {
+#pragma HLS UNROLL
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                pe_col_t sum0 = 0, sum1 = 0;   /* adder trees over columns (GATHER) */
+                for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                    sum0 += mp0[(l * PE_ROWS + r) * PE_COLS + c];
+                    sum1 += mp1[(l * PE_ROWS + r) * PE_COLS + c];
+                }
+                if (!outer) {
+                    acc[l][r] += pe_wrap<PE_COL_BITS>(sum0);
+                    acc1[l][r] += pe_wrap<PE_COL_BITS>(sum1);
+                }
+            }
+        }
+#else
         for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
             for (int rp = 0; rp < PE_ROWS / 2; rp++) {
@@ -152,6 +221,7 @@ pass_step:
                 }
             }
         }
+#endif
         /* End of a run: GATHER quantizes (or keeps) the position's sums,
          * OUTER adds the run to its tap accumulators. */
         const bool run_end = outer ? (ox == g.ow - 1 && oy == g.rows - 1)
@@ -167,24 +237,37 @@ pass_step:
             }
         }
         if (run_end && !outer) {
-            q_lanes ql = {0, 0, 0, 0};   /* the position's L x R outputs meet the statistics as one update */
-            for (int l = 0; l < PE_LANES; l++) {
+            q_lanes ql = {0, 0, 0, 0};   /* the run's L x R (pair: 2 L x R) outputs meet the statistics as one update */
+            for (int h = 0; h < 1 + PE_POS_PAIRS; h++) {
 #pragma HLS UNROLL
-                for (int r = 0; r < PE_ROWS; r++) {
+                /* h = 1: the pair's second position (pidx even: the same word of out, maskb) */
+                const bool on = h == 0 || pr;
+                const int ph = pidx + h;
+                for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
-                    wide_t v = (wide_t)acc[l][r];
-                    if (!g.first)
-                        v += (wide_t)racc[l][r][g.roff + pidx];
-                    acc[l][r] = 0;
-                    if (!g.last)
-                        racc[l][r][g.roff + pidx] = v;
-                    bool clamped;   /* |acc| < 2^47, |bias| <= 2^62 */
-                    const q8_t o = conv_epilogue(v, g.bias, btab[tl][r], g.relu, g.mask, maskb[l][r][pidx],
-                                                 g.sh_out, clamped);
-                    if (g.last && l < g.vb && r < vr_t)
-                        q_lanes_add(ql, v, o, clamped);
-                    if (g.last)
-                        out[l][r][pidx] = o;
+                    for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                        wide_t v = (wide_t)(h == 0 ? acc[l][r] : acc1[l][r]);
+                        if (h == 0)
+                            acc[l][r] = 0;
+                        else
+                            acc1[l][r] = 0;
+                        if (on) {
+                            /* pairs run with one group (g.pairs): only the
+                             * first position reaches racc */
+                            if (h == 0 && !g.first)
+                                v += (wide_t)racc[l][r][g.roff + pidx];
+                            if (h == 0 && !g.last)
+                                racc[l][r][g.roff + pidx] = v;
+                            bool clamped;   /* |acc| < 2^47, |bias| <= 2^62 */
+                            const q8_t o = conv_epilogue(v, g.bias, btab[tl][r], g.relu, g.mask,
+                                                         maskb[l][r][ph], g.sh_out, clamped);
+                            if (g.last && l < g.vb && r < vr_t)
+                                q_lanes_add(ql, v, o, clamped);
+                            if (g.last)
+                                out[l][r][ph] = o;
+                        }
+                    }
                 }
             }
             q_stats_merge(st, ql);
@@ -251,8 +334,10 @@ pass_step:
                         sub = 0;
                         wsub = 0;
                         asub = 0;
-                        pidx++;
-                        if (++ox == g.ow) {
+                        /* a pair: both positions done */
+                        pidx += pr ? 2 : 1;
+                        ox += pr ? 2 : 1;
+                        if (ox == g.ow) {
                             ox = 0;
                             oy++;
                         }

@@ -24,6 +24,7 @@
 
 #include "types.h"
 #include "quant.h"
+#include "mac_array.h"
 
 enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
 
@@ -139,13 +140,19 @@ struct pe_pass {
     bool btap;           /* OUTER in block mode: a bias tap run after each tile's taps */
     int sh_out;
     int vb, vr;          /* valid lanes and rows (GATHER: of the last row tile) */
+    bool pairs;          /* GATHER: positions in pairs (PE_POS_PAIRS, ow even; xpd) */
     /* Steps: GATHER tiles * gct * (sum over band rows of max(1, valid ky)) *
      * (sum over columns of max(1, valid kx)), a position without a valid tap
      * taking one masked step; OUTER tiles * (gct * kk + btap) * rows * ow. */
     uint32_t total;
 };
 
-/* btab: GATHER, the biases of row tile t of the pass at btab[t] (added at
+/* xpd: GATHER with PE_POS_PAIRS (mac_array.h), per even column ox of the
+ * band whether positions ox and ox + 1 run as a pair (the same valid taps,
+ * ow even): a pair takes ox's steps once, two products per unit, ox + 1's
+ * source `stride` further (FP; EB pairs only at stride 1, one further),
+ * and ends both positions' runs.
+ * btab: GATHER, the biases of row tile t of the pass at btab[t] (added at
  * the last group); bias: OUTER with bias_sum, the WG bias gradients, summed
  * over the errors of the first run.  GATHER with several tiles walks
  * position > column tile > tap per row tile, the row tiles outermost: tile
@@ -157,7 +164,7 @@ struct pe_pass {
  * bias gradient, in column 0 of that accumulator). */
 void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
               const pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
-              const pe_rows_t maskb, const pe_pass &g, const pe_bias_t btab, wide_t bias[PE_ROWS],
+              const bool xpd[CTRAIN_MAX_DIM], const pe_rows_t maskb, const pe_pass &g, const pe_bias_t btab, wide_t bias[PE_ROWS],
               pe_rowacc_t racc, pe_rows_t out, pe_tapacc_t tacc, q_stats &st);
 
 #endif

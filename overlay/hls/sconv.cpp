@@ -1133,15 +1133,19 @@ step:
 #pragma HLS ARRAY_PARTITION variable=ma type=complete
 #pragma HLS ARRAY_PARTITION variable=mb0 type=complete
 #pragma HLS ARRAY_PARTITION variable=mb1 type=complete
+        prod_t mp0[MAC_DENSE_UNITS], mp1[MAC_DENSE_UNITS];
+#pragma HLS ARRAY_PARTITION variable=mp0 type=complete
+#pragma HLS ARRAY_PARTITION variable=mp1 type=complete
+#if CTRAIN_DSP_INT8 != 2   /* !PE_POS_PAIRS */
+        /* the units the dense unit does not use (with PE_POS_PAIRS it uses every one) */
         q8_t sa[MAC_SP_UNITS], sb0[MAC_SP_UNITS], sb1[MAC_SP_UNITS];
 #pragma HLS ARRAY_PARTITION variable=sa type=complete
 #pragma HLS ARRAY_PARTITION variable=sb0 type=complete
 #pragma HLS ARRAY_PARTITION variable=sb1 type=complete
-        prod_t mp0[MAC_DENSE_UNITS], mp1[MAC_DENSE_UNITS], sp0[MAC_SP_UNITS], sp1[MAC_SP_UNITS];
-#pragma HLS ARRAY_PARTITION variable=mp0 type=complete
-#pragma HLS ARRAY_PARTITION variable=mp1 type=complete
+        prod_t sp0[MAC_SP_UNITS], sp1[MAC_SP_UNITS];
 #pragma HLS ARRAY_PARTITION variable=sp0 type=complete
 #pragma HLS ARRAY_PARTITION variable=sp1 type=complete
+#endif
         for (int p = 0; p < MAC_DENSE_UNITS; p++) {
 #pragma HLS UNROLL
             ma[p] = outer ? rb[p][ro] : w;
@@ -1152,6 +1156,7 @@ step:
             mb1[p] = 0;
 #endif
         }
+#if CTRAIN_DSP_INT8 != 2   /* !PE_POS_PAIRS */
         for (int q = 0; q < MAC_SP_UNITS; q++) {
 #pragma HLS UNROLL
             sa[q] = outer ? rb[MAC_DENSE_UNITS + q][ro] : w;
@@ -1162,22 +1167,25 @@ step:
             sb1[q] = 0;
 #endif
         }
+#endif
 #if CTRAIN_SPARSE_POS_MUL_LUT
         mac_array_pos(ma, mb0, mb1, mp0, mp1);
 #else
         mac_array(ma, mb0, mb1, mp0, mp1);
 #endif
-        mac_array_sp(sa, sb0, sb1, sp0, sp1);
         for (int p = 0; p < MAC_DENSE_UNITS; p++) {
 #pragma HLS UNROLL
             m[p] = mp0[p];
             m1[p] = mp1[p];
         }
+#if CTRAIN_DSP_INT8 != 2   /* !PE_POS_PAIRS */
+        mac_array_sp(sa, sb0, sb1, sp0, sp1);
         for (int q = 0; q < MAC_SP_UNITS; q++) {
 #pragma HLS UNROLL
             m[MAC_DENSE_UNITS + q] = sp0[q];
             m1[MAC_DENSE_UNITS + q] = sp1[q];
         }
+#endif
 #endif
         if (outer) {
             spp_sum_t sum = 0, sum1 = 0;   /* adder trees, |sum| <= SP_P * 2^14 */

@@ -194,7 +194,7 @@ def build(program, board, model=None, sparsity=None, layer_sparsity=None):
            "phases": phases, "total": total,
            "peak": {"gops": peak_gops(b), "ddr_gbps": b.ddr_gbps, "port_gbps": port_gbps(b), "ddr_ports": b.ddr_ports,
                     "clock_mhz": b.clock_mhz, "pe_lanes": b.pe_lanes, "pe_rows": b.pe_rows,
-                    "pe_cols": b.pe_cols, "products": est.peak["products"],
+                    "pe_cols": b.pe_cols, "pe_pos_pairs": int(b.pe_pos_pairs), "products": est.peak["products"],
                     # the chip's physical int8 peak (resources.peaks) beside the design's
                     "chip_int8_gops": est.peak["chip_int8"],
                     "part_clock_mhz": resources.part_clock_mhz(boards.get(b.name)),
@@ -267,7 +267,9 @@ def format_report(rep):
         port += f" (and a second port for UPDATE and the stream units' second inputs, {p['ddr_ports']} in all)"
     lines.append(f"roofs: peak {p['gops']:.2f} GOP/s (2 x {p['products']} products/cycle of the largest "
                  f"multiplier array x {p['clock_mhz']:g} MHz; the dense array's "
-                 f"{p['pe_lanes'] * p['pe_rows'] * p['pe_cols']}); DDR {p['ddr_gbps']:.3f} GB/s{port}")
+                 f"{p['pe_lanes'] * p['pe_rows'] * p['pe_cols']}"
+                 + (", twice that in FP and EB with positions in pairs" if p.get("pe_pos_pairs") else "")
+                 + f"); DDR {p['ddr_gbps']:.3f} GB/s{port}")
     lines.append(f"chip int8 peak {p['chip_int8_gops']:.1f} GOP/s ({p['part_clock_mhz']:g} MHz): the PE peak is "
                  f"{100 * p['pe_fraction']:.1f}% of it, achieved {t['gops']:.3f} GOP/s "
                  f"({100 * t['gops'] / p['chip_int8_gops']:.2f}% of it)")

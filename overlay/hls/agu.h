@@ -510,7 +510,10 @@ wr_i32:
  * tensor whose size is not a multiple of W pays one, at its end. */
 #define AGU_LANES(SIZE) (DDR_BEAT / (SIZE))
 #define AGU_Q8_LANES CTRAIN_DDR_BEAT          /* int8 elements per beat */
-#define AGU_Q8_LOG2 (CTRAIN_DDR_BEAT == 16 ? 4 : 3)   /* log2 of it (8 or 16) */
+/* log2 of it, 8 or 16 bytes (static_assert below): arithmetic, not a
+ * conditional, so the resource estimate sees a constant shift */
+#define AGU_Q8_LOG2 (CTRAIN_DDR_BEAT / 8 + 2)
+static_assert(CTRAIN_DDR_BEAT == 8 || CTRAIN_DDR_BEAT == 16, "AGU_Q8_LOG2: a beat of 8 or 16 bytes");
 #define AGU_I32_LANES (CTRAIN_DDR_BEAT / 4)   /* int32 elements per beat */
 
 /* Lanes [s, s + W) of the 2W lanes (hi:lo), 0 < s <= W. */

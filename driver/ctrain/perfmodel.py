@@ -405,32 +405,32 @@ def _column_steps(eb, count, k, s, p, n_src, pairs):
     taps) each, and with pairs (PE_POS_PAIRS, count even) none for the
     second of a pair, columns v even and v + 1 with the same valid taps
     (count and first tap) and different sources (make_ranges' pdt)."""
-    n = _ranges(eb, count, k, s, p, n_src)
+    n, k0, src = _ranges(eb, count, k, s, p, n_src, firsts=True)
     steps = np.maximum(1, n)
     if pairs:
-        v = np.arange(count, dtype=np.int64)
-        if not eb:
-            vs = v * s - p
-            k0, src = np.maximum(0, -vs), np.maximum(0, vs)
-        else:
-            hi = np.minimum(n_src - 1, (v + p) // s)
-            k0, src = v + p - hi * s, hi
-        k0, src = np.where(n > 0, k0, 0), np.where(n > 0, src, 0)
         e, o = slice(0, count - 1, 2), slice(1, count, 2)
         paired = (n[e] == n[o]) & (k0[e] == k0[o]) & (src[e] != src[o])
         steps[o] = np.where(paired, 0, steps[o])
     return int(steps.sum())
 
 
-def _ranges(eb, count, k, s, p, n_src):
-    """Valid taps per swept row (column) v < count (conv.cpp make_ranges)."""
+def _ranges(eb, count, k, s, p, n_src, firsts=False):
+    """Valid taps per swept row (column) v < count (conv.cpp make_ranges);
+    with firsts also each one's first tap and source index (the columns'
+    tables: unscaled, from source 0; both 0 where no tap is valid)."""
     v = np.arange(count, dtype=np.int64)
     if not eb:
         vs = v * s - p
-        return np.maximum(0, np.minimum(k, n_src - vs) - np.maximum(0, -vs))
-    hi = np.minimum(n_src - 1, (v + p) // s)
-    lo = np.maximum(0, -((-(v + p - k + 1)) // s))
-    return np.maximum(0, hi - lo + 1)
+        n = np.maximum(0, np.minimum(k, n_src - vs) - np.maximum(0, -vs))
+        k0, src = np.maximum(0, -vs), np.maximum(0, vs)
+    else:
+        hi = np.minimum(n_src - 1, (v + p) // s)
+        lo = np.maximum(0, -((-(v + p - k + 1)) // s))
+        n = np.maximum(0, hi - lo + 1)
+        k0, src = v + p - hi * s, hi
+    if not firsts:
+        return n
+    return n, np.where(n > 0, k0, 0), np.where(n > 0, src, 0)
 
 
 def _conv_ii(b, ch):

@@ -251,7 +251,21 @@ def expected_iters(f, board, chunk):
         S = _loaded_rows(f, eb, plan)
         if op == Op.CONV_WG:
             btap = 1 if plan.bm and bias else 0   # block mode's bias tap: a run per tile
-            return dict(pe=rt * (plan.ct * kk + btap) * nt * ho * wo,
+            # per item (lane tile, band, group) a run of its positions per tap of the
+            # group's column tiles (and per row tile the bias tap), or on a
+            # PE_POS_PAIRS board, with 2+ taps and 2+ positions, a run per two taps
+            # and a step for the last pair's second
+            pe = 0
+            for g0 in range(0, plan.ct, plan.g):
+                taps = min(plan.g, plan.ct - g0) * kk
+                for _, _, y0, y1 in _bands(f, eb, plan):
+                    npos = (y1 - y0) * wo
+                    pair = b.pe_pos_pairs and taps >= 2 and npos >= 2
+                    per_tile = ((_cdiv(taps, 2) if pair else taps) + btap) * npos
+                    tiles = plan.rb if plan.bm else 1
+                    pe += nt * sum(per_tile * min(tiles, rt - t0) + pair
+                                   for t0 in range(0, rt, tiles))
+            return dict(pe=pe,
                         pe_in=P * plan.groups * nt * plan.bands,
                         ew=rt * (plan.ct * kk + btap) + (co if bias else 0),
                         rd=P * n * ci * S * wi + plan.groups * n * co * ho * wo

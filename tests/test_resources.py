@@ -780,8 +780,8 @@ def test_comparators_are_counted():
     variables ceil(W / 2) LUTs (quant8's saturation compares, 64-bit, 32
     each per quantizer), `< 0` nothing (the sign bit: ADD's ReLU), a
     variable against each unrolled lane's index one LUT6 a lane with the
-    higher bits' OR once (spp_lists' `k < kk` over MAX_KK lanes: 7 low bits,
-    ceil(7 / 3) + 1 a lane, the 25 high bits' OR ceil(25 / 6))."""
+    higher bits' OR once (spp_lists' `k < kk` over lanes 1 .. MAX_KK - 1: 7
+    low bits, ceil(7 / 3) + 1 a lane, the 25 high bits' OR ceil(25 / 6))."""
     est = resources.estimate("zcu102")
     items = {i.name: i for i in est.items if i.kind == "add"}
     q = int(boards.get("zcu102").macros.get("SPARSE_QUANT", "16"))
@@ -790,7 +790,8 @@ def test_comparators_are_counted():
         assert "64-bit comparator" in items[name].detail
     assert not [n for n in items if n.endswith("acc < 0")]
     kk = items["spp_lists: k < kk"]
-    lanes = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("MAX_KK")   # the unroll factor
+    # the unroll factor: the loop runs k = 1 .. MAX_KK - 1
+    lanes = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("MAX_KK") - 1
     assert (kk.count, kk.lut) == (lanes, lanes * (math.ceil(7 / 3) + 1)) and "a lane's index" in kk.detail
     assert items["spp_lists: kk high bits 7"].lut == math.ceil(25 / 6)
     assert resources.comparator_luts(32, "<") == 16 and resources.comparator_luts(32, "==", "Q8_MAX") == 11
@@ -815,25 +816,37 @@ def test_preprocessor_logic_selects_one_branch():
 @pytest.mark.parametrize("board", ["zcu102", "pynq_z2"])
 def test_pe_array_sums_are_as_narrow_as_their_bounds(estimates, board):
     """pe_array.h: a column tile's adder tree (GATHER) log2(PE_COLS) + 16 bits,
-    a tap's run (OUTER) log2(PE_LANES x CONV_OUT) + 16; the C-sim wraps its
+    a tap's run (OUTER) log2(PE_LANES x CONV_OUT) + 16, on a DSP48E2 board
+    OUTER's lane trees log2(PE_LANES) + 16 before it; the C-sim wraps its
     int / int64_t sums to the same widths (pe_wrap), so the engines' bit-exact
     agreement checks the bounds."""
     b = boards.get(board)
     m = Sources(os.path.join(config_dir(), f"{board}.h")).macros
     col = math.ceil(math.log2(b.pe_cols)) + 16
     run = math.ceil(math.log2(b.pe_lanes * m.eval("CONV_OUT"))) + 16
-    assert (m.eval("PE_COL_BITS"), m.eval("PE_RUN_BITS")) == (col, run)
+    lane = math.ceil(math.log2(b.pe_lanes)) + 16
+    assert (m.eval("PE_COL_BITS"), m.eval("PE_RUN_BITS"), m.eval("PE_LANE_BITS")) == (col, run, lane)
     items = {i.name: i for i in estimates[board].items if i.kind == "add"}
     # a DSP48E2 board's trees sum a row's column products of each position of a pair
     # (PE_POS_PAIRS, mac_array.h), the Pynq-Z2's a row pair's
     pairs = b.dsp_kind == "DSP48E2"
     tree = items["execute: pe_array: sum0 += mp0[(l * PE_ROWS + r) * PE_COLS + c]" if pairs
                  else "execute: pe_array: sum0 += m0"]
-    part = items["execute: pe_array: part[2 * rp][c] += mp0[(l * PE_ROWS + rp) * PE_COLS + c]" if pairs
-                 else "execute: pe_array: part[2 * rp][c] += m0"]
-    assert tree.lut == tree.count * col and part.lut == part.count * run
+    assert tree.lut == tree.count * col
     assert tree.count == b.pe_lanes * b.pe_rows * b.pe_cols // (1 if pairs else 2)
-    assert part.count == b.pe_lanes * b.pe_rows // 2 * b.pe_cols
+    if pairs:
+        # OUTER: per PE (r, c) and tap of the run's pair, a tree of its lanes'
+        # products (L - 1 adders) and the run's sum
+        for a, t in (("part", "s0"), ("partB", "s1")):
+            run_sum = items[f"execute: pe_array: {a}[r][c] += pe_wrap"]
+            lanes = items[f"execute: pe_array: {t} += mp{t[1]}[(l * PE_ROWS + r) * PE_COLS + c]"]
+            assert (run_sum.count, run_sum.lut) == (b.pe_rows * b.pe_cols, b.pe_rows * b.pe_cols * run)
+            assert lanes.count == (b.pe_lanes - 1) * b.pe_rows * b.pe_cols
+            assert lanes.lut == lanes.count * lane
+    else:
+        part = items["execute: pe_array: part[2 * rp][c] += m0"]
+        assert part.lut == part.count * run
+        assert part.count == b.pe_lanes * b.pe_rows // 2 * b.pe_cols
 
 
 @pytest.mark.parametrize("board, n", [("aup_zu3", 2), ("zcu102", 2), ("pynq_z2", 1)])

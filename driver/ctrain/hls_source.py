@@ -342,20 +342,24 @@ _PRAGMA = re.compile(r"#pragma\s+HLS\s+(\w+)([^\n]*)", re.I)
 
 def _loop_header(header):
     """(variable, bound) of a `for (v = ...; v < BOUND; ...)` header: the
-    bound of `<=` plus one, only the first clause of an `&&`; ("", "") for
-    anything else (while loops)."""
+    bound of `<=` plus one, only the first clause of an `&&`, less a
+    literal start (`v = 1`: BOUND - 1 trips); ("", "") for anything else
+    (while loops)."""
     parts = header.split(";")
     var, bound = "", ""
     if len(parts) == 3:
-        vm = re.search(r"(\w+)\s*=", parts[0])
+        vm = re.search(r"(\w+)\s*=\s*(.*)$", parts[0].strip())
         var = vm.group(1) if vm else ""
+        start = vm.group(2).strip() if vm else ""
         cm = re.match(r"\s*(\w+)\s*<=?\s*(.+)$", parts[1].strip())
         if cm:
             bound = cm.group(2).strip()
-            if "<=" in parts[1]:
-                bound = f"({bound}) + 1"
             if "&&" in bound:
                 bound = bound.split("&&")[0].strip()
+            if "<=" in parts[1]:
+                bound = f"({bound}) + 1"
+            if re.fullmatch(r"[1-9]\d*", start):
+                bound = f"({bound}) - {start}"
     return var, bound
 
 

@@ -698,6 +698,18 @@ def _dense_conv(f, b, c):
         c.add(tiles[key])
 
 
+def _wg_steps(b, taps, npos, btap, tiles):
+    """WG's PE steps of an item (pe_array OUTER, conv.cpp's g.total): per
+    row tile a run of its npos positions per tap and the bias tap (btap);
+    with tap pairs (PE_POS_PAIRS, 2+ taps, npos >= 2) a run per two
+    consecutive taps (the last alone) and one step more, the last pair's
+    second tap."""
+    npos = np.asarray(npos)
+    pairs = bool(b.pe_pos_pairs) & (taps >= 2) & (npos >= 2)
+    runs = np.where(pairs, (taps + 1) // 2, taps)
+    return (runs + btap) * npos * tiles + pairs
+
+
 def _conv_span(b, n, run, plane):
     """conv.cpp conv_span: n > 1 planes' bands of `run` bytes read in one
     burst through the planes' other rows, where those are fewer bytes than
@@ -732,7 +744,8 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
         load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
         load_cols(load, np.zeros(N, np.int64))
         rows_io(load, "rd", f["src"], r0, nr, everything)
-        comp.loop("pe", k, taps * (y1_k - y0_k) * p.ow)
+        npos = (y1_k - y0_k) * p.ow
+        comp.loop("pe", k, _wg_steps(b, p.ct * kk, npos, bias, nt))
         _pipeline(c, load, comp, store)
         c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * nr * ci * kk, ii=_conv_ii(b, "kernels"))
         if bias:
@@ -774,7 +787,7 @@ def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_s
             c.loop("ew", gct * kk)                      # clear_taps
             load_cols(load, np.full(N, gsel, np.int64))
             rows_io(load, "rd", f["src"], r0, vr, everything)
-            comp.loop("pe", k, gct * kk * (y1_k - y0_k) * p.ow)
+            comp.loop("pe", k, _wg_steps(b, gct * kk, (y1_k - y0_k) * p.ow, 0, 1))
         else:
             _conv_weights(f, p, b, c, load, k[first_k], grp_k[first_k], r0, vr)
             load_cols(load, grp_k)

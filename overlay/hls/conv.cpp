@@ -787,6 +787,7 @@ static void conv_pass_make(const ctrain_insn_t &f, const conv_job &j, pe_pass &g
      * the weights one group (no partial sums in racc: one read and write
      * of it a cycle, the first position's) */
     g.pairs = PE_POS_PAIRS && !j.wg && j.p.ow % 2 == 0 && j.p.groups == 1;
+    g.wpairs = false;   /* WG: per item (conv_compute_item) */
 }
 
 /* Biases of the nt row tiles from r0 (nr rows; one tile but in block
@@ -1127,8 +1128,13 @@ static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gse
     g.last = it.grp == p.groups - 1;
     g.bias_sum = j.wg_bias && !j.bm && gsel == 0;
     if (j.wg) {
-        g.total = (uint32_t)((dim_t)gct * (dim_t)j.kk + (g.btap ? 1 : 0)) * (dim_t)g.rows *
-                  (dim_t)p.ow * (uint32_t)g.tiles;
+        /* a run per tap, or per pair of taps (wpairs), and the bias tap's;
+         * with pairs one more step, the last pair's tap B (pe_array) */
+        const int taps = (dim_t)gct * (dim_t)j.kk;
+        g.wpairs = PE_POS_PAIRS && taps >= 2 && (dim_t)g.rows * (dim_t)p.ow >= 2;
+        const int runs = g.wpairs ? (taps + 1) >> 1 : taps;
+        g.total = (uint32_t)(runs + (g.btap ? 1 : 0)) * (dim_t)g.rows *
+                  (dim_t)p.ow * (uint32_t)g.tiles + (g.wpairs ? 1u : 0u);
     } else {
         make_ranges(j.eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh, it.lo, p.sw, yr, false,
                     xpd);

@@ -5,6 +5,28 @@
 /* Rows are paired in mul2: an even number of them. */
 static_assert(PE_ROWS % 2 == 0, "CTRAIN_PE_ROWS must be even (pe_array pairs rows in mul2)");
 
+/* OUTER: the tap after (sub, ky, kx) in a tile's column tile > ky > kx
+ * order, with its act offsets ay_k = ky * sw and asub = sub * slot (past
+ * the tile's last tap: column tile gct, unused). */
+static inline void pe_tap_next(const pe_pass &g, int &sub, int &ky, int &kx, int &ay_k, int &asub) {
+#pragma HLS INLINE
+    const int kx1 = kx + 1, ky1 = ky + 1;
+    if (kx1 < g.k_w) {
+        kx = kx1;
+    } else {
+        kx = 0;
+        if (ky1 < g.k_h) {
+            ky = ky1;
+            ay_k += g.sw;
+        } else {
+            ky = 0;
+            ay_k = 0;
+            sub++;
+            asub += g.slot;
+        }
+    }
+}
+
 /* One function on purpose (its branch count is above the 40 the project
  * otherwise keeps to): the body is one II=1 pipelined step over flattened
  * (position, column tile, tap) counters, and its branches are that step's
@@ -34,6 +56,13 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
 #pragma HLS ARRAY_PARTITION variable=acc1 type=complete dim=0
     pe_run_t part[PE_ROWS][PE_COLS];
 #pragma HLS ARRAY_PARTITION variable=part type=complete dim=0
+#if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
+    pe_run_t partB[PE_ROWS][PE_COLS];   /* OUTER: tap B's run */
+#pragma HLS ARRAY_PARTITION variable=partB type=complete dim=0
+    pe_run_t bsum[PE_ROWS][PE_COLS];    /* partB before a step's update (wires) */
+#pragma HLS ARRAY_PARTITION variable=bsum type=complete dim=0
+    bool bpend = false;                 /* the last run's tap B still to add (at wrun - 1) */
+#endif
     for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
         for (int l = 0; l < PE_LANES; l++) {
@@ -44,6 +73,9 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
         for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
             part[r][c] = 0;
+#if CTRAIN_DSP_INT8 == 2
+            partB[r][c] = 0;
+#endif
         }
     }
 
@@ -59,6 +91,18 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
     int sy = (dim_t)g.y0 * (dim_t)g.stride - g.pad, sx = -g.pad;
     int ay_o = ay_base;
     int wrun = 0;                        /* OUTER: tap accumulator of the run */
+    /* OUTER with PE_POS_PAIRS: a run takes the tile's taps tt and tt + 1
+     * (tap B, the next in column tile > ky > kx order, if the tile has it):
+     * unit (l, r, c) is err[l][r] times x[l][c] at both taps' sources.  B's
+     * counters and its offsets from tap A (source row, column, act address),
+     * constant over the run. */
+#if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
+    const int tile_taps = (dim_t)g.gct * (dim_t)g.kk;
+    int tt = 0;                          /* tap A within the tile */
+    int subB = 0, kyB = 0, kxB = 0, ay_kB = 0, asubB = 0;
+    pe_tap_next(g, subB, kyB, kxB, ay_kB, asubB);
+    int dky = kyB, dkx = kxB, doff = asubB + ay_kB + kxB;
+#endif
     /* GATHER: row tile of the pass, its first weight entry, its valid rows */
     int tl = 0, wtile = 0, vr_t = g.tiles > 1 ? PE_ROWS : g.vr;
     /* OUTER in block mode: the bias tap's run (column 0's operand 1, its
@@ -82,10 +126,27 @@ pass_step:
         const bool pr = pd != 0;
         bool live;
         int wa, aa;
+#if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
+        /* OUTER: the run pairs taps A and B (wpairs; not the bias tap's run) */
+        const bool pb = g.wpairs && outer && !brun && tt + 1 < tile_taps;
+        /* OUTER with wpairs: the pass's last step only adds the last pair's
+         * tap B (below) */
+        const bool tail = outer && g.wpairs && i == total - 1;
+        bool liveB = false;
+        int aaB = 0, vcB = PE_COLS;
+#else
+        const bool pb = false, tail = false;
+#endif
         if (outer) {
-            live = brun || (sy >= 0 && sy < g.sh && sx >= 0 && sx < g.sw);
+            live = !tail && (brun || (sy >= 0 && sy < g.sh && sx >= 0 && sx < g.sw));
             wa = wrun;
             aa = asub + ay_o + sx;
+#if CTRAIN_DSP_INT8 == 2
+            const int syB = sy + dky, sxB = sx + dkx;
+            liveB = pb && syB >= 0 && syB < g.sh && sxB >= 0 && sxB < g.sw;
+            aaB = liveB ? aa + doff : 0;
+            vcB = subB == g.gct - 1 ? g.vc_last : PE_COLS;   /* B's column tile's */
+#endif
         } else {
             live = yr[oy].n > 0 && xr[ox].n > 0;
             wa = g.wbase + wtile + wsub + wy + wx;
@@ -127,41 +188,50 @@ pass_step:
 #if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
         for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
-            for (int h = 0; h < 2; h++) {
+            for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                for (int rp = 0; rp < PE_ROWS / 2; rp++) {
+                for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    for (int c = 0; c < PE_COLS; c++) {
-#pragma HLS UNROLL
-                        /* unit (l, r = h * R/2 + rp, c); OUTER: the first
-                         * half's take rows 2rp, 2rp + 1, the second idle */
-                        const bool on = live && c < vc;
-                        const q8_t xl = on ? x[l][c][aa] : (q8_t)0;
-                        const q8_t xo = brun ? (q8_t)(c == 0 ? 1 : 0) : xl;
-                        const bool eo = h == 0 && l < g.vb;
-                        ma[(l * PE_ROWS + h * (PE_ROWS / 2) + rp) * PE_COLS + c] =
-                            outer ? (h == 0 ? xo : (q8_t)0) : w[h * (PE_ROWS / 2) + rp][c][wa];
-                        mb0[(l * PE_ROWS + h * (PE_ROWS / 2) + rp) * PE_COLS + c] =
-                            outer ? (eo ? err[l][2 * rp][pidx] : (q8_t)0) : xl;
-                        mb1[(l * PE_ROWS + h * (PE_ROWS / 2) + rp) * PE_COLS + c] =
-                            outer ? (eo ? err[l][2 * rp + 1][pidx] : (q8_t)0)
-                                  : (on && pr ? x[l][c][aa + pd] : (q8_t)0);
-                    }
+                    /* unit (l, r, c): GATHER the weight times the pair's two
+                     * positions, OUTER the error times taps A and B */
+                    const bool on = live && c < vc;
+                    const q8_t xl = on ? x[l][c][aa] : (q8_t)0;
+                    const q8_t xo = brun ? (q8_t)(c == 0 ? 1 : 0) : xl;
+                    const q8_t x2 = outer ? (liveB && c < vcB ? x[l][c][aaB] : (q8_t)0)
+                                          : (on && pr ? x[l][c][aa + pd] : (q8_t)0);
+                    ma[(l * PE_ROWS + r) * PE_COLS + c] =
+                        outer ? (l < g.vb && !tail ? err[l][r][pidx] : (q8_t)0) : w[r][c][wa];
+                    mb0[(l * PE_ROWS + r) * PE_COLS + c] = outer ? xo : xl;
+                    mb1[(l * PE_ROWS + r) * PE_COLS + c] = x2;
                 }
             }
         }
         mac_array(ma, mb0, mb1, mp0, mp1);
         if (outer) {
-            for (int l = 0; l < PE_LANES; l++) {
+            for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                for (int rp = 0; rp < PE_ROWS / 2; rp++) {
+                for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    for (int c = 0; c < PE_COLS; c++) {
+                    /* the pending tap B's sum, before this step's restart */
+                    bsum[r][c] = partB[r][c];
+                    if (bpend)
+                        partB[r][c] = 0;
+                }
+            }
+            for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                        /* adder trees over lanes */
-                        part[2 * rp][c] += mp0[(l * PE_ROWS + rp) * PE_COLS + c];
-                        part[2 * rp + 1][c] += mp1[(l * PE_ROWS + rp) * PE_COLS + c];
+                for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                    /* adder trees over lanes, one per tap, as narrow as L
+                     * products; then the run's sum */
+                    pe_lane_t s0 = mp0[r * PE_COLS + c], s1 = mp1[r * PE_COLS + c];
+                    for (int l = 1; l < PE_LANES; l++) {
+#pragma HLS UNROLL
+                        s0 += mp0[(l * PE_ROWS + r) * PE_COLS + c];
+                        s1 += mp1[(l * PE_ROWS + r) * PE_COLS + c];
                     }
+                    part[r][c] += pe_wrap<PE_LANE_BITS>(s0);
+                    partB[r][c] += pe_wrap<PE_LANE_BITS>(s1);
                 }
             }
         }
@@ -226,6 +296,29 @@ pass_step:
          * OUTER adds the run to its tap accumulators. */
         const bool run_end = outer ? (ox == g.ow - 1 && oy == g.rows - 1)
                                    : (tx == nx - 1 && ty == ny - 1 && sub == g.gct - 1);
+#if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
+        /* OUTER: a run adds tap A to its accumulator at its end, a pair's
+         * tap B the step after (the next run's first, as a run is at least
+         * two steps with wpairs, or the tail): one read and one write of
+         * tacc a cycle, as with one tap a run */
+        if (outer && (run_end || bpend)) {
+            const int wt = run_end ? wrun : wrun - 1;
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                for (int c = 0; c < PE_COLS; c++) {
+#pragma HLS UNROLL
+                    tacc[r][c][wt] += pe_wrap<PE_RUN_BITS>(run_end ? part[r][c] : bsum[r][c]);
+                    if (run_end) {
+                        part[r][c] = 0;
+                        if (!pb)
+                            partB[r][c] = 0;
+                    }
+                }
+            }
+        }
+        if (outer)
+            bpend = run_end && pb;
+#else
         if (run_end && outer) {
             for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
@@ -236,6 +329,7 @@ pass_step:
                 }
             }
         }
+#endif
         if (run_end && !outer) {
             q_lanes ql = {0, 0, 0, 0};   /* the run's L x R (pair: 2 L x R) outputs meet the statistics as one update */
             for (int h = 0; h < 1 + PE_POS_PAIRS; h++) {
@@ -283,32 +377,65 @@ pass_step:
                 ay_o += orow;
                 if (++oy == g.rows) {
                     oy = 0;
-                    wrun++;
+                    /* the run's taps: A, and B when paired */
+                    const int nrun = pb ? 2 : 1;
+                    wrun += nrun;
                     if (brun) {
                         /* block mode: the next row tile, its errors */
                         brun = false;
                         tl++;
                         ebase += npos;
-                    } else if (++kx == g.k_w) {
+                    }
+#if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
+                    else if (tt + nrun >= tile_taps) {   /* the tile's taps done */
+                        tt = 0;
+                        sub = 0;
+                        ky = 0;
                         kx = 0;
-                        ay_k += g.sw;
-                        if (++ky == g.k_h) {
-                            ky = 0;
-                            ay_k = 0;
-                            sub++;
-                            asub += g.slot;
-                            if (sub == g.gct) {   /* the tile's taps done */
-                                sub = 0;
-                                asub = 0;
-                                if (g.btap) {
-                                    brun = true;
-                                } else {
-                                    tl++;
-                                    ebase += npos;
-                                }
+                        ay_k = 0;
+                        asub = 0;
+                        if (g.btap) {
+                            brun = true;
+                        } else {
+                            tl++;
+                            ebase += npos;
+                        }
+                    } else {
+                        /* tap A: B, or B's successor when paired */
+                        tt += nrun;
+                        sub = subB;
+                        ky = kyB;
+                        kx = kxB;
+                        ay_k = ay_kB;
+                        asub = asubB;
+                        if (pb)
+                            pe_tap_next(g, sub, ky, kx, ay_k, asub);
+                    }
+                    /* tap B: A's successor, and its offsets from A */
+                    subB = sub;
+                    kyB = ky;
+                    kxB = kx;
+                    ay_kB = ay_k;
+                    asubB = asub;
+                    pe_tap_next(g, subB, kyB, kxB, ay_kB, asubB);
+                    dky = kyB - ky;
+                    dkx = kxB - kx;
+                    doff = (asubB - asub) + (ay_kB - ay_k) + (kxB - kx);
+#else
+                    else {
+                        pe_tap_next(g, sub, ky, kx, ay_k, asub);
+                        if (sub == g.gct) {   /* the tile's taps done */
+                            sub = 0;
+                            asub = 0;
+                            if (g.btap) {
+                                brun = true;
+                            } else {
+                                tl++;
+                                ebase += npos;
                             }
                         }
                     }
+#endif
                     pidx = ebase;
                     sx = kx - g.pad;
                     sy = (dim_t)g.y0 * (dim_t)g.stride + ky - g.pad;

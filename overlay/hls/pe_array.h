@@ -79,19 +79,23 @@ typedef ap_int<48> pe_sum_t;   /* acc_t */
 typedef int64_t pe_sum_t;
 #endif
 /* The sums before those, as narrow as their bounds (products |p| <= 2^14):
- * a column tile's adder tree (GATHER: PE_COLS products) and a tap's run
+ * a column tile's adder tree (GATHER: PE_COLS products), a position's
+ * lanes (OUTER with PE_POS_PAIRS: PE_LANES products) and a tap's run
  * (OUTER: PE_LANES products a position, at most CONV_OUT positions, the
  * error rows' depth).  Synthesis: ap_int of those widths.  The C-sim keeps
  * them in int and int64_t for speed and wraps them to the same widths where
  * synthesis holds them (pe_wrap): a bound that failed would be a mismatch
  * against the numpy engine, not a silent difference. */
 #define PE_COL_BITS (CTRAIN_CLOG2(PE_COLS) + 16)
+#define PE_LANE_BITS (CTRAIN_CLOG2(PE_LANES) + 16)
 #define PE_RUN_BITS (CTRAIN_CLOG2(PE_LANES * CONV_OUT) + 16)
 #ifdef __SYNTHESIS__
 typedef ap_int<PE_COL_BITS> pe_col_t;
+typedef ap_int<PE_LANE_BITS> pe_lane_t;
 typedef ap_int<PE_RUN_BITS> pe_run_t;
 #else
 typedef int pe_col_t;
+typedef int pe_lane_t;
 typedef int64_t pe_run_t;
 #endif
 
@@ -141,9 +145,12 @@ struct pe_pass {
     int sh_out;
     int vb, vr;          /* valid lanes and rows (GATHER: of the last row tile) */
     bool pairs;          /* GATHER: positions in pairs (PE_POS_PAIRS, ow even; xpd) */
+    bool wpairs;         /* OUTER: taps in pairs (PE_POS_PAIRS, a tile of 2+ taps, rows x ow >= 2) */
     /* Steps: GATHER tiles * gct * (sum over band rows of max(1, valid ky)) *
      * (sum over columns of max(1, valid kx)), a position without a valid tap
-     * taking one masked step; OUTER tiles * (gct * kk + btap) * rows * ow. */
+     * taking one masked step; OUTER tiles * (runs + btap) * rows * ow,
+     * runs = gct * kk, or with wpairs ceil(gct * kk / 2) and one more step
+     * for the last pair's second tap. */
     uint32_t total;
 };
 

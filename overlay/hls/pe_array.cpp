@@ -380,6 +380,7 @@ pass_step:
                     /* the run's taps: A, and B when paired */
                     const int nrun = pb ? 2 : 1;
                     wrun += nrun;
+                    bool tdone = false;
                     if (brun) {
                         /* block mode: the next row tile, its errors */
                         brun = false;
@@ -388,18 +389,13 @@ pass_step:
                     }
 #if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
                     else if (tt + nrun >= tile_taps) {   /* the tile's taps done */
+                        tdone = true;
                         tt = 0;
                         sub = 0;
                         ky = 0;
                         kx = 0;
                         ay_k = 0;
                         asub = 0;
-                        if (g.btap) {
-                            brun = true;
-                        } else {
-                            tl++;
-                            ebase += npos;
-                        }
                     } else {
                         /* tap A: B, or B's successor when paired */
                         tt += nrun;
@@ -425,17 +421,21 @@ pass_step:
                     else {
                         pe_tap_next(g, sub, ky, kx, ay_k, asub);
                         if (sub == g.gct) {   /* the tile's taps done */
+                            tdone = true;
                             sub = 0;
                             asub = 0;
-                            if (g.btap) {
-                                brun = true;
-                            } else {
-                                tl++;
-                                ebase += npos;
-                            }
                         }
                     }
 #endif
+                    /* after a tile's taps its bias tap's run (block mode), or the next tile */
+                    if (tdone) {
+                        if (g.btap) {
+                            brun = true;
+                        } else {
+                            tl++;
+                            ebase += npos;
+                        }
+                    }
                     pidx = ebase;
                     sx = kx - g.pad;
                     sy = (dim_t)g.y0 * (dim_t)g.stride + ky - g.pad;

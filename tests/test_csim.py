@@ -164,8 +164,10 @@ def _tap_rows(f, eb, count, k, n_src, pairs=False):
     """Per swept row (column) v < count, its valid taps, at least 1 (a position
     without any takes one masked step): FP pairs source v*s + k - p inside
     the plane, EB the exact pairs (v + p - k) / s inside it.  With `pairs`
-    (columns on a PE_POS_PAIRS board, count even): an odd column whose
-    valid taps are its even neighbour's, and not none, runs in its steps."""
+    (columns on a PE_POS_PAIRS board, count even; EB at stride 1 only): an
+    even column and the next, both with valid taps, run as one over every
+    tap from the least to the greatest of theirs, the odd one in no step
+    of its own."""
     s, p = f["stride"], f["pad"]
     taps = []
     for v in range(count):
@@ -174,8 +176,13 @@ def _tap_rows(f, eb, count, k, n_src, pairs=False):
                          and (v + p - kk) // s < n_src})
         else:
             taps.append({kk for kk in range(k) if 0 <= v * s + kk - p < n_src})
-    return sum(0 if pairs and count % 2 == 0 and v % 2 and t and t == taps[v - 1] else max(1, len(t))
-               for v, t in enumerate(taps))
+    pairs = pairs and count % 2 == 0 and (not eb or s == 1)
+    steps = [max(1, len(t)) for t in taps]
+    for v in range(0, count - 1, 2) if pairs else ():
+        if taps[v] and taps[v + 1]:
+            both = taps[v] | taps[v + 1]
+            steps[v], steps[v + 1] = max(both) - min(both) + 1, 0
+    return sum(steps)
 
 
 def _bands(f, eb, plan):

@@ -402,14 +402,16 @@ def _pipeline(c, load, comp, store, built=False):
 
 def _column_steps(eb, count, k, s, p, n_src, pairs):
     """PE steps of a band row's columns (conv.cpp range_steps): max(1, valid
-    taps) each, and with pairs (PE_POS_PAIRS, count even) none for the
-    second of a pair, columns v even and v + 1 with the same valid taps
-    (count and first tap) and different sources (make_ranges' pdt)."""
-    n, k0, src = _ranges(eb, count, k, s, p, n_src, firsts=True)
+    taps) each, and with pairs (PE_POS_PAIRS, count even) columns v even and
+    v + 1 that both have valid taps (EB at stride 1 only: make_ranges' pdt)
+    run as one, over the union of their taps (pe_array pe_xrun)."""
+    n, k0, _ = _ranges(eb, count, k, s, p, n_src, firsts=True)
     steps = np.maximum(1, n)
-    if pairs:
+    if pairs and (not eb or s == 1):
         e, o = slice(0, count - 1, 2), slice(1, count, 2)
-        paired = (n[e] == n[o]) & (k0[e] == k0[o]) & (src[e] != src[o])
+        paired = (n[e] > 0) & (n[o] > 0)
+        union = np.maximum(k0[e] + n[e], k0[o] + n[o]) - np.minimum(k0[e], k0[o])
+        steps[e] = np.where(paired, union, steps[e])
         steps[o] = np.where(paired, 0, steps[o])
     return int(steps.sum())
 

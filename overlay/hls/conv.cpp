@@ -597,8 +597,10 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
  * from the largest source index down (tap step s). `scale` = sw for rows
  * (offsets in act), 1 for columns; `lo` the first source row loaded.
  * With `pair` (columns, PE_POS_PAIRS, count even): pdt[v] for even v
- * whether v and v + 1 have the same valid taps (the same count and first
- * tap) from different sources (pe_array.h xpd). */
+ * whether v and v + 1 run as a pair over the union of their valid taps
+ * (pe_array.h xpd): both have one, and at each tap the second's source is
+ * the first's plus the pair's distance (FP: always, stride s; EB: at
+ * stride 1, 1). */
 static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int pd, int n_src,
                         int lo, int scale, pe_range tab[CTRAIN_MAX_DIM], bool pair,
                         bool pdt[CTRAIN_MAX_DIM]) {
@@ -613,7 +615,7 @@ static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int
     int q_sc = (dim_t)q * (dim_t)scale, q_sk = (dim_t)q * (dim_t)s_k;
     int vp_k = (dim_t)(v0 + pd) * (dim_t)k_mul;
     const int top = n_src - 1, top_sc = (dim_t)top * (dim_t)scale, top_sk = (dim_t)top * (dim_t)s_k;
-    int n_e = 0, k0_e = 0, src_e = 0;   /* the last even entry's */
+    int n_e = 0;   /* the last even entry's count */
     CTRAIN_LOOP(ew, 1, count);
 make_ranges:
     for (int i = 0; i < count; i++) {
@@ -638,11 +640,9 @@ make_ranges:
         tab[i].k0 = k0;
         tab[i].src0 = src;
         if (pair && (i & 1)) {   /* entry i - 1 (even) and i: a pair? */
-            pdt[i - 1] = n == n_e && k0 == k0_e && src != src_e;
+            pdt[i - 1] = n > 0 && n_e > 0 && (!eb || s == 1);
         }
         n_e = n;
-        k0_e = k0;
-        src_e = src;
         vs += s;
         vs_sc += s_sc;
         vs_k += s_k;
@@ -661,14 +661,25 @@ make_ranges:
 }
 
 /* PE steps of a table's entries, max(1, n) each; with pairs (pdt, pair)
- * a pair's second entry takes none. */
+ * a pair the union of its taps (pe_array pe_xrun), its second entry
+ * none. */
 static int range_steps(const pe_range tab[CTRAIN_MAX_DIM], int count, bool pair,
                        const bool pdt[CTRAIN_MAX_DIM]) {
-    int sum = 0;
+    int sum = 0, k0_e = 0, end_e = 0, own_e = 0;   /* the last even entry's */
     for (int i = 0; i < count; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-        const bool second = pair && (i & 1) && pdt[i - 1];
-        sum += second ? 0 : (tab[i].n > 0 ? tab[i].n : 1);
+        const pe_range t = tab[i];
+        const int own = t.n > 0 ? t.n : 1;
+        if (pair && (i & 1) && pdt[i - 1]) {
+            /* the pair's union in place of its first entry's taps */
+            const int end = t.k0 + t.n;
+            sum += max_i(end, end_e) - min_i(t.k0, k0_e) - own_e;
+        } else {
+            sum += own;
+        }
+        k0_e = t.k0;
+        end_e = t.k0 + t.n;
+        own_e = own;
     }
     return sum;
 }

@@ -27,6 +27,39 @@ static inline void pe_tap_next(const pe_pass &g, int &sub, int &ky, int &kx, int
     }
 }
 
+/* GATHER: the column run of the position at ox, or of the pair (ox, ox + 1)
+ * where xpd[ox] (pairs): the union of their valid taps, k0 .. k0 + n - 1,
+ * its first act source src (the first position's at tap k0, outside its own
+ * taps where the second's begin earlier), and each position's taps within
+ * the run, steps [lo0, hi0) and [lo1, hi1); alone, n at least 1 (a masked
+ * step) and the whole run its own. */
+static inline void pe_xrun(const pe_range xr[CTRAIN_MAX_DIM], const bool xpd[CTRAIN_MAX_DIM],
+                           const pe_pass &g, int ox, int &n, int &k0, int &src, int &lo0,
+                           int &hi0, int &lo1, int &hi1) {
+#pragma HLS INLINE
+    const pe_range a = xr[ox];
+    if (g.pairs && !(ox & 1) && xpd[ox]) {
+        const pe_range b = xr[ox + 1];
+        const int e0 = a.k0 + a.n, e1 = b.k0 + b.n;
+        k0 = a.k0 < b.k0 ? a.k0 : b.k0;
+        n = (e0 > e1 ? e0 : e1) - k0;
+        /* the source moves dsrc a tap */
+        src = g.dsrc > 0 ? a.src0 - (a.k0 - k0) : a.src0 + (a.k0 - k0);
+        lo0 = a.k0 - k0;
+        hi0 = lo0 + a.n;
+        lo1 = b.k0 - k0;
+        hi1 = lo1 + b.n;
+    } else {
+        n = a.n > 0 ? a.n : 1;
+        k0 = a.k0;
+        src = a.src0;
+        lo0 = 0;
+        hi0 = n;
+        lo1 = 0;
+        hi1 = 0;
+    }
+}
+
 /* One function on purpose (its branch count is above the 40 the project
  * otherwise keeps to): the body is one II=1 pipelined step over flattened
  * (position, column tile, tap) counters, and its branches are that step's
@@ -84,8 +117,9 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
     int oy = 0, ox = 0, sub = 0, ty = 0, tx = 0, pidx = 0;
     int wsub = 0, asub = 0;              /* sub * kk, sub * slot */
     /* GATHER: weight and act offsets of the current tap */
-    int ny = yr[0].n > 0 ? yr[0].n : 1, nx = xr[0].n > 0 ? xr[0].n : 1;
-    int wy = yr[0].k0, ay = yr[0].src0, wx = xr[0].k0, ax = xr[0].src0;
+    int ny = yr[0].n > 0 ? yr[0].n : 1, nx, xk0, xsrc, lo0, hi0, lo1, hi1;
+    pe_xrun(xr, xpd, g, 0, nx, xk0, xsrc, lo0, hi0, lo1, hi1);
+    int wy = yr[0].k0, ay = yr[0].src0, wx = xk0, ax = xsrc;
     /* OUTER: source row/column of the current position, the row's act offset */
     int ky = 0, kx = 0, ay_k = 0;        /* ay_k = ky * sw */
     int sy = (dim_t)g.y0 * (dim_t)g.stride - g.pad, sx = -g.pad;
@@ -124,6 +158,9 @@ pass_step:
          * second's source pd further (0: ox alone) */
         const int pd = g.pairs && !(ox & 1) && xpd[ox] ? (g.dsrc > 0 ? g.stride : 1) : 0;
         const bool pr = pd != 0;
+        /* GATHER: whether the tap step is one of the position's own taps
+         * (a pair's run is their union), and the pair's second's */
+        const bool own0 = tx >= lo0 && tx < hi0;
         bool live;
         int wa, aa;
 #if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
@@ -186,6 +223,7 @@ pass_step:
 #pragma HLS ARRAY_PARTITION variable=mp0 type=complete
 #pragma HLS ARRAY_PARTITION variable=mp1 type=complete
 #if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
+        const bool own1 = tx >= lo1 && tx < hi1;
         for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
             for (int r = 0; r < PE_ROWS; r++) {
@@ -195,10 +233,10 @@ pass_step:
                     /* unit (l, r, c): GATHER the weight times the pair's two
                      * positions, OUTER the error times taps A and B */
                     const bool on = live && c < vc;
-                    const q8_t xl = on ? x[l][c][aa] : (q8_t)0;
+                    const q8_t xl = on && (outer || own0) ? x[l][c][aa] : (q8_t)0;
                     const q8_t xo = brun ? (q8_t)(c == 0 ? 1 : 0) : xl;
                     const q8_t x2 = outer ? (liveB && c < vcB ? x[l][c][aaB] : (q8_t)0)
-                                          : (on && pr ? x[l][c][aa + pd] : (q8_t)0);
+                                          : (on && pr && own1 ? x[l][c][aa + pd] : (q8_t)0);
                     ma[(l * PE_ROWS + r) * PE_COLS + c] =
                         outer ? (l < g.vb && !tail ? err[l][r][pidx] : (q8_t)0) : w[r][c][wa];
                     mb0[(l * PE_ROWS + r) * PE_COLS + c] = outer ? xo : xl;
@@ -258,7 +296,7 @@ pass_step:
 #pragma HLS UNROLL
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    const q8_t xl = (live && c < vc) ? x[l][c][aa] : (q8_t)0;
+                    const q8_t xl = (live && c < vc && (outer || own0)) ? x[l][c][aa] : (q8_t)0;
                     const q8_t xv = brun ? (q8_t)(c == 0 ? 1 : 0) : xl;
                     const q8_t e0 = l < g.vb ? err[l][2 * rp][pidx] : (q8_t)0;
                     const q8_t e1 = l < g.vb ? err[l][2 * rp + 1][pidx] : (q8_t)0;
@@ -447,8 +485,8 @@ pass_step:
             ax += g.dsrc;
             if (++tx == nx) {
                 tx = 0;
-                wx = xr[ox].k0;
-                ax = xr[ox].src0;
+                wx = xk0;
+                ax = xsrc;
                 wy += wy_step;
                 ay += ay_step;
                 if (++ty == ny) {
@@ -478,11 +516,11 @@ pass_step:
                         }
                         if (oy < g.rows) {
                             ny = yr[oy].n > 0 ? yr[oy].n : 1;
-                            nx = xr[ox].n > 0 ? xr[ox].n : 1;
+                            pe_xrun(xr, xpd, g, ox, nx, xk0, xsrc, lo0, hi0, lo1, hi1);
                             wy = yr[oy].k0;
                             ay = yr[oy].src0;
-                            wx = xr[ox].k0;
-                            ax = xr[ox].src0;
+                            wx = xk0;
+                            ax = xsrc;
                         }
                     }
                 }

@@ -160,14 +160,15 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
-def _tap_rows(f, eb, count, k, n_src, pairs=False):
+def _tap_rows(f, eb, count, k, n_src, pairs=False, start=0):
     """Per swept row (column) v < count, its valid taps, at least 1 (a position
     without any takes one masked step): FP pairs source v*s + k - p inside
-    the plane, EB the exact pairs (v + p - k) / s inside it.  With `pairs`
-    (columns on a PE_POS_PAIRS board, count even; EB at stride 1 only): an
-    even column and the next, both with valid taps, run as one over every
-    tap from the least to the greatest of theirs, the odd one in no step
-    of its own."""
+    the plane, EB the exact pairs (v + p - k) / s inside it; a list.  With
+    `pairs` (columns on a PE_POS_PAIRS board; EB at stride 1 only), in a
+    row whose first output index has parity `start`: a column at an even
+    output index and the next, both with valid taps, run as one over every
+    tap from the least to the greatest of theirs, the second in no step of
+    its own."""
     s, p = f["stride"], f["pad"]
     taps = []
     for v in range(count):
@@ -176,13 +177,12 @@ def _tap_rows(f, eb, count, k, n_src, pairs=False):
                          and (v + p - kk) // s < n_src})
         else:
             taps.append({kk for kk in range(k) if 0 <= v * s + kk - p < n_src})
-    pairs = pairs and count % 2 == 0 and (not eb or s == 1)
     steps = [max(1, len(t)) for t in taps]
-    for v in range(0, count - 1, 2) if pairs else ():
+    for v in range(start % 2, count - 1, 2) if pairs and (not eb or s == 1) else ():
         if taps[v] and taps[v + 1]:
             both = taps[v] | taps[v + 1]
             steps[v], steps[v + 1] = max(both) - min(both) + 1, 0
-    return sum(steps)
+    return steps
 
 
 def _bands(f, eb, plan):
@@ -279,8 +279,19 @@ def expected_iters(f, board, chunk):
                         + _cols_span(f, eb, plan, b, P) + plan.groups * _rows_span(f, eb, plan, b),
                         wr=4 * co * ci * kk + (4 * co if bias else 0))
         ty = _tap_rows(f, eb, plan.oh, kh, plan.sh)
-        # two positions a step (PE_POS_PAIRS) with one group
-        tx = _tap_rows(f, eb, plan.ow, kw, plan.sw, bool(b.pe_pos_pairs) and plan.groups == 1)
+        # two positions a step (PE_POS_PAIRS) with one group, from an even output
+        # index: a row's column steps by its first index's parity
+        pairs = bool(b.pe_pos_pairs) and plan.groups == 1
+        tx = [sum(_tap_rows(f, eb, plan.ow, kw, plan.sw, pairs, start)) for start in (0, 1)]
+        # per pass (a row tile, or a block of plan.rb in block mode), lane tile and
+        # band: each tile's rows, their output indexes counted on from the pass's start
+        pe = 0
+        for t0 in range(0, rt, plan.rb if plan.bm else 1):
+            tiles = min(plan.rb, rt - t0) if plan.bm else 1
+            for _, _, y0, y1 in _bands(f, eb, plan):
+                pe += sum(ty[y] * tx[((t * (y1 - y0) + y - y0) * plan.ow) % 2]
+                          for t in range(tiles) for y in range(y0, y1))
+        pe *= nt * plan.ct
         # with groups, each group's weights once per chunk of plan.cu units (lane tile, band)
         weights = co * ci * kk * (1 if plan.groups == 1 else _cdiv(nt * plan.bands, plan.cu))
         rd = weights + P * n * plan.cols * S * plan.sw + _cols_span(f, eb, plan, b, P)
@@ -305,7 +316,7 @@ def expected_iters(f, board, chunk):
             ew += co   # shifting the biases, a row per cycle
         if mask:
             rd += n * ci * hi * wi + _rows_span(f, eb, plan, b)
-        return dict(pe=rt * nt * plan.ct * ty * tx, pe_in=P * nt * plan.bands * plan.groups,
+        return dict(pe=pe, pe_in=P * nt * plan.bands * plan.groups,
                     ew=ew, rd=rd, wr=n * plan.rows * plan.oh * plan.ow)
     if op == Op.UPDATE:
         cnt, cw = f["count"], f["count_w"]

@@ -401,19 +401,23 @@ def _pipeline(c, load, comp, store, built=False):
 
 
 def _column_steps(eb, count, k, s, p, n_src, pairs):
-    """PE steps of a band row's columns (conv.cpp range_steps): max(1, valid
-    taps) each, and with pairs (PE_POS_PAIRS, count even) columns v even and
-    v + 1 that both have valid taps (EB at stride 1 only: make_ranges' pdt)
-    run as one, over the union of their taps (pe_array pe_xrun)."""
+    """PE steps of a band row's columns (conv.cpp col_steps), in a row that
+    starts at an even output index and in one that starts at an odd one:
+    max(1, valid taps) each, and with pairs (PE_POS_PAIRS) columns v and
+    v + 1 from an even output index (v even in the first kind of row, odd
+    in the second) that both have valid taps (EB at stride 1 only:
+    make_ranges' pdt) run as one, over the union of their taps (pe_array
+    pe_xrun)."""
     n, k0, _ = _ranges(eb, count, k, s, p, n_src, firsts=True)
     steps = np.maximum(1, n)
+    total = [int(steps.sum())] * 2
     if pairs and (not eb or s == 1):
-        e, o = slice(0, count - 1, 2), slice(1, count, 2)
-        paired = (n[e] > 0) & (n[o] > 0)
-        union = np.maximum(k0[e] + n[e], k0[o] + n[o]) - np.minimum(k0[e], k0[o])
-        steps[e] = np.where(paired, union, steps[e])
-        steps[o] = np.where(paired, 0, steps[o])
-    return int(steps.sum())
+        a, b = slice(0, count - 1), slice(1, count)
+        paired = (n[a] > 0) & (n[b] > 0)
+        union = np.maximum(k0[a] + n[a], k0[b] + n[b]) - np.minimum(k0[a], k0[b])
+        gain = np.where(paired, union - steps[a] - steps[b], 0)   # v = 0 .. count - 2
+        total = [total[0] + int(gain[0::2].sum()), total[1] + int(gain[1::2].sum())]
+    return tuple(total)
 
 
 def _ranges(eb, count, k, s, p, n_src, firsts=False):
@@ -601,14 +605,29 @@ def _dense_conv(f, b, c):
         hi_k = np.minimum(p.sh, (y1_k - 1 + pd) // s + 1)
     hi_k = np.maximum(hi_k, lo_k)
     col_base = f["src2"] if wg else f["src"]
-    band_steps = None   # FP, EB: PE steps of each item's band
+    band_steps = None   # FP, EB: PE steps of each item's band, for its pass's tiles
     if not wg:
         c.loop("ew", p.ow)                                  # column tables
         ny = np.maximum(1, _ranges(eb, p.oh, kh, s, pd, p.sh))
-        nx = _column_steps(eb, p.ow, kw, s, pd, p.sw,
-                           bool(b.pe_pos_pairs) and p.ow % 2 == 0 and p.groups == 1)
-        cum = np.concatenate([[0], np.cumsum(ny)])
-        band_steps = (cum[y1_k] - cum[y0_k]) * nx
+        xe, xo = _column_steps(eb, p.ow, kw, s, pd, p.sw,
+                               bool(b.pe_pos_pairs) and p.groups == 1)
+        # the band's rows by parity from its first (conv.cpp row_steps)
+        par = np.arange(p.oh) % 2
+        ce = np.concatenate([[0], np.cumsum(np.where(par == 0, ny, 0))])
+        co = np.concatenate([[0], np.cumsum(np.where(par == 1, ny, 0))])
+        odd0 = (y0_k % 2).astype(bool)
+        ye = np.where(odd0, co[y1_k] - co[y0_k], ce[y1_k] - ce[y0_k])
+        yo = np.where(odd0, ce[y1_k] - ce[y0_k], co[y1_k] - co[y0_k])
+        # a tile's steps from an even output index and from an odd one: with
+        # an odd width row oy of tile t starts at (t * rows + oy) * ow
+        odd = p.ow % 2 == 1
+        se = ye * xe + yo * xo if odd else (ye + yo) * xe
+        so = ye * xo + yo * xe
+        rows_odd = odd & ((y1_k - y0_k) % 2 == 1)
+
+        def band_steps(tiles):
+            t_odd = np.where(rows_odd, tiles // 2, 0)
+            return (tiles - t_odd) * se + t_odd * so
     # lanes of every item: (item, lane) pairs with lane < vb
     li = np.repeat(k, vb_k)
     ll = np.arange(li.size, dtype=np.int64) - np.repeat(np.cumsum(vb_k) - vb_k, vb_k)
@@ -766,7 +785,7 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
     if f["flags"] & Flag.RELU_MASK:
         rows_io(load, "rd", f["aux"], r0, nr, everything)
     comp.loop("ew", k, y1_k - y0_k)                      # row tables
-    comp.loop("pe", k, p.ct * band_steps * nt)
+    comp.loop("pe", k, p.ct * band_steps(nt))
     rows_io(store, "wr", f["dst"], r0, nr, everything)
     _pipeline(c, load, comp, store)
 
@@ -798,7 +817,7 @@ def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_s
                 rows_io(load, "rd", f["aux"], r0, vr, last)
             gct = np.minimum(p.g, p.ct - grp_k * p.g)
             comp.loop("ew", k, y1_k - y0_k)             # row tables
-            comp.loop("pe", k, gct * band_steps)
+            comp.loop("pe", k, gct * band_steps(1))
             rows_io(store, "wr", f["dst"], r0, vr, last)
         _pipeline(c, load, comp, store)
         if wg:

@@ -596,11 +596,12 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
  * [max(0, p - v*s), min(k, n_src + p - v*s)); EB the taps of exact pairs,
  * from the largest source index down (tap step s). `scale` = sw for rows
  * (offsets in act), 1 for columns; `lo` the first source row loaded.
- * With `pair` (columns, PE_POS_PAIRS, count even): pdt[v] for even v
- * whether v and v + 1 run as a pair over the union of their valid taps
- * (pe_array.h xpd): both have one, and at each tap the second's source is
- * the first's plus the pair's distance (FP: always, stride s; EB: at
- * stride 1, 1). */
+ * With `pair` (columns, PE_POS_PAIRS): pdt[v] for v < count - 1 whether
+ * v and v + 1 can run as a pair over the union of their valid taps
+ * (pe_array.h xpd; a pair starts at an even output index, so at even v in
+ * a row that starts at one, odd v in one that does not): both have one,
+ * and at each tap the second's source is the first's plus the pair's
+ * distance (FP: always, stride s; EB: at stride 1, 1). */
 static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int pd, int n_src,
                         int lo, int scale, pe_range tab[CTRAIN_MAX_DIM], bool pair,
                         bool pdt[CTRAIN_MAX_DIM]) {
@@ -615,7 +616,7 @@ static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int
     int q_sc = (dim_t)q * (dim_t)scale, q_sk = (dim_t)q * (dim_t)s_k;
     int vp_k = (dim_t)(v0 + pd) * (dim_t)k_mul;
     const int top = n_src - 1, top_sc = (dim_t)top * (dim_t)scale, top_sk = (dim_t)top * (dim_t)s_k;
-    int n_e = 0;   /* the last even entry's count */
+    int n_e = 0;   /* the last entry's count */
     CTRAIN_LOOP(ew, 1, count);
 make_ranges:
     for (int i = 0; i < count; i++) {
@@ -639,7 +640,7 @@ make_ranges:
         tab[i].n = n;
         tab[i].k0 = k0;
         tab[i].src0 = src;
-        if (pair && (i & 1)) {   /* entry i - 1 (even) and i: a pair? */
+        if (pair && i > 0) {   /* entries i - 1 and i: a pair? */
             pdt[i - 1] = n > 0 && n_e > 0 && (!eb || s == 1);
         }
         n_e = n;
@@ -660,28 +661,45 @@ make_ranges:
     }
 }
 
-/* PE steps of a table's entries, max(1, n) each; with pairs (pdt, pair)
- * a pair the union of its taps (pe_array pe_xrun), its second entry
- * none. */
-static int range_steps(const pe_range tab[CTRAIN_MAX_DIM], int count, bool pair,
-                       const bool pdt[CTRAIN_MAX_DIM]) {
-    int sum = 0, k0_e = 0, end_e = 0, own_e = 0;   /* the last even entry's */
+/* PE steps of the column table's entries, max(1, n) each, in a row that
+ * starts at an even output index (xe: pairs v, v + 1 from v = 0) and in one
+ * that starts at an odd one (xo: from v = 1); with pairs (pdt, pair) a
+ * pair the union of its taps (pe_array pe_xrun) in place of its two
+ * entries' own. */
+static void col_steps(const pe_range tab[CTRAIN_MAX_DIM], int count, bool pair,
+                      const bool pdt[CTRAIN_MAX_DIM], int &xe, int &xo) {
+    int k0_p = 0, end_p = 0, own_p = 0;   /* the previous entry's */
+    xe = 0;
+    xo = 0;
     for (int i = 0; i < count; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
         const pe_range t = tab[i];
         const int own = t.n > 0 ? t.n : 1;
-        if (pair && (i & 1) && pdt[i - 1]) {
-            /* the pair's union in place of its first entry's taps */
-            const int end = t.k0 + t.n;
-            sum += max_i(end, end_e) - min_i(t.k0, k0_e) - own_e;
-        } else {
-            sum += own;
-        }
-        k0_e = t.k0;
-        end_e = t.k0 + t.n;
-        own_e = own;
+        const int end = t.k0 + t.n;
+        /* entries i - 1 and i as a pair: their union, not their own steps */
+        const int pd = pair && i > 0 && pdt[i - 1]
+                           ? max_i(end, end_p) - min_i(t.k0, k0_p) - own_p - own : 0;
+        xe += own + ((i & 1) ? pd : 0);
+        xo += own + ((i & 1) ? 0 : pd);
+        k0_p = t.k0;
+        end_p = end;
+        own_p = own;
     }
-    return sum;
+}
+
+/* PE steps of the row table's entries, max(1, n) each: of the even rows
+ * (ye) and the odd ones (yo). */
+static void row_steps(const pe_range tab[CTRAIN_MAX_DIM], int count, int &ye, int &yo) {
+    ye = 0;
+    yo = 0;
+    for (int i = 0; i < count; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+        const int own = tab[i].n > 0 ? tab[i].n : 1;
+        if (i & 1)
+            yo += own;
+        else
+            ye += own;
+    }
 }
 
 /* Item k: chunk k / (groups * cu) of cu units (lane tile, band; the last
@@ -793,11 +811,11 @@ static void conv_pass_make(const ctrain_insn_t &f, const conv_job &j, pe_pass &g
     g.wstep = (dim_t)j.p.ct * (dim_t)j.kk;
     g.bias = j.fp_bias;
     g.btap = j.wg_bias && j.bm;
-    /* FP, EB on a PE_POS_PAIRS board: positions in pairs where a row's are
-     * even (a pair's first index even: one word of the band buffers) and
-     * the weights one group (no partial sums in racc: one read and write
-     * of it a cycle, the first position's) */
-    g.pairs = PE_POS_PAIRS && !j.wg && j.p.ow % 2 == 0 && j.p.groups == 1;
+    /* FP, EB on a PE_POS_PAIRS board: positions in pairs (from an even
+     * output index: one word of the band buffers) where the weights are
+     * one group (no partial sums in racc: one read and write of it a
+     * cycle, the first position's) */
+    g.pairs = PE_POS_PAIRS && !j.wg && j.p.groups == 1;
     g.wpairs = false;   /* WG: per item (conv_compute_item) */
 }
 
@@ -1116,9 +1134,9 @@ static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j
 }
 
 /* Stage 1: item k on the PE array from ping-pong half k & 1 (the row
- * tables built per band; sum_x the column tables' steps). */
+ * tables built per band; sum_xe, sum_xo the column tables' steps (col_steps)). */
 static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gsel, int k,
-                              int sum_x, pe_pass &g, pe_weights_t wbuf[2], pe_cols_t act[2],
+                              int sum_xe, int sum_xo, pe_pass &g, pe_weights_t wbuf[2], pe_cols_t act[2],
                               pe_rows_t rowb[2], pe_range yr[CTRAIN_MAX_DIM],
                               const pe_range xr[CTRAIN_MAX_DIM], bool xpd[CTRAIN_MAX_DIM],
                               const pe_bias_t btab,
@@ -1149,8 +1167,17 @@ static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gse
     } else {
         make_ranges(j.eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh, it.lo, p.sw, yr, false,
                     xpd);
-        g.total = (uint32_t)gct * (dim_t)range_steps(yr, g.rows, false, xpd) * (dim_t)sum_x *
-                  (uint32_t)g.tiles;
+        int ye, yo;
+        row_steps(yr, g.rows, ye, yo);
+        /* a row's column steps by its first output index's parity (pairs
+         * start at even ones): with an odd width, row oy of tile t starts
+         * at (t * rows + oy) * ow, odd where t * rows + oy is */
+        const bool odd = p.ow & 1;
+        const uint32_t se = odd ? (uint32_t)ye * sum_xe + (uint32_t)yo * sum_xo
+                                : (uint32_t)(ye + yo) * sum_xe;   /* a tile from an even index */
+        const uint32_t so = (uint32_t)ye * sum_xo + (uint32_t)yo * sum_xe;   /* from an odd one */
+        const int t_odd = odd && (g.rows & 1) ? g.tiles >> 1 : 0;
+        g.total = (uint32_t)gct * ((uint32_t)(g.tiles - t_odd) * se + (uint32_t)t_odd * so);
     }
     g.roff = (dim_t)it.u * (dim_t)p.br * (dim_t)p.ow;
     pe_array(wbuf[p.groups > 1 && !j.wg ? (it.wl & 1) : 0], act[h], rowb[h], yr, xr, xpd, rowb[h], g, btab,
@@ -1278,10 +1305,10 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
 
     pe_pass g;
     conv_pass_make(f, j, g);
-    int sum_x = 0;
+    int sum_xe = 0, sum_xo = 0;
     if (!wg) {   /* column tables: the same for every band */
         make_ranges(j.eb, 0, p.ow, f.k_w, 1, f.stride, f.pad, p.sw, 0, 1, xr, g.pairs, xpd);
-        sum_x = range_steps(xr, p.ow, g.pairs, xpd);
+        col_steps(xr, p.ow, g.pairs, xpd, sum_xe, sum_xo);
     }
 
     int blk = 0;   /* the row tile's place in its EB weight block */
@@ -1318,7 +1345,7 @@ tile_rows:
                     conv_load_item(ddr, f, j, r0, vr, gsel, k + 1, wbuf, act, rowb);
                 if (region) {          /* stage 1 */
                     CTRAIN_STAGE(1);
-                    conv_compute_item(f, j, gsel, k, sum_x, g, wbuf, act, rowb, yr, xr, xpd, btab, rbias,
+                    conv_compute_item(f, j, gsel, k, sum_xe, sum_xo, g, wbuf, act, rowb, yr, xr, xpd, btab, rbias,
                                       racc, obuf, tacc, st);
                     CTRAIN_STAGE(2);
                 }

@@ -27,18 +27,25 @@ static inline void pe_tap_next(const pe_pass &g, int &sub, int &ky, int &kx, int
     }
 }
 
-/* GATHER: the column run of the position at ox, or of the pair (ox, ox + 1)
- * where xpd[ox] (pairs): the union of their valid taps, k0 .. k0 + n - 1,
+/* GATHER: the column run of the position at ox (output index pidx), or of
+ * the pair (ox, ox + 1) where pe_xpair (pairs; pidx even, so the pair's
+ * outputs share a word of the band buffers; ox + 1 in the row; xpd[ox],
+ * conv.cpp make_ranges): the union of their valid taps, k0 .. k0 + n - 1,
  * its first act source src (the first position's at tap k0, outside its own
  * taps where the second's begin earlier), and each position's taps within
  * the run, steps [lo0, hi0) and [lo1, hi1); alone, n at least 1 (a masked
  * step) and the whole run its own. */
+static inline bool pe_xpair(const bool xpd[CTRAIN_MAX_DIM], const pe_pass &g, int ox, int pidx) {
+#pragma HLS INLINE
+    return g.pairs && !(pidx & 1) && ox + 1 < g.ow && xpd[ox];
+}
+
 static inline void pe_xrun(const pe_range xr[CTRAIN_MAX_DIM], const bool xpd[CTRAIN_MAX_DIM],
-                           const pe_pass &g, int ox, int &n, int &k0, int &src, int &lo0,
-                           int &hi0, int &lo1, int &hi1) {
+                           const pe_pass &g, int ox, int pidx, int &n, int &k0, int &src,
+                           int &lo0, int &hi0, int &lo1, int &hi1) {
 #pragma HLS INLINE
     const pe_range a = xr[ox];
-    if (g.pairs && !(ox & 1) && xpd[ox]) {
+    if (pe_xpair(xpd, g, ox, pidx)) {
         const pe_range b = xr[ox + 1];
         const int e0 = a.k0 + a.n, e1 = b.k0 + b.n;
         k0 = a.k0 < b.k0 ? a.k0 : b.k0;
@@ -118,7 +125,7 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
     int wsub = 0, asub = 0;              /* sub * kk, sub * slot */
     /* GATHER: weight and act offsets of the current tap */
     int ny = yr[0].n > 0 ? yr[0].n : 1, nx, xk0, xsrc, lo0, hi0, lo1, hi1;
-    pe_xrun(xr, xpd, g, 0, nx, xk0, xsrc, lo0, hi0, lo1, hi1);
+    pe_xrun(xr, xpd, g, 0, 0, nx, xk0, xsrc, lo0, hi0, lo1, hi1);
     int wy = yr[0].k0, ay = yr[0].src0, wx = xk0, ax = xsrc;
     /* OUTER: source row/column of the current position, the row's act offset */
     int ky = 0, kx = 0, ay_k = 0;        /* ay_k = ky * sw */
@@ -156,7 +163,7 @@ pass_step:
         const int vc = sub == g.gct - 1 ? g.vc_last : PE_COLS;
         /* GATHER with PE_POS_PAIRS: position ox and ox + 1 at once, the
          * second's source pd further (0: ox alone) */
-        const int pd = g.pairs && !(ox & 1) && xpd[ox] ? (g.dsrc > 0 ? g.stride : 1) : 0;
+        const int pd = pe_xpair(xpd, g, ox, pidx) ? (g.dsrc > 0 ? g.stride : 1) : 0;
         const bool pr = pd != 0;
         /* GATHER: whether the tap step is one of the position's own taps
          * (a pair's run is their union), and the pair's second's */
@@ -516,7 +523,7 @@ pass_step:
                         }
                         if (oy < g.rows) {
                             ny = yr[oy].n > 0 ? yr[oy].n : 1;
-                            pe_xrun(xr, xpd, g, ox, nx, xk0, xsrc, lo0, hi0, lo1, hi1);
+                            pe_xrun(xr, xpd, g, ox, pidx, nx, xk0, xsrc, lo0, hi0, lo1, hi1);
                             wy = yr[oy].k0;
                             ay = yr[oy].src0;
                             wx = xk0;

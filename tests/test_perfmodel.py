@@ -183,6 +183,31 @@ def test_wg_runs_take_two_taps_where_a_band_has_two_positions(board):
             (ct, k, hw)
 
 
+@pytest.mark.parametrize("board", ["zcu102", "pynq_z2"])
+def test_position_pairs_run_over_their_taps_union_on_any_width(board):
+    """FP and EB on a DSP48E2 board pair positions from an even output index
+    over the union of their valid taps (session 20): EB of a 3x3 kernel
+    from 6x6 errors to 8x8 has columns with taps {0}, {0,1}, {0,1,2} x 4,
+    {1,2}, {2}: pairs of 2, 3, 3, 2 steps, 10 a row (18 alone, 12 when only
+    equal tap sets paired), times the rows' 1+2+3+3+3+3+2+1 = 18 taps; FP
+    of a 3x3 kernel on 5x5 (3x3 outputs, an odd width): a pair and a
+    single, 6 steps a row either way the row starts, times 3 x 3.  One
+    lane tile, row tile and column tile each; the Pynq-Z2 (DSP48E1) pairs
+    nothing.  The counters equal the model's."""
+    engine = csim_or_skip(board)
+    b = perfmodel.board(board)
+    pairs = bool(b.pe_pos_pairs)
+    assert pairs == (board == "zcu102")
+    rng = np.random.default_rng(SEED)
+    for op, hw, want, alone in ((Op.CONV_EB, 8, 18 * 10, 18 * 18), (Op.CONV_FP, 5, 3 * 3 * 6, 81)):
+        shape = dict(n=b.pe_lanes, c_in=b.pe_cols if op == Op.CONV_FP else b.pe_rows, h_in=hw,
+                     w_in=hw, c_out=b.pe_rows if op == Op.CONV_FP else b.pe_cols, k_h=3, k_w=3,
+                     stride=1, pad=0)
+        case = layer_case(rng, op, shape)
+        _expect_counters(engine, board, case)
+        assert engine.last_iters()[0].pe == (want if pairs else alone), (op, board)
+
+
 def test_position_path_bands_end_on_beats():
     """spp_make_plan rounds a band up to whole beats of the swept plane where
     the same bands fit in as many tiles (CNV L1 on the ZCU104: 14 -> 16 rows

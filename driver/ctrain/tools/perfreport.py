@@ -268,7 +268,8 @@ def format_report(rep):
     lines.append(f"roofs: peak {p['gops']:.2f} GOP/s (2 x {p['products']} products/cycle of the largest "
                  f"multiplier array x {p['clock_mhz']:g} MHz; the dense array's "
                  f"{p['pe_lanes'] * p['pe_rows'] * p['pe_cols']}"
-                 + (", twice that in FP and EB with positions in pairs" if p.get("pe_pos_pairs") else "")
+                 + (", twice that with FP and EB positions and WG taps in pairs" if p.get("pe_pos_pairs")
+                    else "")
                  + f"); DDR {p['ddr_gbps']:.3f} GB/s{port}")
     lines.append(f"chip int8 peak {p['chip_int8_gops']:.1f} GOP/s ({p['part_clock_mhz']:g} MHz): the PE peak is "
                  f"{100 * p['pe_fraction']:.1f}% of it, achieved {t['gops']:.3f} GOP/s "

@@ -34,18 +34,22 @@ static inline void pe_tap_next(const pe_pass &g, int &sub, int &ky, int &kx, int
  * its first act source src (the first position's at tap k0, outside its own
  * taps where the second's begin earlier), and each position's taps within
  * the run, steps [lo0, hi0) and [lo1, hi1); alone, n at least 1 (a masked
- * step) and the whole run its own. */
+ * step) and the whole run its own; `any` whether the position has a valid
+ * tap.  Read once per position (xr's two ports: ox, ox + 1), so the steps
+ * read neither xr nor xpd. */
 static inline bool pe_xpair(const bool xpd[CTRAIN_MAX_DIM], const pe_pass &g, int ox, int pidx) {
 #pragma HLS INLINE
     return g.pairs && !(pidx & 1) && ox + 1 < g.ow && xpd[ox];
 }
 
 static inline void pe_xrun(const pe_range xr[CTRAIN_MAX_DIM], const bool xpd[CTRAIN_MAX_DIM],
-                           const pe_pass &g, int ox, int pidx, int &n, int &k0, int &src,
-                           int &lo0, int &hi0, int &lo1, int &hi1) {
+                           const pe_pass &g, int ox, int pidx, bool &pair, bool &any, int &n,
+                           int &k0, int &src, int &lo0, int &hi0, int &lo1, int &hi1) {
 #pragma HLS INLINE
     const pe_range a = xr[ox];
-    if (pe_xpair(xpd, g, ox, pidx)) {
+    any = a.n > 0;   /* a pair: both have taps */
+    pair = pe_xpair(xpd, g, ox, pidx);
+    if (pair) {
         const pe_range b = xr[ox + 1];
         const int e0 = a.k0 + a.n, e1 = b.k0 + b.n;
         k0 = a.k0 < b.k0 ? a.k0 : b.k0;
@@ -125,7 +129,8 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
     int wsub = 0, asub = 0;              /* sub * kk, sub * slot */
     /* GATHER: weight and act offsets of the current tap */
     int ny = yr[0].n > 0 ? yr[0].n : 1, nx, xk0, xsrc, lo0, hi0, lo1, hi1;
-    pe_xrun(xr, xpd, g, 0, 0, nx, xk0, xsrc, lo0, hi0, lo1, hi1);
+    bool xpr, xany;   /* GATHER: the position's pair, its taps */
+    pe_xrun(xr, xpd, g, 0, 0, xpr, xany, nx, xk0, xsrc, lo0, hi0, lo1, hi1);
     int wy = yr[0].k0, ay = yr[0].src0, wx = xk0, ax = xsrc;
     /* OUTER: source row/column of the current position, the row's act offset */
     int ky = 0, kx = 0, ay_k = 0;        /* ay_k = ky * sw */
@@ -163,7 +168,7 @@ pass_step:
         const int vc = sub == g.gct - 1 ? g.vc_last : PE_COLS;
         /* GATHER with PE_POS_PAIRS: position ox and ox + 1 at once, the
          * second's source pd further (0: ox alone) */
-        const int pd = pe_xpair(xpd, g, ox, pidx) ? (g.dsrc > 0 ? g.stride : 1) : 0;
+        const int pd = !outer && xpr ? (g.dsrc > 0 ? g.stride : 1) : 0;
         const bool pr = pd != 0;
         /* GATHER: whether the tap step is one of the position's own taps
          * (a pair's run is their union), and the pair's second's */
@@ -192,7 +197,7 @@ pass_step:
             vcB = subB == g.gct - 1 ? g.vc_last : PE_COLS;   /* B's column tile's */
 #endif
         } else {
-            live = yr[oy].n > 0 && xr[ox].n > 0;
+            live = yr[oy].n > 0 && xany;
             wa = g.wbase + wtile + wsub + wy + wx;
             aa = asub + ay + ax;
         }
@@ -523,7 +528,8 @@ pass_step:
                         }
                         if (oy < g.rows) {
                             ny = yr[oy].n > 0 ? yr[oy].n : 1;
-                            pe_xrun(xr, xpd, g, ox, pidx, nx, xk0, xsrc, lo0, hi0, lo1, hi1);
+                            pe_xrun(xr, xpd, g, ox, pidx, xpr, xany, nx, xk0, xsrc, lo0, hi0,
+                                    lo1, hi1);
                             wy = yr[oy].k0;
                             ay = yr[oy].src0;
                             wx = xk0;

@@ -401,7 +401,7 @@ def _pipeline(c, load, comp, store, built=False):
 
 
 def _column_steps(eb, count, k, s, p, n_src, pairs):
-    """PE steps of a band row's columns (conv.cpp col_steps), in a row that
+    """PE steps of a band row's columns (conv.cpp make_ranges' sums), in a row that
     starts at an even output index and in one that starts at an odd one:
     max(1, valid taps) each, and with pairs (PE_POS_PAIRS) columns v and
     v + 1 from an even output index (v even in the first kind of row, odd
@@ -611,7 +611,7 @@ def _dense_conv(f, b, c):
         ny = np.maximum(1, _ranges(eb, p.oh, kh, s, pd, p.sh))
         xe, xo = _column_steps(eb, p.ow, kw, s, pd, p.sw,
                                bool(b.pe_pos_pairs) and p.groups == 1)
-        # the band's rows by parity from its first (conv.cpp row_steps)
+        # the band's rows by parity from its first (conv.cpp make_ranges' sums)
         par = np.arange(p.oh) % 2
         ce = np.concatenate([[0], np.cumsum(np.where(par == 0, ny, 0))])
         co = np.concatenate([[0], np.cumsum(np.where(par == 1, ny, 0))])

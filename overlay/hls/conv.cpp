@@ -601,10 +601,15 @@ static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
  * (pe_array.h xpd; a pair starts at an even output index, so at even v in
  * a row that starts at one, odd v in one that does not): both have one,
  * and at each tap the second's source is the first's plus the pair's
- * distance (FP: always, stride s; EB: at stride 1, 1). */
+ * distance (FP: always, stride s; EB: at stride 1, 1).
+ * The entries' PE steps, max(1, n) each, summed in the same loop: rows
+ * (!cols) st0 over the even entries, st1 over the odd ones; columns st0
+ * in a row that starts at an even output index (with pairs: v, v + 1 from
+ * v = 0), st1 in one that starts at an odd one (from v = 1), a pair the
+ * union of its taps (pe_array pe_xrun) in place of its two entries' own. */
 static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int pd, int n_src,
-                        int lo, int scale, pe_range tab[CTRAIN_MAX_DIM], bool pair,
-                        bool pdt[CTRAIN_MAX_DIM]) {
+                        int lo, int scale, pe_range tab[CTRAIN_MAX_DIM], bool cols, bool pair,
+                        bool pdt[CTRAIN_MAX_DIM], int &st0, int &st1) {
     /* FP: vs = v*s - p; EB: v + p = q*s + m, v + p - k + 1 = q2*s + m2.  The
      * offsets are kept scaled (x scale, x k_mul) and advanced by adds. */
     int vs = (dim_t)v0 * (dim_t)s - pd;
@@ -616,7 +621,9 @@ static void make_ranges(bool eb, int v0, int count, int k, int k_mul, int s, int
     int q_sc = (dim_t)q * (dim_t)scale, q_sk = (dim_t)q * (dim_t)s_k;
     int vp_k = (dim_t)(v0 + pd) * (dim_t)k_mul;
     const int top = n_src - 1, top_sc = (dim_t)top * (dim_t)scale, top_sk = (dim_t)top * (dim_t)s_k;
-    int n_e = 0;   /* the last entry's count */
+    int n_e = 0, k0_e = 0, own_e = 0;   /* the last entry's count, first tap, steps */
+    st0 = 0;
+    st1 = 0;
     CTRAIN_LOOP(ew, 1, count);
 make_ranges:
     for (int i = 0; i < count; i++) {
@@ -640,10 +647,17 @@ make_ranges:
         tab[i].n = n;
         tab[i].k0 = k0;
         tab[i].src0 = src;
-        if (pair && i > 0) {   /* entries i - 1 and i: a pair? */
-            pdt[i - 1] = n > 0 && n_e > 0 && (!eb || s == 1);
-        }
+        /* entries i - 1 and i: a pair?  Its union in place of their own steps */
+        const bool pi = pair && i > 0 && n > 0 && n_e > 0 && (!eb || s == 1);
+        if (pair && i > 0)
+            pdt[i - 1] = pi;
+        const int own = n > 0 ? n : 1;
+        const int un = pi ? max_i(k0 + n, k0_e + n_e) - min_i(k0, k0_e) - own_e - own : 0;
+        st0 += (cols || !(i & 1) ? own : 0) + ((i & 1) ? un : 0);
+        st1 += (cols || (i & 1) ? own : 0) + ((i & 1) ? 0 : un);
         n_e = n;
+        k0_e = k0;
+        own_e = own;
         vs += s;
         vs_sc += s_sc;
         vs_k += s_k;
@@ -658,47 +672,6 @@ make_ranges:
             m2 = 0;
             q2++;
         }
-    }
-}
-
-/* PE steps of the column table's entries, max(1, n) each, in a row that
- * starts at an even output index (xe: pairs v, v + 1 from v = 0) and in one
- * that starts at an odd one (xo: from v = 1); with pairs (pdt, pair) a
- * pair the union of its taps (pe_array pe_xrun) in place of its two
- * entries' own. */
-static void col_steps(const pe_range tab[CTRAIN_MAX_DIM], int count, bool pair,
-                      const bool pdt[CTRAIN_MAX_DIM], int &xe, int &xo) {
-    int k0_p = 0, end_p = 0, own_p = 0;   /* the previous entry's */
-    xe = 0;
-    xo = 0;
-    for (int i = 0; i < count; i++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-        const pe_range t = tab[i];
-        const int own = t.n > 0 ? t.n : 1;
-        const int end = t.k0 + t.n;
-        /* entries i - 1 and i as a pair: their union, not their own steps */
-        const int pd = pair && i > 0 && pdt[i - 1]
-                           ? max_i(end, end_p) - min_i(t.k0, k0_p) - own_p - own : 0;
-        xe += own + ((i & 1) ? pd : 0);
-        xo += own + ((i & 1) ? 0 : pd);
-        k0_p = t.k0;
-        end_p = end;
-        own_p = own;
-    }
-}
-
-/* PE steps of the row table's entries, max(1, n) each: of the even rows
- * (ye) and the odd ones (yo). */
-static void row_steps(const pe_range tab[CTRAIN_MAX_DIM], int count, int &ye, int &yo) {
-    ye = 0;
-    yo = 0;
-    for (int i = 0; i < count; i++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
-        const int own = tab[i].n > 0 ? tab[i].n : 1;
-        if (i & 1)
-            yo += own;
-        else
-            ye += own;
     }
 }
 
@@ -1134,7 +1107,7 @@ static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j
 }
 
 /* Stage 1: item k on the PE array from ping-pong half k & 1 (the row
- * tables built per band; sum_xe, sum_xo the column tables' steps (col_steps)). */
+ * tables built per band; sum_xe, sum_xo the column tables' steps, make_ranges). */
 static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gsel, int k,
                               int sum_xe, int sum_xo, pe_pass &g, pe_weights_t wbuf[2], pe_cols_t act[2],
                               pe_rows_t rowb[2], pe_range yr[CTRAIN_MAX_DIM],
@@ -1165,10 +1138,9 @@ static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gse
         g.total = (uint32_t)(runs + (g.btap ? 1 : 0)) * (dim_t)g.rows *
                   (dim_t)p.ow * (uint32_t)g.tiles + (g.wpairs ? 1u : 0u);
     } else {
+        int ye, yo;   /* the band's even and odd rows' steps */
         make_ranges(j.eb, it.y0, g.rows, f.k_h, f.k_w, f.stride, f.pad, p.sh, it.lo, p.sw, yr, false,
-                    xpd);
-        int ye, yo;
-        row_steps(yr, g.rows, ye, yo);
+                    false, xpd, ye, yo);
         /* a row's column steps by its first output index's parity (pairs
          * start at even ones): with an odd width, row oy of tile t starts
          * at (t * rows + oy) * ow, odd where t * rows + oy is */
@@ -1307,8 +1279,8 @@ void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &
     conv_pass_make(f, j, g);
     int sum_xe = 0, sum_xo = 0;
     if (!wg) {   /* column tables: the same for every band */
-        make_ranges(j.eb, 0, p.ow, f.k_w, 1, f.stride, f.pad, p.sw, 0, 1, xr, g.pairs, xpd);
-        col_steps(xr, p.ow, g.pairs, xpd, sum_xe, sum_xo);
+        make_ranges(j.eb, 0, p.ow, f.k_w, 1, f.stride, f.pad, p.sw, 0, 1, xr, true, g.pairs, xpd,
+                    sum_xe, sum_xo);
     }
 
     int blk = 0;   /* the row tile's place in its EB weight block */

@@ -159,6 +159,24 @@ def test_eb_weight_staging_counters_equal_the_model(board):
         assert 0 < staged < len(EB_STAGING)
 
 
+def _pair_board(board):
+    """(C-sim engine, Board, whether it pairs) of the focused pair tests'
+    two boards: the ZCU102 pairs (PE_POS_PAIRS, DSP48E2), the Pynq-Z2 not."""
+    engine = csim_or_skip(board)
+    b = perfmodel.board(board)
+    pairs = bool(b.pe_pos_pairs)
+    assert pairs == (board == "zcu102")
+    return engine, b, pairs
+
+
+def _pe_steps(engine, board, rng, op, shape):
+    """The PE counter of one layer's instruction on the C-sim, whose
+    counters equal the model's."""
+    case = layer_case(rng, op, shape)
+    _expect_counters(engine, board, case)
+    return engine.last_iters()[0].pe
+
+
 @pytest.mark.parametrize("board", ["zcu102", "pynq_z2"])
 def test_wg_runs_take_two_taps_where_a_band_has_two_positions(board):
     """The dense unit's WG (pe_array OUTER) on a DSP48E2 board runs two taps
@@ -167,20 +185,15 @@ def test_wg_runs_take_two_taps_where_a_band_has_two_positions(board):
     single position (a fully connected layer) and on the Pynq-Z2 (DSP48E1:
     rows in pairs).  One lane tile, row tile, column group and band each, so
     the PE counter is one pass's steps; the counters equal the model's."""
-    engine = csim_or_skip(board)
-    b = perfmodel.board(board)
-    pairs = bool(b.pe_pos_pairs)   # the DSP48E2 boards
-    assert pairs == (board == "zcu102")
+    engine, b, pairs = _pair_board(board)
     rng = np.random.default_rng(SEED)
     for ct, k, hw in ((1, 3, 6), (2, 3, 6), (2, 1, 3), (3, 1, 1)):
         shape = dict(n=b.pe_lanes, c_in=ct * b.pe_cols, h_in=hw, w_in=hw, c_out=b.pe_rows,
                      k_h=k, k_w=k, stride=1, pad=0)
-        case = layer_case(rng, Op.CONV_WG, shape)
-        _expect_counters(engine, board, case)
         taps, npos = ct * k * k, (hw - k + 1) ** 2
         paired = pairs and npos >= 2 and taps >= 2
-        assert engine.last_iters()[0].pe == ((taps + 1) // 2 * npos + 1 if paired else taps * npos), \
-            (ct, k, hw)
+        assert _pe_steps(engine, board, rng, Op.CONV_WG, shape) == \
+            ((taps + 1) // 2 * npos + 1 if paired else taps * npos), (ct, k, hw)
 
 
 @pytest.mark.parametrize("board", ["zcu102", "pynq_z2"])
@@ -194,18 +207,13 @@ def test_position_pairs_run_over_their_taps_union_on_any_width(board):
     single, 6 steps a row either way the row starts, times 3 x 3.  One
     lane tile, row tile and column tile each; the Pynq-Z2 (DSP48E1) pairs
     nothing.  The counters equal the model's."""
-    engine = csim_or_skip(board)
-    b = perfmodel.board(board)
-    pairs = bool(b.pe_pos_pairs)
-    assert pairs == (board == "zcu102")
+    engine, b, pairs = _pair_board(board)
     rng = np.random.default_rng(SEED)
     for op, hw, want, alone in ((Op.CONV_EB, 8, 18 * 10, 18 * 18), (Op.CONV_FP, 5, 3 * 3 * 6, 81)):
         shape = dict(n=b.pe_lanes, c_in=b.pe_cols if op == Op.CONV_FP else b.pe_rows, h_in=hw,
                      w_in=hw, c_out=b.pe_rows if op == Op.CONV_FP else b.pe_cols, k_h=3, k_w=3,
                      stride=1, pad=0)
-        case = layer_case(rng, op, shape)
-        _expect_counters(engine, board, case)
-        assert engine.last_iters()[0].pe == (want if pairs else alone), (op, board)
+        assert _pe_steps(engine, board, rng, op, shape) == (want if pairs else alone), (op, board)
 
 
 def test_position_path_bands_end_on_beats():
@@ -409,19 +417,18 @@ def test_cnv_dense_meets_the_issue_13_efficiency_bar(board):
 #: efficiency bar on the AUP-ZU3 and Ultra96 (0.255 against half of 0.590;
 #: of 0.486 before): the sparse runs' WG is on the position path (its
 #: pruned layers) or, L5-L8, bound by their weight and gradient bursts.
-_CNV_SPARSE_EFF_OPEN = ("aup_zu3", "ultra96", "kv260", "zcu104", "zcu102")
-_CNV_SPARSE_RATIO_OPEN = ("aup_zu3", "ultra96", "kv260", "zcu104", "zcu102")
+#: Both bars are open on the same boards, every one but the Pynq-Z2.
+_CNV_SPARSE_OPEN = ("aup_zu3", "ultra96", "kv260", "zcu104", "zcu102")
 
 
-def _sparse_open(reason, open_on):
+def _sparse_open(reason):
     return [pytest.param(b, marks=pytest.mark.xfail(strict=True, reason=(
         f"issue 13, open on this board: {reason} against the dense run with its first layers on the "
-        f"position path and its FP, EB positions in pairs; strict: passing fails this mark")))
-        if b in open_on else b for b in perfmodel.BOARDS]
+        f"position path, its FP, EB positions and WG taps in pairs; strict: passing fails this mark")))
+        if b in _CNV_SPARSE_OPEN else b for b in perfmodel.BOARDS]
 
 
-@pytest.mark.parametrize("board", _sparse_open("sparse efficiency below half the dense",
-                                               _CNV_SPARSE_EFF_OPEN))
+@pytest.mark.parametrize("board", _sparse_open("sparse efficiency below half the dense"))
 def test_cnv_sparse_efficiency_is_at_least_half_the_dense(board):
     """Issue 13's sparse bar: CNV at 80% per-layer sparsity, batch 64, each
     pruned layer as the compiler chooses, at least half the dense run's PE
@@ -431,8 +438,7 @@ def test_cnv_sparse_efficiency_is_at_least_half_the_dense(board):
     assert sparse >= 0.5 * dense, (sparse, dense)
 
 
-@pytest.mark.parametrize("board", _sparse_open("sparse FP+EB+WG above 0.35 of dense",
-                                               _CNV_SPARSE_RATIO_OPEN))
+@pytest.mark.parametrize("board", _sparse_open("sparse FP+EB+WG above 0.35 of dense"))
 def test_cnv_sparse_phases_take_at_most_035_of_dense(board):
     """Issue 13's other sparse bar: CNV at 80% sparsity, FP + EB + WG cycles at
     most 0.35 of the dense run's (met on every board since session 13's

@@ -91,7 +91,8 @@ def _products(b):
 def _dense_units(b):
     """Units of the MAC array the dense unit feeds (mac_array.h
     MAC_DENSE_UNITS): every one on a DSP48E2 board (PE_POS_PAIRS: FP and EB
-    two positions a step), a pair of rows each (half) on the Pynq-Z2."""
+    two positions, WG two taps a step), a pair of rows each (half) on the
+    Pynq-Z2."""
     return b.macs // 2 * int(b.macros["DSP_INT8"])
 
 

@@ -105,7 +105,7 @@ class Board:
     pool_dataflow: int = 0     # max pooling's tiled bands a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, stream.h)
     sparse_dataflow: int = 0   # the sparse position path's pair loop a DATAFLOW loop (CTRAIN_SPARSE_DATAFLOW, sconv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
-    pe_pos_pairs: int = 0      # FP/EB two positions a step on the dense unit (PE_POS_PAIRS, mac_array.h)
+    pe_pos_pairs: int = 0      # dense FP/EB two positions, WG two taps a step (PE_POS_PAIRS, mac_array.h)
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
     outstanding: int = OUTSTANDING
@@ -408,7 +408,7 @@ def _column_steps(eb, count, k, s, p, n_src, pairs):
     in the second) that both have valid taps (EB at stride 1 only:
     make_ranges' pdt) run as one, over the union of their taps (pe_array
     pe_xrun)."""
-    n, k0, _ = _ranges(eb, count, k, s, p, n_src, firsts=True)
+    n, k0 = _ranges(eb, count, k, s, p, n_src, firsts=True)
     steps = np.maximum(1, n)
     total = [int(steps.sum())] * 2
     if pairs and (not eb or s == 1):
@@ -422,21 +422,21 @@ def _column_steps(eb, count, k, s, p, n_src, pairs):
 
 def _ranges(eb, count, k, s, p, n_src, firsts=False):
     """Valid taps per swept row (column) v < count (conv.cpp make_ranges);
-    with firsts also each one's first tap and source index (the columns'
-    tables: unscaled, from source 0; both 0 where no tap is valid)."""
+    with firsts also each one's first tap (unscaled; 0 where no tap is
+    valid)."""
     v = np.arange(count, dtype=np.int64)
     if not eb:
         vs = v * s - p
         n = np.maximum(0, np.minimum(k, n_src - vs) - np.maximum(0, -vs))
-        k0, src = np.maximum(0, -vs), np.maximum(0, vs)
+        k0 = np.maximum(0, -vs)
     else:
         hi = np.minimum(n_src - 1, (v + p) // s)
         lo = np.maximum(0, -((-(v + p - k + 1)) // s))
         n = np.maximum(0, hi - lo + 1)
-        k0, src = v + p - hi * s, hi
+        k0 = v + p - hi * s
     if not firsts:
         return n
-    return n, np.where(n > 0, k0, 0), np.where(n > 0, src, 0)
+    return n, np.where(n > 0, k0, 0)
 
 
 def _conv_ii(b, ch):

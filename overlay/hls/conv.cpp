@@ -859,21 +859,20 @@ bias_tiles:
 static void conv_weights_staged(const ddr_t *ddr, uint32_t addr, bool eb, int vr, int cols,
                                 int rowlen, int kk, int tstep, pe_weights_t wb, pe_cols_t stg) {
 #pragma HLS INLINE
-    const uint32_t row_bytes = (uint32_t)rowlen;
-    uint32_t at = addr, left = (uint32_t)vr * row_bytes;   /* FP: bytes of the rows to come */
-    const uint32_t tile = (uint32_t)PE_ROWS * row_bytes;   /* a whole tile's */
+    uint32_t at = addr, left = (uint32_t)vr * (uint32_t)rowlen;   /* FP: bytes of the rows to come */
+    const uint32_t tile = (uint32_t)PE_ROWS * (uint32_t)rowlen;   /* a whole tile's */
     const uint32_t eb_len = (uint32_t)vr * (uint32_t)kk;   /* EB: a c_out channel's burst */
+    const bool fc = eb && kk == 1;   /* EB of a fully connected layer */
     int tb = 0;   /* FP: the row tile's first entry */
     int u = 0, t0 = 0;   /* the unit, and FP: its row tile's first row */
 stage_units:
     while (eb ? u < cols : t0 < vr) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
         const uint32_t len = eb ? eb_len : (left < tile ? left : tile);
-        const uint32_t src = eb ? addr + (uint32_t)u * row_bytes : at;
+        const uint32_t src = eb ? addr + (uint32_t)u * (uint32_t)rowlen : at;
         /* FP: row r of the tile a run at lane r / C; EB: block row i at
          * column i % C, kk further every C rows; EB with kk = 1: the
          * channel's rows one run in column 0 */
-        const bool fc = eb && kk == 1;
         band_rd<PE_LANES, PE_COLS, CONV_ACT>(ddr, src, len, stg, 0, 0, 0,
                                              fc ? vr : (eb ? kk : rowlen), eb && !fc ? kk : 0,
                                              eb ? 0 : PE_COLS * rowlen, 0);

@@ -4,10 +4,12 @@
  * (mac2.h: unit u makes a[u] * b0[u] and a[u] * b1[u], one DSP48E2 on a
  * packing board, two multipliers on DSP48E1).  The position path (sconv.cpp
  * sp_steps, one kept weight or its error shared by a PE's two inputs) uses a
- * unit per PE, L x R x C; the dense unit (pe_array, rows r and r + 1 sharing
- * their column operand) the first L x R/2 x C.  So the array is two
- * functions: mac_array, the units both feed, and mac_array_sp, the units
- * only the position path feeds.  Units run one instruction at a time, so
+ * unit per PE, L x R x C; the dense unit (pe_array) every unit on a
+ * packing board (PE_POS_PAIRS: FP and EB two positions, WG two taps, a
+ * step), else the first L x R/2 x C (rows r and r + 1 sharing their column
+ * operand).  So the array is mac_array, the units both feed, and on a
+ * DSP48E1 board mac_array_sp, the units only the position path feeds.
+ * Units run one instruction at a time, so
  * execute() (ctrain_top.cpp) limits mac_array to one instance that both
  * call sites share (ALLOCATION; the units are inlined into execute, so both
  * calls are in its scope): each of its inputs takes a 2:1 select between
@@ -32,8 +34,9 @@
 
 #define MAC_UNITS (PE_LANES * PE_ROWS * PE_COLS)
 /* 1 (DSP48E2 boards): the dense unit's FP and EB make two output positions
- * a step sharing the weight (pe_array.cpp), on every unit of the array;
- * 0: a pair of rows per unit sharing the column operand, half the units
+ * a step sharing the weight, its WG two taps sharing the error
+ * (pe_array.cpp), on every unit of the array; 0: a pair of rows per unit
+ * sharing the column operand, half the units
  * (on a DSP48E1 a unit is two multipliers: the board's DSPs pay for the
  * rows' pairs only). */
 #define PE_POS_PAIRS (CTRAIN_DSP_INT8 == 2)

@@ -27,21 +27,23 @@ static inline void pe_tap_next(const pe_pass &g, int &sub, int &ky, int &kx, int
     }
 }
 
+/* GATHER: whether the position at ox (output index pidx) and ox + 1 run
+ * as a pair: pairs (PE_POS_PAIRS, one group), pidx even (the pair's
+ * outputs share a word of the band buffers), ox + 1 in the row, and
+ * xpd[ox] (conv.cpp make_ranges: both have valid taps). */
+static inline bool pe_xpair(const bool xpd[CTRAIN_MAX_DIM], const pe_pass &g, int ox, int pidx) {
+#pragma HLS INLINE
+    return g.pairs && !(pidx & 1) && ox + 1 < g.ow && xpd[ox];
+}
+
 /* GATHER: the column run of the position at ox (output index pidx), or of
- * the pair (ox, ox + 1) where pe_xpair (pairs; pidx even, so the pair's
- * outputs share a word of the band buffers; ox + 1 in the row; xpd[ox],
- * conv.cpp make_ranges): the union of their valid taps, k0 .. k0 + n - 1,
+ * the pair (ox, ox + 1) where pe_xpair: the union of their valid taps, k0 .. k0 + n - 1,
  * its first act source src (the first position's at tap k0, outside its own
  * taps where the second's begin earlier), and each position's taps within
  * the run, steps [lo0, hi0) and [lo1, hi1); alone, n at least 1 (a masked
  * step) and the whole run its own; `any` whether the position has a valid
  * tap.  Read once per position (xr's two ports: ox, ox + 1), so the steps
  * read neither xr nor xpd. */
-static inline bool pe_xpair(const bool xpd[CTRAIN_MAX_DIM], const pe_pass &g, int ox, int pidx) {
-#pragma HLS INLINE
-    return g.pairs && !(pidx & 1) && ox + 1 < g.ow && xpd[ox];
-}
-
 static inline void pe_xrun(const pe_range xr[CTRAIN_MAX_DIM], const bool xpd[CTRAIN_MAX_DIM],
                            const pe_pass &g, int ox, int pidx, bool &pair, bool &any, int &n,
                            int &k0, int &src, int &lo0, int &hi0, int &lo1, int &hi1) {
@@ -103,8 +105,6 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
 #if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
     pe_run_t partB[PE_ROWS][PE_COLS];   /* OUTER: tap B's run */
 #pragma HLS ARRAY_PARTITION variable=partB type=complete dim=0
-    pe_run_t bsum[PE_ROWS][PE_COLS];    /* partB before a step's update (wires) */
-#pragma HLS ARRAY_PARTITION variable=bsum type=complete dim=0
     bool bpend = false;                 /* the last run's tap B still to add (at wrun - 1) */
 #endif
     for (int r = 0; r < PE_ROWS; r++) {
@@ -223,10 +223,10 @@ pass_step:
          * shared operand, one DSP48E2 on a packing board.  PE_POS_PAIRS:
          * GATHER unit (l, r, c) is w[r][c] times the column operands of the
          * pair's two positions, x[l][c] at aa and aa + pd; OUTER unit
-         * (l, rp, c), rp < R/2, is x[l][c] times the errors of rows 2rp,
-         * 2rp + 1 (the other half idle).  Else rows r, r+1 share x[l][c]
-         * in both modes, unit (l, rp, c) = (l * R/2 + rp) * C + c, the
-         * units the position path shares. */
+         * (l, r, c) is err[l][r] times x[l][c] at taps A's and B's sources
+         * (aa, aaB).  Else rows r, r+1 share x[l][c] in both modes, unit
+         * (l, rp, c) = (l * R/2 + rp) * C + c, the units the position path
+         * shares. */
         q8_t ma[MAC_DENSE_UNITS], mb0[MAC_DENSE_UNITS], mb1[MAC_DENSE_UNITS];
 #pragma HLS ARRAY_PARTITION variable=ma type=complete
 #pragma HLS ARRAY_PARTITION variable=mb0 type=complete
@@ -236,6 +236,8 @@ pass_step:
 #pragma HLS ARRAY_PARTITION variable=mp1 type=complete
 #if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
         const bool own1 = tx >= lo1 && tx < hi1;
+        pe_run_t bsum[PE_ROWS][PE_COLS];   /* OUTER: partB before this step's update (wires) */
+#pragma HLS ARRAY_PARTITION variable=bsum type=complete dim=0
         for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
             for (int r = 0; r < PE_ROWS; r++) {

@@ -144,21 +144,23 @@ struct pe_pass {
     bool btap;           /* OUTER in block mode: a bias tap run after each tile's taps */
     int sh_out;
     int vb, vr;          /* valid lanes and rows (GATHER: of the last row tile) */
-    bool pairs;          /* GATHER: positions in pairs (PE_POS_PAIRS, ow even; xpd) */
+    bool pairs;          /* GATHER: positions in pairs (PE_POS_PAIRS, one group; xpd) */
     bool wpairs;         /* OUTER: taps in pairs (PE_POS_PAIRS, a tile of 2+ taps, rows x ow >= 2) */
-    /* Steps: GATHER tiles * gct * (sum over band rows of max(1, valid ky)) *
-     * (sum over columns of max(1, valid kx)), a position without a valid tap
-     * taking one masked step; OUTER tiles * (runs + btap) * rows * ow,
+    /* Steps: GATHER gct * (sum over the tiles' band rows of max(1, valid
+     * ky) * the row's column steps: the sum over columns of max(1, valid
+     * kx), a position without a valid tap taking one masked step, a pair
+     * the union of its taps and its second none, by the parity of the
+     * row's first output index); OUTER tiles * (runs + btap) * rows * ow,
      * runs = gct * kk, or with wpairs ceil(gct * kk / 2) and one more step
      * for the last pair's second tap. */
     uint32_t total;
 };
 
-/* xpd: GATHER with PE_POS_PAIRS (mac_array.h), per even column ox of the
- * band whether positions ox and ox + 1 run as a pair (the same valid taps,
- * ow even): a pair takes ox's steps once, two products per unit, ox + 1's
- * source `stride` further (FP; EB pairs only at stride 1, one further),
- * and ends both positions' runs.
+/* xpd: GATHER with PE_POS_PAIRS (mac_array.h), per column ox of the band
+ * whether positions ox and ox + 1 can run as a pair (both have valid taps;
+ * EB only at stride 1), used where ox's output index is even: a pair runs
+ * over the union of their taps, two products per unit, ox + 1's source
+ * `stride` further (FP; EB one further), and ends both positions' runs.
  * btab: GATHER, the biases of row tile t of the pass at btab[t] (added at
  * the last group); bias: OUTER with bias_sum, the WG bias gradients, summed
  * over the errors of the first run.  GATHER with several tiles walks

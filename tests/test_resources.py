@@ -132,6 +132,19 @@ def test_hand_checked_arrays(estimates):
     assert win.bram36 == win.count * resources.bram18_per_bank(kv.sparse_win, 8) / 2
 
 
+def test_the_second_adapter_buffers_its_requests_in_flight(estimates):
+    """The ZCU102's second m_axi adapter (the first is in the margin): its
+    data FIFOs hold every request in flight, outstanding x burst length
+    beats, as the bundle's pragma sets them (16 reads of 64 beats, 4 writes
+    of 256): 1024 x 130 bit and 1024 x 144 bit, 1K x 18 RAMB18s, 8 each."""
+    axi = [i for i in estimates["zcu102"].items if i.kind == "axi"]
+    assert [i.name for i in axi] == ["ctrain_top: m_axi adapter gmem1"]
+    assert "1024 x 130 bit read data + 1024 x 144 bit write data" in axi[0].detail
+    assert axi[0].bram36 == (resources.bram18_per_bank(1024, 130) +
+                             resources.bram18_per_bank(1024, 144)) / 2 == 8
+    assert not [i for i in estimates["kv260"].items if i.kind == "axi"]   # one port
+
+
 @pytest.mark.parametrize("board", ["kv260", "zcu102", "pynq_z2"])
 def test_one_mac_array_serves_the_dense_and_the_position_paths(tmp_path, board):
     """The MAC array (hls/mac_array.h): mac_array, the units the dense unit

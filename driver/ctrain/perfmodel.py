@@ -258,6 +258,18 @@ class _Count:
         served at ii cycles per beat (default: one write port, II = W)."""
         self._burst("rd", addr, n, self.b.ii_fill if ii is None else ii, times)
 
+    def rd_runs(self, addr, n, ii, steps=0):
+        """A loop reading every beat of the runs of n bytes at each addr (arrays
+        broadcast) with a request of its own (agu.h agu_count_reqs,
+        agu_count_reqs_loop): one burst's latency for all, each beat at
+        max(ii, the request rate), or the loop's `steps` if more."""
+        a, n = np.broadcast_arrays(_arr(addr), _arr(n))
+        beats = int(_beats(self.b, a, n).sum())
+        self.v["rd"] += int(n.sum())
+        self.v["rd_beats"] += beats
+        self.v["rd_bursts"] += int(beats > 0)
+        self.v["rd_agu"] += max(beats * _req_ii(self.b, ii), steps)
+
     def rd_steps(self, addr, n, steps):
         """Read bursts whose loop takes `steps` cycles each."""
         self._burst("rd", addr, n, 1, 1, steps=_arr(steps))
@@ -324,6 +336,18 @@ ConvPlan = tiling.ConvPlan
 conv_plan = tiling.conv_plan
 
 
+def _beats(b, addr, n):
+    """Beats of bursts of n bytes at addr (0 for n = 0)."""
+    W = b.ddr_beat
+    return np.where(n > 0, (addr % W + n + W - 1) // W, 0)
+
+
+def _req_ii(b, ii):
+    """Cycles a beat of a loop issuing a read request per beat at `ii`: a
+    request waits for one of the port's outstanding slots (agu.h AGU_II_REQ)."""
+    return max(ii, _cdiv(b.rd_latency, b.outstanding))
+
+
 class _Items:
     """Counters of the items of one pipelined item loop, per item (vectors),
     as _Count keeps them per instruction."""
@@ -357,6 +381,17 @@ class _Items:
             np.add.at(self.v["wr_merges"], item, part)
             if port == 1:
                 np.add.at(self.v["wr1_merges"], item, part)
+
+    def rd_runs(self, item, addr, n, ii):
+        """Per item, a loop reading its runs' beats (_Count.rd_runs): `item`,
+        `addr`, `n` one entry per run."""
+        item, a, n = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n))
+        beats = np.zeros(self.n, np.int64)
+        np.add.at(beats, item, _beats(self.b, a, n))
+        np.add.at(self.v["rd"], item, n)
+        self.v["rd_beats"] += beats
+        self.v["rd_bursts"] += (beats > 0).astype(np.int64)
+        self.v["rd_agu"] += beats * _req_ii(self.b, ii)
 
     def cost(self):
         """_StageCost per item (arrays): _stage_cost."""
@@ -480,17 +515,19 @@ def _conv_runs(items, ch, item, addr, n, run, runs, k0=0, slot=0, banks=1, lane_
 
 
 def _eb_staged_shape(b):
-    """EB's weights stage only where a row tile's rows hit the staging banks
-    in a fixed rotation (conv.cpp EB_STAGED_SHAPE)."""
+    """EB's weights stage only where a row tile's rows are whole sub-steps
+    of the staging banks (C divides R) or fewer than the banks (R < C, the
+    tile's rows from its first bank on, wrapping into the next entry):
+    conv.cpp EB_STAGED_SHAPE."""
     R, C = b.pe_rows, b.pe_cols
-    return R % C == 0 or C % R == 0
+    return R % C == 0 or R < C
 
 
-def _staged_pieces(W, runs, run, slot, banks):
+def _staged_pieces(W, runs, run, slot, banks, at0=0):
     """Steps of a staging band_rd (conv.cpp conv_weights_staged): `runs`
-    runs of `run` bytes, run i at word lane ((i // banks) * slot) % W, a
-    piece per word a run touches, and one priming the window."""
-    j0 = (np.arange(runs, dtype=np.int64) // banks) * slot % W
+    runs of `run` bytes, run i at word lane (at0 + (i // banks) * slot) % W,
+    a piece per word a run touches, and one priming the window."""
+    j0 = (at0 + (np.arange(runs, dtype=np.int64) // banks) * slot) % W
     return 1 + int(((j0 + run + W - 1) // W).sum())
 
 
@@ -531,10 +568,21 @@ def _eb_block_weights(f, p, b, c, r0):
             return
     elif _eb_staged_shape(b) and _cdiv(nr, C) * kk <= b.conv_act and \
             1 + nr * _cdiv(kk + W - 1, W) + tiles * _cdiv(R, C) * kk + EW_DEPTH < nr * kk:
-        c.rd_steps(at, nr * kk, _staged_pieces(W, nr, kk, kk, C))
-        c.loop("ew", _cdiv(nr, R) * _cdiv(R, C) * kk, times=p.cols)
+        # chunks of the channels whose staged rows fit the buffer, each one
+        # band_rd of a burst per channel (channel j's rows ent entries on)
+        # and one transfer loop; chunks of one channel are plain bursts
+        ent = _cdiv(nr, C) * kk
+        chunk = b.conv_act // ent
+        for u0 in range(0, p.cols, chunk):
+            nu = min(chunk, p.cols - u0)
+            steps = sum(_staged_pieces(W, nr, kk, kk, C, j * ent) for j in range(nu))
+            if nu == 1:
+                c.rd_steps(at[u0], nr * kk, steps)
+            else:
+                c.rd_runs(at[u0:u0 + nu], nr * kk, 1, steps=steps)
+            c.loop("ew", _cdiv(nr, R) * _cdiv(R, C) * kk * nu)
         return
-    c.rd(at, nr * kk, ii=_conv_ii(b, "rd"))
+    c.rd_runs(at, nr * kk, _conv_ii(b, "rd"))
 
 
 def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
@@ -554,11 +602,11 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
     if not eb:
         r = np.arange(vr, dtype=np.int64)[None, :]
         at = f["src2"] + ((r0 + r) * ci + w0[:, None]) * kk
-        load.burst("rd", np.repeat(k, vr), at.ravel(), np.repeat(gc * kk, vr), _conv_ii(b, "rd"))
+        load.rd_runs(np.repeat(k, vr), at.ravel(), np.repeat(gc * kk, vr), _conv_ii(b, "rd"))
     else:
         rep = np.repeat(np.arange(k.size), gc)
         gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gc) - gc, gc)
-        load.burst("rd", k[rep], f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, _conv_ii(b, "rd"))
+        load.rd_runs(k[rep], f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, _conv_ii(b, "rd"))
 
 
 def _conv_wg_store(f, p, b, c, r0, vr, c0, gsel):

@@ -39,6 +39,7 @@
 #define CTRAIN_AGU_H
 
 #include "types.h"
+#include "cycle_model.h"
 
 #define DDR_BEAT CTRAIN_DDR_BEAT
 
@@ -212,6 +213,63 @@ static inline void agu_count(bool write, uint32_t addr, uint64_t len, int ii, in
 #else
     (void)write; (void)addr; (void)len; (void)ii; (void)port;
 #endif
+}
+
+/* A loop that issues a read request per iteration (runs too far apart for
+ * one burst): a request takes one of the port's CTRAIN_OUTSTANDING slots,
+ * freed a latency later, so such a loop runs at most a request per
+ * AGU_II_REQ cycles whatever its pipeline's II. */
+#define AGU_II_REQ ((CTRAIN_RD_LATENCY + CTRAIN_OUTSTANDING - 1) / CTRAIN_OUTSTANDING)
+
+/* C-sim counters of one run of such a loop, len bytes at addr, a request per
+ * beat: its bytes and beats; returns the beats (agu_count_reqs counts the
+ * loop). */
+static inline uint64_t agu_count_run(uint32_t addr, uint32_t len) {
+#pragma HLS INLINE
+#ifndef __SYNTHESIS__
+    const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
+    CTRAIN_COUNT(rd, len);
+    CTRAIN_COUNT(rd_beats, beats);
+    return beats;
+#else
+    (void)addr;
+    (void)len;
+    return 0;
+#endif
+}
+
+/* C-sim counters of the request-per-beat loop over `beats` beats at `ii`
+ * cycles an iteration: one latency (the first request's; the others are in
+ * flight behind it), the beats at max(ii, AGU_II_REQ). */
+static inline void agu_count_reqs(uint64_t beats, int ii) {
+#pragma HLS INLINE
+#ifndef __SYNTHESIS__
+    CTRAIN_COUNT(rd_bursts, beats ? 1 : 0);
+    CTRAIN_COUNT(rd_agu, beats * (uint64_t)(ii > AGU_II_REQ ? ii : AGU_II_REQ));
+#endif
+    (void)beats;
+    (void)ii;
+}
+
+/* C-sim counters of a loop of `steps` cycles issuing a read request per
+ * beat, `beats` beats of `runs` runs of `len` bytes (from addr): one
+ * latency, and the steps or the requests' rate, whichever is slower (the
+ * port's outstanding requests absorb the steps' uneven spacing). */
+static inline void agu_count_reqs_loop(uint32_t addr, uint32_t len, int runs, uint64_t beats,
+                                       uint64_t steps) {
+#pragma HLS INLINE
+#ifndef __SYNTHESIS__
+    CTRAIN_COUNT(rd, (uint64_t)len * (uint64_t)runs);
+    CTRAIN_COUNT(rd_beats, beats);
+    CTRAIN_COUNT(rd_bursts, beats ? 1 : 0);
+    const uint64_t req = beats * AGU_II_REQ;
+    CTRAIN_COUNT(rd_agu, steps > req ? steps : req);
+#endif
+    (void)addr;
+    (void)len;
+    (void)runs;
+    (void)beats;
+    (void)steps;
 }
 
 /* Step t of a byte-per-cycle burst loop (AGU_II_FILL: t < beats x W, the

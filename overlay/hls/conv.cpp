@@ -256,20 +256,30 @@ static inline band_piece band_piece_at(const conv_cursor &p, int run) {
  * period-long stretch of the burst are kept, the rest read and dropped a
  * beat per step: a band of rows of consecutive planes (period: the plane)
  * in one burst through the planes' other rows, where those are fewer bytes
- * than a burst's latency moves (conv_span). */
+ * than a burst's latency moves (conv_span).  With bursts > 1, `bursts`
+ * such runs of len bytes, `stride` apart in DDR, burst k's cursor from
+ * at0 + k * ustep: one loop whose beats are each a read request of its own
+ * (the runs are not one burst), so they pay one latency between them and
+ * a beat costs at least AGU_II_REQ cycles (agu_count_reqs). */
 template <int L, int NB, int CAP>
 static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][NB][CAP], int row0,
-                    int bank0, int at0, int run, int slot, int row_len, int period) {
-    uint64_t steps = 0;
-    if (len != 0) {
-        const agu_burst gb = agu_plan(addr, len);
+                    int bank0, int at0, int run, int slot, int row_len, int period,
+                    int bursts = 1, uint32_t stride = 0, int ustep = 0) {
+    uint64_t steps = 0, beats = 0;
+    if (len != 0 && bursts > 0) {
+        agu_burst gb = agu_plan(addr, len);
         conv_cursor p = {row0, bank0, at0, 0, 0};
         int per = 0;          /* the next byte's place in its period */
         uint32_t q = 0;       /* bytes of the burst moved */
         uint32_t nb = 0;      /* beats read: the window holds beats nb - 2, nb - 1 */
         beat_t w0 = beat_zero(), w1 = beat_zero();
+        uint32_t src = addr;  /* the burst's address */
+        int k = 0, kat = at0; /* the burst, its cursor's start */
+#ifndef __SYNTHESIS__
+        beats += gb.beats;
+#endif
     band_rd:
-        while (q < len) {
+        while (k < bursts) {
         /* a step: one piece, one buffer word, at most one beat read */
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=2 max=L*NB*CAP
@@ -300,13 +310,34 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
                         per = 0;
                 }
                 q += n;
+                if (q == len) {   /* the next burst, its cursor ustep further */
+                    k++;
+                    src += stride;
+                    kat += ustep;
+                    gb = agu_plan(src, len);
+                    p.row = row0;
+                    p.bank = bank0;
+                    p.at = kat;
+                    p.pos = 0;
+                    p.inrow = 0;
+                    per = 0;
+                    q = 0;
+                    nb = 0;
+#ifndef __SYNTHESIS__
+                    if (k < bursts)
+                        beats += gb.beats;
+#endif
+                }
             }
 #ifndef __SYNTHESIS__
             steps++;
 #endif
         }
     }
-    agu_count_loop(false, addr, len, steps);
+    if (bursts > 1)
+        agu_count_reqs_loop(addr, len, bursts, beats, steps);
+    else
+        agu_count_loop(false, addr, len, steps);
 }
 
 /* buf[row][bank][at + pos] -> len bytes at addr (cursor from row0, bank0,
@@ -364,17 +395,25 @@ static inline bool conv_span(int n, int run, int plane) {
 /* FP weights: rows of w[co][ci][t], `rowlen` = gc*kk bytes each (one burst
  * for the whole tile, or block, when the group holds every channel), into
  * wb[r][gi % C][(gi / C) * kk + t] for the group's channel gi; after
- * PE_ROWS rows the next row tile's, `tstep` entries further (block mode). */
+ * PE_ROWS rows the next row tile's, `tstep` entries further (block mode).
+ * With runs > 1 (a group of a layer's channels: a row's slice of
+ * len = rowlen bytes, the rows `stride` apart) one loop reads every run,
+ * a request per beat, the runs paying one latency (agu_count_reqs). */
 static void rd_weights_fp(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weights_t wb,
-                          int r0, int kk, int rowlen, int tstep) {
-    agu_count(false, addr, len, CONV_II_FILL);
-    if (len == 0)
+                          int r0, int kk, int rowlen, int tstep, int runs = 1,
+                          uint32_t stride = 0) {
+    if (runs == 1)
+        agu_count(false, addr, len, CONV_II_FILL);
+    if (len == 0 || runs == 0)
         return;
-    const agu_burst gb = agu_plan(addr, len);
+    agu_burst gb = agu_plan(addr, len);
+    uint64_t total = runs > 1 ? agu_count_run(addr, len) : 0;   /* C-sim: the beats counted */
     conv_cursor p = {r0, 0, 0, 0, 0};
     int tb = 0;   /* the row tile's first entry */
+    uint32_t at = addr, b = 0;
+    int k = 0;    /* the run */
 rd_weights_fp:
-    for (uint32_t b = 0; b < gb.beats; b++) {
+    while (k < runs) {
     /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
 #pragma HLS PIPELINE II=CONV_II_FILL
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*CONV_WCAP
@@ -391,22 +430,41 @@ rd_weights_fp:
                 }
             }
         }
+        if (++b == gb.beats) {   /* the next run (its row: the cursor's) */
+            b = 0;
+            k++;
+            at += stride;
+            gb = agu_plan(at, len);
+#ifndef __SYNTHESIS__
+            if (runs > 1 && k < runs)
+                total += agu_count_run(at, len);
+#endif
+        }
     }
+    if (runs > 1)
+        agu_count_reqs(total, CONV_II_FILL);
 }
 
-/* EB weights: w[co][ci][t] of one co for consecutive ci (contiguous bytes)
- * into wb[r][c][wsub + t], ci = r; after PE_ROWS rows the next row tile's
- * entries, `tile_step` further (all row tiles resident). */
-static void rd_weights_eb(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weights_t wb, int c,
-                          int wsub, int kk, int tile_step) {
-    agu_count(false, addr, len, CONV_II_FILL);
-    if (len == 0)
+/* EB weights lane by lane, `runs` c_out channels co: w[co][ci][t] for
+ * consecutive ci, len = rows * kk bytes at addr + co * stride each, into
+ * wb[r][co % C][(co / C) * kk + t], ci = r; after PE_ROWS rows the next
+ * row tile's entries, `tile_step` further (all row tiles resident). The runs are `stride` apart, too far for one burst: one pipelined
+ * loop issues a single-beat read per beat of every run, so the runs pay one
+ * latency between them, not one each (agu_count_reqs). */
+static void rd_weights_eb_runs(const ddr_t *ddr, uint32_t addr, uint32_t stride, int runs,
+                               uint32_t len, pe_weights_t wb, int kk, int tile_step) {
+    if (runs == 0 || len == 0)
         return;
-    const agu_burst gb = agu_plan(addr, len);
-    int r = 0, t = 0;
-rd_weights_eb:
-    for (uint32_t b = 0; b < gb.beats; b++) {
-    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
+    agu_burst gb = agu_plan(addr, len);
+    uint64_t total = agu_count_run(addr, len);   /* C-sim: the beats counted */
+    uint32_t at = addr, b = 0;
+    int co = 0, c = 0, r = 0, t = 0;
+    int wrun = 0;   /* the run's tap 0 entry (its column's (co / C) * kk) */
+    int wsub = 0;   /* the run's current row tile's entry */
+rd_weights_eb_runs:
+    while (co < runs) {
+    /* each lane a RAM access of its own (CONV_II_*); a request per beat
+     * (AGU_II_REQ bounds the rate) */
 #pragma HLS PIPELINE II=CONV_II_FILL
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*CONV_WCAP
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
@@ -424,7 +482,25 @@ rd_weights_eb:
                 }
             }
         }
+        if (++b == gb.beats) {   /* the next c_out channel's run */
+            b = 0;
+            r = 0;
+            t = 0;
+            co++;
+            at += stride;
+            if (++c == PE_COLS) {
+                c = 0;
+                wrun += kk;
+            }
+            wsub = wrun;
+            gb = agu_plan(at, len);
+#ifndef __SYNTHESIS__
+            if (co < runs)
+                total += agu_count_run(at, len);
+#endif
+        }
     }
+    agu_count_reqs(total, CONV_II_FILL);
 }
 
 /* WG kernels: tap accumulators -> int32 gradients, quantized in the burst
@@ -829,10 +905,11 @@ bias_tiles:
 /* Sub-steps of an EB staged entry: its R rows, at most C a step (one read
  * per staging bank). */
 #define EB_SUBS ((PE_ROWS + PE_COLS - 1) / PE_COLS)
-/* EB's staging puts block row i at bank i % C; a row tile's rows hit the
- * banks in a fixed rotation only if C divides R or R divides C (else, the
- * KV260's 6 x 8, EB's weights stay lane by lane). */
-#define EB_STAGED_SHAPE (PE_ROWS % PE_COLS == 0 || PE_COLS % PE_ROWS == 0)
+/* EB's staging puts block row i at bank i % C, entry (i / C) * kk: a row
+ * tile's rows are C banks' sub-steps where C divides R, or with R < C R
+ * banks from the tile's first, past the last bank on in the next entry
+ * (the KV260's 6 x 8); other shapes keep EB's weights lane by lane. */
+#define EB_STAGED_SHAPE (PE_ROWS % PE_COLS == 0 || PE_ROWS < PE_COLS)
 /* EB with one-byte taps (kk = 1, fully connected) stages a c_out channel's
  * rows as one run: a row tile's R rows are then R bytes of one staging
  * word where R divides the word (else, the KV260's R = 6, lane by lane). */
@@ -864,18 +941,25 @@ static void conv_weights_staged(const ddr_t *ddr, uint32_t addr, bool eb, int vr
     const uint32_t eb_len = (uint32_t)vr * (uint32_t)kk;   /* EB: a c_out channel's burst */
     const bool fc = eb && kk == 1;   /* EB of a fully connected layer */
     int tb = 0;   /* FP: the row tile's first entry */
-    int u = 0, t0 = 0;   /* the unit, and FP: its row tile's first row */
+    /* EB (kk > 1): a channel's staged entries, and the channels a chunk
+     * stages together (one division per call, outside the loops) */
+    const int ent = (vr + PE_COLS - 1) / PE_COLS * kk;
+    const int chunk = eb && !fc ? CONV_ACT / ent : 1;
+    int u = 0, t0 = 0;   /* the unit (EB: its first channel), and FP: its row tile's first row */
 stage_units:
     while (eb ? u < cols : t0 < vr) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+        const int nu = min_i(chunk, cols - u);   /* EB: the unit's channels */
         const uint32_t len = eb ? eb_len : (left < tile ? left : tile);
         const uint32_t src = eb ? addr + (uint32_t)u * (uint32_t)rowlen : at;
         /* FP: row r of the tile a run at lane r / C; EB: block row i at
-         * column i % C, kk further every C rows; EB with kk = 1: the
-         * channel's rows one run in column 0 */
+         * column i % C, kk further every C rows, the unit's channels ent
+         * entries apart (bursts of their own, one loop); EB with kk = 1:
+         * the channel's rows one run in column 0 */
         band_rd<PE_LANES, PE_COLS, CONV_ACT>(ddr, src, len, stg, 0, 0, 0,
                                              fc ? vr : (eb ? kk : rowlen), eb && !fc ? kk : 0,
-                                             eb ? 0 : PE_COLS * rowlen, 0);
+                                             eb ? 0 : PE_COLS * rowlen, 0, eb ? nu : 1,
+                                             (uint32_t)rowlen, ent);
         if (!eb) {
             const int vt = min_i(PE_ROWS, vr - t0);
             at += len;
@@ -923,18 +1007,21 @@ stage_units:
 #endif
         } else {
 #if EB_STAGED_SHAPE
-            const int c = u % PE_COLS;
+            /* the chunk's nu channels, channel j's staged rows from entry j * ent */
             const uint32_t n = (uint32_t)(vr + PE_ROWS - 1) / PE_ROWS * EB_SUBS * (uint32_t)kk;
-            CTRAIN_LOOP(ew, 1, n);
+            CTRAIN_LOOP(ew, 1, n * (uint32_t)nu);
+            int c = u % PE_COLS;                   /* the channel's column bank */
+            int eo0 = (dim_t)(u / PE_COLS) * (dim_t)kk;   /* the channel's entry of tap 0 */
             int t = 0, s = 0;
+            int cb = 0;                            /* the channel's first staging entry */
             int base = 0;                          /* the tile's sub-step's first staging entry */
 #if PE_ROWS < PE_COLS
             int rm = 0;                            /* the tile's first staging column */
 #endif
-            int eo = (dim_t)(u / PE_COLS) * (dim_t)kk;   /* the tile's entry of tap 0 */
+            int eo = eo0;                          /* the tile's entry of tap 0 */
             int vt = min_i(PE_ROWS, vr), rest = vr;
         stage_words_eb:
-            for (uint32_t i = 0; i < n; i++) {
+            for (uint32_t i = 0; i < n * (uint32_t)nu; i++) {
             /* a word a cycle: up to C rows of the tile's tap t, one read per staging bank */
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
@@ -943,16 +1030,21 @@ stage_units:
                     if (r / PE_COLS == s && r < vt) {
 #if PE_ROWS >= PE_COLS
                         /* C divides R: a fixed column per row */
-                        wb[r][c][eo + t] = stg[0][r % PE_COLS][base + t];
+                        wb[r][c][eo + t] = stg[0][r % PE_COLS][cb + base + t];
 #else
-                        /* R divides C: the tile's rotation */
-                        wb[r][c][eo + t] = stg[0][rm + r][base + t];
+                        /* R < C: the tile's rows from column rm on, past the last
+                         * column on in the next staging entry */
+                        wb[r][c][eo + t] = rm + r < PE_COLS
+                                               ? stg[0][rm + r][cb + base + t]
+                                               : stg[0][rm + r - PE_COLS][cb + base + kk + t];
 #endif
                     }
                 }
                 if (++t == kk) {
                     t = 0;
+#if PE_ROWS >= PE_COLS
                     base += kk;
+#endif
                     if (++s == EB_SUBS) {   /* the tile's rows done: the next tile */
                         s = 0;
                         eo += tstep;
@@ -961,17 +1053,31 @@ stage_units:
 #if PE_ROWS < PE_COLS
                         /* R rows further along the staging columns */
                         rm += PE_ROWS;
-                        if (rm == PE_COLS)
-                            rm = 0;
-                        else
-                            base -= kk;
+                        if (rm >= PE_COLS) {
+                            rm -= PE_COLS;
+                            base += kk;
+                        }
 #endif
+                        if (rest <= 0) {   /* the channel's tiles done: the next channel */
+                            cb += ent;
+                            base = 0;
+#if PE_ROWS < PE_COLS
+                            rm = 0;
+#endif
+                            rest = vr;
+                            vt = min_i(PE_ROWS, vr);
+                            if (++c == PE_COLS) {
+                                c = 0;
+                                eo0 += kk;
+                            }
+                            eo = eo0;
+                        }
                     }
                 }
             }
 #endif
         }
-        u++;
+        u += nu;
         t0 += PE_ROWS;
     }
 }
@@ -1019,12 +1125,7 @@ static void conv_tile_weights(const ddr_t *ddr, const ctrain_insn_t &f, const co
     } else if (fp) {
         rd_weights_fp(ddr, at, (uint32_t)vr * (dim_t)rowlen, wb, 0, kk, rowlen, tstep);
     } else if (eb_block) {
-    block_weights_eb:
-        for (int co = 0; co < p.cols; co++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-            rd_weights_eb(ddr, at + (uint32_t)co * (uint32_t)rowlen, (dim_t)nr * (dim_t)kk, wb,
-                          co % PE_COLS, (dim_t)(co / PE_COLS) * (dim_t)kk, kk, tstep);
-        }
+        rd_weights_eb_runs(ddr, at, (uint32_t)rowlen, p.cols, (dim_t)nr * (dim_t)kk, wb, kk, tstep);
     }
 }
 
@@ -1082,20 +1183,12 @@ static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j
         const int w0 = (dim_t)it.grp * (dim_t)p.g * PE_COLS;
         const int gc = min_i(p.g * PE_COLS, p.cols - w0);
         if (!j.eb) {
-        group_weights_fp:
-            for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-                rd_weights_fp(ddr, f.src2 + ((uint32_t)(r0 + r) * (dim_t)f.c_in + w0) * (dim_t)kk,
-                              (dim_t)gc * (dim_t)kk, wbuf[wh], r, kk, (dim_t)gc * (dim_t)kk, 0);
-            }
+            rd_weights_fp(ddr, f.src2 + ((uint32_t)r0 * (dim_t)f.c_in + w0) * (dim_t)kk,
+                          (dim_t)gc * (dim_t)kk, wbuf[wh], 0, kk, (dim_t)gc * (dim_t)kk, 0, vr,
+                          (dim_t)f.c_in * (dim_t)kk);
         } else {
-        group_weights_eb:
-            for (int gi = 0; gi < gc; gi++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
-                rd_weights_eb(ddr, f.src2 + ((uint32_t)(w0 + gi) * (dim_t)f.c_in + r0) * (dim_t)kk,
-                              (dim_t)vr * (dim_t)kk, wbuf[wh], gi % PE_COLS,
-                              (dim_t)(gi / PE_COLS) * (dim_t)kk, kk, 0);
-            }
+            rd_weights_eb_runs(ddr, f.src2 + ((uint32_t)w0 * (dim_t)f.c_in + r0) * (dim_t)kk,
+                               (dim_t)f.c_in * (dim_t)kk, gc, (dim_t)vr * (dim_t)kk, wbuf[wh], kk, 0);
         }
     }
     load_cols(ddr, j.col_base, p, it, act[h]);

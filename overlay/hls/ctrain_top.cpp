@@ -123,10 +123,10 @@ void ctrain_top(ddr_t *ddr, uint32_t prog, uint32_t n_insn, uint32_t table,
                 uint32_t table_len, uint32_t ddr_size, uint32_t *status, uint32_t *pc,
                 uint32_t *fault_addr CTRAIN_TOP_PORT1) {
     /* DDR: a burst master per data port, the PS port's width (docs/overlay.md). */
-#pragma HLS INTERFACE mode=m_axi port=ddr offset=slave bundle=gmem depth=CTRAIN_PORT_DEPTH max_read_burst_length=256 max_write_burst_length=256 num_read_outstanding=4 num_write_outstanding=4
+#pragma HLS INTERFACE mode=m_axi port=ddr offset=slave bundle=gmem depth=CTRAIN_PORT_DEPTH max_read_burst_length=64 max_write_burst_length=256 num_read_outstanding=16 num_write_outstanding=4
 #if CTRAIN_DDR_PORTS > 1
     /* The second port: its own bundle (adapter, AXI master, HP port), same DDR. */
-#pragma HLS INTERFACE mode=m_axi port=ddr1 offset=slave bundle=gmem1 depth=CTRAIN_PORT_DEPTH max_read_burst_length=256 max_write_burst_length=256 num_read_outstanding=4 num_write_outstanding=4
+#pragma HLS INTERFACE mode=m_axi port=ddr1 offset=slave bundle=gmem1 depth=CTRAIN_PORT_DEPTH max_read_burst_length=64 max_write_burst_length=256 num_read_outstanding=16 num_write_outstanding=4
 #pragma HLS INTERFACE mode=s_axilite port=ddr1 bundle=control offset=REG_DDR1_LO
     ddr_t *const p1 = ddr1;
 #else

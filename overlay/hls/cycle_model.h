@@ -10,9 +10,13 @@
  * beat to the write response (write): Vitis HLS's default m_axi latency. */
 #define CTRAIN_RD_LATENCY 64
 #define CTRAIN_WR_LATENCY 64
-/* Requests in flight per channel (num_read/write_outstanding of the m_axi
- * pragma in ctrain_top.cpp). */
-#define CTRAIN_OUTSTANDING 4
+/* Read requests in flight per port (num_read_outstanding of the m_axi
+ * pragmas in ctrain_top.cpp): 16, with max_read_burst_length 64, so the
+ * adapter's read buffer (outstanding x burst length beats, UG1399) is the
+ * 1024 beats 4 x 256 took. Only a loop issuing a request per iteration
+ * keeps more than one in flight; a longer burst is split into 64-beat
+ * ones issued back to back. */
+#define CTRAIN_OUTSTANDING 16
 /* Pipeline fill per entry of a PE step loop, without the adder tree's
  * log2(PE_COLS) levels: operand reads, multiply, accumulator update. */
 #define CTRAIN_PE_DEPTH_BASE 12

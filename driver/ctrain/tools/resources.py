@@ -203,9 +203,11 @@ RESOURCES = ("dsp", "bram36", "uram", "lut")
 #: port's share of the AXI-lite decode, whatever the port's width.
 MAXI_ADAPTER_LUT = 1200
 #: The adapter's read- and write-data FIFOs (UG1399, "M_AXI Resources":
-#: buff_rdata, buff_wdata), each max_burst_length deep: the read data with
-#: its last/response bits, the write data with its byte strobes.
-MAXI_BURST = 256
+#: buff_rdata, buff_wdata) hold the requests in flight: num_*_outstanding x
+#: max_*_burst_length beats ("Controlling AXI4 Burst Behavior"), read from
+#: the bundle's pragma, UG1399's default 16 where it names none; the read
+#: data with its last/response bits, the write data with its byte strobes.
+MAXI_DEFAULT = 16
 
 
 @dataclass
@@ -1688,18 +1690,30 @@ def _estimate(board, directory, config):
 M_AXI = re.compile(r"#pragma\s+HLS\s+INTERFACE\b[^\n]*\bm_axi\b[^\n]*\bbundle\s*=\s*(\w+)", re.I)
 
 
+def _maxi_depth(pragma, ch):
+    """Beats of a bundle's `ch` (read, write) data FIFO: outstanding x burst length."""
+    def opt(name):
+        m = re.search(rf"\b{name}\s*=\s*(\d+)", pragma)
+        return int(m.group(1)) if m else MAXI_DEFAULT
+    return opt(f"num_{ch}_outstanding") * opt(f"max_{ch}_burst_length")
+
+
 def axi_adapters(src, b, top="ctrain_top"):
     """Items of the m_axi adapters beyond the first: one per further bundle of
     the top's INTERFACE pragmas (its synthesis branch for the board), each
     MAXI_ADAPTER_LUT LUTs and its read- and write-data FIFOs as BRAM."""
     f = src.functions.get(top)
-    bundles = sorted(set(M_AXI.findall(f.body))) if f else []
+    pragmas = {}
+    for m in M_AXI.finditer(f.body if f else ""):
+        end = f.body.find("\n", m.start())
+        pragmas.setdefault(m.group(1), f.body[m.start():end if end >= 0 else None])
     out = []
     bits = 8 * b.ddr_beat
-    ramb18 = bram18_per_bank(MAXI_BURST, bits + 2) + bram18_per_bank(MAXI_BURST, bits + bits // 8)
-    for name in bundles[1:]:
+    for name in sorted(pragmas)[1:]:
+        rd, wr = _maxi_depth(pragmas[name], "read"), _maxi_depth(pragmas[name], "write")
+        ramb18 = bram18_per_bank(rd, bits + 2) + bram18_per_bank(wr, bits + bits // 8)
         out.append(Item("axi", f"{top}: m_axi adapter {name}", 1,
-                        f"{MAXI_BURST} x {bits + 2} bit read data + {MAXI_BURST} x "
+                        f"{rd} x {bits + 2} bit read data + {wr} x "
                         f"{bits + bits // 8} bit write data FIFOs, {MAXI_ADAPTER_LUT} LUT",
                         bram36=ramb18 / 2, lut=MAXI_ADAPTER_LUT))
     return out

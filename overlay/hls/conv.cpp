@@ -1007,9 +1007,13 @@ stage_units:
 #endif
         } else {
 #if EB_STAGED_SHAPE
-            /* the chunk's nu channels, channel j's staged rows from entry j * ent */
-            const uint32_t n = (uint32_t)(vr + PE_ROWS - 1) / PE_ROWS * EB_SUBS * (uint32_t)kk;
-            CTRAIN_LOOP(ew, 1, n * (uint32_t)nu);
+            /* the chunk's nu channels, channel j's staged rows from entry j * ent:
+             * per channel EB_SUBS words per row tile and tap (the loop ends
+             * with the last channel's last tile: no trip count to divide) */
+#ifndef __SYNTHESIS__
+            CTRAIN_LOOP(ew, 1, (uint32_t)((vr + PE_ROWS - 1) / PE_ROWS) * EB_SUBS * kk * nu);
+#endif
+            int j = 0;                             /* the unit's channel */
             int c = u % PE_COLS;                   /* the channel's column bank */
             int eo0 = (dim_t)(u / PE_COLS) * (dim_t)kk;   /* the channel's entry of tap 0 */
             int t = 0, s = 0;
@@ -1021,7 +1025,7 @@ stage_units:
             int eo = eo0;                          /* the tile's entry of tap 0 */
             int vt = min_i(PE_ROWS, vr), rest = vr;
         stage_words_eb:
-            for (uint32_t i = 0; i < n * (uint32_t)nu; i++) {
+            while (j < nu) {
             /* a word a cycle: up to C rows of the tile's tap t, one read per staging bank */
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
@@ -1059,6 +1063,7 @@ stage_units:
                         }
 #endif
                         if (rest <= 0) {   /* the channel's tiles done: the next channel */
+                            j++;
                             cb += ent;
                             base = 0;
 #if PE_ROWS < PE_COLS

@@ -509,9 +509,22 @@ def _conv_runs(items, ch, item, addr, n, run, runs, k0=0, slot=0, banks=1, lane_
         a1 = addr[..., None] + (m + 1) * period                  # and its end
         touched = np.where((m < runs[..., None] - 1) & (a1 > a0), (a1 - 1) // W - a0 // W + 1, 0)
         steps = steps + touched.sum(axis=-1)
+    if not period and (banks & (banks - 1)) == 0:   # one-byte runs: BAND_ONE a step
+        steps = np.where(run == 1, _one_steps(n, lane_runs, banks, W), steps)
     steps = steps + (1 if ch == "rd" else ((addr + n) % W != 0))
     beats = (addr % W + n + W - 1) // W
     items.burst(ch, item, addr, n, 1, np.where(n > 0, steps - beats, 0))
+
+
+def _one_steps(n, row_len, banks, W):
+    """Steps of n one-byte runs through `banks` banks (a power of two;
+    conv.cpp band_one_n): min(banks, W) runs a step, a lane row's
+    `row_len` runs (0: one row) ending a step."""
+    fb = min(banks, W)
+    n = np.asarray(n, dtype=np.int64)
+    if not row_len:
+        return (n + fb - 1) // fb
+    return n // row_len * _cdiv(row_len, fb) + (n % row_len + fb - 1) // fb
 
 
 def _eb_staged_shape(b):
@@ -543,7 +556,8 @@ def _fp_weights(f, p, b, c, r0, vr):
         return
     t0 = np.arange(0, vr, R, dtype=np.int64)
     vt = np.minimum(R, vr - t0)
-    c.rd_steps(at + t0 * rowlen, vt * rowlen, 1 + vt * _cdiv(rowlen, W))
+    pieces = _one_steps(vt, b.pe_cols, b.pe_cols, W) if rowlen == 1 else vt * _cdiv(rowlen, W)
+    c.rd_steps(at + t0 * rowlen, vt * rowlen, 1 + pieces)
     c.loop("ew", rowlen, times=t0.size)
 
 

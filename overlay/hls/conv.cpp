@@ -251,6 +251,88 @@ static inline band_piece band_piece_at(const conv_cursor &p, int run) {
     return c;
 }
 
+/* One-byte runs (a band of 1 x 1 planes, or 1-wide bands): run k's byte
+ * goes to bank k % NB, so min(NB, W) consecutive runs are as many banks,
+ * one word write (read) each: band_rd and band_wr move BAND_ONE of them a
+ * step, not one, where NB is a power of two (the bank of each lane a
+ * rotation). */
+#define BAND_ONE_BANKS(NB) (((NB) & ((NB) - 1)) == 0)
+#define BAND_ONE(NB) ((NB) < DDR_BEAT ? (NB) : DDR_BEAT)
+/* A bank index modulo NB (a power of two), and a count up to NB: as wide
+ * as they are in synthesis; the C-sim keeps ints (masked) for speed. */
+#ifdef __SYNTHESIS__
+#define BAND_BANK_T(NB) ap_uint<CTRAIN_CLOG2(NB)>
+#define BAND_CNT_T(NB) ap_uint<CTRAIN_CLOG2(NB) + 1>
+#else
+#define BAND_BANK_T(NB) int
+#define BAND_CNT_T(NB) int
+#endif
+
+/* The runs a one-byte step moves at cursor p: BAND_ONE, or fewer at the
+ * burst's end (`left` bytes) or the lane row's (row_len, 0: one row). */
+template <int NB>
+static inline int band_one_n(const conv_cursor &p, uint32_t left, int row_len) {
+#pragma HLS INLINE
+    int n = BAND_ONE(NB);
+    if (left < (uint32_t)n)
+        n = (int)left;
+    if (row_len != 0 && row_len - p.inrow < n)
+        n = row_len - p.inrow;
+    return n;
+}
+
+/* Bytes 0 .. n-1 of v into the runs at cursor p: lane d to bank
+ * (bank + d) % NB, entry at (at + slot where the banks wrapped). */
+template <int L, int NB, int CAP>
+static inline void band_one_put(q8_t buf[L][NB][CAP], const conv_cursor &p, const beat_t &v,
+                                int n, int slot) {
+#pragma HLS INLINE
+    const BAND_BANK_T(NB) b0 = p.bank;
+    const BAND_CNT_T(NB) nn = n;
+band_one_put:
+    for (int jb = 0; jb < NB; jb++) {
+#pragma HLS UNROLL
+        const BAND_BANK_T(NB) d = ((BAND_BANK_T(NB))jb - b0) & (NB - 1);   /* bank jb's lane */
+        if (d < nn)
+            buf[p.row][jb][p.at + (jb < b0 ? slot : 0)] = (q8_t)beat_lane(v, d);
+    }
+}
+
+/* The runs at cursor p, n of them, as lanes 0 .. n-1 (band_one_put's mirror). */
+template <int L, int NB, int CAP>
+static inline beat_t band_one_get(const q8_t buf[L][NB][CAP], const conv_cursor &p, int n,
+                                  int slot) {
+#pragma HLS INLINE
+    beat_t v = beat_zero();
+    const BAND_BANK_T(NB) b0 = p.bank;
+band_one_get:
+    for (int d = 0; d < BAND_ONE(NB); d++) {
+#pragma HLS UNROLL
+        const BAND_CNT_T(NB) e = b0 + d;   /* bit log2 NB: the banks wrapped */
+        if (d < n)
+            set_lane(v, d, (uint8_t)buf[p.row][(BAND_BANK_T(NB))e & (NB - 1)][p.at + (e >= NB ? slot : 0)]);
+    }
+    return v;
+}
+
+/* Cursor p n one-byte runs on (n <= NB: the banks wrap at most once). */
+template <int NB>
+static inline void band_one_add(conv_cursor &p, int n, int slot, int row_len) {
+#pragma HLS INLINE
+    p.inrow += n;
+    p.bank += n;
+    if (p.bank >= NB) {
+        p.bank -= NB;
+        p.at += slot;
+    }
+    if (p.inrow == row_len) {
+        p.inrow = 0;
+        p.row++;
+        p.bank = 0;
+        p.at = 0;
+    }
+}
+
 /* len bytes at addr -> buf[row][bank][at + pos] (cursor from row0, bank0,
  * at0: conv_cursor).  With a period > 0 only the first `run` bytes of every
  * period-long stretch of the burst are kept, the rest read and dropped a
@@ -275,6 +357,7 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
         beat_t w0 = beat_zero(), w1 = beat_zero();
         uint32_t src = addr;  /* the burst's address */
         int k = 0, kat = at0; /* the burst, its cursor's start */
+        const bool one = run == 1 && period == 0 && BAND_ONE_BANKS(NB);
 #ifndef __SYNTHESIS__
         beats += gb.beats;
 #endif
@@ -294,7 +377,11 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
             if (nb == B + 2) {
                 const int i0 = sq & (DDR_BEAT - 1);
                 int n;
-                if (period == 0 || per < run) {
+                if (one) {   /* one-byte runs: up to BAND_ONE runs a step, a bank each */
+                    n = band_one_n<NB>(p, len - q, row_len);
+                    band_one_put<L, NB, CAP>(buf, p, conv_word_in(w0, w1, i0, 0), n, slot);
+                    band_one_add<NB>(p, n, slot, row_len);
+                } else if (period == 0 || per < run) {
                     const band_piece c = band_piece_at(p, run);
                     conv_put_word<CAP>(buf[p.row][p.bank], c.base, conv_word_in(w0, w1, i0, c.j0),
                                        c.j0, c.n);
@@ -349,6 +436,7 @@ static void band_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[L][N
     if (len != 0) {
         const agu_burst gb = agu_plan(addr, len);
         conv_cursor p = {row0, bank0, 0, 0, 0};
+        const bool one = run == 1 && BAND_ONE_BANKS(NB);
         uint32_t q = 0;    /* bytes of the burst placed */
         uint32_t nw = 0;   /* beats written: the window holds beats nw, nw + 1 */
         beat_t w0 = beat_zero(), w1 = beat_zero();
@@ -360,11 +448,19 @@ static void band_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[L][N
             bool out = true;   /* the last beat: flushed in a step of its own */
             if (q < len) {
                 const int i0 = (gb.off + q) & (DDR_BEAT - 1);
-                const band_piece c = band_piece_at(p, run);
-                const beat_t v = conv_get_word<CAP>(buf[p.row][p.bank], c.base);
-                conv_merge(w0, w1, conv_word_out(v, i0, c.j0), i0, c.n);
-                conv_cursor_add(p, c.n, run, NB, slot, row_len);
-                q += c.n;
+                if (one) {   /* one-byte runs: up to BAND_ONE runs a step, a bank each */
+                    const int n = band_one_n<NB>(p, len - q, row_len);
+                    conv_merge(w0, w1, conv_word_out(band_one_get<L, NB, CAP>(buf, p, n, slot), i0, 0),
+                               i0, n);
+                    band_one_add<NB>(p, n, slot, row_len);
+                    q += n;
+                } else {
+                    const band_piece c = band_piece_at(p, run);
+                    const beat_t v = conv_get_word<CAP>(buf[p.row][p.bank], c.base);
+                    conv_merge(w0, w1, conv_word_out(v, i0, c.j0), i0, c.n);
+                    conv_cursor_add(p, c.n, run, NB, slot, row_len);
+                    q += c.n;
+                }
                 out = ((gb.off + q) >> AGU_Q8_LOG2) > nw;   /* the stream passed beat nw's end */
             }
             if (out) {

@@ -623,13 +623,34 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
         load.rd_runs(k[rep], f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, _conv_ii(b, "rd"))
 
 
+def _kernel_store(f, b, c, r0, nr):
+    """WG's gradients of rows [r0, r0 + nr) with one group (conv.cpp
+    conv_store_grads): one burst at the kernel store's II, or with two data
+    ports (KERNELS_2P) and rows a whole number of beats long, per row tile
+    its first ceil(vt / 2) rows on port 0 and the rest on port 1 in the same
+    loop: the second burst's beats counted (its latency, the DDR's time for
+    them), its AGU cycles the first's."""
+    kk = f["k_h"] * f["k_w"]
+    rowlen, R, W = f["c_in"] * kk, b.pe_rows, b.ddr_beat
+    at = f["dst"] + 4 * r0 * rowlen
+    if b.ddr_ports < 2 or rowlen % (W // 4) or nr < 2:
+        c.wr(at, 4 * nr * rowlen, ii=_conv_ii(b, "kernels"))
+        return
+    t0 = np.arange(0, nr, R, dtype=np.int64)
+    vt = np.minimum(R, nr - t0)
+    h = (vt + 1) // 2
+    a = at + 4 * t0 * rowlen
+    c.wr(a, 4 * h * rowlen, ii=_conv_ii(b, "kernels"))
+    c._burst("wr", a + 4 * h * rowlen, 4 * (vt - h) * rowlen, 0, 1, port=1)
+
+
 def _conv_wg_store(f, p, b, c, r0, vr, c0, gsel):
     """The WG row tile's gradient writes for channel group `gsel` (from
     column c0), and its bias gradients after the first group."""
     ci, kk = f["c_in"], f["k_h"] * f["k_w"]
     gc = min(p.g * b.pe_cols, p.cols - c0)
     if p.groups == 1:
-        c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * vr * ci * kk, ii=_conv_ii(b, "kernels"))
+        _kernel_store(f, b, c, r0, vr)
     else:
         r = np.arange(vr, dtype=np.int64)
         c.wr(f["dst"] + 4 * (((r0 + r) * ci + c0) * kk), 4 * gc * kk, ii=_conv_ii(b, "kernels"))
@@ -830,7 +851,7 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
         npos = (y1_k - y0_k) * p.ow
         comp.loop("pe", k, _wg_steps(b, p.ct * kk, npos, bias, nt))
         _pipeline(c, load, comp, store)
-        c.wr(f["dst"] + 4 * r0 * ci * kk, 4 * nr * ci * kk, ii=_conv_ii(b, "kernels"))
+        _kernel_store(f, b, c, r0, nr)
         if bias:
             for t0 in range(r0, r0 + nr, R):
                 vr = min(R, r0 + nr - t0)

@@ -33,6 +33,10 @@
  * before it moved. */
 #define CONV_II_FILL AGU_II_FILL
 #define CONV_II_KERNELS ((DDR_BEAT / 4 + 1) / 2)
+/* WG's kernel store on both data ports where the board has two
+ * (wr_kernels' second burst): a tile's rows in two halves, one per port,
+ * from the same accumulator reads. */
+#define KERNELS_2P (CTRAIN_DDR_PORTS > 1)
 
 static int cdiv_i(int a, int b) { return (a + b - 1) / b; }
 /* floor(a / b) for b > 0 (per band or instruction, never in a pipelined loop) */
@@ -214,6 +218,17 @@ struct conv_cursor {
     int row, bank, at, pos, inrow;
 };
 
+/* At a lane row's end (row_len elements; 0: one row) the next row, from bank 0 at 0. */
+static inline void conv_cursor_row(conv_cursor &p, int row_len) {
+#pragma HLS INLINE
+    if (p.inrow == row_len) {
+        p.inrow = 0;
+        p.row++;
+        p.bank = 0;
+        p.at = 0;
+    }
+}
+
 static inline void conv_cursor_add(conv_cursor &p, int n, int run, int banks, int step,
                                    int row_len) {
 #pragma HLS INLINE
@@ -225,12 +240,7 @@ static inline void conv_cursor_add(conv_cursor &p, int n, int run, int banks, in
             p.bank = 0;
             p.at += step;
         }
-        if (p.inrow == row_len) {
-            p.inrow = 0;
-            p.row++;
-            p.bank = 0;
-            p.at = 0;
-        }
+        conv_cursor_row(p, row_len);
     }
 }
 
@@ -325,12 +335,7 @@ static inline void band_one_add(conv_cursor &p, int n, int slot, int row_len) {
         p.bank -= NB;
         p.at += slot;
     }
-    if (p.inrow == row_len) {
-        p.inrow = 0;
-        p.row++;
-        p.bank = 0;
-        p.at = 0;
-    }
+    conv_cursor_row(p, row_len);
 }
 
 /* len bytes at addr -> buf[row][bank][at + pos] (cursor from row0, bank0,
@@ -602,15 +607,31 @@ rd_weights_eb_runs:
 /* WG kernels: tap accumulators -> int32 gradients, quantized in the burst
  * (DDR_BEAT / 4 words per beat; dst is 4-aligned), rows of `rowlen` = gc*kk
  * words as rd_weights_fp lays them out (block mode: after PE_ROWS rows the
- * next row tile's, `tstep` entries further). */
+ * next row tile's, `tstep` entries further; the first tile's from tb0).
+ * With words1 > 0 (KERNELS_2P:
+ * the ZCU102's second data port) a second burst on ddr1 at addr1 carries
+ * the rows `h` further, beat b of both from the same accumulator words
+ * (a word holds every row of its column and tap): a beat on each port per
+ * iteration, so the two streams share the accumulators' two reads a cycle.
+ * The second burst's addr1 has addr's beat alignment and no more beats. */
 static void wr_kernels(ddr_t *ddr, uint32_t addr, uint32_t words, const pe_tapacc_t acc, int r0,
-                       int kk, int rowlen, int tstep, int sh_w, q_stats &st) {
+                       int kk, int rowlen, int tstep, int sh_w, q_stats &st, int tb0 = 0,
+                       ddr_t *ddr1 = 0, uint32_t addr1 = 0, uint32_t words1 = 0, int h = 0) {
     agu_count(true, addr, 4 * (uint64_t)words, CONV_II_KERNELS);
+    /* the second stream's beats go out in the first's iterations: its AGU cycles are the first's */
+    agu_count_loop(true, addr1, 4 * (uint64_t)words1, 0, 1);
     if (words == 0)
         return;
     const agu_burst gb = agu_plan(addr, 4 * words);
+#if KERNELS_2P
+    const agu_burst g1 = agu_plan(addr1, 4 * (words1 ? words1 : 1));
+#else
+    (void)ddr1;
+    (void)words1;
+    (void)h;
+#endif
     conv_cursor p = {r0, 0, 0, 0, 0};
-    int tb = 0;   /* the row tile's first entry */
+    int tb = tb0;   /* the row tile's first entry */
 wr_kernels:
     for (uint32_t b = 0; b < gb.beats; b++) {
     /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
@@ -618,11 +639,27 @@ wr_kernels:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=4*PE_ROWS*CONV_WCAP
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
         beat_t w = beat_zero();
+#if KERNELS_2P
+        const bool two = words1 != 0 && b < g1.beats;
+        const int hi1 = two ? agu_hi(g1, b) : 0;
+        beat_t w1 = beat_zero();
+#endif
         q_lanes ql = {0, 0, 0, 0};   /* the beat's words meet the statistics as one update */
         for (int j = 0; j < DDR_BEAT / 4; j++) {
 #pragma HLS UNROLL
             if (4 * j >= lo && 4 * j < hi) {
+#if KERNELS_2P
+                /* the column's word at the entry: every row's accumulator, one read */
+                pe_sum_t word[PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=word type=complete
+                for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                    word[r] = acc[r][p.bank][tb + p.at + p.pos];
+                }
+                const wide_t v = rshift_round((wide_t)word[p.row], sh_w);
+#else
                 const wide_t v = rshift_round((wide_t)acc[p.row][p.bank][tb + p.at + p.pos], sh_w);
+#endif
                 bool clamped;
                 const int32_t o = sat32(v, clamped);
                 q_lanes_add(ql, v, o, clamped);
@@ -630,6 +667,18 @@ wr_kernels:
 #pragma HLS UNROLL
                     set_lane(w, 4 * j + k, (uint8_t)((uint32_t)o >> (8 * k)));
                 }
+#if KERNELS_2P
+                if (4 * j < hi1) {   /* the same word's row p.row + h */
+                    const wide_t v1 = rshift_round((wide_t)word[p.row + h], sh_w);
+                    bool clamped1;
+                    const int32_t o1 = sat32(v1, clamped1);
+                    q_lanes_add(ql, v1, o1, clamped1);
+                    for (int k = 0; k < 4; k++) {
+#pragma HLS UNROLL
+                        set_lane(w1, 4 * j + k, (uint8_t)((uint32_t)o1 >> (8 * k)));
+                    }
+                }
+#endif
                 conv_cursor_add(p, 1, kk, PE_COLS, kk, rowlen);
                 if (p.row == PE_ROWS) {
                     p.row = 0;
@@ -639,6 +688,10 @@ wr_kernels:
         }
         q_stats_merge(st, ql);
         ddr_put(ddr, gb.first + b, w, lo, hi);
+#if KERNELS_2P
+        if (two)
+            ddr_put(ddr1, g1.first + b, w1, lo, hi1);
+#endif
     }
 }
 
@@ -1361,9 +1414,9 @@ static void conv_store_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &
 
 /* End of a WG pass: the group's weight gradients (row tile r0, vr rows) and,
  * after the first group, the tile's bias gradients. */
-static void conv_store_grads(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0, int vr,
-                             int nt, int gsel, const pe_tapacc_t tacc, const wide_t rbias[PE_ROWS],
-                             q_stats &st) {
+static void conv_store_grads(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const conv_job &j,
+                             int r0, int vr, int nt, int gsel, const pe_tapacc_t tacc,
+                             const wide_t rbias[PE_ROWS], q_stats &st) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
@@ -1371,9 +1424,26 @@ static void conv_store_grads(ddr_t *ddr, const ctrain_insn_t &f, const conv_job 
     const int gc = min_i(p.g * PE_COLS, p.cols - c0);
     const int taps = (dim_t)p.ct * (dim_t)kk;              /* a tile's kernel entries */
     const int tstep = taps + (j.bm && j.wg_bias ? 1 : 0);   /* ... and its bias tap */
-    if (p.groups == 1) {
-        wr_kernels(ddr, f.dst + 4 * (uint32_t)r0 * (dim_t)f.c_in * (dim_t)kk,
-                   (uint32_t)vr * (dim_t)f.c_in * (dim_t)kk, tacc, 0, kk, (dim_t)gc * (dim_t)kk,
+    const int rowlen = (dim_t)f.c_in * (dim_t)kk;
+    const uint32_t at = f.dst + 4 * (uint32_t)r0 * (uint32_t)rowlen;
+    if (p.groups == 1 && KERNELS_2P && (rowlen & (DDR_BEAT / 4 - 1)) == 0 && vr > 1) {
+        /* per row tile its first ceil(vt / 2) rows on port 0, the others on
+         * port 1 in the same loop (rows a whole number of beats long: the
+         * two bursts share their beats' alignment) */
+        int left = vr;
+        uint32_t a = at;
+    store_grad_tiles:
+        for (int t = 0; t < nt; t++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_RTILES
+            const int vt = min_i(PE_ROWS, left), h = (vt + 1) >> 1;
+            const uint32_t a1 = a + 4 * (uint32_t)h * (uint32_t)rowlen;
+            wr_kernels(ddr, a, (uint32_t)h * (uint32_t)rowlen, tacc, 0, kk, rowlen, 0, j.sh_out, st,
+                       (dim_t)t * (dim_t)tstep, ddr1, a1, (uint32_t)(vt - h) * (uint32_t)rowlen, h);
+            a += 4 * (uint32_t)vt * (uint32_t)rowlen;
+            left -= PE_ROWS;
+        }
+    } else if (p.groups == 1) {
+        wr_kernels(ddr, at, (uint32_t)vr * (uint32_t)rowlen, tacc, 0, kk, (dim_t)gc * (dim_t)kk,
                    tstep, j.sh_out, st);
     } else {
     store_grad_rows:
@@ -1407,7 +1477,7 @@ static void conv_store_grads(ddr_t *ddr, const ctrain_insn_t &f, const conv_job 
     }
 }
 
-void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
+void conv_unit(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     /* in execute's scope, where its PE loop shares the MAC array (mac_array.h) */
 #pragma HLS INLINE
     conv_job j;
@@ -1520,7 +1590,7 @@ tile_rows:
                     CTRAIN_REGION_END();
             }
             if (wg)
-                conv_store_grads(ddr, f, j, r0, vr, nt, gsel, tacc, rbias, st);
+                conv_store_grads(ddr, ddr1, f, j, r0, vr, nt, gsel, tacc, rbias, st);
         }
         if (j.eb_blk)
             g.wbase += (dim_t)p.ct * (dim_t)j.kk;

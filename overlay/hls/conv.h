@@ -62,7 +62,7 @@ struct conv_plan {
 /* The tiling of a shape-checked CONV_* instruction (its fields or the rule). */
 conv_plan conv_make_plan(const ctrain_insn_t &f);
 
-void conv_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
+void conv_unit(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);
 
 /* Stores the WG bias gradients of vr output channels from r0 at dst2 (conv_store.cpp). */
 void conv_store_bias(ddr_t *ddr, const wide_t gb[PE_ROWS], int vr, int r0, uint32_t dst2,

@@ -78,7 +78,7 @@ static uint32_t execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TA
     case OP_CONV_FP:
     case OP_CONV_EB:
     case OP_CONV_WG:   /* one call site: one convolution unit, one PE array */
-        conv_unit(ddr, f, e, st);
+        conv_unit(ddr, ddr1, f, e, st);
         exp = f.op == OP_CONV_WG ? (wide_t)e.dst : (wide_t)e.src + e.src2;
         break;
     case OP_UPDATE:

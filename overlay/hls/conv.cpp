@@ -1078,7 +1078,7 @@ bias_tiles:
  *     a unit per c_out channel, block row i's kk taps a run at lane 0,
  *     column i % C, entry (i / C) * kk (ceil(vr / C) * kk <= CONV_ACT), then
  *     per row tile and tap EB_SUBS words of up to C rows into column bank
- *     co % C, entry (co / C) * kk + tap (rd_weights_eb's layout); with
+ *     co % C, entry (co / C) * kk + tap (rd_weights_eb_runs' layout); with
  *     kk = 1 the channel's vr bytes one run at lane 0, column 0 (vr <=
  *     CONV_ACT), then per row tile one word: its R rows, R bytes of one
  *     staging word. */

@@ -61,9 +61,10 @@ static uint32_t execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TA
 #pragma HLS ALLOCATION function instances=spp_item_of limit=1
 #pragma HLS ALLOCATION function instances=spp_rows_rd limit=1
 #pragma HLS ALLOCATION function instances=spp_rows_wr limit=1
-    /* the dense unit's kernel-gradient store (conv_store_grads): its two call
-     * sites, one group or a row at a time, never run together; each instance
-     * is a (rows x columns):1 select per word of a beat */
+    /* the dense unit's kernel-gradient store (conv_store_grads): its call
+     * sites (one group, a row tile's halves on two ports, or a row at a
+     * time) never run together; each instance is a (rows x columns):1
+     * select per word of a beat */
 #pragma HLS ALLOCATION function instances=wr_kernels limit=1
     /* the dense unit's row bursts (conv.cpp rows_io): one instance for the
      * load stage's two call sites (WG's errors, EB's masks: one or the

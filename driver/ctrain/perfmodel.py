@@ -260,9 +260,9 @@ class _Count:
 
     def rd_runs(self, addr, n, ii, steps=0):
         """A loop reading every beat of the runs of n bytes at each addr (arrays
-        broadcast) with a request of its own (agu.h agu_count_reqs,
-        agu_count_reqs_loop): one burst's latency for all, each beat at
-        max(ii, the request rate), or the loop's `steps` if more."""
+        broadcast) with a request of its own (agu.h agu_count_reqs): one
+        burst's latency for all, each beat at max(ii, the request rate), or
+        the loop's `steps` if more."""
         a, n = np.broadcast_arrays(_arr(addr), _arr(n))
         beats = int(_beats(self.b, a, n).sum())
         self.v["rd"] += int(n.sum())
@@ -537,11 +537,13 @@ def _eb_staged_shape(b):
 
 
 def _staged_pieces(W, runs, run, slot, banks, at0=0):
-    """Steps of a staging band_rd (conv.cpp conv_weights_staged): `runs`
-    runs of `run` bytes, run i at word lane (at0 + (i // banks) * slot) % W,
-    a piece per word a run touches, and one priming the window."""
-    j0 = (at0 + (np.arange(runs, dtype=np.int64) // banks) * slot) % W
-    return 1 + int(((j0 + run + W - 1) // W).sum())
+    """Steps of a staging band_rd (conv.cpp conv_weights_staged): per burst
+    starting at entry at0 (a scalar or one per burst), `runs` runs of `run`
+    bytes, run i at word lane (at0 + (i // banks) * slot) % W, a piece per
+    word a run touches, and one priming the window."""
+    at0 = np.atleast_1d(np.asarray(at0, dtype=np.int64))
+    j0 = (at0[:, None] + (np.arange(runs, dtype=np.int64) // banks) * slot) % W
+    return at0.size + int(((j0 + run + W - 1) // W).sum())
 
 
 def _fp_weights(f, p, b, c, r0, vr):
@@ -589,7 +591,7 @@ def _eb_block_weights(f, p, b, c, r0):
         chunk = b.conv_act // ent
         for u0 in range(0, p.cols, chunk):
             nu = min(chunk, p.cols - u0)
-            steps = sum(_staged_pieces(W, nr, kk, kk, C, j * ent) for j in range(nu))
+            steps = _staged_pieces(W, nr, kk, kk, C, np.arange(nu) * ent)
             if nu == 1:
                 c.rd_steps(at[u0], nr * kk, steps)
             else:

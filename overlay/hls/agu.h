@@ -238,38 +238,40 @@ static inline uint64_t agu_count_run(uint32_t addr, uint32_t len) {
 #endif
 }
 
-/* C-sim counters of the request-per-beat loop over `beats` beats at `ii`
- * cycles an iteration: one latency (the first request's; the others are in
- * flight behind it), the beats at max(ii, AGU_II_REQ). */
-static inline void agu_count_reqs(uint64_t beats, int ii) {
+/* Run k of such a loop's `runs`, `stride` bytes after the last (at): its
+ * burst geometry; C-sim: while k < runs, its bytes and beats counted and
+ * its beats added to `beats` (the first run is counted where the loop
+ * starts, and only where it has more than one). */
+static inline void agu_run_next(uint32_t &at, agu_burst &gb, uint64_t &beats, uint32_t stride,
+                                uint32_t len, int k, int runs) {
 #pragma HLS INLINE
+    at += stride;
+    gb = agu_plan(at, len);
 #ifndef __SYNTHESIS__
-    CTRAIN_COUNT(rd_bursts, beats ? 1 : 0);
-    CTRAIN_COUNT(rd_agu, beats * (uint64_t)(ii > AGU_II_REQ ? ii : AGU_II_REQ));
-#endif
+    if (k < runs)
+        beats += agu_count_run(at, len);
+#else
     (void)beats;
-    (void)ii;
+    (void)k;
+    (void)runs;
+#endif
 }
 
-/* C-sim counters of a loop of `steps` cycles issuing a read request per
- * beat, `beats` beats of `runs` runs of `len` bytes (from addr): one
- * latency, and the steps or the requests' rate, whichever is slower (the
- * port's outstanding requests absorb the steps' uneven spacing). */
-static inline void agu_count_reqs_loop(uint32_t addr, uint32_t len, int runs, uint64_t beats,
-                                       uint64_t steps) {
+/* C-sim counters of a loop issuing a read request per beat, `beats` beats
+ * (agu_count_run counted their bytes) in `cycles` of its own: one latency
+ * (the first request's; the others are in flight behind it), and its
+ * cycles or the requests' rate, beats x AGU_II_REQ, whichever is slower
+ * (the port's outstanding requests absorb an uneven spacing of the
+ * requests among the loop's steps). */
+static inline void agu_count_reqs(uint64_t beats, uint64_t cycles) {
 #pragma HLS INLINE
 #ifndef __SYNTHESIS__
-    CTRAIN_COUNT(rd, (uint64_t)len * (uint64_t)runs);
-    CTRAIN_COUNT(rd_beats, beats);
-    CTRAIN_COUNT(rd_bursts, beats ? 1 : 0);
     const uint64_t req = beats * AGU_II_REQ;
-    CTRAIN_COUNT(rd_agu, steps > req ? steps : req);
+    CTRAIN_COUNT(rd_bursts, beats ? 1 : 0);
+    CTRAIN_COUNT(rd_agu, cycles > req ? cycles : req);
 #endif
-    (void)addr;
-    (void)len;
-    (void)runs;
     (void)beats;
-    (void)steps;
+    (void)cycles;
 }
 
 /* Step t of a byte-per-cycle burst loop (AGU_II_FILL: t < beats x W, the

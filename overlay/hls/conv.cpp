@@ -364,7 +364,8 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
         int k = 0, kat = at0; /* the burst, its cursor's start */
         const bool one = run == 1 && period == 0 && BAND_ONE_BANKS(NB);
 #ifndef __SYNTHESIS__
-        beats += gb.beats;
+        if (bursts > 1)
+            beats = agu_count_run(addr, len);
 #endif
     band_rd:
         while (k < bursts) {
@@ -404,9 +405,8 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
                 q += n;
                 if (q == len) {   /* the next burst, its cursor ustep further */
                     k++;
-                    src += stride;
+                    agu_run_next(src, gb, beats, stride, len, k, bursts);
                     kat += ustep;
-                    gb = agu_plan(src, len);
                     p.row = row0;
                     p.bank = bank0;
                     p.at = kat;
@@ -415,10 +415,6 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
                     per = 0;
                     q = 0;
                     nb = 0;
-#ifndef __SYNTHESIS__
-                    if (k < bursts)
-                        beats += gb.beats;
-#endif
                 }
             }
 #ifndef __SYNTHESIS__
@@ -427,7 +423,7 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
         }
     }
     if (bursts > 1)
-        agu_count_reqs_loop(addr, len, bursts, beats, steps);
+        agu_count_reqs(beats, steps);
     else
         agu_count_loop(false, addr, len, steps);
 }
@@ -534,24 +530,20 @@ rd_weights_fp:
         if (++b == gb.beats) {   /* the next run (its row: the cursor's) */
             b = 0;
             k++;
-            at += stride;
-            gb = agu_plan(at, len);
-#ifndef __SYNTHESIS__
-            if (runs > 1 && k < runs)
-                total += agu_count_run(at, len);
-#endif
+            agu_run_next(at, gb, total, stride, len, k, runs);
         }
     }
     if (runs > 1)
-        agu_count_reqs(total, CONV_II_FILL);
+        agu_count_reqs(total, total * CONV_II_FILL);
 }
 
 /* EB weights lane by lane, `runs` c_out channels co: w[co][ci][t] for
  * consecutive ci, len = rows * kk bytes at addr + co * stride each, into
  * wb[r][co % C][(co / C) * kk + t], ci = r; after PE_ROWS rows the next
- * row tile's entries, `tile_step` further (all row tiles resident). The runs are `stride` apart, too far for one burst: one pipelined
- * loop issues a single-beat read per beat of every run, so the runs pay one
- * latency between them, not one each (agu_count_reqs). */
+ * row tile's entries, `tile_step` further (all row tiles resident). The
+ * runs are `stride` apart, too far for one burst: one pipelined loop issues
+ * a single-beat read per beat of every run, so the runs pay one latency
+ * between them, not one each (agu_count_reqs). */
 static void rd_weights_eb_runs(const ddr_t *ddr, uint32_t addr, uint32_t stride, int runs,
                                uint32_t len, pe_weights_t wb, int kk, int tile_step) {
     if (runs == 0 || len == 0)
@@ -588,20 +580,15 @@ rd_weights_eb_runs:
             r = 0;
             t = 0;
             co++;
-            at += stride;
             if (++c == PE_COLS) {
                 c = 0;
                 wrun += kk;
             }
             wsub = wrun;
-            gb = agu_plan(at, len);
-#ifndef __SYNTHESIS__
-            if (co < runs)
-                total += agu_count_run(at, len);
-#endif
+            agu_run_next(at, gb, total, stride, len, co, runs);
         }
     }
-    agu_count_reqs(total, CONV_II_FILL);
+    agu_count_reqs(total, total * CONV_II_FILL);
 }
 
 /* WG kernels: tap accumulators -> int32 gradients, quantized in the burst

@@ -104,6 +104,7 @@ class Board:
     bn_chunk: int = 0          # BN's elements per burst (CTRAIN_BN_CHUNK, stream.h; 0: chunk)
     pool_dataflow: int = 0     # max pooling's tiled bands a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, stream.h)
     sparse_dataflow: int = 0   # the sparse position path's pair loop a DATAFLOW loop (CTRAIN_SPARSE_DATAFLOW, sconv.h)
+    conv_dataflow: int = 0     # the dense unit's item loop a DATAFLOW loop (CTRAIN_CONV_DATAFLOW, conv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
     pe_pos_pairs: int = 0      # dense FP/EB two positions, WG two taps a step (PE_POS_PAIRS, mac_array.h)
     rd_latency: int = RD_LATENCY
@@ -184,6 +185,7 @@ def board(name):
                  bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"),
                  pool_dataflow=_hls_macro(c.name, "CTRAIN_POOL_DATAFLOW"),
                  sparse_dataflow=_hls_macro(c.name, "CTRAIN_SPARSE_DATAFLOW"),
+                 conv_dataflow=_hls_macro(c.name, "CTRAIN_CONV_DATAFLOW"),
                  ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"),
                  pe_pos_pairs=_hls_macro(c.name, "PE_POS_PAIRS"))
 
@@ -398,14 +400,16 @@ class _Items:
         return _costs(self.v, self.b)
 
 
-def _pipeline(c, load, comp, store, built=False):
+def _pipeline(c, load, comp, store, built=False, firsts=None):
     """Counters of an item loop in lockstep steps `load k+1 || compute k ||
     store k-1`: every item's counts, and per step k < n what its stages
     overlap; load 0 and store n-1 run alone, overlapping their own ports.
     built: a DATAFLOW loop (CTRAIN_PIPE_*), its steps' overlap hidden; else
     a hand-pipelined region (conv.cpp items_loop; CTRAIN_REGION_*) whose
     stages run one after another: their own ports' overlap hidden, the
-    steps' overlap planned."""
+    steps' overlap planned. firsts (built only): the items that start a
+    loop of their own (conv.cpp's DATAFLOW loop per chunk and group), each
+    loop's first load and last store alone."""
     for part in (load, comp, store):
         for k, arr in part.v.items():
             c.v[k] += int(arr.sum())
@@ -413,6 +417,22 @@ def _pipeline(c, load, comp, store, built=False):
     if not n:
         return
     cl, cc, cs = load.cost(), comp.cost(), store.cost()
+    if firsts is not None:
+        bounds = list(firsts) + [n]
+        for a, e in zip(bounds[:-1], bounds[1:]):
+            _lockstep(c, _slice_cost(cl, a, e), _slice_cost(cc, a, e), _slice_cost(cs, a, e), True)
+        return
+    _lockstep(c, cl, cc, cs, built)
+
+
+def _slice_cost(x, a, e):
+    """Items [a, e) of a _StageCost of arrays."""
+    return _StageCost(x.serial[a:e], x.time[a:e], tuple(r[a:e] for r in x.rd),
+                      tuple(w[a:e] for w in x.wr), x.beats[a:e])
+
+
+def _lockstep(c, cl, cc, cs, built):
+    """_pipeline's overlap of one item loop, its stages' costs cl, cc, cs."""
     z = np.zeros(1, np.int64)
 
     def nxt(x):    # load k+1
@@ -550,7 +570,9 @@ def _fp_weights(f, p, b, c, r0, vr):
     """FP weights of rows [r0, r0 + vr) with one group (conv_tile_weights):
     staged through the column-operand buffer where a row fits it
     (conv_weights_staged: per row tile a band_rd of its rows, a run each
-    from word lane 0, then a word per entry), else lane by lane."""
+    from word lane 0, then a word per entry), else lane by lane. (The
+    buffer: act[0], or where the item loop is DATAFLOW a staging buffer of
+    its own, conv.cpp stg: the same banks' capacity.)"""
     rowlen, W, R = f["c_in"] * f["k_h"] * f["k_w"], b.ddr_beat, b.pe_rows
     at = f["src2"] + r0 * rowlen
     if rowlen > b.conv_act:
@@ -605,7 +627,9 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
     """Weight bursts of one FP/EB row tile: without channel groups one run
     (FP) or, at the first row tile of each block of p.rb, one per c_out
     channel of the block's rows (EB, conv_tile_weights: _eb_block_weights), else at the first
-    unit of each chunk (items k), as its group's columns need them."""
+    unit of each chunk (items k), as its group's columns need them: in
+    those items' load stage, or on a board whose item loop is DATAFLOW
+    before each chunk's group's loop (conv_group_weights), one loop each."""
     eb, ci, kk, C = f["op"] == Op.CONV_EB, f["c_in"], f["k_h"] * f["k_w"], b.pe_cols
     if p.groups == 1:
         if not eb:
@@ -615,6 +639,15 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
         return
     w0 = grp_k * p.g * C
     gc = np.minimum(p.g * C, p.cols - w0)
+    if b.conv_dataflow:
+        for w, n in zip(w0.tolist(), gc.tolist()):
+            if not eb:
+                at = f["src2"] + ((r0 + np.arange(vr, dtype=np.int64)) * ci + w) * kk
+                c.rd_runs(at, n * kk, _conv_ii(b, "rd"))
+            else:
+                at = f["src2"] + ((w + np.arange(n, dtype=np.int64)) * ci + r0) * kk
+                c.rd_runs(at, vr * kk, _conv_ii(b, "rd"))
+        return
     if not eb:
         r = np.arange(vr, dtype=np.int64)[None, :]
         at = f["src2"] + ((r0 + r) * ci + w0[:, None]) * kk
@@ -852,7 +885,7 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
         rows_io(load, "rd", f["src"], r0, nr, everything)
         npos = (y1_k - y0_k) * p.ow
         comp.loop("pe", k, _wg_steps(b, p.ct * kk, npos, bias, nt))
-        _pipeline(c, load, comp, store)
+        _pipeline(c, load, comp, store, built=bool(b.conv_dataflow))
         _kernel_store(f, b, c, r0, nr)
         if bias:
             for t0 in range(r0, r0 + nr, R):
@@ -872,7 +905,7 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
     comp.loop("ew", k, y1_k - y0_k)                      # row tables
     comp.loop("pe", k, p.ct * band_steps(nt))
     rows_io(store, "wr", f["dst"], r0, nr, everything)
-    _pipeline(c, load, comp, store)
+    _pipeline(c, load, comp, store, built=bool(b.conv_dataflow))
 
 
 def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_steps, load_cols,
@@ -904,7 +937,10 @@ def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_s
             comp.loop("ew", k, y1_k - y0_k)             # row tables
             comp.loop("pe", k, gct * band_steps(1))
             rows_io(store, "wr", f["dst"], r0, vr, last)
-        _pipeline(c, load, comp, store)
+        # DATAFLOW with several groups: a loop per chunk and group (conv_items)
+        split = b.conv_dataflow and not wg and p.groups > 1
+        _pipeline(c, load, comp, store, built=bool(b.conv_dataflow),
+                  firsts=np.flatnonzero(first_k) if split else None)
         if wg:
             _conv_wg_store(f, p, b, c, r0, vr, c0, gsel)
 

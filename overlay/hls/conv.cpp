@@ -38,6 +38,15 @@
  * from the same accumulator reads. */
 #define KERNELS_2P (CTRAIN_DDR_PORTS > 1)
 
+#if CTRAIN_CONV_DATAFLOW && CTRAIN_MAC_SHARED
+#error "CTRAIN_CONV_DATAFLOW: its compute process is a module of its own, so the MAC array cannot be shared (set CTRAIN_MAC_SHARED 0)"
+#endif
+/* Lanes of the weights' staging buffer (conv_weights_staged): FP's R rows
+ * at lane r / C, EB's at lane 0.  The hand-pipelined build stages through
+ * act[0], idle before a pass; the DATAFLOW build, whose act is the item
+ * loop's channel, through a buffer of its own of these lanes. */
+#define CONV_STG_L ((PE_ROWS + PE_COLS - 1) / PE_COLS)
+
 static int cdiv_i(int a, int b) { return (a + b - 1) / b; }
 /* floor(a / b) for b > 0 (per band or instruction, never in a pipelined loop) */
 static int fdiv(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -1069,8 +1078,10 @@ bias_tiles:
  *     kk = 1 the channel's vr bytes one run at lane 0, column 0 (vr <=
  *     CONV_ACT), then per row tile one word: its R rows, R bytes of one
  *     staging word. */
+template <int SL>
 static void conv_weights_staged(const ddr_t *ddr, uint32_t addr, bool eb, int vr, int cols,
-                                int rowlen, int kk, int tstep, pe_weights_t wb, pe_cols_t stg) {
+                                int rowlen, int kk, int tstep, pe_weights_t wb,
+                                q8_t stg[SL][PE_COLS][CONV_ACT]) {
 #pragma HLS INLINE
     uint32_t at = addr, left = (uint32_t)vr * (uint32_t)rowlen;   /* FP: bytes of the rows to come */
     const uint32_t tile = (uint32_t)PE_ROWS * (uint32_t)rowlen;   /* a whole tile's */
@@ -1092,7 +1103,7 @@ stage_units:
          * column i % C, kk further every C rows, the unit's channels ent
          * entries apart (bursts of their own, one loop); EB with kk = 1:
          * the channel's rows one run in column 0 */
-        band_rd<PE_LANES, PE_COLS, CONV_ACT>(ddr, src, len, stg, 0, 0, 0,
+        band_rd<SL, PE_COLS, CONV_ACT>(ddr, src, len, stg, 0, 0, 0,
                                              fc ? vr : (eb ? kk : rowlen), eb && !fc ? kk : 0,
                                              eb ? 0 : PE_COLS * rowlen, 0, eb ? nu : 1,
                                              (uint32_t)rowlen, ent);
@@ -1236,8 +1247,10 @@ stage_units:
  *     else lane by lane.
  * One conv_weights_staged call for both: one band_rd and one set of
  * transfer loops. */
+template <int SL>
 static void conv_tile_weights(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j,
-                              int r0, int vr, bool eb_block, pe_weights_t wb, pe_cols_t stg) {
+                              int r0, int vr, bool eb_block, pe_weights_t wb,
+                              q8_t stg[SL][PE_COLS][CONV_ACT]) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
@@ -1262,8 +1275,10 @@ static void conv_tile_weights(const ddr_t *ddr, const ctrain_insn_t &f, const co
                   : EB_STAGED_SHAPE && (dim_t)((nr + PE_COLS - 1) / PE_COLS) * (dim_t)kk <= CONV_ACT &&
                         eb_taps < eb_lanes;
     if ((fp || eb_block) && staged) {
-        conv_weights_staged(ddr, at, j.eb, nr, p.cols, rowlen, kk, tstep, wb, stg);
-    } else if (fp) {
+        conv_weights_staged<SL>(ddr, at, j.eb, nr, p.cols, rowlen, kk, tstep, wb, stg);
+        return;
+    }
+    if (fp) {
         rd_weights_fp(ddr, at, (uint32_t)vr * (dim_t)rowlen, wb, 0, kk, rowlen, tstep);
     } else if (eb_block) {
         rd_weights_eb_runs(ddr, at, (uint32_t)rowlen, p.cols, (dim_t)nr * (dim_t)kk, wb, kk, tstep);
@@ -1308,50 +1323,52 @@ static conv_item conv_item_at(const ctrain_insn_t &f, const conv_job &j, int gse
     return it;
 }
 
-/* Stage 0: item k's operands into ping-pong half k & 1: its group's weights
- * (FP, EB with several groups), the column operand, and the row operand (WG
- * errors; EB masks, on the last group). */
-static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
-                           int vr, int gsel, int k, pe_weights_t wbuf[2], pe_cols_t act[2],
-                           pe_rows_t rowb[2]) {
+/* FP, EB with several groups: at a chunk's first unit its group's weights
+ * (rows r0 .. r0+vr, the group's columns) into wb, lane by lane. */
+static void conv_group_weights(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
+                               int vr, const conv_item &it, pe_weights_t wb) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
-    const conv_item it = conv_item_at(f, j, gsel, k);
-    const int h = k & 1;
-    if (!j.wg && p.groups > 1 && it.u == 0) {   /* the chunk's first unit: its group's weights */
-        const int wh = it.wl & 1;
-        const int w0 = (dim_t)it.grp * (dim_t)p.g * PE_COLS;
-        const int gc = min_i(p.g * PE_COLS, p.cols - w0);
-        if (!j.eb) {
-            rd_weights_fp(ddr, f.src2 + ((uint32_t)r0 * (dim_t)f.c_in + w0) * (dim_t)kk,
-                          (dim_t)gc * (dim_t)kk, wbuf[wh], 0, kk, (dim_t)gc * (dim_t)kk, 0, vr,
-                          (dim_t)f.c_in * (dim_t)kk);
-        } else {
-            rd_weights_eb_runs(ddr, f.src2 + ((uint32_t)w0 * (dim_t)f.c_in + r0) * (dim_t)kk,
-                               (dim_t)f.c_in * (dim_t)kk, gc, (dim_t)vr * (dim_t)kk, wbuf[wh], kk, 0);
-        }
+    const int w0 = (dim_t)it.grp * (dim_t)p.g * PE_COLS;
+    const int gc = min_i(p.g * PE_COLS, p.cols - w0);
+    if (!j.eb) {
+        rd_weights_fp(ddr, f.src2 + ((uint32_t)r0 * (dim_t)f.c_in + w0) * (dim_t)kk,
+                      (dim_t)gc * (dim_t)kk, wb, 0, kk, (dim_t)gc * (dim_t)kk, 0, vr,
+                      (dim_t)f.c_in * (dim_t)kk);
+    } else {
+        rd_weights_eb_runs(ddr, f.src2 + ((uint32_t)w0 * (dim_t)f.c_in + r0) * (dim_t)kk,
+                           (dim_t)f.c_in * (dim_t)kk, gc, (dim_t)vr * (dim_t)kk, wb, kk, 0);
     }
-    load_cols(ddr, j.col_base, p, it, act[h]);
-    if (j.wg)
-        rows_io(ddr, f.src, p, it, r0, vr, rowb[h], false);
-    else if (j.mask && it.grp == p.groups - 1)
-        rows_io(ddr, f.aux, p, it, r0, vr, rowb[h], false);
 }
 
-/* Stage 1: item k on the PE array from ping-pong half k & 1 (the row
- * tables built per band; sum_xe, sum_xo the column tables' steps, make_ranges). */
+/* Stage 0: item k's operands: the column operand into act and the row
+ * operand into rowb (WG errors; EB masks, on the last group). */
+static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
+                           int vr, int gsel, int k, pe_cols_t act, pe_rows_t rowb) {
+#pragma HLS INLINE
+    const conv_plan &p = j.p;
+    const conv_item it = conv_item_at(f, j, gsel, k);
+    load_cols(ddr, j.col_base, p, it, act);
+    if (j.wg)
+        rows_io(ddr, f.src, p, it, r0, vr, rowb, false);
+    else if (j.mask && it.grp == p.groups - 1)
+        rows_io(ddr, f.aux, p, it, r0, vr, rowb, false);
+}
+
+/* Stage 1: item k on the PE array, weights wb, operands act and rowb,
+ * outputs into obuf (the row tables built per band; sum_xe, sum_xo the
+ * column tables' steps, make_ranges). */
 static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gsel, int k,
-                              int sum_xe, int sum_xo, pe_pass &g, pe_weights_t wbuf[2], pe_cols_t act[2],
-                              pe_rows_t rowb[2], pe_range yr[CTRAIN_MAX_DIM],
+                              int sum_xe, int sum_xo, pe_pass &g, const pe_weights_t wb,
+                              const pe_cols_t act, const pe_rows_t rowb, pe_range yr[CTRAIN_MAX_DIM],
                               const pe_range xr[CTRAIN_MAX_DIM], bool xpd[CTRAIN_MAX_DIM],
                               const pe_bias_t btab,
-                              wide_t rbias[PE_ROWS], pe_rowacc_t racc, pe_rows_t obuf[2],
+                              wide_t rbias[PE_ROWS], pe_rowacc_t racc, pe_rows_t obuf,
                               pe_tapacc_t tacc, q_stats &st) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const conv_item it = conv_item_at(f, j, gsel, k);
-    const int h = k & 1;
     const int gct = min_i(p.g, p.ct - (dim_t)it.grp * (dim_t)p.g);
     g.gct = gct;
     g.vc_last = min_i(PE_COLS, p.cols - ((dim_t)it.grp * (dim_t)p.g + gct - 1) * PE_COLS);
@@ -1385,18 +1402,17 @@ static void conv_compute_item(const ctrain_insn_t &f, const conv_job &j, int gse
         g.total = (uint32_t)gct * ((uint32_t)(g.tiles - t_odd) * se + (uint32_t)t_odd * so);
     }
     g.roff = (dim_t)it.u * (dim_t)p.br * (dim_t)p.ow;
-    pe_array(wbuf[p.groups > 1 && !j.wg ? (it.wl & 1) : 0], act[h], rowb[h], yr, xr, xpd, rowb[h], g, btab,
-             rbias, racc, obuf[h], tacc, st);
+    pe_array(wb, act, rowb, yr, xr, xpd, rowb, g, btab, rbias, racc, obuf, tacc, st);
 }
 
-/* Stage 2 (FP, EB): item k's outputs from ping-pong half k & 1, once its
- * last group has summed them. */
+/* Stage 2 (FP, EB): item k's outputs from obuf, once its last group has
+ * summed them. */
 static void conv_store_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0, int vr,
-                            int k, pe_rows_t obuf[2]) {
+                            int k, pe_rows_t obuf) {
 #pragma HLS INLINE
     const conv_item it = item_of(f, j.eb, j.p, k, j.p.groups);
     if (it.grp == j.p.groups - 1)
-        rows_io(ddr, f.dst, j.p, it, r0, vr, obuf[k & 1], true);
+        rows_io(ddr, f.dst, j.p, it, r0, vr, obuf, true);
 }
 
 /* End of a WG pass: the group's weight gradients (row tile r0, vr rows) and,
@@ -1464,6 +1480,105 @@ static void conv_store_grads(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, co
     }
 }
 
+#if CTRAIN_CONV_DATAFLOW
+/* The DATAFLOW form of a pass's item loop (CTRAIN_CONV_DATAFLOW, conv.h):
+ * three processes, each with its own item cursor; the column operand and
+ * row operand (load -> compute) and the outputs (compute -> store) are
+ * ping-pong channels.  The weights never change inside the loop: they are
+ * loaded before it (a row tile's, a block's, or with several groups a
+ * chunk's group's, whose units are one loop each), so only the compute
+ * process reads them.  The PE pass, its tables and accumulators are the
+ * compute process's alone. */
+struct conv_pos {
+    int r0, vr, gsel;   /* the pass's row tile (block) and WG group */
+};
+
+static void conv_load_p(ddr_t *ddr, const ctrain_insn_t f, const conv_job j, const conv_pos c,
+                        int &k, pe_cols_t act, pe_rows_t rowb) {
+    /* a process of conv_items' DATAFLOW loop: item k in */
+#pragma HLS INLINE off
+    /* the row operand's two call sites (WG's errors, EB's masks: one or the other) one instance */
+#pragma HLS ALLOCATION function instances=rows_io limit=1
+    CTRAIN_PIPE_STAGE(0);
+    conv_load_item(ddr, f, j, c.r0, c.vr, c.gsel, k, act, rowb);
+    k++;
+}
+
+static void conv_compute_p(const ctrain_insn_t f, const conv_job j, const conv_pos c, int sum_xe,
+                           int sum_xo, const pe_pass g0, int &k, const pe_weights_t wb,
+                           const pe_cols_t act, const pe_rows_t rowb, pe_range yr[CTRAIN_MAX_DIM],
+                           const pe_range xr[CTRAIN_MAX_DIM], bool xpd[CTRAIN_MAX_DIM],
+                           const pe_bias_t btab, wide_t rbias[PE_ROWS], pe_rowacc_t racc,
+                           pe_rows_t obuf, pe_tapacc_t tacc, q_stats &st) {
+    /* a process of conv_items' DATAFLOW loop: item k on the PE array (its
+     * pass fields set per item on a copy of the pass's) */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(1);
+    pe_pass g = g0;
+    conv_compute_item(f, j, c.gsel, k, sum_xe, sum_xo, g, wb, act, rowb, yr, xr, xpd, btab, rbias,
+                      racc, obuf, tacc, st);
+    k++;
+}
+
+static void conv_store_p(ddr_t *ddr, const ctrain_insn_t f, const conv_job j, const conv_pos c,
+                         int &k, pe_rows_t obuf) {
+    /* a process of conv_items' DATAFLOW loop: item k out (WG: nothing; its
+     * gradients leave after the pass) */
+#pragma HLS INLINE off
+    CTRAIN_PIPE_STAGE(2);
+    if (!j.wg)
+        conv_store_item(ddr, f, j, c.r0, c.vr, k, obuf);
+    k++;
+}
+
+/* n items of a pass as a DATAFLOW loop, the processes' cursors lk, ck, sk
+ * at its first. */
+static void conv_items(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, const conv_pos c,
+                       int n, int &lk, int &ck, int &sk, int sum_xe, int sum_xo, const pe_pass &g,
+                       const pe_weights_t wb, pe_range yr[CTRAIN_MAX_DIM],
+                       const pe_range xr[CTRAIN_MAX_DIM], bool xpd[CTRAIN_MAX_DIM],
+                       const pe_bias_t btab, wide_t rbias[PE_ROWS], pe_rowacc_t racc,
+                       pe_tapacc_t tacc, q_stats &st) {
+conv_item_loop:
+    for (int i = 0; i < n; i++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ITEMS
+        /* load k+1 || compute k || store k-1: the channels are ping-pong buffers */
+#pragma HLS DATAFLOW
+        pe_cols_t act;
+        /* a bank per (lane, column): a step reads every PE's operand */
+#pragma HLS ARRAY_PARTITION variable=act type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=act type=complete dim=2
+        /* beat-wide words: a step writes a word's lanes with byte enables */
+#pragma HLS ARRAY_RESHAPE variable=act type=cyclic factor=CTRAIN_DDR_BEAT dim=3
+#if CTRAIN_CONV_URAM
+        /* The largest dense buffer in URAM where the board has it: a read (PE) and a write (loader) port */
+#pragma HLS BIND_STORAGE variable=act type=ram_2p impl=uram
+#endif
+        pe_rows_t rowb, obuf;   /* WG errors, EB masks; FP/EB quantized outputs */
+#pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=rowb type=complete dim=2
+#pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=2
+        /* beat-wide words: a step writes (reads) a word's lanes */
+#pragma HLS ARRAY_RESHAPE variable=rowb type=cyclic factor=CTRAIN_DDR_BEAT dim=3
+#pragma HLS ARRAY_RESHAPE variable=obuf type=cyclic factor=CTRAIN_DDR_BEAT dim=3
+#if CTRAIN_CONV_BANDS_BRAM
+        /* block RAM where the board's LUTs are the shorter (config) */
+#pragma HLS BIND_STORAGE variable=rowb type=ram_2p impl=bram
+#pragma HLS BIND_STORAGE variable=obuf type=ram_2p impl=bram
+#else
+        /* OUT / DDR_BEAT words deep per (lane, row): distributed RAM, not a mostly empty RAMB18 */
+#pragma HLS BIND_STORAGE variable=rowb type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=obuf type=ram_2p impl=lutram
+#endif
+        conv_load_p(ddr, f, j, c, lk, act, rowb);
+        conv_compute_p(f, j, c, sum_xe, sum_xo, g, ck, wb, act, rowb, yr, xr, xpd, btab, rbias, racc,
+                       obuf, tacc, st);
+        conv_store_p(ddr, f, j, c, sk, obuf);
+    }
+}
+#endif
+
 void conv_unit(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps &e, q_stats &st) {
     /* in execute's scope, where its PE loop shares the MAC array (mac_array.h) */
 #pragma HLS INLINE
@@ -1472,6 +1587,25 @@ void conv_unit(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps 
     const conv_plan &p = j.p;
     const bool wg = j.wg;
 
+#if CTRAIN_CONV_DATAFLOW
+    /* The weights: loaded between item loops, read by their compute
+     * process; static: one copy, kept between calls. */
+    static pe_weights_t wbuf;
+    /* A column's rows in one word: every PE reads its weight at the same
+     * address each step (one bank per column, not per PE) */
+#pragma HLS ARRAY_RESHAPE variable=wbuf type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=wbuf type=complete dim=2
+    /* The weights' staging buffer (conv_weights_staged): a bank per (lane,
+     * column), beat-wide words */
+    static q8_t stg[CONV_STG_L][PE_COLS][CONV_ACT];
+#pragma HLS ARRAY_PARTITION variable=stg type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=stg type=complete dim=2
+#pragma HLS ARRAY_RESHAPE variable=stg type=cyclic factor=CTRAIN_DDR_BEAT dim=3
+#if CTRAIN_CONV_STG_LUTRAM
+    /* distributed RAM where the board is short of block RAM (config) */
+#pragma HLS BIND_STORAGE variable=stg type=ram_2p impl=lutram
+#endif
+#else
     /* Ping-pong buffers (index: item & 1); static: one copy, kept between calls. */
     static pe_weights_t wbuf[2];
     /* A column's rows in one word: every PE reads its weight at the same
@@ -1505,6 +1639,7 @@ void conv_unit(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps 
     /* 2 x OUT / DDR_BEAT words deep per (lane, row): distributed RAM, not a mostly empty RAMB18 */
 #pragma HLS BIND_STORAGE variable=rowb type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=obuf type=ram_2p impl=lutram
+#endif
 #endif
     static pe_rowacc_t racc;    /* FP/EB partial sums between groups */
 #pragma HLS ARRAY_PARTITION variable=racc type=complete dim=1
@@ -1547,7 +1682,11 @@ tile_rows:
         const bool eb_block = j.eb && (j.bm || (j.eb_blk && blk == 0));
         if (eb_block)
             g.wbase = 0;
-        conv_tile_weights(ddr, f, j, r0, vr, eb_block, wbuf[0], act[0]);
+#if CTRAIN_CONV_DATAFLOW
+        conv_tile_weights<CONV_STG_L>(ddr, f, j, r0, vr, eb_block, wbuf, stg);
+#else
+        conv_tile_weights<PE_LANES>(ddr, f, j, r0, vr, eb_block, wbuf[0], act[0]);
+#endif
         conv_tile_bias(ddr, f, j, r0, vr, nt, braw, btab, rbias);
         const int ngroups = wg ? p.groups : 1;
     tile_groups:
@@ -1555,7 +1694,36 @@ tile_rows:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_CTILES
             const int gsel = wg ? wgrp : 0;
             conv_pass_begin(j, nt, gsel, tacc);
-
+#if CTRAIN_CONV_DATAFLOW
+            conv_pos cp;
+            cp.r0 = r0;
+            cp.vr = vr;
+            cp.gsel = gsel;
+            /* the pass's items as one DATAFLOW loop; FP, EB with several
+             * groups: per chunk and group its weights, then its units'
+             * items (item_of: chunk > group > unit), a loop each (one call
+             * site: one instance of the loop and its PE array) */
+            const bool split = !wg && p.groups > 1;
+            int left = cdiv_i((int)f.n, PE_LANES) * p.bands;   /* units to come */
+            int k0 = 0, grp = 0;
+        item_loops:
+            while (k0 < j.items) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ITEMS
+                const int n = split ? min_i(p.cu, left) : j.items;
+                if (split)
+                    conv_group_weights(ddr, f, j, r0, vr, conv_item_at(f, j, gsel, k0), wbuf);
+                int lk = k0, ck = k0, sk = k0;
+                CTRAIN_PIPE_BEGIN();
+                conv_items(ddr, f, j, cp, n, lk, ck, sk, sum_xe, sum_xo, g, wbuf, yr, xr, xpd, btab,
+                           rbias, racc, tacc, st);
+                CTRAIN_PIPE_END();
+                k0 += n;
+                if (split && ++grp == p.groups) {
+                    grp = 0;
+                    left -= n;
+                }
+            }
+#else
             /* The pipeline over items: load k+1 || compute k || store k-1. */
         items_loop:
             for (int k = -1; k <= j.items; k++) {
@@ -1563,19 +1731,30 @@ tile_rows:
                 const bool region = k >= 0 && k < j.items;
                 if (region)
                     CTRAIN_REGION_BEGIN();
-                if (k + 1 < j.items)   /* stage 0 */
-                    conv_load_item(ddr, f, j, r0, vr, gsel, k + 1, wbuf, act, rowb);
+                if (k + 1 < j.items) {   /* stage 0 */
+                    const int h = (k + 1) & 1;
+                    if (!wg && p.groups > 1) {
+                        /* the chunk's first unit: its group's weights */
+                        const conv_item it = conv_item_at(f, j, gsel, k + 1);
+                        if (it.u == 0)
+                            conv_group_weights(ddr, f, j, r0, vr, it, wbuf[it.wl & 1]);
+                    }
+                    conv_load_item(ddr, f, j, r0, vr, gsel, k + 1, act[h], rowb[h]);
+                }
                 if (region) {          /* stage 1 */
+                    const int h = k & 1;
+                    const int wh = !wg && p.groups > 1 ? conv_item_at(f, j, gsel, k).wl & 1 : 0;
                     CTRAIN_STAGE(1);
-                    conv_compute_item(f, j, gsel, k, sum_xe, sum_xo, g, wbuf, act, rowb, yr, xr, xpd, btab, rbias,
-                                      racc, obuf, tacc, st);
+                    conv_compute_item(f, j, gsel, k, sum_xe, sum_xo, g, wbuf[wh], act[h], rowb[h], yr,
+                                      xr, xpd, btab, rbias, racc, obuf[h], tacc, st);
                     CTRAIN_STAGE(2);
                 }
                 if (!wg && k >= 1)     /* stage 2 */
-                    conv_store_item(ddr, f, j, r0, vr, k - 1, obuf);
+                    conv_store_item(ddr, f, j, r0, vr, k - 1, obuf[(k - 1) & 1]);
                 if (region)
                     CTRAIN_REGION_END();
             }
+#endif
             if (wg)
                 conv_store_grads(ddr, ddr1, f, j, r0, vr, nt, gsel, tacc, rbias, st);
         }

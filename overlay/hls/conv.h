@@ -32,8 +32,13 @@
  *
  * Dataflow: per row tile (FP, EB) or (row tile, group) (WG) the items
  * (lane tile, band, group) run as a ping-pong pipeline: load item i+1 ||
- * compute item i || store item i-1, each a region of the overlap accounting
- * (types.h CTRAIN_REGION_*).
+ * compute item i || store item i-1.  With CTRAIN_CONV_DATAFLOW (every
+ * board header) it is a DATAFLOW loop of three processes (conv_items,
+ * types.h CTRAIN_PIPE_*) whose weights are loaded before it: FP, EB with
+ * several groups run one such loop per chunk and group.  Without it, the
+ * stages are called one after another in one loop body (a hand-pipelined
+ * region, CTRAIN_REGION_*: what overlapping them would save is planned,
+ * not counted) and weights may stage through the idle act buffer.
  */
 #ifndef CTRAIN_CONV_H
 #define CTRAIN_CONV_H
@@ -42,6 +47,12 @@
 #include "fetch.h"
 #include "pe_array.h"
 #include "quant.h"
+
+/* The item loop a DATAFLOW loop (set per board; conv.cpp conv_items): its
+ * compute process is a module of its own, so it needs CTRAIN_MAC_SHARED 0. */
+#ifndef CTRAIN_CONV_DATAFLOW
+#define CTRAIN_CONV_DATAFLOW 0
+#endif
 
 struct conv_plan {
     int rows, cols;     /* produced / reduced channels */

@@ -108,6 +108,9 @@
 /* The sparse position path's pair loop a DATAFLOW loop (sconv.h): its
  * MAC array is already its own here. */
 #define CTRAIN_SPARSE_DATAFLOW 1
+/* The dense unit's item loop a DATAFLOW loop (conv.h): load, compute and
+ * store overlap; weights load between loops, without staging. */
+#define CTRAIN_CONV_DATAFLOW 1
 
 /* No row-tile path (sconv.h CTRAIN_SPARSE_ROWS): an array of its own (35K
  * LUTs) that the compiler's cycle model picks for no layer of the built-in

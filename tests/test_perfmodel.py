@@ -508,7 +508,7 @@ _CNV_DENSE_BAR = {"pynq_z2": 0.50, "kv260": 0.60, "zcu104": 0.60, "zcu102": 0.60
 #: one loop.  The ZCU102 since session 21 (0.66 / 0.62 / 0.61): EB's
 #: weight runs a read request a beat, a band of 1 x 1 planes a bank a run
 #: at once, WG's kernel store on both data ports.  The ZCU104 since
-#: session 22 (0.82 / 0.72 / 0.73), every board's item loop a DATAFLOW loop
+#: session 22 (0.83 / 0.73 / 0.73), every board's item loop a DATAFLOW loop
 #: (conv.h CTRAIN_CONV_DATAFLOW: load, compute and store overlap), which
 #: also moves its L1 from the position path back to the dense unit.
 _CNV_DENSE_OPEN = ()
@@ -542,9 +542,9 @@ def test_cnv_dense_meets_the_issue_13_efficiency_bar(board):
 #: of 0.486 before): the sparse runs' WG is on the position path (its
 #: pruned layers) or, L5-L8, bound by their weight and gradient bursts.
 #: Session 22's dense item loop as a DATAFLOW loop made the dense run
-#: 19-27% faster (the Pynq-Z2 466.0M -> 377.5M cycles) and the sparse runs
-#: 1-6% (their L5-L8 on the dense unit), which reopened both bars on the
-#: Pynq-Z2 (0.386 of dense; 0.467 against half of 0.937).
+#: 19-27% faster (the Pynq-Z2 466.0M -> 377.3M cycles) and the sparse runs
+#: 1-8% (their L4-L8 on the dense unit), which reopened both bars on the
+#: Pynq-Z2 (0.386 of dense; 0.468 against half of 0.937).
 #: Both bars are open on every board.
 _CNV_SPARSE_OPEN = ("pynq_z2", "aup_zu3", "ultra96", "kv260", "zcu104", "zcu102")
 

@@ -53,7 +53,7 @@ def _shared(board, tmp_path):
     built and counted."""
     text = open(os.path.join(config_dir(), f"{board}.h")).read()
     for k in ("MAC_SHARED", "SPARSE_DATAFLOW", "SPARSE_POS_MUL_LUT", "SPARSE_POS_MACC",
-              "CONV_DATAFLOW", "CONV_STG_LUTRAM"):
+              "CONV_DATAFLOW"):
         text = re.sub(rf"#define CTRAIN_{k} \S+\n", "", text)
     path = tmp_path / f"{board}.h"
     path.write_text(text)
@@ -124,15 +124,13 @@ def test_hand_checked_arrays(estimates):
     assert racc.count == L and racc.bram36 == L * math.ceil(R * 48 / 36) / 2
     # the parameter table: 4096 x 32 bit, 8 RAMB18 = 4 BRAM36
     assert _item(est, "ctrain_top:tab").bram36 == 4
-    # weights, one copy (loaded between the item loops, read by their
-    # compute process), a column's rows in one word: C banks of WCAP (512) x
+    # weights, one copy (written before the item loops or by their compute
+    # process, read by it), a column's rows in one word: C banks of WCAP (512) x
     # R*8 bit, 512x36 RAMB18s: ceil(R*8/36) each
     wbuf = _item(est, "conv_unit:wbuf")
     assert wbuf.count == C and wbuf.bram36 == C * math.ceil(R * 8 / 36) / 2 and wbuf.lut == 0
-    # the weights' staging buffer: ceil(R/C) x C banks of ACT / W words x W bytes
-    stg = _item(est, "conv_unit:stg")
-    assert stg.count == -(-R // C) * C
-    assert stg.bram36 == stg.count * resources.bram18_per_bank(5632 // zcu104.ddr_beat, 8 * zcu104.ddr_beat) / 2
+    # no staging buffer of its own: the weights stage through the item loop's act channel
+    assert not [i for i in est.items if i.name.endswith(":stg")]
     # WG tap accumulators, a column's rows in one word: C banks of WCAP (512) x R*48 bit
     assert _item(est, "conv_unit:tacc").bram36 == C * math.ceil(R * 48 / 36) / 2
     # band outputs, the item loop's DATAFLOW channel (two buffers): L x R

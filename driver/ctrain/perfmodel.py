@@ -384,16 +384,34 @@ class _Items:
             if port == 1:
                 np.add.at(self.v["wr1_merges"], item, part)
 
-    def rd_runs(self, item, addr, n, ii):
+    def rd_runs(self, item, addr, n, ii, steps=0):
         """Per item, a loop reading its runs' beats (_Count.rd_runs): `item`,
-        `addr`, `n` one entry per run."""
+        `addr`, `n` one entry per run; `steps` the loop's steps if more."""
         item, a, n = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n))
         beats = np.zeros(self.n, np.int64)
         np.add.at(beats, item, _beats(self.b, a, n))
         np.add.at(self.v["rd"], item, n)
         self.v["rd_beats"] += beats
         self.v["rd_bursts"] += (beats > 0).astype(np.int64)
-        self.v["rd_agu"] += beats * _req_ii(self.b, ii)
+        self.v["rd_agu"] += np.where(beats > 0, np.maximum(beats * _req_ii(self.b, ii), steps), 0)
+
+    def rd_steps(self, item, addr, n, steps):
+        """Read bursts for items `item` whose loops take `steps` cycles each
+        (_Count.rd_steps)."""
+        item, a, n, steps = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n), _arr(steps))
+        live = n > 0
+        np.add.at(self.v["rd"], item, n)
+        np.add.at(self.v["rd_beats"], item, np.where(live, _beats(self.b, a, n), 0))
+        np.add.at(self.v["rd_bursts"], item, live.astype(np.int64))
+        np.add.at(self.v["rd_agu"], item, np.where(live, steps, 0))
+
+    @staticmethod
+    def cat(first, then):
+        """Items `first` followed by items `then`: one item loop."""
+        out = _Items(then.b, first.n + then.n)
+        for k in out.v:
+            out.v[k] = np.concatenate([first.v[k], then.v[k]])
+        return out
 
     def cost(self):
         """_StageCost per item (arrays): _stage_cost."""
@@ -566,33 +584,43 @@ def _staged_pieces(W, runs, run, slot, banks, at0=0):
     return at0.size + int(((j0 + run + W - 1) // W).sum())
 
 
-def _fp_weights(f, p, b, c, r0, vr):
+def _fp_weights(f, p, b, c, r0, vr, units=False):
     """FP weights of rows [r0, r0 + vr) with one group (conv_tile_weights):
     staged through the column-operand buffer where a row fits it
     (conv_weights_staged: per row tile a band_rd of its rows, a run each
     from word lane 0, then a word per entry), else lane by lane. (The
-    buffer: act[0], or where the item loop is DATAFLOW a staging buffer of
-    its own, conv.cpp stg: the same banks' capacity.)"""
+    buffer: act[0] before the pass, or where the item loop is DATAFLOW its
+    act channel, a unit per pseudo-item: `units` asks for those, returned
+    as (load, compute) _Items, a unit each; else None.)"""
     rowlen, W, R = f["c_in"] * f["k_h"] * f["k_w"], b.ddr_beat, b.pe_rows
     at = f["src2"] + r0 * rowlen
     if rowlen > b.conv_act:
         c.rd(at, vr * rowlen, ii=_conv_ii(b, "rd"))
-        return
+        return None
     t0 = np.arange(0, vr, R, dtype=np.int64)
     vt = np.minimum(R, vr - t0)
     pieces = _one_steps(vt, b.pe_cols, b.pe_cols, W) if rowlen == 1 else vt * _cdiv(rowlen, W)
+    if units:
+        load, comp = _Items(b, t0.size), _Items(b, t0.size)
+        u = np.arange(t0.size, dtype=np.int64)
+        load.rd_steps(u, at + t0 * rowlen, vt * rowlen, 1 + pieces)
+        comp.loop("ew", u, rowlen)
+        return load, comp
     c.rd_steps(at + t0 * rowlen, vt * rowlen, 1 + pieces)
     c.loop("ew", rowlen, times=t0.size)
+    return None
 
 
-def _eb_block_weights(f, p, b, c, r0):
+def _eb_block_weights(f, p, b, c, r0, units=False):
     """EB weights with one group at the first row tile r0 of a block
     (conv_tile_weights): one burst per c_out channel of the block's nr
     rows, staged where the board's shape allows and the rows fit a staging
     bank (conv_weights_staged: band_rd of nr runs of kk bytes, run i at
     column i % C, entry (i // C) * kk, then per row tile and tap ceil(R / C)
     words; kk = 1: one run of nr bytes, then a word per row tile), else
-    lane by lane."""
+    lane by lane. Staged with `units` (the DATAFLOW item loop's pseudo-
+    items, _fp_weights): returned as (load, compute) _Items, a unit (kk = 1:
+    a channel; else a chunk of channels) each; else None."""
     ci, kk, R, C, W = f["c_in"], f["k_h"] * f["k_w"], b.pe_rows, b.pe_cols, b.ddr_beat
     nr = min(p.rb * R, p.rows - r0)
     at = f["src2"] + (np.arange(p.cols, dtype=np.int64) * ci + r0) * kk
@@ -601,9 +629,15 @@ def _eb_block_weights(f, p, b, c, r0):
     # priming, a piece per word a run touches, the words, the loop's fill)
     if kk == 1:   # one run, then a staging word's R bytes per row tile (EB_FC_STAGED)
         if W % R == 0 and nr <= b.conv_act and 1 + _cdiv(nr, W) + tiles + EW_DEPTH < nr:
+            if units:
+                load, comp = _Items(b, p.cols), _Items(b, p.cols)
+                u = np.arange(p.cols, dtype=np.int64)
+                load.rd_steps(u, at, nr, 1 + _cdiv(nr, W))
+                comp.loop("ew", u, tiles)
+                return load, comp
             c.rd_steps(at, nr, 1 + _cdiv(nr, W))
             c.loop("ew", tiles, times=p.cols)
-            return
+            return None
     elif _eb_staged_shape(b) and _cdiv(nr, C) * kk <= b.conv_act and \
             1 + nr * _cdiv(kk + W - 1, W) + tiles * _cdiv(R, C) * kk + EW_DEPTH < nr * kk:
         # chunks of the channels whose staged rows fit the buffer, each one
@@ -611,16 +645,28 @@ def _eb_block_weights(f, p, b, c, r0):
         # and one transfer loop; chunks of one channel are plain bursts
         ent = _cdiv(nr, C) * kk
         chunk = b.conv_act // ent
-        for u0 in range(0, p.cols, chunk):
+        n_u = _cdiv(p.cols, chunk)
+        if units:
+            load, comp = _Items(b, n_u), _Items(b, n_u)
+        for i, u0 in enumerate(range(0, p.cols, chunk)):
             nu = min(chunk, p.cols - u0)
             steps = _staged_pieces(W, nr, kk, kk, C, np.arange(nu) * ent)
+            words = _cdiv(nr, R) * _cdiv(R, C) * kk * nu
+            if units:
+                if nu == 1:
+                    load.rd_steps(i, at[u0], nr * kk, steps)
+                else:
+                    load.rd_runs(np.full(nu, i), at[u0:u0 + nu], nr * kk, 1, steps=steps)
+                comp.loop("ew", i, words)
+                continue
             if nu == 1:
                 c.rd_steps(at[u0], nr * kk, steps)
             else:
                 c.rd_runs(at[u0:u0 + nu], nr * kk, 1, steps=steps)
-            c.loop("ew", _cdiv(nr, R) * _cdiv(R, C) * kk * nu)
-        return
+            c.loop("ew", words)
+        return (load, comp) if units else None
     c.rd_runs(at, nr * kk, _conv_ii(b, "rd"))
+    return None
 
 
 def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
@@ -631,12 +677,13 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
     those items' load stage, or on a board whose item loop is DATAFLOW
     before each chunk's group's loop (conv_group_weights), one loop each."""
     eb, ci, kk, C = f["op"] == Op.CONV_EB, f["c_in"], f["k_h"] * f["k_w"], b.pe_cols
-    if p.groups == 1:
+    if p.groups == 1:   # staged on a DATAFLOW board: the pass's pseudo-items (returned)
+        df = bool(b.conv_dataflow)
         if not eb:
-            _fp_weights(f, p, b, c, r0, vr)
-        elif (r0 // b.pe_rows) % p.rb == 0:
-            _eb_block_weights(f, p, b, c, r0)
-        return
+            return _fp_weights(f, p, b, c, r0, vr, units=df)
+        if (r0 // b.pe_rows) % p.rb == 0:
+            return _eb_block_weights(f, p, b, c, r0, units=df)
+        return None
     w0 = grp_k * p.g * C
     gc = np.minimum(p.g * C, p.cols - w0)
     if b.conv_dataflow:
@@ -647,7 +694,7 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
             else:
                 at = f["src2"] + ((w + np.arange(n, dtype=np.int64)) * ci + r0) * kk
                 c.rd_runs(at, vr * kk, _conv_ii(b, "rd"))
-        return
+        return None
     if not eb:
         r = np.arange(vr, dtype=np.int64)[None, :]
         at = f["src2"] + ((r0 + r) * ci + w0[:, None]) * kk
@@ -656,6 +703,17 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
         rep = np.repeat(np.arange(k.size), gc)
         gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gc) - gc, gc)
         load.rd_runs(k[rep], f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, _conv_ii(b, "rd"))
+    return None
+
+
+def _staged_first(units, load, comp, store):
+    """The item loop's stages with a staged weight load's units first
+    (conv.cpp conv_items' pseudo-items: the load process's burst, the
+    compute process's words, nothing to store), where `units` holds them."""
+    if units is None:
+        return load, comp, store
+    wl, wc = units
+    return _Items.cat(wl, load), _Items.cat(wc, comp), _Items.cat(_Items(store.b, wl.n), store)
 
 
 def _kernel_store(f, b, c, r0, nr):
@@ -894,10 +952,11 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
                 c.wr(f["dst2"] + 4 * t0, 4 * vr)
         return
     _conv_bias(f, b, c, r0, nr)
+    df = bool(b.conv_dataflow)
     if f["op"] == Op.CONV_EB:
-        _eb_block_weights(f, p, b, c, r0)
+        units = _eb_block_weights(f, p, b, c, r0, units=df)
     else:
-        _fp_weights(f, p, b, c, r0, nr)
+        units = _fp_weights(f, p, b, c, r0, nr, units=df)
     load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
     load_cols(load, np.zeros(N, np.int64))
     if f["flags"] & Flag.RELU_MASK:
@@ -905,7 +964,7 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
     comp.loop("ew", k, y1_k - y0_k)                      # row tables
     comp.loop("pe", k, p.ct * band_steps(nt))
     rows_io(store, "wr", f["dst"], r0, nr, everything)
-    _pipeline(c, load, comp, store, built=bool(b.conv_dataflow))
+    _pipeline(c, *_staged_first(units, load, comp, store), built=df)
 
 
 def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_steps, load_cols,
@@ -928,7 +987,7 @@ def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_s
             rows_io(load, "rd", f["src"], r0, vr, everything)
             comp.loop("pe", k, _wg_steps(b, gct * kk, (y1_k - y0_k) * p.ow, 0, 1))
         else:
-            _conv_weights(f, p, b, c, load, k[first_k], grp_k[first_k], r0, vr)
+            units = _conv_weights(f, p, b, c, load, k[first_k], grp_k[first_k], r0, vr)
             load_cols(load, grp_k)
             last = grp_k == p.groups - 1
             if mask:
@@ -939,6 +998,8 @@ def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_s
             rows_io(store, "wr", f["dst"], r0, vr, last)
         # DATAFLOW with several groups: a loop per chunk and group (conv_items)
         split = b.conv_dataflow and not wg and p.groups > 1
+        if not wg:
+            load, comp, store = _staged_first(units, load, comp, store)
         _pipeline(c, load, comp, store, built=bool(b.conv_dataflow),
                   firsts=np.flatnonzero(first_k) if split else None)
         if wg:

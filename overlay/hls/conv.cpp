@@ -41,11 +41,10 @@
 #if CTRAIN_CONV_DATAFLOW && CTRAIN_MAC_SHARED
 #error "CTRAIN_CONV_DATAFLOW: its compute process is a module of its own, so the MAC array cannot be shared (set CTRAIN_MAC_SHARED 0)"
 #endif
-/* Lanes of the weights' staging buffer (conv_weights_staged): FP's R rows
- * at lane r / C, EB's at lane 0.  The hand-pipelined build stages through
- * act[0], idle before a pass; the DATAFLOW build, whose act is the item
- * loop's channel, through a buffer of its own of these lanes. */
-#define CONV_STG_L ((PE_ROWS + PE_COLS - 1) / PE_COLS)
+/* Weights stage through the column-operand buffer (conv_weights_staged):
+ * the hand-pipelined form's act[0], idle before a pass; in the DATAFLOW
+ * form a unit at a time through the item loop's act channel, as
+ * pseudo-items before the first pass's items (conv_items). */
 
 static int cdiv_i(int a, int b) { return (a + b - 1) / b; }
 /* floor(a / b) for b > 0 (per band or instruction, never in a pipelined loop) */
@@ -1078,159 +1077,242 @@ bias_tiles:
  *     kk = 1 the channel's vr bytes one run at lane 0, column 0 (vr <=
  *     CONV_ACT), then per row tile one word: its R rows, R bytes of one
  *     staging word. */
-template <int SL>
-static void conv_weights_staged(const ddr_t *ddr, uint32_t addr, bool eb, int vr, int cols,
-                                int rowlen, int kk, int tstep, pe_weights_t wb,
-                                q8_t stg[SL][PE_COLS][CONV_ACT]) {
+/* A staged weight load (conv_weights_staged), in units: FP a row tile
+ * (`tiles` of them: vr rows), EB a chunk of c_out channels (kk = 1: one
+ * channel). */
+struct conv_stage {
+    uint32_t addr;
+    bool eb, fc;         /* EB; EB of a fully connected layer (kk = 1) */
+    int vr, cols, rowlen, kk, tstep;
+    int ent, chunk;      /* EB (kk > 1): a channel's staged entries, channels a unit */
+    int units;
+    /* products made once per load (not in the processes): EB a channel's
+     * burst, FP a whole tile's bytes, FP a lane row's run period, EB a
+     * unit's step in DDR */
+    uint32_t eb_len, tile, fp_row, ustep;
+};
+
+/* A unit's place: u (EB: its first channel), t0 (FP: its row tile's first
+ * row), tb (FP: its first entry), at (its first byte in DDR) and left (FP:
+ * the bytes to come). */
+struct conv_stage_cur {
+    int u, t0, tb;
+    uint32_t at, left;
+};
+
+static conv_stage conv_stage_make(uint32_t addr, bool eb, int vr, int cols, int rowlen, int kk,
+                                  int tstep, int tiles) {
 #pragma HLS INLINE
-    uint32_t at = addr, left = (uint32_t)vr * (uint32_t)rowlen;   /* FP: bytes of the rows to come */
-    const uint32_t tile = (uint32_t)PE_ROWS * (uint32_t)rowlen;   /* a whole tile's */
-    const uint32_t eb_len = (uint32_t)vr * (uint32_t)kk;   /* EB: a c_out channel's burst */
-    const bool fc = eb && kk == 1;   /* EB of a fully connected layer */
-    int tb = 0;   /* FP: the row tile's first entry */
-    /* EB (kk > 1): a channel's staged entries, and the channels a chunk
-     * stages together (one division per call, outside the loops) */
-    const int ent = (vr + PE_COLS - 1) / PE_COLS * kk;
-    const int chunk = eb && !fc ? CONV_ACT / ent : 1;
-    int u = 0, t0 = 0;   /* the unit (EB: its first channel), and FP: its row tile's first row */
-stage_units:
-    while (eb ? u < cols : t0 < vr) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
-        const int nu = min_i(chunk, cols - u);   /* EB: the unit's channels */
-        const uint32_t len = eb ? eb_len : (left < tile ? left : tile);
-        const uint32_t src = eb ? addr + (uint32_t)u * (uint32_t)rowlen : at;
-        /* FP: row r of the tile a run at lane r / C; EB: block row i at
-         * column i % C, kk further every C rows, the unit's channels ent
-         * entries apart (bursts of their own, one loop); EB with kk = 1:
-         * the channel's rows one run in column 0 */
-        band_rd<SL, PE_COLS, CONV_ACT>(ddr, src, len, stg, 0, 0, 0,
-                                             fc ? vr : (eb ? kk : rowlen), eb && !fc ? kk : 0,
-                                             eb ? 0 : PE_COLS * rowlen, 0, eb ? nu : 1,
-                                             (uint32_t)rowlen, ent);
-        if (!eb) {
-            const int vt = min_i(PE_ROWS, vr - t0);
-            at += len;
-            left -= len;
-            CTRAIN_LOOP(ew, 1, rowlen);
-            conv_cursor e = {0, 0, 0, 0, 0};   /* weight q's column bank and entry, as rd_weights_fp's */
-        stage_words:
-            for (int q = 0; q < rowlen; q++) {
-            /* a word a cycle: the tile's rows' weight q, one read per staging bank */
+    conv_stage s;
+    s.addr = addr;
+    s.eb = eb;
+    s.fc = eb && kk == 1;
+    s.vr = vr;
+    s.cols = cols;
+    s.rowlen = rowlen;
+    s.kk = kk;
+    s.tstep = tstep;
+    /* one division each per load, outside the loops */
+    s.ent = (vr + PE_COLS - 1) / PE_COLS * kk;
+    s.chunk = eb && !s.fc ? CONV_ACT / s.ent : 1;
+    s.units = eb ? (cols + s.chunk - 1) / s.chunk : tiles;   /* FP: a unit per row tile */
+    s.eb_len = (uint32_t)vr * (uint32_t)kk;
+    s.tile = (uint32_t)PE_ROWS * (uint32_t)rowlen;
+    s.fp_row = (uint32_t)PE_COLS * (uint32_t)rowlen;
+    s.ustep = (uint32_t)s.chunk * (uint32_t)rowlen;
+    return s;
+}
+
+static conv_stage_cur conv_stage_first(const conv_stage &s) {
+#pragma HLS INLINE
+    conv_stage_cur c = {0, 0, 0, s.addr, (uint32_t)s.vr * (uint32_t)s.rowlen};
+    return c;
+}
+
+/* The unit's bytes: FP its row tile's rows, EB a c_out channel's burst. */
+static uint32_t conv_stage_len(const conv_stage &s, const conv_stage_cur &c) {
+#pragma HLS INLINE
+    return s.eb ? s.eb_len : (c.left < s.tile ? c.left : s.tile);
+}
+
+static void conv_stage_next(const conv_stage &s, conv_stage_cur &c) {
+#pragma HLS INLINE
+    if (!s.eb) {
+        const uint32_t len = conv_stage_len(s, c);
+        c.at += len;
+        c.left -= len;
+        c.tb += s.tstep;
+    } else {
+        c.at += s.ustep;
+    }
+    c.u += min_i(s.chunk, s.cols - c.u);
+    c.t0 += PE_ROWS;
+}
+
+/* Unit c's burst into stg: FP row r of the tile a run at lane r / C; EB
+ * block row i at column i % C, kk further every C rows, the unit's
+ * channels ent entries apart (bursts of their own, one loop); EB with kk
+ * = 1: the channel's rows one run in column 0. */
+template <int SL>
+static void conv_stage_rd(const ddr_t *ddr, const conv_stage &s, const conv_stage_cur &c,
+                          q8_t stg[SL][PE_COLS][CONV_ACT]) {
+#pragma HLS INLINE
+    const int nu = min_i(s.chunk, s.cols - c.u);   /* EB: the unit's channels */
+    band_rd<SL, PE_COLS, CONV_ACT>(ddr, c.at, conv_stage_len(s, c), stg, 0, 0, 0,
+                                   s.fc ? s.vr : (s.eb ? s.kk : s.rowlen), s.eb && !s.fc ? s.kk : 0,
+                                   s.eb ? 0 : (int)s.fp_row, 0, s.eb ? nu : 1,
+                                   (uint32_t)s.rowlen, s.ent);
+}
+
+/* Unit c's words from stg into wb, a word a cycle. */
+template <int SL>
+static void conv_stage_put(const conv_stage &s, const conv_stage_cur &uc, pe_weights_t wb,
+                           const q8_t stg[SL][PE_COLS][CONV_ACT]) {
+#pragma HLS INLINE
+    const bool eb = s.eb, fc = s.fc;
+    const int vr = s.vr, rowlen = s.rowlen, kk = s.kk, tstep = s.tstep, ent = s.ent;
+    const int u = uc.u, t0 = uc.t0, tb = uc.tb;
+    const int nu = min_i(s.chunk, s.cols - u);   /* EB: the unit's channels */
+    /* (some unused where EB_FC_STAGED or EB_STAGED_SHAPE compiles a branch out) */
+    (void)tstep;
+    (void)ent;
+    (void)nu;
+    if (!eb) {
+        const int vt = min_i(PE_ROWS, vr - t0);
+        CTRAIN_LOOP(ew, 1, rowlen);
+        conv_cursor e = {0, 0, 0, 0, 0};   /* weight q's column bank and entry, as rd_weights_fp's */
+    stage_words:
+        for (int q = 0; q < rowlen; q++) {
+        /* a word a cycle: the tile's rows' weight q, one read per staging bank */
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
-                for (int r = 0; r < PE_ROWS; r++) {
+            for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                    if (r < vt)
-                        wb[r][e.bank][tb + e.at + e.pos] = stg[r / PE_COLS][r % PE_COLS][q];
-                }
-                conv_cursor_add(e, 1, kk, PE_COLS, kk, 0);
+                if (r < vt)
+                    wb[r][e.bank][tb + e.at + e.pos] = stg[r / PE_COLS][r % PE_COLS][q];
             }
-            tb += tstep;
-        } else if (fc) {
+            conv_cursor_add(e, 1, kk, PE_COLS, kk, 0);
+        }
+    } else if (fc) {
 #if EB_FC_STAGED
-            const int c = u % PE_COLS;
-            const int tiles = (vr + PE_ROWS - 1) / PE_ROWS;
-            CTRAIN_LOOP(ew, 1, tiles);
-            int j = 0;                              /* the tile's first staged byte */
-            int eo = u / PE_COLS;                   /* the tile's entry */
-            int vt = min_i(PE_ROWS, vr), rest = vr;
-        stage_words_fc:
-            for (int ti = 0; ti < tiles; ti++) {
-            /* a word a cycle: the tile's R rows, R bytes of one staging word */
+        const int c = u % PE_COLS;
+        const int tiles = (vr + PE_ROWS - 1) / PE_ROWS;
+        CTRAIN_LOOP(ew, 1, tiles);
+        int j = 0;                              /* the tile's first staged byte */
+        int eo = u / PE_COLS;                   /* the tile's entry */
+        int vt = min_i(PE_ROWS, vr), rest = vr;
+    stage_words_fc:
+        for (int ti = 0; ti < tiles; ti++) {
+        /* a word a cycle: the tile's R rows, R bytes of one staging word */
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT/PE_ROWS
-                const beat_t w = conv_get_word<CONV_ACT>(stg[0][0], j & ~(DDR_BEAT - 1));
-                const int j0 = j & (DDR_BEAT - 1);
-                for (int r = 0; r < PE_ROWS; r++) {
+            const beat_t w = conv_get_word<CONV_ACT>(stg[0][0], j & ~(DDR_BEAT - 1));
+            const int j0 = j & (DDR_BEAT - 1);
+            for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                    if (r < vt)
-                        wb[r][c][eo] = (q8_t)beat_lane(w, j0 + r);
-                }
-                j += PE_ROWS;
-                eo += tstep;
-                rest -= PE_ROWS;
-                vt = min_i(PE_ROWS, rest);
+                if (r < vt)
+                    wb[r][c][eo] = (q8_t)beat_lane(w, j0 + r);
             }
+            j += PE_ROWS;
+            eo += tstep;
+            rest -= PE_ROWS;
+            vt = min_i(PE_ROWS, rest);
+        }
 #endif
-        } else {
+    } else {
 #if EB_STAGED_SHAPE
-            /* the chunk's nu channels, channel j's staged rows from entry j * ent:
-             * per channel EB_SUBS words per row tile and tap (the loop ends
-             * with the last channel's last tile: no trip count to divide) */
+        /* the chunk's nu channels, channel j's staged rows from entry j * ent:
+         * per channel EB_SUBS words per row tile and tap (the loop ends
+         * with the last channel's last tile: no trip count to divide) */
 #ifndef __SYNTHESIS__
-            CTRAIN_LOOP(ew, 1, (uint32_t)((vr + PE_ROWS - 1) / PE_ROWS) * EB_SUBS * kk * nu);
+        CTRAIN_LOOP(ew, 1, (uint32_t)((vr + PE_ROWS - 1) / PE_ROWS) * EB_SUBS * kk * nu);
 #endif
-            int j = 0;                             /* the unit's channel */
-            int c = u % PE_COLS;                   /* the channel's column bank */
-            int eo0 = (dim_t)(u / PE_COLS) * (dim_t)kk;   /* the channel's entry of tap 0 */
-            int t = 0, s = 0;
-            int cb = 0;                            /* the channel's first staging entry */
-            int base = 0;                          /* the tile's sub-step's first staging entry */
+        int j = 0;                             /* the unit's channel */
+        int c = u % PE_COLS;                   /* the channel's column bank */
+        int eo0 = (dim_t)(u / PE_COLS) * (dim_t)kk;   /* the channel's entry of tap 0 */
+        int t = 0, s = 0;
+        int cb = 0;                            /* the channel's first staging entry */
+        int base = 0;                          /* the tile's sub-step's first staging entry */
 #if PE_ROWS < PE_COLS
-            int rm = 0;                            /* the tile's first staging column */
+        int rm = 0;                            /* the tile's first staging column */
 #endif
-            int eo = eo0;                          /* the tile's entry of tap 0 */
-            int vt = min_i(PE_ROWS, vr), rest = vr;
-        stage_words_eb:
-            while (j < nu) {
-            /* a word a cycle: up to C rows of the tile's tap t, one read per staging bank */
+        int eo = eo0;                          /* the tile's entry of tap 0 */
+        int vt = min_i(PE_ROWS, vr), rest = vr;
+    stage_words_eb:
+        while (j < nu) {
+        /* a word a cycle: up to C rows of the tile's tap t, one read per staging bank */
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_ACT
-                for (int r = 0; r < PE_ROWS; r++) {
+            for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                    if (r / PE_COLS == s && r < vt) {
+                if (r / PE_COLS == s && r < vt) {
 #if PE_ROWS >= PE_COLS
-                        /* C divides R: a fixed column per row */
-                        wb[r][c][eo + t] = stg[0][r % PE_COLS][cb + base + t];
+                    /* C divides R: a fixed column per row */
+                    wb[r][c][eo + t] = stg[0][r % PE_COLS][cb + base + t];
 #else
-                        /* R < C: the tile's rows from column rm on, past the last
-                         * column on in the next staging entry */
-                        wb[r][c][eo + t] = rm + r < PE_COLS
-                                               ? stg[0][rm + r][cb + base + t]
-                                               : stg[0][rm + r - PE_COLS][cb + base + kk + t];
+                    /* R < C: the tile's rows from column rm on, past the last
+                     * column on in the next staging entry */
+                    wb[r][c][eo + t] = rm + r < PE_COLS
+                                           ? stg[0][rm + r][cb + base + t]
+                                           : stg[0][rm + r - PE_COLS][cb + base + kk + t];
 #endif
-                    }
                 }
-                if (++t == kk) {
-                    t = 0;
+            }
+            if (++t == kk) {
+                t = 0;
 #if PE_ROWS >= PE_COLS
-                    base += kk;
+                base += kk;
 #endif
-                    if (++s == EB_SUBS) {   /* the tile's rows done: the next tile */
-                        s = 0;
-                        eo += tstep;
-                        rest -= PE_ROWS;
-                        vt = min_i(PE_ROWS, rest);
+                if (++s == EB_SUBS) {   /* the tile's rows done: the next tile */
+                    s = 0;
+                    eo += tstep;
+                    rest -= PE_ROWS;
+                    vt = min_i(PE_ROWS, rest);
 #if PE_ROWS < PE_COLS
-                        /* R rows further along the staging columns */
-                        rm += PE_ROWS;
-                        if (rm >= PE_COLS) {
-                            rm -= PE_COLS;
-                            base += kk;
-                        }
+                    /* R rows further along the staging columns */
+                    rm += PE_ROWS;
+                    if (rm >= PE_COLS) {
+                        rm -= PE_COLS;
+                        base += kk;
+                    }
 #endif
-                        if (rest <= 0) {   /* the channel's tiles done: the next channel */
-                            j++;
-                            cb += ent;
-                            base = 0;
+                    if (rest <= 0) {   /* the channel's tiles done: the next channel */
+                        j++;
+                        cb += ent;
+                        base = 0;
 #if PE_ROWS < PE_COLS
-                            rm = 0;
+                        rm = 0;
 #endif
-                            rest = vr;
-                            vt = min_i(PE_ROWS, vr);
-                            if (++c == PE_COLS) {
-                                c = 0;
-                                eo0 += kk;
-                            }
-                            eo = eo0;
+                        rest = vr;
+                        vt = min_i(PE_ROWS, vr);
+                        if (++c == PE_COLS) {
+                            c = 0;
+                            eo0 += kk;
                         }
+                        eo = eo0;
                     }
                 }
             }
-#endif
         }
-        u += nu;
-        t0 += PE_ROWS;
+#endif
+    }
+}
+
+/* Weights staged through the buffer stg (conv_stage: per unit its burst,
+ * then its words into wb): the hand-pipelined form's, or the DATAFLOW
+ * form's outside the item loop (a board whose item loop carries the
+ * units as pseudo-items does not call it). */
+template <int SL>
+static void conv_weights_staged(const ddr_t *ddr, const conv_stage &s, pe_weights_t wb,
+                                q8_t stg[SL][PE_COLS][CONV_ACT]) {
+#pragma HLS INLINE
+    conv_stage_cur c = conv_stage_first(s);
+stage_units:
+    for (int k = 0; k < s.units; k++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_CH
+        conv_stage_rd<SL>(ddr, s, c, stg);
+        conv_stage_put<SL>(s, c, wb, stg);
+        conv_stage_next(s, c);
     }
 }
 
@@ -1245,12 +1327,12 @@ stage_units:
  *     (EB_STAGED_SHAPE; kk = 1: EB_FC_STAGED), the block's rows fit a
  *     staging bank and staging costs fewer cycles than a byte a cycle,
  *     else lane by lane.
- * One conv_weights_staged call for both: one band_rd and one set of
- * transfer loops. */
-template <int SL>
-static void conv_tile_weights(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j,
-                              int r0, int vr, bool eb_block, pe_weights_t wb,
-                              q8_t stg[SL][PE_COLS][CONV_ACT]) {
+ * conv_tile_stage says whether they stage (and makes the load: its units
+ * one band_rd and one set of transfer loops each, conv_weights_staged or,
+ * in the DATAFLOW form, the first pass's pseudo-items); conv_tile_lanes
+ * loads them where they do not. */
+static bool conv_tile_stage(const ctrain_insn_t &f, const conv_job &j, int r0, int vr, int nt,
+                            bool eb_block, conv_stage &st) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
     const int kk = j.kk;
@@ -1274,10 +1356,23 @@ static void conv_tile_weights(const ddr_t *ddr, const ctrain_insn_t &f, const co
         : kk == 1 ? EB_FC_STAGED && nr <= CONV_ACT && eb_fc < eb_lanes
                   : EB_STAGED_SHAPE && (dim_t)((nr + PE_COLS - 1) / PE_COLS) * (dim_t)kk <= CONV_ACT &&
                         eb_taps < eb_lanes;
-    if ((fp || eb_block) && staged) {
-        conv_weights_staged<SL>(ddr, at, j.eb, nr, p.cols, rowlen, kk, tstep, wb, stg);
-        return;
-    }
+    if (!(fp || eb_block) || !staged)
+        return false;
+    st = conv_stage_make(at, j.eb, nr, p.cols, rowlen, kk, tstep, nt);
+    return true;
+}
+
+/* The row tile's (block's) weights lane by lane, where they do not stage. */
+static void conv_tile_lanes(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
+                            int vr, bool eb_block, pe_weights_t wb) {
+#pragma HLS INLINE
+    const conv_plan &p = j.p;
+    const int kk = j.kk;
+    const int tstep = (dim_t)p.ct * (dim_t)kk;
+    const bool fp = !j.eb && !j.wg && p.groups == 1;
+    const int nr = j.eb ? min_i((dim_t)p.rb * PE_ROWS, p.rows - r0) : vr;
+    const int rowlen = (dim_t)f.c_in * (dim_t)kk;
+    const uint32_t at = f.src2 + (uint32_t)r0 * (uint32_t)(j.eb ? kk : rowlen);
     if (fp) {
         rd_weights_fp(ddr, at, (uint32_t)vr * (dim_t)rowlen, wb, 0, kk, rowlen, tstep);
     } else if (eb_block) {
@@ -1493,49 +1588,75 @@ struct conv_pos {
     int r0, vr, gsel;   /* the pass's row tile (block) and WG group */
 };
 
+/* A process's place in the loop: `wleft` pseudo-items to come (a staged
+ * weight load's units, at w) before items k, k + 1, ... */
+struct conv_cur {
+    int k, wleft;
+    conv_stage_cur w;
+};
+
 static void conv_load_p(ddr_t *ddr, const ctrain_insn_t f, const conv_job j, const conv_pos c,
-                        int &k, pe_cols_t act, pe_rows_t rowb) {
-    /* a process of conv_items' DATAFLOW loop: item k in */
+                        const conv_stage s, conv_cur &cur, pe_cols_t act, pe_rows_t rowb) {
+    /* a process of conv_items' DATAFLOW loop: a weight unit's burst into
+     * the act channel, or item k in */
 #pragma HLS INLINE off
     /* the row operand's two call sites (WG's errors, EB's masks: one or the other) one instance */
 #pragma HLS ALLOCATION function instances=rows_io limit=1
     CTRAIN_PIPE_STAGE(0);
-    conv_load_item(ddr, f, j, c.r0, c.vr, c.gsel, k, act, rowb);
-    k++;
+    if (cur.wleft > 0) {
+        conv_stage_rd<PE_LANES>(ddr, s, cur.w, act);
+        conv_stage_next(s, cur.w);
+        cur.wleft--;
+    } else {
+        conv_load_item(ddr, f, j, c.r0, c.vr, c.gsel, cur.k, act, rowb);
+        cur.k++;
+    }
 }
 
-static void conv_compute_p(const ctrain_insn_t f, const conv_job j, const conv_pos c, int sum_xe,
-                           int sum_xo, const pe_pass g0, int &k, const pe_weights_t wb,
-                           const pe_cols_t act, const pe_rows_t rowb, pe_range yr[CTRAIN_MAX_DIM],
-                           const pe_range xr[CTRAIN_MAX_DIM], bool xpd[CTRAIN_MAX_DIM],
-                           const pe_bias_t btab, wide_t rbias[PE_ROWS], pe_rowacc_t racc,
-                           pe_rows_t obuf, pe_tapacc_t tacc, q_stats &st) {
-    /* a process of conv_items' DATAFLOW loop: item k on the PE array (its
-     * pass fields set per item on a copy of the pass's) */
+static void conv_compute_p(const ctrain_insn_t f, const conv_job j, const conv_pos c,
+                           const conv_stage s, int sum_xe, int sum_xo, const pe_pass g0, conv_cur &cur,
+                           pe_weights_t wb, const pe_cols_t act, const pe_rows_t rowb,
+                           pe_range yr[CTRAIN_MAX_DIM], const pe_range xr[CTRAIN_MAX_DIM],
+                           bool xpd[CTRAIN_MAX_DIM], const pe_bias_t btab, wide_t rbias[PE_ROWS],
+                           pe_rowacc_t racc, pe_rows_t obuf, pe_tapacc_t tacc, q_stats &st) {
+    /* a process of conv_items' DATAFLOW loop: a weight unit's words from
+     * the act channel into wb, or item k on the PE array (its pass fields
+     * set per item on a copy of the pass's) */
 #pragma HLS INLINE off
     CTRAIN_PIPE_STAGE(1);
-    pe_pass g = g0;
-    conv_compute_item(f, j, c.gsel, k, sum_xe, sum_xo, g, wb, act, rowb, yr, xr, xpd, btab, rbias,
-                      racc, obuf, tacc, st);
-    k++;
+    if (cur.wleft > 0) {
+        conv_stage_put<PE_LANES>(s, cur.w, wb, act);
+        conv_stage_next(s, cur.w);
+        cur.wleft--;
+    } else {
+        pe_pass g = g0;
+        conv_compute_item(f, j, c.gsel, cur.k, sum_xe, sum_xo, g, wb, act, rowb, yr, xr, xpd, btab,
+                          rbias, racc, obuf, tacc, st);
+        cur.k++;
+    }
 }
 
 static void conv_store_p(ddr_t *ddr, const ctrain_insn_t f, const conv_job j, const conv_pos c,
-                         int &k, pe_rows_t obuf) {
-    /* a process of conv_items' DATAFLOW loop: item k out (WG: nothing; its
-     * gradients leave after the pass) */
+                         conv_cur &cur, pe_rows_t obuf) {
+    /* a process of conv_items' DATAFLOW loop: item k out (a weight unit,
+     * WG: nothing; WG's gradients leave after the pass) */
 #pragma HLS INLINE off
     CTRAIN_PIPE_STAGE(2);
-    if (!j.wg)
-        conv_store_item(ddr, f, j, c.r0, c.vr, k, obuf);
-    k++;
+    if (cur.wleft > 0) {
+        cur.wleft--;
+    } else {
+        if (!j.wg)
+            conv_store_item(ddr, f, j, c.r0, c.vr, cur.k, obuf);
+        cur.k++;
+    }
 }
 
-/* n items of a pass as a DATAFLOW loop, the processes' cursors lk, ck, sk
- * at its first. */
+/* n iterations of a pass as a DATAFLOW loop (a staged weight load's
+ * units, then items), the processes' cursors lk, ck, sk at its first. */
 static void conv_items(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, const conv_pos c,
-                       int n, int &lk, int &ck, int &sk, int sum_xe, int sum_xo, const pe_pass &g,
-                       const pe_weights_t wb, pe_range yr[CTRAIN_MAX_DIM],
+                       const conv_stage &s, int n, conv_cur &lk, conv_cur &ck, conv_cur &sk,
+                       int sum_xe, int sum_xo, const pe_pass &g, pe_weights_t wb,
+                       pe_range yr[CTRAIN_MAX_DIM],
                        const pe_range xr[CTRAIN_MAX_DIM], bool xpd[CTRAIN_MAX_DIM],
                        const pe_bias_t btab, wide_t rbias[PE_ROWS], pe_rowacc_t racc,
                        pe_tapacc_t tacc, q_stats &st) {
@@ -1571,9 +1692,9 @@ conv_item_loop:
 #pragma HLS BIND_STORAGE variable=rowb type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=obuf type=ram_2p impl=lutram
 #endif
-        conv_load_p(ddr, f, j, c, lk, act, rowb);
-        conv_compute_p(f, j, c, sum_xe, sum_xo, g, ck, wb, act, rowb, yr, xr, xpd, btab, rbias, racc,
-                       obuf, tacc, st);
+        conv_load_p(ddr, f, j, c, s, lk, act, rowb);
+        conv_compute_p(f, j, c, s, sum_xe, sum_xo, g, ck, wb, act, rowb, yr, xr, xpd, btab, rbias,
+                       racc, obuf, tacc, st);
         conv_store_p(ddr, f, j, c, sk, obuf);
     }
 }
@@ -1595,16 +1716,6 @@ void conv_unit(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exps 
      * address each step (one bank per column, not per PE) */
 #pragma HLS ARRAY_RESHAPE variable=wbuf type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=wbuf type=complete dim=2
-    /* The weights' staging buffer (conv_weights_staged): a bank per (lane,
-     * column), beat-wide words */
-    static q8_t stg[CONV_STG_L][PE_COLS][CONV_ACT];
-#pragma HLS ARRAY_PARTITION variable=stg type=complete dim=1
-#pragma HLS ARRAY_PARTITION variable=stg type=complete dim=2
-#pragma HLS ARRAY_RESHAPE variable=stg type=cyclic factor=CTRAIN_DDR_BEAT dim=3
-#if CTRAIN_CONV_STG_LUTRAM
-    /* distributed RAM where the board is short of block RAM (config) */
-#pragma HLS BIND_STORAGE variable=stg type=ram_2p impl=lutram
-#endif
 #else
     /* Ping-pong buffers (index: item & 1); static: one copy, kept between calls. */
     static pe_weights_t wbuf[2];
@@ -1682,10 +1793,18 @@ tile_rows:
         const bool eb_block = j.eb && (j.bm || (j.eb_blk && blk == 0));
         if (eb_block)
             g.wbase = 0;
+        conv_stage ws = conv_stage();   /* the tile's staged weight load */
+        const bool staged = conv_tile_stage(f, j, r0, vr, nt, eb_block, ws);
 #if CTRAIN_CONV_DATAFLOW
-        conv_tile_weights<CONV_STG_L>(ddr, f, j, r0, vr, eb_block, wbuf, stg);
+        /* staged: the first pass's first pseudo-items (conv_items) */
+        if (!staged)
+            conv_tile_lanes(ddr, f, j, r0, vr, eb_block, wbuf);
 #else
-        conv_tile_weights<PE_LANES>(ddr, f, j, r0, vr, eb_block, wbuf[0], act[0]);
+        /* staged through act[0], idle before the pass */
+        if (staged)
+            conv_weights_staged<PE_LANES>(ddr, ws, wbuf[0], act[0]);
+        else
+            conv_tile_lanes(ddr, f, j, r0, vr, eb_block, wbuf[0]);
 #endif
         conv_tile_bias(ddr, f, j, r0, vr, nt, braw, btab, rbias);
         const int ngroups = wg ? p.groups : 1;
@@ -1704,6 +1823,8 @@ tile_rows:
              * items (item_of: chunk > group > unit), a loop each (one call
              * site: one instance of the loop and its PE array) */
             const bool split = !wg && p.groups > 1;
+            /* the tile's staged weights: pseudo-items before its first pass's items */
+            const int nw = staged && wgrp == 0 ? ws.units : 0;
             int left = cdiv_i((int)f.n, PE_LANES) * p.bands;   /* units to come */
             int k0 = 0, grp = 0;
         item_loops:
@@ -1712,10 +1833,15 @@ tile_rows:
                 const int n = split ? min_i(p.cu, left) : j.items;
                 if (split)
                     conv_group_weights(ddr, f, j, r0, vr, conv_item_at(f, j, gsel, k0), wbuf);
-                int lk = k0, ck = k0, sk = k0;
+                const int w = k0 == 0 ? nw : 0;
+                conv_cur lk;
+                lk.k = k0;
+                lk.wleft = w;
+                lk.w = conv_stage_first(ws);
+                conv_cur ck = lk, sk = lk;
                 CTRAIN_PIPE_BEGIN();
-                conv_items(ddr, f, j, cp, n, lk, ck, sk, sum_xe, sum_xo, g, wbuf, yr, xr, xpd, btab,
-                           rbias, racc, tacc, st);
+                conv_items(ddr, f, j, cp, ws, n + w, lk, ck, sk, sum_xe, sum_xo, g, wbuf, yr, xr, xpd,
+                           btab, rbias, racc, tacc, st);
                 CTRAIN_PIPE_END();
                 k0 += n;
                 if (split && ++grp == p.groups) {

@@ -109,7 +109,7 @@
  * MAC array is already its own here. */
 #define CTRAIN_SPARSE_DATAFLOW 1
 /* The dense unit's item loop a DATAFLOW loop (conv.h): load, compute and
- * store overlap; weights load between loops, without staging. */
+ * store overlap, a row tile's staged weights its first pseudo-items. */
 #define CTRAIN_CONV_DATAFLOW 1
 
 /* No row-tile path (sconv.h CTRAIN_SPARSE_ROWS): an array of its own (35K

@@ -103,11 +103,8 @@
 #define CTRAIN_MAC_SHARED 0
 #define CTRAIN_SPARSE_DATAFLOW 1
 /* The dense unit's item loop a DATAFLOW loop (conv.h): load, compute and
- * store overlap; weights load between loops, without staging. */
+ * store overlap, a row tile's staged weights its first pseudo-items. */
 #define CTRAIN_CONV_DATAFLOW 1
-/* The dense unit's weight staging buffer (conv.cpp stg) in distributed RAM:
- * the board is short of block RAM. */
-#define CTRAIN_CONV_STG_LUTRAM 1
 #define CTRAIN_SPARSE_POS_MUL_LUT 1
 
 #endif

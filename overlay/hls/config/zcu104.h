@@ -123,7 +123,7 @@
 #define CTRAIN_MAC_SHARED 0
 #define CTRAIN_SPARSE_DATAFLOW 1
 /* The dense unit's item loop a DATAFLOW loop (conv.h): load, compute and
- * store overlap; weights load between loops, without staging. */
+ * store overlap, a row tile's staged weights its first pseudo-items. */
 #define CTRAIN_CONV_DATAFLOW 1
 /* The position path's quantizers (sconv.h): 32, so a tile drains in 12
  * steps (a pair's two in 23): at the default 16 (24 and 47) CNV's

@@ -359,10 +359,18 @@ def expected_iters(f, board, chunk):
         # windows), a segment of W columns per cycle, s steps per segment of
         # P = W/s windows (FP) or 2s per segment of a row and one per tail row's (BP)
         rd_x = planes * (plane if whole else ho * s * wi)
+        # a DATAFLOW band loop (CTRAIN_POOL_DATAFLOW) first counts its bands:
+        # a cycle per group of G whole planes (none for one plane a band),
+        # or per row band of a plane (the plan's G and ny)
+        bands = 0
+        if perfmodel.board(board).pool_dataflow:
+            G, ny = perfmodel._pool_tiling(f, perfmodel.board(board))
+            bands = ((_cdiv(planes, G) if G > 1 else 0) if ny == ho else _cdiv(ho, ny))
         if op == Op.POOL_FP:
-            return dict(pe=0, ew=planes * ho * _cdiv(wo, beat // s) * s, rd=rd_x, wr=planes * ho * wo)
-        return dict(pe=0, ew=planes * (ho * 2 * s + tail) * _cdiv(wi, beat), rd=rd_x + planes * ho * wo,
-                    wr=planes * plane)
+            return dict(pe=0, ew=planes * ho * _cdiv(wo, beat // s) * s + bands, rd=rd_x,
+                        wr=planes * ho * wo)
+        return dict(pe=0, ew=planes * (ho * 2 * s + tail) * _cdiv(wi, beat) + bands,
+                    rd=rd_x + planes * ho * wo, wr=planes * plane)
     span = ((ho - 1) * s + kh) * wi
     if plane <= POOL_BAND:   # rounded down to planes that make whole beats of the written band
         written = plane if op == Op.POOL_BP else ho * wo

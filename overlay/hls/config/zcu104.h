@@ -44,6 +44,10 @@
 /* 1: the max pool's input band buffer (stream_pool's pin: two word-parity
  * banks) is bound to URAM (boards short of BRAM); 0: BRAM. */
 #define CTRAIN_POOL_URAM 0
+/* 1: the tiled max pool's bands are a DATAFLOW loop (stream.h, session 22):
+ * its own ping-pong channels beside the band buffers (+8 BRAM36; CNV dense at batch 64: POOL_FP/BP 2.39M -> 1.02M cycles, the iteration
+ * 25.66M -> 24.29M (57.4 -> 60.7% efficiency)). */
+#define CTRAIN_POOL_DATAFLOW 1
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 512

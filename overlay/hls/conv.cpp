@@ -1577,13 +1577,16 @@ static void conv_store_grads(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, co
 
 #if CTRAIN_CONV_DATAFLOW
 /* The DATAFLOW form of a pass's item loop (CTRAIN_CONV_DATAFLOW, conv.h):
- * three processes, each with its own item cursor; the column operand and
- * row operand (load -> compute) and the outputs (compute -> store) are
- * ping-pong channels.  The weights never change inside the loop: they are
- * loaded before it (a row tile's, a block's, or with several groups a
- * chunk's group's, whose units are one loop each), so only the compute
- * process reads them.  The PE pass, its tables and accumulators are the
- * compute process's alone. */
+ * three processes, each with its own cursor; the column operand and row
+ * operand (load -> compute) and the outputs (compute -> store) are
+ * ping-pong channels.  Inside the loop only the compute process touches
+ * the weights: a row tile's (block's) staged weights are the first pass's
+ * first iterations, pseudo-items (the load process bursts a unit into its
+ * act channel half, the compute process moves its words into wbuf); the
+ * others load before the loop (lane by lane, or with several groups a
+ * chunk's group's, a loop per chunk and group).  The PE pass, its tables
+ * and accumulators are the compute process's alone; the load process
+ * only reads the port, the store process only writes it. */
 struct conv_pos {
     int r0, vr, gsel;   /* the pass's row tile (block) and WG group */
 };

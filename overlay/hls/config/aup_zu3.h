@@ -52,6 +52,11 @@
  * 32 x 32-bit products are 16), and UPDATE's reads (13 bytes an element and
  * four burst latencies a chunk) take more than a cycle an element anyway. */
 #define CTRAIN_UPDATE_LANES 1
+/* UPDATE's own chunk (update.h, session 22): each burst's latency over
+ * more beats, in the RAMs CTRAIN_CHUNK's took.  CNV dense at batch 64:
+ * UPDATE 2.90M -> 1.68M cycles (53.2 -> 91.8%), the iteration
+ * 107.22M -> 106.00M (82.5 -> 83.4%); no BRAM more, +0.5K LUT. */
+#define CTRAIN_UPDATE_CHUNK 1024
 /* BN's chunk (stream.h): 512 keeps its 16 banks within one RAM64 of LUTs
  * each, as at 256 (no LUT more), and halves its bursts' latency per element.
  * CNV 80% at batch 64: stream 7.21M -> 4.84M cycles. */

@@ -55,6 +55,11 @@
  * element to read (13 bytes and four burst latencies), so more lanes would
  * buy no cycle. */
 #define CTRAIN_UPDATE_LANES 1
+/* UPDATE's own chunk (update.h, session 22): each burst's latency over
+ * more beats, in the RAMs CTRAIN_CHUNK's took.  CNV dense at batch 64:
+ * UPDATE 2.09M -> 1.68M cycles (74.0 -> 91.8%), the iteration
+ * 73.07M -> 72.67M (80.7 -> 81.1%); no BRAM more, +0.5K LUT. */
+#define CTRAIN_UPDATE_CHUNK 1024
 /* BN's chunk (stream.h) in distributed RAM (the BRAM is the PE array's):
  * each read burst's latency over 256 beats.  CNV 80% at batch 64: stream
  * 4.84M -> 2.77M cycles; LUT +5.4K. */

@@ -55,12 +55,20 @@
  * element to read (13 bytes and four burst latencies), so more lanes would
  * buy no cycle. */
 #define CTRAIN_UPDATE_LANES 1
-/* BN's chunk (stream.h) in distributed RAM (BRAM and URAM are the sparse
- * unit's): each read burst's latency over 128 beats.  CNV 80% at batch 64:
- * stream 4.84M -> 3.06M cycles; LUT +2.3K (4096 would save 0.29M more for
- * +3.1K). */
-#define CTRAIN_BN_CHUNK 2048
-#define CTRAIN_BN_LUTRAM 1
+/* UPDATE's own chunk (update.h, session 22): each burst's latency over
+ * twice the beats of CTRAIN_CHUNK, in the RAMs its 512 took.  CNV dense at
+ * batch 64: UPDATE 2.09M -> 1.68M cycles (74.0 -> 91.8%), the iteration
+ * 23.79M -> 23.39M (61.9 -> 63.0%); no BRAM more, +0.5K LUT (2048: 97.1%
+ * for +26 BRAM36, 83.8% of the chip). */
+#define CTRAIN_UPDATE_CHUNK 1024
+/* BN's chunk (stream.h): each read burst's latency over 1024 beats, in
+ * block RAM since session 22 (the dense unit's wbuf gave back 16 BRAM36;
+ * 2048 in distributed RAM before, which had taken CNV 80% at batch 64 from
+ * stream 4.84M to 3.06M cycles).  CNV dense at batch 64: stream 2.78M ->
+ * 2.28M cycles, the iteration 24.29M -> 23.79M (60.7 -> 61.9%); +24 BRAM36,
+ * -3.1K LUT. */
+#define CTRAIN_BN_CHUNK 16384
+#define CTRAIN_BN_LUTRAM 0
 
 /* Sparse unit (docs/overlay.md): kept weights per PE row on chip, window
  * positions per batch lane, output positions per x tile. */

@@ -544,19 +544,21 @@ def test_cnv_dense_meets_the_issue_13_efficiency_bar(board):
 #: Session 22's dense item loop as a DATAFLOW loop made the dense run
 #: 19-27% faster (the Pynq-Z2 466.0M -> 377.3M cycles) and the sparse runs
 #: 1-8% (their L4-L8 on the dense unit), which reopened both bars on the
-#: Pynq-Z2 (0.386 of dense; 0.468 against half of 0.937).
-#: Both bars are open on every board.
+#: Pynq-Z2 (0.386 of dense; 0.468 against half of 0.937); its max pooling
+#: as a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, the same session) met the
+#: efficiency bar there again (0.475 against half of 0.943), not the ratio.
 _CNV_SPARSE_OPEN = ("pynq_z2", "aup_zu3", "ultra96", "kv260", "zcu104", "zcu102")
+_CNV_SPARSE_EFF_OPEN = ("aup_zu3", "ultra96", "kv260", "zcu104", "zcu102")
 
 
-def _sparse_open(reason):
+def _sparse_open(reason, open_on=_CNV_SPARSE_OPEN):
     return [pytest.param(b, marks=pytest.mark.xfail(strict=True, reason=(
         f"issue 13, open on this board: {reason} against the dense run with its first layers on the "
         f"position path, its FP, EB positions and WG taps in pairs; strict: passing fails this mark")))
-        if b in _CNV_SPARSE_OPEN else b for b in perfmodel.BOARDS]
+        if b in open_on else b for b in perfmodel.BOARDS]
 
 
-@pytest.mark.parametrize("board", _sparse_open("sparse efficiency below half the dense"))
+@pytest.mark.parametrize("board", _sparse_open("sparse efficiency below half the dense", _CNV_SPARSE_EFF_OPEN))
 def test_cnv_sparse_efficiency_is_at_least_half_the_dense(board):
     """Issue 13's sparse bar: CNV at 80% per-layer sparsity, batch 64, each
     pruned layer as the compiler chooses, at least half the dense run's PE

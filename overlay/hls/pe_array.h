@@ -116,10 +116,16 @@ typedef wide_t pe_bias_t[CONV_RB][PE_ROWS];
 
 /* GATHER: the valid taps of one swept row (column) of the band: their
  * count, the weight offset of the first (ky0 * k_w; kx0) and the act offset
- * of its source row within the band ((sy0 - sy_lo) * sw; sx0). */
+ * of its source row within the band ((sy0 - sy_lo) * sw; sx0); 0, 0, 0
+ * without one (conv.cpp make_ranges).  As narrow as those bounds: a table
+ * entry is 32 bits, one RAMB18 of 512 entries. */
 struct pe_range {
-    int n, k0, src0;
+    uint8_t n;      /* <= CTRAIN_MAX_KERNEL */
+    uint8_t k0;     /* < CTRAIN_MAX_KERNEL^2 */
+    int16_t src0;   /* < CONV_ACT */
 };
+static_assert(CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL <= 255 && CONV_ACT <= 32767,
+              "pe_range's fields hold a tap count, a tap offset and an act offset");
 
 /* Geometry and epilogue of one pass (one band of one lane tile). */
 struct pe_pass {

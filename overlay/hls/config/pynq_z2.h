@@ -41,6 +41,11 @@
 /* 1: the max pool's input band buffer (stream_pool's pin: two word-parity
  * banks) is bound to URAM (boards short of BRAM); 0: BRAM. */
 #define CTRAIN_POOL_URAM 0
+/* 1: the tiled max pool's bands are a DATAFLOW loop (stream.h, session 22):
+ * its own ping-pong channels beside the band buffers, +4 BRAM36 paid by the
+ * dense unit's row and column tables at 32 bits an entry (pe_range).  CNV
+ * dense at batch 64: the iteration 377.30M -> 375.03M (93.7 -> 94.3%). */
+#define CTRAIN_POOL_DATAFLOW 1
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256

@@ -229,14 +229,12 @@ class _Count:
         self.v[cls] += int(times * t.sum())
         self.v[cls + "_in"] += int(times * np.count_nonzero(t))
 
-    def _burst(self, ch, addr, n, ii, times, wide=False, port=0, steps=None):
+    def _burst(self, ch, addr, n, ii, times, wide=False, port=0):
         a, n = np.broadcast_arrays(_arr(addr), _arr(n))
         W = self.b.ddr_beat
         live = n > 0
         beats = np.where(live, (a % W + n + W - 1) // W, 0)
-        if steps is not None:     # a loop counted by its steps (conv.cpp band_rd)
-            agu = np.where(live, steps, 0)
-        elif wide and ch == "rd":   # the realigning read primes its shifter once
+        if wide and ch == "rd":   # the realigning read primes its shifter once
             agu = np.where(live, (n + W - 1) // W + (a % W != 0), 0)
         else:
             agu = ii * beats
@@ -260,21 +258,17 @@ class _Count:
         served at ii cycles per beat (default: one write port, II = W)."""
         self._burst("rd", addr, n, self.b.ii_fill if ii is None else ii, times)
 
-    def rd_runs(self, addr, n, ii, steps=0):
+    def rd_runs(self, addr, n, ii):
         """A loop reading every beat of the runs of n bytes at each addr (arrays
         broadcast) with a request of its own (agu.h agu_count_reqs): one
-        burst's latency for all, each beat at max(ii, the request rate), or
-        the loop's `steps` if more."""
+        burst's latency for all, each beat at max(ii, the request rate)
+        (_Items.rd_runs also takes a loop's steps where they are more)."""
         a, n = np.broadcast_arrays(_arr(addr), _arr(n))
         beats = int(_beats(self.b, a, n).sum())
         self.v["rd"] += int(n.sum())
         self.v["rd_beats"] += beats
         self.v["rd_bursts"] += int(beats > 0)
-        self.v["rd_agu"] += max(beats * _req_ii(self.b, ii), steps)
-
-    def rd_steps(self, addr, n, steps):
-        """Read bursts whose loop takes `steps` cycles each."""
-        self._burst("rd", addr, n, 1, 1, steps=_arr(steps))
+        self.v["rd_agu"] += beats * _req_ii(self.b, ii)
 
     def wr(self, addr, n, ii=None, times=1):
         """Write bursts drained from a buffer (default: two read ports)."""
@@ -397,13 +391,18 @@ class _Items:
 
     def rd_steps(self, item, addr, n, steps):
         """Read bursts for items `item` whose loops take `steps` cycles each
-        (_Count.rd_steps)."""
+        (conv.cpp band_rd: a loop counted by its steps)."""
         item, a, n, steps = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n), _arr(steps))
         live = n > 0
         np.add.at(self.v["rd"], item, n)
         np.add.at(self.v["rd_beats"], item, np.where(live, _beats(self.b, a, n), 0))
         np.add.at(self.v["rd_bursts"], item, live.astype(np.int64))
         np.add.at(self.v["rd_agu"], item, np.where(live, steps, 0))
+
+    def add_to(self, c):
+        """Every item's counts into the _Count c (the items' totals)."""
+        for k, arr in self.v.items():
+            c.v[k] += int(arr.sum())
 
     @staticmethod
     def cat(first, then):
@@ -429,8 +428,7 @@ def _pipeline(c, load, comp, store, built=False, firsts=None):
     loop of their own (conv.cpp's DATAFLOW loop per chunk and group), each
     loop's first load and last store alone."""
     for part in (load, comp, store):
-        for k, arr in part.v.items():
-            c.v[k] += int(arr.sum())
+        part.add_to(c)
     n = load.n
     if not n:
         return
@@ -600,15 +598,11 @@ def _fp_weights(f, p, b, c, r0, vr, units=False):
     t0 = np.arange(0, vr, R, dtype=np.int64)
     vt = np.minimum(R, vr - t0)
     pieces = _one_steps(vt, b.pe_cols, b.pe_cols, W) if rowlen == 1 else vt * _cdiv(rowlen, W)
-    if units:
-        load, comp = _Items(b, t0.size), _Items(b, t0.size)
-        u = np.arange(t0.size, dtype=np.int64)
-        load.rd_steps(u, at + t0 * rowlen, vt * rowlen, 1 + pieces)
-        comp.loop("ew", u, rowlen)
-        return load, comp
-    c.rd_steps(at + t0 * rowlen, vt * rowlen, 1 + pieces)
-    c.loop("ew", rowlen, times=t0.size)
-    return None
+    load, comp = _Items(b, t0.size), _Items(b, t0.size)
+    u = np.arange(t0.size, dtype=np.int64)
+    load.rd_steps(u, at + t0 * rowlen, vt * rowlen, 1 + pieces)
+    comp.loop("ew", u, rowlen)
+    return _staged_units(c, load, comp, units)
 
 
 def _eb_block_weights(f, p, b, c, r0, units=False):
@@ -629,15 +623,11 @@ def _eb_block_weights(f, p, b, c, r0, units=False):
     # priming, a piece per word a run touches, the words, the loop's fill)
     if kk == 1:   # one run, then a staging word's R bytes per row tile (EB_FC_STAGED)
         if W % R == 0 and nr <= b.conv_act and 1 + _cdiv(nr, W) + tiles + EW_DEPTH < nr:
-            if units:
-                load, comp = _Items(b, p.cols), _Items(b, p.cols)
-                u = np.arange(p.cols, dtype=np.int64)
-                load.rd_steps(u, at, nr, 1 + _cdiv(nr, W))
-                comp.loop("ew", u, tiles)
-                return load, comp
-            c.rd_steps(at, nr, 1 + _cdiv(nr, W))
-            c.loop("ew", tiles, times=p.cols)
-            return None
+            load, comp = _Items(b, p.cols), _Items(b, p.cols)
+            u = np.arange(p.cols, dtype=np.int64)
+            load.rd_steps(u, at, nr, 1 + _cdiv(nr, W))
+            comp.loop("ew", u, tiles)
+            return _staged_units(c, load, comp, units)
     elif _eb_staged_shape(b) and _cdiv(nr, C) * kk <= b.conv_act and \
             1 + nr * _cdiv(kk + W - 1, W) + tiles * _cdiv(R, C) * kk + EW_DEPTH < nr * kk:
         # chunks of the channels whose staged rows fit the buffer, each one
@@ -646,25 +636,16 @@ def _eb_block_weights(f, p, b, c, r0, units=False):
         ent = _cdiv(nr, C) * kk
         chunk = b.conv_act // ent
         n_u = _cdiv(p.cols, chunk)
-        if units:
-            load, comp = _Items(b, n_u), _Items(b, n_u)
+        load, comp = _Items(b, n_u), _Items(b, n_u)
         for i, u0 in enumerate(range(0, p.cols, chunk)):
             nu = min(chunk, p.cols - u0)
             steps = _staged_pieces(W, nr, kk, kk, C, np.arange(nu) * ent)
-            words = _cdiv(nr, R) * _cdiv(R, C) * kk * nu
-            if units:
-                if nu == 1:
-                    load.rd_steps(i, at[u0], nr * kk, steps)
-                else:
-                    load.rd_runs(np.full(nu, i), at[u0:u0 + nu], nr * kk, 1, steps=steps)
-                comp.loop("ew", i, words)
-                continue
             if nu == 1:
-                c.rd_steps(at[u0], nr * kk, steps)
+                load.rd_steps(i, at[u0], nr * kk, steps)
             else:
-                c.rd_runs(at[u0:u0 + nu], nr * kk, 1, steps=steps)
-            c.loop("ew", words)
-        return (load, comp) if units else None
+                load.rd_runs(np.full(nu, i), at[u0:u0 + nu], nr * kk, 1, steps=steps)
+            comp.loop("ew", i, _cdiv(nr, R) * _cdiv(R, C) * kk * nu)
+        return _staged_units(c, load, comp, units)
     c.rd_runs(at, nr * kk, _conv_ii(b, "rd"))
     return None
 
@@ -686,23 +667,29 @@ def _conv_weights(f, p, b, c, load, k, grp_k, r0, vr):
         return None
     w0 = grp_k * p.g * C
     gc = np.minimum(p.g * C, p.cols - w0)
-    if b.conv_dataflow:
-        for w, n in zip(w0.tolist(), gc.tolist()):
-            if not eb:
-                at = f["src2"] + ((r0 + np.arange(vr, dtype=np.int64)) * ci + w) * kk
-                c.rd_runs(at, n * kk, _conv_ii(b, "rd"))
-            else:
-                at = f["src2"] + ((w + np.arange(n, dtype=np.int64)) * ci + r0) * kk
-                c.rd_runs(at, vr * kk, _conv_ii(b, "rd"))
-        return None
+    # a loop per item (k) reading its group's runs; DATAFLOW: before its loop, serially
+    dest = _Items(b, load.n) if b.conv_dataflow else load
     if not eb:
         r = np.arange(vr, dtype=np.int64)[None, :]
         at = f["src2"] + ((r0 + r) * ci + w0[:, None]) * kk
-        load.rd_runs(np.repeat(k, vr), at.ravel(), np.repeat(gc * kk, vr), _conv_ii(b, "rd"))
+        dest.rd_runs(np.repeat(k, vr), at.ravel(), np.repeat(gc * kk, vr), _conv_ii(b, "rd"))
     else:
         rep = np.repeat(np.arange(k.size), gc)
         gi = np.arange(rep.size, dtype=np.int64) - np.repeat(np.cumsum(gc) - gc, gc)
-        load.rd_runs(k[rep], f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, _conv_ii(b, "rd"))
+        dest.rd_runs(k[rep], f["src2"] + ((w0[rep] + gi) * ci + r0) * kk, vr * kk, _conv_ii(b, "rd"))
+    if dest is not load:
+        dest.add_to(c)
+    return None
+
+
+def _staged_units(c, load, comp, units):
+    """A staged weight load's units (load: their bursts, comp: their
+    transfer loops): returned as the DATAFLOW item loop's pseudo-items where
+    `units`, else counted into c (before the pass, one after another)."""
+    if units:
+        return load, comp
+    load.add_to(c)
+    comp.add_to(c)
     return None
 
 

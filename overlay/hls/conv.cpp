@@ -1317,9 +1317,10 @@ stage_units:
 }
 
 /* A row tile's (block's) weights before its passes, into wb once for the
- * whole batch (several groups: per chunk, conv_load_item):
- *   FP with one group: the tile's vr rows, staged through the idle
- *     column-operand buffer stg where a row fits it, else lane by lane;
+ * whole batch (several groups: per chunk, conv_group_weights):
+ *   FP with one group: the tile's vr rows, staged through the column-
+ *     operand buffer (conv_weights_staged) where a row fits it, else lane
+ *     by lane;
  *   EB with one group, at the first row tile r0 of a block of p.rb
  *     (eb_block): the block's, one burst per c_out channel (its kk entries
  *     of the block's c_in rows, contiguous), each row tile's ct*kk entries
@@ -1331,17 +1332,33 @@ stage_units:
  * one band_rd and one set of transfer loops each, conv_weights_staged or,
  * in the DATAFLOW form, the first pass's pseudo-items); conv_tile_lanes
  * loads them where they do not. */
-static bool conv_tile_stage(const ctrain_insn_t &f, const conv_job &j, int r0, int vr, int nt,
-                            bool eb_block, conv_stage &st) {
+struct conv_tile_load {
+    bool fp;        /* FP with one group: the tile's rows */
+    int nr;         /* rows loaded (EB: the weight block's) */
+    int rowlen;     /* FP: a row's bytes; EB: a c_out channel's */
+    int tstep;      /* entries from one row tile's weights to the next's */
+    uint32_t at;    /* FP: row r0; EB: c_out channel 0's c_in row r0 */
+};
+
+/* What the row tile r0 (vr rows; a block in block mode) loads. */
+static conv_tile_load conv_tile_load_of(const ctrain_insn_t &f, const conv_job &j, int r0, int vr) {
 #pragma HLS INLINE
     const conv_plan &p = j.p;
-    const int kk = j.kk;
-    const int tstep = (dim_t)p.ct * (dim_t)kk;
-    const bool fp = !j.eb && !j.wg && p.groups == 1;
-    const int nr = j.eb ? min_i((dim_t)p.rb * PE_ROWS, p.rows - r0) : vr;   /* rows loaded */
-    const int rowlen = (dim_t)f.c_in * (dim_t)kk;   /* FP: a row's bytes; EB: a c_out channel's */
-    /* FP: row r0; EB: c_out channel 0's c_in row r0 */
-    const uint32_t at = f.src2 + (uint32_t)r0 * (uint32_t)(j.eb ? kk : rowlen);
+    conv_tile_load w;
+    w.fp = !j.eb && !j.wg && p.groups == 1;
+    w.nr = j.eb ? min_i((dim_t)p.rb * PE_ROWS, p.rows - r0) : vr;
+    w.rowlen = (dim_t)f.c_in * (dim_t)j.kk;
+    w.tstep = (dim_t)p.ct * (dim_t)j.kk;
+    w.at = f.src2 + (uint32_t)r0 * (uint32_t)(j.eb ? j.kk : w.rowlen);
+    return w;
+}
+
+static bool conv_tile_stage(const conv_job &j, const conv_tile_load &w, int nt, bool eb_block,
+                            conv_stage &st) {
+#pragma HLS INLINE
+    const conv_plan &p = j.p;
+    const int kk = j.kk, nr = w.nr;
+    const bool fp = w.fp;
     /* EB: a c_out channel's burst staged (at most, cycle_model.h: the
      * priming step, a piece per word a run touches, the words out, the
      * transfer loop's fill) against lane by lane (a byte a cycle) */
@@ -1358,25 +1375,20 @@ static bool conv_tile_stage(const ctrain_insn_t &f, const conv_job &j, int r0, i
                         eb_taps < eb_lanes;
     if (!(fp || eb_block) || !staged)
         return false;
-    st = conv_stage_make(at, j.eb, nr, p.cols, rowlen, kk, tstep, nt);
+    st = conv_stage_make(w.at, j.eb, nr, p.cols, w.rowlen, kk, w.tstep, nt);
     return true;
 }
 
 /* The row tile's (block's) weights lane by lane, where they do not stage. */
-static void conv_tile_lanes(const ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j, int r0,
-                            int vr, bool eb_block, pe_weights_t wb) {
+static void conv_tile_lanes(const ddr_t *ddr, const conv_job &j, const conv_tile_load &w, bool eb_block,
+                            pe_weights_t wb) {
 #pragma HLS INLINE
-    const conv_plan &p = j.p;
     const int kk = j.kk;
-    const int tstep = (dim_t)p.ct * (dim_t)kk;
-    const bool fp = !j.eb && !j.wg && p.groups == 1;
-    const int nr = j.eb ? min_i((dim_t)p.rb * PE_ROWS, p.rows - r0) : vr;
-    const int rowlen = (dim_t)f.c_in * (dim_t)kk;
-    const uint32_t at = f.src2 + (uint32_t)r0 * (uint32_t)(j.eb ? kk : rowlen);
-    if (fp) {
-        rd_weights_fp(ddr, at, (uint32_t)vr * (dim_t)rowlen, wb, 0, kk, rowlen, tstep);
+    if (w.fp) {
+        rd_weights_fp(ddr, w.at, (uint32_t)w.nr * (dim_t)w.rowlen, wb, 0, kk, w.rowlen, w.tstep);
     } else if (eb_block) {
-        rd_weights_eb_runs(ddr, at, (uint32_t)rowlen, p.cols, (dim_t)nr * (dim_t)kk, wb, kk, tstep);
+        rd_weights_eb_runs(ddr, w.at, (uint32_t)w.rowlen, j.p.cols, (dim_t)w.nr * (dim_t)kk, wb, kk,
+                           w.tstep);
     }
 }
 
@@ -1796,18 +1808,19 @@ tile_rows:
         const bool eb_block = j.eb && (j.bm || (j.eb_blk && blk == 0));
         if (eb_block)
             g.wbase = 0;
+        const conv_tile_load tl = conv_tile_load_of(f, j, r0, vr);
         conv_stage ws = conv_stage();   /* the tile's staged weight load */
-        const bool staged = conv_tile_stage(f, j, r0, vr, nt, eb_block, ws);
+        const bool staged = conv_tile_stage(j, tl, nt, eb_block, ws);
 #if CTRAIN_CONV_DATAFLOW
         /* staged: the first pass's first pseudo-items (conv_items) */
         if (!staged)
-            conv_tile_lanes(ddr, f, j, r0, vr, eb_block, wbuf);
+            conv_tile_lanes(ddr, j, tl, eb_block, wbuf);
 #else
         /* staged through act[0], idle before the pass */
         if (staged)
             conv_weights_staged<PE_LANES>(ddr, ws, wbuf[0], act[0]);
         else
-            conv_tile_lanes(ddr, f, j, r0, vr, eb_block, wbuf[0]);
+            conv_tile_lanes(ddr, j, tl, eb_block, wbuf[0]);
 #endif
         conv_tile_bias(ddr, f, j, r0, vr, nt, braw, btab, rbias);
         const int ngroups = wg ? p.groups : 1;

@@ -125,8 +125,11 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
     P, WD, OD = u.P, u.wdepth, u.odepth
 
     def fits(nb, br):
-        pos = nb * (br + kh - 1 - (ey if br == oh else 0)) * pw   # spp_slot_rows
-        t = _cdiv(pos, P)
+        slot = br + kh - 1 - (ey if br == oh else 0)   # spp_slot_rows
+        pos = nb * slot * pw
+        # tiles up to the last image's last output position (its slot's
+        # junk rows and columns past it are never outputs)
+        t = _cdiv(pos - (slot - br + 1) * pw + ow, P)
         return t <= OD and (red - 1) * pos + t * P + (kh - 1) * pw + kw - 1 <= P * WD, t
     br = oh
     while br >= 1 and not fits(1, br)[0]:

@@ -168,8 +168,13 @@ static int spp_slot_rows(const spp_plan &g, int br) {
 static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
 #pragma HLS INLINE off
     /* images < 2^11, rows and pitch < 2^10: narrow products */
-    const uint32_t pos = (uint32_t)((ap_uint<11>)nb * (ap_uint<10>)spp_slot_rows(g, br)) * (ap_uint<10>)g.pw;
-    const uint32_t t = pos / SP_P + (pos % SP_P != 0 ? 1u : 0u);
+    const int slot = spp_slot_rows(g, br);
+    const uint32_t pos = (uint32_t)((ap_uint<11>)nb * (ap_uint<10>)slot) * (ap_uint<10>)g.pw;
+    /* tiles up to the last image's last output position: its slot's junk
+     * rows and columns past it are never an output (a tile more where they
+     * straddle a tile's end) */
+    const uint32_t used = pos - (uint32_t)((ap_uint<10>)(slot - br + 1) * (ap_uint<10>)g.pw) + g.ow;
+    const uint32_t t = used / SP_P + (used % SP_P != 0 ? 1u : 0u);
     T = (int)(t < SP_OD + 1 ? t : SP_OD + 1);
     if (t > SP_OD)
         return false;

@@ -19,7 +19,10 @@
  */
 #include <cstdio>
 
+#include "conv.h"
+#include "mac_array.h"
 #include "sconv.h"
+#include "stream.h"
 #include "tb_helpers.h"
 #include "tb_tests.h"
 
@@ -57,6 +60,12 @@ int main() {
     CHECK(sparse_ran > 0, "no sparse instruction ran (%d refused)", sparse_refused);
     std::printf("sparse instructions: %d ran, %d refused%s\n", sparse_ran, sparse_refused,
                 CTRAIN_SPARSE_ROWS ? "" : " (no row-tile path)");
+    /* which form of each unit this build has (make csim-shared builds the other) */
+    std::printf("build: MAC array %s; item loops: dense %s, position path %s, max pool %s\n",
+                CTRAIN_MAC_SHARED ? "shared" : "per caller",
+                CTRAIN_CONV_DATAFLOW ? "DATAFLOW" : "hand-pipelined",
+                CTRAIN_SPARSE_DATAFLOW ? "DATAFLOW" : "hand-pipelined",
+                CTRAIN_POOL_DATAFLOW ? "DATAFLOW" : "hand-pipelined");
     std::printf("ctrain_tb (%s, PE %dx%d): %d checks, %d failures\n", CTRAIN_BOARD_NAME, PE_ROWS,
                 PE_COLS, checks, failures);
     std::printf("rng %llx\n", (unsigned long long)rnd_state());

@@ -379,6 +379,40 @@ def test_position_tiles_end_at_the_last_output_position():
     assert P == 96
 
 
+def test_banded_position_outputs_join_their_shared_partial_beats():
+    """spp_rows_wr's joins (session 23): EB from 28x28 errors to 30x30 on the
+    KV260, whose window takes the 900-byte planes in bands, writes every
+    plane in band pieces that start and end inside beats; the partial beat
+    two pieces share is held by the first and completed by the second, so
+    only each image's first and last beat of the chunk's rows may be read
+    and merged (3 planes: 2700 bytes from an aligned output, image 0's end
+    and image 1's start and end; 4 planes: 225 whole beats, none), where
+    every piece's partial beats were before (the statistics record is
+    aligned). Counters equal the model's, bytes the numpy engine's."""
+    from ctrain.engine.numpy import NumpyEngine
+    board = "kv260"
+    engine, ref = csim_or_skip(board), NumpyEngine()
+    W = perfmodel.board(board).ddr_beat
+    for rows, merges in ((3, 3), (4, 0)):
+        shape = dict(n=2, c_in=rows, h_in=30, w_in=30, c_out=32, k_h=3, k_w=3, stride=1, pad=0)
+        case = layer_case(np.random.default_rng(SEED), Op.SCONV_EB, shape, Flag.RELU_MASK,
+                          density=0.3)
+        f = validate.fields(_insn(case))
+        g = sparse_tiling.pos_plan(f, board)
+        assert g.nb == 1 and g.bands > 1 and (g.oh - (g.bands - 1) * g.br) * g.ow >= W
+        assert f["dst"] % W == 0
+        _expect_counters(engine, board, case)
+        pieces = [(f["dst"] + (b * rows + r) * 900 + y0 * 30, min(g.br, 30 - y0) * 30)
+                  for b in range(2) for r in range(rows) for y0 in range(0, 30, g.br)]
+        before = sum((a % W != 0) + ((a + n) % W != 0) for a, n in pieces)
+        region = [(f["dst"] + b * rows * 900, f["dst"] + (b + 1) * rows * 900) for b in range(2)]
+        assert merges == sum((s % W != 0) + (e % W != 0) for s, e in region)
+        assert engine.last_iters()[0].wr_merges == merges < before, rows
+        mine, theirs = case.ddr.copy(), case.ddr.copy()
+        assert engine.run(mine, *case.run_args()) == ref.run(theirs, *case.run_args())
+        assert np.array_equal(mine, theirs), rows
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("board", MODEL_BOARDS)
 def test_model_equals_csim_counters_on_large_layers(board):

@@ -357,23 +357,27 @@ class _Items:
         np.add.at(self.v[cls], item, trip)
         np.add.at(self.v[cls + "_in"], item, (trip > 0).astype(np.int64))
 
-    def burst(self, ch, item, addr, n, ii, extra=0, port=0):
+    def burst(self, ch, item, addr, n, ii, extra=0, port=0, held=0, joined=0):
         """Bursts of n bytes at addr for items `item`: ii AGU cycles per beat
         and per `extra` (spp_count's plane boundaries inside beats), on data
-        port `port`."""
-        item, a, n, extra = np.broadcast_arrays(_arr(item), _arr(addr), _arr(n), _arr(extra))
+        port `port`; a write's `held` partial beats wait on chip for a later
+        burst (not written), its `joined` ones complete a held one (written
+        whole): neither is read and merged (sconv.cpp spp_wr)."""
+        item, a, n, extra, held, joined = np.broadcast_arrays(
+            _arr(item), _arr(addr), _arr(n), _arr(extra), _arr(held), _arr(joined))
         W = self.b.ddr_beat
         live = n > 0
         beats = np.where(live, (a % W + n + W - 1) // W, 0)
         np.add.at(self.v[ch], item, n)
         for f in (ch, ch + "1")[:1 + (port == 1)]:
-            np.add.at(self.v[f + "_beats"], item, beats)
+            np.add.at(self.v[f + "_beats"], item, beats - held)
             np.add.at(self.v[f + "_bursts"], item, live.astype(np.int64))
             np.add.at(self.v[f + "_agu"], item, ii * (beats + extra))
         if ch == "wr":
             end = (a + n) % W
             part = np.where(live, np.where(beats == 1, (a % W != 0) | (end != 0),
                                            (a % W != 0).astype(np.int64) + (end != 0)), 0)
+            part = part - held - joined
             np.add.at(self.v["wr_merges"], item, part)
             if port == 1:
                 np.add.at(self.v["wr1_merges"], item, part)
@@ -1808,9 +1812,26 @@ def _pos_rows_io(g, b, it, pr, items_, ch_, base):
         return
     i = np.arange(pr.q, dtype=np.int64)[None, :]
     inside = i < nrr[:, None]
-    a = base + (img[:, None] + i) * oplane + it.y0[pr.pk[pp]][:, None] * g.ow
-    items_.burst(ch_, np.broadcast_to(pp[:, None], a.shape)[inside], a[inside],
-                 np.broadcast_to((it.bri[pr.pk[pp]] * g.ow)[:, None], a.shape)[inside], g.sii)
+    y0, bri = it.y0[pr.pk[pp]][:, None], it.bri[pr.pk[pp]][:, None]
+    a = base + (img[:, None] + i) * oplane + y0 * g.ow
+    n = np.broadcast_to(bri * g.ow, a.shape)
+    held = joined = 0
+    W = b.ddr_beat
+    if ch_ == "wr" and g.nb == 1 and (g.oh - (g.bands - 1) * g.br) * g.ow >= W:
+        # spp_rows_wr's joins: a band's partial first beat joins the tail its
+        # previous band held, band 0's is held for the row above's last band
+        # (not on the chunk's first row); a last beat is held for the next
+        # band, the last band's joins the row below's head (not on the
+        # chunk's last row)
+        r = pr.pi0[pp][:, None] + i
+        sp, ep = (a % W) != 0, ((a + n) % W) != 0
+        fb, lb = y0 == 0, y0 + bri == g.oh
+        sh, sj = sp & fb & (r > 0), sp & ~fb
+        eh, ej = ep & ~lb, ep & lb & (r + 1 < pr.nr)
+        held = (sh.astype(np.int64) + eh)[inside]
+        joined = (sj.astype(np.int64) + ej)[inside]
+    items_.burst(ch_, np.broadcast_to(pp[:, None], a.shape)[inside], a[inside], n[inside], g.sii,
+                 held=held, joined=joined)
 
 
 def _pos_conv(f, g, b, c, lay, ptr, bounds):
@@ -1845,7 +1866,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         # (item, sub-chunk) pairs, item-major: pk item, ps sub-chunk, rows [pi0, pi0 + pnr)
         NP = it.k.size * S
         ps = np.tile(np.arange(S, dtype=np.int64), it.k.size)
-        pr = SimpleNamespace(pk=np.repeat(it.k, S), pi0=ps * q, q=q, ra=ra)
+        pr = SimpleNamespace(pk=np.repeat(it.k, S), pi0=ps * q, q=q, ra=ra, nr=nr)
         pr.pnr = np.minimum(q, nr - pr.pi0)
         load, comp, store = _Items(b, NP), _Items(b, NP), _Items(b, NP)
         _pos_window(g, b, load, it, S, wsrc, wwords, df)

@@ -167,24 +167,28 @@ static inline uint32_t agu_index(const agu_burst &g, uint32_t b, int l) {
  * cycles (write: a DDR write), on data port `port` (0: gmem; 1: gmem1, also
  * counted in the rd1_* / wr1_* fields, types.h DDR_P1). */
 static inline void agu_count_loop(bool write, uint32_t addr, uint64_t len, uint64_t agu,
-                                  int port = 0) {
+                                  int port = 0, uint64_t held = 0, uint64_t joined = 0) {
 #pragma HLS INLINE
 #ifndef __SYNTHESIS__
     const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
     if (write) {
         /* partial first / last beat (one beat: partial unless it is whole) */
         const uint64_t end = ((uint64_t)addr + len) % DDR_BEAT;
-        const uint64_t merges = !len ? 0
-                                : beats == 1 ? (addr % DDR_BEAT != 0 || end != 0)
-                                             : (uint64_t)(addr % DDR_BEAT != 0) + (end != 0);
+        /* held: partial beats kept on chip for a later burst to complete
+         * (not written now); joined: partial beats completed from one held
+         * (written whole): neither is read and merged (sconv.cpp spp_wr) */
+        const uint64_t merges = (!len ? 0
+                                 : beats == 1 ? (addr % DDR_BEAT != 0 || end != 0)
+                                              : (uint64_t)(addr % DDR_BEAT != 0) + (end != 0)) -
+                                held - joined;
         CTRAIN_COUNT(wr_merges, merges);
         CTRAIN_COUNT(wr, len);
-        CTRAIN_COUNT(wr_beats, beats);
+        CTRAIN_COUNT(wr_beats, beats - held);
         CTRAIN_COUNT(wr_bursts, len ? 1 : 0);
         CTRAIN_COUNT(wr_agu, agu);
         if (port == 1) {
             CTRAIN_COUNT(wr1_merges, merges);
-            CTRAIN_COUNT(wr1_beats, beats);
+            CTRAIN_COUNT(wr1_beats, beats - held);
             CTRAIN_COUNT(wr1_bursts, len ? 1 : 0);
             CTRAIN_COUNT(wr1_agu, agu);
         }
@@ -200,7 +204,7 @@ static inline void agu_count_loop(bool write, uint32_t addr, uint64_t len, uint6
         }
     }
 #else
-    (void)write; (void)addr; (void)len; (void)agu; (void)port;
+    (void)write; (void)addr; (void)len; (void)agu; (void)port; (void)held; (void)joined;
 #endif
 }
 

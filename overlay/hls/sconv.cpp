@@ -120,6 +120,7 @@ struct spp_plan {
     int hw, qimg, cs, T; /* slot rows per image, image slot, channel slot, tiles */
     int tail;            /* padding past the last slot (shared with no next slot) */
     bool span, rspan;    /* bands read as whole planes, rows outside skipped: window, row buffer */
+    bool join;           /* banded outputs complete their shared partial beats on chip (spp_wr) */
     int nmax;            /* rows per chunk the output buffer takes: SP_OD / T */
     int lii, sii;        /* cycles per beat of window loads, row-buffer bursts */
     int qj, qu, qx;      /* SP_Q positions as (images, rows, columns): a drain step */
@@ -221,16 +222,18 @@ static int spp_ii(int len, int pitch, int rpp) {
  * buffer, `plane` bytes per plane (consecutive planes land far apart in the
  * buffer, so a beat that straddles a plane boundary takes one segment per
  * plane): ii cycles per beat and per plane boundary inside a beat. */
-static void spp_count(bool write, uint32_t addr, uint32_t len, int run, int rpp, int ii) {
+static void spp_count(bool write, uint32_t addr, uint32_t len, int run, int rpp, int ii,
+                      int held = 0, int joined = 0) {
 #ifndef __SYNTHESIS__
     const uint32_t plane = (uint32_t)run * (uint32_t)rpp;
     const uint64_t beats = len ? ((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT : 0;
     uint64_t inner = 0;
     for (uint32_t o = plane; o < len; o += plane)
         inner += (addr + o) % DDR_BEAT != 0 ? 1 : 0;
-    agu_count_loop(write, addr, len, (beats + inner) * (uint64_t)ii);
+    agu_count_loop(write, addr, len, (beats + inner) * (uint64_t)ii, 0, (uint64_t)held,
+                   (uint64_t)joined);
 #else
-    (void)write; (void)addr; (void)len; (void)run; (void)rpp; (void)ii;
+    (void)write; (void)addr; (void)len; (void)run; (void)rpp; (void)ii; (void)held; (void)joined;
 #endif
 }
 
@@ -332,6 +335,10 @@ batch_images:
     const int wskip = g.sh - (g.br + g.kh - 1);   /* source rows a band skips, at least */
     g.span = g.bands > 1 && (wskip <= 0 || (uint32_t)wskip * g.sw <= SPP_SKIP_BEATS * DDR_BEAT);
     g.rspan = g.bands > 1 && (uint32_t)(g.oh - g.br) * g.ow <= SPP_SKIP_BEATS * DDR_BEAT;
+    /* one image an item and every band's piece of a plane at least a beat
+     * (the last band the shortest): a beat is shared by two pieces at most */
+    g.join = g.bands > 1 && g.nb == 1 &&
+             (uint32_t)((ap_uint<10>)(g.oh - (g.bands - 1) * g.br) * (ap_uint<10>)g.ow) >= DDR_BEAT;
     g.cs = g.nb * g.qimg;
     g.nmax = SP_OD / g.T;
     g.lii = spp_ii(g.sw, g.pw, g.sh);
@@ -715,13 +722,26 @@ spp_rd_steps:
     }
 }
 
+/* What a banded row burst does with a partial first or last beat it shares
+ * with another burst of the chunk (spp_rows_wr, session 23): write it (read
+ * and merged, ddr_put), hold it on chip for the other burst, or join the
+ * one that burst held and write the beat whole. */
+enum spp_edge { SPP_PUT = 0, SPP_HOLD = 1, SPP_JOIN = 2 };
+
 /* Banked buffer -> DDR (len bytes at addr), as spp_rd: every bank reads its
  * word at the step's row (the next one for the groups before g0), V byte
- * d W + r takes column r's of group g0 + d, a lane its V byte. */
+ * d W + r takes column r's of group g0 + d, a lane its V byte.  A partial
+ * first beat (sm) or last beat (em) is put, held (head[r], tail[r]) or
+ * joined (tail[r], head[r + 1]) as spp_rows_wr decides: tail[r] holds the
+ * last beat of chunk row r's latest band, head[r] the first of its band 0. */
 template <int D>
 static void spp_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[SP_P][D],
-                   const spp_walk &w, int ii) {
-    spp_count(true, addr, len, w.run, w.rpp, ii);
+                   const spp_walk &w, int ii, beat_t tail[SP_OD], beat_t head[SP_OD], int r,
+                   spp_edge sm, spp_edge em) {
+    const bool spart = addr % DDR_BEAT != 0, epart = (addr + len) % DDR_BEAT != 0;
+    spp_count(true, addr, len, w.run, w.rpp, ii,
+              (spart && sm == SPP_HOLD ? 1 : 0) + (epart && em == SPP_HOLD ? 1 : 0),
+              (spart && sm == SPP_JOIN ? 1 : 0) + (epart && em == SPP_JOIN ? 1 : 0));
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
@@ -776,7 +796,26 @@ spp_wr_steps:
         if (st.stop) {
             l0 = st.next;
         } else {
-            ddr_put(ddr, gb.first + b, v, lo, hi);
+            /* a shared partial beat: the first or the last (a join's bursts
+             * span two beats at least: spp_plan.join) */
+            const bool first = b == 0 && lo != 0, last = b + 1 == gb.beats && hi != DDR_BEAT;
+            const spp_edge e = first ? sm : last ? em : SPP_PUT;
+            if (e == SPP_HOLD) {
+                if (first)
+                    head[r] = v;
+                else
+                    tail[r] = v;
+            } else {
+                if (e == SPP_JOIN) {
+                    const beat_t o = first ? tail[r] : head[r + 1];
+                    for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+                        if (first ? l < lo : l >= hi)
+                            set_lane(v, l, beat_lane(o, l));
+                    }
+                }
+                ddr_put(ddr, gb.first + b, v, e == SPP_JOIN ? 0 : lo, e == SPP_JOIN ? DDR_BEAT : hi);
+            }
             v = beat_zero();
             b++;
             l0 = b < gb.beats ? agu_lo(gb, b) : 0;
@@ -926,10 +965,23 @@ spp_rows_rd_images:
     }
 }
 
+/* Rows [ra, ra + nr) out, rows [i0, i0 + nr) of a chunk of cnr.  Where the
+ * plan joins (spp_plan.join: bands of one image, pieces of a beat or more),
+ * the partial beat two pieces share is held by the first and joined by the
+ * second, written whole: pieces come band by band (spp_item_of), so row
+ * r's band b + 1 joins the tail its band b held, and row r - 1's last band
+ * the head row r's band 0 held; only the chunk's first row's first beat
+ * and last row's last beat are read and merged. */
 static void spp_rows_wr(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_item &it, int ra,
-                        int nr, const spp_rows_t buf) {
+                        int nr, int i0, int cnr, const spp_rows_t buf) {
 #pragma HLS INLINE off
+    /* the held partial beats: one word per chunk row each */
+    static beat_t tail[SP_OD];
+#pragma HLS BIND_STORAGE variable=tail type=ram_2p impl=lutram
+    static beat_t head[SP_OD];
+#pragma HLS BIND_STORAGE variable=head type=ram_2p impl=lutram
     const spp_rows_plan p = spp_rows_make(g, it, nr, true);
+    const bool fb = it.y0 == 0, lb = it.y0 + it.bri == g.oh;   /* first, last band */
     spp_qm dj;
     dj.q = 0;
     dj.m = 0;
@@ -942,7 +994,10 @@ spp_rows_wr_images:
             spp_walk w;
             uint32_t at, n;
             spp_rows_burst(g, p, it, base, ra, nr, j, i, dj, w, at, n);
-            spp_wr<SP_OD>(ddr, at, n, buf, w, g.sii);
+            const int r = i0 + i;
+            const spp_edge sm = !g.join ? SPP_PUT : !fb ? SPP_JOIN : r > 0 ? SPP_HOLD : SPP_PUT;
+            const spp_edge em = !g.join ? SPP_PUT : !lb ? SPP_HOLD : r + 1 < cnr ? SPP_JOIN : SPP_PUT;
+            spp_wr<SP_OD>(ddr, at, n, buf, w, g.sii, tail, head, r, sm, em);
         }
         dj = spp_qm_add(dj, p.qimg);
     }
@@ -1363,7 +1418,7 @@ static void spp_store_p(ddr_t *ddr, const spp_plan g, const spp_job j, spp_pair 
     CTRAIN_PIPE_STAGE(2);
     if (!g.wg) {
         const spp_item it = spp_item_of(g, sp.k);
-        spp_rows_wr(ddr, g, j.dst, it, j.ra + sp.i0, sp.nr, out);
+        spp_rows_wr(ddr, g, j.dst, it, j.ra + sp.i0, sp.nr, sp.i0, j.nr, out);
     }
     spp_pair_next(j.S, j.q, j.nr, sp);
 }
@@ -1660,7 +1715,7 @@ spp_chunk:
             }
             if (!g.wg && k >= 1) {   /* stage 2: store pair k-1 */
                 const spp_item it = spp_item_of(g, sp.k);
-                spp_rows_wr(ddr, g, f.dst, it, ra + sp.i0, sp.nr, obuf[(k - 1) & 1]);
+                spp_rows_wr(ddr, g, f.dst, it, ra + sp.i0, sp.nr, sp.i0, nr, obuf[(k - 1) & 1]);
                 spp_pair_next(S, q, nr, sp);
             }
             if (region)

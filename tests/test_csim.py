@@ -229,7 +229,7 @@ def _cols_span(f, eb, plan, b, P):
 
 def _rows_span(f, eb, plan, b):
     """The spanning row reads' extra bytes per read of a tensor on the swept
-    plane (rows_io with several bands: per row tile, band and image)."""
+    plane (rows_rd / rows_wr with several bands: per row tile, band and image)."""
     if plan.bands == 1:
         return 0
     extra = 0

@@ -413,6 +413,37 @@ def test_banded_position_outputs_join_their_shared_partial_beats():
         assert np.array_equal(mine, theirs), rows
 
 
+def test_dense_band_stores_join_their_shared_partial_beats():
+    """The dense unit's band stores join the same way (rows_wr, band_wr):
+    EB to 30x30 on the ZCU104 (CTRAIN_CONV_OUT 512: bands of 17 and 13 rows,
+    510 and 390 bytes), a lane tile of 3 images and a row tile of 16 rows
+    (9 rows: a row tile of fewer), so each lane's rows are one region whose
+    first and last beats alone may be read and merged. Counters equal the
+    model's, bytes the numpy engine's."""
+    from ctrain.engine.numpy import NumpyEngine
+    from ctrain import tiling
+    board = "zcu104"
+    engine, ref = csim_or_skip(board), NumpyEngine()
+    b = perfmodel.board(board)
+    W = b.ddr_beat
+    for rows in (16, 9):
+        shape = dict(n=3, c_in=rows, h_in=30, w_in=30, c_out=8, k_h=3, k_w=3, stride=1, pad=0)
+        case = layer_case(np.random.default_rng(SEED), Op.CONV_EB, shape, Flag.RELU_MASK)
+        f = validate.fields(_insn(case))
+        p = tiling.conv_plan(f, b)
+        assert (p.bands, p.br) == (2, 17) and rows <= b.pe_rows and f["dst"] % W == 0
+        _expect_counters(engine, board, case)
+        region = [(f["dst"] + i * rows * 900, f["dst"] + (i + 1) * rows * 900) for i in range(3)]
+        pieces = [(f["dst"] + (i * rows + r) * 900 + y0 * 30, min(17, 30 - y0) * 30)
+                  for i in range(3) for r in range(rows) for y0 in (0, 17)]
+        merges = sum((s % W != 0) + (e % W != 0) for s, e in region)
+        before = sum((a % W != 0) + ((a + n) % W != 0) for a, n in pieces)
+        assert engine.last_iters()[0].wr_merges == merges < before, rows
+        mine, theirs = case.ddr.copy(), case.ddr.copy()
+        assert engine.run(mine, *case.run_args()) == ref.run(theirs, *case.run_args())
+        assert np.array_equal(mine, theirs), rows
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("board", MODEL_BOARDS)
 def test_model_equals_csim_counters_on_large_layers(board):

@@ -370,7 +370,7 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
 #: the chip"), three DSPs; the dense unit's are at most two.
 NARROW_UNITS = {"src_rows": 1, "conv_make_plan": 1, "source_rows": 1, "item_of": 1,
                 "make_ranges": 1, "terms_per_output": 1, "shape_ok": 1,
-                "check_index": 1, "rows_io": 2, "load_cols": 2, "execute": 3, "operands": 2}
+                "check_index": 1, "rows_rd": 2, "rows_wr": 2, "load_cols": 2, "execute": 3, "operands": 2}
 
 
 def test_control_path_products_are_as_narrow_as_validation_bounds(estimates):

@@ -523,7 +523,7 @@ def _conv_ii(b, ch):
 
 
 def _conv_runs(items, ch, item, addr, n, run, runs, k0=0, slot=0, banks=1, lane_runs=0,
-               period=0):
+               period=0, held=0, joined=0):
     """A burst through a band buffer (conv.cpp band_rd, band_wr) of `runs`
     runs, each a band channel's `run` bytes (with a period, `period` bytes
     apart, the rest read and dropped): its steps are the pieces, a run's
@@ -553,7 +553,7 @@ def _conv_runs(items, ch, item, addr, n, run, runs, k0=0, slot=0, banks=1, lane_
         steps = np.where(run == 1, _one_steps(n, lane_runs, banks, W), steps)
     steps = steps + (1 if ch == "rd" else ((addr + n) % W != 0))
     beats = (addr % W + n + W - 1) // W
-    items.burst(ch, item, addr, n, 1, np.where(n > 0, steps - beats, 0))
+    items.burst(ch, item, addr, n, 1, np.where(n > 0, steps - beats, 0), held=held, joined=joined)
 
 
 def _one_steps(n, row_len, banks, W):
@@ -830,7 +830,7 @@ def _dense_conv(f, b, c):
                                                 + lo_k[it]) * p.sw, run[it], run[it], 1, gi, p.slot, C)
 
     def rows_io(items, ch, base, r0, vr, sel):
-        """Row bursts of the swept plane (rows_io) for items with `sel`:
+        """Row bursts of the swept plane (rows_rd, rows_wr) for items with `sel`:
         row k of a lane at word lane ((k // R) * run) % W (block mode's
         tiles), a row of its own at 0."""
         run = (y1_k - y0_k) * p.ow
@@ -852,8 +852,13 @@ def _dense_conv(f, b, c):
         it, im = it[~sp], im[~sp]
         r = np.arange(vr, dtype=np.int64)[None, :]
         at = base + (((im[:, None] * p.rows + r0 + r) * p.oh + y0_k[it][:, None]) * p.ow)
-        _conv_runs(items, ch, np.repeat(it, vr), at.ravel(), np.repeat(run[it], vr),
-                   np.repeat(run[it], vr), 1)
+        n = np.broadcast_to(run[it][:, None], at.shape)
+        held = joined = 0
+        if ch == "wr" and vr <= R and (p.oh - (p.bands - 1) * p.br) * p.ow >= W:
+            held, joined = _joins(at, n, r, vr, (y0_k[it] == 0)[:, None], (y1_k[it] == p.oh)[:, None], W)
+            held, joined = held.ravel(), joined.ravel()
+        _conv_runs(items, ch, np.repeat(it, vr), at.ravel(), n.ravel(), n.ravel(), 1,
+                   held=held, joined=joined)
 
     W = b.ddr_beat
     tiles = {}   # a row tile's counts by what they depend on (see below)
@@ -1796,6 +1801,20 @@ def _pos_window(g, b, load, it, S, wsrc, wwords, df):
                    np.repeat((it.hi[pi] - it.lo[pi]) * g.sw, g.red), g.lii)
 
 
+def _joins(a, n, r, rows, fb, lb, W):
+    """Held and joined partial beats of written pieces (agu.h agu_edge_first,
+    agu_edge_last, ddr_put_edge): piece of `n` bytes at `a`, row r of a set
+    of `rows`, in its first / last band (fb, lb). A band's partial first
+    beat joins the tail its previous band held; band 0's is held for the
+    row above's last band (not on the set's first row); a partial last beat
+    is held for the next band; the last band's joins the row below's head
+    (not on the set's last row)."""
+    sp, ep = (a % W) != 0, ((a + n) % W) != 0
+    held = (sp & fb & (r > 0)).astype(np.int64) + (ep & ~lb)
+    joined = (sp & ~fb).astype(np.int64) + (ep & lb & (r + 1 < rows))
+    return held, joined
+
+
 def _pos_rows_io(g, b, it, pr, items_, ch_, base):
     """Bursts of a chunk's rows on the swept plane (spp_rows_rd / spp_rows_wr)
     for every pair: pr the pairs (pk item, pi0/pnr rows, q rows per
@@ -1818,18 +1837,9 @@ def _pos_rows_io(g, b, it, pr, items_, ch_, base):
     held = joined = 0
     W = b.ddr_beat
     if ch_ == "wr" and g.nb == 1 and (g.oh - (g.bands - 1) * g.br) * g.ow >= W:
-        # spp_rows_wr's joins: a band's partial first beat joins the tail its
-        # previous band held, band 0's is held for the row above's last band
-        # (not on the chunk's first row); a last beat is held for the next
-        # band, the last band's joins the row below's head (not on the
-        # chunk's last row)
-        r = pr.pi0[pp][:, None] + i
-        sp, ep = (a % W) != 0, ((a + n) % W) != 0
-        fb, lb = y0 == 0, y0 + bri == g.oh
-        sh, sj = sp & fb & (r > 0), sp & ~fb
-        eh, ej = ep & ~lb, ep & lb & (r + 1 < pr.nr)
-        held = (sh.astype(np.int64) + eh)[inside]
-        joined = (sj.astype(np.int64) + ej)[inside]
+        # spp_rows_wr's joins, the chunk's rows the set
+        held, joined = _joins(a, n, pr.pi0[pp][:, None] + i, pr.nr, y0 == 0, y0 + bri == g.oh, W)
+        held, joined = held[inside], joined[inside]
     items_.burst(ch_, np.broadcast_to(pp[:, None], a.shape)[inside], a[inside], n[inside], g.sii,
                  held=held, joined=joined)
 

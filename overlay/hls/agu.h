@@ -132,6 +132,65 @@ static inline void ddr_put(ddr_t *ddr, uint32_t k, const beat_t &data, int lo, i
     ddr[k] = port_pack(w);
 }
 
+/* Joined partial beats (session 23).  A unit that writes a tensor in
+ * pieces (a row's band of a plane) has pairs of pieces that share a partial
+ * beat: where every piece is a beat long at least, two at most share one.
+ * The first of the two writes holds the beat on chip instead of reading and
+ * merging it, the second joins it and writes the beat whole.  Pieces come
+ * band by band for a row (r) of a set of rows: row r's band b + 1 joins
+ * the tail its band b held (tail[r]); row r - 1's last band joins the head
+ * row r's band 0 held (head[r]); the set's first row's first beat and last
+ * row's last beat are put (read and merged, ddr_put). */
+enum agu_edge { AGU_PUT = 0, AGU_HOLD = 1, AGU_JOIN = 2 };
+
+/* What piece (row r of n, first / last band fb, lb) does with a partial
+ * first beat, and with a partial last beat, where the unit joins. */
+static inline agu_edge agu_edge_first(bool join, bool fb, int r) {
+#pragma HLS INLINE
+    return !join ? AGU_PUT : !fb ? AGU_JOIN : r > 0 ? AGU_HOLD : AGU_PUT;
+}
+static inline agu_edge agu_edge_last(bool join, bool lb, int r, int n) {
+#pragma HLS INLINE
+    return !join ? AGU_PUT : !lb ? AGU_HOLD : r + 1 < n ? AGU_JOIN : AGU_PUT;
+}
+
+/* Beat k (lanes [lo, hi) of v) of a piece of row r: its first beat
+ * (`first`) or last with edge e (AGU_PUT for the others), put, held or
+ * joined (tail[r], head[r + 1]) as above. */
+template <int N>
+static inline void ddr_put_edge(ddr_t *ddr, uint32_t k, beat_t v, int lo, int hi, bool first,
+                                agu_edge e, beat_t tail[N], beat_t head[N], int r) {
+#pragma HLS INLINE
+    if (e == AGU_HOLD) {
+        if (first)
+            head[r] = v;
+        else
+            tail[r] = v;
+        return;
+    }
+    if (e == AGU_JOIN) {
+        const beat_t o = first ? tail[r] : head[r + 1];
+        for (int l = 0; l < DDR_BEAT; l++) {
+#pragma HLS UNROLL
+            if (first ? l < lo : l >= hi)
+                set_lane(v, l, beat_lane(o, l));
+        }
+        lo = 0;
+        hi = DDR_BEAT;
+    }
+    ddr_put(ddr, k, v, lo, hi);
+}
+
+/* The counters' held and joined partial beats of a piece of len bytes at
+ * addr with edges sm (first beat) and em (last). */
+static inline void agu_edge_counts(uint32_t addr, uint32_t len, agu_edge sm, agu_edge em,
+                                   int &held, int &joined) {
+#pragma HLS INLINE
+    const bool sp = addr % DDR_BEAT != 0, ep = (addr + len) % DDR_BEAT != 0;
+    held = (sp && sm == AGU_HOLD ? 1 : 0) + (ep && em == AGU_HOLD ? 1 : 0);
+    joined = (sp && sm == AGU_JOIN ? 1 : 0) + (ep && em == AGU_JOIN ? 1 : 0);
+}
+
 /* Geometry of one burst of len > 0 bytes at addr: its beats, and the lanes
  * beat b carries, [lo, hi); byte i of the burst is lane (addr + i) % W. */
 struct agu_burst {

@@ -436,11 +436,16 @@ static void band_rd(const ddr_t *ddr, uint32_t addr, uint32_t len, q8_t buf[L][N
         agu_count_loop(false, addr, len, steps);
 }
 
+/* Shared partial beats the row bursts hold: one per (lane, row) (rows_wr). */
+#define ROWS_HELD (PE_LANES * PE_ROWS)
+
 /* buf[row][bank][at + pos] -> len bytes at addr (cursor from row0, bank0,
- * at 0: conv_cursor). */
+ * at 0: conv_cursor); a partial first beat (sm) or last (em) of piece e of
+ * a set put, held or joined (agu.h ddr_put_edge; rows_wr). */
 template <int L, int NB, int CAP>
 static void band_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[L][NB][CAP], int row0,
-                    int bank0, int run, int slot, int row_len) {
+                    int bank0, int run, int slot, int row_len, beat_t tail[ROWS_HELD],
+                    beat_t head[ROWS_HELD], int e, agu_edge sm, agu_edge em) {
     uint64_t steps = 0;
     if (len != 0) {
         const agu_burst gb = agu_plan(addr, len);
@@ -473,7 +478,10 @@ static void band_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[L][N
                 out = ((gb.off + q) >> AGU_Q8_LOG2) > nw;   /* the stream passed beat nw's end */
             }
             if (out) {
-                ddr_put(ddr, gb.first + nw, w0, agu_lo(gb, nw), agu_hi(gb, nw));
+                const int lo = agu_lo(gb, nw), hi = agu_hi(gb, nw);
+                const bool first = nw == 0 && lo != 0, last = nw + 1 == gb.beats && hi != DDR_BEAT;
+                ddr_put_edge<ROWS_HELD>(ddr, gb.first + nw, w0, lo, hi, first,
+                                     first ? sm : last ? em : AGU_PUT, tail, head, e);
                 w0 = w1;
                 w1 = beat_zero();
                 nw++;
@@ -483,7 +491,9 @@ static void band_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[L][N
 #endif
         }
     }
-    agu_count_loop(true, addr, len, steps);
+    int held, joined;
+    agu_edge_counts(addr, len, sm, em, held, joined);
+    agu_count_loop(true, addr, len, steps, 0, (uint64_t)(len ? held : 0), (uint64_t)(len ? joined : 0));
 }
 
 /* Whether `n` planes' bands of `run` bytes read in one burst through the
@@ -763,51 +773,97 @@ static void load_cols(const ddr_t *ddr, uint32_t base, const conv_plan &p, const
 /* Rows r0 .. r0+vr of swept rows [y0, y1) of each valid lane between DDR at
  * base (a tensor of `rows` channels on the swept plane) and buf[l][r][pos]
  * (block mode: row r0 + t*PE_ROWS + r at buf[l][r][t*run + pos]): one burst
- * per lane when the band is the whole plane, else one per row.
- * Reads (WG errors, EB masks) or writes (FP/EB outputs). */
-static void rows_io(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it, int r0,
-                    int vr, pe_rows_t buf, bool write) {
-    /* its bursts one at a time: one reader and one writer for the call sites */
-#pragma HLS ALLOCATION function instances=band_rd limit=1
-#pragma HLS ALLOCATION function instances=band_wr limit=1
-    const int run = (dim_t)(it.y1 - it.y0) * (dim_t)p.ow;
-    if (p.bands == 1 && vr == p.rows) {
-        /* whole planes of every channel: the lanes' images are contiguous */
-        const uint32_t at = base + (uint32_t)it.b0 * (dim_t)p.rows * (dim_t)p.oh * (dim_t)p.ow;
-        if (write)
-            band_wr<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf,
-                                                 0, 0, run, run, (dim_t)vr * (dim_t)run);
-        else
-            band_rd<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, (dim_t)it.vb * (dim_t)vr * (dim_t)run, buf,
-                                                 0, 0, 0, run, run, (dim_t)vr * (dim_t)run, 0);
-        return;
+ * per lane when the band is the whole plane (one for every lane when the
+ * item has every row), else one per row (reads: every row's band in one,
+ * through the other rows, where conv_span).  rows_rd reads (WG errors, EB
+ * masks), rows_wr writes (FP/EB outputs); rows_burst is their burst (l, r). */
+struct rows_walk {
+    int run, plane;
+    bool all, span;   /* one burst for every lane; a read of every row's band */
+    int lanes, bursts;
+};
+
+static rows_walk rows_walk_of(const conv_plan &p, const conv_item &it, int vr, bool write) {
+#pragma HLS INLINE
+    rows_walk w;
+    w.run = (dim_t)(it.y1 - it.y0) * (dim_t)p.ow;
+    w.plane = (dim_t)p.oh * (dim_t)p.ow;   /* < 2^17: not a dim_t */
+    w.all = p.bands == 1 && vr == p.rows;
+    w.span = !write && p.bands > 1 && conv_span(vr, w.run, w.plane);
+    w.lanes = w.all ? 1 : it.vb;
+    w.bursts = p.bands == 1 || w.span ? 1 : vr;
+    return w;
+}
+
+/* Burst (l, r): its address and length, its first buffer row and bank, and
+ * the buffer's row length (whole lanes) */
+static void rows_burst(const conv_plan &p, const conv_item &it, const rows_walk &w, uint32_t base,
+                       int r0, int vr, int l, int r, uint32_t &at, uint32_t &len, int &row_len) {
+#pragma HLS INLINE
+    const uint32_t img = (uint32_t)(it.b0 + l) * (dim_t)p.rows + r0;
+    row_len = w.all ? (dim_t)vr * (dim_t)w.run : 0;
+    if (w.all) {
+        at = base + (uint32_t)it.b0 * (dim_t)p.rows * (dim_t)p.oh * (dim_t)p.ow;
+        len = (dim_t)it.vb * (dim_t)vr * (dim_t)w.run;
+    } else if (p.bands == 1) {
+        at = base + img * (dim_t)p.oh * (dim_t)p.ow;
+        len = (dim_t)vr * (dim_t)w.run;
+    } else {
+        at = base + ((img + r) * (dim_t)p.oh + it.y0) * (dim_t)p.ow;
+        len = w.span ? (dim_t)(vr - 1) * (uint32_t)w.plane + w.run : (uint32_t)w.run;
     }
-    for (int l = 0; l < it.vb; l++) {
+}
+
+static void rows_rd(const ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it,
+                    int r0, int vr, pe_rows_t buf) {
+    /* its bursts one at a time: one reader for the call sites */
+#pragma HLS ALLOCATION function instances=band_rd limit=1
+    const rows_walk w = rows_walk_of(p, it, vr, false);
+rows_rd_lanes:
+    for (int l = 0; l < w.lanes; l++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
-        const uint32_t img = (uint32_t)(it.b0 + l) * (dim_t)p.rows + r0;
-        if (p.bands == 1) {
-            const uint32_t at = base + img * (dim_t)p.oh * (dim_t)p.ow;
-            if (write)
-                band_wr<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf, l, 0, run,
-                                                     run, 0);
-            else
-                band_rd<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, (dim_t)vr * (dim_t)run, buf, l, 0, 0,
-                                                     run, run, 0, 0);
-            continue;
-        }
-        /* one burst per row; reads: the band of every row in one where conv_span */
-        const int plane = (dim_t)p.oh * (dim_t)p.ow;   /* < 2^17: not a dim_t */
-        const bool span = !write && conv_span(vr, run, plane);
-        const int bursts = span ? 1 : vr;
-        const uint32_t len = span ? (dim_t)(vr - 1) * (uint32_t)plane + run : (uint32_t)run;
-        for (int r = 0; r < bursts; r++) {
+    rows_rd_bursts:
+        for (int r = 0; r < w.bursts; r++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-            const uint32_t at = base + ((img + r) * (dim_t)p.oh + it.y0) * (dim_t)p.ow;
-            if (write)
-                band_wr<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, run, buf, l, r, run, run, 0);
-            else
-                band_rd<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, len, buf, l, r, 0, run, 0, 0,
-                                                     span ? plane : 0);
+            uint32_t at, len;
+            int row_len;
+            rows_burst(p, it, w, base, r0, vr, l, r, at, len, row_len);
+            band_rd<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, len, buf, w.all ? 0 : l, r, 0, w.run,
+                                                 p.bands == 1 ? w.run : 0, row_len,
+                                                 w.span ? w.plane : 0);
+        }
+    }
+}
+
+/* Where a lane's pieces are bands of its rows, every piece a beat at least
+ * (the last band the shortest) and the rows within one bank row of the
+ * buffer, the partial beats two pieces share are joined (agu.h
+ * ddr_put_edge): a lane tile's items come band by band (item_of), a lane's
+ * rows of the row tile are its set, tail and head one word per (lane, row). */
+static void rows_wr(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_item &it, int r0,
+                    int vr, const pe_rows_t buf) {
+#pragma HLS ALLOCATION function instances=band_wr limit=1
+    static beat_t tail[ROWS_HELD];
+#pragma HLS BIND_STORAGE variable=tail type=ram_2p impl=lutram
+    static beat_t head[ROWS_HELD];
+#pragma HLS BIND_STORAGE variable=head type=ram_2p impl=lutram
+    const rows_walk w = rows_walk_of(p, it, vr, true);
+    const bool join = p.bands > 1 && vr <= PE_ROWS &&
+                      (p.oh - (dim_t)(p.bands - 1) * (dim_t)p.br) * (dim_t)p.ow >= DDR_BEAT;
+    const bool fb = it.y0 == 0, lb = it.y1 == p.oh;
+rows_wr_lanes:
+    for (int l = 0; l < w.lanes; l++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_LANES
+    rows_wr_bursts:
+        for (int r = 0; r < w.bursts; r++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
+            uint32_t at, len;
+            int row_len;
+            rows_burst(p, it, w, base, r0, vr, l, r, at, len, row_len);
+            band_wr<PE_LANES, PE_ROWS, CONV_OUT>(ddr, at, len, buf, w.all ? 0 : l, r, w.run, w.run,
+                                                 row_len, tail, head, l * PE_ROWS + r,
+                                                 agu_edge_first(join, fb, r),
+                                                 agu_edge_last(join, lb, r, vr));
         }
     }
 }
@@ -1458,9 +1514,9 @@ static void conv_load_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &j
     const conv_item it = conv_item_at(f, j, gsel, k);
     load_cols(ddr, j.col_base, p, it, act);
     if (j.wg)
-        rows_io(ddr, f.src, p, it, r0, vr, rowb, false);
+        rows_rd(ddr, f.src, p, it, r0, vr, rowb);
     else if (j.mask && it.grp == p.groups - 1)
-        rows_io(ddr, f.aux, p, it, r0, vr, rowb, false);
+        rows_rd(ddr, f.aux, p, it, r0, vr, rowb);
 }
 
 /* Stage 1: item k on the PE array, weights wb, operands act and rowb,
@@ -1519,7 +1575,7 @@ static void conv_store_item(ddr_t *ddr, const ctrain_insn_t &f, const conv_job &
 #pragma HLS INLINE
     const conv_item it = item_of(f, j.eb, j.p, k, j.p.groups);
     if (it.grp == j.p.groups - 1)
-        rows_io(ddr, f.dst, j.p, it, r0, vr, obuf, true);
+        rows_wr(ddr, f.dst, j.p, it, r0, vr, obuf);
 }
 
 /* End of a WG pass: the group's weight gradients (row tile r0, vr rows) and,
@@ -1616,7 +1672,7 @@ static void conv_load_p(ddr_t *ddr, const ctrain_insn_t f, const conv_job j, con
      * the act channel, or item k in */
 #pragma HLS INLINE off
     /* the row operand's two call sites (WG's errors, EB's masks: one or the other) one instance */
-#pragma HLS ALLOCATION function instances=rows_io limit=1
+#pragma HLS ALLOCATION function instances=rows_rd limit=1
     CTRAIN_PIPE_STAGE(0);
     if (cur.wleft > 0) {
         conv_stage_rd<PE_LANES>(ddr, s, cur.w, act);

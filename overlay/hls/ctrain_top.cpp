@@ -66,10 +66,10 @@ static uint32_t execute(ddr_t *ddr, ddr_t *ddr1, const int32_t tab[CTRAIN_MAX_TA
      * time) never run together; each instance is a (rows x columns):1
      * select per word of a beat */
 #pragma HLS ALLOCATION function instances=wr_kernels limit=1
-    /* the dense unit's row bursts (conv.cpp rows_io): one instance for the
+    /* the dense unit's row bursts (conv.cpp rows_rd): one instance for the
      * load stage's two call sites (WG's errors, EB's masks: one or the
-     * other), one for the store stage's */
-#pragma HLS ALLOCATION function instances=rows_io limit=2
+     * other); the store stage's own rows_wr */
+#pragma HLS ALLOCATION function instances=rows_rd limit=1
     insn_exps e;
     load_exps(tab, f, e);
     q_stats st;

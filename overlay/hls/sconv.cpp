@@ -722,26 +722,18 @@ spp_rd_steps:
     }
 }
 
-/* What a banded row burst does with a partial first or last beat it shares
- * with another burst of the chunk (spp_rows_wr, session 23): write it (read
- * and merged, ddr_put), hold it on chip for the other burst, or join the
- * one that burst held and write the beat whole. */
-enum spp_edge { SPP_PUT = 0, SPP_HOLD = 1, SPP_JOIN = 2 };
-
 /* Banked buffer -> DDR (len bytes at addr), as spp_rd: every bank reads its
  * word at the step's row (the next one for the groups before g0), V byte
  * d W + r takes column r's of group g0 + d, a lane its V byte.  A partial
- * first beat (sm) or last beat (em) is put, held (head[r], tail[r]) or
- * joined (tail[r], head[r + 1]) as spp_rows_wr decides: tail[r] holds the
- * last beat of chunk row r's latest band, head[r] the first of its band 0. */
+ * first beat (sm) or last beat (em) of chunk row r's piece is put, held or
+ * joined (agu.h ddr_put_edge). */
 template <int D>
 static void spp_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[SP_P][D],
                    const spp_walk &w, int ii, beat_t tail[SP_OD], beat_t head[SP_OD], int r,
-                   spp_edge sm, spp_edge em) {
-    const bool spart = addr % DDR_BEAT != 0, epart = (addr + len) % DDR_BEAT != 0;
-    spp_count(true, addr, len, w.run, w.rpp, ii,
-              (spart && sm == SPP_HOLD ? 1 : 0) + (epart && em == SPP_HOLD ? 1 : 0),
-              (spart && sm == SPP_JOIN ? 1 : 0) + (epart && em == SPP_JOIN ? 1 : 0));
+                   agu_edge sm, agu_edge em) {
+    int held, joined;
+    agu_edge_counts(addr, len, sm, em, held, joined);
+    spp_count(true, addr, len, w.run, w.rpp, ii, held, joined);
     if (len == 0)
         return;
     const agu_burst gb = agu_plan(addr, len);
@@ -799,23 +791,8 @@ spp_wr_steps:
             /* a shared partial beat: the first or the last (a join's bursts
              * span two beats at least: spp_plan.join) */
             const bool first = b == 0 && lo != 0, last = b + 1 == gb.beats && hi != DDR_BEAT;
-            const spp_edge e = first ? sm : last ? em : SPP_PUT;
-            if (e == SPP_HOLD) {
-                if (first)
-                    head[r] = v;
-                else
-                    tail[r] = v;
-            } else {
-                if (e == SPP_JOIN) {
-                    const beat_t o = first ? tail[r] : head[r + 1];
-                    for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-                        if (first ? l < lo : l >= hi)
-                            set_lane(v, l, beat_lane(o, l));
-                    }
-                }
-                ddr_put(ddr, gb.first + b, v, e == SPP_JOIN ? 0 : lo, e == SPP_JOIN ? DDR_BEAT : hi);
-            }
+            ddr_put_edge<SP_OD>(ddr, gb.first + b, v, lo, hi, first,
+                                first ? sm : last ? em : AGU_PUT, tail, head, r);
             v = beat_zero();
             b++;
             l0 = b < gb.beats ? agu_lo(gb, b) : 0;
@@ -967,11 +944,8 @@ spp_rows_rd_images:
 
 /* Rows [ra, ra + nr) out, rows [i0, i0 + nr) of a chunk of cnr.  Where the
  * plan joins (spp_plan.join: bands of one image, pieces of a beat or more),
- * the partial beat two pieces share is held by the first and joined by the
- * second, written whole: pieces come band by band (spp_item_of), so row
- * r's band b + 1 joins the tail its band b held, and row r - 1's last band
- * the head row r's band 0 held; only the chunk's first row's first beat
- * and last row's last beat are read and merged. */
+ * the partial beats its pieces share are joined (agu.h ddr_put_edge): an
+ * image's pieces come band by band (spp_item_of), the chunk's rows its set. */
 static void spp_rows_wr(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_item &it, int ra,
                         int nr, int i0, int cnr, const spp_rows_t buf) {
 #pragma HLS INLINE off
@@ -995,9 +969,8 @@ spp_rows_wr_images:
             uint32_t at, n;
             spp_rows_burst(g, p, it, base, ra, nr, j, i, dj, w, at, n);
             const int r = i0 + i;
-            const spp_edge sm = !g.join ? SPP_PUT : !fb ? SPP_JOIN : r > 0 ? SPP_HOLD : SPP_PUT;
-            const spp_edge em = !g.join ? SPP_PUT : !lb ? SPP_HOLD : r + 1 < cnr ? SPP_JOIN : SPP_PUT;
-            spp_wr<SP_OD>(ddr, at, n, buf, w, g.sii, tail, head, r, sm, em);
+            spp_wr<SP_OD>(ddr, at, n, buf, w, g.sii, tail, head, r, agu_edge_first(g.join, fb, r),
+                          agu_edge_last(g.join, lb, r, cnr));
         }
         dj = spp_qm_add(dj, p.qimg);
     }

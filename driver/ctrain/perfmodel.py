@@ -362,7 +362,7 @@ class _Items:
         and per `extra` (spp_count's plane boundaries inside beats), on data
         port `port`; a write's `held` partial beats wait on chip for a later
         burst (not written), its `joined` ones complete a held one (written
-        whole): neither is read and merged (sconv.cpp spp_wr)."""
+        whole): neither is read and merged (agu.h ddr_put_edge)."""
         item, a, n, extra, held, joined = np.broadcast_arrays(
             _arr(item), _arr(addr), _arr(n), _arr(extra), _arr(held), _arr(joined))
         W = self.b.ddr_beat
@@ -854,7 +854,7 @@ def _dense_conv(f, b, c):
         at = base + (((im[:, None] * p.rows + r0 + r) * p.oh + y0_k[it][:, None]) * p.ow)
         n = np.broadcast_to(run[it][:, None], at.shape)
         held = joined = 0
-        if ch == "wr" and vr <= R and (p.oh - (p.bands - 1) * p.br) * p.ow >= W:
+        if ch == "wr" and vr <= R and _bands_join(p.oh, p.bands, p.br, p.ow, W):
             held, joined = _joins(at, n, r, vr, (y0_k[it] == 0)[:, None], (y1_k[it] == p.oh)[:, None], W)
             held, joined = held.ravel(), joined.ravel()
         _conv_runs(items, ch, np.repeat(it, vr), at.ravel(), n.ravel(), n.ravel(), 1,
@@ -1801,6 +1801,12 @@ def _pos_window(g, b, load, it, S, wsrc, wwords, df):
                    np.repeat((it.hi[pi] - it.lo[pi]) * g.sw, g.red), g.lii)
 
 
+def _bands_join(oh, bands, br, ow, W):
+    """agu.h agu_bands_join: bands of br rows (the last oh - (bands - 1) br)
+    of a plane ow wide make pieces a beat long at least, as joins need."""
+    return bands > 1 and (oh - (bands - 1) * br) * ow >= W
+
+
 def _joins(a, n, r, rows, fb, lb, W):
     """Held and joined partial beats of written pieces (agu.h agu_edge_first,
     agu_edge_last, ddr_put_edge): piece of `n` bytes at `a`, row r of a set
@@ -1808,8 +1814,8 @@ def _joins(a, n, r, rows, fb, lb, W):
     beat joins the tail its previous band held; band 0's is held for the
     row above's last band (not on the set's first row); a partial last beat
     is held for the next band; the last band's joins the row below's head
-    (not on the set's last row)."""
-    sp, ep = (a % W) != 0, ((a + n) % W) != 0
+    (not on the set's last row); none for an empty piece."""
+    sp, ep = (n > 0) & ((a % W) != 0), (n > 0) & (((a + n) % W) != 0)
     held = (sp & fb & (r > 0)).astype(np.int64) + (ep & ~lb)
     joined = (sp & ~fb).astype(np.int64) + (ep & lb & (r + 1 < rows))
     return held, joined
@@ -1836,7 +1842,7 @@ def _pos_rows_io(g, b, it, pr, items_, ch_, base):
     n = np.broadcast_to(bri * g.ow, a.shape)
     held = joined = 0
     W = b.ddr_beat
-    if ch_ == "wr" and g.nb == 1 and (g.oh - (g.bands - 1) * g.br) * g.ow >= W:
+    if ch_ == "wr" and g.nb == 1 and _bands_join(g.oh, g.bands, g.br, g.ow, W):
         # spp_rows_wr's joins, the chunk's rows the set
         held, joined = _joins(a, n, pr.pi0[pp][:, None] + i, pr.nr, y0 == 0, y0 + bri == g.oh, W)
         held, joined = held[inside], joined[inside]

@@ -143,6 +143,15 @@ static inline void ddr_put(ddr_t *ddr, uint32_t k, const beat_t &data, int lo, i
  * row's last beat are put (read and merged, ddr_put). */
 enum agu_edge { AGU_PUT = 0, AGU_HOLD = 1, AGU_JOIN = 2 };
 
+/* Whether bands of br rows (the last of oh - (bands - 1) br) of a plane
+ * ow wide make pieces a beat long at least, as joins need. */
+static inline bool agu_bands_join(int oh, int bands, int br, int ow) {
+#pragma HLS INLINE
+    /* rows, bands and widths < 2^10: narrow products */
+    const int last = oh - (int)((ap_uint<10>)(bands - 1) * (ap_uint<10>)br);
+    return bands > 1 && (uint32_t)((ap_uint<10>)last * (ap_uint<10>)ow) >= DDR_BEAT;
+}
+
 /* What piece (row r of n, first / last band fb, lb) does with a partial
  * first beat, and with a partial last beat, where the unit joins. */
 static inline agu_edge agu_edge_first(bool join, bool fb, int r) {
@@ -182,11 +191,11 @@ static inline void ddr_put_edge(ddr_t *ddr, uint32_t k, beat_t v, int lo, int hi
 }
 
 /* The counters' held and joined partial beats of a piece of len bytes at
- * addr with edges sm (first beat) and em (last). */
+ * addr with edges sm (first beat) and em (last); none for an empty one. */
 static inline void agu_edge_counts(uint32_t addr, uint32_t len, agu_edge sm, agu_edge em,
                                    int &held, int &joined) {
 #pragma HLS INLINE
-    const bool sp = addr % DDR_BEAT != 0, ep = (addr + len) % DDR_BEAT != 0;
+    const bool sp = len != 0 && addr % DDR_BEAT != 0, ep = len != 0 && (addr + len) % DDR_BEAT != 0;
     held = (sp && sm == AGU_HOLD ? 1 : 0) + (ep && em == AGU_HOLD ? 1 : 0);
     joined = (sp && sm == AGU_JOIN ? 1 : 0) + (ep && em == AGU_JOIN ? 1 : 0);
 }
@@ -235,7 +244,7 @@ static inline void agu_count_loop(bool write, uint32_t addr, uint64_t len, uint6
         const uint64_t end = ((uint64_t)addr + len) % DDR_BEAT;
         /* held: partial beats kept on chip for a later burst to complete
          * (not written now); joined: partial beats completed from one held
-         * (written whole): neither is read and merged (sconv.cpp spp_wr) */
+         * (written whole): neither is read and merged (ddr_put_edge) */
         const uint64_t merges = (!len ? 0
                                  : beats == 1 ? (addr % DDR_BEAT != 0 || end != 0)
                                               : (uint64_t)(addr % DDR_BEAT != 0) + (end != 0)) -

@@ -493,7 +493,7 @@ static void band_wr(ddr_t *ddr, uint32_t addr, uint32_t len, const q8_t buf[L][N
     }
     int held, joined;
     agu_edge_counts(addr, len, sm, em, held, joined);
-    agu_count_loop(true, addr, len, steps, 0, (uint64_t)(len ? held : 0), (uint64_t)(len ? joined : 0));
+    agu_count_loop(true, addr, len, steps, 0, (uint64_t)held, (uint64_t)joined);
 }
 
 /* Whether `n` planes' bands of `run` bytes read in one burst through the
@@ -848,8 +848,7 @@ static void rows_wr(ddr_t *ddr, uint32_t base, const conv_plan &p, const conv_it
     static beat_t head[ROWS_HELD];
 #pragma HLS BIND_STORAGE variable=head type=ram_2p impl=lutram
     const rows_walk w = rows_walk_of(p, it, vr, true);
-    const bool join = p.bands > 1 && vr <= PE_ROWS &&
-                      (p.oh - (dim_t)(p.bands - 1) * (dim_t)p.br) * (dim_t)p.ow >= DDR_BEAT;
+    const bool join = vr <= PE_ROWS && agu_bands_join(p.oh, p.bands, p.br, p.ow);
     const bool fb = it.y0 == 0, lb = it.y1 == p.oh;
 rows_wr_lanes:
     for (int l = 0; l < w.lanes; l++) {

@@ -337,8 +337,7 @@ batch_images:
     g.rspan = g.bands > 1 && (uint32_t)(g.oh - g.br) * g.ow <= SPP_SKIP_BEATS * DDR_BEAT;
     /* one image an item and every band's piece of a plane at least a beat
      * (the last band the shortest): a beat is shared by two pieces at most */
-    g.join = g.bands > 1 && g.nb == 1 &&
-             (uint32_t)((ap_uint<10>)(g.oh - (g.bands - 1) * g.br) * (ap_uint<10>)g.ow) >= DDR_BEAT;
+    g.join = g.nb == 1 && agu_bands_join(g.oh, g.bands, g.br, g.ow);
     g.cs = g.nb * g.qimg;
     g.nmax = SP_OD / g.T;
     g.lii = spp_ii(g.sw, g.pw, g.sh);

@@ -101,6 +101,43 @@ def test_multi_tile_shapes_match_numpy(board):
         assert diff.size == 0, f"{spec}: {diff.size} bytes differ, first at {diff[0]}"
 
 
+@pytest.mark.parametrize("board", ["pynq_z2", "zcu104"])
+def test_add_far_exponent_gaps_match_numpy(board):
+    """ADD where its lanes cut the exponent gap (docs/numeric.md "ADD on
+    narrow words": gaps past 16 with store shifts near the gap, where a few
+    values stay inside the int8 range, or at 9 and more but far below it;
+    ReLU, a fork's mask, either operand
+    the shifted one, a saturating gap) over several chunks with a partial
+    last beat: bytes and the statistics record (|acc| up to 2^62) as numpy's."""
+    from ctrain.tools.random_insn import _i8
+    engine, ref = csim_or_skip(board), NumpyEngine()
+    rng = np.random.default_rng(SEED)
+    count = 3 * 1024 + 5
+    cases = 0
+    # shifts d near the gap (values inside int8), and >= 9 but far below it (the
+    # cut store shift a left shift: every lane whose shifted operand is 0 stores 0)
+    for gap, ds in ((17, (9, 8, 16, 17, 24, 25)), (30, (12, 22, 29, 30, 31, 40)),
+                    (61, (9, 30, 54, 60, 61, 70)), (5, (0, 4, 5, 6))):
+        for d in ds:
+            for flags in (Flag.RELU, Flag.RELU_MASK, 0):
+                e_a = -10
+                e_b = e_a + (gap if (d + int(flags)) % 2 else -gap)   # either operand shifted
+                ops = dict(src=_i8(rng, count), src2=_i8(rng, count))
+                if flags & Flag.RELU_MASK:
+                    ops["aux"] = _i8(rng, count)
+                ops["dst"] = rng.integers(0, 256, count, dtype=np.uint8)
+                case = insn_case(rng, Op.ADD, flags, dict(count=count), ops,
+                                 [e_a, e_b, min(e_a, e_b) + d], (0, 1, 0, 2))
+                args = (case.prog, case.n_insn, case.table, case.table_len)
+                mine, theirs = case.ddr.copy(), case.ddr.copy()
+                result = engine.run(mine, *args)
+                assert result.status == 0 and result == ref.run(theirs, *args), (gap, d, flags)
+                diff = np.flatnonzero(mine != theirs)
+                assert diff.size == 0, f"gap {gap}, shift {d}: {diff.size} bytes differ, first at {diff[0]}"
+                cases += 1
+    assert cases == 3 * 22
+
+
 @pytest.mark.parametrize("board", ["pynq_z2", "kv260"])
 def test_sparse_row_passes_match_numpy(board):
     """The sparse row-tile path's resident passes and streamed tiles (a stride-2

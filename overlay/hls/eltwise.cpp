@@ -7,20 +7,6 @@
 #define EW_CHUNK_BEATS ((CTRAIN_CHUNK + EW_BEAT - 1) / EW_BEAT)
 #define EW_ROW_BEATS ((CTRAIN_MAX_DIM + EW_BEAT - 1) / EW_BEAT)
 
-/* docs/numeric.md's rshift_even, ADD's store: rshift_round with ties to even
- * for s > 0 (the remainder is a mask, the tie a compare: no multiplier). */
-static inline wide_t lane_shift_even(wide_t x, int s) {
-#pragma HLS INLINE
-    if (s == 0)
-        return x;
-    if (s < 0)
-        return lane_lshift(x, -s);
-    const wide_t q = x >> s;
-    const wide_t r = x & (((wide_t)1 << s) - 1);
-    const wide_t half = (wide_t)1 << (s - 1);
-    return q + ((r > half || (r == half && (q & 1) != 0)) ? 1 : 0);
-}
-
 /* ADD's chunk loop: DATAFLOW processes, an item a chunk (as stream.cpp's
  * relu_chunks). */
 static void add_load(const ddr_t *ddr, const ddr_t *ddr1, uint32_t count, int k, uint32_t src,
@@ -34,43 +20,48 @@ static void add_load(const ddr_t *ddr, const ddr_t *ddr1, uint32_t count, int k,
                                src2 + ck.i0, b);
 }
 
-static void add_through(uint32_t count, int k, bool relu, bool mask, int sh_a, int sh_b,
-                        int sh_out, const q8_t a[CTRAIN_CHUNK], const q8_t gate[CTRAIN_CHUNK],
+static void add_through(uint32_t count, int k, bool relu, bool mask, const add_align &al,
+                        const q8_t a[CTRAIN_CHUNK], const q8_t gate[CTRAIN_CHUNK],
                         const q8_t b[CTRAIN_CHUNK], q8_t out[CTRAIN_CHUNK], q_stats &st) {
     /* a process of add_chunks' DATAFLOW loop: a beat per cycle */
 #pragma HLS INLINE off
     CTRAIN_PIPE_STAGE(1);
     const chunk_at ck = chunk_of<CTRAIN_CHUNK>(count, k);
     const uint32_t beats = (ck.len + EW_BEAT - 1) / EW_BEAT;
+    add_mag_t top = 0;   /* the chunk's largest magnitude, as add_one forms it */
     CTRAIN_LOOP(ew, 1, beats);
 add_beat:
     for (uint32_t w = 0; w < beats; w++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=EW_CHUNK_BEATS
-        q_lanes ql = {0, 0, 0, 0};   /* the beat's lanes meet the statistics as one update */
+        q_lanes ql = {0, 0, 0, 0};   /* the beat's counts meet the statistics as one update */
+        add_mag_t bm = 0;            /* and its lanes' largest magnitude */
     add_lane:
         for (int l = 0; l < EW_BEAT; l++) {
 #pragma HLS UNROLL
             const uint32_t i = w * EW_BEAT + l;
             const bool in = i < ck.len;   /* lanes past the chunk read nothing */
-            wide_t acc = in ? lane_shift8(a[i], sh_a) + lane_shift8(b[i], sh_b) : (wide_t)0;
-            if (mask && in && gate[i] <= 0) acc = 0;
-            if (relu && acc < 0) acc = 0;
-            /* Ties to even: ADD shifts by 1-2 bits, where ties are common (docs/numeric.md). */
+            add_mag_t m;
             bool clamped;
-            const q8_t o = sat8(lane_shift_even(acc, sh_out), clamped);
+            const q8_t o = add_one(in ? a[i] : (q8_t)0, in ? b[i] : (q8_t)0,
+                                    mask && in && gate[i] <= 0, relu, al, m, clamped);
             if (in) {
-                q_lanes_add(ql, acc, o, clamped);
+                if (m > bm) bm = m;
+                q_lanes_add(ql, 0, o, clamped);
                 out[i] = o;
             }
         }
+        if (bm > top) top = bm;
         q_stats_merge(st, ql);
     }
+    /* one 64-bit magnitude per chunk: add_magnitude is monotone in m */
+    const wide_t peak = add_magnitude(top, al);
+    if (peak > st.max_abs) st.max_abs = peak;
 }
 
 static void add_chunks(ddr_t *ddr, const ddr_t *ddr1, uint32_t count, int chunks, uint32_t src,
-                       uint32_t src2, uint32_t aux, uint32_t dst, bool relu, bool mask, int sh_a,
-                       int sh_b, int sh_out, q_stats &st) {
+                       uint32_t src2, uint32_t aux, uint32_t dst, bool relu, bool mask,
+                       const add_align &al, q_stats &st) {
 chunk:
     for (int k = 0; k < chunks; k++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CHUNKS_OF(CTRAIN_MAX_COUNT)
@@ -84,7 +75,7 @@ chunk:
 #pragma HLS ARRAY_PARTITION variable=b type=cyclic factor=EW_BEAT
 #pragma HLS ARRAY_PARTITION variable=out type=cyclic factor=EW_BEAT
         add_load(ddr, ddr1, count, k, src, mask, aux, src2, a, gate, b);
-        add_through(count, k, relu, mask, sh_a, sh_b, sh_out, a, gate, b, out, st);
+        add_through(count, k, relu, mask, al, a, gate, b, out, st);
         chunk_store_q8<CTRAIN_CHUNK>(ddr, count, k, dst, out);
     }
 }
@@ -95,8 +86,9 @@ void eltwise_add(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exp
     CTRAIN_PIPE_BEGIN();
     add_chunks(ddr, ddr1, f.count, (int)CHUNKS_OF(f.count), f.src, f.src2, f.aux, f.dst,
                (f.flags & FLAG_RELU) != 0, (f.flags & FLAG_RELU_MASK) != 0,
-               q_shift(e_acc - e.src), q_shift(e_acc - e.src2),   /* <= 0: exact */
-               q_shift((wide_t)e.dst - e_acc), st);
+               add_align_of(q_shift(e_acc - e.src), q_shift(e_acc - e.src2),   /* <= 0: exact */
+                            q_shift((wide_t)e.dst - e_acc)),
+               st);
     CTRAIN_PIPE_END();
 }
 

@@ -110,23 +110,6 @@ static inline q8_t conv_epilogue(wide_t &v, bool bias, wide_t b, bool relu, bool
     return quant8(v, sh, clamped);
 }
 
-/* rshift_round of an int8 operand (eltwise's ADD).  For s > 0, (x + 2^(s-1)) >> s is
- * ((x >> (s - 1)) + 1) >> 1 (a floor of a floor), and for |x| <= 127 the
- * inner shift may stop at 7 (x >> 7 is x's sign, as is every further
- * shift): a byte's 3-stage shifter instead of round_right's 64-bit one. */
-static inline wide_t lane_shift8(q8_t x, int s) {
-#pragma HLS INLINE
-    if (s > 0) {
-        const int k = s - 1 < 7 ? s - 1 : 7;
-        const ap_int<8> y = (ap_int<8>)x >> k;
-        const ap_int<9> r = (ap_int<9>)y + 1;
-        return (wide_t)(r >> 1);
-    }
-    if (s == 0)
-        return x;
-    return lane_lshift(x, -s);
-}
-
 static inline int32_t sat32(wide_t x, bool &clamped) {
 #pragma HLS INLINE
     clamped = x > Q32_MAX || x < -Q32_MAX;

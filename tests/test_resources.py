@@ -812,7 +812,8 @@ def test_comparators_are_counted():
     each per quantizer), `< 0` nothing (the sign bit: ADD's ReLU), a
     variable against each unrolled lane's index one LUT6 a lane with the
     higher bits' OR once (spp_lists' `k < kk` over lanes 1 .. MAX_KK - 1: 7
-    low bits, ceil(7 / 3) + 1 a lane, the 25 high bits' OR ceil(25 / 6))."""
+    low bits, ceil(7 / 3) + 1 a lane, the 25 high bits' OR ceil(25 / 6)); a
+    negated operand (`x < -lim`) like any other."""
     est = resources.estimate("zcu102")
     items = {i.name: i for i in est.items if i.kind == "add"}
     q = int(boards.get("zcu102").macros.get("SPARSE_QUANT", "16"))
@@ -825,6 +826,13 @@ def test_comparators_are_counted():
     lanes = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("MAX_KK") - 1
     assert (kk.count, kk.lut) == (lanes, lanes * (math.ceil(7 / 3) + 1)) and "a lane's index" in kk.detail
     assert items["spp_lists: kk high bits 7"].lut == math.ceil(25 / 6)
+    # a negated operand is the same comparator (uncounted until session 24):
+    # sat8's lower bound against a constant, ADD's against a lane-invariant threshold
+    sat = items["conv_compute_p: sat8: x < -Q8_MAX"]
+    assert sat.lut == sat.count * math.ceil(64 / 3) and "against a constant" in sat.detail
+    beat = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("CTRAIN_DDR_BEAT")
+    top = items["add_through: add_store: x < -p.top"]
+    assert (top.count, top.lut) == (beat, beat * math.ceil(25 / 2)) and top.detail.startswith("25-bit comparator")
     assert resources.comparator_luts(32, "<") == 16 and resources.comparator_luts(32, "==", "Q8_MAX") == 11
     assert resources.comparator_luts(64, ">=", "0") == 0 and resources.comparator_luts(64, "!=", "0") == 11
 

@@ -483,8 +483,11 @@ def _operand(text, side):
     """The operand text next to a binary operator: left (going back) or right."""
     if side == "right":
         t = text.lstrip()
+        neg = re.match(r"-\s*(?=[\w(])", t)   # a negated operand (`x < -lim`): the same comparator
+        if neg:
+            t = t[neg.end():]
         m = re.match(r"(\((?:[^()]|\([^()]*\))*\)\s*)*[\w.]+(?:\s*\[[^\]]*\]|\.\w+|\s*\((?:[^()]|\([^()]*\))*\))*|\((?:[^()]|\([^()]*\))*\)", t)
-        return m.group(0) if m else ""
+        return ("-" if neg and m else "") + (m.group(0) if m else "")
     t = text.rstrip()
     m = re.search(r"(\w+\s*\((?:[^()]|\([^()]*\))*\)|[\w.]+(?:\s*\[[^\]]*\]|\.\w+)*|\((?:[^()]|\([^()]*\))*\))$", t)
     if not m:

@@ -62,6 +62,27 @@ def test_refusals_are_the_same_in_both_engines_and_write_nothing(board, name, op
     assert validate.sparse_refused(insn, board, case.ddr) == refused
 
 
+@pytest.mark.parametrize("board", ["aup_zu3", "zcu102"])
+def test_a_bad_index_is_faulted_before_the_refusal(board):
+    """FAULT_INDEX (the index contents) comes before FAULT_TILE (the refusal)
+    in both engines (docs/isa.md): a fully connected instruction, which a
+    board without the row-tile path refuses, whose rowptr[0] is not 0.  The
+    numpy engine took the refusal from the shape alone, before the index,
+    until session 24."""
+    name, op, shape, _ = CASES[0]
+    case = layer_case(np.random.default_rng(SEED), op, shape, density=0.4)
+    f = _insn(case)
+    at = f["aux"] + validate.index_layout(f["c_out"], validate.sparse_cols(f), f["count"])["rowptr"]
+    case.ddr[at:at + 4] = np.array([1], "<u4").view(np.uint8)
+    assert validate.check(f, case.ddr.size, case.table_len, case.ddr, board) == (Fault.INDEX, at)
+    assert validate.check(f, case.ddr.size, case.table_len, board=board) == (Fault.TILE, 0)   # no DDR: no index
+    for engine in (NumpyEngine(board=board), csim_or_skip(board)):
+        ddr = case.ddr.copy()
+        r = engine.run(ddr, *case.run_args())
+        assert (r.status, r.pc, r.fault_addr) == (Fault.INDEX, 0, at), engine.name
+        assert np.array_equal(ddr, case.ddr), engine.name
+
+
 def _insn(case):
     return validate.fields(case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0])
 

@@ -73,13 +73,19 @@ class _Plan:
     """An instruction decoded once: fields, validation result, geometry, scratch."""
 
     __slots__ = ("f", "fault", "addr", "op", "kernel", "generic", "geom", "scratch", "path", "sparse", "halt",
-                 "stats_at")
+                 "stats_at", "refused")
 
     def __init__(self, raw, ddr_size, table_len, board):
         self.f = f = fields(np.frombuffer(raw, INSN_DTYPE)[0])
         self.fault, self.addr = check(f, ddr_size, table_len, board=board)
         self.op = f["op"]
         self.sparse, self.halt, self.stats_at = self.op in SPARSE_OPS, self.op == Op.HALT, f["stats"]
+        # a sparse instruction's FAULT_TILE (a board without the row-tile path
+        # refusing its shape: a sparse op has no tiling of its own) comes after
+        # the index contents' check, which needs the DDR: taken per run
+        self.refused = self.sparse and self.fault == Fault.TILE
+        if self.refused:
+            self.fault = Fault.NONE
         self.kernel = KERNELS.get(self.op)
         self.generic = GENERIC.get(self.op)
         self.geom = None
@@ -210,8 +216,9 @@ class NumpyEngine:
                 fault, addr = check_index(ddr, plan.f)
                 if fault:
                     return RunResult(fault, pc, addr)
-                # sconv_unit's FAULT_TILE: the shape was checked with the plan, the lists need the index
-                if self._rowless and sparse_tiling.lists_refused(plan.f, self.board, index_arrays(ddr, plan.f)):
+                # sconv_unit's FAULT_TILE: the shape checked with the plan, the lists with the index
+                if plan.refused or (self._rowless and sparse_tiling.lists_refused(plan.f, self.board,
+                                                                                    index_arrays(ddr, plan.f))):
                     return RunResult(Fault.TILE, pc, 0)
             if plan.halt:
                 return RunResult(Fault.NONE, pc, 0)

@@ -81,6 +81,7 @@ def _cmd_verify(args):
 
 def _fuzz_parser(sub):
     from .engine import ENGINES
+    from .boards import BOARDS, DEFAULT_BOARD
     from .tools.fuzz import ENGINES as FUZZED, STREAMS
     p = sub.add_parser("fuzz", help="fuzz the instruction decoder with random and mutated streams")
     p.add_argument("--engine", action="append", choices=list(ENGINES),
@@ -88,6 +89,9 @@ def _fuzz_parser(sub):
                         f"default {', '.join(FUZZED)})")
     p.add_argument("--streams", type=int, default=STREAMS)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--board", default=DEFAULT_BOARD, choices=BOARDS,
+                   help=f"board configuration the engines emulate ({', '.join(BOARDS)}; default "
+                        f"{DEFAULT_BOARD}): its dense tilings and, without the row-tile path, its refusals")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -95,7 +99,8 @@ def _fuzz_parser(sub):
 def _cmd_fuzz(args):
     from .tools.fuzz import clean, format_report, fuzz
     from .tools.fuzz import ENGINES as FUZZED
-    report = fuzz(tuple(args.engine or FUZZED), args.streams, args.seed, progress=not args.no_progress)
+    report = fuzz(tuple(args.engine or FUZZED), args.streams, args.seed, progress=not args.no_progress,
+                  board=args.board)
     print(format_report(report))
     return 0 if clean(report) else 1
 

@@ -142,9 +142,13 @@ ENGINES = ("numpy",)
 STREAMS = 10000
 
 
-def fuzz(engines=ENGINES, streams=STREAMS, seed=0, progress=True):
-    """Fuzz the given engines on the same streams; returns a report dict."""
-    engs = [get_engine(e) if isinstance(e, str) else e for e in engines]
+def fuzz(engines=ENGINES, streams=STREAMS, seed=0, progress=True, board=None):
+    """Fuzz the given engines on the same streams; returns a report dict.
+    `board`: the configuration engines given by name emulate (None: the
+    default board); the streams are the same on every board (random_case
+    draws for no board: a board without the row-tile path meets the sparse
+    instructions it refuses)."""
+    engs = [get_engine(e, board=board) if isinstance(e, str) else e for e in engines]
     rng = np.random.default_rng(seed)
     rep = {e.name: {"streams": 0, "completed": 0, "rejected": Counter(), "crashes": 0, "hangs": 0,
                     "outside_writes": 0, "unclear": 0, "max_seconds": 0.0} for e in engs}

@@ -837,6 +837,18 @@ def test_comparators_are_counted():
     assert resources.comparator_luts(64, ">=", "0") == 0 and resources.comparator_luts(64, "!=", "0") == 11
 
 
+def test_negations_are_counted():
+    """A unary minus on a variable in a pipelined datapath is a subtractor
+    from 0 at its width (since session 24): the statistics' q_abs, 64 bits
+    in every lane of the dense epilogue; a negated constant is none."""
+    est = resources.estimate("zcu102")
+    items = {i.name: i for i in est.items if i.kind == "add"}
+    neg = items["conv_compute_p: q_abs:  - x"]
+    conv = [i for i in est.items if i.name.startswith("conv_compute_p: q_lanes_add: v > c.max_abs")][0]
+    assert (neg.count, neg.lut) == (conv.count, conv.count * 64) and neg.detail.startswith("64-bit negation")
+    assert not [n for n in items if n.endswith("- Q8_MAX") and "negation" in items[n].detail]
+
+
 def test_preprocessor_logic_selects_one_branch():
     """`#if !X`, `&&`, `||` on the board's macros decide a branch as the
     preprocessor does (before session 15 such a test kept both branches, so

@@ -1175,6 +1175,11 @@ _CMP = re.compile(r"(?<=\s)(<=|>=|==|!=|<|>)(?=\s)")
 _NOT_OPERANDS = {"return", "case", "else", "const"}
 
 
+#: What precedes a unary minus: an opening bracket, an operator, `?`, `:`,
+#: `,`, `=` or `return` (after an operand or `)` it is a subtraction).
+_UNARY_BEFORE = re.compile(r"(?:^|[(\[=,?:!&|<>+*/%^~]|\breturn)\s*$")
+
+
 def adder_luts(w):
     """A W-bit adder or subtractor: one LUT6 per bit on the carry chain (UG574, CARRY8)."""
     return w
@@ -1367,6 +1372,9 @@ class _ArithWalk:
             each, what = (w, f"{w}-bit decoder (a constant shifted)") if lc else \
                 (shifter_luts(w, step, out),
                  f"{w}-bit shifter" + (f" by {step}-bit steps" if step > 1 else "") + kept)
+        elif not left:   # a negation (operation)
+            w = min(widths.of(right), 64)
+            each, what = adder_luts(w), f"{w}-bit negation"
         else:
             if op in ("+=", "-="):
                 w = min(widths.of(left), 64)   # the target's bits: the rest are dropped
@@ -1563,6 +1571,9 @@ class _ArithWalk:
         else:
             left = _operand(before, "left") or _paren_left(before)
         right = _operand(body[pos + len(op):], "right")
+        if not left and op == "-" and right and _UNARY_BEFORE.search(before):
+            # a negation (`x < 0 ? -x : x`, q_abs): a subtractor from 0 at x's width
+            return ("", right, True, True) if self.const(f, pos, right, consts) is False else None
         if not left or not right or left.strip() in _NOT_OPERANDS:
             return None
         lc, rc = self.const(f, pos, left, consts), self.const(f, pos, right, consts)

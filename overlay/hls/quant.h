@@ -206,6 +206,33 @@ static inline void q_stats_add_lanes(q_stats &st, const wide_t pre[E], const wid
     q_stats_add_run<E>(st, pre, stored, clamped, 0, live);
 }
 
+/* The first `live` of E int8 outputs produced in one cycle whose values
+ * before rounding are themselves (RELU, max pooling: the value stored is
+ * the value the statistics see): q_stats_add_lanes on 8 bits, a magnitude
+ * of at most 128 (ap_uint<8>) instead of a 64-bit negation, maximum and
+ * zero test per lane; one widening per cycle. */
+template <int E>
+static inline void q_stats_add_lanes8(q_stats &st, const q8_t v[E], const bool clamped[E],
+                                      uint32_t live) {
+#pragma HLS INLINE
+    static_assert(E < 256, "the lanes are counted in 8 bits");
+    ap_uint<8> top = 0, sat = 0, nnz = 0, count = 0;
+    for (int j = 0; j < E; j++) {
+#pragma HLS UNROLL
+        if ((uint32_t)j < live) {
+            const ap_uint<8> m = v[j] < 0 ? (ap_uint<8>)(-v[j]) : (ap_uint<8>)v[j];
+            if (m > top) top = m;
+            sat += clamped[j] ? 1 : 0;
+            nnz += v[j] != 0 ? 1 : 0;
+            count += 1;
+        }
+    }
+    if ((wide_t)top > st.max_abs) st.max_abs = (wide_t)top;
+    st.sat += sat;
+    st.nnz += nnz;
+    st.count += count;
+}
+
 /* Writes the 32-byte ctrain_stats_t record (little-endian) at addr. */
 void q_stats_store(ddr_t *ddr, uint32_t addr, const q_stats &st, int32_t exp);
 

@@ -28,7 +28,7 @@ relu:
     for (uint32_t w = 0; w < words; w++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_CHUNK/AGU_Q8_LANES
-        wide_t o[AGU_Q8_LANES];
+        q8_t o[AGU_Q8_LANES];
         bool none[AGU_Q8_LANES];
         /* one register per lane */
 #pragma HLS ARRAY_PARTITION variable=o type=complete
@@ -44,7 +44,7 @@ relu:
             o[j] = q;
             none[j] = false;
         }
-        q_stats_add_lanes<AGU_Q8_LANES>(st, o, o, none, rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
+        q_stats_add_lanes8<AGU_Q8_LANES>(st, o, none, rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
     }
 }
 
@@ -308,12 +308,10 @@ seg:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_HALF
         CTRAIN_COUNT(ew, 1);
         q8_t v[AGU_Q8_LANES], o[AGU_Q8_LANES];
-        wide_t ow[AGU_Q8_LANES];
         bool cl[AGU_Q8_LANES];
         /* registers: a segment's lanes */
 #pragma HLS ARRAY_PARTITION variable=v type=complete
 #pragma HLS ARRAY_PARTITION variable=o type=complete
-#pragma HLS ARRAY_PARTITION variable=ow type=complete
 #pragma HLS ARRAY_PARTITION variable=cl type=complete
         const uint32_t cols = w_in - qo < AGU_Q8_LANES ? w_in - qo : AGU_Q8_LANES;
         const bool rd = !in_tail && t < s;
@@ -346,7 +344,6 @@ seg:
                     code[jj] = (uint8_t)((t << lsh) + d);
                 }
                 o[jj] = best[jj];
-                ow[jj] = best[jj];
                 cl[jj] = false;
             }
             if (!bp && t + 1 == s) {   /* FP: the segment's outputs */
@@ -375,7 +372,6 @@ seg:
                 const bool hit = !in_tail && qp + (uint32_t)jw < w_out && cj == (kw << lsh) + d;
                 bool clamped = false;   /* -128 stores as -127 (sat8) */
                 o[l] = hit ? sat8(e, clamped) : (q8_t)0;
-                ow[l] = o[l];
                 cl[l] = clamped;
             }
             n_put = cols;
@@ -383,7 +379,7 @@ seg:
         }
         if (n_put) {
             pool_put<NO>(pbuf, put_at, o, n_put);
-            q_stats_add_lanes<AGU_Q8_LANES>(st, ow, ow, cl, n_put);
+            q_stats_add_lanes8<AGU_Q8_LANES>(st, o, cl, n_put);
         }
         /* the next step */
         if (!in_tail && t + 1 < steps) {
@@ -765,7 +761,7 @@ band_planes:
                 for (uint32_t k = 0; k < words; k++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND/AGU_Q8_LANES
-                    wide_t qv[AGU_Q8_LANES];
+                    q8_t qv[AGU_Q8_LANES];
                     bool cl[AGU_Q8_LANES];
                     /* one register per lane */
 #pragma HLS ARRAY_PARTITION variable=qv type=complete
@@ -789,8 +785,7 @@ band_planes:
                         qv[j] = q;
                         cl[j] = clamped;
                     }
-                    q_stats_add_lanes<AGU_Q8_LANES>(st, qv, qv, cl,
-                                                    rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
+                    q_stats_add_lanes8<AGU_Q8_LANES>(st, qv, cl, rest < AGU_Q8_LANES ? rest : AGU_Q8_LANES);
                 }
                 agu_wr_q8b<POUT_BANK>(ddr, f.dst + in_at, pbuf, own, 0, -1);
                 /* Overlapping windows (k_h > s): rows below the owned ones already

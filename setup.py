@@ -1,8 +1,10 @@
 """Installs the `ctrain` package from driver/ and builds host_lib through cffi.
 
-The overlay sources (ISA header, HLS C++) are copied into the package
-(ctrain/overlay_src) so the C-sim engine (ctrain.engine.csim.build) can compile
-them after a plain (non-editable) install.
+The overlay sources (ISA header, HLS C++, and the ap_types shim through which
+the synthesis branch compiles with g++, overlay/tools/shim) are copied into
+the package (ctrain/overlay_src) so the C-sim engine (ctrain.engine.csim.build)
+and the primitives' testbenches can compile them after a plain (non-editable)
+install.
 """
 import os
 import shutil
@@ -32,7 +34,7 @@ class BuildPyWithOverlay(build_py):
     def run(self):
         super().run()
         dst = os.path.join(self.build_lib, "ctrain", "overlay_src")
-        for sub in ("include", "hls"):
+        for sub in ("include", "hls", os.path.join("tools", "shim")):
             src = os.path.join(ROOT, "overlay", sub)
             if os.path.isdir(src):
                 shutil.copytree(src, os.path.join(dst, sub), dirs_exist_ok=True)

@@ -1,8 +1,8 @@
 """Where the accelerator's sources are: the repo's overlay/ or the installed copy.
 
 A repo checkout has overlay/ beside driver/; a plain install carries the same
-files in ctrain/overlay_src (setup.py copies overlay/include and overlay/hls
-there). Everything that reads the HLS sources or the board headers (board
+files in ctrain/overlay_src (setup.py copies overlay/include, overlay/hls and
+overlay/tools/shim there). Everything that reads the HLS sources or the board headers (board
 list, resource estimate, performance model, C-sim build) finds them here.
 """
 import os

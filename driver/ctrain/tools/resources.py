@@ -1571,9 +1571,9 @@ class _ArithWalk:
         else:
             left = _operand(before, "left") or _paren_left(before)
         right = _operand(body[pos + len(op):], "right")
-        if not left and op == "-" and right and _UNARY_BEFORE.search(before):
-            # a negation (`x < 0 ? -x : x`, q_abs): a subtractor from 0 at x's width
-            return ("", right, True, True) if self.const(f, pos, right, consts) is False else None
+        neg = self.negation(f, op, pos, before, left, right, consts)
+        if neg is not False:
+            return neg
         if not left or not right or left.strip() in _NOT_OPERANDS:
             return None
         lc, rc = self.const(f, pos, left, consts), self.const(f, pos, right, consts)
@@ -1585,6 +1585,14 @@ class _ArithWalk:
                 if lp and self.aligned_to(f, pos, other.strip(), lp):
                     return None
         return left, right, lc, rc
+
+    def negation(self, f, op, pos, before, left, right, consts):
+        """A unary minus at pos (`x < 0 ? -x : x`, q_abs; a subtractor from 0
+        at x's width): ("", x, True, True), None on a constant (`-Q8_MAX`:
+        nothing), False where op is no unary minus."""
+        if left or op != "-" or not right or not _UNARY_BEFORE.search(before):
+            return False
+        return None if self.const(f, pos, right, consts) else ("", right, True, True)
 
     def lane_loop(self, f, pos, name):
         """The unrolled loop whose index `name` is, where its trip count is a

@@ -171,6 +171,31 @@ def test_verify_fault_cases_include_the_refusal_and_both_engines_agree(board):
     assert report["per_fault"]["FAULT_TILE"]["cases"] >= 5
 
 
+def test_verify_fault_cases_give_a_refused_instruction_a_bad_index():
+    """Half of verify's refusal cases also corrupt the index: FAULT_INDEX
+    before FAULT_TILE in both engines (session 24; the numpy engine had the
+    refusal first)."""
+    from ctrain.tools.cross_check import fault_case
+    board = "zcu102"
+    csim = csim_or_skip(board)
+    rng = np.random.default_rng(5)
+    seen = 0
+    for _ in range(400):
+        case, args, what = fault_case(rng, [Op.SCONV_FP, Op.SCONV_EB, Op.SCONV_WG], board=board)
+        if "refused" not in what or "index" not in what:
+            continue
+        f = _insn(case)
+        fault = validate.check(f, case.ddr.size, case.table_len, case.ddr, board)[0]
+        results = []
+        for engine in (NumpyEngine(board=board), csim):
+            ddr = case.ddr.copy()
+            results.append((tuple(engine.run(ddr, *args)), ddr))
+        assert results[0][0] == results[1][0] and np.array_equal(results[0][1], results[1][1]), what
+        assert results[0][0][0] == fault and fault in (Fault.INDEX, Fault.TILE), what
+        seen += fault == Fault.INDEX
+    assert seen >= 5
+
+
 def test_a_board_with_the_row_tile_path_draws_no_refusal():
     from ctrain.tools.random_insn import random_case
     with pytest.raises(AssertionError, match="refuses"):

@@ -220,15 +220,20 @@ def fault_case(rng, ops=None, tries=50, board=None):
     `board`: its tilings). The mutated instruction replaces the first one,
     or (when there is a second) the trailing HALT, so a valid instruction
     runs before the fault. On a board without the row-tile path a sparse
-    opcode's case is, REFUSAL_SHARE of the time, a valid instruction that
-    board's sparse unit refuses (FAULT_TILE)."""
+    opcode's case is, REFUSAL_SHARE of the time, an instruction that
+    board's sparse unit refuses (FAULT_TILE), half of those with a corrupted
+    index as well (FAULT_INDEX first, docs/isa.md)."""
     op_list = _op_list(ops)
     for _ in range(tries):
         op = op_list[int(rng.integers(len(op_list)))]
         if op in validate.SPARSE_OPS and not sparse_tiling.unit(board).rows and \
                 rng.random() < REFUSAL_SHARE:
             case = random_case(rng, op=op, board=board, refused=True)
-            return case, case.run_args(), "instruction 0: refused (no row-tile path on this board)"
+            what = "refused (no row-tile path on this board)"
+            if rng.random() < 0.5:
+                f = validate.fields(case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0])
+                what = f"{_corrupt_index(rng, case, f)} of an instruction {what}"
+            return case, case.run_args(), f"instruction 0: {what}"
         case = random_case(rng, op=op, board=board)
         args = case.run_args()
         if rng.random() < PROGRAM_FAULT_SHARE:

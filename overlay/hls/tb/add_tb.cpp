@@ -1,7 +1,8 @@
 /*
  * ADD's narrow lane (eltwise.h add_one, add_magnitude) against the 64-bit
- * definition (docs/numeric.md): acc = rshift_round(a, sh_a) +
- * rshift_round(b, sh_b) (each a saturating left shift, one of them by 0),
+ * definition (docs/numeric.md, the reference's tb_shift.h): acc =
+ * rshift_round(a, sh_a) + rshift_round(b, sh_b) (each a saturating left
+ * shift, one of them by 0),
  * zeroed by the mask or ReLU, stored as sat8(rshift_even(acc, sh_out)), its
  * magnitude |acc| the statistics' maximum.  Every int8 pair, every gap
  * k in [0, 62] with either operand shifted, every store shift in [-62, 62],
@@ -16,6 +17,7 @@
 #include <cstdint>
 
 #include "eltwise.h"
+#include "tb/tb_shift.h"
 
 #ifndef ADD_TB_B_STEP
 #define ADD_TB_B_STEP 1
@@ -23,22 +25,12 @@
 
 static uint64_t mismatches = 0, cases = 0;
 
-/* rshift_even, the definition (docs/numeric.md) */
-static wide_t shift_even(wide_t x, int s) {
-    if (s <= 0)
-        return rshift_round(x, s);
-    const wide_t q = x >> s;
-    const wide_t r = x & (((wide_t)1 << s) - 1);
-    const wide_t half = (wide_t)1 << (s - 1);
-    return q + ((r > half || (r == half && (q & 1) != 0)) ? 1 : 0);
-}
-
 static void check(int a, int b, int sh_a, int sh_b, int sh_out, bool drop, bool relu,
                   const add_align &al) {
-    wide_t acc = rshift_round(a, sh_a) + rshift_round(b, sh_b);
+    wide_t acc = tb::ref_shift(a, sh_a) + tb::ref_shift(b, sh_b);
     if (drop || (relu && acc < 0)) acc = 0;
     bool c0, c1;
-    const q8_t want = sat8(shift_even(acc, sh_out), c0);
+    const q8_t want = sat8(tb::ref_shift_even(acc, sh_out), c0);
     add_mag_t m;
     const q8_t got = add_one((q8_t)a, (q8_t)b, drop, relu, al, m, c1);
     const wide_t mag = add_magnitude(m, al);

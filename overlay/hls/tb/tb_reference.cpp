@@ -3,24 +3,6 @@
 
 namespace tb {
 
-int64_t ref_shift(int64_t x, int64_t s) {
-    if (s > 62) s = 62;
-    if (s < -62) s = -62;
-    if (s > 0) return (x + ((int64_t)1 << (s - 1))) >> s;
-    if (s == 0) return x;
-    int64_t lim = ((int64_t)1 << 62) >> -s;
-    if (x > lim) return (int64_t)1 << 62;
-    if (x < -lim) return -((int64_t)1 << 62);
-    return x * ((int64_t)1 << -s);
-}
-
-int64_t ref_shift_even(int64_t x, int64_t s) {
-    if (s > 62) s = 62;
-    if (s <= 0) return ref_shift(x, s);
-    const int64_t q = x >> s, r = x - (q << s), half = (int64_t)1 << (s - 1);
-    return q + ((r > half || (r == half && (q & 1))) ? 1 : 0);
-}
-
 void expect_stats(const Image &m, uint32_t at, const RefStats &r, int32_t exp, const char *what) {
     Stats s = read_stats(m, at);
     CHECK(s.max_abs == r.max_abs && s.exp == exp && s.sat == r.sat && s.nnz == r.nnz &&

@@ -9,13 +9,10 @@
 #include <vector>
 
 #include "tb_helpers.h"
+#include "tb_shift.h"   /* ref_shift, ref_shift_even */
 
 namespace tb {
 
-/* rshift_round with the +-62 clamp and saturating left shifts. */
-int64_t ref_shift(int64_t x, int64_t s);
-/* ref_shift with ties to even for s > 0 (ADD's store, docs/numeric.md rshift_even). */
-int64_t ref_shift_even(int64_t x, int64_t s);
 inline int64_t clampv(int64_t x, int64_t m) { return x > m ? m : (x < -m ? -m : x); }
 inline int64_t absv(int64_t x) { return x < 0 ? -x : x; }
 

@@ -35,6 +35,35 @@ def test_an_error_waits_for_the_other_lanes():
     assert done == [1]
 
 
+def test_ctrl_c_while_a_worker_starts_leaves_no_worker_waiting(monkeypatch):
+    """Ctrl-C (or SIGTERM, which the CLI turns into it) landing while the pool
+    starts a worker, after its start and before concurrent.futures registers
+    it for the interpreter's exit: that worker would wait on its queue for
+    ever and the process hang at exit (test_interrupt's rare hang; gdb showed
+    the main thread in threading._shutdown, a ctrain-lane worker in its
+    queue's get). The pool is shut down on the way out, which wakes it."""
+    start = threading.Thread.start
+    started = []
+
+    def start_then_interrupt(self):
+        start(self)
+        if self.name.startswith("ctrain-lane") and not started:
+            started.append(self)
+            raise KeyboardInterrupt
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    lanes = Lanes(2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lanes.run(lambda k, a, b: k, 4)
+        started[0].join(timeout=10)
+        assert not started[0].is_alive(), "a lane worker still waits on its queue"
+        monkeypatch.undo()
+        assert lanes.run(lambda k, a, b: (k, a, b), 4) == [(0, 0, 2), (1, 2, 4)]   # a fresh pool
+    finally:
+        if started and started[0].is_alive():
+            started[0]._args[1].put(None)   # wake it, so this test cannot hang the suite's exit
+
+
 def test_float_training_is_the_same_on_any_number_of_lanes():
     """The float warm-up's bits do not depend on the cores: weight gradients
     are summed per chunk of floatnet.WG_CHUNK images in chunk order, whatever

@@ -39,11 +39,21 @@ class Lanes:
             self._pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="ctrain-lane")
             self._size = parts - 1
         bounds = [total * k // parts for k in range(parts + 1)]
-        futures = [self._pool.submit(fn, k, bounds[k], bounds[k + 1]) for k in range(1, parts)]
         try:
-            first = fn(0, bounds[0], bounds[1])
-        finally:
-            wait(futures)
+            futures = [self._pool.submit(fn, k, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+            try:
+                first = fn(0, bounds[0], bounds[1])
+            finally:
+                wait(futures)
+        except KeyboardInterrupt:
+            # Ctrl-C (SIGTERM in the CLI) may land while submit starts a worker,
+            # after its start and before concurrent.futures registers it for the
+            # interpreter's exit, which then joins it while it waits on its queue
+            # for ever: shutting the pool down wakes every worker of it; the next
+            # run makes a new one
+            self._pool.shutdown()
+            self._pool = None
+            raise
         return [first] + [f.result() for f in futures]
 
 

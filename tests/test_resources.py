@@ -849,6 +849,56 @@ def test_negations_are_counted():
     assert not [n for n in items if n.endswith("- Q8_MAX") and "negation" in items[n].detail]
 
 
+def test_select_parsing():
+    """A select's condition, its leaves (a chain of selects in its arms,
+    parenthesized or not, flattened: one n:1 select) and its end."""
+    body = "  y = a ? b : (c ? d : e);"
+    cond, before, leaves, inner, end = resources._select_at(body, body.index("?"))
+    assert (cond, body[before], body[end]) == ("a", "=", ";")
+    assert leaves == ["b", "d", "e"] and inner == [body.index("?", 9)]
+    body = "  y = a ? (b ? c : d) : e ? (f ? g : h) : k;"
+    cond, before, leaves, inner, end = resources._select_at(body, body.index("?"))
+    assert leaves == list("cdghk") and inner == [i for i, c in enumerate(body) if c == "?"][1:]
+    body = "  return (q8_t)(x > M ? M : (x < -M ? -M : x));"
+    cond, before, leaves, inner, end = resources._select_at(body, body.index("?"))
+    assert (cond, body[before], body[end]) == ("x > M", "(", ")")
+    assert leaves == ["M", "-M", "x"]
+    body = "  f(a, k ? u[i] : v, w);"
+    cond, before, leaves, inner, end = resources._select_at(body, body.index("?"))
+    assert (cond, body[before], body[end], leaves) == ("k", ",", ",", ["u[i]", "v"])
+    assert resources.select_luts(8) == 8 and resources.select_luts(8, 4) == 8 and resources.select_luts(8, 5) == 16
+    assert resources._is_bool(" l < lo ") and resources._is_bool("!tail") and not resources._is_bool("x[l]")
+
+
+def test_selects_are_counted(estimates):
+    """A datapath select `c ? a : b` in a pipelined loop is W LUTs per 2:1
+    (since session 25; before, "muxes of conditions" were all uncounted):
+    a chain an n:1 select, W the variable leaves' width or the cast the
+    whole select takes; none where the condition is constant per copy
+    (spp_rotate's wrap) or the arms are constants; a 0 arm gating an
+    adder's operand (an accumulator's reset) is in the adder's LUTs."""
+    est = estimates["zcu102"]
+    items = {i.name: i for i in est.items if i.kind == "add"}
+    conv = [i for i in est.items if i.name.startswith("conv_compute_p: q_lanes_add: v > c.max_abs")][0]
+    sat = items["conv_compute_p: sat8: x > Q8_MAX ?: Q8_MAX : -Q8_MAX : x"]
+    assert (sat.count, sat.lut) == (conv.count, conv.count * 8) and sat.detail.startswith("8-bit 3:1 select")
+    ab = items["conv_compute_p: q_abs: x < 0 ?: -x : x"]
+    assert (ab.count, ab.lut) == (conv.count, conv.count * 64)
+    b = boards.get("zcu102")
+    run = items["conv_compute_p: pe_array: run_end ?: part[r][c] : bsum[r][c]"]
+    bits = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("PE_RUN_BITS")
+    assert (run.count, run.lut) == (b.pe_rows * b.pe_cols, b.pe_rows * b.pe_cols * bits)
+    edge = items["band_wr: ddr_put_edge: first ?: l < lo : l >= hi"]
+    assert edge.detail.startswith("1-bit")
+    beat = items["band_rd: nb < gb.beats ?: ddr_get(ddr, gb.first + nb, agu_lo(gb, nb), agu_hi(gb, nb)) : beat_zero()"]
+    assert beat.lut == beat.count * 8 * b.ddr_beat
+    assert not [n for n in items if n.startswith("spp_compute_p: spp_rotate:") and "?:" in n]
+    acc = items["spp_compute_p: sp_steps: init ?: spp_acc_t(0) : acc[p]"]
+    assert acc.lut == 0 and "in its adder" in acc.detail
+    total = sum(i.lut for i in est.items if "?:" in i.name)
+    assert 40000 < total < est.resources["lut"]["used"] / 4
+
+
 def test_preprocessor_logic_selects_one_branch():
     """`#if !X`, `&&`, `||` on the board's macros decide a branch as the
     preprocessor does (before session 15 such a test kept both branches, so

@@ -138,8 +138,19 @@ of conditional copies (`for (s = 0; (1 << s) < N; s++) if ((a >> s) & 1)
 ... x[p] = y[p];`) is elements x bits x ceil(stages / 2) LUTs. Not
 counted: index and address arithmetic inside `[]` (the banks' address
 selects), loop headers, an unrolled lane added to a base aligned to the
-lanes (an OR), the sequential FSMs' arithmetic (control), muxes of
-conditions. Comparators (since session 16; `a < b`, `x == k`, written with
+lanes (an OR), the sequential FSMs' arithmetic (control), conditional
+assignments (`if (c) x = y;`: a register's enable or its next-state
+logic). Selects (since session 25): every datapath `c ? a : b` a W-bit
+2:1 select, W LUTs (select_luts: a LUT6 a 4:1 mux, as the bank
+multiplexers; two bits in one LUT6_2 not assumed), a chain of them (an arm
+a select) one n:1 select, ceil((n - 1) / 3) LUTs a bit; W the variable
+leaves' wider declared width (a condition arm one bit; at most
+SELECT_BITS, a beat), no more than the cast the whole select takes, the
+function's return type for `return c ? a : b;` or the declared target;
+nothing where the condition is constant per copy (an unrolled lane's
+wiring) or both arms are constants; 0 where one arm is 0 and the select
+is an operand of a `+`/`-` or the right side of `+=` (`(init ? 0 : acc) +
+m`: the adder's LUT takes the gate, the DSP slice its reset). Comparators (since session 16; `a < b`, `x == k`, written with
 a space each side): two variables ceil(W / 2) LUTs (the carry chain, a LUT6
 per two bit pairs; equality taken the same), against a constant ceil(W /
 3), `< 0` and `>= 0` nothing (the sign bit), another compare with 0 ceil(W /
@@ -153,7 +164,7 @@ pessimistic reading: HLS narrows some operations it can bound; the sources
 declare narrow types where the bounds are known (sconv.cpp spp_acc_t).
 
 What is not counted: registers, control FSMs and their arithmetic,
-comparators, the first AXI adapter: LUT "used" is a lower bound for the
+conditional assignments, the first AXI adapter: LUT "used" is a lower bound for the
 parts listed, the margin covers the rest only loosely (docs say so).
 """
 import copy
@@ -532,22 +543,23 @@ class _Widths:
         m = re.match(r"\s*\(\s*([\w:<> ]+?)\s*\)(?=\s*[\w(])", expr)
         return (self.src.types.width(m.group(1)) or 0) if m else 0
 
-    def of(self, expr):
-        """Bits of an operand: its names' declared widths; a cast narrows, never widens."""
+    def of(self, expr, cap=64):
+        """Bits of an operand: its names' declared widths (at most `cap`); a
+        cast narrows, never widens."""
         cast = re.match(r"\s*\(\s*([\w:<> ]+?)\s*\)(?=\s*[\w(])", expr)
         if cast and self.src.types.width(cast.group(1)):
-            return min(self.src.types.width(cast.group(1)), self.of(expr[cast.end():]))
+            return min(self.src.types.width(cast.group(1)), self.of(expr[cast.end():], cap))
         call = re.match(r"\s*(\w+)\s*\(", expr)
         if call and call.group(1) in self.src.functions:
             # a call's result: its declared return type's width (32 unknown)
             ret = re.match(r"\s*(?:(?:static|inline|const)\s+)*([\w:]+(?:\s*<[^;()]*>)?)\s+\w+\s*\(",
                            self.src.functions[call.group(1)].signature)
-            return min(self.src.types.width(ret.group(1)) or 32, 64) if ret else 32
+            return min(self.src.types.width(ret.group(1)) or 32, cap) if ret else 32
         value = re.sub(r"\[[^\[\]]*\]", "", re.sub(r"\[[^\[\]]*\]", "", expr))   # indices are not the value
         ids = [i for i in _idents(value) if self.src.macros.eval(i) is None]
         if not ids:
             return 32
-        return max(min(self.of_name(i), 64) for i in ids)
+        return max(min(self.of_name(i), cap) for i in ids)
 
 
 def _more_declarators(text, i):
@@ -1180,6 +1192,130 @@ _NOT_OPERANDS = {"return", "case", "else", "const"}
 _UNARY_BEFORE = re.compile(r"(?:^|[(\[=,?:!&|<>+*/%^~]|\breturn)\s*$")
 
 
+#: The widest select counted: a DDR beat (the AGUs' `ddr_get(...) :
+#: beat_zero()`, 128 bits on the UltraScale+ boards, 64 on the Pynq-Z2).
+SELECT_BITS = 128
+#: The `?` of a select `c ? a : b`.
+_SELECT = re.compile(r"\?")
+
+
+def _select_at(body, pos):
+    """The select whose `?` is at pos: (its condition's text, the position
+    just before the condition (an opening parenthesis, an `=`), its leaves'
+    texts, the `?` positions of the selects in its arms, the position just
+    after its last leaf), arms that are selects themselves (parenthesized
+    or not) flattened into the leaves; None where pos starts no select a
+    statement holds (a `?` in a string, an unbalanced text)."""
+    i, depth = pos - 1, 0
+    while i >= 0:
+        c = body[i]
+        if c in ")]":
+            depth += 1
+        elif c in "([":
+            if depth == 0:
+                break
+            depth -= 1
+        elif depth == 0 and (c in ";{},?:" or (c == "=" and body[i - 1] not in "=!<>" and body[i + 1] != "=")):
+            break
+        i -= 1
+    cond = body[i + 1:pos]
+    if re.search(r"\breturn\s", cond):
+        cond = cond[cond.index("return") + 6:]
+    leaves, inner, end = _select_leaves(body, pos)
+    return None if leaves is None else (cond.strip(), i, leaves, inner, end)
+
+
+def _select_leaves(body, pos):
+    """The leaves of the select at pos and the position after its false arm
+    (see _select_at)."""
+    arms, end = _select_arms(body, pos)
+    if arms is None:
+        return None, [], end
+    leaves, inner = [], []
+    for a, b in arms:
+        a, b = _unparen(body, a, b)
+        q = _top_level(body, a, b, "?")
+        sub, deeper, _ = _select_leaves(body[:b], q) if q is not None else (None, [], b)
+        if sub is None:
+            leaves.append(body[a:b])
+        else:
+            leaves += sub
+            inner += [q] + deeper
+    return leaves, inner, end
+
+
+def _select_arms(body, pos):
+    """The spans of the two arms of the select at pos (None where it has no
+    `:` of its own) and the position after the false arm: the bracket depth
+    and nested `?` counted, the false arm ending at `;`, `,` or a closing
+    bracket."""
+    arms, depth, nested, start = [], 0, 0, pos + 1
+    for i in range(pos + 1, len(body)):
+        c = body[i]
+        depth += (c in "([{") - (c in ")]}")
+        if depth < 0 or (depth == 0 and c in ";,"):
+            break
+        if depth or c not in "?:" or body[i + 1] == ":" or body[i - 1] == ":":
+            continue
+        if c == "?" or nested:
+            nested += 1 if c == "?" else -1
+        elif not arms:
+            arms.append((start, i))
+            start = i + 1
+    else:
+        i = len(body)
+    return (arms + [(start, i)], i) if len(arms) == 1 else (None, i)
+
+
+def _unparen(body, a, b):
+    """The span body[a:b] without its blanks and the parentheses around all of it."""
+    while True:
+        while a < b and body[a].isspace():
+            a += 1
+        while b > a and body[b - 1].isspace():
+            b -= 1
+        if b - a < 2 or body[a] != "(" or match_paren(body, a) != b - 1:
+            return a, b
+        a, b = a + 1, b - 1
+
+
+def _is_bool(expr):
+    """Whether an arm is a condition (a comparison, `&&`, `||`, `!x`): one bit."""
+    e = expr.strip()
+    depth = 0
+    for i, c in enumerate(e):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and (e.startswith(("&&", "||", "==", "!=", "<=", ">="), i) or
+                             (c in "<>" and e[i - 1:i] == " " and e[i + 1:i + 2] == " ")):
+            return True
+    return e.startswith("!") and not e.startswith("!=")
+
+
+def _top_level(body, a, b, ch):
+    """The first `ch` in body[a:b] outside brackets, or None."""
+    depth = 0
+    for i in range(a, b):
+        c = body[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == ch and depth == 0:
+            return i
+    return None
+
+
+def select_luts(w, n=2):
+    """A W-bit n:1 select (a chain of n - 1 `?:`): ceil((n - 1) / 3) LUT6 per
+    bit (a LUT6 is a 4:1 mux), the rule the bank multiplexers and shared
+    instances' selects count by; two bits of a 2:1 select sharing a LUT6_2
+    is not assumed (the pessimistic reading)."""
+    return w * -(-(n - 1) // 3)
+
+
 def adder_luts(w):
     """A W-bit adder or subtractor: one LUT6 per bit on the carry chain (UG574, CARRY8)."""
     return w
@@ -1334,6 +1470,10 @@ class _ArithWalk:
         for m in _CMP.finditer(f.body):
             if self.counted(at, m.start()):
                 self.compare(at, m.group(1), m.start(), seen)
+        inner = set()
+        for m in _SELECT.finditer(f.body):
+            if m.start() not in inner and self.counted(at, m.start()):
+                self.select(at, m.start(), seen, inner)
         for _, callee, pos, args, _ in self.sites.get(f.name, []):
             g = self.src.functions[callee]
             if g.inline and callee not in stack and callee != PACKED_MUL:
@@ -1428,6 +1568,73 @@ class _ArithWalk:
             what = f"{w}-bit comparator" + (" against a constant" if against is not None else "")
         if each:
             self.add(at, op, left, right, self.copies(at, pos, _IDENT_RE.findall(left + " " + right)), each, what)
+
+    def select(self, at, pos, seen, inner):
+        """A datapath select `c ? a : b` at pos (select_luts), once per
+        expression and copy; a chain of them (`c ? a : d ? b : e`, an arm a
+        select) one n:1 select, its inner `?` put in `inner`. W the variable
+        leaves' wider declared width, no more than the target's."""
+        f, body = at.f, at.f.body
+        start = body.rfind("\n", 0, pos) + 1
+        if body[start:pos].lstrip().startswith("#"):
+            return
+        sel = _select_at(body, pos)
+        if sel is None:
+            return
+        cond, before, arms, nested, end = sel
+        inner.update(nested)
+        if len(arms) == 2 and self.const(f, pos, cond, at.consts):
+            return   # chosen per copy (an unrolled lane's wiring, spp_rotate's wrap)
+        var = [a for a in arms if not self.const(f, pos, a, at.consts)]
+        key = ("sel", re.sub(r"\s+", "", cond), tuple(re.sub(r"\s+", "", a) for a in arms))
+        if not var or key in seen:
+            return
+        seen.add(key)
+        w = min(max(1 if _is_bool(a) else at.widths.of(a.lstrip("-~ "), cap=SELECT_BITS) for a in var),
+                self.select_bits(at, pos, before, end) or SELECT_BITS)
+        if len(arms) == 2 and self.gates_adder(at, before, arms, end):
+            each, what = 0, f"{w}-bit 2:1 select of 0, in its adder's LUTs"
+        else:
+            each, what = select_luts(w, len(arms)), f"{w}-bit {len(arms)}:1 select"
+        self.add(at, "?:", cond, " : ".join(a.strip() for a in arms),
+                 self.copies(at, pos, _IDENT_RE.findall(cond + " " + " ".join(arms))), each, what)
+
+    def select_bits(self, at, pos, open_, end):
+        """Bits of a select's result that are used: the type the whole
+        select is cast to (`(q8_t)(x > M ? M : x)`), the function's return
+        type for `return c ? a : b;`, else the declared target's
+        (target_bits)."""
+        f, body = at.f, at.f.body
+        if 0 <= open_ < len(body) and body[open_] == "(" and end < len(body) and body[end] == ")":
+            cast = re.search(r"\(\s*(?:const\s+)?([\w:<> ]+?)\s*\)\s*$", body[:open_]) or \
+                re.search(r"\b((?:ap_u?int\s*<[^;()<>]*>)|[A-Za-z_]\w*_t)\s*$", body[:open_])
+            if cast and self.src.types.width(cast.group(1).strip()):
+                return self.src.types.width(cast.group(1).strip())
+        if re.match(r"\s*return\s", body[open_ + 1:pos]):
+            ret = re.match(r"\s*(?:(?:static|inline|const)\s+)*([\w:]+(?:\s*<[^;()]*>)?)\s+\w+\s*\(",
+                           f.signature)
+            return (self.src.types.width(ret.group(1)) if ret else None) or SELECT_BITS
+        return self.target(f, pos, at.widths)
+
+    def gates_adder(self, at, open_, arms, end):
+        """Whether a 2:1 select with a constant-0 arm is, whole and in
+        parentheses, an operand of a `+` or `-` (`(init ? 0 : acc) + m`),
+        or the right side of a `+=` or `-=`:
+        the adder's carry-chain LUT takes the gate as a third input (a_i AND
+        NOT c, then XOR b_i: one LUT6 per bit, as the adder alone), or the
+        DSP slice's reset where the adder is a product's post-adder."""
+        zero = [a for a in arms if re.fullmatch(r"\s*(?:\(\s*[\w:<> ]+\s*\)\s*)?(?:[\w:<>]+\s*\(\s*0[uUlL]*\s*\)|0[uUlL]*)\s*",
+                                                   a)]
+        if not zero:
+            return False
+        body = at.f.body
+        if 0 < open_ and end < len(body) and body[open_] == "=" and body[open_ - 1] in "+-" \
+                and body[end] == ";":
+            return True   # `e += c ? x : 0;`
+        if open_ < 0 or body[open_] != "(" or end >= len(body) or body[end] != ")":
+            return False
+        before, after = body[:open_].rstrip(), body[end + 1:].lstrip()
+        return bool(re.match(r"[+-](?![+=-])", after)) or bool(re.search(r"(?<![+-])(?:[+-]|\+=|-=)$", before))
 
     def lane_count(self, at, pos, expr):
         """The copies of a constant expression over unrolled lanes: the trip

@@ -899,6 +899,26 @@ def test_selects_are_counted(estimates):
     assert 40000 < total < est.resources["lut"]["used"] / 4
 
 
+def test_unrolled_copies_follow_what_differs_between_them(estimates):
+    """An expression in an unrolled loop is copied per iteration only where
+    it can differ (since session 25): the dense unit's operand gates depend
+    on (lane, column), not the PE row, so HLS shares them across rows; a
+    cursor the copies step in turn (conv_cursor_add(p, ...) per beat lane:
+    each copy sees the steps before it) is a chain, one adder a copy; a
+    counter the copies step from 0 (spp_lists' tap finder) keeps the bits
+    of its largest count."""
+    b = boards.get("zcu102")
+    items = {i.name: i for i in estimates["zcu102"].items if i.kind == "add"}
+    gate = items["conv_compute_p: pe_array: outer ?: xo : xl"]
+    assert gate.count == b.pe_lanes * b.pe_cols
+    cur = items["rd_weights_fp: conv_cursor_add: p.at += step"]
+    lanes = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("DDR_BEAT")
+    assert cur.count == 2 * lanes and cur.lut == cur.count * 32
+    kk = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("MAX_KK")
+    tap = items["spp_lists: tap ++ "]
+    assert tap.count == kk - 1 and tap.lut == tap.count * (kk - 1).bit_length()
+
+
 def test_preprocessor_logic_selects_one_branch():
     """`#if !X`, `&&`, `||` on the board's macros decide a branch as the
     preprocessor does (before session 15 such a test kept both branches, so

@@ -474,16 +474,19 @@ class Sources:
     def _unroll_factor(self, f, pos, names=None):
         """Copies the unrolled loops around `pos` in f make of what is there.
         With `names` (the identifiers of an expression), loops the expression
-        does not depend on (neither their index nor a name declared inside
-        them appears) are left out: their copies are one (HLS shares them)."""
+        does not depend on are left out: their copies are one (HLS shares
+        them, the unrolled copies being the same expression). It depends on
+        a loop where its names, closed over f's assignments (`depends`),
+        meet the loop's variants: its index, every name declared inside it,
+        except a `const` local whose initializer depends on no variant (`const
+        bool on = live && c < vc;` inside a loop over r is the same in every
+        copy of r: since session 25; before, every name declared inside a
+        loop made its copies)."""
         n = 1
+        deps = self.depends(f, names) if names is not None else None
         for lp in enclosing(f.loops, pos):
-            if lp.unrolled and names is not None:
-                inner = f.body[lp.start:lp.end]
-                declared = set(re.findall(r"\b[A-Za-z_][\w:]*(?:<[^;>()]*>)?\s+([A-Za-z_]\w*)\s*[=\[;]",
-                                          inner))
-                if not ({lp.var} | declared) & set(names):
-                    continue
+            if lp.unrolled and deps is not None and not self._variants(f, lp) & deps:
+                continue
             if lp.unrolled:
                 # a bound of template parameters: its largest instantiation
                 vals = [v for v in self.eval_in(f, lp.bound) if v is not None] if lp.bound else []
@@ -491,6 +494,74 @@ class Sources:
                     vals = [v for v in self.eval_in(f, lp.tripcount_max) if v is not None]
                 n *= max(int(max(vals, default=1)), 1)
         return n
+
+    def _variants(self, f, lp):
+        """The names that can differ between the unrolled copies of loop lp:
+        its index, the names the body changes, and the names declared inside
+        it, less the `const` locals whose initializers depend on none of them
+        and the nested loops' indices whose bounds do not (_unroll_factor)."""
+        memo = self.__dict__.setdefault("_variant", {})
+        key = (f.name, lp.start)
+        if key not in memo:
+            const, variant = self._declared_in(f, lp)
+            variant |= self._changed_in(f, lp)
+            variant -= {q.var for q in f.loops if q is not lp and lp.start <= q.start < lp.end} - {lp.var}
+            for name in [n for n in const if n in variant]:
+                del const[name]   # declared again or changed, not const there
+            grown = True
+            while grown:
+                grown = False
+                for name, ids in const.items():
+                    if name not in variant and ids & variant:
+                        variant.add(name)
+                        grown = True
+            memo[key] = variant
+        return memo[key]
+
+    def _declared_in(self, f, lp):
+        """({const local or nested loop index: the names its value comes
+        from}, {lp's index and the other names declared inside lp})."""
+        inner = f.body[lp.start:lp.end]
+        # a nested loop's index takes the same values in every copy unless
+        # its bound is a variant
+        const = {q.var: set(_IDENT.findall(q.bound or "")) for q in f.loops
+                 if q is not lp and lp.start <= q.start < lp.end and q.var}
+        nested = set(const)
+        variant = {lp.var}
+        for m in re.finditer(r"(\bconst\s+)?\b[A-Za-z_][\w:]*(?:<[^;>()]*>)?\s+([A-Za-z_]\w*)\s*([=\[;])", inner):
+            if m.group(2) in nested:
+                continue
+            if m.group(1) and m.group(3) == "=" and m.group(2) not in const:
+                const[m.group(2)] = set(_IDENT.findall(inner[m.end():inner.find(";", m.end())]))
+            else:
+                variant.add(m.group(2))
+        return const, variant
+
+    def _changed_in(self, f, lp):
+        """The names lp's body changes (`x = `, `x += `, `x++`, a call's
+        non-const reference argument): each copy sees the changes of the
+        copies before it (conv_cursor_add(p, ...))."""
+        inner = f.body[lp.start:lp.end]
+        changed = set(re.findall(r"(?:\+\+|--)\s*([A-Za-z_]\w*)", inner))
+        for m in re.finditer(r"\b([A-Za-z_]\w*)\s*(?:\[[^\]]*\])*(?:\.\w+)*\s*"
+                             r"(?:[-+*/|&^]?=(?!=)|<<=|>>=|\+\+|--)", inner):
+            prev = re.search(r"(\w+|>)\s*$", inner[:m.start()])
+            if not prev or prev.group(1) in ("else", "return", "do"):
+                changed.add(m.group(1))   # not a declaration's initializer
+        for caller, callee, at, args, _ in self.call_sites():
+            if caller == f.name and lp.start <= at < lp.end:
+                for i in self._ref_params(callee):
+                    if i < len(args) and _IDENT.match(args[i].strip()):
+                        changed.add(_IDENT.match(args[i].strip()).group(0))
+        return changed
+
+    def _ref_params(self, name):
+        """Indices of a function's parameters it may change: references and
+        pointers not declared const."""
+        g = self.functions[name]
+        head = g.signature[g.signature.index("(") + 1:g.signature.rindex(")")]
+        return [i for i, a in enumerate(split_args(head)) if re.search(r"[&*]", a) and
+                not re.match(r"\s*const\b", a)]
 
     def unrolled_vars(self, f, pos):
         """Indices of the unrolled loops around pos: constants in each copy."""
@@ -547,7 +618,9 @@ class Sources:
     def depends(self, f, names):
         """`names` and every local of f they are computed from (assignments), closed."""
         deps = set(names)
-        assigns = re.findall(r"\b([A-Za-z_]\w*)\s*(?:\[[^\]]*\])*\s*[-+*/|&]?=(?!=)\s*([^;]+);", f.body)
+        # a right side ends at `;`, or at the `{` of a loop body after a
+        # `for` header's step (`i += N) {`)
+        assigns = re.findall(r"\b([A-Za-z_]\w*)\s*(?:\[[^\]]*\])*\s*[-+*/|&]?=(?!=)\s*([^;{]+)[;{]", f.body)
         for _ in range(6):
             grown = set(deps)
             for lhs, rhs in assigns:

@@ -1675,8 +1675,33 @@ class _ArithWalk:
             return
         seen.add((op, name))
         w = min(at.widths.of(name), 64)
-        self.add(at, op, name, "", self.copies(at, m.start(), _IDENT_RE.findall(name)),
-                 adder_luts(w), f"{w}-bit incrementer")
+        n = self.copies(at, m.start(), _IDENT_RE.findall(name))
+        fresh = self.counts_from_zero(at.f, m.start(), name)
+        if fresh:
+            w = min(w, fresh.bit_length())
+        self.add(at, op, name, "", n, adder_luts(w),
+                 f"{w}-bit incrementer" + (f" (counts at most {fresh} a cycle from 0)" if fresh else ""))
+
+    def counts_from_zero(self, f, pos, name):
+        """The unrolled copies around pos where `name` is a plain local that
+        the pipelined loop's body declares `= 0` and the copies step (`uint32_t
+        tap = 0; for (k ...) if (...) tap++;`): its values are at most that
+        many, so synthesis keeps that many bits (range analysis); None
+        otherwise."""
+        if not re.fullmatch(r"[A-Za-z_]\w*", name):
+            return None
+        piped = [lp for lp in enclosing(f.loops, pos) if lp.pipelined]
+        if not piped:
+            return None
+        lp = piped[-1]
+        decl = re.search(rf"\b[A-Za-z_][\w:]*(?:<[^;>()]*>)?\s+{name}\s*=\s*0[uUlL]*\s*;", f.body[lp.start:pos])
+        if not decl or re.search(rf"\b{name}\s*(?:[-+*/|&^]?=(?!=)|<<=|>>=)", f.body[lp.start + decl.end():pos]):
+            return None
+        inner = [q for q in enclosing(f.loops, pos) if q.unrolled and q.start > lp.start + decl.start()]
+        n = 1
+        for q in inner:
+            n *= max([v for v in self.src.eval_in(f, q.bound or "") if v] or [1])
+        return n if inner else None
 
     def rotator(self, at, m):
         """A barrel shifter written as log stages of conditional copies (`for

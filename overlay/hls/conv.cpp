@@ -527,28 +527,33 @@ static void rd_weights_fp(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weig
     int tb = 0;   /* the row tile's first entry */
     uint32_t at = addr, b = 0;
     int k = 0;    /* the run */
+    int l = 0;    /* the beat's lane */
+    beat_t w = beat_zero();
 rd_weights_fp:
     while (k < runs) {
-    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
-#pragma HLS PIPELINE II=CONV_II_FILL
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*CONV_WCAP
+    /* a lane a cycle, CONV_II_FILL = DDR_BEAT cycles a beat: one RAM write
+     * and one cursor step a cycle (unrolled lanes stepped it DDR_BEAT times
+     * in a chain) */
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=DDR_BEAT max=PE_ROWS*CONV_WCAP+DDR_BEAT
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
-        for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                wb[p.row][p.bank][tb + p.at + p.pos] = (q8_t)beat_lane(w, l);
-                conv_cursor_add(p, 1, kk, PE_COLS, kk, rowlen);
-                if (p.row == PE_ROWS) {
-                    p.row = 0;
-                    tb += tstep;
-                }
+        if (l == 0)
+            w = ddr_get(ddr, gb.first + b, lo, hi);
+        if (l >= lo && l < hi) {
+            wb[p.row][p.bank][tb + p.at + p.pos] = (q8_t)beat_lane(w, l);
+            conv_cursor_add(p, 1, kk, PE_COLS, kk, rowlen);
+            if (p.row == PE_ROWS) {
+                p.row = 0;
+                tb += tstep;
             }
         }
-        if (++b == gb.beats) {   /* the next run (its row: the cursor's) */
-            b = 0;
-            k++;
-            agu_run_next(at, gb, total, stride, len, k, runs);
+        if (++l == DDR_BEAT) {
+            l = 0;
+            if (++b == gb.beats) {   /* the next run (its row: the cursor's) */
+                b = 0;
+                k++;
+                agu_run_next(at, gb, total, stride, len, k, runs);
+            }
         }
     }
     if (runs > 1)
@@ -572,28 +577,30 @@ static void rd_weights_eb_runs(const ddr_t *ddr, uint32_t addr, uint32_t stride,
     int co = 0, c = 0, r = 0, t = 0;
     int wrun = 0;   /* the run's tap 0 entry (its column's (co / C) * kk) */
     int wsub = 0;   /* the run's current row tile's entry */
+    int l = 0;      /* the beat's lane */
+    beat_t w = beat_zero();
 rd_weights_eb_runs:
     while (co < runs) {
-    /* each lane a RAM access of its own (CONV_II_*); a request per beat
-     * (AGU_II_REQ bounds the rate) */
-#pragma HLS PIPELINE II=CONV_II_FILL
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*CONV_WCAP
+    /* a lane a cycle, CONV_II_FILL = DDR_BEAT cycles a beat (as
+     * rd_weights_fp); a request per beat (AGU_II_REQ bounds the rate) */
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=DDR_BEAT max=PE_ROWS*CONV_WCAP+DDR_BEAT
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        const beat_t w = ddr_get(ddr, gb.first + b, lo, hi);
-        for (int l = 0; l < DDR_BEAT; l++) {
-#pragma HLS UNROLL
-            if (l >= lo && l < hi) {
-                wb[r][c][wsub + t] = (q8_t)beat_lane(w, l);
-                if (++t == kk) {
-                    t = 0;
-                    if (++r == PE_ROWS) {
-                        r = 0;
-                        wsub += tile_step;
-                    }
+        if (l == 0)
+            w = ddr_get(ddr, gb.first + b, lo, hi);
+        if (l >= lo && l < hi) {
+            wb[r][c][wsub + t] = (q8_t)beat_lane(w, l);
+            if (++t == kk) {
+                t = 0;
+                if (++r == PE_ROWS) {
+                    r = 0;
+                    wsub += tile_step;
                 }
             }
         }
-        if (++b == gb.beats) {   /* the next c_out channel's run */
+        if (++l == DDR_BEAT)
+            l = 0;
+        if (l == 0 && ++b == gb.beats) {   /* the next c_out channel's run */
             b = 0;
             r = 0;
             t = 0;

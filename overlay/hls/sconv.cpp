@@ -127,10 +127,21 @@ struct spp_plan {
 };
 
 /* A buffer address a as (word a / SP_P, bank a % SP_P): the loads, stores
- * and steps add these, so no lane divides. */
+ * and steps add these, so no lane divides.  As narrow as their values: a
+ * word of an address below 2^20 (spp_qm_of; eoq keeps 16 bits), a bank
+ * with room for the sum of two (spp_qm_add); the beat lanes step a cursor
+ * of these in turn, a chain as long as the beat. */
+#define SPP_M_BITS (CTRAIN_CLOG2(SP_P) + 1)
+typedef ap_uint<16> spp_q_t;
+typedef ap_uint<SPP_M_BITS> spp_m_t;
+#define SPP_VI_BITS (SPP_M_BITS + 2)
+typedef ap_int<SPP_VI_BITS> spp_vi_t;   /* spp_v_index's terms: (-SP_P, 3 SP_P) */
+#define SPP_G_BITS (CTRAIN_CLOG2(SP_P / DDR_BEAT) + 1)
+typedef ap_uint<SPP_G_BITS> spp_g_t;   /* a group of DDR_BEAT banks, and one more */
+static_assert((1 << CTRAIN_CLOG2(SP_P)) >= SP_P, "spp_m_t holds the sum of two banks");
 struct spp_qm {
-    int32_t q;
-    int m;
+    spp_q_t q;
+    spp_m_t m;
 };
 
 static spp_qm spp_qm_add(spp_qm a, spp_qm b) {
@@ -150,8 +161,8 @@ static spp_qm spp_qm_of(uint32_t a) {
     const ap_uint<20> v = a;
     const ap_uint<20> q = v / SP_P;   /* a constant: a narrow reciprocal product */
     spp_qm r;
-    r.q = (int32_t)q.to_uint();
-    r.m = (int)(v - q * SP_P).to_uint();
+    r.q = q;
+    r.m = v - q * SP_P;
     return r;
 }
 
@@ -588,14 +599,16 @@ static void spp_pair_next(int S, int q, int rows, spp_pair &p) {
 /* How a burst's bytes walk a banked buffer: runs of `run` bytes, `rpp` runs
  * per plane, of which runs [r0, r1) are kept, `pitch` apart from dst, planes
  * `pstep` apart (addresses as spp_qm: the lanes only add and compare). */
+typedef ap_uint<11> spp_run_t;   /* a run's bytes, a plane's runs: <= CTRAIN_MAX_DIM, and one past */
+static_assert(CTRAIN_MAX_DIM < 2047, "spp_run_t holds a cursor's column and run");
 struct spp_walk {
     spp_qm dst, pitch, pstep;
-    int run, rpp, r0, r1;
+    spp_run_t run, rpp, r0, r1;
 };
 
 struct spp_cursor {
     spp_qm at, row, plane;
-    int x, r;
+    spp_run_t x, r;
 };
 
 static void spp_next(const spp_walk &w, spp_cursor &k) {
@@ -640,7 +653,11 @@ struct spp_step {
 static int spp_v_index(const spp_step &st, const spp_qm &at) {
 #pragma HLS INLINE
     /* at is less than 2 W past a0: the same word, or the next one's */
-    return (st.a0.m & (SPP_W - 1)) + (at.q != st.a0.q ? SP_P : 0) + at.m - st.a0.m;
+    const spp_q_t q0 = st.a0.q;
+    const spp_m_t m0 = st.a0.m, m = at.m;
+    const spp_vi_t base = (spp_vi_t)(m0 & (SPP_W - 1)) + (at.q != q0 ? (spp_vi_t)SP_P : (spp_vi_t)0);
+    const spp_vi_t t = base + m - m0;
+    return t;
 }
 
 /* DDR -> banked buffer (len bytes at addr): a step per cycle (spp_count:
@@ -701,11 +718,11 @@ spp_rd_steps:
             }
         }
         /* every bank its column's V byte */
-        const int g0 = st.a0.m / SPP_W;
+        const spp_g_t g0 = st.a0.m / SPP_W;
         for (int g = 0; g < SPP_NG; g++) {
 #pragma HLS UNROLL
-            const int d = g >= g0 ? g - g0 : g - g0 + SPP_NG;
-            const int dd = d < 3 ? d : 0;   /* V's group of this bank group, if any */
+            const spp_g_t d = g >= g0 ? (spp_g_t)(g - g0) : (spp_g_t)(g - g0 + SPP_NG);
+            const spp_g_t dd = d < 3 ? d : (spp_g_t)0;   /* V's group of this bank group, if any */
             for (int r = 0; r < SPP_W; r++) {
 #pragma HLS UNROLL
                 if (d < 3 && Vk[dd][r])
@@ -750,12 +767,12 @@ spp_wr_steps:
         st.have = true;
         st.stop = false;
         st.next = hi;
-        const int g0 = st.a0.m / SPP_W;
+        const spp_g_t g0 = st.a0.m / SPP_W;
         q8_t rd[SPP_NG][SPP_W];
 #pragma HLS ARRAY_PARTITION variable=rd type=complete dim=0
         for (int g = 0; g < SPP_NG; g++) {
 #pragma HLS UNROLL
-            const uint32_t q = st.a0.q + (g < g0 ? 1u : 0u);
+            const spp_q_t q = st.a0.q + (g < g0 ? 1u : 0u);
             for (int r = 0; r < SPP_W; r++) {
 #pragma HLS UNROLL
                 rd[g][r] = q < (uint32_t)D ? buf[g * SPP_W + r][q] : (q8_t)0;
@@ -766,7 +783,7 @@ spp_wr_steps:
 #pragma HLS ARRAY_PARTITION variable=V type=complete dim=0
         for (int d = 0; d < 3; d++) {
 #pragma HLS UNROLL
-            const int g = g0 + d < SPP_NG ? g0 + d : g0 + d - SPP_NG;
+            const spp_g_t g = g0 + d < SPP_NG ? (spp_g_t)(g0 + d) : (spp_g_t)(g0 + d - SPP_NG);
             for (int r = 0; r < SPP_W; r++) {
 #pragma HLS UNROLL
                 V[d][r] = rd[g][r];

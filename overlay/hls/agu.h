@@ -202,8 +202,12 @@ static inline void agu_edge_counts(uint32_t addr, uint32_t len, agu_edge sm, agu
 
 /* Geometry of one burst of len > 0 bytes at addr: its beats, and the lanes
  * beat b carries, [lo, hi); byte i of the burst is lane (addr + i) % W. */
+#define AGU_LANE_BITS (CTRAIN_CLOG2(DDR_BEAT) + 1)
+typedef ap_uint<AGU_LANE_BITS> agu_lane_t;   /* a beat's lane, and one past: lo, hi */
 struct agu_burst {
-    uint32_t first, beats, off, last_hi;
+    uint32_t first, beats;
+    uint32_t last;                /* beats - 1: agu_hi's test without an adder */
+    agu_lane_t off, last_hi;
 };
 
 static inline agu_burst agu_plan(uint32_t addr, uint32_t len) {
@@ -211,14 +215,21 @@ static inline agu_burst agu_plan(uint32_t addr, uint32_t len) {
     agu_burst g;
     g.first = addr / DDR_BEAT;
     g.off = addr % DDR_BEAT;
-    g.beats = (uint32_t)(((uint64_t)g.off + len + DDR_BEAT - 1) / DDR_BEAT);
-    g.last_hi = (uint32_t)(((uint64_t)g.off + len - 1) % DDR_BEAT) + 1;
+    g.beats = (uint32_t)(((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT);
+    g.last = g.beats - 1;
+    g.last_hi = (uint32_t)(((uint64_t)(addr % DDR_BEAT) + len - 1) % DDR_BEAT) + 1;
     return g;
 }
 
-static inline int agu_lo(const agu_burst &g, uint32_t b) { return b == 0 ? (int)g.off : 0; }
+/* The lanes beat b carries, [agu_lo, agu_hi), on AGU_LANE_BITS: every AGU
+ * call site has its pair (their selects and compares as narrow as a lane) */
+static inline int agu_lo(const agu_burst &g, uint32_t b) {
+    const agu_lane_t lo = b == 0 ? g.off : (agu_lane_t)0;
+    return lo;
+}
 static inline int agu_hi(const agu_burst &g, uint32_t b) {
-    return b + 1 == g.beats ? (int)g.last_hi : DDR_BEAT;
+    const agu_lane_t hi = b == g.last ? g.last_hi : (agu_lane_t)DDR_BEAT;
+    return hi;
 }
 
 /* Byte index within the burst of lane l of beat b (valid for lanes in range). */

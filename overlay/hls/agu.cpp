@@ -1,6 +1,9 @@
 /* Address generation unit: the raw-byte bursts (see agu.h). */
 #include "agu.h"
 
+static_assert(CTRAIN_INSN_BYTES <= AGU_INDEX_SPAN && CTRAIN_STATS_BYTES <= AGU_INDEX_SPAN,
+              "agu_index spans the raw-byte buffers");
+
 void agu_rd_bytes(const ddr_t *ddr, uint32_t addr, uint8_t *buf, uint32_t len) {
 #pragma HLS INLINE
     agu_count(false, addr, len, AGU_II_REGS);

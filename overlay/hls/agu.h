@@ -232,10 +232,17 @@ static inline int agu_hi(const agu_burst &g, uint32_t b) {
     return hi;
 }
 
-/* Byte index within the burst of lane l of beat b (valid for lanes in range). */
+/* Byte index within the burst of lane l of beat b (valid for lanes in
+ * range), on AGU_INDEX_BITS: the bursts that index by it fill or drain an
+ * on-chip buffer of at most AGU_INDEX_SPAN bytes (each template asserts
+ * it), so every lane's subtractor is that wide, not 32 bits. */
+#define AGU_INDEX_BITS 20
+#define AGU_INDEX_SPAN (1 << AGU_INDEX_BITS)
+typedef ap_uint<AGU_INDEX_BITS> agu_index_t;
 static inline uint32_t agu_index(const agu_burst &g, uint32_t b, int l) {
 #pragma HLS INLINE
-    return b * DDR_BEAT + (uint32_t)l - g.off;
+    const agu_index_t i = b * DDR_BEAT + (uint32_t)l - g.off;
+    return i;
 }
 
 #define AGU_II_FILL DDR_BEAT
@@ -377,6 +384,7 @@ static inline bool agu_byte(const ddr_t *ddr, const agu_burst &g, uint32_t t, be
 template <int N>
 void agu_rd_q8(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
 #pragma HLS INLINE
+    static_assert(N <= AGU_INDEX_SPAN, "agu_index spans the buffer");
     agu_count(false, addr, len, AGU_II_FILL);
     if (len == 0)
         return;
@@ -398,6 +406,7 @@ rd_q8:
 template <int N>
 wide_t agu_rd_q8_sum(const ddr_t *ddr, uint32_t addr, q8_t buf[N], uint32_t len) {
 #pragma HLS INLINE
+    static_assert(N <= AGU_INDEX_SPAN, "agu_index spans the buffer");
     agu_count(false, addr, len, AGU_II_FILL);
     wide_t sum = 0;
     if (len == 0)
@@ -425,6 +434,7 @@ template <int K, int P, int L>
 void agu_rd_q8_lane(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], uint32_t at, int lane,
                     uint32_t len) {
 #pragma HLS INLINE
+    static_assert(P <= AGU_INDEX_SPAN, "agu_index spans the buffer");
     agu_count(false, addr, len, AGU_II_FILL);   /* W writes into each copy */
     if (len == 0)
         return;
@@ -453,6 +463,7 @@ template <int K, int P, int L>
 void agu_rd_q8_lane_strided(const ddr_t *ddr, uint32_t addr, q8_t win[K][P][L], uint32_t at,
                             uint32_t stride, int lane, uint32_t len) {
 #pragma HLS INLINE
+    static_assert(P <= AGU_INDEX_SPAN, "agu_index spans the buffer");
     agu_count(false, addr, len, AGU_II_FILL);
     if (len == 0)
         return;
@@ -484,6 +495,7 @@ template <int X>
 void agu_rd_q8_rows(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][X], int lane,
                     uint32_t len, wide_t sums[PE_ROWS], bool add) {
 #pragma HLS INLINE
+    static_assert(PE_ROWS * X <= AGU_INDEX_SPAN, "agu_index spans the buffer");
     agu_count(false, addr, len, AGU_II_FILL);   /* any of W lanes may hit one bank */
     if (len == 0)
         return;
@@ -517,6 +529,7 @@ template <int X>
 void agu_wr_q8_rows(ddr_t *ddr, uint32_t addr, const q8_t buf[PE_ROWS][PE_COLS][X], int lane,
                     uint32_t len) {
 #pragma HLS INLINE
+    static_assert(PE_ROWS * X <= AGU_INDEX_SPAN, "agu_index spans the buffer");
     agu_count(true, addr, len, AGU_II_DRAIN);
     if (len == 0)
         return;
@@ -541,6 +554,7 @@ wr_q8_rows:
 template <typename T, int N, int SIZE>
 void agu_rd_words(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count) {
 #pragma HLS INLINE
+    static_assert(N * SIZE <= AGU_INDEX_SPAN, "agu_index spans the buffer");
     agu_count(false, addr, SIZE * (uint64_t)count, AGU_II_FILL);
     if (count == 0)
         return;
@@ -589,6 +603,7 @@ void agu_rd_u16(const ddr_t *ddr, uint32_t addr, uint16_t buf[N], uint32_t count
 template <int N>
 void agu_wr_q8(ddr_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len) {
 #pragma HLS INLINE
+    static_assert(N <= AGU_INDEX_SPAN, "agu_index spans the buffer");
     agu_count(true, addr, len, AGU_II_DRAIN);
     if (len == 0)
         return;
@@ -612,6 +627,7 @@ wr_q8:
 template <int N>
 void agu_wr_i32(ddr_t *ddr, uint32_t addr, const int32_t buf[N], uint32_t count) {
 #pragma HLS INLINE
+    static_assert(4 * N <= AGU_INDEX_SPAN, "agu_index spans the buffer");
     agu_count(true, addr, 4 * (uint64_t)count, AGU_II_DRAIN);
     if (count == 0)
         return;

@@ -621,6 +621,8 @@ store_rows:
 #define SP_PROWS (SP_RTILES * PE_ROWS)   /* rows of a resident pass */
 static_assert(SP_RTILES <= SP_XT, "a resident pass's tiles take x slots of lanes and mbuf");
 
+static_assert(PE_ROWS * SP_XT <= AGU_INDEX_SPAN, "agu_index spans a point buffer");
+
 static void sp_point_rd(const ddr_t *ddr, uint32_t addr, q8_t buf[PE_ROWS][PE_COLS][SP_XT],
                         int lane, uint32_t len, acc_t sums[SP_RTILES][PE_ROWS], bool add) {
     agu_count(false, addr, len, AGU_II_FILL);

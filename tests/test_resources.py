@@ -897,6 +897,11 @@ def test_selects_are_counted(estimates):
     assert acc.lut == 0 and "in its adder" in acc.detail
     total = sum(i.lut for i in est.items if "?:" in i.name)
     assert 40000 < total < est.resources["lut"]["used"] / 4
+    # a running maximum the lanes chain (`if (v > c.max_abs) c.max_abs = v;`
+    # per lane into one record) is a select a lane; a single update is an enable
+    keep = items["conv_compute_p: q_lanes_add: c.max_abs keep v"]
+    assert (keep.count, keep.lut) == (conv.count, conv.count * 64)
+    assert not [n for n in items if "q_stats_merge" in n and "keep" in n]
 
 
 def test_unrolled_copies_follow_what_differs_between_them(estimates):
@@ -904,16 +909,20 @@ def test_unrolled_copies_follow_what_differs_between_them(estimates):
     it can differ (since session 25): the dense unit's operand gates depend
     on (lane, column), not the PE row, so HLS shares them across rows; a
     cursor the copies step in turn (conv_cursor_add(p, ...) per beat lane:
-    each copy sees the steps before it) is a chain, one adder a copy; a
+    each copy sees the steps before it: the kernel store's words) is a
+    chain, one adder a copy; a
     counter the copies step from 0 (spp_lists' tap finder) keeps the bits
     of its largest count."""
     b = boards.get("zcu102")
     items = {i.name: i for i in estimates["zcu102"].items if i.kind == "add"}
     gate = items["conv_compute_p: pe_array: outer ?: xo : xl"]
     assert gate.count == b.pe_lanes * b.pe_cols
-    cur = items["rd_weights_fp: conv_cursor_add: p.at += step"]
     lanes = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("DDR_BEAT")
-    assert cur.count == 2 * lanes and cur.lut == cur.count * 32
+    cur = items["wr_kernels: conv_cursor_add: p.at += step"]   # W / 4 words a beat, unrolled
+    assert cur.count == lanes // 4 and cur.lut == cur.count * 32
+    # the weight loaders take a lane a cycle (session 25): one step per instance
+    one = items["rd_weights_fp: conv_cursor_add: p.at += step"]
+    assert one.count == 2
     kk = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("MAX_KK")
     tap = items["spp_lists: tap ++ "]
     assert tap.count == kk - 1 and tap.lut == tap.count * (kk - 1).bit_length()

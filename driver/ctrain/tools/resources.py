@@ -150,7 +150,10 @@ function's return type for `return c ? a : b;` or the declared target;
 nothing where the condition is constant per copy (an unrolled lane's
 wiring) or both arms are constants; 0 where one arm is 0 and the select
 is an operand of a `+`/`-` or the right side of `+=` (`(init ? 0 : acc) +
-m`: the adder's LUT takes the gate, the DSP slice its reset). Comparators (since session 16; `a < b`, `x == k`, written with
+m`: the adder's LUT takes the gate, the DSP slice its reset). A running
+extreme `if (a > b) b = a;` that unrolled copies chain (a lane's
+statistics into one record) is a W-bit 2:1 select a copy; alone, b's
+register enable. Comparators (since session 16; `a < b`, `x == k`, written with
 a space each side): two variables ceil(W / 2) LUTs (the carry chain, a LUT6
 per two bit pairs; equality taken the same), against a constant ceil(W /
 3), `< 0` and `>= 0` nothing (the sign bit), another compare with 0 ceil(W /
@@ -1192,6 +1195,9 @@ _NOT_OPERANDS = {"return", "case", "else", "const"}
 _UNARY_BEFORE = re.compile(r"(?:^|[(\[=,?:!&|<>+*/%^~]|\breturn)\s*$")
 
 
+#: `if (a > b) b = a;`, `if (a < b) b = a;`: a running maximum or minimum.
+_KEEP = re.compile(r"if\s*\(\s*([\w.]+(?:\[[^\]]*\])*)\s*[<>]=?\s*([\w.]+(?:\[[^\]]*\])*)\s*\)\s*"
+                   r"\2\s*=\s*\1\s*;")
 #: The widest select counted: a DDR beat (the AGUs' `ddr_get(...) :
 #: beat_zero()`, 128 bits on the UltraScale+ boards, 64 on the Pynq-Z2).
 SELECT_BITS = 128
@@ -1454,31 +1460,31 @@ class _ArithWalk:
             self.scopes[f.name] = _scopes(f.body)
         at = SimpleNamespace(root=root, f=f, base=base, pfac=pfac, consts=consts, piped=piped,
                              widths=_Widths(self.src, f))
-        seen = set()
-        for m in _ARITH.finditer(f.body):
-            if self.counted(at, m.start()):
-                self.arith(at, m.group(1), m.start(), seen)
-        for m in _SHIFT_MUL.finditer(f.body):
-            if self.counted(at, m.start()):
-                self.shift_mul(at, m)
-        for m in _INCR.finditer(f.body):
-            if self.counted(at, m.start()):
-                self.incr(at, m, seen)
-        for m in _STAGES.finditer(f.body):
-            if self.counted(at, m.start()):
-                self.rotator(at, m)
-        for m in _CMP.finditer(f.body):
-            if self.counted(at, m.start()):
-                self.compare(at, m.group(1), m.start(), seen)
-        inner = set()
-        for m in _SELECT.finditer(f.body):
-            if m.start() not in inner and self.counted(at, m.start()):
+        seen, inner = set(), set()
+        for m in self.matches(at, _ARITH):
+            self.arith(at, m.group(1), m.start(), seen)
+        for m in self.matches(at, _SHIFT_MUL):
+            self.shift_mul(at, m)
+        for m in self.matches(at, _INCR):
+            self.incr(at, m, seen)
+        for m in self.matches(at, _STAGES):
+            self.rotator(at, m)
+        for m in self.matches(at, _CMP):
+            self.compare(at, m.group(1), m.start(), seen)
+        for m in self.matches(at, _SELECT):
+            if m.start() not in inner:
                 self.select(at, m.start(), seen, inner)
+        for m in self.matches(at, _KEEP):
+            self.keep(at, m, seen)
         for _, callee, pos, args, _ in self.sites.get(f.name, []):
             g = self.src.functions[callee]
             if g.inline and callee not in stack and callee != PACKED_MUL:
                 gc, gf = self.bind(at, g, pos, args)
                 self.walk(root, g, base, gf, gc, piped or self.src.in_pipeline(f, pos), stack + (callee,))
+
+    def matches(self, at, pattern):
+        """The matches of pattern in at.f's body that are datapath (counted)."""
+        return (m for m in pattern.finditer(at.f.body) if self.counted(at, m.start()))
 
     def counted(self, at, pos):
         """Whether an operator at pos is datapath of a pipelined loop (not an
@@ -1615,6 +1621,23 @@ class _ArithWalk:
                            f.signature)
             return (self.src.types.width(ret.group(1)) if ret else None) or SELECT_BITS
         return self.target(f, pos, at.widths)
+
+    def keep(self, at, m, seen):
+        """`if (a > b) b = a;` (a running maximum or minimum): where the
+        unrolled copies chain it (b is the same for every copy: a lane's
+        statistics into one record) each copy's update is a W-bit 2:1
+        select, W b's width; a single update is b's register enable, no
+        LUTs (its comparison is counted as any)."""
+        a, b = m.group(1), m.group(2)
+        names = _IDENT_RE.findall(a + " " + b)
+        lanes = self.factor(at.f, names, at.pfac) * self.src.unroll_factor(at.f, m.start(), names)
+        key = ("keep", re.sub(r"\s+", "", m.group(0)))
+        if lanes < 2 or key in seen:
+            return
+        seen.add(key)
+        w = min(at.widths.of(b), SELECT_BITS)
+        self.add(at, "keep", b, a, at.base * lanes, select_luts(w),
+                 f"{w}-bit 2:1 select, a running extreme's update chained over the copies")
 
     def gates_adder(self, at, open_, arms, end):
         """Whether a 2:1 select with a constant-0 arm is, whole and in

@@ -1255,11 +1255,10 @@ def _select_arms(body, pos):
     `:` of its own) and the position after the false arm: the bracket depth
     and nested `?` counted, the false arm ending at `;`, `,` or a closing
     bracket."""
-    arms, depth, nested, start = [], 0, 0, pos + 1
-    for i in range(pos + 1, len(body)):
-        c = body[i]
-        depth += (c in "([{") - (c in ")]}")
+    arms, nested, start, end = [], 0, pos + 1, len(body)
+    for i, c, depth in _scan(body, pos + 1):
         if depth < 0 or (depth == 0 and c in ";,"):
+            end = i
             break
         if depth or c not in "?:" or body[i + 1] == ":" or body[i - 1] == ":":
             continue
@@ -1268,9 +1267,7 @@ def _select_arms(body, pos):
         elif not arms:
             arms.append((start, i))
             start = i + 1
-    else:
-        i = len(body)
-    return (arms + [(start, i)], i) if len(arms) == 1 else (None, i)
+    return (arms + [(start, end)], end) if len(arms) == 1 else (None, end)
 
 
 def _unparen(body, a, b):
@@ -1288,30 +1285,28 @@ def _unparen(body, a, b):
 def _is_bool(expr):
     """Whether an arm is a condition (a comparison, `&&`, `||`, `!x`): one bit."""
     e = expr.strip()
-    depth = 0
-    for i, c in enumerate(e):
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif depth == 0 and (e.startswith(("&&", "||", "==", "!=", "<=", ">="), i) or
-                             (c in "<>" and e[i - 1:i] == " " and e[i + 1:i + 2] == " ")):
+    for i, c, depth in _scan(e):
+        if depth == 0 and (e.startswith(("&&", "||", "==", "!=", "<=", ">="), i) or
+                           (c in "<>" and e[i - 1:i] == " " and e[i + 1:i + 2] == " ")):
             return True
     return e.startswith("!") and not e.startswith("!=")
 
 
 def _top_level(body, a, b, ch):
     """The first `ch` in body[a:b] outside brackets, or None."""
+    return next((i for i, c, depth in _scan(body, a, b) if c == ch and depth == 0), None)
+
+
+def _scan(s, a=0, b=None):
+    """(i, s[i], the bracket depth s[i] is at) for i in [a, b): an opening
+    bracket at the depth outside it, a closing one at the depth it returns
+    to (-1 where it closes a bracket opened before a)."""
     depth = 0
-    for i in range(a, b):
-        c = body[i]
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c == ch and depth == 0:
-            return i
-    return None
+    for i in range(a, len(s) if b is None else b):
+        c = s[i]
+        depth -= c in ")]}"
+        yield i, c, depth
+        depth += c in "([{"
 
 
 def select_luts(w, n=2):

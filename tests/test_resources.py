@@ -928,6 +928,25 @@ def test_unrolled_copies_follow_what_differs_between_them(estimates):
     assert tap.count == kk - 1 and tap.lut == tap.count * (kk - 1).bit_length()
 
 
+@pytest.mark.parametrize("board", ["zcu102", "kv260"])
+def test_lane_chains_are_as_narrow_as_their_values(estimates, board):
+    """The chains the beat lanes step (session 25): the position path's
+    burst cursor on 16-bit words and banks of log2(SP_P) + 1 bits
+    (sconv.cpp spp_qm), the AGU's lane range on AGU_LANE_BITS and its lane
+    index on AGU_INDEX_BITS (agu.h), not the 32 bits of an int."""
+    m = Sources(os.path.join(config_dir(), f"{board}.h")).macros
+    b = boards.get(board)
+    sp_p = b.pe_lanes * b.pe_rows * b.pe_cols
+    items = {i.name: i for i in estimates[board].items if i.kind == "add"}
+    assert items["spp_rd: spp_qm_add: a.q += b.q"].detail.startswith("16-bit")
+    assert items["spp_rd: spp_qm_add: a.m += b.m"].detail.startswith(f"{math.ceil(math.log2(sp_p)) + 1}-bit")
+    assert m.eval("AGU_LANE_BITS") == int(math.log2(b.ddr_beat)) + 1
+    lane = [i for n, i in items.items() if n.endswith("agu_lo: b == 0 ?: g.off : (agu_lane_t)0")]
+    assert lane and all(i.detail.startswith(f"{m.eval('AGU_LANE_BITS')}-bit") for i in lane)
+    index = [i for n, i in items.items() if n.endswith("agu_index: (uint32_t)l - g.off")]
+    assert index and all(i.detail.startswith(f"{m.eval('AGU_INDEX_BITS')}-bit") for i in index)
+
+
 def test_preprocessor_logic_selects_one_branch():
     """`#if !X`, `&&`, `||` on the board's macros decide a branch as the
     preprocessor does (before session 15 such a test kept both branches, so

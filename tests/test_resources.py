@@ -918,8 +918,10 @@ def test_unrolled_copies_follow_what_differs_between_them(estimates):
     gate = items["conv_compute_p: pe_array: outer ?: xo : xl"]
     assert gate.count == b.pe_lanes * b.pe_cols
     lanes = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("DDR_BEAT")
-    cur = items["wr_kernels: conv_cursor_add: p.at += step"]   # W / 4 words a beat, unrolled
-    assert cur.count == lanes // 4 and cur.lut == cur.count * 32
+    # the kernel store: KERNELS_WORDS words a cycle, unrolled (W / 4 before session 25)
+    cur = items["wr_kernels: conv_cursor_add: p.at += step"]
+    words = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("KERNELS_WORDS")
+    assert words == lanes // 8 and cur.count == words and cur.lut == cur.count * 32
     # the weight loaders take a lane a cycle (session 25): one step per instance
     one = items["rd_weights_fp: conv_cursor_add: p.at += step"]
     assert one.count == 2
@@ -945,6 +947,20 @@ def test_lane_chains_are_as_narrow_as_their_values(estimates, board):
     assert lane and all(i.detail.startswith(f"{m.eval('AGU_LANE_BITS')}-bit") for i in lane)
     index = [i for n, i in items.items() if n.endswith("agu_index: (uint32_t)l - g.off")]
     assert index and all(i.detail.startswith(f"{m.eval('AGU_INDEX_BITS')}-bit") for i in index)
+
+
+def test_constants_are_names_not_parenthesized_expressions(estimates):
+    """An operand is constant in each copy when its names are (macros,
+    unrolled indices, const locals of constant initializers: `const int j =
+    jj;`); a cast `(wide_t)` is not a name, but `(Q8_MAX >> k)` is an
+    expression, not a cast (until session 25 it was dropped as one: with
+    quant8's `const wide_t top = (wide_t)(Q8_MAX >> k);`, k the
+    instruction's shift, `x > top` became a compare against a constant)."""
+    items = {i.name: i for i in estimates["zcu102"].items if i.kind == "add"}
+    top = items["conv_compute_p: quant8: x > top"]
+    assert top.lut == top.count * 32 and not top.detail.endswith("against a constant, 22 LUT each")
+    rise = items["pool_through_p: pool_band_through: cj == (kw << lsh)"]
+    assert rise.lut == rise.count * 16
 
 
 def test_preprocessor_logic_selects_one_branch():

@@ -33,6 +33,9 @@
  * before it moved. */
 #define CONV_II_FILL AGU_II_FILL
 #define CONV_II_KERNELS ((DDR_BEAT / 4 + 1) / 2)
+/* wr_kernels: a beat's W / 4 words in KERNELS_STEPS cycles of KERNELS_WORDS */
+#define KERNELS_STEPS CONV_II_KERNELS
+#define KERNELS_WORDS ((DDR_BEAT / 4 + KERNELS_STEPS - 1) / KERNELS_STEPS)
 /* WG's kernel store on both data ports where the board has two
  * (wr_kernels' second burst): a tile's rows in two halves, one per port,
  * from the same accumulator reads. */
@@ -644,21 +647,32 @@ static void wr_kernels(ddr_t *ddr, uint32_t addr, uint32_t words, const pe_tapac
 #endif
     conv_cursor p = {r0, 0, 0, 0, 0};
     int tb = tb0;   /* the row tile's first entry */
+    uint32_t b = 0;
+    int ks = 0;    /* the beat's step: words [ks KERNELS_WORDS, (ks + 1) KERNELS_WORDS) */
+    beat_t w = beat_zero();
+#if KERNELS_2P
+    beat_t w1 = beat_zero();
+#endif
 wr_kernels:
-    for (uint32_t b = 0; b < gb.beats; b++) {
-    /* each lane a RAM access of its own (CONV_II_*): the II the accesses allow */
-#pragma HLS PIPELINE II=CONV_II_KERNELS
+    for (uint32_t t = 0; t < gb.beats * KERNELS_STEPS; t++) {
+    /* KERNELS_WORDS words a cycle, CONV_II_KERNELS = KERNELS_STEPS cycles a
+     * beat: the accumulators' two reads a cycle, and KERNELS_WORDS copies of
+     * the bank select and quantizer, not a beat's W / 4 */
+#pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=4*PE_ROWS*CONV_WCAP
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        beat_t w = beat_zero();
 #if KERNELS_2P
         const bool two = words1 != 0 && b < g1.beats;
         const int hi1 = two ? agu_hi(g1, b) : 0;
-        beat_t w1 = beat_zero();
 #endif
-        q_lanes ql = {0, 0, 0, 0};   /* the beat's words meet the statistics as one update */
-        for (int j = 0; j < DDR_BEAT / 4; j++) {
+        q_lanes ql = {0, 0, 0, 0};   /* the step's words meet the statistics as one update */
+        for (int jj = 0; jj < KERNELS_WORDS; jj++) {
 #pragma HLS UNROLL
+#if KERNELS_STEPS > 1
+            const int j = ks * KERNELS_WORDS + jj;
+#else
+            const int j = jj;   /* a beat a step: the lanes constant */
+#endif
             if (4 * j >= lo && 4 * j < hi) {
 #if KERNELS_2P
                 /* the column's word at the entry: every row's accumulator, one read */
@@ -699,11 +713,17 @@ wr_kernels:
             }
         }
         q_stats_merge(st, ql);
-        ddr_put(ddr, gb.first + b, w, lo, hi);
+        if (++ks == KERNELS_STEPS) {   /* the beat's last step */
+            ks = 0;
+            ddr_put(ddr, gb.first + b, w, lo, hi);
+            w = beat_zero();
 #if KERNELS_2P
-        if (two)
-            ddr_put(ddr1, g1.first + b, w1, lo, hi1);
+            if (two)
+                ddr_put(ddr1, g1.first + b, w1, lo, hi1);
+            w1 = beat_zero();
 #endif
+            b++;
+        }
     }
 }
 

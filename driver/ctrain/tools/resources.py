@@ -1195,6 +1195,9 @@ _NOT_OPERANDS = {"return", "case", "else", "const"}
 _UNARY_BEFORE = re.compile(r"(?:^|[(\[=,?:!&|<>+*/%^~]|\breturn)\s*$")
 
 
+#: A cast `(T)`, `(const T)`, `(ap_int<9>)`: a type name in parentheses (not
+#: a parenthesized expression such as `(Q8_MAX >> k)`).
+_CAST = re.compile(r"\(\s*(?:const\s+)?([A-Za-z_][\w:]*)(?:\s*<[^;()<>]*>)?\s*\)")
 #: `if (a > b) b = a;`, `if (a < b) b = a;`: a running maximum or minimum.
 _KEEP = re.compile(r"if\s*\(\s*([\w.]+(?:\[[^\]]*\])*)\s*[<>]=?\s*([\w.]+(?:\[[^\]]*\])*)\s*\)\s*"
                    r"\2\s*=\s*\1\s*;")
@@ -1427,18 +1430,29 @@ class _ArithWalk:
         self.scopes = {}
         self.found = {}   # (root, function, op, left, right) -> [copies, LUT each, detail]
 
-    def const(self, f, pos, expr, consts):
+    def const(self, f, pos, expr, consts, depth=0):
         """Whether every identifier of `expr` is a constant in each copy: a
-        macro, a template parameter, an unrolled loop's index, a type, or a
-        parameter the call site passes a constant."""
+        macro, a template parameter, an unrolled loop's index, a type, a
+        parameter the call site passes a constant, or a `const` local whose
+        only initializer is one (`const int j = jj;`)."""
         unrolled = self.src.unrolled_vars(f, pos)
         expr = re.sub(r"\b(?:0x[0-9a-fA-F]+|\d+)[uUlL]*\b", " ", expr)   # literals (1u, 0xFF)
-        for i in _IDENT_RE.findall(re.sub(r"\(\s*(?:const\s+)?[\w:<> ]+\s*\)", " ", expr)):
+        for i in _IDENT_RE.findall(_CAST.sub(lambda c: " " if self.src.types.known(c.group(1)) else c.group(0),
+                                             expr)):
             if self.src.macros.eval(i) is not None or i in f.template or i in unrolled or i in consts \
                     or self.src.types.known(i) or i in ("sizeof", "true", "false"):
                 continue
+            if depth < 3 and self.const_local(f, pos, i, consts, depth):
+                continue
             return False
         return True
+
+    def const_local(self, f, pos, name, consts, depth):
+        """Whether `name` is a `const` local declared once in f, before pos,
+        with an initializer constant in each copy."""
+        decls = re.findall(rf"\bconst\s+[\w:]+(?:\s*<[^;>()]*>)?\s+{name}\s*=\s*([^;]+);", f.body[:pos])
+        return len(decls) == 1 and len(re.findall(rf"\b[\w:>]+\s+{name}\s*[=;\[]", f.body)) == 1 and \
+            self.const(f, pos, decls[0], consts, depth + 1)
 
     def factor(self, f, names, pfac):
         """The copies the call chain makes of an expression over `names`: the

@@ -212,12 +212,13 @@ struct agu_burst {
 
 static inline agu_burst agu_plan(uint32_t addr, uint32_t len) {
 #pragma HLS INLINE
+    const uint64_t off = addr % DDR_BEAT;
     agu_burst g;
     g.first = addr / DDR_BEAT;
-    g.off = addr % DDR_BEAT;
-    g.beats = (uint32_t)(((uint64_t)(addr % DDR_BEAT) + len + DDR_BEAT - 1) / DDR_BEAT);
+    g.off = off;
+    g.beats = (uint32_t)((off + len + DDR_BEAT - 1) / DDR_BEAT);
     g.last = g.beats - 1;
-    g.last_hi = (uint32_t)(((uint64_t)(addr % DDR_BEAT) + len - 1) % DDR_BEAT) + 1;
+    g.last_hi = (uint32_t)((off + len - 1) % DDR_BEAT) + 1;
     return g;
 }
 

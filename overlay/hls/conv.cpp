@@ -528,35 +528,30 @@ static void rd_weights_fp(const ddr_t *ddr, uint32_t addr, uint32_t len, pe_weig
     uint64_t total = runs > 1 ? agu_count_run(addr, len) : 0;   /* C-sim: the beats counted */
     conv_cursor p = {r0, 0, 0, 0, 0};
     int tb = 0;   /* the row tile's first entry */
-    uint32_t at = addr, b = 0;
+    uint32_t at = addr, t = 0;   /* the run's byte step */
     int k = 0;    /* the run */
-    int l = 0;    /* the beat's lane */
     beat_t w = beat_zero();
 rd_weights_fp:
     while (k < runs) {
-    /* a lane a cycle, CONV_II_FILL = DDR_BEAT cycles a beat: one RAM write
-     * and one cursor step a cycle (unrolled lanes stepped it DDR_BEAT times
-     * in a chain) */
+    /* a lane a cycle (agu_byte), CONV_II_FILL = DDR_BEAT cycles a beat: one
+     * RAM write and one cursor step a cycle (unrolled lanes stepped it
+     * DDR_BEAT times in a chain) */
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=DDR_BEAT max=PE_ROWS*CONV_WCAP+DDR_BEAT
-        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        if (l == 0)
-            w = ddr_get(ddr, gb.first + b, lo, hi);
-        if (l >= lo && l < hi) {
-            wb[p.row][p.bank][tb + p.at + p.pos] = (q8_t)beat_lane(w, l);
+        q8_t v;
+        uint32_t i;
+        if (agu_byte(ddr, gb, t, w, v, i)) {
+            wb[p.row][p.bank][tb + p.at + p.pos] = v;
             conv_cursor_add(p, 1, kk, PE_COLS, kk, rowlen);
             if (p.row == PE_ROWS) {
                 p.row = 0;
                 tb += tstep;
             }
         }
-        if (++l == DDR_BEAT) {
-            l = 0;
-            if (++b == gb.beats) {   /* the next run (its row: the cursor's) */
-                b = 0;
-                k++;
-                agu_run_next(at, gb, total, stride, len, k, runs);
-            }
+        if (++t == gb.beats * DDR_BEAT) {   /* the next run (its row: the cursor's) */
+            t = 0;
+            k++;
+            agu_run_next(at, gb, total, stride, len, k, runs);
         }
     }
     if (runs > 1)
@@ -576,23 +571,21 @@ static void rd_weights_eb_runs(const ddr_t *ddr, uint32_t addr, uint32_t stride,
         return;
     agu_burst gb = agu_plan(addr, len);
     uint64_t total = agu_count_run(addr, len);   /* C-sim: the beats counted */
-    uint32_t at = addr, b = 0;
+    uint32_t at = addr, s = 0;   /* the run's byte step */
     int co = 0, c = 0, r = 0, t = 0;
     int wrun = 0;   /* the run's tap 0 entry (its column's (co / C) * kk) */
     int wsub = 0;   /* the run's current row tile's entry */
-    int l = 0;      /* the beat's lane */
     beat_t w = beat_zero();
 rd_weights_eb_runs:
     while (co < runs) {
-    /* a lane a cycle, CONV_II_FILL = DDR_BEAT cycles a beat (as
+    /* a lane a cycle (agu_byte), CONV_II_FILL = DDR_BEAT cycles a beat (as
      * rd_weights_fp); a request per beat (AGU_II_REQ bounds the rate) */
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=DDR_BEAT max=PE_ROWS*CONV_WCAP+DDR_BEAT
-        const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
-        if (l == 0)
-            w = ddr_get(ddr, gb.first + b, lo, hi);
-        if (l >= lo && l < hi) {
-            wb[r][c][wsub + t] = (q8_t)beat_lane(w, l);
+        q8_t v;
+        uint32_t i;
+        if (agu_byte(ddr, gb, s, w, v, i)) {
+            wb[r][c][wsub + t] = v;
             if (++t == kk) {
                 t = 0;
                 if (++r == PE_ROWS) {
@@ -601,10 +594,8 @@ rd_weights_eb_runs:
                 }
             }
         }
-        if (++l == DDR_BEAT)
-            l = 0;
-        if (l == 0 && ++b == gb.beats) {   /* the next c_out channel's run */
-            b = 0;
+        if (++s == gb.beats * DDR_BEAT) {   /* the next c_out channel's run */
+            s = 0;
             r = 0;
             t = 0;
             co++;

@@ -138,7 +138,10 @@ typedef ap_uint<SPP_M_BITS> spp_m_t;
 typedef ap_int<SPP_VI_BITS> spp_vi_t;   /* spp_v_index's terms: (-SP_P, 3 SP_P) */
 #define SPP_G_BITS (CTRAIN_CLOG2(SP_P / DDR_BEAT) + 1)
 typedef ap_uint<SPP_G_BITS> spp_g_t;   /* a group of DDR_BEAT banks, and one more */
-static_assert((1 << CTRAIN_CLOG2(SP_P)) >= SP_P, "spp_m_t holds the sum of two banks");
+static_assert((1 << SPP_M_BITS) >= 2 * SP_P - 1, "spp_m_t holds the sum of two banks");
+static_assert((1 << 20) / SP_P < (1 << 16), "spp_q_t holds the word of an address below 2^20");
+static_assert((1 << (SPP_VI_BITS - 1)) >= 3 * SP_P, "spp_vi_t holds spp_v_index's terms");
+static_assert((1 << SPP_G_BITS) >= 2 * (SP_P / DDR_BEAT), "spp_g_t holds a group and one more");
 struct spp_qm {
     spp_q_t q;
     spp_m_t m;

@@ -1208,6 +1208,11 @@ SELECT_BITS = 128
 _SELECT = re.compile(r"\?")
 
 
+def _on_directive(body, pos):
+    """Whether pos is on a preprocessor line (`#pragma HLS LOOP_TRIPCOUNT max=A+B`)."""
+    return body[body.rfind("\n", 0, pos) + 1:pos].lstrip().startswith("#")
+
+
 def _select_at(body, pos):
     """The select whose `?` is at pos: (its condition's text, the position
     just before the condition (an opening parenthesis, an `=`), its leaves'
@@ -1497,9 +1502,10 @@ class _ArithWalk:
 
     def counted(self, at, pos):
         """Whether an operator at pos is datapath of a pipelined loop (not an
-        index, not a loop header)."""
+        index, not a loop header, not a preprocessor line)."""
         sub, head = self.scopes[at.f.name]
-        return not (sub[pos] or head[pos]) and (at.piped or self.src.in_pipeline(at.f, pos))
+        return not (sub[pos] or head[pos] or _on_directive(at.f.body, pos)) and \
+            (at.piped or self.src.in_pipeline(at.f, pos))
 
     def copies(self, at, pos, names):
         return at.base * self.factor(at.f, names, at.pfac) * self.src.unroll_factor(at.f, pos, names)
@@ -1547,8 +1553,6 @@ class _ArithWalk:
         is not assumed: synthesis compares at the operands' bits)."""
         f, body = at.f, at.f.body
         start = body.rfind("\n", 0, pos) + 1
-        if body[start:pos].lstrip().startswith("#"):
-            return
         left = _operand(body[start:pos], "left")
         right = _operand(body[pos + len(op):], "right")
         if not left or not right or left.strip() in _NOT_OPERANDS:
@@ -1590,9 +1594,6 @@ class _ArithWalk:
         select) one n:1 select, its inner `?` put in `inner`. W the variable
         leaves' wider declared width, no more than the target's."""
         f, body = at.f, at.f.body
-        start = body.rfind("\n", 0, pos) + 1
-        if body[start:pos].lstrip().startswith("#"):
-            return
         sel = _select_at(body, pos)
         if sel is None:
             return
@@ -1638,14 +1639,13 @@ class _ArithWalk:
         select, W b's width; a single update is b's register enable, no
         LUTs (its comparison is counted as any)."""
         a, b = m.group(1), m.group(2)
-        names = _IDENT_RE.findall(a + " " + b)
-        lanes = self.factor(at.f, names, at.pfac) * self.src.unroll_factor(at.f, m.start(), names)
+        n = self.copies(at, m.start(), _IDENT_RE.findall(a + " " + b))
         key = ("keep", re.sub(r"\s+", "", m.group(0)))
-        if lanes < 2 or key in seen:
+        if n < 2 * at.base or key in seen:
             return
         seen.add(key)
         w = min(at.widths.of(b), SELECT_BITS)
-        self.add(at, "keep", b, a, at.base * lanes, select_luts(w),
+        self.add(at, "keep", b, a, n, select_luts(w),
                  f"{w}-bit 2:1 select, a running extreme's update chained over the copies")
 
     def gates_adder(self, at, open_, arms, end):
@@ -1826,7 +1826,7 @@ class _ArithWalk:
         aligned base (an OR: `k + j`, k a multiple of the lanes)."""
         body = f.body
         start = body.rfind("\n", 0, pos) + 1
-        if body[start:pos].lstrip().startswith("#"):
+        if _on_directive(body, pos):
             return None
         before = body[start:pos]
         if op.endswith("=") and op not in ("<<", ">>"):

@@ -708,15 +708,19 @@ def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     assert shift.count == q and shift.lut == q * (24 + 12 + 9) and "9 bits used" in shift.detail
     assert resources.shifter_luts(64, 1, out=9) == 24 + 12 + 9
     # the left shift on a byte: 3 stages
-    assert items["spp_compute_p: quant8: b << k"].lut == q * 8 * 2
+    assert items["spp_compute_p: quant8: b << kl"].lut == q * 8 * 2
     # the ZCU104 drains through 32 (its header), the rest the default 16
     q104 = [i for i in estimates["zcu104"].items if i.name == "spp_compute_p: quant8: x >> k"]
     assert q == 16 and [i.count for i in q104] == [32]
-    # the saturation thresholds depend on no PE: one 64-bit decoder each;
+    # the saturation thresholds depend on no PE: one 64-bit decoder each,
+    # and one select of each bound over the shift's direction (session 26);
     # constants are free
     for t in ("(uint64_t)255 << k", "(uint64_t)(-255) << k"):
         d = items[f"spp_compute_p: quant8: {t}"]
         assert d.count == 1 and d.lut == 64
+    bounds = [i for n, i in items.items() if n.startswith("spp_compute_p: quant8: right ?:")
+              and "Q_WIDE_M" in n]
+    assert [(i.count, i.lut) for i in bounds] == [(1, 64), (1, 64)]
     assert not [n for n in items if n.endswith("SP_QD - 1u")]
     # aligned lane addresses (k + j, k stepped by the lanes) are ORs
     assert not [n for n in items if n.endswith("agu_rd_wide: k + j")]
@@ -817,9 +821,13 @@ def test_comparators_are_counted():
     est = resources.estimate("zcu102")
     items = {i.name: i for i in est.items if i.kind == "add"}
     q = int(boards.get("zcu102").macros.get("SPARSE_QUANT", "16"))
-    for name in ("spp_compute_p: quant8: x >= hi", "spp_compute_p: quant8: x < lo"):
+    for name in ("spp_compute_p: quant8: x > hi", "spp_compute_p: quant8: x < lo"):
         assert (items[name].count, items[name].lut) == (q, q * 32), name
         assert "64-bit comparator" in items[name].detail
+    # one pair a lane whatever the shift's direction (session 26: the
+    # right shift's, the left shift's and sat8's were three pairs)
+    assert not [n for n in items if n.startswith("spp_compute_p: quant8: x >= ")
+                or n.startswith("spp_compute_p: quant8: x > top") or n.startswith("spp_compute_p: sat8:")]
     assert not [n for n in items if n.endswith("acc < 0")]
     kk = items["spp_lists: k < kk"]
     # the unroll factor: the loop runs k = 1 .. MAX_KK - 1
@@ -828,7 +836,7 @@ def test_comparators_are_counted():
     assert items["spp_lists: kk high bits 7"].lut == math.ceil(25 / 6)
     # a negated operand is the same comparator (uncounted until session 24):
     # sat8's lower bound against a constant, ADD's against a lane-invariant threshold
-    sat = items["conv_compute_p: sat8: x < -Q8_MAX"]
+    sat = items["pool_through_p: sat8: x < -Q8_MAX"]
     assert sat.lut == sat.count * math.ceil(64 / 3) and "against a constant" in sat.detail
     beat = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("CTRAIN_DDR_BEAT")
     top = items["add_through: add_store: x < -p.top"]
@@ -880,8 +888,9 @@ def test_selects_are_counted(estimates):
     est = estimates["zcu102"]
     items = {i.name: i for i in est.items if i.kind == "add"}
     conv = [i for i in est.items if i.name.startswith("conv_compute_p: q_lanes_add: v > c.max_abs")][0]
-    sat = items["conv_compute_p: sat8: x > Q8_MAX ?: Q8_MAX : -Q8_MAX : x"]
-    assert (sat.count, sat.lut) == (conv.count, conv.count * 8) and sat.detail.startswith("8-bit 3:1 select")
+    pool = [i for i in est.items if i.name.startswith("pool_through_p: sat8: x > Q8_MAX")][0]
+    sat = items["pool_through_p: sat8: x > Q8_MAX ?: Q8_MAX : -Q8_MAX : x"]
+    assert (sat.count, sat.lut) == (pool.count, pool.count * 8) and sat.detail.startswith("8-bit 3:1 select")
     ab = items["conv_compute_p: q_abs: x < 0 ?: -x : x"]
     assert (ab.count, ab.lut) == (conv.count, conv.count * 64)
     b = boards.get("zcu102")
@@ -954,11 +963,13 @@ def test_constants_are_names_not_parenthesized_expressions(estimates):
     unrolled indices, const locals of constant initializers: `const int j =
     jj;`); a cast `(wide_t)` is not a name, but `(Q8_MAX >> k)` is an
     expression, not a cast (until session 25 it was dropped as one: with
-    quant8's `const wide_t top = (wide_t)(Q8_MAX >> k);`, k the
-    instruction's shift, `x > top` became a compare against a constant)."""
+    quant8's `const wide_t top = (wide_t)(Q8_MAX >> kl);`, kl the
+    instruction's shift, its bound `top` became a constant)."""
     items = {i.name: i for i in estimates["zcu102"].items if i.kind == "add"}
-    top = items["conv_compute_p: quant8: x > top"]
-    assert top.lut == top.count * 32 and not top.detail.endswith("against a constant, 22 LUT each")
+    top = items["conv_compute_p: quant8: Q8_MAX >> kl"]
+    assert (top.count, top.lut) == (1, 32) and "decoder" in top.detail
+    hi = items["conv_compute_p: quant8: x > hi"]
+    assert hi.lut == hi.count * 32 and not hi.detail.endswith("against a constant, 22 LUT each")
     rise = items["pool_through_p: pool_band_through: cj == (kw << lsh)"]
     assert rise.lut == rise.count * 16
 

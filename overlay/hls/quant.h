@@ -12,6 +12,9 @@
 #define Q8_MAX 127
 #define Q32_MAX 2147483647LL
 #define Q_TOP ((wide_t)1 << Q_SHIFT_LIMIT)
+/* int64's ends: bounds no value passes */
+#define Q_WIDE_MAX ((wide_t)0x7fffffffffffffffLL)
+#define Q_WIDE_MIN (-Q_WIDE_MAX - 1)
 
 /* Exponent difference -> shift amount: exact 64-bit sum of table values,
  * then clamped to [-62, 62]. */
@@ -60,40 +63,41 @@ static inline q8_t sat8(wide_t x, bool &clamped) {
     return (q8_t)(x > Q8_MAX ? Q8_MAX : (x < -Q8_MAX ? -Q8_MAX : x));
 }
 
-/* sat8(rshift_round(x, s), clamped), the int8 quantizer of every epilogue,
- * with the left shift (s < 0) on 8 bits: x * 2^k (k = -s) is within
- * [-127, 127] exactly when |x| <= 127 >> k (rshift_round's saturation at
- * Q_TOP is past that too), and then x has at most 7 bits, so the product is
- * x's byte shifted (k < 8), a 3-stage shifter instead of a 64-bit one. */
+/* sat8(rshift_round(x, s), clamped), the int8 quantizer of every epilogue.
+ * Every shift saturates x exactly outside one range [lo, hi] that depends on
+ * s alone, so a lane compares x against two lane-invariant bounds (one pair
+ * of decoders per unit, whatever its lanes) instead of a pair per shift
+ * direction and sat8's pair besides:
+ * - s > 0: round_right(x, s) is ((x >> k) + 1) >> 1, k = s - 1 (a floor of
+ *   a floor); it leaves [-127, 127] exactly when x >= 255 * 2^k or
+ *   x < -255 * 2^k (bounds no int64 reaches from k = 56: then the range is
+ *   all of int64); inside, x >> k is within [-255, 254], so its 9 low bits
+ *   are all the rest takes (synthesis trims the shifter's other outputs);
+ * - s <= 0: x * 2^k (k = -s, capped at 8: 127 >> 8 is 0 as 127 >> 7) is
+ *   within [-127, 127] exactly when |x| <= 127 >> k (rshift_round's
+ *   saturation at Q_TOP is past that too), and then x has at most 7 bits,
+ *   so the product is x's byte shifted (k < 8), a 3-stage shifter instead of
+ *   a 64-bit one; s = 0 is k = 0, sat8's range.
+ * A saturated x is never 0 (lo <= 0 <= hi), so its sign picks the bound. */
 static inline q8_t quant8(wide_t x, int s, bool &clamped) {
 #pragma HLS INLINE
-    if (s > 0) {
-        /* round_right(x, s) is ((x >> k) + 1) >> 1, k = s - 1 (a floor of a
-         * floor); it leaves [-127, 127] exactly when x >= 255 * 2^k or
-         * x < -255 * 2^k (thresholds no int64 reaches from k = 56: the
-         * lane-invariant decoders, shared by a unit's quantizers); inside,
-         * x >> k is within [-255, 254], so its 9 low bits are all the rest
-         * takes (synthesis trims the shifter's other outputs). */
-        const int k = s - 1;
-        const bool reach = k <= 55;
-        const wide_t hi = (wide_t)((uint64_t)255 << k);   /* 255 * 2^k where reach */
-        const wide_t lo = (wide_t)((uint64_t)(-255) << k);
-        clamped = reach && (x >= hi || x < lo);
-        if (clamped)
-            return (q8_t)(x > 0 ? Q8_MAX : -Q8_MAX);
+    const bool right = s > 0;
+    const int k = s - 1;
+    const int kl = right ? 0 : (-s < 8 ? -s : 8);
+    const bool reach = k <= 55;
+    const wide_t top = (wide_t)(Q8_MAX >> kl);
+    const wide_t hi = right ? (reach ? (wide_t)(((uint64_t)255 << k) - 1) : Q_WIDE_MAX) : top;
+    const wide_t lo = right ? (reach ? (wide_t)((uint64_t)(-255) << k) : Q_WIDE_MIN) : -top;
+    clamped = x > hi || x < lo;
+    if (clamped)
+        return (q8_t)(x < 0 ? -Q8_MAX : Q8_MAX);
+    if (right) {
         const ap_int<9> y = (ap_int<9>)(x >> k);
         const ap_int<10> z = y + 1;
         return (q8_t)(z >> 1);
     }
-    if (s == 0)
-        return sat8(x, clamped);
-    const int k = -s < 8 ? -s : 8;
-    const wide_t top = (wide_t)(Q8_MAX >> k);   /* 0 from k = 7 */
-    clamped = x > top || x < -top;
-    if (clamped)
-        return (q8_t)(x > 0 ? Q8_MAX : -Q8_MAX);
-    const ap_int<8> b = (ap_int<8>)x;   /* |x| <= 63 */
-    return (q8_t)(b << k);
+    const ap_int<8> b = (ap_int<8>)x;   /* |x| <= 127 */
+    return (q8_t)(b << kl);
 }
 
 /* A convolution output's epilogue (docs/numeric.md): plus its bias, then

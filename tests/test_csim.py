@@ -329,6 +329,20 @@ def expected_iters(f, board, chunk):
                 pe += sum(ty[y] * tx[((t * (y1 - y0) + y - y0) * plan.ow) % 2]
                           for t in range(tiles) for y in range(y0, y1))
         pe *= nt * plan.ct
+        # the epilogue, a PE row wide (pe_array.h PE_EPI_SLICES = D): each
+        # pass's runs in order (a position's, or a pair's, taps times its
+        # group's column tiles), each but the first waiting D - n cycles
+        # where it takes n < D steps, and the last run's D slices after them
+        D = b.epi_slices
+        runs = [[x for x in _tap_rows(f, eb, plan.ow, kw, plan.sw, pairs, start) if x] for start in (0, 1)]
+        for t0 in range(0, rt, plan.rb if plan.bm else 1):
+            tiles = min(plan.rb, rt - t0) if plan.bm else 1
+            for _, _, y0, y1 in _bands(f, eb, plan):
+                for g0 in range(0, plan.ct, plan.g):
+                    gct = min(plan.g, plan.ct - g0)
+                    seq = [gct * ty[y] * x for t in range(tiles) for y in range(y0, y1)
+                           for x in runs[((t * (y1 - y0) + y - y0) * plan.ow) % 2]]
+                    pe += nt * (sum(max(0, D - m) for m in seq[1:]) + D)
         # with groups, each group's weights once per chunk of plan.cu units (lane tile, band)
         weights = co * ci * kk * (1 if plan.groups == 1 else _cdiv(nt * plan.bands, plan.cu))
         rd = weights + P * n * plan.cols * S * plan.sw + _cols_span(f, eb, plan, b, P)

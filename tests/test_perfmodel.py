@@ -17,6 +17,7 @@ from ctrain.compiler import compile_model
 from ctrain.isa import INSN_BYTES, INSN_DTYPE, Fault, Flag, Op
 from ctrain.model import lenet5, weight_shape
 from ctrain.tools.random_insn import OPS, csr_index, layer_case, random_case
+from ctrain.engine.numpy import NumpyEngine
 from conftest import csim_or_skip, insn
 
 SEED = 20240612
@@ -317,6 +318,38 @@ def test_wg_runs_take_two_taps_where_a_band_has_two_positions(board):
 
 
 @pytest.mark.parametrize("board", ["zcu102", "pynq_z2"])
+def test_dense_epilogue_is_a_pe_row_wide(board):
+    """GATHER's epilogue takes PE_ROWS outputs a cycle (session 26): a run's
+    L x R sums (two positions' on a pairing board) leave over the D =
+    PE_EPI_SLICES cycles after it, and a run shorter than that waits.  A
+    1x1 FP with one column tile runs a position (a pair) a step, so the
+    epilogue is the bound: D cycles a run, and one for the pass's first
+    run's step, D * runs + 1; a 3x3 kernel (9 steps a run, more than D)
+    waits nowhere and pays the last run's D.  The outputs are checked
+    against the numpy engine (layer_case), the counters against the
+    model."""
+    engine, b, pairs = _pair_board(board)
+    D = b.epi_slices
+    assert D == (1 + pairs) * b.pe_lanes
+    rng = np.random.default_rng(SEED)
+
+    def pe(op, shape):
+        case = layer_case(rng, op, shape)
+        mine, theirs = case.ddr.copy(), case.ddr.copy()
+        assert engine.run(mine, *case.run_args()) == NumpyEngine().run(theirs, *case.run_args())
+        assert np.array_equal(mine, theirs), (op, shape)
+        return _pe_steps(engine, board, rng, op, shape)
+    shape = dict(n=b.pe_lanes, c_in=b.pe_cols, h_in=4, w_in=4, c_out=b.pe_rows, k_h=1, k_w=1,
+                 stride=1, pad=0)
+    runs = 16 // (2 if pairs else 1)
+    for op in (Op.CONV_FP, Op.CONV_EB):
+        assert pe(op, shape) == D * runs + 1, op
+    shape.update(h_in=6, w_in=6, k_h=3, k_w=3)
+    steps = 16 // (2 if pairs else 1) * 9   # a pair's union: FP's same 3 x 3 taps
+    assert pe(Op.CONV_FP, shape) == steps + D
+
+
+@pytest.mark.parametrize("board", ["zcu102", "pynq_z2"])
 def test_position_pairs_run_over_their_taps_union_on_any_width(board):
     """FP and EB on a DSP48E2 board pair positions from an even output index
     over the union of their valid taps (session 20): EB of a 3x3 kernel
@@ -326,14 +359,24 @@ def test_position_pairs_run_over_their_taps_union_on_any_width(board):
     of a 3x3 kernel on 5x5 (3x3 outputs, an odd width): a pair and a
     single, 6 steps a row either way the row starts, times 3 x 3.  One
     lane tile, row tile and column tile each; the Pynq-Z2 (DSP48E1) pairs
-    nothing.  The counters equal the model's."""
+    nothing.  The counters equal the model's.  Since session 26 the PE
+    counter also counts the epilogue's cycles (pe_array.h PE_EPI_SLICES =
+    D: 4 on the ZCU102, 2 lanes x 2 positions; 2 on the Pynq-Z2): the
+    last run's D slices, and D - n where a run but the first takes n < D
+    steps; EB's first and last error rows (1 tap) have runs of 2, 3, 3, 2
+    (pairs) or 1, 2, 3, 3, 3, 3, 2, 1 steps."""
     engine, b, pairs = _pair_board(board)
     rng = np.random.default_rng(SEED)
+    D = b.epi_slices
+    assert D == (4 if pairs else 2)
+    eb_waits = 2 * (2 + 1 + 1 + 2) - 2 if pairs else 2 * (1 + 1) - 1
     for op, hw, want, alone in ((Op.CONV_EB, 8, 18 * 10, 18 * 18), (Op.CONV_FP, 5, 3 * 3 * 6, 81)):
         shape = dict(n=b.pe_lanes, c_in=b.pe_cols if op == Op.CONV_FP else b.pe_rows, h_in=hw,
                      w_in=hw, c_out=b.pe_rows if op == Op.CONV_FP else b.pe_cols, k_h=3, k_w=3,
                      stride=1, pad=0)
-        assert _pe_steps(engine, board, rng, op, shape) == (want if pairs else alone), (op, board)
+        waits = eb_waits if op == Op.CONV_EB else 0
+        assert _pe_steps(engine, board, rng, op, shape) == (want if pairs else alone) + waits + D, \
+            (op, board)
 
 
 def test_position_path_bands_end_on_beats():
@@ -787,17 +830,20 @@ def test_fill_is_paid_per_loop_entry():
     """A fully connected CONV_FP (1x1 planes) runs one flat PE pass per item
     (lane tile; in block mode every row tile of the block, here all three):
     every row and column tile's step in one loop entry, so the pipeline
-    fills once per item, not once per step or row tile."""
+    fills once per item, not once per step or row tile.  Each pass ends
+    with its last run's epilogue slices (pe_array.h PE_EPI_SLICES; a run
+    here is 5 column tiles, no shorter than them: no waits)."""
     b = perfmodel.board("pynq_z2")
     insn = _layer_insn(Op.CONV_FP, 20, 1, 1, 12, 1, 0, 3, 0)
     it = perfmodel.iterations(insn, b)
     items = math.ceil(3 / b.pe_lanes)
-    assert it.pe == items * math.ceil(12 / b.pe_rows) * math.ceil(20 / b.pe_cols)
+    assert b.epi_slices == b.pe_lanes == 2
+    assert it.pe == items * (math.ceil(12 / b.pe_rows) * math.ceil(20 / b.pe_cols) + b.epi_slices)
     insn["tile_rb"] = 1   # a row tile per block: an item per row tile and lane tile
     it = perfmodel.iterations(insn, b)
     items = math.ceil(12 / b.pe_rows) * math.ceil(3 / b.pe_lanes)
     assert it.pe_in == items
-    assert it.pe == items * math.ceil(20 / b.pe_cols)
+    assert it.pe == items * (math.ceil(20 / b.pe_cols) + b.epi_slices)
     assert perfmodel.breakdown(it, b)["pe"] == it.pe + items * b.pe_depth
     assert b.pe_depth == perfmodel.PE_DEPTH_BASE + math.ceil(math.log2(b.pe_cols))   # adder tree
 

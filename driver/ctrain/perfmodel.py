@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -159,6 +160,12 @@ class Board:
     @property
     def pe_depth(self):
         return PE_DEPTH_BASE + max(1, self.pe_cols - 1).bit_length()
+
+    @property
+    def epi_slices(self):
+        """Cycles a GATHER run's outputs take through the dense unit's
+        epilogue, a PE row wide (pe_array.h PE_EPI_SLICES)."""
+        return _hls_macro(self.name, "PE_EPI_SLICES")
 
 
 @lru_cache(maxsize=None)
@@ -475,24 +482,86 @@ def _lockstep(c, cl, cc, cs, built):
         c.v["planned"] += int((each - span).sum())
 
 
-def _column_steps(eb, count, k, s, p, n_src, pairs):
-    """PE steps of a band row's columns (conv.cpp make_ranges' sums), in a row that
-    starts at an even output index and in one that starts at an odd one:
-    max(1, valid taps) each, and with pairs (PE_POS_PAIRS) columns v and
-    v + 1 from an even output index (v even in the first kind of row, odd
-    in the second) that both have valid taps (EB at stride 1 only:
-    make_ranges' pdt) run as one, over the union of their taps (pe_array
-    pe_xrun)."""
+def _column_runs(eb, count, k, s, p, n_src, pairs):
+    """PE steps of each run of a band row's columns (conv.cpp make_ranges),
+    in a row that starts at an even output index and in one that starts at
+    an odd one: max(1, valid taps) a column, and with pairs (PE_POS_PAIRS)
+    columns v and v + 1 from an even output index (v even in the first kind
+    of row, odd in the second) that both have valid taps (EB at stride 1
+    only: make_ranges' pdt) run as one, over the union of their taps
+    (pe_array pe_xrun)."""
     n, k0 = _ranges(eb, count, k, s, p, n_src, firsts=True)
     steps = np.maximum(1, n)
-    total = [int(steps.sum())] * 2
-    if pairs and (not eb or s == 1):
-        a, b = slice(0, count - 1), slice(1, count)
-        paired = (n[a] > 0) & (n[b] > 0)
-        union = np.maximum(k0[a] + n[a], k0[b] + n[b]) - np.minimum(k0[a], k0[b])
-        gain = np.where(paired, union - steps[a] - steps[b], 0)   # v = 0 .. count - 2
-        total = [total[0] + int(gain[0::2].sum()), total[1] + int(gain[1::2].sum())]
-    return tuple(total)
+    if not (pairs and (not eb or s == 1)) or count < 2:
+        return steps, steps
+    a, b = slice(0, count - 1), slice(1, count)
+    paired = np.append((n[a] > 0) & (n[b] > 0), False)
+    union = np.append(np.maximum(k0[a] + n[a], k0[b] + n[b]) - np.minimum(k0[a], k0[b]), 0)
+
+    def row(first):
+        runs, v = [], 0
+        while v < count:
+            if (v - first) % 2 == 0 and paired[v]:
+                runs.append(union[v])
+                v += 2
+            else:
+                runs.append(steps[v])
+                v += 1
+        return np.asarray(runs, dtype=np.int64)
+    return row(0), row(1)
+
+
+def _column_steps(eb, count, k, s, p, n_src, pairs):
+    """PE steps of a band row's columns (_column_runs' sums), in a row that
+    starts at an even output index and in one that starts at an odd one."""
+    even, odd = _column_runs(eb, count, k, s, p, n_src, pairs)
+    return int(even.sum()), int(odd.sum())
+
+
+class _Rows(NamedTuple):
+    """Each item's band rows [y0, y1) of the swept plane (valid kernel rows
+    ny per row), whether its width is odd and whether a tile's rows are odd
+    in number with it (its row tiles then start at alternating parity)."""
+    ny: np.ndarray
+    y0: np.ndarray
+    y1: np.ndarray
+    odd: bool
+    rows_odd: np.ndarray
+
+
+def _pass_waits(D, rows, runs_e, runs_o, tiles, gct):
+    """Cycles each item's pass spends on the dense epilogue beyond its steps
+    (pe_array, PE_EPI_SLICES = D): the waits of its runs but the first
+    (_epi_waits; a row's runs by its first output index's parity, as
+    band_steps counts its steps) and its last run's D slices."""
+    par = np.arange(rows.ny.size) % 2
+    odd0 = (rows.y0 % 2).astype(bool)
+
+    def offsets(v):
+        """v's sums over each item's band rows at an even offset from its
+        first and at an odd one (band_steps' ye, yo)."""
+        e = np.concatenate([[0], np.cumsum(np.where(par == 0, v, 0))])
+        o = np.concatenate([[0], np.cumsum(np.where(par == 1, v, 0))])
+        ev, od = e[rows.y1] - e[rows.y0], o[rows.y1] - o[rows.y0]
+        return np.where(odd0, od, ev), np.where(odd0, ev, od)
+    waits = np.zeros(gct.shape, np.int64)
+    t_odd = np.where(rows.rows_odd, tiles // 2, 0)
+    for g in np.unique(gct):
+        sel = gct == g
+        (we_e, we_o), (wo_e, wo_o) = (offsets(_epi_waits(D, g * rows.ny, r)) for r in (runs_e, runs_o))
+        te = we_e + (wo_o if rows.odd else we_o)   # a tile from an even output index
+        to = wo_e + we_o                           # from an odd one
+        first = np.maximum(0, D - g * rows.ny[rows.y0] * runs_e[0])
+        waits[sel] = ((tiles - t_odd) * te + t_odd * to - first)[sel]
+    return waits + D
+
+
+def _epi_waits(D, m, runs):
+    """Cycles a row of GATHER runs waits for the dense unit's epilogue
+    (pe_array: a run ends once the run before has left, D cycles after its
+    end): D - n where a run takes n < D steps, m = column tiles x the row's
+    valid kernel rows times each column run's steps."""
+    return np.maximum(0, D - np.asarray(m)[:, None] * runs[None, :]).sum(axis=1)
 
 
 def _ranges(eb, count, k, s, p, n_src, firsts=False):
@@ -773,11 +842,13 @@ def _dense_conv(f, b, c):
     hi_k = np.maximum(hi_k, lo_k)
     col_base = f["src2"] if wg else f["src"]
     band_steps = None   # FP, EB: PE steps of each item's band, for its pass's tiles
+    band_cycles = None  # ... and its pass's cycles: the steps, the epilogue's waits and drain
     if not wg:
         c.loop("ew", p.ow)                                  # column tables
         ny = np.maximum(1, _ranges(eb, p.oh, kh, s, pd, p.sh))
-        xe, xo = _column_steps(eb, p.ow, kw, s, pd, p.sw,
-                               bool(b.pe_pos_pairs) and p.groups == 1)
+        runs_e, runs_o = _column_runs(eb, p.ow, kw, s, pd, p.sw,
+                                      bool(b.pe_pos_pairs) and p.groups == 1)
+        xe, xo = int(runs_e.sum()), int(runs_o.sum())
         # the band's rows by parity from its first (conv.cpp make_ranges' sums)
         par = np.arange(p.oh) % 2
         ce = np.concatenate([[0], np.cumsum(np.where(par == 0, ny, 0))])
@@ -795,6 +866,13 @@ def _dense_conv(f, b, c):
         def band_steps(tiles):
             t_odd = np.where(rows_odd, tiles // 2, 0)
             return (tiles - t_odd) * se + t_odd * so
+
+        def band_cycles(tiles, gct):
+            """pe_array's cycles of each item's pass: its steps, the
+            epilogue's waits and its last run's slices (_pass_waits)."""
+            gct = np.broadcast_to(np.asarray(gct, dtype=np.int64), k.shape)
+            rows = _Rows(ny, y0_k, y1_k, odd, rows_odd)
+            return gct * band_steps(tiles) + _pass_waits(b.epi_slices, rows, runs_e, runs_o, tiles, gct)
     # lanes of every item: (item, lane) pairs with lane < vb
     li = np.repeat(k, vb_k)
     ll = np.arange(li.size, dtype=np.int64) - np.repeat(np.cumsum(vb_k) - vb_k, vb_k)
@@ -870,7 +948,7 @@ def _dense_conv(f, b, c):
             key = (nr, r0 * ci * kk % W, r0 * kk % W, r0 * p.oh * p.ow % W, 4 * r0 % W)
             if key not in tiles:
                 tiles[key] = t = c.stage()
-                _dense_block(f, p, b, t, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols,
+                _dense_block(f, p, b, t, r0, nr, N, k, y1_k, y0_k, band_cycles, load_cols,
                              rows_io)
             c.add(tiles[key])
         return
@@ -886,7 +964,7 @@ def _dense_conv(f, b, c):
                4 * r0 * ci * kk % W, 4 * r0 % W)
         if key not in tiles:
             tiles[key] = t = c.stage()
-            _dense_row_tile(f, p, b, t, r0, vr, N, k, grp_k, u_k == 0, y1_k, y0_k, band_steps,
+            _dense_row_tile(f, p, b, t, r0, vr, N, k, grp_k, u_k == 0, y1_k, y0_k, band_cycles,
                             load_cols, rows_io)
         c.add(tiles[key])
 
@@ -922,7 +1000,7 @@ def _conv_bias(f, b, c, r0, nr):
         c.loop("ew", vr)
 
 
-def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, rows_io):
+def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_cycles, load_cols, rows_io):
     """One block of the block mode (one group and one band): FP, EB its
     biases and weights, WG the clearing of its tap accumulators; then one
     item pipeline over the lane tiles, each item's pass walking the block's
@@ -958,12 +1036,12 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_steps, load_cols, ro
     if f["flags"] & Flag.RELU_MASK:
         rows_io(load, "rd", f["aux"], r0, nr, everything)
     comp.loop("ew", k, y1_k - y0_k)                      # row tables
-    comp.loop("pe", k, p.ct * band_steps(nt))
+    comp.loop("pe", k, band_cycles(nt, p.ct))
     rows_io(store, "wr", f["dst"], r0, nr, everything)
     _pipeline(c, *_staged_first(units, load, comp, store), built=df)
 
 
-def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_steps, load_cols,
+def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_cycles, load_cols,
                     rows_io):
     """One row tile of _dense_conv: its bias, weights (with groups, at each
     chunk's first unit: first_k), passes (item pipelines) and WG stores,
@@ -990,7 +1068,7 @@ def _dense_row_tile(f, p, b, c, r0, vr, N, k, grp_k, first_k, y1_k, y0_k, band_s
                 rows_io(load, "rd", f["aux"], r0, vr, last)
             gct = np.minimum(p.g, p.ct - grp_k * p.g)
             comp.loop("ew", k, y1_k - y0_k)             # row tables
-            comp.loop("pe", k, gct * band_steps(1))
+            comp.loop("pe", k, band_cycles(1, gct))
             rows_io(store, "wr", f["dst"], r0, vr, last)
         # DATAFLOW with several groups: a loop per chunk and group (conv_items)
         split = b.conv_dataflow and not wg and p.groups > 1

@@ -86,7 +86,6 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
 #pragma HLS INLINE
     const bool outer = g.mode == PE_OUTER;
     const uint32_t total = g.total;
-    CTRAIN_LOOP(pe, 1, total);
 
     /* GATHER steps of the address per tap step (rows of the band in act). */
     const int wy_step = (dim_t)g.tstep * (dim_t)g.k_w;
@@ -98,11 +97,11 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
 
     pe_sum_t acc[PE_LANES][PE_ROWS];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=0
-    pe_sum_t acc1[PE_LANES][PE_ROWS];   /* PE_POS_PAIRS: the pair's second position */
-#pragma HLS ARRAY_PARTITION variable=acc1 type=complete dim=0
     pe_run_t part[PE_ROWS][PE_COLS];
 #pragma HLS ARRAY_PARTITION variable=part type=complete dim=0
 #if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
+    pe_sum_t acc1[PE_LANES][PE_ROWS];   /* the pair's second position */
+#pragma HLS ARRAY_PARTITION variable=acc1 type=complete dim=0
     pe_run_t partB[PE_ROWS][PE_COLS];   /* OUTER: tap B's run */
 #pragma HLS ARRAY_PARTITION variable=partB type=complete dim=0
     bool bpend = false;                 /* the last run's tap B still to add (at wrun - 1) */
@@ -112,7 +111,9 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
         for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
             acc[l][r] = 0;
+#if CTRAIN_DSP_INT8 == 2
             acc1[l][r] = 0;
+#endif
         }
         for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
@@ -156,8 +157,21 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
     bool brun = false;
     int ebase = 0;
     const int npos = (dim_t)g.rows * (dim_t)g.ow;
+    /* GATHER: the last run's sums (pe_array.h PE_EPI_SLICES), the slices
+     * still to leave, the next one's (h, l) and the run's position,
+     * pair, row tile and valid rows */
+    pe_sum_t hold[PE_EPI_SLICES][PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=hold type=complete dim=0
+    int drain = 0, hs = 0, hl = 0, hh = 0;
+    int hpidx = 0, htl = 0, hvr = 0;
+    bool hpr = false;
+    /* A step at most waits PE_EPI_SLICES - 1 cycles for the epilogue, and
+     * the last run's slices leave after the last step. */
+    const uint32_t cycles = (total + 1) * PE_EPI_SLICES;
+    uint32_t i = 0;   /* steps done */
+    uint32_t cyc = 0;
 pass_step:
-    for (uint32_t i = 0; i < total; i++) {
+    for (cyc = 0; cyc < cycles; cyc++) {
 #pragma HLS PIPELINE II=1
     /* each step pairs an on-chip weight word with an output position of the band */
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP*CONV_OUT
@@ -165,6 +179,50 @@ pass_step:
          * accumulator (tap or position) once, at its end. */
 #pragma HLS DEPENDENCE variable=tacc type=inter false
 #pragma HLS DEPENDENCE variable=racc type=inter false
+        if (i == total && drain == 0)
+            break;
+        /* End of a run: GATHER quantizes (or keeps) the position's sums,
+         * OUTER adds the run to its tap accumulators. */
+        const bool run_end = outer ? (ox == g.ow - 1 && oy == g.rows - 1)
+                                   : (tx == nx - 1 && ty == ny - 1 && sub == g.gct - 1);
+        /* GATHER: a run ends into hold once its slice before has left */
+        const bool go = i < total && (outer || !run_end || drain <= 1);
+        if (drain > 0) {
+            /* slice hs = (hh, hl) of the held run through the R epilogue
+             * lanes; hh = 1: the pair's second position (hpidx even: the
+             * same word of out, maskb), only for a pair */
+            q_lanes ql = {0, 0, 0, 0};   /* the slice's R outputs meet the statistics as one update */
+            const bool on = hh == 0 || hpr;
+            const int ph = hpidx + hh;
+            for (int r = 0; r < PE_ROWS; r++) {
+#pragma HLS UNROLL
+                wide_t v = (wide_t)hold[hs][r];
+                if (on) {
+                    /* pairs run with one group (g.pairs): only the
+                     * first position reaches racc */
+                    if (hh == 0 && !g.first)
+                        v += (wide_t)racc[hl][r][g.roff + hpidx];
+                    if (hh == 0 && !g.last)
+                        racc[hl][r][g.roff + hpidx] = v;
+                    bool clamped;   /* |acc| < 2^47, |bias| <= 2^62 */
+                    const q8_t o = conv_epilogue(v, g.bias, btab[htl][r], g.relu, g.mask,
+                                                 maskb[hl][r][ph], g.sh_out, clamped);
+                    if (g.last && hl < g.vb && r < hvr)
+                        q_lanes_add(ql, v, o, clamped);
+                    if (g.last)
+                        out[hl][r][ph] = o;
+                }
+            }
+            q_stats_merge(st, ql);
+            drain--;
+            hs++;
+            if (++hl == PE_LANES) {
+                hl = 0;
+                hh++;
+            }
+        }
+        if (!go)
+            continue;
         const int vc = sub == g.gct - 1 ? g.vc_last : PE_COLS;
         /* GATHER with PE_POS_PAIRS: position ox and ox + 1 at once, the
          * second's source pd further (0: ox alone) */
@@ -344,10 +402,6 @@ pass_step:
             }
         }
 #endif
-        /* End of a run: GATHER quantizes (or keeps) the position's sums,
-         * OUTER adds the run to its tap accumulators. */
-        const bool run_end = outer ? (ox == g.ow - 1 && oy == g.rows - 1)
-                                   : (tx == nx - 1 && ty == ny - 1 && sub == g.gct - 1);
 #if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
         /* OUTER: a run adds tap A to its accumulator at its end, a pair's
          * tap B the step after (the next run's first, as a run is at least
@@ -383,40 +437,28 @@ pass_step:
         }
 #endif
         if (run_end && !outer) {
-            q_lanes ql = {0, 0, 0, 0};   /* the run's L x R (pair: 2 L x R) outputs meet the statistics as one update */
-            for (int h = 0; h < 1 + PE_POS_PAIRS; h++) {
+            /* the run's sums into hold, its epilogue the next PE_EPI_SLICES
+             * cycles (a pair: the second position's after the first's) */
+            for (int l = 0; l < PE_LANES; l++) {
 #pragma HLS UNROLL
-                /* h = 1: the pair's second position (pidx even: the same word of out, maskb) */
-                const bool on = h == 0 || pr;
-                const int ph = pidx + h;
-                for (int l = 0; l < PE_LANES; l++) {
+                for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
-                    for (int r = 0; r < PE_ROWS; r++) {
-#pragma HLS UNROLL
-                        wide_t v = (wide_t)(h == 0 ? acc[l][r] : acc1[l][r]);
-                        if (h == 0)
-                            acc[l][r] = 0;
-                        else
-                            acc1[l][r] = 0;
-                        if (on) {
-                            /* pairs run with one group (g.pairs): only the
-                             * first position reaches racc */
-                            if (h == 0 && !g.first)
-                                v += (wide_t)racc[l][r][g.roff + pidx];
-                            if (h == 0 && !g.last)
-                                racc[l][r][g.roff + pidx] = v;
-                            bool clamped;   /* |acc| < 2^47, |bias| <= 2^62 */
-                            const q8_t o = conv_epilogue(v, g.bias, btab[tl][r], g.relu, g.mask,
-                                                         maskb[l][r][ph], g.sh_out, clamped);
-                            if (g.last && l < g.vb && r < vr_t)
-                                q_lanes_add(ql, v, o, clamped);
-                            if (g.last)
-                                out[l][r][ph] = o;
-                        }
-                    }
+                    hold[l][r] = acc[l][r];
+                    acc[l][r] = 0;
+#if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
+                    hold[PE_LANES + l][r] = acc1[l][r];
+                    acc1[l][r] = 0;
+#endif
                 }
             }
-            q_stats_merge(st, ql);
+            drain = PE_EPI_SLICES;
+            hs = 0;
+            hl = 0;
+            hh = 0;
+            hpidx = pidx;
+            hpr = pr;
+            htl = tl;
+            hvr = vr_t;
         }
         /* Advance the counters. */
         if (outer) {
@@ -541,5 +583,7 @@ pass_step:
                 }
             }
         }
+        i++;
     }
+    CTRAIN_LOOP(pe, 1, cyc);
 }

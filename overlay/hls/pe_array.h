@@ -109,6 +109,14 @@ static inline int64_t pe_wrap(int64_t v) {
     return (int64_t)((uint64_t)v << (64 - B)) >> (64 - B);
 #endif
 }
+/* GATHER's epilogue (bias, ReLU or mask, quantizer, statistics) is one PE
+ * row wide: a run's PE_LANES x PE_ROWS sums (PE_POS_PAIRS: two positions'
+ * worth) wait in a hold register and leave through PE_ROWS epilogue lanes,
+ * one (position, lane) slice a cycle over the PE_EPI_SLICES cycles after
+ * the run, while the next run accumulates; a run shorter than that waits
+ * (pe_array; the cycle model's `pe` loop counts the waits and the last
+ * run's slices). */
+#define PE_EPI_SLICES ((1 + PE_POS_PAIRS) * PE_LANES)
 typedef pe_sum_t pe_rowacc_t[PE_LANES][PE_ROWS][CONV_OUT];
 typedef pe_sum_t pe_tapacc_t[PE_ROWS][PE_COLS][CONV_WCAP];
 /* GATHER biases of the pass's row tiles (FP: raw biases shifted to e_acc; else 0) */

@@ -126,6 +126,58 @@ static inline int32_t sat32(wide_t x) {
     return sat32(x, unused);
 }
 
+/* sat32(rshift_round(x, s)) where the shifted value itself is not needed
+ * (UPDATE's terms), narrow as quant8 is: x saturates exactly outside one
+ * range [lo, hi] of s alone, so two compares against lane-invariant bounds
+ * and a shifter to 33 bits (right) or on 32 (left) instead of two 64-bit
+ * shifters and sat32's compares:
+ * - s > 0: round_right(x, s) = ((x >> k) + 1) >> 1, k = s - 1, leaves
+ *   [-Q32_MAX, Q32_MAX] exactly when x >= (2^32 - 1) * 2^k or x < (1 -
+ *   2^32) * 2^k (no int64 reaches either from k = 32: the range is all of
+ *   int64); inside, x >> k is within [1 - 2^32, 2^32 - 2], 33 bits;
+ * - s <= 0: x * 2^k (k = -s, capped at 31: Q32_MAX >> 31 is 0) is within
+ *   the range exactly when |x| <= Q32_MAX >> k (lane_lshift's saturation at
+ *   Q_TOP is past that), and then x has at most 31 bits; s = 0, sat32's.
+ * A saturated x is never 0, so its sign picks the bound. */
+struct q32_shift {
+    bool right;      /* s > 0 */
+    int k, kl;       /* the right shift's s - 1, the left shift's -s (capped) */
+    wide_t hi, lo;   /* the range that does not saturate */
+};
+
+/* quant32's bounds and shifts of one s: lane- and element-invariant, so a
+ * unit computes them once per instruction. */
+static inline q32_shift q32_shift_of(int s) {
+#pragma HLS INLINE
+    q32_shift q;
+    q.right = s > 0;
+    q.k = s - 1;
+    q.kl = q.right ? 0 : (-s < 31 ? -s : 31);
+    const bool reach = q.k <= 31;
+    const wide_t top = (wide_t)(Q32_MAX >> q.kl);
+    q.hi = q.right ? (reach ? (wide_t)((((uint64_t)1 << 32) - 1) << q.k) - 1 : Q_WIDE_MAX) : top;
+    q.lo = q.right ? (reach ? (wide_t)((uint64_t)(-(((wide_t)1 << 32) - 1)) << q.k) : Q_WIDE_MIN) : -top;
+    return q;
+}
+
+static inline int32_t quant32(wide_t x, const q32_shift &q) {
+#pragma HLS INLINE
+    if (x > q.hi || x < q.lo)
+        return (int32_t)(x < 0 ? -Q32_MAX : Q32_MAX);
+    if (q.right) {
+        const ap_int<33> y = (ap_int<33>)(x >> q.k);
+        const ap_int<34> z = y + 1;
+        return (int32_t)(z >> 1);
+    }
+    const uint32_t b = (uint32_t)x;   /* |x| <= Q32_MAX */
+    return (int32_t)(b << q.kl);
+}
+
+static inline int32_t quant32(wide_t x, int s) {
+#pragma HLS INLINE
+    return quant32(x, q32_shift_of(s));
+}
+
 static inline wide_t q_abs(wide_t x) {
 #pragma HLS INLINE
     return x < 0 ? -x : x;   /* never INT64_MIN: values stay within +-2^63 - 2^62 */

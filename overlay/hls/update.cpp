@@ -19,13 +19,15 @@ static inline uint32_t chunk_weights(const chunk_at &ck, uint32_t count_w) {
 /* One element of docs/numeric.md UPDATE: the new master weight and velocity
  * (wn, vn), masked to 0 where `pruned`. */
 static inline void sgd_one(int32_t gi, int32_t wi, int32_t vi, bool pruned, int32_t lr_m,
-                           int32_t mu_m, int32_t wd_m, int sh_g, int sh_lr, int sh_mu, int sh_wd,
-                           wide_t &wn, wide_t &vn) {
+                           int32_t mu_m, int32_t wd_m, const q32_shift &sh_g, const q32_shift &sh_lr,
+                           const q32_shift &sh_mu, const q32_shift &sh_wd, wide_t &wn, wide_t &vn) {
 #pragma HLS INLINE
-    wide_t t_g = sat32(rshift_round((wide_t)lr_m * gi, sh_g));
-    const int32_t decay = (int32_t)sat32(rshift_round((wide_t)wd_m * wi, sh_wd));
-    wide_t t_wd = sat32(rshift_round((wide_t)lr_m * decay, sh_lr));
-    wide_t t_mu = sat32(rshift_round((wide_t)mu_m * vi, sh_mu));
+    /* sat32(rshift_round(p, s)) of each product (quant32: the shifted
+     * product itself is not needed; its bounds the instruction's) */
+    wide_t t_g = quant32((wide_t)lr_m * gi, sh_g);
+    const int32_t decay = quant32((wide_t)wd_m * wi, sh_wd);
+    wide_t t_wd = quant32((wide_t)lr_m * decay, sh_lr);
+    wide_t t_mu = quant32((wide_t)mu_m * vi, sh_mu);
     vn = sat32(t_mu + t_g + t_wd);
     wn = sat32(wi - vn);
     if (pruned) {   /* pruned: weight and velocity stay 0 */
@@ -127,7 +129,8 @@ struct upd_addrs {
 /* The SGD step's multipliers and shifts (docs/numeric.md UPDATE). */
 struct upd_pars {
     int32_t lr_m, mu_m, wd_m;
-    int sh_g, sh_lr, sh_mu, sh_wd, sh_q;
+    q32_shift sh_g, sh_lr, sh_mu, sh_wd;   /* quant32's, once per instruction */
+    int sh_q;
 };
 
 static void upd_load(const ddr_t *ddr, const ddr_t *ddr1, upd_addrs at, int k,
@@ -249,10 +252,10 @@ void update_unit(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exp
     pr.lr_m = e.par[CTRAIN_PAR_LR_M];
     pr.mu_m = e.par[CTRAIN_PAR_MU_M];
     pr.wd_m = e.par[CTRAIN_PAR_WD_M];
-    pr.sh_g = q_shift((wide_t)e.par[CTRAIN_PAR_LR_S] + e.src2 - e.src);
-    pr.sh_lr = q_shift(e.par[CTRAIN_PAR_LR_S]);
-    pr.sh_mu = q_shift(e.par[CTRAIN_PAR_MU_S]);
-    pr.sh_wd = q_shift(e.par[CTRAIN_PAR_WD_S]);
+    pr.sh_g = q32_shift_of(q_shift((wide_t)e.par[CTRAIN_PAR_LR_S] + e.src2 - e.src));
+    pr.sh_lr = q32_shift_of(q_shift(e.par[CTRAIN_PAR_LR_S]));
+    pr.sh_mu = q32_shift_of(q_shift(e.par[CTRAIN_PAR_MU_S]));
+    pr.sh_wd = q32_shift_of(q_shift(e.par[CTRAIN_PAR_WD_S]));
     pr.sh_q = q_shift((wide_t)e.dst - e.src2);
     upd_addrs at;
     at.g = f.src;

@@ -511,13 +511,6 @@ def _column_runs(eb, count, k, s, p, n_src, pairs):
     return row(0), row(1)
 
 
-def _column_steps(eb, count, k, s, p, n_src, pairs):
-    """PE steps of a band row's columns (_column_runs' sums), in a row that
-    starts at an even output index and in one that starts at an odd one."""
-    even, odd = _column_runs(eb, count, k, s, p, n_src, pairs)
-    return int(even.sum()), int(odd.sum())
-
-
 class _Rows(NamedTuple):
     """Each item's band rows [y0, y1) of the swept plane (valid kernel rows
     ny per row), whether its width is odd and whether a tile's rows are odd
@@ -841,8 +834,7 @@ def _dense_conv(f, b, c):
         hi_k = np.minimum(p.sh, (y1_k - 1 + pd) // s + 1)
     hi_k = np.maximum(hi_k, lo_k)
     col_base = f["src2"] if wg else f["src"]
-    band_steps = None   # FP, EB: PE steps of each item's band, for its pass's tiles
-    band_cycles = None  # ... and its pass's cycles: the steps, the epilogue's waits and drain
+    band_cycles = None  # FP, EB: each item's pass's cycles, its band's steps and the epilogue's
     if not wg:
         c.loop("ew", p.ow)                                  # column tables
         ny = np.maximum(1, _ranges(eb, p.oh, kh, s, pd, p.sh))

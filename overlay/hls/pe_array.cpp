@@ -173,16 +173,20 @@ void pe_array(const pe_weights_t w, const pe_cols_t x, const pe_rows_t err,
 pass_step:
     for (cyc = 0; cyc < cycles; cyc++) {
 #pragma HLS PIPELINE II=1
-    /* each step pairs an on-chip weight word with an output position of the band */
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP*CONV_OUT
+    /* each step pairs an on-chip weight word with an output position of the
+     * band; the epilogue's waits are none where runs are PE_EPI_SLICES
+     * steps or more, its last slices PE_EPI_SLICES cycles */
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP*CONV_OUT+PE_EPI_SLICES
         /* Every step reaches a different register sum; a run writes its
-         * accumulator (tap or position) once, at its end. */
+         * accumulator (tap or position) once, at its end, and the epilogue
+         * a position's partial sums once. */
 #pragma HLS DEPENDENCE variable=tacc type=inter false
 #pragma HLS DEPENDENCE variable=racc type=inter false
         if (i == total && drain == 0)
             break;
-        /* End of a run: GATHER quantizes (or keeps) the position's sums,
-         * OUTER adds the run to its tap accumulators. */
+        /* End of a run: GATHER moves the position's sums into hold (the
+         * epilogue quantizes or keeps them), OUTER adds the run to its tap
+         * accumulators. */
         const bool run_end = outer ? (ox == g.ow - 1 && oy == g.rows - 1)
                                    : (tx == nx - 1 && ty == ny - 1 && sub == g.gct - 1);
         /* GATHER: a run ends into hold once its slice before has left */

@@ -477,6 +477,10 @@ spp_value_blocks:
  * found through tpos (spp_values).  Staging buffers are partitioned by the
  * beat: the lists arrive a beat per cycle.  Returns the chunk's first CSR
  * (or transposed) position. */
+/* A channel's column start relative to its first, at most its list
+ * (<= SP_LIST entries). */
+typedef ap_uint<CTRAIN_CLOG2(SP_LIST) + 1> spp_tap_t;
+
 static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
                           const sparse_index_t &ix, int ra, int nr, const spp_qm toff[MAX_KK],
                           uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint16_t eoq[SP_LIST],
@@ -522,23 +526,38 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
     const uint32_t z0 = tpr[0], cnt = z1 - z0;
     agu_rd_wide<uint16_t, SP_LIST, 2>(ddr, f.aux + (uint32_t)ix.trow + 2 * z0, hbuf, cnt);
     agu_rd_wide<int32_t, SP_LIST, 4>(ddr, f.aux + (uint32_t)ix.tpos + 4 * z0, wbuf, cnt);
+    /* The channel's column starts in registers, relative to its first (the
+     * index check keeps them non-decreasing): the decode compares every one
+     * each step, more reads than tpr's two ports give. */
+    spp_tap_t tpk[MAX_KK];
+#pragma HLS ARRAY_PARTITION variable=tpk type=complete
 spp_rows_eb:
     for (int i = 0; i < nr; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
         agu_rd_u32<MAX_KK + 1>(ddr, tp + 4 * (uint32_t)((ap_uint<12>)(ra + i) * (ap_uint<7>)kk), tpr,
                                kk + 1);
-        const uint32_t n = tpr[0] - z0, len = tpr[kk] - tpr[0];
+        const uint32_t p0 = tpr[0];
+        const uint32_t n = p0 - z0, len = tpr[kk] - p0;
         start[i] = n;
+        if (len > 0) {
+            CTRAIN_LOOP(ew, 1, kk - 1);
+        spp_tap_starts:
+            for (uint32_t k = 1; k < kk; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=0 max=MAX_KK-1
+                tpk[k] = (spp_tap_t)(tpr[k] - p0);
+            }
+        }
         CTRAIN_LOOP(ew, 1, len);
     spp_decode_csc:
         for (uint32_t t = 0; t < len; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
-            const uint32_t q = tpr[0] + t;
-            uint32_t tap = 0;   /* columns of this channel that start at or before q */
+            const spp_tap_t tq = (spp_tap_t)t;
+            uint32_t tap = 0;   /* columns of this channel that start at or before its entry t */
             for (uint32_t k = 1; k < MAX_KK; k++) {
 #pragma HLS UNROLL
-                if (k < kk && tpr[k] <= q)
+                if (k < kk && tpk[k] <= tq)
                     tap++;
             }
             const spp_qm a =

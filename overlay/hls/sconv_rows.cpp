@@ -357,6 +357,11 @@ static void sp_load_entries(const ddr_t *ddr, const ctrain_insn_t &f, const sp_p
 #pragma HLS ARRAY_RESHAPE variable=hbuf type=cyclic factor=SP_U16_LANES
     uint32_t wbuf[SP_ENTRIES];
 #pragma HLS ARRAY_RESHAPE variable=wbuf type=cyclic factor=AGU_I32_LANES
+    /* EB: the row's column starts in registers, relative to its first (the
+     * index check keeps them non-decreasing): the decode compares every one
+     * each step, more reads than tp's ports give. */
+    uint32_t tpk[MAX_KK];
+#pragma HLS ARRAY_PARTITION variable=tpk type=complete
     uint32_t rk_next = 0;   /* r * kk, counted */
 list_rows:
     for (int r = 0; r < PE_ROWS; r++) {
@@ -392,16 +397,24 @@ list_rows:
         } else {
             agu_rd_wide<uint16_t, SP_ENTRIES, 2>(ddr, f.aux + (uint32_t)ix.trow + 2 * first, hbuf, lr);
             agu_rd_wide<uint32_t, SP_ENTRIES, 4>(ddr, f.aux + (uint32_t)ix.tpos + 4 * first, wbuf, lr);
+            const uint32_t p0 = tp[rk];
+            CTRAIN_LOOP(ew, 1, kk - 1);
+        tap_starts:
+            for (uint32_t k = 1; k < kk; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=0 max=MAX_KK-1
+                tpk[k] = tp[rk + k] - p0;
+            }
             CTRAIN_LOOP(ew, 1, lr);
         decode_csc:
             for (uint32_t t = 0; t < lr; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
-                const uint32_t q = first + t;
-                uint32_t tap = 0;   /* columns of this channel that start at or before q */
+                const uint32_t q = off + t;   /* the entry's place in the row's list */
+                uint32_t tap = 0;   /* columns of this channel that start at or before it */
                 for (uint32_t k = 1; k < MAX_KK; k++) {
 #pragma HLS UNROLL
-                    if (k < kk && tp[rk + k] <= q)
+                    if (k < kk && tpk[k] <= q)
                         tap++;
                 }
                 sp_entry e;

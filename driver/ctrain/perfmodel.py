@@ -522,26 +522,28 @@ class _Rows(NamedTuple):
     rows_odd: np.ndarray
 
 
+def _by_row_offset(v, y0, y1):
+    """Per-row values v summed over each item's band rows [y0, y1): those at
+    an even offset from its first row, and those at an odd one."""
+    par = np.arange(v.size) % 2
+    e = np.concatenate([[0], np.cumsum(np.where(par == 0, v, 0))])
+    o = np.concatenate([[0], np.cumsum(np.where(par == 1, v, 0))])
+    ev, od = e[y1] - e[y0], o[y1] - o[y0]
+    odd0 = (y0 % 2).astype(bool)
+    return np.where(odd0, od, ev), np.where(odd0, ev, od)
+
+
 def _pass_waits(D, rows, runs_e, runs_o, tiles, gct):
     """Cycles each item's pass spends on the dense epilogue beyond its steps
     (pe_array, PE_EPI_SLICES = D): the waits of its runs but the first
     (_epi_waits; a row's runs by its first output index's parity, as
     band_steps counts its steps) and its last run's D slices."""
-    par = np.arange(rows.ny.size) % 2
-    odd0 = (rows.y0 % 2).astype(bool)
-
-    def offsets(v):
-        """v's sums over each item's band rows at an even offset from its
-        first and at an odd one (band_steps' ye, yo)."""
-        e = np.concatenate([[0], np.cumsum(np.where(par == 0, v, 0))])
-        o = np.concatenate([[0], np.cumsum(np.where(par == 1, v, 0))])
-        ev, od = e[rows.y1] - e[rows.y0], o[rows.y1] - o[rows.y0]
-        return np.where(odd0, od, ev), np.where(odd0, ev, od)
     waits = np.zeros(gct.shape, np.int64)
     t_odd = np.where(rows.rows_odd, tiles // 2, 0)
     for g in np.unique(gct):
         sel = gct == g
-        (we_e, we_o), (wo_e, wo_o) = (offsets(_epi_waits(D, g * rows.ny, r)) for r in (runs_e, runs_o))
+        (we_e, we_o), (wo_e, wo_o) = (_by_row_offset(_epi_waits(D, g * rows.ny, r), rows.y0, rows.y1)
+                                      for r in (runs_e, runs_o))
         te = we_e + (wo_o if rows.odd else we_o)   # a tile from an even output index
         to = wo_e + we_o                           # from an odd one
         first = np.maximum(0, D - g * rows.ny[rows.y0] * runs_e[0])
@@ -842,12 +844,7 @@ def _dense_conv(f, b, c):
                                       bool(b.pe_pos_pairs) and p.groups == 1)
         xe, xo = int(runs_e.sum()), int(runs_o.sum())
         # the band's rows by parity from its first (conv.cpp make_ranges' sums)
-        par = np.arange(p.oh) % 2
-        ce = np.concatenate([[0], np.cumsum(np.where(par == 0, ny, 0))])
-        co = np.concatenate([[0], np.cumsum(np.where(par == 1, ny, 0))])
-        odd0 = (y0_k % 2).astype(bool)
-        ye = np.where(odd0, co[y1_k] - co[y0_k], ce[y1_k] - ce[y0_k])
-        yo = np.where(odd0, ce[y1_k] - ce[y0_k], co[y1_k] - co[y0_k])
+        ye, yo = _by_row_offset(ny, y0_k, y1_k)
         # a tile's steps from an even output index and from an odd one: with
         # an odd width row oy of tile t starts at (t * rows + oy) * ow
         odd = p.ow % 2 == 1

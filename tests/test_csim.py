@@ -437,7 +437,9 @@ def expected_iters(f, board, chunk):
         ny = min((POOL_BAND // wi - kh + 1) // s, ho)
         nb = _cdiv(ho, ny)
         rd_in, first = planes * ((ho - nb) * s + nb * kh) * wi, (ny * s + kh - 1) * wi
+        # the carry: POOL_CARRY_II cycles an element (a read and two writes of one bank)
         carry = planes * (nb - 1) * (kh - s) * wi if kh > s else 0
+        carry *= perfmodel.board(board).pool_carry_ii
         band = ny * s * wi   # the rows a band but a plane's last owns
         store = planes * ((nb - 1) * _cdiv(band, beat) + _cdiv(plane - (nb - 1) * band, beat))
     taps = planes * ho * wo * kh * _cdiv(kw, beat)   # a row segment of <= W taps per cycle

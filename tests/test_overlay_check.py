@@ -116,12 +116,13 @@ def test_synthesis_branch_compiles_for_every_board():
 
 @needs_make
 def test_make_check():
-    """`make check` as a whole: the compiles above and the lint on the real
-    sources, clean."""
+    """`make check` as a whole: the compiles above, the lint and the port
+    budget (ctrain.tools.ports) on the real sources, clean."""
     claim_prebuild("check-compile")
     out = _make("-j2", "check")
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     assert re.search(r"check: synthesis branch of \d+ sources x \d+ boards", out.stdout)
+    assert "ports within budget" in out.stdout
 
 
 @pytest.mark.slow

@@ -104,6 +104,7 @@ class Board:
     update_chunk: int = 0      # UPDATE's elements per burst (CTRAIN_UPDATE_CHUNK; 0: chunk)
     bn_chunk: int = 0          # BN's elements per burst (CTRAIN_BN_CHUNK, stream.h; 0: chunk)
     pool_dataflow: int = 0     # max pooling's tiled bands a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, stream.h)
+    pool_carry_ii: int = 1     # cycles per carried element of max pooling's BP (POOL_CARRY_II, stream.cpp)
     sparse_dataflow: int = 0   # the sparse position path's pair loop a DATAFLOW loop (CTRAIN_SPARSE_DATAFLOW, sconv.h)
     conv_dataflow: int = 0     # the dense unit's item loop a DATAFLOW loop (CTRAIN_CONV_DATAFLOW, conv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
@@ -191,6 +192,7 @@ def board(name):
                  update_chunk=_hls_macro(c.name, "CTRAIN_UPDATE_CHUNK"),
                  bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"),
                  pool_dataflow=_hls_macro(c.name, "CTRAIN_POOL_DATAFLOW"),
+                 pool_carry_ii=_hls_macro(c.name, "POOL_CARRY_II"),
                  sparse_dataflow=_hls_macro(c.name, "CTRAIN_SPARSE_DATAFLOW"),
                  conv_dataflow=_hls_macro(c.name, "CTRAIN_CONV_DATAFLOW"),
                  ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"),
@@ -1264,7 +1266,7 @@ def _pool(f, b, c):
     c.loop("ew", np.broadcast_to(_cdiv(own, W), n_out.shape))      # store, W per cycle
     c.wrw(f["dst"] + in_at, own)
     if not whole and kh > s:
-        c.loop("ew", np.where(last, 0, (kh - s) * wi) + 0 * p0)    # carry
+        c.loop("ew", np.where(last, 0, b.pool_carry_ii * (kh - s) * wi) + 0 * p0)    # carry
 
 
 # ------------------------------------------------- residual add, average pooling

@@ -537,7 +537,8 @@ void agu_wr_q8_rows(ddr_t *ddr, uint32_t addr, const q8_t buf[PE_ROWS][PE_COLS][
     const agu_burst g = agu_plan(addr, len);
 wr_q8_rows:
     for (uint32_t b = 0; b < g.beats; b++) {
-#pragma HLS PIPELINE II=1
+        /* W reads of a 2-port bank a beat: II=AGU_II_DRAIN, as counted */
+#pragma HLS PIPELINE II=AGU_II_DRAIN
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
         const int lo = agu_lo(g, b), hi = agu_hi(g, b);
         beat_t w = beat_zero();
@@ -563,7 +564,8 @@ void agu_rd_words(const ddr_t *ddr, uint32_t addr, T buf[N], uint32_t count) {
     uint32_t word = 0;
 rd_words:
     for (uint32_t b = 0; b < g.beats; b++) {
-#pragma HLS PIPELINE II=1
+        /* up to W / SIZE writes of a 1-write-port bank a beat: II=AGU_II_FILL, as counted */
+#pragma HLS PIPELINE II=AGU_II_FILL
 #pragma HLS LOOP_TRIPCOUNT min=1 max=N
         const int lo = agu_lo(g, b), hi = agu_hi(g, b);
         const beat_t w = ddr_get(ddr, g.first + b, lo, hi);
@@ -611,7 +613,8 @@ void agu_wr_q8(ddr_t *ddr, uint32_t addr, const q8_t buf[N], uint32_t len) {
     const agu_burst g = agu_plan(addr, len);
 wr_q8:
     for (uint32_t b = 0; b < g.beats; b++) {
-#pragma HLS PIPELINE II=1
+        /* W reads of a 2-port bank a beat: II=AGU_II_DRAIN, as counted */
+#pragma HLS PIPELINE II=AGU_II_DRAIN
 #pragma HLS LOOP_TRIPCOUNT min=1 max=N
         const int lo = agu_lo(g, b), hi = agu_hi(g, b);
         beat_t w = beat_zero();
@@ -635,7 +638,8 @@ void agu_wr_i32(ddr_t *ddr, uint32_t addr, const int32_t buf[N], uint32_t count)
     const agu_burst g = agu_plan(addr, 4 * count);
 wr_i32:
     for (uint32_t b = 0; b < g.beats; b++) {
-#pragma HLS PIPELINE II=1
+        /* W reads of a 2-port bank a beat: II=AGU_II_DRAIN, as counted */
+#pragma HLS PIPELINE II=AGU_II_DRAIN
 #pragma HLS LOOP_TRIPCOUNT min=1 max=4*N
         const int lo = agu_lo(g, b), hi = agu_hi(g, b);
         beat_t w = beat_zero();

@@ -1375,10 +1375,13 @@ void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stat
 #pragma HLS ARRAY_PARTITION variable=tbias type=complete dim=2
 #pragma HLS BIND_STORAGE variable=tbias type=ram_2p impl=lutram
     bool rowok[CTRAIN_MAX_KERNEL];
+    /* sp_row_steps reads every PE row's rowok[e.ky] and clen[r] each step: registers */
+#pragma HLS ARRAY_PARTITION variable=rowok type=complete
     int32_t braw[PE_ROWS];
     wide_t rbias[PE_ROWS];   /* FP: bias shifted to e_acc; WG: bias gradient */
 #pragma HLS ARRAY_PARTITION variable=rbias type=complete
     uint32_t start[PE_ROWS], len[PE_ROWS], clen[PE_ROWS], base[PE_ROWS], total[PE_ROWS];
+#pragma HLS ARRAY_PARTITION variable=clen type=complete
 #pragma HLS ARRAY_PARTITION variable=base type=complete
 #pragma HLS ARRAY_PARTITION variable=total type=complete
 

@@ -73,6 +73,10 @@ void stream_relu(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, q_stats &st) {
     CTRAIN_PIPE_END();
 }
 
+/* The BP carry's cycles per element (stream_pool's carry_rows: a read and
+ * two writes of racc, which may meet in one bank). */
+#define POOL_CARRY_II 2
+
 /* The band buffers are two RAMs each, banked by word parity (element i in
  * bank (i / W) & 1, row i / 2W): the two consecutive words a segment reads
  * (pool_get) or writes (pool_put) are one access per RAM, which leaves each
@@ -791,10 +795,12 @@ band_planes:
                 /* Overlapping windows (k_h > s): rows below the owned ones already
                  * hold this band's contributions; they become the next band's first. */
                 const uint32_t carry = (!whole && !last && k_h > s) ? kh_w - row_step : 0;
-                CTRAIN_LOOP(ew, 1, carry);
+                CTRAIN_LOOP(ew, 1, POOL_CARRY_II * carry);
             carry_rows:
                 for (uint32_t i = 0; i < carry; i++) {
-#pragma HLS PIPELINE II=1
+                /* a read and two writes, both writes maybe in one bank (own % W
+                 * == 0) of one write port: two cycles an element, as counted */
+#pragma HLS PIPELINE II=POOL_CARRY_II
 #pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_BAND
                     /* reads at own + i, never written before in this loop */
 #pragma HLS DEPENDENCE variable=racc type=inter false

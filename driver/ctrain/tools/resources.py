@@ -282,6 +282,11 @@ _DECL = re.compile(r"^[ \t]*(static\s+)?(?:const\s+)?([A-Za-z_][\w:]*(?:\s*<[^;>
                    re.M)
 
 
+#: A leading C cast `(T)` or `(const T)`, T a type name (template arguments
+#: and several words allowed), an operand after it: `(k >> 1) * W` is none.
+LEAD_CAST = re.compile(r"^\(\s*(?:const\s+)?[A-Za-z_][\w:]*(?:\s*<[^()<>;]*>)?(?:\s+[A-Za-z_]\w*)*\s*\)\s*(?=[\w(])")
+
+
 def _pragmas(body, kind):
     out = []
     for m in re.finditer(r"#pragma\s+HLS\s+" + kind + r"\b([^\n]*)", body, re.I):
@@ -312,6 +317,7 @@ class Array:
     buffers: int = 1     # copies of a DATAFLOW channel (2: ping-pong)
     reshaped: set = field(default_factory=set)   # 1-based dims folded into the word completely
     lanes: int = 1       # elements per word (the product of the ARRAY_RESHAPE factors)
+    reshaped_by: dict = field(default_factory=dict)   # 1-based dim -> (type, factor): cyclic/block reshapes
 
     @property
     def depth(self):
@@ -440,7 +446,23 @@ def _bank(src, f, name, elem, sizes):
                 dims[d - 1] = math.ceil(dims[d - 1] / fac)
                 if fac > 1:
                     cyc[d] = (p["type"], fac)
-    reshaped, lanes = set(), 1
+    reshaped, lanes, reshaped_by = _reshapes(src, f, name, dims)
+    width *= lanes
+    ports, tdp = 2, False
+    for p in _pragmas(f.body, "BIND_STORAGE"):
+        if p.get("variable") == name:
+            impl = p.get("impl", "").lower()
+            ports = 1 if p.get("type", "").lower() == "ram_1p" else 2
+            tdp = p.get("type", "").lower() == "ram_t2p"
+    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports, cyc, tdp,
+                 reshaped=reshaped, lanes=lanes, reshaped_by=reshaped_by)
+
+
+def _reshapes(src, f, name, dims):
+    """(dims folded whole, elements per word, {dim: (type, factor)} of the
+    cyclic and block folds) of array `name`'s ARRAY_RESHAPE pragmas; dims
+    shrink in place to the words left."""
+    reshaped, lanes, reshaped_by = set(), 1, {}
     for p in _pragmas(f.body, "ARRAY_RESHAPE"):
         if p.get("variable") != name:
             continue
@@ -450,17 +472,11 @@ def _bank(src, f, name, elem, sizes):
                 src.macros.eval(p.get("factor", "1")) or 1)
             if p.get("type", "complete") == "complete" and fac > 1:
                 reshaped.add(d)
-            width *= fac
+            elif fac > 1:
+                reshaped_by[d] = (p["type"], fac)
             lanes *= fac
             dims[d - 1] = math.ceil(dims[d - 1] / fac)
-    ports, tdp = 2, False
-    for p in _pragmas(f.body, "BIND_STORAGE"):
-        if p.get("variable") == name:
-            impl = p.get("impl", "").lower()
-            ports = 1 if p.get("type", "").lower() == "ram_1p" else 2
-            tdp = p.get("type", "").lower() == "ram_t2p"
-    return Array(f.name, name, elem, width, sizes, banks, dims, parted, impl, ports, cyc, tdp,
-                 reshaped=reshaped, lanes=lanes)
+    return reshaped, lanes, reshaped_by
 
 
 def _array_item(a, copies):
@@ -608,7 +624,7 @@ def dsp_per_mul(a, b, kind, result=None):
 
 def _is_const(src, f, pos, expr):
     e = expr.strip()
-    e = re.sub(r"^\(\s*[\w:<> ]+\s*\)\s*", "", e)   # a cast
+    e = LEAD_CAST.sub("", e)   # a cast
     if src.macros.eval(e) is not None or e in f.template:
         return True
     return e in src.unrolled_vars(f, pos)
@@ -617,7 +633,7 @@ def _is_const(src, f, pos, expr):
 def _const_value(src, f, expr):
     """The values a constant divisor takes: a macro expression, or a template
     parameter's values at the call sites; None where unknown."""
-    e = re.sub(r"^\(\s*[\w:<> ]+\s*\)\s*", "", expr.strip())
+    e = LEAD_CAST.sub("", expr.strip())
     if e in f.template:
         vals = src.template_values(f.name, e)
         return None if not vals or None in vals else vals
@@ -1072,7 +1088,11 @@ def _aligned(src, f, pos, expr, factor):
     only ever hold such multiples (set to 0 or to a multiple, stepped by a
     multiple; locals assigned once are read through). Anything else is not
     (HLS then selects the bank at run time)."""
-    return _Alignment(src, f, pos, factor).term_ok(expr, 0)
+    memo = src.__dict__.setdefault("_aligned", {})
+    key = (f.name, frozenset(src.unrolled_vars(f, pos)), expr.strip(), factor)
+    if key not in memo:
+        memo[key] = _Alignment(src, f, pos, factor).term_ok(expr, 0)
+    return memo[key]
 
 
 class _Alignment:
@@ -1090,9 +1110,13 @@ class _Alignment:
 
     def local_value(self, name):
         """The one expression a local assigned once holds, else None."""
-        defs = re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+);", self.f.body)
-        return defs[0] if len(defs) == 1 and not re.search(rf"\b{name}\s*(\+\+|--|[-+*/]=)|(\+\+|--){name}\b",
-                                                           self.f.body) else None
+        memo = self.src.__dict__.setdefault("_local_value", {})
+        key = (self.f.name, name)
+        if key not in memo:
+            defs = [_rhs(d) for d in re.findall(rf"\b{name}\s*=(?!=)\s*([^;]+);", self.f.body)]
+            memo[key] = defs[0] if len(defs) == 1 and not re.search(
+                rf"\b{name}\s*(\+\+|--|[-+*/]=)|(\+\+|--){name}\b", self.f.body) else None
+        return memo[key]
 
     def aligned_var(self, name):
         """Whether variable `name` only ever holds 0 or aligned values, stepped
@@ -1109,7 +1133,7 @@ class _Alignment:
 
     def term_ok(self, term, depth, lane_ok=True):
         """Whether `term` is aligned (`lane_ok`: an unrolled index or constant may be added)."""
-        s = re.sub(r"^\(\s*(?:const\s+)?[\w:<> ]+\s*\)\s*", "", term.strip())   # a cast
+        s = LEAD_CAST.sub("", term.strip())   # a cast
         while s.startswith("(") and s.endswith(")") and _balanced(s[1:-1]):
             s = s[1:-1].strip()
         if self.src.macros.eval(s) is not None:
@@ -1119,15 +1143,48 @@ class _Alignment:
         parts = _split_top(s, "+")
         if len(parts) > 1:
             return all(self.term_ok(p, depth, lane_ok) for p in parts)
-        prod = _split_top(s, "*")
-        if len(prod) > 1:
-            return any(self.multiple(p) for p in prod)
+        scaled = self.scaled(s, depth)
+        if scaled is not None:
+            return scaled
         if re.fullmatch(r"[A-Za-z_]\w*", s) and depth < 4:
             v = self.local_value(s)
             if v is not None and s not in self.f.template:
                 return self.term_ok(v, depth + 1, lane_ok)
             return self.aligned_var(s)
         return False
+
+    def scaled(self, s, depth):
+        """Whether `s`, a product, a masked value, a left shift or a call,
+        is aligned (None: none of those)."""
+        prod = _split_top(s, "*")
+        if len(prod) > 1:
+            return any(self.multiple(p) for p in prod)
+        mask = _split_top(s, "&")
+        if len(mask) > 1 and "&&" not in s:
+            # x & ~(F - 1): the low bits cleared
+            return any(self.multiple(p) for p in mask)
+        shl = re.fullmatch(r"(.+?)<<([^<>]+)", s)
+        if shl and _balanced(shl.group(1)) and _balanced(shl.group(2)):
+            # x << K: a multiple of 2^K
+            ks = self.src.eval_in(self.f, shl.group(2))
+            return all(k is not None and (1 << k) % self.factor == 0 for k in ks)
+        call = re.fullmatch(r"([A-Za-z_]\w*)\s*\((.*)\)", s)
+        if call and depth < 4 and _balanced(call.group(2)):
+            return self.returned(call.group(1), split_args(call.group(2)), depth)
+        return None
+
+    def returned(self, name, args, depth):
+        """Whether a call of inline function `name` (one `return e;` after
+        its pragmas) is aligned: e with the arguments in place."""
+        g = self.src.functions.get(name)
+        body = re.sub(r"#pragma[^\n]*", "", g.body).strip() if g is not None else ""
+        ret = re.fullmatch(r"return\s+([^;]+);", body)
+        if ret is None or len(args) != len(g.params) or g.template:
+            return False
+        e = ret.group(1)
+        for (_, pname, _), a in zip(g.params, args):
+            e = re.sub(rf"\b{re.escape(pname)}\b", f"({a.strip()})", e)
+        return self.term_ok(e, depth + 1, False)
 
 
 def _rhs(s):
@@ -1390,7 +1447,7 @@ def _scopes(body):
 def _shifted_bits(widths, operand):
     """Bits of a shifted operand: a variable's declared width, however wide
     (the AGUs' two-beat funnels are 256 bits), else the operand's."""
-    name = re.sub(r"^\(\s*(?:const\s+)?[\w:<> ]+\s*\)\s*", "", operand.strip())
+    name = LEAD_CAST.sub("", operand.strip())
     if re.fullmatch(r"[A-Za-z_]\w*", name):
         return widths.of_name(name)
     if re.fullmatch(r"\(?\s*-?\s*(?:0x[0-9a-fA-F]+|\d+)[uUlL]*\s*\)?", name):

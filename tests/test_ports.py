@@ -1,0 +1,112 @@
+"""The port budget (ctrain.tools.ports): every pipelined loop of the HLS asks
+each memory bank for no more accesses per iteration than its ports give, and
+the pass finds the loops that do (synthetic kernels, and a defect put back
+into a copy of the real sources)."""
+import os
+import shutil
+
+import pytest
+
+from ctrain import boards
+from ctrain.hls_source import Sources
+from ctrain.overlay_src import config_dir, hls_dir
+from ctrain.tools import ports
+
+
+@pytest.mark.parametrize("board", boards.BOARDS)
+def test_every_pipeline_keeps_within_its_banks_ports(board):
+    src = Sources(os.path.join(config_dir(), f"{board}.h"))
+    assert [str(o) for o in ports.overuse(src)] == []
+
+
+def _kernel(tmp_path, body, decl="int t[64];", pragmas=""):
+    """One top function: array t (with `pragmas`), then `body`."""
+    d = tmp_path / "hls"
+    d.mkdir(exist_ok=True)
+    (d / "k.cpp").write_text(
+        "static inline int twice(const int a[64], int i) {\n#pragma HLS INLINE\n"
+        "    return a[i] + a[i + 1];\n}\n"
+        "void ctrain_top(int *o, int n, int b, int c) {\n"
+        f"    {decl}\n{pragmas}\n{body}\n}}\n")
+    src = Sources(os.path.join(config_dir(), "pynq_z2.h"), str(d))
+    return ports.overuse(src)
+
+
+def _loop(inner, ii=1):
+    return ("    int s = 0;\nrun:\n    for (int i = 0; i < n; i++) {\n"
+            f"#pragma HLS PIPELINE II={ii}\n{inner}\n    }}\n    o[0] = s;\n")
+
+
+EIGHT = "        for (int k = 0; k < 8; k++) {\n#pragma HLS UNROLL\n            s += t[%s];\n        }\n"
+
+
+def test_unrolled_reads_of_a_two_port_ram_are_found(tmp_path):
+    found = _kernel(tmp_path, _loop(EIGHT % "i * 8 + k"))
+    assert len(found) == 1
+    o = found[0]
+    assert (o.function, o.loop, o.array) == ("ctrain_top", "run", "ctrain_top:t")
+    assert (o.reads, o.writes, o.ports) == (8, 0, 2)
+
+
+def test_a_cyclic_partition_spreads_aligned_copies_but_not_unaligned_ones(tmp_path):
+    cyc = "#pragma HLS ARRAY_PARTITION variable=t type=cyclic factor=8"
+    assert _kernel(tmp_path, _loop(EIGHT % "i * 8 + k"), pragmas=cyc) == []
+    # a base of unknown residue: every copy may take any bank
+    found = _kernel(tmp_path, _loop(EIGHT % "b + k"), pragmas=cyc)
+    assert [(o.reads, o.bank) for o in found] == [(8, (0,))]
+    # a base known even: each copy may take any of its parity's four banks
+    found = _kernel(tmp_path, _loop(EIGHT % "2 * b + k"), pragmas=cyc)
+    assert [(o.reads, o.bank) for o in found] == [(4, (0,))]
+    # a multiple of four: two copies each bank may serve
+    assert _kernel(tmp_path, _loop(EIGHT % "4 * b + k"), pragmas=cyc) == []
+
+
+def test_a_reshaped_word_is_one_access_and_the_ii_gives_slots(tmp_path):
+    word = "#pragma HLS ARRAY_RESHAPE variable=t type=cyclic factor=8"
+    assert _kernel(tmp_path, _loop(EIGHT % "i * 8 + k"), pragmas=word) == []
+    assert _kernel(tmp_path, _loop(EIGHT % "i * 8 + k", ii=4)) == []
+    assert len(_kernel(tmp_path, _loop(EIGHT % "i * 8 + k", ii=3))) == 1
+
+
+def test_exclusive_arms_share_a_port_and_writes_have_one(tmp_path):
+    arms = "        s += t[i];\n        if (c) s += t[c]; else s += t[c + 1];\n"
+    assert _kernel(tmp_path, _loop(arms)) == []
+    found = _kernel(tmp_path, _loop("        s += t[i] + t[c] + t[c + 1];\n"))
+    assert [(o.reads, o.writes) for o in found] == [(3, 0)]
+    # `?:` arms too
+    assert _kernel(tmp_path, _loop("        s += t[i] + (c ? t[b] : t[c]);\n")) == []
+    # an arm that leaves the iteration: the rest is the other arm
+    assert _kernel(tmp_path, _loop("        s += t[i];\n        if (c) { s += t[b]; continue; }\n"
+                                   "        s += t[c];\n")) == []
+    # the same word read twice is one read
+    assert _kernel(tmp_path, _loop("        s += t[i] * t[i] + t[b];\n")) == []
+    # two writes: one write port (ram_2p), two with ram_t2p
+    two = "        t[i] = s;\n        t[b + i] = 0;\n"
+    assert [(o.reads, o.writes) for o in _kernel(tmp_path, _loop(two))] == [(0, 2)]
+    t2p = "#pragma HLS BIND_STORAGE variable=t type=ram_t2p impl=bram"
+    assert _kernel(tmp_path, _loop(two), pragmas=t2p) == []
+
+
+def test_accesses_in_called_functions_count(tmp_path):
+    # twice() reads a[i] and a[i + 1]: four reads with the loop's own two
+    found = _kernel(tmp_path, _loop("        s += twice(t, i) + t[b] + t[c];\n"))
+    assert [(o.reads, o.writes) for o in found] == [(4, 0)]
+    # registers (a complete partition of a one-dimensional array) have no ports
+    full = "#pragma HLS ARRAY_PARTITION variable=t type=complete"
+    assert _kernel(tmp_path, _loop(EIGHT % "b + k"), pragmas=full) == []
+
+
+def test_the_session_26_tap_finder_defect_is_found(tmp_path):
+    """Put back what session 26 mended: the row-tile path's tap finder
+    comparing a row's column starts from a RAM (its register copy tpk left unpartitioned)
+    MAX_KK - 1 times per II=1 step."""
+    dst = tmp_path / "hls"
+    shutil.copytree(hls_dir(), dst, ignore=shutil.ignore_patterns("tb", "config"))
+    path = dst / "sconv_rows.cpp"
+    text = path.read_text()
+    part = "#pragma HLS ARRAY_PARTITION variable=tpk type=complete\n"
+    assert part in text
+    path.write_text(text.replace(part, ""))
+    src = Sources(os.path.join(config_dir(), "kv260.h"), str(dst))
+    found = [o for o in ports.overuse(src) if o.array.endswith(":tpk")]
+    assert found and found[0].reads > 2

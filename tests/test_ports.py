@@ -26,6 +26,8 @@ def _kernel(tmp_path, body, decl="int t[64];", pragmas=""):
     (d / "k.cpp").write_text(
         "static inline int twice(const int a[64], int i) {\n#pragma HLS INLINE\n"
         "    return a[i] + a[i + 1];\n}\n"
+        "static inline int twice_at(const int *a, int i) {\n#pragma HLS INLINE\n"
+        "    return a[i] + a[i + 2];\n}\n"
         "void ctrain_top(int *o, int n, int b, int c) {\n"
         f"    {decl}\n{pragmas}\n{body}\n}}\n")
     src = Sources(os.path.join(config_dir(), "pynq_z2.h"), str(d))
@@ -91,6 +93,9 @@ def test_accesses_in_called_functions_count(tmp_path):
     # twice() reads a[i] and a[i + 1]: four reads with the loop's own two
     found = _kernel(tmp_path, _loop("        s += twice(t, i) + t[b] + t[c];\n"))
     assert [(o.reads, o.writes) for o in found] == [(4, 0)]
+    # through a pointer parameter too
+    found = _kernel(tmp_path, _loop("        s += twice_at(t, i) + t[b];\n"))
+    assert [(o.reads, o.writes) for o in found] == [(3, 0)]
     # registers (a complete partition of a one-dimensional array) have no ports
     full = "#pragma HLS ARRAY_PARTITION variable=t type=complete"
     assert _kernel(tmp_path, _loop(EIGHT % "b + k"), pragmas=full) == []

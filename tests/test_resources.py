@@ -829,11 +829,11 @@ def test_comparators_are_counted():
     assert not [n for n in items if n.startswith("spp_compute_p: quant8: x >= ")
                 or n.startswith("spp_compute_p: quant8: x > top") or n.startswith("spp_compute_p: sat8:")]
     assert not [n for n in items if n.endswith("acc < 0")]
-    kk = items["spp_lists: k < kk"]
+    kk = items["spp_lists: sp_tap_of: k < kk"]
     # the unroll factor: the loop runs k = 1 .. MAX_KK - 1
     lanes = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("MAX_KK") - 1
     assert (kk.count, kk.lut) == (lanes, lanes * (math.ceil(7 / 3) + 1)) and "a lane's index" in kk.detail
-    assert items["spp_lists: kk high bits 7"].lut == math.ceil(25 / 6)
+    assert items["spp_lists: sp_tap_of: kk high bits 7"].lut == math.ceil(25 / 6)
     # a negated operand is the same comparator (uncounted until session 24):
     # sat8's lower bound against a constant, ADD's against a lane-invariant threshold
     sat = items["pool_through_p: sat8: x < -Q8_MAX"]
@@ -935,7 +935,7 @@ def test_unrolled_copies_follow_what_differs_between_them(estimates):
     one = items["rd_weights_fp: conv_cursor_add: p.at += step"]
     assert one.count == 2
     kk = Sources(os.path.join(config_dir(), "zcu102.h")).macros.eval("MAX_KK")
-    tap = items["spp_lists: tap ++ "]
+    tap = items["spp_lists: sp_tap_of: tap ++ "]
     assert tap.count == kk - 1 and tap.lut == tap.count * (kk - 1).bit_length()
 
 

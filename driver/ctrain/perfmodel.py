@@ -1480,7 +1480,7 @@ def _entries(f, g, lay, start, lens, off, se, c, times=1):
     if g.eb:
         c.rdw(aux + lay["trow"] + 2 * first, 2 * lr, times=times)
         c.rdw(aux + lay["tpos"] + 4 * first, 4 * lr, times=times)
-        # each nonempty row's column starts into registers (tap_starts), then its decode
+        # each nonempty row's column starts into registers (sp_tap_starts), then its decode
         c.loop("ew", np.where(lr > 0, f["k_h"] * f["k_w"] - 1, 0), times=times)
         c.loop("ew", lr, times=times)
         c.gather(times * int(lr.sum()))
@@ -2017,7 +2017,7 @@ def _pos_lists(f, g, b, c, lay, ra, nr, z0, lens):
     c.rdw(f["aux"] + lay["trow"] + 2 * z0, 2 * cnt)
     c.rdw(f["aux"] + lay["tpos"] + 4 * z0, 4 * cnt)
     c.rd(tp + 4 * np.arange(ra, ra + nr, dtype=np.int64) * kk, 4 * (kk + 1))
-    # each nonempty channel's column starts into registers (spp_tap_starts), then its decode
+    # each nonempty channel's column starts into registers (sp_tap_starts), then its decode
     c.loop("ew", np.where(np.asarray(lens) > 0, kk - 1, 0))
     c.loop("ew", lens)
     _pos_values(f, b, c, cnt)

@@ -539,27 +539,14 @@ spp_rows_eb:
         const uint32_t p0 = tpr[0];
         const uint32_t n = p0 - z0, len = tpr[kk] - p0;
         start[i] = n;
-        if (len > 0) {
-            CTRAIN_LOOP(ew, 1, kk - 1);
-        spp_tap_starts:
-            for (uint32_t k = 1; k < kk; k++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=0 max=MAX_KK-1
-                tpk[k] = (spp_tap_t)(tpr[k] - p0);
-            }
-        }
+        if (len > 0)
+            sp_tap_starts<spp_tap_t>(tpr, 0, p0, kk, tpk);
         CTRAIN_LOOP(ew, 1, len);
     spp_decode_csc:
         for (uint32_t t = 0; t < len; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
-            const spp_tap_t tq = (spp_tap_t)t;
-            uint32_t tap = 0;   /* columns of this channel that start at or before its entry t */
-            for (uint32_t k = 1; k < MAX_KK; k++) {
-#pragma HLS UNROLL
-                if (k < kk && tpk[k] <= tq)
-                    tap++;
-            }
+            const uint32_t tap = sp_tap_of<spp_tap_t>(tpk, kk, (spp_tap_t)t);
             const spp_qm a =
                 spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)hbuf[n + t] * cs)), toff[tap]);
             eoq[n + t] = (uint16_t)a.q;

@@ -47,6 +47,40 @@ struct sp_out {
     int sh_out;
 };
 
+/* EB's tap finder, both paths: a channel row's column starts src[at + k],
+ * k = 1 .. kk - 1, less its first p0, into registers tpk (the index check
+ * keeps them non-decreasing, so the difference is exact in T: the position
+ * path keeps a list's bits): kk - 1 cycles, a RAM read each, because the
+ * decode after compares every one of them each step (sp_tap_of), more
+ * reads than a RAM's two ports give. */
+template <typename T>
+static void sp_tap_starts(const uint32_t *src, uint32_t at, uint32_t p0, uint32_t kk, T tpk[MAX_KK]) {
+#pragma HLS INLINE
+    CTRAIN_LOOP(ew, 1, kk - 1);
+tap_starts:
+    for (uint32_t k = 1; k < kk; k++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=0 max=MAX_KK-1
+        tpk[k] = (T)(src[at + k] - p0);
+    }
+}
+
+/* The tap of entry q of a channel row (relative to the row's first): how
+ * many of its columns after the first start at or before it, against
+ * sp_tap_starts' registers. */
+template <typename T>
+static inline uint32_t sp_tap_of(const T tpk[MAX_KK], uint32_t kk, T q) {
+#pragma HLS INLINE
+    uint32_t tap = 0;
+tap_count:
+    for (uint32_t k = 1; k < MAX_KK; k++) {
+#pragma HLS UNROLL
+        if (k < kk && tpk[k] <= q)
+            tap++;
+    }
+    return tap;
+}
+
 /* The row-tile path (sconv_rows.cpp): every instruction the position-parallel
  * path does not take. */
 void sp_rows_unit(ddr_t *ddr, const ctrain_insn_t &f, const insn_exps &e, q_stats &st);

@@ -397,26 +397,14 @@ list_rows:
         } else {
             agu_rd_wide<uint16_t, SP_ENTRIES, 2>(ddr, f.aux + (uint32_t)ix.trow + 2 * first, hbuf, lr);
             agu_rd_wide<uint32_t, SP_ENTRIES, 4>(ddr, f.aux + (uint32_t)ix.tpos + 4 * first, wbuf, lr);
-            const uint32_t p0 = tp[rk];
-            CTRAIN_LOOP(ew, 1, kk - 1);
-        tap_starts:
-            for (uint32_t k = 1; k < kk; k++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=0 max=MAX_KK-1
-                tpk[k] = tp[rk + k] - p0;
-            }
+            sp_tap_starts<uint32_t>(tp, rk, tp[rk], kk, tpk);
             CTRAIN_LOOP(ew, 1, lr);
         decode_csc:
             for (uint32_t t = 0; t < lr; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_ENTRIES
-                const uint32_t q = off + t;   /* the entry's place in the row's list */
-                uint32_t tap = 0;   /* columns of this channel that start at or before it */
-                for (uint32_t k = 1; k < MAX_KK; k++) {
-#pragma HLS UNROLL
-                    if (k < kk && tpk[k] <= q)
-                        tap++;
-                }
+                /* off + t: the entry's place in the row's list */
+                const uint32_t tap = sp_tap_of<uint32_t>(tpk, kk, off + t);
                 sp_entry e;
                 e.val = agu_rd_byte(ddr, f.src2 + wbuf[t]);
                 e.ch = hbuf[t];

@@ -13,7 +13,7 @@ pipelined function) that reaches an array, the accesses its busiest bank
 takes per iteration:
 
 - every access in the loop body and in the functions it calls, the arrays
-  followed through array parameters (a leading subscript in the argument
+  followed through array and pointer parameters (a leading subscript in the argument
   names the banks the callee sees) and templates read per call;
 - each copy of the unrolled loops an index depends on is one access; an
   index is evaluated per copy (locals assigned once read through): exact,
@@ -325,11 +325,12 @@ def _bind(src, f, at, g, args, binding, facts):
             break
         ptype, pname, is_array = g.params[i]
         am = re.fullmatch(r"(\w+)\s*((?:\[[^\[\]]*\])*)", arg.strip())
-        if am is not None and am.group(1) in binding and (is_array or resources._array_typedef(src, ptype)):
+        if am is not None and am.group(1) in binding and \
+                (is_array or "*" in ptype or resources._array_typedef(src, ptype)):
             a, key, lead = binding[am.group(1)]
             sub[pname] = (a, key, lead + [_Dim(src, f, at, e, facts)
                                           for e in re.findall(r"\[([^\[\]]*)\]", am.group(2))])
-        elif not is_array:
+        elif not is_array and "*" not in ptype:
             scalars[pname] = arg.strip()
     return sub, _Facts(src, f, at, scalars, facts)
 
@@ -426,7 +427,7 @@ class _Walk:
                     for arg in args:
                         names |= set(_IDENT.findall(arg))
                     seen = set().union(*(set(d.lanes) for _, _, ld in sub.values() for d in ld))
-                    k = self.src.unroll_factor(f, at, names=names - seen)
+                    k = _more_copies(self.src, f, at, names - seen, seen)
                     self.region(g, 0, len(g.body), sub, known, extra * k, depth + 1, path + _path(self.src, f, at))
 
     def add(self, f, m, local, a, key, dims, extra, path):
@@ -435,8 +436,7 @@ class _Walk:
             if d.f is f:
                 names |= set(_OPERAND.findall(d.text))
         seen = set().union(*(set(d.lanes) for d in dims if d.f is f))
-        # copies of unrolled loops the index depends on only through locals not read through
-        more = self.src.unroll_factor(f, m.start(), names=names - seen) if names - seen else 1
+        more = _more_copies(self.src, f, m.start(), names - seen, seen)
         kind = _kind(f.body, m.end())
         text = f"{f.name}: {local}{m.group(1)}"
         self.arrays[key] = a
@@ -450,6 +450,20 @@ class _Walk:
             if kind in ("w", "rw"):
                 # a site's writes of one word are one write (byte enables)
                 slot[("w", bank, addr, text)] = (path, {f"{f.name}: write {local}{m.group(1)}"})
+
+
+def _more_copies(src, f, pos, names, seen):
+    """Copies of the unrolled loops around pos (but those over `seen`,
+    walked per copy already) that `names` depend on through locals not
+    read through: each a distinct access of unknown address."""
+    if not names:
+        return 1
+    deps = src.depends(f, names)
+    n = 1
+    for lp in enclosing(f.loops, pos):
+        if lp.unrolled and lp.var not in seen and src._variants(f, lp) & deps:
+            n *= _trip(src, f, lp)
+    return n
 
 
 def _common(p, q):

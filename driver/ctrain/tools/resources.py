@@ -1773,20 +1773,24 @@ class _ArithWalk:
 
     def counts_from_zero(self, f, pos, name):
         """The unrolled copies around pos where `name` is a plain local that
-        the pipelined loop's body declares `= 0` and the copies step (`uint32_t
-        tap = 0; for (k ...) if (...) tap++;`): its values are at most that
-        many, so synthesis keeps that many bits (range analysis); None
-        otherwise."""
+        the pipelined loop's body (or the function's, an inline helper such
+        as sp_tap_of) declares `= 0` and only unrolled copies step after
+        (`uint32_t tap = 0; for (k ...) if (...) tap++;`): its values are at
+        most that many, so synthesis keeps that many bits (range analysis);
+        None otherwise."""
         if not re.fullmatch(r"[A-Za-z_]\w*", name):
             return None
         piped = [lp for lp in enclosing(f.loops, pos) if lp.pipelined]
-        if not piped:
+        if not piped and not f.inline:
             return None
-        lp = piped[-1]
-        decl = re.search(rf"\b[A-Za-z_][\w:]*(?:<[^;>()]*>)?\s+{name}\s*=\s*0[uUlL]*\s*;", f.body[lp.start:pos])
-        if not decl or re.search(rf"\b{name}\s*(?:[-+*/|&^]?=(?!=)|<<=|>>=)", f.body[lp.start + decl.end():pos]):
+        start = piped[-1].start if piped else 0
+        decl = re.search(rf"\b[A-Za-z_][\w:]*(?:<[^;>()]*>)?\s+{name}\s*=\s*0[uUlL]*\s*;", f.body[start:pos])
+        if not decl or re.search(rf"\b{name}\s*(?:[-+*/|&^]?=(?!=)|<<=|>>=)", f.body[start + decl.end():pos]):
             return None
-        inner = [q for q in enclosing(f.loops, pos) if q.unrolled and q.start > lp.start + decl.start()]
+        after = [q for q in enclosing(f.loops, pos) if q.start > start + decl.start()]
+        if any(not q.unrolled for q in after):
+            return None   # a sequential loop steps it too
+        inner = after
         n = 1
         for q in inner:
             n *= max([v for v in self.src.eval_in(f, q.bound or "") if v] or [1])

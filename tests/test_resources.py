@@ -210,6 +210,21 @@ def test_the_update_units_multipliers_are_counted(estimates):
         assert len(sgd) == 4 and all(i.dsp >= 3 and i.count == lanes for i in sgd), board
 
 
+def test_template_widths_are_counted_per_instantiation(estimates):
+    """A template whose types depend on its parameters (q_narrow<B>'s
+    `ap_int<B + 2>`) is counted at each call's arguments and named with
+    them: UPDATE quantizes to int8 (q_narrow<7>) and int32 (q_narrow<31>),
+    9 and 33 bits of the right shift used, an 8- and a 32-bit left shift."""
+    items = {i.name: i for i in estimates["zcu102"].items if i.kind == "add"}
+    lanes = perfmodel.board("zcu102").update_lanes
+    q8, q32 = items["upd_sgd: q_narrow<7>: x >> q.k"], items["upd_sgd: q_narrow<31>: x >> q.k"]
+    assert "9 bits used" in q8.detail and "33 bits used" in q32.detail
+    assert q8.count == lanes and q32.count == 4 * lanes   # quant8 once, quant32 four times a lane
+    assert "8-bit shifter" in items["upd_sgd: q_narrow<7>: b << q.kl"].detail
+    assert "32-bit shifter" in items["upd_sgd: q_narrow<31>: b << q.kl"].detail
+    assert not [n for n in items if n.startswith("upd_sgd: q_narrow:")]
+
+
 def test_dsp_per_multiplier():
     assert resources.dsp_per_mul(8, 8, "DSP48E2") == 1
     assert resources.dsp_per_mul(32, 32, "DSP48E2", 32) == 3
@@ -701,25 +716,24 @@ def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     acc1 = items["spp_compute_p: sp_steps: (j == 0 ? spp_acc_t(0) : acc1[p]) + m1[p]"]
     assert bits == 27 and (acc.count, acc.lut) == (sp_p, sp_p * bits) == (acc1.count, acc1.lut)
     # its quantizers: CTRAIN_SPARSE_QUANT of them (the drain); quant8's right
-    # shift forms 9 bits of a 64-bit value (saturation is a compare against
-    # 255 * 2^k): 6 stages, two per LUT6, 9 + 15, 9 + 3, 9 bits
+    # shift (q_narrow<7>) forms 9 bits of a 64-bit value (saturation is a
+    # compare against 255 * 2^k): 6 stages, two per LUT6, 9 + 15, 9 + 3, 9 bits
     q = int(b.macros.get("SPARSE_QUANT", "16"))
-    shift = items["spp_compute_p: quant8: x >> k"]
+    shift = items["spp_compute_p: q_narrow<7>: x >> q.k"]
     assert shift.count == q and shift.lut == q * (24 + 12 + 9) and "9 bits used" in shift.detail
     assert resources.shifter_luts(64, 1, out=9) == 24 + 12 + 9
     # the left shift on a byte: 3 stages
-    assert items["spp_compute_p: quant8: b << kl"].lut == q * 8 * 2
+    assert items["spp_compute_p: q_narrow<7>: b << q.kl"].lut == q * 8 * 2
     # the ZCU104 drains through 32 (its header), the rest the default 16
-    q104 = [i for i in estimates["zcu104"].items if i.name == "spp_compute_p: quant8: x >> k"]
+    q104 = [i for i in estimates["zcu104"].items if i.name == "spp_compute_p: q_narrow<7>: x >> q.k"]
     assert q == 16 and [i.count for i in q104] == [32]
-    # the saturation thresholds depend on no PE: one 64-bit decoder each,
-    # and one select of each bound over the shift's direction (session 26);
-    # constants are free
-    for t in ("(uint64_t)255 << k", "(uint64_t)(-255) << k"):
-        d = items[f"spp_compute_p: quant8: {t}"]
-        assert d.count == 1 and d.lut == 64
-    bounds = [i for n, i in items.items() if n.startswith("spp_compute_p: quant8: right ?:")
-              and "Q_WIDE_M" in n]
+    # the saturation thresholds depend on no PE: one 64-bit decoder for
+    # both (hi = ~lo), and one select of each bound over the shift's
+    # direction (session 26); constants are free
+    d = items["spp_compute_p: q_bounds_of: (uint64_t)(-R) << q.k"]
+    assert d.count == 1 and d.lut == 64
+    bounds = [items["spp_compute_p: q_bounds_of: q.right ?: (wide_t)((uint64_t)(-R) << q.k) : Q_WIDE_MIN : -top"],
+              items["spp_compute_p: q_bounds_of: q.right ?: ~q.lo : top"]]
     assert [(i.count, i.lut) for i in bounds] == [(1, 64), (1, 64)]
     assert not [n for n in items if n.endswith("SP_QD - 1u")]
     # aligned lane addresses (k + j, k stepped by the lanes) are ORs
@@ -821,13 +835,13 @@ def test_comparators_are_counted():
     est = resources.estimate("zcu102")
     items = {i.name: i for i in est.items if i.kind == "add"}
     q = int(boards.get("zcu102").macros.get("SPARSE_QUANT", "16"))
-    for name in ("spp_compute_p: quant8: x > hi", "spp_compute_p: quant8: x < lo"):
+    for name in ("spp_compute_p: q_narrow<7>: x > q.hi", "spp_compute_p: q_narrow<7>: x < q.lo"):
         assert (items[name].count, items[name].lut) == (q, q * 32), name
         assert "64-bit comparator" in items[name].detail
     # one pair a lane whatever the shift's direction (session 26: the
     # right shift's, the left shift's and sat8's were three pairs)
-    assert not [n for n in items if n.startswith("spp_compute_p: quant8: x >= ")
-                or n.startswith("spp_compute_p: quant8: x > top") or n.startswith("spp_compute_p: sat8:")]
+    assert not [n for n in items if n.startswith("spp_compute_p: q_narrow<7>: x >= ")
+                or n.startswith("spp_compute_p: q_narrow<7>: x > top") or n.startswith("spp_compute_p: sat8:")]
     assert not [n for n in items if n.endswith("acc < 0")]
     kk = items["spp_lists: sp_tap_of: k < kk"]
     # the unroll factor: the loop runs k = 1 .. MAX_KK - 1
@@ -964,11 +978,12 @@ def test_constants_are_names_not_parenthesized_expressions(estimates):
     jj;`); a cast `(wide_t)` is not a name, but `(Q8_MAX >> k)` is an
     expression, not a cast (until session 25 it was dropped as one: with
     quant8's `const wide_t top = (wide_t)(Q8_MAX >> kl);`, kl the
-    instruction's shift, its bound `top` became a constant)."""
+    instruction's shift, its bound `top` became a constant; now
+    q_bounds_of's `Q >> q.kl`, Q a const local of a template parameter)."""
     items = {i.name: i for i in estimates["zcu102"].items if i.kind == "add"}
-    top = items["conv_compute_p: quant8: Q8_MAX >> kl"]
+    top = items["conv_compute_p: q_bounds_of: Q >> q.kl"]
     assert (top.count, top.lut) == (1, 32) and "decoder" in top.detail
-    hi = items["conv_compute_p: quant8: x > hi"]
+    hi = items["conv_compute_p: q_narrow<7>: x > q.hi"]
     assert hi.lut == hi.count * 32 and not hi.detail.endswith("against a constant, 22 LUT each")
     rise = items["pool_through_p: pool_band_through: cj == (kw << lsh)"]
     assert rise.lut == rise.count * 16

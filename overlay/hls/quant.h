@@ -63,41 +63,71 @@ static inline q8_t sat8(wide_t x, bool &clamped) {
     return (q8_t)(x > Q8_MAX ? Q8_MAX : (x < -Q8_MAX ? -Q8_MAX : x));
 }
 
-/* sat8(rshift_round(x, s), clamped), the int8 quantizer of every epilogue.
- * Every shift saturates x exactly outside one range [lo, hi] that depends on
- * s alone, so a lane compares x against two lane-invariant bounds (one pair
- * of decoders per unit, whatever its lanes) instead of a pair per shift
- * direction and sat8's pair besides:
+/* sat(rshift_round(x, s)) at Q = 2^B - 1 (B = 7: quant8, 31: quant32), the
+ * quantizers of every epilogue and of UPDATE's terms.  Every shift saturates
+ * x exactly outside one range [lo, hi] that depends on s alone, so a lane
+ * compares x against two lane-invariant bounds (q_bounds_of: made once per
+ * unit, whatever its lanes) instead of a pair per shift direction and the
+ * saturation's pair besides:
  * - s > 0: round_right(x, s) is ((x >> k) + 1) >> 1, k = s - 1 (a floor of
- *   a floor); it leaves [-127, 127] exactly when x >= 255 * 2^k or
- *   x < -255 * 2^k (bounds no int64 reaches from k = 56: then the range is
- *   all of int64); inside, x >> k is within [-255, 254], so its 9 low bits
- *   are all the rest takes (synthesis trims the shifter's other outputs);
- * - s <= 0: x * 2^k (k = -s, capped at 8: 127 >> 8 is 0 as 127 >> 7) is
- *   within [-127, 127] exactly when |x| <= 127 >> k (rshift_round's
- *   saturation at Q_TOP is past that too), and then x has at most 7 bits,
- *   so the product is x's byte shifted (k < 8), a 3-stage shifter instead of
- *   a 64-bit one; s = 0 is k = 0, sat8's range.
- * A saturated x is never 0 (lo <= 0 <= hi), so its sign picks the bound. */
+ *   a floor); it leaves [-Q, Q] exactly when x >= (2Q + 1) * 2^k or
+ *   x < -(2Q + 1) * 2^k (bounds no int64 reaches from k = 63 - B: then the
+ *   range is all of int64; hi = ~lo, -lo - 1, so one decoder makes both);
+ *   inside, x >> k is within [-(2Q + 1), 2Q], so its B + 2 low bits are
+ *   all the rest takes (synthesis trims the shifter's other outputs);
+ * - s <= 0: x * 2^k (k = -s, capped at B: Q >> B is 0) is within [-Q, Q]
+ *   exactly when |x| <= Q >> k (rshift_round's saturation at Q_TOP is past
+ *   that too), and then x has at most B bits, so the product is x's B + 1
+ *   low bits shifted (k <= B), not a 64-bit shifter; s = 0 is k = 0, the
+ *   plain saturation's range.
+ * A saturated x is never 0 (lo <= 0 <= hi), so its sign picks the bound.
+ * One template for both widths: the twins differed in B only. */
+struct q_bounds {
+    bool right;      /* s > 0 */
+    int k, kl;       /* the right shift's s - 1, the left shift's -s (capped at B) */
+    wide_t hi, lo;   /* the range that does not saturate */
+};
+
+/* q_narrow<B>'s bounds and shifts of one s: lane- and element-invariant, so
+ * a unit computes them once per instruction. */
+template <int B>
+static inline q_bounds q_bounds_of(int s) {
+#pragma HLS INLINE
+    const int Q = (int)(((wide_t)1 << B) - 1);
+    const wide_t R = ((wide_t)2 << B) - 1;   /* 2Q + 1 */
+    q_bounds q;
+    q.right = s > 0;
+    q.k = s - 1;
+    q.kl = q.right ? 0 : (-s < B ? -s : B);
+    const bool reach = q.k <= Q_SHIFT_LIMIT - B;
+    const int top = Q >> q.kl;
+    q.lo = q.right ? (reach ? (wide_t)((uint64_t)(-R) << q.k) : Q_WIDE_MIN) : -top;
+    q.hi = q.right ? ~q.lo : top;
+    return q;
+}
+
+/* x quantized with q = q_bounds_of<B>(s), the same B: B + 1 bits, `clamped`
+ * tells the statistics. */
+template <int B>
+static inline ap_int<B + 1> q_narrow(wide_t x, const q_bounds &q, bool &clamped) {
+#pragma HLS INLINE
+    const int Q = (int)(((wide_t)1 << B) - 1);
+    clamped = x > q.hi || x < q.lo;
+    if (clamped)
+        return x < 0 ? -Q : Q;
+    if (q.right) {
+        const ap_int<B + 2> y = x >> q.k;
+        const ap_int<B + 3> z = y + 1;
+        return z >> 1;
+    }
+    const ap_int<B + 1> b = x;   /* |x| <= Q */
+    return b << q.kl;
+}
+
+/* sat8(rshift_round(x, s), clamped), the int8 quantizer of every epilogue. */
 static inline q8_t quant8(wide_t x, int s, bool &clamped) {
 #pragma HLS INLINE
-    const bool right = s > 0;
-    const int k = s - 1;
-    const int kl = right ? 0 : (-s < 8 ? -s : 8);
-    const bool reach = k <= 55;
-    const wide_t top = (wide_t)(Q8_MAX >> kl);
-    const wide_t hi = right ? (reach ? (wide_t)(((uint64_t)255 << k) - 1) : Q_WIDE_MAX) : top;
-    const wide_t lo = right ? (reach ? (wide_t)((uint64_t)(-255) << k) : Q_WIDE_MIN) : -top;
-    clamped = x > hi || x < lo;
-    if (clamped)
-        return (q8_t)(x < 0 ? -Q8_MAX : Q8_MAX);
-    if (right) {
-        const ap_int<9> y = (ap_int<9>)(x >> k);
-        const ap_int<10> z = y + 1;
-        return (q8_t)(z >> 1);
-    }
-    const ap_int<8> b = (ap_int<8>)x;   /* |x| <= 127 */
-    return (q8_t)(b << kl);
+    return (q8_t)q_narrow<7>(x, q_bounds_of<7>(s), clamped);
 }
 
 /* A convolution output's epilogue (docs/numeric.md): plus its bias, then
@@ -127,55 +157,17 @@ static inline int32_t sat32(wide_t x) {
 }
 
 /* sat32(rshift_round(x, s)) where the shifted value itself is not needed
- * (UPDATE's terms), narrow as quant8 is: x saturates exactly outside one
- * range [lo, hi] of s alone, so two compares against lane-invariant bounds
- * and a shifter to 33 bits (right) or on 32 (left) instead of two 64-bit
- * shifters and sat32's compares:
- * - s > 0: round_right(x, s) = ((x >> k) + 1) >> 1, k = s - 1, leaves
- *   [-Q32_MAX, Q32_MAX] exactly when x >= (2^32 - 1) * 2^k or x < (1 -
- *   2^32) * 2^k (no int64 reaches either from k = 32: the range is all of
- *   int64); inside, x >> k is within [1 - 2^32, 2^32 - 2], 33 bits;
- * - s <= 0: x * 2^k (k = -s, capped at 31: Q32_MAX >> 31 is 0) is within
- *   the range exactly when |x| <= Q32_MAX >> k (lane_lshift's saturation at
- *   Q_TOP is past that), and then x has at most 31 bits; s = 0, sat32's.
- * A saturated x is never 0, so its sign picks the bound. */
-struct q32_shift {
-    bool right;      /* s > 0 */
-    int k, kl;       /* the right shift's s - 1, the left shift's -s (capped) */
-    wide_t hi, lo;   /* the range that does not saturate */
-};
-
-/* quant32's bounds and shifts of one s: lane- and element-invariant, so a
- * unit computes them once per instruction. */
-static inline q32_shift q32_shift_of(int s) {
+ * (UPDATE's terms), q_narrow<31>; q = q_bounds_of<31>(s), once per
+ * instruction. */
+static inline int32_t quant32(wide_t x, const q_bounds &q) {
 #pragma HLS INLINE
-    q32_shift q;
-    q.right = s > 0;
-    q.k = s - 1;
-    q.kl = q.right ? 0 : (-s < 31 ? -s : 31);
-    const bool reach = q.k <= 31;
-    const wide_t top = (wide_t)(Q32_MAX >> q.kl);
-    q.hi = q.right ? (reach ? (wide_t)((((uint64_t)1 << 32) - 1) << q.k) - 1 : Q_WIDE_MAX) : top;
-    q.lo = q.right ? (reach ? (wide_t)((uint64_t)(-(((wide_t)1 << 32) - 1)) << q.k) : Q_WIDE_MIN) : -top;
-    return q;
-}
-
-static inline int32_t quant32(wide_t x, const q32_shift &q) {
-#pragma HLS INLINE
-    if (x > q.hi || x < q.lo)
-        return (int32_t)(x < 0 ? -Q32_MAX : Q32_MAX);
-    if (q.right) {
-        const ap_int<33> y = (ap_int<33>)(x >> q.k);
-        const ap_int<34> z = y + 1;
-        return (int32_t)(z >> 1);
-    }
-    const uint32_t b = (uint32_t)x;   /* |x| <= Q32_MAX */
-    return (int32_t)(b << q.kl);
+    bool unused;
+    return (int32_t)q_narrow<31>(x, q, unused);
 }
 
 static inline int32_t quant32(wide_t x, int s) {
 #pragma HLS INLINE
-    return quant32(x, q32_shift_of(s));
+    return quant32(x, q_bounds_of<31>(s));
 }
 
 static inline wide_t q_abs(wide_t x) {

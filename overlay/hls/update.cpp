@@ -19,8 +19,8 @@ static inline uint32_t chunk_weights(const chunk_at &ck, uint32_t count_w) {
 /* One element of docs/numeric.md UPDATE: the new master weight and velocity
  * (wn, vn), masked to 0 where `pruned`. */
 static inline void sgd_one(int32_t gi, int32_t wi, int32_t vi, bool pruned, int32_t lr_m,
-                           int32_t mu_m, int32_t wd_m, const q32_shift &sh_g, const q32_shift &sh_lr,
-                           const q32_shift &sh_mu, const q32_shift &sh_wd, wide_t &wn, wide_t &vn) {
+                           int32_t mu_m, int32_t wd_m, const q_bounds &sh_g, const q_bounds &sh_lr,
+                           const q_bounds &sh_mu, const q_bounds &sh_wd, wide_t &wn, wide_t &vn) {
 #pragma HLS INLINE
     /* sat32(rshift_round(p, s)) of each product (quant32: the shifted
      * product itself is not needed; its bounds the instruction's) */
@@ -129,7 +129,7 @@ struct upd_addrs {
 /* The SGD step's multipliers and shifts (docs/numeric.md UPDATE). */
 struct upd_pars {
     int32_t lr_m, mu_m, wd_m;
-    q32_shift sh_g, sh_lr, sh_mu, sh_wd;   /* quant32's, once per instruction */
+    q_bounds sh_g, sh_lr, sh_mu, sh_wd;   /* quant32's, once per instruction */
     int sh_q;
 };
 
@@ -252,10 +252,10 @@ void update_unit(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, const insn_exp
     pr.lr_m = e.par[CTRAIN_PAR_LR_M];
     pr.mu_m = e.par[CTRAIN_PAR_MU_M];
     pr.wd_m = e.par[CTRAIN_PAR_WD_M];
-    pr.sh_g = q32_shift_of(q_shift((wide_t)e.par[CTRAIN_PAR_LR_S] + e.src2 - e.src));
-    pr.sh_lr = q32_shift_of(q_shift(e.par[CTRAIN_PAR_LR_S]));
-    pr.sh_mu = q32_shift_of(q_shift(e.par[CTRAIN_PAR_MU_S]));
-    pr.sh_wd = q32_shift_of(q_shift(e.par[CTRAIN_PAR_WD_S]));
+    pr.sh_g = q_bounds_of<31>(q_shift((wide_t)e.par[CTRAIN_PAR_LR_S] + e.src2 - e.src));
+    pr.sh_lr = q_bounds_of<31>(q_shift(e.par[CTRAIN_PAR_LR_S]));
+    pr.sh_mu = q_bounds_of<31>(q_shift(e.par[CTRAIN_PAR_MU_S]));
+    pr.sh_wd = q_bounds_of<31>(q_shift(e.par[CTRAIN_PAR_WD_S]));
     pr.sh_q = q_shift((wide_t)e.dst - e.src2);
     upd_addrs at;
     at.g = f.src;

@@ -118,7 +118,9 @@ value `+`, `-`, `+=`, `-=` and every shift by a run-time amount in a
 pipelined loop (or a pipelined copy of a function), per unrolled copy of its
 loop and per copy of the function, followed through the inline functions it
 calls (a parameter the call site passes a constant is a constant there, so
-`w >> (8 * l)` with l an unrolled lane is wiring). A W-bit adder or
+`w >> (8 * l)` with l an unrolled lane is wiring; a template whose types
+depend on its parameters, q_narrow<B>'s `ap_int<B + 2>`, at each call's
+arguments, its items named with them: q_narrow<7>). A W-bit adder or
 subtractor is W LUTs (a LUT6 per bit on the carry chain, UG574), W the wider
 operand's declared width, no more than the target's where the statement
 assigns to a declared variable (the low bits of a sum need only the
@@ -532,14 +534,17 @@ def _idents(expr):
 
 
 class _Widths:
-    """Declared bit widths of the names a function sees."""
+    """Declared bit widths of the names a function sees; `tmpl` the values of
+    its template parameters where its types depend on them (`ap_int<B + 2>`
+    in q_narrow<7>: 9 bits, instance_of)."""
 
-    def __init__(self, src, f):
+    def __init__(self, src, f, tmpl=None):
         self.src = src
+        self.tmpl = tmpl or {}
         self.names = {}
         decl_text = f.signature + "\n" + f.body
         for m in re.finditer(r"(?=\b([A-Za-z_]\w*(?:\s*<[^;>()]*>)?)\s*[&*]?\s+&?\s*([A-Za-z_]\w*))", decl_text):
-            w = src.types.width(m.group(1))
+            w = self.type_width(m.group(1))
             if not w and m.group(1) in src.types.array_typedefs:   # `pe_tapacc_t tacc`: its elements'
                 w = src.types.width(src.types.array_typedefs[m.group(1)][0])
             if w and m.group(2) not in self.names:
@@ -547,6 +552,12 @@ class _Widths:
                 # the declaration's further declarators: `int a = 0, b[N], c;`
                 for name in _more_declarators(decl_text, m.start(2) + len(m.group(2))):
                     self.names.setdefault(name, (w, m.group(1)))
+
+    def type_width(self, type_text):
+        """Bits of a type, the template parameters replaced by their values."""
+        for p, v in self.tmpl.items():
+            type_text = re.sub(rf"\b{p}\b", str(v), type_text)
+        return self.src.types.width(type_text)
 
     def of_name(self, name):
         base = name.split(".")
@@ -560,14 +571,14 @@ class _Widths:
     def cast(self, expr):
         """Bits of the type an operand is cast to (0 when none)."""
         m = re.match(r"\s*\(\s*([\w:<> ]+?)\s*\)(?=\s*[\w(])", expr)
-        return (self.src.types.width(m.group(1)) or 0) if m else 0
+        return (self.type_width(m.group(1)) or 0) if m else 0
 
     def of(self, expr, cap=64):
         """Bits of an operand: its names' declared widths (at most `cap`); a
         cast narrows, never widens."""
         cast = re.match(r"\s*\(\s*([\w:<> ]+?)\s*\)(?=\s*[\w(])", expr)
-        if cast and self.src.types.width(cast.group(1)):
-            return min(self.src.types.width(cast.group(1)), self.of(expr[cast.end():], cap))
+        if cast and self.type_width(cast.group(1)):
+            return min(self.type_width(cast.group(1)), self.of(expr[cast.end():], cap))
         call = re.match(r"\s*(\w+)\s*\(", expr)
         if call and call.group(1) in self.src.functions:
             # a call's result: its declared return type's width (32 unknown)
@@ -1522,15 +1533,18 @@ class _ArithWalk:
         deps = self.src.depends(f, names)
         return max([pfac[p] for p in deps if p in pfac], default=1)
 
-    def walk(self, root, f, base, pfac, consts, piped, stack):
+    def walk(self, root, f, base, pfac, consts, piped, stack, tmpl=None):
         """Count f's operators (a copy of it under root, `base` copies of
         root, `pfac` its parameters' copy factors, `consts` its constant
-        parameters, `piped`: called in a pipelined loop), then its inline
-        callees'."""
+        parameters, `piped`: called in a pipelined loop, `tmpl` its template
+        arguments where its widths depend on them: instance_of), then its
+        inline callees'."""
         if f.name not in self.scopes:
             self.scopes[f.name] = _scopes(f.body)
+        tmpl = tmpl or {}
+        label = f"{f.name}<{', '.join(str(v) for v in tmpl.values())}>" if tmpl else f.name
         at = SimpleNamespace(root=root, f=f, base=base, pfac=pfac, consts=consts, piped=piped,
-                             widths=_Widths(self.src, f))
+                             widths=_Widths(self.src, f, tmpl), label=label)
         seen, inner = set(), set()
         for m in self.matches(at, _ARITH):
             self.arith(at, m.group(1), m.start(), seen)
@@ -1547,11 +1561,12 @@ class _ArithWalk:
                 self.select(at, m.start(), seen, inner)
         for m in self.matches(at, _KEEP):
             self.keep(at, m, seen)
-        for _, callee, pos, args, _ in self.sites.get(f.name, []):
+        for _, callee, pos, args, targs in self.sites.get(f.name, []):
             g = self.src.functions[callee]
             if g.inline and callee not in stack and callee != PACKED_MUL:
                 gc, gf = self.bind(at, g, pos, args)
-                self.walk(root, g, base, gf, gc, piped or self.src.in_pipeline(f, pos), stack + (callee,))
+                self.walk(root, g, base, gf, gc, piped or self.src.in_pipeline(f, pos), stack + (callee,),
+                          self.instance_of(at, g, targs))
 
     def matches(self, at, pattern):
         """The matches of pattern in at.f's body that are datapath (counted)."""
@@ -1568,7 +1583,7 @@ class _ArithWalk:
         return at.base * self.factor(at.f, names, at.pfac) * self.src.unroll_factor(at.f, pos, names)
 
     def add(self, at, op, left, right, n, each, what):
-        k = (at.root, at.f.name, op, left.strip(), right.strip())
+        k = (at.root, at.label, op, left.strip(), right.strip())
         self.found.setdefault(k, [0, each, what])[0] += n
 
     def arith(self, at, op, pos, seen):
@@ -1681,12 +1696,12 @@ class _ArithWalk:
         if 0 <= open_ < len(body) and body[open_] == "(" and end < len(body) and body[end] == ")":
             cast = re.search(r"\(\s*(?:const\s+)?([\w:<> ]+?)\s*\)\s*$", body[:open_]) or \
                 re.search(r"\b((?:ap_u?int\s*<[^;()<>]*>)|[A-Za-z_]\w*_t)\s*$", body[:open_])
-            if cast and self.src.types.width(cast.group(1).strip()):
-                return self.src.types.width(cast.group(1).strip())
+            if cast and at.widths.type_width(cast.group(1).strip()):
+                return at.widths.type_width(cast.group(1).strip())
         if re.match(r"\s*return\s", body[open_ + 1:pos]):
             ret = re.match(r"\s*(?:(?:static|inline|const)\s+)*([\w:]+(?:\s*<[^;()]*>)?)\s+\w+\s*\(",
                            f.signature)
-            return (self.src.types.width(ret.group(1)) if ret else None) or SELECT_BITS
+            return (at.widths.type_width(ret.group(1)) if ret else None) or SELECT_BITS
         return self.target(f, pos, at.widths)
 
     def keep(self, at, m, seen):
@@ -1830,6 +1845,23 @@ class _ArithWalk:
         self.add(at, "* 2^", left, m.group(1), self.copies(at, pos, _IDENT_RE.findall(left + " " + m.group(1))),
                  shifter_luts(w), f"{w}-bit shifter (a product by a power of two)")
 
+    def instance_of(self, at, g, targs):
+        """{parameter: value} of a call's template arguments where g's types
+        depend on its template parameters (`ap_int<B + 2>`: q_narrow<B>),
+        each instantiation then counted at its own widths and named with its
+        arguments (q_narrow<7>, q_narrow<31>); {} otherwise (or where an
+        argument is no constant)."""
+        sized = [p for p in g.template
+                 if re.search(rf"\bap_u?int\s*<[^;<>]*\b{p}\b", g.signature + g.body)]
+        if not sized or len(targs) != len(g.template):
+            return {}
+        vals = {}
+        for p, a in zip(g.template, targs):
+            for q, v in at.widths.tmpl.items():   # the caller's own parameters
+                a = re.sub(rf"\b{q}\b", str(v), a)
+            vals[p] = self.src.macros.eval(a)
+        return vals if None not in vals.values() else {}
+
     def bind(self, at, g, pos, args):
         """An inline callee's constant parameters and their copy factors at a call site."""
         gc, gf = set(), {}
@@ -1856,7 +1888,7 @@ class _ArithWalk:
             head = before[:-1].rstrip()
             m = re.search(r"\(\s*(?:const\s+)?([\w:<> ]+?)\s*\)$", head) or \
                 re.search(r"([A-Za-z_][\w:]*(?:\s*<[^;()<>]*>)?)$", head)
-            return (self.src.types.width(m.group(1).strip()) or None) if m else None
+            return (widths.type_width(m.group(1).strip()) or None) if m else None
         if re.search(r"[^=!<>+\-*/%&|^]=$", before) and after.startswith(";"):
             return self.target(f, pos, widths)
         return None
@@ -1876,8 +1908,8 @@ class _ArithWalk:
                      r"(?:\s*\[[^\]]*\])*\s*=(?!=)", text)
         if not m:
             return None
-        if m.group(1) and self.src.types.width(m.group(1)):
-            return self.src.types.width(m.group(1))
+        if m.group(1) and widths.type_width(m.group(1)):
+            return widths.type_width(m.group(1))
         return widths.of_name(m.group(2)) if not m.group(1) else None
 
     def operation(self, f, op, pos, consts):

@@ -310,9 +310,9 @@ static void avgpool_band(ddr_t *ddr, const ctrain_insn_t &f, avg_recip_t r, int 
     /* BP's strides: one window along a dimension never wraps */
     const uint32_t sy = h_out == 1 ? CTRAIN_MAX_DIM : s, sx = w_out == 1 ? CTRAIN_MAX_DIM : s;
     /* FP: the rows; BP: the gate, then the errors.  A RAM per ping-pong half
-     * (a word spare each): per cycle the compute's half sees two reads (FP
-     * two words, BP two elements: the RAM's two ports) and the load's half
-     * one write. */
+     * (a word spare each): per cycle the compute's half sees two word reads
+     * (FP the segment's two words, BP the error's and the gate's: the RAM's
+     * two ports) and the load's half one write. */
     q8_t ain[2][AVG_HALF + EW_BEAT];
     q8_t aout[2 * AVG_HALF];
     /* a RAM per half: the compute's two reads and the load's write never share one */
@@ -370,17 +370,34 @@ band:
                 avg_sum_t val = 0;   /* the value stored this cycle, if any (one avg_store) */
                 bool put = false, drop = false;
                 uint32_t put_at = 0;
+                /* The two words this cycle reads, whatever the mode (two
+                 * reads of ain's two ports): FP the segment's, at a's word
+                 * and the next; BP the error's (at ea) and the gate's (at i). */
+                const uint32_t a = tc.xbase + tc.roff + tc.kx;
+                const bool covered = ry < k_h && oy < h_out && rx < k_w && ox < w_out;
+                const uint32_t ea = covered ? e0 + obase + ox : e0;
+                const uint32_t w0 = (bp ? ea : a) & ~(uint32_t)(EW_BEAT - 1);
+                const uint32_t w1 = (bp ? i : a + EW_BEAT) & ~(uint32_t)(EW_BEAT - 1);
+                q8_t v0[EW_BEAT], v1[EW_BEAT];
+                /* a word's lanes: registers */
+#pragma HLS ARRAY_PARTITION variable=v0 type=complete
+#pragma HLS ARRAY_PARTITION variable=v1 type=complete
+            avg_words:
+                for (int j = 0; j < EW_BEAT; j++) {
+#pragma HLS UNROLL
+                    v0[j] = ain[ih][w0 + j];
+                    v1[j] = ain[ih][w1 + j];
+                }
                 if (!bp) {
-                    /* lanes [off, off + live) of the two words at a's word */
-                    const uint32_t a = tc.xbase + tc.roff + tc.kx;
-                    const uint32_t wb = a & ~(uint32_t)(EW_BEAT - 1), off = a & (EW_BEAT - 1);
+                    /* lanes [off, off + live) of the two words */
+                    const uint32_t off = a & (EW_BEAT - 1);
                     const uint32_t live = k_w - tc.kx < EW_BEAT ? k_w - tc.kx : EW_BEAT;
                     /* both words' lanes, those in the segment summed: no lane shifter */
                     avg_sum_t seg = 0;
                 avg_taps:
                     for (int j = 0; j < 2 * EW_BEAT; j++) {
 #pragma HLS UNROLL
-                        const q8_t t = ain[ih][wb + j];
+                        const q8_t t = j < EW_BEAT ? v0[j] : v1[j - EW_BEAT];
                         if ((uint32_t)j >= off && (uint32_t)j < off + live)
                             seg += t;
                     }
@@ -395,9 +412,8 @@ band:
                     }
                     pool_taps_next(tc, live, k_w, k_h, w_in, w_out, h_out, s, row_step, plane_in);
                 } else {
-                    const bool covered = ry < k_h && oy < h_out && rx < k_w && ox < w_out;
-                    const q8_t err = ain[ih][covered ? e0 + obase + ox : e0];
-                    drop = mask && ain[ih][i] <= 0;
+                    const q8_t err = v0[ea & (EW_BEAT - 1)];
+                    drop = mask && v1[i & (EW_BEAT - 1)] <= 0;
                     val = covered ? (avg_sum_t)err : (avg_sum_t)0;
                     put = true;
                     put_at = hb + i;

@@ -298,6 +298,10 @@ pass_step:
 #pragma HLS ARRAY_PARTITION variable=mp1 type=complete
 #if CTRAIN_DSP_INT8 == 2   /* PE_POS_PAIRS */
         const bool own1 = tx >= lo1 && tx < hi1;
+        /* the second operand's one address: OUTER tap B's source, GATHER the
+         * pair's second position (one read of x[l][c] beside aa's, in either
+         * mode: two of its two ports) */
+        const int a2 = outer ? aaB : aa + pd;
         pe_run_t bsum[PE_ROWS][PE_COLS];   /* OUTER: partB before this step's update (wires) */
 #pragma HLS ARRAY_PARTITION variable=bsum type=complete dim=0
         for (int l = 0; l < PE_LANES; l++) {
@@ -311,8 +315,8 @@ pass_step:
                     const bool on = live && c < vc;
                     const q8_t xl = on && (outer || own0) ? x[l][c][aa] : (q8_t)0;
                     const q8_t xo = brun ? (q8_t)(c == 0 ? 1 : 0) : xl;
-                    const q8_t x2 = outer ? (liveB && c < vcB ? x[l][c][aaB] : (q8_t)0)
-                                          : (on && pr && own1 ? x[l][c][aa + pd] : (q8_t)0);
+                    const bool on2 = outer ? liveB && c < vcB : on && pr && own1;
+                    const q8_t x2 = on2 ? x[l][c][a2] : (q8_t)0;
                     ma[(l * PE_ROWS + r) * PE_COLS + c] =
                         outer ? (l < g.vb && !tail ? err[l][r][pidx] : (q8_t)0) : w[r][c][wa];
                     mb0[(l * PE_ROWS + r) * PE_COLS + c] = outer ? xo : xl;

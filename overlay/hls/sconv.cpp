@@ -1117,6 +1117,10 @@ step:
         /* a product step (not a pair's extra step, nor an empty row's) */
         const bool live = j < len;
         const uint32_t e = start[i] + j;
+        /* rbias, one read a step: WG's row (its bias step adds to it) or the
+         * drain's held row (FP, EB): with the bias step's write two of its
+         * two ports, whatever arm the step takes */
+        const wide_t rb_now = rbias[outer ? (i < iend ? i : i0) : hrow];
         /* window address of PE 0: (word, bank) of the entry, plus the tile */
         const uint32_t r0 = (live ? eoq[e] : 0u) + (uint32_t)t;
         const uint32_t b0 = live ? (uint32_t)eom[e] : 0u;
@@ -1264,7 +1268,7 @@ step:
                     tacc[1][wo] = tacc[1][wo] + (acc_t)(odd ? tsum : tsum1);
             }
             if (bstep && t == g.T - 1)
-                rbias[i] += tsum;
+                rbias[i] = rb_now + tsum;
             if (++t == g.T) {
                 t = 0;
                 j += two ? 2u : 1u;
@@ -1281,7 +1285,7 @@ step:
          * quantized (before this step's fin refills a hold: group steps
          * leave the drain done by then, spp_group_steps) */
         if (dq < dn) {
-            const int hr = hrow, hw = hword + dh;
+            const int hw = hword + dh;
             const bool restart = dq == 0 && htile == 0;   /* a row's tile 0 */
             q_lanes ql = {0, 0, 0, 0};   /* the step's SP_Q outputs meet the statistics as one update */
             for (int q = 0; q < SP_Q; q++) {
@@ -1289,7 +1293,7 @@ step:
                 const int pq = dd * SP_Q + q;   /* PE */
                 wide_t v = (wide_t)hold[dh][pq];
                 bool clamped;
-                const q8_t qv = conv_epilogue(v, o.bias, rbias[hr], o.relu, o.mask, rb[pq][hw], o.sh_out,
+                const q8_t qv = conv_epilogue(v, o.bias, rb_now, o.relu, o.mask, rb[pq][hw], o.sh_out,
                                               clamped);
                 out[pq][hw] = qv;
                 const spp_img_t cj = restart ? (spp_img_t)pj[q] : vj[q];

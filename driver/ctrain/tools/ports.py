@@ -23,19 +23,16 @@ takes per iteration:
 - one word is one access: copies that read the same element, or elements
   of one word of a reshaped dimension, share it; `x[i] op= v` is a read and
   a write;
-- the arms of an `if`/`else` or a `?:` are exclusive, their maximum is
-  counted (an arm that ends in continue, break or return makes the rest of
-  its block the other arm); everything else adds up.
+- the arms of an `if`/`else` or a `?:` add up like the rest: exclusive
+  accesses share a port only where HLS schedules them in one stage
+  (UG1448, HLS 200-885, shows two arms that do not), which the source does
+  not tell. A loop that needs one port for either arm reads at a selected
+  address instead (pe_array's `a2`, sp_steps' `rb_now`, avgpool_band's
+  `w0`/`w1`).
 
 At II=n every access of an iteration takes a port slot of its bank once in
 n cycles whatever stage it is scheduled in, so the count is the modulo
-schedule's own bound. One reading is not pessimistic: exclusive arms share
-a port only when HLS schedules their accesses in one stage (UG1448, HLS
-200-885, shows two arms that do not). Three loops pass by it, to be read
-off a csynth report (docs/overlay.md "HLS rules"): avgpool_band's win
-(FP's two words or BP's two), pe_array's pass_step (`outer ? x[aaB] :
-x[aa + pd]`) and sp_steps' step (WG's `rbias[i] +=` or the drain's
-`rbias[hr]`). Registers (banks one
+schedule's own bound. Registers (banks one
 element deep) have no port limit. Usage: `python -m ctrain.tools.ports
 [board ...]`: one line per loop over budget and a summary; exit 1 if any
 (`make -C overlay check` runs it).
@@ -48,7 +45,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from .. import boards
-from ..hls_source import Sources, enclosing, match_brace, match_paren, parse_loops, split_args
+from ..hls_source import Sources, enclosing, match_paren, parse_loops, split_args
 from ..overlay_src import config_dir
 from . import resources
 
@@ -335,65 +332,6 @@ def _bind(src, f, at, g, args, binding, facts):
     return sub, _Facts(src, f, at, scalars, facts)
 
 
-def _statement_end(body, i):
-    """The end of the statement starting at i: its block's `}` or its `;`
-    (an `if` with its `else` arms)."""
-    while i < len(body) and body[i].isspace():
-        i += 1
-    if body.startswith("{", i):
-        return match_brace(body, i) + 1
-    if re.match(r"if\s*\(", body[i:]):
-        return _if_arms(body, i)[-1][1]
-    depth = 0
-    while i < len(body):
-        depth += body[i] in "(["
-        depth -= body[i] in ")]"
-        if body[i] == ";" and depth == 0:
-            return i + 1
-        i += 1
-    return i
-
-
-def _if_arms(body, at):
-    """[(start, end)] of the then and else arms of the `if` at `at`; an arm
-    that leaves the iteration (continue, break, return) with no `else` has
-    the rest of its block as the other arm."""
-    p0 = body.index("(", at)
-    p1 = match_paren(body, p0)
-    then_end = _statement_end(body, p1 + 1)
-    arms = [(p1 + 1, then_end)]
-    m = re.match(r"\s*else\b", body[then_end:])
-    if m:
-        e0 = then_end + m.end()
-        arms.append((e0, _statement_end(body, e0)))
-    elif re.search(r"\b(?:continue|break|return)\b[^;{}]*;\s*}?\s*$", body[p1 + 1:then_end]):
-        depth, i = 0, then_end
-        while i < len(body) and depth >= 0:
-            depth += (body[i] == "{") - (body[i] == "}")
-            i += 1
-        arms.append((then_end, i - 1))
-    return arms
-
-
-def _branches(src, f):
-    """[(position, arm, start, end)] of every if/else and ?: arm in f's body."""
-    memo = src.__dict__.setdefault("_port_arms", {})
-    if f.name not in memo:
-        arms = []
-        for m in re.finditer(r"(?<![\w#])if\s*\(", f.body):
-            arms += [(m.start(), k, a, b) for k, (a, b) in enumerate(_if_arms(f.body, m.start()))]
-        for m in re.finditer(r"\?", f.body):
-            arms += [(m.start(), k, a, b) for k, (a, b) in enumerate(resources._select_arms(f.body, m.start())[0] or ())]
-        memo[f.name] = sorted(arms, key=lambda t: t[2])
-    return memo[f.name]
-
-
-def _path(src, f, pos):
-    """The arms around pos in f, outermost first: accesses whose paths part
-    at one `if` (or `?:`) are exclusive."""
-    return tuple((f.name, at, k) for at, k, a, b in _branches(src, f) if a <= pos < b)
-
-
 class _Walk:
     """The accesses of one pipelined region to the arrays of `binding`,
     the functions it calls followed."""
@@ -401,9 +339,9 @@ class _Walk:
     def __init__(self, src):
         self.src = src
         self.arrays = {}   # key -> Array
-        self.sites = {}    # key -> {(kind, bank, address[, site]): (if/else path, access texts)}
+        self.sites = {}    # key -> {(kind, bank, address[, site]): access texts}
 
-    def region(self, f, start, end, binding, facts, extra=1, depth=0, path=()):
+    def region(self, f, start, end, binding, facts, extra=1, depth=0):
         for local, (a, key, lead) in binding.items():
             if math.prod(a.bank_dims) <= 1:
                 continue   # registers
@@ -414,7 +352,7 @@ class _Walk:
                 dims = (lead + [_Dim(self.src, f, m.start(), e, facts) for e in idx])[:len(a.dims)]
                 if len(dims) < len(a.dims):
                     continue   # the array passed on whole (a call's argument)
-                self.add(f, m, local, a, key, dims, extra, path + _path(self.src, f, m.start()))
+                self.add(f, m, local, a, key, dims, extra)
         if depth >= 6:
             return
         for g, at, args, targs in _calls(self.src, f):
@@ -428,9 +366,9 @@ class _Walk:
                         names |= set(_IDENT.findall(arg))
                     seen = set().union(*(set(d.lanes) for _, _, ld in sub.values() for d in ld))
                     k = _more_copies(self.src, f, at, names - seen, seen)
-                    self.region(g, 0, len(g.body), sub, known, extra * k, depth + 1, path + _path(self.src, f, at))
+                    self.region(g, 0, len(g.body), sub, known, extra * k, depth + 1)
 
-    def add(self, f, m, local, a, key, dims, extra, path):
+    def add(self, f, m, local, a, key, dims, extra):
         names = set()
         for d in dims:
             if d.f is f:
@@ -443,13 +381,10 @@ class _Walk:
         slot = self.sites.setdefault(key, {})
         for bank, addr in _copies(self.src, a, dims, extra * more):
             if kind in ("r", "rw"):
-                # reads of one word share it, on the path common to them
-                at = ("r", bank, addr)
-                old = slot.get(at, (path, set()))
-                slot[at] = (_common(old[0], path), old[1] | {text})
+                slot.setdefault(("r", bank, addr), set()).add(text)   # reads of one word share it
             if kind in ("w", "rw"):
                 # a site's writes of one word are one write (byte enables)
-                slot[("w", bank, addr, text)] = (path, {f"{f.name}: write {local}{m.group(1)}"})
+                slot.setdefault(("w", bank, addr, text), set()).add(f"{f.name}: write {local}{m.group(1)}")
 
 
 def _more_copies(src, f, pos, names, seen):
@@ -464,31 +399,6 @@ def _more_copies(src, f, pos, names, seen):
         if lp.unrolled and lp.var not in seen and src._variants(f, lp) & deps:
             n *= _trip(src, f, lp)
     return n
-
-
-def _common(p, q):
-    n = 0
-    while n < min(len(p), len(q)) and p[n] == q[n]:
-        n += 1
-    return p[:n]
-
-
-def _tree_load(items, depth=0):
-    """(accesses, writes) of one bank per iteration: `items` [(path, read,
-    write)]; the arms of one `if` exclusive (their maximum), the rest added."""
-    acc = wr = 0
-    groups = {}
-    for path, r, w in items:
-        if len(path) == depth:
-            acc += r + w
-            wr += w
-        else:
-            groups.setdefault(path[depth][:2], {}).setdefault(path[depth][2], []).append((path, r, w))
-    for arms in groups.values():
-        loads = [_tree_load(v, depth + 1) for v in arms.values()]
-        acc += max(x for x, _ in loads)
-        wr += max(y for _, y in loads)
-    return acc, wr
 
 
 def _scan(src, f, binding, found, judged, facts=None, depth=0):
@@ -540,25 +450,21 @@ def _judge(f, label, start, ii, walk):
     for key, accesses in walk.sites.items():
         a = walk.arrays[key]
         sizes = _bank_dims(a)
-        per_bank = {}
-        for at, (path, texts) in accesses.items():
+        load = {}
+        for at, texts in accesses.items():
             k, bank = at[0], at[1]
-            ranges = [range(n) if b is None else b for b, n in zip(bank, sizes)]
-            for b in itertools.product(*ranges):
-                per_bank.setdefault(b, []).append((path, k == "r", k == "w", texts))
-        total, wmax = _budget(a, ii)
-        worst, load = None, (0, 0)
-        for b, items in per_bank.items():
-            acc, wr = _tree_load([(p, r, w) for p, r, w, _ in items])
-            if (acc > total or wr > wmax) and acc > sum(load):
-                worst, load = b, (acc - wr, wr)
-        if worst is not None:
-            hit = {}
-            for _, _, _, texts in per_bank[worst]:
+            for b in itertools.product(*(range(n) if c is None else c for c, n in zip(bank, sizes))):
+                r, w, hit = load.setdefault(b, [0, 0, {}])
+                load[b][0 if k == "r" else 1] += 1
                 for t in texts:
                     hit[t] = hit.get(t, 0) + 1
-            out.append(Overuse(f.name, label, f.body.count("\n", 0, start) + 1, key, load[0], load[1], total,
-                               worst, sorted(hit.items())))
+        total, wmax = _budget(a, ii)
+        over = [b for b, (r, w, _) in load.items() if r + w > total or w > wmax]
+        if over:
+            worst = max(over, key=lambda b: load[b][0] + load[b][1])
+            r, w, hit = load[worst]
+            out.append(Overuse(f.name, label, f.body.count("\n", 0, start) + 1, key, r, w, total, worst,
+                               sorted(hit.items())))
     return out
 
 

@@ -1170,8 +1170,8 @@ class _Alignment:
         prod = _split_top(s, "*")
         if len(prod) > 1:
             return any(self.multiple(p) for p in prod)
-        mask = _split_top(s, "&")
-        if len(mask) > 1 and "&&" not in s:
+        mask = _split_bitand(s)
+        if len(mask) > 1:
             # x & ~(F - 1): the low bits cleared
             return any(self.multiple(p) for p in mask)
         shl = re.fullmatch(r"(.+?)<<([^<>]+)", s)
@@ -1237,6 +1237,18 @@ def _split_top(s, op):
             cur += ch
     out.append(cur)
     return [p for p in out if p.strip()] if len(out) > 1 else [s]
+
+
+def _split_bitand(s):
+    """s split at its top-level bitwise `&` (not `&&`)."""
+    out, depth, last = [], 0, 0
+    for i, ch in enumerate(s):
+        depth += ch in "(["
+        depth -= ch in ")]"
+        if ch == "&" and depth == 0 and s[i - 1:i] != "&" and s[i + 1:i + 2] != "&":
+            out.append(s[last:i])
+            last = i + 1
+    return out + [s[last:]] if out else [s]
 
 
 # ----------------------------------------------------------------- fabric arithmetic

@@ -396,6 +396,13 @@ def parse_loops(body):
     return loops
 
 
+def substitute(text, values):
+    """text with each name of `values` (whole words) replaced by its value's text."""
+    for name, v in values.items():
+        text = re.sub(rf"\b{re.escape(name)}\b", str(v), text)
+    return text
+
+
 def enclosing(loops, pos):
     return [lp for lp in loops if lp.start < pos <= lp.end]
 
@@ -488,12 +495,16 @@ class Sources:
             if lp.unrolled and deps is not None and not self._variants(f, lp) & deps:
                 continue
             if lp.unrolled:
-                # a bound of template parameters: its largest instantiation
-                vals = [v for v in self.eval_in(f, lp.bound) if v is not None] if lp.bound else []
-                if not vals and lp.tripcount_max:
-                    vals = [v for v in self.eval_in(f, lp.tripcount_max) if v is not None]
-                n *= max(int(max(vals, default=1)), 1)
+                n *= self.trip(f, lp)
         return n
+
+    def trip(self, f, lp):
+        """Trips of loop lp of f: its bound, else its LOOP_TRIPCOUNT max; a
+        bound of template parameters its largest instantiation (1 unknown)."""
+        vals = [v for v in self.eval_in(f, lp.bound) if v is not None] if lp.bound else []
+        if not vals and lp.tripcount_max:
+            vals = [v for v in self.eval_in(f, lp.tripcount_max) if v is not None]
+        return max(int(max(vals, default=1)), 1)
 
     def _variants(self, f, lp):
         """The names that can differ between the unrolled copies of loop lp:
@@ -572,16 +583,23 @@ class Sources:
         if getattr(self, "_sites", None) is not None:
             return self._sites
         sites = []
-        names = set(self.functions)
         for f in self.functions.values():
-            for m in re.finditer(r"\b(\w+)\s*(<[^;()]*?>)?\s*\(", f.body):
-                if m.group(1) in names and m.group(1) != f.name:
-                    p0 = m.end() - 1
-                    args = split_args(f.body[p0 + 1:match_paren(f.body, p0)])
-                    targs = split_args(m.group(2)[1:-1]) if m.group(2) else []
-                    sites.append((f.name, m.group(1), m.start(), args, targs))
+            sites += [(f.name, *c) for c in self.calls_in(f)]
         self._sites = sites
         return sites
+
+    def calls_in(self, f, name=None):
+        """[(callee, position, argument texts, template argument texts)] of
+        the calls in f's body (`name`: f's own, where f is a copy of a
+        function under another name)."""
+        out = []
+        for m in re.finditer(r"\b(\w+)\s*(<[^;()]*?>)?\s*\(", f.body):
+            if m.group(1) in self.functions and m.group(1) != (name or f.name):
+                p0 = m.end() - 1
+                args = split_args(f.body[p0 + 1:match_paren(f.body, p0)])
+                targs = split_args(m.group(2)[1:-1]) if m.group(2) else []
+                out.append((m.group(1), m.start(), args, targs))
+        return out
 
     def in_pipeline(self, f, pos):
         return any(lp.pipelined for lp in enclosing(f.loops, pos))

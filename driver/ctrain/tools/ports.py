@@ -45,7 +45,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from .. import boards
-from ..hls_source import Sources, enclosing, match_paren, parse_loops, split_args
+from ..hls_source import Sources, enclosing, parse_loops, substitute
 from ..overlay_src import config_dir
 from . import resources
 
@@ -104,14 +104,6 @@ def _ii(src, f, m):
     return min(vals, default=1)
 
 
-def _trip(src, f, lp):
-    """Trips of unrolled loop lp (its largest instantiation)."""
-    vals = [v for v in src.eval_in(f, lp.bound) if v is not None] if lp.bound else []
-    if not vals and lp.tripcount_max:
-        vals = [v for v in src.eval_in(f, lp.tripcount_max) if v is not None]
-    return max(int(max(vals, default=1)), 1)
-
-
 _NAME = re.compile(r"(?<![.\w>])([A-Za-z_]\w*)\b(?!\s*(?:\(|\.|->|<))")
 
 
@@ -144,13 +136,6 @@ def _terms(s):
     return [t for p in parts for t in _terms(p)] if len(parts) > 1 else [s]
 
 
-def _subst(text, vals):
-    """text with the loop indices of `vals` replaced by their values."""
-    for v, x in vals.items():
-        text = re.sub(rf"\b{re.escape(v)}\b", str(x), text)
-    return text
-
-
 class _Dim:
     """One subscript of an access, in the function (and position) it is written in."""
 
@@ -159,7 +144,7 @@ class _Dim:
         self._residue = {}
         self.text = _expand(src, f, pos, expr)
         unrolled = {lp.var: lp for lp in enclosing(f.loops, pos) if lp.unrolled and lp.var}
-        self.lanes = {v: _trip(src, f, lp) for v, lp in unrolled.items()
+        self.lanes = {v: src.trip(f, lp) for v, lp in unrolled.items()
                       if re.search(rf"\b{re.escape(v)}\b", self.text)}
         terms = _terms(self.text)
         lane = [t for t in terms if any(re.search(rf"\b{re.escape(v)}\b", t) for v in self.lanes)]
@@ -168,7 +153,7 @@ class _Dim:
 
     def value(self, text, vals):
         """The value of `text` in the copy `vals`, None unless one constant."""
-        out = set(self.src.eval_in(self.f, _subst(text, vals)))
+        out = set(self.src.eval_in(self.f, substitute(text, vals)))
         return out.pop() if len(out) == 1 else None
 
     def key(self, a, d, vals):
@@ -177,7 +162,7 @@ class _Dim:
         take (a dimension that is not banked: ())."""
         v = self.value(self.text, vals)
         lane = self.value(self.lane, vals)
-        addr = v if v is not None else re.sub(r"\s+", "", _subst(self.text, vals))
+        addr = v if v is not None else re.sub(r"\s+", "", substitute(self.text, vals))
         if d in a.reshaped:
             return (), 0
         if d in a.reshaped_by:
@@ -223,6 +208,7 @@ class _Dim:
         r = self.residue(fac)
         return tuple(b for b in range(n) if b % r == lane % r) if r > 1 else None
 
+
 def _copies(src, a, dims, extra):
     """[(bank key, address key)] of every copy of one access: `dims` its
     subscripts (_Dim), `extra` the copies no subscript tells apart."""
@@ -264,34 +250,27 @@ def _kind(body, end):
 def _specialize(src, g, targs):
     """Callee g as one call instantiates it: its template parameters replaced
     by the call's template arguments (a bank's alignment can hold for one
-    element size and not another: agu_rd_wide's step is AGU_LANES(SIZE))."""
+    element size and not another: agu_rd_wide's step is AGU_LANES(SIZE)).
+    The copies are this pass's own: src.functions stays the sources'."""
     if not g.template or not targs:
         return g
-    body = g.body
-    for name, val in zip(g.template, targs):
-        body = re.sub(rf"\b{re.escape(name)}\b", f"({val.strip()})", body)
     name = f"{g.name}<{','.join(t.strip() for t in targs)}>"
-    if name not in src.functions:
-        src.functions[name] = replace(g, name=name, body=body, loops=parse_loops(body),
-                                      template=g.template[len(targs):])
-    return src.functions[name]
+    memo = src.__dict__.setdefault("_port_specials", {})
+    if name not in memo:
+        body = substitute(g.body, {p: f"({v.strip()})" for p, v in zip(g.template, targs)})
+        # parameters left to their defaults stay unknown names (no call of
+        # the copy to read them from)
+        memo[name] = replace(g, name=name, body=body, loops=parse_loops(body), template=[])
+    return memo[name]
 
 
 def _calls(src, f):
     """(callee Function, position, argument texts, template argument texts)
-    of every call in f's body (a specialized body too)."""
+    of every call in f's body (a specialized copy's too)."""
     memo = src.__dict__.setdefault("_port_calls", {})
     if f.name not in memo:
-        out = []
-        for m in re.finditer(r"\b(\w+)\s*(<[^;()]*?>)?\s*\(", f.body):
-            g = src.functions.get(m.group(1))
-            if g is None or m.group(1) == f.name.split("<")[0]:
-                continue
-            p0 = m.end() - 1
-            args = split_args(f.body[p0 + 1:match_paren(f.body, p0)])
-            targs = split_args(m.group(2)[1:-1]) if m.group(2) else []
-            out.append((g, m.start(), args, targs))
-        memo[f.name] = out
+        memo[f.name] = [(src.functions[c], at, args, targs)
+                        for c, at, args, targs in src.calls_in(f, f.name.split("<")[0])]
     return memo[f.name]
 
 
@@ -397,7 +376,7 @@ def _more_copies(src, f, pos, names, seen):
     n = 1
     for lp in enclosing(f.loops, pos):
         if lp.unrolled and lp.var not in seen and src._variants(f, lp) & deps:
-            n *= _trip(src, f, lp)
+            n *= src.trip(f, lp)
     return n
 
 
@@ -450,14 +429,14 @@ def _judge(f, label, start, ii, walk):
     for key, accesses in walk.sites.items():
         a = walk.arrays[key]
         sizes = _bank_dims(a)
-        load = {}
+        load = {}   # bank -> [reads, writes, {access text: accesses}]
         for at, texts in accesses.items():
             k, bank = at[0], at[1]
             for b in itertools.product(*(range(n) if c is None else c for c, n in zip(bank, sizes))):
-                r, w, hit = load.setdefault(b, [0, 0, {}])
-                load[b][0 if k == "r" else 1] += 1
+                slot = load.setdefault(b, [0, 0, {}])
+                slot[0 if k == "r" else 1] += 1
                 for t in texts:
-                    hit[t] = hit.get(t, 0) + 1
+                    slot[2][t] = slot[2].get(t, 0) + 1
         total, wmax = _budget(a, ii)
         over = [b for b, (r, w, _) in load.items() if r + w > total or w > wmax]
         if over:

@@ -180,7 +180,7 @@ from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
 from .. import boards
-from ..hls_source import Sources, enclosing, match_brace, match_paren, split_args
+from ..hls_source import Sources, enclosing, match_brace, match_paren, split_args, substitute
 from ..overlay_src import config_dir, hls_dir, isa_header
 
 #: Fraction of every resource a design may use (a 15% margin for place and route).
@@ -555,9 +555,7 @@ class _Widths:
 
     def type_width(self, type_text):
         """Bits of a type, the template parameters replaced by their values."""
-        for p, v in self.tmpl.items():
-            type_text = re.sub(rf"\b{p}\b", str(v), type_text)
-        return self.src.types.width(type_text)
+        return self.src.types.width(substitute(type_text, self.tmpl))
 
     def of_name(self, name):
         base = name.split(".")
@@ -1095,10 +1093,13 @@ def _array_typedef(src, ptype):
 def _aligned(src, f, pos, expr, factor):
     """Whether index `expr` of a cyclic partition by `factor` names the same
     bank in every iteration (per unrolled copy): a sum of constants, unrolled
-    loop indices, products with a multiple of the factor, and variables that
-    only ever hold such multiples (set to 0 or to a multiple, stepped by a
-    multiple; locals assigned once are read through). Anything else is not
-    (HLS then selects the bank at run time)."""
+    loop indices, products with a multiple of the factor, `x << K` and `x &
+    M` with the factor dividing 2^K or M, one-line inline functions returning
+    such a value, and variables that only ever hold such multiples (set to 0
+    or to a multiple, stepped by a multiple; locals assigned once are read
+    through). Anything else is not (HLS then selects the bank at run time).
+    Memoized per function, unrolled context, expression and factor (the port
+    budget asks often)."""
     memo = src.__dict__.setdefault("_aligned", {})
     key = (f.name, frozenset(src.unrolled_vars(f, pos)), expr.strip(), factor)
     if key not in memo:
@@ -1192,9 +1193,7 @@ class _Alignment:
         ret = re.fullmatch(r"return\s+([^;]+);", body)
         if ret is None or len(args) != len(g.params) or g.template:
             return False
-        e = ret.group(1)
-        for (_, pname, _), a in zip(g.params, args):
-            e = re.sub(rf"\b{re.escape(pname)}\b", f"({a.strip()})", e)
+        e = substitute(ret.group(1), {pname: f"({a.strip()})" for (_, pname, _), a in zip(g.params, args)})
         return self.term_ok(e, depth + 1, False)
 
 
@@ -1820,7 +1819,7 @@ class _ArithWalk:
         inner = after
         n = 1
         for q in inner:
-            n *= max([v for v in self.src.eval_in(f, q.bound or "") if v] or [1])
+            n *= self.src.trip(f, q)
         return n if inner else None
 
     def rotator(self, at, m):
@@ -1869,9 +1868,7 @@ class _ArithWalk:
             return {}
         vals = {}
         for p, a in zip(g.template, targs):
-            for q, v in at.widths.tmpl.items():   # the caller's own parameters
-                a = re.sub(rf"\b{q}\b", str(v), a)
-            vals[p] = self.src.macros.eval(a)
+            vals[p] = self.src.macros.eval(substitute(a, at.widths.tmpl))   # the caller's own parameters
         return vals if None not in vals.values() else {}
 
     def bind(self, at, g, pos, args):

@@ -227,10 +227,10 @@ def _check_stats(a, b):
 #: Boards on which the auto choice is mixed for each model (the test asserts
 #: it; on the Pynq-Z2 and KV260 every pruned layer of cnv-small now runs
 #: sparse, since session 6's position-parallel changes), and the form of
-#: each layer under `always`: every one sparse on the KV260 (its fully
+#: each layer under `always`: every one sparse on the Pynq-Z2 (its fully
 #: connected ones on the row-tile path), the convolutions on the ZCU104
 #: (without the path, its fully connected layers run dense).
-@pytest.mark.parametrize("name, board, always", [("lenet5", "kv260", [True] * 5),
+@pytest.mark.parametrize("name, board, always", [("lenet5", "pynq_z2", [True] * 5),
                                                  ("cnv-small", "zcu104", [True] * 3 + [False] * 2)])
 def test_auto_always_and_never_compute_the_same_bits(name, board, always):
     runs = {mode: _run(name, mode, board) for mode in SPARSE_EXEC}
@@ -268,7 +268,7 @@ def test_lenet5_auto_under_csim_equals_numpy_and_never():
 
 def test_a_checkpoint_resumes_in_the_layout_it_saved(tmp_path):
     from ctrain import checkpoint
-    t = _run("lenet5", "auto", "kv260")
+    t = _run("lenet5", "auto", "pynq_z2")
     choice = [L.sparse for L in t.runtime.program.layers]
     ck = str(tmp_path / "run.ckpt")
     t.save(ck)
@@ -287,7 +287,7 @@ def test_a_checkpoint_resumes_in_the_layout_it_saved(tmp_path):
     meta["config"]["sparse_exec"] = True
     sparse_ck = str(tmp_path / "old.ckpt")
     rt_arrays = {k: v for k, v in arrays.items() if not k.startswith("ddr_")}
-    always = _run("lenet5", "always", "kv260")
+    always = _run("lenet5", "always", "pynq_z2")
     rt_arrays.update({f"ddr_{k}": v for k, v in always.runtime.layer_arrays().items()})
     checkpoint.save(sparse_ck, rt_arrays, meta)
     old = Trainer.from_checkpoint(sparse_ck, dataset=t.ds)

@@ -173,8 +173,8 @@ def test_planned_reading_takes_off_what_the_hand_pipelined_regions_would_overlap
 
 
 def test_sparse_ideal_cycles_shrink_with_the_kept_weights():
-    # the KV260: a DSP48E2 board with the row-tile path, so every layer runs sparse under always
-    model, batch, board = lenet5(), 16, perfmodel.board("kv260")
+    # the Pynq-Z2: the board with the row-tile path, so every layer runs sparse under always
+    model, batch, board = lenet5(), 16, perfmodel.board("pynq_z2")
     masks = prune_masks([p["w"] for p in model.init_params(np.random.default_rng(5))], 0.8, scope="layer")
     dense = perfreport.build(compile_model(model, batch, sparse_exec="never", board=board.name), board)["instructions"]
     sparse = perfreport.build(compile_model(model, batch, masks, sparse_exec="always", board=board.name),

@@ -102,7 +102,7 @@ def test_accesses_in_called_functions_count(tmp_path):
 def test_the_session_26_tap_finder_defect_is_found(tmp_path):
     """Put back what session 26 mended: the row-tile path's tap finder
     comparing a row's column starts from a RAM (its register copy tpk left unpartitioned)
-    MAX_KK - 1 times per II=1 step."""
+    MAX_KK - 1 times per II=1 step, on the Pynq-Z2 (the board built with that path)."""
     dst = tmp_path / "hls"
     shutil.copytree(hls_dir(), dst, ignore=shutil.ignore_patterns("tb", "config"))
     path = dst / "sconv_rows.cpp"
@@ -110,6 +110,6 @@ def test_the_session_26_tap_finder_defect_is_found(tmp_path):
     part = "#pragma HLS ARRAY_PARTITION variable=tpk type=complete\n"
     assert part in text
     path.write_text(text.replace(part, ""))
-    src = Sources(os.path.join(config_dir(), "kv260.h"), str(dst))
+    src = Sources(os.path.join(config_dir(), "pynq_z2.h"), str(dst))
     found = [o for o in ports.overuse(src) if o.array.endswith(":tpk")]
     assert found and found[0].reads > 2

@@ -116,4 +116,13 @@
  * the chip's DSPs to spare pay for the PEs' fabric accumulators. */
 #define CTRAIN_SPARSE_POS_MACC 1
 
+/* No row-tile path (sconv.h CTRAIN_SPARSE_ROWS): its own array, lists and
+ * window (45K LUTs, 103 DSPs, 21 BRAM36, 12 URAM in the estimate) that the
+ * compiler's cycle model picks for no layer of the built-in models at
+ * 50-90% sparsity but the MLP's (CNV, ResNet-20, VGG-small, LeNet-5: the
+ * same cycles without it); at 90-95% for fully connected layers (CNV at 95%
+ * 0.5% longer without it, the MLP 6% / 24%), which then run dense
+ * (docs/overlay.md "Board configurations"). */
+#define CTRAIN_SPARSE_ROWS 0
+
 #endif

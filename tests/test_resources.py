@@ -708,8 +708,9 @@ void lanes_top(q8_t v, int h, int m) {
 def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     """Fabric arithmetic (kind "add"): each value +/- and run-time shift of a
     pipelined loop, per unrolled copy, at its declared width; through inline
-    functions (a constant argument is a constant there); not an index, a loop
-    header, a shift by a constant or an unrolled lane added to an aligned base."""
+    functions (a constant argument is a constant there); not a loop header, a
+    shift by a constant or an unrolled lane added to an aligned base (an
+    index's arithmetic: test_address_arithmetic_is_counted_at_the_address_bits)."""
     b = boards.get("aup_zu3")
     sp_p = b.pe_lanes * b.pe_rows * b.pe_cols
     items = {i.name: i for i in estimates["aup_zu3"].items if i.kind == "add"}
@@ -826,6 +827,39 @@ def test_counters_stepped_by_one_are_incrementers(estimates, board):
     assert not [n for n in items if "spp_valid" in n]
     # a loop header's i++ is control, not counted
     assert not [n for n in items if n.startswith("spp_compute_p: sp_steps: s ++")]
+
+
+def test_address_arithmetic_is_counted_at_the_address_bits(copied_sources):
+    """An index's arithmetic is an adder like any other (since session 28;
+    before, nothing inside a subscript was counted), at the bits of the
+    dimension it addresses (the low bits of a sum need only the operands'
+    low bits): relu_through's chunk buffers, CTRAIN_CHUNK (256) deep on the
+    Pynq-Z2, take 8-bit address adders; the value added is counted apart.
+    An operand inside a subscript is not read as the array's own (`base[r]`
+    in `tacc[r][base[r] + t]`). An aligned lane's `k + j` stays an OR."""
+    assert resources._operand("acc = tacc[r][base[r] ", "left") == "base[r]"
+    assert resources._operand(" x[a[i]] + 1", "right") == "x[a[i]]"
+    before = resources.estimate("pynq_z2", directory=str(copied_sources))
+    _insert_after(copied_sources / "stream.cpp",
+                  "    for (uint32_t w = 0; w < words; w++) {\n#pragma HLS PIPELINE II=1\n",
+                  "        out[w + 3] = in[w + 5] + gate[(k >> 1) + w];\n")
+    after = resources.estimate("pynq_z2", directory=str(copied_sources))
+    old = {i.name for i in before.items}
+    new = {i.name: i for i in after.items if i.kind == "add" and i.name not in old}
+    assert {n: (i.count, i.lut, i.detail) for n, i in new.items()} == {
+        "relu_through: w + 3": (1, 8, "8-bit adder (an address), 8 LUT each"),
+        "relu_through: w + 5": (1, 8, "8-bit adder (an address), 8 LUT each"),
+        "relu_through: (k >> 1) + w": (1, 8, "8-bit adder (an address), 8 LUT each"),
+        "relu_through: in[w + 5] + gate[(k >> 1) + w]": (1, 8, "8-bit adder, 8 LUT each")}
+    # the position path's rotated window read: a row a bank, r0 or r0 + 1
+    # (the banks before the rotation's start), at the window's 8-bit rows
+    z = boards.get("zcu102")
+    rot = [i for i in resources.estimate("zcu102").items
+           if i.name == "spp_compute_p: spp_rotate: r0 + ((uint32_t)k < b0 ? 1u : 0u)"]
+    assert [(i.count, i.lut) for i in rot] == [(2 * z.pe_lanes * z.pe_rows * z.pe_cols,
+                                                2 * z.pe_lanes * z.pe_rows * z.pe_cols * 8)]
+    items = {i.name for i in before.items}
+    assert not [n for n in items if n.endswith("agu_rd_wide: k + j")]
 
 
 def test_comparators_are_counted():

@@ -137,10 +137,11 @@ reads, at most DSP_ALU_BITS wide, is the slice's post-adder (UG901
 multiply-add/-accumulate), 0 LUT. A call's result has its declared
 return type's width. A barrel shifter written as log stages
 of conditional copies (`for (s = 0; (1 << s) < N; s++) if ((a >> s) & 1)
-... x[p] = y[p];`) is elements x bits x ceil(stages / 2) LUTs. Not
-counted: index and address arithmetic inside `[]` (the banks' address
-selects), loop headers, an unrolled lane added to a base aligned to the
-lanes (an OR), the sequential FSMs' arithmetic (control), conditional
+... x[p] = y[p];`) is elements x bits x ceil(stages / 2) LUTs. Index and
+address arithmetic inside `[]` (since session 28) at the bits of the
+dimension it addresses (the operands' where its size is unknown). Not
+counted: the banks' address selects, loop headers, an unrolled lane added
+to a base aligned to the lanes (an OR), the sequential FSMs' arithmetic (control), conditional
 assignments (`if (c) x = y;`: a register's enable or its next-state
 logic). Selects (since session 25): every datapath `c ? a : b` a W-bit
 2:1 select, W LUTs (select_luts: a LUT6 a 4:1 mux, as the bank
@@ -511,6 +512,12 @@ def _array_item(a, copies):
 
 # ----------------------------------------------------------------- operators
 
+#: One subscript of an operand, `[i]` or `[base[r] + t]` (one nested level):
+#: never an unclosed `[`, so an operand inside a subscript (`base[r]` in
+#: `tacc[r][base[r] + t]`) is not read as the array's own.
+_SUBSCRIPT = r"\[(?:[^\[\]]|\[[^\[\]]*\])*\]"
+
+
 def _operand(text, side):
     """The operand text next to a binary operator: left (going back) or right."""
     if side == "right":
@@ -518,10 +525,10 @@ def _operand(text, side):
         neg = re.match(r"-\s*(?=[\w(])", t)   # a negated operand (`x < -lim`): the same comparator
         if neg:
             t = t[neg.end():]
-        m = re.match(r"(\((?:[^()]|\([^()]*\))*\)\s*)*[\w.]+(?:\s*\[[^\]]*\]|\.\w+|\s*\((?:[^()]|\([^()]*\))*\))*|\((?:[^()]|\([^()]*\))*\)", t)
+        m = re.match(r"(\((?:[^()]|\([^()]*\))*\)\s*)*[\w.]+(?:\s*" + _SUBSCRIPT + r"|\.\w+|\s*\((?:[^()]|\([^()]*\))*\))*|\((?:[^()]|\([^()]*\))*\)", t)
         return ("-" if neg and m else "") + (m.group(0) if m else "")
     t = text.rstrip()
-    m = re.search(r"(\w+\s*\((?:[^()]|\([^()]*\))*\)|[\w.]+(?:\s*\[[^\]]*\]|\.\w+)*|\((?:[^()]|\([^()]*\))*\))$", t)
+    m = re.search(r"(\w+\s*\((?:[^()]|\([^()]*\))*\)|[\w.]+(?:\s*" + _SUBSCRIPT + r"|\.\w+)*|\((?:[^()]|\([^()]*\))*\))$", t)
     if not m:
         return ""
     s = m.group(0)
@@ -1452,7 +1459,8 @@ def shifter_luts(w, step=1, out=None):
 
 def _scopes(body):
     """Per position of a function body: the [] depth (an index, an address:
-    not counted) and whether it is inside a for/while header (loop control)."""
+    counted at its bits) and whether it is inside a for/while header (loop
+    control, not counted)."""
     depth, sub, head = 0, [0] * len(body), [False] * len(body)
     for i, ch in enumerate(body):
         if ch == "[":
@@ -1584,11 +1592,58 @@ class _ArithWalk:
         return (m for m in pattern.finditer(at.f.body) if self.counted(at, m.start()))
 
     def counted(self, at, pos):
-        """Whether an operator at pos is datapath of a pipelined loop (not an
-        index, not a loop header, not a preprocessor line)."""
-        sub, head = self.scopes[at.f.name]
-        return not (sub[pos] or head[pos] or _on_directive(at.f.body, pos)) and \
+        """Whether an operator at pos is datapath of a pipelined loop (not a
+        loop header, not a preprocessor line). An index's arithmetic counts
+        too (an address is computed like any value), at the address's bits:
+        address_bits."""
+        _, head = self.scopes[at.f.name]
+        return not (head[pos] or _on_directive(at.f.body, pos)) and \
             (at.piped or self.src.in_pipeline(at.f, pos))
+
+    def address_bits(self, at, pos):
+        """Bits of the subscript pos is in: log2 of the declared size of the
+        dimension it indexes (a sum's low bits need only the operands' low
+        bits, so an address adder is no wider than the address), None
+        outside a subscript or where the size is not known (a pointer, DDR,
+        an unsized parameter dimension)."""
+        sub, _ = self.scopes[at.f.name]
+        if not sub[pos]:
+            return None
+        body = at.f.body
+        depth, i = 0, pos
+        while i > 0:   # the '[' that opens pos's subscript
+            i -= 1
+            depth += {"]": 1, "[": -1}.get(body[i], 0)
+            if depth < 0:
+                break
+        dim, j = 0, i
+        while True:    # earlier subscripts of the same operand: `a[x][y + 1]` indexes dim 2
+            k = len(body[:j].rstrip())
+            if k == 0 or body[k - 1] != "]":
+                break
+            depth, j = 0, k - 1
+            while j >= 0:
+                depth += {"]": 1, "[": -1}.get(body[j], 0)
+                if depth == 0:
+                    break
+                j -= 1
+            dim += 1
+        m = re.search(r"([A-Za-z_]\w*)\s*$", body[:j])
+        if not m:
+            return None
+        text = at.f.signature + "\n" + body
+        decl = re.search(rf"\b[\w:>]+\s+[&*]?\s*{m.group(1)}\s*((?:\[[^\]]*\]\s*)+)[;,)=]", text)
+        if decl:
+            sizes = re.findall(r"\[([^\]]*)\]", decl.group(1))
+        else:   # `pe_tapacc_t &acc`: an array typedef's dimensions
+            typed = re.search(rf"\b(\w+)\s*[&*]?\s*{m.group(1)}\s*[;,)=]", text)
+            if not typed or typed.group(1) not in self.src.types.array_typedefs:
+                return None
+            sizes = self.src.types.array_typedefs[typed.group(1)][1]
+        if dim >= len(sizes) or not sizes[dim].strip():
+            return None
+        n = max([v for v in self.src.eval_in(at.f, sizes[dim]) if v] or [0])
+        return max((n - 1).bit_length(), 1) if n else None
 
     def copies(self, at, pos, names):
         return at.base * self.factor(at.f, names, at.pfac) * self.src.unroll_factor(at.f, pos, names)
@@ -1620,11 +1675,14 @@ class _ArithWalk:
             w = min(widths.of(right), 64)
             each, what = adder_luts(w), f"{w}-bit negation"
         else:
+            address = self.address_bits(at, pos) if not op.endswith("=") else None
             if op in ("+=", "-="):
                 w = min(widths.of(left), 64)   # the target's bits: the rest are dropped
+            elif address:
+                w = min(max(widths.of(left), widths.of(right)), 64, address)
             else:
                 w = min(max(widths.of(left), widths.of(right)), 64, self.target_bits(at.f, pos, widths))
-            each, what = adder_luts(w), f"{w}-bit adder"
+            each, what = adder_luts(w), f"{w}-bit adder" + (" (an address)" if address else "")
             if op == "+" and w <= DSP_ALU_BITS and self.macc(at.f, left, right):
                 each, what = 0, f"{w}-bit adder in its product's DSP slice (multiply-add)"
         self.add(at, op, left, right, self.copies(at, pos, _IDENT_RE.findall(left + " " + right)),
@@ -1690,7 +1748,7 @@ class _ArithWalk:
             return
         seen.add(key)
         w = min(max(1 if _is_bool(a) else at.widths.of(a.lstrip("-~ "), cap=SELECT_BITS) for a in var),
-                self.select_bits(at, pos, before, end) or SELECT_BITS)
+                self.address_bits(at, pos) or self.select_bits(at, pos, before, end) or SELECT_BITS)
         if len(arms) == 2 and self.gates_adder(at, before, arms, end):
             each, what = 0, f"{w}-bit 2:1 select of 0, in its adder's LUTs"
         else:
@@ -2000,9 +2058,10 @@ def fabric_arith(src, instances):
     `+`, `-`, `+=`, `-=` and every shift by a run-time amount in a pipelined
     loop (or a pipelined copy), per copy of the loop body and of the function,
     through the inline functions it calls (a parameter passed a constant is a
-    constant there), and every comparison between values (comparator_luts).
-    Not counted: indices and addresses (inside `[]`), loop headers, the
-    sequential FSMs' arithmetic (control)."""
+    constant there), and every comparison between values (comparator_luts);
+    an index's arithmetic at the bits of the dimension it addresses
+    (_ArithWalk.address_bits). Not counted: loop headers, the sequential
+    FSMs' arithmetic (control)."""
     walk = _ArithWalk(src)
     for f in src.functions.values():
         if f.inline or f.name == PACKED_MUL:

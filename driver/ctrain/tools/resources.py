@@ -1818,7 +1818,7 @@ class _ArithWalk:
         n = 0
         for lp in enclosing(at.f.loops, pos):
             if lp.unrolled and lp.var in ids and lp.bound:
-                n = max(n, max([v for v in self.src.eval_in(at.f, lp.bound) if v] or [0]))
+                n = max(n, self.src.trip(at.f, lp))
         for i in ids:
             if i in at.consts and at.pfac.get(i, 1) > 1:
                 n = max(n, at.pfac[i])

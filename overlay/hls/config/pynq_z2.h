@@ -112,4 +112,12 @@
 #define CTRAIN_CONV_DATAFLOW 1
 #define CTRAIN_SPARSE_POS_MUL_LUT 1
 
+/* The position path's quantizers (sconv.h): 8, so a tile of 32 drains in
+ * 4 steps, which its lists' steps hide but for the shortest: at the default
+ * 16, 5.3K more LUTs by the estimate (177.4K -> 172.0K with 8) for 0.015%
+ * of CNV's 80%-pruned iteration (130.14M -> 130.16M cycles), 0.3% of
+ * LeNet-5's, none of a dense one (`ctrain perf`; 4 would save 2.8K more
+ * for 2% of LeNet-5's). */
+#define CTRAIN_SPARSE_QUANT 8
+
 #endif

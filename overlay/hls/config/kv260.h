@@ -125,4 +125,16 @@
  * (docs/overlay.md "Board configurations"). */
 #define CTRAIN_SPARSE_ROWS 0
 
+/* The position path's stepped lists, WG accumulators and chunk table in
+ * BRAM (sconv.h CTRAIN_SPARSE_LIST_BRAM), which the row-tile path's going
+ * freed: 8.0K fewer LUTs by the estimate for 11.5 BRAM36 (97 -> 108.5 of
+ * 144), the same cycles (binding only); the dense unit's band buffers in
+ * BRAM too (CTRAIN_CONV_BANDS_BRAM) would need 145. */
+#define CTRAIN_SPARSE_LIST_BRAM 1
+
+/* The position path's list staging (partitioned by the beat) in BRAM too
+ * (sconv.h CTRAIN_SPARSE_STAGE_BRAM): 3.8K fewer LUTs for 8 BRAM36 (-> 116.5,
+ * 81%), binding only. */
+#define CTRAIN_SPARSE_STAGE_BRAM 1
+
 #endif

@@ -156,4 +156,9 @@
  * configurations"); such layers run dense. */
 #define CTRAIN_SPARSE_ROWS 0
 
+/* The position path's list staging (partitioned by the beat) in BRAM
+ * (sconv.h CTRAIN_SPARSE_STAGE_BRAM): 7.7K fewer LUTs by the estimate for 10
+ * BRAM36 (233.5 -> 243.5 of 312, 78%), binding only (session 28). */
+#define CTRAIN_SPARSE_STAGE_BRAM 1
+
 #endif

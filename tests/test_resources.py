@@ -829,7 +829,7 @@ def test_counters_stepped_by_one_are_incrementers(estimates, board):
     assert not [n for n in items if n.startswith("spp_compute_p: sp_steps: s ++")]
 
 
-def test_address_arithmetic_is_counted_at_the_address_bits(copied_sources):
+def test_address_arithmetic_is_counted_at_the_address_bits(estimates, copied_sources):
     """An index's arithmetic is an adder like any other (since session 28;
     before, nothing inside a subscript was counted), at the bits of the
     dimension it addresses (the low bits of a sum need only the operands'
@@ -839,7 +839,7 @@ def test_address_arithmetic_is_counted_at_the_address_bits(copied_sources):
     in `tacc[r][base[r] + t]`). An aligned lane's `k + j` stays an OR."""
     assert resources._operand("acc = tacc[r][base[r] ", "left") == "base[r]"
     assert resources._operand(" x[a[i]] + 1", "right") == "x[a[i]]"
-    before = resources.estimate("pynq_z2", directory=str(copied_sources))
+    before = estimates["pynq_z2"]   # the copied sources' own, unchanged
     _insert_after(copied_sources / "stream.cpp",
                   "    for (uint32_t w = 0; w < words; w++) {\n#pragma HLS PIPELINE II=1\n",
                   "        out[w + 3] = in[w + 5] + gate[(k >> 1) + w];\n")
@@ -854,7 +854,7 @@ def test_address_arithmetic_is_counted_at_the_address_bits(copied_sources):
     # the position path's rotated window read: a row a bank, r0 or r0 + 1
     # (the banks before the rotation's start), at the window's 8-bit rows
     z = boards.get("zcu102")
-    rot = [i for i in resources.estimate("zcu102").items
+    rot = [i for i in estimates["zcu102"].items
            if i.name == "spp_compute_p: spp_rotate: r0 + ((uint32_t)k < b0 ? 1u : 0u)"]
     assert [(i.count, i.lut) for i in rot] == [(2 * z.pe_lanes * z.pe_rows * z.pe_cols,
                                                 2 * z.pe_lanes * z.pe_rows * z.pe_cols * 8)]

@@ -1610,24 +1610,12 @@ class _ArithWalk:
         if not sub[pos]:
             return None
         body = at.f.body
-        depth, i = 0, pos
-        while i > 0:   # the '[' that opens pos's subscript
-            i -= 1
-            depth += {"]": 1, "[": -1}.get(body[i], 0)
-            if depth < 0:
-                break
-        dim, j = 0, i
-        while True:    # earlier subscripts of the same operand: `a[x][y + 1]` indexes dim 2
-            k = len(body[:j].rstrip())
-            if k == 0 or body[k - 1] != "]":
-                break
-            depth, j = 0, k - 1
-            while j >= 0:
-                depth += {"]": 1, "[": -1}.get(body[j], 0)
-                if depth == 0:
-                    break
-                j -= 1
-            dim += 1
+
+        def opener(c):   # the '[' whose subscript holds c (its `]` included): _scopes' depth
+            return next(i for i in range(c, -1, -1) if body[i] == "[" and sub[i] == sub[c])
+        j, dim = opener(pos), 0
+        while body[:j].rstrip().endswith("]"):   # earlier subscripts: `a[x][y + 1]` indexes dim 2
+            j, dim = opener(len(body[:j].rstrip()) - 1), dim + 1
         m = re.search(r"([A-Za-z_]\w*)\s*$", body[:j])
         if not m:
             return None

@@ -140,10 +140,12 @@ def _csim_boards(item):
 
 #: test_overlay_check's makes, in the order it runs them, with the tests that
 #: run each: every board's synthesis branch through g++ and clang (its
-#: stamps), the testbench
+#: stamps), the testbench, the MAC-shared builds' testbenches
 _MAKES = (("check-compile", ("check-compile",),
            {"test_synthesis_branch_compiles_for_every_board", "test_make_check"}),
-          ("testbench-pynq_z2", ("BOARD=pynq_z2", "build/csim/pynq_z2/ctrain_tb"), {"test_csim_testbench"}))
+          ("testbench-pynq_z2", ("BOARD=pynq_z2", "build/csim/pynq_z2/ctrain_tb"), {"test_csim_testbench"}),
+          *((f"shared-{b}", (f"BOARD={b}", f"build/shared/{b}/ctrain_tb"),
+             {f"test_mac_shared_build_passes_the_testbench[{b}]"}) for b in ("pynq_z2", "zcu104")))
 
 
 class _Prebuild:

@@ -155,7 +155,9 @@ def test_mac_shared_build_passes_the_testbench(board):
     max pool's bands hand-pipelined), which no shipped header builds, keeps
     its synthesis branch compiling and passes the whole testbench: on the
     Pynq-Z2 (one product a DSP48E1) and the ZCU104 (two a DSP48E2, position
-    pairs). The banner shows the form the build took."""
+    pairs). The banner shows the form the build took. (conftest may have
+    started its testbench build in the background: waited for here.)"""
+    claim_prebuild(f"shared-{board}")
     out = _make("csim-shared", f"BOARD={board}", timeout=900)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     assert ("build: MAC array shared; item loops: dense hand-pipelined, position path "

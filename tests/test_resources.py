@@ -783,8 +783,11 @@ def test_position_products_accumulate_in_their_dsp_slices(estimates, board, tmp_
     assert len(accs) == 2 and all(i.count == sp_p and i.lut == 0 and "DSP slice" in i.detail for i in accs)
     muls = [i for i in est.items if i.kind == "mul" and i.name.startswith("sp_steps:step: (prod_t)a *")]
     assert sum(i.count for i in muls) == 2 * sp_p and sum(i.dsp for i in muls) == 2 * sp_p
+    # the adder trees over the PEs (WG): fabric, or DSP slices on a board
+    # that binds them there (CTRAIN_TREE_DSP)
     tree = [i for i in est.items if i.kind == "add" and i.name.startswith("spp_compute_p: sp_steps: sum")]
-    assert tree and all(i.lut > 0 for i in tree)
+    in_dsp = bool(Sources(os.path.join(config_dir(), f"{board}.h")).macros.eval("CTRAIN_TREE_DSP"))
+    assert tree and all((i.dsp > 0 and i.lut == 0) if in_dsp else (i.lut > 0 and i.dsp == 0) for i in tree)
     off = resources.estimate(board, config=_with(board, tmp_path, SPARSE_POS_MACC=0))
     bits = Sources(os.path.join(config_dir(), f"{board}.h")).macros.eval("SP_ACC_BITS")   # spp_acc_t
     assert bits == math.ceil(math.log2(Sources(os.path.join(config_dir(), f"{board}.h")).macros.eval("SP_LIST"))) + 16
@@ -1060,7 +1063,7 @@ def test_pe_array_sums_are_as_narrow_as_their_bounds(estimates, board):
     pairs = b.dsp_kind == "DSP48E2"
     tree = items["conv_compute_p: pe_array: sum0 += mp0[(l * PE_ROWS + r) * PE_COLS + c]" if pairs
                  else "conv_compute_p: pe_array: sum0 += m0"]
-    assert tree.lut == tree.count * col
+    assert tree.lut == tree.count * col and tree.dsp == 0   # these boards: fabric trees
     assert tree.count == b.pe_lanes * b.pe_rows * b.pe_cols // (1 if pairs else 2)
     if pairs:
         # OUTER: per PE (r, c) and tap of the run's pair, a tree of its lanes'
@@ -1075,6 +1078,57 @@ def test_pe_array_sums_are_as_narrow_as_their_bounds(estimates, board):
         part = items["conv_compute_p: pe_array: part[2 * rp][c] += m0"]
         assert part.lut == part.count * run
         assert part.count == b.pe_lanes * b.pe_rows // 2 * b.pe_cols
+
+
+def test_adds_bound_to_dsp_slices_take_slices_not_luts(estimates, tmp_path):
+    """`#pragma HLS BIND_OP variable=v op=add impl=dsp` (UG1399): each add
+    assigned to v (`v += x`, `T v = a + b;`) is a DSP slice's ALU, one slice
+    per 48 bits, no LUTs. The KV260 binds WG's tap accumulation
+    (CTRAIN_TAP_ACC_DSP: a 48-bit read-modify-write per PE) and the adder
+    trees (CTRAIN_TREE_DSP: the dense unit's over columns, the position
+    path's over its PEs); its header with both off: the same adds in fabric,
+    at their widths, and nothing else differs."""
+    b = boards.get("kv260")
+    m = Sources(os.path.join(config_dir(), "kv260.h")).macros
+    units, sp_p = b.pe_rows * b.pe_cols, b.pe_lanes * b.pe_rows * b.pe_cols
+    col, run, tree = m.eval("PE_COL_BITS"), 48, m.eval("SP_SUM_BITS")
+    est = estimates["kv260"]
+    names = {"conv_compute_p: pe_tap_add: t + pe_wrap": (units, run),
+             "conv_compute_p: pe_array: sum0 += mp0[(l * PE_ROWS + r) * PE_COLS + c]": (sp_p, col),
+             "conv_compute_p: pe_array: sum1 += mp1[(l * PE_ROWS + r) * PE_COLS + c]": (sp_p, col),
+             "spp_compute_p: sp_steps: sum += m[p]": (sp_p, tree),
+             "spp_compute_p: sp_steps: sum1 += m1[p]": (sp_p, tree)}
+    on = {i.name: i for i in est.items if i.name in names}
+    assert set(on) == set(names)
+    for name, (n, w) in names.items():
+        assert (on[name].count, on[name].dsp, on[name].lut) == (n, n, 0), name
+        assert f"{w}-bit adder in a DSP slice" in on[name].detail
+    off = resources.estimate("kv260", config=_with("kv260", tmp_path, TAP_ACC_DSP=0, TREE_DSP=0))
+    fabric = {i.name: i for i in off.items if i.name in names}
+    for name, (n, w) in names.items():
+        assert (fabric[name].count, fabric[name].dsp, fabric[name].lut) == (n, 0, n * w), name
+    dsp = sum(n for n, _ in names.values())
+    lut = sum(n * w for n, w in names.values())
+    assert est.resources["dsp"]["used"] == off.resources["dsp"]["used"] + dsp
+    assert est.resources["lut"]["used"] == off.resources["lut"]["used"] - lut
+    for r in ("bram36", "uram"):
+        assert est.resources[r]["used"] == off.resources[r]["used"]
+    # the other UltraScale+ boards bind the tap accumulation only, the Pynq-Z2 (no slices spare) neither
+    for board, taps in (("zcu102", 1), ("zcu104", 1), ("aup_zu3", 1), ("pynq_z2", 0)):
+        it, = [i for i in estimates[board].items if i.name == "conv_compute_p: pe_tap_add: t + pe_wrap"]
+        assert (it.dsp > 0, it.lut > 0) == (bool(taps), not taps), board
+        assert all(i.dsp == 0 for i in estimates[board].items if "sum0 += mp0" in i.name)
+
+
+def test_dsp_bound_trees_deepen_the_pe_pipeline():
+    """A DSP slice per adder-tree level takes a register each: with the trees
+    in slices (CTRAIN_TREE_DSP) a PE step loop's fill is PE_DEPTH_BASE plus the
+    deepest tree's levels, the position path's over L x R x C PEs, not the
+    column tree's log2(C) (perfmodel and csim_api.cpp alike)."""
+    kv, zcu = perfmodel.board("kv260"), perfmodel.board("zcu104")
+    assert kv.tree_dsp == 1 and zcu.tree_dsp == 0
+    assert kv.pe_depth == perfmodel.PE_DEPTH_BASE + (kv.macs - 1).bit_length() == perfmodel.PE_DEPTH_BASE + 7
+    assert zcu.pe_depth == perfmodel.PE_DEPTH_BASE + (zcu.pe_cols - 1).bit_length()
 
 
 @pytest.mark.parametrize("board, n", [("aup_zu3", 2), ("zcu102", 2), ("pynq_z2", 1)])

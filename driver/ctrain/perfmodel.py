@@ -109,6 +109,7 @@ class Board:
     conv_dataflow: int = 0     # the dense unit's item loop a DATAFLOW loop (CTRAIN_CONV_DATAFLOW, conv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
     pe_pos_pairs: int = 0      # dense FP/EB two positions, WG two taps a step (PE_POS_PAIRS, mac_array.h)
+    tree_dsp: int = 0          # the PE adder trees in DSP slices (CTRAIN_TREE_DSP, pe_array.h)
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
     outstanding: int = OUTSTANDING
@@ -160,7 +161,12 @@ class Board:
 
     @property
     def pe_depth(self):
-        return PE_DEPTH_BASE + max(1, self.pe_cols - 1).bit_length()
+        """Fill of a PE step loop: PE_DEPTH_BASE and a cycle per adder-tree
+        level, the dense column tree's log2(C); with the trees in DSP slices
+        (tree_dsp), whose adds each take a register, the deepest tree's, the
+        position path's over its L x R x C PEs (every step loop charged it)."""
+        leaves = self.macs if self.tree_dsp else self.pe_cols
+        return PE_DEPTH_BASE + max(1, leaves - 1).bit_length()
 
     @property
     def epi_slices(self):
@@ -196,7 +202,8 @@ def board(name):
                  sparse_dataflow=_hls_macro(c.name, "CTRAIN_SPARSE_DATAFLOW"),
                  conv_dataflow=_hls_macro(c.name, "CTRAIN_CONV_DATAFLOW"),
                  ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"),
-                 pe_pos_pairs=_hls_macro(c.name, "PE_POS_PAIRS"))
+                 pe_pos_pairs=_hls_macro(c.name, "PE_POS_PAIRS"),
+                 tree_dsp=_hls_macro(c.name, "CTRAIN_TREE_DSP"))
 
 
 @lru_cache(maxsize=None)

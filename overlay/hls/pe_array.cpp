@@ -358,6 +358,11 @@ pass_step:
             for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL
                 pe_col_t sum0 = 0, sum1 = 0;   /* adder trees over columns (GATHER) */
+#if CTRAIN_TREE_DSP
+                /* the trees' adders in DSP slices: the board's LUTs are scarcer */
+#pragma HLS BIND_OP variable=sum0 op=add impl=dsp
+#pragma HLS BIND_OP variable=sum1 op=add impl=dsp
+#endif
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
                     sum0 += mp0[(l * PE_ROWS + r) * PE_COLS + c];
@@ -392,6 +397,11 @@ pass_step:
             for (int rp = 0; rp < PE_ROWS / 2; rp++) {
 #pragma HLS UNROLL
                 pe_col_t sum0 = 0, sum1 = 0;   /* adder trees over columns (GATHER) */
+#if CTRAIN_TREE_DSP
+                /* the trees' adders in DSP slices: the board's LUTs are scarcer */
+#pragma HLS BIND_OP variable=sum0 op=add impl=dsp
+#pragma HLS BIND_OP variable=sum1 op=add impl=dsp
+#endif
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
                     const prod_t m0 = mp0[(l * (PE_ROWS / 2) + rp) * PE_COLS + c];
@@ -421,7 +431,7 @@ pass_step:
 #pragma HLS UNROLL
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    tacc[r][c][wt] += pe_wrap<PE_RUN_BITS>(run_end ? part[r][c] : bsum[r][c]);
+                    tacc[r][c][wt] = pe_tap_add(tacc[r][c][wt], run_end ? part[r][c] : bsum[r][c]);
                     if (run_end) {
                         part[r][c] = 0;
                         if (!pb)
@@ -438,7 +448,7 @@ pass_step:
 #pragma HLS UNROLL
                 for (int c = 0; c < PE_COLS; c++) {
 #pragma HLS UNROLL
-                    tacc[r][c][wrun] += pe_wrap<PE_RUN_BITS>(part[r][c]);
+                    tacc[r][c][wrun] = pe_tap_add(tacc[r][c][wrun], part[r][c]);
                     part[r][c] = 0;
                 }
             }

@@ -53,6 +53,17 @@ enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
  * LUTs are shorter than its BRAM; 0: distributed RAM. */
 #define CTRAIN_CONV_BANDS_BRAM 0
 #endif
+#ifndef CTRAIN_TAP_ACC_DSP
+/* 1: WG's tap accumulation (pe_tap_add, 48 bits a PE) in DSP slices, on a
+ * board with slices to spare and LUTs short; 0: fabric adders. */
+#define CTRAIN_TAP_ACC_DSP 0
+#endif
+#ifndef CTRAIN_TREE_DSP
+/* 1: the PE array's adder trees over columns (GATHER) and the position
+ * path's over its PEs (WG) in DSP slices, on a board with slices to spare
+ * and LUTs short; 0: fabric adders. */
+#define CTRAIN_TREE_DSP 0
+#endif
 #ifndef CTRAIN_CONV_RB
 /* Row tiles per block of the block mode (conv.h): the depth of the bias
  * table (one RAM64 deep of distributed RAM). */
@@ -108,6 +119,21 @@ static inline int64_t pe_wrap(int64_t v) {
 #else
     return (int64_t)((uint64_t)v << (64 - B)) >> (64 - B);
 #endif
+}
+/* OUTER, a run's end: its sum added to its tap accumulator, a
+ * read-modify-write of tacc.  Where the board has DSP slices to spare
+ * (CTRAIN_TAP_ACC_DSP) the 48-bit add is a slice's ALU, as wide as
+ * pe_sum_t (C takes the read, A:B the run's sum, P the write), not a fabric
+ * carry chain.  Every run writes a different accumulator (pe_array's
+ * DEPENDENCE), so the slice's registers lengthen the loop, not its II. */
+static inline pe_sum_t pe_tap_add(pe_sum_t t, pe_run_t v) {
+#pragma HLS INLINE
+    const pe_sum_t s = t + pe_wrap<PE_RUN_BITS>(v);
+#if CTRAIN_TAP_ACC_DSP
+    /* the sum in a DSP slice: the board's LUTs are scarcer than its slices */
+#pragma HLS BIND_OP variable=s op=add impl=dsp
+#endif
+    return s;
 }
 /* GATHER's epilogue (bias, ReLU or mask, quantizer, statistics) is one PE
  * row wide: a run's PE_LANES x PE_ROWS sums (PE_POS_PAIRS: two positions'

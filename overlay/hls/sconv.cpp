@@ -1251,6 +1251,11 @@ step:
 #endif
         if (outer) {
             spp_sum_t sum = 0, sum1 = 0;   /* adder trees, |sum| <= SP_P * 2^14 */
+#if CTRAIN_TREE_DSP
+            /* the trees' adders in DSP slices: the board's LUTs are scarcer */
+#pragma HLS BIND_OP variable=sum op=add impl=dsp
+#pragma HLS BIND_OP variable=sum1 op=add impl=dsp
+#endif
             for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
                 sum += m[p];

@@ -134,7 +134,9 @@ constant shifted by one a decoder, W LUTs; `x * ((T)1 << s)` a shift;
 what its later stages shift in (`shifter_luts(w, step, out)`: synthesis
 trims the rest). A `+` of a DSP-made product `T m = a * b;` that only it
 reads, at most DSP_ALU_BITS wide, is the slice's post-adder (UG901
-multiply-add/-accumulate), 0 LUT. A call's result has its declared
+multiply-add/-accumulate), 0 LUT. An add assigned to a variable that
+`#pragma HLS BIND_OP variable=v op=add impl=dsp` names (`v += x`, `T v = a
++ b;`) is a DSP slice's ALU: a slice per DSP_ALU_BITS of the sum, 0 LUT. A call's result has its declared
 return type's width. A barrel shifter written as log stages
 of conditional copies (`for (s = 0; (1 << s) < N; s++) if ((a >> s) & 1)
 ... x[p] = y[p];`) is elements x bits x ceil(stages / 2) LUTs. Index and
@@ -798,6 +800,16 @@ def fabric_muls(body):
     implements the operator in fabric logic, no DSP)."""
     return {p["variable"] for p in _pragmas(body, "BIND_OP")
             if p.get("op", "").lower() == "mul" and p.get("impl", "").lower() == "fabric"
+            and "variable" in p}
+
+
+def dsp_adds(body):
+    """Variables whose addition `#pragma HLS BIND_OP variable=v op=add
+    impl=dsp` binds to DSP slices (UG1399, pragma HLS bind_op: add on impl
+    dsp): the slice's ALU, DSP_ALU_BITS wide, one slice per DSP_ALU_BITS of
+    the sum, no LUTs."""
+    return {p["variable"] for p in _pragmas(body, "BIND_OP")
+            if p.get("op", "").lower() == "add" and p.get("impl", "").lower() == "dsp"
             and "variable" in p}
 
 
@@ -1520,7 +1532,7 @@ class _ArithWalk:
         for s in src.call_sites():
             self.sites.setdefault(s[0], []).append(s)
         self.scopes = {}
-        self.found = {}   # (root, function, op, left, right) -> [copies, LUT each, detail]
+        self.found = {}   # (root, function, op, left, right) -> [copies, each, detail, resource]
 
     def const(self, f, pos, expr, consts, depth=0):
         """Whether every identifier of `expr` is a constant in each copy: a
@@ -1636,9 +1648,22 @@ class _ArithWalk:
     def copies(self, at, pos, names):
         return at.base * self.factor(at.f, names, at.pfac) * self.src.unroll_factor(at.f, pos, names)
 
-    def add(self, at, op, left, right, n, each, what):
+    def add(self, at, op, left, right, n, each, what, resource="lut"):
         k = (at.root, at.label, op, left.strip(), right.strip())
-        self.found.setdefault(k, [0, each, what])[0] += n
+        self.found.setdefault(k, [0, each, what, resource])[0] += n
+
+    def assigned(self, f, op, pos, left):
+        """The variable a `+`/`-` at pos assigns its result to: `x += y`'s x,
+        `T x = a + b;`'s x (the statement's whole right side the sum), else
+        None."""
+        if op in ("+=", "-="):
+            m = re.match(r"\s*([A-Za-z_]\w*)", left)
+            return m.group(1) if m else None
+        body = f.body
+        start = max(body.rfind(";", 0, pos), body.rfind("{", 0, pos), body.rfind("}", 0, pos)) + 1
+        text = re.sub(r"^[ \t]*#[^\n]*$", "", body[start:pos], flags=re.M)
+        m = re.match(r"\s*(?:const\s+)?[\w:]+(?:\s*<[^;>()]*>)?\s+([A-Za-z_]\w*)\s*=(?!=)", text)
+        return m.group(1) if m else None
 
     def arith(self, at, op, pos, seen):
         """An adder, subtractor or run-time shift at pos, once per expression."""
@@ -1673,6 +1698,11 @@ class _ArithWalk:
             each, what = adder_luts(w), f"{w}-bit adder" + (" (an address)" if address else "")
             if op == "+" and w <= DSP_ALU_BITS and self.macc(at.f, left, right):
                 each, what = 0, f"{w}-bit adder in its product's DSP slice (multiply-add)"
+            elif self.assigned(at.f, op, pos, left) in dsp_adds(at.f.body):
+                slices = -(-w // DSP_ALU_BITS)
+                self.add(at, op, left, right, self.copies(at, pos, _IDENT_RE.findall(left + " " + right)),
+                         slices, f"{w}-bit adder in a DSP slice's ALU (BIND_OP impl=dsp)", "dsp")
+                return
         self.add(at, op, left, right, self.copies(at, pos, _IDENT_RE.findall(left + " " + right)),
                  each, what)
 
@@ -2058,12 +2088,12 @@ def fabric_arith(src, instances):
         if pc + sc:
             walk.walk(f.name, f, pc + sc, {}, set(), pc > 0 and sc == 0, (f.name,))
     items = []
-    for (root, fname, op, left, right), (n, each, what) in walk.found.items():
+    for (root, fname, op, left, right), (n, each, what, resource) in walk.found.items():
         if n:
             name = f"{root}: {fname}: {left} {op} {right}" if root != fname else \
                 f"{fname}: {left} {op} {right}"
-            it = Item("add", name, n, f"{what}, {each:g} LUT each")
-            it.lut = n * each
+            it = Item("add", name, n, f"{what}, {each:g} {resource.upper()} each")
+            setattr(it, resource, n * each)
             items.append(it)
     return items
 

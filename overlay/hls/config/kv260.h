@@ -137,4 +137,11 @@
  * 81%), binding only. */
 #define CTRAIN_SPARSE_STAGE_BRAM 1
 
+/* DSP slices for fabric adders (pe_array.h): WG's 48-bit tap accumulation
+ * (CTRAIN_TAP_ACC_DSP) and the PE array's and position path's adder trees
+ * (CTRAIN_TREE_DSP) in the slices two thirds of which nothing else uses;
+ * the same bits and cycles (binding only). */
+#define CTRAIN_TAP_ACC_DSP 1
+#define CTRAIN_TREE_DSP 1
+
 #endif

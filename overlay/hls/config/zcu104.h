@@ -161,4 +161,10 @@
  * BRAM36 (233.5 -> 243.5 of 312, 78%), binding only (session 28). */
 #define CTRAIN_SPARSE_STAGE_BRAM 1
 
+/* DSP slices for WG's 48-bit tap accumulation (pe_array.h
+ * CTRAIN_TAP_ACC_DSP): a slice's ALU per PE instead of a fabric adder, in
+ * slices the chip has to spare; the same bits and cycles (binding only).
+ * The adder trees (CTRAIN_TREE_DSP) would need more slices than it has. */
+#define CTRAIN_TAP_ACC_DSP 1
+
 #endif

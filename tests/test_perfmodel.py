@@ -845,7 +845,8 @@ def test_fill_is_paid_per_loop_entry():
     assert it.pe_in == items
     assert it.pe == items * (math.ceil(20 / b.pe_cols) + b.epi_slices)
     assert perfmodel.breakdown(it, b)["pe"] == it.pe + items * b.pe_depth
-    assert b.pe_depth == perfmodel.PE_DEPTH_BASE + math.ceil(math.log2(b.pe_cols))   # adder tree
+    # the deepest adder tree: the position path's over L x R x C PEs
+    assert b.pe_depth == perfmodel.PE_DEPTH_BASE + math.ceil(math.log2(b.pe_lanes * b.pe_rows * b.pe_cols))
 
 
 def test_channels_gathers_and_the_ddr_rate():

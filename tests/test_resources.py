@@ -1120,15 +1120,16 @@ def test_adds_bound_to_dsp_slices_take_slices_not_luts(estimates, tmp_path):
         assert all(i.dsp == 0 for i in estimates[board].items if "sum0 += mp0" in i.name)
 
 
-def test_dsp_bound_trees_deepen_the_pe_pipeline():
-    """A DSP slice per adder-tree level takes a register each: with the trees
-    in slices (CTRAIN_TREE_DSP) a PE step loop's fill is PE_DEPTH_BASE plus the
-    deepest tree's levels, the position path's over L x R x C PEs, not the
-    column tree's log2(C) (perfmodel and csim_api.cpp alike)."""
-    kv, zcu = perfmodel.board("kv260"), perfmodel.board("zcu104")
-    assert kv.tree_dsp == 1 and zcu.tree_dsp == 0
-    assert kv.pe_depth == perfmodel.PE_DEPTH_BASE + (kv.macs - 1).bit_length() == perfmodel.PE_DEPTH_BASE + 7
-    assert zcu.pe_depth == perfmodel.PE_DEPTH_BASE + (zcu.pe_cols - 1).bit_length()
+@pytest.mark.parametrize("board", list(boards.BOARDS))
+def test_the_pe_fill_counts_the_deepest_adder_tree(board):
+    """A PE step loop's fill (perfmodel D_pe, csim_api.cpp alike) is
+    PE_DEPTH_BASE plus a cycle per level of the deepest adder tree: the
+    position path's over its L x R x C PEs (sp_steps, WG), whether its adds
+    are fabric or DSP slices (CTRAIN_TREE_DSP), not the dense column
+    tree's log2(C)."""
+    b = perfmodel.board(board)
+    levels = math.ceil(math.log2(b.pe_lanes * b.pe_rows * b.pe_cols))
+    assert b.pe_depth == perfmodel.PE_DEPTH_BASE + levels > perfmodel.PE_DEPTH_BASE + math.ceil(math.log2(b.pe_cols))
 
 
 @pytest.mark.parametrize("board, n", [("aup_zu3", 2), ("zcu102", 2), ("pynq_z2", 1)])

@@ -109,7 +109,6 @@ class Board:
     conv_dataflow: int = 0     # the dense unit's item loop a DATAFLOW loop (CTRAIN_CONV_DATAFLOW, conv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
     pe_pos_pairs: int = 0      # dense FP/EB two positions, WG two taps a step (PE_POS_PAIRS, mac_array.h)
-    tree_dsp: int = 0          # the PE adder trees in DSP slices (CTRAIN_TREE_DSP, pe_array.h)
     rd_latency: int = RD_LATENCY
     wr_latency: int = WR_LATENCY
     outstanding: int = OUTSTANDING
@@ -161,12 +160,11 @@ class Board:
 
     @property
     def pe_depth(self):
-        """Fill of a PE step loop: PE_DEPTH_BASE and a cycle per adder-tree
-        level, the dense column tree's log2(C); with the trees in DSP slices
-        (tree_dsp), whose adds each take a register, the deepest tree's, the
-        position path's over its L x R x C PEs (every step loop charged it)."""
-        leaves = self.macs if self.tree_dsp else self.pe_cols
-        return PE_DEPTH_BASE + max(1, leaves - 1).bit_length()
+        """Fill of a PE step loop: PE_DEPTH_BASE and a cycle per level of the
+        deepest adder tree, the position path's over its L x R x C PEs (WG:
+        sp_steps), charged to every PE step loop (one class for dense and
+        sparse, the deeper one)."""
+        return PE_DEPTH_BASE + max(1, self.macs - 1).bit_length()
 
     @property
     def epi_slices(self):
@@ -202,8 +200,7 @@ def board(name):
                  sparse_dataflow=_hls_macro(c.name, "CTRAIN_SPARSE_DATAFLOW"),
                  conv_dataflow=_hls_macro(c.name, "CTRAIN_CONV_DATAFLOW"),
                  ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"),
-                 pe_pos_pairs=_hls_macro(c.name, "PE_POS_PAIRS"),
-                 tree_dsp=_hls_macro(c.name, "CTRAIN_TREE_DSP"))
+                 pe_pos_pairs=_hls_macro(c.name, "PE_POS_PAIRS"))
 
 
 @lru_cache(maxsize=None)

@@ -17,7 +17,6 @@
 #include "csim_port.h"
 #include "ctrain_top.h"
 #include "cycle_model.h"
-#include "pe_array.h"
 
 void csim_window_to_port(const uint8_t *win, uint64_t size, ddr_t *port, uint64_t beats) {
     for (uint64_t k = 0; k < beats; k++) {
@@ -99,9 +98,9 @@ uint64_t max3(uint64_t a, uint64_t b, uint64_t c) {
 }
 
 stage_cost cost(const ctrain_iters_t &it) {
-    /* a cycle per adder-tree level: the column tree's, or with the trees in
-     * DSP slices (a register an add) the position path's over L x R x C */
-    const uint64_t leaves = CTRAIN_TREE_DSP ? PE_LANES * PE_ROWS * PE_COLS : PE_COLS;
+    /* a cycle per level of the deepest adder tree, the position path's
+     * over its L x R x C PEs (sp_steps, WG), for every PE step loop */
+    const uint64_t leaves = PE_LANES * PE_ROWS * PE_COLS;
     const uint64_t pe_depth = CTRAIN_PE_DEPTH_BASE + bit_length(leaves > 2 ? leaves - 1 : 1);
     const uint64_t outstanding_lat =
         (CTRAIN_RD_LATENCY + CTRAIN_OUTSTANDING - 1) / CTRAIN_OUTSTANDING;

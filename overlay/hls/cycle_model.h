@@ -18,7 +18,9 @@
  * ones issued back to back. */
 #define CTRAIN_OUTSTANDING 16
 /* Pipeline fill per entry of a PE step loop, without the adder tree's
- * log2(PE_COLS) levels: operand reads, multiply, accumulator update. */
+ * levels (a cycle each, the deepest tree's: the position path's over its
+ * PE_LANES x PE_ROWS x PE_COLS PEs): operand reads, multiply, accumulator
+ * update. */
 #define CTRAIN_PE_DEPTH_BASE 12
 /* Fill per entry of an element-wise loop (the deepest: UPDATE's). */
 #define CTRAIN_EW_DEPTH 20

@@ -764,7 +764,7 @@ def _mul_item(f, widths, dsp_kind, add, where, line, left, right, const):
     wa, wb = widths.of(left), widths.of(right)
     lhs = re.match(r"\s*(?:const\s+)?(?:[\w:<>]+\s+)?([A-Za-z_]\w*)\s*=[^=]", line)
     int8 = int(wa <= 8 and wb <= 8)
-    if lhs and lhs.group(1) in fabric_muls(f.body):
+    if lhs and lhs.group(1) in bound_variables(f.body, "mul", "fabric"):
         _add(*add, "mul", f"{where}: {left.strip()} * {right.strip()}",
              f"{wa}x{wb} bit in fabric (BIND_OP impl=fabric)", "lut", fabric_mul_luts(wa, wb),
              products=int8)
@@ -794,22 +794,13 @@ def _div_item(src, f, widths, dsp_kind, add, where, op, pos, left, right, const)
          f"{w}-bit divider", "lut", divider_luts(w, True), divider_luts(w, False))
 
 
-def fabric_muls(body):
-    """Variables whose multiplication `#pragma HLS BIND_OP variable=v op=mul
-    impl=fabric` binds to LUTs (UG1399, pragma HLS bind_op: impl fabric
-    implements the operator in fabric logic, no DSP)."""
+def bound_variables(body, op, impl):
+    """Variables whose `op` a `#pragma HLS BIND_OP variable=v op=<op>
+    impl=<impl>` binds (UG1399, pragma HLS bind_op): op=mul impl=fabric a
+    LUT multiplier, no DSP; op=add impl=dsp the slice's ALU, one slice per
+    DSP_ALU_BITS of the sum, no LUTs."""
     return {p["variable"] for p in _pragmas(body, "BIND_OP")
-            if p.get("op", "").lower() == "mul" and p.get("impl", "").lower() == "fabric"
-            and "variable" in p}
-
-
-def dsp_adds(body):
-    """Variables whose addition `#pragma HLS BIND_OP variable=v op=add
-    impl=dsp` binds to DSP slices (UG1399, pragma HLS bind_op: add on impl
-    dsp): the slice's ALU, DSP_ALU_BITS wide, one slice per DSP_ALU_BITS of
-    the sum, no LUTs."""
-    return {p["variable"] for p in _pragmas(body, "BIND_OP")
-            if p.get("op", "").lower() == "add" and p.get("impl", "").lower() == "dsp"
+            if p.get("op", "").lower() == op and p.get("impl", "").lower() == impl
             and "variable" in p}
 
 
@@ -1521,6 +1512,16 @@ def _paren_left(text):
     return ""
 
 
+def _assignment(body, pos):
+    """The match of the statement holding pos up to pos when it assigns
+    (`T x = ...`, `x[i] = ...`; pragmas between skipped): group 1 the
+    declared type (None for a plain assignment), group 2 the target."""
+    start = max(body.rfind(";", 0, pos), body.rfind("{", 0, pos), body.rfind("}", 0, pos)) + 1
+    text = re.sub(r"^[ \t]*#[^\n]*$", "", body[start:pos], flags=re.M)
+    return re.match(r"\s*(?:const\s+)?(?:([\w:]+(?:\s*<[^;>()]*>)?)\s+)?([A-Za-z_][\w.]*)"
+                    r"(?:\s*\[[^\]]*\])*\s*=(?!=)", text)
+
+
 class _ArithWalk:
     """fabric_arith's walk: each non-inline function copy with the inline
     functions it calls, their parameters' constness and copy factors carried
@@ -1654,16 +1655,13 @@ class _ArithWalk:
 
     def assigned(self, f, op, pos, left):
         """The variable a `+`/`-` at pos assigns its result to: `x += y`'s x,
-        `T x = a + b;`'s x (the statement's whole right side the sum), else
+        the target of `T x = a + b;` or `x[i] = a + b;` (_assignment), else
         None."""
         if op in ("+=", "-="):
             m = re.match(r"\s*([A-Za-z_]\w*)", left)
             return m.group(1) if m else None
-        body = f.body
-        start = max(body.rfind(";", 0, pos), body.rfind("{", 0, pos), body.rfind("}", 0, pos)) + 1
-        text = re.sub(r"^[ \t]*#[^\n]*$", "", body[start:pos], flags=re.M)
-        m = re.match(r"\s*(?:const\s+)?[\w:]+(?:\s*<[^;>()]*>)?\s+([A-Za-z_]\w*)\s*=(?!=)", text)
-        return m.group(1) if m else None
+        m = _assignment(f.body, pos)
+        return m.group(2) if m else None
 
     def arith(self, at, op, pos, seen):
         """An adder, subtractor or run-time shift at pos, once per expression."""
@@ -1675,7 +1673,7 @@ class _ArithWalk:
         if key in seen:
             return   # the same expression again in the copy: computed once
         seen.add(key)
-        widths = at.widths
+        widths, resource = at.widths, "lut"
         if op.startswith(("<<", ">>")):
             w = _shifted_bits(widths, left)
             step = _shift_step(self.src, right)
@@ -1698,13 +1696,11 @@ class _ArithWalk:
             each, what = adder_luts(w), f"{w}-bit adder" + (" (an address)" if address else "")
             if op == "+" and w <= DSP_ALU_BITS and self.macc(at.f, left, right):
                 each, what = 0, f"{w}-bit adder in its product's DSP slice (multiply-add)"
-            elif self.assigned(at.f, op, pos, left) in dsp_adds(at.f.body):
-                slices = -(-w // DSP_ALU_BITS)
-                self.add(at, op, left, right, self.copies(at, pos, _IDENT_RE.findall(left + " " + right)),
-                         slices, f"{w}-bit adder in a DSP slice's ALU (BIND_OP impl=dsp)", "dsp")
-                return
+            elif self.assigned(at.f, op, pos, left) in bound_variables(at.f.body, "add", "dsp"):
+                each, resource = -(-w // DSP_ALU_BITS), "dsp"
+                what = f"{w}-bit adder in a DSP slice's ALU (BIND_OP impl=dsp)"
         self.add(at, op, left, right, self.copies(at, pos, _IDENT_RE.findall(left + " " + right)),
-                 each, what)
+                 each, what, resource)
 
     def compare(self, at, op, pos, seen):
         """A comparator at pos (comparator_luts), once per expression and copy;
@@ -1850,7 +1846,7 @@ class _ArithWalk:
         own, UG1399 "Accumulation"), no LUTs."""
         body = re.sub(r"^[ \t]*#[^\n]*$", "", f.body, flags=re.M)
         for name in (left.strip(), right.strip()):
-            if not re.fullmatch(r"[A-Za-z_]\w*", name) or name in fabric_muls(f.body):
+            if not re.fullmatch(r"[A-Za-z_]\w*", name) or name in bound_variables(f.body, "mul", "fabric"):
                 continue
             if re.search(rf"\b(?:const\s+)?[\w:<>]+\s+{name}\s*=[^=;][^;]*[^*/]\*(?![*=])[^;]*;", body) \
                     and len(re.findall(rf"\b{name}\b", body)) == 2:
@@ -1986,11 +1982,7 @@ class _ArithWalk:
 
     def target(self, f, pos, widths):
         """target_bits' declared target, None where the statement has none."""
-        body = f.body
-        start = max(body.rfind(";", 0, pos), body.rfind("{", 0, pos), body.rfind("}", 0, pos)) + 1
-        text = re.sub(r"^[ \t]*#[^\n]*$", "", body[start:pos], flags=re.M)   # pragmas between
-        m = re.match(r"\s*(?:const\s+)?(?:([\w:]+(?:\s*<[^;>()]*>)?)\s+)?([A-Za-z_][\w.]*)"
-                     r"(?:\s*\[[^\]]*\])*\s*=(?!=)", text)
+        m = _assignment(f.body, pos)
         if not m:
             return None
         if m.group(1) and widths.type_width(m.group(1)):

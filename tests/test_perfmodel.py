@@ -422,6 +422,47 @@ def test_position_tiles_end_at_the_last_output_position():
     assert P == 96
 
 
+@pytest.mark.parametrize("board", ["zcu104", "zcu102"])
+@pytest.mark.parametrize("op", [Op.SCONV_FP, Op.SCONV_EB])
+def test_position_pes_with_two_slices_take_two_kept_weights_a_step(board, op):
+    """Where a position PE has two DSP slices of its own
+    (CTRAIN_SPARSE_POS_MACC; sconv.cpp SP_POS_KPAIR), FP and EB take a row's
+    kept weights two a step, each slice accumulating half the list and the
+    drain quantizing their sum: a tile costs max(ceil(len / 2), SP_QD)
+    steps, whatever T's parity (the ZCU104's 12x12 planes, T = 1: a pair of
+    tiles left half of every step idle). Lists of odd, even and zero length
+    and longer than the drain; the C-sim's counters equal the model's, its
+    bytes the numpy engine's."""
+    engine, ref = csim_or_skip(board), NumpyEngine()
+    qd = perfmodel._hls_macro(board, "SP_QD")
+    assert perfmodel._hls_macro(board, "SP_POS_KPAIR") == 2 and perfmodel._hls_macro(board, "SP_POS_PAIR") == 1
+    co, ci, k = 12, 16, 3
+    lens = [0, 1, 2, qd - 1, qd, qd + 1, 2 * qd - 1, 2 * qd, 2 * qd + 3, 3 * qd + 2, 5, 2 * qd + 1]
+    rows = co if op == Op.SCONV_FP else ci   # a list per output row (FP) or input channel (EB)
+    red = ci * k * k if op == Op.SCONV_FP else co * k * k
+    rng = np.random.default_rng(SEED)
+    mask = np.zeros((rows, red), bool)
+    for r, n in enumerate(lens[:rows] + [3] * (rows - len(lens))):
+        mask[r, rng.choice(red, n, replace=False)] = True
+    if op == Op.SCONV_EB:   # the index is over [c_out][c_in k k]: EB's lists are its columns' channels
+        mask = mask.reshape(ci, co, k * k).transpose(1, 0, 2).reshape(co, ci * k * k)
+    shape = dict(n=2, c_in=ci, h_in=12, w_in=12, c_out=co, k_h=k, k_w=k, stride=1, pad=1)
+    case = layer_case(rng, op, shape, Flag.RELU | Flag.BIAS if op == Op.SCONV_FP else Flag.RELU_MASK, mask=mask)
+    f = validate.fields(_insn(case))
+    g = sparse_tiling.pos_plan(f, board)
+    assert g is not None
+    _expect_counters(engine, board, case)
+    got = np.diff(sparse_tiling.list_pointers(f, validate.index_arrays(case.ddr, f)))
+    assert sorted(got) == sorted(lens[:rows] + [3] * (rows - len(lens)))
+    items = -(-f["n"] // g.nb) * g.bands
+    subchunks = -(-rows // g.nmax)
+    assert engine.last_iters()[0].pe == items * (
+        g.T * sum(max(-(-int(n) // 2), 1, qd) for n in got) + subchunks * qd)
+    mine, theirs = case.ddr.copy(), case.ddr.copy()
+    assert engine.run(mine, *case.run_args()) == ref.run(theirs, *case.run_args())
+    assert np.array_equal(mine, theirs)
+
+
 def test_banded_position_outputs_join_their_shared_partial_beats():
     """spp_rows_wr's joins (session 23): EB from 28x28 errors to 30x30 on the
     KV260, whose window takes the 900-byte planes in bands, writes every
@@ -747,22 +788,26 @@ def test_sparse_compute_scales_with_kept_weights():
     assert per_tile == kept
 
 
-@pytest.mark.parametrize("board, pair", [("pynq_z2", 1), ("aup_zu3", 2), ("zcu102", 2)])
-def test_wg_takes_two_kept_weights_per_step_where_a_dsp_packs_two(board, pair):
+@pytest.mark.parametrize("board, pair, kpair", [("pynq_z2", 1, 1), ("aup_zu3", 2, 1), ("zcu102", 2, 2),
+                                               ("zcu104", 2, 2)])
+def test_wg_takes_two_kept_weights_per_step_where_a_dsp_packs_two(board, pair, kpair):
     """Position-parallel WG: T x ceil(len / 2) PE steps per row and item on
     DSP48E2 boards (one mul2 per PE, sconv.cpp SP_WG_PAIR), T x len on the
     Pynq-Z2's DSP48E1; odd and even lengths, an empty row one masked step per
-    tile. FP on the same index takes two tiles per step there instead
-    (SP_POS_PAIR): ceil(T / 2) x len and one step per pair of tiles for the
-    second tile's quantization; T x len on the Pynq-Z2. FP's groups of tiles
-    wait for the quantizers' drain of the previous one (SP_QD steps a tile,
-    2 SP_QD - 1 where tiles pair), and a sub-chunk ends with its last
-    group's."""
+    tile. FP on the same index: where a position PE has two DSP slices of its
+    own (CTRAIN_SPARSE_POS_MACC: ZCU102, ZCU104) it too takes two kept
+    weights per step (SP_POS_KPAIR), T x ceil(len / 2), whatever T's parity;
+    on the AUP-ZU3 two tiles per step instead (SP_POS_PAIR): ceil(T / 2) x
+    len and one step per pair of tiles for the second tile's quantization;
+    T x len on the Pynq-Z2. FP's groups of tiles wait for the quantizers'
+    drain of the previous one (SP_QD steps a tile, 2 SP_QD - 1 where tiles
+    pair), and a sub-chunk ends with its last group's."""
     co, ci, k = 16, 6, 5
     lens = [(3 * r) % 8 for r in range(co)]   # 0..7, odd and even
     rows = np.repeat(np.arange(co), lens)
     cols = np.concatenate([np.arange(n) * 7 % (ci * k * k) for n in lens])
     index = csr_index(rows, cols, co, ci * k * k)
+    assert perfmodel._hls_macro(board, "SP_POS_KPAIR") == kpair
     steps = {}
     for op in (Op.SCONV_WG, Op.SCONV_FP):
         i = _layer_insn(op, ci, 14, 14, co, k, 0, 32, 0, rows.size)
@@ -773,11 +818,12 @@ def test_wg_takes_two_kept_weights_per_step_where_a_dsp_packs_two(board, pair):
             want = items * g.T * sum(max(-(-n // pair), 1) for n in lens)
         else:
             qd = perfmodel._hls_macro(board, "SP_QD")
-            pairs = pair == 2 and g.T >= 2
+            tp = pair // kpair   # tiles per step
+            pairs = tp == 2 and g.T >= 2
             drain = 2 * qd - 1 if pairs else qd
             last = 2 * qd - 1 if pairs and g.T % 2 == 0 else qd
             subchunks = -(-co // g.nmax)
-            want = items * (sum(-(-g.T // pair) * max(n, 1, drain) + g.T // pair * (pair - 1)
+            want = items * (sum(-(-g.T // tp) * max(-(-n // kpair), 1, drain) + g.T // tp * (tp - 1)
                                 for n in lens) + subchunks * last)
         steps[op] = perfmodel.iterations(i, board, index=index).pe
         assert steps[op] == want, (board, op)

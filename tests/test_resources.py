@@ -781,7 +781,9 @@ def test_position_products_accumulate_in_their_dsp_slices(estimates, board, tmp_
     est = estimates[board]
     accs = [i for i in est.items if i.kind == "add" and i.name.startswith("spp_compute_p: sp_steps: (init ?")]
     assert len(accs) == 2 and all(i.count == sp_p and i.lut == 0 and "DSP slice" in i.detail for i in accs)
-    muls = [i for i in est.items if i.kind == "mul" and i.name.startswith("sp_steps:step: (prod_t)a *")]
+    # (slice 1's first operand a1: the error in WG, entry j + 1's weight in FP and EB, SP_POS_KPAIR)
+    muls = [i for i in est.items if i.kind == "mul" and
+            i.name.startswith(("sp_steps:step: (prod_t)a *", "sp_steps:step: (prod_t)a1 *"))]
     assert sum(i.count for i in muls) == 2 * sp_p and sum(i.dsp for i in muls) == 2 * sp_p
     # the adder trees over the PEs (WG): fabric, or DSP slices on a board
     # that binds them there (CTRAIN_TREE_DSP)

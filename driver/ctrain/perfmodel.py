@@ -33,7 +33,7 @@ import numpy as np
 
 from . import boards, overlay_src, tiling, validate
 from . import sparse_tiling
-from .sparse_tiling import PosPlan, list_pointers, pos_plan, rows_first  # noqa: F401  (perfmodel.pos_plan, .rows_first: the path)
+from .sparse_tiling import list_pointers, pos_plan, rows_first
 from .counters import Iters
 from .isa import INSN_BYTES, STATS_BYTES, Flag, Op
 
@@ -141,11 +141,14 @@ class Board:
         """int8 products per cycle of the design's largest multiplier array,
         the peak every efficiency and GOP/s roof is against: the position-
         parallel sparse path's SP_P PEs (sconv.cpp, L x R x C) times
-        SP_POS_PAIR products each (two on DSP48E2 boards: a pair of tiles in
-        FP/EB, of kept weights in WG), or the dense array's L x R x C where
+        SP_POS_PAIR x SP_POS_KPAIR products each (two on DSP48E2 boards: a
+        pair of tiles in FP/EB, or of kept weights where a PE has two DSP
+        slices, CTRAIN_SPARSE_POS_MACC; of kept weights in WG), or the dense
+        array's L x R x C where
         that is more. One instruction runs at a time, so no two arrays'
         products add (the row-tile path's R x C is never the larger)."""
-        pos = _hls_macro(self.name, "SP_P") * _hls_macro(self.name, "SP_POS_PAIR")
+        pos = _hls_macro(self.name, "SP_P") * _hls_macro(self.name, "SP_POS_PAIR") * \
+            _hls_macro(self.name, "SP_POS_KPAIR")
         return max(self.macs, pos)
 
     # II of an AGU burst loop per beat (agu.h): W lane writes into a buffer
@@ -842,8 +845,9 @@ def _dense_conv(f, b, c):
         hi_k = np.minimum(p.sh, (y1_k - 1 + pd) // s + 1)
     hi_k = np.maximum(hi_k, lo_k)
     col_base = f["src2"] if wg else f["src"]
-    band_cycles = None  # FP, EB: each item's pass's cycles, its band's steps and the epilogue's
-    if not wg:
+    if wg:
+        band_cycles = None  # FP, EB: each item's pass's cycles, its band's steps and the epilogue's
+    else:
         c.loop("ew", p.ow)                                  # column tables
         ny = np.maximum(1, _ranges(eb, p.oh, kh, s, pd, p.sh))
         runs_e, runs_o = _column_runs(eb, p.ow, kw, s, pd, p.sw,
@@ -1000,7 +1004,7 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_cycles, load_cols, r
     biases and weights, WG the clearing of its tap accumulators; then one
     item pipeline over the lane tiles, each item's pass walking the block's
     row tiles; WG then its gradients and per row tile its bias gradients."""
-    ci, kk, R = f["c_in"], f["k_h"] * f["k_w"], b.pe_rows
+    kk, R = f["k_h"] * f["k_w"], b.pe_rows
     nt = _cdiv(nr, R)
     everything = np.ones(N, bool)
     if f["op"] == Op.CONV_WG:
@@ -1941,7 +1945,8 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         c.loop("ew", wwords, 2)
     if g.wg and not df:     # both error copies zeroed once
         c.loop("ew", OD, 2)
-    pair = _hls_macro(b.name, "SP_WG_PAIR")   # WG: kept weights per step (2 on DSP48E2 boards)
+    # kept weights per step: WG (2 on DSP48E2 boards), FP and EB (2 where a PE has two slices)
+    pair = _hls_macro(b.name, "SP_WG_PAIR" if g.wg else "SP_POS_KPAIR")
     tp = _hls_macro(b.name, "SP_POS_PAIR")   # FP, EB: tiles per step (_pos_steps)
     for ci in range(len(bounds) - 1):
         ra, nr = bounds[ci], bounds[ci + 1] - bounds[ci]
@@ -1984,7 +1989,8 @@ def _pos_steps(g, b, lens, q, pair, tp, bias=False):
     spp_total): WG T x ceil(len / pair) a row (an empty row one masked step
     a tile, unless `bias`), with `bias` T more (the row's bias step a tile,
     the errors' sum); FP, EB per group of tiles
-    (tp, a pair, or one) max(len, drain) and per pair one extra step, where
+    (tp, a pair, or one) max(ceil(len / pair), drain) and per pair of tiles
+    one extra step, where
     the drain is what the SP_Q quantizers take for the previous group
     (spp_group_steps: SP_QD a tile, the pair's extra step one of them; where
     the instruction pairs tiles any group may follow a pair), and after a
@@ -1998,7 +2004,7 @@ def _pos_steps(g, b, lens, q, pair, tp, bias=False):
     pairs = tp == 2 and g.T >= 2
     drain = 2 * qd - 1 if pairs else qd
     tail = 2 * qd - 1 if pairs and g.T % 2 == 0 else qd
-    row = _cdiv(g.T, tp) * np.maximum(np.maximum(lens, 1), drain) + g.T // tp * (tp - 1)
+    row = _cdiv(g.T, tp) * np.maximum(np.maximum(-(-lens // pair), 1), drain) + g.T // tp * (tp - 1)
     return np.add.reduceat(row, starts) + tail
 
 

@@ -28,6 +28,7 @@ class SparseUnit:
     list: int         # kept weights of a chunk on chip (SP_LIST)
     beat: int         # bytes per DDR beat (CTRAIN_DDR_BEAT)
     pos_pair: int     # FP/EB tiles per step (SP_POS_PAIR)
+    pos_kpair: int    # FP/EB kept weights per step (SP_POS_KPAIR)
     wg_pair: int      # WG kept weights per step (SP_WG_PAIR)
     skip_beats: int   # beats a band's plane read may skip (SPP_SKIP_BEATS)
     img_beats: int    # an image's cost per chunk in the plan (SPP_IMG_BEATS)
@@ -38,7 +39,8 @@ def _unit(name):
     m = hls_source.Macros(os.path.join(config_dir(), name + ".h"), hls_source.source_files())
     return SparseUnit(name, bool(m.value("CTRAIN_SPARSE_ROWS")), m.value("SP_P"), m.value("SP_WD"),
                       m.value("SP_OD"), m.value("SP_LIST"), m.value("CTRAIN_DDR_BEAT"),
-                      m.value("SP_POS_PAIR"), m.value("SP_WG_PAIR"), m.value("SPP_SKIP_BEATS"),
+                      m.value("SP_POS_PAIR"), m.value("SP_POS_KPAIR"), m.value("SP_WG_PAIR"),
+                      m.value("SPP_SKIP_BEATS"),
                       m.value("SPP_IMG_BEATS"))
 
 
@@ -120,8 +122,8 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
     with the fewest estimated cycles, max(items x ceil(T / tp) x
     ceil(count / kp), chunks x (the batch's window beats + SPP_IMG_BEATS per
     image)), both in units of 64 (tp: tiles per step, SP_POS_PAIR for FP
-    and EB; kp: kept weights per step, SP_WG_PAIR for WG); None when not
-    even one row fits."""
+    and EB; kp: kept weights per step, SP_WG_PAIR for WG, SP_POS_KPAIR for
+    FP and EB); None when not even one row fits."""
     P, WD, OD = u.P, u.wdepth, u.odepth
 
     def fits(nb, br):
@@ -170,7 +172,7 @@ def pos_plan(f, board):
     kh, kw, n = f["k_h"], f["k_w"], f["n"]
     pw = sw + ex   # a row's right padding is the next row's left padding
     tp = 1 if wg else u.pos_pair
-    kp = u.wg_pair if wg else 1
+    kp = u.wg_pair if wg else u.pos_kpair
     tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, f["count"], u, tp, kp)
     if tiling is None:
         return None

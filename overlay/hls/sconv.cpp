@@ -33,7 +33,9 @@
  *
  *   FP, EB  row i (FP: c_out, EB: c_in) > tile > its kept weights: every PE
  *           accumulates; at the list's end the tile's outputs are quantized
- *           (bias, ReLU or mask), SP_P per cycle.
+ *           (bias, ReLU or mask), SP_Q per cycle.  A packing board takes two
+ *           tiles a step (SP_POS_PAIR), one whose PEs have two DSP slices
+ *           two kept weights (SP_POS_KPAIR).
  *   WG      row i (c_out) > its kept weights > tile: PE p multiplies the
  *           error at its position by its window input, an adder tree sums
  *           the SP_P products, the kept weight's accumulator takes the sum.
@@ -62,11 +64,20 @@
  * DSP slice sharing an operand (2 on DSP48E2; 1 on DSP48E1, where mul2 would
  * be two multipliers). */
 #define SP_WG_PAIR CTRAIN_DSP_INT8
-/* Tiles per FP/EB step: on a packing board a step's shared operand is the
- * kept weight, its two products tiles t and t + 1 (PE p: positions p and
- * SP_P + p), so a kept weight costs ceil(T / SP_POS_PAIR) steps (and a row
- * one more per pair of tiles, sp_steps). */
-#define SP_POS_PAIR CTRAIN_DSP_INT8
+/* Kept weights per FP/EB step: where a position PE's two products are two
+ * DSP slices of its own (CTRAIN_SPARSE_POS_MACC, sconv.h), no operand is
+ * shared, so a step takes two consecutive kept weights of the row, each
+ * times its own window input (the second read port and rotator WG's pairs
+ * use), each slice accumulating its half of the list; the drain adds the
+ * halves (exact integers: the same sum).  A row's tile then costs
+ * ceil(len / 2) steps whatever T's parity (session 30; a pair of tiles left
+ * an odd T's last tile half idle: T = 1 on the ZCU104's 12x12 planes). */
+#define SP_POS_KPAIR (1 + (CTRAIN_SPARSE_POS_MACC && SP_WG_PAIR == 2))
+/* Tiles per FP/EB step elsewhere: on a packing board a step's shared operand
+ * is the kept weight, its two products tiles t and t + 1 (PE p: positions p
+ * and SP_P + p), so a kept weight costs ceil(T / SP_POS_PAIR) steps (and a
+ * row one more per pair of tiles, sp_steps); 1 where kept weights pair. */
+#define SP_POS_PAIR (CTRAIN_DSP_INT8 / SP_POS_KPAIR)
 /* One MAC array unit per position PE (mac_array.h). */
 static_assert(MAC_UNITS == SP_P, "the MAC array has a unit per position PE");
 /* FP/EB quantizers of the position path: a finished tile's SP_P sums wait in
@@ -303,8 +314,8 @@ band_rows:
             g.br = bra;
     }
     /* Images per item: the fewest estimated cycles, the larger of compute
-     * (items x T steps per kept weight; FP, EB ceil(T / SP_POS_PAIR), WG
-     * per SP_WG_PAIR kept weights) and
+     * (items x T steps per kept weight; FP, EB ceil(T / SP_POS_PAIR) per
+     * SP_POS_KPAIR kept weights, WG per SP_WG_PAIR kept weights) and
      * window loads (every chunk of rows reloads every image's planes,
      * SPP_IMG_BEATS more per image;
      * chunks: the rows SP_OD / T words of output buffer take, or SP_LIST
@@ -315,8 +326,9 @@ band_rows:
     const ap_uint<43> wall = nred * plane;
     const uint64_t wsum = (uint64_t)(wall / DDR_BEAT) + (uint32_t)((ap_uint<11>)g.n * (ap_uint<9>)SPP_IMG_BEATS);
     const ap_uint<32> wb = (wsum + 63) >> 6;                 /* < 2^31 */
-    /* kept weights in steps: WG takes SP_WG_PAIR per step */
-    const uint32_t csteps = g.wg ? (f.count + SP_WG_PAIR - 1) / SP_WG_PAIR : f.count;
+    /* kept weights in steps: WG takes SP_WG_PAIR per step, FP and EB SP_POS_KPAIR */
+    const uint32_t csteps = g.wg ? (f.count + SP_WG_PAIR - 1) / SP_WG_PAIR
+                                 : (f.count + SP_POS_KPAIR - 1) / SP_POS_KPAIR;
     const ap_uint<19> cnt64 = (csteps + 63) >> 6;            /* count <= 2^24 */
     const ap_uint<17> kl = (f.count + SP_LIST - 1) / SP_LIST;
     int best = 0, bt = 0;
@@ -1039,6 +1051,10 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  *     acc1[p] the second tile's sum; one extra step after the list
  *     quantizes it, so the SP_P quantizers and each output bank's one write
  *     per cycle serve both (a pair costs len + 1 steps, not 2 len).
+ *     SP_POS_KPAIR 2 (two DSP slices a PE): entries j and j + 1 together
+ *     instead, acc[p] += w_j * x_j[p], acc1[p] += w_j+1 * x_j+1[p] (the
+ *     second rotator at entry j + 1's address); the drain quantizes
+ *     acc + acc1 (a tile costs ceil(len / 2) steps).
  *   outer (WG): row i > entries j (and j + 1: SP_WG_PAIR 2) > tile t; an
  *     adder tree per entry sums err * x over the PEs, a register over the
  *     tiles; tacc takes them at the last (entry e at bank e % 2, word e / 2). */
@@ -1140,20 +1156,26 @@ step:
                 x[p] = 1;
             }
         }
-        /* on a packing board, WG: the row's next kept weight too, if any;
-         * FP, EB: the next tile too, if any */
-        const bool two = outer ? SP_WG_PAIR == 2 && j + 1 < len : SP_POS_PAIR == 2 && t + 1 < g.T;
+        /* on a packing board, WG (and FP, EB where kept weights pair,
+         * SP_POS_KPAIR): the row's next kept weight too, if any (epair);
+         * FP, EB otherwise: the next tile too, if any (tpair) */
+        const bool epair = outer ? SP_WG_PAIR == 2 : SP_POS_KPAIR == 2;
+        const bool tpair = !outer && SP_POS_PAIR == 2 && t + 1 < g.T;
+        const bool two = epair ? j + 1 < len : tpair;
 #if SP_WG_PAIR == 2
         q8_t x1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=x1 type=complete
-        const uint32_t r1 = outer ? (two ? eoq[e + 1] : 0u) + (uint32_t)t : (two && live ? r0 + 1u : 0u);
-        const uint32_t b1 = outer ? (two ? (uint32_t)eom[e + 1] : 0u) : b0;
+        const uint32_t r1 = epair ? (two ? eoq[e + 1] : 0u) + (uint32_t)t : (two && live ? r0 + 1u : 0u);
+        const uint32_t b1 = epair ? (two ? (uint32_t)eom[e + 1] : 0u) : b0;
         spp_rotate(win, b1, r1, x1);
 #endif
         const int ro = rbase + t;
-        const uint32_t runs = outer ? kr + (o.bias ? 1u : 0u) : spp_group_steps(len, pairs);
+        /* j's end: WG its entries and bias step; FP, EB a group's steps, in
+         * entries (SP_POS_KPAIR a step) */
+        const uint32_t runs = outer ? kr + (o.bias ? 1u : 0u)
+                                    : SP_POS_KPAIR * spp_group_steps((len + SP_POS_KPAIR - 1) / SP_POS_KPAIR, pairs);
         /* a pair's extra step: no product, the accumulators hold */
-        const bool ext = !outer && i < iend && two && j == runs;
+        const bool ext = tpair && i < iend && j == runs;
         prod_t m[SP_P], m1[SP_P];
 #pragma HLS ARRAY_PARTITION variable=m type=complete
 #pragma HLS ARRAY_PARTITION variable=m1 type=complete
@@ -1162,6 +1184,8 @@ step:
          * (UG1399 "Accumulation": the reset in the slice; WG resets every
          * step, so its P is the product) */
         const bool init = outer || j == 0;
+        /* the second slice's weight: FP, EB's entry j + 1 where kept weights pair */
+        const q8_t w1 = SP_POS_KPAIR == 2 && two ? eval[e + 1] : w;
         for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
             const q8_t a = outer ? rb[p][ro] : w;
@@ -1170,7 +1194,8 @@ step:
 #pragma HLS BIND_OP variable=mm0 op=mul impl=dsp
 #if SP_WG_PAIR == 2
             const q8_t xp1 = two ? x1[p] : (q8_t)0;   /* not b1: the step's rotation */
-            const prod_t mm1 = (prod_t)a * (prod_t)xp1;
+            const q8_t a1 = outer ? rb[p][ro] : w1;
+            const prod_t mm1 = (prod_t)a1 * (prod_t)xp1;
             /* the second slice */
 #pragma HLS BIND_OP variable=mm1 op=mul impl=dsp
 #else
@@ -1296,7 +1321,14 @@ step:
             for (int q = 0; q < SP_Q; q++) {
 #pragma HLS UNROLL
                 const int pq = dd * SP_Q + q;   /* PE */
+#if SP_POS_KPAIR == 2
+                /* the two slices' halves of the tile's lists: their sum, exact
+                 * (a list's whole sum fits spp_acc_t) */
+                const spp_acc_t hs = hold[0][pq] + hold[1][pq];
+                wide_t v = (wide_t)hs;
+#else
                 wide_t v = (wide_t)hold[dh][pq];
+#endif
                 bool clamped;
                 const q8_t qv = conv_epilogue(v, o.bias, rb_now, o.relu, o.mask, rb[pq][hw], o.sh_out,
                                               clamped);
@@ -1332,7 +1364,10 @@ step:
         /* the list's last product finishes tile t; a pair's extra step
          * (j == runs) its second tile, t + 1; the steps after the last row
          * (the last drain) finish none */
-        const bool fin = i < iend && !ext && j + 1 == runs;
+        const bool fin = i < iend && !ext && j + SP_POS_KPAIR == runs;
+        /* acc1 held: a pair's second tile at its extra step, or the list's
+         * second half with the first where kept weights pair */
+        const bool fin1 = SP_POS_KPAIR == 2 ? fin : ext;
         for (int p = 0; p < SP_P; p++) {
 #pragma HLS UNROLL
 #if !CTRAIN_SPARSE_POS_MACC
@@ -1343,7 +1378,7 @@ step:
 #endif
             if (fin)
                 hold[0][p] = acc[p];
-            if (ext)
+            if (fin1)
                 hold[1][p] = acc1[p];
         }
         if (fin) {
@@ -1351,13 +1386,14 @@ step:
             hword = ro;
             htile = t;
             dq = 0;
-            dn = two ? 2u * SP_QD : (uint32_t)SP_QD;
+            dn = tpair ? 2u * SP_QD : (uint32_t)SP_QD;
             dd = 0;
             dh = 0;
         }
-        if (++j == runs + (two ? 1u : 0u)) {
+        j += SP_POS_KPAIR;
+        if (j == runs + (tpair ? 1u : 0u)) {
             j = 0;
-            t += two ? 2 : 1;
+            t += tpair ? 2 : 1;
             if (t == g.T) {
                 t = 0;
                 i++;
@@ -1630,7 +1666,8 @@ spp_chunk:
             /* WG: an empty row without biases one masked step a tile; with
              * biases each row's bias step a tile (sp_steps) */
             const uint32_t wsteps = (steps > 0 ? steps : (bias ? 0u : 1u)) + (bias ? 1u : 0u);
-            total += g.wg ? tiles * wsteps : tiles * spp_group_steps(len, pairs) + extra;
+            total += g.wg ? tiles * wsteps
+                          : tiles * spp_group_steps((len + SP_POS_KPAIR - 1) / SP_POS_KPAIR, pairs) + extra;
             if (++in == q || i + 1 == nr) {
                 stot[si++] = total + tail;
                 total = 0;

@@ -422,17 +422,18 @@ def test_position_tiles_end_at_the_last_output_position():
     assert P == 96
 
 
-@pytest.mark.parametrize("board", ["zcu104", "zcu102"])
+@pytest.mark.parametrize("board, hw, tiles", [("zcu104", 12, 1), ("zcu102", 12, 1), ("zcu104", 24, 2),
+                                              ("zcu104", 30, 3), ("kv260", 20, 5)])
 @pytest.mark.parametrize("op", [Op.SCONV_FP, Op.SCONV_EB])
-def test_position_pes_with_two_slices_take_two_kept_weights_a_step(board, op):
+def test_position_pes_with_two_slices_take_two_kept_weights_a_step(board, hw, tiles, op):
     """Where a position PE has two DSP slices of its own
     (CTRAIN_SPARSE_POS_MACC; sconv.cpp SP_POS_KPAIR), FP and EB take a row's
     kept weights two a step, each slice accumulating half the list and the
     drain quantizing their sum: a tile costs max(ceil(len / 2), SP_QD)
     steps, whatever T's parity (the ZCU104's 12x12 planes, T = 1: a pair of
-    tiles left half of every step idle). Lists of odd, even and zero length
-    and longer than the drain; the C-sim's counters equal the model's, its
-    bytes the numpy engine's."""
+    tiles left half of every step idle; T = 1, 2, 3, 5 here). Lists of odd,
+    even and zero length and longer than the drain; the C-sim's counters
+    equal the model's, its bytes the numpy engine's."""
     engine, ref = csim_or_skip(board), NumpyEngine()
     qd = perfmodel._hls_macro(board, "SP_QD")
     assert perfmodel._hls_macro(board, "SP_POS_KPAIR") == 2 and perfmodel._hls_macro(board, "SP_POS_PAIR") == 1
@@ -446,11 +447,11 @@ def test_position_pes_with_two_slices_take_two_kept_weights_a_step(board, op):
         mask[r, rng.choice(red, n, replace=False)] = True
     if op == Op.SCONV_EB:   # the index is over [c_out][c_in k k]: EB's lists are its columns' channels
         mask = mask.reshape(ci, co, k * k).transpose(1, 0, 2).reshape(co, ci * k * k)
-    shape = dict(n=2, c_in=ci, h_in=12, w_in=12, c_out=co, k_h=k, k_w=k, stride=1, pad=1)
+    shape = dict(n=2, c_in=ci, h_in=hw, w_in=hw, c_out=co, k_h=k, k_w=k, stride=1, pad=1)
     case = layer_case(rng, op, shape, Flag.RELU | Flag.BIAS if op == Op.SCONV_FP else Flag.RELU_MASK, mask=mask)
     f = validate.fields(_insn(case))
     g = sparse_tiling.pos_plan(f, board)
-    assert g is not None
+    assert g is not None and g.T == tiles
     _expect_counters(engine, board, case)
     got = np.diff(sparse_tiling.list_pointers(f, validate.index_arrays(case.ddr, f)))
     assert sorted(got) == sorted(lens[:rows] + [3] * (rows - len(lens)))

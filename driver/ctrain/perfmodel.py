@@ -1945,9 +1945,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         c.loop("ew", wwords, 2)
     if g.wg and not df:     # both error copies zeroed once
         c.loop("ew", OD, 2)
-    # kept weights per step: WG (2 on DSP48E2 boards), FP and EB (2 where a PE has two slices)
-    pair = _hls_macro(b.name, "SP_WG_PAIR" if g.wg else "SP_POS_KPAIR")
-    tp = _hls_macro(b.name, "SP_POS_PAIR")   # FP, EB: tiles per step (_pos_steps)
+    tp, pair = sparse_tiling.step_pairs(sparse_tiling.unit(b.name), g.wg)   # tiles, kept weights a step
     for ci in range(len(bounds) - 1):
         ra, nr = bounds[ci], bounds[ci + 1] - bounds[ci]
         z0 = int(ptr[ra])
@@ -1996,15 +1994,15 @@ def _pos_steps(g, b, lens, q, pair, tp, bias=False):
     the instruction pairs tiles any group may follow a pair), and after a
     sub-chunk's last row its last group's drain."""
     starts = np.arange(0, len(lens), q)
+    steps = -(-lens // pair)
     if g.wg:
-        steps = -(-lens // pair)
         steps = steps + 1 if bias else np.maximum(steps, 1)
         return np.add.reduceat(g.T * steps, starts)
     qd = _hls_macro(b.name, "SP_QD")
     pairs = tp == 2 and g.T >= 2
     drain = 2 * qd - 1 if pairs else qd
     tail = 2 * qd - 1 if pairs and g.T % 2 == 0 else qd
-    row = _cdiv(g.T, tp) * np.maximum(np.maximum(-(-lens // pair), 1), drain) + g.T // tp * (tp - 1)
+    row = _cdiv(g.T, tp) * np.maximum(np.maximum(steps, 1), drain) + g.T // tp * (tp - 1)
     return np.add.reduceat(row, starts) + tail
 
 

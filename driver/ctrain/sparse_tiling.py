@@ -99,6 +99,13 @@ def _spp_ii(length, pitch, rpp, u):
     return 1 if W - 1 + (rows - 1) * (pitch - length) <= 2 * W else 0
 
 
+def step_pairs(u, wg):
+    """(tiles, kept weights) a position-path step takes (sp_steps): WG one
+    tile and SP_WG_PAIR kept weights; FP, EB SP_POS_PAIR tiles and
+    SP_POS_KPAIR kept weights (one of the two is 1)."""
+    return (1, u.wg_pair) if wg else (u.pos_pair, u.pos_kpair)
+
+
 def _pos_geometry(f):
     """(eb, wg, rows, red, sh, sw, oh, ow, ey, ex) of a stride-1 sparse
     instruction as the position-parallel path sees it, or None when its
@@ -171,8 +178,7 @@ def pos_plan(f, board):
     eb, wg, rows, red, sh, sw, oh, ow, ey, ex = geo
     kh, kw, n = f["k_h"], f["k_w"], f["n"]
     pw = sw + ex   # a row's right padding is the next row's left padding
-    tp = 1 if wg else u.pos_pair
-    kp = u.wg_pair if wg else u.pos_kpair
+    tp, kp = step_pairs(u, wg)
     tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, f["count"], u, tp, kp)
     if tiling is None:
         return None

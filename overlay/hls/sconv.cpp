@@ -1059,8 +1059,8 @@ static void spp_rotate(const spp_win_t win, uint32_t b0, uint32_t r0, q8_t x[SP_
  *     adder tree per entry sums err * x over the PEs, a register over the
  *     tiles; tacc takes them at the last (entry e at bank e % 2, word e / 2). */
 /* Steps of a row's group of tiles (FP, EB: one tile, or a pair of two on a
- * packing board) before the pair's extra step: its kept weights (one masked
- * step for an empty row), and at least the steps the quantizers take to drain
+ * packing board) before the pair's extra step: its `len` kept weights,
+ * SP_POS_KPAIR a step (one masked step for an empty row), and at least the steps the quantizers take to drain
  * the previous group: SP_QD a tile, the pair's extra step one of them, so
  * with `pairs` (the instruction pairs tiles: any group may follow a pair)
  * 2 SP_QD - 1.  Also the drain after a sub-chunk's last group (`pairs`: it
@@ -1072,7 +1072,7 @@ static inline bool spp_pairs_tiles(const spp_plan &g) {
 
 static inline uint32_t spp_group_steps(uint32_t len, bool pairs) {
 #pragma HLS INLINE
-    const uint32_t runs = len > 0 ? len : 1u;
+    const uint32_t runs = len > 0 ? (len + SP_POS_KPAIR - 1) / SP_POS_KPAIR : 1u;
     const uint32_t drain = pairs ? 2u * SP_QD - 1u : (uint32_t)SP_QD;
     return runs > drain ? runs : drain;
 }
@@ -1173,7 +1173,7 @@ step:
         /* j's end: WG its entries and bias step; FP, EB a group's steps, in
          * entries (SP_POS_KPAIR a step) */
         const uint32_t runs = outer ? kr + (o.bias ? 1u : 0u)
-                                    : SP_POS_KPAIR * spp_group_steps((len + SP_POS_KPAIR - 1) / SP_POS_KPAIR, pairs);
+                                    : SP_POS_KPAIR * spp_group_steps(len, pairs);
         /* a pair's extra step: no product, the accumulators hold */
         const bool ext = tpair && i < iend && j == runs;
         prod_t m[SP_P], m1[SP_P];
@@ -1667,7 +1667,7 @@ spp_chunk:
              * biases each row's bias step a tile (sp_steps) */
             const uint32_t wsteps = (steps > 0 ? steps : (bias ? 0u : 1u)) + (bias ? 1u : 0u);
             total += g.wg ? tiles * wsteps
-                          : tiles * spp_group_steps((len + SP_POS_KPAIR - 1) / SP_POS_KPAIR, pairs) + extra;
+                          : tiles * spp_group_steps(len, pairs) + extra;
             if (++in == q || i + 1 == nr) {
                 stot[si++] = total + tail;
                 total = 0;

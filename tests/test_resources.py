@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from ctrain import boards, perfmodel
+from ctrain import boards, perfmodel, tiling
 from ctrain.tools import resources
 from ctrain.hls_source import Sources
 from ctrain.overlay_src import config_dir, hls_dir
@@ -125,13 +125,15 @@ def test_hand_checked_arrays(estimates):
     # the parameter table: 4096 x 32 bit, 8 RAMB18 = 4 BRAM36
     assert _item(est, "ctrain_top:tab").bram36 == 4
     # weights, one copy (written before the item loops or by their compute
-    # process, read by it), a column's rows in one word: C banks of WCAP (512) x
-    # R*8 bit, 512x36 RAMB18s: ceil(R*8/36) each
+    # process, read by it), a column's rows in one word: C banks of WCAP (1024) x
+    # R*8 bit, 1024x18 RAMB18s: ceil(R*8/18) each
+    assert tiling.buffers("zcu104").conv_wcap == 1024
     wbuf = _item(est, "conv_unit:wbuf")
-    assert wbuf.count == C and wbuf.bram36 == C * math.ceil(R * 8 / 36) / 2 and wbuf.lut == 0
+    assert wbuf.count == C and wbuf.bram36 == C * math.ceil(R * 8 / 18) / 2 and wbuf.lut == 0
     # no staging buffer of its own: the weights stage through the item loop's act channel
     assert not [i for i in est.items if i.name.endswith(":stg")]
-    # WG tap accumulators, a column's rows in one word: C banks of WCAP (512) x R*48 bit
+    # WG tap accumulators, a column's rows in one word: C banks of TCAP (512) x R*48 bit
+    assert tiling.buffers("zcu104").conv_tcap == 512
     assert _item(est, "conv_unit:tacc").bram36 == C * math.ceil(R * 48 / 36) / 2
     # band outputs, the item loop's DATAFLOW channel (two buffers): L x R
     # banks of 2 x OUT / DDR_BEAT words x DDR_BEAT bytes in LUTRAM

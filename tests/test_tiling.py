@@ -39,17 +39,17 @@ def test_zero_fields_are_the_units_rule():
 @pytest.mark.parametrize("board", perfmodel.BOARDS)
 def test_the_rule_fits_a_weight_gradient_with_its_bias_tap(board):
     """WG with biases keeps a bias tap beside a block's taps: where every
-    column tile's taps fill CONV_WCAP exactly (a Linear with WCAP x C inputs)
+    column tile's taps fill CONV_TCAP exactly (a Linear with TCAP x C inputs)
     the rule takes two groups instead of a block that cannot hold the tap, in
     the HLS (conv_make_plan) as here, so a zero tiling never faults."""
     b = tiling.buffers(board)
-    fc = dict(c_in=b.conv_wcap * b.pe_cols, c_out=b.pe_rows * 3, h_in=1, w_in=1, h_out=1, w_out=1,
+    fc = dict(c_in=b.conv_tcap * b.pe_cols, c_out=b.pe_rows * 3, h_in=1, w_in=1, h_out=1, w_out=1,
               k_h=1, k_w=1, pad=0)
     for flags, groups in ((Flag.BIAS, 2), (0, 1)):
         p = tiling.conv_plan(_conv(Op.CONV_WG, flags=flags, **fc), b)
         assert p.fits and p.groups == groups and p.bm == (groups == 1)
-    # one group and its block would need WCAP + 1 entries: FAULT_TILE
-    assert not tiling.conv_plan(_conv(Op.CONV_WG, flags=Flag.BIAS, tile_g=b.conv_wcap, **fc), b).fits
+    # one group and its block would need TCAP + 1 entries: FAULT_TILE
+    assert not tiling.conv_plan(_conv(Op.CONV_WG, flags=Flag.BIAS, tile_g=b.conv_tcap, **fc), b).fits
     if board == "pynq_z2":   # the HLS rule runs it, to the numpy engine's bytes
         shape = dict(n=2, c_in=fc["c_in"], h_in=1, w_in=1, c_out=fc["c_out"], k_h=1, k_w=1, stride=1, pad=0)
         outs = []
@@ -59,6 +59,35 @@ def test_the_rule_fits_a_weight_gradient_with_its_bias_tap(board):
             assert r.status == Fault.NONE
             outs.append(case.ddr.copy())
         assert np.array_equal(*outs)
+
+
+@pytest.mark.parametrize("board", [b for b in perfmodel.BOARDS
+                                   if tiling.buffers(b).conv_tcap < tiling.buffers(b).conv_wcap])
+def test_weights_and_tap_accumulators_have_their_own_capacity(board):
+    """CONV_WCAP bounds FP's and EB's weights a PE, CONV_TCAP WG's tap
+    accumulators (48 bits each where a weight is 8: a board may hold fewer):
+    a layer whose column tiles' weights fit WCAP but whose taps do not fit
+    TCAP runs FP in one group and WG in several, and WG asked for one group
+    faults FAULT_TILE in both engines while FP's runs to the same bytes."""
+    b = tiling.buffers(board)
+    ct = b.conv_wcap // 9                  # column tiles whose 3x3 weights fill WCAP
+    assert ct * 9 > b.conv_tcap
+    shape = dict(n=1, c_in=ct * b.pe_cols, h_in=3, w_in=3, c_out=b.pe_rows, k_h=3, k_w=3, stride=1, pad=1)
+    f = _conv(Op.CONV_FP, n=1, c_in=shape["c_in"], c_out=b.pe_rows, h_in=3, w_in=3, h_out=3, w_out=3)
+    assert tiling.conv_plan(f, b).groups == 1
+    assert tiling.conv_plan(dict(f, op=Op.CONV_EB, c_in=f["c_out"], c_out=f["c_in"]), b).groups == 1
+    wg = tiling.conv_plan(dict(f, op=Op.CONV_WG), b)
+    assert wg.fits and (wg.g, wg.groups) == (b.conv_tcap // 9, -(-ct // (b.conv_tcap // 9)))
+    assert not tiling.conv_plan(dict(f, op=Op.CONV_WG, tile_g=ct), b).fits
+    outs = []
+    for engine in (NumpyEngine(board=board), csim_or_skip(board)):
+        for op, status in ((Op.CONV_FP, Fault.NONE), (Op.CONV_WG, Fault.TILE)):
+            case = _with(layer_case(np.random.default_rng(SEED), op, shape), tile_g=ct)
+            r = engine.run(case.ddr, *case.run_args())
+            assert r.status == status, (engine, op)
+            if status == Fault.NONE:
+                outs.append(case.ddr.copy())
+    assert np.array_equal(*outs)
 
 
 def test_fields_are_clamped_and_checked():

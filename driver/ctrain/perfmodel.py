@@ -71,10 +71,6 @@ INSN_CYCLES = _CONST["INSN_CYCLES"]
 REGION_STAGES = _CONST["REGION_STAGES"]
 
 
-#: Dense unit buffers (pe_array.h) and PE lanes (types.h), unless a board sets them.
-_DENSE_DEFAULTS = tiling.DENSE_DEFAULTS
-
-
 BOARDS = boards.BOARDS
 
 
@@ -93,7 +89,8 @@ class Board:
     ddr_beat: int         # bytes per beat of the accelerator's m_axi port
     ddr_gbps: float       # the board's DDR peak bandwidth
     pe_lanes: int = 1     # batch images sharing each weight (CTRAIN_PE_LANES)
-    conv_wcap: int = 256  # dense weights / tap accumulators per PE (CTRAIN_CONV_WCAP)
+    conv_wcap: int = 256  # dense weights per PE (CTRAIN_CONV_WCAP)
+    conv_tcap: int = 0    # dense WG tap accumulators per PE (CTRAIN_CONV_TCAP; 0: conv_wcap)
     conv_act: int = 6144  # dense column operand bytes per lane and bank (CTRAIN_CONV_ACT)
     conv_out: int = 1024  # dense outputs per lane and row of a band (CTRAIN_CONV_OUT)
     conv_rb: int = 64     # row tiles per block of the dense block mode (CTRAIN_CONV_RB)
@@ -180,16 +177,16 @@ class Board:
 def board(name):
     """The Board of a configuration header overlay/hls/config/<name>.h (ctrain.boards)."""
     c = boards.get(name)
-    m = c.macros
 
     def dense(key):
-        return int(m.get(key, _DENSE_DEFAULTS[key]))
+        return tiling.dense_macro(c, key)
     return Board(name=c.name, part=c.part, clock_mhz=float(c.clock_mhz),
                  pe_rows=c.pe_rows, pe_cols=c.pe_cols, chunk=c.chunk,
                  sparse_entries=c.sparse_entries, sparse_win=c.sparse_win,
                  sparse_xt=c.sparse_xt, sparse_rtiles=_hls_macro(c.name, "SP_RTILES"),
                  ddr_beat=c.ddr_beat, ddr_gbps=c.ddr_gbps,
                  pe_lanes=dense("PE_LANES"), conv_wcap=dense("CONV_WCAP"),
+                 conv_tcap=dense("CONV_TCAP"),
                  conv_act=dense("CONV_ACT"), conv_out=dense("CONV_OUT"),
                  conv_rb=dense("CONV_RB"),
                  sparse_wdepth=_hls_macro(c.name, "SP_WD"),

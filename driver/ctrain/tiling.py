@@ -32,15 +32,18 @@ DENSE_DEFAULTS = dict(_header_defaults("pe_array.h"), **_header_defaults("types.
 
 
 def dense_macro(config, key):
-    """A dense-unit macro (CONV_WCAP, CONV_ACT, CONV_OUT, PE_LANES) of a
-    board's BoardConfig: its header's value, else the HLS default."""
-    return int(config.macros.get(key, DENSE_DEFAULTS[key]))
+    """A dense-unit macro (CONV_WCAP, CONV_TCAP, CONV_ACT, CONV_OUT,
+    PE_LANES) of a board's BoardConfig: its header's value, else the HLS
+    default (CONV_TCAP's is CONV_WCAP)."""
+    if key in config.macros:
+        return int(config.macros[key])
+    return dense_macro(config, "CONV_WCAP") if key == "CONV_TCAP" else DENSE_DEFAULTS[key]
 
 
 @dataclass(frozen=True)
 class Buffers:
     """What a tiling must fit: the row and column tile sizes and the dense
-    buffers (per PE: weights or tap accumulators; per lane and column bank:
+    buffers (per PE: weights, tap accumulators; per lane and column bank:
     source bytes; per lane and row: band positions)."""
     pe_rows: int
     pe_cols: int
@@ -49,6 +52,7 @@ class Buffers:
     conv_out: int
     conv_rb: int = 64
     pe_lanes: int = 1   # images per lane tile: units of a chunk (ConvPlan.cu)
+    conv_tcap: int = 0  # WG's tap accumulators per PE (0: conv_wcap)
 
 
 @lru_cache(maxsize=None)
@@ -56,7 +60,15 @@ def buffers(name=None):
     """The Buffers of a board (default: the default board)."""
     c = boards.get(name or boards.DEFAULT_BOARD)
     return Buffers(c.pe_rows, c.pe_cols, dense_macro(c, "CONV_WCAP"), dense_macro(c, "CONV_ACT"),
-                   dense_macro(c, "CONV_OUT"), dense_macro(c, "CONV_RB"), c.pe_lanes)
+                   dense_macro(c, "CONV_OUT"), dense_macro(c, "CONV_RB"), c.pe_lanes,
+                   dense_macro(c, "CONV_TCAP"))
+
+
+def entry_cap(f, b):
+    """Entries a PE holds for the instruction (conv_entry_cap in conv.cpp):
+    WG's tap accumulators (CONV_TCAP), else FP's and EB's weights
+    (CONV_WCAP)."""
+    return (b.conv_tcap or b.conv_wcap) if f["op"] == Op.CONV_WG else b.conv_wcap
 
 
 def _cdiv(a, b):
@@ -128,9 +140,9 @@ def _block_rows(f, b, rtiles):
 
 def _block_most(f, b, rtiles, ct, kk, npos):
     """The rule's block: the most row tiles whose weights (or tap
-    accumulators) fit CONV_WCAP, whose outputs fit CONV_OUT and whose biases
+    accumulators) fit entry_cap, whose outputs fit CONV_OUT and whose biases
     fit the table (< 1 when none does)."""
-    return min(rtiles, _block_rows(f, b, rtiles), b.conv_wcap // _block_entries(f, ct, kk), b.conv_out // npos)
+    return min(rtiles, _block_rows(f, b, rtiles), entry_cap(f, b) // _block_entries(f, ct, kk), b.conv_out // npos)
 
 
 def conv_plan(f, b):
@@ -142,10 +154,11 @@ def conv_plan(f, b):
     tg, tb = f.get("tile_g", 0), f.get("tile_br", 0)
     # WG with biases keeps a bias tap beside a block's taps: the rule's one
     # group leaves room for it, so the rule always fits
-    g = min(ct, (b.conv_wcap - _bias_tap(f)) // kk, b.conv_act // (src_rows(1) * sw)) if tg == 0 else min(tg, ct)
+    cap = entry_cap(f, b)
+    g = min(ct, (cap - _bias_tap(f)) // kk, b.conv_act // (src_rows(1) * sw)) if tg == 0 else min(tg, ct)
     br = _rule_br(f, g, b, geo) if tb == 0 else min(tb, oh)
     a = b.conv_act // (g * sw)
-    fits = br >= 1 and g * kk <= b.conv_wcap and br * ow <= b.conv_out and src_rows(br) <= a
+    fits = br >= 1 and g * kk <= cap and br * ow <= b.conv_out and src_rows(br) <= a
     run, groups = max(br, 1), _cdiv(ct, g)
     bands = _cdiv(oh, run)
     rb = 1
@@ -154,7 +167,7 @@ def conv_plan(f, b):
     if bm:
         npos, wtile = oh * ow, _block_entries(f, ct, kk)
         rb = _block_most(f, b, rtiles, ct, kk, npos) if tr == 0 else min(tr, rtiles)
-        fits = (fits and 1 <= rb <= _block_rows(f, b, rtiles) and rb * wtile <= b.conv_wcap
+        fits = (fits and 1 <= rb <= _block_rows(f, b, rtiles) and rb * wtile <= cap
                 and rb * npos <= b.conv_out)
         rb = max(rb, 1)
     elif eb and groups == 1:

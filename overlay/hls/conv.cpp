@@ -85,8 +85,10 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     /* WG with biases keeps a bias tap beside a block's taps: the rule's one
      * group leaves room for it, so the rule always fits */
     const int btap = f.op == OP_CONV_WG && (f.flags & FLAG_BIAS) ? 1 : 0;
+    /* entries a PE holds: WG's tap accumulators, FP's and EB's weights */
+    const int cap = f.op == OP_CONV_WG ? CONV_TCAP : CONV_WCAP;
     if (f.tile_g == 0)
-        p.g = min_i(min_i(p.ct, (CONV_WCAP - btap) / kk),
+        p.g = min_i(min_i(p.ct, (cap - btap) / kk),
                     CONV_ACT / ((dim_t)src_rows(f, eb, 1, p.sh) * (dim_t)p.sw));
     else
         p.g = f.tile_g < (uint32_t)p.ct ? (int)f.tile_g : p.ct;
@@ -99,14 +101,14 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     } else {
         p.br = f.tile_br < (uint32_t)p.oh ? (int)f.tile_br : p.oh;
     }
-    p.fits = p.br >= 1 && (dim_t)p.g * (dim_t)kk <= CONV_WCAP &&
+    p.fits = p.br >= 1 && (dim_t)p.g * (dim_t)kk <= cap &&
              (dim_t)p.br * (dim_t)p.ow <= CONV_OUT && src_rows(f, eb, p.br, p.sh) <= a;
     const int br = p.br >= 1 ? p.br : 1;   /* a plan that does not fit never runs */
     p.bands = cdiv_i(p.oh, br);
     p.groups = cdiv_i(p.ct, p.g);
     p.slot = (dim_t)src_rows(f, eb, br, p.sh) * (dim_t)p.sw;
     /* Row tiles per block, tile_rb or the rule.  Block mode (FP, EB with
-     * one group and one band): the most whose weights fit CONV_WCAP, whose
+     * one group and one band): the most whose weights fit cap, whose
      * outputs fit CONV_OUT and (FP with biases) whose biases fit CONV_RB.
      * EB with one group and several bands: every row tile when all their
      * weights fit, else one.  1 for every other case. */
@@ -119,11 +121,11 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     p.bm = p.groups == 1 && p.bands == 1;
     if (p.bm) {
         if (f.tile_rb == 0)
-            p.rb = min_i(min_i(rtiles, rbmax), min_i(CONV_WCAP / wtile, CONV_OUT / npos));
+            p.rb = min_i(min_i(rtiles, rbmax), min_i(cap / wtile, CONV_OUT / npos));
         else
             p.rb = f.tile_rb < (uint32_t)rtiles ? (int)f.tile_rb : rtiles;
         p.fits = p.fits && p.rb >= 1 && p.rb <= rbmax &&
-                 (dim_t)p.rb * (dim_t)p.ct * (dim_t)kk + (btap ? p.rb : 0) <= CONV_WCAP &&
+                 (dim_t)p.rb * (dim_t)p.ct * (dim_t)kk + (btap ? p.rb : 0) <= cap &&
                  (dim_t)p.rb * (dim_t)npos <= CONV_OUT;
         if (p.rb < 1)
             p.rb = 1;   /* does not fit: never runs */
@@ -650,7 +652,7 @@ wr_kernels:
      * beat: the accumulators' two reads a cycle, and KERNELS_WORDS copies of
      * the bank select and quantizer, not a beat's W / 4 */
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=4*PE_ROWS*CONV_WCAP
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4*PE_ROWS*CONV_TCAP
         const int lo = agu_lo(gb, b), hi = agu_hi(gb, b);
 #if KERNELS_2P
         const bool two = words1 != 0 && b < g1.beats;
@@ -1480,7 +1482,7 @@ static void conv_pass_begin(const conv_job &j, int nt, int gsel, pe_tapacc_t tac
         for (int t = 0; t < taps; t++) {
             /* every PE's accumulator of tap t in one cycle */
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_WCAP
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONV_TCAP
         clear_taps_rows:
             for (int r = 0; r < PE_ROWS; r++) {
 #pragma HLS UNROLL

@@ -30,9 +30,15 @@ enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
 
 /* Buffer capacities (configurable per board; defaults below). */
 #ifndef CTRAIN_CONV_WCAP
-/* Weights (FP/EB) or tap accumulators (WG) per PE: the column tiles of one
- * group times k_h*k_w (>= CTRAIN_MAX_KERNEL^2). */
+/* Weights (FP/EB) per PE: the column tiles of one group times k_h*k_w
+ * (>= CTRAIN_MAX_KERNEL^2). */
 #define CTRAIN_CONV_WCAP 512
+#endif
+#ifndef CTRAIN_CONV_TCAP
+/* WG's tap accumulators per PE (>= CTRAIN_MAX_KERNEL^2 + 1, the bias tap):
+ * 48 bits each where a weight is 8, so a board may hold fewer of them than
+ * weights (conv_entry_cap). */
+#define CTRAIN_CONV_TCAP CTRAIN_CONV_WCAP
 #endif
 #ifndef CTRAIN_CONV_ACT
 /* Column-operand bytes per lane and column bank: the group's channels of one
@@ -70,14 +76,22 @@ enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
 #define CTRAIN_CONV_RB 64
 #endif
 #define CONV_WCAP CTRAIN_CONV_WCAP
+#define CONV_TCAP CTRAIN_CONV_TCAP
 #define CONV_RB CTRAIN_CONV_RB
 #define CONV_ACT CTRAIN_CONV_ACT
 #define CONV_OUT CTRAIN_CONV_OUT
 /* The control path multiplies these sizes as dim_t (types.h): each must fit. */
-static_assert(CONV_WCAP < 32768 && CONV_ACT < 32768 && CONV_OUT < 32768 &&
+static_assert(CONV_WCAP < 32768 && CONV_TCAP < 32768 && CONV_ACT < 32768 && CONV_OUT < 32768 &&
                   CTRAIN_MAX_CH < 32768 && CTRAIN_MAX_DIM * CTRAIN_MAX_STRIDE < 32768 &&
                   CTRAIN_MAX_BATCH < 32768 && CTRAIN_MAX_KERNEL * CTRAIN_MAX_DIM < 32768,
               "a control-path size does not fit dim_t");
+/* the rule's one column tile always fits: a kernel's weights, a kernel's
+ * taps and WG's bias tap */
+static_assert(CONV_WCAP >= CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL &&
+                  CONV_TCAP >= CTRAIN_MAX_KERNEL * CTRAIN_MAX_KERNEL + 1,
+              "CONV_WCAP or CONV_TCAP below a kernel's taps");
+/* the pass loop's tripcount bounds its entries by CONV_WCAP */
+static_assert(CONV_TCAP <= CONV_WCAP, "CONV_TCAP above CONV_WCAP");
 
 typedef q8_t pe_weights_t[PE_ROWS][PE_COLS][CONV_WCAP];
 typedef q8_t pe_cols_t[PE_LANES][PE_COLS][CONV_ACT];
@@ -144,7 +158,7 @@ static inline pe_sum_t pe_tap_add(pe_sum_t t, pe_run_t v) {
  * run's slices). */
 #define PE_EPI_SLICES ((1 + PE_POS_PAIRS) * PE_LANES)
 typedef pe_sum_t pe_rowacc_t[PE_LANES][PE_ROWS][CONV_OUT];
-typedef pe_sum_t pe_tapacc_t[PE_ROWS][PE_COLS][CONV_WCAP];
+typedef pe_sum_t pe_tapacc_t[PE_ROWS][PE_COLS][CONV_TCAP];
 /* GATHER biases of the pass's row tiles (FP: raw biases shifted to e_acc; else 0) */
 typedef wide_t pe_bias_t[CONV_RB][PE_ROWS];
 

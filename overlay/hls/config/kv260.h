@@ -31,11 +31,15 @@
 #define CTRAIN_PE_COLS 8
 /* Batch lanes sharing each weight (pe_array.h). */
 #define CTRAIN_PE_LANES 2
-/* Dense buffers (pe_array.h): weights or WG tap accumulators per PE, column
- * operand bytes per lane and column, band positions per lane and row; the
- * smallest legal (MAX_KERNEL^2 rounded up, MAX_KERNEL x MAX_DIM, MAX_DIM):
- * the chip's BRAM is the limit (docs/overlay.md "Resource estimate"). */
-#define CTRAIN_CONV_WCAP 512
+/* Dense buffers (pe_array.h): column operand bytes per lane and column, band
+ * positions per lane and row the smallest legal (MAX_KERNEL x MAX_DIM,
+ * MAX_DIM): the chip's BRAM is the limit (docs/overlay.md "Resource
+ * estimate"). Weights 1024 a PE, twice WG's tap accumulators (CONV_TCAP: 48
+ * bits each where a weight is 8, so the taps keep the smallest legal 512):
+ * FP's and EB's block mode keeps more row tiles of a deep layer on chip and
+ * re-reads its column operands less often (session 31; +4 BRAM36). */
+#define CTRAIN_CONV_WCAP 1024
+#define CTRAIN_CONV_TCAP 512
 #define CTRAIN_CONV_ACT 5632
 #define CTRAIN_CONV_OUT 512
 /* 1: the dense column operands (act, the largest dense buffer) are bound to

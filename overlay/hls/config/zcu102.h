@@ -27,22 +27,25 @@
 #define CTRAIN_PE_COLS 16
 /* Batch lanes sharing each weight (pe_array.h). */
 #define CTRAIN_PE_LANES 2
-/* Dense buffers (pe_array.h): weights or WG tap accumulators per PE, column
- * operand bytes per lane and column, band positions per lane and row.  WCAP
- * and ACT the smallest legal (MAX_KERNEL^2 rounded up, MAX_KERNEL x
- * MAX_DIM): the chip's BRAM is the limit (docs/overlay.md "Resource
- * estimate").  OUT 1024 since session 12, not the legal 512 (MAX_DIM): a
- * band holds a whole 30x30 or 32x32 plane, so CNV's 64-channel layers write
- * their outputs (FP) and errors (EB) in one burst per lane over the PE rows'
- * contiguous planes, not one per channel and band with a read-merge of the
- * partial beats at each end (900-byte planes; L0 FP and L1 EB: 12,288 merges
- * and 8,192 bursts each).  Cost: +16,384 LUTs (the output and row-operand
- * banks, LUTRAM), paid by one shared instance of the kernel-gradient store
- * (ctrain_top.cpp: -16,320 LUTs of its 256:1 selects), and +21 BRAM36 (the
- * row accumulators), paid by EB's value block below.  CNV dense at batch
- * 64: FP / EB / WG 55.2 / 59.5 / 60.6% -> 70.9 / 75.6 / 69.1% (iteration
- * 53.8 -> 65.0%). */
-#define CTRAIN_CONV_WCAP 512
+/* Dense buffers (pe_array.h): column operand bytes per lane and column, band
+ * positions per lane and row. ACT the smallest legal (MAX_KERNEL x MAX_DIM):
+ * the chip's BRAM is the limit (docs/overlay.md "Resource estimate"). OUT
+ * 1024 since session 12, not the legal 512 (MAX_DIM): a band holds a whole
+ * 30x30 or 32x32 plane, so CNV's 64-channel layers write their outputs (FP)
+ * and errors (EB) in one burst per lane over the PE rows' contiguous planes,
+ * not one per channel and band with a read-merge of the partial beats at
+ * each end (900-byte planes; L0 FP and L1 EB: 12,288 merges and 8,192 bursts
+ * each). Cost: +16,384 LUTs (the output and row-operand banks, LUTRAM), paid
+ * by one shared instance of the kernel-gradient store (ctrain_top.cpp:
+ * -16,320 LUTs of its 256:1 selects), and +21 BRAM36 (the row accumulators),
+ * paid by EB's value block below. CNV dense at batch 64: FP / EB / WG 55.2 /
+ * 59.5 / 60.6% -> 70.9 / 75.6 / 69.1% (iteration 53.8 -> 65.0%). Weights
+ * 1024 a PE, twice WG's tap accumulators (CONV_TCAP: 48 bits each where a
+ * weight is 8, so the taps keep the smallest legal 512): FP's and EB's block
+ * mode keeps more row tiles of a deep layer on chip and re-reads its column
+ * operands less often (session 31; +32 BRAM36). */
+#define CTRAIN_CONV_WCAP 1024
+#define CTRAIN_CONV_TCAP 512
 #define CTRAIN_CONV_ACT 5632
 #define CTRAIN_CONV_OUT 1024
 /* 1: the dense column operands (act, the largest dense buffer) are bound to

@@ -99,7 +99,7 @@ void test_faults() {
     {
         /* FAULT_TILE, before the slots and bounds (no operand is placed): a
          * group of every column tile of 2048 channels at k = 3 is past
-         * CONV_WCAP; a band past CONV_OUT per lane and row; an EB weight
+         * CONV_WCAP (WG: CONV_TCAP); a band past CONV_OUT per lane and row; an EB weight
          * block of every row tile past CONV_WCAP; the rule's tiling (0)
          * and clamped sizes pass to the slot check. */
         Image m(4096);
@@ -107,6 +107,9 @@ void test_faults() {
         ctrain_insn_t k = conv_insn(OP_CONV_FP, 0, c);
         k.tile_g = CTRAIN_MAX_CH;
         expect_fault("group past CONV_WCAP", m, {k}, {}, FAULT_TILE, 0, 0);
+        ctrain_insn_t gw = conv_insn(OP_CONV_WG, 0, c);   /* its taps: CONV_TCAP */
+        gw.tile_g = CTRAIN_MAX_CH;
+        expect_fault("WG group past CONV_TCAP", m, {gw}, {}, FAULT_TILE, 0, 0);
         k.tile_g = 0;
         expect_fault("the rule's tiling", m, {k}, {}, FAULT_SLOT, 0, 0);
         k.tile_g = 1;

@@ -65,9 +65,9 @@ def buffers(name=None):
 
 
 def entry_cap(f, b):
-    """Entries a PE holds for the instruction (conv_entry_cap in conv.cpp):
-    WG's tap accumulators (CONV_TCAP), else FP's and EB's weights
-    (CONV_WCAP)."""
+    """Entries a PE holds for the instruction (conv_make_plan's `cap` in
+    conv.cpp): WG's tap accumulators (CONV_TCAP), else FP's and EB's
+    weights (CONV_WCAP)."""
     return (b.conv_tcap or b.conv_wcap) if f["op"] == Op.CONV_WG else b.conv_wcap
 
 

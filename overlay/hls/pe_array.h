@@ -37,7 +37,7 @@ enum pe_mode { PE_GATHER = 0, PE_SCATTER = 1, PE_OUTER = 2 };
 #ifndef CTRAIN_CONV_TCAP
 /* WG's tap accumulators per PE (>= CTRAIN_MAX_KERNEL^2 + 1, the bias tap):
  * 48 bits each where a weight is 8, so a board may hold fewer of them than
- * weights (conv_entry_cap). */
+ * weights (conv_make_plan's `cap`). */
 #define CTRAIN_CONV_TCAP CTRAIN_CONV_WCAP
 #endif
 #ifndef CTRAIN_CONV_ACT

@@ -717,11 +717,11 @@ def test_pipelined_adders_and_shifters_are_counted(estimates, copied_sources):
     sp_p = b.pe_lanes * b.pe_rows * b.pe_cols
     items = {i.name: i for i in estimates["aup_zu3"].items if i.kind == "add"}
     # the position path's per-PE accumulators: log2(SP_LIST) + 16 bits
-    # (spp_acc_t: 2048 kept weights a chunk, 27 bits)
+    # (spp_acc_t: 4096 kept weights a chunk, 28 bits)
     bits = math.ceil(math.log2(int(b.macros["SPARSE_LIST"]))) + 16
     acc = items["spp_compute_p: sp_steps: (j == 0 ? spp_acc_t(0) : acc[p]) + m[p]"]
     acc1 = items["spp_compute_p: sp_steps: (j == 0 ? spp_acc_t(0) : acc1[p]) + m1[p]"]
-    assert bits == 27 and (acc.count, acc.lut) == (sp_p, sp_p * bits) == (acc1.count, acc1.lut)
+    assert bits == 28 and (acc.count, acc.lut) == (sp_p, sp_p * bits) == (acc1.count, acc1.lut)
     # its quantizers: CTRAIN_SPARSE_QUANT of them (the drain); quant8's right
     # shift (q_narrow<7>) forms 9 bits of a 64-bit value (saturation is a
     # compare against 255 * 2^k): 6 stages, two per LUT6, 9 + 15, 9 + 3, 9 bits

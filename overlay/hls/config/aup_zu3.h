@@ -93,9 +93,12 @@
  * (ctrain_top.cpp, -2,112 LUTs): five bands of CNV's 30x30 planes become
  * four; CNV-80% at batch 64 FP+EB+WG 0.41 -> 0.37 of dense, the iteration
  * 100.99M -> 91.14M cycles (efficiency on kept MACs 35.0 -> 38.8%, dense
- * 75.7%); LUT 84.6%. */
+ * 75.7%); LUT 84.6%.  Since session 31 4096 kept weights a chunk (lists,
+ * staging and accumulators in BRAM since session 28: +7.5 BRAM36, 170.5 ->
+ * 178 of 216, 82.4%; +0.7K LUTs): fewer chunks, so fewer reloads of each
+ * item's window; CNV-80% FP+EB+WG 0.414 -> 0.404 of dense. */
 #define CTRAIN_SPARSE_WDEPTH 320
-#define CTRAIN_SPARSE_LIST 2048
+#define CTRAIN_SPARSE_LIST 4096
 #define CTRAIN_SPARSE_LIST_BRAM 1
 #define CTRAIN_SPARSE_CSTART_BRAM 0
 

@@ -366,9 +366,13 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
         bram = "#define CTRAIN_SPARSE_LIST_BRAM 1" in text
         m = re.search(r"#define CTRAIN_SPARSE_ACC_BRAM (\d)", text)
         acc = bool(int(m.group(1))) if m else bram   # the accumulators follow the lists unless set
-        for v, inb in (("eval", bram), ("eoq", bram), ("eom", bram), ("tacc", acc)):
+        acc_uram = "#define CTRAIN_SPARSE_ACC_URAM 1" in text   # ... or go to URAM
+        for v, inb in (("eval", bram), ("eoq", bram), ("eom", bram)):
             it = _item(est, f"spp_unit:{v}")
             assert (it.bram36 > 0, it.lut > 0) == (inb, not inb), (name, v)
+        it = _item(est, "spp_unit:tacc")
+        assert (it.uram > 0, it.bram36 > 0, it.lut > 0) == (
+            (True, False, False) if acc_uram else (False, acc, not acc)), (name, "tacc")
         stage = "#define CTRAIN_SPARSE_STAGE_BRAM 1" in text
         for v in ("hbuf", "wbuf"):
             it = _item(est, f"spp_unit:{v}")

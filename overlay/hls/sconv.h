@@ -82,6 +82,12 @@ typedef ap_int<SP_RED_BITS> sp_red_t;
 #ifndef CTRAIN_SPARSE_ACC_BRAM
 #define CTRAIN_SPARSE_ACC_BRAM CTRAIN_SPARSE_LIST_BRAM
 #endif
+/* 1: the WG accumulators in URAM instead (a board with URAM to spare and
+ * BRAM short: two banks of SP_LIST / 2 x 48 bit, a URAM288 each up to 8192
+ * kept weights a chunk); 0: as CTRAIN_SPARSE_ACC_BRAM says. */
+#ifndef CTRAIN_SPARSE_ACC_URAM
+#define CTRAIN_SPARSE_ACC_URAM 0
+#endif
 
 /* Quantizers of the position-parallel path (FP, EB): a tile's outputs are
  * quantized this many per step while the next tile accumulates (sconv.cpp

@@ -141,6 +141,15 @@
  * 81%), binding only. */
 #define CTRAIN_SPARSE_STAGE_BRAM 1
 
+/* Since session 31 4880 kept weights a position-path list chunk (twice the
+ * default CHIP_LUT / 48; lists and staging in BRAM, +11.5 BRAM36): fewer
+ * chunks, so fewer reloads of each item's window; CNV-80% FP+EB+WG 0.452
+ * -> 0.437 of dense.  The chunk's WG accumulators (two banks of 2440 x 48
+ * bit) go to URAM, which the chip has to spare (sconv.h
+ * CTRAIN_SPARSE_ACC_URAM: 9 BRAM36 for 2 URAM), to keep the BRAM under 85%. */
+#define CTRAIN_SPARSE_LIST 4880
+#define CTRAIN_SPARSE_ACC_URAM 1
+
 /* DSP slices for fabric adders (pe_array.h): WG's 48-bit tap accumulation
  * (CTRAIN_TAP_ACC_DSP) and the PE array's and position path's adder trees
  * (CTRAIN_TREE_DSP) in the slices two thirds of which nothing else uses;

@@ -1050,6 +1050,12 @@ def test_preprocessor_logic_selects_one_branch():
     assert m.eval("CTRAIN_DSP_INT8 != 1") == 1
     text = "#if !CTRAIN_SPARSE_POS_MACC\na\n#else\nb\n#endif"
     assert synthesis_branches(text, m).split() == ["b"]
+    # an #elif chain takes its first true test, else its #else
+    chain = "#if CTRAIN_DSP_INT8 == 1\na\n#elif CTRAIN_DSP_INT8 == {}\nb\n#else\nc\n#endif"
+    assert synthesis_branches(chain.format(2), m).split() == ["b"]
+    assert synthesis_branches(chain.format(3), m).split() == ["c"]
+    assert synthesis_branches("#if CTRAIN_DSP_INT8 == 2\na\n#elif CTRAIN_DSP_INT8 != 1\nb\n#else\nc\n#endif",
+                              m).split() == ["a"]
 
 
 @pytest.mark.parametrize("board", ["zcu102", "pynq_z2"])

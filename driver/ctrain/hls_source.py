@@ -54,17 +54,32 @@ def synthesis_branches(text, macros=None):
     (and CTRAIN_WORD_PORT, which only C-sim sets) taken as synthesis takes them;
     with `macros`, also `#if EXPR` on the board's integer macros (e.g.
     CTRAIN_SPARSE_MUL_LUT)."""
-    out, stack = [], []   # stack of (active, decided_by_us)
+    out, stack = [], []   # stack of [active, decided_by_us, a branch of the chain taken]
     for line in text.split("\n"):
         s = line.strip()
-        active = all(a for a, _ in stack)
+        active = all(a for a, _, _ in stack)
         if s.startswith(("#if", "#ifdef", "#ifndef")):
-            stack.append(_if_branch(s, macros))
+            a, ours = _if_branch(s, macros)
+            stack.append([a, ours, a])
             out.append("")
             continue
-        if s.startswith("#else") or s.startswith("#elif"):
-            a, ours = stack.pop()
-            stack.append((not a if ours else True, ours))
+        if s.startswith("#elif"):
+            # the chain's next test: dropped where an earlier one held, else
+            # taken where it holds; a test left to the compiler keeps this
+            # branch and every later one
+            level = stack[-1]
+            if level[1] and level[2]:
+                level[0] = False
+            else:
+                a, ours = _if_branch("#if " + s[len("#elif"):].strip(), macros)
+                level[1] = level[1] and ours
+                level[0] = a if level[1] else True
+                level[2] = level[1] and a
+            out.append("")
+            continue
+        if s.startswith("#else"):
+            level = stack[-1]
+            level[0] = not level[2] if level[1] else True
             out.append("")
             continue
         if s.startswith("#endif"):

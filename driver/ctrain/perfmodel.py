@@ -90,7 +90,7 @@ class Board:
     ddr_gbps: float       # the board's DDR peak bandwidth
     pe_lanes: int = 1     # batch images sharing each weight (CTRAIN_PE_LANES)
     conv_wcap: int = 256  # dense weights per PE (CTRAIN_CONV_WCAP)
-    conv_tcap: int = 0    # dense WG tap accumulators per PE (CTRAIN_CONV_TCAP; 0: conv_wcap)
+    conv_tcap: int = 256  # dense WG tap accumulators per PE (CTRAIN_CONV_TCAP)
     conv_act: int = 6144  # dense column operand bytes per lane and bank (CTRAIN_CONV_ACT)
     conv_out: int = 1024  # dense outputs per lane and row of a band (CTRAIN_CONV_OUT)
     conv_rb: int = 64     # row tiles per block of the dense block mode (CTRAIN_CONV_RB)

@@ -47,28 +47,28 @@ class Buffers:
     source bytes; per lane and row: band positions)."""
     pe_rows: int
     pe_cols: int
-    conv_wcap: int
+    conv_wcap: int      # FP's and EB's weights per PE
+    conv_tcap: int      # WG's tap accumulators per PE
     conv_act: int
     conv_out: int
     conv_rb: int = 64
     pe_lanes: int = 1   # images per lane tile: units of a chunk (ConvPlan.cu)
-    conv_tcap: int = 0  # WG's tap accumulators per PE (0: conv_wcap)
 
 
 @lru_cache(maxsize=None)
 def buffers(name=None):
     """The Buffers of a board (default: the default board)."""
     c = boards.get(name or boards.DEFAULT_BOARD)
-    return Buffers(c.pe_rows, c.pe_cols, dense_macro(c, "CONV_WCAP"), dense_macro(c, "CONV_ACT"),
-                   dense_macro(c, "CONV_OUT"), dense_macro(c, "CONV_RB"), c.pe_lanes,
-                   dense_macro(c, "CONV_TCAP"))
+    return Buffers(c.pe_rows, c.pe_cols, dense_macro(c, "CONV_WCAP"), dense_macro(c, "CONV_TCAP"),
+                   dense_macro(c, "CONV_ACT"), dense_macro(c, "CONV_OUT"), dense_macro(c, "CONV_RB"),
+                   c.pe_lanes)
 
 
 def entry_cap(f, b):
     """Entries a PE holds for the instruction (conv_make_plan's `cap` in
     conv.cpp): WG's tap accumulators (CONV_TCAP), else FP's and EB's
     weights (CONV_WCAP)."""
-    return (b.conv_tcap or b.conv_wcap) if f["op"] == Op.CONV_WG else b.conv_wcap
+    return b.conv_tcap if f["op"] == Op.CONV_WG else b.conv_wcap
 
 
 def _cdiv(a, b):

@@ -1543,14 +1543,12 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
     /* the WG accumulators in URAM (config): a read and a write a bank a
      * cycle, as in BRAM */
 #pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=uram
-#else
-#if CTRAIN_SPARSE_ACC_BRAM
+#elif CTRAIN_SPARSE_ACC_BRAM
     /* the WG accumulators in BRAM (config) */
 #pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=bram
 #else
     /* the WG accumulators in distributed RAM (config) */
 #pragma HLS BIND_STORAGE variable=tacc type=ram_2p impl=lutram
-#endif
 #endif
 #if CTRAIN_SPARSE_STAGE_BRAM
     /* the staging buffers in BRAM, where the LUTs go to the window (config) */

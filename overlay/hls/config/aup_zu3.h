@@ -29,7 +29,7 @@
 /* Batch lanes sharing each weight (pe_array.h). */
 #define CTRAIN_PE_LANES 2
 /* Dense buffers (pe_array.h): column operand bytes per lane and column, band
- * positions per lane and row the smallest legal (MAX_KERNEL x MAX_DIM,
+ * positions per lane and row: the smallest legal (MAX_KERNEL x MAX_DIM,
  * MAX_DIM): the chip's BRAM is the limit (docs/overlay.md "Resource
  * estimate"). Weights 1024 a PE, twice WG's tap accumulators (CONV_TCAP: 48
  * bits each where a weight is 8, so the taps keep the smallest legal 512):

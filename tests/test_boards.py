@@ -163,13 +163,14 @@ def test_docs_board_table_is_the_headers():
     rows = {}
     for line in doc.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 14 and cells[0] in boards.BOARDS:
+        if len(cells) == 15 and cells[0] in boards.BOARDS:
             rows[cells[0]] = cells
     assert sorted(rows) == sorted(boards.BOARDS)
     for name, cells in rows.items():
         b, m = boards.get(name), perfmodel.board(name)
         want = [name, f"`{b.pynq_name}`", b.part, None, f"{b.pe_lanes} x {b.pe_rows} x {b.pe_cols}",
                 f"{b.clock_mhz} MHz", None, None, str(b.chunk), str(b.sparse_entries),
-                str(b.sparse_win), str(b.sparse_xt), str(m.sparse_wdepth), f"{m.sparse_list:,}"]
+                str(b.sparse_win), str(b.sparse_xt), str(m.sparse_wdepth), str(m.sparse_odepth),
+                f"{m.sparse_list:,}"]
         got = [c if w is not None else None for c, w in zip(cells, want)]
         assert got == want, name

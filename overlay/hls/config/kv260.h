@@ -150,6 +150,13 @@
 #define CTRAIN_SPARSE_LIST 4880
 #define CTRAIN_SPARSE_ACC_URAM 1
 
+/* Since session 32 128 output rows per position-path PE bank (sconv.h
+ * CTRAIN_SPARSE_ODEPTH, default 64 below 256 PEs): a chunk takes twice the
+ * rows (SP_OD / T), so each item's window is read half as often; CNV-80%
+ * FP+EB+WG 0.437 -> 0.410 of dense, +7.0K LUTs (the output and row banks'
+ * LUTRAM). */
+#define CTRAIN_SPARSE_ODEPTH 128
+
 /* DSP slices for fabric adders (pe_array.h): WG's 48-bit tap accumulation
  * (CTRAIN_TAP_ACC_DSP) and the PE array's and position path's adder trees
  * (CTRAIN_TREE_DSP) in the slices two thirds of which nothing else uses;

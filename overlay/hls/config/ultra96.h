@@ -100,6 +100,12 @@
 #define CTRAIN_SPARSE_LIST 4096
 #define CTRAIN_SPARSE_LIST_BRAM 1
 #define CTRAIN_SPARSE_CSTART_BRAM 0
+/* Since session 32 128 output rows per position-path PE bank (sconv.h
+ * CTRAIN_SPARSE_ODEPTH, default 64 below 256 PEs): a chunk takes twice the
+ * rows (SP_OD / T), so each item's window is read half as often on CNV's
+ * 28-30 wide planes (L1: T = 4, 16 -> 32 rows a chunk); CNV-80% FP+EB+WG
+ * 0.404 -> 0.375 of dense, +4.9K LUTs (the output and row banks' LUTRAM). */
+#define CTRAIN_SPARSE_ODEPTH 128
 
 /* Bytes per beat of the m_axi data port (the width of the PS port it connects to). */
 #define CTRAIN_DDR_BEAT 16

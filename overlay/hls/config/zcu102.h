@@ -87,9 +87,12 @@
 /* 1: the sparse unit's entry lists and per-entry accumulators are bound to
  * URAM (boards that have it and run short of BRAM); 0: BRAM. */
 #define CTRAIN_SPARSE_URAM 0
-/* The position-parallel sparse path's output rows per PE bank: 64 keeps its
- * 2 x 512 banks in LUTRAM (the default, 192, takes 1024 RAMB18s). */
-#define CTRAIN_SPARSE_ODEPTH 64
+/* The position-parallel sparse path's output rows per PE bank: 128 keeps its
+ * 2 x 512 banks in LUTRAM (the default, 192, takes 1024 RAMB18s).  Since
+ * session 32 128, not 64: a chunk takes twice the rows (SP_OD / T), so each
+ * item's window is read half as often; CNV-80% FP+EB+WG 0.529 -> 0.482 of
+ * dense, +33.6K LUTs (the output and row banks' LUTRAM). */
+#define CTRAIN_SPARSE_ODEPTH 128
 /* The position-parallel path's lists in BRAM (the dense unit leaves a third
  * of it): 16384 kept weights per chunk (the LUT default, 5710, cut CNV's
  * 128-channel layers into six chunks, each reloading the window), and EB's

@@ -393,7 +393,9 @@ def test_board_choices_bind_memories_and_multipliers(estimates):
 #: (inlined there, mac_array.h): its widest one of the position path's own
 #: 32 x 32-bit control products (left wide, docs/overlay.md "Sizes against
 #: the chip"), three DSPs; the dense unit's are at most two.
-NARROW_UNITS = {"src_rows": 1, "conv_make_plan": 1, "source_rows": 1, "item_of": 1,
+#: src_rows and item_of inline into their callers (conv.cpp): their products
+#: are conv_make_plan's and the dense item loop's load and store processes'.
+NARROW_UNITS = {"conv_make_plan": 1, "source_rows": 1, "conv_load_p": 1, "conv_store_p": 1,
                 "make_ranges": 1, "terms_per_output": 1, "shape_ok": 1,
                 "check_index": 1, "rows_rd": 2, "rows_wr": 2, "load_cols": 2, "execute": 3, "operands": 2}
 

@@ -72,6 +72,8 @@ static bool in_range(uint32_t v, uint32_t hi) { return v >= 1 && v <= hi; }
 
 /* Kernel (at most k_max), stride, padding and the output-size formula on both axes. */
 static bool window_ok(const ctrain_insn_t &f, uint32_t pad, uint32_t k_max = CTRAIN_MAX_KERNEL) {
+    /* inline: its three calls share validation's one divider */
+#pragma HLS INLINE
     if (!in_range(f.k_h, k_max) || !in_range(f.k_w, k_max) ||
         !in_range(f.stride, CTRAIN_MAX_STRIDE))
         return false;

@@ -231,6 +231,8 @@ static_assert(SP_P % SPP_W == 0 && SPP_NG >= 3, "the banked buffers hold V's thr
  * addresses increasing and spanning at most W - 1 + (rows - 1) * (pitch -
  * len); V takes a span of 2 W from any bank of g0. */
 static int spp_ii(int len, int pitch, int rpp) {
+    /* inline: its two calls share the plan's one divider */
+#pragma HLS INLINE
     const int fit = (DDR_BEAT - 2) / len + 2;
     const int rows = fit < rpp ? fit : rpp;
     int span = DDR_BEAT - 1;

@@ -49,9 +49,9 @@
  * form a unit at a time through the item loop's act channel, as
  * pseudo-items before the first pass's items (conv_items). */
 
-/* The divisions below (and src_rows', item_of's) inline into their callers:
- * one divider per caller's FSM shared by its sequential divisions, not a
- * module instance per call site. */
+/* The divisions below inline into their callers: one divider per caller's
+ * FSM shared by its sequential divisions, not a module instance per call
+ * site. */
 static int cdiv_i(int a, int b) {
 #pragma HLS INLINE
     return (a + b - 1) / b;
@@ -66,6 +66,7 @@ static int max_i(int a, int b) { return a > b ? a : b; }
 
 /* Source rows a band of `rows` swept rows can need. */
 static int src_rows(const ctrain_insn_t &f, bool eb, int rows, int sh) {
+    /* inline: its division shares the plan's one divider */
 #pragma HLS INLINE
     const int need = eb ? (rows + f.k_h - 2) / f.stride + 1
                         : (dim_t)(rows - 1) * (dim_t)f.stride + f.k_h;
@@ -984,6 +985,7 @@ make_ranges:
  * chunk's fewer), its group, then its unit (conv.h); groups = 1 (WG), or
  * cu = 1: unit > group, the group fastest. */
 static conv_item item_of(const ctrain_insn_t &f, bool eb, const conv_plan &p, int k, int groups) {
+    /* inline: its divisions share each item process's one divider */
 #pragma HLS INLINE
     conv_item it;
     const int units = (dim_t)cdiv_i((int)f.n, PE_LANES) * (dim_t)p.bands;

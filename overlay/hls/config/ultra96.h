@@ -60,10 +60,13 @@
  * UPDATE 2.90M -> 1.68M cycles (53.2 -> 91.8%), the iteration
  * 107.22M -> 106.00M (82.5 -> 83.4%); no BRAM more, +0.5K LUT. */
 #define CTRAIN_UPDATE_CHUNK 1024
-/* BN's chunk (stream.h): 512 keeps its 16 banks within one RAM64 of LUTs
- * each, as at 256 (no LUT more), and halves its bursts' latency per element.
- * CNV 80% at batch 64: stream 7.21M -> 4.84M cycles. */
-#define CTRAIN_BN_CHUNK 512
+/* BN's chunk (stream.h) in distributed RAM (the BRAM is at 82%): each
+ * read burst's latency over 128 beats, not 32 (512 until session 33).
+ * CNV at batch 64: BN_FP + BN_BP 3.56M -> 1.76M cycles in both runs, the
+ * 80% run's efficiency 41.9 -> 43.8% against half the dense run's 87.1%
+ * (issue 13's bar); LUT +2.3K. */
+#define CTRAIN_BN_CHUNK 2048
+#define CTRAIN_BN_LUTRAM 1
 
 /* Sparse unit (docs/overlay.md): kept weights per PE row on chip (512: the
  * BRAM for the pooling buffers' banks), window positions per batch lane,

@@ -410,19 +410,25 @@ def expected_iters(f, board, chunk):
     if kh == kw == s and s in (1, 2, 4) and (whole or (room - tail * wi) // (wi * s + bp * wo) > 0):
         # tiled windows: every input read once (whole planes, else the rows in
         # windows), a segment of W columns per cycle, s steps per segment of
-        # P = W/s windows (FP) or 2s per segment of a row and one per tail row's (BP)
+        # P = W/s windows (FP) or s + 1 per segment of a row (BP: its rows and
+        # its errors, each segment's gradient rows written in the next one's
+        # steps), one per tail row's
+        # segment, and s to write the last segment's rows: before each
+        # plane's tail rows, else once a band
         rd_x = planes * (plane if whole else ho * s * wi)
         # a DATAFLOW band loop (CTRAIN_POOL_DATAFLOW) first counts its bands:
         # a cycle per group of G whole planes (none for one plane a band),
         # or per row band of a plane (the plan's G and ny)
+        G, ny = perfmodel._pool_tiling(f, perfmodel.board(board))
+        n_bands = _cdiv(planes, G) if ny == ho else planes * _cdiv(ho, ny)
         bands = 0
         if perfmodel.board(board).pool_dataflow:
-            G, ny = perfmodel._pool_tiling(f, perfmodel.board(board))
             bands = ((_cdiv(planes, G) if G > 1 else 0) if ny == ho else _cdiv(ho, ny))
         if op == Op.POOL_FP:
             return dict(pe=0, ew=planes * ho * _cdiv(wo, beat // s) * s + bands, rd=rd_x,
                         wr=planes * ho * wo)
-        return dict(pe=0, ew=planes * (ho * 2 * s + tail) * _cdiv(wi, beat) + bands,
+        drains = planes if (tail > 0 and ny == ho) else n_bands
+        return dict(pe=0, ew=planes * (ho * (s + 1) + tail) * _cdiv(wi, beat) + drains * s + bands,
                     rd=rd_x + planes * ho * wo, wr=planes * plane)
     span = ((ho - 1) * s + kh) * wi
     if plane <= POOL_BAND:   # rounded down to planes that make whole beats of the written band

@@ -1035,7 +1035,7 @@ def test_constants_are_names_not_parenthesized_expressions(estimates):
     assert (top.count, top.lut) == (1, 32) and "decoder" in top.detail
     hi = items["conv_compute_p: q_narrow<7>: x > q.hi"]
     assert hi.lut == hi.count * 32 and not hi.detail.endswith("against a constant, 22 LUT each")
-    rise = items["pool_through_p: pool_band_through: cj == (kw << lsh)"]
+    rise = items["pool_through_p: pool_band_through: cj == (t << lsh)"]
     assert rise.lut == rise.count * 16
 
 

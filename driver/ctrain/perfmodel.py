@@ -1199,8 +1199,11 @@ def _pool_tiled(f, b, c, G, ny):
     its bands: a cycle per group of G whole planes, or per row band of a
     plane), else by hand through the halves of the band buffers; per band
     one loop of a segment per cycle: FP s steps per (plane, output row,
-    segment of P = W/s windows), BP 2s per (plane, output row, segment of W
-    columns) and one per tail row's segment."""
+    segment of P = W/s windows), BP s + 1 per (plane, output row, segment of
+    W columns: its rows, its errors; the previous segment's rows written
+    meanwhile), s to write the
+    last one's before a plane's tail rows or at the band's end, and one per
+    tail row's segment."""
     bp, W = f["op"] == Op.POOL_BP, b.ddr_beat
     P, hi, wi, ho, wo, s = (f["n"] * f["c_in"], f["h_in"], f["w_in"], f["h_out"], f["w_out"],
                             f["stride"])
@@ -1223,7 +1226,10 @@ def _pool_tiled(f, b, c, G, ny):
         _items_rdw(load, k, f["src"] + out_at, n_o)
         nq = _cdiv(wi, W)
         tails = np.where(whole | last, tail, 0)
-        comp.loop("ew", k, gb * (nyb * nq * 2 * s + tails * nq))
+        # s + 1 steps a segment (its rows, its errors), its gradient rows
+        # written in the next one's; s more before each plane's tail rows, or
+        # once at the band's end
+        comp.loop("ew", k, gb * nyb * nq * (s + 1) + np.where(tails > 0, gb * (s + tails * nq), s))
         n_w = gb * plane if whole else np.where(last, plane - y0 * s * wi, ny * s * wi)
         store.burst("wr", k, f["dst"] + in_at, n_w, 1)
     else:

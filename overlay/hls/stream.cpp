@@ -119,12 +119,16 @@ static inline void pool_pack(q8_t buf[2][POUT_BANK], q8_t pk[AGU_Q8_LANES], uint
  *    writes the P outputs;
  *  - BP, per (plane, output row, segment): the same s steps keeping each
  *    window's first maximum's tap (the numpy engine's first maximum in
- *    row-major order: strict > across rows and within a row), then s steps
- *    writing the gradient's s rows of the segment (the window's error at its
- *    tap, else 0; RELU_MASK zeroes a window whose maximum is <= 0), then
- *    the rows below the plane's last window (h_in - h_out * s < s), zeros.
+ *    row-major order: strict > across rows and within a row), the last also
+ *    reading the segment's errors (the band buffer's second port); the
+ *    segment's s gradient rows (the window's error at its tap, else 0;
+ *    RELU_MASK zeroes a window whose maximum is <= 0) are written in the
+ *    next segment's s steps, row t in step t (session 33; before, s write
+ *    steps of their own), and in s steps without reads before a plane's
+ *    rows below its last window (h_in - h_out * s < s, zeros) and at the
+ *    band's end.
  * Every input is read once, every output written once: a beat per cycle but
- * for a plane row's last segment (w_in % W columns) and BP's write steps. */
+ * for a plane row's last segment (w_in % W columns). */
 #define POOL_HALF (POOL_BAND / 2)
 
 /* A band's place: its group's first plane (index, offsets in the input and
@@ -212,7 +216,7 @@ get_lanes:
  * by value and none writes it. */
 struct pool_job {
     uint32_t s, w_in, w_out, h_out, planes, plane_in, plane_out, G, ny, row_step, P, tail;
-    uint32_t grp_in, grp_out, all_in, all_out, band_in, band_out, span, nq, steps;
+    uint32_t grp_in, grp_out, all_in, all_out, band_in, band_out, span, nq;
     uint32_t in_base, err_base, dst;
     int lsh;
     bool bp, mask, whole;
@@ -248,7 +252,6 @@ static pool_job pool_job_make(const ctrain_insn_t &f, uint32_t planes, uint32_t 
     /* segments per input row: FP the windows' (w_out / P), BP every column's */
     j.nq = j.bp ? (f.w_in + AGU_Q8_LANES - 1) >> AGU_Q8_LOG2
                 : (f.w_out + j.P - 1) >> (AGU_Q8_LOG2 - lsh);
-    j.steps = j.bp ? 2 * j.s : j.s;                        /* per segment */
     j.in_base = j.bp ? f.aux : f.src;
     j.err_base = f.src;
     j.dst = f.dst;
@@ -287,7 +290,7 @@ static void pool_band_through(const pool_job j, pool_cur &cc, const q8_t pin[2][
                               q8_t pbuf[2][NO], uint32_t hb, q_stats &st) {
 #pragma HLS INLINE
     const uint32_t s = j.s, w_in = j.w_in, w_out = j.w_out, P = j.P, nq = j.nq;
-    const uint32_t steps = j.steps, row_step = j.row_step, tail = j.tail;
+    const uint32_t row_step = j.row_step, tail = j.tail;
     const int lsh = j.lsh;
     const bool bp = j.bp, mask = j.mask;
     const bool last = cc.y0 + j.ny >= j.h_out;
@@ -300,12 +303,20 @@ static void pool_band_through(const pool_job j, pool_cur &cc, const q8_t pin[2][
     uint32_t g = 0, y = 0, q = 0, t = 0, r = 0;
     uint32_t pb = 0, pob = 0, rb = 0, ob = 0, ro = 0, qo = 0, qp = 0;
     bool in_tail = false, more = true;
-    q8_t best[AGU_Q8_LANES], ee[AGU_Q8_LANES];
-    uint8_t code[AGU_Q8_LANES];   /* BP: the first maximum's tap, ky * s + kx */
-    /* registers: every window of a segment at once */
+    /* BP: the segment whose s gradient rows are written while the next one
+     * reads its s window rows and its errors (row t of each in step t < s),
+     * its base, first window and columns; `drain` writes its rows without
+     * reads (before a plane's tail rows and at the band's end), then goes on
+     * to the tail rows (to_tail) or ends the band. */
+    bool pend = false, drain = false, to_tail = false;
+    uint32_t pend_at = 0, pend_qp = 0, pend_cols = 0;
+    q8_t best[AGU_Q8_LANES], ee_p[AGU_Q8_LANES];
+    uint8_t code[AGU_Q8_LANES], code_p[AGU_Q8_LANES];   /* BP: the first maximum's tap, ky * s + kx */
+    /* registers: every window of a segment at once, the reading one's and the writing one's */
 #pragma HLS ARRAY_PARTITION variable=best type=complete
-#pragma HLS ARRAY_PARTITION variable=ee type=complete
+#pragma HLS ARRAY_PARTITION variable=ee_p type=complete
 #pragma HLS ARRAY_PARTITION variable=code type=complete
+#pragma HLS ARRAY_PARTITION variable=code_p type=complete
 seg:
     while (more) {
 #pragma HLS PIPELINE II=1
@@ -318,88 +329,116 @@ seg:
 #pragma HLS ARRAY_PARTITION variable=o type=complete
 #pragma HLS ARRAY_PARTITION variable=cl type=complete
         const uint32_t cols = w_in - qo < AGU_Q8_LANES ? w_in - qo : AGU_Q8_LANES;
-        const bool rd = !in_tail && t < s;
-        const uint32_t kw = t - s;   /* BP write steps: the gradient row */
+        const bool live = !in_tail && !drain;
+        const bool rd = live && t < s;     /* window row t */
+        const bool er = bp && live && t == s;   /* BP: the segment's errors */
+        const bool seg_end = !bp && rd && t + 1 == s;
         uint32_t n_put = 0, put_at = 0;
-        /* one read per step: window row t, or BP's errors at its first write */
+        /* one read per step (the band buffer's other port is the load's):
+         * window row t, or BP's errors after the segment's s rows */
         pool_get<NI>(pin, rd ? hb + rb + ro + qo : e0 + ob + qp, v);
+        /* BP: gradient row t of the pending segment (the window's error at
+         * its tap, else 0; RELU_MASK zeroed the error of a window whose
+         * maximum is <= 0), or a zero tail row */
+    pool_dx:
+        for (int l = 0; l < AGU_Q8_LANES; l++) {
+#pragma HLS UNROLL
+            /* the lane's window jw = l >> lsh: a select of three fixed lanes */
+            const int jw = lsh == 0 ? l : lsh == 1 ? l / 2 : l / 4;
+            const q8_t ej = lsh == 0 ? ee_p[l] : lsh == 1 ? ee_p[l / 2] : ee_p[l / 4];
+            const uint8_t cj = lsh == 0 ? code_p[l] : lsh == 1 ? code_p[l / 2] : code_p[l / 4];
+            const uint32_t d = (uint32_t)l & (s - 1);
+            const bool hit = !in_tail && pend_qp + (uint32_t)jw < w_out && cj == (t << lsh) + d;
+            bool clamped = false;   /* -128 stores as -127 (sat8) */
+            o[l] = hit ? sat8(ej, clamped) : (q8_t)0;
+            cl[l] = clamped;
+        }
+        if (bp && ((pend && t < s) || in_tail)) {
+            n_put = in_tail ? cols : pend_cols;
+            put_at = in_tail ? hb + rb + ro + qo : pend_at + ro;
+        }
         if (rd) {   /* window row t of the segment's P windows */
         pool_win:
             for (int jj = 0; jj < AGU_Q8_LANES; jj++) {
 #pragma HLS UNROLL
                 /* the row's first maximum over lanes jj*s .. jj*s + s - 1 */
                 q8_t m = v[jj];
-                uint8_t d = 0;
+                uint8_t dd = 0;
                 if (lsh >= 1 && 2 * jj + 1 < AGU_Q8_LANES) {
                     m = v[2 * jj];
-                    if (v[2 * jj + 1] > m) { m = v[2 * jj + 1]; d = 1; }
+                    if (v[2 * jj + 1] > m) { m = v[2 * jj + 1]; dd = 1; }
                 }
                 if (lsh == 2 && 4 * jj + 3 < AGU_Q8_LANES) {
                     m = v[4 * jj];
-                    d = 0;
+                    dd = 0;
                 pool_tap:
                     for (int e = 1; e < 4; e++) {
 #pragma HLS UNROLL
-                        if (v[4 * jj + e] > m) { m = v[4 * jj + e]; d = (uint8_t)e; }
+                        if (v[4 * jj + e] > m) { m = v[4 * jj + e]; dd = (uint8_t)e; }
                     }
                 }
                 if (t == 0 || m > best[jj]) {
                     best[jj] = m;
-                    code[jj] = (uint8_t)((t << lsh) + d);
+                    code[jj] = (uint8_t)((t << lsh) + dd);
                 }
-                o[jj] = best[jj];
-                cl[jj] = false;
+                if (!bp) {
+                    o[jj] = best[jj];
+                    cl[jj] = false;
+                }
             }
-            if (!bp && t + 1 == s) {   /* FP: the segment's outputs */
+            if (seg_end) {   /* FP: the segment's outputs */
                 n_put = w_out - qp < P ? w_out - qp : P;
                 put_at = hb + ob + qp;
             }
-        } else {    /* BP: gradient row t - s of the segment, or a tail row */
-            if (!in_tail && kw == 0) {   /* the windows' errors, masked */
-            pool_err:
-                for (int jj = 0; jj < AGU_Q8_LANES; jj++) {
-#pragma HLS UNROLL
-                    ee[jj] = (mask && best[jj] <= 0) ? (q8_t)0 : v[jj];
-                }
-            }
-        pool_dx:
-            for (int l = 0; l < AGU_Q8_LANES; l++) {
-#pragma HLS UNROLL
-                /* the lane's window jw = l >> lsh: a select of three fixed lanes */
-                const int jw = lsh == 0 ? l : lsh == 1 ? l / 2 : l / 4;
-                const q8_t bj = lsh == 0 ? best[l] : lsh == 1 ? best[l / 2] : best[l / 4];
-                const q8_t vj = lsh == 0 ? v[l] : lsh == 1 ? v[l / 2] : v[l / 4];
-                const q8_t ej = lsh == 0 ? ee[l] : lsh == 1 ? ee[l / 2] : ee[l / 4];
-                const uint8_t cj = lsh == 0 ? code[l] : lsh == 1 ? code[l / 2] : code[l / 4];
-                const uint32_t d = (uint32_t)l & (s - 1);
-                const q8_t e = (!in_tail && kw == 0) ? ((mask && bj <= 0) ? (q8_t)0 : vj) : ej;
-                const bool hit = !in_tail && qp + (uint32_t)jw < w_out && cj == (kw << lsh) + d;
-                bool clamped = false;   /* -128 stores as -127 (sat8) */
-                o[l] = hit ? sat8(e, clamped) : (q8_t)0;
-                cl[l] = clamped;
-            }
-            n_put = cols;
-            put_at = hb + rb + ro + qo;
         }
         if (n_put) {
             pool_put<NO>(pbuf, put_at, o, n_put);
             q_stats_add_lanes8<AGU_Q8_LANES>(st, o, cl, n_put);
         }
+        if (er) {   /* BP: this segment's rows are written next */
+        pool_err:
+            for (int jj = 0; jj < AGU_Q8_LANES; jj++) {
+#pragma HLS UNROLL
+                code_p[jj] = code[jj];
+                ee_p[jj] = (mask && best[jj] <= 0) ? (q8_t)0 : v[jj];
+            }
+            pend = true;
+            pend_at = hb + rb + qo;
+            pend_qp = qp;
+            pend_cols = cols;
+        }
         /* the next step */
-        if (!in_tail && t + 1 < steps) {
-            ro = t + 1 == s ? 0 : ro + w_in;
+        if (drain) {           /* the pending segment's rows, then on */
+            if (t + 1 < s) {
+                ro += w_in;
+                t++;
+            } else {
+                drain = false;
+                pend = false;
+                t = 0;
+                ro = 0;
+                if (to_tail) {
+                    in_tail = true; r = 0; q = 0; qo = 0; qp = 0; rb += row_step;
+                } else {
+                    more = false;
+                }
+            }
+        } else if (!in_tail && t + 1 < (bp ? s + 1 : s)) {   /* BP: s rows, then the errors */
+            ro = ro + w_in;
             t++;
         } else if (q + 1 < nq) {
             t = 0; ro = in_tail ? ro : 0; q++; qo += AGU_Q8_LANES; qp += P;
         } else if (!in_tail && y + 1 < nyb) {
             t = 0; ro = 0; q = 0; qo = 0; qp = 0; y++; rb += row_step; ob += w_out;
-        } else if (!in_tail && tails) {   /* the rows below the last window */
-            in_tail = true; r = 0; q = 0; qo = 0; qp = 0; rb += row_step; ro = 0;
+        } else if (!in_tail && tails) {   /* the rows below the last window, after the pending rows */
+            drain = true; to_tail = true; t = 0; ro = 0;
         } else if (in_tail && r + 1 < tail) {
             r++; q = 0; qo = 0; qp = 0; ro += w_in;
         } else if (g + 1 < gb) {          /* the group's next plane */
             in_tail = false; t = 0; ro = 0; q = 0; qo = 0; qp = 0; y = 0; g++;
             pb += j.plane_in; pob += j.plane_out; rb = pb; ob = pob;
+        } else if (bp && !in_tail) {      /* the band's last segment's rows */
+            drain = true; to_tail = false; t = 0; ro = 0;
         } else {
             more = false;
         }

@@ -119,14 +119,14 @@ static inline void pool_pack(q8_t buf[2][POUT_BANK], q8_t pk[AGU_Q8_LANES], uint
  *    writes the P outputs;
  *  - BP, per (plane, output row, segment): the same s steps keeping each
  *    window's first maximum's tap (the numpy engine's first maximum in
- *    row-major order: strict > across rows and within a row), the last also
- *    reading the segment's errors (the band buffer's second port); the
- *    segment's s gradient rows (the window's error at its tap, else 0;
- *    RELU_MASK zeroes a window whose maximum is <= 0) are written in the
- *    next segment's s steps, row t in step t (session 33; before, s write
- *    steps of their own), and in s steps without reads before a plane's
- *    rows below its last window (h_in - h_out * s < s, zeros) and at the
- *    band's end.
+ *    row-major order: strict > across rows and within a row), then one
+ *    step reading the segment's errors (one band-buffer read a step: the
+ *    buffer's other port is the load's); the segment's s gradient rows (the
+ *    window's error at its tap, else 0; RELU_MASK zeroes a window whose
+ *    maximum is <= 0) are written in the next segment's first s steps, row
+ *    t in step t (session 33; before, s write steps of their own), or in s
+ *    steps without reads before a plane's rows below its last window
+ *    (h_in - h_out * s < s, zeros) and at the band's end.
  * Every input is read once, every output written once: a beat per cycle but
  * for a plane row's last segment (w_in % W columns). */
 #define POOL_HALF (POOL_BAND / 2)

@@ -113,3 +113,40 @@ def test_the_session_26_tap_finder_defect_is_found(tmp_path):
     src = Sources(os.path.join(config_dir(), "pynq_z2.h"), str(dst))
     found = [o for o in ports.overuse(src) if o.array.endswith(":tpk")]
     assert found and found[0].reads > 2
+
+
+def test_a_channel_with_both_buffers_in_one_memory_gives_each_side_one_port(tmp_path):
+    """--shared-channels: a DATAFLOW channel laid out as the resource
+    estimate lays it out (its buffers one memory per bank) leaves the
+    consumer one port, so two reads a cycle are over; a plain array keeps
+    both ports, and so does the channel in the default reading."""
+    d = tmp_path / "hls"
+    d.mkdir()
+    (d / "k.cpp").write_text(
+        "static void fill(int t[64], int n) {\n#pragma HLS INLINE off\n"
+        "fill:\n    for (int i = 0; i < n; i++) {\n#pragma HLS PIPELINE II=1\n        t[i] = i;\n    }\n}\n"
+        "static void use(const int t[64], int *o, int n) {\n#pragma HLS INLINE off\n    int s = 0;\n"
+        "use:\n    for (int i = 0; i < n; i++) {\n#pragma HLS PIPELINE II=1\n"
+        "        s += t[i] + t[63 - i];\n    }\n    o[0] = s;\n}\n"
+        "void ctrain_top(int *o, int n) {\nitems:\n    for (int k = 0; k < n; k++) {\n#pragma HLS DATAFLOW\n"
+        "        int t[64];\n        fill(t, n);\n        use(t, o, n);\n    }\n}\n")
+    src = Sources(os.path.join(config_dir(), "pynq_z2.h"), str(d))
+    assert ports.overuse(src) == []
+    found = ports.overuse(src, shared=True)
+    assert [(o.function, o.loop, o.array, o.reads, o.ports) for o in found] == [
+        ("use", "use", "ctrain_top:t", 2, 1)]
+
+
+@pytest.mark.parametrize("board", ["aup_zu3", "zcu102"])
+def test_the_dense_pairs_are_what_the_shared_channel_reading_puts_in_question(board):
+    """What --shared-channels finds on the shipped sources: the dense unit's
+    position and tap pairs read the column operand channel (conv_items:act)
+    twice a step, as the error rows and mask (rowb) are, and the position
+    path's step its row-bias channel (spp_pairs:rb): each a consumer's two
+    reads of a ping-pong channel, none of them a write. docs/overlay.md,
+    "Known limits", names what depends on it."""
+    src = Sources(os.path.join(config_dir(), f"{board}.h"))
+    found = ports.overuse(src, shared=True)
+    assert ("pe_array", "pass_step", "conv_items:act") in {(o.function, o.loop, o.array) for o in found}
+    assert all(o.writes == 0 and o.reads == 2 and o.ports == 1 for o in found)
+    assert {o.array for o in found} <= {"conv_items:act", "conv_items:rowb", "spp_pairs:rb"}

@@ -34,9 +34,19 @@ At II=n every access of an iteration takes a port slot of its bank once in
 n cycles whatever stage it is scheduled in, so the count is the modulo
 schedule's own bound. Registers (banks one
 element deep) have no port limit. Usage: `python -m ctrain.tools.ports
-[board ...]`: one line per loop over budget and a summary; exit 1 if any
-(`make -C overlay check` runs it).
+[--shared-channels] [board ...]`: one line per loop over budget and a
+summary; exit 1 if any (`make -C overlay check` runs it without the flag).
+
+A DATAFLOW channel (a ping-pong array between two processes) is judged
+from its consumer's side with both ports of each bank, as if each buffer
+were a memory of its own. The resource estimate lays the buffers out as
+one memory per bank, twice as deep (UG1399: a PIPO is "twice the size of
+the original array"); there the producer and the consumer would have one
+port each. `--shared-channels` judges by that layout, to show which loops
+depend on the difference: which one Vitis HLS builds, only a synthesis
+report can say.
 """
+import argparse
 import itertools
 import math
 import os
@@ -75,9 +85,12 @@ class Overuse:
                 f"{what}")
 
 
-def _budget(a, ii):
-    """(accesses, writes) a bank of `a` serves in `ii` cycles."""
-    if a.ports == 1:
+def _budget(a, ii, shared=False):
+    """(accesses, writes) a bank of `a` serves in `ii` cycles; with `shared`,
+    a DATAFLOW channel's bank (its buffers one memory, as the resource
+    estimate lays them out) serves each side, producer or consumer, on one
+    port of its own."""
+    if a.ports == 1 or (shared and a.buffers > 1):
         return ii, ii
     return 2 * ii, (2 if a.true_dual else 1) * ii
 
@@ -380,7 +393,7 @@ def _more_copies(src, f, pos, names, seen):
     return n
 
 
-def _scan(src, f, binding, found, judged, facts=None, depth=0):
+def _scan(src, f, binding, found, judged, facts=None, depth=0, shared=False):
     """Judge f's pipelined regions on the arrays of `binding`; follow the
     calls outside them that pass those arrays on."""
     regions = _pipelines(src, f)
@@ -388,7 +401,7 @@ def _scan(src, f, binding, found, judged, facts=None, depth=0):
         judged.add((f.name, label))
         w = _Walk(src)
         w.region(f, start, end, binding, facts or _Facts())
-        for o in _judge(f, label, start, ii, w):
+        for o in _judge(f, label, start, ii, w, shared):
             found.setdefault((o.function, o.loop, o.array), o)
     if depth >= 6:
         return
@@ -398,13 +411,14 @@ def _scan(src, f, binding, found, judged, facts=None, depth=0):
         g = _specialize(src, g, targs)
         sub, known = _bind(src, f, at, g, args, binding, facts or _Facts())
         if sub:
-            _scan(src, g, sub, found, judged, known, depth + 1)
+            _scan(src, g, sub, found, judged, known, depth + 1, shared)
 
 
-def overuse(src, arrs=None, stats=None):
+def overuse(src, arrs=None, stats=None, shared=False):
     """Every (pipelined region, array) whose busiest bank is asked for more
     accesses per iteration than its ports give, from every instantiated
-    function that declares RAM-backed arrays."""
+    function that declares RAM-backed arrays (`shared`: _budget's reading
+    of DATAFLOW channels, one port a side)."""
     arrs = resources.arrays(src) if arrs is None else arrs
     inst = src.instances()
     own = {}
@@ -413,7 +427,7 @@ def overuse(src, arrs=None, stats=None):
             own.setdefault(a.function, {})[a.name] = (a, f"{a.function}:{a.name}", [])
     found, judged = {}, set()
     for fn, binding in sorted(own.items()):
-        _scan(src, src.functions[fn], binding, found, judged)
+        _scan(src, src.functions[fn], binding, found, judged, shared=shared)
     if stats is not None:
         stats["regions"] = len(judged)
     return list(found.values())
@@ -424,7 +438,7 @@ def _bank_dims(a):
             for d in range(1, len(a.dims) + 1) if d in a.partitioned or d in a.cyclic]
 
 
-def _judge(f, label, start, ii, walk):
+def _judge(f, label, start, ii, walk, shared=False):
     out = []
     for key, accesses in walk.sites.items():
         a = walk.arrays[key]
@@ -437,7 +451,7 @@ def _judge(f, label, start, ii, walk):
                 slot[0 if k == "r" else 1] += 1
                 for t in texts:
                     slot[2][t] = slot[2].get(t, 0) + 1
-        total, wmax = _budget(a, ii)
+        total, wmax = _budget(a, ii, shared)
         over = [b for b, (r, w, _) in load.items() if r + w > total or w > wmax]
         if over:
             worst = max(over, key=lambda b: load[b][0] + load[b][1])
@@ -448,13 +462,20 @@ def _judge(f, label, start, ii, walk):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    names = argv or boards.BOARDS
+    ap = argparse.ArgumentParser(prog="python -m ctrain.tools.ports", description=__doc__.splitlines()[0])
+    ap.add_argument("boards", nargs="*", metavar="board", help="boards (default: all)")
+    ap.add_argument("--shared-channels", action="store_true",
+                    help="a DATAFLOW channel's bank one memory for its buffers: one port a side")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    for b in args.boards:
+        if b not in boards.BOARDS:
+            ap.error(f"unknown board {b!r} (one of {', '.join(boards.BOARDS)})")
+    names = args.boards or boards.BOARDS
     bad, regions = 0, 0
     for b in names:
         src = Sources(os.path.join(config_dir(), f"{b}.h"))
         stats = {}
-        for o in overuse(src, stats=stats):
+        for o in overuse(src, stats=stats, shared=args.shared_channels):
             print(f"{b}: {o}")
             bad += 1
         regions += stats["regions"]

@@ -405,7 +405,9 @@ def expected_iters(f, board, chunk):
     # pooling bands: G whole planes, or ny output rows of one plane
     POOL_BAND = perfmodel.POOL_BAND
     planes, s, plane = n * ci, f["stride"], hi * wi
-    room, tail, bp = POOL_BAND // 2 - 2 * beat, hi - ho * s, op == Op.POOL_BP
+    b = perfmodel.board(board)
+    tile = (b.pool_tile or POOL_BAND // 2) if b.pool_dataflow else POOL_BAND // 2   # stream.cpp POOL_TILE
+    room, tail, bp = tile - 2 * beat, hi - ho * s, op == Op.POOL_BP
     whole = room // (plane + bp * ho * wo) > 0
     if kh == kw == s and s in (1, 2, 4) and (whole or (room - tail * wi) // (wi * s + bp * wo) > 0):
         # tiled windows: every input read once (whole planes, else the rows in

@@ -102,6 +102,7 @@ class Board:
     bn_chunk: int = 0          # BN's elements per burst (CTRAIN_BN_CHUNK, stream.h; 0: chunk)
     pool_dataflow: int = 0     # max pooling's tiled bands a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, stream.h)
     pool_carry_ii: int = 1     # cycles per carried element of max pooling's BP (POOL_CARRY_II, stream.cpp)
+    pool_tile: int = 0         # a tiled pooling band's room where the bands are a DATAFLOW loop (CTRAIN_POOL_TILE, stream.h; 0: POOL_BAND / 2)
     sparse_dataflow: int = 0   # the sparse position path's pair loop a DATAFLOW loop (CTRAIN_SPARSE_DATAFLOW, sconv.h)
     conv_dataflow: int = 0     # the dense unit's item loop a DATAFLOW loop (CTRAIN_CONV_DATAFLOW, conv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
@@ -197,6 +198,7 @@ def board(name):
                  bn_chunk=_hls_macro(c.name, "CTRAIN_BN_CHUNK"),
                  pool_dataflow=_hls_macro(c.name, "CTRAIN_POOL_DATAFLOW"),
                  pool_carry_ii=_hls_macro(c.name, "POOL_CARRY_II"),
+                 pool_tile=_hls_macro(c.name, "CTRAIN_POOL_TILE"),
                  sparse_dataflow=_hls_macro(c.name, "CTRAIN_SPARSE_DATAFLOW"),
                  conv_dataflow=_hls_macro(c.name, "CTRAIN_CONV_DATAFLOW"),
                  ddr_ports=_hls_macro(c.name, "CTRAIN_DDR_PORTS"),
@@ -1175,7 +1177,9 @@ def _pool_tiling(f, b):
     if not (kh == s and kw == s and s in (1, 2, 4)):
         return None
     bp = f["op"] == Op.POOL_BP        # BP's errors share the rows' half
-    room = POOL_BAND // 2 - 2 * b.ddr_beat
+    # stream.cpp POOL_TILE: the board's CTRAIN_POOL_TILE where the bands are a DATAFLOW loop
+    tile = (b.pool_tile or POOL_BAND // 2) if b.pool_dataflow else POOL_BAND // 2
+    room = tile - 2 * b.ddr_beat
     fit = room // (hi * wi + bp * ho * wo)
     tail_in = (hi - ho * s) * wi
     ny = (room - tail_in) // (wi * s + bp * wo) if room > tail_in else 0

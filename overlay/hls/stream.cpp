@@ -130,6 +130,15 @@ static inline void pool_pack(q8_t buf[2][POUT_BANK], q8_t pk[AGU_Q8_LANES], uint
  * Every input is read once, every output written once: a beat per cycle but
  * for a plane row's last segment (w_in % W columns). */
 #define POOL_HALF (POOL_BAND / 2)
+/* A tiled band's room: where the bands are a DATAFLOW loop (their buffers
+ * pool_bands' channels of their own) CTRAIN_POOL_TILE elements, else a half
+ * of the band buffers. */
+#if CTRAIN_POOL_DATAFLOW
+#define POOL_TILE CTRAIN_POOL_TILE
+#else
+#define POOL_TILE POOL_HALF
+#endif
+static_assert(POOL_TILE >= POOL_HALF, "a tiled band holds at least a half of the band buffers");
 
 /* A band's place: its group's first plane (index, offsets in the input and
  * output tensors) and its first output row (index, offsets in the plane). */
@@ -320,7 +329,7 @@ static void pool_band_through(const pool_job j, pool_cur &cc, const q8_t pin[2][
 seg:
     while (more) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_HALF
+#pragma HLS LOOP_TRIPCOUNT min=1 max=POOL_TILE
         CTRAIN_COUNT(ew, 1);
         q8_t v[AGU_Q8_LANES], o[AGU_Q8_LANES];
         bool cl[AGU_Q8_LANES];
@@ -473,8 +482,8 @@ static void pool_band_store(ddr_t *ddr, const pool_job j, pool_cur &sc, const q8
  * loads while band k goes through and band k - 1 stores, the channels
  * between them ping-pong buffers of a half each (the two word-parity banks
  * of pin and pbuf, at element 0); each process carries its own cursor. */
-#define PIN_HBANK (((POOL_HALF / AGU_Q8_LANES + 2) / 2) * AGU_Q8_LANES)
-#define POUT_HBANK (((POOL_HALF / AGU_Q8_LANES + 1) / 2) * AGU_Q8_LANES)
+#define PIN_HBANK (((POOL_TILE / AGU_Q8_LANES + 2) / 2) * AGU_Q8_LANES)
+#define POUT_HBANK (((POOL_TILE / AGU_Q8_LANES + 1) / 2) * AGU_Q8_LANES)
 
 static void pool_load_p(const ddr_t *ddr, const pool_job j, pool_cur &lc,
                         q8_t pin[2][PIN_HBANK]) {
@@ -651,7 +660,7 @@ pool_align:
      * than its rows, fit the other buffer's half. */
     const int lsh = s == 4 ? 2 : s == 2 ? 1 : 0;
     if (k_h == s && k_w == s && (s & (s - 1)) == 0) {
-        const uint32_t room = POOL_HALF - 2 * AGU_Q8_LANES;
+        const uint32_t room = POOL_TILE - 2 * AGU_Q8_LANES;
         const uint32_t err_out = bp ? h_out * w_out : 0, err_row = bp ? w_out : 0;
         const uint32_t t_fit = room / (plane_in + err_out);
         const uint32_t tail_in = (h_in - (h_out << lsh)) * w_in;

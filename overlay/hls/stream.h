@@ -18,6 +18,13 @@
 #ifndef CTRAIN_BN_CHUNK
 #define CTRAIN_BN_CHUNK CTRAIN_CHUNK
 #endif
+/* A tiled max pooling band's elements where the bands are a DATAFLOW loop
+ * (stream.cpp POOL_TILE; POOL_BAND, stream.cpp, is the band buffers' size):
+ * larger bands pay each band's read bursts (BP: rows and errors) and write
+ * over more planes; half the band buffers unless the board sets it. */
+#ifndef CTRAIN_POOL_TILE
+#define CTRAIN_POOL_TILE (POOL_BAND / 2)
+#endif
 /* 1: BN's chunk buffers are distributed RAM whatever their size (a board
  * with LUTs to spare and no BRAM); 0: the tools' choice (BRAM when large). */
 #ifndef CTRAIN_BN_LUTRAM

@@ -406,8 +406,7 @@ def expected_iters(f, board, chunk):
     POOL_BAND = perfmodel.POOL_BAND
     planes, s, plane = n * ci, f["stride"], hi * wi
     b = perfmodel.board(board)
-    tile = (b.pool_tile or POOL_BAND // 2) if b.pool_dataflow else POOL_BAND // 2   # stream.cpp POOL_TILE
-    room, tail, bp = tile - 2 * beat, hi - ho * s, op == Op.POOL_BP
+    room, tail, bp = b.pool_band - 2 * beat, hi - ho * s, op == Op.POOL_BP
     whole = room // (plane + bp * ho * wo) > 0
     if kh == kw == s and s in (1, 2, 4) and (whole or (room - tail * wi) // (wi * s + bp * wo) > 0):
         # tiled windows: every input read once (whole planes, else the rows in
@@ -421,10 +420,10 @@ def expected_iters(f, board, chunk):
         # a DATAFLOW band loop (CTRAIN_POOL_DATAFLOW) first counts its bands:
         # a cycle per group of G whole planes (none for one plane a band),
         # or per row band of a plane (the plan's G and ny)
-        G, ny = perfmodel._pool_tiling(f, perfmodel.board(board))
+        G, ny = perfmodel._pool_tiling(f, b)
         n_bands = _cdiv(planes, G) if ny == ho else planes * _cdiv(ho, ny)
         bands = 0
-        if perfmodel.board(board).pool_dataflow:
+        if b.pool_dataflow:
             bands = ((_cdiv(planes, G) if G > 1 else 0) if ny == ho else _cdiv(ho, ny))
         if op == Op.POOL_FP:
             return dict(pe=0, ew=planes * ho * _cdiv(wo, beat // s) * s + bands, rd=rd_x,

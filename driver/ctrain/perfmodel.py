@@ -102,7 +102,7 @@ class Board:
     bn_chunk: int = 0          # BN's elements per burst (CTRAIN_BN_CHUNK, stream.h; 0: chunk)
     pool_dataflow: int = 0     # max pooling's tiled bands a DATAFLOW loop (CTRAIN_POOL_DATAFLOW, stream.h)
     pool_carry_ii: int = 1     # cycles per carried element of max pooling's BP (POOL_CARRY_II, stream.cpp)
-    pool_tile: int = 0         # a tiled pooling band's room where the bands are a DATAFLOW loop (CTRAIN_POOL_TILE, stream.h; 0: POOL_BAND / 2)
+    pool_tile: int = 0         # a tiled pooling band's elements where the bands are a DATAFLOW loop (CTRAIN_POOL_TILE, stream.h; 0: POOL_BAND / 2)
     sparse_dataflow: int = 0   # the sparse position path's pair loop a DATAFLOW loop (CTRAIN_SPARSE_DATAFLOW, sconv.h)
     conv_dataflow: int = 0     # the dense unit's item loop a DATAFLOW loop (CTRAIN_CONV_DATAFLOW, conv.h)
     ddr_ports: int = 1         # m_axi data ports (CTRAIN_DDR_PORTS, types.h): 1 or 2
@@ -117,6 +117,13 @@ class Board:
         """DDR bytes per accelerator cycle per channel: the port's beat, unless
         the DDR itself delivers less at this clock."""
         return min(float(self.ddr_beat), self.ddr_gbps * 1e3 / self.clock_mhz)
+
+    @property
+    def pool_band(self):
+        """A tiled pooling band's elements (stream.cpp POOL_TILE): the
+        board's CTRAIN_POOL_TILE where the bands are a DATAFLOW loop, else a
+        half of the band buffers."""
+        return (self.pool_tile or POOL_BAND // 2) if self.pool_dataflow else POOL_BAND // 2
 
     @property
     def ddr_bytes_per_cycle(self):
@@ -1177,9 +1184,7 @@ def _pool_tiling(f, b):
     if not (kh == s and kw == s and s in (1, 2, 4)):
         return None
     bp = f["op"] == Op.POOL_BP        # BP's errors share the rows' half
-    # stream.cpp POOL_TILE: the board's CTRAIN_POOL_TILE where the bands are a DATAFLOW loop
-    tile = (b.pool_tile or POOL_BAND // 2) if b.pool_dataflow else POOL_BAND // 2
-    room = tile - 2 * b.ddr_beat
+    room = b.pool_band - 2 * b.ddr_beat
     fit = room // (hi * wi + bp * ho * wo)
     tail_in = (hi - ho * s) * wi
     ny = (room - tail_in) // (wi * s + bp * wo) if room > tail_in else 0

@@ -19,11 +19,16 @@
 #define CTRAIN_BN_CHUNK CTRAIN_CHUNK
 #endif
 /* A tiled max pooling band's elements where the bands are a DATAFLOW loop
- * (stream.cpp POOL_TILE; POOL_BAND, stream.cpp, is the band buffers' size):
- * larger bands pay each band's read bursts (BP: rows and errors) and write
- * over more planes; half the band buffers unless the board sets it. */
+ * (stream.cpp POOL_TILE): the whole POOL_BAND (stream.cpp, the band
+ * buffers' size), so each band's read bursts (BP: rows and errors) and
+ * write pay their latencies over as many planes as fit (session 33; half
+ * of it before). The loop's channels are their own memories: with W = 16
+ * a bank, both buffers together, is 450 words of 128 bits, within the 512
+ * of the RAMB18s it took at half the band (226), so no BRAM or LUT more; a
+ * board whose banks would outgrow them sets the half (the Pynq-Z2). CNV
+ * at batch 64: POOL_FP + POOL_BP 0.93M -> 0.81M cycles. */
 #ifndef CTRAIN_POOL_TILE
-#define CTRAIN_POOL_TILE (POOL_BAND / 2)
+#define CTRAIN_POOL_TILE POOL_BAND
 #endif
 /* 1: BN's chunk buffers are distributed RAM whatever their size (a board
  * with LUTs to spare and no BRAM); 0: the tools' choice (BRAM when large). */

@@ -49,13 +49,6 @@
  * its own ping-pong channels beside the band buffers (+8 BRAM36; CNV dense at batch 64: the iteration 108.59M -> 107.22M
  * (81.4 -> 82.5% efficiency)). */
 #define CTRAIN_POOL_DATAFLOW 1
-/* The DATAFLOW bands' room (stream.h, session 33): a whole POOL_BAND, not
- * its half, so a band's read bursts (BP: rows and errors) and write pay
- * their latencies over twice the planes. Its 128-bit banks, both buffers
- * of a channel together, stay within the 512 words of the RAMB18s they
- * had (URAM where CTRAIN_POOL_URAM): no BRAM or LUT more. CNV at batch
- * 64: POOL_FP + POOL_BP 0.93M -> 0.81M cycles. */
-#define CTRAIN_POOL_TILE 7168
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256

@@ -46,6 +46,10 @@
  * dense unit's row and column tables at 32 bits an entry (pe_range).  CNV
  * dense at batch 64: the iteration 377.30M -> 375.03M (93.7 -> 94.3%). */
 #define CTRAIN_POOL_DATAFLOW 1
+/* The DATAFLOW bands' room: half of POOL_BAND (7168), not stream.h's whole
+ * band. Its 64-bit banks, both buffers of a channel together, would grow
+ * from 449 to 897 words, past the 512 of their RAMB18s: +4 BRAM36 (87.5%). */
+#define CTRAIN_POOL_TILE 3584
 
 /* Elements per burst of the element-wise units (RELU, UPDATE, BN, index check). */
 #define CTRAIN_CHUNK 256

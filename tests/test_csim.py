@@ -313,7 +313,8 @@ def expected_iters(f, board, chunk):
                                    for t0 in range(0, rt, tiles))
             return dict(pe=pe,
                         pe_in=P * plan.groups * nt * plan.bands,
-                        ew=rt * (plan.ct * kk + btap) + (co if bias else 0),
+                        # clear_taps: per pass its group's taps (and bias tap) of each row tile
+                        ew=rt * (plan.ct * kk + btap * plan.groups) + (co if bias else 0),
                         rd=P * n * ci * S * wi + plan.groups * n * co * ho * wo
                         + _cols_span(f, eb, plan, b, P) + plan.groups * _rows_span(f, eb, plan, b),
                         wr=4 * co * ci * kk + (4 * co if bias else 0))

@@ -41,13 +41,14 @@ def test_the_rule_fits_a_weight_gradient_with_its_bias_tap(board):
     """WG with biases keeps a bias tap beside a block's taps: where every
     column tile's taps fill CONV_TCAP exactly (a Linear with TCAP x C inputs)
     the rule takes two groups instead of a block that cannot hold the tap, in
-    the HLS (conv_make_plan) as here, so a zero tiling never faults."""
+    the HLS (conv_make_plan) as here, so a zero tiling never faults. WG runs
+    in block mode with either (one band), a row tile a block here."""
     b = tiling.buffers(board)
     fc = dict(c_in=b.conv_tcap * b.pe_cols, c_out=b.pe_rows * 3, h_in=1, w_in=1, h_out=1, w_out=1,
               k_h=1, k_w=1, pad=0)
     for flags, groups in ((Flag.BIAS, 2), (0, 1)):
         p = tiling.conv_plan(_conv(Op.CONV_WG, flags=flags, **fc), b)
-        assert p.fits and p.groups == groups and p.bm == (groups == 1)
+        assert p.fits and p.groups == groups and p.bm and p.rb == 1
     # one group and its block would need TCAP + 1 entries: FAULT_TILE
     assert not tiling.conv_plan(_conv(Op.CONV_WG, flags=Flag.BIAS, tile_g=b.conv_tcap, **fc), b).fits
     if board == "pynq_z2":   # the HLS rule runs it, to the numpy engine's bytes
@@ -115,7 +116,11 @@ def test_fields_are_clamped_and_checked():
     assert tiling.conv_plan(wg, PYNQ).rb == 16 and tiling.conv_plan(wg, PYNQ).bm   # 16 x 31 <= 512
     assert tiling.conv_plan(dict(wg, flags=Flag.BIAS), PYNQ).rb == 16       # 16 x 32 = 512
     assert not tiling.conv_plan(dict(wg, c_in=128, flags=Flag.BIAS, tile_rb=16), PYNQ).fits
-    assert tiling.conv_plan(dict(wg, tile_g=8), PYNQ).rb == 1               # groups: no block
+    # ... with groups too: a block's tap accumulators are one group's
+    assert tiling.conv_plan(dict(wg, tile_g=8), PYNQ).rb == 64              # 64 x 8 = 512
+    assert tiling.conv_plan(dict(wg, tile_g=8, flags=Flag.BIAS), PYNQ).rb == 56   # 56 x 9 <= 512
+    assert not tiling.conv_plan(dict(wg, tile_g=8, flags=Flag.BIAS, tile_rb=57), PYNQ).fits
+    assert not tiling.conv_plan(dict(fc, op=Op.CONV_FP, tile_g=8), PYNQ).bm   # FP, EB: groups, no block
     assert tiling.conv_plan(dict(fc, tile_br=0, h_in=2, h_out=2, tile_rb=99), PYNQ).bm
     assert not tiling.conv_plan(dict(_conv(Op.CONV_EB), tile_br=4), PYNQ).bm   # bands: no block mode
 
@@ -246,3 +251,48 @@ def test_partial_bands_are_read_in_one_burst_per_lane(op, flags):
     fixed = 2   # the instruction and the exponent table
     assert got.rd_bursts <= fixed + weights + items * B.pe_lanes * per_lane, got
     assert got.rd_bursts < items * B.pe_lanes * f["c_in"] // 4
+
+
+@pytest.mark.parametrize("flags", [0, Flag.BIAS])
+def test_weight_gradient_blocks_row_tiles_in_groups(flags):
+    """WG in one band runs in block mode with several groups (session 34): a
+    pass per block and group holds the group's taps of the block's row
+    tiles, so a lane's activations are read once per block and group, not
+    once per row tile. A deep layer with one output position (CNV's L5
+    shape, narrowed: 3x3 input, 3x3 kernel) tiled 4 column tiles a group and
+    5 row tiles a block (with BIAS one bias tap a tile more: 5 x (4*9 + 1)
+    <= TCAP) writes the numpy engine's bytes, its counters are the model's,
+    and it reads the activations (c_in x 9 bytes an image) once per block
+    where the one-group tiling reads them once per row tile; the last
+    group is partial (13 column tiles) and so is the last block (12 row
+    tiles)."""
+    engine = csim_or_skip("pynq_z2")
+    b = tiling.buffers("pynq_z2")
+    ct, rt = 13, 12
+    shape = dict(n=3, c_in=ct * b.pe_cols, h_in=3, w_in=3, c_out=rt * b.pe_rows, k_h=3, k_w=3, stride=1,
+                 pad=0, tile_g=4, tile_br=0, tile_rb=5)
+    case = layer_case(np.random.default_rng(SEED), Op.CONV_WG, shape, flags)
+    insn = case.ddr[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)[0]
+    f = validate.fields(insn)
+    plan = tiling.conv_plan(f, b)
+    assert plan.fits and plan.bm and (plan.groups, plan.rb) == (4, 5)
+    mine, theirs = case.ddr.copy(), case.ddr.copy()
+    r = engine.run(mine, *case.run_args())
+    assert r.status == Fault.NONE and r == NumpyEngine(board="pynq_z2").run(theirs, *case.run_args())
+    assert np.array_equal(mine, theirs)
+    got = engine.last_iters()[0]
+    assert got == perfmodel.iterations(insn, "pynq_z2", table_len=case.table_len,
+                                       insn_addr=case.prog, table_addr=case.table)
+    # the same gradients as the one-group tiling (a row tile a pass), which
+    # reads the activations rt times; the blocks read them cdiv(rt, 5) = 3 times
+    one = case.ddr.copy()
+    insn1 = one[case.prog:case.prog + INSN_BYTES].view(INSN_DTYPE)
+    insn1[0]["tile_g"], insn1[0]["tile_rb"] = ct, 1
+    assert engine.run(one, *case.run_args()).status == Fault.NONE
+    one[case.prog:case.prog + INSN_BYTES] = mine[case.prog:case.prog + INSN_BYTES]   # but the tiling
+    assert np.array_equal(one, mine)
+    acts = f["n"] * f["c_in"] * 9
+    errs = f["n"] * f["c_out"]
+    fixed = INSN_BYTES + 4 * case.table_len
+    assert got.rd == fixed + 3 * acts + plan.groups * errs
+    assert engine.last_iters()[0].rd == fixed + rt * acts + errs

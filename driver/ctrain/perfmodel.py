@@ -1006,29 +1006,37 @@ def _conv_bias(f, b, c, r0, nr):
 
 
 def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_cycles, load_cols, rows_io):
-    """One block of the block mode (one group and one band): FP, EB its
-    biases and weights, WG the clearing of its tap accumulators; then one
-    item pipeline over the lane tiles, each item's pass walking the block's
-    row tiles; WG then its gradients and per row tile its bias gradients."""
+    """One block of the block mode (one band; FP, EB one group): FP, EB its
+    biases and weights, then one item pipeline over the lane tiles, each
+    item's pass walking the block's row tiles; WG per group a pass: the
+    clearing of its tap accumulators, the item pipeline, its gradients, and
+    after the first group per row tile the bias gradients."""
     kk, R = f["k_h"] * f["k_w"], b.pe_rows
     nt = _cdiv(nr, R)
     everything = np.ones(N, bool)
     if f["op"] == Op.CONV_WG:
         bias = bool(f["flags"] & Flag.BIAS)
-        taps = (p.ct * kk + bias) * nt
-        c.loop("ew", taps)                                 # clear_taps
-        load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
-        load_cols(load, np.zeros(N, np.int64))
-        rows_io(load, "rd", f["src"], r0, nr, everything)
         npos = (y1_k - y0_k) * p.ow
-        comp.loop("pe", k, _wg_steps(b, p.ct * kk, npos, bias, nt))
-        _pipeline(c, load, comp, store, built=bool(b.conv_dataflow))
-        _kernel_store(f, b, c, r0, nr)
-        if bias:
-            for t0 in range(r0, r0 + nr, R):
-                vr = min(R, r0 + nr - t0)
-                c.loop("ew", vr)
-                c.wr(f["dst2"] + 4 * t0, 4 * vr)
+        for gsel in range(p.groups):
+            gct = min(p.g, p.ct - gsel * p.g)
+            c.loop("ew", (gct * kk + bias) * nt)          # clear_taps
+            load, comp, store = _Items(b, N), _Items(b, N), _Items(b, N)
+            load_cols(load, np.full(N, gsel, np.int64))
+            rows_io(load, "rd", f["src"], r0, nr, everything)
+            comp.loop("pe", k, _wg_steps(b, gct * kk, npos, bias, nt))
+            _pipeline(c, load, comp, store, built=bool(b.conv_dataflow))
+            if p.groups == 1:
+                _kernel_store(f, b, c, r0, nr)
+            else:   # a burst per row: the group's columns of it
+                r = np.arange(nr, dtype=np.int64)
+                c0 = gsel * p.g * b.pe_cols
+                c.wr(f["dst"] + 4 * (((r0 + r) * f["c_in"] + c0) * kk),
+                     4 * min(p.g * b.pe_cols, p.cols - c0) * kk, ii=_conv_ii(b, "kernels"))
+            if bias and gsel == 0:
+                for t0 in range(r0, r0 + nr, R):
+                    vr = min(R, r0 + nr - t0)
+                    c.loop("ew", vr)
+                    c.wr(f["dst2"] + 4 * t0, 4 * vr)
         return
     _conv_bias(f, b, c, r0, nr)
     df = bool(b.conv_dataflow)

@@ -92,7 +92,7 @@ class ConvPlan:
     slot: int
     rb: int
     fits: bool
-    bm: bool = False   # block mode: FP/EB with one group and one band
+    bm: bool = False   # block mode: one band, and FP/EB one group (WG any groups)
     cu: int = 1        # FP/EB with several groups: units (lane tile, band) per chunk
 
 
@@ -126,10 +126,11 @@ def _bias_tap(f):
     return 1 if f["op"] == Op.CONV_WG and f.get("flags", 0) & Flag.BIAS else 0
 
 
-def _block_entries(f, ct, kk):
+def _block_entries(f, g, kk):
     """Weights (FP, EB) or tap accumulators (WG) per PE of a row tile in
-    block mode: ct * kk, and WG with BIAS the bias tap."""
-    return ct * kk + _bias_tap(f)
+    block mode: g * kk (a group's column tiles; FP, EB one group, g = CT),
+    and WG with BIAS the bias tap."""
+    return g * kk + _bias_tap(f)
 
 
 def _block_rows(f, b, rtiles):
@@ -138,11 +139,11 @@ def _block_rows(f, b, rtiles):
     return b.conv_rb if f["op"] == Op.CONV_FP and f.get("flags", 0) & Flag.BIAS else rtiles
 
 
-def _block_most(f, b, rtiles, ct, kk, npos):
+def _block_most(f, b, rtiles, g, kk, npos):
     """The rule's block: the most row tiles whose weights (or tap
     accumulators) fit entry_cap, whose outputs fit CONV_OUT and whose biases
     fit the table (< 1 when none does)."""
-    return min(rtiles, _block_rows(f, b, rtiles), entry_cap(f, b) // _block_entries(f, ct, kk), b.conv_out // npos)
+    return min(rtiles, _block_rows(f, b, rtiles), entry_cap(f, b) // _block_entries(f, g, kk), b.conv_out // npos)
 
 
 def conv_plan(f, b):
@@ -163,10 +164,13 @@ def conv_plan(f, b):
     bands = _cdiv(oh, run)
     rb = 1
     rtiles, tr = _cdiv(rows, b.pe_rows), f.get("tile_rb", 0)
-    bm = groups == 1 and bands == 1
+    # block mode: one band; FP, EB also one group (their weights of every
+    # column), WG any (a pass per block and group, the group's taps of the
+    # block's row tiles: the column operand once per block and group)
+    bm = bands == 1 and (groups == 1 or f["op"] == Op.CONV_WG)
     if bm:
-        npos, wtile = oh * ow, _block_entries(f, ct, kk)
-        rb = _block_most(f, b, rtiles, ct, kk, npos) if tr == 0 else min(tr, rtiles)
+        npos, wtile = oh * ow, _block_entries(f, g, kk)
+        rb = _block_most(f, b, rtiles, g, kk, npos) if tr == 0 else min(tr, rtiles)
         fits = (fits and 1 <= rb <= _block_rows(f, b, rtiles) and rb * wtile <= cap
                 and rb * npos <= b.conv_out)
         rb = max(rb, 1)
@@ -217,14 +221,14 @@ def _block(f, b, g):
     return _cdiv(rtiles, _cdiv(rtiles, most))
 
 
-def _blocks(f, b):
-    """tile_rb worth trying in block mode (one group, one band): the largest
+def _blocks(f, b, g):
+    """tile_rb worth trying in block mode with g column tiles a group: the largest
     balanced block that fits (fewest blocks: the column operand is loaded
     once per block), the next smaller balanced one, and 1 (a row tile per
     block: the row tile > items nest)."""
-    _, rows, cols, oh, ow, _, _, kk, _ = _geometry(f)
-    ct, rtiles = _cdiv(cols, b.pe_cols), _cdiv(rows, b.pe_rows)
-    most = _block_most(f, b, rtiles, ct, kk, oh * ow)
+    _, rows, _, oh, ow, _, _, kk, _ = _geometry(f)
+    rtiles = _cdiv(rows, b.pe_rows)
+    most = _block_most(f, b, rtiles, g, kk, oh * ow)
     fit = [v for v in _distinct_splits(rtiles) if v <= most]
     return sorted(set(fit[:2] + [1]), reverse=True)
 
@@ -269,8 +273,8 @@ def candidates(f, b):
         if top < 1 or not conv_plan(dict(f, tile_g=g, tile_br=top, tile_rb=rb), b).fits:
             continue
         for br in _band_sizes(oh, ow, top, getattr(b, "ddr_beat", 0)):
-            if g >= ct and br >= oh:
-                out.extend((g, br, v) for v in _blocks(f, b)
+            if br >= oh and (g >= ct or f["op"] == Op.CONV_WG):
+                out.extend((g, br, v) for v in _blocks(f, b, g)
                            if conv_plan(dict(f, tile_g=g, tile_br=br, tile_rb=v), b).fits)
             else:
                 out.append((g, br, rb))

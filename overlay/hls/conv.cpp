@@ -118,25 +118,26 @@ conv_plan conv_make_plan(const ctrain_insn_t &f) {
     p.bands = cdiv_i(p.oh, br);
     p.groups = cdiv_i(p.ct, p.g);
     p.slot = (dim_t)src_rows(f, eb, br, p.sh) * (dim_t)p.sw;
-    /* Row tiles per block, tile_rb or the rule.  Block mode (FP, EB with
-     * one group and one band): the most whose weights fit cap, whose
-     * outputs fit CONV_OUT and (FP with biases) whose biases fit CONV_RB.
+    /* Row tiles per block, tile_rb or the rule.  Block mode (one band; FP,
+     * EB with one group, WG with any): the most whose weights (WG: a
+     * group's tap accumulators) fit cap, whose outputs (WG: errors) fit
+     * CONV_OUT and (FP with biases) whose biases fit CONV_RB.
      * EB with one group and several bands: every row tile when all their
      * weights fit, else one.  1 for every other case. */
     const int rtiles = cdiv_i(p.rows, PE_ROWS);
     const int npos = (dim_t)p.oh * (dim_t)p.ow;
     const int rbmax = f.op == OP_CONV_FP && (f.flags & FLAG_BIAS) ? CONV_RB : MAX_RTILES;
-    /* tap accumulators (WG) or weights per row tile; WG's bias tap one more */
-    const int wtile = (dim_t)p.ct * (dim_t)kk + btap;
+    /* tap accumulators (WG: a group's) or weights per row tile; WG's bias tap one more */
+    const int wtile = (dim_t)p.g * (dim_t)kk + btap;
     p.rb = 1;
-    p.bm = p.groups == 1 && p.bands == 1;
+    p.bm = p.bands == 1 && (p.groups == 1 || f.op == OP_CONV_WG);
     if (p.bm) {
         if (f.tile_rb == 0)
             p.rb = min_i(min_i(rtiles, rbmax), min_i(cap / wtile, CONV_OUT / npos));
         else
             p.rb = f.tile_rb < (uint32_t)rtiles ? (int)f.tile_rb : rtiles;
         p.fits = p.fits && p.rb >= 1 && p.rb <= rbmax &&
-                 (dim_t)p.rb * (dim_t)p.ct * (dim_t)kk + (btap ? p.rb : 0) <= cap &&
+                 (dim_t)p.rb * (dim_t)p.g * (dim_t)kk + (btap ? p.rb : 0) <= cap &&
                  (dim_t)p.rb * (dim_t)npos <= CONV_OUT;
         if (p.rb < 1)
             p.rb = 1;   /* does not fit: never runs */
@@ -1620,7 +1621,8 @@ static void conv_store_grads(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, co
     const int kk = j.kk;
     const int c0 = (dim_t)gsel * (dim_t)p.g * PE_COLS;
     const int gc = min_i(p.g * PE_COLS, p.cols - c0);
-    const int taps = (dim_t)p.ct * (dim_t)kk;              /* a tile's kernel entries */
+    const int gct = min_i(p.g, p.ct - (dim_t)gsel * (dim_t)p.g);
+    const int taps = (dim_t)gct * (dim_t)kk;                /* a tile's kernel entries of the group */
     const int tstep = taps + (j.bm && j.wg_bias ? 1 : 0);   /* ... and its bias tap */
     const int rowlen = (dim_t)f.c_in * (dim_t)kk;
     const uint32_t at = f.dst + 4 * (uint32_t)r0 * (uint32_t)rowlen;
@@ -1644,11 +1646,18 @@ static void conv_store_grads(ddr_t *ddr, ddr_t *ddr1, const ctrain_insn_t &f, co
         wr_kernels(ddr, at, (uint32_t)vr * (uint32_t)rowlen, tacc, 0, kk, (dim_t)gc * (dim_t)kk,
                    tstep, j.sh_out, st);
     } else {
+        /* a burst per row: the group's columns of it (block mode: row tile
+         * t's rows from entry t * tstep) */
+        int r = 0, tb = 0;
     store_grad_rows:
-        for (int r = 0; r < vr; r++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS
-            wr_kernels(ddr, f.dst + 4 * (((uint32_t)(r0 + r) * (dim_t)f.c_in + c0) * (dim_t)kk),
-                       (dim_t)gc * (dim_t)kk, tacc, r, kk, (dim_t)gc * (dim_t)kk, 0, j.sh_out, st);
+        for (int rr = 0; rr < vr; rr++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PE_ROWS*MAX_RTILES
+            wr_kernels(ddr, f.dst + 4 * (((uint32_t)(r0 + rr) * (dim_t)f.c_in + c0) * (dim_t)kk),
+                       (dim_t)gc * (dim_t)kk, tacc, r, kk, (dim_t)gc * (dim_t)kk, 0, j.sh_out, st, tb);
+            if (++r == PE_ROWS) {
+                r = 0;
+                tb += tstep;
+            }
         }
     }
     if (j.wg_bias && gsel == 0) {

@@ -28,7 +28,12 @@
  * each lane tile's column operand is loaded once and the PE pass walks
  * every row tile of the block: block > items (lane tiles) > row tiles, the
  * matrix product over the batch with the block's weights reused by every
- * image (docs/overlay.md "PE array mapping").
+ * image (docs/overlay.md "PE array mapping").  WG with one band runs in
+ * block mode with any groups: a pass per block and group accumulates the
+ * group's taps of the block's rb row tiles (rb x (g x k_h x k_w + bias
+ * tap) <= CONV_TCAP), so a lane tile's column operand is read once per
+ * block and group, not once per row tile (a deep layer with one output
+ * position re-read its activations for every row tile).
  *
  * Dataflow: per row tile (FP, EB) or (row tile, group) (WG) the items
  * (lane tile, band, group) run as a ping-pong pipeline: load item i+1 ||
@@ -61,9 +66,9 @@ struct conv_plan {
     int ct, g, groups;  /* column tiles, per group, groups */
     int br, bands;      /* swept rows per band, bands */
     int slot;           /* act bytes per channel of a band: source rows x sw */
-    int rb;             /* row tiles per block: FP/EB with one group and one band (bm), or
-                         * EB with one group and several bands; else 1 */
-    bool bm;            /* FP/EB with one group and one band: block > items > row tiles */
+    int rb;             /* row tiles per block: block mode (bm), or EB with one group and
+                         * several bands; else 1 */
+    bool bm;            /* one band, FP/EB one group (WG any): block > items > row tiles */
     int cu;             /* FP/EB with several groups: units (lane tile, band) per chunk, whose
                          * partial sums fit racc; items chunk > group > unit, so a group's
                          * weights load once per chunk, not per item; else 1 */

@@ -395,6 +395,39 @@ def test_position_path_bands_end_on_beats():
     assert engine.last_iters()[0].wr_merges == 0
 
 
+def test_position_path_takes_more_bands_where_they_take_fewer_tiles():
+    """spp_make_plan's band count (session 34): CNV's L2 EB on the KV260
+    (128 channels of 12x12 errors to 64 of 14x14) fits its window in two
+    bands of 8 rows, ceil((10 x 14 - 3 x 14 + 14) / 96) = 2 tiles each, 4
+    an image; three bands of 5 rows take 1 tile each, 3 an image, for a
+    third more window reads (each band reads its image's planes in one
+    burst). spp_band_cost's estimate of three bands is lower and bound by
+    its steps, so the plan takes three; with RELU_MASK the masks' reads
+    (a burst per row and band) leave three bands bound by their reads, and
+    the plan keeps two. Both run to the numpy engine's bytes, their
+    counters the model's."""
+    board = "kv260"
+    engine, ref = csim_or_skip(board), NumpyEngine()
+    shape = dict(n=2, c_in=64, h_in=14, w_in=14, c_out=128, k_h=3, k_w=3, stride=1, pad=0)
+    rng = np.random.default_rng(SEED)
+    for flags, plan in ((0, (3, 5, 1)), (Flag.RELU_MASK, (2, 8, 2))):
+        case = layer_case(rng, Op.SCONV_EB, shape, flags, density=0.2)
+        f = validate.fields(_insn(case))
+        g = sparse_tiling.pos_plan(f, board)
+        assert (g.bands, g.br, g.T) == plan, flags
+        u = sparse_tiling.unit(board)
+        tp, kp = sparse_tiling.step_pairs(u, False)
+        cnt64 = -(-(-(-f["count"] // kp)) // 64)   # kept weights' steps, in 64s
+        geo = (f["n"], 64, 128, 12, 12, 3, 14, 14, tp, cnt64, -(-f["count"] // u.list), bool(flags), False, u)
+        # the balanced two bands (7 rows; the plan then rounds them to 8, whole beats)
+        two, three = sparse_tiling._band_cost(geo, 2, 7, 2), sparse_tiling._band_cost(geo, 3, 5, 1)
+        assert three[0] < two[0] and three[1] == (not flags)
+        _expect_counters(engine, board, case)
+        mine, theirs = case.ddr.copy(), case.ddr.copy()
+        assert engine.run(mine, *case.run_args()) == ref.run(theirs, *case.run_args())
+        assert np.array_equal(mine, theirs)
+
+
 def test_position_tiles_end_at_the_last_output_position():
     """spp_fits counts an item's tiles up to its last output position (session
     23): CNV L2's 14x14 planes on the KV260 (SP_P = 96) sweep image slots of

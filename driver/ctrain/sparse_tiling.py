@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import boards, hls_source
-from .isa import Op
+from .isa import Flag, Op
 from .overlay_src import config_dir
 
 
@@ -121,10 +121,55 @@ def _pos_geometry(f):
     return eb, wg, rows, red, sh, sw, oh, ow, ey, ex
 
 
-def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp=1):
+def _band_cost(geo, B, br, T):
+    """(estimate, bound) of B bands of br swept rows and T tiles an image
+    band (sconv.cpp spp_band_cost), in units of 64: the PE steps (ceil(T /
+    tp) step groups per cnt64), the window reads (per chunk of rows, image
+    and band the image's planes in one burst where the band spans them,
+    else its rows a burst per channel; SPP_SKIP_BEATS a burst) and the
+    swept rows' bursts (FP, EB written; WG errors and EB masks read); bound
+    where the steps are at least either channel's beats."""
+    n, rows, red, sh, sw, kh, oh, ow, tp, cnt64, kl, mask, wg, u = geo
+    W, skip = u.beat, u.skip_beats
+    slot = br + kh - 1
+    wskip = sh - slot
+    span = wskip <= 0 or wskip * sw <= skip * W
+    comp = n * B * _cdiv(T, tp) * cnt64
+    chunks = max(_cdiv(rows, u.odepth // T), kl)
+    v = red * sh * sw // W + skip if span else red * (slot * sw // W + skip)
+    rd = chunks * _cdiv(n * B * v, 64)
+    rio = _cdiv(n * rows * (oh * ow // W + B * skip), 64)
+    wr = 0 if wg else rio
+    if wg or mask:
+        rd += rio
+    return max(comp, rd, wr), comp >= rd and comp >= wr
+
+
+def _band_count(geo, fits, bands, br):
+    """(bands, band rows) of spp_make_plan's band-count search: up to twice
+    the tallest band's count, each balanced height once, a count taken
+    where its _band_cost is lower and bound by its steps (a tie keeps the
+    fewer). fits(nb, br): (fits, tiles)."""
+    oh = geo[6]
+    cost, _ = _band_cost(geo, bands, br, fits(1, br)[1])
+    for cb in range(bands + 1, min(2 * bands, oh) + 1):
+        cbr = _cdiv(oh, cb)
+        ok, t = fits(1, cbr)
+        if _cdiv(oh, cbr) != cb or not ok:
+            continue
+        c, bound = _band_cost(geo, cb, cbr, t)
+        if bound and c < cost:
+            cost, bands, br = c, cb, cbr
+    return bands, br
+
+
+def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp=1, eb_mask=False,
+                wg=False):
     """(images per item, band rows, bands, tiles per item) of spp_make_plan:
-    the tallest band that fits one image (balanced, then rounded up to whole
-    beats of the swept plane where the same bands fit in as many tiles),
+    the tallest band that fits one image (balanced), or up to twice as many
+    bands where _band_cost's estimate is lower and bound by its steps (then
+    rounded up to whole beats of the swept plane where the same bands fit in
+    as many tiles),
     then the images per item
     with the fewest estimated cycles, max(items x ceil(T / tp) x
     ceil(count / kp), chunks x (the batch's window beats + SPP_IMG_BEATS per
@@ -147,6 +192,10 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
         return None
     bands = _cdiv(oh, br)
     br = _cdiv(oh, bands)
+    cnt64, kl = _cdiv(_cdiv(count, kp), 64), _cdiv(count, u.list)
+    if bands > 1:
+        geo = (n, rows, red, sh, sw, kh, oh, ow, tp, cnt64, kl, eb_mask, wg, u)
+        bands, br = _band_count(geo, fits, bands, br)
     if bands > 1:   # band boundaries on beat boundaries (no read-merged partial beats)
         low = ow & -ow
         m = 1 if low >= u.beat else u.beat // low
@@ -155,7 +204,6 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
             br = bra
     # in units of 64 kept weights and beats, as the HLS (narrow products)
     wb = _cdiv(n * red * sh * sw // u.beat + n * u.img_beats, 64)
-    cnt64, kl = _cdiv(_cdiv(count, kp), 64), _cdiv(count, u.list)
     best = bt = bc = 0
     for nb in range(1, n + 1):
         ok, t = fits(nb, br)
@@ -179,7 +227,8 @@ def pos_plan(f, board):
     kh, kw, n = f["k_h"], f["k_w"], f["n"]
     pw = sw + ex   # a row's right padding is the next row's left padding
     tp, kp = step_pairs(u, wg)
-    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, f["count"], u, tp, kp)
+    tiling = _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, f["count"], u, tp, kp,
+                         eb and bool(f.get("flags", 0) & Flag.RELU_MASK), wg)
     if tiling is None:
         return None
     best, br, bands, bt = tiling

@@ -264,8 +264,51 @@ static void spp_count(bool write, uint32_t addr, uint32_t len, int run, int rpp,
 #endif
 }
 
+/* The band-count choice's estimate of a plan of B bands of br swept rows
+ * and T tiles (one image an item), in units of 64: its PE steps (FP, EB
+ * ceil(T / SP_POS_PAIR) a step group, WG T, per cnt64 kept-weight steps),
+ * its window reads (per chunk of rows, image and band: a band that spans
+ * its planes (g.span's rule) the image's planes in one burst, else its
+ * rows a burst per channel; a burst SPP_SKIP_BEATS) and its swept rows'
+ * bursts (a row's band a burst: FP, EB outputs written; WG errors, EB
+ * masks read).  `bound`: whether the steps are at least either channel's
+ * beats, where the estimate is the one to trust (the steps are what a
+ * band count trades for reads). */
+static uint64_t spp_band_cost(const spp_plan &g, int B, int br, int T, ap_uint<19> cnt64,
+                              ap_uint<17> kl, bool mask, bool &bound) {
+    /* inline: the plan's one multiplier and divider serve it (its FSM's states) */
+#pragma HLS INLINE
+    const int slot = br + g.kh - 1;   /* B > 1: no band is the whole plane */
+    const int wskip = g.sh - slot;
+    const bool span = wskip <= 0 || (uint32_t)wskip * g.sw <= SPP_SKIP_BEATS * DDR_BEAT;
+    const int tp = g.wg ? T : (T + SP_POS_PAIR - 1) / SP_POS_PAIR;
+    /* items <= 2^20 (batch x bands), T <= SP_OD < 2^9: narrow products */
+    const ap_uint<20> items = (ap_uint<11>)g.n * (ap_uint<10>)B;
+    const uint64_t comp = (uint64_t)(ap_uint<29>)(items * (ap_uint<9>)tp) * cnt64;
+    const int nmax = SP_OD / T;
+    const ap_uint<17> kr = (g.rows + nmax - 1) / nmax;
+    const ap_uint<17> chunks = kr > kl ? kr : kl;
+    /* window beats of an image's band (< 2^29) */
+    const uint32_t v = span ? (uint32_t)((ap_uint<12>)g.red * (ap_uint<20>)((ap_uint<10>)g.sh * (ap_uint<10>)g.sw) /
+                                         DDR_BEAT) + SPP_SKIP_BEATS
+                            : (uint32_t)((ap_uint<12>)g.red *
+                                         (ap_uint<17>)((ap_uint<10>)slot * (ap_uint<10>)g.sw / DDR_BEAT +
+                                                       SPP_SKIP_BEATS));
+    uint64_t rd = (uint64_t)chunks * (((uint64_t)items * v + 63) >> 6);
+    /* the swept rows: a burst per row and band, the plane's beats once */
+    const uint32_t row = (uint32_t)((ap_uint<10>)g.oh * (ap_uint<10>)g.ow / DDR_BEAT) +
+                         (uint32_t)((ap_uint<10>)B * (ap_uint<7>)SPP_SKIP_BEATS);
+    const uint64_t rio = ((uint64_t)((ap_uint<11>)g.n * (ap_uint<12>)g.rows) * row + 63) >> 6;
+    const uint64_t wr = g.wg ? 0 : rio;
+    if (g.wg || mask)
+        rd += rio;
+    bound = comp >= rd && comp >= wr;
+    const uint64_t m = rd > wr ? rd : wr;
+    return comp > m ? comp : m;
+}
+
 static bool spp_make_plan(const ctrain_insn_t &f, spp_plan &g) {
-    /* the fit test, one instance for the three searches */
+    /* the fit test, one instance for the four searches */
 #pragma HLS ALLOCATION function instances=spp_fits limit=1
     g.eb = f.op == OP_SCONV_EB;
     g.wg = f.op == OP_SCONV_WG;
@@ -300,6 +343,42 @@ band_rows:
         return false;
     g.bands = (g.oh + br - 1) / br;
     g.br = (g.oh + g.bands - 1) / g.bands;   /* balanced bands */
+    /* kept weights in steps: WG takes SP_WG_PAIR per step, FP and EB SP_POS_KPAIR */
+    const uint32_t csteps = g.wg ? (f.count + SP_WG_PAIR - 1) / SP_WG_PAIR
+                                 : (f.count + SP_POS_KPAIR - 1) / SP_POS_KPAIR;
+    const ap_uint<19> cnt64 = (csteps + 63) >> 6;            /* count <= 2^24 */
+    const ap_uint<17> kl = (f.count + SP_LIST - 1) / SP_LIST;
+    if (g.bands > 1) {
+        /* More bands where they take fewer steps (session 34): a shorter
+         * band may need fewer tiles an image in all (CNV's L2 EB on the
+         * KV260: 2 bands of 2 tiles -> 3 of 1), at the price of more
+         * reads. Up to twice the bands, each balanced band height once,
+         * one taken where the estimate (spp_band_cost) is lower and bound
+         * by its steps; a tie keeps the fewer bands. */
+        const bool mask = g.eb && (f.flags & FLAG_RELU_MASK);
+        bool bound;
+        int t0 = 0;
+        spp_fits(g, 1, g.br, t0);
+        uint64_t bcost = spp_band_cost(g, g.bands, g.br, t0, cnt64, kl, mask, bound);
+        const int b0 = g.bands, top = 2 * b0 < g.oh ? 2 * b0 : g.oh;
+        int bb = b0, bbr = g.br;
+    band_counts:
+        for (int nbands = b0 + 1; nbands <= top; nbands++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+            const int cbr = (g.oh + nbands - 1) / nbands;
+            int tc = 0;
+            if ((g.oh + cbr - 1) / cbr != nbands || !spp_fits(g, 1, cbr, tc))
+                continue;
+            const uint64_t c = spp_band_cost(g, nbands, cbr, tc, cnt64, kl, mask, bound);
+            if (bound && c < bcost) {
+                bcost = c;
+                bb = nbands;
+                bbr = cbr;
+            }
+        }
+        g.bands = bb;
+        g.br = bbr;
+    }
     if (g.bands > 1) {
         /* Band boundaries on beat boundaries where the same bands allow it:
          * the band height rounded up to m rows (m * ow a multiple of the
@@ -328,11 +407,6 @@ band_rows:
     const ap_uint<43> wall = nred * plane;
     const uint64_t wsum = (uint64_t)(wall / DDR_BEAT) + (uint32_t)((ap_uint<11>)g.n * (ap_uint<9>)SPP_IMG_BEATS);
     const ap_uint<32> wb = (wsum + 63) >> 6;                 /* < 2^31 */
-    /* kept weights in steps: WG takes SP_WG_PAIR per step, FP and EB SP_POS_KPAIR */
-    const uint32_t csteps = g.wg ? (f.count + SP_WG_PAIR - 1) / SP_WG_PAIR
-                                 : (f.count + SP_POS_KPAIR - 1) / SP_POS_KPAIR;
-    const ap_uint<19> cnt64 = (csteps + 63) >> 6;            /* count <= 2^24 */
-    const ap_uint<17> kl = (f.count + SP_LIST - 1) / SP_LIST;
     int best = 0, bt = 0;
     uint64_t bc = 0;
 batch_images:

@@ -260,8 +260,8 @@ def candidates(f, b):
     """Every (tile_g, tile_br, tile_rb) worth trying: per distinct group
     count its smallest g (up to MAX_GROUPS groups), per distinct band count
     its smallest br (and its smallest whole-beat band, _band_sizes), the
-    largest balanced EB weight block, where they fit; with one group and
-    one band (block mode) the blocks of _blocks."""
+    largest balanced EB weight block, where they fit; in block mode (one
+    band, and FP, EB one group; WG any group) the blocks of _blocks."""
     geo = _geometry(f)
     _, _, cols, oh, ow, _, _, _, _ = geo
     out = []

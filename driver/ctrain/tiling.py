@@ -225,11 +225,14 @@ def _blocks(f, b, g):
     """tile_rb worth trying in block mode with g column tiles a group: the largest
     balanced block that fits (fewest blocks: the column operand is loaded
     once per block), the next smaller balanced one, and 1 (a row tile per
-    block: the row tile > items nest)."""
-    _, rows, _, oh, ow, _, _, kk, _ = _geometry(f)
+    block: the row tile > items nest); WG with several groups the largest
+    only (the others never won on CNV, and each doubles the search)."""
+    _, rows, cols, oh, ow, _, _, kk, _ = _geometry(f)
     rtiles = _cdiv(rows, b.pe_rows)
     most = _block_most(f, b, rtiles, g, kk, oh * ow)
     fit = [v for v in _distinct_splits(rtiles) if v <= most]
+    if g < _cdiv(cols, b.pe_cols):   # WG with groups: its largest balanced block
+        return fit[:1]
     return sorted(set(fit[:2] + [1]), reverse=True)
 
 

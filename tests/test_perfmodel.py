@@ -417,8 +417,8 @@ def test_position_path_takes_more_bands_where_they_take_fewer_tiles():
         assert (g.bands, g.br, g.T) == plan, flags
         u = sparse_tiling.unit(board)
         tp, kp = sparse_tiling.step_pairs(u, False)
-        cnt64 = -(-(-(-f["count"] // kp)) // 64)   # kept weights' steps, in 64s
-        geo = (f["n"], 64, 128, 12, 12, 3, 14, 14, tp, cnt64, -(-f["count"] // u.list), bool(flags), False, u)
+        geo = sparse_tiling._band_geo(f["n"], rows=64, red=128, sh=12, sw=12, kh=3, oh=14, ow=14,
+                                      count=f["count"], u=u, tp=tp, kp=kp, mask=bool(flags), wg=False)
         # the balanced two bands (7 rows; the plan then rounds them to 8, whole beats)
         two, three = sparse_tiling._band_cost(geo, 2, 7, 2), sparse_tiling._band_cost(geo, 3, 5, 1)
         assert three[0] < two[0] and three[1] == (not flags)

@@ -807,16 +807,23 @@ def _kernel_store(f, b, c, r0, nr):
     c._burst("wr", a + 4 * h * rowlen, 4 * (vt - h) * rowlen, 0, 1, port=1)
 
 
+def _wg_grads_store(f, p, b, c, r0, nr, c0):
+    """WG's gradients of rows [r0, r0 + nr) for the channel group from
+    column c0 (conv.cpp conv_store_grads): one group, _kernel_store; else a
+    burst per row, the group's columns of it."""
+    if p.groups == 1:
+        _kernel_store(f, b, c, r0, nr)
+        return
+    kk = f["k_h"] * f["k_w"]
+    r = np.arange(nr, dtype=np.int64)
+    c.wr(f["dst"] + 4 * (((r0 + r) * f["c_in"] + c0) * kk), 4 * min(p.g * b.pe_cols, p.cols - c0) * kk,
+         ii=_conv_ii(b, "kernels"))
+
+
 def _conv_wg_store(f, p, b, c, r0, vr, c0, gsel):
     """The WG row tile's gradient writes for channel group `gsel` (from
     column c0), and its bias gradients after the first group."""
-    ci, kk = f["c_in"], f["k_h"] * f["k_w"]
-    gc = min(p.g * b.pe_cols, p.cols - c0)
-    if p.groups == 1:
-        _kernel_store(f, b, c, r0, vr)
-    else:
-        r = np.arange(vr, dtype=np.int64)
-        c.wr(f["dst"] + 4 * (((r0 + r) * ci + c0) * kk), 4 * gc * kk, ii=_conv_ii(b, "kernels"))
+    _wg_grads_store(f, p, b, c, r0, vr, c0)
     if f["flags"] & Flag.BIAS and gsel == 0:
         c.loop("ew", vr)
         c.wr(f["dst2"] + 4 * r0, 4 * vr)
@@ -1025,13 +1032,7 @@ def _dense_block(f, p, b, c, r0, nr, N, k, y1_k, y0_k, band_cycles, load_cols, r
             rows_io(load, "rd", f["src"], r0, nr, everything)
             comp.loop("pe", k, _wg_steps(b, gct * kk, npos, bias, nt))
             _pipeline(c, load, comp, store, built=bool(b.conv_dataflow))
-            if p.groups == 1:
-                _kernel_store(f, b, c, r0, nr)
-            else:   # a burst per row: the group's columns of it
-                r = np.arange(nr, dtype=np.int64)
-                c0 = gsel * p.g * b.pe_cols
-                c.wr(f["dst"] + 4 * (((r0 + r) * f["c_in"] + c0) * kk),
-                     4 * min(p.g * b.pe_cols, p.cols - c0) * kk, ii=_conv_ii(b, "kernels"))
+            _wg_grads_store(f, p, b, c, r0, nr, gsel * p.g * b.pe_cols)
             if bias and gsel == 0:
                 for t0 in range(r0, r0 + nr, R):
                     vr = min(R, r0 + nr - t0)

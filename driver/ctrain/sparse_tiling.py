@@ -9,6 +9,7 @@ HLS macro (hls_source), read once per board.
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -121,6 +122,33 @@ def _pos_geometry(f):
     return eb, wg, rows, red, sh, sw, oh, ow, ey, ex
 
 
+class _BandGeo(NamedTuple):
+    """What the band-count search reads of an instruction (spp_make_plan):
+    its shape as the position path sees it, tp tiles a step group, the
+    kept weights' steps in 64s (cnt64), the chunks its lists take at least
+    (kl), whether it reads masks (EB with RELU_MASK) and whether it is WG."""
+    n: int
+    rows: int
+    red: int
+    sh: int
+    sw: int
+    kh: int
+    oh: int
+    ow: int
+    tp: int
+    cnt64: int
+    kl: int
+    mask: bool
+    wg: bool
+    u: SparseUnit
+
+
+def _band_geo(n, rows, red, sh, sw, kh, oh, ow, count, u, tp, kp, mask, wg):
+    """The _BandGeo of an instruction with `count` kept weights, kp a step."""
+    return _BandGeo(n, rows, red, sh, sw, kh, oh, ow, tp, _cdiv(_cdiv(count, kp), 64), _cdiv(count, u.list),
+                    mask, wg, u)
+
+
 def _band_cost(geo, B, br, T):
     """(estimate, bound) of B bands of br swept rows and T tiles an image
     band (sconv.cpp spp_band_cost), in units of 64: the PE steps (ceil(T /
@@ -150,12 +178,11 @@ def _band_count(geo, fits, bands, br):
     the tallest band's count, each balanced height once, a count taken
     where its _band_cost is lower and bound by its steps (a tie keeps the
     fewer). fits(nb, br): (fits, tiles)."""
-    oh = geo[6]
     cost, _ = _band_cost(geo, bands, br, fits(1, br)[1])
-    for cb in range(bands + 1, min(2 * bands, oh) + 1):
-        cbr = _cdiv(oh, cb)
+    for cb in range(bands + 1, min(2 * bands, geo.oh) + 1):
+        cbr = _cdiv(geo.oh, cb)
         ok, t = fits(1, cbr)
-        if _cdiv(oh, cbr) != cb or not ok:
+        if _cdiv(geo.oh, cbr) != cb or not ok:
             continue
         c, bound = _band_cost(geo, cb, cbr, t)
         if bound and c < cost:
@@ -192,9 +219,9 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
         return None
     bands = _cdiv(oh, br)
     br = _cdiv(oh, bands)
-    cnt64, kl = _cdiv(_cdiv(count, kp), 64), _cdiv(count, u.list)
+    geo = _band_geo(n, rows, red, sh, sw, kh, oh, ow, count, u, tp, kp, eb_mask, wg)
+    cnt64, kl = geo.cnt64, geo.kl
     if bands > 1:
-        geo = (n, rows, red, sh, sw, kh, oh, ow, tp, cnt64, kl, eb_mask, wg, u)
         bands, br = _band_count(geo, fits, bands, br)
     if bands > 1:   # band boundaries on beat boundaries (no read-merged partial beats)
         low = ow & -ow

@@ -319,8 +319,10 @@ static void pool_band_through(const pool_job j, pool_cur &cc, const q8_t pin[2][
      * to the tail rows (to_tail) or ends the band. */
     bool pend = false, drain = false, to_tail = false;
     uint32_t pend_at = 0, pend_qp = 0, pend_cols = 0;
-    q8_t best[AGU_Q8_LANES], ee_p[AGU_Q8_LANES];
-    uint8_t code[AGU_Q8_LANES], code_p[AGU_Q8_LANES];   /* BP: the first maximum's tap, ky * s + kx */
+    /* the pending segment's registers are read by every step's gradient
+     * lanes, before its first errors too (nothing is put then): zeroed */
+    q8_t best[AGU_Q8_LANES], ee_p[AGU_Q8_LANES] = {};
+    uint8_t code[AGU_Q8_LANES], code_p[AGU_Q8_LANES] = {};   /* BP: the first maximum's tap, ky * s + kx */
     /* registers: every window of a segment at once, the reading one's and the writing one's */
 #pragma HLS ARRAY_PARTITION variable=best type=complete
 #pragma HLS ARRAY_PARTITION variable=ee_p type=complete

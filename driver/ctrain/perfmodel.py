@@ -251,6 +251,11 @@ class _Count:
         self.v[cls] += int(times * t.sum())
         self.v[cls + "_in"] += int(times * np.count_nonzero(t))
 
+    def fill(self, cls, trip):
+        """Entries of a loop that runs at its gathers' rate (agu.h
+        CTRAIN_LOOP_GATHERS): only their fills, per nonzero trip count."""
+        self.v[cls + "_in"] += int(np.count_nonzero(_arr(trip)))
+
     def _burst(self, ch, addr, n, ii, times, wide=False, port=0):
         a, n = np.broadcast_arrays(_arr(addr), _arr(n))
         W = self.b.ddr_beat
@@ -1843,33 +1848,53 @@ def _pos_chunks(f, g, b, c, lay, ptr):
     return starts if ok else None
 
 
-def _pos_values(f, b, c, cnt):
-    """Counters of EB's value lookup for a chunk of cnt entries (spp_values):
-    the values array scanned in SP_VALS-byte blocks, or, past SPP_SCAN
-    blocks, one gather per entry."""
+def _pos_gathers(f, b):
+    """Whether SCONV_EB gathers its values (a one-byte read an entry, issued
+    by the list decode) rather than scanning the values array: past SPP_SCAN
+    blocks of SP_VALS bytes (sconv.cpp spp_lists)."""
+    return f["count"] > _hls_macro(b.name, "SPP_SCAN") * _hls_macro(b.name, "SP_VALS")
+
+
+def _pos_value_scan(f, b, c, cnt):
+    """Counters of EB's value scan for a chunk of cnt entries
+    (spp_value_scan): the values array in SP_VALS-byte blocks, each looked
+    up by every entry."""
     L, z = _hls_macro(b.name, "SP_VALS"), f["count"]
-    if z > _hls_macro(b.name, "SPP_SCAN") * L:
-        c.loop("ew", cnt)
-        c.gather(cnt)
-        return
     v0 = np.arange(0, z, L, dtype=np.int64)
     c.rdw(f["src2"] + v0, np.minimum(L, z - v0))
     c.loop("ew", np.full(v0.size, cnt, np.int64))
 
 
-def _pos_items(g, n):
+def _pos_items(g, n, P):
     """The items of spp_unit (k: item, b0/nbi: its images, y0/bri: its band
-    rows, lo/hi: the source rows its window reads, top: the slot's last row)
-    and their (item, image) pairs ii, jj."""
-    k = np.arange(_cdiv(n, g.nb) * g.bands, dtype=np.int64)
-    b0 = k // g.bands * g.nb
-    nbi = np.minimum(g.nb, n - b0)
-    y0 = k % g.bands * g.br
-    bri = np.minimum(g.br, g.oh - y0)
+    rows, lo/hi: the source rows its window reads, top: the slot's last row,
+    T: its tiles of P positions) and their (item, image) pairs ii, jj."""
+    if g.tb:
+        # per group of nbt images: each image's bands, then the group's tail item
+        g0 = np.arange(0, n, g.nbt, dtype=np.int64)
+        ng = np.minimum(g.nbt, n - g0)
+        per = ng * g.bands + 1
+        k = np.arange(int(per.sum()), dtype=np.int64)
+        grp = np.repeat(np.arange(g0.size, dtype=np.int64), per)
+        r = k - np.repeat(np.cumsum(per) - per, per)
+        tl = r == ng[grp] * g.bands
+        b0 = np.where(tl, g0[grp], g0[grp] + r // g.bands)
+        nbi = np.where(tl, ng[grp], 1)
+        y0 = np.where(tl, g.bands * g.br, r % g.bands * g.br)
+        bri = np.where(tl, g.tb, g.br)
+    else:
+        k = np.arange(_cdiv(n, g.nb) * g.bands, dtype=np.int64)
+        b0 = k // g.bands * g.nb
+        nbi = np.minimum(g.nb, n - b0)
+        y0 = k % g.bands * g.br
+        bri = np.minimum(g.br, g.oh - y0)
     top = y0 + bri + g.kh - 1 - g.ey
+    # its tiles: up to its last image's last output position (spp_item_of)
+    qimg = np.where(tl, g.qimgt, g.qimg) if g.tb else g.qimg
+    T = -(-((nbi - 1) * qimg + (bri - 1) * g.pw + g.ow) // P)
     ii = np.repeat(k, nbi)
     jj = np.arange(ii.size, dtype=np.int64) - np.repeat(np.cumsum(nbi) - nbi, nbi)
-    return SimpleNamespace(k=k, b0=b0, nbi=nbi, y0=y0, bri=bri, lo=np.maximum(y0 - g.ey, 0),
+    return SimpleNamespace(k=k, b0=b0, nbi=nbi, y0=y0, bri=bri, T=T, lo=np.maximum(y0 - g.ey, 0),
                            hi=np.minimum(top, g.sh), top=top, ii=ii, jj=jj)
 
 
@@ -1882,7 +1907,7 @@ def _pos_window(g, b, load, it, S, wsrc, wwords, df):
     subs = np.arange(S if df else 1, dtype=np.int64)
     if df:
         load.loop("ew", it.k * S + subs[:, None], wwords)
-    elif (g.ey > 0 or g.ex > 0) and g.bands > 1:
+    elif (g.ey > 0 or g.ex > 0) and g.banded:
         edge = (it.lo + g.ey > it.y0) | (it.hi < it.top)
         load.loop("ew", it.k[edge] * S, wwords)
     ii, jj = it.ii, it.jj
@@ -1931,7 +1956,7 @@ def _pos_rows_io(g, b, it, pr, items_, ch_, base):
                                                         it.nbi[pr.pk])
     img = (it.b0[pr.pk[pp]] + pjj) * g.rows + pr.ra + pr.pi0[pp]
     nrr = pr.pnr[pp]
-    if g.bands == 1 or (ch_ == "rd" and g.rspan):
+    if not g.banded or (ch_ == "rd" and g.rspan):
         at = base + img * oplane
         items_.burst(ch_, pp, at, nrr * oplane, g.sii, _spp_inner(at, nrr * oplane, oplane, b.ddr_beat))
         return
@@ -1942,7 +1967,7 @@ def _pos_rows_io(g, b, it, pr, items_, ch_, base):
     n = np.broadcast_to(bri * g.ow, a.shape)
     held = joined = 0
     W = b.ddr_beat
-    if ch_ == "wr" and g.nb == 1 and _bands_join(g.oh, g.bands, g.br, g.ow, W):
+    if ch_ == "wr" and g.nb == 1 and not g.tb and _bands_join(g.oh, g.bands, g.br, g.ow, W):
         # spp_rows_wr's joins, the chunk's rows the set
         held, joined = _joins(a, n, pr.pi0[pp][:, None] + i, pr.nr, y0 == 0, y0 + bri == g.oh, W)
         held, joined = held[inside], joined[inside]
@@ -1959,7 +1984,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
     wsrc = f["src2"] if g.wg else f["src"]
     c.loop("ew", kk)                    # spp_taps
     c.loop("ew", _hls_macro(b.name, "SP_Q"))   # spp_positions: the drain lanes' first positions
-    it = _pos_items(g, f["n"])
+    it = _pos_items(g, f["n"], P)
     wwords = _cdiv(g.red * g.cs + g.tail, P)
     df = bool(b.sparse_dataflow)   # spp_pairs: every pair zeroes and loads its own buffers
     if (g.ey > 0 or g.ex > 0) and not df:   # both window copies zeroed once
@@ -1976,7 +2001,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         # sub-chunks: S of q rows (the last fewer), their steps
         S = _cdiv(nr, g.nmax)
         q = _cdiv(nr, S)
-        stot = _pos_steps(g, b, lens, q, pair, tp, bias and g.wg)
+        sg = _pos_steps(g, b, lens, q, pair, bias and g.wg)
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         # (item, sub-chunk) pairs, item-major: pk item, ps sub-chunk, rows [pi0, pi0 + pnr)
         NP = it.k.size * S
@@ -1988,14 +2013,14 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         pairs = np.arange(NP, dtype=np.int64)
         if g.wg:
             # junk positions hold 0: zeroed where other items load (DATAFLOW: every pair)
-            short = pairs if df else pairs[((it.nbi < g.nb) | (it.bri < g.br))[pr.pk]]
+            short = pairs if df or g.tb else pairs[((it.nbi < g.nb) | (it.bri < g.br))[pr.pk]]
             load.loop("ew", short, pr.pnr[short] * g.T)
             _pos_rows_io(g, b, it, pr, load, "rd", f["src"])
         elif mask:
             if df:
                 load.loop("ew", pairs, pr.pnr * g.T)
             _pos_rows_io(g, b, it, pr, load, "rd", f["src3"])
-        comp.loop("pe", pairs, stot[ps])
+        comp.loop("pe", pairs, _pair_steps(g, b, it.T[pr.pk], sg[ps], pr.pnr, tp))
         if not g.wg:
             _pos_rows_io(g, b, it, pr, store, "wr", f["dst"])
         _pipeline(c, load, comp, store, built=df)
@@ -2003,34 +2028,47 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
             _pos_wg_store(f, c, ra, nr, z0, cnt, bias)
 
 
-def _pos_steps(g, b, lens, q, pair, tp, bias=False):
-    """PE steps of each sub-chunk of q rows (sp_steps' `total`, sconv.cpp
-    spp_total): WG T x ceil(len / pair) a row (an empty row one masked step
-    a tile, unless `bias`), with `bias` T more (the row's bias step a tile,
-    the errors' sum); FP, EB per group of tiles
-    (tp, a pair, or one) max(ceil(len / pair), drain) and per pair of tiles
-    one extra step, where
-    the drain is what the SP_Q quantizers take for the previous group
-    (spp_group_steps: SP_QD a tile, the pair's extra step one of them; where
-    the instruction pairs tiles any group may follow a pair), and after a
-    sub-chunk's last row its last group's drain."""
+def _pos_steps(g, b, lens, q, pair, bias=False):
+    """PE steps a tile (a group of tiles) of each sub-chunk of q rows
+    (spp_unit's stot, spp_total): WG ceil(len / pair) a row (an empty row
+    one masked step, unless `bias`), with `bias` one more (the row's bias
+    step, the errors' sum); FP, EB per row max(ceil(len / pair), drain),
+    the drain what the SP_Q quantizers take for the previous group
+    (spp_group_steps: SP_QD a tile, the pair's extra step one of them;
+    where the instruction pairs tiles any group may follow a pair)."""
     starts = np.arange(0, len(lens), q)
     steps = -(-lens // pair)
     if g.wg:
         steps = steps + 1 if bias else np.maximum(steps, 1)
-        return np.add.reduceat(g.T * steps, starts)
+        return np.add.reduceat(steps, starts)
     qd = _hls_macro(b.name, "SP_QD")
-    pairs = tp == 2 and g.T >= 2
+    pairs = _pairs_tiles(g, b)
     drain = 2 * qd - 1 if pairs else qd
-    tail = 2 * qd - 1 if pairs and g.T % 2 == 0 else qd
-    row = _cdiv(g.T, tp) * np.maximum(np.maximum(steps, 1), drain) + g.T // tp * (tp - 1)
-    return np.add.reduceat(row, starts) + tail
+    return np.add.reduceat(np.maximum(np.maximum(steps, 1), drain), starts)
+
+
+def _pairs_tiles(g, b):
+    """spp_pairs_tiles: the instruction pairs tiles (a packing board, T >= 2)."""
+    return sparse_tiling.step_pairs(sparse_tiling.unit(b.name), False)[0] == 2 and g.T >= 2
+
+
+def _pair_steps(g, b, T, sg, nr, tp):
+    """PE steps of pairs (spp_pair_steps) of items of T tiles, their
+    sub-chunks' steps a tile sg and rows nr: WG T x sg; FP, EB per group of
+    tiles (tp, a pair, or one) sg, a pair's extra step per row, and after
+    the last row the last group's drain (a pair where T is even)."""
+    if g.wg:
+        return T * sg
+    qd = _hls_macro(b.name, "SP_QD")
+    tail = np.where(_pairs_tiles(g, b) & (T % 2 == 0), 2 * qd - 1, qd)
+    return -(-T // tp) * sg + nr * (T // tp) * (tp - 1) + tail
 
 
 def _pos_lists(f, g, b, c, lay, ra, nr, z0, lens):
     """A chunk's lists decoded once (spp_lists): FP, WG one burst each of
-    rowptr, col and (FP) vals; EB per input channel its column pointers, one
-    burst each of trow and tpos and the values (_pos_values)."""
+    rowptr, col and (FP) vals, SPP_DL entries decoded a cycle; EB per input
+    channel its column pointers, one burst each of trow and tpos, the values
+    gathered by the decode (_pos_gathers) or scanned (_pos_value_scan)."""
     kk = f["k_h"] * f["k_w"]
     cnt = int(lens.sum())
     if not g.eb:
@@ -2038,7 +2076,7 @@ def _pos_lists(f, g, b, c, lay, ra, nr, z0, lens):
         if not g.wg:
             c.rdw(f["src2"] + z0, cnt)
         c.rdw(f["aux"] + lay["col"] + 2 * z0, 2 * cnt)
-        c.loop("ew", cnt)
+        c.loop("ew", _cdiv(cnt, _hls_macro(b.name, "SPP_DL")))   # SPP_DL entries a cycle
         return
     tp = f["aux"] + lay["tptr"]
     c.rd(tp + 4 * (ra + nr) * kk, 4)
@@ -2048,8 +2086,12 @@ def _pos_lists(f, g, b, c, lay, ra, nr, z0, lens):
     c.rd(tp + 4 * np.arange(ra, ra + nr, dtype=np.int64) * kk, 4 * (kk + 1))
     # each nonempty channel's column starts into registers (sp_tap_starts), then its decode
     c.loop("ew", np.where(np.asarray(lens) > 0, kk - 1, 0))
+    if _pos_gathers(f, b):   # the decode issues a gather an entry: at their rate, its fill
+        c.fill("ew", lens)
+        c.gather(cnt)
+        return
     c.loop("ew", lens)
-    _pos_values(f, b, c, cnt)
+    _pos_value_scan(f, b, c, cnt)
 
 
 def _pos_chunk_begin(f, g, c, ra, nr, cnt, bias):

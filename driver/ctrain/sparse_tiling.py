@@ -87,6 +87,15 @@ class PosPlan:
     tail: int   # window padding past the last slot
     span: bool    # bands read as whole planes, the other rows skipped: window
     rspan: bool   # ... and the row buffer's reads
+    tb: int = 0    # a tail band after the bands: its swept rows (0: none)
+    nbt: int = 1   # ... and its images an item
+    hwt: int = 0   # ... its slot rows
+    qimgt: int = 0   # ... and image slot
+
+    @property
+    def banded(self):
+        """Bands (or a tail band) that are not the whole plane."""
+        return self.bands > 1 or self.tb > 0
 
 
 def _spp_ii(length, pitch, rpp, u):
@@ -149,24 +158,34 @@ def _band_geo(n, rows, red, sh, sw, kh, oh, ow, count, u, tp, kp, mask, wg):
                     mask, wg, u)
 
 
-def _band_cost(geo, B, br, T):
+def _band_beats(geo, slot):
+    """Window beats of an image's band whose slot has `slot` rows
+    (spp_band_beats): its planes in one burst where the band spans them
+    (skips at most SPP_SKIP_BEATS a plane), else its rows a burst per
+    channel; SPP_SKIP_BEATS a burst."""
+    W, skip = geo.u.beat, geo.u.skip_beats
+    wskip = geo.sh - slot
+    if wskip <= 0 or wskip * geo.sw <= skip * W:
+        return geo.red * geo.sh * geo.sw // W + skip
+    return geo.red * (slot * geo.sw // W + skip)
+
+
+def _band_cost(geo, B, br, T, tb=0, nbt=1, Tt=0):
     """(estimate, bound) of B bands of br swept rows and T tiles an image
-    band (sconv.cpp spp_band_cost), in units of 64: the PE steps (ceil(T /
-    tp) step groups per cnt64), the window reads (per chunk of rows, image
-    and band the image's planes in one burst where the band spans them,
-    else its rows a burst per channel; SPP_SKIP_BEATS a burst) and the
-    swept rows' bursts (FP, EB written; WG errors and EB masks read); bound
-    where the steps are at least either channel's beats."""
-    n, rows, red, sh, sw, kh, oh, ow, tp, cnt64, kl, mask, wg, u = geo
+    band, and where tb > 0 a tail band of tb rows after them, nbt images and
+    Tt tiles an item (sconv.cpp spp_band_cost), in units of 64: the PE
+    steps (ceil(T / tp) step groups per cnt64 an item, a tail item's of Tt),
+    the window reads (per chunk of rows, image and band: _band_beats) and
+    the swept rows' bursts (FP, EB written; WG errors and EB masks read);
+    bound where the steps are at least either channel's beats."""
+    n, rows, _, _, _, kh, oh, ow, tp, cnt64, kl, mask, wg, u = geo
     W, skip = u.beat, u.skip_beats
-    slot = br + kh - 1
-    wskip = sh - slot
-    span = wskip <= 0 or wskip * sw <= skip * W
-    comp = n * B * _cdiv(T, tp) * cnt64
-    chunks = max(_cdiv(rows, u.odepth // T), kl)
-    v = red * sh * sw // W + skip if span else red * (slot * sw // W + skip)
-    rd = chunks * _cdiv(n * B * v, 64)
-    rio = _cdiv(n * rows * (oh * ow // W + B * skip), 64)
+    Tt = Tt if tb else T
+    comp = (n * B * _cdiv(T, tp) + (_cdiv(n, nbt) * _cdiv(Tt, tp) if tb else 0)) * cnt64
+    chunks = max(_cdiv(rows, u.odepth // max(T, Tt)), kl)
+    v = B * _band_beats(geo, br + kh - 1) + (_band_beats(geo, tb + kh - 1) if tb else 0)
+    rd = chunks * _cdiv(n * v, 64)
+    rio = _cdiv(n * rows * (oh * ow // W + (B + (1 if tb else 0)) * skip), 64)
     wr = 0 if wg else rio
     if wg or mask:
         rd += rio
@@ -217,6 +236,7 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
         br -= 1
     if br < 1:
         return None
+    tallest = br
     bands = _cdiv(oh, br)
     br = _cdiv(oh, bands)
     geo = _band_geo(n, rows, red, sh, sw, kh, oh, ow, count, u, tp, kp, eb_mask, wg)
@@ -229,6 +249,10 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
         bra = -(-br // m) * m
         if bra != br and bra * (bands - 1) < oh and fits(1, bra) == (True, fits(1, br)[1]):
             br = bra
+    tail = _tail_band(geo, fits, tallest, bands, br, kw, pw) if n > 1 and not fits(2, br)[0] else None
+    if tail is not None:
+        h, th, tb, nbt = tail
+        return 1, h, oh // h, th, tb, nbt
     # in units of 64 kept weights and beats, as the HLS (narrow products)
     wb = _cdiv(n * red * sh * sw // u.beat + n * u.img_beats, 64)
     best = bt = bc = 0
@@ -239,7 +263,41 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
         cost = max(_cdiv(n, nb) * bands * _cdiv(t, tp) * cnt64, max(_cdiv(rows, OD // t), kl) * wb)
         if best == 0 or cost < bc:
             best, bt, bc = nb, t, cost
-    return best, br, bands, bt
+    return best, br, bands, bt, 0, 1
+
+
+def _tail_band(geo, fits, tallest, bands, br, kw, pw):
+    """spp_make_plan's tail band (session 35), where one image an item is
+    all the bands take: (main band rows h, the plan's tiles, tail rows oh
+    mod h, tail images an item) of the main heights from the tallest band
+    down to half of it whose pieces of a plane are whole beats (h x ow and
+    the plane), with every count of tail images within the window (a tail
+    item its own tiles, the plan's T the larger), the one whose _band_cost
+    is lowest, below the plan's and bound by its steps; None when none is."""
+    u, oh, ow, kh, red = geo.u, geo.oh, geo.ow, geo.kh, geo.red
+    P = u.P
+    if oh * ow % u.beat:   # a plane's pieces would not all be whole beats
+        return None
+    cost, _ = _band_cost(geo, bands, br, fits(1, br)[1])
+    best = None
+    for h in range(min(tallest, oh - 1), 0, -1):
+        if 2 * h < tallest:
+            break
+        bm = oh // h
+        tb = oh - bm * h
+        ok, th = fits(1, h)
+        if not (tb and ok and h * ow % u.beat == 0):
+            continue
+        qt, qm = (tb + kh - 1) * pw, (h + kh - 1) * pw
+        for nbt in range(2, geo.n + 1):
+            tt = _cdiv(nbt * qt - kh * pw + ow, P)
+            T = max(th, tt)
+            if T > u.odepth or (red - 1) * max(nbt * qt, qm) + T * P + (kh - 1) * pw + kw - 1 > P * u.wdepth:
+                break
+            c, bound = _band_cost(geo, bm, h, th, tb, nbt, tt)
+            if bound and c < cost:
+                cost, best = c, (h, T, tb, nbt)
+    return best
 
 
 def pos_plan(f, board):
@@ -258,18 +316,22 @@ def pos_plan(f, board):
                          eb and bool(f.get("flags", 0) & Flag.RELU_MASK), wg)
     if tiling is None:
         return None
-    best, br, bands, bt = tiling
+    best, br, bands, bt, tb, nbt = tiling
     hw = br + kh - 1 - (ey if br == oh else 0)   # spp_slot_rows: a whole plane shares its bottom padding
+    hwt = tb + kh - 1   # the tail is never the whole plane
+    banded = bands > 1 or tb > 0
     skip = u.skip_beats * u.beat   # bytes a plane may skip
     wskip = sh - (br + kh - 1)
     lii, sii = _spp_ii(sw, pw, sh, u), _spp_ii(ow, pw, oh, u)
     if not (lii and sii):   # a beat's plane segment wider than V
         return None
+    # the tail's images in the main bands' channel slot, where they need more
+    cs = nbt * hwt * pw if tb and nbt * hwt * pw > hw * pw else best * hw * pw
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
-                   hw, hw * pw, best * hw * pw, bt, u.odepth // bt, lii,
-                   sii, (ey * pw if bands == 1 else 0) + ex,
-                   bands > 1 and (wskip <= 0 or wskip * sw <= skip),
-                   bands > 1 and (oh - br) * ow <= skip)
+                   hw, hw * pw, cs, bt, u.odepth // bt, lii,
+                   sii, (0 if banded else ey * pw) + ex,
+                   banded and (wskip <= 0 or wskip * sw <= skip),
+                   banded and (oh - br) * ow <= skip, tb, nbt, hwt, hwt * pw)
 
 
 def rows_first(f):

@@ -954,7 +954,11 @@ static inline void pool_taps_next(pool_taps &tc, uint32_t live, uint32_t k_w, ui
 }
 
 /* One int8 at a data-dependent address (SCONV_EB gathers its values through
- * the transposed index): a single-beat burst. */
+ * the transposed index): a single-beat burst.  A pipelined loop issuing one
+ * an iteration runs at the gathers' rate (AGU_II_REQ cycles each, what the
+ * cycle model charges a gather), its own iterations hidden under them: it
+ * counts only its fill (CTRAIN_LOOP_GATHERS). */
+#define CTRAIN_LOOP_GATHERS(cls, trip) CTRAIN_COUNT(cls##_in, (trip) ? 1 : 0)
 static inline q8_t agu_rd_byte(const ddr_t *ddr, uint32_t addr) {
 #pragma HLS INLINE
     CTRAIN_COUNT(rd, 1);

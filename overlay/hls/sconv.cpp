@@ -60,6 +60,13 @@
 #error "CTRAIN_SPARSE_VALS: the value block buffer also stages a chunk's values (at least CTRAIN_SPARSE_LIST)"
 #endif
 #define SP_BND 256   /* list pointers per burst of the chunking pass */
+/* Kept weights the FP/WG list decode takes a cycle (spp_lists, session 35):
+ * the columns arrive AGU_LANES(2) a beat, the decoded lists (eval, eoq,
+ * eom) are banked by it, so a cycle writes one entry a bank; the tap
+ * offsets a copy per two lanes (each copy's two ports). */
+#define SPP_DL CTRAIN_SPARSE_DECODE
+#define SPP_DL_COPIES ((SPP_DL + 1) / 2)
+static_assert(SPP_DL <= AGU_LANES(2), "the decode's lanes read hbuf's banks, one each");
 /* Kept weights per WG step (above): CTRAIN_DSP_INT8, the int8 products of a
  * DSP slice sharing an operand (2 on DSP48E2; 1 on DSP48E1, where mul2 would
  * be two multipliers). */
@@ -128,13 +135,16 @@ struct spp_plan {
     int sh, sw, oh, ow;  /* source plane, swept plane */
     int pw;              /* window row pitch: sw + 2 ex */
     int nb, br, bands;   /* images and swept rows per item, bands */
+    int tb, nbt;         /* a tail band after the bands: its swept rows (0: none), images per item */
     int hw, qimg, cs, T; /* slot rows per image, image slot, channel slot, tiles */
+    int hwt, qimgt;      /* the tail band's slot rows and image slot */
     int tail;            /* padding past the last slot (shared with no next slot) */
     bool span, rspan;    /* bands read as whole planes, rows outside skipped: window, row buffer */
     bool join;           /* banded outputs complete their shared partial beats on chip (spp_wr) */
     int nmax;            /* rows per chunk the output buffer takes: SP_OD / T */
     int lii, sii;        /* cycles per beat of window loads, row-buffer bursts */
     int qj, qu, qx;      /* SP_Q positions as (images, rows, columns): a drain step */
+    int qjt, qut, qxt;   /* ... in the tail band's slots */
 };
 
 /* A buffer address a as (word a / SP_P, bank a % SP_P): the loads, stores
@@ -264,40 +274,56 @@ static void spp_count(bool write, uint32_t addr, uint32_t len, int run, int rpp,
 #endif
 }
 
-/* The band-count choice's estimate of a plan of B bands of br swept rows
- * and T tiles (one image an item), in units of 64: its PE steps (FP, EB
- * ceil(T / SP_POS_PAIR) a step group, WG T, per cnt64 kept-weight steps),
- * its window reads (per chunk of rows, image and band: a band that spans
- * its planes (g.span's rule) the image's planes in one burst, else its
- * rows a burst per channel; a burst SPP_SKIP_BEATS) and its swept rows'
- * bursts (a row's band a burst: FP, EB outputs written; WG errors, EB
- * masks read).  `bound`: whether the steps are at least either channel's
- * beats, where the estimate is the one to trust (the steps are what a
- * band count trades for reads). */
-static uint64_t spp_band_cost(const spp_plan &g, int B, int br, int T, ap_uint<19> cnt64,
-                              ap_uint<17> kl, bool mask, bool &bound) {
-    /* inline: the plan's one multiplier and divider serve it (its FSM's states) */
+/* Window beats of an image's band whose slot has `slot` rows (< 2^29): a
+ * band that spans its planes (g.span's rule: it skips at most
+ * SPP_SKIP_BEATS a plane) reads the image's planes in one burst, else its
+ * rows a burst per channel; SPP_SKIP_BEATS a burst. */
+static uint32_t spp_band_beats(const spp_plan &g, int slot) {
 #pragma HLS INLINE
-    const int slot = br + g.kh - 1;   /* B > 1: no band is the whole plane */
     const int wskip = g.sh - slot;
     const bool span = wskip <= 0 || (uint32_t)wskip * g.sw <= SPP_SKIP_BEATS * DDR_BEAT;
-    const int tp = g.wg ? T : (T + SP_POS_PAIR - 1) / SP_POS_PAIR;
-    /* items <= 2^20 (batch x bands), T <= SP_OD < 2^9: narrow products */
-    const ap_uint<20> items = (ap_uint<11>)g.n * (ap_uint<10>)B;
-    const uint64_t comp = (uint64_t)(ap_uint<29>)(items * (ap_uint<9>)tp) * cnt64;
-    const int nmax = SP_OD / T;
+    return span ? (uint32_t)((ap_uint<12>)g.red * (ap_uint<20>)((ap_uint<10>)g.sh * (ap_uint<10>)g.sw) /
+                             DDR_BEAT) + SPP_SKIP_BEATS
+                : (uint32_t)((ap_uint<12>)g.red *
+                             (ap_uint<17>)((ap_uint<10>)slot * (ap_uint<10>)g.sw / DDR_BEAT +
+                                           SPP_SKIP_BEATS));
+}
+
+/* The band choices' estimate of a plan of B bands of br swept rows and T
+ * tiles (one image an item), and where tb > 0 a tail band of tb rows after
+ * them, nbt images an item, in units of 64: its PE steps (FP, EB
+ * ceil(T / SP_POS_PAIR) a step group, WG T, per cnt64 kept-weight steps,
+ * per item), its window reads (per chunk of rows, image and band:
+ * spp_band_beats) and its swept rows' bursts (a row's band a burst: FP, EB
+ * outputs written; WG errors, EB masks read).  `bound`: whether the steps
+ * are at least either channel's beats, where the estimate is the one to
+ * trust (the steps are what a band choice trades for reads). */
+static uint64_t spp_band_cost(const spp_plan &g, int B, int br, int T, int tb, int nbt, int Tt,
+                              ap_uint<19> cnt64, ap_uint<17> kl, bool mask, bool &bound) {
+    /* inline: the plan's one multiplier and divider serve it (its FSM's states) */
+#pragma HLS INLINE
+    /* step groups of an item: of T tiles, of a tail item's Tt */
+    const int tg = g.wg ? T : (T + SP_POS_PAIR - 1) / SP_POS_PAIR;
+    const int tgt = g.wg ? Tt : (Tt + SP_POS_PAIR - 1) / SP_POS_PAIR;
+    /* items <= 2^20 (batch x bands), tail items < 2^11, T <= SP_OD < 2^9: narrow products */
+    const ap_uint<11> groups = tb > 0 ? (g.n + nbt - 1) / nbt : 0;   /* tail items */
+    const ap_uint<30> gsteps = (ap_uint<20>)((ap_uint<11>)g.n * (ap_uint<10>)B) * (ap_uint<9>)tg +
+                               (ap_uint<20>)(groups * (ap_uint<9>)tgt);
+    const uint64_t comp = (uint64_t)gsteps * cnt64;
+    const int nmax = SP_OD / (T > Tt ? T : Tt);   /* the output buffer's rows at the plan's T */
     const ap_uint<17> kr = (g.rows + nmax - 1) / nmax;
     const ap_uint<17> chunks = kr > kl ? kr : kl;
-    /* window beats of an image's band (< 2^29) */
-    const uint32_t v = span ? (uint32_t)((ap_uint<12>)g.red * (ap_uint<20>)((ap_uint<10>)g.sh * (ap_uint<10>)g.sw) /
-                                         DDR_BEAT) + SPP_SKIP_BEATS
-                            : (uint32_t)((ap_uint<12>)g.red *
-                                         (ap_uint<17>)((ap_uint<10>)slot * (ap_uint<10>)g.sw / DDR_BEAT +
-                                                       SPP_SKIP_BEATS));
-    uint64_t rd = (uint64_t)chunks * (((uint64_t)items * v + 63) >> 6);
+    /* the batch's window beats: its n B bands' and its n tails' (< 2^21
+     * image bands of < 2^29 beats: narrow products) */
+    const ap_uint<21> nbm = (ap_uint<11>)g.n * (ap_uint<10>)B;
+    const uint64_t v = (uint64_t)(nbm * (ap_uint<29>)spp_band_beats(g, br + g.kh - 1)) +
+                       (tb > 0 ? (uint64_t)((ap_uint<11>)g.n * (ap_uint<29>)spp_band_beats(g, tb + g.kh - 1))
+                               : (uint64_t)0);
+    uint64_t rd = (uint64_t)chunks * ((v + 63) >> 6);
     /* the swept rows: a burst per row and band, the plane's beats once */
+    const int nbands = B + (tb > 0 ? 1 : 0);
     const uint32_t row = (uint32_t)((ap_uint<10>)g.oh * (ap_uint<10>)g.ow / DDR_BEAT) +
-                         (uint32_t)((ap_uint<10>)B * (ap_uint<7>)SPP_SKIP_BEATS);
+                         (uint32_t)((ap_uint<10>)nbands * (ap_uint<7>)SPP_SKIP_BEATS);
     const uint64_t rio = ((uint64_t)((ap_uint<11>)g.n * (ap_uint<12>)g.rows) * row + 63) >> 6;
     const uint64_t wr = g.wg ? 0 : rio;
     if (g.wg || mask)
@@ -359,7 +385,7 @@ band_rows:
         bool bound;
         int t0 = 0;
         spp_fits(g, 1, g.br, t0);
-        uint64_t bcost = spp_band_cost(g, g.bands, g.br, t0, cnt64, kl, mask, bound);
+        uint64_t bcost = spp_band_cost(g, g.bands, g.br, t0, 0, 1, t0, cnt64, kl, mask, bound);
         const int b0 = g.bands, top = 2 * b0 < g.oh ? 2 * b0 : g.oh;
         int bb = b0, bbr = g.br;
     band_counts:
@@ -369,7 +395,7 @@ band_rows:
             int tc = 0;
             if ((g.oh + cbr - 1) / cbr != nbands || !spp_fits(g, 1, cbr, tc))
                 continue;
-            const uint64_t c = spp_band_cost(g, nbands, cbr, tc, cnt64, kl, mask, bound);
+            const uint64_t c = spp_band_cost(g, nbands, cbr, tc, 0, 1, tc, cnt64, kl, mask, bound);
             if (bound && c < bcost) {
                 bcost = c;
                 bb = nbands;
@@ -394,6 +420,79 @@ band_rows:
             spp_fits(g, 1, bra, Ta) && Ta == Tb)
             g.br = bra;
     }
+    /* A tail band of several images an item (session 35), where one image
+     * an item is all the bands take: position tiles are SP_P positions, so
+     * an image's band wastes its last tile's (on a packing board its last
+     * pair's) unused positions, image after image.  CNV's L3 EB on the
+     * AUP-ZU3: 144 positions an image, 3 tiles of 64, 2 tile pairs.  Main
+     * bands of h rows (one image an item) and a tail band of the tb = oh
+     * mod h rows left, nbt images an item in the main bands' channel slot:
+     * there 8 rows (2 tiles, a pair) and 4 rows of 2 images (2 tiles, a
+     * pair), 3 pairs for 2 images, not 4.  Every main height from the
+     * tallest band down to half of it whose pieces of a plane are whole
+     * beats (h x ow and the plane: a tail item's pieces come after other
+     * images', so no partial beat is held for them) is costed
+     * (spp_band_cost) with every count of images a tail item takes within
+     * the window (its own tiles, the plan's T the larger: spp_item_of); one
+     * taken where the estimate is lower and bound by its steps. */
+    g.tb = 0;
+    g.nbt = 1;
+    int t2 = 0, tm = 0;
+    const bool whole_beats = ((g.oh * g.ow) & (DDR_BEAT - 1)) == 0;   /* a plane is whole beats */
+    if (g.n > 1 && whole_beats && !spp_fits(g, 2, g.br, t2)) {
+        const bool mask = g.eb && (f.flags & FLAG_RELU_MASK);
+        bool bound;
+        int t0 = 0;
+        spp_fits(g, 1, g.br, t0);
+        uint64_t bcost = spp_band_cost(g, g.bands, g.br, t0, 0, 1, t0, cnt64, kl, mask, bound);
+        const int hi = br < g.oh - 1 ? br : g.oh - 1;
+        int bh = 0, bt = 0, bn = 0;
+    tail_heights:
+        for (int h = hi; h >= 1 && 2 * h >= br; h--) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_DIM
+            const int bm = g.oh / h;
+            const int tb = g.oh - bm * h;
+            int th = 0;
+            /* every piece of a plane whole beats: a tail item's pieces come
+             * after other images' (spp_rows_wr holds no partial beat) */
+            if (tb == 0 || ((h * g.ow) & (DDR_BEAT - 1)) != 0 || !spp_fits(g, 1, h, th))
+                continue;
+            const int qt = (tb + g.kh - 1) * g.pw;
+            const int qm = (h + g.kh - 1) * g.pw;
+        tail_images:
+            for (int nbt = 2; nbt <= g.n; nbt++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
+                /* its tiles: up to the last image's last output (a slot's
+                 * last kh - 1 rows and its row's columns past ow are junk;
+                 * < 2^20 in a fitting plan: narrow products) */
+                const uint32_t used = (uint32_t)((ap_uint<11>)nbt * (ap_uint<20>)qt) -
+                                      (uint32_t)(g.kh * g.pw) + g.ow;
+                const int tt = (int)((used + SP_P - 1) / SP_P);
+                const int T = th > tt ? th : tt;
+                /* the tail's images in the channel slot, where they need more */
+                const int cs = (int)((ap_uint<11>)nbt * (ap_uint<20>)qt) > qm
+                                   ? (int)((ap_uint<11>)nbt * (ap_uint<20>)qt) : qm;
+                /* the window as spp_fits counts it (both grow with nbt) */
+                if (T > SP_OD || (uint64_t)((ap_uint<12>)(g.red - 1) * (ap_uint<20>)cs) + T * SP_P +
+                                         (g.kh - 1) * g.pw + g.kw - 1 > (uint64_t)SP_P * SP_WD)
+                    break;
+                const uint64_t c = spp_band_cost(g, bm, h, th, tb, nbt, tt, cnt64, kl, mask, bound);
+                if (bound && c < bcost) {
+                    bcost = c;
+                    bh = h;
+                    bt = T;
+                    bn = nbt;
+                }
+            }
+        }
+        if (bh > 0) {
+            g.bands = g.oh / bh;
+            g.br = bh;
+            g.tb = g.oh - g.bands * bh;
+            g.nbt = bn;
+            tm = bt;
+        }
+    }
     /* Images per item: the fewest estimated cycles, the larger of compute
      * (items x T steps per kept weight; FP, EB ceil(T / SP_POS_PAIR) per
      * SP_POS_KPAIR kept weights, WG per SP_WG_PAIR kept weights) and
@@ -407,10 +506,10 @@ band_rows:
     const ap_uint<43> wall = nred * plane;
     const uint64_t wsum = (uint64_t)(wall / DDR_BEAT) + (uint32_t)((ap_uint<11>)g.n * (ap_uint<9>)SPP_IMG_BEATS);
     const ap_uint<32> wb = (wsum + 63) >> 6;                 /* < 2^31 */
-    int best = 0, bt = 0;
+    int best = g.tb > 0 ? 1 : 0, bt = tm;   /* a tail: one image a main item */
     uint64_t bc = 0;
 batch_images:
-    for (int nb = 1; nb <= g.n; nb++) {
+    for (int nb = 1; nb <= g.n && g.tb == 0; nb++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
         if (!spp_fits(g, nb, g.br, T))
             break;
@@ -431,16 +530,21 @@ batch_images:
     }
     g.nb = best;
     g.T = bt;
+    const bool banded = g.bands > 1 || g.tb > 0;
     g.hw = spp_slot_rows(g, g.br);
     g.qimg = g.hw * g.pw;
-    g.tail = (g.bands == 1 ? g.ey * g.pw : 0) + g.ex;
+    g.hwt = g.tb + g.kh - 1;   /* the tail is never the whole plane */
+    g.qimgt = g.hwt * g.pw;
+    g.tail = (banded ? 0 : g.ey * g.pw) + g.ex;
     const int wskip = g.sh - (g.br + g.kh - 1);   /* source rows a band skips, at least */
-    g.span = g.bands > 1 && (wskip <= 0 || (uint32_t)wskip * g.sw <= SPP_SKIP_BEATS * DDR_BEAT);
-    g.rspan = g.bands > 1 && (uint32_t)(g.oh - g.br) * g.ow <= SPP_SKIP_BEATS * DDR_BEAT;
+    g.span = banded && (wskip <= 0 || (uint32_t)wskip * g.sw <= SPP_SKIP_BEATS * DDR_BEAT);
+    g.rspan = banded && (uint32_t)(g.oh - g.br) * g.ow <= SPP_SKIP_BEATS * DDR_BEAT;
     /* one image an item and every band's piece of a plane at least a beat
-     * (the last band the shortest): a beat is shared by two pieces at most */
-    g.join = g.nb == 1 && agu_bands_join(g.oh, g.bands, g.br, g.ow);
-    g.cs = g.nb * g.qimg;
+     * (the last band the shortest): a beat is shared by two pieces at most;
+     * a tail item's pieces come after other images' (no join) */
+    g.join = g.nb == 1 && g.tb == 0 && agu_bands_join(g.oh, g.bands, g.br, g.ow);
+    /* the tail's images in the main bands' channel slot, where they need more */
+    g.cs = g.tb > 0 && g.nbt * g.qimgt > g.qimg ? g.nbt * g.qimgt : g.nb * g.qimg;
     g.nmax = SP_OD / g.T;
     g.lii = spp_ii(g.sw, g.pw, g.sh);
     g.sii = spp_ii(g.ow, g.pw, g.oh);
@@ -450,6 +554,11 @@ batch_images:
     const int rem = SP_Q - g.qj * g.qimg;
     g.qu = rem / g.pw;
     g.qx = rem - g.qu * g.pw;
+    const int qt = g.tb > 0 ? g.qimgt : g.qimg;   /* a tail's slot (kh - 1 rows may be none) */
+    g.qjt = SP_Q / qt;
+    const int remt = SP_Q - g.qjt * qt;
+    g.qut = remt / g.pw;
+    g.qxt = remt - g.qut * g.pw;
     return true;
 }
 
@@ -524,21 +633,15 @@ chunk_bursts:
 /* EB's values: eval[t] = vals[wbuf[t]] (wbuf: the CSR positions of the
  * chunk's cnt entries).  The values array is scanned in SP_VALS-byte blocks,
  * each a beat per cycle into vbuf, every entry looking its value up in each
- * block; past SPP_SCAN blocks (a very long index) one gather per entry is
- * cheaper. */
-#define SPP_SCAN 8
-static void spp_values(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t cnt,
-                       const int32_t wbuf[SP_LIST], q8_t vbuf[SP_VALS], q8_t eval[SP_LIST]) {
-    if (f.count > (uint32_t)SPP_SCAN * SP_VALS) {
-        CTRAIN_LOOP(ew, 1, cnt);
-    spp_gather:
-        for (uint32_t t = 0; t < cnt; t++) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
-            eval[t] = agu_rd_byte(ddr, f.src2 + (uint32_t)wbuf[t]);
-        }
-        return;
-    }
+ * block: a cycle an entry a block.  A gather (a one-byte read an entry)
+ * takes a request slot, AGU_II_REQ cycles an entry at the port's
+ * outstanding reads: past SPP_SCAN blocks the gathers are cheaper (8 until
+ * session 35: CNV's L3 EB on the AUP-ZU3 scanned 8 blocks of 4096 values,
+ * 8 cycles an entry for the gathers' 4), and the list decode issues them
+ * (spp_lists), in the cycles its requests take. */
+#define SPP_SCAN AGU_II_REQ
+static void spp_value_scan(const ddr_t *ddr, const ctrain_insn_t &f, uint32_t cnt,
+                           const int32_t wbuf[SP_LIST], q8_t vbuf[SP_VALS], q8_t eval[SP_LIST]) {
 spp_value_blocks:
     for (uint32_t v0 = 0; v0 < f.count; v0 += SP_VALS) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SPP_SCAN
@@ -562,15 +665,16 @@ spp_value_blocks:
  * each of rowptr, col and, FP, vals); EB: the transposed index's entries of
  * input channels [ra, ra+nr), contiguous (one burst each of trow and tpos),
  * each channel's k_h*k_w column pointers read to find the taps, the values
- * found through tpos (spp_values).  Staging buffers are partitioned by the
- * beat: the lists arrive a beat per cycle.  Returns the chunk's first CSR
- * (or transposed) position. */
+ * found through tpos (gathered by the decode, or spp_value_scan).  Staging
+ * buffers are partitioned by the beat: the lists arrive a beat per cycle.
+ * Returns the chunk's first CSR (or transposed) position. */
 /* A channel's column start relative to its first, at most its list
  * (<= SP_LIST entries). */
 typedef ap_uint<CTRAIN_CLOG2(SP_LIST) + 1> spp_tap_t;
 
 static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
-                          const sparse_index_t &ix, int ra, int nr, const spp_qm toff[MAX_KK],
+                          const sparse_index_t &ix, int ra, int nr,
+                          const spp_qm toff[SPP_DL_COPIES][MAX_KK],
                           uint32_t start[SP_OD + 1], q8_t eval[SP_LIST], uint16_t eoq[SP_LIST],
                           uint16_t eom[SP_LIST],
                           uint16_t hbuf[SP_LIST], int32_t wbuf[SP_LIST], q8_t vbuf[SP_VALS]) {
@@ -585,19 +689,26 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
             agu_rd_wide<q8_t, SP_VALS, 1>(ddr, f.src2 + z0, vbuf, cnt);
         agu_rd_wide<uint16_t, SP_LIST, 2>(ddr, f.aux + (uint32_t)ix.col + 2 * z0, hbuf, cnt);
         sp_div16 dkk = sp_div_make(kk);
-        CTRAIN_LOOP(ew, 1, cnt);
+        CTRAIN_LOOP(ew, 1, (cnt + SPP_DL - 1) / SPP_DL);
     spp_decode_csr:
-        for (uint32_t t = 0; t < cnt; t++) {
+        for (uint32_t t0 = 0; t0 < cnt; t0 += SPP_DL) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
-            const uint32_t col = hbuf[t];
-            const uint32_t ch = sp_div(dkk, col);
-            /* ch < 2^16, kk <= MAX_KK: a narrow product, one DSP slice */
-            const uint32_t tap = col - (uint32_t)((sp_idx_t)ch * (ap_uint<8>)kk);
-            eval[t] = g.wg ? (q8_t)0 : vbuf[t];
-            const spp_qm a = spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)ch * cs)), toff[tap]);
-            eoq[t] = (uint16_t)a.q;
-            eom[t] = (uint16_t)a.m;
+#pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST/SPP_DL
+            for (int l = 0; l < SPP_DL; l++) {
+#pragma HLS UNROLL
+                const uint32_t te = t0 + l;   /* lane l's entry: bank l of each list */
+                if (te < cnt) {
+                    const uint32_t col = hbuf[te];
+                    const uint32_t ch = sp_div(dkk, col);
+                    /* ch < 2^16, kk <= MAX_KK: a narrow product, one DSP slice */
+                    const uint32_t tap = col - (uint32_t)((sp_idx_t)ch * (ap_uint<8>)kk);
+                    eval[te] = g.wg ? (q8_t)0 : vbuf[te];
+                    const spp_qm a =
+                        spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)ch * cs)), toff[l / 2][tap]);
+                    eoq[te] = (uint16_t)a.q;
+                    eom[te] = (uint16_t)a.m;
+                }
+            }
         }
     spp_rebase:
         for (int i = 0; i <= nr; i++) {
@@ -612,6 +723,8 @@ static uint32_t spp_lists(const ddr_t *ddr, const ctrain_insn_t &f, const spp_pl
     const uint32_t z1 = tpr[0];
     agu_rd_u32<MAX_KK + 1>(ddr, tp + 4 * (uint32_t)((ap_uint<12>)ra * (ap_uint<7>)kk), tpr, 1);
     const uint32_t z0 = tpr[0], cnt = z1 - z0;
+    /* the values gathered by the decode, or scanned after it (spp_value_scan) */
+    const bool gather = f.count > (uint32_t)SPP_SCAN * SP_VALS;
     agu_rd_wide<uint16_t, SP_LIST, 2>(ddr, f.aux + (uint32_t)ix.trow + 2 * z0, hbuf, cnt);
     agu_rd_wide<int32_t, SP_LIST, 4>(ddr, f.aux + (uint32_t)ix.tpos + 4 * z0, wbuf, cnt);
     /* The channel's column starts in registers, relative to its first (the
@@ -629,39 +742,74 @@ spp_rows_eb:
         start[i] = n;
         if (len > 0)
             sp_tap_starts<spp_tap_t>(tpr, 0, p0, kk, tpk);
-        CTRAIN_LOOP(ew, 1, len);
+        /* gathering, the loop runs at its gathers' rate (agu.h) */
+        if (gather)
+            CTRAIN_LOOP_GATHERS(ew, len);
+        else
+            CTRAIN_LOOP(ew, 1, len);
     spp_decode_csc:
         for (uint32_t t = 0; t < len; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_LIST
             const uint32_t tap = sp_tap_of<spp_tap_t>(tpk, kk, (spp_tap_t)t);
             const spp_qm a =
-                spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)hbuf[n + t] * cs)), toff[tap]);
+                spp_qm_add(spp_qm_of((uint32_t)((ap_uint<12>)hbuf[n + t] * cs)), toff[0][tap]);
             eoq[n + t] = (uint16_t)a.q;
             eom[n + t] = (uint16_t)a.m;
+            if (gather)
+                eval[n + t] = agu_rd_byte(ddr, f.src2 + (uint32_t)wbuf[n + t]);
         }
     }
     start[nr] = cnt;
-    spp_values(ddr, f, cnt, wbuf, vbuf, eval);
+    if (!gather)
+        spp_value_scan(ddr, f, cnt, wbuf, vbuf, eval);
     return z0;
 }
 
-/* One item: images [b0, b0 + nbi), swept rows [y0, y0 + bri); item k is
- * image group k / bands, band k % bands. */
+/* One item: images [b0, b0 + nbi), swept rows [y0, y0 + bri), its image
+ * slot's rows and words (hw, qimg: the plan's, or its tail band's). Without
+ * a tail band item k is image group k / bands, band k % bands; with one,
+ * per group of nbt images each image's bands, then the group's tail item. */
 struct spp_item {
     int b0, nbi, y0, bri;
+    bool tl;   /* the tail band's */
+    int hw, qimg;
+    int T;     /* tiles up to its last output position (<= the plan's T) */
 };
 
 static spp_item spp_item_of(const spp_plan &g, int k) {
 #pragma HLS INLINE off
     spp_item it;
-    const int grp = k / g.bands;   /* once per item */
     /* groups < 2^11, bands and rows < 2^10, images < 2^11: narrow products */
-    const int band = k - (dim_t)grp * (dim_t)g.bands;
-    it.b0 = (dim_t)grp * (dim_t)g.nb;
-    it.nbi = g.n - it.b0 < g.nb ? g.n - it.b0 : g.nb;
-    it.y0 = (dim_t)band * (dim_t)g.br;
-    it.bri = g.oh - it.y0 < g.br ? g.oh - it.y0 : g.br;
+    if (g.tb == 0) {
+        const int grp = k / g.bands;   /* once per item */
+        const int band = k - (dim_t)grp * (dim_t)g.bands;
+        it.b0 = (dim_t)grp * (dim_t)g.nb;
+        it.nbi = g.n - it.b0 < g.nb ? g.n - it.b0 : g.nb;
+        it.y0 = (dim_t)band * (dim_t)g.br;
+        it.bri = g.oh - it.y0 < g.br ? g.oh - it.y0 : g.br;
+        it.tl = false;
+    } else {
+        /* a whole group's items (< 2^21: nbt < 2^11 images, bands < 2^10) */
+        const int per = (int)((ap_uint<11>)g.nbt * (ap_uint<10>)g.bands) + 1;
+        const int grp = k / per;               /* once per item */
+        const int r = k - (int)((ap_uint<11>)grp * (ap_uint<21>)per);
+        const int g0 = (dim_t)grp * (dim_t)g.nbt;
+        const int ng = g.n - g0 < g.nbt ? g.n - g0 : g.nbt;
+        it.tl = r == (int)((ap_uint<11>)ng * (ap_uint<10>)g.bands);
+        const int j = it.tl ? 0 : r / g.bands;
+        it.b0 = g0 + j;
+        it.nbi = it.tl ? ng : 1;
+        it.y0 = (dim_t)(it.tl ? g.bands : r - (int)((ap_uint<11>)j * (ap_uint<10>)g.bands)) * (dim_t)g.br;
+        it.bri = it.tl ? g.tb : g.br;
+    }
+    it.hw = it.tl ? g.hwt : g.hw;
+    it.qimg = it.tl ? g.qimgt : g.qimg;
+    /* its last image's last output position, as spp_fits counts (< 2^20 in
+     * a fitting plan: narrow products), in tiles */
+    const uint32_t used = (uint32_t)((ap_uint<11>)(it.nbi - 1) * (ap_uint<20>)it.qimg) +
+                          (uint32_t)((ap_uint<10>)(it.bri - 1) * (ap_uint<10>)g.pw) + g.ow;
+    it.T = (int)((used + SP_P - 1) / SP_P);   /* a constant divisor */
     return it;
 }
 
@@ -944,7 +1092,7 @@ static void spp_load_window(const ddr_t *ddr, const spp_plan &g, uint32_t src, c
      * window once); only a band with padding rows, whose slot rows another
      * band filled with data, is zeroed first (unless the caller has:
      * zeroed). */
-    if (!zeroed && g.bands > 1 && (lo + g.ey > it.y0 || hi < top))
+    if (!zeroed && (g.bands > 1 || g.tb > 0) && (lo + g.ey > it.y0 || hi < top))
         spp_clear<SP_WD>(win, spp_qm_of((uint32_t)((ap_uint<12>)g.red * (ap_uint<20>)g.cs) + g.tail + SP_P - 1).q);
     if (hi <= lo)
         return;
@@ -966,7 +1114,7 @@ spp_window_pad:
 #pragma HLS LOOP_TRIPCOUNT min=0 max=CTRAIN_MAX_PAD
         d0 = spp_qm_add(d0, w.pitch);
     }
-    const spp_qm qimg = spp_qm_of((uint32_t)g.qimg);
+    const spp_qm qimg = spp_qm_of((uint32_t)it.qimg);
     /* one burst per image (whole planes) or per image and channel, one spp_rd */
     const int per = whole ? 1 : g.red;
 spp_window_images:
@@ -1011,11 +1159,11 @@ static spp_rows_plan spp_rows_make(const spp_plan &g, const spp_item &it, int nr
     p.w.pstep.m = 0;
     /* one burst per image: the band is the whole plane, or a read of whole
      * planes skipping the rows outside the band (g.rspan) */
-    p.whole = g.bands == 1 || (!write && g.rspan);
+    p.whole = (g.bands == 1 && g.tb == 0) || (!write && g.rspan);
     p.w.rpp = p.whole ? g.oh : it.bri;
     p.w.r0 = p.whole ? it.y0 : 0;
     p.w.r1 = p.w.r0 + it.bri;
-    p.qimg = spp_qm_of((uint32_t)g.qimg);
+    p.qimg = spp_qm_of((uint32_t)it.qimg);
     p.per = p.whole ? 1 : nr;
     return p;
 }
@@ -1153,12 +1301,29 @@ static inline uint32_t spp_group_steps(uint32_t len, bool pairs) {
     return runs > drain ? runs : drain;
 }
 
+/* A pair's PE steps (sp_steps' total) for its item's T tiles, from its
+ * sub-chunk's steps a tile (spp_unit's stot: WG a row's kept-weight steps
+ * and bias step; FP, EB a row's group steps, spp_group_steps): WG T each;
+ * FP, EB each per group of tiles (a pair, SP_POS_PAIR, or one), a pair's
+ * extra step per row, and after the last row the last group's drain (a
+ * pair where T is even). */
+static uint32_t spp_pair_steps(const spp_plan &g, int T, uint32_t sg, int nr) {
+#pragma HLS INLINE
+    /* T <= SP_OD + 1 < 2^9, rows < 2^10: narrow products */
+    if (g.wg)
+        return (uint32_t)((ap_uint<9>)T * (ap_uint<32>)sg);
+    const int tiles = (T + SP_POS_PAIR - 1) / SP_POS_PAIR;
+    const int extra = (T / SP_POS_PAIR) * (SP_POS_PAIR - 1);
+    return (uint32_t)((ap_uint<9>)tiles * (ap_uint<32>)sg) + (uint32_t)((ap_uint<10>)nr * (ap_uint<9>)extra) +
+           spp_group_steps(0, spp_pairs_tiles(g) && T % 2 == 0);
+}
+
 static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t total,
                      const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
                      const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
                      const spp_win_t win, const spp_rows_t rb,
-                     const spp_item &it, const int pj[SP_Q], const int pu[SP_Q],
-                     const int px[SP_Q], const sp_out &o, wide_t rbias[SP_OD],
+                     const spp_item &it, const spp_img_t pj[2][SP_Q], const spp_rc_t pu[2][SP_Q],
+                     const spp_rc_t px[SP_Q], const sp_out &o, wide_t rbias[SP_OD],
                      spp_rows_t out, acc_t tacc[2][SP_LH], q_stats &st) {
     /* its loop in execute's scope, where the MAC array is shared (mac_array.h) */
 #pragma HLS INLINE
@@ -1191,13 +1356,25 @@ static void sp_steps(bool outer, const spp_plan &g, int i0, int nr, uint32_t tot
 #pragma HLS ARRAY_PARTITION variable=vj type=complete
 #pragma HLS ARRAY_PARTITION variable=vu type=complete
 #pragma HLS ARRAY_PARTITION variable=vx type=complete
+    const int tl = it.tl ? 1 : 0;   /* the tail band's positions (spp_item) */
+    const int qj = it.tl ? g.qjt : g.qj, qu = it.tl ? g.qut : g.qu, qx = it.tl ? g.qxt : g.qx;
+    /* the item's first positions (a main band's slots or the tail's) */
+    spp_img_t fj[SP_Q];
+    spp_rc_t fu[SP_Q];
+#pragma HLS ARRAY_PARTITION variable=fj type=complete
+#pragma HLS ARRAY_PARTITION variable=fu type=complete
     for (int q = 0; q < SP_Q; q++) {
 #pragma HLS UNROLL
-        vj[q] = pj[q];
-        vu[q] = pu[q];
+        fj[q] = pj[tl][q];
+        fu[q] = pu[tl][q];
+        vj[q] = fj[q];
+        vu[q] = fu[q];
         vx[q] = px[q];
     }
     const bool pairs = spp_pairs_tiles(g);
+    /* the item's tiles (spp_item: a short last band, a last group of fewer
+     * images or a tail item may take fewer); rows keep the plan's T words */
+    const int T = it.T;
 step:
     for (uint32_t s = 0; s < total; s++) {
 #pragma HLS PIPELINE II=1
@@ -1236,7 +1413,7 @@ step:
          * SP_POS_KPAIR): the row's next kept weight too, if any (epair);
          * FP, EB otherwise: the next tile too, if any (tpair) */
         const bool epair = outer ? SP_WG_PAIR == 2 : SP_POS_KPAIR == 2;
-        const bool tpair = !outer && SP_POS_PAIR == 2 && t + 1 < g.T;
+        const bool tpair = !outer && SP_POS_PAIR == 2 && t + 1 < T;
         const bool two = epair ? j + 1 < len : tpair;
 #if SP_WG_PAIR == 2
         q8_t x1[SP_P];
@@ -1364,7 +1541,7 @@ step:
             }
             tsum = (t == 0 ? pe_sum_t(0) : tsum) + sum;
             tsum1 = (t == 0 ? pe_sum_t(0) : tsum1) + sum1;
-            if (live && t == g.T - 1) {
+            if (live && t == T - 1) {
                 /* entries e and (two) e + 1: one in each bank */
                 const bool odd = (e & 1u) != 0;
                 const uint32_t we = (e + 1) >> 1, wo = e >> 1;
@@ -1373,9 +1550,9 @@ step:
                 if (odd || two)
                     tacc[1][wo] = tacc[1][wo] + (acc_t)(odd ? tsum : tsum1);
             }
-            if (bstep && t == g.T - 1)
+            if (bstep && t == T - 1)
                 rbias[i] = rb_now + tsum;
-            if (++t == g.T) {
+            if (++t == T) {
                 t = 0;
                 j += two ? 2u : 1u;
                 if (j == runs) {
@@ -1409,21 +1586,21 @@ step:
                 const q8_t qv = conv_epilogue(v, o.bias, rb_now, o.relu, o.mask, rb[pq][hw], o.sh_out,
                                               clamped);
                 out[pq][hw] = qv;
-                const spp_img_t cj = restart ? (spp_img_t)pj[q] : vj[q];
-                const spp_rc_t cu = restart ? (spp_rc_t)pu[q] : vu[q];
-                const spp_rc_t cx = restart ? (spp_rc_t)px[q] : vx[q];
+                const spp_img_t cj = restart ? fj[q] : vj[q];
+                const spp_rc_t cu = restart ? fu[q] : vu[q];
+                const spp_rc_t cx = restart ? px[q] : vx[q];
                 if (cj < it.nbi && cu < it.bri && cx < g.ow)   /* an output, not junk */
                     q_lanes_add(ql, v, qv, clamped);
                 /* the lane's next position, SP_Q on */
-                spp_rc_t nx = cx + g.qx;
-                spp_rc_t nu = cu + g.qu;
-                spp_img_t nj = cj + g.qj;
+                spp_rc_t nx = cx + qx;
+                spp_rc_t nu = cu + qu;
+                spp_img_t nj = cj + qj;
                 if (nx >= g.pw) {
                     nx -= g.pw;
                     nu++;
                 }
-                if (nu >= g.hw) {
-                    nu -= g.hw;
+                if (nu >= it.hw) {
+                    nu -= it.hw;
                     nj++;
                 }
                 vj[q] = nj;
@@ -1470,7 +1647,7 @@ step:
         if (j == runs + (tpair ? 1u : 0u)) {
             j = 0;
             t += tpair ? 2 : 1;
-            if (t == g.T) {
+            if (t == T) {
                 t = 0;
                 i++;
                 rbase += g.T;
@@ -1517,14 +1694,16 @@ static void spp_load_p(ddr_t *ddr, const spp_plan g, const spp_job j, spp_pair &
 static void spp_compute_p(const spp_plan g, const spp_job j, const sp_out o, spp_pair &cp,
                           const uint32_t start[SP_OD + 1], const q8_t eval[SP_LIST],
                           const uint16_t eoq[SP_LIST], const uint16_t eom[SP_LIST],
-                          const uint32_t stot[SP_OD], const int pj[SP_Q], const int pu[SP_Q],
-                          const int px[SP_Q], const spp_win_t win, const spp_rows_t rb,
+                          const uint32_t stot[SP_OD], const spp_img_t pj[2][SP_Q],
+                          const spp_rc_t pu[2][SP_Q], const spp_rc_t px[SP_Q],
+                          const spp_win_t win, const spp_rows_t rb,
                           spp_rows_t out, wide_t rbias[SP_OD], acc_t tacc[2][SP_LH], q_stats &st) {
     /* a process of spp_pairs' DATAFLOW loop: pair k's steps on the path's MAC array */
 #pragma HLS INLINE off
     CTRAIN_PIPE_STAGE(1);
     const spp_item it = spp_item_of(g, cp.k);
-    sp_steps(g.wg, g, cp.i0, cp.nr, stot[cp.s], start, eval, eoq, eom, win, rb, it, pj, pu, px, o,
+    sp_steps(g.wg, g, cp.i0, cp.nr, spp_pair_steps(g, it.T, stot[cp.s], cp.nr), start, eval, eoq,
+             eom, win, rb, it, pj, pu, px, o,
              rbias, out, tacc, st);
     spp_pair_next(j.S, j.q, j.nr, cp);
 }
@@ -1545,8 +1724,9 @@ static void spp_store_p(ddr_t *ddr, const spp_plan g, const spp_job j, spp_pair 
 static void spp_pairs(ddr_t *ddr, const spp_plan g, const spp_job j, const sp_out o, int pairs,
                       spp_pair &lp, spp_pair &cp, spp_pair &sp, const uint32_t start[SP_OD + 1],
                       const q8_t eval[SP_LIST], const uint16_t eoq[SP_LIST],
-                      const uint16_t eom[SP_LIST], const uint32_t stot[SP_OD], const int pj[SP_Q],
-                      const int pu[SP_Q], const int px[SP_Q], wide_t rbias[SP_OD],
+                      const uint16_t eom[SP_LIST], const uint32_t stot[SP_OD],
+                      const spp_img_t pj[2][SP_Q], const spp_rc_t pu[2][SP_Q],
+                      const spp_rc_t px[SP_Q], wide_t rbias[SP_OD],
                       acc_t tacc[2][SP_LH], q_stats &st) {
 spp_pair_loop:
     for (int k = 0; k < pairs; k++) {
@@ -1615,6 +1795,10 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS BIND_STORAGE variable=eoq type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=eom type=ram_2p impl=lutram
 #endif
+    /* banked by the decode's lanes: an entry a bank a cycle (SPP_DL) */
+#pragma HLS ARRAY_PARTITION variable=eval type=cyclic factor=SPP_DL
+#pragma HLS ARRAY_PARTITION variable=eoq type=cyclic factor=SPP_DL
+#pragma HLS ARRAY_PARTITION variable=eom type=cyclic factor=SPP_DL
 #if CTRAIN_SPARSE_ACC_URAM
     /* the WG accumulators in URAM (config): a read and a write a bank a
      * cycle, as in BRAM */
@@ -1646,7 +1830,7 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=AGU_LANES(4)
 #pragma HLS ARRAY_PARTITION variable=vbuf type=cyclic factor=AGU_LANES(1)
     static uint32_t start[SP_OD + 1];
-    static uint32_t stot[SP_OD];    /* steps per sub-chunk */
+    static uint32_t stot[SP_OD];    /* steps a tile (group) per sub-chunk */
     static int32_t braw[SP_OD];
     static wide_t rbias[SP_OD];     /* FP: biases at e_acc; WG: bias gradients */
     /* small tables in distributed RAM */
@@ -1654,11 +1838,15 @@ static void spp_unit(ddr_t *ddr, const ctrain_insn_t &f, const spp_plan &g,
 #pragma HLS BIND_STORAGE variable=stot type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=braw type=ram_2p impl=lutram
 #pragma HLS BIND_STORAGE variable=rbias type=ram_2p impl=lutram
-    spp_qm toff[MAX_KK];
+    /* a copy per two lanes of the CSR decode (spp_lists: SPP_DL reads a cycle) */
+    spp_qm toff[SPP_DL_COPIES][MAX_KK];
+#pragma HLS ARRAY_PARTITION variable=toff type=complete dim=1
 #pragma HLS BIND_STORAGE variable=toff type=ram_2p impl=lutram
-    int pj[SP_Q], pu[SP_Q], px[SP_Q];   /* the drain lanes' first positions (sp_steps) */
-#pragma HLS ARRAY_PARTITION variable=pj type=complete
-#pragma HLS ARRAY_PARTITION variable=pu type=complete
+    /* the drain lanes' first positions (sp_steps): a main band's slots, the tail band's */
+    spp_img_t pj[2][SP_Q];
+    spp_rc_t pu[2][SP_Q], px[SP_Q];
+#pragma HLS ARRAY_PARTITION variable=pj type=complete dim=0
+#pragma HLS ARRAY_PARTITION variable=pu type=complete dim=0
 #pragma HLS ARRAY_PARTITION variable=px type=complete
     /* one instance of each item helper for the three stages: execute's
      * ALLOCATION (this function is inlined there) */
@@ -1675,39 +1863,46 @@ spp_taps:
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=MAX_KK
         const int lin = row + kx;
-        toff[k] = spp_qm_of((uint32_t)(g.eb ? last - lin : lin));
+        const spp_qm o = spp_qm_of((uint32_t)(g.eb ? last - lin : lin));
+        for (int c = 0; c < SPP_DL_COPIES; c++) {
+#pragma HLS UNROLL
+            toff[c][k] = o;
+        }
         if (++kx == g.kw) {
             kx = 0;
             row += g.pw;
         }
     }
-    /* PE p's position in tile 0 (p < SP_Q: the drain lanes'), counted */
-    int cj = 0, cu = 0, cx = 0;
+    /* PE p's position in tile 0 (p < SP_Q: the drain lanes'), counted in
+     * a main band's slots and in the tail band's (the same columns) */
+    int cj = 0, cu = 0, cx = 0, tj = 0, tu = 0;
+    const int thw = g.tb > 0 ? g.hwt : g.hw;
     CTRAIN_LOOP(ew, 1, SP_Q);
 spp_positions:
     for (int p = 0; p < SP_Q; p++) {
 #pragma HLS PIPELINE II=1
-        pj[p] = cj;
-        pu[p] = cu;
+        pj[0][p] = cj;
+        pu[0][p] = cu;
         px[p] = cx;
+        pj[1][p] = tj;
+        pu[1][p] = tu;
         if (++cx == g.pw) {
             cx = 0;
             if (++cu == g.hw) {
                 cu = 0;
                 cj++;
             }
+            if (++tu == thw) {
+                tu = 0;
+                tj++;
+            }
         }
     }
-    const int items = (g.n + g.nb - 1) / g.nb * g.bands;
-    /* steps per kept weight of a row (FP, EB: per pair of tiles, SP_POS_PAIR)
-     * and the rows' extra steps (a pair's second quantization) */
-    const uint32_t tiles = g.wg ? (uint32_t)g.T : (uint32_t)(g.T + SP_POS_PAIR - 1) / SP_POS_PAIR;
-    const uint32_t extra = g.wg ? 0u : (uint32_t)(g.T / SP_POS_PAIR) * (SP_POS_PAIR - 1);
-    /* FP, EB: each of a row's groups of tiles at least the previous group's
-     * drain, and after a sub-chunk's last row the last group's (a pair
-     * where T is even on a packing board; sp_steps) */
+    /* items: image groups x bands, and a tail item per group of nbt images */
+    const int items = g.tb > 0 ? g.n * g.bands + (g.n + g.nbt - 1) / g.nbt
+                               : (g.n + g.nb - 1) / g.nb * g.bands;
+    /* FP, EB: a row's groups of tiles each at least the previous group's drain */
     const bool pairs = spp_pairs_tiles(g);
-    const uint32_t tail = g.wg ? 0u : spp_group_steps(0, pairs && g.T % 2 == 0);
 #if CTRAIN_SPARSE_DATAFLOW == 0
     /* Both ping-pong copies zeroed once: the window's padding (columns; with
      * one band rows too) and the WG errors' junk positions are never loaded
@@ -1737,6 +1932,7 @@ spp_chunk:
         const int q = (nr + S - 1) / S;
         int si = 0, in = 0;
         uint32_t total = 0;
+        /* a sub-chunk's steps a tile (spp_pair_steps) */
     spp_total:
         for (int i = 0; i < nr; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=SP_OD
@@ -1746,10 +1942,9 @@ spp_chunk:
             /* WG: an empty row without biases one masked step a tile; with
              * biases each row's bias step a tile (sp_steps) */
             const uint32_t wsteps = (steps > 0 ? steps : (bias ? 0u : 1u)) + (bias ? 1u : 0u);
-            total += g.wg ? tiles * wsteps
-                          : tiles * spp_group_steps(len, pairs) + extra;
+            total += g.wg ? wsteps : spp_group_steps(len, pairs);
             if (++in == q || i + 1 == nr) {
-                stot[si++] = total + tail;
+                stot[si++] = total;
                 total = 0;
                 in = 0;
             }
@@ -1819,8 +2014,10 @@ spp_chunk:
                     spp_load_window(ddr, g, wsrc, it, win[lp.k & 1], false);
                 if (g.wg) {
                     /* junk positions hold 0: only an item with fewer images
-                     * or rows than the plan's has junk where others load */
-                    if (it.nbi < g.nb || it.bri < g.br)
+                     * or rows than the plan's has junk where others load
+                     * (with a tail band every item: its slots are not the
+                     * main bands') */
+                    if (it.nbi < g.nb || it.bri < g.br || g.tb > 0)
                         spp_clear<SP_OD>(rbuf[h], (uint32_t)lp.nr * g.T);
                     spp_rows_rd(ddr, g, f.src, it, ra + lp.i0, lp.nr, rbuf[h]);
                 } else if (o.mask) {
@@ -1832,7 +2029,8 @@ spp_chunk:
                 CTRAIN_STAGE(1);
                 const spp_item it = spp_item_of(g, cp.k);
                 const int h = k & 1;
-                sp_steps(g.wg, g, cp.i0, cp.nr, stot[cp.s], start, eval, eoq, eom, win[cp.k & 1],
+                sp_steps(g.wg, g, cp.i0, cp.nr, spp_pair_steps(g, it.T, stot[cp.s], cp.nr), start,
+                         eval, eoq, eom, win[cp.k & 1],
                          rbuf[h], it, pj, pu, px, o, rbias, obuf[h], tacc, st);
                 spp_pair_next(S, q, nr, cp);
                 CTRAIN_STAGE(2);

@@ -113,6 +113,13 @@ typedef ap_int<SP_RED_BITS> sp_red_t;
  * the one the dense unit calls (mac_array.h): requires CTRAIN_MAC_SHARED 0.
  * 0: the same stages called one after another in one loop body (the
  * overlap planned, not built). */
+/* Kept weights the position path's FP/WG list decode takes a cycle
+ * (sconv.cpp SPP_DL, session 35): 1, 2 or 4; each lane its divider and
+ * window-offset product (DSP slices), and the decoded lists banked by it. */
+#ifndef CTRAIN_SPARSE_DECODE
+#define CTRAIN_SPARSE_DECODE 4
+#endif
+
 #ifndef CTRAIN_SPARSE_DATAFLOW
 #define CTRAIN_SPARSE_DATAFLOW 0
 #endif

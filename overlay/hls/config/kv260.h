@@ -112,6 +112,10 @@
  * go back to the LUTs. */
 #define CTRAIN_MAC_SHARED 0
 #define CTRAIN_SPARSE_DATAFLOW 1
+/* The position path's FP/WG list decode two kept weights a cycle (sconv.h
+ * CTRAIN_SPARSE_DECODE, session 35): four lanes bank the lists four ways,
+ * +3.5 BRAM36 (85.1%, over the margin); two take +1.5 (83.7%). */
+#define CTRAIN_SPARSE_DECODE 2
 /* The dense unit's item loop a DATAFLOW loop (conv.h): load, compute and
  * store overlap, a row tile's staged weights its first pseudo-items. */
 #define CTRAIN_CONV_DATAFLOW 1

@@ -949,7 +949,7 @@ def _dense_conv(f, b, c):
         at = base + (((im[:, None] * p.rows + r0 + r) * p.oh + y0_k[it][:, None]) * p.ow)
         n = np.broadcast_to(run[it][:, None], at.shape)
         held = joined = 0
-        if ch == "wr" and vr <= R and _bands_join(p.oh, p.bands, p.br, p.ow, W):
+        if ch == "wr" and vr <= R and sparse_tiling.bands_join(p.oh, p.bands, p.br, p.ow, W):
             held, joined = _joins(at, n, r, vr, (y0_k[it] == 0)[:, None], (y1_k[it] == p.oh)[:, None], W)
             held, joined = held.ravel(), joined.ravel()
         _conv_runs(items, ch, np.repeat(it, vr), at.ravel(), n.ravel(), n.ravel(), 1,
@@ -1926,12 +1926,6 @@ def _pos_window(g, b, load, it, S, wsrc, wwords, df):
                    np.repeat((it.hi[pi] - it.lo[pi]) * g.sw, g.red), g.lii)
 
 
-def _bands_join(oh, bands, br, ow, W):
-    """agu.h agu_bands_join: bands of br rows (the last oh - (bands - 1) br)
-    of a plane ow wide make pieces a beat long at least, as joins need."""
-    return bands > 1 and (oh - (bands - 1) * br) * ow >= W
-
-
 def _joins(a, n, r, rows, fb, lb, W):
     """Held and joined partial beats of written pieces (agu.h agu_edge_first,
     agu_edge_last, ddr_put_edge): piece of `n` bytes at `a`, row r of a set
@@ -1967,7 +1961,7 @@ def _pos_rows_io(g, b, it, pr, items_, ch_, base):
     n = np.broadcast_to(bri * g.ow, a.shape)
     held = joined = 0
     W = b.ddr_beat
-    if ch_ == "wr" and g.nb == 1 and not g.tb and _bands_join(g.oh, g.bands, g.br, g.ow, W):
+    if ch_ == "wr" and g.join:
         # spp_rows_wr's joins, the chunk's rows the set
         held, joined = _joins(a, n, pr.pi0[pp][:, None] + i, pr.nr, y0 == 0, y0 + bri == g.oh, W)
         held, joined = held[inside], joined[inside]

@@ -33,6 +33,7 @@ class SparseUnit:
     wg_pair: int      # WG kept weights per step (SP_WG_PAIR)
     skip_beats: int   # beats a band's plane read may skip (SPP_SKIP_BEATS)
     img_beats: int    # an image's cost per chunk in the plan (SPP_IMG_BEATS)
+    join_imgs: int    # tail images whose partial beats join (SPP_JOIN_IMGS)
 
 
 @lru_cache(maxsize=None)
@@ -42,7 +43,7 @@ def _unit(name):
                       m.value("SP_OD"), m.value("SP_LIST"), m.value("CTRAIN_DDR_BEAT"),
                       m.value("SP_POS_PAIR"), m.value("SP_POS_KPAIR"), m.value("SP_WG_PAIR"),
                       m.value("SPP_SKIP_BEATS"),
-                      m.value("SPP_IMG_BEATS"))
+                      m.value("SPP_IMG_BEATS"), m.value("SPP_JOIN_IMGS"))
 
 
 def unit(board=None):
@@ -87,6 +88,7 @@ class PosPlan:
     tail: int   # window padding past the last slot
     span: bool    # bands read as whole planes, the other rows skipped: window
     rspan: bool   # ... and the row buffer's reads
+    join: bool    # written pieces join their shared partial beats (spp_plan.join)
     tb: int = 0    # a tail band after the bands: its swept rows (0: none)
     nbt: int = 1   # ... and its images an item
     hwt: int = 0   # ... its slot rows
@@ -266,18 +268,33 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
     return best, br, bands, bt, 0, 1
 
 
+def bands_join(oh, bands, br, ow, W):
+    """agu.h agu_bands_join (the dense unit's bands too): bands of br rows
+    (the last oh - (bands - 1) br) of a plane ow wide make pieces a beat
+    long at least, as joins need."""
+    return bands > 1 and (oh - (bands - 1) * br) * ow >= W
+
+
+def _tail_joins(u, ow, br, tb, nbt):
+    """spp_tail_joins: main bands of br rows and a tail of tb rows, nbt
+    images an item, join their pieces' partial beats (every piece a beat at
+    least, at most SPP_JOIN_IMGS tail images held apart)."""
+    return nbt <= u.join_imgs and br * ow >= u.beat and tb * ow >= u.beat
+
+
 def _tail_band(geo, fits, tallest, bands, br, kw, pw):
     """spp_make_plan's tail band (session 35), where one image an item is
     all the bands take: (main band rows h, the plan's tiles, tail rows oh
     mod h, tail images an item) of the main heights from the tallest band
-    down to half of it whose pieces of a plane are whole beats (h x ow and
-    the plane), with every count of tail images within the window (a tail
-    item its own tiles, the plan's T the larger), the one whose _band_cost
-    is lowest, below the plan's and bound by its steps; None when none is."""
+    down to half of it, with every count of tail images within the window
+    (a tail item its own tiles, the plan's T the larger) where every piece
+    of a plane is whole beats (h x ow and the plane), else up to
+    SPP_JOIN_IMGS whose partial beats join (_tail_joins), the one whose
+    _band_cost is lowest, below the plan's and bound by its steps; None
+    when none is."""
     u, oh, ow, kh, red = geo.u, geo.oh, geo.ow, geo.kh, geo.red
     P = u.P
-    if oh * ow % u.beat:   # a plane's pieces would not all be whole beats
-        return None
+    whole_beats = oh * ow % u.beat == 0
     cost, _ = _band_cost(geo, bands, br, fits(1, br)[1])
     best = None
     for h in range(min(tallest, oh - 1), 0, -1):
@@ -286,10 +303,11 @@ def _tail_band(geo, fits, tallest, bands, br, kw, pw):
         bm = oh // h
         tb = oh - bm * h
         ok, th = fits(1, h)
-        if not (tb and ok and h * ow % u.beat == 0):
+        whole = whole_beats and h * ow % u.beat == 0
+        if not (tb and ok and (whole or _tail_joins(u, ow, h, tb, 2))):
             continue
         qt, qm = (tb + kh - 1) * pw, (h + kh - 1) * pw
-        for nbt in range(2, geo.n + 1):
+        for nbt in range(2, (geo.n if whole else min(geo.n, u.join_imgs)) + 1):
             tt = _cdiv(nbt * qt - kh * pw + ow, P)
             T = max(th, tt)
             if T > u.odepth or (red - 1) * max(nbt * qt, qm) + T * P + (kh - 1) * pw + kw - 1 > P * u.wdepth:
@@ -327,11 +345,13 @@ def pos_plan(f, board):
         return None
     # the tail's images in the main bands' channel slot, where they need more
     cs = nbt * hwt * pw if tb and nbt * hwt * pw > hw * pw else best * hw * pw
+    # one image an item, every piece a beat at least: the pieces' shared beats join
+    join = best == 1 and (_tail_joins(u, ow, br, tb, nbt) if tb else bands_join(oh, bands, br, ow, u.beat))
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
                    hw, hw * pw, cs, bt, u.odepth // bt, lii,
                    sii, (0 if banded else ey * pw) + ex,
                    banded and (wskip <= 0 or wskip * sw <= skip),
-                   banded and (oh - br) * ow <= skip, tb, nbt, hwt, hwt * pw)
+                   banded and (oh - br) * ow <= skip, join, tb, nbt, hwt, hwt * pw)
 
 
 def rows_first(f):

@@ -333,6 +333,21 @@ static uint64_t spp_band_cost(const spp_plan &g, int B, int br, int T, int tb, i
     return comp > m ? comp : m;
 }
 
+/* Tail images whose pieces' partial beats spp_rows_wr joins (session 35):
+ * each image of a tail group holds its own beats until the group's tail
+ * item (SPP_JOIN_IMGS words a chunk row each, head and tail). */
+#define SPP_JOIN_IMGS 2
+
+/* Whether main bands of br rows and a tail of tb rows, nbt images an item,
+ * join their pieces' partial beats: every piece a beat at least (two share
+ * a beat at most) and the tail's images held apart. */
+static bool spp_tail_joins(int ow, int br, int tb, int nbt) {
+#pragma HLS INLINE
+    /* rows and widths < 2^10: narrow products */
+    return nbt <= SPP_JOIN_IMGS && (uint32_t)((ap_uint<10>)br * (ap_uint<10>)ow) >= DDR_BEAT &&
+           (uint32_t)((ap_uint<10>)tb * (ap_uint<10>)ow) >= DDR_BEAT;
+}
+
 static bool spp_make_plan(const ctrain_insn_t &f, spp_plan &g) {
     /* the fit test, one instance for the four searches */
 #pragma HLS ALLOCATION function instances=spp_fits limit=1
@@ -429,17 +444,19 @@ band_rows:
      * mod h rows left, nbt images an item in the main bands' channel slot:
      * there 8 rows (2 tiles, a pair) and 4 rows of 2 images (2 tiles, a
      * pair), 3 pairs for 2 images, not 4.  Every main height from the
-     * tallest band down to half of it whose pieces of a plane are whole
-     * beats (h x ow and the plane: a tail item's pieces come after other
-     * images', so no partial beat is held for them) is costed
-     * (spp_band_cost) with every count of images a tail item takes within
-     * the window (its own tiles, the plan's T the larger: spp_item_of); one
-     * taken where the estimate is lower and bound by its steps. */
+     * tallest band down to half of it is costed (spp_band_cost) with every
+     * count of images a tail item takes within the window (its own tiles,
+     * the plan's T the larger: spp_item_of): any count where every piece of
+     * a plane is whole beats (h x ow and the plane), else up to
+     * SPP_JOIN_IMGS, whose partial beats join (a tail item's pieces come
+     * after other images' bands: spp_rows_wr holds each tail image's
+     * beats apart); one taken where the estimate is lower and bound by its
+     * steps. */
     g.tb = 0;
     g.nbt = 1;
     int t2 = 0, tm = 0;
     const bool whole_beats = ((g.oh * g.ow) & (DDR_BEAT - 1)) == 0;   /* a plane is whole beats */
-    if (g.n > 1 && whole_beats && !spp_fits(g, 2, g.br, t2)) {
+    if (g.n > 1 && !spp_fits(g, 2, g.br, t2)) {
         const bool mask = g.eb && (f.flags & FLAG_RELU_MASK);
         bool bound;
         int t0 = 0;
@@ -453,14 +470,16 @@ band_rows:
             const int bm = g.oh / h;
             const int tb = g.oh - bm * h;
             int th = 0;
-            /* every piece of a plane whole beats: a tail item's pieces come
-             * after other images' (spp_rows_wr holds no partial beat) */
-            if (tb == 0 || ((h * g.ow) & (DDR_BEAT - 1)) != 0 || !spp_fits(g, 1, h, th))
+            /* every piece of a plane whole beats, or at most SPP_JOIN_IMGS
+             * tail images whose pieces' partial beats join (spp_tail_joins) */
+            const bool whole = whole_beats && ((h * g.ow) & (DDR_BEAT - 1)) == 0;
+            if (tb == 0 || (!whole && !spp_tail_joins(g.ow, h, tb, 2)) || !spp_fits(g, 1, h, th))
                 continue;
             const int qt = (tb + g.kh - 1) * g.pw;
             const int qm = (h + g.kh - 1) * g.pw;
         tail_images:
-            for (int nbt = 2; nbt <= g.n; nbt++) {
+            const int most = whole || g.n < SPP_JOIN_IMGS ? g.n : SPP_JOIN_IMGS;
+            for (int nbt = 2; nbt <= most; nbt++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
                 /* its tiles: up to the last image's last output (a slot's
                  * last kh - 1 rows and its row's columns past ow are junk;
@@ -541,8 +560,9 @@ batch_images:
     g.rspan = banded && (uint32_t)(g.oh - g.br) * g.ow <= SPP_SKIP_BEATS * DDR_BEAT;
     /* one image an item and every band's piece of a plane at least a beat
      * (the last band the shortest): a beat is shared by two pieces at most;
-     * a tail item's pieces come after other images' (no join) */
-    g.join = g.nb == 1 && g.tb == 0 && agu_bands_join(g.oh, g.bands, g.br, g.ow);
+     * with a tail band its images' beats held apart (spp_tail_joins) */
+    g.join = g.nb == 1 && (g.tb == 0 ? agu_bands_join(g.oh, g.bands, g.br, g.ow)
+                                      : spp_tail_joins(g.ow, g.br, g.tb, g.nbt));
     /* the tail's images in the main bands' channel slot, where they need more */
     g.cs = g.tb > 0 && g.nbt * g.qimgt > g.qimg ? g.nbt * g.qimgt : g.nb * g.qimg;
     g.nmax = SP_OD / g.T;
@@ -773,6 +793,7 @@ spp_rows_eb:
 struct spp_item {
     int b0, nbi, y0, bri;
     bool tl;   /* the tail band's */
+    int gj;    /* its first image's place in its tail group (its joins' held beats) */
     int hw, qimg;
     int T;     /* tiles up to its last output position (<= the plan's T) */
 };
@@ -789,6 +810,7 @@ static spp_item spp_item_of(const spp_plan &g, int k) {
         it.y0 = (dim_t)band * (dim_t)g.br;
         it.bri = g.oh - it.y0 < g.br ? g.oh - it.y0 : g.br;
         it.tl = false;
+        it.gj = 0;
     } else {
         /* a whole group's items (< 2^21: nbt < 2^11 images, bands < 2^10) */
         const int per = (int)((ap_uint<11>)g.nbt * (ap_uint<10>)g.bands) + 1;
@@ -798,6 +820,7 @@ static spp_item spp_item_of(const spp_plan &g, int k) {
         const int ng = g.n - g0 < g.nbt ? g.n - g0 : g.nbt;
         it.tl = r == (int)((ap_uint<11>)ng * (ap_uint<10>)g.bands);
         const int j = it.tl ? 0 : r / g.bands;
+        it.gj = j;
         it.b0 = g0 + j;
         it.nbi = it.tl ? ng : 1;
         it.y0 = (dim_t)(it.tl ? g.bands : r - (int)((ap_uint<11>)j * (ap_uint<10>)g.bands)) * (dim_t)g.br;
@@ -1210,10 +1233,11 @@ spp_rows_rd_images:
 static void spp_rows_wr(ddr_t *ddr, const spp_plan &g, uint32_t base, const spp_item &it, int ra,
                         int nr, int i0, int cnr, const spp_rows_t buf) {
 #pragma HLS INLINE off
-    /* the held partial beats: one word per chunk row each */
-    static beat_t tail[SP_OD];
+    /* the held partial beats: one word per chunk row each, per image of a
+     * tail group (a tail item's pieces join beats its images' bands held) */
+    static beat_t tail[SPP_JOIN_IMGS][SP_OD];
 #pragma HLS BIND_STORAGE variable=tail type=ram_2p impl=lutram
-    static beat_t head[SP_OD];
+    static beat_t head[SPP_JOIN_IMGS][SP_OD];
 #pragma HLS BIND_STORAGE variable=head type=ram_2p impl=lutram
     const spp_rows_plan p = spp_rows_make(g, it, nr, true);
     const bool fb = it.y0 == 0, lb = it.y0 + it.bri == g.oh;   /* first, last band */
@@ -1230,8 +1254,9 @@ spp_rows_wr_images:
             uint32_t at, n;
             spp_rows_burst(g, p, it, base, ra, nr, j, i, dj, w, at, n);
             const int r = i0 + i;
-            spp_wr<SP_OD>(ddr, at, n, buf, w, g.sii, tail, head, r, agu_edge_first(g.join, fb, r),
-                          agu_edge_last(g.join, lb, r, cnr));
+            const int jj = g.join ? it.gj + j : 0;   /* < SPP_JOIN_IMGS where the plan joins */
+            spp_wr<SP_OD>(ddr, at, n, buf, w, g.sii, tail[jj], head[jj], r,
+                          agu_edge_first(g.join, fb, r), agu_edge_last(g.join, lb, r, cnr));
         }
         dj = spp_qm_add(dj, p.qimg);
     }

@@ -317,7 +317,8 @@ static uint64_t spp_band_cost(const spp_plan &g, int B, int br, int T, int tb, i
      * image bands of < 2^29 beats: narrow products) */
     const ap_uint<21> nbm = (ap_uint<11>)g.n * (ap_uint<10>)B;
     const uint64_t v = (uint64_t)(nbm * (ap_uint<29>)spp_band_beats(g, br + g.kh - 1)) +
-                       (tb > 0 ? (uint64_t)((ap_uint<11>)g.n * (ap_uint<29>)spp_band_beats(g, tb + g.kh - 1))
+                       (tb > 0 ? (uint64_t)((ap_uint<11>)g.n *
+                                            (ap_uint<29>)spp_band_beats(g, tb + g.kh - 1))
                                : (uint64_t)0);
     uint64_t rd = (uint64_t)chunks * ((v + 63) >> 6);
     /* the swept rows: a burst per row and band, the plane's beats once */
@@ -442,7 +443,7 @@ band_rows:
      * AUP-ZU3: 144 positions an image, 3 tiles of 64, 2 tile pairs.  Main
      * bands of h rows (one image an item) and a tail band of the tb = oh
      * mod h rows left, nbt images an item in the main bands' channel slot:
-     * there 8 rows (2 tiles, a pair) and 4 rows of 2 images (2 tiles, a
+     * there 10 rows (2 tiles, a pair) and 2 rows of 2 images (2 tiles, a
      * pair), 3 pairs for 2 images, not 4.  Every main height from the
      * tallest band down to half of it is costed (spp_band_cost) with every
      * count of images a tail item takes within the window (its own tiles,
@@ -477,8 +478,8 @@ band_rows:
                 continue;
             const int qt = (tb + g.kh - 1) * g.pw;
             const int qm = (h + g.kh - 1) * g.pw;
-        tail_images:
             const int most = whole || g.n < SPP_JOIN_IMGS ? g.n : SPP_JOIN_IMGS;
+        tail_images:
             for (int nbt = 2; nbt <= most; nbt++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CTRAIN_MAX_BATCH
                 /* its tiles: up to the last image's last output (a slot's
@@ -823,7 +824,8 @@ static spp_item spp_item_of(const spp_plan &g, int k) {
         it.gj = j;
         it.b0 = g0 + j;
         it.nbi = it.tl ? ng : 1;
-        it.y0 = (dim_t)(it.tl ? g.bands : r - (int)((ap_uint<11>)j * (ap_uint<10>)g.bands)) * (dim_t)g.br;
+        const int band = it.tl ? g.bands : r - (int)((ap_uint<11>)j * (ap_uint<10>)g.bands);
+        it.y0 = (dim_t)band * (dim_t)g.br;
         it.bri = it.tl ? g.tb : g.br;
     }
     it.hw = it.tl ? g.hwt : g.hw;
@@ -1339,7 +1341,8 @@ static uint32_t spp_pair_steps(const spp_plan &g, int T, uint32_t sg, int nr) {
         return (uint32_t)((ap_uint<9>)T * (ap_uint<32>)sg);
     const int tiles = (T + SP_POS_PAIR - 1) / SP_POS_PAIR;
     const int extra = (T / SP_POS_PAIR) * (SP_POS_PAIR - 1);
-    return (uint32_t)((ap_uint<9>)tiles * (ap_uint<32>)sg) + (uint32_t)((ap_uint<10>)nr * (ap_uint<9>)extra) +
+    return (uint32_t)((ap_uint<9>)tiles * (ap_uint<32>)sg) +
+           (uint32_t)((ap_uint<10>)nr * (ap_uint<9>)extra) +
            spp_group_steps(0, spp_pairs_tiles(g) && T % 2 == 0);
 }
 

@@ -1995,7 +1995,7 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
         # sub-chunks: S of q rows (the last fewer), their steps
         S = _cdiv(nr, g.nmax)
         q = _cdiv(nr, S)
-        sg = _pos_steps(g, b, lens, q, pair, bias and g.wg)
+        sg = _pos_steps(g, b, lens, q, pair, tp, bias and g.wg)
         _pos_chunk_begin(f, g, c, ra, nr, cnt, bias)
         # (item, sub-chunk) pairs, item-major: pk item, ps sub-chunk, rows [pi0, pi0 + pnr)
         NP = it.k.size * S
@@ -2022,28 +2022,29 @@ def _pos_conv(f, g, b, c, lay, ptr, bounds):
             _pos_wg_store(f, c, ra, nr, z0, cnt, bias)
 
 
-def _pos_steps(g, b, lens, q, pair, bias=False):
+def _pos_steps(g, b, lens, q, pair, tp, bias=False):
     """PE steps a tile (a group of tiles) of each sub-chunk of q rows
     (spp_unit's stot, spp_total): WG ceil(len / pair) a row (an empty row
     one masked step, unless `bias`), with `bias` one more (the row's bias
     step, the errors' sum); FP, EB per row max(ceil(len / pair), drain),
     the drain what the SP_Q quantizers take for the previous group
     (spp_group_steps: SP_QD a tile, the pair's extra step one of them;
-    where the instruction pairs tiles any group may follow a pair)."""
+    where the instruction pairs tiles, tp = 2, any group may follow a
+    pair)."""
     starts = np.arange(0, len(lens), q)
     steps = -(-lens // pair)
     if g.wg:
         steps = steps + 1 if bias else np.maximum(steps, 1)
         return np.add.reduceat(steps, starts)
     qd = _hls_macro(b.name, "SP_QD")
-    pairs = _pairs_tiles(g, b)
-    drain = 2 * qd - 1 if pairs else qd
+    drain = 2 * qd - 1 if _pairs_tiles(g, tp) else qd
     return np.add.reduceat(np.maximum(np.maximum(steps, 1), drain), starts)
 
 
-def _pairs_tiles(g, b):
-    """spp_pairs_tiles: the instruction pairs tiles (a packing board, T >= 2)."""
-    return sparse_tiling.step_pairs(sparse_tiling.unit(b.name), False)[0] == 2 and g.T >= 2
+def _pairs_tiles(g, tp):
+    """spp_pairs_tiles: the instruction pairs tiles (tp = 2 on a packing
+    board, T >= 2)."""
+    return tp == 2 and g.T >= 2
 
 
 def _pair_steps(g, b, T, sg, nr, tp):
@@ -2054,7 +2055,7 @@ def _pair_steps(g, b, T, sg, nr, tp):
     if g.wg:
         return T * sg
     qd = _hls_macro(b.name, "SP_QD")
-    tail = np.where(_pairs_tiles(g, b) & (T % 2 == 0), 2 * qd - 1, qd)
+    tail = np.where(_pairs_tiles(g, tp) & (T % 2 == 0), 2 * qd - 1, qd)
     return -(-T // tp) * sg + nr * (T // tp) * (tp - 1) + tail
 
 

@@ -160,14 +160,26 @@ def _band_geo(n, rows, red, sh, sw, kh, oh, ow, count, u, tp, kp, mask, wg):
                     mask, wg, u)
 
 
+def _spans(sh, sw, slot, u):
+    """spp_spans: a band whose slot has `slot` rows of an sh x sw source
+    plane reads its image's whole planes, the other rows skipped (it skips
+    at most SPP_SKIP_BEATS a plane)."""
+    return sh - slot <= 0 or (sh - slot) * sw <= u.skip_beats * u.beat
+
+
+def _window_fits(red, cs, t, kh, kw, pw, u):
+    """spp_window_fits: channel slots cs apart and t tiles fit the window
+    and the output buffer (the last channel read to the last tile's end and
+    the farthest tap)."""
+    return t <= u.odepth and (red - 1) * cs + t * u.P + (kh - 1) * pw + kw - 1 <= u.P * u.wdepth
+
+
 def _band_beats(geo, slot):
     """Window beats of an image's band whose slot has `slot` rows
     (spp_band_beats): its planes in one burst where the band spans them
-    (skips at most SPP_SKIP_BEATS a plane), else its rows a burst per
-    channel; SPP_SKIP_BEATS a burst."""
+    (_spans), else its rows a burst per channel; SPP_SKIP_BEATS a burst."""
     W, skip = geo.u.beat, geo.u.skip_beats
-    wskip = geo.sh - slot
-    if wskip <= 0 or wskip * geo.sw <= skip * W:
+    if _spans(geo.sh, geo.sw, slot, geo.u):
         return geo.red * geo.sh * geo.sw // W + skip
     return geo.red * (slot * geo.sw // W + skip)
 
@@ -224,7 +236,7 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
     image)), both in units of 64 (tp: tiles per step, SP_POS_PAIR for FP
     and EB; kp: kept weights per step, SP_WG_PAIR for WG, SP_POS_KPAIR for
     FP and EB); None when not even one row fits."""
-    P, WD, OD = u.P, u.wdepth, u.odepth
+    P, OD = u.P, u.odepth
 
     def fits(nb, br):
         slot = br + kh - 1 - (ey if br == oh else 0)   # spp_slot_rows
@@ -232,7 +244,7 @@ def _pos_tiling(n, rows, red, sh, sw, kh, kw, oh, ow, ey, pw, count, u, tp=1, kp
         # tiles up to the last image's last output position (its slot's
         # junk rows and columns past it are never outputs)
         t = _cdiv(pos - (slot - br + 1) * pw + ow, P)
-        return t <= OD and (red - 1) * pos + t * P + (kh - 1) * pw + kw - 1 <= P * WD, t
+        return _window_fits(red, pos, t, kh, kw, pw, u), t
     br = oh
     while br >= 1 and not fits(1, br)[0]:
         br -= 1
@@ -310,7 +322,7 @@ def _tail_band(geo, fits, tallest, bands, br, kw, pw):
         for nbt in range(2, (geo.n if whole else min(geo.n, u.join_imgs)) + 1):
             tt = _cdiv(nbt * qt - kh * pw + ow, P)
             T = max(th, tt)
-            if T > u.odepth or (red - 1) * max(nbt * qt, qm) + T * P + (kh - 1) * pw + kw - 1 > P * u.wdepth:
+            if not _window_fits(red, max(nbt * qt, qm), T, kh, kw, pw, u):   # both grow with nbt
                 break
             c, bound = _band_cost(geo, bm, h, th, tb, nbt, tt)
             if bound and c < cost:
@@ -339,7 +351,6 @@ def pos_plan(f, board):
     hwt = tb + kh - 1   # the tail is never the whole plane
     banded = bands > 1 or tb > 0
     skip = u.skip_beats * u.beat   # bytes a plane may skip
-    wskip = sh - (br + kh - 1)
     lii, sii = _spp_ii(sw, pw, sh, u), _spp_ii(ow, pw, oh, u)
     if not (lii and sii):   # a beat's plane segment wider than V
         return None
@@ -350,7 +361,7 @@ def pos_plan(f, board):
     return PosPlan(eb, wg, n, rows, red, kh, kw, ey, ex, sh, sw, oh, ow, pw, best, br, bands,
                    hw, hw * pw, cs, bt, u.odepth // bt, lii,
                    sii, (0 if banded else ey * pw) + ex,
-                   banded and (wskip <= 0 or wskip * sw <= skip),
+                   banded and _spans(sh, sw, br + kh - 1, u),
                    banded and (oh - br) * ow <= skip, join, tb, nbt, hwt, hwt * pw)
 
 

@@ -198,6 +198,26 @@ static int spp_slot_rows(const spp_plan &g, int br) {
     return br + g.kh - 1 - (br == g.oh ? g.ey : 0);
 }
 
+/* Whether a plan of channel slots cs apart and t tiles fits the window and
+ * the output buffer: at most SP_OD tiles; the last channel read to the
+ * last tile's end and the farthest tap (cs < 2^20 in any fitting plan:
+ * narrow products). */
+static bool spp_window_fits(const spp_plan &g, uint32_t cs, uint32_t t) {
+#pragma HLS INLINE
+    const uint64_t need = (uint64_t)((ap_uint<12>)(g.red - 1) * (ap_uint<20>)cs) + t * SP_P +
+                          (uint32_t)((ap_uint<4>)(g.kh - 1) * (ap_uint<10>)g.pw) + g.kw - 1;
+    return t <= SP_OD && need <= (uint64_t)SP_P * SP_WD;
+}
+
+/* Whether a band whose slot has `slot` rows reads its image's whole planes,
+ * the other rows skipped (it skips at most SPP_SKIP_BEATS a plane): the
+ * plan's span, and the band estimate's reads. */
+static bool spp_spans(const spp_plan &g, int slot) {
+#pragma HLS INLINE
+    const int wskip = g.sh - slot;
+    return wskip <= 0 || (uint32_t)wskip * g.sw <= SPP_SKIP_BEATS * DDR_BEAT;
+}
+
 /* Window capacity an item of nb images and br swept rows needs (its last
  * channel's slot read to the last tile's end plus the farthest tap) and its
  * tiles. */
@@ -212,13 +232,7 @@ static bool spp_fits(const spp_plan &g, int nb, int br, int &T) {
     const uint32_t used = pos - (uint32_t)((ap_uint<10>)(slot - br + 1) * (ap_uint<10>)g.pw) + g.ow;
     const uint32_t t = used / SP_P + (used % SP_P != 0 ? 1u : 0u);
     T = (int)(t < SP_OD + 1 ? t : SP_OD + 1);
-    if (t > SP_OD)
-        return false;
-    /* channels pos apart; the last one read to the last tile's end and the
-     * farthest tap (pos < 2^20 in any fitting plan: narrow products) */
-    const uint64_t need = (uint64_t)((ap_uint<12>)(g.red - 1) * (ap_uint<20>)pos) + t * SP_P +
-                          (uint32_t)((ap_uint<4>)(g.kh - 1) * (ap_uint<10>)g.pw) + g.kw - 1;
-    return need <= (uint64_t)SP_P * SP_WD;
+    return spp_window_fits(g, pos, t);
 }
 
 /* The lane <-> bank path of the banked buffers (spp_rd, spp_wr): a step
@@ -280,9 +294,7 @@ static void spp_count(bool write, uint32_t addr, uint32_t len, int run, int rpp,
  * rows a burst per channel; SPP_SKIP_BEATS a burst. */
 static uint32_t spp_band_beats(const spp_plan &g, int slot) {
 #pragma HLS INLINE
-    const int wskip = g.sh - slot;
-    const bool span = wskip <= 0 || (uint32_t)wskip * g.sw <= SPP_SKIP_BEATS * DDR_BEAT;
-    return span ? (uint32_t)((ap_uint<12>)g.red * (ap_uint<20>)((ap_uint<10>)g.sh * (ap_uint<10>)g.sw) /
+    return spp_spans(g, slot) ? (uint32_t)((ap_uint<12>)g.red * (ap_uint<20>)((ap_uint<10>)g.sh * (ap_uint<10>)g.sw) /
                              DDR_BEAT) + SPP_SKIP_BEATS
                 : (uint32_t)((ap_uint<12>)g.red *
                              (ap_uint<17>)((ap_uint<10>)slot * (ap_uint<10>)g.sw / DDR_BEAT +
@@ -493,8 +505,7 @@ band_rows:
                 const int cs = (int)((ap_uint<11>)nbt * (ap_uint<20>)qt) > qm
                                    ? (int)((ap_uint<11>)nbt * (ap_uint<20>)qt) : qm;
                 /* the window as spp_fits counts it (both grow with nbt) */
-                if (T > SP_OD || (uint64_t)((ap_uint<12>)(g.red - 1) * (ap_uint<20>)cs) + T * SP_P +
-                                         (g.kh - 1) * g.pw + g.kw - 1 > (uint64_t)SP_P * SP_WD)
+                if (!spp_window_fits(g, (uint32_t)cs, (uint32_t)T))
                     break;
                 const uint64_t c = spp_band_cost(g, bm, h, th, tb, nbt, tt, cnt64, kl, mask, bound);
                 if (bound && c < bcost) {
@@ -556,8 +567,7 @@ batch_images:
     g.hwt = g.tb + g.kh - 1;   /* the tail is never the whole plane */
     g.qimgt = g.hwt * g.pw;
     g.tail = (banded ? 0 : g.ey * g.pw) + g.ex;
-    const int wskip = g.sh - (g.br + g.kh - 1);   /* source rows a band skips, at least */
-    g.span = banded && (wskip <= 0 || (uint32_t)wskip * g.sw <= SPP_SKIP_BEATS * DDR_BEAT);
+    g.span = banded && spp_spans(g, g.br + g.kh - 1);   /* the source rows a band skips, at least */
     g.rspan = banded && (uint32_t)(g.oh - g.br) * g.ow <= SPP_SKIP_BEATS * DDR_BEAT;
     /* one image an item and every band's piece of a plane at least a beat
      * (the last band the shortest): a beat is shared by two pieces at most;
